@@ -1,0 +1,82 @@
+package dev.coil.engine.model.arch;
+
+import dev.coil.engine.load.CheckpointException;
+import dev.coil.engine.model.BlockSpec;
+import dev.coil.engine.model.ModelConfig;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * GraniteMoeHybridForCausalLM, dense (num_local_experts 0: granite-4.0-h-350m/1b). Each layer is
+ * two residual blocks, mixer (Mamba-2 or attention) then the shared MLP, both scaled by
+ * residual_multiplier; embeddings × embedding_multiplier, logits ÷ logits_scaling, attention
+ * scaled by attention_multiplier, no positional encoding unless position_embedding_type is "rope".
+ */
+final class GraniteMoeHybrid {
+
+    private GraniteMoeHybrid() {
+    }
+
+    static ModelConfig read(ConfigReader config) {
+        int experts = config.getInt(8, "num_local_experts");
+        if (experts != 0) {
+            throw new CheckpointException(config.file() + ": num_local_experts is " + experts
+                    + "; Coil supports dense GraniteMoeHybrid models only (num_local_experts 0, as granite-4.0-h-350m and -1b).");
+        }
+        config.requireActivation("silu", "hidden_act");
+        int hidden = config.requireInt("hidden_size");
+        int layers = config.requireInt("num_hidden_layers");
+        List<String> spellings = config.getStrings("layer_types");
+        if (spellings == null) {
+            throw new CheckpointException(config.file() + ": key 'layer_types' is missing; GraniteMoeHybridForCausalLM needs it to place the attention layers.");
+        }
+        if (spellings.size() != layers) {
+            throw new CheckpointException(config.file() + ": layer_types has " + spellings.size()
+                    + " entries but num_hidden_layers is " + layers + ".");
+        }
+        List<LayerType> types = LayerType.parseAll(spellings, config.file(), "layer_types");
+        float eps = (float) config.getDouble(1e-6, "rms_norm_eps");
+
+        int queryHeads = config.requireInt("num_attention_heads");
+        int kvHeads = config.getInt(queryHeads, "num_key_value_heads");
+        int headDim = config.getInt(hidden / queryHeads, "head_dim");
+        String positions = config.getString("nope", "position_embedding_type");
+        int rotaryDim = positions.equals("rope") ? (int) (headDim * config.partialRotaryFactor(1.0)) : 0;
+        float theta = (float) config.ropeTheta();
+        float attentionScale = (float) config.getDouble(1.0, "attention_multiplier");
+        boolean attentionBias = config.getBoolean(false, "attention_bias");
+
+        int mambaHeads = config.getInt(128, "mamba_n_heads");
+        int expand = config.getInt(2, "mamba_expand");
+        int mambaHeadDim = MambaBlocks.headDim(config, "mamba_d_head", expand, hidden, mambaHeads);
+        int groups = config.getInt(1, "mamba_n_groups");
+        MambaBlocks.checkDivides(config, mambaHeads, groups);
+        float[] limit = config.timeStepLimit();
+        int ffn = config.requireInt("shared_intermediate_size");
+
+        List<BlockSpec> blocks = new ArrayList<>();
+        for (int i = 0; i < layers; i++) {
+            String layer = "model.layers." + i + ".";
+            String norm = layer + "input_layernorm.weight";
+            if (types.get(i) == LayerType.MAMBA) {
+                blocks.add(new BlockSpec.Mamba(i, layer + "mamba.", norm, mambaHeads, mambaHeadDim, groups,
+                        config.getInt(256, "mamba_d_state"), config.getInt(4, "mamba_d_conv"),
+                        config.getInt(256, "mamba_chunk_size"), config.getBoolean(true, "mamba_conv_bias"),
+                        config.getBoolean(false, "mamba_proj_bias"), limit[0], limit[1], mambaHeads * mambaHeadDim, eps));
+            } else if (types.get(i) == LayerType.ATTENTION) {
+                blocks.add(new BlockSpec.Attention(i, layer + "self_attn.", norm, queryHeads, kvHeads, headDim,
+                        attentionScale, rotaryDim, theta, attentionBias));
+            } else {
+                throw new CheckpointException(config.file() + ": layer_types[" + i
+                        + "] is 'mlp'; GraniteMoeHybridForCausalLM layers are mamba or attention.");
+            }
+            blocks.add(new BlockSpec.Mlp(i, layer + "shared_mlp.", layer + "post_attention_layernorm.weight",
+                    BlockSpec.MlpKind.GATED_SILU_FUSED, ffn, false));
+        }
+        boolean tied = config.getBoolean(false, "tie_word_embeddings");
+        return new ModelConfig("GraniteMoeHybridForCausalLM", config.requireInt("vocab_size"), hidden,
+                config.getInt(0, "max_position_embeddings"), (float) config.getDouble(1.0, "embedding_multiplier"),
+                (float) config.getDouble(1.0, "residual_multiplier"), (float) config.getDouble(1.0, "logits_scaling"),
+                eps, "model.embed_tokens.weight", "model.norm.weight", tied ? null : "lm_head.weight", blocks);
+    }
+}

@@ -1,0 +1,116 @@
+package dev.coil.engine.runner;
+
+import dev.coil.engine.load.Checkpoint;
+import dev.coil.engine.load.CheckpointException;
+import dev.coil.engine.load.GenerationConfig;
+import dev.coil.engine.load.ModelFolder;
+import dev.coil.engine.model.HybridModel;
+import dev.coil.engine.model.ModelConfig;
+import dev.coil.engine.model.ModelLoader;
+import dev.coil.engine.model.arch.Architecture;
+import dev.coil.engine.tokenizer.Tokenizer;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.LinkedHashSet;
+import java.util.Set;
+
+/**
+ * A model folder opened for inference: the architecture read from config.json, the memory-mapped
+ * weights, the tokenizer (when tokenizer.json is present) and the generation defaults. Everything
+ * that can be wrong with the folder fails here, at load.
+ */
+public final class LoadedModel implements AutoCloseable {
+
+    private final ModelFolder folder;
+    private final Checkpoint checkpoint;
+    private final HybridModel model;
+    private final Tokenizer tokenizer;
+    private final GenerationConfig generation;
+
+    private LoadedModel(ModelFolder folder, Checkpoint checkpoint, HybridModel model, Tokenizer tokenizer,
+            GenerationConfig generation) {
+        this.folder = folder;
+        this.checkpoint = checkpoint;
+        this.model = model;
+        this.tokenizer = tokenizer;
+        this.generation = generation;
+    }
+
+    public static LoadedModel load(Path directory) {
+        ModelFolder folder = ModelFolder.open(directory);
+        ModelConfig config = Architecture.readConfig(folder.config(), folder.configFile().toString());
+        Checkpoint checkpoint = folder.openCheckpoint();
+        try {
+            HybridModel model = ModelLoader.build(config, checkpoint);
+            Tokenizer tokenizer = null;
+            if (folder.tokenizerFile().isPresent()) {
+                tokenizer = Tokenizer.load(folder.tokenizerFile().get(), folder.tokenizerConfig().orElse(null));
+                if (tokenizer.vocabSize() > config.vocabSize()) {
+                    throw new CheckpointException(folder.tokenizerFile().get() + " has " + tokenizer.vocabSize()
+                            + " tokens but config.json's vocab_size is " + config.vocabSize() + ".");
+                }
+            }
+            return new LoadedModel(folder, checkpoint, model, tokenizer, folder.generationConfig());
+        } catch (IOException e) {
+            checkpoint.close();
+            throw new CheckpointException("Could not read the tokenizer of " + directory + ": " + e.getMessage(), e);
+        } catch (RuntimeException e) {
+            checkpoint.close();
+            throw e;
+        }
+    }
+
+    public HybridModel model() {
+        return model;
+    }
+
+    public ModelConfig config() {
+        return model.config();
+    }
+
+    public Path directory() {
+        return folder.directory();
+    }
+
+    public Checkpoint checkpoint() {
+        return checkpoint;
+    }
+
+    public GenerationConfig generationConfig() {
+        return generation;
+    }
+
+    public boolean hasTokenizer() {
+        return tokenizer != null;
+    }
+
+    /** The tokenizer; fails with a clear message when the folder has no tokenizer.json. */
+    public Tokenizer tokenizer() {
+        if (tokenizer == null) {
+            throw new IllegalStateException(folder.directory() + " has no tokenizer.json; give the prompt as token ids");
+        }
+        return tokenizer;
+    }
+
+    /** Text → ids as transformers' tokenizer(text) does by default (special tokens per tokenizer.json). */
+    public int[] encode(String text) {
+        return tokenizer().encode(text, true);
+    }
+
+    /** Token ids that end a generation: generation_config.json's eos_token_id, else the tokenizer's eos token. */
+    public Set<Integer> endOfSequenceIds() {
+        Set<Integer> ids = new LinkedHashSet<>(generation.eosTokenIds());
+        if (ids.isEmpty() && tokenizer != null) {
+            tokenizer.eosTokenId().ifPresent(ids::add);
+        }
+        return ids;
+    }
+
+    @Override
+    public void close() {
+        if (tokenizer != null) {
+            tokenizer.close();
+        }
+        checkpoint.close();
+    }
+}

@@ -1,0 +1,32 @@
+package dev.coil.server;
+
+import dev.coil.server.cli.BenchCommand;
+import dev.coil.server.cli.GenerateCommand;
+import dev.coil.server.cli.ScoreCommand;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** The coil command line: generate, score and bench. */
+@Command(name = "coil", mixinStandardHelpOptions = true, version = "coil 0.1.0",
+        description = "Coil: inference for hybrid attention + Mamba-2 language models.",
+        subcommands = {GenerateCommand.class, ScoreCommand.class, BenchCommand.class})
+public final class Main implements Runnable {
+
+    @Override
+    public void run() {
+        new CommandLine(this).usage(System.out);
+    }
+
+    public static void main(String[] args) {
+        int code = new CommandLine(new Main())
+                .setExecutionExceptionHandler((exception, commandLine, parseResult) -> {
+                    commandLine.getErr().println("coil: " + exception.getMessage());
+                    if (Boolean.getBoolean("coil.debug")) {
+                        exception.printStackTrace(commandLine.getErr());
+                    }
+                    return 1;
+                })
+                .execute(args);
+        System.exit(code);
+    }
+}

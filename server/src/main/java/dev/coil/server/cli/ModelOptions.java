@@ -1,0 +1,40 @@
+package dev.coil.server.cli;
+
+import dev.coil.engine.runner.LoadedModel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import picocli.CommandLine.Option;
+
+/** --model and --threads, shared by every command that loads a model. */
+public final class ModelOptions {
+
+    @Option(names = "--model", paramLabel = "DIR",
+            description = "Hugging Face model folder (config.json, safetensors, tokenizer.json). "
+                    + "Default: the bundled demo model, models/coil-demo.")
+    Path model;
+
+    @Option(names = "--threads", paramLabel = "N", description = "CPU threads (default: all cores).")
+    Integer threads;
+
+    /** The folder to load: --model, else the bundled demo model next to the launcher. */
+    public Path folder() {
+        if (model != null) {
+            return model;
+        }
+        Path home = Path.of(System.getProperty("coil.home", "."));
+        Path bundled = home.resolve("models").resolve("coil-demo");
+        if (!Files.isDirectory(bundled)) {
+            throw new IllegalArgumentException("no --model given and the bundled demo model (" + bundled
+                    + ") is not there; pass --model DIR with a Hugging Face model folder.");
+        }
+        return bundled;
+    }
+
+    public LoadedModel load() {
+        return LoadedModel.load(folder());
+    }
+
+    public int threads() {
+        return threads != null ? threads : Runtime.getRuntime().availableProcessors();
+    }
+}

@@ -16,6 +16,9 @@ public enum DType {
         return bytes;
     }
 
+    /** The supported spellings, for error messages: "F32, BF16 and F16". */
+    public static final String SUPPORTED = "F32, BF16 and F16";
+
     /** The safetensors spelling ("F32", "BF16", "F16"), or null when Coil does not support it. */
     public static DType fromSafetensors(String name) {
         return switch (name) {

@@ -1,0 +1,122 @@
+package dev.coil.engine.load;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.Map;
+
+/**
+ * One .safetensors file, memory-mapped read-only: [u64 little-endian header length][UTF-8 JSON
+ * header][tensor bytes]. Tensors are slices of the mapping, never copies, so a file larger than
+ * memory costs only what is touched. The mapping lives in a shared arena (any thread may read)
+ * until {@link #close()}.
+ */
+public final class SafeTensorsFile implements AutoCloseable {
+
+    /** The reference implementation refuses headers over 100 MB; so do we. */
+    static final long MAX_HEADER_BYTES = 100L * 1024 * 1024;
+
+    private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    private final Path path;
+    private final Arena arena;
+    private final MemorySegment mapping;
+    private final SafeTensorsHeader header;
+
+    private SafeTensorsFile(Path path, Arena arena, MemorySegment mapping, SafeTensorsHeader header) {
+        this.path = path;
+        this.arena = arena;
+        this.mapping = mapping;
+        this.header = header;
+    }
+
+    public static SafeTensorsFile open(Path path) {
+        String file = path.getFileName().toString();
+        Arena arena = Arena.ofShared();
+        try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
+            long size = channel.size();
+            if (size < 8) {
+                throw new CheckpointException(file + " is " + size
+                        + " bytes long, too short for a safetensors file (which starts with an 8-byte header length).");
+            }
+            MemorySegment mapping = channel.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
+            long headerLength = mapping.get(U64, 0);
+            if (headerLength < 0 || headerLength > MAX_HEADER_BYTES) {
+                throw new CheckpointException(file + ": the header length " + Long.toUnsignedString(headerLength)
+                        + " is over the 100 MB limit; the file is corrupt or not a safetensors file.");
+            }
+            if (8 + headerLength > size) {
+                throw new CheckpointException(file + ": the header length " + headerLength + " runs past the end of the "
+                        + size + "-byte file; the file is truncated or not a safetensors file.");
+            }
+            byte[] headerBytes = mapping.asSlice(8, headerLength).toArray(ValueLayout.JAVA_BYTE);
+            SafeTensorsHeader header = SafeTensorsHeader.parse(file, headerBytes, 8 + headerLength, size);
+            return new SafeTensorsFile(path, arena, mapping, header);
+        } catch (NoSuchFileException e) {
+            arena.close();
+            throw new CheckpointException(path + " does not exist.", e);
+        } catch (IOException e) {
+            arena.close();
+            throw new CheckpointException(path + " cannot be read (" + e.getMessage() + ").", e);
+        } catch (RuntimeException e) {
+            arena.close();
+            throw e;
+        }
+    }
+
+    public Path path() {
+        return path;
+    }
+
+    /** The file name used in messages ("model-00001-of-00002.safetensors"). */
+    public String fileName() {
+        return path.getFileName().toString();
+    }
+
+    /** Tensor name → where it lives, in header order. */
+    public Map<String, TensorInfo> tensors() {
+        return header.tensors();
+    }
+
+    /** The "__metadata__" strings (usually {"format": "pt"}); empty when absent. */
+    public Map<String, String> metadata() {
+        return header.metadata();
+    }
+
+    public boolean has(String name) {
+        return header.tensors().containsKey(name);
+    }
+
+    public TensorInfo info(String name) {
+        TensorInfo info = header.tensors().get(name);
+        if (info == null) {
+            throw new CheckpointException(fileName() + " has no tensor '" + name + "'.");
+        }
+        return info;
+    }
+
+    /** The tensor's bytes as a slice of the mapping, exactly {@code info(name).byteSize()} long. */
+    public MemorySegment data(String name) {
+        return data(info(name));
+    }
+
+    MemorySegment data(TensorInfo info) {
+        return mapping.asSlice(info.dataOffset(), info.byteSize());
+    }
+
+    public long byteSize() {
+        return mapping.byteSize();
+    }
+
+    /** Unmaps the file; slices handed out before become unusable. */
+    @Override
+    public void close() {
+        arena.close();
+    }
+}

@@ -1,0 +1,52 @@
+package dev.coil.engine.load;
+
+import java.util.Arrays;
+
+/**
+ * The values of one tensor to write, produced chunk by chunk so that a tensor larger than any
+ * array (random benchmark weights) never exists in memory whole.
+ */
+public interface TensorSource {
+
+    /** The dtype to store; values are produced as f32 and rounded to it. */
+    DType dtype();
+
+    long[] shape();
+
+    /** Fills {@code chunk} with elements [offset, offset + chunk.length) in row-major order. */
+    void fill(long offset, float[] chunk);
+
+    default long elementCount() {
+        long count = 1;
+        for (long dim : shape()) {
+            count = Math.multiplyExact(count, dim);
+        }
+        return count;
+    }
+
+    /** A tensor whose values are all in memory. */
+    static TensorSource of(DType dtype, float[] values, long... shape) {
+        long[] dims = shape.clone();
+        long count = Arrays.stream(dims).reduce(1, Math::multiplyExact);
+        if (count != values.length) {
+            throw new IllegalArgumentException("shape " + TensorInfo.shapeText(dims) + " holds " + count
+                    + " elements, but " + values.length + " values were given");
+        }
+        return new TensorSource() {
+            @Override
+            public DType dtype() {
+                return dtype;
+            }
+
+            @Override
+            public long[] shape() {
+                return dims.clone();
+            }
+
+            @Override
+            public void fill(long offset, float[] chunk) {
+                System.arraycopy(values, Math.toIntExact(offset), chunk, 0, chunk.length);
+            }
+        };
+    }
+}

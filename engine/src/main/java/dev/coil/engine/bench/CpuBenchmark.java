@@ -1,0 +1,101 @@
+package dev.coil.engine.bench;
+
+import dev.coil.engine.cpu.CpuOps;
+import dev.coil.engine.cpu.MemoryBandwidth;
+import dev.coil.engine.load.Checkpoint;
+import dev.coil.engine.model.HybridModel;
+import dev.coil.engine.model.ModelConfig;
+import dev.coil.engine.model.Phase;
+import dev.coil.engine.model.SequenceState;
+import dev.coil.engine.runner.Generator;
+import dev.coil.engine.runner.LoadedModel;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+
+/**
+ * Prefill and decode speed on the CPU, beside the decode floor: the bytes of weights one decoded
+ * token must read, over the machine's measured memory read bandwidth.
+ */
+public final class CpuBenchmark {
+
+    /** One prompt length: prefill rate, then greedy decode time per token. */
+    public record Row(int promptTokens, double prefillSeconds, double prefillTokensPerSecond, int decodeTokens,
+            double decodeMillisPerToken, double decodeTokensPerSecond, double floorMillisPerToken) {
+
+        /** floor / measured: 1.0 would be reading the weights at full bandwidth and nothing else. */
+        public double fractionOfFloor() {
+            return floorMillisPerToken / decodeMillisPerToken;
+        }
+    }
+
+    public record Result(String architecture, long parameters, long weightBytesPerToken, double bandwidthGBps,
+            int threads, List<Row> rows) {
+    }
+
+    private CpuBenchmark() {
+    }
+
+    /** Bytes of weights read per decoded token: every tensor but the embedding table (one row), unless tied. */
+    public static long weightBytesPerToken(LoadedModel loaded) {
+        Checkpoint checkpoint = loaded.checkpoint();
+        ModelConfig config = loaded.config();
+        long total = 0;
+        for (String name : checkpoint.names()) {
+            total += checkpoint.info(name).byteSize();
+        }
+        if (config.lmHeadName() != null) {
+            String embedding = checkpoint.has(config.embeddingName()) ? config.embeddingName()
+                    : config.embeddingName().replace("embeddings.weight", "embedding.weight");
+            total -= checkpoint.info(embedding).byteSize();
+        }
+        return total;
+    }
+
+    public static Result run(LoadedModel loaded, CpuOps ops, int[] promptLengths, int decodeTokens,
+            java.util.function.Consumer<String> log) {
+        HybridModel model = loaded.model();
+        log.accept("measuring memory read bandwidth...");
+        double bandwidth = MemoryBandwidth.measureReadGBps();
+        long bytes = weightBytesPerToken(loaded);
+        double floorMillis = bytes / (bandwidth * 1e9) * 1e3;
+        Generator generator = new Generator(loaded, ops);
+        List<Row> rows = new ArrayList<>();
+        SplittableRandom random = new SplittableRandom(1);
+        for (int length : promptLengths) {
+            int[] prompt = new int[length];
+            for (int i = 0; i < length; i++) {
+                prompt[i] = 1 + random.nextInt(model.config().vocabSize() - 1);
+            }
+            log.accept("prefill of " + length + " tokens...");
+            SequenceState sequence = model.newSequence();
+            long start = System.nanoTime();
+            float[] logits = generator.prefill(sequence, prompt);
+            double prefillSeconds = (System.nanoTime() - start) / 1e9;
+
+            log.accept("decode of " + decodeTokens + " tokens...");
+            int token = argmax(logits);
+            model.forward(ops, sequence, new int[] {token}, Phase.DECODE, false); // warm-up step, not timed
+            long decodeStart = System.nanoTime();
+            for (int i = 0; i < decodeTokens; i++) {
+                logits = model.forward(ops, sequence, new int[] {token}, Phase.DECODE, false);
+                token = argmax(logits);
+            }
+            double millisPerToken = (System.nanoTime() - decodeStart) / 1e6 / decodeTokens;
+            rows.add(new Row(length, prefillSeconds, length / prefillSeconds, decodeTokens, millisPerToken,
+                    1000.0 / millisPerToken, floorMillis));
+        }
+        return new Result(model.config().architecture(), loaded.checkpoint().parameterCount(), bytes, bandwidth,
+                ops.parallel().threads(), rows);
+    }
+
+    private static int argmax(float[] logits) {
+        int best = 0;
+        for (int i = 1; i < logits.length; i++) {
+            if (logits[i] > logits[best]) {
+                best = i;
+            }
+        }
+        return best;
+    }
+}

@@ -1,0 +1,114 @@
+package dev.coil.engine.runner;
+
+import dev.coil.engine.model.HybridModel;
+import dev.coil.engine.model.Phase;
+import dev.coil.engine.model.SequenceState;
+import dev.coil.engine.ops.Ops;
+import dev.coil.engine.tokenizer.StreamingDecoder;
+import java.util.Arrays;
+import java.util.Set;
+import java.util.function.Consumer;
+
+/**
+ * One sequence from prompt to finish: prefill the prompt in chunks, then decode token by token,
+ * sampling each from the logits, until an end-of-sequence token, a stop token or string, or
+ * max_tokens. Text is streamed to a listener as it becomes final (whole UTF-8 characters, never
+ * the start of a stop string).
+ */
+public final class Generator {
+
+    /** Prompt tokens per prefill call: bounds activation memory; results don't depend on it. */
+    public static final int DEFAULT_PREFILL_CHUNK = 512;
+
+    private final LoadedModel loaded;
+    private final Ops ops;
+    private final int prefillChunk;
+
+    public Generator(LoadedModel loaded, Ops ops, int prefillChunk) {
+        if (prefillChunk <= 0) {
+            throw new IllegalArgumentException("prefill chunk must be positive, got " + prefillChunk);
+        }
+        this.loaded = loaded;
+        this.ops = ops;
+        this.prefillChunk = prefillChunk;
+    }
+
+    public Generator(LoadedModel loaded, Ops ops) {
+        this(loaded, ops, DEFAULT_PREFILL_CHUNK);
+    }
+
+    /** Prefills {@code tokens} into {@code sequence} in chunks and returns the logits after the last one. */
+    public float[] prefill(SequenceState sequence, int[] tokens) {
+        float[] logits = null;
+        for (int start = 0; start < tokens.length; start += prefillChunk) {
+            int end = Math.min(tokens.length, start + prefillChunk);
+            logits = loaded.model().forward(ops, sequence, Arrays.copyOfRange(tokens, start, end), Phase.PREFILL, false);
+        }
+        return logits;
+    }
+
+    public Generation generate(int[] prompt, SamplingParams params, Consumer<String> onText) {
+        HybridModel model = loaded.model();
+        checkContext(prompt.length, params.maxTokens());
+        Set<Integer> endIds = loaded.endOfSequenceIds();
+        Sampler sampler = new Sampler(params);
+        TokenHistory history = new TokenHistory(prompt);
+        StreamingDecoder decoder = loaded.hasTokenizer() ? new StreamingDecoder(loaded.tokenizer(), true) : null;
+        StopMatcher stops = new StopMatcher(params.stopStrings());
+        StringBuilder text = new StringBuilder();
+
+        long start = System.nanoTime();
+        SequenceState sequence = model.newSequence();
+        float[] logits = prefill(sequence, prompt);
+        long prefilled = System.nanoTime();
+
+        int[] generated = new int[params.maxTokens()];
+        int count = 0;
+        int decodeSteps = 0;
+        FinishReason finish = FinishReason.LENGTH;
+        while (count < params.maxTokens()) {
+            int token = sampler.sample(logits, history);
+            if (endIds.contains(token) || params.stopTokenIds().contains(token)) {
+                finish = FinishReason.STOP;
+                break;
+            }
+            generated[count++] = token;
+            history.append(token);
+            if (decoder != null && emit(stops.accept(decoder.accept(token)), text, onText)) {
+                finish = FinishReason.STOP;
+                break;
+            }
+            if (count < params.maxTokens()) {
+                logits = model.forward(ops, sequence, new int[] {token}, Phase.DECODE, false);
+                decodeSteps++;
+            }
+        }
+        if (decoder != null && !stops.stopped() && !emit(stops.accept(decoder.flush()), text, onText)) {
+            emit(new StopMatcher.Result(stops.flush(), false, null), text, onText);
+        }
+        long done = System.nanoTime();
+        Timings timings = new Timings(prompt.length, (prefilled - start) / 1e6, decodeSteps, (done - prefilled) / 1e6);
+        return new Generation(Arrays.copyOf(generated, count), text.toString(), finish, timings);
+    }
+
+    /** Appends and forwards a stop matcher's released text; true when a stop string was hit. */
+    private static boolean emit(StopMatcher.Result result, StringBuilder text, Consumer<String> onText) {
+        String delta = result.text();
+        if (delta != null && !delta.isEmpty()) {
+            text.append(delta);
+            onText.accept(delta);
+        }
+        return result.stopped();
+    }
+
+    private void checkContext(int promptTokens, int maxTokens) {
+        int window = loaded.config().contextLength();
+        if (promptTokens == 0) {
+            throw new IllegalArgumentException("prompt must contain at least one token");
+        }
+        if (window > 0 && promptTokens + maxTokens > window) {
+            throw new IllegalArgumentException("the prompt (" + promptTokens + " tokens) plus max_tokens (" + maxTokens
+                    + ") exceeds the model's context window of " + window + " tokens");
+        }
+    }
+}

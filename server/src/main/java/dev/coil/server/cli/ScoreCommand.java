@@ -1,0 +1,70 @@
+package dev.coil.server.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.coil.engine.cpu.CpuOps;
+import dev.coil.engine.cpu.Parallel;
+import dev.coil.engine.runner.LoadedModel;
+import dev.coil.engine.runner.ScoreResult;
+import dev.coil.engine.runner.Scorer;
+import dev.coil.engine.runner.TokenLogprob;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/** Prompt logprobs, as OpenAI's completions API returns with echo and logprobs. */
+@Command(name = "score", mixinStandardHelpOptions = true,
+        description = "Print {token_ids, logprobs, top_logprobs}: each token's logprob given the ones before it "
+                + "(null for the first) and the K most likely tokens for the position after it.")
+public final class ScoreCommand implements Callable<Integer> {
+
+    @Mixin
+    ModelOptions modelOptions;
+
+    @Mixin
+    PromptOptions promptOptions;
+
+    @Option(names = "--top-logprobs", defaultValue = "0", paramLabel = "K", description = "Alternatives per position (default ${DEFAULT-VALUE}).")
+    int topLogprobs;
+
+    @Override
+    public Integer call() throws Exception {
+        if (topLogprobs < 0) {
+            throw new IllegalArgumentException("--top-logprobs must be 0 or more, got " + topLogprobs);
+        }
+        try (LoadedModel model = modelOptions.load()) {
+            int[] ids = promptOptions.tokens(model);
+            ScoreResult result = new Scorer(model, new CpuOps(new Parallel(modelOptions.threads()))).score(ids, topLogprobs);
+            System.out.println(toJson(result));
+        }
+        return 0;
+    }
+
+    static String toJson(ScoreResult result) throws Exception {
+        ObjectMapper mapper = new ObjectMapper();
+        ObjectNode root = mapper.createObjectNode();
+        ArrayNode ids = root.putArray("token_ids");
+        for (int id : result.tokenIds()) {
+            ids.add(id);
+        }
+        ArrayNode logprobs = root.putArray("logprobs");
+        for (int i = 0; i < result.tokenIds().length; i++) {
+            if (i == 0) {
+                logprobs.addNull();
+            } else {
+                logprobs.add(result.logprobs()[i]);
+            }
+        }
+        ArrayNode top = root.putArray("top_logprobs");
+        for (List<TokenLogprob> position : result.topLogprobs()) {
+            ArrayNode entries = top.addArray();
+            for (TokenLogprob entry : position) {
+                entries.addObject().put("id", entry.id()).put("logprob", entry.logprob());
+            }
+        }
+        return mapper.writeValueAsString(root);
+    }
+}

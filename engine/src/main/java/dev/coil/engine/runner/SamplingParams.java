@@ -1,0 +1,237 @@
+package dev.coil.engine.runner;
+
+import java.util.List;
+import java.util.Set;
+
+/**
+ * How one request picks its tokens and when it stops. Values are validated here, at the boundary, with
+ * messages that start with the parameter's name as the OpenAI API spells it ("top_p must be in (0, 1], got
+ * 1.5"), so the HTTP server can return them as 400 errors unchanged.
+ *
+ * <p>Build with {@link #builder()} (defaults: the OpenAI ones, temperature 1 and every filter off) or
+ * {@link #greedy()}, and derive variants with the {@code withX} methods.
+ *
+ * @param temperature divides the logits; 0 means greedy (argmax)
+ * @param topK keep the k most likely tokens; 0 turns it off (-1, vLLM's spelling of off, is accepted too)
+ * @param topP keep the smallest set of most likely tokens whose probabilities sum to at least topP; 1 is off
+ * @param minP drop tokens less likely than minP times the most likely one; 0 is off
+ * @param repetitionPenalty HF-style penalty on every token already in the prompt or output; 1 is off
+ * @param presencePenalty OpenAI: subtracted once from the logit of each token already generated
+ * @param frequencyPenalty OpenAI: subtracted from each generated token's logit per time it was generated
+ * @param seed seeds the request's random generator; null draws a random seed
+ * @param stopTokenIds generation ends after any of these (the caller adds the model's EOS ids)
+ * @param stopStrings generation ends before any of these strings; they are not part of the output
+ * @param maxTokens most tokens to generate; {@link #UNLIMITED_TOKENS} lets the context length decide
+ */
+public record SamplingParams(
+        double temperature,
+        int topK,
+        double topP,
+        double minP,
+        double repetitionPenalty,
+        double presencePenalty,
+        double frequencyPenalty,
+        Long seed,
+        Set<Integer> stopTokenIds,
+        List<String> stopStrings,
+        int maxTokens) {
+
+    /** maxTokens when the request sets no limit: generation runs until a stop or the end of the context. */
+    public static final int UNLIMITED_TOKENS = Integer.MAX_VALUE;
+
+    public SamplingParams {
+        requireNumber("temperature", temperature);
+        require(temperature >= 0 && !Double.isInfinite(temperature),
+                "temperature must be a finite number >= 0 (0 is greedy), got " + temperature);
+        if (topK == -1) {
+            topK = 0;
+        }
+        require(topK >= 0, "top_k must be >= 0 (0 or -1 turns it off), got " + topK);
+        requireNumber("top_p", topP);
+        require(topP > 0 && topP <= 1, "top_p must be in (0, 1], got " + topP);
+        requireNumber("min_p", minP);
+        require(minP >= 0 && minP <= 1, "min_p must be in [0, 1], got " + minP);
+        requireNumber("repetition_penalty", repetitionPenalty);
+        require(repetitionPenalty > 0 && !Double.isInfinite(repetitionPenalty),
+                "repetition_penalty must be a finite number > 0 (1 turns it off), got " + repetitionPenalty);
+        requireNumber("presence_penalty", presencePenalty);
+        require(presencePenalty >= -2 && presencePenalty <= 2,
+                "presence_penalty must be in [-2, 2], got " + presencePenalty);
+        requireNumber("frequency_penalty", frequencyPenalty);
+        require(frequencyPenalty >= -2 && frequencyPenalty <= 2,
+                "frequency_penalty must be in [-2, 2], got " + frequencyPenalty);
+        require(stopTokenIds != null, "stop_token_ids must not be null");
+        for (Integer id : stopTokenIds) {
+            require(id != null && id >= 0, "stop_token_ids must hold non-negative token ids, got " + id);
+        }
+        require(stopStrings != null, "stop must not be null");
+        for (String stop : stopStrings) {
+            require(stop != null && !stop.isEmpty(), "stop must not contain an empty string");
+        }
+        require(maxTokens >= 0, "max_tokens must be >= 0, got " + maxTokens);
+        stopTokenIds = Set.copyOf(stopTokenIds);
+        stopStrings = List.copyOf(stopStrings);
+    }
+
+    /** The OpenAI defaults: temperature 1, no filters, no penalties, random seed, no stops, no token limit. */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** Argmax decoding, otherwise the defaults. */
+    public static SamplingParams greedy() {
+        return builder().temperature(0).build();
+    }
+
+    /** A builder holding these values. */
+    public Builder toBuilder() {
+        return new Builder()
+                .temperature(temperature)
+                .topK(topK)
+                .topP(topP)
+                .minP(minP)
+                .repetitionPenalty(repetitionPenalty)
+                .presencePenalty(presencePenalty)
+                .frequencyPenalty(frequencyPenalty)
+                .seed(seed)
+                .stopTokenIds(stopTokenIds)
+                .stopStrings(stopStrings)
+                .maxTokens(maxTokens);
+    }
+
+    public boolean isGreedy() {
+        return temperature == 0;
+    }
+
+    public SamplingParams withTemperature(double value) {
+        return toBuilder().temperature(value).build();
+    }
+
+    public SamplingParams withTopK(int value) {
+        return toBuilder().topK(value).build();
+    }
+
+    public SamplingParams withTopP(double value) {
+        return toBuilder().topP(value).build();
+    }
+
+    public SamplingParams withMinP(double value) {
+        return toBuilder().minP(value).build();
+    }
+
+    public SamplingParams withRepetitionPenalty(double value) {
+        return toBuilder().repetitionPenalty(value).build();
+    }
+
+    public SamplingParams withPresencePenalty(double value) {
+        return toBuilder().presencePenalty(value).build();
+    }
+
+    public SamplingParams withFrequencyPenalty(double value) {
+        return toBuilder().frequencyPenalty(value).build();
+    }
+
+    public SamplingParams withSeed(Long value) {
+        return toBuilder().seed(value).build();
+    }
+
+    public SamplingParams withStopTokenIds(Set<Integer> value) {
+        return toBuilder().stopTokenIds(value).build();
+    }
+
+    public SamplingParams withStopStrings(List<String> value) {
+        return toBuilder().stopStrings(value).build();
+    }
+
+    public SamplingParams withMaxTokens(int value) {
+        return toBuilder().maxTokens(value).build();
+    }
+
+    private static void requireNumber(String name, double value) {
+        require(!Double.isNaN(value), name + " must be a number, got NaN");
+    }
+
+    private static void require(boolean condition, String message) {
+        if (!condition) {
+            throw new IllegalArgumentException(message);
+        }
+    }
+
+    /** Mutable builder; {@link #build()} validates. */
+    public static final class Builder {
+        private double temperature = 1;
+        private int topK = 0;
+        private double topP = 1;
+        private double minP = 0;
+        private double repetitionPenalty = 1;
+        private double presencePenalty = 0;
+        private double frequencyPenalty = 0;
+        private Long seed;
+        private Set<Integer> stopTokenIds = Set.of();
+        private List<String> stopStrings = List.of();
+        private int maxTokens = UNLIMITED_TOKENS;
+
+        private Builder() {
+        }
+
+        public Builder temperature(double value) {
+            temperature = value;
+            return this;
+        }
+
+        public Builder topK(int value) {
+            topK = value;
+            return this;
+        }
+
+        public Builder topP(double value) {
+            topP = value;
+            return this;
+        }
+
+        public Builder minP(double value) {
+            minP = value;
+            return this;
+        }
+
+        public Builder repetitionPenalty(double value) {
+            repetitionPenalty = value;
+            return this;
+        }
+
+        public Builder presencePenalty(double value) {
+            presencePenalty = value;
+            return this;
+        }
+
+        public Builder frequencyPenalty(double value) {
+            frequencyPenalty = value;
+            return this;
+        }
+
+        public Builder seed(Long value) {
+            seed = value;
+            return this;
+        }
+
+        public Builder stopTokenIds(Set<Integer> value) {
+            stopTokenIds = value;
+            return this;
+        }
+
+        public Builder stopStrings(List<String> value) {
+            stopStrings = value;
+            return this;
+        }
+
+        public Builder maxTokens(int value) {
+            maxTokens = value;
+            return this;
+        }
+
+        public SamplingParams build() {
+            return new SamplingParams(temperature, topK, topP, minP, repetitionPenalty, presencePenalty,
+                    frequencyPenalty, seed, stopTokenIds, stopStrings, maxTokens);
+        }
+    }
+}

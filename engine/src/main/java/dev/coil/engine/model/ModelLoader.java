@@ -95,14 +95,11 @@ public final class ModelLoader {
         int width = spec.intermediateSize();
         String p = spec.prefix();
         return switch (spec.kind()) {
-            case GATED_SILU_FUSED -> {
-                Matrix stacked = checkpoint.matrix(p + "input_linear.weight", 2 * width, hidden);
-                yield new FeedForward(spec, new Linear(stacked.rowSlice(0, width), null),
-                        new Linear(stacked.rowSlice(width, width), null), linear(p + "output_linear", hidden, width, false));
-            }
-            case GATED_SILU -> new FeedForward(spec, linear(p + "gate_proj", width, hidden, spec.bias()),
+            case GATED_SILU_FUSED -> FeedForward.gatedStacked(spec, linear(p + "input_linear", 2 * width, hidden, spec.bias()),
+                    linear(p + "output_linear", hidden, width, spec.bias()));
+            case GATED_SILU -> FeedForward.gated(spec, linear(p + "gate_proj", width, hidden, spec.bias()),
                     linear(p + "up_proj", width, hidden, spec.bias()), linear(p + "down_proj", hidden, width, spec.bias()));
-            case SQUARED_RELU -> new FeedForward(spec, null, linear(p + "up_proj", width, hidden, spec.bias()),
+            case SQUARED_RELU -> FeedForward.squaredRelu(spec, linear(p + "up_proj", width, hidden, spec.bias()),
                     linear(p + "down_proj", hidden, width, spec.bias()));
         };
     }

@@ -32,7 +32,7 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--prompt-lengths", split = ",", defaultValue = "512,8192", description = "Prompt lengths (default ${DEFAULT-VALUE}).")
     int[] promptLengths;
 
-    @Option(names = "--decode-tokens", defaultValue = "32", description = "Tokens decoded after each prompt (default ${DEFAULT-VALUE}).")
+    @Option(names = "--decode-tokens", defaultValue = "64", description = "Tokens decoded after each prompt (default ${DEFAULT-VALUE}).")
     int decodeTokens;
 
     @Option(names = "--threads", description = "CPU threads (default: all cores).")
@@ -63,15 +63,15 @@ public final class BenchCommand implements Callable<Integer> {
     private static void print(Path folder, CpuBenchmark.Result result) {
         System.out.printf("model: %s (%s, %.1fM parameters); threads: %d%n", folder, result.architecture(),
                 result.parameters() / 1e6, result.threads());
-        System.out.printf("weights read per decoded token: %.1f MB; measured memory read bandwidth: %.2f GB/s;"
-                + " decode floor: %.2f ms/token%n", result.weightBytesPerToken() / 1e6, result.bandwidthGBps(),
-                result.rows().getFirst().floorMillisPerToken());
-        System.out.println("| prompt tokens | prefill tokens/s | decode tokens/s | decode ms/token | floor ms/token | floor / measured |");
-        System.out.println("|---|---|---|---|---|---|");
+        System.out.printf("weights read per decoded token: %.1f MB (floor = these bytes / memory read bandwidth,"
+                + " measured before each decode)%n", result.weightBytesPerToken() / 1e6);
+        System.out.println("| prompt tokens | prefill tokens/s | decode tokens/s | decode ms/token | bandwidth GB/s "
+                + "| floor ms/token | floor / measured |");
+        System.out.println("|---|---|---|---|---|---|---|");
         for (CpuBenchmark.Row row : result.rows()) {
-            System.out.printf("| %d | %.1f | %.2f | %.2f | %.2f | %.0f%% |%n", row.promptTokens(),
+            System.out.printf("| %d | %.1f | %.2f | %.2f | %.1f | %.2f | %.0f%% |%n", row.promptTokens(),
                     row.prefillTokensPerSecond(), row.decodeTokensPerSecond(), row.decodeMillisPerToken(),
-                    row.floorMillisPerToken(), 100 * row.fractionOfFloor());
+                    row.bandwidthGBps(), row.floorMillisPerToken(), 100 * row.fractionOfFloor());
         }
     }
 }

@@ -62,6 +62,8 @@ public final class CpuBenchmark {
         Generator generator = new Generator(loaded, ops);
         List<Row> rows = new ArrayList<>();
         SplittableRandom random = new SplittableRandom(1);
+        log.accept("warming up (the JIT compiles the kernels on first use)...");
+        warmUp(model, ops, generator, random);
         for (int length : promptLengths) {
             int[] prompt = new int[length];
             for (int i = 0; i < length; i++) {
@@ -90,6 +92,18 @@ public final class CpuBenchmark {
         }
         return new Result(model.config().architecture(), loaded.checkpoint().parameterCount(), bytes,
                 ops.parallel().threads(), rows);
+    }
+
+    /** A short untimed prefill and a few decode steps, so that timed runs see compiled kernels. */
+    private static void warmUp(HybridModel model, CpuOps ops, Generator generator, SplittableRandom random) {
+        for (int round = 0; round < 2; round++) {
+            int[] prompt = random.ints(256, 1, model.config().vocabSize()).toArray();
+            SequenceState sequence = model.newSequence();
+            generator.prefill(sequence, prompt);
+            for (int i = 0; i < 8; i++) {
+                model.forward(ops, sequence, new int[] {prompt[i]}, Phase.DECODE, false);
+            }
+        }
     }
 
     private static int argmax(float[] logits) {

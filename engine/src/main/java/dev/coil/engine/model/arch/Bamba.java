@@ -28,12 +28,6 @@ final class Bamba {
         float theta = (float) config.ropeTheta();
         boolean attentionBias = config.getBoolean(false, "attention_bias");
 
-        int mambaHeads = config.getInt(128, "mamba_n_heads");
-        int expand = config.getInt(2, "mamba_expand");
-        int mambaHeadDim = MambaBlocks.headDim(config, "mamba_d_head", expand, hidden, mambaHeads);
-        int groups = config.getInt(1, "mamba_n_groups");
-        MambaBlocks.checkDivides(config, mambaHeads, groups);
-        float[] limit = config.timeStepLimit();
         int ffn = config.requireInt("intermediate_size");
         boolean mlpBias = config.getBoolean(false, "mlp_bias");
 
@@ -45,10 +39,7 @@ final class Bamba {
                 blocks.add(new BlockSpec.Attention(i, layer + "self_attn.", norm, queryHeads, kvHeads, headDim,
                         (float) (1.0 / Math.sqrt(headDim)), rotaryDim, theta, attentionBias));
             } else {
-                blocks.add(new BlockSpec.Mamba(i, layer + "mamba.", norm, mambaHeads, mambaHeadDim, groups,
-                        config.getInt(256, "mamba_d_state"), config.getInt(4, "mamba_d_conv"),
-                        config.getInt(256, "mamba_chunk_size"), config.getBoolean(true, "mamba_conv_bias"),
-                        config.getBoolean(false, "mamba_proj_bias"), limit[0], limit[1], mambaHeads * mambaHeadDim, eps));
+                blocks.add(MambaBlocks.bambaStyle(config, i, layer + "mamba.", norm, hidden, eps));
             }
             blocks.add(new BlockSpec.Mlp(i, layer + "feed_forward.", layer + "pre_ff_layernorm.weight",
                     BlockSpec.MlpKind.GATED_SILU, ffn, mlpBias));

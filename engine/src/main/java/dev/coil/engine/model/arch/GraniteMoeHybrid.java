@@ -46,12 +46,6 @@ final class GraniteMoeHybrid {
         float attentionScale = (float) config.getDouble(1.0, "attention_multiplier");
         boolean attentionBias = config.getBoolean(false, "attention_bias");
 
-        int mambaHeads = config.getInt(128, "mamba_n_heads");
-        int expand = config.getInt(2, "mamba_expand");
-        int mambaHeadDim = MambaBlocks.headDim(config, "mamba_d_head", expand, hidden, mambaHeads);
-        int groups = config.getInt(1, "mamba_n_groups");
-        MambaBlocks.checkDivides(config, mambaHeads, groups);
-        float[] limit = config.timeStepLimit();
         int ffn = config.requireInt("shared_intermediate_size");
 
         List<BlockSpec> blocks = new ArrayList<>();
@@ -59,10 +53,7 @@ final class GraniteMoeHybrid {
             String layer = "model.layers." + i + ".";
             String norm = layer + "input_layernorm.weight";
             if (types.get(i) == LayerType.MAMBA) {
-                blocks.add(new BlockSpec.Mamba(i, layer + "mamba.", norm, mambaHeads, mambaHeadDim, groups,
-                        config.getInt(256, "mamba_d_state"), config.getInt(4, "mamba_d_conv"),
-                        config.getInt(256, "mamba_chunk_size"), config.getBoolean(true, "mamba_conv_bias"),
-                        config.getBoolean(false, "mamba_proj_bias"), limit[0], limit[1], mambaHeads * mambaHeadDim, eps));
+                blocks.add(MambaBlocks.bambaStyle(config, i, layer + "mamba.", norm, hidden, eps));
             } else if (types.get(i) == LayerType.ATTENTION) {
                 blocks.add(new BlockSpec.Attention(i, layer + "self_attn.", norm, queryHeads, kvHeads, headDim,
                         attentionScale, rotaryDim, theta, attentionBias));

@@ -30,6 +30,8 @@ final class FlashAttention {
     private static final int BLOCK_ROWS = 48;
     /** Blocks with fewer rows score each key by dot products; more rows amortise a transposed K tile. */
     private static final int TRANSPOSED_TILE_ROWS = 8;
+    /** Positions per run when one unit covers every kv head: 8 keys × kvHeads rows of K, then of V. */
+    private static final int CACHE_RUN = 8;
     /** Each slice of a split key range covers at least this many keys. */
     private static final int MIN_SPLIT_KEYS = 512;
     /** Below about this many multiply-adds (q·k plus p·v) a call runs on the calling thread. */
@@ -204,18 +206,37 @@ final class FlashAttention {
         for (int tile = firstTile; tile < endTile; tile++) {
             int firstKey = tile * KEY_TILE;
             int count = Math.min(KEY_TILE, lastPosition + 1 - firstKey);
-            for (int h = 0; h < heads; h++) {
-                int kvHead = firstKvHead + h;
-                int firstRow = h * rows;
-                int keyBase = firstKey * kvStride + kvHead * headDim;
-                scoreTile(problem, kvHead, firstKey, count, firstRow, rows, workspace);
+            if (heads == 1) {
+                int keyBase = firstKey * kvStride + firstKvHead * headDim;
+                scoreTile(problem, firstKvHead, firstKey, count, 0, rows, workspace);
                 for (int r = 0; r < rows; r++) {
                     int visible = Math.min(count, firstPosition + r / group - firstKey + 1);
-                    updateRow(firstRow + r, visible, count, headDim, workspace);
+                    updateRow(r, visible, count, headDim, workspace);
                 }
-                SequenceKernels.multiplyAdd(rows, headDim, count, workspace.scores, firstRow * KEY_TILE, KEY_TILE,
-                        problem.values(), keyBase, kvStride, workspace.accumulators, firstRow * headDim, headDim,
-                        true);
+                SequenceKernels.multiplyAdd(rows, headDim, count, workspace.scores, 0, KEY_TILE, problem.values(),
+                        keyBase, kvStride, workspace.accumulators, 0, headDim, true);
+                continue;
+            }
+            // Every head of a run of CACHE_RUN positions before the next run: the cache is read in address order.
+            for (int j = 0; j < count; j += CACHE_RUN) {
+                int end = Math.min(count, j + CACHE_RUN);
+                for (int h = 0; h < heads; h++) {
+                    scoreKeys(problem, firstKvHead + h, firstKey, j, end, h * rows, rows, workspace);
+                }
+            }
+            for (int r = 0; r < heads * rows; r++) {
+                int visible = Math.min(count, firstPosition + r % rows / group - firstKey + 1);
+                updateRow(r, visible, count, headDim, workspace);
+            }
+            for (int j = 0; j < count; j += CACHE_RUN) {
+                int length = Math.min(count - j, CACHE_RUN);
+                for (int h = 0; h < heads; h++) {
+                    int firstRow = h * rows;
+                    int keyBase = (firstKey + j) * kvStride + (firstKvHead + h) * headDim;
+                    SequenceKernels.multiplyAdd(rows, headDim, length, workspace.scores, firstRow * KEY_TILE + j,
+                            KEY_TILE, problem.values(), keyBase, kvStride, workspace.accumulators,
+                            firstRow * headDim, headDim, true);
+                }
             }
         }
 
@@ -249,29 +270,7 @@ final class FlashAttention {
         float[] keys = problem.keys();
         float[] scores = workspace.scores;
         if (rows < TRANSPOSED_TILE_ROWS) {
-            int j = 0;
-            if (SequenceKernels.EIGHT_LANES) {
-                for (; j + 8 <= count; j += 8) {
-                    int key = keyBase + j * keyStride;
-                    for (int r = firstRow; r < firstRow + rows; r++) {
-                        SequenceKernels.dotEight(workspace.queries, r * headDim, keys, key, keyStride, headDim,
-                                scores, r * KEY_TILE + j);
-                    }
-                }
-            }
-            for (; j + 4 <= count; j += 4) {
-                int key = keyBase + j * keyStride;
-                for (int r = firstRow; r < firstRow + rows; r++) {
-                    SequenceKernels.dotFour(workspace.queries, r * headDim, keys, key, keyStride, headDim, scores,
-                            r * KEY_TILE + j);
-                }
-            }
-            for (; j < count; j++) {
-                int key = keyBase + j * keyStride;
-                for (int r = firstRow; r < firstRow + rows; r++) {
-                    scores[r * KEY_TILE + j] = SequenceKernels.dot(workspace.queries, r * headDim, keys, key, headDim);
-                }
-            }
+            scoreKeys(problem, kvHead, firstKey, 0, count, firstRow, rows, workspace);
             return;
         }
         // Columns past count (up to a whole vector) belong to later keys or padding; their scores are never used.
@@ -292,6 +291,39 @@ final class FlashAttention {
         }
         SequenceKernels.multiplyAdd(rows, columns, headDim, workspace.queries, firstRow * headDim, headDim, transposed,
                 0, KEY_TILE, scores, firstRow * KEY_TILE, KEY_TILE, false);
+    }
+
+    /** scores[firstRow + r, j] = queries[firstRow + r] · key firstKey + j of kvHead, for r < rows, from ≤ j < to. */
+    private static void scoreKeys(Problem problem, int kvHead, int firstKey, int from, int to, int firstRow, int rows,
+            Workspace workspace) {
+        int headDim = problem.shape().headDim();
+        int keyStride = problem.shape().kvHeads() * headDim;
+        int keyBase = firstKey * keyStride + kvHead * headDim;
+        float[] keys = problem.keys();
+        float[] scores = workspace.scores;
+        int j = from;
+        if (SequenceKernels.EIGHT_LANES) {
+            for (; j + 8 <= to; j += 8) {
+                int key = keyBase + j * keyStride;
+                for (int r = firstRow; r < firstRow + rows; r++) {
+                    SequenceKernels.dotEight(workspace.queries, r * headDim, keys, key, keyStride, headDim, scores,
+                            r * KEY_TILE + j);
+                }
+            }
+        }
+        for (; j + 4 <= to; j += 4) {
+            int key = keyBase + j * keyStride;
+            for (int r = firstRow; r < firstRow + rows; r++) {
+                SequenceKernels.dotFour(workspace.queries, r * headDim, keys, key, keyStride, headDim, scores,
+                        r * KEY_TILE + j);
+            }
+        }
+        for (; j < to; j++) {
+            int key = keyBase + j * keyStride;
+            for (int r = firstRow; r < firstRow + rows; r++) {
+                scores[r * KEY_TILE + j] = SequenceKernels.dot(workspace.queries, r * headDim, keys, key, headDim);
+            }
+        }
     }
 
     /**

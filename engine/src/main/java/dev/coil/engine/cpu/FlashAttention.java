@@ -17,7 +17,10 @@ import jdk.incubator.vector.VectorOperators;
  * <p>A unit of work is a block of consecutive query tokens times the query heads of one kv head (so
  * every loaded K/V tile serves the whole GQA group), optionally restricted to one slice of the key
  * range: decoding a single token over a long cache has too few blocks to keep all cores busy, so
- * the keys are split and the partial (m, l, accumulator) triples merged at the end.
+ * the keys are split and the partial (m, l, accumulator) triples merged at the end. When a block
+ * has only a few rows per kv head (decoding), one unit takes every kv head of its key slice: the
+ * cache is [position, kvHeads, headDim], so each thread then streams one contiguous range of it
+ * rather than a 1/kvHeads share of every position.
  */
 final class FlashAttention {
 
@@ -27,6 +30,8 @@ final class FlashAttention {
     private static final int BLOCK_ROWS = 48;
     /** Blocks with fewer rows score each key by dot products; more rows amortise a transposed K tile. */
     private static final int TRANSPOSED_TILE_ROWS = 8;
+    /** Positions per run when one unit covers every kv head: 8 keys × kvHeads rows of K, then of V. */
+    private static final int CACHE_RUN = 8;
     /** Each slice of a split key range covers at least this many keys. */
     private static final int MIN_SPLIT_KEYS = 512;
     /** Below about this many multiply-adds (q·k plus p·v) a call runs on the calling thread. */
@@ -40,7 +45,8 @@ final class FlashAttention {
 
     /** One call's operands and how its work is cut. */
     private record Problem(AttentionShape shape, int tokens, int past, float scale, float[] q, float[] keys,
-            float[] values, float[] out, int blockTokens, int blocks, int splits, TransposedKeys transposedKeys) {
+            float[] values, float[] out, int blockTokens, int blocks, int headsPerUnit, int splits,
+            TransposedKeys transposedKeys) {
 
         int group() {
             return shape.queryHeads() / shape.kvHeads();
@@ -48,6 +54,11 @@ final class FlashAttention {
 
         int blockRows() {
             return blockTokens * group();
+        }
+
+        /** Units per query block: each covers headsPerUnit consecutive kv heads. */
+        int headUnits() {
+            return shape.kvHeads() / headsPerUnit;
         }
     }
 
@@ -87,34 +98,38 @@ final class FlashAttention {
         int group = shape.queryHeads() / shape.kvHeads();
         int blockTokens = Math.max(1, Math.min(tokens, BLOCK_ROWS / group));
         int blocks = ceilDiv(tokens, blockTokens);
-        int units = blocks * shape.kvHeads();
+        // Whole-cache slices need enough keys to give every thread about two slices on their own.
+        boolean fewRows = blockTokens * group < TRANSPOSED_TILE_ROWS;
+        boolean manyKeys = (past + tokens) / MIN_SPLIT_KEYS >= 2 * parallel.threads();
+        int headsPerUnit = blocks == 1 && fewRows && manyKeys ? shape.kvHeads() : 1;
+        int units = blocks * (shape.kvHeads() / headsPerUnit);
         int splits = keySlices(units, past + tokens);
         long work = 2L * tokens * shape.queryHeads() * (past + tokens) * shape.headDim();
         int tasks = units * splits;
         int grain = work < SERIAL_WORK ? tasks : 1;
         boolean shareTransposedKeys = blocks > 1 && blockTokens * group >= TRANSPOSED_TILE_ROWS;
         TransposedKeys transposedKeys = shareTransposedKeys ? transposeKeys(shape, past + tokens, keys, grain) : null;
-        Problem problem = new Problem(shape, tokens, past, scale, q, keys, values, out, blockTokens, blocks, splits,
-                transposedKeys);
+        Problem problem = new Problem(shape, tokens, past, scale, q, keys, values, out, blockTokens, blocks,
+                headsPerUnit, splits, transposedKeys);
         Partials partials = null;
         if (splits > 1) {
-            int rows = tasks * problem.blockRows();
+            int rows = blocks * shape.kvHeads() * splits * problem.blockRows();
             partials = new Partials(new float[rows], new float[rows], new float[rows * shape.headDim()]);
         }
         Partials slices = partials;
         parallel.forRange(tasks, grain, (start, end) -> {
-            Workspace workspace = new Workspace(problem.blockRows(), shape.headDim());
+            Workspace workspace = new Workspace(headsPerUnit * problem.blockRows(), shape.headDim());
             for (int task = start; task < end; task++) {
                 // Adjacent tasks pair an early block with a late one: causal blocks grow in cost.
-                int order = task / (shape.kvHeads() * splits);
+                int order = task / (problem.headUnits() * splits);
                 int block = order % 2 == 0 ? order / 2 : blocks - 1 - order / 2;
-                int kvHead = task / splits % shape.kvHeads();
+                int firstKvHead = task / splits % problem.headUnits() * headsPerUnit;
                 int slice = task % splits;
-                attendBlock(problem, block, kvHead, slice, workspace, slices);
+                attendBlock(problem, block, firstKvHead, slice, workspace, slices);
             }
         });
         if (splits > 1) {
-            parallel.forRange(units, grain, (start, end) -> {
+            parallel.forRange(blocks * shape.kvHeads(), grain, (start, end) -> {
                 for (int unit = start; unit < end; unit++) {
                     mergeSlices(problem, unit / shape.kvHeads(), unit % shape.kvHeads(), slices);
                 }
@@ -153,67 +168,101 @@ final class FlashAttention {
         return Math.max(1, Math.min(ceilDiv(wanted, units), keys / MIN_SPLIT_KEYS));
     }
 
-    private static void attendBlock(Problem problem, int block, int kvHead, int slice, Workspace workspace,
+    /** Query block {@code block} against key slice {@code slice}, for kv heads firstKvHead onward (headsPerUnit). */
+    private static void attendBlock(Problem problem, int block, int firstKvHead, int slice, Workspace workspace,
             Partials partials) {
         AttentionShape shape = problem.shape();
         int group = problem.group();
         int headDim = shape.headDim();
         int kvStride = shape.kvHeads() * headDim;
+        int heads = problem.headsPerUnit();
         int firstToken = block * problem.blockTokens();
         int endToken = Math.min(problem.tokens(), firstToken + problem.blockTokens());
         int rows = (endToken - firstToken) * group;
 
-        // Row r is token firstToken + r / group, query head kvHead·group + r % group; the heads of a
-        // group are adjacent in q, so each token contributes one contiguous run of group·headDim.
+        // Row h·rows + r is kv head firstKvHead + h, token firstToken + r / group, query head
+        // (firstKvHead + h)·group + r % group; the heads of a group are adjacent in q, so each token
+        // contributes one contiguous run of group·headDim per kv head.
         float[] queries = workspace.queries;
         int run = group * headDim;
-        for (int t = firstToken; t < endToken; t++) {
-            int from = (t * shape.queryHeads() + kvHead * group) * headDim;
-            int to = (t - firstToken) * run;
-            for (int i = 0; i < run; i++) {
-                queries[to + i] = problem.q()[from + i] * problem.scale();
+        for (int h = 0; h < heads; h++) {
+            for (int t = firstToken; t < endToken; t++) {
+                int from = (t * shape.queryHeads() + (firstKvHead + h) * group) * headDim;
+                int to = h * rows * headDim + (t - firstToken) * run;
+                for (int i = 0; i < run; i++) {
+                    queries[to + i] = problem.q()[from + i] * problem.scale();
+                }
             }
         }
-        Arrays.fill(workspace.maxima, 0, rows, Float.NEGATIVE_INFINITY);
-        Arrays.fill(workspace.sums, 0, rows, 0f);
-        Arrays.fill(workspace.accumulators, 0, rows * headDim, 0f);
+        Arrays.fill(workspace.maxima, 0, heads * rows, Float.NEGATIVE_INFINITY);
+        Arrays.fill(workspace.sums, 0, heads * rows, 0f);
+        Arrays.fill(workspace.accumulators, 0, heads * rows * headDim, 0f);
 
         int lastPosition = problem.past() + endToken - 1;
         int tiles = lastPosition / KEY_TILE + 1;
         int firstTile = (int) ((long) tiles * slice / problem.splits());
         int endTile = (int) ((long) tiles * (slice + 1) / problem.splits());
+        int firstPosition = problem.past() + firstToken;
         for (int tile = firstTile; tile < endTile; tile++) {
             int firstKey = tile * KEY_TILE;
             int count = Math.min(KEY_TILE, lastPosition + 1 - firstKey);
-            int keyBase = firstKey * kvStride + kvHead * headDim;
-            scoreTile(problem, kvHead, firstKey, count, rows, workspace);
-            int firstPosition = problem.past() + firstToken;
-            for (int r = 0; r < rows; r++) {
-                int visible = Math.min(count, firstPosition + r / group - firstKey + 1);
+            if (heads == 1) {
+                int keyBase = firstKey * kvStride + firstKvHead * headDim;
+                scoreTile(problem, firstKvHead, firstKey, count, 0, rows, workspace);
+                for (int r = 0; r < rows; r++) {
+                    int visible = Math.min(count, firstPosition + r / group - firstKey + 1);
+                    updateRow(r, visible, count, headDim, workspace);
+                }
+                SequenceKernels.multiplyAdd(rows, headDim, count, workspace.scores, 0, KEY_TILE, problem.values(),
+                        keyBase, kvStride, workspace.accumulators, 0, headDim, true);
+                continue;
+            }
+            // Every head of a run of CACHE_RUN positions before the next run: the cache is read in address order.
+            for (int j = 0; j < count; j += CACHE_RUN) {
+                int end = Math.min(count, j + CACHE_RUN);
+                for (int h = 0; h < heads; h++) {
+                    scoreKeys(problem, firstKvHead + h, firstKey, j, end, h * rows, rows, workspace);
+                }
+            }
+            for (int r = 0; r < heads * rows; r++) {
+                int visible = Math.min(count, firstPosition + r % rows / group - firstKey + 1);
                 updateRow(r, visible, count, headDim, workspace);
             }
-            SequenceKernels.multiplyAdd(rows, headDim, count, workspace.scores, 0, KEY_TILE, problem.values(),
-                    keyBase, kvStride, workspace.accumulators, 0, headDim, true);
+            for (int j = 0; j < count; j += CACHE_RUN) {
+                int length = Math.min(count - j, CACHE_RUN);
+                for (int h = 0; h < heads; h++) {
+                    int firstRow = h * rows;
+                    int keyBase = (firstKey + j) * kvStride + (firstKvHead + h) * headDim;
+                    SequenceKernels.multiplyAdd(rows, headDim, length, workspace.scores, firstRow * KEY_TILE + j,
+                            KEY_TILE, problem.values(), keyBase, kvStride, workspace.accumulators,
+                            firstRow * headDim, headDim, true);
+                }
+            }
         }
 
-        if (problem.splits() == 1) {
-            for (int r = 0; r < rows; r++) {
-                int t = firstToken + r / group;
-                int head = kvHead * group + r % group;
-                int to = (t * shape.queryHeads() + head) * headDim;
-                System.arraycopy(workspace.accumulators, r * headDim, problem.out(), to, headDim);
-                SequenceKernels.scale(problem.out(), to, headDim, 1f / workspace.sums[r]);
+        for (int h = 0; h < heads; h++) {
+            int kvHead = firstKvHead + h;
+            int firstRow = h * rows;
+            if (problem.splits() == 1) {
+                for (int r = 0; r < rows; r++) {
+                    int t = firstToken + r / group;
+                    int head = kvHead * group + r % group;
+                    int to = (t * shape.queryHeads() + head) * headDim;
+                    System.arraycopy(workspace.accumulators, (firstRow + r) * headDim, problem.out(), to, headDim);
+                    SequenceKernels.scale(problem.out(), to, headDim, 1f / workspace.sums[firstRow + r]);
+                }
+            } else {
+                int partialRow = ((block * shape.kvHeads() + kvHead) * problem.splits() + slice) * problem.blockRows();
+                System.arraycopy(workspace.maxima, firstRow, partials.maxima(), partialRow, rows);
+                System.arraycopy(workspace.sums, firstRow, partials.sums(), partialRow, rows);
+                System.arraycopy(workspace.accumulators, firstRow * headDim, partials.accumulators(),
+                        partialRow * headDim, rows * headDim);
             }
-        } else {
-            int firstRow = ((block * shape.kvHeads() + kvHead) * problem.splits() + slice) * problem.blockRows();
-            System.arraycopy(workspace.maxima, 0, partials.maxima(), firstRow, rows);
-            System.arraycopy(workspace.sums, 0, partials.sums(), firstRow, rows);
-            System.arraycopy(workspace.accumulators, 0, partials.accumulators(), firstRow * headDim, rows * headDim);
         }
     }
 
-    /** scores[r, j] = queries[r] · key firstKey + j, for r < rows, j < count. */
-    private static void scoreTile(Problem problem, int kvHead, int firstKey, int count, int rows,
+    /** scores[firstRow + r, j] = queries[firstRow + r] · key firstKey + j of kvHead, for r < rows, j < count. */
+    private static void scoreTile(Problem problem, int kvHead, int firstKey, int count, int firstRow, int rows,
             Workspace workspace) {
         int headDim = problem.shape().headDim();
         int keyStride = problem.shape().kvHeads() * headDim;
@@ -221,20 +270,7 @@ final class FlashAttention {
         float[] keys = problem.keys();
         float[] scores = workspace.scores;
         if (rows < TRANSPOSED_TILE_ROWS) {
-            int j = 0;
-            for (; j + 4 <= count; j += 4) {
-                int key = keyBase + j * keyStride;
-                for (int r = 0; r < rows; r++) {
-                    SequenceKernels.dotFour(workspace.queries, r * headDim, keys, key, keyStride, headDim, scores,
-                            r * KEY_TILE + j);
-                }
-            }
-            for (; j < count; j++) {
-                int key = keyBase + j * keyStride;
-                for (int r = 0; r < rows; r++) {
-                    scores[r * KEY_TILE + j] = SequenceKernels.dot(workspace.queries, r * headDim, keys, key, headDim);
-                }
-            }
+            scoreKeys(problem, kvHead, firstKey, 0, count, firstRow, rows, workspace);
             return;
         }
         // Columns past count (up to a whole vector) belong to later keys or padding; their scores are never used.
@@ -242,8 +278,8 @@ final class FlashAttention {
         TransposedKeys shared = problem.transposedKeys();
         if (shared != null) {
             int offset = (kvHead * shared.tiles() + firstKey / KEY_TILE) * headDim * KEY_TILE;
-            SequenceKernels.multiplyAdd(rows, columns, headDim, workspace.queries, 0, headDim, shared.values(), offset,
-                    KEY_TILE, scores, 0, KEY_TILE, false);
+            SequenceKernels.multiplyAdd(rows, columns, headDim, workspace.queries, firstRow * headDim, headDim,
+                    shared.values(), offset, KEY_TILE, scores, firstRow * KEY_TILE, KEY_TILE, false);
             return;
         }
         float[] transposed = workspace.keysTransposed;
@@ -253,8 +289,41 @@ final class FlashAttention {
                 transposed[d * KEY_TILE + j] = keys[key + d];
             }
         }
-        SequenceKernels.multiplyAdd(rows, columns, headDim, workspace.queries, 0, headDim, transposed, 0, KEY_TILE,
-                scores, 0, KEY_TILE, false);
+        SequenceKernels.multiplyAdd(rows, columns, headDim, workspace.queries, firstRow * headDim, headDim, transposed,
+                0, KEY_TILE, scores, firstRow * KEY_TILE, KEY_TILE, false);
+    }
+
+    /** scores[firstRow + r, j] = queries[firstRow + r] · key firstKey + j of kvHead, for r < rows, from ≤ j < to. */
+    private static void scoreKeys(Problem problem, int kvHead, int firstKey, int from, int to, int firstRow, int rows,
+            Workspace workspace) {
+        int headDim = problem.shape().headDim();
+        int keyStride = problem.shape().kvHeads() * headDim;
+        int keyBase = firstKey * keyStride + kvHead * headDim;
+        float[] keys = problem.keys();
+        float[] scores = workspace.scores;
+        int j = from;
+        if (SequenceKernels.EIGHT_LANES) {
+            for (; j + 8 <= to; j += 8) {
+                int key = keyBase + j * keyStride;
+                for (int r = firstRow; r < firstRow + rows; r++) {
+                    SequenceKernels.dotEight(workspace.queries, r * headDim, keys, key, keyStride, headDim, scores,
+                            r * KEY_TILE + j);
+                }
+            }
+        }
+        for (; j + 4 <= to; j += 4) {
+            int key = keyBase + j * keyStride;
+            for (int r = firstRow; r < firstRow + rows; r++) {
+                SequenceKernels.dotFour(workspace.queries, r * headDim, keys, key, keyStride, headDim, scores,
+                        r * KEY_TILE + j);
+            }
+        }
+        for (; j < to; j++) {
+            int key = keyBase + j * keyStride;
+            for (int r = firstRow; r < firstRow + rows; r++) {
+                scores[r * KEY_TILE + j] = SequenceKernels.dot(workspace.queries, r * headDim, keys, key, headDim);
+            }
+        }
     }
 
     /**

@@ -1,7 +1,9 @@
 package dev.coil.engine.cpu;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -40,7 +42,32 @@ final class SequenceKernels {
             remainingColumns(r, r + 4, c, cols, depth, a, aOffset, aStride, b, bOffset, bStride, out, outOffset,
                     outStride, accumulate);
         }
-        // Left-over rows take four vectors of columns at a time, so that four accumulator chains still overlap.
+        // Three or two left-over rows share each load of b (a decode step's GQA group is often 3 or 2 rows).
+        if (rows - r == 3) {
+            int c = 0;
+            for (; c + 4 * LANES <= cols; c += 4 * LANES) {
+                threeRowsFourVectors(r, c, depth, a, aOffset, aStride, b, bOffset, bStride, out, outOffset, outStride,
+                        accumulate);
+            }
+            for (; c + 2 * LANES <= cols; c += 2 * LANES) {
+                threeRowsTwoVectors(r, c, depth, a, aOffset, aStride, b, bOffset, bStride, out, outOffset, outStride,
+                        accumulate);
+            }
+            remainingColumns(r, r + 3, c, cols, depth, a, aOffset, aStride, b, bOffset, bStride, out, outOffset,
+                    outStride, accumulate);
+            return;
+        }
+        if (rows - r == 2) {
+            int c = 0;
+            for (; c + 4 * LANES <= cols; c += 4 * LANES) {
+                twoRowsFourVectors(r, c, depth, a, aOffset, aStride, b, bOffset, bStride, out, outOffset, outStride,
+                        accumulate);
+            }
+            remainingColumns(r, r + 2, c, cols, depth, a, aOffset, aStride, b, bOffset, bStride, out, outOffset,
+                    outStride, accumulate);
+            return;
+        }
+        // A left-over row takes four vectors of columns at a time, so that four accumulator chains still overlap.
         for (; r < rows; r++) {
             int c = 0;
             for (; c + 4 * LANES <= cols; c += 4 * LANES) {
@@ -191,6 +218,155 @@ final class SequenceKernels {
         s31.intoArray(out, o3 + LANES);
     }
 
+    private static void threeRowsTwoVectors(int r, int c, int depth, float[] a, int aOffset, int aStride, float[] b,
+            int bOffset, int bStride, float[] out, int outOffset, int outStride, boolean accumulate) {
+        int o0 = outOffset + r * outStride + c;
+        int o1 = o0 + outStride;
+        int o2 = o1 + outStride;
+        FloatVector s00, s01, s10, s11, s20, s21;
+        if (accumulate) {
+            s00 = FloatVector.fromArray(SPECIES, out, o0);
+            s01 = FloatVector.fromArray(SPECIES, out, o0 + LANES);
+            s10 = FloatVector.fromArray(SPECIES, out, o1);
+            s11 = FloatVector.fromArray(SPECIES, out, o1 + LANES);
+            s20 = FloatVector.fromArray(SPECIES, out, o2);
+            s21 = FloatVector.fromArray(SPECIES, out, o2 + LANES);
+        } else {
+            s00 = s01 = s10 = s11 = s20 = s21 = FloatVector.zero(SPECIES);
+        }
+        int a0 = aOffset + r * aStride;
+        int a1 = a0 + aStride;
+        int a2 = a1 + aStride;
+        int bRow = bOffset + c;
+        for (int k = 0; k < depth; k++, bRow += bStride) {
+            FloatVector b0 = FloatVector.fromArray(SPECIES, b, bRow);
+            FloatVector b1 = FloatVector.fromArray(SPECIES, b, bRow + LANES);
+            FloatVector w = FloatVector.broadcast(SPECIES, a[a0 + k]);
+            s00 = w.fma(b0, s00);
+            s01 = w.fma(b1, s01);
+            w = FloatVector.broadcast(SPECIES, a[a1 + k]);
+            s10 = w.fma(b0, s10);
+            s11 = w.fma(b1, s11);
+            w = FloatVector.broadcast(SPECIES, a[a2 + k]);
+            s20 = w.fma(b0, s20);
+            s21 = w.fma(b1, s21);
+        }
+        s00.intoArray(out, o0);
+        s01.intoArray(out, o0 + LANES);
+        s10.intoArray(out, o1);
+        s11.intoArray(out, o1 + LANES);
+        s20.intoArray(out, o2);
+        s21.intoArray(out, o2 + LANES);
+    }
+
+    /** Twelve accumulator chains: enough to cover the fma latency, and with the three weights all 16 AVX2 registers. */
+    private static void threeRowsFourVectors(int r, int c, int depth, float[] a, int aOffset, int aStride, float[] b,
+            int bOffset, int bStride, float[] out, int outOffset, int outStride, boolean accumulate) {
+        int o0 = outOffset + r * outStride + c;
+        int o1 = o0 + outStride;
+        int o2 = o1 + outStride;
+        FloatVector s00, s01, s02, s03, s10, s11, s12, s13, s20, s21, s22, s23;
+        if (accumulate) {
+            s00 = FloatVector.fromArray(SPECIES, out, o0);
+            s01 = FloatVector.fromArray(SPECIES, out, o0 + LANES);
+            s02 = FloatVector.fromArray(SPECIES, out, o0 + 2 * LANES);
+            s03 = FloatVector.fromArray(SPECIES, out, o0 + 3 * LANES);
+            s10 = FloatVector.fromArray(SPECIES, out, o1);
+            s11 = FloatVector.fromArray(SPECIES, out, o1 + LANES);
+            s12 = FloatVector.fromArray(SPECIES, out, o1 + 2 * LANES);
+            s13 = FloatVector.fromArray(SPECIES, out, o1 + 3 * LANES);
+            s20 = FloatVector.fromArray(SPECIES, out, o2);
+            s21 = FloatVector.fromArray(SPECIES, out, o2 + LANES);
+            s22 = FloatVector.fromArray(SPECIES, out, o2 + 2 * LANES);
+            s23 = FloatVector.fromArray(SPECIES, out, o2 + 3 * LANES);
+        } else {
+            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = s20 = s21 = s22 = s23 = FloatVector.zero(SPECIES);
+        }
+        int a0 = aOffset + r * aStride;
+        int a1 = a0 + aStride;
+        int a2 = a1 + aStride;
+        int bRow = bOffset + c;
+        for (int k = 0; k < depth; k++, bRow += bStride) {
+            FloatVector w0 = FloatVector.broadcast(SPECIES, a[a0 + k]);
+            FloatVector w1 = FloatVector.broadcast(SPECIES, a[a1 + k]);
+            FloatVector w2 = FloatVector.broadcast(SPECIES, a[a2 + k]);
+            FloatVector v = FloatVector.fromArray(SPECIES, b, bRow);
+            s00 = w0.fma(v, s00);
+            s10 = w1.fma(v, s10);
+            s20 = w2.fma(v, s20);
+            v = FloatVector.fromArray(SPECIES, b, bRow + LANES);
+            s01 = w0.fma(v, s01);
+            s11 = w1.fma(v, s11);
+            s21 = w2.fma(v, s21);
+            v = FloatVector.fromArray(SPECIES, b, bRow + 2 * LANES);
+            s02 = w0.fma(v, s02);
+            s12 = w1.fma(v, s12);
+            s22 = w2.fma(v, s22);
+            v = FloatVector.fromArray(SPECIES, b, bRow + 3 * LANES);
+            s03 = w0.fma(v, s03);
+            s13 = w1.fma(v, s13);
+            s23 = w2.fma(v, s23);
+        }
+        s00.intoArray(out, o0);
+        s01.intoArray(out, o0 + LANES);
+        s02.intoArray(out, o0 + 2 * LANES);
+        s03.intoArray(out, o0 + 3 * LANES);
+        s10.intoArray(out, o1);
+        s11.intoArray(out, o1 + LANES);
+        s12.intoArray(out, o1 + 2 * LANES);
+        s13.intoArray(out, o1 + 3 * LANES);
+        s20.intoArray(out, o2);
+        s21.intoArray(out, o2 + LANES);
+        s22.intoArray(out, o2 + 2 * LANES);
+        s23.intoArray(out, o2 + 3 * LANES);
+    }
+
+    private static void twoRowsFourVectors(int r, int c, int depth, float[] a, int aOffset, int aStride, float[] b,
+            int bOffset, int bStride, float[] out, int outOffset, int outStride, boolean accumulate) {
+        int o0 = outOffset + r * outStride + c;
+        int o1 = o0 + outStride;
+        FloatVector s00, s01, s02, s03, s10, s11, s12, s13;
+        if (accumulate) {
+            s00 = FloatVector.fromArray(SPECIES, out, o0);
+            s01 = FloatVector.fromArray(SPECIES, out, o0 + LANES);
+            s02 = FloatVector.fromArray(SPECIES, out, o0 + 2 * LANES);
+            s03 = FloatVector.fromArray(SPECIES, out, o0 + 3 * LANES);
+            s10 = FloatVector.fromArray(SPECIES, out, o1);
+            s11 = FloatVector.fromArray(SPECIES, out, o1 + LANES);
+            s12 = FloatVector.fromArray(SPECIES, out, o1 + 2 * LANES);
+            s13 = FloatVector.fromArray(SPECIES, out, o1 + 3 * LANES);
+        } else {
+            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = FloatVector.zero(SPECIES);
+        }
+        int a0 = aOffset + r * aStride;
+        int a1 = a0 + aStride;
+        int bRow = bOffset + c;
+        for (int k = 0; k < depth; k++, bRow += bStride) {
+            FloatVector b0 = FloatVector.fromArray(SPECIES, b, bRow);
+            FloatVector b1 = FloatVector.fromArray(SPECIES, b, bRow + LANES);
+            FloatVector b2 = FloatVector.fromArray(SPECIES, b, bRow + 2 * LANES);
+            FloatVector b3 = FloatVector.fromArray(SPECIES, b, bRow + 3 * LANES);
+            FloatVector w = FloatVector.broadcast(SPECIES, a[a0 + k]);
+            s00 = w.fma(b0, s00);
+            s01 = w.fma(b1, s01);
+            s02 = w.fma(b2, s02);
+            s03 = w.fma(b3, s03);
+            w = FloatVector.broadcast(SPECIES, a[a1 + k]);
+            s10 = w.fma(b0, s10);
+            s11 = w.fma(b1, s11);
+            s12 = w.fma(b2, s12);
+            s13 = w.fma(b3, s13);
+        }
+        s00.intoArray(out, o0);
+        s01.intoArray(out, o0 + LANES);
+        s02.intoArray(out, o0 + 2 * LANES);
+        s03.intoArray(out, o0 + 3 * LANES);
+        s10.intoArray(out, o1);
+        s11.intoArray(out, o1 + LANES);
+        s12.intoArray(out, o1 + 2 * LANES);
+        s13.intoArray(out, o1 + 3 * LANES);
+    }
+
     private static void oneRowFourVectors(int r, int c, int depth, float[] a, int aOffset, int aStride, float[] b,
             int bOffset, int bStride, float[] out, int outOffset, int outStride, boolean accumulate) {
         int o = outOffset + r * outStride + c;
@@ -299,6 +475,86 @@ final class SequenceKernels {
         out[outOffset + 1] = total1;
         out[outOffset + 2] = total2;
         out[outOffset + 3] = total3;
+    }
+
+    /** Whether {@link #dotEight} is available: its lane-sum transpose is written for eight-lane vectors. */
+    static final boolean EIGHT_LANES = LANES == 8;
+
+    private static final VectorShuffle<Float> SWAP_ONES = swapShuffle(1);
+    private static final VectorShuffle<Float> SWAP_TWOS = swapShuffle(2);
+    private static final VectorShuffle<Float> SWAP_FOURS = swapShuffle(4);
+    private static final VectorMask<Float> ODD_ONES = laneBitMask(1);
+    private static final VectorMask<Float> ODD_TWOS = laneBitMask(2);
+    private static final VectorMask<Float> ODD_FOURS = laneBitMask(4);
+
+    /**
+     * out[outOffset + m] = Σ_i a[aOffset + i] · b[bOffset + m·bStride + i] for m < 8, i < count (needs
+     * {@link #EIGHT_LANES}). The eight lane-wise partial sums are reduced together by a three-level
+     * transpose-and-add, which costs about as much as one horizontal reduction instead of eight.
+     */
+    static void dotEight(float[] a, int aOffset, float[] b, int bOffset, int bStride, int count, float[] out,
+            int outOffset) {
+        int b1 = bOffset + bStride;
+        int b2 = b1 + bStride;
+        int b3 = b2 + bStride;
+        int b4 = b3 + bStride;
+        int b5 = b4 + bStride;
+        int b6 = b5 + bStride;
+        int b7 = b6 + bStride;
+        FloatVector sum0 = FloatVector.zero(SPECIES);
+        FloatVector sum1 = sum0, sum2 = sum0, sum3 = sum0, sum4 = sum0, sum5 = sum0, sum6 = sum0, sum7 = sum0;
+        int i = 0;
+        for (; i + LANES <= count; i += LANES) {
+            FloatVector v = FloatVector.fromArray(SPECIES, a, aOffset + i);
+            sum0 = v.fma(FloatVector.fromArray(SPECIES, b, bOffset + i), sum0);
+            sum1 = v.fma(FloatVector.fromArray(SPECIES, b, b1 + i), sum1);
+            sum2 = v.fma(FloatVector.fromArray(SPECIES, b, b2 + i), sum2);
+            sum3 = v.fma(FloatVector.fromArray(SPECIES, b, b3 + i), sum3);
+            sum4 = v.fma(FloatVector.fromArray(SPECIES, b, b4 + i), sum4);
+            sum5 = v.fma(FloatVector.fromArray(SPECIES, b, b5 + i), sum5);
+            sum6 = v.fma(FloatVector.fromArray(SPECIES, b, b6 + i), sum6);
+            sum7 = v.fma(FloatVector.fromArray(SPECIES, b, b7 + i), sum7);
+        }
+        FloatVector pairs01 = pairUp(sum0, sum1, SWAP_ONES, ODD_ONES);
+        FloatVector pairs23 = pairUp(sum2, sum3, SWAP_ONES, ODD_ONES);
+        FloatVector pairs45 = pairUp(sum4, sum5, SWAP_ONES, ODD_ONES);
+        FloatVector pairs67 = pairUp(sum6, sum7, SWAP_ONES, ODD_ONES);
+        FloatVector quads0123 = pairUp(pairs01, pairs23, SWAP_TWOS, ODD_TWOS);
+        FloatVector quads4567 = pairUp(pairs45, pairs67, SWAP_TWOS, ODD_TWOS);
+        pairUp(quads0123, quads4567, SWAP_FOURS, ODD_FOURS).intoArray(out, outOffset);
+        for (; i < count; i++) {
+            float value = a[aOffset + i];
+            out[outOffset] = Math.fma(value, b[bOffset + i], out[outOffset]);
+            out[outOffset + 1] = Math.fma(value, b[b1 + i], out[outOffset + 1]);
+            out[outOffset + 2] = Math.fma(value, b[b2 + i], out[outOffset + 2]);
+            out[outOffset + 3] = Math.fma(value, b[b3 + i], out[outOffset + 3]);
+            out[outOffset + 4] = Math.fma(value, b[b4 + i], out[outOffset + 4]);
+            out[outOffset + 5] = Math.fma(value, b[b5 + i], out[outOffset + 5]);
+            out[outOffset + 6] = Math.fma(value, b[b6 + i], out[outOffset + 6]);
+            out[outOffset + 7] = Math.fma(value, b[b7 + i], out[outOffset + 7]);
+        }
+    }
+
+    /**
+     * One level of the lane-sum transpose at width w: lanes whose w-bit is clear hold x's lane plus
+     * its partner lane (index xor w), lanes whose w-bit is set hold the same for y. Fed vectors that
+     * each carry partial sums of 2^k dot products in blocks of w lanes, it halves the partial sums
+     * per dot product and doubles how many dot products one vector carries.
+     */
+    private static FloatVector pairUp(FloatVector x, FloatVector y, VectorShuffle<Float> swap, VectorMask<Float> odd) {
+        return x.blend(y, odd).add(y.blend(x, odd).rearrange(swap));
+    }
+
+    private static VectorShuffle<Float> swapShuffle(int width) {
+        return VectorShuffle.fromOp(SPECIES, lane -> lane ^ width);
+    }
+
+    private static VectorMask<Float> laneBitMask(int width) {
+        boolean[] bits = new boolean[LANES];
+        for (int lane = 0; lane < LANES; lane++) {
+            bits[lane] = (lane & width) != 0;
+        }
+        return VectorMask.fromArray(SPECIES, bits, 0);
     }
 
     // exp(x) = 2^k · e^r with k = round(x / ln 2) and |r| ≤ ln 2 / 2; e^r from a degree-7 polynomial

@@ -76,6 +76,30 @@ class FlashAttentionTest {
         assertClose(in.run(cpu), in.run(reference), "attention output");
     }
 
+    static Stream<Arguments> decodeCases() {
+        Stream.Builder<Arguments> cases = Stream.builder();
+        for (int past : new int[] {1000, 2500, 5000}) {
+            for (int group = 1; group <= 4; group++) {
+                for (int headDim : new int[] {8, 17, 64, 128}) {
+                    cases.add(Arguments.of(past, group, headDim));
+                }
+            }
+        }
+        return cases.build();
+    }
+
+    // From about 2048 keys on two threads (4096 on four) one unit of work takes every kv head of a key slice.
+    @ParameterizedTest(name = "one token after {0}, group {1}, headDim {2}")
+    @MethodSource("decodeCases")
+    void decodingOverALongCacheMatchesTheFullSoftmax(int past, int group, int headDim) {
+        AttentionShape shape = new AttentionShape(3 * group, 3, headDim);
+        Inputs in = Inputs.random(shape, 1, past, 100L * past + 10L * group + headDim);
+        float[] expected = in.run(reference);
+
+        assertClose(in.run(cpu), expected, "decode on 4 threads");
+        assertClose(in.run(new CpuOps(new Parallel(2))), expected, "decode on 2 threads");
+    }
+
     @Test
     void prefillEqualsOneTokenAtATime() {
         AttentionShape shape = new AttentionShape(6, 2, 17);

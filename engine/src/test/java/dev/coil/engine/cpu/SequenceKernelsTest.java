@@ -4,6 +4,7 @@ import static dev.coil.engine.cpu.SequenceKernels.LANES;
 import static dev.coil.engine.cpu.SequenceKernels.SPECIES;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.util.SplittableRandom;
 import jdk.incubator.vector.FloatVector;
@@ -47,7 +48,7 @@ class SequenceKernelsTest {
     void multiplyAddMatchesTheDefinitionForOddShapesOffsetsAndStrides() {
         SplittableRandom random = new SplittableRandom(3);
         for (int rows = 1; rows <= 9; rows++) {
-            for (int cols : new int[] {1, 7, LANES, LANES + 3, 2 * LANES, 3 * LANES + 5}) {
+            for (int cols : new int[] {1, 7, LANES, LANES + 3, 2 * LANES, 3 * LANES + 5, 4 * LANES + 3}) {
                 for (int depth : new int[] {0, 1, 6}) {
                     for (boolean accumulate : new boolean[] {false, true}) {
                         checkProduct(random, rows, cols, depth, accumulate);
@@ -80,6 +81,31 @@ class SequenceKernelsTest {
             }
             assertThat(four[0]).isZero();
             assertThat(four[5]).isZero();
+        }
+    }
+
+    @Test
+    void eightDotProductsMatchTheDefinition() {
+        assumeTrue(SequenceKernels.EIGHT_LANES, "dotEight is written for eight-lane vectors");
+        SplittableRandom random = new SplittableRandom(9);
+        for (int count : new int[] {0, 1, 5, LANES, 2 * LANES + 3, 64, 128}) {
+            int stride = count + 3;
+            float[] a = values(random, 2 + count);
+            float[] b = values(random, 1 + 8 * stride);
+            float[] eight = new float[10];
+
+            SequenceKernels.dotEight(a, 2, b, 1, stride, count, eight, 1);
+
+            for (int m = 0; m < 8; m++) {
+                double expected = 0;
+                for (int i = 0; i < count; i++) {
+                    expected += (double) a[2 + i] * b[1 + m * stride + i];
+                }
+                assertThat((double) eight[1 + m]).as("dotEight %d of length %d", m, count)
+                        .isCloseTo(expected, within(1e-5));
+            }
+            assertThat(eight[0]).isZero();
+            assertThat(eight[9]).isZero();
         }
     }
 

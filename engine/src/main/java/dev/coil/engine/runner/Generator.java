@@ -58,7 +58,7 @@ public final class Generator {
     public Generation generate(int[] prompt, SamplingParams params, boolean ignoreEndOfSequence,
             Consumer<String> onText) {
         HybridModel model = loaded.model();
-        checkContext(prompt.length, params.maxTokens());
+        int maxTokens = tokenLimit(prompt.length, params.maxTokens());
         Set<Integer> endIds = ignoreEndOfSequence ? Set.of() : loaded.endOfSequenceIds();
         Sampler sampler = new Sampler(params);
         TokenHistory history = new TokenHistory(prompt);
@@ -71,15 +71,18 @@ public final class Generator {
         float[] logits = prefill(sequence, prompt);
         long prefilled = System.nanoTime();
 
-        int[] generated = new int[params.maxTokens()];
+        int[] generated = new int[Math.min(maxTokens, 256)];
         int count = 0;
         int decodeSteps = 0;
         FinishReason finish = FinishReason.LENGTH;
-        while (count < params.maxTokens()) {
+        while (count < maxTokens) {
             int token = sampler.sample(logits, history);
             if (endIds.contains(token) || params.stopTokenIds().contains(token)) {
                 finish = FinishReason.STOP;
                 break;
+            }
+            if (count == generated.length) {
+                generated = Arrays.copyOf(generated, Math.min(maxTokens, 2 * generated.length));
             }
             generated[count++] = token;
             history.append(token);
@@ -87,7 +90,7 @@ public final class Generator {
                 finish = FinishReason.STOP;
                 break;
             }
-            if (count < params.maxTokens()) {
+            if (count < maxTokens) {
                 logits = model.forward(ops, sequence, new int[] {token}, Phase.DECODE, false);
                 decodeSteps++;
             }
@@ -110,14 +113,26 @@ public final class Generator {
         return result.stopped();
     }
 
-    private void checkContext(int promptTokens, int maxTokens) {
+    /**
+     * How many tokens may be generated: max_tokens, refused when the prompt plus it exceeds the
+     * context window; without a limit (SamplingParams.UNLIMITED_TOKENS), what the window leaves.
+     */
+    private int tokenLimit(int promptTokens, int maxTokens) {
         int window = loaded.config().contextLength();
         if (promptTokens == 0) {
             throw new IllegalArgumentException("prompt must contain at least one token");
         }
-        if (window > 0 && promptTokens + maxTokens > window) {
+        if (window > 0 && promptTokens >= window) {
+            throw new IllegalArgumentException("the prompt (" + promptTokens + " tokens) does not fit the model's "
+                    + "context window of " + window + " tokens");
+        }
+        if (maxTokens == SamplingParams.UNLIMITED_TOKENS) {
+            return window > 0 ? window - promptTokens : maxTokens;
+        }
+        if (window > 0 && (long) promptTokens + maxTokens > window) {
             throw new IllegalArgumentException("the prompt (" + promptTokens + " tokens) plus max_tokens (" + maxTokens
                     + ") exceeds the model's context window of " + window + " tokens");
         }
+        return maxTokens;
     }
 }

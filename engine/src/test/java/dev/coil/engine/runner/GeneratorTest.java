@@ -92,6 +92,17 @@ class GeneratorTest {
     }
 
     @Test
+    void withoutMaxTokensGenerationStopsAtTheContextWindow() {
+        LoadedModel model = TestModels.load(FIXTURE);
+        int window = model.config().contextLength();
+        int[] prompt = new int[window - 4];
+        java.util.Arrays.fill(prompt, 5);
+        Generation generation = new Generator(model, OPS, 64).generate(prompt, SamplingParams.greedy(), true, delta -> { });
+        assertThat(generation.tokenIds()).hasSize(4);
+        assertThat(generation.finishReason()).isEqualTo(FinishReason.LENGTH);
+    }
+
+    @Test
     void promptPastTheContextWindowIsRefused() {
         LoadedModel model = TestModels.load(FIXTURE);
         int window = model.config().contextLength();

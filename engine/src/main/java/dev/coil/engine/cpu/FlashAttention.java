@@ -30,8 +30,6 @@ final class FlashAttention {
     private static final int BLOCK_ROWS = 48;
     /** Blocks with fewer rows score each key by dot products; more rows amortise a transposed K tile. */
     private static final int TRANSPOSED_TILE_ROWS = 8;
-    /** Positions per run when one unit covers every kv head: 8 keys × kvHeads rows of K, then of V. */
-    private static final int CACHE_RUN = 8;
     /** Each slice of a split key range covers at least this many keys. */
     private static final int MIN_SPLIT_KEYS = 512;
     /** Below about this many multiply-adds (q·k plus p·v) a call runs on the calling thread. */
@@ -70,6 +68,8 @@ final class FlashAttention {
         final float[] accumulators;
         final float[] maxima;
         final float[] sums;
+        /** Sum of the prefetching loads, kept so that they are not optimised away. */
+        float sink;
 
         Workspace(int rows, int headDim) {
             queries = new float[rows * headDim];
@@ -217,26 +217,29 @@ final class FlashAttention {
                         keyBase, kvStride, workspace.accumulators, 0, headDim, true);
                 continue;
             }
-            // Every head of a run of CACHE_RUN positions before the next run: the cache is read in address order.
-            for (int j = 0; j < count; j += CACHE_RUN) {
-                int end = Math.min(count, j + CACHE_RUN);
-                for (int h = 0; h < heads; h++) {
-                    scoreKeys(problem, firstKvHead + h, firstKey, j, end, h * rows, rows, workspace);
-                }
+            // Each phase ends by loading one float per cache line of the rows the next phase reads (this
+            // tile's V, then the next tile's K), in address order: the per-head reads of a phase go through
+            // the cache with a kvHeads·headDim stride that the hardware prefetchers do not run ahead of, so
+            // without this every phase waits on memory instead of overlapping with the previous one.
+            for (int h = 0; h < heads; h++) {
+                scoreKeys(problem, firstKvHead + h, firstKey, 0, count, h * rows, rows, workspace);
             }
+            workspace.sink += touch(problem.values(), firstKey * kvStride, (firstKey + count) * kvStride);
             for (int r = 0; r < heads * rows; r++) {
                 int visible = Math.min(count, firstPosition + r % rows / group - firstKey + 1);
                 updateRow(r, visible, count, headDim, workspace);
             }
-            for (int j = 0; j < count; j += CACHE_RUN) {
-                int length = Math.min(count - j, CACHE_RUN);
-                for (int h = 0; h < heads; h++) {
-                    int firstRow = h * rows;
-                    int keyBase = (firstKey + j) * kvStride + (firstKvHead + h) * headDim;
-                    SequenceKernels.multiplyAdd(rows, headDim, length, workspace.scores, firstRow * KEY_TILE + j,
-                            KEY_TILE, problem.values(), keyBase, kvStride, workspace.accumulators,
-                            firstRow * headDim, headDim, true);
-                }
+            for (int h = 0; h < heads; h++) {
+                int firstRow = h * rows;
+                int keyBase = firstKey * kvStride + (firstKvHead + h) * headDim;
+                SequenceKernels.multiplyAdd(rows, headDim, count, workspace.scores, firstRow * KEY_TILE, KEY_TILE,
+                        problem.values(), keyBase, kvStride, workspace.accumulators, firstRow * headDim, headDim,
+                        true);
+            }
+            if (tile + 1 < endTile) {
+                int nextKey = firstKey + KEY_TILE;
+                int nextEnd = Math.min(lastPosition + 1, nextKey + KEY_TILE);
+                workspace.sink += touch(problem.keys(), nextKey * kvStride, nextEnd * kvStride);
             }
         }
 
@@ -407,6 +410,22 @@ final class FlashAttention {
             }
             SequenceKernels.scale(problem.out(), to, headDim, 1f / total);
         }
+    }
+
+    /** Loads one float per 64-byte line of array[from, to), so that those lines are in cache when next read. */
+    private static float touch(float[] array, int from, int to) {
+        float a = 0, b = 0, c = 0, d = 0;
+        int i = from;
+        for (; i + 64 <= to; i += 64) {
+            a += array[i];
+            b += array[i + 16];
+            c += array[i + 32];
+            d += array[i + 48];
+        }
+        for (; i < to; i += 16) {
+            a += array[i];
+        }
+        return a + b + c + d;
     }
 
     private static int ceilDiv(int a, int b) {

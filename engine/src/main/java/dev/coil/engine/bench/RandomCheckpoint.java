@@ -132,24 +132,11 @@ public final class RandomCheckpoint {
     /** Uniform values with the given standard deviation, generated chunk by chunk from one seed. */
     private static TensorSource uniform(DType dtype, long seed, double std, long... shape) {
         double halfWidth = std * Math.sqrt(3);
-        return new TensorSource() {
-            @Override
-            public DType dtype() {
-                return dtype;
+        return TensorSource.generated(dtype, shape, (offset, chunk) -> {
+            SplittableRandom random = new SplittableRandom(seed ^ (offset * 0x9E3779B97F4A7C15L));
+            for (int i = 0; i < chunk.length; i++) {
+                chunk[i] = (float) ((random.nextDouble() * 2 - 1) * halfWidth);
             }
-
-            @Override
-            public long[] shape() {
-                return shape.clone();
-            }
-
-            @Override
-            public void fill(long offset, float[] chunk) {
-                SplittableRandom random = new SplittableRandom(seed ^ (offset * 0x9E3779B97F4A7C15L));
-                for (int i = 0; i < chunk.length; i++) {
-                    chunk[i] = (float) ((random.nextDouble() * 2 - 1) * halfWidth);
-                }
-            }
-        };
+        });
     }
 }

@@ -32,6 +32,19 @@ public interface TensorSource {
             throw new IllegalArgumentException("shape " + TensorInfo.shapeText(dims) + " holds " + count
                     + " elements, but " + values.length + " values were given");
         }
+        return generated(dtype, dims, (offset, chunk) -> System.arraycopy(values, Math.toIntExact(offset), chunk, 0,
+                chunk.length));
+    }
+
+    /** Fills a chunk of a generated tensor: elements [offset, offset + chunk.length). */
+    @FunctionalInterface
+    interface Filler {
+        void fill(long offset, float[] chunk);
+    }
+
+    /** A tensor whose values {@code filler} produces chunk by chunk (random benchmark weights). */
+    static TensorSource generated(DType dtype, long[] shape, Filler filler) {
+        long[] dims = shape.clone();
         return new TensorSource() {
             @Override
             public DType dtype() {
@@ -45,7 +58,7 @@ public interface TensorSource {
 
             @Override
             public void fill(long offset, float[] chunk) {
-                System.arraycopy(values, Math.toIntExact(offset), chunk, 0, chunk.length);
+                filler.fill(offset, chunk);
             }
         };
     }

@@ -64,25 +64,15 @@ public final class Mamba2Mixer implements Mixer {
         int heads = spec.heads();
         int width = inner + channels + heads;
         float[] projected = inProjection.apply(ops, u, tokens);
-        float[] z = new float[tokens * inner];
-        float[] xbc = new float[tokens * channels];
-        float[] dt = new float[tokens * heads];
-        for (int t = 0; t < tokens; t++) {
-            System.arraycopy(projected, t * width, z, t * inner, inner);
-            System.arraycopy(projected, t * width + inner, xbc, t * channels, channels);
-            System.arraycopy(projected, t * width + inner + channels, dt, t * heads, heads);
-        }
+        float[] z = columns(projected, tokens, width, 0, inner);
+        float[] xbc = columns(projected, tokens, width, inner, channels);
+        float[] dt = columns(projected, tokens, width, inner + channels, heads);
 
         float[] convolved = new float[tokens * channels];
         ops.causalConv1d(xbc, tokens, channels, convWeight, convBias, spec.convKernel(), mambaState.conv(), convolved);
-        float[] x = new float[tokens * inner];
-        float[] b = new float[tokens * groupWidth];
-        float[] c = new float[tokens * groupWidth];
-        for (int t = 0; t < tokens; t++) {
-            System.arraycopy(convolved, t * channels, x, t * inner, inner);
-            System.arraycopy(convolved, t * channels + inner, b, t * groupWidth, groupWidth);
-            System.arraycopy(convolved, t * channels + inner + groupWidth, c, t * groupWidth, groupWidth);
-        }
+        float[] x = columns(convolved, tokens, channels, 0, inner);
+        float[] b = columns(convolved, tokens, channels, inner, groupWidth);
+        float[] c = columns(convolved, tokens, channels, inner + groupWidth, groupWidth);
 
         boolean clamp = phase == Phase.PREFILL;
         for (int t = 0; t < tokens; t++) {
@@ -103,6 +93,15 @@ public final class Mamba2Mixer implements Mixer {
         }
         ops.gatedRmsNorm(y, z, tokens, inner, spec.normGroupSize(), normWeight, spec.normEps(), y);
         return outProjection.apply(ops, y, tokens);
+    }
+
+    /** Columns [start, start + count) of a [tokens, width] row-major array, as a [tokens, count] array. */
+    private static float[] columns(float[] rows, int tokens, int width, int start, int count) {
+        float[] out = new float[tokens * count];
+        for (int t = 0; t < tokens; t++) {
+            System.arraycopy(rows, t * width + start, out, t * count, count);
+        }
+        return out;
     }
 
     /** torch's softplus: beta 1, linear above 20. */

@@ -9,6 +9,9 @@ import dev.coil.engine.model.Phase;
 import dev.coil.engine.model.SequenceState;
 import dev.coil.engine.runner.Generator;
 import dev.coil.engine.runner.LoadedModel;
+import dev.coil.engine.runner.Sampler;
+import dev.coil.engine.runner.SamplingParams;
+import dev.coil.engine.runner.TokenHistory;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -79,12 +82,16 @@ public final class CpuBenchmark {
             double bandwidth = MemoryBandwidth.measureReadGBps();
             double floorMillis = bytes / (bandwidth * 1e9) * 1e3;
             log.accept("decode of " + decodeTokens + " tokens...");
-            int token = argmax(logits);
+            Sampler greedy = new Sampler(SamplingParams.greedy());
+            TokenHistory history = new TokenHistory(prompt);
+            int token = greedy.sample(logits, history);
+            history.append(token);
             model.forward(ops, sequence, new int[] {token}, Phase.DECODE, false); // warm-up step, not timed
             long decodeStart = System.nanoTime();
             for (int i = 0; i < decodeTokens; i++) {
                 logits = model.forward(ops, sequence, new int[] {token}, Phase.DECODE, false);
-                token = argmax(logits);
+                token = greedy.sample(logits, history);
+                history.append(token);
             }
             double millisPerToken = (System.nanoTime() - decodeStart) / 1e6 / decodeTokens;
             rows.add(new Row(length, prefillSeconds, length / prefillSeconds, decodeTokens, millisPerToken,
@@ -104,15 +111,5 @@ public final class CpuBenchmark {
                 model.forward(ops, sequence, new int[] {prompt[i]}, Phase.DECODE, false);
             }
         }
-    }
-
-    private static int argmax(float[] logits) {
-        int best = 0;
-        for (int i = 1; i < logits.length; i++) {
-            if (logits[i] > logits[best]) {
-                best = i;
-            }
-        }
-        return best;
     }
 }

@@ -36,10 +36,6 @@ public final class HybridModel {
         return config;
     }
 
-    public List<Mixer> mixers() {
-        return mixers;
-    }
-
     /** A fresh state for a new sequence. */
     public SequenceState newSequence() {
         LayerState[] states = new LayerState[mixers.size()];

@@ -6,9 +6,7 @@ import dev.coil.engine.cpu.CpuOps;
 import dev.coil.engine.cpu.Parallel;
 import dev.coil.engine.ops.Ops;
 import dev.coil.engine.ref.ReferenceOps;
-import dev.coil.engine.runner.LoadedModel;
 import java.util.Arrays;
-import java.util.List;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -110,9 +108,5 @@ class ModelFixtureTest {
             assertThat(worst).as(what + ", row " + row + ": max |coil - transformers| (row scale " + scale + ")")
                     .isLessThanOrEqualTo(TOLERANCE * Math.max(scale, 1e-3));
         }
-    }
-
-    static List<String> models() {
-        return Fixtures.MODELS;
     }
 }

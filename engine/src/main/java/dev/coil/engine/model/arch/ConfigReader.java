@@ -2,6 +2,7 @@ package dev.coil.engine.model.arch;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.coil.engine.load.CheckpointException;
+import dev.coil.engine.load.ConfigJson;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -24,8 +25,7 @@ final class ConfigReader {
     }
 
     boolean has(String key) {
-        JsonNode node = root.get(key);
-        return node != null && !node.isNull();
+        return ConfigJson.has(root, key);
     }
 
     JsonNode node(String key) {

@@ -3,6 +3,7 @@ package dev.coil.engine.cpu;
 import dev.coil.engine.ops.AttentionShape;
 import dev.coil.engine.ops.Matrix;
 import dev.coil.engine.ops.Ops;
+import dev.coil.engine.ops.PagedKeyValues;
 import dev.coil.engine.ops.SsmShape;
 
 /** The CPU backend: f32 compute with the Vector API, spread over all cores. Each op lives in its own class. */
@@ -12,12 +13,14 @@ public final class CpuOps implements Ops {
     private final Matmul matmul;
     private final FlashAttention attention;
     private final SsdScan ssd;
+    private final PagedAttention pagedAttention;
 
     public CpuOps(Parallel parallel) {
         this.parallel = parallel;
         this.matmul = new Matmul(parallel);
         this.attention = new FlashAttention(parallel);
         this.ssd = new SsdScan(parallel);
+        this.pagedAttention = new PagedAttention(attention);
     }
 
     public CpuOps() {
@@ -71,6 +74,12 @@ public final class CpuOps implements Ops {
     public void attention(AttentionShape shape, int tokens, int past, float scale, float[] q, float[] keys,
             float[] values, float[] out) {
         attention.forward(shape, tokens, past, scale, q, keys, values, out);
+    }
+
+    @Override
+    public void pagedAttention(AttentionShape shape, int tokens, int past, float scale, float[] q,
+            PagedKeyValues cache, int[] blockTable, float[] out) {
+        pagedAttention.forward(shape, tokens, past, scale, q, cache, blockTable, out);
     }
 
     @Override

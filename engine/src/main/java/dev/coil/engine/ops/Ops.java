@@ -74,6 +74,14 @@ public interface Ops {
             float[] out);
 
     /**
+     * {@link #attention} over a paged cache: the keys and values of position p sit in
+     * {@code cache} at block blockTable[p / blockSize]. The cache already holds the new tokens'
+     * keys and values (positions past .. past + tokens), stored in its dtype.
+     */
+    void pagedAttention(AttentionShape shape, int tokens, int past, float scale, float[] q, PagedKeyValues cache,
+            int[] blockTable, float[] out);
+
+    /**
      * Rotary position embedding, rotate-half (NeoX) form, on the first {@code rotaryDim} dims of each
      * head (pairs i and i + rotaryDim/2), in place. x: [tokens, heads, headDim]; token t is at
      * position firstPosition + t; inv_freq[i] = theta^(-2i/rotaryDim), computed in f32 as HF does.

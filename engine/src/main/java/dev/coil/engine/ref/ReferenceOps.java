@@ -3,6 +3,7 @@ package dev.coil.engine.ref;
 import dev.coil.engine.ops.AttentionShape;
 import dev.coil.engine.ops.Matrix;
 import dev.coil.engine.ops.Ops;
+import dev.coil.engine.ops.PagedKeyValues;
 import dev.coil.engine.ops.SsmShape;
 
 /**
@@ -53,6 +54,16 @@ public final class ReferenceOps implements Ops {
     @Override
     public void attention(AttentionShape shape, int tokens, int past, float scale, float[] q, float[] keys,
             float[] values, float[] out) {
+        SequenceRef.attention(shape, tokens, past, scale, q, keys, values, out);
+    }
+
+    @Override
+    public void pagedAttention(AttentionShape shape, int tokens, int past, float scale, float[] q,
+            PagedKeyValues cache, int[] blockTable, float[] out) {
+        int length = past + tokens;
+        float[] keys = new float[length * cache.rowWidth()];
+        float[] values = new float[keys.length];
+        cache.gather(blockTable, 0, length, keys, values);
         SequenceRef.attention(shape, tokens, past, scale, q, keys, values, out);
     }
 

@@ -1,0 +1,222 @@
+package dev.coil.engine.runner;
+
+import dev.coil.engine.tokenizer.StreamingDecoder;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * The output side of one request inside the engine: turns the logits the model computes for it
+ * into sampled tokens, text deltas, logprobs and the final event, and keeps its clock. Owned by the
+ * engine's step thread; only {@link #cancelRequested} is touched from other threads.
+ */
+final class ActiveRequest {
+
+    /** Engine paths, as the API and the playground name them. */
+    static final String FLASH = "flash";
+    static final String SSD_SCAN = "ssd-scan";
+    static final String SSM_RECURRENCE = "ssm-recurrence";
+
+    private final String id;
+    private final EngineRequest request;
+    private final RequestStream stream;
+    private final int maxTokens;
+    private final Set<Integer> endIds;
+    private final Sampler sampler;
+    private final TokenHistory history;
+    private final StreamingDecoder decoder;
+    private final StopMatcher stops;
+    private final Set<String> paths = new LinkedHashSet<>();
+    private final List<EngineEvent.PositionLogprobs> promptLogprobs = new ArrayList<>();
+
+    private int[] generated = new int[16];
+    private int generatedCount;
+    private int cachedPromptTokens;
+    private volatile boolean cancelRequested;
+    private boolean done;
+
+    private final long submittedNanos;
+    private long scheduledNanos;
+    private long prefilledNanos;
+    private long firstTokenNanos;
+
+    ActiveRequest(String id, EngineRequest request, int maxTokens, Set<Integer> endIds, StreamingDecoder decoder,
+            RequestStream stream) {
+        this.id = id;
+        this.request = request;
+        this.stream = stream;
+        this.maxTokens = maxTokens;
+        this.endIds = request.ignoreEndOfSequence() ? Set.of() : endIds;
+        this.sampler = new Sampler(request.sampling());
+        this.history = new TokenHistory(request.promptTokens());
+        this.decoder = decoder;
+        this.stops = new StopMatcher(request.sampling().stopStrings());
+        this.submittedNanos = System.nanoTime();
+    }
+
+    String id() {
+        return id;
+    }
+
+    EngineRequest request() {
+        return request;
+    }
+
+    int promptLength() {
+        return request.promptLength();
+    }
+
+    int generatedCount() {
+        return generatedCount;
+    }
+
+    /** Prompt then generated tokens: what the model must have seen before the next sample. */
+    int tokenAt(int position) {
+        int prompt = request.promptLength();
+        return position < prompt ? request.promptToken(position) : generated[position - prompt];
+    }
+
+    /** The prompt and the generated tokens so far. */
+    int[] allTokens() {
+        int prompt = request.promptLength();
+        int[] all = Arrays.copyOf(request.promptTokens(), prompt + generatedCount);
+        System.arraycopy(generated, 0, all, prompt, generatedCount);
+        return all;
+    }
+
+    boolean wantsPromptLogprobs() {
+        return request.promptLogprobs() >= 0;
+    }
+
+    boolean isDone() {
+        return done;
+    }
+
+    boolean cancelRequested() {
+        return cancelRequested;
+    }
+
+    void requestCancel() {
+        cancelRequested = true;
+    }
+
+    void addPath(String path) {
+        paths.add(path);
+    }
+
+    void setCachedPromptTokens(int tokens) {
+        cachedPromptTokens = tokens;
+    }
+
+    void markScheduled() {
+        if (scheduledNanos == 0) {
+            scheduledNanos = System.nanoTime();
+        }
+    }
+
+    /**
+     * Logits of prompt positions [first, first + rows) ([rows, vocab] from {@code logits}): the
+     * logprob each gives the next prompt token, sent as one event once the prompt is done.
+     */
+    void acceptPromptLogits(int first, float[] logits, int rows, int vocab) {
+        int top = request.promptLogprobs();
+        for (int r = 0; r < rows; r++) {
+            int position = first + r;
+            if (position + 1 >= request.promptLength()) {
+                break;
+            }
+            float[] distribution = Sampler.logSoftmax(Arrays.copyOfRange(logits, r * vocab, (r + 1) * vocab));
+            int next = request.promptToken(position + 1);
+            promptLogprobs.add(new EngineEvent.PositionLogprobs(new TokenLogprob(next, distribution[next]),
+                    top > 0 ? Sampler.topLogprobs(distribution, top) : List.of()));
+        }
+    }
+
+    /**
+     * The logits after the last token the model has seen: samples the next token, publishes it, and
+     * says whether the request is finished (then the final event has been published too).
+     */
+    boolean acceptNextLogits(float[] logits) {
+        if (prefilledNanos == 0) {
+            prefilledNanos = System.nanoTime();
+            if (wantsPromptLogprobs()) {
+                stream.publish(new EngineEvent.PromptLogprobs(promptLogprobs));
+            }
+        }
+        if (maxTokens == 0) {
+            return finish(FinishReason.LENGTH, null, "");
+        }
+        int token = sampler.sample(logits, history);
+        if (firstTokenNanos == 0) {
+            firstTokenNanos = System.nanoTime();
+        }
+        if (endIds.contains(token) || request.sampling().stopTokenIds().contains(token)) {
+            return finish(FinishReason.STOP, null, releasedAtEnd());
+        }
+        EngineEvent.PositionLogprobs logprobs = null;
+        if (request.logprobs() >= 0) {
+            float[] distribution = Sampler.logSoftmax(logits);
+            logprobs = new EngineEvent.PositionLogprobs(new TokenLogprob(token, distribution[token]),
+                    request.logprobs() > 0 ? Sampler.topLogprobs(distribution, request.logprobs()) : List.of());
+        }
+        if (generatedCount == generated.length) {
+            generated = Arrays.copyOf(generated, 2 * generated.length);
+        }
+        generated[generatedCount++] = token;
+        history.append(token);
+        String text = "";
+        StopMatcher.Result released = null;
+        if (decoder != null) {
+            released = stops.accept(decoder.accept(token));
+            text = released.text() == null ? "" : released.text();
+        }
+        stream.publish(new EngineEvent.Token(token, text, logprobs));
+        if (released != null && released.stopped()) {
+            return finish(FinishReason.STOP, released.stopString(), "");
+        }
+        if (generatedCount >= maxTokens) {
+            return finish(FinishReason.LENGTH, null, releasedAtEnd());
+        }
+        return false;
+    }
+
+    /** Text still held back by the decoder or the stop matcher when generation ends. */
+    private String releasedAtEnd() {
+        if (decoder == null || stops.stopped()) {
+            return "";
+        }
+        StopMatcher.Result last = stops.accept(decoder.flush());
+        StringBuilder text = new StringBuilder(last.text() == null ? "" : last.text());
+        if (!last.stopped()) {
+            text.append(stops.flush());
+        }
+        return text.toString();
+    }
+
+    private boolean finish(FinishReason reason, String stopString, String text) {
+        done = true;
+        long now = System.nanoTime();
+        long scheduled = scheduledNanos == 0 ? now : scheduledNanos;
+        long prefilled = prefilledNanos == 0 ? now : prefilledNanos;
+        RequestTimings timings = new RequestTimings(millis(submittedNanos, scheduled), millis(scheduled, prefilled),
+                millis(prefilled, now), firstTokenNanos == 0 ? 0 : millis(submittedNanos, firstTokenNanos),
+                request.promptLength() - cachedPromptTokens, generatedCount);
+        EngineEvent.Usage usage = new EngineEvent.Usage(request.promptLength(), generatedCount, cachedPromptTokens);
+        stream.publish(new EngineEvent.Finished(text, reason, stopString, usage, timings, List.copyOf(paths)));
+        return true;
+    }
+
+    /** Ends the request without a result (cancelled, rejected, or an engine error). */
+    void fail(EngineEvent.Failed.Reason reason, String message) {
+        if (!done) {
+            done = true;
+            stream.publish(new EngineEvent.Failed(reason, message));
+        }
+    }
+
+    private static double millis(long from, long to) {
+        return (to - from) / 1e6;
+    }
+}

@@ -1,0 +1,151 @@
+package dev.coil.engine.runner;
+
+import dev.coil.engine.ops.Ops;
+import dev.coil.engine.tokenizer.StreamingDecoder;
+import java.time.Duration;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The serving engine, the HTTP server's only way in: requests are submitted, run together by one
+ * step thread (continuous batching at the iteration level), and report back through their
+ * {@link RequestStream}. Thread-safe.
+ */
+public final class Engine implements AutoCloseable {
+
+    private static final Logger LOG = LoggerFactory.getLogger(Engine.class);
+
+    private final LoadedModel loaded;
+    private final EngineOptions options;
+    private final StepLoop loop;
+    private final Map<String, ActiveRequest> requests = new ConcurrentHashMap<>();
+    private final AtomicLong nextId = new AtomicLong();
+    private volatile boolean accepting = true;
+
+    private Engine(LoadedModel loaded, Ops ops, EngineOptions options) {
+        this.loaded = loaded;
+        this.options = options;
+        this.loop = new StepLoop(loaded, ops, options, requests::remove);
+    }
+
+    /** Sizes the cache from the options, starts the step thread. */
+    public static Engine start(LoadedModel loaded, Ops ops, EngineOptions options) {
+        Engine engine = new Engine(loaded, ops, options);
+        engine.loop.start();
+        return engine;
+    }
+
+    public LoadedModel model() {
+        return loaded;
+    }
+
+    public EngineOptions options() {
+        return options;
+    }
+
+    /** The model's context window in tokens (prompt plus generated), or 0 when the config names none. */
+    public int contextLength() {
+        return loaded.config().contextLength();
+    }
+
+    /**
+     * Queues a request and returns its event stream.
+     *
+     * @throws IllegalArgumentException when the request cannot be served as asked (prompt or
+     *                                  max_tokens past the context window, token ids outside the
+     *                                  vocabulary); the message names the parameter
+     * @throws EngineOverloadedException when the waiting queue is full
+     * @throws IllegalStateException    when the engine is shutting down
+     */
+    public RequestStream submit(EngineRequest request) {
+        if (!accepting) {
+            throw new IllegalStateException("the engine is shutting down and accepts no new requests");
+        }
+        int maxTokens = tokenLimit(request.promptLength(), request.sampling().maxTokens());
+        int vocab = loaded.config().vocabSize();
+        for (int i = 0; i < request.promptLength(); i++) {
+            int token = request.promptToken(i);
+            if (token < 0 || token >= vocab) {
+                throw new IllegalArgumentException(
+                        "prompt token id " + token + " is outside the vocabulary [0, " + vocab + ")");
+            }
+        }
+        String id = "req-" + nextId.incrementAndGet();
+        RequestStream stream = new RequestStream(id, this);
+        StreamingDecoder decoder = loaded.hasTokenizer() ? new StreamingDecoder(loaded.tokenizer(), true) : null;
+        ActiveRequest active = new ActiveRequest(id, request, maxTokens, loaded.endOfSequenceIds(), decoder, stream);
+        requests.put(id, active);
+        if (!loop.enqueue(active)) {
+            requests.remove(id);
+            throw new EngineOverloadedException("the server is overloaded: " + options.maxWaiting()
+                    + " requests are already waiting; retry later");
+        }
+        return stream;
+    }
+
+    /**
+     * Cancels a request: within one step its blocks and state slot are free and its stream ends
+     * with Failed(CANCELLED). Unknown or finished ids are ignored.
+     */
+    public void cancel(String requestId) {
+        ActiveRequest active = requests.get(requestId);
+        if (active != null) {
+            active.requestCancel();
+            loop.wake();
+        }
+    }
+
+    public EngineStats stats() {
+        return loop.stats();
+    }
+
+    /**
+     * Stops accepting requests, lets those in flight finish for up to {@code timeout}, then cancels
+     * the rest and stops the step thread.
+     */
+    public void shutdown(Duration timeout) {
+        accepting = false;
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (!requests.isEmpty() && System.nanoTime() < deadline) {
+            try {
+                Thread.sleep(10);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+        }
+        if (!requests.isEmpty()) {
+            LOG.warn("cancelling {} requests still in flight at shutdown", requests.size());
+            requests.values().forEach(ActiveRequest::requestCancel);
+        }
+        loop.stop();
+    }
+
+    @Override
+    public void close() {
+        shutdown(Duration.ZERO);
+    }
+
+    /**
+     * How many tokens may be generated: max_tokens, refused when the prompt plus it exceeds the
+     * context window; without a limit, what the window leaves.
+     */
+    private int tokenLimit(int promptTokens, int maxTokens) {
+        int window = contextLength();
+        if (window > 0 && promptTokens >= window) {
+            throw new IllegalArgumentException("the prompt (" + promptTokens + " tokens) does not fit the model's "
+                    + "context window of " + window + " tokens");
+        }
+        if (maxTokens == SamplingParams.UNLIMITED_TOKENS) {
+            return window > 0 ? window - promptTokens : maxTokens;
+        }
+        if (window > 0 && (long) promptTokens + maxTokens > window) {
+            throw new IllegalArgumentException("max_tokens: the prompt (" + promptTokens + " tokens) plus max_tokens ("
+                    + maxTokens + ") exceeds the model's context window of " + window + " tokens");
+        }
+        return maxTokens;
+    }
+}

@@ -1,0 +1,84 @@
+package dev.coil.engine.runner;
+
+import dev.coil.engine.load.DType;
+
+/**
+ * How the serving engine sizes its cache and batches.
+ *
+ * @param blockSize              tokens per KV block
+ * @param kvDtype                storage of cached keys and values: BF16 (default) or F32
+ * @param cacheMemory            the KV + state budget: "4G", "512M", bytes, or a fraction of free memory ("0.3")
+ * @param maxSequences           requests in one step (vLLM's --max-num-seqs); clamped to what the state pool fits
+ * @param maxBatchedTokens       tokens in one step, prefill chunks and decodes together
+ * @param maxWaiting             queued requests before submit() answers overloaded
+ * @param prefixCaching          reuse KV blocks and Mamba states of earlier prompts
+ * @param snapshotIntervalBlocks during prefill, snapshot Mamba state every this many blocks (0: only at request end)
+ */
+public record EngineOptions(int blockSize, DType kvDtype, String cacheMemory, int maxSequences, int maxBatchedTokens,
+        int maxWaiting, boolean prefixCaching, int snapshotIntervalBlocks) {
+
+    public static final EngineOptions DEFAULTS = new EngineOptions(16, DType.BF16, "0.2", 64, 1024, 512, true, 16);
+
+    public EngineOptions {
+        if (blockSize <= 0 || Integer.bitCount(blockSize) != 1 || blockSize > 1024) {
+            throw new IllegalArgumentException("--block-size must be a power of two in [1, 1024], got " + blockSize);
+        }
+        if (kvDtype != DType.BF16 && kvDtype != DType.F32) {
+            throw new IllegalArgumentException("--kv-dtype must be bf16 or f32, got " + kvDtype);
+        }
+        CacheBudget.parse(cacheMemory);
+        if (maxSequences <= 0) {
+            throw new IllegalArgumentException("--max-seqs must be positive, got " + maxSequences);
+        }
+        if (maxBatchedTokens < maxSequences) {
+            throw new IllegalArgumentException("--max-batched-tokens (" + maxBatchedTokens
+                    + ") must be at least --max-seqs (" + maxSequences + "): every running request decodes each step");
+        }
+        if (maxWaiting < 0) {
+            throw new IllegalArgumentException("--max-waiting must be >= 0, got " + maxWaiting);
+        }
+        if (snapshotIntervalBlocks < 0) {
+            throw new IllegalArgumentException("--snapshot-interval must be >= 0, got " + snapshotIntervalBlocks);
+        }
+    }
+
+    public EngineOptions withBlockSize(int value) {
+        return new EngineOptions(value, kvDtype, cacheMemory, maxSequences, maxBatchedTokens, maxWaiting,
+                prefixCaching, snapshotIntervalBlocks);
+    }
+
+    public EngineOptions withKvDtype(DType value) {
+        return new EngineOptions(blockSize, value, cacheMemory, maxSequences, maxBatchedTokens, maxWaiting,
+                prefixCaching, snapshotIntervalBlocks);
+    }
+
+    public EngineOptions withCacheMemory(String value) {
+        return new EngineOptions(blockSize, kvDtype, value, maxSequences, maxBatchedTokens, maxWaiting,
+                prefixCaching, snapshotIntervalBlocks);
+    }
+
+    public EngineOptions withMaxSequences(int value) {
+        return new EngineOptions(blockSize, kvDtype, cacheMemory, value, Math.max(value, maxBatchedTokens), maxWaiting,
+                prefixCaching, snapshotIntervalBlocks);
+    }
+
+    public EngineOptions withMaxBatchedTokens(int value) {
+        return new EngineOptions(blockSize, kvDtype, cacheMemory, maxSequences, value, maxWaiting, prefixCaching,
+                snapshotIntervalBlocks);
+    }
+
+    public EngineOptions withMaxWaiting(int value) {
+        return new EngineOptions(blockSize, kvDtype, cacheMemory, maxSequences, maxBatchedTokens, value,
+                prefixCaching, snapshotIntervalBlocks);
+    }
+
+    public EngineOptions withPrefixCaching(boolean value) {
+        return new EngineOptions(blockSize, kvDtype, cacheMemory, maxSequences, maxBatchedTokens, maxWaiting, value,
+                snapshotIntervalBlocks);
+    }
+
+    public EngineOptions withSnapshotIntervalBlocks(int value) {
+        return new EngineOptions(blockSize, kvDtype, cacheMemory, maxSequences, maxBatchedTokens, maxWaiting,
+                prefixCaching, value);
+    }
+}

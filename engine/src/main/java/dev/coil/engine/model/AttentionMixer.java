@@ -2,15 +2,16 @@ package dev.coil.engine.model;
 
 import dev.coil.engine.ops.AttentionShape;
 import dev.coil.engine.ops.Ops;
+import dev.coil.engine.ops.PagedKeyValues;
+import java.util.Arrays;
 
 /**
  * Causal multi-head attention with grouped KV heads:
  * q, k, v = x·Wq, x·Wk, x·Wv → RoPE on the first rotaryDim dims (none when 0) → append k, v to the
- * cache → softmax(q·kᵀ · scale) · v → o_proj.
+ * sequence's paged cache → softmax(q·kᵀ · scale) · v over the cache → o_proj.
+ * Projections run over every row of the batch at once; RoPE, the cache and attention per sequence.
  */
 public final class AttentionMixer implements Mixer {
-
-    private static final int INITIAL_CACHE_TOKENS = 256;
 
     private final BlockSpec.Attention spec;
     private final AttentionShape shape;
@@ -33,23 +34,42 @@ public final class AttentionMixer implements Mixer {
     }
 
     @Override
-    public LayerState.KeyValues newState() {
-        return new LayerState.KeyValues(spec.kvHeads(), spec.headDim(), INITIAL_CACHE_TOKENS);
+    public LayerState newState() {
+        return null;
     }
 
     @Override
-    public float[] forward(Ops ops, float[] x, int tokens, int past, Phase phase, LayerState state) {
-        LayerState.KeyValues cache = (LayerState.KeyValues) state;
-        float[] q = query.apply(ops, x, tokens);
-        float[] k = key.apply(ops, x, tokens);
-        float[] v = value.apply(ops, x, tokens);
-        if (spec.rotaryDim() > 0) {
-            ops.rope(q, tokens, spec.queryHeads(), spec.headDim(), spec.rotaryDim(), spec.ropeTheta(), past);
-            ops.rope(k, tokens, spec.kvHeads(), spec.headDim(), spec.rotaryDim(), spec.ropeTheta(), past);
+    public float[] forward(Ops ops, float[] x, Batch batch, int block) {
+        int rows = batch.rows();
+        int queryWidth = spec.queryHeads() * spec.headDim();
+        int kvWidth = spec.kvHeads() * spec.headDim();
+        float[] q = query.apply(ops, x, rows);
+        float[] k = key.apply(ops, x, rows);
+        float[] v = value.apply(ops, x, rows);
+        float[] attended = new float[rows * queryWidth];
+        for (int s = 0; s < batch.size(); s++) {
+            int first = batch.firstRow(s);
+            int tokens = batch.tokens(s);
+            int past = batch.past(s);
+            float[] segmentQ = rowSlice(q, first, tokens, queryWidth);
+            float[] segmentK = rowSlice(k, first, tokens, kvWidth);
+            float[] segmentV = rowSlice(v, first, tokens, kvWidth);
+            if (spec.rotaryDim() > 0) {
+                ops.rope(segmentQ, tokens, spec.queryHeads(), spec.headDim(), spec.rotaryDim(), spec.ropeTheta(), past);
+                ops.rope(segmentK, tokens, spec.kvHeads(), spec.headDim(), spec.rotaryDim(), spec.ropeTheta(), past);
+            }
+            SequenceState sequence = batch.sequence(s);
+            PagedKeyValues cache = sequence.keyValues().layer(block);
+            cache.write(sequence.blockTable(), past, tokens, segmentK, segmentV);
+            float[] out = new float[tokens * queryWidth];
+            ops.pagedAttention(shape, tokens, past, spec.scale(), segmentQ, cache, sequence.blockTable(), out);
+            System.arraycopy(out, 0, attended, first * queryWidth, out.length);
         }
-        cache.write(past, tokens, k, v);
-        float[] attended = new float[tokens * spec.queryHeads() * spec.headDim()];
-        ops.attention(shape, tokens, past, spec.scale(), q, cache.keys(), cache.values(), attended);
-        return output.apply(ops, attended, tokens);
+        return output.apply(ops, attended, rows);
+    }
+
+    /** Rows [first, first + count) of a [rows, width] array. */
+    static float[] rowSlice(float[] rows, int first, int count, int width) {
+        return Arrays.copyOfRange(rows, first * width, (first + count) * width);
     }
 }

@@ -44,7 +44,8 @@ public final class FeedForward implements Mixer {
     }
 
     @Override
-    public float[] forward(Ops ops, float[] x, int tokens, int past, Phase phase, LayerState state) {
+    public float[] forward(Ops ops, float[] x, Batch batch, int block) {
+        int tokens = batch.rows();
         int width = spec.intermediateSize();
         float[] hidden = new float[tokens * width];
         if (spec.kind() == BlockSpec.MlpKind.SQUARED_RELU) {

@@ -2,6 +2,9 @@ package dev.coil.engine.model;
 
 import dev.coil.engine.ops.Matrix;
 import dev.coil.engine.ops.Ops;
+import dev.coil.engine.load.DType;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -11,7 +14,8 @@ import java.util.List;
  *   for each block:  h = h + mixer(rmsnorm(h)) · residualMultiplier
  *   logits = lm_head(rmsnorm_final(h)) / logitsDivisor
  * </pre>
- * Stateless itself: each sequence's recurrent and K/V state lives in a {@link SequenceState}.
+ * Stateless itself: each sequence's recurrent and K/V state lives in a {@link SequenceState}, so one
+ * forward step can carry many sequences (a {@link Batch}).
  */
 public final class HybridModel {
 
@@ -36,64 +40,134 @@ public final class HybridModel {
         return config;
     }
 
-    /** A fresh state for a new sequence. */
+    /**
+     * A standalone sequence with a private, growing f32 K/V store: for one-off generation, scoring
+     * and tests. The serving engine builds its sequences on its own pools with {@link #newSequence(KeyValueStore, LayerState[])}.
+     */
     public SequenceState newSequence() {
+        return newSequence(new GrowingKeyValueStore(config.blocks(), DType.F32), newLayerStates());
+    }
+
+    /** A sequence whose K/V live in {@code keyValues} and whose Mamba state is {@code layers} (from {@link #newLayerStates()}). */
+    public SequenceState newSequence(KeyValueStore keyValues, LayerState[] layers) {
+        if (layers.length != mixers.size()) {
+            throw new IllegalArgumentException("expected " + mixers.size() + " layer states, got " + layers.length);
+        }
+        return new SequenceState(layers, keyValues);
+    }
+
+    /** Fresh per-block states: a zero {@link LayerState.Mamba} for each Mamba block, null elsewhere. */
+    public LayerState[] newLayerStates() {
         LayerState[] states = new LayerState[mixers.size()];
         for (int i = 0; i < states.length; i++) {
             states[i] = mixers.get(i).newState();
         }
-        return new SequenceState(states, 0);
+        return states;
     }
 
     /**
-     * Runs {@code tokens} through the model, appending them to {@code sequence}.
+     * Runs {@code tokens} through the model as one segment, appending them to {@code sequence}.
+     * PREFILL treats them as prompt tokens (Mamba's dt clamp applies), DECODE as generated ones.
      *
      * @param allLogits true: logits for every position [tokens, vocab] (scoring); false: only the last [vocab]
      */
     public float[] forward(Ops ops, SequenceState sequence, int[] tokens, Phase phase, boolean allLogits) {
-        int count = tokens.length;
-        if (count == 0) {
+        if (tokens.length == 0) {
             throw new IllegalArgumentException("forward needs at least one token");
         }
-        int hidden = config.hiddenSize();
-        int past = sequence.length();
-        float[] h = embed(tokens);
+        int clamped = phase == Phase.PREFILL ? tokens.length : 0;
+        Batch.Logits wanted = allLogits ? Batch.Logits.ALL : Batch.Logits.LAST;
+        return forward(ops, new Batch(List.of(new Batch.Segment(sequence, tokens, clamped, wanted)))).get(0);
+    }
 
-        float[] normed = new float[count * hidden];
+    /**
+     * One step over several sequences at once: each segment's tokens are appended to its sequence.
+     * Returns, per segment, the logits it asked for ([tokens, vocab], [vocab], or null).
+     * Segments must belong to distinct sequences.
+     */
+    public List<float[]> forward(Ops ops, Batch batch) {
+        int hidden = config.hiddenSize();
+        int rows = batch.rows();
+        for (int s = 0; s < batch.size(); s++) {
+            SequenceState sequence = batch.segment(s).sequence();
+            sequence.keyValues().reserve(sequence, batch.past(s) + batch.tokens(s));
+        }
+        float[] h = embed(batch);
+
+        float[] normed = new float[rows * hidden];
+        float multiplier = config.residualMultiplier();
         for (int block = 0; block < mixers.size(); block++) {
-            ops.rmsNorm(h, count, hidden, blockNorms.get(block), config.normEps(), normed);
-            float[] update = mixers.get(block).forward(ops, normed, count, past, phase, sequence.layer(block));
-            float multiplier = config.residualMultiplier();
+            ops.rmsNorm(h, rows, hidden, blockNorms.get(block), config.normEps(), normed);
+            float[] update = mixers.get(block).forward(ops, normed, batch, block);
             for (int i = 0; i < h.length; i++) {
                 h[i] += update[i] * multiplier;
             }
         }
-        sequence.advance(count);
+        for (int s = 0; s < batch.size(); s++) {
+            batch.segment(s).sequence().advance(batch.tokens(s));
+        }
+        return logits(ops, batch, h);
+    }
 
-        int rows = allLogits ? count : 1;
-        float[] last = new float[rows * hidden];
-        System.arraycopy(h, (count - rows) * hidden, last, 0, rows * hidden);
-        ops.rmsNorm(last, rows, hidden, finalNorm, config.normEps(), last);
-        float[] logits = new float[rows * config.vocabSize()];
-        ops.matmul(last, rows, lmHead, logits);
+    /** lm_head over the rows each segment wants: one matrix product for the whole batch. */
+    private List<float[]> logits(Ops ops, Batch batch, float[] h) {
+        int hidden = config.hiddenSize();
+        int vocab = config.vocabSize();
+        int[] wantedRows = new int[batch.size()];
+        int total = 0;
+        for (int s = 0; s < batch.size(); s++) {
+            wantedRows[s] = switch (batch.segment(s).logits()) {
+                case NONE -> 0;
+                case LAST -> 1;
+                case ALL -> batch.tokens(s);
+            };
+            total += wantedRows[s];
+        }
+        List<float[]> results = new ArrayList<>(batch.size());
+        if (total == 0) {
+            for (int s = 0; s < batch.size(); s++) {
+                results.add(null);
+            }
+            return results;
+        }
+        float[] selected = new float[total * hidden];
+        int row = 0;
+        for (int s = 0; s < batch.size(); s++) {
+            int last = batch.firstRow(s) + batch.tokens(s);
+            System.arraycopy(h, (last - wantedRows[s]) * hidden, selected, row * hidden, wantedRows[s] * hidden);
+            row += wantedRows[s];
+        }
+        ops.rmsNorm(selected, total, hidden, finalNorm, config.normEps(), selected);
+        float[] logits = new float[total * vocab];
+        ops.matmul(selected, total, lmHead, logits);
         if (config.logitsDivisor() != 1f) {
             for (int i = 0; i < logits.length; i++) {
                 logits[i] /= config.logitsDivisor();
             }
         }
-        return logits;
+        row = 0;
+        for (int s = 0; s < batch.size(); s++) {
+            results.add(wantedRows[s] == 0 ? null
+                    : Arrays.copyOfRange(logits, row * vocab, (row + wantedRows[s]) * vocab));
+            row += wantedRows[s];
+        }
+        return results;
     }
 
-    private float[] embed(int[] tokens) {
+    private float[] embed(Batch batch) {
         int hidden = config.hiddenSize();
-        float[] h = new float[tokens.length * hidden];
-        for (int t = 0; t < tokens.length; t++) {
-            int id = tokens[t];
-            if (id < 0 || id >= embeddings.rows()) {
-                throw new IllegalArgumentException(
-                        "token id " + id + " is outside the vocabulary [0, " + embeddings.rows() + ")");
+        float[] h = new float[batch.rows() * hidden];
+        for (int s = 0; s < batch.size(); s++) {
+            int[] tokens = batch.segment(s).tokens();
+            int first = batch.firstRow(s);
+            for (int t = 0; t < tokens.length; t++) {
+                int id = tokens[t];
+                if (id < 0 || id >= embeddings.rows()) {
+                    throw new IllegalArgumentException(
+                            "token id " + id + " is outside the vocabulary [0, " + embeddings.rows() + ")");
+                }
+                embeddings.readRow(id, h, (first + t) * hidden);
             }
-            embeddings.readRow(id, h, t * hidden);
         }
         if (config.embeddingMultiplier() != 1f) {
             for (int i = 0; i < h.length; i++) {

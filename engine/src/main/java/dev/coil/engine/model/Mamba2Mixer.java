@@ -8,11 +8,13 @@ import dev.coil.engine.ops.SsmShape;
  * <pre>
  *   z | xBC | dt = in_proj(u)                          z: [T, I], xBC: [T, I + 2GN], dt: [T, nh]
  *   x | B | C   = silu(causal_conv1d(xBC))             conv state carries the last K-1 inputs
- *   dt          = softplus(dt + dt_bias)               clamped to [dtMin, dtMax] in prefill only
+ *   dt          = softplus(dt + dt_bias)               clamped to [dtMin, dtMax] for prompt tokens only
  *   y           = SSM(x, dt, A = -exp(A_log), B, C) + D·x
  *   out         = out_proj(rmsnorm_grouped(y · silu(z)) · w)
  * </pre>
- * in_proj runs as one matrix product (one pass over its weights), whose columns are then split.
+ * in_proj runs as one matrix product over every row of the batch (one pass over its weights), whose
+ * columns are then split; the conv and the scan run per sequence, on that sequence's state. A
+ * segment of one generated token takes the recurrence step, anything else the chunked SSD scan.
  */
 public final class Mamba2Mixer implements Mixer {
 
@@ -55,44 +57,54 @@ public final class Mamba2Mixer implements Mixer {
     }
 
     @Override
-    public float[] forward(Ops ops, float[] u, int tokens, int past, Phase phase, LayerState state) {
-        LayerState.Mamba mambaState = (LayerState.Mamba) state;
+    public float[] forward(Ops ops, float[] u, Batch batch, int block) {
+        int rows = batch.rows();
         int inner = spec.innerSize();
         int channels = spec.convChannels();
+        int heads = spec.heads();
         int groupWidth = spec.groups() * spec.stateSize();
 
-        int heads = spec.heads();
         int width = inner + channels + heads;
-        float[] projected = inProjection.apply(ops, u, tokens);
-        float[] z = columns(projected, tokens, width, 0, inner);
-        float[] xbc = columns(projected, tokens, width, inner, channels);
-        float[] dt = columns(projected, tokens, width, inner + channels, heads);
+        float[] projected = inProjection.apply(ops, u, rows);
+        float[] z = columns(projected, rows, width, 0, inner);
+        float[] xbc = columns(projected, rows, width, inner, channels);
+        float[] dt = columns(projected, rows, width, inner + channels, heads);
 
-        float[] convolved = new float[tokens * channels];
-        ops.causalConv1d(xbc, tokens, channels, convWeight, convBias, spec.convKernel(), mambaState.conv(), convolved);
-        float[] x = columns(convolved, tokens, channels, 0, inner);
-        float[] b = columns(convolved, tokens, channels, inner, groupWidth);
-        float[] c = columns(convolved, tokens, channels, inner + groupWidth, groupWidth);
+        float[] y = new float[rows * inner];
+        for (int s = 0; s < batch.size(); s++) {
+            int first = batch.firstRow(s);
+            int tokens = batch.tokens(s);
+            int clamped = batch.segment(s).clampedTokens();
+            LayerState.Mamba state = (LayerState.Mamba) batch.state(s, block);
 
-        boolean clamp = phase == Phase.PREFILL;
-        for (int t = 0; t < tokens; t++) {
-            for (int h = 0; h < spec.heads(); h++) {
-                float value = softplus(dt[t * spec.heads() + h] + dtBias[h]);
-                if (clamp) {
-                    value = Math.min(Math.max(value, spec.dtMin()), spec.dtMax());
+            float[] convolved = new float[tokens * channels];
+            ops.causalConv1d(AttentionMixer.rowSlice(xbc, first, tokens, channels), tokens, channels, convWeight,
+                    convBias, spec.convKernel(), state.conv(), convolved);
+            float[] x = columns(convolved, tokens, channels, 0, inner);
+            float[] b = columns(convolved, tokens, channels, inner, groupWidth);
+            float[] c = columns(convolved, tokens, channels, inner + groupWidth, groupWidth);
+
+            float[] segmentDt = new float[tokens * heads];
+            for (int t = 0; t < tokens; t++) {
+                for (int h = 0; h < heads; h++) {
+                    float value = softplus(dt[(first + t) * heads + h] + dtBias[h]);
+                    if (t < clamped) {
+                        value = Math.min(Math.max(value, spec.dtMin()), spec.dtMax());
+                    }
+                    segmentDt[t * heads + h] = value;
                 }
-                dt[t * spec.heads() + h] = value;
             }
-        }
 
-        float[] y = new float[tokens * inner];
-        if (phase == Phase.DECODE && tokens == 1) {
-            ops.ssmStep(shape, x, dt, decay, b, c, skip, mambaState.ssm(), y);
-        } else {
-            ops.ssdScan(shape, tokens, spec.chunkSize(), x, dt, decay, b, c, skip, mambaState.ssm(), y);
+            float[] segmentY = new float[tokens * inner];
+            if (tokens == 1 && clamped == 0) {
+                ops.ssmStep(shape, x, segmentDt, decay, b, c, skip, state.ssm(), segmentY);
+            } else {
+                ops.ssdScan(shape, tokens, spec.chunkSize(), x, segmentDt, decay, b, c, skip, state.ssm(), segmentY);
+            }
+            System.arraycopy(segmentY, 0, y, first * inner, segmentY.length);
         }
-        ops.gatedRmsNorm(y, z, tokens, inner, spec.normGroupSize(), normWeight, spec.normEps(), y);
-        return outProjection.apply(ops, y, tokens);
+        ops.gatedRmsNorm(y, z, rows, inner, spec.normGroupSize(), normWeight, spec.normEps(), y);
+        return outProjection.apply(ops, y, rows);
     }
 
     /** Columns [start, start + count) of a [tokens, width] row-major array, as a [tokens, count] array. */

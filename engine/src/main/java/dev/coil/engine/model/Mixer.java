@@ -6,11 +6,12 @@ import dev.coil.engine.ops.Ops;
 public sealed interface Mixer permits Mamba2Mixer, AttentionMixer, FeedForward {
 
     /**
-     * x: [tokens, hidden], already normalised; the tokens sit at positions past .. past + tokens.
-     * Returns [tokens, hidden]. state is this block's {@link LayerState} (null for feed-forward).
+     * x: [batch.rows(), hidden], already normalised, one row per new token of each segment.
+     * Returns [batch.rows(), hidden]. {@code block} is this mixer's index in the model, which
+     * locates its state in each segment's sequence.
      */
-    float[] forward(Ops ops, float[] x, int tokens, int past, Phase phase, LayerState state);
+    float[] forward(Ops ops, float[] x, Batch batch, int block);
 
-    /** A fresh state for a new sequence, or null when the mixer keeps none. */
+    /** A fresh state for a new sequence, or null when the mixer keeps none besides the K/V cache. */
     LayerState newState();
 }

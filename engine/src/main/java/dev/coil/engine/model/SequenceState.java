@@ -1,17 +1,23 @@
 package dev.coil.engine.model;
 
+import java.util.Arrays;
+
 /**
- * Everything a model remembers about one sequence: one {@link LayerState} per block (null for
- * stateless feed-forward blocks) and the number of tokens already processed.
+ * Everything a model remembers about one sequence: the recurrent state of each Mamba block (a
+ * {@link LayerState.Mamba}; null for attention and feed-forward blocks), the block table that
+ * locates its keys and values in a {@link KeyValueStore}, and the number of tokens processed.
  */
 public final class SequenceState {
 
     private final LayerState[] layers;
+    private final KeyValueStore keyValues;
+    private int[] blockTable = new int[8];
+    private int blockCount;
     private int length;
 
-    SequenceState(LayerState[] layers, int length) {
+    SequenceState(LayerState[] layers, KeyValueStore keyValues) {
         this.layers = layers;
-        this.length = length;
+        this.keyValues = keyValues;
     }
 
     /** Tokens processed so far: the position of the next token. */
@@ -19,20 +25,60 @@ public final class SequenceState {
         return length;
     }
 
+    /**
+     * Declares that the first {@code length} positions are already in place (restored from the
+     * prefix cache: K/V in the table's blocks, Mamba state copied into the layers).
+     */
+    public void resumeAt(int length) {
+        this.length = length;
+    }
+
     void advance(int tokens) {
         length += tokens;
     }
 
-    LayerState layer(int block) {
+    /** This block's state: a {@link LayerState.Mamba} for Mamba blocks, null otherwise. */
+    public LayerState layer(int block) {
         return layers[block];
     }
 
-    /** A deep copy: the state after the same tokens, independent of this one. */
-    public SequenceState copy() {
-        LayerState[] copies = new LayerState[layers.length];
-        for (int i = 0; i < layers.length; i++) {
-            copies[i] = layers[i] == null ? null : layers[i].copy();
+    public int blocks() {
+        return layers.length;
+    }
+
+    KeyValueStore keyValues() {
+        return keyValues;
+    }
+
+    /** The block ids holding positions [0, blockCount · blockSize), in order (the array may be longer). */
+    public int[] blockTable() {
+        return blockTable;
+    }
+
+    public int blockCount() {
+        return blockCount;
+    }
+
+    public void appendBlock(int blockId) {
+        if (blockCount == blockTable.length) {
+            blockTable = Arrays.copyOf(blockTable, 2 * blockTable.length);
         }
-        return new SequenceState(copies, length);
+        blockTable[blockCount++] = blockId;
+    }
+
+    /** Replaces the block at {@code index} (copy-on-write of a shared block). */
+    public void replaceBlock(int index, int blockId) {
+        blockTable[index] = blockId;
+    }
+
+    /** Forgets every block and token (preemption: the blocks have been returned to their pool). */
+    public void clear() {
+        blockCount = 0;
+        length = 0;
+        for (LayerState layer : layers) {
+            if (layer instanceof LayerState.Mamba mamba) {
+                mamba.clear();
+            }
+        }
     }
 }

@@ -125,10 +125,41 @@ public final class PagedKeyValues {
 
     /** Copies the first {@code rows} positions of block {@code source} into block {@code target} (copy-on-write). */
     public void copyBlock(int source, int target, int rows) {
-        long rowBytes = (long) rowWidth() * dtype.bytes();
+        copyBlock(this, source, this, target, rows);
+    }
+
+    /** Copies the first {@code rows} positions of one block to another, between stores of the same layout. */
+    public static void copyBlock(PagedKeyValues from, int source, PagedKeyValues to, int target, int rows) {
+        long rowBytes = (long) from.rowWidth() * from.dtype.bytes();
         long bytes = rows * rowBytes;
-        long blockBytes = blockSize * rowBytes;
-        MemorySegment.copy(keys, source * blockBytes, keys, target * blockBytes, bytes);
-        MemorySegment.copy(values, source * blockBytes, values, target * blockBytes, bytes);
+        MemorySegment.copy(from.keys, source * from.blockSize * rowBytes, to.keys, target * to.blockSize * rowBytes,
+                bytes);
+        MemorySegment.copy(from.values, source * from.blockSize * rowBytes, to.values,
+                target * to.blockSize * rowBytes, bytes);
+    }
+
+    /** Positions [from, to) of a sequence as raw rows in this store's dtype ([to - from, rowBytes] each). */
+    public byte[][] exportRows(int[] table, int from, int to) {
+        int rowBytes = rowWidth() * dtype.bytes();
+        byte[] keyRows = new byte[(to - from) * rowBytes];
+        byte[] valueRows = new byte[keyRows.length];
+        for (int position = from; position < to; position++) {
+            long offset = rowOffset(table, position);
+            MemorySegment.copy(keys, ValueLayout.JAVA_BYTE, offset, keyRows, (position - from) * rowBytes, rowBytes);
+            MemorySegment.copy(values, ValueLayout.JAVA_BYTE, offset, valueRows, (position - from) * rowBytes,
+                    rowBytes);
+        }
+        return new byte[][] {keyRows, valueRows};
+    }
+
+    /** Writes rows from {@link #exportRows} back at positions [from, from + rows). */
+    public void importRows(int[] table, int from, byte[][] rows) {
+        int rowBytes = rowWidth() * dtype.bytes();
+        int count = rows[0].length / rowBytes;
+        for (int r = 0; r < count; r++) {
+            long offset = rowOffset(table, from + r);
+            MemorySegment.copy(rows[0], r * rowBytes, keys, ValueLayout.JAVA_BYTE, offset, rowBytes);
+            MemorySegment.copy(rows[1], r * rowBytes, values, ValueLayout.JAVA_BYTE, offset, rowBytes);
+        }
     }
 }

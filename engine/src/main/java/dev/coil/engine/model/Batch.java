@@ -1,0 +1,93 @@
+package dev.coil.engine.model;
+
+import java.util.List;
+
+/**
+ * One forward step over several sequences: their new tokens laid end to end as the rows of one
+ * activation matrix [rows, hidden]. Row-wise work (projections, norms, MLPs) runs once over all
+ * rows, so each weight is read once per step however many sequences share it; sequence-wise work
+ * (attention over a sequence's cache, the Mamba recurrence) runs per segment.
+ */
+public final class Batch {
+
+    /** Which logits a segment needs back. */
+    public enum Logits {
+        /** None: a prefill chunk that is not the prompt's last. */
+        NONE,
+        /** The last position's (the next token is sampled from it). */
+        LAST,
+        /** Every position's (prompt logprobs, scoring). */
+        ALL
+    }
+
+    /**
+     * New tokens of one sequence.
+     *
+     * @param clampedTokens how many of the leading tokens are prompt tokens: Mamba's prefill dt clamp
+     *                      applies to them, not to generated tokens (HF clamps in prefill, not in its
+     *                      cached decode step), so recomputing a sequence reproduces its first pass
+     */
+    public record Segment(SequenceState sequence, int[] tokens, int clampedTokens, Logits logits) {
+        public Segment {
+            if (tokens.length == 0) {
+                throw new IllegalArgumentException("a segment needs at least one token");
+            }
+            if (clampedTokens < 0 || clampedTokens > tokens.length) {
+                throw new IllegalArgumentException("clampedTokens " + clampedTokens + " outside [0, " + tokens.length
+                        + "]");
+            }
+        }
+    }
+
+    private final List<Segment> segments;
+    private final int[] firstRow;
+    private final int[] past;
+    private final int rows;
+
+    public Batch(List<Segment> segments) {
+        this.segments = List.copyOf(segments);
+        this.firstRow = new int[this.segments.size()];
+        this.past = new int[this.segments.size()];
+        int row = 0;
+        for (int s = 0; s < firstRow.length; s++) {
+            firstRow[s] = row;
+            past[s] = this.segments.get(s).sequence().length();
+            row += this.segments.get(s).tokens().length;
+        }
+        this.rows = row;
+    }
+
+    public int size() {
+        return segments.size();
+    }
+
+    public Segment segment(int index) {
+        return segments.get(index);
+    }
+
+    /** Total new tokens: the rows of the step's activations. */
+    public int rows() {
+        return rows;
+    }
+
+    public int firstRow(int index) {
+        return firstRow[index];
+    }
+
+    public int tokens(int index) {
+        return segments.get(index).tokens().length;
+    }
+
+    /** Position of the segment's first new token: tokens its sequence had before this step. */
+    public int past(int index) {
+        return past[index];
+    }
+
+    public LayerState state(int index, int block) {
+        return segments.get(index).sequence().layer(block);
+    }
+
+    SequenceState sequence(int index) {
+        return segments.get(index).sequence();
+    }
+}

@@ -66,9 +66,14 @@ public final class SequenceState {
         blockTable[blockCount++] = blockId;
     }
 
-    /** Replaces the block at {@code index} (copy-on-write of a shared block). */
-    public void replaceBlock(int index, int blockId) {
-        blockTable[index] = blockId;
+    /** Sets the whole block table (the engine's scheduler owns it; the sequence mirrors it each step). */
+    public void setBlockTable(int[] blockIds) {
+        if (blockIds.length > blockTable.length) {
+            blockTable = Arrays.copyOf(blockIds, Math.max(blockIds.length, 2 * blockTable.length));
+        } else {
+            System.arraycopy(blockIds, 0, blockTable, 0, blockIds.length);
+        }
+        blockCount = blockIds.length;
     }
 
     /** Forgets every block and token (preemption: the blocks have been returned to their pool). */

@@ -127,6 +127,9 @@ final class ActiveRequest {
             if (position + 1 >= request.promptLength()) {
                 break;
             }
+            if (position < promptLogprobs.size()) {
+                continue; // recomputed after a preemption: already recorded
+            }
             float[] distribution = Sampler.logSoftmax(Arrays.copyOfRange(logits, r * vocab, (r + 1) * vocab));
             int next = request.promptToken(position + 1);
             promptLogprobs.add(new EngineEvent.PositionLogprobs(new TokenLogprob(next, distribution[next]),

@@ -1,6 +1,10 @@
 package dev.coil.engine.runner;
 
+import dev.coil.engine.cache.CacheSizing;
+import dev.coil.engine.cache.ServingCache;
+import dev.coil.engine.model.HybridModel;
 import dev.coil.engine.ops.Ops;
+import dev.coil.engine.sched.Scheduler;
 import dev.coil.engine.tokenizer.StreamingDecoder;
 import java.time.Duration;
 import java.util.Map;
@@ -20,6 +24,8 @@ public final class Engine implements AutoCloseable {
 
     private final LoadedModel loaded;
     private final EngineOptions options;
+    private final CacheSizing sizing;
+    private final ServingCache cache;
     private final StepLoop loop;
     private final Map<String, ActiveRequest> requests = new ConcurrentHashMap<>();
     private final AtomicLong nextId = new AtomicLong();
@@ -28,7 +34,27 @@ public final class Engine implements AutoCloseable {
     private Engine(LoadedModel loaded, Ops ops, EngineOptions options) {
         this.loaded = loaded;
         this.options = options;
-        this.loop = new StepLoop(loaded, ops, options, requests::remove);
+        HybridModel model = loaded.model();
+        long budget = CacheBudget.bytes(options.cacheMemory());
+        this.sizing = CacheSizing.plan(budget, options.blockSize(), options.kvDtype(), options.maxSequences(),
+                model.config().contextLength(), options.prefixCaching(), options.snapshotIntervalBlocks(),
+                model.config().blocks(), model.newLayerStates());
+        sizing.warnings().forEach(LOG::warn);
+        this.cache = new ServingCache(sizing, model.config().blocks(), model::newLayerStates);
+        Scheduler scheduler = new Scheduler(sizing.slots(), Math.max(sizing.slots(), options.maxBatchedTokens()), cache);
+        this.loop = new StepLoop(model, ops, cache, scheduler, options.maxWaiting(), requests::remove);
+        LOG.info("cache: {} MiB budget, {} KV blocks of {} tokens ({} KiB each, {}), {} state slots ({} KiB each)",
+                budget >> 20, sizing.blocks(), sizing.blockSize(), sizing.blockBytes() >> 10, sizing.kvDtype(),
+                sizing.slots(), sizing.slotBytes() >> 10);
+    }
+
+    ServingCache cache() {
+        return cache;
+    }
+
+    /** How the cache budget was split (blocks, slots, snapshot bytes) and what was clamped. */
+    public CacheSizing cacheSizing() {
+        return sizing;
     }
 
     /** Sizes the cache from the options, starts the step thread. */
@@ -122,6 +148,7 @@ public final class Engine implements AutoCloseable {
             requests.values().forEach(ActiveRequest::requestCancel);
         }
         loop.stop();
+        cache.close();
     }
 
     @Override

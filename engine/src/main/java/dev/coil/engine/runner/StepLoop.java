@@ -1,64 +1,95 @@
 package dev.coil.engine.runner;
 
+import dev.coil.engine.cache.ServingCache;
+import dev.coil.engine.model.Batch;
+import dev.coil.engine.model.BlockSpec;
 import dev.coil.engine.model.HybridModel;
-import dev.coil.engine.model.Phase;
 import dev.coil.engine.model.SequenceState;
 import dev.coil.engine.ops.Ops;
-import java.util.ArrayDeque;
+import dev.coil.engine.sched.ScheduledRequest;
+import dev.coil.engine.sched.Scheduler;
+import dev.coil.engine.sched.StepPlan;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HashMap;
-import java.util.Iterator;
+import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-/** The engine's step thread: admits waiting requests, runs one step of every running one, repeats. */
+/**
+ * The engine's step thread. Each step: take in new submissions and cancellations, ask the
+ * {@link Scheduler} what runs, run it as one {@link Batch} through the model, sample the requests
+ * whose chunk reached their last token, and publish their events.
+ */
 final class StepLoop implements Runnable {
 
     private static final Logger LOG = LoggerFactory.getLogger(StepLoop.class);
 
-    private final LoadedModel loaded;
+    /** A request's engine-side state: what the scheduler tracks and the model sequence it runs on. */
+    private static final class Entry {
+        final ActiveRequest active;
+        final ScheduledRequest scheduled;
+        SequenceState sequence;
+        int sequenceSlot = -1;
+
+        Entry(ActiveRequest active, ScheduledRequest scheduled) {
+            this.active = active;
+            this.scheduled = scheduled;
+        }
+    }
+
+    private final HybridModel model;
     private final Ops ops;
-    private final EngineOptions options;
+    private final ServingCache cache;
+    private final Scheduler scheduler;
+    private final int maxWaiting;
     private final Consumer<String> onDone;
+    private final boolean hasMamba;
+    private final boolean hasAttention;
+    private final ConcurrentLinkedQueue<ActiveRequest> inbox = new ConcurrentLinkedQueue<>();
+    private final AtomicInteger inboxSize = new AtomicInteger();
+    private final Map<ActiveRequest, Entry> entries = new IdentityHashMap<>();
     private final ReentrantLock lock = new ReentrantLock();
     private final Condition work = lock.newCondition();
-    private final ArrayDeque<ActiveRequest> waiting = new ArrayDeque<>();
-    private final List<ActiveRequest> running = new ArrayList<>();
-    private final Map<ActiveRequest, SequenceState> states = new HashMap<>();
     private final Thread thread;
     private volatile boolean stopping;
-    private volatile EngineStats stats = new EngineStats(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    private volatile int waitingInScheduler;
+    private volatile EngineStats stats;
 
-    StepLoop(LoadedModel loaded, Ops ops, EngineOptions options, Consumer<String> onDone) {
-        this.loaded = loaded;
+    StepLoop(HybridModel model, Ops ops, ServingCache cache, Scheduler scheduler, int maxWaiting,
+            Consumer<String> onDone) {
+        this.model = model;
         this.ops = ops;
-        this.options = options;
+        this.cache = cache;
+        this.scheduler = scheduler;
+        this.maxWaiting = maxWaiting;
         this.onDone = onDone;
+        this.hasMamba = model.config().countBlocks(BlockSpec.Mamba.class) > 0;
+        this.hasAttention = model.config().countBlocks(BlockSpec.Attention.class) > 0;
         this.thread = Thread.ofPlatform().name("coil-engine").daemon().unstarted(this);
+        this.stats = snapshotStats();
     }
 
     void start() {
         thread.start();
     }
 
+    /** Queues a request for the step thread; false when the waiting queue is full. */
     boolean enqueue(ActiveRequest request) {
-        lock.lock();
-        try {
-            if (waiting.size() >= options.maxWaiting()) {
-                return false;
-            }
-            waiting.add(request);
-            work.signal();
-            return true;
-        } finally {
-            lock.unlock();
+        if (inboxSize.get() + waitingInScheduler >= maxWaiting) {
+            return false;
         }
+        inboxSize.incrementAndGet();
+        inbox.add(request);
+        wake();
+        return true;
     }
 
     void wake() {
@@ -78,7 +109,7 @@ final class StepLoop implements Runnable {
         stopping = true;
         wake();
         try {
-            thread.join(5000);
+            thread.join(10_000);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
@@ -86,75 +117,183 @@ final class StepLoop implements Runnable {
 
     @Override
     public void run() {
-        while (!stopping) {
-            lock.lock();
-            try {
-                while (waiting.isEmpty() && running.isEmpty() && !stopping) {
-                    work.awaitUninterruptibly();
+        try {
+            while (!stopping) {
+                admitSubmissions();
+                handleCancellations();
+                if (scheduler.isIdle()) {
+                    stats = snapshotStats();
+                    awaitWork();
+                    continue;
                 }
-                while (!waiting.isEmpty() && running.size() < options.maxSequences()) {
-                    ActiveRequest next = waiting.poll();
-                    running.add(next);
-                    states.put(next, loaded.model().newSequence());
-                }
-                stats = new EngineStats(running.size(), waiting.size(), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
-            } finally {
-                lock.unlock();
+                step();
+                stats = snapshotStats();
             }
-            step();
+        } catch (Throwable e) {
+            LOG.error("the engine's step loop failed", e);
+        } finally {
+            admitSubmissions();
+            for (Entry entry : List.copyOf(entries.values())) {
+                scheduler.cancel(entry.scheduled);
+                end(entry, EngineEvent.Failed.Reason.CANCELLED, "the engine stopped before the request finished");
+            }
+            stats = snapshotStats();
         }
+    }
+
+    private void awaitWork() {
         lock.lock();
         try {
-            waiting.forEach(r -> finish(r, "the engine stopped"));
-            running.forEach(r -> finish(r, "the engine stopped"));
+            if (inbox.isEmpty() && !stopping) {
+                work.await(100, TimeUnit.MILLISECONDS);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            stopping = true;
         } finally {
             lock.unlock();
         }
     }
 
-    private void step() {
-        HybridModel model = loaded.model();
-        int vocab = model.config().vocabSize();
-        for (Iterator<ActiveRequest> it = running.iterator(); it.hasNext();) {
-            ActiveRequest request = it.next();
-            try {
-                if (request.cancelRequested()) {
-                    request.fail(EngineEvent.Failed.Reason.CANCELLED, "the request was cancelled");
-                } else {
-                    request.markScheduled();
-                    SequenceState state = states.get(request);
-                    int seen = state.length();
-                    int known = request.promptLength() + request.generatedCount();
-                    int count = Math.min(known - seen, options.maxBatchedTokens());
-                    int[] tokens = new int[count];
-                    for (int i = 0; i < count; i++) {
-                        tokens[i] = request.tokenAt(seen + i);
-                    }
-                    boolean prompt = seen < request.promptLength();
-                    boolean all = request.wantsPromptLogprobs() && prompt;
-                    float[] logits = model.forward(ops, state, tokens, prompt ? Phase.PREFILL : Phase.DECODE, all);
-                    if (all) {
-                        request.acceptPromptLogits(seen, logits, count, vocab);
-                        logits = Arrays.copyOfRange(logits, (count - 1) * vocab, count * vocab);
-                    }
-                    if (state.length() == known) {
-                        request.acceptNextLogits(logits);
-                    }
-                }
-            } catch (RuntimeException e) {
-                LOG.error("request {} failed", request.id(), e);
-                request.fail(EngineEvent.Failed.Reason.ERROR, "internal error: " + e.getMessage());
-            }
-            if (request.isDone()) {
-                it.remove();
-                states.remove(request);
-                onDone.accept(request.id());
+    private void admitSubmissions() {
+        ActiveRequest active;
+        while ((active = inbox.poll()) != null) {
+            inboxSize.decrementAndGet();
+            ScheduledRequest scheduled = new ScheduledRequest(active.id(), active.promptLength(), active::tokenAt,
+                    !active.wantsPromptLogprobs());
+            entries.put(active, new Entry(active, scheduled));
+            scheduler.add(scheduled);
+        }
+        waitingInScheduler = scheduler.waiting();
+    }
+
+    private void handleCancellations() {
+        for (Entry entry : List.copyOf(entries.values())) {
+            if (entry.active.cancelRequested()) {
+                scheduler.cancel(entry.scheduled);
+                end(entry, EngineEvent.Failed.Reason.CANCELLED, "the request was cancelled");
             }
         }
     }
 
-    private void finish(ActiveRequest request, String message) {
-        request.fail(EngineEvent.Failed.Reason.CANCELLED, message);
-        onDone.accept(request.id());
+    private void step() {
+        StepPlan plan = scheduler.schedule();
+        Map<ScheduledRequest, Entry> byRequest = new IdentityHashMap<>();
+        entries.values().forEach(entry -> byRequest.put(entry.scheduled, entry));
+        for (ScheduledRequest rejected : plan.rejected()) {
+            end(byRequest.get(rejected), EngineEvent.Failed.Reason.REJECTED, "the request needs more KV cache than the"
+                    + " server holds (" + cache.blockPool().total() * cache.blockSize() + " tokens); raise --cache-memory"
+                    + " or shorten the prompt or max_tokens");
+        }
+        for (ScheduledRequest preempted : plan.preempted()) {
+            byRequest.get(preempted).sequence = null;
+        }
+        if (plan.isEmpty()) {
+            Thread.onSpinWait();
+            return;
+        }
+
+        List<Batch.Segment> segments = new ArrayList<>(plan.chunks().size());
+        List<Entry> scheduled = new ArrayList<>(plan.chunks().size());
+        for (StepPlan.Chunk chunk : plan.chunks()) {
+            Entry entry = byRequest.get(chunk.request());
+            segments.add(segment(entry, chunk));
+            scheduled.add(entry);
+        }
+        List<float[]> logits;
+        try {
+            logits = model.forward(ops, new Batch(segments));
+        } catch (RuntimeException e) {
+            LOG.error("a step of {} requests failed", scheduled.size(), e);
+            for (Entry entry : scheduled) {
+                scheduler.cancel(entry.scheduled);
+                end(entry, EngineEvent.Failed.Reason.ERROR, "internal error: " + e.getMessage());
+            }
+            return;
+        }
+        scheduler.complete(plan);
+        int vocab = model.config().vocabSize();
+        for (int i = 0; i < plan.chunks().size(); i++) {
+            StepPlan.Chunk chunk = plan.chunks().get(i);
+            Entry entry = scheduled.get(i);
+            try {
+                deliver(entry, chunk, segments.get(i), logits.get(i), vocab);
+            } catch (RuntimeException e) {
+                LOG.error("request {} failed", entry.active.id(), e);
+                scheduler.cancel(entry.scheduled);
+                end(entry, EngineEvent.Failed.Reason.ERROR, "internal error: " + e.getMessage());
+            }
+        }
+    }
+
+    /** The batch segment for one chunk: the request's sequence (rebuilt after an admission), its tokens. */
+    private Batch.Segment segment(Entry entry, StepPlan.Chunk chunk) {
+        ScheduledRequest request = chunk.request();
+        ActiveRequest active = entry.active;
+        if (entry.sequence == null || entry.sequenceSlot != request.slot()) {
+            entry.sequence = model.newSequence(cache.keyValues(), cache.slotStates(request.slot()));
+            entry.sequence.resumeAt(chunk.start());
+            entry.sequenceSlot = request.slot();
+            active.setCachedPromptTokens(request.cachedPromptTokens());
+        }
+        if (entry.sequence.length() != chunk.start()) {
+            throw new IllegalStateException(active.id() + ": sequence at " + entry.sequence.length()
+                    + " but the chunk starts at " + chunk.start());
+        }
+        entry.sequence.setBlockTable(request.blockTable());
+        active.markScheduled();
+        int clamped = Math.clamp(request.promptLength() - chunk.start(), 0, chunk.count());
+        boolean promptLogits = active.wantsPromptLogprobs() && chunk.start() < request.promptLength();
+        Batch.Logits wanted = promptLogits ? Batch.Logits.ALL
+                : chunk.samples() ? Batch.Logits.LAST : Batch.Logits.NONE;
+        if (chunk.count() > 1 || clamped > 0) {
+            if (hasAttention) {
+                active.addPath(ActiveRequest.FLASH);
+            }
+            if (hasMamba) {
+                active.addPath(ActiveRequest.SSD_SCAN);
+            }
+        } else if (hasMamba) {
+            active.addPath(ActiveRequest.SSM_RECURRENCE);
+        }
+        return new Batch.Segment(entry.sequence, request.tokens(chunk.start(), chunk.end()), clamped, wanted);
+    }
+
+    /** Hands a chunk's logits to its request: prompt logprobs, then the next token when the chunk reached the end. */
+    private void deliver(Entry entry, StepPlan.Chunk chunk, Batch.Segment segment, float[] logits, int vocab) {
+        if (logits == null) {
+            return;
+        }
+        float[] last = logits;
+        if (segment.logits() == Batch.Logits.ALL) {
+            entry.active.acceptPromptLogits(chunk.start(), logits, chunk.count(), vocab);
+            last = Arrays.copyOfRange(logits, (chunk.count() - 1) * vocab, chunk.count() * vocab);
+        }
+        if (!chunk.samples()) {
+            return;
+        }
+        if (entry.active.acceptNextLogits(last)) {
+            scheduler.finish(entry.scheduled);
+            entries.remove(entry.active);
+            onDone.accept(entry.active.id());
+        } else {
+            entry.scheduled.appendToken();
+        }
+    }
+
+    private void end(Entry entry, EngineEvent.Failed.Reason reason, String message) {
+        entry.active.fail(reason, message);
+        entries.remove(entry.active);
+        onDone.accept(entry.active.id());
+    }
+
+    private EngineStats snapshotStats() {
+        int kvTotal = hasAttention ? cache.blockPool().total() : 0;
+        int kvInUse = hasAttention ? cache.blockPool().inUse() : 0;
+        int slotsTotal = hasMamba ? cache.slotPool().total() : 0;
+        int slotsInUse = hasMamba ? cache.slotPool().inUse() : 0;
+        return new EngineStats(scheduler.running(), scheduler.waiting() + inboxSize.get(), kvTotal, kvInUse, slotsTotal,
+                slotsInUse, cache.queries(), cache.hits(), cache.hitTokens(), cache.queryTokens(),
+                scheduler.preemptions(), cache.snapshotCount());
     }
 }

@@ -1,0 +1,359 @@
+package dev.coil.engine.cache;
+
+import com.github.benmanes.caffeine.cache.Cache;
+import com.github.benmanes.caffeine.cache.Caffeine;
+import com.github.benmanes.caffeine.cache.RemovalCause;
+import dev.coil.engine.model.BlockSpec;
+import dev.coil.engine.model.LayerState;
+import dev.coil.engine.ops.PagedKeyValues;
+import dev.coil.engine.sched.CacheResources;
+import dev.coil.engine.sched.ScheduledRequest;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.function.Supplier;
+
+/**
+ * The serving cache: KV blocks ({@link BlockPool} + {@link PooledKeyValueStore}), Mamba state slots
+ * ({@link SlotPool} + their arrays) and the prefix cache over both.
+ *
+ * <p>Prefix caching for hybrids: attention layers can resume from any cached run of full blocks,
+ * but a Mamba layer's state after a prefix cannot be rebuilt from blocks — it must have been saved.
+ * So the state is snapshotted during prefill every {@code snapshotIntervalBlocks} blocks (prompt
+ * chunks end there) and when a request finishes. A hit for a model with Mamba layers is the
+ * longest snapshotted prefix whose full blocks are all still cached; for an attention-only model,
+ * the longest run of cached blocks. Snapshots live in a Caffeine cache bounded by bytes.
+ */
+public final class ServingCache implements CacheResources, AutoCloseable {
+
+    private final List<BlockSpec> blocks;
+    private final boolean hasMamba;
+    private final int blockSize;
+    private final BlockPool blockPool;
+    private final SlotPool slotPool;
+    private final LayerState[][] slotStates;
+    private final PooledKeyValueStore keyValues;
+    private final boolean prefixCaching;
+    private final int snapshotInterval; // in positions; 0: only at request end
+    private final Cache<Long, StateSnapshot> snapshots;
+    private final Map<Long, Set<Long>> snapshotsByParent = new HashMap<>();
+
+    private long queries;
+    private long queryTokens;
+    private long hits;
+    private long hitTokens;
+
+    public ServingCache(CacheSizing sizing, List<BlockSpec> blocks, Supplier<LayerState[]> newStates) {
+        this.blocks = List.copyOf(blocks);
+        this.hasMamba = blocks.stream().anyMatch(BlockSpec.Mamba.class::isInstance);
+        this.blockSize = sizing.blockSize();
+        this.blockPool = new BlockPool(sizing.blocks(), sizing.blockSize());
+        this.slotPool = new SlotPool(sizing.slots());
+        this.slotStates = new LayerState[sizing.slots()][];
+        for (int slot = 0; slot < slotStates.length; slot++) {
+            slotStates[slot] = newStates.get();
+        }
+        this.keyValues = new PooledKeyValueStore(blocks, sizing.kvDtype(), sizing.blocks(), sizing.blockSize());
+        this.prefixCaching = sizing.prefixCaching();
+        this.snapshotInterval = sizing.snapshotIntervalBlocks() * sizing.blockSize();
+        this.snapshots = Caffeine.newBuilder()
+                .maximumWeight(Math.max(1, sizing.snapshotBytes()))
+                .<Long, StateSnapshot>weigher((key, snapshot) -> snapshot.bytes())
+                .executor(Runnable::run)
+                .removalListener((Long key, StateSnapshot snapshot, RemovalCause cause) -> forgetSnapshot(key, snapshot))
+                .build();
+    }
+
+    public PooledKeyValueStore keyValues() {
+        return keyValues;
+    }
+
+    /** The Mamba states of a slot (null entries for non-Mamba blocks). */
+    public LayerState[] slotStates(int slot) {
+        return slotStates[slot];
+    }
+
+    public BlockPool blockPool() {
+        return blockPool;
+    }
+
+    public SlotPool slotPool() {
+        return slotPool;
+    }
+
+    public boolean hasMamba() {
+        return hasMamba;
+    }
+
+    public long queries() {
+        return queries;
+    }
+
+    public long queryTokens() {
+        return queryTokens;
+    }
+
+    public long hits() {
+        return hits;
+    }
+
+    public long hitTokens() {
+        return hitTokens;
+    }
+
+    public long snapshotCount() {
+        snapshots.cleanUp();
+        return snapshots.estimatedSize();
+    }
+
+    /** Drops every cached prefix (blocks stay allocated to their requests). */
+    public void clearPrefixCache() {
+        snapshots.invalidateAll();
+        snapshots.cleanUp();
+    }
+
+    @Override
+    public int blockSize() {
+        return blockSize;
+    }
+
+    @Override
+    public boolean hasFreeSlot() {
+        return slotPool.free() > 0;
+    }
+
+    @Override
+    public void acquireSlot(ScheduledRequest request) {
+        int slot = slotPool.acquire();
+        if (slot < 0) {
+            throw new IllegalStateException("no free state slot");
+        }
+        for (LayerState state : slotStates[slot]) {
+            if (state instanceof LayerState.Mamba mamba) {
+                mamba.clear();
+            }
+        }
+        request.setSlot(slot);
+    }
+
+    @Override
+    public boolean ensureBlocks(ScheduledRequest request, int positions) {
+        int needed = Math.ceilDiv(positions, blockSize) - request.blockCount();
+        if (needed <= 0) {
+            return true;
+        }
+        if (blockPool.free() < needed) {
+            return false;
+        }
+        for (int i = 0; i < needed; i++) {
+            request.addBlock(blockPool.allocate());
+        }
+        return true;
+    }
+
+    @Override
+    public boolean couldEverHold(int positions) {
+        return Math.ceilDiv(positions, blockSize) <= blockPool.total();
+    }
+
+    @Override
+    public void releaseAll(ScheduledRequest request) {
+        for (int i = 0; i < request.blockCount(); i++) {
+            blockPool.release(request.block(i));
+        }
+        request.clearBlocks();
+        if (request.slot() >= 0) {
+            slotPool.release(request.slot());
+            request.setSlot(-1);
+        }
+    }
+
+    @Override
+    public int limitChunk(ScheduledRequest request, int start, int count) {
+        if (!prefixCaching || !hasMamba || snapshotInterval == 0 || start >= request.promptLength()) {
+            return count;
+        }
+        int boundary = (start / snapshotInterval + 1) * snapshotInterval;
+        return boundary < start + count && boundary <= request.promptLength() ? boundary - start : count;
+    }
+
+    @Override
+    public int restorePrefix(ScheduledRequest request) {
+        if (!prefixCaching) {
+            return 0;
+        }
+        int limit = request.tokenCount() - 1; // the last token is always computed: its logits are needed
+        queries++;
+        queryTokens += request.tokenCount();
+        hashFullBlocks(request, limit / blockSize);
+        int matched = 0;
+        while (matched < limit / blockSize && blockPool.lookup(request.blockHash(matched), parentHash(request, matched),
+                request.tokens(matched * blockSize, (matched + 1) * blockSize)) >= 0) {
+            matched++;
+        }
+        int position;
+        StateSnapshot snapshot = null;
+        if (!hasMamba) {
+            position = matched * blockSize;
+        } else {
+            snapshot = findSnapshot(request, matched, limit);
+            position = snapshot == null ? 0 : snapshot.position();
+        }
+        if (position == 0) {
+            return 0;
+        }
+        int fullBlocks = position / blockSize;
+        for (int i = 0; i < fullBlocks; i++) {
+            int block = blockPool.lookup(request.blockHash(i), parentHash(request, i),
+                    request.tokens(i * blockSize, (i + 1) * blockSize));
+            blockPool.retain(block);
+            request.addBlock(block);
+        }
+        if (snapshot != null) {
+            if (position % blockSize != 0) {
+                int tailBlock = blockPool.allocate();
+                if (tailBlock < 0) {
+                    releaseBlocksOnly(request);
+                    return 0;
+                }
+                request.addBlock(tailBlock);
+                int[] table = request.blockTable();
+                for (int b = 0; b < blocks.size(); b++) {
+                    if (snapshot.tailRows()[b] != null) {
+                        keyValues.layer(b).importRows(table, fullBlocks * blockSize, snapshot.tailRows()[b]);
+                    }
+                }
+            }
+            LayerState[] states = slotStates[request.slot()];
+            for (int b = 0; b < states.length; b++) {
+                if (states[b] instanceof LayerState.Mamba mamba) {
+                    mamba.copyFrom(snapshot.states()[b]);
+                }
+            }
+        }
+        hits++;
+        hitTokens += position;
+        return position;
+    }
+
+    @Override
+    public void computed(ScheduledRequest request, int from, int to) {
+        if (!prefixCaching) {
+            return;
+        }
+        int full = to / blockSize;
+        hashFullBlocks(request, full);
+        for (int i = from / blockSize; i < full; i++) {
+            blockPool.register(request.block(i), request.blockHash(i), parentHash(request, i),
+                    request.tokens(i * blockSize, (i + 1) * blockSize));
+        }
+        if (hasMamba && snapshotInterval > 0 && to % snapshotInterval == 0 && to <= request.promptLength()) {
+            snapshot(request, to);
+        }
+    }
+
+    @Override
+    public void finished(ScheduledRequest request) {
+        if (prefixCaching && hasMamba && request.computed() > 0) {
+            snapshot(request, request.computed());
+        }
+    }
+
+    @Override
+    public void close() {
+        keyValues.close();
+    }
+
+    /** Saves the slot's Mamba state (and the tail's K/V rows) as the state after tokens [0, position). */
+    private void snapshot(ScheduledRequest request, int position) {
+        int fullBlocks = position / blockSize;
+        hashFullBlocks(request, fullBlocks);
+        long parent = fullBlocks == 0 ? PrefixHash.ROOT : request.blockHash(fullBlocks - 1);
+        int[] tail = request.tokens(fullBlocks * blockSize, position);
+        LayerState[] states = slotStates[request.slot()];
+        LayerState.Mamba[] copies = new LayerState.Mamba[states.length];
+        byte[][][] tailRows = new byte[states.length][][];
+        int[] table = request.blockTable();
+        for (int b = 0; b < states.length; b++) {
+            if (states[b] instanceof LayerState.Mamba mamba) {
+                copies[b] = mamba.copy();
+            }
+            PagedKeyValues layer = keyValues.layer(b);
+            if (layer != null && tail.length > 0) {
+                tailRows[b] = layer.exportRows(table, fullBlocks * blockSize, position);
+            }
+        }
+        long key = PrefixHash.extend(parent, tail, 0, tail.length);
+        snapshots.put(key, new StateSnapshot(position, parent, tail, copies, tailRows));
+        snapshotsByParent.computeIfAbsent(parent, p -> new HashSet<>()).add(key);
+    }
+
+    /**
+     * The snapshot of the longest prefix of the request's tokens, at most {@code limit} long, whose
+     * full blocks are among the first {@code matched} (all cached); null when none.
+     */
+    private StateSnapshot findSnapshot(ScheduledRequest request, int matched, int limit) {
+        snapshots.cleanUp();
+        for (int j = Math.min(matched, limit / blockSize); j >= 0; j--) {
+            long parent = j == 0 ? PrefixHash.ROOT : request.blockHash(j - 1);
+            Set<Long> keys = snapshotsByParent.get(parent);
+            if (keys == null) {
+                continue;
+            }
+            StateSnapshot best = null;
+            for (Long key : List.copyOf(keys)) {
+                StateSnapshot candidate = snapshots.getIfPresent(key);
+                if (candidate == null || candidate.parentHash() != parent || candidate.position() > limit
+                        || candidate.position() < j * blockSize || candidate.position() == 0
+                        || (best != null && best.position() >= candidate.position())) {
+                    continue;
+                }
+                int start = j * blockSize;
+                if (Arrays.equals(candidate.tailTokens(), request.tokens(start, candidate.position()))) {
+                    best = candidate;
+                }
+            }
+            if (best != null) {
+                return best;
+            }
+        }
+        return null;
+    }
+
+    private void forgetSnapshot(Long key, StateSnapshot snapshot) {
+        if (key == null || snapshot == null) {
+            return;
+        }
+        Set<Long> keys = snapshotsByParent.get(snapshot.parentHash());
+        if (keys != null && snapshots.getIfPresent(key) == null) {
+            keys.remove(key);
+            if (keys.isEmpty()) {
+                snapshotsByParent.remove(snapshot.parentHash());
+            }
+        }
+    }
+
+    /** Makes sure the request's chain hashes cover its first {@code count} full blocks. */
+    private void hashFullBlocks(ScheduledRequest request, int count) {
+        while (request.hashedBlocks() < count) {
+            int index = request.hashedBlocks();
+            long parent = parentHash(request, index);
+            int[] tokens = request.tokens(index * blockSize, (index + 1) * blockSize);
+            request.addBlockHash(PrefixHash.extend(parent, tokens, 0, tokens.length));
+        }
+    }
+
+    private static long parentHash(ScheduledRequest request, int blockIndex) {
+        return blockIndex == 0 ? PrefixHash.ROOT : request.blockHash(blockIndex - 1);
+    }
+
+    private void releaseBlocksOnly(ScheduledRequest request) {
+        for (int i = 0; i < request.blockCount(); i++) {
+            blockPool.release(request.block(i));
+        }
+        request.clearBlocks();
+    }
+}

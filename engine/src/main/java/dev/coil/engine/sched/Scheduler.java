@@ -1,0 +1,157 @@
+package dev.coil.engine.sched;
+
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Continuous batching at the iteration level, first come first served. Each step takes the running
+ * requests in admission order — one token for each decoding request, the next chunk of each
+ * prefilling one — then admits waiting requests, all under a token budget and a sequence cap. A long
+ * prompt is thus prefilled in chunks mixed with other requests' decodes.
+ *
+ * <p>When blocks run out, the newest running request is preempted: its cache is released and it
+ * goes back to the head of the queue, to be recomputed (prompt and generated tokens) when
+ * readmitted. No request is admitted in a step that preempted.
+ *
+ * <p>Not thread-safe: owned by the engine's step thread.
+ */
+public final class Scheduler {
+
+    private final int maxSequences;
+    private final int maxBatchedTokens;
+    private final CacheResources cache;
+    private final ArrayDeque<ScheduledRequest> waiting = new ArrayDeque<>();
+    private final List<ScheduledRequest> running = new ArrayList<>();
+    private long preemptions;
+
+    public Scheduler(int maxSequences, int maxBatchedTokens, CacheResources cache) {
+        if (maxSequences <= 0 || maxBatchedTokens < maxSequences) {
+            throw new IllegalArgumentException("need max sequences > 0 and max batched tokens >= max sequences, got "
+                    + maxSequences + " and " + maxBatchedTokens);
+        }
+        this.maxSequences = maxSequences;
+        this.maxBatchedTokens = maxBatchedTokens;
+        this.cache = cache;
+    }
+
+    public void add(ScheduledRequest request) {
+        waiting.add(request);
+    }
+
+    public int waiting() {
+        return waiting.size();
+    }
+
+    public int running() {
+        return running.size();
+    }
+
+    public boolean isIdle() {
+        return waiting.isEmpty() && running.isEmpty();
+    }
+
+    public long preemptions() {
+        return preemptions;
+    }
+
+    public StepPlan schedule() {
+        List<StepPlan.Chunk> chunks = new ArrayList<>();
+        List<ScheduledRequest> preempted = new ArrayList<>();
+        List<ScheduledRequest> rejected = new ArrayList<>();
+        int budget = maxBatchedTokens;
+
+        for (int i = 0; i < running.size() && budget > 0; i++) {
+            ScheduledRequest request = running.get(i);
+            int count = cache.limitChunk(request, request.computed(),
+                    Math.min(request.tokenCount() - request.computed(), budget));
+            boolean placed = true;
+            while (!cache.ensureBlocks(request, request.computed() + count)) {
+                ScheduledRequest victim = running.getLast();
+                if (victim == request && running.size() == 1) {
+                    // Alone and still out of blocks: the request outgrew the whole cache.
+                    running.remove(request);
+                    cache.releaseAll(request);
+                    rejected.add(request);
+                } else {
+                    preempt(victim);
+                    preempted.add(victim);
+                }
+                if (victim == request || rejected.contains(request)) {
+                    placed = false;
+                    break;
+                }
+            }
+            if (!placed) {
+                break;
+            }
+            chunks.add(new StepPlan.Chunk(request, request.computed(), count));
+            budget -= count;
+        }
+
+        while (preempted.isEmpty() && budget > 0 && !waiting.isEmpty() && running.size() < maxSequences) {
+            ScheduledRequest request = waiting.peek();
+            if (!cache.couldEverHold(request.tokenCount())) {
+                waiting.poll();
+                rejected.add(request);
+                continue;
+            }
+            if (!cache.hasFreeSlot()) {
+                break;
+            }
+            cache.acquireSlot(request);
+            int restored = request.usesPrefixCache() ? cache.restorePrefix(request) : 0;
+            request.setComputed(restored);
+            request.setCachedPromptTokens(Math.min(restored, request.promptLength()));
+            int count = cache.limitChunk(request, restored, Math.min(request.tokenCount() - restored, budget));
+            if (!cache.ensureBlocks(request, restored + count)) {
+                cache.releaseAll(request);
+                request.setComputed(0);
+                request.setCachedPromptTokens(0);
+                break;
+            }
+            waiting.poll();
+            running.add(request);
+            request.setAdmitted(true);
+            chunks.add(new StepPlan.Chunk(request, restored, count));
+            budget -= count;
+        }
+        return new StepPlan(List.copyOf(chunks), List.copyOf(preempted), List.copyOf(rejected));
+    }
+
+    /** The plan's chunks were computed: advance each request and let the cache index what it now holds. */
+    public void complete(StepPlan plan) {
+        for (StepPlan.Chunk chunk : plan.chunks()) {
+            ScheduledRequest request = chunk.request();
+            request.setComputed(chunk.end());
+            cache.computed(request, chunk.start(), chunk.end());
+        }
+    }
+
+    /** A running request finished: what the prefix cache may keep is kept, the rest released. */
+    public void finish(ScheduledRequest request) {
+        if (running.remove(request)) {
+            cache.finished(request);
+            cache.releaseAll(request);
+        }
+    }
+
+    /** Removes a request wherever it is and releases its cache. */
+    public void cancel(ScheduledRequest request) {
+        if (running.remove(request)) {
+            cache.releaseAll(request);
+        } else {
+            waiting.remove(request);
+        }
+    }
+
+    private void preempt(ScheduledRequest victim) {
+        running.remove(victim);
+        cache.releaseAll(victim);
+        victim.setComputed(0);
+        victim.setAdmitted(false);
+        victim.countPreemption();
+        waiting.addFirst(victim);
+        preemptions++;
+    }
+}

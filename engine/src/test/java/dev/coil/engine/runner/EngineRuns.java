@@ -1,0 +1,78 @@
+package dev.coil.engine.runner;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+
+/** Test helpers: read a request's events to the end, make prompts. */
+final class EngineRuns {
+
+    /** Everything one request produced. */
+    record Outcome(List<Integer> tokens, String text, List<EngineEvent.PositionLogprobs> logprobs,
+            EngineEvent.PromptLogprobs promptLogprobs, EngineEvent.Finished finished, EngineEvent.Failed failed) {
+
+        int[] tokenArray() {
+            return tokens.stream().mapToInt(Integer::intValue).toArray();
+        }
+    }
+
+    private EngineRuns() {
+    }
+
+    static Outcome collect(RequestStream stream) {
+        List<Integer> tokens = new ArrayList<>();
+        List<EngineEvent.PositionLogprobs> logprobs = new ArrayList<>();
+        StringBuilder text = new StringBuilder();
+        EngineEvent.PromptLogprobs prompt = null;
+        try {
+            while (true) {
+                EngineEvent event = stream.next(60_000);
+                assertThat(event).as("an event within a minute").isNotNull();
+                switch (event) {
+                    case EngineEvent.PromptLogprobs p -> prompt = p;
+                    case EngineEvent.Token token -> {
+                        tokens.add(token.id());
+                        text.append(token.text());
+                        if (token.logprobs() != null) {
+                            logprobs.add(token.logprobs());
+                        }
+                    }
+                    case EngineEvent.Finished finished -> {
+                        text.append(finished.text());
+                        return new Outcome(tokens, text.toString(), logprobs, prompt, finished, null);
+                    }
+                    case EngineEvent.Failed failed -> {
+                        return new Outcome(tokens, text.toString(), logprobs, prompt, null, failed);
+                    }
+                }
+            }
+        } catch (InterruptedException e) {
+            throw new AssertionError(e);
+        }
+    }
+
+    static Outcome run(Engine engine, EngineRequest request) {
+        return collect(engine.submit(request));
+    }
+
+    static int[] prompt(int vocab, int length, long seed) {
+        Random random = new Random(seed);
+        int[] ids = new int[length];
+        for (int i = 0; i < length; i++) {
+            ids[i] = 1 + random.nextInt(vocab - 1);
+        }
+        return ids;
+    }
+
+    static int[] concat(int[] a, int[] b) {
+        int[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
+    }
+
+    static EngineRequest greedy(int[] prompt, int maxTokens, int logprobs) {
+        return new EngineRequest(prompt, SamplingParams.greedy().withMaxTokens(maxTokens), true, logprobs, -1);
+    }
+}

@@ -1,0 +1,162 @@
+package dev.coil.engine.runner;
+
+import static dev.coil.engine.runner.EngineRuns.concat;
+import static dev.coil.engine.runner.EngineRuns.greedy;
+import static dev.coil.engine.runner.EngineRuns.prompt;
+import static dev.coil.engine.runner.EngineRuns.run;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
+
+import dev.coil.engine.cpu.CpuOps;
+import dev.coil.engine.cpu.Parallel;
+import dev.coil.engine.load.DType;
+import dev.coil.engine.model.BlockSpec;
+import dev.coil.engine.model.Fixtures;
+import dev.coil.engine.model.TestModels;
+import dev.coil.engine.ops.Ops;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/** The serving engine on the fixture models: what batching, chunking and caching must not change. */
+class EngineTest {
+
+    static final Ops OPS = new CpuOps(new Parallel(2));
+    static final EngineOptions SMALL = EngineOptions.DEFAULTS.withCacheMemory("64M").withMaxSequences(8)
+            .withMaxBatchedTokens(256);
+
+    static List<String> models() {
+        return Fixtures.MODELS;
+    }
+
+    static Engine start(String fixture, EngineOptions options) {
+        return Engine.start(TestModels.load(fixture), OPS, options);
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("models")
+    void greedyTokensEqualTheStandaloneGenerator(String fixture) {
+        LoadedModel model = TestModels.load(fixture);
+        int[] ids = prompt(model.config().vocabSize(), 37, 11);
+        Generation expected = new Generator(model, OPS).generate(ids, SamplingParams.greedy().withMaxTokens(12), true,
+                text -> { });
+        try (Engine engine = start(fixture, SMALL.withKvDtype(DType.F32))) {
+            EngineRuns.Outcome outcome = run(engine, greedy(ids, 12, -1));
+            assertThat(outcome.tokenArray()).containsExactly(expected.tokenIds());
+            assertThat(outcome.finished().usage().completionTokens()).isEqualTo(12);
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("models")
+    void batchCompositionDoesNotChangeGreedyTokens(String fixture) throws Exception {
+        int vocab = TestModels.load(fixture).config().vocabSize();
+        List<int[]> prompts = new ArrayList<>();
+        for (int i = 0; i < 8; i++) {
+            prompts.add(prompt(vocab, 5 + 9 * i, 100 + i));
+        }
+        List<int[]> alone = new ArrayList<>();
+        try (Engine engine = start(fixture, SMALL.withPrefixCaching(false))) {
+            for (int[] ids : prompts) {
+                alone.add(run(engine, greedy(ids, 10, -1)).tokenArray());
+            }
+        }
+        try (Engine engine = start(fixture, SMALL.withPrefixCaching(false).withMaxBatchedTokens(64))) {
+            List<RequestStream> streams = new ArrayList<>();
+            for (int[] ids : prompts) {
+                streams.add(engine.submit(greedy(ids, 10, -1)));
+            }
+            for (int i = 0; i < streams.size(); i++) {
+                assertThat(EngineRuns.collect(streams.get(i)).tokenArray()).as("request %d of 8", i)
+                        .containsExactly(alone.get(i));
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("models")
+    void chunkedPrefillGivesTheLogitsOfOneChunk(String fixture) {
+        int[] ids = prompt(TestModels.load(fixture).config().vocabSize(), 61, 5);
+        EngineRequest request = new EngineRequest(ids, SamplingParams.greedy().withMaxTokens(1), true, 5, 5);
+        EngineRuns.Outcome whole;
+        try (Engine engine = start(fixture, SMALL.withMaxBatchedTokens(256))) {
+            whole = run(engine, request);
+        }
+        for (int budget : new int[] {8, 13, 29}) {
+            try (Engine engine = start(fixture, SMALL.withMaxBatchedTokens(budget).withSnapshotIntervalBlocks(0))) {
+                EngineRuns.Outcome chunked = run(engine, request);
+                assertSameLogprobs(chunked.promptLogprobs().positions(), whole.promptLogprobs().positions(), 2e-5);
+                assertSameLogprobs(chunked.logprobs(), whole.logprobs(), 2e-5);
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("models")
+    void prefixCacheHitGivesTheLogitsOfAMiss(String fixture) {
+        int vocab = TestModels.load(fixture).config().vocabSize();
+        int[] first = prompt(vocab, 90, 21);
+        int[] second = concat(java.util.Arrays.copyOf(first, 70), prompt(vocab, 15, 22));
+        EngineRuns.Outcome miss;
+        try (Engine engine = start(fixture, SMALL.withPrefixCaching(false))) {
+            miss = run(engine, greedy(second, 6, 5));
+        }
+        // Snapshots every 2 blocks of 16: the 70-token shared prefix resumes from position 64.
+        try (Engine engine = start(fixture, SMALL.withSnapshotIntervalBlocks(2))) {
+            run(engine, greedy(first, 3, -1));
+            EngineRuns.Outcome hit = run(engine, greedy(second, 6, 5));
+            assertThat(hit.finished().usage().cachedPromptTokens()).isEqualTo(64);
+            assertThat(engine.stats().prefixHits()).isEqualTo(1);
+            assertThat(engine.stats().prefixHitTokens()).isEqualTo(64);
+            assertThat(hit.tokens()).isEqualTo(miss.tokens());
+            assertSameLogprobs(hit.logprobs(), miss.logprobs(), 2e-5);
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("models")
+    void nextChatTurnResumesFromTheLastOne(String fixture) {
+        LoadedModel model = TestModels.load(fixture);
+        int vocab = model.config().vocabSize();
+        int[] turn1 = prompt(vocab, 41, 31);
+        try (Engine engine = start(fixture, SMALL)) {
+            EngineRuns.Outcome reply = run(engine, greedy(turn1, 9, -1));
+            int[] turn2 = concat(concat(turn1, reply.tokenArray()), prompt(vocab, 12, 32));
+            EngineRuns.Outcome hit = run(engine, greedy(turn2, 5, 5));
+            // The state after the prompt and all generated tokens but the last (sampled, never fed).
+            int resumed = turn1.length + 9 - 1;
+            boolean hasMamba = model.config().countBlocks(BlockSpec.Mamba.class) > 0;
+            int expected = hasMamba ? resumed : resumed / 16 * 16;
+            assertThat(hit.finished().usage().cachedPromptTokens()).isEqualTo(expected);
+
+            // A miss computes the generated tokens as prompt tokens: the same when the prefill dt clamp is a no-op.
+            if (clampIsNoOp(model)) {
+                try (Engine fresh = start(fixture, SMALL.withPrefixCaching(false))) {
+                    EngineRuns.Outcome miss = run(fresh, greedy(turn2, 5, 5));
+                    assertThat(hit.tokens()).isEqualTo(miss.tokens());
+                    assertSameLogprobs(hit.logprobs(), miss.logprobs(), 2e-5);
+                }
+            }
+        }
+    }
+
+    static boolean clampIsNoOp(LoadedModel model) {
+        return model.config().blocks().stream().noneMatch(block -> block instanceof BlockSpec.Mamba mamba
+                && (mamba.dtMin() > 0f || mamba.dtMax() < Float.POSITIVE_INFINITY));
+    }
+
+    static void assertSameLogprobs(List<EngineEvent.PositionLogprobs> actual,
+            List<EngineEvent.PositionLogprobs> expected, double tolerance) {
+        assertThat(actual).hasSameSizeAs(expected);
+        for (int i = 0; i < actual.size(); i++) {
+            assertThat(actual.get(i).chosen().id()).isEqualTo(expected.get(i).chosen().id());
+            assertThat((double) actual.get(i).chosen().logprob()).as("position %d", i)
+                    .isCloseTo(expected.get(i).chosen().logprob(), within(tolerance));
+            for (int k = 0; k < expected.get(i).top().size(); k++) {
+                assertThat((double) actual.get(i).top().get(k).logprob()).as("position %d, top %d", i, k)
+                        .isCloseTo(expected.get(i).top().get(k).logprob(), within(tolerance));
+            }
+        }
+    }
+}

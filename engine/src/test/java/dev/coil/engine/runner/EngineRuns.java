@@ -53,6 +53,20 @@ final class EngineRuns {
         }
     }
 
+    /**
+     * The engine's stats once its step thread has settled after the last request ended (stats are
+     * published after each step, a moment after the step's events).
+     */
+    static EngineStats settledStats(Engine engine) throws InterruptedException {
+        EngineStats stats = engine.stats();
+        for (int i = 0; i < 500 && (stats.runningRequests() + stats.waitingRequests() > 0 || stats.kvBlocksInUse() > 0
+                || stats.stateSlotsInUse() > 0); i++) {
+            Thread.sleep(10);
+            stats = engine.stats();
+        }
+        return stats;
+    }
+
     static Outcome run(Engine engine, EngineRequest request) {
         return collect(engine.submit(request));
     }

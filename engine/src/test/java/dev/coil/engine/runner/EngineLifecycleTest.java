@@ -1,0 +1,183 @@
+package dev.coil.engine.runner;
+
+import static dev.coil.engine.runner.EngineRuns.greedy;
+import static dev.coil.engine.runner.EngineRuns.prompt;
+import static dev.coil.engine.runner.EngineRuns.run;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.coil.engine.bench.RandomCheckpoint;
+import dev.coil.engine.cache.CacheSizing;
+import dev.coil.engine.load.DType;
+import dev.coil.engine.model.TestModels;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Preemption, cancellation, overload and cache accounting of the engine, on the hybrid fixture. */
+class EngineLifecycleTest {
+
+    static final String FIXTURE = "granitemoehybrid";
+
+    /** A --cache-memory that gives exactly {@code blocks} KV blocks with {@code sequences} slots. */
+    static String budgetForBlocks(LoadedModel model, EngineOptions options, int blocks) {
+        long low = 1;
+        long high = 1L << 34;
+        while (low < high) {
+            long middle = (low + high) / 2;
+            CacheSizing sizing = CacheSizing.plan(middle, options.blockSize(), options.kvDtype(),
+                    options.maxSequences(), model.config().contextLength(), options.prefixCaching(),
+                    options.snapshotIntervalBlocks(), model.config().blocks(), model.model().newLayerStates());
+            if (sizing.blocks() >= blocks && sizing.slots() == options.maxSequences()) {
+                high = middle;
+            } else {
+                low = middle + 1;
+            }
+        }
+        return Long.toString(low);
+    }
+
+    @Test
+    void preemptedRequestsResumeWithUnchangedOutput() throws InterruptedException {
+        LoadedModel model = TestModels.load(FIXTURE);
+        List<int[]> prompts = new ArrayList<>();
+        for (int i = 0; i < 4; i++) {
+            prompts.add(prompt(model.config().vocabSize(), 30 + i, 300 + i));
+        }
+        List<EngineRuns.Outcome> uninterrupted = new ArrayList<>();
+        try (Engine engine = Engine.start(model, EngineTest.OPS, EngineTest.SMALL)) {
+            for (int[] ids : prompts) {
+                uninterrupted.add(run(engine, greedy(ids, 40, 3)));
+            }
+        }
+        EngineOptions tight = EngineTest.SMALL.withMaxSequences(4).withPrefixCaching(false);
+        tight = tight.withCacheMemory(budgetForBlocks(model, tight, 12)); // 4 × 5 blocks needed, 12 exist
+        try (Engine engine = Engine.start(model, EngineTest.OPS, tight)) {
+            assertThat(engine.cacheSizing().blocks()).isEqualTo(12);
+            List<RequestStream> streams = new ArrayList<>();
+            for (int[] ids : prompts) {
+                streams.add(engine.submit(greedy(ids, 40, 3)));
+            }
+            for (int i = 0; i < streams.size(); i++) {
+                EngineRuns.Outcome outcome = EngineRuns.collect(streams.get(i));
+                assertThat(outcome.tokens()).as("request %d", i).isEqualTo(uninterrupted.get(i).tokens());
+                EngineTest.assertSameLogprobs(outcome.logprobs(), uninterrupted.get(i).logprobs(), 1e-4);
+            }
+            EngineStats after = EngineRuns.settledStats(engine);
+            assertThat(after.preemptions()).isPositive();
+            assertThat(after.kvBlocksInUse()).isZero();
+            assertThat(after.stateSlotsInUse()).isZero();
+        }
+    }
+
+    @Test
+    void cancelReturnsEveryBlockAndSlotAndSparesTheOthers() throws Exception {
+        LoadedModel model = TestModels.load(FIXTURE);
+        try (Engine engine = Engine.start(model, EngineTest.OPS, EngineTest.SMALL)) {
+            EngineStats initial = engine.stats();
+            List<RequestStream> streams = new ArrayList<>();
+            for (int i = 0; i < 6; i++) {
+                streams.add(engine.submit(greedy(prompt(model.config().vocabSize(), 20 + 7 * i, 40 + i), 60, -1)));
+            }
+            for (int i = 0; i < 6; i += 2) {
+                assertThat(streams.get(i).next(30_000)).isInstanceOf(EngineEvent.Token.class);
+                streams.get(i).cancel();
+            }
+            for (int i = 0; i < 6; i++) {
+                EngineRuns.Outcome outcome = EngineRuns.collect(streams.get(i));
+                if (i % 2 == 0) {
+                    assertThat(outcome.failed().reason()).isEqualTo(EngineEvent.Failed.Reason.CANCELLED);
+                } else {
+                    assertThat(outcome.finished().usage().completionTokens()).isEqualTo(60);
+                }
+            }
+            EngineStats after = EngineRuns.settledStats(engine);
+            assertThat(after.kvBlocksInUse()).isEqualTo(initial.kvBlocksInUse()).isZero();
+            assertThat(after.stateSlotsInUse()).isEqualTo(initial.stateSlotsInUse()).isZero();
+            assertThat(after.runningRequests() + after.waitingRequests()).isZero();
+        }
+    }
+
+    @Test
+    void aFullWaitingQueueRefusesWithOverloaded() {
+        LoadedModel model = TestModels.load(FIXTURE);
+        try (Engine engine = Engine.start(model, EngineTest.OPS, EngineTest.SMALL.withMaxWaiting(0))) {
+            assertThatThrownBy(() -> engine.submit(greedy(new int[] {1, 2, 3}, 2, -1)))
+                    .isInstanceOf(EngineOverloadedException.class).hasMessageContaining("overloaded");
+        }
+        try (Engine engine = Engine.start(model, EngineTest.OPS, EngineTest.SMALL.withMaxWaiting(2)
+                .withMaxSequences(1))) {
+            List<RequestStream> accepted = new ArrayList<>();
+            int refused = 0;
+            for (int i = 0; i < 40; i++) {
+                try {
+                    accepted.add(engine.submit(greedy(prompt(model.config().vocabSize(), 50, i), 30, -1)));
+                } catch (EngineOverloadedException e) {
+                    refused++;
+                }
+            }
+            assertThat(refused).isPositive();
+            for (RequestStream stream : accepted) {
+                assertThat(EngineRuns.collect(stream).finished()).isNotNull();
+            }
+        }
+    }
+
+    @Test
+    void requestsTooLongForTheContextFailAtSubmitNamingTheParameter() {
+        LoadedModel model = TestModels.load(FIXTURE);
+        try (Engine engine = Engine.start(model, EngineTest.OPS, EngineTest.SMALL)) {
+            int window = engine.contextLength();
+            assertThatThrownBy(() -> engine.submit(greedy(prompt(model.config().vocabSize(), 20, 1), window, -1)))
+                    .isInstanceOf(IllegalArgumentException.class).hasMessageStartingWith("max_tokens");
+            assertThatThrownBy(() -> engine.submit(greedy(new int[] {1, 100_000}, 1, -1)))
+                    .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("outside the vocabulary");
+        }
+    }
+
+    @Test
+    void finalEventNamesThePathsThatServedTheRequest() {
+        try (Engine engine = Engine.start(TestModels.load(FIXTURE), EngineTest.OPS, EngineTest.SMALL)) {
+            EngineRuns.Outcome outcome = run(engine, greedy(new int[] {5, 6, 7, 8, 9}, 4, -1));
+            assertThat(outcome.finished().paths()).containsExactly("flash", "ssd-scan", "ssm-recurrence");
+        }
+        try (Engine engine = Engine.start(TestModels.load("mamba2"), EngineTest.OPS, EngineTest.SMALL)) {
+            EngineRuns.Outcome outcome = run(engine, greedy(new int[] {5, 6, 7, 8, 9}, 1, -1));
+            assertThat(outcome.finished().paths()).containsExactly("ssd-scan");
+        }
+    }
+
+    @Test
+    void maxSequencesIsClampedToWhatTheBudgetHoldsWithAWarning() {
+        LoadedModel model = TestModels.load(FIXTURE);
+        CacheSizing sizing = CacheSizing.plan(200_000, 16, DType.BF16, 64, 256, true, 16, model.config().blocks(),
+                model.model().newLayerStates());
+        assertThat(sizing.slots()).isBetween(1, 63);
+        assertThat(sizing.warnings()).anySatisfy(w -> assertThat(w).startsWith("--max-seqs lowered from 64 to"));
+    }
+
+    @Test
+    void prefixHitOnAnAttentionOnlyModelGivesTheLogitsOfAMiss(@TempDir Path folder) throws IOException {
+        RandomCheckpoint.Shape shape = new RandomCheckpoint.Shape(256, 32, 2, 1, 4, 2, 2, 16, 16, 64);
+        RandomCheckpoint.write(folder, shape, DType.F32, 9);
+        try (LoadedModel model = LoadedModel.load(folder)) {
+            int[] first = prompt(256, 50, 1);
+            int[] second = EngineRuns.concat(java.util.Arrays.copyOf(first, 40), prompt(256, 9, 2));
+            EngineRuns.Outcome miss;
+            try (Engine engine = Engine.start(model, EngineTest.OPS, EngineTest.SMALL.withPrefixCaching(false))) {
+                miss = run(engine, greedy(second, 5, 5));
+            }
+            try (Engine engine = Engine.start(model, EngineTest.OPS, EngineTest.SMALL)) {
+                run(engine, greedy(first, 2, -1));
+                EngineRuns.Outcome hit = run(engine, greedy(second, 5, 5));
+                assertThat(hit.finished().usage().cachedPromptTokens()).isEqualTo(32);
+                assertThat(hit.finished().paths()).containsExactly("flash");
+                assertThat(engine.stats().stateSlotsTotal()).isZero();
+                EngineTest.assertSameLogprobs(hit.logprobs(), miss.logprobs(), 2e-5);
+            }
+        }
+    }
+}

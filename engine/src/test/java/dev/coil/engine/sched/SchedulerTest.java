@@ -1,0 +1,241 @@
+package dev.coil.engine.sched;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.coil.engine.cache.CacheSizing;
+import dev.coil.engine.cache.ServingCache;
+import dev.coil.engine.load.DType;
+import dev.coil.engine.model.BlockSpec;
+import dev.coil.engine.model.LayerState;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/** The scheduler and the cache's bookkeeping, with no model: tiny one-attention, one-Mamba layouts. */
+class SchedulerTest {
+
+    static final List<BlockSpec> HYBRID = List.of(
+            new BlockSpec.Attention(0, "a.", "a.norm", 2, 1, 4, 0.5f, 0, 10000f, false),
+            new BlockSpec.Mamba(1, "m.", "m.norm", 2, 2, 1, 2, 4, 4, true, false, 0f, Float.POSITIVE_INFINITY, 4,
+                    1e-5f));
+
+    static LayerState[] states() {
+        return new LayerState[] {null, new LayerState.Mamba(new float[3 * 8], new float[2 * 2 * 2])};
+    }
+
+    static ServingCache cache(int blocks, int slots, int blockSize, boolean prefixCaching) {
+        CacheSizing sizing = new CacheSizing(blockSize, DType.F32, blocks, slots, prefixCaching, 1, 1 << 20, 0, 0,
+                List.of());
+        return new ServingCache(sizing, HYBRID, SchedulerTest::states);
+    }
+
+    static ScheduledRequest request(String id, int promptLength, int[] tokens) {
+        return new ScheduledRequest(id, promptLength, position -> tokens[position], true);
+    }
+
+    static int[] distinctTokens(int length, int offset) {
+        int[] ids = new int[length + 200];
+        for (int i = 0; i < ids.length; i++) {
+            ids[i] = offset + i;
+        }
+        return ids;
+    }
+
+    @Test
+    void admitsFirstComeFirstServedUpToTheSequenceCap() {
+        Scheduler scheduler = new Scheduler(3, 1000, cache(100, 3, 4, false));
+        List<ScheduledRequest> requests = new ArrayList<>();
+        for (int i = 0; i < 5; i++) {
+            requests.add(request("r" + i, 5, distinctTokens(5, 1000 * i)));
+            scheduler.add(requests.get(i));
+        }
+        StepPlan plan = scheduler.schedule();
+        assertThat(plan.chunks()).extracting(chunk -> chunk.request().id()).containsExactly("r0", "r1", "r2");
+        assertThat(scheduler.running()).isEqualTo(3);
+        assertThat(scheduler.waiting()).isEqualTo(2);
+
+        scheduler.complete(plan);
+        scheduler.finish(requests.get(1));
+        requests.get(0).appendToken();
+        requests.get(2).appendToken();
+        plan = scheduler.schedule();
+        assertThat(plan.chunks()).extracting(chunk -> chunk.request().id() + "@" + chunk.start() + "+" + chunk.count())
+                .containsExactly("r0@5+1", "r2@5+1", "r3@0+5");
+    }
+
+    @Test
+    void longPromptsArePrefilledInChunksBesideDecodes() {
+        Scheduler scheduler = new Scheduler(4, 16, cache(100, 4, 4, false));
+        ScheduledRequest shortOne = request("short", 10, distinctTokens(10, 0));
+        ScheduledRequest longOne = request("long", 40, distinctTokens(40, 5000));
+        scheduler.add(shortOne);
+        scheduler.add(longOne);
+
+        List<String> steps = new ArrayList<>();
+        for (int step = 0; step < 4; step++) {
+            StepPlan plan = scheduler.schedule();
+            steps.add(plan.chunks().stream().map(c -> c.request().id() + "+" + c.count()).toList().toString());
+            assertThat(plan.tokens()).isLessThanOrEqualTo(16);
+            scheduler.complete(plan);
+            for (StepPlan.Chunk chunk : plan.chunks()) {
+                if (chunk.samples()) {
+                    chunk.request().appendToken();
+                }
+            }
+        }
+        assertThat(steps).containsExactly("[short+10, long+6]", "[short+1, long+15]", "[short+1, long+15]",
+                "[short+1, long+4]");
+        assertThat(longOne.computed()).isEqualTo(40);
+    }
+
+    @Test
+    void preemptsTheNewestRequestWhenBlocksRunOutAndRequeuesItFirst() {
+        ServingCache cache = cache(5, 4, 4, false);
+        Scheduler scheduler = new Scheduler(4, 100, cache);
+        ScheduledRequest older = request("older", 8, distinctTokens(8, 0));
+        ScheduledRequest newer = request("newer", 8, distinctTokens(8, 1000));
+        ScheduledRequest queued = request("queued", 3, distinctTokens(3, 2000));
+        scheduler.add(older);
+        scheduler.add(newer);
+        StepPlan plan = scheduler.schedule(); // 2 + 2 blocks of 5
+        scheduler.complete(plan);
+        older.appendToken();
+        newer.appendToken();
+        scheduler.add(queued);
+
+        plan = scheduler.schedule(); // older needs a third block: the last free one; newer then needs one more
+        assertThat(plan.preempted()).containsExactly(newer);
+        assertThat(plan.chunks()).extracting(c -> c.request().id()).containsExactly("older");
+        assertThat(newer.computed()).isZero();
+        assertThat(newer.blockCount()).isZero();
+        assertThat(newer.slot()).isEqualTo(-1);
+        assertThat(cache.blockPool().inUse()).isEqualTo(3);
+        assertThat(scheduler.preemptions()).isEqualTo(1);
+
+        scheduler.complete(plan);
+        older.appendToken();
+        scheduler.finish(older);
+        plan = scheduler.schedule();
+        assertThat(plan.chunks()).extracting(c -> c.request().id() + "@" + c.start() + "+" + c.count())
+                .as("the preempted request comes back first and recomputes its prompt and generated token")
+                .containsExactly("newer@0+9", "queued@0+3");
+    }
+
+    @Test
+    void aRequestLargerThanTheWholeCacheIsRejected() {
+        Scheduler scheduler = new Scheduler(2, 100, cache(3, 2, 4, false));
+        ScheduledRequest huge = request("huge", 20, distinctTokens(20, 0));
+        ScheduledRequest small = request("small", 4, distinctTokens(4, 100));
+        scheduler.add(huge);
+        scheduler.add(small);
+        StepPlan plan = scheduler.schedule();
+        assertThat(plan.rejected()).containsExactly(huge);
+        assertThat(plan.chunks()).extracting(c -> c.request().id()).containsExactly("small");
+    }
+
+    @Test
+    void prefixCacheSharesFullBlocksAndRestoresTheSnapshot() {
+        ServingCache cache = cache(20, 4, 4, true);
+        Scheduler scheduler = new Scheduler(4, 100, cache);
+        int[] tokens = distinctTokens(13, 0);
+        ScheduledRequest first = request("first", 13, tokens);
+        scheduler.add(first);
+        StepPlan plan;
+        do {
+            plan = scheduler.schedule();
+            scheduler.complete(plan);
+        } while (first.computed() < 13);
+        // Snapshots every block (interval 1): chunks end at 4, 8, 12, then 13.
+        ((LayerState.Mamba) cache.slotStates(first.slot())[1]).ssm()[0] = 42f;
+        scheduler.finish(first);
+
+        ScheduledRequest second = request("second", 13, tokens);
+        scheduler.add(second);
+        plan = scheduler.schedule();
+        assertThat(plan.chunks()).extracting(c -> c.start() + "+" + c.count()).containsExactly("12+1");
+        assertThat(second.cachedPromptTokens()).isEqualTo(12);
+        assertThat(((LayerState.Mamba) cache.slotStates(second.slot())[1]).ssm()[0])
+                .as("the snapshot at 12 was taken before the state was touched").isZero();
+        assertThat(cache.hits()).isEqualTo(1);
+        for (int i = 0; i < 3; i++) {
+            assertThat(cache.blockPool().references(second.block(i))).isEqualTo(1);
+        }
+    }
+
+    @Test
+    void thousandRandomSubmitCancelFinishOperationsLeakNothing() {
+        Random random = new Random(1234);
+        ServingCache cache = cache(24, 5, 4, true);
+        Scheduler scheduler = new Scheduler(5, 24, cache);
+        Map<ScheduledRequest, int[]> live = new HashMap<>();
+        int next = 0;
+        for (int op = 0; op < 1000; op++) {
+            int choice = random.nextInt(10);
+            if (choice < 3) {
+                int length = 1 + random.nextInt(30);
+                int[] tokens = new int[length + 64];
+                for (int i = 0; i < tokens.length; i++) {
+                    tokens[i] = random.nextInt(3); // few distinct tokens: prefixes repeat, blocks get shared
+                }
+                ScheduledRequest request = new ScheduledRequest("r" + next++, length, p -> tokens[p],
+                        random.nextBoolean());
+                live.put(request, tokens);
+                scheduler.add(request);
+            } else if (choice < 4 && !live.isEmpty()) {
+                ScheduledRequest victim = List.copyOf(live.keySet()).get(random.nextInt(live.size()));
+                scheduler.cancel(victim);
+                live.remove(victim);
+            } else {
+                StepPlan plan = scheduler.schedule();
+                plan.rejected().forEach(live::remove);
+                scheduler.complete(plan);
+                for (StepPlan.Chunk chunk : plan.chunks()) {
+                    ScheduledRequest request = chunk.request();
+                    if (!chunk.samples()) {
+                        continue;
+                    }
+                    if (random.nextInt(6) == 0 || request.tokenCount() >= request.promptLength() + 60) {
+                        scheduler.finish(request);
+                        live.remove(request);
+                    } else {
+                        request.appendToken();
+                    }
+                }
+            }
+            assertConsistent(cache, live.keySet());
+        }
+        for (ScheduledRequest request : List.copyOf(live.keySet())) {
+            scheduler.cancel(request);
+        }
+        assertThat(scheduler.isIdle()).isTrue();
+        assertThat(cache.blockPool().inUse()).isZero();
+        assertThat(cache.blockPool().free()).isEqualTo(cache.blockPool().total());
+        assertThat(cache.slotPool().inUse()).isZero();
+        assertThat(scheduler.preemptions()).as("the pool is small enough to force preemptions").isPositive();
+        assertThat(cache.hits()).as("the token alphabet is small enough for prefix hits").isPositive();
+    }
+
+    /** Reference counts equal the block tables' references; slots equal the requests holding one. */
+    private static void assertConsistent(ServingCache cache, Iterable<ScheduledRequest> requests) {
+        Map<Integer, Integer> references = new HashMap<>();
+        int slots = 0;
+        for (ScheduledRequest request : requests) {
+            for (int i = 0; i < request.blockCount(); i++) {
+                references.merge(request.block(i), 1, Integer::sum);
+            }
+            assertThat((long) request.blockCount() * 4).isGreaterThanOrEqualTo(request.computed());
+            if (request.slot() >= 0) {
+                slots++;
+            }
+        }
+        for (int block = 0; block < cache.blockPool().total(); block++) {
+            assertThat(cache.blockPool().references(block)).as("references of block %d", block)
+                    .isEqualTo(references.getOrDefault(block, 0));
+        }
+        assertThat(cache.blockPool().inUse()).isEqualTo(references.size());
+        assertThat(cache.slotPool().inUse()).isEqualTo(slots);
+    }
+}

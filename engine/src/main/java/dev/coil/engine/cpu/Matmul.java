@@ -1,5 +1,6 @@
 package dev.coil.engine.cpu;
 
+import dev.coil.engine.load.DType;
 import dev.coil.engine.ops.Matrix;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -58,6 +59,8 @@ final class Matmul {
         }
         if (tokens == 1) {
             multiplyVector(x, w, out);
+        } else if (tokens <= FewTokenMatmul.MAX_TOKENS && w.dtype() != DType.F16) {
+            FewTokenMatmul.multiply(parallel, x, tokens, w, out);
         } else {
             multiplyTokens(x, tokens, w, out);
         }
@@ -287,7 +290,7 @@ final class Matmul {
      * odd-indexed ones (matching {@link #evenBf16} and {@link #oddBf16}); values past the last full
      * block keep their place.
      */
-    private static float[] splitEvenOdd(float[] x, int cols) {
+    static float[] splitEvenOdd(float[] x, int cols) {
         float[] split = new float[cols];
         int block = 2 * LANES;
         int full = cols - cols % block;

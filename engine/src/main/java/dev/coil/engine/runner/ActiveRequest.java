@@ -6,6 +6,7 @@ import java.util.Arrays;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
+import java.util.function.Consumer;
 
 /**
  * The output side of one request inside the engine: turns the logits the model computes for it
@@ -20,6 +21,7 @@ final class ActiveRequest {
     static final String SSM_RECURRENCE = "ssm-recurrence";
 
     private final String id;
+    private final Consumer<String> onEnd;
     private final EngineRequest request;
     private final RequestStream stream;
     private final int maxTokens;
@@ -42,8 +44,13 @@ final class ActiveRequest {
     private long prefilledNanos;
     private long firstTokenNanos;
 
+    /**
+     * @param onEnd called with the id just before the final event is published, so that whoever
+     *              reads that event sees the engine already rid of the request
+     */
     ActiveRequest(String id, EngineRequest request, int maxTokens, Set<Integer> endIds, StreamingDecoder decoder,
-            RequestStream stream) {
+            RequestStream stream, Consumer<String> onEnd) {
+        this.onEnd = onEnd;
         this.id = id;
         this.request = request;
         this.stream = stream;
@@ -207,6 +214,7 @@ final class ActiveRequest {
                 millis(prefilled, now), firstTokenNanos == 0 ? 0 : millis(submittedNanos, firstTokenNanos),
                 request.promptLength() - cachedPromptTokens, generatedCount);
         EngineEvent.Usage usage = new EngineEvent.Usage(request.promptLength(), generatedCount, cachedPromptTokens);
+        onEnd.accept(id);
         stream.publish(new EngineEvent.Finished(text, reason, stopString, usage, timings, List.copyOf(paths)));
         return true;
     }
@@ -215,6 +223,7 @@ final class ActiveRequest {
     void fail(EngineEvent.Failed.Reason reason, String message) {
         if (!done) {
             done = true;
+            onEnd.accept(id);
             stream.publish(new EngineEvent.Failed(reason, message));
         }
     }

@@ -42,7 +42,7 @@ public final class Engine implements AutoCloseable {
         sizing.warnings().forEach(LOG::warn);
         this.cache = new ServingCache(sizing, model.config().blocks(), model::newLayerStates);
         Scheduler scheduler = new Scheduler(sizing.slots(), Math.max(sizing.slots(), options.maxBatchedTokens()), cache);
-        this.loop = new StepLoop(model, ops, cache, scheduler, options.maxWaiting(), requests::remove);
+        this.loop = new StepLoop(model, ops, cache, scheduler, options.maxWaiting());
         LOG.info("cache: {} MiB budget, {} KV blocks of {} tokens ({} KiB each, {}), {} state slots ({} KiB each)",
                 budget >> 20, sizing.blocks(), sizing.blockSize(), sizing.blockBytes() >> 10, sizing.kvDtype(),
                 sizing.slots(), sizing.slotBytes() >> 10);
@@ -102,7 +102,8 @@ public final class Engine implements AutoCloseable {
         String id = "req-" + nextId.incrementAndGet();
         RequestStream stream = new RequestStream(id, this);
         StreamingDecoder decoder = loaded.hasTokenizer() ? new StreamingDecoder(loaded.tokenizer(), true) : null;
-        ActiveRequest active = new ActiveRequest(id, request, maxTokens, loaded.endOfSequenceIds(), decoder, stream);
+        ActiveRequest active = new ActiveRequest(id, request, maxTokens, loaded.endOfSequenceIds(), decoder, stream,
+                requests::remove);
         requests.put(id, active);
         if (!loop.enqueue(active)) {
             requests.remove(id);

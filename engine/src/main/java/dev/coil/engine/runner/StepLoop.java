@@ -19,7 +19,6 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
-import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -50,7 +49,6 @@ final class StepLoop implements Runnable {
     private final ServingCache cache;
     private final Scheduler scheduler;
     private final int maxWaiting;
-    private final Consumer<String> onDone;
     private final boolean hasMamba;
     private final boolean hasAttention;
     private final ConcurrentLinkedQueue<ActiveRequest> inbox = new ConcurrentLinkedQueue<>();
@@ -63,14 +61,12 @@ final class StepLoop implements Runnable {
     private volatile int waitingInScheduler;
     private volatile EngineStats stats;
 
-    StepLoop(HybridModel model, Ops ops, ServingCache cache, Scheduler scheduler, int maxWaiting,
-            Consumer<String> onDone) {
+    StepLoop(HybridModel model, Ops ops, ServingCache cache, Scheduler scheduler, int maxWaiting) {
         this.model = model;
         this.ops = ops;
         this.cache = cache;
         this.scheduler = scheduler;
         this.maxWaiting = maxWaiting;
-        this.onDone = onDone;
         this.hasMamba = model.config().countBlocks(BlockSpec.Mamba.class) > 0;
         this.hasAttention = model.config().countBlocks(BlockSpec.Attention.class) > 0;
         this.thread = Thread.ofPlatform().name("coil-engine").daemon().unstarted(this);
@@ -275,7 +271,6 @@ final class StepLoop implements Runnable {
         if (entry.active.acceptNextLogits(last)) {
             scheduler.finish(entry.scheduled);
             entries.remove(entry.active);
-            onDone.accept(entry.active.id());
         } else {
             entry.scheduled.appendToken();
         }
@@ -284,7 +279,6 @@ final class StepLoop implements Runnable {
     private void end(Entry entry, EngineEvent.Failed.Reason reason, String message) {
         entry.active.fail(reason, message);
         entries.remove(entry.active);
-        onDone.accept(entry.active.id());
     }
 
     private EngineStats snapshotStats() {

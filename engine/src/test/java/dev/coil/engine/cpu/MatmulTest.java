@@ -14,7 +14,7 @@ import org.junit.jupiter.params.provider.EnumSource;
 class MatmulTest {
 
     private static final int[] SIZES = {1, 3, 17, 63, 129, 383};
-    private static final int[] TOKENS = {1, 2, 5, 33};
+    private static final int[] TOKENS = {1, 2, 5, 7, 16, 17, 33};
     /** f32 accumulation error allowed, relative to Σ_k |x[t, k] · w[n, k]|. */
     private static final double RELATIVE = 1e-5;
 

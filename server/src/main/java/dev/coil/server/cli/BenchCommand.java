@@ -2,6 +2,9 @@ package dev.coil.server.cli;
 
 import dev.coil.engine.bench.CpuBenchmark;
 import dev.coil.engine.bench.RandomCheckpoint;
+import dev.coil.engine.bench.ServingBenchmark;
+import dev.coil.engine.runner.EngineOptions;
+import java.util.List;
 import dev.coil.engine.cpu.CpuOps;
 import dev.coil.engine.cpu.Parallel;
 import dev.coil.engine.load.DType;
@@ -17,7 +20,8 @@ import picocli.CommandLine.Option;
  * use (or any --model), with the decode floor beside it.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
-        description = "CPU prefill and decode tokens/s at 512- and 8k-token prompts, next to the weight-read floor.")
+        description = "CPU prefill and decode tokens/s at 512- and 8k-token prompts, next to the weight-read floor; "
+                + "with --serving, the serving engine's throughput under concurrency and its prefix cache.")
 public final class BenchCommand implements Callable<Integer> {
 
     @Option(names = "--model", paramLabel = "DIR",
@@ -38,14 +42,77 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--threads", description = "CPU threads (default: all cores).")
     Integer threads;
 
+    @Option(names = "--serving", description = "Benchmark the serving engine instead: generated tokens/s at each "
+            + "--concurrency, and the prefix cache on a replayed chat (default model: the bundled demo model).")
+    boolean serving;
+
+    @Option(names = "--concurrency", split = ",", defaultValue = "1,4,16,64",
+            description = "With --serving: requests in flight at once (default ${DEFAULT-VALUE}).")
+    int[] concurrency;
+
+    @Option(names = "--prompt-tokens", defaultValue = "128",
+            description = "With --serving: prompt tokens per request (default ${DEFAULT-VALUE}).")
+    int promptTokens;
+
+    @Option(names = "--max-tokens", defaultValue = "64",
+            description = "With --serving: tokens generated per request (default ${DEFAULT-VALUE}).")
+    int maxTokens;
+
+    @Option(names = "--chat-turns", defaultValue = "10",
+            description = "With --serving: turns of the replayed chat (default ${DEFAULT-VALUE}).")
+    int chatTurns;
+
     @Override
     public Integer call() throws Exception {
-        Path folder = model != null ? model : randomModel();
         int workers = threads != null ? threads : Runtime.getRuntime().availableProcessors();
+        if (serving) {
+            return serving(workers);
+        }
+        Path folder = model != null ? model : randomModel();
         try (LoadedModel loaded = LoadedModel.load(folder)) {
             CpuBenchmark.Result result = CpuBenchmark.run(loaded, new CpuOps(new Parallel(workers)), promptLengths,
                     decodeTokens, message -> System.err.println("bench: " + message));
             print(folder, result);
+        }
+        return 0;
+    }
+
+    private int serving(int workers) throws Exception {
+        ModelOptions options = new ModelOptions();
+        options.model = model;
+        Path folder = options.folder();
+        int maxConcurrency = java.util.Arrays.stream(concurrency).max().orElse(1);
+        EngineOptions engineOptions = EngineOptions.DEFAULTS.withMaxSequences(Math.max(1, maxConcurrency))
+                .withMaxBatchedTokens(Math.max(2048, maxConcurrency));
+        CpuOps ops = new CpuOps(new Parallel(workers));
+        try (LoadedModel loaded = LoadedModel.load(folder)) {
+            System.out.printf("model: %s (%s, %.1fM parameters); threads: %d; KV cache %s%n", folder,
+                    loaded.config().architecture(), loaded.checkpoint().parameterCount() / 1e6, workers,
+                    engineOptions.kvDtype());
+            List<ServingBenchmark.ThroughputRow> rows = ServingBenchmark.throughput(loaded, ops, engineOptions,
+                    concurrency, promptTokens, maxTokens, message -> System.err.println("bench: " + message));
+            System.out.println("| concurrent requests | prompt tokens | generated each | wall s | generated tokens/s "
+                    + "| mean TTFT ms | mean decode tokens/s per request |");
+            System.out.println("|---|---|---|---|---|---|---|");
+            for (ServingBenchmark.ThroughputRow row : rows) {
+                System.out.printf("| %d | %d | %d | %.2f | %.1f | %.0f | %.1f |%n", row.concurrency(),
+                        row.promptTokens(), row.generatedPerRequest(), row.seconds(), row.generatedTokensPerSecond(),
+                        row.meanTimeToFirstTokenMillis(), row.meanDecodeTokensPerSecond());
+            }
+            List<ServingBenchmark.ChatRow> chat = ServingBenchmark.chat(loaded, ops, engineOptions, chatTurns, 200,
+                    maxTokens, message -> System.err.println("bench: " + message));
+            System.out.println();
+            System.out.println("| prefix cache | turns | prompt tokens | served from cache | hit rate | wall s "
+                    + "| mean TTFT ms |");
+            System.out.println("|---|---|---|---|---|---|---|");
+            for (ServingBenchmark.ChatRow row : chat) {
+                System.out.printf("| %s | %d | %d | %d | %.0f%% | %.2f | %.0f |%n", row.prefixCaching() ? "on" : "off",
+                        row.turns(), row.promptTokens(), row.cachedTokens(), 100 * row.hitRate(), row.seconds(),
+                        row.meanTimeToFirstTokenMillis());
+            }
+            boolean same = chat.get(0).replyTokens().equals(chat.get(1).replyTokens());
+            System.out.printf("time saved by the prefix cache: %.0f%%; replies identical with and without it: %s%n",
+                    100 * (1 - chat.get(0).seconds() / chat.get(1).seconds()), same);
         }
         return 0;
     }

@@ -1,0 +1,152 @@
+package dev.coil.engine.bench;
+
+import dev.coil.engine.ops.Ops;
+import dev.coil.engine.runner.Engine;
+import dev.coil.engine.runner.EngineEvent;
+import dev.coil.engine.runner.EngineOptions;
+import dev.coil.engine.runner.EngineRequest;
+import dev.coil.engine.runner.EngineStats;
+import dev.coil.engine.runner.LoadedModel;
+import dev.coil.engine.runner.RequestStream;
+import dev.coil.engine.runner.SamplingParams;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.function.Consumer;
+
+/**
+ * The serving engine under load: generated tokens/s with N requests in flight at once (continuous
+ * batching), and the prefix cache on a replayed multi-turn chat, with and without it.
+ */
+public final class ServingBenchmark {
+
+    /** One concurrency level: every request has the same prompt length and generates the same count. */
+    public record ThroughputRow(int concurrency, int promptTokens, int generatedPerRequest, double seconds,
+            double generatedTokensPerSecond, double meanTimeToFirstTokenMillis, double meanDecodeTokensPerSecond) {
+    }
+
+    /** One chat replay: per-turn prompt lengths and what the prefix cache served. */
+    public record ChatRow(boolean prefixCaching, int turns, long promptTokens, long cachedTokens, double seconds,
+            double meanTimeToFirstTokenMillis, List<Integer> replyTokens) {
+        public double hitRate() {
+            return promptTokens == 0 ? 0 : (double) cachedTokens / promptTokens;
+        }
+    }
+
+    private ServingBenchmark() {
+    }
+
+    public static List<ThroughputRow> throughput(LoadedModel loaded, Ops ops, EngineOptions options,
+            int[] concurrencies, int promptTokens, int maxTokens, Consumer<String> log) throws InterruptedException {
+        SplittableRandom random = new SplittableRandom(7);
+        int vocab = loaded.config().vocabSize();
+        List<ThroughputRow> rows = new ArrayList<>();
+        try (Engine engine = Engine.start(loaded, ops, options.withPrefixCaching(false))) {
+            log.accept("warming up...");
+            // Every kernel path a level takes (one token, a few, many) gets compiled before anything is timed.
+            for (int warm : new int[] {1, 4, 16, 64}) {
+                runAll(engine, requests(random, vocab, Math.min(warm, options.maxSequences()), promptTokens, 16));
+            }
+            for (int concurrency : concurrencies) {
+                log.accept(concurrency + " concurrent requests...");
+                List<EngineRequest> batch = requests(random, vocab, concurrency, promptTokens, maxTokens);
+                long start = System.nanoTime();
+                List<EngineEvent.Finished> done = runAll(engine, batch);
+                double seconds = (System.nanoTime() - start) / 1e9;
+                long generated = done.stream().mapToLong(f -> f.usage().completionTokens()).sum();
+                rows.add(new ThroughputRow(concurrency, promptTokens, maxTokens, seconds, generated / seconds,
+                        done.stream().mapToDouble(f -> f.timings().firstTokenMillis()).average().orElse(0),
+                        done.stream().mapToDouble(f -> f.timings().decodeTokensPerSecond()).average().orElse(0)));
+            }
+        }
+        return rows;
+    }
+
+    /**
+     * A chat of {@code turns} turns replayed: each turn's prompt is the previous prompt, the previous
+     * reply and {@code userTokens} new tokens; run with the prefix cache on, then off.
+     */
+    public static List<ChatRow> chat(LoadedModel loaded, Ops ops, EngineOptions options, int turns, int userTokens,
+            int replyTokens, Consumer<String> log) throws InterruptedException {
+        List<ChatRow> rows = new ArrayList<>();
+        for (boolean caching : new boolean[] {true, false}) {
+            log.accept("replaying a " + turns + "-turn chat, prefix cache " + (caching ? "on" : "off") + "...");
+            SplittableRandom random = new SplittableRandom(11);
+            int vocab = loaded.config().vocabSize();
+            try (Engine engine = Engine.start(loaded, ops, options.withPrefixCaching(caching))) {
+                runAll(engine, requests(new SplittableRandom(3), vocab, 2, userTokens, 4)); // warm-up
+                int[] history = new int[0];
+                long promptTotal = 0;
+                long cachedTotal = 0;
+                double firstTokenTotal = 0;
+                List<Integer> replies = new ArrayList<>();
+                long start = System.nanoTime();
+                for (int turn = 0; turn < turns; turn++) {
+                    int[] prompt = concat(history, random.ints(userTokens, 1, vocab).toArray());
+                    EngineRequest request = new EngineRequest(prompt,
+                            SamplingParams.greedy().withMaxTokens(replyTokens), true, -1, -1);
+                    List<Integer> reply = new ArrayList<>();
+                    EngineEvent.Finished finished = collect(engine.submit(request), reply);
+                    promptTotal += prompt.length;
+                    cachedTotal += finished.usage().cachedPromptTokens();
+                    firstTokenTotal += finished.timings().firstTokenMillis();
+                    replies.addAll(reply);
+                    history = concat(prompt, reply.stream().mapToInt(Integer::intValue).toArray());
+                }
+                double seconds = (System.nanoTime() - start) / 1e9;
+                rows.add(new ChatRow(caching, turns, promptTotal, cachedTotal, seconds, firstTokenTotal / turns,
+                        replies));
+                EngineStats stats = engine.stats();
+                log.accept("  prefix queries " + stats.prefixQueries() + ", hits " + stats.prefixHits());
+            }
+        }
+        return rows;
+    }
+
+    private static List<EngineRequest> requests(SplittableRandom random, int vocab, int count, int promptTokens,
+            int maxTokens) {
+        List<EngineRequest> requests = new ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            requests.add(new EngineRequest(random.ints(promptTokens, 1, vocab).toArray(),
+                    SamplingParams.greedy().withMaxTokens(maxTokens), true, -1, -1));
+        }
+        return requests;
+    }
+
+    private static List<EngineEvent.Finished> runAll(Engine engine, List<EngineRequest> requests)
+            throws InterruptedException {
+        List<RequestStream> streams = new ArrayList<>();
+        for (EngineRequest request : requests) {
+            streams.add(engine.submit(request));
+        }
+        List<EngineEvent.Finished> finished = new ArrayList<>();
+        for (RequestStream stream : streams) {
+            finished.add(collect(stream, new ArrayList<>()));
+        }
+        return finished;
+    }
+
+    private static EngineEvent.Finished collect(RequestStream stream, List<Integer> tokens)
+            throws InterruptedException {
+        while (true) {
+            EngineEvent event = stream.next();
+            switch (event) {
+                case EngineEvent.Token token -> tokens.add(token.id());
+                case EngineEvent.Finished finished -> {
+                    return finished;
+                }
+                case EngineEvent.Failed failed -> throw new IllegalStateException(
+                        "benchmark request failed: " + failed.message());
+                case EngineEvent.PromptLogprobs ignored -> {
+                }
+            }
+        }
+    }
+
+    private static int[] concat(int[] a, int[] b) {
+        int[] out = Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
+    }
+}

@@ -147,8 +147,7 @@ public final class CoilServer implements AutoCloseable {
 
     private void health(Context ctx) {
         String status = state.isReady() ? "ok" : state.model().isPresent() ? "shutting_down" : "loading";
-        ctx.status(state.isReady() ? 200 : 503).contentType("application/json")
-                .result(Json.write(Json.object().put("status", status)));
+        Json.respond(ctx, state.isReady() ? 200 : 503, Json.object().put("status", status));
     }
 
     private void metrics(Context ctx) {

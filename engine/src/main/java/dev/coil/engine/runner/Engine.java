@@ -9,6 +9,7 @@ import dev.coil.engine.tokenizer.StreamingDecoder;
 import java.time.Duration;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -30,6 +31,7 @@ public final class Engine implements AutoCloseable {
     private final Map<String, ActiveRequest> requests = new ConcurrentHashMap<>();
     private final AtomicLong nextId = new AtomicLong();
     private volatile boolean accepting = true;
+    private final AtomicBoolean stopped = new AtomicBoolean();
 
     private Engine(LoadedModel loaded, Ops ops, EngineOptions options) {
         this.loaded = loaded;
@@ -131,9 +133,12 @@ public final class Engine implements AutoCloseable {
 
     /**
      * Stops accepting requests, lets those in flight finish for up to {@code timeout}, then cancels
-     * the rest and stops the step thread.
+     * the rest and stops the step thread. Later calls do nothing.
      */
     public void shutdown(Duration timeout) {
+        if (!stopped.compareAndSet(false, true)) {
+            return;
+        }
         accepting = false;
         long deadline = System.nanoTime() + timeout.toNanos();
         while (!requests.isEmpty() && System.nanoTime() < deadline) {

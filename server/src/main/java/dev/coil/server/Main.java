@@ -3,13 +3,14 @@ package dev.coil.server;
 import dev.coil.server.cli.BenchCommand;
 import dev.coil.server.cli.GenerateCommand;
 import dev.coil.server.cli.ScoreCommand;
+import dev.coil.server.cli.ServeCommand;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
-/** The coil command line: generate, score and bench. */
+/** The coil command line: generate, score, bench and serve. */
 @Command(name = "coil", mixinStandardHelpOptions = true, version = "coil 0.1.0",
         description = "Coil: inference for hybrid attention + Mamba-2 language models.",
-        subcommands = {GenerateCommand.class, ScoreCommand.class, BenchCommand.class})
+        subcommands = {GenerateCommand.class, ScoreCommand.class, BenchCommand.class, ServeCommand.class})
 public final class Main implements Runnable {
 
     @Override

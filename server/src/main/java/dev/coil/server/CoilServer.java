@@ -1,0 +1,171 @@
+package dev.coil.server;
+
+import dev.coil.server.api.ApiException;
+import dev.coil.server.api.ApiKeyCheck;
+import dev.coil.server.api.ChatHandler;
+import dev.coil.server.api.CompletionsHandler;
+import dev.coil.server.api.ErrorResponses;
+import dev.coil.server.api.GenerationRunner;
+import dev.coil.server.api.Json;
+import dev.coil.server.api.ModelsHandler;
+import dev.coil.server.api.TokenizeHandlers;
+import dev.coil.server.telemetry.Telemetry;
+import io.javalin.Javalin;
+import io.javalin.compression.CompressionStrategy;
+import io.javalin.http.Context;
+import io.javalin.http.HttpResponseException;
+import io.javalin.http.HttpStatus;
+import io.javalin.http.staticfiles.Location;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Coil's HTTP server on Javalin: the OpenAI-compatible API, tokenization, health, metrics and the
+ * playground's static files. It listens before the model is loaded (/health answers 503 until
+ * {@link #serve} is called) and shuts down in order: refuse new requests, let the engine finish or
+ * cancel those in flight, stop listening.
+ */
+public final class CoilServer implements AutoCloseable {
+
+    private static final Logger LOG = LoggerFactory.getLogger(CoilServer.class);
+
+    /** Where the web module puts the playground on the classpath. */
+    static final String WEB_FOLDER = "coil/web";
+
+    private static final String PLACEHOLDER_PAGE = """
+            <!doctype html>
+            <html lang="en"><head><meta charset="utf-8"><title>Coil</title></head>
+            <body><h1>Coil</h1><p>The server is running. The API is under <code>/v1</code>: \
+            <a href="/v1/models">/v1/models</a>, <code>POST /v1/completions</code>, \
+            <code>POST /v1/chat/completions</code>. Health: <a href="/health">/health</a>.</p></body></html>
+            """;
+
+    private final ServerOptions options;
+    private final ServerState state = new ServerState();
+    private final Telemetry telemetry;
+    private final AtomicBoolean stopped = new AtomicBoolean();
+    private final Javalin app;
+
+    private CoilServer(ServerOptions options, Telemetry telemetry) {
+        this.options = options;
+        this.telemetry = telemetry;
+        telemetry.observe(() -> state.model().map(model -> model.engine().stats()).orElse(null));
+        this.app = Javalin.create(this::configure);
+    }
+
+    /** Starts listening; the model comes later through {@link #serve}. */
+    public static CoilServer start(ServerOptions options, Telemetry telemetry) {
+        CoilServer server = new CoilServer(options, telemetry);
+        server.app.start(options.host(), options.port());
+        return server;
+    }
+
+    /** The port listened on (the chosen one when the options said 0). */
+    public int port() {
+        return app.port();
+    }
+
+    public ServerState state() {
+        return state;
+    }
+
+    /** Starts answering with this model. */
+    public void serve(ServedModel model) {
+        state.serve(model);
+    }
+
+    /**
+     * Refuses new requests (503), gives those in flight the shutdown timeout to finish (then cancels
+     * them), stops listening and releases the model. Idempotent.
+     */
+    public void shutdown() {
+        if (!stopped.compareAndSet(false, true)) {
+            return;
+        }
+        state.drain();
+        state.model().ifPresent(model -> model.stopEngine(options.shutdownTimeout()));
+        // The engine has ended every request; give their handlers a moment to write the last events.
+        long deadline = System.nanoTime() + 5_000_000_000L;
+        while (state.inFlight() > 0 && System.nanoTime() < deadline) {
+            try {
+                Thread.sleep(10);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+        }
+        app.stop();
+        state.model().ifPresent(ServedModel::close);
+        telemetry.close();
+    }
+
+    @Override
+    public void close() {
+        shutdown();
+    }
+
+    private void configure(io.javalin.config.JavalinConfig config) {
+        config.startup.showJavalinBanner = false;
+        config.concurrency.useVirtualThreads = true;
+        config.http.maxRequestSize = options.maxBodyBytes();
+        config.http.prefer405over404 = true;
+        // Streams must reach the client chunk by chunk; compression would hold them back.
+        config.http.compressionStrategy = CompressionStrategy.NONE;
+        config.router.ignoreTrailingSlashes = true;
+        config.jetty.modifyHttpConfiguration(http -> http.setSendServerVersion(false));
+
+        var runner = new GenerationRunner(state, telemetry, options.keepAlive().toMillis());
+        var tokenize = new TokenizeHandlers(state, options.maxBodyBytes());
+        config.routes.before(new ApiKeyCheck(options.apiKey()));
+        config.routes.get("/health", this::health);
+        config.routes.get("/metrics", this::metrics);
+        config.routes.get("/v1/models", new ModelsHandler(state));
+        config.routes.post("/v1/completions", new CompletionsHandler(state, runner, options.maxBodyBytes()));
+        config.routes.post("/v1/chat/completions", new ChatHandler(state, runner, options.maxBodyBytes()));
+        config.routes.post("/tokenize", tokenize::tokenize);
+        config.routes.post("/detokenize", tokenize::detokenize);
+
+        config.routes.exception(ApiException.class, (error, ctx) -> ErrorResponses.write(ctx, error));
+        config.routes.exception(HttpResponseException.class, (error, ctx) -> ErrorResponses.write(ctx,
+                httpError(error.getStatus(), ctx)));
+        config.routes.exception(Exception.class, (error, ctx) -> {
+            LOG.error("{} {} failed", ctx.method(), ctx.path(), error);
+            ErrorResponses.write(ctx, ApiException.internal("internal error: " + error));
+        });
+
+        if (CoilServer.class.getClassLoader().getResource(WEB_FOLDER + "/index.html") != null) {
+            config.staticFiles.add(files -> {
+                files.hostedPath = "/";
+                files.directory = "/" + WEB_FOLDER;
+                files.location = Location.CLASSPATH;
+            });
+        } else {
+            config.routes.get("/", ctx -> ctx.html(PLACEHOLDER_PAGE));
+        }
+    }
+
+    private void health(Context ctx) {
+        String status = state.isReady() ? "ok" : state.model().isPresent() ? "shutting_down" : "loading";
+        ctx.status(state.isReady() ? 200 : 503).contentType("application/json")
+                .result(Json.write(Json.object().put("status", status)));
+    }
+
+    private void metrics(Context ctx) {
+        ctx.contentType(Telemetry.PROMETHEUS_CONTENT_TYPE).result(telemetry.scrape());
+    }
+
+    private static ApiException httpError(int status, Context ctx) {
+        if (status == HttpStatus.NOT_FOUND.getCode()) {
+            return ApiException.notFound("no route " + ctx.method() + " " + ctx.path());
+        }
+        if (status == HttpStatus.METHOD_NOT_ALLOWED.getCode()) {
+            return ApiException.methodNotAllowed("method " + ctx.method() + " is not allowed on " + ctx.path());
+        }
+        if (status == HttpStatus.CONTENT_TOO_LARGE.getCode()) {
+            return new ApiException(status, "invalid_request_error", null, "request_too_large", "the request is too large");
+        }
+        return new ApiException(status, status >= 500 ? "server_error" : "invalid_request_error", null, null,
+                HttpStatus.forStatus(status).getMessage());
+    }
+}

@@ -1,0 +1,134 @@
+package dev.coil.server;
+
+import dev.coil.engine.ops.Ops;
+import dev.coil.engine.runner.Engine;
+import dev.coil.engine.runner.EngineOptions;
+import dev.coil.engine.runner.LoadedModel;
+import dev.coil.engine.tokenizer.ChatTemplate;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * The model the server answers with: its running engine, the name clients see, its chat template
+ * (null for a base model without one) and the text of single tokens for logprobs. Thread-safe.
+ */
+public final class ServedModel implements AutoCloseable {
+
+    private final Engine engine;
+    private final String name;
+    private final ChatTemplate chatTemplate;
+    private final long created = Instant.now().getEpochSecond();
+    private final Map<Integer, String> tokenTexts = new ConcurrentHashMap<>();
+    private boolean engineStopped;
+    private boolean closed;
+
+    public ServedModel(Engine engine, String name, ChatTemplate chatTemplate) {
+        this.engine = engine;
+        this.name = name;
+        this.chatTemplate = chatTemplate;
+    }
+
+    /**
+     * Opens a model folder and starts its engine.
+     *
+     * @param name the model id clients see; null names it after the folder
+     */
+    public static ServedModel load(Path folder, String name, Ops ops, EngineOptions options) {
+        LoadedModel loaded = LoadedModel.load(folder);
+        try {
+            ChatTemplate template = loaded.hasTokenizer() ? chatTemplateOf(folder) : null;
+            Engine engine = Engine.start(loaded, ops, options);
+            Path fileName = folder.toAbsolutePath().normalize().getFileName();
+            return new ServedModel(engine, name != null ? name : fileName == null ? "coil" : fileName.toString(),
+                    template);
+        } catch (RuntimeException e) {
+            loaded.close();
+            throw e;
+        }
+    }
+
+    private static ChatTemplate chatTemplateOf(Path folder) {
+        try {
+            return ChatTemplate.load(folder);
+        } catch (IllegalArgumentException noTemplate) {
+            return null;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    public Engine engine() {
+        return engine;
+    }
+
+    public String name() {
+        return name;
+    }
+
+    /** The chat template, or null when the folder has none. */
+    public ChatTemplate chatTemplate() {
+        return chatTemplate;
+    }
+
+    /** When the model was loaded, in seconds since the epoch (the "created" of /v1/models). */
+    public long created() {
+        return created;
+    }
+
+    public int contextLength() {
+        return engine.contextLength();
+    }
+
+    public int vocabSize() {
+        return engine.model().config().vocabSize();
+    }
+
+    public boolean hasTokenizer() {
+        return engine.model().hasTokenizer();
+    }
+
+    public int[] encode(String text, boolean addSpecialTokens) {
+        return engine.model().tokenizer().encode(text, addSpecialTokens);
+    }
+
+    public String decode(int[] ids, boolean skipSpecialTokens) {
+        return engine.model().tokenizer().decode(ids, skipSpecialTokens);
+    }
+
+    /**
+     * One token's text as logprobs show it. Special tokens keep their spelling; without a tokenizer
+     * it is "token_id:ID", as vLLM spells token ids.
+     */
+    public String tokenText(int id) {
+        if (!hasTokenizer()) {
+            return "token_id:" + id;
+        }
+        return tokenTexts.computeIfAbsent(id, key -> decode(new int[] {key}, false));
+    }
+
+    /**
+     * Stops the engine: no new requests, those in flight get {@code timeout} to finish, the rest are
+     * cancelled.
+     */
+    public synchronized void stopEngine(Duration timeout) {
+        if (!engineStopped) {
+            engineStopped = true;
+            engine.shutdown(timeout);
+        }
+    }
+
+    /** Stops the engine if still running and releases the model (weights, tokenizer). */
+    @Override
+    public synchronized void close() {
+        stopEngine(Duration.ZERO);
+        if (!closed) {
+            closed = true;
+            engine.model().close();
+        }
+    }
+}

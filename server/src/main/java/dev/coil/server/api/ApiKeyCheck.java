@@ -1,0 +1,42 @@
+package dev.coil.server.api;
+
+import io.javalin.http.Context;
+import io.javalin.http.Handler;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+
+/**
+ * With an API key set, API routes answer 401 unless the request carries
+ * {@code Authorization: Bearer <key>}. /health and the playground's static files stay open.
+ */
+public final class ApiKeyCheck implements Handler {
+
+    private final byte[] key;
+
+    /** @param key the key, or null to let every request through */
+    public ApiKeyCheck(String key) {
+        this.key = key == null ? null : key.getBytes(StandardCharsets.UTF_8);
+    }
+
+    /** Routes the key guards: the OpenAI API, tokenization and metrics. */
+    public static boolean guards(String path) {
+        return path.startsWith("/v1/") || path.equals("/v1") || path.startsWith("/tokenize")
+                || path.startsWith("/detokenize") || path.startsWith("/metrics");
+    }
+
+    @Override
+    public void handle(Context ctx) {
+        if (key == null || !guards(ctx.path())) {
+            return;
+        }
+        String header = ctx.header("Authorization");
+        String prefix = "Bearer ";
+        if (header == null || !header.regionMatches(true, 0, prefix, 0, prefix.length())) {
+            throw ApiException.unauthorized();
+        }
+        byte[] given = header.substring(prefix.length()).trim().getBytes(StandardCharsets.UTF_8);
+        if (!MessageDigest.isEqual(given, key)) {
+            throw ApiException.unauthorized();
+        }
+    }
+}

@@ -1,0 +1,54 @@
+package dev.coil.server.api;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.coil.engine.runner.EngineRequest;
+import dev.coil.engine.runner.SamplingParams;
+import dev.coil.server.ServedModel;
+import dev.coil.server.ServerState;
+import io.javalin.http.Context;
+import io.javalin.http.Handler;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * POST /v1/chat/completions: the conversation rendered through the model's chat template, answered
+ * n times. logprobs (true/false) with top_logprobs (0 to 20) as OpenAI's chat API has them.
+ */
+public final class ChatHandler implements Handler {
+
+    private final ServerState state;
+    private final GenerationRunner runner;
+    private final long maxBodyBytes;
+
+    public ChatHandler(ServerState state, GenerationRunner runner, long maxBodyBytes) {
+        this.state = state;
+        this.runner = runner;
+        this.maxBodyBytes = maxBodyBytes;
+    }
+
+    @Override
+    public void handle(Context ctx) throws Exception {
+        ServedModel model = state.ready();
+        ObjectNode body = JsonBody.read(ctx, maxBodyBytes);
+        Fields fields = new Fields(body);
+        int maxTokens = fields.has("max_completion_tokens")
+                ? GenerationSettings.maxTokens(fields, "max_completion_tokens", SamplingParams.UNLIMITED_TOKENS)
+                : GenerationSettings.maxTokens(fields, "max_tokens", SamplingParams.UNLIMITED_TOKENS);
+        GenerationSettings settings = GenerationSettings.parse(fields, maxTokens);
+        boolean logprobs = fields.bool("logprobs", false);
+        Integer top = fields.integer("top_logprobs", 0, EngineRequest.MAX_TOP_LOGPROBS);
+        if (top != null && !logprobs) {
+            throw ApiException.invalid("top_logprobs", "top_logprobs needs logprobs set to true");
+        }
+        int[] prompt = ChatPrompt.tokens(fields, model, false);
+
+        int tokenLogprobs = logprobs ? (top == null ? 0 : top) : -1;
+        List<ChoiceState> choices = new ArrayList<>();
+        List<EngineRequest> requests = new ArrayList<>();
+        for (int c = 0; c < settings.choices(); c++) {
+            choices.add(new ChoiceState(c, 0, prompt, null));
+            requests.add(settings.request(prompt, c, tokenLogprobs, -1));
+        }
+        runner.run(ctx, model, new ChatShape(model, logprobs), settings, choices, requests);
+    }
+}

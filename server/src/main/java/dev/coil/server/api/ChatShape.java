@@ -1,0 +1,106 @@
+package dev.coil.server.api;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.coil.engine.runner.EngineEvent.Finished;
+import dev.coil.engine.runner.EngineEvent.PositionLogprobs;
+import dev.coil.server.ServedModel;
+import java.util.List;
+
+/**
+ * /v1/chat/completions choices: {@code {index, message: {role, content}, logprobs, finish_reason}}
+ * whole, {@code {index, delta, logprobs, finish_reason}} streamed.
+ */
+final class ChatShape implements ResponseShape {
+
+    private final ServedModel model;
+    private final boolean logprobs;
+
+    ChatShape(ServedModel model, boolean logprobs) {
+        this.model = model;
+        this.logprobs = logprobs;
+    }
+
+    @Override
+    public String idPrefix() {
+        return "chatcmpl-";
+    }
+
+    @Override
+    public String responseObject() {
+        return "chat.completion";
+    }
+
+    @Override
+    public String chunkObject() {
+        return "chat.completion.chunk";
+    }
+
+    @Override
+    public String operation() {
+        return "chat";
+    }
+
+    @Override
+    public String promptParam() {
+        return "messages";
+    }
+
+    @Override
+    public ObjectNode choice(ChoiceState state) {
+        ObjectNode choice = Json.object();
+        choice.put("index", state.index());
+        ObjectNode message = choice.putObject("message");
+        message.put("role", "assistant");
+        message.put("content", state.text());
+        choice.set("logprobs", logprobs ? LogprobsJson.chat(model, state.logprobs()) : null);
+        return finish(choice, state.finished());
+    }
+
+    @Override
+    public ObjectNode opening(ChoiceState state) {
+        ObjectNode choice = Json.object();
+        choice.put("index", state.index());
+        ObjectNode delta = choice.putObject("delta");
+        delta.put("role", "assistant");
+        delta.put("content", "");
+        choice.putNull("logprobs");
+        choice.putNull("finish_reason");
+        return choice;
+    }
+
+    @Override
+    public ObjectNode prompt(ChoiceState state) {
+        return null;
+    }
+
+    @Override
+    public ObjectNode delta(ChoiceState state, String text, PositionLogprobs position) {
+        if (text.isEmpty() && position == null) {
+            return null;
+        }
+        ObjectNode choice = Json.object();
+        choice.put("index", state.index());
+        choice.putObject("delta").put("content", text);
+        choice.set("logprobs", position != null ? LogprobsJson.chat(model, List.of(position)) : null);
+        choice.putNull("finish_reason");
+        return choice;
+    }
+
+    @Override
+    public ObjectNode last(ChoiceState state, String text) {
+        ObjectNode choice = Json.object();
+        choice.put("index", state.index());
+        ObjectNode delta = choice.putObject("delta");
+        if (!text.isEmpty()) {
+            delta.put("content", text);
+        }
+        choice.putNull("logprobs");
+        return finish(choice, state.finished());
+    }
+
+    private static ObjectNode finish(ObjectNode choice, Finished finished) {
+        choice.put("finish_reason", finished.reason().apiName());
+        choice.put("stop_reason", finished.stopString());
+        return choice;
+    }
+}

@@ -1,0 +1,56 @@
+package dev.coil.server.api;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.coil.engine.runner.EngineRequest;
+import dev.coil.server.ServedModel;
+import dev.coil.server.ServerState;
+import io.javalin.http.Context;
+import io.javalin.http.Handler;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * POST /v1/completions: prompts (text, token ids, or a batch) continued n times each. With echo the
+ * prompt's text starts each choice; echo with logprobs scores the prompt too, and with max_tokens 0
+ * that is all it does (vLLM's way of computing prompt logprobs).
+ */
+public final class CompletionsHandler implements Handler {
+
+    /** OpenAI's default max_tokens for completions. */
+    static final int DEFAULT_MAX_TOKENS = 16;
+
+    private final ServerState state;
+    private final GenerationRunner runner;
+    private final long maxBodyBytes;
+
+    public CompletionsHandler(ServerState state, GenerationRunner runner, long maxBodyBytes) {
+        this.state = state;
+        this.runner = runner;
+        this.maxBodyBytes = maxBodyBytes;
+    }
+
+    @Override
+    public void handle(Context ctx) throws Exception {
+        ServedModel model = state.ready();
+        ObjectNode body = JsonBody.read(ctx, maxBodyBytes);
+        Fields fields = new Fields(body);
+        GenerationSettings settings = GenerationSettings.parse(fields,
+                GenerationSettings.maxTokens(fields, "max_tokens", DEFAULT_MAX_TOKENS));
+        boolean echo = fields.bool("echo", false);
+        Integer logprobs = fields.integer("logprobs", 0, EngineRequest.MAX_TOP_LOGPROBS);
+        List<CompletionPrompt> prompts = CompletionPrompt.parse(fields, model);
+
+        int tokenLogprobs = logprobs == null ? -1 : logprobs;
+        int promptLogprobs = echo ? tokenLogprobs : -1;
+        List<ChoiceState> choices = new ArrayList<>();
+        List<EngineRequest> requests = new ArrayList<>();
+        for (int p = 0; p < prompts.size(); p++) {
+            CompletionPrompt prompt = prompts.get(p);
+            for (int c = 0; c < settings.choices(); c++) {
+                choices.add(new ChoiceState(choices.size(), p, prompt.tokens(), echo ? prompt.text() : null));
+                requests.add(settings.request(prompt.tokens(), c, tokenLogprobs, promptLogprobs));
+            }
+        }
+        runner.run(ctx, model, new CompletionShape(model, logprobs != null), settings, choices, requests);
+    }
+}

@@ -1,0 +1,183 @@
+package dev.coil.server.api;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Typed reads of a request's JSON fields. A field that is absent or null takes its default; one of
+ * the wrong type or out of range is a 400 naming it ("max_tokens must be an integer >= 0, got -1").
+ */
+final class Fields {
+
+    private final ObjectNode node;
+
+    Fields(ObjectNode node) {
+        this.node = node;
+    }
+
+    /** Present and not null. */
+    boolean has(String name) {
+        JsonNode value = node.get(name);
+        return value != null && !value.isNull();
+    }
+
+    JsonNode get(String name) {
+        JsonNode value = node.get(name);
+        return value == null || value.isNull() ? null : value;
+    }
+
+    /** An integer in [min, max], or null when absent. Whole-valued numbers such as 5.0 count as integers. */
+    Integer integer(String name, long min, long max) {
+        JsonNode value = get(name);
+        if (value == null) {
+            return null;
+        }
+        return (int) integerValue(name, value, min, max);
+    }
+
+    int integer(String name, long min, long max, int defaultValue) {
+        Integer value = integer(name, min, max);
+        return value == null ? defaultValue : value;
+    }
+
+    Long longInteger(String name) {
+        JsonNode value = get(name);
+        return value == null ? null : integerValue(name, value, Long.MIN_VALUE, Long.MAX_VALUE);
+    }
+
+    /** A finite number, or null when absent. */
+    Double number(String name) {
+        JsonNode value = get(name);
+        if (value == null) {
+            return null;
+        }
+        if (!value.isNumber()) {
+            throw ApiException.invalid(name, name + " must be a number, got " + typeName(value));
+        }
+        double number = value.doubleValue();
+        if (!Double.isFinite(number)) {
+            throw ApiException.invalid(name, name + " must be a finite number, got " + value.asText());
+        }
+        return number;
+    }
+
+    double number(String name, double defaultValue) {
+        Double value = number(name);
+        return value == null ? defaultValue : value;
+    }
+
+    boolean bool(String name, boolean defaultValue) {
+        JsonNode value = get(name);
+        if (value == null) {
+            return defaultValue;
+        }
+        if (!value.isBoolean()) {
+            throw ApiException.invalid(name, name + " must be true or false, got " + typeName(value));
+        }
+        return value.booleanValue();
+    }
+
+    String string(String name) {
+        JsonNode value = get(name);
+        if (value == null) {
+            return null;
+        }
+        if (!value.isTextual()) {
+            throw ApiException.invalid(name, name + " must be a string, got " + typeName(value));
+        }
+        return value.textValue();
+    }
+
+    /** A string or an array of strings (OpenAI's {@code stop}); empty when absent. */
+    List<String> stringOrStrings(String name) {
+        JsonNode value = get(name);
+        List<String> out = new ArrayList<>();
+        if (value == null) {
+            return out;
+        }
+        if (value.isTextual()) {
+            out.add(value.textValue());
+            return out;
+        }
+        if (!value.isArray()) {
+            throw ApiException.invalid(name, name + " must be a string or an array of strings, got " + typeName(value));
+        }
+        for (JsonNode item : value) {
+            if (!item.isTextual()) {
+                throw ApiException.invalid(name, name + " must be a string or an array of strings; it holds "
+                        + typeName(item));
+            }
+            out.add(item.textValue());
+        }
+        return out;
+    }
+
+    /** An array of integers in [min, max]; empty when absent. */
+    List<Integer> integers(String name, long min, long max) {
+        JsonNode value = get(name);
+        List<Integer> out = new ArrayList<>();
+        if (value == null) {
+            return out;
+        }
+        if (!value.isArray()) {
+            throw ApiException.invalid(name, name + " must be an array of integers, got " + typeName(value));
+        }
+        for (JsonNode item : value) {
+            out.add((int) integerValue(name, item, min, max));
+        }
+        return out;
+    }
+
+    ObjectNode object(String name) {
+        JsonNode value = get(name);
+        if (value == null) {
+            return null;
+        }
+        if (!(value instanceof ObjectNode object)) {
+            throw ApiException.invalid(name, name + " must be an object, got " + typeName(value));
+        }
+        return object;
+    }
+
+    static long integerValue(String name, JsonNode value, long min, long max) {
+        boolean integral = value.isIntegralNumber()
+                || value.isFloatingPointNumber() && Double.isFinite(value.doubleValue())
+                        && value.doubleValue() == Math.rint(value.doubleValue());
+        if (!integral) {
+            throw ApiException.invalid(name, name + " must be an integer, got " + describe(value));
+        }
+        if (!value.canConvertToLong() || value.longValue() < min || value.longValue() > max) {
+            throw ApiException.invalid(name, name + " must be an integer " + range(min, max) + ", got "
+                    + value.asText());
+        }
+        return value.longValue();
+    }
+
+    private static String range(long min, long max) {
+        if (max == Long.MAX_VALUE || max == Integer.MAX_VALUE) {
+            return ">= " + min;
+        }
+        return "in [" + min + ", " + max + "]";
+    }
+
+    private static String describe(JsonNode value) {
+        return value.isNumber() ? value.asText() : typeName(value);
+    }
+
+    /** The JSON type of a value, as an error message names it. */
+    static String typeName(JsonNode value) {
+        if (value == null || value.isNull()) {
+            return "null";
+        }
+        return switch (value.getNodeType()) {
+            case STRING -> "a string";
+            case NUMBER -> "a number";
+            case BOOLEAN -> "a boolean";
+            case ARRAY -> "an array";
+            case OBJECT -> "an object";
+            default -> value.getNodeType().toString().toLowerCase(java.util.Locale.ROOT);
+        };
+    }
+}

@@ -1,0 +1,106 @@
+package dev.coil.server.api;
+
+import dev.coil.engine.runner.EngineEvent;
+import dev.coil.engine.runner.EngineRequest;
+import dev.coil.server.ServedModel;
+import dev.coil.server.ServerState;
+import dev.coil.server.telemetry.RequestTelemetry;
+import dev.coil.server.telemetry.Telemetry;
+import io.javalin.http.Context;
+import java.io.IOException;
+import java.util.List;
+
+/**
+ * Runs the engine requests of one completions or chat request and answers it, whole or streamed.
+ * Refusals at submit (a bad parameter, a full queue) are errors with their own status; once
+ * streaming has started, errors travel inside the stream.
+ */
+public final class GenerationRunner {
+
+    private final ServerState state;
+    private final Telemetry telemetry;
+    private final long keepAliveMillis;
+
+    public GenerationRunner(ServerState state, Telemetry telemetry, long keepAliveMillis) {
+        this.state = state;
+        this.telemetry = telemetry;
+        this.keepAliveMillis = keepAliveMillis;
+    }
+
+    /**
+     * @param choices  one state per engine request, in response order
+     * @param requests the engine request of each choice
+     */
+    void run(Context ctx, ServedModel model, ResponseShape shape, GenerationSettings settings,
+            List<ChoiceState> choices, List<EngineRequest> requests) throws IOException, InterruptedException {
+        try (ServerState.InFlight ignored = state.enter()) {
+            RequestTelemetry trace = telemetry.startRequest(shape.operation(), model.name(), settings.sampling(),
+                    requests.size(), ctx.headerMap());
+            ChoiceSet set;
+            try {
+                set = ChoiceSet.submit(model.engine(), requests);
+            } catch (RuntimeException e) {
+                ApiException error = ErrorResponses.fromEngine(e, shape.promptParam());
+                trace.end(null, error.type(), error.getMessage());
+                throw error;
+            }
+            ResponseEnvelope envelope = new ResponseEnvelope(shape, model.name(), choices, settings.includeUsage());
+            try (set) {
+                if (settings.stream()) {
+                    new StreamingResponse(shape, envelope, set, choices, trace, settings, keepAliveMillis).run(ctx);
+                } else {
+                    collect(set, choices, trace, settings, shape);
+                    trace.end(envelope.id());
+                    ctx.contentType("application/json");
+                    ctx.result(Json.write(envelope.response()));
+                }
+            } catch (ApiException e) {
+                trace.end(envelope.id(), e.type(), e.getMessage());
+                throw e;
+            } catch (InterruptedException | RuntimeException e) {
+                trace.end(envelope.id(), "server_error", e.getMessage());
+                throw e;
+            }
+        }
+    }
+
+    /** Waits for every choice to end; the first choice that fails fails the whole request. */
+    private static void collect(ChoiceSet set, List<ChoiceState> choices, RequestTelemetry trace,
+            GenerationSettings settings, ResponseShape shape) throws InterruptedException {
+        while (!set.allEnded()) {
+            ChoiceSet.Event event = set.next(1000);
+            if (event == null) {
+                continue;
+            }
+            record(set, choices.get(event.choice()), event, trace, settings);
+            if (event.event() instanceof EngineEvent.Failed failed) {
+                set.cancelAll();
+                throw failure(failed, shape.promptParam());
+            }
+        }
+    }
+
+    /** Adds an event to its choice and to the request's telemetry; returns the text it adds. */
+    static String record(ChoiceSet set, ChoiceState choice, ChoiceSet.Event event, RequestTelemetry trace,
+            GenerationSettings settings) {
+        String text = choice.accept(event.event());
+        switch (event.event()) {
+            case EngineEvent.Token ignored -> trace.token(event.choice(), event.nanos());
+            case EngineEvent.Finished finished -> trace.finished(event.choice(), finished,
+                    set.submittedEpochNanos(event.choice()), event.choice() % settings.choices() == 0);
+            case EngineEvent.Failed failed -> trace.failed(failed);
+            case EngineEvent.PromptLogprobs ignored -> { }
+        }
+        return text;
+    }
+
+    /** The error a choice's failure means for the client. */
+    static ApiException failure(EngineEvent.Failed failed, String promptParam) {
+        return switch (failed.reason()) {
+            case CANCELLED -> ApiException.unavailable("shutting_down", failed.message());
+            case REJECTED -> new ApiException(400, "invalid_request_error", promptParam, "request_rejected",
+                    failed.message());
+            case ERROR -> ApiException.internal(failed.message());
+        };
+    }
+}

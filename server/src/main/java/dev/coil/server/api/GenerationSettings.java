@@ -1,0 +1,101 @@
+package dev.coil.server.api;
+
+import dev.coil.engine.runner.EngineRequest;
+import dev.coil.engine.runner.SamplingParams;
+import java.util.HashSet;
+import java.util.List;
+
+/**
+ * What /v1/completions and /v1/chat/completions share: how to sample, when to stop, how many
+ * choices, and whether to stream.
+ *
+ * @param sampling     the sampling values of choice 0; choice i samples with seed + i when a seed is given
+ * @param choices      n: choices per prompt
+ * @param stream       answer with Server-Sent Events
+ * @param includeUsage stream_options.include_usage: a last chunk with the usage and no choices
+ * @param ignoreEos    vLLM's ignore_eos: generate past the model's end-of-sequence tokens
+ */
+record GenerationSettings(SamplingParams sampling, int choices, boolean stream, boolean includeUsage,
+        boolean ignoreEos) {
+
+    /** Most choices one request may ask for (OpenAI's limit on n). */
+    static final int MAX_CHOICES = 128;
+
+    /**
+     * Reads the shared fields.
+     *
+     * @param maxTokens the max_tokens value this API resolved (its own names and default), or
+     *                  {@link SamplingParams#UNLIMITED_TOKENS}
+     */
+    static GenerationSettings parse(Fields fields, int maxTokens) {
+        rejectUnsupported(fields);
+        int choices = fields.integer("n", 1, MAX_CHOICES, 1);
+        if (fields.has("best_of") && fields.integer("best_of", 1, MAX_CHOICES) != choices) {
+            throw ApiException.invalid("best_of", "best_of is not supported; leave it out or equal to n");
+        }
+        boolean stream = fields.bool("stream", false);
+        boolean includeUsage = false;
+        var streamOptions = fields.object("stream_options");
+        if (streamOptions != null) {
+            if (!stream) {
+                throw ApiException.invalid("stream_options", "stream_options is only allowed when stream is true");
+            }
+            includeUsage = new Fields(streamOptions).bool("include_usage", false);
+        }
+        fields.string("user");
+        fields.string("model");
+        SamplingParams sampling;
+        try {
+            sampling = SamplingParams.builder()
+                    .temperature(fields.number("temperature", 1.0))
+                    .topP(fields.number("top_p", 1.0))
+                    .topK(fields.integer("top_k", -1, Integer.MAX_VALUE, 0))
+                    .minP(fields.number("min_p", 0.0))
+                    .repetitionPenalty(fields.number("repetition_penalty", 1.0))
+                    .presencePenalty(fields.number("presence_penalty", 0.0))
+                    .frequencyPenalty(fields.number("frequency_penalty", 0.0))
+                    .seed(fields.longInteger("seed"))
+                    .stopStrings(fields.stringOrStrings("stop"))
+                    .stopTokenIds(new HashSet<>(fields.integers("stop_token_ids", 0, Integer.MAX_VALUE)))
+                    .maxTokens(maxTokens)
+                    .build();
+        } catch (IllegalArgumentException e) {
+            throw ErrorResponses.fromEngine(e, "prompt");
+        }
+        return new GenerationSettings(sampling, choices, stream, includeUsage, fields.bool("ignore_eos", false));
+    }
+
+    /** The max_tokens field of either API: an integer >= 0, or the default when absent. */
+    static int maxTokens(Fields fields, String name, int defaultValue) {
+        return fields.integer(name, 0, Integer.MAX_VALUE, defaultValue);
+    }
+
+    /**
+     * The engine request for one choice of one prompt.
+     *
+     * @param logprobs       per generated token: -1 none, 0 the chosen token's, k also the top k
+     * @param promptLogprobs per prompt token, the same way
+     */
+    EngineRequest request(int[] prompt, int choice, int logprobs, int promptLogprobs) {
+        SamplingParams params = sampling.seed() == null || choice == 0 ? sampling
+                : sampling.withSeed(sampling.seed() + choice);
+        return new EngineRequest(prompt, params, ignoreEos, logprobs, promptLogprobs);
+    }
+
+    /** Fields of OpenAI's API that Coil does not implement; refusing them beats silently ignoring them. */
+    private static void rejectUnsupported(Fields fields) {
+        for (String name : List.of("tools", "functions", "logit_bias")) {
+            var value = fields.get(name);
+            if (value != null && !(value.isContainerNode() && value.isEmpty())) {
+                throw ApiException.invalid(name, name + " is not supported by this server");
+            }
+        }
+        if (fields.has("suffix") && !fields.string("suffix").isEmpty()) {
+            throw ApiException.invalid("suffix", "suffix is not supported by this server");
+        }
+        var format = fields.object("response_format");
+        if (format != null && !"text".equals(new Fields(format).string("type"))) {
+            throw ApiException.invalid("response_format", "response_format: only {\"type\": \"text\"} is supported");
+        }
+    }
+}

@@ -1,0 +1,41 @@
+package dev.coil.server.api;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.json.JsonMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+/** The server's JSON: strict on the way in (no NaN, no trailing garbage), plain on the way out. */
+public final class Json {
+
+    /** Parses request bodies: standard JSON only; NaN and Infinity literals are errors. */
+    static final ObjectMapper READER = JsonMapper.builder()
+            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+            .build();
+
+    public static final ObjectMapper MAPPER = new ObjectMapper();
+
+    private Json() {
+    }
+
+    public static ObjectNode object() {
+        return MAPPER.createObjectNode();
+    }
+
+    public static String write(Object node) {
+        try {
+            return MAPPER.writeValueAsString(node);
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException("could not write JSON: " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * A logprob as JSON can carry it: impossible tokens (-infinity) become -9999, as vLLM reports
+     * them, since JSON has no infinity.
+     */
+    static double logprob(float value) {
+        return Float.isFinite(value) ? value : -9999.0;
+    }
+}

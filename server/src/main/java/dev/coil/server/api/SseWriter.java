@@ -1,0 +1,48 @@
+package dev.coil.server.api;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.javalin.http.Context;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+
+/**
+ * Server-Sent Events on an HTTP response: {@code data: <json>} events, {@code : comment} lines for
+ * keep-alive, and the closing {@code data: [DONE]}. Each event is flushed to the client at once; a
+ * failed write means the client is gone (IOException).
+ */
+final class SseWriter {
+
+    private final OutputStream out;
+
+    SseWriter(Context ctx) throws IOException {
+        ctx.status(200);
+        ctx.res().setContentType("text/event-stream;charset=utf-8");
+        ctx.res().setHeader("Cache-Control", "no-cache");
+        ctx.res().setHeader("X-Accel-Buffering", "no");
+        this.out = ctx.res().getOutputStream();
+    }
+
+    /** Sends the status and headers now, before the first event. */
+    void open() throws IOException {
+        out.flush();
+    }
+
+    void data(JsonNode event) throws IOException {
+        send("data: " + Json.write(event) + "\n\n");
+    }
+
+    /** A comment line, which clients ignore; it keeps proxies and idle timeouts from closing the stream. */
+    void comment(String text) throws IOException {
+        send(": " + text + "\n\n");
+    }
+
+    void done() throws IOException {
+        send("data: [DONE]\n\n");
+    }
+
+    private void send(String text) throws IOException {
+        out.write(text.getBytes(StandardCharsets.UTF_8));
+        out.flush();
+    }
+}

@@ -1,0 +1,156 @@
+package dev.coil.server.cli;
+
+import dev.coil.engine.cpu.CpuOps;
+import dev.coil.engine.cpu.Parallel;
+import dev.coil.engine.load.DType;
+import dev.coil.engine.runner.EngineOptions;
+import dev.coil.server.CoilServer;
+import dev.coil.server.ServedModel;
+import dev.coil.server.ServerOptions;
+import dev.coil.server.telemetry.Telemetry;
+import java.time.Duration;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/**
+ * Serves a model over HTTP with the OpenAI API. Listens first, then loads the model (/health says
+ * 503 until it is ready); SIGTERM or Ctrl-C drains and stops.
+ */
+@Command(name = "serve", mixinStandardHelpOptions = true, defaultValueProvider = ServeCommand.EngineDefaults.class,
+        description = "Serve a model with an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, "
+                + "/v1/models, /tokenize, /detokenize, /metrics, /health) and the playground at /.")
+public final class ServeCommand implements Callable<Integer> {
+
+    @Mixin
+    ModelOptions modelOptions;
+
+    @Option(names = "--host", paramLabel = "HOST", defaultValue = "127.0.0.1",
+            description = "Address to listen on (default ${DEFAULT-VALUE}; 0.0.0.0 for every interface).")
+    String host;
+
+    @Option(names = "--port", paramLabel = "PORT", defaultValue = "8080", description = "TCP port (default ${DEFAULT-VALUE}; 0 picks a free one).")
+    int port;
+
+    @Option(names = "--api-key", paramLabel = "KEY", defaultValue = "${env:COIL_API_KEY}",
+            description = "Require 'Authorization: Bearer KEY' on the API, tokenization and metrics routes "
+                    + "(default: $COIL_API_KEY; none when unset).")
+    String apiKey;
+
+    @Option(names = "--served-model-name", paramLabel = "NAME",
+            description = "The model id clients see in /v1/models and responses (default: the model folder's name).")
+    String servedModelName;
+
+    @Option(names = "--max-body-bytes", paramLabel = "BYTES", defaultValue = "2097152",
+            description = "Largest request body; larger ones get 413 (default ${DEFAULT-VALUE}, 2 MB).")
+    long maxBodyBytes;
+
+    @Option(names = "--shutdown-timeout", paramLabel = "SECONDS", defaultValue = "30",
+            description = "On SIGTERM, how long requests in flight may run before they are cancelled (default ${DEFAULT-VALUE}).")
+    double shutdownSeconds;
+
+    @Option(names = "--sse-keep-alive", paramLabel = "SECONDS", defaultValue = "15",
+            description = "A stream without events for this long gets a keep-alive comment (default ${DEFAULT-VALUE}).")
+    double keepAliveSeconds;
+
+    @Option(names = "--block-size", paramLabel = "TOKENS", description = "Tokens per KV cache block (default ${DEFAULT-VALUE}).")
+    int blockSize;
+
+    @Option(names = "--kv-dtype", paramLabel = "TYPE", description = "Storage of cached keys and values: bf16 or f32 (default ${DEFAULT-VALUE}).")
+    String kvDtype;
+
+    @Option(names = "--cache-memory", paramLabel = "SIZE",
+            description = "KV + state cache budget: bytes with K/M/G suffix (4G) or a fraction of free memory (0.3) (default ${DEFAULT-VALUE}).")
+    String cacheMemory;
+
+    @Option(names = "--max-seqs", paramLabel = "N", description = "Requests in one engine step (default ${DEFAULT-VALUE}).")
+    int maxSequences;
+
+    @Option(names = "--max-batched-tokens", paramLabel = "N",
+            description = "Tokens in one engine step, prompt chunks and decodes together (default ${DEFAULT-VALUE}).")
+    int maxBatchedTokens;
+
+    @Option(names = "--max-waiting", paramLabel = "N",
+            description = "Queued requests before new ones get 429 (default ${DEFAULT-VALUE}).")
+    int maxWaiting;
+
+    @Option(names = "--prefix-caching", negatable = true, fallbackValue = "true",
+            description = "Reuse cached KV blocks and Mamba states of earlier prompts (default ${DEFAULT-VALUE}; "
+                    + "--no-prefix-caching turns it off).")
+    boolean prefixCaching;
+
+    @Option(names = "--snapshot-interval", paramLabel = "BLOCKS",
+            description = "During prefill, snapshot Mamba state every this many blocks for the prefix cache; "
+                    + "0: only at request end (default ${DEFAULT-VALUE}).")
+    int snapshotInterval;
+
+    @Override
+    public Integer call() throws Exception {
+        EngineOptions engineOptions = engineOptions();
+        ServerOptions serverOptions = new ServerOptions(host, port, apiKey, maxBodyBytes, seconds(keepAliveSeconds,
+                "--sse-keep-alive"), seconds(shutdownSeconds, "--shutdown-timeout"));
+        var folder = modelOptions.folder();
+        CoilServer server = CoilServer.start(serverOptions, Telemetry.fromEnvironment());
+        CountDownLatch stopped = new CountDownLatch(1);
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            System.err.println("coil: shutting down");
+            server.shutdown();
+            stopped.countDown();
+        }, "coil-shutdown"));
+        String url = "http://" + (host.contains(":") ? "[" + host + "]" : host) + ":" + server.port();
+        System.err.println("coil: listening on " + url + "; loading " + folder);
+        ServedModel model = ServedModel.load(folder, servedModelName,
+                new CpuOps(new Parallel(modelOptions.threads())), engineOptions);
+        server.serve(model);
+        System.err.printf("coil: serving %s (%d-token context) at %s/v1%s%n", model.name(), model.contextLength(), url,
+                serverOptions.apiKey() != null ? " (API key required)" : "");
+        stopped.await();
+        return 0;
+    }
+
+    EngineOptions engineOptions() {
+        return new EngineOptions(blockSize, kvDtype(kvDtype), cacheMemory, maxSequences, maxBatchedTokens, maxWaiting,
+                prefixCaching, snapshotInterval);
+    }
+
+    private static DType kvDtype(String spelling) {
+        return switch (spelling.toLowerCase(Locale.ROOT)) {
+            case "bf16" -> DType.BF16;
+            case "f32" -> DType.F32;
+            default -> throw new IllegalArgumentException("--kv-dtype must be bf16 or f32, got " + spelling);
+        };
+    }
+
+    private static Duration seconds(double value, String option) {
+        if (!(value >= 0) || Double.isInfinite(value)) {
+            throw new IllegalArgumentException(option + " must be a number of seconds >= 0, got " + value);
+        }
+        return Duration.ofNanos(Math.round(value * 1e9));
+    }
+
+    /** The engine flags' defaults, read from {@link EngineOptions#DEFAULTS} so that help shows the engine's own. */
+    static final class EngineDefaults implements CommandLine.IDefaultValueProvider {
+        @Override
+        public String defaultValue(CommandLine.Model.ArgSpec argument) {
+            if (!(argument instanceof CommandLine.Model.OptionSpec option)) {
+                return null;
+            }
+            EngineOptions defaults = EngineOptions.DEFAULTS;
+            return switch (option.longestName()) {
+                case "--block-size" -> String.valueOf(defaults.blockSize());
+                case "--kv-dtype" -> defaults.kvDtype().name().toLowerCase(Locale.ROOT);
+                case "--cache-memory" -> defaults.cacheMemory();
+                case "--max-seqs" -> String.valueOf(defaults.maxSequences());
+                case "--max-batched-tokens" -> String.valueOf(defaults.maxBatchedTokens());
+                case "--max-waiting" -> String.valueOf(defaults.maxWaiting());
+                case "--prefix-caching" -> String.valueOf(defaults.prefixCaching());
+                case "--snapshot-interval" -> String.valueOf(defaults.snapshotIntervalBlocks());
+                default -> null;
+            };
+        }
+    }
+}

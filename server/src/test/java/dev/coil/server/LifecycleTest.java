@@ -1,0 +1,124 @@
+package dev.coil.server;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.coil.engine.cpu.CpuOps;
+import dev.coil.engine.cpu.Parallel;
+import java.io.BufferedReader;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.net.URI;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The server's life: listening before the model is loaded (/health 503, then 200), and shutdown
+ * that refuses new requests, lets those in flight finish within the timeout and cancels the rest,
+ * telling their streams so after the 200.
+ */
+class LifecycleTest {
+
+    @Test
+    void healthIs503WhileTheModelLoadsThen200() {
+        try (TestServer server = TestServer.listen(ServerOptions.defaults("127.0.0.1", 0))) {
+            HttpResponse<String> loading = server.get("/health");
+            assertThat(loading.statusCode()).isEqualTo(503);
+            assertThat(TestServer.parse(loading.body()).get("status").asText()).isEqualTo("loading");
+            HttpResponse<String> models = server.get("/v1/models");
+            assertThat(models.statusCode()).isEqualTo(503);
+            assertThat(TestServer.parse(models.body()).at("/error/code").asText()).isEqualTo("model_loading");
+            assertThat(server.post("/v1/completions", "{\"prompt\": \"x\"}").statusCode()).isEqualTo(503);
+
+            server.server().serve(ServedModel.load(TestServer.DEMO_MODEL, "demo", new CpuOps(new Parallel(1)),
+                    TestServer.ENGINE_OPTIONS));
+
+            HttpResponse<String> ready = server.get("/health");
+            assertThat(ready.statusCode()).isEqualTo(200);
+            assertThat(TestServer.parse(ready.body()).get("status").asText()).isEqualTo("ok");
+            assertThat(TestServer.parse(server.get("/v1/models").body()).at("/data/0/id").asText()).isEqualTo("demo");
+        }
+    }
+
+    @Test
+    void playgroundPageIsServedAtTheRoot() {
+        try (TestServer server = TestServer.listen(ServerOptions.defaults("127.0.0.1", 0))) {
+            HttpResponse<String> page = server.get("/");
+            assertThat(page.statusCode()).isEqualTo(200);
+            assertThat(page.headers().firstValue("Content-Type").orElseThrow()).startsWith("text/html");
+            assertThat(page.body()).containsIgnoringCase("<html");
+        }
+    }
+
+    @Test
+    void shutdownLetsRequestsInFlightFinish() throws Exception {
+        TestServer server = TestServer.start();
+        try (BufferedReader stream = openStream(server, 24)) {
+            String first = stream.readLine();
+            assertThat(first).startsWith("data: ");
+            server.close();
+            List<JsonNode> events = readEvents(stream);
+            assertThat(events.getLast().at("/choices/0/finish_reason").asText()).isEqualTo("length");
+            assertThat(events).noneMatch(event -> event.has("error"));
+        }
+    }
+
+    @Test
+    void shutdownRefusesNewRequestsThenCancelsThoseStillRunningInsideTheirStream() throws Exception {
+        TestServer server = TestServer.start(ServerOptions.defaults("127.0.0.1", 0)
+                .withShutdownTimeout(Duration.ofSeconds(2)), TestServer.ENGINE_OPTIONS);
+        try (BufferedReader stream = openStream(server, 8000)) {
+            assertThat(stream.readLine()).startsWith("data: ");
+            Thread shutdown = Thread.ofPlatform().start(server::close);
+
+            waitForHealth(server, 503);
+            HttpResponse<String> refused = server.post("/v1/completions", "{\"prompt\": \"x\", \"max_tokens\": 1}");
+            assertThat(refused.statusCode()).isEqualTo(503);
+            assertThat(TestServer.parse(refused.body()).at("/error/code").asText()).isEqualTo("shutting_down");
+
+            List<JsonNode> events = readEvents(stream);
+            JsonNode error = events.getLast().get("error");
+            assertThat(error).as("the last event is an error: %s", events.getLast()).isNotNull();
+            assertThat(error.get("code").asText()).isEqualTo("shutting_down");
+            shutdown.join();
+        }
+    }
+
+    /** A greedy completion stream of {@code maxTokens} tokens; the 200 and headers already read. */
+    private static BufferedReader openStream(TestServer server, int maxTokens) throws Exception {
+        HttpResponse<InputStream> response = server.http().send(HttpRequest.newBuilder(URI.create(server.url("/v1/completions")))
+                .POST(HttpRequest.BodyPublishers.ofString("{\"prompt\": \"The\", \"max_tokens\": " + maxTokens
+                        + ", \"temperature\": 0, \"ignore_eos\": true, \"stream\": true}")).build(),
+                HttpResponse.BodyHandlers.ofInputStream());
+        assertThat(response.statusCode()).isEqualTo(200);
+        return new BufferedReader(new InputStreamReader(response.body(), StandardCharsets.UTF_8));
+    }
+
+    /** The remaining data events up to [DONE]. */
+    private static List<JsonNode> readEvents(BufferedReader stream) throws Exception {
+        List<JsonNode> events = new ArrayList<>();
+        String line;
+        while ((line = stream.readLine()) != null) {
+            if (line.equals("data: [DONE]")) {
+                return events;
+            }
+            if (line.startsWith("data: ")) {
+                events.add(TestServer.parse(line.substring(6)));
+            }
+        }
+        throw new AssertionError("the stream ended without [DONE] after " + events.size() + " events");
+    }
+
+    private static void waitForHealth(TestServer server, int status) throws InterruptedException {
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        while (server.get("/health").statusCode() != status) {
+            assertThat(System.nanoTime()).as("waiting for /health %d", status).isLessThan(deadline);
+            Thread.sleep(5);
+        }
+    }
+}

@@ -1,0 +1,136 @@
+package dev.coil.server.api;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.openai.client.OpenAIClient;
+import com.openai.client.okhttp.OpenAIOkHttpClient;
+import com.openai.core.http.StreamResponse;
+import com.openai.models.chat.completions.ChatCompletion;
+import com.openai.models.chat.completions.ChatCompletionChunk;
+import com.openai.models.chat.completions.ChatCompletionCreateParams;
+import com.openai.models.chat.completions.ChatCompletionStreamOptions;
+import com.openai.models.chat.completions.ChatCompletionTokenLogprob;
+import com.openai.models.completions.Completion;
+import com.openai.models.completions.CompletionChoice;
+import com.openai.models.completions.CompletionCreateParams;
+import dev.coil.server.TestServer;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * OpenAI's official Java client against a running server: it must parse every response, and what
+ * it reads must agree with the server's raw JSON and with the model (greedy tokens are the most
+ * likely ones, usage counts the tokenizer's tokens).
+ */
+class OpenAiClientTest {
+
+    private static final String PROMPT = "The Debian package manager";
+    private static TestServer server;
+    private static OpenAIClient client;
+
+    @BeforeAll
+    static void start() {
+        server = TestServer.start();
+        client = OpenAIOkHttpClient.builder().baseUrl(server.url("/v1")).apiKey("unused")
+                .timeout(Duration.ofSeconds(60)).maxRetries(0).build();
+    }
+
+    @AfterAll
+    static void stop() {
+        client.close();
+        server.close();
+    }
+
+    @Test
+    void completionWithLogprobsMatchesTheRawResponseAndTheTokenizer() {
+        Completion completion = client.completions().create(CompletionCreateParams.builder()
+                .model("coil-demo").prompt(PROMPT).maxTokens(12).temperature(0.0).logprobs(3).build());
+
+        JsonNode raw = server.postJson("/v1/completions",
+                "{\"prompt\": \"" + PROMPT + "\", \"max_tokens\": 12, \"temperature\": 0}");
+        CompletionChoice choice = completion.choices().getFirst();
+        assertThat(choice.text()).isEqualTo(raw.at("/choices/0/text").asText()).isNotEmpty();
+        assertThat(choice.finishReason()).isEqualTo(CompletionChoice.FinishReason.LENGTH);
+        assertThat(completion.model()).isEqualTo("coil-demo");
+        int promptTokens = server.postJson("/tokenize", "{\"prompt\": \"" + PROMPT + "\"}").get("count").asInt();
+        assertThat(completion.usage().orElseThrow().promptTokens()).isEqualTo(promptTokens);
+        assertThat(completion.usage().orElseThrow().completionTokens()).isEqualTo(12);
+        assertThat(completion._additionalProperties()).containsKeys("timings", "paths");
+
+        CompletionChoice.Logprobs logprobs = choice.logprobs().orElseThrow();
+        List<String> tokens = logprobs.tokens().orElseThrow();
+        List<Double> tokenLogprobs = logprobs.tokenLogprobs().orElseThrow();
+        assertThat(tokens).hasSize(12);
+        assertThat(String.join("", tokens)).isEqualTo(choice.text());
+        assertThat(tokenLogprobs).hasSize(12).allSatisfy(lp -> assertThat(lp).isLessThanOrEqualTo(0.0));
+        assertThat(logprobs.topLogprobs().orElseThrow()).hasSize(12);
+        assertThat(logprobs.textOffset().orElseThrow().getFirst()).isZero();
+    }
+
+    @Test
+    void chatWithTopLogprobsPicksTheMostLikelyTokenWhenGreedy() {
+        ChatCompletion chat = client.chat().completions().create(ChatCompletionCreateParams.builder()
+                .model("coil-demo").addUserMessage("What does apt-get do?").maxCompletionTokens(10)
+                .temperature(0.0).logprobs(true).topLogprobs(3).build());
+
+        ChatCompletion.Choice choice = chat.choices().getFirst();
+        String content = choice.message().content().orElseThrow();
+        List<ChatCompletionTokenLogprob> entries = choice.logprobs().orElseThrow().content().orElseThrow();
+        assertThat(entries).hasSize(10);
+        StringBuilder joined = new StringBuilder();
+        for (ChatCompletionTokenLogprob entry : entries) {
+            joined.append(entry.token());
+            assertThat(entry.topLogprobs()).hasSize(3);
+            // Greedy: the chosen token is the first alternative, which is the most likely.
+            assertThat(entry.topLogprobs().getFirst().token()).isEqualTo(entry.token());
+            assertThat(entry.topLogprobs().getFirst().logprob()).isEqualTo(entry.logprob());
+            assertThat(entry.topLogprobs().get(1).logprob()).isLessThanOrEqualTo(entry.logprob());
+        }
+        assertThat(joined.toString()).isEqualTo(content);
+        assertThat(choice.finishReason()).isEqualTo(ChatCompletion.Choice.FinishReason.LENGTH);
+    }
+
+    @Test
+    void streamedChatEqualsTheWholeAnswerAndEndsWithUsage() {
+        ChatCompletionCreateParams params = ChatCompletionCreateParams.builder().model("coil-demo")
+                .addSystemMessage("You answer questions about Debian.").addUserMessage("How do I install a package?")
+                .maxCompletionTokens(16).temperature(0.7).seed(11).build();
+        ChatCompletion answer = client.chat().completions().create(params);
+        String whole = answer.choices().getFirst().message().content().orElseThrow();
+
+        StringBuilder streamed = new StringBuilder();
+        List<String> finishReasons = new ArrayList<>();
+        List<Long> usage = new ArrayList<>();
+        try (StreamResponse<ChatCompletionChunk> stream = client.chat().completions().createStreaming(params.toBuilder()
+                .streamOptions(ChatCompletionStreamOptions.builder().includeUsage(true).build()).build())) {
+            stream.stream().forEach(chunk -> {
+                for (ChatCompletionChunk.Choice choice : chunk.choices()) {
+                    choice.delta().content().ifPresent(streamed::append);
+                    choice.finishReason().ifPresent(reason -> finishReasons.add(reason.asString()));
+                }
+                chunk.usage().ifPresent(u -> usage.add(u.completionTokens()));
+            });
+        }
+        assertThat(streamed.toString()).isEqualTo(whole);
+        assertThat(finishReasons).hasSize(1);
+        assertThat(usage).containsExactly(answer.usage().orElseThrow().completionTokens());
+    }
+
+    @Test
+    void streamedCompletionEqualsTheWholeCompletion() {
+        CompletionCreateParams params = CompletionCreateParams.builder().model("coil-demo").prompt(PROMPT)
+                .maxTokens(16).temperature(0.9).seed(3).build();
+        String whole = client.completions().create(params).choices().getFirst().text();
+
+        StringBuilder streamed = new StringBuilder();
+        try (StreamResponse<Completion> stream = client.completions().createStreaming(params)) {
+            stream.stream().forEach(chunk -> chunk.choices().forEach(choice -> streamed.append(choice.text())));
+        }
+        assertThat(streamed.toString()).isEqualTo(whole).isNotEmpty();
+    }
+}

@@ -1,0 +1,92 @@
+package dev.coil.server.api;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.coil.server.TestServer;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** /tokenize, /detokenize and /v1/models in vLLM's shapes, consistent with what generation counts. */
+class TokenizeTest {
+
+    private static TestServer server;
+
+    @BeforeAll
+    static void start() {
+        server = TestServer.start();
+    }
+
+    @AfterAll
+    static void stop() {
+        server.close();
+    }
+
+    @Test
+    void tokenizeAndDetokenizeRoundTripAndAgreeWithUsage() {
+        String text = "Debian's package manager is called apt.";
+        JsonNode tokenized = server.postJson("/tokenize", "{\"prompt\": \"" + text + "\", \"return_token_strs\": true}");
+
+        assertThat(tokenized.get("count").asInt()).isEqualTo(tokenized.get("tokens").size()).isPositive();
+        assertThat(tokenized.get("max_model_len").asInt()).isEqualTo(8192);
+        StringBuilder joined = new StringBuilder();
+        tokenized.get("token_strs").forEach(token -> joined.append(token.asText()));
+        assertThat(joined.toString()).isEqualTo(text);
+        assertThat(server.postJson("/detokenize", "{\"tokens\": " + tokenized.get("tokens") + "}").get("prompt").asText())
+                .isEqualTo(text);
+        JsonNode completion = server.postJson("/v1/completions", "{\"prompt\": \"" + text + "\", \"max_tokens\": 1}");
+        assertThat(completion.at("/usage/prompt_tokens").asInt()).isEqualTo(tokenized.get("count").asInt());
+        JsonNode sameAsIds = server.postJson("/v1/completions", "{\"prompt\": " + tokenized.get("tokens")
+                + ", \"max_tokens\": 3, \"temperature\": 0, \"echo\": true}");
+        assertThat(sameAsIds.at("/choices/0/text").asText()).startsWith(text);
+    }
+
+    @Test
+    void chatTokenizationCountsWhatTheChatRequestUses() {
+        String messages = "[{\"role\": \"system\", \"content\": \"Be brief.\"}, {\"role\": \"user\", \"content\": \"Hi\"}]";
+        JsonNode tokenized = server.postJson("/tokenize", "{\"messages\": " + messages + "}");
+        JsonNode chat = server.postJson("/v1/chat/completions", "{\"messages\": " + messages + ", \"max_tokens\": 1}");
+
+        assertThat(chat.at("/usage/prompt_tokens").asInt()).isEqualTo(tokenized.get("count").asInt());
+        assertThat(server.postJson("/detokenize", "{\"tokens\": " + tokenized.get("tokens") + "}").get("prompt").asText())
+                .isEqualTo("<|start_of_role|>system<|end_of_role|>Be brief.<|endoftext|>\n"
+                        + "<|start_of_role|>user<|end_of_role|>Hi<|endoftext|>\n<|start_of_role|>assistant<|end_of_role|>");
+    }
+
+    @Test
+    void modelsListsTheServedModel() {
+        JsonNode models = TestServer.parse(server.get("/v1/models").body());
+        assertThat(models.get("object").asText()).isEqualTo("list");
+        JsonNode model = models.get("data").get(0);
+        assertThat(model.get("id").asText()).isEqualTo("coil-demo");
+        assertThat(model.get("object").asText()).isEqualTo("model");
+        assertThat(model.get("owned_by").asText()).isEqualTo("coil");
+        assertThat(model.get("max_model_len").asInt()).isEqualTo(8192);
+        assertThat(model.get("created").asLong()).isPositive();
+    }
+
+    @Test
+    void echoWithoutNewTokensScoresThePrompt() {
+        JsonNode scored = server.postJson("/v1/completions",
+                "{\"prompt\": \"The quick brown fox\", \"max_tokens\": 0, \"echo\": true, \"logprobs\": 2}");
+        JsonNode choice = scored.at("/choices/0");
+        JsonNode logprobs = choice.get("logprobs");
+        int count = server.postJson("/tokenize", "{\"prompt\": \"The quick brown fox\"}").get("count").asInt();
+
+        assertThat(choice.get("text").asText()).isEqualTo("The quick brown fox");
+        assertThat(choice.get("finish_reason").asText()).isEqualTo("length");
+        assertThat(logprobs.get("tokens")).hasSize(count);
+        assertThat(logprobs.get("token_logprobs").get(0).isNull()).isTrue();
+        assertThat(logprobs.get("top_logprobs").get(0).isNull()).isTrue();
+        for (int i = 1; i < count; i++) {
+            double logprob = logprobs.get("token_logprobs").get(i).asDouble();
+            assertThat(logprob).isNegative();
+            // The alternatives hold the two most likely tokens and the prompt's own token.
+            JsonNode top = logprobs.get("top_logprobs").get(i);
+            assertThat(top.size()).isBetween(2, 3);
+            assertThat(top.get(logprobs.get("tokens").get(i).asText()).asDouble()).isEqualTo(logprob);
+        }
+        assertThat(scored.at("/usage/completion_tokens").asInt()).isZero();
+    }
+}

@@ -20,7 +20,8 @@ const SYSTEM_STORAGE = 'coil.system';
 const METRICS_WHILE_STREAMING_MS = 1000;
 /** A cancellation reaches the engine within a step; the cache panel is read again after this. */
 const METRICS_AFTER_END_MS = 600;
-const HEALTH_EVERY_MS = 5000;
+/** Health and the cache panel while idle (other clients use the server too). */
+const IDLE_REFRESH_MS = 5000;
 
 const MODES = {
   chat: { role: 'Assistant', hint: "Messages go through the model's chat template.",
@@ -282,6 +283,11 @@ systemBox.value = localStorage.getItem(SYSTEM_STORAGE) ?? '';
 $('system-box').open = systemBox.value !== '';
 setMode(state.mode);
 checkHealth();
-setInterval(checkHealth, HEALTH_EVERY_MS);
+setInterval(() => {
+  checkHealth();
+  if (!state.running && document.visibilityState === 'visible') {
+    refreshMetrics();
+  }
+}, IDLE_REFRESH_MS);
 loadModel();
 promptBox.focus();

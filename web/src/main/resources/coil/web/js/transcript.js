@@ -4,7 +4,7 @@
 import { formatInteger, formatMillis, formatRate } from './format.js';
 
 /** Longer texts (a pasted document) show their start and end until asked for all of it. */
-const FOLD_OVER = 1600;
+const FOLD_OVER = 1200;
 
 const PATH_DESCRIPTIONS = {
   flash: 'flash attention over the prompt (key tiles, online softmax)',
@@ -171,8 +171,8 @@ function foldedText(text, className) {
     element.textContent = text;
     return element;
   }
-  const head = text.slice(0, 900);
-  const tail = text.slice(-300);
+  const head = text.slice(0, 700);
+  const tail = text.slice(-250);
   const hidden = text.length - head.length - tail.length;
   const more = document.createElement('button');
   more.type = 'button';

@@ -12,6 +12,7 @@ import dev.coil.server.api.TokenizeHandlers;
 import dev.coil.server.telemetry.Telemetry;
 import io.javalin.Javalin;
 import io.javalin.compression.CompressionStrategy;
+import io.javalin.config.JavalinConfig;
 import io.javalin.http.Context;
 import io.javalin.http.HttpResponseException;
 import io.javalin.http.HttpStatus;
@@ -105,7 +106,7 @@ public final class CoilServer implements AutoCloseable {
         shutdown();
     }
 
-    private void configure(io.javalin.config.JavalinConfig config) {
+    private void configure(JavalinConfig config) {
         config.startup.showJavalinBanner = false;
         config.concurrency.useVirtualThreads = true;
         config.http.maxRequestSize = options.maxBodyBytes();
@@ -147,8 +148,7 @@ public final class CoilServer implements AutoCloseable {
 
     private void health(Context ctx) {
         String status = state.isReady() ? "ok" : state.model().isPresent() ? "shutting_down" : "loading";
-        ctx.status(state.isReady() ? 200 : 503).contentType("application/json")
-                .result(Json.write(Json.object().put("status", status)));
+        Json.respond(ctx, state.isReady() ? 200 : 503, Json.object().put("status", status));
     }
 
     private void metrics(Context ctx) {

@@ -1,5 +1,6 @@
 package dev.coil.server.api;
 
+import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.coil.engine.tokenizer.ChatMessage;
@@ -28,7 +29,7 @@ final class ChatPrompt {
         boolean generationPrompt = fields.bool("add_generation_prompt", true);
         ObjectNode kwargs = fields.object("chat_template_kwargs");
         Map<String, Object> variables = kwargs == null ? Map.of()
-                : Json.MAPPER.convertValue(kwargs, new com.fasterxml.jackson.core.type.TypeReference<Map<String, Object>>() { });
+                : Json.MAPPER.convertValue(kwargs, new TypeReference<Map<String, Object>>() { });
         String text;
         try {
             text = template.render(messages, generationPrompt, variables);

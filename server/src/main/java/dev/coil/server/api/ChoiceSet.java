@@ -4,6 +4,7 @@ import dev.coil.engine.runner.Engine;
 import dev.coil.engine.runner.EngineEvent;
 import dev.coil.engine.runner.EngineRequest;
 import dev.coil.engine.runner.RequestStream;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.LinkedBlockingQueue;
@@ -133,7 +134,7 @@ final class ChoiceSet implements AutoCloseable {
     }
 
     private static long epochNanos() {
-        java.time.Instant now = java.time.Instant.now();
+        Instant now = Instant.now();
         return now.getEpochSecond() * 1_000_000_000L + now.getNano();
     }
 }

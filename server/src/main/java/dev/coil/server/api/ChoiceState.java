@@ -19,7 +19,6 @@ final class ChoiceState {
     private EngineEvent.PromptLogprobs promptLogprobs;
     private EngineEvent.Finished finished;
     private EngineEvent.Failed failed;
-    private int generatedTokens;
     /** Characters of token text before the next logprob entry (completions' text_offset). */
     private int textOffset;
 
@@ -38,7 +37,6 @@ final class ChoiceState {
         switch (event) {
             case EngineEvent.PromptLogprobs prompt -> promptLogprobs = prompt;
             case EngineEvent.Token token -> {
-                generatedTokens++;
                 text.append(token.text());
                 if (token.logprobs() != null) {
                     logprobs.add(token.logprobs());
@@ -93,10 +91,6 @@ final class ChoiceState {
 
     EngineEvent.Failed failed() {
         return failed;
-    }
-
-    int generatedTokens() {
-        return generatedTokens;
     }
 
     /** Advances completions' text_offset past one token's text and returns where that token started. */

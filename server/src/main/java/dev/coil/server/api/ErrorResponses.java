@@ -3,7 +3,6 @@ package dev.coil.server.api;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.coil.engine.runner.EngineOverloadedException;
 import io.javalin.http.Context;
-import java.nio.charset.StandardCharsets;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -29,9 +28,7 @@ public final class ErrorResponses {
 
     /** Answers with the error's status and body (only while the response is not yet committed). */
     public static void write(Context ctx, ApiException error) {
-        ctx.status(error.status());
-        ctx.contentType("application/json");
-        ctx.result(Json.write(body(error)).getBytes(StandardCharsets.UTF_8));
+        Json.respond(ctx, error.status(), body(error));
     }
 
     /**

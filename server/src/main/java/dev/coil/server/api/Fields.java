@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 
 /**
  * Typed reads of a request's JSON fields. A field that is absent or null takes its default; one of
@@ -177,7 +178,7 @@ final class Fields {
             case BOOLEAN -> "a boolean";
             case ARRAY -> "an array";
             case OBJECT -> "an object";
-            default -> value.getNodeType().toString().toLowerCase(java.util.Locale.ROOT);
+            default -> value.getNodeType().toString().toLowerCase(Locale.ROOT);
         };
     }
 }

@@ -51,8 +51,7 @@ public final class GenerationRunner {
                 } else {
                     collect(set, choices, trace, settings, shape);
                     trace.end(envelope.id());
-                    ctx.contentType("application/json");
-                    ctx.result(Json.write(envelope.response()));
+                    Json.respond(ctx, 200, envelope.response());
                 }
             } catch (ApiException e) {
                 trace.end(envelope.id(), e.type(), e.getMessage());

@@ -5,6 +5,8 @@ import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.javalin.http.Context;
+import java.nio.charset.StandardCharsets;
 
 /** The server's JSON: strict on the way in (no NaN, no trailing garbage), plain on the way out. */
 public final class Json {
@@ -29,6 +31,13 @@ public final class Json {
         } catch (JsonProcessingException e) {
             throw new IllegalStateException("could not write JSON: " + e.getMessage(), e);
         }
+    }
+
+    /** Answers with {@code node} as the body, UTF-8 encoded, and the given status. */
+    public static void respond(Context ctx, int status, Object node) {
+        ctx.status(status);
+        ctx.contentType("application/json");
+        ctx.result(write(node).getBytes(StandardCharsets.UTF_8));
     }
 
     /**

@@ -27,6 +27,6 @@ public final class ModelsHandler implements Handler {
         entry.put("owned_by", "coil");
         entry.put("root", model.engine().model().directory().toString());
         entry.put("max_model_len", model.contextLength());
-        ctx.contentType("application/json").result(Json.write(root));
+        Json.respond(ctx, 200, root);
     }
 }

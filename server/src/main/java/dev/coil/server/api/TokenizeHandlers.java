@@ -52,7 +52,7 @@ public final class TokenizeHandlers {
         } else {
             root.putNull("token_strs");
         }
-        ctx.contentType("application/json").result(Json.write(root));
+        Json.respond(ctx, 200, root);
     }
 
     public void detokenize(Context ctx) {
@@ -66,7 +66,7 @@ public final class TokenizeHandlers {
         int[] tokens = ids.stream().mapToInt(Integer::intValue).toArray();
         ObjectNode root = Json.object();
         root.put("prompt", model.decode(tokens, false));
-        ctx.contentType("application/json").result(Json.write(root));
+        Json.respond(ctx, 200, root);
     }
 
     private static void requireTokenizer(ServedModel model, String param) {

@@ -10,6 +10,7 @@ import io.opentelemetry.api.metrics.LongCounter;
 import io.opentelemetry.api.metrics.Meter;
 import io.opentelemetry.api.metrics.ObservableLongMeasurement;
 import java.util.List;
+import java.util.Locale;
 import java.util.function.Supplier;
 import java.util.function.ToLongFunction;
 
@@ -102,7 +103,7 @@ public final class Metrics {
 
     /** A choice that ended without finishing. */
     void failed(EngineEvent.Failed failed) {
-        requests.add(1, Attributes.of(FINISH_REASON, failed.reason().name().toLowerCase(java.util.Locale.ROOT)));
+        requests.add(1, Attributes.of(FINISH_REASON, failed.reason().name().toLowerCase(Locale.ROOT)));
     }
 
     void interTokenGap(long nanos) {

@@ -8,6 +8,8 @@ import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.io.OutputStream;
 import java.net.Socket;
+import java.net.URI;
+import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.util.concurrent.CompletableFuture;
@@ -45,8 +47,8 @@ class DisconnectTest {
                 assertThat(chunks).isEqualTo(3);
 
                 CompletableFuture<HttpResponse<String>> beside = server.http().sendAsync(
-                        java.net.http.HttpRequest.newBuilder(java.net.URI.create(server.url("/v1/completions")))
-                                .POST(java.net.http.HttpRequest.BodyPublishers.ofString(neighbour + ", \"stream\": true}"))
+                        HttpRequest.newBuilder(URI.create(server.url("/v1/completions")))
+                                .POST(HttpRequest.BodyPublishers.ofString(neighbour + ", \"stream\": true}"))
                                 .build(), HttpResponse.BodyHandlers.ofString());
                 socket.close();
 

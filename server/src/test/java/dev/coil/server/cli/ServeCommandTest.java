@@ -26,6 +26,8 @@ class ServeCommandTest {
         assertThat(command.host).isEqualTo("127.0.0.1");
         assertThat(command.port).isEqualTo(8080);
         assertThat(command.maxBodyBytes).isEqualTo(2L * 1024 * 1024);
+        assertThat(command.apiKey).isEqualTo(System.getenv("COIL_API_KEY"));
+        assertThat(parse("--api-key", "k").apiKey).isEqualTo("k");
     }
 
     @Test

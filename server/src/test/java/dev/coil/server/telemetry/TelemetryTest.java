@@ -3,12 +3,15 @@ package dev.coil.server.telemetry;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.coil.engine.runner.EngineStats;
 import dev.coil.server.TestServer;
 import io.opentelemetry.api.common.AttributeKey;
 import io.opentelemetry.api.trace.SpanKind;
 import io.opentelemetry.sdk.trace.data.SpanData;
 import java.net.URI;
 import java.net.http.HttpRequest;
+import java.nio.charset.StandardCharsets;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
@@ -63,7 +66,7 @@ class TelemetryTest {
 
         for (long choice = 0; choice < 2; choice++) {
             long index = choice;
-            Map<String, SpanData> phases = new java.util.HashMap<>();
+            Map<String, SpanData> phases = new HashMap<>();
             spans.stream().filter(span -> request.getSpanId().equals(span.getParentSpanId()))
                     .filter(span -> span.getAttributes().get(AttributeKey.longKey("coil.choice.index")) == index)
                     .forEach(span -> phases.put(span.getName(), span));
@@ -116,8 +119,8 @@ class TelemetryTest {
     @Test
     void environmentConfiguredTelemetryServesPrometheusText() {
         try (Telemetry telemetry = Telemetry.fromEnvironment()) {
-            telemetry.observe(() -> new dev.coil.engine.runner.EngineStats(3, 4, 100, 10, 8, 2, 5, 1, 16, 40, 0, 0));
-            String text = new String(telemetry.scrape(), java.nio.charset.StandardCharsets.UTF_8);
+            telemetry.observe(() -> new EngineStats(3, 4, 100, 10, 8, 2, 5, 1, 16, 40, 0, 0));
+            String text = new String(telemetry.scrape(), StandardCharsets.UTF_8);
             assertThat(text).contains("coil_requests_running 3.0").contains("coil_requests_waiting 4.0")
                     .contains("coil_kv_blocks_in_use 10.0").contains("coil_prefix_cache_hit_tokens_total 16.0");
         }

@@ -1,0 +1,169 @@
+package dev.coil.server;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
+
+/**
+ * What can be checked of the Docker deployment without a Docker engine: the Dockerfile's documented
+ * commands are the README's, everything it copies exists, base images are pinned, the entry point
+ * runs what ./coil runs, and the compose file's config files exist. (.ci/run also lints the
+ * Dockerfile with dockerfile-utils.)
+ */
+class DeploymentFilesTest {
+
+    private static final Path ROOT = findRoot();
+    private static final Pattern DOCKER_COMMAND = Pattern.compile("(docker (?:build|run) [^\\n#`]*?)\\s*(?:$|#)",
+            Pattern.MULTILINE);
+
+    private static Path findRoot() {
+        Path dir = Path.of("").toAbsolutePath();
+        while (dir != null && !Files.exists(dir.resolve("Dockerfile"))) {
+            dir = dir.getParent();
+        }
+        if (dir == null) {
+            throw new IllegalStateException("no Dockerfile above " + Path.of("").toAbsolutePath());
+        }
+        return dir;
+    }
+
+    private static String read(String file) throws IOException {
+        return Files.readString(ROOT.resolve(file));
+    }
+
+    /** Joins continuation lines so each instruction is one line. */
+    private static List<String> instructions() throws IOException {
+        List<String> out = new ArrayList<>();
+        StringBuilder current = new StringBuilder();
+        for (String line : read("Dockerfile").split("\n")) {
+            if (current.isEmpty() && (line.isBlank() || line.stripLeading().startsWith("#"))) {
+                continue;
+            }
+            if (line.endsWith("\\")) {
+                current.append(line, 0, line.length() - 1).append(' ');
+            } else {
+                out.add(current.append(line).toString().strip());
+                current.setLength(0);
+            }
+        }
+        return out;
+    }
+
+    private static Set<String> commands(String text) {
+        Set<String> found = new TreeSet<>();
+        Matcher matcher = DOCKER_COMMAND.matcher(text);
+        while (matcher.find()) {
+            found.add(matcher.group(1).strip().replaceAll("\\s+", " "));
+        }
+        return found;
+    }
+
+    @Test
+    void theDockerfilesBuildAndRunCommandsAreTheReadmes() throws IOException {
+        StringBuilder comments = new StringBuilder();
+        for (String line : read("Dockerfile").split("\n")) {
+            if (line.startsWith("#")) {
+                comments.append(line.substring(1)).append('\n');
+            }
+        }
+        Set<String> inDockerfile = commands(comments.toString().replaceAll("(?m)^[^:\\n]*:\\s+(?=docker )", ""));
+        Set<String> inReadme = commands(read("README.md"));
+        assertThat(inDockerfile).as("docker commands documented in the Dockerfile").hasSizeGreaterThanOrEqualTo(4);
+        assertThat(inReadme).containsAll(inDockerfile);
+        assertThat(inDockerfile).containsAll(inReadme);
+    }
+
+    @Test
+    void everyPathTheDockerfileCopiesExistsAndIsNotIgnored() throws IOException {
+        List<String> ignored = read(".dockerignore").lines()
+                .filter(line -> !line.isBlank() && !line.startsWith("#")).toList();
+        int copies = 0;
+        for (String instruction : instructions()) {
+            if (!instruction.startsWith("COPY ") || instruction.contains("--from=")) {
+                continue;
+            }
+            String[] parts = instruction.substring(5).trim().split("\\s+");
+            for (int i = 0; i < parts.length - 1; i++) {
+                String source = parts[i];
+                assertThat(ROOT.resolve(source)).as("COPY source %s", source).exists();
+                String top = source.split("/")[0];
+                assertThat(ignored).as(".dockerignore must not drop %s", source).doesNotContain(top);
+                copies++;
+            }
+        }
+        assertThat(copies).isGreaterThan(5);
+        assertThat(ignored).contains(".git", "**/target");
+    }
+
+    @Test
+    void baseImagesArePinnedAndTheTargetsExist() throws IOException {
+        List<String> stages = new ArrayList<>();
+        for (String instruction : instructions()) {
+            if (instruction.startsWith("FROM ")) {
+                String[] parts = instruction.split("\\s+");
+                String image = parts[1];
+                if (!stages.contains(image)) {
+                    assertThat(image).as("image %s carries a version tag", image).matches("[^:]+:[0-9][^:]*");
+                }
+                if (parts.length == 4 && parts[2].equalsIgnoreCase("AS")) {
+                    stages.add(parts[3]);
+                }
+            }
+        }
+        assertThat(stages).contains("builder", "cpu", "gpu");
+        assertThat(stages.getLast()).as("the default target is the last stage").isEqualTo("gpu");
+        for (String image : read("docker-compose.yml").lines().filter(l -> l.strip().startsWith("image:"))
+                .map(l -> l.strip().substring(6).strip()).toList()) {
+            if (!image.startsWith("coil:")) {
+                assertThat(image).as("compose image %s is pinned", image).matches("[^:]+:v?[0-9][^:]*");
+            }
+        }
+    }
+
+    @Test
+    void containersRunAsANonRootUserWithAHealthCheckOnHealth() throws IOException {
+        List<String> instructions = instructions();
+        long users = instructions.stream().filter(i -> i.equals("USER coil")).count();
+        long checks = instructions.stream().filter(i -> i.startsWith("HEALTHCHECK") && i.contains("/health")).count();
+        assertThat(users).isEqualTo(2);
+        assertThat(checks).isEqualTo(2);
+    }
+
+    @Test
+    void theEntryPointRunsWhatTheLauncherRuns() throws IOException, ClassNotFoundException {
+        String launcher = read("coil");
+        for (String entry : instructions().stream().filter(i -> i.startsWith("ENTRYPOINT")).toList()) {
+            for (String flag : List.of("--add-modules\", \"jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
+                    "dev.coil.server.Main")) {
+                assertThat(entry).contains(flag);
+            }
+        }
+        assertThat(launcher).contains("--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED",
+                "dev.coil.server.Main");
+        assertThat(Class.forName("dev.coil.server.Main")).isNotNull();
+    }
+
+    @Test
+    void composeMountsConfigFilesThatExist() throws IOException {
+        String compose = read("docker-compose.yml");
+        Matcher mounts = Pattern.compile("- \\./(deploy/[^:]+):").matcher(compose);
+        int count = 0;
+        while (mounts.find()) {
+            assertThat(ROOT.resolve(mounts.group(1))).exists();
+            count++;
+        }
+        assertThat(count).isEqualTo(2);
+        assertThat(compose).contains("OTEL_EXPORTER_OTLP_ENDPOINT: http://otel-collector:4318");
+        assertThat(read("deploy/prometheus.yml")).contains("coil:8080");
+        assertThat(read("deploy/otel-collector.yaml")).contains("jaeger:4317");
+    }
+}

@@ -1,0 +1,41 @@
+// Helpers shared by every kernel file. The build compiles all .cu files of this folder as one
+// translation unit (scripts/build-kernels.sh), so helpers here are static and guarded.
+#ifndef COIL_COMMON_CUH
+#define COIL_COMMON_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+// Blocks of the row-wise kernels (norms, embedding): 256 threads, 8 warps.
+#define COIL_ROW_THREADS 256
+
+static __device__ __forceinline__ float coil_warp_sum(float value) {
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) {
+        value += __shfl_xor_sync(0xffffffffu, value, offset);
+    }
+    return value;
+}
+
+// Sum over the whole block; every thread gets the total. scratch: 32 floats of shared memory.
+// The leading barrier lets a caller reuse scratch for a second reduction.
+static __device__ __forceinline__ float coil_block_sum(float value, float* scratch) {
+    const int lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5;
+    const int warps = (blockDim.x + 31) >> 5;
+    value = coil_warp_sum(value);
+    __syncthreads();
+    if (lane == 0) {
+        scratch[warp] = value;
+    }
+    __syncthreads();
+    value = lane < warps ? scratch[lane] : 0.0f;
+    return coil_warp_sum(value);
+}
+
+// silu(v) = v / (1 + e^-v), rounded step by step as the Java code does (no contraction into fma).
+static __device__ __forceinline__ float coil_silu(float value) {
+    return __fdiv_rn(value, __fadd_rn(1.0f, expf(-value)));
+}
+
+#endif

@@ -1,0 +1,31 @@
+// Rotary position embedding, rotate-half (NeoX) form, in place.
+#include "common.cuh"
+
+// On the first rotary_dim dims of each head, pairs (i, i + rotary_dim/2) turn by the angle
+// position · inv_freq[i], inv_freq[i] = theta^(-2i / rotary_dim).
+//   x: (tokens, heads, head_dim), rotated in place
+//   positions: (tokens) absolute position of each row, or null: row t is at first_position + t
+// Grid: (tokens); block: COIL_ROW_THREADS threads over (head, i) pairs.
+// NOTE: the frequency and the angle are rounded to f32 exactly as HF computes them (the reference
+// does the same), then cos/sin and the rotation run in double: at positions in the thousands an f32
+// sin/cos of the f32 angle would differ from the reference in the last bits for no gain.
+extern "C" __global__ void rope_f32(float* x, const int* __restrict__ positions, int heads, int head_dim,
+        int rotary_dim, float theta, int first_position) {
+    const int t = blockIdx.x;
+    const int half = rotary_dim / 2;
+    const float position = (float) (positions != nullptr ? positions[t] : first_position + t);
+    for (int pair = threadIdx.x; pair < heads * half; pair += blockDim.x) {
+        const int h = pair / half;
+        const int i = pair - h * half;
+        const float exponent = __fdiv_rn((float) (2 * i), (float) rotary_dim);
+        const float inverse_frequency = __fdiv_rn(1.0f, (float) pow((double) theta, (double) exponent));
+        const float angle = __fmul_rn(position, inverse_frequency);
+        double sine, cosine;
+        sincos((double) angle, &sine, &cosine);
+        float* first = x + ((size_t) t * heads + h) * head_dim + i;
+        const double x1 = first[0];
+        const double x2 = first[half];
+        first[0] = (float) __dsub_rn(__dmul_rn(x1, cosine), __dmul_rn(x2, sine));
+        first[half] = (float) __dadd_rn(__dmul_rn(x2, cosine), __dmul_rn(x1, sine));
+    }
+}

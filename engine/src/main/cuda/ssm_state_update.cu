@@ -1,0 +1,80 @@
+// Mamba-2's selective state update: one decode token per sequence, f32 state in slots.
+#include "common.cuh"
+
+// Per sequence b (state slot slots[b]) and head h of group g = h / (heads / groups):
+//   dt'  = softplus(dt[b, h] + dt_bias[h]) if dt_softplus, else dt[b, h] (+ dt_bias[h])
+//   S    = exp(dt'·A[h]) · S + dt' · x[b, h, :] ⊗ B[b, g, :]          S: (head_dim, state_size)
+//   y[b, h, p] = S[p, :] · C[b, g, :] + D[h] · x[b, h, p]
+//   x: (batch, heads, head_dim) in rows of x_stride floats;  dt: (batch, heads) in rows of dt_stride
+//   dt_bias: (heads) or null;  A, D: (heads);  B, C: (batch, groups, state_size) in rows of bc_stride
+//   states: (slots, heads, head_dim, state_size) f32, updated in place;  y: (batch, heads, head_dim)
+// Grid: (ceil(head_dim / ROWS), heads, batch); block: ROWS warps, one warp per row p of S, its lanes
+// striding over the state columns (16-byte accesses when state_size is a multiple of 4).
+// B and C of the block's (sequence, group) sit in shared memory: 2 · state_size floats, dynamic.
+// The state stays f32 whatever the activations: the recurrence accumulates rounding error.
+#define SSM_ROWS_PER_BLOCK 4
+
+extern "C" __global__ void ssm_state_update_f32(const float* __restrict__ x, int x_stride,
+        const float* __restrict__ dt, int dt_stride, const float* __restrict__ dt_bias, int dt_softplus,
+        const float* __restrict__ A, const float* __restrict__ B, const float* __restrict__ C, int bc_stride,
+        const float* __restrict__ D, float* __restrict__ states, const int* __restrict__ slots,
+        float* __restrict__ y, int heads, int head_dim, int groups, int state_size) {
+    extern __shared__ float4 shared4[];
+    float* shared_b = reinterpret_cast<float*>(shared4);
+    float* shared_c = shared_b + state_size;
+    const int h = blockIdx.y;
+    const int b = blockIdx.z;
+    const int g = h / (heads / groups);
+    const float* b_row = B + (size_t) b * bc_stride + (size_t) g * state_size;
+    const float* c_row = C + (size_t) b * bc_stride + (size_t) g * state_size;
+    for (int n = threadIdx.x; n < state_size; n += blockDim.x) {
+        shared_b[n] = b_row[n];
+        shared_c[n] = c_row[n];
+    }
+    __syncthreads();
+
+    float step = dt[(size_t) b * dt_stride + h] + (dt_bias != nullptr ? dt_bias[h] : 0.0f);
+    if (dt_softplus) {
+        step = step > 20.0f ? step : log1pf(expf(step));
+    }
+    const float decay = expf(step * A[h]);
+
+    const int p = blockIdx.x * SSM_ROWS_PER_BLOCK + (threadIdx.x >> 5);
+    if (p >= head_dim) {
+        return;
+    }
+    const int lane = threadIdx.x & 31;
+    const float x_value = x[(size_t) b * x_stride + (size_t) h * head_dim + p];
+    const float input = step * x_value;
+    float* row = states + (((size_t) slots[b] * heads + h) * head_dim + p) * state_size;
+    float sum = 0.0f;
+    if ((state_size & 3) == 0) {
+        float4* row4 = reinterpret_cast<float4*>(row);
+        const float4* b4 = reinterpret_cast<const float4*>(shared_b);
+        const float4* c4 = reinterpret_cast<const float4*>(shared_c);
+        for (int n = lane; n < (state_size >> 2); n += 32) {
+            float4 s = row4[n];
+            const float4 bv = b4[n];
+            const float4 cv = c4[n];
+            s.x = fmaf(decay, s.x, input * bv.x);
+            s.y = fmaf(decay, s.y, input * bv.y);
+            s.z = fmaf(decay, s.z, input * bv.z);
+            s.w = fmaf(decay, s.w, input * bv.w);
+            row4[n] = s;
+            sum = fmaf(s.x, cv.x, sum);
+            sum = fmaf(s.y, cv.y, sum);
+            sum = fmaf(s.z, cv.z, sum);
+            sum = fmaf(s.w, cv.w, sum);
+        }
+    } else {
+        for (int n = lane; n < state_size; n += 32) {
+            const float s = fmaf(decay, row[n], input * shared_b[n]);
+            row[n] = s;
+            sum = fmaf(s, shared_c[n], sum);
+        }
+    }
+    sum = coil_warp_sum(sum);
+    if (lane == 0) {
+        y[(size_t) b * heads * head_dim + (size_t) h * head_dim + p] = fmaf(D[h], x_value, sum);
+    }
+}

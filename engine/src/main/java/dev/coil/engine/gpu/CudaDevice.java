@@ -1,0 +1,199 @@
+package dev.coil.engine.gpu;
+
+import static jcuda.driver.JCudaDriver.cuCtxSetCurrent;
+import static jcuda.driver.JCudaDriver.cuCtxSynchronize;
+import static jcuda.driver.JCudaDriver.cuDeviceGet;
+import static jcuda.driver.JCudaDriver.cuDeviceGetAttribute;
+import static jcuda.driver.JCudaDriver.cuDeviceGetCount;
+import static jcuda.driver.JCudaDriver.cuDeviceGetName;
+import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRelease;
+import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRetain;
+import static jcuda.driver.JCudaDriver.cuDeviceTotalMem;
+import static jcuda.driver.JCudaDriver.cuDriverGetVersion;
+import static jcuda.driver.JCudaDriver.cuMemGetInfo;
+
+import java.nio.charset.StandardCharsets;
+import jcuda.driver.CUcontext;
+import jcuda.driver.CUdevice;
+import jcuda.driver.CUdevice_attribute;
+
+/**
+ * One CUDA GPU, through its primary context: the context the CUDA runtime also uses, so cuBLAS
+ * (which goes through the runtime) works on the same memory and streams without a context switch.
+ * It owns that context reference and the loaded kernel module, and allocates device memory,
+ * pinned host memory, streams and events.
+ *
+ * <p>Driver calls act on the calling thread's current context: {@link #open} makes it current on
+ * the opening thread; any other thread that uses the device calls {@link #makeCurrent} first.
+ */
+public final class CudaDevice implements AutoCloseable {
+
+    private final int ordinal;
+    private final CUdevice device;
+    private final CUcontext context;
+    private final String name;
+    private final int major;
+    private final int minor;
+    private final int multiprocessors;
+    private final long totalMemory;
+    private KernelModule kernels;
+    private boolean closed;
+
+    private CudaDevice(int ordinal, CUdevice device, CUcontext context) {
+        this.ordinal = ordinal;
+        this.device = device;
+        this.context = context;
+        byte[] nameBytes = new byte[256];
+        Cuda.check(cuDeviceGetName(nameBytes, nameBytes.length, device), "cuDeviceGetName");
+        int length = 0;
+        while (length < nameBytes.length && nameBytes[length] != 0) {
+            length++;
+        }
+        this.name = new String(nameBytes, 0, length, StandardCharsets.UTF_8);
+        this.major = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, "compute capability");
+        this.minor = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, "compute capability");
+        this.multiprocessors = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, "multiprocessors");
+        long[] memory = new long[1];
+        Cuda.check(cuDeviceTotalMem(memory, device), "cuDeviceTotalMem");
+        this.totalMemory = memory[0];
+    }
+
+    /** How many CUDA devices the driver sees; fails with "no CUDA device found" when there is no driver. */
+    public static int count() {
+        Cuda.initialize();
+        int[] count = new int[1];
+        Cuda.check(cuDeviceGetCount(count), "cuDeviceGetCount");
+        return count[0];
+    }
+
+    /** Opens cuda:{@code ordinal}: retains its primary context and makes it current on this thread. */
+    public static CudaDevice open(int ordinal) {
+        int count = count();
+        if (count == 0) {
+            throw new CudaException("no CUDA device found: the driver is installed but reports no GPU");
+        }
+        if (ordinal < 0 || ordinal >= count) {
+            throw new IllegalArgumentException("cuda:" + ordinal + " does not exist: this machine has " + count
+                    + " CUDA device" + (count == 1 ? " (cuda:0)" : "s (cuda:0 .. cuda:" + (count - 1) + ")"));
+        }
+        CUdevice device = new CUdevice();
+        Cuda.check(cuDeviceGet(device, ordinal), "cuDeviceGet(" + ordinal + ")");
+        CUcontext context = new CUcontext();
+        Cuda.check(cuDevicePrimaryCtxRetain(context, device), "cuDevicePrimaryCtxRetain(cuda:" + ordinal + ")");
+        Cuda.check(cuCtxSetCurrent(context), "cuCtxSetCurrent");
+        return new CudaDevice(ordinal, device, context);
+    }
+
+    /** Makes this device's context current on the calling thread. */
+    public void makeCurrent() {
+        Cuda.check(cuCtxSetCurrent(context), "cuCtxSetCurrent");
+    }
+
+    public int ordinal() {
+        return ordinal;
+    }
+
+    public String name() {
+        return name;
+    }
+
+    /** Compute capability as major · 10 + minor: 80 for A100, 90 for H100. */
+    public int computeCapability() {
+        return major * 10 + minor;
+    }
+
+    public int multiprocessors() {
+        return multiprocessors;
+    }
+
+    public long totalMemory() {
+        return totalMemory;
+    }
+
+    /** Bytes of device memory free now. */
+    public long freeMemory() {
+        long[] free = new long[1];
+        long[] total = new long[1];
+        Cuda.check(cuMemGetInfo(free, total), "cuMemGetInfo");
+        return free[0];
+    }
+
+    /** The driver's CUDA version, e.g. 13000 for 13.0. */
+    public static int driverVersion() {
+        Cuda.initialize();
+        int[] version = new int[1];
+        Cuda.check(cuDriverGetVersion(version), "cuDriverGetVersion");
+        return version[0];
+    }
+
+    /** "cuda:0 (NVIDIA H100 80GB HBM3, sm_90, 132 SMs, 79.1 GiB)". */
+    public String description() {
+        return "cuda:" + ordinal + " (" + name + ", sm_" + major + minor + ", " + multiprocessors + " SMs, "
+                + String.format("%.1f GiB", totalMemory / (double) (1L << 30)) + ")";
+    }
+
+    /** Coil's kernels, loaded into this context on first use. */
+    public synchronized KernelModule kernels() {
+        if (kernels == null) {
+            kernels = KernelModule.load(description());
+        }
+        return kernels;
+    }
+
+    public DeviceBuffer allocate(long bytes) {
+        return DeviceBuffer.allocate(bytes);
+    }
+
+    public DeviceBuffer allocateFloats(long count) {
+        return DeviceBuffer.allocate(4 * count);
+    }
+
+    /** A new device buffer holding a copy of {@code values}. */
+    public DeviceBuffer upload(float[] values) {
+        DeviceBuffer buffer = allocateFloats(values.length);
+        buffer.copyFrom(values);
+        return buffer;
+    }
+
+    public DeviceBuffer upload(int[] values) {
+        DeviceBuffer buffer = allocate(4L * values.length);
+        buffer.copyFrom(values);
+        return buffer;
+    }
+
+    public PinnedBuffer allocatePinned(long bytes) {
+        return new PinnedBuffer(bytes);
+    }
+
+    public CudaStream newStream() {
+        return new CudaStream();
+    }
+
+    public CudaEvent newEvent() {
+        return new CudaEvent();
+    }
+
+    /** Waits for all work on every stream of this context. */
+    public void synchronize() {
+        Cuda.check(cuCtxSynchronize(), "cuCtxSynchronize");
+    }
+
+    private int attribute(int attribute, String what) {
+        int[] value = new int[1];
+        Cuda.check(cuDeviceGetAttribute(value, attribute, device), "cuDeviceGetAttribute(" + what + ")");
+        return value[0];
+    }
+
+    /** Unloads the kernels and releases the primary context (buffers, streams and events must be closed first). */
+    @Override
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        if (kernels != null) {
+            kernels.close();
+        }
+        Cuda.check(cuDevicePrimaryCtxRelease(device), "cuDevicePrimaryCtxRelease");
+    }
+}

@@ -1,0 +1,78 @@
+package dev.coil.engine.gpu;
+
+import static jcuda.driver.JCudaDriver.cuFuncSetAttribute;
+import static jcuda.driver.JCudaDriver.cuLaunchKernel;
+import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
+
+import jcuda.NativePointerObject;
+import jcuda.Pointer;
+import jcuda.driver.CUfunction;
+import jcuda.driver.CUfunction_attribute;
+
+/**
+ * One {@code extern "C"} function of the kernel module, and its launch. Arguments are passed in
+ * the kernel's parameter order: a {@link DeviceBuffer} as its address, null as a null pointer,
+ * Integer as int, Long as long long, Float as float.
+ *
+ * <p>With {@code -Dcoil.cuda.checkLaunches=true} every launch waits for its kernel and reports a
+ * fault under the kernel's name (slow; for tests and debugging). Otherwise a fault surfaces at the
+ * next synchronization.
+ */
+public final class Kernel {
+
+    private static final boolean CHECK_LAUNCHES = Boolean.getBoolean("coil.cuda.checkLaunches");
+
+    private final String name;
+    private final CUfunction function;
+
+    Kernel(String name, CUfunction function) {
+        this.name = name;
+        this.function = function;
+    }
+
+    public String name() {
+        return name;
+    }
+
+    /** Lets a launch ask for more than 48 KiB of dynamic shared memory. */
+    public void allowDynamicSharedBytes(int bytes) {
+        Cuda.check(cuFuncSetAttribute(function, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                bytes), "cuFuncSetAttribute(" + name + ", max dynamic shared memory " + bytes + ")");
+    }
+
+    /** Queues the kernel on {@code stream} over a grid of gridX × gridY × gridZ blocks of {@code threads}. */
+    public void launch(CudaStream stream, int gridX, int gridY, int gridZ, int threads, int sharedBytes,
+            Object... arguments) {
+        if (gridX <= 0 || gridY <= 0 || gridZ <= 0 || gridY > 65535 || gridZ > 65535) {
+            throw new IllegalArgumentException("kernel " + name + ": grid " + gridX + " × " + gridY + " × " + gridZ
+                    + " is empty or beyond CUDA's limits (y and z at most 65535)");
+        }
+        NativePointerObject[] parameters = new NativePointerObject[arguments.length];
+        for (int i = 0; i < arguments.length; i++) {
+            parameters[i] = parameter(arguments[i], i);
+        }
+        int result = cuLaunchKernel(function, gridX, gridY, gridZ, threads, 1, 1, sharedBytes, stream.handle(),
+                Pointer.to(parameters), null);
+        Cuda.check(result, "launch of kernel " + name);
+        if (CHECK_LAUNCHES) {
+            Cuda.check(cuStreamSynchronize(stream.handle()), "kernel " + name);
+        }
+    }
+
+    /** Enough blocks of {@code threads} for a grid-stride loop over n elements, capped where more add nothing. */
+    public static int blocksFor(long n, int threads) {
+        return (int) Math.max(1, Math.min((n + threads - 1) / threads, 1 << 20));
+    }
+
+    private Pointer parameter(Object argument, int index) {
+        return switch (argument) {
+            case null -> Pointer.to(new long[] {0L});
+            case DeviceBuffer buffer -> Pointer.to(new long[] {buffer.address()});
+            case Integer value -> Pointer.to(new int[] {value});
+            case Long value -> Pointer.to(new long[] {value});
+            case Float value -> Pointer.to(new float[] {value});
+            default -> throw new IllegalArgumentException("kernel " + name + ": argument " + index + " is a "
+                    + argument.getClass().getSimpleName() + "; supported: DeviceBuffer, null, Integer, Long, Float");
+        };
+    }
+}

@@ -1,0 +1,91 @@
+package dev.coil.engine.gpu;
+
+import static jcuda.driver.JCudaDriver.cuModuleGetFunction;
+import static jcuda.driver.JCudaDriver.cuModuleLoadData;
+import static jcuda.driver.JCudaDriver.cuModuleUnload;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import jcuda.driver.CUfunction;
+import jcuda.driver.CUmodule;
+import jcuda.driver.CUresult;
+
+/**
+ * Coil's CUDA kernels: the fatbin that the build compiled from engine/src/main/cuda and put in the
+ * jar (machine code for sm_80 and sm_90a, PTX for compute_90), loaded into the device's context,
+ * with its functions looked up by name once.
+ */
+public final class KernelModule implements AutoCloseable {
+
+    /** Where the build puts the fatbin inside the jar. */
+    public static final String RESOURCE = "coil/cuda/coil.fatbin";
+
+    static final String TARGETS = "sm_80 and sm_90a machine code plus compute_90 PTX";
+
+    private final CUmodule module;
+    private final Map<String, Kernel> kernels = new ConcurrentHashMap<>();
+    private boolean unloaded;
+
+    private KernelModule(CUmodule module) {
+        this.module = module;
+    }
+
+    /** Whether this jar carries the kernels (it does when it was built where nvcc was found). */
+    public static boolean isBuilt() {
+        return KernelModule.class.getClassLoader().getResource(RESOURCE) != null;
+    }
+
+    /** The fatbin's bytes from the class path, or a clear failure when the build had no nvcc. */
+    static byte[] image(ClassLoader loader, String resource) {
+        try (InputStream in = loader.getResourceAsStream(resource)) {
+            if (in == null) {
+                throw new CudaException("the GPU kernels were not built into this jar: " + resource + " is missing "
+                        + "(build with nvcc on PATH or CUDA_HOME set; without them the build skips the kernels)");
+            }
+            return in.readAllBytes();
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + resource + " from the class path", e);
+        }
+    }
+
+    /** Loads the kernels into the current context (the device's primary context). */
+    static KernelModule load(String deviceDescription) {
+        byte[] image = image(KernelModule.class.getClassLoader(), RESOURCE);
+        CUmodule module = new CUmodule();
+        int result = cuModuleLoadData(module, image);
+        if (result == CUresult.CUDA_ERROR_NO_BINARY_FOR_GPU || result == CUresult.CUDA_ERROR_UNSUPPORTED_PTX_VERSION
+                || result == CUresult.CUDA_ERROR_INVALID_PTX) {
+            throw new CudaException("the GPU kernels in this jar (" + TARGETS + ") do not run on " + deviceDescription
+                    + ": " + Cuda.errorName(result) + "; rebuild with an nvcc that targets it", result, null);
+        }
+        Cuda.check(result, "cuModuleLoadData of " + RESOURCE + " (" + image.length + " bytes)");
+        return new KernelModule(module);
+    }
+
+    /** The kernel named {@code name} (an extern "C" function in engine/src/main/cuda). */
+    public Kernel kernel(String name) {
+        return kernels.computeIfAbsent(name, this::lookup);
+    }
+
+    private Kernel lookup(String name) {
+        CUfunction function = new CUfunction();
+        int result = cuModuleGetFunction(function, module, name);
+        if (result == CUresult.CUDA_ERROR_NOT_FOUND) {
+            throw new CudaException("kernel '" + name + "' is not in " + RESOURCE
+                    + " (a jar built from older CUDA sources?)", result, null);
+        }
+        Cuda.check(result, "cuModuleGetFunction(" + name + ")");
+        return new Kernel(name, function);
+    }
+
+    @Override
+    public void close() {
+        if (!unloaded) {
+            unloaded = true;
+            Cuda.check(cuModuleUnload(module), "cuModuleUnload");
+        }
+    }
+}

@@ -1,0 +1,73 @@
+package dev.coil.engine.gpu.blas;
+
+import dev.coil.engine.gpu.CudaDevice;
+import dev.coil.engine.gpu.CudaStream;
+import dev.coil.engine.gpu.DeviceBuffer;
+import dev.coil.engine.gpu.DeviceMatrix;
+import dev.coil.engine.gpu.kernels.ConvertKernel;
+import dev.coil.engine.load.DType;
+
+/**
+ * The linear layer of {@code Ops.matmul} on the device: out[t, n] = Σ_k x[t, k] · w[n, k], x and
+ * out f32 row-major, w in its storage dtype. 16-bit weights multiply x rounded to the same type
+ * (cuBLAS multiplies operands of one type) with f32 accumulation; f32 weights multiply f32 x.
+ *
+ * <p>Row-major out (tokens, rows) is column-major outᵀ (rows, tokens) = w · xᵀ, and row-major w
+ * (rows, cols) is column-major wᵀ: so cuBLAS computes C = op(A)·B with A = w transposed
+ * (lda = cols), B = x (ldb = cols), m = rows, n = tokens, k = cols, ldc = rows.
+ *
+ * <p>It keeps one scratch buffer for the converted x, grown on demand: not for use from two
+ * streams at once, and a product inside a CUDA graph capture must not need it to grow.
+ */
+public final class GpuMatmul implements AutoCloseable {
+
+    private final CudaDevice device;
+    private final Cublas cublas;
+    private final ConvertKernel convert;
+    private DeviceBuffer scratch;
+
+    public GpuMatmul(CudaDevice device, Cublas cublas) {
+        this.device = device;
+        this.cublas = cublas;
+        this.convert = new ConvertKernel(device.kernels());
+    }
+
+    /** out = x · wᵀ; x: (tokens, w.cols) f32, out: (tokens, w.rows) f32 (overwritten). */
+    public void matmul(CudaStream stream, DeviceBuffer x, int tokens, DeviceMatrix w, DeviceBuffer out) {
+        if (tokens < 0) {
+            throw new IllegalArgumentException("tokens must not be negative, not " + tokens);
+        }
+        long inputs = (long) tokens * w.cols();
+        x.requireFloats(inputs, "x");
+        out.requireFloats((long) tokens * w.rows(), "out");
+        if (tokens == 0) {
+            return;
+        }
+        DeviceBuffer operand = x;
+        if (w.dtype() != DType.F32) {
+            operand = scratch(2 * inputs);
+            convert.launch(stream, x, inputs, w.dtype(), operand);
+        }
+        cublas.gemmEx(stream, true, false, w.rows(), tokens, w.cols(), w.data(), w.cols(), operand, w.cols(),
+                w.dtype(), out, w.rows(), false);
+    }
+
+    private DeviceBuffer scratch(long bytes) {
+        if (scratch == null || scratch.bytes() < bytes) {
+            if (scratch != null) {
+                // The old buffer may still be read by queued work: wait before freeing it.
+                device.synchronize();
+                scratch.close();
+            }
+            scratch = device.allocate(Math.max(bytes, 1L << 20));
+        }
+        return scratch.slice(0, bytes);
+    }
+
+    @Override
+    public void close() {
+        if (scratch != null) {
+            scratch.close();
+        }
+    }
+}

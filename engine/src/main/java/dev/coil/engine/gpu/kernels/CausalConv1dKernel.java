@@ -1,0 +1,52 @@
+package dev.coil.engine.gpu.kernels;
+
+import dev.coil.engine.gpu.CudaStream;
+import dev.coil.engine.gpu.DeviceBuffer;
+import dev.coil.engine.gpu.Kernel;
+import dev.coil.engine.gpu.KernelModule;
+
+/**
+ * Launches {@code causal_conv1d_f32} then {@code causal_conv1d_state_f32} (causal_conv1d.cu): the
+ * contract of {@code Ops.causalConv1d} for one sequence's prompt chunk, its state carried in and out.
+ */
+public final class CausalConv1dKernel {
+
+    private final Kernel convolve;
+    private final Kernel carry;
+
+    public CausalConv1dKernel(KernelModule module) {
+        this.convolve = module.kernel("causal_conv1d_f32");
+        this.carry = module.kernel("causal_conv1d_state_f32");
+    }
+
+    /**
+     * out[t, c] = silu(bias[c] + Σ_j weight[c, j] · e[t + j, c]), e = state rows then input rows.
+     * input: (tokens, channels) in rows of inputStride floats; weight: (channels, kernelSize);
+     * bias: (channels) or null; state: (kernelSize - 1, channels), updated in place to the last
+     * kernelSize - 1 inputs; out: (tokens, channels), not overlapping input.
+     */
+    public void launch(CudaStream stream, DeviceBuffer input, int inputStride, int tokens, int channels,
+            DeviceBuffer weight, DeviceBuffer bias, int kernelSize, DeviceBuffer state, DeviceBuffer out) {
+        RowKernels.requireNonNegative(tokens, "tokens");
+        RowKernels.requirePositive(channels, "channels");
+        RowKernels.requirePositive(kernelSize, "kernelSize");
+        RowKernels.requireStride(inputStride, channels, "inputStride");
+        input.requireFloats(RowKernels.spanned(tokens, channels, inputStride), "input");
+        weight.requireFloats((long) channels * kernelSize, "weight");
+        if (bias != null) {
+            bias.requireFloats(channels, "bias");
+        }
+        state.requireFloats((long) (kernelSize - 1) * channels, "state");
+        out.requireFloats((long) tokens * channels, "out");
+        if (tokens == 0) {
+            return;
+        }
+        long count = (long) tokens * channels;
+        convolve.launch(stream, Kernel.blocksFor(count, RowKernels.ELEMENT_THREADS), 1, 1, RowKernels.ELEMENT_THREADS,
+                0, input, inputStride, tokens, channels, weight, bias, kernelSize, state, out);
+        if (kernelSize > 1) {
+            carry.launch(stream, Kernel.blocksFor(channels, RowKernels.ELEMENT_THREADS), 1, 1,
+                    RowKernels.ELEMENT_THREADS, 0, input, inputStride, tokens, channels, kernelSize, state);
+        }
+    }
+}

@@ -1,0 +1,33 @@
+package dev.coil.engine.gpu.kernels;
+
+import dev.coil.engine.gpu.CudaStream;
+import dev.coil.engine.gpu.DeviceBuffer;
+import dev.coil.engine.gpu.Kernel;
+import dev.coil.engine.gpu.KernelModule;
+
+/** Launches {@code rms_norm_f32} (rms_norm.cu): the contract of {@code Ops.rmsNorm} on device rows. */
+public final class RmsNormKernel {
+
+    private final Kernel kernel;
+
+    public RmsNormKernel(KernelModule module) {
+        this.kernel = module.kernel("rms_norm_f32");
+    }
+
+    /**
+     * out[t, i] = weight[i] · x[t, i] / sqrt(mean_i(x[t, i]²) + eps).
+     * x, out: (tokens, dim) f32, out may be x; weight: (dim) f32.
+     */
+    public void launch(CudaStream stream, DeviceBuffer x, int tokens, int dim, DeviceBuffer weight, float eps,
+            DeviceBuffer out) {
+        RowKernels.requireNonNegative(tokens, "tokens");
+        RowKernels.requirePositive(dim, "dim");
+        x.requireFloats((long) tokens * dim, "x");
+        out.requireFloats((long) tokens * dim, "out");
+        weight.requireFloats(dim, "weight");
+        if (tokens == 0) {
+            return;
+        }
+        kernel.launch(stream, tokens, 1, 1, RowKernels.ROW_THREADS, 0, x, weight, out, dim, eps);
+    }
+}

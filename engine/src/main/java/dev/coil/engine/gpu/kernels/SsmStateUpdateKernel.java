@@ -1,0 +1,78 @@
+package dev.coil.engine.gpu.kernels;
+
+import dev.coil.engine.gpu.CudaStream;
+import dev.coil.engine.gpu.DeviceBuffer;
+import dev.coil.engine.gpu.Kernel;
+import dev.coil.engine.gpu.KernelModule;
+import dev.coil.engine.ops.SsmShape;
+
+/**
+ * Launches {@code ssm_state_update_f32} (ssm_state_update.cu): the Mamba-2 decode step
+ * ({@code Ops.ssmStep}) for a batch of sequences, each with its f32 state in a slot of a pool, and
+ * optionally dt's bias and softplus folded in.
+ */
+public final class SsmStateUpdateKernel {
+
+    /** SSM_ROWS_PER_BLOCK: rows of a head's state per block, one warp each. */
+    private static final int ROWS_PER_BLOCK = 4;
+
+    private final Kernel kernel;
+
+    public SsmStateUpdateKernel(KernelModule module) {
+        this.kernel = module.kernel("ssm_state_update_f32");
+    }
+
+    /** Where dt comes from: already final (dtBias null, no softplus), or raw in_proj output to finish here. */
+    public record Step(DeviceBuffer dt, int dtStride, DeviceBuffer dtBias, boolean softplus) {}
+
+    /**
+     * For each sequence b, head h (group g = h / (heads / groups)), with dt' from {@code step}:
+     * S = exp(dt'·A[h])·S + dt'·x[b, h] ⊗ B[b, g]; y[b, h] = S·C[b, g] + D[h]·x[b, h].
+     * x: (batch, heads · headDim) in rows of xStride floats; dt: (batch, heads) in rows of
+     * step.dtStride; A, D: (heads); B, C: (batch, groups · stateSize) in rows of bcStride floats;
+     * states: (slots, heads, headDim, stateSize) f32; slots: (batch) int32 on the device, distinct and
+     * within the pool (not checked on the device); y: (batch, heads · headDim).
+     */
+    public void launch(CudaStream stream, SsmShape shape, int batch, DeviceBuffer x, int xStride, Step step,
+            DeviceBuffer A, DeviceBuffer B, DeviceBuffer C, int bcStride, DeviceBuffer D, DeviceBuffer states,
+            DeviceBuffer slots, DeviceBuffer y) {
+        int heads = shape.heads();
+        int inner = shape.innerSize();
+        int groupWidth = shape.groups() * shape.stateSize();
+        RowKernels.requireNonNegative(batch, "batch");
+        RowKernels.requireStride(xStride, inner, "xStride");
+        RowKernels.requireStride(step.dtStride(), heads, "dtStride");
+        RowKernels.requireStride(bcStride, groupWidth, "bcStride");
+        if (heads > 65535 || batch > 65535) {
+            throw new IllegalArgumentException("at most 65535 heads and sequences per launch, not " + heads + " heads, "
+                    + batch + " sequences");
+        }
+        x.requireFloats(RowKernels.spanned(batch, inner, xStride), "x");
+        step.dt().requireFloats(RowKernels.spanned(batch, heads, step.dtStride()), "dt");
+        if (step.dtBias() != null) {
+            step.dtBias().requireFloats(heads, "dtBias");
+        }
+        A.requireFloats(heads, "A");
+        D.requireFloats(heads, "D");
+        B.requireFloats(RowKernels.spanned(batch, groupWidth, bcStride), "B");
+        C.requireFloats(RowKernels.spanned(batch, groupWidth, bcStride), "C");
+        states.requireFloats(shape.stateFloats(), "states");
+        if (states.address() % 16 != 0) {
+            throw new IllegalArgumentException("states must start on a 16-byte boundary (the kernel moves state rows "
+                    + "4 floats at a time); it starts at an offset of " + states.address() % 16);
+        }
+        slots.requireFloats(batch, "slots");
+        y.requireFloats((long) batch * inner, "y");
+        if (batch == 0) {
+            return;
+        }
+        int rowBlocks = (shape.headDim() + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK;
+        int sharedBytes = 2 * shape.stateSize() * Float.BYTES;
+        if (sharedBytes > 48 * 1024) {
+            throw new IllegalArgumentException("stateSize " + shape.stateSize() + " is beyond the supported 6144");
+        }
+        kernel.launch(stream, rowBlocks, heads, batch, ROWS_PER_BLOCK * 32, sharedBytes, x, xStride, step.dt(),
+                step.dtStride(), step.dtBias(), step.softplus() ? 1 : 0, A, B, C, bcStride, D, states, slots, y,
+                heads, shape.headDim(), shape.groups(), shape.stateSize());
+    }
+}

@@ -1,0 +1,84 @@
+package dev.coil.engine.gpu.blas;
+
+import dev.coil.engine.gpu.DeviceBuffer;
+import dev.coil.engine.gpu.DeviceMatrix;
+import dev.coil.engine.gpu.DeviceScope;
+import dev.coil.engine.gpu.GpuFixture;
+import dev.coil.engine.gpu.GpuTest;
+import dev.coil.engine.gpu.Parity;
+import dev.coil.engine.gpu.TestMatrices;
+import dev.coil.engine.load.DType;
+import dev.coil.engine.ops.Matrix;
+import dev.coil.engine.ref.ReferenceOps;
+import java.util.Random;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * out = x · wᵀ through cuBLAS against the reference matmul, w (rows, cols) row-major as Matrix
+ * stores it. Two comparisons: with x rounded to the weight's type first (what the device computes:
+ * only f32 summation order may differ), and with the CPU's f32 x (the rounding of x is the whole
+ * difference, a few parts in a thousand for bf16).
+ */
+@GpuTest
+class GpuMatmulTest {
+
+    private static Cublas cublas;
+    private static GpuMatmul matmul;
+
+    private final ReferenceOps reference = new ReferenceOps();
+
+    @BeforeAll
+    static void createHandle() {
+        cublas = Cublas.create(GpuFixture.device());
+        matmul = new GpuMatmul(GpuFixture.device(), cublas);
+        System.out.println("[gpu] cuBLAS " + cublas.describe());
+    }
+
+    @AfterAll
+    static void destroyHandle() {
+        if (matmul != null) {
+            matmul.close();
+        }
+        if (cublas != null) {
+            cublas.close();
+        }
+    }
+
+    @ParameterizedTest(name = "{0}: tokens {1}, rows {2}, cols {3}")
+    @CsvSource({
+        "BF16,1,1000,777",
+        "BF16,7,129,4099",
+        "BF16,33,2048,256",
+        "BF16,1,1,1",
+        "F16,5,301,515",
+        "F32,3,257,1025",
+        "F32,1,64,8"
+    })
+    void matchesTheReferenceMatmul(DType dtype, int tokens, int rows, int cols) {
+        Random random = new Random(tokens * 1_000_003L + rows * 31L + cols + dtype.ordinal());
+        float[] weights = Parity.uniform(random, rows * cols, -1, 1);
+        Matrix w = TestMatrices.of(weights, rows, cols, dtype);
+        float[] x = Parity.uniform(random, tokens * cols, -2, 2);
+        float[] rounded = new float[x.length];
+        for (int i = 0; i < x.length; i++) {
+            rounded[i] = TestMatrices.round(x[i], dtype);
+        }
+        float[] expectedRounded = new float[tokens * rows];
+        reference.matmul(rounded, tokens, w, expectedRounded);
+        float[] expectedCpu = new float[tokens * rows];
+        reference.matmul(x, tokens, w, expectedCpu);
+
+        try (DeviceScope scope = GpuFixture.scope()) {
+            DeviceMatrix deviceW = scope.keep(DeviceMatrix.upload(GpuFixture.device(), w));
+            DeviceBuffer out = scope.poisoned(expectedRounded.length);
+            matmul.matmul(scope.stream(), scope.upload(x), tokens, deviceW, out);
+            float[] actual = scope.download(out, expectedRounded.length);
+            String what = "gemm " + dtype + " tokens " + tokens + " rows " + rows + " cols " + cols;
+            Parity.assertClose(what + " vs rounded x", actual, expectedRounded, 1e-5);
+            Parity.assertClose(what + " vs f32 x", actual, expectedCpu, dtype == DType.F32 ? 1e-5 : 1e-2);
+        }
+    }
+}

@@ -1,0 +1,126 @@
+package dev.coil.engine.gpu.kernels;
+
+import dev.coil.engine.gpu.DeviceBuffer;
+import dev.coil.engine.gpu.DeviceScope;
+import dev.coil.engine.gpu.GpuFixture;
+import dev.coil.engine.gpu.GpuTest;
+import dev.coil.engine.gpu.Parity;
+import dev.coil.engine.ops.SsmShape;
+import dev.coil.engine.ref.ReferenceOps;
+import java.util.Arrays;
+import java.util.Random;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * The batched selective state update against {@code ReferenceOps.ssmStep} run per sequence: y and
+ * every state slot after three decode steps, with inputs read from strided rows (as the conv
+ * output's x | B | C columns are), slots scattered in a larger pool, and dt either final or raw
+ * (bias and softplus folded into the kernel).
+ */
+@GpuTest
+class SsmStateUpdateKernelTest {
+
+    private static final double TOLERANCE = 5e-6;
+
+    private final ReferenceOps reference = new ReferenceOps();
+
+    @ParameterizedTest(name = "heads {0}, headDim {1}, groups {2}, state {3}, raw dt {4}")
+    @CsvSource({
+        "1,1,1,1,false",
+        "4,5,2,16,false",
+        "6,3,3,7,true",
+        "8,64,1,128,false",
+        "8,64,2,128,true",
+        "3,37,1,132,false",
+        "24,64,8,64,true"
+    })
+    void decodeStepsMatchTheReference(int heads, int headDim, int groups, int stateSize, boolean rawDt) {
+        SsmShape shape = new SsmShape(heads, headDim, groups, stateSize);
+        Random random = new Random(heads * 101L + headDim * 7L + groups + stateSize + (rawDt ? 1 : 0));
+        int inner = shape.innerSize();
+        int groupWidth = groups * stateSize;
+        int[] slots = {3, 0, 4};
+        int batch = slots.length;
+        int slotCount = 5;
+        int stateFloats = shape.stateFloats();
+        // One row per sequence as the conv output lays them out: x | B | C | padding.
+        int rowStride = inner + 2 * groupWidth + 3;
+        int dtStride = heads + 2;
+
+        float[] A = new float[heads];
+        for (int h = 0; h < heads; h++) {
+            A[h] = (float) -Math.exp(random.nextDouble() * 2 - 1);
+        }
+        float[] D = Parity.uniform(random, heads, -1, 1);
+        float[] dtBias = Parity.uniform(random, heads, -1, 1);
+        float[] pool = Parity.uniform(random, slotCount * stateFloats, -1, 1);
+        float[] expectedPool = pool.clone();
+
+        try (DeviceScope scope = GpuFixture.scope()) {
+            SsmStateUpdateKernel kernel = new SsmStateUpdateKernel(GpuFixture.kernels());
+            DeviceBuffer devicePool = scope.upload(pool);
+            DeviceBuffer deviceSlots = scope.upload(slots);
+            DeviceBuffer deviceA = scope.upload(A);
+            DeviceBuffer deviceD = scope.upload(D);
+            DeviceBuffer deviceBias = scope.upload(dtBias);
+            for (int step = 0; step < 3; step++) {
+                float[] rows = Parity.uniform(random, batch * rowStride, -2, 2);
+                float[] dtRows = rawDt ? Parity.uniform(random, batch * dtStride, -4, 1)
+                        : Parity.uniform(random, batch * dtStride, 0.001, 0.3);
+                float[] expected = new float[batch * inner];
+                for (int b = 0; b < batch; b++) {
+                    int row = b * rowStride;
+                    float[] x = Arrays.copyOfRange(rows, row, row + inner);
+                    float[] B = Arrays.copyOfRange(rows, row + inner, row + inner + groupWidth);
+                    float[] C = Arrays.copyOfRange(rows, row + inner + groupWidth, row + inner + 2 * groupWidth);
+                    float[] dt = new float[heads];
+                    for (int h = 0; h < heads; h++) {
+                        float value = dtRows[b * dtStride + h];
+                        dt[h] = rawDt ? softplus(value + dtBias[h]) : value;
+                    }
+                    int base = slots[b] * stateFloats;
+                    float[] state = Arrays.copyOfRange(expectedPool, base, base + stateFloats);
+                    float[] y = new float[inner];
+                    reference.ssmStep(shape, x, dt, A, B, C, D, state, y);
+                    System.arraycopy(state, 0, expectedPool, base, stateFloats);
+                    System.arraycopy(y, 0, expected, b * inner, inner);
+                }
+
+                DeviceBuffer deviceRows = scope.upload(rows);
+                DeviceBuffer y = scope.poisoned(expected.length);
+                SsmStateUpdateKernel.Step dt = new SsmStateUpdateKernel.Step(scope.upload(dtRows), dtStride,
+                        rawDt ? deviceBias : null, rawDt);
+                kernel.launch(scope.stream(), shape, batch, deviceRows, rowStride, dt, deviceA,
+                        deviceRows.floatSlice(inner, deviceRows.floats() - inner),
+                        deviceRows.floatSlice(inner + groupWidth, deviceRows.floats() - inner - groupWidth), rowStride,
+                        deviceD, devicePool, deviceSlots, y);
+                String what = "ssm_state_update heads " + heads + " headDim " + headDim + " groups " + groups
+                        + " state " + stateSize + (rawDt ? " raw dt" : "") + " step " + step;
+                Parity.assertClose(what + " y", scope.download(y, expected.length), expected, TOLERANCE);
+                Parity.assertClose(what + " states", scope.download(devicePool, pool.length), expectedPool, TOLERANCE);
+                assertUntouchedSlotsUnchanged(scope.download(devicePool, pool.length), pool, slots, stateFloats);
+            }
+        }
+    }
+
+    /** torch's softplus as Mamba2Mixer applies it: linear above 20. */
+    private static float softplus(float value) {
+        return value > 20f ? value : (float) Math.log1p(Math.exp(value));
+    }
+
+    private static void assertUntouchedSlotsUnchanged(float[] actual, float[] initial, int[] slots, int stateFloats) {
+        for (int slot = 0; slot * stateFloats < initial.length; slot++) {
+            int s = slot;
+            if (Arrays.stream(slots).anyMatch(used -> used == s)) {
+                continue;
+            }
+            for (int i = slot * stateFloats; i < (slot + 1) * stateFloats; i++) {
+                if (Float.floatToRawIntBits(actual[i]) != Float.floatToRawIntBits(initial[i])) {
+                    throw new AssertionError("state slot " + slot + " belongs to no sequence of the batch but element "
+                            + (i - slot * stateFloats) + " changed from " + initial[i] + " to " + actual[i]);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Builds the engine and its GPU tests here, packs what the GPU machine needs (a trimmed Java
+# runtime, the jars, the JUnit console launcher) into a folder of the checkout that the device
+# tool sends, and prints the one command that runs every GPU test there.
+#
+#   scripts/gpu-check.sh [CHECKOUT [FOLDER]]
+#
+# CHECKOUT: the repository the device tool sends (default: this one); FOLDER: the folder inside it
+# that travels, named in the run's carry list (default: .gpu). The GPU machine has CUDA but no Java
+# or Maven; everything travels in FOLDER (at most 64 MiB with the checkout's tracked files).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+checkout=$(cd "${1:-$repo}" && pwd)
+folder=${2:-.gpu}
+out="$checkout/$folder"
+export JAVA_HOME=${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}
+[ -x "$JAVA_HOME/bin/jlink" ] || export JAVA_HOME=/usr/lib/jvm/temurin-25-jdk-amd64
+junit_version=6.1.3
+console="junit-platform-console-standalone-$junit_version.jar"
+
+cd "$repo"
+command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ] || [ -n "${CUDA_HOME:-}" ] \
+    || { echo "gpu-check: nvcc is needed here to build the kernels" >&2; exit 1; }
+./mvnw -q -B -pl engine package -DskipTests
+[ -f engine/target/classes/coil/cuda/coil.fatbin ] || { echo "gpu-check: the build made no fatbin" >&2; exit 1; }
+
+exclude=$(git -C "$checkout" rev-parse --git-path info/exclude)
+case "$exclude" in /*) ;; *) exclude="$checkout/$exclude" ;; esac
+grep -qx "/$folder/" "$exclude" 2>/dev/null || echo "/$folder/" >> "$exclude"
+mkdir -p "$out"
+rm -rf "$out/lib" "$out"/*.jar "$out/args.txt"
+mkdir -p "$out/lib"
+
+# 1. A Java runtime with only the modules the tests load (JUnit reads jars through jdk.zipfs and writes XML reports through java.xml), its
+#    class image left uncompressed and libjvm's symbol table dropped: gzip then packs it to ~20 MB.
+modules=java.base,java.logging,java.xml,jdk.unsupported,jdk.zipfs
+stamp="$out/jre.modules"
+if [ ! -f "$out/jre.tgz" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$modules" ]; then
+    tmp=$(mktemp -d)
+    "$JAVA_HOME/bin/jlink" --add-modules "$modules" --strip-debug --no-header-files --no-man-pages \
+        --output "$tmp/jre"
+    if command -v strip >/dev/null; then
+        strip --strip-unneeded "$tmp/jre/lib/server/libjvm.so"
+    fi
+    tar czf "$out/jre.tgz" -C "$tmp" jre
+    rm -rf "$tmp"
+    echo "$modules" > "$stamp"
+fi
+
+# 2. The engine, its GPU test classes, and the test dependencies they touch. JUnit itself comes
+#    from the console launcher; of JCuda's natives only the driver binding travels.
+cp engine/target/coil-engine-*.jar "$out/coil-engine.jar"
+"$JAVA_HOME/bin/jar" --create --file "$out/coil-engine-tests.jar" -C engine/target/test-classes dev/coil/engine/gpu
+./mvnw -q -B -pl engine dependency:copy-dependencies -DincludeScope=test \
+    -DincludeArtifactIds=jcuda,jcuda-natives,assertj-core -DoutputDirectory="$out/lib"
+natives=$(ls "$out"/lib/jcuda-natives-*.jar)
+tmp=$(mktemp -d)
+(cd "$tmp" && "$JAVA_HOME/bin/jar" --extract --file "$natives" && "$JAVA_HOME/bin/jar" --create \
+    --file "$natives" lib/libJCudaDriver-*)
+rm -rf "$tmp"
+./mvnw -q -B dependency:copy -Dartifact="org.junit.platform:junit-platform-console-standalone:$junit_version" \
+    -DoutputDirectory="$out"
+
+# 3. The launcher's arguments, relative to the checkout's root where the command runs.
+{
+    echo "execute"
+    echo "--class-path"
+    (cd "$checkout" && ls "$folder"/coil-engine.jar "$folder"/coil-engine-tests.jar "$folder"/lib/*.jar) | paste -sd:
+    echo "--select-package"
+    echo "dev.coil.engine.gpu"
+    echo "--include-tag"
+    echo "gpu"
+    echo "--details=tree"
+    echo "--disable-banner"
+    echo "--disable-ansi-colors"
+    echo "--fail-if-no-tests"
+} > "$out/args.txt"
+
+tracked=$(git -C "$checkout" ls-files -z | (cd "$checkout" && xargs -0 du -cb 2>/dev/null) | tail -1 | cut -f1)
+carried=$(du -sb "$out" | cut -f1)
+echo "prepared $folder: $(du -sh "$out" | cut -f1) + $((tracked / 1048576)) MiB tracked = $(((tracked + carried) / 1048576)) MiB of 64 MiB"
+echo "run on the GPU machine with carry [\"$folder\"]:"
+echo "tar xzf $folder/jre.tgz -C /tmp && export PATH=/tmp/jre/bin:\$PATH && java --enable-native-access=ALL-UNNAMED -jar $folder/$console @$folder/args.txt --reports-dir \${OUT:-/tmp}/junit"

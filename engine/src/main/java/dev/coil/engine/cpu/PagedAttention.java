@@ -268,7 +268,8 @@ final class PagedAttention {
 
     /**
      * scores[at + m] = query row (at qOffset, chunk order) · key j + m (f32, at offsets[j + m] + head),
-     * m < 4: four accumulator chains, their lane sums reduced together.
+     * m < 4: two vectors per step into eight accumulator chains (four would wait on the fma latency),
+     * the four lane sums reduced together.
      */
     private static void scoreFourF32(float[] q, int qOffset, int headDim, MemorySegment keys, long[] offsets, int j,
             long head, float[] scores, int at) {
@@ -277,19 +278,23 @@ final class PagedAttention {
         long k2 = offsets[j + 2] + head;
         long k3 = offsets[j + 3] + head;
         FloatVector s0 = FloatVector.zero(SPECIES);
-        FloatVector s1 = s0;
-        FloatVector s2 = s0;
-        FloatVector s3 = s0;
+        FloatVector s1 = s0, s2 = s0, s3 = s0, t0 = s0, t1 = s0, t2 = s0, t3 = s0;
         int d = 0;
-        for (; d + LANES <= headDim; d += LANES) {
+        for (; d + CHUNK <= headDim; d += CHUNK) {
             FloatVector x = FloatVector.fromArray(SPECIES, q, qOffset + d);
+            FloatVector y = FloatVector.fromArray(SPECIES, q, qOffset + d + LANES);
             long b = 4L * d;
+            long c = b + 4L * LANES;
             s0 = x.fma(FloatVector.fromMemorySegment(SPECIES, keys, k0 + b, LITTLE), s0);
+            t0 = y.fma(FloatVector.fromMemorySegment(SPECIES, keys, k0 + c, LITTLE), t0);
             s1 = x.fma(FloatVector.fromMemorySegment(SPECIES, keys, k1 + b, LITTLE), s1);
+            t1 = y.fma(FloatVector.fromMemorySegment(SPECIES, keys, k1 + c, LITTLE), t1);
             s2 = x.fma(FloatVector.fromMemorySegment(SPECIES, keys, k2 + b, LITTLE), s2);
+            t2 = y.fma(FloatVector.fromMemorySegment(SPECIES, keys, k2 + c, LITTLE), t2);
             s3 = x.fma(FloatVector.fromMemorySegment(SPECIES, keys, k3 + b, LITTLE), s3);
+            t3 = y.fma(FloatVector.fromMemorySegment(SPECIES, keys, k3 + c, LITTLE), t3);
         }
-        sumLanes(s0, s1, s2, s3).intoArray(scores, at);
+        sumLanes(s0.add(t0), s1.add(t1), s2.add(t2), s3.add(t3)).intoArray(scores, at);
         for (; d < headDim; d++) {
             float x = q[qOffset + d];
             long b = 4L * d;
@@ -308,9 +313,7 @@ final class PagedAttention {
         long k2 = offsets[j + 2] + head;
         long k3 = offsets[j + 3] + head;
         FloatVector s0 = FloatVector.zero(SPECIES);
-        FloatVector s1 = s0;
-        FloatVector s2 = s0;
-        FloatVector s3 = s0;
+        FloatVector s1 = s0, s2 = s0, s3 = s0, t0 = s0, t1 = s0, t2 = s0, t3 = s0;
         int d = 0;
         for (; d + CHUNK <= headDim; d += CHUNK) {
             FloatVector even = FloatVector.fromArray(SPECIES, q, qOffset + d);
@@ -320,12 +323,16 @@ final class PagedAttention {
             IntVector x1 = IntVector.fromMemorySegment(INTS, keys, k1 + b, LITTLE);
             IntVector x2 = IntVector.fromMemorySegment(INTS, keys, k2 + b, LITTLE);
             IntVector x3 = IntVector.fromMemorySegment(INTS, keys, k3 + b, LITTLE);
-            s0 = odd.fma(oddHalves(x0), even.fma(evenHalves(x0), s0));
-            s1 = odd.fma(oddHalves(x1), even.fma(evenHalves(x1), s1));
-            s2 = odd.fma(oddHalves(x2), even.fma(evenHalves(x2), s2));
-            s3 = odd.fma(oddHalves(x3), even.fma(evenHalves(x3), s3));
+            s0 = even.fma(evenHalves(x0), s0);
+            t0 = odd.fma(oddHalves(x0), t0);
+            s1 = even.fma(evenHalves(x1), s1);
+            t1 = odd.fma(oddHalves(x1), t1);
+            s2 = even.fma(evenHalves(x2), s2);
+            t2 = odd.fma(oddHalves(x2), t2);
+            s3 = even.fma(evenHalves(x3), s3);
+            t3 = odd.fma(oddHalves(x3), t3);
         }
-        sumLanes(s0, s1, s2, s3).intoArray(scores, at);
+        sumLanes(s0.add(t0), s1.add(t1), s2.add(t2), s3.add(t3)).intoArray(scores, at);
         for (; d < headDim; d++) {
             float x = q[qOffset + d];
             long b = 2L * d;
@@ -396,8 +403,9 @@ final class PagedAttention {
     /**
      * accumulators[firstRow + r] += Σ_j scores[firstRow + r, j] · value j of the head (at offsets[j] +
      * head), r < rows, j < count. A chunk is 2·LANES elements (bf16: its even, then its odd elements;
-     * f32: two vectors in order). Four rows share each loaded chunk; a row left over takes two chunks
-     * at a time, so that each pass runs eight (or four) independent accumulator chains.
+     * f32: two vectors in order). Four rows share each loaded chunk; a row left over takes four chunks
+     * at a time (then two, then one), so that each pass runs eight independent accumulator chains
+     * where the head is wide enough.
      */
     private static void accumulateValues(boolean bf16, MemorySegment values, long[] offsets, long head, int count,
             int firstRow, int rows, int headDim, Workspace workspace) {
@@ -414,6 +422,13 @@ final class PagedAttention {
         }
         for (; r < firstRow + rows; r++) {
             int c = 0;
+            for (; c + 4 <= chunks; c += 4) {
+                if (bf16) {
+                    oneRowFourChunksBf16(values, offsets, head, count, r, c * CHUNK, headDim, workspace);
+                } else {
+                    oneRowFourChunksF32(values, offsets, head, count, r, c * CHUNK, headDim, workspace);
+                }
+            }
             for (; c + 2 <= chunks; c += 2) {
                 if (bf16) {
                     oneRowTwoChunksBf16(values, offsets, head, count, r, c * CHUNK, headDim, workspace);
@@ -522,6 +537,84 @@ final class PagedAttention {
         r2o.intoArray(acc, a2 + LANES);
         r3e.intoArray(acc, a3);
         r3o.intoArray(acc, a3 + LANES);
+    }
+
+    private static void oneRowFourChunksF32(MemorySegment values, long[] offsets, long head, int count, int r, int d,
+            int headDim, Workspace workspace) {
+        float[] acc = workspace.accumulators;
+        float[] scores = workspace.scores;
+        int a = r * headDim + d;
+        FloatVector s0 = FloatVector.fromArray(SPECIES, acc, a);
+        FloatVector s1 = FloatVector.fromArray(SPECIES, acc, a + LANES);
+        FloatVector s2 = FloatVector.fromArray(SPECIES, acc, a + 2 * LANES);
+        FloatVector s3 = FloatVector.fromArray(SPECIES, acc, a + 3 * LANES);
+        FloatVector s4 = FloatVector.fromArray(SPECIES, acc, a + 4 * LANES);
+        FloatVector s5 = FloatVector.fromArray(SPECIES, acc, a + 5 * LANES);
+        FloatVector s6 = FloatVector.fromArray(SPECIES, acc, a + 6 * LANES);
+        FloatVector s7 = FloatVector.fromArray(SPECIES, acc, a + 7 * LANES);
+        int p = r * SCORE_STRIDE;
+        long b = head + 4L * d;
+        for (int j = 0; j < count; j++, p++) {
+            long offset = offsets[j] + b;
+            FloatVector w = FloatVector.broadcast(SPECIES, scores[p]);
+            s0 = w.fma(FloatVector.fromMemorySegment(SPECIES, values, offset, LITTLE), s0);
+            s1 = w.fma(FloatVector.fromMemorySegment(SPECIES, values, offset + 4L * LANES, LITTLE), s1);
+            s2 = w.fma(FloatVector.fromMemorySegment(SPECIES, values, offset + 8L * LANES, LITTLE), s2);
+            s3 = w.fma(FloatVector.fromMemorySegment(SPECIES, values, offset + 12L * LANES, LITTLE), s3);
+            s4 = w.fma(FloatVector.fromMemorySegment(SPECIES, values, offset + 16L * LANES, LITTLE), s4);
+            s5 = w.fma(FloatVector.fromMemorySegment(SPECIES, values, offset + 20L * LANES, LITTLE), s5);
+            s6 = w.fma(FloatVector.fromMemorySegment(SPECIES, values, offset + 24L * LANES, LITTLE), s6);
+            s7 = w.fma(FloatVector.fromMemorySegment(SPECIES, values, offset + 28L * LANES, LITTLE), s7);
+        }
+        s0.intoArray(acc, a);
+        s1.intoArray(acc, a + LANES);
+        s2.intoArray(acc, a + 2 * LANES);
+        s3.intoArray(acc, a + 3 * LANES);
+        s4.intoArray(acc, a + 4 * LANES);
+        s5.intoArray(acc, a + 5 * LANES);
+        s6.intoArray(acc, a + 6 * LANES);
+        s7.intoArray(acc, a + 7 * LANES);
+    }
+
+    private static void oneRowFourChunksBf16(MemorySegment values, long[] offsets, long head, int count, int r, int d,
+            int headDim, Workspace workspace) {
+        float[] acc = workspace.accumulators;
+        float[] scores = workspace.scores;
+        int a = r * headDim + d;
+        FloatVector s0 = FloatVector.fromArray(SPECIES, acc, a);
+        FloatVector s1 = FloatVector.fromArray(SPECIES, acc, a + LANES);
+        FloatVector s2 = FloatVector.fromArray(SPECIES, acc, a + 2 * LANES);
+        FloatVector s3 = FloatVector.fromArray(SPECIES, acc, a + 3 * LANES);
+        FloatVector s4 = FloatVector.fromArray(SPECIES, acc, a + 4 * LANES);
+        FloatVector s5 = FloatVector.fromArray(SPECIES, acc, a + 5 * LANES);
+        FloatVector s6 = FloatVector.fromArray(SPECIES, acc, a + 6 * LANES);
+        FloatVector s7 = FloatVector.fromArray(SPECIES, acc, a + 7 * LANES);
+        int p = r * SCORE_STRIDE;
+        long b = head + 2L * d;
+        for (int j = 0; j < count; j++, p++) {
+            long offset = offsets[j] + b;
+            FloatVector w = FloatVector.broadcast(SPECIES, scores[p]);
+            IntVector x0 = IntVector.fromMemorySegment(INTS, values, offset, LITTLE);
+            IntVector x1 = IntVector.fromMemorySegment(INTS, values, offset + 2L * CHUNK, LITTLE);
+            IntVector x2 = IntVector.fromMemorySegment(INTS, values, offset + 4L * CHUNK, LITTLE);
+            IntVector x3 = IntVector.fromMemorySegment(INTS, values, offset + 6L * CHUNK, LITTLE);
+            s0 = w.fma(evenHalves(x0), s0);
+            s1 = w.fma(oddHalves(x0), s1);
+            s2 = w.fma(evenHalves(x1), s2);
+            s3 = w.fma(oddHalves(x1), s3);
+            s4 = w.fma(evenHalves(x2), s4);
+            s5 = w.fma(oddHalves(x2), s5);
+            s6 = w.fma(evenHalves(x3), s6);
+            s7 = w.fma(oddHalves(x3), s7);
+        }
+        s0.intoArray(acc, a);
+        s1.intoArray(acc, a + LANES);
+        s2.intoArray(acc, a + 2 * LANES);
+        s3.intoArray(acc, a + 3 * LANES);
+        s4.intoArray(acc, a + 4 * LANES);
+        s5.intoArray(acc, a + 5 * LANES);
+        s6.intoArray(acc, a + 6 * LANES);
+        s7.intoArray(acc, a + 7 * LANES);
     }
 
     private static void oneRowTwoChunksF32(MemorySegment values, long[] offsets, long head, int count, int r, int d,

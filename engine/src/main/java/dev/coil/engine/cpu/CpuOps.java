@@ -20,7 +20,7 @@ public final class CpuOps implements Ops {
         this.matmul = new Matmul(parallel);
         this.attention = new FlashAttention(parallel);
         this.ssd = new SsdScan(parallel);
-        this.pagedAttention = new PagedAttention(attention);
+        this.pagedAttention = new PagedAttention(attention, parallel);
     }
 
     public CpuOps() {

@@ -11,10 +11,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -56,12 +53,12 @@ final class PagedAttention {
      */
     static final int IN_PLACE_ROWS = 32;
     /** Positions scored and accumulated at a time; a multiple of {@link #KEY_GROUP}. */
-    private static final int TILE = 32;
+    static final int TILE = 32;
     /**
      * Scores per query row in the scratch: a tile and a vector more, since a group of four keys stores
      * a whole vector (its four sums, then partial sums that the next group overwrites or nobody reads).
      */
-    private static final int SCORE_STRIDE = TILE + LANES;
+    static final int SCORE_STRIDE = TILE + LANES;
     /** Keys scored together against one query row, their lane sums reduced at once. */
     private static final int KEY_GROUP = 4;
     /** Each slice of the key range covers at least this many positions, so merging stays a small share. */
@@ -69,16 +66,16 @@ final class PagedAttention {
     /** Below about this many cached elements (keys and values) a call runs on the calling thread. */
     private static final long SERIAL_ELEMENTS = 1 << 16;
 
-    private static final int CHUNK = 2 * LANES;
-    private static final VectorSpecies<Integer> INTS = VectorSpecies.of(int.class, SPECIES.vectorShape());
-    private static final ByteOrder LITTLE = ByteOrder.LITTLE_ENDIAN;
-    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LITTLE);
-    private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LITTLE);
+    static final int CHUNK = 2 * LANES;
+    static final VectorSpecies<Integer> INTS = VectorSpecies.of(int.class, SPECIES.vectorShape());
+    static final ByteOrder LITTLE = ByteOrder.LITTLE_ENDIAN;
+    static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LITTLE);
+    static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LITTLE);
 
     private final FlashAttention attention;
     private final Parallel parallel;
     /** Per-thread tile scratch and running softmax state, grown to the largest call seen. */
-    private final ThreadLocal<Workspace> workspaces = ThreadLocal.withInitial(Workspace::new);
+    private final ThreadLocal<PagedWorkspace> workspaces = ThreadLocal.withInitial(PagedWorkspace::new);
     /** Per calling thread: the slices' unmerged results. */
     private final ThreadLocal<Partials> partials = ThreadLocal.withInitial(Partials::new);
 
@@ -184,7 +181,7 @@ final class PagedAttention {
             }
         }
         parallel.forRange(slices, 1, (start, end) -> {
-            Workspace workspace = workspaces.get();
+            PagedWorkspace workspace = workspaces.get();
             workspace.ensure(problem.rows(), headDim);
             for (int slice = start; slice < end; slice++) {
                 attendSlice(problem, slice, workspace);
@@ -197,7 +194,7 @@ final class PagedAttention {
     }
 
     /** Positions [length · slice / slices, length · (slice + 1) / slices), tile by tile, for every query row. */
-    private static void attendSlice(Problem problem, int slice, Workspace workspace) {
+    private static void attendSlice(Problem problem, int slice, PagedWorkspace workspace) {
         AttentionShape shape = problem.shape();
         PagedKeyValues cache = problem.cache();
         int headDim = shape.headDim();
@@ -229,10 +226,10 @@ final class PagedAttention {
                     long head = kvHead * headBytes;
                     for (int row = kvHead * groupRows; row < (kvHead + 1) * groupRows; row++) {
                         if (problem.bf16()) {
-                            scoreFourBf16(problem.queries(), row * headDim, headDim, cache.keys(), offsets, j, head,
+                            PagedKeyScores.scoreFourBf16(problem.queries(), row * headDim, headDim, cache.keys(), offsets, j, head,
                                     workspace.scores, row * SCORE_STRIDE + j);
                         } else {
-                            scoreFourF32(problem.queries(), row * headDim, headDim, cache.keys(), offsets, j, head,
+                            PagedKeyScores.scoreFourF32(problem.queries(), row * headDim, headDim, cache.keys(), offsets, j, head,
                                     workspace.scores, row * SCORE_STRIDE + j);
                         }
                     }
@@ -245,7 +242,7 @@ final class PagedAttention {
             }
             workspace.sink += touch(cache.values(), offsets, count, rowBytes);
             for (int kvHead = 0; kvHead < shape.kvHeads(); kvHead++) {
-                accumulateValues(problem.bf16(), cache.values(), offsets, kvHead * headBytes, count,
+                PagedValueSums.accumulateValues(problem.bf16(), cache.values(), offsets, kvHead * headBytes, count,
                         kvHead * groupRows, groupRows, headDim, workspace);
             }
         }
@@ -266,464 +263,7 @@ final class PagedAttention {
         }
     }
 
-    /**
-     * scores[at + m] = query row (at qOffset, chunk order) · key j + m (f32, at offsets[j + m] + head),
-     * m < 4: two vectors per step into eight accumulator chains (four would wait on the fma latency),
-     * the four lane sums reduced together.
-     */
-    private static void scoreFourF32(float[] q, int qOffset, int headDim, MemorySegment keys, long[] offsets, int j,
-            long head, float[] scores, int at) {
-        long k0 = offsets[j] + head;
-        long k1 = offsets[j + 1] + head;
-        long k2 = offsets[j + 2] + head;
-        long k3 = offsets[j + 3] + head;
-        FloatVector s0 = FloatVector.zero(SPECIES);
-        FloatVector s1 = s0, s2 = s0, s3 = s0, t0 = s0, t1 = s0, t2 = s0, t3 = s0;
-        int d = 0;
-        for (; d + CHUNK <= headDim; d += CHUNK) {
-            FloatVector x = FloatVector.fromArray(SPECIES, q, qOffset + d);
-            FloatVector y = FloatVector.fromArray(SPECIES, q, qOffset + d + LANES);
-            long b = 4L * d;
-            long c = b + 4L * LANES;
-            s0 = x.fma(FloatVector.fromMemorySegment(SPECIES, keys, k0 + b, LITTLE), s0);
-            t0 = y.fma(FloatVector.fromMemorySegment(SPECIES, keys, k0 + c, LITTLE), t0);
-            s1 = x.fma(FloatVector.fromMemorySegment(SPECIES, keys, k1 + b, LITTLE), s1);
-            t1 = y.fma(FloatVector.fromMemorySegment(SPECIES, keys, k1 + c, LITTLE), t1);
-            s2 = x.fma(FloatVector.fromMemorySegment(SPECIES, keys, k2 + b, LITTLE), s2);
-            t2 = y.fma(FloatVector.fromMemorySegment(SPECIES, keys, k2 + c, LITTLE), t2);
-            s3 = x.fma(FloatVector.fromMemorySegment(SPECIES, keys, k3 + b, LITTLE), s3);
-            t3 = y.fma(FloatVector.fromMemorySegment(SPECIES, keys, k3 + c, LITTLE), t3);
-        }
-        sumLanes(s0.add(t0), s1.add(t1), s2.add(t2), s3.add(t3)).intoArray(scores, at);
-        for (; d < headDim; d++) {
-            float x = q[qOffset + d];
-            long b = 4L * d;
-            scores[at] += x * keys.get(F32, k0 + b);
-            scores[at + 1] += x * keys.get(F32, k1 + b);
-            scores[at + 2] += x * keys.get(F32, k2 + b);
-            scores[at + 3] += x * keys.get(F32, k3 + b);
-        }
-    }
 
-    /** {@link #scoreFourF32} for bf16 keys, each chunk widened into its even and odd elements. */
-    private static void scoreFourBf16(float[] q, int qOffset, int headDim, MemorySegment keys, long[] offsets, int j,
-            long head, float[] scores, int at) {
-        long k0 = offsets[j] + head;
-        long k1 = offsets[j + 1] + head;
-        long k2 = offsets[j + 2] + head;
-        long k3 = offsets[j + 3] + head;
-        FloatVector s0 = FloatVector.zero(SPECIES);
-        FloatVector s1 = s0, s2 = s0, s3 = s0, t0 = s0, t1 = s0, t2 = s0, t3 = s0;
-        int d = 0;
-        for (; d + CHUNK <= headDim; d += CHUNK) {
-            FloatVector even = FloatVector.fromArray(SPECIES, q, qOffset + d);
-            FloatVector odd = FloatVector.fromArray(SPECIES, q, qOffset + d + LANES);
-            long b = 2L * d;
-            IntVector x0 = IntVector.fromMemorySegment(INTS, keys, k0 + b, LITTLE);
-            IntVector x1 = IntVector.fromMemorySegment(INTS, keys, k1 + b, LITTLE);
-            IntVector x2 = IntVector.fromMemorySegment(INTS, keys, k2 + b, LITTLE);
-            IntVector x3 = IntVector.fromMemorySegment(INTS, keys, k3 + b, LITTLE);
-            s0 = even.fma(evenHalves(x0), s0);
-            t0 = odd.fma(oddHalves(x0), t0);
-            s1 = even.fma(evenHalves(x1), s1);
-            t1 = odd.fma(oddHalves(x1), t1);
-            s2 = even.fma(evenHalves(x2), s2);
-            t2 = odd.fma(oddHalves(x2), t2);
-            s3 = even.fma(evenHalves(x3), s3);
-            t3 = odd.fma(oddHalves(x3), t3);
-        }
-        sumLanes(s0.add(t0), s1.add(t1), s2.add(t2), s3.add(t3)).intoArray(scores, at);
-        for (; d < headDim; d++) {
-            float x = q[qOffset + d];
-            long b = 2L * d;
-            scores[at] += x * bf16(keys, k0 + b);
-            scores[at + 1] += x * bf16(keys, k1 + b);
-            scores[at + 2] += x * bf16(keys, k2 + b);
-            scores[at + 3] += x * bf16(keys, k3 + b);
-        }
-    }
-
-    private static FloatVector evenHalves(IntVector pairs) {
-        return pairs.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
-    }
-
-    private static FloatVector oddHalves(IntVector pairs) {
-        return pairs.and(0xffff0000).reinterpretAsFloats();
-    }
-
-    private static float bf16(MemorySegment segment, long offset) {
-        return Float.intBitsToFloat(segment.get(U16, offset) << 16);
-    }
-
-    // Lane-sum transpose of four dot products: pairing (s0, s1) and (s2, s3) at width 1, then the two
-    // pairs at width 2, leaves lane l holding part of the sum of key l % 4; adding the lanes 4 and 8
-    // apart then completes every sum in lanes 0 .. 3. About one horizontal reduction instead of four.
-    private static final VectorShuffle<Float> SWAP_ONES = swapShuffle(1);
-    private static final VectorShuffle<Float> SWAP_TWOS = swapShuffle(2);
-    private static final VectorShuffle<Float> SWAP_FOURS = swapShuffle(4);
-    private static final VectorShuffle<Float> SWAP_EIGHTS = swapShuffle(8);
-    private static final VectorMask<Float> ODD_ONES = laneBitMask(1);
-    private static final VectorMask<Float> ODD_TWOS = laneBitMask(2);
-
-    /** The sums of the lanes of s0, s1, s2, s3 in lanes 0 .. 3 (the other lanes hold partial sums, if any). */
-    private static FloatVector sumLanes(FloatVector s0, FloatVector s1, FloatVector s2, FloatVector s3) {
-        FloatVector x = pairUp(pairUp(s0, s1, SWAP_ONES, ODD_ONES), pairUp(s2, s3, SWAP_ONES, ODD_ONES), SWAP_TWOS,
-                ODD_TWOS);
-        if (LANES > 4) {
-            x = x.add(x.rearrange(SWAP_FOURS));
-        }
-        if (LANES > 8) {
-            x = x.add(x.rearrange(SWAP_EIGHTS));
-        }
-        return x;
-    }
-
-    /**
-     * Lanes whose w-bit is clear: x's lane plus its partner (index xor w); lanes whose w-bit is set: the
-     * same for y. Fed vectors that each carry partial sums of 2^k dot products in blocks of w lanes,
-     * it halves the partial sums per dot product and doubles how many dot products one vector carries.
-     */
-    private static FloatVector pairUp(FloatVector x, FloatVector y, VectorShuffle<Float> swap, VectorMask<Float> odd) {
-        return x.blend(y, odd).add(y.blend(x, odd).rearrange(swap));
-    }
-
-    /** Lane l takes lane l xor width (the identity where width is not below the lane count: never used). */
-    private static VectorShuffle<Float> swapShuffle(int width) {
-        return VectorShuffle.fromOp(SPECIES, lane -> (lane ^ width) & (LANES - 1));
-    }
-
-    private static VectorMask<Float> laneBitMask(int width) {
-        boolean[] bits = new boolean[LANES];
-        for (int lane = 0; lane < LANES; lane++) {
-            bits[lane] = (lane & width) != 0;
-        }
-        return VectorMask.fromArray(SPECIES, bits, 0);
-    }
-
-    /**
-     * accumulators[firstRow + r] += Σ_j scores[firstRow + r, j] · value j of the head (at offsets[j] +
-     * head), r < rows, j < count. A chunk is 2·LANES elements (bf16: its even, then its odd elements;
-     * f32: two vectors in order). Four rows share each loaded chunk; a row left over takes four chunks
-     * at a time (then two, then one), so that each pass runs eight independent accumulator chains
-     * where the head is wide enough.
-     */
-    private static void accumulateValues(boolean bf16, MemorySegment values, long[] offsets, long head, int count,
-            int firstRow, int rows, int headDim, Workspace workspace) {
-        int chunks = headDim / CHUNK;
-        int r = firstRow;
-        for (; r + 4 <= firstRow + rows; r += 4) {
-            for (int c = 0; c < chunks; c++) {
-                if (bf16) {
-                    fourRowsOneChunkBf16(values, offsets, head, count, r, c * CHUNK, headDim, workspace);
-                } else {
-                    fourRowsOneChunkF32(values, offsets, head, count, r, c * CHUNK, headDim, workspace);
-                }
-            }
-        }
-        for (; r < firstRow + rows; r++) {
-            int c = 0;
-            for (; c + 4 <= chunks; c += 4) {
-                if (bf16) {
-                    oneRowFourChunksBf16(values, offsets, head, count, r, c * CHUNK, headDim, workspace);
-                } else {
-                    oneRowFourChunksF32(values, offsets, head, count, r, c * CHUNK, headDim, workspace);
-                }
-            }
-            for (; c + 2 <= chunks; c += 2) {
-                if (bf16) {
-                    oneRowTwoChunksBf16(values, offsets, head, count, r, c * CHUNK, headDim, workspace);
-                } else {
-                    oneRowTwoChunksF32(values, offsets, head, count, r, c * CHUNK, headDim, workspace);
-                }
-            }
-            if (c < chunks) {
-                if (bf16) {
-                    oneRowOneChunkBf16(values, offsets, head, count, r, c * CHUNK, headDim, workspace);
-                } else {
-                    oneRowOneChunkF32(values, offsets, head, count, r, c * CHUNK, headDim, workspace);
-                }
-            }
-        }
-        if (chunks * CHUNK < headDim) {
-            remainingElements(bf16, values, offsets, head, count, firstRow, rows, chunks * CHUNK, headDim, workspace);
-        }
-    }
-
-    private static void fourRowsOneChunkF32(MemorySegment values, long[] offsets, long head, int count, int r, int d,
-            int headDim, Workspace workspace) {
-        float[] acc = workspace.accumulators;
-        float[] scores = workspace.scores;
-        int a0 = r * headDim + d;
-        int a1 = a0 + headDim;
-        int a2 = a1 + headDim;
-        int a3 = a2 + headDim;
-        FloatVector r0l = FloatVector.fromArray(SPECIES, acc, a0);
-        FloatVector r0h = FloatVector.fromArray(SPECIES, acc, a0 + LANES);
-        FloatVector r1l = FloatVector.fromArray(SPECIES, acc, a1);
-        FloatVector r1h = FloatVector.fromArray(SPECIES, acc, a1 + LANES);
-        FloatVector r2l = FloatVector.fromArray(SPECIES, acc, a2);
-        FloatVector r2h = FloatVector.fromArray(SPECIES, acc, a2 + LANES);
-        FloatVector r3l = FloatVector.fromArray(SPECIES, acc, a3);
-        FloatVector r3h = FloatVector.fromArray(SPECIES, acc, a3 + LANES);
-        int p = r * SCORE_STRIDE;
-        long b = head + 4L * d;
-        for (int j = 0; j < count; j++, p++) {
-            long offset = offsets[j] + b;
-            FloatVector low = FloatVector.fromMemorySegment(SPECIES, values, offset, LITTLE);
-            FloatVector high = FloatVector.fromMemorySegment(SPECIES, values, offset + 4L * LANES, LITTLE);
-            FloatVector w0 = FloatVector.broadcast(SPECIES, scores[p]);
-            FloatVector w1 = FloatVector.broadcast(SPECIES, scores[p + SCORE_STRIDE]);
-            FloatVector w2 = FloatVector.broadcast(SPECIES, scores[p + 2 * SCORE_STRIDE]);
-            FloatVector w3 = FloatVector.broadcast(SPECIES, scores[p + 3 * SCORE_STRIDE]);
-            r0l = w0.fma(low, r0l);
-            r0h = w0.fma(high, r0h);
-            r1l = w1.fma(low, r1l);
-            r1h = w1.fma(high, r1h);
-            r2l = w2.fma(low, r2l);
-            r2h = w2.fma(high, r2h);
-            r3l = w3.fma(low, r3l);
-            r3h = w3.fma(high, r3h);
-        }
-        r0l.intoArray(acc, a0);
-        r0h.intoArray(acc, a0 + LANES);
-        r1l.intoArray(acc, a1);
-        r1h.intoArray(acc, a1 + LANES);
-        r2l.intoArray(acc, a2);
-        r2h.intoArray(acc, a2 + LANES);
-        r3l.intoArray(acc, a3);
-        r3h.intoArray(acc, a3 + LANES);
-    }
-
-    private static void fourRowsOneChunkBf16(MemorySegment values, long[] offsets, long head, int count, int r, int d,
-            int headDim, Workspace workspace) {
-        float[] acc = workspace.accumulators;
-        float[] scores = workspace.scores;
-        int a0 = r * headDim + d;
-        int a1 = a0 + headDim;
-        int a2 = a1 + headDim;
-        int a3 = a2 + headDim;
-        FloatVector r0e = FloatVector.fromArray(SPECIES, acc, a0);
-        FloatVector r0o = FloatVector.fromArray(SPECIES, acc, a0 + LANES);
-        FloatVector r1e = FloatVector.fromArray(SPECIES, acc, a1);
-        FloatVector r1o = FloatVector.fromArray(SPECIES, acc, a1 + LANES);
-        FloatVector r2e = FloatVector.fromArray(SPECIES, acc, a2);
-        FloatVector r2o = FloatVector.fromArray(SPECIES, acc, a2 + LANES);
-        FloatVector r3e = FloatVector.fromArray(SPECIES, acc, a3);
-        FloatVector r3o = FloatVector.fromArray(SPECIES, acc, a3 + LANES);
-        int p = r * SCORE_STRIDE;
-        long b = head + 2L * d;
-        for (int j = 0; j < count; j++, p++) {
-            IntVector x = IntVector.fromMemorySegment(INTS, values, offsets[j] + b, LITTLE);
-            FloatVector even = evenHalves(x);
-            FloatVector odd = oddHalves(x);
-            FloatVector w0 = FloatVector.broadcast(SPECIES, scores[p]);
-            FloatVector w1 = FloatVector.broadcast(SPECIES, scores[p + SCORE_STRIDE]);
-            FloatVector w2 = FloatVector.broadcast(SPECIES, scores[p + 2 * SCORE_STRIDE]);
-            FloatVector w3 = FloatVector.broadcast(SPECIES, scores[p + 3 * SCORE_STRIDE]);
-            r0e = w0.fma(even, r0e);
-            r0o = w0.fma(odd, r0o);
-            r1e = w1.fma(even, r1e);
-            r1o = w1.fma(odd, r1o);
-            r2e = w2.fma(even, r2e);
-            r2o = w2.fma(odd, r2o);
-            r3e = w3.fma(even, r3e);
-            r3o = w3.fma(odd, r3o);
-        }
-        r0e.intoArray(acc, a0);
-        r0o.intoArray(acc, a0 + LANES);
-        r1e.intoArray(acc, a1);
-        r1o.intoArray(acc, a1 + LANES);
-        r2e.intoArray(acc, a2);
-        r2o.intoArray(acc, a2 + LANES);
-        r3e.intoArray(acc, a3);
-        r3o.intoArray(acc, a3 + LANES);
-    }
-
-    private static void oneRowFourChunksF32(MemorySegment values, long[] offsets, long head, int count, int r, int d,
-            int headDim, Workspace workspace) {
-        float[] acc = workspace.accumulators;
-        float[] scores = workspace.scores;
-        int a = r * headDim + d;
-        FloatVector s0 = FloatVector.fromArray(SPECIES, acc, a);
-        FloatVector s1 = FloatVector.fromArray(SPECIES, acc, a + LANES);
-        FloatVector s2 = FloatVector.fromArray(SPECIES, acc, a + 2 * LANES);
-        FloatVector s3 = FloatVector.fromArray(SPECIES, acc, a + 3 * LANES);
-        FloatVector s4 = FloatVector.fromArray(SPECIES, acc, a + 4 * LANES);
-        FloatVector s5 = FloatVector.fromArray(SPECIES, acc, a + 5 * LANES);
-        FloatVector s6 = FloatVector.fromArray(SPECIES, acc, a + 6 * LANES);
-        FloatVector s7 = FloatVector.fromArray(SPECIES, acc, a + 7 * LANES);
-        int p = r * SCORE_STRIDE;
-        long b = head + 4L * d;
-        for (int j = 0; j < count; j++, p++) {
-            long offset = offsets[j] + b;
-            FloatVector w = FloatVector.broadcast(SPECIES, scores[p]);
-            s0 = w.fma(FloatVector.fromMemorySegment(SPECIES, values, offset, LITTLE), s0);
-            s1 = w.fma(FloatVector.fromMemorySegment(SPECIES, values, offset + 4L * LANES, LITTLE), s1);
-            s2 = w.fma(FloatVector.fromMemorySegment(SPECIES, values, offset + 8L * LANES, LITTLE), s2);
-            s3 = w.fma(FloatVector.fromMemorySegment(SPECIES, values, offset + 12L * LANES, LITTLE), s3);
-            s4 = w.fma(FloatVector.fromMemorySegment(SPECIES, values, offset + 16L * LANES, LITTLE), s4);
-            s5 = w.fma(FloatVector.fromMemorySegment(SPECIES, values, offset + 20L * LANES, LITTLE), s5);
-            s6 = w.fma(FloatVector.fromMemorySegment(SPECIES, values, offset + 24L * LANES, LITTLE), s6);
-            s7 = w.fma(FloatVector.fromMemorySegment(SPECIES, values, offset + 28L * LANES, LITTLE), s7);
-        }
-        s0.intoArray(acc, a);
-        s1.intoArray(acc, a + LANES);
-        s2.intoArray(acc, a + 2 * LANES);
-        s3.intoArray(acc, a + 3 * LANES);
-        s4.intoArray(acc, a + 4 * LANES);
-        s5.intoArray(acc, a + 5 * LANES);
-        s6.intoArray(acc, a + 6 * LANES);
-        s7.intoArray(acc, a + 7 * LANES);
-    }
-
-    private static void oneRowFourChunksBf16(MemorySegment values, long[] offsets, long head, int count, int r, int d,
-            int headDim, Workspace workspace) {
-        float[] acc = workspace.accumulators;
-        float[] scores = workspace.scores;
-        int a = r * headDim + d;
-        FloatVector s0 = FloatVector.fromArray(SPECIES, acc, a);
-        FloatVector s1 = FloatVector.fromArray(SPECIES, acc, a + LANES);
-        FloatVector s2 = FloatVector.fromArray(SPECIES, acc, a + 2 * LANES);
-        FloatVector s3 = FloatVector.fromArray(SPECIES, acc, a + 3 * LANES);
-        FloatVector s4 = FloatVector.fromArray(SPECIES, acc, a + 4 * LANES);
-        FloatVector s5 = FloatVector.fromArray(SPECIES, acc, a + 5 * LANES);
-        FloatVector s6 = FloatVector.fromArray(SPECIES, acc, a + 6 * LANES);
-        FloatVector s7 = FloatVector.fromArray(SPECIES, acc, a + 7 * LANES);
-        int p = r * SCORE_STRIDE;
-        long b = head + 2L * d;
-        for (int j = 0; j < count; j++, p++) {
-            long offset = offsets[j] + b;
-            FloatVector w = FloatVector.broadcast(SPECIES, scores[p]);
-            IntVector x0 = IntVector.fromMemorySegment(INTS, values, offset, LITTLE);
-            IntVector x1 = IntVector.fromMemorySegment(INTS, values, offset + 2L * CHUNK, LITTLE);
-            IntVector x2 = IntVector.fromMemorySegment(INTS, values, offset + 4L * CHUNK, LITTLE);
-            IntVector x3 = IntVector.fromMemorySegment(INTS, values, offset + 6L * CHUNK, LITTLE);
-            s0 = w.fma(evenHalves(x0), s0);
-            s1 = w.fma(oddHalves(x0), s1);
-            s2 = w.fma(evenHalves(x1), s2);
-            s3 = w.fma(oddHalves(x1), s3);
-            s4 = w.fma(evenHalves(x2), s4);
-            s5 = w.fma(oddHalves(x2), s5);
-            s6 = w.fma(evenHalves(x3), s6);
-            s7 = w.fma(oddHalves(x3), s7);
-        }
-        s0.intoArray(acc, a);
-        s1.intoArray(acc, a + LANES);
-        s2.intoArray(acc, a + 2 * LANES);
-        s3.intoArray(acc, a + 3 * LANES);
-        s4.intoArray(acc, a + 4 * LANES);
-        s5.intoArray(acc, a + 5 * LANES);
-        s6.intoArray(acc, a + 6 * LANES);
-        s7.intoArray(acc, a + 7 * LANES);
-    }
-
-    private static void oneRowTwoChunksF32(MemorySegment values, long[] offsets, long head, int count, int r, int d,
-            int headDim, Workspace workspace) {
-        float[] acc = workspace.accumulators;
-        float[] scores = workspace.scores;
-        int a = r * headDim + d;
-        FloatVector s0 = FloatVector.fromArray(SPECIES, acc, a);
-        FloatVector s1 = FloatVector.fromArray(SPECIES, acc, a + LANES);
-        FloatVector s2 = FloatVector.fromArray(SPECIES, acc, a + 2 * LANES);
-        FloatVector s3 = FloatVector.fromArray(SPECIES, acc, a + 3 * LANES);
-        int p = r * SCORE_STRIDE;
-        long b = head + 4L * d;
-        for (int j = 0; j < count; j++, p++) {
-            long offset = offsets[j] + b;
-            FloatVector w = FloatVector.broadcast(SPECIES, scores[p]);
-            s0 = w.fma(FloatVector.fromMemorySegment(SPECIES, values, offset, LITTLE), s0);
-            s1 = w.fma(FloatVector.fromMemorySegment(SPECIES, values, offset + 4L * LANES, LITTLE), s1);
-            s2 = w.fma(FloatVector.fromMemorySegment(SPECIES, values, offset + 8L * LANES, LITTLE), s2);
-            s3 = w.fma(FloatVector.fromMemorySegment(SPECIES, values, offset + 12L * LANES, LITTLE), s3);
-        }
-        s0.intoArray(acc, a);
-        s1.intoArray(acc, a + LANES);
-        s2.intoArray(acc, a + 2 * LANES);
-        s3.intoArray(acc, a + 3 * LANES);
-    }
-
-    private static void oneRowTwoChunksBf16(MemorySegment values, long[] offsets, long head, int count, int r, int d,
-            int headDim, Workspace workspace) {
-        float[] acc = workspace.accumulators;
-        float[] scores = workspace.scores;
-        int a = r * headDim + d;
-        FloatVector s0 = FloatVector.fromArray(SPECIES, acc, a);
-        FloatVector s1 = FloatVector.fromArray(SPECIES, acc, a + LANES);
-        FloatVector s2 = FloatVector.fromArray(SPECIES, acc, a + 2 * LANES);
-        FloatVector s3 = FloatVector.fromArray(SPECIES, acc, a + 3 * LANES);
-        int p = r * SCORE_STRIDE;
-        long b = head + 2L * d;
-        for (int j = 0; j < count; j++, p++) {
-            long offset = offsets[j] + b;
-            FloatVector w = FloatVector.broadcast(SPECIES, scores[p]);
-            IntVector x = IntVector.fromMemorySegment(INTS, values, offset, LITTLE);
-            IntVector y = IntVector.fromMemorySegment(INTS, values, offset + 2L * CHUNK, LITTLE);
-            s0 = w.fma(evenHalves(x), s0);
-            s1 = w.fma(oddHalves(x), s1);
-            s2 = w.fma(evenHalves(y), s2);
-            s3 = w.fma(oddHalves(y), s3);
-        }
-        s0.intoArray(acc, a);
-        s1.intoArray(acc, a + LANES);
-        s2.intoArray(acc, a + 2 * LANES);
-        s3.intoArray(acc, a + 3 * LANES);
-    }
-
-    private static void oneRowOneChunkF32(MemorySegment values, long[] offsets, long head, int count, int r, int d,
-            int headDim, Workspace workspace) {
-        float[] acc = workspace.accumulators;
-        float[] scores = workspace.scores;
-        int a = r * headDim + d;
-        FloatVector s0 = FloatVector.fromArray(SPECIES, acc, a);
-        FloatVector s1 = FloatVector.fromArray(SPECIES, acc, a + LANES);
-        int p = r * SCORE_STRIDE;
-        long b = head + 4L * d;
-        for (int j = 0; j < count; j++, p++) {
-            long offset = offsets[j] + b;
-            FloatVector w = FloatVector.broadcast(SPECIES, scores[p]);
-            s0 = w.fma(FloatVector.fromMemorySegment(SPECIES, values, offset, LITTLE), s0);
-            s1 = w.fma(FloatVector.fromMemorySegment(SPECIES, values, offset + 4L * LANES, LITTLE), s1);
-        }
-        s0.intoArray(acc, a);
-        s1.intoArray(acc, a + LANES);
-    }
-
-    private static void oneRowOneChunkBf16(MemorySegment values, long[] offsets, long head, int count, int r, int d,
-            int headDim, Workspace workspace) {
-        float[] acc = workspace.accumulators;
-        float[] scores = workspace.scores;
-        int a = r * headDim + d;
-        FloatVector s0 = FloatVector.fromArray(SPECIES, acc, a);
-        FloatVector s1 = FloatVector.fromArray(SPECIES, acc, a + LANES);
-        int p = r * SCORE_STRIDE;
-        long b = head + 2L * d;
-        for (int j = 0; j < count; j++, p++) {
-            FloatVector w = FloatVector.broadcast(SPECIES, scores[p]);
-            IntVector x = IntVector.fromMemorySegment(INTS, values, offsets[j] + b, LITTLE);
-            s0 = w.fma(evenHalves(x), s0);
-            s1 = w.fma(oddHalves(x), s1);
-        }
-        s0.intoArray(acc, a);
-        s1.intoArray(acc, a + LANES);
-    }
-
-    /** Elements [from, headDim) of the accumulators (past the last whole chunk, in order), one at a time. */
-    private static void remainingElements(boolean bf16, MemorySegment values, long[] offsets, long head, int count,
-            int firstRow, int rows, int from, int headDim, Workspace workspace) {
-        float[] acc = workspace.accumulators;
-        float[] scores = workspace.scores;
-        int bytes = bf16 ? 2 : 4;
-        for (int j = 0; j < count; j++) {
-            long offset = offsets[j] + head;
-            for (int d = from; d < headDim; d++) {
-                long at = offset + (long) bytes * d;
-                float value = bf16 ? bf16(values, at) : values.get(F32, at);
-                for (int r = firstRow; r < firstRow + rows; r++) {
-                    acc[r * headDim + d] = Math.fma(scores[r * SCORE_STRIDE + j], value, acc[r * headDim + d]);
-                }
-            }
-        }
-    }
 
     /** target[to, to + headDim) = q[from, from + headDim) · scale, each whole chunk as its even then odd elements. */
     private static void toChunkOrder(float[] q, int from, float scale, float[] target, int to, int headDim) {
@@ -761,7 +301,7 @@ final class PagedAttention {
      * rest are causally masked): the scores become exp(score - m_new), zero where masked, and the
      * row's sum and accumulator are rescaled by exp(m_old - m_new).
      */
-    private static void updateRow(int r, int visible, int count, int headDim, Workspace workspace) {
+    private static void updateRow(int r, int visible, int count, int headDim, PagedWorkspace workspace) {
         float[] scores = workspace.scores;
         int base = r * SCORE_STRIDE;
         if (visible <= 0) {
@@ -863,25 +403,6 @@ final class PagedAttention {
         return a + b + c + d;
     }
 
-    /** One thread's scratch: a tile's row offsets and scores, and every query row's running (m, l, accumulator). */
-    private static final class Workspace {
-        final long[] offsets = new long[TILE];
-        /** Sum of the touching loads, kept so that they are not optimised away. */
-        int sink;
-        float[] scores = new float[0];
-        float[] accumulators = new float[0];
-        float[] maxima = new float[0];
-        float[] sums = new float[0];
-
-        void ensure(int rows, int headDim) {
-            if (maxima.length < rows || accumulators.length < rows * headDim) {
-                scores = new float[rows * SCORE_STRIDE];
-                accumulators = new float[rows * headDim];
-                maxima = new float[rows];
-                sums = new float[rows];
-            }
-        }
-    }
 
     /** Unmerged (max, sum, accumulator) of every (slice, query row): row slice·rows + row. */
     private static final class Partials {

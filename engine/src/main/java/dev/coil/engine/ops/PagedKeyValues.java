@@ -108,6 +108,7 @@ public final class PagedKeyValues {
     /** Reads positions from .. to into keysOut, valuesOut ([to - from, kvHeads, headDim] f32). */
     public void gather(int[] table, int from, int to, float[] keysOut, float[] valuesOut) {
         int width = rowWidth();
+        short[] row = dtype == DType.BF16 ? new short[width] : null;
         for (int position = from; position < to; position++) {
             long offset = rowOffset(table, position);
             int target = (position - from) * width;
@@ -115,11 +116,18 @@ public final class PagedKeyValues {
                 MemorySegment.copy(keys, F32, offset, keysOut, target, width);
                 MemorySegment.copy(values, F32, offset, valuesOut, target, width);
             } else {
-                for (int i = 0; i < width; i++) {
-                    keysOut[target + i] = Matrix.bf16ToFloat(keys.get(U16, offset + 2L * i));
-                    valuesOut[target + i] = Matrix.bf16ToFloat(values.get(U16, offset + 2L * i));
-                }
+                MemorySegment.copy(keys, U16, offset, row, 0, width);
+                widen(row, keysOut, target, width);
+                MemorySegment.copy(values, U16, offset, row, 0, width);
+                widen(row, valuesOut, target, width);
             }
+        }
+    }
+
+    /** dst[at + i] = bf16 bits[i] as f32 (the top half of an f32), array to array so the JIT vectorises it. */
+    private static void widen(short[] bits, float[] dst, int at, int count) {
+        for (int i = 0; i < count; i++) {
+            dst[at + i] = Float.intBitsToFloat(bits[i] << 16);
         }
     }
 

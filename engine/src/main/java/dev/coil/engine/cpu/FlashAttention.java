@@ -5,8 +5,6 @@ import static dev.coil.engine.cpu.SequenceKernels.SPECIES;
 
 import dev.coil.engine.ops.AttentionShape;
 import java.util.Arrays;
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 /**
  * Causal attention, flash style: keys and values are visited one tile at a time and each query row
@@ -211,7 +209,8 @@ final class FlashAttention {
                 scoreTile(problem, firstKvHead, firstKey, count, 0, rows, workspace);
                 for (int r = 0; r < rows; r++) {
                     int visible = Math.min(count, firstPosition + r / group - firstKey + 1);
-                    updateRow(r, visible, count, headDim, workspace);
+                    SequenceKernels.onlineSoftmaxRow(workspace.scores, r * KEY_TILE, visible, count, workspace.maxima,
+                        workspace.sums, r, workspace.accumulators, headDim);
                 }
                 SequenceKernels.multiplyAdd(rows, headDim, count, workspace.scores, 0, KEY_TILE, problem.values(),
                         keyBase, kvStride, workspace.accumulators, 0, headDim, true);
@@ -227,7 +226,8 @@ final class FlashAttention {
             workspace.sink += touch(problem.values(), firstKey * kvStride, (firstKey + count) * kvStride);
             for (int r = 0; r < heads * rows; r++) {
                 int visible = Math.min(count, firstPosition + r % rows / group - firstKey + 1);
-                updateRow(r, visible, count, headDim, workspace);
+                SequenceKernels.onlineSoftmaxRow(workspace.scores, r * KEY_TILE, visible, count, workspace.maxima,
+                        workspace.sums, r, workspace.accumulators, headDim);
             }
             for (int h = 0; h < heads; h++) {
                 int firstRow = h * rows;
@@ -327,53 +327,6 @@ final class FlashAttention {
                 scores[r * KEY_TILE + j] = SequenceKernels.dot(workspace.queries, r * headDim, keys, key, headDim);
             }
         }
-    }
-
-    /**
-     * Online softmax for row r over the first {@code visible} scores of the tile (the rest are
-     * masked): scores become exp(score - m_new), zero where masked, and the row's sum and
-     * accumulator are rescaled to the new max.
-     */
-    private static void updateRow(int r, int visible, int count, int headDim, Workspace workspace) {
-        float[] scores = workspace.scores;
-        int base = r * KEY_TILE;
-        if (visible <= 0) {
-            Arrays.fill(scores, base, base + count, 0f);
-            return;
-        }
-        int j = 0;
-        FloatVector maxVector = FloatVector.broadcast(SPECIES, Float.NEGATIVE_INFINITY);
-        for (; j + LANES <= visible; j += LANES) {
-            maxVector = maxVector.max(FloatVector.fromArray(SPECIES, scores, base + j));
-        }
-        float tileMax = maxVector.reduceLanes(VectorOperators.MAX);
-        for (; j < visible; j++) {
-            tileMax = Math.max(tileMax, scores[base + j]);
-        }
-        float oldMax = workspace.maxima[r];
-        float newMax = Math.max(oldMax, tileMax);
-        FloatVector shift = FloatVector.broadcast(SPECIES, newMax);
-        FloatVector sumVector = FloatVector.zero(SPECIES);
-        j = 0;
-        for (; j + LANES <= visible; j += LANES) {
-            FloatVector weight = SequenceKernels.exp(FloatVector.fromArray(SPECIES, scores, base + j).sub(shift));
-            weight.intoArray(scores, base + j);
-            sumVector = sumVector.add(weight);
-        }
-        float tileSum = sumVector.reduceLanes(VectorOperators.ADD);
-        for (; j < visible; j++) {
-            float weight = (float) Math.exp(scores[base + j] - newMax);
-            scores[base + j] = weight;
-            tileSum += weight;
-        }
-        Arrays.fill(scores, base + visible, base + count, 0f);
-        if (newMax > oldMax) {
-            float correction = (float) Math.exp(oldMax - newMax);
-            workspace.sums[r] *= correction;
-            SequenceKernels.scale(workspace.accumulators, r * headDim, headDim, correction);
-        }
-        workspace.sums[r] += tileSum;
-        workspace.maxima[r] = newMax;
     }
 
     /** Combines the key slices of one (block, kv head): weights exp(m_slice - m) bring them to a common max m. */

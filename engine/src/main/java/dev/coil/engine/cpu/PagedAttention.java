@@ -11,7 +11,6 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -238,7 +237,8 @@ final class PagedAttention {
             for (int row = 0; row < rows; row++) {
                 int token = row % groupRows / problem.group();
                 int visible = Math.min(count, problem.past() + token - first + 1);
-                updateRow(row, visible, count, headDim, workspace);
+                SequenceKernels.onlineSoftmaxRow(workspace.scores, row * SCORE_STRIDE, visible, count,
+                        workspace.maxima, workspace.sums, row, workspace.accumulators, headDim);
             }
             workspace.sink += touch(cache.values(), offsets, count, rowBytes);
             for (int kvHead = 0; kvHead < shape.kvHeads(); kvHead++) {
@@ -294,53 +294,6 @@ final class PagedAttention {
         for (; d < headDim; d++) {
             target[to + d] = accumulators[from + d] * factor;
         }
-    }
-
-    /**
-     * Online softmax for row r over the first {@code visible} of the tile's {@code count} scores (the
-     * rest are causally masked): the scores become exp(score - m_new), zero where masked, and the
-     * row's sum and accumulator are rescaled by exp(m_old - m_new).
-     */
-    private static void updateRow(int r, int visible, int count, int headDim, PagedWorkspace workspace) {
-        float[] scores = workspace.scores;
-        int base = r * SCORE_STRIDE;
-        if (visible <= 0) {
-            Arrays.fill(scores, base, base + count, 0f);
-            return;
-        }
-        int j = 0;
-        FloatVector maxVector = FloatVector.broadcast(SPECIES, Float.NEGATIVE_INFINITY);
-        for (; j + LANES <= visible; j += LANES) {
-            maxVector = maxVector.max(FloatVector.fromArray(SPECIES, scores, base + j));
-        }
-        float tileMax = maxVector.reduceLanes(VectorOperators.MAX);
-        for (; j < visible; j++) {
-            tileMax = Math.max(tileMax, scores[base + j]);
-        }
-        float oldMax = workspace.maxima[r];
-        float newMax = Math.max(oldMax, tileMax);
-        FloatVector shift = FloatVector.broadcast(SPECIES, newMax);
-        FloatVector sumVector = FloatVector.zero(SPECIES);
-        j = 0;
-        for (; j + LANES <= visible; j += LANES) {
-            FloatVector weight = SequenceKernels.exp(FloatVector.fromArray(SPECIES, scores, base + j).sub(shift));
-            weight.intoArray(scores, base + j);
-            sumVector = sumVector.add(weight);
-        }
-        float tileSum = sumVector.reduceLanes(VectorOperators.ADD);
-        for (; j < visible; j++) {
-            float weight = (float) Math.exp(scores[base + j] - newMax);
-            scores[base + j] = weight;
-            tileSum += weight;
-        }
-        Arrays.fill(scores, base + visible, base + count, 0f);
-        if (newMax > oldMax) {
-            float correction = (float) Math.exp(oldMax - newMax);
-            workspace.sums[r] *= correction;
-            SequenceKernels.scale(workspace.accumulators, r * headDim, headDim, correction);
-        }
-        workspace.sums[r] += tileSum;
-        workspace.maxima[r] = newMax;
     }
 
     /** Rows [start, end): the slices' triples brought to their common max m with weights exp(m_slice - m). */

@@ -12,9 +12,7 @@ import static dev.coil.engine.cpu.SequenceKernels.SPECIES;
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShuffle;
 
 /**
  * The key side of {@link PagedAttention}'s decode: one query row's scores against four cached keys
@@ -54,7 +52,7 @@ final class PagedKeyScores {
             s3 = x.fma(FloatVector.fromMemorySegment(SPECIES, keys, k3 + b, LITTLE), s3);
             t3 = y.fma(FloatVector.fromMemorySegment(SPECIES, keys, k3 + c, LITTLE), t3);
         }
-        sumLanes(s0.add(t0), s1.add(t1), s2.add(t2), s3.add(t3)).intoArray(scores, at);
+        SequenceKernels.sumLanes(s0.add(t0), s1.add(t1), s2.add(t2), s3.add(t3)).intoArray(scores, at);
         for (; d < headDim; d++) {
             float x = q[qOffset + d];
             long b = 4L * d;
@@ -92,7 +90,7 @@ final class PagedKeyScores {
             s3 = even.fma(evenHalves(x3), s3);
             t3 = odd.fma(oddHalves(x3), t3);
         }
-        sumLanes(s0.add(t0), s1.add(t1), s2.add(t2), s3.add(t3)).intoArray(scores, at);
+        SequenceKernels.sumLanes(s0.add(t0), s1.add(t1), s2.add(t2), s3.add(t3)).intoArray(scores, at);
         for (; d < headDim; d++) {
             float x = q[qOffset + d];
             long b = 2L * d;
@@ -113,50 +111,5 @@ final class PagedKeyScores {
 
     static float bf16(MemorySegment segment, long offset) {
         return Float.intBitsToFloat(segment.get(U16, offset) << 16);
-    }
-
-    // Lane-sum transpose of four dot products: pairing (s0, s1) and (s2, s3) at width 1, then the two
-    // pairs at width 2, leaves lane l holding part of the sum of key l % 4; adding the lanes 4 and 8
-    // apart then completes every sum in lanes 0 .. 3. About one horizontal reduction instead of four.
-    static final VectorShuffle<Float> SWAP_ONES = swapShuffle(1);
-    static final VectorShuffle<Float> SWAP_TWOS = swapShuffle(2);
-    static final VectorShuffle<Float> SWAP_FOURS = swapShuffle(4);
-    static final VectorShuffle<Float> SWAP_EIGHTS = swapShuffle(8);
-    static final VectorMask<Float> ODD_ONES = laneBitMask(1);
-    static final VectorMask<Float> ODD_TWOS = laneBitMask(2);
-
-    /** The sums of the lanes of s0, s1, s2, s3 in lanes 0 .. 3 (the other lanes hold partial sums, if any). */
-    static FloatVector sumLanes(FloatVector s0, FloatVector s1, FloatVector s2, FloatVector s3) {
-        FloatVector x = pairUp(pairUp(s0, s1, SWAP_ONES, ODD_ONES), pairUp(s2, s3, SWAP_ONES, ODD_ONES), SWAP_TWOS,
-                ODD_TWOS);
-        if (LANES > 4) {
-            x = x.add(x.rearrange(SWAP_FOURS));
-        }
-        if (LANES > 8) {
-            x = x.add(x.rearrange(SWAP_EIGHTS));
-        }
-        return x;
-    }
-
-    /**
-     * Lanes whose w-bit is clear: x's lane plus its partner (index xor w); lanes whose w-bit is set: the
-     * same for y. Fed vectors that each carry partial sums of 2^k dot products in blocks of w lanes,
-     * it halves the partial sums per dot product and doubles how many dot products one vector carries.
-     */
-    static FloatVector pairUp(FloatVector x, FloatVector y, VectorShuffle<Float> swap, VectorMask<Float> odd) {
-        return x.blend(y, odd).add(y.blend(x, odd).rearrange(swap));
-    }
-
-    /** Lane l takes lane l xor width (the identity where width is not below the lane count: never used). */
-    static VectorShuffle<Float> swapShuffle(int width) {
-        return VectorShuffle.fromOp(SPECIES, lane -> (lane ^ width) & (LANES - 1));
-    }
-
-    static VectorMask<Float> laneBitMask(int width) {
-        boolean[] bits = new boolean[LANES];
-        for (int lane = 0; lane < LANES; lane++) {
-            bits[lane] = (lane & width) != 0;
-        }
-        return VectorMask.fromArray(SPECIES, bits, 0);
     }
 }

@@ -1,5 +1,6 @@
 package dev.coil.engine.cpu;
 
+import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
@@ -486,6 +487,7 @@ final class SequenceKernels {
     private static final VectorMask<Float> ODD_ONES = laneBitMask(1);
     private static final VectorMask<Float> ODD_TWOS = laneBitMask(2);
     private static final VectorMask<Float> ODD_FOURS = laneBitMask(4);
+    private static final VectorShuffle<Float> SWAP_EIGHTS = swapShuffle(8);
 
     /**
      * out[outOffset + m] = Σ_i a[aOffset + i] · b[bOffset + m·bStride + i] for m < 8, i < count (needs
@@ -545,8 +547,27 @@ final class SequenceKernels {
         return x.blend(y, odd).add(y.blend(x, odd).rearrange(swap));
     }
 
+    /**
+     * The sums of the lanes of s0, s1, s2, s3 in lanes 0 .. 3 (the other lanes hold partial sums, if
+     * any): pairing (s0, s1) and (s2, s3) at width 1, then the two pairs at width 2, leaves lane l
+     * holding part of the sum of vector l % 4; adding the lanes 4 and 8 apart completes them. About
+     * one horizontal reduction instead of four.
+     */
+    static FloatVector sumLanes(FloatVector s0, FloatVector s1, FloatVector s2, FloatVector s3) {
+        FloatVector x = pairUp(pairUp(s0, s1, SWAP_ONES, ODD_ONES), pairUp(s2, s3, SWAP_ONES, ODD_ONES), SWAP_TWOS,
+                ODD_TWOS);
+        if (LANES > 4) {
+            x = x.add(x.rearrange(SWAP_FOURS));
+        }
+        if (LANES > 8) {
+            x = x.add(x.rearrange(SWAP_EIGHTS));
+        }
+        return x;
+    }
+
+    /** Lane l takes lane l xor width (the identity where width is not below the lane count). */
     private static VectorShuffle<Float> swapShuffle(int width) {
-        return VectorShuffle.fromOp(SPECIES, lane -> lane ^ width);
+        return VectorShuffle.fromOp(SPECIES, lane -> (lane ^ width) & (LANES - 1));
     }
 
     private static VectorMask<Float> laneBitMask(int width) {
@@ -587,5 +608,52 @@ final class SequenceKernels {
 
     private static FloatVector constant(float value) {
         return FloatVector.broadcast(SPECIES, value);
+    }
+
+    /**
+     * Online softmax for query row r over a tile: its {@code count} scores at scores[base ..], of which
+     * the first {@code visible} are unmasked, become exp(score - m_new) (zero where masked), and the
+     * row's running max maxima[r], sum sums[r] and accumulator accumulators[r·headDim ..] are brought to
+     * the new max. Flash attention's inner step, shared by the contiguous and the paged kernels.
+     */
+    static void onlineSoftmaxRow(float[] scores, int base, int visible, int count, float[] maxima, float[] sums,
+            int r, float[] accumulators, int headDim) {
+        if (visible <= 0) {
+            Arrays.fill(scores, base, base + count, 0f);
+            return;
+        }
+        int j = 0;
+        FloatVector maxVector = FloatVector.broadcast(SPECIES, Float.NEGATIVE_INFINITY);
+        for (; j + LANES <= visible; j += LANES) {
+            maxVector = maxVector.max(FloatVector.fromArray(SPECIES, scores, base + j));
+        }
+        float tileMax = maxVector.reduceLanes(VectorOperators.MAX);
+        for (; j < visible; j++) {
+            tileMax = Math.max(tileMax, scores[base + j]);
+        }
+        float oldMax = maxima[r];
+        float newMax = Math.max(oldMax, tileMax);
+        FloatVector shift = FloatVector.broadcast(SPECIES, newMax);
+        FloatVector sumVector = FloatVector.zero(SPECIES);
+        j = 0;
+        for (; j + LANES <= visible; j += LANES) {
+            FloatVector weight = exp(FloatVector.fromArray(SPECIES, scores, base + j).sub(shift));
+            weight.intoArray(scores, base + j);
+            sumVector = sumVector.add(weight);
+        }
+        float tileSum = sumVector.reduceLanes(VectorOperators.ADD);
+        for (; j < visible; j++) {
+            float weight = (float) Math.exp(scores[base + j] - newMax);
+            scores[base + j] = weight;
+            tileSum += weight;
+        }
+        Arrays.fill(scores, base + visible, base + count, 0f);
+        if (newMax > oldMax) {
+            float correction = (float) Math.exp(oldMax - newMax);
+            sums[r] *= correction;
+            scale(accumulators, r * headDim, headDim, correction);
+        }
+        sums[r] += tileSum;
+        maxima[r] = newMax;
     }
 }

@@ -63,11 +63,11 @@ struct SsdSums {
     float step[SSD_MAX_CHUNK];
 };
 
-// Fills `sums` (all 256 entries) and returns this thread's cum[threadIdx.x] in double.
-//   dt: the chunk's first row of dt, rows dt_stride floats apart. Ends with a barrier.
-static __device__ __forceinline__ double ssd_chunk_sums(SsdSums& sums, const float* dt, long long dt_stride,
+// Fills `sums` (all 256 entries) from 256 threads numbered l = 0 .. 255 and returns cum[l] in double.
+//   dt: the chunk's first row of dt, rows dt_stride floats apart. Every thread of the block calls it
+//   together (other groups of 256 with sums of their own); it ends with a barrier.
+static __device__ __forceinline__ double ssd_chunk_sums(SsdSums& sums, int l, const float* dt, long long dt_stride,
         int head, float a, int length) {
-    const int l = threadIdx.x;
     const int lane = l & 31;
     const int warp = l >> 5;
     const float step = l < length ? dt[(long long) l * dt_stride + head] : 0.0f;
@@ -169,20 +169,22 @@ static __device__ __forceinline__ void ssd_wait() {
 }
 
 // Queues the copy of rows [row_begin, row_end) × columns [0, COLS) of a row-major global tile
-// (row r at origin + r · row_stride) into shared rows of STRIDE floats (row r at shared + r · STRIDE).
-// Elements with r ≥ rows_valid or column ≥ cols_valid become zero. vector: 16-byte copies, which
-// need origin, row_stride and cols_valid aligned to 4 floats; else 4-byte copies.
+// (row r at origin + r · row_stride) into shared rows of STRIDE floats (row r at shared + r · STRIDE),
+// spread over THREADS threads of which this is `thread`. Elements with r ≥ rows_valid or
+// column ≥ cols_valid become zero. vector: 16-byte copies, which need origin, row_stride and
+// cols_valid aligned to 4 floats; else 4-byte copies.
 // `fallback` is any valid global address, given to the copies that read nothing.
-template <int COLS, int STRIDE>
+template <int COLS, int STRIDE, int THREADS = SSD_THREADS>
 static __device__ __forceinline__ void ssd_load_rows(float* shared, const float* origin, long long row_stride,
-        int row_begin, int row_end, int rows_valid, int cols_valid, bool vector, const float* fallback) {
+        int row_begin, int row_end, int rows_valid, int cols_valid, bool vector, const float* fallback,
+        int thread = threadIdx.x) {
     if (row_end <= row_begin) {
         return;
     }
     if (vector) {
         constexpr int QUADS = COLS / 4;
         const int total = (row_end - row_begin) * QUADS;
-        for (int index = threadIdx.x; index < total; index += SSD_THREADS) {
+        for (int index = thread; index < total; index += THREADS) {
             const int r = row_begin + index / QUADS;
             const int c = (index % QUADS) * 4;
             const bool valid = r < rows_valid && c < cols_valid;
@@ -190,13 +192,28 @@ static __device__ __forceinline__ void ssd_load_rows(float* shared, const float*
         }
     } else {
         const int total = (row_end - row_begin) * COLS;
-        for (int index = threadIdx.x; index < total; index += SSD_THREADS) {
+        for (int index = thread; index < total; index += THREADS) {
             const int r = row_begin + index / COLS;
             const int c = index % COLS;
             const bool valid = r < rows_valid && c < cols_valid;
             ssd_copy4(shared + r * STRIDE + c, valid ? origin + r * row_stride + c : fallback, valid);
         }
     }
+}
+
+// The heads a block serves together: up to HEADS consecutive heads of one group, so that they share
+// the group's B and C tiles. `set` numbers such runs within the group.
+struct SsdHeads {
+    int first;
+    int count;
+};
+
+static __device__ __forceinline__ SsdHeads ssd_heads(int group, int set, int per_block, int heads, int groups) {
+    const int per_group = heads / groups;
+    SsdHeads result;
+    result.first = group * per_group + set * per_block;
+    result.count = min(per_block, per_group - set * per_block);
+    return result;
 }
 
 #endif

@@ -13,38 +13,53 @@
 // folded into the gram tile as it is read. Off the diagonal the decay factors into
 // exp(cum_l − cum_ref) · exp(cum_ref − cum_j), ref the slice's last token: two factors ≤ 1 and two
 // exponentials per row and column instead of one per element.
-// Grid: p_tiles · heads · chunks_total blocks (64 p a tile, fastest first); 256 threads. Warp w
-// owns row tiles w and 15 − w (16 tokens each, so that causal work is the same for every warp)
-// and all 64 p columns.
-// Shared memory: the chunk's sums, then two stages of {256 × 32 tile of C or gram, 64 × 32 tile of
-// the entering state or 32 × 64 tile of x, 32 column factors}.
+// Grid: p_tiles · sets · groups · chunks_total blocks (fastest first), sets = ⌈heads per group / HEADS⌉;
+// 256 · HEADS threads: each 256 serve one of the block's HEADS heads, which share the C and gram
+// tiles (loaded once for all of them). Warp w of a head owns row tiles w and 15 − w (16 tokens each,
+// so that causal work is the same for every warp) and all 64 p columns.
+// Shared memory: each head's sums, then STAGES stages of {the 256 × 32 tile of C or gram, per head a
+// 64 × 32 tile of its entering state or 32 × 64 tile of its x, and 32 column factors}.
 #define SSD_OUT_WIDE_STRIDE 36
 #define SSD_OUT_X_STRIDE 72
 #define SSD_OUT_WIDE (SSD_MAX_CHUNK * SSD_OUT_WIDE_STRIDE)
 #define SSD_OUT_NARROW (64 * SSD_OUT_WIDE_STRIDE)
-#define SSD_OUT_STAGE (SSD_OUT_WIDE + SSD_OUT_NARROW + SSD_SLICE)
-#define SSD_OUT_SHARED_BYTES (sizeof(SsdSums) + 2 * SSD_OUT_STAGE * 4)
+#define SSD_OUT_STAGE(heads) (SSD_OUT_WIDE + (heads) * (SSD_OUT_NARROW + SSD_SLICE))
+#define SSD_OUT_SHARED_BYTES(heads, stages) ((heads) * sizeof(SsdSums) + (stages) * SSD_OUT_STAGE(heads) * 4)
 
-template <bool Split>
+template <bool Split, int HEADS, int STAGES>
 static __device__ __forceinline__ void ssd_chunk_output(const float* __restrict__ x, long long x_stride,
         const float* __restrict__ dt, long long dt_stride, const float* __restrict__ A,
         const float* __restrict__ C, long long bc_stride, const float* __restrict__ D,
         const float* __restrict__ gram, const float* __restrict__ entering, float* __restrict__ y, int tokens,
         int chunk, int chunks, int heads, int head_dim, int groups, int state_size, int padded) {
+    constexpr int THREADS = SSD_THREADS * HEADS;
+    constexpr int STAGE = SSD_OUT_STAGE(HEADS);
     extern __shared__ float4 ssd_output_shared4[];
-    ssd_require_shared((unsigned) SSD_OUT_SHARED_BYTES);
-    SsdSums& sums = *reinterpret_cast<SsdSums*>(ssd_output_shared4);
-    float* stages = reinterpret_cast<float*>(ssd_output_shared4) + sizeof(SsdSums) / 4;
+    ssd_require_shared((unsigned) SSD_OUT_SHARED_BYTES(HEADS, STAGES));
+    SsdSums* all_sums = reinterpret_cast<SsdSums*>(ssd_output_shared4);
+    float* stages = reinterpret_cast<float*>(all_sums + HEADS);
 
     const int p_tiles = (head_dim + 63) / 64;
-    const int p_tile = blockIdx.x % p_tiles;
-    const int head = (blockIdx.x / p_tiles) % heads;
-    const int q = blockIdx.x / p_tiles / heads;
-    const int group = head / (heads / groups);
+    const int sets = (heads / groups + HEADS - 1) / HEADS;
+    int block = blockIdx.x;
+    const int p_tile = block % p_tiles;
+    block /= p_tiles;
+    const int set = block % sets;
+    block /= sets;
+    const int group = block % groups;
+    const int q = block / groups;
+    const SsdHeads served = ssd_heads(group, set, HEADS, heads, groups);
     const SsdChunk span = ssd_chunk(q, tokens, chunk, chunks);
     const int length = span.length;
 
-    ssd_chunk_sums(sums, dt + span.first_row * dt_stride, dt_stride, head, A[head], length);
+    // This thread's head: its 256-thread part of the block. A part past the group's last head
+    // repeats that head and stores nothing.
+    const int part = threadIdx.x / SSD_THREADS;
+    const int local = threadIdx.x % SSD_THREADS;
+    const bool serving = part < served.count;
+    const int head = served.first + min(part, served.count - 1);
+    SsdSums& sums = all_sums[part];
+    ssd_chunk_sums(sums, local, dt + span.first_row * dt_stride, dt_stride, head, A[head], length);
 
     const int p0 = 64 * p_tile;
     // Rows of the row tiles that hold tokens of the chunk.
@@ -60,32 +75,33 @@ static __device__ __forceinline__ void ssd_chunk_output(const float* __restrict_
     const int token_slices = (length + SSD_SLICE - 1) / SSD_SLICE;
     const int slices = state_slices + token_slices;
 
+    // The wide tile is copied by every thread of the block; each head's tiles by its own part.
     auto load = [&](int index, int stage) {
-        float* wide = stages + stage * SSD_OUT_STAGE;
-        float* narrow = wide + SSD_OUT_WIDE;
-        float* column_factors = narrow + SSD_OUT_NARROW;
+        float* wide = stages + stage * STAGE;
+        float* narrow = wide + SSD_OUT_WIDE + part * SSD_OUT_NARROW;
+        float* column_factors = wide + SSD_OUT_WIDE + HEADS * SSD_OUT_NARROW + part * SSD_SLICE;
         if (index < state_slices) {
             const int n0 = index * SSD_SLICE;
-            ssd_load_rows<SSD_SLICE, SSD_OUT_WIDE_STRIDE>(wide, c_origin + n0, bc_stride, 0, row_end, length,
-                    state_size - n0, c_vector, C);
+            ssd_load_rows<SSD_SLICE, SSD_OUT_WIDE_STRIDE, THREADS>(wide, c_origin + n0, bc_stride, 0, row_end,
+                    length, state_size - n0, c_vector, C);
             ssd_load_rows<SSD_SLICE, SSD_OUT_WIDE_STRIDE>(narrow, s_origin + n0, state_size, 0, 64, head_dim - p0,
-                    state_size - n0, s_vector, entering);
+                    state_size - n0, s_vector, entering, local);
         } else {
             const int j0 = (index - state_slices) * SSD_SLICE;
             // Row tiles at or past j0 read this slice (earlier rows precede every token in it).
-            ssd_load_rows<SSD_SLICE, SSD_OUT_WIDE_STRIDE>(wide, g_origin + j0, padded, j0, row_end, length, SSD_SLICE,
-                    true, gram);
+            ssd_load_rows<SSD_SLICE, SSD_OUT_WIDE_STRIDE, THREADS>(wide, g_origin + j0, padded, j0, row_end, length,
+                    SSD_SLICE, true, gram);
             ssd_load_rows<64, SSD_OUT_X_STRIDE>(narrow, x_origin + (long long) j0 * x_stride, x_stride, 0, SSD_SLICE,
-                    length - j0, head_dim - p0, x_vector, x);
-            if (threadIdx.x < SSD_SLICE) {
-                const int j = j0 + threadIdx.x;
-                column_factors[threadIdx.x] = expf(ssd_difference(sums, j0 + SSD_SLICE - 1, j)) * sums.step[j];
+                    length - j0, head_dim - p0, x_vector, x, local);
+            if (local < SSD_SLICE) {
+                const int j = j0 + local;
+                column_factors[local] = expf(ssd_difference(sums, j0 + SSD_SLICE - 1, j)) * sums.step[j];
             }
         }
     };
 
-    const int lane = threadIdx.x & 31;
-    const int warp = threadIdx.x >> 5;
+    const int lane = local & 31;
+    const int warp = local >> 5;
     const int g = lane >> 2;
     const int t = lane & 3;
     const int row_tile[2] = {warp, 15 - warp};
@@ -116,20 +132,25 @@ static __device__ __forceinline__ void ssd_chunk_output(const float* __restrict_
     }
     const float skip = D[head];
 
-    load(0, 0);
-    ssd_commit();
-    for (int index = 0; index < slices; index++) {
-        if (index + 1 < slices) {
-            load(index + 1, (index + 1) & 1);
-            ssd_commit();
-            ssd_wait<1>();
-        } else {
-            ssd_wait<0>();
+    // STAGES-deep pipeline: slice i is copied STAGES - 1 iterations ahead, into the stage that
+    // iteration i - 1 read (every thread is past it after this iteration's barrier).
+#pragma unroll
+    for (int stage = 0; stage < STAGES - 1; stage++) {
+        if (stage < slices) {
+            load(stage, stage);
         }
+        ssd_commit();
+    }
+    for (int index = 0; index < slices; index++) {
+        ssd_wait<STAGES - 2>();
         __syncthreads();
-        const float* wide = stages + (index & 1) * SSD_OUT_STAGE;
-        const float* narrow = wide + SSD_OUT_WIDE;
-        const float* column_factors = narrow + SSD_OUT_NARROW;
+        if (index + STAGES - 1 < slices) {
+            load(index + STAGES - 1, (index + STAGES - 1) % STAGES);
+        }
+        ssd_commit();
+        const float* wide = stages + (index % STAGES) * STAGE;
+        const float* narrow = wide + SSD_OUT_WIDE + part * SSD_OUT_NARROW;
+        const float* column_factors = wide + SSD_OUT_WIDE + HEADS * SSD_OUT_NARROW + part * SSD_SLICE;
 
         if (index < state_slices) {
             // acc[l][p] += Σ_n C[l][n] · S[p][n]: A = the C tile, B[k = n][p] = S[p][n].
@@ -257,14 +278,13 @@ static __device__ __forceinline__ void ssd_chunk_output(const float* __restrict_
                 }
             }
         }
-        __syncthreads();
     }
 
     const long long y_stride = (long long) heads * head_dim;
     const bool pairs = (head_dim & 1) == 0;
 #pragma unroll
     for (int mt = 0; mt < 2; mt++) {
-        if (!active[mt]) {
+        if (!serving || !active[mt]) {
             continue;
         }
 #pragma unroll
@@ -294,18 +314,18 @@ static __device__ __forceinline__ void ssd_chunk_output(const float* __restrict_
     }
 }
 
-extern "C" __global__ void __launch_bounds__(SSD_THREADS, 2) ssd_chunk_output_tf32(const float* x, long long x_stride,
-        const float* dt, long long dt_stride, const float* A, const float* C, long long bc_stride, const float* D,
-        const float* gram, const float* entering, float* y, int tokens, int chunk, int chunks, int heads, int head_dim,
-        int groups, int state_size, int padded) {
-    ssd_chunk_output<false>(x, x_stride, dt, dt_stride, A, C, bc_stride, D, gram, entering, y, tokens, chunk, chunks,
-            heads, head_dim, groups, state_size, padded);
-}
+#define SSD_OUTPUT_ENTRY(name, split, heads, stages, blocks)                                                  \
+    extern "C" __global__ void __launch_bounds__(SSD_THREADS * (heads), blocks) name(const float* x,               \
+            long long x_stride, const float* dt, long long dt_stride, const float* A, const float* C,                \
+            long long bc_stride, const float* D, const float* gram, const float* entering, float* y, int tokens,     \
+            int chunk, int chunks, int heads_, int head_dim, int groups, int state_size, int padded) {               \
+        ssd_chunk_output<split, heads, stages>(x, x_stride, dt, dt_stride, A, C, bc_stride, D, gram, entering, y,   \
+                tokens, chunk, chunks, heads_, head_dim, groups, state_size, padded);                                \
+    }
 
-extern "C" __global__ void __launch_bounds__(SSD_THREADS, 1) ssd_chunk_output_f32(const float* x, long long x_stride,
-        const float* dt, long long dt_stride, const float* A, const float* C, long long bc_stride, const float* D,
-        const float* gram, const float* entering, float* y, int tokens, int chunk, int chunks, int heads, int head_dim,
-        int groups, int state_size, int padded) {
-    ssd_chunk_output<true>(x, x_stride, dt, dt_stride, A, C, bc_stride, D, gram, entering, y, tokens, chunk, chunks,
-            heads, head_dim, groups, state_size, padded);
-}
+// One head a block: two blocks of 8 warps fit an SM. Split products need more registers (one block
+// an SM), which leaves room for a third stage.
+SSD_OUTPUT_ENTRY(ssd_chunk_output_tf32, false, 1, 2, 2)
+SSD_OUTPUT_ENTRY(ssd_chunk_output_f32, true, 1, 3, 1)
+// Two heads a block, sharing the C and gram tiles: one block of 16 warps an SM, three stages.
+SSD_OUTPUT_ENTRY(ssd_chunk_output_tf32_pair, false, 2, 3, 1)

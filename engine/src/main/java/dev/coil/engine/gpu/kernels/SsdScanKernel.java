@@ -16,7 +16,9 @@ import dev.coil.engine.ops.SsmShape;
  * plus the chunk's own tokens.
  *
  * <p>The products run on the tensor cores in one of two {@link Precision}s; sums, decays and the
- * carried state are f32 throughout.
+ * carried state are f32 throughout. In TF32 a block of the chunk-state and output kernels serves two
+ * heads of a group, which share its B, C and Gram tiles; the split-tf32 kernels need the registers
+ * for one head a block.
  */
 public final class SsdScanKernel {
 
@@ -30,11 +32,34 @@ public final class SsdScanKernel {
     private static final int SUMS_BYTES = 8 * Double.BYTES + 3 * MAX_CHUNK * Float.BYTES;
     /** SSD_GRAM_SHARED_BYTES: two stages of a 64 × 32 slice of C and a 256 × 32 slice of B, rows of 36. */
     static final int GRAM_SHARED_BYTES = 2 * (64 + MAX_CHUNK) * 36 * Float.BYTES;
-    /** SSD_STATE_SHARED_BYTES: sums, per-token factors, two stages of x (32 × 72) and B (32 × 136). */
-    static final int STATE_SHARED_BYTES = SUMS_BYTES + MAX_CHUNK * Float.BYTES
-            + 2 * (SLICE * 72 + SLICE * 136) * Float.BYTES;
-    /** SSD_OUT_SHARED_BYTES: sums, two stages of a 256 × 36 tile, a 64 × 36 tile and 32 column factors. */
-    static final int OUTPUT_SHARED_BYTES = SUMS_BYTES + 2 * (MAX_CHUNK * 36 + 64 * 36 + SLICE) * Float.BYTES;
+
+    /** SSD_STATE_SHARED_BYTES(heads): per head sums and factors; two stages of B (32 × 136) and per head x (32 × 72). */
+    static int stateSharedBytes(int heads) {
+        return heads * (SUMS_BYTES + MAX_CHUNK * Float.BYTES) + 2 * (SLICE * 136 + heads * SLICE * 72) * Float.BYTES;
+    }
+
+    /**
+     * SSD_OUT_SHARED_BYTES(heads, stages): per head sums; per stage a 256 × 36 tile, and per head a
+     * 64 × 36 tile and 32 column factors.
+     */
+    static int outputSharedBytes(int heads, int stages) {
+        return heads * SUMS_BYTES + stages * (MAX_CHUNK * 36 + heads * (64 * 36 + SLICE)) * Float.BYTES;
+    }
+
+    /**
+     * One variant of the chunk-state and output kernels: how many heads of a group a block serves
+     * (sharing their B, C and Gram tiles) and how deep the output kernel's copy pipeline is.
+     */
+    private record Variant(Kernel chunkState, Kernel output, int heads, int outputStages) {
+
+        static Variant load(KernelModule module, String suffix, int heads, int outputStages) {
+            Variant variant = new Variant(module.kernel("ssd_chunk_state_" + suffix), module.kernel("ssd_chunk_output_"
+                    + suffix), heads, outputStages);
+            variant.chunkState.allowDynamicSharedBytes(stateSharedBytes(heads));
+            variant.output.allowDynamicSharedBytes(outputSharedBytes(heads, outputStages));
+            return variant;
+        }
+    }
 
     /** How the matrix products treat their f32 operands. */
     public enum Precision {
@@ -73,20 +98,29 @@ public final class SsdScanKernel {
     }
 
     private final Kernel[] gram = new Kernel[Precision.values().length];
-    private final Kernel[] chunkState = new Kernel[Precision.values().length];
-    private final Kernel[] output = new Kernel[Precision.values().length];
+    private final Variant[] variants = new Variant[Precision.values().length];
     private final Kernel passing;
 
     public SsdScanKernel(KernelModule module) {
+        this(module, 2);
+    }
+
+    /**
+     * tf32HeadsPerBlock: 2 (two heads of a group a block, the fast variant) or 1 (one head a block,
+     * as the split-tf32 kernels always run), for tests to reach both.
+     */
+    SsdScanKernel(KernelModule module, int tf32HeadsPerBlock) {
         for (Precision precision : Precision.values()) {
             int index = precision.ordinal();
             gram[index] = module.kernel("ssd_chunk_gram_" + precision.suffix);
-            chunkState[index] = module.kernel("ssd_chunk_state_" + precision.suffix);
-            output[index] = module.kernel("ssd_chunk_output_" + precision.suffix);
             gram[index].allowDynamicSharedBytes(GRAM_SHARED_BYTES);
-            chunkState[index].allowDynamicSharedBytes(STATE_SHARED_BYTES);
-            output[index].allowDynamicSharedBytes(OUTPUT_SHARED_BYTES);
         }
+        variants[Precision.F32.ordinal()] = Variant.load(module, "f32", 1, 3);
+        variants[Precision.TF32.ordinal()] = switch (tf32HeadsPerBlock) {
+            case 1 -> Variant.load(module, "tf32", 1, 2);
+            case 2 -> Variant.load(module, "tf32_pair", 2, 3);
+            default -> throw new IllegalArgumentException("tf32HeadsPerBlock must be 1 or 2, not " + tf32HeadsPerBlock);
+        };
         this.passing = module.kernel("ssd_state_passing");
     }
 
@@ -166,21 +200,26 @@ public final class SsdScanKernel {
         int headState = headDim * stateSize;
         int width = headState % 4 == 0 && pool.address() % 16 == 0 ? 4 : 1;
 
+        Variant variant = variants[index];
+        int groups = shape.groups();
+        int sets = ceilDiv(heads / groups, variant.heads());
+
         mark(marks, 0, stream);
-        gram[index].launch(stream, grid(layout.padded / 64, shape.groups(), layout.chunksTotal), 1, 1, THREADS,
+        gram[index].launch(stream, grid(layout.padded / 64, groups, layout.chunksTotal), 1, 1, THREADS,
                 GRAM_SHARED_BYTES, inputs.B(), inputs.C(), bcStride, grams, tokens, layout.chunk, layout.chunks,
-                shape.groups(), stateSize, layout.padded);
+                groups, stateSize, layout.padded);
         mark(marks, 1, stream);
-        chunkState[index].launch(stream, grid((long) pTiles * nTiles, heads, layout.chunksTotal), 1, 1, THREADS,
-                STATE_SHARED_BYTES, inputs.x(), xStride, inputs.dt(), dtStride, A, inputs.B(), bcStride, states, decays,
-                tokens, layout.chunk, layout.chunks, heads, headDim, shape.groups(), stateSize);
+        variant.chunkState().launch(stream, grid((long) pTiles * nTiles * sets, groups, layout.chunksTotal), 1, 1,
+                THREADS, stateSharedBytes(variant.heads()), inputs.x(), xStride, inputs.dt(), dtStride, A, inputs.B(),
+                bcStride, states, decays, tokens, layout.chunk, layout.chunks, heads, headDim, groups, stateSize);
         mark(marks, 2, stream);
         passing.launch(stream, grid(ceilDiv(headState / width, THREADS), heads, sequences), 1, 1, THREADS, 0, states,
                 decays, pool, slots, sequences, layout.chunks, heads, headState, width);
         mark(marks, 3, stream);
-        output[index].launch(stream, grid(pTiles, heads, layout.chunksTotal), 1, 1, THREADS, OUTPUT_SHARED_BYTES,
-                inputs.x(), xStride, inputs.dt(), dtStride, A, inputs.C(), bcStride, D, grams, states, y, tokens,
-                layout.chunk, layout.chunks, heads, headDim, shape.groups(), stateSize, layout.padded);
+        variant.output().launch(stream, grid((long) pTiles * sets, groups, layout.chunksTotal), 1, 1,
+                THREADS * variant.heads(), outputSharedBytes(variant.heads(), variant.outputStages()), inputs.x(),
+                xStride, inputs.dt(), dtStride, A, inputs.C(), bcStride, D, grams, states, y, tokens, layout.chunk,
+                layout.chunks, heads, headDim, groups, stateSize, layout.padded);
         mark(marks, 4, stream);
     }
 

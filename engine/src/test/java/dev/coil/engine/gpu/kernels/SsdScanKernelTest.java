@@ -88,8 +88,12 @@ class SsdScanKernelTest {
 
     /** One launch over dense inputs, from a fresh state; poisoned output and workspace. */
     private static Result scan(DeviceScope scope, Precision precision, Problem problem, int chunk) {
+        return scan(scope, new SsdScanKernel(GpuFixture.kernels()), precision, problem, chunk);
+    }
+
+    private static Result scan(DeviceScope scope, SsdScanKernel kernel, Precision precision, Problem problem,
+            int chunk) {
         SsmShape shape = problem.shape();
-        SsdScanKernel kernel = new SsdScanKernel(GpuFixture.kernels());
         Inputs inputs = Inputs.contiguous(shape, scope.upload(problem.x()), scope.upload(problem.dt()),
                 scope.upload(problem.B()), scope.upload(problem.C()));
         DeviceBuffer pool = scope.upload(problem.state());
@@ -99,6 +103,15 @@ class SsdScanKernelTest {
                 scope.upload(problem.D()), pool, null, y, workspace);
         return new Result(scope.download(y, problem.tokens() * shape.innerSize()),
                 scope.download(pool, shape.stateFloats()));
+    }
+
+    /** The kernels under test: F32, TF32 (two heads a block, the default) and TF32x1 (one head a block). */
+    private static SsdScanKernel kernel(String variant) {
+        return new SsdScanKernel(GpuFixture.kernels(), variant.equals("TF32x1") ? 1 : 2);
+    }
+
+    private static Precision precision(String variant) {
+        return variant.equals("F32") ? Precision.F32 : Precision.TF32;
     }
 
     @ParameterizedTest(name = "{6}: heads {0}, headDim {1}, groups {2}, state {3}, tokens {4}, chunk {5}")
@@ -114,16 +127,23 @@ class SsdScanKernelTest {
         "4, 64, 1, 128, 700, 256, TF32",
         "3, 37, 1, 20, 259, 128, TF32",
         "2, 130, 2, 250, 97, 17, TF32",
+        "6, 64, 2, 128, 517, 256, TF32",
+        "1, 1, 1, 1, 1, 1, TF32",
+        "5, 70, 1, 132, 300, 64, TF32",
+        "4, 64, 1, 128, 700, 256, TF32x1",
+        "3, 37, 1, 20, 259, 128, TF32x1",
+        "6, 70, 2, 132, 517, 100, TF32x1",
     })
     void scanMatchesTheReference(int heads, int headDim, int groups, int stateSize, int tokens, int chunk,
-            Precision precision) {
+            String variant) {
+        Precision precision = precision(variant);
         Problem problem = Problem.random(new SsmShape(heads, headDim, groups, stateSize), tokens,
                 31L * tokens + 7L * heads + chunk);
         Result expected = expected(problem);
 
         try (DeviceScope scope = GpuFixture.scope()) {
-            Result actual = scan(scope, precision, problem, chunk);
-            String what = "ssd scan " + precision + " heads " + heads + " headDim " + headDim + " groups " + groups
+            Result actual = scan(scope, kernel(variant), precision, problem, chunk);
+            String what = "ssd scan " + variant + " heads " + heads + " headDim " + headDim + " groups " + groups
                     + " state " + stateSize + " tokens " + tokens + " chunk " + chunk;
             Parity.assertClose(what + " y", actual.y(), expected.y(), tolerance(precision));
             Parity.assertClose(what + " final state", actual.state(), expected.state(), tolerance(precision));
@@ -273,7 +293,6 @@ class SsdScanKernelTest {
 
         CudaDevice device = GpuFixture.device();
         try (DeviceScope scope = GpuFixture.scope()) {
-            SsdScanKernel kernel = new SsdScanKernel(GpuFixture.kernels());
             Inputs inputs = Inputs.contiguous(shape, scope.upload(x), scope.upload(dt), scope.upload(B),
                     scope.upload(C));
             DeviceBuffer deviceA = scope.upload(A);
@@ -283,20 +302,24 @@ class SsdScanKernelTest {
             DeviceBuffer workspace = scope.keep(device.allocate(SsdScanKernel.workspaceBytes(shape, 1, total, chunk)));
             for (int sequences : new int[] {1, maxSequences}) {
                 int tokens = total / sequences;
-                for (Precision precision : Precision.values()) {
+                for (String variant : new String[] {"TF32", "TF32x1", "F32"}) {
+                    SsdScanKernel kernel = kernel(variant);
+                    Precision precision = precision(variant);
                     devicePool.copyFrom(pool);
+                    y.fill(DeviceScope.POISON);
                     kernel.launch(scope.stream(), precision, shape, sequences, tokens, chunk, inputs, deviceA, deviceD,
                             devicePool, null, y, workspace);
                     float[] result = scope.download(y, total * inner);
                     float[] finalPool = scope.download(devicePool, sequences * shape.stateFloats());
                     assertLastSequenceHeadZero(shape, sequences, tokens, x, dt, A, B, C, D, pool, result, finalPool,
-                            precision);
+                            variant);
+                    assertThat(unwritten(result)).as("y elements still NaN (never written)").isZero();
 
                     float[] times = time(device, scope, marks -> kernel.launch(scope.stream(), precision, shape,
                             sequences, tokens, chunk, inputs, deviceA, deviceD, devicePool, null, y, workspace, marks));
                     System.out.printf("[timing] ssd scan %s, %d × %d tokens, heads 64, head_dim 64, d_state 128, "
                             + "chunk 256: %.3f ms = %.1f M tokens/s (gram %.3f, chunk states %.3f, passing %.3f, "
-                            + "outputs %.3f ms)%n", precision, sequences, tokens, times[0], total / (times[0] * 1e3),
+                            + "outputs %.3f ms)%n", variant, sequences, tokens, times[0], total / (times[0] * 1e3),
                             times[1], times[2], times[3], times[4]);
                 }
             }
@@ -306,7 +329,8 @@ class SsdScanKernelTest {
     /** y and the final state of head 0 of the last sequence against the recurrence in double. */
     private static void assertLastSequenceHeadZero(SsmShape shape, int sequences, int tokens, float[] x, float[] dt,
             float[] A, float[] B, float[] C, float[] D, float[] pool, float[] y, float[] finalPool,
-            Precision precision) {
+            String variant) {
+        Precision precision = precision(variant);
         int headDim = shape.headDim();
         int stateSize = shape.stateSize();
         int heads = shape.heads();
@@ -338,12 +362,11 @@ class SsdScanKernelTest {
         for (int i = 0; i < state.length; i++) {
             expectedState[i] = (float) state[i];
         }
-        String what = "ssd scan " + precision + " at the anchor shape, " + sequences + " sequences, head 0 of the last";
+        String what = "ssd scan " + variant + " at the anchor shape, " + sequences + " sequences, head 0 of the last";
         Parity.assertClose(what + " y", actual, expected, tolerance(precision));
         Parity.assertClose(what + " final state",
                 Arrays.copyOfRange(finalPool, sequence * shape.stateFloats(), sequence * shape.stateFloats()
                         + state.length), expectedState, tolerance(precision));
-        assertThat(actual).doesNotContain(Float.NaN);
     }
 
     private interface Marked {
@@ -376,6 +399,16 @@ class SsdScanKernelTest {
             medians[k] = samples[k][repeats / 2];
         }
         return medians;
+    }
+
+    private static long unwritten(float[] values) {
+        long count = 0;
+        for (float value : values) {
+            if (Float.isNaN(value)) {
+                count++;
+            }
+        }
+        return count;
     }
 
     private static float[] uniform(SplittableRandom random, int n, double scale) {

@@ -1,0 +1,219 @@
+// Shared pieces of the Mamba-2 SSD chunked scan for prefill (ssd_scan_*.cu): chunk geometry, the
+// chunk's cumulative decays, tensor-core products on f32 data, and asynchronous tile copies.
+//
+// The scan runs as four kernels over the chunks of one or more equal-length sequences:
+//   ssd_chunk_gram      CB[i, j] = C_i · B_j inside each chunk (per group)
+//   ssd_chunk_state     the state each chunk adds on its own (zero state entering)
+//   ssd_state_passing   the state entering each chunk, sequentially over chunks; the final state
+//   ssd_chunk_output    y from the entering state and the chunk's own tokens, plus D · x
+// Rows of x, dt, B and C are tokens: row = sequence · tokens + token. A chunk is `chunk` tokens
+// (the last one of a sequence may be shorter); chunks are numbered across sequences,
+// q = sequence · chunks + c.
+#ifndef COIL_SSD_SCAN_CUH
+#define COIL_SSD_SCAN_CUH
+
+#include <stdint.h>
+#include "common.cuh"
+
+// Every SSD kernel runs 256 threads (8 warps); a chunk holds at most 256 tokens, one per thread
+// when the cumulative decays are summed.
+#define SSD_THREADS 256
+#define SSD_MAX_CHUNK 256
+// Tokens (or state columns) per pipeline stage.
+#define SSD_SLICE 32
+
+// One chunk of one sequence: its first row and its length.
+struct SsdChunk {
+    long long first_row;
+    int length;
+};
+
+static __device__ __forceinline__ SsdChunk ssd_chunk(int q, int tokens, int chunk, int chunks) {
+    const int sequence = q / chunks;
+    const int c = q - sequence * chunks;
+    SsdChunk result;
+    result.first_row = (long long) sequence * tokens + (long long) c * chunk;
+    result.length = min(chunk, tokens - c * chunk);
+    return result;
+}
+
+// Dynamic shared memory below `bytes` means the launcher and the kernel disagree: stop rather than
+// write past the block's allocation.
+static __device__ __forceinline__ void ssd_require_shared(unsigned bytes) {
+    unsigned size;
+    asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(size));
+    if (size < bytes) {
+        __trap();
+    }
+}
+
+static __device__ __forceinline__ bool ssd_aligned16(const void* pointer) {
+    return (reinterpret_cast<uintptr_t>(pointer) & 15) == 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cumulative decays of one chunk and one head. With a_l = dt_l · A (summed in double),
+//   cum[l] = a_0 + … + a_l, kept as high + low floats so that differences cum_i − cum_j keep their
+//   digits; tokens at or past the chunk's length count as dt = 0, so cum stays at the last value.
+// exp(cum_i − cum_j) ≤ 1 for j ≤ i (A < 0, dt ≥ 0): no product of such factors overflows.
+struct SsdSums {
+    double warp_totals[SSD_THREADS / 32];
+    float high[SSD_MAX_CHUNK];
+    float low[SSD_MAX_CHUNK];
+    float step[SSD_MAX_CHUNK];
+};
+
+// Fills `sums` (all 256 entries) from 256 threads numbered l = 0 .. 255 and returns cum[l] in double.
+//   dt: the chunk's first row of dt, rows dt_stride floats apart. Every thread of the block calls it
+//   together (other groups of 256 with sums of their own); it ends with a barrier.
+static __device__ __forceinline__ double ssd_chunk_sums(SsdSums& sums, int l, const float* dt, long long dt_stride,
+        int head, float a, int length) {
+    const int lane = l & 31;
+    const int warp = l >> 5;
+    const float step = l < length ? dt[(long long) l * dt_stride + head] : 0.0f;
+    double value = (double) step * (double) a;
+#pragma unroll
+    for (int offset = 1; offset < 32; offset <<= 1) {
+        const double other = __shfl_up_sync(0xffffffffu, value, offset);
+        if (lane >= offset) {
+            value += other;
+        }
+    }
+    if (lane == 31) {
+        sums.warp_totals[warp] = value;
+    }
+    __syncthreads();
+    for (int w = 0; w < warp; w++) {
+        value += sums.warp_totals[w];
+    }
+    const float high = (float) value;
+    sums.high[l] = high;
+    sums.low[l] = (float) (value - (double) high);
+    sums.step[l] = step;
+    __syncthreads();
+    return value;
+}
+
+// cum_i − cum_j from the split sums.
+static __device__ __forceinline__ float ssd_difference(const SsdSums& sums, int i, int j) {
+    return (sums.high[i] - sums.high[j]) + (sums.low[i] - sums.low[j]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tensor-core products on f32 data: mma.sync m16n8k8 with tf32 operands and f32 accumulators
+// (sm_80 and later). Fragments of one warp, with g = lane / 4 and t = lane % 4:
+//   A (16 × 8, row major):  a0 = A[g][t], a1 = A[g + 8][t], a2 = A[g][t + 4], a3 = A[g + 8][t + 4]
+//   B (8 × 8):              b0 = B[t][g], b1 = B[t + 4][g]
+//   D (16 × 8):             d0 = D[g][2t], d1 = D[g][2t + 1], d2 = D[g + 8][2t], d3 = D[g + 8][2t + 1]
+// Split: each operand is carried as big + small tf32 parts (big = v rounded to tf32, small = the
+// rest rounded again) and a product as big·big + big·small + small·big, about f32's accuracy at
+// three times the tensor work. Without it a product has tf32's 11-bit operands (error ~1e-3).
+static __device__ __forceinline__ uint32_t ssd_tf32(float value) {
+    uint32_t rounded;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(rounded) : "f"(value));
+    return rounded;
+}
+
+template <bool Split, int N>
+struct SsdOperand {
+    uint32_t big[N];
+    uint32_t small[Split ? N : 1];
+
+    __device__ __forceinline__ void set(int i, float value) {
+        big[i] = ssd_tf32(value);
+        if constexpr (Split) {
+            small[i] = ssd_tf32(value - __uint_as_float(big[i]));
+        }
+    }
+};
+
+static __device__ __forceinline__ void ssd_mma_tf32(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+    asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+// d += a · b; the small cross terms first, so that they are not lost against the big one.
+template <bool Split>
+static __device__ __forceinline__ void ssd_mma(float (&d)[4], const SsdOperand<Split, 4>& a,
+        const SsdOperand<Split, 2>& b) {
+    if constexpr (Split) {
+        ssd_mma_tf32(d, a.small, b.big);
+        ssd_mma_tf32(d, a.big, b.small);
+    }
+    ssd_mma_tf32(d, a.big, b.big);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Asynchronous copies into shared memory (cp.async, sm_80 and later). A copy of `valid` false
+// reads nothing and writes zeros, so padding rows and columns hold zeros rather than stale values.
+static __device__ __forceinline__ void ssd_copy16(float* shared, const float* global, bool valid) {
+    const unsigned address = (unsigned) __cvta_generic_to_shared(shared);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(address), "l"(global), "r"(valid ? 16 : 0));
+}
+
+static __device__ __forceinline__ void ssd_copy4(float* shared, const float* global, bool valid) {
+    const unsigned address = (unsigned) __cvta_generic_to_shared(shared);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(address), "l"(global), "r"(valid ? 4 : 0));
+}
+
+static __device__ __forceinline__ void ssd_commit() {
+    asm volatile("cp.async.commit_group;" ::);
+}
+
+// Waits until at most `Pending` committed groups of this thread are still in flight.
+template <int Pending>
+static __device__ __forceinline__ void ssd_wait() {
+    asm volatile("cp.async.wait_group %0;" ::"n"(Pending));
+}
+
+// Queues the copy of rows [row_begin, row_end) × columns [0, COLS) of a row-major global tile
+// (row r at origin + r · row_stride) into shared rows of STRIDE floats (row r at shared + r · STRIDE),
+// spread over THREADS threads of which this is `thread`. Elements with r ≥ rows_valid or
+// column ≥ cols_valid become zero. vector: 16-byte copies, which need origin, row_stride and
+// cols_valid aligned to 4 floats; else 4-byte copies.
+// `fallback` is any valid global address, given to the copies that read nothing.
+template <int COLS, int STRIDE, int THREADS = SSD_THREADS>
+static __device__ __forceinline__ void ssd_load_rows(float* shared, const float* origin, long long row_stride,
+        int row_begin, int row_end, int rows_valid, int cols_valid, bool vector, const float* fallback,
+        int thread = threadIdx.x) {
+    if (row_end <= row_begin) {
+        return;
+    }
+    if (vector) {
+        constexpr int QUADS = COLS / 4;
+        const int total = (row_end - row_begin) * QUADS;
+        for (int index = thread; index < total; index += THREADS) {
+            const int r = row_begin + index / QUADS;
+            const int c = (index % QUADS) * 4;
+            const bool valid = r < rows_valid && c < cols_valid;
+            ssd_copy16(shared + r * STRIDE + c, valid ? origin + r * row_stride + c : fallback, valid);
+        }
+    } else {
+        const int total = (row_end - row_begin) * COLS;
+        for (int index = thread; index < total; index += THREADS) {
+            const int r = row_begin + index / COLS;
+            const int c = index % COLS;
+            const bool valid = r < rows_valid && c < cols_valid;
+            ssd_copy4(shared + r * STRIDE + c, valid ? origin + r * row_stride + c : fallback, valid);
+        }
+    }
+}
+
+// The heads a block serves together: up to HEADS consecutive heads of one group, so that they share
+// the group's B and C tiles. `set` numbers such runs within the group.
+struct SsdHeads {
+    int first;
+    int count;
+};
+
+static __device__ __forceinline__ SsdHeads ssd_heads(int group, int set, int per_block, int heads, int groups) {
+    const int per_group = heads / groups;
+    SsdHeads result;
+    result.first = group * per_group + set * per_block;
+    result.count = min(per_block, per_group - set * per_block);
+    return result;
+}
+
+#endif

@@ -1,0 +1,282 @@
+package dev.coil.engine.gpu.kernels;
+
+import dev.coil.engine.gpu.CudaEvent;
+import dev.coil.engine.gpu.CudaStream;
+import dev.coil.engine.gpu.DeviceBuffer;
+import dev.coil.engine.gpu.Kernel;
+import dev.coil.engine.gpu.KernelModule;
+import dev.coil.engine.ops.SsmShape;
+
+/**
+ * Launches the Mamba-2 SSD chunked scan for prefill (ssd_scan*.cu): the contract of
+ * {@code Ops.ssdScan} for one or more sequences of the same length, each starting from the f32
+ * state in its slot of a pool and leaving its final state there. Four kernels per launch: the
+ * chunks' Gram matrices C·Bᵀ, the state each chunk adds on its own, the state entering each chunk
+ * (sequential over chunks, parallel over state elements), and the outputs from the entering state
+ * plus the chunk's own tokens.
+ *
+ * <p>The products run on the tensor cores in one of two {@link Precision}s; sums, decays and the
+ * carried state are f32 throughout. In TF32 a block of the chunk-state and output kernels serves two
+ * heads of a group, which share its B, C and Gram tiles; the split-tf32 kernels need the registers
+ * for one head a block.
+ */
+public final class SsdScanKernel {
+
+    /** SSD_MAX_CHUNK: the most tokens a chunk may hold. */
+    public static final int MAX_CHUNK = 256;
+
+    private static final int THREADS = 256;
+    private static final int SLICE = 32;
+    private static final int ALIGNMENT = 256;
+    /** sizeof(SsdSums): 8 warp totals in double, then high, low and dt of each token of a chunk. */
+    private static final int SUMS_BYTES = 8 * Double.BYTES + 3 * MAX_CHUNK * Float.BYTES;
+    /** SSD_GRAM_SHARED_BYTES: two stages of a 64 × 32 slice of C and a 256 × 32 slice of B, rows of 36. */
+    static final int GRAM_SHARED_BYTES = 2 * (64 + MAX_CHUNK) * 36 * Float.BYTES;
+
+    /** SSD_STATE_SHARED_BYTES(heads): per head sums and factors; two stages of B (32 × 136) and per head x (32 × 72). */
+    static int stateSharedBytes(int heads) {
+        return heads * (SUMS_BYTES + MAX_CHUNK * Float.BYTES) + 2 * (SLICE * 136 + heads * SLICE * 72) * Float.BYTES;
+    }
+
+    /**
+     * SSD_OUT_SHARED_BYTES(heads, stages): per head sums; per stage a 256 × 36 tile, and per head a
+     * 64 × 36 tile and 32 column factors.
+     */
+    static int outputSharedBytes(int heads, int stages) {
+        return heads * SUMS_BYTES + stages * (MAX_CHUNK * 36 + heads * (64 * 36 + SLICE)) * Float.BYTES;
+    }
+
+    /**
+     * One variant of the chunk-state and output kernels: how many heads of a group a block serves
+     * (sharing their B, C and Gram tiles) and how deep the output kernel's copy pipeline is.
+     */
+    private record Variant(Kernel chunkState, Kernel output, int heads, int outputStages) {
+
+        static Variant load(KernelModule module, String suffix, int heads, int outputStages) {
+            Variant variant = new Variant(module.kernel("ssd_chunk_state_" + suffix), module.kernel("ssd_chunk_output_"
+                    + suffix), heads, outputStages);
+            variant.chunkState.allowDynamicSharedBytes(stateSharedBytes(heads));
+            variant.output.allowDynamicSharedBytes(outputSharedBytes(heads, outputStages));
+            return variant;
+        }
+    }
+
+    /** How the matrix products treat their f32 operands. */
+    public enum Precision {
+        /**
+         * Each operand split into two tf32 parts and each product taken as three tf32 products:
+         * about float32's error, at three times the tensor-core work.
+         */
+        F32("f32"),
+        /**
+         * Operands rounded to tf32 (11 significant bits) and f32 accumulation, as Triton's default
+         * for f32 dots: relative errors near 1e-3, the fastest.
+         */
+        TF32("tf32");
+
+        private final String suffix;
+
+        Precision(String suffix) {
+            this.suffix = suffix;
+        }
+    }
+
+    /**
+     * Where the token-major inputs live. Row r = sequence · tokens + token of each is {@code stride}
+     * floats after row r − 1, so x, B and C may be column ranges of one wider row (the conv output).
+     * x: (rows, heads · headDim); dt: (rows, heads), already softplus'd and clamped;
+     * B, C: (rows, groups · stateSize), sharing bcStride.
+     */
+    public record Inputs(DeviceBuffer x, int xStride, DeviceBuffer dt, int dtStride, DeviceBuffer B, DeviceBuffer C,
+            int bcStride) {
+
+        /** Inputs stored densely, as {@code Ops.ssdScan} takes them. */
+        public static Inputs contiguous(SsmShape shape, DeviceBuffer x, DeviceBuffer dt, DeviceBuffer B,
+                DeviceBuffer C) {
+            return new Inputs(x, shape.innerSize(), dt, shape.heads(), B, C, shape.groups() * shape.stateSize());
+        }
+    }
+
+    private final Kernel[] gram = new Kernel[Precision.values().length];
+    private final Variant[] variants = new Variant[Precision.values().length];
+    private final Kernel passing;
+
+    public SsdScanKernel(KernelModule module) {
+        this(module, 2);
+    }
+
+    /**
+     * tf32HeadsPerBlock: 2 (two heads of a group a block, the fast variant) or 1 (one head a block,
+     * as the split-tf32 kernels always run), for tests to reach both.
+     */
+    SsdScanKernel(KernelModule module, int tf32HeadsPerBlock) {
+        for (Precision precision : Precision.values()) {
+            int index = precision.ordinal();
+            gram[index] = module.kernel("ssd_chunk_gram_" + precision.suffix);
+            gram[index].allowDynamicSharedBytes(GRAM_SHARED_BYTES);
+        }
+        variants[Precision.F32.ordinal()] = Variant.load(module, "f32", 1, 3);
+        variants[Precision.TF32.ordinal()] = switch (tf32HeadsPerBlock) {
+            case 1 -> Variant.load(module, "tf32", 1, 2);
+            case 2 -> Variant.load(module, "tf32_pair", 2, 3);
+            default -> throw new IllegalArgumentException("tf32HeadsPerBlock must be 1 or 2, not " + tf32HeadsPerBlock);
+        };
+        this.passing = module.kernel("ssd_state_passing");
+    }
+
+    /**
+     * Bytes of device scratch one launch needs: every chunk's state (heads · headDim · stateSize
+     * floats), Gram matrix (groups · padded² floats, padded = chunkSize rounded up to 64) and decay.
+     */
+    public static long workspaceBytes(SsmShape shape, int sequences, int tokens, int chunkSize) {
+        return new Layout(shape, sequences, tokens, chunkSize).bytes;
+    }
+
+    /**
+     * For each sequence b (state in slot slots[b], or slot b when {@code slots} is null) and head h
+     * (group g = h / (heads / groups)), over its tokens in order:
+     * S = exp(dt·A[h])·S + dt·x ⊗ B[g]; y = S·C[g] + D[h]·x.
+     * A, D: (heads); pool: (slots, heads, headDim, stateSize) f32, updated in place; slots: (sequences)
+     * int32 on the device, distinct and within the pool (not checked on the device);
+     * y: (sequences · tokens, heads · headDim), dense; workspace: at least {@link #workspaceBytes},
+     * starting on a 16-byte boundary. chunkSize (1 to {@value #MAX_CHUNK}) changes only rounding.
+     */
+    public void launch(CudaStream stream, Precision precision, SsmShape shape, int sequences, int tokens, int chunkSize,
+            Inputs inputs, DeviceBuffer A, DeviceBuffer D, DeviceBuffer pool, DeviceBuffer slots, DeviceBuffer y,
+            DeviceBuffer workspace) {
+        launch(stream, precision, shape, sequences, tokens, chunkSize, inputs, A, D, pool, slots, y, workspace, null);
+    }
+
+    /** As above; with {@code marks} (5 events), records them around the four kernels, for timing each. */
+    void launch(CudaStream stream, Precision precision, SsmShape shape, int sequences, int tokens, int chunkSize,
+            Inputs inputs, DeviceBuffer A, DeviceBuffer D, DeviceBuffer pool, DeviceBuffer slots, DeviceBuffer y,
+            DeviceBuffer workspace, CudaEvent[] marks) {
+        Layout layout = new Layout(shape, sequences, tokens, chunkSize);
+        int heads = shape.heads();
+        int inner = shape.innerSize();
+        int groupWidth = shape.groups() * shape.stateSize();
+        long rows = (long) sequences * tokens;
+        if (rows > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("sequences × tokens = " + rows + " rows is beyond the supported "
+                    + Integer.MAX_VALUE);
+        }
+        RowKernels.requireStride(inputs.xStride(), inner, "xStride");
+        RowKernels.requireStride(inputs.dtStride(), heads, "dtStride");
+        RowKernels.requireStride(inputs.bcStride(), groupWidth, "bcStride");
+        inputs.x().requireFloats(RowKernels.spanned((int) rows, inner, inputs.xStride()), "x");
+        inputs.dt().requireFloats(RowKernels.spanned((int) rows, heads, inputs.dtStride()), "dt");
+        inputs.B().requireFloats(RowKernels.spanned((int) rows, groupWidth, inputs.bcStride()), "B");
+        inputs.C().requireFloats(RowKernels.spanned((int) rows, groupWidth, inputs.bcStride()), "C");
+        A.requireFloats(heads, "A");
+        D.requireFloats(heads, "D");
+        pool.requireFloats(slots == null ? (long) sequences * shape.stateFloats() : shape.stateFloats(), "pool");
+        if (slots != null) {
+            slots.requireFloats(sequences, "slots");
+        }
+        y.requireFloats(rows * inner, "y");
+        workspace.requireBytes(layout.bytes, "workspace");
+        if (workspace.address() % 16 != 0) {
+            throw new IllegalArgumentException("workspace must start on a 16-byte boundary (the kernels copy it 16 "
+                    + "bytes at a time); it starts at an offset of " + workspace.address() % 16);
+        }
+        if (marks != null && marks.length != 5) {
+            throw new IllegalArgumentException("marks: 5 events expected, got " + marks.length);
+        }
+        if (rows == 0) {
+            return;
+        }
+
+        int index = precision.ordinal();
+        DeviceBuffer states = workspace.slice(0, layout.stateBytes);
+        DeviceBuffer grams = workspace.slice(layout.gramOffset, layout.gramBytes);
+        DeviceBuffer decays = workspace.slice(layout.decayOffset, layout.decayBytes);
+        long xStride = inputs.xStride();
+        long dtStride = inputs.dtStride();
+        long bcStride = inputs.bcStride();
+        int headDim = shape.headDim();
+        int stateSize = shape.stateSize();
+        int pTiles = ceilDiv(headDim, 64);
+        int nTiles = ceilDiv(stateSize, 128);
+        int headState = headDim * stateSize;
+        int width = headState % 4 == 0 && pool.address() % 16 == 0 ? 4 : 1;
+
+        Variant variant = variants[index];
+        int groups = shape.groups();
+        int sets = ceilDiv(heads / groups, variant.heads());
+
+        mark(marks, 0, stream);
+        gram[index].launch(stream, grid(layout.padded / 64, groups, layout.chunksTotal), 1, 1, THREADS,
+                GRAM_SHARED_BYTES, inputs.B(), inputs.C(), bcStride, grams, tokens, layout.chunk, layout.chunks,
+                groups, stateSize, layout.padded);
+        mark(marks, 1, stream);
+        variant.chunkState().launch(stream, grid((long) pTiles * nTiles * sets, groups, layout.chunksTotal), 1, 1,
+                THREADS, stateSharedBytes(variant.heads()), inputs.x(), xStride, inputs.dt(), dtStride, A, inputs.B(),
+                bcStride, states, decays, tokens, layout.chunk, layout.chunks, heads, headDim, groups, stateSize);
+        mark(marks, 2, stream);
+        passing.launch(stream, grid(ceilDiv(headState / width, THREADS), heads, sequences), 1, 1, THREADS, 0, states,
+                decays, pool, slots, sequences, layout.chunks, heads, headState, width);
+        mark(marks, 3, stream);
+        variant.output().launch(stream, grid((long) pTiles * sets, groups, layout.chunksTotal), 1, 1,
+                THREADS * variant.heads(), outputSharedBytes(variant.heads(), variant.outputStages()), inputs.x(),
+                xStride, inputs.dt(), dtStride, A, inputs.C(), bcStride, D, grams, states, y, tokens, layout.chunk,
+                layout.chunks, heads, headDim, groups, stateSize, layout.padded);
+        mark(marks, 4, stream);
+    }
+
+    private static void mark(CudaEvent[] marks, int index, CudaStream stream) {
+        if (marks != null) {
+            marks[index].record(stream);
+        }
+    }
+
+    /** Blocks of a grid flattened into x: a · b · c, within CUDA's limit. */
+    private static int grid(long a, long b, long c) {
+        long blocks = a * b * c;
+        if (blocks > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("the SSD scan needs " + blocks + " blocks, beyond CUDA's "
+                    + Integer.MAX_VALUE + "; split the prompt into fewer tokens per launch");
+        }
+        return (int) blocks;
+    }
+
+    private static int ceilDiv(int a, int b) {
+        return (a + b - 1) / b;
+    }
+
+    private static long align(long bytes) {
+        return (bytes + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT;
+    }
+
+    /** Chunk counts and where each scratch array sits in the workspace. */
+    private static final class Layout {
+        final int chunk;
+        final int chunks;
+        final long chunksTotal;
+        final int padded;
+        final long stateBytes;
+        final long gramOffset;
+        final long gramBytes;
+        final long decayOffset;
+        final long decayBytes;
+        final long bytes;
+
+        Layout(SsmShape shape, int sequences, int tokens, int chunkSize) {
+            if (chunkSize < 1 || chunkSize > MAX_CHUNK) {
+                throw new IllegalArgumentException("chunkSize must be 1 to " + MAX_CHUNK + " (a chunk's tokens are "
+                        + "held by one block of the kernels), not " + chunkSize);
+            }
+            RowKernels.requireNonNegative(sequences, "sequences");
+            RowKernels.requireNonNegative(tokens, "tokens");
+            chunk = chunkSize;
+            chunks = ceilDiv(tokens, chunkSize);
+            chunksTotal = (long) sequences * chunks;
+            padded = ceilDiv(chunkSize, 64) * 64;
+            stateBytes = chunksTotal * shape.stateFloats() * Float.BYTES;
+            gramOffset = align(stateBytes);
+            gramBytes = chunksTotal * shape.groups() * padded * padded * Float.BYTES;
+            decayOffset = gramOffset + align(gramBytes);
+            decayBytes = chunksTotal * shape.heads() * Float.BYTES;
+            bytes = decayOffset + align(decayBytes);
+        }
+    }
+}

@@ -1,0 +1,131 @@
+package dev.coil.engine.gpu.kernels;
+
+import dev.coil.engine.gpu.CudaStream;
+import dev.coil.engine.gpu.DeviceBuffer;
+import dev.coil.engine.gpu.Kernel;
+import dev.coil.engine.gpu.KernelModule;
+import dev.coil.engine.ops.AttentionShape;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * Launches the flash attention forward of flash_attention.cu: the contract of {@code Ops.attention}
+ * (causal, GQA) for a batch of equal-length sequences, on bf16 operands with f32 accumulation and
+ * output, tensor cores for both products. Head dims 64 and 128.
+ */
+public final class FlashAttentionKernel {
+
+    /** Base-2 logarithm of e: the kernel's softmax runs on 2^x. */
+    private static final double LOG2_E = 1.4426950408889634;
+
+    /**
+     * A compiled tile shape: queries per block, keys per step, warps (each owns queryRows / warps
+     * rows). The kernel's name is flash_attention_d{headDim}_m{queryRows}_n{keyRows}_w{warps}.
+     */
+    record Tile(int headDim, int queryRows, int keyRows, int warps) {
+
+        String kernelName() {
+            return "flash_attention_d" + headDim + "_m" + queryRows + "_n" + keyRows + "_w" + warps;
+        }
+
+        /** The Q tile and one K and one V tile, bf16. */
+        int sharedBytes() {
+            return (queryRows + 2 * keyRows) * headDim * 2;
+        }
+    }
+
+    /**
+     * Every shape flash_attention.cu compiles, the first of each head dim the default: the fastest
+     * on an H100 at the anchor shapes (1k to 16k tokens per sequence, causal or not), the other
+     * within 2-8%. Shapes with one 16-row tile per warp (64 rows, or 8 warps) were slower there.
+     */
+    static final List<Tile> TILES = List.of(
+            new Tile(64, 128, 128, 4),
+            new Tile(64, 128, 64, 4),
+            new Tile(128, 128, 64, 4),
+            new Tile(128, 128, 32, 4));
+
+    private final KernelModule module;
+    private final Map<Tile, Kernel> prepared = new ConcurrentHashMap<>();
+
+    public FlashAttentionKernel(KernelModule module) {
+        this.module = module;
+    }
+
+    /**
+     * Causal attention of {@code tokens} new queries per sequence against keys 0 .. past + tokens:
+     * query t sits at position past + t. Query head h reads kv head h / (queryHeads / kvHeads).
+     * q: [batch, tokens, queryHeads, headDim] bf16; keys, values: [batch, past + tokens, kvHeads,
+     * headDim] bf16; out: [batch, tokens, queryHeads, headDim] f32; scores are q·k · scale.
+     */
+    public void launch(CudaStream stream, AttentionShape shape, int batch, int tokens, int past, float scale,
+            DeviceBuffer q, DeviceBuffer keys, DeviceBuffer values, DeviceBuffer out) {
+        launch(stream, defaultTile(shape.headDim()), shape, batch, tokens, past, scale, true, q, keys, values, out);
+    }
+
+    /** As {@link #launch}, every query seeing every key 0 .. past + tokens (encoders; benchmarks). */
+    public void launchBidirectional(CudaStream stream, AttentionShape shape, int batch, int tokens, int past,
+            float scale, DeviceBuffer q, DeviceBuffer keys, DeviceBuffer values, DeviceBuffer out) {
+        launch(stream, defaultTile(shape.headDim()), shape, batch, tokens, past, scale, false, q, keys, values, out);
+    }
+
+    void launch(CudaStream stream, Tile tile, AttentionShape shape, int batch, int tokens, int past, float scale,
+            boolean causal, DeviceBuffer q, DeviceBuffer keys, DeviceBuffer values, DeviceBuffer out) {
+        int headDim = shape.headDim();
+        if (tile.headDim() != headDim) {
+            throw new IllegalArgumentException("tile " + tile + " is for head dim " + tile.headDim() + ", not " + headDim);
+        }
+        RowKernels.requirePositive(batch, "batch");
+        RowKernels.requireNonNegative(tokens, "tokens");
+        RowKernels.requireNonNegative(past, "past");
+        if (!(scale > 0) || !Float.isFinite(scale)) {
+            throw new IllegalArgumentException("scale must be positive and finite, not " + scale);
+        }
+        long queryElements = (long) batch * tokens * shape.queryHeads() * headDim;
+        long keyElements = (long) batch * (past + tokens) * shape.kvHeads() * headDim;
+        q.requireBytes(2 * queryElements, "q (bf16)");
+        keys.requireBytes(2 * keyElements, "keys (bf16)");
+        values.requireBytes(2 * keyElements, "values (bf16)");
+        out.requireFloats(queryElements, "out");
+        requireAligned(q, "q");
+        requireAligned(keys, "keys");
+        requireAligned(values, "values");
+        requireAligned(out, "out");
+        if (tokens == 0) {
+            return;
+        }
+        int rowBlocks = (tokens + tile.queryRows() - 1) / tile.queryRows();
+        if (rowBlocks > 65535 || batch > 65535) {
+            throw new IllegalArgumentException("flash attention takes at most 65535 · " + tile.queryRows()
+                    + " tokens and 65535 sequences per launch, not " + tokens + " tokens and " + batch + " sequences");
+        }
+        Kernel kernel = prepared.computeIfAbsent(tile, this::prepare);
+        kernel.launch(stream, shape.queryHeads(), rowBlocks, batch, tile.warps() * 32, tile.sharedBytes(), q, keys,
+                values, out, tokens, past, shape.queryHeads(), shape.kvHeads(), (float) (scale * LOG2_E),
+                causal ? 1 : 0);
+    }
+
+    /** The tile's kernel, allowed its shared memory (over the 48 KiB default for some tiles). */
+    private Kernel prepare(Tile tile) {
+        Kernel kernel = module.kernel(tile.kernelName());
+        kernel.allowDynamicSharedBytes(tile.sharedBytes());
+        return kernel;
+    }
+
+    static Tile defaultTile(int headDim) {
+        return TILES.stream().filter(tile -> tile.headDim() == headDim).findFirst().orElseThrow(
+                () -> new IllegalArgumentException("flash attention supports head dims 64 and 128, not " + headDim));
+    }
+
+    static List<Tile> tiles(int headDim) {
+        return TILES.stream().filter(tile -> tile.headDim() == headDim).toList();
+    }
+
+    /** The kernel reads rows in 16-byte pieces and writes float pairs: buffers start on 16 bytes. */
+    private static void requireAligned(DeviceBuffer buffer, String name) {
+        if (buffer.address() % 16 != 0) {
+            throw new IllegalArgumentException(name + " must start on a 16-byte boundary on the device");
+        }
+    }
+}

@@ -30,9 +30,10 @@ import org.junit.jupiter.params.provider.MethodSource;
  *
  * <p>Tolerances, as max |gpu - transformers| over a row relative to the row's largest logit:
  * 1e-4 where every product is f32 (f32 weights, f32 cuBLAS, the SSD scan's split-tf32 products,
- * f32 decode attention); 2e-2 once prompt attention runs, since flash attention takes q, k and v
- * rounded to bf16 (8 significant bits) and that error flows into every later state; 5e-2 with bf16
- * weights, where each product also rounds its input to bf16.
+ * f32 decode attention; about 5e-7 on an H100); 1e-2 once prompt attention runs, since flash
+ * attention takes q, k and v rounded to bf16 (8 significant bits) and that error flows into every
+ * later state (up to 2e-3 measured); 3e-2 with bf16 weights, where each product also rounds its
+ * input to bf16 (up to 1e-2 measured). Greedy tokens must equal the CPU engine's in every case.
  */
 @GpuTest
 class GpuModelTest {
@@ -41,8 +42,8 @@ class GpuModelTest {
             "granitemoehybrid_bf16", "granitemoehybrid_sharded", "bamba", "nemotron_h");
 
     static final double F32_TOLERANCE = 1e-4;
-    static final double BF16_ATTENTION_TOLERANCE = 2e-2;
-    static final double BF16_WEIGHT_TOLERANCE = 5e-2;
+    static final double BF16_ATTENTION_TOLERANCE = 1e-2;
+    static final double BF16_WEIGHT_TOLERANCE = 3e-2;
 
     private static final ObjectMapper JSON = new ObjectMapper();
 

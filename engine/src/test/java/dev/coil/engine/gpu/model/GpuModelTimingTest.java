@@ -11,6 +11,8 @@ import dev.coil.engine.runner.LoadedModel;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Comparator;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -58,6 +60,12 @@ class GpuModelTimingTest {
                 nonFinite += Float.isFinite(value) ? 0 : 1;
             }
             assertThat(nonFinite).as("non-finite decode logits of the 300M shape").isZero();
+        } finally {
+            try (Stream<Path> files = Files.walk(folder)) {
+                for (Path file : files.sorted(Comparator.reverseOrder()).toList()) {
+                    Files.delete(file);
+                }
+            }
         }
     }
 }

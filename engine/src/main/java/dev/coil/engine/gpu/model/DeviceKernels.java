@@ -1,0 +1,76 @@
+package dev.coil.engine.gpu.model;
+
+import dev.coil.engine.gpu.CudaDevice;
+import dev.coil.engine.gpu.CudaStream;
+import dev.coil.engine.gpu.KernelModule;
+import dev.coil.engine.gpu.blas.Cublas;
+import dev.coil.engine.gpu.blas.GpuMatmul;
+import dev.coil.engine.gpu.kernels.CausalConv1dKernel;
+import dev.coil.engine.gpu.kernels.CausalConv1dUpdateKernel;
+import dev.coil.engine.gpu.kernels.ConvertKernel;
+import dev.coil.engine.gpu.kernels.EmbeddingKernel;
+import dev.coil.engine.gpu.kernels.FlashAttentionKernel;
+import dev.coil.engine.gpu.kernels.GatedRmsNormKernel;
+import dev.coil.engine.gpu.kernels.PagedAttentionKernel;
+import dev.coil.engine.gpu.kernels.ResidualAddKernel;
+import dev.coil.engine.gpu.kernels.RmsNormKernel;
+import dev.coil.engine.gpu.kernels.RopeKernel;
+import dev.coil.engine.gpu.kernels.SiluMultiplyKernel;
+import dev.coil.engine.gpu.kernels.SquaredReluKernel;
+import dev.coil.engine.gpu.kernels.SsdScanKernel;
+import dev.coil.engine.gpu.kernels.SsmStateUpdateKernel;
+
+/** The launchers one forward uses, on one stream, with its cuBLAS product and its scratch. */
+final class DeviceKernels implements AutoCloseable {
+
+    final CudaDevice device;
+    final CudaStream stream;
+    final Scratch scratch;
+    final GpuMatmul matmul;
+    final EmbeddingKernel embedding;
+    final RmsNormKernel rmsNorm;
+    final GatedRmsNormKernel gatedRmsNorm;
+    final ResidualAddKernel residualAdd;
+    final CausalConv1dKernel conv;
+    final CausalConv1dUpdateKernel convUpdate;
+    final SsdScanKernel ssdScan;
+    final SsmStateUpdateKernel ssmUpdate;
+    final RopeKernel rope;
+    final ConvertKernel convert;
+    final FlashAttentionKernel flashAttention;
+    final PagedAttentionKernel pagedAttention;
+    final SiluMultiplyKernel siluMultiply;
+    final SquaredReluKernel squaredRelu;
+    private final Cublas cublas;
+
+    DeviceKernels(CudaDevice device, CudaStream stream) {
+        this.device = device;
+        this.stream = stream;
+        KernelModule module = device.kernels();
+        this.cublas = Cublas.create(device);
+        this.scratch = new Scratch(device);
+        this.matmul = new GpuMatmul(device, cublas);
+        this.embedding = new EmbeddingKernel(module);
+        this.rmsNorm = new RmsNormKernel(module);
+        this.gatedRmsNorm = new GatedRmsNormKernel(module);
+        this.residualAdd = new ResidualAddKernel(module);
+        this.conv = new CausalConv1dKernel(module);
+        this.convUpdate = new CausalConv1dUpdateKernel(module);
+        this.ssdScan = new SsdScanKernel(module);
+        this.ssmUpdate = new SsmStateUpdateKernel(module);
+        this.rope = new RopeKernel(module);
+        this.convert = new ConvertKernel(module);
+        this.flashAttention = new FlashAttentionKernel(module);
+        this.pagedAttention = new PagedAttentionKernel(module, device.multiprocessors());
+        this.siluMultiply = new SiluMultiplyKernel(module);
+        this.squaredRelu = new SquaredReluKernel(module);
+    }
+
+    @Override
+    public void close() {
+        device.synchronize();
+        matmul.close();
+        scratch.close();
+        cublas.close();
+    }
+}

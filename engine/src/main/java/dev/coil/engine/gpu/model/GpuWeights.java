@@ -1,0 +1,186 @@
+package dev.coil.engine.gpu.model;
+
+import dev.coil.engine.gpu.CudaDevice;
+import dev.coil.engine.gpu.DeviceBuffer;
+import dev.coil.engine.gpu.DeviceMatrix;
+import dev.coil.engine.load.Checkpoint;
+import dev.coil.engine.load.CheckpointException;
+import dev.coil.engine.model.BlockSpec;
+import dev.coil.engine.model.ModelConfig;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A checkpoint's weights on the device, looked up by the names and shapes {@code ModelLoader}
+ * uses: matrices in their storage dtype (bf16 stays bf16), small vectors widened to f32.
+ */
+final class GpuWeights implements AutoCloseable {
+
+    /** One residual block: its pre-norm weight [hidden] and its mixer's tensors. */
+    record Block(BlockSpec spec, DeviceBuffer norm, Mixer mixer) {
+    }
+
+    sealed interface Mixer {
+    }
+
+    /** in_proj [inner + channels + heads, hidden]; conv [channels, kernel]; A = -exp(A_log), D, dt_bias [heads]. */
+    record Mamba(BlockSpec.Mamba spec, DeviceMatrix inProjection, DeviceBuffer convWeight, DeviceBuffer convBias,
+            DeviceBuffer dtBias, DeviceBuffer decay, DeviceBuffer skip, DeviceBuffer norm, DeviceMatrix outProjection)
+            implements Mixer {
+    }
+
+    record Attention(BlockSpec.Attention spec, DeviceMatrix query, DeviceMatrix key, DeviceMatrix value,
+            DeviceMatrix output) implements Mixer {
+    }
+
+    /** gateAndUp stacked [2F, hidden] (gate null, up null), or gate and up apart, or up alone (squared ReLU). */
+    record Mlp(BlockSpec.Mlp spec, DeviceMatrix gateAndUp, DeviceMatrix gate, DeviceMatrix up, DeviceMatrix down)
+            implements Mixer {
+    }
+
+    private final List<AutoCloseable> owned = new ArrayList<>();
+    private final CudaDevice device;
+    private final Checkpoint checkpoint;
+    private final ModelConfig config;
+    final DeviceMatrix embeddings; // [vocab, hidden]
+    final List<Block> blocks = new ArrayList<>();
+    final DeviceBuffer finalNorm; // [hidden]
+    final DeviceMatrix lmHead; // [vocab, hidden]; the embeddings when tied
+
+    GpuWeights(CudaDevice device, ModelConfig config, Checkpoint checkpoint) {
+        this.device = device;
+        this.config = config;
+        this.checkpoint = checkpoint;
+        try {
+            int hidden = config.hiddenSize();
+            embeddings = matrix(embeddingName(), config.vocabSize(), hidden);
+            for (BlockSpec spec : config.blocks()) {
+                DeviceBuffer norm = floats(spec.normName(), hidden);
+                blocks.add(new Block(spec, norm, switch (spec) {
+                    case BlockSpec.Mamba mamba -> mamba(mamba);
+                    case BlockSpec.Attention attention -> attention(attention);
+                    case BlockSpec.Mlp mlp -> mlp(mlp);
+                }));
+            }
+            finalNorm = floats(config.finalNormName(), hidden);
+            lmHead = config.lmHeadName() == null ? embeddings : matrix(config.lmHeadName(), config.vocabSize(), hidden);
+        } catch (RuntimeException e) {
+            close();
+            throw e;
+        }
+    }
+
+    /** Bytes of matrix weights one decode step reads: every block's projections and lm_head. */
+    long matrixBytes() {
+        long bytes = lmHead.data().bytes();
+        for (Block block : blocks) {
+            bytes += switch (block.mixer()) {
+                case Mamba m -> m.inProjection().data().bytes() + m.outProjection().data().bytes();
+                case Attention a -> a.query().data().bytes() + a.key().data().bytes() + a.value().data().bytes()
+                        + a.output().data().bytes();
+                case Mlp m -> bytes(m.gateAndUp()) + bytes(m.gate()) + bytes(m.up()) + m.down().data().bytes();
+            };
+        }
+        return bytes;
+    }
+
+    private static long bytes(DeviceMatrix matrix) {
+        return matrix == null ? 0 : matrix.data().bytes();
+    }
+
+    private Mamba mamba(BlockSpec.Mamba spec) {
+        if (spec.projectionBias()) {
+            throw unsupportedBias(spec.prefix() + "in_proj");
+        }
+        int hidden = config.hiddenSize();
+        int inner = spec.innerSize();
+        int channels = spec.convChannels();
+        String p = spec.prefix();
+        DeviceMatrix in = matrix(p + "in_proj.weight", inner + channels + spec.heads(), hidden);
+        DeviceBuffer conv = floats(p + "conv1d.weight", channels, 1, spec.convKernel());
+        DeviceBuffer convBias = spec.convBias() ? floats(p + "conv1d.bias", channels) : null;
+        DeviceBuffer dtBias = floats(p + "dt_bias", spec.heads());
+        float[] aLog = checkpoint.floats(p + "A_log", spec.heads());
+        float[] decay = new float[aLog.length];
+        for (int h = 0; h < aLog.length; h++) {
+            decay[h] = (float) -Math.exp(aLog[h]);
+        }
+        DeviceBuffer a = own(device.upload(decay));
+        DeviceBuffer skip = floats(p + "D", spec.heads());
+        DeviceBuffer norm = floats(p + "norm.weight", inner);
+        DeviceMatrix out = matrix(p + "out_proj.weight", hidden, inner);
+        return new Mamba(spec, in, conv, convBias, dtBias, a, skip, norm, out);
+    }
+
+    private Attention attention(BlockSpec.Attention spec) {
+        if (spec.bias()) {
+            throw unsupportedBias(spec.prefix() + "q_proj");
+        }
+        int hidden = config.hiddenSize();
+        int queryWidth = spec.queryHeads() * spec.headDim();
+        int kvWidth = spec.kvHeads() * spec.headDim();
+        String p = spec.prefix();
+        return new Attention(spec, matrix(p + "q_proj.weight", queryWidth, hidden),
+                matrix(p + "k_proj.weight", kvWidth, hidden), matrix(p + "v_proj.weight", kvWidth, hidden),
+                matrix(p + "o_proj.weight", hidden, queryWidth));
+    }
+
+    private Mlp mlp(BlockSpec.Mlp spec) {
+        if (spec.bias()) {
+            throw unsupportedBias(spec.prefix() + "MLP");
+        }
+        int hidden = config.hiddenSize();
+        int width = spec.intermediateSize();
+        String p = spec.prefix();
+        return switch (spec.kind()) {
+            case GATED_SILU_FUSED -> new Mlp(spec, matrix(p + "input_linear.weight", 2 * width, hidden), null, null,
+                    matrix(p + "output_linear.weight", hidden, width));
+            case GATED_SILU -> new Mlp(spec, null, matrix(p + "gate_proj.weight", width, hidden),
+                    matrix(p + "up_proj.weight", width, hidden), matrix(p + "down_proj.weight", hidden, width));
+            case SQUARED_RELU -> new Mlp(spec, null, null, matrix(p + "up_proj.weight", width, hidden),
+                    matrix(p + "down_proj.weight", hidden, width));
+        };
+    }
+
+    private static CheckpointException unsupportedBias(String where) {
+        return new CheckpointException("The GPU model does not yet support projection biases (" + where
+                + " has one); run this checkpoint on the CPU.");
+    }
+
+    /** Mamba checkpoints written by mamba_ssm or old transformers spell "embedding" (singular). */
+    private String embeddingName() {
+        String name = config.embeddingName();
+        if (!checkpoint.has(name) && name.endsWith("embeddings.weight")) {
+            String singular = name.replace("embeddings.weight", "embedding.weight");
+            if (checkpoint.has(singular)) {
+                return singular;
+            }
+        }
+        return name;
+    }
+
+    private DeviceMatrix matrix(String name, int rows, int cols) {
+        return own(DeviceMatrix.upload(device, checkpoint.matrix(name, rows, cols)));
+    }
+
+    private DeviceBuffer floats(String name, int... shape) {
+        return own(device.upload(checkpoint.floats(name, shape)));
+    }
+
+    private <T extends AutoCloseable> T own(T resource) {
+        owned.add(resource);
+        return resource;
+    }
+
+    @Override
+    public void close() {
+        for (AutoCloseable resource : owned) {
+            try {
+                resource.close();
+            } catch (Exception e) {
+                throw new IllegalStateException("could not free a device weight: " + e.getMessage(), e);
+            }
+        }
+        owned.clear();
+    }
+}

@@ -33,7 +33,7 @@ mkdir -p "$out/lib"
 
 # 1. A Java runtime with only the modules the tests load (JUnit reads jars through jdk.zipfs and writes XML reports through java.xml), its
 #    class image left uncompressed and libjvm's symbol table dropped: gzip then packs it to ~20 MB.
-modules=java.base,java.logging,java.xml,jdk.unsupported,jdk.zipfs
+modules=java.base,java.logging,java.management,java.xml,jdk.unsupported,jdk.zipfs,jdk.incubator.vector,jdk.management
 stamp="$out/jre.modules"
 if [ ! -f "$out/jre.tgz" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$modules" ]; then
     tmp=$(mktemp -d)
@@ -47,12 +47,14 @@ if [ ! -f "$out/jre.tgz" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$modules" ]; t
     echo "$modules" > "$stamp"
 fi
 
-# 2. The engine, its GPU test classes, and the test dependencies they touch. JUnit itself comes
+# 2. The engine, its GPU test classes, and the dependencies they touch (the model tests load
+#    checkpoints and compare with the CPU engine). JUnit itself comes
 #    from the console launcher; of JCuda's natives only the driver binding travels.
 cp engine/target/coil-engine-*.jar "$out/coil-engine.jar"
-"$JAVA_HOME/bin/jar" --create --file "$out/coil-engine-tests.jar" -C engine/target/test-classes dev/coil/engine/gpu
+"$JAVA_HOME/bin/jar" --create --file "$out/coil-engine-tests.jar" -C engine/target/test-classes dev/coil/engine/gpu \
+    -C engine/target/test-classes dev/coil/engine/model
 ./mvnw -q -B -pl engine dependency:copy-dependencies -DincludeScope=test \
-    -DincludeArtifactIds=jcuda,jcuda-natives,assertj-core -DoutputDirectory="$out/lib"
+    -DincludeArtifactIds=jcuda,jcuda-natives,assertj-core,jackson-databind,jackson-core,jackson-annotations,slf4j-api,caffeine -DoutputDirectory="$out/lib"
 natives=$(ls "$out"/lib/jcuda-natives-*.jar)
 tmp=$(mktemp -d)
 (cd "$tmp" && "$JAVA_HOME/bin/jar" --extract --file "$natives" && "$JAVA_HOME/bin/jar" --create \
@@ -80,4 +82,4 @@ tracked=$(git -C "$checkout" ls-files -z | (cd "$checkout" && xargs -0 du -cb 2>
 carried=$(du -sb "$out" | cut -f1)
 echo "prepared $folder: $(du -sh "$out" | cut -f1) + $((tracked / 1048576)) MiB tracked = $(((tracked + carried) / 1048576)) MiB of 64 MiB"
 echo "run on the GPU machine with carry [\"$folder\"]:"
-echo "tar xzf $folder/jre.tgz -C /tmp && export PATH=/tmp/jre/bin:\$PATH && java --enable-native-access=ALL-UNNAMED -jar $folder/$console @$folder/args.txt --reports-dir \${OUT:-/tmp}/junit"
+echo "tar xzf $folder/jre.tgz -C /tmp && export PATH=/tmp/jre/bin:\$PATH && java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -jar $folder/$console @$folder/args.txt --reports-dir \${OUT:-/tmp}/junit"

@@ -42,8 +42,9 @@ extern "C" __global__ void sampling_penalties_f32(float* logits, int vocab, cons
     }
 }
 
+// Order-preserving bits of a float; -0 counts as +0, since the CPU compares scores with > and ==.
 static __device__ __forceinline__ unsigned int coil_sortable(float value) {
-    const unsigned int bits = __float_as_uint(value);
+    const unsigned int bits = __float_as_uint(__fadd_rn(value, 0.0f));
     return (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
 }
 

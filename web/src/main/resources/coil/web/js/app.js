@@ -227,7 +227,9 @@ async function send() {
     remember(result.text);
     showResponseFigures(result, 'done');
   } catch (error) {
-    if (error.name === 'AbortError') {
+    // Stop aborts the fetch; depending on when the abort lands, the body's reader rejects with the
+    // AbortError or ends early (then the stream looks cut short): either way the user stopped it.
+    if (error.name === 'AbortError' || controller.signal.aborted) {
       const partial = { paths: null, timings: null, usage: null, finishReason: null };
       view.finish(partial, 'stopped');
       remember(view.text);

@@ -25,7 +25,7 @@ export async function streamGeneration(api, mode, body, { signal, onText }) {
   const response = await api.fetch(ENDPOINTS[mode], { method: 'POST', body, signal });
   const result = { text: '', finishReason: null, stopReason: null, timings: null, paths: null, usage: null };
   let done = false;
-  for await (const event of readEvents(response)) {
+  for await (const event of readEvents(response, signal)) {
     if (event.data === '[DONE]') {
       done = true;
       break;
@@ -55,6 +55,9 @@ export async function streamGeneration(api, mode, body, { signal, onText }) {
     result.usage = chunk.usage ?? result.usage;
   }
   if (!done) {
+    if (signal?.aborted) {
+      throw new DOMException('The user stopped the generation.', 'AbortError');
+    }
     throw new ApiError({ status: 200, message: 'The stream ended before [DONE]: the server closed the connection.' });
   }
   return result;

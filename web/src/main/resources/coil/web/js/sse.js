@@ -95,13 +95,17 @@ export class SseParser {
 }
 
 /**
- * The events of a fetch response's body as they arrive. Bytes are decoded as a stream, so a
+ * The events of a fetch response's body as they arrive, until the body ends or {@code signal} aborts. Bytes are decoded as a stream, so a
  * character split across network reads comes out whole.
  */
-export async function* readEvents(response) {
+export async function* readEvents(response, signal) {
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   const parser = new SseParser();
   let finished = false;
+  // Aborting the fetch should error the body, but through the decoder a pending read can stay
+  // pending; cancelling the reader on abort always ends it.
+  const onAbort = () => reader.cancel().catch(() => {});
+  signal?.addEventListener('abort', onAbort, { once: true });
   try {
     for (;;) {
       const { value, done } = await reader.read();
@@ -113,6 +117,7 @@ export async function* readEvents(response) {
     }
     yield* parser.end();
   } finally {
+    signal?.removeEventListener('abort', onAbort);
     if (!finished) {
       // The reader stopped early ([DONE], an error event, or an abort): let go of the connection.
       reader.cancel().catch(() => {});

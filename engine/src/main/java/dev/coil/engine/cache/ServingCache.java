@@ -161,10 +161,7 @@ public final class ServingCache implements CacheResources, AutoCloseable {
 
     @Override
     public void releaseAll(ScheduledRequest request) {
-        for (int i = 0; i < request.blockCount(); i++) {
-            blockPool.release(request.block(i));
-        }
-        request.clearBlocks();
+        releaseBlocks(request);
         if (request.slot() >= 0) {
             slotPool.release(request.slot());
             request.setSlot(-1);
@@ -216,7 +213,7 @@ public final class ServingCache implements CacheResources, AutoCloseable {
             if (position % blockSize != 0) {
                 int tailBlock = blockPool.allocate();
                 if (tailBlock < 0) {
-                    releaseBlocksOnly(request);
+                    releaseBlocks(request);
                     return 0;
                 }
                 request.addBlock(tailBlock);
@@ -350,7 +347,7 @@ public final class ServingCache implements CacheResources, AutoCloseable {
         return blockIndex == 0 ? PrefixHash.ROOT : request.blockHash(blockIndex - 1);
     }
 
-    private void releaseBlocksOnly(ScheduledRequest request) {
+    private void releaseBlocks(ScheduledRequest request) {
         for (int i = 0; i < request.blockCount(); i++) {
             blockPool.release(request.block(i));
         }

@@ -92,7 +92,7 @@ public final class Engine implements AutoCloseable {
         if (!accepting) {
             throw new IllegalStateException("the engine is shutting down and accepts no new requests");
         }
-        int maxTokens = tokenLimit(request.promptLength(), request.sampling().maxTokens());
+        int maxTokens = loaded.generationLimit(request.promptLength(), request.sampling().maxTokens());
         int vocab = loaded.config().vocabSize();
         for (int i = 0; i < request.promptLength(); i++) {
             int token = request.promptToken(i);
@@ -160,25 +160,5 @@ public final class Engine implements AutoCloseable {
     @Override
     public void close() {
         shutdown(Duration.ZERO);
-    }
-
-    /**
-     * How many tokens may be generated: max_tokens, refused when the prompt plus it exceeds the
-     * context window; without a limit, what the window leaves.
-     */
-    private int tokenLimit(int promptTokens, int maxTokens) {
-        int window = contextLength();
-        if (window > 0 && promptTokens >= window) {
-            throw new IllegalArgumentException("the prompt (" + promptTokens + " tokens) does not fit the model's "
-                    + "context window of " + window + " tokens");
-        }
-        if (maxTokens == SamplingParams.UNLIMITED_TOKENS) {
-            return window > 0 ? window - promptTokens : maxTokens;
-        }
-        if (window > 0 && (long) promptTokens + maxTokens > window) {
-            throw new IllegalArgumentException("max_tokens: the prompt (" + promptTokens + " tokens) plus max_tokens ("
-                    + maxTokens + ") exceeds the model's context window of " + window + " tokens");
-        }
-        return maxTokens;
     }
 }

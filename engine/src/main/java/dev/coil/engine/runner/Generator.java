@@ -58,7 +58,10 @@ public final class Generator {
     public Generation generate(int[] prompt, SamplingParams params, boolean ignoreEndOfSequence,
             Consumer<String> onText) {
         HybridModel model = loaded.model();
-        int maxTokens = tokenLimit(prompt.length, params.maxTokens());
+        if (prompt.length == 0) {
+            throw new IllegalArgumentException("prompt must contain at least one token");
+        }
+        int maxTokens = loaded.generationLimit(prompt.length, params.maxTokens());
         Set<Integer> endIds = ignoreEndOfSequence ? Set.of() : loaded.endOfSequenceIds();
         Sampler sampler = new Sampler(params);
         TokenHistory history = new TokenHistory(prompt);
@@ -111,28 +114,5 @@ public final class Generator {
             onText.accept(delta);
         }
         return result.stopped();
-    }
-
-    /**
-     * How many tokens may be generated: max_tokens, refused when the prompt plus it exceeds the
-     * context window; without a limit (SamplingParams.UNLIMITED_TOKENS), what the window leaves.
-     */
-    private int tokenLimit(int promptTokens, int maxTokens) {
-        int window = loaded.config().contextLength();
-        if (promptTokens == 0) {
-            throw new IllegalArgumentException("prompt must contain at least one token");
-        }
-        if (window > 0 && promptTokens >= window) {
-            throw new IllegalArgumentException("the prompt (" + promptTokens + " tokens) does not fit the model's "
-                    + "context window of " + window + " tokens");
-        }
-        if (maxTokens == SamplingParams.UNLIMITED_TOKENS) {
-            return window > 0 ? window - promptTokens : maxTokens;
-        }
-        if (window > 0 && (long) promptTokens + maxTokens > window) {
-            throw new IllegalArgumentException("the prompt (" + promptTokens + " tokens) plus max_tokens (" + maxTokens
-                    + ") exceeds the model's context window of " + window + " tokens");
-        }
-        return maxTokens;
     }
 }

@@ -97,6 +97,29 @@ public final class LoadedModel implements AutoCloseable {
         return tokenizer().encode(text, true);
     }
 
+    /**
+     * How many tokens one request may generate after a prompt of {@code promptTokens}: max_tokens,
+     * refused when the prompt plus it exceeds the context window; without a limit
+     * ({@link SamplingParams#UNLIMITED_TOKENS}), what the window leaves.
+     *
+     * @throws IllegalArgumentException naming max_tokens or the prompt, when they do not fit
+     */
+    public int generationLimit(int promptTokens, int maxTokens) {
+        int window = config().contextLength();
+        if (window > 0 && promptTokens >= window) {
+            throw new IllegalArgumentException("the prompt (" + promptTokens + " tokens) does not fit the model's "
+                    + "context window of " + window + " tokens");
+        }
+        if (maxTokens == SamplingParams.UNLIMITED_TOKENS) {
+            return window > 0 ? window - promptTokens : maxTokens;
+        }
+        if (window > 0 && (long) promptTokens + maxTokens > window) {
+            throw new IllegalArgumentException("max_tokens: the prompt (" + promptTokens + " tokens) plus max_tokens ("
+                    + maxTokens + ") exceeds the model's context window of " + window + " tokens");
+        }
+        return maxTokens;
+    }
+
     /** Token ids that end a generation: generation_config.json's eos_token_id, else the tokenizer's eos token. */
     public Set<Integer> endOfSequenceIds() {
         Set<Integer> ids = new LinkedHashSet<>(generation.eosTokenIds());

@@ -53,7 +53,7 @@ final class StepLoop implements Runnable {
     private final boolean hasAttention;
     private final ConcurrentLinkedQueue<ActiveRequest> inbox = new ConcurrentLinkedQueue<>();
     private final AtomicInteger inboxSize = new AtomicInteger();
-    private final Map<ActiveRequest, Entry> entries = new IdentityHashMap<>();
+    private final Map<ScheduledRequest, Entry> entries = new IdentityHashMap<>();
     private final ReentrantLock lock = new ReentrantLock();
     private final Condition work = lock.newCondition();
     private final Thread thread;
@@ -157,7 +157,7 @@ final class StepLoop implements Runnable {
             inboxSize.decrementAndGet();
             ScheduledRequest scheduled = new ScheduledRequest(active.id(), active.promptLength(), active::tokenAt,
                     !active.wantsPromptLogprobs());
-            entries.put(active, new Entry(active, scheduled));
+            entries.put(scheduled, new Entry(active, scheduled));
             scheduler.add(scheduled);
         }
         waitingInScheduler = scheduler.waiting();
@@ -174,15 +174,13 @@ final class StepLoop implements Runnable {
 
     private void step() {
         StepPlan plan = scheduler.schedule();
-        Map<ScheduledRequest, Entry> byRequest = new IdentityHashMap<>();
-        entries.values().forEach(entry -> byRequest.put(entry.scheduled, entry));
         for (ScheduledRequest rejected : plan.rejected()) {
-            end(byRequest.get(rejected), EngineEvent.Failed.Reason.REJECTED, "the request needs more KV cache than the"
+            end(entries.get(rejected), EngineEvent.Failed.Reason.REJECTED, "the request needs more KV cache than the"
                     + " server holds (" + cache.blockPool().total() * cache.blockSize() + " tokens); raise --cache-memory"
                     + " or shorten the prompt or max_tokens");
         }
         for (ScheduledRequest preempted : plan.preempted()) {
-            byRequest.get(preempted).sequence = null;
+            entries.get(preempted).sequence = null;
         }
         if (plan.isEmpty()) {
             Thread.onSpinWait();
@@ -192,7 +190,7 @@ final class StepLoop implements Runnable {
         List<Batch.Segment> segments = new ArrayList<>(plan.chunks().size());
         List<Entry> scheduled = new ArrayList<>(plan.chunks().size());
         for (StepPlan.Chunk chunk : plan.chunks()) {
-            Entry entry = byRequest.get(chunk.request());
+            Entry entry = entries.get(chunk.request());
             segments.add(segment(entry, chunk));
             scheduled.add(entry);
         }
@@ -270,7 +268,7 @@ final class StepLoop implements Runnable {
         }
         if (entry.active.acceptNextLogits(last)) {
             scheduler.finish(entry.scheduled);
-            entries.remove(entry.active);
+            entries.remove(entry.scheduled);
         } else {
             entry.scheduled.appendToken();
         }
@@ -278,7 +276,7 @@ final class StepLoop implements Runnable {
 
     private void end(Entry entry, EngineEvent.Failed.Reason reason, String message) {
         entry.active.fail(reason, message);
-        entries.remove(entry.active);
+        entries.remove(entry.scheduled);
     }
 
     private EngineStats snapshotStats() {

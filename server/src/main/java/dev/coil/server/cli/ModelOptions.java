@@ -1,11 +1,12 @@
 package dev.coil.server.cli;
 
+import dev.coil.engine.runner.Devices;
 import dev.coil.engine.runner.LoadedModel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import picocli.CommandLine.Option;
 
-/** --model and --threads, shared by every command that loads a model. */
+/** --model, --threads and --devices, shared by every command that loads a model. */
 public final class ModelOptions {
 
     @Option(names = "--model", paramLabel = "DIR",
@@ -15,6 +16,16 @@ public final class ModelOptions {
 
     @Option(names = "--threads", paramLabel = "N", description = "CPU threads (default: all cores).")
     Integer threads;
+
+    @Option(names = "--devices", paramLabel = "LIST", defaultValue = "auto",
+            description = "Where the model runs: " + Devices.HELP + ". auto picks CUDA when a GPU and the kernels"
+                    + " are present, else the CPU (default ${DEFAULT-VALUE}).")
+    String devices;
+
+    /** The parsed --devices (auto still unresolved). */
+    public Devices devices() {
+        return Devices.parse(devices);
+    }
 
     /** The folder to load: --model, else the bundled demo model next to the launcher. */
     public Path folder() {

@@ -1,0 +1,36 @@
+package dev.coil.engine.runner;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+class DevicesTest {
+
+    @Test
+    void parsesEveryForm() {
+        assertThat(Devices.parse("auto")).isEqualTo(Devices.auto());
+        assertThat(Devices.parse("cpu")).isEqualTo(new Devices(Devices.Kind.CPU, List.of(0)));
+        assertThat(Devices.parse("CPU:3").ordinals()).containsExactly(0, 1, 2);
+        assertThat(Devices.parse("cuda")).isEqualTo(Devices.cuda(0));
+        assertThat(Devices.parse("cuda:1")).isEqualTo(Devices.cuda(1));
+        assertThat(Devices.parse("cuda:0, cuda:1").ordinals()).containsExactly(0, 1);
+        assertThat(Devices.parse("cuda:0,cuda:1").count()).isEqualTo(2);
+    }
+
+    @Test
+    void printsWhatItParsed() {
+        for (String spec : List.of("auto", "cpu", "cpu:4", "cuda:0", "cuda:0,cuda:1")) {
+            assertThat(Devices.parse(spec).toString()).isEqualTo(spec);
+        }
+    }
+
+    @Test
+    void rejectsBadSpellingsNamingTheFlag() {
+        for (String spec : List.of("", "gpu", "cpu:0", "cpu:x", "cuda:a", "cuda:0,cpu", "cuda:0,cuda:0", "cpu:65")) {
+            assertThatThrownBy(() -> Devices.parse(spec)).isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("--devices");
+        }
+    }
+}

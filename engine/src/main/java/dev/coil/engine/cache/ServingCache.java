@@ -5,7 +5,6 @@ import com.github.benmanes.caffeine.cache.Caffeine;
 import com.github.benmanes.caffeine.cache.RemovalCause;
 import dev.coil.engine.model.BlockSpec;
 import dev.coil.engine.model.LayerState;
-import dev.coil.engine.ops.PagedKeyValues;
 import dev.coil.engine.sched.CacheResources;
 import dev.coil.engine.sched.ScheduledRequest;
 import java.util.Arrays;
@@ -17,8 +16,8 @@ import java.util.Set;
 import java.util.function.Supplier;
 
 /**
- * The serving cache: KV blocks ({@link BlockPool} + {@link PooledKeyValueStore}), Mamba state slots
- * ({@link SlotPool} + their arrays) and the prefix cache over both.
+ * The serving cache: KV blocks ({@link BlockPool}), Mamba state slots ({@link SlotPool}), the
+ * prefix cache over both, and the {@link StateStore} that holds their contents (host or GPU).
  *
  * <p>Prefix caching for hybrids: attention layers can resume from any cached run of full blocks,
  * but a Mamba layer's state after a prefix cannot be rebuilt from blocks — it must have been saved.
@@ -34,8 +33,7 @@ public final class ServingCache implements CacheResources, AutoCloseable {
     private final int blockSize;
     private final BlockPool blockPool;
     private final SlotPool slotPool;
-    private final LayerState[][] slotStates;
-    private final PooledKeyValueStore keyValues;
+    private final StateStore store;
     private final boolean prefixCaching;
     private final int snapshotInterval; // in positions; 0: only at request end
     private final Cache<Long, StateSnapshot> snapshots;
@@ -46,17 +44,19 @@ public final class ServingCache implements CacheResources, AutoCloseable {
     private long hits;
     private long hitTokens;
 
+    /** A cache whose memory is on the host (the CPU backend). */
     public ServingCache(CacheSizing sizing, List<BlockSpec> blocks, Supplier<LayerState[]> newStates) {
+        this(sizing, blocks, new HostStateStore(sizing, blocks, newStates));
+    }
+
+    /** A cache over {@code store}, which holds sizing.blocks() K/V blocks and sizing.slots() state slots. */
+    public ServingCache(CacheSizing sizing, List<BlockSpec> blocks, StateStore store) {
         this.blocks = List.copyOf(blocks);
         this.hasMamba = blocks.stream().anyMatch(BlockSpec.Mamba.class::isInstance);
         this.blockSize = sizing.blockSize();
         this.blockPool = new BlockPool(sizing.blocks(), sizing.blockSize());
         this.slotPool = new SlotPool(sizing.slots());
-        this.slotStates = new LayerState[sizing.slots()][];
-        for (int slot = 0; slot < slotStates.length; slot++) {
-            slotStates[slot] = newStates.get();
-        }
-        this.keyValues = new PooledKeyValueStore(blocks, sizing.kvDtype(), sizing.blocks(), sizing.blockSize());
+        this.store = store;
         this.prefixCaching = sizing.prefixCaching();
         this.snapshotInterval = sizing.snapshotIntervalBlocks() * sizing.blockSize();
         this.snapshots = Caffeine.newBuilder()
@@ -67,13 +67,9 @@ public final class ServingCache implements CacheResources, AutoCloseable {
                 .build();
     }
 
-    public PooledKeyValueStore keyValues() {
-        return keyValues;
-    }
-
-    /** The Mamba states of a slot (null entries for non-Mamba blocks). */
-    public LayerState[] slotStates(int slot) {
-        return slotStates[slot];
+    /** Where the blocks' and slots' contents live. */
+    public StateStore store() {
+        return store;
     }
 
     public BlockPool blockPool() {
@@ -131,11 +127,7 @@ public final class ServingCache implements CacheResources, AutoCloseable {
         if (slot < 0) {
             throw new IllegalStateException("no free state slot");
         }
-        for (LayerState state : slotStates[slot]) {
-            if (state instanceof LayerState.Mamba mamba) {
-                mamba.clear();
-            }
-        }
+        store.clearSlot(slot);
         request.setSlot(slot);
     }
 
@@ -220,16 +212,11 @@ public final class ServingCache implements CacheResources, AutoCloseable {
                 int[] table = request.blockTable();
                 for (int b = 0; b < blocks.size(); b++) {
                     if (snapshot.tailRows()[b] != null) {
-                        keyValues.layer(b).importRows(table, fullBlocks * blockSize, snapshot.tailRows()[b]);
+                        store.importRows(b, table, fullBlocks * blockSize, snapshot.tailRows()[b]);
                     }
                 }
             }
-            LayerState[] states = slotStates[request.slot()];
-            for (int b = 0; b < states.length; b++) {
-                if (states[b] instanceof LayerState.Mamba mamba) {
-                    mamba.copyFrom(snapshot.states()[b]);
-                }
-            }
+            store.restoreSlot(request.slot(), snapshot.states());
         }
         hits++;
         hitTokens += position;
@@ -261,7 +248,7 @@ public final class ServingCache implements CacheResources, AutoCloseable {
 
     @Override
     public void close() {
-        keyValues.close();
+        store.close();
     }
 
     /** Saves the slot's Mamba state (and the tail's K/V rows) as the state after tokens [0, position). */
@@ -270,17 +257,12 @@ public final class ServingCache implements CacheResources, AutoCloseable {
         hashFullBlocks(request, fullBlocks);
         long parent = fullBlocks == 0 ? PrefixHash.ROOT : request.blockHash(fullBlocks - 1);
         int[] tail = request.tokens(fullBlocks * blockSize, position);
-        LayerState[] states = slotStates[request.slot()];
-        LayerState.Mamba[] copies = new LayerState.Mamba[states.length];
-        byte[][][] tailRows = new byte[states.length][][];
+        LayerState.Mamba[] copies = store.saveSlot(request.slot());
+        byte[][][] tailRows = new byte[blocks.size()][][];
         int[] table = request.blockTable();
-        for (int b = 0; b < states.length; b++) {
-            if (states[b] instanceof LayerState.Mamba mamba) {
-                copies[b] = mamba.copy();
-            }
-            PagedKeyValues layer = keyValues.layer(b);
-            if (layer != null && tail.length > 0) {
-                tailRows[b] = layer.exportRows(table, fullBlocks * blockSize, position);
+        for (int b = 0; b < blocks.size(); b++) {
+            if (blocks.get(b) instanceof BlockSpec.Attention && tail.length > 0) {
+                tailRows[b] = store.exportRows(b, table, fullBlocks * blockSize, position);
             }
         }
         long key = PrefixHash.extend(parent, tail, 0, tail.length);

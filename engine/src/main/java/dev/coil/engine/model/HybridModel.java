@@ -50,10 +50,19 @@ public final class HybridModel {
 
     /** A sequence whose K/V live in {@code keyValues} and whose Mamba state is {@code layers} (from {@link #newLayerStates()}). */
     public SequenceState newSequence(KeyValueStore keyValues, LayerState[] layers) {
+        return newSequence(keyValues, layers, -1);
+    }
+
+    /**
+     * A sequence of the serving engine whose state sits in slot {@code slot} of its cache: on the
+     * host, {@code layers} are that slot's states; on a GPU, layers are empty and the backend finds
+     * the state by the slot.
+     */
+    public SequenceState newSequence(KeyValueStore keyValues, LayerState[] layers, int slot) {
         if (layers.length != mixers.size()) {
             throw new IllegalArgumentException("expected " + mixers.size() + " layer states, got " + layers.length);
         }
-        return new SequenceState(layers, keyValues);
+        return new SequenceState(layers, keyValues, slot);
     }
 
     /** Fresh per-block states: a zero {@link LayerState.Mamba} for each Mamba block, null elsewhere. */

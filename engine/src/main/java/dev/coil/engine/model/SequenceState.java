@@ -11,13 +11,20 @@ public final class SequenceState {
 
     private final LayerState[] layers;
     private final KeyValueStore keyValues;
+    private final int slot;
     private int[] blockTable = new int[8];
     private int blockCount;
     private int length;
 
-    SequenceState(LayerState[] layers, KeyValueStore keyValues) {
+    SequenceState(LayerState[] layers, KeyValueStore keyValues, int slot) {
         this.layers = layers;
         this.keyValues = keyValues;
+        this.slot = slot;
+    }
+
+    /** The serving cache's state slot holding this sequence's Mamba states, or -1 for a standalone sequence. */
+    public int slot() {
+        return slot;
     }
 
     /** Tokens processed so far: the position of the next token. */
@@ -33,7 +40,8 @@ public final class SequenceState {
         this.length = length;
     }
 
-    void advance(int tokens) {
+    /** Records that {@code tokens} more positions were computed (by a forward pass). */
+    public void advance(int tokens) {
         length += tokens;
     }
 

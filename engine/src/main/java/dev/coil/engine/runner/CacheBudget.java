@@ -19,7 +19,8 @@ public final class CacheBudget {
         return bytes(spec, freeMemoryBytes());
     }
 
-    static long bytes(String spec, long freeBytes) {
+    /** The budget in bytes, a fraction resolving against {@code freeBytes}. */
+    public static long bytes(String spec, long freeBytes) {
         if (spec == null || spec.isBlank()) {
             throw new IllegalArgumentException("--cache-memory must be bytes (e.g. 4G, 512M) or a fraction (e.g. 0.3)");
         }
@@ -54,7 +55,8 @@ public final class CacheBudget {
         }
     }
 
-    private static long freeMemoryBytes() {
+    /** The machine's free physical memory. */
+    static long freeMemoryBytes() {
         if (ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os) {
             return os.getFreeMemorySize();
         }

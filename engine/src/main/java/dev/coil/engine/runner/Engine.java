@@ -27,26 +27,28 @@ public final class Engine implements AutoCloseable {
     private final EngineOptions options;
     private final CacheSizing sizing;
     private final ServingCache cache;
+    private final Backend backend;
     private final StepLoop loop;
     private final Map<String, ActiveRequest> requests = new ConcurrentHashMap<>();
     private final AtomicLong nextId = new AtomicLong();
     private volatile boolean accepting = true;
     private final AtomicBoolean stopped = new AtomicBoolean();
 
-    private Engine(LoadedModel loaded, Ops ops, EngineOptions options) {
+    private Engine(LoadedModel loaded, Backend backend, EngineOptions options) {
         this.loaded = loaded;
         this.options = options;
+        this.backend = backend;
         HybridModel model = loaded.model();
-        long budget = CacheBudget.bytes(options.cacheMemory());
+        long budget = CacheBudget.bytes(options.cacheMemory(), backend.freeMemoryBytes());
         this.sizing = CacheSizing.plan(budget, options.blockSize(), options.kvDtype(), options.maxSequences(),
                 model.config().contextLength(), options.prefixCaching(), options.snapshotIntervalBlocks(),
                 model.config().blocks(), model.newLayerStates());
         sizing.warnings().forEach(LOG::warn);
-        this.cache = new ServingCache(sizing, model.config().blocks(), model::newLayerStates);
+        this.cache = new ServingCache(sizing, model.config().blocks(), backend.newStateStore(sizing));
         Scheduler scheduler = new Scheduler(sizing.slots(), Math.max(sizing.slots(), options.maxBatchedTokens()), cache);
-        this.loop = new StepLoop(model, ops, cache, scheduler, options.maxWaiting());
-        LOG.info("cache: {} MiB budget, {} KV blocks of {} tokens ({} KiB each, {}), {} state slots ({} KiB each)",
-                budget >> 20, sizing.blocks(), sizing.blockSize(), sizing.blockBytes() >> 10, sizing.kvDtype(),
+        this.loop = new StepLoop(model.config(), backend, cache, scheduler, options.maxWaiting());
+        LOG.info("{}: cache of {} MiB budget, {} KV blocks of {} tokens ({} KiB each, {}), {} state slots ({} KiB each)",
+                backend.description(), budget >> 20, sizing.blocks(), sizing.blockSize(), sizing.blockBytes() >> 10, sizing.kvDtype(),
                 sizing.slots(), sizing.slotBytes() >> 10);
     }
 
@@ -59,11 +61,30 @@ public final class Engine implements AutoCloseable {
         return sizing;
     }
 
-    /** Sizes the cache from the options, starts the step thread. */
+    /** Sizes the cache from the options, starts the step thread; steps run on the CPU with {@code ops}. */
     public static Engine start(LoadedModel loaded, Ops ops, EngineOptions options) {
-        Engine engine = new Engine(loaded, ops, options);
+        return start(loaded, new CpuBackend(loaded.model(), ops), options);
+    }
+
+    /**
+     * Sizes the cache from the options in the backend's memory, starts the step thread. The engine
+     * owns the backend from here and closes it at shutdown.
+     */
+    public static Engine start(LoadedModel loaded, Backend backend, EngineOptions options) {
+        Engine engine;
+        try {
+            engine = new Engine(loaded, backend, options);
+        } catch (RuntimeException e) {
+            backend.close();
+            throw e;
+        }
         engine.loop.start();
         return engine;
+    }
+
+    /** What runs the steps ("cpu, 2 threads", "cuda:0 (…)"). */
+    public String backendDescription() {
+        return backend.description();
     }
 
     public LoadedModel model() {
@@ -155,6 +176,7 @@ public final class Engine implements AutoCloseable {
         }
         loop.stop();
         cache.close();
+        backend.close();
     }
 
     @Override

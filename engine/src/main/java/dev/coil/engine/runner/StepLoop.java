@@ -3,9 +3,8 @@ package dev.coil.engine.runner;
 import dev.coil.engine.cache.ServingCache;
 import dev.coil.engine.model.Batch;
 import dev.coil.engine.model.BlockSpec;
-import dev.coil.engine.model.HybridModel;
+import dev.coil.engine.model.ModelConfig;
 import dev.coil.engine.model.SequenceState;
-import dev.coil.engine.ops.Ops;
 import dev.coil.engine.sched.ScheduledRequest;
 import dev.coil.engine.sched.Scheduler;
 import dev.coil.engine.sched.StepPlan;
@@ -44,8 +43,8 @@ final class StepLoop implements Runnable {
         }
     }
 
-    private final HybridModel model;
-    private final Ops ops;
+    private final ModelConfig config;
+    private final Backend backend;
     private final ServingCache cache;
     private final Scheduler scheduler;
     private final int maxWaiting;
@@ -61,14 +60,14 @@ final class StepLoop implements Runnable {
     private volatile int waitingInScheduler;
     private volatile EngineStats stats;
 
-    StepLoop(HybridModel model, Ops ops, ServingCache cache, Scheduler scheduler, int maxWaiting) {
-        this.model = model;
-        this.ops = ops;
+    StepLoop(ModelConfig config, Backend backend, ServingCache cache, Scheduler scheduler, int maxWaiting) {
+        this.config = config;
+        this.backend = backend;
         this.cache = cache;
         this.scheduler = scheduler;
         this.maxWaiting = maxWaiting;
-        this.hasMamba = model.config().countBlocks(BlockSpec.Mamba.class) > 0;
-        this.hasAttention = model.config().countBlocks(BlockSpec.Attention.class) > 0;
+        this.hasMamba = config.countBlocks(BlockSpec.Mamba.class) > 0;
+        this.hasAttention = config.countBlocks(BlockSpec.Attention.class) > 0;
         this.thread = Thread.ofPlatform().name("coil-engine").daemon().unstarted(this);
         this.stats = snapshotStats();
     }
@@ -196,7 +195,7 @@ final class StepLoop implements Runnable {
         }
         List<float[]> logits;
         try {
-            logits = model.forward(ops, new Batch(segments));
+            logits = backend.forward(new Batch(segments));
         } catch (RuntimeException e) {
             LOG.error("a step of {} requests failed", scheduled.size(), e);
             for (Entry entry : scheduled) {
@@ -206,7 +205,7 @@ final class StepLoop implements Runnable {
             return;
         }
         scheduler.complete(plan);
-        int vocab = model.config().vocabSize();
+        int vocab = config.vocabSize();
         for (int i = 0; i < plan.chunks().size(); i++) {
             StepPlan.Chunk chunk = plan.chunks().get(i);
             Entry entry = scheduled.get(i);
@@ -225,7 +224,7 @@ final class StepLoop implements Runnable {
         ScheduledRequest request = chunk.request();
         ActiveRequest active = entry.active;
         if (entry.sequence == null || entry.sequenceSlot != request.slot()) {
-            entry.sequence = model.newSequence(cache.keyValues(), cache.slotStates(request.slot()));
+            entry.sequence = backend.newSequence(cache.store(), request.slot());
             entry.sequence.resumeAt(chunk.start());
             entry.sequenceSlot = request.slot();
             active.setCachedPromptTokens(request.cachedPromptTokens());

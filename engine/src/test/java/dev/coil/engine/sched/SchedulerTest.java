@@ -149,7 +149,7 @@ class SchedulerTest {
             scheduler.complete(plan);
         } while (first.computed() < 13);
         // Snapshots every block (interval 1): chunks end at 4, 8, 12, then 13.
-        ((LayerState.Mamba) cache.slotStates(first.slot())[1]).ssm()[0] = 42f;
+        ((LayerState.Mamba) ((dev.coil.engine.cache.HostStateStore) cache.store()).slotStates(first.slot())[1]).ssm()[0] = 42f;
         scheduler.finish(first);
 
         ScheduledRequest second = request("second", 13, tokens);
@@ -157,7 +157,7 @@ class SchedulerTest {
         plan = scheduler.schedule();
         assertThat(plan.chunks()).extracting(c -> c.start() + "+" + c.count()).containsExactly("12+1");
         assertThat(second.cachedPromptTokens()).isEqualTo(12);
-        assertThat(((LayerState.Mamba) cache.slotStates(second.slot())[1]).ssm()[0])
+        assertThat(((LayerState.Mamba) ((dev.coil.engine.cache.HostStateStore) cache.store()).slotStates(second.slot())[1]).ssm()[0])
                 .as("the snapshot at 12 was taken before the state was touched").isZero();
         assertThat(cache.hits()).isEqualTo(1);
         for (int i = 0; i < 3; i++) {

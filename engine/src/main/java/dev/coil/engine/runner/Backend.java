@@ -1,0 +1,33 @@
+package dev.coil.engine.runner;
+
+import dev.coil.engine.cache.CacheSizing;
+import dev.coil.engine.cache.StateStore;
+import dev.coil.engine.model.Batch;
+import dev.coil.engine.model.SequenceState;
+import java.util.List;
+
+/**
+ * Where the serving engine's forward steps run: the CPU ({@link CpuBackend}) or a GPU. A backend
+ * owns the memory its cache lives in and runs a {@link Batch} (the new tokens of several
+ * sequences) as one step. The engine is single-threaded over it: one step at a time.
+ */
+public interface Backend extends AutoCloseable {
+
+    /** What runs the steps, for logs and benchmark output ("cpu, 16 threads", "cuda:0 (NVIDIA H100 80GB HBM3)"). */
+    String description();
+
+    /** Free memory of the device the cache will live in: what a --cache-memory fraction is of. */
+    long freeMemoryBytes();
+
+    /** The cache's memory: sizing.blocks() K/V blocks and sizing.slots() state slots. */
+    StateStore newStateStore(CacheSizing sizing);
+
+    /** A sequence whose K/V and Mamba state live in {@code store}, its state in slot {@code slot}. */
+    SequenceState newSequence(StateStore store, int slot);
+
+    /** One step: appends each segment's tokens to its sequence and returns the logits it asked for. */
+    List<float[]> forward(Batch batch);
+
+    @Override
+    void close();
+}

@@ -32,17 +32,17 @@ rm -rf "$out/lib" "$out"/*.jar "$out/args.txt"
 mkdir -p "$out/lib"
 
 # 1. A Java runtime with only the modules the tests load (JUnit reads jars through jdk.zipfs and writes XML reports through java.xml), its
-#    class image left uncompressed and libjvm's symbol table dropped: gzip then packs it to ~20 MB.
+#    class image left uncompressed and libjvm's symbol table dropped: xz then packs it to ~14 MB.
 modules=java.base,java.logging,java.management,java.xml,jdk.unsupported,jdk.zipfs,jdk.incubator.vector,jdk.management
 stamp="$out/jre.modules"
-if [ ! -f "$out/jre.tgz" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$modules" ]; then
+if [ ! -f "$out/jre.txz" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$modules" ]; then
     tmp=$(mktemp -d)
     "$JAVA_HOME/bin/jlink" --add-modules "$modules" --strip-debug --no-header-files --no-man-pages \
         --output "$tmp/jre"
     if command -v strip >/dev/null; then
         strip --strip-unneeded "$tmp/jre/lib/server/libjvm.so"
     fi
-    tar czf "$out/jre.tgz" -C "$tmp" jre
+    tar cf - -C "$tmp" jre | xz -9 -T0 > "$out/jre.txz"
     rm -rf "$tmp"
     echo "$modules" > "$stamp"
 fi
@@ -52,13 +52,20 @@ fi
 #    from the console launcher; of JCuda's natives only the driver binding travels.
 cp engine/target/coil-engine-*.jar "$out/coil-engine.jar"
 "$JAVA_HOME/bin/jar" --create --file "$out/coil-engine-tests.jar" -C engine/target/test-classes dev/coil/engine/gpu \
-    -C engine/target/test-classes dev/coil/engine/model
+    -C engine/target/test-classes dev/coil/engine/model -C engine/target/test-classes dev/coil/engine/runner
 ./mvnw -q -B -pl engine dependency:copy-dependencies -DincludeScope=test \
-    -DincludeArtifactIds=jcuda,jcuda-natives,assertj-core,jackson-databind,jackson-core,jackson-annotations,slf4j-api,caffeine -DoutputDirectory="$out/lib"
+    -DincludeArtifactIds=jcuda,jcuda-natives,assertj-core,jackson-databind,jackson-core,jackson-annotations,slf4j-api,caffeine,tokenizers,api,gson,jna,commons-compress,commons-io,commons-codec -DoutputDirectory="$out/lib"
 natives=$(ls "$out"/lib/jcuda-natives-*.jar)
 tmp=$(mktemp -d)
 (cd "$tmp" && "$JAVA_HOME/bin/jar" --extract --file "$natives" && "$JAVA_HOME/bin/jar" --create \
     --file "$natives" lib/libJCudaDriver-*)
+rm -rf "$tmp"
+# The fixtures carry tokenizers: of DJL's bundled tokenizer libraries only the linux-x86_64 one travels.
+tokenizers=$(ls "$out"/lib/tokenizers-*.jar)
+tmp=$(mktemp -d)
+(cd "$tmp" && "$JAVA_HOME/bin/jar" --extract --file "$tokenizers" \
+    && find native/lib -mindepth 1 -maxdepth 1 ! -name linux-x86_64 -exec rm -rf {} + \
+    && "$JAVA_HOME/bin/jar" --create --file "$tokenizers" .)
 rm -rf "$tmp"
 ./mvnw -q -B dependency:copy -Dartifact="org.junit.platform:junit-platform-console-standalone:$junit_version" \
     -DoutputDirectory="$out"
@@ -70,6 +77,8 @@ rm -rf "$tmp"
     (cd "$checkout" && ls "$folder"/coil-engine.jar "$folder"/coil-engine-tests.jar "$folder"/lib/*.jar) | paste -sd:
     echo "--select-package"
     echo "dev.coil.engine.gpu"
+    echo "--select-package"
+    echo "dev.coil.engine.runner"
     echo "--include-tag"
     echo "gpu"
     echo "--details=tree"
@@ -82,4 +91,4 @@ tracked=$(git -C "$checkout" ls-files -z | (cd "$checkout" && xargs -0 du -cb 2>
 carried=$(du -sb "$out" | cut -f1)
 echo "prepared $folder: $(du -sh "$out" | cut -f1) + $((tracked / 1048576)) MiB tracked = $(((tracked + carried) / 1048576)) MiB of 64 MiB"
 echo "run on the GPU machine with carry [\"$folder\"]:"
-echo "tar xzf $folder/jre.tgz -C /tmp && export PATH=/tmp/jre/bin:\$PATH && java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -jar $folder/$console @$folder/args.txt --reports-dir \${OUT:-/tmp}/junit"
+echo "tar xJf $folder/jre.txz -C /tmp && export PATH=/tmp/jre/bin:\$PATH && java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -jar $folder/$console @$folder/args.txt --reports-dir \${OUT:-/tmp}/junit"

@@ -1,6 +1,6 @@
 package dev.coil.engine.bench;
 
-import dev.coil.engine.ops.Ops;
+import dev.coil.engine.runner.Backend;
 import dev.coil.engine.runner.Engine;
 import dev.coil.engine.runner.EngineEvent;
 import dev.coil.engine.runner.EngineOptions;
@@ -14,6 +14,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.function.Consumer;
+import java.util.function.Supplier;
 
 /**
  * The serving engine under load: generated tokens/s with N requests in flight at once (continuous
@@ -37,12 +38,13 @@ public final class ServingBenchmark {
     private ServingBenchmark() {
     }
 
-    public static List<ThroughputRow> throughput(LoadedModel loaded, Ops ops, EngineOptions options,
+    /** Each engine the benchmark starts runs on a backend from {@code backends} (the engine closes it). */
+    public static List<ThroughputRow> throughput(LoadedModel loaded, Supplier<Backend> backends, EngineOptions options,
             int[] concurrencies, int promptTokens, int maxTokens, Consumer<String> log) throws InterruptedException {
         SplittableRandom random = new SplittableRandom(7);
         int vocab = loaded.config().vocabSize();
         List<ThroughputRow> rows = new ArrayList<>();
-        try (Engine engine = Engine.start(loaded, ops, options.withPrefixCaching(false))) {
+        try (Engine engine = Engine.start(loaded, backends.get(), options.withPrefixCaching(false))) {
             log.accept("warming up...");
             // Every kernel path a level takes (one token, a few, many) gets compiled before anything is timed.
             for (int warm : new int[] {1, 4, 16, 64}) {
@@ -67,14 +69,15 @@ public final class ServingBenchmark {
      * A chat of {@code turns} turns replayed: each turn's prompt is the previous prompt, the previous
      * reply and {@code userTokens} new tokens; run with the prefix cache on, then off.
      */
-    public static List<ChatRow> chat(LoadedModel loaded, Ops ops, EngineOptions options, int turns, int userTokens,
+    public static List<ChatRow> chat(LoadedModel loaded, Supplier<Backend> backends, EngineOptions options, int turns,
+            int userTokens,
             int replyTokens, Consumer<String> log) throws InterruptedException {
         List<ChatRow> rows = new ArrayList<>();
         for (boolean caching : new boolean[] {true, false}) {
             log.accept("replaying a " + turns + "-turn chat, prefix cache " + (caching ? "on" : "off") + "...");
             SplittableRandom random = new SplittableRandom(11);
             int vocab = loaded.config().vocabSize();
-            try (Engine engine = Engine.start(loaded, ops, options.withPrefixCaching(caching))) {
+            try (Engine engine = Engine.start(loaded, backends.get(), options.withPrefixCaching(caching))) {
                 runAll(engine, requests(new SplittableRandom(3), vocab, 2, userTokens, 4)); // warm-up
                 int[] history = new int[0];
                 long promptTotal = 0;

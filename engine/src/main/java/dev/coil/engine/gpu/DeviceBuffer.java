@@ -135,6 +135,14 @@ public final class DeviceBuffer implements AutoCloseable {
         }
     }
 
+    public void copyFrom(byte[] source) {
+        copyFromHost(Pointer.to(source), source.length);
+    }
+
+    public void copyTo(byte[] destination) {
+        copyToHost(Pointer.to(destination), destination.length);
+    }
+
     public void copyTo(float[] destination) {
         copyToHost(Pointer.to(destination), 4L * destination.length);
     }

@@ -82,6 +82,10 @@ public final class Engine implements AutoCloseable {
         return engine;
     }
 
+    Backend backend() {
+        return backend;
+    }
+
     /** What runs the steps ("cpu, 2 threads", "cuda:0 (…)"). */
     public String backendDescription() {
         return backend.description();

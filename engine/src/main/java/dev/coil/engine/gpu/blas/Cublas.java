@@ -28,6 +28,7 @@ public final class Cublas implements AutoCloseable {
     private final MemorySegment handle;
     private final MemorySegment one;
     private final MemorySegment zero;
+    private DeviceBuffer workspace;
     private long boundStream = -1;
     private boolean closed;
 
@@ -69,6 +70,29 @@ public final class Cublas implements AutoCloseable {
         }
     }
 
+    /**
+     * Gives cuBLAS a workspace of its own to use from now on, instead of one it allocates: a product
+     * captured into a CUDA graph must not allocate. Kept across {@link #bind} (which resets it).
+     */
+    public void useWorkspace(DeviceBuffer buffer) {
+        this.workspace = buffer;
+        if (boundStream != -1) {
+            applyWorkspace();
+        }
+    }
+
+    private void applyWorkspace() {
+        try {
+            int status = (int) library.setWorkspace.invokeExact(handle, MemorySegment.ofAddress(workspace.address()),
+                    workspace.bytes());
+            check(library, status, "cublasSetWorkspace_v2");
+        } catch (CudaException e) {
+            throw e;
+        } catch (Throwable e) {
+            throw new CudaException("cublasSetWorkspace_v2 could not be called: " + e, e);
+        }
+    }
+
     /** Routes this handle's next calls to {@code stream}. */
     public void bind(CudaStream stream) {
         if (boundStream == stream.address()) {
@@ -78,6 +102,9 @@ public final class Cublas implements AutoCloseable {
             int status = (int) library.setStream.invokeExact(handle, MemorySegment.ofAddress(stream.address()));
             check(library, status, "cublasSetStream_v2");
             boundStream = stream.address();
+            if (workspace != null) {
+                applyWorkspace();
+            }
         } catch (CudaException e) {
             throw e;
         } catch (Throwable e) {

@@ -2,6 +2,7 @@ package dev.coil.engine.gpu.blas;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 import dev.coil.engine.gpu.CudaException;
 import java.lang.foreign.Arena;
@@ -24,6 +25,7 @@ final class CublasLibrary {
     final MethodHandle create;       // cublasStatus_t cublasCreate_v2(cublasHandle_t*)
     final MethodHandle destroy;      // cublasStatus_t cublasDestroy_v2(cublasHandle_t)
     final MethodHandle setStream;    // cublasStatus_t cublasSetStream_v2(cublasHandle_t, cudaStream_t)
+    final MethodHandle setWorkspace; // cublasStatus_t cublasSetWorkspace_v2(cublasHandle_t, void*, size_t)
     final MethodHandle getVersion;   // cublasStatus_t cublasGetVersion_v2(cublasHandle_t, int*)
     final MethodHandle statusString; // const char* cublasGetStatusString(cublasStatus_t)
     final MethodHandle gemmEx;       // see Cublas.gemmEx
@@ -34,6 +36,8 @@ final class CublasLibrary {
         create = bind(linker, symbols, "cublasCreate_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         destroy = bind(linker, symbols, "cublasDestroy_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         setStream = bind(linker, symbols, "cublasSetStream_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
+        setWorkspace = bind(linker, symbols, "cublasSetWorkspace_v2",
+                FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG));
         getVersion = bind(linker, symbols, "cublasGetVersion_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
         statusString = bind(linker, symbols, "cublasGetStatusString", FunctionDescriptor.of(ADDRESS, JAVA_INT));
         gemmEx = bind(linker, symbols, "cublasGemmEx", FunctionDescriptor.of(JAVA_INT,

@@ -25,6 +25,7 @@ public final class GpuMatmul implements AutoCloseable {
     private final Cublas cublas;
     private final ConvertKernel convert;
     private DeviceBuffer scratch;
+    private long allocations;
 
     public GpuMatmul(CudaDevice device, Cublas cublas) {
         this.device = device;
@@ -60,8 +61,14 @@ public final class GpuMatmul implements AutoCloseable {
                 scratch.close();
             }
             scratch = device.allocate(Math.max(bytes, 1L << 20));
+            allocations++;
         }
         return scratch.slice(0, bytes);
+    }
+
+    /** How many operand buffers were allocated so far: a captured graph is valid while this stays unchanged. */
+    public long allocations() {
+        return allocations;
     }
 
     @Override

@@ -12,6 +12,7 @@ import dev.coil.engine.gpu.kernels.EmbeddingKernel;
 import dev.coil.engine.gpu.kernels.FlashAttentionKernel;
 import dev.coil.engine.gpu.kernels.GatedRmsNormKernel;
 import dev.coil.engine.gpu.kernels.PagedAttentionKernel;
+import dev.coil.engine.gpu.kernels.PagedKvKernel;
 import dev.coil.engine.gpu.kernels.ResidualAddKernel;
 import dev.coil.engine.gpu.kernels.RmsNormKernel;
 import dev.coil.engine.gpu.kernels.RopeKernel;
@@ -39,6 +40,7 @@ final class DeviceKernels implements AutoCloseable {
     final ConvertKernel convert;
     final FlashAttentionKernel flashAttention;
     final PagedAttentionKernel pagedAttention;
+    final PagedKvKernel pagedKv;
     final SiluMultiplyKernel siluMultiply;
     final SquaredReluKernel squaredRelu;
     private final Cublas cublas;
@@ -62,8 +64,14 @@ final class DeviceKernels implements AutoCloseable {
         this.convert = new ConvertKernel(module);
         this.flashAttention = new FlashAttentionKernel(module);
         this.pagedAttention = new PagedAttentionKernel(module, device.multiprocessors());
+        this.pagedKv = new PagedKvKernel(module);
         this.siluMultiply = new SiluMultiplyKernel(module);
         this.squaredRelu = new SquaredReluKernel(module);
+    }
+
+    /** cuBLAS's workspace from now on (a captured product must not allocate one). */
+    void useBlasWorkspace(dev.coil.engine.gpu.DeviceBuffer workspace) {
+        cublas.useWorkspace(workspace);
     }
 
     @Override

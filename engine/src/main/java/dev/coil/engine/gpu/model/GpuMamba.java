@@ -41,7 +41,7 @@ final class GpuMamba {
         if (prompt) {
             k.conv.launch(k.stream, xbc, width, rows, channels, w.convWeight(), w.convBias(), spec.convKernel(),
                     state.conv(), convolved);
-            DeviceBuffer dt = promptDt(k, w, projected, rows, width);
+            DeviceBuffer dt = promptDt(k, w, projected, rows, width, rows);
             SsdScanKernel.Inputs inputs = new SsdScanKernel.Inputs(x, channels, dt, heads, b, c, channels);
             DeviceBuffer workspace = k.scratch.bytes("mamba.ssd",
                     SsdScanKernel.workspaceBytes(shape, 1, rows, spec.chunkSize()));
@@ -67,11 +67,12 @@ final class GpuMamba {
     }
 
     /**
-     * dt = clamp(softplus(dt + dt_bias), dtMin, dtMax) for prompt rows, as {@code Mamba2Mixer} takes it:
-     * [rows, heads] through the host (a few floats a row; prefill only).
+     * dt = softplus(dt + dt_bias) for the rows of a chunk, clamped to [dtMin, dtMax] for its first
+     * {@code clamped} rows (prompt tokens; the rest are generated tokens being recomputed), as
+     * {@code Mamba2Mixer} takes it: [rows, heads] through the host (a few floats a row; prefill only).
      */
-    private static DeviceBuffer promptDt(DeviceKernels k, GpuWeights.Mamba w, DeviceBuffer projected, int rows,
-            int width) {
+    static DeviceBuffer promptDt(DeviceKernels k, GpuWeights.Mamba w, DeviceBuffer projected, int rows, int width,
+            int clamped) {
         BlockSpec.Mamba spec = w.spec();
         int heads = spec.heads();
         DeviceBuffer dt = k.scratch.floats("mamba.dt", (long) rows * heads);
@@ -83,7 +84,7 @@ final class GpuMamba {
         for (int t = 0; t < rows; t++) {
             for (int h = 0; h < heads; h++) {
                 float value = softplus(values[t * heads + h] + bias[h]);
-                values[t * heads + h] = Math.min(Math.max(value, spec.dtMin()), spec.dtMax());
+                values[t * heads + h] = t < clamped ? Math.min(Math.max(value, spec.dtMin()), spec.dtMax()) : value;
             }
         }
         dt.copyFrom(values);

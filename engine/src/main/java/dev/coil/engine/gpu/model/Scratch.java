@@ -13,6 +13,7 @@ final class Scratch implements AutoCloseable {
 
     private final CudaDevice device;
     private final Map<String, DeviceBuffer> buffers = new HashMap<>();
+    private long allocations;
 
     Scratch(CudaDevice device) {
         this.device = device;
@@ -31,9 +32,15 @@ final class Scratch implements AutoCloseable {
                 buffer.close();
             }
             buffer = device.allocate(Math.max(bytes, 256));
+            allocations++;
             buffers.put(name, buffer);
         }
         return buffer.slice(0, Math.max(bytes, 0));
+    }
+
+    /** How many buffers were allocated so far: a captured graph is valid while this stays unchanged. */
+    long allocations() {
+        return allocations;
     }
 
     @Override

@@ -1,0 +1,72 @@
+// Writes into and gathers from the paged K/V cache of the serving engine.
+//   cache: (blocks · block_size, kv_heads, padded_head_dim) in f32 or bf16: the row of position p of
+//   a sequence is table[p / block_size] · block_size + p % block_size.
+// The columns past head_dim (heads the attention kernels pad to 64 or 128) are kept at zero, so a
+// padded query column meets 0, never uninitialised memory that could hold a NaN.
+#include "common.cuh"
+
+static __device__ __forceinline__ void coil_store(float* out, float value) {
+    *out = value;
+}
+
+static __device__ __forceinline__ void coil_store(__nv_bfloat16* out, float value) {
+    *out = __float2bfloat16_rn(value);
+}
+
+static __device__ __forceinline__ float coil_load(const float* in) {
+    return *in;
+}
+
+static __device__ __forceinline__ float coil_load(const __nv_bfloat16* in) {
+    return __bfloat162float(*in);
+}
+
+// source: (rows, kv_heads, head_dim) f32, the new keys or values; destinations: (rows) int32 cache rows.
+// Grid: (rows); block: 128 threads over kv_heads · padded_head_dim.
+template <typename T>
+static __device__ void coil_paged_write(const float* __restrict__ source, const int* __restrict__ destinations,
+        T* __restrict__ cache, int kv_heads, int head_dim, int padded_head_dim) {
+    const int row = blockIdx.x;
+    const int width = kv_heads * padded_head_dim;
+    const size_t to = (size_t) destinations[row] * width;
+    const size_t from = (size_t) row * kv_heads * head_dim;
+    for (int i = threadIdx.x; i < width; i += blockDim.x) {
+        const int head = i / padded_head_dim;
+        const int column = i - head * padded_head_dim;
+        coil_store(cache + to + i, column < head_dim ? source[from + head * head_dim + column] : 0.0f);
+    }
+}
+
+extern "C" __global__ void paged_kv_write_f32(const float* source, const int* destinations, float* cache,
+        int kv_heads, int head_dim, int padded_head_dim) {
+    coil_paged_write(source, destinations, cache, kv_heads, head_dim, padded_head_dim);
+}
+
+extern "C" __global__ void paged_kv_write_bf16(const float* source, const int* destinations, __nv_bfloat16* cache,
+        int kv_heads, int head_dim, int padded_head_dim) {
+    coil_paged_write(source, destinations, cache, kv_heads, head_dim, padded_head_dim);
+}
+
+// Positions [0, count) of one sequence, contiguous and in bf16, for the prefill flash kernel.
+// table: (≥ ceil(count / block_size)) int32 block ids; out: (count, kv_heads, padded_head_dim) bf16.
+// Grid: (count); block: 128 threads over the row.
+template <typename T>
+static __device__ void coil_paged_gather(const T* __restrict__ cache, const int* __restrict__ table, int block_size,
+        int width, __nv_bfloat16* __restrict__ out) {
+    const int position = blockIdx.x;
+    const size_t from = ((size_t) table[position / block_size] * block_size + position % block_size) * width;
+    const size_t to = (size_t) position * width;
+    for (int i = threadIdx.x; i < width; i += blockDim.x) {
+        out[to + i] = __float2bfloat16_rn(coil_load(cache + from + i));
+    }
+}
+
+extern "C" __global__ void paged_kv_gather_f32(const float* cache, const int* table, int block_size, int width,
+        __nv_bfloat16* out) {
+    coil_paged_gather(cache, table, block_size, width, out);
+}
+
+extern "C" __global__ void paged_kv_gather_bf16(const __nv_bfloat16* cache, const int* table, int block_size,
+        int width, __nv_bfloat16* out) {
+    coil_paged_gather(cache, table, block_size, width, out);
+}

@@ -1,0 +1,62 @@
+package dev.coil.engine.gpu.kernels;
+
+import dev.coil.engine.gpu.CudaStream;
+import dev.coil.engine.gpu.DeviceBuffer;
+import dev.coil.engine.gpu.Kernel;
+import dev.coil.engine.gpu.KernelModule;
+import dev.coil.engine.load.DType;
+
+/**
+ * Launches paged_kv.cu: new keys or values written into their rows of a paged cache
+ * ({@link PagedAttentionKernel.DeviceCache}, head dim padded), and one sequence's positions
+ * gathered out of it into contiguous bf16 for the prefill flash kernel.
+ */
+public final class PagedKvKernel {
+
+    private static final int THREADS = 128;
+
+    private final Kernel writeF32;
+    private final Kernel writeBf16;
+    private final Kernel gatherF32;
+    private final Kernel gatherBf16;
+
+    public PagedKvKernel(KernelModule module) {
+        this.writeF32 = module.kernel("paged_kv_write_f32");
+        this.writeBf16 = module.kernel("paged_kv_write_bf16");
+        this.gatherF32 = module.kernel("paged_kv_gather_f32");
+        this.gatherBf16 = module.kernel("paged_kv_gather_bf16");
+    }
+
+    /**
+     * cacheRows[r] ← source[r], for r < rows: source (rows, kvHeads, headDim) f32; destinations (rows)
+     * int32 cache rows (block · blockSize + offset); the cache's head dim (≥ headDim) is zero-padded.
+     */
+    public void write(CudaStream stream, DeviceBuffer source, int headDim, DeviceBuffer destinations, int rows,
+            DeviceBuffer cache, PagedAttentionKernel.DeviceCache layout) {
+        if (headDim > layout.headDim()) {
+            throw new IllegalArgumentException("head dim " + headDim + " is wider than the cache's " + layout.headDim());
+        }
+        source.requireFloats((long) rows * layout.kvHeads() * headDim, "source");
+        destinations.requireBytes(4L * rows, "destinations");
+        if (rows > 0) {
+            Kernel kernel = layout.dtype() == DType.BF16 ? writeBf16 : writeF32;
+            kernel.launch(stream, rows, 1, 1, THREADS, 0, source, destinations, cache, layout.kvHeads(), headDim,
+                    layout.headDim());
+        }
+    }
+
+    /**
+     * out ← positions [0, count) of a sequence whose blocks are table[0 ..], as (count, kvHeads,
+     * cacheHeadDim) bf16. cache: the keys or the values of {@code layout}.
+     */
+    public void gather(CudaStream stream, DeviceBuffer cache, PagedAttentionKernel.DeviceCache layout,
+            DeviceBuffer table, int count, DeviceBuffer out) {
+        int width = layout.kvHeads() * layout.headDim();
+        table.requireBytes(4L * Math.ceilDiv(count, layout.blockSize()), "table");
+        out.requireBytes(2L * count * width, "out");
+        if (count > 0) {
+            Kernel kernel = layout.dtype() == DType.BF16 ? gatherBf16 : gatherF32;
+            kernel.launch(stream, count, 1, 1, THREADS, 0, cache, table, layout.blockSize(), width, out);
+        }
+    }
+}

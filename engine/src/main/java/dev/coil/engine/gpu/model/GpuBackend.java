@@ -1,0 +1,104 @@
+package dev.coil.engine.gpu.model;
+
+import dev.coil.engine.cache.CacheSizing;
+import dev.coil.engine.cache.StateStore;
+import dev.coil.engine.gpu.CudaDevice;
+import dev.coil.engine.model.Batch;
+import dev.coil.engine.model.LayerState;
+import dev.coil.engine.model.ModelConfig;
+import dev.coil.engine.model.SequenceState;
+import dev.coil.engine.runner.Backend;
+import dev.coil.engine.runner.LoadedModel;
+import java.util.List;
+
+/**
+ * The serving engine's steps on one CUDA device: the weights uploaded once, the cache's K/V
+ * blocks and Mamba slots in device memory ({@link DeviceStateStore}), each step a
+ * {@link GpuStep}, decode steps replayed from CUDA graphs.
+ */
+public final class GpuBackend implements Backend {
+
+    private final LoadedModel loaded;
+    private final CudaDevice device;
+    private final GpuWeights weights;
+    private final DeviceKernels kernels;
+    private final boolean graphs;
+    private DeviceStateStore store;
+    private GpuStep step;
+
+    private GpuBackend(LoadedModel loaded, CudaDevice device, GpuWeights weights, DeviceKernels kernels,
+            boolean graphs) {
+        this.loaded = loaded;
+        this.device = device;
+        this.weights = weights;
+        this.kernels = kernels;
+        this.graphs = graphs;
+    }
+
+    /** Opens cuda:{@code ordinal} and uploads the model; {@code graphs}: replay decode steps from CUDA graphs. */
+    public static GpuBackend open(LoadedModel loaded, int ordinal, boolean graphs) {
+        CudaDevice device = CudaDevice.open(ordinal);
+        try {
+            GpuWeights weights = new GpuWeights(device, loaded.config(), loaded.checkpoint());
+            try {
+                DeviceKernels kernels = new DeviceKernels(device, device.newStream());
+                kernels.useBlasWorkspace(device.allocate(32L << 20));
+                return new GpuBackend(loaded, device, weights, kernels, graphs);
+            } catch (RuntimeException e) {
+                weights.close();
+                throw e;
+            }
+        } catch (RuntimeException e) {
+            device.close();
+            throw e;
+        }
+    }
+
+    @Override
+    public String description() {
+        return device.description();
+    }
+
+    @Override
+    public long freeMemoryBytes() {
+        device.makeCurrent();
+        return device.freeMemory();
+    }
+
+    @Override
+    public StateStore newStateStore(CacheSizing sizing) {
+        if (store != null) {
+            throw new IllegalStateException("the GPU backend holds one cache");
+        }
+        ModelConfig config = loaded.config();
+        store = new DeviceStateStore(device, config.blocks(), sizing);
+        step = new GpuStep(config, weights, kernels, store, graphs, Math.max(1, sizing.slots()));
+        return store;
+    }
+
+    @Override
+    public SequenceState newSequence(StateStore cacheStore, int slot) {
+        return loaded.model().newSequence(null, new LayerState[loaded.config().blocks().size()], slot);
+    }
+
+    @Override
+    public List<float[]> forward(Batch batch) {
+        return step.forward(batch);
+    }
+
+    /** Decode steps replayed from a CUDA graph so far. */
+    public long graphReplays() {
+        return step == null ? 0 : step.replays();
+    }
+
+    @Override
+    public void close() {
+        device.makeCurrent();
+        if (step != null) {
+            step.close();
+        }
+        kernels.close();
+        weights.close();
+        device.close();
+    }
+}

@@ -1,0 +1,244 @@
+package dev.coil.engine.gpu.model;
+
+import dev.coil.engine.gpu.DecodeGraphs;
+import dev.coil.engine.gpu.DeviceBuffer;
+import dev.coil.engine.gpu.PinnedBuffer;
+import dev.coil.engine.model.Batch;
+import dev.coil.engine.model.ModelConfig;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One serving step on the device, {@code HybridModel.forward(ops, batch)}'s twin:
+ * <pre>
+ *   h = E[ids] · embeddingMultiplier                       (all rows of all sequences)
+ *   for each block:  h = h + mixer(rmsnorm(h)) · residualMultiplier
+ *   logits = lm_head(rmsnorm_final(h[wanted rows])) / logitsDivisor
+ * </pre>
+ * with the sequences' K/V and Mamba states in a {@link DeviceStateStore}. A step of decodes only
+ * is padded to a bucket and replayed from a CUDA graph once captured ({@link DecodeGraphs}).
+ */
+final class GpuStep implements AutoCloseable {
+
+    private static final Logger LOG = LoggerFactory.getLogger(GpuStep.class);
+
+    private final ModelConfig config;
+    private final GpuWeights weights;
+    private final DeviceKernels kernels;
+    private final DeviceStateStore store;
+    private final DecodeGraphs graphs;
+    private final int maxGraphRows;
+    private PinnedBuffer staging;
+    private PinnedBuffer logitsHost;
+    private long pinnedAllocations;
+    private boolean graphsFailed;
+    private long replays;
+
+    GpuStep(ModelConfig config, GpuWeights weights, DeviceKernels kernels, DeviceStateStore store,
+            boolean useGraphs, int maxGraphRows) {
+        this.config = config;
+        this.weights = weights;
+        this.kernels = kernels;
+        this.store = store;
+        this.graphs = useGraphs ? new DecodeGraphs() : null;
+        this.maxGraphRows = maxGraphRows;
+    }
+
+    /** Decode steps served by replaying a graph so far. */
+    long replays() {
+        return replays;
+    }
+
+    List<float[]> forward(Batch batch) {
+        kernels.device.makeCurrent();
+        for (int s = 0; s < batch.size(); s++) {
+            for (int id : batch.segment(s).tokens()) {
+                if (id < 0 || id >= config.vocabSize()) {
+                    throw new IllegalArgumentException(
+                            "token id " + id + " is outside the vocabulary [0, " + config.vocabSize() + ")");
+                }
+            }
+        }
+        boolean decodesOnly = true;
+        int longest = 1;
+        for (int s = 0; s < batch.size() && decodesOnly; s++) {
+            decodesOnly = StepLayout.isDecode(batch, s);
+            longest = Math.max(longest, batch.segment(s).sequence().length() + 1);
+        }
+        boolean graphed = graphs != null && !graphsFailed && decodesOnly && batch.size() <= maxGraphRows;
+        StepLayout layout = graphed
+                ? StepLayout.of(batch, store.blockSize(), store.paddingSlot(), store.paddingBlock(),
+                        DecodeGraphs.bucket(batch.size()),
+                        DecodeGraphs.tableStride(Math.ceilDiv(longest, store.blockSize())))
+                : StepLayout.of(batch, store.blockSize(), store.paddingSlot(), store.paddingBlock(), 0, 0);
+
+        int logitRows = logitRows(layout);
+        ensurePinned(4L * layout.packed.length, 4L * logitRows * config.vocabSize());
+        MemorySegment.copy(layout.packed, 0, staging.segment(), ValueLayout.JAVA_INT, 0, layout.packed.length);
+        DeviceBuffer inputs = kernels.scratch.floats("step.inputs", layout.packed.length);
+        inputs.copyFromAsync(staging, 0, 0, 4L * layout.packed.length, kernels.stream);
+
+        if (graphed) {
+            DecodeGraphs.Key key = new DecodeGraphs.Key(layout.rows, layout.tableStride);
+            if (graphs.replay(key, allocations(), kernels.stream)) {
+                replays++;
+            } else {
+                long before = allocations();
+                run(layout, inputs, logitRows);
+                if (allocations() == before) {
+                    capture(key, layout, inputs, logitRows);
+                }
+            }
+        } else {
+            run(layout, inputs, logitRows);
+        }
+        kernels.stream.synchronize();
+        return split(layout);
+    }
+
+    private void capture(DecodeGraphs.Key key, StepLayout layout, DeviceBuffer inputs, int logitRows) {
+        try {
+            graphs.capture(key, kernels.stream, () -> run(layout, inputs, logitRows));
+        } catch (RuntimeException e) {
+            graphsFailed = true;
+            LOG.warn("decode steps run without CUDA graphs: capturing one failed ({})", e.getMessage());
+        }
+    }
+
+    private long allocations() {
+        return kernels.scratch.allocations() + kernels.matmul.allocations() + pinnedAllocations;
+    }
+
+    /** The whole step's launches on the stream, ending with the wanted logits copied to pinned memory. */
+    private void run(StepLayout layout, DeviceBuffer inputs, int logitRows) {
+        int rows = layout.rows;
+        int hidden = config.hiddenSize();
+        long activations = (long) rows * hidden;
+        DeviceBuffer h = kernels.scratch.floats("model.h", activations);
+        DeviceBuffer normed = kernels.scratch.floats("model.normed", activations);
+        DeviceBuffer update = kernels.scratch.floats("model.update", activations);
+        kernels.embedding.launch(kernels.stream, inputs.floatSlice(layout.idsOffset(), rows), rows,
+                weights.embeddings, config.embeddingMultiplier(), h);
+        for (int b = 0; b < weights.blocks.size(); b++) {
+            GpuWeights.Block block = weights.blocks.get(b);
+            kernels.rmsNorm.launch(kernels.stream, h, rows, hidden, block.norm(), config.normEps(), normed);
+            switch (block.mixer()) {
+                case GpuWeights.Mamba mamba -> StepMamba.forward(kernels, mamba, store, b, layout, inputs, normed,
+                        update);
+                case GpuWeights.Attention attention -> StepAttention.forward(kernels, attention, store, b, layout,
+                        inputs, normed, update);
+                case GpuWeights.Mlp mlp -> GpuFeedForward.forward(kernels, mlp, normed, rows, update);
+            }
+            kernels.residualAdd.launch(kernels.stream, h, update, activations, config.residualMultiplier());
+        }
+        if (logitRows == 0) {
+            return;
+        }
+        DeviceBuffer selected = h;
+        if (!layout.decodesOnly()) {
+            selected = kernels.scratch.floats("model.selected", (long) logitRows * hidden);
+            int row = 0;
+            for (int k = 0; k < layout.order.length; k++) {
+                int wanted = wantedRows(layout.segment(k));
+                int last = layout.firstRow[k] + layout.tokens(k);
+                if (wanted > 0) {
+                    selected.floatSlice((long) row * hidden, (long) wanted * hidden).copyFromAsync(
+                            h.floatSlice((long) (last - wanted) * hidden, (long) wanted * hidden),
+                            4L * wanted * hidden, kernels.stream);
+                }
+                row += wanted;
+            }
+        }
+        DeviceBuffer finalNormed = kernels.scratch.floats("model.final", (long) logitRows * hidden);
+        kernels.rmsNorm.launch(kernels.stream, selected, logitRows, hidden, weights.finalNorm, config.normEps(),
+                finalNormed);
+        long logitFloats = (long) logitRows * config.vocabSize();
+        DeviceBuffer logits = kernels.scratch.floats("model.logits", logitFloats);
+        kernels.matmul.matmul(kernels.stream, finalNormed, logitRows, weights.lmHead, logits);
+        logits.copyToAsync(logitsHost, 0, 0, 4 * logitFloats, kernels.stream);
+    }
+
+    /** Rows of logits the device computes: every row of a decode step (padding included), else the wanted ones. */
+    private static int logitRows(StepLayout layout) {
+        if (layout.decodesOnly()) {
+            return layout.rows;
+        }
+        int rows = 0;
+        for (int k = 0; k < layout.order.length; k++) {
+            rows += wantedRows(layout.segment(k));
+        }
+        return rows;
+    }
+
+    private static int wantedRows(Batch.Segment segment) {
+        return switch (segment.logits()) {
+            case NONE -> 0;
+            case LAST -> 1;
+            case ALL -> segment.tokens().length;
+        };
+    }
+
+    /** Per batch segment, in the batch's order: its logits from pinned memory, divided by the divisor. */
+    private List<float[]> split(StepLayout layout) {
+        int vocab = config.vocabSize();
+        float[][] results = new float[layout.batch.size()][];
+        int row = 0;
+        for (int k = 0; k < layout.order.length; k++) {
+            Batch.Segment segment = layout.segment(k);
+            int wanted = layout.decodesOnly() ? 1 : wantedRows(segment);
+            if (wanted > 0 && segment.logits() != Batch.Logits.NONE) {
+                float[] values = new float[wanted * vocab];
+                MemorySegment.copy(logitsHost.segment(), ValueLayout.JAVA_FLOAT, 4L * row * vocab, values, 0,
+                        values.length);
+                if (config.logitsDivisor() != 1f) {
+                    for (int i = 0; i < values.length; i++) {
+                        values[i] /= config.logitsDivisor();
+                    }
+                }
+                results[layout.order[k]] = values;
+            }
+            row += wanted;
+        }
+        for (int s = 0; s < layout.batch.size(); s++) {
+            layout.batch.segment(s).sequence().advance(layout.batch.tokens(s));
+        }
+        return new ArrayList<>(Arrays.asList(results));
+    }
+
+    private void ensurePinned(long inputBytes, long logitBytes) {
+        if (staging == null || staging.bytes() < inputBytes) {
+            if (staging != null) {
+                staging.close();
+            }
+            staging = kernels.device.allocatePinned(Math.max(inputBytes, 1 << 16));
+        }
+        if (logitsHost == null || logitsHost.bytes() < logitBytes) {
+            if (logitsHost != null) {
+                kernels.device.synchronize();
+                logitsHost.close();
+            }
+            logitsHost = kernels.device.allocatePinned(Math.max(logitBytes, 1 << 16));
+            pinnedAllocations++;
+        }
+    }
+
+    @Override
+    public void close() {
+        kernels.device.makeCurrent();
+        kernels.device.synchronize();
+        if (graphs != null) {
+            graphs.close();
+        }
+        if (staging != null) {
+            staging.close();
+        }
+        if (logitsHost != null) {
+            logitsHost.close();
+        }
+    }
+}

@@ -1,0 +1,93 @@
+package dev.coil.engine.gpu.model;
+
+import dev.coil.engine.gpu.DeviceBuffer;
+import dev.coil.engine.gpu.kernels.PagedAttentionKernel;
+import dev.coil.engine.load.DType;
+import dev.coil.engine.model.BlockSpec;
+import dev.coil.engine.ops.AttentionShape;
+
+/**
+ * The attention mixer over a serving step's rows, K/V in the cache's paged blocks on the device:
+ * q, k, v projections and RoPE for all rows at their positions; every row's k and v written into
+ * its cache row; the decode rows' attention as one paged-decode launch over their block tables;
+ * each prompt chunk's attention by the flash kernel over its positions gathered into bf16; then
+ * o_proj for all rows. Head dims below 64 run zero-padded to 64 (see {@link GpuAttention}).
+ */
+final class StepAttention {
+
+    private StepAttention() {
+    }
+
+    /** x: [rows, hidden] → out: [rows, hidden]; the rows' keys and values join the cache. */
+    static void forward(DeviceKernels k, GpuWeights.Attention w, DeviceStateStore store, int block, StepLayout layout,
+            DeviceBuffer inputs, DeviceBuffer x, DeviceBuffer out) {
+        BlockSpec.Attention spec = w.spec();
+        int rows = layout.rows;
+        int headDim = spec.headDim();
+        int queryHeads = spec.queryHeads();
+        int kvHeads = spec.kvHeads();
+        PagedAttentionKernel.DeviceCache cache = store.cache(block);
+        int padded = cache.headDim();
+        AttentionShape shape = new AttentionShape(queryHeads, kvHeads, padded);
+
+        DeviceBuffer q = k.scratch.floats("attention.q", (long) rows * queryHeads * headDim);
+        DeviceBuffer key = k.scratch.floats("attention.k", (long) rows * kvHeads * headDim);
+        DeviceBuffer value = k.scratch.floats("attention.v", (long) rows * kvHeads * headDim);
+        k.matmul.matmul(k.stream, x, rows, w.query(), q);
+        k.matmul.matmul(k.stream, x, rows, w.key(), key);
+        k.matmul.matmul(k.stream, x, rows, w.value(), value);
+        if (spec.rotaryDim() > 0) {
+            DeviceBuffer positions = inputs.floatSlice(layout.positionsOffset(), rows);
+            k.rope.launchAtPositions(k.stream, q, positions, rows, queryHeads, headDim, spec.rotaryDim(),
+                    spec.ropeTheta());
+            k.rope.launchAtPositions(k.stream, key, positions, rows, kvHeads, headDim, spec.rotaryDim(),
+                    spec.ropeTheta());
+        }
+        DeviceBuffer cacheRows = inputs.floatSlice(layout.cacheRowsOffset(), rows);
+        k.pagedKv.write(k.stream, key, headDim, cacheRows, rows, cache.keys(), cache);
+        k.pagedKv.write(k.stream, value, headDim, cacheRows, rows, cache.values(), cache);
+
+        long queryFloats = (long) rows * queryHeads * padded;
+        DeviceBuffer paddedQ = q;
+        if (padded != headDim) {
+            paddedQ = k.scratch.floats("attention.paddedQ", queryFloats);
+            paddedQ.fillAsync(0, k.stream);
+            DeviceCopy.rows(k.stream, q, headDim, 0, paddedQ, padded, 0, rows * queryHeads, headDim);
+        }
+        DeviceBuffer attended = k.scratch.floats("attention.out", queryFloats);
+        int decodeRows = layout.decodeRows();
+        if (decodeRows > 0) {
+            int maxLength = layout.tableStride * cache.blockSize();
+            PagedAttentionKernel.Split split = k.pagedAttention.plan(shape, decodeRows, maxLength);
+            DeviceBuffer workspace = k.scratch.floats("attention.workspace", Math.max(1, split.workspaceFloats()));
+            k.pagedAttention.launch(k.stream, shape, decodeRows, maxLength, spec.scale(), paddedQ, cache,
+                    inputs.floatSlice(layout.decodeTablesOffset(), (long) decodeRows * layout.tableStride),
+                    layout.tableStride, inputs.floatSlice(layout.decodeLengthsOffset(), decodeRows), workspace,
+                    attended);
+        }
+        long rowFloats = (long) queryHeads * padded;
+        for (int s = layout.decodes; s < layout.order.length; s++) {
+            int first = layout.firstRow[s];
+            int count = layout.tokens(s);
+            int past = layout.past(s);
+            int positions = past + count;
+            DeviceBuffer table = inputs.floatSlice(layout.tableOffset[s], Math.ceilDiv(positions, cache.blockSize()));
+            long kvBytes = 2L * positions * kvHeads * padded;
+            DeviceBuffer keys16 = k.scratch.bytes("attention.keys16", kvBytes);
+            DeviceBuffer values16 = k.scratch.bytes("attention.values16", kvBytes);
+            k.pagedKv.gather(k.stream, cache.keys(), cache, table, positions, keys16);
+            k.pagedKv.gather(k.stream, cache.values(), cache, table, positions, values16);
+            DeviceBuffer q16 = k.scratch.bytes("attention.q16", 2 * count * rowFloats);
+            k.convert.launch(k.stream, paddedQ.floatSlice(first * rowFloats, count * rowFloats), count * rowFloats,
+                    DType.BF16, q16);
+            k.flashAttention.launch(k.stream, shape, 1, count, past, spec.scale(), q16, keys16, values16,
+                    attended.floatSlice(first * rowFloats, count * rowFloats));
+        }
+        DeviceBuffer merged = attended;
+        if (padded != headDim) {
+            merged = k.scratch.floats("attention.merged", (long) rows * queryHeads * headDim);
+            DeviceCopy.rows(k.stream, attended, padded, 0, merged, headDim, 0, rows * queryHeads, headDim);
+        }
+        k.matmul.matmul(k.stream, merged, rows, w.output(), out);
+    }
+}

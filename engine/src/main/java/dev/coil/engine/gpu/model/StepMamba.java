@@ -1,0 +1,78 @@
+package dev.coil.engine.gpu.model;
+
+import dev.coil.engine.gpu.DeviceBuffer;
+import dev.coil.engine.gpu.kernels.SsdScanKernel;
+import dev.coil.engine.gpu.kernels.SsmStateUpdateKernel;
+import dev.coil.engine.model.BlockSpec;
+import dev.coil.engine.ops.SsmShape;
+
+/**
+ * The Mamba-2 mixer over a serving step's rows, states in the cache's slots on the device:
+ * z | xBC | dt = in_proj(u) for all rows at once; the decode rows' conv and state updates as one
+ * batch over their slots; each prompt chunk's conv and SSD scan on its own slot; then
+ * out = out_proj(gated_rmsnorm(y, z)) for all rows.
+ */
+final class StepMamba {
+
+    private StepMamba() {
+    }
+
+    /** u: [rows, hidden] → out: [rows, hidden]; the slots' conv and SSM states advance. */
+    static void forward(DeviceKernels k, GpuWeights.Mamba w, DeviceStateStore store, int block, StepLayout layout,
+            DeviceBuffer inputs, DeviceBuffer u, DeviceBuffer out) {
+        BlockSpec.Mamba spec = w.spec();
+        SsmShape shape = new SsmShape(spec.heads(), spec.headDim(), spec.groups(), spec.stateSize());
+        int rows = layout.rows;
+        int inner = spec.innerSize();
+        int channels = spec.convChannels();
+        int heads = spec.heads();
+        int groupWidth = spec.groups() * spec.stateSize();
+        int width = inner + channels + heads;
+
+        DeviceBuffer projected = k.scratch.floats("mamba.projected", (long) rows * width);
+        k.matmul.matmul(k.stream, u, rows, w.inProjection(), projected);
+        DeviceBuffer convolved = k.scratch.floats("mamba.convolved", (long) rows * channels);
+        DeviceBuffer y = k.scratch.floats("mamba.y", (long) rows * inner);
+
+        int decodeRows = layout.decodeRows();
+        if (decodeRows > 0) {
+            DeviceBuffer slots = inputs.floatSlice(layout.decodeSlotsOffset(), decodeRows);
+            k.convUpdate.launch(k.stream, rowsOf(projected, width, 0, decodeRows, inner, channels), width, decodeRows,
+                    channels, w.convWeight(), w.convBias(), spec.convKernel(), store.convStates(block), slots,
+                    convolved);
+            SsmStateUpdateKernel.Step step = new SsmStateUpdateKernel.Step(
+                    rowsOf(projected, width, 0, decodeRows, inner + channels, heads), width, w.dtBias(), true);
+            k.ssmUpdate.launch(k.stream, shape, decodeRows, convolved, channels, step, w.decay(),
+                    rowsOf(convolved, channels, 0, decodeRows, inner, groupWidth),
+                    rowsOf(convolved, channels, 0, decodeRows, inner + groupWidth, groupWidth), channels, w.skip(),
+                    store.ssmStates(block), slots, y);
+        }
+        for (int s = layout.decodes; s < layout.order.length; s++) {
+            int first = layout.firstRow[s];
+            int count = layout.tokens(s);
+            int slot = layout.segment(s).sequence().slot();
+            DeviceBuffer x = rowsOf(convolved, channels, first, count, 0, channels);
+            k.conv.launch(k.stream, rowsOf(projected, width, first, count, inner, channels), width, count, channels,
+                    w.convWeight(), w.convBias(), spec.convKernel(), store.convState(block, slot), x);
+            DeviceBuffer dt = GpuMamba.promptDt(k, w, rowsOf(projected, width, first, count, 0, width), count, width,
+                    layout.segment(s).clampedTokens());
+            SsdScanKernel.Inputs scanInputs = new SsdScanKernel.Inputs(x, channels, dt, heads,
+                    rowsOf(convolved, channels, first, count, inner, groupWidth),
+                    rowsOf(convolved, channels, first, count, inner + groupWidth, groupWidth), channels);
+            DeviceBuffer workspace = k.scratch.bytes("mamba.ssd",
+                    SsdScanKernel.workspaceBytes(shape, 1, count, spec.chunkSize()));
+            k.ssdScan.launch(k.stream, SsdScanKernel.Precision.F32, shape, 1, count, spec.chunkSize(), scanInputs,
+                    w.decay(), w.skip(), store.ssmState(block, slot), null,
+                    y.floatSlice((long) first * inner, (long) count * inner), workspace);
+        }
+        DeviceBuffer z = k.scratch.floats("mamba.z", (long) rows * inner);
+        DeviceCopy.rows(k.stream, projected, width, 0, z, inner, 0, rows, inner);
+        k.gatedRmsNorm.launch(k.stream, y, z, rows, inner, spec.normGroupSize(), w.norm(), spec.normEps(), y);
+        k.matmul.matmul(k.stream, y, rows, w.outProjection(), out);
+    }
+
+    /** Columns [column, column + width) of rows [first, first + count) of a buffer with rows of {@code stride} floats. */
+    static DeviceBuffer rowsOf(DeviceBuffer buffer, int stride, int first, int count, int column, int width) {
+        return buffer.floatSlice((long) first * stride + column, count == 0 ? 0 : (long) (count - 1) * stride + width);
+    }
+}

@@ -1,0 +1,68 @@
+package dev.coil.engine.runner;
+
+import dev.coil.engine.cpu.CpuOps;
+import dev.coil.engine.cpu.Parallel;
+import dev.coil.engine.gpu.CudaDevice;
+import dev.coil.engine.gpu.KernelModule;
+import dev.coil.engine.gpu.model.GpuBackend;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/** Opens the {@link Backend} that {@code --devices} names, resolving {@code auto}. */
+public final class Backends {
+
+    private static final Logger LOG = LoggerFactory.getLogger(Backends.class);
+
+    /** System property turning CUDA graphs for decode steps off ({@code -Dcoil.cuda.graphs=false}). */
+    public static final String GRAPHS_PROPERTY = "coil.cuda.graphs";
+
+    private Backends() {
+    }
+
+    /**
+     * auto → cuda:0 when the jar carries the kernels and the driver reports a GPU, else cpu; the
+     * choice and its reason are logged once. Other values are returned as they are.
+     */
+    public static Devices resolve(Devices devices) {
+        if (devices.kind() != Devices.Kind.AUTO) {
+            return devices;
+        }
+        String reason = cudaUnavailableReason();
+        if (reason == null) {
+            LOG.info("--devices auto: using cuda:0");
+            return Devices.cuda(0);
+        }
+        LOG.info("--devices auto: using the CPU ({})", reason);
+        return Devices.cpu(1);
+    }
+
+    /** Opens the backend for {@code devices} (auto resolved first); threads: CPU worker threads. */
+    public static Backend open(Devices devices, LoadedModel loaded, int threads) {
+        Devices resolved = resolve(devices);
+        if (resolved.isCuda()) {
+            if (resolved.count() > 1) {
+                LOG.warn("{} devices given: the serving engine runs on {} (several GPUs serve one request's context"
+                        + " only through context parallelism)", resolved.count(), "cuda:" + resolved.ordinals().get(0));
+            }
+            if (!KernelModule.isBuilt()) {
+                throw new IllegalArgumentException("--devices " + resolved + ": this build carries no CUDA kernels"
+                        + " (nvcc was not found when it was built); rebuild with nvcc on the PATH or use --devices cpu");
+            }
+            boolean graphs = !"false".equalsIgnoreCase(System.getProperty(GRAPHS_PROPERTY, "true"));
+            return GpuBackend.open(loaded, resolved.ordinals().get(0), graphs);
+        }
+        return new CpuBackend(loaded.model(), new CpuOps(new Parallel(threads)));
+    }
+
+    /** Null when CUDA can be used, else why not. */
+    private static String cudaUnavailableReason() {
+        if (!KernelModule.isBuilt()) {
+            return "this build carries no CUDA kernels";
+        }
+        try {
+            return CudaDevice.count() > 0 ? null : "the CUDA driver reports no GPU";
+        } catch (RuntimeException | LinkageError e) {
+            return "no CUDA driver: " + e.getMessage();
+        }
+    }
+}

@@ -1,0 +1,190 @@
+package dev.coil.engine.runner;
+
+import static dev.coil.engine.runner.EngineRuns.concat;
+import static dev.coil.engine.runner.EngineRuns.greedy;
+import static dev.coil.engine.runner.EngineRuns.prompt;
+import static dev.coil.engine.runner.EngineRuns.run;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.coil.engine.gpu.GpuFixture;
+import dev.coil.engine.gpu.GpuTest;
+import dev.coil.engine.gpu.model.GpuBackend;
+import dev.coil.engine.load.DType;
+import dev.coil.engine.model.Fixtures;
+import dev.coil.engine.model.TestModels;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * The serving engine on the GPU backend, on every fixture model: the CPU engine's greedy tokens and
+ * logprobs, and the invariances of {@link EngineTest} (batch composition, chunked prefill, prefix
+ * hits, preemption) hold on the device too. Prompt attention runs on bf16 operands and bf16
+ * checkpoints multiply bf16-rounded activations, hence the looser logprob tolerances.
+ */
+@GpuTest
+class GpuEngineTest {
+
+    static final double VERSUS_CPU = 3e-2;
+    static final double ON_DEVICE = 5e-3;
+
+    static List<String> models() {
+        return Fixtures.MODELS;
+    }
+
+    static Engine start(String fixture, EngineOptions options, boolean graphs) {
+        GpuFixture.device(); // fails, not skips, without a GPU
+        LoadedModel model = TestModels.load(fixture);
+        return Engine.start(model, GpuBackend.open(model, 0, graphs), options);
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("models")
+    void concurrentRequestsGiveTheCpuEnginesTokens(String fixture) throws Exception {
+        int vocab = TestModels.load(fixture).config().vocabSize();
+        List<int[]> prompts = List.of(prompt(vocab, 37, 11), prompt(vocab, 20, 12), prompt(vocab, 53, 13));
+        List<EngineRuns.Outcome> cpu = runTogether(EngineTest.start(fixture, EngineTest.SMALL.withKvDtype(DType.F32)),
+                prompts, 12);
+        for (boolean graphs : new boolean[] {false, true}) {
+            Engine engine = start(fixture, EngineTest.SMALL.withKvDtype(DType.F32), graphs);
+            GpuBackend backend = backendOf(engine);
+            List<EngineRuns.Outcome> gpu = runTogether(engine, prompts, 12);
+            for (int i = 0; i < prompts.size(); i++) {
+                assertThat(gpu.get(i).tokens()).as("request %d, graphs %s", i, graphs).isEqualTo(cpu.get(i).tokens());
+                EngineTest.assertSameLogprobs(gpu.get(i).logprobs(), cpu.get(i).logprobs(), VERSUS_CPU);
+            }
+            if (graphs) {
+                assertThat(backend.graphReplays()).as("decode steps replayed from CUDA graphs").isPositive();
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("models")
+    void bf16CacheGivesTheF32CachesTokens(String fixture) throws Exception {
+        int vocab = TestModels.load(fixture).config().vocabSize();
+        List<int[]> prompts = List.of(prompt(vocab, 29, 41), prompt(vocab, 44, 42));
+        List<EngineRuns.Outcome> f32 = runTogether(start(fixture, EngineTest.SMALL.withKvDtype(DType.F32), true),
+                prompts, 10);
+        List<EngineRuns.Outcome> bf16 = runTogether(start(fixture, EngineTest.SMALL, true), prompts, 10);
+        for (int i = 0; i < prompts.size(); i++) {
+            EngineTest.assertSameLogprobs(bf16.get(i).logprobs(), f32.get(i).logprobs(), VERSUS_CPU);
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("models")
+    void batchCompositionDoesNotChangeGreedyTokens(String fixture) throws Exception {
+        int vocab = TestModels.load(fixture).config().vocabSize();
+        List<int[]> prompts = new ArrayList<>();
+        for (int i = 0; i < 8; i++) {
+            prompts.add(prompt(vocab, 5 + 9 * i, 100 + i));
+        }
+        List<int[]> alone = new ArrayList<>();
+        try (Engine engine = start(fixture, EngineTest.SMALL.withPrefixCaching(false), true)) {
+            for (int[] ids : prompts) {
+                alone.add(run(engine, greedy(ids, 10, -1)).tokenArray());
+            }
+        }
+        List<EngineRuns.Outcome> together = runTogether(
+                start(fixture, EngineTest.SMALL.withPrefixCaching(false).withMaxBatchedTokens(64), true), prompts, 10);
+        for (int i = 0; i < prompts.size(); i++) {
+            assertThat(together.get(i).tokenArray()).as("request %d of 8", i).containsExactly(alone.get(i));
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("models")
+    void chunkedPrefillGivesTheLogitsOfOneChunk(String fixture) {
+        int[] ids = prompt(TestModels.load(fixture).config().vocabSize(), 61, 5);
+        EngineRequest request = new EngineRequest(ids, SamplingParams.greedy().withMaxTokens(3), true, 5, 5);
+        EngineRuns.Outcome whole;
+        try (Engine engine = start(fixture, EngineTest.SMALL.withMaxBatchedTokens(256), true)) {
+            whole = run(engine, request);
+        }
+        for (int budget : new int[] {8, 29}) {
+            try (Engine engine = start(fixture,
+                    EngineTest.SMALL.withMaxBatchedTokens(budget).withSnapshotIntervalBlocks(0), true)) {
+                EngineRuns.Outcome chunked = run(engine, request);
+                EngineTest.assertSameLogprobs(chunked.promptLogprobs().positions(), whole.promptLogprobs().positions(),
+                        ON_DEVICE);
+                EngineTest.assertSameLogprobs(chunked.logprobs(), whole.logprobs(), ON_DEVICE);
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("models")
+    void prefixCacheHitGivesTheLogitsOfAMiss(String fixture) throws InterruptedException {
+        int vocab = TestModels.load(fixture).config().vocabSize();
+        int[] first = prompt(vocab, 90, 21);
+        int[] second = concat(Arrays.copyOf(first, 70), prompt(vocab, 15, 22));
+        EngineRuns.Outcome miss;
+        try (Engine engine = start(fixture, EngineTest.SMALL.withPrefixCaching(false), true)) {
+            miss = run(engine, greedy(second, 6, 5));
+        }
+        try (Engine engine = start(fixture, EngineTest.SMALL.withSnapshotIntervalBlocks(2), true)) {
+            run(engine, greedy(first, 3, -1));
+            EngineRuns.Outcome hit = run(engine, greedy(second, 6, 5));
+            assertThat(hit.finished().usage().cachedPromptTokens()).isEqualTo(64);
+            assertThat(hit.tokens()).isEqualTo(miss.tokens());
+            EngineTest.assertSameLogprobs(hit.logprobs(), miss.logprobs(), ON_DEVICE);
+            EngineStats stats = EngineRuns.settledStats(engine);
+            assertThat(stats.kvBlocksInUse()).isZero();
+            assertThat(stats.stateSlotsInUse()).isZero();
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("models")
+    void preemptedRequestsResumeWithUnchangedOutput(String fixture) throws InterruptedException {
+        LoadedModel model = TestModels.load(fixture);
+        List<int[]> prompts = new ArrayList<>();
+        for (int i = 0; i < 4; i++) {
+            prompts.add(prompt(model.config().vocabSize(), 30 + i, 300 + i));
+        }
+        List<EngineRuns.Outcome> uninterrupted = new ArrayList<>();
+        try (Engine engine = start(fixture, EngineTest.SMALL, true)) {
+            for (int[] ids : prompts) {
+                uninterrupted.add(run(engine, greedy(ids, 40, 3)));
+            }
+        }
+        EngineOptions tight = EngineTest.SMALL.withMaxSequences(4).withPrefixCaching(false);
+        tight = tight.withCacheMemory(EngineLifecycleTest.budgetForBlocks(model, tight, 12));
+        try (Engine engine = start(fixture, tight, true)) {
+            List<RequestStream> streams = new ArrayList<>();
+            for (int[] ids : prompts) {
+                streams.add(engine.submit(greedy(ids, 40, 3)));
+            }
+            for (int i = 0; i < streams.size(); i++) {
+                EngineRuns.Outcome outcome = EngineRuns.collect(streams.get(i));
+                assertThat(outcome.tokens()).as("request %d", i).isEqualTo(uninterrupted.get(i).tokens());
+                EngineTest.assertSameLogprobs(outcome.logprobs(), uninterrupted.get(i).logprobs(), ON_DEVICE);
+            }
+            EngineStats after = EngineRuns.settledStats(engine);
+            assertThat(after.preemptions()).isPositive();
+            assertThat(after.kvBlocksInUse()).isZero();
+        }
+    }
+
+    /** Submits every prompt at once (greedy, logprobs 3), collects them, closes the engine. */
+    private static List<EngineRuns.Outcome> runTogether(Engine engine, List<int[]> prompts, int maxTokens) {
+        try (engine) {
+            List<RequestStream> streams = new ArrayList<>();
+            for (int[] ids : prompts) {
+                streams.add(engine.submit(greedy(ids, maxTokens, 3)));
+            }
+            List<EngineRuns.Outcome> outcomes = new ArrayList<>();
+            for (RequestStream stream : streams) {
+                outcomes.add(EngineRuns.collect(stream));
+            }
+            return outcomes;
+        }
+    }
+
+    private static GpuBackend backendOf(Engine engine) {
+        return (GpuBackend) engine.backend();
+    }
+}

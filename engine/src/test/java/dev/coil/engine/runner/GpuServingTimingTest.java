@@ -1,0 +1,66 @@
+package dev.coil.engine.runner;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.coil.engine.bench.RandomCheckpoint;
+import dev.coil.engine.bench.ServingBenchmark;
+import dev.coil.engine.gpu.CudaDevice;
+import dev.coil.engine.gpu.GpuFixture;
+import dev.coil.engine.gpu.GpuTest;
+import dev.coil.engine.gpu.model.GpuBackend;
+import dev.coil.engine.load.DType;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Comparator;
+import java.util.List;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Prints the serving engine's figures on the GPU for the 300M random shape (bf16): generated
+ * tokens/s at 1 to 64 concurrent requests, and batch-1 decode ms/token beside the floor of reading
+ * every weight once at 3.0 TB/s, with and without CUDA graphs. Nothing is asserted on time.
+ */
+@GpuTest
+class GpuServingTimingTest {
+
+    private static final double BANDWIDTH = 3.0e12;
+
+    @Test
+    void printsThroughputAndBatchOneDecodeOfThe300mShape() throws Exception {
+        CudaDevice device = GpuFixture.device();
+        Path folder = Files.createTempDirectory(Path.of("/tmp"), "coil-granite300m");
+        RandomCheckpoint.write(folder, RandomCheckpoint.Shape.granite300m(), DType.BF16, 42);
+        try (LoadedModel loaded = LoadedModel.load(folder)) {
+            long weightBytes = loaded.checkpoint().parameterCount() * 2
+                    - (long) loaded.config().vocabSize() * loaded.config().hiddenSize() * 2
+                    * (loaded.config().lmHeadName() == null ? 0 : 1);
+            double floorMs = weightBytes / BANDWIDTH * 1e3;
+            int[] concurrencies = {1, 4, 16, 64};
+            EngineOptions options = EngineOptions.DEFAULTS.withMaxSequences(64).withMaxBatchedTokens(2048)
+                    .withCacheMemory("8G");
+            for (boolean graphs : new boolean[] {true, false}) {
+                List<ServingBenchmark.ThroughputRow> rows = ServingBenchmark.throughput(loaded,
+                        () -> GpuBackend.open(loaded, 0, graphs), options, graphs ? concurrencies : new int[] {1, 64},
+                        128, 128, message -> { });
+                for (ServingBenchmark.ThroughputRow row : rows) {
+                    System.out.printf("[gpu-serving] %s, granite300m bf16, graphs %s: %d concurrent, prompt %d,"
+                            + " %d generated each: %.1f generated tokens/s, mean TTFT %.1f ms, mean decode %.1f"
+                            + " tokens/s per request = %.3f ms/token (floor %.3f ms = %.0f MB / 3.0 TB/s)%n",
+                            device.description(), graphs ? "on" : "off", row.concurrency(), row.promptTokens(),
+                            row.generatedPerRequest(), row.generatedTokensPerSecond(), row.meanTimeToFirstTokenMillis(),
+                            row.meanDecodeTokensPerSecond(), 1000 / row.meanDecodeTokensPerSecond(), floorMs,
+                            weightBytes / 1e6);
+                    assertThat(row.generatedTokensPerSecond()).isPositive();
+                }
+            }
+        } finally {
+            try (Stream<Path> files = Files.walk(folder)) {
+                for (Path file : files.sorted(Comparator.reverseOrder()).toList()) {
+                    Files.delete(file);
+                }
+            }
+        }
+    }
+}

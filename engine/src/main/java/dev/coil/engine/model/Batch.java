@@ -17,7 +17,27 @@ public final class Batch {
         /** The last position's (the next token is sampled from it). */
         LAST,
         /** Every position's (prompt logprobs, scoring). */
-        ALL
+        ALL,
+        /**
+         * Only the greedy next token after the last position (the argmax, lowest id on ties): a
+         * backend may pick it where the logits are and return just the id.
+         */
+        GREEDY
+    }
+
+    /**
+     * What a step gives back for one segment: the logits it asked for ([tokens, vocab], [vocab] or
+     * null), or, for a {@link Logits#GREEDY} segment, either the last position's logits or the
+     * chosen token with null logits.
+     *
+     * @param token the greedy token where the backend chose it; -1 otherwise, or where the logits
+     *              hold NaN or +infinity or only -infinity
+     */
+    public record Output(float[] logits, int token) {
+
+        public static Output ofLogits(float[] logits) {
+            return new Output(logits, -1);
+        }
     }
 
     /**

@@ -148,7 +148,27 @@ final class ActiveRequest {
      * The logits after the last token the model has seen: samples the next token, publishes it, and
      * says whether the request is finished (then the final event has been published too).
      */
+    /**
+     * True when the next token is all this request needs from a step: greedy, no penalties, no
+     * logprobs. A backend may then pick it on the device ({@link #acceptNextToken}).
+     */
+    boolean needsOnlyGreedyToken() {
+        SamplingParams sampling = request.sampling();
+        return sampling.isGreedy() && request.logprobs() < 0 && sampling.repetitionPenalty() == 1
+                && sampling.presencePenalty() == 0 && sampling.frequencyPenalty() == 0 && maxTokens > 0;
+    }
+
+    /** As {@link #acceptNextLogits}, for a greedy token the backend picked (see {@link #needsOnlyGreedyToken}). */
+    boolean acceptNextToken(int token) {
+        return accept(null, token);
+    }
+
     boolean acceptNextLogits(float[] logits) {
+        return accept(logits, -1);
+    }
+
+    /** logits null: {@code chosen} was picked from them already. */
+    private boolean accept(float[] logits, int chosen) {
         if (prefilledNanos == 0) {
             prefilledNanos = System.nanoTime();
             if (wantsPromptLogprobs()) {
@@ -158,7 +178,7 @@ final class ActiveRequest {
         if (maxTokens == 0) {
             return finish(FinishReason.LENGTH, null, "");
         }
-        int token = sampler.sample(logits, history);
+        int token = logits == null ? chosen : sampler.sample(logits, history);
         if (firstTokenNanos == 0) {
             firstTokenNanos = System.nanoTime();
         }

@@ -25,8 +25,8 @@ public interface Backend extends AutoCloseable {
     /** A sequence whose K/V and Mamba state live in {@code store}, its state in slot {@code slot}. */
     SequenceState newSequence(StateStore store, int slot);
 
-    /** One step: appends each segment's tokens to its sequence and returns the logits it asked for. */
-    List<float[]> forward(Batch batch);
+    /** One step: appends each segment's tokens to its sequence and returns, per segment, what it asked for. */
+    List<Batch.Output> forward(Batch batch);
 
     @Override
     void close();

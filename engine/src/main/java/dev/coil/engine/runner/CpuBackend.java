@@ -42,8 +42,8 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public List<float[]> forward(Batch batch) {
-        return model.forward(ops, batch);
+    public List<Batch.Output> forward(Batch batch) {
+        return model.forward(ops, batch).stream().map(Batch.Output::ofLogits).toList();
     }
 
     @Override

@@ -193,9 +193,9 @@ final class StepLoop implements Runnable {
             segments.add(segment(entry, chunk));
             scheduled.add(entry);
         }
-        List<float[]> logits;
+        List<Batch.Output> outputs;
         try {
-            logits = backend.forward(new Batch(segments));
+            outputs = backend.forward(new Batch(segments));
         } catch (RuntimeException e) {
             LOG.error("a step of {} requests failed", scheduled.size(), e);
             for (Entry entry : scheduled) {
@@ -210,7 +210,7 @@ final class StepLoop implements Runnable {
             StepPlan.Chunk chunk = plan.chunks().get(i);
             Entry entry = scheduled.get(i);
             try {
-                deliver(entry, chunk, segments.get(i), logits.get(i), vocab);
+                deliver(entry, chunk, segments.get(i), outputs.get(i), vocab);
             } catch (RuntimeException e) {
                 LOG.error("request {} failed", entry.active.id(), e);
                 scheduler.cancel(entry.scheduled);
@@ -238,7 +238,8 @@ final class StepLoop implements Runnable {
         int clamped = Math.clamp(request.promptLength() - chunk.start(), 0, chunk.count());
         boolean promptLogits = active.wantsPromptLogprobs() && chunk.start() < request.promptLength();
         Batch.Logits wanted = promptLogits ? Batch.Logits.ALL
-                : chunk.samples() ? Batch.Logits.LAST : Batch.Logits.NONE;
+                : !chunk.samples() ? Batch.Logits.NONE
+                : active.needsOnlyGreedyToken() ? Batch.Logits.GREEDY : Batch.Logits.LAST;
         if (chunk.count() > 1 || clamped > 0) {
             if (hasAttention) {
                 active.addPath(ActiveRequest.FLASH);
@@ -253,7 +254,20 @@ final class StepLoop implements Runnable {
     }
 
     /** Hands a chunk's logits to its request: prompt logprobs, then the next token when the chunk reached the end. */
-    private void deliver(Entry entry, StepPlan.Chunk chunk, Batch.Segment segment, float[] logits, int vocab) {
+    private void deliver(Entry entry, StepPlan.Chunk chunk, Batch.Segment segment, Batch.Output output, int vocab) {
+        float[] logits = output.logits();
+        if (logits == null && segment.logits() == Batch.Logits.GREEDY) {
+            if (output.token() < 0) {
+                throw new IllegalStateException("the logits hold NaN or +infinity, or are all -infinity");
+            }
+            if (entry.active.acceptNextToken(output.token())) {
+                scheduler.finish(entry.scheduled);
+                entries.remove(entry.scheduled);
+            } else {
+                entry.scheduled.appendToken();
+            }
+            return;
+        }
         if (logits == null) {
             return;
         }

@@ -52,8 +52,7 @@ class GpuEngineTest {
             GpuBackend backend = backendOf(engine);
             List<EngineRuns.Outcome> gpu = runTogether(engine, prompts, 12);
             for (int i = 0; i < prompts.size(); i++) {
-                assertThat(gpu.get(i).tokens()).as("request %d, graphs %s", i, graphs).isEqualTo(cpu.get(i).tokens());
-                EngineTest.assertSameLogprobs(gpu.get(i).logprobs(), cpu.get(i).logprobs(), VERSUS_CPU);
+                assertSameUntilANearTie(gpu.get(i), cpu.get(i), "request " + i + ", graphs " + graphs);
             }
             if (graphs) {
                 assertThat(backend.graphReplays()).as("decode steps replayed from CUDA graphs").isPositive();
@@ -164,8 +163,33 @@ class GpuEngineTest {
                 EngineTest.assertSameLogprobs(outcome.logprobs(), uninterrupted.get(i).logprobs(), ON_DEVICE);
             }
             EngineStats after = EngineRuns.settledStats(engine);
-            assertThat(after.preemptions()).isPositive();
+            if (engine.cacheSizing().blocks() == 12) { // models with attention layers, whose blocks run short
+                assertThat(after.preemptions()).isPositive();
+            }
             assertThat(after.kvBlocksInUse()).isZero();
+            assertThat(after.stateSlotsInUse()).isZero();
+        }
+    }
+
+    /**
+     * Greedy tokens and their logprobs equal the CPU's up to the first position where the CPU's two
+     * best tokens are closer than the tolerance (bf16 rounding may order a near tie either way; the
+     * continuations then differ), and that position's token is one of those two.
+     */
+    static void assertSameUntilANearTie(EngineRuns.Outcome gpu, EngineRuns.Outcome cpu, String what) {
+        assertThat(gpu.logprobs()).as(what).hasSameSizeAs(cpu.logprobs());
+        for (int i = 0; i < cpu.logprobs().size(); i++) {
+            EngineEvent.PositionLogprobs expected = cpu.logprobs().get(i);
+            EngineEvent.PositionLogprobs actual = gpu.logprobs().get(i);
+            double margin = expected.top().get(0).logprob() - expected.top().get(1).logprob();
+            if (margin < VERSUS_CPU) {
+                assertThat(actual.chosen().id()).as("%s, near tie at %d", what, i)
+                        .isIn(expected.top().get(0).id(), expected.top().get(1).id());
+                return;
+            }
+            assertThat(actual.chosen().id()).as("%s, token %d", what, i).isEqualTo(expected.chosen().id());
+            assertThat((double) actual.chosen().logprob()).as("%s, logprob %d", what, i)
+                    .isCloseTo(expected.chosen().logprob(), org.assertj.core.api.Assertions.within(VERSUS_CPU));
         }
     }
 

@@ -40,10 +40,19 @@ class GpuServingTimingTest {
             int[] concurrencies = {1, 4, 16, 64};
             EngineOptions options = EngineOptions.DEFAULTS.withMaxSequences(64).withMaxBatchedTokens(2048)
                     .withCacheMemory("8G");
-            for (boolean graphs : new boolean[] {true, false}) {
-                List<ServingBenchmark.ThroughputRow> rows = ServingBenchmark.throughput(loaded,
-                        () -> GpuBackend.open(loaded, 0, graphs), options, graphs ? concurrencies : new int[] {1, 64},
-                        128, 128, message -> { });
+            // Batch 1 alone first (one sequence, so every warm-up step is batch 1 too), for its host profile.
+            for (int run = 0; run < 3; run++) {
+                boolean graphs = run < 2;
+                int[] levels = run == 0 ? new int[] {1} : run == 1 ? concurrencies : new int[] {1, 64};
+                EngineOptions runOptions = run == 0 ? options.withMaxSequences(1) : options;
+                List<GpuBackend> opened = new java.util.ArrayList<>();
+                List<ServingBenchmark.ThroughputRow> rows = ServingBenchmark.throughput(loaded, () -> {
+                    GpuBackend backend = GpuBackend.open(loaded, 0, graphs);
+                    opened.add(backend);
+                    return backend;
+                }, runOptions, levels, 128, 128, message -> { });
+                System.out.printf("[gpu-serving] run %d, graphs %s: %s; %d graph replays%n", run,
+                        graphs ? "on" : "off", opened.get(0).stepProfile(), opened.get(0).graphReplays());
                 for (ServingBenchmark.ThroughputRow row : rows) {
                     System.out.printf("[gpu-serving] %s, granite300m bf16, graphs %s: %d concurrent, prompt %d,"
                             + " %d generated each: %.1f generated tokens/s, mean TTFT %.1f ms, mean decode %.1f"

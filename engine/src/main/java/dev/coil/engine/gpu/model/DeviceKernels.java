@@ -5,6 +5,7 @@ import dev.coil.engine.gpu.CudaStream;
 import dev.coil.engine.gpu.KernelModule;
 import dev.coil.engine.gpu.blas.Cublas;
 import dev.coil.engine.gpu.blas.GpuMatmul;
+import dev.coil.engine.gpu.kernels.ArgmaxKernel;
 import dev.coil.engine.gpu.kernels.CausalConv1dKernel;
 import dev.coil.engine.gpu.kernels.CausalConv1dUpdateKernel;
 import dev.coil.engine.gpu.kernels.ConvertKernel;
@@ -41,6 +42,7 @@ final class DeviceKernels implements AutoCloseable {
     final FlashAttentionKernel flashAttention;
     final PagedAttentionKernel pagedAttention;
     final PagedKvKernel pagedKv;
+    final ArgmaxKernel argmax;
     final SiluMultiplyKernel siluMultiply;
     final SquaredReluKernel squaredRelu;
     private final Cublas cublas;
@@ -65,6 +67,7 @@ final class DeviceKernels implements AutoCloseable {
         this.flashAttention = new FlashAttentionKernel(module);
         this.pagedAttention = new PagedAttentionKernel(module, device.multiprocessors());
         this.pagedKv = new PagedKvKernel(module);
+        this.argmax = new ArgmaxKernel(module);
         this.siluMultiply = new SiluMultiplyKernel(module);
         this.squaredRelu = new SquaredReluKernel(module);
     }

@@ -82,8 +82,13 @@ public final class GpuBackend implements Backend {
     }
 
     @Override
-    public List<float[]> forward(Batch batch) {
+    public List<Batch.Output> forward(Batch batch) {
         return step.forward(batch);
+    }
+
+    /** Host time per step so far: preparing, queueing, waiting for the device, reading results. */
+    public String stepProfile() {
+        return step == null ? "no steps" : step.profile();
     }
 
     /** Decode steps replayed from a CUDA graph so far. */

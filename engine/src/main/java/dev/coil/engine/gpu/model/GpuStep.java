@@ -7,7 +7,6 @@ import dev.coil.engine.model.Batch;
 import dev.coil.engine.model.ModelConfig;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import org.slf4j.Logger;
@@ -35,9 +34,15 @@ final class GpuStep implements AutoCloseable {
     private final int maxGraphRows;
     private PinnedBuffer staging;
     private PinnedBuffer logitsHost;
+    private PinnedBuffer tokensHost;
     private long pinnedAllocations;
     private boolean graphsFailed;
     private long replays;
+    private long steps;
+    private long prepareNanos;
+    private long launchNanos;
+    private long waitNanos;
+    private long splitNanos;
 
     GpuStep(ModelConfig config, GpuWeights weights, DeviceKernels kernels, DeviceStateStore store,
             boolean useGraphs, int maxGraphRows) {
@@ -49,12 +54,23 @@ final class GpuStep implements AutoCloseable {
         this.maxGraphRows = maxGraphRows;
     }
 
+    /**
+     * Where the host's time per step went so far, in µs: preparing the inputs, queueing the work
+     * (launches or a graph replay), waiting for the device, reading the results.
+     */
+    String profile() {
+        double n = Math.max(1, steps);
+        return String.format("%d steps, µs per step: prepare %.0f, queue %.0f, wait %.0f, read %.0f", steps,
+                prepareNanos / n / 1e3, launchNanos / n / 1e3, waitNanos / n / 1e3, splitNanos / n / 1e3);
+    }
+
     /** Decode steps served by replaying a graph so far. */
     long replays() {
         return replays;
     }
 
-    List<float[]> forward(Batch batch) {
+    List<Batch.Output> forward(Batch batch) {
+        long start = System.nanoTime();
         kernels.device.makeCurrent();
         for (int s = 0; s < batch.size(); s++) {
             for (int id : batch.segment(s).tokens()) {
@@ -78,10 +94,11 @@ final class GpuStep implements AutoCloseable {
                 : StepLayout.of(batch, store.blockSize(), store.paddingSlot(), store.paddingBlock(), 0, 0);
 
         int logitRows = logitRows(layout);
-        ensurePinned(4L * layout.packed.length, 4L * logitRows * config.vocabSize());
+        ensurePinned(4L * layout.packed.length, 4L * logitRows * config.vocabSize(), 4L * logitRows);
         MemorySegment.copy(layout.packed, 0, staging.segment(), ValueLayout.JAVA_INT, 0, layout.packed.length);
         DeviceBuffer inputs = kernels.scratch.floats("step.inputs", layout.packed.length);
         inputs.copyFromAsync(staging, 0, 0, 4L * layout.packed.length, kernels.stream);
+        long prepared = System.nanoTime();
 
         if (graphed) {
             DecodeGraphs.Key key = new DecodeGraphs.Key(layout.rows, layout.tableStride);
@@ -97,8 +114,21 @@ final class GpuStep implements AutoCloseable {
         } else {
             run(layout, inputs, logitRows);
         }
+        if (needsLogits(layout)) {
+            long logitFloats = (long) logitRows * config.vocabSize();
+            kernels.scratch.floats("model.logits", logitFloats).copyToAsync(logitsHost, 0, 0, 4 * logitFloats,
+                    kernels.stream);
+        }
+        long launched = System.nanoTime();
         kernels.stream.synchronize();
-        return split(layout);
+        long done = System.nanoTime();
+        List<Batch.Output> outputs = split(layout);
+        steps++;
+        prepareNanos += prepared - start;
+        launchNanos += launched - prepared;
+        waitNanos += done - launched;
+        splitNanos += System.nanoTime() - done;
+        return outputs;
     }
 
     private void capture(DecodeGraphs.Key key, StepLayout layout, DeviceBuffer inputs, int logitRows) {
@@ -114,7 +144,10 @@ final class GpuStep implements AutoCloseable {
         return kernels.scratch.allocations() + kernels.matmul.allocations() + pinnedAllocations;
     }
 
-    /** The whole step's launches on the stream, ending with the wanted logits copied to pinned memory. */
+    /**
+     * The whole step's launches on the stream: the logits of the wanted rows in "model.logits" and
+     * their greedy tokens copied to pinned memory (the logits are copied by the caller when needed).
+     */
     private void run(StepLayout layout, DeviceBuffer inputs, int logitRows) {
         int rows = layout.rows;
         int hidden = config.hiddenSize();
@@ -160,7 +193,24 @@ final class GpuStep implements AutoCloseable {
         long logitFloats = (long) logitRows * config.vocabSize();
         DeviceBuffer logits = kernels.scratch.floats("model.logits", logitFloats);
         kernels.matmul.matmul(kernels.stream, finalNormed, logitRows, weights.lmHead, logits);
-        logits.copyToAsync(logitsHost, 0, 0, 4 * logitFloats, kernels.stream);
+        if (config.logitsDivisor() > 0f) {
+            // A positive divisor does not move the argmax; the tokens come from the undivided logits.
+            DeviceBuffer tokens = kernels.scratch.floats("model.tokens", logitRows);
+            kernels.argmax.launch(kernels.stream, logits, logitRows, config.vocabSize(), tokens);
+            tokens.copyToAsync(tokensHost, 0, 0, 4L * logitRows, kernels.stream);
+        }
+    }
+
+    /** True when some segment needs logits back, not only a greedy token. */
+    private boolean needsLogits(StepLayout layout) {
+        for (int k = 0; k < layout.order.length; k++) {
+            Batch.Logits wanted = layout.segment(k).logits();
+            if (wanted == Batch.Logits.LAST || wanted == Batch.Logits.ALL
+                    || (wanted == Batch.Logits.GREEDY && !(config.logitsDivisor() > 0f))) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** Rows of logits the device computes: every row of a decode step (padding included), else the wanted ones. */
@@ -178,20 +228,24 @@ final class GpuStep implements AutoCloseable {
     private static int wantedRows(Batch.Segment segment) {
         return switch (segment.logits()) {
             case NONE -> 0;
-            case LAST -> 1;
+            case LAST, GREEDY -> 1;
             case ALL -> segment.tokens().length;
         };
     }
 
     /** Per batch segment, in the batch's order: its logits from pinned memory, divided by the divisor. */
-    private List<float[]> split(StepLayout layout) {
+    private List<Batch.Output> split(StepLayout layout) {
         int vocab = config.vocabSize();
-        float[][] results = new float[layout.batch.size()][];
+        Batch.Output[] results = new Batch.Output[layout.batch.size()];
+        java.util.Arrays.fill(results, Batch.Output.ofLogits(null));
         int row = 0;
         for (int k = 0; k < layout.order.length; k++) {
             Batch.Segment segment = layout.segment(k);
             int wanted = layout.decodesOnly() ? 1 : wantedRows(segment);
-            if (wanted > 0 && segment.logits() != Batch.Logits.NONE) {
+            if (segment.logits() == Batch.Logits.GREEDY && config.logitsDivisor() > 0f) {
+                results[layout.order[k]] = new Batch.Output(null,
+                        tokensHost.segment().get(ValueLayout.JAVA_INT, 4L * row));
+            } else if (wanted > 0 && segment.logits() != Batch.Logits.NONE) {
                 float[] values = new float[wanted * vocab];
                 MemorySegment.copy(logitsHost.segment(), ValueLayout.JAVA_FLOAT, 4L * row * vocab, values, 0,
                         values.length);
@@ -200,17 +254,25 @@ final class GpuStep implements AutoCloseable {
                         values[i] /= config.logitsDivisor();
                     }
                 }
-                results[layout.order[k]] = values;
+                results[layout.order[k]] = Batch.Output.ofLogits(values);
             }
             row += wanted;
         }
         for (int s = 0; s < layout.batch.size(); s++) {
             layout.batch.segment(s).sequence().advance(layout.batch.tokens(s));
         }
-        return new ArrayList<>(Arrays.asList(results));
+        return Arrays.asList(results);
     }
 
-    private void ensurePinned(long inputBytes, long logitBytes) {
+    private void ensurePinned(long inputBytes, long logitBytes, long tokenBytes) {
+        if (tokensHost == null || tokensHost.bytes() < tokenBytes) {
+            if (tokensHost != null) {
+                kernels.device.synchronize();
+                tokensHost.close();
+            }
+            tokensHost = kernels.device.allocatePinned(Math.max(tokenBytes, 1 << 12));
+            pinnedAllocations++;
+        }
         if (staging == null || staging.bytes() < inputBytes) {
             if (staging != null) {
                 staging.close();
@@ -239,6 +301,9 @@ final class GpuStep implements AutoCloseable {
         }
         if (logitsHost != null) {
             logitsHost.close();
+        }
+        if (tokensHost != null) {
+            tokensHost.close();
         }
     }
 }

@@ -1,0 +1,65 @@
+// Greedy decoding on the device: the next token of each row of logits, so a greedy request's
+// step copies back one int instead of a vocabulary of floats.
+#include "common.cuh"
+
+#define COIL_ARGMAX_THREADS 1024
+
+// The better of two candidates: the larger value, the lower id on ties.
+static __device__ __forceinline__ void coil_better(float& value, int& id, float other_value, int other_id) {
+    if (other_value > value || (other_value == value && other_id < id)) {
+        value = other_value;
+        id = other_id;
+    }
+}
+
+// out[row] = the lowest id of the largest logit of row (logits: (rows, vocab)), as runner/Sampler's
+// argmax; -1 when the row holds a NaN or +infinity, or only -infinity (the CPU sampler refuses those).
+// Grid: (rows); block: COIL_ARGMAX_THREADS.
+extern "C" __global__ void __launch_bounds__(COIL_ARGMAX_THREADS) logits_argmax_f32(const float* __restrict__ logits,
+        int vocab, int* __restrict__ out) {
+    __shared__ float values[32];
+    __shared__ int ids[32];
+    __shared__ int invalid;
+    const float* row = logits + (size_t) blockIdx.x * vocab;
+    if (threadIdx.x == 0) {
+        invalid = 0;
+    }
+    __syncthreads();
+    float best = -INFINITY;
+    int best_id = 0x7fffffff;
+    bool bad = false;
+    for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
+        const float v = row[i];
+        bad |= isnan(v) || v == INFINITY;
+        if (v > best) { // strided ids rise, so the first of equal values is the lowest id
+            best = v;
+            best_id = i;
+        }
+    }
+    if (bad) {
+        atomicOr(&invalid, 1);
+    }
+    for (int offset = 16; offset > 0; offset >>= 1) {
+        coil_better(best, best_id, __shfl_xor_sync(0xffffffffu, best, offset),
+                __shfl_xor_sync(0xffffffffu, best_id, offset));
+    }
+    const int lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5;
+    if (lane == 0) {
+        values[warp] = best;
+        ids[warp] = best_id;
+    }
+    __syncthreads();
+    if (warp == 0) {
+        const int warps = (blockDim.x + 31) >> 5;
+        best = lane < warps ? values[lane] : -INFINITY;
+        best_id = lane < warps ? ids[lane] : 0x7fffffff;
+        for (int offset = 16; offset > 0; offset >>= 1) {
+            coil_better(best, best_id, __shfl_xor_sync(0xffffffffu, best, offset),
+                    __shfl_xor_sync(0xffffffffu, best_id, offset));
+        }
+        if (lane == 0) {
+            out[blockIdx.x] = invalid || best_id == 0x7fffffff ? -1 : best_id;
+        }
+    }
+}

@@ -1,0 +1,32 @@
+package dev.coil.engine.gpu.kernels;
+
+import dev.coil.engine.gpu.CudaStream;
+import dev.coil.engine.gpu.DeviceBuffer;
+import dev.coil.engine.gpu.Kernel;
+import dev.coil.engine.gpu.KernelModule;
+
+/** Launches {@code logits_argmax_f32} (argmax.cu): greedy decoding on the device, as {@code Sampler} picks. */
+public final class ArgmaxKernel {
+
+    private static final int THREADS = 1024;
+
+    private final Kernel kernel;
+
+    public ArgmaxKernel(KernelModule module) {
+        this.kernel = module.kernel("logits_argmax_f32");
+    }
+
+    /**
+     * out[r] = the lowest id of the largest value of logits row r, for r &lt; rows; -1 for a row
+     * holding NaN or +infinity or only -infinity. logits: (rows, vocab) f32; out: (rows) int32.
+     */
+    public void launch(CudaStream stream, DeviceBuffer logits, int rows, int vocab, DeviceBuffer out) {
+        RowKernels.requireNonNegative(rows, "rows");
+        RowKernels.requirePositive(vocab, "vocab");
+        logits.requireFloats((long) rows * vocab, "logits");
+        out.requireBytes(4L * rows, "out");
+        if (rows > 0) {
+            kernel.launch(stream, rows, 1, 1, THREADS, 0, logits, vocab, out);
+        }
+    }
+}

@@ -64,7 +64,7 @@ rm -rf "$tmp"
 tokenizers=$(ls "$out"/lib/tokenizers-*.jar)
 tmp=$(mktemp -d)
 (cd "$tmp" && "$JAVA_HOME/bin/jar" --extract --file "$tokenizers" \
-    && find native/lib -mindepth 1 -maxdepth 1 ! -name linux-x86_64 -exec rm -rf {} + \
+    && find native/lib -mindepth 1 -maxdepth 1 -type d ! -name linux-x86_64 -exec rm -rf {} + \
     && "$JAVA_HOME/bin/jar" --create --file "$tokenizers" .)
 rm -rf "$tmp"
 ./mvnw -q -B dependency:copy -Dartifact="org.junit.platform:junit-platform-console-standalone:$junit_version" \
@@ -74,7 +74,9 @@ rm -rf "$tmp"
 {
     echo "execute"
     echo "--class-path"
-    (cd "$checkout" && ls "$folder"/coil-engine.jar "$folder"/coil-engine-tests.jar "$folder"/lib/*.jar) | paste -sd:
+    # The fixture models are read from the checkout's test resources, which travel with it.
+    (echo engine/src/test/resources; cd "$checkout" && ls "$folder"/coil-engine.jar "$folder"/coil-engine-tests.jar \
+        "$folder"/lib/*.jar) | paste -sd:
     echo "--select-package"
     echo "dev.coil.engine.gpu"
     echo "--select-package"
@@ -90,5 +92,8 @@ rm -rf "$tmp"
 tracked=$(git -C "$checkout" ls-files -z | (cd "$checkout" && xargs -0 du -cb 2>/dev/null) | tail -1 | cut -f1)
 carried=$(du -sb "$out" | cut -f1)
 echo "prepared $folder: $(du -sh "$out" | cut -f1) + $((tracked / 1048576)) MiB tracked = $(((tracked + carried) / 1048576)) MiB of 64 MiB"
-echo "run on the GPU machine with carry [\"$folder\"]:"
+cp "$repo/scripts/gpu-run.sh" "$out/gpu-run.sh"
+echo "run on the GPU machine with carry [\"$folder\"] (tests, serving benchmark, anchors: scripts/gpu-run.sh):"
+echo "bash $folder/gpu-run.sh all $folder"
+echo "or the tests alone:"
 echo "tar xJf $folder/jre.txz -C /tmp && export PATH=/tmp/jre/bin:\$PATH && java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -jar $folder/$console @$folder/args.txt --reports-dir \${OUT:-/tmp}/junit"

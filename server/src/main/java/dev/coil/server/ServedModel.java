@@ -1,6 +1,8 @@
 package dev.coil.server;
 
 import dev.coil.engine.ops.Ops;
+import dev.coil.engine.runner.Backend;
+import dev.coil.engine.runner.CpuBackend;
 import dev.coil.engine.runner.Engine;
 import dev.coil.engine.runner.EngineOptions;
 import dev.coil.engine.runner.LoadedModel;
@@ -8,6 +10,7 @@ import dev.coil.engine.tokenizer.ChatTemplate;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
+import java.util.function.Function;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.Map;
@@ -39,10 +42,16 @@ public final class ServedModel implements AutoCloseable {
      * @param name the model id clients see; null names it after the folder
      */
     public static ServedModel load(Path folder, String name, Ops ops, EngineOptions options) {
+        return load(folder, name, loaded -> new CpuBackend(loaded.model(), ops), options);
+    }
+
+    /** As above, with the steps on the backend {@code backend} opens for the loaded model. */
+    public static ServedModel load(Path folder, String name, Function<LoadedModel, Backend> backend,
+            EngineOptions options) {
         LoadedModel loaded = LoadedModel.load(folder);
         try {
             ChatTemplate template = loaded.hasTokenizer() ? chatTemplateOf(folder) : null;
-            Engine engine = Engine.start(loaded, ops, options);
+            Engine engine = Engine.start(loaded, backend.apply(loaded), options);
             Path fileName = folder.toAbsolutePath().normalize().getFileName();
             return new ServedModel(engine, name != null ? name : fileName == null ? "coil" : fileName.toString(),
                     template);

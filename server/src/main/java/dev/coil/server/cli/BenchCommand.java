@@ -3,7 +3,11 @@ package dev.coil.server.cli;
 import dev.coil.engine.bench.CpuBenchmark;
 import dev.coil.engine.bench.RandomCheckpoint;
 import dev.coil.engine.bench.ServingBenchmark;
+import dev.coil.engine.runner.Backend;
+import dev.coil.engine.runner.Backends;
+import dev.coil.engine.runner.Devices;
 import dev.coil.engine.runner.EngineOptions;
+import java.util.function.Supplier;
 import java.util.List;
 import dev.coil.engine.cpu.CpuOps;
 import dev.coil.engine.cpu.Parallel;
@@ -41,6 +45,10 @@ public final class BenchCommand implements Callable<Integer> {
 
     @Option(names = "--threads", description = "CPU threads (default: all cores).")
     Integer threads;
+
+    @Option(names = "--devices", paramLabel = "LIST", defaultValue = "cpu",
+            description = "With --serving: where the engine runs: " + Devices.HELP + " (default ${DEFAULT-VALUE}).")
+    String devices;
 
     @Option(names = "--serving", description = "Benchmark the serving engine instead: generated tokens/s at each "
             + "--concurrency, and the prefix cache on a replayed chat (default model: the bundled demo model).")
@@ -84,10 +92,11 @@ public final class BenchCommand implements Callable<Integer> {
         int maxConcurrency = java.util.Arrays.stream(concurrency).max().orElse(1);
         EngineOptions engineOptions = EngineOptions.DEFAULTS.withMaxSequences(Math.max(1, maxConcurrency))
                 .withMaxBatchedTokens(Math.max(2048, maxConcurrency));
-        CpuOps ops = new CpuOps(new Parallel(workers));
+        Devices resolved = Backends.resolve(Devices.parse(devices));
         try (LoadedModel loaded = LoadedModel.load(folder)) {
-            System.out.printf("model: %s (%s, %.1fM parameters); threads: %d; KV cache %s%n", folder,
-                    loaded.config().architecture(), loaded.checkpoint().parameterCount() / 1e6, workers,
+            Supplier<Backend> ops = () -> Backends.open(resolved, loaded, workers);
+            System.out.printf("model: %s (%s, %.1fM parameters); devices: %s; threads: %d; KV cache %s%n", folder,
+                    loaded.config().architecture(), loaded.checkpoint().parameterCount() / 1e6, resolved, workers,
                     engineOptions.kvDtype());
             List<ServingBenchmark.ThroughputRow> rows = ServingBenchmark.throughput(loaded, ops, engineOptions,
                     concurrency, promptTokens, maxTokens, message -> System.err.println("bench: " + message));

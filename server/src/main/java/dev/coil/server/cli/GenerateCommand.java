@@ -3,6 +3,11 @@ package dev.coil.server.cli;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.coil.engine.cpu.CpuOps;
+import dev.coil.engine.runner.Backends;
+import dev.coil.engine.runner.Devices;
+import dev.coil.engine.runner.Engine;
+import dev.coil.engine.runner.EngineGenerator;
+import dev.coil.engine.runner.EngineOptions;
 import dev.coil.engine.cpu.Parallel;
 import dev.coil.engine.runner.Generation;
 import dev.coil.engine.runner.Generator;
@@ -62,8 +67,19 @@ public final class GenerateCommand implements Callable<Integer> {
                     .temperature(temperature).topP(topP).topK(topK).minP(minP)
                     .repetitionPenalty(repetitionPenalty).seed(seed).stopStrings(stop).maxTokens(maxTokens)
                     .build();
-            Generator generator = new Generator(model, new CpuOps(new Parallel(modelOptions.threads())));
-            Generation result = generator.generate(prompt, params, json ? delta -> { } : out::print);
+            Devices devices = Backends.resolve(modelOptions.devices());
+            Generation result;
+            if (devices.isCuda()) {
+                // The GPU serves through the engine: one request, a cache sized for it.
+                EngineOptions options = EngineOptions.DEFAULTS.withMaxSequences(1);
+                try (Engine engine = Engine.start(model, Backends.open(devices, model, modelOptions.threads()),
+                        options)) {
+                    result = new EngineGenerator(engine).generate(prompt, params, json ? delta -> { } : out::print);
+                }
+            } else {
+                Generator generator = new Generator(model, new CpuOps(new Parallel(modelOptions.threads())));
+                result = generator.generate(prompt, params, json ? delta -> { } : out::print);
+            }
             if (json) {
                 out.println(toJson(result));
             } else {

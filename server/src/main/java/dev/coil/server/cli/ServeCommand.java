@@ -1,7 +1,6 @@
 package dev.coil.server.cli;
 
-import dev.coil.engine.cpu.CpuOps;
-import dev.coil.engine.cpu.Parallel;
+import dev.coil.engine.runner.Backends;
 import dev.coil.engine.load.DType;
 import dev.coil.engine.runner.EngineOptions;
 import dev.coil.server.CoilServer;
@@ -104,9 +103,10 @@ public final class ServeCommand implements Callable<Integer> {
         String url = "http://" + (host.contains(":") ? "[" + host + "]" : host) + ":" + server.port();
         System.err.println("coil: listening on " + url + "; loading " + folder);
         ServedModel model = ServedModel.load(folder, servedModelName,
-                new CpuOps(new Parallel(modelOptions.threads())), engineOptions);
+                loaded -> Backends.open(modelOptions.devices(), loaded, modelOptions.threads()), engineOptions);
         server.serve(model);
-        System.err.printf("coil: serving %s (%d-token context) at %s/v1%s%n", model.name(), model.contextLength(), url,
+        System.err.printf("coil: serving %s (%d-token context) on %s at %s/v1%s%n", model.name(),
+                model.contextLength(), model.engine().backendDescription(), url,
                 serverOptions.apiKey() != null ? " (API key required)" : "");
         stopped.await();
         return 0;

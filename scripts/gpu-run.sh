@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine, from the checkout's root, with the folder scripts/gpu-check.sh prepared
+# (default .gpu): the GPU tests, then the GPU serving benchmark, then ../shared/bench/gpu_anchors.py
+# when the folder carries it (with mamba_ssm's ops in FOLDER/mpkg), so that every figure is
+# measured in one call on one card. Logs go to $OUT (or /tmp).
+#
+#   bash .gpu/gpu-run.sh [all|tests|bench] [FOLDER]
+#
+# TESTS, when set, replaces the test selection (JUnit console options, e.g. --select-class X).
+set -u
+part=${1:-all}
+folder=${2:-.gpu}
+out=${OUT:-/tmp}
+tar xJf "$folder/jre.txz" -C /tmp && export PATH=/tmp/jre/bin:$PATH
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+classpath=$(sed -n 3p "$folder/args.txt")
+junit=(java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -jar "$folder"/junit-platform-console-standalone-*.jar
+    execute --class-path "$classpath" --include-tag gpu --details=tree --disable-banner --disable-ansi-colors)
+if [ "$part" = all ] || [ "$part" = tests ]; then
+    # shellcheck disable=SC2086
+    timeout 420 "${junit[@]}" ${TESTS:---select-package dev.coil.engine.gpu --select-package dev.coil.engine.runner \
+        --exclude-classname .*TimingsTest --exclude-classname .*TimingTest} --reports-dir "$out/junit-tests" 2>&1 \
+        | tee "$out/tests.log" | grep -E "\[parity\]|✘|tests (successful|failed)|Exception" | tail -200
+fi
+if [ "$part" = all ] || [ "$part" = bench ]; then
+    timeout 300 "${junit[@]}" --select-class dev.coil.engine.runner.GpuServingTimingTest \
+        --reports-dir "$out/junit-bench" 2>&1 | tee "$out/bench.log" | grep -E "gpu-serving|\[gpu\]|tests (successful|failed)|Exception"
+    if [ -f "$folder/gpu_anchors.py" ]; then
+        PYTHONPATH="$folder/mpkg" timeout 300 python "$folder/gpu_anchors.py" 2>&1 | grep -vE "UserWarning|ms = bench" \
+            | tee "$out/anchors.log" | tail -60
+    fi
+fi

@@ -145,10 +145,6 @@ final class ActiveRequest {
     }
 
     /**
-     * The logits after the last token the model has seen: samples the next token, publishes it, and
-     * says whether the request is finished (then the final event has been published too).
-     */
-    /**
      * True when the next token is all this request needs from a step: greedy, no penalties, no
      * logprobs. A backend may then pick it on the device ({@link #acceptNextToken}).
      */
@@ -163,6 +159,10 @@ final class ActiveRequest {
         return accept(null, token);
     }
 
+    /**
+     * The logits after the last token the model has seen: samples the next token, publishes it, and
+     * says whether the request is finished (then the final event has been published too).
+     */
     boolean acceptNextLogits(float[] logits) {
         return accept(logits, -1);
     }

@@ -22,6 +22,14 @@ public final class SequenceState {
         this.slot = slot;
     }
 
+    /**
+     * A sequence whose Mamba states live outside the JVM, in slot {@code slot} of a device's cache
+     * (the GPU backend finds them by the slot); {@code modelBlocks}: the model's block count.
+     */
+    public static SequenceState inSlot(int modelBlocks, int slot) {
+        return new SequenceState(new LayerState[modelBlocks], null, slot);
+    }
+
     /** The serving cache's state slot holding this sequence's Mamba states, or -1 for a standalone sequence. */
     public int slot() {
         return slot;

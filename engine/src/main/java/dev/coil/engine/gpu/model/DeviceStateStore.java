@@ -51,7 +51,7 @@ final class DeviceStateStore implements StateStore {
                         ssmStates[b] = zeros((long) (slots + 1) * ssmFloats(m));
                     }
                     case BlockSpec.Attention a -> {
-                        int padded = GpuAttention.paddedHeadDim(a.headDim());
+                        int padded = StepAttention.paddedHeadDim(a.headDim());
                         long bytes = (long) (blockCount + 1) * blockSize * a.kvHeads() * padded * kvDtype.bytes();
                         caches[b] = new PagedAttentionKernel.DeviceCache(zeros(bytes / 4), zeros(bytes / 4), kvDtype,
                                 blockCount + 1, blockSize, a.kvHeads(), padded);
@@ -73,7 +73,7 @@ final class DeviceStateStore implements StateStore {
             total += switch (spec) {
                 case BlockSpec.Mamba m -> 4L * (sizing.slots() + 1) * (convFloats(m) + ssmFloats(m));
                 case BlockSpec.Attention a -> 2L * (sizing.blocks() + 1) * sizing.blockSize() * a.kvHeads()
-                        * GpuAttention.paddedHeadDim(a.headDim()) * sizing.kvDtype().bytes();
+                        * StepAttention.paddedHeadDim(a.headDim()) * sizing.kvDtype().bytes();
                 case BlockSpec.Mlp m -> 0;
             };
         }

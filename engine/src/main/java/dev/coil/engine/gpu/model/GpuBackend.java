@@ -4,7 +4,6 @@ import dev.coil.engine.cache.CacheSizing;
 import dev.coil.engine.cache.StateStore;
 import dev.coil.engine.gpu.CudaDevice;
 import dev.coil.engine.model.Batch;
-import dev.coil.engine.model.LayerState;
 import dev.coil.engine.model.ModelConfig;
 import dev.coil.engine.model.SequenceState;
 import dev.coil.engine.runner.Backend;
@@ -78,7 +77,7 @@ public final class GpuBackend implements Backend {
 
     @Override
     public SequenceState newSequence(StateStore cacheStore, int slot) {
-        return loaded.model().newSequence(null, new LayerState[loaded.config().blocks().size()], slot);
+        return SequenceState.inSlot(loaded.config().blocks().size(), slot);
     }
 
     @Override

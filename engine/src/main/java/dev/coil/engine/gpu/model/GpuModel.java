@@ -2,13 +2,15 @@ package dev.coil.engine.gpu.model;
 
 import dev.coil.engine.gpu.CudaDevice;
 import dev.coil.engine.gpu.CudaStream;
-import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.load.Checkpoint;
+import dev.coil.engine.model.Batch;
 import dev.coil.engine.model.ModelConfig;
 import dev.coil.engine.runner.LoadedModel;
+import java.util.List;
 
 /**
- * {@code HybridModel}'s forward on one CUDA device, for one sequence at a time:
+ * {@code HybridModel}'s forward on one CUDA device, for one standalone sequence at a time (the
+ * serving engine's {@link GpuStep} over a cache of the sequence's own):
  * <pre>
  *   h = E[ids] · embeddingMultiplier
  *   for each block:  h = h + mixer(rmsnorm(h)) · residualMultiplier
@@ -57,69 +59,26 @@ public final class GpuModel implements AutoCloseable {
 
     /** A fresh sequence with room for {@code capacity} tokens, its state zero. */
     public GpuSequence newSequence(int capacity) {
-        return new GpuSequence(kernels.device, config.blocks(), capacity);
+        return new GpuSequence(config, weights, kernels, capacity);
     }
 
     /** Runs a prompt (SSD scan, flash attention, dt clamped) and returns the logits after its last token [vocab]. */
     public float[] prefill(GpuSequence sequence, int[] tokens) {
-        return forward(sequence, tokens, true);
+        return forward(sequence, tokens, tokens.length);
     }
 
     /** Runs one generated token (conv and state updates, decode attention) and returns the next logits [vocab]. */
     public float[] decode(GpuSequence sequence, int token) {
-        return forward(sequence, new int[] {token}, false);
+        return forward(sequence, new int[] {token}, 0);
     }
 
-    private float[] forward(GpuSequence sequence, int[] tokens, boolean prompt) {
-        int rows = tokens.length;
-        if (rows == 0) {
+    private float[] forward(GpuSequence sequence, int[] tokens, int promptTokens) {
+        if (tokens.length == 0) {
             throw new IllegalArgumentException("forward needs at least one token");
         }
-        for (int id : tokens) {
-            if (id < 0 || id >= config.vocabSize()) {
-                throw new IllegalArgumentException(
-                        "token id " + id + " is outside the vocabulary [0, " + config.vocabSize() + ")");
-            }
-        }
-        sequence.requireRoom(rows);
-        kernels.device.makeCurrent();
-        int hidden = config.hiddenSize();
-        long activations = (long) rows * hidden;
-        Scratch scratch = kernels.scratch;
-        DeviceBuffer ids = scratch.floats("model.ids", rows);
-        ids.copyFrom(tokens);
-        DeviceBuffer h = scratch.floats("model.h", activations);
-        DeviceBuffer normed = scratch.floats("model.normed", activations);
-        DeviceBuffer update = scratch.floats("model.update", activations);
-        kernels.embedding.launch(kernels.stream, ids, rows, weights.embeddings, config.embeddingMultiplier(), h);
-
-        for (int b = 0; b < weights.blocks.size(); b++) {
-            GpuWeights.Block block = weights.blocks.get(b);
-            kernels.rmsNorm.launch(kernels.stream, h, rows, hidden, block.norm(), config.normEps(), normed);
-            switch (block.mixer()) {
-                case GpuWeights.Mamba mamba ->
-                        GpuMamba.forward(kernels, mamba, sequence.mamba(b), normed, rows, prompt, update);
-                case GpuWeights.Attention attention -> GpuAttention.forward(kernels, attention, sequence,
-                        sequence.attention(b), normed, rows, prompt, update);
-                case GpuWeights.Mlp mlp -> GpuFeedForward.forward(kernels, mlp, normed, rows, update);
-            }
-            kernels.residualAdd.launch(kernels.stream, h, update, activations, config.residualMultiplier());
-        }
-        sequence.advance(rows);
-
-        DeviceBuffer last = h.floatSlice((long) (rows - 1) * hidden, hidden);
-        DeviceBuffer finalNormed = scratch.floats("model.final", hidden);
-        kernels.rmsNorm.launch(kernels.stream, last, 1, hidden, weights.finalNorm, config.normEps(), finalNormed);
-        DeviceBuffer logits = scratch.floats("model.logits", config.vocabSize());
-        kernels.matmul.matmul(kernels.stream, finalNormed, 1, weights.lmHead, logits);
-        float[] result = new float[config.vocabSize()];
-        logits.copyTo(result);
-        if (config.logitsDivisor() != 1f) {
-            for (int i = 0; i < result.length; i++) {
-                result[i] /= config.logitsDivisor();
-            }
-        }
-        return result;
+        sequence.requireRoom(tokens.length);
+        Batch batch = new Batch(List.of(new Batch.Segment(sequence.state, tokens, promptTokens, Batch.Logits.LAST)));
+        return sequence.step.forward(batch).get(0).logits();
     }
 
     @Override

@@ -11,11 +11,25 @@ import dev.coil.engine.ops.AttentionShape;
  * q, k, v projections and RoPE for all rows at their positions; every row's k and v written into
  * its cache row; the decode rows' attention as one paged-decode launch over their block tables;
  * each prompt chunk's attention by the flash kernel over its positions gathered into bf16; then
- * o_proj for all rows. Head dims below 64 run zero-padded to 64 (see {@link GpuAttention}).
+ * o_proj for all rows.
+ *
+ * <p>Both kernels compile head dims 64 and 128; a smaller head is zero-padded to 64 (q, k and v
+ * alike): the zero columns add nothing to q·k and give zero output columns, which are dropped.
  */
 final class StepAttention {
 
     private StepAttention() {
+    }
+
+    /** The head dim the kernels run: 64 or 128, at least headDim. */
+    static int paddedHeadDim(int headDim) {
+        if (headDim <= 64) {
+            return 64;
+        }
+        if (headDim <= 128) {
+            return 128;
+        }
+        throw new IllegalArgumentException("the GPU attention kernels support head dims up to 128, not " + headDim);
     }
 
     /** x: [rows, hidden] → out: [rows, hidden]; the rows' keys and values join the cache. */

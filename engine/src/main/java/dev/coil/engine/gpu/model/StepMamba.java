@@ -54,7 +54,7 @@ final class StepMamba {
             DeviceBuffer x = rowsOf(convolved, channels, first, count, 0, channels);
             k.conv.launch(k.stream, rowsOf(projected, width, first, count, inner, channels), width, count, channels,
                     w.convWeight(), w.convBias(), spec.convKernel(), store.convState(block, slot), x);
-            DeviceBuffer dt = GpuMamba.promptDt(k, w, rowsOf(projected, width, first, count, 0, width), count, width,
+            DeviceBuffer dt = promptDt(k, w, rowsOf(projected, width, first, count, 0, width), count, width,
                     layout.segment(s).clampedTokens());
             SsdScanKernel.Inputs scanInputs = new SsdScanKernel.Inputs(x, channels, dt, heads,
                     rowsOf(convolved, channels, first, count, inner, groupWidth),
@@ -69,6 +69,36 @@ final class StepMamba {
         DeviceCopy.rows(k.stream, projected, width, 0, z, inner, 0, rows, inner);
         k.gatedRmsNorm.launch(k.stream, y, z, rows, inner, spec.normGroupSize(), w.norm(), spec.normEps(), y);
         k.matmul.matmul(k.stream, y, rows, w.outProjection(), out);
+    }
+
+    /**
+     * dt = softplus(dt + dt_bias) for the rows of a chunk, clamped to [dtMin, dtMax] for its first
+     * {@code clamped} rows (prompt tokens; the rest are generated tokens being recomputed), as
+     * {@code Mamba2Mixer} takes it: [rows, heads] through the host (a few floats a row; prefill only).
+     */
+    static DeviceBuffer promptDt(DeviceKernels k, GpuWeights.Mamba w, DeviceBuffer projected, int rows, int width,
+            int clamped) {
+        BlockSpec.Mamba spec = w.spec();
+        int heads = spec.heads();
+        DeviceBuffer dt = k.scratch.floats("mamba.dt", (long) rows * heads);
+        DeviceCopy.rows(k.stream, projected, width, width - heads, dt, heads, 0, rows, heads);
+        float[] values = new float[rows * heads];
+        float[] bias = new float[heads];
+        dt.copyTo(values);
+        w.dtBias().copyTo(bias);
+        for (int t = 0; t < rows; t++) {
+            for (int h = 0; h < heads; h++) {
+                float value = softplus(values[t * heads + h] + bias[h]);
+                values[t * heads + h] = t < clamped ? Math.min(Math.max(value, spec.dtMin()), spec.dtMax()) : value;
+            }
+        }
+        dt.copyFrom(values);
+        return dt;
+    }
+
+    /** torch's softplus: beta 1, linear above 20. */
+    private static float softplus(float value) {
+        return value > 20f ? value : (float) Math.log1p(Math.exp(value));
     }
 
     /** Columns [column, column + width) of rows [first, first + count) of a buffer with rows of {@code stride} floats. */

@@ -63,3 +63,12 @@ extern "C" __global__ void __launch_bounds__(COIL_ARGMAX_THREADS) logits_argmax_
         }
     }
 }
+
+// x[i] = x[i] / divisor, rounded as Java's float division (the logits divisor some checkpoints
+// apply), before the sampling kernels read the logits. Grid-stride over n elements.
+extern "C" __global__ void logits_divide_f32(float* x, long long n, float divisor) {
+    for (long long i = (long long) blockIdx.x * blockDim.x + threadIdx.x; i < n;
+            i += (long long) gridDim.x * blockDim.x) {
+        x[i] = __fdiv_rn(x[i], divisor);
+    }
+}

@@ -22,7 +22,26 @@ public final class Batch {
          * Only the greedy next token after the last position (the argmax, lowest id on ties): a
          * backend may pick it where the logits are and return just the id.
          */
-        GREEDY
+        GREEDY,
+        /**
+         * Only the next token drawn as the segment's {@link Draw} says: a backend may draw it where
+         * the logits are and return just the id.
+         */
+        SAMPLE
+    }
+
+    /**
+     * Everything a backend needs to draw a segment's next token as the engine's sampler would, with
+     * the sampler's own uniform number: penalties, then temperature, top-k, top-p, min-p, and the
+     * first candidate whose running weight passes uniform · total.
+     *
+     * @param seenIds        distinct prompt and generated ids (for the repetition penalty; empty when it is 1)
+     * @param countIds       distinct generated ids (for the presence and frequency penalties)
+     * @param countPenalties per count id, (float) (presence + frequency · count)
+     * @param uniform        in [0, 1), drawn by the request's seeded generator
+     */
+    public record Draw(double temperature, int topK, double topP, double minP, float repetitionPenalty,
+            int[] seenIds, int[] countIds, float[] countPenalties, double uniform) {
     }
 
     /**
@@ -47,8 +66,16 @@ public final class Batch {
      *                      applies to them, not to generated tokens (HF clamps in prefill, not in its
      *                      cached decode step), so recomputing a sequence reproduces its first pass
      */
-    public record Segment(SequenceState sequence, int[] tokens, int clampedTokens, Logits logits) {
+    public record Segment(SequenceState sequence, int[] tokens, int clampedTokens, Logits logits, Draw draw) {
+
+        public Segment(SequenceState sequence, int[] tokens, int clampedTokens, Logits logits) {
+            this(sequence, tokens, clampedTokens, logits, null);
+        }
+
         public Segment {
+            if ((logits == Logits.SAMPLE) != (draw != null)) {
+                throw new IllegalArgumentException("a SAMPLE segment, and only one, carries a draw");
+            }
             if (tokens.length == 0) {
                 throw new IllegalArgumentException("a segment needs at least one token");
             }

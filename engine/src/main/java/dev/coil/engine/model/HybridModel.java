@@ -127,7 +127,7 @@ public final class HybridModel {
         for (int s = 0; s < batch.size(); s++) {
             wantedRows[s] = switch (batch.segment(s).logits()) {
                 case NONE -> 0;
-                case LAST, GREEDY -> 1;
+                case LAST, GREEDY, SAMPLE -> 1;
                 case ALL -> batch.tokens(s);
             };
             total += wantedRows[s];

@@ -1,5 +1,7 @@
 package dev.coil.engine.runner;
 
+import java.util.stream.IntStream;
+import dev.coil.engine.model.Batch;
 import dev.coil.engine.tokenizer.StreamingDecoder;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -28,6 +30,8 @@ final class ActiveRequest {
     private final Set<Integer> endIds;
     private final Sampler sampler;
     private final TokenHistory history;
+    /** The uniform number handed out with {@link #nextDraw} for the next token; NaN when none is pending. */
+    private double pendingUniform = Double.NaN;
     private final StreamingDecoder decoder;
     private final StopMatcher stops;
     private final Set<String> paths = new LinkedHashSet<>();
@@ -154,6 +158,39 @@ final class ActiveRequest {
                 && sampling.presencePenalty() == 0 && sampling.frequencyPenalty() == 0 && maxTokens > 0;
     }
 
+    /**
+     * For a sampled request without logprobs: what a backend needs to draw the next token itself,
+     * with the uniform number this request's sampler would use (kept, so that logits coming back
+     * instead are drawn with the same number); null when the request needs its logits.
+     */
+    Batch.Draw nextDraw() {
+        SamplingParams sampling = request.sampling();
+        if (sampling.isGreedy() || request.logprobs() >= 0 || maxTokens == 0) {
+            return null;
+        }
+        if (Double.isNaN(pendingUniform)) {
+            pendingUniform = sampler.nextUniform();
+        }
+        int[] seen = new int[0];
+        if (sampling.repetitionPenalty() != 1) {
+            IntStream.Builder ids = IntStream.builder();
+            history.forEachSeen(ids::add);
+            seen = ids.build().toArray();
+        }
+        List<int[]> counts = new ArrayList<>();
+        if (sampling.presencePenalty() != 0 || sampling.frequencyPenalty() != 0) {
+            history.forEachOutputCount((id, count) -> counts.add(new int[] {id, count}));
+        }
+        int[] countIds = new int[counts.size()];
+        float[] penalties = new float[counts.size()];
+        for (int i = 0; i < countIds.length; i++) {
+            countIds[i] = counts.get(i)[0];
+            penalties[i] = (float) (sampling.presencePenalty() + sampling.frequencyPenalty() * counts.get(i)[1]);
+        }
+        return new Batch.Draw(sampling.temperature(), sampling.topK(), sampling.topP(), sampling.minP(),
+                (float) sampling.repetitionPenalty(), seen, countIds, penalties, pendingUniform);
+    }
+
     /** As {@link #acceptNextLogits}, for a greedy token the backend picked (see {@link #needsOnlyGreedyToken}). */
     boolean acceptNextToken(int token) {
         return accept(null, token);
@@ -178,7 +215,15 @@ final class ActiveRequest {
         if (maxTokens == 0) {
             return finish(FinishReason.LENGTH, null, "");
         }
-        int token = logits == null ? chosen : sampler.sample(logits, history);
+        int token;
+        if (logits == null) {
+            token = chosen;
+        } else if (!Double.isNaN(pendingUniform)) {
+            token = sampler.sample(logits, history, pendingUniform);
+        } else {
+            token = sampler.sample(logits, history);
+        }
+        pendingUniform = Double.NaN;
         if (firstTokenNanos == 0) {
             firstTokenNanos = System.nanoTime();
         }

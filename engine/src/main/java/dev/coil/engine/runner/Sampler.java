@@ -62,7 +62,21 @@ public final class Sampler {
         if (params.isGreedy()) {
             return argmax(scores, vocab);
         }
-        return draw(filter(vocab));
+        return draw(filter(vocab), random.nextDouble());
+    }
+
+    /** As {@link #sample(float[], TokenHistory)}, drawing with {@code uniform} (from {@link #nextUniform}). */
+    public int sample(float[] logits, TokenHistory history, double uniform) {
+        int vocab = penalisedScores(logits, history);
+        if (params.isGreedy()) {
+            return argmax(scores, vocab);
+        }
+        return draw(filter(vocab), uniform);
+    }
+
+    /** The uniform number in [0, 1) the next draw uses, taken from this sampler's seeded generator. */
+    public double nextUniform() {
+        return random.nextDouble();
     }
 
     /** The ids that steps 1 to 6 leave with a non-zero probability, in increasing order (for tests). */
@@ -310,12 +324,12 @@ public final class Sampler {
     }
 
     /** Step 7: one draw from the weights of the first {@code count} candidates. */
-    private int draw(int count) {
+    private int draw(int count, double uniform) {
         double total = 0;
         for (int j = 0; j < count; j++) {
             total += weights[j];
         }
-        double target = random.nextDouble() * total;
+        double target = uniform * total;
         double cumulative = 0;
         int lastDrawable = -1;
         for (int j = 0; j < count; j++) {

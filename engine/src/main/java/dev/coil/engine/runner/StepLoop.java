@@ -237,9 +237,11 @@ final class StepLoop implements Runnable {
         active.markScheduled();
         int clamped = Math.clamp(request.promptLength() - chunk.start(), 0, chunk.count());
         boolean promptLogits = active.wantsPromptLogprobs() && chunk.start() < request.promptLength();
+        Batch.Draw draw = null;
         Batch.Logits wanted = promptLogits ? Batch.Logits.ALL
                 : !chunk.samples() ? Batch.Logits.NONE
-                : active.needsOnlyGreedyToken() ? Batch.Logits.GREEDY : Batch.Logits.LAST;
+                : active.needsOnlyGreedyToken() ? Batch.Logits.GREEDY
+                : (draw = active.nextDraw()) != null ? Batch.Logits.SAMPLE : Batch.Logits.LAST;
         if (chunk.count() > 1 || clamped > 0) {
             if (hasAttention) {
                 active.addPath(ActiveRequest.FLASH);
@@ -250,13 +252,13 @@ final class StepLoop implements Runnable {
         } else if (hasMamba) {
             active.addPath(ActiveRequest.SSM_RECURRENCE);
         }
-        return new Batch.Segment(entry.sequence, request.tokens(chunk.start(), chunk.end()), clamped, wanted);
+        return new Batch.Segment(entry.sequence, request.tokens(chunk.start(), chunk.end()), clamped, wanted, draw);
     }
 
     /** Hands a chunk's logits to its request: prompt logprobs, then the next token when the chunk reached the end. */
     private void deliver(Entry entry, StepPlan.Chunk chunk, Batch.Segment segment, Batch.Output output, int vocab) {
         float[] logits = output.logits();
-        if (logits == null && segment.logits() == Batch.Logits.GREEDY) {
+        if (logits == null && (segment.logits() == Batch.Logits.GREEDY || segment.logits() == Batch.Logits.SAMPLE)) {
             if (output.token() < 0) {
                 throw new IllegalStateException("the logits hold NaN or +infinity, or are all -infinity");
             }

@@ -172,6 +172,50 @@ class GpuEngineTest {
     }
 
     /**
+     * Tokens drawn on the device (penalties, temperature, top-k, top-p, min-p, the request's seeded
+     * uniform numbers) are the tokens the CPU sampler draws from the same step's logits copied back.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("models")
+    void tokensDrawnOnTheDeviceEqualTheHostSamplersDraws(String fixture) throws Exception {
+        int vocab = TestModels.load(fixture).config().vocabSize();
+        List<SamplingParams> settings = List.of(
+                SamplingParams.greedy().withTemperature(0.8).withMaxTokens(12).withSeed(1L),
+                SamplingParams.greedy().withTemperature(1.1).withTopK(20).withMaxTokens(12).withSeed(2L),
+                SamplingParams.greedy().withTemperature(0.9).withTopP(0.8).withMaxTokens(12).withSeed(3L),
+                SamplingParams.greedy().withTemperature(1.0).withMinP(0.05).withRepetitionPenalty(1.3)
+                        .withPresencePenalty(0.4).withFrequencyPenalty(0.2).withMaxTokens(12).withSeed(4L),
+                SamplingParams.greedy().withTemperature(0.7).withTopK(30).withTopP(0.9).withMinP(0.02)
+                        .withMaxTokens(12).withSeed(5L));
+        List<List<Integer>> host = null;
+        for (boolean onDevice : new boolean[] {false, true}) {
+            System.setProperty(GpuBackend.SAMPLING_PROPERTY, Boolean.toString(onDevice));
+            List<List<Integer>> tokens = new ArrayList<>();
+            try (Engine engine = start(fixture, EngineTest.SMALL, true)) {
+                List<RequestStream> streams = new ArrayList<>();
+                for (int i = 0; i < settings.size(); i++) {
+                    streams.add(engine.submit(new EngineRequest(prompt(vocab, 20 + 7 * i, 60 + i), settings.get(i),
+                            true, -1, -1)));
+                }
+                for (RequestStream stream : streams) {
+                    EngineRuns.Outcome outcome = EngineRuns.collect(stream);
+                    assertThat(outcome.failed()).as("failure").isNull();
+                    tokens.add(outcome.tokens());
+                }
+            } finally {
+                System.clearProperty(GpuBackend.SAMPLING_PROPERTY);
+            }
+            if (host == null) {
+                host = tokens;
+            } else {
+                for (int i = 0; i < settings.size(); i++) {
+                    assertThat(tokens.get(i)).as("%s", settings.get(i)).isEqualTo(host.get(i));
+                }
+            }
+        }
+    }
+
+    /**
      * Greedy tokens and their logprobs equal the CPU's up to the first position where the CPU's two
      * best tokens are closer than the tolerance (bf16 rounding may order a near tie either way; the
      * continuations then differ), and that position's token is one of those two.

@@ -5,15 +5,29 @@ import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.Kernel;
 import dev.coil.engine.gpu.KernelModule;
 
-/** Launches {@code logits_argmax_f32} (argmax.cu): greedy decoding on the device, as {@code Sampler} picks. */
+/**
+ * Launches argmax.cu: greedy decoding on the device, as {@code Sampler} picks, and the logits
+ * divisor applied in place before the sampling kernels.
+ */
 public final class ArgmaxKernel {
 
     private static final int THREADS = 1024;
 
     private final Kernel kernel;
+    private final Kernel divide;
 
     public ArgmaxKernel(KernelModule module) {
         this.kernel = module.kernel("logits_argmax_f32");
+        this.divide = module.kernel("logits_divide_f32");
+    }
+
+    /** x[i] /= divisor for i &lt; count, rounded as Java's float division. */
+    public void divide(CudaStream stream, DeviceBuffer x, long count, float divisor) {
+        x.requireFloats(count, "x");
+        if (count > 0) {
+            divide.launch(stream, Kernel.blocksFor(count, RowKernels.ELEMENT_THREADS), 1, 1,
+                    RowKernels.ELEMENT_THREADS, 0, x, count, divisor);
+        }
     }
 
     /**

@@ -17,11 +17,15 @@ import java.util.List;
  */
 public final class GpuBackend implements Backend {
 
+    /** System property turning token draws on the device off ({@code -Dcoil.cuda.sampling=false}): logits come back. */
+    public static final String SAMPLING_PROPERTY = "coil.cuda.sampling";
+
     private final LoadedModel loaded;
     private final CudaDevice device;
     private final GpuWeights weights;
     private final DeviceKernels kernels;
     private final boolean graphs;
+    private final boolean deviceSampling = !"false".equalsIgnoreCase(System.getProperty(SAMPLING_PROPERTY, "true"));
     private DeviceStateStore store;
     private GpuStep step;
 
@@ -71,7 +75,7 @@ public final class GpuBackend implements Backend {
         }
         ModelConfig config = loaded.config();
         store = new DeviceStateStore(device, config.blocks(), sizing);
-        step = new GpuStep(config, weights, kernels, store, graphs, Math.max(1, sizing.slots()));
+        step = new GpuStep(config, weights, kernels, store, graphs, Math.max(1, sizing.slots()), deviceSampling);
         return store;
     }
 

@@ -35,7 +35,7 @@ public final class GpuSequence implements AutoCloseable {
             table[i] = i;
         }
         state.setBlockTable(table);
-        this.step = new GpuStep(config, weights, kernels, store, false, 1);
+        this.step = new GpuStep(config, weights, kernels, store, false, 1, false);
     }
 
     /** Tokens seen so far. */

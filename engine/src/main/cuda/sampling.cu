@@ -1,0 +1,303 @@
+// Token sampling over a batch of rows of logits, one row per sequence, each row with its own
+// parameters: the steps of runner/Sampler.java in its order (penalties; greedy or temperature; top-k;
+// top-p; min-p; draw).
+//
+// Every filter is a cut in one total order of the row, so no row is ever sorted: a radix select over
+// 64-bit keys finds the cut. Score order: key = sortable(score) << 32 | (0xffffffff - id), so larger
+// scores come first and equal scores go to the lower id, as the CPU sorts them. Id order: key =
+// 0xffffffff - id. The select walks the key bits from the top, 8 at a time, summing a mass per digit
+// (1 per token for top-k, the weight for top-p and the draw) until the running sum reaches the target.
+#include "common.cuh"
+
+#define COIL_SAMPLE_THREADS 1024
+
+// Penalties in place, logits: (batch, vocab).
+//   seen_offsets: (batch + 1) into seen_ids: each row's distinct prompt and output ids;
+//   repetition: (batch) the HF penalty (1 is off);
+//   count_offsets: (batch + 1) into count_ids and subtract: each distinct generated id with
+//   presence + frequency · count, rounded to float as the CPU rounds it.
+// Ids at or beyond vocab are ignored. Grid: (batch); the ids of a row are distinct, so no two threads
+// touch one logit in a step, and the barrier keeps the CPU's order (repetition first).
+extern "C" __global__ void sampling_penalties_f32(float* logits, int vocab, const int* __restrict__ seen_offsets,
+        const int* __restrict__ seen_ids, const float* __restrict__ repetition, const int* __restrict__ count_offsets,
+        const int* __restrict__ count_ids, const float* __restrict__ subtract) {
+    const int row = blockIdx.x;
+    float* scores = logits + (size_t) row * vocab;
+    const float penalty = repetition[row];
+    if (penalty != 1.0f) {
+        for (int j = seen_offsets[row] + threadIdx.x; j < seen_offsets[row + 1]; j += blockDim.x) {
+            const int id = seen_ids[j];
+            if (id >= 0 && id < vocab) {
+                const float logit = scores[id];
+                scores[id] = logit > 0.0f ? __fdiv_rn(logit, penalty) : __fmul_rn(logit, penalty);
+            }
+        }
+    }
+    __syncthreads();
+    for (int j = count_offsets[row] + threadIdx.x; j < count_offsets[row + 1]; j += blockDim.x) {
+        const int id = count_ids[j];
+        if (id >= 0 && id < vocab) {
+            scores[id] = __fsub_rn(scores[id], subtract[j]);
+        }
+    }
+}
+
+// Order-preserving bits of a float; -0 counts as +0, since the CPU compares scores with > and ==.
+static __device__ __forceinline__ unsigned int coil_sortable(float value) {
+    const unsigned int bits = __float_as_uint(__fadd_rn(value, 0.0f));
+    return (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
+}
+
+static __device__ __forceinline__ unsigned long long coil_score_key(float score, int id) {
+    return ((unsigned long long) coil_sortable(score) << 32) | (0xffffffffu - (unsigned int) id);
+}
+
+// Masses are summed in 64-bit fixed point, 2^44 units per 1: exact and order-free, native shared
+// atomics (a double atomicAdd in shared memory is a compare-and-swap loop that stalls when a whole
+// block hits one digit, as the top digits of similar scores do). Up to 2^20 tokens of weight <= 1 fit.
+#define COIL_MASS_UNIT 17592186044416.0
+
+struct CoilSelectShared {
+    unsigned long long mass[256];
+    unsigned int count[256];
+    unsigned long long prefix;
+    double reduce[32];
+    unsigned long long best[32];
+};
+
+// The largest key (present in the row, kept by keep) at which the mass summed over larger-or-equal keys
+// first reaches target: sum >= target, or sum > target when strict. When it never does, the smallest
+// kept key of positive mass (the CPU's "all of them" / "the last drawable one"). Every thread gets it;
+// ~0 when nothing is kept.
+template <typename Key, typename Mass, typename Keep>
+static __device__ unsigned long long coil_select(int vocab, Key key, Mass mass, Keep keep, double target,
+        bool strict, CoilSelectShared& shared) {
+    unsigned long long prefix = 0;
+    unsigned long long mask = 0;
+    double before = 0.0;
+    bool exhausted = false;
+    for (int shift = 56; shift >= 0; shift -= 8) {
+        for (int d = threadIdx.x; d < 256; d += blockDim.x) {
+            shared.mass[d] = 0ull;
+            shared.count[d] = 0;
+        }
+        __syncthreads();
+        for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
+            if (!keep(i)) {
+                continue;
+            }
+            const unsigned long long k = key(i);
+            if ((k & mask) == prefix) {
+                const int digit = (int) ((k >> shift) & 255);
+                atomicAdd(&shared.mass[digit], (unsigned long long) __double2ull_rn(mass(i) * COIL_MASS_UNIT));
+                atomicAdd(&shared.count[digit], 1u);
+            }
+        }
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            int chosen = -1;
+            if (!exhausted) {
+                for (int d = 255; d >= 0; d--) {
+                    if (shared.count[d] == 0) {
+                        continue;
+                    }
+                    const double sum = before + (double) shared.mass[d] / COIL_MASS_UNIT;
+                    if (strict ? sum > target : sum >= target) {
+                        chosen = d;
+                        break;
+                    }
+                    before = sum;
+                }
+            }
+            if (chosen < 0) {
+                exhausted = true;
+                int lowest = -1;
+                for (int d = 0; d < 256 && chosen < 0; d++) {
+                    if (shared.count[d] != 0) {
+                        lowest = lowest < 0 ? d : lowest;
+                        if (shared.mass[d] > 0ull) {
+                            chosen = d;
+                        }
+                    }
+                }
+                chosen = chosen < 0 ? lowest : chosen;
+            }
+            shared.prefix = chosen < 0 ? ~0ull : prefix | ((unsigned long long) chosen << shift);
+        }
+        __syncthreads();
+        prefix = shared.prefix;
+        if (prefix == ~0ull) {
+            return prefix;
+        }
+        mask |= 255ull << shift;
+        __syncthreads();
+    }
+    return prefix;
+}
+
+static __device__ double coil_block_sum_double(double value, double* scratch) {
+    for (int offset = 16; offset > 0; offset >>= 1) {
+        value += __shfl_xor_sync(0xffffffffu, value, offset);
+    }
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) {
+        scratch[threadIdx.x >> 5] = value;
+    }
+    __syncthreads();
+    __syncthreads();
+    double total = 0.0;
+    for (int w = 0; w < (int) ((blockDim.x + 31) >> 5); w++) {
+        total += scratch[w];
+    }
+    __syncthreads();
+    return total;
+}
+
+// The largest score key of the row (the argmax, ties to the lower id); 0 when every score is -infinity.
+static __device__ unsigned long long coil_row_best(const float* scores, int vocab, CoilSelectShared& shared) {
+    unsigned long long best = 0;
+    for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
+        const float s = scores[i];
+        if (s != -INFINITY) {
+            const unsigned long long k = coil_score_key(s, i);
+            best = k > best ? k : best;
+        }
+    }
+    for (int offset = 16; offset > 0; offset >>= 1) {
+        const unsigned long long other = __shfl_xor_sync(0xffffffffu, best, offset);
+        best = other > best ? other : best;
+    }
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) {
+        shared.best[threadIdx.x >> 5] = best;
+    }
+    __syncthreads();
+    best = 0;
+    for (int w = 0; w < (int) ((blockDim.x + 31) >> 5); w++) {
+        best = shared.best[w] > best ? shared.best[w] : best;
+    }
+    __syncthreads();
+    return best;
+}
+
+static __device__ __forceinline__ int coil_key_id(unsigned long long key) {
+    return (int) (0xffffffffu - (unsigned int) (key & 0xffffffffu));
+}
+
+// Greedy: out[row] = argmax of logits[row], ties to the lower id; -1 when every logit is -infinity.
+// Grid: (batch); block: COIL_SAMPLE_THREADS.
+extern "C" __global__ void sampling_argmax_f32(const float* logits, int vocab, int* out) {
+    __shared__ CoilSelectShared shared;
+    const unsigned long long best = coil_row_best(logits + (size_t) blockIdx.x * vocab, vocab, shared);
+    if (threadIdx.x == 0) {
+        out[blockIdx.x] = best == 0 ? -1 : coil_key_id(best);
+    }
+}
+
+// Filters and one draw per row; temperature-0 rows take the argmax.
+//   logits: (batch, vocab), penalised;  top_k: (batch), 0 off;
+//   settings: (batch, 4) f64: temperature, top_p, min_p, uniform in [0, 1);
+//   weights: (batch, vocab) f32 workspace; out: (batch) the token, -1 when every logit is -infinity;
+//   survivors: null, or (batch, vocab) int32 set to 1 where a token survives the filters with a
+//   non-zero weight and 0 elsewhere (for tests).
+// Weights follow the CPU: w = (float) exp((score - max) / temperature) in double, except that without
+// top-k and top-p the CPU keeps its whole-vocabulary weights, exp of the float argument
+// (score - max) · (float) (1 / temperature); that form also gives top-p's total without top-k.
+// Draw: target = uniform · (sum of surviving weights), then the first survivor, in score order when
+// top-k or top-p is on and in id order otherwise (the CPU's candidate order), whose running sum
+// passes the target. Grid: (batch); block: COIL_SAMPLE_THREADS.
+extern "C" __global__ void sampling_sample_f32(const float* logits, int vocab, const int* __restrict__ top_k,
+        const double* __restrict__ settings, float* weights, int* out, int* survivors) {
+    __shared__ CoilSelectShared shared;
+    const int row = blockIdx.x;
+    const float* scores = logits + (size_t) row * vocab;
+    float* w = weights + (size_t) row * vocab;
+    const double temperature = settings[row * 4];
+    const double top_p = settings[row * 4 + 1];
+    const double min_p = settings[row * 4 + 2];
+    const double uniform = settings[row * 4 + 3];
+    const unsigned long long best = coil_row_best(scores, vocab, shared);
+    if (best == 0) {
+        if (threadIdx.x == 0) {
+            out[row] = -1;
+        }
+        if (survivors != nullptr) {
+            for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
+                survivors[(size_t) row * vocab + i] = 0;
+            }
+        }
+        return;
+    }
+    if (temperature == 0.0) {
+        if (threadIdx.x == 0) {
+            out[row] = coil_key_id(best);
+        }
+        if (survivors != nullptr) {
+            for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
+                survivors[(size_t) row * vocab + i] = 0;
+            }
+        }
+        return;
+    }
+    const float max = scores[coil_key_id(best)];
+    const int k = top_k[row];
+    const bool by_count = k > 0 && k < vocab;
+    const bool nucleus = top_p < 1.0;
+    const bool score_order = by_count || nucleus;
+    const float scale = (float) (1.0 / temperature);
+    for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
+        const float s = scores[i];
+        w[i] = score_order ? (float) exp(((double) s - (double) max) / temperature)
+                           : (float) exp((double) __fmul_rn(__fsub_rn(s, max), scale));
+    }
+    __syncthreads();
+    auto score_key = [&](int i) { return coil_score_key(scores[i], i); };
+    auto id_key = [&](int i) { return (unsigned long long) (0xffffffffu - (unsigned int) i); };
+    auto one = [&](int) { return 1.0; };
+    auto weight = [&](int i) { return (double) w[i]; };
+    auto finite = [&](int i) { return scores[i] != -INFINITY; };
+    unsigned long long cut = 0;
+    if (by_count) {
+        cut = coil_select(vocab, score_key, one, finite, (double) k, false, shared);
+    }
+    if (nucleus) {
+        double total;
+        if (by_count) {
+            double partial = 0.0;
+            for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
+                partial += scores[i] != -INFINITY && score_key(i) >= cut ? (double) w[i] : 0.0;
+            }
+            total = coil_block_sum_double(partial, shared.reduce);
+        } else {
+            double partial = 0.0;
+            for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
+                partial += (double) (float) exp((double) __fmul_rn(__fsub_rn(scores[i], max), scale));
+            }
+            total = coil_block_sum_double(partial, shared.reduce);
+        }
+        const unsigned long long top_k_cut = cut;
+        auto in_top_k = [&](int i) { return scores[i] != -INFINITY && score_key(i) >= top_k_cut; };
+        cut = coil_select(vocab, score_key, weight, in_top_k, total * top_p, false, shared);
+    }
+    const unsigned long long final_cut = cut;
+    const double floor = min_p;  // min_p times the largest weight, which is the maximum's: exactly 1
+    auto survives = [&](int i) {
+        return w[i] > 0.0f && (!score_order || score_key(i) >= final_cut) && (min_p <= 0.0 || (double) w[i] >= floor);
+    };
+    if (survivors != nullptr) {
+        for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
+            survivors[(size_t) row * vocab + i] = survives(i) ? 1 : 0;
+        }
+    }
+    double partial = 0.0;
+    for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
+        partial += survives(i) ? (double) w[i] : 0.0;
+    }
+    const double total = coil_block_sum_double(partial, shared.reduce);
+    const unsigned long long drawn = score_order
+            ? coil_select(vocab, score_key, weight, survives, uniform * total, true, shared)
+            : coil_select(vocab, id_key, weight, survives, uniform * total, true, shared);
+    if (threadIdx.x == 0) {
+        out[row] = coil_key_id(drawn);
+    }
+}

@@ -1,0 +1,117 @@
+package dev.coil.engine.gpu.kernels;
+
+import dev.coil.engine.gpu.CudaStream;
+import dev.coil.engine.gpu.DeviceBuffer;
+import dev.coil.engine.gpu.Kernel;
+import dev.coil.engine.gpu.KernelModule;
+
+/**
+ * Launches the kernels of sampling.cu: the steps of {@code runner.Sampler} for a batch of rows of logits,
+ * one row per sequence, each with its own parameters.
+ *
+ * <p>Draws are defined by one uniform number in [0, 1) per row, chosen by the host (the sequence's seeded
+ * generator, {@code nextDouble()}, exactly as the CPU sampler draws it): the token is the first survivor,
+ * in the CPU's candidate order, whose running weight passes uniform · (total surviving weight). Rows whose
+ * logits are all -infinity give -1 (the CPU throws); NaN and +infinity logits are not checked here.
+ */
+public final class SamplingKernel {
+
+    /** The block size of every sampling kernel (COIL_SAMPLE_THREADS). */
+    static final int THREADS = 1024;
+
+    /** The vocabulary sampling.cu's 64-bit fixed-point sums of weights (2^44 per 1) can hold. */
+    public static final int MAX_VOCAB = 1 << 20;
+
+    /** Doubles per row of the settings buffer: temperature, top_p, min_p, uniform. */
+    public static final int SETTINGS_PER_ROW = 4;
+
+    private final Kernel penalties;
+    private final Kernel argmax;
+    private final Kernel sample;
+
+    public SamplingKernel(KernelModule module) {
+        this.penalties = module.kernel("sampling_penalties_f32");
+        this.argmax = module.kernel("sampling_argmax_f32");
+        this.sample = module.kernel("sampling_sample_f32");
+    }
+
+    /**
+     * The repetition, presence and frequency penalties, in place on logits (batch, vocab) f32.
+     *
+     * @param seenOffsets (batch + 1) int32: row r's distinct prompt and output ids are
+     *     seenIds[seenOffsets[r], seenOffsets[r + 1])
+     * @param repetition (batch) f32, 1 is off
+     * @param countOffsets (batch + 1) int32 into countIds and subtract
+     * @param countIds the distinct generated ids of each row
+     * @param subtract per generated id, (float) (presence + frequency · count) as the CPU rounds it
+     */
+    public void applyPenalties(CudaStream stream, DeviceBuffer logits, int batch, int vocab, DeviceBuffer seenOffsets,
+            DeviceBuffer seenIds, DeviceBuffer repetition, DeviceBuffer countOffsets, DeviceBuffer countIds,
+            DeviceBuffer subtract) {
+        requireRows(logits, batch, vocab);
+        seenOffsets.requireFloats(batch + 1L, "seenOffsets");
+        countOffsets.requireFloats(batch + 1L, "countOffsets");
+        repetition.requireFloats(batch, "repetition");
+        if (batch > 0) {
+            penalties.launch(stream, batch, 1, 1, THREADS, 0, logits, vocab, seenOffsets, seenIds, repetition,
+                    countOffsets, countIds, subtract);
+        }
+    }
+
+    /** out[r] = argmax of logits[r] (batch, vocab), ties to the lower id; -1 for a row of -infinity. */
+    public void argmax(CudaStream stream, DeviceBuffer logits, int batch, int vocab, DeviceBuffer out) {
+        requireRows(logits, batch, vocab);
+        out.requireFloats(batch, "out");
+        if (batch > 0) {
+            argmax.launch(stream, batch, 1, 1, THREADS, 0, logits, vocab, out);
+        }
+    }
+
+    /**
+     * Temperature, top-k, top-p, min-p and one draw per row (the argmax where the temperature is 0).
+     *
+     * @param logits (batch, vocab) f32, penalised, not modified
+     * @param topK (batch) int32, 0 off
+     * @param settings (batch, {@link #SETTINGS_PER_ROW}) f64: temperature, top_p, min_p, uniform in [0, 1);
+     *     see {@link #settingsBits}
+     * @param weights (batch, vocab) f32 workspace
+     * @param out (batch) int32 tokens
+     * @param survivors null, or (batch, vocab) int32 set to 1 where a token survives the filters with a
+     *     non-zero probability
+     */
+    public void sample(CudaStream stream, DeviceBuffer logits, int batch, int vocab, DeviceBuffer topK,
+            DeviceBuffer settings, DeviceBuffer weights, DeviceBuffer out, DeviceBuffer survivors) {
+        requireRows(logits, batch, vocab);
+        topK.requireFloats(batch, "topK");
+        settings.requireFloats(2L * SETTINGS_PER_ROW * batch, "settings");
+        weights.requireFloats((long) batch * vocab, "weights");
+        out.requireFloats(batch, "out");
+        if (survivors != null) {
+            survivors.requireFloats((long) batch * vocab, "survivors");
+        }
+        if (batch > 0) {
+            sample.launch(stream, batch, 1, 1, THREADS, 0, logits, vocab, topK, settings, weights, out, survivors);
+        }
+    }
+
+    /** Doubles as the int32 pairs a buffer upload takes (little-endian, as the device reads f64). */
+    public static int[] settingsBits(double[] values) {
+        int[] bits = new int[2 * values.length];
+        for (int i = 0; i < values.length; i++) {
+            long raw = Double.doubleToRawLongBits(values[i]);
+            bits[2 * i] = (int) raw;
+            bits[2 * i + 1] = (int) (raw >>> 32);
+        }
+        return bits;
+    }
+
+    private static void requireRows(DeviceBuffer logits, int batch, int vocab) {
+        RowKernels.requireNonNegative(batch, "batch");
+        RowKernels.requirePositive(vocab, "vocab");
+        if (vocab >= MAX_VOCAB) {
+            throw new IllegalArgumentException("vocab must be below " + MAX_VOCAB
+                    + " (the fixed-point sums of sampling.cu), not " + vocab);
+        }
+        logits.requireFloats((long) batch * vocab, "logits");
+    }
+}

@@ -37,7 +37,7 @@ final class RingAttention {
      */
     float[][] prefill(Sharding sharding, float[][] x, KeyValueShard[] own) {
         int n = devices.count();
-        int items = shape.queryHeads();
+        int heads = shape.queryHeads();
         float[][] q = new float[n][];
         float[][] out = new float[n][];
         float[][] lse = new float[n][];
@@ -50,8 +50,8 @@ final class RingAttention {
             float[] v = mixer.value().apply(ops, x[d], rows);
             rotate(ops, sharding, d, q[d], k);
             own[d].append(k, v, sharding.positions(d), rows);
-            out[d] = new float[rows * items * shape.headDim()];
-            lse[d] = new float[rows * items];
+            out[d] = new float[rows * heads * shape.headDim()];
+            lse[d] = new float[rows * heads];
             Arrays.fill(lse[d], Float.NEGATIVE_INFINITY);
             int width = shape.kvHeads() * shape.headDim();
             receive[0][d] = new KeyValueShard(width, sharding.maxRows());

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.coil.engine.cpu.CpuOps;
 import dev.coil.engine.cpu.Parallel;
+import dev.coil.engine.model.BlockSpec;
 import dev.coil.engine.model.Fixtures;
 import dev.coil.engine.model.HybridModel;
 import dev.coil.engine.model.Phase;
@@ -40,7 +41,7 @@ class ContextParallelGeneratorTest {
         assertThat(expected.tokenIds()).hasSize(STEPS);
         for (int count : new int[] {2, 3}) {
             for (ShardLayout layout : ShardLayout.values()) {
-                RingGeneration sharded = new ContextParallelGenerator(model, ContextParallelScorerTest.devices(count),
+                RingGeneration sharded = new ContextParallelGenerator(model, TestDevices.of(count),
                         layout).generate(prompt, params, true);
                 assertThat(sharded.generation().tokenIds()).as("%s %s x%d", fixture, layout, count)
                         .containsExactly(expected.tokenIds());
@@ -60,7 +61,7 @@ class ContextParallelGeneratorTest {
 
         SequenceState single = model.newSequence();
         float[] expected = model.forward(ONE_DEVICE, single, prompt, Phase.PREFILL, false);
-        ContextParallelModel parallel = new ContextParallelModel(model, ContextParallelScorerTest.devices(3));
+        ContextParallelModel parallel = new ContextParallelModel(model, TestDevices.of(3));
         ShardedSequence sharded = parallel.newSequence(ShardLayout.ZIGZAG, prompt.length);
         float[] actual = parallel.lastLogits(sharded, parallel.prefill(sharded, prompt));
         for (int step = 0; ; step++) {
@@ -72,6 +73,17 @@ class ContextParallelGeneratorTest {
             actual = parallel.decode(sharded, continuation[step]);
         }
         assertThat(sharded.length()).isEqualTo(prompt.length + STEPS);
+        for (int block = 0; block < model.config().blocks().size(); block++) {
+            if (model.config().blocks().get(block) instanceof BlockSpec.Attention) {
+                int held = 0;
+                for (int device = 0; device < 3; device++) {
+                    int expectedRows = sharded.sharding().rows(device) + (device == sharded.stateDevice() ? STEPS : 0);
+                    assertThat(sharded.shardLength(device, block)).isEqualTo(expectedRows);
+                    held += sharded.shardLength(device, block);
+                }
+                assertThat(held).as("every position's keys on exactly one device").isEqualTo(sharded.length());
+            }
+        }
     }
 
     private static void assertCloseLogprobs(float[] actual, float[] expected, String what) {

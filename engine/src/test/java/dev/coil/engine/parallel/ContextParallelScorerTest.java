@@ -11,12 +11,9 @@ import dev.coil.engine.runner.ScoreResult;
 import dev.coil.engine.runner.Scorer;
 import dev.coil.engine.runner.TokenLogprob;
 import java.util.List;
-import java.util.Map;
 import java.util.SplittableRandom;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.stream.Stream;
 import org.assertj.core.data.Offset;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
@@ -31,18 +28,7 @@ import org.junit.jupiter.params.provider.MethodSource;
 class ContextParallelScorerTest {
 
     private static final CpuOps ONE_DEVICE = new CpuOps(new Parallel(1));
-    private static final Map<Integer, VirtualDevices> DEVICES = new ConcurrentHashMap<>();
     private static final Offset<Float> LOGPROB = Offset.offset(1e-4f);
-
-    static VirtualDevices devices(int count) {
-        return DEVICES.computeIfAbsent(count, n -> VirtualDevices.cpu(n, 1));
-    }
-
-    @AfterAll
-    static void closeDevices() {
-        DEVICES.values().forEach(VirtualDevices::close);
-        DEVICES.clear();
-    }
 
     static int[] prompt(int length, int vocab, long seed) {
         SplittableRandom random = new SplittableRandom(seed);
@@ -63,7 +49,7 @@ class ContextParallelScorerTest {
             ScoreResult expected = new Scorer(model, ONE_DEVICE).score(ids, 3);
             for (int count : new int[] {2, 3, 4}) {
                 for (ShardLayout layout : ShardLayout.values()) {
-                    RingScore sharded = new ContextParallelScorer(model, devices(count), layout).score(ids, 3);
+                    RingScore sharded = new ContextParallelScorer(model, TestDevices.of(count), layout).score(ids, 3);
                     assertThat(sharded.paths()).containsExactly("ring x" + count);
                     assertSameScores(sharded.result(), expected, fixture + " " + layout + " x" + count + " T=" + length);
                 }
@@ -78,7 +64,7 @@ class ContextParallelScorerTest {
         for (int length : new int[] {1, 3, 7}) {
             int[] ids = prompt(length, model.config().vocabSize(), 7);
             ScoreResult expected = new Scorer(model, ONE_DEVICE).score(ids, 2);
-            RingScore sharded = new ContextParallelScorer(model, devices(4), ShardLayout.ZIGZAG).score(ids, 2);
+            RingScore sharded = new ContextParallelScorer(model, TestDevices.of(4), ShardLayout.ZIGZAG).score(ids, 2);
             assertSameScores(sharded.result(), expected, "bamba T=" + length);
         }
     }

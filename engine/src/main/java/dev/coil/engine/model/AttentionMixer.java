@@ -33,6 +33,26 @@ public final class AttentionMixer implements Mixer {
         return spec;
     }
 
+    public AttentionShape shape() {
+        return shape;
+    }
+
+    public Linear query() {
+        return query;
+    }
+
+    public Linear key() {
+        return key;
+    }
+
+    public Linear value() {
+        return value;
+    }
+
+    public Linear output() {
+        return output;
+    }
+
     @Override
     public LayerState newState() {
         return null;

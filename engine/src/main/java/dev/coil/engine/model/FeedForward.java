@@ -45,7 +45,11 @@ public final class FeedForward implements Mixer {
 
     @Override
     public float[] forward(Ops ops, float[] x, Batch batch, int block) {
-        int tokens = batch.rows();
+        return apply(ops, x, batch.rows());
+    }
+
+    /** x: [tokens, hidden] → [tokens, hidden]; each row on its own. */
+    public float[] apply(Ops ops, float[] x, int tokens) {
         int width = spec.intermediateSize();
         float[] hidden = new float[tokens * width];
         if (spec.kind() == BlockSpec.MlpKind.SQUARED_RELU) {

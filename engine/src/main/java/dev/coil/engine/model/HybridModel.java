@@ -40,6 +40,31 @@ public final class HybridModel {
         return config;
     }
 
+    /** The embedding matrix [vocab, hidden]. */
+    public Matrix embeddings() {
+        return embeddings;
+    }
+
+    /** Block {@code block}'s pre-norm weight [hidden]. */
+    public float[] blockNorm(int block) {
+        return blockNorms.get(block);
+    }
+
+    /** Block {@code block}'s mixer: a {@link Mamba2Mixer}, an {@link AttentionMixer} or a {@link FeedForward}. */
+    public Mixer mixer(int block) {
+        return mixers.get(block);
+    }
+
+    /** The final norm's weight [hidden]. */
+    public float[] finalNorm() {
+        return finalNorm;
+    }
+
+    /** lm_head [vocab, hidden] (the embeddings when tied). */
+    public Matrix lmHead() {
+        return lmHead;
+    }
+
     /**
      * A standalone sequence with a private, growing f32 K/V store: for one-off generation, scoring
      * and tests. The serving engine builds its sequences on its own pools with {@link #newSequence(KeyValueStore, LayerState[])}.

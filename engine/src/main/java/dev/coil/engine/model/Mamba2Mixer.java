@@ -50,6 +50,49 @@ public final class Mamba2Mixer implements Mixer {
         return spec;
     }
 
+    public SsmShape shape() {
+        return shape;
+    }
+
+    /** in_proj [inner + convChannels + heads, hidden]: output columns z | xBC | dt. */
+    public Linear inProjection() {
+        return inProjection;
+    }
+
+    /** [convChannels, kernel]. */
+    public float[] convWeight() {
+        return convWeight;
+    }
+
+    /** [convChannels] or null. */
+    public float[] convBias() {
+        return convBias;
+    }
+
+    /** [heads]. */
+    public float[] dtBias() {
+        return dtBias;
+    }
+
+    /** A = -exp(A_log): [heads]. */
+    public float[] decay() {
+        return decay;
+    }
+
+    /** D: [heads]. */
+    public float[] skip() {
+        return skip;
+    }
+
+    /** The gated norm's weight [inner]. */
+    public float[] normWeight() {
+        return normWeight;
+    }
+
+    public Linear outProjection() {
+        return outProjection;
+    }
+
     @Override
     public LayerState.Mamba newState() {
         return new LayerState.Mamba(new float[(spec.convKernel() - 1) * spec.convChannels()],
@@ -117,7 +160,7 @@ public final class Mamba2Mixer implements Mixer {
     }
 
     /** torch's softplus: beta 1, linear above 20. */
-    static float softplus(float value) {
+    public static float softplus(float value) {
         return value > 20f ? value : (float) Math.log1p(Math.exp(value));
     }
 }

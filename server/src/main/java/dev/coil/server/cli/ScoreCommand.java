@@ -5,6 +5,12 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.coil.engine.cpu.CpuOps;
 import dev.coil.engine.cpu.Parallel;
+import dev.coil.engine.parallel.ContextParallelMode;
+import dev.coil.engine.parallel.ContextParallelScorer;
+import dev.coil.engine.parallel.RingScore;
+import dev.coil.engine.parallel.ShardLayout;
+import dev.coil.engine.parallel.VirtualDevices;
+import dev.coil.engine.runner.Devices;
 import dev.coil.engine.runner.LoadedModel;
 import dev.coil.engine.runner.ScoreResult;
 import dev.coil.engine.runner.Scorer;
@@ -27,6 +33,9 @@ public final class ScoreCommand implements Callable<Integer> {
     @Mixin
     PromptOptions promptOptions;
 
+    @Mixin
+    ContextParallelOptions contextParallelOptions;
+
     @Option(names = "--top-logprobs", defaultValue = "0", paramLabel = "K", description = "Alternatives per position (default ${DEFAULT-VALUE}).")
     int topLogprobs;
 
@@ -35,12 +44,28 @@ public final class ScoreCommand implements Callable<Integer> {
         if (topLogprobs < 0) {
             throw new IllegalArgumentException("--top-logprobs must be 0 or more, got " + topLogprobs);
         }
+        Devices devices = modelOptions.devices();
+        if (devices.isCuda()) {
+            throw new IllegalArgumentException("--devices " + devices + " is not supported by score yet; use --devices "
+                    + "cpu or cpu:N");
+        }
+        ContextParallelMode mode = contextParallelOptions.mode();
+        ShardLayout layout = contextParallelOptions.layout();
         try (LoadedModel model = modelOptions.load()) {
             int[] ids = promptOptions.tokens(model);
-            ScoreResult result = new Scorer(model, new CpuOps(new Parallel(modelOptions.threads()))).score(ids, topLogprobs);
-            System.out.println(toJson(result));
+            System.out.println(toJson(mode.shards(devices) ? scoreSharded(model, ids, devices.count(), layout)
+                    : new Scorer(model, new CpuOps(new Parallel(modelOptions.threads()))).score(ids, topLogprobs)));
         }
         return 0;
+    }
+
+    /** The prompt's context sharded over {@code count} virtual CPU devices sharing --threads. */
+    private ScoreResult scoreSharded(LoadedModel model, int[] ids, int count, ShardLayout layout) {
+        try (VirtualDevices devices = VirtualDevices.cpu(count, Math.max(1, modelOptions.threads() / count))) {
+            RingScore score = new ContextParallelScorer(model, devices, layout).score(ids, topLogprobs);
+            System.err.println("context parallel: " + String.join(", ", score.paths()) + ", " + layout + " shards");
+            return score.result();
+        }
     }
 
     static String toJson(ScoreResult result) throws Exception {

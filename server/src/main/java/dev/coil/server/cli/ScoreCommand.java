@@ -10,7 +10,11 @@ import dev.coil.engine.parallel.ContextParallelScorer;
 import dev.coil.engine.parallel.RingScore;
 import dev.coil.engine.parallel.ShardLayout;
 import dev.coil.engine.parallel.VirtualDevices;
+import dev.coil.engine.runner.Backends;
 import dev.coil.engine.runner.Devices;
+import dev.coil.engine.runner.Engine;
+import dev.coil.engine.runner.EngineOptions;
+import dev.coil.engine.runner.EngineScorer;
 import dev.coil.engine.runner.LoadedModel;
 import dev.coil.engine.runner.ScoreResult;
 import dev.coil.engine.runner.Scorer;
@@ -44,15 +48,24 @@ public final class ScoreCommand implements Callable<Integer> {
         if (topLogprobs < 0) {
             throw new IllegalArgumentException("--top-logprobs must be 0 or more, got " + topLogprobs);
         }
-        Devices devices = modelOptions.devices();
-        if (devices.isCuda()) {
-            throw new IllegalArgumentException("--devices " + devices + " is not supported by score yet; use --devices "
-                    + "cpu or cpu:N");
-        }
         ContextParallelMode mode = contextParallelOptions.mode();
         ShardLayout layout = contextParallelOptions.layout();
+        Devices requested = modelOptions.devices();
+        if (requested.isCuda() && mode == ContextParallelMode.ALWAYS) {
+            throw new IllegalArgumentException("--context-parallel always runs on virtual CPU devices (--devices cpu:N)"
+                    + " for now; context parallelism across GPUs is not built yet");
+        }
+        Devices devices = Backends.resolve(requested);
         try (LoadedModel model = modelOptions.load()) {
             int[] ids = promptOptions.tokens(model);
+            if (devices.isCuda()) {
+                // The GPU serves through the engine: one request with prompt logprobs.
+                try (Engine engine = Engine.start(model, Backends.open(devices, model, modelOptions.threads()),
+                        EngineOptions.DEFAULTS.withMaxSequences(1).withPrefixCaching(false))) {
+                    System.out.println(toJson(new EngineScorer(engine).score(ids, topLogprobs)));
+                }
+                return 0;
+            }
             System.out.println(toJson(mode.shards(devices) ? scoreSharded(model, ids, devices.count(), layout)
                     : new Scorer(model, new CpuOps(new Parallel(modelOptions.threads()))).score(ids, topLogprobs)));
         }

@@ -41,6 +41,14 @@ public final class ServingBenchmark {
     /** Each engine the benchmark starts runs on a backend from {@code backends} (the engine closes it). */
     public static List<ThroughputRow> throughput(LoadedModel loaded, Supplier<Backend> backends, EngineOptions options,
             int[] concurrencies, int promptTokens, int maxTokens, Consumer<String> log) throws InterruptedException {
+        return throughput(loaded, backends, options, concurrencies, promptTokens, maxTokens, SamplingParams.greedy(),
+                log);
+    }
+
+    /** As above, every request sampling with {@code sampling} (its max tokens replaced; seeded per request). */
+    public static List<ThroughputRow> throughput(LoadedModel loaded, Supplier<Backend> backends, EngineOptions options,
+            int[] concurrencies, int promptTokens, int maxTokens, SamplingParams sampling, Consumer<String> log)
+            throws InterruptedException {
         SplittableRandom random = new SplittableRandom(7);
         int vocab = loaded.config().vocabSize();
         List<ThroughputRow> rows = new ArrayList<>();
@@ -48,11 +56,12 @@ public final class ServingBenchmark {
             log.accept("warming up...");
             // Every kernel path a level takes (one token, a few, many) gets compiled before anything is timed.
             for (int warm : new int[] {1, 4, 16, 64}) {
-                runAll(engine, requests(random, vocab, Math.min(warm, options.maxSequences()), promptTokens, 16));
+                runAll(engine, requests(random, vocab, Math.min(warm, options.maxSequences()), promptTokens, 16,
+                        sampling));
             }
             for (int concurrency : concurrencies) {
                 log.accept(concurrency + " concurrent requests...");
-                List<EngineRequest> batch = requests(random, vocab, concurrency, promptTokens, maxTokens);
+                List<EngineRequest> batch = requests(random, vocab, concurrency, promptTokens, maxTokens, sampling);
                 long start = System.nanoTime();
                 List<EngineEvent.Finished> done = runAll(engine, batch);
                 double seconds = (System.nanoTime() - start) / 1e9;
@@ -109,10 +118,18 @@ public final class ServingBenchmark {
 
     private static List<EngineRequest> requests(SplittableRandom random, int vocab, int count, int promptTokens,
             int maxTokens) {
+        return requests(random, vocab, count, promptTokens, maxTokens, SamplingParams.greedy());
+    }
+
+    private static List<EngineRequest> requests(SplittableRandom random, int vocab, int count, int promptTokens,
+            int maxTokens, SamplingParams sampling) {
         List<EngineRequest> requests = new ArrayList<>();
         for (int i = 0; i < count; i++) {
-            requests.add(new EngineRequest(random.ints(promptTokens, 1, vocab).toArray(),
-                    SamplingParams.greedy().withMaxTokens(maxTokens), true, -1, -1));
+            SamplingParams params = sampling.withMaxTokens(maxTokens);
+            if (!params.isGreedy()) {
+                params = params.withSeed(random.nextLong());
+            }
+            requests.add(new EngineRequest(random.ints(promptTokens, 1, vocab).toArray(), params, true, -1, -1));
         }
         return requests;
     }

@@ -41,20 +41,29 @@ class GpuServingTimingTest {
             EngineOptions options = EngineOptions.DEFAULTS.withMaxSequences(64).withMaxBatchedTokens(2048)
                     .withCacheMemory("8G");
             // Batch 1 alone first (one sequence, so every warm-up step is batch 1 too), for its host profile.
-            for (int run = 0; run < 3; run++) {
-                boolean graphs = run < 2;
+            // Runs: 0 batch 1 alone; 1 greedy at every level; 2 without graphs; 3 and 4 sampled
+            // (temperature 0.8, top-p 0.95) with tokens drawn on the device, then on the host.
+            SamplingParams sampled = SamplingParams.greedy().withTemperature(0.8).withTopP(0.95);
+            for (int run = 0; run < 5; run++) {
+                boolean graphs = run != 2;
                 int[] levels = run == 0 ? new int[] {1} : run == 1 ? concurrencies : new int[] {1, 64};
+                SamplingParams sampling = run >= 3 ? sampled : SamplingParams.greedy();
+                if (run == 4) {
+                    System.setProperty(GpuBackend.SAMPLING_PROPERTY, "false");
+                }
                 EngineOptions runOptions = run == 0 ? options.withMaxSequences(1) : options;
                 List<GpuBackend> opened = new java.util.ArrayList<>();
                 List<ServingBenchmark.ThroughputRow> rows = ServingBenchmark.throughput(loaded, () -> {
                     GpuBackend backend = GpuBackend.open(loaded, 0, graphs);
                     opened.add(backend);
                     return backend;
-                }, runOptions, levels, 128, 128, message -> { });
-                System.out.printf("[gpu-serving] run %d, graphs %s: %s; %d graph replays%n", run,
-                        graphs ? "on" : "off", opened.get(0).stepProfile(), opened.get(0).graphReplays());
+                }, runOptions, levels, 128, 128, sampling, message -> { });
+                System.clearProperty(GpuBackend.SAMPLING_PROPERTY);
+                String mode = run < 3 ? "greedy" : run == 3 ? "sampled on the device" : "sampled on the host";
+                System.out.printf("[gpu-serving] run %d, graphs %s, %s: %s; %d graph replays%n", run,
+                        graphs ? "on" : "off", mode, opened.get(0).stepProfile(), opened.get(0).graphReplays());
                 for (ServingBenchmark.ThroughputRow row : rows) {
-                    System.out.printf("[gpu-serving] %s, granite300m bf16, graphs %s: %d concurrent, prompt %d,"
+                    System.out.printf("[gpu-serving] %s, granite300m bf16, graphs %s, " + mode + ": %d concurrent, prompt %d,"
                             + " %d generated each: %.1f generated tokens/s, mean TTFT %.1f ms, mean decode %.1f"
                             + " tokens/s per request = %.3f ms/token (floor %.3f ms = %.0f MB / 3.0 TB/s)%n",
                             device.description(), graphs ? "on" : "off", row.concurrency(), row.promptTokens(),

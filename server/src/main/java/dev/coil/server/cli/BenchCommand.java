@@ -47,7 +47,8 @@ public final class BenchCommand implements Callable<Integer> {
     Integer threads;
 
     @Option(names = "--devices", paramLabel = "LIST", defaultValue = "cpu",
-            description = "With --serving: where the engine runs: " + Devices.HELP + " (default ${DEFAULT-VALUE}).")
+            description = "With --serving: where the engine runs: " + Devices.HELP + " (default ${DEFAULT-VALUE};"
+                    + " the plain bench runs on the CPU).")
     String devices;
 
     @Option(names = "--serving", description = "Benchmark the serving engine instead: generated tokens/s at each "
@@ -75,6 +76,10 @@ public final class BenchCommand implements Callable<Integer> {
         int workers = threads != null ? threads : Runtime.getRuntime().availableProcessors();
         if (serving) {
             return serving(workers);
+        }
+        if (!Devices.parse(devices).isCpu()) {
+            throw new IllegalArgumentException("--devices " + devices + " applies to bench --serving; the plain bench"
+                    + " measures the CPU's prefill and decode (GPU figures: bench --serving --devices cuda:0)");
         }
         Path folder = model != null ? model : randomModel();
         try (LoadedModel loaded = LoadedModel.load(folder)) {

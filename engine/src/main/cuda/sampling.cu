@@ -63,6 +63,9 @@ struct CoilSelectShared {
     unsigned long long prefix;
     double reduce[32];
     unsigned long long best[32];
+    unsigned long long range_mass[COIL_SAMPLE_THREADS];
+    int range_last[COIL_SAMPLE_THREADS];
+    int drawn;
 };
 
 // The largest key (present in the row, kept by keep) at which the mass summed over larger-or-equal keys
@@ -133,6 +136,68 @@ static __device__ unsigned long long coil_select(int vocab, Key key, Mass mass, 
         __syncthreads();
     }
     return prefix;
+}
+
+// The draw in id order (the CPU's candidate order without top-k or top-p): the first id whose
+// running weight, summed over surviving ids from 0, passes target (sum > target); when rounding
+// never lets it, the last id of positive weight. A radix select over id keys would add every token
+// into the same digit counter for its first passes (ids share their top bits), so this scans
+// instead: each thread sums a contiguous range of ids in the same fixed point, thread 0 walks the
+// range sums, and the thread whose range holds the crossing walks its ids. Every thread gets the id.
+template <typename Mass, typename Keep>
+static __device__ int coil_draw_by_id(int vocab, Mass mass, Keep keep, double target, CoilSelectShared& shared) {
+    const int per_thread = (vocab + blockDim.x - 1) / blockDim.x;
+    const int begin = min(vocab, (int) threadIdx.x * per_thread);
+    const int end = min(vocab, begin + per_thread);
+    unsigned long long local = 0ull;
+    int last = -1;
+    for (int i = begin; i < end; i++) {
+        if (keep(i)) {
+            const unsigned long long m = (unsigned long long) __double2ull_rn(mass(i) * COIL_MASS_UNIT);
+            local += m;
+            last = m > 0ull ? i : last;
+        }
+    }
+    shared.range_mass[threadIdx.x] = local;
+    shared.range_last[threadIdx.x] = last;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        const double goal = target * COIL_MASS_UNIT;
+        unsigned long long before = 0ull;
+        int holder = -1;
+        int last_drawable = -1;
+        for (int t = 0; t < (int) blockDim.x; t++) {
+            last_drawable = shared.range_last[t] >= 0 ? shared.range_last[t] : last_drawable;
+            if (holder < 0 && shared.range_mass[t] > 0ull && (double) (before + shared.range_mass[t]) > goal) {
+                holder = t;
+            } else if (holder < 0) {
+                before += shared.range_mass[t];
+            }
+        }
+        shared.prefix = before;
+        shared.drawn = holder < 0 ? last_drawable : -2 - holder; // -2 - t: thread t walks its range
+    }
+    __syncthreads();
+    if (shared.drawn == -2 - (int) threadIdx.x) {
+        const double goal = target * COIL_MASS_UNIT;
+        unsigned long long running = shared.prefix;
+        int chosen = last;
+        for (int i = begin; i < end; i++) {
+            if (keep(i)) {
+                const unsigned long long m = (unsigned long long) __double2ull_rn(mass(i) * COIL_MASS_UNIT);
+                running += m;
+                if (m > 0ull && (double) running > goal) {
+                    chosen = i;
+                    break;
+                }
+            }
+        }
+        shared.drawn = chosen;
+    }
+    __syncthreads();
+    const int drawn = shared.drawn;
+    __syncthreads();
+    return drawn;
 }
 
 static __device__ double coil_block_sum_double(double value, double* scratch) {
@@ -252,7 +317,6 @@ extern "C" __global__ void sampling_sample_f32(const float* logits, int vocab, c
     }
     __syncthreads();
     auto score_key = [&](int i) { return coil_score_key(scores[i], i); };
-    auto id_key = [&](int i) { return (unsigned long long) (0xffffffffu - (unsigned int) i); };
     auto one = [&](int) { return 1.0; };
     auto weight = [&](int i) { return (double) w[i]; };
     auto finite = [&](int i) { return scores[i] != -INFINITY; };
@@ -294,10 +358,15 @@ extern "C" __global__ void sampling_sample_f32(const float* logits, int vocab, c
         partial += survives(i) ? (double) w[i] : 0.0;
     }
     const double total = coil_block_sum_double(partial, shared.reduce);
-    const unsigned long long drawn = score_order
-            ? coil_select(vocab, score_key, weight, survives, uniform * total, true, shared)
-            : coil_select(vocab, id_key, weight, survives, uniform * total, true, shared);
-    if (threadIdx.x == 0) {
-        out[row] = coil_key_id(drawn);
+    if (score_order) {
+        const unsigned long long drawn = coil_select(vocab, score_key, weight, survives, uniform * total, true, shared);
+        if (threadIdx.x == 0) {
+            out[row] = coil_key_id(drawn);
+        }
+    } else {
+        const int drawn = coil_draw_by_id(vocab, weight, survives, uniform * total, shared);
+        if (threadIdx.x == 0) {
+            out[row] = drawn;
+        }
     }
 }

@@ -85,15 +85,31 @@ static __device__ unsigned long long coil_select(int vocab, Key key, Mass mass, 
             shared.count[d] = 0;
         }
         __syncthreads();
-        for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-            if (!keep(i)) {
-                continue;
+        // Lanes of a warp that fall on the same digit add their masses together first and one of
+        // them adds the sum: similar scores share their top digits, and a whole block adding into one
+        // shared counter would serialise.
+        const int rounds = (vocab + blockDim.x - 1) / blockDim.x;
+        for (int round = 0; round < rounds; round++) {
+            const int i = round * blockDim.x + threadIdx.x;
+            int digit = -1;
+            unsigned long long m = 0ull;
+            if (i < vocab && keep(i)) {
+                const unsigned long long k = key(i);
+                if ((k & mask) == prefix) {
+                    digit = (int) ((k >> shift) & 255);
+                    m = (unsigned long long) __double2ull_rn(mass(i) * COIL_MASS_UNIT);
+                }
             }
-            const unsigned long long k = key(i);
-            if ((k & mask) == prefix) {
-                const int digit = (int) ((k >> shift) & 255);
-                atomicAdd(&shared.mass[digit], (unsigned long long) __double2ull_rn(mass(i) * COIL_MASS_UNIT));
-                atomicAdd(&shared.count[digit], 1u);
+            const unsigned int peers = __match_any_sync(0xffffffffu, digit);
+            if (digit >= 0) {
+                unsigned long long sum = 0ull;
+                for (unsigned int rest = peers; rest != 0u; rest &= rest - 1u) {
+                    sum += __shfl_sync(peers, m, __ffs(rest) - 1);
+                }
+                if ((threadIdx.x & 31) == __ffs(peers) - 1) {
+                    atomicAdd(&shared.mass[digit], sum);
+                    atomicAdd(&shared.count[digit], (unsigned int) __popc(peers));
+                }
             }
         }
         __syncthreads();

@@ -3,16 +3,23 @@
 
 // out[t, i] = silu(gate[t, i]) · up[t, i]
 //   gate: rows of gate_stride floats, up: rows of up_stride floats (Granite's stacked input_linear:
-//   up = gate + width, both strides 2·width), out: (tokens, width).
+//   up = gate + width, both strides 2·width), out: (tokens, width);  out16: null, or the bf16
+//   destination instead of out (the operand of the down projection).
 // Grid-stride loop over tokens · width.
 extern "C" __global__ void silu_multiply_f32(const float* __restrict__ gate, const float* __restrict__ up,
-        float* __restrict__ out, int tokens, int width, int gate_stride, int up_stride) {
+        float* __restrict__ out, __nv_bfloat16* __restrict__ out16, int tokens, int width, int gate_stride,
+        int up_stride) {
     const long long n = (long long) tokens * width;
     for (long long index = (long long) blockIdx.x * blockDim.x + threadIdx.x; index < n;
             index += (long long) gridDim.x * blockDim.x) {
         const long long t = index / width;
         const int i = (int) (index - t * width);
-        out[index] = __fmul_rn(coil_silu(gate[t * gate_stride + i]), up[t * up_stride + i]);
+        const float value = __fmul_rn(coil_silu(gate[t * gate_stride + i]), up[t * up_stride + i]);
+        if (out16 != nullptr) {
+            out16[index] = __float2bfloat16_rn(value);
+        } else {
+            out[index] = value;
+        }
     }
 }
 

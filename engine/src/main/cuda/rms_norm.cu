@@ -3,10 +3,12 @@
 
 // out[t, i] = weight[i] · (x[t, i] / sqrt(mean_i(x[t, i]²) + eps))
 //   x, out: (tokens, dim), out may be x;  weight: (dim)
+//   out16: null, or where the result goes instead, rounded to bf16 (the operand of the bf16 product
+//   that reads it: the rounding the product's own conversion would do, one launch fewer)
 // Grid: (tokens); block: COIL_ROW_THREADS threads striding over the row. Each thread rereads the
 // elements it squared, so writing in place is safe.
-extern "C" __global__ void rms_norm_f32(const float* x, const float* __restrict__ weight, float* out, int dim,
-        float eps) {
+extern "C" __global__ void rms_norm_f32(const float* x, const float* __restrict__ weight, float* out,
+        __nv_bfloat16* out16, int dim, float eps) {
     __shared__ float scratch[32];
     const size_t row = (size_t) blockIdx.x * dim;
     float squares = 0.0f;
@@ -17,28 +19,40 @@ extern "C" __global__ void rms_norm_f32(const float* x, const float* __restrict_
     squares = coil_block_sum(squares, scratch);
     const float inverse_rms = 1.0f / sqrtf(squares / dim + eps);
     for (int i = threadIdx.x; i < dim; i += blockDim.x) {
-        out[row + i] = weight[i] * (x[row + i] * inverse_rms);
+        const float value = weight[i] * (x[row + i] * inverse_rms);
+        if (out16 != nullptr) {
+            out16[row + i] = __float2bfloat16_rn(value);
+        } else {
+            out[row + i] = value;
+        }
     }
 }
 
 // Gate before norm (Mamba-2): g = y · silu(z); out = weight · g / sqrt(mean over the group of g² + eps).
-//   y, z, out: (tokens, dim), out may be y;  weight: (dim);  groups of group_size contiguous channels
-//   (group_size == dim: HF's MambaRMSNormGated over the whole row).
+//   y, out: (tokens, dim), out may be y;  z: rows of z_stride floats (z within in_proj's output);
+//   weight: (dim);  groups of group_size contiguous channels (group_size == dim: HF's
+//   MambaRMSNormGated over the whole row);  out16: null, or the bf16 destination instead of out.
 // Grid: (tokens, dim / group_size); block: COIL_ROW_THREADS threads striding over one group.
-extern "C" __global__ void gated_rms_norm_f32(const float* y, const float* __restrict__ z,
-        const float* __restrict__ weight, float* out, int dim, int group_size, float eps) {
+extern "C" __global__ void gated_rms_norm_f32(const float* y, const float* __restrict__ z, int z_stride,
+        const float* __restrict__ weight, float* out, __nv_bfloat16* out16, int dim, int group_size, float eps) {
     __shared__ float scratch[32];
     const int group_start = blockIdx.y * group_size;
     const size_t start = (size_t) blockIdx.x * dim + group_start;
+    const float* gate = z + (size_t) blockIdx.x * z_stride + group_start;
     float squares = 0.0f;
     for (int i = threadIdx.x; i < group_size; i += blockDim.x) {
-        const float gated = y[start + i] * coil_silu(z[start + i]);
+        const float gated = y[start + i] * coil_silu(gate[i]);
         squares = fmaf(gated, gated, squares);
     }
     squares = coil_block_sum(squares, scratch);
     const float inverse_rms = 1.0f / sqrtf(squares / group_size + eps);
     for (int i = threadIdx.x; i < group_size; i += blockDim.x) {
-        const float gated = y[start + i] * coil_silu(z[start + i]);
-        out[start + i] = weight[group_start + i] * (gated * inverse_rms);
+        const float gated = y[start + i] * coil_silu(gate[i]);
+        const float value = weight[group_start + i] * (gated * inverse_rms);
+        if (out16 != nullptr) {
+            out16[start + i] = __float2bfloat16_rn(value);
+        } else {
+            out[start + i] = value;
+        }
     }
 }

@@ -53,6 +53,22 @@ public final class GpuMatmul implements AutoCloseable {
                 w.dtype(), out, w.rows(), false);
     }
 
+    /**
+     * out = x · wᵀ with x already in w's 16-bit type (written so by the kernel that produced it):
+     * x16: (tokens, w.cols) in w.dtype(), out: (tokens, w.rows) f32.
+     */
+    public void matmulPrepared(CudaStream stream, DeviceBuffer x16, int tokens, DeviceMatrix w, DeviceBuffer out) {
+        if (w.dtype() == DType.F32) {
+            throw new IllegalArgumentException("a prepared 16-bit operand needs 16-bit weights, not F32");
+        }
+        x16.requireBytes(2L * tokens * w.cols(), "x16");
+        out.requireFloats((long) tokens * w.rows(), "out");
+        if (tokens > 0) {
+            cublas.gemmEx(stream, true, false, w.rows(), tokens, w.cols(), w.data(), w.cols(), x16, w.cols(),
+                    w.dtype(), out, w.rows(), false);
+        }
+    }
+
     private DeviceBuffer scratch(long bytes) {
         if (scratch == null || scratch.bytes() < bytes) {
             if (scratch != null) {

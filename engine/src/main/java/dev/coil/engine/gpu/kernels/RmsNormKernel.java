@@ -4,6 +4,7 @@ import dev.coil.engine.gpu.CudaStream;
 import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.Kernel;
 import dev.coil.engine.gpu.KernelModule;
+import dev.coil.engine.load.DType;
 
 /** Launches {@code rms_norm_f32} (rms_norm.cu): the contract of {@code Ops.rmsNorm} on device rows. */
 public final class RmsNormKernel {
@@ -20,14 +21,22 @@ public final class RmsNormKernel {
      */
     public void launch(CudaStream stream, DeviceBuffer x, int tokens, int dim, DeviceBuffer weight, float eps,
             DeviceBuffer out) {
+        launch(stream, x, tokens, dim, weight, eps, out, DType.F32);
+    }
+
+    /** As above, with out in {@code outType}: F32, or BF16 (the f32 result rounded to nearest even). */
+    public void launch(CudaStream stream, DeviceBuffer x, int tokens, int dim, DeviceBuffer weight, float eps,
+            DeviceBuffer out, DType outType) {
         RowKernels.requireNonNegative(tokens, "tokens");
         RowKernels.requirePositive(dim, "dim");
         x.requireFloats((long) tokens * dim, "x");
-        out.requireFloats((long) tokens * dim, "out");
+        RowKernels.requireOutput(out, (long) tokens * dim, outType);
         weight.requireFloats(dim, "weight");
         if (tokens == 0) {
             return;
         }
-        kernel.launch(stream, tokens, 1, 1, RowKernels.ROW_THREADS, 0, x, weight, out, dim, eps);
+        boolean bf16 = outType == DType.BF16;
+        kernel.launch(stream, tokens, 1, 1, RowKernels.ROW_THREADS, 0, x, weight, bf16 ? null : out,
+                bf16 ? out : null, dim, eps);
     }
 }

@@ -1,5 +1,7 @@
 package dev.coil.engine.gpu.kernels;
 
+import dev.coil.engine.gpu.DeviceBuffer;
+import dev.coil.engine.load.DType;
 /** Launch constants shared by the launchers; they mirror common.cuh. */
 final class RowKernels {
 
@@ -27,6 +29,15 @@ final class RowKernels {
     static void requireStride(int stride, int width, String name) {
         if (stride < width) {
             throw new IllegalArgumentException(name + " (" + stride + ") must be at least the row width " + width);
+        }
+    }
+
+    /** out holds {@code count} elements of {@code type}, F32 or BF16. */
+    static void requireOutput(DeviceBuffer out, long count, DType type) {
+        switch (type) {
+            case F32 -> out.requireFloats(count, "out");
+            case BF16 -> out.requireBytes(2 * count, "out");
+            case F16 -> throw new IllegalArgumentException("outputs are F32 or BF16, not F16");
         }
     }
 

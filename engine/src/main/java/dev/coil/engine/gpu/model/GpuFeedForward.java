@@ -1,6 +1,7 @@
 package dev.coil.engine.gpu.model;
 
 import dev.coil.engine.gpu.DeviceBuffer;
+import dev.coil.engine.load.DType;
 import dev.coil.engine.model.BlockSpec;
 
 /** The MLP blocks of {@code FeedForward} on the device: down(silu(gate(x)) · up(x)) or down(relu(up(x))²). */
@@ -9,24 +10,30 @@ final class GpuFeedForward {
     private GpuFeedForward() {
     }
 
-    /** x: [rows, hidden] f32 → out: [rows, hidden] f32. */
-    static void forward(DeviceKernels k, GpuWeights.Mlp w, DeviceBuffer x, int rows, DeviceBuffer out) {
+    /** x: [rows, hidden] → out: [rows, hidden] f32. */
+    static void forward(DeviceKernels k, GpuWeights.Mlp w, StepInput x, int rows, DeviceBuffer out) {
         int width = w.spec().intermediateSize();
-        DeviceBuffer hidden = k.scratch.floats("mlp.hidden", (long) rows * width);
         if (w.spec().kind() == BlockSpec.MlpKind.SQUARED_RELU) {
-            k.matmul.matmul(k.stream, x, rows, w.up(), hidden);
+            DeviceBuffer hidden = k.scratch.floats("mlp.hidden", (long) rows * width);
+            x.project(k, rows, w.up(), hidden);
             k.squaredRelu.launch(k.stream, hidden, (long) rows * width, hidden);
-        } else if (w.gateAndUp() != null) {
+            k.matmul.matmul(k.stream, hidden, rows, w.down(), out);
+            return;
+        }
+        // silu(gate) · up goes straight into the down projection's operand type.
+        DType hiddenType = StepInput.bf16For(w.down()) ? DType.BF16 : DType.F32;
+        DeviceBuffer hidden = k.scratch.bytes("mlp.hidden", (long) rows * width * hiddenType.bytes());
+        if (w.gateAndUp() != null) {
             DeviceBuffer stacked = k.scratch.floats("mlp.stacked", 2L * rows * width);
-            k.matmul.matmul(k.stream, x, rows, w.gateAndUp(), stacked);
-            k.siluMultiply.launchStacked(k.stream, stacked, rows, width, hidden);
+            x.project(k, rows, w.gateAndUp(), stacked);
+            k.siluMultiply.launchStacked(k.stream, stacked, rows, width, hidden, hiddenType);
         } else {
             DeviceBuffer gate = k.scratch.floats("mlp.gate", (long) rows * width);
             DeviceBuffer up = k.scratch.floats("mlp.up", (long) rows * width);
-            k.matmul.matmul(k.stream, x, rows, w.gate(), gate);
-            k.matmul.matmul(k.stream, x, rows, w.up(), up);
-            k.siluMultiply.launch(k.stream, gate, width, up, width, rows, width, hidden);
+            x.project(k, rows, w.gate(), gate);
+            x.project(k, rows, w.up(), up);
+            k.siluMultiply.launch(k.stream, gate, width, up, width, rows, width, hidden, hiddenType);
         }
-        k.matmul.matmul(k.stream, hidden, rows, w.down(), out);
+        new StepInput(hidden, hiddenType).project(k, rows, w.down(), out);
     }
 }

@@ -4,6 +4,7 @@ import dev.coil.engine.gpu.DecodeGraphs;
 import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.PinnedBuffer;
 import dev.coil.engine.gpu.kernels.SamplingKernel;
+import dev.coil.engine.load.DType;
 import dev.coil.engine.model.Batch;
 import dev.coil.engine.model.ModelConfig;
 import java.lang.foreign.MemorySegment;
@@ -165,15 +166,26 @@ final class GpuStep implements AutoCloseable {
         DeviceBuffer update = kernels.scratch.floats("model.update", activations);
         kernels.embedding.launch(kernels.stream, inputs.floatSlice(layout.idsOffset(), rows), rows,
                 weights.embeddings, config.embeddingMultiplier(), h);
+        DeviceBuffer normed16 = kernels.scratch.bytes("model.normed16", 2 * activations);
         for (int b = 0; b < weights.blocks.size(); b++) {
             GpuWeights.Block block = weights.blocks.get(b);
-            kernels.rmsNorm.launch(kernels.stream, h, rows, hidden, block.norm(), config.normEps(), normed);
+            // The norm writes the operand type of the mixer's first products: bf16 when all their
+            // weights are bf16, saving a conversion launch per product.
+            boolean prepared = switch (block.mixer()) {
+                case GpuWeights.Mamba mamba -> StepInput.bf16For(mamba.inProjection());
+                case GpuWeights.Attention attention -> StepInput.bf16For(attention.query(), attention.key(),
+                        attention.value());
+                case GpuWeights.Mlp mlp -> StepInput.bf16For(mlp.gateAndUp(), mlp.gate(), mlp.up());
+            };
+            StepInput input = prepared ? new StepInput(normed16, DType.BF16) : new StepInput(normed, DType.F32);
+            kernels.rmsNorm.launch(kernels.stream, h, rows, hidden, block.norm(), config.normEps(), input.values(),
+                    input.dtype());
             switch (block.mixer()) {
-                case GpuWeights.Mamba mamba -> StepMamba.forward(kernels, mamba, store, b, layout, inputs, normed,
+                case GpuWeights.Mamba mamba -> StepMamba.forward(kernels, mamba, store, b, layout, inputs, input,
                         update);
                 case GpuWeights.Attention attention -> StepAttention.forward(kernels, attention, store, b, layout,
-                        inputs, normed, update);
-                case GpuWeights.Mlp mlp -> GpuFeedForward.forward(kernels, mlp, normed, rows, update);
+                        inputs, input, update);
+                case GpuWeights.Mlp mlp -> GpuFeedForward.forward(kernels, mlp, input, rows, update);
             }
             kernels.residualAdd.launch(kernels.stream, h, update, activations, config.residualMultiplier());
         }

@@ -34,7 +34,7 @@ final class StepAttention {
 
     /** x: [rows, hidden] → out: [rows, hidden]; the rows' keys and values join the cache. */
     static void forward(DeviceKernels k, GpuWeights.Attention w, DeviceStateStore store, int block, StepLayout layout,
-            DeviceBuffer inputs, DeviceBuffer x, DeviceBuffer out) {
+            DeviceBuffer inputs, StepInput x, DeviceBuffer out) {
         BlockSpec.Attention spec = w.spec();
         int rows = layout.rows;
         int headDim = spec.headDim();
@@ -47,9 +47,9 @@ final class StepAttention {
         DeviceBuffer q = k.scratch.floats("attention.q", (long) rows * queryHeads * headDim);
         DeviceBuffer key = k.scratch.floats("attention.k", (long) rows * kvHeads * headDim);
         DeviceBuffer value = k.scratch.floats("attention.v", (long) rows * kvHeads * headDim);
-        k.matmul.matmul(k.stream, x, rows, w.query(), q);
-        k.matmul.matmul(k.stream, x, rows, w.key(), key);
-        k.matmul.matmul(k.stream, x, rows, w.value(), value);
+        x.project(k, rows, w.query(), q);
+        x.project(k, rows, w.key(), key);
+        x.project(k, rows, w.value(), value);
         if (spec.rotaryDim() > 0) {
             DeviceBuffer positions = inputs.floatSlice(layout.positionsOffset(), rows);
             k.rope.launchAtPositions(k.stream, q, positions, rows, queryHeads, headDim, spec.rotaryDim(),

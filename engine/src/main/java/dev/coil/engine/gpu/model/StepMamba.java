@@ -3,6 +3,7 @@ package dev.coil.engine.gpu.model;
 import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.kernels.SsdScanKernel;
 import dev.coil.engine.gpu.kernels.SsmStateUpdateKernel;
+import dev.coil.engine.load.DType;
 import dev.coil.engine.model.BlockSpec;
 import dev.coil.engine.ops.SsmShape;
 
@@ -19,7 +20,7 @@ final class StepMamba {
 
     /** u: [rows, hidden] → out: [rows, hidden]; the slots' conv and SSM states advance. */
     static void forward(DeviceKernels k, GpuWeights.Mamba w, DeviceStateStore store, int block, StepLayout layout,
-            DeviceBuffer inputs, DeviceBuffer u, DeviceBuffer out) {
+            DeviceBuffer inputs, StepInput u, DeviceBuffer out) {
         BlockSpec.Mamba spec = w.spec();
         SsmShape shape = new SsmShape(spec.heads(), spec.headDim(), spec.groups(), spec.stateSize());
         int rows = layout.rows;
@@ -30,7 +31,7 @@ final class StepMamba {
         int width = inner + channels + heads;
 
         DeviceBuffer projected = k.scratch.floats("mamba.projected", (long) rows * width);
-        k.matmul.matmul(k.stream, u, rows, w.inProjection(), projected);
+        u.project(k, rows, w.inProjection(), projected);
         DeviceBuffer convolved = k.scratch.floats("mamba.convolved", (long) rows * channels);
         DeviceBuffer y = k.scratch.floats("mamba.y", (long) rows * inner);
 
@@ -65,10 +66,13 @@ final class StepMamba {
                     w.decay(), w.skip(), store.ssmState(block, slot), null,
                     y.floatSlice((long) first * inner, (long) count * inner), workspace);
         }
-        DeviceBuffer z = k.scratch.floats("mamba.z", (long) rows * inner);
-        DeviceCopy.rows(k.stream, projected, width, 0, z, inner, 0, rows, inner);
-        k.gatedRmsNorm.launch(k.stream, y, z, rows, inner, spec.normGroupSize(), w.norm(), spec.normEps(), y);
-        k.matmul.matmul(k.stream, y, rows, w.outProjection(), out);
+        // z is read where in_proj wrote it (the first inner columns of each row); the gated norm writes
+        // out_proj's operand type directly.
+        DType gatedType = StepInput.bf16For(w.outProjection()) ? DType.BF16 : DType.F32;
+        DeviceBuffer gated = gatedType == DType.F32 ? y : k.scratch.bytes("mamba.gated16", 2L * rows * inner);
+        k.gatedRmsNorm.launch(k.stream, y, projected, width, rows, inner, spec.normGroupSize(), w.norm(),
+                spec.normEps(), gated, gatedType);
+        new StepInput(gated, gatedType).project(k, rows, w.outProjection(), out);
     }
 
     /**

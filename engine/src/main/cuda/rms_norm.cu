@@ -56,3 +56,30 @@ extern "C" __global__ void gated_rms_norm_f32(const float* y, const float* __res
         }
     }
 }
+
+// One block's residual update fused with the next block's RMSNorm, as residual_add_f32 then
+// rms_norm_f32 give them (the same rounding and the same order of sums), in one launch:
+//   h[t, i] = h[t, i] + update[t, i] · multiplier;  out[t, i] = weight[i] · h[t, i] / rms(h[t, :])
+//   h, update: (tokens, dim);  out or out16 (bf16 instead): (tokens, dim), not overlapping h.
+// Grid: (tokens); block: COIL_ROW_THREADS.
+extern "C" __global__ void residual_rms_norm_f32(float* h, const float* __restrict__ update, float multiplier,
+        const float* __restrict__ weight, float* out, __nv_bfloat16* out16, int dim, float eps) {
+    __shared__ float scratch[32];
+    const size_t row = (size_t) blockIdx.x * dim;
+    float squares = 0.0f;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        const float v = __fadd_rn(h[row + i], __fmul_rn(update[row + i], multiplier));
+        h[row + i] = v;
+        squares = fmaf(v, v, squares);
+    }
+    squares = coil_block_sum(squares, scratch);
+    const float inverse_rms = 1.0f / sqrtf(squares / dim + eps);
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        const float value = weight[i] * (h[row + i] * inverse_rms);
+        if (out16 != nullptr) {
+            out16[row + i] = __float2bfloat16_rn(value);
+        } else {
+            out[row + i] = value;
+        }
+    }
+}

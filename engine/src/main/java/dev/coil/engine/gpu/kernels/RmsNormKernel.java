@@ -10,9 +10,11 @@ import dev.coil.engine.load.DType;
 public final class RmsNormKernel {
 
     private final Kernel kernel;
+    private final Kernel afterResidual;
 
     public RmsNormKernel(KernelModule module) {
         this.kernel = module.kernel("rms_norm_f32");
+        this.afterResidual = module.kernel("residual_rms_norm_f32");
     }
 
     /**
@@ -38,5 +40,26 @@ public final class RmsNormKernel {
         boolean bf16 = outType == DType.BF16;
         kernel.launch(stream, tokens, 1, 1, RowKernels.ROW_THREADS, 0, x, weight, bf16 ? null : out,
                 bf16 ? out : null, dim, eps);
+    }
+
+    /**
+     * The residual update h += update · multiplier (as {@link ResidualAddKernel}) and then this norm
+     * of the new h (as {@link #launch}), in one launch: h, update: (tokens, dim) f32; out: (tokens,
+     * dim) in {@code outType}, not overlapping h.
+     */
+    public void launchAfterResidual(CudaStream stream, DeviceBuffer h, DeviceBuffer update, float multiplier,
+            int tokens, int dim, DeviceBuffer weight, float eps, DeviceBuffer out, DType outType) {
+        RowKernels.requireNonNegative(tokens, "tokens");
+        RowKernels.requirePositive(dim, "dim");
+        h.requireFloats((long) tokens * dim, "h");
+        update.requireFloats((long) tokens * dim, "update");
+        RowKernels.requireOutput(out, (long) tokens * dim, outType);
+        weight.requireFloats(dim, "weight");
+        if (tokens == 0) {
+            return;
+        }
+        boolean bf16 = outType == DType.BF16;
+        afterResidual.launch(stream, tokens, 1, 1, RowKernels.ROW_THREADS, 0, h, update, multiplier, weight,
+                bf16 ? null : out, bf16 ? out : null, dim, eps);
     }
 }

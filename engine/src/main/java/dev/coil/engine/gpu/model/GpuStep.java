@@ -178,8 +178,14 @@ final class GpuStep implements AutoCloseable {
                 case GpuWeights.Mlp mlp -> StepInput.bf16For(mlp.gateAndUp(), mlp.gate(), mlp.up());
             };
             StepInput input = prepared ? new StepInput(normed16, DType.BF16) : new StepInput(normed, DType.F32);
-            kernels.rmsNorm.launch(kernels.stream, h, rows, hidden, block.norm(), config.normEps(), input.values(),
-                    input.dtype());
+            if (b == 0) {
+                kernels.rmsNorm.launch(kernels.stream, h, rows, hidden, block.norm(), config.normEps(), input.values(),
+                        input.dtype());
+            } else {
+                // The previous block's residual update and this block's norm, in one launch.
+                kernels.rmsNorm.launchAfterResidual(kernels.stream, h, update, config.residualMultiplier(), rows,
+                        hidden, block.norm(), config.normEps(), input.values(), input.dtype());
+            }
             switch (block.mixer()) {
                 case GpuWeights.Mamba mamba -> StepMamba.forward(kernels, mamba, store, b, layout, inputs, input,
                         update);
@@ -187,8 +193,8 @@ final class GpuStep implements AutoCloseable {
                         inputs, input, update);
                 case GpuWeights.Mlp mlp -> GpuFeedForward.forward(kernels, mlp, input, rows, update);
             }
-            kernels.residualAdd.launch(kernels.stream, h, update, activations, config.residualMultiplier());
         }
+        kernels.residualAdd.launch(kernels.stream, h, update, activations, config.residualMultiplier());
         if (logitRows == 0) {
             return;
         }

@@ -37,6 +37,32 @@ class Bf16OutputKernelsTest {
         }
     }
 
+    @ParameterizedTest(name = "tokens {0}, dim {1}, {2}")
+    @CsvSource({"1,7,F32", "3,768,BF16", "5,2049,F32", "2,1000,BF16"})
+    void residualUpdateAndNormInOneLaunchEqualTheTwoLaunches(int tokens, int dim, DType outType) {
+        Random random = new Random(tokens * 3L + dim);
+        float[] h = Parity.uniform(random, tokens * dim, -3, 3);
+        float[] update = Parity.uniform(random, tokens * dim, -2, 2);
+        float[] weight = Parity.uniform(random, dim, 0.5, 1.5);
+        float multiplier = 0.22f;
+        try (DeviceScope scope = GpuFixture.scope()) {
+            RmsNormKernel norm = new RmsNormKernel(GpuFixture.kernels());
+            DeviceBuffer separateH = scope.upload(h);
+            DeviceBuffer separateOut = scope.poisoned(h.length);
+            new ResidualAddKernel(GpuFixture.kernels()).launch(scope.stream(), separateH, scope.upload(update),
+                    h.length, multiplier);
+            norm.launch(scope.stream(), separateH, tokens, dim, scope.upload(weight), EPS, separateOut, outType);
+            DeviceBuffer fusedH = scope.upload(h);
+            DeviceBuffer fusedOut = scope.poisoned(h.length);
+            norm.launchAfterResidual(scope.stream(), fusedH, scope.upload(update), multiplier, tokens, dim,
+                    scope.upload(weight), EPS, fusedOut, outType);
+            Parity.assertExact("residual stream", scope.download(fusedH, h.length), scope.download(separateH, h.length));
+            int words = outType == DType.F32 ? h.length : Math.ceilDiv(h.length, 2);
+            Parity.assertExact("residual + norm, " + outType, scope.download(fusedOut, words),
+                    scope.download(separateOut, words));
+        }
+    }
+
     @ParameterizedTest(name = "tokens {0}, dim {1}, group {2}, stride {3}")
     @CsvSource({"1,64,64,200", "4,256,64,611", "3,1536,1536,3201"})
     void gatedNormReadsZInPlaceAndWritesBf16(int tokens, int dim, int group, int stride) {

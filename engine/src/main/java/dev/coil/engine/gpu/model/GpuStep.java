@@ -3,7 +3,6 @@ package dev.coil.engine.gpu.model;
 import dev.coil.engine.gpu.DecodeGraphs;
 import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.PinnedBuffer;
-import dev.coil.engine.gpu.kernels.SamplingKernel;
 import dev.coil.engine.load.DType;
 import dev.coil.engine.model.Batch;
 import dev.coil.engine.model.ModelConfig;
@@ -35,7 +34,7 @@ final class GpuStep implements AutoCloseable {
     private final DecodeGraphs graphs;
     private final int maxGraphRows;
     private final boolean deviceSampling;
-    private final SamplingKernel sampling;
+    private final StepSampling sampling;
     private PinnedBuffer staging;
     private PinnedBuffer logitsHost;
     private PinnedBuffer tokensHost;
@@ -57,7 +56,7 @@ final class GpuStep implements AutoCloseable {
         this.graphs = useGraphs ? new DecodeGraphs() : null;
         this.maxGraphRows = maxGraphRows;
         this.deviceSampling = deviceSampling;
-        this.sampling = new SamplingKernel(kernels.device.kernels());
+        this.sampling = new StepSampling(config, kernels);
     }
 
     /**
@@ -125,8 +124,8 @@ final class GpuStep implements AutoCloseable {
             kernels.scratch.floats("model.logits", logitFloats).copyToAsync(logitsHost, 0, 0, 4 * logitFloats,
                     kernels.stream);
         }
-        if (deviceSampling && hasSampledRows(layout)) {
-            drawOnDevice(layout, logitRows);
+        if (deviceSampling && StepSampling.hasSampledRows(layout)) {
+            sampling.draw(layout, logitRows, tokensHost);
         }
         long launched = System.nanoTime();
         kernels.stream.synchronize();
@@ -227,107 +226,6 @@ final class GpuStep implements AutoCloseable {
         }
     }
 
-    private static boolean hasSampledRows(StepLayout layout) {
-        for (int k = 0; k < layout.order.length; k++) {
-            if (layout.segment(k).logits() == Batch.Logits.SAMPLE) {
-                return true;
-            }
-        }
-        return false;
-    }
-
-    /**
-     * Draws the tokens of SAMPLE rows on the device with their settings and uniform numbers
-     * (penalties, temperature, top-k, top-p, min-p, as runner/Sampler), the argmax for the other
-     * rows, into the pinned tokens. Reads and rewrites "model.logits" after its copy to the host.
-     */
-    private void drawOnDevice(StepLayout layout, int logitRows) {
-        int vocab = config.vocabSize();
-        if (config.logitsDivisor() != 1f) {
-            kernels.argmax.divide(kernels.stream, kernels.scratch.floats("model.logits", (long) logitRows * vocab),
-                    (long) logitRows * vocab, config.logitsDivisor());
-        }
-        int[] topK = new int[logitRows];
-        double[] settings = new double[SamplingKernel.SETTINGS_PER_ROW * logitRows];
-        float[] repetition = new float[logitRows];
-        Arrays.fill(repetition, 1f);
-        int[] seenOffsets = new int[logitRows + 1];
-        int[] countOffsets = new int[logitRows + 1];
-        List<int[]> seen = new java.util.ArrayList<>();
-        List<Batch.Draw> counted = new java.util.ArrayList<>();
-        Batch.Draw[] byRow = new Batch.Draw[logitRows];
-        int row = 0;
-        for (int k = 0; k < layout.order.length; k++) {
-            Batch.Segment segment = layout.segment(k);
-            int wanted = layout.decodesOnly() ? 1 : wantedRows(segment);
-            if (segment.logits() == Batch.Logits.SAMPLE) {
-                byRow[row + wanted - 1] = segment.draw();
-            }
-            row += wanted;
-        }
-        int seenTotal = 0;
-        int countTotal = 0;
-        boolean penalties = false;
-        for (int r = 0; r < logitRows; r++) {
-            Batch.Draw draw = byRow[r];
-            if (draw != null) {
-                settings[4 * r] = draw.temperature();
-                settings[4 * r + 1] = draw.topP();
-                settings[4 * r + 2] = draw.minP();
-                settings[4 * r + 3] = draw.uniform();
-                topK[r] = draw.topK();
-                repetition[r] = draw.repetitionPenalty();
-                seen.add(draw.seenIds());
-                counted.add(draw);
-                seenTotal += draw.seenIds().length;
-                countTotal += draw.countIds().length;
-                penalties |= draw.repetitionPenalty() != 1f || draw.countIds().length > 0;
-            } else {
-                settings[4 * r + 1] = 1; // temperature 0: the argmax
-            }
-            seenOffsets[r + 1] = seenTotal;
-            countOffsets[r + 1] = countTotal;
-        }
-        DeviceBuffer logits = kernels.scratch.floats("model.logits", (long) logitRows * vocab);
-        if (penalties) {
-            int[] seenIds = new int[Math.max(1, seenTotal)];
-            int[] countIds = new int[Math.max(1, countTotal)];
-            float[] subtract = new float[Math.max(1, countTotal)];
-            int at = 0;
-            for (int[] ids : seen) {
-                System.arraycopy(ids, 0, seenIds, at, ids.length);
-                at += ids.length;
-            }
-            at = 0;
-            for (Batch.Draw draw : counted) {
-                System.arraycopy(draw.countIds(), 0, countIds, at, draw.countIds().length);
-                System.arraycopy(draw.countPenalties(), 0, subtract, at, draw.countIds().length);
-                at += draw.countIds().length;
-            }
-            sampling.applyPenalties(kernels.stream, logits, logitRows, vocab, upload("sampling.seenOffsets", seenOffsets),
-                    upload("sampling.seenIds", seenIds), upload("sampling.repetition", repetition),
-                    upload("sampling.countOffsets", countOffsets), upload("sampling.countIds", countIds),
-                    upload("sampling.subtract", subtract));
-        }
-        DeviceBuffer tokens = kernels.scratch.floats("sampling.tokens", logitRows);
-        sampling.sample(kernels.stream, logits, logitRows, vocab, upload("sampling.topK", topK),
-                upload("sampling.settings", SamplingKernel.settingsBits(settings)),
-                kernels.scratch.floats("sampling.weights", (long) logitRows * vocab), tokens, null);
-        tokens.copyToAsync(tokensHost, 0, 0, 4L * logitRows, kernels.stream);
-    }
-
-    private DeviceBuffer upload(String name, int[] values) {
-        DeviceBuffer buffer = kernels.scratch.floats(name, values.length);
-        buffer.copyFrom(values);
-        return buffer;
-    }
-
-    private DeviceBuffer upload(String name, float[] values) {
-        DeviceBuffer buffer = kernels.scratch.floats(name, values.length);
-        buffer.copyFrom(values);
-        return buffer;
-    }
-
     /** True when some segment needs logits back, not only a greedy token. */
     private boolean needsLogits(StepLayout layout) {
         for (int k = 0; k < layout.order.length; k++) {
@@ -353,7 +251,7 @@ final class GpuStep implements AutoCloseable {
         return rows;
     }
 
-    private static int wantedRows(Batch.Segment segment) {
+    static int wantedRows(Batch.Segment segment) {
         return switch (segment.logits()) {
             case NONE -> 0;
             case LAST, GREEDY, SAMPLE -> 1;
@@ -365,7 +263,7 @@ final class GpuStep implements AutoCloseable {
     private List<Batch.Output> split(StepLayout layout) {
         int vocab = config.vocabSize();
         Batch.Output[] results = new Batch.Output[layout.batch.size()];
-        java.util.Arrays.fill(results, Batch.Output.ofLogits(null));
+        Arrays.fill(results, Batch.Output.ofLogits(null));
         int row = 0;
         for (int k = 0; k < layout.order.length; k++) {
             Batch.Segment segment = layout.segment(k);

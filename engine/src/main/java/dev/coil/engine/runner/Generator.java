@@ -58,6 +58,34 @@ public final class Generator {
     public Generation generate(int[] prompt, SamplingParams params, boolean ignoreEndOfSequence,
             Consumer<String> onText) {
         HybridModel model = loaded.model();
+        SequenceState sequence = model.newSequence();
+        return generate(loaded, new Steps() {
+            @Override
+            public float[] prefill(int[] tokens) {
+                return Generator.this.prefill(sequence, tokens);
+            }
+
+            @Override
+            public float[] decode(int token) {
+                return model.forward(ops, sequence, new int[] {token}, Phase.DECODE, false);
+            }
+        }, prompt, params, ignoreEndOfSequence, onText);
+    }
+
+    /** How a sequence advances: the whole prompt, then one token at a time; each returns the next logits [vocab]. */
+    public interface Steps {
+        float[] prefill(int[] prompt);
+
+        float[] decode(int token);
+    }
+
+    /**
+     * The generation loop over any way of running the sequence ({@code steps}): sample each token
+     * from the logits, stop at an end-of-sequence or stop token, a stop string or max_tokens, and
+     * stream the text that became final.
+     */
+    public static Generation generate(LoadedModel loaded, Steps steps, int[] prompt, SamplingParams params,
+            boolean ignoreEndOfSequence, Consumer<String> onText) {
         if (prompt.length == 0) {
             throw new IllegalArgumentException("prompt must contain at least one token");
         }
@@ -70,8 +98,7 @@ public final class Generator {
         StringBuilder text = new StringBuilder();
 
         long start = System.nanoTime();
-        SequenceState sequence = model.newSequence();
-        float[] logits = prefill(sequence, prompt);
+        float[] logits = steps.prefill(prompt);
         long prefilled = System.nanoTime();
 
         int[] generated = new int[Math.min(maxTokens, 256)];
@@ -94,7 +121,7 @@ public final class Generator {
                 break;
             }
             if (count < maxTokens) {
-                logits = model.forward(ops, sequence, new int[] {token}, Phase.DECODE, false);
+                logits = steps.decode(token);
                 decodeSteps++;
             }
         }

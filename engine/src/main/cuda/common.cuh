@@ -38,4 +38,14 @@ static __device__ __forceinline__ float coil_silu(float value) {
     return __fdiv_rn(value, __fadd_rn(1.0f, expf(-value)));
 }
 
+// Stores a result as f32 in out, or, when out16 is given, rounded to bf16 there instead (the
+// operand of the bf16 product that reads it next).
+static __device__ __forceinline__ void coil_store(float* out, __nv_bfloat16* out16, size_t index, float value) {
+    if (out16 != nullptr) {
+        out16[index] = __float2bfloat16_rn(value);
+    } else {
+        out[index] = value;
+    }
+}
+
 #endif

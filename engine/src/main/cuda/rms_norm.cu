@@ -1,6 +1,17 @@
 // RMSNorm and Mamba-2's gated RMSNorm over rows of f32 activations.
 #include "common.cuh"
 
+// The end of an RMSNorm of one row x (dim values) whose thread-strided squares this thread summed:
+// out = weight · x / sqrt(mean(x²) + eps), stored by coil_store. Every thread of the block calls it.
+static __device__ __forceinline__ void coil_rms_norm_finish(const float* x, const float* __restrict__ weight,
+        float squares, int dim, float eps, float* out, __nv_bfloat16* out16, float* scratch) {
+    squares = coil_block_sum(squares, scratch);
+    const float inverse_rms = 1.0f / sqrtf(squares / dim + eps);
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        coil_store(out, out16, i, weight[i] * (x[i] * inverse_rms));
+    }
+}
+
 // out[t, i] = weight[i] · (x[t, i] / sqrt(mean_i(x[t, i]²) + eps))
 //   x, out: (tokens, dim), out may be x;  weight: (dim)
 //   out16: null, or where the result goes instead, rounded to bf16 (the operand of the bf16 product
@@ -16,16 +27,8 @@ extern "C" __global__ void rms_norm_f32(const float* x, const float* __restrict_
         const float v = x[row + i];
         squares = fmaf(v, v, squares);
     }
-    squares = coil_block_sum(squares, scratch);
-    const float inverse_rms = 1.0f / sqrtf(squares / dim + eps);
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
-        const float value = weight[i] * (x[row + i] * inverse_rms);
-        if (out16 != nullptr) {
-            out16[row + i] = __float2bfloat16_rn(value);
-        } else {
-            out[row + i] = value;
-        }
-    }
+    coil_rms_norm_finish(x + row, weight, squares, dim, eps, out == nullptr ? nullptr : out + row,
+            out16 == nullptr ? nullptr : out16 + row, scratch);
 }
 
 // Gate before norm (Mamba-2): g = y · silu(z); out = weight · g / sqrt(mean over the group of g² + eps).
@@ -48,12 +51,7 @@ extern "C" __global__ void gated_rms_norm_f32(const float* y, const float* __res
     const float inverse_rms = 1.0f / sqrtf(squares / group_size + eps);
     for (int i = threadIdx.x; i < group_size; i += blockDim.x) {
         const float gated = y[start + i] * coil_silu(gate[i]);
-        const float value = weight[group_start + i] * (gated * inverse_rms);
-        if (out16 != nullptr) {
-            out16[start + i] = __float2bfloat16_rn(value);
-        } else {
-            out[start + i] = value;
-        }
+        coil_store(out, out16, start + i, weight[group_start + i] * (gated * inverse_rms));
     }
 }
 
@@ -72,14 +70,6 @@ extern "C" __global__ void residual_rms_norm_f32(float* h, const float* __restri
         h[row + i] = v;
         squares = fmaf(v, v, squares);
     }
-    squares = coil_block_sum(squares, scratch);
-    const float inverse_rms = 1.0f / sqrtf(squares / dim + eps);
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
-        const float value = weight[i] * (h[row + i] * inverse_rms);
-        if (out16 != nullptr) {
-            out16[row + i] = __float2bfloat16_rn(value);
-        } else {
-            out[row + i] = value;
-        }
-    }
+    coil_rms_norm_finish(h + row, weight, squares, dim, eps, out == nullptr ? nullptr : out + row,
+            out16 == nullptr ? nullptr : out16 + row, scratch);
 }

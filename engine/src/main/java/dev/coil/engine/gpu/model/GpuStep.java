@@ -292,28 +292,27 @@ final class GpuStep implements AutoCloseable {
     }
 
     private void ensurePinned(long inputBytes, long logitBytes, long tokenBytes) {
-        if (tokensHost == null || tokensHost.bytes() < tokenBytes) {
-            if (tokensHost != null) {
-                kernels.device.synchronize();
-                tokensHost.close();
-            }
-            tokensHost = kernels.device.allocatePinned(Math.max(tokenBytes, 1 << 12));
+        tokensHost = grown(tokensHost, tokenBytes, 1 << 12, true);
+        staging = grown(staging, inputBytes, 1 << 16, false);
+        logitsHost = grown(logitsHost, logitBytes, 1 << 16, true);
+    }
+
+    /**
+     * {@code buffer}, or a larger one for {@code bytes} (at least {@code least}) once queued work is
+     * done with the old one. {@code captured}: captured graphs copy into it, so they must go.
+     */
+    private PinnedBuffer grown(PinnedBuffer buffer, long bytes, long least, boolean captured) {
+        if (buffer != null && buffer.bytes() >= bytes) {
+            return buffer;
+        }
+        if (buffer != null) {
+            kernels.device.synchronize();
+            buffer.close();
+        }
+        if (captured) {
             pinnedAllocations++;
         }
-        if (staging == null || staging.bytes() < inputBytes) {
-            if (staging != null) {
-                staging.close();
-            }
-            staging = kernels.device.allocatePinned(Math.max(inputBytes, 1 << 16));
-        }
-        if (logitsHost == null || logitsHost.bytes() < logitBytes) {
-            if (logitsHost != null) {
-                kernels.device.synchronize();
-                logitsHost.close();
-            }
-            logitsHost = kernels.device.allocatePinned(Math.max(logitBytes, 1 << 16));
-            pinnedAllocations++;
-        }
+        return kernels.device.allocatePinned(Math.max(bytes, least));
     }
 
     @Override

@@ -4,7 +4,10 @@
 # when the folder carries it (with mamba_ssm's ops in FOLDER/mpkg), so that every figure is
 # measured in one call on one card. Logs go to $OUT (or /tmp).
 #
-#   bash .gpu/gpu-run.sh [all|tests|bench] [FOLDER]
+#   bash .gpu/gpu-run.sh [all|tests|bench|ring] [FOLDER]
+#
+# ring (two GPUs: nvidia-h100-x2): the multi-gpu tagged tests, two GPUs against one, then the
+# 64k/128k sharded prefill benchmark (RING_TOKENS=a,b to change the sizes).
 #
 # TESTS, when set, replaces the test selection (JUnit console options, e.g. --select-class X).
 set -u
@@ -15,18 +18,26 @@ tar xJf "$folder/jre.txz" -C /tmp && export PATH=/tmp/jre/bin:$PATH
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 classpath=$(sed -n 3p "$folder/args.txt")
 junit=(java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -jar "$folder"/junit-platform-console-standalone-*.jar
-    execute --class-path "$classpath" --include-tag gpu --details=tree --disable-banner --disable-ansi-colors)
+    execute --class-path "$classpath" --details=tree --disable-banner --disable-ansi-colors)
 if [ "$part" = all ] || [ "$part" = tests ]; then
     # shellcheck disable=SC2086
-    timeout 420 "${junit[@]}" ${TESTS:---select-package dev.coil.engine.gpu --select-package dev.coil.engine.runner \
+    timeout 420 "${junit[@]}" --include-tag gpu ${TESTS:---select-package dev.coil.engine.gpu --select-package dev.coil.engine.runner \
         --exclude-classname .*TimingsTest --exclude-classname .*TimingTest} --reports-dir "$out/junit-tests" 2>&1 \
         | tee "$out/tests.log" | grep -E "\[parity\]|✘|tests (successful|failed)|Exception" | tail -200
 fi
 if [ "$part" = all ] || [ "$part" = bench ]; then
-    timeout 300 "${junit[@]}" --select-class dev.coil.engine.runner.GpuServingTimingTest \
+    timeout 300 "${junit[@]}" --include-tag gpu --select-class dev.coil.engine.runner.GpuServingTimingTest \
         --reports-dir "$out/junit-bench" 2>&1 | tee "$out/bench.log" | grep -E "gpu-serving|\[gpu\]|tests (successful|failed)|Exception"
     if [ -f "$folder/gpu_anchors.py" ]; then
         PYTHONPATH="$folder/mpkg" timeout 300 python "$folder/gpu_anchors.py" 2>&1 | grep -vE "UserWarning|ms = bench" \
             | tee "$out/anchors.log" | tail -60
     fi
+fi
+if [ "$part" = ring ]; then
+    timeout 300 "${junit[@]}" --include-tag multi-gpu --select-class dev.coil.engine.gpu.model.TwoGpuShardedModelTest \
+        --reports-dir "$out/junit-ring-tests" 2>&1 | tee "$out/ring-tests.log" \
+        | grep -E "\[gpu-ring\]|✘|tests (successful|failed)|Exception" | tail -80
+    timeout 400 "${junit[@]}" --include-tag multi-gpu --select-class dev.coil.engine.gpu.model.RingPrefillTimingTest \
+        --reports-dir "$out/junit-ring-bench" 2>&1 \
+        | tee "$out/ring-bench.log" | grep -E "\[gpu-ring\]|\[gpu\]|tests (successful|failed)|Exception"
 fi

@@ -95,15 +95,19 @@ static __device__ __forceinline__ void load_rows(unsigned tile, const __nv_bfloa
     }
 }
 
-//   q: [batch, tokens, q_heads, HEAD_DIM] bf16;  k, v: [batch, past + tokens, kv_heads, HEAD_DIM] bf16
-//   out: [batch, tokens, q_heads, HEAD_DIM] f32
-// Query t sits at position past + t; causal: it sees keys 0 .. past + t, else every key.
+//   q: [batch, tokens, q_heads, HEAD_DIM] bf16;  k, v: [batch, keys, kv_heads, HEAD_DIM] bf16
+//   out: [batch, tokens, q_heads, HEAD_DIM] f32;  lse: [batch, tokens, q_heads] f32, or null
+// Query t sits at position past + t (past ≥ 0), key j at position j; causal: it sees keys
+// 0 .. past + t, else every key. Where lse is given, it receives each row's log2 Σ 2^(score ·
+// log2 e) over the keys seen (−inf, and a zero row of out, for a row that sees none): the
+// statistics that merge the partial results of several key blocks (ring attention).
 // Grid: (q_heads, ceil(tokens / BLOCK_M), batch), the row blocks in reverse so that the longest
 // causal blocks start first. Dynamic shared memory: (BLOCK_M + 2 · BLOCK_N) · HEAD_DIM · 2 bytes.
 template <int HEAD_DIM, int WARPS, int M_TILES, int BLOCK_N>
 static __device__ __forceinline__ void forward(const __nv_bfloat16* __restrict__ q,
         const __nv_bfloat16* __restrict__ k, const __nv_bfloat16* __restrict__ v, float* __restrict__ out,
-        int tokens, int past, int q_heads, int kv_heads, float scale_log2, int causal) {
+        float* __restrict__ lse, int tokens, int keys, int past, int q_heads, int kv_heads, float scale_log2,
+        int causal) {
     constexpr int THREADS = WARPS * 32;
     constexpr int WARP_ROWS = 16 * M_TILES;
     constexpr int BLOCK_M = WARPS * WARP_ROWS;
@@ -123,7 +127,6 @@ static __device__ __forceinline__ void forward(const __nv_bfloat16* __restrict__
     const int m_block = gridDim.y - 1 - blockIdx.y;
     const int sequence = blockIdx.z;
     const int kv_head = head / (q_heads / kv_heads);
-    const int keys = past + tokens;
     const int m0 = m_block * BLOCK_M;
     const int warp = threadIdx.x >> 5;
     const int lane = threadIdx.x & 31;
@@ -321,9 +324,13 @@ static __device__ __forceinline__ void forward(const __nv_bfloat16* __restrict__
             float sum = row_sum[mt][half];
             sum += __shfl_xor_sync(0xffffffffu, sum, 1);
             sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-            const float inverse = 1.0f / sum;
+            const float inverse = sum > 0.0f ? 1.0f / sum : 0.0f;
             const int row = m0 + warp * WARP_ROWS + mt * 16 + group + half * 8;
             if (row < tokens) {
+                if (lse != nullptr && quad == 0) {
+                    lse[((size_t) sequence * tokens + row) * q_heads + head] =
+                            sum > 0.0f ? fmaf(row_max[mt][half], scale_log2, log2f(sum)) : -INFINITY;
+                }
                 float* target = out_base + (size_t) row * q_stride + quad * 2;
 #pragma unroll
                 for (int dg = 0; dg < D_GROUPS; dg++) {
@@ -346,8 +353,15 @@ static __device__ __forceinline__ void forward(const __nv_bfloat16* __restrict__
                     const __nv_bfloat16* k, const __nv_bfloat16* v, float* out, int tokens, int past,              \
                     int q_heads, int kv_heads, float scale_log2, int causal) {                                     \
         static_assert(BLOCK_M % (16 * WARPS) == 0, "each warp owns whole 16-row tiles");                          \
-        coil_flash::forward<HEAD_DIM, WARPS, BLOCK_M / (16 * WARPS), BLOCK_N>(q, k, v, out, tokens, past,         \
-                q_heads, kv_heads, scale_log2, causal);                                                            \
+        coil_flash::forward<HEAD_DIM, WARPS, BLOCK_M / (16 * WARPS), BLOCK_N>(q, k, v, out, nullptr, tokens,      \
+                past + tokens, past, q_heads, kv_heads, scale_log2, causal);                                       \
+    }                                                                                                              \
+    extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS)                                           \
+            flash_attention_partial_d##HEAD_DIM##_m##BLOCK_M##_n##BLOCK_N##_w##WARPS(const __nv_bfloat16* q,       \
+                    const __nv_bfloat16* k, const __nv_bfloat16* v, float* out, float* lse, int tokens, int keys,  \
+                    int past, int q_heads, int kv_heads, float scale_log2, int causal) {                           \
+        coil_flash::forward<HEAD_DIM, WARPS, BLOCK_M / (16 * WARPS), BLOCK_N>(q, k, v, out, lse, tokens, keys,    \
+                past, q_heads, kv_heads, scale_log2, causal);                                                      \
     }
 
 COIL_FLASH_ATTENTION(64, 128, 128, 4, 2)

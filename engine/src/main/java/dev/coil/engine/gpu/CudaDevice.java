@@ -184,6 +184,52 @@ public final class CudaDevice implements AutoCloseable {
         return value[0];
     }
 
+    /**
+     * Lets this device's kernels and copies reach {@code peer}'s memory directly (over NVLink or
+     * PCIe) where the hardware allows; returns false where it does not, and copies between the two
+     * then go through the host. Call once per ordered pair; the same device is always reachable.
+     */
+    public boolean enablePeerAccess(CudaDevice peer) {
+        if (peer.ordinal == ordinal) {
+            return true;
+        }
+        int[] possible = new int[1];
+        Cuda.check(jcuda.driver.JCudaDriver.cuDeviceCanAccessPeer(possible, device, peer.device),
+                "cuDeviceCanAccessPeer");
+        if (possible[0] == 0) {
+            return false;
+        }
+        makeCurrent();
+        int result = jcuda.driver.JCudaDriver.cuCtxEnablePeerAccess(peer.context, 0);
+        if (result != jcuda.driver.CUresult.CUDA_SUCCESS
+                && result != jcuda.driver.CUresult.CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED) {
+            Cuda.check(result, "cuCtxEnablePeerAccess(cuda:" + ordinal + " → cuda:" + peer.ordinal + ")");
+        }
+        return true;
+    }
+
+    /**
+     * Queues a copy of {@code bytes} from {@code source} on {@code sourceDevice} to
+     * {@code destination} on {@code destinationDevice}, on {@code stream} (a stream of either).
+     */
+    public static void copyPeerAsync(DeviceBuffer destination, CudaDevice destinationDevice, DeviceBuffer source,
+            CudaDevice sourceDevice, long bytes, CudaStream stream) {
+        if (bytes == 0) {
+            return;
+        }
+        destination.requireBytes(bytes, "the peer copy's destination");
+        source.requireBytes(bytes, "the peer copy's source");
+        if (destinationDevice.ordinal == sourceDevice.ordinal) {
+            Cuda.check(jcuda.driver.JCudaDriver.cuMemcpyDtoDAsync(destination.pointer(), source.pointer(), bytes,
+                    stream.handle()), "cuMemcpyDtoDAsync of " + bytes + " bytes");
+            return;
+        }
+        Cuda.check(jcuda.driver.JCudaDriver.cuMemcpyPeerAsync(destination.pointer(), destinationDevice.context,
+                source.pointer(), sourceDevice.context, bytes, stream.handle()),
+                "cuMemcpyPeerAsync of " + bytes + " bytes, cuda:" + sourceDevice.ordinal + " → cuda:"
+                        + destinationDevice.ordinal);
+    }
+
     /** Unloads the kernels and releases the primary context (buffers, streams and events must be closed first). */
     @Override
     public synchronized void close() {

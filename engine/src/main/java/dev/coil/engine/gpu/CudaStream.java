@@ -32,6 +32,14 @@ public final class CudaStream implements AutoCloseable {
         return address;
     }
 
+    /**
+     * Work issued to this stream from now on waits until {@code event}'s point is reached; the
+     * event may belong to another device (how one GPU waits for a peer's data without the host).
+     */
+    public void waitFor(CudaEvent event) {
+        Cuda.check(jcuda.driver.JCudaDriver.cuStreamWaitEvent(handle, event.handle(), 0), "cuStreamWaitEvent");
+    }
+
     /** Waits until all work issued to this stream has finished; a kernel fault surfaces here. */
     public void synchronize() {
         Cuda.check(cuStreamSynchronize(handle), "cuStreamSynchronize");

@@ -48,6 +48,7 @@ public final class FlashAttentionKernel {
 
     private final KernelModule module;
     private final Map<Tile, Kernel> prepared = new ConcurrentHashMap<>();
+    private final Map<Tile, Kernel> preparedPartial = new ConcurrentHashMap<>();
 
     public FlashAttentionKernel(KernelModule module) {
         this.module = module;
@@ -103,6 +104,54 @@ public final class FlashAttentionKernel {
         Kernel kernel = prepared.computeIfAbsent(tile, this::prepare);
         kernel.launch(stream, shape.queryHeads(), rowBlocks, batch, tile.warps() * 32, tile.sharedBytes(), q, keys,
                 values, out, tokens, past, shape.queryHeads(), shape.kvHeads(), (float) (scale * LOG2_E),
+                causal ? 1 : 0);
+    }
+
+    /**
+     * Partial attention for ring attention: {@code tokens} queries at positions past + t against
+     * {@code keys} keys at positions 0 .. keys − 1 (causal: query t sees keys up to past + t; else
+     * every key), normalized over the keys seen, with each row's base-2 log-sum-exp of the scaled
+     * scores in lse, for {@code ContextParallelKernels.merge}. One sequence; q: [tokens, queryHeads,
+     * headDim] bf16; keys, values: [keys, kvHeads, headDim] bf16; out: [tokens, queryHeads, headDim]
+     * f32; lse: [tokens, queryHeads] f32. A row that sees no key gets a zero row and lse −inf.
+     */
+    public void launchPartial(CudaStream stream, AttentionShape shape, int tokens, int keyCount, int past,
+            float scale, boolean causal, DeviceBuffer q, DeviceBuffer keys, DeviceBuffer values, DeviceBuffer out,
+            DeviceBuffer lse) {
+        int headDim = shape.headDim();
+        Tile tile = defaultTile(headDim);
+        RowKernels.requireNonNegative(tokens, "tokens");
+        RowKernels.requireNonNegative(keyCount, "keys");
+        RowKernels.requireNonNegative(past, "past");
+        if (!(scale > 0) || !Float.isFinite(scale)) {
+            throw new IllegalArgumentException("scale must be positive and finite, not " + scale);
+        }
+        long queryElements = (long) tokens * shape.queryHeads() * headDim;
+        long keyElements = (long) keyCount * shape.kvHeads() * headDim;
+        q.requireBytes(2 * queryElements, "q (bf16)");
+        keys.requireBytes(2 * keyElements, "keys (bf16)");
+        values.requireBytes(2 * keyElements, "values (bf16)");
+        out.requireFloats(queryElements, "out");
+        lse.requireFloats((long) tokens * shape.queryHeads(), "lse");
+        requireAligned(q, "q");
+        requireAligned(keys, "keys");
+        requireAligned(values, "values");
+        requireAligned(out, "out");
+        if (tokens == 0) {
+            return;
+        }
+        int rowBlocks = (tokens + tile.queryRows() - 1) / tile.queryRows();
+        if (rowBlocks > 65535) {
+            throw new IllegalArgumentException("flash attention takes at most 65535 · " + tile.queryRows()
+                    + " tokens per launch, not " + tokens);
+        }
+        Kernel kernel = preparedPartial.computeIfAbsent(tile, t -> {
+            Kernel partial = module.kernel("flash_attention_partial" + t.kernelName().substring("flash_attention".length()));
+            partial.allowDynamicSharedBytes(t.sharedBytes());
+            return partial;
+        });
+        kernel.launch(stream, shape.queryHeads(), rowBlocks, 1, tile.warps() * 32, tile.sharedBytes(), q, keys, values,
+                out, lse, tokens, keyCount, past, shape.queryHeads(), shape.kvHeads(), (float) (scale * LOG2_E),
                 causal ? 1 : 0);
     }
 

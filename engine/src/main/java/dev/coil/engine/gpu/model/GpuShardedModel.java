@@ -1,0 +1,252 @@
+package dev.coil.engine.gpu.model;
+
+import dev.coil.engine.gpu.CudaDevice;
+import dev.coil.engine.gpu.DeviceBuffer;
+import dev.coil.engine.model.BlockSpec;
+import dev.coil.engine.model.ModelConfig;
+import dev.coil.engine.parallel.RingScore;
+import dev.coil.engine.parallel.ShardLayout;
+import dev.coil.engine.parallel.ShardedModel;
+import dev.coil.engine.parallel.ShardedRun;
+import dev.coil.engine.parallel.Sharding;
+import dev.coil.engine.runner.Devices;
+import dev.coil.engine.runner.LoadedModel;
+import dev.coil.engine.runner.Sampler;
+import dev.coil.engine.runner.ScoreResult;
+import dev.coil.engine.runner.TokenLogprob;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Semaphore;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Context parallelism over several GPUs: the model's weights on each, one sequence at a time
+ * sharded over them ({@link GpuShardedRun}): ring attention for attention blocks, chained states
+ * for Mamba-2 blocks, peer-to-peer copies between the GPUs (NVLink where present).
+ *
+ * <p>Not thread-safe across runs: one sequence at a time (a second {@link #newRun} waits for the
+ * first to close).
+ */
+public final class GpuShardedModel implements ShardedModel {
+
+    private static final Logger LOG = LoggerFactory.getLogger(GpuShardedModel.class);
+
+    /** Overrides {@link #positionsPerDevice} (tests and demonstrations of a context past one GPU). */
+    public static final String POSITIONS_PROPERTY = "coil.context.positionsPerDevice";
+
+    /** Rows per lm_head product when scoring: bounds the logits held at once. */
+    private static final int LOGIT_ROWS = 256;
+
+    private final ModelConfig config;
+    private final RingDevice[] devices;
+    private final List<CudaDevice> opened;
+    private final long positionsPerDevice;
+    private final Semaphore running = new Semaphore(1);
+
+    private GpuShardedModel(ModelConfig config, RingDevice[] devices, List<CudaDevice> opened,
+            long positionsPerDevice) {
+        this.config = config;
+        this.devices = devices;
+        this.opened = opened;
+        this.positionsPerDevice = positionsPerDevice;
+    }
+
+    /** Opens the CUDA devices named (cuda:0,cuda:1, …), enables peer access and uploads the weights to each. */
+    public static GpuShardedModel open(LoadedModel loaded, Devices devices) {
+        if (!devices.isCuda()) {
+            throw new IllegalArgumentException("GPU context parallelism needs CUDA devices, not " + devices);
+        }
+        List<CudaDevice> opened = new ArrayList<>();
+        try {
+            for (int ordinal : devices.ordinals()) {
+                opened.add(CudaDevice.open(ordinal));
+            }
+            return onDevices(loaded, opened, opened, Long.getLong(POSITIONS_PROPERTY, -1));
+        } catch (RuntimeException e) {
+            opened.forEach(CudaDevice::close);
+            throw e;
+        }
+    }
+
+    /**
+     * A ring over {@code ring} (the same GPU may appear several times: one card then runs every
+     * ring device, as tests do). {@code owned}: the devices this model closes. positionsPerDevice
+     * ≤ 0: estimated from free memory.
+     */
+    public static GpuShardedModel onDevices(LoadedModel loaded, List<CudaDevice> ring, List<CudaDevice> owned,
+            long positionsPerDevice) {
+        ModelConfig config = loaded.config();
+        Map<Integer, GpuWeights> uploaded = new LinkedHashMap<>();
+        RingDevice[] devices = new RingDevice[ring.size()];
+        try {
+            for (CudaDevice a : ring) {
+                for (CudaDevice b : ring) {
+                    if (!a.enablePeerAccess(b)) {
+                        LOG.warn("cuda:{} cannot reach cuda:{} directly: ring copies go through the host",
+                                a.ordinal(), b.ordinal());
+                    }
+                }
+            }
+            for (int i = 0; i < devices.length; i++) {
+                CudaDevice device = ring.get(i);
+                device.makeCurrent();
+                boolean first = !uploaded.containsKey(device.ordinal());
+                GpuWeights weights = uploaded.computeIfAbsent(device.ordinal(),
+                        unused -> new GpuWeights(device, config, loaded.checkpoint()));
+                devices[i] = new RingDevice(i, device, weights, first);
+            }
+        } catch (RuntimeException e) {
+            for (RingDevice device : devices) {
+                if (device != null) {
+                    device.close();
+                }
+            }
+            throw e;
+        }
+        long positions = positionsPerDevice > 0 ? positionsPerDevice : estimatePositions(config, devices);
+        GpuShardedModel model = new GpuShardedModel(config, devices, List.copyOf(owned), positions);
+        LOG.info("context parallelism over {} GPUs ({}), about {} positions of one sequence per GPU",
+                devices.length, describe(ring), positions);
+        return model;
+    }
+
+    private static String describe(List<CudaDevice> ring) {
+        return String.join(", ", ring.stream().map(device -> "cuda:" + device.ordinal()).toList());
+    }
+
+    /**
+     * Positions one GPU holds for a sequence run alone: its free memory (after the weights, with a
+     * tenth spared) over what a position costs during prefill: its K/V in every attention block,
+     * the widest block's activations and the hidden rows.
+     */
+    private static long estimatePositions(ModelConfig config, RingDevice[] devices) {
+        long perPosition = 4L * 4 * config.hiddenSize();
+        long widest = 0;
+        for (BlockSpec spec : config.blocks()) {
+            switch (spec) {
+                case BlockSpec.Attention a -> {
+                    int padded = StepAttention.paddedHeadDim(a.headDim());
+                    perPosition += 4L * a.kvHeads() * padded;
+                    widest = Math.max(widest, 4L * (a.queryHeads() + 2L * a.kvHeads()) * a.headDim()
+                            + 10L * a.queryHeads() * padded + 8L * a.kvHeads() * padded);
+                }
+                case BlockSpec.Mamba m -> widest = Math.max(widest, 4L * (2L * m.innerSize() + 2L * m.convChannels()
+                        + 3L * m.heads()) + 2L * m.innerSize());
+                case BlockSpec.Mlp m -> widest = Math.max(widest, 4L * 3 * m.intermediateSize());
+            }
+        }
+        perPosition += widest;
+        long free = Long.MAX_VALUE;
+        for (RingDevice device : devices) {
+            device.use();
+            free = Math.min(free, device.device.freeMemory());
+        }
+        return Math.max(1, free * 9 / 10 / perPosition);
+    }
+
+    ModelConfig config() {
+        return config;
+    }
+
+    RingDevice[] devices() {
+        return devices;
+    }
+
+    @Override
+    public int deviceCount() {
+        return devices.length;
+    }
+
+    @Override
+    public long positionsPerDevice() {
+        return positionsPerDevice;
+    }
+
+    @Override
+    public ShardedRun newRun(ShardLayout layout) {
+        running.acquireUninterruptibly();
+        return new GpuShardedRun(this, layout);
+    }
+
+    /** Called by a run's close: the next run may start. */
+    void released(GpuShardedRun run) {
+        running.release();
+    }
+
+    @Override
+    public RingScore score(int[] ids, int topK, ShardLayout layout) {
+        if (ids.length == 0) {
+            throw new IllegalArgumentException("prompt must contain at least one token");
+        }
+        try (GpuShardedRun run = (GpuShardedRun) newRun(layout)) {
+            DeviceBuffer[] hidden = run.prefillHidden(ids, null);
+            Sharding sharding = run.sharding();
+            int vocab = config.vocabSize();
+            float[] logprobs = new float[ids.length];
+            logprobs[0] = Float.NaN;
+            @SuppressWarnings("unchecked")
+            List<TokenLogprob>[] top = new List[ids.length];
+            for (RingDevice device : devices) {
+                int[] positions = sharding.positions(device.index);
+                device.use();
+                for (int first = 0; first < positions.length; first += LOGIT_ROWS) {
+                    int rows = Math.min(LOGIT_ROWS, positions.length - first);
+                    float[] logits = run.logits(device, hidden[device.index], first, rows);
+                    for (int row = 0; row < rows; row++) {
+                        int position = positions[first + row];
+                        float[] distribution = Sampler.logSoftmax(Arrays.copyOfRange(logits, row * vocab,
+                                (row + 1) * vocab));
+                        if (position + 1 < ids.length) {
+                            logprobs[position + 1] = distribution[ids[position + 1]];
+                        }
+                        top[position] = topK > 0 ? Sampler.topLogprobs(distribution, topK) : List.of();
+                    }
+                }
+            }
+            return new RingScore(new ScoreResult(ids.clone(), logprobs, List.of(top)), sharding);
+        }
+    }
+
+    /** Prompt prefill only, for benchmarks: the logits of the last position, with per-step timings when asked. */
+    public float[] prefillLastLogits(int[] ids, ShardLayout layout, RingTimings timings) {
+        try (GpuShardedRun run = (GpuShardedRun) newRun(layout)) {
+            DeviceBuffer[] hidden = run.prefillHidden(ids, timings == null ? null : timings.recorder());
+            float[] logits = run.lastLogits(hidden);
+            for (RingDevice device : devices) {
+                device.use();
+                device.device.synchronize();
+            }
+            if (timings != null) {
+                timings.collect();
+                for (RingDevice device : devices) {
+                    device.use();
+                    device.clearTimings();
+                }
+            }
+            return logits;
+        }
+    }
+
+    void checkIds(int[] ids) {
+        for (int id : ids) {
+            if (id < 0 || id >= config.vocabSize()) {
+                throw new IllegalArgumentException(
+                        "token id " + id + " is outside the vocabulary [0, " + config.vocabSize() + ")");
+            }
+        }
+    }
+
+    @Override
+    public void close() {
+        for (RingDevice device : devices) {
+            device.close();
+        }
+        for (CudaDevice device : opened) {
+            device.close();
+        }
+    }
+}

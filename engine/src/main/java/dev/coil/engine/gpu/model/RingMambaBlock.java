@@ -1,0 +1,257 @@
+package dev.coil.engine.gpu.model;
+
+import dev.coil.engine.gpu.CudaStream;
+import dev.coil.engine.gpu.DeviceBuffer;
+import dev.coil.engine.gpu.kernels.SsdScanKernel;
+import dev.coil.engine.gpu.kernels.SsmStateUpdateKernel;
+import dev.coil.engine.load.DType;
+import dev.coil.engine.model.BlockSpec;
+import dev.coil.engine.ops.SsmShape;
+import dev.coil.engine.parallel.Sharding;
+
+/**
+ * A Mamba-2 block over a sharded sequence. The recurrence is linear in its state, so each chunk
+ * of the prompt is scanned from a zero state on its GPU, all at once; then the states are chained
+ * along the chunks in sequence order (state leaving chunk c = decay over c · state entering c +
+ * the state c's own scan left), and each chunk's outputs are corrected with the state that really
+ * entered it: y += exp(cumulative decay) · C · S_in. Only states (heads · headDim · stateSize
+ * floats a chunk) travel between GPUs, and the conv's history: the last kernelSize − 1 inputs
+ * before each chunk. The GPU holding the last chunk keeps the sequence's conv and SSM states and
+ * decodes.
+ */
+final class RingMambaBlock {
+
+    private RingMambaBlock() {
+    }
+
+    /** inputs[d]: block-normed rows of device d → updates[d] = out_proj(gated_norm(y, z)), [rows(d), hidden]. */
+    static void prefill(GpuShardedRun run, int block, StepInput[] inputs, DeviceBuffer[] updates) {
+        RingDevice[] devices = run.devices();
+        Sharding sharding = run.sharding();
+        BlockSpec.Mamba spec = ((GpuWeights.Mamba) devices[0].weights.blocks.get(block).mixer()).spec();
+        SsmShape shape = new SsmShape(spec.heads(), spec.headDim(), spec.groups(), spec.stateSize());
+        int inner = spec.innerSize();
+        int channels = spec.convChannels();
+        int heads = spec.heads();
+        int width = inner + channels + heads;
+        int groupWidth = spec.groups() * spec.stateSize();
+        int history = spec.convKernel() - 1;
+
+        // 1. Projections and dt; each chunk's last inputs into this block's outbox for the next chunk's conv.
+        for (RingDevice device : devices) {
+            int rows = sharding.rows(device.index);
+            if (rows == 0) {
+                continue;
+            }
+            device.use();
+            DeviceKernels k = device.kernels;
+            GpuWeights.Mamba w = mamba(device, block);
+            DeviceBuffer projected = k.scratch.floats("mamba.projected", (long) rows * width);
+            inputs[device.index].project(k, rows, w.inProjection(), projected);
+            device.parallel.promptDt(k.stream, projected, width, inner + channels, w.dtBias(), spec.dtMin(),
+                    spec.dtMax(), rows, heads, k.scratch.floats("ring.dt", (long) rows * heads));
+            DeviceBuffer outbox = run.convOutbox(device.index, block);
+            int[] chunks = sharding.chunksOf(device.index);
+            for (int j = 0; j < chunks.length && history > 0; j++) {
+                int length = sharding.chunkLength(chunks[j]);
+                int kept = Math.min(history, length);
+                int first = sharding.firstRow(device.index, chunks[j]) + length - kept;
+                DeviceCopy.rows(k.stream, projected.floatSlice((long) first * width, (long) kept * width), width, inner,
+                        outbox.floatSlice(((long) j * history + history - kept) * channels, (long) kept * channels),
+                        channels, 0, kept, channels);
+            }
+            device.mark("ring.conv-outbox");
+        }
+
+        // 2. Each chunk's conv (over the inputs before it, from whichever GPU holds them) and its scan from zero.
+        for (RingDevice device : devices) {
+            int d = device.index;
+            int rows = sharding.rows(d);
+            if (rows == 0) {
+                continue;
+            }
+            device.use();
+            DeviceKernels k = device.kernels;
+            GpuWeights.Mamba w = mamba(device, block);
+            DeviceBuffer projected = k.scratch.floats("mamba.projected", (long) rows * width);
+            DeviceBuffer dt = k.scratch.floats("ring.dt", (long) rows * heads);
+            DeviceBuffer convolved = k.scratch.floats("mamba.convolved", (long) rows * channels);
+            DeviceBuffer y = k.scratch.floats("mamba.y", (long) rows * inner);
+            DeviceBuffer cum = k.scratch.floats("ring.cum", (long) rows * heads);
+            int[] chunks = sharding.chunksOf(d);
+            for (int j = 0; j < chunks.length; j++) {
+                int chunk = chunks[j];
+                int length = sharding.chunkLength(chunk);
+                if (length == 0) {
+                    continue;
+                }
+                int first = sharding.firstRow(d, chunk);
+                DeviceBuffer convState = k.scratch.floats("ring.conv-history." + j,
+                        Math.max(1, (long) history * channels));
+                gatherHistory(run, block, device, sharding.chunkStart(chunk), history, channels, convState);
+                DeviceBuffer x = StepMamba.rowsOf(convolved, channels, first, length, 0, channels);
+                k.conv.launch(k.stream, StepMamba.rowsOf(projected, width, first, length, inner, channels), width,
+                        length, channels, w.convWeight(), w.convBias(), spec.convKernel(), convState, x);
+                if (chunk == sharding.chunkCount() - 1) {
+                    // The conv's history after the prompt: the decode's conv state.
+                    run.convState(block).copyFromAsync(convState, 4L * history * channels, k.stream);
+                }
+                DeviceBuffer own = k.scratch.floats("ring.own-state." + j, shape.stateFloats());
+                own.fillAsync(0, k.stream);
+                DeviceBuffer chunkDt = dt.floatSlice((long) first * heads, (long) length * heads);
+                SsdScanKernel.Inputs scanInputs = new SsdScanKernel.Inputs(x, channels, chunkDt, heads,
+                        StepMamba.rowsOf(convolved, channels, first, length, inner, groupWidth),
+                        StepMamba.rowsOf(convolved, channels, first, length, inner + groupWidth, groupWidth), channels);
+                DeviceBuffer workspace = k.scratch.bytes("mamba.ssd",
+                        SsdScanKernel.workspaceBytes(shape, 1, length, spec.chunkSize()));
+                k.ssdScan.launch(k.stream, SsdScanKernel.Precision.F32, shape, 1, length, spec.chunkSize(), scanInputs,
+                        w.decay(), w.skip(), own, null, y.floatSlice((long) first * inner, (long) length * inner),
+                        workspace);
+                device.parallel.decayCumsum(k.stream, chunkDt, w.decay(), length, heads,
+                        cum.floatSlice((long) first * heads, (long) length * heads));
+            }
+        }
+
+        // 3. The chain, in sequence order: correct each chunk with the state entering it, pass on the state leaving it.
+        int chunkCount = sharding.chunkCount();
+        DeviceBuffer entering = null; // on the owner of the chunk at hand
+        RingDevice holder = null;
+        for (int chunk = 0; chunk < chunkCount; chunk++) {
+            RingDevice device = devices[sharding.owner(chunk)];
+            device.use();
+            DeviceKernels k = device.kernels;
+            int d = device.index;
+            int j = indexOf(sharding.chunksOf(d), chunk);
+            if (entering == null) {
+                entering = k.scratch.floats("ring.zero-state", shape.stateFloats());
+                entering.fillAsync(0, k.stream);
+            } else if (holder != device) {
+                DeviceBuffer arrived = k.scratch.floats("ring.entering." + j, shape.stateFloats());
+                device.pull(k.stream, arrived, holder, entering, 4L * shape.stateFloats(), holder.event("ring.chain"));
+                entering = arrived;
+            }
+            int length = sharding.chunkLength(chunk);
+            boolean last = chunk == chunkCount - 1;
+            DeviceBuffer leaving = last ? run.ssmState(block) : run.chainOutbox(block, chunk);
+            if (length == 0) {
+                leaving.copyFromAsync(entering, 4L * shape.stateFloats(), k.stream);
+            } else {
+                int first = sharding.firstRow(d, chunk);
+                DeviceBuffer convolved = k.scratch.floats("mamba.convolved", (long) sharding.rows(d) * channels);
+                DeviceBuffer cum = k.scratch.floats("ring.cum", (long) sharding.rows(d) * heads)
+                        .floatSlice((long) first * heads, (long) length * heads);
+                if (chunk > 0) {
+                    device.parallel.correct(k.stream, shape, length,
+                            StepMamba.rowsOf(convolved, channels, first, length, inner + groupWidth, groupWidth),
+                            channels, entering, cum, k.scratch.floats("mamba.y", (long) sharding.rows(d) * inner)
+                                    .floatSlice((long) first * inner, (long) length * inner));
+                }
+                device.parallel.chainStep(k.stream, shape, entering,
+                        k.scratch.floats("ring.own-state." + j, shape.stateFloats()), cum, length, leaving);
+            }
+            device.mark("ring.chain");
+            entering = leaving;
+            holder = device;
+        }
+
+        // 4. The gated norm and out_proj over each GPU's rows.
+        for (RingDevice device : devices) {
+            int rows = sharding.rows(device.index);
+            if (rows == 0) {
+                continue;
+            }
+            device.use();
+            DeviceKernels k = device.kernels;
+            GpuWeights.Mamba w = mamba(device, block);
+            DeviceBuffer projected = k.scratch.floats("mamba.projected", (long) rows * width);
+            DeviceBuffer y = k.scratch.floats("mamba.y", (long) rows * inner);
+            gatedOutput(k, w, spec, rows, y, projected, width, updates[device.index]);
+        }
+    }
+
+    /**
+     * The conv's history before a chunk starting at {@code start}: the xBC inputs of positions
+     * start − history .. start − 1 (zeros before position 0), each from the outbox of the GPU that
+     * holds it, into {@code state} [history, channels].
+     */
+    private static void gatherHistory(GpuShardedRun run, int block, RingDevice device, int start, int history,
+            int channels, DeviceBuffer state) {
+        DeviceKernels k = device.kernels;
+        Sharding sharding = run.sharding();
+        state.fillAsync(0, k.stream);
+        long rowBytes = 4L * channels;
+        for (int i = 0; i < history; i++) {
+            int position = start - history + i;
+            if (position < 0) {
+                continue;
+            }
+            int chunk = chunkOf(sharding, position);
+            int owner = sharding.owner(chunk);
+            int j = indexOf(sharding.chunksOf(owner), chunk);
+            int slot = j * history + history - (sharding.chunkStart(chunk) + sharding.chunkLength(chunk) - position);
+            RingDevice source = run.devices()[owner];
+            device.pull(k.stream, state.floatSlice((long) i * channels, channels), source,
+                    run.convOutbox(owner, block).floatSlice((long) slot * channels, channels), rowBytes,
+                    source.event("ring.conv-outbox"));
+        }
+    }
+
+    /** One generated token on the GPU holding the states: conv and state updates, then the gated output. */
+    static void decode(GpuShardedRun run, int block, RingDevice device, StepInput input, DeviceBuffer update) {
+        DeviceKernels k = device.kernels;
+        GpuWeights.Mamba w = mamba(device, block);
+        BlockSpec.Mamba spec = w.spec();
+        SsmShape shape = new SsmShape(spec.heads(), spec.headDim(), spec.groups(), spec.stateSize());
+        int inner = spec.innerSize();
+        int channels = spec.convChannels();
+        int heads = spec.heads();
+        int width = inner + channels + heads;
+        int groupWidth = spec.groups() * spec.stateSize();
+        DeviceBuffer projected = k.scratch.floats("mamba.projected", width);
+        input.project(k, 1, w.inProjection(), projected);
+        DeviceBuffer convolved = k.scratch.floats("mamba.convolved", channels);
+        DeviceBuffer slot = run.slotZero();
+        k.convUpdate.launch(k.stream, projected.floatSlice(inner, channels), width, 1, channels, w.convWeight(),
+                w.convBias(), spec.convKernel(), run.convState(block), slot, convolved);
+        DeviceBuffer y = k.scratch.floats("mamba.y", inner);
+        SsmStateUpdateKernel.Step step = new SsmStateUpdateKernel.Step(projected.floatSlice(inner + channels, heads),
+                width, w.dtBias(), true);
+        k.ssmUpdate.launch(k.stream, shape, 1, convolved, channels, step, w.decay(),
+                convolved.floatSlice(inner, groupWidth), convolved.floatSlice(inner + groupWidth, groupWidth),
+                channels, w.skip(), run.ssmState(block), slot, y);
+        gatedOutput(k, w, spec, 1, y, projected, width, update);
+    }
+
+    /** out = out_proj(gated_rmsnorm(y, z)), z read in place from in_proj's output. */
+    private static void gatedOutput(DeviceKernels k, GpuWeights.Mamba w, BlockSpec.Mamba spec, int rows,
+            DeviceBuffer y, DeviceBuffer projected, int width, DeviceBuffer out) {
+        int inner = spec.innerSize();
+        DType gatedType = StepInput.bf16For(w.outProjection()) ? DType.BF16 : DType.F32;
+        DeviceBuffer gated = gatedType == DType.F32 ? y : k.scratch.bytes("mamba.gated16", 2L * rows * inner);
+        k.gatedRmsNorm.launch(k.stream, y, projected, width, rows, inner, spec.normGroupSize(), w.norm(),
+                spec.normEps(), gated, gatedType);
+        new StepInput(gated, gatedType).project(k, rows, w.outProjection(), out);
+    }
+
+    private static GpuWeights.Mamba mamba(RingDevice device, int block) {
+        return (GpuWeights.Mamba) device.weights.blocks.get(block).mixer();
+    }
+
+    private static int chunkOf(Sharding sharding, int position) {
+        for (int chunk = 0; chunk < sharding.chunkCount(); chunk++) {
+            if (position < sharding.chunkStart(chunk) + sharding.chunkLength(chunk)) {
+                return chunk;
+            }
+        }
+        throw new IndexOutOfBoundsException("position " + position + " is past the prompt");
+    }
+
+    static int indexOf(int[] values, int value) {
+        for (int i = 0; i < values.length; i++) {
+            if (values[i] == value) {
+                return i;
+            }
+        }
+        throw new IllegalArgumentException(value + " is not among the device's chunks");
+    }
+}

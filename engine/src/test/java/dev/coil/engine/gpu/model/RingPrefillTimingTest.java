@@ -1,0 +1,130 @@
+package dev.coil.engine.gpu.model;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.coil.engine.bench.RandomCheckpoint;
+import dev.coil.engine.gpu.CudaDevice;
+import dev.coil.engine.load.DType;
+import dev.coil.engine.parallel.ShardLayout;
+import dev.coil.engine.runner.Devices;
+import dev.coil.engine.runner.LoadedModel;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Comparator;
+import java.util.SplittableRandom;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Prints the prefill time of long prompts (64k and 128k tokens by default; RING_TOKENS=a,b or -Dcoil.ring.tokens)
+ * on the 300M-shaped random GraniteMoeHybrid (bf16) on one GPU and sharded over two (zigzag and
+ * contiguous), the speedup, the device memory in use on each GPU after the prefill, and per ring
+ * step the attention compute and K/V transfer times summed over the attention blocks: a step's
+ * transfer runs under the previous step's compute. Nothing is asserted on time; the last-position
+ * logits of two GPUs must agree with one GPU's.
+ */
+@Tag("multi-gpu")
+class RingPrefillTimingTest {
+
+    @Test
+    void printsPrefillTimesOnOneAndTwoGpus() throws IOException {
+        assertThat(CudaDevice.count()).as("GPUs this benchmark needs").isGreaterThanOrEqualTo(2);
+        Path folder = Files.createTempDirectory(Path.of("/tmp"), "coil-granite300m");
+        RandomCheckpoint.write(folder, RandomCheckpoint.Shape.granite300m(), DType.BF16, 42);
+        String sizes = System.getProperty("coil.ring.tokens",
+                System.getenv().getOrDefault("RING_TOKENS", "65536,131072"));
+        try (LoadedModel loaded = LoadedModel.load(folder)) {
+            int vocab = loaded.config().vocabSize();
+            int[] warm = new SplittableRandom(1).ints(8192, 0, vocab).toArray();
+            String[] sizeList = sizes.split(",");
+            // One GPU first, alone in the process, then two: each one's memory figure is its own.
+            double[] oneMs = new double[sizeList.length];
+            float[][] single = new float[sizeList.length][];
+            String[] oneMemory = new String[sizeList.length];
+            try (GpuShardedModel one = GpuShardedModel.open(loaded, Devices.parse("cuda:0"))) {
+                one.prefillLastLogits(warm, ShardLayout.CONTIGUOUS, null);
+                for (int i = 0; i < sizeList.length; i++) {
+                    int[] ids = prompt(sizeList[i], vocab);
+                    long start = System.nanoTime();
+                    single[i] = one.prefillLastLogits(ids, ShardLayout.CONTIGUOUS, null);
+                    oneMs[i] = (System.nanoTime() - start) / 1e6;
+                    oneMemory[i] = memory(one);
+                }
+            }
+            try (GpuShardedModel two = GpuShardedModel.open(loaded, Devices.parse("cuda:0,cuda:1"))) {
+                two.prefillLastLogits(warm, ShardLayout.ZIGZAG, null);
+                two.prefillLastLogits(warm, ShardLayout.CONTIGUOUS, null);
+                for (int i = 0; i < sizeList.length; i++) {
+                    int[] ids = prompt(sizeList[i], vocab);
+                    int tokens = ids.length;
+                    for (ShardLayout layout : ShardLayout.values()) {
+                        long start = System.nanoTime();
+                        float[] sharded = two.prefillLastLogits(ids, layout, null);
+                        double twoMs = (System.nanoTime() - start) / 1e6;
+                        System.out.printf("[gpu-ring] %s, granite300m bf16, prefill of %d tokens: one GPU %.0f ms "
+                                + "(%.0f tokens/s), two GPUs %s %.0f ms (%.0f tokens/s): %.2fx; device memory in use "
+                                + "after: one GPU %s, two GPUs %s; last logits max |Δ| %.2e%n", deviceName(two), tokens,
+                                oneMs[i], tokens / oneMs[i] * 1e3, layout, twoMs, tokens / twoMs * 1e3, oneMs[i] / twoMs,
+                                oneMemory[i], memory(two), maxDifference(sharded, single[i]));
+                        assertThat(maxDifference(sharded, single[i]) / scale(single[i]))
+                                .as("last logits, two GPUs vs one").isLessThan(2e-2);
+                    }
+                    RingTimings timings = new RingTimings(2);
+                    long start = System.nanoTime();
+                    two.prefillLastLogits(ids, ShardLayout.ZIGZAG, timings);
+                    double timedMs = (System.nanoTime() - start) / 1e6;
+                    for (int device = 0; device < 2; device++) {
+                        System.out.printf("[gpu-ring] %d tokens, zigzag, GPU %d (whole prefill %.0f ms with timing "
+                                + "events): attention step 0 (own K/V) %.1f ms; K/V transfer for step 1 %.1f ms, "
+                                + "attention step 1 %.1f ms (summed over the attention blocks)%n", tokens, device,
+                                timedMs, timings.computeMillis(device, 0), timings.copyMillis(device, 1),
+                                timings.computeMillis(device, 1));
+                    }
+                }
+            }
+        } finally {
+            try (Stream<Path> files = Files.walk(folder)) {
+                for (Path file : files.sorted(Comparator.reverseOrder()).toList()) {
+                    Files.delete(file);
+                }
+            }
+        }
+    }
+
+    private static int[] prompt(String size, int vocab) {
+        int tokens = Integer.parseInt(size.trim());
+        return new SplittableRandom(tokens).ints(tokens, 0, vocab).toArray();
+    }
+
+    private static String deviceName(GpuShardedModel model) {
+        return model.devices()[0].device.name();
+    }
+
+    private static String memory(GpuShardedModel model) {
+        StringBuilder text = new StringBuilder();
+        for (RingDevice device : model.devices()) {
+            device.use();
+            long used = device.device.totalMemory() - device.device.freeMemory();
+            text.append(text.isEmpty() ? "" : " + ").append(String.format("%.1f GiB", used / (double) (1L << 30)));
+        }
+        return text.toString();
+    }
+
+    private static double maxDifference(float[] a, float[] b) {
+        double worst = 0;
+        for (int i = 0; i < a.length; i++) {
+            worst = Math.max(worst, Math.abs(a[i] - b[i]));
+        }
+        return worst;
+    }
+
+    private static double scale(float[] values) {
+        double max = 1e-3;
+        for (float value : values) {
+            max = Math.max(max, Math.abs(value));
+        }
+        return max;
+    }
+}

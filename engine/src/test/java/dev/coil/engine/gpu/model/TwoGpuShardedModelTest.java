@@ -1,0 +1,66 @@
+package dev.coil.engine.gpu.model;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.coil.engine.gpu.CudaDevice;
+import dev.coil.engine.parallel.ShardLayout;
+import dev.coil.engine.runner.Devices;
+import dev.coil.engine.runner.LoadedModel;
+import dev.coil.engine.runner.SamplingParams;
+import dev.coil.engine.runner.ScoreResult;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.util.Arrays;
+import java.util.List;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * The sharded forward over two real GPUs (peer copies between the cards) against one GPU, on every
+ * fixture: logprobs within {@code GpuShardedModelTest}'s sharded tolerance, greedy tokens equal.
+ * Tagged multi-gpu: run on a machine with two GPUs (scripts/gpu-run.sh ring); with fewer it fails.
+ */
+@Tag("multi-gpu")
+class TwoGpuShardedModelTest {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    static List<String> models() {
+        return GpuModelTest.MODELS;
+    }
+
+    static GpuShardedModel twoGpus(LoadedModel loaded) {
+        int count = CudaDevice.count();
+        assertThat(count).as("GPUs this multi-GPU test needs").isGreaterThanOrEqualTo(2);
+        return GpuShardedModel.open(loaded, Devices.parse("cuda:0,cuda:1"));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("models")
+    void twoGpusGiveOneGpusLogprobsAndGreedyTokens(String fixture) throws IOException {
+        JsonNode expected = JSON.readTree(Files.readString(GpuModelTest.source(fixture).resolve("expected.json")));
+        SamplingParams greedy = SamplingParams.greedy().toBuilder().maxTokens(8).build();
+        try (LoadedModel loaded = LoadedModel.load(GpuModelTest.withoutTokenizer(fixture));
+                GpuShardedModel one = GpuShardedModel.open(loaded, Devices.parse("cuda:0"));
+                GpuShardedModel two = twoGpus(loaded)) {
+            int[] ids = GpuShardedModelTest.prompt(300, loaded.config().vocabSize(), 11);
+            ScoreResult single = one.score(ids, 0, ShardLayout.CONTIGUOUS).result();
+            for (ShardLayout layout : ShardLayout.values()) {
+                GpuShardedModelTest.assertClose(two.score(ids, 0, layout).result(), single,
+                        GpuShardedModelTest.SHARDED_TOLERANCE,
+                        fixture + " cuda:0,cuda:1 " + layout + " vs cuda:0");
+            }
+            for (JsonNode item : expected.get("greedy")) {
+                int[] prompt = GpuModelTest.ints(item.get("prompt_ids"));
+                int[] oneTokens = GpuShardedModelTest.generate(loaded, one, ShardLayout.CONTIGUOUS, prompt, greedy);
+                int[] twoTokens = GpuShardedModelTest.generate(loaded, two, ShardLayout.ZIGZAG, prompt, greedy);
+                System.out.println("[gpu-ring] " + fixture + " greedy on two GPUs " + Arrays.toString(twoTokens)
+                        + ", on one " + Arrays.toString(oneTokens));
+                assertThat(twoTokens).as(fixture + " greedy, two GPUs vs one").containsExactly(oneTokens);
+            }
+        }
+    }
+}

@@ -1,6 +1,7 @@
 package dev.coil.server;
 
 import dev.coil.engine.ops.Ops;
+import dev.coil.engine.parallel.ContextParallelism;
 import dev.coil.engine.runner.Backend;
 import dev.coil.engine.runner.CpuBackend;
 import dev.coil.engine.runner.Engine;
@@ -48,10 +49,29 @@ public final class ServedModel implements AutoCloseable {
     /** As above, with the steps on the backend {@code backend} opens for the loaded model. */
     public static ServedModel load(Path folder, String name, Function<LoadedModel, Backend> backend,
             EngineOptions options) {
+        return load(folder, name, backend, loaded -> ContextParallelism.NONE, options);
+    }
+
+    /**
+     * As above, with the requests that {@code parallelism} (opened for the loaded model) picks run
+     * with their context sharded over its devices.
+     */
+    public static ServedModel load(Path folder, String name, Function<LoadedModel, Backend> backend,
+            Function<LoadedModel, ContextParallelism> parallelism, EngineOptions options) {
         LoadedModel loaded = LoadedModel.load(folder);
         try {
             ChatTemplate template = loaded.hasTokenizer() ? chatTemplateOf(folder) : null;
-            Engine engine = Engine.start(loaded, backend.apply(loaded), options);
+            ContextParallelism sharding = parallelism.apply(loaded);
+            Backend steps;
+            try {
+                steps = backend.apply(loaded);
+            } catch (RuntimeException e) {
+                if (sharding.model() != null) {
+                    sharding.model().close();
+                }
+                throw e;
+            }
+            Engine engine = Engine.start(loaded, steps, options, sharding);
             Path fileName = folder.toAbsolutePath().normalize().getFileName();
             return new ServedModel(engine, name != null ? name : fileName == null ? "coil" : fileName.toString(),
                     template);

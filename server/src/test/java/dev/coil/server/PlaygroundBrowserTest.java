@@ -335,6 +335,24 @@ class PlaygroundBrowserTest {
         assertThat(parsed).hasSize(6).allSatisfy(events -> assertThat(TestServer.parse(events)).isEqualTo(expected));
     }
 
+    /** A response served with its context sharded shows "ring xN" as a chip whose tooltip explains it. */
+    @Test
+    void aRingPathShowsAsAChipThatExplainsIt() {
+        @SuppressWarnings("unchecked")
+        List<String> chips = (List<String>) browser.executeAsyncScript("""
+                const done = arguments[arguments.length - 1];
+                import('/js/transcript.js').then(({pathChips}) => {
+                  const holder = document.createElement('div');
+                  holder.append(pathChips(['ring x2', 'ssd-scan', 'ring x16']));
+                  done([...holder.querySelectorAll('.chip')].map((chip) => chip.textContent + ' | ' + chip.title));
+                }, (error) => done([String(error)]));
+                """);
+        assertThat(chips).containsExactly(
+                "ring x2 | context sharded over 2 devices by ring attention (context parallelism)",
+                "ssd-scan | chunked SSD scan over the prompt (Mamba-2 layers)",
+                "ring x16 | context sharded over 16 devices by ring attention (context parallelism)");
+    }
+
     /** The demo model's card with a pass key in the middle, as the model was trained to find them. */
     private static String passKeyDocument() throws IOException {
         String card = Files.readString(TestServer.DEMO_MODEL.resolve("MODEL_CARD.md"));

@@ -14,7 +14,8 @@ const PATH_DESCRIPTIONS = {
 
 export function describePath(path) {
   if (PATH_DESCRIPTIONS[path]) return PATH_DESCRIPTIONS[path];
-  if (path.startsWith('ring')) return 'ring attention: the prompt split across devices';
+  const ring = /^ring x(\d+)$/.exec(path);
+  if (ring) return `context sharded over ${ring[1]} devices by ring attention (context parallelism)`;
   return path;
 }
 

@@ -1,14 +1,17 @@
 package dev.coil.engine.parallel;
 
-import dev.coil.engine.runner.Devices;
 import java.util.Locale;
 
-/** When a prompt's context is sharded over several devices ({@code --context-parallel}). */
+/**
+ * When a request's context is sharded over several devices ({@code --context-parallel}); the rule
+ * is {@link ContextParallelism#shards}.
+ */
 public enum ContextParallelMode {
 
     /**
-     * Only when the context does not fit one device. Virtual CPU devices share one memory, so a
-     * context that fits them together fits one of them: on the CPU, auto never shards.
+     * Only when the context does not fit one device: prompt plus max_tokens past
+     * {@link ShardedModel#positionsPerDevice}, or past what the serving engine's one-device cache
+     * holds. Virtual CPU devices share one memory, so on the CPU only the second applies.
      */
     AUTO,
     /** Every prompt, whenever there are several devices. */
@@ -27,14 +30,6 @@ public enum ContextParallelMode {
             default -> throw new IllegalArgumentException("--context-parallel must be " + HELP + "; got '" + name
                     + "'");
         };
-    }
-
-    /** Whether a prompt runs sharded over {@code devices} (CPU devices; CUDA is decided by its backend). */
-    public boolean shards(Devices devices) {
-        if (!devices.isCpu() || devices.count() < 2) {
-            return false;
-        }
-        return this == ALWAYS;
     }
 
     @Override

@@ -13,7 +13,8 @@ import java.util.function.Consumer;
 /**
  * The output side of one request inside the engine: turns the logits the model computes for it
  * into sampled tokens, text deltas, logprobs and the final event, and keeps its clock. Owned by the
- * engine's step thread; only {@link #cancelRequested} is touched from other threads.
+ * thread that runs it, the engine's step thread or, for a request whose context is sharded, the
+ * {@link ShardedLane}'s; only {@link #cancelRequested} is touched from other threads.
  */
 final class ActiveRequest {
 
@@ -83,6 +84,19 @@ final class ActiveRequest {
         return generatedCount;
     }
 
+    /** Most tokens this request generates: max_tokens, or what the context window leaves. */
+    int maxTokens() {
+        return maxTokens;
+    }
+
+    /** The token generated last: what the model sees next. */
+    int lastToken() {
+        if (generatedCount == 0) {
+            throw new IllegalStateException(id + " has generated no token yet");
+        }
+        return generated[generatedCount - 1];
+    }
+
     /** Prompt then generated tokens: what the model must have seen before the next sample. */
     int tokenAt(int position) {
         int prompt = request.promptLength();
@@ -149,6 +163,19 @@ final class ActiveRequest {
     }
 
     /**
+     * The prompt's logprobs computed in one piece elsewhere (the sharded scorer): scores.logprobs()[i]
+     * belongs to prompt token i, scores.topLogprobs().get(i) to the distribution after it.
+     */
+    void acceptPromptScores(ScoreResult scores) {
+        int top = request.promptLogprobs();
+        for (int position = promptLogprobs.size(); position + 1 < request.promptLength(); position++) {
+            int next = request.promptToken(position + 1);
+            promptLogprobs.add(new EngineEvent.PositionLogprobs(new TokenLogprob(next, scores.logprobs()[position + 1]),
+                    top > 0 ? scores.topLogprobs().get(position) : List.of()));
+        }
+    }
+
+    /**
      * True when the next token is all this request needs from a step: greedy, no penalties, no
      * logprobs. A backend may then pick it on the device ({@link #acceptNextToken}).
      */
@@ -198,7 +225,8 @@ final class ActiveRequest {
 
     /**
      * The logits after the last token the model has seen: samples the next token, publishes it, and
-     * says whether the request is finished (then the final event has been published too).
+     * says whether the request is finished (then the final event has been published too). With
+     * max_tokens 0 nothing is sampled and {@code logits} may be null.
      */
     boolean acceptNextLogits(float[] logits) {
         return accept(logits, -1);

@@ -4,6 +4,7 @@ import dev.coil.engine.cache.CacheSizing;
 import dev.coil.engine.cache.ServingCache;
 import dev.coil.engine.model.HybridModel;
 import dev.coil.engine.ops.Ops;
+import dev.coil.engine.parallel.ContextParallelism;
 import dev.coil.engine.sched.Scheduler;
 import dev.coil.engine.tokenizer.StreamingDecoder;
 import java.time.Duration;
@@ -18,6 +19,11 @@ import org.slf4j.LoggerFactory;
  * The serving engine, the HTTP server's only way in: requests are submitted, run together by one
  * step thread (continuous batching at the iteration level), and report back through their
  * {@link RequestStream}. Thread-safe.
+ *
+ * <p>Given a sharded model ({@link ContextParallelism}), the requests it picks (all of them under
+ * --context-parallel always; under auto those too long for one device) run instead in a lane of
+ * their own ({@link ShardedLane}): one at a time, their context sharded over the devices, beside
+ * the batched steps.
  */
 public final class Engine implements AutoCloseable {
 
@@ -29,15 +35,18 @@ public final class Engine implements AutoCloseable {
     private final ServingCache cache;
     private final Backend backend;
     private final StepLoop loop;
+    private final ContextParallelism parallelism;
+    private final ShardedLane lane; // null without a sharded model
     private final Map<String, ActiveRequest> requests = new ConcurrentHashMap<>();
     private final AtomicLong nextId = new AtomicLong();
     private volatile boolean accepting = true;
     private final AtomicBoolean stopped = new AtomicBoolean();
 
-    private Engine(LoadedModel loaded, Backend backend, EngineOptions options) {
+    private Engine(LoadedModel loaded, Backend backend, EngineOptions options, ContextParallelism parallelism) {
         this.loaded = loaded;
         this.options = options;
         this.backend = backend;
+        this.parallelism = parallelism;
         HybridModel model = loaded.model();
         long budget = CacheBudget.bytes(options.cacheMemory(), backend.freeMemoryBytes());
         this.sizing = CacheSizing.plan(budget, options.blockSize(), options.kvDtype(), options.maxSequences(),
@@ -47,9 +56,14 @@ public final class Engine implements AutoCloseable {
         this.cache = new ServingCache(sizing, model.config().blocks(), backend.newStateStore(sizing));
         Scheduler scheduler = new Scheduler(sizing.slots(), Math.max(sizing.slots(), options.maxBatchedTokens()), cache);
         this.loop = new StepLoop(model.config(), backend, cache, scheduler, options.maxWaiting());
+        this.lane = parallelism.model() == null ? null
+                : new ShardedLane(model.config(), parallelism, options.maxWaiting());
         LOG.info("{}: cache of {} MiB budget, {} KV blocks of {} tokens ({} KiB each, {}), {} state slots ({} KiB each)",
                 backend.description(), budget >> 20, sizing.blocks(), sizing.blockSize(), sizing.blockBytes() >> 10, sizing.kvDtype(),
                 sizing.slots(), sizing.slotBytes() >> 10);
+        if (lane != null) {
+            LOG.info("context parallelism: {}", parallelism);
+        }
     }
 
     ServingCache cache() {
@@ -71,14 +85,35 @@ public final class Engine implements AutoCloseable {
      * owns the backend from here and closes it at shutdown.
      */
     public static Engine start(LoadedModel loaded, Backend backend, EngineOptions options) {
+        return start(loaded, backend, options, ContextParallelism.NONE);
+    }
+
+    /** As {@link #start(LoadedModel, Ops, EngineOptions)}, with requests sharded as {@code parallelism} says. */
+    public static Engine start(LoadedModel loaded, Ops ops, EngineOptions options, ContextParallelism parallelism) {
+        return start(loaded, new CpuBackend(loaded.model(), ops), options, parallelism);
+    }
+
+    /**
+     * As {@link #start(LoadedModel, Backend, EngineOptions)}, with the requests {@code parallelism}
+     * picks run sharded over its model's devices. The engine owns the sharded model too and closes
+     * it at shutdown.
+     */
+    public static Engine start(LoadedModel loaded, Backend backend, EngineOptions options,
+            ContextParallelism parallelism) {
         Engine engine;
         try {
-            engine = new Engine(loaded, backend, options);
+            engine = new Engine(loaded, backend, options, parallelism);
         } catch (RuntimeException e) {
             backend.close();
+            if (parallelism.model() != null) {
+                parallelism.model().close();
+            }
             throw e;
         }
         engine.loop.start();
+        if (engine.lane != null) {
+            engine.lane.start();
+        }
         return engine;
     }
 
@@ -97,6 +132,11 @@ public final class Engine implements AutoCloseable {
 
     public EngineOptions options() {
         return options;
+    }
+
+    /** Which requests run sharded, over which model ({@link ContextParallelism#NONE} when none do). */
+    public ContextParallelism contextParallelism() {
+        return parallelism;
     }
 
     /** The model's context window in tokens (prompt plus generated), or 0 when the config names none. */
@@ -131,13 +171,25 @@ public final class Engine implements AutoCloseable {
         StreamingDecoder decoder = loaded.hasTokenizer() ? new StreamingDecoder(loaded.tokenizer(), true) : null;
         ActiveRequest active = new ActiveRequest(id, request, maxTokens, loaded.endOfSequenceIds(), decoder, stream,
                 requests::remove);
+        boolean sharded = lane != null && shards(request.promptLength(), maxTokens);
         requests.put(id, active);
-        if (!loop.enqueue(active)) {
+        if (!(sharded ? lane.enqueue(active) : loop.enqueue(active))) {
             requests.remove(id);
             throw new EngineOverloadedException("the server is overloaded: " + options.maxWaiting()
                     + " requests are already waiting; retry later");
         }
         return stream;
+    }
+
+    /**
+     * Whether a request runs in the sharded lane: its prompt and generated tokens against one
+     * device's share and against the one-device cache. Without a context window, unlimited
+     * max_tokens count for nothing here (the request ends at its end-of-sequence token).
+     */
+    private boolean shards(int promptTokens, int maxTokens) {
+        long positions = (long) promptTokens + (maxTokens == SamplingParams.UNLIMITED_TOKENS ? 0 : maxTokens);
+        boolean fitsOneDevice = positions <= Integer.MAX_VALUE && cache.couldEverHold((int) positions);
+        return parallelism.shards(positions, fitsOneDevice);
     }
 
     /**
@@ -149,11 +201,22 @@ public final class Engine implements AutoCloseable {
         if (active != null) {
             active.requestCancel();
             loop.wake();
+            if (lane != null) {
+                lane.wake();
+            }
         }
     }
 
+    /** The batched steps' stats; running and waiting also count the sharded lane's requests. */
     public EngineStats stats() {
-        return loop.stats();
+        EngineStats stats = loop.stats();
+        if (lane == null) {
+            return stats;
+        }
+        return new EngineStats(stats.runningRequests() + lane.runningRequests(),
+                stats.waitingRequests() + lane.waitingRequests(), stats.kvBlocksTotal(), stats.kvBlocksInUse(),
+                stats.stateSlotsTotal(), stats.stateSlotsInUse(), stats.prefixQueries(), stats.prefixHits(),
+                stats.prefixHitTokens(), stats.prefixQueryTokens(), stats.preemptions(), stats.stateSnapshots());
     }
 
     /**
@@ -179,8 +242,14 @@ public final class Engine implements AutoCloseable {
             requests.values().forEach(ActiveRequest::requestCancel);
         }
         loop.stop();
+        if (lane != null) {
+            lane.stop();
+        }
         cache.close();
         backend.close();
+        if (parallelism.model() != null) {
+            parallelism.model().close();
+        }
     }
 
     @Override

@@ -8,9 +8,10 @@ import picocli.CommandLine.Option;
 public final class ContextParallelOptions {
 
     @Option(names = "--context-parallel", paramLabel = "MODE", defaultValue = "auto",
-            description = "Shard each prompt's context over the --devices (ring attention, Mamba state passing): "
-                    + ContextParallelMode.HELP + ". auto shards only when the context does not fit one device, "
-                    + "which for virtual CPU devices (cpu:N) is never (default ${DEFAULT-VALUE}).")
+            description = "Shard a request's context over the --devices (ring attention, Mamba state passing): "
+                    + ContextParallelMode.HELP + ". auto shards only a context that does not fit one device "
+                    + "(for serve, also one the one-device cache cannot hold; on virtual CPU devices, cpu:N, only "
+                    + "that) (default ${DEFAULT-VALUE}).")
     String mode;
 
     @Option(names = "--shard-layout", paramLabel = "LAYOUT", defaultValue = "zigzag",

@@ -6,10 +6,11 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.coil.engine.cpu.CpuOps;
 import dev.coil.engine.cpu.Parallel;
 import dev.coil.engine.parallel.ContextParallelMode;
-import dev.coil.engine.parallel.ContextParallelScorer;
+import dev.coil.engine.parallel.ContextParallelism;
 import dev.coil.engine.parallel.RingScore;
 import dev.coil.engine.parallel.ShardLayout;
-import dev.coil.engine.parallel.VirtualDevices;
+import dev.coil.engine.parallel.ShardedModel;
+import dev.coil.engine.parallel.ShardedModels;
 import dev.coil.engine.runner.Backends;
 import dev.coil.engine.runner.Devices;
 import dev.coil.engine.runner.Engine;
@@ -50,14 +51,20 @@ public final class ScoreCommand implements Callable<Integer> {
         }
         ContextParallelMode mode = contextParallelOptions.mode();
         ShardLayout layout = contextParallelOptions.layout();
-        Devices requested = modelOptions.devices();
-        if (requested.isCuda() && mode == ContextParallelMode.ALWAYS) {
-            throw new IllegalArgumentException("--context-parallel always runs on virtual CPU devices (--devices cpu:N)"
-                    + " for now; context parallelism across GPUs is not built yet");
-        }
-        Devices devices = Backends.resolve(requested);
+        Devices devices = Backends.resolve(modelOptions.devices());
         try (LoadedModel model = modelOptions.load()) {
             int[] ids = promptOptions.tokens(model);
+            ContextParallelism parallelism = ShardedModels.contextParallelism(model, devices, modelOptions.threads(),
+                    mode, layout);
+            try (ShardedModel sharded = parallelism.model()) {
+                if (parallelism.shards(ids.length, true)) {
+                    RingScore score = sharded.score(ids, topLogprobs, layout);
+                    System.err.println("context parallel: " + String.join(", ", score.paths()) + ", " + layout
+                            + " shards");
+                    System.out.println(toJson(score.result()));
+                    return 0;
+                }
+            }
             if (devices.isCuda()) {
                 // The GPU serves through the engine: one request with prompt logprobs.
                 try (Engine engine = Engine.start(model, Backends.open(devices, model, modelOptions.threads()),
@@ -66,19 +73,10 @@ public final class ScoreCommand implements Callable<Integer> {
                 }
                 return 0;
             }
-            System.out.println(toJson(mode.shards(devices) ? scoreSharded(model, ids, devices.count(), layout)
-                    : new Scorer(model, new CpuOps(new Parallel(modelOptions.threads()))).score(ids, topLogprobs)));
+            System.out.println(toJson(new Scorer(model, new CpuOps(new Parallel(modelOptions.threads())))
+                    .score(ids, topLogprobs)));
         }
         return 0;
-    }
-
-    /** The prompt's context sharded over {@code count} virtual CPU devices sharing --threads. */
-    private ScoreResult scoreSharded(LoadedModel model, int[] ids, int count, ShardLayout layout) {
-        try (VirtualDevices devices = VirtualDevices.cpu(count, Math.max(1, modelOptions.threads() / count))) {
-            RingScore score = new ContextParallelScorer(model, devices, layout).score(ids, topLogprobs);
-            System.err.println("context parallel: " + String.join(", ", score.paths()) + ", " + layout + " shards");
-            return score.result();
-        }
     }
 
     static String toJson(ScoreResult result) throws Exception {

@@ -1,8 +1,14 @@
 package dev.coil.server.cli;
 
-import dev.coil.engine.runner.Backends;
 import dev.coil.engine.load.DType;
+import dev.coil.engine.parallel.ContextParallelMode;
+import dev.coil.engine.parallel.ContextParallelism;
+import dev.coil.engine.parallel.ShardLayout;
+import dev.coil.engine.parallel.ShardedModels;
+import dev.coil.engine.runner.Backends;
+import dev.coil.engine.runner.Devices;
 import dev.coil.engine.runner.EngineOptions;
+import dev.coil.engine.runner.LoadedModel;
 import dev.coil.server.CoilServer;
 import dev.coil.server.ServedModel;
 import dev.coil.server.ServerOptions;
@@ -11,6 +17,7 @@ import java.time.Duration;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
+import java.util.function.Function;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -27,6 +34,9 @@ public final class ServeCommand implements Callable<Integer> {
 
     @Mixin
     ModelOptions modelOptions;
+
+    @Mixin
+    ContextParallelOptions contextParallelOptions;
 
     @Option(names = "--host", paramLabel = "HOST", defaultValue = "127.0.0.1",
             description = "Address to listen on (default ${DEFAULT-VALUE}; 0.0.0.0 for every interface).")
@@ -90,6 +100,8 @@ public final class ServeCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         EngineOptions engineOptions = engineOptions();
+        Devices devices = Backends.resolve(modelOptions.devices());
+        Function<LoadedModel, ContextParallelism> sharding = contextParallelism(devices);
         ServerOptions serverOptions = new ServerOptions(host, port, apiKey, maxBodyBytes, seconds(keepAliveSeconds,
                 "--sse-keep-alive"), seconds(shutdownSeconds, "--shutdown-timeout"));
         var folder = modelOptions.folder();
@@ -103,13 +115,28 @@ public final class ServeCommand implements Callable<Integer> {
         String url = "http://" + (host.contains(":") ? "[" + host + "]" : host) + ":" + server.port();
         System.err.println("coil: listening on " + url + "; loading " + folder);
         ServedModel model = ServedModel.load(folder, servedModelName,
-                loaded -> Backends.open(modelOptions.devices(), loaded, modelOptions.threads()), engineOptions);
+                loaded -> Backends.open(devices, loaded, modelOptions.threads()), sharding, engineOptions);
         server.serve(model);
         System.err.printf("coil: serving %s (%d-token context) on %s at %s/v1%s%n", model.name(),
                 model.contextLength(), model.engine().backendDescription(), url,
                 serverOptions.apiKey() != null ? " (API key required)" : "");
+        ContextParallelism parallelism = model.engine().contextParallelism();
+        if (parallelism.model() != null) {
+            System.err.println("coil: context parallel: " + parallelism);
+        }
         stopped.await();
         return 0;
+    }
+
+    /**
+     * What the engine shards, opened once the model is loaded: --context-parallel and --shard-layout
+     * over the resolved --devices (a bad value fails here, before the server listens).
+     */
+    Function<LoadedModel, ContextParallelism> contextParallelism(Devices devices) {
+        ContextParallelMode mode = contextParallelOptions.mode();
+        ShardLayout layout = contextParallelOptions.layout();
+        int threads = modelOptions.threads();
+        return loaded -> ShardedModels.contextParallelism(loaded, devices, threads, mode, layout);
     }
 
     EngineOptions engineOptions() {

@@ -1,0 +1,86 @@
+package dev.coil.engine.parallel;
+
+import dev.coil.engine.runner.Devices;
+import dev.coil.engine.runner.LoadedModel;
+
+/** Opens the {@link ShardedModel} that {@code --devices} names: virtual CPU devices or several GPUs. */
+public final class ShardedModels {
+
+    private ShardedModels() {
+    }
+
+    /**
+     * The sharded model over {@code devices} (resolved, at least two): cpu:N gives N virtual CPU
+     * devices sharing {@code threads}, several CUDA devices give one GPU each. Close it to free
+     * them.
+     *
+     * @throws IllegalArgumentException naming --devices when they are fewer than two, unresolved,
+     *                                  or CUDA devices (not built yet)
+     */
+    public static ShardedModel open(LoadedModel loaded, Devices devices, int threads) {
+        if (devices.kind() == Devices.Kind.AUTO) {
+            throw new IllegalArgumentException("--devices auto must be resolved before a sharded model is opened");
+        }
+        if (devices.count() < 2) {
+            throw new IllegalArgumentException("context parallelism needs at least two devices (--devices cpu:N with"
+                    + " N >= 2, or several cuda devices); got --devices " + devices);
+        }
+        if (devices.isCuda()) {
+            throw new IllegalArgumentException("context parallelism over CUDA devices (--devices " + devices
+                    + ") is not built yet; use --devices cpu:N, or --context-parallel never to serve on "
+                    + "cuda:" + devices.ordinals().get(0) + " alone");
+        }
+        VirtualDevices virtual = VirtualDevices.cpu(devices.count(), Math.max(1, threads / devices.count()));
+        return new OwningDevices(new CpuShardedModel(loaded, virtual), virtual);
+    }
+
+    /**
+     * What the serving engine and the scorer shard: nothing for --context-parallel never or fewer
+     * than two devices, else {@link #open}'s model with the mode and layout.
+     */
+    public static ContextParallelism contextParallelism(LoadedModel loaded, Devices devices, int threads,
+            ContextParallelMode mode, ShardLayout layout) {
+        if (mode == ContextParallelMode.NEVER || devices.count() < 2) {
+            return new ContextParallelism(null, mode, layout);
+        }
+        return new ContextParallelism(open(loaded, devices, threads), mode, layout);
+    }
+
+    /** A sharded model that also closes the virtual devices it was opened over. */
+    private record OwningDevices(ShardedModel model, VirtualDevices devices) implements ShardedModel {
+
+        @Override
+        public int deviceCount() {
+            return model.deviceCount();
+        }
+
+        @Override
+        public String path() {
+            return model.path();
+        }
+
+        @Override
+        public long positionsPerDevice() {
+            return model.positionsPerDevice();
+        }
+
+        @Override
+        public ShardedRun newRun(ShardLayout layout) {
+            return model.newRun(layout);
+        }
+
+        @Override
+        public RingScore score(int[] ids, int topK, ShardLayout layout) {
+            return model.score(ids, topK, layout);
+        }
+
+        @Override
+        public void close() {
+            try {
+                model.close();
+            } finally {
+                devices.close();
+            }
+        }
+    }
+}

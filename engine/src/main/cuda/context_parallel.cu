@@ -69,60 +69,26 @@ extern "C" __global__ void ssd_decay_cumsum(const float* __restrict__ dt, const 
     }
 }
 
-// y[t, h, p] += exp(cum[t, h]) · Σ_n C[t, g, n] · S[h, p, n] (g = h / (heads / groups)): the
-// outputs a state S entering the shard adds to those of a scan from zero. The decay only falls
-// along the shard (dt ≥ 0, A < 0); a tile whose every factor has underflowed to zero adds exactly
-// nothing and stops before reading S.
-//   C: (rows, groups · state_size) in rows of c_stride floats;  S: (heads, head_dim, state_size)
-//   y: (rows, heads · head_dim);  cum: (rows, heads)
-// Grid: (ceil(rows / CORRECTION_ROWS), heads); dynamic shared memory:
-// (head_dim · (state_size + 1) + CORRECTION_ROWS · state_size + CORRECTION_ROWS) floats.
-#define CORRECTION_ROWS 64
-extern "C" __global__ void ssd_state_correction(const float* __restrict__ C, int c_stride,
-        const float* __restrict__ state, const float* __restrict__ cum, int rows, int heads, int head_dim,
-        int groups, int state_size, float* __restrict__ y) {
-    extern __shared__ float shared[];
-    const int h = blockIdx.y;
-    const int g = h / (heads / groups);
-    const int first = blockIdx.x * CORRECTION_ROWS;
-    const int count = min(CORRECTION_ROWS, rows - first);
-    const int state_row = state_size + 1;  // padded: neighbouring p fall in different banks
-    float* s_tile = shared;
-    float* c_tile = s_tile + head_dim * state_row;
-    float* factor = c_tile + CORRECTION_ROWS * state_size;
-
-    float live = 0.0f;
-    for (int r = threadIdx.x; r < count; r += blockDim.x) {
-        const float f = expf(cum[(size_t) (first + r) * heads + h]);
-        factor[r] = f;
-        live = fmaxf(live, f);
-    }
-    if (!__syncthreads_or(live > 0.0f)) {
+// The outputs that a state S entering a shard adds to those of its scan from zero:
+// y[t, h, p] += exp(cum[t, h]) · Σ_n C[t, g, n] · S[h, p, n]. The sums are one matrix product per
+// group (C_g · S_gᵀ, by cuBLAS); this kernel scales them by the decay and adds them. The decay only
+// falls along the shard (dt ≥ 0, A < 0); where it has underflowed to zero nothing is added.
+// y[t, (first_head + j / head_dim) · head_dim + j % head_dim] += exp(cum[t, first_head + j / head_dim]) ·
+// product[t, j] for j < width: the entering state's outputs when C·Sᵀ was taken by a matrix product
+// (product: (rows, width) dense, the heads first_head .. first_head + width / head_dim of one group).
+//   y: (rows, inner);  cum: (rows, heads)
+extern "C" __global__ void ssd_add_decayed(const float* __restrict__ product, int width, const float* __restrict__ cum,
+        int rows, int heads, int head_dim, int first_head, int inner, float* __restrict__ y) {
+    const long index = (long) blockIdx.x * blockDim.x + threadIdx.x;
+    if (index >= (long) rows * width) {
         return;
     }
-    const float* s_head = state + (size_t) h * head_dim * state_size;
-    for (int i = threadIdx.x; i < head_dim * state_size; i += blockDim.x) {
-        s_tile[(i / state_size) * state_row + i % state_size] = s_head[i];
-    }
-    for (int i = threadIdx.x; i < count * state_size; i += blockDim.x) {
-        const int r = i / state_size;
-        c_tile[i] = C[(size_t) (first + r) * c_stride + g * state_size + i % state_size];
-    }
-    __syncthreads();
-    const int inner = heads * head_dim;
-    for (int i = threadIdx.x; i < count * head_dim; i += blockDim.x) {
-        const int r = i / head_dim;
-        const int p = i % head_dim;
-        if (factor[r] == 0.0f) {
-            continue;
-        }
-        const float* c_row = c_tile + r * state_size;
-        const float* s_row = s_tile + p * state_row;
-        float sum = 0.0f;
-        for (int n = 0; n < state_size; n++) {
-            sum = fmaf(c_row[n], s_row[n], sum);
-        }
-        y[(size_t) (first + r) * inner + h * head_dim + p] += factor[r] * sum;
+    const int t = (int) (index / width);
+    const int j = (int) (index % width);
+    const int h = first_head + j / head_dim;
+    const float factor = expf(cum[(size_t) t * heads + h]);
+    if (factor != 0.0f) {
+        y[(size_t) t * inner + (size_t) first_head * head_dim + j] += factor * product[index];
     }
 }
 

@@ -1,5 +1,6 @@
 package dev.coil.engine.parallel;
 
+import dev.coil.engine.gpu.model.GpuShardedModel;
 import dev.coil.engine.runner.Devices;
 import dev.coil.engine.runner.LoadedModel;
 
@@ -15,7 +16,7 @@ public final class ShardedModels {
      * them.
      *
      * @throws IllegalArgumentException naming --devices when they are fewer than two, unresolved,
-     *                                  or CUDA devices (not built yet)
+     *                                  or CUDA devices that cannot be opened (no GPU, no kernels)
      */
     public static ShardedModel open(LoadedModel loaded, Devices devices, int threads) {
         if (devices.kind() == Devices.Kind.AUTO) {
@@ -26,9 +27,13 @@ public final class ShardedModels {
                     + " N >= 2, or several cuda devices); got --devices " + devices);
         }
         if (devices.isCuda()) {
-            throw new IllegalArgumentException("context parallelism over CUDA devices (--devices " + devices
-                    + ") is not built yet; use --devices cpu:N, or --context-parallel never to serve on "
-                    + "cuda:" + devices.ordinals().get(0) + " alone");
+            try {
+                return GpuShardedModel.open(loaded, devices);
+            } catch (RuntimeException | LinkageError e) {
+                throw new IllegalArgumentException("context parallelism over CUDA devices (--devices " + devices
+                        + ") could not start: " + e.getMessage() + "; use --devices cpu:N, or --context-parallel"
+                        + " never to serve on cuda:" + devices.ordinals().get(0) + " alone", e);
+            }
         }
         VirtualDevices virtual = VirtualDevices.cpu(devices.count(), Math.max(1, threads / devices.count()));
         return new OwningDevices(new CpuShardedModel(loaded, virtual), virtual);

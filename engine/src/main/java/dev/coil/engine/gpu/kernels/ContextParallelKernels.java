@@ -1,6 +1,9 @@
 package dev.coil.engine.gpu.kernels;
 
 import dev.coil.engine.gpu.CudaStream;
+import dev.coil.engine.gpu.DeviceMatrix;
+import dev.coil.engine.gpu.blas.GpuMatmul;
+import dev.coil.engine.load.DType;
 import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.Kernel;
 import dev.coil.engine.gpu.KernelModule;
@@ -16,22 +19,20 @@ import dev.coil.engine.ops.SsmShape;
  */
 public final class ContextParallelKernels {
 
-    /** CORRECTION_ROWS of the correction kernel: rows of a shard per block. */
-    static final int CORRECTION_ROWS = 64;
     private static final int SCAN_THREADS = 1024;
 
     private final Kernel promptDt;
     private final Kernel decayCumsum;
-    private final Kernel correction;
     private final Kernel chainStep;
     private final Kernel merge;
+    private final Kernel addDecayed;
 
     public ContextParallelKernels(KernelModule module) {
         this.promptDt = module.kernel("mamba_prompt_dt");
         this.decayCumsum = module.kernel("ssd_decay_cumsum");
-        this.correction = module.kernel("ssd_state_correction");
         this.chainStep = module.kernel("ssd_chain_step");
         this.merge = module.kernel("attention_merge");
+        this.addDecayed = module.kernel("ssd_add_decayed");
     }
 
     /**
@@ -66,27 +67,54 @@ public final class ContextParallelKernels {
 
     /**
      * y[t, h, p] += exp(cum[t, h]) · Σ_n C[t, g, n] · state[h, p, n]: the outputs that a state
-     * entering a shard adds to its scan from zero. C: (rows, groups · stateSize) in rows of
+     * entering a shard adds to its scan from zero. Per group g, product = C_g · S_gᵀ (cuBLAS, f32)
+     * over the group's heads, then {@link #addDecayed}. C: (rows, groups · stateSize) in rows of
      * {@code cStride} floats; state: (heads, headDim, stateSize); cum: (rows, heads); y: (rows,
-     * heads · headDim), updated in place.
+     * heads · headDim), updated in place; product: scratch of rows · (heads / groups) · headDim floats.
      */
-    public void correct(CudaStream stream, SsmShape shape, int rows, DeviceBuffer C, int cStride, DeviceBuffer state,
-            DeviceBuffer cum, DeviceBuffer y) {
+    public void correct(CudaStream stream, GpuMatmul matmul, SsmShape shape, int rows, DeviceBuffer C, int cStride,
+            DeviceBuffer state, DeviceBuffer cum, DeviceBuffer y, DeviceBuffer product) {
         RowKernels.requireNonNegative(rows, "rows");
         int groupWidth = shape.groups() * shape.stateSize();
         RowKernels.requireStride(cStride, groupWidth, "cStride");
         C.requireFloats(RowKernels.spanned(rows, groupWidth, cStride), "C");
         state.requireFloats(shape.stateFloats(), "state");
-        cum.requireFloats((long) rows * shape.heads(), "cum");
-        y.requireFloats((long) rows * shape.innerSize(), "y");
+        int headsPerGroup = shape.heads() / shape.groups();
+        int width = headsPerGroup * shape.headDim();
+        product.requireFloats((long) rows * width, "product");
         if (rows == 0) {
             return;
         }
-        int shared = correctionSharedBytes(shape);
-        correction.allowDynamicSharedBytes(shared);
-        correction.launch(stream, Math.ceilDiv(rows, CORRECTION_ROWS), shape.heads(), 1, RowKernels.ROW_THREADS,
-                shared, C, cStride, state, cum, rows, shape.heads(), shape.headDim(), shape.groups(),
-                shape.stateSize(), y);
+        long groupState = (long) width * shape.stateSize();
+        for (int g = 0; g < shape.groups(); g++) {
+            DeviceMatrix states = new DeviceMatrix(state.floatSlice(g * groupState, groupState), DType.F32, width,
+                    shape.stateSize());
+            matmul.matmulStrided(stream, C.floatSlice((long) g * shape.stateSize(),
+                    (long) (rows - 1) * cStride + shape.stateSize()), cStride, rows, states, product);
+            addDecayed(stream, shape, rows, product, width, g * headsPerGroup, cum, y);
+        }
+    }
+
+    /**
+     * {@link #correct}'s sum when the products C·Sᵀ of one group's heads were taken apart (by a
+     * matrix product): y[t, h, p] += exp(cum[t, h]) · product[t, (h − firstHead) · headDim + p] for
+     * the {@code width / headDim} heads from firstHead. product: (rows, width); cum: (rows, heads);
+     * y: (rows, heads · headDim).
+     */
+    public void addDecayed(CudaStream stream, SsmShape shape, int rows, DeviceBuffer product, int width,
+            int firstHead, DeviceBuffer cum, DeviceBuffer y) {
+        RowKernels.requireNonNegative(rows, "rows");
+        if (width % shape.headDim() != 0 || firstHead < 0 || firstHead + width / shape.headDim() > shape.heads()) {
+            throw new IllegalArgumentException("width " + width + " from head " + firstHead + " is not whole heads of "
+                    + shape);
+        }
+        product.requireFloats((long) rows * width, "product");
+        cum.requireFloats((long) rows * shape.heads(), "cum");
+        y.requireFloats((long) rows * shape.innerSize(), "y");
+        if (rows > 0) {
+            addDecayed.launch(stream, elementBlocks((long) rows * width), 1, 1, RowKernels.ELEMENT_THREADS, 0, product,
+                    width, cum, rows, shape.heads(), shape.headDim(), firstHead, shape.innerSize(), y);
+        }
     }
 
     /**
@@ -125,11 +153,6 @@ public final class ContextParallelKernels {
             merge.launch(stream, Math.ceilDiv(rows, warps), 1, 1, RowKernels.ROW_THREADS, 0, out, lse, part, partLse,
                     rows, dim);
         }
-    }
-
-    static int correctionSharedBytes(SsmShape shape) {
-        return (shape.headDim() * (shape.stateSize() + 1) + CORRECTION_ROWS * shape.stateSize() + CORRECTION_ROWS)
-                * Float.BYTES;
     }
 
     private static int elementBlocks(long count) {

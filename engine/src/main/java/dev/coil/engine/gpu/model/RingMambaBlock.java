@@ -141,10 +141,11 @@ final class RingMambaBlock {
                 DeviceBuffer cum = k.scratch.floats("ring.cum", (long) sharding.rows(d) * heads)
                         .floatSlice((long) first * heads, (long) length * heads);
                 if (chunk > 0) {
-                    device.parallel.correct(k.stream, shape, length,
+                    device.parallel.correct(k.stream, k.matmul, shape, length,
                             StepMamba.rowsOf(convolved, channels, first, length, inner + groupWidth, groupWidth),
                             channels, entering, cum, k.scratch.floats("mamba.y", (long) sharding.rows(d) * inner)
-                                    .floatSlice((long) first * inner, (long) length * inner));
+                                    .floatSlice((long) first * inner, (long) length * inner),
+                            k.scratch.floats("ring.product", (long) length * inner / spec.groups()));
                 }
                 device.parallel.chainStep(k.stream, shape, entering,
                         k.scratch.floats("ring.own-state." + j, shape.stateFloats()), cum, length, leaving);

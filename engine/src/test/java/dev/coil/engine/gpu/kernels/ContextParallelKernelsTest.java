@@ -6,6 +6,8 @@ import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.DeviceScope;
 import dev.coil.engine.gpu.GpuFixture;
 import dev.coil.engine.gpu.GpuTest;
+import dev.coil.engine.gpu.blas.Cublas;
+import dev.coil.engine.gpu.blas.GpuMatmul;
 import dev.coil.engine.ops.AttentionShape;
 import dev.coil.engine.ops.SsmShape;
 import java.util.Random;
@@ -80,7 +82,7 @@ class ContextParallelKernelsTest {
     }
 
     @Test
-    void correctionAddsTheEnteringStatesOutputsAndSkipsUnderflowedTiles() {
+    void correctionAddsTheEnteringStatesOutputsWhereTheDecayHasNotUnderflowed() {
         Random random = new Random(3);
         SsmShape shape = new SsmShape(6, 12, 2, 20);
         int rows = 203;
@@ -115,9 +117,11 @@ class ContextParallelKernelsTest {
         try (DeviceScope scope = GpuFixture.scope()) {
             DeviceBuffer yDevice = scope.upload(y);
             DeviceBuffer cDevice = scope.upload(C);
-            kernels().correct(scope.stream(), shape, rows,
+            GpuMatmul matmul = scope.keep(new GpuMatmul(GpuFixture.device(),
+                    scope.keep(Cublas.create(GpuFixture.device()))));
+            kernels().correct(scope.stream(), matmul, shape, rows,
                     cDevice.floatSlice(3, (long) (rows - 1) * cStride + groupWidth), cStride, scope.upload(state),
-                    scope.upload(cum), yDevice);
+                    scope.upload(cum), yDevice, scope.poisoned((long) rows * shape.innerSize() / shape.groups()));
             float[] actual = scope.download(yDevice, y.length);
             for (int i = 0; i < y.length; i++) {
                 assertThat(actual[i]).as("y[%d]", i).isCloseTo(expected[i], org.assertj.core.data.Offset.offset(2e-5f));

@@ -277,3 +277,27 @@ extern "C" __global__ void __launch_bounds__(SSD_THREADS, 4) ssd_state_passing(f
         ssd_pass<float>(states, decay, pool, slots, chunks, heads, head_state, part, head, sequence);
     }
 }
+
+// For a sequence scanned from zero whose entering state S is known only afterwards (a shard of a
+// context-parallel prompt): chunk c's entering state gains (Π_{j<c} decay_j) · S, and the state after
+// the sequence is final_from_zero + (Π_j decay_j) · S. The recurrence is linear in its state, so the
+// outputs then taken from the entering states are those of a scan from S.
+//   states: (chunks, heads, head_state) entering states, updated;  decay: (chunks, heads)
+//   entering, final_from_zero, leaving: (heads, head_state);  one thread per state element.
+extern "C" __global__ void ssd_enter_state(float* __restrict__ states, const float* __restrict__ decay,
+        const float* __restrict__ entering, const float* final_from_zero, float* leaving, int chunks, int heads,
+        int head_state) {
+    const long long index = (long long) blockIdx.x * blockDim.x + threadIdx.x;
+    if (index >= (long long) heads * head_state) {
+        return;
+    }
+    const int head = (int) (index / head_state);
+    const long long element = index % head_state;
+    float running = entering[index];
+    for (int c = 0; c < chunks; c++) {
+        float* state = states + ((long long) c * heads + head) * head_state + element;
+        *state += running;
+        running *= decay[(long long) c * heads + head];
+    }
+    leaving[index] = final_from_zero[index] + running;
+}

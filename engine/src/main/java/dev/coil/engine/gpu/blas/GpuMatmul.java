@@ -54,28 +54,6 @@ public final class GpuMatmul implements AutoCloseable {
     }
 
     /**
-     * out = x · wᵀ in f32 with x's rows {@code xStride} floats apart (a column range of wider rows,
-     * read in place): x: (tokens, w.cols) in rows of xStride, w: f32, out: (tokens, w.rows) dense.
-     */
-    public void matmulStrided(CudaStream stream, DeviceBuffer x, int xStride, int tokens, DeviceMatrix w,
-            DeviceBuffer out) {
-        if (w.dtype() != DType.F32) {
-            throw new IllegalArgumentException("a strided product takes f32 weights, not " + w.dtype());
-        }
-        if (tokens < 0 || xStride < w.cols()) {
-            throw new IllegalArgumentException("tokens (" + tokens + ") must not be negative and xStride (" + xStride
-                    + ") must cover the " + w.cols() + " columns");
-        }
-        if (tokens == 0) {
-            return;
-        }
-        x.requireFloats((long) (tokens - 1) * xStride + w.cols(), "x");
-        out.requireFloats((long) tokens * w.rows(), "out");
-        cublas.gemmEx(stream, true, false, w.rows(), tokens, w.cols(), w.data(), w.cols(), x, xStride, DType.F32, out,
-                w.rows(), false);
-    }
-
-    /**
      * out = x · wᵀ with x already in w's 16-bit type (written so by the kernel that produced it):
      * x16: (tokens, w.cols) in w.dtype(), out: (tokens, w.rows) f32.
      */

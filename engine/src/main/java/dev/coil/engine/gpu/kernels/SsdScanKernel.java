@@ -100,6 +100,7 @@ public final class SsdScanKernel {
     private final Kernel[] gram = new Kernel[Precision.values().length];
     private final Variant[] variants = new Variant[Precision.values().length];
     private final Kernel passing;
+    private final Kernel enter;
 
     public SsdScanKernel(KernelModule module) {
         this(module, 2);
@@ -122,6 +123,7 @@ public final class SsdScanKernel {
             default -> throw new IllegalArgumentException("tf32HeadsPerBlock must be 1 or 2, not " + tf32HeadsPerBlock);
         };
         this.passing = module.kernel("ssd_state_passing");
+        this.enter = module.kernel("ssd_enter_state");
     }
 
     /**
@@ -151,6 +153,57 @@ public final class SsdScanKernel {
     void launch(CudaStream stream, Precision precision, SsmShape shape, int sequences, int tokens, int chunkSize,
             Inputs inputs, DeviceBuffer A, DeviceBuffer D, DeviceBuffer pool, DeviceBuffer slots, DeviceBuffer y,
             DeviceBuffer workspace, CudaEvent[] marks) {
+        launch(stream, precision, shape, sequences, tokens, chunkSize, inputs, A, D, pool, slots, y, workspace, marks,
+                true, true);
+    }
+
+    /**
+     * The first half of {@link #launch} for one sequence whose entering state is not known yet (a
+     * shard of a context-parallel prompt): the Gram matrices, each chunk's own state and their
+     * passing from the state in {@code state} (zeros: a scan from zero), which ends there; the
+     * entering state of every chunk stays in {@code workspace} for {@link #enterState} and
+     * {@link #launchOutputs}. Arguments as {@link #launch}'s, state: (heads, headDim, stateSize).
+     */
+    public void launchStates(CudaStream stream, Precision precision, SsmShape shape, int tokens, int chunkSize,
+            Inputs inputs, DeviceBuffer A, DeviceBuffer D, DeviceBuffer state, DeviceBuffer y,
+            DeviceBuffer workspace) {
+        launch(stream, precision, shape, 1, tokens, chunkSize, inputs, A, D, state, null, y, workspace, null, true,
+                false);
+    }
+
+    /**
+     * The state that really entered the sequence, added where {@link #launchStates} left a scan from
+     * zero: every chunk's entering state gains (decay of the chunks before it) · entering, and
+     * leaving = finalFromZero + (decay of all chunks) · entering is the state after the sequence.
+     * The recurrence is linear in its state, so the outputs {@link #launchOutputs} then computes are
+     * those of a scan from {@code entering}. entering, finalFromZero, leaving: (heads, headDim,
+     * stateSize); leaving may be finalFromZero.
+     */
+    public void enterState(CudaStream stream, SsmShape shape, int tokens, int chunkSize, DeviceBuffer workspace,
+            DeviceBuffer entering, DeviceBuffer finalFromZero, DeviceBuffer leaving) {
+        Layout layout = new Layout(shape, 1, tokens, chunkSize);
+        long floats = shape.stateFloats();
+        workspace.requireBytes(layout.bytes, "workspace");
+        entering.requireFloats(floats, "entering");
+        finalFromZero.requireFloats(floats, "finalFromZero");
+        leaving.requireFloats(floats, "leaving");
+        int headState = shape.headDim() * shape.stateSize();
+        enter.launch(stream, ceilDiv((int) floats, THREADS), 1, 1, THREADS, 0, workspace.slice(0, layout.stateBytes),
+                workspace.slice(layout.decayOffset, layout.decayBytes), entering, finalFromZero, leaving,
+                layout.chunks, shape.heads(), headState);
+    }
+
+    /** The second half of {@link #launch} after {@link #launchStates}: every chunk's outputs, into y. */
+    public void launchOutputs(CudaStream stream, Precision precision, SsmShape shape, int tokens, int chunkSize,
+            Inputs inputs, DeviceBuffer A, DeviceBuffer D, DeviceBuffer state, DeviceBuffer y,
+            DeviceBuffer workspace) {
+        launch(stream, precision, shape, 1, tokens, chunkSize, inputs, A, D, state, null, y, workspace, null, false,
+                true);
+    }
+
+    private void launch(CudaStream stream, Precision precision, SsmShape shape, int sequences, int tokens,
+            int chunkSize, Inputs inputs, DeviceBuffer A, DeviceBuffer D, DeviceBuffer pool, DeviceBuffer slots,
+            DeviceBuffer y, DeviceBuffer workspace, CudaEvent[] marks, boolean statesStage, boolean outputStage) {
         Layout layout = new Layout(shape, sequences, tokens, chunkSize);
         int heads = shape.heads();
         int inner = shape.innerSize();
@@ -205,6 +258,13 @@ public final class SsdScanKernel {
         int sets = ceilDiv(heads / groups, variant.heads());
 
         mark(marks, 0, stream);
+        if (!statesStage) {
+            variant.output().launch(stream, grid((long) pTiles * sets, groups, layout.chunksTotal), 1, 1,
+                    THREADS * variant.heads(), outputSharedBytes(variant.heads(), variant.outputStages()), inputs.x(),
+                    xStride, inputs.dt(), dtStride, A, inputs.C(), bcStride, D, grams, states, y, tokens, layout.chunk,
+                    layout.chunks, heads, headDim, groups, stateSize, layout.padded);
+            return;
+        }
         gram[index].launch(stream, grid(layout.padded / 64, groups, layout.chunksTotal), 1, 1, THREADS,
                 GRAM_SHARED_BYTES, inputs.B(), inputs.C(), bcStride, grams, tokens, layout.chunk, layout.chunks,
                 groups, stateSize, layout.padded);
@@ -216,6 +276,9 @@ public final class SsdScanKernel {
         passing.launch(stream, grid(ceilDiv(headState / width, THREADS), heads, sequences), 1, 1, THREADS, 0, states,
                 decays, pool, slots, sequences, layout.chunks, heads, headState, width);
         mark(marks, 3, stream);
+        if (!outputStage) {
+            return;
+        }
         variant.output().launch(stream, grid((long) pTiles * sets, groups, layout.chunksTotal), 1, 1,
                 THREADS * variant.heads(), outputSharedBytes(variant.heads(), variant.outputStages()), inputs.x(),
                 xStride, inputs.dt(), dtStride, A, inputs.C(), bcStride, D, grams, states, y, tokens, layout.chunk,

@@ -11,12 +11,13 @@ import dev.coil.engine.parallel.Sharding;
 
 /**
  * A Mamba-2 block over a sharded sequence. The recurrence is linear in its state, so each chunk
- * of the prompt is scanned from a zero state on its GPU, all at once; then the states are chained
- * along the chunks in sequence order (state leaving chunk c = decay over c · state entering c +
- * the state c's own scan left), and each chunk's outputs are corrected with the state that really
- * entered it: y += exp(cumulative decay) · C · S_in. Only states (heads · headDim · stateSize
- * floats a chunk) travel between GPUs, and the conv's history: the last kernelSize − 1 inputs
- * before each chunk. The GPU holding the last chunk keeps the sequence's conv and SSM states and
+ * of the prompt is scanned from a zero state on its GPU, all at once, as far as the SSD's
+ * entering state of each of its 256-token SSD chunks; then the states are chained along the prompt's
+ * chunks in sequence order: the state S that entered chunk c is added to its SSD chunks' entering
+ * states (decayed by the SSD chunks before each), the state leaving c is its scan's final state +
+ * decay over c · S, and only then are c's outputs computed, exactly as a scan from S would. Only
+ * states (heads · headDim · stateSize floats a chunk) travel between GPUs, and the conv's history:
+ * the last kernelSize − 1 inputs before each chunk. The GPU holding the last chunk keeps the sequence's conv and SSM states and
  * decodes.
  */
 final class RingMambaBlock {
@@ -63,7 +64,8 @@ final class RingMambaBlock {
             device.mark("ring.conv-outbox");
         }
 
-        // 2. Each chunk's conv (over the inputs before it, from whichever GPU holds them) and its scan from zero.
+        // 2. Each chunk's conv (over the inputs before it, from whichever GPU holds them) and the states of its
+        //    scan from zero (the SSD's Gram matrices, chunk states and their passing; outputs wait for step 3).
         for (RingDevice device : devices) {
             int d = device.index;
             int rows = sharding.rows(d);
@@ -77,7 +79,6 @@ final class RingMambaBlock {
             DeviceBuffer dt = k.scratch.floats("ring.dt", (long) rows * heads);
             DeviceBuffer convolved = k.scratch.floats("mamba.convolved", (long) rows * channels);
             DeviceBuffer y = k.scratch.floats("mamba.y", (long) rows * inner);
-            DeviceBuffer cum = k.scratch.floats("ring.cum", (long) rows * heads);
             int[] chunks = sharding.chunksOf(d);
             for (int j = 0; j < chunks.length; j++) {
                 int chunk = chunks[j];
@@ -98,21 +99,15 @@ final class RingMambaBlock {
                 }
                 DeviceBuffer own = k.scratch.floats("ring.own-state." + j, shape.stateFloats());
                 own.fillAsync(0, k.stream);
-                DeviceBuffer chunkDt = dt.floatSlice((long) first * heads, (long) length * heads);
-                SsdScanKernel.Inputs scanInputs = new SsdScanKernel.Inputs(x, channels, chunkDt, heads,
-                        StepMamba.rowsOf(convolved, channels, first, length, inner, groupWidth),
-                        StepMamba.rowsOf(convolved, channels, first, length, inner + groupWidth, groupWidth), channels);
-                DeviceBuffer workspace = k.scratch.bytes("mamba.ssd",
-                        SsdScanKernel.workspaceBytes(shape, 1, length, spec.chunkSize()));
-                k.ssdScan.launch(k.stream, SsdScanKernel.Precision.F32, shape, 1, length, spec.chunkSize(), scanInputs,
-                        w.decay(), w.skip(), own, null, y.floatSlice((long) first * inner, (long) length * inner),
-                        workspace);
-                device.parallel.decayCumsum(k.stream, chunkDt, w.decay(), length, heads,
-                        cum.floatSlice((long) first * heads, (long) length * heads));
+                k.ssdScan.launchStates(k.stream, SsdScanKernel.Precision.F32, shape, length, spec.chunkSize(),
+                        scanInputs(spec, convolved, dt, first, length), w.decay(), w.skip(), own,
+                        y.floatSlice((long) first * inner, (long) length * inner),
+                        workspace(k, shape, spec, j, length));
             }
         }
 
-        // 3. The chain, in sequence order: correct each chunk with the state entering it, pass on the state leaving it.
+        // 3. The chain, in sequence order: each chunk takes the state that entered it into its chunks' entering
+        //    states, passes on the state leaving it, then computes its outputs.
         int chunkCount = sharding.chunkCount();
         DeviceBuffer entering = null; // on the owner of the chunk at hand
         RingDevice holder = null;
@@ -136,21 +131,22 @@ final class RingMambaBlock {
             if (length == 0) {
                 leaving.copyFromAsync(entering, 4L * shape.stateFloats(), k.stream);
             } else {
+                int rows = sharding.rows(d);
                 int first = sharding.firstRow(d, chunk);
-                DeviceBuffer convolved = k.scratch.floats("mamba.convolved", (long) sharding.rows(d) * channels);
-                DeviceBuffer cum = k.scratch.floats("ring.cum", (long) sharding.rows(d) * heads)
-                        .floatSlice((long) first * heads, (long) length * heads);
-                if (chunk > 0) {
-                    device.parallel.correct(k.stream, k.matmul, shape, length,
-                            StepMamba.rowsOf(convolved, channels, first, length, inner + groupWidth, groupWidth),
-                            channels, entering, cum, k.scratch.floats("mamba.y", (long) sharding.rows(d) * inner)
-                                    .floatSlice((long) first * inner, (long) length * inner),
-                            k.scratch.floats("ring.product", (long) length * inner / spec.groups()));
-                }
-                device.parallel.chainStep(k.stream, shape, entering,
-                        k.scratch.floats("ring.own-state." + j, shape.stateFloats()), cum, length, leaving);
+                DeviceBuffer workspace = workspace(k, shape, spec, j, length);
+                k.ssdScan.enterState(k.stream, shape, length, spec.chunkSize(), workspace, entering,
+                        k.scratch.floats("ring.own-state." + j, shape.stateFloats()), leaving);
+                device.mark("ring.chain");
+                GpuWeights.Mamba w = mamba(device, block);
+                k.ssdScan.launchOutputs(k.stream, SsdScanKernel.Precision.F32, shape, length, spec.chunkSize(),
+                        scanInputs(spec, k.scratch.floats("mamba.convolved", (long) rows * channels),
+                                k.scratch.floats("ring.dt", (long) rows * heads), first, length),
+                        w.decay(), w.skip(), leaving, k.scratch.floats("mamba.y", (long) rows * inner)
+                                .floatSlice((long) first * inner, (long) length * inner), workspace);
             }
-            device.mark("ring.chain");
+            if (length == 0) {
+                device.mark("ring.chain");
+            }
             entering = leaving;
             holder = device;
         }
@@ -232,6 +228,23 @@ final class RingMambaBlock {
         k.gatedRmsNorm.launch(k.stream, y, projected, width, rows, inner, spec.normGroupSize(), w.norm(),
                 spec.normEps(), gated, gatedType);
         new StepInput(gated, gatedType).project(k, rows, w.outProjection(), out);
+    }
+
+    /** x, dt, B and C of a chunk's rows: x, B, C column ranges of the conv output, dt its own rows. */
+    private static SsdScanKernel.Inputs scanInputs(BlockSpec.Mamba spec, DeviceBuffer convolved, DeviceBuffer dt,
+            int first, int length) {
+        int inner = spec.innerSize();
+        int channels = spec.convChannels();
+        int groupWidth = spec.groups() * spec.stateSize();
+        return new SsdScanKernel.Inputs(StepMamba.rowsOf(convolved, channels, first, length, 0, inner), channels,
+                dt.floatSlice((long) first * spec.heads(), (long) length * spec.heads()), spec.heads(),
+                StepMamba.rowsOf(convolved, channels, first, length, inner, groupWidth),
+                StepMamba.rowsOf(convolved, channels, first, length, inner + groupWidth, groupWidth), channels);
+    }
+
+    /** The scan's workspace for a device's j-th chunk: kept from its states to its outputs. */
+    private static DeviceBuffer workspace(DeviceKernels k, SsmShape shape, BlockSpec.Mamba spec, int j, int length) {
+        return k.scratch.bytes("ring.ssd." + j, SsdScanKernel.workspaceBytes(shape, 1, length, spec.chunkSize()));
     }
 
     private static GpuWeights.Mamba mamba(RingDevice device, int block) {

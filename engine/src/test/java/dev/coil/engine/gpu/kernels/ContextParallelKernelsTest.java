@@ -6,16 +6,15 @@ import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.DeviceScope;
 import dev.coil.engine.gpu.GpuFixture;
 import dev.coil.engine.gpu.GpuTest;
-import dev.coil.engine.gpu.blas.Cublas;
-import dev.coil.engine.gpu.blas.GpuMatmul;
 import dev.coil.engine.ops.AttentionShape;
 import dev.coil.engine.ops.SsmShape;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
 /**
- * The kernels of context parallelism against double-precision references on odd sizes, and the
- * partial flash attention's invariance: a causal prompt split into a block of earlier keys
+ * The kernels of context parallelism against double-precision references on odd sizes, the SSD
+ * scan split around a state that enters after the scan from zero, and the partial flash attention's
+ * invariance: a causal prompt split into a block of earlier keys
  * (attended in full) and its own block (attended causally), the two merged by their log-sum-exp,
  * equals the causal attention over all keys at once, up to the rounding of probabilities to bf16.
  */
@@ -56,98 +55,69 @@ class ContextParallelKernelsTest {
         }
     }
 
+    /**
+     * A shard scanned from zero whose entering state arrives afterwards: states from zero, then
+     * the entering state taken in, then the outputs, equal one scan from that state (outputs and
+     * final state), up to f32 rounding. 300 tokens in SSD chunks of 64: five chunks, the last partial.
+     */
     @Test
-    void decayCumsumIsThePrefixSumOverTilesOfRows() {
-        Random random = new Random(2);
-        int rows = 2500; // three tiles of 1024
-        int heads = 5;
-        float[] dt = new float[rows * heads];
-        for (int i = 0; i < dt.length; i++) {
-            dt[i] = random.nextFloat() * 0.05f;
-        }
-        float[] A = {-0.5f, -1f, -2f, -0.01f, -8f};
-        try (DeviceScope scope = GpuFixture.scope()) {
-            DeviceBuffer cum = scope.poisoned((long) rows * heads);
-            kernels().decayCumsum(scope.stream(), scope.upload(dt), scope.upload(A), rows, heads, cum);
-            float[] actual = scope.download(cum, rows * heads);
-            for (int h = 0; h < heads; h++) {
-                double sum = 0;
-                for (int t = 0; t < rows; t++) {
-                    sum += (double) dt[t * heads + h] * A[h];
-                    assertThat((double) actual[t * heads + h]).as("cum[%d, %d]", t, h)
-                            .isCloseTo(sum, org.assertj.core.data.Offset.offset(1e-5 * Math.max(1, Math.abs(sum))));
-                }
-            }
-        }
-    }
-
-    @Test
-    void correctionAddsTheEnteringStatesOutputsWhereTheDecayHasNotUnderflowed() {
+    void aStateEnteringAfterTheScanFromZeroGivesTheScanFromThatState() {
         Random random = new Random(3);
-        SsmShape shape = new SsmShape(6, 12, 2, 20);
-        int rows = 203;
-        int cStride = 53;
+        SsmShape shape = new SsmShape(4, 16, 2, 32);
+        int tokens = 300;
+        int chunkSize = 64;
+        float[] x = uniform(random, tokens * shape.innerSize(), 1);
+        float[] dt = new float[tokens * shape.heads()];
+        for (int i = 0; i < dt.length; i++) {
+            dt[i] = 0.01f + random.nextFloat() * 0.1f;
+        }
         int groupWidth = shape.groups() * shape.stateSize();
-        float[] C = uniform(random, rows * cStride, 1);
-        float[] state = uniform(random, (int) shape.stateFloats(), 1);
-        float[] cum = new float[rows * shape.heads()];
-        for (int h = 0; h < shape.heads(); h++) {
-            float rate = h == 0 ? 0.9f : 0.05f * h; // head 0 underflows to exp = 0 after ~115 rows
-            for (int t = 0; t < rows; t++) {
-                cum[t * shape.heads() + h] = -rate * (t + 1);
-            }
-        }
-        float[] y = uniform(random, rows * shape.innerSize(), 1);
-        float[] expected = y.clone();
-        int headsPerGroup = shape.heads() / shape.groups();
-        for (int t = 0; t < rows; t++) {
-            for (int h = 0; h < shape.heads(); h++) {
-                double factor = Math.exp(cum[t * shape.heads() + h]);
-                int g = h / headsPerGroup;
-                for (int p = 0; p < shape.headDim(); p++) {
-                    double sum = 0;
-                    for (int n = 0; n < shape.stateSize(); n++) {
-                        sum += (double) C[t * cStride + 3 + g * shape.stateSize() + n]
-                                * state[(h * shape.headDim() + p) * shape.stateSize() + n];
-                    }
-                    expected[t * shape.innerSize() + h * shape.headDim() + p] += (float) (factor * sum);
-                }
-            }
-        }
+        float[] B = uniform(random, tokens * groupWidth, 1);
+        float[] C = uniform(random, tokens * groupWidth, 1);
+        float[] A = {-0.3f, -1f, -0.05f, -2f};
+        float[] D = uniform(random, shape.heads(), 1);
+        float[] entering = uniform(random, (int) shape.stateFloats(), 1);
+        SsdScanKernel scan = new SsdScanKernel(GpuFixture.kernels());
         try (DeviceScope scope = GpuFixture.scope()) {
-            DeviceBuffer yDevice = scope.upload(y);
-            DeviceBuffer cDevice = scope.upload(C);
-            GpuMatmul matmul = scope.keep(new GpuMatmul(GpuFixture.device(),
-                    scope.keep(Cublas.create(GpuFixture.device()))));
-            kernels().correct(scope.stream(), matmul, shape, rows,
-                    cDevice.floatSlice(3, (long) (rows - 1) * cStride + groupWidth), cStride, scope.upload(state),
-                    scope.upload(cum), yDevice, scope.poisoned((long) rows * shape.innerSize() / shape.groups()));
-            float[] actual = scope.download(yDevice, y.length);
-            for (int i = 0; i < y.length; i++) {
-                assertThat(actual[i]).as("y[%d]", i).isCloseTo(expected[i], org.assertj.core.data.Offset.offset(2e-5f));
-            }
-        }
-    }
+            SsdScanKernel.Inputs inputs = SsdScanKernel.Inputs.contiguous(shape, scope.upload(x), scope.upload(dt),
+                    scope.upload(B), scope.upload(C));
+            DeviceBuffer deviceA = scope.upload(A);
+            DeviceBuffer deviceD = scope.upload(D);
+            long workspaceBytes = SsdScanKernel.workspaceBytes(shape, 1, tokens, chunkSize);
+            int outputs = tokens * shape.innerSize();
+            int stateFloats = (int) shape.stateFloats();
 
-    @Test
-    void chainStepDecaysTheEnteringStateAndAddsTheChunksOwn() {
-        Random random = new Random(4);
-        SsmShape shape = new SsmShape(3, 5, 1, 7);
-        int rows = 11;
-        int floats = (int) shape.stateFloats();
-        float[] entering = uniform(random, floats, 1);
-        float[] own = uniform(random, floats, 1);
-        float[] cum = uniform(random, rows * shape.heads(), 2);
-        try (DeviceScope scope = GpuFixture.scope()) {
-            DeviceBuffer next = scope.poisoned(floats);
-            kernels().chainStep(scope.stream(), shape, scope.upload(entering), scope.upload(own), scope.upload(cum),
-                    rows, next);
-            float[] actual = scope.download(next, floats);
-            int perHead = shape.headDim() * shape.stateSize();
-            for (int i = 0; i < floats; i++) {
-                double expected = Math.exp(cum[(rows - 1) * shape.heads() + i / perHead]) * entering[i] + own[i];
-                assertThat((double) actual[i]).isCloseTo(expected, org.assertj.core.data.Offset.offset(1e-5));
+            DeviceBuffer whole = scope.upload(entering);
+            DeviceBuffer wholeY = scope.poisoned(outputs);
+            scan.launch(scope.stream(), SsdScanKernel.Precision.F32, shape, 1, tokens, chunkSize, inputs, deviceA,
+                    deviceD, whole, null, wholeY, scope.keep(GpuFixture.device().allocate(workspaceBytes)));
+
+            DeviceBuffer fromZero = scope.upload(new float[stateFloats]);
+            DeviceBuffer splitY = scope.poisoned(outputs);
+            DeviceBuffer workspace = scope.keep(GpuFixture.device().allocate(workspaceBytes));
+            DeviceBuffer leaving = scope.poisoned(stateFloats);
+            scan.launchStates(scope.stream(), SsdScanKernel.Precision.F32, shape, tokens, chunkSize, inputs, deviceA,
+                    deviceD, fromZero, splitY, workspace);
+            scan.enterState(scope.stream(), shape, tokens, chunkSize, workspace, scope.upload(entering), fromZero,
+                    leaving);
+            scan.launchOutputs(scope.stream(), SsdScanKernel.Precision.F32, shape, tokens, chunkSize, inputs, deviceA,
+                    deviceD, leaving, splitY, workspace);
+            AttentionInputs.assertRelativeNorm("outputs, entering state taken in after the scan from zero",
+                    scope.download(splitY, outputs), scope.download(wholeY, outputs), 1e-5);
+            AttentionInputs.assertRelativeNorm("final state", scope.download(leaving, stateFloats),
+                    scope.download(whole, stateFloats), 1e-5);
+            // The entering state matters here: the same outputs without it differ.
+            DeviceBuffer zeroY = scope.poisoned(outputs);
+            scan.launch(scope.stream(), SsdScanKernel.Precision.F32, shape, 1, tokens, chunkSize, inputs, deviceA,
+                    deviceD, scope.upload(new float[stateFloats]), null, zeroY,
+                    scope.keep(GpuFixture.device().allocate(workspaceBytes)));
+            float[] withoutState = scope.download(zeroY, outputs);
+            float[] withState = scope.download(wholeY, outputs);
+            double difference = 0;
+            for (int i = 0; i < outputs; i++) {
+                difference = Math.max(difference, Math.abs(withState[i] - withoutState[i]));
             }
+            assertThat(difference).as("what the entering state changes in the outputs").isGreaterThan(1e-2);
         }
     }
 

@@ -2,11 +2,41 @@
 # Runs on the GPU machine from the checkout root with the folder scripts/gpu-serve-check.sh prepared.
 # The HTTP server on the GPU machine: a random 304M GraniteMoeHybrid (bf16, no tokenizer: prompts
 # as token ids), `coil serve --devices auto`, then real HTTP requests with curl.
+#
+#   FOLDER=.gpu-serve bash .gpu-serve/serve.sh [ring]
+#
+# ring (two GPUs): `coil serve --devices cuda:0,cuda:1` with --context-parallel auto and a share of
+# 2048 positions per GPU, so that a long prompt is sharded over both cards (paths "ring x2") while
+# short ones run batched on cuda:0; its answers are compared with a one-GPU server's.
 set -u
 tar xJf ${FOLDER:-.gpu-serve}/jre.txz -C /tmp && export PATH=/tmp/jre/bin:$PATH
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-run() { java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -cp "${FOLDER:-.gpu-serve}/lib/*" dev.coil.server.Main "$@"; }
+run() { java ${JAVA_OPTS:-} --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -cp "${FOLDER:-.gpu-serve}/lib/*" dev.coil.server.Main "$@"; }
 run bench --cache-dir /tmp/g300 --prompt-lengths 4 --decode-tokens 2 --threads 16 2>&1 | tail -2
+if [ "${1:-}" = ring ]; then
+    JAVA_OPTS=-Dcoil.context.positionsPerDevice=2048 run serve --model /tmp/g300 --port 18082 \
+        --devices cuda:0,cuda:1 --context-parallel auto > /tmp/ring-serve.log 2>&1 &
+    run serve --model /tmp/g300 --port 18083 --devices cuda:0 --context-parallel never > /tmp/one-serve.log 2>&1 &
+    for i in $(seq 1 120); do curl -fs localhost:18082/health >/dev/null && curl -fs localhost:18083/health >/dev/null && break; sleep 1; done
+    grep -E "coil:|context|cuda" /tmp/ring-serve.log | head -6
+    long=$(python3 -c 'import json,random; random.seed(5); print(json.dumps({"prompt":[random.randrange(1,40000) for _ in range(6000)],"max_tokens":12,"temperature":0,"logprobs":0}))')
+    echo "== a 6000-token prompt (past the 2048 positions one GPU is given): two GPUs vs one"
+    for port in 18082 18083; do echo "$long" | curl -s localhost:$port/v1/completions -H 'content-type: application/json' -d @- \
+      | python3 -c 'import json,sys; r=json.load(sys.stdin); c=r["choices"][0]; print(c["logprobs"]["tokens"], [round(x,3) for x in c["logprobs"]["token_logprobs"]], r["paths"], r["timings"])'; done
+    echo "== the same prompt streamed: the last chunk's paths"
+    echo "$long" | python3 -c 'import json,sys; b=json.load(sys.stdin); b["stream"]=True; print(json.dumps(b))' \
+      | curl -sN localhost:18082/v1/completions -H 'content-type: application/json' -d @- | grep -o '"paths":\[[^]]*\]' | tail -1
+    echo "== a short prompt beside it stays batched on cuda:0"
+    curl -s localhost:18082/v1/completions -H 'content-type: application/json' -d '{"prompt":[11,22,33,44],"max_tokens":4,"temperature":0}' \
+      | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["paths"])'
+    echo "== a long prompt with a token outside the vocabulary fails alone; the next long one is answered"
+    python3 -c 'import json; print(json.dumps({"prompt":[7]*3000+[10**6],"max_tokens":2}))' \
+      | curl -s localhost:18082/v1/completions -H 'content-type: application/json' -d @-; echo
+    echo "$long" | curl -s -o /dev/null -w "%{http_code}\n" localhost:18082/v1/completions -H 'content-type: application/json' -d @-
+    grep -iE "error|exception" /tmp/ring-serve.log | head -5
+    kill %1 %2 2>/dev/null; sleep 1
+    exit 0
+fi
 run serve --model /tmp/g300 --port 18080 > /tmp/gpu-serve.log 2>&1 &
 run serve --model /tmp/g300 --port 18081 --devices cpu --threads 16 > /tmp/cpu-serve.log 2>&1 &
 for i in $(seq 1 90); do curl -fs localhost:18080/health >/dev/null && curl -fs localhost:18081/health >/dev/null && break; sleep 1; done

@@ -44,7 +44,7 @@ public final class GpuShardedModel implements ShardedModel {
     private final ModelConfig config;
     private final RingDevice[] devices;
     private final List<CudaDevice> opened;
-    private final long positionsPerDevice;
+    private long positionsPerDevice; // 0 until first asked: estimated then, after the serving cache took its share
     private final Semaphore running = new Semaphore(1);
 
     private GpuShardedModel(ModelConfig config, RingDevice[] devices, List<CudaDevice> opened,
@@ -107,11 +107,8 @@ public final class GpuShardedModel implements ShardedModel {
             }
             throw e;
         }
-        long positions = positionsPerDevice > 0 ? positionsPerDevice : estimatePositions(config, devices);
-        GpuShardedModel model = new GpuShardedModel(config, devices, List.copyOf(owned), positions);
-        LOG.info("context parallelism over {} GPUs ({}), about {} positions of one sequence per GPU",
-                devices.length, describe(ring), positions);
-        return model;
+        LOG.info("context parallelism over {} GPUs ({})", devices.length, describe(ring));
+        return new GpuShardedModel(config, devices, List.copyOf(owned), Math.max(0, positionsPerDevice));
     }
 
     private static String describe(List<CudaDevice> ring) {
@@ -161,8 +158,16 @@ public final class GpuShardedModel implements ShardedModel {
         return devices.length;
     }
 
+    /**
+     * Estimated from the free memory when first asked (after the serving engine's cache, opened
+     * later on the same GPU, has taken its share), unless given.
+     */
     @Override
-    public long positionsPerDevice() {
+    public synchronized long positionsPerDevice() {
+        if (positionsPerDevice == 0) {
+            positionsPerDevice = estimatePositions(config, devices);
+            LOG.info("context parallelism: about {} positions of one sequence fit each GPU", positionsPerDevice);
+        }
         return positionsPerDevice;
     }
 

@@ -5,6 +5,7 @@ import dev.coil.engine.cpu.Parallel;
 import dev.coil.engine.gpu.CudaDevice;
 import dev.coil.engine.gpu.KernelModule;
 import dev.coil.engine.gpu.model.GpuBackend;
+import java.util.stream.IntStream;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -20,7 +21,8 @@ public final class Backends {
     }
 
     /**
-     * auto → cuda:0 when the jar carries the kernels and the driver reports a GPU, else cpu; the
+     * auto → every GPU the driver reports when the jar carries the kernels (cuda:0 runs the batched
+     * steps; with several, a context too long for one is sharded over all of them), else cpu; the
      * choice and its reason are logged once. Other values are returned as they are.
      */
     public static Devices resolve(Devices devices) {
@@ -29,8 +31,15 @@ public final class Backends {
         }
         String reason = cudaUnavailableReason();
         if (reason == null) {
-            LOG.info("--devices auto: using cuda:0");
-            return Devices.cuda(0);
+            int count = CudaDevice.count();
+            if (count == 1) {
+                LOG.info("--devices auto: using cuda:0");
+                return Devices.cuda(0);
+            }
+            Devices all = new Devices(Devices.Kind.CUDA, IntStream.range(0, count).boxed().toList());
+            LOG.info("--devices auto: using {} (batched steps on cuda:0; context parallelism over all {})", all,
+                    count);
+            return all;
         }
         LOG.info("--devices auto: using the CPU ({})", reason);
         return Devices.cpu(1);
@@ -41,7 +50,7 @@ public final class Backends {
         Devices resolved = resolve(devices);
         if (resolved.isCuda()) {
             if (resolved.count() > 1) {
-                LOG.warn("{} devices given: the serving engine runs on {} (several GPUs serve one request's context"
+                LOG.info("{} devices given: the serving engine runs on {} (several GPUs serve one request's context"
                         + " only through context parallelism)", resolved.count(), "cuda:" + resolved.ordinals().get(0));
             }
             if (!KernelModule.isBuilt()) {

@@ -78,21 +78,7 @@ public final class FlashAttentionKernel {
             throw new IllegalArgumentException("tile " + tile + " is for head dim " + tile.headDim() + ", not " + headDim);
         }
         RowKernels.requirePositive(batch, "batch");
-        RowKernels.requireNonNegative(tokens, "tokens");
-        RowKernels.requireNonNegative(past, "past");
-        if (!(scale > 0) || !Float.isFinite(scale)) {
-            throw new IllegalArgumentException("scale must be positive and finite, not " + scale);
-        }
-        long queryElements = (long) batch * tokens * shape.queryHeads() * headDim;
-        long keyElements = (long) batch * (past + tokens) * shape.kvHeads() * headDim;
-        q.requireBytes(2 * queryElements, "q (bf16)");
-        keys.requireBytes(2 * keyElements, "keys (bf16)");
-        values.requireBytes(2 * keyElements, "values (bf16)");
-        out.requireFloats(queryElements, "out");
-        requireAligned(q, "q");
-        requireAligned(keys, "keys");
-        requireAligned(values, "values");
-        requireAligned(out, "out");
+        check(shape, batch, tokens, past + tokens, past, scale, q, keys, values, out);
         if (tokens == 0) {
             return;
         }
@@ -118,25 +104,10 @@ public final class FlashAttentionKernel {
     public void launchPartial(CudaStream stream, AttentionShape shape, int tokens, int keyCount, int past,
             float scale, boolean causal, DeviceBuffer q, DeviceBuffer keys, DeviceBuffer values, DeviceBuffer out,
             DeviceBuffer lse) {
-        int headDim = shape.headDim();
-        Tile tile = defaultTile(headDim);
-        RowKernels.requireNonNegative(tokens, "tokens");
+        Tile tile = defaultTile(shape.headDim());
         RowKernels.requireNonNegative(keyCount, "keys");
-        RowKernels.requireNonNegative(past, "past");
-        if (!(scale > 0) || !Float.isFinite(scale)) {
-            throw new IllegalArgumentException("scale must be positive and finite, not " + scale);
-        }
-        long queryElements = (long) tokens * shape.queryHeads() * headDim;
-        long keyElements = (long) keyCount * shape.kvHeads() * headDim;
-        q.requireBytes(2 * queryElements, "q (bf16)");
-        keys.requireBytes(2 * keyElements, "keys (bf16)");
-        values.requireBytes(2 * keyElements, "values (bf16)");
-        out.requireFloats(queryElements, "out");
+        check(shape, 1, tokens, keyCount, past, scale, q, keys, values, out);
         lse.requireFloats((long) tokens * shape.queryHeads(), "lse");
-        requireAligned(q, "q");
-        requireAligned(keys, "keys");
-        requireAligned(values, "values");
-        requireAligned(out, "out");
         if (tokens == 0) {
             return;
         }
@@ -153,6 +124,26 @@ public final class FlashAttentionKernel {
         kernel.launch(stream, shape.queryHeads(), rowBlocks, 1, tile.warps() * 32, tile.sharedBytes(), q, keys, values,
                 out, lse, tokens, keyCount, past, shape.queryHeads(), shape.kvHeads(), (float) (scale * LOG2_E),
                 causal ? 1 : 0);
+    }
+
+    /** Sizes, scale and alignment of one launch's operands: batch sequences of tokens queries and keyCount keys. */
+    private static void check(AttentionShape shape, int batch, int tokens, int keyCount, int past, float scale,
+            DeviceBuffer q, DeviceBuffer keys, DeviceBuffer values, DeviceBuffer out) {
+        RowKernels.requireNonNegative(tokens, "tokens");
+        RowKernels.requireNonNegative(past, "past");
+        if (!(scale > 0) || !Float.isFinite(scale)) {
+            throw new IllegalArgumentException("scale must be positive and finite, not " + scale);
+        }
+        long queryElements = (long) batch * tokens * shape.queryHeads() * shape.headDim();
+        long keyElements = (long) batch * keyCount * shape.kvHeads() * shape.headDim();
+        q.requireBytes(2 * queryElements, "q (bf16)");
+        keys.requireBytes(2 * keyElements, "keys (bf16)");
+        values.requireBytes(2 * keyElements, "values (bf16)");
+        out.requireFloats(queryElements, "out");
+        requireAligned(q, "q");
+        requireAligned(keys, "keys");
+        requireAligned(values, "values");
+        requireAligned(out, "out");
     }
 
     /** The tile's kernel, allowed its shared memory (over the 48 KiB default for some tiles). */

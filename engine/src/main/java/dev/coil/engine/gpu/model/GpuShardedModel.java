@@ -5,17 +5,13 @@ import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.model.BlockSpec;
 import dev.coil.engine.model.ModelConfig;
 import dev.coil.engine.parallel.RingScore;
+import dev.coil.engine.parallel.ScoreCollector;
 import dev.coil.engine.parallel.ShardLayout;
 import dev.coil.engine.parallel.ShardedModel;
 import dev.coil.engine.parallel.ShardedRun;
-import dev.coil.engine.parallel.Sharding;
 import dev.coil.engine.runner.Devices;
 import dev.coil.engine.runner.LoadedModel;
-import dev.coil.engine.runner.Sampler;
-import dev.coil.engine.runner.ScoreResult;
-import dev.coil.engine.runner.TokenLogprob;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -189,30 +185,13 @@ public final class GpuShardedModel implements ShardedModel {
         }
         try (GpuShardedRun run = (GpuShardedRun) newRun(layout)) {
             DeviceBuffer[] hidden = run.prefillHidden(ids, null);
-            Sharding sharding = run.sharding();
-            int vocab = config.vocabSize();
-            float[] logprobs = new float[ids.length];
-            logprobs[0] = Float.NaN;
-            @SuppressWarnings("unchecked")
-            List<TokenLogprob>[] top = new List[ids.length];
+            ScoreCollector collector = new ScoreCollector(ids, run.sharding(), config.vocabSize(), topK);
             for (RingDevice device : devices) {
-                int[] positions = sharding.positions(device.index);
                 device.use();
-                for (int first = 0; first < positions.length; first += LOGIT_ROWS) {
-                    int rows = Math.min(LOGIT_ROWS, positions.length - first);
-                    float[] logits = run.logits(device, hidden[device.index], first, rows);
-                    for (int row = 0; row < rows; row++) {
-                        int position = positions[first + row];
-                        float[] distribution = Sampler.logSoftmax(Arrays.copyOfRange(logits, row * vocab,
-                                (row + 1) * vocab));
-                        if (position + 1 < ids.length) {
-                            logprobs[position + 1] = distribution[ids[position + 1]];
-                        }
-                        top[position] = topK > 0 ? Sampler.topLogprobs(distribution, topK) : List.of();
-                    }
-                }
+                collector.addDevice(device.index, LOGIT_ROWS,
+                        (first, rows) -> run.logits(device, hidden[device.index], first, rows));
             }
-            return new RingScore(new ScoreResult(ids.clone(), logprobs, List.of(top)), sharding);
+            return collector.result();
         }
     }
 

@@ -81,12 +81,9 @@ final class GpuShardedRun implements ShardedRun {
         DeviceBuffer[] normed = new DeviceBuffer[devices.length];
         DeviceBuffer[] normed16 = new DeviceBuffer[devices.length];
         DeviceBuffer[] updates = new DeviceBuffer[devices.length];
-        for (RingDevice device : devices) {
+        for (RingDevice device : withRows()) {
             int d = device.index;
             int rows = sharding.rows(d);
-            if (rows == 0) {
-                continue;
-            }
             device.use();
             DeviceKernels k = device.kernels;
             int[] rowPositions = sharding.positions(d);
@@ -106,36 +103,29 @@ final class GpuShardedRun implements ShardedRun {
         }
         for (int b = 0; b < config.blocks().size(); b++) {
             StepInput[] inputs = new StepInput[devices.length];
-            for (RingDevice device : devices) {
+            for (RingDevice device : withRows()) {
+                device.use();
                 int d = device.index;
-                if (sharding.rows(d) > 0) {
-                    device.use();
-                    inputs[d] = norm(device, b, h[d], updates[d], normed[d], normed16[d], sharding.rows(d));
-                }
+                inputs[d] = norm(device, b, h[d], updates[d], normed[d], normed16[d], sharding.rows(d));
             }
             switch (devices[0].weights.blocks.get(b).mixer()) {
                 case GpuWeights.Mamba mamba -> RingMambaBlock.prefill(this, b, inputs, updates);
                 case GpuWeights.Attention attention -> RingAttentionBlock.prefill(this, b, inputs, updates, timing);
                 case GpuWeights.Mlp mlp -> {
-                    for (RingDevice device : devices) {
+                    for (RingDevice device : withRows()) {
+                        device.use();
                         int d = device.index;
-                        if (sharding.rows(d) > 0) {
-                            device.use();
-                            GpuFeedForward.forward(device.kernels,
-                                    (GpuWeights.Mlp) device.weights.blocks.get(b).mixer(), inputs[d], sharding.rows(d),
-                                    updates[d]);
-                        }
+                        GpuFeedForward.forward(device.kernels, (GpuWeights.Mlp) device.weights.blocks.get(b).mixer(),
+                                inputs[d], sharding.rows(d), updates[d]);
                     }
                 }
             }
         }
-        for (RingDevice device : devices) {
+        for (RingDevice device : withRows()) {
+            device.use();
             int d = device.index;
-            if (sharding.rows(d) > 0) {
-                device.use();
-                device.kernels.residualAdd.launch(device.stream(), h[d], updates[d],
-                        (long) sharding.rows(d) * hidden, config.residualMultiplier());
-            }
+            device.kernels.residualAdd.launch(device.stream(), h[d], updates[d], (long) sharding.rows(d) * hidden,
+                    config.residualMultiplier());
         }
         length = prompt.length;
         return h;
@@ -284,6 +274,17 @@ final class GpuShardedRun implements ShardedRun {
 
     RingDevice[] devices() {
         return devices;
+    }
+
+    /** The devices that hold rows of the prompt (with fewer tokens than chunks, some hold none), in order. */
+    List<RingDevice> withRows() {
+        List<RingDevice> holding = new ArrayList<>();
+        for (RingDevice device : devices) {
+            if (sharding.rows(device.index) > 0) {
+                holding.add(device);
+            }
+        }
+        return holding;
     }
 
     int length() {

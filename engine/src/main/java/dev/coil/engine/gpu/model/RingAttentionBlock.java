@@ -51,11 +51,8 @@ final class RingAttentionBlock {
         AttentionShape shape = new AttentionShape(spec.queryHeads(), spec.kvHeads(), padded);
         long kvRowBytes = 2L * spec.kvHeads() * padded;
 
-        for (RingDevice device : devices) {
+        for (RingDevice device : run.withRows()) {
             int rows = sharding.rows(device.index);
-            if (rows == 0) {
-                continue;
-            }
             device.use();
             GpuWeights.Attention weights = (GpuWeights.Attention) device.weights.blocks.get(block).mixer();
             Shard shard = run.shard(device.index, block);
@@ -65,12 +62,9 @@ final class RingAttentionBlock {
             device.mark("ring.kv");
         }
 
-        for (RingDevice device : devices) {
+        for (RingDevice device : run.withRows()) {
             int d = device.index;
             int rows = sharding.rows(d);
-            if (rows == 0) {
-                continue;
-            }
             device.use();
             CudaStream stream = device.stream();
             DeviceBuffer q16 = run.query(d);

@@ -39,11 +39,8 @@ final class RingMambaBlock {
         int history = spec.convKernel() - 1;
 
         // 1. Projections and dt; each chunk's last inputs into this block's outbox for the next chunk's conv.
-        for (RingDevice device : devices) {
+        for (RingDevice device : run.withRows()) {
             int rows = sharding.rows(device.index);
-            if (rows == 0) {
-                continue;
-            }
             device.use();
             DeviceKernels k = device.kernels;
             GpuWeights.Mamba w = mamba(device, block);
@@ -66,12 +63,9 @@ final class RingMambaBlock {
 
         // 2. Each chunk's conv (over the inputs before it, from whichever GPU holds them) and the states of its
         //    scan from zero (the SSD's Gram matrices, chunk states and their passing; outputs wait for step 3).
-        for (RingDevice device : devices) {
+        for (RingDevice device : run.withRows()) {
             int d = device.index;
             int rows = sharding.rows(d);
-            if (rows == 0) {
-                continue;
-            }
             device.use();
             DeviceKernels k = device.kernels;
             GpuWeights.Mamba w = mamba(device, block);
@@ -152,11 +146,8 @@ final class RingMambaBlock {
         }
 
         // 4. The gated norm and out_proj over each GPU's rows.
-        for (RingDevice device : devices) {
+        for (RingDevice device : run.withRows()) {
             int rows = sharding.rows(device.index);
-            if (rows == 0) {
-                continue;
-            }
             device.use();
             DeviceKernels k = device.kernels;
             GpuWeights.Mamba w = mamba(device, block);

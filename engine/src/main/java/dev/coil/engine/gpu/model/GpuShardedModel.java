@@ -112,27 +112,39 @@ public final class GpuShardedModel implements ShardedModel {
     }
 
     /**
-     * Positions one GPU holds for a sequence run alone: its free memory (after the weights, with a
-     * tenth spared) over what a position costs during prefill: its K/V in every attention block,
-     * the widest block's activations and the hidden rows.
+     * Positions one GPU holds for a sequence run alone: its free memory (with a tenth spared) over
+     * what a position costs in a prefill. Every named scratch buffer stays allocated at its largest,
+     * so the cost is the sum over the kinds of block the model has (not the widest one): the hidden
+     * rows, the K/V of every attention block, and each kind's activations (Mamba: in_proj's output,
+     * conv output, y, the gated operand, the SSD workspace; attention: q, k, v, their bf16 copies,
+     * the partial outputs and a received shard; MLP: its hidden rows). 87 KB for the 300M shape,
+     * where an H100 was seen to use about 73 KB a position (786k held, 1M not).
      */
     private static long estimatePositions(ModelConfig config, RingDevice[] devices) {
-        long perPosition = 4L * 4 * config.hiddenSize();
-        long widest = 0;
+        long mamba = 0;
+        long attention = 0;
+        long mlp = 0;
+        long keyValues = 0;
         for (BlockSpec spec : config.blocks()) {
             switch (spec) {
                 case BlockSpec.Attention a -> {
                     int padded = StepAttention.paddedHeadDim(a.headDim());
-                    perPosition += 4L * a.kvHeads() * padded;
-                    widest = Math.max(widest, 4L * (a.queryHeads() + 2L * a.kvHeads()) * a.headDim()
-                            + 10L * a.queryHeads() * padded + 8L * a.kvHeads() * padded);
+                    keyValues += 4L * a.kvHeads() * padded;
+                    attention = Math.max(attention, 4L * (a.queryHeads() + 2L * a.kvHeads()) * a.headDim()
+                            + 2L * a.queryHeads() * padded + 8L * a.queryHeads() * padded + 8L * a.queryHeads()
+                            + 8L * a.kvHeads() * padded + 4L * a.queryHeads() * a.headDim());
                 }
-                case BlockSpec.Mamba m -> widest = Math.max(widest, 4L * (2L * m.innerSize() + 2L * m.convChannels()
-                        + 3L * m.heads()) + 2L * m.innerSize());
-                case BlockSpec.Mlp m -> widest = Math.max(widest, 4L * 3 * m.intermediateSize());
+                case BlockSpec.Mamba m -> {
+                    long width = m.innerSize() + m.convChannels() + m.heads();
+                    long workspace = 4L * m.heads() * m.headDim() * m.stateSize() / m.chunkSize()
+                            + 4L * m.groups() * 256 + 4L * m.heads();
+                    mamba = Math.max(mamba, 4L * (width + m.convChannels() + m.innerSize() + m.heads())
+                            + 2L * m.innerSize() + workspace);
+                }
+                case BlockSpec.Mlp m -> mlp = Math.max(mlp, 10L * m.intermediateSize());
             }
         }
-        perPosition += widest;
+        long perPosition = 14L * config.hiddenSize() + keyValues + mamba + attention + mlp;
         long free = Long.MAX_VALUE;
         for (RingDevice device : devices) {
             device.use();

@@ -48,6 +48,8 @@ class RingPrefillTimingTest {
             java.util.Arrays.fill(oneMs, Double.NaN);
             java.util.Arrays.fill(oneMemory, "-");
             try (GpuShardedModel one = GpuShardedModel.open(loaded, Devices.parse("cuda:0"))) {
+                System.out.printf("[gpu-ring] one GPU is estimated to hold %d positions of one sequence%n",
+                        one.positionsPerDevice());
                 one.prefillLastLogits(warm, ShardLayout.CONTIGUOUS, null);
                 for (int i = 0; i < sizeList.length; i++) {
                     int[] ids = prompt(sizeList[i], vocab);

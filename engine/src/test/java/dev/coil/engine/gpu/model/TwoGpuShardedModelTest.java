@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.coil.engine.gpu.CudaDevice;
+import dev.coil.engine.gpu.GpuFixture;
 import dev.coil.engine.parallel.ShardLayout;
 import dev.coil.engine.runner.Devices;
 import dev.coil.engine.runner.LoadedModel;
@@ -20,7 +21,8 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * The sharded forward over two real GPUs (peer copies between the cards) against one GPU, on every
- * fixture: logprobs within {@code GpuShardedModelTest}'s sharded tolerance, greedy tokens equal.
+ * fixture: logprobs within {@code GpuShardedModelTest}'s sharded tolerance, greedy tokens equal to
+ * one GPU's, as a ring of one and as the unsharded one-sequence forward ({@link GpuModel}).
  * Tagged multi-gpu: run on a machine with two GPUs (scripts/gpu-run.sh ring); with fewer it fails.
  */
 @Tag("multi-gpu")
@@ -30,6 +32,22 @@ class TwoGpuShardedModelTest {
 
     static List<String> models() {
         return GpuModelTest.MODELS;
+    }
+
+    /** Greedy tokens of the one-GPU forward that serving uses for a single sequence (paged cache, no sharding). */
+    static int[] plainGreedy(LoadedModel loaded, int[] prompt, int steps) {
+        try (GpuModel model = GpuModel.upload(GpuFixture.device(), GpuFixture.stream(), loaded);
+                GpuSequence sequence = model.newSequence(prompt.length + steps)) {
+            int[] tokens = new int[steps];
+            float[] logits = model.prefill(sequence, prompt);
+            for (int i = 0; i < steps; i++) {
+                tokens[i] = GpuModelTest.argmax(logits);
+                if (i + 1 < steps) {
+                    logits = model.decode(sequence, tokens[i]);
+                }
+            }
+            return tokens;
+        }
     }
 
     static GpuShardedModel twoGpus(LoadedModel loaded) {
@@ -57,9 +75,12 @@ class TwoGpuShardedModelTest {
                 int[] prompt = GpuModelTest.ints(item.get("prompt_ids"));
                 int[] oneTokens = GpuShardedModelTest.generate(loaded, one, ShardLayout.CONTIGUOUS, prompt, greedy);
                 int[] twoTokens = GpuShardedModelTest.generate(loaded, two, ShardLayout.ZIGZAG, prompt, greedy);
+                int[] plainTokens = plainGreedy(loaded, prompt, greedy.maxTokens());
                 System.out.println("[gpu-ring] " + fixture + " greedy on two GPUs " + Arrays.toString(twoTokens)
-                        + ", on one " + Arrays.toString(oneTokens));
+                        + ", on one " + Arrays.toString(oneTokens) + ", GpuModel " + Arrays.toString(plainTokens));
                 assertThat(twoTokens).as(fixture + " greedy, two GPUs vs one").containsExactly(oneTokens);
+                assertThat(twoTokens).as(fixture + " greedy, two GPUs vs the one-GPU forward (GpuModel)")
+                        .containsExactly(plainTokens);
             }
         }
     }

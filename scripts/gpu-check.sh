@@ -95,5 +95,7 @@ echo "prepared $folder: $(du -sh "$out" | cut -f1) + $((tracked / 1048576)) MiB 
 cp "$repo/scripts/gpu-run.sh" "$out/gpu-run.sh"
 echo "run on the GPU machine with carry [\"$folder\"] (tests, serving benchmark, anchors: scripts/gpu-run.sh):"
 echo "bash $folder/gpu-run.sh all $folder"
+echo "on two GPUs (kind nvidia-h100-x2), context parallelism's checks and prefill benchmark:"
+echo "bash $folder/gpu-run.sh ring $folder"
 echo "or the tests alone:"
 echo "tar xJf $folder/jre.txz -C /tmp && export PATH=/tmp/jre/bin:\$PATH && java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -jar $folder/$console @$folder/args.txt --reports-dir \${OUT:-/tmp}/junit"

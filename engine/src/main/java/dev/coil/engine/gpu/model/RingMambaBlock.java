@@ -62,7 +62,7 @@ final class RingMambaBlock {
         }
 
         // 2. Each chunk's conv (over the inputs before it, from whichever GPU holds them) and the states of its
-        //    scan from zero (the SSD's Gram matrices, chunk states and their passing; outputs wait for step 3).
+        //    scan from zero (the SSD's Gram matrices, chunk states and their passing; outputs wait for step 4).
         for (RingDevice device : run.withRows()) {
             int d = device.index;
             int rows = sharding.rows(d);
@@ -100,8 +100,9 @@ final class RingMambaBlock {
             }
         }
 
-        // 3. The chain, in sequence order: each chunk takes the state that entered it into its chunks' entering
-        //    states, passes on the state leaving it, then computes its outputs.
+        // 3. The chain, in sequence order: each chunk takes the state that entered it into its SSD chunks' entering
+        //    states and passes on the state leaving it. Only states move here, so the chain is short; the outputs
+        //    wait for step 4, lest a GPU's outputs hold up the state the next GPU waits for.
         int chunkCount = sharding.chunkCount();
         DeviceBuffer entering = null; // on the owner of the chunk at hand
         RingDevice holder = null;
@@ -109,8 +110,7 @@ final class RingMambaBlock {
             RingDevice device = devices[sharding.owner(chunk)];
             device.use();
             DeviceKernels k = device.kernels;
-            int d = device.index;
-            int j = indexOf(sharding.chunksOf(d), chunk);
+            int j = indexOf(sharding.chunksOf(device.index), chunk);
             if (entering == null) {
                 entering = k.scratch.floats("ring.zero-state", shape.stateFloats());
                 entering.fillAsync(0, k.stream);
@@ -120,32 +120,42 @@ final class RingMambaBlock {
                 entering = arrived;
             }
             int length = sharding.chunkLength(chunk);
-            boolean last = chunk == chunkCount - 1;
-            DeviceBuffer leaving = last ? run.ssmState(block) : run.chainOutbox(block, chunk);
+            DeviceBuffer leaving = chunk == chunkCount - 1 ? run.ssmState(block) : run.chainOutbox(block, chunk);
             if (length == 0) {
                 leaving.copyFromAsync(entering, 4L * shape.stateFloats(), k.stream);
             } else {
-                int rows = sharding.rows(d);
-                int first = sharding.firstRow(d, chunk);
-                DeviceBuffer workspace = workspace(k, shape, spec, j, length);
-                k.ssdScan.enterState(k.stream, shape, length, spec.chunkSize(), workspace, entering,
-                        k.scratch.floats("ring.own-state." + j, shape.stateFloats()), leaving);
-                device.mark("ring.chain");
-                GpuWeights.Mamba w = mamba(device, block);
-                k.ssdScan.launchOutputs(k.stream, SsdScanKernel.Precision.F32, shape, length, spec.chunkSize(),
-                        scanInputs(spec, k.scratch.floats("mamba.convolved", (long) rows * channels),
-                                k.scratch.floats("ring.dt", (long) rows * heads), first, length),
-                        w.decay(), w.skip(), leaving, k.scratch.floats("mamba.y", (long) rows * inner)
-                                .floatSlice((long) first * inner, (long) length * inner), workspace);
+                k.ssdScan.enterState(k.stream, shape, length, spec.chunkSize(), workspace(k, shape, spec, j, length),
+                        entering, k.scratch.floats("ring.own-state." + j, shape.stateFloats()), leaving);
             }
-            if (length == 0) {
-                device.mark("ring.chain");
-            }
+            device.mark("ring.chain");
             entering = leaving;
             holder = device;
         }
 
-        // 4. The gated norm and out_proj over each GPU's rows.
+        // 4. Each chunk's outputs, from the entering states now in its workspace.
+        for (RingDevice device : run.withRows()) {
+            int rows = sharding.rows(device.index);
+            device.use();
+            DeviceKernels k = device.kernels;
+            GpuWeights.Mamba w = mamba(device, block);
+            int[] chunks = sharding.chunksOf(device.index);
+            for (int j = 0; j < chunks.length; j++) {
+                int length = sharding.chunkLength(chunks[j]);
+                if (length == 0) {
+                    continue;
+                }
+                int first = sharding.firstRow(device.index, chunks[j]);
+                k.ssdScan.launchOutputs(k.stream, SsdScanKernel.Precision.F32, shape, length, spec.chunkSize(),
+                        scanInputs(spec, k.scratch.floats("mamba.convolved", (long) rows * channels),
+                                k.scratch.floats("ring.dt", (long) rows * heads), first, length),
+                        w.decay(), w.skip(), k.scratch.floats("ring.own-state." + j, shape.stateFloats()),
+                        k.scratch.floats("mamba.y", (long) rows * inner)
+                                .floatSlice((long) first * inner, (long) length * inner),
+                        workspace(k, shape, spec, j, length));
+            }
+        }
+
+        // 5. The gated norm and out_proj over each GPU's rows.
         for (RingDevice device : run.withRows()) {
             int rows = sharding.rows(device.index);
             device.use();

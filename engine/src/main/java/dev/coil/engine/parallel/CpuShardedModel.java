@@ -1,6 +1,7 @@
 package dev.coil.engine.parallel;
 
 import dev.coil.engine.runner.LoadedModel;
+import java.util.concurrent.Semaphore;
 
 /** {@link ShardedModel} on N virtual CPU devices: {@link ContextParallelModel} over {@link VirtualDevices}. */
 public final class CpuShardedModel implements ShardedModel {
@@ -8,6 +9,7 @@ public final class CpuShardedModel implements ShardedModel {
     private final LoadedModel loaded;
     private final VirtualDevices devices;
     private final ContextParallelModel model;
+    private final Semaphore running = new Semaphore(1);
 
     /** The devices stay the caller's: closing this model does not close them. */
     public CpuShardedModel(LoadedModel loaded, VirtualDevices devices) {
@@ -28,8 +30,12 @@ public final class CpuShardedModel implements ShardedModel {
 
     @Override
     public ShardedRun newRun(ShardLayout layout) {
+        if (!running.tryAcquire()) {
+            throw new IllegalStateException("a sharded model runs one sequence at a time; close the open run first");
+        }
         return new ShardedRun() {
             private ShardedSequence sequence;
+            private boolean closed;
 
             @Override
             public float[] prefill(int[] prompt) {
@@ -55,14 +61,25 @@ public final class CpuShardedModel implements ShardedModel {
 
             @Override
             public void close() {
-                sequence = null;
+                if (!closed) {
+                    closed = true;
+                    sequence = null;
+                    running.release();
+                }
             }
         };
     }
 
     @Override
     public RingScore score(int[] ids, int topK, ShardLayout layout) {
-        return new ContextParallelScorer(loaded, devices, layout).score(ids, topK);
+        if (!running.tryAcquire()) {
+            throw new IllegalStateException("a sharded model runs one sequence at a time; close the open run first");
+        }
+        try {
+            return new ContextParallelScorer(loaded, devices, layout).score(ids, topK);
+        } finally {
+            running.release();
+        }
     }
 
     @Override

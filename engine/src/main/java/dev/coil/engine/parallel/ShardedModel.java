@@ -4,7 +4,9 @@ package dev.coil.engine.parallel;
  * A model that runs one sequence at a time with its context sharded over several devices (context
  * parallelism): the CPU's virtual devices ({@link CpuShardedModel}) or several GPUs. The serving
  * engine hands it the requests whose context is to be sharded ({@link ContextParallelMode}); the
- * scorer hands it whole prompts.
+ * scorer hands it whole prompts. It runs one sequence at a time: while a {@link ShardedRun} is open,
+ * another {@link #newRun} or a {@link #score} fails at once (it would overwrite the devices' working
+ * buffers) rather than wait.
  */
 public interface ShardedModel extends AutoCloseable {
 

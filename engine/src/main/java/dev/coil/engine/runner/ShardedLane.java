@@ -177,10 +177,11 @@ final class ShardedLane implements Runnable {
         active.markScheduled();
         active.addPath(model.path());
         int[] prompt = active.request().promptTokens();
-        try (ShardedRun run = model.newRun(parallelism.layout())) {
+        try {
             if (active.wantsPromptLogprobs()) {
                 // Every prompt position's distribution: the sharded scorer's pass, apart from the
-                // run's prefill, which keeps only the last position's logits.
+                // run's prefill, which keeps only the last position's logits. It runs (and frees its
+                // sequence) before the run opens: a sharded model runs one sequence at a time.
                 active.acceptPromptScores(model.score(prompt, active.request().promptLogprobs(),
                         parallelism.layout()).result());
             }
@@ -188,6 +189,17 @@ final class ShardedLane implements Runnable {
                 active.acceptNextLogits(null);
                 return;
             }
+            generate(active, prompt);
+        } catch (RuntimeException | OutOfMemoryError e) {
+            LOG.error("request {} failed in the sharded lane ({})", active.id(), model.path(), e);
+            active.fail(EngineEvent.Failed.Reason.ERROR, "context-parallel run (" + model.path() + ") failed: "
+                    + (e instanceof OutOfMemoryError ? "out of memory" : e.getMessage()));
+        }
+    }
+
+    /** The sharded prefill, then one decode per token until the request says it is done. */
+    private void generate(ActiveRequest active, int[] prompt) {
+        try (ShardedRun run = model.newRun(parallelism.layout())) {
             if (hasMamba) {
                 active.addPath(ActiveRequest.SSD_SCAN);
             }
@@ -203,10 +215,6 @@ final class ShardedLane implements Runnable {
                 }
                 done = active.acceptNextLogits(run.decode(active.lastToken()));
             }
-        } catch (RuntimeException | OutOfMemoryError e) {
-            LOG.error("request {} failed in the sharded lane ({})", active.id(), model.path(), e);
-            active.fail(EngineEvent.Failed.Reason.ERROR, "context-parallel run (" + model.path() + ") failed: "
-                    + (e instanceof OutOfMemoryError ? "out of memory" : e.getMessage()));
         }
     }
 }

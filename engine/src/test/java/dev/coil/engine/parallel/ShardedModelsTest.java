@@ -11,6 +11,26 @@ import org.junit.jupiter.api.Test;
 /** What --devices and --context-parallel open, and which requests the result shards. */
 class ShardedModelsTest {
 
+    /** One sequence at a time: a second run or a score while a run is open fails at once, then works again. */
+    @Test
+    void aSecondSequenceWhileOneIsOpenIsRefusedNotQueued() {
+        LoadedModel model = TestModels.load("bamba");
+        int[] ids = ContextParallelScorerTest.prompt(9, model.config().vocabSize(), 2);
+        try (ShardedModel sharded = ShardedModels.open(model, Devices.parse("cpu:2"), 2)) {
+            try (ShardedRun run = sharded.newRun(ShardLayout.ZIGZAG)) {
+                run.prefill(ids);
+                assertThatThrownBy(() -> sharded.newRun(ShardLayout.ZIGZAG))
+                        .isInstanceOf(IllegalStateException.class).hasMessageContaining("one sequence at a time");
+                assertThatThrownBy(() -> sharded.score(ids, 0, ShardLayout.ZIGZAG))
+                        .isInstanceOf(IllegalStateException.class).hasMessageContaining("one sequence at a time");
+            }
+            assertThat(sharded.score(ids, 0, ShardLayout.ZIGZAG).result().logprobs()).hasSize(ids.length);
+            try (ShardedRun again = sharded.newRun(ShardLayout.CONTIGUOUS)) {
+                assertThat(again.prefill(ids)).hasSize(model.config().vocabSize());
+            }
+        }
+    }
+
     @Test
     void cpuDevicesOpenVirtualDevicesThatScoreAsTheScorerDoes() {
         LoadedModel model = TestModels.load("bamba");

@@ -24,8 +24,8 @@ import org.slf4j.LoggerFactory;
  * sharded over them ({@link GpuShardedRun}): ring attention for attention blocks, chained states
  * for Mamba-2 blocks, peer-to-peer copies between the GPUs (NVLink where present).
  *
- * <p>Not thread-safe across runs: one sequence at a time (a second {@link #newRun} waits for the
- * first to close).
+ * <p>One sequence at a time: a second {@link #newRun} (or a {@link #score}) while a run is open
+ * fails at once.
  */
 public final class GpuShardedModel implements ShardedModel {
 
@@ -181,7 +181,9 @@ public final class GpuShardedModel implements ShardedModel {
 
     @Override
     public ShardedRun newRun(ShardLayout layout) {
-        running.acquireUninterruptibly();
+        if (!running.tryAcquire()) {
+            throw new IllegalStateException("a sharded model runs one sequence at a time; close the open run first");
+        }
         return new GpuShardedRun(this, layout);
     }
 

@@ -26,6 +26,10 @@ if [ "${1:-}" = ring ]; then
     echo "== the same prompt streamed: the last chunk's paths"
     echo "$long" | python3 -c 'import json,sys; b=json.load(sys.stdin); b["stream"]=True; print(json.dumps(b))' \
       | curl -sN localhost:18082/v1/completions -H 'content-type: application/json' -d @- | grep -o '"paths":\[[^]]*\]' | tail -1
+    echo "== the same prompt with echo and logprobs: prompt logprobs from the sharded scorer, then the sharded run"
+    echo "$long" | python3 -c 'import json,sys; b=json.load(sys.stdin); b["echo"]=True; b["logprobs"]=1; b["max_tokens"]=4; print(json.dumps(b))' \
+      | curl -s localhost:18082/v1/completions -H 'content-type: application/json' -d @- \
+      | python3 -c 'import json,sys; r=json.load(sys.stdin); lp=r["choices"][0]["logprobs"]["token_logprobs"]; print(len(lp), "logprobs,", lp[1:4], "...", lp[-4:], r["paths"])'
     echo "== a short prompt beside it stays batched on cuda:0"
     curl -s localhost:18082/v1/completions -H 'content-type: application/json' -d '{"prompt":[11,22,33,44],"max_tokens":4,"temperature":0}' \
       | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["paths"])'

@@ -1,7 +1,6 @@
 package dev.coil.engine.gpu.model;
 
 import dev.coil.engine.gpu.DeviceBuffer;
-import dev.coil.engine.load.DType;
 import dev.coil.engine.model.BlockSpec;
 import dev.coil.engine.model.ModelConfig;
 import dev.coil.engine.parallel.ShardLayout;
@@ -106,7 +105,8 @@ final class GpuShardedRun implements ShardedRun {
             for (RingDevice device : withRows()) {
                 device.use();
                 int d = device.index;
-                inputs[d] = norm(device, b, h[d], updates[d], normed[d], normed16[d], sharding.rows(d));
+                inputs[d] = StepInput.blockNorm(device.kernels, config, device.weights.blocks.get(b), b == 0, h[d],
+                        updates[d], normed[d], normed16[d], sharding.rows(d));
             }
             switch (devices[0].weights.blocks.get(b).mixer()) {
                 case GpuWeights.Mamba mamba -> RingMambaBlock.prefill(this, b, inputs, updates);
@@ -151,7 +151,8 @@ final class GpuShardedRun implements ShardedRun {
         k.embedding.launch(k.stream, id, 1, home.weights.embeddings, config.embeddingMultiplier(), h);
         for (int b = 0; b < config.blocks().size(); b++) {
             home.use();
-            StepInput input = norm(home, b, h, update, normed, normed16, 1);
+            StepInput input = StepInput.blockNorm(k, config, home.weights.blocks.get(b), b == 0, h, update, normed,
+                    normed16, 1);
             switch (home.weights.blocks.get(b).mixer()) {
                 case GpuWeights.Mamba mamba -> RingMambaBlock.decode(this, b, home, input, update);
                 case GpuWeights.Attention attention -> RingAttentionBlock.decode(this, b, input, update);
@@ -192,29 +193,6 @@ final class GpuShardedRun implements ShardedRun {
             }
         }
         return values;
-    }
-
-    /** The block's norm into the operand its mixer's first products read; after block 0 with the residual fused in. */
-    private StepInput norm(RingDevice device, int block, DeviceBuffer h, DeviceBuffer update, DeviceBuffer normed,
-            DeviceBuffer normed16, int rows) {
-        DeviceKernels k = device.kernels;
-        GpuWeights.Block weights = device.weights.blocks.get(block);
-        boolean prepared = switch (weights.mixer()) {
-            case GpuWeights.Mamba mamba -> StepInput.bf16For(mamba.inProjection());
-            case GpuWeights.Attention attention -> StepInput.bf16For(attention.query(), attention.key(),
-                    attention.value());
-            case GpuWeights.Mlp mlp -> StepInput.bf16For(mlp.gateAndUp(), mlp.gate(), mlp.up());
-        };
-        StepInput input = prepared ? new StepInput(normed16, DType.BF16) : new StepInput(normed, DType.F32);
-        int hidden = config.hiddenSize();
-        if (block == 0) {
-            k.rmsNorm.launch(k.stream, h, rows, hidden, weights.norm(), config.normEps(), input.values(),
-                    input.dtype());
-        } else {
-            k.rmsNorm.launchAfterResidual(k.stream, h, update, config.residualMultiplier(), rows, hidden,
-                    weights.norm(), config.normEps(), input.values(), input.dtype());
-        }
-        return input;
     }
 
     /** The sequence's device memory: K/V shards, outboxes and the state device's Mamba states. */

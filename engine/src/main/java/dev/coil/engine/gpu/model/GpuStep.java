@@ -3,7 +3,6 @@ package dev.coil.engine.gpu.model;
 import dev.coil.engine.gpu.DecodeGraphs;
 import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.PinnedBuffer;
-import dev.coil.engine.load.DType;
 import dev.coil.engine.model.Batch;
 import dev.coil.engine.model.ModelConfig;
 import java.lang.foreign.MemorySegment;
@@ -168,23 +167,7 @@ final class GpuStep implements AutoCloseable {
         DeviceBuffer normed16 = kernels.scratch.bytes("model.normed16", 2 * activations);
         for (int b = 0; b < weights.blocks.size(); b++) {
             GpuWeights.Block block = weights.blocks.get(b);
-            // The norm writes the operand type of the mixer's first products: bf16 when all their
-            // weights are bf16, saving a conversion launch per product.
-            boolean prepared = switch (block.mixer()) {
-                case GpuWeights.Mamba mamba -> StepInput.bf16For(mamba.inProjection());
-                case GpuWeights.Attention attention -> StepInput.bf16For(attention.query(), attention.key(),
-                        attention.value());
-                case GpuWeights.Mlp mlp -> StepInput.bf16For(mlp.gateAndUp(), mlp.gate(), mlp.up());
-            };
-            StepInput input = prepared ? new StepInput(normed16, DType.BF16) : new StepInput(normed, DType.F32);
-            if (b == 0) {
-                kernels.rmsNorm.launch(kernels.stream, h, rows, hidden, block.norm(), config.normEps(), input.values(),
-                        input.dtype());
-            } else {
-                // The previous block's residual update and this block's norm, in one launch.
-                kernels.rmsNorm.launchAfterResidual(kernels.stream, h, update, config.residualMultiplier(), rows,
-                        hidden, block.norm(), config.normEps(), input.values(), input.dtype());
-            }
+            StepInput input = StepInput.blockNorm(kernels, config, block, b == 0, h, update, normed, normed16, rows);
             switch (block.mixer()) {
                 case GpuWeights.Mamba mamba -> StepMamba.forward(kernels, mamba, store, b, layout, inputs, input,
                         update);

@@ -3,6 +3,7 @@ package dev.coil.engine.gpu.model;
 import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.DeviceMatrix;
 import dev.coil.engine.load.DType;
+import dev.coil.engine.model.ModelConfig;
 
 /**
  * The normed activations a mixer's first products read: f32 [rows, hidden], or, where every one of
@@ -21,6 +22,30 @@ record StepInput(DeviceBuffer values, DType dtype) {
             }
             k.matmul.matmulPrepared(k.stream, values, rows, w, out);
         }
+    }
+
+    /**
+     * A block's pre-norm over {@code rows} rows of h, written as the operand its mixer's first
+     * products read: into normed16 as bf16 when all their weights are bf16 (a conversion launch
+     * saved per product), else into normed as f32. After the first block the previous block's
+     * residual update (h += update · residualMultiplier) is fused into the same launch.
+     */
+    static StepInput blockNorm(DeviceKernels k, ModelConfig config, GpuWeights.Block block, boolean first,
+            DeviceBuffer h, DeviceBuffer update, DeviceBuffer normed, DeviceBuffer normed16, int rows) {
+        boolean prepared = switch (block.mixer()) {
+            case GpuWeights.Mamba mamba -> bf16For(mamba.inProjection());
+            case GpuWeights.Attention attention -> bf16For(attention.query(), attention.key(), attention.value());
+            case GpuWeights.Mlp mlp -> bf16For(mlp.gateAndUp(), mlp.gate(), mlp.up());
+        };
+        StepInput input = prepared ? new StepInput(normed16, DType.BF16) : new StepInput(normed, DType.F32);
+        int hidden = config.hiddenSize();
+        if (first) {
+            k.rmsNorm.launch(k.stream, h, rows, hidden, block.norm(), config.normEps(), input.values(), input.dtype());
+        } else {
+            k.rmsNorm.launchAfterResidual(k.stream, h, update, config.residualMultiplier(), rows, hidden, block.norm(),
+                    config.normEps(), input.values(), input.dtype());
+        }
+        return input;
     }
 
     /** True when products with all of {@code consumers} can read a bf16 operand (all weights bf16). */

@@ -22,12 +22,17 @@ public final class Kernel {
 
     private static final boolean CHECK_LAUNCHES = Boolean.getBoolean("coil.cuda.checkLaunches");
 
+    /** {@code -Dcoil.cuda.programmaticLaunch=false} launches every kernel the plain way (read at each launch). */
+    public static final String PROGRAMMATIC_PROPERTY = "coil.cuda.programmaticLaunch";
+
     private final String name;
     private final CUfunction function;
+    private final boolean programmatic;
 
-    Kernel(String name, CUfunction function) {
+    Kernel(String name, CUfunction function, boolean programmatic) {
         this.name = name;
         this.function = function;
+        this.programmatic = programmatic && ProgrammaticLaunch.available();
     }
 
     public String name() {
@@ -54,6 +59,42 @@ public final class Kernel {
         int result = cuLaunchKernel(function, gridX, gridY, gridZ, threads, 1, 1, sharedBytes, stream.handle(),
                 Pointer.to(parameters), null);
         Cuda.check(result, "launch of kernel " + name);
+        if (CHECK_LAUNCHES) {
+            Cuda.check(cuStreamSynchronize(stream.handle()), "kernel " + name);
+        }
+    }
+
+    /**
+     * Queues the kernel over gridX blocks as {@link #launch} does, but with programmatic stream
+     * serialization where the device has it (sm_90 and later): the kernel may start before the one
+     * before it on the stream has finished, so it must execute {@code griddepcontrol.wait} before it
+     * reads anything earlier kernels wrote, and before it ends. Elsewhere a plain launch.
+     */
+    public void launchProgrammatic(CudaStream stream, int gridX, int threads, int sharedBytes, Object... arguments) {
+        if (!programmatic || "false".equalsIgnoreCase(System.getProperty(PROGRAMMATIC_PROPERTY))) {
+            launch(stream, gridX, 1, 1, threads, sharedBytes, arguments);
+            return;
+        }
+        if (gridX <= 0) {
+            throw new IllegalArgumentException("kernel " + name + ": grid " + gridX + " is empty");
+        }
+        long[] bits = new long[arguments.length];
+        boolean[] fourBytes = new boolean[arguments.length];
+        for (int i = 0; i < arguments.length; i++) {
+            Object argument = arguments[i];
+            fourBytes[i] = argument instanceof Integer || argument instanceof Float;
+            bits[i] = switch (argument) {
+                case null -> 0L;
+                case DeviceBuffer buffer -> buffer.address();
+                case Integer value -> value;
+                case Long value -> value;
+                case Float value -> Float.floatToRawIntBits(value);
+                default -> throw new IllegalArgumentException("kernel " + name + ": argument " + i + " is a "
+                        + argument.getClass().getSimpleName() + "; supported: DeviceBuffer, null, Integer, Long, Float");
+            };
+        }
+        int result = ProgrammaticLaunch.launch(function, stream.handle(), gridX, threads, sharedBytes, bits, fourBytes);
+        Cuda.check(result, "programmatic launch of kernel " + name);
         if (CHECK_LAUNCHES) {
             Cuda.check(cuStreamSynchronize(stream.handle()), "kernel " + name);
         }

@@ -29,8 +29,11 @@ public final class KernelModule implements AutoCloseable {
     private final Map<String, Kernel> kernels = new ConcurrentHashMap<>();
     private boolean unloaded;
 
-    private KernelModule(CUmodule module) {
+    private final boolean programmatic;
+
+    private KernelModule(CUmodule module, boolean programmatic) {
         this.module = module;
+        this.programmatic = programmatic;
     }
 
     /** Whether this jar carries the kernels (it does when it was built where nvcc was found). */
@@ -52,7 +55,7 @@ public final class KernelModule implements AutoCloseable {
     }
 
     /** Loads the kernels into the current context (the device's primary context). */
-    static KernelModule load(String deviceDescription) {
+    static KernelModule load(String deviceDescription, int computeCapability) {
         byte[] image = image(KernelModule.class.getClassLoader(), RESOURCE);
         CUmodule module = new CUmodule();
         int result = cuModuleLoadData(module, image);
@@ -62,7 +65,7 @@ public final class KernelModule implements AutoCloseable {
                     + ": " + Cuda.errorName(result) + "; rebuild with an nvcc that targets it", result, null);
         }
         Cuda.check(result, "cuModuleLoadData of " + RESOURCE + " (" + image.length + " bytes)");
-        return new KernelModule(module);
+        return new KernelModule(module, computeCapability >= 90);
     }
 
     /** The kernel named {@code name} (an extern "C" function in engine/src/main/cuda). */
@@ -78,7 +81,7 @@ public final class KernelModule implements AutoCloseable {
                     + " (a jar built from older CUDA sources?)", result, null);
         }
         Cuda.check(result, "cuModuleGetFunction(" + name + ")");
-        return new Kernel(name, function);
+        return new Kernel(name, function, programmatic);
     }
 
     @Override

@@ -7,6 +7,8 @@ import dev.coil.engine.bench.ServingBenchmark;
 import dev.coil.engine.gpu.CudaDevice;
 import dev.coil.engine.gpu.GpuFixture;
 import dev.coil.engine.gpu.GpuTest;
+import dev.coil.engine.gpu.Kernel;
+import dev.coil.engine.gpu.kernels.GemvKernel;
 import dev.coil.engine.gpu.model.GpuBackend;
 import dev.coil.engine.load.DType;
 import java.io.IOException;
@@ -44,12 +46,21 @@ class GpuServingTimingTest {
             // Runs: 0 batch 1 alone; 1 greedy at every level; 2 without graphs; 3 and 4 sampled
             // (temperature 0.8, top-p 0.95) with tokens drawn on the device, then on the host.
             SamplingParams sampled = SamplingParams.greedy().withTemperature(0.8).withTopP(0.95);
-            for (int run = 0; run < 5; run++) {
+            // 5 and 6: greedy at 1 and 4 requests with every product through cuBLAS, then with the
+            // few-rows products launched the plain way (no programmatic dependent launch).
+            for (int run = 0; run < 7; run++) {
                 boolean graphs = run != 2;
-                int[] levels = run == 0 ? new int[] {1} : run == 1 ? concurrencies : new int[] {1, 64};
-                SamplingParams sampling = run >= 3 ? sampled : SamplingParams.greedy();
+                int[] levels = run == 0 ? new int[] {1} : run == 1 ? concurrencies : run >= 5 ? new int[] {1, 4}
+                        : new int[] {1, 64};
+                SamplingParams sampling = run == 3 || run == 4 ? sampled : SamplingParams.greedy();
                 if (run == 4) {
                     System.setProperty(GpuBackend.SAMPLING_PROPERTY, "false");
+                }
+                if (run == 5) {
+                    System.setProperty(GemvKernel.PROPERTY, "false");
+                }
+                if (run == 6) {
+                    System.setProperty(Kernel.PROGRAMMATIC_PROPERTY, "false");
                 }
                 EngineOptions runOptions = run == 0 ? options.withMaxSequences(1) : options;
                 List<GpuBackend> opened = new java.util.ArrayList<>();
@@ -59,7 +70,15 @@ class GpuServingTimingTest {
                     return backend;
                 }, runOptions, levels, 128, 128, sampling, message -> { });
                 System.clearProperty(GpuBackend.SAMPLING_PROPERTY);
-                String mode = run < 3 ? "greedy" : run == 3 ? "sampled on the device" : "sampled on the host";
+                System.clearProperty(GemvKernel.PROPERTY);
+                System.clearProperty(Kernel.PROGRAMMATIC_PROPERTY);
+                String mode = switch (run) {
+                    case 3 -> "sampled on the device";
+                    case 4 -> "sampled on the host";
+                    case 5 -> "greedy, products through cuBLAS";
+                    case 6 -> "greedy, products without programmatic launch";
+                    default -> "greedy";
+                };
                 System.out.printf("[gpu-serving] run %d, graphs %s, %s: %s; %d graph replays%n", run,
                         graphs ? "on" : "off", mode, opened.get(0).stepProfile(), opened.get(0).graphReplays());
                 for (ServingBenchmark.ThroughputRow row : rows) {

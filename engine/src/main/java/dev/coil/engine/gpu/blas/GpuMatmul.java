@@ -5,7 +5,9 @@ import dev.coil.engine.gpu.CudaStream;
 import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.DeviceMatrix;
 import dev.coil.engine.gpu.kernels.ConvertKernel;
+import dev.coil.engine.gpu.kernels.GemvKernel;
 import dev.coil.engine.load.DType;
+import java.util.List;
 
 /**
  * The linear layer of {@code Ops.matmul} on the device: out[t, n] = Σ_k x[t, k] · w[n, k], x and
@@ -16,6 +18,9 @@ import dev.coil.engine.load.DType;
  * (rows, cols) is column-major wᵀ: so cuBLAS computes C = op(A)·B with A = w transposed
  * (lda = cols), B = x (ldb = cols), m = rows, n = tokens, k = cols, ldc = rows.
  *
+ * <p>A product of at most {@link GemvKernel#MAX_ROWS} rows over bf16 weights (a decode step) runs
+ * in {@link GemvKernel} instead, which reads the weights at full bandwidth and the f32 x as it is.
+ *
  * <p>It keeps one scratch buffer for the converted x, grown on demand: not for use from two
  * streams at once, and a product inside a CUDA graph capture must not need it to grow.
  */
@@ -24,6 +29,7 @@ public final class GpuMatmul implements AutoCloseable {
     private final CudaDevice device;
     private final Cublas cublas;
     private final ConvertKernel convert;
+    private final GemvKernel gemv;
     private DeviceBuffer scratch;
     private long allocations;
 
@@ -31,6 +37,12 @@ public final class GpuMatmul implements AutoCloseable {
         this.device = device;
         this.cublas = cublas;
         this.convert = new ConvertKernel(device.kernels());
+        this.gemv = new GemvKernel(device.kernels());
+    }
+
+    /** The few-rows product, for callers that fuse an operand into it. */
+    public GemvKernel gemv() {
+        return gemv;
     }
 
     /** out = x · wᵀ; x: (tokens, w.cols) f32, out: (tokens, w.rows) f32 (overwritten). */
@@ -42,6 +54,10 @@ public final class GpuMatmul implements AutoCloseable {
         x.requireFloats(inputs, "x");
         out.requireFloats((long) tokens * w.rows(), "out");
         if (tokens == 0) {
+            return;
+        }
+        if (gemv.supports(tokens, w)) {
+            gemv.project(stream, x, DType.F32, w.cols(), tokens, List.of(new GemvKernel.Product(w, out)));
             return;
         }
         DeviceBuffer operand = x;
@@ -63,7 +79,9 @@ public final class GpuMatmul implements AutoCloseable {
         }
         x16.requireBytes(2L * tokens * w.cols(), "x16");
         out.requireFloats((long) tokens * w.rows(), "out");
-        if (tokens > 0) {
+        if (tokens > 0 && gemv.supports(tokens, w)) {
+            gemv.project(stream, x16, w.dtype(), w.cols(), tokens, List.of(new GemvKernel.Product(w, out)));
+        } else if (tokens > 0) {
             cublas.gemmEx(stream, true, false, w.rows(), tokens, w.cols(), w.data(), w.cols(), x16, w.cols(),
                     w.dtype(), out, w.rows(), false);
         }

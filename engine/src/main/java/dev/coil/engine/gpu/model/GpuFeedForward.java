@@ -1,6 +1,7 @@
 package dev.coil.engine.gpu.model;
 
 import dev.coil.engine.gpu.DeviceBuffer;
+import dev.coil.engine.gpu.kernels.GemvKernel;
 import dev.coil.engine.load.DType;
 import dev.coil.engine.model.BlockSpec;
 
@@ -18,6 +19,23 @@ final class GpuFeedForward {
             x.project(k, rows, w.up(), hidden);
             k.squaredRelu.launch(k.stream, hidden, (long) rows * width, hidden);
             k.matmul.matmul(k.stream, hidden, rows, w.down(), out);
+            return;
+        }
+        GemvKernel gemv = k.matmul.gemv();
+        if (gemv.supports(rows, w.down())) {
+            // A decode step: silu(gate) · up is made inside the down projection's launch.
+            GemvKernel.Product down = new GemvKernel.Product(w.down(), out);
+            if (w.gateAndUp() != null) {
+                DeviceBuffer stacked = k.scratch.floats("mlp.stacked", 2L * rows * width);
+                x.project(k, rows, w.gateAndUp(), stacked);
+                gemv.projectSiluProduct(k.stream, stacked, 2 * width, stacked.floatSlice(width, stacked.floats() - width),
+                        2 * width, rows, down);
+            } else {
+                DeviceBuffer gate = k.scratch.floats("mlp.gate", (long) rows * width);
+                DeviceBuffer up = k.scratch.floats("mlp.up", (long) rows * width);
+                x.projectAll(k, rows, new GemvKernel.Product(w.gate(), gate), new GemvKernel.Product(w.up(), up));
+                gemv.projectSiluProduct(k.stream, gate, width, up, width, rows, down);
+            }
             return;
         }
         // silu(gate) · up goes straight into the down projection's operand type.

@@ -3,6 +3,7 @@ package dev.coil.engine.gpu.model;
 import dev.coil.engine.gpu.CudaEvent;
 import dev.coil.engine.gpu.CudaStream;
 import dev.coil.engine.gpu.DeviceBuffer;
+import dev.coil.engine.gpu.kernels.GemvKernel;
 import dev.coil.engine.load.DType;
 import dev.coil.engine.model.BlockSpec;
 import dev.coil.engine.ops.AttentionShape;
@@ -266,9 +267,8 @@ final class RingAttentionBlock {
         DeviceBuffer q = k.scratch.floats("attention.q", (long) rows * spec.queryHeads() * headDim);
         DeviceBuffer key = k.scratch.floats("attention.k", (long) rows * spec.kvHeads() * headDim);
         DeviceBuffer value = k.scratch.floats("attention.v", (long) rows * spec.kvHeads() * headDim);
-        x.project(k, rows, w.query(), q);
-        x.project(k, rows, w.key(), key);
-        x.project(k, rows, w.value(), value);
+        x.projectAll(k, rows, new GemvKernel.Product(w.query(), q), new GemvKernel.Product(w.key(), key),
+                new GemvKernel.Product(w.value(), value));
         if (spec.rotaryDim() > 0) {
             if (positions != null) {
                 k.rope.launchAtPositions(k.stream, q, positions, rows, spec.queryHeads(), headDim, spec.rotaryDim(),

@@ -1,6 +1,7 @@
 package dev.coil.engine.gpu.model;
 
 import dev.coil.engine.gpu.DeviceBuffer;
+import dev.coil.engine.gpu.kernels.GemvKernel;
 import dev.coil.engine.gpu.kernels.PagedAttentionKernel;
 import dev.coil.engine.load.DType;
 import dev.coil.engine.model.BlockSpec;
@@ -47,9 +48,8 @@ final class StepAttention {
         DeviceBuffer q = k.scratch.floats("attention.q", (long) rows * queryHeads * headDim);
         DeviceBuffer key = k.scratch.floats("attention.k", (long) rows * kvHeads * headDim);
         DeviceBuffer value = k.scratch.floats("attention.v", (long) rows * kvHeads * headDim);
-        x.project(k, rows, w.query(), q);
-        x.project(k, rows, w.key(), key);
-        x.project(k, rows, w.value(), value);
+        x.projectAll(k, rows, new GemvKernel.Product(w.query(), q), new GemvKernel.Product(w.key(), key),
+                new GemvKernel.Product(w.value(), value));
         if (spec.rotaryDim() > 0) {
             DeviceBuffer positions = inputs.floatSlice(layout.positionsOffset(), rows);
             k.rope.launchAtPositions(k.stream, q, positions, rows, queryHeads, headDim, spec.rotaryDim(),

@@ -2,8 +2,10 @@ package dev.coil.engine.gpu.model;
 
 import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.DeviceMatrix;
+import dev.coil.engine.gpu.kernels.GemvKernel;
 import dev.coil.engine.load.DType;
 import dev.coil.engine.model.ModelConfig;
+import java.util.List;
 
 /**
  * The normed activations a mixer's first products read: f32 [rows, hidden], or, where every one of
@@ -21,6 +23,26 @@ record StepInput(DeviceBuffer values, DType dtype) {
                 throw new IllegalStateException("a " + dtype + " operand for " + w.dtype() + " weights");
             }
             k.matmul.matmulPrepared(k.stream, values, rows, w, out);
+        }
+    }
+
+    /**
+     * Each product's out = input · wᵀ: in one launch where the few-rows product takes them all
+     * (q, k and v of a decode step), else one by one.
+     */
+    void projectAll(DeviceKernels k, int rows, GemvKernel.Product... products) {
+        GemvKernel gemv = k.matmul.gemv();
+        boolean together = true;
+        for (GemvKernel.Product product : products) {
+            together &= gemv.supports(rows, product.weights())
+                    && product.weights().cols() == products[0].weights().cols();
+        }
+        if (together) {
+            gemv.project(k.stream, values, dtype, products[0].weights().cols(), rows, List.of(products));
+            return;
+        }
+        for (GemvKernel.Product product : products) {
+            project(k, rows, product.weights(), product.out());
         }
     }
 

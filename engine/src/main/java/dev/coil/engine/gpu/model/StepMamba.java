@@ -1,6 +1,7 @@
 package dev.coil.engine.gpu.model;
 
 import dev.coil.engine.gpu.DeviceBuffer;
+import dev.coil.engine.gpu.kernels.GemvKernel;
 import dev.coil.engine.gpu.kernels.SsdScanKernel;
 import dev.coil.engine.gpu.kernels.SsmStateUpdateKernel;
 import dev.coil.engine.load.DType;
@@ -65,6 +66,13 @@ final class StepMamba {
             k.ssdScan.launch(k.stream, SsdScanKernel.Precision.F32, shape, 1, count, spec.chunkSize(), scanInputs,
                     w.decay(), w.skip(), store.ssmState(block, slot), null,
                     y.floatSlice((long) first * inner, (long) count * inner), workspace);
+        }
+        GemvKernel.Norm norm = new GemvKernel.Norm(w.norm(), spec.normGroupSize(), spec.normEps());
+        if (k.matmul.gemv().supports(rows, w.outProjection(), norm)) {
+            // A decode step: the gated norm is made inside out_proj's launch, z read where in_proj wrote it.
+            k.matmul.gemv().projectGatedNorm(k.stream, y, inner, projected, width, norm, rows,
+                    new GemvKernel.Product(w.outProjection(), out));
+            return;
         }
         // z is read where in_proj wrote it (the first inner columns of each row); the gated norm writes
         // out_proj's operand type directly.

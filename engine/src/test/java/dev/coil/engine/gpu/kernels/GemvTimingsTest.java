@@ -1,0 +1,110 @@
+package dev.coil.engine.gpu.kernels;
+
+import dev.coil.engine.gpu.CudaDevice;
+import dev.coil.engine.gpu.CudaEvent;
+import dev.coil.engine.gpu.DecodeGraphs;
+import dev.coil.engine.gpu.DeviceBuffer;
+import dev.coil.engine.gpu.DeviceMatrix;
+import dev.coil.engine.gpu.DeviceScope;
+import dev.coil.engine.gpu.GpuFixture;
+import dev.coil.engine.gpu.GpuTest;
+import dev.coil.engine.gpu.Kernel;
+import dev.coil.engine.gpu.Parity;
+import dev.coil.engine.gpu.TestMatrices;
+import dev.coil.engine.gpu.blas.Cublas;
+import dev.coil.engine.gpu.blas.GpuMatmul;
+import dev.coil.engine.load.DType;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Prints the few-rows product's time per launch at the 300M shape's decode products (1 to 8 rows),
+ * beside cuBLAS on the same bf16 operand, as a chain of launches queued back to back (a decode
+ * step's situation): with programmatic launch, and without. Nothing is asserted on time; each
+ * configuration's result is compared with cuBLAS's, so a fast wrong kernel cannot print a number.
+ */
+@GpuTest
+class GemvTimingsTest {
+
+    private static final int CHAIN = 50;
+
+    @Test
+    void printsMicrosecondsPerProductAtTheDecodeShapes() {
+        int[][] shapes = {{3352, 768}, {768, 1536}, {4096, 768}, {768, 2048}, {49160, 768}};
+        CudaDevice device = GpuFixture.device();
+        Random random = new Random(5);
+        System.setProperty(GemvKernel.PROPERTY, "false");
+        GpuMatmul blasOnly;
+        Cublas cublas = Cublas.create(device);
+        try {
+            blasOnly = new GpuMatmul(device, cublas);
+        } finally {
+            System.clearProperty(GemvKernel.PROPERTY);
+        }
+        GemvKernel gemv = new GemvKernel(GpuFixture.kernels());
+        try (DeviceScope scope = GpuFixture.scope(); cublas; blasOnly) {
+            cublas.useWorkspace(scope.keep(device.allocate(32L << 20))); // captured products must not allocate
+            for (int[] shape : shapes) {
+                int n = shape[0];
+                int k = shape[1];
+                DeviceMatrix w = scope.keep(DeviceMatrix.upload(device,
+                        TestMatrices.of(Parity.uniform(random, n * k, -1, 1), n, k, DType.BF16)));
+                for (int rows : new int[] {1, 2, 4, 8}) {
+                    DeviceBuffer x = scope.upload(Parity.uniform(random, rows * k, -2, 2));
+                    DeviceBuffer x16 = scope.poisoned(Math.ceilDiv(rows * k, 2));
+                    new ConvertKernel(GpuFixture.kernels()).launch(scope.stream(), x, (long) rows * k, DType.BF16, x16);
+                    DeviceBuffer blasOut = scope.poisoned((long) rows * n);
+                    DeviceBuffer gemvOut = scope.poisoned((long) rows * n);
+                    List<GemvKernel.Product> product = List.of(new GemvKernel.Product(w, gemvOut));
+                    double blas = perLaunch(scope, () -> blasOnly.matmulPrepared(scope.stream(), x16, rows, w, blasOut));
+                    double programmatic = perLaunch(scope,
+                            () -> gemv.project(scope.stream(), x16, DType.BF16, k, rows, product));
+                    Parity.assertClose("gemv vs cuBLAS", scope.download(gemvOut, rows * n),
+                            scope.download(blasOut, rows * n), 1e-5);
+                    System.setProperty(Kernel.PROGRAMMATIC_PROPERTY, "false");
+                    double plain;
+                    try {
+                        plain = perLaunch(scope, () -> gemv.project(scope.stream(), x16, DType.BF16, k, rows, product));
+                    } finally {
+                        System.clearProperty(Kernel.PROGRAMMATIC_PROPERTY);
+                    }
+                    double bytes = 2.0 * n * k;
+                    System.out.printf("[gemv] %s: %d rows × bf16 [%d, %d] (%.2f MB): cuBLAS %.2f µs (%.0f GB/s), "
+                            + "gemv %.2f µs (%.0f GB/s), without programmatic launch %.2f µs (%.0f GB/s)%n",
+                            device.name(), rows, n, k, bytes / 1e6, blas, bytes / blas / 1e3, programmatic,
+                            bytes / programmatic / 1e3, plain, bytes / plain / 1e3);
+                }
+            }
+        }
+    }
+
+    /**
+     * Median over 5 replays of the time per launch, µs, of {@link #CHAIN} launches captured back to
+     * back in one CUDA graph (as a decode step replays them: no host launch cost in the figure).
+     */
+    private static double perLaunch(DeviceScope scope, Runnable launch) {
+        CudaDevice device = GpuFixture.device();
+        launch.run();
+        double[] samples = new double[5];
+        try (DecodeGraphs graphs = new DecodeGraphs(); CudaEvent start = device.newEvent();
+                CudaEvent end = device.newEvent()) {
+            DecodeGraphs.Key key = new DecodeGraphs.Key(CHAIN, 0);
+            graphs.replay(key, 0, scope.stream()); // sets the allocation count the graph is valid for
+            graphs.capture(key, scope.stream(), () -> {
+                for (int i = 0; i < CHAIN; i++) {
+                    launch.run();
+                }
+            });
+            graphs.replay(key, 0, scope.stream());
+            for (int s = 0; s < samples.length; s++) {
+                start.record(scope.stream());
+                graphs.replay(key, 0, scope.stream());
+                end.record(scope.stream());
+                samples[s] = end.millisSince(start) * 1e3 / CHAIN;
+            }
+        }
+        java.util.Arrays.sort(samples);
+        return samples[samples.length / 2];
+    }
+}

@@ -48,4 +48,26 @@ static __device__ __forceinline__ void coil_store(float* out, __nv_bfloat16* out
     }
 }
 
+// Programmatic dependent launch (sm_90): a kernel launched with programmatic stream serialization
+// may start while the kernel before it finishes; it must pass coil_grid_dependency_wait (which
+// returns once that kernel has completed and its writes are visible) before reading anything
+// earlier kernels wrote or writing anything they read. coil_launch_dependents lets the next such
+// kernel start early. Both are no-ops without that launch attribute and before sm_90.
+static __device__ __forceinline__ void coil_grid_dependency_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+static __device__ __forceinline__ void coil_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// The first statement of a kernel launched programmatically that has nothing to do before its inputs.
+#define COIL_AFTER_PREVIOUS_KERNEL()   \
+    coil_grid_dependency_wait();       \
+    coil_launch_dependents()
+
 #endif

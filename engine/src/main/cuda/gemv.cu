@@ -1,206 +1,322 @@
 // The linear layer for a few rows (decode): out[r, n] = Σ_k x[r, k] · W[n, k], W bf16 (N, K)
 // row-major, f32 accumulation, for rows ≤ 8. A decode step of a small model is a chain of such
 // products, each reading a few MB of weights once: cuBLAS spends several times the bytes' time on
-// them. Here one warp owns one output column n and holds its weight row in registers (16-byte
+// the wide ones. Here a warp owns one output column (two from 2 rows up, so that each operand
+// load from shared memory serves two weight rows) and holds its weights in registers (16-byte
 // loads, all issued at once), so a launch keeps the whole matrix in flight.
 //
-// The operand x is built in shared memory by the block, from one of:
-//   COIL_GEMV_F32        x = a (f32 rows of a_stride floats)
-//   COIL_GEMV_BF16       x = a (bf16 rows of a_stride)
-//   COIL_GEMV_SILU       x = silu(a) · b (the MLP's gate and up, f32 rows of a_stride / b_stride):
-//                        silu_multiply_f32 fused into the down projection
-//   COIL_GEMV_GATED_NORM x = weight · (a · silu(b)) / rms over each group of group_size channels
-//                        (Mamba-2's gated RMSNorm, a = y, b = z): gated_rms_norm_f32 fused into
-//                        out_proj. Needs group_size % 32 == 0.
-// Each is computed as the separate kernel computes it (coil_silu, __fmul_rn) and rounded to bf16, the
-// operand cuBLAS would multiply: so a decode row gets the same product here as in a larger batch,
-// up to the order of the f32 sums.
+// The operand x is built in shared memory by the block, as bf16, from one of:
+//   COIL_GEMV_F32           x = a (f32 rows of a_stride floats)
+//   COIL_GEMV_BF16          x = a (bf16 rows of a_stride)
+//   COIL_GEMV_SILU          x = silu(a) · b (the MLP's gate and up, f32 rows of a_stride / b_stride):
+//                           silu_multiply_f32 fused into the down projection
+//   COIL_GEMV_GATED_NORM    x = weight · (a · silu(b)) / rms over each group of group_size channels
+//                           (Mamba-2's gated RMSNorm, a = y, b = z): gated_rms_norm_f32 fused into out_proj
+//   COIL_GEMV_RESIDUAL_NORM v = a + b · multiplier (b may be null: v = a); x = weight · v / rms(v)
+//                           over the row: a block's residual update and the next block's pre-norm
+//                           (residual_rms_norm_f32) fused into that block's first products. The
+//                           first block of the grid writes v to h_out (a buffer other than a: the
+//                           other blocks are still reading a).
+// Each is computed as the separate kernel computes it, with the same 256 threads striding over a
+// row or group and the same block sums, and rounded to bf16 as the separate kernel's bf16 output
+// is: x is bit for bit the operand the unfused launches would give cuBLAS, so a decode row's
+// product here equals its product in a larger batch up to the order of the f32 sums.
+//
+// The first product can end in Mamba-2's causal conv update (the decode step's in_proj): each
+// output column n in [conv_first, conv_first + channels) is a conv channel c = n − conv_first of
+// the new token; the warp that computed it also computes convolved[r, c] = silu(bias[c] +
+// Σ_j conv_weight[c, j] · state_j + conv_weight[c, last] · out[r, n]) and shifts that channel's
+// state (slot slots[r]) by the new value, exactly as causal_conv1d_update_f32 does. Each channel
+// belongs to one warp, so no other thread touches its state. conv_states null: no conv.
 //
 // Up to three products over the same x run in one launch (q, k and v): segment s has weights ws,
-// outputs outs (rows, ns) and ns columns; blocks cover the columns of segment 0, then 1, then 2.
+// outputs outs (rows, ns) and ns columns; the first blocks cover segment 0, the next 1, then 2.
 //
 // The weights do not depend on earlier kernels: they are loaded before griddepcontrol.wait, so a
 // launch with programmatic stream serialization streams its weights while the kernel before it
 // finishes (on sm_90; elsewhere, and without that launch attribute, the wait is a no-op).
 //
-// Grid: ceil((n0 + n1 + n2) / 8); block: 256 threads (8 warps, a column each);
-// dynamic shared memory: 4 · rows · (k + k / group_size) bytes (group terms for GATED_NORM only).
+// Grid: Σ_s ceil(ns / (8 · columns per warp)); block: 256 threads (8 warps);
+// dynamic shared memory: 2 · rows · k bytes.
 #include "common.cuh"
 
 #define COIL_GEMV_WARPS 8
-// 16-byte chunks (8 weights) of a row each lane holds per pass: a pass covers 8 × 32 × 8 = 2048 columns.
-#define COIL_GEMV_CHUNKS 8
+// 16-byte chunks (8 weights) a lane holds per pass, over all its columns: a warp with one column
+// covers 8 × 32 × 8 = 2048 weights of its row per pass, with two columns 1024 of each.
+#define COIL_GEMV_HELD 8
+
+// Values of a normed operand row a thread keeps in registers: rows (or groups) up to 8 · 256 wide.
+#define COIL_GEMV_CACHED 8
 
 #define COIL_GEMV_F32 0
 #define COIL_GEMV_BF16 1
 #define COIL_GEMV_SILU 2
 #define COIL_GEMV_GATED_NORM 3
+#define COIL_GEMV_RESIDUAL_NORM 4
 
-static __device__ __forceinline__ void coil_grid_dependency_wait() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
-}
-
-static __device__ __forceinline__ void coil_launch_dependents() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-#endif
-}
-
-static __device__ __forceinline__ float coil_round_bf16(float value) {
-    return __bfloat162float(__float2bfloat16_rn(value));
-}
-
-// x (rows, k) f32 into shared memory, from the mode's inputs. Every thread of the block takes part.
+// The value of a normed operand element before its scale: the gated value y · silu(z), or the
+// residual stream after the update.
 template <int MODE>
-static __device__ __forceinline__ void coil_gemv_operand(float* x, float* group_squares, const void* a, int a_stride,
-        const float* __restrict__ b, int b_stride, const float* __restrict__ norm_weight, int group_size, float eps,
-        int rows, int k) {
-    const int threads = blockDim.x;
+static __device__ __forceinline__ float coil_gemv_normed_input(const float* a, const float* __restrict__ b,
+        float multiplier, size_t a_index, size_t b_index) {
     if (MODE == COIL_GEMV_GATED_NORM) {
-        const int groups = k / group_size;
-        for (int i = threadIdx.x; i < rows * groups; i += threads) {
-            group_squares[i] = 0.0f;
-        }
-        __syncthreads();
-        const float* y = (const float*) a;
+        return a[a_index] * coil_silu(b[b_index]);
+    }
+    return b == nullptr ? a[a_index] : __fadd_rn(a[a_index], __fmul_rn(b[b_index], multiplier));
+}
+
+// x (rows, k) as bf16 into shared memory, from the mode's inputs. Every thread of the block takes part.
+template <int MODE>
+static __device__ __forceinline__ void coil_gemv_operand(__nv_bfloat16* x, float* scratch, const void* a,
+        int a_stride, const float* __restrict__ b, int b_stride, const float* __restrict__ norm_weight,
+        const float (&early_weight)[COIL_GEMV_CACHED], int group_size, float eps, float multiplier, float* h_out,
+        int rows, int k) {
+    if (MODE == COIL_GEMV_GATED_NORM || MODE == COIL_GEMV_RESIDUAL_NORM) {
+        const float* input = (const float*) a;
+        const bool writes_h = MODE == COIL_GEMV_RESIDUAL_NORM && h_out != nullptr && b != nullptr
+                && blockIdx.x == 0;
         for (int r = 0; r < rows; r++) {
-            // A warp's 32 consecutive channels lie in one group (group_size % 32 == 0, k too).
-            for (int i = threadIdx.x; i < k; i += threads) {
-                const float gated = y[(size_t) r * a_stride + i] * coil_silu(b[(size_t) r * b_stride + i]);
-                x[r * k + i] = gated;
-                const float squares = coil_warp_sum(gated * gated);
-                if ((threadIdx.x & 31) == 0) {
-                    atomicAdd(&group_squares[r * groups + i / group_size], squares);
+            for (int group = 0; group < k; group += group_size) {
+                // A thread's first COIL_GEMV_CACHED values stay in registers between the sum of
+                // squares and the scaling (the same values in the same order as recomputing them).
+                float cached[COIL_GEMV_CACHED];
+                float squares = 0.0f;
+#pragma unroll
+                for (int j = 0; j < COIL_GEMV_CACHED; j++) {
+                    const int i = threadIdx.x + j * blockDim.x;
+                    if (i < group_size) {
+                        cached[j] = coil_gemv_normed_input<MODE>(input, b, multiplier,
+                                (size_t) r * a_stride + group + i, (size_t) r * b_stride + group + i);
+                        squares = fmaf(cached[j], cached[j], squares);
+                    }
                 }
-            }
-        }
-        __syncthreads();
-        for (int r = 0; r < rows; r++) {
-            for (int i = threadIdx.x; i < k; i += threads) {
-                const float inverse_rms = 1.0f / sqrtf(group_squares[r * groups + i / group_size] / group_size + eps);
-                x[r * k + i] = coil_round_bf16(norm_weight[i] * (x[r * k + i] * inverse_rms));
+                for (int i = threadIdx.x + COIL_GEMV_CACHED * blockDim.x; i < group_size; i += blockDim.x) {
+                    const float v = coil_gemv_normed_input<MODE>(input, b, multiplier,
+                            (size_t) r * a_stride + group + i, (size_t) r * b_stride + group + i);
+                    squares = fmaf(v, v, squares);
+                }
+                squares = coil_block_sum(squares, scratch);
+                const float inverse_rms = 1.0f / sqrtf(squares / group_size + eps);
+#pragma unroll
+                for (int j = 0; j < COIL_GEMV_CACHED; j++) {
+                    const int i = threadIdx.x + j * blockDim.x;
+                    if (i < group_size) {
+                        const float weight = group == 0 && r == 0 ? early_weight[j] : norm_weight[group + i];
+                        x[r * k + group + i] = __float2bfloat16_rn(weight * (cached[j] * inverse_rms));
+                        if (writes_h) {
+                            h_out[(size_t) r * k + group + i] = cached[j];
+                        }
+                    }
+                }
+                for (int i = threadIdx.x + COIL_GEMV_CACHED * blockDim.x; i < group_size; i += blockDim.x) {
+                    const float v = coil_gemv_normed_input<MODE>(input, b, multiplier,
+                            (size_t) r * a_stride + group + i, (size_t) r * b_stride + group + i);
+                    x[r * k + group + i] = __float2bfloat16_rn(norm_weight[group + i] * (v * inverse_rms));
+                    if (writes_h) {
+                        h_out[(size_t) r * k + group + i] = v;
+                    }
+                }
             }
         }
     } else {
         for (int r = 0; r < rows; r++) {
-            for (int i = threadIdx.x; i < k; i += threads) {
-                float value;
-                if (MODE == COIL_GEMV_F32) {
-                    value = ((const float*) a)[(size_t) r * a_stride + i];
-                } else if (MODE == COIL_GEMV_BF16) {
-                    value = __bfloat162float(((const __nv_bfloat16*) a)[(size_t) r * a_stride + i]);
+            for (int i = threadIdx.x; i < k; i += blockDim.x) {
+                const size_t index = (size_t) r * a_stride + i;
+                if (MODE == COIL_GEMV_BF16) {
+                    x[r * k + i] = ((const __nv_bfloat16*) a)[index];
+                } else if (MODE == COIL_GEMV_F32) {
+                    x[r * k + i] = __float2bfloat16_rn(((const float*) a)[index]);
                 } else {
-                    value = __fmul_rn(coil_silu(((const float*) a)[(size_t) r * a_stride + i]),
-                            b[(size_t) r * b_stride + i]);
+                    x[r * k + i] = __float2bfloat16_rn(__fmul_rn(coil_silu(((const float*) a)[index]),
+                            b[(size_t) r * b_stride + i]));
                 }
-                x[r * k + i] = coil_round_bf16(value);
             }
         }
     }
     __syncthreads();
 }
 
-// acc[r] += Σ over the 8 weights of one chunk at column c8 (a multiple of 8) · x[r, c8 .. c8 + 7].
-template <int ROWS>
-static __device__ __forceinline__ void coil_gemv_chunk(float (&acc)[ROWS], uint4 weights, const float* x, int k,
-        int c8, int rows) {
-    const __nv_bfloat162* pairs = reinterpret_cast<const __nv_bfloat162*>(&weights);
-    float w[8];
+static __device__ __forceinline__ void coil_bf16x8_to_float(uint4 packed, float (&values)[8]) {
+    const unsigned int words[4] = {packed.x, packed.y, packed.z, packed.w};
 #pragma unroll
     for (int j = 0; j < 4; j++) {
-        const float2 pair = __bfloat1622float2(pairs[j]);
-        w[2 * j] = pair.x;
-        w[2 * j + 1] = pair.y;
-    }
-#pragma unroll
-    for (int r = 0; r < ROWS; r++) {
-        if (r < rows) {
-            const float4 low = *reinterpret_cast<const float4*>(x + r * k + c8);
-            const float4 high = *reinterpret_cast<const float4*>(x + r * k + c8 + 4);
-            float sum = acc[r];
-            sum = fmaf(w[0], low.x, sum);
-            sum = fmaf(w[1], low.y, sum);
-            sum = fmaf(w[2], low.z, sum);
-            sum = fmaf(w[3], low.w, sum);
-            sum = fmaf(w[4], high.x, sum);
-            sum = fmaf(w[5], high.y, sum);
-            sum = fmaf(w[6], high.z, sum);
-            sum = fmaf(w[7], high.w, sum);
-            acc[r] = sum;
-        }
+        values[2 * j] = __uint_as_float(words[j] << 16);
+        values[2 * j + 1] = __uint_as_float(words[j] & 0xffff0000u);
     }
 }
 
+// The conv epilogue's parameters (see above); states null when the launch has none.
+struct CoilGemvConv {
+    const float* weight;    // (channels, kernel)
+    const float* bias;      // (channels) or null
+    float* states;          // (slots, kernel - 1, channels)
+    const int* slots;       // (rows)
+    float* out;             // convolved: (rows, channels)
+    int kernel;
+    int first;              // the first output column that is a conv channel
+    int channels;
+};
+
 template <int MODE, int ROWS>
 static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, const float* __restrict__ b,
-        int b_stride, const float* __restrict__ norm_weight, int group_size, float eps, int rows, int k,
+        int b_stride, const float* __restrict__ norm_weight, int group_size, float eps, float multiplier,
+        float* h_out, const CoilGemvConv conv, int rows, int k,
         const __nv_bfloat16* __restrict__ w0, float* __restrict__ out0, int n0,
         const __nv_bfloat16* __restrict__ w1, float* __restrict__ out1, int n1,
         const __nv_bfloat16* __restrict__ w2, float* __restrict__ out2, int n2) {
-    extern __shared__ __align__(16) float coil_gemv_shared[];
+    constexpr int COLUMNS = ROWS == 1 ? 1 : 2;           // output columns per warp
+    constexpr int CHUNKS = COIL_GEMV_HELD / COLUMNS;     // chunks per lane and column per pass
+    constexpr int PER_BLOCK = COIL_GEMV_WARPS * COLUMNS; // output columns per block
+    extern __shared__ __align__(16) unsigned char coil_gemv_shared[];
+    __shared__ float scratch[32];
     const int lane = threadIdx.x & 31;
-    const int column = blockIdx.x * COIL_GEMV_WARPS + (threadIdx.x >> 5);
+
+    // This block's segment and its first column there.
+    const int blocks0 = (n0 + PER_BLOCK - 1) / PER_BLOCK;
+    const int blocks1 = (n1 + PER_BLOCK - 1) / PER_BLOCK;
+    int block = blockIdx.x;
     const __nv_bfloat16* weights = w0;
     float* out = out0;
     int columns = n0;
-    int n = column;
-    if (n >= n0) {
-        n -= n0;
+    if (block >= blocks0) {
+        block -= blocks0;
         weights = w1;
         out = out1;
         columns = n1;
-        if (n >= n1) {
-            n -= n1;
+        if (block >= blocks1) {
+            block -= blocks1;
             weights = w2;
             out = out2;
             columns = n2;
         }
     }
-    const bool active = n < columns;
+    const int first_column = (block * COIL_GEMV_WARPS + (threadIdx.x >> 5)) * COLUMNS;
     const int chunks = k / 8;
-    const uint4* row = reinterpret_cast<const uint4*>(weights + (size_t) (active ? n : 0) * k);
-
-    uint4 held[COIL_GEMV_CHUNKS];
+    const uint4* rows_of[COLUMNS];
+    bool active[COLUMNS];
 #pragma unroll
-    for (int i = 0; i < COIL_GEMV_CHUNKS; i++) {
-        const int c = lane + 32 * i;
-        held[i] = active && c < chunks ? __ldg(row + c) : make_uint4(0, 0, 0, 0);
+    for (int o = 0; o < COLUMNS; o++) {
+        active[o] = first_column + o < columns;
+        rows_of[o] = reinterpret_cast<const uint4*>(weights + (size_t) (active[o] ? first_column + o : 0) * k);
+    }
+
+    uint4 held[COLUMNS][CHUNKS];
+#pragma unroll
+    for (int o = 0; o < COLUMNS; o++) {
+#pragma unroll
+        for (int i = 0; i < CHUNKS; i++) {
+            const int c = lane + 32 * i;
+            held[o][i] = active[o] && c < chunks ? __ldg(rows_of[o] + c) : make_uint4(0, 0, 0, 0);
+        }
+    }
+    // The norm's weights of the first group are constant: read with the matrix, before the wait.
+    float early_weight[COIL_GEMV_CACHED];
+#pragma unroll
+    for (int j = 0; j < COIL_GEMV_CACHED; j++) {
+        const int i = threadIdx.x + j * blockDim.x;
+        early_weight[j] = (MODE == COIL_GEMV_GATED_NORM || MODE == COIL_GEMV_RESIDUAL_NORM) && i < group_size
+                ? norm_weight[i] : 0.0f;
+    }
+    // The conv channels' history terms (bias + Σ_j weight · state_j) do not depend on the earlier
+    // kernels either: lane r computes them for row r of the warp's channels before the wait.
+    // (The state was last written by this launch's twin in an earlier step, never by the kernel just before.)
+    float conv_sum[COLUMNS];
+    int conv_channel[COLUMNS];
+#pragma unroll
+    for (int o = 0; o < COLUMNS; o++) {
+        conv_channel[o] = -1;
+        conv_sum[o] = 0.0f;
+        const int channel = first_column + o - conv.first;
+        if (conv.states != nullptr && blockIdx.x < blocks0 && active[o] && channel >= 0 && channel < conv.channels) {
+            conv_channel[o] = channel;
+            if (lane < rows) {
+                const int history = conv.kernel - 1;
+                const float* column = conv.states + (size_t) conv.slots[lane] * history * conv.channels + channel;
+                float sum = conv.bias != nullptr ? conv.bias[channel] : 0.0f;
+                for (int j = 0; j < history; j++) {
+                    sum = fmaf(conv.weight[channel * conv.kernel + j], column[(size_t) j * conv.channels], sum);
+                }
+                conv_sum[o] = sum;
+            }
+        }
     }
     coil_grid_dependency_wait();
     coil_launch_dependents();
 
-    float* x = coil_gemv_shared;
-    coil_gemv_operand<MODE>(x, x + rows * k, a, a_stride, b, b_stride, norm_weight, group_size, eps, rows, k);
+    __nv_bfloat16* x = reinterpret_cast<__nv_bfloat16*>(coil_gemv_shared);
+    coil_gemv_operand<MODE>(x, scratch, a, a_stride, b, b_stride, norm_weight, early_weight, group_size, eps,
+            multiplier, h_out, rows, k);
 
-    float acc[ROWS];
+    float acc[COLUMNS][ROWS];
 #pragma unroll
-    for (int r = 0; r < ROWS; r++) {
-        acc[r] = 0.0f;
+    for (int o = 0; o < COLUMNS; o++) {
+#pragma unroll
+        for (int r = 0; r < ROWS; r++) {
+            acc[o][r] = 0.0f;
+        }
     }
-    const int per_pass = 32 * COIL_GEMV_CHUNKS;
+    const int per_pass = 32 * CHUNKS;
     for (int first = 0; first < chunks; first += per_pass) {
         if (first > 0) {
 #pragma unroll
-            for (int i = 0; i < COIL_GEMV_CHUNKS; i++) {
-                const int c = first + lane + 32 * i;
-                held[i] = active && c < chunks ? __ldg(row + c) : make_uint4(0, 0, 0, 0);
+            for (int o = 0; o < COLUMNS; o++) {
+#pragma unroll
+                for (int i = 0; i < CHUNKS; i++) {
+                    const int c = first + lane + 32 * i;
+                    held[o][i] = active[o] && c < chunks ? __ldg(rows_of[o] + c) : make_uint4(0, 0, 0, 0);
+                }
             }
         }
 #pragma unroll
-        for (int i = 0; i < COIL_GEMV_CHUNKS; i++) {
+        for (int i = 0; i < CHUNKS; i++) {
             const int c = first + lane + 32 * i;
             if (c < chunks) {
-                coil_gemv_chunk<ROWS>(acc, held[i], x, k, 8 * c, rows);
+                float w[COLUMNS][8];
+#pragma unroll
+                for (int o = 0; o < COLUMNS; o++) {
+                    coil_bf16x8_to_float(held[o][i], w[o]);
+                }
+#pragma unroll
+                for (int r = 0; r < ROWS; r++) {
+                    if (r < rows) {
+                        float xs[8];
+                        coil_bf16x8_to_float(*reinterpret_cast<const uint4*>(x + r * k + 8 * c), xs);
+#pragma unroll
+                        for (int o = 0; o < COLUMNS; o++) {
+                            float sum = acc[o][r];
+#pragma unroll
+                            for (int j = 0; j < 8; j++) {
+                                sum = fmaf(w[o][j], xs[j], sum);
+                            }
+                            acc[o][r] = sum;
+                        }
+                    }
+                }
             }
         }
     }
 #pragma unroll
-    for (int r = 0; r < ROWS; r++) {
-        const float total = coil_warp_sum(acc[r]);
-        if (active && lane == 0 && r < rows) {
-            out[(size_t) r * columns + n] = total;
+    for (int o = 0; o < COLUMNS; o++) {
+#pragma unroll
+        for (int r = 0; r < ROWS; r++) {
+            const float total = coil_warp_sum(acc[o][r]);
+            if (active[o] && lane == 0 && r < rows) {
+                out[(size_t) r * columns + first_column + o] = total;
+            }
+            if (conv_channel[o] >= 0 && lane == r && r < rows) {
+                // Lane r: row r's conv of this channel, and its state shifted by the new value.
+                const int channel = conv_channel[o];
+                const int history = conv.kernel - 1;
+                float* column = conv.states + (size_t) conv.slots[r] * history * conv.channels + channel;
+                const float sum = fmaf(conv.weight[channel * conv.kernel + history], total, conv_sum[o]);
+                for (int j = 0; j + 1 < history; j++) {
+                    column[(size_t) j * conv.channels] = column[(size_t) (j + 1) * conv.channels];
+                }
+                if (history > 0) {
+                    column[(size_t) (history - 1) * conv.channels] = total;
+                }
+                conv.out[(size_t) r * conv.channels + channel] = coil_silu(sum);
+            }
         }
     }
 }
@@ -208,27 +324,27 @@ static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, co
 #define COIL_GEMV_ENTRY(name, MODE, ROWS)                                                                       \
     extern "C" __global__ void __launch_bounds__(COIL_GEMV_WARPS * 32) name(const void* a, int a_stride,        \
             const float* __restrict__ b, int b_stride, const float* __restrict__ norm_weight, int group_size,     \
-            float eps, int rows, int k, const __nv_bfloat16* __restrict__ w0, float* __restrict__ out0, int n0,  \
+            float eps, float multiplier, float* h_out, const float* conv_weight, const float* conv_bias,         \
+            float* conv_states, const int* conv_slots, float* conv_out, int conv_kernel, int conv_first,          \
+            int conv_channels, int rows, int k,                                                                  \
+            const __nv_bfloat16* __restrict__ w0, float* __restrict__ out0, int n0,                              \
             const __nv_bfloat16* __restrict__ w1, float* __restrict__ out1, int n1,                              \
             const __nv_bfloat16* __restrict__ w2, float* __restrict__ out2, int n2) {                            \
-        coil_gemv<MODE, ROWS>(a, a_stride, b, b_stride, norm_weight, group_size, eps, rows, k, w0, out0, n0, w1, \
-                out1, n1, w2, out2, n2);                                                                         \
+        const CoilGemvConv conv = {conv_weight, conv_bias, conv_states, conv_slots, conv_out, conv_kernel,       \
+                conv_first, conv_channels};                                                                      \
+        coil_gemv<MODE, ROWS>(a, a_stride, b, b_stride, norm_weight, group_size, eps, multiplier, h_out, conv,   \
+                rows, k, w0, out0, n0, w1, out1, n1, w2, out2, n2);                                              \
     }
 
 // Rows buckets 1, 2, 4 and 8: a launch for r rows takes the smallest bucket ≥ r.
-COIL_GEMV_ENTRY(gemv_f32_rows1, COIL_GEMV_F32, 1)
-COIL_GEMV_ENTRY(gemv_f32_rows2, COIL_GEMV_F32, 2)
-COIL_GEMV_ENTRY(gemv_f32_rows4, COIL_GEMV_F32, 4)
-COIL_GEMV_ENTRY(gemv_f32_rows8, COIL_GEMV_F32, 8)
-COIL_GEMV_ENTRY(gemv_bf16_rows1, COIL_GEMV_BF16, 1)
-COIL_GEMV_ENTRY(gemv_bf16_rows2, COIL_GEMV_BF16, 2)
-COIL_GEMV_ENTRY(gemv_bf16_rows4, COIL_GEMV_BF16, 4)
-COIL_GEMV_ENTRY(gemv_bf16_rows8, COIL_GEMV_BF16, 8)
-COIL_GEMV_ENTRY(gemv_silu_rows1, COIL_GEMV_SILU, 1)
-COIL_GEMV_ENTRY(gemv_silu_rows2, COIL_GEMV_SILU, 2)
-COIL_GEMV_ENTRY(gemv_silu_rows4, COIL_GEMV_SILU, 4)
-COIL_GEMV_ENTRY(gemv_silu_rows8, COIL_GEMV_SILU, 8)
-COIL_GEMV_ENTRY(gemv_gated_norm_rows1, COIL_GEMV_GATED_NORM, 1)
-COIL_GEMV_ENTRY(gemv_gated_norm_rows2, COIL_GEMV_GATED_NORM, 2)
-COIL_GEMV_ENTRY(gemv_gated_norm_rows4, COIL_GEMV_GATED_NORM, 4)
-COIL_GEMV_ENTRY(gemv_gated_norm_rows8, COIL_GEMV_GATED_NORM, 8)
+#define COIL_GEMV_BUCKETS(prefix, MODE)           \
+    COIL_GEMV_ENTRY(prefix##_rows1, MODE, 1)      \
+    COIL_GEMV_ENTRY(prefix##_rows2, MODE, 2)      \
+    COIL_GEMV_ENTRY(prefix##_rows4, MODE, 4)      \
+    COIL_GEMV_ENTRY(prefix##_rows8, MODE, 8)
+
+COIL_GEMV_BUCKETS(gemv_f32, COIL_GEMV_F32)
+COIL_GEMV_BUCKETS(gemv_bf16, COIL_GEMV_BF16)
+COIL_GEMV_BUCKETS(gemv_silu, COIL_GEMV_SILU)
+COIL_GEMV_BUCKETS(gemv_gated_norm, COIL_GEMV_GATED_NORM)
+COIL_GEMV_BUCKETS(gemv_residual_norm, COIL_GEMV_RESIDUAL_NORM)

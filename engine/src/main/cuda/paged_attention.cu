@@ -317,6 +317,7 @@ static __device__ __forceinline__ void decode(const float* __restrict__ q, const
                     const T* value_cache, const int* block_tables, int table_stride, const int* lengths,           \
                     int block_size, int q_heads, int kv_heads, int partition, float scale_log2, float* partial_out, \
                     float* partial_stats, float* out) {                                                            \
+        COIL_AFTER_PREVIOUS_KERNEL();                                                                              \
         coil_decode::decode<T, HEAD_DIM, GROUP>(q, key_cache, value_cache, block_tables, table_stride, lengths,    \
                 block_size, q_heads, kv_heads, partition, scale_log2, partial_out, partial_stats, out);            \
     }
@@ -340,6 +341,7 @@ COIL_PAGED_ATTENTION_GROUPS(f32, float, 128)
 extern "C" __global__ void __launch_bounds__(COIL_DECODE_THREADS) paged_attention_merge(
         const float* __restrict__ partial_out, const float* __restrict__ partial_stats, float* __restrict__ out,
         int splits, int head_dim) {
+    COIL_AFTER_PREVIOUS_KERNEL();
     extern __shared__ float weights[];
     __shared__ float max_scratch[32];
     __shared__ float sum_scratch[32];

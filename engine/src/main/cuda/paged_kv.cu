@@ -39,11 +39,13 @@ static __device__ void coil_paged_write(const float* __restrict__ source, const 
 
 extern "C" __global__ void paged_kv_write_f32(const float* source, const int* destinations, float* cache,
         int kv_heads, int head_dim, int padded_head_dim) {
+    COIL_AFTER_PREVIOUS_KERNEL();
     coil_paged_write(source, destinations, cache, kv_heads, head_dim, padded_head_dim);
 }
 
 extern "C" __global__ void paged_kv_write_bf16(const float* source, const int* destinations, __nv_bfloat16* cache,
         int kv_heads, int head_dim, int padded_head_dim) {
+    COIL_AFTER_PREVIOUS_KERNEL();
     coil_paged_write(source, destinations, cache, kv_heads, head_dim, padded_head_dim);
 }
 

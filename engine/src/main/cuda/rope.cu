@@ -11,6 +11,7 @@
 // sin/cos of the f32 angle would differ from the reference in the last bits for no gain.
 extern "C" __global__ void rope_f32(float* x, const int* __restrict__ positions, int heads, int head_dim,
         int rotary_dim, float theta, int first_position) {
+    COIL_AFTER_PREVIOUS_KERNEL();
     const int t = blockIdx.x;
     const int half = rotary_dim / 2;
     const float position = (float) (positions != nullptr ? positions[t] : first_position + t);

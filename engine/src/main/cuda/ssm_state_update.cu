@@ -25,6 +25,24 @@ extern "C" __global__ void ssm_state_update_f32(const float* __restrict__ x, int
     const int h = blockIdx.y;
     const int b = blockIdx.z;
     const int g = h / (heads / groups);
+    const int p = blockIdx.x * SSM_ROWS_PER_BLOCK + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    // The warp's state row is read before coil_grid_dependency_wait: only x, dt, B and C come from
+    // the kernels just before, so slots and states must not be written by the kernel launched just
+    // before this one. Rows of up to 256 floats (two 16-byte loads a lane) are read early.
+    float* row = p < head_dim ? states + (((size_t) slots[b] * heads + h) * head_dim + p) * state_size : nullptr;
+    const bool early = (state_size & 3) == 0 && state_size <= 256;
+    float4 held[2] = {make_float4(0.0f, 0.0f, 0.0f, 0.0f), make_float4(0.0f, 0.0f, 0.0f, 0.0f)};
+    if (early && row != nullptr) {
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            if (lane + 32 * i < (state_size >> 2)) {
+                held[i] = reinterpret_cast<const float4*>(row)[lane + 32 * i];
+            }
+        }
+    }
+    COIL_AFTER_PREVIOUS_KERNEL();
+
     const float* b_row = B + (size_t) b * bc_stride + (size_t) g * state_size;
     const float* c_row = C + (size_t) b * bc_stride + (size_t) g * state_size;
     for (int n = threadIdx.x; n < state_size; n += blockDim.x) {
@@ -39,21 +57,18 @@ extern "C" __global__ void ssm_state_update_f32(const float* __restrict__ x, int
     }
     const float decay = expf(step * A[h]);
 
-    const int p = blockIdx.x * SSM_ROWS_PER_BLOCK + (threadIdx.x >> 5);
     if (p >= head_dim) {
         return;
     }
-    const int lane = threadIdx.x & 31;
     const float x_value = x[(size_t) b * x_stride + (size_t) h * head_dim + p];
     const float input = step * x_value;
-    float* row = states + (((size_t) slots[b] * heads + h) * head_dim + p) * state_size;
     float sum = 0.0f;
     if ((state_size & 3) == 0) {
         float4* row4 = reinterpret_cast<float4*>(row);
         const float4* b4 = reinterpret_cast<const float4*>(shared_b);
         const float4* c4 = reinterpret_cast<const float4*>(shared_c);
         for (int n = lane; n < (state_size >> 2); n += 32) {
-            float4 s = row4[n];
+            float4 s = early ? held[(n - lane) >> 5] : row4[n];
             const float4 bv = b4[n];
             const float4 cv = c4[n];
             s.x = fmaf(decay, s.x, input * bv.x);

@@ -28,6 +28,7 @@ public final class Kernel {
     private final String name;
     private final CUfunction function;
     private final boolean programmatic;
+    private boolean waitsForPrevious;
 
     Kernel(String name, CUfunction function, boolean programmatic) {
         this.name = name;
@@ -45,12 +46,28 @@ public final class Kernel {
                 bytes), "cuFuncSetAttribute(" + name + ", max dynamic shared memory " + bytes + ")");
     }
 
+    /**
+     * Marks the kernel as one that passes {@code coil_grid_dependency_wait} (common.cuh) before it
+     * touches anything earlier kernels wrote or read: from now on it is launched with programmatic
+     * stream serialization where the device has it (sm_90 and later), so that it starts while the
+     * kernel before it finishes. Returns this kernel.
+     */
+    public Kernel waitsForPreviousKernel() {
+        waitsForPrevious = true;
+        return this;
+    }
+
     /** Queues the kernel on {@code stream} over a grid of gridX × gridY × gridZ blocks of {@code threads}. */
     public void launch(CudaStream stream, int gridX, int gridY, int gridZ, int threads, int sharedBytes,
             Object... arguments) {
         if (gridX <= 0 || gridY <= 0 || gridZ <= 0 || gridY > 65535 || gridZ > 65535) {
             throw new IllegalArgumentException("kernel " + name + ": grid " + gridX + " × " + gridY + " × " + gridZ
                     + " is empty or beyond CUDA's limits (y and z at most 65535)");
+        }
+        if (waitsForPrevious && programmatic
+                && !"false".equalsIgnoreCase(System.getProperty(PROGRAMMATIC_PROPERTY))) {
+            launchProgrammatic(stream, gridX, gridY, gridZ, threads, sharedBytes, arguments);
+            return;
         }
         NativePointerObject[] parameters = new NativePointerObject[arguments.length];
         for (int i = 0; i < arguments.length; i++) {
@@ -64,20 +81,8 @@ public final class Kernel {
         }
     }
 
-    /**
-     * Queues the kernel over gridX blocks as {@link #launch} does, but with programmatic stream
-     * serialization where the device has it (sm_90 and later): the kernel may start before the one
-     * before it on the stream has finished, so it must execute {@code griddepcontrol.wait} before it
-     * reads anything earlier kernels wrote, and before it ends. Elsewhere a plain launch.
-     */
-    public void launchProgrammatic(CudaStream stream, int gridX, int threads, int sharedBytes, Object... arguments) {
-        if (!programmatic || "false".equalsIgnoreCase(System.getProperty(PROGRAMMATIC_PROPERTY))) {
-            launch(stream, gridX, 1, 1, threads, sharedBytes, arguments);
-            return;
-        }
-        if (gridX <= 0) {
-            throw new IllegalArgumentException("kernel " + name + ": grid " + gridX + " is empty");
-        }
+    private void launchProgrammatic(CudaStream stream, int gridX, int gridY, int gridZ, int threads,
+            int sharedBytes, Object[] arguments) {
         long[] bits = new long[arguments.length];
         boolean[] fourBytes = new boolean[arguments.length];
         for (int i = 0; i < arguments.length; i++) {
@@ -93,7 +98,8 @@ public final class Kernel {
                         + argument.getClass().getSimpleName() + "; supported: DeviceBuffer, null, Integer, Long, Float");
             };
         }
-        int result = ProgrammaticLaunch.launch(function, stream.handle(), gridX, threads, sharedBytes, bits, fourBytes);
+        int result = ProgrammaticLaunch.launch(function, stream.handle(), gridX, gridY, gridZ, threads, sharedBytes,
+                bits, fourBytes);
         Cuda.check(result, "programmatic launch of kernel " + name);
         if (CHECK_LAUNCHES) {
             Cuda.check(cuStreamSynchronize(stream.handle()), "kernel " + name);

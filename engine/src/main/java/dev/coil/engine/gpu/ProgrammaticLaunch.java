@@ -56,11 +56,11 @@ final class ProgrammaticLaunch {
     }
 
     /**
-     * Queues {@code function} over gridX blocks of {@code threads}; each argument is 8 bytes as
+     * Queues {@code function} over gridX × gridY × gridZ blocks of {@code threads}; each argument is 8 bytes as
      * {@link Kernel} encodes it (an address, a long, or an int or float in the low 4 bytes).
      */
-    static int launch(NativePointerObject function, NativePointerObject stream, int gridX, int threads,
-            int sharedBytes, long[] argumentBits, boolean[] fourBytes) {
+    static int launch(NativePointerObject function, NativePointerObject stream, int gridX, int gridY, int gridZ,
+            int threads, int sharedBytes, long[] argumentBits, boolean[] fourBytes) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment values = arena.allocate(8L * Math.max(1, argumentBits.length), 8);
             MemorySegment pointers = arena.allocate(8L * Math.max(1, argumentBits.length), 8);
@@ -77,8 +77,8 @@ final class ProgrammaticLaunch {
             attribute.set(ValueLayout.JAVA_INT, 8, 1);
             MemorySegment config = arena.allocate(CONFIG_BYTES, 8);
             config.set(ValueLayout.JAVA_INT, 0, gridX);
-            config.set(ValueLayout.JAVA_INT, 4, 1);
-            config.set(ValueLayout.JAVA_INT, 8, 1);
+            config.set(ValueLayout.JAVA_INT, 4, gridY);
+            config.set(ValueLayout.JAVA_INT, 8, gridZ);
             config.set(ValueLayout.JAVA_INT, 12, threads);
             config.set(ValueLayout.JAVA_INT, 16, 1);
             config.set(ValueLayout.JAVA_INT, 20, 1);

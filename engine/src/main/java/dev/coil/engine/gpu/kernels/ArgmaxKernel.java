@@ -17,7 +17,7 @@ public final class ArgmaxKernel {
     private final Kernel divide;
 
     public ArgmaxKernel(KernelModule module) {
-        this.kernel = module.kernel("logits_argmax_f32");
+        this.kernel = module.kernel("logits_argmax_f32").waitsForPreviousKernel();
         this.divide = module.kernel("logits_divide_f32");
     }
 

@@ -14,7 +14,7 @@ public final class CausalConv1dUpdateKernel {
     private final Kernel kernel;
 
     public CausalConv1dUpdateKernel(KernelModule module) {
-        this.kernel = module.kernel("causal_conv1d_update_f32");
+        this.kernel = module.kernel("causal_conv1d_update_f32").waitsForPreviousKernel();
     }
 
     /**

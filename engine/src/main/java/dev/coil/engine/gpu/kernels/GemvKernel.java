@@ -9,11 +9,12 @@ import dev.coil.engine.load.DType;
 import java.util.List;
 
 /**
- * Launches the {@code gemv_*} kernels (gemv.cu): the linear layer for at most {@link #MAX_ROWS}
+ * Launches the {@code gemv_*} kernels (gemv.cu): the linear layer for at most {@link #KERNEL_ROWS}
  * rows over bf16 weights, out[r, n] = Σ_k x[r, k] · w[n, k] with f32 accumulation, reading the
  * weights once at full bandwidth. The operand x is f32 or bf16 rows, or is computed on the way in
- * from the kernel that would otherwise run before the product: silu(gate) · up, or Mamba-2's gated
- * RMSNorm. Up to three products over the same x (q, k, v) share a launch.
+ * from the kernel that would otherwise run before the product: silu(gate) · up, Mamba-2's gated
+ * RMSNorm, or a block's residual update and the next block's pre-norm. Up to three products over
+ * the same x (q, k, v) share a launch. x is rounded to bf16 as the separate kernels round it.
  *
  * <p>Launched with programmatic stream serialization where the device allows it: each launch
  * loads its weights while the kernel before it finishes, then waits for its operand.
@@ -24,14 +25,23 @@ public final class GemvKernel {
 
     public static final String PROPERTY = "coil.cuda.gemv";
 
-    /** The most rows one launch takes: the decode batches of 1, 2, 4 and 8. */
-    public static final int MAX_ROWS = 8;
+    /**
+     * The most rows a product is sent here with: decode batches of 1 and 2. The kernels take up to 8
+     * ({@link #KERNEL_ROWS}), but from 4 rows cuBLAS is faster (GemvTimingsTest).
+     */
+    public static final int MAX_ROWS = 2;
 
-    /** Dynamic shared memory a launch may use: x as f32 (rows × cols) plus the gated norm's group sums. */
+    /** The most rows the kernels take (the buckets 1, 2, 4 and 8). */
+    public static final int KERNEL_ROWS = 8;
+
+    /** Dynamic shared memory a launch may use: x as bf16 (rows × cols). */
     static final int MAX_SHARED_BYTES = 96 * 1024;
 
     private static final int THREADS = 256;
-    private static final int COLUMNS_PER_BLOCK = 8;
+    /** Output columns a block computes: 8 warps of one column, or of two from 2 rows up. */
+    private static int columnsPerBlock(int rows) {
+        return rows == 1 ? 8 : 16;
+    }
 
     /** How x is made from the launch's inputs a and b. */
     public enum Operand {
@@ -42,7 +52,9 @@ public final class GemvKernel {
         /** x = silu(a) · b, f32 (the MLP's gate and up). */
         SILU_PRODUCT("silu"),
         /** x = weight · (a · silu(b)) / rms over each group (Mamba-2's gated norm, a = y, b = z), f32. */
-        GATED_NORM("gated_norm");
+        GATED_NORM("gated_norm"),
+        /** v = a + b · multiplier (or a), x = weight · v / rms(v), v written to hOut (a block's residual and pre-norm). */
+        RESIDUAL_NORM("residual_norm");
 
         private final String suffix;
 
@@ -59,15 +71,48 @@ public final class GemvKernel {
     public record Norm(DeviceBuffer weight, int groupSize, float eps) {
     }
 
+    /**
+     * A block's pre-norm as an operand, after the previous block's residual update:
+     * v = h + update · multiplier (update null: v = h), x = weight · v / rms(v); v is written to
+     * hOut, which must not be h (null: not written). h, update, hOut: (rows, cols) f32.
+     */
+    public record ResidualNorm(DeviceBuffer h, DeviceBuffer update, float multiplier, DeviceBuffer hOut,
+            DeviceBuffer weight, float eps) {
+    }
+
+    /**
+     * Mamba-2's causal conv update as the end of the first product (a decode step's in_proj): its
+     * output columns [firstColumn, firstColumn + channels) are the conv's channels of each row's new
+     * token; convolved (rows, channels) gets silu(conv) of them and each row's state slot (slots:
+     * (rows) int32) shifts by the new values, as {@link CausalConv1dUpdateKernel} does. weight:
+     * (channels, kernelSize); bias: (channels) or null; states: (slots, kernelSize - 1, channels).
+     * The states must not be written by the kernel launched just before (they are read early).
+     */
+    public record Conv(DeviceBuffer weight, DeviceBuffer bias, int kernelSize, DeviceBuffer states,
+            DeviceBuffer slots, DeviceBuffer convolved, int firstColumn, int channels) {
+    }
+
     private final Kernel[][] kernels = new Kernel[Operand.values().length][4];
     private final boolean enabled;
+    private final int maxRows;
 
+    /** Takes products of up to {@link #MAX_ROWS} rows. */
     public GemvKernel(KernelModule module) {
+        this(module, MAX_ROWS);
+    }
+
+    /** Takes products of up to {@code maxRows} rows (at most {@link #KERNEL_ROWS}). */
+    public GemvKernel(KernelModule module, int maxRows) {
+        if (maxRows < 1 || maxRows > KERNEL_ROWS) {
+            throw new IllegalArgumentException("maxRows must be in [1, " + KERNEL_ROWS + "], not " + maxRows);
+        }
+        this.maxRows = maxRows;
         this.enabled = !"false".equalsIgnoreCase(System.getProperty(PROPERTY, "true"));
         for (Operand operand : Operand.values()) {
             for (int bucket = 0; bucket < 4; bucket++) {
                 Kernel kernel = module.kernel("gemv_" + operand.suffix + "_rows" + (1 << bucket));
                 kernel.allowDynamicSharedBytes(MAX_SHARED_BYTES);
+                kernel.waitsForPreviousKernel();
                 kernels[operand.ordinal()][bucket] = kernel;
             }
         }
@@ -75,22 +120,26 @@ public final class GemvKernel {
 
     /**
      * True when this launcher takes {@code rows} rows times w: bf16 weights with a multiple of 8
-     * columns, 1 to {@link #MAX_ROWS} rows whose operand fits in shared memory, and not switched off.
-     * A gated-norm operand also needs groups of a multiple of 32 channels ({@link #supports(int, DeviceMatrix, Norm)}).
+     * columns, 1 to maxRows rows whose operand fits in shared memory, and not switched off.
      */
     public boolean supports(int rows, DeviceMatrix w) {
-        return enabled && rows >= 1 && rows <= MAX_ROWS && w.dtype() == DType.BF16 && w.cols() % 8 == 0
-                && sharedBytes(rows, w.cols(), 0) <= MAX_SHARED_BYTES;
+        return enabled && rows >= 1 && rows <= maxRows && w.dtype() == DType.BF16 && w.cols() % 8 == 0
+                && sharedBytes(rows, w.cols()) <= MAX_SHARED_BYTES;
     }
 
     /** As {@link #supports(int, DeviceMatrix)}, with x made by the gated norm {@code norm}. */
     public boolean supports(int rows, DeviceMatrix w, Norm norm) {
-        return supports(rows, w) && norm.groupSize() % 32 == 0 && w.cols() % norm.groupSize() == 0
-                && sharedBytes(rows, w.cols(), w.cols() / norm.groupSize()) <= MAX_SHARED_BYTES;
+        return supports(rows, w) && norm.groupSize() > 0 && w.cols() % norm.groupSize() == 0;
     }
 
     /** out = x · wᵀ for each product; x: (rows, cols) in {@code type} (F32 or BF16), rows {@code stride} elements apart. */
     public void project(CudaStream stream, DeviceBuffer x, DType type, int stride, int rows, List<Product> products) {
+        project(stream, x, type, stride, rows, products, null);
+    }
+
+    /** As above, the first product ending in {@code conv} (null: none). */
+    public void project(CudaStream stream, DeviceBuffer x, DType type, int stride, int rows, List<Product> products,
+            Conv conv) {
         Operand operand = switch (type) {
             case F32 -> Operand.F32;
             case BF16 -> Operand.BF16;
@@ -103,7 +152,7 @@ public final class GemvKernel {
         } else {
             x.requireBytes(2 * spanned, "x");
         }
-        launch(stream, operand, x, stride, null, 0, null, rows, products);
+        launch(stream, operand, x, stride, null, 0, null, 0f, null, conv, rows, products);
     }
 
     /** out = (silu(gate) · up) · wᵀ; gate and up: (rows, w.cols) f32 rows of their strides. */
@@ -112,7 +161,8 @@ public final class GemvKernel {
         int cols = product.weights().cols();
         gate.requireFloats(RowKernels.spanned(rows, cols, gateStride), "gate");
         up.requireFloats(RowKernels.spanned(rows, cols, upStride), "up");
-        launch(stream, Operand.SILU_PRODUCT, gate, gateStride, up, upStride, null, rows, List.of(product));
+        launch(stream, Operand.SILU_PRODUCT, gate, gateStride, up, upStride, null, 0f, null, null, rows,
+                List.of(product));
     }
 
     /** out = gatedRmsNorm(y, z) · wᵀ; y and z: (rows, w.cols) f32 rows of their strides. */
@@ -122,25 +172,52 @@ public final class GemvKernel {
         y.requireFloats(RowKernels.spanned(rows, cols, yStride), "y");
         z.requireFloats(RowKernels.spanned(rows, cols, zStride), "z");
         norm.weight().requireFloats(cols, "norm weight");
-        launch(stream, Operand.GATED_NORM, y, yStride, z, zStride, norm, rows, List.of(product));
+        if (!supports(rows, product.weights(), norm)) {
+            throw new IllegalArgumentException("gemv does not take a gated norm in groups of " + norm.groupSize()
+                    + " over " + cols + " columns");
+        }
+        launch(stream, Operand.GATED_NORM, y, yStride, z, zStride, norm, 0f, null, null, rows, List.of(product));
+    }
+
+    /** out = rmsNorm(h + update · multiplier) · wᵀ for each product, writing the updated h to hOut (see {@link ResidualNorm}). */
+    public void projectResidualNorm(CudaStream stream, ResidualNorm norm, int rows, List<Product> products) {
+        projectResidualNorm(stream, norm, rows, products, null);
+    }
+
+    /** As above, the first product ending in {@code conv} (null: none). */
+    public void projectResidualNorm(CudaStream stream, ResidualNorm norm, int rows, List<Product> products,
+            Conv conv) {
+        int cols = products.getFirst().weights().cols();
+        long elements = (long) rows * cols;
+        norm.h().requireFloats(elements, "h");
+        if (norm.update() != null) {
+            norm.update().requireFloats(elements, "update");
+        }
+        if (norm.hOut() != null) {
+            norm.hOut().requireFloats(elements, "hOut");
+            if (norm.hOut().address() == norm.h().address()) {
+                throw new IllegalArgumentException("hOut must not be h: the launch's other blocks still read h");
+            }
+        }
+        norm.weight().requireFloats(cols, "norm weight");
+        launch(stream, Operand.RESIDUAL_NORM, norm.h(), cols, norm.update(), cols,
+                new Norm(norm.weight(), cols, norm.eps()), norm.multiplier(), norm.hOut(), conv, rows, products);
     }
 
     private void launch(CudaStream stream, Operand operand, DeviceBuffer a, int aStride, DeviceBuffer b,
-            int bStride, Norm norm, int rows, List<Product> products) {
+            int bStride, Norm norm, float multiplier, DeviceBuffer hOut, Conv conv, int rows, List<Product> products) {
         if (products.isEmpty() || products.size() > 3) {
             throw new IllegalArgumentException("a gemv launch takes 1 to 3 products, not " + products.size());
         }
         int cols = products.getFirst().weights().cols();
-        boolean fits = norm == null ? supports(rows, products.getFirst().weights())
-                : supports(rows, products.getFirst().weights(), norm);
-        if (!fits) {
+        if (!supports(rows, products.getFirst().weights())) {
             throw new IllegalArgumentException("gemv does not take " + rows + " rows × " + products.getFirst().weights()
                     .dtype() + " [" + products.getFirst().weights().rows() + ", " + cols + "]"
                     + (enabled ? "" : " (switched off by -D" + PROPERTY + "=false)"));
         }
         RowKernels.requireStride(aStride, cols, "x stride");
         Object[] segments = new Object[9];
-        long columns = 0;
+        long blocks = 0;
         for (int s = 0; s < 3; s++) {
             Product product = s < products.size() ? products.get(s) : null;
             if (product != null) {
@@ -149,31 +226,57 @@ public final class GemvKernel {
                             + " columns");
                 }
                 product.out().requireFloats((long) rows * product.weights().rows(), "out");
-                columns += product.weights().rows();
+                blocks += Math.ceilDiv(product.weights().rows(), columnsPerBlock(rows));
             }
             segments[3 * s] = product == null ? null : product.weights().data();
             segments[3 * s + 1] = product == null ? null : product.out();
             segments[3 * s + 2] = product == null ? 0 : product.weights().rows();
         }
-        int groups = norm == null ? 0 : cols / norm.groupSize();
+        if (conv != null) {
+            requireConv(conv, rows, products.getFirst().weights().rows());
+        }
         int bucket = rows <= 1 ? 0 : rows <= 2 ? 1 : rows <= 4 ? 2 : 3;
-        int blocks = (int) Math.ceilDiv(columns, COLUMNS_PER_BLOCK);
-        Object[] arguments = new Object[9 + segments.length];
+        Object[] arguments = new Object[19 + segments.length];
         arguments[0] = a;
         arguments[1] = aStride;
         arguments[2] = b;
         arguments[3] = bStride;
         arguments[4] = norm == null ? null : norm.weight();
-        arguments[5] = norm == null ? 32 : norm.groupSize();
+        arguments[5] = norm == null ? cols : norm.groupSize();
         arguments[6] = norm == null ? 0f : norm.eps();
-        arguments[7] = rows;
-        arguments[8] = cols;
-        System.arraycopy(segments, 0, arguments, 9, segments.length);
-        kernels[operand.ordinal()][bucket].launchProgrammatic(stream, blocks, THREADS, sharedBytes(rows, cols, groups),
+        arguments[7] = multiplier;
+        arguments[8] = hOut;
+        arguments[9] = conv == null ? null : conv.weight();
+        arguments[10] = conv == null ? null : conv.bias();
+        arguments[11] = conv == null ? null : conv.states();
+        arguments[12] = conv == null ? null : conv.slots();
+        arguments[13] = conv == null ? null : conv.convolved();
+        arguments[14] = conv == null ? 1 : conv.kernelSize();
+        arguments[15] = conv == null ? 0 : conv.firstColumn();
+        arguments[16] = conv == null ? 0 : conv.channels();
+        arguments[17] = rows;
+        arguments[18] = cols;
+        System.arraycopy(segments, 0, arguments, 19, segments.length);
+        kernels[operand.ordinal()][bucket].launch(stream, (int) blocks, 1, 1, THREADS, sharedBytes(rows, cols),
                 arguments);
     }
 
-    private static int sharedBytes(int rows, int cols, int groups) {
-        return (int) Math.min(Integer.MAX_VALUE, 4L * rows * ((long) cols + groups));
+    private static void requireConv(Conv conv, int rows, int columns) {
+        if (conv.kernelSize() < 1 || conv.channels() < 1 || conv.firstColumn() < 0
+                || conv.firstColumn() + conv.channels() > columns) {
+            throw new IllegalArgumentException("conv channels [" + conv.firstColumn() + ", "
+                    + (conv.firstColumn() + conv.channels()) + ") of kernel " + conv.kernelSize()
+                    + " do not lie within the product's " + columns + " columns");
+        }
+        conv.weight().requireFloats((long) conv.channels() * conv.kernelSize(), "conv weight");
+        if (conv.bias() != null) {
+            conv.bias().requireFloats(conv.channels(), "conv bias");
+        }
+        conv.slots().requireFloats(rows, "slots");
+        conv.convolved().requireFloats((long) rows * conv.channels(), "convolved");
+    }
+
+    private static int sharedBytes(int rows, int cols) {
+        return (int) Math.min(Integer.MAX_VALUE, 2L * rows * cols);
     }
 }

@@ -151,7 +151,8 @@ public final class PagedAttentionKernel {
             partialStats = workspace.floatSlice(outFloats, rows * split.splits() * 2);
         }
         String dtype = cache.dtype() == DType.BF16 ? "bf16" : "f32";
-        Kernel decode = module.kernel("paged_attention_" + dtype + "_d" + headDim + "_g" + group);
+        Kernel decode = module.kernel("paged_attention_" + dtype + "_d" + headDim + "_g" + group)
+                .waitsForPreviousKernel();
         // Scores (rounded up to 16 bytes), the warps' partial sums, the split's block-table entries.
         int sharedBytes = 4 * ((group * split.partition() + 3) / 4 * 4 + WARPS * group * headDim
                 + split.partition() + 2);
@@ -159,8 +160,8 @@ public final class PagedAttentionKernel {
                 cache.keys(), cache.values(), blockTables, tableStride, lengths, cache.blockSize(), shape.queryHeads(),
                 shape.kvHeads(), split.partition(), (float) (scale * LOG2_E), partialOut, partialStats, out);
         if (split.splits() > 1) {
-            module.kernel("paged_attention_merge").launch(stream, (int) rows, 1, 1, THREADS, 4 * split.splits(),
-                    partialOut, partialStats, out, split.splits(), headDim);
+            module.kernel("paged_attention_merge").waitsForPreviousKernel().launch(stream, (int) rows, 1, 1, THREADS,
+                    4 * split.splits(), partialOut, partialStats, out, split.splits(), headDim);
         }
     }
 

@@ -21,8 +21,8 @@ public final class PagedKvKernel {
     private final Kernel gatherBf16;
 
     public PagedKvKernel(KernelModule module) {
-        this.writeF32 = module.kernel("paged_kv_write_f32");
-        this.writeBf16 = module.kernel("paged_kv_write_bf16");
+        this.writeF32 = module.kernel("paged_kv_write_f32").waitsForPreviousKernel();
+        this.writeBf16 = module.kernel("paged_kv_write_bf16").waitsForPreviousKernel();
         this.gatherF32 = module.kernel("paged_kv_gather_f32");
         this.gatherBf16 = module.kernel("paged_kv_gather_bf16");
     }

@@ -11,7 +11,7 @@ public final class RopeKernel {
     private final Kernel kernel;
 
     public RopeKernel(KernelModule module) {
-        this.kernel = module.kernel("rope_f32");
+        this.kernel = module.kernel("rope_f32").waitsForPreviousKernel();
     }
 
     /**

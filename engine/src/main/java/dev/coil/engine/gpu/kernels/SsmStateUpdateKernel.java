@@ -19,7 +19,7 @@ public final class SsmStateUpdateKernel {
     private final Kernel kernel;
 
     public SsmStateUpdateKernel(KernelModule module) {
-        this.kernel = module.kernel("ssm_state_update_f32");
+        this.kernel = module.kernel("ssm_state_update_f32").waitsForPreviousKernel();
     }
 
     /** Where dt comes from: already final (dtBias null, no softplus), or raw in_proj output to finish here. */

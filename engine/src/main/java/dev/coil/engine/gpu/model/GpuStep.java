@@ -1,8 +1,10 @@
 package dev.coil.engine.gpu.model;
 
+import dev.coil.engine.gpu.CudaEvent;
 import dev.coil.engine.gpu.DecodeGraphs;
 import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.PinnedBuffer;
+import dev.coil.engine.gpu.kernels.GemvKernel;
 import dev.coil.engine.model.Batch;
 import dev.coil.engine.model.ModelConfig;
 import java.lang.foreign.MemorySegment;
@@ -45,6 +47,11 @@ final class GpuStep implements AutoCloseable {
     private long launchNanos;
     private long waitNanos;
     private long splitNanos;
+    private long replayLaunchNanos;
+    private double replayDeviceMillis;
+    private CudaEvent replayStart;
+    private CudaEvent replayEnd;
+    private long lastReplays;
 
     GpuStep(ModelConfig config, GpuWeights weights, DeviceKernels kernels, DeviceStateStore store,
             boolean useGraphs, int maxGraphRows, boolean deviceSampling) {
@@ -64,8 +71,11 @@ final class GpuStep implements AutoCloseable {
      */
     String profile() {
         double n = Math.max(1, steps);
-        return String.format("%d steps, µs per step: prepare %.0f, queue %.0f, wait %.0f, read %.0f", steps,
-                prepareNanos / n / 1e3, launchNanos / n / 1e3, waitNanos / n / 1e3, splitNanos / n / 1e3);
+        double r = Math.max(1, replays);
+        return String.format("%d steps, µs per step: prepare %.0f, queue %.0f, wait %.0f, read %.0f; per replayed step:"
+                + " graph launch %.0f µs on the host, %.0f µs on the device", steps, prepareNanos / n / 1e3,
+                launchNanos / n / 1e3, waitNanos / n / 1e3, splitNanos / n / 1e3, replayLaunchNanos / r / 1e3,
+                replayDeviceMillis / r * 1e3);
     }
 
     /** Decode steps served by replaying a graph so far. */
@@ -106,7 +116,15 @@ final class GpuStep implements AutoCloseable {
 
         if (graphed) {
             DecodeGraphs.Key key = new DecodeGraphs.Key(layout.rows, layout.tableStride);
+            if (replayStart == null) {
+                replayStart = kernels.device.newEvent();
+                replayEnd = kernels.device.newEvent();
+            }
+            replayStart.record(kernels.stream);
+            long beforeReplay = System.nanoTime();
             if (graphs.replay(key, allocations(), kernels.stream)) {
+                replayLaunchNanos += System.nanoTime() - beforeReplay;
+                replayEnd.record(kernels.stream);
                 replays++;
             } else {
                 long before = allocations();
@@ -129,6 +147,10 @@ final class GpuStep implements AutoCloseable {
         long launched = System.nanoTime();
         kernels.stream.synchronize();
         long done = System.nanoTime();
+        if (graphed && replayEnd != null && lastReplays != replays) {
+            lastReplays = replays;
+            replayDeviceMillis += replayEnd.millisSince(replayStart);
+        }
         List<Batch.Output> outputs = split(layout);
         steps++;
         prepareNanos += prepared - start;
@@ -165,9 +187,19 @@ final class GpuStep implements AutoCloseable {
         kernels.embedding.launch(kernels.stream, inputs.floatSlice(layout.idsOffset(), rows), rows,
                 weights.embeddings, config.embeddingMultiplier(), h);
         DeviceBuffer normed16 = kernels.scratch.bytes("model.normed16", 2 * activations);
+        // A decode step of few rows keeps the residual stream in two buffers: each block's first
+        // products add the previous block's update to h and write the sum to the other one.
+        DeviceBuffer spare = layout.decodesOnly() && rows <= GemvKernel.MAX_ROWS
+                ? kernels.scratch.floats("model.h.spare", activations) : null;
         for (int b = 0; b < weights.blocks.size(); b++) {
             GpuWeights.Block block = weights.blocks.get(b);
-            StepInput input = StepInput.blockNorm(kernels, config, block, b == 0, h, update, normed, normed16, rows);
+            StepInput input = StepInput.blockNorm(kernels, config, block, b == 0, h, update, normed, normed16, rows,
+                    spare);
+            if (input.movesResidual()) {
+                DeviceBuffer previous = h;
+                h = spare;
+                spare = previous;
+            }
             switch (block.mixer()) {
                 case GpuWeights.Mamba mamba -> StepMamba.forward(kernels, mamba, store, b, layout, inputs, input,
                         update);
@@ -175,6 +207,16 @@ final class GpuStep implements AutoCloseable {
                         inputs, input, update);
                 case GpuWeights.Mlp mlp -> GpuFeedForward.forward(kernels, mlp, input, rows, update);
             }
+        }
+        long logitFloats = (long) logitRows * config.vocabSize();
+        DeviceBuffer logits = kernels.scratch.floats("model.logits", logitFloats);
+        if (layout.decodesOnly() && logitRows > 0 && kernels.matmul.gemv().supports(logitRows, weights.lmHead)) {
+            // The last residual update and the final norm inside the lm_head product.
+            kernels.matmul.gemv().projectResidualNorm(kernels.stream, new GemvKernel.ResidualNorm(h, update,
+                    config.residualMultiplier(), null, weights.finalNorm, config.normEps()), logitRows,
+                    List.of(new GemvKernel.Product(weights.lmHead, logits)));
+            greedyTokens(logits, logitRows);
+            return;
         }
         kernels.residualAdd.launch(kernels.stream, h, update, activations, config.residualMultiplier());
         if (logitRows == 0) {
@@ -198,9 +240,12 @@ final class GpuStep implements AutoCloseable {
         DeviceBuffer finalNormed = kernels.scratch.floats("model.final", (long) logitRows * hidden);
         kernels.rmsNorm.launch(kernels.stream, selected, logitRows, hidden, weights.finalNorm, config.normEps(),
                 finalNormed);
-        long logitFloats = (long) logitRows * config.vocabSize();
-        DeviceBuffer logits = kernels.scratch.floats("model.logits", logitFloats);
         kernels.matmul.matmul(kernels.stream, finalNormed, logitRows, weights.lmHead, logits);
+        greedyTokens(logits, logitRows);
+    }
+
+    /** Each row's greedy token, copied to pinned memory (with a positive logits divisor). */
+    private void greedyTokens(DeviceBuffer logits, int logitRows) {
         if (config.logitsDivisor() > 0f) {
             // A positive divisor does not move the argmax; the tokens come from the undivided logits.
             DeviceBuffer tokens = kernels.scratch.floats("model.tokens", logitRows);
@@ -304,6 +349,10 @@ final class GpuStep implements AutoCloseable {
         kernels.device.synchronize();
         if (graphs != null) {
             graphs.close();
+        }
+        if (replayStart != null) {
+            replayStart.close();
+            replayEnd.close();
         }
         if (staging != null) {
             staging.close();

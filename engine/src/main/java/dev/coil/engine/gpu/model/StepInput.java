@@ -10,12 +10,27 @@ import java.util.List;
 /**
  * The normed activations a mixer's first products read: f32 [rows, hidden], or, where every one of
  * those products has bf16 weights, already rounded to bf16 by the norm (the conversion a product
- * would otherwise launch itself, once per product).
+ * would otherwise launch itself, once per product). Or, in a decode step whose first products all
+ * run in the few-rows product, not made yet: {@code pending} says how those products make it
+ * themselves (the residual update and the pre-norm inside their launch, values null).
  */
-record StepInput(DeviceBuffer values, DType dtype) {
+record StepInput(DeviceBuffer values, DType dtype, GemvKernel.ResidualNorm pending) {
+
+    StepInput(DeviceBuffer values, DType dtype) {
+        this(values, dtype, null);
+    }
+
+    /** True when the residual stream moved to the pending norm's hOut (the caller's h from now on). */
+    boolean movesResidual() {
+        return pending != null && pending.hOut() != null;
+    }
 
     /** out = input · wᵀ for [rows, w.cols] input: straight into cuBLAS when prepared, else converted first. */
     void project(DeviceKernels k, int rows, DeviceMatrix w, DeviceBuffer out) {
+        if (pending != null) {
+            k.matmul.gemv().projectResidualNorm(k.stream, pending, rows, List.of(new GemvKernel.Product(w, out)));
+            return;
+        }
         if (dtype == DType.F32) {
             k.matmul.matmul(k.stream, values, rows, w, out);
         } else {
@@ -23,6 +38,19 @@ record StepInput(DeviceBuffer values, DType dtype) {
                 throw new IllegalStateException("a " + dtype + " operand for " + w.dtype() + " weights");
             }
             k.matmul.matmulPrepared(k.stream, values, rows, w, out);
+        }
+    }
+
+    /**
+     * out = input · wᵀ ending in the conv update {@code conv}, in one few-rows launch: only where
+     * {@code k.matmul.gemv().supports(rows, w)} (the caller checks).
+     */
+    void projectWithConv(DeviceKernels k, int rows, DeviceMatrix w, DeviceBuffer out, GemvKernel.Conv conv) {
+        List<GemvKernel.Product> products = List.of(new GemvKernel.Product(w, out));
+        if (pending != null) {
+            k.matmul.gemv().projectResidualNorm(k.stream, pending, rows, products, conv);
+        } else {
+            k.matmul.gemv().project(k.stream, values, dtype, w.cols(), rows, products, conv);
         }
     }
 
@@ -37,9 +65,16 @@ record StepInput(DeviceBuffer values, DType dtype) {
             together &= gemv.supports(rows, product.weights())
                     && product.weights().cols() == products[0].weights().cols();
         }
+        if (together && pending != null) {
+            gemv.projectResidualNorm(k.stream, pending, rows, List.of(products));
+            return;
+        }
         if (together) {
             gemv.project(k.stream, values, dtype, products[0].weights().cols(), rows, List.of(products));
             return;
+        }
+        if (pending != null) {
+            throw new IllegalStateException("a pending norm needs its products in one launch");
         }
         for (GemvKernel.Product product : products) {
             project(k, rows, product.weights(), product.out());
@@ -51,7 +86,22 @@ record StepInput(DeviceBuffer values, DType dtype) {
      * products read: into normed16 as bf16 when all their weights are bf16 (a conversion launch
      * saved per product), else into normed as f32. After the first block the previous block's
      * residual update (h += update · residualMultiplier) is fused into the same launch.
+     *
+     * <p>With {@code spare} given (a decode step's second residual buffer) and every first product
+     * of the block taken by the few-rows product, nothing is launched here: the products make the
+     * update and the norm inside their launch, and the updated h goes to spare
+     * ({@link #movesResidual}: the caller swaps h and spare).
      */
+    static StepInput blockNorm(DeviceKernels k, ModelConfig config, GpuWeights.Block block, boolean first,
+            DeviceBuffer h, DeviceBuffer update, DeviceBuffer normed, DeviceBuffer normed16, int rows,
+            DeviceBuffer spare) {
+        if (spare != null && fusesNorm(k, block, rows)) {
+            return new StepInput(null, DType.BF16, new GemvKernel.ResidualNorm(h, first ? null : update,
+                    config.residualMultiplier(), first ? null : spare, block.norm(), config.normEps()));
+        }
+        return blockNorm(k, config, block, first, h, update, normed, normed16, rows);
+    }
+
     static StepInput blockNorm(DeviceKernels k, ModelConfig config, GpuWeights.Block block, boolean first,
             DeviceBuffer h, DeviceBuffer update, DeviceBuffer normed, DeviceBuffer normed16, int rows) {
         boolean prepared = switch (block.mixer()) {
@@ -68,6 +118,19 @@ record StepInput(DeviceBuffer values, DType dtype) {
                     config.normEps(), input.values(), input.dtype());
         }
         return input;
+    }
+
+    /** True when each of the block's first products (those that read the pre-norm) runs in the few-rows product. */
+    private static boolean fusesNorm(DeviceKernels k, GpuWeights.Block block, int rows) {
+        GemvKernel gemv = k.matmul.gemv();
+        return switch (block.mixer()) {
+            case GpuWeights.Mamba mamba -> gemv.supports(rows, mamba.inProjection());
+            case GpuWeights.Attention attention -> gemv.supports(rows, attention.query())
+                    && gemv.supports(rows, attention.key()) && gemv.supports(rows, attention.value());
+            case GpuWeights.Mlp mlp -> mlp.gateAndUp() != null ? gemv.supports(rows, mlp.gateAndUp())
+                    : mlp.gate() != null ? gemv.supports(rows, mlp.gate()) && gemv.supports(rows, mlp.up())
+                    : gemv.supports(rows, mlp.up());
+        };
     }
 
     /** True when products with all of {@code consumers} can read a bf16 operand (all weights bf16). */

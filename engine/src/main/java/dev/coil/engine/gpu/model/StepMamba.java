@@ -32,16 +32,27 @@ final class StepMamba {
         int width = inner + channels + heads;
 
         DeviceBuffer projected = k.scratch.floats("mamba.projected", (long) rows * width);
-        u.project(k, rows, w.inProjection(), projected);
         DeviceBuffer convolved = k.scratch.floats("mamba.convolved", (long) rows * channels);
         DeviceBuffer y = k.scratch.floats("mamba.y", (long) rows * inner);
-
         int decodeRows = layout.decodeRows();
+        // A decode step of few rows: the conv update is the end of in_proj's launch.
+        boolean convInProjection = layout.decodesOnly() && decodeRows == rows
+                && k.matmul.gemv().supports(rows, w.inProjection());
+        if (convInProjection) {
+            u.projectWithConv(k, rows, w.inProjection(), projected, new GemvKernel.Conv(w.convWeight(), w.convBias(),
+                    spec.convKernel(), store.convStates(block), inputs.floatSlice(layout.decodeSlotsOffset(), rows),
+                    convolved, inner, channels));
+        } else {
+            u.project(k, rows, w.inProjection(), projected);
+        }
+
         if (decodeRows > 0) {
             DeviceBuffer slots = inputs.floatSlice(layout.decodeSlotsOffset(), decodeRows);
-            k.convUpdate.launch(k.stream, rowsOf(projected, width, 0, decodeRows, inner, channels), width, decodeRows,
-                    channels, w.convWeight(), w.convBias(), spec.convKernel(), store.convStates(block), slots,
-                    convolved);
+            if (!convInProjection) {
+                k.convUpdate.launch(k.stream, rowsOf(projected, width, 0, decodeRows, inner, channels), width,
+                        decodeRows, channels, w.convWeight(), w.convBias(), spec.convKernel(), store.convStates(block),
+                        slots, convolved);
+            }
             SsmStateUpdateKernel.Step step = new SsmStateUpdateKernel.Step(
                     rowsOf(projected, width, 0, decodeRows, inner + channels, heads), width, w.dtBias(), true);
             k.ssmUpdate.launch(k.stream, shape, decodeRows, convolved, channels, step, w.decay(),

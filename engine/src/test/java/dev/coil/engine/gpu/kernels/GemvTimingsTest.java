@@ -42,7 +42,7 @@ class GemvTimingsTest {
         } finally {
             System.clearProperty(GemvKernel.PROPERTY);
         }
-        GemvKernel gemv = new GemvKernel(GpuFixture.kernels());
+        GemvKernel gemv = new GemvKernel(GpuFixture.kernels(), GemvKernel.KERNEL_ROWS);
         try (DeviceScope scope = GpuFixture.scope(); cublas; blasOnly) {
             cublas.useWorkspace(scope.keep(device.allocate(32L << 20))); // captured products must not allocate
             for (int[] shape : shapes) {

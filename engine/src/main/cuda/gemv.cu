@@ -2,7 +2,7 @@
 // row-major, f32 accumulation, for rows ≤ 8. A decode step of a small model is a chain of such
 // products, each reading a few MB of weights once: cuBLAS spends several times the bytes' time on
 // the wide ones. Here a warp owns one output column (two from 2 rows up, so that each operand
-// load from shared memory serves two weight rows) and holds its weights in registers (16-byte
+// load from shared memory serves two weight rows, and two for tall matrices) and holds its weights in registers (16-byte
 // loads, all issued at once), so a launch keeps the whole matrix in flight.
 //
 // The operand x is built in shared memory by the block, as bf16, from one of:
@@ -47,6 +47,9 @@
 
 // Values of a normed operand row a thread keeps in registers: rows (or groups) up to 8 · 256 wide.
 #define COIL_GEMV_CACHED 8
+
+// History values of a conv channel kept in registers from before the wait (kernels up to 5 wide).
+#define COIL_GEMV_CONV_HISTORY 4
 
 #define COIL_GEMV_F32 0
 #define COIL_GEMV_BF16 1
@@ -157,14 +160,14 @@ struct CoilGemvConv {
     int channels;
 };
 
-template <int MODE, int ROWS>
+template <int MODE, int ROWS, int COLUMNS>
 static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, const float* __restrict__ b,
         int b_stride, const float* __restrict__ norm_weight, int group_size, float eps, float multiplier,
         float* h_out, const CoilGemvConv conv, int rows, int k,
         const __nv_bfloat16* __restrict__ w0, float* __restrict__ out0, int n0,
         const __nv_bfloat16* __restrict__ w1, float* __restrict__ out1, int n1,
         const __nv_bfloat16* __restrict__ w2, float* __restrict__ out2, int n2) {
-    constexpr int COLUMNS = ROWS == 1 ? 1 : 2;           // output columns per warp
+    // COLUMNS: output columns per warp (a row of weights each).
     constexpr int CHUNKS = COIL_GEMV_HELD / COLUMNS;     // chunks per lane and column per pass
     constexpr int PER_BLOCK = COIL_GEMV_WARPS * COLUMNS; // output columns per block
     extern __shared__ __align__(16) unsigned char coil_gemv_shared[];
@@ -221,11 +224,14 @@ static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, co
     // kernels either: lane r computes them for row r of the warp's channels before the wait.
     // (The state was last written by this launch's twin in an earlier step, never by the kernel just before.)
     float conv_sum[COLUMNS];
+    float conv_last_weight[COLUMNS];
+    float conv_history[COLUMNS][COIL_GEMV_CONV_HISTORY];
     int conv_channel[COLUMNS];
 #pragma unroll
     for (int o = 0; o < COLUMNS; o++) {
         conv_channel[o] = -1;
         conv_sum[o] = 0.0f;
+        conv_last_weight[o] = 0.0f;
         const int channel = first_column + o - conv.first;
         if (conv.states != nullptr && blockIdx.x < blocks0 && active[o] && channel >= 0 && channel < conv.channels) {
             conv_channel[o] = channel;
@@ -234,9 +240,14 @@ static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, co
                 const float* column = conv.states + (size_t) conv.slots[lane] * history * conv.channels + channel;
                 float sum = conv.bias != nullptr ? conv.bias[channel] : 0.0f;
                 for (int j = 0; j < history; j++) {
-                    sum = fmaf(conv.weight[channel * conv.kernel + j], column[(size_t) j * conv.channels], sum);
+                    const float value = column[(size_t) j * conv.channels];
+                    if (j < COIL_GEMV_CONV_HISTORY) {
+                        conv_history[o][j] = value;
+                    }
+                    sum = fmaf(conv.weight[channel * conv.kernel + j], value, sum);
                 }
                 conv_sum[o] = sum;
+                conv_last_weight[o] = conv.weight[channel * conv.kernel + history];
             }
         }
     }
@@ -308,9 +319,10 @@ static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, co
                 const int channel = conv_channel[o];
                 const int history = conv.kernel - 1;
                 float* column = conv.states + (size_t) conv.slots[r] * history * conv.channels + channel;
-                const float sum = fmaf(conv.weight[channel * conv.kernel + history], total, conv_sum[o]);
+                const float sum = fmaf(conv_last_weight[o], total, conv_sum[o]);
                 for (int j = 0; j + 1 < history; j++) {
-                    column[(size_t) j * conv.channels] = column[(size_t) (j + 1) * conv.channels];
+                    column[(size_t) j * conv.channels] = j + 1 < COIL_GEMV_CONV_HISTORY
+                            ? conv_history[o][j + 1] : column[(size_t) (j + 1) * conv.channels];
                 }
                 if (history > 0) {
                     column[(size_t) (history - 1) * conv.channels] = total;
@@ -321,7 +333,7 @@ static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, co
     }
 }
 
-#define COIL_GEMV_ENTRY(name, MODE, ROWS)                                                                       \
+#define COIL_GEMV_ENTRY(name, MODE, ROWS, COLUMNS)                                                                       \
     extern "C" __global__ void __launch_bounds__(COIL_GEMV_WARPS * 32) name(const void* a, int a_stride,        \
             const float* __restrict__ b, int b_stride, const float* __restrict__ norm_weight, int group_size,     \
             float eps, float multiplier, float* h_out, const float* conv_weight, const float* conv_bias,         \
@@ -332,16 +344,19 @@ static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, co
             const __nv_bfloat16* __restrict__ w2, float* __restrict__ out2, int n2) {                            \
         const CoilGemvConv conv = {conv_weight, conv_bias, conv_states, conv_slots, conv_out, conv_kernel,       \
                 conv_first, conv_channels};                                                                      \
-        coil_gemv<MODE, ROWS>(a, a_stride, b, b_stride, norm_weight, group_size, eps, multiplier, h_out, conv,   \
+        coil_gemv<MODE, ROWS, COLUMNS>(a, a_stride, b, b_stride, norm_weight, group_size, eps, multiplier, h_out, conv,   \
                 rows, k, w0, out0, n0, w1, out1, n1, w2, out2, n2);                                              \
     }
 
-// Rows buckets 1, 2, 4 and 8: a launch for r rows takes the smallest bucket ≥ r.
-#define COIL_GEMV_BUCKETS(prefix, MODE)           \
-    COIL_GEMV_ENTRY(prefix##_rows1, MODE, 1)      \
-    COIL_GEMV_ENTRY(prefix##_rows2, MODE, 2)      \
-    COIL_GEMV_ENTRY(prefix##_rows4, MODE, 4)      \
-    COIL_GEMV_ENTRY(prefix##_rows8, MODE, 8)
+// Rows buckets 1, 2, 4 and 8: a launch for r rows takes the smallest bucket ≥ r. One row has a
+// second entry with two columns a warp, for tall matrices: half the blocks, so that they fit the
+// GPU at once (a second wave of blocks would redo the operand's prologue after the first).
+#define COIL_GEMV_BUCKETS(prefix, MODE)                  \
+    COIL_GEMV_ENTRY(prefix##_rows1, MODE, 1, 1)          \
+    COIL_GEMV_ENTRY(prefix##_rows1_wide, MODE, 1, 2)     \
+    COIL_GEMV_ENTRY(prefix##_rows2, MODE, 2, 2)          \
+    COIL_GEMV_ENTRY(prefix##_rows4, MODE, 4, 2)          \
+    COIL_GEMV_ENTRY(prefix##_rows8, MODE, 8, 2)
 
 COIL_GEMV_BUCKETS(gemv_f32, COIL_GEMV_F32)
 COIL_GEMV_BUCKETS(gemv_bf16, COIL_GEMV_BF16)

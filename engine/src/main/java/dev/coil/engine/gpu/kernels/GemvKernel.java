@@ -38,9 +38,9 @@ public final class GemvKernel {
     static final int MAX_SHARED_BYTES = 96 * 1024;
 
     private static final int THREADS = 256;
-    /** Output columns a block computes: 8 warps of one column, or of two from 2 rows up. */
-    private static int columnsPerBlock(int rows) {
-        return rows == 1 ? 8 : 16;
+    /** Output columns a block of the bucket computes: 8 warps of one column, or of two. */
+    private static int columnsPerBlock(int bucket) {
+        return bucket == 0 ? 8 : 16;
     }
 
     /** How x is made from the launch's inputs a and b. */
@@ -92,7 +92,13 @@ public final class GemvKernel {
             DeviceBuffer slots, DeviceBuffer convolved, int firstColumn, int channels) {
     }
 
-    private final Kernel[][] kernels = new Kernel[Operand.values().length][4];
+    /** The kernels' suffixes by bucket: 1 row, 1 row two columns a warp, 2, 4 and 8 rows. */
+    private static final String[] BUCKETS = {"rows1", "rows1_wide", "rows2", "rows4", "rows8"};
+
+    /** Output columns from which one row takes the two-columns-a-warp kernel (more than 256 blocks of 8). */
+    private static final long WIDE_FROM_COLUMNS = 2049;
+
+    private final Kernel[][] kernels = new Kernel[Operand.values().length][BUCKETS.length];
     private final boolean enabled;
     private final int maxRows;
 
@@ -109,8 +115,8 @@ public final class GemvKernel {
         this.maxRows = maxRows;
         this.enabled = !"false".equalsIgnoreCase(System.getProperty(PROPERTY, "true"));
         for (Operand operand : Operand.values()) {
-            for (int bucket = 0; bucket < 4; bucket++) {
-                Kernel kernel = module.kernel("gemv_" + operand.suffix + "_rows" + (1 << bucket));
+            for (int bucket = 0; bucket < BUCKETS.length; bucket++) {
+                Kernel kernel = module.kernel("gemv_" + operand.suffix + "_" + BUCKETS[bucket]);
                 kernel.allowDynamicSharedBytes(MAX_SHARED_BYTES);
                 kernel.waitsForPreviousKernel();
                 kernels[operand.ordinal()][bucket] = kernel;
@@ -216,6 +222,11 @@ public final class GemvKernel {
                     + (enabled ? "" : " (switched off by -D" + PROPERTY + "=false)"));
         }
         RowKernels.requireStride(aStride, cols, "x stride");
+        long columns = 0;
+        for (Product product : products) {
+            columns += product.weights().rows();
+        }
+        int bucket = rows > 4 ? 4 : rows > 2 ? 3 : rows == 2 ? 2 : columns >= WIDE_FROM_COLUMNS ? 1 : 0;
         Object[] segments = new Object[9];
         long blocks = 0;
         for (int s = 0; s < 3; s++) {
@@ -226,7 +237,7 @@ public final class GemvKernel {
                             + " columns");
                 }
                 product.out().requireFloats((long) rows * product.weights().rows(), "out");
-                blocks += Math.ceilDiv(product.weights().rows(), columnsPerBlock(rows));
+                blocks += Math.ceilDiv(product.weights().rows(), columnsPerBlock(bucket));
             }
             segments[3 * s] = product == null ? null : product.weights().data();
             segments[3 * s + 1] = product == null ? null : product.out();
@@ -235,7 +246,6 @@ public final class GemvKernel {
         if (conv != null) {
             requireConv(conv, rows, products.getFirst().weights().rows());
         }
-        int bucket = rows <= 1 ? 0 : rows <= 2 ? 1 : rows <= 4 ? 2 : 3;
         Object[] arguments = new Object[19 + segments.length];
         arguments[0] = a;
         arguments[1] = aStride;

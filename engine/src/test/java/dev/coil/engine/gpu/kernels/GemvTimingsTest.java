@@ -79,6 +79,60 @@ class GemvTimingsTest {
         }
     }
 
+    @Test
+    void printsWhatEachFusedOperandAddsAtOneRow() {
+        CudaDevice device = GpuFixture.device();
+        Random random = new Random(6);
+        GemvKernel gemv = new GemvKernel(GpuFixture.kernels(), GemvKernel.KERNEL_ROWS);
+        try (DeviceScope scope = GpuFixture.scope()) {
+            DeviceMatrix inProjection = scope.keep(DeviceMatrix.upload(device,
+                    TestMatrices.of(Parity.uniform(random, 3352 * 768, -1, 1), 3352, 768, DType.BF16)));
+            DeviceMatrix outProjection = scope.keep(DeviceMatrix.upload(device,
+                    TestMatrices.of(Parity.uniform(random, 768 * 1536, -1, 1), 768, 1536, DType.BF16)));
+            DeviceMatrix down = scope.keep(DeviceMatrix.upload(device,
+                    TestMatrices.of(Parity.uniform(random, 768 * 2048, -1, 1), 768, 2048, DType.BF16)));
+            DeviceBuffer h = scope.upload(Parity.uniform(random, 768, -2, 2));
+            DeviceBuffer update = scope.upload(Parity.uniform(random, 768, -2, 2));
+            DeviceBuffer hOut = scope.poisoned(768);
+            DeviceBuffer ones = scope.upload(Parity.uniform(random, 2048, 0.5, 1.5));
+            DeviceBuffer wide = scope.upload(Parity.uniform(random, 3352, -2, 2));
+            DeviceBuffer wide16 = scope.poisoned(3352);
+            new ConvertKernel(GpuFixture.kernels()).launch(scope.stream(), wide, 3352, DType.BF16, wide16);
+            DeviceBuffer projected = scope.poisoned(3352);
+            DeviceBuffer out = scope.poisoned(768);
+            DeviceBuffer convolved = scope.poisoned(1792);
+            DeviceBuffer states = scope.upload(new float[4 * 3 * 1792]);
+            DeviceBuffer slots = scope.upload(new int[] {1});
+            DeviceBuffer convWeight = scope.upload(Parity.uniform(random, 1792 * 4, -1, 1));
+            GemvKernel.Product inProduct = new GemvKernel.Product(inProjection, projected);
+            GemvKernel.ResidualNorm norm = new GemvKernel.ResidualNorm(h, update, 0.2f, hOut, ones, 1e-5f);
+            String card = device.name();
+            double plainIn = perLaunch(scope, () -> gemv.project(scope.stream(), wide16, DType.BF16, 768, 1,
+                    List.of(inProduct)));
+            double normedIn = perLaunch(scope, () -> gemv.projectResidualNorm(scope.stream(), norm, 1,
+                    List.of(inProduct)));
+            double convIn = perLaunch(scope, () -> gemv.projectResidualNorm(scope.stream(), norm, 1,
+                    List.of(inProduct), new GemvKernel.Conv(convWeight, null, 4, states, slots, convolved, 1536,
+                            1792)));
+            System.out.printf("[gemv] %s: in_proj [3352, 768], 1 row: bf16 operand %.2f µs, residual + norm %.2f µs,"
+                    + " residual + norm + conv update %.2f µs%n", card, plainIn, normedIn, convIn);
+            GemvKernel.Product outProduct = new GemvKernel.Product(outProjection, out);
+            double plainOut = perLaunch(scope, () -> gemv.project(scope.stream(), wide16, DType.BF16, 1536, 1,
+                    List.of(outProduct)));
+            double gatedOut = perLaunch(scope, () -> gemv.projectGatedNorm(scope.stream(), wide, 1536, wide, 3352,
+                    new GemvKernel.Norm(ones, 1536, 1e-5f), 1, outProduct));
+            System.out.printf("[gemv] %s: out_proj [768, 1536], 1 row: bf16 operand %.2f µs, gated norm %.2f µs%n",
+                    card, plainOut, gatedOut);
+            GemvKernel.Product downProduct = new GemvKernel.Product(down, out);
+            double plainDown = perLaunch(scope, () -> gemv.project(scope.stream(), wide16, DType.BF16, 2048, 1,
+                    List.of(downProduct)));
+            double siluDown = perLaunch(scope, () -> gemv.projectSiluProduct(scope.stream(), wide, 2048,
+                    wide.floatSlice(1024, 2048), 2048, 1, downProduct));
+            System.out.printf("[gemv] %s: down [768, 2048], 1 row: bf16 operand %.2f µs, silu(gate) · up %.2f µs%n",
+                    card, plainDown, siluDown);
+        }
+    }
+
     /**
      * Median over 5 replays of the time per launch, µs, of {@link #CHAIN} launches captured back to
      * back in one CUDA graph (as a decode step replays them: no host launch cost in the figure).

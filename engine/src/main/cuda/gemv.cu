@@ -123,6 +123,8 @@ static __device__ __forceinline__ void coil_gemv_operand(__nv_bfloat16* x, float
         }
     } else {
         for (int r = 0; r < rows; r++) {
+            // Unrolled so that a thread's loads are all in flight before its first product.
+#pragma unroll 8
             for (int i = threadIdx.x; i < k; i += blockDim.x) {
                 const size_t index = (size_t) r * a_stride + i;
                 if (MODE == COIL_GEMV_BF16) {

@@ -122,18 +122,83 @@ static __device__ __forceinline__ void coil_gemv_operand(__nv_bfloat16* x, float
             }
         }
     } else {
-        for (int r = 0; r < rows; r++) {
-            // Unrolled so that a thread's loads are all in flight before its first product.
+        // One loop over all rows, unrolled, so that a thread's loads are all in flight at once.
 #pragma unroll 8
-            for (int i = threadIdx.x; i < k; i += blockDim.x) {
-                const size_t index = (size_t) r * a_stride + i;
-                if (MODE == COIL_GEMV_BF16) {
-                    x[r * k + i] = ((const __nv_bfloat16*) a)[index];
-                } else if (MODE == COIL_GEMV_F32) {
-                    x[r * k + i] = __float2bfloat16_rn(((const float*) a)[index]);
-                } else {
-                    x[r * k + i] = __float2bfloat16_rn(__fmul_rn(coil_silu(((const float*) a)[index]),
-                            b[(size_t) r * b_stride + i]));
+        for (int e = threadIdx.x; e < rows * k; e += blockDim.x) {
+            const int r = e / k;
+            const int i = e - r * k;
+            const size_t index = (size_t) r * a_stride + i;
+            if (MODE == COIL_GEMV_BF16) {
+                x[e] = ((const __nv_bfloat16*) a)[index];
+            } else if (MODE == COIL_GEMV_F32) {
+                x[e] = __float2bfloat16_rn(((const float*) a)[index]);
+            } else {
+                x[e] = __float2bfloat16_rn(__fmul_rn(coil_silu(((const float*) a)[index]),
+                        b[(size_t) r * b_stride + i]));
+            }
+        }
+    }
+    __syncthreads();
+}
+
+// The normed operands when the norm spans the whole row (one group) of at most
+// COIL_GEMV_CACHED · 256 values: every row's loads are issued together and the rows' sums of
+// squares are reduced with one barrier, each as coil_block_sum reduces it (the same sums, so the
+// same operand as the row-by-row path). Rows of 1 and 2 keep their values in registers between
+// the two passes; more rows read them again (from L1).
+template <int MODE, int ROWS>
+static __device__ __forceinline__ void coil_gemv_normed_rows(__nv_bfloat16* x, float* scratch, const float* input,
+        int a_stride, const float* __restrict__ b, int b_stride, const float* __restrict__ norm_weight,
+        const float (&early_weight)[COIL_GEMV_CACHED], float eps, float multiplier, float* h_out, int rows, int k) {
+    constexpr bool KEEP = ROWS <= 2;
+    const bool writes_h = MODE == COIL_GEMV_RESIDUAL_NORM && h_out != nullptr && b != nullptr && blockIdx.x == 0;
+    const int lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5;
+    float kept[KEEP ? ROWS : 1][COIL_GEMV_CACHED];
+    float squares[ROWS];
+#pragma unroll
+    for (int r = 0; r < ROWS; r++) {
+        squares[r] = 0.0f;
+        if (r < rows) {
+#pragma unroll
+            for (int j = 0; j < COIL_GEMV_CACHED; j++) {
+                const int i = threadIdx.x + j * blockDim.x;
+                if (i < k) {
+                    const float v = coil_gemv_normed_input<MODE>(input, b, multiplier, (size_t) r * a_stride + i,
+                            (size_t) r * b_stride + i);
+                    if (KEEP) {
+                        kept[KEEP ? r : 0][j] = v;
+                    }
+                    squares[r] = fmaf(v, v, squares[r]);
+                }
+            }
+        }
+    }
+    const int warps = (blockDim.x + 31) >> 5;
+#pragma unroll
+    for (int r = 0; r < ROWS; r++) {
+        const float total = coil_warp_sum(squares[r]);
+        if (lane == 0) {
+            scratch[r * 32 + warp] = total;
+        }
+    }
+    __syncthreads();
+#pragma unroll
+    for (int r = 0; r < ROWS; r++) {
+        if (r < rows) {
+            const float total = coil_warp_sum(lane < warps ? scratch[r * 32 + lane] : 0.0f);
+            const float inverse_rms = 1.0f / sqrtf(total / k + eps);
+#pragma unroll
+            for (int j = 0; j < COIL_GEMV_CACHED; j++) {
+                const int i = threadIdx.x + j * blockDim.x;
+                if (i < k) {
+                    const float v = KEEP ? kept[KEEP ? r : 0][j]
+                                         : coil_gemv_normed_input<MODE>(input, b, multiplier,
+                                                   (size_t) r * a_stride + i, (size_t) r * b_stride + i);
+                    x[r * k + i] = __float2bfloat16_rn(early_weight[j] * (v * inverse_rms));
+                    if (writes_h) {
+                        h_out[(size_t) r * k + i] = v;
+                    }
                 }
             }
         }
@@ -173,7 +238,7 @@ static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, co
     constexpr int CHUNKS = COIL_GEMV_HELD / COLUMNS;     // chunks per lane and column per pass
     constexpr int PER_BLOCK = COIL_GEMV_WARPS * COLUMNS; // output columns per block
     extern __shared__ __align__(16) unsigned char coil_gemv_shared[];
-    __shared__ float scratch[32];
+    __shared__ float scratch[32 * ROWS];
     const int lane = threadIdx.x & 31;
 
     // This block's segment and its first column there.
@@ -257,8 +322,14 @@ static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, co
     coil_launch_dependents();
 
     __nv_bfloat16* x = reinterpret_cast<__nv_bfloat16*>(coil_gemv_shared);
-    coil_gemv_operand<MODE>(x, scratch, a, a_stride, b, b_stride, norm_weight, early_weight, group_size, eps,
-            multiplier, h_out, rows, k);
+    if ((MODE == COIL_GEMV_GATED_NORM || MODE == COIL_GEMV_RESIDUAL_NORM) && group_size == k
+            && k <= COIL_GEMV_CACHED * (int) blockDim.x) {
+        coil_gemv_normed_rows<MODE, ROWS>(x, scratch, (const float*) a, a_stride, b, b_stride, norm_weight,
+                early_weight, eps, multiplier, h_out, rows, k);
+    } else {
+        coil_gemv_operand<MODE>(x, scratch, a, a_stride, b, b_stride, norm_weight, early_weight, group_size, eps,
+                multiplier, h_out, rows, k);
+    }
 
     float acc[COLUMNS][ROWS];
 #pragma unroll

@@ -39,7 +39,7 @@ class GpuServingTimingTest {
                     - (long) loaded.config().vocabSize() * loaded.config().hiddenSize() * 2
                     * (loaded.config().lmHeadName() == null ? 0 : 1);
             double floorMs = weightBytes / BANDWIDTH * 1e3;
-            int[] concurrencies = {1, 4, 16, 64};
+            int[] concurrencies = {1, 2, 4, 16, 64};
             EngineOptions options = EngineOptions.DEFAULTS.withMaxSequences(64).withMaxBatchedTokens(2048)
                     .withCacheMemory("8G");
             // Batch 1 alone first (one sequence, so every warm-up step is batch 1 too), for its host profile.
@@ -48,10 +48,11 @@ class GpuServingTimingTest {
             SamplingParams sampled = SamplingParams.greedy().withTemperature(0.8).withTopP(0.95);
             // 5 and 6: greedy at 1 and 4 requests with every product through cuBLAS, then with the
             // few-rows products launched the plain way (no programmatic dependent launch).
-            for (int run = 0; run < 7; run++) {
+            // 7: greedy at 2 and 4 requests with the few-rows products taking up to 8 rows.
+            for (int run = 0; run < 8; run++) {
                 boolean graphs = run != 2;
-                int[] levels = run == 0 ? new int[] {1} : run == 1 ? concurrencies : run >= 5 ? new int[] {1, 4}
-                        : new int[] {1, 64};
+                int[] levels = run == 0 ? new int[] {1} : run == 1 ? concurrencies : run == 5 ? new int[] {1, 2, 4}
+                        : run == 6 ? new int[] {1, 2} : run == 7 ? new int[] {2, 4} : new int[] {1, 64};
                 SamplingParams sampling = run == 3 || run == 4 ? sampled : SamplingParams.greedy();
                 if (run == 4) {
                     System.setProperty(GpuBackend.SAMPLING_PROPERTY, "false");
@@ -61,6 +62,9 @@ class GpuServingTimingTest {
                 }
                 if (run == 6) {
                     System.setProperty(Kernel.PROGRAMMATIC_PROPERTY, "false");
+                }
+                if (run == 7) {
+                    System.setProperty(GemvKernel.ROWS_PROPERTY, String.valueOf(GemvKernel.KERNEL_ROWS));
                 }
                 EngineOptions runOptions = run == 0 ? options.withMaxSequences(1) : options;
                 List<GpuBackend> opened = new java.util.ArrayList<>();
@@ -72,11 +76,13 @@ class GpuServingTimingTest {
                 System.clearProperty(GpuBackend.SAMPLING_PROPERTY);
                 System.clearProperty(GemvKernel.PROPERTY);
                 System.clearProperty(Kernel.PROGRAMMATIC_PROPERTY);
+                System.clearProperty(GemvKernel.ROWS_PROPERTY);
                 String mode = switch (run) {
                     case 3 -> "sampled on the device";
                     case 4 -> "sampled on the host";
                     case 5 -> "greedy, products through cuBLAS";
                     case 6 -> "greedy, products without programmatic launch";
+                    case 7 -> "greedy, few-rows products up to 8 rows";
                     default -> "greedy";
                 };
                 System.out.printf("[gpu-serving] run %d, graphs %s, %s: %s; %d graph replays%n", run,

@@ -102,9 +102,12 @@ public final class GemvKernel {
     private final boolean enabled;
     private final int maxRows;
 
-    /** Takes products of up to {@link #MAX_ROWS} rows. */
+    /** {@code -Dcoil.cuda.gemvRows=N} (1 to {@link #KERNEL_ROWS}) changes {@link #MAX_ROWS}, for comparisons. */
+    public static final String ROWS_PROPERTY = "coil.cuda.gemvRows";
+
+    /** Takes products of up to {@link #MAX_ROWS} rows (or -Dcoil.cuda.gemvRows). */
     public GemvKernel(KernelModule module) {
-        this(module, MAX_ROWS);
+        this(module, Integer.getInteger(ROWS_PROPERTY, MAX_ROWS));
     }
 
     /** Takes products of up to {@code maxRows} rows (at most {@link #KERNEL_ROWS}). */

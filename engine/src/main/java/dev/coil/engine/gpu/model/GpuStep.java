@@ -189,7 +189,7 @@ final class GpuStep implements AutoCloseable {
         DeviceBuffer normed16 = kernels.scratch.bytes("model.normed16", 2 * activations);
         // A decode step of few rows keeps the residual stream in two buffers: each block's first
         // products add the previous block's update to h and write the sum to the other one.
-        DeviceBuffer spare = layout.decodesOnly() && rows <= GemvKernel.MAX_ROWS
+        DeviceBuffer spare = layout.decodesOnly() && rows <= GemvKernel.KERNEL_ROWS
                 ? kernels.scratch.floats("model.h.spare", activations) : null;
         for (int b = 0; b < weights.blocks.size(); b++) {
             GpuWeights.Block block = weights.blocks.get(b);

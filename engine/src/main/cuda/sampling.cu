@@ -66,6 +66,8 @@ struct CoilSelectShared {
     unsigned long long range_mass[COIL_SAMPLE_THREADS];
     int range_last[COIL_SAMPLE_THREADS];
     int drawn;
+    int unique;
+    unsigned long long found;
 };
 
 // The largest key (present in the row, kept by keep) at which the mass summed over larger-or-equal keys
@@ -142,6 +144,7 @@ static __device__ unsigned long long coil_select(int vocab, Key key, Mass mass, 
                 chosen = chosen < 0 ? lowest : chosen;
             }
             shared.prefix = chosen < 0 ? ~0ull : prefix | ((unsigned long long) chosen << shift);
+            shared.unique = chosen >= 0 && shared.count[chosen] == 1;
         }
         __syncthreads();
         prefix = shared.prefix;
@@ -149,6 +152,20 @@ static __device__ unsigned long long coil_select(int vocab, Key key, Mass mass, 
             return prefix;
         }
         mask |= 255ull << shift;
+        if (shared.unique && shift > 0) {
+            // One kept key is left under the prefix: every later pass would choose its digits (a
+            // lone key is chosen whether or not its mass reaches the target), so it is the result.
+            for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
+                if (keep(i)) {
+                    const unsigned long long k = key(i);
+                    if ((k & mask) == prefix) {
+                        shared.found = k;
+                    }
+                }
+            }
+            __syncthreads();
+            return shared.found;
+        }
         __syncthreads();
     }
     return prefix;

@@ -22,6 +22,7 @@ import java.util.TreeSet;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * The GPU sampler against the CPU {@link Sampler}, row by row: penalties exactly, the argmax, the set of
@@ -161,11 +162,11 @@ class SamplingKernelTest {
         }
     }
 
-    /** Prints µs per batch of 64 rows × 49160; asserts nothing about speed. */
-    @Test
-    void timingsForABatchOf64() {
+    /** Prints µs per batch of 1 and of 64 rows × 49160; asserts nothing about speed. */
+    @ParameterizedTest(name = "batch {0}")
+    @ValueSource(ints = {1, 64})
+    void timingsForBatchesOf1And64(int batch) {
         int vocab = 49160;
-        int batch = 64;
         Random random = new Random(11);
         float[] flat = new float[batch * vocab];
         for (int r = 0; r < batch; r++) {

@@ -175,31 +175,46 @@ static __device__ unsigned long long coil_select(int vocab, Key key, Mass mass, 
 // running weight, summed over surviving ids from 0, passes target (sum > target); when rounding
 // never lets it, the last id of positive weight. A radix select over id keys would add every token
 // into the same digit counter for its first passes (ids share their top bits), so this scans
-// instead: each thread sums a contiguous range of ids in the same fixed point, thread 0 walks the
-// range sums, and the thread whose range holds the crossing walks its ids. Every thread gets the id.
+// instead, in the same fixed point (integer sums: any order gives the same running sums): each warp
+// sums a contiguous range of ids, 32 consecutive ids a round (coalesced); thread 0 walks the 32
+// range sums; the warp whose range holds the crossing walks it again a round at a time, its lanes'
+// running sums made by a warp scan, and the first lane past the target is the draw. Every thread
+// gets the id.
 template <typename Mass, typename Keep>
 static __device__ int coil_draw_by_id(int vocab, Mass mass, Keep keep, double target, CoilSelectShared& shared) {
-    const int per_thread = (vocab + blockDim.x - 1) / blockDim.x;
-    const int begin = min(vocab, (int) threadIdx.x * per_thread);
-    const int end = min(vocab, begin + per_thread);
+    const int lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5;
+    const int warps = (blockDim.x + 31) >> 5;
+    const int per_warp = (vocab + warps * 32 - 1) / (warps * 32) * 32;
+    const int begin = min(vocab, warp * per_warp);
+    const int end = min(vocab, begin + per_warp);
+    auto fixed_mass = [&](int i) {
+        return i < end && keep(i) ? (unsigned long long) __double2ull_rn(mass(i) * COIL_MASS_UNIT) : 0ull;
+    };
     unsigned long long local = 0ull;
     int last = -1;
-    for (int i = begin; i < end; i++) {
-        if (keep(i)) {
-            const unsigned long long m = (unsigned long long) __double2ull_rn(mass(i) * COIL_MASS_UNIT);
-            local += m;
-            last = m > 0ull ? i : last;
-        }
+#pragma unroll 4
+    for (int i = begin + lane; i < end; i += 32) {
+        const unsigned long long m = fixed_mass(i);
+        local += m;
+        last = m > 0ull ? i : last;
     }
-    shared.range_mass[threadIdx.x] = local;
-    shared.range_last[threadIdx.x] = last;
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) {
+        local += __shfl_xor_sync(0xffffffffu, local, offset);
+        last = max(last, __shfl_xor_sync(0xffffffffu, last, offset));
+    }
+    if (lane == 0) {
+        shared.range_mass[warp] = local;
+        shared.range_last[warp] = last;
+    }
     __syncthreads();
     if (threadIdx.x == 0) {
         const double goal = target * COIL_MASS_UNIT;
         unsigned long long before = 0ull;
         int holder = -1;
         int last_drawable = -1;
-        for (int t = 0; t < (int) blockDim.x; t++) {
+        for (int t = 0; t < warps; t++) {
             last_drawable = shared.range_last[t] >= 0 ? shared.range_last[t] : last_drawable;
             if (holder < 0 && shared.range_mass[t] > 0ull && (double) (before + shared.range_mass[t]) > goal) {
                 holder = t;
@@ -208,24 +223,31 @@ static __device__ int coil_draw_by_id(int vocab, Mass mass, Keep keep, double ta
             }
         }
         shared.prefix = before;
-        shared.drawn = holder < 0 ? last_drawable : -2 - holder; // -2 - t: thread t walks its range
+        shared.drawn = holder < 0 ? last_drawable : -2 - holder; // -2 - w: warp w walks its range
     }
     __syncthreads();
-    if (shared.drawn == -2 - (int) threadIdx.x) {
+    if (shared.drawn == -2 - warp) {
         const double goal = target * COIL_MASS_UNIT;
-        unsigned long long running = shared.prefix;
-        int chosen = last;
-        for (int i = begin; i < end; i++) {
-            if (keep(i)) {
-                const unsigned long long m = (unsigned long long) __double2ull_rn(mass(i) * COIL_MASS_UNIT);
-                running += m;
-                if (m > 0ull && (double) running > goal) {
-                    chosen = i;
-                    break;
-                }
+        unsigned long long before = shared.prefix;
+        int chosen = -1;
+        for (int first = begin; first < end && chosen < 0; first += 32) {
+            const int i = first + lane;
+            const unsigned long long m = fixed_mass(i);
+            unsigned long long running = m;
+#pragma unroll
+            for (int offset = 1; offset < 32; offset <<= 1) {
+                const unsigned long long other = __shfl_up_sync(0xffffffffu, running, offset);
+                running += lane >= offset ? other : 0ull;
             }
+            const unsigned int passed = __ballot_sync(0xffffffffu, m > 0ull && (double) (before + running) > goal);
+            if (passed != 0u) {
+                chosen = first + __ffs(passed) - 1;
+            }
+            before += __shfl_sync(0xffffffffu, running, 31);
         }
-        shared.drawn = chosen;
+        if (lane == 0) {
+            shared.drawn = chosen >= 0 ? chosen : last;
+        }
     }
     __syncthreads();
     const int drawn = shared.drawn;

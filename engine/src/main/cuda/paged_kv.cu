@@ -22,11 +22,10 @@ static __device__ __forceinline__ float coil_load(const __nv_bfloat16* in) {
 }
 
 // source: (rows, kv_heads, head_dim) f32, the new keys or values; destinations: (rows) int32 cache rows.
-// Grid: (rows); block: 128 threads over kv_heads · padded_head_dim.
+// Grid: (rows); block: 128 threads over kv_heads · padded_head_dim. This block writes row `row`.
 template <typename T>
-static __device__ void coil_paged_write(const float* __restrict__ source, const int* __restrict__ destinations,
-        T* __restrict__ cache, int kv_heads, int head_dim, int padded_head_dim) {
-    const int row = blockIdx.x;
+static __device__ void coil_paged_write(const float* source, const int* __restrict__ destinations,
+        T* __restrict__ cache, int kv_heads, int head_dim, int padded_head_dim, int row) {
     const int width = kv_heads * padded_head_dim;
     const size_t to = (size_t) destinations[row] * width;
     const size_t from = (size_t) row * kv_heads * head_dim;
@@ -40,13 +39,13 @@ static __device__ void coil_paged_write(const float* __restrict__ source, const 
 extern "C" __global__ void paged_kv_write_f32(const float* source, const int* destinations, float* cache,
         int kv_heads, int head_dim, int padded_head_dim) {
     COIL_AFTER_PREVIOUS_KERNEL();
-    coil_paged_write(source, destinations, cache, kv_heads, head_dim, padded_head_dim);
+    coil_paged_write(source, destinations, cache, kv_heads, head_dim, padded_head_dim, blockIdx.x);
 }
 
 extern "C" __global__ void paged_kv_write_bf16(const float* source, const int* destinations, __nv_bfloat16* cache,
         int kv_heads, int head_dim, int padded_head_dim) {
     COIL_AFTER_PREVIOUS_KERNEL();
-    coil_paged_write(source, destinations, cache, kv_heads, head_dim, padded_head_dim);
+    coil_paged_write(source, destinations, cache, kv_heads, head_dim, padded_head_dim, blockIdx.x);
 }
 
 // Positions [0, count) of one sequence, contiguous and in bf16, for the prefill flash kernel.

@@ -9,12 +9,10 @@
 // NOTE: the frequency and the angle are rounded to f32 exactly as HF computes them (the reference
 // does the same), then cos/sin and the rotation run in double: at positions in the thousands an f32
 // sin/cos of the f32 angle would differ from the reference in the last bits for no gain.
-extern "C" __global__ void rope_f32(float* x, const int* __restrict__ positions, int heads, int head_dim,
-        int rotary_dim, float theta, int first_position) {
-    COIL_AFTER_PREVIOUS_KERNEL();
-    const int t = blockIdx.x;
+// Row t of x (heads, head_dim) turned to `position`; the block's threads stride over the (head, i) pairs.
+static __device__ __forceinline__ void coil_rope_row(float* x, int t, float position, int heads, int head_dim,
+        int rotary_dim, float theta) {
     const int half = rotary_dim / 2;
-    const float position = (float) (positions != nullptr ? positions[t] : first_position + t);
     for (int pair = threadIdx.x; pair < heads * half; pair += blockDim.x) {
         const int h = pair / half;
         const int i = pair - h * half;
@@ -29,4 +27,12 @@ extern "C" __global__ void rope_f32(float* x, const int* __restrict__ positions,
         first[0] = (float) __dsub_rn(__dmul_rn(x1, cosine), __dmul_rn(x2, sine));
         first[half] = (float) __dadd_rn(__dmul_rn(x2, cosine), __dmul_rn(x1, sine));
     }
+}
+
+extern "C" __global__ void rope_f32(float* x, const int* __restrict__ positions, int heads, int head_dim,
+        int rotary_dim, float theta, int first_position) {
+    COIL_AFTER_PREVIOUS_KERNEL();
+    const int t = blockIdx.x;
+    const float position = (float) (positions != nullptr ? positions[t] : first_position + t);
+    coil_rope_row(x, t, position, heads, head_dim, rotary_dim, theta);
 }

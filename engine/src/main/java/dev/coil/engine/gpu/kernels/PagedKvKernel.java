@@ -19,12 +19,16 @@ public final class PagedKvKernel {
     private final Kernel writeBf16;
     private final Kernel gatherF32;
     private final Kernel gatherBf16;
+    private final Kernel ropeWriteF32;
+    private final Kernel ropeWriteBf16;
 
     public PagedKvKernel(KernelModule module) {
         this.writeF32 = module.kernel("paged_kv_write_f32").waitsForPreviousKernel();
         this.writeBf16 = module.kernel("paged_kv_write_bf16").waitsForPreviousKernel();
         this.gatherF32 = module.kernel("paged_kv_gather_f32");
         this.gatherBf16 = module.kernel("paged_kv_gather_bf16");
+        this.ropeWriteF32 = module.kernel("rope_kv_write_f32").waitsForPreviousKernel();
+        this.ropeWriteBf16 = module.kernel("rope_kv_write_bf16").waitsForPreviousKernel();
     }
 
     /**
@@ -41,6 +45,35 @@ public final class PagedKvKernel {
         if (rows > 0) {
             Kernel kernel = layout.dtype() == DType.BF16 ? writeBf16 : writeF32;
             kernel.launch(stream, rows, 1, 1, THREADS, 0, source, destinations, cache, layout.kvHeads(), headDim,
+                    layout.headDim());
+        }
+    }
+
+    /**
+     * The rows' attention inputs in one launch (rope_kv_write.cu): when rotaryDim &gt; 0, q and key
+     * turned in place as {@link RopeKernel#launchAtPositions} turns them; then key and value written
+     * to the cache as {@link #write} writes them. q: (rows, qHeads, headDim), key and value: (rows,
+     * layout.kvHeads(), headDim) f32; positions and destinations: (rows) int32.
+     */
+    public void ropeAndWrite(CudaStream stream, DeviceBuffer q, int qHeads, DeviceBuffer key, DeviceBuffer value,
+            int headDim, int rotaryDim, float theta, DeviceBuffer positions, DeviceBuffer destinations, int rows,
+            PagedAttentionKernel.DeviceCache layout) {
+        if (headDim > layout.headDim()) {
+            throw new IllegalArgumentException("head dim " + headDim + " is wider than the cache's " + layout.headDim());
+        }
+        if (rotaryDim < 0 || rotaryDim > headDim || rotaryDim % 2 != 0) {
+            throw new IllegalArgumentException(
+                    "rotaryDim (" + rotaryDim + ") must be even and within headDim (" + headDim + ")");
+        }
+        q.requireFloats((long) rows * qHeads * headDim, "q");
+        key.requireFloats((long) rows * layout.kvHeads() * headDim, "key");
+        value.requireFloats((long) rows * layout.kvHeads() * headDim, "value");
+        positions.requireBytes(4L * rows, "positions");
+        destinations.requireBytes(4L * rows, "destinations");
+        if (rows > 0) {
+            Kernel kernel = layout.dtype() == DType.BF16 ? ropeWriteBf16 : ropeWriteF32;
+            kernel.launch(stream, rows, 1, 1, RowKernels.ROW_THREADS, 0, q, key, value, positions, qHeads,
+                    layout.kvHeads(), headDim, rotaryDim, theta, destinations, layout.keys(), layout.values(),
                     layout.headDim());
         }
     }

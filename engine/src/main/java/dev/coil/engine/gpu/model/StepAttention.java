@@ -50,16 +50,10 @@ final class StepAttention {
         DeviceBuffer value = k.scratch.floats("attention.v", (long) rows * kvHeads * headDim);
         x.projectAll(k, rows, new GemvKernel.Product(w.query(), q), new GemvKernel.Product(w.key(), key),
                 new GemvKernel.Product(w.value(), value));
-        if (spec.rotaryDim() > 0) {
-            DeviceBuffer positions = inputs.floatSlice(layout.positionsOffset(), rows);
-            k.rope.launchAtPositions(k.stream, q, positions, rows, queryHeads, headDim, spec.rotaryDim(),
-                    spec.ropeTheta());
-            k.rope.launchAtPositions(k.stream, key, positions, rows, kvHeads, headDim, spec.rotaryDim(),
-                    spec.ropeTheta());
-        }
-        DeviceBuffer cacheRows = inputs.floatSlice(layout.cacheRowsOffset(), rows);
-        k.pagedKv.write(k.stream, key, headDim, cacheRows, rows, cache.keys(), cache);
-        k.pagedKv.write(k.stream, value, headDim, cacheRows, rows, cache.values(), cache);
+        // RoPE on q and k, then k and v into their cache rows: one launch.
+        k.pagedKv.ropeAndWrite(k.stream, q, queryHeads, key, value, headDim, Math.max(0, spec.rotaryDim()),
+                spec.ropeTheta(), inputs.floatSlice(layout.positionsOffset(), rows),
+                inputs.floatSlice(layout.cacheRowsOffset(), rows), rows, cache);
 
         long queryFloats = (long) rows * queryHeads * padded;
         DeviceBuffer paddedQ = q;

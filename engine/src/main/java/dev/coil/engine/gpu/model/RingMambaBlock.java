@@ -1,10 +1,7 @@
 package dev.coil.engine.gpu.model;
 
-import dev.coil.engine.gpu.CudaStream;
 import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.kernels.SsdScanKernel;
-import dev.coil.engine.gpu.kernels.SsmStateUpdateKernel;
-import dev.coil.engine.load.DType;
 import dev.coil.engine.model.BlockSpec;
 import dev.coil.engine.ops.SsmShape;
 import dev.coil.engine.parallel.Sharding;
@@ -163,7 +160,7 @@ final class RingMambaBlock {
             GpuWeights.Mamba w = mamba(device, block);
             DeviceBuffer projected = k.scratch.floats("mamba.projected", (long) rows * width);
             DeviceBuffer y = k.scratch.floats("mamba.y", (long) rows * inner);
-            gatedOutput(k, w, spec, rows, y, projected, width, updates[device.index]);
+            StepMamba.gatedOutput(k, w, rows, y, projected, updates[device.index]);
         }
     }
 
@@ -199,36 +196,14 @@ final class RingMambaBlock {
         DeviceKernels k = device.kernels;
         GpuWeights.Mamba w = mamba(device, block);
         BlockSpec.Mamba spec = w.spec();
-        SsmShape shape = new SsmShape(spec.heads(), spec.headDim(), spec.groups(), spec.stateSize());
-        int inner = spec.innerSize();
-        int channels = spec.convChannels();
-        int heads = spec.heads();
-        int width = inner + channels + heads;
-        int groupWidth = spec.groups() * spec.stateSize();
-        DeviceBuffer projected = k.scratch.floats("mamba.projected", width);
+        DeviceBuffer projected = k.scratch.floats("mamba.projected", spec.innerSize() + spec.convChannels()
+                + spec.heads());
         input.project(k, 1, w.inProjection(), projected);
-        DeviceBuffer convolved = k.scratch.floats("mamba.convolved", channels);
-        DeviceBuffer slot = run.slotZero();
-        k.convUpdate.launch(k.stream, projected.floatSlice(inner, channels), width, 1, channels, w.convWeight(),
-                w.convBias(), spec.convKernel(), run.convState(block), slot, convolved);
-        DeviceBuffer y = k.scratch.floats("mamba.y", inner);
-        SsmStateUpdateKernel.Step step = new SsmStateUpdateKernel.Step(projected.floatSlice(inner + channels, heads),
-                width, w.dtBias(), true);
-        k.ssmUpdate.launch(k.stream, shape, 1, convolved, channels, step, w.decay(),
-                convolved.floatSlice(inner, groupWidth), convolved.floatSlice(inner + groupWidth, groupWidth),
-                channels, w.skip(), run.ssmState(block), slot, y);
-        gatedOutput(k, w, spec, 1, y, projected, width, update);
-    }
-
-    /** out = out_proj(gated_rmsnorm(y, z)), z read in place from in_proj's output. */
-    private static void gatedOutput(DeviceKernels k, GpuWeights.Mamba w, BlockSpec.Mamba spec, int rows,
-            DeviceBuffer y, DeviceBuffer projected, int width, DeviceBuffer out) {
-        int inner = spec.innerSize();
-        DType gatedType = StepInput.bf16For(w.outProjection()) ? DType.BF16 : DType.F32;
-        DeviceBuffer gated = gatedType == DType.F32 ? y : k.scratch.bytes("mamba.gated16", 2L * rows * inner);
-        k.gatedRmsNorm.launch(k.stream, y, projected, width, rows, inner, spec.normGroupSize(), w.norm(),
-                spec.normEps(), gated, gatedType);
-        new StepInput(gated, gatedType).project(k, rows, w.outProjection(), out);
+        DeviceBuffer convolved = k.scratch.floats("mamba.convolved", spec.convChannels());
+        DeviceBuffer y = k.scratch.floats("mamba.y", spec.innerSize());
+        StepMamba.decodeUpdates(k, w, 1, projected, true, run.convState(block), run.ssmState(block), run.slotZero(),
+                convolved, y);
+        StepMamba.gatedOutput(k, w, 1, y, projected, update);
     }
 
     /** x, dt, B and C of a chunk's rows: x, B, C column ranges of the conv output, dt its own rows. */

@@ -47,18 +47,8 @@ final class StepMamba {
         }
 
         if (decodeRows > 0) {
-            DeviceBuffer slots = inputs.floatSlice(layout.decodeSlotsOffset(), decodeRows);
-            if (!convInProjection) {
-                k.convUpdate.launch(k.stream, rowsOf(projected, width, 0, decodeRows, inner, channels), width,
-                        decodeRows, channels, w.convWeight(), w.convBias(), spec.convKernel(), store.convStates(block),
-                        slots, convolved);
-            }
-            SsmStateUpdateKernel.Step step = new SsmStateUpdateKernel.Step(
-                    rowsOf(projected, width, 0, decodeRows, inner + channels, heads), width, w.dtBias(), true);
-            k.ssmUpdate.launch(k.stream, shape, decodeRows, convolved, channels, step, w.decay(),
-                    rowsOf(convolved, channels, 0, decodeRows, inner, groupWidth),
-                    rowsOf(convolved, channels, 0, decodeRows, inner + groupWidth, groupWidth), channels, w.skip(),
-                    store.ssmStates(block), slots, y);
+            decodeUpdates(k, w, decodeRows, projected, !convInProjection, store.convStates(block),
+                    store.ssmStates(block), inputs.floatSlice(layout.decodeSlotsOffset(), decodeRows), convolved, y);
         }
         for (int s = layout.decodes; s < layout.order.length; s++) {
             int first = layout.firstRow[s];
@@ -78,15 +68,52 @@ final class StepMamba {
                     w.decay(), w.skip(), store.ssmState(block, slot), null,
                     y.floatSlice((long) first * inner, (long) count * inner), workspace);
         }
+        gatedOutput(k, w, rows, y, projected, out);
+    }
+
+    /**
+     * One new token for each of {@code rows} sequences (their state slots in {@code slots}): the conv
+     * update of in_proj's xBC columns into convolved (unless in_proj's launch already made it), then
+     * the selective state update into y. projected: [rows, in_proj width]; convolved: [rows, conv
+     * channels]; y: [rows, inner].
+     */
+    static void decodeUpdates(DeviceKernels k, GpuWeights.Mamba w, int rows, DeviceBuffer projected, boolean conv,
+            DeviceBuffer convStates, DeviceBuffer ssmStates, DeviceBuffer slots, DeviceBuffer convolved,
+            DeviceBuffer y) {
+        BlockSpec.Mamba spec = w.spec();
+        SsmShape shape = new SsmShape(spec.heads(), spec.headDim(), spec.groups(), spec.stateSize());
+        int inner = spec.innerSize();
+        int channels = spec.convChannels();
+        int groupWidth = spec.groups() * spec.stateSize();
+        int width = inner + channels + spec.heads();
+        if (conv) {
+            k.convUpdate.launch(k.stream, rowsOf(projected, width, 0, rows, inner, channels), width, rows, channels,
+                    w.convWeight(), w.convBias(), spec.convKernel(), convStates, slots, convolved);
+        }
+        SsmStateUpdateKernel.Step step = new SsmStateUpdateKernel.Step(
+                rowsOf(projected, width, 0, rows, inner + channels, spec.heads()), width, w.dtBias(), true);
+        k.ssmUpdate.launch(k.stream, shape, rows, convolved, channels, step, w.decay(),
+                rowsOf(convolved, channels, 0, rows, inner, groupWidth),
+                rowsOf(convolved, channels, 0, rows, inner + groupWidth, groupWidth), channels, w.skip(), ssmStates,
+                slots, y);
+    }
+
+    /**
+     * out = out_proj(gated_rmsnorm(y, z)) for [rows, inner] y, z read where in_proj wrote it (the
+     * first inner columns of each projected row): inside out_proj's launch when the few-rows product
+     * takes it, else the gated norm writes out_proj's operand type directly.
+     */
+    static void gatedOutput(DeviceKernels k, GpuWeights.Mamba w, int rows, DeviceBuffer y, DeviceBuffer projected,
+            DeviceBuffer out) {
+        BlockSpec.Mamba spec = w.spec();
+        int inner = spec.innerSize();
+        int width = inner + spec.convChannels() + spec.heads();
         GemvKernel.Norm norm = new GemvKernel.Norm(w.norm(), spec.normGroupSize(), spec.normEps());
         if (k.matmul.gemv().supports(rows, w.outProjection(), norm)) {
-            // A decode step: the gated norm is made inside out_proj's launch, z read where in_proj wrote it.
             k.matmul.gemv().projectGatedNorm(k.stream, y, inner, projected, width, norm, rows,
                     new GemvKernel.Product(w.outProjection(), out));
             return;
         }
-        // z is read where in_proj wrote it (the first inner columns of each row); the gated norm writes
-        // out_proj's operand type directly.
         DType gatedType = StepInput.bf16For(w.outProjection()) ? DType.BF16 : DType.F32;
         DeviceBuffer gated = gatedType == DType.F32 ? y : k.scratch.bytes("mamba.gated16", 2L * rows * inner);
         k.gatedRmsNorm.launch(k.stream, y, projected, width, rows, inner, spec.normGroupSize(), w.norm(),

@@ -64,43 +64,27 @@ public final class Kernel {
             throw new IllegalArgumentException("kernel " + name + ": grid " + gridX + " × " + gridY + " × " + gridZ
                     + " is empty or beyond CUDA's limits (y and z at most 65535)");
         }
-        if (waitsForPrevious && programmatic
-                && !"false".equalsIgnoreCase(System.getProperty(PROGRAMMATIC_PROPERTY))) {
-            launchProgrammatic(stream, gridX, gridY, gridZ, threads, sharedBytes, arguments);
-            return;
-        }
-        NativePointerObject[] parameters = new NativePointerObject[arguments.length];
-        for (int i = 0; i < arguments.length; i++) {
-            parameters[i] = parameter(arguments[i], i);
-        }
-        int result = cuLaunchKernel(function, gridX, gridY, gridZ, threads, 1, 1, sharedBytes, stream.handle(),
-                Pointer.to(parameters), null);
-        Cuda.check(result, "launch of kernel " + name);
-        if (CHECK_LAUNCHES) {
-            Cuda.check(cuStreamSynchronize(stream.handle()), "kernel " + name);
-        }
-    }
-
-    private void launchProgrammatic(CudaStream stream, int gridX, int gridY, int gridZ, int threads,
-            int sharedBytes, Object[] arguments) {
+        // Each argument as the 8 bytes (an address or a long) or 4 bytes (an int or a float) it takes.
         long[] bits = new long[arguments.length];
         boolean[] fourBytes = new boolean[arguments.length];
         for (int i = 0; i < arguments.length; i++) {
-            Object argument = arguments[i];
-            fourBytes[i] = argument instanceof Integer || argument instanceof Float;
-            bits[i] = switch (argument) {
-                case null -> 0L;
-                case DeviceBuffer buffer -> buffer.address();
-                case Integer value -> value;
-                case Long value -> value;
-                case Float value -> Float.floatToRawIntBits(value);
-                default -> throw new IllegalArgumentException("kernel " + name + ": argument " + i + " is a "
-                        + argument.getClass().getSimpleName() + "; supported: DeviceBuffer, null, Integer, Long, Float");
-            };
+            bits[i] = bits(arguments[i], i);
+            fourBytes[i] = arguments[i] instanceof Integer || arguments[i] instanceof Float;
         }
-        int result = ProgrammaticLaunch.launch(function, stream.handle(), gridX, gridY, gridZ, threads, sharedBytes,
-                bits, fourBytes);
-        Cuda.check(result, "programmatic launch of kernel " + name);
+        int result;
+        if (waitsForPrevious && programmatic
+                && !"false".equalsIgnoreCase(System.getProperty(PROGRAMMATIC_PROPERTY))) {
+            result = ProgrammaticLaunch.launch(function, stream.handle(), gridX, gridY, gridZ, threads, sharedBytes,
+                    bits, fourBytes);
+        } else {
+            NativePointerObject[] parameters = new NativePointerObject[arguments.length];
+            for (int i = 0; i < arguments.length; i++) {
+                parameters[i] = fourBytes[i] ? Pointer.to(new int[] {(int) bits[i]}) : Pointer.to(new long[] {bits[i]});
+            }
+            result = cuLaunchKernel(function, gridX, gridY, gridZ, threads, 1, 1, sharedBytes, stream.handle(),
+                    Pointer.to(parameters), null);
+        }
+        Cuda.check(result, "launch of kernel " + name);
         if (CHECK_LAUNCHES) {
             Cuda.check(cuStreamSynchronize(stream.handle()), "kernel " + name);
         }
@@ -111,13 +95,13 @@ public final class Kernel {
         return (int) Math.max(1, Math.min((n + threads - 1) / threads, 1 << 20));
     }
 
-    private Pointer parameter(Object argument, int index) {
+    private long bits(Object argument, int index) {
         return switch (argument) {
-            case null -> Pointer.to(new long[] {0L});
-            case DeviceBuffer buffer -> Pointer.to(new long[] {buffer.address()});
-            case Integer value -> Pointer.to(new int[] {value});
-            case Long value -> Pointer.to(new long[] {value});
-            case Float value -> Pointer.to(new float[] {value});
+            case null -> 0L;
+            case DeviceBuffer buffer -> buffer.address();
+            case Integer value -> value;
+            case Long value -> value;
+            case Float value -> Float.floatToRawIntBits(value);
             default -> throw new IllegalArgumentException("kernel " + name + ": argument " + index + " is a "
                     + argument.getClass().getSimpleName() + "; supported: DeviceBuffer, null, Integer, Long, Float");
         };

@@ -51,7 +51,6 @@ final class GpuStep implements AutoCloseable {
     private double replayDeviceMillis;
     private CudaEvent replayStart;
     private CudaEvent replayEnd;
-    private long lastReplays;
 
     GpuStep(ModelConfig config, GpuWeights weights, DeviceKernels kernels, DeviceStateStore store,
             boolean useGraphs, int maxGraphRows, boolean deviceSampling) {
@@ -114,6 +113,7 @@ final class GpuStep implements AutoCloseable {
         inputs.copyFromAsync(staging, 0, 0, 4L * layout.packed.length, kernels.stream);
         long prepared = System.nanoTime();
 
+        boolean replayed = false;
         if (graphed) {
             DecodeGraphs.Key key = new DecodeGraphs.Key(layout.rows, layout.tableStride);
             if (replayStart == null) {
@@ -122,7 +122,8 @@ final class GpuStep implements AutoCloseable {
             }
             replayStart.record(kernels.stream);
             long beforeReplay = System.nanoTime();
-            if (graphs.replay(key, allocations(), kernels.stream)) {
+            replayed = graphs.replay(key, allocations(), kernels.stream);
+            if (replayed) {
                 replayLaunchNanos += System.nanoTime() - beforeReplay;
                 replayEnd.record(kernels.stream);
                 replays++;
@@ -147,8 +148,7 @@ final class GpuStep implements AutoCloseable {
         long launched = System.nanoTime();
         kernels.stream.synchronize();
         long done = System.nanoTime();
-        if (graphed && replayEnd != null && lastReplays != replays) {
-            lastReplays = replays;
+        if (replayed) {
             replayDeviceMillis += replayEnd.millisSince(replayStart);
         }
         List<Batch.Output> outputs = split(layout);

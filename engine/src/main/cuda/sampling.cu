@@ -63,8 +63,8 @@ struct CoilSelectShared {
     unsigned long long prefix;
     double reduce[32];
     unsigned long long best[32];
-    unsigned long long range_mass[COIL_SAMPLE_THREADS];
-    int range_last[COIL_SAMPLE_THREADS];
+    unsigned long long range_mass[32];  // the id-order draw: one range a warp
+    int range_last[32];
     int drawn;
     int unique;
     unsigned long long found;

@@ -1,18 +1,23 @@
-// Flash attention forward for prefill (FlashAttention-2's schedule) on tensor cores through
-// mma.sync m16n8k16: bf16 Q, K, V; f32 scores, softmax statistics and accumulators; f32 output.
+// Flash attention forward for prefill (FlashAttention-2's schedule) on tensor cores: bf16 Q, K, V;
+// f32 scores, softmax statistics and accumulators; f32 output. On sm_90a both products are
+// warpgroup MMAs (wgmma: K and V read by the tensor cores from shared memory once per warpgroup);
+// on the fatbin's other targets they are mma.sync m16n8k16 with ldmatrix fragments. Both paths
+// share the tiles, the softmax and the accumulator layout.
 #include "common.cuh"
+#include "warpgroup_mma.cuh"
 
 // A block owns BLOCK_M = WARPS · 16 · M_TILES query rows of one head and walks the key axis in
-// tiles of BLOCK_N; each warp owns 16 · M_TILES rows, so a row's softmax never leaves its warp.
-// Per key tile: S = Q Kᵀ (mma, A = Q, B = K rows), the online softmax on S in registers, then
-// O += P V with P reused from the score accumulators as the A operand (the m16n8 accumulator of
-// two neighbouring key groups is exactly the m16k16 A fragment) and V read transposed by
-// ldmatrix. One K and one V buffer in shared memory, loaded by cp.async: V of tile j streams in
-// while S_j is computed, K of tile j+1 while P_j V_j is.
+// tiles of BLOCK_N. Each group of four warps (a warpgroup) owns 64 · M_TILES consecutive rows,
+// as M_TILES tiles of 64; within a tile, warp w of the group owns rows 16w .. 16w + 15. So a
+// row's softmax never leaves its warp. Per key tile: S = Q Kᵀ, the online softmax on S in
+// registers, then O += P V with P repacked from the score accumulators as the A operand (the
+// accumulator of two neighbouring 8-key groups is exactly the A fragment of a 16-key step).
+// One K and one V buffer in shared memory, loaded by cp.async: V of tile j streams in while S_j
+// is computed, K of tile j+1 while P_j V_j is.
 //
-// Shared-memory rows are head_dim bf16 (128 or 256 bytes), cut into 16-byte chunks; chunk c of
-// row r sits at chunk c ^ (r mod 8), so the eight rows one ldmatrix phase reads (and the eight
-// chunks one cp.async phase writes) fall in eight different bank groups.
+// Shared tiles are panels of rows × 128 bytes (64 head-dim columns), 16-byte chunk c of row r at
+// chunk c ^ (r mod 8): the layout wgmma reads with its 128-byte swizzle, and one in which the
+// eight rows an ldmatrix phase reads (or a cp.async phase writes) fall in eight bank groups.
 
 namespace coil_flash {
 
@@ -20,9 +25,10 @@ static __device__ __forceinline__ unsigned shared_address(const void* pointer) {
     return (unsigned) __cvta_generic_to_shared(pointer);
 }
 
-template <int ROW_BYTES>
-static __device__ __forceinline__ unsigned swizzled(int row, int chunk) {
-    return row * ROW_BYTES + ((chunk ^ (row & 7)) << 4);
+// Byte offset of chunk (8 columns) `chunk` of row `row` in a tile of ROWS rows.
+template <int ROWS>
+static __device__ __forceinline__ unsigned tile_offset(int row, int chunk) {
+    return (chunk >> 3) * (ROWS * 128) + row * 128 + (((chunk & 7) ^ (row & 7)) << 4);
 }
 
 // 16 bytes global → shared, bypassing L1; valid == false writes zeros (rows past the sequence).
@@ -35,10 +41,17 @@ static __device__ __forceinline__ void commit_copies() {
     asm volatile("cp.async.commit_group;\n" ::);
 }
 
+// This thread's copies have landed; on sm_90a they are also made visible to wgmma's reads. A
+// barrier after it publishes every thread's copies.
 static __device__ __forceinline__ void wait_copies() {
-    asm volatile("cp.async.wait_group 0;\n" ::);
+    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+#ifdef COIL_HAS_WGMMA
+    coil_wgmma::publish_shared_to_tensor_cores();
+#endif
 }
 
+#ifndef COIL_HAS_WGMMA
+// The mma.sync path's fragments (the wgmma path reads shared memory through descriptors).
 static __device__ __forceinline__ void load_matrices(unsigned (&fragment)[4], unsigned address) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                  : "=r"(fragment[0]), "=r"(fragment[1]), "=r"(fragment[2]), "=r"(fragment[3])
@@ -59,6 +72,7 @@ static __device__ __forceinline__ void multiply_accumulate(float (&c)[4], const 
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+#endif
 
 // 2^x; 2^-inf = 0.
 static __device__ __forceinline__ float exp2_approx(float x) {
@@ -72,8 +86,8 @@ static __device__ __forceinline__ unsigned pack_bf16(float low, float high) {
     return *reinterpret_cast<unsigned*>(&pair);
 }
 
-// Rows first .. first + ROWS of a [rows, row_stride] bf16 matrix into a swizzled shared tile;
-// rows at or past limit read as zeros. Each thread copies one 16-byte column chunk of every
+// Rows first .. first + ROWS of a [rows, row_stride] bf16 matrix into a shared tile; rows at or
+// past limit read as zeros. Each thread copies one 16-byte column chunk of every
 // (THREADS / CHUNKS)-th row: one source pointer and one destination that step by constants (the
 // row step is a multiple of 8, so the swizzle is the same on every step).
 template <int ROWS, int HEAD_DIM, int THREADS>
@@ -86,13 +100,122 @@ static __device__ __forceinline__ void load_rows(unsigned tile, const __nv_bfloa
     const int row = threadIdx.x / CHUNKS;
     const int chunk = threadIdx.x % CHUNKS;
     const __nv_bfloat16* source = base + (size_t) (first + row) * row_stride + chunk * 8;
-    const unsigned destination = tile + swizzled<HEAD_DIM * 2>(row, chunk);
+    const unsigned destination = tile + tile_offset<ROWS>(row, chunk);
 #pragma unroll
     for (int step = 0; step < ROWS / ROWS_PER_STEP; step++) {
         const bool valid = first + row + step * ROWS_PER_STEP < limit;
-        copy_async_16(destination + step * ROWS_PER_STEP * HEAD_DIM * 2,
+        copy_async_16(destination + step * ROWS_PER_STEP * 128,
                 valid ? source + (size_t) step * ROWS_PER_STEP * row_stride : base, valid);
     }
+}
+
+// S (this warp's 16 · M_TILES rows × BLOCK_N keys) = Q Kᵀ, raw (unscaled) scores.
+template <int HEAD_DIM, int M_TILES, int BLOCK_M, int BLOCK_N>
+static __device__ __forceinline__ void scores(float (&s)[M_TILES][BLOCK_N / 8][4], unsigned q_tile,
+        unsigned k_tile, int group_row, int warp_row) {
+    constexpr int D_STEPS = HEAD_DIM / 16;
+#ifdef COIL_HAS_WGMMA
+    // Per 16-column k-step: A = 64 Q rows, B = the BLOCK_N key rows, both K-major; a k-step's
+    // columns are 32 bytes into a panel's rows.
+    coil_wgmma::begin();
+#pragma unroll
+    for (int ks = 0; ks < D_STEPS; ks++) {
+        const unsigned column = (ks & 3) * 32;
+#pragma unroll
+        for (int mt = 0; mt < M_TILES; mt++) {
+            const unsigned q_address = q_tile + (ks >> 2) * (BLOCK_M * 128) + (group_row + mt * 64) * 128 + column;
+            const unsigned k_address = k_tile + (ks >> 2) * (BLOCK_N * 128) + column;
+            coil_wgmma::multiply_shared<BLOCK_N>(s[mt], coil_wgmma::k_major(q_address),
+                    coil_wgmma::k_major(k_address), ks > 0);
+        }
+    }
+    coil_wgmma::end_and_wait();
+#pragma unroll
+    for (int mt = 0; mt < M_TILES; mt++) {
+        coil_wgmma::hold(s[mt]);
+    }
+#else
+    // ldmatrix addresses: lane l names row l mod 16 (A) or key l mod 8 (+8 for l ≥ 16) (B) of
+    // the four 8×8 matrices; see the fragment layouts of mma.m16n8k16 in the PTX manual.
+    const int lane = threadIdx.x & 31;
+    const int k_row = (lane & 7) + ((lane >> 4) << 3);
+    const int k_chunk = (lane >> 3) & 1;
+#pragma unroll
+    for (int mt = 0; mt < M_TILES; mt++) {
+#pragma unroll
+        for (int ng = 0; ng < BLOCK_N / 8; ng++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                s[mt][ng][e] = 0.0f;
+            }
+        }
+    }
+#pragma unroll
+    for (int ks = 0; ks < D_STEPS; ks++) {
+        unsigned a[M_TILES][4];
+#pragma unroll
+        for (int mt = 0; mt < M_TILES; mt++) {
+            load_matrices(a[mt], q_tile + tile_offset<BLOCK_M>(warp_row + mt * 64 + (lane & 15), ks * 2 + (lane >> 4)));
+        }
+#pragma unroll
+        for (int pair = 0; pair < BLOCK_N / 16; pair++) {
+            unsigned b[4];
+            load_matrices(b, k_tile + tile_offset<BLOCK_N>(pair * 16 + k_row, ks * 2 + k_chunk));
+#pragma unroll
+            for (int mt = 0; mt < M_TILES; mt++) {
+                multiply_accumulate(s[mt][2 * pair], a[mt], b[0], b[1]);
+                multiply_accumulate(s[mt][2 * pair + 1], a[mt], b[2], b[3]);
+            }
+        }
+    }
+#endif
+}
+
+// O (this warp's rows × HEAD_DIM) += P V, P in bf16 as A fragments (k-step ks covers keys
+// 16ks .. 16ks + 15).
+template <int HEAD_DIM, int M_TILES, int BLOCK_N>
+static __device__ __forceinline__ void accumulate_values(float (&o)[M_TILES][HEAD_DIM / 8][4],
+        const unsigned (&p)[M_TILES][BLOCK_N / 16][4], unsigned v_tile) {
+    constexpr int N_STEPS = BLOCK_N / 16;
+#ifdef COIL_HAS_WGMMA
+    // B = 16 V rows per k-step, N-major (head dim along the rows): 2048 bytes per step, the
+    // second 64 columns of head dim 128 one panel (BLOCK_N rows) further.
+#pragma unroll
+    for (int mt = 0; mt < M_TILES; mt++) {
+        coil_wgmma::hold(o[mt]);
+    }
+    coil_wgmma::begin();
+#pragma unroll
+    for (int ks = 0; ks < N_STEPS; ks++) {
+#pragma unroll
+        for (int mt = 0; mt < M_TILES; mt++) {
+            coil_wgmma::multiply_registers_n_major<HEAD_DIM>(o[mt], p[mt][ks],
+                    coil_wgmma::n_major(v_tile + ks * 2048, BLOCK_N * 128));
+        }
+    }
+    coil_wgmma::end_and_wait();
+#pragma unroll
+    for (int mt = 0; mt < M_TILES; mt++) {
+        coil_wgmma::hold(o[mt]);
+    }
+#else
+    const int lane = threadIdx.x & 31;
+    const int v_row = (lane & 7) + (((lane >> 3) & 1) << 3);
+    const int v_chunk = lane >> 4;
+#pragma unroll
+    for (int ks = 0; ks < N_STEPS; ks++) {
+#pragma unroll
+        for (int pair = 0; pair < HEAD_DIM / 16; pair++) {
+            unsigned b[4];
+            load_matrices_transposed(b, v_tile + tile_offset<BLOCK_N>(ks * 16 + v_row, pair * 2 + v_chunk));
+#pragma unroll
+            for (int mt = 0; mt < M_TILES; mt++) {
+                multiply_accumulate(o[mt][2 * pair], p[mt][ks], b[0], b[1]);
+                multiply_accumulate(o[mt][2 * pair + 1], p[mt][ks], b[2], b[3]);
+            }
+        }
+    }
+#endif
 }
 
 //   q: [batch, tokens, q_heads, HEAD_DIM] bf16;  k, v: [batch, keys, kv_heads, HEAD_DIM] bf16
@@ -102,26 +225,25 @@ static __device__ __forceinline__ void load_rows(unsigned tile, const __nv_bfloa
 // log2 e) over the keys seen (−inf, and a zero row of out, for a row that sees none): the
 // statistics that merge the partial results of several key blocks (ring attention).
 // Grid: (q_heads, ceil(tokens / BLOCK_M), batch), the row blocks in reverse so that the longest
-// causal blocks start first. Dynamic shared memory: (BLOCK_M + 2 · BLOCK_N) · HEAD_DIM · 2 bytes.
+// causal blocks start first. Dynamic shared memory: (BLOCK_M + 2 · BLOCK_N) · HEAD_DIM · 2 bytes
+// plus 1024 to align the tiles.
 template <int HEAD_DIM, int WARPS, int M_TILES, int BLOCK_N>
 static __device__ __forceinline__ void forward(const __nv_bfloat16* __restrict__ q,
         const __nv_bfloat16* __restrict__ k, const __nv_bfloat16* __restrict__ v, float* __restrict__ out,
         float* __restrict__ lse, int tokens, int keys, int past, int q_heads, int kv_heads, float scale_log2,
         int causal) {
     constexpr int THREADS = WARPS * 32;
-    constexpr int WARP_ROWS = 16 * M_TILES;
-    constexpr int BLOCK_M = WARPS * WARP_ROWS;
-    constexpr int ROW_BYTES = HEAD_DIM * 2;
-    constexpr int D_STEPS = HEAD_DIM / 16;  // k-steps of S = Q Kᵀ
+    constexpr int GROUP_ROWS = 64 * M_TILES;
+    constexpr int BLOCK_M = WARPS * 16 * M_TILES;
     constexpr int N_GROUPS = BLOCK_N / 8;   // 8-key column groups of S
     constexpr int N_STEPS = BLOCK_N / 16;   // k-steps of O += P V
     constexpr int D_GROUPS = HEAD_DIM / 8;  // 8-wide column groups of O
-    // Q is reread from shared memory on every key tile: the accumulators need the registers.
+    static_assert(WARPS % 4 == 0 && HEAD_DIM % 64 == 0, "whole warpgroups, whole 64-column panels");
 
-    extern __shared__ __align__(128) unsigned char shared[];
-    const unsigned q_tile = shared_address(shared);
-    const unsigned k_tile = q_tile + BLOCK_M * ROW_BYTES;
-    const unsigned v_tile = k_tile + BLOCK_N * ROW_BYTES;
+    extern __shared__ __align__(1024) unsigned char shared[];
+    const unsigned q_tile = (shared_address(shared) + 1023) & ~1023u;
+    const unsigned k_tile = q_tile + BLOCK_M * HEAD_DIM * 2;
+    const unsigned v_tile = k_tile + BLOCK_N * HEAD_DIM * 2;
 
     const int head = blockIdx.x;
     const int m_block = gridDim.y - 1 - blockIdx.y;
@@ -132,6 +254,9 @@ static __device__ __forceinline__ void forward(const __nv_bfloat16* __restrict__
     const int lane = threadIdx.x & 31;
     const int group = lane >> 2;   // row within an 8-row half of a fragment
     const int quad = lane & 3;     // column pair within an 8-column group
+    // This warpgroup's first row, and this warp's first row of tile 0 (tile mt: + 64 mt).
+    const int group_row = (warp >> 2) * GROUP_ROWS;
+    const int warp_row = group_row + (warp & 3) * 16;
 
     const size_t q_stride = (size_t) q_heads * HEAD_DIM;
     const size_t kv_stride = (size_t) kv_heads * HEAD_DIM;
@@ -146,15 +271,6 @@ static __device__ __forceinline__ void forward(const __nv_bfloat16* __restrict__
     load_rows<BLOCK_M, HEAD_DIM, THREADS>(q_tile, q_base, q_stride, m0, tokens);
     load_rows<BLOCK_N, HEAD_DIM, THREADS>(k_tile, k_base, kv_stride, 0, keys);
     commit_copies();
-
-    // ldmatrix addresses: lane l names row l mod 16 (A) or key l mod 8 (+8 for l ≥ 16) (B) of
-    // the four 8×8 matrices; see the fragment layouts of mma.m16n8k16 in the PTX manual.
-    const int a_row = warp * WARP_ROWS + (lane & 15);
-    const int a_chunk = lane >> 4;
-    const int k_row = (lane & 7) + ((lane >> 4) << 3);
-    const int k_chunk = (lane >> 3) & 1;
-    const int v_row = (lane & 7) + (((lane >> 3) & 1) << 3);
-    const int v_chunk = lane >> 4;
 
     float o[M_TILES][D_GROUPS][4];
     float row_max[M_TILES][2];
@@ -184,41 +300,14 @@ static __device__ __forceinline__ void forward(const __nv_bfloat16* __restrict__
         commit_copies();
 
         float s[M_TILES][N_GROUPS][4];
-#pragma unroll
-        for (int mt = 0; mt < M_TILES; mt++) {
-#pragma unroll
-            for (int ng = 0; ng < N_GROUPS; ng++) {
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    s[mt][ng][e] = 0.0f;
-                }
-            }
-        }
-#pragma unroll
-        for (int ks = 0; ks < D_STEPS; ks++) {
-            unsigned a[M_TILES][4];
-#pragma unroll
-            for (int mt = 0; mt < M_TILES; mt++) {
-                load_matrices(a[mt], q_tile + swizzled<ROW_BYTES>(a_row + mt * 16, ks * 2 + a_chunk));
-            }
-#pragma unroll
-            for (int pair = 0; pair < N_GROUPS / 2; pair++) {
-                unsigned b[4];
-                load_matrices(b, k_tile + swizzled<ROW_BYTES>(pair * 16 + k_row, ks * 2 + k_chunk));
-#pragma unroll
-                for (int mt = 0; mt < M_TILES; mt++) {
-                    multiply_accumulate(s[mt][2 * pair], a[mt], b[0], b[1]);
-                    multiply_accumulate(s[mt][2 * pair + 1], a[mt], b[2], b[3]);
-                }
-            }
-        }
+        scores<HEAD_DIM, M_TILES, BLOCK_M, BLOCK_N>(s, q_tile, k_tile, group_row, warp_row);
 
         // Keys past the sequence, or (causal) past the query's position, out. Scores stay raw:
         // the scale (positive) commutes with the maximum and joins the exponent in one fma.
         if (n0 + BLOCK_N > keys || (causal && n0 + BLOCK_N - 1 > past + m0)) {
 #pragma unroll
             for (int mt = 0; mt < M_TILES; mt++) {
-                const int row = m0 + warp * WARP_ROWS + mt * 16 + group;
+                const int row = m0 + warp_row + mt * 64 + group;
 #pragma unroll
                 for (int ng = 0; ng < N_GROUPS; ng++) {
 #pragma unroll
@@ -302,19 +391,7 @@ static __device__ __forceinline__ void forward(const __nv_bfloat16* __restrict__
             commit_copies();
         }
 
-#pragma unroll
-        for (int ks = 0; ks < N_STEPS; ks++) {
-#pragma unroll
-            for (int pair = 0; pair < D_GROUPS / 2; pair++) {
-                unsigned b[4];
-                load_matrices_transposed(b, v_tile + swizzled<ROW_BYTES>(ks * 16 + v_row, pair * 2 + v_chunk));
-#pragma unroll
-                for (int mt = 0; mt < M_TILES; mt++) {
-                    multiply_accumulate(o[mt][2 * pair], p[mt][ks], b[0], b[1]);
-                    multiply_accumulate(o[mt][2 * pair + 1], p[mt][ks], b[2], b[3]);
-                }
-            }
-        }
+        accumulate_values<HEAD_DIM, M_TILES, BLOCK_N>(o, p, v_tile);
     }
 
 #pragma unroll
@@ -325,7 +402,7 @@ static __device__ __forceinline__ void forward(const __nv_bfloat16* __restrict__
             sum += __shfl_xor_sync(0xffffffffu, sum, 1);
             sum += __shfl_xor_sync(0xffffffffu, sum, 2);
             const float inverse = sum > 0.0f ? 1.0f / sum : 0.0f;
-            const int row = m0 + warp * WARP_ROWS + mt * 16 + group + half * 8;
+            const int row = m0 + warp_row + mt * 64 + group + half * 8;
             if (row < tokens) {
                 if (lse != nullptr && quad == 0) {
                     lse[((size_t) sequence * tokens + row) * q_heads + head] =
@@ -364,7 +441,7 @@ static __device__ __forceinline__ void forward(const __nv_bfloat16* __restrict__
                 past, q_heads, kv_heads, scale_log2, causal);                                                      \
     }
 
+COIL_FLASH_ATTENTION(64, 128, 128, 8, 2)
 COIL_FLASH_ATTENTION(64, 128, 128, 4, 2)
-COIL_FLASH_ATTENTION(64, 128, 64, 4, 2)
+COIL_FLASH_ATTENTION(128, 128, 64, 8, 2)
 COIL_FLASH_ATTENTION(128, 128, 64, 4, 2)
-COIL_FLASH_ATTENTION(128, 128, 32, 4, 2)

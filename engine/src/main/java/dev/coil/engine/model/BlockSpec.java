@@ -29,6 +29,16 @@ public sealed interface BlockSpec {
         public int convChannels() {
             return innerSize() + 2 * groups * stateSize;
         }
+
+        /** Output columns of in_proj: z | xBC | dt, inner + convChannels + heads. */
+        public int projectionWidth() {
+            return dtColumn() + heads;
+        }
+
+        /** The first dt column of in_proj's output, after z and xBC. */
+        public int dtColumn() {
+            return innerSize() + convChannels();
+        }
     }
 
     /** Causal self-attention with GQA; rotaryDim 0 means no positional encoding (NoPE). */

@@ -107,11 +107,11 @@ public final class Mamba2Mixer implements Mixer {
         int heads = spec.heads();
         int groupWidth = spec.groups() * spec.stateSize();
 
-        int width = inner + channels + heads;
+        int width = spec.projectionWidth();
         float[] projected = inProjection.apply(ops, u, rows);
         float[] z = columns(projected, rows, width, 0, inner);
         float[] xbc = columns(projected, rows, width, inner, channels);
-        float[] dt = columns(projected, rows, width, inner + channels, heads);
+        float[] dt = columns(projected, rows, width, spec.dtColumn(), heads);
 
         float[] y = new float[rows * inner];
         for (int s = 0; s < batch.size(); s++) {

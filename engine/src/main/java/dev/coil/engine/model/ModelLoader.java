@@ -67,7 +67,7 @@ public final class ModelLoader {
         int hidden = config.hiddenSize();
         int inner = spec.innerSize();
         int channels = spec.convChannels();
-        int projected = inner + channels + spec.heads();
+        int projected = spec.projectionWidth();
         String p = spec.prefix();
         Linear in = linear(p + "in_proj", projected, hidden, spec.projectionBias());
         float[] conv = checkpoint.floats(p + "conv1d.weight", channels, 1, spec.convKernel());

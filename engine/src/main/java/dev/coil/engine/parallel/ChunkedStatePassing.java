@@ -56,7 +56,7 @@ final class ChunkedStatePassing {
         int inner = spec.innerSize();
         int channels = spec.convChannels();
         int heads = spec.heads();
-        int width = inner + channels + heads;
+        int width = spec.projectionWidth();
         float[][] projected = new float[n][];
         float[][] convTails = new float[chunks][]; // each chunk's last (up to) kernel-1 xBC rows
 
@@ -112,7 +112,7 @@ final class ChunkedStatePassing {
         int inner = spec.innerSize();
         int channels = spec.convChannels();
         int heads = spec.heads();
-        int width = inner + channels + heads;
+        int width = spec.projectionWidth();
         int groupWidth = spec.groups() * spec.stateSize();
         ChunkScan scan = new ChunkScan();
         scan.tokens = tokens;
@@ -131,7 +131,7 @@ final class ChunkedStatePassing {
         float[] b = columns(convolved, 0, tokens, channels, inner, groupWidth);
         scan.c = columns(convolved, 0, tokens, channels, inner + groupWidth, groupWidth);
 
-        float[] rawDt = columns(projected, first, tokens, width, inner + channels, heads);
+        float[] rawDt = columns(projected, first, tokens, width, spec.dtColumn(), heads);
         float[] dt = new float[tokens * heads];
         for (int i = 0; i < dt.length; i++) {
             float value = Mamba2Mixer.softplus(rawDt[i] + mixer.dtBias()[i % heads]);

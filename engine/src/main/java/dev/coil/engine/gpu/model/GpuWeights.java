@@ -96,7 +96,7 @@ final class GpuWeights implements AutoCloseable {
         int inner = spec.innerSize();
         int channels = spec.convChannels();
         String p = spec.prefix();
-        DeviceMatrix in = matrix(p + "in_proj.weight", inner + channels + spec.heads(), hidden);
+        DeviceMatrix in = matrix(p + "in_proj.weight", spec.projectionWidth(), hidden);
         DeviceBuffer conv = floats(p + "conv1d.weight", channels, 1, spec.convKernel());
         DeviceBuffer convBias = spec.convBias() ? floats(p + "conv1d.bias", channels) : null;
         DeviceBuffer dtBias = floats(p + "dt_bias", spec.heads());

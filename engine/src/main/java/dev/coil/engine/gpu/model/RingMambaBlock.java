@@ -31,7 +31,7 @@ final class RingMambaBlock {
         int inner = spec.innerSize();
         int channels = spec.convChannels();
         int heads = spec.heads();
-        int width = inner + channels + heads;
+        int width = spec.projectionWidth();
         int groupWidth = spec.groups() * spec.stateSize();
         int history = spec.convKernel() - 1;
 
@@ -43,7 +43,7 @@ final class RingMambaBlock {
             GpuWeights.Mamba w = mamba(device, block);
             DeviceBuffer projected = k.scratch.floats("mamba.projected", (long) rows * width);
             inputs[device.index].project(k, rows, w.inProjection(), projected);
-            device.parallel.promptDt(k.stream, projected, width, inner + channels, w.dtBias(), spec.dtMin(),
+            device.parallel.promptDt(k.stream, projected, width, spec.dtColumn(), w.dtBias(), spec.dtMin(),
                     spec.dtMax(), rows, heads, k.scratch.floats("ring.dt", (long) rows * heads));
             DeviceBuffer outbox = run.convOutbox(device.index, block);
             int[] chunks = sharding.chunksOf(device.index);
@@ -196,8 +196,7 @@ final class RingMambaBlock {
         DeviceKernels k = device.kernels;
         GpuWeights.Mamba w = mamba(device, block);
         BlockSpec.Mamba spec = w.spec();
-        DeviceBuffer projected = k.scratch.floats("mamba.projected", spec.innerSize() + spec.convChannels()
-                + spec.heads());
+        DeviceBuffer projected = k.scratch.floats("mamba.projected", spec.projectionWidth());
         input.project(k, 1, w.inProjection(), projected);
         DeviceBuffer convolved = k.scratch.floats("mamba.convolved", spec.convChannels());
         DeviceBuffer y = k.scratch.floats("mamba.y", spec.innerSize());

@@ -29,7 +29,7 @@ final class StepMamba {
         int channels = spec.convChannels();
         int heads = spec.heads();
         int groupWidth = spec.groups() * spec.stateSize();
-        int width = inner + channels + heads;
+        int width = spec.projectionWidth();
 
         DeviceBuffer projected = k.scratch.floats("mamba.projected", (long) rows * width);
         DeviceBuffer convolved = k.scratch.floats("mamba.convolved", (long) rows * channels);
@@ -85,13 +85,13 @@ final class StepMamba {
         int inner = spec.innerSize();
         int channels = spec.convChannels();
         int groupWidth = spec.groups() * spec.stateSize();
-        int width = inner + channels + spec.heads();
+        int width = spec.projectionWidth();
         if (conv) {
             k.convUpdate.launch(k.stream, rowsOf(projected, width, 0, rows, inner, channels), width, rows, channels,
                     w.convWeight(), w.convBias(), spec.convKernel(), convStates, slots, convolved);
         }
         SsmStateUpdateKernel.Step step = new SsmStateUpdateKernel.Step(
-                rowsOf(projected, width, 0, rows, inner + channels, spec.heads()), width, w.dtBias(), true);
+                rowsOf(projected, width, 0, rows, spec.dtColumn(), spec.heads()), width, w.dtBias(), true);
         k.ssmUpdate.launch(k.stream, shape, rows, convolved, channels, step, w.decay(),
                 rowsOf(convolved, channels, 0, rows, inner, groupWidth),
                 rowsOf(convolved, channels, 0, rows, inner + groupWidth, groupWidth), channels, w.skip(), ssmStates,

@@ -29,6 +29,38 @@ class GpuServingTimingTest {
 
     private static final double BANDWIDTH = 3.0e12;
 
+    private static final SamplingParams SAMPLED = SamplingParams.greedy().withTemperature(0.8).withTopP(0.95);
+
+    /**
+     * One benchmark run: the concurrency levels, how tokens are chosen, whether decode replays CUDA
+     * graphs, the system properties switched off for it, and the most rows the few-rows products
+     * take (0: the default). alone: one sequence at a time, so every warm-up step is batch 1 too.
+     */
+    private record Run(String mode, int[] levels, SamplingParams sampling, boolean graphs, List<String> switchOff,
+            int gemvRows, boolean alone) {
+
+        static Run greedy(String mode, int... levels) {
+            return new Run(mode, levels, SamplingParams.greedy(), true, List.of(), 0, false);
+        }
+
+        Run without(String property) {
+            return new Run(mode, levels, sampling, graphs, List.of(property), gemvRows, alone);
+        }
+    }
+
+    /** Batch 1 alone first, for its host profile; then every level; then the comparisons. */
+    private static final List<Run> RUNS = List.of(
+            new Run("greedy", new int[] {1}, SamplingParams.greedy(), true, List.of(), 0, true),
+            Run.greedy("greedy", 1, 2, 4, 16, 64),
+            new Run("greedy", new int[] {1, 64}, SamplingParams.greedy(), false, List.of(), 0, false),
+            new Run("sampled on the device", new int[] {1, 64}, SAMPLED, true, List.of(), 0, false),
+            new Run("sampled on the host", new int[] {1, 64}, SAMPLED, true, List.of(GpuBackend.SAMPLING_PROPERTY), 0,
+                    false),
+            Run.greedy("greedy, products through cuBLAS", 1, 2, 4).without(GemvKernel.PROPERTY),
+            Run.greedy("greedy, products without programmatic launch", 1, 2).without(Kernel.PROGRAMMATIC_PROPERTY),
+            new Run("greedy, few-rows products up to 8 rows", new int[] {2, 4}, SamplingParams.greedy(), true,
+                    List.of(), GemvKernel.KERNEL_ROWS, false));
+
     @Test
     void printsThroughputAndBatchOneDecodeOfThe300mShape() throws Exception {
         CudaDevice device = GpuFixture.device();
@@ -39,59 +71,35 @@ class GpuServingTimingTest {
                     - (long) loaded.config().vocabSize() * loaded.config().hiddenSize() * 2
                     * (loaded.config().lmHeadName() == null ? 0 : 1);
             double floorMs = weightBytes / BANDWIDTH * 1e3;
-            int[] concurrencies = {1, 2, 4, 16, 64};
             EngineOptions options = EngineOptions.DEFAULTS.withMaxSequences(64).withMaxBatchedTokens(2048)
                     .withCacheMemory("8G");
-            // Batch 1 alone first (one sequence, so every warm-up step is batch 1 too), for its host profile.
-            // Runs: 0 batch 1 alone; 1 greedy at every level; 2 without graphs; 3 and 4 sampled
-            // (temperature 0.8, top-p 0.95) with tokens drawn on the device, then on the host.
-            SamplingParams sampled = SamplingParams.greedy().withTemperature(0.8).withTopP(0.95);
-            // 5 and 6: greedy at 1 and 4 requests with every product through cuBLAS, then with the
-            // few-rows products launched the plain way (no programmatic dependent launch).
-            // 7: greedy at 2 and 4 requests with the few-rows products taking up to 8 rows.
-            for (int run = 0; run < 8; run++) {
-                boolean graphs = run != 2;
-                int[] levels = run == 0 ? new int[] {1} : run == 1 ? concurrencies : run == 5 ? new int[] {1, 2, 4}
-                        : run == 6 ? new int[] {1, 2} : run == 7 ? new int[] {2, 4} : new int[] {1, 64};
-                SamplingParams sampling = run == 3 || run == 4 ? sampled : SamplingParams.greedy();
-                if (run == 4) {
-                    System.setProperty(GpuBackend.SAMPLING_PROPERTY, "false");
+            for (int index = 0; index < RUNS.size(); index++) {
+                Run run = RUNS.get(index);
+                run.switchOff().forEach(property -> System.setProperty(property, "false"));
+                if (run.gemvRows() > 0) {
+                    System.setProperty(GemvKernel.ROWS_PROPERTY, String.valueOf(run.gemvRows()));
                 }
-                if (run == 5) {
-                    System.setProperty(GemvKernel.PROPERTY, "false");
-                }
-                if (run == 6) {
-                    System.setProperty(Kernel.PROGRAMMATIC_PROPERTY, "false");
-                }
-                if (run == 7) {
-                    System.setProperty(GemvKernel.ROWS_PROPERTY, String.valueOf(GemvKernel.KERNEL_ROWS));
-                }
-                EngineOptions runOptions = run == 0 ? options.withMaxSequences(1) : options;
+                EngineOptions runOptions = run.alone() ? options.withMaxSequences(1) : options;
                 List<GpuBackend> opened = new java.util.ArrayList<>();
-                List<ServingBenchmark.ThroughputRow> rows = ServingBenchmark.throughput(loaded, () -> {
-                    GpuBackend backend = GpuBackend.open(loaded, 0, graphs);
-                    opened.add(backend);
-                    return backend;
-                }, runOptions, levels, 128, 128, sampling, message -> { });
-                System.clearProperty(GpuBackend.SAMPLING_PROPERTY);
-                System.clearProperty(GemvKernel.PROPERTY);
-                System.clearProperty(Kernel.PROGRAMMATIC_PROPERTY);
-                System.clearProperty(GemvKernel.ROWS_PROPERTY);
-                String mode = switch (run) {
-                    case 3 -> "sampled on the device";
-                    case 4 -> "sampled on the host";
-                    case 5 -> "greedy, products through cuBLAS";
-                    case 6 -> "greedy, products without programmatic launch";
-                    case 7 -> "greedy, few-rows products up to 8 rows";
-                    default -> "greedy";
-                };
-                System.out.printf("[gpu-serving] run %d, graphs %s, %s: %s; %d graph replays%n", run,
-                        graphs ? "on" : "off", mode, opened.get(0).stepProfile(), opened.get(0).graphReplays());
+                List<ServingBenchmark.ThroughputRow> rows;
+                try {
+                    rows = ServingBenchmark.throughput(loaded, () -> {
+                        GpuBackend backend = GpuBackend.open(loaded, 0, run.graphs());
+                        opened.add(backend);
+                        return backend;
+                    }, runOptions, run.levels(), 128, 128, run.sampling(), message -> { });
+                } finally {
+                    run.switchOff().forEach(System::clearProperty);
+                    System.clearProperty(GemvKernel.ROWS_PROPERTY);
+                }
+                String graphs = run.graphs() ? "on" : "off";
+                System.out.printf("[gpu-serving] run %d, graphs %s, %s: %s; %d graph replays%n", index, graphs,
+                        run.mode(), opened.get(0).stepProfile(), opened.get(0).graphReplays());
                 for (ServingBenchmark.ThroughputRow row : rows) {
-                    System.out.printf("[gpu-serving] %s, granite300m bf16, graphs %s, " + mode + ": %d concurrent, prompt %d,"
+                    System.out.printf("[gpu-serving] %s, granite300m bf16, graphs %s, %s: %d concurrent, prompt %d,"
                             + " %d generated each: %.1f generated tokens/s, mean TTFT %.1f ms, mean decode %.1f"
                             + " tokens/s per request = %.3f ms/token (floor %.3f ms = %.0f MB / 3.0 TB/s)%n",
-                            device.description(), graphs ? "on" : "off", row.concurrency(), row.promptTokens(),
+                            device.description(), graphs, run.mode(), row.concurrency(), row.promptTokens(),
                             row.generatedPerRequest(), row.generatedTokensPerSecond(), row.meanTimeToFirstTokenMillis(),
                             row.meanDecodeTokensPerSecond(), 1000 / row.meanDecodeTokensPerSecond(), floorMs,
                             weightBytes / 1e6);

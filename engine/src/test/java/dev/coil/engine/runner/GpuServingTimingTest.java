@@ -73,6 +73,7 @@ class GpuServingTimingTest {
             double floorMs = weightBytes / BANDWIDTH * 1e3;
             EngineOptions options = EngineOptions.DEFAULTS.withMaxSequences(64).withMaxBatchedTokens(2048)
                     .withCacheMemory("8G");
+            System.setProperty(GpuBackend.STEP_TIMING_PROPERTY, "true");
             for (int index = 0; index < RUNS.size(); index++) {
                 Run run = RUNS.get(index);
                 run.switchOff().forEach(property -> System.setProperty(property, "false"));
@@ -107,6 +108,7 @@ class GpuServingTimingTest {
                 }
             }
         } finally {
+            System.clearProperty(GpuBackend.STEP_TIMING_PROPERTY);
             try (Stream<Path> files = Files.walk(folder)) {
                 for (Path file : files.sorted(Comparator.reverseOrder()).toList()) {
                     Files.delete(file);

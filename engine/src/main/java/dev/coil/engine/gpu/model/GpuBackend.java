@@ -19,6 +19,11 @@ public final class GpuBackend implements Backend {
 
     /** System property turning token draws on the device off ({@code -Dcoil.cuda.sampling=false}): logits come back. */
     public static final String SAMPLING_PROPERTY = "coil.cuda.sampling";
+    /**
+     * System property: "true" times every replayed decode step on the device (two events and a
+     * read, a few µs of host time a step), for {@link #stepProfile}. Off by default.
+     */
+    public static final String STEP_TIMING_PROPERTY = "coil.cuda.stepTiming";
 
     private final LoadedModel loaded;
     private final CudaDevice device;

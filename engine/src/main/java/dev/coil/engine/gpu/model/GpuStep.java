@@ -49,6 +49,8 @@ final class GpuStep implements AutoCloseable {
     private long splitNanos;
     private long replayLaunchNanos;
     private double replayDeviceMillis;
+    /** Whether replays are timed on the device ({@link GpuBackend#STEP_TIMING_PROPERTY}). */
+    private final boolean timeReplays = Boolean.getBoolean(GpuBackend.STEP_TIMING_PROPERTY);
     private CudaEvent replayStart;
     private CudaEvent replayEnd;
 
@@ -72,9 +74,9 @@ final class GpuStep implements AutoCloseable {
         double n = Math.max(1, steps);
         double r = Math.max(1, replays);
         return String.format("%d steps, µs per step: prepare %.0f, queue %.0f, wait %.0f, read %.0f; per replayed step:"
-                + " graph launch %.0f µs on the host, %.0f µs on the device", steps, prepareNanos / n / 1e3,
+                + " graph launch %.0f µs on the host, %s on the device", steps, prepareNanos / n / 1e3,
                 launchNanos / n / 1e3, waitNanos / n / 1e3, splitNanos / n / 1e3, replayLaunchNanos / r / 1e3,
-                replayDeviceMillis / r * 1e3);
+                timeReplays ? String.format("%.0f µs", replayDeviceMillis / r * 1e3) : "not timed");
     }
 
     /** Decode steps served by replaying a graph so far. */
@@ -116,16 +118,20 @@ final class GpuStep implements AutoCloseable {
         boolean replayed = false;
         if (graphed) {
             DecodeGraphs.Key key = new DecodeGraphs.Key(layout.rows, layout.tableStride);
-            if (replayStart == null) {
+            if (timeReplays && replayStart == null) {
                 replayStart = kernels.device.newEvent();
                 replayEnd = kernels.device.newEvent();
             }
-            replayStart.record(kernels.stream);
+            if (timeReplays) {
+                replayStart.record(kernels.stream);
+            }
             long beforeReplay = System.nanoTime();
             replayed = graphs.replay(key, allocations(), kernels.stream);
             if (replayed) {
                 replayLaunchNanos += System.nanoTime() - beforeReplay;
-                replayEnd.record(kernels.stream);
+                if (timeReplays) {
+                    replayEnd.record(kernels.stream);
+                }
                 replays++;
             } else {
                 long before = allocations();
@@ -148,7 +154,7 @@ final class GpuStep implements AutoCloseable {
         long launched = System.nanoTime();
         kernels.stream.synchronize();
         long done = System.nanoTime();
-        if (replayed) {
+        if (replayed && timeReplays) {
             replayDeviceMillis += replayEnd.millisSince(replayStart);
         }
         List<Batch.Output> outputs = split(layout);

@@ -61,6 +61,13 @@ class GpuServingTimingTest {
             new Run("greedy, few-rows products up to 8 rows", new int[] {2, 4}, SamplingParams.greedy(), true,
                     List.of(), GemvKernel.KERNEL_ROWS, false));
 
+    /** Whether run `index` is among those -Dcoil.bench.runs=0,3 names (every run when unset), for profiling one. */
+    private static boolean selected(int index) {
+        String runs = System.getProperty("coil.bench.runs");
+        return runs == null || java.util.Arrays.stream(runs.split(",")).map(String::trim).anyMatch(
+                run -> run.equals(String.valueOf(index)));
+    }
+
     @Test
     void printsThroughputAndBatchOneDecodeOfThe300mShape() throws Exception {
         CudaDevice device = GpuFixture.device();
@@ -75,6 +82,9 @@ class GpuServingTimingTest {
                     .withCacheMemory("8G");
             System.setProperty(GpuBackend.STEP_TIMING_PROPERTY, "true");
             for (int index = 0; index < RUNS.size(); index++) {
+                if (!selected(index)) {
+                    continue;
+                }
                 Run run = RUNS.get(index);
                 run.switchOff().forEach(property -> System.setProperty(property, "false"));
                 if (run.gemvRows() > 0) {

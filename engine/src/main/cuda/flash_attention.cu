@@ -130,10 +130,7 @@ static __device__ __forceinline__ void scores(float (&s)[M_TILES][BLOCK_N / 8][4
         }
     }
     coil_wgmma::end_and_wait();
-#pragma unroll
-    for (int mt = 0; mt < M_TILES; mt++) {
-        coil_wgmma::hold(s[mt]);
-    }
+    coil_wgmma::hold(s);
 #else
     // ldmatrix addresses: lane l names row l mod 16 (A) or key l mod 8 (+8 for l ≥ 16) (B) of
     // the four 8×8 matrices; see the fragment layouts of mma.m16n8k16 in the PTX manual.
@@ -180,10 +177,7 @@ static __device__ __forceinline__ void accumulate_values(float (&o)[M_TILES][HEA
 #ifdef COIL_HAS_WGMMA
     // B = 16 V rows per k-step, N-major (head dim along the rows): 2048 bytes per step, the
     // second 64 columns of head dim 128 one panel (BLOCK_N rows) further.
-#pragma unroll
-    for (int mt = 0; mt < M_TILES; mt++) {
-        coil_wgmma::hold(o[mt]);
-    }
+    coil_wgmma::hold(o);
     coil_wgmma::begin();
 #pragma unroll
     for (int ks = 0; ks < N_STEPS; ks++) {
@@ -194,10 +188,7 @@ static __device__ __forceinline__ void accumulate_values(float (&o)[M_TILES][HEA
         }
     }
     coil_wgmma::end_and_wait();
-#pragma unroll
-    for (int mt = 0; mt < M_TILES; mt++) {
-        coil_wgmma::hold(o[mt]);
-    }
+    coil_wgmma::hold(o);
 #else
     const int lane = threadIdx.x & 31;
     const int v_row = (lane & 7) + (((lane >> 3) & 1) << 3);

@@ -76,6 +76,15 @@ static __device__ __forceinline__ void hold(float (&d)[GROUPS][4]) {
     }
 }
 
+// hold for each of a warp's accumulator tiles.
+template <int TILES, int GROUPS>
+static __device__ __forceinline__ void hold(float (&d)[TILES][GROUPS][4]) {
+#pragma unroll
+    for (int t = 0; t < TILES; t++) {
+        hold(d[t]);
+    }
+}
+
 #define COIL_WGMMA_D4(d, g) "+f"(d[g][0]), "+f"(d[g][1]), "+f"(d[g][2]), "+f"(d[g][3])
 #define COIL_WGMMA_D16(d, g) COIL_WGMMA_D4(d, g), COIL_WGMMA_D4(d, g + 1), COIL_WGMMA_D4(d, g + 2), \
         COIL_WGMMA_D4(d, g + 3)

@@ -176,6 +176,36 @@ __device__ __forceinline__ void multiply_registers_n_major<128>(float (&d)[16][4
             : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
 }
 
+// tf32 operands (f32 data whose low 13 mantissa bits the tensor cores ignore), both K-major: the
+// only layout wgmma takes for tf32. Rows of 32 floats fill the 128-byte swizzle; a k-step (8
+// values) is 32 bytes, as bf16's 16.
+
+// d (64 × 64 per warpgroup, f32) = a (64 × 8, tf32, K-major in shared memory) · b (64 × 8, tf32,
+// K-major in shared memory)ᵀ, plus d when accumulate is nonzero.
+static __device__ __forceinline__ void multiply_shared_tf32_n64(float (&d)[8][4], uint64_t a, uint64_t b,
+        int accumulate) {
+    asm volatile(
+            "{\n.reg .pred accumulate;\nsetp.ne.b32 accumulate, %34, 0;\n"
+            "wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32 "
+            "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+            "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, accumulate, 1, 1;\n}\n"
+            : COIL_WGMMA_D16(d, 0), COIL_WGMMA_D16(d, 4)
+            : "l"(a), "l"(b), "r"(accumulate));
+}
+
+// d (64 × 64 per warpgroup, f32) += a (64 × 8, tf32 in registers: lane l of warp w holds rows
+// 16w + l / 4 and + 8, columns l mod 4 and + 4, as a0 = (row, c), a1 = (row + 8, c), a2 = (row,
+// c + 4), a3 = (row + 8, c + 4)) · b (64 × 8, tf32, K-major in shared memory)ᵀ.
+static __device__ __forceinline__ void multiply_registers_tf32_n64(float (&d)[8][4], const unsigned (&a)[4], uint64_t b) {
+    asm volatile(
+            "{\n.reg .pred accumulate;\nsetp.ne.b32 accumulate, %37, 0;\n"
+            "wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32 "
+            "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+            "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, accumulate, 1, 1;\n}\n"
+            : COIL_WGMMA_D16(d, 0), COIL_WGMMA_D16(d, 4)
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+}
+
 #undef COIL_WGMMA_D16
 #undef COIL_WGMMA_D4
 

@@ -18,7 +18,9 @@ import dev.coil.engine.ops.SsmShape;
  * <p>The products run on the tensor cores in one of two {@link Precision}s; sums, decays and the
  * carried state are f32 throughout. In TF32 a block of the chunk-state and output kernels serves two
  * heads of a group, which share its B, C and Gram tiles; the split-tf32 kernels need the registers
- * for one head a block.
+ * for one head a block. The two-head TF32 outputs run on Hopper's warpgroup MMAs
+ * (ssd_scan_output_warpgroup.cu; the mma.sync kernel on other GPUs) where x, C and their strides
+ * allow 16-byte copies, else on mma.sync.
  */
 public final class SsdScanKernel {
 
@@ -47,17 +49,41 @@ public final class SsdScanKernel {
     }
 
     /**
-     * One variant of the chunk-state and output kernels: how many heads of a group a block serves
-     * (sharing their B, C and Gram tiles) and how deep the output kernel's copy pipeline is.
+     * SSD_WARPGROUP_SHARED_BYTES(2, 2), or the three-stage mma.sync pair kernel's need where larger
+     * (its body runs on GPUs without warpgroup MMAs): per head sums; 1024 bytes of alignment; per
+     * stage a 256 × 128-byte tile, and per head two 64 × 128-byte tiles and 8 KiB of x.
      */
-    private record Variant(Kernel chunkState, Kernel output, int heads, int outputStages) {
+    static int warpgroupOutputSharedBytes() {
+        int heads = 2;
+        int stages = 2;
+        int own = heads * SUMS_BYTES + 1024
+                + stages * (MAX_CHUNK * 128 + heads * 2 * 64 * 128 + heads * SLICE * 64 * Float.BYTES);
+        return Math.max(own, outputSharedBytes(heads, 3));
+    }
 
-        static Variant load(KernelModule module, String suffix, int heads, int outputStages) {
-            Variant variant = new Variant(module.kernel("ssd_chunk_state_" + suffix), module.kernel("ssd_chunk_output_"
-                    + suffix), heads, outputStages);
+    /**
+     * One variant of the chunk-state and output kernels: how many heads of a group a block serves
+     * (sharing their B, C and Gram tiles), and the output kernel with its shared memory.
+     */
+    private record Variant(Kernel chunkState, Kernel output, int heads, int outputSharedBytes) {
+
+        static Variant load(KernelModule module, String stateSuffix, String outputSuffix, int heads,
+                int outputSharedBytes) {
+            Variant variant = new Variant(module.kernel("ssd_chunk_state_" + stateSuffix),
+                    module.kernel("ssd_chunk_output_" + outputSuffix), heads, outputSharedBytes);
             variant.chunkState.allowDynamicSharedBytes(stateSharedBytes(heads));
-            variant.output.allowDynamicSharedBytes(outputSharedBytes(heads, outputStages));
+            variant.output.allowDynamicSharedBytes(outputSharedBytes);
             return variant;
+        }
+
+        /** The mma.sync output kernel of `stages` copy stages. */
+        static Variant mma(KernelModule module, String suffix, int heads, int stages) {
+            return load(module, suffix, suffix, heads, SsdScanKernel.outputSharedBytes(heads, stages));
+        }
+
+        /** Two heads a block, the warpgroup output kernel. */
+        static Variant warpgroupPair(KernelModule module) {
+            return load(module, "tf32_pair", "tf32_warpgroup_pair", 2, warpgroupOutputSharedBytes());
         }
     }
 
@@ -99,29 +125,33 @@ public final class SsdScanKernel {
 
     private final Kernel[] gram = new Kernel[Precision.values().length];
     private final Variant[] variants = new Variant[Precision.values().length];
+    /** The TF32 pair variant with the warpgroup output kernel, or null where mma.sync serves every launch. */
+    private final Variant warpgroupTf32;
     private final Kernel passing;
     private final Kernel enter;
 
     public SsdScanKernel(KernelModule module) {
-        this(module, 2);
+        this(module, 2, true);
     }
 
     /**
      * tf32HeadsPerBlock: 2 (two heads of a group a block, the fast variant) or 1 (one head a block,
-     * as the split-tf32 kernels always run), for tests to reach both.
+     * as the split-tf32 kernels always run); warpgroupOutputs: whether two-head TF32 outputs take the
+     * warpgroup kernel where the inputs allow it. For tests and benchmarks to reach every kernel.
      */
-    SsdScanKernel(KernelModule module, int tf32HeadsPerBlock) {
+    SsdScanKernel(KernelModule module, int tf32HeadsPerBlock, boolean warpgroupOutputs) {
         for (Precision precision : Precision.values()) {
             int index = precision.ordinal();
             gram[index] = module.kernel("ssd_chunk_gram_" + precision.suffix);
             gram[index].allowDynamicSharedBytes(GRAM_SHARED_BYTES);
         }
-        variants[Precision.F32.ordinal()] = Variant.load(module, "f32", 1, 3);
+        variants[Precision.F32.ordinal()] = Variant.mma(module, "f32", 1, 3);
         variants[Precision.TF32.ordinal()] = switch (tf32HeadsPerBlock) {
-            case 1 -> Variant.load(module, "tf32", 1, 2);
-            case 2 -> Variant.load(module, "tf32_pair", 2, 3);
+            case 1 -> Variant.mma(module, "tf32", 1, 2);
+            case 2 -> Variant.mma(module, "tf32_pair", 2, 3);
             default -> throw new IllegalArgumentException("tf32HeadsPerBlock must be 1 or 2, not " + tf32HeadsPerBlock);
         };
+        warpgroupTf32 = warpgroupOutputs && tf32HeadsPerBlock == 2 ? Variant.warpgroupPair(module) : null;
         this.passing = module.kernel("ssd_state_passing");
         this.enter = module.kernel("ssd_enter_state");
     }
@@ -253,14 +283,15 @@ public final class SsdScanKernel {
         int headState = headDim * stateSize;
         int width = headState % 4 == 0 && pool.address() % 16 == 0 ? 4 : 1;
 
-        Variant variant = variants[index];
+        Variant variant = warpgroupTf32 != null && precision == Precision.TF32
+                && copiesBy16Bytes(inputs, shape) ? warpgroupTf32 : variants[index];
         int groups = shape.groups();
         int sets = ceilDiv(heads / groups, variant.heads());
 
         mark(marks, 0, stream);
         if (!statesStage) {
             variant.output().launch(stream, grid((long) pTiles * sets, groups, layout.chunksTotal), 1, 1,
-                    THREADS * variant.heads(), outputSharedBytes(variant.heads(), variant.outputStages()), inputs.x(),
+                    THREADS * variant.heads(), variant.outputSharedBytes(), inputs.x(),
                     xStride, inputs.dt(), dtStride, A, inputs.C(), bcStride, D, grams, states, y, tokens, layout.chunk,
                     layout.chunks, heads, headDim, groups, stateSize, layout.padded);
             return;
@@ -280,10 +311,20 @@ public final class SsdScanKernel {
             return;
         }
         variant.output().launch(stream, grid((long) pTiles * sets, groups, layout.chunksTotal), 1, 1,
-                THREADS * variant.heads(), outputSharedBytes(variant.heads(), variant.outputStages()), inputs.x(),
+                THREADS * variant.heads(), variant.outputSharedBytes(), inputs.x(),
                 xStride, inputs.dt(), dtStride, A, inputs.C(), bcStride, D, grams, states, y, tokens, layout.chunk,
                 layout.chunks, heads, headDim, groups, stateSize, layout.padded);
         mark(marks, 4, stream);
+    }
+
+    /**
+     * Whether the warpgroup output kernel can read x, C and the chunk states 16 bytes at a time:
+     * buffers on 16 bytes, row strides, head dim and state size multiples of 4 floats (the
+     * workspace is checked on 16 bytes by every launch).
+     */
+    private static boolean copiesBy16Bytes(Inputs inputs, SsmShape shape) {
+        return inputs.x().address() % 16 == 0 && inputs.C().address() % 16 == 0 && inputs.xStride() % 4 == 0
+                && inputs.bcStride() % 4 == 0 && shape.headDim() % 4 == 0 && shape.stateSize() % 4 == 0;
     }
 
     private static void mark(CudaEvent[] marks, int index, CudaStream stream) {

@@ -105,9 +105,12 @@ class SsdScanKernelTest {
                 scope.download(pool, shape.stateFloats()));
     }
 
-    /** The kernels under test: F32, TF32 (two heads a block, the default) and TF32x1 (one head a block). */
+    /**
+     * The kernels under test: F32, TF32 (two heads a block, warpgroup outputs on Hopper: the
+     * default), TF32mma (the same with mma.sync outputs) and TF32x1 (one head a block, mma.sync).
+     */
     private static SsdScanKernel kernel(String variant) {
-        return new SsdScanKernel(GpuFixture.kernels(), variant.equals("TF32x1") ? 1 : 2);
+        return new SsdScanKernel(GpuFixture.kernels(), variant.endsWith("x1") ? 1 : 2, !variant.startsWith("TF32mma"));
     }
 
     private static Precision precision(String variant) {
@@ -133,6 +136,11 @@ class SsdScanKernelTest {
         "4, 64, 1, 128, 700, 256, TF32x1",
         "3, 37, 1, 20, 259, 128, TF32x1",
         "6, 70, 2, 132, 517, 100, TF32x1",
+        "3, 128, 1, 64, 333, 256, TF32",
+        "4, 68, 2, 36, 129, 48, TF32",
+        "4, 64, 2, 128, 300, 200, TF32",
+        "4, 64, 1, 128, 700, 256, TF32mma",
+        "5, 70, 1, 132, 300, 64, TF32mma",
     })
     void scanMatchesTheReference(int heads, int headDim, int groups, int stateSize, int tokens, int chunk,
             String variant) {
@@ -302,7 +310,7 @@ class SsdScanKernelTest {
             DeviceBuffer workspace = scope.keep(device.allocate(SsdScanKernel.workspaceBytes(shape, 1, total, chunk)));
             for (int sequences : new int[] {1, maxSequences}) {
                 int tokens = total / sequences;
-                for (String variant : new String[] {"TF32", "TF32x1", "F32"}) {
+                for (String variant : new String[] {"TF32", "TF32mma", "TF32x1", "F32"}) {
                     SsdScanKernel kernel = kernel(variant);
                     Precision precision = precision(variant);
                     devicePool.copyFrom(pool);

@@ -216,4 +216,40 @@ static __device__ __forceinline__ SsdHeads ssd_heads(int group, int set, int per
     return result;
 }
 
+// Where a block of the output kernels works and which head this thread serves. Blocks are numbered
+// p_tile fastest (64 columns of head_dim each), then the set of HEADS heads of a group, then the
+// group, then the chunk; each 256-thread part of the block serves one head of the set, and a part
+// past the group's last head repeats that head and stores nothing (serving false).
+struct SsdOutputBlock {
+    int p_tile;
+    int group;
+    int q;
+    SsdChunk span;
+    int part;
+    int local;
+    bool serving;
+    int head;
+};
+
+static __device__ __forceinline__ SsdOutputBlock ssd_output_block(int heads_per_block, int tokens, int chunk,
+        int chunks, int heads, int head_dim, int groups) {
+    const int p_tiles = (head_dim + 63) / 64;
+    const int sets = (heads / groups + heads_per_block - 1) / heads_per_block;
+    int block = blockIdx.x;
+    SsdOutputBlock result;
+    result.p_tile = block % p_tiles;
+    block /= p_tiles;
+    const int set = block % sets;
+    block /= sets;
+    result.group = block % groups;
+    result.q = block / groups;
+    const SsdHeads served = ssd_heads(result.group, set, heads_per_block, heads, groups);
+    result.span = ssd_chunk(result.q, tokens, chunk, chunks);
+    result.part = threadIdx.x / SSD_THREADS;
+    result.local = threadIdx.x % SSD_THREADS;
+    result.serving = result.part < served.count;
+    result.head = served.first + min(result.part, served.count - 1);
+    return result;
+}
+
 #endif

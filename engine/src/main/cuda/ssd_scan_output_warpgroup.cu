@@ -129,25 +129,16 @@ static __device__ __forceinline__ void ssd_chunk_output_warpgroup(const float* _
     // The same stages through a generic pointer, for the threads' own loads and stores.
     unsigned char* stage_bytes = reinterpret_cast<unsigned char*>(ssd_warpgroup_shared4) + (stages - shared_base);
 
-    const int p_tiles = (head_dim + 63) / 64;
-    const int sets = (heads / groups + HEADS - 1) / HEADS;
-    int block = blockIdx.x;
-    const int p_tile = block % p_tiles;
-    block /= p_tiles;
-    const int set = block % sets;
-    block /= sets;
-    const int group = block % groups;
-    const int q = block / groups;
-    const SsdHeads served = ssd_heads(group, set, HEADS, heads, groups);
-    const SsdChunk span = ssd_chunk(q, tokens, chunk, chunks);
+    const SsdOutputBlock where = ssd_output_block(HEADS, tokens, chunk, chunks, heads, head_dim, groups);
+    const int p_tile = where.p_tile;
+    const int group = where.group;
+    const int q = where.q;
+    const SsdChunk span = where.span;
     const int length = span.length;
-
-    // This thread's head: its 256-thread part of the block. A part past the group's last head
-    // repeats that head and stores nothing.
-    const int part = threadIdx.x / SSD_THREADS;
-    const int local = threadIdx.x % SSD_THREADS;
-    const bool serving = part < served.count;
-    const int head = served.first + min(part, served.count - 1);
+    const int part = where.part;
+    const int local = where.local;
+    const bool serving = where.serving;
+    const int head = where.head;
     SsdSums& sums = all_sums[part];
     ssd_chunk_sums(sums, local, dt + span.first_row * dt_stride, dt_stride, head, A[head], length);
 

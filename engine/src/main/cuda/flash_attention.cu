@@ -28,7 +28,7 @@ static __device__ __forceinline__ unsigned shared_address(const void* pointer) {
 // Byte offset of chunk (8 columns) `chunk` of row `row` in a tile of ROWS rows.
 template <int ROWS>
 static __device__ __forceinline__ unsigned tile_offset(int row, int chunk) {
-    return (chunk >> 3) * (ROWS * 128) + row * 128 + (((chunk & 7) ^ (row & 7)) << 4);
+    return (chunk >> 3) * (ROWS * 128) + coil_swizzled_chunk(row, chunk & 7);
 }
 
 // 16 bytes global → shared, bypassing L1; valid == false writes zeros (rows past the sequence).

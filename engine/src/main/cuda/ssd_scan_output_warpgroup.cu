@@ -33,7 +33,7 @@
 #ifdef COIL_HAS_WGMMA
 // Byte offset of float `column` (0 .. 31) of row `row` in a swizzled tile.
 static __device__ __forceinline__ unsigned ssd_swizzled(int row, int column) {
-    return row * 128 + ((((column >> 2) ^ (row & 7))) << 4) + (column & 3) * 4;
+    return coil_swizzled_chunk(row, column >> 2) + (column & 3) * 4;
 }
 
 // Queues rows [first_pass · THREADS / 8, row_end) × 32 floats of a row-major matrix (row r at
@@ -46,7 +46,7 @@ static __device__ __forceinline__ void ssd_copy_tile(unsigned tile, const float*
     constexpr int ROWS_PER_PASS = THREADS / 8;
     const int row = thread >> 3;
     const int chunk = thread & 7;
-    const unsigned destination = tile + row * 128 + ((chunk ^ (row & 7)) << 4);
+    const unsigned destination = tile + coil_swizzled_chunk(row, chunk);
     const float* source = origin + row * stride + 4 * chunk;
     const bool column_valid = 4 * chunk < columns_valid;
 #pragma unroll

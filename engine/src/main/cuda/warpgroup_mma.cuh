@@ -18,6 +18,12 @@
 #include "common.cuh"
 #include <cstdint>
 
+// Byte offset of 16-byte chunk `chunk` (0 .. 7) of row `row` in a panel of 128-byte rows laid out
+// as above; the panel starts on 1024 bytes. Every target uses the layout, not only sm_90a.
+static __device__ __forceinline__ unsigned coil_swizzled_chunk(int row, int chunk) {
+    return row * 128 + ((chunk ^ (row & 7)) << 4);
+}
+
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define COIL_HAS_WGMMA 1
 #endif
@@ -95,30 +101,6 @@ __device__ __forceinline__ void multiply_shared(float (&d)[N / 8][4], uint64_t a
 template <int N>
 __device__ __forceinline__ void multiply_registers_n_major(float (&d)[N / 8][4], const unsigned (&a)[4],
         uint64_t b);
-
-// d (64 × 32 per warpgroup, f32) = a (64 × 16, K-major in shared memory) · b (32 × 16, K-major in
-// shared memory)ᵀ, plus d when accumulate is nonzero.
-template <>
-__device__ __forceinline__ void multiply_shared<32>(float (&d)[4][4], uint64_t a, uint64_t b, int accumulate) {
-    asm volatile(
-            "{\n.reg .pred accumulate;\nsetp.ne.b32 accumulate, %18, 0;\n"
-            "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 "
-            "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, %16, %17, accumulate, 1, 1, 0, 0;\n}\n"
-            : COIL_WGMMA_D16(d, 0)
-            : "l"(a), "l"(b), "r"(accumulate));
-}
-
-// d (64 × 32 per warpgroup, f32) += a (64 × 16, bf16 in registers) · b (16 × 32, N-major in shared memory).
-template <>
-__device__ __forceinline__ void multiply_registers_n_major<32>(float (&d)[4][4], const unsigned (&a)[4],
-        uint64_t b) {
-    asm volatile(
-            "{\n.reg .pred accumulate;\nsetp.ne.b32 accumulate, %21, 0;\n"
-            "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 "
-            "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, {%16, %17, %18, %19}, %20, accumulate, 1, 1, 1;\n}\n"
-            : COIL_WGMMA_D16(d, 0)
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
-}
 
 // d (64 × 64 per warpgroup, f32) = a (64 × 16, K-major in shared memory) · b (64 × 16, K-major in
 // shared memory)ᵀ, plus d when accumulate is nonzero.

@@ -118,11 +118,11 @@ final class GpuStep implements AutoCloseable {
         boolean replayed = false;
         if (graphed) {
             DecodeGraphs.Key key = new DecodeGraphs.Key(layout.rows, layout.tableStride);
-            if (timeReplays && replayStart == null) {
-                replayStart = kernels.device.newEvent();
-                replayEnd = kernels.device.newEvent();
-            }
             if (timeReplays) {
+                if (replayStart == null) {
+                    replayStart = kernels.device.newEvent();
+                    replayEnd = kernels.device.newEvent();
+                }
                 replayStart.record(kernels.stream);
             }
             long beforeReplay = System.nanoTime();

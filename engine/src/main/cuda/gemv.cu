@@ -32,11 +32,19 @@
 // Up to three products over the same x run in one launch (q, k and v): segment s has weights ws,
 // outputs outs (rows, ns) and ns columns; the first blocks cover segment 0, the next 1, then 2.
 //
+// The MLP's stacked gate and up projection can end in silu(gate) · up (silu_pair = the MLP's
+// width I > 0, one product of 2·I rows: gate rows [0, I), up rows [I, 2I)): each warp computes
+// gate_j and up_j (its two columns, j and I + j, so only the entries of two columns a warp take it)
+// and writes bf16(silu(gate_j) · up_j) to out0 as bf16 rows of I, exactly what the down
+// projection's COIL_GEMV_SILU operand makes of the two f32 outputs. The down projection then reads
+// a plain bf16 operand. A column's sum runs in the same order whichever columns its warp holds, so
+// gate_j and up_j are the unfused launch's outputs bit for bit.
+//
 // The weights do not depend on earlier kernels: they are loaded before griddepcontrol.wait, so a
 // launch with programmatic stream serialization streams its weights while the kernel before it
 // finishes (on sm_90; elsewhere, and without that launch attribute, the wait is a no-op).
 //
-// Grid: Σ_s ceil(ns / (8 · columns per warp)); block: 256 threads (8 warps);
+// Grid: Σ_s ceil(ns / (8 · columns per warp)), or ceil(I / 8) with silu_pair; block: 256 threads (8 warps);
 // dynamic shared memory: 2 · rows · k bytes.
 #include "common.cuh"
 
@@ -230,7 +238,7 @@ struct CoilGemvConv {
 template <int MODE, int ROWS, int COLUMNS>
 static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, const float* __restrict__ b,
         int b_stride, const float* __restrict__ norm_weight, int group_size, float eps, float multiplier,
-        float* h_out, const CoilGemvConv conv, int rows, int k,
+        float* h_out, const CoilGemvConv conv, int silu_pair, int rows, int k,
         const __nv_bfloat16* __restrict__ w0, float* __restrict__ out0, int n0,
         const __nv_bfloat16* __restrict__ w1, float* __restrict__ out1, int n1,
         const __nv_bfloat16* __restrict__ w2, float* __restrict__ out2, int n2) {
@@ -241,8 +249,11 @@ static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, co
     __shared__ float scratch[32 * ROWS];
     const int lane = threadIdx.x & 31;
 
+    // silu_pair: a warp's two columns are gate_j and up_j (one output j a warp).
+    const bool pair = COLUMNS == 2 && silu_pair > 0;
+
     // This block's segment and its first column there.
-    const int blocks0 = (n0 + PER_BLOCK - 1) / PER_BLOCK;
+    const int blocks0 = pair ? (silu_pair + COIL_GEMV_WARPS - 1) / COIL_GEMV_WARPS : (n0 + PER_BLOCK - 1) / PER_BLOCK;
     const int blocks1 = (n1 + PER_BLOCK - 1) / PER_BLOCK;
     int block = blockIdx.x;
     const __nv_bfloat16* weights = w0;
@@ -260,14 +271,16 @@ static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, co
             columns = n2;
         }
     }
-    const int first_column = (block * COIL_GEMV_WARPS + (threadIdx.x >> 5)) * COLUMNS;
+    const int warp_index = block * COIL_GEMV_WARPS + (threadIdx.x >> 5);
+    const int first_column = pair ? warp_index : warp_index * COLUMNS;
     const int chunks = k / 8;
     const uint4* rows_of[COLUMNS];
     bool active[COLUMNS];
 #pragma unroll
     for (int o = 0; o < COLUMNS; o++) {
-        active[o] = first_column + o < columns;
-        rows_of[o] = reinterpret_cast<const uint4*>(weights + (size_t) (active[o] ? first_column + o : 0) * k);
+        const int weight_row = pair ? first_column + o * silu_pair : first_column + o;
+        active[o] = pair ? first_column < silu_pair : first_column + o < columns;
+        rows_of[o] = reinterpret_cast<const uint4*>(weights + (size_t) (active[o] ? weight_row : 0) * k);
     }
 
     uint4 held[COLUMNS][CHUNKS];
@@ -379,6 +392,18 @@ static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, co
             }
         }
     }
+    if (pair) {
+        __nv_bfloat16* hidden = reinterpret_cast<__nv_bfloat16*>(out0);
+#pragma unroll
+        for (int r = 0; r < ROWS; r++) {
+            const float gate = coil_warp_sum(acc[0][r]);
+            const float up = coil_warp_sum(acc[COLUMNS - 1][r]);
+            if (active[0] && lane == 0 && r < rows) {
+                hidden[(size_t) r * silu_pair + first_column] = __float2bfloat16_rn(__fmul_rn(coil_silu(gate), up));
+            }
+        }
+        return;
+    }
 #pragma unroll
     for (int o = 0; o < COLUMNS; o++) {
 #pragma unroll
@@ -411,14 +436,14 @@ static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, co
             const float* __restrict__ b, int b_stride, const float* __restrict__ norm_weight, int group_size,     \
             float eps, float multiplier, float* h_out, const float* conv_weight, const float* conv_bias,         \
             float* conv_states, const int* conv_slots, float* conv_out, int conv_kernel, int conv_first,          \
-            int conv_channels, int rows, int k,                                                                  \
+            int conv_channels, int silu_pair, int rows, int k,                                                   \
             const __nv_bfloat16* __restrict__ w0, float* __restrict__ out0, int n0,                              \
             const __nv_bfloat16* __restrict__ w1, float* __restrict__ out1, int n1,                              \
             const __nv_bfloat16* __restrict__ w2, float* __restrict__ out2, int n2) {                            \
         const CoilGemvConv conv = {conv_weight, conv_bias, conv_states, conv_slots, conv_out, conv_kernel,       \
                 conv_first, conv_channels};                                                                      \
         coil_gemv<MODE, ROWS, COLUMNS>(a, a_stride, b, b_stride, norm_weight, group_size, eps, multiplier, h_out, conv,   \
-                rows, k, w0, out0, n0, w1, out1, n1, w2, out2, n2);                                              \
+                silu_pair, rows, k, w0, out0, n0, w1, out1, n1, w2, out2, n2);                                   \
     }
 
 // Rows buckets 1, 2, 4 and 8: a launch for r rows takes the smallest bucket ≥ r. One row has a

@@ -92,6 +92,18 @@ public final class GemvKernel {
             DeviceBuffer slots, DeviceBuffer convolved, int firstColumn, int channels) {
     }
 
+    /**
+     * The MLP's stacked gate and up projection ending in silu(gate) · up: gateAndUp is [2·I, cols]
+     * (gate rows, then up rows), hidden (rows, I) bf16 gets bf16(silu(gate) · up), the operand
+     * {@link #projectSiluProduct} would make of the two halves' f32 outputs, bit for bit.
+     */
+    public record SiluPair(DeviceMatrix gateAndUp, DeviceBuffer hidden) {
+
+        int width() {
+            return gateAndUp.rows() / 2;
+        }
+    }
+
     /** The kernels' suffixes by bucket: 1 row, 1 row two columns a warp, 2, 4 and 8 rows. */
     private static final String[] BUCKETS = {"rows1", "rows1_wide", "rows2", "rows4", "rows8"};
 
@@ -149,19 +161,45 @@ public final class GemvKernel {
     /** As above, the first product ending in {@code conv} (null: none). */
     public void project(CudaStream stream, DeviceBuffer x, DType type, int stride, int rows, List<Product> products,
             Conv conv) {
+        launch(stream, plainOperand(x, type, stride, rows, products.getFirst().weights().cols()), x, stride, null, 0,
+                null, 0f, null, conv, null, rows, products);
+    }
+
+    /** hidden = bf16(silu(gate) · up) of the product of x with the stacked gate and up ({@link SiluPair}). */
+    public void projectSiluPair(CudaStream stream, DeviceBuffer x, DType type, int stride, int rows, SiluPair pair) {
+        launch(stream, plainOperand(x, type, stride, rows, pair.gateAndUp().cols()), x, stride, null, 0, null, 0f,
+                null, null, pair, rows, pairProduct(rows, pair));
+    }
+
+    /** The operand kind that reads x as it is, x checked to hold rows of cols {@code type} values {@code stride} apart. */
+    private static Operand plainOperand(DeviceBuffer x, DType type, int stride, int rows, int cols) {
         Operand operand = switch (type) {
             case F32 -> Operand.F32;
             case BF16 -> Operand.BF16;
             case F16 -> throw new IllegalArgumentException("a gemv operand is F32 or BF16, not F16");
         };
-        int cols = products.getFirst().weights().cols();
         long spanned = RowKernels.spanned(rows, cols, stride);
         if (type == DType.F32) {
             x.requireFloats(spanned, "x");
         } else {
             x.requireBytes(2 * spanned, "x");
         }
-        launch(stream, operand, x, stride, null, 0, null, 0f, null, conv, rows, products);
+        return operand;
+    }
+
+    /** As {@link #projectSiluPair(CudaStream, DeviceBuffer, DType, int, int, SiluPair)}, x made by the residual update and pre-norm. */
+    public void projectResidualNorm(CudaStream stream, ResidualNorm norm, int rows, SiluPair pair) {
+        residualNorm(stream, norm, rows, pairProduct(rows, pair), null, pair);
+    }
+
+    /** The pair's one product; its out is the bf16 hidden, checked here for its bf16 size. */
+    private static List<Product> pairProduct(int rows, SiluPair pair) {
+        if (pair.gateAndUp().rows() % 2 != 0) {
+            throw new IllegalArgumentException("stacked gate and up need an even number of rows, not "
+                    + pair.gateAndUp().rows());
+        }
+        pair.hidden().requireBytes(2L * rows * pair.width(), "hidden");
+        return List.of(new Product(pair.gateAndUp(), pair.hidden()));
     }
 
     /** out = (silu(gate) · up) · wᵀ; gate and up: (rows, w.cols) f32 rows of their strides. */
@@ -170,7 +208,7 @@ public final class GemvKernel {
         int cols = product.weights().cols();
         gate.requireFloats(RowKernels.spanned(rows, cols, gateStride), "gate");
         up.requireFloats(RowKernels.spanned(rows, cols, upStride), "up");
-        launch(stream, Operand.SILU_PRODUCT, gate, gateStride, up, upStride, null, 0f, null, null, rows,
+        launch(stream, Operand.SILU_PRODUCT, gate, gateStride, up, upStride, null, 0f, null, null, null, rows,
                 List.of(product));
     }
 
@@ -185,7 +223,8 @@ public final class GemvKernel {
             throw new IllegalArgumentException("gemv does not take a gated norm in groups of " + norm.groupSize()
                     + " over " + cols + " columns");
         }
-        launch(stream, Operand.GATED_NORM, y, yStride, z, zStride, norm, 0f, null, null, rows, List.of(product));
+        launch(stream, Operand.GATED_NORM, y, yStride, z, zStride, norm, 0f, null, null, null, rows,
+                List.of(product));
     }
 
     /** out = rmsNorm(h + update · multiplier) · wᵀ for each product, writing the updated h to hOut (see {@link ResidualNorm}). */
@@ -196,6 +235,11 @@ public final class GemvKernel {
     /** As above, the first product ending in {@code conv} (null: none). */
     public void projectResidualNorm(CudaStream stream, ResidualNorm norm, int rows, List<Product> products,
             Conv conv) {
+        residualNorm(stream, norm, rows, products, conv, null);
+    }
+
+    private void residualNorm(CudaStream stream, ResidualNorm norm, int rows, List<Product> products, Conv conv,
+            SiluPair pair) {
         int cols = products.getFirst().weights().cols();
         long elements = (long) rows * cols;
         norm.h().requireFloats(elements, "h");
@@ -210,11 +254,12 @@ public final class GemvKernel {
         }
         norm.weight().requireFloats(cols, "norm weight");
         launch(stream, Operand.RESIDUAL_NORM, norm.h(), cols, norm.update(), cols,
-                new Norm(norm.weight(), cols, norm.eps()), norm.multiplier(), norm.hOut(), conv, rows, products);
+                new Norm(norm.weight(), cols, norm.eps()), norm.multiplier(), norm.hOut(), conv, pair, rows, products);
     }
 
     private void launch(CudaStream stream, Operand operand, DeviceBuffer a, int aStride, DeviceBuffer b,
-            int bStride, Norm norm, float multiplier, DeviceBuffer hOut, Conv conv, int rows, List<Product> products) {
+            int bStride, Norm norm, float multiplier, DeviceBuffer hOut, Conv conv, SiluPair pair, int rows,
+            List<Product> products) {
         if (products.isEmpty() || products.size() > 3) {
             throw new IllegalArgumentException("a gemv launch takes 1 to 3 products, not " + products.size());
         }
@@ -229,7 +274,11 @@ public final class GemvKernel {
         for (Product product : products) {
             columns += product.weights().rows();
         }
-        int bucket = rows > 4 ? 4 : rows > 2 ? 3 : rows == 2 ? 2 : columns >= WIDE_FROM_COLUMNS ? 1 : 0;
+        // The pair's warps hold two columns (gate_j, up_j): one row takes the wide entry whatever its size.
+        int bucket = rows > 4 ? 4 : rows > 2 ? 3 : rows == 2 ? 2 : columns >= WIDE_FROM_COLUMNS || pair != null ? 1 : 0;
+        if (pair != null && (products.size() != 1 || conv != null)) {
+            throw new IllegalArgumentException("silu(gate) · up ends a launch of one product and no conv");
+        }
         Object[] segments = new Object[9];
         long blocks = 0;
         for (int s = 0; s < 3; s++) {
@@ -239,8 +288,12 @@ public final class GemvKernel {
                     throw new IllegalArgumentException("the products of one gemv launch share bf16 weights of " + cols
                             + " columns");
                 }
-                product.out().requireFloats((long) rows * product.weights().rows(), "out");
-                blocks += Math.ceilDiv(product.weights().rows(), columnsPerBlock(bucket));
+                if (pair == null) {
+                    product.out().requireFloats((long) rows * product.weights().rows(), "out");
+                    blocks += Math.ceilDiv(product.weights().rows(), columnsPerBlock(bucket));
+                } else {
+                    blocks += Math.ceilDiv(pair.width(), THREADS / 32);
+                }
             }
             segments[3 * s] = product == null ? null : product.weights().data();
             segments[3 * s + 1] = product == null ? null : product.out();
@@ -249,7 +302,7 @@ public final class GemvKernel {
         if (conv != null) {
             requireConv(conv, rows, products.getFirst().weights().rows());
         }
-        Object[] arguments = new Object[19 + segments.length];
+        Object[] arguments = new Object[20 + segments.length];
         arguments[0] = a;
         arguments[1] = aStride;
         arguments[2] = b;
@@ -267,9 +320,10 @@ public final class GemvKernel {
         arguments[14] = conv == null ? 1 : conv.kernelSize();
         arguments[15] = conv == null ? 0 : conv.firstColumn();
         arguments[16] = conv == null ? 0 : conv.channels();
-        arguments[17] = rows;
-        arguments[18] = cols;
-        System.arraycopy(segments, 0, arguments, 19, segments.length);
+        arguments[17] = pair == null ? 0 : pair.width();
+        arguments[18] = rows;
+        arguments[19] = cols;
+        System.arraycopy(segments, 0, arguments, 20, segments.length);
         kernels[operand.ordinal()][bucket].launch(stream, (int) blocks, 1, 1, THREADS, sharedBytes(rows, cols),
                 arguments);
     }

@@ -4,6 +4,7 @@ import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.kernels.GemvKernel;
 import dev.coil.engine.load.DType;
 import dev.coil.engine.model.BlockSpec;
+import java.util.List;
 
 /** The MLP blocks of {@code FeedForward} on the device: down(silu(gate(x)) · up(x)) or down(relu(up(x))²). */
 final class GpuFeedForward {
@@ -23,9 +24,13 @@ final class GpuFeedForward {
         }
         GemvKernel gemv = k.matmul.gemv();
         if (gemv.supports(rows, w.down())) {
-            // A decode step: silu(gate) · up is made inside the down projection's launch.
+            // A decode step: silu(gate) · up is made by the launch of gate and up (stacked) or of down.
             GemvKernel.Product down = new GemvKernel.Product(w.down(), out);
-            if (w.gateAndUp() != null) {
+            if (w.gateAndUp() != null && gemv.supports(rows, w.gateAndUp())) {
+                DeviceBuffer hidden16 = k.scratch.bytes("mlp.hidden16", 2L * rows * width);
+                x.projectSiluPair(k, rows, w.gateAndUp(), hidden16);
+                gemv.project(k.stream, hidden16, DType.BF16, width, rows, List.of(down));
+            } else if (w.gateAndUp() != null) {
                 DeviceBuffer stacked = k.scratch.floats("mlp.stacked", 2L * rows * width);
                 x.project(k, rows, w.gateAndUp(), stacked);
                 gemv.projectSiluProduct(k.stream, stacked, 2 * width, stacked.floatSlice(width, stacked.floats() - width),

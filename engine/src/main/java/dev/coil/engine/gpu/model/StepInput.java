@@ -55,6 +55,19 @@ record StepInput(DeviceBuffer values, DType dtype, GemvKernel.ResidualNorm pendi
     }
 
     /**
+     * The MLP's stacked gate and up (w: [2·I, hidden]) ending in hidden = bf16(silu(gate) · up), (rows, I),
+     * in one few-rows launch: only where {@code k.matmul.gemv().supports(rows, w)} (the caller checks).
+     */
+    void projectSiluPair(DeviceKernels k, int rows, DeviceMatrix w, DeviceBuffer hidden) {
+        GemvKernel.SiluPair pair = new GemvKernel.SiluPair(w, hidden);
+        if (pending != null) {
+            k.matmul.gemv().projectResidualNorm(k.stream, pending, rows, pair);
+        } else {
+            k.matmul.gemv().projectSiluPair(k.stream, values, dtype, w.cols(), rows, pair);
+        }
+    }
+
+    /**
      * Each product's out = input · wᵀ: in one launch where the few-rows product takes them all
      * (q, k and v of a decode step), else one by one.
      */

@@ -117,6 +117,58 @@ class GemvKernelTest {
         }
     }
 
+    @ParameterizedTest(name = "rows {0}, hidden {1}, width {2}, residual norm {3}")
+    @CsvSource({"1,768,2048,true", "1,768,2048,false", "1,520,104,true", "2,776,1032,false", "3,256,64,true",
+        "8,1000,296,false"})
+    void siluPairEndingGateAndUpEqualsTheSeparateSiluProduct(int rows, int hidden, int width, boolean residualNorm) {
+        Random random = new Random(rows * 7L + hidden + width);
+        float[] x = Parity.uniform(random, rows * hidden, -2, 2);
+        float[] update = Parity.uniform(random, rows * hidden, -1, 1);
+        float[] normWeight = Parity.uniform(random, hidden, 0.5, 1.5);
+        Matrix stacked = TestMatrices.of(Parity.uniform(random, 2 * width * hidden, -1, 1), 2 * width, hidden,
+                DType.BF16);
+        Matrix down = TestMatrices.of(Parity.uniform(random, 40 * width, -1, 1), 40, width, DType.BF16);
+        try (DeviceScope scope = GpuFixture.scope()) {
+            GemvKernel gemv = new GemvKernel(GpuFixture.kernels(), GemvKernel.KERNEL_ROWS);
+            DeviceMatrix gateAndUp = scope.keep(DeviceMatrix.upload(GpuFixture.device(), stacked));
+            DeviceMatrix downWeights = scope.keep(DeviceMatrix.upload(GpuFixture.device(), down));
+            DeviceBuffer input = scope.upload(x);
+            GemvKernel.ResidualNorm norm = new GemvKernel.ResidualNorm(input, scope.upload(update), 0.5f,
+                    scope.poisoned((long) rows * hidden), scope.upload(normWeight), 1e-5f);
+
+            // Separate: the f32 gate and up, then silu(gate) · up rounded to bf16 by its own kernel.
+            DeviceBuffer gateUp = scope.poisoned(2L * rows * width);
+            List<GemvKernel.Product> stackedProduct = List.of(new GemvKernel.Product(gateAndUp, gateUp));
+            if (residualNorm) {
+                gemv.projectResidualNorm(scope.stream(), norm, rows, stackedProduct);
+            } else {
+                gemv.project(scope.stream(), input, DType.F32, hidden, rows, stackedProduct);
+            }
+            DeviceBuffer separate16 = scope.poisoned((long) rows * width / 2);
+            new SiluMultiplyKernel(GpuFixture.kernels()).launchStacked(scope.stream(), gateUp, rows, width, separate16,
+                    DType.BF16);
+
+            DeviceBuffer fused16 = scope.poisoned((long) rows * width / 2);
+            GemvKernel.SiluPair pair = new GemvKernel.SiluPair(gateAndUp, fused16);
+            if (residualNorm) {
+                gemv.projectResidualNorm(scope.stream(), norm, rows, pair);
+            } else {
+                gemv.projectSiluPair(scope.stream(), input, DType.F32, hidden, rows, pair);
+            }
+            Parity.assertExact("bf16 silu(gate) · up at the end of gate and up", scope.download(fused16,
+                    rows * width / 2), scope.download(separate16, rows * width / 2));
+
+            DeviceBuffer fromPair = scope.poisoned(rows * 40L);
+            DeviceBuffer fromSiluOperand = scope.poisoned(rows * 40L);
+            gemv.project(scope.stream(), fused16, DType.BF16, width, rows,
+                    List.of(new GemvKernel.Product(downWeights, fromPair)));
+            gemv.projectSiluProduct(scope.stream(), gateUp, 2 * width, gateUp.floatSlice(width, gateUp.floats() - width),
+                    2 * width, rows, new GemvKernel.Product(downWeights, fromSiluOperand));
+            Parity.assertExact("down of the pair's hidden against down making silu(gate) · up itself",
+                    scope.download(fromPair, rows * 40), scope.download(fromSiluOperand, rows * 40));
+        }
+    }
+
     @ParameterizedTest(name = "rows {0}, dim {1}, group {2}")
     @CsvSource({"1,1536,1536", "2,256,64", "5,1024,128", "3,96,48"})
     void gatedNormInsideTheLaunchMatchesTheSeparateKernelAndTheReference(int rows, int dim, int group) {

@@ -11,7 +11,8 @@
 //   COIL_GEMV_SILU          x = silu(a) · b (the MLP's gate and up, f32 rows of a_stride / b_stride):
 //                           silu_multiply_f32 fused into the down projection
 //   COIL_GEMV_GATED_NORM    x = weight · (a · silu(b)) / rms over each group of group_size channels
-//                           (Mamba-2's gated RMSNorm, a = y, b = z): gated_rms_norm_f32 fused into out_proj
+//                           (Mamba-2's gated RMSNorm, a = y, b = z): gated_rms_norm_f32 fused into out_proj;
+//                           b null: a is y · silu(z) already (the state update made it)
 //   COIL_GEMV_RESIDUAL_NORM v = a + b · multiplier (b may be null: v = a); x = weight · v / rms(v)
 //                           over the row: a block's residual update and the next block's pre-norm
 //                           (residual_rms_norm_f32) fused into that block's first products. The
@@ -71,7 +72,7 @@ template <int MODE>
 static __device__ __forceinline__ float coil_gemv_normed_input(const float* a, const float* __restrict__ b,
         float multiplier, size_t a_index, size_t b_index) {
     if (MODE == COIL_GEMV_GATED_NORM) {
-        return a[a_index] * coil_silu(b[b_index]);
+        return b == nullptr ? a[a_index] : a[a_index] * coil_silu(b[b_index]);
     }
     return b == nullptr ? a[a_index] : __fadd_rn(a[a_index], __fmul_rn(b[b_index], multiplier));
 }

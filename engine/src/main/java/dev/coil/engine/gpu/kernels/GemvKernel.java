@@ -212,12 +212,17 @@ public final class GemvKernel {
                 List.of(product));
     }
 
-    /** out = gatedRmsNorm(y, z) · wᵀ; y and z: (rows, w.cols) f32 rows of their strides. */
+    /**
+     * out = gatedRmsNorm(y, z) · wᵀ; y and z: (rows, w.cols) f32 rows of their strides. z null: y
+     * holds y · silu(z) already (as {@link SsmStateUpdateKernel} gives it with a gate).
+     */
     public void projectGatedNorm(CudaStream stream, DeviceBuffer y, int yStride, DeviceBuffer z, int zStride,
             Norm norm, int rows, Product product) {
         int cols = product.weights().cols();
         y.requireFloats(RowKernels.spanned(rows, cols, yStride), "y");
-        z.requireFloats(RowKernels.spanned(rows, cols, zStride), "z");
+        if (z != null) {
+            z.requireFloats(RowKernels.spanned(rows, cols, zStride), "z");
+        }
         norm.weight().requireFloats(cols, "norm weight");
         if (!supports(rows, product.weights(), norm)) {
             throw new IllegalArgumentException("gemv does not take a gated norm in groups of " + norm.groupSize()

@@ -36,6 +36,17 @@ public final class SsmStateUpdateKernel {
     public void launch(CudaStream stream, SsmShape shape, int batch, DeviceBuffer x, int xStride, Step step,
             DeviceBuffer A, DeviceBuffer B, DeviceBuffer C, int bcStride, DeviceBuffer D, DeviceBuffer states,
             DeviceBuffer slots, DeviceBuffer y) {
+        launch(stream, shape, batch, x, xStride, step, A, B, C, bcStride, D, states, slots, y, null, 0);
+    }
+
+    /**
+     * As above, y multiplied by silu(z) when the gate z is given: (batch, heads · headDim) in rows of
+     * zStride floats. That is the value Mamba-2's gated RMSNorm starts from, computed as
+     * {@link GemvKernel#projectGatedNorm} computes it, so that the norm can take it as it is (z null there).
+     */
+    public void launch(CudaStream stream, SsmShape shape, int batch, DeviceBuffer x, int xStride, Step step,
+            DeviceBuffer A, DeviceBuffer B, DeviceBuffer C, int bcStride, DeviceBuffer D, DeviceBuffer states,
+            DeviceBuffer slots, DeviceBuffer y, DeviceBuffer z, int zStride) {
         int heads = shape.heads();
         int inner = shape.innerSize();
         int groupWidth = shape.groups() * shape.stateSize();
@@ -63,6 +74,10 @@ public final class SsmStateUpdateKernel {
         }
         slots.requireFloats(batch, "slots");
         y.requireFloats((long) batch * inner, "y");
+        if (z != null) {
+            RowKernels.requireStride(zStride, inner, "zStride");
+            z.requireFloats(RowKernels.spanned(batch, inner, zStride), "z");
+        }
         if (batch == 0) {
             return;
         }
@@ -73,6 +88,6 @@ public final class SsmStateUpdateKernel {
         }
         kernel.launch(stream, rowBlocks, heads, batch, ROWS_PER_BLOCK * 32, sharedBytes, x, xStride, step.dt(),
                 step.dtStride(), step.dtBias(), step.softplus() ? 1 : 0, A, B, C, bcStride, D, states, slots, y,
-                heads, shape.headDim(), shape.groups(), shape.stateSize());
+                z, zStride, heads, shape.headDim(), shape.groups(), shape.stateSize());
     }
 }

@@ -160,7 +160,7 @@ final class RingMambaBlock {
             GpuWeights.Mamba w = mamba(device, block);
             DeviceBuffer projected = k.scratch.floats("mamba.projected", (long) rows * width);
             DeviceBuffer y = k.scratch.floats("mamba.y", (long) rows * inner);
-            StepMamba.gatedOutput(k, w, rows, y, projected, updates[device.index]);
+            StepMamba.gatedOutput(k, w, rows, y, projected, updates[device.index], false);
         }
     }
 
@@ -200,9 +200,10 @@ final class RingMambaBlock {
         input.project(k, 1, w.inProjection(), projected);
         DeviceBuffer convolved = k.scratch.floats("mamba.convolved", spec.convChannels());
         DeviceBuffer y = k.scratch.floats("mamba.y", spec.innerSize());
+        boolean gated = StepMamba.gatesInOutProjection(k, w, 1);
         StepMamba.decodeUpdates(k, w, 1, projected, true, run.convState(block), run.ssmState(block), run.slotZero(),
-                convolved, y);
-        StepMamba.gatedOutput(k, w, 1, y, projected, update);
+                convolved, y, gated);
+        StepMamba.gatedOutput(k, w, 1, y, projected, update, gated);
     }
 
     /** x, dt, B and C of a chunk's rows: x, B, C column ranges of the conv output, dt its own rows. */

@@ -46,9 +46,12 @@ final class StepMamba {
             u.project(k, rows, w.inProjection(), projected);
         }
 
+        // A decode step whose out_proj makes the gated norm in its launch: the state update gates y.
+        boolean gatedByUpdate = layout.decodesOnly() && decodeRows == rows && gatesInOutProjection(k, w, rows);
         if (decodeRows > 0) {
             decodeUpdates(k, w, decodeRows, projected, !convInProjection, store.convStates(block),
-                    store.ssmStates(block), inputs.floatSlice(layout.decodeSlotsOffset(), decodeRows), convolved, y);
+                    store.ssmStates(block), inputs.floatSlice(layout.decodeSlotsOffset(), decodeRows), convolved, y,
+                    gatedByUpdate);
         }
         for (int s = layout.decodes; s < layout.order.length; s++) {
             int first = layout.firstRow[s];
@@ -68,18 +71,25 @@ final class StepMamba {
                     w.decay(), w.skip(), store.ssmState(block, slot), null,
                     y.floatSlice((long) first * inner, (long) count * inner), workspace);
         }
-        gatedOutput(k, w, rows, y, projected, out);
+        gatedOutput(k, w, rows, y, projected, out, gatedByUpdate);
+    }
+
+    /** True when out_proj of {@code rows} rows makes the gated norm inside its launch (the few-rows product). */
+    static boolean gatesInOutProjection(DeviceKernels k, GpuWeights.Mamba w, int rows) {
+        BlockSpec.Mamba spec = w.spec();
+        return k.matmul.gemv().supports(rows, w.outProjection(),
+                new GemvKernel.Norm(w.norm(), spec.normGroupSize(), spec.normEps()));
     }
 
     /**
      * One new token for each of {@code rows} sequences (their state slots in {@code slots}): the conv
      * update of in_proj's xBC columns into convolved (unless in_proj's launch already made it), then
-     * the selective state update into y. projected: [rows, in_proj width]; convolved: [rows, conv
-     * channels]; y: [rows, inner].
+     * the selective state update into y, or y · silu(z) when {@code gated} (z: in_proj's first inner
+     * columns). projected: [rows, in_proj width]; convolved: [rows, conv channels]; y: [rows, inner].
      */
     static void decodeUpdates(DeviceKernels k, GpuWeights.Mamba w, int rows, DeviceBuffer projected, boolean conv,
             DeviceBuffer convStates, DeviceBuffer ssmStates, DeviceBuffer slots, DeviceBuffer convolved,
-            DeviceBuffer y) {
+            DeviceBuffer y, boolean gated) {
         BlockSpec.Mamba spec = w.spec();
         SsmShape shape = new SsmShape(spec.heads(), spec.headDim(), spec.groups(), spec.stateSize());
         int inner = spec.innerSize();
@@ -95,24 +105,28 @@ final class StepMamba {
         k.ssmUpdate.launch(k.stream, shape, rows, convolved, channels, step, w.decay(),
                 rowsOf(convolved, channels, 0, rows, inner, groupWidth),
                 rowsOf(convolved, channels, 0, rows, inner + groupWidth, groupWidth), channels, w.skip(), ssmStates,
-                slots, y);
+                slots, y, gated ? rowsOf(projected, width, 0, rows, 0, inner) : null, width);
     }
 
     /**
      * out = out_proj(gated_rmsnorm(y, z)) for [rows, inner] y, z read where in_proj wrote it (the
      * first inner columns of each projected row): inside out_proj's launch when the few-rows product
-     * takes it, else the gated norm writes out_proj's operand type directly.
+     * takes it, else the gated norm writes out_proj's operand type directly. {@code yGated}: y holds
+     * y · silu(z) already (only where the few-rows product takes out_proj, {@link #gatesInOutProjection}).
      */
     static void gatedOutput(DeviceKernels k, GpuWeights.Mamba w, int rows, DeviceBuffer y, DeviceBuffer projected,
-            DeviceBuffer out) {
+            DeviceBuffer out, boolean yGated) {
         BlockSpec.Mamba spec = w.spec();
         int inner = spec.innerSize();
-        int width = inner + spec.convChannels() + spec.heads();
+        int width = spec.projectionWidth();
         GemvKernel.Norm norm = new GemvKernel.Norm(w.norm(), spec.normGroupSize(), spec.normEps());
-        if (k.matmul.gemv().supports(rows, w.outProjection(), norm)) {
-            k.matmul.gemv().projectGatedNorm(k.stream, y, inner, projected, width, norm, rows,
+        if (gatesInOutProjection(k, w, rows)) {
+            k.matmul.gemv().projectGatedNorm(k.stream, y, inner, yGated ? null : projected, width, norm, rows,
                     new GemvKernel.Product(w.outProjection(), out));
             return;
+        }
+        if (yGated) {
+            throw new IllegalStateException("y was gated for an out_proj launch that does not take it");
         }
         DType gatedType = StepInput.bf16For(w.outProjection()) ? DType.BF16 : DType.F32;
         DeviceBuffer gated = gatedType == DType.F32 ? y : k.scratch.bytes("mamba.gated16", 2L * rows * inner);

@@ -1,10 +1,14 @@
 package dev.coil.engine.gpu.kernels;
 
 import dev.coil.engine.gpu.DeviceBuffer;
+import dev.coil.engine.gpu.DeviceMatrix;
 import dev.coil.engine.gpu.DeviceScope;
 import dev.coil.engine.gpu.GpuFixture;
 import dev.coil.engine.gpu.GpuTest;
 import dev.coil.engine.gpu.Parity;
+import dev.coil.engine.gpu.TestMatrices;
+import dev.coil.engine.load.DType;
+import dev.coil.engine.ops.Matrix;
 import dev.coil.engine.ops.SsmShape;
 import dev.coil.engine.ref.ReferenceOps;
 import java.util.Arrays;
@@ -101,6 +105,64 @@ class SsmStateUpdateKernelTest {
                 Parity.assertClose(what + " states", scope.download(devicePool, pool.length), expectedPool, TOLERANCE);
                 assertUntouchedSlotsUnchanged(scope.download(devicePool, pool.length), pool, slots, stateFloats);
             }
+        }
+    }
+
+    @ParameterizedTest(name = "rows {0}, norm group {1}")
+    @CsvSource({"1,1536", "2,768"})
+    void gateInsideTheUpdateGivesOutProjectionTheSameGatedNorm(int batch, int normGroup) {
+        SsmShape shape = new SsmShape(24, 64, 1, 128);
+        Random random = new Random(batch * 13L + normGroup);
+        int inner = shape.innerSize();
+        int groupWidth = shape.groups() * shape.stateSize();
+        // A decode step's in_proj row: z | x | B | C | dt.
+        int width = 2 * inner + 2 * groupWidth + shape.heads();
+        int[] slots = batch == 1 ? new int[] {1} : new int[] {2, 0};
+        float[] A = new float[shape.heads()];
+        for (int h = 0; h < A.length; h++) {
+            A[h] = (float) -Math.exp(random.nextDouble() * 2 - 1);
+        }
+        float[] pool = Parity.uniform(random, 3 * shape.stateFloats(), -1, 1);
+        float[] rows = Parity.uniform(random, batch * width, -2, 2);
+        Matrix outProjection = TestMatrices.of(Parity.uniform(random, 96 * inner, -1, 1), 96, inner, DType.BF16);
+        try (DeviceScope scope = GpuFixture.scope()) {
+            SsmStateUpdateKernel kernel = new SsmStateUpdateKernel(GpuFixture.kernels());
+            GemvKernel gemv = new GemvKernel(GpuFixture.kernels());
+            DeviceBuffer projected = scope.upload(rows);
+            DeviceBuffer deviceA = scope.upload(A);
+            DeviceBuffer deviceD = scope.upload(Parity.uniform(random, shape.heads(), -1, 1));
+            DeviceBuffer bias = scope.upload(Parity.uniform(random, shape.heads(), -1, 1));
+            DeviceBuffer deviceSlots = scope.upload(slots);
+            DeviceMatrix weights = scope.keep(DeviceMatrix.upload(GpuFixture.device(), outProjection));
+            GemvKernel.Norm norm = new GemvKernel.Norm(scope.upload(Parity.uniform(random, inner, 0.5, 1.5)),
+                    normGroup, 1e-5f);
+            SsmStateUpdateKernel.Step dt = new SsmStateUpdateKernel.Step(
+                    projected.floatSlice(width - shape.heads(), projected.floats() - width + shape.heads()), width,
+                    bias, true);
+            DeviceBuffer x = projected.floatSlice(inner, projected.floats() - inner);
+            DeviceBuffer B = projected.floatSlice(2 * inner, projected.floats() - 2 * inner);
+            DeviceBuffer C = projected.floatSlice(2 * inner + groupWidth, projected.floats() - 2 * inner - groupWidth);
+
+            DeviceBuffer separatePool = scope.upload(pool);
+            DeviceBuffer y = scope.poisoned((long) batch * inner);
+            kernel.launch(scope.stream(), shape, batch, x, width, dt, deviceA, B, C, width, deviceD, separatePool,
+                    deviceSlots, y);
+            DeviceBuffer separate = scope.poisoned(batch * 96L);
+            gemv.projectGatedNorm(scope.stream(), y, inner, projected, width, norm, batch,
+                    new GemvKernel.Product(weights, separate));
+
+            DeviceBuffer gatedPool = scope.upload(pool);
+            DeviceBuffer gated = scope.poisoned((long) batch * inner);
+            kernel.launch(scope.stream(), shape, batch, x, width, dt, deviceA, B, C, width, deviceD, gatedPool,
+                    deviceSlots, gated, projected, width);
+            DeviceBuffer fused = scope.poisoned(batch * 96L);
+            gemv.projectGatedNorm(scope.stream(), gated, inner, null, 0, norm, batch,
+                    new GemvKernel.Product(weights, fused));
+
+            Parity.assertExact("out_proj of the gated norm, y gated by the update vs by the norm",
+                    scope.download(fused, batch * 96), scope.download(separate, batch * 96));
+            Parity.assertExact("states after the gated update", scope.download(gatedPool, pool.length),
+                    scope.download(separatePool, pool.length));
         }
     }
 

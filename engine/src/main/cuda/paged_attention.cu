@@ -97,9 +97,12 @@ static __device__ __forceinline__ void decode(const float* __restrict__ q, const
     const int sequence = blockIdx.z;
     const size_t head_row = (size_t) sequence * q_heads + kv_head * group_size + first_in_group;
     const int start = split * partition;
+    // The lengths and block tables are step inputs, not made by the kernels before: they are read
+    // before coil_grid_dependency_wait, and only q waits for the kernel before.
     const int count = min(lengths[sequence] - start, partition);
 
     if (count <= 0) {
+        COIL_AFTER_PREVIOUS_KERNEL();
         // A split past the sequence's end (the launch covers the longest): the merge skips it.
         // Its partial output is zeroed too, so that the merge needs no branch.
         if (splits > 1) {
@@ -125,6 +128,15 @@ static __device__ __forceinline__ void decode(const float* __restrict__ q, const
     const int slot = lane / LANES_PER_KEY;
     const int dim0 = slice * VECTOR;
 
+    // The block-table entries of this split, staged in shared memory: the row addresses then
+    // wait on one global load each, not two in a chain.
+    const int first_block = start / block_size;
+    const int* table = block_tables + (size_t) sequence * table_stride + first_block;
+    for (int i = threadIdx.x; i <= (start + count - 1) / block_size - first_block; i += COIL_DECODE_THREADS) {
+        table_slice[i] = table[i];
+    }
+    COIL_AFTER_PREVIOUS_KERNEL();
+
     float query[GROUP][VECTOR];
 #pragma unroll
     for (int g = 0; g < GROUP; g++) {
@@ -141,13 +153,6 @@ static __device__ __forceinline__ void decode(const float* __restrict__ q, const
         }
     }
 
-    // The block-table entries of this split, staged in shared memory: the row addresses then
-    // wait on one global load each, not two in a chain.
-    const int first_block = start / block_size;
-    const int* table = block_tables + (size_t) sequence * table_stride + first_block;
-    for (int i = threadIdx.x; i <= (start + count - 1) / block_size - first_block; i += COIL_DECODE_THREADS) {
-        table_slice[i] = table[i];
-    }
     __syncthreads();
     const size_t row_elements = (size_t) kv_heads * HEAD_DIM;
     const size_t head_offset = (size_t) kv_head * HEAD_DIM + dim0;
@@ -317,7 +322,6 @@ static __device__ __forceinline__ void decode(const float* __restrict__ q, const
                     const T* value_cache, const int* block_tables, int table_stride, const int* lengths,           \
                     int block_size, int q_heads, int kv_heads, int partition, float scale_log2, float* partial_out, \
                     float* partial_stats, float* out) {                                                            \
-        COIL_AFTER_PREVIOUS_KERNEL();                                                                              \
         coil_decode::decode<T, HEAD_DIM, GROUP>(q, key_cache, value_cache, block_tables, table_stride, lengths,    \
                 block_size, q_heads, kv_heads, partition, scale_log2, partial_out, partial_stats, out);            \
     }

@@ -98,6 +98,8 @@ public final class PagedAttentionKernel {
      * q, out: [batch, queryHeads, headDim] f32; blockTables: [batch, tableStride] int32 block
      * indices (position p of sequence b in block blockTables[b, p / blockSize]); lengths: [batch]
      * int32, each within 1 .. maxLength; workspace: {@code plan(...).workspaceFloats()} floats.
+     * The lengths and block tables are read before the launch waits for the kernel before it, so
+     * that kernel must not write them (only q and the cache's new row may come from it).
      */
     public void launch(CudaStream stream, AttentionShape shape, int batch, int maxLength, float scale, DeviceBuffer q,
             DeviceCache cache, DeviceBuffer blockTables, int tableStride, DeviceBuffer lengths, DeviceBuffer workspace,

@@ -53,7 +53,9 @@ public final class PagedKvKernel {
      * The rows' attention inputs in one launch (rope_kv_write.cu): when rotaryDim &gt; 0, q and key
      * turned in place as {@link RopeKernel#launchAtPositions} turns them; then key and value written
      * to the cache as {@link #write} writes them. q: (rows, qHeads, headDim), key and value: (rows,
-     * layout.kvHeads(), headDim) f32; positions and destinations: (rows) int32.
+     * layout.kvHeads(), headDim) f32; positions and destinations: (rows) int32. The positions are
+     * read before the launch waits for the kernel before it (the turns are computed meanwhile), so
+     * that kernel must not write them.
      */
     public void ropeAndWrite(CudaStream stream, DeviceBuffer q, int qHeads, DeviceBuffer key, DeviceBuffer value,
             int headDim, int rotaryDim, float theta, DeviceBuffer positions, DeviceBuffer destinations, int rows,

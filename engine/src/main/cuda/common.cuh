@@ -53,9 +53,31 @@ static __device__ __forceinline__ void coil_store(float* out, __nv_bfloat16* out
 // returns once that kernel has completed and its writes are visible) before reading anything
 // earlier kernels wrote or writing anything they read. coil_launch_dependents lets the next such
 // kernel start early. Both are no-ops without that launch attribute and before sm_90.
+//
+// Tracing (diagnostics, DecodeTrace): while coil_trace_on is set, thread 0 of block 0 of each such
+// kernel records when its wait returned (%globaltimer, ns) and its grid and block sizes, in the
+// order the waits return. The flag is read before the wait, so that the path after it gains only a
+// predicate while tracing is off.
+#define COIL_TRACE_CAPACITY 16384
+__device__ unsigned int coil_trace_on;
+__device__ unsigned int coil_trace_next;
+__device__ unsigned long long coil_trace[COIL_TRACE_CAPACITY][2];
+
 static __device__ __forceinline__ void coil_grid_dependency_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    const bool trace = threadIdx.x == 0 && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0
+            && *(volatile unsigned int*) &coil_trace_on != 0;
     asm volatile("griddepcontrol.wait;" ::: "memory");
+    if (trace) {
+        unsigned long long now;
+        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+        const unsigned int slot = atomicAdd(&coil_trace_next, 1u);
+        if (slot < COIL_TRACE_CAPACITY) {
+            coil_trace[slot][0] = now;
+            coil_trace[slot][1] = ((unsigned long long) gridDim.x << 40) | ((unsigned long long) gridDim.y << 24)
+                    | ((unsigned long long) gridDim.z << 12) | blockDim.x;
+        }
+    }
 #endif
 }
 

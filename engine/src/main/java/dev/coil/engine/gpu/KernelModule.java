@@ -1,6 +1,7 @@
 package dev.coil.engine.gpu;
 
 import static jcuda.driver.JCudaDriver.cuModuleGetFunction;
+import static jcuda.driver.JCudaDriver.cuModuleGetGlobal;
 import static jcuda.driver.JCudaDriver.cuModuleLoadData;
 import static jcuda.driver.JCudaDriver.cuModuleUnload;
 
@@ -9,6 +10,7 @@ import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUfunction;
 import jcuda.driver.CUmodule;
 import jcuda.driver.CUresult;
@@ -82,6 +84,13 @@ public final class KernelModule implements AutoCloseable {
         }
         Cuda.check(result, "cuModuleGetFunction(" + name + ")");
         return new Kernel(name, function, programmatic);
+    }
+
+    /** The address of the module's {@code __device__} variable {@code name} ({@link DecodeTrace}'s counters). */
+    CUdeviceptr global(String name) {
+        CUdeviceptr address = new CUdeviceptr();
+        Cuda.check(cuModuleGetGlobal(address, new long[1], module, name), "cuModuleGetGlobal(" + name + ")");
+        return address;
     }
 
     @Override

@@ -106,6 +106,10 @@ class GpuServingTimingTest {
                 String graphs = run.graphs() ? "on" : "off";
                 System.out.printf("[gpu-serving] run %d, graphs %s, %s: %s; %d graph replays%n", index, graphs,
                         run.mode(), opened.get(0).stepProfile(), opened.get(0).graphReplays());
+                if (opened.get(0).stepTrace() != null) {
+                    System.out.printf("[gpu-serving] run %d, per kernel of a replayed step, from its wait to the next"
+                            + " one's (median):%n%s", index, opened.get(0).stepTrace());
+                }
                 for (ServingBenchmark.ThroughputRow row : rows) {
                     System.out.printf("[gpu-serving] %s, granite300m bf16, graphs %s, %s: %d concurrent, prompt %d,"
                             + " %d generated each: %.1f generated tokens/s, mean TTFT %.1f ms, mean decode %.1f"

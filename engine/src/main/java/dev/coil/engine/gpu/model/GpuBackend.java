@@ -24,6 +24,12 @@ public final class GpuBackend implements Backend {
      * read, a few µs of host time a step), for {@link #stepProfile}. Off by default.
      */
     public static final String STEP_TIMING_PROPERTY = "coil.cuda.stepTiming";
+    /**
+     * System property: N &gt; 0 records, for N replayed decode steps after the first
+     * {@code GpuStep.TRACE_AFTER} replays, when each kernel returned from its wait
+     * ({@link dev.coil.engine.gpu.DecodeTrace}), for {@link #stepTrace}. Off by default.
+     */
+    public static final String TRACE_PROPERTY = "coil.cuda.traceSteps";
 
     private final LoadedModel loaded;
     private final CudaDevice device;
@@ -97,6 +103,11 @@ public final class GpuBackend implements Backend {
     /** Host time per step so far: preparing, queueing, waiting for the device, reading results. */
     public String stepProfile() {
         return step == null ? "no steps" : step.profile();
+    }
+
+    /** The traced decode steps' per-kernel median µs ({@link #TRACE_PROPERTY}), or null when none were traced. */
+    public String stepTrace() {
+        return step == null ? null : step.traceReport();
     }
 
     /** Decode steps replayed from a CUDA graph so far. */

@@ -2,6 +2,7 @@ package dev.coil.engine.gpu.model;
 
 import dev.coil.engine.gpu.CudaEvent;
 import dev.coil.engine.gpu.DecodeGraphs;
+import dev.coil.engine.gpu.DecodeTrace;
 import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.PinnedBuffer;
 import dev.coil.engine.gpu.kernels.GemvKernel;
@@ -53,6 +54,12 @@ final class GpuStep implements AutoCloseable {
     private final boolean timeReplays = Boolean.getBoolean(GpuBackend.STEP_TIMING_PROPERTY);
     private CudaEvent replayStart;
     private CudaEvent replayEnd;
+    /** Replays before tracing starts ({@link GpuBackend#TRACE_PROPERTY}): the JVM and the clocks warm. */
+    static final int TRACE_AFTER = 32;
+    private final int traceSteps = Integer.getInteger(GpuBackend.TRACE_PROPERTY, 0);
+    private DecodeTrace trace;
+    private long tracedFrom = -1;
+    private String traceReport;
 
     GpuStep(ModelConfig config, GpuWeights weights, DeviceKernels kernels, DeviceStateStore store,
             boolean useGraphs, int maxGraphRows, boolean deviceSampling) {
@@ -77,6 +84,11 @@ final class GpuStep implements AutoCloseable {
                 + " graph launch %.0f µs on the host, %s on the device", steps, prepareNanos / n / 1e3,
                 launchNanos / n / 1e3, waitNanos / n / 1e3, splitNanos / n / 1e3, replayLaunchNanos / r / 1e3,
                 timeReplays ? String.format("%.0f µs", replayDeviceMillis / r * 1e3) : "not timed");
+    }
+
+    /** The traced steps' report ({@link GpuBackend#TRACE_PROPERTY}), or null. */
+    String traceReport() {
+        return traceReport;
     }
 
     /** Decode steps served by replaying a graph so far. */
@@ -125,6 +137,11 @@ final class GpuStep implements AutoCloseable {
                 }
                 replayStart.record(kernels.stream);
             }
+            if (traceSteps > 0 && tracedFrom < 0 && replays == TRACE_AFTER) {
+                trace = new DecodeTrace(kernels.device.kernels());
+                trace.start(kernels.stream);
+                tracedFrom = replays;
+            }
             long beforeReplay = System.nanoTime();
             replayed = graphs.replay(key, allocations(), kernels.stream);
             if (replayed) {
@@ -156,6 +173,13 @@ final class GpuStep implements AutoCloseable {
         long done = System.nanoTime();
         if (replayed && timeReplays) {
             replayDeviceMillis += replayEnd.millisSince(replayStart);
+        }
+        if (trace != null && traceReport == null && replays - tracedFrom == traceSteps) {
+            trace.stop(kernels.stream);
+            kernels.stream.synchronize();
+            List<DecodeTrace.Wait> waits = trace.read();
+            String report = DecodeTrace.medianReport(waits);
+            traceReport = report != null ? report : "no steps recorded";
         }
         List<Batch.Output> outputs = split(layout);
         steps++;

@@ -1,0 +1,121 @@
+package dev.coil.engine.gpu;
+
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
+import static jcuda.driver.JCudaDriver.cuMemsetD32Async;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
+import jcuda.Pointer;
+import jcuda.Sizeof;
+import jcuda.driver.CUdeviceptr;
+
+/**
+ * Diagnostics: when each kernel of a stretch of work returned from its wait on the kernel before
+ * it (common.cuh's coil_trace: thread 0 of block 0 of every kernel that waits records
+ * %globaltimer and its grid and block sizes, in the order the waits return). In a chain of
+ * programmatic launches the time from one kernel's wait to the next one's is what that kernel
+ * added to the chain: its work after the wait, its end, and the next one's wait.
+ */
+public final class DecodeTrace {
+
+    /** COIL_TRACE_CAPACITY in common.cuh. */
+    public static final int CAPACITY = 16384;
+
+    /** One kernel's record: when its wait returned (ns, the device's clock), its grid and block. */
+    public record Wait(long nanos, int gridX, int gridY, int gridZ, int threads) {
+
+        public String shape() {
+            return "(" + gridX + (gridY > 1 || gridZ > 1 ? "," + gridY : "") + (gridZ > 1 ? "," + gridZ : "") + ")×"
+                    + threads;
+        }
+    }
+
+    private final CUdeviceptr on;
+    private final CUdeviceptr next;
+    private final CUdeviceptr records;
+
+    public DecodeTrace(KernelModule module) {
+        this.on = module.global("coil_trace_on");
+        this.next = module.global("coil_trace_next");
+        this.records = module.global("coil_trace");
+    }
+
+    /** Starts recording from the stream's next kernel on. */
+    public void start(CudaStream stream) {
+        Cuda.check(cuMemsetD32Async(next, 0, 1, stream.handle()), "cuMemsetD32Async(coil_trace_next)");
+        Cuda.check(cuMemsetD32Async(on, 1, 1, stream.handle()), "cuMemsetD32Async(coil_trace_on)");
+    }
+
+    /** Stops recording after the stream's work so far. */
+    public void stop(CudaStream stream) {
+        Cuda.check(cuMemsetD32Async(on, 0, 1, stream.handle()), "cuMemsetD32Async(coil_trace_on)");
+    }
+
+    /** The records since {@link #start}, in order; the device must be done with the traced work. */
+    public List<Wait> read() {
+        int[] count = new int[1];
+        Cuda.check(cuMemcpyDtoH(Pointer.to(count), next, Sizeof.INT), "cuMemcpyDtoH(coil_trace_next)");
+        int n = Math.min(count[0], CAPACITY);
+        long[] raw = new long[2 * n];
+        if (n > 0) {
+            Cuda.check(cuMemcpyDtoH(Pointer.to(raw), records, 2L * n * Sizeof.LONG), "cuMemcpyDtoH(coil_trace)");
+        }
+        List<Wait> waits = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+            long shape = raw[2 * i + 1];
+            waits.add(new Wait(raw[2 * i], (int) (shape >>> 40), (int) ((shape >>> 24) & 0xffff),
+                    (int) ((shape >>> 12) & 0xfff), (int) (shape & 0xfff)));
+        }
+        return waits;
+    }
+
+    /** A pause longer than this between two waits ends a step (the host reads each step's tokens). */
+    private static final long STEP_GAP_NANOS = 60_000;
+
+    /**
+     * Per kernel of a step, in order: its shape and the median µs from its wait to the next
+     * kernel's (the last kernel of a step has none), over the recorded steps of the most common
+     * length. Steps are told apart by the host's pause between them; other steps (a prompt's
+     * prefill between decodes) are left out.
+     */
+    public static String medianReport(List<Wait> waits) {
+        List<List<Wait>> steps = new ArrayList<>();
+        List<Wait> current = new ArrayList<>();
+        for (Wait wait : waits) {
+            if (!current.isEmpty() && wait.nanos() - current.getLast().nanos() > STEP_GAP_NANOS) {
+                steps.add(current);
+                current = new ArrayList<>();
+            }
+            current.add(wait);
+        }
+        if (!current.isEmpty()) {
+            steps.add(current);
+        }
+        Map<Integer, Long> lengths = steps.stream().collect(
+                Collectors.groupingBy(List::size, Collectors.counting()));
+        int perStep = lengths.entrySet().stream().max(Map.Entry.comparingByValue()).map(
+                Map.Entry::getKey).orElse(0);
+        List<List<Wait>> alike = steps.stream().filter(step -> step.size() == perStep).toList();
+        if (alike.isEmpty()) {
+            return null;
+        }
+        StringBuilder report = new StringBuilder();
+        double total = 0;
+        for (int k = 0; k + 1 < perStep; k++) {
+            double[] gaps = new double[alike.size()];
+            for (int s = 0; s < alike.size(); s++) {
+                gaps[s] = (alike.get(s).get(k + 1).nanos() - alike.get(s).get(k).nanos()) / 1e3;
+            }
+            Arrays.sort(gaps);
+            double median = gaps[gaps.length / 2];
+            total += median;
+            report.append(String.format("%3d %-16s %6.2f µs%n", k, alike.getFirst().get(k).shape(), median));
+        }
+        report.append(String.format("%d steps of %d waiting kernels (of %d steps recorded), %.1f µs from the first"
+                + " wait to the last%n", alike.size(), perStep, steps.size(), total));
+        return report.toString();
+    }
+}

@@ -1,0 +1,41 @@
+package dev.coil.engine.gpu;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** The trace report on the CPU: steps told apart by the host's pause, medians per kernel, other steps left out. */
+class DecodeTraceReportTest {
+
+    @Test
+    void reportsEachKernelsMedianGapOverTheStepsOfTheCommonLength() {
+        List<DecodeTrace.Wait> waits = new ArrayList<>();
+        long now = 0;
+        // Three steps of three kernels, gaps (1, 2), (1, 4), (3, 2) µs; a prefill of two kernels between them.
+        long[][] gaps = {{1_000, 2_000}, {1_000, 4_000}, {3_000, 2_000}};
+        for (int s = 0; s < gaps.length; s++) {
+            waits.add(new DecodeTrace.Wait(now, 210, 1, 1, 256));
+            now += gaps[s][0];
+            waits.add(new DecodeTrace.Wait(now, 16, 24, 1, 128));
+            now += gaps[s][1];
+            waits.add(new DecodeTrace.Wait(now, 96, 1, 1, 256));
+            now += 500_000;
+            if (s == 0) {
+                waits.add(new DecodeTrace.Wait(now, 7, 1, 1, 256));
+                waits.add(new DecodeTrace.Wait(now + 9_000, 7, 1, 1, 256));
+                now += 500_000;
+            }
+        }
+        String report = DecodeTrace.medianReport(waits);
+        assertThat(report).contains("  0 (210)×256          1.00 µs", "  1 (16,24)×128        2.00 µs",
+                "3 steps of 3 waiting kernels (of 4 steps recorded), 3.0 µs");
+        assertThat(report).doesNotContain("(7)×256", "  2 (96)");
+    }
+
+    @Test
+    void noRecordsGiveNoReport() {
+        assertThat(DecodeTrace.medianReport(List.of())).isNull();
+    }
+}

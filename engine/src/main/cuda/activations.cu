@@ -14,7 +14,7 @@ extern "C" __global__ void silu_multiply_f32(const float* __restrict__ gate, con
             index += (long long) gridDim.x * blockDim.x) {
         const long long t = index / width;
         const int i = (int) (index - t * width);
-        coil_store(out, out16, index, __fmul_rn(coil_silu(gate[t * gate_stride + i]), up[t * up_stride + i]));
+        coil_store(out, out16, index, coil_silu_product(gate[t * gate_stride + i], up[t * up_stride + i]));
     }
 }
 

@@ -38,6 +38,18 @@ static __device__ __forceinline__ float coil_silu(float value) {
     return __fdiv_rn(value, __fadd_rn(1.0f, expf(-value)));
 }
 
+// silu(gate) · up, the MLP's activation: silu_multiply_f32 and every launch that makes it in its
+// place (the down projection's operand, the end of the stacked gate and up) round it alike.
+static __device__ __forceinline__ float coil_silu_product(float gate, float up) {
+    return __fmul_rn(coil_silu(gate), up);
+}
+
+// y · silu(z), the value Mamba-2's gated RMSNorm starts from: gated_rms_norm_f32, the few-rows
+// product's gated norm and the state update's gate compute it alike.
+static __device__ __forceinline__ float coil_gated(float y, float z) {
+    return y * coil_silu(z);
+}
+
 // Stores a result as f32 in out, or, when out16 is given, rounded to bf16 there instead (the
 // operand of the bf16 product that reads it next).
 static __device__ __forceinline__ void coil_store(float* out, __nv_bfloat16* out16, size_t index, float value) {

@@ -72,7 +72,7 @@ template <int MODE>
 static __device__ __forceinline__ float coil_gemv_normed_input(const float* a, const float* __restrict__ b,
         float multiplier, size_t a_index, size_t b_index) {
     if (MODE == COIL_GEMV_GATED_NORM) {
-        return b == nullptr ? a[a_index] : a[a_index] * coil_silu(b[b_index]);
+        return b == nullptr ? a[a_index] : coil_gated(a[a_index], b[b_index]);
     }
     return b == nullptr ? a[a_index] : __fadd_rn(a[a_index], __fmul_rn(b[b_index], multiplier));
 }
@@ -142,7 +142,7 @@ static __device__ __forceinline__ void coil_gemv_operand(__nv_bfloat16* x, float
             } else if (MODE == COIL_GEMV_F32) {
                 x[e] = __float2bfloat16_rn(((const float*) a)[index]);
             } else {
-                x[e] = __float2bfloat16_rn(__fmul_rn(coil_silu(((const float*) a)[index]),
+                x[e] = __float2bfloat16_rn(coil_silu_product(((const float*) a)[index],
                         b[(size_t) r * b_stride + i]));
             }
         }
@@ -400,7 +400,7 @@ static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, co
             const float gate = coil_warp_sum(acc[0][r]);
             const float up = coil_warp_sum(acc[COLUMNS - 1][r]);
             if (active[0] && lane == 0 && r < rows) {
-                hidden[(size_t) r * silu_pair + first_column] = __float2bfloat16_rn(__fmul_rn(coil_silu(gate), up));
+                hidden[(size_t) r * silu_pair + first_column] = __float2bfloat16_rn(coil_silu_product(gate, up));
             }
         }
         return;

@@ -44,13 +44,13 @@ extern "C" __global__ void gated_rms_norm_f32(const float* y, const float* __res
     const float* gate = z + (size_t) blockIdx.x * z_stride + group_start;
     float squares = 0.0f;
     for (int i = threadIdx.x; i < group_size; i += blockDim.x) {
-        const float gated = y[start + i] * coil_silu(gate[i]);
+        const float gated = coil_gated(y[start + i], gate[i]);
         squares = fmaf(gated, gated, squares);
     }
     squares = coil_block_sum(squares, scratch);
     const float inverse_rms = 1.0f / sqrtf(squares / group_size + eps);
     for (int i = threadIdx.x; i < group_size; i += blockDim.x) {
-        const float gated = y[start + i] * coil_silu(gate[i]);
+        const float gated = coil_gated(y[start + i], gate[i]);
         coil_store(out, out16, start + i, weight[group_start + i] * (gated * inverse_rms));
     }
 }

@@ -103,6 +103,6 @@ extern "C" __global__ void ssm_state_update_f32(const float* __restrict__ x, int
     sum = coil_warp_sum(sum);
     if (lane == 0) {
         const float out = fmaf(d_value, x_value, sum);
-        y[(size_t) b * heads * head_dim + (size_t) h * head_dim + p] = z != nullptr ? out * coil_silu(z_value) : out;
+        y[(size_t) b * heads * head_dim + (size_t) h * head_dim + p] = z != nullptr ? coil_gated(out, z_value) : out;
     }
 }

@@ -21,9 +21,6 @@ import jcuda.driver.CUdeviceptr;
  */
 public final class DecodeTrace {
 
-    /** COIL_TRACE_CAPACITY in common.cuh. */
-    public static final int CAPACITY = 16384;
-
     /** One kernel's record: when its wait returned (ns, the device's clock), its grid and block. */
     public record Wait(long nanos, int gridX, int gridY, int gridZ, int threads) {
 
@@ -33,14 +30,21 @@ public final class DecodeTrace {
         }
     }
 
+    /** Bytes of one record on the device: the time and the packed grid and block. */
+    private static final int RECORD_BYTES = 2 * Sizeof.LONG;
+
     private final CUdeviceptr on;
     private final CUdeviceptr next;
     private final CUdeviceptr records;
+    /** Records the device holds (COIL_TRACE_CAPACITY in common.cuh, from the array's size). */
+    private final int capacity;
 
     public DecodeTrace(KernelModule module) {
-        this.on = module.global("coil_trace_on");
-        this.next = module.global("coil_trace_next");
-        this.records = module.global("coil_trace");
+        this.on = module.global("coil_trace_on").address();
+        this.next = module.global("coil_trace_next").address();
+        KernelModule.Global array = module.global("coil_trace");
+        this.records = array.address();
+        this.capacity = (int) (array.bytes() / RECORD_BYTES);
     }
 
     /** Starts recording from the stream's next kernel on. */
@@ -58,10 +62,10 @@ public final class DecodeTrace {
     public List<Wait> read() {
         int[] count = new int[1];
         Cuda.check(cuMemcpyDtoH(Pointer.to(count), next, Sizeof.INT), "cuMemcpyDtoH(coil_trace_next)");
-        int n = Math.min(count[0], CAPACITY);
+        int n = Math.min(count[0], capacity);
         long[] raw = new long[2 * n];
         if (n > 0) {
-            Cuda.check(cuMemcpyDtoH(Pointer.to(raw), records, 2L * n * Sizeof.LONG), "cuMemcpyDtoH(coil_trace)");
+            Cuda.check(cuMemcpyDtoH(Pointer.to(raw), records, (long) n * RECORD_BYTES), "cuMemcpyDtoH(coil_trace)");
         }
         List<Wait> waits = new ArrayList<>(n);
         for (int i = 0; i < n; i++) {

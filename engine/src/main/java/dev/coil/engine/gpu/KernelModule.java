@@ -86,11 +86,16 @@ public final class KernelModule implements AutoCloseable {
         return new Kernel(name, function, programmatic);
     }
 
-    /** The address of the module's {@code __device__} variable {@code name} ({@link DecodeTrace}'s counters). */
-    CUdeviceptr global(String name) {
+    /** A {@code __device__} variable of the module: its address and its size in bytes. */
+    record Global(CUdeviceptr address, long bytes) {
+    }
+
+    /** The module's {@code __device__} variable {@code name} ({@link DecodeTrace}'s counters and records). */
+    Global global(String name) {
         CUdeviceptr address = new CUdeviceptr();
-        Cuda.check(cuModuleGetGlobal(address, new long[1], module, name), "cuModuleGetGlobal(" + name + ")");
-        return address;
+        long[] bytes = new long[1];
+        Cuda.check(cuModuleGetGlobal(address, bytes, module, name), "cuModuleGetGlobal(" + name + ")");
+        return new Global(address, bytes[0]);
     }
 
     @Override

@@ -203,10 +203,15 @@ SSD_STATE_ENTRY(ssd_chunk_state_tf32_pair, false, 2)
 //   state slot, which receives the final running state.
 //   states: (chunks_total, heads, head_dim · state_size);  decay: (chunks_total, heads)
 //   pool: (slots, heads, head_dim · state_size);  slots: (sequences) or null for slot b = sequence b
-// Grid: parts · heads · sequences blocks (parts fastest) of 256 threads, parts = ⌈head_state / width / 256⌉;
-// a thread carries `width` consecutive floats (4, which needs head_state a multiple of 4 and 16-byte
-// aligned buffers, or 1) through every chunk in order.
-#define SSD_PASSING_BATCH 8
+// Grid: parts · heads · sequences blocks (parts fastest) of 256 threads,
+// parts = ⌈head_state / width / (256 · SSD_PASSING_COLUMNS)⌉; a thread carries SSD_PASSING_COLUMNS
+// columns of `width` consecutive floats (4, which needs head_state a multiple of 4 and 16-byte
+// aligned buffers, or 1), 256 · width floats apart, through every chunk in order. Two columns of
+// four chunks a batch keep eight loads of a thread in flight even when a sequence has only four
+// chunks (one column of eight chunks had four there): on an H100, 16 sequences of four chunks went
+// from 0.19 to 0.12 ms, one of 64 chunks from 0.104 to 0.096 (docs/performance.md).
+#define SSD_PASSING_COLUMNS 2
+#define SSD_PASSING_BATCH 4
 
 template <typename V>
 static __device__ __forceinline__ V ssd_axpy(float scale, V value, V add);
@@ -226,45 +231,71 @@ template <typename V>
 static __device__ __forceinline__ void ssd_pass(float* states, const float* decay, float* pool, const int* slots,
         int chunks, int heads, long long head_state, int part, int head, int sequence) {
     constexpr int WIDTH = sizeof(V) / 4;
-    const long long e = ((long long) part * SSD_THREADS + threadIdx.x) * WIDTH;
-    if (e >= head_state) {
-        return;
-    }
+    constexpr int COLUMNS = SSD_PASSING_COLUMNS;
     const int slot = slots != nullptr ? slots[sequence] : sequence;
-    V* carried = reinterpret_cast<V*>(pool + ((long long) slot * heads + head) * head_state + e);
-    V running = *carried;
     // Consecutive chunks of this (sequence, head) lie `step` V's apart.
     const long long first = (long long) sequence * chunks;
     const long long step = (long long) heads * head_state / WIDTH;
-    V* own = reinterpret_cast<V*>(states + (first * heads + head) * head_state + e);
+    V* carried[COLUMNS];
+    V* own[COLUMNS];
+    V running[COLUMNS];
+    bool inside[COLUMNS];
+#pragma unroll
+    for (int j = 0; j < COLUMNS; j++) {
+        const long long e = ((long long) (part * COLUMNS + j) * SSD_THREADS + threadIdx.x) * WIDTH;
+        inside[j] = e < head_state;
+        carried[j] = reinterpret_cast<V*>(pool + ((long long) slot * heads + head) * head_state + e);
+        own[j] = reinterpret_cast<V*>(states + (first * heads + head) * head_state + e);
+        if (inside[j]) {
+            running[j] = *carried[j];
+        }
+    }
     const float* factor = decay + first * heads + head;
     for (int c0 = 0; c0 < chunks; c0 += SSD_PASSING_BATCH) {
-        V values[SSD_PASSING_BATCH];
+        V values[COLUMNS][SSD_PASSING_BATCH];
         float factors[SSD_PASSING_BATCH];
 #pragma unroll
         for (int k = 0; k < SSD_PASSING_BATCH; k++) {
             if (c0 + k < chunks) {
-                values[k] = own[k * step];
                 factors[k] = factor[(long long) k * heads];
+#pragma unroll
+                for (int j = 0; j < COLUMNS; j++) {
+                    if (inside[j]) {
+                        values[j][k] = own[j][k * step];
+                    }
+                }
             }
         }
 #pragma unroll
         for (int k = 0; k < SSD_PASSING_BATCH; k++) {
             if (c0 + k < chunks) {
-                own[k * step] = running;
-                running = ssd_axpy<V>(factors[k], running, values[k]);
+#pragma unroll
+                for (int j = 0; j < COLUMNS; j++) {
+                    if (inside[j]) {
+                        own[j][k * step] = running[j];
+                        running[j] = ssd_axpy<V>(factors[k], running[j], values[j][k]);
+                    }
+                }
             }
         }
-        own += SSD_PASSING_BATCH * step;
+#pragma unroll
+        for (int j = 0; j < COLUMNS; j++) {
+            own[j] += SSD_PASSING_BATCH * step;
+        }
         factor += (long long) SSD_PASSING_BATCH * heads;
     }
-    *carried = running;
+#pragma unroll
+    for (int j = 0; j < COLUMNS; j++) {
+        if (inside[j]) {
+            *carried[j] = running[j];
+        }
+    }
 }
 
 extern "C" __global__ void __launch_bounds__(SSD_THREADS, 4) ssd_state_passing(float* states,
         const float* __restrict__ decay, float* pool, const int* __restrict__ slots, int sequences, int chunks,
         int heads, int head_state, int width) {
-    const int parts = (head_state / width + SSD_THREADS - 1) / SSD_THREADS;
+    const int parts = (head_state / width + SSD_THREADS * SSD_PASSING_COLUMNS - 1) / (SSD_THREADS * SSD_PASSING_COLUMNS);
     const int part = blockIdx.x % parts;
     const int head = (blockIdx.x / parts) % heads;
     const int sequence = blockIdx.x / parts / heads;

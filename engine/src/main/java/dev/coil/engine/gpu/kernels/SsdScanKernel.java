@@ -30,6 +30,8 @@ public final class SsdScanKernel {
     private static final int THREADS = 256;
     private static final int SLICE = 32;
     private static final int ALIGNMENT = 256;
+    /** SSD_PASSING_COLUMNS: the columns of the state each thread of the passing kernel carries. */
+    private static final int PASSING_COLUMNS = 2;
     /** sizeof(SsdSums): 8 warp totals in double, then high, low and dt of each token of a chunk. */
     private static final int SUMS_BYTES = 8 * Double.BYTES + 3 * MAX_CHUNK * Float.BYTES;
     /** SSD_GRAM_SHARED_BYTES: two stages of a 64 × 32 slice of C and a 256 × 32 slice of B, rows of 36. */
@@ -304,8 +306,8 @@ public final class SsdScanKernel {
                 THREADS, stateSharedBytes(variant.heads()), inputs.x(), xStride, inputs.dt(), dtStride, A, inputs.B(),
                 bcStride, states, decays, tokens, layout.chunk, layout.chunks, heads, headDim, groups, stateSize);
         mark(marks, 2, stream);
-        passing.launch(stream, grid(ceilDiv(headState / width, THREADS), heads, sequences), 1, 1, THREADS, 0, states,
-                decays, pool, slots, sequences, layout.chunks, heads, headState, width);
+        passing.launch(stream, grid(ceilDiv(headState / width, THREADS * PASSING_COLUMNS), heads, sequences), 1, 1,
+                THREADS, 0, states, decays, pool, slots, sequences, layout.chunks, heads, headState, width);
         mark(marks, 3, stream);
         if (!outputStage) {
             return;

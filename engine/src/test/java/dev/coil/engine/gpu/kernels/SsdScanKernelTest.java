@@ -381,24 +381,37 @@ class SsdScanKernelTest {
         void run(CudaEvent[] marks);
     }
 
-    /** Medians in ms of the whole launch and of each of its four kernels, after warm-up. */
+    /**
+     * Medians in ms of the whole launch and of each of its parts, after warm-up, timed as Triton's
+     * {@code do_bench} times the anchor: repetitions queued back to back with their own events and one
+     * wait at the end (so the GPU never idles for the host's launches inside a measured span), each
+     * after 256 MiB of writes that push the inputs out of L2.
+     */
     private static float[] time(CudaDevice device, DeviceScope scope, Marked work) {
         int warmup = 3;
         int repeats = 20;
-        CudaEvent[] marks = new CudaEvent[5];
-        for (int i = 0; i < marks.length; i++) {
-            marks[i] = scope.keep(device.newEvent());
+        DeviceBuffer flush = scope.keep(device.allocate(256L << 20));
+        CudaEvent[][] marks = new CudaEvent[repeats][5];
+        for (CudaEvent[] row : marks) {
+            for (int i = 0; i < row.length; i++) {
+                row[i] = scope.keep(device.newEvent());
+            }
         }
         for (int i = 0; i < warmup; i++) {
-            work.run(marks);
+            flush.fillAsync(0, scope.stream());
+            work.run(marks[0]);
         }
+        marks[0][4].synchronize();
+        for (int r = 0; r < repeats; r++) {
+            flush.fillAsync(0, scope.stream());
+            work.run(marks[r]);
+        }
+        marks[repeats - 1][4].synchronize();
         float[][] samples = new float[5][repeats];
         for (int r = 0; r < repeats; r++) {
-            work.run(marks);
-            marks[4].synchronize();
-            samples[0][r] = marks[4].millisSince(marks[0]);
+            samples[0][r] = marks[r][4].millisSince(marks[r][0]);
             for (int k = 1; k < 5; k++) {
-                samples[k][r] = marks[k].millisSince(marks[k - 1]);
+                samples[k][r] = marks[r][k].millisSince(marks[r][k - 1]);
             }
         }
         float[] medians = new float[5];

@@ -57,9 +57,15 @@ static __device__ __forceinline__ unsigned long long coil_score_key(float score,
 // block hits one digit, as the top digits of similar scores do). Up to 2^20 tokens of weight <= 1 fit.
 #define COIL_MASS_UNIT 17592186044416.0
 
+// The most tokens the select keeps in its candidate list (see coil_select).
+#define COIL_SELECT_LIST 4096
+
 struct CoilSelectShared {
     unsigned long long mass[256];
     unsigned int count[256];
+    int list[COIL_SELECT_LIST];  // the select's candidates: kept tokens under one prefix
+    int collected;
+    int listed;                  // tokens in list, or -1 while it holds no complete set
     unsigned long long prefix;
     double reduce[32];
     unsigned long long best[32];
@@ -70,47 +76,98 @@ struct CoilSelectShared {
     unsigned long long found;
 };
 
+// Rounds of a pass whose scores and weights a thread loads together, before any of them
+// is used: a round's loads would otherwise wait for the round before, a memory latency each.
+#define COIL_SELECT_ROUNDS 4
+
 // The largest key (present in the row, kept by keep) at which the mass summed over larger-or-equal keys
 // first reaches target: sum >= target, or sum > target when strict. When it never does, the smallest
 // kept key of positive mass (the CPU's "all of them" / "the last drawable one"). Every thread gets it;
-// ~0 when nothing is kept.
+// ~0 when nothing is kept. key(i, score), mass(i, score, weight) and keep(i, score, weight) see token
+// i's score and weight, which the select loads from scores and weights (vocab each).
+// A pass over the whole row also lists the kept tokens under its prefix; once they number at most
+// COIL_SELECT_LIST, the later passes (whose prefixes only extend it) visit that list instead of the
+// row: after the first digit or two, a few hundred tokens instead of the whole vocabulary.
 template <typename Key, typename Mass, typename Keep>
-static __device__ unsigned long long coil_select(int vocab, Key key, Mass mass, Keep keep, double target,
-        bool strict, CoilSelectShared& shared) {
+static __device__ unsigned long long coil_select(int vocab, const float* scores, const float* weights, Key key,
+        Mass mass, Keep keep, double target, bool strict, CoilSelectShared& shared) {
     unsigned long long prefix = 0;
     unsigned long long mask = 0;
     double before = 0.0;
     bool exhausted = false;
+    int listed = -1;
     for (int shift = 56; shift >= 0; shift -= 8) {
         for (int d = threadIdx.x; d < 256; d += blockDim.x) {
             shared.mass[d] = 0ull;
             shared.count[d] = 0;
         }
+        if (threadIdx.x == 0) {
+            shared.collected = 0;
+        }
         __syncthreads();
+        // The tokens this pass visits: the candidate list when there is one, else the whole row,
+        // whose kept tokens under the prefix it collects.
+        const bool collect = listed < 0;
+        const int items = collect ? vocab : listed;
         // Lanes of a warp that fall on the same digit add their masses together first and one of
         // them adds the sum: similar scores share their top digits, and a whole block adding into one
         // shared counter would serialise.
-        const int rounds = (vocab + blockDim.x - 1) / blockDim.x;
-        for (int round = 0; round < rounds; round++) {
-            const int i = round * blockDim.x + threadIdx.x;
-            int digit = -1;
-            unsigned long long m = 0ull;
-            if (i < vocab && keep(i)) {
-                const unsigned long long k = key(i);
-                if ((k & mask) == prefix) {
-                    digit = (int) ((k >> shift) & 255);
-                    m = (unsigned long long) __double2ull_rn(mass(i) * COIL_MASS_UNIT);
+        const int rounds = (items + blockDim.x - 1) / blockDim.x;
+        for (int first = 0; first < rounds; first += COIL_SELECT_ROUNDS) {
+            int token[COIL_SELECT_ROUNDS];
+            float score[COIL_SELECT_ROUNDS];
+            float weight[COIL_SELECT_ROUNDS];
+#pragma unroll
+            for (int r = 0; r < COIL_SELECT_ROUNDS; r++) {
+                const int j = min((first + r) * (int) blockDim.x + (int) threadIdx.x, items - 1);
+                token[r] = collect ? j : shared.list[j];
+                score[r] = scores[token[r]];
+                weight[r] = weights[token[r]];
+            }
+            int digit[COIL_SELECT_ROUNDS];
+            unsigned long long m[COIL_SELECT_ROUNDS];
+#pragma unroll
+            for (int r = 0; r < COIL_SELECT_ROUNDS; r++) {
+                const int i = token[r];
+                digit[r] = -1;
+                m[r] = 0ull;
+                if ((first + r) * (int) blockDim.x + (int) threadIdx.x < items && keep(i, score[r], weight[r])) {
+                    const unsigned long long k = key(i, score[r]);
+                    if ((k & mask) == prefix) {
+                        digit[r] = (int) ((k >> shift) & 255);
+                        m[r] = (unsigned long long) __double2ull_rn(mass(i, score[r], weight[r]) * COIL_MASS_UNIT);
+                    }
                 }
             }
-            const unsigned int peers = __match_any_sync(0xffffffffu, digit);
-            if (digit >= 0) {
-                unsigned long long sum = 0ull;
-                for (unsigned int rest = peers; rest != 0u; rest &= rest - 1u) {
-                    sum += __shfl_sync(peers, m, __ffs(rest) - 1);
+#pragma unroll
+            for (int r = 0; r < COIL_SELECT_ROUNDS; r++) {
+                if (first + r >= rounds) {
+                    break;
                 }
-                if ((threadIdx.x & 31) == __ffs(peers) - 1) {
-                    atomicAdd(&shared.mass[digit], sum);
-                    atomicAdd(&shared.count[digit], (unsigned int) __popc(peers));
+                const unsigned int peers = __match_any_sync(0xffffffffu, digit[r]);
+                if (digit[r] >= 0) {
+                    unsigned long long sum = 0ull;
+                    for (unsigned int rest = peers; rest != 0u; rest &= rest - 1u) {
+                        sum += __shfl_sync(peers, m[r], __ffs(rest) - 1);
+                    }
+                    if ((threadIdx.x & 31) == __ffs(peers) - 1) {
+                        atomicAdd(&shared.mass[digit[r]], sum);
+                        atomicAdd(&shared.count[digit[r]], (unsigned int) __popc(peers));
+                    }
+                }
+                if (collect) {
+                    // One counter add a warp; each matching lane writes at the warp's base + its rank.
+                    const unsigned int matching = __ballot_sync(0xffffffffu, digit[r] >= 0);
+                    const int lane = threadIdx.x & 31;
+                    int base = 0;
+                    if (lane == 0 && matching != 0u) {
+                        base = atomicAdd(&shared.collected, __popc(matching));
+                    }
+                    base = __shfl_sync(0xffffffffu, base, 0);
+                    const int slot = base + __popc(matching & ((1u << lane) - 1u));
+                    if (digit[r] >= 0 && slot < COIL_SELECT_LIST) {
+                        shared.list[slot] = token[r];
+                    }
                 }
             }
         }
@@ -152,12 +209,18 @@ static __device__ unsigned long long coil_select(int vocab, Key key, Mass mass, 
             return prefix;
         }
         mask |= 255ull << shift;
+        if (collect && shared.collected <= COIL_SELECT_LIST) {
+            listed = shared.collected;
+        }
         if (shared.unique && shift > 0) {
             // One kept key is left under the prefix: every later pass would choose its digits (a
             // lone key is chosen whether or not its mass reaches the target), so it is the result.
-            for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-                if (keep(i)) {
-                    const unsigned long long k = key(i);
+            const int items = listed < 0 ? vocab : listed;
+            for (int j = threadIdx.x; j < items; j += blockDim.x) {
+                const int i = listed < 0 ? j : shared.list[j];
+                const float score = scores[i];
+                if (keep(i, score, weights[i])) {
+                    const unsigned long long k = key(i, score);
                     if ((k & mask) == prefix) {
                         shared.found = k;
                     }
@@ -181,7 +244,8 @@ static __device__ unsigned long long coil_select(int vocab, Key key, Mass mass, 
 // running sums made by a warp scan, and the first lane past the target is the draw. Every thread
 // gets the id.
 template <typename Mass, typename Keep>
-static __device__ int coil_draw_by_id(int vocab, Mass mass, Keep keep, double target, CoilSelectShared& shared) {
+static __device__ int coil_draw_by_id(int vocab, const float* scores, const float* weights, Mass mass, Keep keep,
+        double target, CoilSelectShared& shared) {
     const int lane = threadIdx.x & 31;
     const int warp = threadIdx.x >> 5;
     const int warps = (blockDim.x + 31) >> 5;
@@ -189,7 +253,13 @@ static __device__ int coil_draw_by_id(int vocab, Mass mass, Keep keep, double ta
     const int begin = min(vocab, warp * per_warp);
     const int end = min(vocab, begin + per_warp);
     auto fixed_mass = [&](int i) {
-        return i < end && keep(i) ? (unsigned long long) __double2ull_rn(mass(i) * COIL_MASS_UNIT) : 0ull;
+        if (i >= end) {
+            return 0ull;
+        }
+        const float score = scores[i];
+        const float weight = weights[i];
+        return keep(i, score, weight) ? (unsigned long long) __double2ull_rn(mass(i, score, weight) * COIL_MASS_UNIT)
+                                      : 0ull;
     };
     unsigned long long local = 0ull;
     int last = -1;
@@ -326,8 +396,8 @@ extern "C" __global__ void sampling_argmax_f32(const float* logits, int vocab, i
 // Draw: target = uniform · (sum of surviving weights), then the first survivor, in score order when
 // top-k or top-p is on and in id order otherwise (the CPU's candidate order), whose running sum
 // passes the target. Grid: (batch); block: COIL_SAMPLE_THREADS.
-extern "C" __global__ void sampling_sample_f32(const float* logits, int vocab, const int* __restrict__ top_k,
-        const double* __restrict__ settings, float* weights, int* out, int* survivors) {
+extern "C" __global__ void __launch_bounds__(COIL_SAMPLE_THREADS) sampling_sample_f32(const float* logits, int vocab,
+        const int* __restrict__ top_k, const double* __restrict__ settings, float* weights, int* out, int* survivors) {
     __shared__ CoilSelectShared shared;
     const int row = blockIdx.x;
     const float* scores = logits + (size_t) row * vocab;
@@ -371,20 +441,20 @@ extern "C" __global__ void sampling_sample_f32(const float* logits, int vocab, c
                            : (float) exp((double) __fmul_rn(__fsub_rn(s, max), scale));
     }
     __syncthreads();
-    auto score_key = [&](int i) { return coil_score_key(scores[i], i); };
-    auto one = [&](int) { return 1.0; };
-    auto weight = [&](int i) { return (double) w[i]; };
-    auto finite = [&](int i) { return scores[i] != -INFINITY; };
+    auto score_key = [](int i, float score) { return coil_score_key(score, i); };
+    auto one = [](int, float, float) { return 1.0; };
+    auto weight = [](int, float, float weight) { return (double) weight; };
+    auto finite = [](int, float score, float) { return score != -INFINITY; };
     unsigned long long cut = 0;
     if (by_count) {
-        cut = coil_select(vocab, score_key, one, finite, (double) k, false, shared);
+        cut = coil_select(vocab, scores, w, score_key, one, finite, (double) k, false, shared);
     }
     if (nucleus) {
         double total;
         if (by_count) {
             double partial = 0.0;
             for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-                partial += scores[i] != -INFINITY && score_key(i) >= cut ? (double) w[i] : 0.0;
+                partial += scores[i] != -INFINITY && coil_score_key(scores[i], i) >= cut ? (double) w[i] : 0.0;
             }
             total = coil_block_sum_double(partial, shared.reduce);
         } else {
@@ -395,31 +465,35 @@ extern "C" __global__ void sampling_sample_f32(const float* logits, int vocab, c
             total = coil_block_sum_double(partial, shared.reduce);
         }
         const unsigned long long top_k_cut = cut;
-        auto in_top_k = [&](int i) { return scores[i] != -INFINITY && score_key(i) >= top_k_cut; };
-        cut = coil_select(vocab, score_key, weight, in_top_k, total * top_p, false, shared);
+        auto in_top_k = [top_k_cut](int i, float score, float) {
+            return score != -INFINITY && coil_score_key(score, i) >= top_k_cut;
+        };
+        cut = coil_select(vocab, scores, w, score_key, weight, in_top_k, total * top_p, false, shared);
     }
     const unsigned long long final_cut = cut;
     const double floor = min_p;  // min_p times the largest weight, which is the maximum's: exactly 1
-    auto survives = [&](int i) {
-        return w[i] > 0.0f && (!score_order || score_key(i) >= final_cut) && (min_p <= 0.0 || (double) w[i] >= floor);
+    auto survives = [=](int i, float score, float weight) {
+        return weight > 0.0f && (!score_order || coil_score_key(score, i) >= final_cut)
+                && (min_p <= 0.0 || (double) weight >= floor);
     };
     if (survivors != nullptr) {
         for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-            survivors[(size_t) row * vocab + i] = survives(i) ? 1 : 0;
+            survivors[(size_t) row * vocab + i] = survives(i, scores[i], w[i]) ? 1 : 0;
         }
     }
     double partial = 0.0;
     for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-        partial += survives(i) ? (double) w[i] : 0.0;
+        partial += survives(i, scores[i], w[i]) ? (double) w[i] : 0.0;
     }
     const double total = coil_block_sum_double(partial, shared.reduce);
     if (score_order) {
-        const unsigned long long drawn = coil_select(vocab, score_key, weight, survives, uniform * total, true, shared);
+        const unsigned long long drawn = coil_select(vocab, scores, w, score_key, weight, survives, uniform * total,
+                true, shared);
         if (threadIdx.x == 0) {
             out[row] = coil_key_id(drawn);
         }
     } else {
-        const int drawn = coil_draw_by_id(vocab, weight, survives, uniform * total, shared);
+        const int drawn = coil_draw_by_id(vocab, scores, w, weight, survives, uniform * total, shared);
         if (threadIdx.x == 0) {
             out[row] = drawn;
         }

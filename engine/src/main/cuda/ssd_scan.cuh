@@ -252,4 +252,27 @@ static __device__ __forceinline__ SsdOutputBlock ssd_output_block(int heads_per_
     return result;
 }
 
+// Where the tiles of one head of an output block start: C's rows of the chunk and group, the head's
+// entering state from row p0 (chunks_total, heads, head_dim, state_size), the chunk's Gram matrix
+// (chunks_total, groups, padded, padded), and x's rows of the chunk from the head's column p0.
+struct SsdOutputOrigins {
+    int p0;
+    const float* c;
+    const float* state;
+    const float* gram;
+    const float* x;
+};
+
+static __device__ __forceinline__ SsdOutputOrigins ssd_output_origins(const SsdOutputBlock& where,
+        const float* x, long long x_stride, const float* C, long long bc_stride, const float* gram,
+        const float* entering, int heads, int head_dim, int groups, int state_size, int padded) {
+    SsdOutputOrigins result;
+    result.p0 = 64 * where.p_tile;
+    result.c = C + where.span.first_row * bc_stride + (long long) where.group * state_size;
+    result.state = entering + (((long long) where.q * heads + where.head) * head_dim + result.p0) * state_size;
+    result.gram = gram + ((long long) where.q * groups + where.group) * padded * padded;
+    result.x = x + where.span.first_row * x_stride + (long long) where.head * head_dim + result.p0;
+    return result;
+}
+
 #endif

@@ -40,9 +40,6 @@ static __device__ __forceinline__ void ssd_chunk_output(const float* __restrict_
     float* stages = reinterpret_cast<float*>(all_sums + HEADS);
 
     const SsdOutputBlock where = ssd_output_block(HEADS, tokens, chunk, chunks, heads, head_dim, groups);
-    const int p_tile = where.p_tile;
-    const int group = where.group;
-    const int q = where.q;
     const SsdChunk span = where.span;
     const int length = span.length;
     const int part = where.part;
@@ -52,13 +49,11 @@ static __device__ __forceinline__ void ssd_chunk_output(const float* __restrict_
     SsdSums& sums = all_sums[part];
     ssd_chunk_sums(sums, local, dt + span.first_row * dt_stride, dt_stride, head, A[head], length);
 
-    const int p0 = 64 * p_tile;
+    const SsdOutputOrigins origin = ssd_output_origins(where, x, x_stride, C, bc_stride, gram, entering, heads,
+            head_dim, groups, state_size, padded);
+    const int p0 = origin.p0;
     // Rows of the row tiles that hold tokens of the chunk.
     const int row_end = min(SSD_MAX_CHUNK, (length + 15) / 16 * 16);
-    const float* c_origin = C + span.first_row * bc_stride + (long long) group * state_size;
-    const float* s_origin = entering + (((long long) q * heads + head) * head_dim + p0) * state_size;
-    const float* g_origin = gram + ((long long) q * groups + group) * padded * padded;
-    const float* x_origin = x + span.first_row * x_stride + (long long) head * head_dim + p0;
     const bool c_vector = ssd_aligned16(C) && (bc_stride & 3) == 0 && (state_size & 3) == 0;
     const bool s_vector = ssd_aligned16(entering) && (state_size & 3) == 0;
     const bool x_vector = ssd_aligned16(x) && (x_stride & 3) == 0 && (head_dim & 3) == 0;
@@ -73,16 +68,16 @@ static __device__ __forceinline__ void ssd_chunk_output(const float* __restrict_
         float* column_factors = wide + SSD_OUT_WIDE + HEADS * SSD_OUT_NARROW + part * SSD_SLICE;
         if (index < state_slices) {
             const int n0 = index * SSD_SLICE;
-            ssd_load_rows<SSD_SLICE, SSD_OUT_WIDE_STRIDE, THREADS>(wide, c_origin + n0, bc_stride, 0, row_end,
+            ssd_load_rows<SSD_SLICE, SSD_OUT_WIDE_STRIDE, THREADS>(wide, origin.c + n0, bc_stride, 0, row_end,
                     length, state_size - n0, c_vector, C);
-            ssd_load_rows<SSD_SLICE, SSD_OUT_WIDE_STRIDE>(narrow, s_origin + n0, state_size, 0, 64, head_dim - p0,
+            ssd_load_rows<SSD_SLICE, SSD_OUT_WIDE_STRIDE>(narrow, origin.state + n0, state_size, 0, 64, head_dim - p0,
                     state_size - n0, s_vector, entering, local);
         } else {
             const int j0 = (index - state_slices) * SSD_SLICE;
             // Row tiles at or past j0 read this slice (earlier rows precede every token in it).
-            ssd_load_rows<SSD_SLICE, SSD_OUT_WIDE_STRIDE, THREADS>(wide, g_origin + j0, padded, j0, row_end, length,
+            ssd_load_rows<SSD_SLICE, SSD_OUT_WIDE_STRIDE, THREADS>(wide, origin.gram + j0, padded, j0, row_end, length,
                     SSD_SLICE, true, gram);
-            ssd_load_rows<64, SSD_OUT_X_STRIDE>(narrow, x_origin + (long long) j0 * x_stride, x_stride, 0, SSD_SLICE,
+            ssd_load_rows<64, SSD_OUT_X_STRIDE>(narrow, origin.x + (long long) j0 * x_stride, x_stride, 0, SSD_SLICE,
                     length - j0, head_dim - p0, x_vector, x, local);
             if (local < SSD_SLICE) {
                 const int j = j0 + local;

@@ -130,9 +130,6 @@ static __device__ __forceinline__ void ssd_chunk_output_warpgroup(const float* _
     unsigned char* stage_bytes = reinterpret_cast<unsigned char*>(ssd_warpgroup_shared4) + (stages - shared_base);
 
     const SsdOutputBlock where = ssd_output_block(HEADS, tokens, chunk, chunks, heads, head_dim, groups);
-    const int p_tile = where.p_tile;
-    const int group = where.group;
-    const int q = where.q;
     const SsdChunk span = where.span;
     const int length = span.length;
     const int part = where.part;
@@ -142,12 +139,10 @@ static __device__ __forceinline__ void ssd_chunk_output_warpgroup(const float* _
     SsdSums& sums = all_sums[part];
     ssd_chunk_sums(sums, local, dt + span.first_row * dt_stride, dt_stride, head, A[head], length);
 
-    const int p0 = 64 * p_tile;
+    const SsdOutputOrigins origin = ssd_output_origins(where, x, x_stride, C, bc_stride, gram, entering, heads,
+            head_dim, groups, state_size, padded);
+    const int p0 = origin.p0;
     const int row_end = (length + 63) / 64 * 64;
-    const float* c_origin = C + span.first_row * bc_stride + (long long) group * state_size;
-    const float* s_origin = entering + (((long long) q * heads + head) * head_dim + p0) * state_size;
-    const float* g_origin = gram + ((long long) q * groups + group) * padded * padded;
-    const float* x_origin = x + span.first_row * x_stride + (long long) head * head_dim + p0;
     const int state_slices = (state_size + 31) / 32;
     const int slices = state_slices + (length + 31) / 32;
 
@@ -172,7 +167,7 @@ static __device__ __forceinline__ void ssd_chunk_output_warpgroup(const float* _
             const int p = 4 * (4 * (piece >> 2) + (lane >> 3));
             const bool valid = j < length - j0 && p < head_dim - p0;
             asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(x_staging(stage) + (pass * 256 + local) * 16),
-                    "l"(valid ? x_origin + (long long) (j0 + j) * x_stride + p : x), "r"(valid ? 16 : 0));
+                    "l"(valid ? origin.x + (long long) (j0 + j) * x_stride + p : x), "r"(valid ? 16 : 0));
         }
     };
     // x of the slice at j0 into the raw and the scaled tile (the scaled one after the raw one).
@@ -201,14 +196,14 @@ static __device__ __forceinline__ void ssd_chunk_output_warpgroup(const float* _
         const unsigned narrow = wide + SSD_MAX_CHUNK * 128 + part * SSD_WARPGROUP_NARROW_BYTES;
         if (index < state_slices) {
             const int n0 = 32 * index;
-            ssd_copy_tile<SSD_MAX_CHUNK, THREADS>(wide, c_origin + n0, bc_stride, 0, row_end, length,
+            ssd_copy_tile<SSD_MAX_CHUNK, THREADS>(wide, origin.c + n0, bc_stride, 0, row_end, length,
                     state_size - n0, threadIdx.x, C);
-            ssd_copy_tile<64, SSD_THREADS>(narrow, s_origin + n0, state_size, 0, 64, head_dim - p0, state_size - n0,
+            ssd_copy_tile<64, SSD_THREADS>(narrow, origin.state + n0, state_size, 0, 64, head_dim - p0, state_size - n0,
                     local, entering);
         } else {
             const int j0 = 32 * (index - state_slices);
             // Row tiles ending before j0 never read this slice.
-            ssd_copy_tile<SSD_MAX_CHUNK, THREADS>(wide, g_origin + j0, padded, j0 / 64 * 64 / (THREADS / 8), row_end,
+            ssd_copy_tile<SSD_MAX_CHUNK, THREADS>(wide, origin.gram + j0, padded, j0 / 64 * 64 / (THREADS / 8), row_end,
                     row_end, 32, threadIdx.x, gram);
             copy_x(j0, stage);
         }
@@ -335,7 +330,7 @@ static __device__ __forceinline__ void ssd_chunk_output_warpgroup(const float* _
                 continue;
             }
             float* y_row = y + (span.first_row + r) * y_stride + (long long) head * head_dim + p0;
-            const float* x_row = x_origin + (long long) r * x_stride;
+            const float* x_row = origin.x + (long long) r * x_stride;
 #pragma unroll
             for (int nt = 0; nt < 8; nt++) {
                 const int p = nt * 8 + 2 * t;

@@ -94,6 +94,16 @@ static __device__ __forceinline__ void hold(float (&d)[TILES][GROUPS][4]) {
 #define COIL_WGMMA_D4(d, g) "+f"(d[g][0]), "+f"(d[g][1]), "+f"(d[g][2]), "+f"(d[g][3])
 #define COIL_WGMMA_D16(d, g) COIL_WGMMA_D4(d, g), COIL_WGMMA_D4(d, g + 1), COIL_WGMMA_D4(d, g + 2), \
         COIL_WGMMA_D4(d, g + 3)
+// The accumulator operands' names in a wgmma's text: %0 .. %31 for 64 columns (32 registers a
+// thread), %0 .. %63 for 128 (64 registers), in the order COIL_WGMMA_D16 binds them.
+#define COIL_WGMMA_D32_NAMES                                                                                        \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                                      \
+    "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}"
+#define COIL_WGMMA_D64_NAMES                                                                                        \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                                      \
+    "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "                             \
+    "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "                             \
+    "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
 
 template <int N>
 __device__ __forceinline__ void multiply_shared(float (&d)[N / 8][4], uint64_t a, uint64_t b, int accumulate);
@@ -109,8 +119,7 @@ __device__ __forceinline__ void multiply_shared<64>(float (&d)[8][4], uint64_t a
     asm volatile(
             "{\n.reg .pred accumulate;\nsetp.ne.b32 accumulate, %34, 0;\n"
             "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-            "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-            "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, accumulate, 1, 1, 0, 0;\n}\n"
+            COIL_WGMMA_D32_NAMES ", %32, %33, accumulate, 1, 1, 0, 0;\n}\n"
             : COIL_WGMMA_D16(d, 0), COIL_WGMMA_D16(d, 4)
             : "l"(a), "l"(b), "r"(accumulate));
 }
@@ -122,8 +131,7 @@ __device__ __forceinline__ void multiply_registers_n_major<64>(float (&d)[8][4],
     asm volatile(
             "{\n.reg .pred accumulate;\nsetp.ne.b32 accumulate, %37, 0;\n"
             "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-            "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-            "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, accumulate, 1, 1, 1;\n}\n"
+            COIL_WGMMA_D32_NAMES ", {%32, %33, %34, %35}, %36, accumulate, 1, 1, 1;\n}\n"
             : COIL_WGMMA_D16(d, 0), COIL_WGMMA_D16(d, 4)
             : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
 }
@@ -135,10 +143,7 @@ __device__ __forceinline__ void multiply_shared<128>(float (&d)[16][4], uint64_t
     asm volatile(
             "{\n.reg .pred accumulate;\nsetp.ne.b32 accumulate, %66, 0;\n"
             "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
-            "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-            "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-            "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-            "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, accumulate, 1, 1, 0, 0;\n}\n"
+            COIL_WGMMA_D64_NAMES ", %64, %65, accumulate, 1, 1, 0, 0;\n}\n"
             : COIL_WGMMA_D16(d, 0), COIL_WGMMA_D16(d, 4), COIL_WGMMA_D16(d, 8), COIL_WGMMA_D16(d, 12)
             : "l"(a), "l"(b), "r"(accumulate));
 }
@@ -150,10 +155,7 @@ __device__ __forceinline__ void multiply_registers_n_major<128>(float (&d)[16][4
     asm volatile(
             "{\n.reg .pred accumulate;\nsetp.ne.b32 accumulate, %69, 0;\n"
             "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
-            "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-            "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-            "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-            "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, accumulate, 1, 1, 1;\n}\n"
+            COIL_WGMMA_D64_NAMES ", {%64, %65, %66, %67}, %68, accumulate, 1, 1, 1;\n}\n"
             : COIL_WGMMA_D16(d, 0), COIL_WGMMA_D16(d, 4), COIL_WGMMA_D16(d, 8), COIL_WGMMA_D16(d, 12)
             : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
 }
@@ -169,8 +171,7 @@ static __device__ __forceinline__ void multiply_shared_tf32_n64(float (&d)[8][4]
     asm volatile(
             "{\n.reg .pred accumulate;\nsetp.ne.b32 accumulate, %34, 0;\n"
             "wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32 "
-            "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-            "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, accumulate, 1, 1;\n}\n"
+            COIL_WGMMA_D32_NAMES ", %32, %33, accumulate, 1, 1;\n}\n"
             : COIL_WGMMA_D16(d, 0), COIL_WGMMA_D16(d, 4)
             : "l"(a), "l"(b), "r"(accumulate));
 }
@@ -178,12 +179,12 @@ static __device__ __forceinline__ void multiply_shared_tf32_n64(float (&d)[8][4]
 // d (64 × 64 per warpgroup, f32) += a (64 × 8, tf32 in registers: lane l of warp w holds rows
 // 16w + l / 4 and + 8, columns l mod 4 and + 4, as a0 = (row, c), a1 = (row + 8, c), a2 = (row,
 // c + 4), a3 = (row + 8, c + 4)) · b (64 × 8, tf32, K-major in shared memory)ᵀ.
-static __device__ __forceinline__ void multiply_registers_tf32_n64(float (&d)[8][4], const unsigned (&a)[4], uint64_t b) {
+static __device__ __forceinline__ void multiply_registers_tf32_n64(float (&d)[8][4], const unsigned (&a)[4],
+        uint64_t b) {
     asm volatile(
             "{\n.reg .pred accumulate;\nsetp.ne.b32 accumulate, %37, 0;\n"
             "wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32 "
-            "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-            "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, accumulate, 1, 1;\n}\n"
+            COIL_WGMMA_D32_NAMES ", {%32, %33, %34, %35}, %36, accumulate, 1, 1;\n}\n"
             : COIL_WGMMA_D16(d, 0), COIL_WGMMA_D16(d, 4)
             : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
 }

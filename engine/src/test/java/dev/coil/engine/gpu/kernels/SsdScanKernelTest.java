@@ -308,6 +308,8 @@ class SsdScanKernelTest {
             DeviceBuffer y = scope.poisoned((long) total * inner);
             DeviceBuffer devicePool = scope.upload(pool);
             DeviceBuffer workspace = scope.keep(device.allocate(SsdScanKernel.workspaceBytes(shape, 1, total, chunk)));
+            // Written before each timed repetition, to push the inputs out of L2 (see time).
+            DeviceBuffer flush = scope.keep(device.allocate(256L << 20));
             for (int sequences : new int[] {1, maxSequences}) {
                 int tokens = total / sequences;
                 for (String variant : new String[] {"TF32", "TF32mma", "TF32x1", "F32"}) {
@@ -323,7 +325,7 @@ class SsdScanKernelTest {
                             variant);
                     assertThat(unwritten(result)).as("y elements still NaN (never written)").isZero();
 
-                    float[] times = time(device, scope, marks -> kernel.launch(scope.stream(), precision, shape,
+                    float[] times = time(device, scope, flush, marks -> kernel.launch(scope.stream(), precision, shape,
                             sequences, tokens, chunk, inputs, deviceA, deviceD, devicePool, null, y, workspace, marks));
                     System.out.printf("[timing] ssd scan %s, %d × %d tokens, heads 64, head_dim 64, d_state 128, "
                             + "chunk 256: %.3f ms = %.1f M tokens/s (gram %.3f, chunk states %.3f, passing %.3f, "
@@ -385,12 +387,11 @@ class SsdScanKernelTest {
      * Medians in ms of the whole launch and of each of its parts, after warm-up, timed as Triton's
      * {@code do_bench} times the anchor: repetitions queued back to back with their own events and one
      * wait at the end (so the GPU never idles for the host's launches inside a measured span), each
-     * after 256 MiB of writes that push the inputs out of L2.
+     * after writing all of {@code flush} (256 MiB), which pushes the inputs out of L2.
      */
-    private static float[] time(CudaDevice device, DeviceScope scope, Marked work) {
+    private static float[] time(CudaDevice device, DeviceScope scope, DeviceBuffer flush, Marked work) {
         int warmup = 3;
         int repeats = 20;
-        DeviceBuffer flush = scope.keep(device.allocate(256L << 20));
         CudaEvent[][] marks = new CudaEvent[repeats][5];
         for (CudaEvent[] row : marks) {
             for (int i = 0; i < row.length; i++) {

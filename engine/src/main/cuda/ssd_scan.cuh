@@ -63,14 +63,20 @@ struct SsdSums {
     float step[SSD_MAX_CHUNK];
 };
 
-// Fills `sums` (all 256 entries) from 256 threads numbered l = 0 .. 255 and returns cum[l] in double.
-//   dt: the chunk's first row of dt, rows dt_stride floats apart. Every thread of the block calls it
-//   together (other groups of 256 with sums of their own); it ends with a barrier.
-static __device__ __forceinline__ double ssd_chunk_sums(SsdSums& sums, int l, const float* dt, long long dt_stride,
-        int head, float a, int length) {
+// dt of token l of the chunk for one head (0 at or past the chunk's length). Read on its own so that a
+// kernel can issue this load together with its first tile copies, before the sums' barriers.
+//   dt: the chunk's first row of dt, rows dt_stride floats apart.
+static __device__ __forceinline__ float ssd_chunk_step(int l, const float* dt, long long dt_stride, int head,
+        int length) {
+    return l < length ? dt[(long long) l * dt_stride + head] : 0.0f;
+}
+
+// Fills `sums` (all 256 entries) from 256 threads numbered l = 0 .. 255, thread l giving step = dt_l
+// (ssd_chunk_step), and returns cum[l] in double. Every thread of the block calls it together (other
+// groups of 256 with sums of their own); it ends with a barrier.
+static __device__ __forceinline__ double ssd_chunk_sums(SsdSums& sums, int l, float step, float a) {
     const int lane = l & 31;
     const int warp = l >> 5;
-    const float step = l < length ? dt[(long long) l * dt_stride + head] : 0.0f;
     double value = (double) step * (double) a;
 #pragma unroll
     for (int offset = 1; offset < 32; offset <<= 1) {

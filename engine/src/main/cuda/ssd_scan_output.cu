@@ -47,7 +47,8 @@ static __device__ __forceinline__ void ssd_chunk_output(const float* __restrict_
     const bool serving = where.serving;
     const int head = where.head;
     SsdSums& sums = all_sums[part];
-    ssd_chunk_sums(sums, local, dt + span.first_row * dt_stride, dt_stride, head, A[head], length);
+    ssd_chunk_sums(sums, local, ssd_chunk_step(local, dt + span.first_row * dt_stride, dt_stride, head, length),
+            A[head]);
 
     const SsdOutputOrigins origin = ssd_output_origins(where, x, x_stride, C, bc_stride, gram, entering, heads,
             head_dim, groups, state_size, padded);

@@ -21,8 +21,9 @@
 //                into a scratch accumulator that joins acc scaled by exp(cum_l − cum_ref) per row.
 //   token slice on the diagonal (it overlaps the row tile): L[l][j] = gram[l][j] · exp(cum_l −
 //                cum_j) · dt_j for j ≤ l, else 0, made in registers as the A operand, times x.
-// The skip term D · x joins as y is stored. Needs x, C, the entering states and their row strides
-// on 16 bytes, and head_dim and state_size multiples of 4 (the launcher checks).
+// The skip term D · x joins acc in the diagonal slice that holds the row, from the staged f32 x, so
+// that no block reads x again at its end. Needs x, C, the entering states and their row strides on
+// 16 bytes, and head_dim and state_size multiples of 4 (the launcher checks).
 // Shared memory: each head's sums, then, 1024-byte aligned, STAGES stages, then as many x staging areas.
 #define SSD_WARPGROUP_NARROW_BYTES (2 * 64 * 128)
 #define SSD_WARPGROUP_STAGE_BYTES(heads) (SSD_MAX_CHUNK * 128 + (heads) * SSD_WARPGROUP_NARROW_BYTES)
@@ -137,7 +138,7 @@ static __device__ __forceinline__ void ssd_chunk_output_warpgroup(const float* _
     const bool serving = where.serving;
     const int head = where.head;
     SsdSums& sums = all_sums[part];
-    ssd_chunk_sums(sums, local, dt + span.first_row * dt_stride, dt_stride, head, A[head], length);
+    const float step = ssd_chunk_step(local, dt + span.first_row * dt_stride, dt_stride, head, length);
 
     const SsdOutputOrigins origin = ssd_output_origins(where, x, x_stride, C, bc_stride, gram, entering, heads,
             head_dim, groups, state_size, padded);
@@ -190,6 +191,26 @@ static __device__ __forceinline__ void ssd_chunk_output_warpgroup(const float* _
             }
         }
     };
+    // acc += D · x for this thread's rows, from the f32 x of the slice that holds them (staged in
+    // `stage`): rows j and j + 8, j = first + g, of the slice; columns 8 nt + 2t, + 1. Staging slot
+    // of (j, p): piece (j / 8) + 4 (p / 16) of copy_x, lane (j mod 8) + 8 ((p / 4) mod 4).
+    auto add_skip = [&](float (&rows)[8][4], int stage, int first) {
+        const float* staged = reinterpret_cast<const float*>(stage_bytes + (x_staging(stage) - stages));
+        const float skip = D[head];
+#pragma unroll
+        for (int half = 0; half < 2; half++) {
+            const int j = first + g + 8 * half;
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++) {
+                const int p = nt * 8 + 2 * t;
+                const int piece = (j >> 3) + 4 * (p >> 4);
+                const int slot = (piece >> 3) * 256 + 32 * (piece & 7) + (j & 7) + 8 * ((p >> 2) & 3);
+                const float2 value = *reinterpret_cast<const float2*>(staged + 4 * slot + (p & 3));
+                rows[nt][2 * half] = fmaf(skip, value.x, rows[nt][2 * half]);
+                rows[nt][2 * half + 1] = fmaf(skip, value.y, rows[nt][2 * half + 1]);
+            }
+        }
+    };
     // The copies of slice `index` into `stage`: the wide tile by the whole block, the state by its head's part.
     auto copy = [&](int index, int stage) {
         const unsigned wide = stages + stage * STAGE;
@@ -222,7 +243,8 @@ static __device__ __forceinline__ void ssd_chunk_output_warpgroup(const float* _
     }
 
     // Slice i is copied STAGES − 1 iterations ahead into stage i mod STAGES, which iteration i − 1
-    // read: every warpgroup has waited for its products before this iteration's barrier.
+    // read: every warpgroup has waited for its products before this iteration's barrier. The first
+    // copies need no sums: they go out with dt's load, before the sums' barriers.
 #pragma unroll
     for (int stage = 0; stage < STAGES - 1; stage++) {
         if (stage < slices) {
@@ -230,6 +252,7 @@ static __device__ __forceinline__ void ssd_chunk_output_warpgroup(const float* _
         }
         asm volatile("cp.async.commit_group;" ::);
     }
+    ssd_chunk_sums(sums, local, step, A[head]);
     for (int index = 0; index < slices; index++) {
         const int stage = index % STAGES;
         asm volatile("cp.async.wait_group %0;" ::"n"(STAGES - 2) : "memory");
@@ -293,6 +316,9 @@ static __device__ __forceinline__ void ssd_chunk_output_warpgroup(const float* _
                 ssd_after_products(acc[i], scratch, wide + r0 * 128, narrow + 64 * 128, row_factor);
                 continue;
             }
+            if (j0 == r0 + (warp_row & 32)) {
+                add_skip(acc[i], stage, warp_row & 16);
+            }
             unsigned a[4][4];
 #pragma unroll
             for (int half = 0; half < 2; half++) {
@@ -319,7 +345,6 @@ static __device__ __forceinline__ void ssd_chunk_output_warpgroup(const float* _
     if (!serving) {
         return;
     }
-    const float skip = D[head];
     const long long y_stride = (long long) heads * head_dim;
 #pragma unroll
     for (int i = 0; i < 2; i++) {
@@ -330,14 +355,11 @@ static __device__ __forceinline__ void ssd_chunk_output_warpgroup(const float* _
                 continue;
             }
             float* y_row = y + (span.first_row + r) * y_stride + (long long) head * head_dim + p0;
-            const float* x_row = origin.x + (long long) r * x_stride;
 #pragma unroll
             for (int nt = 0; nt < 8; nt++) {
                 const int p = nt * 8 + 2 * t;
                 if (p < head_dim - p0) {
-                    const float2 xv = *reinterpret_cast<const float2*>(x_row + p);
-                    *reinterpret_cast<float2*>(y_row + p) = make_float2(fmaf(skip, xv.x, acc[i][nt][2 * half]),
-                            fmaf(skip, xv.y, acc[i][nt][2 * half + 1]));
+                    *reinterpret_cast<float2*>(y_row + p) = make_float2(acc[i][nt][2 * half], acc[i][nt][2 * half + 1]);
                 }
             }
         }

@@ -54,8 +54,8 @@ static __device__ __forceinline__ void ssd_chunk_state(const float* __restrict__
     for (int k = 0; k < HEADS; k++) {
         // A head past the group's last repeats that head; its results are not stored.
         const int head = served.first + min(k, served.count - 1);
-        const double total = ssd_chunk_sums(all_sums[k], threadIdx.x, dt + span.first_row * dt_stride, dt_stride,
-                head, A[head], span.length);
+        const double total = ssd_chunk_sums(all_sums[k], threadIdx.x,
+                ssd_chunk_step(threadIdx.x, dt + span.first_row * dt_stride, dt_stride, head, span.length), A[head]);
         if (threadIdx.x == SSD_MAX_CHUNK - 1 && p_tile == 0 && n_tile == 0 && k < served.count) {
             decay[(long long) q * heads + head] = (float) exp(total);
         }

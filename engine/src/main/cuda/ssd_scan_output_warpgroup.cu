@@ -196,6 +196,8 @@ static __device__ __forceinline__ void ssd_chunk_output_warpgroup(const float* _
     // of (j, p): piece (j / 8) + 4 (p / 16) of copy_x, lane (j mod 8) + 8 ((p / 4) mod 4).
     auto add_skip = [&](float (&rows)[8][4], int stage, int first) {
         const float* staged = reinterpret_cast<const float*>(stage_bytes + (x_staging(stage) - stages));
+        // Read at each call (an L1 hit): held in a register through the slices, it made ptxas spill
+        // (12 bytes a thread against 4).
         const float skip = D[head];
 #pragma unroll
         for (int half = 0; half < 2; half++) {

@@ -111,24 +111,27 @@ static __device__ __forceinline__ float ssd_difference(const SsdSums& sums, int 
 //   A (16 × 8, row major):  a0 = A[g][t], a1 = A[g + 8][t], a2 = A[g][t + 4], a3 = A[g + 8][t + 4]
 //   B (8 × 8):              b0 = B[t][g], b1 = B[t + 4][g]
 //   D (16 × 8):             d0 = D[g][2t], d1 = D[g][2t + 1], d2 = D[g + 8][2t], d3 = D[g + 8][2t + 1]
-// Split: each operand is carried as big + small tf32 parts (big = v rounded to tf32, small = the
-// rest rounded again) and a product as big·big + big·small + small·big, about f32's accuracy at
-// three times the tensor work. Without it a product has tf32's 11-bit operands (error ~1e-3).
-static __device__ __forceinline__ uint32_t ssd_tf32(float value) {
-    uint32_t rounded;
-    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(rounded) : "f"(value));
-    return rounded;
-}
-
+// The tensor cores read a 32-bit register as tf32 by dropping its low 13 bits, so f32 bits go to
+// them as they are: no conversion instruction per operand, which these kernels, bound by
+// instruction issue, would pay for. Without Split an operand is f32 truncated to tf32 (11
+// significant bits, relative error up to 2^-10: ~1e-3 in y).
+// Split: each operand is carried as big + small (big = v with its low 13 bits cleared, exactly a
+// tf32 value; small = v − big, exact in f32 and truncated in turn by the tensor cores) and a product
+// as big·big + big·small + small·big: about 2^-20 of each product, near f32's accuracy, at three
+// times the tensor work. On an H100 at the anchor shape, against rounding each part with
+// cvt.rna.tf32: split-tf32 scan 2.51 → 2.10 ms, tf32 chunk states 0.216 → 0.202 ms, Gram 0.030 → 0.021
+// (docs/performance.md); the split scan's worst relative error in the parity tests 1.3e-6 → 1.9e-6.
 template <bool Split, int N>
 struct SsdOperand {
     uint32_t big[N];
     uint32_t small[Split ? N : 1];
 
     __device__ __forceinline__ void set(int i, float value) {
-        big[i] = ssd_tf32(value);
         if constexpr (Split) {
-            small[i] = ssd_tf32(value - __uint_as_float(big[i]));
+            big[i] = __float_as_uint(value) & 0xffffe000u;
+            small[i] = __float_as_uint(value - __uint_as_float(big[i]));
+        } else {
+            big[i] = __float_as_uint(value);
         }
     }
 };

@@ -186,8 +186,9 @@ static __device__ __forceinline__ void ssd_chunk_output_warpgroup(const float* _
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 const unsigned offset = ssd_swizzled(p + e, j);
-                *reinterpret_cast<uint32_t*>(raw + offset) = ssd_tf32(values[e]);
-                *reinterpret_cast<uint32_t*>(raw + 64 * 128 + offset) = ssd_tf32(values[e] * factor);
+                // f32 bits, which the tensor cores read as tf32 (ssd_scan.cuh).
+                *reinterpret_cast<float*>(raw + offset) = values[e];
+                *reinterpret_cast<float*>(raw + 64 * 128 + offset) = values[e] * factor;
             }
         }
     };
@@ -336,7 +337,7 @@ static __device__ __forceinline__ void ssd_chunk_output_warpgroup(const float* _
                         const float value = wide_floats[ssd_swizzled(r, k) / 4];
                         const float decayed = j > r ? 0.0f
                                 : value * __expf((row_high - sums.high[j]) + (row_low - sums.low[j])) * sums.step[j];
-                        a[ks][half + 2 * c] = ssd_tf32(decayed);
+                        a[ks][half + 2 * c] = __float_as_uint(decayed);
                     }
                 }
             }

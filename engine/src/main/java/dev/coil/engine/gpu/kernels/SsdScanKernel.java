@@ -97,8 +97,8 @@ public final class SsdScanKernel {
          */
         F32("f32"),
         /**
-         * Operands rounded to tf32 (11 significant bits) and f32 accumulation, as Triton's default
-         * for f32 dots: relative errors near 1e-3, the fastest.
+         * f32 operands read as tf32 by the tensor cores (truncated to 11 significant bits) and f32
+         * accumulation: relative errors near 1e-3, the fastest.
          */
         TF32("tf32");
 

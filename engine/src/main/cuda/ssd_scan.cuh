@@ -53,8 +53,10 @@ static __device__ __forceinline__ bool ssd_aligned16(const void* pointer) {
 
 // ---------------------------------------------------------------------------------------------
 // Cumulative decays of one chunk and one head. With a_l = dt_l · A (summed in double),
-//   cum[l] = a_0 + … + a_l, kept as high + low floats so that differences cum_i − cum_j keep their
-//   digits; tokens at or past the chunk's length count as dt = 0, so cum stays at the last value.
+//   cum[l] = a_0 + … + a_l, kept as cum[l] · log2(e) in high + low floats, so that differences keep
+//   their digits and exp(cum_i − cum_j) = 2^(ssd_difference(i, j)) takes one ex2 (exp2f or
+//   ssd_exp2), without the product by log2(e) that expf makes of every argument; tokens at or past
+//   the chunk's length count as dt = 0, so cum stays at the last value.
 // exp(cum_i − cum_j) ≤ 1 for j ≤ i (A < 0, dt ≥ 0): no product of such factors overflows.
 struct SsdSums {
     double warp_totals[SSD_THREADS / 32];
@@ -72,7 +74,7 @@ static __device__ __forceinline__ float ssd_chunk_step(int l, const float* dt, l
 }
 
 // Fills `sums` (all 256 entries) from 256 threads numbered l = 0 .. 255, thread l giving step = dt_l
-// (ssd_chunk_step), and returns cum[l] in double. Every thread of the block calls it together (other
+// (ssd_chunk_step), and returns cum[l] in double (not scaled). Every thread of the block calls it together (other
 // groups of 256 with sums of their own); it ends with a barrier.
 static __device__ __forceinline__ double ssd_chunk_sums(SsdSums& sums, int l, float step, float a) {
     const int lane = l & 31;
@@ -92,17 +94,26 @@ static __device__ __forceinline__ double ssd_chunk_sums(SsdSums& sums, int l, fl
     for (int w = 0; w < warp; w++) {
         value += sums.warp_totals[w];
     }
-    const float high = (float) value;
+    const double scaled = value * 1.4426950408889634;  // log2(e)
+    const float high = (float) scaled;
     sums.high[l] = high;
-    sums.low[l] = (float) (value - (double) high);
+    sums.low[l] = (float) (scaled - (double) high);
     sums.step[l] = step;
     __syncthreads();
     return value;
 }
 
-// cum_i − cum_j from the split sums.
+// (cum_i − cum_j) · log2(e) from the split sums.
 static __device__ __forceinline__ float ssd_difference(const SsdSums& sums, int i, int j) {
     return (sums.high[i] - sums.high[j]) + (sums.low[i] - sums.low[j]);
+}
+
+// 2^x by the hardware's approximation (ex2.approx.ftz, about 2 ulp; __expf is this of x · log2(e)),
+// for the tf32 kernels, whose products carry 11-bit operands anyway.
+static __device__ __forceinline__ float ssd_exp2(float x) {
+    float result;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(result) : "f"(x));
+    return result;
 }
 
 // ---------------------------------------------------------------------------------------------

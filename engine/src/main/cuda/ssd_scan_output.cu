@@ -82,7 +82,7 @@ static __device__ __forceinline__ void ssd_chunk_output(const float* __restrict_
                     length - j0, head_dim - p0, x_vector, x, local);
             if (local < SSD_SLICE) {
                 const int j = j0 + local;
-                column_factors[local] = expf(ssd_difference(sums, j0 + SSD_SLICE - 1, j)) * sums.step[j];
+                column_factors[local] = exp2f(ssd_difference(sums, j0 + SSD_SLICE - 1, j)) * sums.step[j];
             }
         }
     };
@@ -170,8 +170,8 @@ static __device__ __forceinline__ void ssd_chunk_output(const float* __restrict_
             if (index == state_slices - 1) {
 #pragma unroll
                 for (int mt = 0; mt < 2; mt++) {
-                    const float scale0 = expf(row_high[mt][0] + row_low[mt][0]);
-                    const float scale1 = expf(row_high[mt][1] + row_low[mt][1]);
+                    const float scale0 = exp2f(row_high[mt][0] + row_low[mt][0]);
+                    const float scale1 = exp2f(row_high[mt][1] + row_low[mt][1]);
 #pragma unroll
                     for (int nt = 0; nt < 8; nt++) {
                         acc[mt][nt][0] *= scale0;
@@ -196,7 +196,7 @@ static __device__ __forceinline__ void ssd_chunk_output(const float* __restrict_
 #pragma unroll
                 for (int half = 0; half < 2; half++) {
                     row_factor[mt][half] = mode[mt] == 1
-                            ? expf((row_high[mt][half] - sums.high[ref]) + (row_low[mt][half] - sums.low[ref]))
+                            ? exp2f((row_high[mt][half] - sums.high[ref]) + (row_low[mt][half] - sums.low[ref]))
                             : 0.0f;
                 }
             }
@@ -227,7 +227,7 @@ static __device__ __forceinline__ void ssd_chunk_output(const float* __restrict_
                             }
                             const float difference = (row_high[mt][half] - sums.high[j])
                                     + (row_low[mt][half] - sums.low[j]);
-                            return value * expf(difference) * sums.step[j];
+                            return value * exp2f(difference) * sums.step[j];
                         };
                         a[mt].set(0, decayed(gram00, 0, r, j_first));
                         a[mt].set(1, decayed(gram10, 1, r + 8, j_first));

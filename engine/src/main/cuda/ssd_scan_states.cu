@@ -60,7 +60,7 @@ static __device__ __forceinline__ void ssd_chunk_state(const float* __restrict__
             decay[(long long) q * heads + head] = (float) exp(total);
         }
         const int l = threadIdx.x;
-        all_factors[k * SSD_MAX_CHUNK + l] = expf(ssd_difference(all_sums[k], SSD_MAX_CHUNK - 1, l))
+        all_factors[k * SSD_MAX_CHUNK + l] = exp2f(ssd_difference(all_sums[k], SSD_MAX_CHUNK - 1, l))
                 * all_sums[k].step[l];
     }
     // The factors are read after the first stage's barrier.

@@ -20,6 +20,8 @@ static __device__ __forceinline__ void ssd_chunk_gram(const float* __restrict__ 
     extern __shared__ float4 ssd_gram_shared4[];
     float* shared = reinterpret_cast<float*>(ssd_gram_shared4);
     ssd_require_shared(SSD_GRAM_SHARED_BYTES);
+    // The chunk-state kernel after this one reads nothing it writes: let it start now (ssd_scan_states.cu).
+    coil_launch_dependents();
 
     const int row_tiles = padded / 64;
     const int tile = blockIdx.x % row_tiles;

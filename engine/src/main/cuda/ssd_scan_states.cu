@@ -151,6 +151,10 @@ static __device__ __forceinline__ void ssd_chunk_state(const float* __restrict__
         }
     }
 
+    // Launched beside the Gram kernel (programmatic launch: neither touches what the other reads or
+    // writes, and the kernels before the Gram kernel are done), the grid ends only after that kernel
+    // has: the kernels after this one read the Gram matrices.
+    coil_grid_dependency_wait();
     if (mine >= served.count) {
         return;
     }

@@ -21,6 +21,9 @@ import dev.coil.engine.ops.SsmShape;
  * for one head a block. The two-head TF32 outputs run on Hopper's warpgroup MMAs
  * (ssd_scan_output_warpgroup.cu; the mma.sync kernel on other GPUs) where x, C and their strides
  * allow 16-byte copies, else on mma.sync.
+ *
+ * <p>The chunk-state kernel runs beside the Gram kernel (a programmatic launch where the device has
+ * it): neither reads what the other writes, and its grid ends only after the Gram kernel's.
  */
 public final class SsdScanKernel {
 
@@ -73,7 +76,9 @@ public final class SsdScanKernel {
                 int outputSharedBytes) {
             Variant variant = new Variant(module.kernel("ssd_chunk_state_" + stateSuffix),
                     module.kernel("ssd_chunk_output_" + outputSuffix), heads, outputSharedBytes);
+            // Beside the Gram kernel, which it does not read (ssd_scan_states.cu).
             variant.chunkState.allowDynamicSharedBytes(stateSharedBytes(heads));
+            variant.chunkState.waitsForPreviousKernel();
             variant.output.allowDynamicSharedBytes(outputSharedBytes);
             return variant;
         }

@@ -74,8 +74,8 @@ static __device__ __forceinline__ float ssd_chunk_step(int l, const float* dt, l
 }
 
 // Fills `sums` (all 256 entries) from 256 threads numbered l = 0 .. 255, thread l giving step = dt_l
-// (ssd_chunk_step), and returns cum[l] in double (not scaled). Every thread of the block calls it together (other
-// groups of 256 with sums of their own); it ends with a barrier.
+// (ssd_chunk_step), and returns cum[l] in double (not scaled). Every thread of the block calls it
+// together (other groups of 256 with sums of their own); it ends with a barrier.
 static __device__ __forceinline__ double ssd_chunk_sums(SsdSums& sums, int l, float step, float a) {
     const int lane = l & 31;
     const int warp = l >> 5;

@@ -5,9 +5,23 @@
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <stdint.h>
 
 // Blocks of the row-wise kernels (norms, embedding): 256 threads, 8 warps.
 #define COIL_ROW_THREADS 256
+
+// Whether a pointer may be read 16 bytes at a time.
+static __device__ __forceinline__ bool coil_aligned16(const void* pointer) {
+    return (reinterpret_cast<uintptr_t>(pointer) & 15) == 0;
+}
+
+// 2^x by the hardware's approximation (ex2.approx.ftz, about 2 ulp; __expf(x) is this of
+// x · log2(e)); 2^-inf = 0.
+static __device__ __forceinline__ float coil_exp2_approx(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
 
 static __device__ __forceinline__ float coil_warp_sum(float value) {
 #pragma unroll

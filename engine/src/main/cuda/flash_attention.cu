@@ -74,13 +74,6 @@ static __device__ __forceinline__ void multiply_accumulate(float (&c)[4], const 
 }
 #endif
 
-// 2^x; 2^-inf = 0.
-static __device__ __forceinline__ float exp2_approx(float x) {
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-    return y;
-}
-
 static __device__ __forceinline__ unsigned pack_bf16(float low, float high) {
     __nv_bfloat162 pair = __floats2bfloat162_rn(low, high);
     return *reinterpret_cast<unsigned*>(&pair);
@@ -331,13 +324,13 @@ static __device__ __forceinline__ void forward(const __nv_bfloat16* __restrict__
                 max_moved |= new_max > row_max[mt][half];
                 // A row with every key so far masked keeps a zero base: 2^(-inf - 0) = 0, never NaN.
                 const float base = new_max == -INFINITY ? 0.0f : new_max * scale_log2;
-                correction[mt][half] = exp2_approx(fmaf(row_max[mt][half], scale_log2, -base));
+                correction[mt][half] = coil_exp2_approx(fmaf(row_max[mt][half], scale_log2, -base));
                 row_max[mt][half] = new_max;
                 float sum = 0.0f;
 #pragma unroll
                 for (int ng = 0; ng < N_GROUPS; ng++) {
-                    const float p0 = exp2_approx(fmaf(s[mt][ng][2 * half], scale_log2, -base));
-                    const float p1 = exp2_approx(fmaf(s[mt][ng][2 * half + 1], scale_log2, -base));
+                    const float p0 = coil_exp2_approx(fmaf(s[mt][ng][2 * half], scale_log2, -base));
+                    const float p1 = coil_exp2_approx(fmaf(s[mt][ng][2 * half + 1], scale_log2, -base));
                     s[mt][ng][2 * half] = p0;
                     s[mt][ng][2 * half + 1] = p1;
                     sum += p0 + p1;

@@ -47,7 +47,6 @@
 //
 // Grid: Σ_s ceil(ns / (8 · columns per warp)), or ceil(I / 8) with silu_pair; block: 256 threads (8 warps);
 // dynamic shared memory: 2 · rows · k bytes.
-#include <stdint.h>
 #include "common.cuh"
 
 #define COIL_GEMV_WARPS 8
@@ -131,8 +130,7 @@ static __device__ __forceinline__ void coil_gemv_operand(__nv_bfloat16* x, float
                 }
             }
         }
-    } else if (MODE == COIL_GEMV_BF16 && (rows == 1 || a_stride == k) && k % 8 == 0
-            && (reinterpret_cast<uintptr_t>(a) & 15) == 0) {
+    } else if (MODE == COIL_GEMV_BF16 && (rows == 1 || a_stride == k) && k % 8 == 0 && coil_aligned16(a)) {
         // Rows back to back: 16-byte copies without index arithmetic (the down projection's operand,
         // made by the gate and up launch). The general loop below (a 2-byte load and an index
         // division an element) kept that launch 2 µs longer: 5.0 against 3.0 µs on an H100.
@@ -141,8 +139,7 @@ static __device__ __forceinline__ void coil_gemv_operand(__nv_bfloat16* x, float
         for (int c = threadIdx.x; c < rows * k / 8; c += blockDim.x) {
             target[c] = source[c];
         }
-    } else if (MODE == COIL_GEMV_F32 && (rows == 1 || a_stride == k) && k % 4 == 0
-            && (reinterpret_cast<uintptr_t>(a) & 15) == 0) {
+    } else if (MODE == COIL_GEMV_F32 && (rows == 1 || a_stride == k) && k % 4 == 0 && coil_aligned16(a)) {
         // The same for f32 rows (o_proj's operand, the attention output): 16-byte loads, each value
         // rounded to bf16 as below.
         const float4* source = reinterpret_cast<const float4*>(a);

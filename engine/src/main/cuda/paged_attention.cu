@@ -25,12 +25,6 @@ static __device__ __forceinline__ void widen(const uint4& raw, float (&values)[4
     values[3] = __uint_as_float(raw.w);
 }
 
-static __device__ __forceinline__ float exp2_approx(float x) {
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-    return y;
-}
-
 static __device__ __forceinline__ float warp_max(float value) {
 #pragma unroll
     for (int offset = 16; offset > 0; offset >>= 1) {
@@ -216,7 +210,7 @@ static __device__ __forceinline__ void decode(const float* __restrict__ q, const
         maximum = warp_max(maximum);
         float sum = 0.0f;
         for (int j = lane; j < count; j += 32) {
-            const float p = exp2_approx(row[j] - maximum);
+            const float p = coil_exp2_approx(row[j] - maximum);
             row[j] = p;
             sum += p;
         }
@@ -361,7 +355,7 @@ extern "C" __global__ void __launch_bounds__(COIL_DECODE_THREADS) paged_attentio
     float sum = 0.0f;
     for (int s = threadIdx.x; s < splits; s += blockDim.x) {
         const float m = stats[2 * s];
-        const float weight = m == -INFINITY ? 0.0f : coil_decode::exp2_approx(m - maximum);
+        const float weight = m == -INFINITY ? 0.0f : coil_exp2_approx(m - maximum);
         weights[s] = weight;
         sum += weight * stats[2 * s + 1];
     }

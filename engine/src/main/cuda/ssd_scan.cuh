@@ -47,16 +47,13 @@ static __device__ __forceinline__ void ssd_require_shared(unsigned bytes) {
     }
 }
 
-static __device__ __forceinline__ bool ssd_aligned16(const void* pointer) {
-    return (reinterpret_cast<uintptr_t>(pointer) & 15) == 0;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Cumulative decays of one chunk and one head. With a_l = dt_l · A (summed in double),
 //   cum[l] = a_0 + … + a_l, kept as cum[l] · log2(e) in high + low floats, so that differences keep
-//   their digits and exp(cum_i − cum_j) = 2^(ssd_difference(i, j)) takes one ex2 (exp2f or
-//   ssd_exp2), without the product by log2(e) that expf makes of every argument; tokens at or past
-//   the chunk's length count as dt = 0, so cum stays at the last value.
+//   their digits and exp(cum_i − cum_j) = 2^(ssd_difference(i, j)) takes one ex2 (exp2f, or
+//   coil_exp2_approx in the tf32 warpgroup kernel, whose products carry 11-bit operands anyway),
+//   without the product by log2(e) that expf makes of every argument; tokens at or past the chunk's
+//   length count as dt = 0, so cum stays at the last value.
 // exp(cum_i − cum_j) ≤ 1 for j ≤ i (A < 0, dt ≥ 0): no product of such factors overflows.
 struct SsdSums {
     double warp_totals[SSD_THREADS / 32];
@@ -106,14 +103,6 @@ static __device__ __forceinline__ double ssd_chunk_sums(SsdSums& sums, int l, fl
 // (cum_i − cum_j) · log2(e) from the split sums.
 static __device__ __forceinline__ float ssd_difference(const SsdSums& sums, int i, int j) {
     return (sums.high[i] - sums.high[j]) + (sums.low[i] - sums.low[j]);
-}
-
-// 2^x by the hardware's approximation (ex2.approx.ftz, about 2 ulp; __expf is this of x · log2(e)),
-// for the tf32 kernels, whose products carry 11-bit operands anyway.
-static __device__ __forceinline__ float ssd_exp2(float x) {
-    float result;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(result) : "f"(x));
-    return result;
 }
 
 // ---------------------------------------------------------------------------------------------

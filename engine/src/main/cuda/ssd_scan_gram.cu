@@ -32,7 +32,7 @@ static __device__ __forceinline__ void ssd_chunk_gram(const float* __restrict__ 
 
     const float* c_origin = C + (span.first_row + first) * bc_stride + (long long) group * state_size;
     const float* b_origin = B + span.first_row * bc_stride + (long long) group * state_size;
-    const bool vector = ssd_aligned16(B) && ssd_aligned16(C) && (bc_stride & 3) == 0 && (state_size & 3) == 0;
+    const bool vector = coil_aligned16(B) && coil_aligned16(C) && (bc_stride & 3) == 0 && (state_size & 3) == 0;
     const int c_rows = span.length - first;
     // Columns needed by this row tile: j < first + 64.
     const int b_rows = min(padded, first + 64);

@@ -55,9 +55,9 @@ static __device__ __forceinline__ void ssd_chunk_output(const float* __restrict_
     const int p0 = origin.p0;
     // Rows of the row tiles that hold tokens of the chunk.
     const int row_end = min(SSD_MAX_CHUNK, (length + 15) / 16 * 16);
-    const bool c_vector = ssd_aligned16(C) && (bc_stride & 3) == 0 && (state_size & 3) == 0;
-    const bool s_vector = ssd_aligned16(entering) && (state_size & 3) == 0;
-    const bool x_vector = ssd_aligned16(x) && (x_stride & 3) == 0 && (head_dim & 3) == 0;
+    const bool c_vector = coil_aligned16(C) && (bc_stride & 3) == 0 && (state_size & 3) == 0;
+    const bool s_vector = coil_aligned16(entering) && (state_size & 3) == 0;
+    const bool x_vector = coil_aligned16(x) && (x_stride & 3) == 0 && (head_dim & 3) == 0;
     const int state_slices = (state_size + SSD_SLICE - 1) / SSD_SLICE;
     const int token_slices = (length + SSD_SLICE - 1) / SSD_SLICE;
     const int slices = state_slices + token_slices;

@@ -180,7 +180,8 @@ static __device__ __forceinline__ void ssd_chunk_output_warpgroup(const float* _
             const int piece = warp + 8 * pass;
             const int j = 8 * (piece & 3) + (lane & 7);
             const int p = 4 * (4 * (piece >> 2) + (lane >> 3));
-            const float factor = ssd_exp2(ssd_difference(sums, j0 + SSD_SLICE - 1, j0 + j)) * sums.step[j0 + j];
+            const float factor =
+                    coil_exp2_approx(ssd_difference(sums, j0 + SSD_SLICE - 1, j0 + j)) * sums.step[j0 + j];
             const float4 value = staged[pass * 256 + local];
             const float values[4] = {value.x, value.y, value.z, value.w};
 #pragma unroll
@@ -287,7 +288,7 @@ static __device__ __forceinline__ void ssd_chunk_output_warpgroup(const float* _
 #pragma unroll
                     for (int half = 0; half < 2; half++) {
                         const int r = 64 * tiles[i] + warp_row + g + 8 * half;
-                        const float scale = ssd_exp2(sums.high[r] + sums.low[r]);
+                        const float scale = coil_exp2_approx(sums.high[r] + sums.low[r]);
 #pragma unroll
                         for (int nt = 0; nt < 8; nt++) {
                             acc[i][nt][2 * half] *= scale;
@@ -313,7 +314,7 @@ static __device__ __forceinline__ void ssd_chunk_output_warpgroup(const float* _
                 float row_factor[2];
 #pragma unroll
                 for (int half = 0; half < 2; half++) {
-                    row_factor[half] = ssd_exp2(ssd_difference(sums, r0 + warp_row + g + 8 * half, ref));
+                    row_factor[half] = coil_exp2_approx(ssd_difference(sums, r0 + warp_row + g + 8 * half, ref));
                 }
                 float scratch[8][4];
                 ssd_after_products(acc[i], scratch, wide + r0 * 128, narrow + 64 * 128, row_factor);
@@ -336,7 +337,8 @@ static __device__ __forceinline__ void ssd_chunk_output_warpgroup(const float* _
                         const int j = j0 + k;
                         const float value = wide_floats[ssd_swizzled(r, k) / 4];
                         const float decayed = j > r ? 0.0f
-                                : value * ssd_exp2((row_high - sums.high[j]) + (row_low - sums.low[j])) * sums.step[j];
+                                : value * coil_exp2_approx((row_high - sums.high[j]) + (row_low - sums.low[j]))
+                                        * sums.step[j];
                         a[ks][half + 2 * c] = __float_as_uint(decayed);
                     }
                 }

@@ -69,8 +69,8 @@ static __device__ __forceinline__ void ssd_chunk_state(const float* __restrict__
     const int n0 = 128 * n_tile;
     const float* x_origin = x + span.first_row * x_stride + (long long) served.first * head_dim + p0;
     const float* b_origin = B + span.first_row * bc_stride + (long long) group * state_size + n0;
-    const bool x_vector = ssd_aligned16(x) && (x_stride & 3) == 0 && (head_dim & 3) == 0;
-    const bool b_vector = ssd_aligned16(B) && (bc_stride & 3) == 0 && (state_size & 3) == 0;
+    const bool x_vector = coil_aligned16(x) && (x_stride & 3) == 0 && (head_dim & 3) == 0;
+    const bool b_vector = coil_aligned16(B) && (bc_stride & 3) == 0 && (state_size & 3) == 0;
     const int slices = (span.length + SSD_SLICE - 1) / SSD_SLICE;
 
     auto load = [&](int slice, int stage) {

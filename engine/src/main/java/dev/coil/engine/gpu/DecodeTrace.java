@@ -98,7 +98,8 @@ public final class DecodeTrace {
         if (!current.isEmpty()) {
             steps.add(current);
         }
-        Map<Integer, Long> lengths = steps.stream().collect(
+        // Lone waits (a prefill's launches between decode steps, each its own "step") are not steps.
+        Map<Integer, Long> lengths = steps.stream().filter(step -> step.size() > 1).collect(
                 Collectors.groupingBy(List::size, Collectors.counting()));
         int perStep = lengths.entrySet().stream().max(Map.Entry.comparingByValue()).map(
                 Map.Entry::getKey).orElse(0);

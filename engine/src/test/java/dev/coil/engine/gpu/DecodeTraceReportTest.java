@@ -35,6 +35,24 @@ class DecodeTraceReportTest {
     }
 
     @Test
+    void loneWaitsBetweenStepsAreNotTakenForSteps() {
+        List<DecodeTrace.Wait> waits = new ArrayList<>();
+        long now = 0;
+        // Two steps of two kernels (gap 3 µs), each followed by three lone waits far apart.
+        for (int s = 0; s < 2; s++) {
+            waits.add(new DecodeTrace.Wait(now, 210, 1, 1, 256));
+            waits.add(new DecodeTrace.Wait(now + 3_000, 96, 1, 1, 256));
+            now += 500_000;
+            for (int lone = 0; lone < 3; lone++) {
+                waits.add(new DecodeTrace.Wait(now, 7, 1, 1, 256));
+                now += 500_000;
+            }
+        }
+        assertThat(DecodeTrace.medianReport(waits)).contains("  0 (210)×256          3.00 µs",
+                "2 steps of 2 waiting kernels (of 8 steps recorded), 3.0 µs");
+    }
+
+    @Test
     void noRecordsGiveNoReport() {
         assertThat(DecodeTrace.medianReport(List.of())).isNull();
     }

@@ -76,8 +76,8 @@ public final class SsdScanKernel {
                 int outputSharedBytes) {
             Variant variant = new Variant(module.kernel("ssd_chunk_state_" + stateSuffix),
                     module.kernel("ssd_chunk_output_" + outputSuffix), heads, outputSharedBytes);
-            // Beside the Gram kernel, which it does not read (ssd_scan_states.cu).
             variant.chunkState.allowDynamicSharedBytes(stateSharedBytes(heads));
+            // Beside the Gram kernel, which it does not read (ssd_scan_states.cu).
             variant.chunkState.waitsForPreviousKernel();
             variant.output.allowDynamicSharedBytes(outputSharedBytes);
             return variant;

@@ -139,13 +139,12 @@ __device__ __forceinline__ float dot8_values(const float (&w)[8], const float (&
     return s;
 }
 
+// The same with x's 8 values read from shared memory, 16 bytes at a time.
 __device__ __forceinline__ float dot8(const float (&w)[8], const float* x) {
     const float4 a = *reinterpret_cast<const float4*>(x);
     const float4 b = *reinterpret_cast<const float4*>(x + 4);
-    float s = w[0] * a.x;
-    s = fmaf(w[1], a.y, s); s = fmaf(w[2], a.z, s); s = fmaf(w[3], a.w, s);
-    s = fmaf(w[4], b.x, s); s = fmaf(w[5], b.y, s); s = fmaf(w[6], b.z, s); s = fmaf(w[7], b.w, s);
-    return s;
+    const float values[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+    return dot8_values(w, values);
 }
 
 // Weights in registers: a warp holds COLUMNS rows, each lane the chunks lane + 32 i. BODY: how the
@@ -159,7 +158,7 @@ template <int COLUMNS, bool EARLY, int BODY>
 __global__ void __launch_bounds__(THREADS) product_registers(const __nv_bfloat16* w, const float* in, float* out,
         int n, int k, unsigned long long* trace, int load, int mark) {
     constexpr int CHUNKS = 8 / COLUMNS;
-    extern __shared__ __align__(16) float x_registers[];
+    extern __shared__ __align__(16) float operand[];
     const int lane = threadIdx.x & 31;
     const int first = (blockIdx.x * WARPS + (threadIdx.x >> 5)) * COLUMNS;
     const int chunks = k / 8;
@@ -183,7 +182,7 @@ __global__ void __launch_bounds__(THREADS) product_registers(const __nv_bfloat16
     float acc[COLUMNS] = {};
     float scale = 1.0f;
     if (BODY == 0) {
-        normed_operand(in, k, x_registers);
+        normed_operand(in, k, operand);
 #pragma unroll
         for (int i = 0; i < CHUNKS; i++) {
             const int c = lane + 32 * i;
@@ -192,7 +191,7 @@ __global__ void __launch_bounds__(THREADS) product_registers(const __nv_bfloat16
                 for (int o = 0; o < COLUMNS; o++) {
                     float v[8];
                     to_float8(held[o][i], v);
-                    acc[o] += dot8(v, x_registers + 8 * c);
+                    acc[o] += dot8(v, operand + 8 * c);
                 }
             }
         }

@@ -92,3 +92,16 @@ extern "C" __global__ void logits_divide_f32(float* x, long long n, float diviso
         x[i] = __fdiv_rn(x[i], divisor);
     }
 }
+
+// Feeds a step's greedy tokens to the next step's inputs without the host: for each pair p < count,
+// ids[pairs[2p]] = tokens[pairs[2p + 1]], where tokens is the step before's logits_argmax_f32 output.
+// A row the argmax refused (-1) feeds token 0: the host fails that request when it reads the -1, and
+// the step's row for it is thrown away; the embedding lookup only must stay inside the table.
+// Grid: ceil(count / 128); block: 128.
+extern "C" __global__ void feed_greedy_tokens(const int* __restrict__ tokens, const int* __restrict__ pairs,
+        int count, int* __restrict__ ids) {
+    int p = blockIdx.x * blockDim.x + threadIdx.x;
+    if (p < count) {
+        ids[pairs[2 * p]] = max(tokens[pairs[2 * p + 1]], 0);
+    }
+}

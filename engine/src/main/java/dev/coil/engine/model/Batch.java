@@ -62,17 +62,39 @@ public final class Batch {
     /**
      * New tokens of one sequence.
      *
-     * @param clampedTokens how many of the leading tokens are prompt tokens: Mamba's prefill dt clamp
-     *                      applies to them, not to generated tokens (HF clamps in prefill, not in its
-     *                      cached decode step), so recomputing a sequence reproduces its first pass
+     * @param clampedTokens   how many of the leading tokens are prompt tokens: Mamba's prefill dt clamp
+     *                        applies to them, not to generated tokens (HF clamps in prefill, not in its
+     *                        cached decode step), so recomputing a sequence reproduces its first pass
+     * @param previousSegment -1, or the index of a segment of the batch submitted just before this one
+     *                        whose greedy token is this segment's one token, not yet known to the host:
+     *                        a backend that feeds tokens on the device takes it from there (tokens then
+     *                        holds a placeholder)
      */
-    public record Segment(SequenceState sequence, int[] tokens, int clampedTokens, Logits logits, Draw draw) {
+    public record Segment(SequenceState sequence, int[] tokens, int clampedTokens, Logits logits, Draw draw,
+            int previousSegment) {
 
         public Segment(SequenceState sequence, int[] tokens, int clampedTokens, Logits logits) {
-            this(sequence, tokens, clampedTokens, logits, null);
+            this(sequence, tokens, clampedTokens, logits, null, -1);
+        }
+
+        public Segment(SequenceState sequence, int[] tokens, int clampedTokens, Logits logits, Draw draw) {
+            this(sequence, tokens, clampedTokens, logits, draw, -1);
+        }
+
+        /** A one-token decode whose token is the greedy token the previous batch chose for its segment {@code previous}. */
+        public static Segment fedFrom(int previous, SequenceState sequence, Logits logits) {
+            return new Segment(sequence, new int[] {0}, 0, logits, null, previous);
+        }
+
+        /** True when the token comes from the previous batch's output on the device. */
+        public boolean fed() {
+            return previousSegment >= 0;
         }
 
         public Segment {
+            if (previousSegment >= 0 && (tokens.length != 1 || clampedTokens != 0)) {
+                throw new IllegalArgumentException("a fed segment is one generated token");
+            }
             if ((logits == Logits.SAMPLE) != (draw != null)) {
                 throw new IllegalArgumentException("a SAMPLE segment, and only one, carries a draw");
             }

@@ -40,6 +40,8 @@ final class ActiveRequest {
 
     private int[] generated = new int[16];
     private int generatedCount;
+    /** The end-of-sequence or stop id that ended the request (not a generated token), or -1. */
+    private int endToken = -1;
     private int cachedPromptTokens;
     private volatile boolean cancelRequested;
     private boolean done;
@@ -100,7 +102,16 @@ final class ActiveRequest {
     /** Prompt then generated tokens: what the model must have seen before the next sample. */
     int tokenAt(int position) {
         int prompt = request.promptLength();
-        return position < prompt ? request.promptToken(position) : generated[position - prompt];
+        if (position < prompt) {
+            return request.promptToken(position);
+        }
+        // A step queued before the request's end was known fed the ending id on: the cache holds it.
+        return position - prompt == generatedCount && endToken >= 0 ? endToken : generated[position - prompt];
+    }
+
+    /** False when the next token is this request's last by max_tokens. */
+    boolean mayContinue() {
+        return generatedCount + 1 < maxTokens;
     }
 
     /** The prompt and the generated tokens so far. */
@@ -256,6 +267,7 @@ final class ActiveRequest {
             firstTokenNanos = System.nanoTime();
         }
         if (endIds.contains(token) || request.sampling().stopTokenIds().contains(token)) {
+            endToken = token;
             return finish(FinishReason.STOP, null, releasedAtEnd());
         }
         EngineEvent.PositionLogprobs logprobs = null;

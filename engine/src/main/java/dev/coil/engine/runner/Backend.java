@@ -28,6 +28,33 @@ public interface Backend extends AutoCloseable {
     /** One step: appends each segment's tokens to its sequence and returns, per segment, what it asked for. */
     List<Batch.Output> forward(Batch batch);
 
+    /**
+     * True when {@link #submit} queues a step and returns before it has run, and takes the token of a
+     * {@linkplain Batch.Segment#fed() fed} segment from the greedy token the previous submitted batch
+     * chose on the device: the engine may then queue step n+1 before it reads step n's tokens.
+     */
+    default boolean feedsTokensOnDevice() {
+        return false;
+    }
+
+    /**
+     * One step, as {@link #forward}, whose outputs are read with {@link Submitted#outputs()}. Steps are
+     * submitted and read in the same order, each read once; the sequences advance at submission.
+     * By default the step runs here and now.
+     */
+    default Submitted submit(Batch batch) {
+        List<Batch.Output> outputs = forward(batch);
+        return () -> outputs;
+    }
+
+    /** A submitted step. */
+    @FunctionalInterface
+    interface Submitted {
+
+        /** Waits for the step and returns, per segment, what it asked for. */
+        List<Batch.Output> outputs();
+    }
+
     @Override
     void close();
 }

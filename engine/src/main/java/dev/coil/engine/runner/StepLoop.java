@@ -10,9 +10,11 @@ import dev.coil.engine.sched.Scheduler;
 import dev.coil.engine.sched.StepPlan;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -25,6 +27,11 @@ import org.slf4j.LoggerFactory;
  * The engine's step thread. Each step: take in new submissions and cancellations, ask the
  * {@link Scheduler} what runs, run it as one {@link Batch} through the model, sample the requests
  * whose chunk reached their last token, and publish their events.
+ *
+ * <p>With a backend that {@linkplain Backend#feedsTokensOnDevice feeds tokens on the device}, a
+ * step of greedy decodes is followed by the same requests' next step, queued before this one's
+ * tokens are read: the device goes on while the host publishes. A request that turns out to have
+ * finished keeps its cache until the step queued behind it is read, whose row for it is dropped.
  */
 final class StepLoop implements Runnable {
 
@@ -36,6 +43,10 @@ final class StepLoop implements Runnable {
         final ScheduledRequest scheduled;
         SequenceState sequence;
         int sequenceSlot = -1;
+        /** Finished while a step that includes it was queued: released once that step is read. */
+        boolean finishing;
+        /** A step with this request's next position is queued: the scheduler counts the token to come. */
+        boolean countedAhead;
 
         Entry(ActiveRequest active, ScheduledRequest scheduled) {
             this.active = active;
@@ -56,6 +67,24 @@ final class StepLoop implements Runnable {
     private final ReentrantLock lock = new ReentrantLock();
     private final Condition work = lock.newCondition();
     private final Thread thread;
+    /** A step submitted to the backend whose outputs were not read yet. */
+    private static final class Queued {
+        final StepPlan plan;
+        final List<Batch.Segment> segments;
+        final List<Entry> entries;
+        final Backend.Submitted submitted;
+        /** The scheduler was told the plan's positions are computed. */
+        boolean completed;
+
+        Queued(StepPlan plan, List<Batch.Segment> segments, List<Entry> entries, Backend.Submitted submitted) {
+            this.plan = plan;
+            this.segments = segments;
+            this.entries = entries;
+            this.submitted = submitted;
+        }
+    }
+
+    private Queued queued;
     private volatile boolean stopping;
     private volatile int waitingInScheduler;
     private volatile EngineStats stats;
@@ -114,6 +143,14 @@ final class StepLoop implements Runnable {
     public void run() {
         try {
             while (!stopping) {
+                if (queued != null) {
+                    Queued current = queued;
+                    Set<ScheduledRequest> ending = endingAhead(current);
+                    queued = ending != null ? submitAhead(current, ending) : null;
+                    collect(current);
+                    stats = snapshotStats();
+                    continue;
+                }
                 admitSubmissions();
                 handleCancellations();
                 if (scheduler.isIdle()) {
@@ -121,12 +158,19 @@ final class StepLoop implements Runnable {
                     awaitWork();
                     continue;
                 }
-                step();
+                queued = submitPlanned();
                 stats = snapshotStats();
             }
         } catch (Throwable e) {
             LOG.error("the engine's step loop failed", e);
         } finally {
+            if (queued != null) {
+                try {
+                    queued.submitted.outputs();
+                } catch (RuntimeException e) {
+                    LOG.warn("the last queued step failed while the engine stopped", e);
+                }
+            }
             admitSubmissions();
             for (Entry entry : List.copyOf(entries.values())) {
                 scheduler.cancel(entry.scheduled);
@@ -171,7 +215,8 @@ final class StepLoop implements Runnable {
         }
     }
 
-    private void step() {
+    /** Plans a step and submits it; null when nothing could run or the submission failed. */
+    private Queued submitPlanned() {
         StepPlan plan = scheduler.schedule();
         for (ScheduledRequest rejected : plan.rejected()) {
             end(entries.get(rejected), EngineEvent.Failed.Reason.REJECTED, "the request needs more KV cache than the"
@@ -183,7 +228,7 @@ final class StepLoop implements Runnable {
         }
         if (plan.isEmpty()) {
             Thread.onSpinWait();
-            return;
+            return null;
         }
 
         List<Batch.Segment> segments = new ArrayList<>(plan.chunks().size());
@@ -193,26 +238,113 @@ final class StepLoop implements Runnable {
             segments.add(segment(entry, chunk));
             scheduled.add(entry);
         }
+        return submit(plan, segments, scheduled);
+    }
+
+    /**
+     * The requests of {@code current} whose token ends them (they finished, or the token is their
+     * last by max_tokens) when the step after it can be queued before its tokens are read: every
+     * segment a greedy decode, nothing new to admit or cancel. Null when it cannot.
+     */
+    private Set<ScheduledRequest> endingAhead(Queued current) {
+        if (!backend.feedsTokensOnDevice() || !inbox.isEmpty() || scheduler.waiting() > 0) {
+            return null;
+        }
+        Set<ScheduledRequest> ending = Collections.newSetFromMap(new IdentityHashMap<>());
+        for (int i = 0; i < current.entries.size(); i++) {
+            Entry entry = current.entries.get(i);
+            if (!current.plan.chunks().get(i).samples() || current.segments.get(i).logits() != Batch.Logits.GREEDY
+                    || entries.get(entry.scheduled) != entry || entry.active.cancelRequested()) {
+                return null;
+            }
+            if (entry.finishing || !entry.active.mayContinue()) {
+                ending.add(entry.scheduled);
+            }
+        }
+        return ending.size() < current.entries.size() ? ending : null;
+    }
+
+    /**
+     * Queues the step after {@code current} for its requests but {@code ending}, each token fed from
+     * current's on the device; null when the scheduler cannot plan it.
+     */
+    private Queued submitAhead(Queued current, Set<ScheduledRequest> ending) {
+        scheduler.complete(current.plan);
+        current.completed = true;
+        StepPlan plan = scheduler.planAhead(current.plan, ending);
+        if (plan == null) {
+            return null;
+        }
+        List<Batch.Segment> segments = new ArrayList<>(plan.chunks().size());
+        List<Entry> scheduled = new ArrayList<>(plan.chunks().size());
+        int source = 0;
+        for (StepPlan.Chunk chunk : plan.chunks()) {
+            while (current.entries.get(source).scheduled != chunk.request()) {
+                source++;
+            }
+            Entry entry = current.entries.get(source);
+            if (entry.sequence.length() != chunk.start()) {
+                throw new IllegalStateException(entry.active.id() + ": sequence at " + entry.sequence.length()
+                        + " but the chunk starts at " + chunk.start());
+            }
+            entry.sequence.setBlockTable(chunk.request().blockTable());
+            entry.countedAhead = true;
+            segments.add(Batch.Segment.fedFrom(source, entry.sequence, Batch.Logits.GREEDY));
+            scheduled.add(entry);
+        }
+        return submit(plan, segments, scheduled);
+    }
+
+    private Queued submit(StepPlan plan, List<Batch.Segment> segments, List<Entry> scheduled) {
+        try {
+            return new Queued(plan, segments, scheduled, backend.submit(new Batch(segments)));
+        } catch (RuntimeException e) {
+            fail(scheduled, e);
+            return null;
+        }
+    }
+
+    /** Reads a queued step's outputs and hands each request its part. */
+    private void collect(Queued step) {
         List<Batch.Output> outputs;
         try {
-            outputs = backend.forward(new Batch(segments));
+            outputs = step.submitted.outputs();
         } catch (RuntimeException e) {
-            LOG.error("a step of {} requests failed", scheduled.size(), e);
-            for (Entry entry : scheduled) {
+            fail(step.entries, e);
+            return;
+        }
+        if (!step.completed) {
+            scheduler.complete(step.plan);
+        }
+        int vocab = config.vocabSize();
+        for (int i = 0; i < step.plan.chunks().size(); i++) {
+            StepPlan.Chunk chunk = step.plan.chunks().get(i);
+            Entry entry = step.entries.get(i);
+            if (entries.get(entry.scheduled) != entry) {
+                continue; // ended while the step was queued
+            }
+            if (entry.finishing) {
+                // Its last token came with the step before; this step ran its row ahead of knowing.
+                scheduler.finish(entry.scheduled);
+                entries.remove(entry.scheduled);
+                continue;
+            }
+            try {
+                boolean countedAhead = entry.countedAhead;
+                entry.countedAhead = false;
+                deliver(entry, chunk, step.segments.get(i), outputs.get(i), vocab, countedAhead);
+            } catch (RuntimeException e) {
+                LOG.error("request {} failed", entry.active.id(), e);
                 scheduler.cancel(entry.scheduled);
                 end(entry, EngineEvent.Failed.Reason.ERROR, "internal error: " + e.getMessage());
             }
-            return;
         }
-        scheduler.complete(plan);
-        int vocab = config.vocabSize();
-        for (int i = 0; i < plan.chunks().size(); i++) {
-            StepPlan.Chunk chunk = plan.chunks().get(i);
-            Entry entry = scheduled.get(i);
-            try {
-                deliver(entry, chunk, segments.get(i), outputs.get(i), vocab);
-            } catch (RuntimeException e) {
-                LOG.error("request {} failed", entry.active.id(), e);
+    }
+
+    private void fail(List<Entry> scheduled, RuntimeException e) {
+        LOG.error("a step of {} requests failed", scheduled.size(), e);
+        for (Entry entry : scheduled) {
+            if (entries.get(entry.scheduled) == entry) {
                 scheduler.cancel(entry.scheduled);
                 end(entry, EngineEvent.Failed.Reason.ERROR, "internal error: " + e.getMessage());
             }
@@ -255,17 +387,26 @@ final class StepLoop implements Runnable {
         return new Batch.Segment(entry.sequence, request.tokens(chunk.start(), chunk.end()), clamped, wanted, draw);
     }
 
-    /** Hands a chunk's logits to its request: prompt logprobs, then the next token when the chunk reached the end. */
-    private void deliver(Entry entry, StepPlan.Chunk chunk, Batch.Segment segment, Batch.Output output, int vocab) {
+    /**
+     * Hands a chunk's logits to its request: prompt logprobs, then the next token when the chunk
+     * reached the end. {@code countedAhead}: the step after this one, with this request in it, is
+     * queued, and the scheduler already counts the token.
+     */
+    private void deliver(Entry entry, StepPlan.Chunk chunk, Batch.Segment segment, Batch.Output output, int vocab,
+            boolean countedAhead) {
         float[] logits = output.logits();
         if (logits == null && (segment.logits() == Batch.Logits.GREEDY || segment.logits() == Batch.Logits.SAMPLE)) {
             if (output.token() < 0) {
                 throw new IllegalStateException("the logits hold NaN or +infinity, or are all -infinity");
             }
             if (entry.active.acceptNextToken(output.token())) {
-                scheduler.finish(entry.scheduled);
-                entries.remove(entry.scheduled);
-            } else {
+                if (countedAhead) {
+                    entry.finishing = true;
+                } else {
+                    scheduler.finish(entry.scheduled);
+                    entries.remove(entry.scheduled);
+                }
+            } else if (!countedAhead) {
                 entry.scheduled.appendToken();
             }
             return;

@@ -3,6 +3,7 @@ package dev.coil.engine.sched;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 
 /**
  * Continuous batching at the iteration level, first come first served. Each step takes the running
@@ -119,10 +120,54 @@ public final class Scheduler {
         return new StepPlan(List.copyOf(chunks), List.copyOf(preempted), List.copyOf(rejected));
     }
 
-    /** The plan's chunks were computed: advance each request and let the cache index what it now holds. */
+    /**
+     * The step after {@code previous}, planned before the tokens {@code previous} generates are known
+     * (the backend feeds them on the device): one more position for each of its requests but those
+     * in {@code ending} (whose token ends them), with the token still to come counted. Null,
+     * changing nothing but blocks it added, unless nothing waits, the running requests are
+     * {@code previous}'s in its order, each has just computed its last token (call {@link #complete}
+     * on {@code previous} first), some go on, and each gets the block its next position needs without
+     * a preemption.
+     */
+    public StepPlan planAhead(StepPlan previous, Set<ScheduledRequest> ending) {
+        List<StepPlan.Chunk> chunks = previous.chunks();
+        if (!waiting.isEmpty() || chunks.size() != running.size() || ending.size() >= chunks.size()) {
+            return null;
+        }
+        List<ScheduledRequest> going = new ArrayList<>(chunks.size());
+        for (int i = 0; i < chunks.size(); i++) {
+            ScheduledRequest request = chunks.get(i).request();
+            if (running.get(i) != request || request.computed() != request.tokenCount()
+                    || chunks.get(i).end() != request.computed()) {
+                return null;
+            }
+            if (!ending.contains(request)) {
+                going.add(request);
+            }
+        }
+        for (ScheduledRequest request : going) {
+            if (!cache.ensureBlocks(request, request.computed() + 1)) {
+                return null;
+            }
+        }
+        List<StepPlan.Chunk> ahead = new ArrayList<>(going.size());
+        for (ScheduledRequest request : going) {
+            request.appendToken();
+            ahead.add(new StepPlan.Chunk(request, request.computed(), 1));
+        }
+        return new StepPlan(List.copyOf(ahead), List.of(), List.of());
+    }
+
+    /**
+     * The plan's chunks were computed: advance each request still running and let the cache index
+     * what it now holds.
+     */
     public void complete(StepPlan plan) {
         for (StepPlan.Chunk chunk : plan.chunks()) {
             ScheduledRequest request = chunk.request();
+            if (!running.contains(request)) {
+                continue; // cancelled or failed while its step was queued: its blocks are gone
+            }
             request.setComputed(chunk.end());
             cache.computed(request, chunk.start(), chunk.end());
         }

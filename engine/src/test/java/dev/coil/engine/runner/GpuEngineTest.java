@@ -62,6 +62,63 @@ class GpuEngineTest {
 
     @ParameterizedTest(name = "{0}")
     @MethodSource("models")
+    void stepsQueuedAheadGiveTheTokensOfStepsOneAtATime(String fixture) throws Exception {
+        int vocab = TestModels.load(fixture).config().vocabSize();
+        List<int[]> prompts = List.of(prompt(vocab, 37, 61), prompt(vocab, 20, 62), prompt(vocab, 53, 63));
+        List<Integer> first = runAhead(fixture, false, prompts.stream().map(ids -> greedy(ids, 12, -1)).toList())
+                .getFirst().tokens();
+        // The first request again, stopping on a token it generates while the steps run ahead.
+        int stop = 3;
+        while (stop < first.size() && first.subList(0, stop).contains(first.get(stop))) {
+            stop++;
+        }
+        if (stop == first.size()) {
+            stop = 0; // it repeats a few ids: stop on the first
+        }
+        List<EngineRequest> requests = new ArrayList<>(prompts.stream().map(ids -> greedy(ids, 9 + ids.length % 5, -1))
+                .toList());
+        requests.add(new EngineRequest(prompts.getFirst(), SamplingParams.greedy().withMaxTokens(12)
+                .withStopTokenIds(java.util.Set.of(first.get(stop))), true, -1, -1));
+        List<EngineRuns.Outcome> oneAtATime = runAhead(fixture, false, requests);
+        List<EngineRuns.Outcome> ahead = runAhead(fixture, true, requests);
+        for (int i = 0; i < requests.size(); i++) {
+            assertThat(ahead.get(i).tokens()).as("request %d", i).isEqualTo(oneAtATime.get(i).tokens());
+            assertThat(ahead.get(i).finished().reason()).isEqualTo(oneAtATime.get(i).finished().reason());
+        }
+        assertThat(ahead.getLast().tokens()).hasSize(stop);
+    }
+
+    /** The requests submitted together to an engine with steps queued ahead or not; checks the cache is left empty. */
+    private static List<EngineRuns.Outcome> runAhead(String fixture, boolean ahead, List<EngineRequest> requests)
+            throws InterruptedException {
+        System.setProperty(GpuBackend.RUN_AHEAD_PROPERTY, Boolean.toString(ahead));
+        Engine engine;
+        try {
+            engine = start(fixture, EngineTest.SMALL, true);
+        } finally {
+            System.clearProperty(GpuBackend.RUN_AHEAD_PROPERTY);
+        }
+        try (engine) {
+            List<RequestStream> streams = requests.stream().map(engine::submit).toList();
+            List<EngineRuns.Outcome> outcomes = streams.stream().map(EngineRuns::collect).toList();
+            for (EngineRuns.Outcome outcome : outcomes) {
+                assertThat(outcome.failed()).isNull();
+            }
+            EngineStats stats = EngineRuns.settledStats(engine);
+            assertThat(stats.kvBlocksInUse()).isZero();
+            assertThat(stats.stateSlotsInUse()).isZero();
+            GpuBackend backend = backendOf(engine);
+            if (ahead) {
+                assertThat(backend.fedSteps()).as("steps fed on the device").isPositive();
+            } else {
+                assertThat(backend.fedSteps()).isZero();
+            }
+            return outcomes;
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("models")
     void bf16CacheGivesTheF32CachesTokens(String fixture) throws Exception {
         int vocab = TestModels.load(fixture).config().vocabSize();
         List<int[]> prompts = List.of(prompt(vocab, 29, 41), prompt(vocab, 44, 42));

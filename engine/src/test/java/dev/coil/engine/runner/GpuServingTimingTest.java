@@ -59,7 +59,11 @@ class GpuServingTimingTest {
             Run.greedy("greedy, products through cuBLAS", 1, 2, 4).without(GemvKernel.PROPERTY),
             Run.greedy("greedy, products without programmatic launch", 1, 2).without(Kernel.PROGRAMMATIC_PROPERTY),
             new Run("greedy, few-rows products up to 8 rows", new int[] {2, 4}, SamplingParams.greedy(), true,
-                    List.of(), GemvKernel.KERNEL_ROWS, false));
+                    List.of(), GemvKernel.KERNEL_ROWS, false),
+            Run.greedy("greedy, each step read before the next is queued", 1, 64)
+                    .without(GpuBackend.RUN_AHEAD_PROPERTY),
+            new Run("greedy, each step read before the next is queued", new int[] {1}, SamplingParams.greedy(), true,
+                    List.of(GpuBackend.RUN_AHEAD_PROPERTY), 0, true));
 
     /** Whether run `index` is among those -Dcoil.bench.runs=0,3 names (every run when unset), for profiling one. */
     private static boolean selected(int index) {

@@ -15,10 +15,12 @@ public final class ArgmaxKernel {
 
     private final Kernel kernel;
     private final Kernel divide;
+    private final Kernel feed;
 
     public ArgmaxKernel(KernelModule module) {
         this.kernel = module.kernel("logits_argmax_f32").waitsForPreviousKernel();
         this.divide = module.kernel("logits_divide_f32");
+        this.feed = module.kernel("feed_greedy_tokens");
     }
 
     /** x[i] /= divisor for i &lt; count, rounded as Java's float division. */
@@ -43,4 +45,19 @@ public final class ArgmaxKernel {
             kernel.launch(stream, rows, 1, 1, THREADS, 0, logits, vocab, out);
         }
     }
+
+    /**
+     * ids[pairs[2p]] = max(tokens[pairs[2p + 1]], 0) for p &lt; count: the greedy tokens of one step
+     * (this kernel's {@link #launch} output) become ids of the next step on the device. tokens, pairs,
+     * ids: int32.
+     */
+    public void feed(CudaStream stream, DeviceBuffer tokens, DeviceBuffer pairs, int count, DeviceBuffer ids) {
+        RowKernels.requireNonNegative(count, "count");
+        pairs.requireBytes(8L * count, "pairs");
+        if (count > 0) {
+            feed.launch(stream, Kernel.blocksFor(count, FEED_THREADS), 1, 1, FEED_THREADS, 0, tokens, pairs, count, ids);
+        }
+    }
+
+    private static final int FEED_THREADS = 128;
 }

@@ -30,12 +30,18 @@ public final class GpuBackend implements Backend {
      * ({@link dev.coil.engine.gpu.DecodeTrace}), for {@link #stepTrace}. Off by default.
      */
     public static final String TRACE_PROPERTY = "coil.cuda.traceSteps";
+    /**
+     * System property turning off the queueing of each greedy decode step before the tokens of the
+     * one before are read ({@code -Dcoil.cuda.runAhead=false}); on by default.
+     */
+    public static final String RUN_AHEAD_PROPERTY = "coil.cuda.runAhead";
 
     private final LoadedModel loaded;
     private final CudaDevice device;
     private final GpuWeights weights;
     private final DeviceKernels kernels;
     private final boolean graphs;
+    private final boolean runAhead = !"false".equalsIgnoreCase(System.getProperty(RUN_AHEAD_PROPERTY, "true"));
     private final boolean deviceSampling = !"false".equalsIgnoreCase(System.getProperty(SAMPLING_PROPERTY, "true"));
     private DeviceStateStore store;
     private GpuStep step;
@@ -100,6 +106,21 @@ public final class GpuBackend implements Backend {
         return step.forward(batch);
     }
 
+    /**
+     * True unless {@code -Dcoil.cuda.runAhead=false} or the model's logits divisor is not positive
+     * (greedy tokens then come back as logits): the engine queues decode step n+1, its tokens taken
+     * from step n's argmax on the device, before it reads step n.
+     */
+    @Override
+    public boolean feedsTokensOnDevice() {
+        return runAhead && loaded.config().logitsDivisor() > 0f;
+    }
+
+    @Override
+    public Submitted submit(Batch batch) {
+        return step.submit(batch);
+    }
+
     /** Host time per step so far: preparing, queueing, waiting for the device, reading results. */
     public String stepProfile() {
         return step == null ? "no steps" : step.profile();
@@ -108,6 +129,11 @@ public final class GpuBackend implements Backend {
     /** The traced decode steps' per-kernel median µs ({@link #TRACE_PROPERTY}), or null when none were traced. */
     public String stepTrace() {
         return step == null ? null : step.traceReport();
+    }
+
+    /** Steps so far whose tokens were fed from the step before on the device ({@link #feedsTokensOnDevice}). */
+    public long fedSteps() {
+        return step == null ? 0 : step.fedSteps();
     }
 
     /** Decode steps replayed from a CUDA graph so far. */

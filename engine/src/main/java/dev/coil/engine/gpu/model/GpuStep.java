@@ -8,6 +8,7 @@ import dev.coil.engine.gpu.PinnedBuffer;
 import dev.coil.engine.gpu.kernels.GemvKernel;
 import dev.coil.engine.model.Batch;
 import dev.coil.engine.model.ModelConfig;
+import dev.coil.engine.runner.Backend;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
@@ -37,12 +38,20 @@ final class GpuStep implements AutoCloseable {
     private final int maxGraphRows;
     private final boolean deviceSampling;
     private final StepSampling sampling;
-    private PinnedBuffer staging;
+    /** Two sides, used in turn, so that one step can be queued while the host reads the one before. */
+    private final Side[] sides;
+    private int nextSide;
+    /** Submitted steps whose outputs were not read yet: at most two. */
+    private int unread;
+    /** The last submitted step's greedy tokens on the device ("model.tokens"), or null when it picked none. */
+    private DeviceBuffer previousTokens;
+    /** Per segment of the last submitted batch: the row of its greedy token in previousTokens, or -1. */
+    private int[] previousTokenRows = new int[0];
     private PinnedBuffer logitsHost;
-    private PinnedBuffer tokensHost;
     private long pinnedAllocations;
     private boolean graphsFailed;
     private long replays;
+    private long fedSteps;
     private long steps;
     private long prepareNanos;
     private long launchNanos;
@@ -52,8 +61,6 @@ final class GpuStep implements AutoCloseable {
     private double replayDeviceMillis;
     /** Whether replays are timed on the device ({@link GpuBackend#STEP_TIMING_PROPERTY}). */
     private final boolean timeReplays = Boolean.getBoolean(GpuBackend.STEP_TIMING_PROPERTY);
-    private CudaEvent replayStart;
-    private CudaEvent replayEnd;
     /** Replays before tracing starts ({@link GpuBackend#TRACE_PROPERTY}): the JVM and the clocks warm. */
     static final int TRACE_AFTER = 32;
     private final int traceSteps = Integer.getInteger(GpuBackend.TRACE_PROPERTY, 0);
@@ -71,6 +78,8 @@ final class GpuStep implements AutoCloseable {
         this.maxGraphRows = maxGraphRows;
         this.deviceSampling = deviceSampling;
         this.sampling = new StepSampling(config, kernels);
+        kernels.device.makeCurrent();
+        this.sides = new Side[] {new Side(), new Side()};
     }
 
     /**
@@ -80,8 +89,9 @@ final class GpuStep implements AutoCloseable {
     String profile() {
         double n = Math.max(1, steps);
         double r = Math.max(1, replays);
-        return String.format("%d steps, µs per step: prepare %.0f, queue %.0f, wait %.0f, read %.0f; per replayed step:"
-                + " graph launch %.0f µs on the host, %s on the device", steps, prepareNanos / n / 1e3,
+        return String.format("%d steps (%d fed on the device), µs per step: prepare %.0f, queue %.0f, wait %.0f, read"
+                + " %.0f; per replayed step: graph launch %.0f µs on the host, %s on the device", steps, fedSteps,
+                prepareNanos / n / 1e3,
                 launchNanos / n / 1e3, waitNanos / n / 1e3, splitNanos / n / 1e3, replayLaunchNanos / r / 1e3,
                 timeReplays ? String.format("%.0f µs", replayDeviceMillis / r * 1e3) : "not timed");
     }
@@ -96,10 +106,30 @@ final class GpuStep implements AutoCloseable {
         return replays;
     }
 
+    /** Steps so far that took some of their tokens from the step before on the device. */
+    long fedSteps() {
+        return fedSteps;
+    }
+
     List<Batch.Output> forward(Batch batch) {
+        return submit(batch).outputs();
+    }
+
+    /**
+     * Queues one step and returns before it has run; the sequences advance now. A fed segment takes
+     * the greedy token the previous submitted batch chose for its segment, on the device. At most two
+     * steps are unread at a time, and only a step that returns no logits may be queued behind another.
+     */
+    Submitted submit(Batch batch) {
         long start = System.nanoTime();
         kernels.device.makeCurrent();
+        if (unread >= 2) {
+            throw new IllegalStateException("two steps are queued already: read the first one's outputs");
+        }
         for (int s = 0; s < batch.size(); s++) {
+            if (batch.segment(s).fed()) {
+                continue;
+            }
             for (int id : batch.segment(s).tokens()) {
                 if (id < 0 || id >= config.vocabSize()) {
                     throw new IllegalArgumentException(
@@ -121,21 +151,33 @@ final class GpuStep implements AutoCloseable {
                 : StepLayout.of(batch, store.blockSize(), store.paddingSlot(), store.paddingBlock(), 0, 0);
 
         int logitRows = logitRows(layout);
-        ensurePinned(4L * layout.packed.length, 4L * logitRows * config.vocabSize(), 4L * logitRows);
-        MemorySegment.copy(layout.packed, 0, staging.segment(), ValueLayout.JAVA_INT, 0, layout.packed.length);
-        DeviceBuffer inputs = kernels.scratch.floats("step.inputs", layout.packed.length);
-        inputs.copyFromAsync(staging, 0, 0, 4L * layout.packed.length, kernels.stream);
+        boolean logitsBack = needsLogits(layout);
+        if (logitsBack && unread > 0) {
+            throw new IllegalStateException("a step that returns logits is queued only once the steps before it are read");
+        }
+        int[] feed = feedPairs(layout);
+        Side side = sides[nextSide];
+        ensurePinned(side, 4L * (layout.packed.length + feed.length), 4L * logitRows * config.vocabSize(),
+                4L * logitRows);
+        MemorySegment.copy(layout.packed, 0, side.staging.segment(), ValueLayout.JAVA_INT, 0, layout.packed.length);
+        MemorySegment.copy(feed, 0, side.staging.segment(), ValueLayout.JAVA_INT, 4L * layout.packed.length,
+                feed.length);
+        // Room for the feed pairs always, so that the buffer (which captured graphs read) keeps its size.
+        DeviceBuffer inputs = kernels.scratch.floats("step.inputs", layout.packed.length + 2L * layout.rows);
+        inputs.copyFromAsync(side.staging, 0, 0, 4L * (layout.packed.length + feed.length), kernels.stream);
+        if (feed.length > 0) {
+            fedSteps++;
+            kernels.argmax.feed(kernels.stream, previousTokens, inputs.floatSlice(layout.packed.length, feed.length),
+                    feed.length / 2, inputs.floatSlice(layout.idsOffset(), layout.rows));
+        }
         long prepared = System.nanoTime();
 
         boolean replayed = false;
         if (graphed) {
             DecodeGraphs.Key key = new DecodeGraphs.Key(layout.rows, layout.tableStride);
             if (timeReplays) {
-                if (replayStart == null) {
-                    replayStart = kernels.device.newEvent();
-                    replayEnd = kernels.device.newEvent();
-                }
-                replayStart.record(kernels.stream);
+                side.timing();
+                side.replayStart.record(kernels.stream);
             }
             if (traceSteps > 0 && tracedFrom < 0 && replays == TRACE_AFTER) {
                 trace = new DecodeTrace(kernels.device.kernels());
@@ -147,7 +189,7 @@ final class GpuStep implements AutoCloseable {
             if (replayed) {
                 replayLaunchNanos += System.nanoTime() - beforeReplay;
                 if (timeReplays) {
-                    replayEnd.record(kernels.stream);
+                    side.replayEnd.record(kernels.stream);
                 }
                 replays++;
             } else {
@@ -160,34 +202,116 @@ final class GpuStep implements AutoCloseable {
         } else {
             run(layout, inputs, logitRows);
         }
-        if (needsLogits(layout)) {
+        if (logitsBack) {
             long logitFloats = (long) logitRows * config.vocabSize();
             kernels.scratch.floats("model.logits", logitFloats).copyToAsync(logitsHost, 0, 0, 4 * logitFloats,
                     kernels.stream);
         }
+        boolean picksGreedy = config.logitsDivisor() > 0f && logitRows > 0;
+        previousTokens = null;
+        if (picksGreedy) {
+            previousTokens = kernels.scratch.floats("model.tokens", logitRows);
+            previousTokens.copyToAsync(side.tokensHost, 0, 0, 4L * logitRows, kernels.stream);
+        }
         if (deviceSampling && StepSampling.hasSampledRows(layout)) {
-            sampling.draw(layout, logitRows, tokensHost);
+            sampling.draw(layout, logitRows, side.tokensHost);
         }
+        side.done.record(kernels.stream);
+        previousTokenRows = tokenRows(layout, picksGreedy);
+        for (int s = 0; s < batch.size(); s++) {
+            batch.segment(s).sequence().advance(batch.tokens(s));
+        }
+        nextSide ^= 1;
+        unread++;
         long launched = System.nanoTime();
-        kernels.stream.synchronize();
-        long done = System.nanoTime();
-        if (replayed && timeReplays) {
-            replayDeviceMillis += replayEnd.millisSince(replayStart);
-        }
-        if (trace != null && traceReport == null && replays - tracedFrom == traceSteps) {
-            trace.stop(kernels.stream);
-            kernels.stream.synchronize();
-            List<DecodeTrace.Wait> waits = trace.read();
-            String report = DecodeTrace.medianReport(waits);
-            traceReport = report != null ? report : "no steps recorded";
-        }
-        List<Batch.Output> outputs = split(layout);
         steps++;
         prepareNanos += prepared - start;
         launchNanos += launched - prepared;
-        waitNanos += done - launched;
-        splitNanos += System.nanoTime() - done;
-        return outputs;
+        return new Submitted(layout, side, replayed);
+    }
+
+    /** A queued step: its outputs once the device is done with it. */
+    final class Submitted implements Backend.Submitted {
+        private final StepLayout layout;
+        private final Side side;
+        private final boolean replayed;
+        private boolean read;
+
+        private Submitted(StepLayout layout, Side side, boolean replayed) {
+            this.layout = layout;
+            this.side = side;
+            this.replayed = replayed;
+        }
+
+        @Override
+        public List<Batch.Output> outputs() {
+            if (read) {
+                throw new IllegalStateException("a step's outputs are read once");
+            }
+            read = true;
+            unread--;
+            long waiting = System.nanoTime();
+            kernels.device.makeCurrent();
+            side.done.synchronize();
+            long done = System.nanoTime();
+            if (replayed && timeReplays) {
+                replayDeviceMillis += side.replayEnd.millisSince(side.replayStart);
+            }
+            if (trace != null && traceReport == null && replays - tracedFrom >= traceSteps) {
+                trace.stop(kernels.stream);
+                kernels.stream.synchronize();
+                List<DecodeTrace.Wait> waits = trace.read();
+                String report = DecodeTrace.medianReport(waits);
+                traceReport = report != null ? report : "no steps recorded";
+            }
+            List<Batch.Output> outputs = split(layout, side);
+            waitNanos += done - waiting;
+            splitNanos += System.nanoTime() - done;
+            return outputs;
+        }
+    }
+
+    /**
+     * Pairs (row of the step's ids, row of the previous step's greedy tokens) for the fed segments,
+     * flattened; empty when none is fed.
+     */
+    private int[] feedPairs(StepLayout layout) {
+        int fed = 0;
+        for (int k = 0; k < layout.order.length; k++) {
+            fed += layout.segment(k).fed() ? 1 : 0;
+        }
+        int[] pairs = new int[2 * fed];
+        int at = 0;
+        for (int k = 0; k < layout.order.length; k++) {
+            Batch.Segment segment = layout.segment(k);
+            if (!segment.fed()) {
+                continue;
+            }
+            int previous = segment.previousSegment();
+            if (previousTokens == null || previous >= previousTokenRows.length || previousTokenRows[previous] < 0) {
+                throw new IllegalStateException("segment " + layout.order[k] + " is fed from segment " + previous
+                        + " of the previous step, which picked no greedy token on the device");
+            }
+            pairs[at++] = layout.firstRow[k];
+            pairs[at++] = previousTokenRows[previous];
+        }
+        return pairs;
+    }
+
+    /** Per batch segment: the row of its greedy token in "model.tokens", or -1 when it asked for none. */
+    private static int[] tokenRows(StepLayout layout, boolean picksGreedy) {
+        int[] rows = new int[layout.batch.size()];
+        Arrays.fill(rows, -1);
+        int row = 0;
+        for (int k = 0; k < layout.order.length; k++) {
+            Batch.Segment segment = layout.segment(k);
+            int wanted = layout.decodesOnly() ? 1 : wantedRows(segment);
+            if (picksGreedy && segment.logits() == Batch.Logits.GREEDY) {
+                rows[layout.order[k]] = row + wanted - 1;
+            }
+            row += wanted;
+        }
+        return rows;
     }
 
     private void capture(DecodeGraphs.Key key, StepLayout layout, DeviceBuffer inputs, int logitRows) {
@@ -274,13 +398,15 @@ final class GpuStep implements AutoCloseable {
         greedyTokens(logits, logitRows);
     }
 
-    /** Each row's greedy token, copied to pinned memory (with a positive logits divisor). */
+    /**
+     * Each row's greedy token in "model.tokens" (with a positive logits divisor), which the caller
+     * copies to the host and the next step may take its tokens from.
+     */
     private void greedyTokens(DeviceBuffer logits, int logitRows) {
         if (config.logitsDivisor() > 0f) {
             // A positive divisor does not move the argmax; the tokens come from the undivided logits.
             DeviceBuffer tokens = kernels.scratch.floats("model.tokens", logitRows);
             kernels.argmax.launch(kernels.stream, logits, logitRows, config.vocabSize(), tokens);
-            tokens.copyToAsync(tokensHost, 0, 0, 4L * logitRows, kernels.stream);
         }
     }
 
@@ -318,7 +444,8 @@ final class GpuStep implements AutoCloseable {
     }
 
     /** Per batch segment, in the batch's order: its logits from pinned memory, divided by the divisor. */
-    private List<Batch.Output> split(StepLayout layout) {
+    private List<Batch.Output> split(StepLayout layout, Side side) {
+        PinnedBuffer tokensHost = side.tokensHost;
         int vocab = config.vocabSize();
         Batch.Output[] results = new Batch.Output[layout.batch.size()];
         Arrays.fill(results, Batch.Output.ofLogits(null));
@@ -343,16 +470,43 @@ final class GpuStep implements AutoCloseable {
             }
             row += wanted;
         }
-        for (int s = 0; s < layout.batch.size(); s++) {
-            layout.batch.segment(s).sequence().advance(layout.batch.tokens(s));
-        }
         return Arrays.asList(results);
     }
 
-    private void ensurePinned(long inputBytes, long logitBytes, long tokenBytes) {
-        tokensHost = grown(tokensHost, tokenBytes, 1 << 12, true);
-        staging = grown(staging, inputBytes, 1 << 16, false);
+    private void ensurePinned(Side side, long inputBytes, long logitBytes, long tokenBytes) {
+        side.tokensHost = grown(side.tokensHost, tokenBytes, 1 << 12, false);
+        side.staging = grown(side.staging, inputBytes, 1 << 16, false);
         logitsHost = grown(logitsHost, logitBytes, 1 << 16, true);
+    }
+
+    /** One side of the step's host buffers and events. */
+    private final class Side {
+        PinnedBuffer staging;
+        PinnedBuffer tokensHost;
+        final CudaEvent done = kernels.device.newEvent();
+        CudaEvent replayStart;
+        CudaEvent replayEnd;
+
+        void timing() {
+            if (replayStart == null) {
+                replayStart = kernels.device.newEvent();
+                replayEnd = kernels.device.newEvent();
+            }
+        }
+
+        void close() {
+            done.close();
+            if (replayStart != null) {
+                replayStart.close();
+                replayEnd.close();
+            }
+            if (staging != null) {
+                staging.close();
+            }
+            if (tokensHost != null) {
+                tokensHost.close();
+            }
+        }
     }
 
     /**
@@ -380,18 +534,11 @@ final class GpuStep implements AutoCloseable {
         if (graphs != null) {
             graphs.close();
         }
-        if (replayStart != null) {
-            replayStart.close();
-            replayEnd.close();
-        }
-        if (staging != null) {
-            staging.close();
+        for (Side side : sides) {
+            side.close();
         }
         if (logitsHost != null) {
             logitsHost.close();
-        }
-        if (tokensHost != null) {
-            tokensHost.close();
         }
     }
 }

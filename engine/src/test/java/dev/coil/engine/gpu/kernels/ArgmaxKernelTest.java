@@ -67,4 +67,23 @@ class ArgmaxKernelTest {
             assertThat(actual[1]).isEqualTo(-1);
         }
     }
+
+    @org.junit.jupiter.api.Test
+    void feedsTheChosenTokensToTheNextStepsIds() {
+        // Step n's tokens (a refused row gives -1), and step n+1's ids: rows 0, 2, 3 and 5 take
+        // tokens of rows 4, 0, 1 and 3; rows 1 and 4 keep the ids the host wrote.
+        int[] tokens = {17, 5, 900, -1, 42};
+        int[] pairs = {0, 4, 2, 0, 3, 1, 5, 3};
+        int[] ids = {7, 8, 9, 10, 11, 12};
+        int[] expected = {42, 8, 17, 5, 11, 0};
+        try (DeviceScope scope = GpuFixture.scope()) {
+            DeviceBuffer out = scope.upload(ids);
+            new ArgmaxKernel(GpuFixture.kernels()).feed(scope.stream(), scope.upload(tokens), scope.upload(pairs), 4,
+                    out);
+            scope.stream().synchronize();
+            int[] actual = new int[ids.length];
+            out.copyTo(actual);
+            assertThat(actual).containsExactly(expected);
+        }
+    }
 }

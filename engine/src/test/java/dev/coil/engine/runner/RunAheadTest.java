@@ -1,0 +1,174 @@
+package dev.coil.engine.runner;
+
+import static dev.coil.engine.runner.EngineRuns.concat;
+import static dev.coil.engine.runner.EngineRuns.greedy;
+import static dev.coil.engine.runner.EngineRuns.prompt;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.coil.engine.cache.CacheSizing;
+import dev.coil.engine.cache.StateStore;
+import dev.coil.engine.model.Batch;
+import dev.coil.engine.model.SequenceState;
+import dev.coil.engine.model.TestModels;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Decode steps queued ahead of their tokens ({@link Backend#feedsTokensOnDevice}): the engine's
+ * requests end exactly as with steps run one at a time, including requests that end on a stop id
+ * while the step behind them is queued, and the cache they leave (blocks, slots, the prefix cache's
+ * snapshot) is the same as theirs would be.
+ */
+class RunAheadTest {
+
+    /**
+     * The CPU backend, feeding a fed segment the greedy token the previous batch chose for its
+     * source segment, as the GPU's does on the device. Steps run at submission; what is under test is
+     * the engine's bookkeeping around them.
+     */
+    static final class Feeding implements Backend {
+        final DeviceGreedyPathTest.TokensOnly tokens = new DeviceGreedyPathTest.TokensOnly();
+        final AtomicInteger fedSegments = new AtomicInteger();
+        int[] previous = new int[0];
+
+        @Override
+        public String description() {
+            return "cpu, tokens fed to the next step";
+        }
+
+        @Override
+        public long freeMemoryBytes() {
+            return tokens.freeMemoryBytes();
+        }
+
+        @Override
+        public StateStore newStateStore(CacheSizing sizing) {
+            return tokens.newStateStore(sizing);
+        }
+
+        @Override
+        public SequenceState newSequence(StateStore store, int slot) {
+            return tokens.newSequence(store, slot);
+        }
+
+        @Override
+        public boolean feedsTokensOnDevice() {
+            return true;
+        }
+
+        @Override
+        public List<Batch.Output> forward(Batch batch) {
+            return submit(batch).outputs();
+        }
+
+        @Override
+        public Submitted submit(Batch batch) {
+            List<Batch.Segment> resolved = new ArrayList<>(batch.size());
+            for (int s = 0; s < batch.size(); s++) {
+                Batch.Segment segment = batch.segment(s);
+                if (segment.fed()) {
+                    int token = previous[segment.previousSegment()];
+                    assertThat(token).as("the fed segment's source picked a greedy token").isGreaterThanOrEqualTo(0);
+                    segment = new Batch.Segment(segment.sequence(), new int[] {token}, 0, segment.logits());
+                    fedSegments.incrementAndGet();
+                }
+                resolved.add(segment);
+            }
+            List<Batch.Output> outputs = tokens.forward(new Batch(resolved));
+            previous = new int[batch.size()];
+            Arrays.fill(previous, -1);
+            for (int s = 0; s < batch.size(); s++) {
+                if (batch.segment(s).logits() == Batch.Logits.GREEDY) {
+                    previous[s] = outputs.get(s).token();
+                }
+            }
+            return () -> outputs;
+        }
+
+        @Override
+        public void close() {
+        }
+    }
+
+    private static List<EngineRuns.Outcome> runTogether(Engine engine, List<EngineRequest> requests) {
+        List<RequestStream> streams = requests.stream().map(engine::submit).toList();
+        return streams.stream().map(EngineRuns::collect).toList();
+    }
+
+    @Test
+    void requestsQueuedAheadEndAsStepsRunOneAtATime() throws InterruptedException {
+        LoadedModel model = TestModels.load("granitemoehybrid");
+        int vocab = model.config().vocabSize();
+        int[] stopPrompt = prompt(vocab, 21, 7);
+        List<Integer> plain;
+        try (Engine engine = Engine.start(model, EngineTest.OPS, EngineTest.SMALL)) {
+            plain = EngineRuns.run(engine, greedy(stopPrompt, 12, -1)).tokens();
+        }
+        // A request that stops on its fifth token, while the step after it is queued.
+        int stopId = plain.get(4);
+        assertThat(plain.subList(0, 4)).as("the stop id is the first occurrence").doesNotContain(stopId);
+        List<EngineRequest> requests = List.of(greedy(prompt(vocab, 23, 1), 9, -1),
+                greedy(prompt(vocab, 40, 2), 17, -1), greedy(prompt(vocab, 5, 3), 1, -1),
+                new EngineRequest(stopPrompt, SamplingParams.greedy().withMaxTokens(12).withStopTokenIds(Set.of(stopId)),
+                        true, -1, -1),
+                greedy(prompt(vocab, 33, 4), 5, 2), greedy(prompt(vocab, 12, 5), 6, -1));
+        List<EngineRuns.Outcome> expected;
+        try (Engine engine = Engine.start(model, EngineTest.OPS, EngineTest.SMALL)) {
+            expected = runTogether(engine, requests);
+        }
+        Feeding backend = new Feeding();
+        try (Engine engine = Engine.start(model, backend, EngineTest.SMALL)) {
+            List<EngineRuns.Outcome> outcomes = runTogether(engine, requests);
+            for (int i = 0; i < requests.size(); i++) {
+                assertThat(outcomes.get(i).failed()).as("request %d", i).isNull();
+                assertThat(outcomes.get(i).tokens()).as("request %d", i).isEqualTo(expected.get(i).tokens());
+                assertThat(outcomes.get(i).logprobs()).hasSameSizeAs(expected.get(i).logprobs());
+                assertThat(outcomes.get(i).finished().reason()).isEqualTo(expected.get(i).finished().reason());
+            }
+            assertThat(outcomes.get(3).tokens()).hasSize(4);
+            EngineStats stats = EngineRuns.settledStats(engine);
+            assertThat(stats.kvBlocksInUse()).as("blocks left behind").isZero();
+            assertThat(stats.stateSlotsInUse()).as("slots left behind").isZero();
+        }
+        // How many depends on when the requests reach the step thread (an arrival drains the queue).
+        assertThat(backend.fedSegments.get()).as("decode steps queued ahead").isGreaterThan(0);
+    }
+
+    @Test
+    void aRequestEndingWhileTheNextStepIsQueuedLeavesAReusablePrefix() {
+        LoadedModel model = TestModels.load("granitemoehybrid");
+        int vocab = model.config().vocabSize();
+        int[] first = prompt(vocab, 37, 11);
+        List<Integer> plain;
+        try (Engine engine = Engine.start(model, EngineTest.OPS, EngineTest.SMALL)) {
+            plain = EngineRuns.run(engine, greedy(first, 20, -1)).tokens();
+        }
+        int stopId = plain.get(6);
+        assertThat(plain.subList(0, 6)).doesNotContain(stopId);
+        EngineRequest firstTurn = new EngineRequest(first,
+                SamplingParams.greedy().withMaxTokens(20).withStopTokenIds(Set.of(stopId)), true, -1, -1);
+        // The next turn: the first prompt, its answer, the stop id the model produced, then more.
+        int[] answer = plain.subList(0, 7).stream().mapToInt(Integer::intValue).toArray();
+        int[] second = concat(concat(first, answer), prompt(vocab, 9, 12));
+        EngineRuns.Outcome expected;
+        try (Engine engine = Engine.start(model, EngineTest.OPS, EngineTest.SMALL.withPrefixCaching(false))) {
+            expected = EngineRuns.run(engine, greedy(second, 8, -1));
+        }
+        Feeding backend = new Feeding();
+        try (Engine engine = Engine.start(model, backend, EngineTest.SMALL)) {
+            EngineRuns.Outcome turn = EngineRuns.run(engine, firstTurn);
+            assertThat(turn.tokens()).isEqualTo(plain.subList(0, 6));
+            EngineRuns.Outcome next = EngineRuns.run(engine, greedy(second, 8, -1));
+            assertThat(next.tokens()).isEqualTo(expected.tokens());
+            // Everything up to and with the stop id, which the step queued behind the end computed.
+            assertThat(next.finished().usage().cachedPromptTokens()).isEqualTo(first.length + answer.length);
+        }
+        // Every token after the first of each turn was fed: 6 in the first turn and the row queued
+        // behind its stop id, then 7 in the second.
+        assertThat(backend.fedSegments.get()).isEqualTo(6 + 1 + 7);
+    }
+}

@@ -66,7 +66,8 @@ public final class Batch {
      *                        applies to them, not to generated tokens (HF clamps in prefill, not in its
      *                        cached decode step), so recomputing a sequence reproduces its first pass
      * @param previousSegment -1, or the index of a segment of the batch submitted just before this one
-     *                        whose greedy token is this segment's one token, not yet known to the host:
+     *                        whose chosen token (greedy or drawn) is this segment's one token, not yet
+     *                        known to the host:
      *                        a backend that feeds tokens on the device takes it from there (tokens then
      *                        holds a placeholder)
      */
@@ -81,9 +82,12 @@ public final class Batch {
             this(sequence, tokens, clampedTokens, logits, draw, -1);
         }
 
-        /** A one-token decode whose token is the greedy token the previous batch chose for its segment {@code previous}. */
-        public static Segment fedFrom(int previous, SequenceState sequence, Logits logits) {
-            return new Segment(sequence, new int[] {0}, 0, logits, null, previous);
+        /**
+         * A one-token decode whose token is the one the previous batch chose for its segment
+         * {@code previous} (a GREEDY or SAMPLE segment there), on the device.
+         */
+        public static Segment fedFrom(int previous, SequenceState sequence, Logits logits, Draw draw) {
+            return new Segment(sequence, new int[] {0}, 0, logits, draw, previous);
         }
 
         /** True when the token comes from the previous batch's output on the device. */

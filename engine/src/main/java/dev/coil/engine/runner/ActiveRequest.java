@@ -33,6 +33,8 @@ final class ActiveRequest {
     private final TokenHistory history;
     /** The uniform number handed out with {@link #nextDraw} for the next token; NaN when none is pending. */
     private double pendingUniform = Double.NaN;
+    /** The uniform number of the token after the pending one, handed out by {@link #drawAhead}; NaN when none. */
+    private double aheadUniform = Double.NaN;
     private final StreamingDecoder decoder;
     private final StopMatcher stops;
     private final Set<String> paths = new LinkedHashSet<>();
@@ -229,6 +231,31 @@ final class ActiveRequest {
                 (float) sampling.repetitionPenalty(), seen, countIds, penalties, pendingUniform);
     }
 
+    /**
+     * True when a backend may draw this request's token after next before the next one is known:
+     * sampled, no penalties (their lists hold the generated tokens), no logprobs.
+     */
+    boolean canDrawAhead() {
+        SamplingParams sampling = request.sampling();
+        return !sampling.isGreedy() && request.logprobs() < 0 && sampling.repetitionPenalty() == 1
+                && sampling.presencePenalty() == 0 && sampling.frequencyPenalty() == 0 && maxTokens > 0;
+    }
+
+    /**
+     * The draw of the token after the one {@link #nextDraw} handed out, with the uniform number the
+     * sampler gives next (see {@link #canDrawAhead}); it becomes the pending draw once the token
+     * before is accepted.
+     */
+    Batch.Draw drawAhead() {
+        if (!canDrawAhead() || Double.isNaN(pendingUniform) || !Double.isNaN(aheadUniform)) {
+            throw new IllegalStateException(id + ": no draw to follow");
+        }
+        aheadUniform = sampler.nextUniform();
+        SamplingParams sampling = request.sampling();
+        return new Batch.Draw(sampling.temperature(), sampling.topK(), sampling.topP(), sampling.minP(), 1f,
+                new int[0], new int[0], new float[0], aheadUniform);
+    }
+
     /** As {@link #acceptNextLogits}, for a greedy token the backend picked (see {@link #needsOnlyGreedyToken}). */
     boolean acceptNextToken(int token) {
         return accept(null, token);
@@ -262,7 +289,8 @@ final class ActiveRequest {
         } else {
             token = sampler.sample(logits, history);
         }
-        pendingUniform = Double.NaN;
+        pendingUniform = aheadUniform;
+        aheadUniform = Double.NaN;
         if (firstTokenNanos == 0) {
             firstTokenNanos = System.nanoTime();
         }

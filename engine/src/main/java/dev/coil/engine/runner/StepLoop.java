@@ -29,9 +29,10 @@ import org.slf4j.LoggerFactory;
  * whose chunk reached their last token, and publish their events.
  *
  * <p>With a backend that {@linkplain Backend#feedsTokensOnDevice feeds tokens on the device}, a
- * step of greedy decodes is followed by the same requests' next step, queued before this one's
- * tokens are read: the device goes on while the host publishes. A request that turns out to have
- * finished keeps its cache until the step queued behind it is read, whose row for it is dropped.
+ * step whose tokens are all chosen there is followed by the same requests' next step, queued
+ * before this one's tokens are read: the device goes on while the host publishes. A request that
+ * turns out to have finished keeps its cache until the step queued behind it is read, whose row
+ * for it is dropped.
  */
 final class StepLoop implements Runnable {
 
@@ -244,7 +245,8 @@ final class StepLoop implements Runnable {
     /**
      * The requests of {@code current} whose token ends them (they finished, or the token is their
      * last by max_tokens) when the step after it can be queued before its tokens are read: every
-     * segment a greedy decode, nothing new to admit or cancel. Null when it cannot.
+     * segment's token chosen on the device (greedy, or drawn without penalties), nothing new to
+     * admit or cancel. Null when it cannot.
      */
     private Set<ScheduledRequest> endingAhead(Queued current) {
         if (!backend.feedsTokensOnDevice() || !inbox.isEmpty() || scheduler.waiting() > 0) {
@@ -253,8 +255,10 @@ final class StepLoop implements Runnable {
         Set<ScheduledRequest> ending = Collections.newSetFromMap(new IdentityHashMap<>());
         for (int i = 0; i < current.entries.size(); i++) {
             Entry entry = current.entries.get(i);
-            if (!current.plan.chunks().get(i).samples() || current.segments.get(i).logits() != Batch.Logits.GREEDY
-                    || entries.get(entry.scheduled) != entry || entry.active.cancelRequested()) {
+            Batch.Logits logits = current.segments.get(i).logits();
+            if (!current.plan.chunks().get(i).samples() || entries.get(entry.scheduled) != entry
+                    || entry.active.cancelRequested() || !(logits == Batch.Logits.GREEDY
+                    || (logits == Batch.Logits.SAMPLE && entry.active.canDrawAhead()))) {
                 return null;
             }
             if (entry.finishing || !entry.active.mayContinue()) {
@@ -289,7 +293,9 @@ final class StepLoop implements Runnable {
             }
             entry.sequence.setBlockTable(chunk.request().blockTable());
             entry.countedAhead = true;
-            segments.add(Batch.Segment.fedFrom(source, entry.sequence, Batch.Logits.GREEDY));
+            Batch.Logits logits = current.segments.get(source).logits();
+            segments.add(Batch.Segment.fedFrom(source, entry.sequence, logits,
+                    logits == Batch.Logits.SAMPLE ? entry.active.drawAhead() : null));
             scheduled.add(entry);
         }
         return submit(plan, segments, scheduled);

@@ -79,13 +79,18 @@ class GpuEngineTest {
                 .toList());
         requests.add(new EngineRequest(prompts.getFirst(), SamplingParams.greedy().withMaxTokens(12)
                 .withStopTokenIds(java.util.Set.of(first.get(stop))), true, -1, -1));
+        // Drawn on the device, seeded: the draw queued ahead takes the number the sampler gives next.
+        SamplingParams sampled = SamplingParams.builder().temperature(0.8).topP(0.95).maxTokens(11).build();
+        requests.add(new EngineRequest(prompts.get(1), sampled.withSeed(3L), true, -1, -1));
+        requests.add(new EngineRequest(prompts.get(2), sampled.withSeed(4L).withTemperature(1.0).withTopP(1.0), true,
+                -1, -1));
         List<EngineRuns.Outcome> oneAtATime = runAhead(fixture, false, requests);
         List<EngineRuns.Outcome> ahead = runAhead(fixture, true, requests);
         for (int i = 0; i < requests.size(); i++) {
             assertThat(ahead.get(i).tokens()).as("request %d", i).isEqualTo(oneAtATime.get(i).tokens());
             assertThat(ahead.get(i).finished().reason()).isEqualTo(oneAtATime.get(i).finished().reason());
         }
-        assertThat(ahead.getLast().tokens()).hasSize(stop);
+        assertThat(ahead.get(prompts.size()).tokens()).hasSize(stop);
     }
 
     /** The requests submitted together to an engine with steps queued ahead or not; checks the cache is left empty. */

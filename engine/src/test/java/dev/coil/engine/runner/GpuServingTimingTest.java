@@ -63,7 +63,8 @@ class GpuServingTimingTest {
             Run.greedy("greedy, each step read before the next is queued", 1, 64)
                     .without(GpuBackend.RUN_AHEAD_PROPERTY),
             new Run("greedy, each step read before the next is queued", new int[] {1}, SamplingParams.greedy(), true,
-                    List.of(GpuBackend.RUN_AHEAD_PROPERTY), 0, true));
+                    List.of(GpuBackend.RUN_AHEAD_PROPERTY), 0, true),
+            new Run("sampled on the device", new int[] {1}, SAMPLED, true, List.of(), 0, true));
 
     /** Whether run `index` is among those -Dcoil.bench.runs=0,3 names (every run when unset), for profiling one. */
     private static boolean selected(int index) {

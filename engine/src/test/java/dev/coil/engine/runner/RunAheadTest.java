@@ -73,16 +73,29 @@ class RunAheadTest {
                 if (segment.fed()) {
                     int token = previous[segment.previousSegment()];
                     assertThat(token).as("the fed segment's source picked a greedy token").isGreaterThanOrEqualTo(0);
-                    segment = new Batch.Segment(segment.sequence(), new int[] {token}, 0, segment.logits());
+                    segment = new Batch.Segment(segment.sequence(), new int[] {token}, 0, segment.logits(),
+                            segment.draw());
                     fedSegments.incrementAndGet();
                 }
                 resolved.add(segment);
             }
-            List<Batch.Output> outputs = tokens.forward(new Batch(resolved));
+            List<Batch.Output> outputs = new ArrayList<>(tokens.forward(new Batch(resolved)));
             previous = new int[batch.size()];
             Arrays.fill(previous, -1);
             for (int s = 0; s < batch.size(); s++) {
-                if (batch.segment(s).logits() == Batch.Logits.GREEDY) {
+                Batch.Segment segment = batch.segment(s);
+                if (segment.logits() == Batch.Logits.SAMPLE) {
+                    // Drawn here with the draw's own number, as the device draws.
+                    Batch.Draw draw = segment.draw();
+                    assertThat(draw.seenIds()).isEmpty();
+                    assertThat(draw.countIds()).isEmpty();
+                    SamplingParams params = SamplingParams.builder().temperature(draw.temperature()).topK(draw.topK())
+                            .topP(draw.topP()).minP(draw.minP()).build();
+                    int token = new Sampler(params).sample(outputs.get(s).logits(), new TokenHistory(new int[0]),
+                            draw.uniform());
+                    outputs.set(s, new Batch.Output(null, token));
+                }
+                if (segment.logits() == Batch.Logits.GREEDY || segment.logits() == Batch.Logits.SAMPLE) {
                     previous[s] = outputs.get(s).token();
                 }
             }
@@ -136,6 +149,57 @@ class RunAheadTest {
         }
         // How many depends on when the requests reach the step thread (an arrival drains the queue).
         assertThat(backend.fedSegments.get()).as("decode steps queued ahead").isGreaterThan(0);
+    }
+
+    @Test
+    void sampledRequestsQueuedAheadDrawTheSameTokens() throws InterruptedException {
+        LoadedModel model = TestModels.load("granitemoehybrid");
+        int vocab = model.config().vocabSize();
+        SamplingParams sampled = SamplingParams.builder().temperature(0.8).topP(0.95).maxTokens(15).build();
+        List<EngineRequest> requests = List.of(
+                new EngineRequest(prompt(vocab, 23, 21), sampled.withSeed(5L), true, -1, -1),
+                new EngineRequest(prompt(vocab, 31, 22), sampled.withSeed(6L).withTopK(20), true, -1, -1),
+                new EngineRequest(prompt(vocab, 9, 23), sampled.withSeed(7L).withMinP(0.05).withTopP(1.0), true, -1, -1),
+                greedy(prompt(vocab, 14, 24), 11, -1));
+        List<EngineRuns.Outcome> expected;
+        try (Engine engine = Engine.start(model, EngineTest.OPS, EngineTest.SMALL)) {
+            expected = runTogether(engine, requests);
+        }
+        Feeding backend = new Feeding();
+        try (Engine engine = Engine.start(model, backend, EngineTest.SMALL)) {
+            List<EngineRuns.Outcome> outcomes = runTogether(engine, requests);
+            for (int i = 0; i < requests.size(); i++) {
+                assertThat(outcomes.get(i).failed()).as("request %d", i).isNull();
+                assertThat(outcomes.get(i).tokens()).as("request %d", i).isEqualTo(expected.get(i).tokens());
+            }
+            EngineStats stats = EngineRuns.settledStats(engine);
+            assertThat(stats.kvBlocksInUse()).isZero();
+            assertThat(stats.stateSlotsInUse()).isZero();
+        }
+        assertThat(backend.fedSegments.get()).isGreaterThan(0);
+    }
+
+    @Test
+    void aRequestCancelledWhileStepsRunAheadEndsAndReturnsItsCache() throws InterruptedException {
+        LoadedModel model = TestModels.load("granitemoehybrid");
+        Feeding backend = new Feeding();
+        try (Engine engine = Engine.start(model, backend, EngineTest.SMALL)) {
+            RequestStream stream = engine.submit(greedy(prompt(model.config().vocabSize(), 19, 31), 200, -1));
+            for (int i = 0; i < 5; i++) {
+                assertThat(stream.next(60_000)).isInstanceOf(EngineEvent.Token.class);
+            }
+            stream.cancel();
+            EngineRuns.Outcome rest = EngineRuns.collect(stream);
+            assertThat(rest.failed()).isNotNull();
+            assertThat(rest.failed().reason()).isEqualTo(EngineEvent.Failed.Reason.CANCELLED);
+            EngineStats stats = EngineRuns.settledStats(engine);
+            assertThat(stats.kvBlocksInUse()).isZero();
+            assertThat(stats.stateSlotsInUse()).isZero();
+            // The engine goes on: the next request is served.
+            assertThat(EngineRuns.run(engine, greedy(prompt(model.config().vocabSize(), 7, 32), 4, -1)).tokens())
+                    .hasSize(4);
+        }
+        assertThat(backend.fedSegments.get()).isGreaterThanOrEqualTo(4);
     }
 
     @Test

@@ -79,7 +79,7 @@ final class GpuStep implements AutoCloseable {
         this.deviceSampling = deviceSampling;
         this.sampling = new StepSampling(config, kernels);
         kernels.device.makeCurrent();
-        this.sides = new Side[] {new Side(), new Side()};
+        this.sides = new Side[] {new Side(0), new Side(1)};
     }
 
     /**
@@ -208,16 +208,18 @@ final class GpuStep implements AutoCloseable {
                     kernels.stream);
         }
         boolean picksGreedy = config.logitsDivisor() > 0f && logitRows > 0;
+        boolean draws = deviceSampling && StepSampling.hasSampledRows(layout);
         previousTokens = null;
         if (picksGreedy) {
             previousTokens = kernels.scratch.floats("model.tokens", logitRows);
             previousTokens.copyToAsync(side.tokensHost, 0, 0, 4L * logitRows, kernels.stream);
         }
-        if (deviceSampling && StepSampling.hasSampledRows(layout)) {
-            sampling.draw(layout, logitRows, side.tokensHost);
+        if (draws) {
+            // Every row's token (the argmax for rows that are not drawn), over the greedy ones.
+            previousTokens = sampling.draw(layout, logitRows, side.tokensHost, side.index);
         }
         side.done.record(kernels.stream);
-        previousTokenRows = tokenRows(layout, picksGreedy);
+        previousTokenRows = tokenRows(layout, picksGreedy, draws);
         for (int s = 0; s < batch.size(); s++) {
             batch.segment(s).sequence().advance(batch.tokens(s));
         }
@@ -298,15 +300,19 @@ final class GpuStep implements AutoCloseable {
         return pairs;
     }
 
-    /** Per batch segment: the row of its greedy token in "model.tokens", or -1 when it asked for none. */
-    private static int[] tokenRows(StepLayout layout, boolean picksGreedy) {
+    /**
+     * Per batch segment: the row of its chosen token in the step's tokens on the device ("model.tokens",
+     * or the drawn tokens when the step drew), or -1 when it asked for none there.
+     */
+    private static int[] tokenRows(StepLayout layout, boolean picksGreedy, boolean draws) {
         int[] rows = new int[layout.batch.size()];
         Arrays.fill(rows, -1);
         int row = 0;
         for (int k = 0; k < layout.order.length; k++) {
             Batch.Segment segment = layout.segment(k);
             int wanted = layout.decodesOnly() ? 1 : wantedRows(segment);
-            if (picksGreedy && segment.logits() == Batch.Logits.GREEDY) {
+            if ((picksGreedy || draws) && segment.logits() == Batch.Logits.GREEDY
+                    || draws && segment.logits() == Batch.Logits.SAMPLE) {
                 rows[layout.order[k]] = row + wanted - 1;
             }
             row += wanted;
@@ -481,11 +487,17 @@ final class GpuStep implements AutoCloseable {
 
     /** One side of the step's host buffers and events. */
     private final class Side {
+        /** 0 or 1: names the device buffers a side uploads into synchronously. */
+        final int index;
         PinnedBuffer staging;
         PinnedBuffer tokensHost;
         final CudaEvent done = kernels.device.newEvent();
         CudaEvent replayStart;
         CudaEvent replayEnd;
+
+        Side(int index) {
+            this.index = index;
+        }
 
         void timing() {
             if (replayStart == null) {
@@ -537,6 +549,7 @@ final class GpuStep implements AutoCloseable {
         for (Side side : sides) {
             side.close();
         }
+        sampling.close();
         if (logitsHost != null) {
             logitsHost.close();
         }

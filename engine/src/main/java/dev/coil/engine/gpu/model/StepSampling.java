@@ -5,6 +5,8 @@ import dev.coil.engine.gpu.PinnedBuffer;
 import dev.coil.engine.gpu.kernels.SamplingKernel;
 import dev.coil.engine.model.Batch;
 import dev.coil.engine.model.ModelConfig;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -19,6 +21,12 @@ final class StepSampling {
     private final ModelConfig config;
     private final DeviceKernels kernels;
     private final SamplingKernel kernel;
+    /** The side of the draw in progress (see {@link #draw}). */
+    private int side;
+    /** Per side, pinned memory the draw's settings are staged in before their copy on the stream. */
+    private final PinnedBuffer[] staging = new PinnedBuffer[2];
+    /** Bytes of the current side's staging used by the draw in progress. */
+    private long staged;
 
     StepSampling(ModelConfig config, DeviceKernels kernels) {
         this.config = config;
@@ -38,9 +46,14 @@ final class StepSampling {
     /**
      * Draws the tokens of SAMPLE rows on the device with their settings and uniform numbers
      * (penalties, temperature, top-k, top-p, min-p, as runner/Sampler), the argmax for the other
-     * rows, into the pinned tokens. Reads and rewrites "model.logits" after its copy to the host.
+     * rows, into the pinned tokens, and returns them on the device. Reads and rewrites "model.logits"
+     * after its copy to the host. The settings are staged in pinned memory of {@code side} (0 or
+     * 1) and copied on the stream into device buffers of that side: a step queued behind another
+     * uses the other side's, which that step's copies and draw may still be reading.
      */
-    void draw(StepLayout layout, int logitRows, PinnedBuffer tokensHost) {
+    DeviceBuffer draw(StepLayout layout, int logitRows, PinnedBuffer tokensHost, int side) {
+        this.side = side;
+        this.staged = 0;
         int vocab = config.vocabSize();
         if (config.logitsDivisor() != 1f) {
             kernels.argmax.divide(kernels.stream, kernels.scratch.floats("model.logits", (long) logitRows * vocab),
@@ -113,17 +126,52 @@ final class StepSampling {
                 upload("sampling.settings", SamplingKernel.settingsBits(settings)),
                 kernels.scratch.floats("sampling.weights", (long) logitRows * vocab), tokens, null);
         tokens.copyToAsync(tokensHost, 0, 0, 4L * logitRows, kernels.stream);
+        return tokens;
     }
 
     private DeviceBuffer upload(String name, int[] values) {
-        DeviceBuffer buffer = kernels.scratch.floats(name, values.length);
-        buffer.copyFrom(values);
+        DeviceBuffer buffer = kernels.scratch.floats(name + "." + side, values.length);
+        MemorySegment.copy(values, 0, stage(4L * values.length), ValueLayout.JAVA_INT, 0, values.length);
+        buffer.copyFromAsync(staging[side], staged, 0, 4L * values.length, kernels.stream);
+        staged += align(4L * values.length);
         return buffer;
     }
 
     private DeviceBuffer upload(String name, float[] values) {
-        DeviceBuffer buffer = kernels.scratch.floats(name, values.length);
-        buffer.copyFrom(values);
+        DeviceBuffer buffer = kernels.scratch.floats(name + "." + side, values.length);
+        MemorySegment.copy(values, 0, stage(4L * values.length), ValueLayout.JAVA_FLOAT, 0, values.length);
+        buffer.copyFromAsync(staging[side], staged, 0, 4L * values.length, kernels.stream);
+        staged += align(4L * values.length);
         return buffer;
+    }
+
+    /**
+     * Room for {@code bytes} more in this side's staging, from {@code staged}. A larger buffer
+     * replaces it once the device is done with the copies already queued from the old one.
+     */
+    private MemorySegment stage(long bytes) {
+        PinnedBuffer buffer = staging[side];
+        if (buffer == null || buffer.bytes() < staged + bytes) {
+            PinnedBuffer grown = kernels.device.allocatePinned(Math.max(2 * (staged + bytes), 1 << 14));
+            if (buffer != null) {
+                MemorySegment.copy(buffer.segment(), 0, grown.segment(), 0, staged);
+                kernels.device.synchronize();
+                buffer.close();
+            }
+            staging[side] = grown;
+        }
+        return staging[side].segment().asSlice(staged, bytes);
+    }
+
+    private static long align(long bytes) {
+        return (bytes + 255) & ~255L;
+    }
+
+    void close() {
+        for (PinnedBuffer buffer : staging) {
+            if (buffer != null) {
+                buffer.close();
+            }
+        }
     }
 }

@@ -3,11 +3,15 @@
 // their states along through ssd_enter_state (ssd_scan_states.cu).
 #include "common.cuh"
 
-// dt[t, h] = clamp(softplus(projected[t, column + h] + bias[h]), dt_min, dt_max): the prompt's dt,
-// as Mamba2Mixer takes it (torch's softplus: linear above 20).
+// dt[t, h] = softplus(projected[t, column + h] + bias[h]), clamped to [dt_min, dt_max] for the
+// first `clamped` rows (prompt tokens; rows after them are generated tokens being recomputed): a
+// prompt chunk's dt, as Mamba2Mixer takes it. The softplus is torch's (linear above 20), computed
+// in double and rounded to float as Mamba2Mixer.softplus does, so prefill on the device starts from
+// the CPU's dt.
 //   projected: (rows, ·) in rows of stride floats;  dt: (rows, heads)
 extern "C" __global__ void mamba_prompt_dt(const float* __restrict__ projected, int stride, int column,
-        const float* __restrict__ bias, float dt_min, float dt_max, int rows, int heads, float* __restrict__ dt) {
+        const float* __restrict__ bias, float dt_min, float dt_max, int rows, int heads, int clamped,
+        float* __restrict__ dt) {
     const long index = (long) blockIdx.x * blockDim.x + threadIdx.x;
     if (index >= (long) rows * heads) {
         return;
@@ -15,8 +19,8 @@ extern "C" __global__ void mamba_prompt_dt(const float* __restrict__ projected, 
     const int t = (int) (index / heads);
     const int h = (int) (index % heads);
     const float value = projected[(size_t) t * stride + column + h] + bias[h];
-    const float softplus = value > 20.0f ? value : log1pf(expf(value));
-    dt[index] = fminf(fmaxf(softplus, dt_min), dt_max);
+    const float softplus = value > 20.0f ? value : (float) log1p(exp((double) value));
+    dt[index] = t < clamped ? fminf(fmaxf(softplus, dt_min), dt_max) : softplus;
 }
 
 // Merges a partial attention result into an accumulated one, row by row (one warp a row):

@@ -23,11 +23,12 @@ public final class ContextParallelKernels {
     }
 
     /**
-     * dt[t, h] = clamp(softplus(projected[t, column + h] + bias[h]), dtMin, dtMax) on the device.
+     * dt[t, h] = softplus(projected[t, column + h] + bias[h]) on the device, as
+     * {@code Mamba2Mixer.softplus} rounds it, clamped to [dtMin, dtMax] for rows t &lt; clamped.
      * projected: (rows, ·) in rows of {@code stride} floats; bias: (heads); dt: (rows, heads).
      */
     public void promptDt(CudaStream stream, DeviceBuffer projected, int stride, int column, DeviceBuffer bias,
-            float dtMin, float dtMax, int rows, int heads, DeviceBuffer dt) {
+            float dtMin, float dtMax, int rows, int heads, int clamped, DeviceBuffer dt) {
         RowKernels.requireNonNegative(rows, "rows");
         RowKernels.requirePositive(heads, "heads");
         RowKernels.requireStride(stride, column + heads, "stride");
@@ -36,7 +37,7 @@ public final class ContextParallelKernels {
         dt.requireFloats((long) rows * heads, "dt");
         if (rows > 0) {
             promptDt.launch(stream, elementBlocks((long) rows * heads), 1, 1, RowKernels.ELEMENT_THREADS, 0,
-                    projected, stride, column, bias, dtMin, dtMax, rows, heads, dt);
+                    projected, stride, column, bias, dtMin, dtMax, rows, heads, clamped, dt);
         }
     }
 

@@ -8,6 +8,7 @@ import dev.coil.engine.gpu.blas.GpuMatmul;
 import dev.coil.engine.gpu.kernels.ArgmaxKernel;
 import dev.coil.engine.gpu.kernels.CausalConv1dKernel;
 import dev.coil.engine.gpu.kernels.CausalConv1dUpdateKernel;
+import dev.coil.engine.gpu.kernels.ContextParallelKernels;
 import dev.coil.engine.gpu.kernels.ConvertKernel;
 import dev.coil.engine.gpu.kernels.EmbeddingKernel;
 import dev.coil.engine.gpu.kernels.FlashAttentionKernel;
@@ -45,6 +46,8 @@ final class DeviceKernels implements AutoCloseable {
     final ArgmaxKernel argmax;
     final SiluMultiplyKernel siluMultiply;
     final SquaredReluKernel squaredRelu;
+    /** The prompt's dt (softplus, clamp) among them, which a prefill step needs too. */
+    final ContextParallelKernels contextParallel;
     private final Cublas cublas;
 
     DeviceKernels(CudaDevice device, CudaStream stream) {
@@ -70,6 +73,7 @@ final class DeviceKernels implements AutoCloseable {
         this.argmax = new ArgmaxKernel(module);
         this.siluMultiply = new SiluMultiplyKernel(module);
         this.squaredRelu = new SquaredReluKernel(module);
+        this.contextParallel = new ContextParallelKernels(module);
     }
 
     /** cuBLAS's workspace from now on (a captured product must not allocate one). */

@@ -44,7 +44,7 @@ final class RingMambaBlock {
             DeviceBuffer projected = k.scratch.floats("mamba.projected", (long) rows * width);
             inputs[device.index].project(k, rows, w.inProjection(), projected);
             device.parallel.promptDt(k.stream, projected, width, spec.dtColumn(), w.dtBias(), spec.dtMin(),
-                    spec.dtMax(), rows, heads, k.scratch.floats("ring.dt", (long) rows * heads));
+                    spec.dtMax(), rows, heads, rows, k.scratch.floats("ring.dt", (long) rows * heads));
             DeviceBuffer outbox = run.convOutbox(device.index, block);
             int[] chunks = sharding.chunksOf(device.index);
             for (int j = 0; j < chunks.length && history > 0; j++) {

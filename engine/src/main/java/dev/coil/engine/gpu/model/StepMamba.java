@@ -138,31 +138,16 @@ final class StepMamba {
     /**
      * dt = softplus(dt + dt_bias) for the rows of a chunk, clamped to [dtMin, dtMax] for its first
      * {@code clamped} rows (prompt tokens; the rest are generated tokens being recomputed), as
-     * {@code Mamba2Mixer} takes it: [rows, heads] through the host (a few floats a row; prefill only).
+     * {@code Mamba2Mixer} takes it: [rows, heads], on the device.
      */
     static DeviceBuffer promptDt(DeviceKernels k, GpuWeights.Mamba w, DeviceBuffer projected, int rows, int width,
             int clamped) {
         BlockSpec.Mamba spec = w.spec();
         int heads = spec.heads();
         DeviceBuffer dt = k.scratch.floats("mamba.dt", (long) rows * heads);
-        DeviceCopy.rows(k.stream, projected, width, width - heads, dt, heads, 0, rows, heads);
-        float[] values = new float[rows * heads];
-        float[] bias = new float[heads];
-        dt.copyTo(values);
-        w.dtBias().copyTo(bias);
-        for (int t = 0; t < rows; t++) {
-            for (int h = 0; h < heads; h++) {
-                float value = softplus(values[t * heads + h] + bias[h]);
-                values[t * heads + h] = t < clamped ? Math.min(Math.max(value, spec.dtMin()), spec.dtMax()) : value;
-            }
-        }
-        dt.copyFrom(values);
+        k.contextParallel.promptDt(k.stream, projected, width, width - heads, w.dtBias(), spec.dtMin(), spec.dtMax(),
+                rows, heads, clamped, dt);
         return dt;
-    }
-
-    /** torch's softplus: beta 1, linear above 20. */
-    private static float softplus(float value) {
-        return value > 20f ? value : (float) Math.log1p(Math.exp(value));
     }
 
     /** Columns [column, column + width) of rows [first, first + count) of a buffer with rows of {@code stride} floats. */

@@ -3,6 +3,7 @@ package dev.coil.engine.gpu.model;
 import dev.coil.engine.cache.CacheSizing;
 import dev.coil.engine.cache.StateStore;
 import dev.coil.engine.gpu.CudaDevice;
+import dev.coil.engine.gpu.CudaStream;
 import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.kernels.PagedAttentionKernel;
 import dev.coil.engine.load.DType;
@@ -31,9 +32,15 @@ final class DeviceStateStore implements StateStore {
     private final DeviceBuffer[] ssmStates;
     private final PagedAttentionKernel.DeviceCache[] caches;
     private final List<DeviceBuffer> owned = new ArrayList<>();
+    private final CudaStream stream;
 
-    DeviceStateStore(CudaDevice device, List<BlockSpec> blocks, CacheSizing sizing) {
+    /**
+     * @param stream the stream the steps run on: a cleared slot is zeroed there, in order with
+     *               the prefill that follows, without waiting for the device
+     */
+    DeviceStateStore(CudaDevice device, CudaStream stream, List<BlockSpec> blocks, CacheSizing sizing) {
         this.device = device;
+        this.stream = stream;
         this.blocks = List.copyOf(blocks);
         this.slots = sizing.slots();
         this.blockCount = sizing.blocks();
@@ -132,8 +139,8 @@ final class DeviceStateStore implements StateStore {
         device.makeCurrent();
         for (int b = 0; b < blocks.size(); b++) {
             if (convStates[b] != null) {
-                convState(b, slot).fill(0);
-                ssmState(b, slot).fill(0);
+                convState(b, slot).fillAsync(0, stream);
+                ssmState(b, slot).fillAsync(0, stream);
             }
         }
     }

@@ -91,7 +91,7 @@ public final class GpuBackend implements Backend {
             throw new IllegalStateException("the GPU backend holds one cache");
         }
         ModelConfig config = loaded.config();
-        store = new DeviceStateStore(device, config.blocks(), sizing);
+        store = new DeviceStateStore(device, kernels.stream, config.blocks(), sizing);
         step = new GpuStep(config, weights, kernels, store, graphs, Math.max(1, sizing.slots()), deviceSampling);
         return store;
     }

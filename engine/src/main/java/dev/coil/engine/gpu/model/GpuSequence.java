@@ -28,7 +28,7 @@ public final class GpuSequence implements AutoCloseable {
         int blocks = Math.ceilDiv(capacity, BLOCK_SIZE);
         this.capacity = blocks * BLOCK_SIZE;
         CacheSizing sizing = new CacheSizing(BLOCK_SIZE, DType.F32, blocks, 1, false, 0, 0, 0, 0, List.of());
-        this.store = new DeviceStateStore(kernels.device, config.blocks(), sizing);
+        this.store = new DeviceStateStore(kernels.device, kernels.stream, config.blocks(), sizing);
         this.state = SequenceState.inSlot(config.blocks().size(), 0);
         int[] table = new int[blocks];
         for (int i = 0; i < blocks; i++) {

@@ -29,11 +29,12 @@ public interface Backend extends AutoCloseable {
     List<Batch.Output> forward(Batch batch);
 
     /**
-     * True when {@link #submit} queues a step and returns before it has run, and takes the token of a
-     * {@linkplain Batch.Segment#fed() fed} segment from the greedy token the previous submitted batch
-     * chose on the device: the engine may then queue step n+1 before it reads step n's tokens.
+     * True when {@link #submit} queues a step and returns before it has run, and picks the tokens
+     * of {@code logits} segments (GREEDY or SAMPLE) on the device, where a {@linkplain
+     * Batch.Segment#fed() fed} segment of the next submitted batch takes them: the engine may then
+     * queue step n+1 before it reads step n.
      */
-    default boolean feedsTokensOnDevice() {
+    default boolean feedsTokensOnDevice(Batch.Logits logits) {
         return false;
     }
 

@@ -249,7 +249,7 @@ final class StepLoop implements Runnable {
      * admit or cancel. Null when it cannot.
      */
     private Set<ScheduledRequest> endingAhead(Queued current) {
-        if (!backend.feedsTokensOnDevice() || !inbox.isEmpty() || scheduler.waiting() > 0) {
+        if (!inbox.isEmpty() || scheduler.waiting() > 0) {
             return null;
         }
         Set<ScheduledRequest> ending = Collections.newSetFromMap(new IdentityHashMap<>());
@@ -257,8 +257,8 @@ final class StepLoop implements Runnable {
             Entry entry = current.entries.get(i);
             Batch.Logits logits = current.segments.get(i).logits();
             if (!current.plan.chunks().get(i).samples() || entries.get(entry.scheduled) != entry
-                    || entry.active.cancelRequested() || !(logits == Batch.Logits.GREEDY
-                    || (logits == Batch.Logits.SAMPLE && entry.active.canDrawAhead()))) {
+                    || entry.active.cancelRequested() || !backend.feedsTokensOnDevice(logits)
+                    || (logits == Batch.Logits.SAMPLE && !entry.active.canDrawAhead())) {
                 return null;
             }
             if (entry.finishing || !entry.active.mayContinue()) {

@@ -16,6 +16,8 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Decode steps queued ahead of their tokens ({@link Backend#feedsTokensOnDevice}): the engine's
@@ -33,7 +35,19 @@ class RunAheadTest {
     static final class Feeding implements Backend {
         final DeviceGreedyPathTest.TokensOnly tokens = new DeviceGreedyPathTest.TokensOnly();
         final AtomicInteger fedSegments = new AtomicInteger();
+        /** Whether SAMPLE segments are drawn here (else their logits go back, as with draws on the host). */
+        final boolean draws;
         int[] previous = new int[0];
+        /** Submitted steps not read yet. */
+        int unread;
+
+        Feeding(boolean draws) {
+            this.draws = draws;
+        }
+
+        Feeding() {
+            this(true);
+        }
 
         @Override
         public String description() {
@@ -56,8 +70,8 @@ class RunAheadTest {
         }
 
         @Override
-        public boolean feedsTokensOnDevice() {
-            return true;
+        public boolean feedsTokensOnDevice(Batch.Logits logits) {
+            return logits == Batch.Logits.GREEDY || (logits == Batch.Logits.SAMPLE && draws);
         }
 
         @Override
@@ -67,6 +81,15 @@ class RunAheadTest {
 
         @Override
         public Submitted submit(Batch batch) {
+            for (int s = 0; s < batch.size(); s++) {
+                Batch.Logits logits = batch.segment(s).logits();
+                if (unread > 0 && (logits == Batch.Logits.LAST || logits == Batch.Logits.ALL
+                        || (logits == Batch.Logits.SAMPLE && !draws))) {
+                    // As the GPU's: logits come back only from a step nothing is queued before.
+                    throw new IllegalStateException("a step returning logits queued behind another");
+                }
+            }
+            unread++;
             List<Batch.Segment> resolved = new ArrayList<>(batch.size());
             for (int s = 0; s < batch.size(); s++) {
                 Batch.Segment segment = batch.segment(s);
@@ -84,7 +107,7 @@ class RunAheadTest {
             Arrays.fill(previous, -1);
             for (int s = 0; s < batch.size(); s++) {
                 Batch.Segment segment = batch.segment(s);
-                if (segment.logits() == Batch.Logits.SAMPLE) {
+                if (segment.logits() == Batch.Logits.SAMPLE && draws) {
                     // Drawn here with the draw's own number, as the device draws.
                     Batch.Draw draw = segment.draw();
                     assertThat(draw.seenIds()).isEmpty();
@@ -95,11 +118,14 @@ class RunAheadTest {
                             draw.uniform());
                     outputs.set(s, new Batch.Output(null, token));
                 }
-                if (segment.logits() == Batch.Logits.GREEDY || segment.logits() == Batch.Logits.SAMPLE) {
+                if (feedsTokensOnDevice(segment.logits())) {
                     previous[s] = outputs.get(s).token();
                 }
             }
-            return () -> outputs;
+            return () -> {
+                unread--;
+                return outputs;
+            };
         }
 
         @Override
@@ -151,8 +177,9 @@ class RunAheadTest {
         assertThat(backend.fedSegments.get()).as("decode steps queued ahead").isGreaterThan(0);
     }
 
-    @Test
-    void sampledRequestsQueuedAheadDrawTheSameTokens() throws InterruptedException {
+    @ParameterizedTest(name = "drawn by the backend: {0}")
+    @ValueSource(booleans = {true, false})
+    void sampledRequestsQueuedAheadDrawTheSameTokens(boolean draws) throws InterruptedException {
         LoadedModel model = TestModels.load("granitemoehybrid");
         int vocab = model.config().vocabSize();
         SamplingParams sampled = SamplingParams.builder().temperature(0.8).topP(0.95).maxTokens(15).build();
@@ -165,7 +192,7 @@ class RunAheadTest {
         try (Engine engine = Engine.start(model, EngineTest.OPS, EngineTest.SMALL)) {
             expected = runTogether(engine, requests);
         }
-        Feeding backend = new Feeding();
+        Feeding backend = new Feeding(draws);
         try (Engine engine = Engine.start(model, backend, EngineTest.SMALL)) {
             List<EngineRuns.Outcome> outcomes = runTogether(engine, requests);
             for (int i = 0; i < requests.size(); i++) {
@@ -176,7 +203,11 @@ class RunAheadTest {
             assertThat(stats.kvBlocksInUse()).isZero();
             assertThat(stats.stateSlotsInUse()).isZero();
         }
-        assertThat(backend.fedSegments.get()).isGreaterThan(0);
+        if (draws) {
+            assertThat(backend.fedSegments.get()).isGreaterThan(0);
+        }
+        // Without draws here, a step with a sampled request returns its logits: the engine must
+        // not have queued it behind another (the backend throws, and the requests would fail).
     }
 
     @Test

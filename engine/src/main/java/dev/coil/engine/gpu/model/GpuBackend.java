@@ -107,13 +107,18 @@ public final class GpuBackend implements Backend {
     }
 
     /**
-     * True unless {@code -Dcoil.cuda.runAhead=false} or the model's logits divisor is not positive
-     * (greedy tokens then come back as logits): the engine queues decode step n+1, its tokens taken
-     * from step n's argmax on the device, before it reads step n.
+     * Unless {@code -Dcoil.cuda.runAhead=false}: greedy tokens when the model's logits divisor is
+     * positive (else they come back as logits), drawn tokens when draws are made on the device
+     * ({@link #SAMPLING_PROPERTY}). The engine then queues decode step n+1, its tokens taken from
+     * step n's on the device, before it reads step n.
      */
     @Override
-    public boolean feedsTokensOnDevice() {
-        return runAhead && loaded.config().logitsDivisor() > 0f;
+    public boolean feedsTokensOnDevice(Batch.Logits logits) {
+        return runAhead && switch (logits) {
+            case GREEDY -> loaded.config().logitsDivisor() > 0f;
+            case SAMPLE -> deviceSampling;
+            default -> false;
+        };
     }
 
     @Override

@@ -22,7 +22,7 @@ import org.junit.jupiter.api.Test;
 class DeviceGreedyPathTest {
 
     /** The CPU backend, answering GREEDY segments with the argmax id alone. */
-    static final class TokensOnly implements Backend {
+    static class TokensOnly implements Backend {
         final CpuBackend cpu = new CpuBackend(TestModels.load("granitemoehybrid").model(), EngineTest.OPS);
         final AtomicInteger tokensOnly = new AtomicInteger();
 

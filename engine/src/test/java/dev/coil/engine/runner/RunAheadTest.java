@@ -5,10 +5,7 @@ import static dev.coil.engine.runner.EngineRuns.greedy;
 import static dev.coil.engine.runner.EngineRuns.prompt;
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.coil.engine.cache.CacheSizing;
-import dev.coil.engine.cache.StateStore;
 import dev.coil.engine.model.Batch;
-import dev.coil.engine.model.SequenceState;
 import dev.coil.engine.model.TestModels;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -32,8 +29,7 @@ class RunAheadTest {
      * source segment, as the GPU's does on the device. Steps run at submission; what is under test is
      * the engine's bookkeeping around them.
      */
-    static final class Feeding implements Backend {
-        final DeviceGreedyPathTest.TokensOnly tokens = new DeviceGreedyPathTest.TokensOnly();
+    static final class Feeding extends DeviceGreedyPathTest.TokensOnly {
         final AtomicInteger fedSegments = new AtomicInteger();
         /** Whether SAMPLE segments are drawn here (else their logits go back, as with draws on the host). */
         final boolean draws;
@@ -52,21 +48,6 @@ class RunAheadTest {
         @Override
         public String description() {
             return "cpu, tokens fed to the next step";
-        }
-
-        @Override
-        public long freeMemoryBytes() {
-            return tokens.freeMemoryBytes();
-        }
-
-        @Override
-        public StateStore newStateStore(CacheSizing sizing) {
-            return tokens.newStateStore(sizing);
-        }
-
-        @Override
-        public SequenceState newSequence(StateStore store, int slot) {
-            return tokens.newSequence(store, slot);
         }
 
         @Override
@@ -102,7 +83,7 @@ class RunAheadTest {
                 }
                 resolved.add(segment);
             }
-            List<Batch.Output> outputs = new ArrayList<>(tokens.forward(new Batch(resolved)));
+            List<Batch.Output> outputs = new ArrayList<>(super.forward(new Batch(resolved)));
             previous = new int[batch.size()];
             Arrays.fill(previous, -1);
             for (int s = 0; s < batch.size(); s++) {
@@ -127,10 +108,20 @@ class RunAheadTest {
                 return outputs;
             };
         }
+    }
 
-        @Override
-        public void close() {
+    /** The greedy tokens of one request on the CPU engine, steps one at a time. */
+    private static List<Integer> plainTokens(LoadedModel model, int[] prompt, int maxTokens) {
+        try (Engine engine = Engine.start(model, EngineTest.OPS, EngineTest.SMALL)) {
+            return EngineRuns.run(engine, greedy(prompt, maxTokens, -1)).tokens();
         }
+    }
+
+    /** tokens[index], checked to be its first occurrence, so that a request stopping on it stops there. */
+    private static int stopIdAt(List<Integer> tokens, int index) {
+        int stopId = tokens.get(index);
+        assertThat(tokens.subList(0, index)).as("the stop id's first occurrence").doesNotContain(stopId);
+        return stopId;
     }
 
     private static List<EngineRuns.Outcome> runTogether(Engine engine, List<EngineRequest> requests) {
@@ -143,13 +134,8 @@ class RunAheadTest {
         LoadedModel model = TestModels.load("granitemoehybrid");
         int vocab = model.config().vocabSize();
         int[] stopPrompt = prompt(vocab, 21, 7);
-        List<Integer> plain;
-        try (Engine engine = Engine.start(model, EngineTest.OPS, EngineTest.SMALL)) {
-            plain = EngineRuns.run(engine, greedy(stopPrompt, 12, -1)).tokens();
-        }
         // A request that stops on its fifth token, while the step after it is queued.
-        int stopId = plain.get(4);
-        assertThat(plain.subList(0, 4)).as("the stop id is the first occurrence").doesNotContain(stopId);
+        int stopId = stopIdAt(plainTokens(model, stopPrompt, 12), 4);
         List<EngineRequest> requests = List.of(greedy(prompt(vocab, 23, 1), 9, -1),
                 greedy(prompt(vocab, 40, 2), 17, -1), greedy(prompt(vocab, 5, 3), 1, -1),
                 new EngineRequest(stopPrompt, SamplingParams.greedy().withMaxTokens(12).withStopTokenIds(Set.of(stopId)),
@@ -238,12 +224,8 @@ class RunAheadTest {
         LoadedModel model = TestModels.load("granitemoehybrid");
         int vocab = model.config().vocabSize();
         int[] first = prompt(vocab, 37, 11);
-        List<Integer> plain;
-        try (Engine engine = Engine.start(model, EngineTest.OPS, EngineTest.SMALL)) {
-            plain = EngineRuns.run(engine, greedy(first, 20, -1)).tokens();
-        }
-        int stopId = plain.get(6);
-        assertThat(plain.subList(0, 6)).doesNotContain(stopId);
+        List<Integer> plain = plainTokens(model, first, 20);
+        int stopId = stopIdAt(plain, 6);
         EngineRequest firstTurn = new EngineRequest(first,
                 SamplingParams.greedy().withMaxTokens(20).withStopTokenIds(Set.of(stopId)), true, -1, -1);
         // The next turn: the first prompt, its answer, the stop id the model produced, then more.

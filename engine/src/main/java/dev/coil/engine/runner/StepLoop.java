@@ -55,19 +55,6 @@ final class StepLoop implements Runnable {
         }
     }
 
-    private final ModelConfig config;
-    private final Backend backend;
-    private final ServingCache cache;
-    private final Scheduler scheduler;
-    private final int maxWaiting;
-    private final boolean hasMamba;
-    private final boolean hasAttention;
-    private final ConcurrentLinkedQueue<ActiveRequest> inbox = new ConcurrentLinkedQueue<>();
-    private final AtomicInteger inboxSize = new AtomicInteger();
-    private final Map<ScheduledRequest, Entry> entries = new IdentityHashMap<>();
-    private final ReentrantLock lock = new ReentrantLock();
-    private final Condition work = lock.newCondition();
-    private final Thread thread;
     /** A step submitted to the backend whose outputs were not read yet. */
     private static final class Queued {
         final StepPlan plan;
@@ -85,6 +72,19 @@ final class StepLoop implements Runnable {
         }
     }
 
+    private final ModelConfig config;
+    private final Backend backend;
+    private final ServingCache cache;
+    private final Scheduler scheduler;
+    private final int maxWaiting;
+    private final boolean hasMamba;
+    private final boolean hasAttention;
+    private final ConcurrentLinkedQueue<ActiveRequest> inbox = new ConcurrentLinkedQueue<>();
+    private final AtomicInteger inboxSize = new AtomicInteger();
+    private final Map<ScheduledRequest, Entry> entries = new IdentityHashMap<>();
+    private final ReentrantLock lock = new ReentrantLock();
+    private final Condition work = lock.newCondition();
+    private final Thread thread;
     private Queued queued;
     private volatile boolean stopping;
     private volatile int waitingInScheduler;

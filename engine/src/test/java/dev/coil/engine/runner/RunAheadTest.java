@@ -110,6 +110,63 @@ class RunAheadTest {
         }
     }
 
+    @Test
+    void randomArrivalsStopsAndCancellationsEndAsStepsRunOneAtATime() throws InterruptedException {
+        LoadedModel model = TestModels.load("granitemoehybrid");
+        int vocab = model.config().vocabSize();
+        java.util.Random random = new java.util.Random(2026);
+        List<EngineRequest> requests = new ArrayList<>();
+        boolean[] cancelled = new boolean[40];
+        for (int i = 0; i < cancelled.length; i++) {
+            SamplingParams params = SamplingParams.greedy().withMaxTokens(1 + random.nextInt(24));
+            if (random.nextInt(3) == 0) {
+                params = params.withStopTokenIds(Set.of(random.nextInt(vocab))); // may or may not come up
+            }
+            if (random.nextInt(4) == 0) {
+                params = params.withTemperature(0.9).withSeed((long) i);
+            }
+            requests.add(new EngineRequest(prompt(vocab, 2 + random.nextInt(40), 500 + i), params, true, -1, -1));
+            cancelled[i] = random.nextInt(8) == 0;
+        }
+        List<EngineRuns.Outcome> expected;
+        try (Engine engine = Engine.start(model, EngineTest.OPS, EngineTest.SMALL)) {
+            expected = requests.stream().map(request -> EngineRuns.run(engine, request)).toList();
+        }
+        Feeding backend = new Feeding();
+        try (Engine engine = Engine.start(model, backend, EngineTest.SMALL)) {
+            List<RequestStream> streams = new ArrayList<>();
+            for (int i = 0; i < requests.size(); i++) {
+                streams.add(engine.submit(requests.get(i)));
+                if (random.nextInt(3) == 0) {
+                    Thread.sleep(random.nextInt(3)); // arrivals while steps run ahead, and between them
+                }
+                if (cancelled[i]) {
+                    streams.get(i).cancel();
+                }
+            }
+            for (int i = 0; i < requests.size(); i++) {
+                EngineRuns.Outcome outcome = EngineRuns.collect(streams.get(i));
+                if (cancelled[i]) {
+                    // Cancelled at some step: what it got is a prefix of the full answer.
+                    List<Integer> full = expected.get(i).tokens();
+                    assertThat(outcome.tokens().size()).as("request %d", i).isLessThanOrEqualTo(full.size());
+                    assertThat(outcome.tokens()).as("request %d", i)
+                            .isEqualTo(full.subList(0, outcome.tokens().size()));
+                    continue;
+                }
+                assertThat(outcome.failed()).as("request %d", i).isNull();
+                assertThat(outcome.tokens()).as("request %d", i).isEqualTo(expected.get(i).tokens());
+                assertThat(outcome.finished().reason()).as("request %d", i)
+                        .isEqualTo(expected.get(i).finished().reason());
+            }
+            EngineStats stats = EngineRuns.settledStats(engine);
+            assertThat(stats.kvBlocksInUse()).isZero();
+            assertThat(stats.stateSlotsInUse()).isZero();
+            assertThat(stats.runningRequests() + stats.waitingRequests()).isZero();
+        }
+        assertThat(backend.fedSegments.get()).isGreaterThan(0);
+    }
+
     /** The greedy tokens of one request on the CPU engine, steps one at a time. */
     private static List<Integer> plainTokens(LoadedModel model, int[] prompt, int maxTokens) {
         try (Engine engine = Engine.start(model, EngineTest.OPS, EngineTest.SMALL)) {

@@ -25,15 +25,24 @@ public final class Kernel {
     /** {@code -Dcoil.cuda.programmaticLaunch=false} launches every kernel the plain way (read at each launch). */
     public static final String PROGRAMMATIC_PROPERTY = "coil.cuda.programmaticLaunch";
 
+    /**
+     * {@code -Dcoil.cuda.driverLaunch=false} launches the plain kernels through JCuda's
+     * cuLaunchKernel instead of {@link DriverLaunch} (read at each launch), for comparisons.
+     */
+    public static final String DRIVER_LAUNCH_PROPERTY = "coil.cuda.driverLaunch";
+
     private final String name;
     private final CUfunction function;
+    /** The CUfunction's value, for {@link DriverLaunch}. */
+    private final long functionAddress;
     private final boolean programmatic;
     private boolean waitsForPrevious;
 
     Kernel(String name, CUfunction function, boolean programmatic) {
         this.name = name;
         this.function = function;
-        this.programmatic = programmatic && ProgrammaticLaunch.available();
+        this.functionAddress = NativeHandles.value(function);
+        this.programmatic = programmatic && DriverLaunch.available();
     }
 
     public String name() {
@@ -72,10 +81,12 @@ public final class Kernel {
             fourBytes[i] = arguments[i] instanceof Integer || arguments[i] instanceof Float;
         }
         int result;
-        if (waitsForPrevious && programmatic
-                && !"false".equalsIgnoreCase(System.getProperty(PROGRAMMATIC_PROPERTY))) {
-            result = ProgrammaticLaunch.launch(function, stream.handle(), gridX, gridY, gridZ, threads, sharedBytes,
-                    bits, fourBytes);
+        boolean dependent = waitsForPrevious && programmatic
+                && !"false".equalsIgnoreCase(System.getProperty(PROGRAMMATIC_PROPERTY));
+        if (dependent || (DriverLaunch.available()
+                && !"false".equalsIgnoreCase(System.getProperty(DRIVER_LAUNCH_PROPERTY)))) {
+            result = DriverLaunch.launch(functionAddress, stream.address(), gridX, gridY, gridZ, threads, sharedBytes,
+                    bits, fourBytes, dependent);
         } else {
             NativePointerObject[] parameters = new NativePointerObject[arguments.length];
             for (int i = 0; i < arguments.length; i++) {

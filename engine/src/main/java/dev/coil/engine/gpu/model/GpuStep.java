@@ -55,6 +55,9 @@ final class GpuStep implements AutoCloseable {
     private long steps;
     private long prepareNanos;
     private long launchNanos;
+    /** Per step with a prompt chunk: the host's µs queueing its work, and (timed) the device's. */
+    private final List<Double> promptQueueMicros = new java.util.ArrayList<>();
+    private final List<Double> promptDeviceMicros = new java.util.ArrayList<>();
     private long waitNanos;
     private long splitNanos;
     private long replayLaunchNanos;
@@ -93,7 +96,18 @@ final class GpuStep implements AutoCloseable {
                 + " %.0f; per replayed step: graph launch %.0f µs on the host, %s on the device", steps, fedSteps,
                 prepareNanos / n / 1e3,
                 launchNanos / n / 1e3, waitNanos / n / 1e3, splitNanos / n / 1e3, replayLaunchNanos / r / 1e3,
-                timeReplays ? String.format("%.0f µs", replayDeviceMillis / r * 1e3) : "not timed");
+                timeReplays ? String.format("%.0f µs", replayDeviceMillis / r * 1e3) : "not timed")
+                + String.format("; steps with a prompt chunk: %d, median µs: queue %.0f on the host, %s on the device",
+                promptQueueMicros.size(), median(promptQueueMicros),
+                timeReplays ? String.format("%.0f", median(promptDeviceMicros)) : "not timed");
+    }
+
+    private static double median(List<Double> values) {
+        if (values.isEmpty()) {
+            return 0;
+        }
+        List<Double> sorted = values.stream().sorted().toList();
+        return sorted.get(sorted.size() / 2);
     }
 
     /** The traced steps' report ({@link GpuBackend#TRACE_PROPERTY}), or null. */
@@ -200,7 +214,14 @@ final class GpuStep implements AutoCloseable {
                 }
             }
         } else {
+            if (timeReplays && !layout.decodesOnly()) {
+                side.timing();
+                side.replayStart.record(kernels.stream);
+            }
             run(layout, inputs, logitRows);
+            if (timeReplays && !layout.decodesOnly()) {
+                side.replayEnd.record(kernels.stream);
+            }
         }
         if (logitsBack) {
             long logitFloats = (long) logitRows * config.vocabSize();
@@ -229,6 +250,9 @@ final class GpuStep implements AutoCloseable {
         steps++;
         prepareNanos += prepared - start;
         launchNanos += launched - prepared;
+        if (!layout.decodesOnly()) {
+            promptQueueMicros.add((launched - prepared) / 1e3);
+        }
         return new Submitted(layout, side, replayed);
     }
 
@@ -258,6 +282,8 @@ final class GpuStep implements AutoCloseable {
             long done = System.nanoTime();
             if (replayed && timeReplays) {
                 replayDeviceMillis += side.replayEnd.millisSince(side.replayStart);
+            } else if (timeReplays && !layout.decodesOnly()) {
+                promptDeviceMicros.add(side.replayEnd.millisSince(side.replayStart) * 1e3);
             }
             if (trace != null && traceReport == null && replays - tracedFrom >= traceSteps) {
                 trace.stop(kernels.stream);

@@ -165,6 +165,21 @@ public final class CudaDevice implements AutoCloseable {
         return new PinnedBuffer(bytes);
     }
 
+    /**
+     * {@code buffer} when it holds {@code bytes}, else a new one of at least {@code least} bytes,
+     * the old one freed once every queued copy from or into it is done.
+     */
+    public PinnedBuffer pinnedAtLeast(PinnedBuffer buffer, long bytes, long least) {
+        if (buffer != null && buffer.bytes() >= bytes) {
+            return buffer;
+        }
+        if (buffer != null) {
+            synchronize();
+            buffer.close();
+        }
+        return allocatePinned(Math.max(bytes, least));
+    }
+
     public CudaStream newStream() {
         return new CudaStream();
     }

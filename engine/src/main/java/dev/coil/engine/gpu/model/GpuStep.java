@@ -11,6 +11,7 @@ import dev.coil.engine.model.ModelConfig;
 import dev.coil.engine.runner.Backend;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.ArrayDeque;
 import java.util.Arrays;
 import java.util.List;
 import org.slf4j.Logger;
@@ -43,9 +44,12 @@ final class GpuStep implements AutoCloseable {
     private int nextSide;
     /** Submitted steps whose outputs were not read yet: at most two. */
     private int unread;
-    /** The last submitted step's greedy tokens on the device ("model.tokens"), or null when it picked none. */
+    /**
+     * The last submitted step's tokens on the device ("model.tokens", or the drawn tokens when it
+     * drew), or null when it picked none there.
+     */
     private DeviceBuffer previousTokens;
-    /** Per segment of the last submitted batch: the row of its greedy token in previousTokens, or -1. */
+    /** Per segment of the last submitted batch: the row of its chosen token in previousTokens, or -1. */
     private int[] previousTokenRows = new int[0];
     private PinnedBuffer logitsHost;
     private long pinnedAllocations;
@@ -55,9 +59,11 @@ final class GpuStep implements AutoCloseable {
     private long steps;
     private long prepareNanos;
     private long launchNanos;
-    /** Per step with a prompt chunk: the host's µs queueing its work, and (timed) the device's. */
-    private final List<Double> promptQueueMicros = new java.util.ArrayList<>();
-    private final List<Double> promptDeviceMicros = new java.util.ArrayList<>();
+    /** The last steps with a prompt chunk: the host's µs queueing their work, and (timed) the device's. */
+    private final ArrayDeque<Double> promptQueueMicros = new ArrayDeque<>();
+    private final ArrayDeque<Double> promptDeviceMicros = new ArrayDeque<>();
+    /** How many of those the profile keeps, so that a server running for days does not hoard them. */
+    private static final int PROMPT_TIMINGS_KEPT = 1024;
     private long waitNanos;
     private long splitNanos;
     private long replayLaunchNanos;
@@ -102,12 +108,19 @@ final class GpuStep implements AutoCloseable {
                 timeReplays ? String.format("%.0f", median(promptDeviceMicros)) : "not timed");
     }
 
-    private static double median(List<Double> values) {
+    private static double median(ArrayDeque<Double> values) {
         if (values.isEmpty()) {
             return 0;
         }
         List<Double> sorted = values.stream().sorted().toList();
         return sorted.get(sorted.size() / 2);
+    }
+
+    private static void keep(ArrayDeque<Double> values, double value) {
+        if (values.size() == PROMPT_TIMINGS_KEPT) {
+            values.removeFirst();
+        }
+        values.addLast(value);
     }
 
     /** The traced steps' report ({@link GpuBackend#TRACE_PROPERTY}), or null. */
@@ -131,7 +144,7 @@ final class GpuStep implements AutoCloseable {
 
     /**
      * Queues one step and returns before it has run; the sequences advance now. A fed segment takes
-     * the greedy token the previous submitted batch chose for its segment, on the device. At most two
+     * the token the previous submitted batch chose for its segment (greedy or drawn), on the device. At most two
      * steps are unread at a time, and only a step that returns no logits may be queued behind another.
      */
     Submitted submit(Batch batch) {
@@ -251,7 +264,7 @@ final class GpuStep implements AutoCloseable {
         prepareNanos += prepared - start;
         launchNanos += launched - prepared;
         if (!layout.decodesOnly()) {
-            promptQueueMicros.add((launched - prepared) / 1e3);
+            keep(promptQueueMicros, (launched - prepared) / 1e3);
         }
         return new Submitted(layout, side, replayed);
     }
@@ -283,7 +296,7 @@ final class GpuStep implements AutoCloseable {
             if (replayed && timeReplays) {
                 replayDeviceMillis += side.replayEnd.millisSince(side.replayStart);
             } else if (timeReplays && !layout.decodesOnly()) {
-                promptDeviceMicros.add(side.replayEnd.millisSince(side.replayStart) * 1e3);
+                keep(promptDeviceMicros, side.replayEnd.millisSince(side.replayStart) * 1e3);
             }
             if (trace != null && traceReport == null && replays - tracedFrom >= traceSteps) {
                 trace.stop(kernels.stream);
@@ -300,7 +313,7 @@ final class GpuStep implements AutoCloseable {
     }
 
     /**
-     * Pairs (row of the step's ids, row of the previous step's greedy tokens) for the fed segments,
+     * Pairs (row of the step's ids, row of the previous step's chosen tokens) for the fed segments,
      * flattened; empty when none is fed.
      */
     private int[] feedPairs(StepLayout layout) {
@@ -318,7 +331,7 @@ final class GpuStep implements AutoCloseable {
             int previous = segment.previousSegment();
             if (previousTokens == null || previous >= previousTokenRows.length || previousTokenRows[previous] < 0) {
                 throw new IllegalStateException("segment " + layout.order[k] + " is fed from segment " + previous
-                        + " of the previous step, which picked no greedy token on the device");
+                        + " of the previous step, which picked no token for it on the device");
             }
             pairs[at++] = layout.firstRow[k];
             pairs[at++] = previousTokenRows[previous];
@@ -513,7 +526,7 @@ final class GpuStep implements AutoCloseable {
 
     /** One side of the step's host buffers and events. */
     private final class Side {
-        /** 0 or 1: names the device buffers a side uploads into synchronously. */
+        /** 0 or 1: names the device buffers this side's draw settings are copied into. */
         final int index;
         PinnedBuffer staging;
         PinnedBuffer tokensHost;
@@ -552,17 +565,11 @@ final class GpuStep implements AutoCloseable {
      * done with the old one. {@code captured}: captured graphs copy into it, so they must go.
      */
     private PinnedBuffer grown(PinnedBuffer buffer, long bytes, long least, boolean captured) {
-        if (buffer != null && buffer.bytes() >= bytes) {
-            return buffer;
-        }
-        if (buffer != null) {
-            kernels.device.synchronize();
-            buffer.close();
-        }
-        if (captured) {
+        PinnedBuffer grown = kernels.device.pinnedAtLeast(buffer, bytes, least);
+        if (captured && grown != buffer) {
             pinnedAllocations++;
         }
-        return kernels.device.allocatePinned(Math.max(bytes, least));
+        return grown;
     }
 
     @Override

@@ -6,7 +6,6 @@ import dev.coil.engine.gpu.kernels.SamplingKernel;
 import dev.coil.engine.model.Batch;
 import dev.coil.engine.model.ModelConfig;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -130,37 +129,27 @@ final class StepSampling {
     }
 
     private DeviceBuffer upload(String name, int[] values) {
-        DeviceBuffer buffer = kernels.scratch.floats(name + "." + side, values.length);
-        MemorySegment.copy(values, 0, stage(4L * values.length), ValueLayout.JAVA_INT, 0, values.length);
-        buffer.copyFromAsync(staging[side], staged, 0, 4L * values.length, kernels.stream);
-        staged += align(4L * values.length);
-        return buffer;
+        return upload(name, MemorySegment.ofArray(values));
     }
 
     private DeviceBuffer upload(String name, float[] values) {
-        DeviceBuffer buffer = kernels.scratch.floats(name + "." + side, values.length);
-        MemorySegment.copy(values, 0, stage(4L * values.length), ValueLayout.JAVA_FLOAT, 0, values.length);
-        buffer.copyFromAsync(staging[side], staged, 0, 4L * values.length, kernels.stream);
-        staged += align(4L * values.length);
-        return buffer;
+        return upload(name, MemorySegment.ofArray(values));
     }
 
     /**
-     * Room for {@code bytes} more in this side's staging, from {@code staged}. A larger buffer
-     * replaces it once the device is done with the copies already queued from the old one.
+     * 4-byte values into this side's device buffer {@code name}: staged in this side's pinned memory
+     * from {@code staged} on, then copied on the stream. When the staging is too small a larger one
+     * replaces it once the copies already queued from the old one are done.
      */
-    private MemorySegment stage(long bytes) {
-        PinnedBuffer buffer = staging[side];
-        if (buffer == null || buffer.bytes() < staged + bytes) {
-            PinnedBuffer grown = kernels.device.allocatePinned(Math.max(2 * (staged + bytes), 1 << 14));
-            if (buffer != null) {
-                MemorySegment.copy(buffer.segment(), 0, grown.segment(), 0, staged);
-                kernels.device.synchronize();
-                buffer.close();
-            }
-            staging[side] = grown;
-        }
-        return staging[side].segment().asSlice(staged, bytes);
+    private DeviceBuffer upload(String name, MemorySegment values) {
+        long bytes = values.byteSize();
+        DeviceBuffer buffer = kernels.scratch.floats(name + "." + side, bytes / 4);
+        staging[side] = kernels.device.pinnedAtLeast(staging[side], staged + bytes, Math.max(2 * (staged + bytes),
+                1 << 14));
+        MemorySegment.copy(values, 0, staging[side].segment(), staged, bytes);
+        buffer.copyFromAsync(staging[side], staged, 0, bytes, kernels.stream);
+        staged += align(bytes);
+        return buffer;
     }
 
     private static long align(long bytes) {

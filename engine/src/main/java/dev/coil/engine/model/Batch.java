@@ -67,9 +67,8 @@ public final class Batch {
      *                        cached decode step), so recomputing a sequence reproduces its first pass
      * @param previousSegment -1, or the index of a segment of the batch submitted just before this one
      *                        whose chosen token (greedy or drawn) is this segment's one token, not yet
-     *                        known to the host:
-     *                        a backend that feeds tokens on the device takes it from there (tokens then
-     *                        holds a placeholder)
+     *                        known to the host: a backend that feeds tokens on the device takes it from
+     *                        there (tokens then holds a placeholder)
      */
     public record Segment(SequenceState sequence, int[] tokens, int clampedTokens, Logits logits, Draw draw,
             int previousSegment) {

@@ -193,9 +193,14 @@ final class ActiveRequest {
      * logprobs. A backend may then pick it on the device ({@link #acceptNextToken}).
      */
     boolean needsOnlyGreedyToken() {
+        return request.sampling().isGreedy() && needsOnlyItsToken();
+    }
+
+    /** No logprobs, no penalties (whose lists hold the generated tokens), and a token to make. */
+    private boolean needsOnlyItsToken() {
         SamplingParams sampling = request.sampling();
-        return sampling.isGreedy() && request.logprobs() < 0 && sampling.repetitionPenalty() == 1
-                && sampling.presencePenalty() == 0 && sampling.frequencyPenalty() == 0 && maxTokens > 0;
+        return request.logprobs() < 0 && sampling.repetitionPenalty() == 1 && sampling.presencePenalty() == 0
+                && sampling.frequencyPenalty() == 0 && maxTokens > 0;
     }
 
     /**
@@ -236,9 +241,7 @@ final class ActiveRequest {
      * sampled, no penalties (their lists hold the generated tokens), no logprobs.
      */
     boolean canDrawAhead() {
-        SamplingParams sampling = request.sampling();
-        return !sampling.isGreedy() && request.logprobs() < 0 && sampling.repetitionPenalty() == 1
-                && sampling.presencePenalty() == 0 && sampling.frequencyPenalty() == 0 && maxTokens > 0;
+        return !request.sampling().isGreedy() && needsOnlyItsToken();
     }
 
     /**

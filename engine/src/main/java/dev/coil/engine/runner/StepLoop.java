@@ -287,11 +287,7 @@ final class StepLoop implements Runnable {
                 source++;
             }
             Entry entry = current.entries.get(source);
-            if (entry.sequence.length() != chunk.start()) {
-                throw new IllegalStateException(entry.active.id() + ": sequence at " + entry.sequence.length()
-                        + " but the chunk starts at " + chunk.start());
-            }
-            entry.sequence.setBlockTable(chunk.request().blockTable());
+            placeChunk(entry, chunk);
             entry.countedAhead = true;
             Batch.Logits logits = current.segments.get(source).logits();
             segments.add(Batch.Segment.fedFrom(source, entry.sequence, logits,
@@ -357,6 +353,15 @@ final class StepLoop implements Runnable {
         }
     }
 
+    /** Checks that the entry's sequence ends where the chunk starts, and gives it the request's block table. */
+    private static void placeChunk(Entry entry, StepPlan.Chunk chunk) {
+        if (entry.sequence.length() != chunk.start()) {
+            throw new IllegalStateException(entry.active.id() + ": sequence at " + entry.sequence.length()
+                    + " but the chunk starts at " + chunk.start());
+        }
+        entry.sequence.setBlockTable(chunk.request().blockTable());
+    }
+
     /** The batch segment for one chunk: the request's sequence (rebuilt after an admission), its tokens. */
     private Batch.Segment segment(Entry entry, StepPlan.Chunk chunk) {
         ScheduledRequest request = chunk.request();
@@ -367,11 +372,7 @@ final class StepLoop implements Runnable {
             entry.sequenceSlot = request.slot();
             active.setCachedPromptTokens(request.cachedPromptTokens());
         }
-        if (entry.sequence.length() != chunk.start()) {
-            throw new IllegalStateException(active.id() + ": sequence at " + entry.sequence.length()
-                    + " but the chunk starts at " + chunk.start());
-        }
-        entry.sequence.setBlockTable(request.blockTable());
+        placeChunk(entry, chunk);
         active.markScheduled();
         int clamped = Math.clamp(request.promptLength() - chunk.start(), 0, chunk.count());
         boolean promptLogits = active.wantsPromptLogprobs() && chunk.start() < request.promptLength();

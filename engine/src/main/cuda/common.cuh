@@ -118,4 +118,23 @@ static __device__ __forceinline__ void coil_launch_dependents() {
     coil_grid_dependency_wait();       \
     coil_launch_dependents()
 
+// Rotary position embedding (rope.cu): the frequency and angle rounded to f32 as HF computes them,
+// cos/sin and the rotation in double.
+// The turn of pair i at `position`: its sine and cosine.
+static __device__ __forceinline__ void coil_rope_turn(float position, int i, int rotary_dim, float theta,
+        double& sine, double& cosine) {
+    const float exponent = __fdiv_rn((float) (2 * i), (float) rotary_dim);
+    const float inverse_frequency = __fdiv_rn(1.0f, (float) pow((double) theta, (double) exponent));
+    const float angle = __fmul_rn(position, inverse_frequency);
+    sincos((double) angle, &sine, &cosine);
+}
+
+// Pair (first[0], first[half]) turned by (sine, cosine).
+static __device__ __forceinline__ void coil_rope_pair(float* first, int half, double sine, double cosine) {
+    const double x1 = first[0];
+    const double x2 = first[half];
+    first[0] = (float) __dsub_rn(__dmul_rn(x1, cosine), __dmul_rn(x2, sine));
+    first[half] = (float) __dadd_rn(__dmul_rn(x2, cosine), __dmul_rn(x1, sine));
+}
+
 #endif

@@ -9,22 +9,7 @@
 // NOTE: the frequency and the angle are rounded to f32 exactly as HF computes them (the reference
 // does the same), then cos/sin and the rotation run in double: at positions in the thousands an f32
 // sin/cos of the f32 angle would differ from the reference in the last bits for no gain.
-// The turn of pair i at `position`: its sine and cosine.
-static __device__ __forceinline__ void coil_rope_turn(float position, int i, int rotary_dim, float theta,
-        double& sine, double& cosine) {
-    const float exponent = __fdiv_rn((float) (2 * i), (float) rotary_dim);
-    const float inverse_frequency = __fdiv_rn(1.0f, (float) pow((double) theta, (double) exponent));
-    const float angle = __fmul_rn(position, inverse_frequency);
-    sincos((double) angle, &sine, &cosine);
-}
-
-// Pair (first[0], first[half]) turned by (sine, cosine).
-static __device__ __forceinline__ void coil_rope_pair(float* first, int half, double sine, double cosine) {
-    const double x1 = first[0];
-    const double x2 = first[half];
-    first[0] = (float) __dsub_rn(__dmul_rn(x1, cosine), __dmul_rn(x2, sine));
-    first[half] = (float) __dadd_rn(__dmul_rn(x2, cosine), __dmul_rn(x1, sine));
-}
+// coil_rope_turn and coil_rope_pair (common.cuh) compute and apply one pair's turn.
 
 // Row t of x (heads, head_dim) turned to `position`; the block's threads stride over the (head, i) pairs.
 static __device__ __forceinline__ void coil_rope_row(float* x, int t, float position, int heads, int head_dim,

@@ -3,6 +3,7 @@ package dev.coil.engine.gpu;
 import static jcuda.driver.JCudaDriver.cuFuncSetAttribute;
 import static jcuda.driver.JCudaDriver.cuLaunchKernel;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
+import static jcuda.driver.JCudaDriver.cuOccupancyMaxActiveBlocksPerMultiprocessor;
 
 import jcuda.NativePointerObject;
 import jcuda.Pointer;
@@ -53,6 +54,14 @@ public final class Kernel {
     public void allowDynamicSharedBytes(int bytes) {
         Cuda.check(cuFuncSetAttribute(function, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                 bytes), "cuFuncSetAttribute(" + name + ", max dynamic shared memory " + bytes + ")");
+    }
+
+    /** How many blocks of {@code threads} with {@code dynamicSharedBytes} fit one multiprocessor at once. */
+    public int residentBlocks(int threads, int dynamicSharedBytes) {
+        int[] blocks = new int[1];
+        Cuda.check(cuOccupancyMaxActiveBlocksPerMultiprocessor(blocks, function, threads, dynamicSharedBytes),
+                "cuOccupancyMaxActiveBlocksPerMultiprocessor(" + name + ")");
+        return blocks[0];
     }
 
     /**

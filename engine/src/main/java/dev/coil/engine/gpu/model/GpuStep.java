@@ -14,6 +14,7 @@ import java.lang.foreign.ValueLayout;
 import java.util.ArrayDeque;
 import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -30,6 +31,8 @@ import org.slf4j.LoggerFactory;
 final class GpuStep implements AutoCloseable {
 
     private static final Logger LOG = LoggerFactory.getLogger(GpuStep.class);
+    /** The persistent kernel's choice is logged once a process. */
+    private static final AtomicBoolean PERSISTENT_LOGGED = new AtomicBoolean();
 
     private final ModelConfig config;
     private final GpuWeights weights;
@@ -39,6 +42,8 @@ final class GpuStep implements AutoCloseable {
     private final int maxGraphRows;
     private final boolean deviceSampling;
     private final StepSampling sampling;
+    /** A one-sequence decode step as one persistent launch, or null where the model is outside its reach. */
+    private final PersistentDecode persistent;
     /** Two sides, used in turn, so that one step can be queued while the host reads the one before. */
     private final Side[] sides;
     private int nextSide;
@@ -56,6 +61,7 @@ final class GpuStep implements AutoCloseable {
     private boolean graphsFailed;
     private long replays;
     private long fedSteps;
+    private long persistentSteps;
     private long steps;
     private long prepareNanos;
     private long launchNanos;
@@ -89,6 +95,16 @@ final class GpuStep implements AutoCloseable {
         this.sampling = new StepSampling(config, kernels);
         kernels.device.makeCurrent();
         this.sides = new Side[] {new Side(0), new Side(1)};
+        StringBuilder why = new StringBuilder();
+        this.persistent = PersistentDecode.create(config, weights, kernels, store, why);
+        if (Boolean.getBoolean(PersistentDecode.PROPERTY) && PERSISTENT_LOGGED.compareAndSet(false, true)) {
+            if (persistent != null) {
+                LOG.info("decode steps of one sequence run as one persistent kernel on {}", kernels.device.description());
+            } else {
+                LOG.info("decode steps of one sequence run launch by launch: the persistent kernel does not take"
+                        + " this model ({})", why);
+            }
+        }
     }
 
     /**
@@ -98,14 +114,16 @@ final class GpuStep implements AutoCloseable {
     String profile() {
         double n = Math.max(1, steps);
         double r = Math.max(1, replays);
-        return String.format("%d steps (%d fed on the device), µs per step: prepare %.0f, queue %.0f, wait %.0f, read"
+        return String.format("%d steps (%d fed on the device, one-sequence decodes %s), µs per step: prepare %.0f, queue %.0f, wait %.0f, read"
                 + " %.0f; per replayed step: graph launch %.0f µs on the host, %s on the device", steps, fedSteps,
+                persistent != null ? "in one persistent launch" : "launch by launch",
                 prepareNanos / n / 1e3,
                 launchNanos / n / 1e3, waitNanos / n / 1e3, splitNanos / n / 1e3, replayLaunchNanos / r / 1e3,
                 timeReplays ? String.format("%.0f µs", replayDeviceMillis / r * 1e3) : "not timed")
                 + String.format("; steps with a prompt chunk: %d, median µs: queue %.0f on the host, %s on the device",
                 promptQueueMicros.size(), median(promptQueueMicros),
-                timeReplays ? String.format("%.0f", median(promptDeviceMicros)) : "not timed");
+                timeReplays ? String.format("%.0f", median(promptDeviceMicros)) : "not timed")
+                + (persistent != null && persistent.traceReport() != null ? "; " + persistent.traceReport() : "");
     }
 
     private static double median(ArrayDeque<Double> values) {
@@ -131,6 +149,16 @@ final class GpuStep implements AutoCloseable {
     /** Decode steps served by replaying a graph so far. */
     long replays() {
         return replays;
+    }
+
+    /** Whether decode steps of one sequence run as one persistent launch ({@link PersistentDecode}). */
+    boolean persistent() {
+        return persistent != null;
+    }
+
+    /** Steps queued so far as one persistent launch (replays of a captured one not counted). */
+    long persistentSteps() {
+        return persistentSteps;
     }
 
     /** Steps so far that took some of their tokens from the step before on the device. */
@@ -369,7 +397,8 @@ final class GpuStep implements AutoCloseable {
     }
 
     private long allocations() {
-        return kernels.scratch.allocations() + kernels.matmul.allocations() + pinnedAllocations;
+        return kernels.scratch.allocations() + kernels.matmul.allocations() + pinnedAllocations
+                + (persistent != null ? persistent.allocations() : 0);
     }
 
     /**
@@ -377,6 +406,11 @@ final class GpuStep implements AutoCloseable {
      * their greedy tokens copied to pinned memory (the logits are copied by the caller when needed).
      */
     private void run(StepLayout layout, DeviceBuffer inputs, int logitRows) {
+        if (persistent != null && persistent.covers(layout)) {
+            persistent.run(layout, inputs);
+            persistentSteps++;
+            return;
+        }
         int rows = layout.rows;
         int hidden = config.hiddenSize();
         long activations = (long) rows * hidden;
@@ -583,6 +617,9 @@ final class GpuStep implements AutoCloseable {
             side.close();
         }
         sampling.close();
+        if (persistent != null) {
+            persistent.close();
+        }
         if (logitsHost != null) {
             logitsHost.close();
         }

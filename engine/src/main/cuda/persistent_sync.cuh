@@ -1,0 +1,141 @@
+// The synchronisation of decode_persistent.cu: the consumers' named barrier and block-wide
+// reductions, the ring's mbarriers and bulk copies (sm_90), and the grid barrier between phases.
+// Included by decode_persistent.cu after its COIL_PD_* sizes, inside its sm_90 guard.
+#ifndef COIL_PERSISTENT_SYNC_CUH
+#define COIL_PERSISTENT_SYNC_CUH
+
+#include "common.cuh"
+
+namespace coil_pd {
+
+static __device__ __forceinline__ unsigned shared_address(const void* p) {
+    return (unsigned) __cvta_generic_to_shared(p);
+}
+
+// The consumers' own barrier (named barrier 1): the producer warp never joins it.
+static __device__ __forceinline__ void consumers_sync() {
+    asm volatile("bar.sync 1, %0;" ::"n"(COIL_PD_CONSUMERS) : "memory");
+}
+
+static __device__ __forceinline__ float consumers_sum(float value, float* scratch) {
+    const int lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5;
+    value = coil_warp_sum(value);
+    consumers_sync();
+    if (lane == 0) {
+        scratch[warp] = value;
+    }
+    consumers_sync();
+    return coil_warp_sum(lane < COIL_PD_WARPS ? scratch[lane] : 0.0f);
+}
+
+static __device__ __forceinline__ float warp_max(float value) {
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) {
+        value = fmaxf(value, __shfl_xor_sync(0xffffffffu, value, offset));
+    }
+    return value;
+}
+
+static __device__ __forceinline__ float consumers_max(float value, float* scratch) {
+    const int lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5;
+    value = warp_max(value);
+    consumers_sync();
+    if (lane == 0) {
+        scratch[warp] = value;
+    }
+    consumers_sync();
+    return warp_max(lane < COIL_PD_WARPS ? scratch[lane] : -INFINITY);
+}
+
+static __device__ __forceinline__ void mbarrier_init(uint64_t* barrier, unsigned count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(shared_address(barrier)), "r"(count) : "memory");
+}
+
+static __device__ __forceinline__ void mbarrier_expect(uint64_t* barrier, unsigned bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(shared_address(barrier)),
+            "r"(bytes) : "memory");
+}
+
+static __device__ __forceinline__ void mbarrier_arrive(uint64_t* barrier) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(shared_address(barrier)) : "memory");
+}
+
+// Waits for the completion of the barrier's phase of the given parity.
+static __device__ __forceinline__ void mbarrier_wait(uint64_t* barrier, unsigned parity) {
+    const unsigned address = shared_address(barrier);
+    long long spins = 0;
+    unsigned done = 0;
+    while (true) {
+        asm volatile(
+                "{\n"
+                ".reg .pred ready;\n"
+                "mbarrier.try_wait.parity.shared::cta.b64 ready, [%1], %2;\n"
+                "selp.u32 %0, 1, 0, ready;\n"
+                "}\n"
+                : "=r"(done)
+                : "r"(address), "r"(parity)
+                : "memory");
+        if (done) {
+            return;
+        }
+        if (++spins > COIL_PD_SPIN_LIMIT) {
+            __trap();
+        }
+    }
+}
+
+// bytes (a multiple of 16) from global memory into shared memory, counted on barrier.
+static __device__ __forceinline__ void bulk_copy(void* target, const void* source, unsigned bytes, uint64_t* barrier) {
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
+                         shared_address(target)),
+            "l"(source), "r"(bytes), "r"(shared_address(barrier))
+            : "memory");
+}
+
+// The grid barrier: every block adds one to the count after each phase; phase p starts once the
+// count reaches p · G. Thread 0 arrives after the consumers' barrier, so the block's writes come first.
+// fence: 0 fence.sc (__threadfence) around the count, 1 fence.acq_rel, 2 none (timing only),
+// 3 red.release and ld.acquire alone.
+static __device__ __forceinline__ void grid_arrive(unsigned* count, int fence) {
+    if (fence == 0) {
+        __threadfence();
+    } else if (fence == 1) {
+        asm volatile("fence.acq_rel.gpu;" ::: "memory");
+    }
+    if (fence == 3) {
+        asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(count) : "memory");
+    } else {
+        asm volatile("red.relaxed.gpu.global.add.u32 [%0], 1;" ::"l"(count) : "memory");
+    }
+}
+
+static __device__ __forceinline__ void grid_wait(const unsigned* count, unsigned target, int fence) {
+    unsigned seen;
+    long long spins = 0;
+    while (true) {
+        asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(seen) : "l"(count) : "memory");
+        if (seen >= target) {
+            break;
+        }
+        if (++spins > COIL_PD_SPIN_LIMIT) {
+            __trap();
+        }
+    }
+    if (fence == 0) {
+        __threadfence();
+    } else if (fence == 1) {
+        asm volatile("fence.acq_rel.gpu;" ::: "memory");
+    }
+}
+
+static __device__ __forceinline__ unsigned long long now() {
+    unsigned long long time;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(time));
+    return time;
+}
+
+}  // namespace coil_pd
+
+#endif

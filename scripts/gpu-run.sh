@@ -10,6 +10,7 @@
 # 64k/128k sharded prefill benchmark (RING_TOKENS=a,b to change the sizes).
 #
 # TESTS, when set, replaces the test selection (JUnit console options, e.g. --select-class X).
+# JAVA_PROPS, when set, goes to the JVM (e.g. "-Dcoil.bench.runs=0 -Dcoil.cuda.persistentDecode=true").
 set -u
 part=${1:-all}
 folder=${2:-.gpu}
@@ -17,7 +18,8 @@ out=${OUT:-/tmp}
 tar xJf "$folder/jre.txz" -C /tmp && export PATH=/tmp/jre/bin:$PATH
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 classpath=$(sed -n 3p "$folder/args.txt")
-junit=(java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -jar "$folder"/junit-platform-console-standalone-*.jar
+# shellcheck disable=SC2206
+junit=(java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED ${JAVA_PROPS:-} -jar "$folder"/junit-platform-console-standalone-*.jar
     execute --class-path "$classpath" --details=tree --disable-banner --disable-ansi-colors)
 if [ "$part" = all ] || [ "$part" = tests ]; then
     # shellcheck disable=SC2086

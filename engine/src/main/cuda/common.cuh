@@ -31,6 +31,14 @@ static __device__ __forceinline__ float coil_warp_sum(float value) {
     return value;
 }
 
+static __device__ __forceinline__ float coil_warp_max(float value) {
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) {
+        value = fmaxf(value, __shfl_xor_sync(0xffffffffu, value, offset));
+    }
+    return value;
+}
+
 // Sum over the whole block; every thread gets the total. scratch: 32 floats of shared memory.
 // The leading barrier lets a caller reuse scratch for a second reduction.
 static __device__ __forceinline__ float coil_block_sum(float value, float* scratch) {

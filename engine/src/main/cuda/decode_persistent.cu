@@ -170,6 +170,12 @@ static __device__ __forceinline__ bool has_weights(int kind) {
     return kind == COIL_PD_GEMV || kind == COIL_PD_LM_HEAD;
 }
 
+// This block's share [first, end) of `total` units split evenly over the grid.
+static __device__ __forceinline__ void share(int total, int& first, int& end) {
+    first = (int) ((long long) total * blockIdx.x / gridDim.x);
+    end = (int) ((long long) total * (blockIdx.x + 1) / gridDim.x);
+}
+
 // The block's units of a GEMV phase: [first, end), and how many fit one slot.
 struct Units {
     int first;
@@ -191,8 +197,7 @@ static __device__ __forceinline__ Units units_of(const long long* phase, int slo
     }
     Units units;
     units.total = total;
-    units.first = (int) ((long long) total * blockIdx.x / gridDim.x);
-    units.end = (int) ((long long) total * (blockIdx.x + 1) / gridDim.x);
+    share(total, units.first, units.end);
     const int row_bytes = 2 * k;
     units.per_piece = max(1, slot_bytes / (row_bytes * (pair > 0 ? 2 : 1)));
     return units;
@@ -669,8 +674,8 @@ static __device__ __forceinline__ void ssm(const long long* phase, const StepInp
     const int groups = field<int>(phase, F_SSM_GROUPS);
     const int state_size = field<int>(phase, F_SSM_STATE);
     const int total = heads * head_dim;
-    const int first = (int) ((long long) total * blockIdx.x / gridDim.x);
-    const int end = (int) ((long long) total * (blockIdx.x + 1) / gridDim.x);
+    int first, end;
+    share(total, first, end);
     const int lane = threadIdx.x & 31;
     const int warp = threadIdx.x >> 5;
     const int slot = in.slot;
@@ -738,8 +743,8 @@ static __device__ __forceinline__ void ssm_prefetch(const long long* phase, cons
     const int head_dim = field<int>(phase, F_SSM_HEAD_DIM);
     const int state_size = field<int>(phase, F_SSM_STATE);
     const int total = heads * head_dim;
-    const int first = (int) ((long long) total * blockIdx.x / gridDim.x);
-    const int end = (int) ((long long) total * (blockIdx.x + 1) / gridDim.x);
+    int first, end;
+    share(total, first, end);
     const int lane = threadIdx.x & 31;
     const int warp = threadIdx.x >> 5;
     const int slot = in.slot;

@@ -25,25 +25,17 @@ static __device__ __forceinline__ void widen(const uint4& raw, float (&values)[4
     values[3] = __uint_as_float(raw.w);
 }
 
-static __device__ __forceinline__ float warp_max(float value) {
-#pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1) {
-        value = fmaxf(value, __shfl_xor_sync(0xffffffffu, value, offset));
-    }
-    return value;
-}
-
 // Maximum over the block; every thread gets it. scratch: 32 floats of its own.
 static __device__ __forceinline__ float block_max(float value, float* scratch) {
     const int lane = threadIdx.x & 31;
     const int warp = threadIdx.x >> 5;
-    value = warp_max(value);
+    value = coil_warp_max(value);
     if (lane == 0) {
         scratch[warp] = value;
     }
     __syncthreads();
     value = lane < (int) ((blockDim.x + 31) >> 5) ? scratch[lane] : -INFINITY;
-    return warp_max(value);
+    return coil_warp_max(value);
 }
 
 //   q: [batch, q_heads, HEAD_DIM] f32;  out: [batch, q_heads, HEAD_DIM] f32
@@ -207,7 +199,7 @@ static __device__ __forceinline__ void decode(const float* __restrict__ q, const
         for (int j = lane; j < count; j += 32) {
             maximum = fmaxf(maximum, row[j]);
         }
-        maximum = warp_max(maximum);
+        maximum = coil_warp_max(maximum);
         float sum = 0.0f;
         for (int j = lane; j < count; j += 32) {
             const float p = coil_exp2_approx(row[j] - maximum);

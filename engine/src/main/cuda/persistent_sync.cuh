@@ -29,24 +29,16 @@ static __device__ __forceinline__ float consumers_sum(float value, float* scratc
     return coil_warp_sum(lane < COIL_PD_WARPS ? scratch[lane] : 0.0f);
 }
 
-static __device__ __forceinline__ float warp_max(float value) {
-#pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1) {
-        value = fmaxf(value, __shfl_xor_sync(0xffffffffu, value, offset));
-    }
-    return value;
-}
-
 static __device__ __forceinline__ float consumers_max(float value, float* scratch) {
     const int lane = threadIdx.x & 31;
     const int warp = threadIdx.x >> 5;
-    value = warp_max(value);
+    value = coil_warp_max(value);
     consumers_sync();
     if (lane == 0) {
         scratch[warp] = value;
     }
     consumers_sync();
-    return warp_max(lane < COIL_PD_WARPS ? scratch[lane] : -INFINITY);
+    return coil_warp_max(lane < COIL_PD_WARPS ? scratch[lane] : -INFINITY);
 }
 
 static __device__ __forceinline__ void mbarrier_init(uint64_t* barrier, unsigned count) {

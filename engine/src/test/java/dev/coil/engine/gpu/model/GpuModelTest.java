@@ -121,17 +121,29 @@ class GpuModelTest {
 
     static void assertClose(float[] actual, float[] expected, double tolerance, String what) {
         assertThat(actual).as(what + ": logits size").hasSize(expected.length);
-        double scale = 0;
-        double worst = 0;
-        for (int i = 0; i < expected.length; i++) {
-            scale = Math.max(scale, Math.abs(expected[i]));
-            worst = Math.max(worst, Math.abs(actual[i] - expected[i]));
-        }
-        double relative = worst / Math.max(scale, 1e-3);
+        double relative = relativeError(actual, expected);
         System.out.printf("[gpu-model] %s: max |gpu - transformers| / row scale = %.2e (tolerance %.0e)%n", what,
                 relative, tolerance);
-        assertThat(relative).as(what + ": max |gpu - transformers| relative to the row scale " + scale)
+        assertThat(relative).as(what + ": max |gpu - transformers| relative to the row scale " + rowScale(expected))
                 .isLessThanOrEqualTo(tolerance);
+    }
+
+    /** max |actual - expected| over a row, relative to the row's largest |expected| (at least 1e-3). */
+    static double relativeError(float[] actual, float[] expected) {
+        double worst = 0;
+        for (int i = 0; i < expected.length; i++) {
+            worst = Math.max(worst, Math.abs(actual[i] - expected[i]));
+        }
+        return worst / rowScale(expected);
+    }
+
+    /** The row's largest |value|, at least 1e-3. */
+    static double rowScale(float[] values) {
+        double scale = 0;
+        for (float value : values) {
+            scale = Math.max(scale, Math.abs(value));
+        }
+        return Math.max(scale, 1e-3);
     }
 
     static int argmax(float[] values) {

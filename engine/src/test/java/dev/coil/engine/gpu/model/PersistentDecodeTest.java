@@ -75,13 +75,8 @@ class PersistentDecodeTest {
 
     private static void assertClose(float[] actual, float[] expected, String what) {
         assertThat(actual).as(what + ": logits size").hasSize(expected.length);
-        double scale = 0;
-        double worst = 0;
-        for (int i = 0; i < expected.length; i++) {
-            scale = Math.max(scale, Math.abs(expected[i]));
-            worst = Math.max(worst, Math.abs(actual[i] - expected[i]));
-        }
-        double relative = worst / Math.max(scale, 1e-3);
+        double scale = GpuModelTest.rowScale(expected);
+        double relative = GpuModelTest.relativeError(actual, expected);
         if (what.endsWith("step 0 (context 22)") || what.contains("step 47 ")) {
             System.out.printf("[persistent] %s: max |persistent - launches| / row scale = %.2e%n", what, relative);
         }
@@ -90,7 +85,7 @@ class PersistentDecodeTest {
         int chosen = GpuModelTest.argmax(actual);
         int best = GpuModelTest.argmax(expected);
         assertThat((double) expected[chosen]).as(what + ": the persistent step's greedy token " + chosen
-                + " against " + best).isGreaterThanOrEqualTo(expected[best] - TOLERANCE * Math.max(scale, 1e-3));
+                + " against " + best).isGreaterThanOrEqualTo(expected[best] - TOLERANCE * scale);
     }
 
     /** A sequence whose step takes the persistent kernel or not. */

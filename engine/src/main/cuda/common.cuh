@@ -126,6 +126,27 @@ static __device__ __forceinline__ void coil_launch_dependents() {
     coil_grid_dependency_wait();       \
     coil_launch_dependents()
 
+// Mamba-2's decode step (ssm_state_update.cu, and the persistent kernel's state update):
+// dt' = softplus(dt) in f32, as the separate kernel always took it.
+static __device__ __forceinline__ float coil_softplus(float value) {
+    return value > 20.0f ? value : log1pf(expf(value));
+}
+
+// Four columns of a state row: S = decay · S + input · B, and their share of S · C added to sum,
+// in the order both kernels add them (so their outputs are equal bit for bit).
+static __device__ __forceinline__ float4 coil_ssm_columns(float4 s, float decay, float input, float4 b, float4 c,
+        float& sum) {
+    s.x = fmaf(decay, s.x, input * b.x);
+    s.y = fmaf(decay, s.y, input * b.y);
+    s.z = fmaf(decay, s.z, input * b.z);
+    s.w = fmaf(decay, s.w, input * b.w);
+    sum = fmaf(s.x, c.x, sum);
+    sum = fmaf(s.y, c.y, sum);
+    sum = fmaf(s.z, c.z, sum);
+    sum = fmaf(s.w, c.w, sum);
+    return s;
+}
+
 // Rotary position embedding (rope.cu): the frequency and angle rounded to f32 as HF computes them,
 // cos/sin and the rotation in double.
 // The turn of pair i at `position`: its sine and cosine.

@@ -668,14 +668,35 @@ static __device__ __forceinline__ void gemv(const long long* phase, const __nv_b
 }
 
 // The Mamba-2 state update of the block's (head, p) rows, as ssm_state_update_f32 with z.
+// A state update phase's (head, p) rows and this block's share of them; a warp takes rows
+// first + warp, first + warp + COIL_PD_WARPS, …
+struct SsmRows {
+    int heads;
+    int head_dim;
+    int state_size;
+    int total;
+    int first;
+    int end;
+};
+
+static __device__ __forceinline__ SsmRows ssm_rows(const long long* phase) {
+    SsmRows rows;
+    rows.heads = field<int>(phase, F_SSM_HEADS);
+    rows.head_dim = field<int>(phase, F_SSM_HEAD_DIM);
+    rows.state_size = field<int>(phase, F_SSM_STATE);
+    rows.total = rows.heads * rows.head_dim;
+    share(rows.total, rows.first, rows.end);
+    return rows;
+}
+
 static __device__ __forceinline__ void ssm(const long long* phase, const StepInputs& in, const Early& early) {
-    const int heads = field<int>(phase, F_SSM_HEADS);
-    const int head_dim = field<int>(phase, F_SSM_HEAD_DIM);
+    const SsmRows rows = ssm_rows(phase);
+    const int heads = rows.heads;
+    const int head_dim = rows.head_dim;
     const int groups = field<int>(phase, F_SSM_GROUPS);
-    const int state_size = field<int>(phase, F_SSM_STATE);
-    const int total = heads * head_dim;
-    int first, end;
-    share(total, first, end);
+    const int state_size = rows.state_size;
+    const int first = rows.first;
+    const int end = rows.end;
     const int lane = threadIdx.x & 31;
     const int warp = threadIdx.x >> 5;
     const int slot = in.slot;
@@ -706,7 +727,7 @@ static __device__ __forceinline__ void ssm(const long long* phase, const StepInp
         const float d_value = !kept ? __ldg(pointer<const float>(phase, F_SSM_D) + h)
                 : second ? early.skip[1] : early.skip[0];
         float step = dt_value + bias;
-        step = step > 20.0f ? step : log1pf(expf(step));
+        step = coil_softplus(step);
         const float decay = expf(step * a_value);
         const float input = step * x_value;
         float sum = 0.0f;
@@ -716,18 +737,8 @@ static __device__ __forceinline__ void ssm(const long long* phase, const StepInp
             if (n >= (state_size >> 2)) {
                 break;
             }
-            float4 st = !kept ? __ldcg(row4 + n) : second ? early.held[1][i] : early.held[0][i];
-            const float4 bv = __ldcg(b4 + n);
-            const float4 cv = __ldcg(c4 + n);
-            st.x = fmaf(decay, st.x, input * bv.x);
-            st.y = fmaf(decay, st.y, input * bv.y);
-            st.z = fmaf(decay, st.z, input * bv.z);
-            st.w = fmaf(decay, st.w, input * bv.w);
-            row4[n] = st;
-            sum = fmaf(st.x, cv.x, sum);
-            sum = fmaf(st.y, cv.y, sum);
-            sum = fmaf(st.z, cv.z, sum);
-            sum = fmaf(st.w, cv.w, sum);
+            const float4 st = !kept ? __ldcg(row4 + n) : second ? early.held[1][i] : early.held[0][i];
+            row4[n] = coil_ssm_columns(st, decay, input, __ldcg(b4 + n), __ldcg(c4 + n), sum);
         }
         sum = coil_warp_sum(sum);
         if (lane == 0) {
@@ -739,12 +750,12 @@ static __device__ __forceinline__ void ssm(const long long* phase, const StepInp
 
 // The first two state rows of each warp, read before the barrier (only this phase writes them).
 static __device__ __forceinline__ void ssm_prefetch(const long long* phase, const StepInputs& in, Early& early) {
-    const int heads = field<int>(phase, F_SSM_HEADS);
-    const int head_dim = field<int>(phase, F_SSM_HEAD_DIM);
-    const int state_size = field<int>(phase, F_SSM_STATE);
-    const int total = heads * head_dim;
-    int first, end;
-    share(total, first, end);
+    const SsmRows rows = ssm_rows(phase);
+    const int head_dim = rows.head_dim;
+    const int state_size = rows.state_size;
+    const int total = rows.total;
+    const int first = rows.first;
+    const int end = rows.end;
     const int lane = threadIdx.x & 31;
     const int warp = threadIdx.x >> 5;
     const int slot = in.slot;

@@ -66,7 +66,7 @@ extern "C" __global__ void ssm_state_update_f32(const float* __restrict__ x, int
 
     float step = dt_value + bias;
     if (dt_softplus) {
-        step = step > 20.0f ? step : log1pf(expf(step));
+        step = coil_softplus(step);
     }
     const float decay = expf(step * a_value);
 
@@ -80,18 +80,7 @@ extern "C" __global__ void ssm_state_update_f32(const float* __restrict__ x, int
         const float4* b4 = reinterpret_cast<const float4*>(shared_b);
         const float4* c4 = reinterpret_cast<const float4*>(shared_c);
         for (int n = lane; n < (state_size >> 2); n += 32) {
-            float4 s = early ? held[(n - lane) >> 5] : row4[n];
-            const float4 bv = b4[n];
-            const float4 cv = c4[n];
-            s.x = fmaf(decay, s.x, input * bv.x);
-            s.y = fmaf(decay, s.y, input * bv.y);
-            s.z = fmaf(decay, s.z, input * bv.z);
-            s.w = fmaf(decay, s.w, input * bv.w);
-            row4[n] = s;
-            sum = fmaf(s.x, cv.x, sum);
-            sum = fmaf(s.y, cv.y, sum);
-            sum = fmaf(s.z, cv.z, sum);
-            sum = fmaf(s.w, cv.w, sum);
+            row4[n] = coil_ssm_columns(early ? held[(n - lane) >> 5] : row4[n], decay, input, b4[n], c4[n], sum);
         }
     } else {
         for (int n = lane; n < state_size; n += 32) {

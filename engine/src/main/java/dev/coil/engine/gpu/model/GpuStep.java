@@ -14,7 +14,6 @@ import java.lang.foreign.ValueLayout;
 import java.util.ArrayDeque;
 import java.util.Arrays;
 import java.util.List;
-import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -31,8 +30,6 @@ import org.slf4j.LoggerFactory;
 final class GpuStep implements AutoCloseable {
 
     private static final Logger LOG = LoggerFactory.getLogger(GpuStep.class);
-    /** The persistent kernel's choice is logged once a process. */
-    private static final AtomicBoolean PERSISTENT_LOGGED = new AtomicBoolean();
 
     private final ModelConfig config;
     private final GpuWeights weights;
@@ -95,16 +92,7 @@ final class GpuStep implements AutoCloseable {
         this.sampling = new StepSampling(config, kernels);
         kernels.device.makeCurrent();
         this.sides = new Side[] {new Side(0), new Side(1)};
-        StringBuilder why = new StringBuilder();
-        this.persistent = PersistentDecode.create(config, weights, kernels, store, why);
-        if (Boolean.getBoolean(PersistentDecode.PROPERTY) && PERSISTENT_LOGGED.compareAndSet(false, true)) {
-            if (persistent != null) {
-                LOG.info("decode steps of one sequence run as one persistent kernel on {}", kernels.device.description());
-            } else {
-                LOG.info("decode steps of one sequence run launch by launch: the persistent kernel does not take"
-                        + " this model ({})", why);
-            }
-        }
+        this.persistent = PersistentDecode.create(config, weights, kernels, store);
     }
 
     /**
@@ -114,8 +102,9 @@ final class GpuStep implements AutoCloseable {
     String profile() {
         double n = Math.max(1, steps);
         double r = Math.max(1, replays);
-        return String.format("%d steps (%d fed on the device, one-sequence decodes %s), µs per step: prepare %.0f, queue %.0f, wait %.0f, read"
-                + " %.0f; per replayed step: graph launch %.0f µs on the host, %s on the device", steps, fedSteps,
+        String trace = persistent != null ? persistent.traceReport() : null;
+        return String.format("%d steps (%d fed on the device, one-sequence decodes %s), µs per step: prepare %.0f,"
+                + " queue %.0f, wait %.0f, read %.0f; per replayed step: graph launch %.0f µs on the host, %s on the device", steps, fedSteps,
                 persistent != null ? "in one persistent launch" : "launch by launch",
                 prepareNanos / n / 1e3,
                 launchNanos / n / 1e3, waitNanos / n / 1e3, splitNanos / n / 1e3, replayLaunchNanos / r / 1e3,
@@ -123,7 +112,7 @@ final class GpuStep implements AutoCloseable {
                 + String.format("; steps with a prompt chunk: %d, median µs: queue %.0f on the host, %s on the device",
                 promptQueueMicros.size(), median(promptQueueMicros),
                 timeReplays ? String.format("%.0f", median(promptDeviceMicros)) : "not timed")
-                + (persistent != null && persistent.traceReport() != null ? "; " + persistent.traceReport() : "");
+                + (trace != null ? "; " + trace : "");
     }
 
     private static double median(ArrayDeque<Double> values) {

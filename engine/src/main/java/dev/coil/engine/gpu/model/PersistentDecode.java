@@ -12,6 +12,9 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * A decode step of one sequence as one launch of {@code decode_persistent}
@@ -35,6 +38,9 @@ import java.util.Map;
 final class PersistentDecode implements AutoCloseable {
 
     static final String PROPERTY = "coil.cuda.persistentDecode";
+    private static final Logger LOG = LoggerFactory.getLogger(PersistentDecode.class);
+    /** Whether the kernel was asked for was logged: once a process. */
+    private static final AtomicBoolean LOGGED = new AtomicBoolean();
     /** {@code -Dcoil.cuda.persistentTrace=true}: the kernel records when each phase starts and ends (diagnostics). */
     static final String TRACE_PROPERTY = "coil.cuda.persistentTrace";
     /** {@code -Dcoil.cuda.persistentFlags=N}: the grid barrier's fence and the ring's depth (the kernel's flags; comparisons). */
@@ -162,7 +168,6 @@ final class PersistentDecode implements AutoCloseable {
     private String closedReport;
     /** Phase tables by the step buffers they point at: a captured graph's table is never rewritten. */
     private final Map<TableKey, Table> tables = new HashMap<>();
-    private long allocations;
 
     private record TableKey(long inputs, long logits, long tokens) {
     }
@@ -230,28 +235,33 @@ final class PersistentDecode implements AutoCloseable {
     }
 
     /**
-     * The persistent decode for this model on this device, or null where it does not apply (then
-     * {@code why} gets the reason).
+     * The persistent decode for this model on this device, or null where it is off or does not
+     * apply. When it was asked for, the outcome is logged once a process.
      */
     static PersistentDecode create(ModelConfig config, GpuWeights weights, DeviceKernels kernels,
-            DeviceStateStore store, StringBuilder why) {
+            DeviceStateStore store) {
         if (!Boolean.getBoolean(PROPERTY)) {
-            why.append("off (-D" + PROPERTY + "=true turns it on)");
             return null;
         }
         int grid = kernels.device.multiprocessors();
         String reason = unsupported(config, weights, kernels.device.computeCapability(), grid);
-        if (reason != null) {
-            why.append(reason);
-            return null;
+        Kernel kernel = null;
+        if (reason == null) {
+            kernel = kernels.device.kernels().kernel("decode_persistent");
+            kernel.allowDynamicSharedBytes(DYNAMIC_BYTES);
+            if (kernel.residentBlocks(THREADS, DYNAMIC_BYTES) < 1) {
+                reason = "its block does not fit a multiprocessor";
+            }
         }
-        Kernel kernel = kernels.device.kernels().kernel("decode_persistent");
-        kernel.allowDynamicSharedBytes(DYNAMIC_BYTES);
-        if (kernel.residentBlocks(THREADS, DYNAMIC_BYTES) < 1) {
-            why.append("its block does not fit a multiprocessor");
-            return null;
+        if (LOGGED.compareAndSet(false, true)) {
+            if (reason == null) {
+                LOG.info("decode steps of one sequence run as one persistent kernel on {}", kernels.device.description());
+            } else {
+                LOG.info("decode steps of one sequence run launch by launch: the persistent kernel does not take"
+                        + " this model ({})", reason);
+            }
         }
-        return new PersistentDecode(config, weights, kernels, store, kernel, grid);
+        return reason == null ? new PersistentDecode(config, weights, kernels, store, kernel, grid) : null;
     }
 
     /** Why the kernel cannot run this model, or null when it can. */
@@ -354,7 +364,7 @@ final class PersistentDecode implements AutoCloseable {
 
     /** Phase tables uploaded so far: a captured graph is valid while this and the scratch stay unchanged. */
     long allocations() {
-        return allocations;
+        return tables.size();
     }
 
     /**
@@ -373,7 +383,6 @@ final class PersistentDecode implements AutoCloseable {
             phases.copyFrom(MemorySegment.ofArray(fields).toArray(ValueLayout.JAVA_BYTE));
             table = new Table(phases, fields.length / FIELDS);
             tables.put(key, table);
-            allocations++;
         }
         kernel.launch(kernels.stream, grid, 1, 1, THREADS, DYNAMIC_BYTES, table.phases(), table.count(), sync, trace,
                 flags);

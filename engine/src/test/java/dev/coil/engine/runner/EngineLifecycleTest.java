@@ -76,20 +76,42 @@ class EngineLifecycleTest {
     @Test
     void cancelReturnsEveryBlockAndSlotAndSparesTheOthers() throws Exception {
         LoadedModel model = TestModels.load(FIXTURE);
-        try (Engine engine = Engine.start(model, EngineTest.OPS, EngineTest.SMALL)) {
+        SteppedOps stepped = new SteppedOps(EngineTest.OPS);
+        try (Engine engine = Engine.start(model, stepped.ops(), EngineTest.SMALL)) {
             EngineStats initial = engine.stats();
+            // The step thread is held between op calls while the cancelled requests get their first
+            // token, so that none of them can run to its 60th token before its cancel arrives.
+            stepped.hold();
             List<RequestStream> streams = new ArrayList<>();
             for (int i = 0; i < 6; i++) {
                 streams.add(engine.submit(greedy(prompt(model.config().vocabSize(), 20 + 7 * i, 40 + i), 60, -1)));
             }
-            for (int i = 0; i < 6; i += 2) {
-                assertThat(streams.get(i).next(30_000)).isInstanceOf(EngineEvent.Token.class);
-                streams.get(i).cancel();
+            try {
+                boolean[] started = new boolean[6];
+                int waitingForFirstToken = 3;
+                while (waitingForFirstToken > 0) {
+                    assertThat(stepped.advance(30_000)).as("the step thread comes back for its next op").isTrue();
+                    for (int i = 0; i < 6; i += 2) {
+                        EngineEvent event = started[i] ? null : streams.get(i).next(0);
+                        if (event != null) {
+                            assertThat(event).isInstanceOf(EngineEvent.Token.class);
+                            started[i] = true;
+                            waitingForFirstToken--;
+                        }
+                    }
+                }
+                for (int i = 0; i < 6; i += 2) {
+                    streams.get(i).cancel();
+                }
+            } finally {
+                stepped.release();
             }
             for (int i = 0; i < 6; i++) {
                 EngineRuns.Outcome outcome = EngineRuns.collect(streams.get(i));
                 if (i % 2 == 0) {
+                    assertThat(outcome.failed()).as("request %d ends cancelled", i).isNotNull();
                     assertThat(outcome.failed().reason()).isEqualTo(EngineEvent.Failed.Reason.CANCELLED);
+                    assertThat(outcome.tokens()).as("request %d stops short", i).hasSizeLessThan(59);
                 } else {
                     assertThat(outcome.finished().usage().completionTokens()).isEqualTo(60);
                 }

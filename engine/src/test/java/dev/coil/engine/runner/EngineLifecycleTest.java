@@ -55,11 +55,17 @@ class EngineLifecycleTest {
         }
         EngineOptions tight = EngineTest.SMALL.withMaxSequences(4).withPrefixCaching(false);
         tight = tight.withCacheMemory(budgetForBlocks(model, tight, 12)); // 4 × 5 blocks needed, 12 exist
-        try (Engine engine = Engine.start(model, EngineTest.OPS, tight)) {
+        SteppedOps stepped = new SteppedOps(EngineTest.OPS);
+        try (Engine engine = Engine.start(model, stepped.ops(), tight)) {
             assertThat(engine.cacheSizing().blocks()).isEqualTo(12);
             List<RequestStream> streams = new ArrayList<>();
-            for (int[] ids : prompts) {
-                streams.add(engine.submit(greedy(ids, 40, 3)));
+            stepped.hold(); // all four are waiting before the first step ends, so the cache must run short
+            try {
+                for (int[] ids : prompts) {
+                    streams.add(engine.submit(greedy(ids, 40, 3)));
+                }
+            } finally {
+                stepped.release();
             }
             for (int i = 0; i < streams.size(); i++) {
                 EngineRuns.Outcome outcome = EngineRuns.collect(streams.get(i));

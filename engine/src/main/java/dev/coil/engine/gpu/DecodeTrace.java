@@ -24,6 +24,10 @@ public final class DecodeTrace {
     /** One kernel's record: when its wait returned (ns, the device's clock), its grid and block. */
     public record Wait(long nanos, int gridX, int gridY, int gridZ, int threads) {
 
+        boolean sameShape(Wait other) {
+            return gridX == other.gridX && gridY == other.gridY && gridZ == other.gridZ && threads == other.threads;
+        }
+
         public String shape() {
             return "(" + gridX + (gridY > 1 || gridZ > 1 ? "," + gridY : "") + (gridZ > 1 ? "," + gridZ : "") + ")×"
                     + threads;
@@ -76,28 +80,49 @@ public final class DecodeTrace {
         return waits;
     }
 
+    /** {@code -Dcoil.cuda.traceDump=FILE}: the traced waits also go to FILE, one "ns grid threads" line each. */
+    public static final String DUMP_PROPERTY = "coil.cuda.traceDump";
+
+    /** Writes the waits to {@code file} (nothing when it is null), for a look beyond the report. */
+    public static void dump(List<Wait> waits, String file) {
+        if (file == null) {
+            return;
+        }
+        StringBuilder lines = new StringBuilder();
+        for (Wait wait : waits) {
+            lines.append(wait.nanos()).append(' ').append(wait.shape()).append('\n');
+        }
+        try {
+            java.nio.file.Files.writeString(java.nio.file.Path.of(file), lines);
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException("cannot write the trace to " + file, e);
+        }
+    }
+
     /** A pause longer than this between two waits ends a step (the host reads each step's tokens). */
     private static final long STEP_GAP_NANOS = 60_000;
 
     /**
      * Per kernel of a step, in order: its shape and the median µs from its wait to the next
      * kernel's (the last kernel of a step has none), over the recorded steps of the most common
-     * length. Steps are told apart by the host's pause between them; other steps (a prompt's
-     * prefill between decodes) are left out.
+     * length. Steps are told apart by the host's pause between them, and where steps ran back to
+     * back (queued ahead of the host) by the period of the kernels' shapes; other steps (a
+     * prompt's prefill between decodes) are left out.
      */
     public static String medianReport(List<Wait> waits) {
-        List<List<Wait>> steps = new ArrayList<>();
+        List<List<Wait>> groups = new ArrayList<>();
         List<Wait> current = new ArrayList<>();
         for (Wait wait : waits) {
             if (!current.isEmpty() && wait.nanos() - current.getLast().nanos() > STEP_GAP_NANOS) {
-                steps.add(current);
+                groups.add(current);
                 current = new ArrayList<>();
             }
             current.add(wait);
         }
         if (!current.isEmpty()) {
-            steps.add(current);
+            groups.add(current);
         }
+        List<List<Wait>> steps = splitByPeriod(groups);
         // Lone waits (a prefill's launches between decode steps, each its own "step") are not steps.
         Map<Integer, Long> lengths = steps.stream().filter(step -> step.size() > 1).collect(
                 Collectors.groupingBy(List::size, Collectors.counting()));
@@ -122,5 +147,68 @@ public final class DecodeTrace {
         report.append(String.format("%d steps of %d waiting kernels (of %d steps recorded), %.1f µs from the first"
                 + " wait to the last%n", alike.size(), perStep, steps.size(), total));
         return report.toString();
+    }
+
+    /**
+     * Groups of waits, each group cut into steps where it holds several run back to back. The
+     * period is the smallest length P at which, within every group at least two periods long, all
+     * but 1% of the waits have the shape of the wait P before. The first P waits of the first group
+     * that long are a step (tracing starts at a step's first kernel); every group is cut at the
+     * first place that sequence starts, then every P waits. Groups are kept as they are when none
+     * repeats.
+     */
+    static List<List<Wait>> splitByPeriod(List<List<Wait>> groups) {
+        int longest = groups.stream().mapToInt(List::size).max().orElse(0);
+        int period = 0;
+        for (int candidate = 2; candidate <= longest / 2 && period == 0; candidate++) {
+            long compared = 0;
+            long differ = 0;
+            for (List<Wait> group : groups) {
+                if (group.size() >= 2 * candidate) {
+                    for (int i = 0; i + candidate < group.size(); i++) {
+                        compared++;
+                        differ += group.get(i).sameShape(group.get(i + candidate)) ? 0 : 1;
+                    }
+                }
+            }
+            if (compared > 0 && differ * 100 <= compared) {
+                period = candidate;
+            }
+        }
+        if (period == 0) {
+            return groups;
+        }
+        int length = period;
+        List<Wait> step = groups.stream().filter(group -> group.size() >= 2 * length).findFirst().orElseThrow()
+                .subList(0, period);
+        List<List<Wait>> steps = new ArrayList<>();
+        for (List<Wait> group : groups) {
+            int start = firstStart(group, step);
+            if (start < 0) {
+                steps.add(group);
+                continue;
+            }
+            if (start > 0) {
+                steps.add(group.subList(0, start));
+            }
+            for (int from = start; from < group.size(); from += period) {
+                steps.add(group.subList(from, Math.min(group.size(), from + period)));
+            }
+        }
+        return steps;
+    }
+
+    /** Where the shapes of {@code step} first follow one another in {@code group}, or −1. */
+    private static int firstStart(List<Wait> group, List<Wait> step) {
+        for (int start = 0; start + step.size() <= group.size(); start++) {
+            boolean same = true;
+            for (int i = 0; i < step.size() && same; i++) {
+                same = group.get(start + i).sameShape(step.get(i));
+            }
+            if (same) {
+                return start;
+            }
+        }
+        return -1;
     }
 }

@@ -53,6 +53,32 @@ class DecodeTraceReportTest {
     }
 
     @Test
+    void stepsRunBackToBackAreCutByThePeriodOfTheirKernels() {
+        List<DecodeTrace.Wait> waits = new ArrayList<>();
+        long now = 0;
+        // Steps of four kernels A B A C (A repeats within a step), 1, 2, 3 and 4 µs apart, run back to
+        // back: six steps, a prefill's lone waits, then three more steps begun one kernel late.
+        int[][] shapes = {{210, 256}, {16, 128}, {210, 256}, {96, 256}};
+        for (int s = 0; s < 9; s++) {
+            for (int k = 0; k < 4; k++) {
+                if (s == 6 && k == 0) {
+                    for (int lone = 0; lone < 3; lone++) {
+                        now += 500_000;
+                        waits.add(new DecodeTrace.Wait(now, 7, 1, 1, 256));
+                    }
+                    now += 500_000;
+                    continue;
+                }
+                waits.add(new DecodeTrace.Wait(now, shapes[k][0], 1, 1, shapes[k][1]));
+                now += (k + 1) * 1_000L;
+            }
+        }
+        assertThat(DecodeTrace.medianReport(waits)).contains("  0 (210)×256          1.00 µs",
+                "  1 (16)×128           2.00 µs", "  2 (210)×256          3.00 µs",
+                "8 steps of 4 waiting kernels", "6.0 µs from the first wait to the last");
+    }
+
+    @Test
     void noRecordsGiveNoReport() {
         assertThat(DecodeTrace.medianReport(List.of())).isNull();
     }

@@ -319,6 +319,7 @@ final class GpuStep implements AutoCloseable {
                 trace.stop(kernels.stream);
                 kernels.stream.synchronize();
                 List<DecodeTrace.Wait> waits = trace.read();
+                DecodeTrace.dump(waits, System.getProperty(DecodeTrace.DUMP_PROPERTY));
                 String report = DecodeTrace.medianReport(waits);
                 traceReport = report != null ? report : "no steps recorded";
             }

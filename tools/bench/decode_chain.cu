@@ -25,6 +25,11 @@
 // brings layer l's matrices into L2 (cp.async.bulk.prefetch.L2) once the chain's in_proj of layer
 // l - ahead has passed its wait (a counter in global memory).
 //
+// COIL_CHAIN_RESERVE_KB (environment, default 0): shared memory each register-variant product block
+// asks for beyond its operand, to cap how many of its blocks a multiprocessor holds (the engine's
+// products take 128 registers, two blocks a multiprocessor; these take about 56, four), and so how
+// much room the next launches have to stage their weights beside a running one.
+//
 // Thread 0 of block 0 of every launch records %globaltimer when its wait returns; the program
 // prints the median over the replays of each phase's time to the next launch's wait.
 //
@@ -370,6 +375,14 @@ int main(int argc, char** argv) {
     for (bool early : {false, true}) {
         CHECK(cudaFuncSetAttribute(product_kernel(2 + early, 1), cudaFuncAttributeMaxDynamicSharedMemorySize, 64 * 1024));
     }
+    const char* reserve_kb = std::getenv("COIL_CHAIN_RESERVE_KB");
+    const size_t reserve = reserve_kb == nullptr ? 0 : (size_t) std::atoi(reserve_kb) * 1024;
+    for (int variant : {0, 1, 4, 5, 6, 7}) {
+        for (int columns : {1, 2}) {
+            CHECK(cudaFuncSetAttribute(product_kernel(variant, columns), cudaFuncAttributeMaxDynamicSharedMemorySize,
+                    (int) (MAX_K * 4 + reserve)));
+        }
+    }
     cudaStream_t stream, side;
     CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     CHECK(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
@@ -383,8 +396,8 @@ int main(int argc, char** argv) {
     Matrix* matrices;
     CHECK(cudaMalloc(&matrices, host_matrices.size() * sizeof(Matrix)));
     CHECK(cudaMemcpy(matrices, host_matrices.data(), host_matrices.size() * sizeof(Matrix), cudaMemcpyHostToDevice));
-    std::printf("%s, %d SMs: %d Mamba layers (%d launches), %.0f MB of weights\n", properties.name,
-            properties.multiProcessorCount, LAYERS, launches, weight_bytes / 1e6);
+    std::printf("%s, %d SMs: %d Mamba layers (%d launches), %.0f MB of weights, %zu KB reserved a product block\n",
+            properties.name, properties.multiProcessorCount, LAYERS, launches, weight_bytes / 1e6, reserve / 1024);
     const char* names[PHASES] = {"in_proj", "state", "out_proj", "gate_up", "down"};
     const char* sources[3] = {"HBM", "L2", "none"};
     for (int ahead : aheads)
@@ -434,7 +447,7 @@ int main(int argc, char** argv) {
                         } else {
                             int mark = phase == 0 ? l + 1 : 0;
                             void* args[] = {&p.w, &in, &out, &n, &k, &t, &load, &mark};
-                            launch(stream, product_kernel(variant, columns), blocks, THREADS, (size_t) k * 4, args);
+                            launch(stream, product_kernel(variant, columns), blocks, THREADS, (size_t) k * 4 + reserve, args);
                         }
                     }
                 }

@@ -97,10 +97,19 @@ __device__ unsigned int coil_trace_on;
 __device__ unsigned int coil_trace_next;
 __device__ unsigned long long coil_trace[COIL_TRACE_CAPACITY][2];
 
-static __device__ __forceinline__ void coil_grid_dependency_wait() {
+// While coil_dependents_early is set (KernelModule, -Dcoil.cuda.gemvOverlap=true), the kernels that
+// pass may_start_early (the decode products) let the next kernel start before their own wait rather
+// than after it, so that it can be resident and load its weights while this one still waits. The
+// wait itself returns only once the kernel before has completed, so no read or write moves.
+__device__ unsigned int coil_dependents_early;
+
+static __device__ __forceinline__ void coil_grid_dependency_wait(bool may_start_early = false) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     const bool trace = threadIdx.x == 0 && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0
             && *(volatile unsigned int*) &coil_trace_on != 0;
+    if (may_start_early && *(volatile unsigned int*) &coil_dependents_early != 0) {
+        asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+    }
     asm volatile("griddepcontrol.wait;" ::: "memory");
     if (trace) {
         unsigned long long now;

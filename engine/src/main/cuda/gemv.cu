@@ -352,7 +352,7 @@ static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, co
             }
         }
     }
-    coil_grid_dependency_wait();
+    coil_grid_dependency_wait(true);
     coil_launch_dependents();
 
     __nv_bfloat16* x = reinterpret_cast<__nv_bfloat16*>(coil_gemv_shared);
@@ -452,8 +452,11 @@ static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, co
     }
 }
 
-#define COIL_GEMV_ENTRY(name, MODE, ROWS, COLUMNS)                                                                       \
-    extern "C" __global__ void __launch_bounds__(COIL_GEMV_WARPS * 32) name(const void* a, int a_stride,        \
+#define COIL_GEMV_ENTRY(name, MODE, ROWS, COLUMNS) COIL_GEMV_ENTRY_BOUNDED(name, MODE, ROWS, COLUMNS, 1)
+
+// MIN_BLOCKS: blocks a multiprocessor must hold at once (the compiler keeps the registers to that).
+#define COIL_GEMV_ENTRY_BOUNDED(name, MODE, ROWS, COLUMNS, MIN_BLOCKS)                                                 \
+    extern "C" __global__ void __launch_bounds__(COIL_GEMV_WARPS * 32, MIN_BLOCKS) name(const void* a, int a_stride, \
             const float* __restrict__ b, int b_stride, const float* __restrict__ norm_weight, int group_size,     \
             float eps, float multiplier, float* h_out, const float* conv_weight, const float* conv_bias,         \
             float* conv_states, const int* conv_slots, float* conv_out, int conv_kernel, int conv_first,          \
@@ -469,10 +472,13 @@ static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, co
 
 // Rows buckets 1, 2, 4 and 8: a launch for r rows takes the smallest bucket ≥ r. One row has a
 // second entry with two columns a warp, for tall matrices: half the blocks, so that they fit the
-// GPU at once (a second wave of blocks would redo the operand's prologue after the first).
+// GPU at once (a second wave of blocks would redo the operand's prologue after the first). Its lean
+// twin keeps to 80 registers (three blocks a multiprocessor, a few spills in the normed operands),
+// so that it can be resident beside the launch before it (GemvKernel.OVERLAP_PROPERTY).
 #define COIL_GEMV_BUCKETS(prefix, MODE)                  \
     COIL_GEMV_ENTRY(prefix##_rows1, MODE, 1, 1)          \
     COIL_GEMV_ENTRY(prefix##_rows1_wide, MODE, 1, 2)     \
+    COIL_GEMV_ENTRY_BOUNDED(prefix##_rows1_wide_lean, MODE, 1, 2, 3) \
     COIL_GEMV_ENTRY(prefix##_rows2, MODE, 2, 2)          \
     COIL_GEMV_ENTRY(prefix##_rows4, MODE, 4, 2)          \
     COIL_GEMV_ENTRY(prefix##_rows8, MODE, 8, 2)

@@ -1,5 +1,6 @@
 package dev.coil.engine.gpu;
 
+import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
 import static jcuda.driver.JCudaDriver.cuModuleGetFunction;
 import static jcuda.driver.JCudaDriver.cuModuleGetGlobal;
 import static jcuda.driver.JCudaDriver.cuModuleLoadData;
@@ -10,6 +11,8 @@ import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import jcuda.Pointer;
+import jcuda.Sizeof;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUfunction;
 import jcuda.driver.CUmodule;
@@ -24,6 +27,15 @@ public final class KernelModule implements AutoCloseable {
 
     /** Where the build puts the fatbin inside the jar. */
     public static final String RESOURCE = "coil/cuda/coil.fatbin";
+
+    /**
+     * {@code -Dcoil.cuda.gemvOverlap=true} (off by default): the decode products let the next kernel
+     * start before their own wait instead of after it (common.cuh, coil_dependents_early), and
+     * one-row products of more than 2048 columns take the kernel that fits three blocks a
+     * multiprocessor, so that the next launches can be resident and load their weights earlier
+     * (docs/performance.md).
+     */
+    public static final String GEMV_OVERLAP_PROPERTY = "coil.cuda.gemvOverlap";
 
     static final String TARGETS = "sm_80 and sm_90a machine code plus compute_90 PTX";
 
@@ -67,7 +79,12 @@ public final class KernelModule implements AutoCloseable {
                     + ": " + Cuda.errorName(result) + "; rebuild with an nvcc that targets it", result, null);
         }
         Cuda.check(result, "cuModuleLoadData of " + RESOURCE + " (" + image.length + " bytes)");
-        return new KernelModule(module, computeCapability >= 90);
+        KernelModule loaded = new KernelModule(module, computeCapability >= 90);
+        if (Boolean.getBoolean(GEMV_OVERLAP_PROPERTY)) {
+            Cuda.check(cuMemcpyHtoD(loaded.global("coil_dependents_early").address(), Pointer.to(new int[] {1}),
+                    Sizeof.INT), "cuMemcpyHtoD(coil_dependents_early)");
+        }
+        return loaded;
     }
 
     /** The kernel named {@code name} (an extern "C" function in engine/src/main/cuda). */

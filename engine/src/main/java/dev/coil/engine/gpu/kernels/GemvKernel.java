@@ -131,7 +131,8 @@ public final class GemvKernel {
         this.enabled = !"false".equalsIgnoreCase(System.getProperty(PROPERTY, "true"));
         for (Operand operand : Operand.values()) {
             for (int bucket = 0; bucket < BUCKETS.length; bucket++) {
-                Kernel kernel = module.kernel("gemv_" + operand.suffix + "_" + BUCKETS[bucket]);
+                boolean lean = bucket == 1 && Boolean.getBoolean(KernelModule.GEMV_OVERLAP_PROPERTY);
+                Kernel kernel = module.kernel("gemv_" + operand.suffix + "_" + BUCKETS[bucket] + (lean ? "_lean" : ""));
                 kernel.allowDynamicSharedBytes(MAX_SHARED_BYTES);
                 kernel.waitsForPreviousKernel();
                 kernels[operand.ordinal()][bucket] = kernel;

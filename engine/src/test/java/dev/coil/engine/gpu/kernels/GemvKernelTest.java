@@ -7,6 +7,7 @@ import dev.coil.engine.gpu.DeviceMatrix;
 import dev.coil.engine.gpu.DeviceScope;
 import dev.coil.engine.gpu.GpuFixture;
 import dev.coil.engine.gpu.GpuTest;
+import dev.coil.engine.gpu.KernelModule;
 import dev.coil.engine.gpu.Parity;
 import dev.coil.engine.gpu.TestMatrices;
 import dev.coil.engine.load.DType;
@@ -273,6 +274,45 @@ class GemvKernelTest {
                 Parity.assertExact("updated residual stream written to hOut", scope.download(hOut, rows * dim),
                         scope.download(separateH, rows * dim));
             }
+        }
+    }
+
+    /** The lean kernel (-Dcoil.cuda.gemvOverlap) computes what the default one does, bit for bit. */
+    @ParameterizedTest(name = "outputs {0}, first block {1}")
+    @CsvSource({"3352,false", "5003,true", "2049,false"})
+    void leanWideKernelEqualsTheDefaultOne(int outputs, boolean first) {
+        int dim = 768;
+        Random random = new Random(outputs);
+        float[] h = Parity.uniform(random, dim, -3, 3);
+        float[] update = Parity.uniform(random, dim, -2, 2);
+        float[] normWeight = Parity.uniform(random, dim, 0.5, 1.5);
+        Matrix w = TestMatrices.of(Parity.uniform(random, outputs * dim, -1, 1), outputs, dim, DType.BF16);
+        String previous = System.setProperty(KernelModule.GEMV_OVERLAP_PROPERTY, "true");
+        GemvKernel lean;
+        try {
+            lean = new GemvKernel(GpuFixture.kernels(), GemvKernel.KERNEL_ROWS);
+        } finally {
+            if (previous == null) {
+                System.clearProperty(KernelModule.GEMV_OVERLAP_PROPERTY);
+            } else {
+                System.setProperty(KernelModule.GEMV_OVERLAP_PROPERTY, previous);
+            }
+        }
+        try (DeviceScope scope = GpuFixture.scope()) {
+            GemvKernel standard = new GemvKernel(GpuFixture.kernels(), GemvKernel.KERNEL_ROWS);
+            DeviceMatrix weights = scope.keep(DeviceMatrix.upload(GpuFixture.device(), w));
+            DeviceBuffer weight = scope.upload(normWeight);
+            DeviceBuffer updateDevice = first ? null : scope.upload(update);
+            float[][] results = new float[2][];
+            GemvKernel[] launchers = {standard, lean};
+            for (int i = 0; i < 2; i++) {
+                DeviceBuffer out = scope.poisoned(outputs);
+                launchers[i].projectResidualNorm(scope.stream(), new GemvKernel.ResidualNorm(scope.upload(h),
+                        updateDevice, 0.22f, first ? null : scope.poisoned(dim), weight, 1e-5f), 1,
+                        List.of(new GemvKernel.Product(weights, out)));
+                results[i] = scope.download(out, outputs);
+            }
+            Parity.assertExact("lean kernel against the default one", results[1], results[0]);
         }
     }
 

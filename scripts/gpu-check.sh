@@ -93,11 +93,10 @@ tracked=$(git -C "$checkout" ls-files -z | (cd "$checkout" && xargs -0 du -cb 2>
 carried=$(du -sb "$out" | cut -f1)
 echo "prepared $folder: $(du -sh "$out" | cut -f1) + $((tracked / 1048576)) MiB tracked = $(((tracked + carried) / 1048576)) MiB of 64 MiB"
 cp "$repo/scripts/gpu-run.sh" "$out/gpu-run.sh"
-cp "$repo/scripts/gpu-ab.sh" "$out/gpu-ab.sh"
 echo "run on the GPU machine with carry [\"$folder\"] (tests, serving benchmark, anchors: scripts/gpu-run.sh):"
 echo "bash $folder/gpu-run.sh all $folder"
-echo "batch-1 decode under several property sets, alternately on one card (scripts/gpu-ab.sh):"
-echo "VARIANTS=\$'-Dx=default\\n-Dcoil.cuda.gemvOverlap=true' bash $folder/gpu-ab.sh $folder"
+echo "batch-1 decode under several property sets, alternately on one card:"
+echo "VARIANTS=\$'-Dx=default\\n-Dcoil.cuda.gemvOverlap=true' bash $folder/gpu-run.sh ab $folder"
 echo "on two GPUs (kind nvidia-h100-x2), context parallelism's checks and prefill benchmark:"
 echo "bash $folder/gpu-run.sh ring $folder"
 echo "or the tests alone:"

@@ -9,6 +9,12 @@
 # ring (two GPUs: nvidia-h100-x2): the multi-gpu tagged tests, two GPUs against one, then the
 # 64k/128k sharded prefill benchmark (RING_TOKENS=a,b to change the sizes).
 #
+# ab: batch-1 decode alone (GpuServingTimingTest with -Dcoil.bench.runs=0, or RUNS) once for each
+# JVM property set in $VARIANTS, one set a line, in the order given. Repeat the lines (A, B, A, B,
+# ...) so that settings are compared on one card in one call:
+#   VARIANTS=$'-Dx=default\n-Dcoil.cuda.gemvOverlap=true\n-Dx=default\n-Dcoil.cuda.gemvOverlap=true' \
+#       bash .gpu/gpu-run.sh ab .gpu
+#
 # TESTS, when set, replaces the test selection (JUnit console options, e.g. --select-class X).
 # JAVA_PROPS, when set, goes to the JVM (e.g. "-Dcoil.bench.runs=0 -Dcoil.cuda.persistentDecode=true").
 set -u
@@ -19,8 +25,10 @@ tar xJf "$folder/jre.txz" -C /tmp && export PATH=/tmp/jre/bin:$PATH
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 classpath=$(sed -n 3p "$folder/args.txt")
 # shellcheck disable=SC2206
-junit=(java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED ${JAVA_PROPS:-} -jar "$folder"/junit-platform-console-standalone-*.jar
+jvm=(java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED ${JAVA_PROPS:-})
+console=(-jar "$folder"/junit-platform-console-standalone-*.jar
     execute --class-path "$classpath" --details=tree --disable-banner --disable-ansi-colors)
+junit=("${jvm[@]}" "${console[@]}")
 if [ "$part" = all ] || [ "$part" = tests ]; then
     # shellcheck disable=SC2086
     timeout 420 "${junit[@]}" --include-tag gpu ${TESTS:---select-package dev.coil.engine.gpu --select-package dev.coil.engine.runner \
@@ -34,6 +42,18 @@ if [ "$part" = all ] || [ "$part" = bench ]; then
         PYTHONPATH="$folder/mpkg" timeout 300 python "$folder/gpu_anchors.py" 2>&1 | grep -vE "UserWarning|ms = bench" \
             | tee "$out/anchors.log" | tail -60
     fi
+fi
+if [ "$part" = ab ]; then
+    i=0
+    while IFS= read -r properties; do
+        [ -z "$properties" ] && continue
+        i=$((i + 1))
+        echo "== $(date -u +%H:%M:%S) $properties"
+        # shellcheck disable=SC2086
+        timeout 120 "${jvm[@]}" -Dcoil.bench.runs=${RUNS:-0} $properties "${console[@]}" --include-tag gpu \
+            --select-class dev.coil.engine.runner.GpuServingTimingTest --reports-dir "$out/junit-ab-$i" 2>&1 \
+            | tee "$out/ab-$i.log" | grep -E "gpu-serving|tests failed|Exception" | sed 's/; /;\n    /g'
+    done <<< "${VARIANTS:?set VARIANTS to the property sets to compare, one a line}"
 fi
 if [ "$part" = ring ]; then
     timeout 300 "${junit[@]}" --include-tag multi-gpu --select-class dev.coil.engine.gpu.model.TwoGpuShardedModelTest \

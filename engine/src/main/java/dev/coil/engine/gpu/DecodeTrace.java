@@ -3,6 +3,10 @@ package dev.coil.engine.gpu;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
 import static jcuda.driver.JCudaDriver.cuMemsetD32Async;
 
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -93,9 +97,9 @@ public final class DecodeTrace {
             lines.append(wait.nanos()).append(' ').append(wait.shape()).append('\n');
         }
         try {
-            java.nio.file.Files.writeString(java.nio.file.Path.of(file), lines);
-        } catch (java.io.IOException e) {
-            throw new java.io.UncheckedIOException("cannot write the trace to " + file, e);
+            Files.writeString(Path.of(file), lines);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write the trace to " + file, e);
         }
     }
 

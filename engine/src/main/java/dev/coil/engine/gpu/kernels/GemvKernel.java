@@ -129,9 +129,11 @@ public final class GemvKernel {
         }
         this.maxRows = maxRows;
         this.enabled = !"false".equalsIgnoreCase(System.getProperty(PROPERTY, "true"));
+        // With the overlap switch, one row of a tall matrix takes the wide kernel's lean twin.
+        boolean overlap = Boolean.getBoolean(KernelModule.GEMV_OVERLAP_PROPERTY);
         for (Operand operand : Operand.values()) {
             for (int bucket = 0; bucket < BUCKETS.length; bucket++) {
-                boolean lean = bucket == 1 && Boolean.getBoolean(KernelModule.GEMV_OVERLAP_PROPERTY);
+                boolean lean = overlap && BUCKETS[bucket].equals("rows1_wide");
                 Kernel kernel = module.kernel("gemv_" + operand.suffix + "_" + BUCKETS[bucket] + (lean ? "_lean" : ""));
                 kernel.allowDynamicSharedBytes(MAX_SHARED_BYTES);
                 kernel.waitsForPreviousKernel();

@@ -82,6 +82,7 @@ extern "C" __global__ void __launch_bounds__(COIL_ARGMAX_THREADS) logits_argmax_
             out[blockIdx.x] = invalid || best_id == 0x7fffffff ? -1 : best_id;
         }
     }
+    coil_trace_mark(COIL_MARK_ARGMAX_END);
 }
 
 // x[i] = x[i] / divisor, rounded as Java's float division (the logits divisor some checkpoints
@@ -100,6 +101,7 @@ extern "C" __global__ void logits_divide_f32(float* x, long long n, float diviso
 // Grid: ceil(count / 128); block: 128.
 extern "C" __global__ void feed_greedy_tokens(const int* __restrict__ tokens, const int* __restrict__ pairs,
         int count, int* __restrict__ ids) {
+    coil_trace_mark(COIL_MARK_FEED);
     int p = blockIdx.x * blockDim.x + threadIdx.x;
     if (p < count) {
         ids[pairs[2 * p]] = max(tokens[pairs[2 * p + 1]], 0);

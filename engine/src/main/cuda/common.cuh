@@ -103,6 +103,17 @@ __device__ unsigned long long coil_trace[COIL_TRACE_CAPACITY][2];
 // wait itself returns only once the kernel before has completed, so no read or write moves.
 __device__ unsigned int coil_dependents_early;
 
+// One trace record: now, and the packed shape (DecodeTrace.read unpacks it).
+static __device__ __forceinline__ void coil_trace_record(unsigned long long shape) {
+    unsigned long long now;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+    const unsigned int slot = atomicAdd(&coil_trace_next, 1u);
+    if (slot < COIL_TRACE_CAPACITY) {
+        coil_trace[slot][0] = now;
+        coil_trace[slot][1] = shape;
+    }
+}
+
 static __device__ __forceinline__ void coil_grid_dependency_wait(bool may_start_early = false) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     const bool trace = threadIdx.x == 0 && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0
@@ -112,16 +123,23 @@ static __device__ __forceinline__ void coil_grid_dependency_wait(bool may_start_
     }
     asm volatile("griddepcontrol.wait;" ::: "memory");
     if (trace) {
-        unsigned long long now;
-        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
-        const unsigned int slot = atomicAdd(&coil_trace_next, 1u);
-        if (slot < COIL_TRACE_CAPACITY) {
-            coil_trace[slot][0] = now;
-            coil_trace[slot][1] = ((unsigned long long) gridDim.x << 40) | ((unsigned long long) gridDim.y << 24)
-                    | ((unsigned long long) gridDim.z << 12) | blockDim.x;
-        }
+        coil_trace_record(((unsigned long long) gridDim.x << 40) | ((unsigned long long) gridDim.y << 24)
+                | ((unsigned long long) gridDim.z << 12) | blockDim.x);
     }
 #endif
+}
+
+// Trace marks (diagnostics): thread 0 of block 0 records a point of a step that no wait shows
+// (a plain kernel's start, a kernel's end), with a grid of 0 and the mark in place of the block
+// size, so that a trace spans the whole step: the feed before the graph, the embedding, the argmax's end.
+#define COIL_MARK_FEED 1
+#define COIL_MARK_EMBEDDING 2
+#define COIL_MARK_ARGMAX_END 3
+static __device__ __forceinline__ void coil_trace_mark(unsigned int mark) {
+    if (threadIdx.x == 0 && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0
+            && *(volatile unsigned int*) &coil_trace_on != 0) {
+        coil_trace_record(mark);
+    }
 }
 
 static __device__ __forceinline__ void coil_launch_dependents() {

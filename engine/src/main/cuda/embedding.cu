@@ -19,6 +19,7 @@ __device__ __forceinline__ float coil_widen<float>(float value) { return value; 
 template <typename T>
 static __device__ __forceinline__ void coil_embedding(const int* __restrict__ ids, const T* __restrict__ table,
         float* __restrict__ out, int hidden, int vocab, float multiplier) {
+    coil_trace_mark(COIL_MARK_EMBEDDING);
     const int t = blockIdx.x;
     const int id = ids[t];
     float* row = out + (size_t) t * hidden;

@@ -21,7 +21,9 @@ import jcuda.driver.CUdeviceptr;
  * it (common.cuh's coil_trace: thread 0 of block 0 of every kernel that waits records
  * %globaltimer and its grid and block sizes, in the order the waits return). In a chain of
  * programmatic launches the time from one kernel's wait to the next one's is what that kernel
- * added to the chain: its work after the wait, its end, and the next one's wait.
+ * added to the chain: its work after the wait, its end, and the next one's wait. Marks (grid 0)
+ * show the points no wait shows: the start of the feed before a step's graph and of its
+ * embedding, and the end of its argmax, so that a step's trace covers it from end to end.
  */
 public final class DecodeTrace {
 
@@ -32,7 +34,20 @@ public final class DecodeTrace {
             return gridX == other.gridX && gridY == other.gridY && gridZ == other.gridZ && threads == other.threads;
         }
 
+        /** A point common.cuh's coil_trace_mark records (grid 0): not a wait, a place in the step. */
+        public boolean mark() {
+            return gridX == 0;
+        }
+
         public String shape() {
+            if (mark()) {
+                return switch (threads) {
+                    case 1 -> "[feed starts]";
+                    case 2 -> "[embedding starts]";
+                    case 3 -> "[argmax ends]";
+                    default -> "[mark " + threads + "]";
+                };
+            }
             return "(" + gridX + (gridY > 1 || gridZ > 1 ? "," + gridY : "") + (gridZ > 1 ? "," + gridZ : "") + ")×"
                     + threads;
         }

@@ -29,13 +29,18 @@ public final class KernelModule implements AutoCloseable {
     public static final String RESOURCE = "coil/cuda/coil.fatbin";
 
     /**
-     * {@code -Dcoil.cuda.gemvOverlap=true} (off by default): the decode products let the next kernel
-     * start before their own wait instead of after it (common.cuh, coil_dependents_early), and
-     * one-row products of more than 2048 columns take the kernel that fits three blocks a
+     * {@code -Dcoil.cuda.gemvOverlap} (on unless {@code false}): the decode products let the next
+     * kernel start before their own wait instead of after it (common.cuh, coil_dependents_early),
+     * and one-row products of more than 2048 columns take the kernel that fits three blocks a
      * multiprocessor, so that the next launches can be resident and load their weights earlier
-     * (docs/performance.md).
+     * (docs/performance.md). Results are the same either way.
      */
     public static final String GEMV_OVERLAP_PROPERTY = "coil.cuda.gemvOverlap";
+
+    /** Whether {@link #GEMV_OVERLAP_PROPERTY} is on (read when a module loads or a launcher is made). */
+    public static boolean gemvOverlap() {
+        return !"false".equalsIgnoreCase(System.getProperty(GEMV_OVERLAP_PROPERTY, "true"));
+    }
 
     static final String TARGETS = "sm_80 and sm_90a machine code plus compute_90 PTX";
 
@@ -80,7 +85,7 @@ public final class KernelModule implements AutoCloseable {
         }
         Cuda.check(result, "cuModuleLoadData of " + RESOURCE + " (" + image.length + " bytes)");
         KernelModule loaded = new KernelModule(module, computeCapability >= 90);
-        if (Boolean.getBoolean(GEMV_OVERLAP_PROPERTY)) {
+        if (gemvOverlap()) {
             Cuda.check(cuMemcpyHtoD(loaded.global("coil_dependents_early").address(), Pointer.to(new int[] {1}),
                     Sizeof.INT), "cuMemcpyHtoD(coil_dependents_early)");
         }

@@ -35,6 +35,24 @@ class DecodeTraceReportTest {
     }
 
     @Test
+    void marksAreNamedAndTimedLikeWaits() {
+        List<DecodeTrace.Wait> waits = new ArrayList<>();
+        long now = 0;
+        // Two steps: the embedding's start, one kernel's wait 2 µs later, the argmax's end 5 µs after that.
+        for (int s = 0; s < 2; s++) {
+            waits.add(new DecodeTrace.Wait(now, 0, 0, 0, 2));
+            waits.add(new DecodeTrace.Wait(now + 2_000, 210, 1, 1, 256));
+            waits.add(new DecodeTrace.Wait(now + 7_000, 0, 0, 0, 3));
+            now += 500_000;
+        }
+        assertThat(waits.get(0).mark()).isTrue();
+        assertThat(waits.get(1).mark()).isFalse();
+        assertThat(new DecodeTrace.Wait(0, 0, 0, 0, 9).shape()).isEqualTo("[mark 9]");
+        assertThat(DecodeTrace.medianReport(waits)).contains("  0 [embedding starts]   2.00 µs",
+                "  1 (210)×256          5.00 µs", "2 steps of 3 waiting kernels (of 2 steps recorded), 7.0 µs");
+    }
+
+    @Test
     void loneWaitsBetweenStepsAreNotTakenForSteps() {
         List<DecodeTrace.Wait> waits = new ArrayList<>();
         long now = 0;

@@ -130,7 +130,7 @@ public final class GemvKernel {
         this.maxRows = maxRows;
         this.enabled = !"false".equalsIgnoreCase(System.getProperty(PROPERTY, "true"));
         // With the overlap switch, one row of a tall matrix takes the wide kernel's lean twin.
-        boolean overlap = Boolean.getBoolean(KernelModule.GEMV_OVERLAP_PROPERTY);
+        boolean overlap = KernelModule.gemvOverlap();
         for (Operand operand : Operand.values()) {
             for (int bucket = 0; bucket < BUCKETS.length; bucket++) {
                 boolean lean = overlap && BUCKETS[bucket].equals("rows1_wide");

@@ -277,7 +277,7 @@ class GemvKernelTest {
         }
     }
 
-    /** The lean kernel (-Dcoil.cuda.gemvOverlap) computes what the default one does, bit for bit. */
+    /** The lean kernel (-Dcoil.cuda.gemvOverlap, on by default) computes what the other one does, bit for bit. */
     @ParameterizedTest(name = "outputs {0}, first block {1}")
     @CsvSource({"3352,false", "5003,true", "2049,false"})
     void leanWideKernelEqualsTheDefaultOne(int outputs, boolean first) {
@@ -289,8 +289,11 @@ class GemvKernelTest {
         Matrix w = TestMatrices.of(Parity.uniform(random, outputs * dim, -1, 1), outputs, dim, DType.BF16);
         String previous = System.setProperty(KernelModule.GEMV_OVERLAP_PROPERTY, "true");
         GemvKernel lean;
+        GemvKernel standard;
         try {
             lean = new GemvKernel(GpuFixture.kernels(), GemvKernel.KERNEL_ROWS);
+            System.setProperty(KernelModule.GEMV_OVERLAP_PROPERTY, "false");
+            standard = new GemvKernel(GpuFixture.kernels(), GemvKernel.KERNEL_ROWS);
         } finally {
             if (previous == null) {
                 System.clearProperty(KernelModule.GEMV_OVERLAP_PROPERTY);
@@ -299,7 +302,6 @@ class GemvKernelTest {
             }
         }
         try (DeviceScope scope = GpuFixture.scope()) {
-            GemvKernel standard = new GemvKernel(GpuFixture.kernels(), GemvKernel.KERNEL_ROWS);
             DeviceMatrix weights = scope.keep(DeviceMatrix.upload(GpuFixture.device(), w));
             DeviceBuffer weight = scope.upload(normWeight);
             DeviceBuffer updateDevice = first ? null : scope.upload(update);

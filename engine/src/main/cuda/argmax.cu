@@ -4,14 +4,6 @@
 
 #define COIL_ARGMAX_THREADS 1024
 
-// The better of two candidates: the larger value, the lower id on ties.
-static __device__ __forceinline__ void coil_better(float& value, int& id, float other_value, int other_id) {
-    if (other_value > value || (other_value == value && other_id < id)) {
-        value = other_value;
-        id = other_id;
-    }
-}
-
 // out[row] = the lowest id of the largest logit of row (logits: (rows, vocab)), as runner/Sampler's
 // argmax; -1 when the row holds a NaN or +infinity, or only -infinity (the CPU sampler refuses those).
 // Grid: (rows); block: COIL_ARGMAX_THREADS.

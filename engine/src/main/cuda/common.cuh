@@ -55,6 +55,14 @@ static __device__ __forceinline__ float coil_block_sum(float value, float* scrat
     return coil_warp_sum(value);
 }
 
+// The better of two argmax candidates: the larger value, the lower id on ties (argmax.cu, lm_head_argmax.cu).
+static __device__ __forceinline__ void coil_better(float& value, int& id, float other_value, int other_id) {
+    if (other_value > value || (other_value == value && other_id < id)) {
+        value = other_value;
+        id = other_id;
+    }
+}
+
 // silu(v) = v / (1 + e^-v), rounded step by step as the Java code does (no contraction into fma).
 static __device__ __forceinline__ float coil_silu(float value) {
     return __fdiv_rn(value, __fadd_rn(1.0f, expf(-value)));

@@ -236,7 +236,7 @@ static __device__ __forceinline__ void produce(const CoilPhase* phases, int coun
             const int slot = piece % slots;
             const int round = piece / slots;
             if (round > 0) {
-                mbarrier_wait(&empty[slot], (round - 1) & 1);
+                coil_mbarrier_wait(&empty[slot], (round - 1) & 1, COIL_PD_SPIN_LIMIT);
             }
             if (trace != nullptr && blockIdx.x == 0 && u0 == units.first) {
                 trace[p * 6 + 5] = now();
@@ -245,13 +245,13 @@ static __device__ __forceinline__ void produce(const CoilPhase* phases, int coun
             const unsigned rows = u1 - u0;
             if (pair > 0) {
                 const unsigned bytes = (unsigned) (rows * row_bytes);
-                mbarrier_expect(&full[slot], 2 * bytes);
-                bulk_copy(target, pointer<const unsigned char>(phase, F_W0) + (size_t) u0 * row_bytes, bytes,
+                coil_mbarrier_expect(&full[slot], 2 * bytes);
+                coil_bulk_copy(target, pointer<const unsigned char>(phase, F_W0) + (size_t) u0 * row_bytes, bytes,
                         &full[slot]);
-                bulk_copy(target + bytes, pointer<const unsigned char>(phase, F_W0 + 3) + (size_t) u0 * row_bytes,
+                coil_bulk_copy(target + bytes, pointer<const unsigned char>(phase, F_W0 + 3) + (size_t) u0 * row_bytes,
                         bytes, &full[slot]);
             } else {
-                mbarrier_expect(&full[slot], (unsigned) (rows * row_bytes));
+                coil_mbarrier_expect(&full[slot], (unsigned) (rows * row_bytes));
                 // One copy per segment the piece's rows fall in.
                 int unit = u0;
                 size_t offset = 0;
@@ -261,7 +261,7 @@ static __device__ __forceinline__ void produce(const CoilPhase* phases, int coun
                     const int n = field<int>(phase, F_W0 + 3 * segment + 2);
                     const int take = min(u1 - unit, n - column);
                     const unsigned bytes = (unsigned) (take * row_bytes);
-                    bulk_copy(target + offset,
+                    coil_bulk_copy(target + offset,
                             pointer<const unsigned char>(phase, F_W0 + 3 * segment) + (size_t) column * row_bytes,
                             bytes, &full[slot]);
                     offset += bytes;
@@ -316,7 +316,7 @@ struct StepInputs {
 // A 4-byte copy from global into shared memory that does not hold the thread (cp.async, sm_80+);
 // cp.async.wait_all before the value is read.
 static __device__ __forceinline__ void copy_async(float* target, const float* source) {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(shared_address(target)), "l"(source) : "memory");
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(coil_shared_address(target)), "l"(source) : "memory");
 }
 
 // How the attention splits a context of `length` positions over the grid (ATTENTION and MERGE agree).
@@ -572,7 +572,7 @@ static __device__ __forceinline__ void gemv(const long long* phase, const __nv_b
     for (int u0 = units.first; u0 < units.end; u0 += units.per_piece, piece++) {
         const int u1 = min(u0 + units.per_piece, units.end);
         const int slot = piece % slots;
-        mbarrier_wait(&full[slot], (piece / slots) & 1);
+        coil_mbarrier_wait(&full[slot], (piece / slots) & 1, COIL_PD_SPIN_LIMIT);
         const unsigned char* rows = ring + (size_t) slot * slot_bytes;
         const int count = u1 - u0;
         if (pair > 0) {
@@ -641,7 +641,7 @@ static __device__ __forceinline__ void gemv(const long long* phase, const __nv_b
         }
         __syncwarp();
         if (lane == 0) {
-            mbarrier_arrive(&empty[slot]);
+            coil_mbarrier_arrive(&empty[slot]);
         }
     }
     if (lm_head) {
@@ -978,8 +978,8 @@ extern "C" __global__ void __launch_bounds__(COIL_PD_THREADS, 1) decode_persiste
     const bool tracing = trace != nullptr && threadIdx.x == 0;
     if (threadIdx.x == 0) {
         for (int i = 0; i < COIL_PD_SLOTS; i++) {
-            mbarrier_init(&full[i], 1);
-            mbarrier_init(&empty[i], COIL_PD_WARPS);
+            coil_mbarrier_init(&full[i], 1);
+            coil_mbarrier_init(&empty[i], COIL_PD_WARPS);
         }
         s.bad = 0;
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");

@@ -1,16 +1,12 @@
 // The synchronisation of decode_persistent.cu: the consumers' named barrier and block-wide
-// reductions, the ring's mbarriers and bulk copies (sm_90), and the grid barrier between phases.
-// Included by decode_persistent.cu after its COIL_PD_* sizes, inside its sm_90 guard.
+// reductions, and the grid barrier between phases (the ring's mbarriers and bulk copies are in
+// bulk_copy.cuh). Included by decode_persistent.cu after its COIL_PD_* sizes, inside its sm_90 guard.
 #ifndef COIL_PERSISTENT_SYNC_CUH
 #define COIL_PERSISTENT_SYNC_CUH
 
-#include "common.cuh"
+#include "bulk_copy.cuh"
 
 namespace coil_pd {
-
-static __device__ __forceinline__ unsigned shared_address(const void* p) {
-    return (unsigned) __cvta_generic_to_shared(p);
-}
 
 // The consumers' own barrier (named barrier 1): the producer warp never joins it.
 static __device__ __forceinline__ void consumers_sync() {
@@ -39,51 +35,6 @@ static __device__ __forceinline__ float consumers_max(float value, float* scratc
     }
     consumers_sync();
     return coil_warp_max(lane < COIL_PD_WARPS ? scratch[lane] : -INFINITY);
-}
-
-static __device__ __forceinline__ void mbarrier_init(uint64_t* barrier, unsigned count) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(shared_address(barrier)), "r"(count) : "memory");
-}
-
-static __device__ __forceinline__ void mbarrier_expect(uint64_t* barrier, unsigned bytes) {
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(shared_address(barrier)),
-            "r"(bytes) : "memory");
-}
-
-static __device__ __forceinline__ void mbarrier_arrive(uint64_t* barrier) {
-    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(shared_address(barrier)) : "memory");
-}
-
-// Waits for the completion of the barrier's phase of the given parity.
-static __device__ __forceinline__ void mbarrier_wait(uint64_t* barrier, unsigned parity) {
-    const unsigned address = shared_address(barrier);
-    long long spins = 0;
-    unsigned done = 0;
-    while (true) {
-        asm volatile(
-                "{\n"
-                ".reg .pred ready;\n"
-                "mbarrier.try_wait.parity.shared::cta.b64 ready, [%1], %2;\n"
-                "selp.u32 %0, 1, 0, ready;\n"
-                "}\n"
-                : "=r"(done)
-                : "r"(address), "r"(parity)
-                : "memory");
-        if (done) {
-            return;
-        }
-        if (++spins > COIL_PD_SPIN_LIMIT) {
-            __trap();
-        }
-    }
-}
-
-// bytes (a multiple of 16) from global memory into shared memory, counted on barrier.
-static __device__ __forceinline__ void bulk_copy(void* target, const void* source, unsigned bytes, uint64_t* barrier) {
-    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
-                         shared_address(target)),
-            "l"(source), "r"(bytes), "r"(shared_address(barrier))
-            : "memory");
 }
 
 // The grid barrier: every block adds one to the count after each phase; phase p starts once the

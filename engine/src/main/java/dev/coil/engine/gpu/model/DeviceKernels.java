@@ -13,6 +13,7 @@ import dev.coil.engine.gpu.kernels.ConvertKernel;
 import dev.coil.engine.gpu.kernels.EmbeddingKernel;
 import dev.coil.engine.gpu.kernels.FlashAttentionKernel;
 import dev.coil.engine.gpu.kernels.GatedRmsNormKernel;
+import dev.coil.engine.gpu.kernels.LmHeadArgmaxKernel;
 import dev.coil.engine.gpu.kernels.PagedAttentionKernel;
 import dev.coil.engine.gpu.kernels.PagedKvKernel;
 import dev.coil.engine.gpu.kernels.ResidualAddKernel;
@@ -44,6 +45,8 @@ final class DeviceKernels implements AutoCloseable {
     final PagedAttentionKernel pagedAttention;
     final PagedKvKernel pagedKv;
     final ArgmaxKernel argmax;
+    /** A one-row decode step's lm_head and argmax in one launch. */
+    final LmHeadArgmaxKernel lmHeadArgmax;
     final SiluMultiplyKernel siluMultiply;
     final SquaredReluKernel squaredRelu;
     /** The prompt's dt (softplus, clamp) among them, which a prefill step needs too. */
@@ -71,6 +74,7 @@ final class DeviceKernels implements AutoCloseable {
         this.pagedAttention = new PagedAttentionKernel(module, device.multiprocessors());
         this.pagedKv = new PagedKvKernel(module);
         this.argmax = new ArgmaxKernel(module);
+        this.lmHeadArgmax = new LmHeadArgmaxKernel(module, device);
         this.siluMultiply = new SiluMultiplyKernel(module);
         this.squaredRelu = new SquaredReluKernel(module);
         this.contextParallel = new ContextParallelKernels(module);
@@ -85,6 +89,7 @@ final class DeviceKernels implements AutoCloseable {
     public void close() {
         device.synchronize();
         matmul.close();
+        lmHeadArgmax.close();
         scratch.close();
         cublas.close();
     }

@@ -435,8 +435,15 @@ final class GpuStep implements AutoCloseable {
         DeviceBuffer logits = kernels.scratch.floats("model.logits", logitFloats);
         if (layout.decodesOnly() && logitRows > 0 && kernels.matmul.gemv().supports(logitRows, weights.lmHead)) {
             // The last residual update and the final norm inside the lm_head product.
-            kernels.matmul.gemv().projectResidualNorm(kernels.stream, new GemvKernel.ResidualNorm(h, update,
-                    config.residualMultiplier(), null, weights.finalNorm, config.normEps()), logitRows,
+            GemvKernel.ResidualNorm finalNorm = new GemvKernel.ResidualNorm(h, update, config.residualMultiplier(),
+                    null, weights.finalNorm, config.normEps());
+            if (config.logitsDivisor() > 0f && kernels.lmHeadArgmax.supports(logitRows, weights.lmHead)) {
+                // One row: the greedy token in the same launch.
+                kernels.lmHeadArgmax.launch(kernels.stream, finalNorm, weights.lmHead, logits,
+                        kernels.scratch.floats("model.tokens", logitRows));
+                return;
+            }
+            kernels.matmul.gemv().projectResidualNorm(kernels.stream, finalNorm, logitRows,
                     List.of(new GemvKernel.Product(weights.lmHead, logits)));
             greedyTokens(logits, logitRows);
             return;

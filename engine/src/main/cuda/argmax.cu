@@ -86,16 +86,26 @@ extern "C" __global__ void logits_divide_f32(float* x, long long n, float diviso
     }
 }
 
-// Feeds a step's greedy tokens to the next step's inputs without the host: for each pair p < count,
-// ids[pairs[2p]] = tokens[pairs[2p + 1]], where tokens is the step before's logits_argmax_f32 output.
-// A row the argmax refused (-1) feeds token 0: the host fails that request when it reads the -1, and
-// the step's row for it is thrown away; the embedding lookup only must stay inside the table.
-// Grid: ceil(count / 128); block: 128.
-extern "C" __global__ void feed_greedy_tokens(const int* __restrict__ tokens, const int* __restrict__ pairs,
-        int count, int* __restrict__ ids) {
-    coil_trace_mark(COIL_MARK_FEED);
-    int p = blockIdx.x * blockDim.x + threadIdx.x;
-    if (p < count) {
-        ids[pairs[2 * p]] = max(tokens[pairs[2 * p + 1]], 0);
+// A step's entry, before its graph: its int32 inputs from the host's pinned staging onto the
+// device, and the greedy tokens of the step before fed to its ids, in one launch where a copy
+// engine's transfer and a feed launch took two (5-8 µs of the device's time a decode step):
+//   inputs[i] = staged[i] for i < count (staged: pinned host memory, read over the bus: unified addressing)
+//   then ids[pairs[2p]] = tokens[pairs[2p + 1]] for p < pair_count (pairs: inputs + pairs_offset,
+//   ids: inputs + ids_offset), where tokens is the step before's argmax output. A row the argmax refused
+//   (-1) feeds token 0: the host fails that request when it reads the -1, and the step's row for it is
+//   thrown away; the embedding lookup only must stay inside the table.
+// Grid: 1; block: COIL_ENTRY_THREADS.
+#define COIL_ENTRY_THREADS 256
+extern "C" __global__ void __launch_bounds__(COIL_ENTRY_THREADS) step_entry(const int* __restrict__ staged,
+        int count, int* __restrict__ inputs, const int* __restrict__ tokens, int pairs_offset, int pair_count,
+        int ids_offset) {
+    coil_trace_mark(COIL_MARK_ENTRY);
+#pragma unroll 4
+    for (int i = threadIdx.x; i < count; i += blockDim.x) {
+        inputs[i] = staged[i];
+    }
+    __syncthreads(); // the staged ids first, the fed ones over them
+    for (int p = threadIdx.x; p < pair_count; p += blockDim.x) {
+        inputs[ids_offset + inputs[pairs_offset + 2 * p]] = max(tokens[inputs[pairs_offset + 2 * p + 1]], 0);
     }
 }

@@ -139,8 +139,8 @@ static __device__ __forceinline__ void coil_grid_dependency_wait(bool may_start_
 
 // Trace marks (diagnostics): thread 0 of block 0 records a point of a step that no wait shows
 // (a plain kernel's start, a kernel's end), with a grid of 0 and the mark in place of the block
-// size, so that a trace spans the whole step: the feed before the graph, the embedding, the argmax's end.
-#define COIL_MARK_FEED 1
+// size, so that a trace spans the whole step: the entry before the graph, the embedding, the argmax's end.
+#define COIL_MARK_ENTRY 1
 #define COIL_MARK_EMBEDDING 2
 #define COIL_MARK_ARGMAX_END 3
 static __device__ __forceinline__ void coil_trace_mark(unsigned int mark) {

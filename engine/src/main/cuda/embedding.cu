@@ -20,6 +20,9 @@ template <typename T>
 static __device__ __forceinline__ void coil_embedding(const int* __restrict__ ids, const T* __restrict__ table,
         float* __restrict__ out, int hidden, int vocab, float multiplier) {
     coil_trace_mark(COIL_MARK_EMBEDDING);
+    // A decode step's first product, launched programmatically after this, may load its weights now
+    // (it waits for this kernel before reading the rows).
+    coil_launch_dependents();
     const int t = blockIdx.x;
     const int id = ids[t];
     float* row = out + (size_t) t * hidden;

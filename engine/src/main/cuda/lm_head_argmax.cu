@@ -17,6 +17,7 @@
 //
 //   h, update: (hidden) f32 (update may be null); x = norm_weight · v / rms(v), v = h + update · multiplier
 //   lm_head: (vocab, hidden) bf16, hidden a multiple of 8;  logits: (vocab) f32;  token: (1) int
+//   token_host: null, or where the address of a pinned host int sits (0: none), which gets the token too
 //   partials: (3 · gridDim.x) ints, the blocks' bests;  arrivals: one uint, 0 between launches
 //   (the last block sets it back)
 // Grid: at most one block a multiprocessor; block: 256 threads; dynamic shared memory:
@@ -44,7 +45,7 @@ static __device__ __forceinline__ void coil_lm_head_fetch(unsigned char* ring, u
 extern "C" __global__ void __launch_bounds__(COIL_GEMV_WARPS * 32, 1) lm_head_argmax_bf16(const float* h,
         const float* __restrict__ update, float multiplier, const float* __restrict__ norm_weight, float eps,
         const __nv_bfloat16* __restrict__ lm_head, int hidden, int vocab, int stages, float* __restrict__ logits,
-        int* __restrict__ token, int* partials, unsigned int* arrivals) {
+        int* __restrict__ token, const unsigned long long* token_host, int* partials, unsigned int* arrivals) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     extern __shared__ __align__(128) unsigned char coil_lm_head_shared[];
     __shared__ uint64_t full[COIL_LM_HEAD_MAX_STAGES];
@@ -178,7 +179,14 @@ extern "C" __global__ void __launch_bounds__(COIL_GEMV_WARPS * 32, 1) lm_head_ar
             coil_better(best, best_id, best_values[w], best_ids[w]);
             bad |= bad_flags[w] != 0;
         }
-        *token = bad || best_id == 0x7fffffff ? -1 : best_id;
+        const int chosen = bad || best_id == 0x7fffffff ? -1 : best_id;
+        *token = chosen;
+        // The host's copy, where the step's inputs name one: no copy-engine transfer after the graph.
+        int* host = token_host != nullptr ? reinterpret_cast<int*>(*token_host) : nullptr;
+        if (host != nullptr) {
+            *host = chosen;
+            __threadfence_system();
+        }
         *arrivals = 0;
     }
 #else

@@ -22,7 +22,7 @@ import jcuda.driver.CUdeviceptr;
  * %globaltimer and its grid and block sizes, in the order the waits return). In a chain of
  * programmatic launches the time from one kernel's wait to the next one's is what that kernel
  * added to the chain: its work after the wait, its end, and the next one's wait. Marks (grid 0)
- * show the points no wait shows: the start of the feed before a step's graph and of its
+ * show the points no wait shows: the start of the entry before a step's graph and of its
  * embedding, and the end of its argmax, so that a step's trace covers it from end to end.
  */
 public final class DecodeTrace {
@@ -42,7 +42,7 @@ public final class DecodeTrace {
         public String shape() {
             if (mark()) {
                 return switch (threads) {
-                    case 1 -> "[feed starts]";
+                    case 1 -> "[entry starts]";
                     case 2 -> "[embedding starts]";
                     case 3 -> "[argmax ends]";
                     default -> "[mark " + threads + "]";

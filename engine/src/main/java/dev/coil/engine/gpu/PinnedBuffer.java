@@ -34,11 +34,20 @@ public final class PinnedBuffer implements AutoCloseable {
         return segment.byteSize();
     }
 
+    /**
+     * Its address, which kernels may use as well: under unified addressing (every 64-bit platform
+     * CUDA supports) page-locked memory from cuMemHostAlloc is reachable from the device at the
+     * host's address.
+     */
+    public long address() {
+        return segment.address();
+    }
+
     Pointer pointer() {
         return pointer;
     }
 
-    void checkRange(long offset, long length) {
+    public void checkRange(long offset, long length) {
         if (offset < 0 || length < 0 || offset + length > bytes()) {
             throw new IndexOutOfBoundsException(
                     "range [" + offset + ", " + (offset + length) + ") of a pinned buffer of " + bytes() + " bytes");

@@ -75,6 +75,16 @@ public final class LmHeadArgmaxKernel implements AutoCloseable {
      */
     public void launch(CudaStream stream, GemvKernel.ResidualNorm norm, DeviceMatrix lmHead, DeviceBuffer logits,
             DeviceBuffer token) {
+        launch(stream, norm, lmHead, logits, token, null);
+    }
+
+    /**
+     * As above, and where {@code tokenHost} (8 bytes on the device, or null) holds the address of a
+     * pinned host int (not 0), the token is written there too: a step's inputs name where its host
+     * reads the token, so that no copy follows the step.
+     */
+    public void launch(CudaStream stream, GemvKernel.ResidualNorm norm, DeviceMatrix lmHead, DeviceBuffer logits,
+            DeviceBuffer token, DeviceBuffer tokenHost) {
         if (!supports(1, lmHead)) {
             throw new IllegalArgumentException("lm_head_argmax does not take " + lmHead.dtype() + " [" + lmHead.rows()
                     + ", " + lmHead.cols() + "] here (it needs sm_90 and is switched off by -D" + PROPERTY + "=false)");
@@ -91,11 +101,14 @@ public final class LmHeadArgmaxKernel implements AutoCloseable {
         norm.weight().requireFloats(hidden, "norm weight");
         logits.requireFloats(vocab, "logits");
         token.requireBytes(4, "token");
+        if (tokenHost != null) {
+            tokenHost.requireBytes(8, "token host address");
+        }
         int blocks = Math.min(maxBlocks, Math.ceilDiv(vocab, TILE));
         int stages = stages(hidden);
         kernel.launch(stream, blocks, 1, 1, THREADS, stages * 2 * TILE * hidden + 2 * hidden, norm.h(), norm.update(),
                 norm.multiplier(), norm.weight(), norm.eps(), lmHead.data(), hidden, vocab, stages, logits, token,
-                partials, arrivals);
+                tokenHost, partials, arrivals);
     }
 
     @Override

@@ -35,6 +35,13 @@ public final class GpuBackend implements Backend {
      * one before are read ({@code -Dcoil.cuda.runAhead=false}); on by default.
      */
     public static final String RUN_AHEAD_PROPERTY = "coil.cuda.runAhead";
+    /**
+     * System property: "false" moves each step's inputs to the device and a one-row greedy token back
+     * with the copy engine. By default a step's first kernel reads its inputs from pinned host
+     * memory and lm_head's launch writes the token there (unified addressing), which saves the
+     * device two transfers a decode step.
+     */
+    public static final String HOST_MAPPED_PROPERTY = "coil.cuda.hostMapped";
 
     private final LoadedModel loaded;
     private final CudaDevice device;

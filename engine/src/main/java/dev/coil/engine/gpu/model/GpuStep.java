@@ -75,6 +75,9 @@ final class GpuStep implements AutoCloseable {
     private final boolean timeReplays = Boolean.getBoolean(GpuBackend.STEP_TIMING_PROPERTY);
     /** Replays before tracing starts ({@link GpuBackend#TRACE_PROPERTY}): the JVM and the clocks warm. */
     static final int TRACE_AFTER = 32;
+    /** Inputs and one-row greedy tokens through pinned memory the kernels reach ({@link GpuBackend#HOST_MAPPED_PROPERTY}). */
+    private static final boolean HOST_MAPPED = !"false".equalsIgnoreCase(
+            System.getProperty(GpuBackend.HOST_MAPPED_PROPERTY, "true"));
     private final int traceSteps = Integer.getInteger(GpuBackend.TRACE_PROPERTY, 0);
     private DecodeTrace trace;
     private long tracedFrom = -1;
@@ -200,20 +203,28 @@ final class GpuStep implements AutoCloseable {
             throw new IllegalStateException("a step that returns logits is queued only once the steps before it are read");
         }
         int[] feed = feedPairs(layout);
+        boolean picksGreedy = config.logitsDivisor() > 0f && logitRows > 0;
+        boolean draws = deviceSampling && StepSampling.hasSampledRows(layout);
+        // A greedy token lm_head's launch makes is written to this side's pinned memory by that launch.
+        boolean tokenToHostByLmHead = HOST_MAPPED && picksGreedy && !draws && tokenFromLmHead(layout, logitRows);
         Side side = sides[nextSide];
-        ensurePinned(side, 4L * (layout.packed.length + feed.length), 4L * logitRows * config.vocabSize(),
-                4L * logitRows);
+        int tokenAddressAt = tokenAddressOffset(layout);
+        ensurePinned(side, 4L * (tokenAddressAt + 2), 4L * logitRows * config.vocabSize(), 4L * logitRows);
         MemorySegment.copy(layout.packed, 0, side.staging.segment(), ValueLayout.JAVA_INT, 0, layout.packed.length);
         MemorySegment.copy(feed, 0, side.staging.segment(), ValueLayout.JAVA_INT, 4L * layout.packed.length,
                 feed.length);
+        side.staging.segment().set(ValueLayout.JAVA_LONG_UNALIGNED, 4L * tokenAddressAt,
+                tokenToHostByLmHead ? side.tokensHost.address() : 0L);
         // Room for the feed pairs always, so that the buffer (which captured graphs read) keeps its size.
-        DeviceBuffer inputs = kernels.scratch.floats("step.inputs", layout.packed.length + 2L * layout.rows);
-        inputs.copyFromAsync(side.staging, 0, 0, 4L * (layout.packed.length + feed.length), kernels.stream);
+        DeviceBuffer inputs = kernels.scratch.floats("step.inputs", tokenAddressAt + 2L);
         if (feed.length > 0) {
             fedSteps++;
-            kernels.argmax.feed(kernels.stream, previousTokens, inputs.floatSlice(layout.packed.length, feed.length),
-                    feed.length / 2, inputs.floatSlice(layout.idsOffset(), layout.rows));
         }
+        if (!HOST_MAPPED) {
+            inputs.copyFromAsync(side.staging, 0, 0, 4L * (tokenAddressAt + 2), kernels.stream);
+        }
+        kernels.argmax.enter(kernels.stream, side.staging, HOST_MAPPED ? tokenAddressAt + 2 : 0, inputs,
+                feed.length > 0 ? previousTokens : null, layout.packed.length, feed.length / 2, layout.idsOffset());
         long prepared = System.nanoTime();
 
         boolean replayed = false;
@@ -258,12 +269,12 @@ final class GpuStep implements AutoCloseable {
             kernels.scratch.floats("model.logits", logitFloats).copyToAsync(logitsHost, 0, 0, 4 * logitFloats,
                     kernels.stream);
         }
-        boolean picksGreedy = config.logitsDivisor() > 0f && logitRows > 0;
-        boolean draws = deviceSampling && StepSampling.hasSampledRows(layout);
         previousTokens = null;
         if (picksGreedy) {
             previousTokens = kernels.scratch.floats("model.tokens", logitRows);
-            previousTokens.copyToAsync(side.tokensHost, 0, 0, 4L * logitRows, kernels.stream);
+            if (!tokenToHostByLmHead) {
+                previousTokens.copyToAsync(side.tokensHost, 0, 0, 4L * logitRows, kernels.stream);
+            }
         }
         if (draws) {
             // Every row's token (the argmax for rows that are not drawn), over the greedy ones.
@@ -328,6 +339,22 @@ final class GpuStep implements AutoCloseable {
             splitNanos += System.nanoTime() - done;
             return outputs;
         }
+    }
+
+    /**
+     * Where in the step's inputs (ints) the address of the pinned int that lm_head's launch writes
+     * the greedy token to sits (0: none): after the packed inputs and room for the feed pairs, on 8 bytes.
+     */
+    private static int tokenAddressOffset(StepLayout layout) {
+        return (layout.packed.length + 2 * layout.rows + 1) & ~1;
+    }
+
+    /** True when {@link #run} makes the greedy token in lm_head's launch (one row, lm_head_argmax.cu). */
+    private boolean tokenFromLmHead(StepLayout layout, int logitRows) {
+        return layout.decodesOnly() && logitRows > 0 && config.logitsDivisor() > 0f
+                && (persistent == null || !persistent.covers(layout))
+                && kernels.matmul.gemv().supports(logitRows, weights.lmHead)
+                && kernels.lmHeadArgmax.supports(logitRows, weights.lmHead);
     }
 
     /**
@@ -437,10 +464,11 @@ final class GpuStep implements AutoCloseable {
             // The last residual update and the final norm inside the lm_head product.
             GemvKernel.ResidualNorm finalNorm = new GemvKernel.ResidualNorm(h, update, config.residualMultiplier(),
                     null, weights.finalNorm, config.normEps());
-            if (config.logitsDivisor() > 0f && kernels.lmHeadArgmax.supports(logitRows, weights.lmHead)) {
-                // One row: the greedy token in the same launch.
+            if (tokenFromLmHead(layout, logitRows)) {
+                // One row: the greedy token in the same launch, and to the host where the inputs say.
                 kernels.lmHeadArgmax.launch(kernels.stream, finalNorm, weights.lmHead, logits,
-                        kernels.scratch.floats("model.tokens", logitRows));
+                        kernels.scratch.floats("model.tokens", logitRows),
+                        inputs.floatSlice(tokenAddressOffset(layout), 2));
                 return;
             }
             kernels.matmul.gemv().projectResidualNorm(kernels.stream, finalNorm, logitRows,

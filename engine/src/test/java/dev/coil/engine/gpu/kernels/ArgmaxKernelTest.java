@@ -6,6 +6,7 @@ import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.DeviceScope;
 import dev.coil.engine.gpu.GpuFixture;
 import dev.coil.engine.gpu.GpuTest;
+import dev.coil.engine.gpu.PinnedBuffer;
 import dev.coil.engine.gpu.Parity;
 import dev.coil.engine.runner.Sampler;
 import dev.coil.engine.runner.SamplingParams;
@@ -69,21 +70,31 @@ class ArgmaxKernelTest {
     }
 
     @org.junit.jupiter.api.Test
-    void feedsTheChosenTokensToTheNextStepsIds() {
-        // Step n's tokens (a refused row gives -1), and step n+1's ids: rows 0, 2, 3 and 5 take
-        // tokens of rows 4, 0, 1 and 3; rows 1 and 4 keep the ids the host wrote.
+    void theEntryCopiesTheStagedInputsAndFeedsTheChosenTokensToTheNextStepsIds() {
+        // Step n's tokens (a refused row gives -1), and step n+1's staged inputs: 6 ids after 3 other
+        // ints, then the feed pairs. Rows 0, 2, 3 and 5 take tokens of rows 4, 0, 1 and 3; rows 1 and
+        // 4 keep the ids the host wrote.
         int[] tokens = {17, 5, 900, -1, 42};
-        int[] pairs = {0, 4, 2, 0, 3, 1, 5, 3};
-        int[] ids = {7, 8, 9, 10, 11, 12};
-        int[] expected = {42, 8, 17, 5, 11, 0};
-        try (DeviceScope scope = GpuFixture.scope()) {
-            DeviceBuffer out = scope.upload(ids);
-            new ArgmaxKernel(GpuFixture.kernels()).feed(scope.stream(), scope.upload(tokens), scope.upload(pairs), 4,
-                    out);
+        int[] staged = {-5, 6, 70000, 7, 8, 9, 10, 11, 12, 0, 4, 2, 0, 3, 1, 5, 3, 99};
+        int[] expected = {-5, 6, 70000, 42, 8, 17, 5, 11, 0, 0, 4, 2, 0, 3, 1, 5, 3, 99};
+        try (DeviceScope scope = GpuFixture.scope();
+                PinnedBuffer staging = GpuFixture.device().allocatePinned(4L * staged.length)) {
+            java.lang.foreign.MemorySegment.copy(staged, 0, staging.segment(), java.lang.foreign.ValueLayout.JAVA_INT,
+                    0, staged.length);
+            DeviceBuffer inputs = scope.poisoned(staged.length);
+            ArgmaxKernel kernel = new ArgmaxKernel(GpuFixture.kernels());
+            kernel.enter(scope.stream(), staging, staged.length, inputs, scope.upload(tokens), 9, 4, 3);
             scope.stream().synchronize();
-            int[] actual = new int[ids.length];
-            out.copyTo(actual);
+            int[] actual = new int[staged.length];
+            inputs.copyTo(actual);
             assertThat(actual).containsExactly(expected);
+
+            // No feed: the staged ints as they are.
+            DeviceBuffer plain = scope.poisoned(staged.length);
+            kernel.enter(scope.stream(), staging, staged.length, plain, null, 0, 0, 0);
+            scope.stream().synchronize();
+            plain.copyTo(actual);
+            assertThat(actual).containsExactly(staged);
         }
     }
 }

@@ -8,12 +8,14 @@ import dev.coil.engine.gpu.DeviceScope;
 import dev.coil.engine.gpu.GpuFixture;
 import dev.coil.engine.gpu.GpuTest;
 import dev.coil.engine.gpu.Parity;
+import dev.coil.engine.gpu.PinnedBuffer;
 import dev.coil.engine.gpu.TestMatrices;
 import dev.coil.engine.load.DType;
 import dev.coil.engine.ops.Matrix;
 import dev.coil.engine.runner.Sampler;
 import dev.coil.engine.runner.SamplingParams;
 import dev.coil.engine.runner.TokenHistory;
+import java.lang.foreign.ValueLayout;
 import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -23,7 +25,8 @@ import org.junit.jupiter.params.provider.CsvSource;
  * The fused end of a one-row decode step (lm_head_argmax.cu) equals the two launches it replaces
  * bit for bit: the one-row product with the residual norm, then the argmax. Vocabularies of one
  * tile, of fewer tiles than blocks and of many tiles a block; a tie between two ids at the top;
- * launches one after another (the last block sets the count of finished blocks back); bad logits.
+ * launches one after another (the last block sets the count of finished blocks back); the token's
+ * copy in pinned host memory; bad logits.
  */
 @GpuTest
 class LmHeadArgmaxKernelTest {
@@ -48,7 +51,7 @@ class LmHeadArgmaxKernelTest {
             }
         }
         Matrix lmHead = TestMatrices.of(weights, vocab, hidden, DType.BF16);
-        try (DeviceScope scope = GpuFixture.scope()) {
+        try (DeviceScope scope = GpuFixture.scope(); PinnedBuffer hostToken = GpuFixture.device().allocatePinned(4)) {
             DeviceMatrix device = scope.keep(DeviceMatrix.upload(GpuFixture.device(), lmHead));
             GemvKernel gemv = new GemvKernel(GpuFixture.kernels(), GemvKernel.KERNEL_ROWS);
             ArgmaxKernel argmax = new ArgmaxKernel(GpuFixture.kernels());
@@ -65,7 +68,11 @@ class LmHeadArgmaxKernelTest {
                 argmax.launch(scope.stream(), separateLogits, 1, vocab, separateToken);
                 DeviceBuffer fusedLogits = scope.poisoned(vocab);
                 DeviceBuffer fusedToken = scope.poisoned(1);
-                fused.launch(scope.stream(), norm, device, fusedLogits, fusedToken);
+                // The token also goes to pinned host memory whose address the device holds.
+                hostToken.segment().set(ValueLayout.JAVA_INT, 0, -7);
+                long address = hostToken.address();
+                fused.launch(scope.stream(), norm, device, fusedLogits, fusedToken,
+                        scope.upload(new int[] {(int) address, (int) (address >>> 32)}));
                 scope.stream().synchronize();
 
                 float[] logits = scope.download(separateLogits, vocab);
@@ -75,7 +82,8 @@ class LmHeadArgmaxKernelTest {
                 separateToken.copyTo(expected);
                 fusedToken.copyTo(actual);
                 assertThat(actual[0]).isEqualTo(expected[0])
-                        .isEqualTo(new Sampler(SamplingParams.greedy()).sample(logits, new TokenHistory(new int[0])));
+                        .isEqualTo(new Sampler(SamplingParams.greedy()).sample(logits, new TokenHistory(new int[0])))
+                        .isEqualTo(hostToken.segment().get(ValueLayout.JAVA_INT, 0));
             }
         }
     }

@@ -61,7 +61,7 @@ struct CoilGemvConv {
     int channels;
 };
 
-template <int MODE, int ROWS, int COLUMNS>
+template <int MODE, int ROWS, int COLUMNS, int CACHED>
 static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, const float* __restrict__ b,
         int b_stride, const float* __restrict__ norm_weight, int group_size, float eps, float multiplier,
         float* h_out, const CoilGemvConv conv, int silu_pair, int rows, int k,
@@ -119,9 +119,9 @@ static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, co
         }
     }
     // The norm's weights of the first group are constant: read with the matrix, before the wait.
-    float early_weight[COIL_GEMV_CACHED];
+    float early_weight[CACHED];
 #pragma unroll
-    for (int j = 0; j < COIL_GEMV_CACHED; j++) {
+    for (int j = 0; j < CACHED; j++) {
         const int i = threadIdx.x + j * blockDim.x;
         early_weight[j] = (MODE == COIL_GEMV_GATED_NORM || MODE == COIL_GEMV_RESIDUAL_NORM) && i < group_size
                 ? norm_weight[i] : 0.0f;
@@ -131,7 +131,10 @@ static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, co
     // (The state was last written by this launch's twin in an earlier step, never by the kernel just before.)
     float conv_sum[COLUMNS];
     float conv_last_weight[COLUMNS];
-    float conv_history[COLUMNS][COIL_GEMV_CONV_HISTORY];
+    // Lane r's history values of row r, in shared memory: registers are what lets the lean twins'
+    // blocks sit three to a multiprocessor.
+    __shared__ float conv_history_of[COIL_GEMV_WARPS][COLUMNS][ROWS][COIL_GEMV_CONV_HISTORY];
+    float (&conv_history)[COLUMNS][ROWS][COIL_GEMV_CONV_HISTORY] = conv_history_of[threadIdx.x >> 5];
     int conv_channel[COLUMNS];
 #pragma unroll
     for (int o = 0; o < COLUMNS; o++) {
@@ -148,7 +151,7 @@ static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, co
                 for (int j = 0; j < history; j++) {
                     const float value = column[(size_t) j * conv.channels];
                     if (j < COIL_GEMV_CONV_HISTORY) {
-                        conv_history[o][j] = value;
+                        conv_history[o][lane][j] = value;
                     }
                     sum = fmaf(conv.weight[channel * conv.kernel + j], value, sum);
                 }
@@ -162,11 +165,11 @@ static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, co
 
     __nv_bfloat16* x = reinterpret_cast<__nv_bfloat16*>(coil_gemv_shared);
     if ((MODE == COIL_GEMV_GATED_NORM || MODE == COIL_GEMV_RESIDUAL_NORM) && group_size == k
-            && k <= COIL_GEMV_CACHED * (int) blockDim.x) {
-        coil_gemv_normed_rows<MODE, ROWS>(x, scratch, (const float*) a, a_stride, b, b_stride, norm_weight,
+            && k <= CACHED * (int) blockDim.x) {
+        coil_gemv_normed_rows<MODE, ROWS, CACHED>(x, scratch, (const float*) a, a_stride, b, b_stride, norm_weight,
                 early_weight, eps, multiplier, h_out, rows, k);
     } else {
-        coil_gemv_operand<MODE>(x, scratch, a, a_stride, b, b_stride, norm_weight, early_weight, group_size, eps,
+        coil_gemv_operand<MODE, CACHED>(x, scratch, a, a_stride, b, b_stride, norm_weight, early_weight, group_size, eps,
                 multiplier, h_out, rows, k);
     }
 
@@ -246,7 +249,7 @@ static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, co
                 const float sum = fmaf(conv_last_weight[o], total, conv_sum[o]);
                 for (int j = 0; j + 1 < history; j++) {
                     column[(size_t) j * conv.channels] = j + 1 < COIL_GEMV_CONV_HISTORY
-                            ? conv_history[o][j + 1] : column[(size_t) (j + 1) * conv.channels];
+                            ? conv_history[o][r][j + 1] : column[(size_t) (j + 1) * conv.channels];
                 }
                 if (history > 0) {
                     column[(size_t) (history - 1) * conv.channels] = total;
@@ -257,10 +260,11 @@ static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, co
     }
 }
 
-#define COIL_GEMV_ENTRY(name, MODE, ROWS, COLUMNS) COIL_GEMV_ENTRY_BOUNDED(name, MODE, ROWS, COLUMNS, 1)
+#define COIL_GEMV_ENTRY(name, MODE, ROWS, COLUMNS) COIL_GEMV_ENTRY_BOUNDED(name, MODE, ROWS, COLUMNS, 1, COIL_GEMV_CACHED)
 
 // MIN_BLOCKS: blocks a multiprocessor must hold at once (the compiler keeps the registers to that).
-#define COIL_GEMV_ENTRY_BOUNDED(name, MODE, ROWS, COLUMNS, MIN_BLOCKS)                                                 \
+// CACHED: normed operand values a thread keeps in registers (rows up to CACHED · 256 wide).
+#define COIL_GEMV_ENTRY_BOUNDED(name, MODE, ROWS, COLUMNS, MIN_BLOCKS, CACHED)                                                 \
     extern "C" __global__ void __launch_bounds__(COIL_GEMV_WARPS * 32, MIN_BLOCKS) name(const void* a, int a_stride, \
             const float* __restrict__ b, int b_stride, const float* __restrict__ norm_weight, int group_size,     \
             float eps, float multiplier, float* h_out, const float* conv_weight, const float* conv_bias,         \
@@ -271,19 +275,20 @@ static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, co
             const __nv_bfloat16* __restrict__ w2, float* __restrict__ out2, int n2) {                            \
         const CoilGemvConv conv = {conv_weight, conv_bias, conv_states, conv_slots, conv_out, conv_kernel,       \
                 conv_first, conv_channels};                                                                      \
-        coil_gemv<MODE, ROWS, COLUMNS>(a, a_stride, b, b_stride, norm_weight, group_size, eps, multiplier, h_out, conv,   \
+        coil_gemv<MODE, ROWS, COLUMNS, CACHED>(a, a_stride, b, b_stride, norm_weight, group_size, eps, multiplier, h_out, conv,   \
                 silu_pair, rows, k, w0, out0, n0, w1, out1, n1, w2, out2, n2);                                   \
     }
 
 // Rows buckets 1, 2, 4 and 8: a launch for r rows takes the smallest bucket ≥ r. One row has a
 // second entry with two columns a warp, for tall matrices: half the blocks, so that they fit the
 // GPU at once (a second wave of blocks would redo the operand's prologue after the first). Its lean
-// twin keeps to 80 registers (three blocks a multiprocessor, a few spills in the normed operands),
-// so that it can be resident beside the launch before it (GemvKernel.OVERLAP_PROPERTY).
+// twin keeps to 80 registers (three blocks a multiprocessor; it keeps 4 normed values a thread, for
+// rows up to 1024 wide, and spills a few more in the normed operands), so that it can be resident
+// beside the launch before it (KernelModule.GEMV_OVERLAP_PROPERTY).
 #define COIL_GEMV_BUCKETS(prefix, MODE)                  \
     COIL_GEMV_ENTRY(prefix##_rows1, MODE, 1, 1)          \
     COIL_GEMV_ENTRY(prefix##_rows1_wide, MODE, 1, 2)     \
-    COIL_GEMV_ENTRY_BOUNDED(prefix##_rows1_wide_lean, MODE, 1, 2, 3) \
+    COIL_GEMV_ENTRY_BOUNDED(prefix##_rows1_wide_lean, MODE, 1, 2, 3, COIL_GEMV_CACHED_LEAN) \
     COIL_GEMV_ENTRY(prefix##_rows2, MODE, 2, 2)          \
     COIL_GEMV_ENTRY(prefix##_rows4, MODE, 4, 2)          \
     COIL_GEMV_ENTRY(prefix##_rows8, MODE, 8, 2)

@@ -10,8 +10,11 @@
 // covers 8 × 32 × 8 = 2048 weights of its row per pass, with two columns 1024 of each.
 #define COIL_GEMV_HELD 8
 
-// Values of a normed operand row a thread keeps in registers: rows (or groups) up to 8 · 256 wide.
+// Values of a normed operand row a thread keeps in registers: rows (or groups) up to 8 · 256 wide
+// (CACHED, a template argument, where a kernel takes narrower rows and needs the registers).
 #define COIL_GEMV_CACHED 8
+// The lean twins' (rows up to 4 · 256 = 1024 wide).
+#define COIL_GEMV_CACHED_LEAN 4
 
 // History values of a conv channel kept in registers from before the wait (kernels up to 5 wide).
 #define COIL_GEMV_CONV_HISTORY 4
@@ -34,10 +37,10 @@ static __device__ __forceinline__ float coil_gemv_normed_input(const float* a, c
 }
 
 // x (rows, k) as bf16 into shared memory, from the mode's inputs. Every thread of the block takes part.
-template <int MODE>
+template <int MODE, int CACHED = COIL_GEMV_CACHED>
 static __device__ __forceinline__ void coil_gemv_operand(__nv_bfloat16* x, float* scratch, const void* a,
         int a_stride, const float* __restrict__ b, int b_stride, const float* __restrict__ norm_weight,
-        const float (&early_weight)[COIL_GEMV_CACHED], int group_size, float eps, float multiplier, float* h_out,
+        const float (&early_weight)[CACHED], int group_size, float eps, float multiplier, float* h_out,
         int rows, int k) {
     if (MODE == COIL_GEMV_GATED_NORM || MODE == COIL_GEMV_RESIDUAL_NORM) {
         const float* input = (const float*) a;
@@ -47,10 +50,10 @@ static __device__ __forceinline__ void coil_gemv_operand(__nv_bfloat16* x, float
             for (int group = 0; group < k; group += group_size) {
                 // A thread's first COIL_GEMV_CACHED values stay in registers between the sum of
                 // squares and the scaling (the same values in the same order as recomputing them).
-                float cached[COIL_GEMV_CACHED];
+                float cached[CACHED];
                 float squares = 0.0f;
 #pragma unroll
-                for (int j = 0; j < COIL_GEMV_CACHED; j++) {
+                for (int j = 0; j < CACHED; j++) {
                     const int i = threadIdx.x + j * blockDim.x;
                     if (i < group_size) {
                         cached[j] = coil_gemv_normed_input<MODE>(input, b, multiplier,
@@ -58,7 +61,7 @@ static __device__ __forceinline__ void coil_gemv_operand(__nv_bfloat16* x, float
                         squares = fmaf(cached[j], cached[j], squares);
                     }
                 }
-                for (int i = threadIdx.x + COIL_GEMV_CACHED * blockDim.x; i < group_size; i += blockDim.x) {
+                for (int i = threadIdx.x + CACHED * blockDim.x; i < group_size; i += blockDim.x) {
                     const float v = coil_gemv_normed_input<MODE>(input, b, multiplier,
                             (size_t) r * a_stride + group + i, (size_t) r * b_stride + group + i);
                     squares = fmaf(v, v, squares);
@@ -66,7 +69,7 @@ static __device__ __forceinline__ void coil_gemv_operand(__nv_bfloat16* x, float
                 squares = coil_block_sum(squares, scratch);
                 const float inverse_rms = 1.0f / sqrtf(squares / group_size + eps);
 #pragma unroll
-                for (int j = 0; j < COIL_GEMV_CACHED; j++) {
+                for (int j = 0; j < CACHED; j++) {
                     const int i = threadIdx.x + j * blockDim.x;
                     if (i < group_size) {
                         const float weight = group == 0 && r == 0 ? early_weight[j] : norm_weight[group + i];
@@ -76,7 +79,7 @@ static __device__ __forceinline__ void coil_gemv_operand(__nv_bfloat16* x, float
                         }
                     }
                 }
-                for (int i = threadIdx.x + COIL_GEMV_CACHED * blockDim.x; i < group_size; i += blockDim.x) {
+                for (int i = threadIdx.x + CACHED * blockDim.x; i < group_size; i += blockDim.x) {
                     const float v = coil_gemv_normed_input<MODE>(input, b, multiplier,
                             (size_t) r * a_stride + group + i, (size_t) r * b_stride + group + i);
                     x[r * k + group + i] = __float2bfloat16_rn(norm_weight[group + i] * (v * inverse_rms));
@@ -131,22 +134,22 @@ static __device__ __forceinline__ void coil_gemv_operand(__nv_bfloat16* x, float
 // squares are reduced with one barrier, each as coil_block_sum reduces it (the same sums, so the
 // same operand as the row-by-row path). Rows of 1 and 2 keep their values in registers between
 // the two passes; more rows read them again (from L1).
-template <int MODE, int ROWS>
+template <int MODE, int ROWS, int CACHED = COIL_GEMV_CACHED>
 static __device__ __forceinline__ void coil_gemv_normed_rows(__nv_bfloat16* x, float* scratch, const float* input,
         int a_stride, const float* __restrict__ b, int b_stride, const float* __restrict__ norm_weight,
-        const float (&early_weight)[COIL_GEMV_CACHED], float eps, float multiplier, float* h_out, int rows, int k) {
+        const float (&early_weight)[CACHED], float eps, float multiplier, float* h_out, int rows, int k) {
     constexpr bool KEEP = ROWS <= 2;
     const bool writes_h = MODE == COIL_GEMV_RESIDUAL_NORM && h_out != nullptr && b != nullptr && blockIdx.x == 0;
     const int lane = threadIdx.x & 31;
     const int warp = threadIdx.x >> 5;
-    float kept[KEEP ? ROWS : 1][COIL_GEMV_CACHED];
+    float kept[KEEP ? ROWS : 1][CACHED];
     float squares[ROWS];
 #pragma unroll
     for (int r = 0; r < ROWS; r++) {
         squares[r] = 0.0f;
         if (r < rows) {
 #pragma unroll
-            for (int j = 0; j < COIL_GEMV_CACHED; j++) {
+            for (int j = 0; j < CACHED; j++) {
                 const int i = threadIdx.x + j * blockDim.x;
                 if (i < k) {
                     const float v = coil_gemv_normed_input<MODE>(input, b, multiplier, (size_t) r * a_stride + i,
@@ -174,7 +177,7 @@ static __device__ __forceinline__ void coil_gemv_normed_rows(__nv_bfloat16* x, f
             const float total = coil_warp_sum(lane < warps ? scratch[r * 32 + lane] : 0.0f);
             const float inverse_rms = 1.0f / sqrtf(total / k + eps);
 #pragma unroll
-            for (int j = 0; j < COIL_GEMV_CACHED; j++) {
+            for (int j = 0; j < CACHED; j++) {
                 const int i = threadIdx.x + j * blockDim.x;
                 if (i < k) {
                     const float v = KEEP ? kept[KEEP ? r : 0][j]

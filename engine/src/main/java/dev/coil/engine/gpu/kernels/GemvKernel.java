@@ -111,6 +111,10 @@ public final class GemvKernel {
     private static final long WIDE_FROM_COLUMNS = 2049;
 
     private final Kernel[][] kernels = new Kernel[Operand.values().length][BUCKETS.length];
+    /** The wide one-row kernels' lean twins (80 registers) by operand, null without the overlap switch. */
+    private final Kernel[] leanKernels = new Kernel[Operand.values().length];
+    /** The widest rows a lean twin keeps its normed operand's values in registers for (COIL_GEMV_CACHED_LEAN · 256). */
+    private static final int LEAN_MAX_COLS = 1024;
     private final boolean enabled;
     private final int maxRows;
 
@@ -129,17 +133,22 @@ public final class GemvKernel {
         }
         this.maxRows = maxRows;
         this.enabled = !"false".equalsIgnoreCase(System.getProperty(PROPERTY, "true"));
-        // With the overlap switch, one row of a tall matrix takes the wide kernel's lean twin.
-        boolean overlap = KernelModule.gemvOverlap();
         for (Operand operand : Operand.values()) {
             for (int bucket = 0; bucket < BUCKETS.length; bucket++) {
-                boolean lean = overlap && BUCKETS[bucket].equals("rows1_wide");
-                Kernel kernel = module.kernel("gemv_" + operand.suffix + "_" + BUCKETS[bucket] + (lean ? "_lean" : ""));
-                kernel.allowDynamicSharedBytes(MAX_SHARED_BYTES);
-                kernel.waitsForPreviousKernel();
-                kernels[operand.ordinal()][bucket] = kernel;
+                kernels[operand.ordinal()][bucket] = kernel(module, "gemv_" + operand.suffix + "_" + BUCKETS[bucket]);
             }
+            // With the overlap switch, one row of a tall matrix of rows up to LEAN_MAX_COLS takes the
+            // wide kernel's lean twin.
+            leanKernels[operand.ordinal()] = KernelModule.gemvOverlap()
+                    ? kernel(module, "gemv_" + operand.suffix + "_rows1_wide_lean") : null;
         }
+    }
+
+    private static Kernel kernel(KernelModule module, String name) {
+        Kernel kernel = module.kernel(name);
+        kernel.allowDynamicSharedBytes(MAX_SHARED_BYTES);
+        kernel.waitsForPreviousKernel();
+        return kernel;
     }
 
     /**
@@ -332,7 +341,9 @@ public final class GemvKernel {
         arguments[18] = rows;
         arguments[19] = cols;
         System.arraycopy(segments, 0, arguments, 20, segments.length);
-        kernels[operand.ordinal()][bucket].launch(stream, (int) blocks, 1, 1, THREADS, sharedBytes(rows, cols),
+        Kernel lean = leanKernels[operand.ordinal()];
+        Kernel kernel = bucket == 1 && lean != null && cols <= LEAN_MAX_COLS ? lean : kernels[operand.ordinal()][bucket];
+        kernel.launch(stream, (int) blocks, 1, 1, THREADS, sharedBytes(rows, cols),
                 arguments);
     }
 

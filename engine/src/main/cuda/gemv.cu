@@ -61,7 +61,7 @@ struct CoilGemvConv {
     int channels;
 };
 
-template <int MODE, int ROWS, int COLUMNS, int CACHED>
+template <int MODE, int ROWS, int COLUMNS, int CACHED, int HELD>
 static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, const float* __restrict__ b,
         int b_stride, const float* __restrict__ norm_weight, int group_size, float eps, float multiplier,
         float* h_out, const CoilGemvConv conv, int silu_pair, int rows, int k,
@@ -69,7 +69,7 @@ static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, co
         const __nv_bfloat16* __restrict__ w1, float* __restrict__ out1, int n1,
         const __nv_bfloat16* __restrict__ w2, float* __restrict__ out2, int n2) {
     // COLUMNS: output columns per warp (a row of weights each).
-    constexpr int CHUNKS = COIL_GEMV_HELD / COLUMNS;     // chunks per lane and column per pass
+    constexpr int CHUNKS = HELD / COLUMNS;               // chunks per lane and column per pass
     constexpr int PER_BLOCK = COIL_GEMV_WARPS * COLUMNS; // output columns per block
     extern __shared__ __align__(16) unsigned char coil_gemv_shared[];
     __shared__ float scratch[32 * ROWS];
@@ -129,18 +129,16 @@ static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, co
     // The conv channels' history terms (bias + Σ_j weight · state_j) do not depend on the earlier
     // kernels either: lane r computes them for row r of the warp's channels before the wait.
     // (The state was last written by this launch's twin in an earlier step, never by the kernel just before.)
-    float conv_sum[COLUMNS];
-    float conv_last_weight[COLUMNS];
-    // Lane r's history values of row r, in shared memory: registers are what lets the lean twins'
-    // blocks sit three to a multiprocessor.
-    __shared__ float conv_history_of[COIL_GEMV_WARPS][COLUMNS][ROWS][COIL_GEMV_CONV_HISTORY];
-    float (&conv_history)[COLUMNS][ROWS][COIL_GEMV_CONV_HISTORY] = conv_history_of[threadIdx.x >> 5];
+    // Lane r's terms of row r (history values, then the sum and the last weight), in shared memory:
+    // registers are what lets the lean twins' blocks sit three to a multiprocessor.
+    constexpr int CONV_SUM = COIL_GEMV_CONV_HISTORY;
+    constexpr int CONV_LAST_WEIGHT = COIL_GEMV_CONV_HISTORY + 1;
+    __shared__ float conv_terms_of[COIL_GEMV_WARPS][COLUMNS][ROWS][COIL_GEMV_CONV_HISTORY + 2];
+    float (&conv_terms)[COLUMNS][ROWS][COIL_GEMV_CONV_HISTORY + 2] = conv_terms_of[threadIdx.x >> 5];
     int conv_channel[COLUMNS];
 #pragma unroll
     for (int o = 0; o < COLUMNS; o++) {
         conv_channel[o] = -1;
-        conv_sum[o] = 0.0f;
-        conv_last_weight[o] = 0.0f;
         const int channel = first_column + o - conv.first;
         if (conv.states != nullptr && blockIdx.x < blocks0 && active[o] && channel >= 0 && channel < conv.channels) {
             conv_channel[o] = channel;
@@ -151,12 +149,12 @@ static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, co
                 for (int j = 0; j < history; j++) {
                     const float value = column[(size_t) j * conv.channels];
                     if (j < COIL_GEMV_CONV_HISTORY) {
-                        conv_history[o][lane][j] = value;
+                        conv_terms[o][lane][j] = value;
                     }
                     sum = fmaf(conv.weight[channel * conv.kernel + j], value, sum);
                 }
-                conv_sum[o] = sum;
-                conv_last_weight[o] = conv.weight[channel * conv.kernel + history];
+                conv_terms[o][lane][CONV_SUM] = sum;
+                conv_terms[o][lane][CONV_LAST_WEIGHT] = conv.weight[channel * conv.kernel + history];
             }
         }
     }
@@ -246,10 +244,10 @@ static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, co
                 const int channel = conv_channel[o];
                 const int history = conv.kernel - 1;
                 float* column = conv.states + (size_t) conv.slots[r] * history * conv.channels + channel;
-                const float sum = fmaf(conv_last_weight[o], total, conv_sum[o]);
+                const float sum = fmaf(conv_terms[o][r][CONV_LAST_WEIGHT], total, conv_terms[o][r][CONV_SUM]);
                 for (int j = 0; j + 1 < history; j++) {
                     column[(size_t) j * conv.channels] = j + 1 < COIL_GEMV_CONV_HISTORY
-                            ? conv_history[o][r][j + 1] : column[(size_t) (j + 1) * conv.channels];
+                            ? conv_terms[o][r][j + 1] : column[(size_t) (j + 1) * conv.channels];
                 }
                 if (history > 0) {
                     column[(size_t) (history - 1) * conv.channels] = total;
@@ -260,11 +258,13 @@ static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, co
     }
 }
 
-#define COIL_GEMV_ENTRY(name, MODE, ROWS, COLUMNS) COIL_GEMV_ENTRY_BOUNDED(name, MODE, ROWS, COLUMNS, 1, COIL_GEMV_CACHED)
+#define COIL_GEMV_ENTRY(name, MODE, ROWS, COLUMNS) \
+    COIL_GEMV_ENTRY_BOUNDED(name, MODE, ROWS, COLUMNS, 1, COIL_GEMV_CACHED, COIL_GEMV_HELD)
 
 // MIN_BLOCKS: blocks a multiprocessor must hold at once (the compiler keeps the registers to that).
 // CACHED: normed operand values a thread keeps in registers (rows up to CACHED · 256 wide).
-#define COIL_GEMV_ENTRY_BOUNDED(name, MODE, ROWS, COLUMNS, MIN_BLOCKS, CACHED)                                                 \
+// HELD: 16-byte weight chunks a lane holds a pass, over its columns (more passes for longer rows).
+#define COIL_GEMV_ENTRY_BOUNDED(name, MODE, ROWS, COLUMNS, MIN_BLOCKS, CACHED, HELD)                                                 \
     extern "C" __global__ void __launch_bounds__(COIL_GEMV_WARPS * 32, MIN_BLOCKS) name(const void* a, int a_stride, \
             const float* __restrict__ b, int b_stride, const float* __restrict__ norm_weight, int group_size,     \
             float eps, float multiplier, float* h_out, const float* conv_weight, const float* conv_bias,         \
@@ -275,20 +275,20 @@ static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, co
             const __nv_bfloat16* __restrict__ w2, float* __restrict__ out2, int n2) {                            \
         const CoilGemvConv conv = {conv_weight, conv_bias, conv_states, conv_slots, conv_out, conv_kernel,       \
                 conv_first, conv_channels};                                                                      \
-        coil_gemv<MODE, ROWS, COLUMNS, CACHED>(a, a_stride, b, b_stride, norm_weight, group_size, eps, multiplier, h_out, conv,   \
+        coil_gemv<MODE, ROWS, COLUMNS, CACHED, HELD>(a, a_stride, b, b_stride, norm_weight, group_size, eps, multiplier, h_out, conv,   \
                 silu_pair, rows, k, w0, out0, n0, w1, out1, n1, w2, out2, n2);                                   \
     }
 
 // Rows buckets 1, 2, 4 and 8: a launch for r rows takes the smallest bucket ≥ r. One row has a
 // second entry with two columns a warp, for tall matrices: half the blocks, so that they fit the
 // GPU at once (a second wave of blocks would redo the operand's prologue after the first). Its lean
-// twin keeps to 80 registers (three blocks a multiprocessor; it keeps 4 normed values a thread, for
-// rows up to 1024 wide, and spills a few more in the normed operands), so that it can be resident
-// beside the launch before it (KernelModule.GEMV_OVERLAP_PROPERTY).
+// twin keeps to 80 registers without spills (three blocks a multiprocessor: 4 normed values and 3
+// weight chunks a column a thread, the conv's terms in shared memory; GemvKernel gives it rows of up
+// to 768), so that it can be resident beside the launch before it (KernelModule.GEMV_OVERLAP_PROPERTY).
 #define COIL_GEMV_BUCKETS(prefix, MODE)                  \
     COIL_GEMV_ENTRY(prefix##_rows1, MODE, 1, 1)          \
     COIL_GEMV_ENTRY(prefix##_rows1_wide, MODE, 1, 2)     \
-    COIL_GEMV_ENTRY_BOUNDED(prefix##_rows1_wide_lean, MODE, 1, 2, 3, COIL_GEMV_CACHED_LEAN) \
+    COIL_GEMV_ENTRY_BOUNDED(prefix##_rows1_wide_lean, MODE, 1, 2, 3, COIL_GEMV_CACHED_LEAN, COIL_GEMV_HELD_LEAN) \
     COIL_GEMV_ENTRY(prefix##_rows2, MODE, 2, 2)          \
     COIL_GEMV_ENTRY(prefix##_rows4, MODE, 4, 2)          \
     COIL_GEMV_ENTRY(prefix##_rows8, MODE, 8, 2)

@@ -9,6 +9,8 @@
 // 16-byte chunks (8 weights) a lane holds per pass, over all its columns: a warp with one column
 // covers 8 × 32 × 8 = 2048 weights of its row per pass, with two columns 1024 of each.
 #define COIL_GEMV_HELD 8
+// The lean twins' (two columns of three chunks: rows of 768 in one pass, wider ones in more).
+#define COIL_GEMV_HELD_LEAN 6
 
 // Values of a normed operand row a thread keeps in registers: rows (or groups) up to 8 · 256 wide
 // (CACHED, a template argument, where a kernel takes narrower rows and needs the registers).

@@ -113,8 +113,11 @@ public final class GemvKernel {
     private final Kernel[][] kernels = new Kernel[Operand.values().length][BUCKETS.length];
     /** The wide one-row kernels' lean twins (80 registers) by operand, null without the overlap switch. */
     private final Kernel[] leanKernels = new Kernel[Operand.values().length];
-    /** The widest rows a lean twin keeps its normed operand's values in registers for (COIL_GEMV_CACHED_LEAN · 256). */
-    private static final int LEAN_MAX_COLS = 1024;
+    /**
+     * The widest rows a lean twin takes: its weights in one pass, all loaded before its wait
+     * (COIL_GEMV_HELD_LEAN / 2 chunks of 8 a lane, 32 lanes), its normed values in registers.
+     */
+    private static final int LEAN_MAX_COLS = 768;
     private final boolean enabled;
     private final int maxRows;
 
@@ -137,8 +140,8 @@ public final class GemvKernel {
             for (int bucket = 0; bucket < BUCKETS.length; bucket++) {
                 kernels[operand.ordinal()][bucket] = kernel(module, "gemv_" + operand.suffix + "_" + BUCKETS[bucket]);
             }
-            // With the overlap switch, one row of a tall matrix of rows up to LEAN_MAX_COLS takes the
-            // wide kernel's lean twin.
+            // With the overlap switch, one row of a tall matrix of rows up to LEAN_MAX_COLS wide takes
+            // the wide kernel's lean twin.
             leanKernels[operand.ordinal()] = KernelModule.gemvOverlap()
                     ? kernel(module, "gemv_" + operand.suffix + "_rows1_wide_lean") : null;
         }

@@ -105,9 +105,8 @@ __device__ unsigned int coil_trace_on;
 __device__ unsigned int coil_trace_next;
 __device__ unsigned long long coil_trace[COIL_TRACE_CAPACITY][2];
 
-// While coil_dependents_early is set (KernelModule, -Dcoil.cuda.gemvOverlap=true), the kernels that
-// pass may_start_early (the decode products) let the next kernel start before their own wait rather
-// than after it, so that it can be resident and load its weights while this one still waits. The
+// The kernels whose bit coil_dependents_early has (KernelModule, -Dcoil.cuda.gemvOverlap; the decode
+// products pass their kind) let the next kernel start before their own wait rather than after it, so that it can be resident and load its weights while this one still waits. The
 // wait itself returns only once the kernel before has completed, so no read or write moves.
 __device__ unsigned int coil_dependents_early;
 
@@ -122,11 +121,16 @@ static __device__ __forceinline__ void coil_trace_record(unsigned long long shap
     }
 }
 
-static __device__ __forceinline__ void coil_grid_dependency_wait(bool may_start_early = false) {
+// early_kind: 0, or the bit of coil_dependents_early that lets this kernel start the next one early
+// (COIL_EARLY_*).
+#define COIL_EARLY_NARROW 1u // the decode products of one column a warp, and of several rows
+#define COIL_EARLY_WIDE 2u   // the one-row products of two columns a warp (in_proj, gate and up)
+#define COIL_EARLY_STATE 4u  // Mamba-2's decode state update
+static __device__ __forceinline__ void coil_grid_dependency_wait(unsigned int early_kind = 0) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     const bool trace = threadIdx.x == 0 && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0
             && *(volatile unsigned int*) &coil_trace_on != 0;
-    if (may_start_early && *(volatile unsigned int*) &coil_dependents_early != 0) {
+    if ((*(volatile unsigned int*) &coil_dependents_early & early_kind) != 0) {
         asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
     }
     asm volatile("griddepcontrol.wait;" ::: "memory");

@@ -158,7 +158,7 @@ static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, co
             }
         }
     }
-    coil_grid_dependency_wait(true);
+    coil_grid_dependency_wait(ROWS == 1 && COLUMNS == 2 ? COIL_EARLY_WIDE : COIL_EARLY_NARROW);
     coil_launch_dependents();
 
     __nv_bfloat16* x = reinterpret_cast<__nv_bfloat16*>(coil_gemv_shared);

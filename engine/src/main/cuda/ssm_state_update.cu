@@ -49,7 +49,8 @@ extern "C" __global__ void ssm_state_update_f32(const float* __restrict__ x, int
     const float a_value = A[h];
     const float d_value = D[h];
     const float bias = dt_bias != nullptr ? dt_bias[h] : 0.0f;
-    COIL_AFTER_PREVIOUS_KERNEL();
+    coil_grid_dependency_wait(COIL_EARLY_STATE);
+    coil_launch_dependents();
 
     // Every input from the kernels before is requested at once, before B and C go through shared
     // memory: one wait on L2 instead of three in a row.

@@ -37,6 +37,13 @@ public final class KernelModule implements AutoCloseable {
      */
     public static final String GEMV_OVERLAP_PROPERTY = "coil.cuda.gemvOverlap";
 
+    /**
+     * {@code -Dcoil.cuda.earlyKinds=N}: with the overlap on, which decode products start the next
+     * kernel before their wait: 1 those of one column a warp, 2 the one-row products of two columns
+     * a warp, 4 the Mamba-2 state update; a sum of them (common.cuh, COIL_EARLY_*).
+     */
+    public static final String EARLY_KINDS_PROPERTY = "coil.cuda.earlyKinds";
+
     /** Whether {@link #GEMV_OVERLAP_PROPERTY} is on (read when a module loads or a launcher is made). */
     public static boolean gemvOverlap() {
         return !"false".equalsIgnoreCase(System.getProperty(GEMV_OVERLAP_PROPERTY, "true"));
@@ -86,7 +93,8 @@ public final class KernelModule implements AutoCloseable {
         Cuda.check(result, "cuModuleLoadData of " + RESOURCE + " (" + image.length + " bytes)");
         KernelModule loaded = new KernelModule(module, computeCapability >= 90);
         if (gemvOverlap()) {
-            Cuda.check(cuMemcpyHtoD(loaded.global("coil_dependents_early").address(), Pointer.to(new int[] {1}),
+            int kinds = Integer.getInteger(EARLY_KINDS_PROPERTY, 3);
+            Cuda.check(cuMemcpyHtoD(loaded.global("coil_dependents_early").address(), Pointer.to(new int[] {kinds}),
                     Sizeof.INT), "cuMemcpyHtoD(coil_dependents_early)");
         }
         return loaded;

@@ -42,6 +42,29 @@ static __device__ __forceinline__ void coil_lm_head_fetch(unsigned char* ring, u
 }
 #endif
 
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+// The block's best of its warps' (each warp's lanes hold their warp's): thread 0 gets it, and
+// whether any was bad. The barrier first frees the arrays for a second use.
+static __device__ __forceinline__ void coil_lm_head_block_best(float& best, int& best_id, bool& bad, float* values,
+        int* ids, int* flags) {
+    const int lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5;
+    __syncthreads();
+    if (lane == 0) {
+        values[warp] = best;
+        ids[warp] = best_id;
+        flags[warp] = bad;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int w = 1; w < COIL_GEMV_WARPS; w++) {
+            coil_better(best, best_id, values[w], ids[w]);
+            bad |= flags[w] != 0;
+        }
+    }
+}
+#endif
+
 extern "C" __global__ void __launch_bounds__(COIL_GEMV_WARPS * 32, 1) lm_head_argmax_bf16(const float* h,
         const float* __restrict__ update, float multiplier, const float* __restrict__ norm_weight, float eps,
         const __nv_bfloat16* __restrict__ lm_head, int hidden, int vocab, int stages, float* __restrict__ logits,
@@ -133,17 +156,8 @@ extern "C" __global__ void __launch_bounds__(COIL_GEMV_WARPS * 32, 1) lm_head_ar
     }
 
     // The block's best (every lane of a warp holds its warp's), then the blocks' through the last one.
-    if (lane == 0) {
-        best_values[warp] = best;
-        best_ids[warp] = best_id;
-        bad_flags[warp] = bad;
-    }
-    __syncthreads();
+    coil_lm_head_block_best(best, best_id, bad, best_values, best_ids, bad_flags);
     if (threadIdx.x == 0) {
-        for (int w = 1; w < COIL_GEMV_WARPS; w++) {
-            coil_better(best, best_id, best_values[w], best_ids[w]);
-            bad |= bad_flags[w] != 0;
-        }
         partials[3 * blockIdx.x] = __float_as_int(best);
         partials[3 * blockIdx.x + 1] = best_id;
         partials[3 * blockIdx.x + 2] = bad;
@@ -167,18 +181,8 @@ extern "C" __global__ void __launch_bounds__(COIL_GEMV_WARPS * 32, 1) lm_head_ar
                 __shfl_xor_sync(0xffffffffu, best_id, offset));
     }
     bad = __any_sync(0xffffffffu, bad);
-    __syncthreads();
-    if (lane == 0) {
-        best_values[warp] = best;
-        best_ids[warp] = best_id;
-        bad_flags[warp] = bad;
-    }
-    __syncthreads();
+    coil_lm_head_block_best(best, best_id, bad, best_values, best_ids, bad_flags);
     if (threadIdx.x == 0) {
-        for (int w = 1; w < COIL_GEMV_WARPS; w++) {
-            coil_better(best, best_id, best_values[w], best_ids[w]);
-            bad |= bad_flags[w] != 0;
-        }
         const int chosen = bad || best_id == 0x7fffffff ? -1 : best_id;
         *token = chosen;
         // The host's copy, where the step's inputs name one: no copy-engine transfer after the graph.

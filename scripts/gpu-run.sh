@@ -12,7 +12,7 @@
 # ab: batch-1 decode alone (GpuServingTimingTest with -Dcoil.bench.runs=0, or RUNS) once for each
 # JVM property set in $VARIANTS, one set a line, in the order given. Repeat the lines (A, B, A, B,
 # ...) so that settings are compared on one card in one call:
-#   VARIANTS=$'-Dx=default\n-Dcoil.cuda.gemvOverlap=true\n-Dx=default\n-Dcoil.cuda.gemvOverlap=true' \
+#   VARIANTS=$'-Dx=default\n-Dcoil.cuda.gemvOverlap=false\n-Dx=default\n-Dcoil.cuda.gemvOverlap=false' \
 #       bash .gpu/gpu-run.sh ab .gpu
 #
 # TESTS, when set, replaces the test selection (JUnit console options, e.g. --select-class X).

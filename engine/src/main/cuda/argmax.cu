@@ -51,10 +51,7 @@ extern "C" __global__ void __launch_bounds__(COIL_ARGMAX_THREADS) logits_argmax_
     if (bad) {
         atomicOr(&invalid, 1);
     }
-    for (int offset = 16; offset > 0; offset >>= 1) {
-        coil_better(best, best_id, __shfl_xor_sync(0xffffffffu, best, offset),
-                __shfl_xor_sync(0xffffffffu, best_id, offset));
-    }
+    coil_warp_better(best, best_id);
     const int lane = threadIdx.x & 31;
     const int warp = threadIdx.x >> 5;
     if (lane == 0) {
@@ -66,10 +63,7 @@ extern "C" __global__ void __launch_bounds__(COIL_ARGMAX_THREADS) logits_argmax_
         const int warps = (blockDim.x + 31) >> 5;
         best = lane < warps ? values[lane] : -INFINITY;
         best_id = lane < warps ? ids[lane] : 0x7fffffff;
-        for (int offset = 16; offset > 0; offset >>= 1) {
-            coil_better(best, best_id, __shfl_xor_sync(0xffffffffu, best, offset),
-                    __shfl_xor_sync(0xffffffffu, best_id, offset));
-        }
+        coil_warp_better(best, best_id);
         if (lane == 0) {
             out[blockIdx.x] = invalid || best_id == 0x7fffffff ? -1 : best_id;
         }

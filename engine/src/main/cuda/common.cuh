@@ -63,6 +63,14 @@ static __device__ __forceinline__ void coil_better(float& value, int& id, float 
     }
 }
 
+// The warp's best candidate in every lane (coil_better over an xor butterfly).
+static __device__ __forceinline__ void coil_warp_better(float& value, int& id) {
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) {
+        coil_better(value, id, __shfl_xor_sync(0xffffffffu, value, offset), __shfl_xor_sync(0xffffffffu, id, offset));
+    }
+}
+
 // silu(v) = v / (1 + e^-v), rounded step by step as the Java code does (no contraction into fma).
 static __device__ __forceinline__ float coil_silu(float value) {
     return __fdiv_rn(value, __fadd_rn(1.0f, expf(-value)));

@@ -120,12 +120,8 @@ static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, co
     }
     // The norm's weights of the first group are constant: read with the matrix, before the wait.
     float early_weight[CACHED];
-#pragma unroll
-    for (int j = 0; j < CACHED; j++) {
-        const int i = threadIdx.x + j * blockDim.x;
-        early_weight[j] = (MODE == COIL_GEMV_GATED_NORM || MODE == COIL_GEMV_RESIDUAL_NORM) && i < group_size
-                ? norm_weight[i] : 0.0f;
-    }
+    coil_gemv_early_weights<CACHED>(early_weight,
+            MODE == COIL_GEMV_GATED_NORM || MODE == COIL_GEMV_RESIDUAL_NORM ? norm_weight : nullptr, group_size);
     // The conv channels' history terms (bias + Σ_j weight · state_j) do not depend on the earlier
     // kernels either: lane r computes them for row r of the warp's channels before the wait.
     // (The state was last written by this launch's twin in an earlier step, never by the kernel just before.)

@@ -196,6 +196,19 @@ static __device__ __forceinline__ void coil_gemv_normed_rows(__nv_bfloat16* x, f
     __syncthreads();
 }
 
+// A thread's values of the norm's weights (its indices i = threadIdx.x + j · blockDim.x of the first
+// group of size values), read before the wait with the matrix: they do not depend on earlier
+// kernels. norm_weight null: zeros (an operand without a norm).
+template <int CACHED>
+static __device__ __forceinline__ void coil_gemv_early_weights(float (&early_weight)[CACHED],
+        const float* __restrict__ norm_weight, int size) {
+#pragma unroll
+    for (int j = 0; j < CACHED; j++) {
+        const int i = threadIdx.x + j * blockDim.x;
+        early_weight[j] = norm_weight != nullptr && i < size ? norm_weight[i] : 0.0f;
+    }
+}
+
 static __device__ __forceinline__ void coil_bf16x8_to_float(uint4 packed, float (&values)[8]) {
     const unsigned int words[4] = {packed.x, packed.y, packed.z, packed.w};
 #pragma unroll

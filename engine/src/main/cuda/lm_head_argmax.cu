@@ -97,11 +97,7 @@ extern "C" __global__ void __launch_bounds__(COIL_GEMV_WARPS * 32, 1) lm_head_ar
         }
     }
     float early_weight[COIL_GEMV_CACHED];
-#pragma unroll
-    for (int j = 0; j < COIL_GEMV_CACHED; j++) {
-        const int i = threadIdx.x + j * blockDim.x;
-        early_weight[j] = i < hidden ? norm_weight[i] : 0.0f;
-    }
+    coil_gemv_early_weights<COIL_GEMV_CACHED>(early_weight, norm_weight, hidden);
     COIL_AFTER_PREVIOUS_KERNEL();
 
     // (Its barriers also make the ring's initialised mbarriers visible to every thread.)
@@ -176,10 +172,7 @@ extern "C" __global__ void __launch_bounds__(COIL_GEMV_WARPS * 32, 1) lm_head_ar
         coil_better(best, best_id, __int_as_float(__ldcg(partials + 3 * b)), __ldcg(partials + 3 * b + 1));
         bad |= __ldcg(partials + 3 * b + 2) != 0;
     }
-    for (int offset = 16; offset > 0; offset >>= 1) {
-        coil_better(best, best_id, __shfl_xor_sync(0xffffffffu, best, offset),
-                __shfl_xor_sync(0xffffffffu, best_id, offset));
-    }
+    coil_warp_better(best, best_id);
     bad = __any_sync(0xffffffffu, bad);
     coil_lm_head_block_best(best, best_id, bad, best_values, best_ids, bad_flags);
     if (threadIdx.x == 0) {

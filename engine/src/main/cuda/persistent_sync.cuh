@@ -13,28 +13,27 @@ static __device__ __forceinline__ void consumers_sync() {
     asm volatile("bar.sync 1, %0;" ::"n"(COIL_PD_CONSUMERS) : "memory");
 }
 
-static __device__ __forceinline__ float consumers_sum(float value, float* scratch) {
+// A reduction over the consumer warps: REDUCE within each warp, then over the warps' results
+// (identity for the lanes past the consumers).
+template <float (*REDUCE)(float)>
+static __device__ __forceinline__ float consumers_reduce(float value, float identity, float* scratch) {
     const int lane = threadIdx.x & 31;
     const int warp = threadIdx.x >> 5;
-    value = coil_warp_sum(value);
+    value = REDUCE(value);
     consumers_sync();
     if (lane == 0) {
         scratch[warp] = value;
     }
     consumers_sync();
-    return coil_warp_sum(lane < COIL_PD_WARPS ? scratch[lane] : 0.0f);
+    return REDUCE(lane < COIL_PD_WARPS ? scratch[lane] : identity);
+}
+
+static __device__ __forceinline__ float consumers_sum(float value, float* scratch) {
+    return consumers_reduce<coil_warp_sum>(value, 0.0f, scratch);
 }
 
 static __device__ __forceinline__ float consumers_max(float value, float* scratch) {
-    const int lane = threadIdx.x & 31;
-    const int warp = threadIdx.x >> 5;
-    value = coil_warp_max(value);
-    consumers_sync();
-    if (lane == 0) {
-        scratch[warp] = value;
-    }
-    consumers_sync();
-    return coil_warp_max(lane < COIL_PD_WARPS ? scratch[lane] : -INFINITY);
+    return consumers_reduce<coil_warp_max>(value, -INFINITY, scratch);
 }
 
 // The grid barrier: every block adds one to the count after each phase; phase p starts once the

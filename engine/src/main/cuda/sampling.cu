@@ -55,60 +55,156 @@ static __device__ __forceinline__ unsigned long long coil_score_key(float score,
 // Masses are summed in 64-bit fixed point, 2^44 units per 1: exact and order-free, native shared
 // atomics (a double atomicAdd in shared memory is a compare-and-swap loop that stalls when a whole
 // block hits one digit, as the top digits of similar scores do). Up to 2^20 tokens of weight <= 1 fit.
+// Totals (top-p's mass, the survivors' weight) are summed the same way, so that no sum depends on
+// how the row is split between blocks.
 #define COIL_MASS_UNIT 17592186044416.0
 
-// The most tokens the select keeps in its candidate list (see coil_select).
+static __device__ __forceinline__ unsigned long long coil_fixed_mass(double mass) {
+    return (unsigned long long) __double2ull_rn(mass * COIL_MASS_UNIT);
+}
+
+// The most tokens a block keeps in its candidate list (see coil_select).
 #define COIL_SELECT_LIST 4096
 
+// The blocks that draw one row together. On sm_90 they are a thread-block cluster of 1 to 16 blocks
+// (a launch without clusters is a cluster of one), each taking one contiguous slice of the row;
+// elsewhere one block takes the whole row. The blocks meet through distributed shared memory: each
+// block publishes a value in its own shared memory, the row's blocks pass a barrier, and every
+// block reads every block's value. A meeting uses one of two slots by turn, so a block may write
+// the next meeting's slot while a slower block still reads this one's; the meeting after that
+// cannot start before the slower block has passed the next barrier.
+struct CoilRowBlocks {
+    unsigned int rank;  // this block's place in the row
+    unsigned int size;  // blocks a row
+    int begin;          // this block's slice of the row: [begin, end)
+    int end;
+    unsigned int turn;  // meetings so far; the slot is turn & 1
+};
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define COIL_SAMPLE_CLUSTERS 1
+#endif
+
+static __device__ CoilRowBlocks coil_row_blocks(int vocab) {
+    CoilRowBlocks blocks;
+#ifdef COIL_SAMPLE_CLUSTERS
+    asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(blocks.rank));
+    asm volatile("mov.u32 %0, %%cluster_nctarank;" : "=r"(blocks.size));
+#else
+    blocks.rank = 0;
+    blocks.size = 1;
+#endif
+    const int per_block = (vocab + (int) blocks.size - 1) / (int) blocks.size;
+    blocks.begin = min(vocab, (int) blocks.rank * per_block);
+    blocks.end = min(vocab, blocks.begin + per_block);
+    blocks.turn = 0;
+    return blocks;
+}
+
+// A barrier for every thread of the row's blocks, ordering their shared-memory writes before it
+// (release) against reads after it (acquire).
+static __device__ __forceinline__ void coil_row_sync() {
+#ifdef COIL_SAMPLE_CLUSTERS
+    asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+#else
+    __syncthreads();
+#endif
+}
+
+// The value at local's place in the shared memory of the row's block rank.
+template <typename T>
+static __device__ __forceinline__ T coil_row_read(const T* local, unsigned int rank) {
+#ifdef COIL_SAMPLE_CLUSTERS
+    uint64_t address;
+    asm("mapa.u64 %0, %1, %2;" : "=l"(address) : "l"(reinterpret_cast<uint64_t>(local)), "r"(rank));
+    return *reinterpret_cast<const T*>(address);
+#else
+    return *local;
+#endif
+}
+
 struct CoilSelectShared {
-    unsigned long long mass[256];
-    unsigned int count[256];
-    int list[COIL_SELECT_LIST];  // the select's candidates: kept tokens under one prefix
-    int collected;
-    int listed;                  // tokens in list, or -1 while it holds no complete set
+    unsigned long long mass[2][256];    // this block's sums a digit, by turn
+    unsigned int count[2][256];
+    unsigned long long row_mass[256];   // the row's: every block's added up
+    unsigned int row_count[256];
+    int list[COIL_SELECT_LIST];         // the select's candidates: kept tokens of this block under one prefix
+    int collected[2];                   // tokens this block listed, by turn
+    int all_listed;                     // every block of the row listed all its kept tokens
     unsigned long long prefix;
-    double reduce[32];
-    unsigned long long best[32];
+    int unique;
+    unsigned long long partial[32];     // one a warp
+    unsigned long long published[2][2]; // a meeting's values, by turn
     unsigned long long range_mass[32];  // the id-order draw: one range a warp
     int range_last[32];
     int drawn;
-    int unique;
-    unsigned long long found;
 };
 
 // Rounds of a pass whose scores and weights a thread loads together, before any of them
 // is used: a round's loads would otherwise wait for the round before, a memory latency each.
 #define COIL_SELECT_ROUNDS 4
 
+// The row's sum (max when maximum) of one 64-bit value a thread; every thread of the row gets it.
+template <bool maximum>
+static __device__ unsigned long long coil_row_reduce(unsigned long long value, CoilRowBlocks& blocks,
+        CoilSelectShared& shared) {
+    auto combine = [](unsigned long long a, unsigned long long b) { return maximum ? (a > b ? a : b) : a + b; };
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) {
+        value = combine(value, __shfl_xor_sync(0xffffffffu, value, offset));
+    }
+    if ((threadIdx.x & 31) == 0) {
+        shared.partial[threadIdx.x >> 5] = value;
+    }
+    __syncthreads();
+    const int slot = blocks.turn++ & 1;
+    if (threadIdx.x == 0) {
+        unsigned long long block = 0ull;
+        for (int w = 0; w < (int) ((blockDim.x + 31) >> 5); w++) {
+            block = combine(block, shared.partial[w]);
+        }
+        shared.published[slot][0] = block;
+    }
+    coil_row_sync();
+    unsigned long long row = 0ull;
+    for (unsigned int r = 0; r < blocks.size; r++) {
+        row = combine(row, coil_row_read(&shared.published[slot][0], r));
+    }
+    return row;
+}
+
 // The largest key (present in the row, kept by keep) at which the mass summed over larger-or-equal keys
 // first reaches target: sum >= target, or sum > target when strict. When it never does, the smallest
-// kept key of positive mass (the CPU's "all of them" / "the last drawable one"). Every thread gets it;
-// ~0 when nothing is kept. key(i, score), mass(i, score, weight) and keep(i, score, weight) see token
-// i's score and weight, which the select loads from scores and weights (vocab each).
-// A pass over the whole row also lists the kept tokens under its prefix; once they number at most
-// COIL_SELECT_LIST, the later passes (whose prefixes only extend it) visit that list instead of the
-// row: after the first digit or two, a few hundred tokens instead of the whole vocabulary.
+// kept key of positive mass (the CPU's "all of them" / "the last drawable one"). Every thread of the
+// row gets it; ~0 when nothing is kept. key(i, score), mass(i, score, weight) and keep(i, score, weight)
+// see token i's score and weight, which the select loads from scores and weights (vocab each).
+// Each block sums the digits of its slice; the row's sums are the blocks' added up, the same in any
+// split. A pass over the whole slice also lists the block's kept tokens under its prefix; once every
+// block's list is complete (at most COIL_SELECT_LIST), the later passes (whose prefixes only extend
+// it) visit the lists instead of the slices: after the first digit or two, a few hundred tokens
+// instead of the whole vocabulary.
 template <typename Key, typename Mass, typename Keep>
-static __device__ unsigned long long coil_select(int vocab, const float* scores, const float* weights, Key key,
-        Mass mass, Keep keep, double target, bool strict, CoilSelectShared& shared) {
+static __device__ unsigned long long coil_select(const float* scores, const float* weights, Key key, Mass mass,
+        Keep keep, double target, bool strict, CoilRowBlocks& blocks, CoilSelectShared& shared) {
     unsigned long long prefix = 0;
     unsigned long long mask = 0;
-    double before = 0.0;
+    unsigned long long before = 0ull;  // (warp 0) the mass of the kept keys above the prefix
     bool exhausted = false;
     int listed = -1;
     for (int shift = 56; shift >= 0; shift -= 8) {
+        const int slot = blocks.turn++ & 1;
         for (int d = threadIdx.x; d < 256; d += blockDim.x) {
-            shared.mass[d] = 0ull;
-            shared.count[d] = 0;
+            shared.mass[slot][d] = 0ull;
+            shared.count[slot][d] = 0;
         }
         if (threadIdx.x == 0) {
-            shared.collected = 0;
+            shared.collected[slot] = 0;
         }
         __syncthreads();
-        // The tokens this pass visits: the candidate list when there is one, else the whole row,
+        // The tokens this pass visits: the candidate list when there is one, else the block's slice,
         // whose kept tokens under the prefix it collects.
         const bool collect = listed < 0;
-        const int items = collect ? vocab : listed;
+        const int items = collect ? blocks.end - blocks.begin : listed;
         // Lanes of a warp that fall on the same digit add their masses together first and one of
         // them adds the sum: similar scores share their top digits, and a whole block adding into one
         // shared counter would serialise.
@@ -120,7 +216,7 @@ static __device__ unsigned long long coil_select(int vocab, const float* scores,
 #pragma unroll
             for (int r = 0; r < COIL_SELECT_ROUNDS; r++) {
                 const int j = min((first + r) * (int) blockDim.x + (int) threadIdx.x, items - 1);
-                token[r] = collect ? j : shared.list[j];
+                token[r] = collect ? blocks.begin + j : shared.list[j];
                 score[r] = scores[token[r]];
                 weight[r] = weights[token[r]];
             }
@@ -135,7 +231,7 @@ static __device__ unsigned long long coil_select(int vocab, const float* scores,
                     const unsigned long long k = key(i, score[r]);
                     if ((k & mask) == prefix) {
                         digit[r] = (int) ((k >> shift) & 255);
-                        m[r] = (unsigned long long) __double2ull_rn(mass(i, score[r], weight[r]) * COIL_MASS_UNIT);
+                        m[r] = coil_fixed_mass(mass(i, score[r], weight[r]));
                     }
                 }
             }
@@ -151,8 +247,8 @@ static __device__ unsigned long long coil_select(int vocab, const float* scores,
                         sum += __shfl_sync(peers, m[r], __ffs(rest) - 1);
                     }
                     if ((threadIdx.x & 31) == __ffs(peers) - 1) {
-                        atomicAdd(&shared.mass[digit[r]], sum);
-                        atomicAdd(&shared.count[digit[r]], (unsigned int) __popc(peers));
+                        atomicAdd(&shared.mass[slot][digit[r]], sum);
+                        atomicAdd(&shared.count[slot][digit[r]], (unsigned int) __popc(peers));
                     }
                 }
                 if (collect) {
@@ -161,47 +257,97 @@ static __device__ unsigned long long coil_select(int vocab, const float* scores,
                     const int lane = threadIdx.x & 31;
                     int base = 0;
                     if (lane == 0 && matching != 0u) {
-                        base = atomicAdd(&shared.collected, __popc(matching));
+                        base = atomicAdd(&shared.collected[slot], __popc(matching));
                     }
                     base = __shfl_sync(0xffffffffu, base, 0);
-                    const int slot = base + __popc(matching & ((1u << lane) - 1u));
-                    if (digit[r] >= 0 && slot < COIL_SELECT_LIST) {
-                        shared.list[slot] = token[r];
+                    const int place = base + __popc(matching & ((1u << lane) - 1u));
+                    if (digit[r] >= 0 && place < COIL_SELECT_LIST) {
+                        shared.list[place] = token[r];
                     }
                 }
             }
         }
-        __syncthreads();
+        // Every block's digit sums are in: each block adds them up for itself.
+        coil_row_sync();
+        for (int d = threadIdx.x; d < 256; d += blockDim.x) {
+            unsigned long long row_mass = 0ull;
+            unsigned int row_count = 0;
+#pragma unroll 8
+            for (unsigned int r = 0; r < blocks.size; r++) {
+                row_mass += coil_row_read(&shared.mass[slot][d], r);
+                row_count += coil_row_read(&shared.count[slot][d], r);
+            }
+            shared.row_mass[d] = row_mass;
+            shared.row_count[d] = row_count;
+        }
         if (threadIdx.x == 0) {
-            int chosen = -1;
+            int most = 0;
+            for (unsigned int r = 0; r < blocks.size; r++) {
+                most = max(most, coil_row_read(&shared.collected[slot], r));
+            }
+            shared.all_listed = most <= COIL_SELECT_LIST;
+        }
+        __syncthreads();
+        // The walk from the top digit down, by warp 0: lane l takes digits 255 - 8l to 248 - 8l, and a
+        // warp scan gives each lane the mass above its digits. Running sums are exact (integers).
+        if (threadIdx.x < 32) {
+            const int lane = threadIdx.x;
+            unsigned long long digit_mass[8];
+            unsigned int digit_count[8];
+            unsigned long long lane_mass = 0ull;
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                digit_mass[j] = shared.row_mass[255 - 8 * lane - j];
+                digit_count[j] = shared.row_count[255 - 8 * lane - j];
+                lane_mass += digit_mass[j];
+            }
+            unsigned long long inclusive = lane_mass;
+#pragma unroll
+            for (int offset = 1; offset < 32; offset <<= 1) {
+                const unsigned long long other = __shfl_up_sync(0xffffffffu, inclusive, offset);
+                inclusive += lane >= offset ? other : 0ull;
+            }
+            unsigned long long running = before + inclusive - lane_mass;
+            int found = -1;
+            unsigned long long above = 0ull;
             if (!exhausted) {
-                for (int d = 255; d >= 0; d--) {
-                    if (shared.count[d] == 0) {
-                        continue;
+#pragma unroll
+                for (int j = 0; j < 8; j++) {
+                    if (found < 0 && digit_count[j] != 0) {
+                        const double sum = (double) (running + digit_mass[j]) / COIL_MASS_UNIT;
+                        if (strict ? sum > target : sum >= target) {
+                            found = j;
+                            above = running;
+                        }
                     }
-                    const double sum = before + (double) shared.mass[d] / COIL_MASS_UNIT;
-                    if (strict ? sum > target : sum >= target) {
-                        chosen = d;
-                        break;
-                    }
-                    before = sum;
+                    running += found < 0 ? digit_mass[j] : 0ull;
                 }
             }
-            if (chosen < 0) {
+            const unsigned int crossing = __ballot_sync(0xffffffffu, found >= 0);
+            int chosen = -1;
+            if (crossing != 0u) {
+                const int winner = __ffs(crossing) - 1;
+                chosen = __shfl_sync(0xffffffffu, 255 - 8 * lane - found, winner);
+                before = __shfl_sync(0xffffffffu, above, winner);
+            } else {
+                // Rounding kept the sums below the target (or an earlier pass ran out): the smallest
+                // kept digit of positive mass, else the smallest kept one.
                 exhausted = true;
                 int lowest = -1;
                 for (int d = 0; d < 256 && chosen < 0; d++) {
-                    if (shared.count[d] != 0) {
+                    if (shared.row_count[d] != 0) {
                         lowest = lowest < 0 ? d : lowest;
-                        if (shared.mass[d] > 0ull) {
+                        if (shared.row_mass[d] > 0ull) {
                             chosen = d;
                         }
                     }
                 }
                 chosen = chosen < 0 ? lowest : chosen;
             }
-            shared.prefix = chosen < 0 ? ~0ull : prefix | ((unsigned long long) chosen << shift);
-            shared.unique = chosen >= 0 && shared.count[chosen] == 1;
+            if (lane == 0) {
+                shared.prefix = chosen < 0 ? ~0ull : prefix | ((unsigned long long) chosen << shift);
+                shared.unique = chosen >= 0 && shared.row_count[chosen] == 1;
+            }
         }
         __syncthreads();
         prefix = shared.prefix;
@@ -209,25 +355,25 @@ static __device__ unsigned long long coil_select(int vocab, const float* scores,
             return prefix;
         }
         mask |= 255ull << shift;
-        if (collect && shared.collected <= COIL_SELECT_LIST) {
-            listed = shared.collected;
+        if (collect && shared.all_listed) {
+            listed = shared.collected[slot];
         }
         if (shared.unique && shift > 0) {
             // One kept key is left under the prefix: every later pass would choose its digits (a
             // lone key is chosen whether or not its mass reaches the target), so it is the result.
-            const int items = listed < 0 ? vocab : listed;
+            const int items = listed < 0 ? blocks.end - blocks.begin : listed;
+            unsigned long long found = 0ull;
             for (int j = threadIdx.x; j < items; j += blockDim.x) {
-                const int i = listed < 0 ? j : shared.list[j];
+                const int i = listed < 0 ? blocks.begin + j : shared.list[j];
                 const float score = scores[i];
                 if (keep(i, score, weights[i])) {
                     const unsigned long long k = key(i, score);
                     if ((k & mask) == prefix) {
-                        shared.found = k;
+                        found = k;
                     }
                 }
             }
-            __syncthreads();
-            return shared.found;
+            return coil_row_reduce<true>(found, blocks, shared);
         }
         __syncthreads();
     }
@@ -236,30 +382,29 @@ static __device__ unsigned long long coil_select(int vocab, const float* scores,
 
 // The draw in id order (the CPU's candidate order without top-k or top-p): the first id whose
 // running weight, summed over surviving ids from 0, passes target (sum > target); when rounding
-// never lets it, the last id of positive weight. A radix select over id keys would add every token
-// into the same digit counter for its first passes (ids share their top bits), so this scans
-// instead, in the same fixed point (integer sums: any order gives the same running sums): each warp
-// sums a contiguous range of ids, 32 consecutive ids a round (coalesced); thread 0 walks the 32
-// range sums; the warp whose range holds the crossing walks it again a round at a time, its lanes'
-// running sums made by a warp scan, and the first lane past the target is the draw. Every thread
-// gets the id.
+// never lets it, the last id of positive weight. Written to *out. A radix select over id keys would
+// add every token into the same digit counter for its first passes (ids share their top bits), so
+// this scans instead, in the same fixed point (integer sums: any order gives the same running sums):
+// each warp of each block sums a contiguous range of the block's slice, 32 consecutive ids a round
+// (coalesced); the blocks publish their totals; the block whose slice holds the crossing walks its
+// warps' sums; the warp whose range holds it walks it again a round at a time, its lanes' running
+// sums made by a warp scan, and the first lane past the target is the draw.
 template <typename Mass, typename Keep>
-static __device__ int coil_draw_by_id(int vocab, const float* scores, const float* weights, Mass mass, Keep keep,
-        double target, CoilSelectShared& shared) {
+static __device__ void coil_draw_by_id(const float* scores, const float* weights, Mass mass, Keep keep,
+        double target, CoilRowBlocks& blocks, CoilSelectShared& shared, int* out) {
     const int lane = threadIdx.x & 31;
     const int warp = threadIdx.x >> 5;
     const int warps = (blockDim.x + 31) >> 5;
-    const int per_warp = (vocab + warps * 32 - 1) / (warps * 32) * 32;
-    const int begin = min(vocab, warp * per_warp);
-    const int end = min(vocab, begin + per_warp);
+    const int per_warp = (blocks.end - blocks.begin + warps * 32 - 1) / (warps * 32) * 32;
+    const int begin = min(blocks.end, blocks.begin + warp * per_warp);
+    const int end = min(blocks.end, begin + per_warp);
     auto fixed_mass = [&](int i) {
         if (i >= end) {
             return 0ull;
         }
         const float score = scores[i];
         const float weight = weights[i];
-        return keep(i, score, weight) ? (unsigned long long) __double2ull_rn(mass(i, score, weight) * COIL_MASS_UNIT)
-                                      : 0ull;
+        return keep(i, score, weight) ? coil_fixed_mass(mass(i, score, weight)) : 0ull;
     };
     unsigned long long local = 0ull;
     int last = -1;
@@ -279,21 +424,49 @@ static __device__ int coil_draw_by_id(int vocab, const float* scores, const floa
         shared.range_last[warp] = last;
     }
     __syncthreads();
+    const int slot = blocks.turn++ & 1;
+    if (threadIdx.x == 0) {
+        unsigned long long total = 0ull;
+        int block_last = -1;
+        for (int t = 0; t < warps; t++) {
+            total += shared.range_mass[t];
+            block_last = max(block_last, shared.range_last[t]);
+        }
+        shared.published[slot][0] = total;
+        shared.published[slot][1] = (unsigned long long) (long long) block_last;
+    }
+    coil_row_sync();
     if (threadIdx.x == 0) {
         const double goal = target * COIL_MASS_UNIT;
         unsigned long long before = 0ull;
         int holder = -1;
         int last_drawable = -1;
-        for (int t = 0; t < warps; t++) {
-            last_drawable = shared.range_last[t] >= 0 ? shared.range_last[t] : last_drawable;
-            if (holder < 0 && shared.range_mass[t] > 0ull && (double) (before + shared.range_mass[t]) > goal) {
-                holder = t;
+        for (unsigned int r = 0; r < blocks.size; r++) {
+            const unsigned long long total = coil_row_read(&shared.published[slot][0], r);
+            const int block_last = (int) (long long) coil_row_read(&shared.published[slot][1], r);
+            last_drawable = block_last >= 0 ? block_last : last_drawable;
+            if (holder < 0 && total > 0ull && (double) (before + total) > goal) {
+                holder = (int) r;
             } else if (holder < 0) {
-                before += shared.range_mass[t];
+                before += total;
             }
         }
-        shared.prefix = before;
-        shared.drawn = holder < 0 ? last_drawable : -2 - holder; // -2 - w: warp w walks its range
+        shared.drawn = -1;
+        if (holder < 0 && blocks.rank == 0) {
+            *out = last_drawable;
+        }
+        if (holder == (int) blocks.rank) {
+            int holder_warp = -1;
+            for (int t = 0; t < warps && holder_warp < 0; t++) {
+                if (shared.range_mass[t] > 0ull && (double) (before + shared.range_mass[t]) > goal) {
+                    holder_warp = t;
+                } else {
+                    before += shared.range_mass[t];
+                }
+            }
+            shared.prefix = before;
+            shared.drawn = -2 - holder_warp;  // -2 - w: warp w walks its range
+        }
     }
     __syncthreads();
     if (shared.drawn == -2 - warp) {
@@ -316,58 +489,23 @@ static __device__ int coil_draw_by_id(int vocab, const float* scores, const floa
             before += __shfl_sync(0xffffffffu, running, 31);
         }
         if (lane == 0) {
-            shared.drawn = chosen >= 0 ? chosen : last;
+            *out = chosen >= 0 ? chosen : last;
         }
     }
-    __syncthreads();
-    const int drawn = shared.drawn;
-    __syncthreads();
-    return drawn;
-}
-
-static __device__ double coil_block_sum_double(double value, double* scratch) {
-    for (int offset = 16; offset > 0; offset >>= 1) {
-        value += __shfl_xor_sync(0xffffffffu, value, offset);
-    }
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) {
-        scratch[threadIdx.x >> 5] = value;
-    }
-    __syncthreads();
-    __syncthreads();
-    double total = 0.0;
-    for (int w = 0; w < (int) ((blockDim.x + 31) >> 5); w++) {
-        total += scratch[w];
-    }
-    __syncthreads();
-    return total;
 }
 
 // The largest score key of the row (the argmax, ties to the lower id); 0 when every score is -infinity.
-static __device__ unsigned long long coil_row_best(const float* scores, int vocab, CoilSelectShared& shared) {
+static __device__ unsigned long long coil_row_best(const float* scores, CoilRowBlocks& blocks,
+        CoilSelectShared& shared) {
     unsigned long long best = 0;
-    for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
+    for (int i = blocks.begin + threadIdx.x; i < blocks.end; i += blockDim.x) {
         const float s = scores[i];
         if (s != -INFINITY) {
             const unsigned long long k = coil_score_key(s, i);
             best = k > best ? k : best;
         }
     }
-    for (int offset = 16; offset > 0; offset >>= 1) {
-        const unsigned long long other = __shfl_xor_sync(0xffffffffu, best, offset);
-        best = other > best ? other : best;
-    }
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) {
-        shared.best[threadIdx.x >> 5] = best;
-    }
-    __syncthreads();
-    best = 0;
-    for (int w = 0; w < (int) ((blockDim.x + 31) >> 5); w++) {
-        best = shared.best[w] > best ? shared.best[w] : best;
-    }
-    __syncthreads();
-    return best;
+    return coil_row_reduce<true>(best, blocks, shared);
 }
 
 static __device__ __forceinline__ int coil_key_id(unsigned long long key) {
@@ -375,12 +513,92 @@ static __device__ __forceinline__ int coil_key_id(unsigned long long key) {
 }
 
 // Greedy: out[row] = argmax of logits[row], ties to the lower id; -1 when every logit is -infinity.
-// Grid: (batch); block: COIL_SAMPLE_THREADS.
+// Grid: (batch), no clusters; block: COIL_SAMPLE_THREADS.
 extern "C" __global__ void sampling_argmax_f32(const float* logits, int vocab, int* out) {
     __shared__ CoilSelectShared shared;
-    const unsigned long long best = coil_row_best(logits + (size_t) blockIdx.x * vocab, vocab, shared);
+    CoilRowBlocks blocks = coil_row_blocks(vocab);
+    const unsigned long long best = coil_row_best(logits + (size_t) blockIdx.x * vocab, blocks, shared);
     if (threadIdx.x == 0) {
         out[blockIdx.x] = best == 0 ? -1 : coil_key_id(best);
+    }
+}
+
+// One row of sampling_sample_f32, by the row's blocks; every block returns at the same point.
+static __device__ void coil_sample_row(const float* scores, int vocab, int k, double temperature, double top_p,
+        double min_p, double uniform, float* w, int* out, int* survivors, CoilRowBlocks& blocks,
+        CoilSelectShared& shared) {
+    const unsigned long long best = coil_row_best(scores, blocks, shared);
+    if (best == 0 || temperature == 0.0) {
+        if (blocks.rank == 0 && threadIdx.x == 0) {
+            *out = best == 0 ? -1 : coil_key_id(best);
+        }
+        if (survivors != nullptr) {
+            for (int i = blocks.begin + threadIdx.x; i < blocks.end; i += blockDim.x) {
+                survivors[i] = 0;
+            }
+        }
+        return;
+    }
+    const float max = scores[coil_key_id(best)];
+    const bool by_count = k > 0 && k < vocab;
+    const bool nucleus = top_p < 1.0;
+    const bool score_order = by_count || nucleus;
+    const float scale = (float) (1.0 / temperature);
+    for (int i = blocks.begin + threadIdx.x; i < blocks.end; i += blockDim.x) {
+        const float s = scores[i];
+        w[i] = score_order ? (float) exp(((double) s - (double) max) / temperature)
+                           : (float) exp((double) __fmul_rn(__fsub_rn(s, max), scale));
+    }
+    // Each block reads only its own slice of w.
+    __syncthreads();
+    auto score_key = [](int i, float score) { return coil_score_key(score, i); };
+    auto one = [](int, float, float) { return 1.0; };
+    auto weight = [](int, float, float weight) { return (double) weight; };
+    auto finite = [](int, float score, float) { return score != -INFINITY; };
+    unsigned long long cut = 0;
+    if (by_count) {
+        cut = coil_select(scores, w, score_key, one, finite, (double) k, false, blocks, shared);
+    }
+    if (nucleus) {
+        unsigned long long partial = 0ull;
+        for (int i = blocks.begin + threadIdx.x; i < blocks.end; i += blockDim.x) {
+            if (by_count) {
+                partial += scores[i] != -INFINITY && coil_score_key(scores[i], i) >= cut ? coil_fixed_mass(w[i]) : 0ull;
+            } else {
+                partial += coil_fixed_mass((float) exp((double) __fmul_rn(__fsub_rn(scores[i], max), scale)));
+            }
+        }
+        const double total = (double) coil_row_reduce<false>(partial, blocks, shared) / COIL_MASS_UNIT;
+        const unsigned long long top_k_cut = cut;
+        auto in_top_k = [top_k_cut](int i, float score, float) {
+            return score != -INFINITY && coil_score_key(score, i) >= top_k_cut;
+        };
+        cut = coil_select(scores, w, score_key, weight, in_top_k, total * top_p, false, blocks, shared);
+    }
+    const unsigned long long final_cut = cut;
+    const double floor = min_p;  // min_p times the largest weight, which is the maximum's: exactly 1
+    auto survives = [=](int i, float score, float weight) {
+        return weight > 0.0f && (!score_order || coil_score_key(score, i) >= final_cut)
+                && (min_p <= 0.0 || (double) weight >= floor);
+    };
+    if (survivors != nullptr) {
+        for (int i = blocks.begin + threadIdx.x; i < blocks.end; i += blockDim.x) {
+            survivors[i] = survives(i, scores[i], w[i]) ? 1 : 0;
+        }
+    }
+    unsigned long long partial = 0ull;
+    for (int i = blocks.begin + threadIdx.x; i < blocks.end; i += blockDim.x) {
+        partial += survives(i, scores[i], w[i]) ? coil_fixed_mass(w[i]) : 0ull;
+    }
+    const double total = (double) coil_row_reduce<false>(partial, blocks, shared) / COIL_MASS_UNIT;
+    if (score_order) {
+        const unsigned long long drawn = coil_select(scores, w, score_key, weight, survives, uniform * total, true,
+                blocks, shared);
+        if (blocks.rank == 0 && threadIdx.x == 0) {
+            *out = coil_key_id(drawn);
+        }
+    } else {
+        coil_draw_by_id(scores, w, weight, survives, uniform * total, blocks, shared, out);
     }
 }
 
@@ -395,107 +613,16 @@ extern "C" __global__ void sampling_argmax_f32(const float* logits, int vocab, i
 // (score - max) · (float) (1 / temperature); that form also gives top-p's total without top-k.
 // Draw: target = uniform · (sum of surviving weights), then the first survivor, in score order when
 // top-k or top-p is on and in id order otherwise (the CPU's candidate order), whose running sum
-// passes the target. Grid: (batch); block: COIL_SAMPLE_THREADS.
+// passes the target. Grid: (batch · blocks a row), in clusters of the blocks a row on sm_90 (1, 2, 4,
+// 8 or 16); block: COIL_SAMPLE_THREADS.
 extern "C" __global__ void __launch_bounds__(COIL_SAMPLE_THREADS) sampling_sample_f32(const float* logits, int vocab,
         const int* __restrict__ top_k, const double* __restrict__ settings, float* weights, int* out, int* survivors) {
     __shared__ CoilSelectShared shared;
-    const int row = blockIdx.x;
-    const float* scores = logits + (size_t) row * vocab;
-    float* w = weights + (size_t) row * vocab;
-    const double temperature = settings[row * 4];
-    const double top_p = settings[row * 4 + 1];
-    const double min_p = settings[row * 4 + 2];
-    const double uniform = settings[row * 4 + 3];
-    const unsigned long long best = coil_row_best(scores, vocab, shared);
-    if (best == 0) {
-        if (threadIdx.x == 0) {
-            out[row] = -1;
-        }
-        if (survivors != nullptr) {
-            for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-                survivors[(size_t) row * vocab + i] = 0;
-            }
-        }
-        return;
-    }
-    if (temperature == 0.0) {
-        if (threadIdx.x == 0) {
-            out[row] = coil_key_id(best);
-        }
-        if (survivors != nullptr) {
-            for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-                survivors[(size_t) row * vocab + i] = 0;
-            }
-        }
-        return;
-    }
-    const float max = scores[coil_key_id(best)];
-    const int k = top_k[row];
-    const bool by_count = k > 0 && k < vocab;
-    const bool nucleus = top_p < 1.0;
-    const bool score_order = by_count || nucleus;
-    const float scale = (float) (1.0 / temperature);
-    for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-        const float s = scores[i];
-        w[i] = score_order ? (float) exp(((double) s - (double) max) / temperature)
-                           : (float) exp((double) __fmul_rn(__fsub_rn(s, max), scale));
-    }
-    __syncthreads();
-    auto score_key = [](int i, float score) { return coil_score_key(score, i); };
-    auto one = [](int, float, float) { return 1.0; };
-    auto weight = [](int, float, float weight) { return (double) weight; };
-    auto finite = [](int, float score, float) { return score != -INFINITY; };
-    unsigned long long cut = 0;
-    if (by_count) {
-        cut = coil_select(vocab, scores, w, score_key, one, finite, (double) k, false, shared);
-    }
-    if (nucleus) {
-        double total;
-        if (by_count) {
-            double partial = 0.0;
-            for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-                partial += scores[i] != -INFINITY && coil_score_key(scores[i], i) >= cut ? (double) w[i] : 0.0;
-            }
-            total = coil_block_sum_double(partial, shared.reduce);
-        } else {
-            double partial = 0.0;
-            for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-                partial += (double) (float) exp((double) __fmul_rn(__fsub_rn(scores[i], max), scale));
-            }
-            total = coil_block_sum_double(partial, shared.reduce);
-        }
-        const unsigned long long top_k_cut = cut;
-        auto in_top_k = [top_k_cut](int i, float score, float) {
-            return score != -INFINITY && coil_score_key(score, i) >= top_k_cut;
-        };
-        cut = coil_select(vocab, scores, w, score_key, weight, in_top_k, total * top_p, false, shared);
-    }
-    const unsigned long long final_cut = cut;
-    const double floor = min_p;  // min_p times the largest weight, which is the maximum's: exactly 1
-    auto survives = [=](int i, float score, float weight) {
-        return weight > 0.0f && (!score_order || coil_score_key(score, i) >= final_cut)
-                && (min_p <= 0.0 || (double) weight >= floor);
-    };
-    if (survivors != nullptr) {
-        for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-            survivors[(size_t) row * vocab + i] = survives(i, scores[i], w[i]) ? 1 : 0;
-        }
-    }
-    double partial = 0.0;
-    for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-        partial += survives(i, scores[i], w[i]) ? (double) w[i] : 0.0;
-    }
-    const double total = coil_block_sum_double(partial, shared.reduce);
-    if (score_order) {
-        const unsigned long long drawn = coil_select(vocab, scores, w, score_key, weight, survives, uniform * total,
-                true, shared);
-        if (threadIdx.x == 0) {
-            out[row] = coil_key_id(drawn);
-        }
-    } else {
-        const int drawn = coil_draw_by_id(vocab, scores, w, weight, survives, uniform * total, shared);
-        if (threadIdx.x == 0) {
-            out[row] = drawn;
-        }
-    }
+    CoilRowBlocks blocks = coil_row_blocks(vocab);
+    const int row = blockIdx.x / blocks.size;
+    coil_sample_row(logits + (size_t) row * vocab, vocab, top_k[row], settings[row * 4], settings[row * 4 + 1],
+            settings[row * 4 + 2], settings[row * 4 + 3], weights + (size_t) row * vocab, out + row,
+            survivors == nullptr ? nullptr : survivors + (size_t) row * vocab, blocks, shared);
+    // No block leaves while another may still read its shared memory.
+    coil_row_sync();
 }

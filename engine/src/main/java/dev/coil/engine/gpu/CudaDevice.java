@@ -135,7 +135,7 @@ public final class CudaDevice implements AutoCloseable {
     /** Coil's kernels, loaded into this context on first use. */
     public synchronized KernelModule kernels() {
         if (kernels == null) {
-            kernels = KernelModule.load(description(), computeCapability());
+            kernels = KernelModule.load(description(), computeCapability(), multiprocessors);
         }
         return kernels;
     }

@@ -21,15 +21,17 @@ final class DriverLaunch {
 
     /** CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION (cuda.h). */
     private static final int PROGRAMMATIC_STREAM_SERIALIZATION = 6;
+    /** CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION (cuda.h): the value holds the cluster's x, y and z. */
+    private static final int CLUSTER_DIMENSION = 4;
     /** sizeof(CUlaunchConfig): 7 unsigned ints, padding, the stream, the attributes pointer and their count. */
     private static final long CONFIG_BYTES = 56;
     /** sizeof(CUlaunchAttribute): the id padded to 8 bytes, then a 64-byte value union. */
     private static final long ATTRIBUTE_BYTES = 72;
     /** Arguments a launch may pass (the widest kernel takes about 30). */
     private static final int MOST_ARGUMENTS = 64;
-    /** Where config, attribute, argument values and their pointers lie in a thread's launch buffer. */
+    /** Where config, attributes (up to two), argument values and their pointers lie in a thread's launch buffer. */
     private static final long ATTRIBUTE_AT = CONFIG_BYTES;
-    private static final long VALUES_AT = ATTRIBUTE_AT + ATTRIBUTE_BYTES;
+    private static final long VALUES_AT = ATTRIBUTE_AT + 2 * ATTRIBUTE_BYTES;
     private static final long POINTERS_AT = VALUES_AT + 8L * MOST_ARGUMENTS;
     private static final long BUFFER_BYTES = POINTERS_AT + 8L * MOST_ARGUMENTS;
 
@@ -66,6 +68,13 @@ final class DriverLaunch {
      */
     static int launch(long function, long stream, int gridX, int gridY, int gridZ, int threads, int sharedBytes,
             long[] argumentBits, boolean[] fourBytes, boolean programmatic) {
+        return launch(function, stream, gridX, gridY, gridZ, threads, sharedBytes, argumentBits, fourBytes,
+                programmatic, 1);
+    }
+
+    /** As above, in thread-block clusters of {@code clusterX} blocks along x (1: no clusters; sm_90). */
+    static int launch(long function, long stream, int gridX, int gridY, int gridZ, int threads, int sharedBytes,
+            long[] argumentBits, boolean[] fourBytes, boolean programmatic, int clusterX) {
         if (argumentBits.length > MOST_ARGUMENTS) {
             throw new IllegalArgumentException(argumentBits.length + " kernel arguments; at most " + MOST_ARGUMENTS);
         }
@@ -80,9 +89,22 @@ final class DriverLaunch {
             }
             pointers.set(ValueLayout.JAVA_LONG, 8L * i, values.address() + 8L * i);
         }
-        MemorySegment attribute = buffer.asSlice(ATTRIBUTE_AT, ATTRIBUTE_BYTES);
-        attribute.set(ValueLayout.JAVA_INT, 0, PROGRAMMATIC_STREAM_SERIALIZATION);
-        attribute.set(ValueLayout.JAVA_INT, 8, 1);
+        MemorySegment attributes = buffer.asSlice(ATTRIBUTE_AT, 2 * ATTRIBUTE_BYTES);
+        attributes.fill((byte) 0);
+        int count = 0;
+        if (programmatic) {
+            attributes.set(ValueLayout.JAVA_INT, 0, PROGRAMMATIC_STREAM_SERIALIZATION);
+            attributes.set(ValueLayout.JAVA_INT, 8, 1);
+            count++;
+        }
+        if (clusterX > 1) {
+            long at = count * ATTRIBUTE_BYTES;
+            attributes.set(ValueLayout.JAVA_INT, at, CLUSTER_DIMENSION);
+            attributes.set(ValueLayout.JAVA_INT, at + 8, clusterX);
+            attributes.set(ValueLayout.JAVA_INT, at + 12, 1);
+            attributes.set(ValueLayout.JAVA_INT, at + 16, 1);
+            count++;
+        }
         MemorySegment config = buffer.asSlice(0, CONFIG_BYTES);
         config.set(ValueLayout.JAVA_INT, 0, gridX);
         config.set(ValueLayout.JAVA_INT, 4, gridY);
@@ -92,8 +114,8 @@ final class DriverLaunch {
         config.set(ValueLayout.JAVA_INT, 20, 1);
         config.set(ValueLayout.JAVA_INT, 24, sharedBytes);
         config.set(ValueLayout.JAVA_LONG, 32, stream);
-        config.set(ValueLayout.JAVA_LONG, 40, programmatic ? attribute.address() : 0L);
-        config.set(ValueLayout.JAVA_INT, 48, programmatic ? 1 : 0);
+        config.set(ValueLayout.JAVA_LONG, 40, count > 0 ? attributes.address() : 0L);
+        config.set(ValueLayout.JAVA_INT, 48, count);
         try {
             return (int) LAUNCH.invokeExact(config, MemorySegment.ofAddress(function), pointers, MemorySegment.NULL);
         } catch (Throwable e) {

@@ -56,6 +56,11 @@ public final class Kernel {
                 bytes), "cuFuncSetAttribute(" + name + ", max dynamic shared memory " + bytes + ")");
     }
 
+    /** Lets a launch use clusters of more than 8 blocks (CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED; sm_90). */
+    public void allowNonPortableClusters() {
+        Cuda.check(cuFuncSetAttribute(function, 14, 1), "cuFuncSetAttribute(" + name + ", non-portable clusters)");
+    }
+
     /** How many blocks of {@code threads} with {@code dynamicSharedBytes} fit one multiprocessor at once. */
     public int residentBlocks(int threads, int dynamicSharedBytes) {
         int[] blocks = new int[1];
@@ -105,6 +110,35 @@ public final class Kernel {
                     Pointer.to(parameters), null);
         }
         Cuda.check(result, "launch of kernel " + name);
+        if (CHECK_LAUNCHES) {
+            Cuda.check(cuStreamSynchronize(stream.handle()), "kernel " + name);
+        }
+    }
+
+    /**
+     * Queues the kernel over {@code gridX} blocks of {@code threads} in thread-block clusters of
+     * {@code clusterX} blocks (sm_90; gridX a multiple of it), through cuLaunchKernelEx, with
+     * programmatic stream serialization as {@link #launch} gives it.
+     */
+    public void launchClusters(CudaStream stream, int gridX, int clusterX, int threads, int sharedBytes,
+            Object... arguments) {
+        if (gridX <= 0 || clusterX < 1 || gridX % clusterX != 0) {
+            throw new IllegalArgumentException("kernel " + name + ": a grid of " + gridX
+                    + " blocks does not split into clusters of " + clusterX);
+        }
+        if (!DriverLaunch.available()) {
+            throw new IllegalStateException("kernel " + name + ": cluster launches need cuLaunchKernelEx");
+        }
+        long[] bits = new long[arguments.length];
+        boolean[] fourBytes = new boolean[arguments.length];
+        for (int i = 0; i < arguments.length; i++) {
+            bits[i] = bits(arguments[i], i);
+            fourBytes[i] = arguments[i] instanceof Integer || arguments[i] instanceof Float;
+        }
+        boolean dependent = waitsForPrevious && programmatic
+                && !"false".equalsIgnoreCase(System.getProperty(PROGRAMMATIC_PROPERTY));
+        Cuda.check(DriverLaunch.launch(functionAddress, stream.address(), gridX, 1, 1, threads, sharedBytes, bits,
+                fourBytes, dependent, clusterX), "launch of kernel " + name + " in clusters of " + clusterX);
         if (CHECK_LAUNCHES) {
             Cuda.check(cuStreamSynchronize(stream.handle()), "kernel " + name);
         }

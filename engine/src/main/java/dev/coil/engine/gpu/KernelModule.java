@@ -56,10 +56,22 @@ public final class KernelModule implements AutoCloseable {
     private boolean unloaded;
 
     private final boolean programmatic;
+    private final int multiprocessors;
 
-    private KernelModule(CUmodule module, boolean programmatic) {
+    private KernelModule(CUmodule module, boolean programmatic, int multiprocessors) {
         this.module = module;
         this.programmatic = programmatic;
+        this.multiprocessors = multiprocessors;
+    }
+
+    /** Whether kernels may be launched in thread-block clusters (sm_90 and later, through cuLaunchKernelEx). */
+    public boolean clusterLaunches() {
+        return programmatic && DriverLaunch.available();
+    }
+
+    /** The device's multiprocessors. */
+    public int multiprocessors() {
+        return multiprocessors;
     }
 
     /** Whether this jar carries the kernels (it does when it was built where nvcc was found). */
@@ -81,7 +93,7 @@ public final class KernelModule implements AutoCloseable {
     }
 
     /** Loads the kernels into the current context (the device's primary context). */
-    static KernelModule load(String deviceDescription, int computeCapability) {
+    static KernelModule load(String deviceDescription, int computeCapability, int multiprocessors) {
         byte[] image = image(KernelModule.class.getClassLoader(), RESOURCE);
         CUmodule module = new CUmodule();
         int result = cuModuleLoadData(module, image);
@@ -91,7 +103,7 @@ public final class KernelModule implements AutoCloseable {
                     + ": " + Cuda.errorName(result) + "; rebuild with an nvcc that targets it", result, null);
         }
         Cuda.check(result, "cuModuleLoadData of " + RESOURCE + " (" + image.length + " bytes)");
-        KernelModule loaded = new KernelModule(module, computeCapability >= 90);
+        KernelModule loaded = new KernelModule(module, computeCapability >= 90, multiprocessors);
         if (gemvOverlap()) {
             int kinds = Integer.getInteger(EARLY_KINDS_PROPERTY, 3);
             Cuda.check(cuMemcpyHtoD(loaded.global("coil_dependents_early").address(), Pointer.to(new int[] {kinds}),

@@ -13,6 +13,10 @@ import dev.coil.engine.gpu.KernelModule;
  * generator, {@code nextDouble()}, exactly as the CPU sampler draws it): the token is the first survivor,
  * in the CPU's candidate order, whose running weight passes uniform · (total surviving weight). Rows whose
  * logits are all -infinity give -1 (the CPU throws); NaN and +infinity logits are not checked here.
+ *
+ * <p>On sm_90 a row is drawn by a cluster of up to {@value #MOST_BLOCKS_PER_ROW} blocks, each taking a
+ * slice of the vocabulary, so that a small batch is not left to a few multiprocessors; every sum is
+ * in fixed point, so the tokens do not depend on how many blocks a row gets.
  */
 public final class SamplingKernel {
 
@@ -25,14 +29,58 @@ public final class SamplingKernel {
     /** Doubles per row of the settings buffer: temperature, top_p, min_p, uniform. */
     public static final int SETTINGS_PER_ROW = 4;
 
+    /** The most blocks that draw one row together by default: the largest portable thread-block cluster. */
+    public static final int MOST_BLOCKS_PER_ROW = 8;
+
+    /** The most blocks a row may be given: an H100's largest (non-portable) cluster. */
+    public static final int LARGEST_BLOCKS_PER_ROW = 16;
+
+    /** {@code -Dcoil.cuda.samplingBlocks=N} fixes the blocks a row (1, 2, 4, 8 or 16; clamped to what the device allows). */
+    public static final String BLOCKS_PROPERTY = "coil.cuda.samplingBlocks";
+
     private final Kernel penalties;
     private final Kernel argmax;
     private final Kernel sample;
+    private final boolean clusters;
+    private final int multiprocessors;
 
     public SamplingKernel(KernelModule module) {
         this.penalties = module.kernel("sampling_penalties_f32");
         this.argmax = module.kernel("sampling_argmax_f32");
         this.sample = module.kernel("sampling_sample_f32");
+        this.clusters = module.clusterLaunches();
+        this.multiprocessors = module.multiprocessors();
+        if (clusters) {
+            sample.allowNonPortableClusters();
+        }
+    }
+
+    /**
+     * The blocks that draw each row of a batch: the most (a power of two up to
+     * {@value #MOST_BLOCKS_PER_ROW}) that leave every block a multiprocessor of its own (two rows of
+     * 64 fill 128 of an H100's 132); 1 where clusters cannot be launched.
+     */
+    public int blocksPerRow(int batch) {
+        Integer fixed = Integer.getInteger(BLOCKS_PROPERTY);
+        if (fixed != null) {
+            return allowedBlocks(fixed);
+        }
+        int blocks = 1;
+        while (blocks < MOST_BLOCKS_PER_ROW && (long) batch * blocks * 2 <= multiprocessors) {
+            blocks *= 2;
+        }
+        return allowedBlocks(blocks);
+    }
+
+    private int allowedBlocks(int wanted) {
+        if (!clusters) {
+            return 1;
+        }
+        int blocks = 1;
+        while (blocks * 2 <= Math.min(wanted, LARGEST_BLOCKS_PER_ROW)) {
+            blocks *= 2;
+        }
+        return blocks;
     }
 
     /**
@@ -81,6 +129,19 @@ public final class SamplingKernel {
      */
     public void sample(CudaStream stream, DeviceBuffer logits, int batch, int vocab, DeviceBuffer topK,
             DeviceBuffer settings, DeviceBuffer weights, DeviceBuffer out, DeviceBuffer survivors) {
+        sample(stream, logits, batch, vocab, topK, settings, weights, out, survivors, blocksPerRow(batch));
+    }
+
+    /**
+     * As above, with {@code blocksPerRow} blocks drawing each row (1, or on sm_90 a power of two up to
+     * {@value #LARGEST_BLOCKS_PER_ROW}); the tokens are the same for any of them.
+     */
+    public void sample(CudaStream stream, DeviceBuffer logits, int batch, int vocab, DeviceBuffer topK,
+            DeviceBuffer settings, DeviceBuffer weights, DeviceBuffer out, DeviceBuffer survivors, int blocksPerRow) {
+        if (blocksPerRow != allowedBlocks(blocksPerRow) || blocksPerRow < 1) {
+            throw new IllegalArgumentException(blocksPerRow + " blocks a row; this device takes "
+                    + (clusters ? "1, 2, 4, 8 or 16" : "1"));
+        }
         requireRows(logits, batch, vocab);
         topK.requireFloats(batch, "topK");
         settings.requireFloats(2L * SETTINGS_PER_ROW * batch, "settings");
@@ -90,7 +151,12 @@ public final class SamplingKernel {
             survivors.requireFloats((long) batch * vocab, "survivors");
         }
         if (batch > 0) {
-            sample.launch(stream, batch, 1, 1, THREADS, 0, logits, vocab, topK, settings, weights, out, survivors);
+            if (blocksPerRow == 1) {
+                sample.launch(stream, batch, 1, 1, THREADS, 0, logits, vocab, topK, settings, weights, out, survivors);
+            } else {
+                sample.launchClusters(stream, batch * blocksPerRow, blocksPerRow, THREADS, 0, logits, vocab, topK,
+                        settings, weights, out, survivors);
+            }
         }
     }
 

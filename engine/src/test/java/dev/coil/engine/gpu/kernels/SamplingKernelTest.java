@@ -100,8 +100,13 @@ class SamplingKernelTest {
         }
     }
 
+    /**
+     * Every split of a row between blocks (1, 2, 4, 8 and 16 on sm_90) leaves the CPU's survivors and draws
+     * the CPU's token: the same tokens, so a row's draw does not depend on the batch it is in.
+     */
     @ParameterizedTest(name = "vocab {0}, batch {1}, seed {2}")
-    @CsvSource({"49160,64,1", "49160,64,2", "1001,64,3", "1001,64,4", "1001,64,5", "37,33,6", "50257,16,7"})
+    @CsvSource({"49160,64,1", "49160,64,2", "49160,3,8", "1001,64,3", "1001,64,4", "1001,64,5", "37,33,6",
+            "50257,16,7", "5,9,9"})
     void filtersLeaveTheCpuSurvivorsAndDrawsLandOnTheCpuToken(int vocab, int batch, long seed) throws Exception {
         Random random = new Random(seed);
         List<Row> rows = randomRows(random, vocab, batch);
@@ -119,29 +124,47 @@ class SamplingKernelTest {
             uniforms[r] = new SplittableRandom(row.params().seed()).nextDouble();
         }
         SamplingKernel kernel = new SamplingKernel(GpuFixture.kernels());
+        List<Integer> splits = GpuFixture.kernels().clusterLaunches() ? List.of(1, 2, 4, 8, 16) : List.of(1);
         try (DeviceScope scope = GpuFixture.scope()) {
             DeviceBuffer logits = scope.upload(flatten(rows, vocab));
             penalise(scope, kernel, logits, rows, vocab);
-            DeviceBuffer survivors = scope.poisoned((long) batch * vocab);
-            DeviceBuffer tokens = scope.poisoned(batch);
-            kernel.sample(scope.stream(), logits, batch, vocab, scope.upload(topKs(rows)),
-                    scope.upload(SamplingKernel.settingsBits(settings(rows, uniforms))),
-                    scope.poisoned((long) batch * vocab), tokens, survivors);
-            int[] mask = downloadInts(scope, survivors, batch * vocab);
-            int[] actualTokens = downloadInts(scope, tokens, batch);
-            int differentTokens = 0;
-            for (int r = 0; r < batch; r++) {
-                int[] actual = idsOf(mask, r, vocab);
-                String where = "row " + r + " of vocab " + vocab + " with " + rows.get(r).params();
-                if (rows.get(r).params().isGreedy()) {
-                    assertThat(actual).as(where).isEmpty();
-                } else {
-                    assertThat(actual).as(where).isEqualTo(expectedSurvivors[r]);
+            DeviceBuffer topKs = scope.upload(topKs(rows));
+            DeviceBuffer settings = scope.upload(SamplingKernel.settingsBits(settings(rows, uniforms)));
+            for (int blocksPerRow : splits) {
+                DeviceBuffer survivors = scope.poisoned((long) batch * vocab);
+                DeviceBuffer tokens = scope.poisoned(batch);
+                kernel.sample(scope.stream(), logits, batch, vocab, topKs, settings,
+                        scope.poisoned((long) batch * vocab), tokens, survivors, blocksPerRow);
+                int[] mask = downloadInts(scope, survivors, batch * vocab);
+                int[] actualTokens = downloadInts(scope, tokens, batch);
+                int differentTokens = 0;
+                for (int r = 0; r < batch; r++) {
+                    int[] actual = idsOf(mask, r, vocab);
+                    String where = "row " + r + " of vocab " + vocab + ", " + blocksPerRow + " blocks a row, with "
+                            + rows.get(r).params();
+                    if (rows.get(r).params().isGreedy()) {
+                        assertThat(actual).as(where).isEmpty();
+                    } else {
+                        assertThat(actual).as(where).isEqualTo(expectedSurvivors[r]);
+                    }
+                    assertThat(actualTokens[r]).as(where + ", uniform " + uniforms[r]).isEqualTo(expectedTokens[r]);
+                    differentTokens += expectedSurvivors[r].length > 1 ? 1 : 0;
                 }
-                assertThat(actualTokens[r]).as(where + ", uniform " + uniforms[r]).isEqualTo(expectedTokens[r]);
-                differentTokens += expectedSurvivors[r].length > 1 ? 1 : 0;
+                assertThat(differentTokens).as("rows with a choice to make").isPositive();
             }
-            assertThat(differentTokens).as("rows with a choice to make").isPositive();
+        }
+    }
+
+    @Test
+    void aSplitTheDeviceCannotLaunchIsRefused() {
+        SamplingKernel kernel = new SamplingKernel(GpuFixture.kernels());
+        assertThat(kernel.blocksPerRow(1)).isBetween(1, SamplingKernel.MOST_BLOCKS_PER_ROW);
+        assertThat(kernel.blocksPerRow(1000)).isEqualTo(1);
+        try (DeviceScope scope = GpuFixture.scope()) {
+            DeviceBuffer buffer = scope.poisoned(64);
+            org.assertj.core.api.Assertions.assertThatThrownBy(() -> kernel.sample(scope.stream(), buffer, 1, 8,
+                    buffer, buffer, buffer, buffer, null, 3)).isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("3 blocks a row");
         }
     }
 
@@ -162,7 +185,7 @@ class SamplingKernelTest {
         }
     }
 
-    /** Prints µs per batch of 1 and of 64 rows × 49160; asserts nothing about speed. */
+    /** Prints µs per batch of 1 and of 64 rows × 49160, one block a row and the default split; asserts nothing about speed. */
     @ParameterizedTest(name = "batch {0}")
     @ValueSource(ints = {1, 64})
     void timingsForBatchesOf1And64(int batch) {
@@ -198,23 +221,25 @@ class SamplingKernelTest {
                 }
                 DeviceBuffer deviceTopK = topKs;
                 DeviceBuffer deviceSettings = settings;
-                Runnable work = deviceTopK == null
-                        ? () -> kernel.argmax(scope.stream(), logits, batch, vocab, tokens)
-                        : () -> kernel.sample(scope.stream(), logits, batch, vocab, deviceTopK, deviceSettings,
-                                weights, tokens, null);
-                work.run();
-                int[] picked = downloadInts(scope, tokens, batch);
-                assertThat(Arrays.stream(picked).boxed().toList()).allMatch(id -> id >= 0 && id < vocab);
-                int repeats = 20;
-                try (CudaEvent start = device.newEvent(); CudaEvent end = device.newEvent()) {
-                    start.record(scope.stream());
-                    for (int i = 0; i < repeats; i++) {
-                        work.run();
+                for (int blocksPerRow : deviceTopK == null ? List.of(1) : List.of(1, kernel.blocksPerRow(batch), 16)) {
+                    Runnable work = deviceTopK == null
+                            ? () -> kernel.argmax(scope.stream(), logits, batch, vocab, tokens)
+                            : () -> kernel.sample(scope.stream(), logits, batch, vocab, deviceTopK, deviceSettings,
+                                    weights, tokens, null, blocksPerRow);
+                    work.run();
+                    int[] picked = downloadInts(scope, tokens, batch);
+                    assertThat(Arrays.stream(picked).boxed().toList()).allMatch(id -> id >= 0 && id < vocab);
+                    int repeats = 20;
+                    try (CudaEvent start = device.newEvent(); CudaEvent end = device.newEvent()) {
+                        start.record(scope.stream());
+                        for (int i = 0; i < repeats; i++) {
+                            work.run();
+                        }
+                        end.record(scope.stream());
+                        end.synchronize();
+                        System.out.printf("[timing] sampling %s, batch %d × vocab %d, %d blocks a row: %.1f µs%n",
+                                names[c], batch, vocab, blocksPerRow, end.millisSince(start) * 1000 / repeats);
                     }
-                    end.record(scope.stream());
-                    end.synchronize();
-                    System.out.printf("[timing] sampling %s, batch %d × vocab %d: %.1f µs%n", names[c], batch, vocab,
-                            end.millisSince(start) * 1000 / repeats);
                 }
             }
         }

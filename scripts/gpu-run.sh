@@ -4,7 +4,7 @@
 # when the folder carries it (with mamba_ssm's ops in FOLDER/mpkg), so that every figure is
 # measured in one call on one card. Logs go to $OUT (or /tmp).
 #
-#   bash .gpu/gpu-run.sh [all|tests|bench|ring] [FOLDER]
+#   bash .gpu/gpu-run.sh [all|tests|bench|ab|jars|ring] [FOLDER]
 #
 # ring (two GPUs: nvidia-h100-x2): the multi-gpu tagged tests, two GPUs against one, then the
 # 64k/128k sharded prefill benchmark (RING_TOKENS=a,b to change the sizes).
@@ -14,6 +14,10 @@
 # ...) so that settings are compared on one card in one call:
 #   VARIANTS=$'-Dx=default\n-Dcoil.cuda.gemvOverlap=false\n-Dx=default\n-Dcoil.cuda.gemvOverlap=false' \
 #       bash .gpu/gpu-run.sh ab .gpu
+#
+# jars: the same for two builds: the engine jar of an earlier build put in FOLDER/old-engine.jar, and
+# $JARS naming the order ("old new old new"; "new4" is the new jar with -Dcoil.cuda.gemvRows=4).
+# Each runs GpuServingTimingTest with -Dcoil.bench.runs=${RUNS:-0}.
 #
 # TESTS, when set, replaces the test selection (JUnit console options, e.g. --select-class X).
 # JAVA_PROPS, when set, goes to the JVM (e.g. "-Dcoil.bench.runs=0 -Dcoil.cuda.persistentDecode=true").
@@ -54,6 +58,22 @@ if [ "$part" = ab ]; then
             --select-class dev.coil.engine.runner.GpuServingTimingTest --reports-dir "$out/junit-ab-$i" 2>&1 \
             | tee "$out/ab-$i.log" | grep -E "gpu-serving|tests failed|Exception" | sed 's/; /;\n    /g'
     done <<< "${VARIANTS:?set VARIANTS to the property sets to compare, one a line}"
+fi
+if [ "$part" = jars ]; then
+    i=0
+    for which in ${JARS:?set JARS to the order of the builds, e.g. "old new old new"}; do
+        i=$((i + 1))
+        jar_classpath=$classpath
+        extra=""
+        [ "$which" = old ] && jar_classpath=${classpath//$folder\/coil-engine.jar/$folder\/old-engine.jar}
+        [ "$which" = new4 ] && extra="-Dcoil.cuda.gemvRows=4"
+        echo "== $(date -u +%H:%M:%S) $which"
+        # shellcheck disable=SC2086
+        timeout 150 "${jvm[@]}" -Dcoil.bench.runs=${RUNS:-0} $extra -jar "$folder"/junit-platform-console-standalone-*.jar \
+            execute --class-path "$jar_classpath" --details=tree --disable-banner --disable-ansi-colors --include-tag gpu \
+            --select-class dev.coil.engine.runner.GpuServingTimingTest --reports-dir "$out/junit-jar-$i" 2>&1 \
+            | tee "$out/jar-$i.log" | grep -E "gpu-serving\] cuda|tests failed|Exception"
+    done
 fi
 if [ "$part" = ring ]; then
     timeout 300 "${junit[@]}" --include-tag multi-gpu --select-class dev.coil.engine.gpu.model.TwoGpuShardedModelTest \

@@ -1,9 +1,9 @@
 // The linear layer for a few rows (decode): out[r, n] = Σ_k x[r, k] · W[n, k], W bf16 (N, K)
 // row-major, f32 accumulation, for rows ≤ 8. A decode step of a small model is a chain of such
 // products, each reading a few MB of weights once: cuBLAS spends several times the bytes' time on
-// the wide ones. Here a warp owns one output column (two from 2 rows up, so that each operand
-// load from shared memory serves two weight rows, and two for tall matrices) and holds its weights in registers (16-byte
-// loads, all issued at once), so a launch keeps the whole matrix in flight.
+// the wide ones. Here a warp owns one output column (two for tall matrices, and from 4 rows up, so
+// that each operand load from shared memory serves two weight rows) and holds its weights in
+// registers (16-byte loads, all issued at once), so a launch keeps the whole matrix in flight.
 //
 // The operand x is built in shared memory by the block, as bf16, from one of:
 //   COIL_GEMV_F32           x = a (f32 rows of a_stride floats)
@@ -281,12 +281,21 @@ static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, co
 // twin keeps to 80 registers without spills (three blocks a multiprocessor: 4 normed values and 3
 // weight chunks a column a thread, the conv's terms in shared memory; GemvKernel gives it rows of up
 // to 768), so that it can be resident beside the launch before it (KernelModule.GEMV_OVERLAP_PROPERTY).
+// Two and four rows have lean twins too, for the same tall products: their default kernels hold
+// 128-138 registers, one block a multiprocessor, so 210-256 blocks took two waves. The default
+// kernel of two rows is held to two blocks a multiprocessor (128 registers, no spills). Two and four
+// rows of the narrower products (out_proj, down, o_proj, q/k/v) take one column a warp, as one row
+// does, so that a lane's weights for rows up to 2048 wide are all loaded before the wait.
 #define COIL_GEMV_BUCKETS(prefix, MODE)                  \
     COIL_GEMV_ENTRY(prefix##_rows1, MODE, 1, 1)          \
     COIL_GEMV_ENTRY(prefix##_rows1_wide, MODE, 1, 2)     \
     COIL_GEMV_ENTRY_BOUNDED(prefix##_rows1_wide_lean, MODE, 1, 2, 3, COIL_GEMV_CACHED_LEAN, COIL_GEMV_HELD_LEAN) \
-    COIL_GEMV_ENTRY(prefix##_rows2, MODE, 2, 2)          \
+    COIL_GEMV_ENTRY_BOUNDED(prefix##_rows2, MODE, 2, 2, 2, COIL_GEMV_CACHED, COIL_GEMV_HELD) \
+    COIL_GEMV_ENTRY_BOUNDED(prefix##_rows2_lean, MODE, 2, 2, 3, COIL_GEMV_CACHED_LEAN, COIL_GEMV_HELD_LEAN) \
+    COIL_GEMV_ENTRY_BOUNDED(prefix##_rows2_narrow, MODE, 2, 1, 2, COIL_GEMV_CACHED, COIL_GEMV_HELD) \
     COIL_GEMV_ENTRY(prefix##_rows4, MODE, 4, 2)          \
+    COIL_GEMV_ENTRY_BOUNDED(prefix##_rows4_lean, MODE, 4, 2, 3, COIL_GEMV_CACHED_LEAN, COIL_GEMV_HELD_LEAN) \
+    COIL_GEMV_ENTRY(prefix##_rows4_narrow, MODE, 4, 1)   \
     COIL_GEMV_ENTRY(prefix##_rows8, MODE, 8, 2)
 
 COIL_GEMV_BUCKETS(gemv_f32, COIL_GEMV_F32)

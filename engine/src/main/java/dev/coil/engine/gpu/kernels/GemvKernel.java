@@ -40,7 +40,7 @@ public final class GemvKernel {
     private static final int THREADS = 256;
     /** Output columns a block of the bucket computes: 8 warps of one column, or of two. */
     private static int columnsPerBlock(int bucket) {
-        return bucket == 0 ? 8 : 16;
+        return bucket == 0 || bucket >= TWO_ROWS_NARROW ? 8 : 16;
     }
 
     /** How x is made from the launch's inputs a and b. */
@@ -104,8 +104,15 @@ public final class GemvKernel {
         }
     }
 
-    /** The kernels' suffixes by bucket: 1 row, 1 row two columns a warp, 2, 4 and 8 rows. */
-    private static final String[] BUCKETS = {"rows1", "rows1_wide", "rows2", "rows4", "rows8"};
+    /**
+     * The kernels' suffixes by bucket: 1 row, 1 row two columns a warp, 2, 4 and 8 rows, and 2 and 4 rows
+     * one column a warp (products of fewer columns than WIDE_FROM_COLUMNS, as for one row: a lane holds
+     * twice the chunks of a column, so rows up to 2048 wide are loaded in one pass before the wait).
+     */
+    private static final String[] BUCKETS = {"rows1", "rows1_wide", "rows2", "rows4", "rows8", "rows2_narrow",
+            "rows4_narrow"};
+    private static final int TWO_ROWS_NARROW = 5;
+    private static final int FOUR_ROWS_NARROW = 6;
 
     /** Output columns from which one row takes the two-columns-a-warp kernel (more than 256 blocks of 8). */
     private static final long WIDE_FROM_COLUMNS = 2049;
@@ -113,6 +120,9 @@ public final class GemvKernel {
     private final Kernel[][] kernels = new Kernel[Operand.values().length][BUCKETS.length];
     /** The wide one-row kernels' lean twins (80 registers) by operand, null without the overlap switch. */
     private final Kernel[] leanKernels = new Kernel[Operand.values().length];
+    /** The same for two and four rows (rows2_lean, rows4_lean), null without the overlap switch. */
+    private final Kernel[] leanTwoRowKernels = new Kernel[Operand.values().length];
+    private final Kernel[] leanFourRowKernels = new Kernel[Operand.values().length];
     /**
      * The widest rows a lean twin takes: its weights in one pass, all loaded before its wait
      * (COIL_GEMV_HELD_LEAN / 2 chunks of 8 a lane, 32 lanes), its normed values in registers.
@@ -144,6 +154,10 @@ public final class GemvKernel {
             // the wide kernel's lean twin.
             leanKernels[operand.ordinal()] = KernelModule.gemvOverlap()
                     ? kernel(module, "gemv_" + operand.suffix + "_rows1_wide_lean") : null;
+            leanTwoRowKernels[operand.ordinal()] = KernelModule.gemvOverlap()
+                    ? kernel(module, "gemv_" + operand.suffix + "_rows2_lean") : null;
+            leanFourRowKernels[operand.ordinal()] = KernelModule.gemvOverlap()
+                    ? kernel(module, "gemv_" + operand.suffix + "_rows4_lean") : null;
         }
     }
 
@@ -295,7 +309,9 @@ public final class GemvKernel {
             columns += product.weights().rows();
         }
         // The pair's warps hold two columns (gate_j, up_j): one row takes the wide entry whatever its size.
-        int bucket = rows > 4 ? 4 : rows > 2 ? 3 : rows == 2 ? 2 : columns >= WIDE_FROM_COLUMNS || pair != null ? 1 : 0;
+        boolean tall = columns >= WIDE_FROM_COLUMNS || pair != null;
+        int bucket = rows > 4 ? 4 : rows > 2 ? (tall ? 3 : FOUR_ROWS_NARROW) : rows == 2 ? (tall ? 2 : TWO_ROWS_NARROW)
+                : tall ? 1 : 0;
         if (pair != null && (products.size() != 1 || conv != null)) {
             throw new IllegalArgumentException("silu(gate) · up ends a launch of one product and no conv");
         }
@@ -344,8 +360,13 @@ public final class GemvKernel {
         arguments[18] = rows;
         arguments[19] = cols;
         System.arraycopy(segments, 0, arguments, 20, segments.length);
-        Kernel lean = leanKernels[operand.ordinal()];
-        Kernel kernel = bucket == 1 && lean != null && cols <= LEAN_MAX_COLS ? lean : kernels[operand.ordinal()][bucket];
+        // Tall products of rows up to LEAN_MAX_COLS wide take the lean twins, for one, two or four rows:
+        // 210-256 blocks then fit the GPU at once, three a multiprocessor, with room beside the launch
+        // before (the default kernels of two and four rows hold one block a multiprocessor).
+        Kernel lean = bucket == 1 ? leanKernels[operand.ordinal()]
+                : bucket == 2 && tall ? leanTwoRowKernels[operand.ordinal()]
+                : bucket == 3 && tall ? leanFourRowKernels[operand.ordinal()] : null;
+        Kernel kernel = lean != null && cols <= LEAN_MAX_COLS ? lean : kernels[operand.ordinal()][bucket];
         kernel.launch(stream, (int) blocks, 1, 1, THREADS, sharedBytes(rows, cols),
                 arguments);
     }

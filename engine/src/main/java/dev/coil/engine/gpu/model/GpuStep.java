@@ -73,8 +73,11 @@ final class GpuStep implements AutoCloseable {
     private double replayDeviceMillis;
     /** Whether replays are timed on the device ({@link GpuBackend#STEP_TIMING_PROPERTY}). */
     private final boolean timeReplays = Boolean.getBoolean(GpuBackend.STEP_TIMING_PROPERTY);
-    /** Replays before tracing starts ({@link GpuBackend#TRACE_PROPERTY}): the JVM and the clocks warm. */
-    static final int TRACE_AFTER = 32;
+    /**
+     * Replays before tracing starts ({@link GpuBackend#TRACE_PROPERTY}): the JVM and the clocks warm;
+     * {@code -Dcoil.cuda.traceAfter=N} to trace a later stretch (a later concurrency level of a benchmark).
+     */
+    static final int TRACE_AFTER = Integer.getInteger("coil.cuda.traceAfter", 32);
     /** Inputs and one-row greedy tokens through pinned memory the kernels reach ({@link GpuBackend#HOST_MAPPED_PROPERTY}). */
     private static final boolean HOST_MAPPED = !"false".equalsIgnoreCase(
             System.getProperty(GpuBackend.HOST_MAPPED_PROPERTY, "true"));

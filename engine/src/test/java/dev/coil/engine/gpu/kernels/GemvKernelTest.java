@@ -277,14 +277,18 @@ class GemvKernelTest {
         }
     }
 
-    /** The lean kernel (-Dcoil.cuda.gemvOverlap, on by default) computes what the other one does, bit for bit. */
-    @ParameterizedTest(name = "outputs {0}, first block {1}")
-    @CsvSource({"3352,false", "5003,true", "2049,false"})
-    void leanWideKernelEqualsTheDefaultOne(int outputs, boolean first) {
+    /**
+     * The lean kernels (-Dcoil.cuda.gemvOverlap, on by default) compute what the others do, bit for bit,
+     * for one row, two and four.
+     */
+    @ParameterizedTest(name = "outputs {0}, first block {1}, rows {2}")
+    @CsvSource({"3352,false,1", "5003,true,1", "2049,false,1", "3352,false,2", "5003,true,2", "2049,true,2",
+            "3352,true,3", "4097,false,4"})
+    void leanWideKernelEqualsTheDefaultOne(int outputs, boolean first, int rows) {
         int dim = 768;
         Random random = new Random(outputs);
-        float[] h = Parity.uniform(random, dim, -3, 3);
-        float[] update = Parity.uniform(random, dim, -2, 2);
+        float[] h = Parity.uniform(random, rows * dim, -3, 3);
+        float[] update = Parity.uniform(random, rows * dim, -2, 2);
         float[] normWeight = Parity.uniform(random, dim, 0.5, 1.5);
         Matrix w = TestMatrices.of(Parity.uniform(random, outputs * dim, -1, 1), outputs, dim, DType.BF16);
         String previous = System.setProperty(KernelModule.GEMV_OVERLAP_PROPERTY, "true");
@@ -308,13 +312,13 @@ class GemvKernelTest {
             float[][] results = new float[2][];
             GemvKernel[] launchers = {standard, lean};
             for (int i = 0; i < 2; i++) {
-                DeviceBuffer out = scope.poisoned(outputs);
+                DeviceBuffer out = scope.poisoned((long) rows * outputs);
                 launchers[i].projectResidualNorm(scope.stream(), new GemvKernel.ResidualNorm(scope.upload(h),
-                        updateDevice, 0.22f, first ? null : scope.poisoned(dim), weight, 1e-5f), 1,
+                        updateDevice, 0.22f, first ? null : scope.poisoned((long) rows * dim), weight, 1e-5f), rows,
                         List.of(new GemvKernel.Product(weights, out)));
-                results[i] = scope.download(out, outputs);
+                results[i] = scope.download(out, rows * outputs);
             }
-            Parity.assertExact("lean kernel against the default one", results[1], results[0]);
+            Parity.assertExact("lean kernel against the default one, " + rows + " rows", results[1], results[0]);
         }
     }
 

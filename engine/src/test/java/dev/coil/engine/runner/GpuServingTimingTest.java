@@ -66,6 +66,13 @@ class GpuServingTimingTest {
                     List.of(GpuBackend.RUN_AHEAD_PROPERTY), 0, true),
             new Run("sampled on the device", new int[] {1}, SAMPLED, true, List.of(), 0, true));
 
+    /** The run's concurrency levels, or those -Dcoil.bench.levels=4,16 names (to trace one level). */
+    private static int[] levels(Run run) {
+        String levels = System.getProperty("coil.bench.levels");
+        return levels == null ? run.levels()
+                : java.util.Arrays.stream(levels.split(",")).map(String::trim).mapToInt(Integer::parseInt).toArray();
+    }
+
     /** Whether run `index` is among those -Dcoil.bench.runs=0,3 names (every run when unset), for profiling one. */
     private static boolean selected(int index) {
         String runs = System.getProperty("coil.bench.runs");
@@ -103,7 +110,7 @@ class GpuServingTimingTest {
                         GpuBackend backend = GpuBackend.open(loaded, 0, run.graphs());
                         opened.add(backend);
                         return backend;
-                    }, runOptions, run.levels(), 128, 128, run.sampling(), message -> { });
+                    }, runOptions, levels(run), 128, 128, run.sampling(), message -> { });
                 } finally {
                     run.switchOff().forEach(System::clearProperty);
                     System.clearProperty(GemvKernel.ROWS_PROPERTY);

@@ -49,18 +49,6 @@
 // dynamic shared memory: 2 · rows · k bytes.
 #include "gemv_operand.cuh"
 
-// The conv epilogue's parameters (see above); states null when the launch has none.
-struct CoilGemvConv {
-    const float* weight;    // (channels, kernel)
-    const float* bias;      // (channels) or null
-    float* states;          // (slots, kernel - 1, channels)
-    const int* slots;       // (rows)
-    float* out;             // convolved: (rows, channels)
-    int kernel;
-    int first;              // the first output column that is a conv channel
-    int channels;
-};
-
 template <int MODE, int ROWS, int COLUMNS, int CACHED, int HELD>
 static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, const float* __restrict__ b,
         int b_stride, const float* __restrict__ norm_weight, int group_size, float eps, float multiplier,

@@ -21,6 +21,18 @@
 // History values of a conv channel kept in registers from before the wait (kernels up to 5 wide).
 #define COIL_GEMV_CONV_HISTORY 4
 
+// The conv epilogue's parameters (gemv.cu); states null when the launch has none.
+struct CoilGemvConv {
+    const float* weight;    // (channels, kernel)
+    const float* bias;      // (channels) or null
+    float* states;          // (slots, kernel - 1, channels)
+    const int* slots;       // (rows)
+    float* out;             // convolved: (rows, channels)
+    int kernel;
+    int first;              // the first output column that is a conv channel
+    int channels;
+};
+
 #define COIL_GEMV_F32 0
 #define COIL_GEMV_BF16 1
 #define COIL_GEMV_SILU 2
@@ -135,12 +147,13 @@ static __device__ __forceinline__ void coil_gemv_operand(__nv_bfloat16* x, float
 // COIL_GEMV_CACHED · 256 values: every row's loads are issued together and the rows' sums of
 // squares are reduced with one barrier, each as coil_block_sum reduces it (the same sums, so the
 // same operand as the row-by-row path). Rows of 1 and 2 keep their values in registers between
-// the two passes; more rows read them again (from L1).
-template <int MODE, int ROWS, int CACHED = COIL_GEMV_CACHED>
+// the two passes; more rows read them again (from L1), unless the caller keeps them (KEEP_ROWS: the
+// tensor-core kernels of 4 rows, which have the registers).
+template <int MODE, int ROWS, int CACHED = COIL_GEMV_CACHED, bool KEEP_ROWS = false>
 static __device__ __forceinline__ void coil_gemv_normed_rows(__nv_bfloat16* x, float* scratch, const float* input,
         int a_stride, const float* __restrict__ b, int b_stride, const float* __restrict__ norm_weight,
         const float (&early_weight)[CACHED], float eps, float multiplier, float* h_out, int rows, int k) {
-    constexpr bool KEEP = ROWS <= 2;
+    constexpr bool KEEP = ROWS <= 2 || KEEP_ROWS;
     const bool writes_h = MODE == COIL_GEMV_RESIDUAL_NORM && h_out != nullptr && b != nullptr && blockIdx.x == 0;
     const int lane = threadIdx.x & 31;
     const int warp = threadIdx.x >> 5;

@@ -15,6 +15,8 @@ import java.util.List;
  * from the kernel that would otherwise run before the product: silu(gate) · up, Mamba-2's gated
  * RMSNorm, or a block's residual update and the next block's pre-norm. Up to three products over
  * the same x (q, k, v) share a launch. x is rounded to bf16 as the separate kernels round it.
+ * Three rows and more of a multiple of 32 wide take the tensor-core kernels of gemv_mma.cu (the same
+ * operand and epilogues), the rest the CUDA-core ones.
  *
  * <p>Launched with programmatic stream serialization where the device allows it: each launch
  * loads its weights while the kernel before it finishes, then waits for its operand.
@@ -26,10 +28,18 @@ public final class GemvKernel {
     public static final String PROPERTY = "coil.cuda.gemv";
 
     /**
-     * The most rows a product is sent here with: decode batches of 1 and 2. The kernels take up to 8
-     * ({@link #KERNEL_ROWS}), but from 4 rows cuBLAS is faster (GemvTimingsTest).
+     * The most rows a product is sent here with: decode batches of up to 4, 3 and 4 rows through the
+     * tensor-core kernels (gemv_mma.cu) where the rows are a multiple of 32 wide, else cuBLAS. At 8
+     * rows cuBLAS is faster in a step (docs/performance.md). Without the tensor-core kernels
+     * ({@link #MMA_PROPERTY}) 2: from 4 rows the CUDA-core kernels are slower than cuBLAS.
      */
-    public static final int MAX_ROWS = 2;
+    public static final int MAX_ROWS = 4;
+
+    /** {@code -Dcoil.cuda.gemvMma=false}: no tensor-core kernels; 3 rows and more go to cuBLAS by default. */
+    public static final String MMA_PROPERTY = "coil.cuda.gemvMma";
+
+    /** The width the tensor-core kernels need a multiple of (a k32 block a lane group). */
+    static final int MMA_COLS_MULTIPLE = 32;
 
     /** The most rows the kernels take (the buckets 1, 2, 4 and 8). */
     public static final int KERNEL_ROWS = 8;
@@ -130,23 +140,45 @@ public final class GemvKernel {
     private static final int LEAN_MAX_COLS = 768;
     private final boolean enabled;
     private final int maxRows;
+    /** The tensor-core kernels by operand, for up to 4 rows and up to 8 (3 rows and more), null when switched off. */
+    private final Kernel[] mmaFourKernels = new Kernel[Operand.values().length];
+    private final Kernel[] mmaEightKernels = new Kernel[Operand.values().length];
+    private final boolean mma;
+    /** Whether 3 rows or more of widths the tensor-core kernels do not take are taken (by the CUDA-core ones). */
+    private final boolean anyWidth;
 
     /** {@code -Dcoil.cuda.gemvRows=N} (1 to {@link #KERNEL_ROWS}) changes {@link #MAX_ROWS}, for comparisons. */
     public static final String ROWS_PROPERTY = "coil.cuda.gemvRows";
 
-    /** Takes products of up to {@link #MAX_ROWS} rows (or -Dcoil.cuda.gemvRows). */
+    /** Takes products of up to {@link #MAX_ROWS} rows (or -Dcoil.cuda.gemvRows; 2 without the tensor-core kernels). */
     public GemvKernel(KernelModule module) {
-        this(module, Integer.getInteger(ROWS_PROPERTY, MAX_ROWS));
+        this(module, Integer.getInteger(ROWS_PROPERTY, mmaOn() ? MAX_ROWS : 2),
+                System.getProperty(ROWS_PROPERTY) != null);
     }
 
-    /** Takes products of up to {@code maxRows} rows (at most {@link #KERNEL_ROWS}). */
+    /**
+     * Takes products of up to {@code maxRows} rows (at most {@link #KERNEL_ROWS}) of any width: 3 rows
+     * or more not fit for the tensor-core kernels take the CUDA-core ones.
+     */
     public GemvKernel(KernelModule module, int maxRows) {
+        this(module, maxRows, true);
+    }
+
+    private static boolean mmaOn() {
+        return !"false".equalsIgnoreCase(System.getProperty(MMA_PROPERTY, "true"));
+    }
+
+    private GemvKernel(KernelModule module, int maxRows, boolean anyWidth) {
         if (maxRows < 1 || maxRows > KERNEL_ROWS) {
             throw new IllegalArgumentException("maxRows must be in [1, " + KERNEL_ROWS + "], not " + maxRows);
         }
         this.maxRows = maxRows;
+        this.anyWidth = anyWidth;
         this.enabled = !"false".equalsIgnoreCase(System.getProperty(PROPERTY, "true"));
+        this.mma = mmaOn();
         for (Operand operand : Operand.values()) {
+            mmaFourKernels[operand.ordinal()] = mma ? kernel(module, "gemv_" + operand.suffix + "_mma4") : null;
+            mmaEightKernels[operand.ordinal()] = mma ? kernel(module, "gemv_" + operand.suffix + "_mma8") : null;
             for (int bucket = 0; bucket < BUCKETS.length; bucket++) {
                 kernels[operand.ordinal()][bucket] = kernel(module, "gemv_" + operand.suffix + "_" + BUCKETS[bucket]);
             }
@@ -174,7 +206,13 @@ public final class GemvKernel {
      */
     public boolean supports(int rows, DeviceMatrix w) {
         return enabled && rows >= 1 && rows <= maxRows && w.dtype() == DType.BF16 && w.cols() % 8 == 0
-                && sharedBytes(rows, w.cols()) <= MAX_SHARED_BYTES;
+                && sharedBytes(rows, w.cols()) <= MAX_SHARED_BYTES
+                && (rows <= 2 || anyWidth || takesMma(rows, w.cols()));
+    }
+
+    /** Whether {@code rows} rows of {@code cols} wide take the tensor-core kernels. */
+    private boolean takesMma(int rows, int cols) {
+        return mma && rows > 2 && cols % MMA_COLS_MULTIPLE == 0;
     }
 
     /** As {@link #supports(int, DeviceMatrix)}, with x made by the gated norm {@code norm}. */
@@ -326,7 +364,7 @@ public final class GemvKernel {
                 }
                 if (pair == null) {
                     product.out().requireFloats((long) rows * product.weights().rows(), "out");
-                    blocks += Math.ceilDiv(product.weights().rows(), columnsPerBlock(bucket));
+                    blocks += Math.ceilDiv(product.weights().rows(), takesMma(rows, cols) ? 16 : columnsPerBlock(bucket));
                 } else {
                     blocks += Math.ceilDiv(pair.width(), THREADS / 32);
                 }
@@ -366,7 +404,8 @@ public final class GemvKernel {
         Kernel lean = bucket == 1 ? leanKernels[operand.ordinal()]
                 : bucket == 2 && tall ? leanTwoRowKernels[operand.ordinal()]
                 : bucket == 3 && tall ? leanFourRowKernels[operand.ordinal()] : null;
-        Kernel kernel = lean != null && cols <= LEAN_MAX_COLS ? lean : kernels[operand.ordinal()][bucket];
+        Kernel kernel = takesMma(rows, cols) ? (rows <= 4 ? mmaFourKernels : mmaEightKernels)[operand.ordinal()]
+                : lean != null && cols <= LEAN_MAX_COLS ? lean : kernels[operand.ordinal()][bucket];
         kernel.launch(stream, (int) blocks, 1, 1, THREADS, sharedBytes(rows, cols),
                 arguments);
     }

@@ -14,6 +14,7 @@ import dev.coil.engine.load.DType;
 import dev.coil.engine.ops.Matrix;
 import dev.coil.engine.ref.ReferenceOps;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
@@ -39,7 +40,12 @@ class GemvKernelTest {
         "5,2056,9;4",
         "8,2056,33",
         "2,4104,17",
-        "7,24,1;2;3"
+        "7,24,1;2;3",
+        "3,768,3352;40",
+        "4,1536,768",
+        "6,2048,70;1;33",
+        "8,2560,129",
+        "5,32,16"
     })
     void f32OperandMatchesTheReferenceWithXRoundedToBf16(int rows, int cols, String outputs) {
         Random random = new Random(rows * 31L + cols);
@@ -94,6 +100,30 @@ class GemvKernelTest {
         }
     }
 
+    /** A row's product on the tensor cores has the same bits in any batch of 3 to 8 rows. */
+    @Test
+    void tensorCoreRowsDoNotDependOnTheOtherRows() {
+        int cols = 1536;
+        int n = 777;
+        Random random = new Random(77);
+        float[] x = Parity.uniform(random, 8 * cols, -2, 2);
+        Matrix w = TestMatrices.of(Parity.uniform(random, n * cols, -1, 1), n, cols, DType.BF16);
+        try (DeviceScope scope = GpuFixture.scope()) {
+            GemvKernel gemv = new GemvKernel(GpuFixture.kernels(), GemvKernel.KERNEL_ROWS);
+            DeviceMatrix weights = scope.keep(DeviceMatrix.upload(GpuFixture.device(), w));
+            DeviceBuffer xDevice = scope.upload(x);
+            float[][] results = new float[9][];
+            for (int rows : new int[] {3, 5, 8}) {
+                assertThat(gemv.supports(rows, weights)).isTrue();
+                DeviceBuffer out = scope.poisoned((long) rows * n);
+                gemv.project(scope.stream(), xDevice, DType.F32, cols, rows, List.of(new GemvKernel.Product(weights, out)));
+                results[rows] = scope.download(out, rows * n);
+            }
+            Parity.assertExact("first 3 rows of 5 against 3 alone", Arrays.copyOf(results[5], 3 * n), results[3]);
+            Parity.assertExact("first 5 rows of 8 against 5 alone", Arrays.copyOf(results[8], 5 * n), results[5]);
+        }
+    }
+
     @ParameterizedTest(name = "rows {0}, width {1}")
     @CsvSource({"1,2048", "3,1000", "8,96"})
     void siluProductInsideTheLaunchEqualsTheSeparateKernel(int rows, int width) {
@@ -120,7 +150,7 @@ class GemvKernelTest {
 
     @ParameterizedTest(name = "rows {0}, hidden {1}, width {2}, residual norm {3}")
     @CsvSource({"1,768,2048,true", "1,768,2048,false", "1,520,104,true", "2,776,1032,false", "3,256,64,true",
-        "8,1000,296,false"})
+        "8,1000,296,false", "4,768,2048,true", "8,768,2048,true", "5,768,128,false"})
     void siluPairEndingGateAndUpEqualsTheSeparateSiluProduct(int rows, int hidden, int width, boolean residualNorm) {
         Random random = new Random(rows * 7L + hidden + width);
         float[] x = Parity.uniform(random, rows * hidden, -2, 2);
@@ -171,7 +201,7 @@ class GemvKernelTest {
     }
 
     @ParameterizedTest(name = "rows {0}, dim {1}, group {2}")
-    @CsvSource({"1,1536,1536", "2,256,64", "5,1024,128", "3,96,48"})
+    @CsvSource({"1,1536,1536", "2,256,64", "5,1024,128", "3,96,48", "4,1536,1536", "8,1536,1536"})
     void gatedNormInsideTheLaunchMatchesTheSeparateKernelAndTheReference(int rows, int dim, int group) {
         Random random = new Random(rows * 7L + dim + group);
         int zStride = 3 * dim + 11; // z read in place within in_proj's wider rows
@@ -227,7 +257,8 @@ class GemvKernelTest {
     }
 
     @ParameterizedTest(name = "rows {0}, dim {1}, first block {2}")
-    @CsvSource({"1,768,false", "1,768,true", "3,1000,false", "8,2048,false", "2,24,true"})
+    @CsvSource({"1,768,false", "1,768,true", "3,1000,false", "8,2048,false", "2,24,true", "4,768,false",
+            "7,768,true", "3,1024,false"})
     void residualUpdateAndNormInsideTheLaunchEqualTheSeparateKernel(int rows, int dim, boolean first) {
         Random random = new Random(rows * 5L + dim + (first ? 1 : 0));
         float[] h = Parity.uniform(random, rows * dim, -3, 3);
@@ -323,14 +354,13 @@ class GemvKernelTest {
     }
 
     @ParameterizedTest(name = "rows {0}, conv kernel {1}, bias {2}")
-    @CsvSource({"1,4,true", "2,4,false", "2,2,true", "1,1,true"})
-    void convUpdateAtTheEndOfTheProductEqualsTheSeparateKernel(int rows, int convKernel, boolean bias) {
-        int cols = 136;
+    @CsvSource({"1,4,true,136", "2,4,false,136", "2,2,true,136", "1,1,true,136", "4,4,true,128", "8,3,false,256"})
+    void convUpdateAtTheEndOfTheProductEqualsTheSeparateKernel(int rows, int convKernel, boolean bias, int cols) {
         int inner = 64;
         int channels = 96;
         int width = inner + channels + 5; // z | xBC | dt, as Mamba-2's in_proj
-        int slotCount = 5;
-        int[] slots = rows == 1 ? new int[] {3} : new int[] {3, 0};
+        int slotCount = 9;
+        int[] slots = java.util.Arrays.copyOf(new int[] {3, 0, 4, 8, 1, 6, 2, 7}, rows);
         Random random = new Random(rows * 11L + convKernel);
         float[] x = Parity.uniform(random, rows * cols, -2, 2);
         Matrix w = TestMatrices.of(Parity.uniform(random, width * cols, -1, 1), width, cols, DType.BF16);

@@ -248,19 +248,11 @@ static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, co
 // MIN_BLOCKS: blocks a multiprocessor must hold at once (the compiler keeps the registers to that).
 // CACHED: normed operand values a thread keeps in registers (rows up to CACHED · 256 wide).
 // HELD: 16-byte weight chunks a lane holds a pass, over its columns (more passes for longer rows).
-#define COIL_GEMV_ENTRY_BOUNDED(name, MODE, ROWS, COLUMNS, MIN_BLOCKS, CACHED, HELD)                                                 \
-    extern "C" __global__ void __launch_bounds__(COIL_GEMV_WARPS * 32, MIN_BLOCKS) name(const void* a, int a_stride, \
-            const float* __restrict__ b, int b_stride, const float* __restrict__ norm_weight, int group_size,     \
-            float eps, float multiplier, float* h_out, const float* conv_weight, const float* conv_bias,         \
-            float* conv_states, const int* conv_slots, float* conv_out, int conv_kernel, int conv_first,          \
-            int conv_channels, int silu_pair, int rows, int k,                                                   \
-            const __nv_bfloat16* __restrict__ w0, float* __restrict__ out0, int n0,                              \
-            const __nv_bfloat16* __restrict__ w1, float* __restrict__ out1, int n1,                              \
-            const __nv_bfloat16* __restrict__ w2, float* __restrict__ out2, int n2) {                            \
-        const CoilGemvConv conv = {conv_weight, conv_bias, conv_states, conv_slots, conv_out, conv_kernel,       \
-                conv_first, conv_channels};                                                                      \
-        coil_gemv<MODE, ROWS, COLUMNS, CACHED, HELD>(a, a_stride, b, b_stride, norm_weight, group_size, eps, multiplier, h_out, conv,   \
-                silu_pair, rows, k, w0, out0, n0, w1, out1, n1, w2, out2, n2);                                   \
+#define COIL_GEMV_ENTRY_BOUNDED(name, MODE, ROWS, COLUMNS, MIN_BLOCKS, CACHED, HELD)                                \
+    extern "C" __global__ void __launch_bounds__(COIL_GEMV_WARPS * 32, MIN_BLOCKS) name(COIL_GEMV_PARAMETERS) {  \
+        const CoilGemvConv conv = COIL_GEMV_CONV_OF_PARAMETERS;                                                  \
+        coil_gemv<MODE, ROWS, COLUMNS, CACHED, HELD>(a, a_stride, b, b_stride, norm_weight, group_size, eps,     \
+                multiplier, h_out, conv, silu_pair, rows, k, w0, out0, n0, w1, out1, n1, w2, out2, n2);          \
     }
 
 // Rows buckets 1, 2, 4 and 8: a launch for r rows takes the smallest bucket ≥ r. One row has a

@@ -33,6 +33,19 @@ struct CoilGemvConv {
     int channels;
 };
 
+// The parameters every few-rows product kernel takes (gemv.cu, gemv_mma.cu; GemvKernel passes them
+// in this order), and the conv epilogue's struct made of them.
+#define COIL_GEMV_PARAMETERS                                                                                  \
+    const void *a, int a_stride, const float *__restrict__ b, int b_stride,                                   \
+            const float *__restrict__ norm_weight, int group_size, float eps, float multiplier, float *h_out, \
+            const float *conv_weight, const float *conv_bias, float *conv_states, const int *conv_slots,      \
+            float *conv_out, int conv_kernel, int conv_first, int conv_channels, int silu_pair, int rows,     \
+            int k, const __nv_bfloat16 *__restrict__ w0, float *__restrict__ out0, int n0,                   \
+            const __nv_bfloat16 *__restrict__ w1, float *__restrict__ out1, int n1,                           \
+            const __nv_bfloat16 *__restrict__ w2, float *__restrict__ out2, int n2
+#define COIL_GEMV_CONV_OF_PARAMETERS                                                                          \
+    {conv_weight, conv_bias, conv_states, conv_slots, conv_out, conv_kernel, conv_first, conv_channels}
+
 #define COIL_GEMV_F32 0
 #define COIL_GEMV_BF16 1
 #define COIL_GEMV_SILU 2

@@ -50,12 +50,7 @@
 #include "gemv_operand.cuh"
 
 template <int MODE, int ROWS, int COLUMNS, int CACHED, int HELD>
-static __device__ __forceinline__ void coil_gemv(const void* a, int a_stride, const float* __restrict__ b,
-        int b_stride, const float* __restrict__ norm_weight, int group_size, float eps, float multiplier,
-        float* h_out, const CoilGemvConv conv, int silu_pair, int rows, int k,
-        const __nv_bfloat16* __restrict__ w0, float* __restrict__ out0, int n0,
-        const __nv_bfloat16* __restrict__ w1, float* __restrict__ out1, int n1,
-        const __nv_bfloat16* __restrict__ w2, float* __restrict__ out2, int n2) {
+static __device__ __forceinline__ void coil_gemv(COIL_GEMV_BODY_PARAMETERS) {
     // COLUMNS: output columns per warp (a row of weights each).
     constexpr int CHUNKS = HELD / COLUMNS;               // chunks per lane and column per pass
     constexpr int PER_BLOCK = COIL_GEMV_WARPS * COLUMNS; // output columns per block

@@ -39,12 +39,7 @@ static __device__ __forceinline__ void coil_mma_bf16_16x8x16(float (&d)[4], cons
 }
 
 template <int MODE, int ROWS, int HELD, int CACHED>
-static __device__ __forceinline__ void coil_gemv_mma(const void* a, int a_stride, const float* __restrict__ b,
-        int b_stride, const float* __restrict__ norm_weight, int group_size, float eps, float multiplier,
-        float* h_out, const CoilGemvConv conv, int silu_pair, int rows, int k,
-        const __nv_bfloat16* __restrict__ w0, float* __restrict__ out0, int n0,
-        const __nv_bfloat16* __restrict__ w1, float* __restrict__ out1, int n1,
-        const __nv_bfloat16* __restrict__ w2, float* __restrict__ out2, int n2) {
+static __device__ __forceinline__ void coil_gemv_mma(COIL_GEMV_BODY_PARAMETERS) {
     extern __shared__ __align__(16) unsigned char coil_gemv_shared[];
     __shared__ float scratch[32 * 8];
     __shared__ float partial[COIL_GEMV_WARPS][16][8];  // (warp, block row, decode row of the mma's 8)

@@ -45,6 +45,14 @@ struct CoilGemvConv {
             const __nv_bfloat16 *__restrict__ w2, float *__restrict__ out2, int n2
 #define COIL_GEMV_CONV_OF_PARAMETERS                                                                          \
     {conv_weight, conv_bias, conv_states, conv_slots, conv_out, conv_kernel, conv_first, conv_channels}
+// What the kernels' bodies (coil_gemv, coil_gemv_mma) take: the same, with the conv's in one struct.
+#define COIL_GEMV_BODY_PARAMETERS                                                                             \
+    const void *a, int a_stride, const float *__restrict__ b, int b_stride,                                   \
+            const float *__restrict__ norm_weight, int group_size, float eps, float multiplier, float *h_out, \
+            const CoilGemvConv conv, int silu_pair, int rows, int k,                                          \
+            const __nv_bfloat16 *__restrict__ w0, float *__restrict__ out0, int n0,                           \
+            const __nv_bfloat16 *__restrict__ w1, float *__restrict__ out1, int n1,                           \
+            const __nv_bfloat16 *__restrict__ w2, float *__restrict__ out2, int n2
 
 #define COIL_GEMV_F32 0
 #define COIL_GEMV_BF16 1

@@ -48,9 +48,9 @@ public final class GemvKernel {
     static final int MAX_SHARED_BYTES = 96 * 1024;
 
     private static final int THREADS = 256;
-    /** Output columns a block of the bucket computes: 8 warps of one column, or of two. */
+    /** Output columns a block of the bucket computes: 8 warps of one column, or of two (or 16 on tensor cores). */
     private static int columnsPerBlock(int bucket) {
-        return bucket == 0 || bucket >= TWO_ROWS_NARROW ? 8 : 16;
+        return bucket == 0 || bucket == TWO_ROWS_NARROW || bucket == FOUR_ROWS_NARROW ? 8 : 16;
     }
 
     /** How x is made from the launch's inputs a and b. */
@@ -115,24 +115,31 @@ public final class GemvKernel {
     }
 
     /**
-     * The kernels' suffixes by bucket: 1 row, 1 row two columns a warp, 2, 4 and 8 rows, and 2 and 4 rows
+     * The kernels' suffixes by bucket: 1 row, 1 row two columns a warp, 2, 4 and 8 rows, 2 and 4 rows
      * one column a warp (products of fewer columns than WIDE_FROM_COLUMNS, as for one row: a lane holds
-     * twice the chunks of a column, so rows up to 2048 wide are loaded in one pass before the wait).
+     * twice the chunks of a column, so rows up to 2048 wide are loaded in one pass before the wait), and
+     * up to 4 and up to 8 rows on tensor cores (gemv_mma.cu).
      */
-    private static final String[] BUCKETS = {"rows1", "rows1_wide", "rows2", "rows4", "rows8", "rows2_narrow",
-            "rows4_narrow"};
+    static final String[] BUCKETS = {"rows1", "rows1_wide", "rows2", "rows4", "rows8", "rows2_narrow",
+            "rows4_narrow", "mma4", "mma8"};
     private static final int TWO_ROWS_NARROW = 5;
     private static final int FOUR_ROWS_NARROW = 6;
+    private static final int MMA_FOUR = 7;
+    private static final int MMA_EIGHT = 8;
+    /**
+     * The buckets whose kernels have a lean twin (suffix _lean, 80 registers: three blocks a
+     * multiprocessor), taken by rows up to LEAN_MAX_COLS wide with the overlap switch: the tall ones of
+     * 1, 2 and 4 rows, so that their 210-256 blocks fit the GPU at once with room beside the launch
+     * before (the default kernels of two and four rows hold one block a multiprocessor).
+     */
+    private static final boolean[] LEAN_TWIN = {false, true, true, true, false, false, false, false, false};
 
     /** Output columns from which one row takes the two-columns-a-warp kernel (more than 256 blocks of 8). */
     private static final long WIDE_FROM_COLUMNS = 2049;
 
     private final Kernel[][] kernels = new Kernel[Operand.values().length][BUCKETS.length];
-    /** The wide one-row kernels' lean twins (80 registers) by operand, null without the overlap switch. */
-    private final Kernel[] leanKernels = new Kernel[Operand.values().length];
-    /** The same for two and four rows (rows2_lean, rows4_lean), null without the overlap switch. */
-    private final Kernel[] leanTwoRowKernels = new Kernel[Operand.values().length];
-    private final Kernel[] leanFourRowKernels = new Kernel[Operand.values().length];
+    /** The lean twins by operand and bucket; null where a bucket has none, or without the overlap switch. */
+    private final Kernel[][] leanKernels = new Kernel[Operand.values().length][BUCKETS.length];
     /**
      * The widest rows a lean twin takes: its weights in one pass, all loaded before its wait
      * (COIL_GEMV_HELD_LEAN / 2 chunks of 8 a lane, 32 lanes), its normed values in registers.
@@ -140,9 +147,7 @@ public final class GemvKernel {
     private static final int LEAN_MAX_COLS = 768;
     private final boolean enabled;
     private final int maxRows;
-    /** The tensor-core kernels by operand, for up to 4 rows and up to 8 (3 rows and more), null when switched off. */
-    private final Kernel[] mmaFourKernels = new Kernel[Operand.values().length];
-    private final Kernel[] mmaEightKernels = new Kernel[Operand.values().length];
+    /** Whether 3 rows or more take the tensor-core kernels where they can ({@link #MMA_PROPERTY}). */
     private final boolean mma;
     /** Whether 3 rows or more of widths the tensor-core kernels do not take are taken (by the CUDA-core ones). */
     private final boolean anyWidth;
@@ -177,19 +182,12 @@ public final class GemvKernel {
         this.enabled = !"false".equalsIgnoreCase(System.getProperty(PROPERTY, "true"));
         this.mma = mmaOn();
         for (Operand operand : Operand.values()) {
-            mmaFourKernels[operand.ordinal()] = mma ? kernel(module, "gemv_" + operand.suffix + "_mma4") : null;
-            mmaEightKernels[operand.ordinal()] = mma ? kernel(module, "gemv_" + operand.suffix + "_mma8") : null;
             for (int bucket = 0; bucket < BUCKETS.length; bucket++) {
-                kernels[operand.ordinal()][bucket] = kernel(module, "gemv_" + operand.suffix + "_" + BUCKETS[bucket]);
+                String name = "gemv_" + operand.suffix + "_" + BUCKETS[bucket];
+                kernels[operand.ordinal()][bucket] = kernel(module, name);
+                leanKernels[operand.ordinal()][bucket] = LEAN_TWIN[bucket] && KernelModule.gemvOverlap()
+                        ? kernel(module, name + "_lean") : null;
             }
-            // With the overlap switch, one row of a tall matrix of rows up to LEAN_MAX_COLS wide takes
-            // the wide kernel's lean twin.
-            leanKernels[operand.ordinal()] = KernelModule.gemvOverlap()
-                    ? kernel(module, "gemv_" + operand.suffix + "_rows1_wide_lean") : null;
-            leanTwoRowKernels[operand.ordinal()] = KernelModule.gemvOverlap()
-                    ? kernel(module, "gemv_" + operand.suffix + "_rows2_lean") : null;
-            leanFourRowKernels[operand.ordinal()] = KernelModule.gemvOverlap()
-                    ? kernel(module, "gemv_" + operand.suffix + "_rows4_lean") : null;
         }
     }
 
@@ -347,9 +345,7 @@ public final class GemvKernel {
             columns += product.weights().rows();
         }
         // The pair's warps hold two columns (gate_j, up_j): one row takes the wide entry whatever its size.
-        boolean tall = columns >= WIDE_FROM_COLUMNS || pair != null;
-        int bucket = rows > 4 ? 4 : rows > 2 ? (tall ? 3 : FOUR_ROWS_NARROW) : rows == 2 ? (tall ? 2 : TWO_ROWS_NARROW)
-                : tall ? 1 : 0;
+        int bucket = bucket(rows, columns >= WIDE_FROM_COLUMNS || pair != null, takesMma(rows, cols));
         if (pair != null && (products.size() != 1 || conv != null)) {
             throw new IllegalArgumentException("silu(gate) · up ends a launch of one product and no conv");
         }
@@ -364,7 +360,7 @@ public final class GemvKernel {
                 }
                 if (pair == null) {
                     product.out().requireFloats((long) rows * product.weights().rows(), "out");
-                    blocks += Math.ceilDiv(product.weights().rows(), takesMma(rows, cols) ? 16 : columnsPerBlock(bucket));
+                    blocks += Math.ceilDiv(product.weights().rows(), columnsPerBlock(bucket));
                 } else {
                     blocks += Math.ceilDiv(pair.width(), THREADS / 32);
                 }
@@ -398,14 +394,8 @@ public final class GemvKernel {
         arguments[18] = rows;
         arguments[19] = cols;
         System.arraycopy(segments, 0, arguments, 20, segments.length);
-        // Tall products of rows up to LEAN_MAX_COLS wide take the lean twins, for one, two or four rows:
-        // 210-256 blocks then fit the GPU at once, three a multiprocessor, with room beside the launch
-        // before (the default kernels of two and four rows hold one block a multiprocessor).
-        Kernel lean = bucket == 1 ? leanKernels[operand.ordinal()]
-                : bucket == 2 && tall ? leanTwoRowKernels[operand.ordinal()]
-                : bucket == 3 && tall ? leanFourRowKernels[operand.ordinal()] : null;
-        Kernel kernel = takesMma(rows, cols) ? (rows <= 4 ? mmaFourKernels : mmaEightKernels)[operand.ordinal()]
-                : lean != null && cols <= LEAN_MAX_COLS ? lean : kernels[operand.ordinal()][bucket];
+        Kernel lean = leanKernels[operand.ordinal()][bucket];
+        Kernel kernel = lean != null && cols <= LEAN_MAX_COLS ? lean : kernels[operand.ordinal()][bucket];
         kernel.launch(stream, (int) blocks, 1, 1, THREADS, sharedBytes(rows, cols),
                 arguments);
     }
@@ -423,6 +413,26 @@ public final class GemvKernel {
         }
         conv.slots().requireFloats(rows, "slots");
         conv.convolved().requireFloats((long) rows * conv.channels(), "convolved");
+    }
+
+    /**
+     * The bucket of a launch of {@code rows} rows: tall when its products have WIDE_FROM_COLUMNS columns
+     * or more together, or end in silu(gate) · up; mma when it takes the tensor-core kernels.
+     */
+    static int bucket(int rows, boolean tall, boolean mma) {
+        if (mma) {
+            return rows <= 4 ? MMA_FOUR : MMA_EIGHT;
+        }
+        if (rows > 4) {
+            return 4;
+        }
+        if (rows > 2) {
+            return tall ? 3 : FOUR_ROWS_NARROW;
+        }
+        if (rows == 2) {
+            return tall ? 2 : TWO_ROWS_NARROW;
+        }
+        return tall ? 1 : 0;
     }
 
     private static int sharedBytes(int rows, int cols) {

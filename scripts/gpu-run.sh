@@ -33,6 +33,16 @@ jvm=(java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED 
 console=(-jar "$folder"/junit-platform-console-standalone-*.jar
     execute --class-path "$classpath" --details=tree --disable-banner --disable-ansi-colors)
 junit=("${jvm[@]}" "${console[@]}")
+# One GpuServingTimingTest run in a JVM of its own, for ab and jars:
+#   serving_run NAME SECONDS CLASSPATH [JVM OPTIONS...]   (log: $out/NAME.log, reports: $out/junit-NAME)
+serving_run() {
+    local name=$1 seconds=$2 run_classpath=$3
+    shift 3
+    timeout "$seconds" "${jvm[@]}" -Dcoil.bench.runs=${RUNS:-0} "$@" -jar "$folder"/junit-platform-console-standalone-*.jar \
+        execute --class-path "$run_classpath" --details=tree --disable-banner --disable-ansi-colors --include-tag gpu \
+        --select-class dev.coil.engine.runner.GpuServingTimingTest --reports-dir "$out/junit-$name" 2>&1 \
+        | tee "$out/$name.log"
+}
 if [ "$part" = all ] || [ "$part" = tests ]; then
     # shellcheck disable=SC2086
     timeout 420 "${junit[@]}" --include-tag gpu ${TESTS:---select-package dev.coil.engine.gpu --select-package dev.coil.engine.runner \
@@ -54,9 +64,8 @@ if [ "$part" = ab ]; then
         i=$((i + 1))
         echo "== $(date -u +%H:%M:%S) $properties"
         # shellcheck disable=SC2086
-        timeout 120 "${jvm[@]}" -Dcoil.bench.runs=${RUNS:-0} $properties "${console[@]}" --include-tag gpu \
-            --select-class dev.coil.engine.runner.GpuServingTimingTest --reports-dir "$out/junit-ab-$i" 2>&1 \
-            | tee "$out/ab-$i.log" | grep -E "gpu-serving|tests failed|Exception" | sed 's/; /;\n    /g'
+        serving_run "ab-$i" 120 "$classpath" $properties | grep -E "gpu-serving|tests failed|Exception" \
+            | sed 's/; /;\n    /g'
     done <<< "${VARIANTS:?set VARIANTS to the property sets to compare, one a line}"
 fi
 if [ "$part" = jars ]; then
@@ -69,10 +78,7 @@ if [ "$part" = jars ]; then
         [ "$which" = new4 ] && extra="-Dcoil.cuda.gemvRows=4"
         echo "== $(date -u +%H:%M:%S) $which"
         # shellcheck disable=SC2086
-        timeout 150 "${jvm[@]}" -Dcoil.bench.runs=${RUNS:-0} $extra -jar "$folder"/junit-platform-console-standalone-*.jar \
-            execute --class-path "$jar_classpath" --details=tree --disable-banner --disable-ansi-colors --include-tag gpu \
-            --select-class dev.coil.engine.runner.GpuServingTimingTest --reports-dir "$out/junit-jar-$i" 2>&1 \
-            | tee "$out/jar-$i.log" | grep -E "gpu-serving\] cuda|tests failed|Exception"
+        serving_run "jar-$i" 150 "$jar_classpath" $extra | grep -E "gpu-serving\] cuda|tests failed|Exception"
     done
 fi
 if [ "$part" = ring ]; then

@@ -11,13 +11,18 @@
 //   z: null, or (batch, heads · head_dim) in rows of z_stride: then y gets y · silu(z), the gated value
 //   Mamba-2's gated RMSNorm starts from, computed as that norm computes it (so that the norm after
 //   this, in out_proj's launch, need not make it in every block).
-// Grid: (ceil(head_dim / ROWS), heads, batch); block: ROWS warps, one warp per row p of S, its lanes
-// striding over the state columns (16-byte accesses when state_size is a multiple of 4).
+// Grid: (ceil(head_dim / (4 · WARP_ROWS)), heads, batch); block: 4 warps, each owning WARP_ROWS
+// consecutive rows p of S, its lanes striding over the state columns (16-byte accesses when
+// state_size is a multiple of 4). One row a warp (ssm_state_update_f32) spreads a few sequences over
+// the most multiprocessors; four (ssm_state_update_f32_rows4) give a block four times the state to
+// move for the same B, C and block start, which is what many sequences need (every row is still
+// summed by one warp in the same lane order, so both give the same bits).
 // B and C of the block's (sequence, group) sit in shared memory: 2 · state_size floats, dynamic.
 // The state stays f32 whatever the activations: the recurrence accumulates rounding error.
-#define SSM_ROWS_PER_BLOCK 4
+#define SSM_WARPS_PER_BLOCK 4
 
-extern "C" __global__ void ssm_state_update_f32(const float* __restrict__ x, int x_stride,
+template <int WARP_ROWS>
+static __device__ __forceinline__ void coil_ssm_state_update(const float* __restrict__ x, int x_stride,
         const float* __restrict__ dt, int dt_stride, const float* __restrict__ dt_bias, int dt_softplus,
         const float* __restrict__ A, const float* __restrict__ B, const float* __restrict__ C, int bc_stride,
         const float* __restrict__ D, float* __restrict__ states, const int* __restrict__ slots,
@@ -29,19 +34,27 @@ extern "C" __global__ void ssm_state_update_f32(const float* __restrict__ x, int
     const int h = blockIdx.y;
     const int b = blockIdx.z;
     const int g = h / (heads / groups);
-    const int p = blockIdx.x * SSM_ROWS_PER_BLOCK + (threadIdx.x >> 5);
+    const int first = (blockIdx.x * SSM_WARPS_PER_BLOCK + (threadIdx.x >> 5)) * WARP_ROWS;
     const int lane = threadIdx.x & 31;
-    // The warp's state row is read before coil_grid_dependency_wait: only x, dt, B and C come from
+    // The warp's state rows are read before coil_grid_dependency_wait: only x, dt, B and C come from
     // the kernels just before, so slots and states must not be written by the kernel launched just
     // before this one. Rows of up to 256 floats (two 16-byte loads a lane) are read early.
-    float* row = p < head_dim ? states + (((size_t) slots[b] * heads + h) * head_dim + p) * state_size : nullptr;
+    float* rows[WARP_ROWS];
+    const size_t slot = slots[b];
+#pragma unroll
+    for (int r = 0; r < WARP_ROWS; r++) {
+        const int p = first + r;
+        rows[r] = p < head_dim ? states + ((slot * heads + h) * head_dim + p) * state_size : nullptr;
+    }
     const bool early = (state_size & 3) == 0 && state_size <= 256;
-    float4 held[2] = {make_float4(0.0f, 0.0f, 0.0f, 0.0f), make_float4(0.0f, 0.0f, 0.0f, 0.0f)};
-    if (early && row != nullptr) {
+    float4 held[WARP_ROWS][2];
+#pragma unroll
+    for (int r = 0; r < WARP_ROWS; r++) {
 #pragma unroll
         for (int i = 0; i < 2; i++) {
-            if (lane + 32 * i < (state_size >> 2)) {
-                held[i] = reinterpret_cast<const float4*>(row)[lane + 32 * i];
+            held[r][i] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            if (early && rows[r] != nullptr && lane + 32 * i < (state_size >> 2)) {
+                held[r][i] = reinterpret_cast<const float4*>(rows[r])[lane + 32 * i];
             }
         }
     }
@@ -55,8 +68,14 @@ extern "C" __global__ void ssm_state_update_f32(const float* __restrict__ x, int
     // Every input from the kernels before is requested at once, before B and C go through shared
     // memory: one wait on L2 instead of three in a row.
     const float dt_value = dt[(size_t) b * dt_stride + h];
-    const float x_value = p < head_dim ? x[(size_t) b * x_stride + (size_t) h * head_dim + p] : 0.0f;
-    const float z_value = z != nullptr && p < head_dim ? z[(size_t) b * z_stride + (size_t) h * head_dim + p] : 0.0f;
+    float x_value[WARP_ROWS];
+    float z_value[WARP_ROWS];
+#pragma unroll
+    for (int r = 0; r < WARP_ROWS; r++) {
+        const int p = first + r;
+        x_value[r] = p < head_dim ? x[(size_t) b * x_stride + (size_t) h * head_dim + p] : 0.0f;
+        z_value[r] = z != nullptr && p < head_dim ? z[(size_t) b * z_stride + (size_t) h * head_dim + p] : 0.0f;
+    }
     const float* b_row = B + (size_t) b * bc_stride + (size_t) g * state_size;
     const float* c_row = C + (size_t) b * bc_stride + (size_t) g * state_size;
     for (int n = threadIdx.x; n < state_size; n += blockDim.x) {
@@ -71,28 +90,55 @@ extern "C" __global__ void ssm_state_update_f32(const float* __restrict__ x, int
     }
     const float decay = expf(step * a_value);
 
-    if (p >= head_dim) {
-        return;
-    }
-    const float input = step * x_value;
-    float sum = 0.0f;
-    if ((state_size & 3) == 0) {
+#pragma unroll
+    for (int r = 0; r < WARP_ROWS; r++) {
+        float* row = rows[r];
+        if (row == nullptr) {
+            break;
+        }
+        const float input = step * x_value[r];
+        float sum = 0.0f;
         float4* row4 = reinterpret_cast<float4*>(row);
         const float4* b4 = reinterpret_cast<const float4*>(shared_b);
         const float4* c4 = reinterpret_cast<const float4*>(shared_c);
-        for (int n = lane; n < (state_size >> 2); n += 32) {
-            row4[n] = coil_ssm_columns(early ? held[(n - lane) >> 5] : row4[n], decay, input, b4[n], c4[n], sum);
+        if (early) {
+#pragma unroll
+            for (int i = 0; i < 2; i++) {
+                const int n = lane + 32 * i;
+                if (n < (state_size >> 2)) {
+                    row4[n] = coil_ssm_columns(held[r][i], decay, input, b4[n], c4[n], sum);
+                }
+            }
+        } else if ((state_size & 3) == 0) {
+            for (int n = lane; n < (state_size >> 2); n += 32) {
+                row4[n] = coil_ssm_columns(row4[n], decay, input, b4[n], c4[n], sum);
+            }
+        } else {
+            for (int n = lane; n < state_size; n += 32) {
+                const float s = fmaf(decay, row[n], input * shared_b[n]);
+                row[n] = s;
+                sum = fmaf(s, shared_c[n], sum);
+            }
         }
-    } else {
-        for (int n = lane; n < state_size; n += 32) {
-            const float s = fmaf(decay, row[n], input * shared_b[n]);
-            row[n] = s;
-            sum = fmaf(s, shared_c[n], sum);
+        sum = coil_warp_sum(sum);
+        if (lane == 0) {
+            const float out = fmaf(d_value, x_value[r], sum);
+            y[(size_t) b * heads * head_dim + (size_t) h * head_dim + first + r] =
+                    z != nullptr ? coil_gated(out, z_value[r]) : out;
         }
-    }
-    sum = coil_warp_sum(sum);
-    if (lane == 0) {
-        const float out = fmaf(d_value, x_value, sum);
-        y[(size_t) b * heads * head_dim + (size_t) h * head_dim + p] = z != nullptr ? coil_gated(out, z_value) : out;
     }
 }
+
+#define COIL_SSM_STATE_UPDATE_ENTRY(name, WARP_ROWS)                                                              \
+    extern "C" __global__ void name(const float* __restrict__ x, int x_stride, const float* __restrict__ dt,      \
+            int dt_stride, const float* __restrict__ dt_bias, int dt_softplus, const float* __restrict__ A,       \
+            const float* __restrict__ B, const float* __restrict__ C, int bc_stride, const float* __restrict__ D, \
+            float* __restrict__ states, const int* __restrict__ slots, float* __restrict__ y,                     \
+            const float* __restrict__ z, int z_stride, int heads, int head_dim, int groups, int state_size) {      \
+        coil_ssm_state_update<WARP_ROWS>(x, x_stride, dt, dt_stride, dt_bias, dt_softplus, A, B, C, bc_stride, D,  \
+                states, slots, y, z, z_stride, heads, head_dim, groups, state_size);                              \
+    }
+
+COIL_SSM_STATE_UPDATE_ENTRY(ssm_state_update_f32, 1)
+COIL_SSM_STATE_UPDATE_ENTRY(ssm_state_update_f32_rows4, 4)
+COIL_SSM_STATE_UPDATE_ENTRY(ssm_state_update_f32_rows8, 8)

@@ -131,6 +131,65 @@ class GpuTimingsTest {
         }
     }
 
+    /**
+     * The state update by batch at the 300M shape (24 heads) and the anchors' (64 heads), each warp
+     * taking 1, 4 or 8 rows of state. Sets of slots (256 MB in all, five times L2) are updated in
+     * turn, so that each launch reads state that is not in L2 (as in a decode step, where every other
+     * layer's state and weights pass through L2 between two updates of a layer).
+     */
+    @Test
+    void ssmStateUpdateByBatchAndRowsPerWarp() {
+        for (int heads : new int[] {24, 64}) {
+            SsmShape shape = new SsmShape(heads, 64, 1, 128);
+            for (int batch : new int[] {1, 2, 4, 8, 16, 32, 64}) {
+                Random random = new Random(batch * 31L + heads);
+                long setBytes = 4L * batch * shape.stateFloats();
+                int sets = (int) Math.clamp((256L << 20) / setBytes, 2, 64);
+                int inner = shape.innerSize();
+                int width = shape.stateSize();
+                StringBuilder line = new StringBuilder(String.format(
+                        "[timing] ssm_state_update, %d heads × 64 × 128, batch %d (%.1f MB of state; default %d rows"
+                                + " a warp):", heads, batch, 4.0 * batch * shape.stateFloats() / 1e6,
+                        SsmStateUpdateKernel.rowsPerWarp(batch, shape)));
+                try (DeviceScope scope = GpuFixture.scope()) {
+                    DeviceBuffer states = scope.upload(
+                            Parity.uniform(random, sets * batch * (int) shape.stateFloats(), -1, 1));
+                    DeviceBuffer[] slotSets = new DeviceBuffer[sets];
+                    for (int set = 0; set < sets; set++) {
+                        int[] slots = new int[batch];
+                        int first = set * batch;
+                        Arrays.setAll(slots, b -> first + batch - 1 - b);
+                        slotSets[set] = scope.upload(slots);
+                    }
+                    DeviceBuffer x = scope.upload(Parity.uniform(random, batch * inner, -1, 1));
+                    DeviceBuffer dt = scope.upload(Parity.uniform(random, batch * heads, 0.001, 0.01));
+                    DeviceBuffer A = scope.upload(Parity.uniform(random, heads, -1, -0.5));
+                    DeviceBuffer B = scope.upload(Parity.uniform(random, batch * width, -1, 1));
+                    DeviceBuffer C = scope.upload(Parity.uniform(random, batch * width, -1, 1));
+                    DeviceBuffer D = scope.upload(Parity.uniform(random, heads, -1, 1));
+                    DeviceBuffer y = scope.poisoned((long) batch * inner);
+                    SsmStateUpdateKernel update = new SsmStateUpdateKernel(GpuFixture.kernels());
+                    SsmStateUpdateKernel.Step step = new SsmStateUpdateKernel.Step(dt, heads, null, false);
+                    for (int rows : SsmStateUpdateKernel.ROWS_PER_WARP) {
+                        float millis = time(scope, () -> {
+                            for (DeviceBuffer slots : slotSets) {
+                                update.launch(scope.stream(), rows, shape, batch, x, inner, step, A, B, C, width, D,
+                                        states, slots, y, null, 0);
+                            }
+                        }) / sets;
+                        double bytes = 2.0 * 4 * batch * shape.stateFloats();
+                        line.append(String.format(" %d rows %.1f µs (%.0f GB/s);", rows, millis * 1e3,
+                                bytes / (millis * 1e-3) / 1e9));
+                        for (float value : scope.download(y, batch * inner)) {
+                            assertThat(value).isFinite();
+                        }
+                    }
+                }
+                System.out.println(line);
+            }
+        }
+    }
+
     @Test
     void launchOverhead() {
         int launches = 2000;

@@ -10,16 +10,59 @@ import dev.coil.engine.ops.SsmShape;
  * Launches {@code ssm_state_update_f32} (ssm_state_update.cu): the Mamba-2 decode step
  * ({@code Ops.ssmStep}) for a batch of sequences, each with its f32 state in a slot of a pool, and
  * optionally dt's bias and softplus folded in.
+ *
+ * <p>A warp updates one row of a head's state for a few sequences (the most blocks, to spread a small
+ * step over every multiprocessor) and {@link #rowsPerWarp several} for many (a step of 64 sequences
+ * moves 100 MB of state at the 300M shape, and a block of four rows spends as long starting and
+ * reading B and C as moving them). Each row is summed the same way in every variant, so the choice
+ * does not change a bit of the result.
  */
 public final class SsmStateUpdateKernel {
 
-    /** SSM_ROWS_PER_BLOCK: rows of a head's state per block, one warp each. */
-    private static final int ROWS_PER_BLOCK = 4;
+    /** System property forcing the rows of state a warp updates (1, 4 or 8), for comparisons. */
+    public static final String ROWS_PROPERTY = "coil.cuda.ssmRowsPerWarp";
+    /** SSM_WARPS_PER_BLOCK: warps a block. */
+    private static final int WARPS_PER_BLOCK = 4;
+    /** The rows a warp takes, by variant: the kernels' WARP_ROWS. */
+    public static final int[] ROWS_PER_WARP = {1, 4, 8};
+    /**
+     * Below this many state rows in a step (batch · heads · headDim), one row a warp. The 300M
+     * shape's 24 heads of 64 rows make 1536 rows a sequence.
+     */
+    static final long SEVERAL_ROWS_FROM = 8L * 1536;
 
-    private final Kernel kernel;
+    private final Kernel[] kernels;
 
     public SsmStateUpdateKernel(KernelModule module) {
-        this.kernel = module.kernel("ssm_state_update_f32").waitsForPreviousKernel();
+        this.kernels = new Kernel[] {
+            module.kernel("ssm_state_update_f32").waitsForPreviousKernel(),
+            module.kernel("ssm_state_update_f32_rows4").waitsForPreviousKernel(),
+            module.kernel("ssm_state_update_f32_rows8").waitsForPreviousKernel()
+        };
+    }
+
+    /**
+     * The rows of state a warp updates for a step of {@code batch} sequences: {@link #ROWS_PROPERTY}
+     * when set, else 1 below {@link #SEVERAL_ROWS_FROM} rows in the step and 4 from there.
+     */
+    public static int rowsPerWarp(int batch, SsmShape shape) {
+        String forced = System.getProperty(ROWS_PROPERTY);
+        if (forced != null) {
+            int rows = Integer.parseInt(forced.trim());
+            variant(rows);
+            return rows;
+        }
+        return (long) batch * shape.heads() * shape.headDim() >= SEVERAL_ROWS_FROM ? 4 : 1;
+    }
+
+    /** The index in {@link #ROWS_PER_WARP} of a warp's rows. */
+    private static int variant(int rowsPerWarp) {
+        for (int i = 0; i < ROWS_PER_WARP.length; i++) {
+            if (ROWS_PER_WARP[i] == rowsPerWarp) {
+                return i;
+            }
+        }
+        throw new IllegalArgumentException("a warp takes 1, 4 or 8 rows of state, not " + rowsPerWarp);
     }
 
     /** Where dt comes from: already final (dtBias null, no softplus), or raw in_proj output to finish here. */
@@ -47,6 +90,15 @@ public final class SsmStateUpdateKernel {
     public void launch(CudaStream stream, SsmShape shape, int batch, DeviceBuffer x, int xStride, Step step,
             DeviceBuffer A, DeviceBuffer B, DeviceBuffer C, int bcStride, DeviceBuffer D, DeviceBuffer states,
             DeviceBuffer slots, DeviceBuffer y, DeviceBuffer z, int zStride) {
+        launch(stream, rowsPerWarp(batch, shape), shape, batch, x, xStride, step, A, B, C, bcStride, D, states, slots,
+                y, z, zStride);
+    }
+
+    /** As above, with {@code rowsPerWarp} (1, 4 or 8) rows of state a warp, whatever the batch. */
+    public void launch(CudaStream stream, int rowsPerWarp, SsmShape shape, int batch, DeviceBuffer x, int xStride,
+            Step step, DeviceBuffer A, DeviceBuffer B, DeviceBuffer C, int bcStride, DeviceBuffer D,
+            DeviceBuffer states, DeviceBuffer slots, DeviceBuffer y, DeviceBuffer z, int zStride) {
+        int variant = variant(rowsPerWarp);
         int heads = shape.heads();
         int inner = shape.innerSize();
         int groupWidth = shape.groups() * shape.stateSize();
@@ -81,12 +133,13 @@ public final class SsmStateUpdateKernel {
         if (batch == 0) {
             return;
         }
-        int rowBlocks = (shape.headDim() + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK;
+        int blockRows = WARPS_PER_BLOCK * rowsPerWarp;
+        int rowBlocks = (shape.headDim() + blockRows - 1) / blockRows;
         int sharedBytes = 2 * shape.stateSize() * Float.BYTES;
         if (sharedBytes > 48 * 1024) {
             throw new IllegalArgumentException("stateSize " + shape.stateSize() + " is beyond the supported 6144");
         }
-        kernel.launch(stream, rowBlocks, heads, batch, ROWS_PER_BLOCK * 32, sharedBytes, x, xStride, step.dt(),
+        kernels[variant].launch(stream, rowBlocks, heads, batch, WARPS_PER_BLOCK * 32, sharedBytes, x, xStride, step.dt(),
                 step.dtStride(), step.dtBias(), step.softplus() ? 1 : 0, A, B, C, bcStride, D, states, slots, y,
                 z, zStride, heads, shape.headDim(), shape.groups(), shape.stateSize());
     }

@@ -29,17 +29,26 @@ class SsmStateUpdateKernelTest {
 
     private final ReferenceOps reference = new ReferenceOps();
 
-    @ParameterizedTest(name = "heads {0}, headDim {1}, groups {2}, state {3}, raw dt {4}")
+    @ParameterizedTest(name = "heads {0}, headDim {1}, groups {2}, state {3}, raw dt {4}, {5} rows a warp")
     @CsvSource({
-        "1,1,1,1,false",
-        "4,5,2,16,false",
-        "6,3,3,7,true",
-        "8,64,1,128,false",
-        "8,64,2,128,true",
-        "3,37,1,132,false",
-        "24,64,8,64,true"
+        "1,1,1,1,false,1",
+        "4,5,2,16,false,1",
+        "6,3,3,7,true,1",
+        "8,64,1,128,false,1",
+        "8,64,2,128,true,1",
+        "3,37,1,132,false,1",
+        "24,64,8,64,true,1",
+        "4,5,2,16,false,4",
+        "6,3,3,7,true,8",
+        "8,64,2,128,true,4",
+        "3,37,1,132,false,4",
+        "3,37,1,132,false,8",
+        "24,64,8,64,true,8",
+        "2,9,1,300,false,4",
+        "2,9,1,301,true,8"
     })
-    void decodeStepsMatchTheReference(int heads, int headDim, int groups, int stateSize, boolean rawDt) {
+    void decodeStepsMatchTheReference(int heads, int headDim, int groups, int stateSize, boolean rawDt,
+            int rowsPerWarp) {
         SsmShape shape = new SsmShape(heads, headDim, groups, stateSize);
         Random random = new Random(heads * 101L + headDim * 7L + groups + stateSize + (rawDt ? 1 : 0));
         int inner = shape.innerSize();
@@ -95,12 +104,13 @@ class SsmStateUpdateKernelTest {
                 DeviceBuffer y = scope.poisoned(expected.length);
                 SsmStateUpdateKernel.Step dt = new SsmStateUpdateKernel.Step(scope.upload(dtRows), dtStride,
                         rawDt ? deviceBias : null, rawDt);
-                kernel.launch(scope.stream(), shape, batch, deviceRows, rowStride, dt, deviceA,
+                kernel.launch(scope.stream(), rowsPerWarp, shape, batch, deviceRows, rowStride, dt, deviceA,
                         deviceRows.floatSlice(inner, deviceRows.floats() - inner),
                         deviceRows.floatSlice(inner + groupWidth, deviceRows.floats() - inner - groupWidth), rowStride,
-                        deviceD, devicePool, deviceSlots, y);
+                        deviceD, devicePool, deviceSlots, y, null, 0);
                 String what = "ssm_state_update heads " + heads + " headDim " + headDim + " groups " + groups
-                        + " state " + stateSize + (rawDt ? " raw dt" : "") + " step " + step;
+                        + " state " + stateSize + (rawDt ? " raw dt" : "") + ", " + rowsPerWarp + " rows a warp, step "
+                        + step;
                 Parity.assertClose(what + " y", scope.download(y, expected.length), expected, TOLERANCE);
                 Parity.assertClose(what + " states", scope.download(devicePool, pool.length), expectedPool, TOLERANCE);
                 assertUntouchedSlotsUnchanged(scope.download(devicePool, pool.length), pool, slots, stateFloats);
@@ -163,6 +173,63 @@ class SsmStateUpdateKernelTest {
                     scope.download(fused, batch * 96), scope.download(separate, batch * 96));
             Parity.assertExact("states after the gated update", scope.download(gatedPool, pool.length),
                     scope.download(separatePool, pool.length));
+        }
+    }
+
+    /**
+     * A warp's rows of state (1, 4 or 8) change only how the work is split: every row is summed by
+     * one warp in the same order, so y, y gated by z, and the states have the same bits in each
+     * variant, on a batch large enough to take several rows a warp by default.
+     */
+    @ParameterizedTest(name = "heads {0}, headDim {1}, state {2}, batch {3}")
+    @CsvSource({"24,64,128,9", "3,37,132,5", "2,9,301,4"})
+    void everyRowsPerWarpGivesTheSameBits(int heads, int headDim, int stateSize, int batch) {
+        SsmShape shape = new SsmShape(heads, headDim, 1, stateSize);
+        Random random = new Random(heads * 7L + headDim + stateSize * 3L + batch);
+        int inner = shape.innerSize();
+        int width = inner + 2 * stateSize + heads + 1;
+        int slotCount = batch + 3;
+        int[] slots = new int[batch];
+        Arrays.setAll(slots, b -> (b * 5 + 2) % slotCount);
+        float[] A = new float[heads];
+        for (int h = 0; h < heads; h++) {
+            A[h] = (float) -Math.exp(random.nextDouble() * 2 - 1);
+        }
+        float[] pool = Parity.uniform(random, slotCount * shape.stateFloats(), -1, 1);
+        float[] rows = Parity.uniform(random, batch * width, -2, 2);
+        float[] z = Parity.uniform(random, batch * inner, -3, 3);
+        try (DeviceScope scope = GpuFixture.scope()) {
+            SsmStateUpdateKernel kernel = new SsmStateUpdateKernel(GpuFixture.kernels());
+            DeviceBuffer projected = scope.upload(rows);
+            DeviceBuffer deviceZ = scope.upload(z);
+            DeviceBuffer deviceA = scope.upload(A);
+            DeviceBuffer deviceD = scope.upload(Parity.uniform(random, heads, -1, 1));
+            DeviceBuffer bias = scope.upload(Parity.uniform(random, heads, -1, 1));
+            DeviceBuffer deviceSlots = scope.upload(slots);
+            SsmStateUpdateKernel.Step dt = new SsmStateUpdateKernel.Step(
+                    projected.floatSlice(width - heads - 1, projected.floats() - width + heads + 1), width, bias, true);
+            DeviceBuffer B = projected.floatSlice(inner, projected.floats() - inner);
+            DeviceBuffer C = projected.floatSlice(inner + stateSize, projected.floats() - inner - stateSize);
+            float[][] expected = null;
+            for (int rowsPerWarp : SsmStateUpdateKernel.ROWS_PER_WARP) {
+                DeviceBuffer devicePool = scope.upload(pool);
+                DeviceBuffer y = scope.poisoned((long) batch * inner);
+                DeviceBuffer gated = scope.poisoned((long) batch * inner);
+                kernel.launch(scope.stream(), rowsPerWarp, shape, batch, projected, width, dt, deviceA, B, C, width,
+                        deviceD, devicePool, deviceSlots, y, null, 0);
+                kernel.launch(scope.stream(), rowsPerWarp, shape, batch, projected, width, dt, deviceA, B, C, width,
+                        deviceD, devicePool, deviceSlots, gated, deviceZ, inner);
+                float[][] actual = {scope.download(y, batch * inner), scope.download(gated, batch * inner),
+                    scope.download(devicePool, pool.length)};
+                if (expected == null) {
+                    expected = actual;
+                    continue;
+                }
+                String what = rowsPerWarp + " rows a warp against one, ";
+                Parity.assertExact(what + "y", actual[0], expected[0]);
+                Parity.assertExact(what + "y gated", actual[1], expected[1]);
+                Parity.assertExact(what + "states after two updates", actual[2], expected[2]);
+            }
         }
     }
 

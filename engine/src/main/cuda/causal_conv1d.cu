@@ -7,42 +7,90 @@
 //   input: (tokens, channels) in rows of input_stride floats (a column range of in_proj's output)
 //   weight: (channels, kernel), weight[c, kernel-1] multiplies the current token;  bias: (channels) or null
 //   state: (kernel-1, channels), read only here;  out: (tokens, channels)
+// The sum before the SiLU, for token t and channel c of one chunk.
+static __device__ __forceinline__ float coil_conv_prompt_sum(const float* __restrict__ input, int input_stride,
+        int t, int c, int channels, const float* __restrict__ weight, const float* __restrict__ bias, int kernel,
+        const float* __restrict__ state) {
+    const int history = kernel - 1;
+    float sum = bias != nullptr ? bias[c] : 0.0f;
+    for (int j = 0; j < kernel; j++) {
+        const int row = t + j;
+        const float value = row < history ? state[(size_t) row * channels + c]
+                                          : input[(size_t) (row - history) * input_stride + c];
+        sum = fmaf(weight[c * kernel + j], value, sum);
+    }
+    return sum;
+}
+
 // Grid-stride loop over tokens · channels. causal_conv1d_state_f32 must follow on the same stream.
 extern "C" __global__ void causal_conv1d_f32(const float* __restrict__ input, int input_stride, int tokens,
         int channels, const float* __restrict__ weight, const float* __restrict__ bias, int kernel,
         const float* __restrict__ state, float* __restrict__ out) {
-    const int history = kernel - 1;
     const long long n = (long long) tokens * channels;
     for (long long index = (long long) blockIdx.x * blockDim.x + threadIdx.x; index < n;
             index += (long long) gridDim.x * blockDim.x) {
         const int t = (int) (index / channels);
         const int c = (int) (index - (long long) t * channels);
-        float sum = bias != nullptr ? bias[c] : 0.0f;
-        for (int j = 0; j < kernel; j++) {
-            const int row = t + j;
-            const float value = row < history ? state[(size_t) row * channels + c]
-                                              : input[(size_t) (row - history) * input_stride + c];
-            sum = fmaf(weight[c * kernel + j], value, sum);
-        }
-        out[index] = coil_silu(sum);
+        out[index] = coil_silu(coil_conv_prompt_sum(input, input_stride, t, c, channels, weight, bias, kernel, state));
     }
 }
 
-// The state after a chunk: the last kernel-1 rows of e (see causal_conv1d_f32).
-//   state: (kernel-1, channels), updated in place;  input as in causal_conv1d_f32
-// One thread per channel, rows in ascending order: row r reads e[tokens + r], which is either input
-// or a later state row not yet overwritten.
-extern "C" __global__ void causal_conv1d_state_f32(const float* __restrict__ input, int input_stride, int tokens,
-        int channels, int kernel, float* __restrict__ state) {
-    const int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= channels) {
-        return;
-    }
+// The state after a chunk: the last kernel-1 rows of e (see causal_conv1d_f32), for channel c.
+// Rows in ascending order: row r reads e[tokens + r], which is either input or a later state row
+// not yet overwritten.
+static __device__ __forceinline__ void coil_conv_carry(const float* __restrict__ input, int input_stride, int tokens,
+        int c, int channels, int kernel, float* __restrict__ state) {
     const int history = kernel - 1;
     for (int r = 0; r < history; r++) {
         const int row = tokens + r;
         state[(size_t) r * channels + c] = row < history ? state[(size_t) row * channels + c]
                                                          : input[(size_t) (row - history) * input_stride + c];
+    }
+}
+
+//   state: (kernel-1, channels), updated in place;  input as in causal_conv1d_f32
+// One thread per channel.
+extern "C" __global__ void causal_conv1d_state_f32(const float* __restrict__ input, int input_stride, int tokens,
+        int channels, int kernel, float* __restrict__ state) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c < channels) {
+        coil_conv_carry(input, input_stride, tokens, c, channels, kernel, state);
+    }
+}
+
+// The same over the prompt chunks of several sequences packed one after another, in one launch each:
+// chunk s holds rows starts[s] .. starts[s + 1] - 1 and carries its state in slot slots[s] of
+// states (slots, kernel-1, channels); row_chunk[r] is the chunk of row r. Each row's sum and each
+// state row are those the single-chunk kernels give the chunk alone.
+//   input: (rows, channels) in rows of input_stride floats;  out: (rows, channels)
+// Grid-stride loop over rows · channels. causal_conv1d_state_varlen_f32 must follow on the same stream.
+extern "C" __global__ void causal_conv1d_varlen_f32(const float* __restrict__ input, int input_stride, int rows,
+        int channels, const float* __restrict__ weight, const float* __restrict__ bias, int kernel,
+        const float* __restrict__ states, const int* __restrict__ slots, const int* __restrict__ starts,
+        const int* __restrict__ row_chunk, float* __restrict__ out) {
+    const int history = kernel - 1;
+    const long long n = (long long) rows * channels;
+    for (long long index = (long long) blockIdx.x * blockDim.x + threadIdx.x; index < n;
+            index += (long long) gridDim.x * blockDim.x) {
+        const int r = (int) (index / channels);
+        const int c = (int) (index - (long long) r * channels);
+        const int s = row_chunk[r];
+        const int first = starts[s];
+        out[index] = coil_silu(coil_conv_prompt_sum(input + (size_t) first * input_stride, input_stride, r - first,
+                c, channels, weight, bias, kernel, states + (size_t) slots[s] * history * channels));
+    }
+}
+
+// Grid: (ceil(channels / blockDim.x), chunks); one thread per (chunk, channel).
+extern "C" __global__ void causal_conv1d_state_varlen_f32(const float* __restrict__ input, int input_stride,
+        int channels, int kernel, float* __restrict__ states, const int* __restrict__ slots,
+        const int* __restrict__ starts) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    const int s = blockIdx.y;
+    if (c < channels) {
+        const int first = starts[s];
+        coil_conv_carry(input + (size_t) first * input_stride, input_stride, starts[s + 1] - first, c, channels,
+                kernel, states + (size_t) slots[s] * (kernel - 1) * channels);
     }
 }
 

@@ -9,6 +9,11 @@
 // in double and rounded to float as Mamba2Mixer.softplus does, so prefill on the device starts from
 // the CPU's dt.
 //   projected: (rows, ·) in rows of stride floats;  dt: (rows, heads)
+static __device__ __forceinline__ float coil_prompt_dt(float value, float dt_min, float dt_max, bool clamp) {
+    const float softplus = value > 20.0f ? value : (float) log1p(exp((double) value));
+    return clamp ? fminf(fmaxf(softplus, dt_min), dt_max) : softplus;
+}
+
 extern "C" __global__ void mamba_prompt_dt(const float* __restrict__ projected, int stride, int column,
         const float* __restrict__ bias, float dt_min, float dt_max, int rows, int heads, int clamped,
         float* __restrict__ dt) {
@@ -18,9 +23,25 @@ extern "C" __global__ void mamba_prompt_dt(const float* __restrict__ projected, 
     }
     const int t = (int) (index / heads);
     const int h = (int) (index % heads);
-    const float value = projected[(size_t) t * stride + column + h] + bias[h];
-    const float softplus = value > 20.0f ? value : (float) log1p(exp((double) value));
-    dt[index] = t < clamped ? fminf(fmaxf(softplus, dt_min), dt_max) : softplus;
+    dt[index] = coil_prompt_dt(projected[(size_t) t * stride + column + h] + bias[h], dt_min, dt_max, t < clamped);
+}
+
+// The same over the prompt chunks of several sequences packed one after another: chunk s holds rows
+// starts[s] .. starts[s + 1] - 1, of which the first clamped[s] are clamped; row_chunk[r] is the
+// chunk of row r.
+extern "C" __global__ void mamba_prompt_dt_varlen(const float* __restrict__ projected, int stride, int column,
+        const float* __restrict__ bias, float dt_min, float dt_max, int rows, int heads,
+        const int* __restrict__ starts, const int* __restrict__ clamped, const int* __restrict__ row_chunk,
+        float* __restrict__ dt) {
+    const long index = (long) blockIdx.x * blockDim.x + threadIdx.x;
+    if (index >= (long) rows * heads) {
+        return;
+    }
+    const int r = (int) (index / heads);
+    const int h = (int) (index % heads);
+    const int s = row_chunk[r];
+    dt[index] = coil_prompt_dt(projected[(size_t) r * stride + column + h] + bias[h], dt_min, dt_max,
+            r - starts[s] < clamped[s]);
 }
 
 // Merges a partial attention result into an accumulated one, row by row (one warp a row):

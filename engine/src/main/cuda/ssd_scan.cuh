@@ -6,9 +6,9 @@
 //   ssd_chunk_state     the state each chunk adds on its own (zero state entering)
 //   ssd_state_passing   the state entering each chunk, sequentially over chunks; the final state
 //   ssd_chunk_output    y from the entering state and the chunk's own tokens, plus D · x
-// Rows of x, dt, B and C are tokens: row = sequence · tokens + token. A chunk is `chunk` tokens
-// (the last one of a sequence may be shorter); chunks are numbered across sequences,
-// q = sequence · chunks + c.
+// Rows of x, dt, B and C are tokens: row = sequence · tokens + token, or starts[sequence] + token
+// for sequences of different lengths packed one after another. A chunk is `chunk` tokens (the last
+// one of a sequence may be shorter); chunks are numbered across sequences, q = sequence · chunks + c.
 #ifndef COIL_SSD_SCAN_CUH
 #define COIL_SSD_SCAN_CUH
 
@@ -28,12 +28,22 @@ struct SsdChunk {
     int length;
 };
 
-static __device__ __forceinline__ SsdChunk ssd_chunk(int q, int tokens, int chunk, int chunks) {
+// Chunk q of sequences of `tokens` tokens each (starts null), or of sequences packed one after
+// another, sequence b's rows starting at starts[b] and ending before starts[b + 1], `tokens` the
+// longest: a shorter sequence's chunks past its end are empty (length 0). An empty chunk adds
+// nothing to the state and passes it on unchanged (decay exp(0) = 1), and writes no output.
+static __device__ __forceinline__ SsdChunk ssd_chunk(int q, int tokens, const int* starts, int chunk, int chunks) {
     const int sequence = q / chunks;
     const int c = q - sequence * chunks;
     SsdChunk result;
-    result.first_row = (long long) sequence * tokens + (long long) c * chunk;
-    result.length = min(chunk, tokens - c * chunk);
+    if (starts == nullptr) {
+        result.first_row = (long long) sequence * tokens + (long long) c * chunk;
+        result.length = min(chunk, tokens - c * chunk);
+    } else {
+        const int first = starts[sequence];
+        result.first_row = (long long) first + (long long) c * chunk;
+        result.length = max(0, min(chunk, starts[sequence + 1] - first - c * chunk));
+    }
     return result;
 }
 
@@ -240,8 +250,8 @@ struct SsdOutputBlock {
     int head;
 };
 
-static __device__ __forceinline__ SsdOutputBlock ssd_output_block(int heads_per_block, int tokens, int chunk,
-        int chunks, int heads, int head_dim, int groups) {
+static __device__ __forceinline__ SsdOutputBlock ssd_output_block(int heads_per_block, int tokens,
+        const int* starts, int chunk, int chunks, int heads, int head_dim, int groups) {
     const int p_tiles = (head_dim + 63) / 64;
     const int sets = (heads / groups + heads_per_block - 1) / heads_per_block;
     int block = blockIdx.x;
@@ -253,7 +263,7 @@ static __device__ __forceinline__ SsdOutputBlock ssd_output_block(int heads_per_
     result.group = block % groups;
     result.q = block / groups;
     const SsdHeads served = ssd_heads(result.group, set, heads_per_block, heads, groups);
-    result.span = ssd_chunk(result.q, tokens, chunk, chunks);
+    result.span = ssd_chunk(result.q, tokens, starts, chunk, chunks);
     result.part = threadIdx.x / SSD_THREADS;
     result.local = threadIdx.x % SSD_THREADS;
     result.serving = result.part < served.count;

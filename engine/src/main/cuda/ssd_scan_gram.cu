@@ -15,8 +15,8 @@
 
 template <bool Split>
 static __device__ __forceinline__ void ssd_chunk_gram(const float* __restrict__ B, const float* __restrict__ C,
-        long long bc_stride, float* __restrict__ gram, int tokens, int chunk, int chunks, int groups,
-        int state_size, int padded) {
+        long long bc_stride, float* __restrict__ gram, int tokens, const int* starts, int chunk, int chunks,
+        int groups, int state_size, int padded) {
     extern __shared__ float4 ssd_gram_shared4[];
     float* shared = reinterpret_cast<float*>(ssd_gram_shared4);
     ssd_require_shared(SSD_GRAM_SHARED_BYTES);
@@ -27,7 +27,7 @@ static __device__ __forceinline__ void ssd_chunk_gram(const float* __restrict__ 
     const int tile = blockIdx.x % row_tiles;
     const int group = (blockIdx.x / row_tiles) % groups;
     const int q = blockIdx.x / row_tiles / groups;
-    const SsdChunk span = ssd_chunk(q, tokens, chunk, chunks);
+    const SsdChunk span = ssd_chunk(q, tokens, starts, chunk, chunks);
     const int first = 64 * tile;
 
     const float* c_origin = C + (span.first_row + first) * bc_stride + (long long) group * state_size;
@@ -115,11 +115,13 @@ static __device__ __forceinline__ void ssd_chunk_gram(const float* __restrict__ 
 }
 
 extern "C" __global__ void __launch_bounds__(SSD_THREADS, 2) ssd_chunk_gram_tf32(const float* B, const float* C,
-        long long bc_stride, float* gram, int tokens, int chunk, int chunks, int groups, int state_size, int padded) {
-    ssd_chunk_gram<false>(B, C, bc_stride, gram, tokens, chunk, chunks, groups, state_size, padded);
+        long long bc_stride, float* gram, int tokens, const int* starts, int chunk, int chunks, int groups,
+        int state_size, int padded) {
+    ssd_chunk_gram<false>(B, C, bc_stride, gram, tokens, starts, chunk, chunks, groups, state_size, padded);
 }
 
 extern "C" __global__ void __launch_bounds__(SSD_THREADS, 2) ssd_chunk_gram_f32(const float* B, const float* C,
-        long long bc_stride, float* gram, int tokens, int chunk, int chunks, int groups, int state_size, int padded) {
-    ssd_chunk_gram<true>(B, C, bc_stride, gram, tokens, chunk, chunks, groups, state_size, padded);
+        long long bc_stride, float* gram, int tokens, const int* starts, int chunk, int chunks, int groups,
+        int state_size, int padded) {
+    ssd_chunk_gram<true>(B, C, bc_stride, gram, tokens, starts, chunk, chunks, groups, state_size, padded);
 }

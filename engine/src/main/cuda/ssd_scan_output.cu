@@ -31,7 +31,7 @@ static __device__ __forceinline__ void ssd_chunk_output(const float* __restrict_
         const float* __restrict__ dt, long long dt_stride, const float* __restrict__ A,
         const float* __restrict__ C, long long bc_stride, const float* __restrict__ D,
         const float* __restrict__ gram, const float* __restrict__ entering, float* __restrict__ y, int tokens,
-        int chunk, int chunks, int heads, int head_dim, int groups, int state_size, int padded) {
+        const int* starts, int chunk, int chunks, int heads, int head_dim, int groups, int state_size, int padded) {
     constexpr int THREADS = SSD_THREADS * HEADS;
     constexpr int STAGE = SSD_OUT_STAGE(HEADS);
     extern __shared__ float4 ssd_output_shared4[];
@@ -39,7 +39,7 @@ static __device__ __forceinline__ void ssd_chunk_output(const float* __restrict_
     SsdSums* all_sums = reinterpret_cast<SsdSums*>(ssd_output_shared4);
     float* stages = reinterpret_cast<float*>(all_sums + HEADS);
 
-    const SsdOutputBlock where = ssd_output_block(HEADS, tokens, chunk, chunks, heads, head_dim, groups);
+    const SsdOutputBlock where = ssd_output_block(HEADS, tokens, starts, chunk, chunks, heads, head_dim, groups);
     const SsdChunk span = where.span;
     const int length = span.length;
     const int part = where.part;
@@ -305,9 +305,10 @@ static __device__ __forceinline__ void ssd_chunk_output(const float* __restrict_
     extern "C" __global__ void __launch_bounds__(SSD_THREADS * (heads), blocks) name(const float* x,               \
             long long x_stride, const float* dt, long long dt_stride, const float* A, const float* C,                \
             long long bc_stride, const float* D, const float* gram, const float* entering, float* y, int tokens,     \
-            int chunk, int chunks, int heads_, int head_dim, int groups, int state_size, int padded) {               \
+            const int* starts, int chunk, int chunks, int heads_, int head_dim, int groups, int state_size,          \
+            int padded) {                                                                                            \
         ssd_chunk_output<split, heads, stages>(x, x_stride, dt, dt_stride, A, C, bc_stride, D, gram, entering, y,   \
-                tokens, chunk, chunks, heads_, head_dim, groups, state_size, padded);                                \
+                tokens, starts, chunk, chunks, heads_, head_dim, groups, state_size, padded);                        \
     }
 
 // One head a block: two blocks of 8 warps fit an SM. Split products need more registers (one block

@@ -118,7 +118,7 @@ static __device__ __forceinline__ void ssd_chunk_output_warpgroup(const float* _
         const float* __restrict__ dt, long long dt_stride, const float* __restrict__ A,
         const float* __restrict__ C, long long bc_stride, const float* __restrict__ D,
         const float* __restrict__ gram, const float* __restrict__ entering, float* __restrict__ y, int tokens,
-        int chunk, int chunks, int heads, int head_dim, int groups, int state_size, int padded) {
+        const int* starts, int chunk, int chunks, int heads, int head_dim, int groups, int state_size, int padded) {
 #ifdef COIL_HAS_WGMMA
     constexpr int THREADS = SSD_THREADS * HEADS;
     constexpr unsigned STAGE = SSD_WARPGROUP_STAGE_BYTES(HEADS);
@@ -130,7 +130,7 @@ static __device__ __forceinline__ void ssd_chunk_output_warpgroup(const float* _
     // The same stages through a generic pointer, for the threads' own loads and stores.
     unsigned char* stage_bytes = reinterpret_cast<unsigned char*>(ssd_warpgroup_shared4) + (stages - shared_base);
 
-    const SsdOutputBlock where = ssd_output_block(HEADS, tokens, chunk, chunks, heads, head_dim, groups);
+    const SsdOutputBlock where = ssd_output_block(HEADS, tokens, starts, chunk, chunks, heads, head_dim, groups);
     const SsdChunk span = where.span;
     const int length = span.length;
     const int part = where.part;
@@ -372,7 +372,7 @@ static __device__ __forceinline__ void ssd_chunk_output_warpgroup(const float* _
 #else
     // Other targets: the mma.sync kernel (the launcher gives it its shared memory).
     ssd_chunk_output<false, HEADS, FALLBACK_STAGES>(x, x_stride, dt, dt_stride, A, C, bc_stride, D, gram, entering, y, tokens,
-            chunk, chunks, heads, head_dim, groups, state_size, padded);
+            starts, chunk, chunks, heads, head_dim, groups, state_size, padded);
 #endif
 }
 
@@ -380,9 +380,10 @@ static __device__ __forceinline__ void ssd_chunk_output_warpgroup(const float* _
     extern "C" __global__ void __launch_bounds__(SSD_THREADS * (heads), blocks) name(const float* x,               \
             long long x_stride, const float* dt, long long dt_stride, const float* A, const float* C,                \
             long long bc_stride, const float* D, const float* gram, const float* entering, float* y, int tokens,     \
-            int chunk, int chunks, int heads_, int head_dim, int groups, int state_size, int padded) {               \
+            const int* starts, int chunk, int chunks, int heads_, int head_dim, int groups, int state_size,          \
+            int padded) {                                                                                            \
         ssd_chunk_output_warpgroup<heads, stages, fallback_stages>(x, x_stride, dt, dt_stride, A, C, bc_stride, D, gram, entering, y,        \
-                tokens, chunk, chunks, heads_, head_dim, groups, state_size, padded);                                \
+                tokens, starts, chunk, chunks, heads_, head_dim, groups, state_size, padded);                        \
     }
 
 // Two heads a block sharing the C and Gram tiles; two stages, one block an SM (three stages of the

@@ -24,7 +24,7 @@ template <bool Split, int HEADS>
 static __device__ __forceinline__ void ssd_chunk_state(const float* __restrict__ x, long long x_stride,
         const float* __restrict__ dt, long long dt_stride, const float* __restrict__ A,
         const float* __restrict__ B, long long bc_stride, float* __restrict__ own, float* __restrict__ decay,
-        int tokens, int chunk, int chunks, int heads, int head_dim, int groups, int state_size) {
+        int tokens, const int* starts, int chunk, int chunks, int heads, int head_dim, int groups, int state_size) {
     constexpr int STAGE = SSD_STATE_STAGE(HEADS);
     constexpr int WARPS_PER_HEAD = 8 / HEADS;
     constexpr int COLUMN_WARPS = WARPS_PER_HEAD / 2;
@@ -48,7 +48,7 @@ static __device__ __forceinline__ void ssd_chunk_state(const float* __restrict__
     const int group = block % groups;
     const int q = block / groups;
     const SsdHeads served = ssd_heads(group, set, HEADS, heads, groups);
-    const SsdChunk span = ssd_chunk(q, tokens, chunk, chunks);
+    const SsdChunk span = ssd_chunk(q, tokens, starts, chunk, chunks);
 
 #pragma unroll
     for (int k = 0; k < HEADS; k++) {
@@ -192,9 +192,10 @@ static __device__ __forceinline__ void ssd_chunk_state(const float* __restrict__
 #define SSD_STATE_ENTRY(name, split, heads)                                                                          \
     extern "C" __global__ void __launch_bounds__(SSD_THREADS, 2) name(const float* x, long long x_stride,           \
             const float* dt, long long dt_stride, const float* A, const float* B, long long bc_stride, float* own,  \
-            float* decay, int tokens, int chunk, int chunks, int heads_, int head_dim, int groups, int state_size) { \
-        ssd_chunk_state<split, heads>(x, x_stride, dt, dt_stride, A, B, bc_stride, own, decay, tokens, chunk,      \
-                chunks, heads_, head_dim, groups, state_size);                                                      \
+            float* decay, int tokens, const int* starts, int chunk, int chunks, int heads_, int head_dim,           \
+            int groups, int state_size) {                                                                            \
+        ssd_chunk_state<split, heads>(x, x_stride, dt, dt_stride, A, B, bc_stride, own, decay, tokens, starts,      \
+                chunk, chunks, heads_, head_dim, groups, state_size);                                                \
     }
 
 SSD_STATE_ENTRY(ssd_chunk_state_tf32, false, 1)

@@ -7,16 +7,55 @@ import dev.coil.engine.gpu.KernelModule;
 
 /**
  * Launches {@code causal_conv1d_f32} then {@code causal_conv1d_state_f32} (causal_conv1d.cu): the
- * contract of {@code Ops.causalConv1d} for one sequence's prompt chunk, its state carried in and out.
+ * contract of {@code Ops.causalConv1d} for one sequence's prompt chunk, its state carried in and out;
+ * or their packed twins for the prompt chunks of several sequences at once.
  */
 public final class CausalConv1dKernel {
 
     private final Kernel convolve;
     private final Kernel carry;
+    private final Kernel convolvePacked;
+    private final Kernel carryPacked;
 
     public CausalConv1dKernel(KernelModule module) {
         this.convolve = module.kernel("causal_conv1d_f32");
         this.carry = module.kernel("causal_conv1d_state_f32");
+        this.convolvePacked = module.kernel("causal_conv1d_varlen_f32");
+        this.carryPacked = module.kernel("causal_conv1d_state_varlen_f32");
+    }
+
+    /**
+     * {@link #launch} for every chunk of {@code chunks} at once, each with the state in its slot of
+     * {@code states} (slots, kernelSize - 1, channels): the same sums and states as one launch a
+     * chunk. input: (rows, channels) in rows of inputStride floats; out: (rows, channels).
+     */
+    public void launchPacked(CudaStream stream, DeviceBuffer input, int inputStride, int channels, DeviceBuffer weight,
+            DeviceBuffer bias, int kernelSize, DeviceBuffer states, PackedChunks chunks, DeviceBuffer out) {
+        int rows = chunks.end();
+        RowKernels.requirePositive(channels, "channels");
+        RowKernels.requirePositive(kernelSize, "kernelSize");
+        RowKernels.requireStride(inputStride, channels, "inputStride");
+        if (chunks.rowChunk() == null) {
+            throw new IllegalArgumentException("the packed conv reads each row's chunk: rowChunk is required");
+        }
+        input.requireFloats(RowKernels.spanned(rows, channels, inputStride), "input");
+        weight.requireFloats((long) channels * kernelSize, "weight");
+        if (bias != null) {
+            bias.requireFloats(channels, "bias");
+        }
+        states.requireFloats((long) (kernelSize - 1) * channels, "states");
+        out.requireFloats((long) rows * channels, "out");
+        if (rows == 0) {
+            return;
+        }
+        convolvePacked.launch(stream, Kernel.blocksFor((long) rows * channels, RowKernels.ELEMENT_THREADS), 1, 1,
+                RowKernels.ELEMENT_THREADS, 0, input, inputStride, rows, channels, weight, bias, kernelSize, states,
+                chunks.slots(), chunks.starts(), chunks.rowChunk(), out);
+        if (kernelSize > 1) {
+            carryPacked.launch(stream, Kernel.blocksFor(channels, RowKernels.ELEMENT_THREADS), chunks.chunks(), 1,
+                    RowKernels.ELEMENT_THREADS, 0, input, inputStride, channels, kernelSize, states, chunks.slots(),
+                    chunks.starts());
+        }
     }
 
     /**

@@ -15,10 +15,12 @@ public final class ContextParallelKernels {
 
 
     private final Kernel promptDt;
+    private final Kernel promptDtPacked;
     private final Kernel merge;
 
     public ContextParallelKernels(KernelModule module) {
         this.promptDt = module.kernel("mamba_prompt_dt");
+        this.promptDtPacked = module.kernel("mamba_prompt_dt_varlen");
         this.merge = module.kernel("attention_merge");
     }
 
@@ -38,6 +40,28 @@ public final class ContextParallelKernels {
         if (rows > 0) {
             promptDt.launch(stream, elementBlocks((long) rows * heads), 1, 1, RowKernels.ELEMENT_THREADS, 0,
                     projected, stride, column, bias, dtMin, dtMax, rows, heads, clamped, dt);
+        }
+    }
+
+    /**
+     * {@link #promptDt} for every chunk of {@code chunks} at once, each clamping its own first
+     * {@code clamped[s]} rows. projected: (rows, ·) in rows of {@code stride} floats; dt: (rows, heads).
+     */
+    public void promptDtPacked(CudaStream stream, DeviceBuffer projected, int stride, int column, DeviceBuffer bias,
+            float dtMin, float dtMax, int heads, PackedChunks chunks, DeviceBuffer dt) {
+        int rows = chunks.end();
+        RowKernels.requirePositive(heads, "heads");
+        RowKernels.requireStride(stride, column + heads, "stride");
+        if (chunks.clamped() == null || chunks.rowChunk() == null) {
+            throw new IllegalArgumentException("the packed dt reads each chunk's clamped rows and each row's chunk");
+        }
+        projected.requireFloats(RowKernels.spanned(rows, column + heads, stride), "projected");
+        bias.requireFloats(heads, "bias");
+        dt.requireFloats((long) rows * heads, "dt");
+        if (rows > 0) {
+            promptDtPacked.launch(stream, elementBlocks((long) rows * heads), 1, 1, RowKernels.ELEMENT_THREADS, 0,
+                    projected, stride, column, bias, dtMin, dtMax, rows, heads, chunks.starts(), chunks.clamped(),
+                    chunks.rowChunk(), dt);
         }
     }
 

@@ -190,8 +190,23 @@ public final class SsdScanKernel {
     void launch(CudaStream stream, Precision precision, SsmShape shape, int sequences, int tokens, int chunkSize,
             Inputs inputs, DeviceBuffer A, DeviceBuffer D, DeviceBuffer pool, DeviceBuffer slots, DeviceBuffer y,
             DeviceBuffer workspace, CudaEvent[] marks) {
-        launch(stream, precision, shape, sequences, tokens, chunkSize, inputs, A, D, pool, slots, y, workspace, marks,
-                true, true);
+        launch(stream, precision, shape, sequences, tokens, null, chunkSize, inputs, A, D, pool, slots, y, workspace,
+                marks, true, true);
+    }
+
+    /**
+     * {@link #launch} for prompt chunks of different lengths packed one after another: chunk s of
+     * {@code chunks} is a sequence of its own, rows starts[s] .. starts[s + 1] - 1 of the inputs and
+     * of y, its state in slot slots[s] of the pool. Each chunk's y and final state are those of a
+     * launch for it alone, bit for bit: a shorter chunk's scan chunks past its end are empty, and an
+     * empty one passes the state on unchanged. workspace: {@link #workspaceBytes} for chunks.chunks()
+     * sequences of chunks.longest() tokens; the inputs and y hold rows up to chunks.end().
+     */
+    public void launchPacked(CudaStream stream, Precision precision, SsmShape shape, int chunkSize, Inputs inputs,
+            DeviceBuffer A, DeviceBuffer D, DeviceBuffer pool, PackedChunks chunks, DeviceBuffer y,
+            DeviceBuffer workspace) {
+        launch(stream, precision, shape, chunks.chunks(), chunks.longest(), chunks, chunkSize, inputs, A, D, pool,
+                chunks.slots(), y, workspace, null, true, true);
     }
 
     /**
@@ -204,8 +219,8 @@ public final class SsdScanKernel {
     public void launchStates(CudaStream stream, Precision precision, SsmShape shape, int tokens, int chunkSize,
             Inputs inputs, DeviceBuffer A, DeviceBuffer D, DeviceBuffer state, DeviceBuffer y,
             DeviceBuffer workspace) {
-        launch(stream, precision, shape, 1, tokens, chunkSize, inputs, A, D, state, null, y, workspace, null, true,
-                false);
+        launch(stream, precision, shape, 1, tokens, null, chunkSize, inputs, A, D, state, null, y, workspace, null,
+                true, false);
     }
 
     /**
@@ -234,18 +249,21 @@ public final class SsdScanKernel {
     public void launchOutputs(CudaStream stream, Precision precision, SsmShape shape, int tokens, int chunkSize,
             Inputs inputs, DeviceBuffer A, DeviceBuffer D, DeviceBuffer state, DeviceBuffer y,
             DeviceBuffer workspace) {
-        launch(stream, precision, shape, 1, tokens, chunkSize, inputs, A, D, state, null, y, workspace, null, false,
-                true);
+        launch(stream, precision, shape, 1, tokens, null, chunkSize, inputs, A, D, state, null, y, workspace, null,
+                false, true);
     }
 
+    /** packed: null for sequences of `tokens` tokens each, else the chunks (their starts go to the kernels). */
     private void launch(CudaStream stream, Precision precision, SsmShape shape, int sequences, int tokens,
-            int chunkSize, Inputs inputs, DeviceBuffer A, DeviceBuffer D, DeviceBuffer pool, DeviceBuffer slots,
-            DeviceBuffer y, DeviceBuffer workspace, CudaEvent[] marks, boolean statesStage, boolean outputStage) {
+            PackedChunks packed, int chunkSize, Inputs inputs, DeviceBuffer A, DeviceBuffer D, DeviceBuffer pool,
+            DeviceBuffer slots, DeviceBuffer y, DeviceBuffer workspace, CudaEvent[] marks, boolean statesStage,
+            boolean outputStage) {
         Layout layout = new Layout(shape, sequences, tokens, chunkSize);
         int heads = shape.heads();
         int inner = shape.innerSize();
         int groupWidth = shape.groups() * shape.stateSize();
-        long rows = (long) sequences * tokens;
+        long rows = packed == null ? (long) sequences * tokens : packed.end();
+        DeviceBuffer starts = packed == null ? null : packed.starts();
         if (rows > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("sequences × tokens = " + rows + " rows is beyond the supported "
                     + Integer.MAX_VALUE);
@@ -299,17 +317,18 @@ public final class SsdScanKernel {
         if (!statesStage) {
             variant.output().launch(stream, grid((long) pTiles * sets, groups, layout.chunksTotal), 1, 1,
                     THREADS * variant.heads(), variant.outputSharedBytes(), inputs.x(),
-                    xStride, inputs.dt(), dtStride, A, inputs.C(), bcStride, D, grams, states, y, tokens, layout.chunk,
-                    layout.chunks, heads, headDim, groups, stateSize, layout.padded);
+                    xStride, inputs.dt(), dtStride, A, inputs.C(), bcStride, D, grams, states, y, tokens, starts,
+                    layout.chunk, layout.chunks, heads, headDim, groups, stateSize, layout.padded);
             return;
         }
         gram[index].launch(stream, grid(layout.padded / 64, groups, layout.chunksTotal), 1, 1, THREADS,
-                GRAM_SHARED_BYTES, inputs.B(), inputs.C(), bcStride, grams, tokens, layout.chunk, layout.chunks,
-                groups, stateSize, layout.padded);
+                GRAM_SHARED_BYTES, inputs.B(), inputs.C(), bcStride, grams, tokens, starts, layout.chunk,
+                layout.chunks, groups, stateSize, layout.padded);
         mark(marks, 1, stream);
         variant.chunkState().launch(stream, grid((long) pTiles * nTiles * sets, groups, layout.chunksTotal), 1, 1,
                 THREADS, stateSharedBytes(variant.heads()), inputs.x(), xStride, inputs.dt(), dtStride, A, inputs.B(),
-                bcStride, states, decays, tokens, layout.chunk, layout.chunks, heads, headDim, groups, stateSize);
+                bcStride, states, decays, tokens, starts, layout.chunk, layout.chunks, heads, headDim, groups,
+                stateSize);
         mark(marks, 2, stream);
         passing.launch(stream, grid(ceilDiv(headState / width, THREADS * PASSING_COLUMNS), heads, sequences), 1, 1,
                 THREADS, 0, states, decays, pool, slots, sequences, layout.chunks, heads, headState, width);
@@ -319,8 +338,8 @@ public final class SsdScanKernel {
         }
         variant.output().launch(stream, grid((long) pTiles * sets, groups, layout.chunksTotal), 1, 1,
                 THREADS * variant.heads(), variant.outputSharedBytes(), inputs.x(),
-                xStride, inputs.dt(), dtStride, A, inputs.C(), bcStride, D, grams, states, y, tokens, layout.chunk,
-                layout.chunks, heads, headDim, groups, stateSize, layout.padded);
+                xStride, inputs.dt(), dtStride, A, inputs.C(), bcStride, D, grams, states, y, tokens, starts,
+                layout.chunk, layout.chunks, heads, headDim, groups, stateSize, layout.padded);
         mark(marks, 4, stream);
     }
 

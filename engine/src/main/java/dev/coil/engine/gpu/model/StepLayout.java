@@ -1,5 +1,7 @@
 package dev.coil.engine.gpu.model;
 
+import dev.coil.engine.gpu.DeviceBuffer;
+import dev.coil.engine.gpu.kernels.PackedChunks;
 import dev.coil.engine.model.Batch;
 import dev.coil.engine.model.SequenceState;
 import java.util.Arrays;
@@ -8,12 +10,17 @@ import java.util.Arrays;
  * How one serving step's rows sit on the device, and the int32 inputs the kernels read, packed
  * into one array for one upload. Decode segments (one generated token each) come first, so their
  * rows [0, decodes) run through the batched conv/state updates and paged decode attention
- * together; prompt chunks follow, each run through the prefill kernels on its own.
+ * together; prompt chunks follow, shortest first, their Mamba-2 conv, dt and SSD scan packed
+ * into one launch each (chunks of the same number of scan chunks sit together), their attention
+ * one chunk at a time.
  *
  * <pre>
  *   packed = ids [rows] | positions [rows] | cacheRows [rows] | decodeSlots [decodes]
  *          | decodeLengths [decodes] | decodeTables [decodes, tableStride] | prefill tables …
+ *          | promptStarts [prompts + 1] | promptSlots [prompts] | promptClamped [prompts]
+ *          | promptRowChunk [prompt rows]
  * </pre>
+ * promptStarts counts rows from the first prompt row.
  * A captured decode step pads its rows to a bucket: padded rows read token 0 at position 0, own
  * the cache's padding slot and block, and their logits are dropped.
  */
@@ -29,6 +36,7 @@ final class StepLayout {
     final int[] firstRow; // per laid-out segment
     final int[] tableOffset; // per laid-out prefill segment: where its block table starts in packed
     final int[] packed;
+    private final int promptsOffset; // where promptStarts begins in packed
 
     private StepLayout(Batch batch, int[] order, int decodes, int rows, int tableStride, int blockSize,
             int paddingSlot, int paddingBlock) {
@@ -45,7 +53,10 @@ final class StepLayout {
             prefillTables += Math.ceilDiv(sequence.length() + batch.tokens(order[k]), blockSize);
         }
         int decodeRows = rows - (batch.rows() - decodes);
-        this.packed = new int[3 * rows + 2 * decodeRows + decodeRows * tableStride + prefillTables];
+        int prompts = order.length - decodes;
+        int promptRows = batch.rows() - decodes;
+        this.promptsOffset = 3 * rows + 2 * decodeRows + decodeRows * tableStride + prefillTables;
+        this.packed = new int[promptsOffset + (prompts == 0 ? 0 : 3 * prompts + 1 + promptRows)];
         Arrays.fill(packed, 2 * rows, 3 * rows, paddingBlock * blockSize);
         Arrays.fill(packed, 3 * rows, 3 * rows + decodeRows, paddingSlot);
         Arrays.fill(packed, 3 * rows + decodeRows, 3 * rows + 2 * decodeRows, 1);
@@ -79,6 +90,14 @@ final class StepLayout {
                 tableOffset[k] = table;
                 System.arraycopy(blockTable, 0, packed, table, blocks);
                 table += blocks;
+                int p = k - decodes;
+                int start = firstRow[k] - decodeRows;
+                packed[promptsOffset + p] = start;
+                packed[promptsOffset + p + 1] = start + segment.tokens().length;
+                packed[promptsOffset + prompts + 1 + p] = sequence.slot();
+                packed[promptsOffset + 2 * prompts + 1 + p] = segment.clampedTokens();
+                Arrays.fill(packed, promptsOffset + 3 * prompts + 1 + start,
+                        promptsOffset + 3 * prompts + 1 + start + segment.tokens().length, p);
             }
         }
     }
@@ -92,7 +111,15 @@ final class StepLayout {
         for (int s = 0; s < indices.length; s++) {
             indices[s] = s;
         }
-        Arrays.sort(indices, (a, b) -> Boolean.compare(!isDecode(batch, a), !isDecode(batch, b)));
+        // Decodes first, then prompt chunks from the shortest (a stable sort: ties keep the batch's order).
+        Arrays.sort(indices, (a, b) -> {
+            boolean decodeA = isDecode(batch, a);
+            boolean decodeB = isDecode(batch, b);
+            if (decodeA != decodeB) {
+                return decodeA ? -1 : 1;
+            }
+            return decodeA ? 0 : Integer.compare(batch.tokens(a), batch.tokens(b));
+        });
         int[] order = Arrays.stream(indices).mapToInt(Integer::intValue).toArray();
         int decodes = 0;
         int longest = 1;
@@ -131,6 +158,46 @@ final class StepLayout {
 
     int past(int k) {
         return batch.segment(order[k]).sequence().length();
+    }
+
+    /** Prompt chunks in the step. */
+    int prompts() {
+        return order.length - decodes;
+    }
+
+    /** Rows of the prompt chunks, all after the decode rows. */
+    int promptRows() {
+        return batch.rows() - decodes;
+    }
+
+    /**
+     * Every prompt chunk as the packed kernels take them (the conv and dt read each row's chunk and
+     * each chunk's clamped rows), rows counted from the first prompt row; {@code inputs} holds
+     * {@link #packed} on the device.
+     */
+    PackedChunks promptChunks(DeviceBuffer inputs) {
+        int prompts = prompts();
+        return new PackedChunks(0, promptLengths(0, prompts), inputs.floatSlice(promptsOffset, prompts + 1L),
+                inputs.floatSlice(promptsOffset + prompts + 1, prompts),
+                inputs.floatSlice(promptsOffset + 2 * prompts + 1, prompts),
+                inputs.floatSlice(promptsOffset + 3 * prompts + 1, promptRows()));
+    }
+
+    /**
+     * Prompt chunks [from, to) of the laid-out order (0 = the first after the decodes) as the packed
+     * SSD scan takes them: starts (still counted from the first prompt row) and slots only.
+     */
+    PackedChunks promptChunks(DeviceBuffer inputs, int from, int to) {
+        return new PackedChunks(packed[promptsOffset + from], promptLengths(from, to), inputs.floatSlice(promptsOffset + from, to - from + 1L),
+                inputs.floatSlice(promptsOffset + prompts() + 1 + from, to - from), null, null);
+    }
+
+    private int[] promptLengths(int from, int to) {
+        int[] lengths = new int[to - from];
+        for (int p = from; p < to; p++) {
+            lengths[p - from] = tokens(decodes + p);
+        }
+        return lengths;
     }
 
     int idsOffset() {

@@ -2,6 +2,7 @@ package dev.coil.engine.gpu.model;
 
 import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.kernels.GemvKernel;
+import dev.coil.engine.gpu.kernels.PackedChunks;
 import dev.coil.engine.gpu.kernels.SsdScanKernel;
 import dev.coil.engine.gpu.kernels.SsmStateUpdateKernel;
 import dev.coil.engine.load.DType;
@@ -11,10 +12,17 @@ import dev.coil.engine.ops.SsmShape;
 /**
  * The Mamba-2 mixer over a serving step's rows, states in the cache's slots on the device:
  * z | xBC | dt = in_proj(u) for all rows at once; the decode rows' conv and state updates as one
- * batch over their slots; each prompt chunk's conv and SSD scan on its own slot; then
- * out = out_proj(gated_rmsnorm(y, z)) for all rows.
+ * batch over their slots; the prompt chunks' conv, dt and SSD scan packed, each chunk on its own
+ * slot (one launch of each for all chunks; one scan a group of chunks with the same number of
+ * scan chunks); then out = out_proj(gated_rmsnorm(y, z)) for all rows.
  */
 final class StepMamba {
+
+    /**
+     * System property: {@code -Dcoil.cuda.packedPrefill=false} runs each prompt chunk's conv, dt and
+     * SSD scan in launches of its own (the same results bit for bit), for comparisons.
+     */
+    static final String PACKED_PREFILL_PROPERTY = "coil.cuda.packedPrefill";
 
     private StepMamba() {
     }
@@ -53,25 +61,87 @@ final class StepMamba {
                     store.ssmStates(block), inputs.floatSlice(layout.decodeSlotsOffset(), decodeRows), convolved, y,
                     gatedByUpdate);
         }
-        for (int s = layout.decodes; s < layout.order.length; s++) {
-            int first = layout.firstRow[s];
-            int count = layout.tokens(s);
-            int slot = layout.segment(s).sequence().slot();
-            DeviceBuffer x = rowsOf(convolved, channels, first, count, 0, channels);
-            k.conv.launch(k.stream, rowsOf(projected, width, first, count, inner, channels), width, count, channels,
-                    w.convWeight(), w.convBias(), spec.convKernel(), store.convState(block, slot), x);
-            DeviceBuffer dt = promptDt(k, w, rowsOf(projected, width, first, count, 0, width), count, width,
-                    layout.segment(s).clampedTokens());
-            SsdScanKernel.Inputs scanInputs = new SsdScanKernel.Inputs(x, channels, dt, heads,
-                    rowsOf(convolved, channels, first, count, inner, groupWidth),
-                    rowsOf(convolved, channels, first, count, inner + groupWidth, groupWidth), channels);
-            DeviceBuffer workspace = k.scratch.bytes("mamba.ssd",
-                    SsdScanKernel.workspaceBytes(shape, 1, count, spec.chunkSize()));
-            k.ssdScan.launch(k.stream, SsdScanKernel.Precision.F32, shape, 1, count, spec.chunkSize(), scanInputs,
-                    w.decay(), w.skip(), store.ssmState(block, slot), null,
-                    y.floatSlice((long) first * inner, (long) count * inner), workspace);
+        if (layout.prompts() > 0 && Boolean.parseBoolean(System.getProperty(PACKED_PREFILL_PROPERTY, "true"))) {
+            prompts(k, w, store, block, layout, inputs, projected, convolved, y);
+        } else {
+            for (int s = layout.decodes; s < layout.order.length; s++) {
+                promptAlone(k, w, store, block, layout, s, projected, convolved, y);
+            }
         }
         gatedOutput(k, w, rows, y, projected, out, gatedByUpdate);
+    }
+
+    /**
+     * The prompt chunks' conv (states carried in their slots), dt and SSD scan into y. They sit after
+     * the decode rows, shortest first; chunks needing the same number of scan chunks are scanned in
+     * one launch, so that no launch carries empty scan chunks of a shorter prompt.
+     */
+    private static void prompts(DeviceKernels k, GpuWeights.Mamba w, DeviceStateStore store, int block,
+            StepLayout layout, DeviceBuffer inputs, DeviceBuffer projected, DeviceBuffer convolved, DeviceBuffer y) {
+        BlockSpec.Mamba spec = w.spec();
+        SsmShape shape = new SsmShape(spec.heads(), spec.headDim(), spec.groups(), spec.stateSize());
+        int inner = spec.innerSize();
+        int channels = spec.convChannels();
+        int heads = spec.heads();
+        int groupWidth = spec.groups() * spec.stateSize();
+        int width = spec.projectionWidth();
+        int first = layout.firstRow[layout.decodes];
+        int count = layout.promptRows();
+        PackedChunks chunks = layout.promptChunks(inputs);
+        DeviceBuffer promptProjected = rowsOf(projected, width, first, count, 0, width);
+        DeviceBuffer promptConvolved = rowsOf(convolved, channels, first, count, 0, channels);
+        k.conv.launchPacked(k.stream, rowsOf(projected, width, first, count, inner, channels), width, channels,
+                w.convWeight(), w.convBias(), spec.convKernel(), store.convStates(block), chunks, promptConvolved);
+        DeviceBuffer dt = k.scratch.floats("mamba.dt", (long) count * heads);
+        k.contextParallel.promptDtPacked(k.stream, promptProjected, width, spec.dtColumn(), w.dtBias(), spec.dtMin(),
+                spec.dtMax(), heads, chunks, dt);
+        SsdScanKernel.Inputs scanInputs = new SsdScanKernel.Inputs(promptConvolved, channels, dt, heads,
+                rowsOf(convolved, channels, first, count, inner, groupWidth),
+                rowsOf(convolved, channels, first, count, inner + groupWidth, groupWidth), channels);
+        DeviceBuffer promptY = y.floatSlice((long) first * inner, (long) count * inner);
+        int chunkSize = spec.chunkSize();
+        for (int from = 0; from < layout.prompts(); ) {
+            int scanChunks = Math.ceilDiv(layout.tokens(layout.decodes + from), chunkSize);
+            int to = from + 1;
+            while (to < layout.prompts() && Math.ceilDiv(layout.tokens(layout.decodes + to), chunkSize) == scanChunks) {
+                to++;
+            }
+            PackedChunks group = layout.promptChunks(inputs, from, to);
+            DeviceBuffer workspace = k.scratch.bytes("mamba.ssd",
+                    SsdScanKernel.workspaceBytes(shape, group.chunks(), group.longest(), chunkSize));
+            k.ssdScan.launchPacked(k.stream, SsdScanKernel.Precision.F32, shape, chunkSize, scanInputs, w.decay(),
+                    w.skip(), store.ssmStates(block), group, promptY, workspace);
+            from = to;
+        }
+    }
+
+    /** Laid-out prompt chunk s's conv, dt and SSD scan in launches of its own. */
+    private static void promptAlone(DeviceKernels k, GpuWeights.Mamba w, DeviceStateStore store, int block,
+            StepLayout layout, int s, DeviceBuffer projected, DeviceBuffer convolved, DeviceBuffer y) {
+        BlockSpec.Mamba spec = w.spec();
+        SsmShape shape = new SsmShape(spec.heads(), spec.headDim(), spec.groups(), spec.stateSize());
+        int inner = spec.innerSize();
+        int channels = spec.convChannels();
+        int heads = spec.heads();
+        int groupWidth = spec.groups() * spec.stateSize();
+        int width = spec.projectionWidth();
+        int first = layout.firstRow[s];
+        int count = layout.tokens(s);
+        int slot = layout.segment(s).sequence().slot();
+        DeviceBuffer x = rowsOf(convolved, channels, first, count, 0, channels);
+        k.conv.launch(k.stream, rowsOf(projected, width, first, count, inner, channels), width, count, channels,
+                w.convWeight(), w.convBias(), spec.convKernel(), store.convState(block, slot), x);
+        DeviceBuffer dt = k.scratch.floats("mamba.dt", (long) count * heads);
+        k.contextParallel.promptDt(k.stream, rowsOf(projected, width, first, count, 0, width), width, spec.dtColumn(),
+                w.dtBias(), spec.dtMin(), spec.dtMax(), count, heads, layout.segment(s).clampedTokens(), dt);
+        SsdScanKernel.Inputs scanInputs = new SsdScanKernel.Inputs(x, channels, dt, heads,
+                rowsOf(convolved, channels, first, count, inner, groupWidth),
+                rowsOf(convolved, channels, first, count, inner + groupWidth, groupWidth), channels);
+        DeviceBuffer workspace = k.scratch.bytes("mamba.ssd",
+                SsdScanKernel.workspaceBytes(shape, 1, count, spec.chunkSize()));
+        k.ssdScan.launch(k.stream, SsdScanKernel.Precision.F32, shape, 1, count, spec.chunkSize(), scanInputs,
+                w.decay(), w.skip(), store.ssmState(block, slot), null,
+                y.floatSlice((long) first * inner, (long) count * inner), workspace);
     }
 
     /** True when out_proj of {@code rows} rows makes the gated norm inside its launch (the few-rows product). */
@@ -133,21 +203,6 @@ final class StepMamba {
         k.gatedRmsNorm.launch(k.stream, y, projected, width, rows, inner, spec.normGroupSize(), w.norm(),
                 spec.normEps(), gated, gatedType);
         new StepInput(gated, gatedType).project(k, rows, w.outProjection(), out);
-    }
-
-    /**
-     * dt = softplus(dt + dt_bias) for the rows of a chunk, clamped to [dtMin, dtMax] for its first
-     * {@code clamped} rows (prompt tokens; the rest are generated tokens being recomputed), as
-     * {@code Mamba2Mixer} takes it: [rows, heads], on the device.
-     */
-    static DeviceBuffer promptDt(DeviceKernels k, GpuWeights.Mamba w, DeviceBuffer projected, int rows, int width,
-            int clamped) {
-        BlockSpec.Mamba spec = w.spec();
-        int heads = spec.heads();
-        DeviceBuffer dt = k.scratch.floats("mamba.dt", (long) rows * heads);
-        k.contextParallel.promptDt(k.stream, projected, width, width - heads, w.dtBias(), spec.dtMin(), spec.dtMax(),
-                rows, heads, clamped, dt);
-        return dt;
     }
 
     /** Columns [column, column + width) of rows [first, first + count) of a buffer with rows of {@code stride} floats. */

@@ -1,5 +1,7 @@
 package dev.coil.engine.gpu.kernels;
 
+import static org.assertj.core.api.Assertions.assertThat;
+
 import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.DeviceScope;
 import dev.coil.engine.gpu.GpuFixture;
@@ -58,6 +60,73 @@ class CausalConv1dKernelsTest {
                         + tokens + " tokens)";
                 Parity.assertClose(what, scope.download(out, expected.length), expected, TOLERANCE);
                 Parity.assertExact(what + " state", scope.download(deviceState, expectedState.length), expectedState);
+            }
+        }
+    }
+
+    /**
+     * Prompt chunks of several sequences packed in rows, convolved in one launch, equal one launch a
+     * chunk bit for bit: outputs and every slot's state (chunks shorter than the history included),
+     * with the slots no chunk owns left alone.
+     */
+    @ParameterizedTest(name = "channels {0}, kernel {1}")
+    @CsvSource({"1,2", "67,4", "1029,4", "130,3", "19,1"})
+    void packedChunksEqualOneLaunchEach(int channels, int kernel) {
+        Random random = new Random(channels * 11L + kernel);
+        int history = kernel - 1;
+        int[] lengths = {5, 1, 2, 33, 7};
+        int[] slots = {3, 6, 0, 2, 5};
+        int slotCount = 7;
+        int[] starts = new int[lengths.length + 1];
+        for (int s = 0; s < lengths.length; s++) {
+            starts[s + 1] = starts[s] + lengths[s];
+        }
+        int rows = starts[lengths.length];
+        int[] rowChunk = new int[rows];
+        for (int s = 0; s < lengths.length; s++) {
+            Arrays.fill(rowChunk, starts[s], starts[s + 1], s);
+        }
+        int stride = channels + 5;
+        float[] wide = Parity.uniform(random, rows * stride, -2, 2);
+        float[] weight = Parity.uniform(random, channels * kernel, -1, 1);
+        float[] bias = Parity.uniform(random, channels, -1, 1);
+        float[] pool = Parity.uniform(random, Math.max(1, slotCount * history * channels), -2, 2);
+        int stateFloats = history * channels;
+
+        try (DeviceScope scope = GpuFixture.scope()) {
+            CausalConv1dKernel conv = new CausalConv1dKernel(GpuFixture.kernels());
+            DeviceBuffer input = scope.upload(wide);
+            DeviceBuffer deviceWeight = scope.upload(weight);
+            DeviceBuffer deviceBias = scope.upload(bias);
+
+            DeviceBuffer expectedPool = scope.upload(pool);
+            DeviceBuffer expectedOut = scope.poisoned((long) rows * channels);
+            for (int s = 0; s < lengths.length; s++) {
+                conv.launch(scope.stream(), input.floatSlice((long) starts[s] * stride, (long) lengths[s] * stride),
+                        stride, lengths[s], channels, deviceWeight, deviceBias, kernel,
+                        stateFloats == 0 ? expectedPool : expectedPool.floatSlice((long) slots[s] * stateFloats,
+                                stateFloats),
+                        expectedOut.floatSlice((long) starts[s] * channels, (long) lengths[s] * channels));
+            }
+
+            DeviceBuffer devicePool = scope.upload(pool);
+            DeviceBuffer out = scope.poisoned((long) rows * channels);
+            conv.launchPacked(scope.stream(), input, stride, channels, deviceWeight, deviceBias, kernel, devicePool,
+                    new PackedChunks(0, lengths, scope.upload(starts), scope.upload(slots), null,
+                            scope.upload(rowChunk)), out);
+            String what = "causal_conv1d packed, channels " + channels + " kernel " + kernel;
+            Parity.assertExact(what + ": out against one launch a chunk", scope.download(out, rows * channels),
+                    scope.download(expectedOut, rows * channels));
+            float[] packedPool = scope.download(devicePool, pool.length);
+            Parity.assertExact(what + ": states against one launch a chunk", packedPool,
+                    scope.download(expectedPool, pool.length));
+            if (stateFloats > 0) {
+                for (int slot : new int[] {1, 4}) {
+                    Parity.assertExact(what + ": slot " + slot + ", which no chunk owns",
+                            Arrays.copyOfRange(packedPool, slot * stateFloats, (slot + 1) * stateFloats),
+                            Arrays.copyOfRange(pool, slot * stateFloats, (slot + 1) * stateFloats));
+                }
+                assertThat(Arrays.equals(packedPool, pool)).as(what + ": the chunks moved their states").isFalse();
             }
         }
     }

@@ -6,9 +6,11 @@ import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.DeviceScope;
 import dev.coil.engine.gpu.GpuFixture;
 import dev.coil.engine.gpu.GpuTest;
+import dev.coil.engine.gpu.Parity;
 import dev.coil.engine.model.Mamba2Mixer;
 import dev.coil.engine.ops.AttentionShape;
 import dev.coil.engine.ops.SsmShape;
+import java.util.Arrays;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
@@ -55,6 +57,47 @@ class ContextParallelKernelsTest {
                 }
             }
             assertThat(outside).as("values the clamp moves, or would").isGreaterThan(100);
+        }
+    }
+
+    /**
+     * dt of prompt chunks packed in rows, in one launch, equals one launch a chunk bit for bit, each
+     * chunk clamping only its own first rows.
+     */
+    @Test
+    void packedPromptDtEqualsOneLaunchEach() {
+        Random random = new Random(2);
+        int heads = 5;
+        int stride = 17;
+        int column = 6;
+        int[] lengths = {40, 3, 77, 1};
+        int[] clamped = {40, 1, 60, 0};
+        int[] starts = new int[lengths.length + 1];
+        for (int s = 0; s < lengths.length; s++) {
+            starts[s + 1] = starts[s] + lengths[s];
+        }
+        int rows = starts[lengths.length];
+        int[] rowChunk = new int[rows];
+        for (int s = 0; s < lengths.length; s++) {
+            Arrays.fill(rowChunk, starts[s], starts[s + 1], s);
+        }
+        float[] projected = uniform(random, rows * stride, 30);
+        float[] bias = uniform(random, heads, 3);
+        try (DeviceScope scope = GpuFixture.scope()) {
+            DeviceBuffer deviceProjected = scope.upload(projected);
+            DeviceBuffer deviceBias = scope.upload(bias);
+            DeviceBuffer expected = scope.poisoned((long) rows * heads);
+            for (int s = 0; s < lengths.length; s++) {
+                kernels().promptDt(scope.stream(), deviceProjected.floatSlice((long) starts[s] * stride,
+                        (long) lengths[s] * stride), stride, column, deviceBias, 0.01f, 5f, lengths[s], heads,
+                        clamped[s], expected.floatSlice((long) starts[s] * heads, (long) lengths[s] * heads));
+            }
+            DeviceBuffer dt = scope.poisoned((long) rows * heads);
+            kernels().promptDtPacked(scope.stream(), deviceProjected, stride, column, deviceBias, 0.01f, 5f, heads,
+                    new PackedChunks(0, lengths, scope.upload(starts), scope.upload(new int[lengths.length]),
+                            scope.upload(clamped), scope.upload(rowChunk)), dt);
+            Parity.assertExact("packed prompt dt against one launch a chunk",
+                    scope.download(dt, rows * heads), scope.download(expected, rows * heads));
         }
     }
 

@@ -227,6 +227,103 @@ class SsdScanKernelTest {
         }
     }
 
+    /**
+     * Prompt chunks of different lengths packed one after another, scanned in one launch (the
+     * shorter ones with empty scan chunks past their end), equal one launch each bit for bit: y and
+     * the state left in each slot, for every kernel variant, with inputs in strided rows (mma.sync
+     * outputs) or dense (the warpgroup outputs where the variant has them). The last three chunks
+     * again as a packing that starts at a later row, as a step scans a group of its chunks.
+     */
+    @ParameterizedTest(name = "{0}, strided rows {1}")
+    @CsvSource({"F32,true", "F32,false", "TF32,true", "TF32,false", "TF32mma,false", "TF32x1,false"})
+    void packedChunksOfDifferentLengthsEqualOneLaunchEach(String variant, boolean strided) {
+        SsmShape shape = new SsmShape(4, 64, 2, 32);
+        int chunk = 64;
+        int[] lengths = {5, 70, 1, 64, 130};
+        int[] slots = {4, 0, 2, 5, 1};
+        int[] starts = new int[lengths.length + 1];
+        for (int s = 0; s < lengths.length; s++) {
+            starts[s + 1] = starts[s] + lengths[s];
+        }
+        int rows = starts[lengths.length];
+        int inner = shape.innerSize();
+        int groupWidth = shape.groups() * shape.stateSize();
+        int rowStride = inner + 2 * groupWidth + (strided ? 3 : 0);
+        int dtStride = shape.heads() + (strided ? 1 : 0);
+        SplittableRandom random = new SplittableRandom(23);
+        float[] packedRows = uniform(random, rows * rowStride, 1);
+        float[] dtRows = new float[rows * dtStride];
+        for (int i = 0; i < dtRows.length; i++) {
+            dtRows[i] = (float) random.nextDouble(0.001, 0.8);
+        }
+        float[] pool = uniform(random, 6 * shape.stateFloats(), 1);
+        Problem common = Problem.random(shape, 1, 29);
+        SsdScanKernel kernel = kernel(variant);
+        Precision precision = precision(variant);
+
+        try (DeviceScope scope = GpuFixture.scope()) {
+            DeviceBuffer A = scope.upload(common.A());
+            DeviceBuffer D = scope.upload(common.D());
+            DeviceBuffer deviceRows = scope.upload(packedRows);
+            DeviceBuffer deviceDt = scope.upload(dtRows);
+            long total = deviceRows.floats();
+            Inputs inputs = new Inputs(deviceRows, rowStride, deviceDt, dtStride,
+                    deviceRows.floatSlice(inner, total - inner),
+                    deviceRows.floatSlice(inner + groupWidth, total - inner - groupWidth), rowStride);
+
+            // One launch a chunk, each on its own rows.
+            DeviceBuffer expectedPool = scope.upload(pool);
+            DeviceBuffer expectedY = scope.poisoned((long) rows * inner);
+            for (int s = 0; s < lengths.length; s++) {
+                long rowFloats = (long) lengths[s] * rowStride;
+                DeviceBuffer own = deviceRows.floatSlice((long) starts[s] * rowStride, rowFloats);
+                Inputs ownInputs = new Inputs(own, rowStride,
+                        deviceDt.floatSlice((long) starts[s] * dtStride, (long) lengths[s] * dtStride), dtStride,
+                        own.floatSlice(inner, rowFloats - inner),
+                        own.floatSlice(inner + groupWidth, rowFloats - inner - groupWidth), rowStride);
+                DeviceBuffer workspace = scope.poisoned(
+                        SsdScanKernel.workspaceBytes(shape, 1, lengths[s], chunk) / 4);
+                kernel.launch(scope.stream(), precision, shape, 1, lengths[s], chunk, ownInputs, A, D, expectedPool,
+                        scope.upload(new int[] {slots[s]}), expectedY.floatSlice((long) starts[s] * inner,
+                                (long) lengths[s] * inner), workspace);
+            }
+            float[] oneEach = scope.download(expectedY, rows * inner);
+            float[] oneEachPool = scope.download(expectedPool, pool.length);
+
+            // All chunks in one launch.
+            DeviceBuffer devicePool = scope.upload(pool);
+            DeviceBuffer y = scope.poisoned((long) rows * inner);
+            PackedChunks all = new PackedChunks(0, lengths, scope.upload(starts), scope.upload(slots), null, null);
+            DeviceBuffer workspace = scope.poisoned(
+                    SsdScanKernel.workspaceBytes(shape, lengths.length, all.longest(), chunk) / 4);
+            kernel.launchPacked(scope.stream(), precision, shape, chunk, inputs, A, D, devicePool, all, y, workspace);
+            String what = "ssd scan " + variant + (strided ? " strided" : " dense") + ", chunks of 5, 70, 1, 64, 130";
+            Parity.assertExact(what + " packed: y against one launch each", scope.download(y, rows * inner),
+                    oneEach);
+            Parity.assertExact(what + " packed: states against one launch each",
+                    scope.download(devicePool, pool.length), oneEachPool);
+
+            // The last three from a later row (starts still counted from row 0).
+            DeviceBuffer laterPool = scope.upload(pool);
+            DeviceBuffer laterY = scope.poisoned((long) rows * inner);
+            DeviceBuffer deviceStarts = scope.upload(starts);
+            DeviceBuffer deviceSlots = scope.upload(slots);
+            PackedChunks later = new PackedChunks(starts[2], Arrays.copyOfRange(lengths, 2, 5),
+                    deviceStarts.floatSlice(2, 4), deviceSlots.floatSlice(2, 3), null, null);
+            DeviceBuffer laterWorkspace = scope.poisoned(
+                    SsdScanKernel.workspaceBytes(shape, 3, later.longest(), chunk) / 4);
+            // The first two chunks' states as the full launch left them, so the whole pool compares.
+            kernel.launchPacked(scope.stream(), precision, shape, chunk, inputs, A, D, laterPool,
+                    new PackedChunks(0, Arrays.copyOfRange(lengths, 0, 2), deviceStarts.floatSlice(0, 3),
+                            deviceSlots.floatSlice(0, 2), null, null), laterY, laterWorkspace);
+            kernel.launchPacked(scope.stream(), precision, shape, chunk, inputs, A, D, laterPool, later, laterY,
+                    laterWorkspace);
+            Parity.assertExact(what + ", packed in two groups: y", scope.download(laterY, rows * inner), oneEach);
+            Parity.assertExact(what + ", packed in two groups: states", scope.download(laterPool, pool.length),
+                    oneEachPool);
+        }
+    }
+
     @ParameterizedTest
     @EnumSource(Precision.class)
     void stateCarriedAcrossTwoLaunchesEqualsOneLaunch(Precision precision) {

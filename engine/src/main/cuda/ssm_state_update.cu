@@ -14,14 +14,15 @@
 // Grid: (ceil(head_dim / (4 · WARP_ROWS)), heads, batch); block: 4 warps, each owning WARP_ROWS
 // consecutive rows p of S, its lanes striding over the state columns (16-byte accesses when
 // state_size is a multiple of 4). One row a warp (ssm_state_update_f32) spreads a few sequences over
-// the most multiprocessors; four (ssm_state_update_f32_rows4) give a block four times the state to
-// move for the same B, C and block start, which is what many sequences need (every row is still
-// summed by one warp in the same lane order, so both give the same bits).
+// the most multiprocessors; four (ssm_state_update_f32_rows4, _narrow for rows of up to 128 floats)
+// give a block four times the state to move for the same B, C and block start, which is what many
+// sequences need (every row is still summed by one warp in the same lane order, so all give the
+// same bits).
 // B and C of the block's (sequence, group) sit in shared memory: 2 · state_size floats, dynamic.
 // The state stays f32 whatever the activations: the recurrence accumulates rounding error.
 #define SSM_WARPS_PER_BLOCK 4
 
-template <int WARP_ROWS>
+template <int WARP_ROWS, int LOADS>
 static __device__ __forceinline__ void coil_ssm_state_update(const float* __restrict__ x, int x_stride,
         const float* __restrict__ dt, int dt_stride, const float* __restrict__ dt_bias, int dt_softplus,
         const float* __restrict__ A, const float* __restrict__ B, const float* __restrict__ C, int bc_stride,
@@ -38,23 +39,19 @@ static __device__ __forceinline__ void coil_ssm_state_update(const float* __rest
     const int lane = threadIdx.x & 31;
     // The warp's state rows are read before coil_grid_dependency_wait: only x, dt, B and C come from
     // the kernels just before, so slots and states must not be written by the kernel launched just
-    // before this one. Rows of up to 256 floats (two 16-byte loads a lane) are read early.
-    float* rows[WARP_ROWS];
-    const size_t slot = slots[b];
-#pragma unroll
-    for (int r = 0; r < WARP_ROWS; r++) {
-        const int p = first + r;
-        rows[r] = p < head_dim ? states + ((slot * heads + h) * head_dim + p) * state_size : nullptr;
-    }
-    const bool early = (state_size & 3) == 0 && state_size <= 256;
-    float4 held[WARP_ROWS][2];
+    // before this one. Rows of up to LOADS · 128 floats (LOADS 16-byte loads a lane) are read early.
+    // The warp's rows: `valid` of them from `base`, state_size floats apart.
+    const int valid = max(0, min(WARP_ROWS, head_dim - first));
+    float* const base = states + (((size_t) slots[b] * heads + h) * head_dim + (valid > 0 ? first : 0)) * state_size;
+    const bool early = (state_size & 3) == 0 && state_size <= LOADS * 128;
+    float4 held[WARP_ROWS][LOADS];
 #pragma unroll
     for (int r = 0; r < WARP_ROWS; r++) {
 #pragma unroll
-        for (int i = 0; i < 2; i++) {
+        for (int i = 0; i < LOADS; i++) {
             held[r][i] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-            if (early && rows[r] != nullptr && lane + 32 * i < (state_size >> 2)) {
-                held[r][i] = reinterpret_cast<const float4*>(rows[r])[lane + 32 * i];
+            if (early && r < valid && lane + 32 * i < (state_size >> 2)) {
+                held[r][i] = reinterpret_cast<const float4*>(base + (size_t) r * state_size)[lane + 32 * i];
             }
         }
     }
@@ -92,10 +89,10 @@ static __device__ __forceinline__ void coil_ssm_state_update(const float* __rest
 
 #pragma unroll
     for (int r = 0; r < WARP_ROWS; r++) {
-        float* row = rows[r];
-        if (row == nullptr) {
+        if (r >= valid) {
             break;
         }
+        float* row = base + (size_t) r * state_size;
         const float input = step * x_value[r];
         float sum = 0.0f;
         float4* row4 = reinterpret_cast<float4*>(row);
@@ -103,7 +100,7 @@ static __device__ __forceinline__ void coil_ssm_state_update(const float* __rest
         const float4* c4 = reinterpret_cast<const float4*>(shared_c);
         if (early) {
 #pragma unroll
-            for (int i = 0; i < 2; i++) {
+            for (int i = 0; i < LOADS; i++) {
                 const int n = lane + 32 * i;
                 if (n < (state_size >> 2)) {
                     row4[n] = coil_ssm_columns(held[r][i], decay, input, b4[n], c4[n], sum);
@@ -129,16 +126,20 @@ static __device__ __forceinline__ void coil_ssm_state_update(const float* __rest
     }
 }
 
-#define COIL_SSM_STATE_UPDATE_ENTRY(name, WARP_ROWS)                                                              \
+#define COIL_SSM_STATE_UPDATE_ENTRY(name, WARP_ROWS, LOADS)                                                              \
     extern "C" __global__ void name(const float* __restrict__ x, int x_stride, const float* __restrict__ dt,      \
             int dt_stride, const float* __restrict__ dt_bias, int dt_softplus, const float* __restrict__ A,       \
             const float* __restrict__ B, const float* __restrict__ C, int bc_stride, const float* __restrict__ D, \
             float* __restrict__ states, const int* __restrict__ slots, float* __restrict__ y,                     \
             const float* __restrict__ z, int z_stride, int heads, int head_dim, int groups, int state_size) {      \
-        coil_ssm_state_update<WARP_ROWS>(x, x_stride, dt, dt_stride, dt_bias, dt_softplus, A, B, C, bc_stride, D,  \
+        coil_ssm_state_update<WARP_ROWS, LOADS>(x, x_stride, dt, dt_stride, dt_bias, dt_softplus, A, B, C, bc_stride, D,  \
                 states, slots, y, z, z_stride, heads, head_dim, groups, state_size);                              \
     }
 
-COIL_SSM_STATE_UPDATE_ENTRY(ssm_state_update_f32, 1)
-COIL_SSM_STATE_UPDATE_ENTRY(ssm_state_update_f32_rows4, 4)
-COIL_SSM_STATE_UPDATE_ENTRY(ssm_state_update_f32_rows8, 8)
+// Four rows a warp hold 4 · LOADS float4 a lane before the wait: with one load a row (state rows of
+// up to 128 floats) the kernel takes 61 registers, eight blocks a multiprocessor, and moves a batch of
+// 64 sequences' state at 2.6-2.7 TB/s on an H100; with two, 72 registers. Eight and sixteen rows a
+// warp were slower (docs/performance.md).
+COIL_SSM_STATE_UPDATE_ENTRY(ssm_state_update_f32, 1, 2)
+COIL_SSM_STATE_UPDATE_ENTRY(ssm_state_update_f32_rows4, 4, 2)
+COIL_SSM_STATE_UPDATE_ENTRY(ssm_state_update_f32_rows4_narrow, 4, 1)

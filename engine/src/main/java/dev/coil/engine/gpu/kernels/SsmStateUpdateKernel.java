@@ -19,26 +19,28 @@ import dev.coil.engine.ops.SsmShape;
  */
 public final class SsmStateUpdateKernel {
 
-    /** System property forcing the rows of state a warp updates (1, 4 or 8), for comparisons. */
+    /** System property forcing the rows of state a warp updates (1 or 4), for comparisons. */
     public static final String ROWS_PROPERTY = "coil.cuda.ssmRowsPerWarp";
     /** SSM_WARPS_PER_BLOCK: warps a block. */
     private static final int WARPS_PER_BLOCK = 4;
-    /** The rows a warp takes, by variant: the kernels' WARP_ROWS. */
-    public static final int[] ROWS_PER_WARP = {1, 4, 8};
+    /** The rows a warp may take: the kernels' WARP_ROWS. */
+    public static final int[] ROWS_PER_WARP = {1, 4};
     /**
      * Below this many state rows in a step (batch · heads · headDim), one row a warp. The 300M
      * shape's 24 heads of 64 rows make 1536 rows a sequence.
      */
     static final long SEVERAL_ROWS_FROM = 8L * 1536;
 
-    private final Kernel[] kernels;
+    private final Kernel oneRow;
+    /** Four rows a warp, state rows of up to 256 floats. */
+    private final Kernel fourRows;
+    /** Four rows a warp, state rows of up to 128 floats (fewer registers, more blocks a multiprocessor). */
+    private final Kernel fourNarrowRows;
 
     public SsmStateUpdateKernel(KernelModule module) {
-        this.kernels = new Kernel[] {
-            module.kernel("ssm_state_update_f32").waitsForPreviousKernel(),
-            module.kernel("ssm_state_update_f32_rows4").waitsForPreviousKernel(),
-            module.kernel("ssm_state_update_f32_rows8").waitsForPreviousKernel()
-        };
+        this.oneRow = module.kernel("ssm_state_update_f32").waitsForPreviousKernel();
+        this.fourRows = module.kernel("ssm_state_update_f32_rows4").waitsForPreviousKernel();
+        this.fourNarrowRows = module.kernel("ssm_state_update_f32_rows4_narrow").waitsForPreviousKernel();
     }
 
     /**
@@ -49,20 +51,16 @@ public final class SsmStateUpdateKernel {
         String forced = System.getProperty(ROWS_PROPERTY);
         if (forced != null) {
             int rows = Integer.parseInt(forced.trim());
-            variant(rows);
+            requireVariant(rows);
             return rows;
         }
         return (long) batch * shape.heads() * shape.headDim() >= SEVERAL_ROWS_FROM ? 4 : 1;
     }
 
-    /** The index in {@link #ROWS_PER_WARP} of a warp's rows. */
-    private static int variant(int rowsPerWarp) {
-        for (int i = 0; i < ROWS_PER_WARP.length; i++) {
-            if (ROWS_PER_WARP[i] == rowsPerWarp) {
-                return i;
-            }
+    private static void requireVariant(int rowsPerWarp) {
+        if (rowsPerWarp != 1 && rowsPerWarp != 4) {
+            throw new IllegalArgumentException("a warp takes 1 or 4 rows of state, not " + rowsPerWarp);
         }
-        throw new IllegalArgumentException("a warp takes 1, 4 or 8 rows of state, not " + rowsPerWarp);
     }
 
     /** Where dt comes from: already final (dtBias null, no softplus), or raw in_proj output to finish here. */
@@ -94,11 +92,12 @@ public final class SsmStateUpdateKernel {
                 y, z, zStride);
     }
 
-    /** As above, with {@code rowsPerWarp} (1, 4 or 8) rows of state a warp, whatever the batch. */
+    /** As above, with {@code rowsPerWarp} (1 or 4) rows of state a warp, whatever the batch. */
     public void launch(CudaStream stream, int rowsPerWarp, SsmShape shape, int batch, DeviceBuffer x, int xStride,
             Step step, DeviceBuffer A, DeviceBuffer B, DeviceBuffer C, int bcStride, DeviceBuffer D,
             DeviceBuffer states, DeviceBuffer slots, DeviceBuffer y, DeviceBuffer z, int zStride) {
-        int variant = variant(rowsPerWarp);
+        requireVariant(rowsPerWarp);
+        Kernel kernel = rowsPerWarp == 1 ? oneRow : shape.stateSize() <= 128 ? fourNarrowRows : fourRows;
         int heads = shape.heads();
         int inner = shape.innerSize();
         int groupWidth = shape.groups() * shape.stateSize();
@@ -139,7 +138,7 @@ public final class SsmStateUpdateKernel {
         if (sharedBytes > 48 * 1024) {
             throw new IllegalArgumentException("stateSize " + shape.stateSize() + " is beyond the supported 6144");
         }
-        kernels[variant].launch(stream, rowBlocks, heads, batch, WARPS_PER_BLOCK * 32, sharedBytes, x, xStride, step.dt(),
+        kernel.launch(stream, rowBlocks, heads, batch, WARPS_PER_BLOCK * 32, sharedBytes, x, xStride, step.dt(),
                 step.dtStride(), step.dtBias(), step.softplus() ? 1 : 0, A, B, C, bcStride, D, states, slots, y,
                 z, zStride, heads, shape.headDim(), shape.groups(), shape.stateSize());
     }

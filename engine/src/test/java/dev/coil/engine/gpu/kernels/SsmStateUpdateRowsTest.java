@@ -29,10 +29,10 @@ class SsmStateUpdateRowsTest {
 
     @Test
     void thePropertyForcesAVariantAndRefusesOthers() {
-        System.setProperty(SsmStateUpdateKernel.ROWS_PROPERTY, "8");
-        assertThat(SsmStateUpdateKernel.rowsPerWarp(1, GRANITE_300M)).isEqualTo(8);
+        System.setProperty(SsmStateUpdateKernel.ROWS_PROPERTY, "4");
+        assertThat(SsmStateUpdateKernel.rowsPerWarp(1, GRANITE_300M)).isEqualTo(4);
         System.setProperty(SsmStateUpdateKernel.ROWS_PROPERTY, "3");
         assertThatThrownBy(() -> SsmStateUpdateKernel.rowsPerWarp(1, GRANITE_300M))
-                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("1, 4 or 8");
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("1 or 4");
     }
 }

@@ -211,11 +211,15 @@ static __device__ __forceinline__ void accumulate_values(float (&o)[M_TILES][HEA
 // Grid: (q_heads, ceil(tokens / BLOCK_M), batch), the row blocks in reverse so that the longest
 // causal blocks start first. Dynamic shared memory: (BLOCK_M + 2 · BLOCK_N) · HEAD_DIM · 2 bytes
 // plus 1024 to align the tiles.
+// Packed (q_starts non-null): the prompt chunks of several sequences, chunk z's queries in rows
+// q_starts[z] .. q_starts[z + 1] − 1 of q and out and its keys in rows k_starts[z] .. k_starts[z + 1] − 1
+// of k and v, its past = its keys − its queries; `tokens`, `keys` and `past` are then unused, and
+// the grid's y covers the longest chunk (blocks past a shorter one's queries return at once).
 template <int HEAD_DIM, int WARPS, int M_TILES, int BLOCK_N>
 static __device__ __forceinline__ void forward(const __nv_bfloat16* __restrict__ q,
         const __nv_bfloat16* __restrict__ k, const __nv_bfloat16* __restrict__ v, float* __restrict__ out,
         float* __restrict__ lse, int tokens, int keys, int past, int q_heads, int kv_heads, float scale_log2,
-        int causal) {
+        int causal, const int* __restrict__ q_starts = nullptr, const int* __restrict__ k_starts = nullptr) {
     constexpr int THREADS = WARPS * 32;
     constexpr int GROUP_ROWS = 64 * M_TILES;
     constexpr int BLOCK_M = WARPS * 16 * M_TILES;
@@ -242,12 +246,25 @@ static __device__ __forceinline__ void forward(const __nv_bfloat16* __restrict__
     const int group_row = (warp >> 2) * GROUP_ROWS;
     const int warp_row = group_row + (warp & 3) * 16;
 
+    // This block's sequence: its first query row and key row.
+    size_t q_row = (size_t) sequence * tokens;
+    size_t k_row = (size_t) sequence * keys;
+    if (q_starts != nullptr) {
+        q_row = q_starts[sequence];
+        k_row = k_starts[sequence];
+        tokens = q_starts[sequence + 1] - (int) q_row;
+        keys = k_starts[sequence + 1] - (int) k_row;
+        past = keys - tokens;
+        if (m0 >= tokens) {
+            return;
+        }
+    }
     const size_t q_stride = (size_t) q_heads * HEAD_DIM;
     const size_t kv_stride = (size_t) kv_heads * HEAD_DIM;
-    const __nv_bfloat16* q_base = q + ((size_t) sequence * tokens * q_heads + head) * HEAD_DIM;
-    const __nv_bfloat16* k_base = k + ((size_t) sequence * keys * kv_heads + kv_head) * HEAD_DIM;
-    const __nv_bfloat16* v_base = v + ((size_t) sequence * keys * kv_heads + kv_head) * HEAD_DIM;
-    float* out_base = out + ((size_t) sequence * tokens * q_heads + head) * HEAD_DIM;
+    const __nv_bfloat16* q_base = q + (q_row * q_heads + head) * HEAD_DIM;
+    const __nv_bfloat16* k_base = k + (k_row * kv_heads + kv_head) * HEAD_DIM;
+    const __nv_bfloat16* v_base = v + (k_row * kv_heads + kv_head) * HEAD_DIM;
+    float* out_base = out + (q_row * q_heads + head) * HEAD_DIM;
 
     const int key_end = causal ? min(keys, past + m0 + BLOCK_M) : keys;
     const int tiles = (key_end + BLOCK_N - 1) / BLOCK_N;
@@ -389,7 +406,7 @@ static __device__ __forceinline__ void forward(const __nv_bfloat16* __restrict__
             const int row = m0 + warp_row + mt * 64 + group + half * 8;
             if (row < tokens) {
                 if (lse != nullptr && quad == 0) {
-                    lse[((size_t) sequence * tokens + row) * q_heads + head] =
+                    lse[(q_row + row) * q_heads + head] =
                             sum > 0.0f ? fmaf(row_max[mt][half], scale_log2, log2f(sum)) : -INFINITY;
                 }
                 float* target = out_base + (size_t) row * q_stride + quad * 2;
@@ -416,6 +433,13 @@ static __device__ __forceinline__ void forward(const __nv_bfloat16* __restrict__
         static_assert(BLOCK_M % (16 * WARPS) == 0, "each warp owns whole 16-row tiles");                          \
         coil_flash::forward<HEAD_DIM, WARPS, BLOCK_M / (16 * WARPS), BLOCK_N>(q, k, v, out, nullptr, tokens,      \
                 past + tokens, past, q_heads, kv_heads, scale_log2, causal);                                       \
+    }                                                                                                              \
+    extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS)                                           \
+            flash_attention_packed_d##HEAD_DIM##_m##BLOCK_M##_n##BLOCK_N##_w##WARPS(const __nv_bfloat16* q,        \
+                    const __nv_bfloat16* k, const __nv_bfloat16* v, float* out, const int* q_starts,               \
+                    const int* k_starts, int q_heads, int kv_heads, float scale_log2, int causal) {                \
+        coil_flash::forward<HEAD_DIM, WARPS, BLOCK_M / (16 * WARPS), BLOCK_N>(q, k, v, out, nullptr, 0, 0, 0,     \
+                q_heads, kv_heads, scale_log2, causal, q_starts, k_starts);                                        \
     }                                                                                                              \
     extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS)                                           \
             flash_attention_partial_d##HEAD_DIM##_m##BLOCK_M##_n##BLOCK_N##_w##WARPS(const __nv_bfloat16* q,       \

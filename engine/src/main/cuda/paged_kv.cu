@@ -71,3 +71,27 @@ extern "C" __global__ void paged_kv_gather_bf16(const __nv_bfloat16* cache, cons
         int width, __nv_bfloat16* out) {
     coil_paged_gather(cache, table, block_size, width, out);
 }
+
+// The same for several sequences at once: sequence z's rows 0 .. k_starts[z + 1] − k_starts[z] − 1,
+// through its table at tables + table_starts[z], into rows k_starts[z] .. of out.
+// Grid: (the most rows of a sequence, sequences); block: 128 threads over the row.
+template <typename T>
+static __device__ void coil_paged_gather_packed(const T* __restrict__ cache, const int* __restrict__ tables,
+        const int* __restrict__ table_starts, const int* __restrict__ k_starts, int block_size, int width,
+        __nv_bfloat16* __restrict__ out) {
+    const int sequence = blockIdx.y;
+    const int first = k_starts[sequence];
+    if ((int) blockIdx.x < k_starts[sequence + 1] - first) {
+        coil_paged_gather(cache, tables + table_starts[sequence], block_size, width, out + (size_t) first * width);
+    }
+}
+
+extern "C" __global__ void paged_kv_gather_packed_f32(const float* cache, const int* tables, const int* table_starts,
+        const int* k_starts, int block_size, int width, __nv_bfloat16* out) {
+    coil_paged_gather_packed(cache, tables, table_starts, k_starts, block_size, width, out);
+}
+
+extern "C" __global__ void paged_kv_gather_packed_bf16(const __nv_bfloat16* cache, const int* tables,
+        const int* table_starts, const int* k_starts, int block_size, int width, __nv_bfloat16* out) {
+    coil_paged_gather_packed(cache, tables, table_starts, k_starts, block_size, width, out);
+}

@@ -11,7 +11,8 @@ import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Launches the flash attention forward of flash_attention.cu: the contract of {@code Ops.attention}
- * (causal, GQA) for a batch of equal-length sequences, on bf16 operands with f32 accumulation and
+ * (causal, GQA) for a batch of equal-length sequences or prompt chunks of different lengths packed
+ * in rows, on bf16 operands with f32 accumulation and
  * output, tensor cores for both products (warpgroup MMAs on Hopper, mma.sync elsewhere). Head dims
  * 64 and 128.
  */
@@ -52,6 +53,7 @@ public final class FlashAttentionKernel {
     private final KernelModule module;
     private final Map<Tile, Kernel> prepared = new ConcurrentHashMap<>();
     private final Map<Tile, Kernel> preparedPartial = new ConcurrentHashMap<>();
+    private final Map<Tile, Kernel> preparedPacked = new ConcurrentHashMap<>();
 
     public FlashAttentionKernel(KernelModule module) {
         this.module = module;
@@ -94,6 +96,59 @@ public final class FlashAttentionKernel {
         kernel.launch(stream, shape.queryHeads(), rowBlocks, batch, tile.warps() * 32, tile.sharedBytes(), q, keys,
                 values, out, tokens, past, shape.queryHeads(), shape.kvHeads(), (float) (scale * LOG2_E),
                 causal ? 1 : 0);
+    }
+
+    /**
+     * {@link #launch} for the prompt chunks of several sequences in one launch: chunk z's queries in
+     * rows queries.starts[z] .. of q and out, at positions past + t with past = keys.counts[z] −
+     * queries.lengths[z], against its keys in rows keys.starts[z] .. of {@code keys} and
+     * {@code values}; each chunk's rows equal those of a launch for it alone.
+     */
+    public void launchPacked(CudaStream stream, AttentionShape shape, PackedChunks queries, PackedKeys keys,
+            float scale, DeviceBuffer q, DeviceBuffer keyRows, DeviceBuffer valueRows, DeviceBuffer out) {
+        Tile tile = defaultTile(shape.headDim());
+        if (queries.first() != 0 || queries.chunks() != keys.sequences()) {
+            throw new IllegalArgumentException("queries from row 0 and one key range a chunk: " + queries.chunks()
+                    + " chunks from row " + queries.first() + ", " + keys.sequences() + " key ranges");
+        }
+        int[] lengths = queries.lengths();
+        int[] counts = keys.counts();
+        for (int z = 0; z < lengths.length; z++) {
+            if (counts[z] < lengths[z]) {
+                throw new IllegalArgumentException("chunk " + z + " has " + lengths[z] + " queries but only "
+                        + counts[z] + " keys (its own positions at least)");
+            }
+        }
+        if (!(scale > 0) || !Float.isFinite(scale)) {
+            throw new IllegalArgumentException("scale must be positive and finite, not " + scale);
+        }
+        long queryElements = (long) queries.rows() * shape.queryHeads() * shape.headDim();
+        long keyElements = keys.rows() * shape.kvHeads() * shape.headDim();
+        q.requireBytes(2 * queryElements, "q (bf16)");
+        keyRows.requireBytes(2 * keyElements, "keys (bf16)");
+        valueRows.requireBytes(2 * keyElements, "values (bf16)");
+        out.requireFloats(queryElements, "out");
+        requireAligned(q, "q");
+        requireAligned(keyRows, "keys");
+        requireAligned(valueRows, "values");
+        requireAligned(out, "out");
+        int rowBlocks = (queries.longest() + tile.queryRows() - 1) / tile.queryRows();
+        if (rowBlocks == 0) {
+            return;
+        }
+        if (rowBlocks > 65535 || queries.chunks() > 65535) {
+            throw new IllegalArgumentException("flash attention takes at most 65535 · " + tile.queryRows()
+                    + " tokens and 65535 chunks per launch");
+        }
+        Kernel kernel = preparedPacked.computeIfAbsent(tile, t -> {
+            String suffix = t.kernelName().substring("flash_attention".length());
+            Kernel packed = module.kernel("flash_attention_packed" + suffix);
+            packed.allowDynamicSharedBytes(t.sharedBytes());
+            return packed;
+        });
+        kernel.launch(stream, shape.queryHeads(), rowBlocks, queries.chunks(), tile.warps() * 32, tile.sharedBytes(),
+                q, keyRows, valueRows, out, queries.starts(), keys.starts(), shape.queryHeads(), shape.kvHeads(),
+                (float) (scale * LOG2_E), 1);
     }
 
     /**

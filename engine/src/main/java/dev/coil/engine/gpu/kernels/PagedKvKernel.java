@@ -19,6 +19,8 @@ public final class PagedKvKernel {
     private final Kernel writeBf16;
     private final Kernel gatherF32;
     private final Kernel gatherBf16;
+    private final Kernel gatherPackedF32;
+    private final Kernel gatherPackedBf16;
     private final Kernel ropeWriteF32;
     private final Kernel ropeWriteBf16;
 
@@ -27,6 +29,8 @@ public final class PagedKvKernel {
         this.writeBf16 = module.kernel("paged_kv_write_bf16").waitsForPreviousKernel();
         this.gatherF32 = module.kernel("paged_kv_gather_f32");
         this.gatherBf16 = module.kernel("paged_kv_gather_bf16");
+        this.gatherPackedF32 = module.kernel("paged_kv_gather_packed_f32");
+        this.gatherPackedBf16 = module.kernel("paged_kv_gather_packed_bf16");
         this.ropeWriteF32 = module.kernel("rope_kv_write_f32").waitsForPreviousKernel();
         this.ropeWriteBf16 = module.kernel("rope_kv_write_bf16").waitsForPreviousKernel();
     }
@@ -92,6 +96,21 @@ public final class PagedKvKernel {
         if (count > 0) {
             Kernel kernel = layout.dtype() == DType.BF16 ? gatherBf16 : gatherF32;
             kernel.launch(stream, count, 1, 1, THREADS, 0, cache, table, layout.blockSize(), width, out);
+        }
+    }
+
+    /**
+     * {@link #gather} for several sequences in one launch: sequence z's keys through its table into
+     * rows keys.starts[z] .. of out, (keys.rows(), kvHeads, headDim) bf16.
+     */
+    public void gatherPacked(CudaStream stream, DeviceBuffer cache, PagedAttentionKernel.DeviceCache layout,
+            PackedKeys keys, DeviceBuffer out) {
+        int width = layout.kvHeads() * layout.headDim();
+        out.requireBytes(2L * keys.rows() * width, "out");
+        if (keys.most() > 0) {
+            Kernel kernel = layout.dtype() == DType.BF16 ? gatherPackedBf16 : gatherPackedF32;
+            kernel.launch(stream, keys.most(), keys.sequences(), 1, THREADS, 0, cache, keys.tables(),
+                    keys.tableStarts(), keys.starts(), layout.blockSize(), width, out);
         }
     }
 }

@@ -2,6 +2,7 @@ package dev.coil.engine.gpu.model;
 
 import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.kernels.GemvKernel;
+import dev.coil.engine.gpu.kernels.PackedKeys;
 import dev.coil.engine.gpu.kernels.PagedAttentionKernel;
 import dev.coil.engine.load.DType;
 import dev.coil.engine.model.BlockSpec;
@@ -11,8 +12,8 @@ import dev.coil.engine.ops.AttentionShape;
  * The attention mixer over a serving step's rows, K/V in the cache's paged blocks on the device:
  * q, k, v projections and RoPE for all rows at their positions; every row's k and v written into
  * its cache row; the decode rows' attention as one paged-decode launch over their block tables;
- * each prompt chunk's attention by the flash kernel over its positions gathered into bf16; then
- * o_proj for all rows.
+ * the prompt chunks' attention by one flash launch over their positions gathered into bf16 (or,
+ * with {@code -Dcoil.cuda.packedPrefill=false}, one chunk at a time); then o_proj for all rows.
  *
  * <p>Both kernels compile head dims 64 and 128; a smaller head is zero-padded to 64 (q, k and v
  * alike): the zero columns add nothing to q·k and give zero output columns, which are dropped.
@@ -74,22 +75,26 @@ final class StepAttention {
                     attended);
         }
         long rowFloats = (long) queryHeads * padded;
-        for (int s = layout.decodes; s < layout.order.length; s++) {
-            int first = layout.firstRow[s];
-            int count = layout.tokens(s);
-            int past = layout.past(s);
-            int positions = past + count;
-            DeviceBuffer table = inputs.floatSlice(layout.tableOffset[s], Math.ceilDiv(positions, cache.blockSize()));
-            long kvBytes = 2L * positions * kvHeads * padded;
+        if (layout.prompts() > 0 && StepLayout.packsPrompts()) {
+            // Every prompt chunk at once: their keys gathered one sequence after another, their
+            // queries (consecutive rows) converted together, one flash launch.
+            int first = layout.firstRow[layout.decodes];
+            int count = layout.promptRows();
+            PackedKeys keys = layout.promptKeys(inputs);
+            long kvBytes = 2L * keys.rows() * kvHeads * padded;
             DeviceBuffer keys16 = k.scratch.bytes("attention.keys16", kvBytes);
             DeviceBuffer values16 = k.scratch.bytes("attention.values16", kvBytes);
-            k.pagedKv.gather(k.stream, cache.keys(), cache, table, positions, keys16);
-            k.pagedKv.gather(k.stream, cache.values(), cache, table, positions, values16);
+            k.pagedKv.gatherPacked(k.stream, cache.keys(), cache, keys, keys16);
+            k.pagedKv.gatherPacked(k.stream, cache.values(), cache, keys, values16);
             DeviceBuffer q16 = k.scratch.bytes("attention.q16", 2 * count * rowFloats);
             k.convert.launch(k.stream, paddedQ.floatSlice(first * rowFloats, count * rowFloats), count * rowFloats,
                     DType.BF16, q16);
-            k.flashAttention.launch(k.stream, shape, 1, count, past, spec.scale(), q16, keys16, values16,
-                    attended.floatSlice(first * rowFloats, count * rowFloats));
+            k.flashAttention.launchPacked(k.stream, shape, layout.promptChunks(inputs), keys, spec.scale(), q16,
+                    keys16, values16, attended.floatSlice(first * rowFloats, count * rowFloats));
+        } else {
+            for (int s = layout.decodes; s < layout.order.length; s++) {
+                promptAlone(k, layout, s, inputs, cache, shape, spec.scale(), paddedQ, rowFloats, attended);
+            }
         }
         DeviceBuffer merged = attended;
         if (padded != headDim) {
@@ -97,5 +102,26 @@ final class StepAttention {
             DeviceCopy.rows(k.stream, attended, padded, 0, merged, headDim, 0, rows * queryHeads, headDim);
         }
         k.matmul.matmul(k.stream, merged, rows, w.output(), out);
+    }
+
+    /** Laid-out prompt chunk s's attention in launches of its own: its keys gathered, its queries converted, flash. */
+    private static void promptAlone(DeviceKernels k, StepLayout layout, int s, DeviceBuffer inputs,
+            PagedAttentionKernel.DeviceCache cache, AttentionShape shape, float scale, DeviceBuffer paddedQ,
+            long rowFloats, DeviceBuffer attended) {
+        int first = layout.firstRow[s];
+        int count = layout.tokens(s);
+        int past = layout.past(s);
+        int positions = past + count;
+        DeviceBuffer table = inputs.floatSlice(layout.tableOffset[s], Math.ceilDiv(positions, cache.blockSize()));
+        long kvBytes = 2L * positions * shape.kvHeads() * shape.headDim();
+        DeviceBuffer keys16 = k.scratch.bytes("attention.keys16", kvBytes);
+        DeviceBuffer values16 = k.scratch.bytes("attention.values16", kvBytes);
+        k.pagedKv.gather(k.stream, cache.keys(), cache, table, positions, keys16);
+        k.pagedKv.gather(k.stream, cache.values(), cache, table, positions, values16);
+        DeviceBuffer q16 = k.scratch.bytes("attention.q16", 2 * count * rowFloats);
+        k.convert.launch(k.stream, paddedQ.floatSlice(first * rowFloats, count * rowFloats), count * rowFloats,
+                DType.BF16, q16);
+        k.flashAttention.launch(k.stream, shape, 1, count, past, scale, q16, keys16, values16,
+                attended.floatSlice(first * rowFloats, count * rowFloats));
     }
 }

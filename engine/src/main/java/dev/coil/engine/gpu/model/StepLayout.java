@@ -2,6 +2,7 @@ package dev.coil.engine.gpu.model;
 
 import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.kernels.PackedChunks;
+import dev.coil.engine.gpu.kernels.PackedKeys;
 import dev.coil.engine.model.Batch;
 import dev.coil.engine.model.SequenceState;
 import java.util.Arrays;
@@ -18,13 +19,21 @@ import java.util.Arrays;
  *   packed = ids [rows] | positions [rows] | cacheRows [rows] | decodeSlots [decodes]
  *          | decodeLengths [decodes] | decodeTables [decodes, tableStride] | prefill tables …
  *          | promptStarts [prompts + 1] | promptSlots [prompts] | promptClamped [prompts]
- *          | promptRowChunk [prompt rows]
+ *          | promptRowChunk [prompt rows] | promptKeyStarts [prompts + 1] | promptTableStarts [prompts]
  * </pre>
- * promptStarts counts rows from the first prompt row.
+ * promptStarts counts rows from the first prompt row; promptKeyStarts counts the rows of the
+ * chunks' keys (past and chunk) gathered one sequence after another; promptTableStarts gives where
+ * each chunk's block table sits in packed.
  * A captured decode step pads its rows to a bucket: padded rows read token 0 at position 0, own
  * the cache's padding slot and block, and their logits are dropped.
  */
 final class StepLayout {
+
+    /**
+     * System property: {@code -Dcoil.cuda.packedPrefill=false} runs each prompt chunk's conv, dt, SSD
+     * scan and attention in launches of its own (the same results bit for bit), for comparisons.
+     */
+    static final String PACKED_PREFILL_PROPERTY = "coil.cuda.packedPrefill";
 
     final Batch batch;
     /** order[k]: the batch index of the k-th segment as laid out (decodes first). */
@@ -56,7 +65,8 @@ final class StepLayout {
         int prompts = order.length - decodes;
         int promptRows = batch.rows() - decodes;
         this.promptsOffset = 3 * rows + 2 * decodeRows + decodeRows * tableStride + prefillTables;
-        this.packed = new int[promptsOffset + (prompts == 0 ? 0 : 3 * prompts + 1 + promptRows)];
+        this.packed = new int[promptsOffset + (prompts == 0 ? 0 : 5 * prompts + 2 + promptRows)];
+        int keyStarts = promptsOffset + 3 * prompts + 1 + promptRows;
         Arrays.fill(packed, 2 * rows, 3 * rows, paddingBlock * blockSize);
         Arrays.fill(packed, 3 * rows, 3 * rows + decodeRows, paddingSlot);
         Arrays.fill(packed, 3 * rows + decodeRows, 3 * rows + 2 * decodeRows, 1);
@@ -98,6 +108,8 @@ final class StepLayout {
                 packed[promptsOffset + 2 * prompts + 1 + p] = segment.clampedTokens();
                 Arrays.fill(packed, promptsOffset + 3 * prompts + 1 + start,
                         promptsOffset + 3 * prompts + 1 + start + segment.tokens().length, p);
+                packed[keyStarts + p + 1] = packed[keyStarts + p] + past + segment.tokens().length;
+                packed[keyStarts + prompts + 1 + p] = tableOffset[k];
             }
         }
     }
@@ -160,6 +172,11 @@ final class StepLayout {
         return batch.segment(order[k]).sequence().length();
     }
 
+    /** Whether prompt chunks run packed, one launch of each prefill kernel for all ({@link #PACKED_PREFILL_PROPERTY}). */
+    static boolean packsPrompts() {
+        return Boolean.parseBoolean(System.getProperty(PACKED_PREFILL_PROPERTY, "true"));
+    }
+
     /** Prompt chunks in the step. */
     int prompts() {
         return order.length - decodes;
@@ -190,6 +207,18 @@ final class StepLayout {
     PackedChunks promptChunks(DeviceBuffer inputs, int from, int to) {
         return new PackedChunks(packed[promptsOffset + from], promptLengths(from, to), inputs.floatSlice(promptsOffset + from, to - from + 1L),
                 inputs.floatSlice(promptsOffset + prompts() + 1 + from, to - from), null, null);
+    }
+
+    /** The prompt chunks' keys (each chunk's past and its own positions) as the packed gather and flash read them. */
+    PackedKeys promptKeys(DeviceBuffer inputs) {
+        int prompts = prompts();
+        int keyStarts = promptsOffset + 3 * prompts + 1 + promptRows();
+        int[] counts = new int[prompts];
+        for (int p = 0; p < prompts; p++) {
+            counts[p] = past(decodes + p) + tokens(decodes + p);
+        }
+        return new PackedKeys(counts, inputs.floatSlice(keyStarts, prompts + 1L), inputs,
+                inputs.floatSlice(keyStarts + prompts + 1, prompts));
     }
 
     private int[] promptLengths(int from, int to) {

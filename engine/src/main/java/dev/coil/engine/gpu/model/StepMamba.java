@@ -18,12 +18,6 @@ import dev.coil.engine.ops.SsmShape;
  */
 final class StepMamba {
 
-    /**
-     * System property: {@code -Dcoil.cuda.packedPrefill=false} runs each prompt chunk's conv, dt and
-     * SSD scan in launches of its own (the same results bit for bit), for comparisons.
-     */
-    static final String PACKED_PREFILL_PROPERTY = "coil.cuda.packedPrefill";
-
     private StepMamba() {
     }
 
@@ -61,7 +55,7 @@ final class StepMamba {
                     store.ssmStates(block), inputs.floatSlice(layout.decodeSlotsOffset(), decodeRows), convolved, y,
                     gatedByUpdate);
         }
-        if (layout.prompts() > 0 && Boolean.parseBoolean(System.getProperty(PACKED_PREFILL_PROPERTY, "true"))) {
+        if (layout.prompts() > 0 && StepLayout.packsPrompts()) {
             prompts(k, w, store, block, layout, inputs, projected, convolved, y);
         } else {
             for (int s = layout.decodes; s < layout.order.length; s++) {

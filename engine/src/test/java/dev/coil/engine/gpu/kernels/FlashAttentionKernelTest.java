@@ -1,5 +1,6 @@
 package dev.coil.engine.gpu.kernels;
 
+import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.coil.engine.gpu.DeviceBuffer;
@@ -105,6 +106,59 @@ class FlashAttentionKernelTest {
                 Parity.assertClose(what, actual, expected, ELEMENT_TOLERANCE);
                 AttentionInputs.assertRelativeNorm(what, actual, expected, NORM_TOLERANCE);
             }
+        }
+    }
+
+    /**
+     * Prompt chunks of different lengths and pasts packed in rows, in one launch, equal one launch
+     * a chunk bit for bit (chunks longer than a row block, shorter ones whose extra row blocks
+     * return at once, a chunk of one token, a chunk with no past).
+     */
+    @ParameterizedTest(name = "heads {0}/{1}, head dim {2}")
+    @CsvSource({"12,4,64", "8,2,128"})
+    void packedChunksEqualOneLaunchEach(int queryHeads, int kvHeads, int headDim) {
+        AttentionShape shape = new AttentionShape(queryHeads, kvHeads, headDim);
+        int[] tokens = {37, 1, 200, 129};
+        int[] pasts = {0, 70, 19, 300};
+        int chunks = tokens.length;
+        int[] queryStarts = new int[chunks + 1];
+        int[] keyStarts = new int[chunks + 1];
+        int[] keyCounts = new int[chunks];
+        for (int z = 0; z < chunks; z++) {
+            keyCounts[z] = pasts[z] + tokens[z];
+            queryStarts[z + 1] = queryStarts[z] + tokens[z];
+            keyStarts[z + 1] = keyStarts[z] + keyCounts[z];
+        }
+        int queryWidth = queryHeads * headDim;
+        int keyWidth = kvHeads * headDim;
+        Random random = new Random(queryHeads * 31L + headDim);
+        Bf16 q = Bf16.uniform(random, queryStarts[chunks] * queryWidth, 4);
+        Bf16 k = Bf16.uniform(random, keyStarts[chunks] * keyWidth, 1);
+        Bf16 v = Bf16.uniform(random, keyStarts[chunks] * keyWidth, 1);
+        float scale = (float) (1 / Math.sqrt(headDim));
+        FlashAttentionKernel kernel = new FlashAttentionKernel(GpuFixture.kernels());
+        try (DeviceScope scope = GpuFixture.scope()) {
+            DeviceBuffer deviceQ = q.upload(scope);
+            DeviceBuffer deviceK = k.upload(scope);
+            DeviceBuffer deviceV = v.upload(scope);
+            int rows = queryStarts[chunks];
+            DeviceBuffer alone = scope.poisoned((long) rows * queryWidth);
+            for (int z = 0; z < chunks; z++) {
+                kernel.launch(scope.stream(), shape, 1, tokens[z], pasts[z], scale,
+                        deviceQ.slice(2L * queryStarts[z] * queryWidth, 2L * tokens[z] * queryWidth),
+                        deviceK.slice(2L * keyStarts[z] * keyWidth, 2L * keyCounts[z] * keyWidth),
+                        deviceV.slice(2L * keyStarts[z] * keyWidth, 2L * keyCounts[z] * keyWidth),
+                        alone.floatSlice((long) queryStarts[z] * queryWidth, (long) tokens[z] * queryWidth));
+            }
+            DeviceBuffer packed = scope.poisoned((long) rows * queryWidth);
+            kernel.launchPacked(scope.stream(), shape,
+                    new PackedChunks(0, tokens, scope.upload(queryStarts), scope.upload(new int[chunks]), null, null),
+                    new PackedKeys(keyCounts, scope.upload(keyStarts), scope.upload(new int[1]),
+                            scope.upload(new int[chunks])), scale, deviceQ, deviceK, deviceV, packed);
+            float[] expected = scope.download(alone, rows * queryWidth);
+            Parity.assertExact("flash attention packed, heads " + queryHeads + "/" + kvHeads + " head dim " + headDim
+                    + ", against one launch a chunk", scope.download(packed, rows * queryWidth), expected);
+            assertThat(expected).doesNotContain(Float.NaN);
         }
     }
 

@@ -65,4 +65,47 @@ class PagedKvKernelTest {
             assertThat(actual).doesNotContain(Float.NaN);
         }
     }
+
+    /**
+     * Several sequences' positions gathered in one launch, each through its own table found at its
+     * table start, equal one gather a sequence bit for bit, one sequence after another.
+     */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({"F32", "BF16"})
+    void packedGatherEqualsOneGatherASequence(DType dtype) {
+        int kvHeads = 2;
+        int headDim = 64;
+        int blockSize = 16;
+        int blocks = 9;
+        int width = kvHeads * headDim;
+        int[] counts = {37, 1, 16, 0, 50};
+        // The tables inside one int array, at scattered starts.
+        int[] tables = {-1, 5, 0, 3, -1, 7, -1, 1, 2, 8, -1, 4, 6, 2, 0};
+        int[] tableStarts = {1, 5, 7, 10, 11};
+        int[] starts = new int[counts.length + 1];
+        for (int z = 0; z < counts.length; z++) {
+            starts[z + 1] = starts[z] + counts[z];
+        }
+        int rows = starts[counts.length];
+        long cacheFloats = (long) blocks * blockSize * width * dtype.bytes() / 4;
+        Random random = new Random(dtype.ordinal() + 3L);
+        try (DeviceScope scope = GpuFixture.scope()) {
+            DeviceBuffer keys = scope.upload(Parity.uniform(random, (int) cacheFloats, -2, 2));
+            PagedAttentionKernel.DeviceCache cache = new PagedAttentionKernel.DeviceCache(keys, keys, dtype, blocks,
+                    blockSize, kvHeads, headDim);
+            PagedKvKernel kernel = new PagedKvKernel(GpuFixture.kernels());
+            DeviceBuffer deviceTables = scope.upload(tables);
+            DeviceBuffer alone = scope.poisoned((long) rows * width / 2);
+            for (int z = 0; z < counts.length; z++) {
+                kernel.gather(scope.stream(), keys, cache, deviceTables.floatSlice(tableStarts[z],
+                        Math.max(1, Math.ceilDiv(counts[z], blockSize))), counts[z],
+                        alone.slice(2L * starts[z] * width, 2L * counts[z] * width));
+            }
+            DeviceBuffer packed = scope.poisoned((long) rows * width / 2);
+            kernel.gatherPacked(scope.stream(), keys, cache, new PackedKeys(counts, scope.upload(starts), deviceTables,
+                    scope.upload(tableStarts)), packed);
+            Parity.assertExact("paged gather packed, " + dtype + ", against one gather a sequence",
+                    scope.download(packed, rows * width / 2), scope.download(alone, rows * width / 2));
+        }
+    }
 }

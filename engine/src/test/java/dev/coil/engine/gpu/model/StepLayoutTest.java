@@ -43,7 +43,7 @@ class StepLayoutTest {
         assertThat(layout.promptRows()).isEqualTo(21);
         assertThat(layout.firstRow).containsExactly(0, 1, 2, 5, 14);
 
-        int offset = layout.packed.length - (3 * 3 + 1 + 21);
+        int offset = layout.packed.length - (5 * 3 + 2 + 21);
         int[] prompts = Arrays.copyOfRange(layout.packed, offset, layout.packed.length);
         assertThat(Arrays.copyOfRange(prompts, 0, 4)).as("starts").containsExactly(0, 3, 12, 21);
         assertThat(Arrays.copyOfRange(prompts, 4, 7)).as("slots").containsExactly(4, 3, 0);
@@ -52,6 +52,14 @@ class StepLayoutTest {
         Arrays.fill(rowChunk, 3, 12, 1);
         Arrays.fill(rowChunk, 12, 21, 2);
         assertThat(Arrays.copyOfRange(prompts, 10, 31)).as("each prompt row's chunk").containsExactly(rowChunk);
+        // Keys: 2 + 3, then 9, then 9.
+        assertThat(Arrays.copyOfRange(prompts, 31, 35)).as("key starts").containsExactly(0, 5, 14, 23);
+        int[] tableStarts = Arrays.copyOfRange(prompts, 35, 38);
+        int[][] tables = {{40, 41}, {30, 31, 32}, {0, 1, 2}};
+        for (int p = 0; p < 3; p++) {
+            assertThat(Arrays.copyOfRange(layout.packed, tableStarts[p], tableStarts[p] + tables[p].length))
+                    .as("prompt chunk %d's block table", p).containsExactly(tables[p]);
+        }
     }
 
     @Test

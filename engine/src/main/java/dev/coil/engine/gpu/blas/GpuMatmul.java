@@ -18,8 +18,8 @@ import java.util.List;
  * (rows, cols) is column-major wᵀ: so cuBLAS computes C = op(A)·B with A = w transposed
  * (lda = cols), B = x (ldb = cols), m = rows, n = tokens, k = cols, ldc = rows.
  *
- * <p>A product of at most {@link GemvKernel#MAX_ROWS} rows over bf16 weights (a decode step) runs
- * in {@link GemvKernel} instead, which reads the weights at full bandwidth and the f32 x as it is.
+ * <p>A product of at most {@link GemvKernel#MAX_PLAIN_ROWS} rows over bf16 weights (a decode step)
+ * runs in {@link GemvKernel} instead, which reads the weights at full bandwidth and the f32 x as it is.
  *
  * <p>It keeps one scratch buffer for the converted x, grown on demand: not for use from two
  * streams at once, and a product inside a CUDA graph capture must not need it to grow.
@@ -56,7 +56,7 @@ public final class GpuMatmul implements AutoCloseable {
         if (tokens == 0) {
             return;
         }
-        if (gemv.supports(tokens, w)) {
+        if (gemv.supportsPlain(tokens, w)) {
             gemv.project(stream, x, DType.F32, w.cols(), tokens, List.of(new GemvKernel.Product(w, out)));
             return;
         }
@@ -79,7 +79,7 @@ public final class GpuMatmul implements AutoCloseable {
         }
         x16.requireBytes(2L * tokens * w.cols(), "x16");
         out.requireFloats((long) tokens * w.rows(), "out");
-        if (tokens > 0 && gemv.supports(tokens, w)) {
+        if (tokens > 0 && gemv.supportsPlain(tokens, w)) {
             gemv.project(stream, x16, w.dtype(), w.cols(), tokens, List.of(new GemvKernel.Product(w, out)));
         } else if (tokens > 0) {
             cublas.gemmEx(stream, true, false, w.rows(), tokens, w.cols(), w.data(), w.cols(), x16, w.cols(),

@@ -28,10 +28,13 @@ public final class GemvKernel {
     public static final String PROPERTY = "coil.cuda.gemv";
 
     /**
-     * The most rows a product is sent here with: decode batches of up to 4, 3 and 4 rows through the
-     * tensor-core kernels (gemv_mma.cu) where the rows are a multiple of 32 wide, else cuBLAS. At 8
-     * rows cuBLAS is faster in a step (docs/performance.md). Without the tensor-core kernels
-     * ({@link #MMA_PROPERTY}) 2: from 4 rows the CUDA-core kernels are slower than cuBLAS.
+     * The most rows a product that makes its operand in the launch (a norm, silu(gate) · up) is sent
+     * here with: decode batches of up to 4, 3 and 4 rows through the tensor-core kernels
+     * (gemv_mma.cu) where the rows are a multiple of 32 wide. At 8 rows those launches, each block
+     * making 8 rows' norms, were slower in a step than a norm kernel and cuBLAS (docs/performance.md);
+     * an operand made before the launch goes further ({@link #MAX_PLAIN_ROWS}). Without the
+     * tensor-core kernels ({@link #MMA_PROPERTY}) 2: from 4 rows the CUDA-core kernels are slower than
+     * cuBLAS.
      */
     public static final int MAX_ROWS = 4;
 
@@ -41,8 +44,21 @@ public final class GemvKernel {
     /** The width the tensor-core kernels need a multiple of (a k32 block a lane group). */
     static final int MMA_COLS_MULTIPLE = 32;
 
-    /** The most rows the kernels take (the buckets 1, 2, 4 and 8). */
+    /** The most rows the kernels take (the buckets 1, 2, 4 and 8) with any operand. */
     public static final int KERNEL_ROWS = 8;
+
+    /**
+     * The most rows a product with an operand made before the launch (f32 or bf16 rows: a decode
+     * step's products whose norm ran as a kernel of its own) is sent here with: 5 to 8 rows take the
+     * 8-row tensor-core kernels, more go to cuBLAS. On an H100 a decode step of 8 rows took 12% less
+     * time this way than through cuBLAS; a 16-row variant of the kernels was 4% slower than cuBLAS
+     * (docs/performance.md). {@code -Dcoil.cuda.gemvPlainRows=N} (at most 8) changes it, for
+     * comparisons; 4 sends every step of more than 4 rows to cuBLAS.
+     */
+    public static final int MAX_PLAIN_ROWS = KERNEL_ROWS;
+
+    /** {@code -Dcoil.cuda.gemvPlainRows=N}: see {@link #MAX_PLAIN_ROWS}. */
+    public static final String PLAIN_ROWS_PROPERTY = "coil.cuda.gemvPlainRows";
 
     /** Dynamic shared memory a launch may use: x as bf16 (rows × cols). */
     static final int MAX_SHARED_BYTES = 96 * 1024;
@@ -147,6 +163,8 @@ public final class GemvKernel {
     private static final int LEAN_MAX_COLS = 768;
     private final boolean enabled;
     private final int maxRows;
+    /** The most rows of an f32 or bf16 operand ({@link #MAX_PLAIN_ROWS}); at least maxRows. */
+    private final int maxPlainRows;
     /** Whether 3 rows or more take the tensor-core kernels where they can ({@link #MMA_PROPERTY}). */
     private final boolean mma;
     /** Whether 3 rows or more of widths the tensor-core kernels do not take are taken (by the CUDA-core ones). */
@@ -181,6 +199,12 @@ public final class GemvKernel {
         this.anyWidth = anyWidth;
         this.enabled = !"false".equalsIgnoreCase(System.getProperty(PROPERTY, "true"));
         this.mma = mmaOn();
+        int plainRows = Integer.getInteger(PLAIN_ROWS_PROPERTY, MAX_PLAIN_ROWS);
+        if (plainRows > MAX_PLAIN_ROWS) {
+            throw new IllegalArgumentException(PLAIN_ROWS_PROPERTY + " must be at most " + MAX_PLAIN_ROWS + ", not "
+                    + plainRows);
+        }
+        this.maxPlainRows = Math.max(maxRows, plainRows);
         for (Operand operand : Operand.values()) {
             for (int bucket = 0; bucket < BUCKETS.length; bucket++) {
                 String name = "gemv_" + operand.suffix + "_" + BUCKETS[bucket];
@@ -206,6 +230,20 @@ public final class GemvKernel {
         return enabled && rows >= 1 && rows <= maxRows && w.dtype() == DType.BF16 && w.cols() % 8 == 0
                 && sharedBytes(rows, w.cols()) <= MAX_SHARED_BYTES
                 && (rows <= 2 || anyWidth || takesMma(rows, w.cols()));
+    }
+
+    /**
+     * True when this launcher takes {@code rows} rows times w with an operand made before the launch
+     * (f32 or bf16 rows, {@link #project}, {@link #projectSiluPair}): as {@link #supports(int,
+     * DeviceMatrix)}, or more rows, up to {@link #MAX_PLAIN_ROWS}, on the tensor cores.
+     */
+    public boolean supportsPlain(int rows, DeviceMatrix w) {
+        return supports(rows, w) || (enabled && rows > maxRows && rows <= maxPlainRows && w.dtype() == DType.BF16
+                && takesMma(rows, w.cols()) && sharedBytes(rows, w.cols()) <= MAX_SHARED_BYTES);
+    }
+
+    private static boolean isPlain(Operand operand) {
+        return operand == Operand.F32 || operand == Operand.BF16;
     }
 
     /** Whether {@code rows} rows of {@code cols} wide take the tensor-core kernels. */
@@ -334,7 +372,8 @@ public final class GemvKernel {
             throw new IllegalArgumentException("a gemv launch takes 1 to 3 products, not " + products.size());
         }
         int cols = products.getFirst().weights().cols();
-        if (!supports(rows, products.getFirst().weights())) {
+        if (isPlain(operand) ? !supportsPlain(rows, products.getFirst().weights())
+                : !supports(rows, products.getFirst().weights())) {
             throw new IllegalArgumentException("gemv does not take " + rows + " rows × " + products.getFirst().weights()
                     .dtype() + " [" + products.getFirst().weights().rows() + ", " + cols + "]"
                     + (enabled ? "" : " (switched off by -D" + PROPERTY + "=false)"));

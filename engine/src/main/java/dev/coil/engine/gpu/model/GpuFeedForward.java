@@ -23,9 +23,18 @@ final class GpuFeedForward {
             return;
         }
         GemvKernel gemv = k.matmul.gemv();
+        GemvKernel.Product down = new GemvKernel.Product(w.down(), out);
+        if (!gemv.supports(rows, w.down()) && w.gateAndUp() != null && x.fewRows(k, rows, w.gateAndUp())
+                && gemv.supportsPlain(rows, w.down())) {
+            // A decode step of more rows (its operand normed by a kernel of its own): the stacked gate
+            // and up still end in silu(gate) · up, and down reads it as it is.
+            DeviceBuffer hidden16 = k.scratch.bytes("mlp.hidden16", 2L * rows * width);
+            x.projectSiluPair(k, rows, w.gateAndUp(), hidden16);
+            gemv.project(k.stream, hidden16, DType.BF16, width, rows, List.of(down));
+            return;
+        }
         if (gemv.supports(rows, w.down())) {
             // A decode step: silu(gate) · up is made by the launch of gate and up (stacked) or of down.
-            GemvKernel.Product down = new GemvKernel.Product(w.down(), out);
             if (w.gateAndUp() != null && gemv.supports(rows, w.gateAndUp())) {
                 DeviceBuffer hidden16 = k.scratch.bytes("mlp.hidden16", 2L * rows * width);
                 x.projectSiluPair(k, rows, w.gateAndUp(), hidden16);

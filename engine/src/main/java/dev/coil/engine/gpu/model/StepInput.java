@@ -41,9 +41,14 @@ record StepInput(DeviceBuffer values, DType dtype, GemvKernel.ResidualNorm pendi
         }
     }
 
+    /** True when the few-rows product takes this input times w (in one launch with its operand). */
+    boolean fewRows(DeviceKernels k, int rows, DeviceMatrix w) {
+        return pending != null ? k.matmul.gemv().supports(rows, w) : k.matmul.gemv().supportsPlain(rows, w);
+    }
+
     /**
      * out = input · wᵀ ending in the conv update {@code conv}, in one few-rows launch: only where
-     * {@code k.matmul.gemv().supports(rows, w)} (the caller checks).
+     * {@link #fewRows} (the caller checks).
      */
     void projectWithConv(DeviceKernels k, int rows, DeviceMatrix w, DeviceBuffer out, GemvKernel.Conv conv) {
         List<GemvKernel.Product> products = List.of(new GemvKernel.Product(w, out));
@@ -56,7 +61,7 @@ record StepInput(DeviceBuffer values, DType dtype, GemvKernel.ResidualNorm pendi
 
     /**
      * The MLP's stacked gate and up (w: [2·I, hidden]) ending in hidden = bf16(silu(gate) · up), (rows, I),
-     * in one few-rows launch: only where {@code k.matmul.gemv().supports(rows, w)} (the caller checks).
+     * in one few-rows launch: only where {@link #fewRows} (the caller checks).
      */
     void projectSiluPair(DeviceKernels k, int rows, DeviceMatrix w, DeviceBuffer hidden) {
         GemvKernel.SiluPair pair = new GemvKernel.SiluPair(w, hidden);
@@ -75,7 +80,8 @@ record StepInput(DeviceBuffer values, DType dtype, GemvKernel.ResidualNorm pendi
         GemvKernel gemv = k.matmul.gemv();
         boolean together = true;
         for (GemvKernel.Product product : products) {
-            together &= gemv.supports(rows, product.weights())
+            together &= (pending != null ? gemv.supports(rows, product.weights())
+                    : gemv.supportsPlain(rows, product.weights()))
                     && product.weights().cols() == products[0].weights().cols();
         }
         if (together && pending != null) {

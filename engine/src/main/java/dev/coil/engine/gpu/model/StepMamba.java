@@ -38,8 +38,7 @@ final class StepMamba {
         DeviceBuffer y = k.scratch.floats("mamba.y", (long) rows * inner);
         int decodeRows = layout.decodeRows();
         // A decode step of few rows: the conv update is the end of in_proj's launch.
-        boolean convInProjection = layout.decodesOnly() && decodeRows == rows
-                && k.matmul.gemv().supports(rows, w.inProjection());
+        boolean convInProjection = layout.decodesOnly() && decodeRows == rows && u.fewRows(k, rows, w.inProjection());
         if (convInProjection) {
             u.projectWithConv(k, rows, w.inProjection(), projected, new GemvKernel.Conv(w.convWeight(), w.convBias(),
                     spec.convKernel(), store.convStates(block), inputs.floatSlice(layout.decodeSlotsOffset(), rows),

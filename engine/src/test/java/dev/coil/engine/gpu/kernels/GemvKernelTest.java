@@ -45,7 +45,9 @@ class GemvKernelTest {
         "4,1536,768",
         "6,2048,70;1;33",
         "8,2560,129",
-        "5,32,16"
+        "5,32,16",
+        "7,768,3352",
+        "8,1536,768;40"
     })
     void f32OperandMatchesTheReferenceWithXRoundedToBf16(int rows, int cols, String outputs) {
         Random random = new Random(rows * 31L + cols);
@@ -114,7 +116,7 @@ class GemvKernelTest {
             DeviceBuffer xDevice = scope.upload(x);
             float[][] results = new float[9][];
             for (int rows : new int[] {3, 5, 8}) {
-                assertThat(gemv.supports(rows, weights)).isTrue();
+                assertThat(gemv.supportsPlain(rows, weights)).isTrue();
                 DeviceBuffer out = scope.poisoned((long) rows * n);
                 gemv.project(scope.stream(), xDevice, DType.F32, cols, rows, List.of(new GemvKernel.Product(weights, out)));
                 results[rows] = scope.download(out, rows * n);
@@ -150,7 +152,7 @@ class GemvKernelTest {
 
     @ParameterizedTest(name = "rows {0}, hidden {1}, width {2}, residual norm {3}")
     @CsvSource({"1,768,2048,true", "1,768,2048,false", "1,520,104,true", "2,776,1032,false", "3,256,64,true",
-        "8,1000,296,false", "4,768,2048,true", "8,768,2048,true", "5,768,128,false"})
+        "8,1000,296,false", "4,768,2048,true", "8,768,2048,true", "5,768,128,false", "7,768,2048,false"})
     void siluPairEndingGateAndUpEqualsTheSeparateSiluProduct(int rows, int hidden, int width, boolean residualNorm) {
         Random random = new Random(rows * 7L + hidden + width);
         float[] x = Parity.uniform(random, rows * hidden, -2, 2);
@@ -354,13 +356,15 @@ class GemvKernelTest {
     }
 
     @ParameterizedTest(name = "rows {0}, conv kernel {1}, bias {2}")
-    @CsvSource({"1,4,true,136", "2,4,false,136", "2,2,true,136", "1,1,true,136", "4,4,true,128", "8,3,false,256"})
+    @CsvSource({"1,4,true,136", "2,4,false,136", "2,2,true,136", "1,1,true,136", "4,4,true,128", "8,3,false,256",
+        "6,4,true,128"})
     void convUpdateAtTheEndOfTheProductEqualsTheSeparateKernel(int rows, int convKernel, boolean bias, int cols) {
         int inner = 64;
         int channels = 96;
         int width = inner + channels + 5; // z | xBC | dt, as Mamba-2's in_proj
-        int slotCount = 9;
-        int[] slots = java.util.Arrays.copyOf(new int[] {3, 0, 4, 8, 1, 6, 2, 7}, rows);
+        int slotCount = 17;
+        int[] slots = java.util.Arrays.copyOf(new int[] {3, 0, 4, 8, 1, 6, 2, 7, 16, 9, 12, 10, 15, 11, 14, 13},
+                rows);
         Random random = new Random(rows * 11L + convKernel);
         float[] x = Parity.uniform(random, rows * cols, -2, 2);
         Matrix w = TestMatrices.of(Parity.uniform(random, width * cols, -1, 1), width, cols, DType.BF16);
@@ -450,7 +454,14 @@ class GemvKernelTest {
             assertThat(gemv.supports(9, bf16)).isFalse();
             GemvKernel routed = new GemvKernel(GpuFixture.kernels());
             assertThat(routed.supports(GemvKernel.MAX_ROWS, bf16)).isTrue();
-            assertThat(routed.supports(GemvKernel.MAX_ROWS + 1, bf16)).as("more rows go to cuBLAS").isFalse();
+            assertThat(routed.supports(GemvKernel.MAX_ROWS + 1, bf16)).as("more rows with a fused operand: cuBLAS")
+                    .isFalse();
+            assertThat(routed.supportsPlain(GemvKernel.MAX_PLAIN_ROWS, bf16)).as("a plain operand, tensor cores")
+                    .isTrue();
+            assertThat(routed.supportsPlain(GemvKernel.MAX_PLAIN_ROWS + 1, bf16)).as("more rows go to cuBLAS")
+                    .isFalse();
+            assertThat(routed.supportsPlain(GemvKernel.MAX_ROWS + 1, oddColumns)).as("not a multiple of 32 wide")
+                    .isFalse();
             assertThat(gemv.supports(0, bf16)).isFalse();
             assertThat(gemv.supports(1, f32)).isFalse();
             assertThat(gemv.supports(1, oddColumns)).isFalse();

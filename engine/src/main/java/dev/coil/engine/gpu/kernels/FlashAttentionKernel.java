@@ -119,19 +119,7 @@ public final class FlashAttentionKernel {
                         + counts[z] + " keys (its own positions at least)");
             }
         }
-        if (!(scale > 0) || !Float.isFinite(scale)) {
-            throw new IllegalArgumentException("scale must be positive and finite, not " + scale);
-        }
-        long queryElements = (long) queries.rows() * shape.queryHeads() * shape.headDim();
-        long keyElements = keys.rows() * shape.kvHeads() * shape.headDim();
-        q.requireBytes(2 * queryElements, "q (bf16)");
-        keyRows.requireBytes(2 * keyElements, "keys (bf16)");
-        valueRows.requireBytes(2 * keyElements, "values (bf16)");
-        out.requireFloats(queryElements, "out");
-        requireAligned(q, "q");
-        requireAligned(keyRows, "keys");
-        requireAligned(valueRows, "values");
-        requireAligned(out, "out");
+        checkOperands(shape, queries.rows(), keys.rows(), scale, q, keyRows, valueRows, out);
         int rowBlocks = (queries.longest() + tile.queryRows() - 1) / tile.queryRows();
         if (rowBlocks == 0) {
             return;
@@ -189,11 +177,17 @@ public final class FlashAttentionKernel {
             DeviceBuffer q, DeviceBuffer keys, DeviceBuffer values, DeviceBuffer out) {
         RowKernels.requireNonNegative(tokens, "tokens");
         RowKernels.requireNonNegative(past, "past");
+        checkOperands(shape, (long) batch * tokens, (long) batch * keyCount, scale, q, keys, values, out);
+    }
+
+    /** The scale, and the operands' sizes and alignment for queryRows query rows and keyRows key rows. */
+    private static void checkOperands(AttentionShape shape, long queryRows, long keyRows, float scale,
+            DeviceBuffer q, DeviceBuffer keys, DeviceBuffer values, DeviceBuffer out) {
         if (!(scale > 0) || !Float.isFinite(scale)) {
             throw new IllegalArgumentException("scale must be positive and finite, not " + scale);
         }
-        long queryElements = (long) batch * tokens * shape.queryHeads() * shape.headDim();
-        long keyElements = (long) batch * keyCount * shape.kvHeads() * shape.headDim();
+        long queryElements = queryRows * shape.queryHeads() * shape.headDim();
+        long keyElements = keyRows * shape.kvHeads() * shape.headDim();
         q.requireBytes(2 * queryElements, "q (bf16)");
         keys.requireBytes(2 * keyElements, "keys (bf16)");
         values.requireBytes(2 * keyElements, "values (bf16)");

@@ -72,12 +72,12 @@ final class StepMamba {
     private static void prompts(DeviceKernels k, GpuWeights.Mamba w, DeviceStateStore store, int block,
             StepLayout layout, DeviceBuffer inputs, DeviceBuffer projected, DeviceBuffer convolved, DeviceBuffer y) {
         BlockSpec.Mamba spec = w.spec();
-        SsmShape shape = new SsmShape(spec.heads(), spec.headDim(), spec.groups(), spec.stateSize());
-        int inner = spec.innerSize();
-        int channels = spec.convChannels();
+        Widths widths = Widths.of(spec);
+        SsmShape shape = widths.shape();
+        int inner = widths.inner();
+        int channels = widths.channels();
         int heads = spec.heads();
-        int groupWidth = spec.groups() * spec.stateSize();
-        int width = spec.projectionWidth();
+        int width = widths.projection();
         int first = layout.firstRow[layout.decodes];
         int count = layout.promptRows();
         PackedChunks chunks = layout.promptChunks(inputs);
@@ -88,9 +88,7 @@ final class StepMamba {
         DeviceBuffer dt = k.scratch.floats("mamba.dt", (long) count * heads);
         k.contextParallel.promptDtPacked(k.stream, promptProjected, width, spec.dtColumn(), w.dtBias(), spec.dtMin(),
                 spec.dtMax(), heads, chunks, dt);
-        SsdScanKernel.Inputs scanInputs = new SsdScanKernel.Inputs(promptConvolved, channels, dt, heads,
-                rowsOf(convolved, channels, first, count, inner, groupWidth),
-                rowsOf(convolved, channels, first, count, inner + groupWidth, groupWidth), channels);
+        SsdScanKernel.Inputs scanInputs = scanInputs(widths, convolved, dt, heads, first, count);
         DeviceBuffer promptY = y.floatSlice((long) first * inner, (long) count * inner);
         int chunkSize = spec.chunkSize();
         for (int from = 0; from < layout.prompts(); ) {
@@ -112,27 +110,23 @@ final class StepMamba {
     private static void promptAlone(DeviceKernels k, GpuWeights.Mamba w, DeviceStateStore store, int block,
             StepLayout layout, int s, DeviceBuffer projected, DeviceBuffer convolved, DeviceBuffer y) {
         BlockSpec.Mamba spec = w.spec();
-        SsmShape shape = new SsmShape(spec.heads(), spec.headDim(), spec.groups(), spec.stateSize());
-        int inner = spec.innerSize();
-        int channels = spec.convChannels();
-        int heads = spec.heads();
-        int groupWidth = spec.groups() * spec.stateSize();
-        int width = spec.projectionWidth();
+        Widths widths = Widths.of(spec);
+        int inner = widths.inner();
+        int channels = widths.channels();
+        int width = widths.projection();
         int first = layout.firstRow[s];
         int count = layout.tokens(s);
         int slot = layout.segment(s).sequence().slot();
         DeviceBuffer x = rowsOf(convolved, channels, first, count, 0, channels);
         k.conv.launch(k.stream, rowsOf(projected, width, first, count, inner, channels), width, count, channels,
                 w.convWeight(), w.convBias(), spec.convKernel(), store.convState(block, slot), x);
-        DeviceBuffer dt = k.scratch.floats("mamba.dt", (long) count * heads);
+        DeviceBuffer dt = k.scratch.floats("mamba.dt", (long) count * spec.heads());
         k.contextParallel.promptDt(k.stream, rowsOf(projected, width, first, count, 0, width), width, spec.dtColumn(),
-                w.dtBias(), spec.dtMin(), spec.dtMax(), count, heads, layout.segment(s).clampedTokens(), dt);
-        SsdScanKernel.Inputs scanInputs = new SsdScanKernel.Inputs(x, channels, dt, heads,
-                rowsOf(convolved, channels, first, count, inner, groupWidth),
-                rowsOf(convolved, channels, first, count, inner + groupWidth, groupWidth), channels);
+                w.dtBias(), spec.dtMin(), spec.dtMax(), count, spec.heads(), layout.segment(s).clampedTokens(), dt);
+        SsdScanKernel.Inputs scanInputs = scanInputs(widths, convolved, dt, spec.heads(), first, count);
         DeviceBuffer workspace = k.scratch.bytes("mamba.ssd",
-                SsdScanKernel.workspaceBytes(shape, 1, count, spec.chunkSize()));
-        k.ssdScan.launch(k.stream, SsdScanKernel.Precision.F32, shape, 1, count, spec.chunkSize(), scanInputs,
+                SsdScanKernel.workspaceBytes(widths.shape(), 1, count, spec.chunkSize()));
+        k.ssdScan.launch(k.stream, SsdScanKernel.Precision.F32, widths.shape(), 1, count, spec.chunkSize(), scanInputs,
                 w.decay(), w.skip(), store.ssmState(block, slot), null,
                 y.floatSlice((long) first * inner, (long) count * inner), workspace);
     }
@@ -196,6 +190,26 @@ final class StepMamba {
         k.gatedRmsNorm.launch(k.stream, y, projected, width, rows, inner, spec.normGroupSize(), w.norm(),
                 spec.normEps(), gated, gatedType);
         new StepInput(gated, gatedType).project(k, rows, w.outProjection(), out);
+    }
+
+    /** The SSD scan's inputs for rows [first, first + count): x, B and C in the conv's output, and dt. */
+    private static SsdScanKernel.Inputs scanInputs(Widths widths, DeviceBuffer convolved, DeviceBuffer dt, int heads,
+            int first, int count) {
+        int channels = widths.channels();
+        int inner = widths.inner();
+        int group = widths.group();
+        return new SsdScanKernel.Inputs(rowsOf(convolved, channels, first, count, 0, channels), channels, dt, heads,
+                rowsOf(convolved, channels, first, count, inner, group),
+                rowsOf(convolved, channels, first, count, inner + group, group), channels);
+    }
+
+    /** A Mamba-2 block's widths: its SSM shape, d_inner, the conv's channels, B's and C's, in_proj's output. */
+    private record Widths(SsmShape shape, int inner, int channels, int group, int projection) {
+
+        static Widths of(BlockSpec.Mamba spec) {
+            return new Widths(new SsmShape(spec.heads(), spec.headDim(), spec.groups(), spec.stateSize()),
+                    spec.innerSize(), spec.convChannels(), spec.groups() * spec.stateSize(), spec.projectionWidth());
+        }
     }
 
     /** Columns [column, column + width) of rows [first, first + count) of a buffer with rows of {@code stride} floats. */

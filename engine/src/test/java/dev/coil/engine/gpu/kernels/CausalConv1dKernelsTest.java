@@ -77,15 +77,9 @@ class CausalConv1dKernelsTest {
         int[] lengths = {5, 1, 2, 33, 7};
         int[] slots = {3, 6, 0, 2, 5};
         int slotCount = 7;
-        int[] starts = new int[lengths.length + 1];
-        for (int s = 0; s < lengths.length; s++) {
-            starts[s + 1] = starts[s] + lengths[s];
-        }
+        int[] starts = Packing.starts(lengths);
         int rows = starts[lengths.length];
-        int[] rowChunk = new int[rows];
-        for (int s = 0; s < lengths.length; s++) {
-            Arrays.fill(rowChunk, starts[s], starts[s + 1], s);
-        }
+        int[] rowChunk = Packing.rowChunk(lengths);
         int stride = channels + 5;
         float[] wide = Parity.uniform(random, rows * stride, -2, 2);
         float[] weight = Parity.uniform(random, channels * kernel, -1, 1);

@@ -10,7 +10,6 @@ import dev.coil.engine.gpu.Parity;
 import dev.coil.engine.model.Mamba2Mixer;
 import dev.coil.engine.ops.AttentionShape;
 import dev.coil.engine.ops.SsmShape;
-import java.util.Arrays;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
@@ -72,15 +71,9 @@ class ContextParallelKernelsTest {
         int column = 6;
         int[] lengths = {40, 3, 77, 1};
         int[] clamped = {40, 1, 60, 0};
-        int[] starts = new int[lengths.length + 1];
-        for (int s = 0; s < lengths.length; s++) {
-            starts[s + 1] = starts[s] + lengths[s];
-        }
+        int[] starts = Packing.starts(lengths);
         int rows = starts[lengths.length];
-        int[] rowChunk = new int[rows];
-        for (int s = 0; s < lengths.length; s++) {
-            Arrays.fill(rowChunk, starts[s], starts[s + 1], s);
-        }
+        int[] rowChunk = Packing.rowChunk(lengths);
         float[] projected = uniform(random, rows * stride, 30);
         float[] bias = uniform(random, heads, 3);
         try (DeviceScope scope = GpuFixture.scope()) {

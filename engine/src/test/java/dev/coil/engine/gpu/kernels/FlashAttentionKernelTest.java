@@ -121,14 +121,12 @@ class FlashAttentionKernelTest {
         int[] tokens = {37, 1, 200, 129};
         int[] pasts = {0, 70, 19, 300};
         int chunks = tokens.length;
-        int[] queryStarts = new int[chunks + 1];
-        int[] keyStarts = new int[chunks + 1];
         int[] keyCounts = new int[chunks];
         for (int z = 0; z < chunks; z++) {
             keyCounts[z] = pasts[z] + tokens[z];
-            queryStarts[z + 1] = queryStarts[z] + tokens[z];
-            keyStarts[z + 1] = keyStarts[z] + keyCounts[z];
         }
+        int[] queryStarts = Packing.starts(tokens);
+        int[] keyStarts = Packing.starts(keyCounts);
         int queryWidth = queryHeads * headDim;
         int keyWidth = kvHeads * headDim;
         Random random = new Random(queryHeads * 31L + headDim);

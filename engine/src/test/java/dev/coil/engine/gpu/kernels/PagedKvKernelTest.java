@@ -82,10 +82,7 @@ class PagedKvKernelTest {
         // The tables inside one int array, at scattered starts.
         int[] tables = {-1, 5, 0, 3, -1, 7, -1, 1, 2, 8, -1, 4, 6, 2, 0};
         int[] tableStarts = {1, 5, 7, 10, 11};
-        int[] starts = new int[counts.length + 1];
-        for (int z = 0; z < counts.length; z++) {
-            starts[z + 1] = starts[z] + counts[z];
-        }
+        int[] starts = Packing.starts(counts);
         int rows = starts[counts.length];
         long cacheFloats = (long) blocks * blockSize * width * dtype.bytes() / 4;
         Random random = new Random(dtype.ordinal() + 3L);

@@ -241,10 +241,7 @@ class SsdScanKernelTest {
         int chunk = 64;
         int[] lengths = {5, 70, 1, 64, 130};
         int[] slots = {4, 0, 2, 5, 1};
-        int[] starts = new int[lengths.length + 1];
-        for (int s = 0; s < lengths.length; s++) {
-            starts[s + 1] = starts[s] + lengths[s];
-        }
+        int[] starts = Packing.starts(lengths);
         int rows = starts[lengths.length];
         int inner = shape.innerSize();
         int groupWidth = shape.groups() * shape.stateSize();

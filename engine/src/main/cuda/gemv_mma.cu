@@ -40,9 +40,15 @@ static __device__ __forceinline__ void coil_mma_bf16_16x8x16(float (&d)[4], cons
 
 template <int MODE, int ROWS, int HELD, int CACHED>
 static __device__ __forceinline__ void coil_gemv_mma(COIL_GEMV_BODY_PARAMETERS) {
+    // Decode rows a block multiplies: one mma n-tile of 8, or two for 16 rows (the second's B from
+    // rows 8 .. 15 of x; every row's sums are those of one tile, so a row's product does not
+    // depend on how many rows share the launch).
+    constexpr int TILES = ROWS > 8 ? 2 : 1;
+    constexpr int COLUMNS = 8 * TILES;
+    static_assert(COLUMNS * 16 <= 32 * 8, "the pair's totals go through scratch");
     extern __shared__ __align__(16) unsigned char coil_gemv_shared[];
     __shared__ float scratch[32 * 8];
-    __shared__ float partial[COIL_GEMV_WARPS][16][8];  // (warp, block row, decode row of the mma's 8)
+    __shared__ float partial[COIL_GEMV_WARPS][16][COLUMNS];  // (warp, block row, decode row)
     const int lane = threadIdx.x & 31;
     const int warp = threadIdx.x >> 5;
     const int g = lane >> 2;
@@ -112,9 +118,15 @@ static __device__ __forceinline__ void coil_gemv_mma(COIL_GEMV_BODY_PARAMETERS) 
                 group_size, eps, multiplier, h_out, rows, k);
     }
 
-    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    const bool row_in = g < rows;
-    const __nv_bfloat16* x_row = x + (size_t) (row_in ? g : 0) * k;
+    float acc[TILES][4];
+    bool row_in[TILES];
+    const __nv_bfloat16* x_row[TILES];
+#pragma unroll
+    for (int n = 0; n < TILES; n++) {
+        acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
+        row_in[n] = 8 * n + g < rows;
+        x_row[n] = x + (size_t) (row_in[n] ? 8 * n + g : 0) * k;
+    }
 #pragma unroll
     for (int i = 0; i < HELD; i++) {
         const int kb = kb_first + i;
@@ -124,11 +136,14 @@ static __device__ __forceinline__ void coil_gemv_mma(COIL_GEMV_BODY_PARAMETERS) 
 #pragma unroll
             for (int s = 0; s < 2; s++) {
                 const unsigned int fragment[4] = {lo[2 * s], hi[2 * s], lo[2 * s + 1], hi[2 * s + 1]};
-                uint2 operand = make_uint2(0, 0);
-                if (row_in) {
-                    operand = *reinterpret_cast<const uint2*>(x_row + kb * 32 + 8 * t + 4 * s);
+#pragma unroll
+                for (int n = 0; n < TILES; n++) {
+                    uint2 operand = make_uint2(0, 0);
+                    if (row_in[n]) {
+                        operand = *reinterpret_cast<const uint2*>(x_row[n] + kb * 32 + 8 * t + 4 * s);
+                    }
+                    coil_mma_bf16_16x8x16(acc[n], fragment, operand.x, operand.y);
                 }
-                coil_mma_bf16_16x8x16(acc, fragment, operand.x, operand.y);
             }
         }
     }
@@ -150,26 +165,32 @@ static __device__ __forceinline__ void coil_gemv_mma(COIL_GEMV_BODY_PARAMETERS) 
 #pragma unroll
                 for (int s = 0; s < 2; s++) {
                     const unsigned int fragment[4] = {lo[2 * s], hi[2 * s], lo[2 * s + 1], hi[2 * s + 1]};
-                    uint2 operand = make_uint2(0, 0);
-                    if (row_in) {
-                        operand = *reinterpret_cast<const uint2*>(x_row + kb * 32 + 8 * t + 4 * s);
+#pragma unroll
+                    for (int n = 0; n < TILES; n++) {
+                        uint2 operand = make_uint2(0, 0);
+                        if (row_in[n]) {
+                            operand = *reinterpret_cast<const uint2*>(x_row[n] + kb * 32 + 8 * t + 4 * s);
+                        }
+                        coil_mma_bf16_16x8x16(acc[n], fragment, operand.x, operand.y);
                     }
-                    coil_mma_bf16_16x8x16(acc, fragment, operand.x, operand.y);
                 }
             }
         }
     }
-    // D: (weight row g, decode rows 2t, 2t + 1) and (weight row g + 8, the same rows).
-    partial[warp][g][2 * t] = acc[0];
-    partial[warp][g][2 * t + 1] = acc[1];
-    partial[warp][g + 8][2 * t] = acc[2];
-    partial[warp][g + 8][2 * t + 1] = acc[3];
+    // D of tile n: (weight row g, decode rows 8n + 2t, 8n + 2t + 1) and (weight row g + 8, the same rows).
+#pragma unroll
+    for (int n = 0; n < TILES; n++) {
+        partial[warp][g][8 * n + 2 * t] = acc[n][0];
+        partial[warp][g][8 * n + 2 * t + 1] = acc[n][1];
+        partial[warp][g + 8][8 * n + 2 * t] = acc[n][2];
+        partial[warp][g + 8][8 * n + 2 * t + 1] = acc[n][3];
+    }
     __syncthreads();
 
     // One thread a (block row c, decode row r): the warps' sums in warp order.
-    if (threadIdx.x < 16 * 8) {
-        const int c = threadIdx.x / 8;
-        const int r = threadIdx.x % 8;
+    if (threadIdx.x < 16 * COLUMNS) {
+        const int c = threadIdx.x / COLUMNS;
+        const int r = threadIdx.x % COLUMNS;
         float total = 0.0f;
 #pragma unroll
         for (int w = 0; w < COIL_GEMV_WARPS; w++) {
@@ -177,7 +198,7 @@ static __device__ __forceinline__ void coil_gemv_mma(COIL_GEMV_BODY_PARAMETERS) 
         }
         if (pair) {
             // Gate rows publish; up rows combine (c ≥ 8 reads its gate row's total from shared memory).
-            scratch[c * 8 + r] = total;
+            scratch[c * COLUMNS + r] = total;
         } else if (r < rows && row_active(c)) {
             const int n = first + c;
             out[(size_t) r * columns + n] = total;
@@ -204,13 +225,13 @@ static __device__ __forceinline__ void coil_gemv_mma(COIL_GEMV_BODY_PARAMETERS) 
     }
     if (pair) {
         __syncthreads();
-        if (threadIdx.x < 8 * 8) {
-            const int c = threadIdx.x / 8;
-            const int r = threadIdx.x % 8;
+        if (threadIdx.x < 8 * COLUMNS) {
+            const int c = threadIdx.x / COLUMNS;
+            const int r = threadIdx.x % COLUMNS;
             if (r < rows && first + c < silu_pair) {
                 __nv_bfloat16* hidden = reinterpret_cast<__nv_bfloat16*>(out0);
-                hidden[(size_t) r * silu_pair + first + c] =
-                        __float2bfloat16_rn(coil_silu_product(scratch[c * 8 + r], scratch[(c + 8) * 8 + r]));
+                hidden[(size_t) r * silu_pair + first + c] = __float2bfloat16_rn(
+                        coil_silu_product(scratch[c * COLUMNS + r], scratch[(c + 8) * COLUMNS + r]));
             }
         }
     }
@@ -233,6 +254,10 @@ static __device__ __forceinline__ void coil_gemv_mma(COIL_GEMV_BODY_PARAMETERS) 
 
 COIL_GEMV_MMA_BUCKETS(gemv_f32, COIL_GEMV_F32, 8, 1)
 COIL_GEMV_MMA_BUCKETS(gemv_bf16, COIL_GEMV_BF16, 8, 1)
+// 9 to 16 rows of operands made before the launch (f32 or bf16 rows), up to 1024 wide: the hidden
+// size's products (in_proj, gate and up, q/k/v, lm_head); wider ones stay on cuBLAS there.
+COIL_GEMV_MMA_ENTRY(gemv_f32_mma16, COIL_GEMV_F32, 16, 8, 1)
+COIL_GEMV_MMA_ENTRY(gemv_bf16_mma16, COIL_GEMV_BF16, 16, 8, 1)
 COIL_GEMV_MMA_BUCKETS(gemv_silu, COIL_GEMV_SILU, 8, 1)
 COIL_GEMV_MMA_BUCKETS(gemv_gated_norm, COIL_GEMV_GATED_NORM, 6, 6)
 COIL_GEMV_MMA_BUCKETS(gemv_residual_norm, COIL_GEMV_RESIDUAL_NORM, 4, 4)

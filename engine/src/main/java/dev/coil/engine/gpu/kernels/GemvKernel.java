@@ -50,12 +50,17 @@ public final class GemvKernel {
     /**
      * The most rows a product with an operand made before the launch (f32 or bf16 rows: a decode
      * step's products whose norm ran as a kernel of its own) is sent here with: 5 to 8 rows take the
-     * 8-row tensor-core kernels, more go to cuBLAS. On an H100 a decode step of 8 rows took 12% less
-     * time this way than through cuBLAS; a 16-row variant of the kernels was 4% slower than cuBLAS
-     * (docs/performance.md). {@code -Dcoil.cuda.gemvPlainRows=N} (at most 8) changes it, for
+     * 8-row tensor-core kernels, 9 to 16 rows up to {@link #SIXTEEN_ROWS_MAX_COLS} wide the 16-row
+     * ones; the rest go to cuBLAS. {@code -Dcoil.cuda.gemvPlainRows=N} (at most 16) changes it, for
      * comparisons; 4 sends every step of more than 4 rows to cuBLAS.
      */
-    public static final int MAX_PLAIN_ROWS = KERNEL_ROWS;
+    public static final int MAX_PLAIN_ROWS = 16;
+
+    /**
+     * The widest rows 9 to 16 decode rows take the tensor-core kernels with
+     * ({@code -Dcoil.cuda.gemv16MaxCols=N} changes it, for comparisons).
+     */
+    public static final int SIXTEEN_ROWS_MAX_COLS = Integer.getInteger("coil.cuda.gemv16MaxCols", 1024);
 
     /** {@code -Dcoil.cuda.gemvPlainRows=N}: see {@link #MAX_PLAIN_ROWS}. */
     public static final String PLAIN_ROWS_PROPERTY = "coil.cuda.gemvPlainRows";
@@ -137,18 +142,20 @@ public final class GemvKernel {
      * up to 4 and up to 8 rows on tensor cores (gemv_mma.cu).
      */
     static final String[] BUCKETS = {"rows1", "rows1_wide", "rows2", "rows4", "rows8", "rows2_narrow",
-            "rows4_narrow", "mma4", "mma8"};
+            "rows4_narrow", "mma4", "mma8", "mma16"};
     private static final int TWO_ROWS_NARROW = 5;
     private static final int FOUR_ROWS_NARROW = 6;
     private static final int MMA_FOUR = 7;
     private static final int MMA_EIGHT = 8;
+    /** 9 to 16 rows on tensor cores: compiled for the f32 and bf16 operands only. */
+    private static final int MMA_SIXTEEN = 9;
     /**
      * The buckets whose kernels have a lean twin (suffix _lean, 80 registers: three blocks a
      * multiprocessor), taken by rows up to LEAN_MAX_COLS wide with the overlap switch: the tall ones of
      * 1, 2 and 4 rows, so that their 210-256 blocks fit the GPU at once with room beside the launch
      * before (the default kernels of two and four rows hold one block a multiprocessor).
      */
-    private static final boolean[] LEAN_TWIN = {false, true, true, true, false, false, false, false, false};
+    private static final boolean[] LEAN_TWIN = {false, true, true, true, false, false, false, false, false, false};
 
     /** Output columns from which one row takes the two-columns-a-warp kernel (more than 256 blocks of 8). */
     private static final long WIDE_FROM_COLUMNS = 2049;
@@ -207,6 +214,9 @@ public final class GemvKernel {
         this.maxPlainRows = Math.max(maxRows, plainRows);
         for (Operand operand : Operand.values()) {
             for (int bucket = 0; bucket < BUCKETS.length; bucket++) {
+                if (bucket == MMA_SIXTEEN && !isPlain(operand)) {
+                    continue;
+                }
                 String name = "gemv_" + operand.suffix + "_" + BUCKETS[bucket];
                 kernels[operand.ordinal()][bucket] = kernel(module, name);
                 leanKernels[operand.ordinal()][bucket] = LEAN_TWIN[bucket] && KernelModule.gemvOverlap()
@@ -239,7 +249,8 @@ public final class GemvKernel {
      */
     public boolean supportsPlain(int rows, DeviceMatrix w) {
         return supports(rows, w) || (enabled && rows > maxRows && rows <= maxPlainRows && w.dtype() == DType.BF16
-                && takesMma(rows, w.cols()) && sharedBytes(rows, w.cols()) <= MAX_SHARED_BYTES);
+                && takesMma(rows, w.cols()) && sharedBytes(rows, w.cols()) <= MAX_SHARED_BYTES
+                && (rows <= KERNEL_ROWS || w.cols() <= SIXTEEN_ROWS_MAX_COLS));
     }
 
     private static boolean isPlain(Operand operand) {
@@ -460,7 +471,7 @@ public final class GemvKernel {
      */
     static int bucket(int rows, boolean tall, boolean mma) {
         if (mma) {
-            return rows <= 4 ? MMA_FOUR : MMA_EIGHT;
+            return rows <= 4 ? MMA_FOUR : rows <= 8 ? MMA_EIGHT : MMA_SIXTEEN;
         }
         if (rows > 4) {
             return 4;

@@ -25,12 +25,13 @@ final class GpuFeedForward {
         GemvKernel gemv = k.matmul.gemv();
         GemvKernel.Product down = new GemvKernel.Product(w.down(), out);
         if (!gemv.supports(rows, w.down()) && w.gateAndUp() != null && x.fewRows(k, rows, w.gateAndUp())
-                && gemv.supportsPlain(rows, w.down())) {
+                && StepInput.bf16For(w.down())) {
             // A decode step of more rows (its operand normed by a kernel of its own): the stacked gate
-            // and up still end in silu(gate) · up, and down reads it as it is.
+            // and up still end in silu(gate) · up, which down reads as it is (in the few-rows product
+            // where that takes it, else cuBLAS).
             DeviceBuffer hidden16 = k.scratch.bytes("mlp.hidden16", 2L * rows * width);
             x.projectSiluPair(k, rows, w.gateAndUp(), hidden16);
-            gemv.project(k.stream, hidden16, DType.BF16, width, rows, List.of(down));
+            new StepInput(hidden16, DType.BF16).project(k, rows, w.down(), out);
             return;
         }
         if (gemv.supports(rows, w.down())) {

@@ -25,5 +25,7 @@ class GemvBucketTest {
         assertThat(kernel(4, true, true)).isEqualTo("mma4");
         assertThat(kernel(5, true, true)).isEqualTo("mma8");
         assertThat(kernel(8, false, true)).isEqualTo("mma8");
+        assertThat(kernel(9, true, true)).isEqualTo("mma16");
+        assertThat(kernel(16, false, true)).isEqualTo("mma16");
     }
 }

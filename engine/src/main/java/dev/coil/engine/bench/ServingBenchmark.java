@@ -22,7 +22,17 @@ import java.util.function.Supplier;
  */
 public final class ServingBenchmark {
 
-    /** One concurrency level: every request has the same prompt length and generates the same count. */
+    /**
+     * System property: {@code -Dcoil.bench.promptSpread=S} (0 to 1) draws each request's prompt length
+     * uniformly from promptTokens · (1 ± S) instead of promptTokens, so that steps meet prompt chunks
+     * of many lengths, as a server does. Unset: every prompt has promptTokens tokens.
+     */
+    public static final String PROMPT_SPREAD_PROPERTY = "coil.bench.promptSpread";
+
+    /**
+     * One concurrency level: every request generates the same count; prompts have promptTokens tokens
+     * (on average, with {@link #PROMPT_SPREAD_PROPERTY}).
+     */
     public record ThroughputRow(int concurrency, int promptTokens, int generatedPerRequest, double seconds,
             double generatedTokensPerSecond, double meanTimeToFirstTokenMillis, double meanDecodeTokensPerSecond) {
     }
@@ -129,7 +139,14 @@ public final class ServingBenchmark {
             if (!params.isGreedy()) {
                 params = params.withSeed(random.nextLong());
             }
-            requests.add(new EngineRequest(random.ints(promptTokens, 1, vocab).toArray(), params, true, -1, -1));
+            double spread = Double.parseDouble(System.getProperty(PROMPT_SPREAD_PROPERTY, "0"));
+            int length = promptTokens;
+            if (spread > 0) {
+                int low = (int) Math.max(1, Math.round(promptTokens * (1 - spread)));
+                int high = (int) Math.round(promptTokens * (1 + spread));
+                length = low + random.nextInt(high - low + 1);
+            }
+            requests.add(new EngineRequest(random.ints(length, 1, vocab).toArray(), params, true, -1, -1));
         }
         return requests;
     }

@@ -66,6 +66,47 @@ class GpuTimingsTest {
         }
     }
 
+    /**
+     * Host time of one cublasGemmEx call at the 300M shape's in_proj (3352 × 768), each after the
+     * stream is idle (so no call waits for the launch queue): the same row count every call, then a
+     * different one every call (cuBLAS picks a kernel for each new shape). Each twice, the second
+     * pass after every kernel was loaded (cuBLAS loads them on first use). The products' values are
+     * checked in gemmBf16At4096Cubed and GpuMatmulTest.
+     */
+    @Test
+    void cublasHostTimePerCall() {
+        int m = 3352;
+        int k = 768;
+        int most = 2048;
+        CudaDevice device = GpuFixture.device();
+        try (DeviceScope scope = GpuFixture.scope(); Cublas cublas = Cublas.create(device)) {
+            DeviceBuffer w = scope.keep(device.allocate(2L * m * k));
+            DeviceBuffer x = scope.keep(device.allocate(2L * most * k));
+            w.fillAsync(0, scope.stream());
+            x.fillAsync(0, scope.stream());
+            DeviceBuffer out = scope.poisoned((long) most * m);
+            CudaStream stream = scope.stream();
+            Random random = new Random(5);
+            for (int pass = 1; pass <= 2; pass++) {
+                for (boolean newRows : new boolean[] {false, true}) {
+                    long total = 0;
+                    int calls = 100;
+                    for (int call = 0; call < calls; call++) {
+                        int n = newRows ? 129 + random.nextInt(most - 129) : 1000;
+                        stream.synchronize();
+                        long start = System.nanoTime();
+                        cublas.gemmEx(stream, true, false, m, n, k, w, k, x, k, DType.BF16, out, m, false);
+                        total += System.nanoTime() - start;
+                    }
+                    stream.synchronize();
+                    System.out.printf("[timing] cublasGemmEx %d × %d, pass %d, %s: %.1f µs of host time a call (%d)%n",
+                            m, k, pass, newRows ? "new rows each call" : "the same rows", total / 1e3 / calls, calls);
+                    assertThat(total).isPositive();
+                }
+            }
+        }
+    }
+
     @Test
     void rmsNormBandwidth() {
         int tokens = 8192;

@@ -30,6 +30,9 @@ public final class Cublas implements AutoCloseable {
     private final MemorySegment zero;
     private DeviceBuffer workspace;
     private long boundStream = -1;
+    /** gemmEx calls so far, and the host nanoseconds they took (cuBLAS picks a kernel each call). */
+    private long calls;
+    private long callNanos;
     private boolean closed;
 
     private Cublas(CublasLibrary library, MemorySegment handle) {
@@ -128,6 +131,7 @@ public final class Cublas implements AutoCloseable {
         };
         // invokeExact matches static types: a conditional expression would be typed Object here.
         MemorySegment beta = accumulate ? one : zero;
+        long start = System.nanoTime();
         try {
             int status = (int) library.gemmEx.invokeExact(handle, transposeA ? OP_T : OP_N, transposeB ? OP_T : OP_N,
                     m, n, k, one, MemorySegment.ofAddress(a.address()), type, lda,
@@ -138,7 +142,20 @@ public final class Cublas implements AutoCloseable {
             throw e;
         } catch (Throwable e) {
             throw new CudaException("cublasGemmEx could not be called: " + e, e);
+        } finally {
+            calls++;
+            callNanos += System.nanoTime() - start;
         }
+    }
+
+    /** gemmEx calls so far. */
+    public long calls() {
+        return calls;
+    }
+
+    /** Host nanoseconds spent in gemmEx calls so far. */
+    public long callNanos() {
+        return callNanos;
     }
 
     private static void check(CublasLibrary library, int status, String call) {

@@ -80,6 +80,11 @@ final class DeviceKernels implements AutoCloseable {
         this.contextParallel = new ContextParallelKernels(module);
     }
 
+    /** The cuBLAS handle's call counts (host time per product, for the step profile). */
+    Cublas cublas() {
+        return cublas;
+    }
+
     /** cuBLAS's workspace from now on (a captured product must not allocate one). */
     void useBlasWorkspace(dev.coil.engine.gpu.DeviceBuffer workspace) {
         cublas.useWorkspace(workspace);

@@ -55,7 +55,10 @@ class GpuMatmulTest {
         "BF16,1,1,1",
         "F16,5,301,515",
         "F32,3,257,1025",
-        "F32,1,64,8"
+        "F32,1,64,8",
+        "BF16,300,129,256",
+        "F32,130,64,72",
+        "BF16,256,40,96"
     })
     void matchesTheReferenceMatmul(DType dtype, int tokens, int rows, int cols) {
         Random random = new Random(tokens * 1_000_003L + rows * 31L + cols + dtype.ordinal());

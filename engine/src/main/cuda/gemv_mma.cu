@@ -95,13 +95,17 @@ static __device__ __forceinline__ void coil_gemv_mma(COIL_GEMV_BODY_PARAMETERS) 
     const uint4* high = reinterpret_cast<const uint4*>(weights + (size_t) (high_active ? weight_row(g + 8) : 0) * k);
     uint4 held_low[HELD];
     uint4 held_high[HELD];
+    // The weights of the HELD k32 blocks from pass_first into registers (zeros past the warp's last).
+    auto load_pass = [&](int pass_first) {
 #pragma unroll
-    for (int i = 0; i < HELD; i++) {
-        const int kb = kb_first + i;
-        const bool inside = kb < kb_end;
-        held_low[i] = inside && low_active ? __ldg(low + kb * 4 + t) : make_uint4(0, 0, 0, 0);
-        held_high[i] = inside && high_active ? __ldg(high + kb * 4 + t) : make_uint4(0, 0, 0, 0);
-    }
+        for (int i = 0; i < HELD; i++) {
+            const int kb = pass_first + i;
+            const bool inside = kb < kb_end;
+            held_low[i] = inside && low_active ? __ldg(low + kb * 4 + t) : make_uint4(0, 0, 0, 0);
+            held_high[i] = inside && high_active ? __ldg(high + kb * 4 + t) : make_uint4(0, 0, 0, 0);
+        }
+    };
+    load_pass(kb_first);
     float early_weight[CACHED];
     coil_gemv_early_weights<CACHED>(early_weight,
             MODE == COIL_GEMV_GATED_NORM || MODE == COIL_GEMV_RESIDUAL_NORM ? norm_weight : nullptr, group_size);
@@ -127,35 +131,8 @@ static __device__ __forceinline__ void coil_gemv_mma(COIL_GEMV_BODY_PARAMETERS) 
         row_in[n] = 8 * n + g < rows;
         x_row[n] = x + (size_t) (row_in[n] ? 8 * n + g : 0) * k;
     }
-#pragma unroll
-    for (int i = 0; i < HELD; i++) {
-        const int kb = kb_first + i;
-        if (kb < kb_end) {
-            const unsigned int* lo = reinterpret_cast<const unsigned int*>(&held_low[i]);
-            const unsigned int* hi = reinterpret_cast<const unsigned int*>(&held_high[i]);
-#pragma unroll
-            for (int s = 0; s < 2; s++) {
-                const unsigned int fragment[4] = {lo[2 * s], hi[2 * s], lo[2 * s + 1], hi[2 * s + 1]};
-#pragma unroll
-                for (int n = 0; n < TILES; n++) {
-                    uint2 operand = make_uint2(0, 0);
-                    if (row_in[n]) {
-                        operand = *reinterpret_cast<const uint2*>(x_row[n] + kb * 32 + 8 * t + 4 * s);
-                    }
-                    coil_mma_bf16_16x8x16(acc[n], fragment, operand.x, operand.y);
-                }
-            }
-        }
-    }
-    // Further passes for K beyond one pass (the weights after the wait).
-    for (int pass_first = kb_first + HELD; pass_first < kb_end; pass_first += HELD) {
-#pragma unroll
-        for (int i = 0; i < HELD; i++) {
-            const int kb = pass_first + i;
-            const bool inside = kb < kb_end;
-            held_low[i] = inside && low_active ? __ldg(low + kb * 4 + t) : make_uint4(0, 0, 0, 0);
-            held_high[i] = inside && high_active ? __ldg(high + kb * 4 + t) : make_uint4(0, 0, 0, 0);
-        }
+    // The held pass's products: B (x) at the same k, each n-tile's rows from shared memory.
+    auto multiply_pass = [&](int pass_first) {
 #pragma unroll
         for (int i = 0; i < HELD; i++) {
             const int kb = pass_first + i;
@@ -176,6 +153,12 @@ static __device__ __forceinline__ void coil_gemv_mma(COIL_GEMV_BODY_PARAMETERS) 
                 }
             }
         }
+    };
+    multiply_pass(kb_first);
+    // Further passes for K beyond one pass (their weights loaded after the wait).
+    for (int pass_first = kb_first + HELD; pass_first < kb_end; pass_first += HELD) {
+        load_pass(pass_first);
+        multiply_pass(pass_first);
     }
     // D of tile n: (weight row g, decode rows 8n + 2t, 8n + 2t + 1) and (weight row g + 8, the same rows).
 #pragma unroll

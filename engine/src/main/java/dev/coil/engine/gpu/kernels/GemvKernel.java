@@ -10,7 +10,7 @@ import java.util.List;
 
 /**
  * Launches the {@code gemv_*} kernels (gemv.cu): the linear layer for at most {@link #KERNEL_ROWS}
- * rows over bf16 weights, out[r, n] = Σ_k x[r, k] · w[n, k] with f32 accumulation, reading the
+ * rows over bf16 weights (or {@link #MAX_PLAIN_ROWS} of an f32 or bf16 operand), out[r, n] = Σ_k x[r, k] · w[n, k] with f32 accumulation, reading the
  * weights once at full bandwidth. The operand x is f32 or bf16 rows, or is computed on the way in
  * from the kernel that would otherwise run before the product: silu(gate) · up, Mamba-2's gated
  * RMSNorm, or a block's residual update and the next block's pre-norm. Up to three products over
@@ -139,7 +139,7 @@ public final class GemvKernel {
      * The kernels' suffixes by bucket: 1 row, 1 row two columns a warp, 2, 4 and 8 rows, 2 and 4 rows
      * one column a warp (products of fewer columns than WIDE_FROM_COLUMNS, as for one row: a lane holds
      * twice the chunks of a column, so rows up to 2048 wide are loaded in one pass before the wait), and
-     * up to 4 and up to 8 rows on tensor cores (gemv_mma.cu).
+     * up to 4, up to 8 and up to 16 rows on tensor cores (gemv_mma.cu; 16 for f32 and bf16 operands only).
      */
     static final String[] BUCKETS = {"rows1", "rows1_wide", "rows2", "rows4", "rows8", "rows2_narrow",
             "rows4_narrow", "mma4", "mma8", "mma16"};

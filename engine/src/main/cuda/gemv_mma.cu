@@ -1,11 +1,11 @@
-// The few-rows product of gemv.cu for 3 to 8 rows, on tensor cores: out[r, n] = Σ_k x[r, k] · W[n, k],
+// The few-rows product of gemv.cu for 3 to 16 rows, on tensor cores: out[r, n] = Σ_k x[r, k] · W[n, k],
 // W bf16 (N, K) row-major, x bf16 in shared memory (made by the same operand code as gemv.cu, so the
 // operand is bit for bit the same), f32 accumulation. gemv.cu's kernels multiply on the CUDA cores,
 // one column a warp: their work after the wait grows with the rows, and from 4 rows it, not the
 // weights, sets their time. Here a block owns 16 weight rows (output columns) and its 8 warps split
 // K: each warp holds its slice of the 16 rows in registers, loaded before the wait as 16-byte
-// chunks, and multiplies it by the 8 rows of x with mma.m16n8k16 (A = the weights, 16 × 16; B = x,
-// 16 × 8 decode rows; rows beyond `rows` read as zero). The warps' partial sums meet in shared
+// chunks, and multiplies it by each 8 rows of x with mma.m16n8k16 (A = the weights, 16 × 16; B = x,
+// 16 × 8 decode rows, one n-tile, two for 16 rows; rows beyond `rows` read as zero). The warps' partial sums meet in shared
 // memory and are added in warp order, so a launch's output does not depend on timing.
 //
 // The mma's k order is permuted (the sum does not care): in k32 block b, lane (g = lane / 4,
@@ -227,7 +227,7 @@ static __device__ __forceinline__ void coil_gemv_mma(COIL_GEMV_BODY_PARAMETERS) 
                 multiplier, h_out, conv, silu_pair, rows, k, w0, out0, n0, w1, out1, n1, w2, out2, n2);          \
     }
 
-// ROWS: the most rows (4 or 8: the step's buckets; the mma takes 8, the rows beyond read as zero);
+// ROWS: the most rows (4, 8 or 16: the step's buckets; an n-tile takes 8, the rows beyond read as zero);
 // HELD k32 blocks a warp; CACHED normed values a thread and row (rows up to CACHED · 256 normed in
 // registers, wider ones by the general operand loop). Up to 4 rows keep their normed values in
 // registers between the norm's two passes.

@@ -64,22 +64,11 @@ static __device__ __forceinline__ void coil_gemv(COIL_GEMV_BODY_PARAMETERS) {
     // This block's segment and its first column there.
     const int blocks0 = pair ? (silu_pair + COIL_GEMV_WARPS - 1) / COIL_GEMV_WARPS : (n0 + PER_BLOCK - 1) / PER_BLOCK;
     const int blocks1 = (n1 + PER_BLOCK - 1) / PER_BLOCK;
-    int block = blockIdx.x;
-    const __nv_bfloat16* weights = w0;
-    float* out = out0;
-    int columns = n0;
-    if (block >= blocks0) {
-        block -= blocks0;
-        weights = w1;
-        out = out1;
-        columns = n1;
-        if (block >= blocks1) {
-            block -= blocks1;
-            weights = w2;
-            out = out2;
-            columns = n2;
-        }
-    }
+    const CoilGemvSegment segment = coil_gemv_segment(blocks0, blocks1, w0, out0, n0, w1, out1, n1, w2, out2, n2);
+    const int block = segment.block;
+    const __nv_bfloat16* weights = segment.weights;
+    float* out = segment.out;
+    const int columns = segment.columns;
     const int warp_index = block * COIL_GEMV_WARPS + (threadIdx.x >> 5);
     const int first_column = pair ? warp_index : warp_index * COLUMNS;
     const int chunks = k / 8;

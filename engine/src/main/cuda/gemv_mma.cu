@@ -58,25 +58,11 @@ static __device__ __forceinline__ void coil_gemv_mma(COIL_GEMV_BODY_PARAMETERS) 
     // This block's segment and its first output there.
     const int blocks0 = pair ? (silu_pair + 7) / 8 : (n0 + 15) / 16;
     const int blocks1 = (n1 + 15) / 16;
-    int block = blockIdx.x;
-    const __nv_bfloat16* weights = w0;
-    float* out = out0;
-    int columns = n0;
-    int segment = 0;
-    if (block >= blocks0) {
-        block -= blocks0;
-        weights = w1;
-        out = out1;
-        columns = n1;
-        segment = 1;
-        if (block >= blocks1) {
-            block -= blocks1;
-            weights = w2;
-            out = out2;
-            columns = n2;
-            segment = 2;
-        }
-    }
+    const CoilGemvSegment segment = coil_gemv_segment(blocks0, blocks1, w0, out0, n0, w1, out1, n1, w2, out2, n2);
+    const int block = segment.block;
+    const __nv_bfloat16* weights = segment.weights;
+    float* out = segment.out;
+    const int columns = segment.columns;
     // The weight row of the block's rows c (0..15): 16 consecutive columns, or with the pair 8
     // gate rows j0 + c and the up rows I + j0 + c - 8 of the same outputs.
     const int first = pair ? block * 8 : block * 16;
@@ -186,7 +172,7 @@ static __device__ __forceinline__ void coil_gemv_mma(COIL_GEMV_BODY_PARAMETERS) 
             const int n = first + c;
             out[(size_t) r * columns + n] = total;
             const int channel = n - conv.first;
-            if (conv.states != nullptr && segment == 0 && channel >= 0 && channel < conv.channels) {
+            if (conv.states != nullptr && segment.index == 0 && channel >= 0 && channel < conv.channels) {
                 // Row r's conv of this channel, and its state shifted by the new value
                 // (causal_conv1d_update_f32's order: bias, then the history oldest first, then the new value).
                 const int history = conv.kernel - 1;

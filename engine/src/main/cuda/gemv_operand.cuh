@@ -54,6 +54,30 @@ struct CoilGemvConv {
             const __nv_bfloat16 *__restrict__ w1, float *__restrict__ out1, int n1,                           \
             const __nv_bfloat16 *__restrict__ w2, float *__restrict__ out2, int n2
 
+// A launch's products (q, k, v) share its blocks in order: the first blocks0 cover product 0, the
+// next blocks1 product 1, the rest product 2. The block's product, and the block's index within it.
+struct CoilGemvSegment {
+    const __nv_bfloat16* weights;
+    float* out;
+    int columns;
+    int index;  // the product: 0, 1 or 2
+    int block;  // the block among the product's
+};
+
+static __device__ __forceinline__ CoilGemvSegment coil_gemv_segment(int blocks0, int blocks1,
+        const __nv_bfloat16* w0, float* out0, int n0, const __nv_bfloat16* w1, float* out1, int n1,
+        const __nv_bfloat16* w2, float* out2, int n2) {
+    int block = blockIdx.x;
+    if (block < blocks0) {
+        return {w0, out0, n0, 0, block};
+    }
+    block -= blocks0;
+    if (block < blocks1) {
+        return {w1, out1, n1, 1, block};
+    }
+    return {w2, out2, n2, 2, block - blocks1};
+}
+
 #define COIL_GEMV_F32 0
 #define COIL_GEMV_BF16 1
 #define COIL_GEMV_SILU 2

@@ -32,19 +32,10 @@ public final class CausalConv1dKernel {
     public void launchPacked(CudaStream stream, DeviceBuffer input, int inputStride, int channels, DeviceBuffer weight,
             DeviceBuffer bias, int kernelSize, DeviceBuffer states, PackedChunks chunks, DeviceBuffer out) {
         int rows = chunks.end();
-        RowKernels.requirePositive(channels, "channels");
-        RowKernels.requirePositive(kernelSize, "kernelSize");
-        RowKernels.requireStride(inputStride, channels, "inputStride");
         if (chunks.rowChunk() == null) {
             throw new IllegalArgumentException("the packed conv reads each row's chunk: rowChunk is required");
         }
-        input.requireFloats(RowKernels.spanned(rows, channels, inputStride), "input");
-        weight.requireFloats((long) channels * kernelSize, "weight");
-        if (bias != null) {
-            bias.requireFloats(channels, "bias");
-        }
-        states.requireFloats((long) (kernelSize - 1) * channels, "states");
-        out.requireFloats((long) rows * channels, "out");
+        check(input, inputStride, rows, channels, weight, bias, kernelSize, states, "states", out);
         if (rows == 0) {
             return;
         }
@@ -67,16 +58,7 @@ public final class CausalConv1dKernel {
     public void launch(CudaStream stream, DeviceBuffer input, int inputStride, int tokens, int channels,
             DeviceBuffer weight, DeviceBuffer bias, int kernelSize, DeviceBuffer state, DeviceBuffer out) {
         RowKernels.requireNonNegative(tokens, "tokens");
-        RowKernels.requirePositive(channels, "channels");
-        RowKernels.requirePositive(kernelSize, "kernelSize");
-        RowKernels.requireStride(inputStride, channels, "inputStride");
-        input.requireFloats(RowKernels.spanned(tokens, channels, inputStride), "input");
-        weight.requireFloats((long) channels * kernelSize, "weight");
-        if (bias != null) {
-            bias.requireFloats(channels, "bias");
-        }
-        state.requireFloats((long) (kernelSize - 1) * channels, "state");
-        out.requireFloats((long) tokens * channels, "out");
+        check(input, inputStride, tokens, channels, weight, bias, kernelSize, state, "state", out);
         if (tokens == 0) {
             return;
         }
@@ -87,5 +69,20 @@ public final class CausalConv1dKernel {
             carry.launch(stream, Kernel.blocksFor(channels, RowKernels.ELEMENT_THREADS), 1, 1,
                     RowKernels.ELEMENT_THREADS, 0, input, inputStride, tokens, channels, kernelSize, state);
         }
+    }
+
+    /** The sizes both launches need: rows of input, the weights, one state of kernelSize - 1 rows, out. */
+    private static void check(DeviceBuffer input, int inputStride, int rows, int channels, DeviceBuffer weight,
+            DeviceBuffer bias, int kernelSize, DeviceBuffer state, String stateName, DeviceBuffer out) {
+        RowKernels.requirePositive(channels, "channels");
+        RowKernels.requirePositive(kernelSize, "kernelSize");
+        RowKernels.requireStride(inputStride, channels, "inputStride");
+        input.requireFloats(RowKernels.spanned(rows, channels, inputStride), "input");
+        weight.requireFloats((long) channels * kernelSize, "weight");
+        if (bias != null) {
+            bias.requireFloats(channels, "bias");
+        }
+        state.requireFloats((long) (kernelSize - 1) * channels, stateName);
+        out.requireFloats((long) rows * channels, "out");
     }
 }

@@ -32,11 +32,7 @@ public final class ContextParallelKernels {
     public void promptDt(CudaStream stream, DeviceBuffer projected, int stride, int column, DeviceBuffer bias,
             float dtMin, float dtMax, int rows, int heads, int clamped, DeviceBuffer dt) {
         RowKernels.requireNonNegative(rows, "rows");
-        RowKernels.requirePositive(heads, "heads");
-        RowKernels.requireStride(stride, column + heads, "stride");
-        projected.requireFloats(RowKernels.spanned(rows, column + heads, stride), "projected");
-        bias.requireFloats(heads, "bias");
-        dt.requireFloats((long) rows * heads, "dt");
+        checkDt(projected, stride, column, bias, rows, heads, dt);
         if (rows > 0) {
             promptDt.launch(stream, elementBlocks((long) rows * heads), 1, 1, RowKernels.ELEMENT_THREADS, 0,
                     projected, stride, column, bias, dtMin, dtMax, rows, heads, clamped, dt);
@@ -50,14 +46,10 @@ public final class ContextParallelKernels {
     public void promptDtPacked(CudaStream stream, DeviceBuffer projected, int stride, int column, DeviceBuffer bias,
             float dtMin, float dtMax, int heads, PackedChunks chunks, DeviceBuffer dt) {
         int rows = chunks.end();
-        RowKernels.requirePositive(heads, "heads");
-        RowKernels.requireStride(stride, column + heads, "stride");
         if (chunks.clamped() == null || chunks.rowChunk() == null) {
             throw new IllegalArgumentException("the packed dt reads each chunk's clamped rows and each row's chunk");
         }
-        projected.requireFloats(RowKernels.spanned(rows, column + heads, stride), "projected");
-        bias.requireFloats(heads, "bias");
-        dt.requireFloats((long) rows * heads, "dt");
+        checkDt(projected, stride, column, bias, rows, heads, dt);
         if (rows > 0) {
             promptDtPacked.launch(stream, elementBlocks((long) rows * heads), 1, 1, RowKernels.ELEMENT_THREADS, 0,
                     projected, stride, column, bias, dtMin, dtMax, rows, heads, chunks.starts(), chunks.clamped(),
@@ -83,6 +75,16 @@ public final class ContextParallelKernels {
             merge.launch(stream, Math.ceilDiv(rows, warps), 1, 1, RowKernels.ROW_THREADS, 0, out, lse, part, partLse,
                     rows, dim);
         }
+    }
+
+    /** The sizes both dt launches need: rows of projected holding the dt columns, the bias, dt. */
+    private static void checkDt(DeviceBuffer projected, int stride, int column, DeviceBuffer bias, int rows, int heads,
+            DeviceBuffer dt) {
+        RowKernels.requirePositive(heads, "heads");
+        RowKernels.requireStride(stride, column + heads, "stride");
+        projected.requireFloats(RowKernels.spanned(rows, column + heads, stride), "projected");
+        bias.requireFloats(heads, "bias");
+        dt.requireFloats((long) rows * heads, "dt");
     }
 
     private static int elementBlocks(long count) {

@@ -92,7 +92,7 @@ public final class FlashAttentionKernel {
             throw new IllegalArgumentException("flash attention takes at most 65535 · " + tile.queryRows()
                     + " tokens and 65535 sequences per launch, not " + tokens + " tokens and " + batch + " sequences");
         }
-        Kernel kernel = prepared.computeIfAbsent(tile, this::prepare);
+        Kernel kernel = prepared.computeIfAbsent(tile, t -> prepare(t, ""));
         kernel.launch(stream, shape.queryHeads(), rowBlocks, batch, tile.warps() * 32, tile.sharedBytes(), q, keys,
                 values, out, tokens, past, shape.queryHeads(), shape.kvHeads(), (float) (scale * LOG2_E),
                 causal ? 1 : 0);
@@ -128,12 +128,7 @@ public final class FlashAttentionKernel {
             throw new IllegalArgumentException("flash attention takes at most 65535 · " + tile.queryRows()
                     + " tokens and 65535 chunks per launch");
         }
-        Kernel kernel = preparedPacked.computeIfAbsent(tile, t -> {
-            String suffix = t.kernelName().substring("flash_attention".length());
-            Kernel packed = module.kernel("flash_attention_packed" + suffix);
-            packed.allowDynamicSharedBytes(t.sharedBytes());
-            return packed;
-        });
+        Kernel kernel = preparedPacked.computeIfAbsent(tile, t -> prepare(t, "_packed"));
         kernel.launch(stream, shape.queryHeads(), rowBlocks, queries.chunks(), tile.warps() * 32, tile.sharedBytes(),
                 q, keyRows, valueRows, out, queries.starts(), keys.starts(), shape.queryHeads(), shape.kvHeads(),
                 (float) (scale * LOG2_E), 1);
@@ -162,11 +157,7 @@ public final class FlashAttentionKernel {
             throw new IllegalArgumentException("flash attention takes at most 65535 · " + tile.queryRows()
                     + " tokens per launch, not " + tokens);
         }
-        Kernel kernel = preparedPartial.computeIfAbsent(tile, t -> {
-            Kernel partial = module.kernel("flash_attention_partial" + t.kernelName().substring("flash_attention".length()));
-            partial.allowDynamicSharedBytes(t.sharedBytes());
-            return partial;
-        });
+        Kernel kernel = preparedPartial.computeIfAbsent(tile, t -> prepare(t, "_partial"));
         kernel.launch(stream, shape.queryHeads(), rowBlocks, 1, tile.warps() * 32, tile.sharedBytes(), q, keys, values,
                 out, lse, tokens, keyCount, past, shape.queryHeads(), shape.kvHeads(), (float) (scale * LOG2_E),
                 causal ? 1 : 0);
@@ -198,9 +189,13 @@ public final class FlashAttentionKernel {
         requireAligned(out, "out");
     }
 
-    /** The tile's kernel, allowed its shared memory (over the 48 KiB default for some tiles). */
-    private Kernel prepare(Tile tile) {
-        Kernel kernel = module.kernel(tile.kernelName());
+    /**
+     * The tile's kernel of an entry point ("": the one-launch forward, "_partial", "_packed"), allowed
+     * its shared memory (over the 48 KiB default for some tiles).
+     */
+    private Kernel prepare(Tile tile, String entry) {
+        String name = tile.kernelName();
+        Kernel kernel = module.kernel("flash_attention" + entry + name.substring("flash_attention".length()));
         kernel.allowDynamicSharedBytes(tile.sharedBytes());
         return kernel;
     }

@@ -10,8 +10,8 @@ import java.util.List;
 
 /**
  * Launches the {@code gemv_*} kernels (gemv.cu): the linear layer for at most {@link #KERNEL_ROWS}
- * rows over bf16 weights (or {@link #MAX_PLAIN_ROWS} of an f32 or bf16 operand), out[r, n] = Σ_k x[r, k] · w[n, k] with f32 accumulation, reading the
- * weights once at full bandwidth. The operand x is f32 or bf16 rows, or is computed on the way in
+ * rows over bf16 weights (or {@link #MAX_PLAIN_ROWS} of an f32 or bf16 operand), out[r, n] =
+ * Σ_k x[r, k] · w[n, k] with f32 accumulation, reading the weights once at full bandwidth. The operand x is f32 or bf16 rows, or is computed on the way in
  * from the kernel that would otherwise run before the product: silu(gate) · up, Mamba-2's gated
  * RMSNorm, or a block's residual update and the next block's pre-norm. Up to three products over
  * the same x (q, k, v) share a launch. x is rounded to bf16 as the separate kernels round it.
@@ -237,9 +237,13 @@ public final class GemvKernel {
      * columns, 1 to maxRows rows whose operand fits in shared memory, and not switched off.
      */
     public boolean supports(int rows, DeviceMatrix w) {
-        return enabled && rows >= 1 && rows <= maxRows && w.dtype() == DType.BF16 && w.cols() % 8 == 0
-                && sharedBytes(rows, w.cols()) <= MAX_SHARED_BYTES
-                && (rows <= 2 || anyWidth || takesMma(rows, w.cols()));
+        return takes(rows, w) && rows <= maxRows && (rows <= 2 || anyWidth || takesMma(rows, w.cols()));
+    }
+
+    /** Not switched off, bf16 weights with a multiple of 8 columns, and at least one row whose operand fits. */
+    private boolean takes(int rows, DeviceMatrix w) {
+        return enabled && rows >= 1 && w.dtype() == DType.BF16 && w.cols() % 8 == 0
+                && sharedBytes(rows, w.cols()) <= MAX_SHARED_BYTES;
     }
 
     /**
@@ -248,9 +252,8 @@ public final class GemvKernel {
      * DeviceMatrix)}, or more rows, up to {@link #MAX_PLAIN_ROWS}, on the tensor cores.
      */
     public boolean supportsPlain(int rows, DeviceMatrix w) {
-        return supports(rows, w) || (enabled && rows > maxRows && rows <= maxPlainRows && w.dtype() == DType.BF16
-                && takesMma(rows, w.cols()) && sharedBytes(rows, w.cols()) <= MAX_SHARED_BYTES
-                && (rows <= KERNEL_ROWS || w.cols() <= SIXTEEN_ROWS_MAX_COLS));
+        return supports(rows, w) || (takes(rows, w) && rows > maxRows && rows <= maxPlainRows
+                && takesMma(rows, w.cols()) && (rows <= KERNEL_ROWS || w.cols() <= SIXTEEN_ROWS_MAX_COLS));
     }
 
     private static boolean isPlain(Operand operand) {

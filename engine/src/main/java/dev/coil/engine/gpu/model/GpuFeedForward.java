@@ -4,7 +4,6 @@ import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.kernels.GemvKernel;
 import dev.coil.engine.load.DType;
 import dev.coil.engine.model.BlockSpec;
-import java.util.List;
 
 /** The MLP blocks of {@code FeedForward} on the device: down(silu(gate(x)) · up(x)) or down(relu(up(x))²). */
 final class GpuFeedForward {
@@ -23,24 +22,19 @@ final class GpuFeedForward {
             return;
         }
         GemvKernel gemv = k.matmul.gemv();
-        GemvKernel.Product down = new GemvKernel.Product(w.down(), out);
-        if (!gemv.supports(rows, w.down()) && w.gateAndUp() != null && x.fewRows(k, rows, w.gateAndUp())
-                && StepInput.bf16For(w.down())) {
-            // A decode step of more rows (its operand normed by a kernel of its own): the stacked gate
-            // and up still end in silu(gate) · up, which down reads as it is (in the few-rows product
-            // where that takes it, else cuBLAS).
+        if (w.gateAndUp() != null && x.fewRows(k, rows, w.gateAndUp()) && StepInput.bf16For(w.down())) {
+            // A decode step: the stacked gate and up end in bf16 silu(gate) · up, which down reads as it
+            // is (in the few-rows product where that takes it, else cuBLAS).
             DeviceBuffer hidden16 = k.scratch.bytes("mlp.hidden16", 2L * rows * width);
             x.projectSiluPair(k, rows, w.gateAndUp(), hidden16);
             new StepInput(hidden16, DType.BF16).project(k, rows, w.down(), out);
             return;
         }
         if (gemv.supports(rows, w.down())) {
-            // A decode step: silu(gate) · up is made by the launch of gate and up (stacked) or of down.
-            if (w.gateAndUp() != null && gemv.supports(rows, w.gateAndUp())) {
-                DeviceBuffer hidden16 = k.scratch.bytes("mlp.hidden16", 2L * rows * width);
-                x.projectSiluPair(k, rows, w.gateAndUp(), hidden16);
-                gemv.project(k.stream, hidden16, DType.BF16, width, rows, List.of(down));
-            } else if (w.gateAndUp() != null) {
+            // A decode step whose gate and up the few-rows product does not end in silu(gate) · up:
+            // down's launch makes it.
+            GemvKernel.Product down = new GemvKernel.Product(w.down(), out);
+            if (w.gateAndUp() != null) {
                 DeviceBuffer stacked = k.scratch.floats("mlp.stacked", 2L * rows * width);
                 x.project(k, rows, w.gateAndUp(), stacked);
                 gemv.projectSiluProduct(k.stream, stacked, 2 * width, stacked.floatSlice(width, stacked.floats() - width),

@@ -11,9 +11,14 @@ import java.lang.foreign.ValueLayout;
 
 /**
  * A cuBLAS handle on a device's primary context, bound to one stream at a time. cuBLAS speaks
- * column-major; {@link GpuMatmul} maps Coil's row-major products onto it.
+ * column-major; {@link GpuMatmul} maps Coil's row-major products onto it. Products go through
+ * cuBLASLt with a kept algorithm per weight shape and token bucket ({@link CublasLt}) where the
+ * installed cuBLAS has it, else through cublasGemmEx; {@code -Dcoil.cuda.cublasLt=false} keeps
+ * them all on cublasGemmEx.
  */
 public final class Cublas implements AutoCloseable {
+
+    public static final String LT_PROPERTY = "coil.cuda.cublasLt";
 
     static final int OP_N = 0;
     static final int OP_T = 1;
@@ -28,9 +33,11 @@ public final class Cublas implements AutoCloseable {
     private final MemorySegment handle;
     private final MemorySegment one;
     private final MemorySegment zero;
+    /** Null where cuBLASLt is absent or switched off. */
+    private final CublasLt lt;
     private DeviceBuffer workspace;
     private long boundStream = -1;
-    /** gemmEx calls so far, and the host nanoseconds they took (cuBLAS picks a kernel each call). */
+    /** Products so far, and the host nanoseconds their calls took (with any search for their kernel). */
     private long calls;
     private long callNanos;
     private boolean closed;
@@ -40,6 +47,7 @@ public final class Cublas implements AutoCloseable {
         this.handle = handle;
         this.one = arena.allocateFrom(ValueLayout.JAVA_FLOAT, 1f);
         this.zero = arena.allocateFrom(ValueLayout.JAVA_FLOAT, 0f);
+        this.lt = "false".equalsIgnoreCase(System.getProperty(LT_PROPERTY, "true")) ? null : CublasLt.create(library);
     }
 
     /** Loads the installed cuBLAS (see {@link CublasLocator}) and creates a handle in {@code device}'s context. */
@@ -118,7 +126,7 @@ public final class Cublas implements AutoCloseable {
     /**
      * Column-major C (m, n) = op(A) · op(B) (+ C when {@code accumulate}), f32 accumulation, on
      * {@code stream}. A, B in {@code inputType}; C in f32. This is cublasGemmEx with alpha 1 and
-     * beta 0 or 1.
+     * beta 0 or 1, or the same product through cuBLASLt with its bucket's algorithm ({@link CublasLt}).
      */
     public void gemmEx(CudaStream stream, boolean transposeA, boolean transposeB, int m, int n, int k,
             DeviceBuffer a, int lda, DeviceBuffer b, int ldb, DType inputType, DeviceBuffer c, int ldc,
@@ -133,6 +141,11 @@ public final class Cublas implements AutoCloseable {
         MemorySegment beta = accumulate ? one : zero;
         long start = System.nanoTime();
         try {
+            if (lt != null && lt.matmul(stream.address(), transposeA, transposeB, m, n, k, a.address(), lda,
+                    b.address(), ldb, type, c.address(), ldc, one, beta, accumulate,
+                    workspace == null ? 0 : workspace.address(), workspace == null ? 0 : workspace.bytes())) {
+                return;
+            }
             int status = (int) library.gemmEx.invokeExact(handle, transposeA ? OP_T : OP_N, transposeB ? OP_T : OP_N,
                     m, n, k, one, MemorySegment.ofAddress(a.address()), type, lda,
                     MemorySegment.ofAddress(b.address()), type, ldb, beta,
@@ -148,12 +161,22 @@ public final class Cublas implements AutoCloseable {
         }
     }
 
-    /** gemmEx calls so far. */
+    /** True where products go through cuBLASLt (found and not switched off). */
+    public boolean usesLt() {
+        return lt != null;
+    }
+
+    /** cuBLASLt algorithm searches so far (one per weight shape, token bucket and workspace). */
+    public long algorithmSearches() {
+        return lt == null ? 0 : lt.searches();
+    }
+
+    /** Products so far, through cuBLASLt or cublasGemmEx. */
     public long calls() {
         return calls;
     }
 
-    /** Host nanoseconds spent in gemmEx calls so far. */
+    /** Host nanoseconds the products' calls took so far (the search for a new shape's kernel included). */
     public long callNanos() {
         return callNanos;
     }
@@ -171,6 +194,9 @@ public final class Cublas implements AutoCloseable {
         }
         closed = true;
         try {
+            if (lt != null) {
+                lt.close();
+            }
             int status = (int) library.destroy.invokeExact(handle);
             check(library, status, "cublasDestroy_v2");
         } catch (CudaException e) {

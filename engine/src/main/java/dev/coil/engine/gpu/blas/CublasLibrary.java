@@ -29,9 +29,12 @@ final class CublasLibrary {
     final MethodHandle getVersion;   // cublasStatus_t cublasGetVersion_v2(cublasHandle_t, int*)
     final MethodHandle statusString; // const char* cublasGetStatusString(cublasStatus_t)
     final MethodHandle gemmEx;       // see Cublas.gemmEx
+    /** cuBLASLt's matmul and algorithm search, or null where libcublasLt was not found beside libcublas. */
+    final CublasLtLibrary lt;
 
-    private CublasLibrary(String path, SymbolLookup symbols) {
+    private CublasLibrary(String path, SymbolLookup symbols, CublasLtLibrary lt) {
         this.path = path;
+        this.lt = lt;
         Linker linker = Linker.nativeLinker();
         create = bind(linker, symbols, "cublasCreate_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         destroy = bind(linker, symbols, "cublasDestroy_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS));
@@ -59,11 +62,12 @@ final class CublasLibrary {
             try {
                 // libcublas needs libcublasLt; loading it from the same folder first satisfies that
                 // dependency by name even where the folder is not on the linker's search path.
+                CublasLtLibrary lt = null;
                 if (found.cublasLt() != null) {
-                    SymbolLookup.libraryLookup(found.cublasLt(), arena);
+                    lt = CublasLtLibrary.bind(SymbolLookup.libraryLookup(found.cublasLt(), arena));
                 }
                 SymbolLookup symbols = SymbolLookup.libraryLookup(found.cublas(), arena);
-                loaded = new CublasLibrary(found.cublas().toString(), symbols);
+                loaded = new CublasLibrary(found.cublas().toString(), symbols, lt);
             } catch (IllegalArgumentException e) {
                 throw new CudaException("cuBLAS at " + found.cublas() + " could not be loaded: " + e.getMessage(), e);
             }

@@ -118,8 +118,11 @@ final class GpuStep implements AutoCloseable {
                 + String.format("; steps with a prompt chunk: %d, median µs: queue %.0f on the host, %s on the device",
                 promptQueueMicros.size(), median(promptQueueMicros),
                 timeReplays ? String.format("%.0f", median(promptDeviceMicros)) : "not timed")
-                + String.format("; cuBLAS: %d products, %.1f µs of host time each", kernels.cublas().calls(),
-                        kernels.cublas().callNanos() / 1e3 / Math.max(1, kernels.cublas().calls()))
+                + String.format("; cuBLAS%s: %d products, %.1f µs of host time each%s",
+                        kernels.cublas().usesLt() ? "Lt" : "", kernels.cublas().calls(),
+                        kernels.cublas().callNanos() / 1e3 / Math.max(1, kernels.cublas().calls()),
+                        kernels.cublas().usesLt()
+                                ? String.format(", %d algorithm searches", kernels.cublas().algorithmSearches()) : "")
                 + (trace != null ? "; " + trace : "");
     }
 

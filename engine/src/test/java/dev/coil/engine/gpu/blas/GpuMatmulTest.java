@@ -10,9 +10,11 @@ import dev.coil.engine.gpu.TestMatrices;
 import dev.coil.engine.load.DType;
 import dev.coil.engine.ops.Matrix;
 import dev.coil.engine.ref.ReferenceOps;
+import static org.assertj.core.api.Assertions.assertThat;
 import java.util.Random;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -82,6 +84,48 @@ class GpuMatmulTest {
             String what = "gemm " + dtype + " tokens " + tokens + " rows " + rows + " cols " + cols;
             Parity.assertClose(what + " vs rounded x", actual, expectedRounded, 1e-5);
             Parity.assertClose(what + " vs f32 x", actual, expectedCpu, dtype == DType.F32 ? 1e-5 : 1e-2);
+        }
+    }
+
+    /**
+     * Products whose token counts share a bucket replay one cuBLASLt algorithm (one search), and each
+     * equals the reference: the algorithm chosen for the bucket's largest count serves the smaller
+     * ones, with and without a workspace (split products need one).
+     */
+    @Test
+    void tokenCountsOfOneBucketShareOneAlgorithmSearch() {
+        assertThat(cublas.usesLt()).as("cuBLASLt beside cuBLAS on the GPU machine").isTrue();
+        int rows = 1000;
+        int cols = 768;
+        Random random = new Random(11);
+        Matrix w = TestMatrices.of(Parity.uniform(random, rows * cols, -1, 1), rows, cols, DType.BF16);
+        try (DeviceScope scope = GpuFixture.scope(); Cublas withWorkspace = Cublas.create(GpuFixture.device());
+                GpuMatmul split = new GpuMatmul(GpuFixture.device(), withWorkspace)) {
+            withWorkspace.useWorkspace(scope.keep(GpuFixture.device().allocate(32L << 20)));
+            DeviceMatrix deviceW = scope.keep(DeviceMatrix.upload(GpuFixture.device(), w));
+            for (GpuMatmul products : new GpuMatmul[] {matmul, split}) {
+                Cublas handle = products == matmul ? cublas : withWorkspace;
+                long before = handle.algorithmSearches();
+                // 65 .. 96 share the bucket 96; 97 starts the bucket 128; 2047 and 2064 lie in 2048 and 3072.
+                int[] counts = {96, 65, 70, 97, 2047, 2064};
+                long[] searchesAfter = {1, 1, 1, 2, 3, 4};
+                for (int i = 0; i < counts.length; i++) {
+                    int tokens = counts[i];
+                    float[] x = Parity.uniform(random, tokens * cols, -2, 2);
+                    float[] rounded = new float[x.length];
+                    for (int j = 0; j < x.length; j++) {
+                        rounded[j] = TestMatrices.round(x[j], DType.BF16);
+                    }
+                    float[] expected = new float[tokens * rows];
+                    reference.matmul(rounded, tokens, w, expected);
+                    DeviceBuffer out = scope.poisoned(expected.length);
+                    products.matmul(scope.stream(), scope.upload(x), tokens, deviceW, out);
+                    Parity.assertClose("cuBLASLt, " + tokens + " tokens" + (products == split ? ", workspace" : ""),
+                            scope.download(out, expected.length), expected, 1e-5);
+                    assertThat(handle.algorithmSearches() - before).as("searches after %d tokens", tokens)
+                            .isEqualTo(searchesAfter[i]);
+                }
+            }
         }
     }
 }

@@ -22,6 +22,15 @@ public interface Backend extends AutoCloseable {
     /** The cache's memory: sizing.blocks() K/V blocks and sizing.slots() state slots. */
     StateStore newStateStore(CacheSizing sizing);
 
+    /**
+     * Readies the backend for steps of up to {@code maxStepRows} rows (prompt tokens and decodes
+     * together) before the first request, once the cache is made: a GPU backend has cuBLAS pick its
+     * products' kernels here, which would otherwise hold up the first steps of each size. Nothing
+     * by default.
+     */
+    default void prepare(int maxStepRows) {
+    }
+
     /** A sequence whose K/V and Mamba state live in {@code store}, its state in slot {@code slot}. */
     SequenceState newSequence(StateStore store, int slot);
 

@@ -54,7 +54,9 @@ public final class Engine implements AutoCloseable {
                 model.config().blocks(), model.newLayerStates());
         sizing.warnings().forEach(LOG::warn);
         this.cache = new ServingCache(sizing, model.config().blocks(), backend.newStateStore(sizing));
-        Scheduler scheduler = new Scheduler(sizing.slots(), Math.max(sizing.slots(), options.maxBatchedTokens()), cache);
+        int maxStepRows = Math.max(sizing.slots(), options.maxBatchedTokens());
+        backend.prepare(maxStepRows);
+        Scheduler scheduler = new Scheduler(sizing.slots(), maxStepRows, cache);
         this.loop = new StepLoop(model.config(), backend, cache, scheduler, options.maxWaiting());
         this.lane = parallelism.model() == null ? null
                 : new ShardedLane(model.config(), parallelism, options.maxWaiting());

@@ -7,7 +7,9 @@ import dev.coil.engine.gpu.DeviceMatrix;
 import dev.coil.engine.gpu.kernels.ConvertKernel;
 import dev.coil.engine.gpu.kernels.GemvKernel;
 import dev.coil.engine.load.DType;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * The linear layer of {@code Ops.matmul} on the device: out[t, n] = Σ_k x[t, k] · w[n, k], x and
@@ -85,6 +87,45 @@ public final class GpuMatmul implements AutoCloseable {
             cublas.gemmEx(stream, true, false, w.rows(), tokens, w.cols(), w.data(), w.cols(), x16, w.cols(),
                     w.dtype(), out, w.rows(), false);
         }
+    }
+
+    /**
+     * Runs one product on zeros for each distinct shape of {@code weights} and each cuBLASLt token
+     * bucket of more than {@link GemvKernel#MAX_PLAIN_ROWS} rows up to maxTokens's bucket, so that the
+     * products of a serving step reuse the algorithms found here ({@link Cublas}). Returns the products
+     * run (none where cuBLASLt is not in use). Waits for them; the scratch they used is freed.
+     */
+    public int prepare(CudaStream stream, List<DeviceMatrix> weights, int maxTokens) {
+        if (!cublas.usesLt() || maxTokens <= GemvKernel.MAX_PLAIN_ROWS) {
+            return 0;
+        }
+        Map<List<Object>, DeviceMatrix> shapes = new LinkedHashMap<>();
+        int widest = 0;
+        int tallest = 0;
+        for (DeviceMatrix w : weights) {
+            shapes.putIfAbsent(List.of(w.rows(), w.cols(), w.dtype()), w);
+            widest = Math.max(widest, w.cols());
+            tallest = Math.max(tallest, w.rows());
+        }
+        int largest = CublasLt.bucket(maxTokens);
+        int products = 0;
+        try (DeviceBuffer x = device.allocate(4L * largest * widest);
+                DeviceBuffer out = device.allocate(4L * largest * tallest)) {
+            x.fill(0);
+            for (DeviceMatrix w : shapes.values()) {
+                for (int n = CublasLt.bucket(GemvKernel.MAX_PLAIN_ROWS + 1); ; n = CublasLt.bucket(n + 1)) {
+                    int tokens = Math.min(n, largest);
+                    cublas.gemmEx(stream, true, false, w.rows(), tokens, w.cols(), w.data(), w.cols(), x, w.cols(),
+                            w.dtype(), out, w.rows(), false);
+                    products++;
+                    if (n >= largest) {
+                        break;
+                    }
+                }
+            }
+            stream.synchronize();
+        }
+        return products;
     }
 
     private DeviceBuffer scratch(long bytes) {

@@ -95,6 +95,11 @@ final class DeviceStateStore implements StateStore {
         return new SsmShape(m.heads(), m.headDim(), m.groups(), m.stateSize()).stateFloats();
     }
 
+    /** Sequences the store holds state for at once. */
+    int slots() {
+        return slots;
+    }
+
     /** The slot nobody owns, for padded rows. */
     int paddingSlot() {
         return slots;

@@ -3,12 +3,15 @@ package dev.coil.engine.gpu.model;
 import dev.coil.engine.cache.CacheSizing;
 import dev.coil.engine.cache.StateStore;
 import dev.coil.engine.gpu.CudaDevice;
+import dev.coil.engine.gpu.CudaException;
 import dev.coil.engine.model.Batch;
 import dev.coil.engine.model.ModelConfig;
 import dev.coil.engine.model.SequenceState;
 import dev.coil.engine.runner.Backend;
 import dev.coil.engine.runner.LoadedModel;
 import java.util.List;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The serving engine's steps on one CUDA device: the weights uploaded once, the cache's K/V
@@ -16,6 +19,8 @@ import java.util.List;
  * {@link GpuStep}, decode steps replayed from CUDA graphs.
  */
 public final class GpuBackend implements Backend {
+
+    private static final Logger LOG = LoggerFactory.getLogger(GpuBackend.class);
 
     /** System property turning token draws on the device off ({@code -Dcoil.cuda.sampling=false}): logits come back. */
     public static final String SAMPLING_PROPERTY = "coil.cuda.sampling";
@@ -81,6 +86,11 @@ public final class GpuBackend implements Backend {
         }
     }
 
+    /** The device's kernels and stream, for timing tests that queue work beside a step. */
+    DeviceKernels kernels() {
+        return kernels;
+    }
+
     @Override
     public String description() {
         return device.description();
@@ -101,6 +111,33 @@ public final class GpuBackend implements Backend {
         store = new DeviceStateStore(device, kernels.stream, config.blocks(), sizing);
         step = new GpuStep(config, weights, kernels, store, graphs, Math.max(1, sizing.slots()), deviceSampling);
         return store;
+    }
+
+    /**
+     * Has cuBLAS pick the kernels of every projection for each token bucket up to maxStepRows, and of
+     * lm_head up to the slots' count (the most rows a step asks logits for), by running each once on
+     * zeros: the first product of a new bucket searches cuBLAS's heuristics, about 5 ms of host time
+     * a weight shape, which held up a prompt step of a new size by 40 ms.
+     */
+    @Override
+    public void prepare(int maxStepRows) {
+        if (store == null) {
+            throw new IllegalStateException("prepare follows newStateStore");
+        }
+        device.makeCurrent();
+        long start = System.nanoTime();
+        try {
+            int products = kernels.matmul.prepare(kernels.stream, weights.projections(), maxStepRows)
+                    + kernels.matmul.prepare(kernels.stream, List.of(weights.lmHead), Math.min(maxStepRows, store.slots()));
+            if (products > 0) {
+                LOG.info("{}: cuBLAS kernels picked for {} products of up to {} rows in {} ms", device.description(),
+                        products, maxStepRows, (System.nanoTime() - start) / 1_000_000);
+            }
+        } catch (CudaException e) {
+            // Only the scratch of the products can fail here (the cache took the memory): the steps
+            // then pick their kernels as they come.
+            LOG.warn("{}: cuBLAS kernels not picked ahead: {}", device.description(), e.getMessage());
+        }
     }
 
     @Override

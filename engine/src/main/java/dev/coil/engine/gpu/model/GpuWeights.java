@@ -84,6 +84,25 @@ final class GpuWeights implements AutoCloseable {
         return bytes;
     }
 
+    /** Every block's projection matrices (lm_head not included), in block order. */
+    List<DeviceMatrix> projections() {
+        List<DeviceMatrix> matrices = new ArrayList<>();
+        for (Block block : blocks) {
+            switch (block.mixer()) {
+                case Mamba m -> matrices.addAll(List.of(m.inProjection(), m.outProjection()));
+                case Attention a -> matrices.addAll(List.of(a.query(), a.key(), a.value(), a.output()));
+                case Mlp m -> {
+                    for (DeviceMatrix matrix : new DeviceMatrix[] {m.gateAndUp(), m.gate(), m.up(), m.down()}) {
+                        if (matrix != null) {
+                            matrices.add(matrix);
+                        }
+                    }
+                }
+            }
+        }
+        return matrices;
+    }
+
     private static long bytes(DeviceMatrix matrix) {
         return matrix == null ? 0 : matrix.data().bytes();
     }

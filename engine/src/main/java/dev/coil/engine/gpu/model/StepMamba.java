@@ -90,11 +90,13 @@ final class StepMamba {
                 spec.dtMax(), heads, chunks, dt);
         SsdScanKernel.Inputs scanInputs = scanInputs(widths, convolved, dt, heads, first, count);
         DeviceBuffer promptY = y.floatSlice((long) first * inner, (long) count * inner);
-        int chunkSize = spec.chunkSize();
         for (int from = 0; from < layout.prompts(); ) {
-            int scanChunks = Math.ceilDiv(layout.tokens(layout.decodes + from), chunkSize);
+            int tokens = layout.tokens(layout.decodes + from);
+            int chunkSize = scanChunk(tokens, spec.chunkSize());
+            int scanChunks = Math.ceilDiv(tokens, chunkSize);
             int to = from + 1;
-            while (to < layout.prompts() && Math.ceilDiv(layout.tokens(layout.decodes + to), chunkSize) == scanChunks) {
+            while (to < layout.prompts() && scanChunk(layout.tokens(layout.decodes + to), spec.chunkSize()) == chunkSize
+                    && Math.ceilDiv(layout.tokens(layout.decodes + to), chunkSize) == scanChunks) {
                 to++;
             }
             PackedChunks group = layout.promptChunks(inputs, from, to);
@@ -104,6 +106,21 @@ final class StepMamba {
                     w.skip(), store.ssmStates(block), group, promptY, workspace);
             from = to;
         }
+    }
+
+    /**
+     * The SSD scan's chunk for a prompt chunk of {@code tokens} tokens: the model's chunk size, or for
+     * a prompt chunk that fits one scan chunk, its length rounded up to 64 (the kernels' tile). The
+     * scan's result does not depend on the chunk size beyond rounding, and a single chunk padded to
+     * the model's 256 spent most of its Gram matrix and output products on padding: a 128-token
+     * chunk's scan took half the device time of a 128-token prompt step. It depends on the prompt
+     * chunk's own length only, so a sequence's scan is the same whatever shares its step.
+     */
+    static int scanChunk(int tokens, int modelChunk) {
+        if (tokens >= modelChunk) {
+            return modelChunk;
+        }
+        return Math.min(modelChunk, Math.ceilDiv(Math.max(tokens, 1), 64) * 64);
     }
 
     /** Laid-out prompt chunk s's conv, dt and SSD scan in launches of its own. */
@@ -124,9 +141,10 @@ final class StepMamba {
         k.contextParallel.promptDt(k.stream, rowsOf(projected, width, first, count, 0, width), width, spec.dtColumn(),
                 w.dtBias(), spec.dtMin(), spec.dtMax(), count, spec.heads(), layout.segment(s).clampedTokens(), dt);
         SsdScanKernel.Inputs scanInputs = scanInputs(widths, convolved, dt, spec.heads(), first, count);
+        int chunkSize = scanChunk(count, spec.chunkSize());
         DeviceBuffer workspace = k.scratch.bytes("mamba.ssd",
-                SsdScanKernel.workspaceBytes(widths.shape(), 1, count, spec.chunkSize()));
-        k.ssdScan.launch(k.stream, SsdScanKernel.Precision.F32, widths.shape(), 1, count, spec.chunkSize(), scanInputs,
+                SsdScanKernel.workspaceBytes(widths.shape(), 1, count, chunkSize));
+        k.ssdScan.launch(k.stream, SsdScanKernel.Precision.F32, widths.shape(), 1, count, chunkSize, scanInputs,
                 w.decay(), w.skip(), store.ssmState(block, slot), null,
                 y.floatSlice((long) first * inner, (long) count * inner), workspace);
     }

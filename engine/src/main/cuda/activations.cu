@@ -5,16 +5,19 @@
 //   gate: rows of gate_stride floats, up: rows of up_stride floats (Granite's stacked input_linear:
 //   up = gate + width, both strides 2·width), out: (tokens, width);  out16: null, or the bf16
 //   destination instead of out (the operand of the down projection).
-// Grid-stride loop over tokens · width.
+// Grid: (ceil(width / blockDim.x) or fewer, min(tokens, 65535)), strided over both: no index division
+// an element (a grid-stride loop over tokens · width divided each 64-bit index by width, 27 µs for
+// 2048 × 2048 on an H100, well below the bytes' time).
 extern "C" __global__ void silu_multiply_f32(const float* __restrict__ gate, const float* __restrict__ up,
         float* __restrict__ out, __nv_bfloat16* __restrict__ out16, int tokens, int width, int gate_stride,
         int up_stride) {
-    const long long n = (long long) tokens * width;
-    for (long long index = (long long) blockIdx.x * blockDim.x + threadIdx.x; index < n;
-            index += (long long) gridDim.x * blockDim.x) {
-        const long long t = index / width;
-        const int i = (int) (index - t * width);
-        coil_store(out, out16, index, coil_silu_product(gate[t * gate_stride + i], up[t * up_stride + i]));
+    for (int t = blockIdx.y; t < tokens; t += gridDim.y) {
+        const float* gate_row = gate + (size_t) t * gate_stride;
+        const float* up_row = up + (size_t) t * up_stride;
+        const size_t row = (size_t) t * width;
+        for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < width; i += gridDim.x * blockDim.x) {
+            coil_store(out, out16, row + i, coil_silu_product(gate_row[i], up_row[i]));
+        }
     }
 }
 

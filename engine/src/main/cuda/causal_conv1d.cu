@@ -61,23 +61,96 @@ extern "C" __global__ void causal_conv1d_state_f32(const float* __restrict__ inp
 // The same over the prompt chunks of several sequences packed one after another, in one launch each:
 // chunk s holds rows starts[s] .. starts[s + 1] - 1 and carries its state in slot slots[s] of
 // states (slots, kernel-1, channels); row_chunk[r] is the chunk of row r. Each row's sum and each
-// state row are those the single-chunk kernels give the chunk alone.
+// state row are those the single-chunk kernels give the chunk alone (the same terms in the same order).
 //   input: (rows, channels) in rows of input_stride floats;  out: (rows, channels)
-// Grid-stride loop over rows · channels. causal_conv1d_state_varlen_f32 must follow on the same stream.
+// Grid: (ceil(channels / blockDim.x), ceil(rows / COIL_CONV_ROWS)). A thread owns one channel over
+// COIL_CONV_ROWS consecutive rows, loads their inputs at once and slides the conv's window down them
+// in registers, so each input value is read once (and the window's history at the tile's start and
+// at each new chunk). One thread an output, with four reads and a 64-bit index division each, took
+// 42 µs for 2048 rows of 1792 channels in an ncu run on an H100 (29 MB moved: 0.7 TB/s).
+// causal_conv1d_state_varlen_f32 must follow on the same stream.
+#define COIL_CONV_ROWS 16
+// Widest conv kept in registers; wider ones sum each row from memory.
+#define COIL_CONV_WINDOW 8
 extern "C" __global__ void causal_conv1d_varlen_f32(const float* __restrict__ input, int input_stride, int rows,
         int channels, const float* __restrict__ weight, const float* __restrict__ bias, int kernel,
         const float* __restrict__ states, const int* __restrict__ slots, const int* __restrict__ starts,
         const int* __restrict__ row_chunk, float* __restrict__ out) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    const int first_row = blockIdx.y * COIL_CONV_ROWS;
+    if (c >= channels || first_row >= rows) {
+        return;
+    }
+    const int last_row = min(rows, first_row + COIL_CONV_ROWS);
     const int history = kernel - 1;
-    const long long n = (long long) rows * channels;
-    for (long long index = (long long) blockIdx.x * blockDim.x + threadIdx.x; index < n;
-            index += (long long) gridDim.x * blockDim.x) {
-        const int r = (int) (index / channels);
-        const int c = (int) (index - (long long) r * channels);
-        const int s = row_chunk[r];
-        const int first = starts[s];
-        out[index] = coil_silu(coil_conv_prompt_sum(input + (size_t) first * input_stride, input_stride, r - first,
-                c, channels, weight, bias, kernel, states + (size_t) slots[s] * history * channels));
+    if (kernel > COIL_CONV_WINDOW) {
+        for (int r = first_row; r < last_row; r++) {
+            const int s = row_chunk[r];
+            const int first = starts[s];
+            out[(size_t) r * channels + c] = coil_silu(coil_conv_prompt_sum(input + (size_t) first * input_stride,
+                    input_stride, r - first, c, channels, weight, bias, kernel,
+                    states + (size_t) slots[s] * history * channels));
+        }
+        return;
+    }
+    float taps[COIL_CONV_WINDOW - 1];
+#pragma unroll
+    for (int j = 0; j < COIL_CONV_WINDOW - 1; j++) {
+        taps[j] = j < history ? weight[c * kernel + j] : 0.0f;
+    }
+    const float last_tap = weight[c * kernel + history];
+    const float start = bias != nullptr ? bias[c] : 0.0f;
+    // The tile's inputs and their chunks, all loads in flight before the first sum.
+    float inputs[COIL_CONV_ROWS];
+    int chunk_of[COIL_CONV_ROWS];
+#pragma unroll
+    for (int k = 0; k < COIL_CONV_ROWS; k++) {
+        const int r = first_row + k;
+        inputs[k] = r < last_row ? input[(size_t) r * input_stride + c] : 0.0f;
+        chunk_of[k] = r < last_row ? row_chunk[r] : -1;
+    }
+    // window[j] = e[t + j] for the current row's t (j < history): the values before the row's own input.
+    float window[COIL_CONV_WINDOW - 1];
+    int chunk = -1;
+#pragma unroll
+    for (int k = 0; k < COIL_CONV_ROWS; k++) {
+        const int r = first_row + k;
+        if (r >= last_row) {
+            break;
+        }
+        const int s = chunk_of[k];
+        if (s != chunk) {
+            chunk = s;
+            const int first = starts[s];
+            const int t = r - first;
+            const float* state = states + (size_t) slots[s] * history * channels;
+#pragma unroll
+            for (int j = 0; j < COIL_CONV_WINDOW - 1; j++) {
+                if (j < history) {
+                    const int row = t + j;
+                    window[j] = row < history ? state[(size_t) row * channels + c]
+                                              : input[(size_t) (first + row - history) * input_stride + c];
+                }
+            }
+        }
+        const float current = inputs[k];
+        float sum = start;
+#pragma unroll
+        for (int j = 0; j < COIL_CONV_WINDOW - 1; j++) {
+            if (j < history) {
+                sum = fmaf(taps[j], window[j], sum);
+            }
+        }
+        sum = fmaf(last_tap, current, sum);
+        out[(size_t) r * channels + c] = coil_silu(sum);
+#pragma unroll
+        for (int j = 0; j < COIL_CONV_WINDOW - 1; j++) {
+            if (j + 1 < history) {
+                window[j] = window[j + 1];
+            } else if (j + 1 == history) {
+                window[j] = current;
+            }
+        }
     }
 }
 

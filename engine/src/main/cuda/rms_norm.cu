@@ -36,20 +36,40 @@ extern "C" __global__ void rms_norm_f32(const float* x, const float* __restrict_
 //   weight: (dim);  groups of group_size contiguous channels (group_size == dim: HF's
 //   MambaRMSNormGated over the whole row);  out16: null, or the bf16 destination instead of out.
 // Grid: (tokens, dim / group_size); block: COIL_ROW_THREADS threads striding over one group.
+// A thread's first COIL_GATED_CACHED gated values stay in registers between the sum of squares and
+// the scaling (the same values in the same order as computing them again; groups up to 8 · 256 wide
+// read y and z once).
+#define COIL_GATED_CACHED 8
 extern "C" __global__ void gated_rms_norm_f32(const float* y, const float* __restrict__ z, int z_stride,
         const float* __restrict__ weight, float* out, __nv_bfloat16* out16, int dim, int group_size, float eps) {
     __shared__ float scratch[32];
     const int group_start = blockIdx.y * group_size;
     const size_t start = (size_t) blockIdx.x * dim + group_start;
     const float* gate = z + (size_t) blockIdx.x * z_stride + group_start;
+    float cached[COIL_GATED_CACHED];
     float squares = 0.0f;
-    for (int i = threadIdx.x; i < group_size; i += blockDim.x) {
+#pragma unroll
+    for (int j = 0; j < COIL_GATED_CACHED; j++) {
+        const int i = threadIdx.x + j * blockDim.x;
+        if (i < group_size) {
+            cached[j] = coil_gated(y[start + i], gate[i]);
+            squares = fmaf(cached[j], cached[j], squares);
+        }
+    }
+    for (int i = threadIdx.x + COIL_GATED_CACHED * blockDim.x; i < group_size; i += blockDim.x) {
         const float gated = coil_gated(y[start + i], gate[i]);
         squares = fmaf(gated, gated, squares);
     }
     squares = coil_block_sum(squares, scratch);
     const float inverse_rms = 1.0f / sqrtf(squares / group_size + eps);
-    for (int i = threadIdx.x; i < group_size; i += blockDim.x) {
+#pragma unroll
+    for (int j = 0; j < COIL_GATED_CACHED; j++) {
+        const int i = threadIdx.x + j * blockDim.x;
+        if (i < group_size) {
+            coil_store(out, out16, start + i, weight[group_start + i] * (cached[j] * inverse_rms));
+        }
+    }
+    for (int i = threadIdx.x + COIL_GATED_CACHED * blockDim.x; i < group_size; i += blockDim.x) {
         const float gated = coil_gated(y[start + i], gate[i]);
         coil_store(out, out16, start + i, weight[group_start + i] * (gated * inverse_rms));
     }

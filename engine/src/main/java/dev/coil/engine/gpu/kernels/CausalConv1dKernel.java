@@ -12,6 +12,9 @@ import dev.coil.engine.gpu.KernelModule;
  */
 public final class CausalConv1dKernel {
 
+    /** Rows a thread of the packed conv slides its window down (causal_conv1d.cu's COIL_CONV_ROWS). */
+    private static final int ROWS_PER_THREAD = 16;
+
     private final Kernel convolve;
     private final Kernel carry;
     private final Kernel convolvePacked;
@@ -39,8 +42,8 @@ public final class CausalConv1dKernel {
         if (rows == 0) {
             return;
         }
-        convolvePacked.launch(stream, Kernel.blocksFor((long) rows * channels, RowKernels.ELEMENT_THREADS), 1, 1,
-                RowKernels.ELEMENT_THREADS, 0, input, inputStride, rows, channels, weight, bias, kernelSize, states,
+        convolvePacked.launch(stream, Kernel.blocksFor(channels, RowKernels.ELEMENT_THREADS),
+                Math.ceilDiv(rows, ROWS_PER_THREAD), 1, RowKernels.ELEMENT_THREADS, 0, input, inputStride, rows, channels, weight, bias, kernelSize, states,
                 chunks.slots(), chunks.starts(), chunks.rowChunk(), out);
         if (kernelSize > 1) {
             carryPacked.launch(stream, Kernel.blocksFor(channels, RowKernels.ELEMENT_THREADS), chunks.chunks(), 1,

@@ -37,7 +37,8 @@ public final class SiluMultiplyKernel {
         long count = (long) tokens * width;
         if (count > 0) {
             boolean bf16 = outType == DType.BF16;
-            kernel.launch(stream, Kernel.blocksFor(count, RowKernels.ELEMENT_THREADS), 1, 1,
+            // x over a row's width, y over the rows (silu_multiply_f32 strides past 65535 of them).
+            kernel.launch(stream, Kernel.blocksFor(width, RowKernels.ELEMENT_THREADS), Math.min(tokens, 65535), 1,
                     RowKernels.ELEMENT_THREADS, 0, gate, up, bf16 ? null : out, bf16 ? out : null, tokens, width,
                     gateStride, upStride);
         }

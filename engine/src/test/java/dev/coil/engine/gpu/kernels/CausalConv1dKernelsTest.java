@@ -70,13 +70,14 @@ class CausalConv1dKernelsTest {
      * with the slots no chunk owns left alone.
      */
     @ParameterizedTest(name = "channels {0}, kernel {1}")
-    @CsvSource({"1,2", "67,4", "1029,4", "130,3", "19,1"})
+    @CsvSource({"1,2", "67,4", "1029,4", "130,3", "19,1", "300,8", "45,10"})
     void packedChunksEqualOneLaunchEach(int channels, int kernel) {
         Random random = new Random(channels * 11L + kernel);
         int history = kernel - 1;
-        int[] lengths = {5, 1, 2, 33, 7};
-        int[] slots = {3, 6, 0, 2, 5};
-        int slotCount = 7;
+        // Chunks shorter than the history, and chunks that start and end inside a thread's 16 rows.
+        int[] lengths = {5, 1, 2, 33, 7, 40, 3, 17};
+        int[] slots = {3, 6, 0, 2, 5, 7, 9, 8};
+        int slotCount = 10;
         int[] starts = Packing.starts(lengths);
         int rows = starts[lengths.length];
         int[] rowChunk = Packing.rowChunk(lengths);
@@ -115,7 +116,7 @@ class CausalConv1dKernelsTest {
             Parity.assertExact(what + ": states against one launch a chunk", packedPool,
                     scope.download(expectedPool, pool.length));
             if (stateFloats > 0) {
-                for (int slot : new int[] {1, 4}) {
+                for (int slot : new int[] {1, 4}) { // owned by no chunk
                     Parity.assertExact(what + ": slot " + slot + ", which no chunk owns",
                             Arrays.copyOfRange(packedPool, slot * stateFloats, (slot + 1) * stateFloats),
                             Arrays.copyOfRange(pool, slot * stateFloats, (slot + 1) * stateFloats));

@@ -71,6 +71,28 @@ class ElementwiseKernelsTest {
         }
     }
 
+    /** More rows than a grid's y dimension takes (65535): the launch strides over the rest. */
+    @Test
+    void siluMultiplyCoversMoreRowsThanOneGridSpans() {
+        int tokens = 70_000;
+        int width = 3;
+        Random random = new Random(4);
+        float[] gateAndUp = Parity.uniform(random, tokens * 2 * width, -6, 6);
+        float[] expected = new float[tokens * width];
+        for (int t = 0; t < tokens; t++) {
+            for (int i = 0; i < width; i++) {
+                float g = gateAndUp[t * 2 * width + i];
+                expected[t * width + i] = g / (1f + (float) Math.exp(-g)) * gateAndUp[t * 2 * width + width + i];
+            }
+        }
+        try (DeviceScope scope = GpuFixture.scope()) {
+            SiluMultiplyKernel kernel = new SiluMultiplyKernel(GpuFixture.kernels());
+            DeviceBuffer out = scope.poisoned(expected.length);
+            kernel.launchStacked(scope.stream(), scope.upload(gateAndUp), tokens, width, out);
+            Parity.assertClose("silu_multiply, 70000 rows", scope.download(out, expected.length), expected, 1e-6);
+        }
+    }
+
     @Test
     void squaredReluEqualsTheCpuFormulaBitForBit() {
         int n = 4099;

@@ -58,7 +58,7 @@ class NormKernelsTest {
 
     /** groupSize == dim is HF's whole-row MambaRMSNormGated; smaller groups are the grouped variant. */
     @ParameterizedTest(name = "tokens {0}, dim {1}, group {2}")
-    @CsvSource({"1,5,5", "3,96,32", "5,1000,1000", "7,1542,771", "2,4096,512", "9,130,1"})
+    @CsvSource({"1,5,5", "3,96,32", "5,1000,1000", "7,1542,771", "2,4096,512", "9,130,1", "2,6000,3000"})
     void gatedRmsNormMatchesReference(int tokens, int dim, int groupSize) {
         Random random = new Random(17L * tokens + dim + groupSize);
         float[] y = Parity.uniform(random, tokens * dim, -3, 3);

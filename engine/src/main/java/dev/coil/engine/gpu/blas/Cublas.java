@@ -57,7 +57,7 @@ public final class Cublas implements AutoCloseable {
         try (Arena scratch = Arena.ofConfined()) {
             MemorySegment slot = scratch.allocate(ValueLayout.ADDRESS);
             int status = (int) library.create.invokeExact(slot);
-            check(library, status, "cublasCreate_v2");
+            library.check(status, "cublasCreate_v2");
             return new Cublas(library, slot.get(ValueLayout.ADDRESS, 0));
         } catch (CudaException e) {
             throw e;
@@ -71,7 +71,7 @@ public final class Cublas implements AutoCloseable {
         try (Arena scratch = Arena.ofConfined()) {
             MemorySegment version = scratch.allocate(ValueLayout.JAVA_INT);
             int status = (int) library.getVersion.invokeExact(handle, version);
-            check(library, status, "cublasGetVersion_v2");
+            library.check(status, "cublasGetVersion_v2");
             int v = version.get(ValueLayout.JAVA_INT, 0);
             return library.path + " (" + v / 10000 + "." + v / 100 % 100 + "." + v % 100 + ")";
         } catch (CudaException e) {
@@ -96,7 +96,7 @@ public final class Cublas implements AutoCloseable {
         try {
             int status = (int) library.setWorkspace.invokeExact(handle, MemorySegment.ofAddress(workspace.address()),
                     workspace.bytes());
-            check(library, status, "cublasSetWorkspace_v2");
+            library.check(status, "cublasSetWorkspace_v2");
         } catch (CudaException e) {
             throw e;
         } catch (Throwable e) {
@@ -111,7 +111,7 @@ public final class Cublas implements AutoCloseable {
         }
         try {
             int status = (int) library.setStream.invokeExact(handle, MemorySegment.ofAddress(stream.address()));
-            check(library, status, "cublasSetStream_v2");
+            library.check(status, "cublasSetStream_v2");
             boundStream = stream.address();
             if (workspace != null) {
                 applyWorkspace();
@@ -150,7 +150,7 @@ public final class Cublas implements AutoCloseable {
                     m, n, k, one, MemorySegment.ofAddress(a.address()), type, lda,
                     MemorySegment.ofAddress(b.address()), type, ldb, beta,
                     MemorySegment.ofAddress(c.address()), CUDA_R_32F, ldc, COMPUTE_32F, GEMM_DEFAULT);
-            check(library, status, "cublasGemmEx(m " + m + ", n " + n + ", k " + k + ", " + inputType + ")");
+            library.check(status, "cublasGemmEx(m " + m + ", n " + n + ", k " + k + ", " + inputType + ")");
         } catch (CudaException e) {
             throw e;
         } catch (Throwable e) {
@@ -181,12 +181,6 @@ public final class Cublas implements AutoCloseable {
         return callNanos;
     }
 
-    private static void check(CublasLibrary library, int status, String call) {
-        if (status != 0) {
-            throw new CudaException(call + " failed: " + library.status(status), status, null);
-        }
-    }
-
     @Override
     public void close() {
         if (closed) {
@@ -198,7 +192,7 @@ public final class Cublas implements AutoCloseable {
                 lt.close();
             }
             int status = (int) library.destroy.invokeExact(handle);
-            check(library, status, "cublasDestroy_v2");
+            library.check(status, "cublasDestroy_v2");
         } catch (CudaException e) {
             throw e;
         } catch (Throwable e) {

@@ -75,6 +75,13 @@ final class CublasLibrary {
         return loaded;
     }
 
+    /** Throws a CudaException naming {@code call} and the status where a cuBLAS or cuBLASLt call failed. */
+    void check(int status, String call) {
+        if (status != 0) {
+            throw new CudaException(call + " failed: " + status(status), status, null);
+        }
+    }
+
     /** The name of a cublasStatus_t, e.g. CUBLAS_STATUS_INVALID_VALUE. */
     String status(int status) {
         try {

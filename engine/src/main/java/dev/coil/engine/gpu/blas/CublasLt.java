@@ -80,7 +80,7 @@ final class CublasLt implements AutoCloseable {
         try (Arena scratch = Arena.ofConfined()) {
             MemorySegment out = scratch.allocate(ValueLayout.ADDRESS);
             int status = (int) library.lt.create.invokeExact(out);
-            check(library, status, "cublasLtCreate");
+            library.check(status, "cublasLtCreate");
             return new CublasLt(library.lt, library, out.get(ValueLayout.ADDRESS, 0));
         } catch (CudaException e) {
             throw e;
@@ -155,7 +155,7 @@ final class CublasLt implements AutoCloseable {
                 return true;
             }
             if (status != NOT_SUPPORTED) {
-                check(library, status, "cublasLtMatmul(m " + m + ", n " + n + ", k " + k + ")");
+                library.check(status, "cublasLtMatmul(m " + m + ", n " + n + ", k " + k + ")");
             }
         }
         return false;
@@ -192,7 +192,7 @@ final class CublasLt implements AutoCloseable {
         if (descriptors[index] == null) {
             try {
                 int status = (int) lt.descCreate.invokeExact(slot, Cublas.COMPUTE_32F, Cublas.CUDA_R_32F);
-                check(library, status, "cublasLtMatmulDescCreate");
+                library.check(status, "cublasLtMatmulDescCreate");
                 MemorySegment descriptor = slot.get(ValueLayout.ADDRESS, 0);
                 descriptors[index] = descriptor;
                 setDescriptor(descriptor, CublasLtLibrary.DESC_TRANSA, transposeA ? Cublas.OP_T : Cublas.OP_N);
@@ -209,20 +209,20 @@ final class CublasLt implements AutoCloseable {
     private void setDescriptor(MemorySegment descriptor, int name, int value) throws Throwable {
         attribute.set(ValueLayout.JAVA_INT, 0, value);
         int status = (int) lt.descSetAttribute.invokeExact(descriptor, name, attribute, 4L);
-        check(library, status, "cublasLtMatmulDescSetAttribute(" + name + ")");
+        library.check(status, "cublasLtMatmulDescSetAttribute(" + name + ")");
     }
 
     private MemorySegment preference(long workspaceBytes) throws Throwable {
         MemorySegment preference = preferences.get(workspaceBytes);
         if (preference == null) {
             int status = (int) lt.preferenceCreate.invokeExact(slot);
-            check(library, status, "cublasLtMatmulPreferenceCreate");
+            library.check(status, "cublasLtMatmulPreferenceCreate");
             preference = slot.get(ValueLayout.ADDRESS, 0);
             preferences.put(workspaceBytes, preference);
             attribute.set(ValueLayout.JAVA_LONG, 0, workspaceBytes);
             status = (int) lt.preferenceSetAttribute.invokeExact(preference,
                     CublasLtLibrary.PREFERENCE_MAX_WORKSPACE_BYTES, attribute, 8L);
-            check(library, status, "cublasLtMatmulPreferenceSetAttribute(max workspace)");
+            library.check(status, "cublasLtMatmulPreferenceSetAttribute(max workspace)");
         }
         return preference;
     }
@@ -233,7 +233,7 @@ final class CublasLt implements AutoCloseable {
         if (layout == null) {
             try {
                 int status = (int) lt.layoutCreate.invokeExact(slot, type, rows, cols, ld);
-                check(library, status, "cublasLtMatrixLayoutCreate(" + rows + " x " + cols + ", ld " + ld + ")");
+                library.check(status, "cublasLtMatrixLayoutCreate(" + rows + " x " + cols + ", ld " + ld + ")");
             } catch (CudaException e) {
                 throw e;
             } catch (Throwable e) {
@@ -243,12 +243,6 @@ final class CublasLt implements AutoCloseable {
             layouts.put(key, layout);
         }
         return layout;
-    }
-
-    private static void check(CublasLibrary library, int status, String call) {
-        if (status != 0) {
-            throw new CudaException(call + " failed: " + library.status(status), status, null);
-        }
     }
 
     @Override

@@ -45,13 +45,7 @@ class ElementwiseKernelsTest {
         int width = 1031;
         Random random = new Random(3);
         float[] gateAndUp = Parity.uniform(random, tokens * 2 * width, -6, 6);
-        float[] expected = new float[tokens * width];
-        for (int t = 0; t < tokens; t++) {
-            for (int i = 0; i < width; i++) {
-                float g = gateAndUp[t * 2 * width + i];
-                expected[t * width + i] = g / (1f + (float) Math.exp(-g)) * gateAndUp[t * 2 * width + width + i];
-            }
-        }
+        float[] expected = siluProducts(gateAndUp, tokens, width);
         float[] gate = new float[tokens * width];
         float[] up = new float[tokens * width];
         for (int t = 0; t < tokens; t++) {
@@ -71,13 +65,8 @@ class ElementwiseKernelsTest {
         }
     }
 
-    /** More rows than a grid's y dimension takes (65535): the launch strides over the rest. */
-    @Test
-    void siluMultiplyCoversMoreRowsThanOneGridSpans() {
-        int tokens = 70_000;
-        int width = 3;
-        Random random = new Random(4);
-        float[] gateAndUp = Parity.uniform(random, tokens * 2 * width, -6, 6);
+    /** silu(gate) · up by the CPU formula, rows of (gate | up) stacked as Granite stores them. */
+    private static float[] siluProducts(float[] gateAndUp, int tokens, int width) {
         float[] expected = new float[tokens * width];
         for (int t = 0; t < tokens; t++) {
             for (int i = 0; i < width; i++) {
@@ -85,6 +74,17 @@ class ElementwiseKernelsTest {
                 expected[t * width + i] = g / (1f + (float) Math.exp(-g)) * gateAndUp[t * 2 * width + width + i];
             }
         }
+        return expected;
+    }
+
+    /** More rows than a grid's y dimension takes (65535): the launch strides over the rest. */
+    @Test
+    void siluMultiplyCoversMoreRowsThanOneGridSpans() {
+        int tokens = 70_000;
+        int width = 3;
+        Random random = new Random(4);
+        float[] gateAndUp = Parity.uniform(random, tokens * 2 * width, -6, 6);
+        float[] expected = siluProducts(gateAndUp, tokens, width);
         try (DeviceScope scope = GpuFixture.scope()) {
             SiluMultiplyKernel kernel = new SiluMultiplyKernel(GpuFixture.kernels());
             DeviceBuffer out = scope.poisoned(expected.length);

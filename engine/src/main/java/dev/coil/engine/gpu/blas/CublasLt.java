@@ -24,7 +24,8 @@ import java.util.Map;
  * the actual product and refuses it (CUBLAS_STATUS_NOT_SUPPORTED, nothing queued) where it is not
  * valid, as for a single column: that count then gets a search of its own, and where cuBLASLt has
  * nothing for it, the product goes to cublasGemmEx. Layouts are made once per exact shape and
- * kept. Not for use from two threads at once (callers hold one handle per stream, as {@link Cublas}).
+ * kept (a few per token count a step can have). Not for use from two threads at once (callers
+ * hold one handle per stream, as {@link Cublas}).
  */
 final class CublasLt implements AutoCloseable {
 

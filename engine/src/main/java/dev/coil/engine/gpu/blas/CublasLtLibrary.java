@@ -35,13 +35,18 @@ final class CublasLtLibrary {
     final MethodHandle descCreate;        // cublasLtMatmulDescCreate(desc*, cublasComputeType_t, cudaDataType_t scale)
     final MethodHandle descDestroy;       // cublasLtMatmulDescDestroy(desc)
     final MethodHandle descSetAttribute;  // cublasLtMatmulDescSetAttribute(desc, attr, const void*, size_t)
-    final MethodHandle layoutCreate;      // cublasLtMatrixLayoutCreate(layout*, cudaDataType_t, uint64 rows, uint64 cols, int64 ld)
+    // cublasLtMatrixLayoutCreate(layout*, cudaDataType_t, uint64 rows, uint64 cols, int64 ld)
+    final MethodHandle layoutCreate;
     final MethodHandle layoutDestroy;     // cublasLtMatrixLayoutDestroy(layout)
     final MethodHandle preferenceCreate;  // cublasLtMatmulPreferenceCreate(preference*)
     final MethodHandle preferenceDestroy; // cublasLtMatmulPreferenceDestroy(preference)
-    final MethodHandle preferenceSetAttribute; // cublasLtMatmulPreferenceSetAttribute(preference, attr, const void*, size_t)
-    final MethodHandle heuristic;         // cublasLtMatmulAlgoGetHeuristic(handle, desc, A, B, C, D, preference, int, results*, int*)
-    final MethodHandle matmul;            // cublasLtMatmul(handle, desc, alpha, A, Adesc, B, Bdesc, beta, C, Cdesc, D, Ddesc, algo, workspace, size_t, stream)
+    // cublasLtMatmulPreferenceSetAttribute(preference, attr, const void*, size_t)
+    final MethodHandle preferenceSetAttribute;
+    // cublasLtMatmulAlgoGetHeuristic(handle, desc, A, B, C, D, preference, int requested, results*, int* returned)
+    final MethodHandle heuristic;
+    // cublasLtMatmul(handle, desc, alpha, A, Adesc, B, Bdesc, beta, C, Cdesc, D, Ddesc, algo, workspace,
+    //     size_t workspace bytes, stream)
+    final MethodHandle matmul;
 
     private CublasLtLibrary(SymbolLookup symbols) {
         Linker linker = Linker.nativeLinker();

@@ -128,7 +128,8 @@ public final class GpuBackend implements Backend {
         long start = System.nanoTime();
         try {
             int products = kernels.matmul.prepare(kernels.stream, weights.projections(), maxStepRows)
-                    + kernels.matmul.prepare(kernels.stream, List.of(weights.lmHead), Math.min(maxStepRows, store.slots()));
+                    + kernels.matmul.prepare(kernels.stream, List.of(weights.lmHead),
+                            Math.min(maxStepRows, store.slots()));
             if (products > 0) {
                 LOG.info("{}: cuBLAS kernels picked for {} products of up to {} rows in {} ms", device.description(),
                         products, maxStepRows, (System.nanoTime() - start) / 1_000_000);

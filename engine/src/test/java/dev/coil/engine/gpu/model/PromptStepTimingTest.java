@@ -18,6 +18,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Random;
@@ -58,70 +59,68 @@ class PromptStepTimingTest {
                         backend.description(), 2048 + SLOTS, (System.nanoTime() - start) / 1e6);
             }
             int side = 4096;
-            DeviceBuffer a = kernels.device.allocate(2L * side * side);
-            DeviceBuffer b = kernels.device.allocate(2L * side * side);
-            DeviceBuffer c = kernels.device.allocate(4L * side * side);
-            a.fill(0);
-            b.fill(0);
-            Random random = new Random(3);
-            int vocab = loaded.config().vocabSize();
-            // (prompts, tokens each): repeated shapes first, then new lengths each time; or
-            // -Dcoil.bench.promptPlans=16x128,1x2048 (for a profiler, with -Dcoil.bench.busyProducts=0).
-            int[][] plans = {{1, 128}, {1, 128}, {1, 128}, {16, 128}, {16, 128}, {16, 128}, {1, 2048}, {1, 2048},
-                    {16, 127}, {16, 126}, {16, 125}, {1, 2047}, {1, 2046}, {1, 129}, {1, 130}};
-            String chosen = System.getProperty("coil.bench.promptPlans");
-            if (chosen != null) {
-                plans = java.util.Arrays.stream(chosen.split(",")).map(plan -> plan.split("x"))
-                        .map(parts -> new int[] {Integer.parseInt(parts[0]), Integer.parseInt(parts[1])})
-                        .toArray(int[][]::new);
-            }
-            int busyProducts = Integer.getInteger("coil.bench.busyProducts", 200);
-            for (int[] plan : plans) {
-                int prompts = plan[0];
-                int tokens = plan[1];
-                List<Batch.Segment> segments = new ArrayList<>();
-                for (int s = 0; s < prompts; s++) {
-                    SequenceState sequence = backend.newSequence(store, s);
-                    int[] table = new int[Math.ceilDiv(tokens + 1, BLOCK_SIZE)];
-                    for (int i = 0; i < table.length; i++) {
-                        table[i] = s * blocksPerSequence + i;
+            try (DeviceBuffer a = kernels.device.allocate(2L * side * side);
+                    DeviceBuffer b = kernels.device.allocate(2L * side * side);
+                    DeviceBuffer c = kernels.device.allocate(4L * side * side)) {
+                a.fill(0);
+                b.fill(0);
+                Random random = new Random(3);
+                int vocab = loaded.config().vocabSize();
+                // (prompts, tokens each): repeated shapes first, then new lengths each time; or
+                // -Dcoil.bench.promptPlans=16x128,1x2048 (for a profiler, with -Dcoil.bench.busyProducts=0).
+                int[][] plans = {{1, 128}, {1, 128}, {1, 128}, {16, 128}, {16, 128}, {16, 128}, {1, 2048}, {1, 2048},
+                        {16, 127}, {16, 126}, {16, 125}, {1, 2047}, {1, 2046}, {1, 129}, {1, 130}};
+                String chosen = System.getProperty("coil.bench.promptPlans");
+                if (chosen != null) {
+                    plans = Arrays.stream(chosen.split(",")).map(plan -> plan.split("x"))
+                            .map(parts -> new int[] {Integer.parseInt(parts[0]), Integer.parseInt(parts[1])})
+                            .toArray(int[][]::new);
+                }
+                int busyProducts = Integer.getInteger("coil.bench.busyProducts", 200);
+                for (int[] plan : plans) {
+                    int prompts = plan[0];
+                    int tokens = plan[1];
+                    List<Batch.Segment> segments = new ArrayList<>();
+                    for (int s = 0; s < prompts; s++) {
+                        SequenceState sequence = backend.newSequence(store, s);
+                        int[] table = new int[Math.ceilDiv(tokens + 1, BLOCK_SIZE)];
+                        for (int i = 0; i < table.length; i++) {
+                            table[i] = s * blocksPerSequence + i;
+                        }
+                        sequence.setBlockTable(table);
+                        int[] ids = new int[tokens];
+                        for (int i = 0; i < tokens; i++) {
+                            ids[i] = random.nextInt(vocab);
+                        }
+                        segments.add(new Batch.Segment(sequence, ids, tokens, Batch.Logits.LAST));
                     }
-                    sequence.setBlockTable(table);
-                    int[] ids = new int[tokens];
-                    for (int i = 0; i < tokens; i++) {
-                        ids[i] = random.nextInt(vocab);
+                    Batch batch = new Batch(segments);
+                    // About 35 ms of products ahead of the step, so that its launches all queue before it runs.
+                    for (int i = 0; i < busyProducts; i++) {
+                        kernels.cublas().gemmEx(kernels.stream, true, false, side, side, side, a, side, b, side,
+                                DType.BF16, c, side, false);
                     }
-                    segments.add(new Batch.Segment(sequence, ids, tokens, Batch.Logits.LAST));
-                }
-                Batch batch = new Batch(segments);
-                // About 35 ms of products ahead of the step, so that its launches all queue before it runs.
-                for (int i = 0; i < busyProducts; i++) {
-                    kernels.cublas().gemmEx(kernels.stream, true, false, side, side, side, a, side, b, side, DType.BF16, c,
-                            side, false);
-                }
-                try (CudaEvent start = kernels.device.newEvent(); CudaEvent end = kernels.device.newEvent()) {
-                    Cublas cublas = kernels.cublas();
-                    long calls = cublas.calls();
-                    long callNanos = cublas.callNanos();
-                    start.record(kernels.stream);
-                    long before = System.nanoTime();
-                    Backend.Submitted submitted = backend.submit(batch);
-                    long queued = System.nanoTime();
-                    end.record(kernels.stream);
-                    long stepCalls = cublas.calls() - calls;
-                    double stepCallMicros = (cublas.callNanos() - callNanos) / 1e3;
-                    List<Batch.Output> outputs = submitted.outputs();
-                    double device = end.millisSince(start);
-                    assertThat(outputs).hasSize(prompts);
-                    System.out.printf("[prompt-step] %s: %d x %d tokens: host %.2f ms to queue (cuBLAS %d calls, %.0f µs"
-                            + " of host time, %.1f µs each), device %.2f ms%n", backend.description(), prompts, tokens,
-                            (queued - before) / 1e6, stepCalls, stepCallMicros, stepCallMicros / Math.max(1, stepCalls),
-                            device);
+                    try (CudaEvent start = kernels.device.newEvent(); CudaEvent end = kernels.device.newEvent()) {
+                        Cublas cublas = kernels.cublas();
+                        long calls = cublas.calls();
+                        long callNanos = cublas.callNanos();
+                        start.record(kernels.stream);
+                        long before = System.nanoTime();
+                        Backend.Submitted submitted = backend.submit(batch);
+                        long queued = System.nanoTime();
+                        end.record(kernels.stream);
+                        long stepCalls = cublas.calls() - calls;
+                        double stepCallMicros = (cublas.callNanos() - callNanos) / 1e3;
+                        List<Batch.Output> outputs = submitted.outputs();
+                        double device = end.millisSince(start);
+                        assertThat(outputs).hasSize(prompts);
+                        System.out.printf("[prompt-step] %s: %d x %d tokens: host %.2f ms to queue (cuBLAS %d calls,"
+                                + " %.0f µs of host time, %.1f µs each), device %.2f ms%n", backend.description(),
+                                prompts, tokens, (queued - before) / 1e6, stepCalls, stepCallMicros,
+                                stepCallMicros / Math.max(1, stepCalls), device);
+                    }
                 }
             }
-            a.close();
-            b.close();
-            c.close();
         } finally {
             try (Stream<Path> files = Files.walk(folder)) {
                 for (Path file : files.sorted(Comparator.reverseOrder()).toList()) {

@@ -113,14 +113,11 @@ public final class GpuMatmul implements AutoCloseable {
                 DeviceBuffer out = device.allocate(4L * largest * tallest)) {
             x.fill(0);
             for (DeviceMatrix w : shapes.values()) {
-                for (int n = CublasLt.bucket(GemvKernel.MAX_PLAIN_ROWS + 1); ; n = CublasLt.bucket(n + 1)) {
-                    int tokens = Math.min(n, largest);
-                    cublas.gemmEx(stream, true, false, w.rows(), tokens, w.cols(), w.data(), w.cols(), x, w.cols(),
+                // Every bucket from the first above the few-rows kernels' up to largest (itself a bucket).
+                for (int n = CublasLt.bucket(GemvKernel.MAX_PLAIN_ROWS + 1); n <= largest; n = CublasLt.bucket(n + 1)) {
+                    cublas.gemmEx(stream, true, false, w.rows(), n, w.cols(), w.data(), w.cols(), x, w.cols(),
                             w.dtype(), out, w.rows(), false);
                     products++;
-                    if (n >= largest) {
-                        break;
-                    }
                 }
             }
             stream.synchronize();

@@ -77,6 +77,17 @@ public final class CausalConv1dKernel {
     /** The sizes both launches need: rows of input, the weights, one state of kernelSize - 1 rows, out. */
     private static void check(DeviceBuffer input, int inputStride, int rows, int channels, DeviceBuffer weight,
             DeviceBuffer bias, int kernelSize, DeviceBuffer state, String stateName, DeviceBuffer out) {
+        checkInputAndWeights(input, inputStride, rows, channels, weight, bias, kernelSize);
+        state.requireFloats((long) (kernelSize - 1) * channels, stateName);
+        out.requireFloats((long) rows * channels, "out");
+    }
+
+    /**
+     * What every conv launch checks, the decode update's included: rows of input in rows of
+     * inputStride floats, weight (channels, kernelSize) and bias (channels) or null.
+     */
+    static void checkInputAndWeights(DeviceBuffer input, int inputStride, int rows, int channels,
+            DeviceBuffer weight, DeviceBuffer bias, int kernelSize) {
         RowKernels.requirePositive(channels, "channels");
         RowKernels.requirePositive(kernelSize, "kernelSize");
         RowKernels.requireStride(inputStride, channels, "inputStride");
@@ -85,7 +96,5 @@ public final class CausalConv1dKernel {
         if (bias != null) {
             bias.requireFloats(channels, "bias");
         }
-        state.requireFloats((long) (kernelSize - 1) * channels, stateName);
-        out.requireFloats((long) rows * channels, "out");
     }
 }

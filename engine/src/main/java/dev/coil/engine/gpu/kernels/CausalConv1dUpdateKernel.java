@@ -29,14 +29,7 @@ public final class CausalConv1dUpdateKernel {
             DeviceBuffer weight, DeviceBuffer bias, int kernelSize, DeviceBuffer states, DeviceBuffer slots,
             DeviceBuffer out) {
         RowKernels.requireNonNegative(batch, "batch");
-        RowKernels.requirePositive(channels, "channels");
-        RowKernels.requirePositive(kernelSize, "kernelSize");
-        RowKernels.requireStride(inputStride, channels, "inputStride");
-        input.requireFloats(RowKernels.spanned(batch, channels, inputStride), "input");
-        weight.requireFloats((long) channels * kernelSize, "weight");
-        if (bias != null) {
-            bias.requireFloats(channels, "bias");
-        }
+        CausalConv1dKernel.checkInputAndWeights(input, inputStride, batch, channels, weight, bias, kernelSize);
         slots.requireFloats(batch, "slots");
         out.requireFloats((long) batch * channels, "out");
         if (batch == 0) {

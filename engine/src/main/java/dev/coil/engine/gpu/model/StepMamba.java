@@ -95,8 +95,11 @@ final class StepMamba {
             int chunkSize = scanChunk(tokens, spec.chunkSize());
             int scanChunks = Math.ceilDiv(tokens, chunkSize);
             int to = from + 1;
-            while (to < layout.prompts() && scanChunk(layout.tokens(layout.decodes + to), spec.chunkSize()) == chunkSize
-                    && Math.ceilDiv(layout.tokens(layout.decodes + to), chunkSize) == scanChunks) {
+            while (to < layout.prompts()) {
+                int next = layout.tokens(layout.decodes + to);
+                if (scanChunk(next, spec.chunkSize()) != chunkSize || Math.ceilDiv(next, chunkSize) != scanChunks) {
+                    break;
+                }
                 to++;
             }
             PackedChunks group = layout.promptChunks(inputs, from, to);

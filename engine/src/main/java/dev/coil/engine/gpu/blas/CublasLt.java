@@ -135,31 +135,45 @@ final class CublasLt implements AutoCloseable {
         MemorySegment aLayout = layout(type, transposeA ? k : m, transposeA ? m : k, lda);
         MemorySegment bLayout = layout(type, transposeB ? n : k, transposeB ? k : n, ldb);
         MemorySegment cLayout = layout(Cublas.CUDA_R_32F, m, n, ldc);
-        for (AlgoKey tried : new AlgoKey[] {key, key.exactFor(n)}) {
-            if (tried.exact() && tried.bucket() == key.bucket()) {
-                return false; // the bucket's own count was refused: nothing else to try
-            }
-            MemorySegment algorithm = algorithms.computeIfAbsent(tried, this::search);
-            if (algorithm.equals(MemorySegment.NULL)) {
-                return false;
-            }
-            int status;
-            try {
-                status = (int) lt.matmul.invokeExact(handle, descriptor, alpha, MemorySegment.ofAddress(a), aLayout,
-                        MemorySegment.ofAddress(b), bLayout, beta, MemorySegment.ofAddress(c), cLayout,
-                        MemorySegment.ofAddress(c), cLayout, algorithm, MemorySegment.ofAddress(workspace),
-                        workspaceBytes, MemorySegment.ofAddress(stream));
-            } catch (Throwable e) {
-                throw new CudaException("cublasLtMatmul could not be called: " + e, e);
-            }
-            if (status == 0) {
-                return true;
-            }
-            if (status != NOT_SUPPORTED) {
-                library.check(status, "cublasLtMatmul(m " + m + ", n " + n + ", k " + k + ")");
-            }
+        MemorySegment bucketAlgorithm = algorithms.computeIfAbsent(key, this::search);
+        if (bucketAlgorithm.equals(MemorySegment.NULL)) {
+            return false;
         }
-        return false;
+        Operands operands = new Operands(m, n, k, stream, descriptor, alpha, beta, a, aLayout, b, bLayout, c,
+                cLayout, workspace, workspaceBytes);
+        if (launch(bucketAlgorithm, operands)) {
+            return true;
+        }
+        if (n == key.bucket()) {
+            return false; // the bucket's own count was refused: nothing else to try
+        }
+        MemorySegment exactAlgorithm = algorithms.computeIfAbsent(key.exactFor(n), this::search);
+        return !exactAlgorithm.equals(MemorySegment.NULL) && launch(exactAlgorithm, operands);
+    }
+
+    /** One product's arguments to cublasLtMatmul, but for the algorithm; c is both C and D. */
+    private record Operands(int m, int n, int k, long stream, MemorySegment descriptor, MemorySegment alpha,
+            MemorySegment beta, long a, MemorySegment aLayout, long b, MemorySegment bLayout, long c,
+            MemorySegment cLayout, long workspace, long workspaceBytes) {}
+
+    /**
+     * Queues the product with algorithm: true when queued, false when cuBLASLt refused the algorithm
+     * for it (CUBLAS_STATUS_NOT_SUPPORTED, nothing queued); any other failure throws.
+     */
+    private boolean launch(MemorySegment algorithm, Operands p) {
+        int status;
+        try {
+            status = (int) lt.matmul.invokeExact(handle, p.descriptor(), p.alpha(), MemorySegment.ofAddress(p.a()),
+                    p.aLayout(), MemorySegment.ofAddress(p.b()), p.bLayout(), p.beta(), MemorySegment.ofAddress(p.c()),
+                    p.cLayout(), MemorySegment.ofAddress(p.c()), p.cLayout(), algorithm,
+                    MemorySegment.ofAddress(p.workspace()), p.workspaceBytes(), MemorySegment.ofAddress(p.stream()));
+        } catch (Throwable e) {
+            throw new CudaException("cublasLtMatmul could not be called: " + e, e);
+        }
+        if (status != 0 && status != NOT_SUPPORTED) {
+            library.check(status, "cublasLtMatmul(m " + p.m() + ", n " + p.n() + ", k " + p.k() + ")");
+        }
+        return status == 0;
     }
 
     /** cuBLASLt's first choice for the bucket's largest n, copied out, or NULL when it offers none. */

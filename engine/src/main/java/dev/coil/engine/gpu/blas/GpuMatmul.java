@@ -89,32 +89,49 @@ public final class GpuMatmul implements AutoCloseable {
         }
     }
 
+    /** Weights whose products a step makes with up to maxTokens rows (see {@link #prepare}). */
+    public record Plan(List<DeviceMatrix> weights, int maxTokens) {}
+
     /**
-     * Runs one product on zeros for each distinct shape of {@code weights} and each cuBLASLt token
-     * bucket of more than {@link GemvKernel#MAX_PLAIN_ROWS} rows up to maxTokens's bucket, so that the
-     * products of a serving step reuse the algorithms found here ({@link Cublas}). Returns the products
-     * run (none where cuBLASLt is not in use). Waits for them; the scratch they used is freed.
+     * Runs one product on zeros for each distinct weight shape of the plans and each cuBLASLt token
+     * bucket of more than {@link GemvKernel#MAX_PLAIN_ROWS} rows up to its plan's maxTokens's bucket,
+     * so that the products of a serving step reuse the algorithms found here ({@link Cublas}). Returns
+     * the products run (none where cuBLASLt is not in use). Waits for them; the one scratch they used
+     * is freed.
      */
-    public int prepare(CudaStream stream, List<DeviceMatrix> weights, int maxTokens) {
-        if (!cublas.usesLt() || maxTokens <= GemvKernel.MAX_PLAIN_ROWS) {
+    public int prepare(CudaStream stream, List<Plan> plans) {
+        if (!cublas.usesLt()) {
             return 0;
         }
+        // The largest bucket each distinct shape needs, and the scratch the largest product needs.
         Map<List<Object>, DeviceMatrix> shapes = new LinkedHashMap<>();
-        int widest = 0;
-        int tallest = 0;
-        for (DeviceMatrix w : weights) {
-            shapes.putIfAbsent(List.of(w.rows(), w.cols(), w.dtype()), w);
-            widest = Math.max(widest, w.cols());
-            tallest = Math.max(tallest, w.rows());
+        Map<List<Object>, Integer> largest = new LinkedHashMap<>();
+        long inputBytes = 0;
+        long outputBytes = 0;
+        for (Plan plan : plans) {
+            if (plan.maxTokens() <= GemvKernel.MAX_PLAIN_ROWS) {
+                continue;
+            }
+            int bucket = CublasLt.bucket(plan.maxTokens());
+            for (DeviceMatrix w : plan.weights()) {
+                List<Object> shape = List.of(w.rows(), w.cols(), w.dtype());
+                shapes.putIfAbsent(shape, w);
+                largest.merge(shape, bucket, Math::max);
+                inputBytes = Math.max(inputBytes, 4L * bucket * w.cols());
+                outputBytes = Math.max(outputBytes, 4L * bucket * w.rows());
+            }
         }
-        int largest = CublasLt.bucket(maxTokens);
+        if (shapes.isEmpty()) {
+            return 0;
+        }
         int products = 0;
-        try (DeviceBuffer x = device.allocate(4L * largest * widest);
-                DeviceBuffer out = device.allocate(4L * largest * tallest)) {
+        try (DeviceBuffer x = device.allocate(inputBytes); DeviceBuffer out = device.allocate(outputBytes)) {
             x.fill(0);
-            for (DeviceMatrix w : shapes.values()) {
-                // Every bucket from the first above the few-rows kernels' up to largest (itself a bucket).
-                for (int n = CublasLt.bucket(GemvKernel.MAX_PLAIN_ROWS + 1); n <= largest; n = CublasLt.bucket(n + 1)) {
+            for (Map.Entry<List<Object>, DeviceMatrix> entry : shapes.entrySet()) {
+                DeviceMatrix w = entry.getValue();
+                int last = largest.get(entry.getKey());
+                // Every bucket from the first above the few-rows kernels' up to last (itself a bucket).
+                for (int n = CublasLt.bucket(GemvKernel.MAX_PLAIN_ROWS + 1); n <= last; n = CublasLt.bucket(n + 1)) {
                     cublas.gemmEx(stream, true, false, w.rows(), n, w.cols(), w.data(), w.cols(), x, w.cols(),
                             w.dtype(), out, w.rows(), false);
                     products++;

@@ -4,6 +4,7 @@ import dev.coil.engine.cache.CacheSizing;
 import dev.coil.engine.cache.StateStore;
 import dev.coil.engine.gpu.CudaDevice;
 import dev.coil.engine.gpu.CudaException;
+import dev.coil.engine.gpu.blas.GpuMatmul;
 import dev.coil.engine.model.Batch;
 import dev.coil.engine.model.ModelConfig;
 import dev.coil.engine.model.SequenceState;
@@ -127,9 +128,10 @@ public final class GpuBackend implements Backend {
         device.makeCurrent();
         long start = System.nanoTime();
         try {
-            int products = kernels.matmul.prepare(kernels.stream, weights.projections(), maxStepRows)
-                    + kernels.matmul.prepare(kernels.stream, List.of(weights.lmHead),
-                            Math.min(maxStepRows, store.slots()));
+            // lm_head runs on the rows whose logits a step needs: at most one a sequence slot.
+            int products = kernels.matmul.prepare(kernels.stream,
+                    List.of(new GpuMatmul.Plan(weights.projections(), maxStepRows),
+                            new GpuMatmul.Plan(List.of(weights.lmHead), Math.min(maxStepRows, store.slots()))));
             if (products > 0) {
                 LOG.info("{}: cuBLAS kernels picked for {} products of up to {} rows in {} ms", device.description(),
                         products, maxStepRows, (System.nanoTime() - start) / 1_000_000);

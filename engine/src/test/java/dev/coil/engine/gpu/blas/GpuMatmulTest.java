@@ -7,10 +7,12 @@ import dev.coil.engine.gpu.GpuFixture;
 import dev.coil.engine.gpu.GpuTest;
 import dev.coil.engine.gpu.Parity;
 import dev.coil.engine.gpu.TestMatrices;
+import dev.coil.engine.gpu.kernels.GemvKernel;
 import dev.coil.engine.load.DType;
 import dev.coil.engine.ops.Matrix;
 import dev.coil.engine.ref.ReferenceOps;
 import static org.assertj.core.api.Assertions.assertThat;
+import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -126,6 +128,51 @@ class GpuMatmulTest {
                             .isEqualTo(searchesAfter[i]);
                 }
             }
+        }
+    }
+    /**
+     * prepare searches each distinct shape's buckets once, up to the largest count any plan gives
+     * it, and the products that follow within those buckets search nothing more and stay exact.
+     */
+    @Test
+    void preparedBucketsAreNotSearchedAgain() {
+        assertThat(cublas.usesLt()).as("cuBLASLt beside cuBLAS on the GPU machine").isTrue();
+        Random random = new Random(12);
+        Matrix wide = TestMatrices.of(Parity.uniform(random, 1000 * 768, -1, 1), 1000, 768, DType.BF16);
+        Matrix narrow = TestMatrices.of(Parity.uniform(random, 512 * 256, -1, 1), 512, 256, DType.BF16);
+        try (DeviceScope scope = GpuFixture.scope(); Cublas handle = Cublas.create(GpuFixture.device());
+                GpuMatmul products = new GpuMatmul(GpuFixture.device(), handle)) {
+            DeviceMatrix deviceWide = scope.keep(DeviceMatrix.upload(GpuFixture.device(), wide));
+            DeviceMatrix deviceNarrow = scope.keep(DeviceMatrix.upload(GpuFixture.device(), narrow));
+            // wide: buckets 32, 48, 64, 96, 128 (its larger plan wins); narrow: 32, 48; the plan of
+            // 16 rows is left to the few-rows kernels.
+            int run = products.prepare(scope.stream(), List.of(
+                    new GpuMatmul.Plan(List.of(deviceWide, deviceNarrow), 40),
+                    new GpuMatmul.Plan(List.of(deviceWide), 100),
+                    new GpuMatmul.Plan(List.of(deviceNarrow), GemvKernel.MAX_PLAIN_ROWS)));
+            assertThat(run).isEqualTo(7);
+            assertThat(handle.algorithmSearches()).isEqualTo(7);
+            int[][] steps = {{70, 0}, {100, 0}, {40, 1}, {33, 1}};
+            for (int[] step : steps) {
+                int tokens = step[0];
+                Matrix w = step[1] == 0 ? wide : narrow;
+                float[] x = Parity.uniform(random, tokens * w.cols(), -2, 2);
+                float[] rounded = new float[x.length];
+                for (int j = 0; j < x.length; j++) {
+                    rounded[j] = TestMatrices.round(x[j], DType.BF16);
+                }
+                float[] expected = new float[tokens * w.rows()];
+                reference.matmul(rounded, tokens, w, expected);
+                DeviceBuffer out = scope.poisoned(expected.length);
+                products.matmul(scope.stream(), scope.upload(x), tokens, step[1] == 0 ? deviceWide : deviceNarrow,
+                        out);
+                Parity.assertClose("prepared, " + tokens + " tokens", scope.download(out, expected.length), expected,
+                        1e-5);
+            }
+            assertThat(handle.algorithmSearches()).as("searches after the prepared buckets' products").isEqualTo(7);
+            float[] beyond = Parity.uniform(random, 129 * 768, -2, 2);
+            products.matmul(scope.stream(), scope.upload(beyond), 129, deviceWide, scope.poisoned(129 * 1000));
+            assertThat(handle.algorithmSearches()).as("a bucket not prepared").isEqualTo(8);
         }
     }
 }

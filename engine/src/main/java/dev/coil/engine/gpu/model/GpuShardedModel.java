@@ -211,22 +211,33 @@ public final class GpuShardedModel implements ShardedModel {
 
     /** Prompt prefill only, for benchmarks: the logits of the last position, with per-step timings when asked. */
     public float[] prefillLastLogits(int[] ids, ShardLayout layout, RingTimings timings) {
+        RingAttentionBlock.Timing recorder = timings == null ? null : timings.recorder();
+        float[] logits;
         try (GpuShardedRun run = (GpuShardedRun) newRun(layout)) {
-            DeviceBuffer[] hidden = run.prefillHidden(ids, timings == null ? null : timings.recorder());
-            float[] logits = run.lastLogits(hidden);
+            DeviceBuffer[] hidden = run.prefillHidden(ids, recorder);
+            long start = System.nanoTime();
+            logits = run.lastLogits(hidden);
             for (RingDevice device : devices) {
                 device.use();
                 device.device.synchronize();
             }
-            if (timings != null) {
-                timings.collect();
-                for (RingDevice device : devices) {
-                    device.use();
-                    device.clearTimings();
-                }
+            if (recorder != null) {
+                recorder.host("wait for the last logits", System.nanoTime() - start);
             }
-            return logits;
+            start = System.nanoTime();
+            run.close();
+            if (recorder != null) {
+                recorder.host("free the sequence's buffers", System.nanoTime() - start);
+            }
         }
+        if (timings != null) {
+            timings.collect();
+            for (RingDevice device : devices) {
+                device.use();
+                device.clearTimings();
+            }
+        }
+        return logits;
     }
 
     void checkIds(int[] ids) {

@@ -1,5 +1,6 @@
 package dev.coil.engine.gpu.model;
 
+import dev.coil.engine.gpu.CudaEvent;
 import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.model.BlockSpec;
 import dev.coil.engine.model.ModelConfig;
@@ -8,6 +9,7 @@ import dev.coil.engine.parallel.ShardedRun;
 import dev.coil.engine.parallel.Sharding;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Consumer;
 
 /**
  * One sequence sharded over the GPUs of a {@link GpuShardedModel}, {@code HybridModel}'s forward
@@ -73,8 +75,14 @@ final class GpuShardedRun implements ShardedRun {
                     + length + " tokens");
         }
         model.checkIds(prompt);
+        long hostStart = System.nanoTime();
         sharding = new Sharding(layout, devices.length, prompt.length);
         allocate();
+        if (timing != null) {
+            timing.host("allocate the sequence's buffers", System.nanoTime() - hostStart);
+            hostStart = System.nanoTime();
+        }
+        CudaEvent[] prefillStart = new CudaEvent[devices.length];
         int hidden = config.hiddenSize();
         DeviceBuffer[] h = new DeviceBuffer[devices.length];
         DeviceBuffer[] normed = new DeviceBuffer[devices.length];
@@ -85,6 +93,7 @@ final class GpuShardedRun implements ShardedRun {
             int rows = sharding.rows(d);
             device.use();
             DeviceKernels k = device.kernels;
+            prefillStart[d] = timing == null ? null : device.stamp(device.stream());
             int[] rowPositions = sharding.positions(d);
             int[] ids = new int[rows];
             for (int r = 0; r < rows; r++) {
@@ -92,7 +101,6 @@ final class GpuShardedRun implements ShardedRun {
             }
             DeviceBuffer idBuffer = k.scratch.floats("ring.ids", rows);
             idBuffer.copyFrom(ids);
-            positions[d] = own(device, 4L * rows);
             positions[d].copyFrom(rowPositions);
             h[d] = k.scratch.floats("model.h", (long) rows * hidden);
             normed[d] = k.scratch.floats("model.normed", (long) rows * hidden);
@@ -102,14 +110,16 @@ final class GpuShardedRun implements ShardedRun {
         }
         for (int b = 0; b < config.blocks().size(); b++) {
             StepInput[] inputs = new StepInput[devices.length];
+            CudaEvent[] blockStart = new CudaEvent[devices.length];
             for (RingDevice device : withRows()) {
                 device.use();
                 int d = device.index;
+                blockStart[d] = timing == null ? null : device.stamp(device.stream());
                 inputs[d] = StepInput.blockNorm(device.kernels, config, device.weights.blocks.get(b), b == 0, h[d],
                         updates[d], normed[d], normed16[d], sharding.rows(d));
             }
             switch (devices[0].weights.blocks.get(b).mixer()) {
-                case GpuWeights.Mamba mamba -> RingMambaBlock.prefill(this, b, inputs, updates);
+                case GpuWeights.Mamba mamba -> RingMambaBlock.prefill(this, b, inputs, updates, timing);
                 case GpuWeights.Attention attention -> RingAttentionBlock.prefill(this, b, inputs, updates, timing);
                 case GpuWeights.Mlp mlp -> {
                     for (RingDevice device : withRows()) {
@@ -120,12 +130,29 @@ final class GpuShardedRun implements ShardedRun {
                     }
                 }
             }
+            if (timing != null) {
+                String name = "block: " + switch (devices[0].weights.blocks.get(b).mixer()) {
+                    case GpuWeights.Mamba mamba -> "Mamba-2";
+                    case GpuWeights.Attention attention -> "attention";
+                    case GpuWeights.Mlp mlp -> "MLP";
+                };
+                for (RingDevice device : withRows()) {
+                    device.use();
+                    timing.span(device.index, name, blockStart[device.index], device.stamp(device.stream()));
+                }
+            }
         }
         for (RingDevice device : withRows()) {
             device.use();
             int d = device.index;
             device.kernels.residualAdd.launch(device.stream(), h[d], updates[d], (long) sharding.rows(d) * hidden,
                     config.residualMultiplier());
+            if (timing != null) {
+                timing.span(d, "the whole prefill", prefillStart[d], device.stamp(device.stream()));
+            }
+        }
+        if (timing != null) {
+            timing.host("queue the blocks", System.nanoTime() - hostStart);
         }
         length = prompt.length;
         return h;
@@ -195,7 +222,11 @@ final class GpuShardedRun implements ShardedRun {
         return values;
     }
 
-    /** The sequence's device memory: K/V shards, outboxes and the state device's Mamba states. */
+    /**
+     * The sequence's device memory: K/V shards, outboxes, the rows' positions and the state device's
+     * Mamba states, carved from one zeroed allocation a device. (A buffer apiece took some 150
+     * allocations and blocking memsets a prefill: 7-9 ms of host time on the 300M shape.)
+     */
     private void allocate() {
         int n = devices.length;
         int blocks = config.blocks().size();
@@ -206,9 +237,18 @@ final class GpuShardedRun implements ShardedRun {
         chainOutboxes = new DeviceBuffer[blocks][sharding.chunkCount()];
         convStates = new DeviceBuffer[blocks];
         ssmStates = new DeviceBuffer[blocks];
-        RingDevice home = devices[stateDevice()];
-        slotZero = own(home, 4);
+        Carving[] carvings = new Carving[n];
+        for (int d = 0; d < n; d++) {
+            carvings[d] = new Carving();
+        }
+        int home = stateDevice();
+        carvings[home].add(4, buffer -> slotZero = buffer);
+        for (RingDevice device : devices) {
+            int d = device.index;
+            carvings[d].add(4L * sharding.rows(d), buffer -> positions[d] = buffer);
+        }
         for (int b = 0; b < blocks; b++) {
+            int block = b;
             BlockSpec spec = config.blocks().get(b);
             for (RingDevice device : devices) {
                 int d = device.index;
@@ -216,28 +256,65 @@ final class GpuShardedRun implements ShardedRun {
                 switch (spec) {
                     case BlockSpec.Attention attention -> {
                         if (rows > 0) {
-                            shards[d][b] = newShard(device, attention, rows);
+                            long half = shardRowBytes(attention) * rows;
+                            carvings[d].add(2 * half, buffer -> shards[d][block] = new RingAttentionBlock.Shard(
+                                    buffer.slice(0, half), buffer.slice(half, half), rows));
                         }
                     }
-                    case BlockSpec.Mamba mamba -> convOutboxes[d][b] = own(device,
-                            4L * sharding.chunksOf(d).length * Math.max(1, mamba.convKernel() - 1)
-                                    * mamba.convChannels());
+                    case BlockSpec.Mamba mamba -> carvings[d].add(4L * sharding.chunksOf(d).length
+                            * Math.max(1, mamba.convKernel() - 1) * mamba.convChannels(),
+                            buffer -> convOutboxes[d][block] = buffer);
                     case BlockSpec.Mlp mlp -> { }
                 }
             }
             if (spec instanceof BlockSpec.Mamba mamba) {
                 long stateBytes = 4L * mamba.heads() * mamba.headDim() * mamba.stateSize();
                 for (int chunk = 0; chunk + 1 < sharding.chunkCount(); chunk++) {
-                    chainOutboxes[b][chunk] = own(devices[sharding.owner(chunk)], stateBytes);
+                    int c = chunk;
+                    carvings[sharding.owner(chunk)].add(stateBytes, buffer -> chainOutboxes[block][c] = buffer);
                 }
-                convStates[b] = own(home, 4L * Math.max(1, mamba.convKernel() - 1) * mamba.convChannels());
-                ssmStates[b] = own(home, stateBytes);
+                carvings[home].add(4L * Math.max(1, mamba.convKernel() - 1) * mamba.convChannels(),
+                        buffer -> convStates[block] = buffer);
+                carvings[home].add(stateBytes, buffer -> ssmStates[block] = buffer);
+            }
+        }
+        for (RingDevice device : devices) {
+            carvings[device.index].carve(own(device, carvings[device.index].bytes()));
+        }
+    }
+
+    /** Bytes a row of an attention block's K (or V) shard takes: bf16, heads padded as the kernels read them. */
+    private static long shardRowBytes(BlockSpec.Attention spec) {
+        return 2L * spec.kvHeads() * StepAttention.paddedHeadDim(spec.headDim());
+    }
+
+    /** Buffers laid out in one allocation, 256-byte aligned, each handed to its receiver once carved. */
+    private static final class Carving {
+        private final List<Long> offsets = new ArrayList<>();
+        private final List<Long> sizes = new ArrayList<>();
+        private final List<Consumer<DeviceBuffer>> receivers = new ArrayList<>();
+        private long bytes;
+
+        void add(long size, Consumer<DeviceBuffer> receiver) {
+            offsets.add(bytes);
+            sizes.add(size);
+            receivers.add(receiver);
+            bytes += (Math.max(size, 1) + 255) / 256 * 256;
+        }
+
+        long bytes() {
+            return bytes;
+        }
+
+        void carve(DeviceBuffer whole) {
+            for (int i = 0; i < offsets.size(); i++) {
+                receivers.get(i).accept(whole.slice(offsets.get(i), sizes.get(i)));
             }
         }
     }
 
     private RingAttentionBlock.Shard newShard(RingDevice device, BlockSpec.Attention spec, int capacity) {
-        long rowBytes = 2L * spec.kvHeads() * StepAttention.paddedHeadDim(spec.headDim());
+        long rowBytes = shardRowBytes(spec);
         RingAttentionBlock.Shard shard = new RingAttentionBlock.Shard(device.allocateZeroed(rowBytes * capacity),
                 device.allocateZeroed(rowBytes * capacity), capacity);
         owned.get(device.index).add(shard);
@@ -294,8 +371,7 @@ final class GpuShardedRun implements ShardedRun {
         int capacity = Math.max(rows, shard == null ? 64 : 2 * shard.capacity());
         RingAttentionBlock.Shard grown = newShard(owner, spec, capacity);
         if (shard != null) {
-            long rowBytes = 2L * spec.kvHeads() * StepAttention.paddedHeadDim(spec.headDim());
-            long held = rowBytes * homeShardRows();
+            long held = shardRowBytes(spec) * homeShardRows();
             grown.keys().copyFromAsync(shard.keys(), held, owner.stream());
             grown.values().copyFromAsync(shard.values(), held, owner.stream());
             owner.stream().synchronize();

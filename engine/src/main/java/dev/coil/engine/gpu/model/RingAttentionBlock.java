@@ -34,11 +34,19 @@ final class RingAttentionBlock {
         }
     }
 
-    /** Optional per-step event stamps: when each GPU's copies and attention steps began and ended. */
+    /**
+     * Optional event stamps of a sharded prefill: when each GPU's K/V copies and attention steps
+     * began and ended, and named spans of its compute stream (blocks, a Mamba block's phases).
+     */
     interface Timing {
         void copy(int device, int step, CudaEvent start, CudaEvent end);
 
         void compute(int device, int step, CudaEvent start, CudaEvent end);
+
+        void span(int device, String name, CudaEvent start, CudaEvent end);
+
+        /** Host time of a part of the prefill (allocating, queueing, waiting, freeing). */
+        void host(String name, long nanos);
     }
 
     /** inputs[d]: block-normed rows of device d → updates[d] = o_proj(attention), [rows(d), hidden]. */

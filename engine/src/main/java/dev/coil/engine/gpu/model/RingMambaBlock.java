@@ -1,10 +1,14 @@
 package dev.coil.engine.gpu.model;
 
+import dev.coil.engine.gpu.CudaEvent;
 import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.kernels.SsdScanKernel;
 import dev.coil.engine.model.BlockSpec;
 import dev.coil.engine.ops.SsmShape;
 import dev.coil.engine.parallel.Sharding;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
 
 /**
  * A Mamba-2 block over a sharded sequence. The recurrence is linear in its state, so each chunk
@@ -23,8 +27,10 @@ final class RingMambaBlock {
     }
 
     /** inputs[d]: block-normed rows of device d → updates[d] = out_proj(gated_norm(y, z)), [rows(d), hidden]. */
-    static void prefill(GpuShardedRun run, int block, StepInput[] inputs, DeviceBuffer[] updates) {
+    static void prefill(GpuShardedRun run, int block, StepInput[] inputs, DeviceBuffer[] updates,
+            RingAttentionBlock.Timing timing) {
         RingDevice[] devices = run.devices();
+        PhaseStamps stamps = new PhaseStamps(run, timing);
         Sharding sharding = run.sharding();
         BlockSpec.Mamba spec = ((GpuWeights.Mamba) devices[0].weights.blocks.get(block).mixer()).spec();
         SsmShape shape = new SsmShape(spec.heads(), spec.headDim(), spec.groups(), spec.stateSize());
@@ -57,6 +63,7 @@ final class RingMambaBlock {
             }
             device.mark("ring.conv-outbox");
         }
+        stamps.phaseEnded("Mamba-2: in_proj, dt");
 
         // 2. Each chunk's conv (over the inputs before it, from whichever GPU holds them) and the states of its
         //    scan from zero (the SSD's Gram matrices, chunk states and their passing; outputs wait for step 4).
@@ -97,9 +104,23 @@ final class RingMambaBlock {
             }
         }
 
+        stamps.phaseEnded("Mamba-2: conv, chunk states");
+
         // 3. The chain, in sequence order: each chunk takes the state that entered it into its SSD chunks' entering
-        //    states and passes on the state leaving it. Only states move here, so the chain is short; the outputs
-        //    wait for step 4, lest a GPU's outputs hold up the state the next GPU waits for.
+        //    states and passes on the state leaving it. Only states move here, so the chain is short. A GPU queues
+        //    its chunks' outputs (4) only once it has passed on the last state another chunk waits for, lest its
+        //    outputs hold up the state the next GPU waits for; until then it would only wait (zigzag: the first
+        //    GPU's first chunk's outputs run while the other GPUs chain the middle chunks).
+        boolean early = earlyOutputs();
+        int[] lastFeeding = new int[devices.length]; // per device: its last chunk whose state a later chunk takes
+        Arrays.fill(lastFeeding, -1);
+        for (int chunk = 0; chunk + 1 < sharding.chunkCount(); chunk++) {
+            lastFeeding[sharding.owner(chunk)] = chunk;
+        }
+        List<List<Integer>> pending = new ArrayList<>(); // per device: chunks (its j) whose outputs wait
+        for (int d = 0; d < devices.length; d++) {
+            pending.add(new ArrayList<>());
+        }
         int chunkCount = sharding.chunkCount();
         DeviceBuffer entering = null; // on the owner of the chunk at hand
         RingDevice holder = null;
@@ -127,30 +148,23 @@ final class RingMambaBlock {
             device.mark("ring.chain");
             entering = leaving;
             holder = device;
-        }
-
-        // 4. Each chunk's outputs, from the entering states now in its workspace.
-        for (RingDevice device : run.withRows()) {
-            int rows = sharding.rows(device.index);
-            device.use();
-            DeviceKernels k = device.kernels;
-            GpuWeights.Mamba w = mamba(device, block);
-            int[] chunks = sharding.chunksOf(device.index);
-            for (int j = 0; j < chunks.length; j++) {
-                int length = sharding.chunkLength(chunks[j]);
-                if (length == 0) {
-                    continue;
+            pending.get(device.index).add(j);
+            if (early && chunk >= lastFeeding[device.index]) {
+                for (int queued : pending.get(device.index)) {
+                    outputs(run, block, device, queued);
                 }
-                int first = sharding.firstRow(device.index, chunks[j]);
-                k.ssdScan.launchOutputs(k.stream, SsdScanKernel.Precision.F32, shape, length, spec.chunkSize(),
-                        scanInputs(spec, k.scratch.floats("mamba.convolved", (long) rows * channels),
-                                k.scratch.floats("ring.dt", (long) rows * heads), first, length),
-                        w.decay(), w.skip(), k.scratch.floats("ring.own-state." + j, shape.stateFloats()),
-                        k.scratch.floats("mamba.y", (long) rows * inner)
-                                .floatSlice((long) first * inner, (long) length * inner),
-                        workspace(k, shape, spec, j, length));
+                pending.get(device.index).clear();
             }
         }
+
+        // 4. Each chunk's outputs not yet queued, from the entering states now in its workspace.
+        for (RingDevice device : run.withRows()) {
+            device.use();
+            for (int j : pending.get(device.index)) {
+                outputs(run, block, device, j);
+            }
+        }
+        stamps.phaseEnded("Mamba-2: state chain, outputs");
 
         // 5. The gated norm and out_proj over each GPU's rows.
         for (RingDevice device : run.withRows()) {
@@ -161,6 +175,70 @@ final class RingMambaBlock {
             DeviceBuffer projected = k.scratch.floats("mamba.projected", (long) rows * width);
             DeviceBuffer y = k.scratch.floats("mamba.y", (long) rows * inner);
             StepMamba.gatedOutput(k, w, rows, y, projected, updates[device.index], false);
+        }
+        stamps.phaseEnded("Mamba-2: gated norm, out_proj");
+    }
+
+    /**
+     * Whether a GPU queues its chunks' outputs as soon as no later chunk waits on it (the default;
+     * {@code -Dcoil.ring.earlyOutputs=false}: every GPU after the whole chain).
+     */
+    private static boolean earlyOutputs() {
+        return !"false".equals(System.getProperty("coil.ring.earlyOutputs"));
+    }
+
+    /** The outputs of device's j-th chunk, from the entering states its scan's workspace now holds. */
+    private static void outputs(GpuShardedRun run, int block, RingDevice device, int j) {
+        Sharding sharding = run.sharding();
+        int chunk = sharding.chunksOf(device.index)[j];
+        int length = sharding.chunkLength(chunk);
+        if (length == 0) {
+            return;
+        }
+        BlockSpec.Mamba spec = mamba(device, block).spec();
+        SsmShape shape = new SsmShape(spec.heads(), spec.headDim(), spec.groups(), spec.stateSize());
+        int rows = sharding.rows(device.index);
+        int first = sharding.firstRow(device.index, chunk);
+        DeviceKernels k = device.kernels;
+        GpuWeights.Mamba w = mamba(device, block);
+        k.ssdScan.launchOutputs(k.stream, SsdScanKernel.Precision.F32, shape, length, spec.chunkSize(),
+                scanInputs(spec, k.scratch.floats("mamba.convolved", (long) rows * spec.convChannels()),
+                        k.scratch.floats("ring.dt", (long) rows * spec.heads()), first, length),
+                w.decay(), w.skip(), k.scratch.floats("ring.own-state." + j, shape.stateFloats()),
+                k.scratch.floats("mamba.y", (long) rows * spec.innerSize())
+                        .floatSlice((long) first * spec.innerSize(), (long) length * spec.innerSize()),
+                workspace(k, shape, spec, j, length));
+    }
+
+    /** Stamps on each GPU's compute stream between a block's phases, when timing is asked for. */
+    private static final class PhaseStamps {
+        private final GpuShardedRun run;
+        private final RingAttentionBlock.Timing timing;
+        private final CudaEvent[] last;
+
+        PhaseStamps(GpuShardedRun run, RingAttentionBlock.Timing timing) {
+            this.run = run;
+            this.timing = timing;
+            this.last = new CudaEvent[run.devices().length];
+            if (timing != null) {
+                for (RingDevice device : run.withRows()) {
+                    device.use();
+                    last[device.index] = device.stamp(device.stream());
+                }
+            }
+        }
+
+        /** Records the span from the previous stamp to now on each GPU as the phase name. */
+        void phaseEnded(String name) {
+            if (timing == null) {
+                return;
+            }
+            for (RingDevice device : run.withRows()) {
+                device.use();
+                CudaEvent now = device.stamp(device.stream());
+                timing.span(device.index, name, last[device.index], now);
+                last[device.index] = now;
+            }
         }
     }
 

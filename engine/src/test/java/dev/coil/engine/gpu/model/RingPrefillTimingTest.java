@@ -67,6 +67,9 @@ class RingPrefillTimingTest {
                     single[i] = one.prefillLastLogits(ids, ShardLayout.CONTIGUOUS, null);
                     oneMs[i] = (System.nanoTime() - start) / 1e6;
                     oneMemory[i] = memory(one);
+                    RingTimings timings = new RingTimings(1);
+                    one.prefillLastLogits(ids, ShardLayout.CONTIGUOUS, timings);
+                    printSpans(ids.length, "one GPU", timings);
                 }
             }
             try (GpuShardedModel two = GpuShardedModel.open(loaded, Devices.parse("cuda:0,cuda:1"))) {
@@ -102,6 +105,7 @@ class RingPrefillTimingTest {
                                 timedMs, timings.computeMillis(device, 0), timings.copyMillis(device, 1),
                                 timings.computeMillis(device, 1));
                     }
+                    printSpans(tokens, "two GPUs, zigzag", timings);
                 }
             }
         } finally {
@@ -111,6 +115,26 @@ class RingPrefillTimingTest {
                 }
             }
         }
+    }
+
+    /**
+     * Each span's compute-stream milliseconds summed over the blocks, per GPU (with what the stream
+     * waited there for another GPU): one GPU's against two GPUs' show where the ring loses time.
+     */
+    private static void printSpans(int tokens, String what, RingTimings timings) {
+        StringBuilder line = new StringBuilder(String.format("[gpu-ring] %d tokens, %s, ms a GPU:", tokens, what));
+        for (String name : timings.spanNames()) {
+            line.append(String.format(" %s", name));
+            for (int device = 0; device < timings.devices(); device++) {
+                line.append(String.format("%s%.1f", device == 0 ? " " : " / ", timings.spanMillis(name, device)));
+            }
+            line.append(';');
+        }
+        line.append(" host ms:");
+        for (String name : timings.hostNames()) {
+            line.append(String.format(" %s %.1f;", name, timings.hostMillis(name)));
+        }
+        System.out.println(line);
     }
 
     private static int[] prompt(String size, int vocab) {

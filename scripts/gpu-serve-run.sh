@@ -19,10 +19,12 @@ if [ "${1:-}" = ring ]; then
     run serve --model /tmp/g300 --port 18083 --devices cuda:0 --context-parallel never > /tmp/one-serve.log 2>&1 &
     for i in $(seq 1 120); do curl -fs localhost:18082/health >/dev/null && curl -fs localhost:18083/health >/dev/null && break; sleep 1; done
     grep -E "coil:|context|cuda" /tmp/ring-serve.log | head -6
-    long=$(python3 -c 'import json,random; random.seed(5); print(json.dumps({"prompt":[random.randrange(1,40000) for _ in range(6000)],"max_tokens":12,"temperature":0,"logprobs":0}))')
+    long=$(python3 -c 'import json,random; random.seed(5); print(json.dumps({"prompt":[random.randrange(1,40000) for _ in range(6000)],"max_tokens":12,"temperature":0,"logprobs":2}))')
     echo "== a 6000-token prompt (past the 2048 positions one GPU is given): two GPUs vs one"
+    echo "   (tokens, their logprobs, then each position's margin over the runner-up: the random model's"
+    echo "   distributions are nearly flat, so a margin under the two paths' rounding can pick either)"
     for port in 18082 18083; do echo "$long" | curl -s localhost:$port/v1/completions -H 'content-type: application/json' -d @- \
-      | python3 -c 'import json,sys; r=json.load(sys.stdin); c=r["choices"][0]; print(c["logprobs"]["tokens"], [round(x,3) for x in c["logprobs"]["token_logprobs"]], r["paths"], r["timings"])'; done
+      | python3 -c 'import json,sys; r=json.load(sys.stdin); c=r["choices"][0]; lp=c["logprobs"]; print(lp["tokens"], [round(x,3) for x in lp["token_logprobs"]], "margins", [round(sorted(t.values())[-1]-sorted(t.values())[-2],4) for t in lp["top_logprobs"]], r["paths"], r["timings"])'; done
     echo "== the same prompt streamed: the last chunk's paths"
     echo "$long" | python3 -c 'import json,sys; b=json.load(sys.stdin); b["stream"]=True; print(json.dumps(b))' \
       | curl -sN localhost:18082/v1/completions -H 'content-type: application/json' -d @- | grep -o '"paths":\[[^]]*\]' | tail -1

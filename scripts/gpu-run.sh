@@ -4,10 +4,11 @@
 # when the folder carries it (with mamba_ssm's ops in FOLDER/mpkg), so that every figure is
 # measured in one call on one card. Logs go to $OUT (or /tmp).
 #
-#   bash .gpu/gpu-run.sh [all|tests|bench|ab|jars|ring] [FOLDER]
+#   bash .gpu/gpu-run.sh [all|tests|bench|ab|jars|ring|ringbench] [FOLDER]
 #
-# ring (two GPUs: nvidia-h100-x2): the multi-gpu tagged tests, two GPUs against one, then the
-# 64k/128k sharded prefill benchmark (RING_TOKENS=a,b to change the sizes).
+# ring (two GPUs: nvidia-h100-x2): the multi-gpu tagged tests, two GPUs against one (and four where
+# the machine has them), then the 64k/128k sharded prefill benchmark (RING_TOKENS=a,b to change the
+# sizes, RING_GPUS=2,4 the rings, RING_SECONDS its time limit, default 400). ringbench: the benchmark alone.
 #
 # ab: batch-1 decode alone (GpuServingTimingTest with -Dcoil.bench.runs=0, or RUNS) once for each
 # JVM property set in $VARIANTS, one set a line, in the order given. Repeat the lines (A, B, A, B,
@@ -85,7 +86,9 @@ if [ "$part" = ring ]; then
     timeout 300 "${junit[@]}" --include-tag multi-gpu --select-class dev.coil.engine.gpu.model.TwoGpuShardedModelTest \
         --reports-dir "$out/junit-ring-tests" 2>&1 | tee "$out/ring-tests.log" \
         | grep -E "\[gpu-ring\]|✘|tests (successful|failed)|Exception" | tail -80
-    timeout 400 "${junit[@]}" --include-tag multi-gpu --select-class dev.coil.engine.gpu.model.RingPrefillTimingTest \
+fi
+if [ "$part" = ring ] || [ "$part" = ringbench ]; then
+    timeout ${RING_SECONDS:-400} "${junit[@]}" --include-tag multi-gpu --select-class dev.coil.engine.gpu.model.RingPrefillTimingTest \
         --reports-dir "$out/junit-ring-bench" 2>&1 \
         | tee "$out/ring-bench.log" | grep -E "\[gpu-ring\]|\[gpu\]|tests (successful|failed)|Exception"
 fi

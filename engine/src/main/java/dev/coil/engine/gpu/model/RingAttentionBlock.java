@@ -8,6 +8,7 @@ import dev.coil.engine.load.DType;
 import dev.coil.engine.model.BlockSpec;
 import dev.coil.engine.ops.AttentionShape;
 import dev.coil.engine.parallel.Sharding;
+import java.util.List;
 
 /**
  * An attention block over a sharded sequence, by ring attention. Each GPU projects its own rows,
@@ -71,35 +72,44 @@ final class RingAttentionBlock {
             device.mark("ring.kv");
         }
 
-        for (RingDevice device : run.withRows()) {
+        // Queued step by step across the GPUs, not GPU by GPU: a peer copy queued on one GPU can wait
+        // behind copies queued earlier that read the same GPU, so a GPU's copy for step s must not be
+        // queued after another GPU's copies for later steps (with four GPUs, GPU by GPU held the
+        // third and fourth GPUs' first copies until their sources' last ones could start).
+        long recvBytes = sharding.maxRows() * kvRowBytes;
+        List<RingDevice> holding = run.withRows();
+        DeviceBuffer[][] received = new DeviceBuffer[n][2];
+        CudaEvent[][] arrived = new CudaEvent[n][n];
+        DeviceBuffer[] out = new DeviceBuffer[n];
+        DeviceBuffer[] lse = new DeviceBuffer[n];
+        boolean[][] written = new boolean[n][];
+        for (RingDevice device : holding) {
             int d = device.index;
             int rows = sharding.rows(d);
             device.use();
-            CudaStream stream = device.stream();
-            DeviceBuffer q16 = run.query(d);
-            long outFloats = (long) rows * shape.queryHeads() * padded;
-            DeviceBuffer out = device.kernels.scratch.floats("ring.out", outFloats);
-            DeviceBuffer lse = device.kernels.scratch.floats("ring.lse", (long) rows * shape.queryHeads());
-            int[] queryChunks = sharding.chunksOf(d);
-            boolean[] written = new boolean[queryChunks.length];
-            DeviceBuffer[] received = new DeviceBuffer[2];
-            long recvBytes = sharding.maxRows() * kvRowBytes;
+            out[d] = device.kernels.scratch.floats("ring.out", (long) rows * shape.queryHeads() * padded);
+            lse[d] = device.kernels.scratch.floats("ring.lse", (long) rows * shape.queryHeads());
+            written[d] = new boolean[sharding.chunksOf(d).length];
             for (int slot = 0; slot < 2 && n > 1; slot++) {
-                received[slot] = device.kernels.scratch.bytes("ring.received." + slot, 2 * recvBytes);
+                received[d][slot] = device.kernels.scratch.bytes("ring.received." + slot, 2 * recvBytes);
             }
-            CudaEvent[] arrived = new CudaEvent[n];
             if (n > 1) {
-                arrived[1] = fetch(run, block, device, 1, received[1], kvRowBytes, timing);
+                arrived[d][1] = fetch(run, block, device, 1, received[d][1], kvRowBytes, timing);
             }
-            for (int step = 0; step < n; step++) {
+        }
+        for (int step = 0; step < n; step++) {
+            for (RingDevice device : holding) {
+                int d = device.index;
+                device.use();
+                CudaStream stream = device.stream();
                 if (step + 1 < n && step + 1 > 1) {
-                    arrived[step + 1] = fetch(run, block, device, step + 1, received[(step + 1) % 2], kvRowBytes,
-                            timing);
+                    arrived[d][step + 1] = fetch(run, block, device, step + 1, received[d][(step + 1) % 2],
+                            kvRowBytes, timing);
                 }
                 int source = Math.floorMod(d - step, n);
                 int sourceRows = sharding.rows(source);
                 if (step > 0) {
-                    stream.waitFor(arrived[step]);
+                    stream.waitFor(arrived[d][step]);
                 }
                 CudaEvent start = timing == null ? null : device.stamp(stream);
                 if (sourceRows > 0) {
@@ -109,19 +119,23 @@ final class RingAttentionBlock {
                         keys = run.shard(d, block).keys();
                         values = run.shard(d, block).values();
                     } else {
-                        keys = received[step % 2].slice(0, sourceRows * kvRowBytes);
-                        values = received[step % 2].slice(recvBytes, sourceRows * kvRowBytes);
+                        keys = received[d][step % 2].slice(0, sourceRows * kvRowBytes);
+                        values = received[d][step % 2].slice(recvBytes, sourceRows * kvRowBytes);
                     }
-                    attendStep(device, sharding, spec, shape, queryChunks, written, source, q16, keys, values, out,
-                            lse);
+                    attendStep(device, sharding, spec, shape, sharding.chunksOf(d), written[d], source,
+                            run.query(d), keys, values, out[d], lse[d]);
                 }
                 if (timing != null) {
                     timing.compute(d, step, start, device.stamp(stream));
                 }
             }
-            DeviceBuffer merged = unpad(device, out, rows, spec.queryHeads(), spec.headDim(), padded);
-            device.kernels.matmul.matmul(stream, merged, rows, ((GpuWeights.Attention) device.weights.blocks
-                    .get(block).mixer()).output(), updates[d]);
+        }
+        for (RingDevice device : holding) {
+            int d = device.index;
+            device.use();
+            DeviceBuffer merged = unpad(device, out[d], sharding.rows(d), spec.queryHeads(), spec.headDim(), padded);
+            device.kernels.matmul.matmul(device.stream(), merged, sharding.rows(d),
+                    ((GpuWeights.Attention) device.weights.blocks.get(block).mixer()).output(), updates[d]);
         }
     }
 

@@ -20,18 +20,20 @@ import org.junit.jupiter.api.Test;
 
 /**
  * Prints the prefill time of long prompts (64k and 128k tokens by default; RING_TOKENS=a,b or -Dcoil.ring.tokens)
- * on the 300M-shaped random GraniteMoeHybrid (bf16) on one GPU and sharded over two (zigzag and
- * contiguous), the speedup, the device memory in use on each GPU after the prefill, and per ring
- * step the attention compute and K/V transfer times summed over the attention blocks (each timed
- * run follows an untimed one of the same size, which grows the scratch buffers): a step's
- * transfer runs under the previous step's compute. Nothing is asserted on time; the last-position
- * logits of two GPUs must agree with one GPU's.
+ * on the 300M-shaped random GraniteMoeHybrid (bf16) on one GPU and sharded over two (or the ring sizes
+ * in RING_GPUS=2,4 or -Dcoil.ring.gpus; zigzag and contiguous), the speedup and its share of the
+ * ideal, the device memory in use on each GPU after the prefill, and for zigzag per ring step the
+ * attention compute and K/V transfer times summed over the attention blocks, with each GPU's time
+ * by kind of block (each timed run follows an untimed one of the same size, which grows the scratch
+ * buffers): a step's transfer runs under the previous step's compute. Nothing is asserted on time;
+ * the last-position logits of a ring must agree with one GPU's. A size a ring cannot hold is
+ * reported and skipped.
  */
 @Tag("multi-gpu")
 class RingPrefillTimingTest {
 
     @Test
-    void printsPrefillTimesOnOneAndTwoGpus() throws IOException {
+    void printsPrefillTimesOnOneGpuAndOnRings() throws IOException {
         assertThat(CudaDevice.count()).as("GPUs this benchmark needs").isGreaterThanOrEqualTo(2);
         Path folder = Files.createTempDirectory(Path.of("/tmp"), "coil-granite300m");
         RandomCheckpoint.write(folder, RandomCheckpoint.Shape.granite300m(), DType.BF16, 42);
@@ -72,40 +74,19 @@ class RingPrefillTimingTest {
                     printSpans(ids.length, "one GPU", timings);
                 }
             }
-            try (GpuShardedModel two = GpuShardedModel.open(loaded, Devices.parse("cuda:0,cuda:1"))) {
-                two.prefillLastLogits(warm, ShardLayout.ZIGZAG, null);
-                two.prefillLastLogits(warm, ShardLayout.CONTIGUOUS, null);
-                for (int i = 0; i < sizeList.length; i++) {
-                    int[] ids = prompt(sizeList[i], vocab);
-                    int tokens = ids.length;
-                    for (ShardLayout layout : ShardLayout.values()) {
-                        two.prefillLastLogits(ids, layout, null); // grows the scratch to this size
-                        long start = System.nanoTime();
-                        float[] sharded = two.prefillLastLogits(ids, layout, null);
-                        double twoMs = (System.nanoTime() - start) / 1e6;
-                        System.out.printf("[gpu-ring] %s, granite300m bf16, prefill of %d tokens: one GPU %.0f ms "
-                                + "(%.0f tokens/s), two GPUs %s %.0f ms (%.0f tokens/s): %.2fx; device memory in use "
-                                + "after: one GPU %s, two GPUs %s; last logits max |Δ| %.2e%n", deviceName(two), tokens,
-                                oneMs[i], tokens / oneMs[i] * 1e3, layout, twoMs, tokens / twoMs * 1e3, oneMs[i] / twoMs,
-                                oneMemory[i], memory(two), single[i] == null ? Double.NaN
-                                        : maxDifference(sharded, single[i]));
-                        if (single[i] != null) {
-                            assertThat(maxDifference(sharded, single[i]) / scale(single[i]))
-                                    .as("last logits, two GPUs vs one").isLessThan(2e-2);
+            for (String ringSize : System.getProperty("coil.ring.gpus",
+                    System.getenv().getOrDefault("RING_GPUS", "2")).split(",")) {
+                int gpus = Integer.parseInt(ringSize.trim());
+                assertThat(CudaDevice.count()).as("GPUs this ring needs").isGreaterThanOrEqualTo(gpus);
+                try (GpuShardedModel ring = GpuShardedModel.open(loaded,
+                        Devices.parse(TwoGpuShardedModelTest.devices(gpus)))) {
+                    ring.prefillLastLogits(warm, ShardLayout.ZIGZAG, null);
+                    ring.prefillLastLogits(warm, ShardLayout.CONTIGUOUS, null);
+                    for (int i = 0; i < sizeList.length; i++) {
+                        if (!timeRing(ring, gpus, prompt(sizeList[i], vocab), oneMs[i], oneMemory[i], single[i])) {
+                            break;
                         }
                     }
-                    RingTimings timings = new RingTimings(2);
-                    long start = System.nanoTime();
-                    two.prefillLastLogits(ids, ShardLayout.ZIGZAG, timings);
-                    double timedMs = (System.nanoTime() - start) / 1e6;
-                    for (int device = 0; device < 2; device++) {
-                        System.out.printf("[gpu-ring] %d tokens, zigzag, GPU %d (whole prefill %.0f ms with timing "
-                                + "events): attention step 0 (own K/V) %.1f ms; K/V transfer for step 1 %.1f ms, "
-                                + "attention step 1 %.1f ms (summed over the attention blocks)%n", tokens, device,
-                                timedMs, timings.computeMillis(device, 0), timings.copyMillis(device, 1),
-                                timings.computeMillis(device, 1));
-                    }
-                    printSpans(tokens, "two GPUs, zigzag", timings);
                 }
             }
         } finally {
@@ -115,6 +96,54 @@ class RingPrefillTimingTest {
                 }
             }
         }
+    }
+
+    /**
+     * Both layouts on the ring, then a zigzag run with timing events; false (after saying so) where
+     * the ring cannot hold the prompt.
+     */
+    private static boolean timeRing(GpuShardedModel ring, int gpus, int[] ids, double oneMs, String oneMemory,
+            float[] single) {
+        int tokens = ids.length;
+        for (ShardLayout layout : ShardLayout.values()) {
+            try {
+                ring.prefillLastLogits(ids, layout, null); // grows the scratch to this size
+            } catch (CudaException | IllegalStateException e) {
+                System.out.printf("[gpu-ring] %d GPUs cannot prefill %d tokens: %s%n", gpus, tokens, e.getMessage());
+                return false;
+            }
+            long start = System.nanoTime();
+            float[] sharded = ring.prefillLastLogits(ids, layout, null);
+            double ringMs = (System.nanoTime() - start) / 1e6;
+            System.out.printf("[gpu-ring] %s, granite300m bf16, prefill of %d tokens: one GPU %.0f ms (%.0f tokens/s), "
+                    + "%d GPUs %s %.0f ms (%.0f tokens/s): %.2fx (%.0f%% of ideal); device memory in use after: one GPU "
+                    + "%s, %d GPUs %s; last logits max |Δ| %.2e%n", deviceName(ring), tokens, oneMs,
+                    tokens / oneMs * 1e3, gpus, layout, ringMs, tokens / ringMs * 1e3, oneMs / ringMs,
+                    100 * oneMs / ringMs / gpus, oneMemory, gpus, memory(ring),
+                    single == null ? Double.NaN : maxDifference(sharded, single));
+            if (single != null) {
+                assertThat(maxDifference(sharded, single) / scale(single)).as("last logits, %d GPUs vs one", gpus)
+                        .isLessThan(2e-2);
+            }
+        }
+        RingTimings timings = new RingTimings(gpus);
+        long start = System.nanoTime();
+        ring.prefillLastLogits(ids, ShardLayout.ZIGZAG, timings);
+        double timedMs = (System.nanoTime() - start) / 1e6;
+        for (int device = 0; device < gpus; device++) {
+            StringBuilder steps = new StringBuilder();
+            for (int step = 0; step < gpus; step++) {
+                steps.append(String.format("%s step %d %.1f ms", step == 0 ? "" : ";", step,
+                        timings.computeMillis(device, step)));
+                if (step > 0) {
+                    steps.append(String.format(" (its K/V transfer %.1f ms)", timings.copyMillis(device, step)));
+                }
+            }
+            System.out.printf("[gpu-ring] %d tokens, zigzag over %d GPUs, GPU %d (whole prefill %.0f ms with timing "
+                    + "events), attention summed over the attention blocks:%s%n", tokens, gpus, device, timedMs, steps);
+        }
+        printSpans(tokens, gpus + " GPUs, zigzag", timings);
+        return true;
     }
 
     /**

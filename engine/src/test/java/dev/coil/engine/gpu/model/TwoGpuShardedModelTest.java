@@ -22,7 +22,8 @@ import org.junit.jupiter.params.provider.MethodSource;
 /**
  * The sharded forward over two real GPUs (peer copies between the cards) against one GPU, on every
  * fixture: logprobs within {@code GpuShardedModelTest}'s sharded tolerance, greedy tokens equal to
- * one GPU's, as a ring of one and as the unsharded one-sequence forward ({@link GpuModel}).
+ * one GPU's, as a ring of one and as the unsharded one-sequence forward ({@link GpuModel}). On a
+ * machine with four GPUs or more, a ring of four is checked the same way.
  * Tagged multi-gpu: run on a machine with two GPUs (scripts/gpu-run.sh ring); with fewer it fails.
  */
 @Tag("multi-gpu")
@@ -50,10 +51,20 @@ class TwoGpuShardedModelTest {
         }
     }
 
-    static GpuShardedModel twoGpus(LoadedModel loaded) {
+    /** The rings to check: two GPUs, and four where the machine has them. */
+    static List<Integer> ringSizes() {
         int count = CudaDevice.count();
         assertThat(count).as("GPUs this multi-GPU test needs").isGreaterThanOrEqualTo(2);
-        return GpuShardedModel.open(loaded, Devices.parse("cuda:0,cuda:1"));
+        return count >= 4 ? List.of(2, 4) : List.of(2);
+    }
+
+    /** cuda:0 .. cuda:(gpus − 1). */
+    static String devices(int gpus) {
+        StringBuilder list = new StringBuilder();
+        for (int i = 0; i < gpus; i++) {
+            list.append(i == 0 ? "" : ",").append("cuda:").append(i);
+        }
+        return list.toString();
     }
 
     @ParameterizedTest(name = "{0}")
@@ -62,25 +73,33 @@ class TwoGpuShardedModelTest {
         JsonNode expected = JSON.readTree(Files.readString(GpuModelTest.source(fixture).resolve("expected.json")));
         SamplingParams greedy = SamplingParams.greedy().toBuilder().maxTokens(8).build();
         try (LoadedModel loaded = LoadedModel.load(GpuModelTest.withoutTokenizer(fixture));
-                GpuShardedModel one = GpuShardedModel.open(loaded, Devices.parse("cuda:0"));
-                GpuShardedModel two = twoGpus(loaded)) {
+                GpuShardedModel one = GpuShardedModel.open(loaded, Devices.parse("cuda:0"))) {
             int[] ids = GpuShardedModelTest.prompt(300, loaded.config().vocabSize(), 11);
             ScoreResult single = one.score(ids, 0, ShardLayout.CONTIGUOUS).result();
-            for (ShardLayout layout : ShardLayout.values()) {
-                GpuShardedModelTest.assertClose(two.score(ids, 0, layout).result(), single,
-                        GpuShardedModelTest.SHARDED_TOLERANCE,
-                        fixture + " cuda:0,cuda:1 " + layout + " vs cuda:0");
-            }
-            for (JsonNode item : expected.get("greedy")) {
-                int[] prompt = GpuModelTest.ints(item.get("prompt_ids"));
-                int[] oneTokens = GpuShardedModelTest.generate(loaded, one, ShardLayout.CONTIGUOUS, prompt, greedy);
-                int[] twoTokens = GpuShardedModelTest.generate(loaded, two, ShardLayout.ZIGZAG, prompt, greedy);
-                int[] plainTokens = plainGreedy(loaded, prompt, greedy.maxTokens());
-                System.out.println("[gpu-ring] " + fixture + " greedy on two GPUs " + Arrays.toString(twoTokens)
-                        + ", on one " + Arrays.toString(oneTokens) + ", GpuModel " + Arrays.toString(plainTokens));
-                assertThat(twoTokens).as(fixture + " greedy, two GPUs vs one").containsExactly(oneTokens);
-                assertThat(twoTokens).as(fixture + " greedy, two GPUs vs the one-GPU forward (GpuModel)")
-                        .containsExactly(plainTokens);
+            for (int gpus : ringSizes()) {
+                String ring = devices(gpus);
+                try (GpuShardedModel sharded = GpuShardedModel.open(loaded, Devices.parse(ring))) {
+                    for (ShardLayout layout : ShardLayout.values()) {
+                        GpuShardedModelTest.assertClose(sharded.score(ids, 0, layout).result(), single,
+                                GpuShardedModelTest.SHARDED_TOLERANCE, fixture + " " + ring + " " + layout
+                                        + " vs cuda:0");
+                    }
+                    for (JsonNode item : expected.get("greedy")) {
+                        int[] prompt = GpuModelTest.ints(item.get("prompt_ids"));
+                        int[] oneTokens = GpuShardedModelTest.generate(loaded, one, ShardLayout.CONTIGUOUS, prompt,
+                                greedy);
+                        int[] ringTokens = GpuShardedModelTest.generate(loaded, sharded, ShardLayout.ZIGZAG, prompt,
+                                greedy);
+                        int[] plainTokens = plainGreedy(loaded, prompt, greedy.maxTokens());
+                        System.out.println("[gpu-ring] " + fixture + " greedy on " + gpus + " GPUs "
+                                + Arrays.toString(ringTokens) + ", on one " + Arrays.toString(oneTokens)
+                                + ", GpuModel " + Arrays.toString(plainTokens));
+                        assertThat(ringTokens).as(fixture + " greedy, " + gpus + " GPUs vs one")
+                                .containsExactly(oneTokens);
+                        assertThat(ringTokens).as(fixture + " greedy, " + gpus + " GPUs vs the one-GPU forward")
+                                .containsExactly(plainTokens);
+                    }
+                }
             }
         }
     }

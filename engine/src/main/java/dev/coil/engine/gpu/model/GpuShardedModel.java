@@ -211,7 +211,7 @@ public final class GpuShardedModel implements ShardedModel {
 
     /** Prompt prefill only, for benchmarks: the logits of the last position, with per-step timings when asked. */
     public float[] prefillLastLogits(int[] ids, ShardLayout layout, RingTimings timings) {
-        RingAttentionBlock.Timing recorder = timings == null ? null : timings.recorder();
+        RingTimings.Recorder recorder = timings == null ? null : timings.recorder();
         float[] logits;
         try (GpuShardedRun run = (GpuShardedRun) newRun(layout)) {
             DeviceBuffer[] hidden = run.prefillHidden(ids, recorder);

@@ -68,7 +68,7 @@ final class GpuShardedRun implements ShardedRun {
     }
 
     /** The prompt through every block; returns each device's final hidden rows (before the final norm). */
-    DeviceBuffer[] prefillHidden(int[] prompt, RingAttentionBlock.Timing timing) {
+    DeviceBuffer[] prefillHidden(int[] prompt, RingTimings.Recorder timing) {
         requireOpen();
         if (sharding != null) {
             throw new IllegalStateException("a sharded sequence is prefilled once; this one already holds "

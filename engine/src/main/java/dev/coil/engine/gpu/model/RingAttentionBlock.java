@@ -35,23 +35,9 @@ final class RingAttentionBlock {
         }
     }
 
-    /**
-     * Optional event stamps of a sharded prefill: when each GPU's K/V copies and attention steps
-     * began and ended, and named spans of its compute stream (blocks, a Mamba block's phases).
-     */
-    interface Timing {
-        void copy(int device, int step, CudaEvent start, CudaEvent end);
-
-        void compute(int device, int step, CudaEvent start, CudaEvent end);
-
-        void span(int device, String name, CudaEvent start, CudaEvent end);
-
-        /** Host time of a part of the prefill (allocating, queueing, waiting, freeing). */
-        void host(String name, long nanos);
-    }
-
     /** inputs[d]: block-normed rows of device d → updates[d] = o_proj(attention), [rows(d), hidden]. */
-    static void prefill(GpuShardedRun run, int block, StepInput[] inputs, DeviceBuffer[] updates, Timing timing) {
+    static void prefill(GpuShardedRun run, int block, StepInput[] inputs, DeviceBuffer[] updates,
+            RingTimings.Recorder timing) {
         RingDevice[] devices = run.devices();
         Sharding sharding = run.sharding();
         int n = devices.length;
@@ -72,10 +58,10 @@ final class RingAttentionBlock {
             device.mark("ring.kv");
         }
 
-        // Queued step by step across the GPUs, not GPU by GPU: a peer copy queued on one GPU can wait
-        // behind copies queued earlier that read the same GPU, so a GPU's copy for step s must not be
-        // queued after another GPU's copies for later steps (with four GPUs, GPU by GPU held the
-        // third and fourth GPUs' first copies until their sources' last ones could start).
+        // Queued step by step across the GPUs, not GPU by GPU: queued GPU by GPU on four GPUs, the third
+        // and fourth GPUs' first copies took about as long as their sources' first two attention steps,
+        // as if a peer copy waited behind copies queued earlier that read the same GPU. So no GPU's
+        // copy for step s is queued after another GPU's copies for later steps.
         long recvBytes = sharding.maxRows() * kvRowBytes;
         List<RingDevice> holding = run.withRows();
         DeviceBuffer[][] received = new DeviceBuffer[n][2];
@@ -146,7 +132,7 @@ final class RingAttentionBlock {
      * that marks its arrival.
      */
     private static CudaEvent fetch(GpuShardedRun run, int block, RingDevice device, int step, DeviceBuffer into,
-            long kvRowBytes, Timing timing) {
+            long kvRowBytes, RingTimings.Recorder timing) {
         RingDevice[] devices = run.devices();
         int n = devices.length;
         RingDevice source = devices[Math.floorMod(device.index - step, n)];

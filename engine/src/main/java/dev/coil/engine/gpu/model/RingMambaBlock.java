@@ -28,7 +28,7 @@ final class RingMambaBlock {
 
     /** inputs[d]: block-normed rows of device d → updates[d] = out_proj(gated_norm(y, z)), [rows(d), hidden]. */
     static void prefill(GpuShardedRun run, int block, StepInput[] inputs, DeviceBuffer[] updates,
-            RingAttentionBlock.Timing timing) {
+            RingTimings.Recorder timing) {
         RingDevice[] devices = run.devices();
         PhaseStamps stamps = new PhaseStamps(run, timing);
         Sharding sharding = run.sharding();
@@ -213,10 +213,10 @@ final class RingMambaBlock {
     /** Stamps on each GPU's compute stream between a block's phases, when timing is asked for. */
     private static final class PhaseStamps {
         private final GpuShardedRun run;
-        private final RingAttentionBlock.Timing timing;
+        private final RingTimings.Recorder timing;
         private final CudaEvent[] last;
 
-        PhaseStamps(GpuShardedRun run, RingAttentionBlock.Timing timing) {
+        PhaseStamps(GpuShardedRun run, RingTimings.Recorder timing) {
             this.run = run;
             this.timing = timing;
             this.last = new CudaEvent[run.devices().length];

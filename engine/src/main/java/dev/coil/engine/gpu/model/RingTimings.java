@@ -38,8 +38,24 @@ public final class RingTimings {
         this.computeMillis = new double[devices][devices];
     }
 
-    RingAttentionBlock.Timing recorder() {
-        return new RingAttentionBlock.Timing() {
+    /**
+     * Event stamps of a sharded prefill, as it queues its work: when each GPU's K/V copies and
+     * attention steps began and ended, named spans of its compute stream (blocks, a Mamba block's
+     * phases), and the host's parts.
+     */
+    interface Recorder {
+        void copy(int device, int step, CudaEvent start, CudaEvent end);
+
+        void compute(int device, int step, CudaEvent start, CudaEvent end);
+
+        void span(int device, String name, CudaEvent start, CudaEvent end);
+
+        /** Host time of a part of the prefill (allocating, queueing, waiting, freeing). */
+        void host(String name, long nanos);
+    }
+
+    Recorder recorder() {
+        return new Recorder() {
             @Override
             public void copy(int device, int step, CudaEvent start, CudaEvent end) {
                 spans.add(new Span(device, step, true, start, end));

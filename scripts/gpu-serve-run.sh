@@ -3,11 +3,12 @@
 # The HTTP server on the GPU machine: a random 304M GraniteMoeHybrid (bf16, no tokenizer: prompts
 # as token ids), `coil serve --devices auto`, then real HTTP requests with curl.
 #
-#   FOLDER=.gpu-serve bash .gpu-serve/serve.sh [ring]
+#   FOLDER=.gpu-serve bash .gpu-serve/serve.sh [ring|long]
 #
 # ring (two GPUs): `coil serve --devices cuda:0,cuda:1` with --context-parallel auto and a share of
 # 2048 positions per GPU, so that a long prompt is sharded over both cards (paths "ring x2") while
 # short ones run batched on cuda:0; its answers are compared with a one-GPU server's.
+# long: a fresh one-GPU server's prefill of new long prompts (LONG_LENGTHS, tokens), one at a time.
 set -u
 tar xJf ${FOLDER:-.gpu-serve}/jre.txz -C /tmp && export PATH=/tmp/jre/bin:$PATH
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
@@ -41,6 +42,23 @@ if [ "${1:-}" = ring ]; then
     echo "$long" | curl -s -o /dev/null -w "%{http_code}\n" localhost:18082/v1/completions -H 'content-type: application/json' -d @-
     grep -iE "error|exception" /tmp/ring-serve.log | head -5
     kill %1 %2 2>/dev/null; sleep 1
+    exit 0
+fi
+if [ "${1:-}" = long ]; then
+    # A fresh one-GPU server with its default options: each long prompt's prefill, the first one too
+    # (every prompt new, so none is served from the prefix cache).
+    run serve --model /tmp/g300 --port 18084 --devices cuda:0 > /tmp/long-serve.log 2>&1 &
+    for i in $(seq 1 120); do curl -fs localhost:18084/health >/dev/null && break; sleep 1; done
+    grep -E "coil:|cuda|prepare" /tmp/long-serve.log | head -6
+    request=0
+    for length in ${LONG_LENGTHS:-6000 6000 6000 2000 128 6000}; do
+        request=$((request + 1)) # a new prompt each time: no prefix of it is cached
+        python3 -c "import json,random,sys; random.seed(int(sys.argv[2])); print(json.dumps({'prompt':[random.randrange(1,40000) for _ in range(int(sys.argv[1]))],'max_tokens':4,'temperature':0}))" $length $request \
+          | curl -s localhost:18084/v1/completions -H 'content-type: application/json' -d @- -w ' %{time_total}\n' \
+          | python3 -c 'import json,sys; t=sys.stdin.read().rsplit(" ",1); r=json.loads(t[0]); print(r["usage"]["prompt_tokens"], "prompt tokens: prefill_ms", round(r["timings"]["prefill_ms"],1), "curl s", t[1].strip(), r["paths"])'
+    done
+    grep -iE "error|exception" /tmp/long-serve.log | head -5
+    kill %1 2>/dev/null; sleep 1
     exit 0
 fi
 run serve --model /tmp/g300 --port 18080 > /tmp/gpu-serve.log 2>&1 &

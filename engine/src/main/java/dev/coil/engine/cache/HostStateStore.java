@@ -42,7 +42,7 @@ public final class HostStateStore implements StateStore {
     }
 
     @Override
-    public LayerState.Mamba[] saveSlot(int slot) {
+    public SlotCopy saveSlot(int slot) {
         LayerState[] states = slotStates[slot];
         LayerState.Mamba[] copies = new LayerState.Mamba[states.length];
         for (int b = 0; b < states.length; b++) {
@@ -50,16 +50,35 @@ public final class HostStateStore implements StateStore {
                 copies[b] = mamba.copy();
             }
         }
-        return copies;
+        return new HostCopy(copies);
     }
 
     @Override
-    public void restoreSlot(int slot, LayerState.Mamba[] states) {
+    public void restoreSlot(int slot, SlotCopy copy) {
+        LayerState.Mamba[] states = ((HostCopy) copy).states();
         LayerState[] target = slotStates[slot];
         for (int b = 0; b < target.length; b++) {
             if (target[b] instanceof LayerState.Mamba mamba) {
                 mamba.copyFrom(states[b]);
             }
+        }
+    }
+
+    /** A slot's states copied into arrays of their own: per model block, null for non-Mamba blocks. */
+    private record HostCopy(LayerState.Mamba[] states) implements SlotCopy {
+
+        @Override
+        public long bytes() {
+            long total = 0;
+            for (LayerState.Mamba state : states) {
+                total += state == null ? 0 : state.bytes();
+            }
+            return total;
+        }
+
+        @Override
+        public void release() {
+            // Garbage once the prefix cache drops it.
         }
     }
 

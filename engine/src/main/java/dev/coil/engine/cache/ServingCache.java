@@ -21,8 +21,9 @@ import java.util.function.Supplier;
  *
  * <p>Prefix caching for hybrids: attention layers can resume from any cached run of full blocks,
  * but a Mamba layer's state after a prefix cannot be rebuilt from blocks — it must have been saved.
- * So the state is snapshotted during prefill every {@code snapshotIntervalBlocks} blocks (prompt
- * chunks end there) and when a request finishes. A hit for a model with Mamba layers is the
+ * So the state is snapshotted during prefill at multiples of {@code snapshotIntervalBlocks} blocks
+ * (a prompt chunk ends at the last such position it reaches, so at most one snapshot a chunk) and
+ * when a request finishes. A hit for a model with Mamba layers is the
  * longest snapshotted prefix whose full blocks are all still cached; for an attention-only model,
  * the longest run of cached blocks. Snapshots live in a Caffeine cache bounded by bytes.
  */
@@ -165,8 +166,11 @@ public final class ServingCache implements CacheResources, AutoCloseable {
         if (!prefixCaching || !hasMamba || snapshotInterval == 0 || start >= request.promptLength()) {
             return count;
         }
-        int boundary = (start / snapshotInterval + 1) * snapshotInterval;
-        return boundary < start + count && boundary <= request.promptLength() ? boundary - start : count;
+        // The last snapshot position the chunk reaches, so that a long prompt still runs in chunks
+        // of the step's whole budget: one snapshot a chunk at most, never a chunk cut to the interval.
+        int end = Math.min(start + count, request.promptLength());
+        int boundary = end / snapshotInterval * snapshotInterval;
+        return boundary > start ? boundary - start : count;
     }
 
     @Override
@@ -257,7 +261,14 @@ public final class ServingCache implements CacheResources, AutoCloseable {
         hashFullBlocks(request, fullBlocks);
         long parent = fullBlocks == 0 ? PrefixHash.ROOT : request.blockHash(fullBlocks - 1);
         int[] tail = request.tokens(fullBlocks * blockSize, position);
-        LayerState.Mamba[] copies = store.saveSlot(request.slot());
+        StateStore.SlotCopy copies = store.saveSlot(request.slot());
+        if (copies == null) {
+            snapshots.cleanUp(); // evictions not yet made give their copies back
+            copies = store.saveSlot(request.slot());
+            if (copies == null) {
+                return; // no room for a copy: this position is not cached
+            }
+        }
         byte[][][] tailRows = new byte[blocks.size()][][];
         int[] table = request.blockTable();
         for (int b = 0; b < blocks.size(); b++) {
@@ -303,7 +314,11 @@ public final class ServingCache implements CacheResources, AutoCloseable {
     }
 
     private void forgetSnapshot(Long key, StateSnapshot snapshot) {
-        if (key == null || snapshot == null) {
+        if (snapshot == null) {
+            return;
+        }
+        snapshot.states().release();
+        if (key == null) {
             return;
         }
         Set<Long> keys = snapshotsByParent.get(snapshot.parentHash());

@@ -1,7 +1,5 @@
 package dev.coil.engine.cache;
 
-import dev.coil.engine.model.LayerState;
-
 /**
  * The Mamba state of a sequence after its first {@code position} tokens, kept by the prefix cache.
  * The full blocks before it are found through the block index; the positions past the last full
@@ -10,17 +8,14 @@ import dev.coil.engine.model.LayerState;
  *
  * @param parentHash chain hash of the full blocks before position (PrefixHash.ROOT for none)
  * @param tailTokens the tokens after those blocks, up to position
- * @param states     per model block: a copy of its Mamba state, null for other blocks
+ * @param states     the slot's Mamba states, copied where the store keeps them
  * @param tailRows   per model block: {keys, values} rows of the tail for attention blocks, else null
  */
-record StateSnapshot(int position, long parentHash, int[] tailTokens, LayerState.Mamba[] states,
+record StateSnapshot(int position, long parentHash, int[] tailTokens, StateStore.SlotCopy states,
         byte[][][] tailRows) {
 
     int bytes() {
-        long total = 64 + 4L * tailTokens.length;
-        for (LayerState.Mamba state : states) {
-            total += state == null ? 0 : state.bytes();
-        }
+        long total = 64 + 4L * tailTokens.length + states.bytes();
         for (byte[][] rows : tailRows) {
             total += rows == null ? 0 : rows[0].length + rows[1].length;
         }

@@ -12,7 +12,8 @@ import dev.coil.engine.load.DType;
  * @param maxBatchedTokens       tokens in one step, prefill chunks and decodes together
  * @param maxWaiting             queued requests before submit() answers overloaded
  * @param prefixCaching          reuse KV blocks and Mamba states of earlier prompts
- * @param snapshotIntervalBlocks during prefill, snapshot Mamba state every this many blocks (0: only at request end)
+ * @param snapshotIntervalBlocks during prefill, snapshot Mamba state at multiples of this many blocks, at most once
+ *                               a prompt chunk (at the last multiple it reaches; 0: only at request end)
  */
 public record EngineOptions(int blockSize, DType kvDtype, String cacheMemory, int maxSequences, int maxBatchedTokens,
         int maxWaiting, boolean prefixCaching, int snapshotIntervalBlocks) {

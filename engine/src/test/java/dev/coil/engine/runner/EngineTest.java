@@ -117,6 +117,32 @@ class EngineTest {
 
     @ParameterizedTest(name = "{0}")
     @MethodSource("models")
+    void snapshotsDoNotCutPromptChunksShorterThanTheStepBudget(String fixture) throws InterruptedException {
+        LoadedModel model = TestModels.load(fixture);
+        int vocab = model.config().vocabSize();
+        int[] first = prompt(vocab, 150, 41);
+        int[] second = concat(java.util.Arrays.copyOf(first, 120), prompt(vocab, 7, 42));
+        // 64 tokens a step, snapshots at multiples of one block of 16: the first prompt runs as
+        // 64 + 64 + 16 + 6 tokens with snapshots at 64, 128, 144 and its end (150), not as chunks
+        // of 16 with a snapshot after each. So the second prompt, sharing 120 tokens, resumes at 64.
+        EngineRuns.Outcome miss;
+        try (Engine engine = start(fixture, SMALL.withMaxBatchedTokens(64).withPrefixCaching(false))) {
+            miss = run(engine, greedy(second, 3, 2));
+        }
+        try (Engine engine = start(fixture, SMALL.withMaxBatchedTokens(64).withSnapshotIntervalBlocks(1))) {
+            run(engine, greedy(first, 1, -1));
+            EngineStats afterFirst = EngineRuns.settledStats(engine);
+            EngineRuns.Outcome hit = run(engine, greedy(second, 3, 2));
+            boolean hasMamba = model.config().countBlocks(BlockSpec.Mamba.class) > 0;
+            assertThat(hit.finished().usage().cachedPromptTokens()).isEqualTo(hasMamba ? 64 : 112);
+            assertThat(hit.tokens()).isEqualTo(miss.tokens());
+            assertSameLogprobs(hit.logprobs(), miss.logprobs(), 2e-5);
+            assertThat(afterFirst.stateSnapshots()).isEqualTo(hasMamba ? 4 : 0);
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("models")
     void nextChatTurnResumesFromTheLastOne(String fixture) {
         LoadedModel model = TestModels.load(fixture);
         int vocab = model.config().vocabSize();

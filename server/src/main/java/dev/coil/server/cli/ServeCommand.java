@@ -93,8 +93,8 @@ public final class ServeCommand implements Callable<Integer> {
     boolean prefixCaching;
 
     @Option(names = "--snapshot-interval", paramLabel = "BLOCKS",
-            description = "During prefill, snapshot Mamba state every this many blocks for the prefix cache; "
-                    + "0: only at request end (default ${DEFAULT-VALUE}).")
+            description = "During prefill, snapshot Mamba state for the prefix cache at multiples of this many blocks, "
+                    + "at most once a prompt chunk; 0: only at request end (default ${DEFAULT-VALUE}).")
     int snapshotInterval;
 
     @Override

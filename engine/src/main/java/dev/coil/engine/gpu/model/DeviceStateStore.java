@@ -8,8 +8,8 @@ import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.kernels.PagedAttentionKernel;
 import dev.coil.engine.load.DType;
 import dev.coil.engine.model.BlockSpec;
-import dev.coil.engine.model.LayerState;
 import dev.coil.engine.ops.SsmShape;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -19,6 +19,10 @@ import java.util.List;
  * and values [blocks + 1, blockSize, kvHeads, paddedHeadDim] in the KV dtype (head dims padded to
  * the 64 or 128 the kernels compile, padding kept at zero). The extra slot and block at the end
  * belong to nobody: the padded rows of a captured decode step read and write there.
+ *
+ * <p>The prefix cache's snapshots of slots live here too, in a pool of slot copies shaped as the
+ * slots (its share of the cache budget): saving and restoring one are device-to-device copies
+ * queued on the steps' stream, so a snapshot costs the step thread no wait for the device.
  */
 final class DeviceStateStore implements StateStore {
 
@@ -33,6 +37,12 @@ final class DeviceStateStore implements StateStore {
     private final PagedAttentionKernel.DeviceCache[] caches;
     private final List<DeviceBuffer> owned = new ArrayList<>();
     private final CudaStream stream;
+    /** The prefix cache's copies of slots, per Mamba block: [copies, ...] shaped as the slots. */
+    private final DeviceBuffer[] convCopies;
+    private final DeviceBuffer[] ssmCopies;
+    private final int copyCount;
+    private final long copyBytes;
+    private final ArrayDeque<Integer> freeCopies = new ArrayDeque<>();
 
     /**
      * @param stream the stream the steps run on: a cleared slot is zeroed there, in order with
@@ -49,6 +59,13 @@ final class DeviceStateStore implements StateStore {
         this.convStates = new DeviceBuffer[blocks.size()];
         this.ssmStates = new DeviceBuffer[blocks.size()];
         this.caches = new PagedAttentionKernel.DeviceCache[blocks.size()];
+        this.convCopies = new DeviceBuffer[blocks.size()];
+        this.ssmCopies = new DeviceBuffer[blocks.size()];
+        this.copyBytes = slotBytes(blocks);
+        this.copyCount = copyCount(sizing, copyBytes);
+        for (int copy = copyCount - 1; copy >= 0; copy--) {
+            freeCopies.push(copy);
+        }
         device.makeCurrent();
         try {
             for (int b = 0; b < blocks.size(); b++) {
@@ -56,6 +73,10 @@ final class DeviceStateStore implements StateStore {
                     case BlockSpec.Mamba m -> {
                         convStates[b] = zeros((long) (slots + 1) * convFloats(m));
                         ssmStates[b] = zeros((long) (slots + 1) * ssmFloats(m));
+                        if (copyCount > 0) {
+                            convCopies[b] = allocate((long) copyCount * convFloats(m));
+                            ssmCopies[b] = allocate((long) copyCount * ssmFloats(m));
+                        }
                     }
                     case BlockSpec.Attention a -> {
                         int padded = StepAttention.paddedHeadDim(a.headDim());
@@ -73,9 +94,32 @@ final class DeviceStateStore implements StateStore {
         }
     }
 
-    /** Bytes of device memory for {@code sizing}'s blocks and slots, with the padding slot and block. */
-    static long bytes(List<BlockSpec> blocks, CacheSizing sizing) {
+    /** One slot's Mamba states in bytes (f32). */
+    private static long slotBytes(List<BlockSpec> blocks) {
         long total = 0;
+        for (BlockSpec spec : blocks) {
+            if (spec instanceof BlockSpec.Mamba m) {
+                total += 4 * (convFloats(m) + ssmFloats(m));
+            }
+        }
+        return total;
+    }
+
+    /**
+     * Slot copies for the prefix cache: its snapshot budget over one slot's bytes, and one more, so
+     * that a copy is free while the cache evicts the snapshot its budget no longer holds.
+     */
+    private static int copyCount(CacheSizing sizing, long slotBytes) {
+        if (slotBytes == 0 || !sizing.prefixCaching()) {
+            return 0;
+        }
+        long fits = sizing.snapshotBytes() / slotBytes;
+        return fits == 0 ? 0 : (int) Math.min(fits + 1, 1 << 20);
+    }
+
+    /** Bytes of device memory for {@code sizing}'s blocks, slots and slot copies, with the padding slot and block. */
+    static long bytes(List<BlockSpec> blocks, CacheSizing sizing) {
+        long total = copyCount(sizing, slotBytes(blocks)) * slotBytes(blocks);
         for (BlockSpec spec : blocks) {
             total += switch (spec) {
                 case BlockSpec.Mamba m -> 4L * (sizing.slots() + 1) * (convFloats(m) + ssmFloats(m));
@@ -150,29 +194,80 @@ final class DeviceStateStore implements StateStore {
         }
     }
 
+    /**
+     * Copies the slot's states into a free copy of the pool, queued on the steps' stream after the
+     * step that computed them: the host goes on planning the next step while the device copies.
+     */
     @Override
-    public LayerState.Mamba[] saveSlot(int slot) {
+    public SlotCopy saveSlot(int slot) {
+        int copy;
+        synchronized (freeCopies) {
+            if (freeCopies.isEmpty()) {
+                return null;
+            }
+            copy = freeCopies.pop();
+        }
         device.makeCurrent();
-        LayerState.Mamba[] copies = new LayerState.Mamba[blocks.size()];
         for (int b = 0; b < blocks.size(); b++) {
             if (convStates[b] != null) {
-                DeviceBuffer conv = convState(b, slot);
-                DeviceBuffer ssm = ssmState(b, slot);
-                copies[b] = new LayerState.Mamba(new float[(int) conv.floats()], new float[(int) ssm.floats()]);
-                conv.copyTo(copies[b].conv());
-                ssm.copyTo(copies[b].ssm());
+                copyState(convCopies[b], copy, convStates[b], slot, convState(b, slot).bytes());
+                copyState(ssmCopies[b], copy, ssmStates[b], slot, ssmState(b, slot).bytes());
             }
         }
-        return copies;
+        return new PooledCopy(copy);
     }
 
+    /** Copies a saved copy back into the slot, queued on the steps' stream before the steps that read it. */
     @Override
-    public void restoreSlot(int slot, LayerState.Mamba[] states) {
+    public void restoreSlot(int slot, SlotCopy saved) {
+        int copy = ((PooledCopy) saved).index();
         device.makeCurrent();
         for (int b = 0; b < blocks.size(); b++) {
             if (convStates[b] != null) {
-                convState(b, slot).copyFrom(states[b].conv());
-                ssmState(b, slot).copyFrom(states[b].ssm());
+                copyState(convStates[b], slot, convCopies[b], copy, convState(b, slot).bytes());
+                copyState(ssmStates[b], slot, ssmCopies[b], copy, ssmState(b, slot).bytes());
+            }
+        }
+    }
+
+    /** Queues a copy of entry {@code from} of {@code source} into entry {@code to} of {@code target}, entries of {@code bytes}. */
+    private void copyState(DeviceBuffer target, int to, DeviceBuffer source, int from, long bytes) {
+        target.slice(to * bytes, bytes).copyFromAsync(source.slice(from * bytes, bytes), bytes, stream);
+    }
+
+    /** How many slot copies the pool holds (the prefix cache's snapshot budget over one slot's bytes). */
+    int copies() {
+        return copyCount;
+    }
+
+    /** Entry {@code index} of the copy pool; its memory returns to the pool on release. */
+    private final class PooledCopy implements SlotCopy {
+        private final int index;
+        private boolean released;
+
+        PooledCopy(int index) {
+            this.index = index;
+        }
+
+        int index() {
+            if (released) {
+                throw new IllegalStateException("a released state copy was restored");
+            }
+            return index;
+        }
+
+        @Override
+        public long bytes() {
+            return copyBytes;
+        }
+
+        @Override
+        public void release() {
+            synchronized (freeCopies) {
+                if (!released) {
+                    released = true;
+                    freeCopies.push(index);
+                }
             }
         }
     }
@@ -221,9 +316,14 @@ final class DeviceStateStore implements StateStore {
     }
 
     private DeviceBuffer zeros(long floats) {
+        DeviceBuffer buffer = allocate(floats);
+        buffer.fill(0);
+        return buffer;
+    }
+
+    private DeviceBuffer allocate(long floats) {
         DeviceBuffer buffer = device.allocateFloats(floats);
         owned.add(buffer);
-        buffer.fill(0);
         return buffer;
     }
 

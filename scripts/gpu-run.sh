@@ -75,7 +75,8 @@ if [ "$part" = jars ]; then
         i=$((i + 1))
         jar_classpath=$classpath
         extra=""
-        [ "$which" = old ] && jar_classpath=${classpath//$folder\/coil-engine.jar/$folder\/old-engine.jar}
+        # old-engine.jar: the old build's classes, found first; resources (the kernels) may come from the new jar.
+        [ "$which" = old ] && jar_classpath=${classpath//$folder\/coil-engine.jar/$folder\/old-engine.jar:$folder\/coil-engine.jar}
         [ "$which" = new4 ] && extra="-Dcoil.cuda.gemvRows=4"
         echo "== $(date -u +%H:%M:%S) $which"
         # shellcheck disable=SC2086

@@ -30,6 +30,13 @@ public final class ServingBenchmark {
     public static final String PROMPT_SPREAD_PROPERTY = "coil.bench.promptSpread";
 
     /**
+     * System property: {@code -Dcoil.bench.prefixCaching=true} keeps the prefix cache on in the
+     * throughput runs, as the server runs by default (every prompt is new, so it only saves, at each
+     * prompt chunk and each finished request). Unset: off, the engine alone.
+     */
+    public static final String PREFIX_CACHING_PROPERTY = "coil.bench.prefixCaching";
+
+    /**
      * One concurrency level: every request generates the same count; prompts have promptTokens tokens
      * (on average, with {@link #PROMPT_SPREAD_PROPERTY}).
      */
@@ -62,7 +69,8 @@ public final class ServingBenchmark {
         SplittableRandom random = new SplittableRandom(7);
         int vocab = loaded.config().vocabSize();
         List<ThroughputRow> rows = new ArrayList<>();
-        try (Engine engine = Engine.start(loaded, backends.get(), options.withPrefixCaching(false))) {
+        boolean prefixCaching = Boolean.getBoolean(PREFIX_CACHING_PROPERTY) && options.prefixCaching();
+        try (Engine engine = Engine.start(loaded, backends.get(), options.withPrefixCaching(prefixCaching))) {
             log.accept("warming up...");
             // Every kernel path a level takes (one token, a few, many) gets compiled before anything is timed.
             for (int warm : new int[] {1, 4, 16, 64}) {

@@ -11,11 +11,13 @@ import java.util.function.Supplier;
  */
 public final class HostStateStore implements StateStore {
 
+    private final List<BlockSpec> blocks;
     private final PooledKeyValueStore keyValues;
     private final LayerState[][] slotStates;
 
     public HostStateStore(CacheSizing sizing, List<BlockSpec> blocks,
             Supplier<LayerState[]> newStates) {
+        this.blocks = List.copyOf(blocks);
         this.keyValues = new PooledKeyValueStore(blocks, sizing.kvDtype(), sizing.blocks(), sizing.blockSize());
         this.slotStates = new LayerState[sizing.slots()][];
         for (int slot = 0; slot < slotStates.length; slot++) {
@@ -42,36 +44,49 @@ public final class HostStateStore implements StateStore {
     }
 
     @Override
-    public SlotCopy saveSlot(int slot) {
+    public SlotCopy saveSlot(int slot, int[] table, int position) {
         LayerState[] states = slotStates[slot];
         LayerState.Mamba[] copies = new LayerState.Mamba[states.length];
+        byte[][][] tailRows = new byte[states.length][][];
+        int tailStart = position - position % keyValues.blockSize();
         for (int b = 0; b < states.length; b++) {
             if (states[b] instanceof LayerState.Mamba mamba) {
                 copies[b] = mamba.copy();
+            } else if (blocks.get(b) instanceof BlockSpec.Attention && tailStart < position) {
+                tailRows[b] = keyValues.layer(b).exportRows(table, tailStart, position);
             }
         }
-        return new HostCopy(copies);
+        return new HostCopy(position, copies, tailRows);
     }
 
     @Override
-    public void restoreSlot(int slot, SlotCopy copy) {
-        LayerState.Mamba[] states = ((HostCopy) copy).states();
+    public void restoreSlot(int slot, int[] table, SlotCopy copy) {
+        HostCopy saved = (HostCopy) copy;
         LayerState[] target = slotStates[slot];
+        int tailStart = saved.position() - saved.position() % keyValues.blockSize();
         for (int b = 0; b < target.length; b++) {
             if (target[b] instanceof LayerState.Mamba mamba) {
-                mamba.copyFrom(states[b]);
+                mamba.copyFrom(saved.states()[b]);
+            } else if (saved.tailRows()[b] != null) {
+                keyValues.layer(b).importRows(table, tailStart, saved.tailRows()[b]);
             }
         }
     }
 
-    /** A slot's states copied into arrays of their own: per model block, null for non-Mamba blocks. */
-    private record HostCopy(LayerState.Mamba[] states) implements SlotCopy {
+    /**
+     * A slot's states copied into arrays of their own, and the tail's {keys, values} rows: per model
+     * block, null where the block has none.
+     */
+    private record HostCopy(int position, LayerState.Mamba[] states, byte[][][] tailRows) implements SlotCopy {
 
         @Override
         public long bytes() {
             long total = 0;
             for (LayerState.Mamba state : states) {
                 total += state == null ? 0 : state.bytes();
+            }
+            for (byte[][] rows : tailRows) {
+                total += rows == null ? 0 : rows[0].length + rows[1].length;
             }
             return total;
         }
@@ -80,16 +95,6 @@ public final class HostStateStore implements StateStore {
         public void release() {
             // Garbage once the prefix cache drops it.
         }
-    }
-
-    @Override
-    public byte[][] exportRows(int block, int[] table, int from, int to) {
-        return keyValues.layer(block).exportRows(table, from, to);
-    }
-
-    @Override
-    public void importRows(int block, int[] table, int from, byte[][] rows) {
-        keyValues.layer(block).importRows(table, from, rows);
     }
 
     @Override

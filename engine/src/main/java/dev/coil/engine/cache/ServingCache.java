@@ -29,7 +29,6 @@ import java.util.function.Supplier;
  */
 public final class ServingCache implements CacheResources, AutoCloseable {
 
-    private final List<BlockSpec> blocks;
     private final boolean hasMamba;
     private final int blockSize;
     private final BlockPool blockPool;
@@ -52,7 +51,6 @@ public final class ServingCache implements CacheResources, AutoCloseable {
 
     /** A cache over {@code store}, which holds sizing.blocks() K/V blocks and sizing.slots() state slots. */
     public ServingCache(CacheSizing sizing, List<BlockSpec> blocks, StateStore store) {
-        this.blocks = List.copyOf(blocks);
         this.hasMamba = blocks.stream().anyMatch(BlockSpec.Mamba.class::isInstance);
         this.blockSize = sizing.blockSize();
         this.blockPool = new BlockPool(sizing.blocks(), sizing.blockSize());
@@ -213,14 +211,8 @@ public final class ServingCache implements CacheResources, AutoCloseable {
                     return 0;
                 }
                 request.addBlock(tailBlock);
-                int[] table = request.blockTable();
-                for (int b = 0; b < blocks.size(); b++) {
-                    if (snapshot.tailRows()[b] != null) {
-                        store.importRows(b, table, fullBlocks * blockSize, snapshot.tailRows()[b]);
-                    }
-                }
             }
-            store.restoreSlot(request.slot(), snapshot.states());
+            store.restoreSlot(request.slot(), request.blockTable(), snapshot.copy());
         }
         hits++;
         hitTokens += position;
@@ -261,23 +253,16 @@ public final class ServingCache implements CacheResources, AutoCloseable {
         hashFullBlocks(request, fullBlocks);
         long parent = fullBlocks == 0 ? PrefixHash.ROOT : request.blockHash(fullBlocks - 1);
         int[] tail = request.tokens(fullBlocks * blockSize, position);
-        StateStore.SlotCopy copies = store.saveSlot(request.slot());
-        if (copies == null) {
+        StateStore.SlotCopy copy = store.saveSlot(request.slot(), request.blockTable(), position);
+        if (copy == null) {
             snapshots.cleanUp(); // evictions not yet made give their copies back
-            copies = store.saveSlot(request.slot());
-            if (copies == null) {
+            copy = store.saveSlot(request.slot(), request.blockTable(), position);
+            if (copy == null) {
                 return; // no room for a copy: this position is not cached
             }
         }
-        byte[][][] tailRows = new byte[blocks.size()][][];
-        int[] table = request.blockTable();
-        for (int b = 0; b < blocks.size(); b++) {
-            if (blocks.get(b) instanceof BlockSpec.Attention && tail.length > 0) {
-                tailRows[b] = store.exportRows(b, table, fullBlocks * blockSize, position);
-            }
-        }
         long key = PrefixHash.extend(parent, tail, 0, tail.length);
-        snapshots.put(key, new StateSnapshot(position, parent, tail, copies, tailRows));
+        snapshots.put(key, new StateSnapshot(position, parent, tail, copy));
         snapshotsByParent.computeIfAbsent(parent, p -> new HashSet<>()).add(key);
     }
 
@@ -317,7 +302,7 @@ public final class ServingCache implements CacheResources, AutoCloseable {
         if (snapshot == null) {
             return;
         }
-        snapshot.states().release();
+        snapshot.copy().release();
         if (key == null) {
             return;
         }

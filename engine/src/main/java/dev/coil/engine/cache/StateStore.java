@@ -11,26 +11,29 @@ public interface StateStore extends AutoCloseable {
     void clearSlot(int slot);
 
     /**
-     * A copy of the slot's Mamba states where the store keeps them (host arrays for the CPU, device
-     * memory for a GPU), or null when the store has no room for another copy now. Ordered after the
-     * work already queued on the slot, so that a GPU store need not wait for the device.
+     * A copy of a sequence's state after its first {@code position} tokens, for the prefix cache:
+     * the slot's Mamba states and every attention block's K/V rows of the tail, the positions of the
+     * table past its last full block ([position - position % blockSize, position)). Kept where the
+     * store keeps its memory (host arrays for the CPU, device memory for a GPU); null when the store
+     * has no room for another copy now. Ordered after the work already queued on the slot and the
+     * blocks, so that a GPU store need not wait for the device.
      */
-    SlotCopy saveSlot(int slot);
+    SlotCopy saveSlot(int slot, int[] table, int position);
 
-    /** Overwrites the slot's states with {@code copy} (from {@link #saveSlot}, not yet released). */
-    void restoreSlot(int slot, SlotCopy copy);
-
-    /** Attention block {@code block}'s {keys, values} rows at positions [from, to) of a block table, as bytes. */
-    byte[][] exportRows(int block, int[] table, int from, int to);
-
-    /** Writes rows from {@link #exportRows} back at positions from .. of the table. */
-    void importRows(int block, int[] table, int from, byte[][] rows);
+    /**
+     * Writes a copy (from {@link #saveSlot}, not yet released) back: its states into the slot, its
+     * tail rows at the same positions of {@code table} (whose block there the caller owns).
+     */
+    void restoreSlot(int slot, int[] table, SlotCopy copy);
 
     @Override
     void close();
 
-    /** One slot's Mamba states as {@link #saveSlot} copied them; held by the prefix cache. */
+    /** A sequence's states and tail rows as {@link #saveSlot} copied them; held by the prefix cache. */
     interface SlotCopy {
+
+        /** The position the copy was saved at. */
+        int position();
 
         /** The bytes the copy holds. */
         long bytes();

@@ -10,6 +10,7 @@ import dev.coil.engine.gpu.GpuFixture;
 import dev.coil.engine.gpu.GpuTest;
 import dev.coil.engine.gpu.model.GpuBackend;
 import dev.coil.engine.load.DType;
+import dev.coil.engine.model.BlockSpec;
 import dev.coil.engine.model.Fixtures;
 import dev.coil.engine.model.TestModels;
 import java.util.ArrayList;
@@ -195,6 +196,33 @@ class GpuEngineTest {
             EngineStats stats = EngineRuns.settledStats(engine);
             assertThat(stats.kvBlocksInUse()).isZero();
             assertThat(stats.stateSlotsInUse()).isZero();
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("models")
+    void nextChatTurnResumesFromTheLastOne(String fixture) throws InterruptedException {
+        LoadedModel model = TestModels.load(fixture);
+        int vocab = model.config().vocabSize();
+        int[] turn1 = prompt(vocab, 45, 31);
+        try (Engine engine = start(fixture, EngineTest.SMALL, true)) {
+            EngineRuns.Outcome reply = run(engine, greedy(turn1, 9, -1));
+            int[] turn2 = concat(concat(turn1, reply.tokenArray()), prompt(vocab, 12, 32));
+            EngineRuns.Outcome hit = run(engine, greedy(turn2, 5, 5));
+            // The state after the prompt and all generated tokens but the last: 53 positions, so the
+            // snapshot carries 5 K/V rows past the last full block, copied back into a block of the hit's own.
+            int resumed = turn1.length + 9 - 1;
+            boolean hasMamba = model.config().countBlocks(BlockSpec.Mamba.class) > 0;
+            assertThat(hit.finished().usage().cachedPromptTokens()).isEqualTo(hasMamba ? resumed : resumed / 16 * 16);
+            if (EngineTest.clampIsNoOp(model)) {
+                try (Engine fresh = start(fixture, EngineTest.SMALL.withPrefixCaching(false), true)) {
+                    EngineRuns.Outcome miss = run(fresh, greedy(turn2, 5, 5));
+                    assertThat(hit.tokens()).isEqualTo(miss.tokens());
+                    EngineTest.assertSameLogprobs(hit.logprobs(), miss.logprobs(), ON_DEVICE);
+                }
+            }
+            EngineStats stats = EngineRuns.settledStats(engine);
+            assertThat(stats.kvBlocksInUse()).isZero();
         }
     }
 

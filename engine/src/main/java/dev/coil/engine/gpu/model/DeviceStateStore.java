@@ -20,9 +20,10 @@ import java.util.List;
  * the 64 or 128 the kernels compile, padding kept at zero). The extra slot and block at the end
  * belong to nobody: the padded rows of a captured decode step read and write there.
  *
- * <p>The prefix cache's snapshots of slots live here too, in a pool of slot copies shaped as the
- * slots (its share of the cache budget): saving and restoring one are device-to-device copies
- * queued on the steps' stream, so a snapshot costs the step thread no wait for the device.
+ * <p>The prefix cache's snapshots live here too, in a pool of copies (its share of the cache
+ * budget): each a slot's states and, per attention block, a block's worth of K/V rows for the tail
+ * past the last full block. Saving and restoring one are device-to-device copies queued on the
+ * steps' stream, so a snapshot costs the step thread no wait for the device.
  */
 final class DeviceStateStore implements StateStore {
 
@@ -40,6 +41,9 @@ final class DeviceStateStore implements StateStore {
     /** The prefix cache's copies of slots, per Mamba block: [copies, ...] shaped as the slots. */
     private final DeviceBuffer[] convCopies;
     private final DeviceBuffer[] ssmCopies;
+    /** Per attention block, each copy's tail rows: [copies, blockSize, kvHeads, paddedHeadDim] in the KV dtype. */
+    private final DeviceBuffer[] tailKeys;
+    private final DeviceBuffer[] tailValues;
     private final int copyCount;
     private final long copyBytes;
     private final ArrayDeque<Integer> freeCopies = new ArrayDeque<>();
@@ -61,8 +65,10 @@ final class DeviceStateStore implements StateStore {
         this.caches = new PagedAttentionKernel.DeviceCache[blocks.size()];
         this.convCopies = new DeviceBuffer[blocks.size()];
         this.ssmCopies = new DeviceBuffer[blocks.size()];
-        this.copyBytes = slotBytes(blocks);
-        this.copyCount = copyCount(sizing, copyBytes);
+        this.tailKeys = new DeviceBuffer[blocks.size()];
+        this.tailValues = new DeviceBuffer[blocks.size()];
+        this.copyBytes = copyBytes(blocks, sizing);
+        this.copyCount = copyCount(blocks, sizing);
         for (int copy = copyCount - 1; copy >= 0; copy--) {
             freeCopies.push(copy);
         }
@@ -83,6 +89,11 @@ final class DeviceStateStore implements StateStore {
                         long bytes = (long) (blockCount + 1) * blockSize * a.kvHeads() * padded * kvDtype.bytes();
                         caches[b] = new PagedAttentionKernel.DeviceCache(zeros(bytes / 4), zeros(bytes / 4), kvDtype,
                                 blockCount + 1, blockSize, a.kvHeads(), padded);
+                        if (copyCount > 0) {
+                            long tailBytes = (long) copyCount * blockSize * a.kvHeads() * padded * kvDtype.bytes();
+                            tailKeys[b] = allocate(Math.ceilDiv(tailBytes, 4));
+                            tailValues[b] = allocate(Math.ceilDiv(tailBytes, 4));
+                        }
                     }
                     case BlockSpec.Mlp m -> {
                     }
@@ -94,32 +105,37 @@ final class DeviceStateStore implements StateStore {
         }
     }
 
-    /** One slot's Mamba states in bytes (f32). */
-    private static long slotBytes(List<BlockSpec> blocks) {
+    /** One copy's bytes: a slot's Mamba states (f32) and a block's K/V rows of every attention block. */
+    private static long copyBytes(List<BlockSpec> blocks, CacheSizing sizing) {
         long total = 0;
         for (BlockSpec spec : blocks) {
-            if (spec instanceof BlockSpec.Mamba m) {
-                total += 4 * (convFloats(m) + ssmFloats(m));
-            }
+            total += switch (spec) {
+                case BlockSpec.Mamba m -> 4 * (convFloats(m) + ssmFloats(m));
+                case BlockSpec.Attention a -> 2L * sizing.blockSize() * a.kvHeads()
+                        * StepAttention.paddedHeadDim(a.headDim()) * sizing.kvDtype().bytes();
+                case BlockSpec.Mlp m -> 0;
+            };
         }
         return total;
     }
 
     /**
-     * Slot copies for the prefix cache: its snapshot budget over one slot's bytes, and one more, so
-     * that a copy is free while the cache evicts the snapshot its budget no longer holds.
+     * Copies for the prefix cache (models with Mamba blocks): its snapshot budget over one copy's
+     * bytes, and one more, so that a copy is free while the cache evicts the snapshot its budget no
+     * longer holds.
      */
-    private static int copyCount(CacheSizing sizing, long slotBytes) {
-        if (slotBytes == 0 || !sizing.prefixCaching()) {
+    private static int copyCount(List<BlockSpec> blocks, CacheSizing sizing) {
+        boolean hasMamba = blocks.stream().anyMatch(BlockSpec.Mamba.class::isInstance);
+        if (!hasMamba || !sizing.prefixCaching()) {
             return 0;
         }
-        long fits = sizing.snapshotBytes() / slotBytes;
+        long fits = sizing.snapshotBytes() / copyBytes(blocks, sizing);
         return fits == 0 ? 0 : (int) Math.min(fits + 1, 1 << 20);
     }
 
-    /** Bytes of device memory for {@code sizing}'s blocks, slots and slot copies, with the padding slot and block. */
+    /** Bytes of device memory for {@code sizing}'s blocks, slots and copies, with the padding slot and block. */
     static long bytes(List<BlockSpec> blocks, CacheSizing sizing) {
-        long total = copyCount(sizing, slotBytes(blocks)) * slotBytes(blocks);
+        long total = copyCount(blocks, sizing) * copyBytes(blocks, sizing);
         for (BlockSpec spec : blocks) {
             total += switch (spec) {
                 case BlockSpec.Mamba m -> 4L * (sizing.slots() + 1) * (convFloats(m) + ssmFloats(m));
@@ -195,11 +211,12 @@ final class DeviceStateStore implements StateStore {
     }
 
     /**
-     * Copies the slot's states into a free copy of the pool, queued on the steps' stream after the
-     * step that computed them: the host goes on planning the next step while the device copies.
+     * Copies the slot's states, and the tail's K/V rows of every attention block, into a free entry
+     * of the pool, queued on the steps' stream after the step that computed them: the host goes on
+     * planning the next step while the device copies.
      */
     @Override
-    public SlotCopy saveSlot(int slot) {
+    public SlotCopy saveSlot(int slot, int[] table, int position) {
         int copy;
         synchronized (freeCopies) {
             if (freeCopies.isEmpty()) {
@@ -208,34 +225,52 @@ final class DeviceStateStore implements StateStore {
             copy = freeCopies.pop();
         }
         device.makeCurrent();
+        int tailRows = position % blockSize;
         for (int b = 0; b < blocks.size(); b++) {
             if (convStates[b] != null) {
-                copyState(convCopies[b], copy, convStates[b], slot, convState(b, slot).bytes());
-                copyState(ssmCopies[b], copy, ssmStates[b], slot, ssmState(b, slot).bytes());
+                copyEntry(convCopies[b], copy, convStates[b], slot, convState(b, slot).bytes());
+                copyEntry(ssmCopies[b], copy, ssmStates[b], slot, ssmState(b, slot).bytes());
+            } else if (caches[b] != null && tailRows > 0) {
+                PagedAttentionKernel.DeviceCache cache = caches[b];
+                long bytes = (long) tailRows * rowBytes(cache);
+                long offset = rowOffset(cache, table, position - tailRows);
+                long entry = (long) copy * blockSize * rowBytes(cache);
+                tailKeys[b].slice(entry, bytes).copyFromAsync(cache.keys().slice(offset, bytes), bytes, stream);
+                tailValues[b].slice(entry, bytes).copyFromAsync(cache.values().slice(offset, bytes), bytes, stream);
             }
         }
-        return new PooledCopy(copy);
+        return new PooledCopy(copy, position);
     }
 
-    /** Copies a saved copy back into the slot, queued on the steps' stream before the steps that read it. */
+    /** Copies a saved entry back into the slot and the table's tail, queued on the steps' stream before the steps that read them. */
     @Override
-    public void restoreSlot(int slot, SlotCopy saved) {
-        int copy = ((PooledCopy) saved).index();
+    public void restoreSlot(int slot, int[] table, SlotCopy saved) {
+        PooledCopy pooled = (PooledCopy) saved;
+        int copy = pooled.index();
+        int position = pooled.position();
+        int tailRows = position % blockSize;
         device.makeCurrent();
         for (int b = 0; b < blocks.size(); b++) {
             if (convStates[b] != null) {
-                copyState(convStates[b], slot, convCopies[b], copy, convState(b, slot).bytes());
-                copyState(ssmStates[b], slot, ssmCopies[b], copy, ssmState(b, slot).bytes());
+                copyEntry(convStates[b], slot, convCopies[b], copy, convState(b, slot).bytes());
+                copyEntry(ssmStates[b], slot, ssmCopies[b], copy, ssmState(b, slot).bytes());
+            } else if (caches[b] != null && tailRows > 0) {
+                PagedAttentionKernel.DeviceCache cache = caches[b];
+                long bytes = (long) tailRows * rowBytes(cache);
+                long offset = rowOffset(cache, table, position - tailRows);
+                long entry = (long) copy * blockSize * rowBytes(cache);
+                cache.keys().slice(offset, bytes).copyFromAsync(tailKeys[b].slice(entry, bytes), bytes, stream);
+                cache.values().slice(offset, bytes).copyFromAsync(tailValues[b].slice(entry, bytes), bytes, stream);
             }
         }
     }
 
     /** Queues a copy of entry {@code from} of {@code source} into entry {@code to} of {@code target}, entries of {@code bytes}. */
-    private void copyState(DeviceBuffer target, int to, DeviceBuffer source, int from, long bytes) {
+    private void copyEntry(DeviceBuffer target, int to, DeviceBuffer source, int from, long bytes) {
         target.slice(to * bytes, bytes).copyFromAsync(source.slice(from * bytes, bytes), bytes, stream);
     }
 
-    /** How many slot copies the pool holds (the prefix cache's snapshot budget over one slot's bytes). */
+    /** How many copies the pool holds (the prefix cache's snapshot budget over one copy's bytes, and one more). */
     int copies() {
         return copyCount;
     }
@@ -243,10 +278,12 @@ final class DeviceStateStore implements StateStore {
     /** Entry {@code index} of the copy pool; its memory returns to the pool on release. */
     private final class PooledCopy implements SlotCopy {
         private final int index;
+        private final int position;
         private boolean released;
 
-        PooledCopy(int index) {
+        PooledCopy(int index, int position) {
             this.index = index;
+            this.position = position;
         }
 
         int index() {
@@ -254,6 +291,11 @@ final class DeviceStateStore implements StateStore {
                 throw new IllegalStateException("a released state copy was restored");
             }
             return index;
+        }
+
+        @Override
+        public int position() {
+            return position;
         }
 
         @Override
@@ -269,40 +311,6 @@ final class DeviceStateStore implements StateStore {
                     freeCopies.push(index);
                 }
             }
-        }
-    }
-
-    @Override
-    public byte[][] exportRows(int block, int[] table, int from, int to) {
-        device.makeCurrent();
-        PagedAttentionKernel.DeviceCache cache = caches[block];
-        int rowBytes = rowBytes(cache);
-        byte[] keys = new byte[(to - from) * rowBytes];
-        byte[] values = new byte[keys.length];
-        byte[] row = new byte[rowBytes];
-        for (int position = from; position < to; position++) {
-            long offset = rowOffset(cache, table, position);
-            cache.keys().slice(offset, rowBytes).copyTo(row);
-            System.arraycopy(row, 0, keys, (position - from) * rowBytes, rowBytes);
-            cache.values().slice(offset, rowBytes).copyTo(row);
-            System.arraycopy(row, 0, values, (position - from) * rowBytes, rowBytes);
-        }
-        return new byte[][] {keys, values};
-    }
-
-    @Override
-    public void importRows(int block, int[] table, int from, byte[][] rows) {
-        device.makeCurrent();
-        PagedAttentionKernel.DeviceCache cache = caches[block];
-        int rowBytes = rowBytes(cache);
-        int count = rows[0].length / rowBytes;
-        byte[] row = new byte[rowBytes];
-        for (int r = 0; r < count; r++) {
-            long offset = rowOffset(cache, table, from + r);
-            System.arraycopy(rows[0], r * rowBytes, row, 0, rowBytes);
-            cache.keys().slice(offset, rowBytes).copyFrom(row);
-            System.arraycopy(rows[1], r * rowBytes, row, 0, rowBytes);
-            cache.values().slice(offset, rowBytes).copyFrom(row);
         }
     }
 

@@ -7,65 +7,142 @@ import dev.coil.engine.cache.StateStore;
 import dev.coil.engine.gpu.CudaDevice;
 import dev.coil.engine.gpu.GpuFixture;
 import dev.coil.engine.gpu.GpuTest;
+import dev.coil.engine.gpu.kernels.PagedAttentionKernel;
 import dev.coil.engine.load.DType;
 import dev.coil.engine.model.BlockSpec;
-import dev.coil.engine.model.LayerState;
 import dev.coil.engine.model.TestModels;
 import dev.coil.engine.runner.LoadedModel;
 import java.util.List;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 
-/** The prefix cache's slot copies on the device: saved and restored exactly, as many as the budget holds. */
+/** The prefix cache's copies on the device: states and tail rows saved and restored exactly, as many as the budget holds. */
 @GpuTest
 class DeviceStateStoreTest {
 
     @Test
-    void slotCopiesRestoreExactlyAndThePoolHoldsTheSnapshotBudget() {
+    void copiesRestoreStatesAndTailRowsExactlyAndThePoolHoldsTheSnapshotBudget() {
         CudaDevice device = GpuFixture.device(); // fails, not skips, without a GPU
         LoadedModel loaded = TestModels.load("granitemoehybrid");
-        long slotBytes = 0;
-        for (LayerState state : loaded.model().newLayerStates()) {
-            if (state instanceof LayerState.Mamba mamba) {
-                slotBytes += mamba.bytes();
-            }
-        }
-        // A budget of two slots' copies: the pool keeps one more, for the copy made while the cache evicts.
-        CacheSizing sizing = new CacheSizing(16, DType.BF16, 4, 2, true, 1, 2 * slotBytes + slotBytes / 2, 0,
-                slotBytes, List.of());
+        List<BlockSpec> blocks = loaded.config().blocks();
+        CacheSizing probe = sizing(blocks, 0);
+        long copyBytes = copyBytes(blocks, probe);
+        // A budget of two and a half copies: the pool keeps two, and one more for the copy made while the cache evicts.
+        CacheSizing sizing = sizing(blocks, 2 * copyBytes + copyBytes / 2);
+        int[] first = {0, 1};
+        int[] other = {2, 3};
         try (GpuBackend backend = GpuBackend.open(loaded, 0, false)) {
             DeviceStateStore store = (DeviceStateStore) backend.newStateStore(sizing);
             assertThat(store.copies()).isEqualTo(3);
-            List<BlockSpec> blocks = loaded.config().blocks();
-            float[][] first = fill(store, blocks, 0, 1);
-            StateStore.SlotCopy firstCopy = store.saveSlot(0);
-            float[][] second = fill(store, blocks, 0, 2);
-            StateStore.SlotCopy secondCopy = store.saveSlot(0);
-            StateStore.SlotCopy third = store.saveSlot(0);
-            assertThat(firstCopy).isNotNull();
-            assertThat(secondCopy).isNotNull();
+            // The state after 21 positions: 5 rows past the first full block, in block first[1] = 1.
+            float[][] states = fill(store, blocks, 0, 1);
+            byte[][] rows = fillRows(store, blocks, 1, 2);
+            StateStore.SlotCopy saved = store.saveSlot(0, first, 21);
+            float[][] later = fill(store, blocks, 0, 3);
+            StateStore.SlotCopy atBlock = store.saveSlot(0, first, 32);
+            StateStore.SlotCopy third = store.saveSlot(0, first, 32);
+            assertThat(saved).isNotNull();
+            assertThat(atBlock).isNotNull();
             assertThat(third).isNotNull();
-            assertThat(store.saveSlot(0)).as("a fourth copy, beyond the pool").isNull();
-            assertThat(firstCopy.bytes()).isEqualTo(slotBytes);
+            assertThat(store.saveSlot(0, first, 32)).as("a fourth copy, beyond the pool").isNull();
+            assertThat(saved.bytes()).isEqualTo(copyBytes);
+            assertThat(saved.position()).isEqualTo(21);
 
-            fill(store, blocks, 1, 3);
-            store.restoreSlot(1, firstCopy);
-            store.restoreSlot(0, secondCopy);
+            fill(store, blocks, 1, 4);
+            fillRows(store, blocks, 3, 5);
+            store.restoreSlot(1, other, saved);
+            store.restoreSlot(0, other, atBlock);
             device.synchronize();
-            assertThat(read(store, blocks, 1)).isDeepEqualTo(first);
-            assertThat(read(store, blocks, 0)).isDeepEqualTo(second);
+            assertThat(read(store, blocks, 1)).isDeepEqualTo(states);
+            assertThat(read(store, blocks, 0)).isDeepEqualTo(later);
+            assertThat(readRows(store, blocks, 3, 5)).as("the 5 tail rows, now at the start of block other[1] = 3")
+                    .isDeepEqualTo(prefixRows(rows, 5, store, blocks));
 
             // A released copy goes back to the pool once, however often it is released.
-            firstCopy.release();
-            firstCopy.release();
-            StateStore.SlotCopy again = store.saveSlot(1);
+            saved.release();
+            saved.release();
+            StateStore.SlotCopy again = store.saveSlot(1, first, 16);
             assertThat(again).isNotNull();
-            assertThat(store.saveSlot(1)).isNull();
-            fill(store, blocks, 0, 4);
-            store.restoreSlot(0, again);
+            assertThat(store.saveSlot(1, first, 16)).isNull();
+            fill(store, blocks, 0, 6);
+            store.restoreSlot(0, first, again);
             device.synchronize();
-            assertThat(read(store, blocks, 0)).isDeepEqualTo(first);
+            assertThat(read(store, blocks, 0)).isDeepEqualTo(states);
         }
+    }
+
+    private static CacheSizing sizing(List<BlockSpec> blocks, long snapshotBytes) {
+        return new CacheSizing(16, DType.BF16, 4, 2, true, 1, snapshotBytes, 0, 0, List.of());
+    }
+
+    /** A copy's bytes: the Mamba states (f32) and a block of K/V rows of each attention block. */
+    private static long copyBytes(List<BlockSpec> blocks, CacheSizing sizing) {
+        long total = 0;
+        for (BlockSpec spec : blocks) {
+            if (spec instanceof BlockSpec.Mamba m) {
+                total += 4L * ((long) (m.convKernel() - 1) * m.convChannels()
+                        + (long) m.heads() * m.headDim() * m.stateSize());
+            } else if (spec instanceof BlockSpec.Attention a) {
+                total += 2L * sizing.blockSize() * a.kvHeads() * StepAttention.paddedHeadDim(a.headDim()) * 2;
+            }
+        }
+        return total;
+    }
+
+    /** Random bytes into the whole of block {@code cacheBlock} of every attention block's keys and values. */
+    private static byte[][] fillRows(DeviceStateStore store, List<BlockSpec> blocks, int cacheBlock, long seed) {
+        SplittableRandom random = new SplittableRandom(seed);
+        byte[][] rows = new byte[2 * blocks.size()][];
+        for (int b = 0; b < blocks.size(); b++) {
+            if (blocks.get(b) instanceof BlockSpec.Attention) {
+                PagedAttentionKernel.DeviceCache cache = store.cache(b);
+                long blockBytes = blockBytes(cache);
+                for (int half = 0; half < 2; half++) {
+                    byte[] values = new byte[(int) blockBytes];
+                    for (int i = 0; i < values.length; i++) {
+                        values[i] = (byte) random.nextInt(256);
+                    }
+                    (half == 0 ? cache.keys() : cache.values()).slice(cacheBlock * blockBytes, blockBytes).copyFrom(values);
+                    rows[2 * b + half] = values;
+                }
+            }
+        }
+        GpuFixture.device().synchronize();
+        return rows;
+    }
+
+    /** The first {@code count} rows of block {@code cacheBlock} of every attention block's keys and values. */
+    private static byte[][] readRows(DeviceStateStore store, List<BlockSpec> blocks, int cacheBlock, int count) {
+        byte[][] rows = new byte[2 * blocks.size()][];
+        for (int b = 0; b < blocks.size(); b++) {
+            if (blocks.get(b) instanceof BlockSpec.Attention) {
+                PagedAttentionKernel.DeviceCache cache = store.cache(b);
+                long blockBytes = blockBytes(cache);
+                for (int half = 0; half < 2; half++) {
+                    byte[] values = new byte[(int) (blockBytes / cache.blockSize() * count)];
+                    (half == 0 ? cache.keys() : cache.values()).slice(cacheBlock * blockBytes, values.length).copyTo(values);
+                    rows[2 * b + half] = values;
+                }
+            }
+        }
+        return rows;
+    }
+
+    private static byte[][] prefixRows(byte[][] rows, int count, DeviceStateStore store, List<BlockSpec> blocks) {
+        byte[][] prefix = new byte[rows.length][];
+        for (int b = 0; b < blocks.size(); b++) {
+            if (blocks.get(b) instanceof BlockSpec.Attention) {
+                long rowBytes = blockBytes(store.cache(b)) / store.cache(b).blockSize();
+                for (int half = 0; half < 2; half++) {
+                    prefix[2 * b + half] = java.util.Arrays.copyOf(rows[2 * b + half], (int) (rowBytes * count));
+                }
+            }
+        }
+        return prefix;
+    }
+
+    private static long blockBytes(PagedAttentionKernel.DeviceCache cache) {
+        return (long) cache.blockSize() * cache.kvHeads() * cache.headDim() * cache.dtype().bytes();
     }
 
     /** Writes random states into a slot (conv then SSM of each Mamba block) and returns them, on the device when it returns. */

@@ -13,6 +13,9 @@ set -u
 tar xJf ${FOLDER:-.gpu-serve}/jre.txz -C /tmp && export PATH=/tmp/jre/bin:$PATH
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 run() { java ${JAVA_OPTS:-} --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -cp "${FOLDER:-.gpu-serve}/lib/*" dev.coil.server.Main "$@"; }
+# The servers run as children of backgrounded shells: stop the JVMs themselves, so that the next
+# mode's servers get their ports.
+stop_servers() { pkill -f "dev.coil.server.Main serve" 2>/dev/null; for i in $(seq 1 60); do pgrep -f "dev.coil.server.Main serve" >/dev/null || break; sleep 0.5; done; }
 run bench --cache-dir /tmp/g300 --prompt-lengths 4 --decode-tokens 2 --threads 16 2>&1 | tail -2
 if [ "${1:-}" = ring ]; then
     JAVA_OPTS=-Dcoil.context.positionsPerDevice=2048 run serve --model /tmp/g300 --port 18082 \
@@ -41,7 +44,7 @@ if [ "${1:-}" = ring ]; then
       | curl -s localhost:18082/v1/completions -H 'content-type: application/json' -d @-; echo
     echo "$long" | curl -s -o /dev/null -w "%{http_code}\n" localhost:18082/v1/completions -H 'content-type: application/json' -d @-
     grep -iE "error|exception" /tmp/ring-serve.log | head -5
-    kill %1 %2 2>/dev/null; sleep 1
+    stop_servers
     exit 0
 fi
 if [ "${1:-}" = long ]; then
@@ -58,7 +61,7 @@ if [ "${1:-}" = long ]; then
           | python3 -c 'import json,sys; t=sys.stdin.read().rsplit(" ",1); r=json.loads(t[0]); print(r["usage"]["prompt_tokens"], "prompt tokens: prefill_ms", round(r["timings"]["prefill_ms"],1), "curl s", t[1].strip(), r["paths"])'
     done
     grep -iE "error|exception" /tmp/long-serve.log | head -5
-    kill %1 2>/dev/null; sleep 1
+    stop_servers
     exit 0
 fi
 run serve --model /tmp/g300 --port 18080 > /tmp/gpu-serve.log 2>&1 &
@@ -81,4 +84,4 @@ curl -s localhost:18080/v1/completions -H 'content-type: application/json' -d '{
 curl -s -o /dev/null -w "%{http_code}\n" localhost:18080/v1/completions -H 'content-type: application/json' -d '{"prompt":[1,2],"max_tokens":2}'
 echo "== /metrics"
 curl -s localhost:18080/metrics | grep -E "^coil_(requests|generated|kv|prefix)" | head -8
-kill %1 %2 2>/dev/null; sleep 1
+stop_servers

@@ -29,6 +29,9 @@ public final class Engine implements AutoCloseable {
 
     private static final Logger LOG = LoggerFactory.getLogger(Engine.class);
 
+    /** The longest prompt {@link #warmUp} sends (fewer tokens where the context window is shorter). */
+    static final int WARM_UP_PROMPT = 8192;
+
     private final LoadedModel loaded;
     private final EngineOptions options;
     private final CacheSizing sizing;
@@ -181,6 +184,47 @@ public final class Engine implements AutoCloseable {
                     + " requests are already waiting; retry later");
         }
         return stream;
+    }
+
+    /**
+     * Runs one throwaway request through the steps, so that the first real request does not pay for
+     * what happens once: the backend's kernels loaded and its scratch grown, the JIT's first passes
+     * over the step code. Its prompt takes at least two steps (a prompt chunk with cached positions
+     * before it) and {@link #WARM_UP_PROMPT} tokens where the context window allows, so that prompts
+     * up to that long find the attention's scratch grown; then a few tokens are decoded. Blocks
+     * until it finished. The prompt is a fixed pattern; what it leaves in the prefix cache is kept
+     * like any finished request's.
+     *
+     * @return how long it took
+     */
+    public Duration warmUp() throws InterruptedException {
+        int vocab = loaded.config().vocabSize();
+        int length = Math.max(options.maxBatchedTokens() + 16, WARM_UP_PROMPT);
+        if (contextLength() > 0) {
+            length = Math.min(length, contextLength() - 8);
+        }
+        if (length < 1) {
+            return Duration.ZERO;
+        }
+        int[] prompt = new int[length];
+        for (int i = 0; i < length; i++) {
+            prompt[i] = (int) ((i * 7919L + 13) % vocab);
+        }
+        long start = System.nanoTime();
+        RequestStream stream = submit(new EngineRequest(prompt, SamplingParams.greedy().withMaxTokens(4), true, -1, -1));
+        while (true) {
+            EngineEvent event = stream.next(120_000);
+            switch (event) {
+                case null -> throw new IllegalStateException("the warm-up request did not finish within two minutes");
+                case EngineEvent.Failed failed -> throw new IllegalStateException(
+                        "the warm-up request failed: " + failed.message());
+                case EngineEvent.Finished finished -> {
+                    return Duration.ofNanos(System.nanoTime() - start);
+                }
+                default -> {
+                }
+            }
+        }
     }
 
     /**

@@ -22,7 +22,8 @@ import org.junit.jupiter.api.Test;
  * Prints how long the serving engine takes to prefill long prompts of the 300M-shaped model on one
  * GPU, with the server's default options and with the prefix cache's parts switched off one at a
  * time: a prompt's time to its first token, against the model's own prefill rate. Each prompt is
- * new (no prefix of it cached). Timings are printed, not asserted; run with
+ * new (no prefix of it cached); then a chat's next turn after a 6000-token first one, which the
+ * prefix cache serves but for its new tokens. Timings are printed, not asserted; run with
  * {@code TESTS="--select-class dev.coil.engine.runner.LongPromptTimingTest" bash .gpu/gpu-run.sh tests .gpu}.
  */
 @GpuTest
@@ -65,6 +66,18 @@ class LongPromptTimingTest {
                                 length * 1000 / timings.prefillMillis(), millis));
                         assertThat(finished.usage().completionTokens()).isEqualTo(2);
                     }
+                    // A chat's next turn: the 6000-token first turn and its 16-token reply, then 100 new
+                    // tokens. With the prefix cache, only the new tokens (and the reply's last) are computed.
+                    int[] turn1 = random.ints(6000, 1, vocab).toArray();
+                    EngineRuns.Outcome reply = EngineRuns.run(engine,
+                            new EngineRequest(turn1, SamplingParams.greedy().withMaxTokens(16), true, -1, -1));
+                    int[] turn2 = EngineRuns.concat(EngineRuns.concat(turn1, reply.tokenArray()),
+                            random.ints(100, 1, vocab).toArray());
+                    EngineEvent.Finished next = EngineRuns.run(engine,
+                            new EngineRequest(turn2, SamplingParams.greedy().withMaxTokens(2), true, -1, -1)).finished();
+                    assertThat(next).as("the next turn finished").isNotNull();
+                    results.add(String.format("next chat turn, %d tokens (%d cached): first token %.1f ms",
+                            turn2.length, next.usage().cachedPromptTokens(), next.timings().firstTokenMillis()));
                     System.out.printf("[long-prompt] %s, granite300m bf16, %s (max %d tokens a step, snapshot every %d"
                             + " blocks, prefix cache %s):%n  %s%n  steps: %s%n", device.description(), variant.name(),
                             options.maxBatchedTokens(), options.snapshotIntervalBlocks(), options.prefixCaching(),

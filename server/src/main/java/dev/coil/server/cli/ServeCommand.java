@@ -116,6 +116,10 @@ public final class ServeCommand implements Callable<Integer> {
         System.err.println("coil: listening on " + url + "; loading " + folder);
         ServedModel model = ServedModel.load(folder, servedModelName,
                 loaded -> Backends.open(devices, loaded, modelOptions.threads()), sharding, engineOptions);
+        if (devices.isCuda()) {
+            // The first request would otherwise pay for loading kernels and growing scratch on the GPU.
+            System.err.printf("coil: warmed up in %d ms%n", model.engine().warmUp().toMillis());
+        }
         server.serve(model);
         System.err.printf("coil: serving %s (%d-token context) on %s at %s/v1%s%n", model.name(),
                 model.contextLength(), model.engine().backendDescription(), url,

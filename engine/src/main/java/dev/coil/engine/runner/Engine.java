@@ -203,6 +203,7 @@ public final class Engine implements AutoCloseable {
         if (contextLength() > 0) {
             length = Math.min(length, contextLength() - 8);
         }
+        length = (int) Math.min(length, (long) sizing.blocks() * sizing.blockSize() - 8); // what the cache holds
         if (length < 1) {
             return Duration.ZERO;
         }

@@ -118,7 +118,11 @@ public final class ServeCommand implements Callable<Integer> {
                 loaded -> Backends.open(devices, loaded, modelOptions.threads()), sharding, engineOptions);
         if (devices.isCuda()) {
             // The first request would otherwise pay for loading kernels and growing scratch on the GPU.
-            System.err.printf("coil: warmed up in %d ms%n", model.engine().warmUp().toMillis());
+            try {
+                System.err.printf("coil: warmed up in %d ms%n", model.engine().warmUp().toMillis());
+            } catch (IllegalStateException | IllegalArgumentException e) {
+                System.err.println("coil: warm-up skipped: " + e.getMessage());
+            }
         }
         server.serve(model);
         System.err.printf("coil: serving %s (%d-token context) on %s at %s/v1%s%n", model.name(),

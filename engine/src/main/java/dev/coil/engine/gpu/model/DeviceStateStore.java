@@ -224,21 +224,7 @@ final class DeviceStateStore implements StateStore {
             }
             copy = freeCopies.pop();
         }
-        device.makeCurrent();
-        int tailRows = position % blockSize;
-        for (int b = 0; b < blocks.size(); b++) {
-            if (convStates[b] != null) {
-                copyEntry(convCopies[b], copy, convStates[b], slot, convState(b, slot).bytes());
-                copyEntry(ssmCopies[b], copy, ssmStates[b], slot, ssmState(b, slot).bytes());
-            } else if (caches[b] != null && tailRows > 0) {
-                PagedAttentionKernel.DeviceCache cache = caches[b];
-                long bytes = (long) tailRows * rowBytes(cache);
-                long offset = rowOffset(cache, table, position - tailRows);
-                long entry = (long) copy * blockSize * rowBytes(cache);
-                tailKeys[b].slice(entry, bytes).copyFromAsync(cache.keys().slice(offset, bytes), bytes, stream);
-                tailValues[b].slice(entry, bytes).copyFromAsync(cache.values().slice(offset, bytes), bytes, stream);
-            }
-        }
+        transfer(slot, table, position, copy, true);
         return new PooledCopy(copy, position);
     }
 
@@ -246,28 +232,39 @@ final class DeviceStateStore implements StateStore {
     @Override
     public void restoreSlot(int slot, int[] table, SlotCopy saved) {
         PooledCopy pooled = (PooledCopy) saved;
-        int copy = pooled.index();
-        int position = pooled.position();
-        int tailRows = position % blockSize;
+        transfer(slot, table, pooled.position(), pooled.index(), false);
+    }
+
+    /**
+     * Queues the copies between a sequence (its slot's states, its table's tail rows at {@code
+     * position}) and entry {@code copy} of the pool: into the entry when saving, out of it when not.
+     */
+    private void transfer(int slot, int[] table, int position, int copy, boolean save) {
         device.makeCurrent();
+        int tailRows = position % blockSize;
         for (int b = 0; b < blocks.size(); b++) {
             if (convStates[b] != null) {
-                copyEntry(convStates[b], slot, convCopies[b], copy, convState(b, slot).bytes());
-                copyEntry(ssmStates[b], slot, ssmCopies[b], copy, ssmState(b, slot).bytes());
+                long conv = convState(b, slot).bytes();
+                long ssm = ssmState(b, slot).bytes();
+                transfer(convStates[b].slice(slot * conv, conv), convCopies[b].slice(copy * conv, conv), save);
+                transfer(ssmStates[b].slice(slot * ssm, ssm), ssmCopies[b].slice(copy * ssm, ssm), save);
             } else if (caches[b] != null && tailRows > 0) {
                 PagedAttentionKernel.DeviceCache cache = caches[b];
                 long bytes = (long) tailRows * rowBytes(cache);
                 long offset = rowOffset(cache, table, position - tailRows);
                 long entry = (long) copy * blockSize * rowBytes(cache);
-                cache.keys().slice(offset, bytes).copyFromAsync(tailKeys[b].slice(entry, bytes), bytes, stream);
-                cache.values().slice(offset, bytes).copyFromAsync(tailValues[b].slice(entry, bytes), bytes, stream);
+                transfer(cache.keys().slice(offset, bytes), tailKeys[b].slice(entry, bytes), save);
+                transfer(cache.values().slice(offset, bytes), tailValues[b].slice(entry, bytes), save);
             }
         }
     }
 
-    /** Queues a copy of entry {@code from} of {@code source} into entry {@code to} of {@code target}, entries of {@code bytes}. */
-    private void copyEntry(DeviceBuffer target, int to, DeviceBuffer source, int from, long bytes) {
-        target.slice(to * bytes, bytes).copyFromAsync(source.slice(from * bytes, bytes), bytes, stream);
+    private void transfer(DeviceBuffer live, DeviceBuffer saved, boolean save) {
+        if (save) {
+            saved.copyFromAsync(live, live.bytes(), stream);
+        } else {
+            live.copyFromAsync(saved, saved.bytes(), stream);
+        }
     }
 
     /** How many copies the pool holds (the prefix cache's snapshot budget over one copy's bytes, and one more). */

@@ -66,6 +66,16 @@ public final class CudaDevice implements AutoCloseable {
         return count[0];
     }
 
+    /** Bytes of memory on cuda:{@code ordinal}, read without opening a context on it. */
+    public static long totalMemory(int ordinal) {
+        Cuda.initialize();
+        CUdevice device = new CUdevice();
+        Cuda.check(cuDeviceGet(device, ordinal), "cuDeviceGet(" + ordinal + ")");
+        long[] memory = new long[1];
+        Cuda.check(cuDeviceTotalMem(memory, device), "cuDeviceTotalMem");
+        return memory[0];
+    }
+
     /** Opens cuda:{@code ordinal}: retains its primary context and makes it current on this thread. */
     public static CudaDevice open(int ordinal) {
         int count = count();

@@ -45,6 +45,24 @@ public final class Backends {
         return Devices.cpu(1);
     }
 
+    /**
+     * The step budget (--max-batched-tokens) where none is given: the engine's 1024 on the CPU; on a
+     * GPU, as vLLM's server picks, 8192 tokens on a card of at least 70 GiB and 2048 on a smaller
+     * one, so that a long prompt prefills in a few large steps.
+     */
+    public static int defaultMaxBatchedTokens(Devices devices) {
+        Devices resolved = resolve(devices);
+        if (!resolved.isCuda()) {
+            return EngineOptions.DEFAULTS.maxBatchedTokens();
+        }
+        return gpuMaxBatchedTokens(CudaDevice.totalMemory(resolved.ordinals().get(0)));
+    }
+
+    /** The GPU's default step budget for a card of {@code memoryBytes}. */
+    static int gpuMaxBatchedTokens(long memoryBytes) {
+        return memoryBytes >= 70L << 30 ? 8192 : 2048;
+    }
+
     /** Opens the backend for {@code devices} (auto resolved first); threads: CPU worker threads. */
     public static Backend open(Devices devices, LoadedModel loaded, int threads) {
         Devices resolved = resolve(devices);

@@ -20,6 +20,15 @@ class DevicesTest {
     }
 
     @Test
+    void stepBudgetDefaultsFollowTheDevice() {
+        assertThat(Backends.defaultMaxBatchedTokens(Devices.cpu(1))).isEqualTo(EngineOptions.DEFAULTS.maxBatchedTokens());
+        assertThat(Backends.gpuMaxBatchedTokens(80L << 30)).isEqualTo(8192); // an H100
+        assertThat(Backends.gpuMaxBatchedTokens(70L << 30)).isEqualTo(8192);
+        assertThat(Backends.gpuMaxBatchedTokens((70L << 30) - 1)).isEqualTo(2048);
+        assertThat(Backends.gpuMaxBatchedTokens(24L << 30)).isEqualTo(2048);
+    }
+
+    @Test
     void printsWhatItParsed() {
         for (String spec : List.of("auto", "cpu", "cpu:4", "cuda:0", "cuda:0,cuda:1")) {
             assertThat(Devices.parse(spec).toString()).isEqualTo(spec);

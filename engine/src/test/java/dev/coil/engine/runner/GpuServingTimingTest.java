@@ -90,8 +90,9 @@ class GpuServingTimingTest {
                     - (long) loaded.config().vocabSize() * loaded.config().hiddenSize() * 2
                     * (loaded.config().lmHeadName() == null ? 0 : 1);
             double floorMs = weightBytes / BANDWIDTH * 1e3;
-            EngineOptions options = EngineOptions.DEFAULTS.withMaxSequences(64).withMaxBatchedTokens(2048)
-                    .withCacheMemory("8G");
+            // -Dcoil.bench.maxBatchedTokens=N to compare step budgets (the server's default on an H100 is 8192).
+            EngineOptions options = EngineOptions.DEFAULTS.withMaxSequences(64)
+                    .withMaxBatchedTokens(Integer.getInteger("coil.bench.maxBatchedTokens", 2048)).withCacheMemory("8G");
             System.setProperty(GpuBackend.STEP_TIMING_PROPERTY, "true");
             for (int index = 0; index < RUNS.size(); index++) {
                 if (!selected(index)) {

@@ -71,7 +71,8 @@ public final class GenerateCommand implements Callable<Integer> {
             Generation result;
             if (devices.isCuda()) {
                 // The GPU serves through the engine: one request, a cache sized for it.
-                EngineOptions options = EngineOptions.DEFAULTS.withMaxSequences(1);
+                EngineOptions options = EngineOptions.DEFAULTS.withMaxSequences(1)
+                        .withMaxBatchedTokens(Backends.defaultMaxBatchedTokens(devices));
                 try (Engine engine = Engine.start(model, Backends.open(devices, model, modelOptions.threads()),
                         options)) {
                     result = new EngineGenerator(engine).generate(prompt, params, json ? delta -> { } : out::print);

@@ -39,6 +39,15 @@ class ServeCommandTest {
     }
 
     @Test
+    void theDevicesDefaultStepBudgetAppliesOnlyWithoutTheFlag() {
+        assertThat(parse().engineOptions(8192).maxBatchedTokens()).isEqualTo(8192);
+        assertThat(parse("--max-batched-tokens", "256").engineOptions(8192).maxBatchedTokens()).isEqualTo(256);
+        // Every running request decodes each step: a default below --max-seqs is raised to it.
+        assertThat(parse("--max-seqs", "300").engineOptions(256).maxBatchedTokens()).isEqualTo(300);
+        assertThat(parse().engineOptions(8192)).isEqualTo(EngineOptions.DEFAULTS.withMaxBatchedTokens(8192));
+    }
+
+    @Test
     void badEngineFlagsAreRefusedNamingTheFlag() {
         assertThatThrownBy(() -> parse("--kv-dtype", "f16").engineOptions()).hasMessageContaining("--kv-dtype");
         assertThatThrownBy(() -> parse("--block-size", "3").engineOptions()).hasMessageContaining("--block-size");
@@ -54,7 +63,8 @@ class ServeCommandTest {
             "--max-seqs", "--max-batched-tokens", "--max-waiting", "--[no-]prefix-caching", "--snapshot-interval"}) {
             assertThat(help).contains(flag);
         }
-        assertThat(help).contains("(default " + EngineOptions.DEFAULTS.maxWaiting() + ")")
+        assertThat(help).contains("(default " + EngineOptions.DEFAULTS.maxBatchedTokens() + " on the CPU;")
+                .contains("(default " + EngineOptions.DEFAULTS.maxWaiting() + ")")
                 .contains("(default " + EngineOptions.DEFAULTS.blockSize() + ")");
     }
 }

@@ -86,10 +86,100 @@ class LongPromptTimingTest {
             }
         } finally {
             System.clearProperty(GpuBackend.STEP_TIMING_PROPERTY);
-            try (Stream<Path> files = Files.walk(folder)) {
-                for (Path file : files.sorted(Comparator.reverseOrder()).toList()) {
-                    Files.delete(file);
+            delete(folder);
+        }
+    }
+
+    /**
+     * What a long prompt costs the requests already decoding beside it, per step budget: 16 requests
+     * decode (128-token prompts); once each has 16 tokens, a new 16000-token prompt arrives. Printed:
+     * that prompt's time to its first token, and the decoding requests' gaps between tokens while
+     * it prefilled (mean and longest) against their median gap before it arrived.
+     */
+    @Test
+    void printsDecodeGapsWhileALongPromptPrefills() throws Exception {
+        CudaDevice device = GpuFixture.device();
+        Path folder = Files.createTempDirectory(Path.of("/tmp"), "coil-granite300m");
+        RandomCheckpoint.write(folder, RandomCheckpoint.Shape.granite300m(), DType.BF16, 42);
+        try (LoadedModel loaded = LoadedModel.load(folder)) {
+            int vocab = loaded.config().vocabSize();
+            for (int budget : new int[] {1024, 2048, 8192}) {
+                SplittableRandom random = new SplittableRandom(9);
+                EngineOptions options = EngineOptions.DEFAULTS.withCacheMemory("8G").withMaxBatchedTokens(budget);
+                try (Engine engine = Engine.start(loaded, GpuBackend.open(loaded, 0, true), options)) {
+                    engine.warmUp();
+                    int decoders = 16;
+                    List<List<Long>> arrivals = new ArrayList<>();
+                    List<Thread> readers = new ArrayList<>();
+                    java.util.concurrent.CountDownLatch started = new java.util.concurrent.CountDownLatch(decoders);
+                    for (int r = 0; r < decoders; r++) {
+                        RequestStream stream = engine.submit(new EngineRequest(random.ints(128, 1, vocab).toArray(),
+                                SamplingParams.greedy().withMaxTokens(400), true, -1, -1));
+                        List<Long> times = java.util.Collections.synchronizedList(new ArrayList<>());
+                        arrivals.add(times);
+                        readers.add(Thread.startVirtualThread(() -> read(stream, times, started)));
+                    }
+                    started.await();
+                    long submitted = System.nanoTime();
+                    EngineEvent.Finished longPrompt = EngineRuns.run(engine, new EngineRequest(
+                            random.ints(16000, 1, vocab).toArray(), SamplingParams.greedy().withMaxTokens(1), true, -1,
+                            -1)).finished();
+                    assertThat(longPrompt).as("the long prompt finished").isNotNull();
+                    long firstToken = submitted + (long) (longPrompt.timings().firstTokenMillis() * 1e6);
+                    for (Thread reader : readers) {
+                        reader.join();
+                    }
+                    List<Double> before = new ArrayList<>();
+                    List<Double> during = new ArrayList<>();
+                    for (List<Long> times : arrivals) {
+                        assertThat(times).hasSize(400);
+                        for (int i = 1; i < times.size(); i++) {
+                            double gap = (times.get(i) - times.get(i - 1)) / 1e6;
+                            if (times.get(i) <= submitted && i >= 4) {
+                                before.add(gap);
+                            } else if (times.get(i) > submitted && times.get(i - 1) < firstToken) {
+                                during.add(gap);
+                            }
+                        }
+                    }
+                    before.sort(null);
+                    System.out.printf("[long-prompt] %s, granite300m bf16, %d tokens a step: a 16000-token prompt beside"
+                            + " %d decoding requests: first token %.1f ms; their gaps between tokens meanwhile: mean %.1f"
+                            + " ms, longest %.1f ms (%d gaps), against a median of %.2f ms before it%n",
+                            device.description(), budget, decoders, longPrompt.timings().firstTokenMillis(),
+                            during.stream().mapToDouble(Double::doubleValue).average().orElse(0),
+                            during.stream().mapToDouble(Double::doubleValue).max().orElse(0), during.size(),
+                            before.isEmpty() ? 0 : before.get(before.size() / 2));
                 }
+            }
+        } finally {
+            delete(folder);
+        }
+    }
+
+    /** Records when each token of {@code stream} arrives; counts {@code started} down at its 16th. */
+    private static void read(RequestStream stream, List<Long> times, java.util.concurrent.CountDownLatch started) {
+        try {
+            while (true) {
+                EngineEvent event = stream.next(60_000);
+                if (event instanceof EngineEvent.Token) {
+                    times.add(System.nanoTime());
+                    if (times.size() == 16) {
+                        started.countDown();
+                    }
+                } else if (event == null || event instanceof EngineEvent.Finished || event instanceof EngineEvent.Failed) {
+                    return;
+                }
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    private static void delete(Path folder) throws java.io.IOException {
+        try (Stream<Path> files = Files.walk(folder)) {
+            for (Path file : files.sorted(Comparator.reverseOrder()).toList()) {
+                Files.delete(file);
             }
         }
     }

@@ -53,9 +53,7 @@ public final class CudaDevice implements AutoCloseable {
         this.major = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, "compute capability");
         this.minor = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, "compute capability");
         this.multiprocessors = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, "multiprocessors");
-        long[] memory = new long[1];
-        Cuda.check(cuDeviceTotalMem(memory, device), "cuDeviceTotalMem");
-        this.totalMemory = memory[0];
+        this.totalMemory = totalMemory(device);
     }
 
     /** How many CUDA devices the driver sees; fails with "no CUDA device found" when there is no driver. */
@@ -71,6 +69,10 @@ public final class CudaDevice implements AutoCloseable {
         Cuda.initialize();
         CUdevice device = new CUdevice();
         Cuda.check(cuDeviceGet(device, ordinal), "cuDeviceGet(" + ordinal + ")");
+        return totalMemory(device);
+    }
+
+    private static long totalMemory(CUdevice device) {
         long[] memory = new long[1];
         Cuda.check(cuDeviceTotalMem(memory, device), "cuDeviceTotalMem");
         return memory[0];

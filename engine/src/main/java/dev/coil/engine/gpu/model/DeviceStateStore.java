@@ -85,14 +85,13 @@ final class DeviceStateStore implements StateStore {
                         }
                     }
                     case BlockSpec.Attention a -> {
-                        int padded = StepAttention.paddedHeadDim(a.headDim());
-                        long bytes = (long) (blockCount + 1) * blockSize * a.kvHeads() * padded * kvDtype.bytes();
-                        caches[b] = new PagedAttentionKernel.DeviceCache(zeros(bytes / 4), zeros(bytes / 4), kvDtype,
-                                blockCount + 1, blockSize, a.kvHeads(), padded);
+                        long blockFloats = Math.ceilDiv(kvBlockBytes(a, sizing), 4);
+                        caches[b] = new PagedAttentionKernel.DeviceCache(zeros((blockCount + 1) * blockFloats),
+                                zeros((blockCount + 1) * blockFloats), kvDtype, blockCount + 1, blockSize, a.kvHeads(),
+                                StepAttention.paddedHeadDim(a.headDim()));
                         if (copyCount > 0) {
-                            long tailBytes = (long) copyCount * blockSize * a.kvHeads() * padded * kvDtype.bytes();
-                            tailKeys[b] = allocate(Math.ceilDiv(tailBytes, 4));
-                            tailValues[b] = allocate(Math.ceilDiv(tailBytes, 4));
+                            tailKeys[b] = allocate(copyCount * blockFloats);
+                            tailValues[b] = allocate(copyCount * blockFloats);
                         }
                     }
                     case BlockSpec.Mlp m -> {
@@ -111,12 +110,17 @@ final class DeviceStateStore implements StateStore {
         for (BlockSpec spec : blocks) {
             total += switch (spec) {
                 case BlockSpec.Mamba m -> 4 * (convFloats(m) + ssmFloats(m));
-                case BlockSpec.Attention a -> 2L * sizing.blockSize() * a.kvHeads()
-                        * StepAttention.paddedHeadDim(a.headDim()) * sizing.kvDtype().bytes();
+                case BlockSpec.Attention a -> 2 * kvBlockBytes(a, sizing);
                 case BlockSpec.Mlp m -> 0;
             };
         }
         return total;
+    }
+
+    /** One block of an attention block's keys (or values): blockSize rows of the padded heads in the KV dtype. */
+    private static long kvBlockBytes(BlockSpec.Attention a, CacheSizing sizing) {
+        return (long) sizing.blockSize() * a.kvHeads() * StepAttention.paddedHeadDim(a.headDim())
+                * sizing.kvDtype().bytes();
     }
 
     /**
@@ -131,20 +135,6 @@ final class DeviceStateStore implements StateStore {
         }
         long fits = sizing.snapshotBytes() / copyBytes(blocks, sizing);
         return fits == 0 ? 0 : (int) Math.min(fits + 1, 1 << 20);
-    }
-
-    /** Bytes of device memory for {@code sizing}'s blocks, slots and copies, with the padding slot and block. */
-    static long bytes(List<BlockSpec> blocks, CacheSizing sizing) {
-        long total = copyCount(blocks, sizing) * copyBytes(blocks, sizing);
-        for (BlockSpec spec : blocks) {
-            total += switch (spec) {
-                case BlockSpec.Mamba m -> 4L * (sizing.slots() + 1) * (convFloats(m) + ssmFloats(m));
-                case BlockSpec.Attention a -> 2L * (sizing.blocks() + 1) * sizing.blockSize() * a.kvHeads()
-                        * StepAttention.paddedHeadDim(a.headDim()) * sizing.kvDtype().bytes();
-                case BlockSpec.Mlp m -> 0;
-            };
-        }
-        return total;
     }
 
     private static long convFloats(BlockSpec.Mamba m) {

@@ -2,7 +2,6 @@ package dev.coil.engine.runner;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.coil.engine.bench.RandomCheckpoint;
 import dev.coil.engine.bench.ServingBenchmark;
 import dev.coil.engine.gpu.CudaDevice;
 import dev.coil.engine.gpu.GpuFixture;
@@ -10,13 +9,8 @@ import dev.coil.engine.gpu.GpuTest;
 import dev.coil.engine.gpu.Kernel;
 import dev.coil.engine.gpu.kernels.GemvKernel;
 import dev.coil.engine.gpu.model.GpuBackend;
-import dev.coil.engine.load.DType;
-import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.util.Comparator;
+import dev.coil.engine.model.Granite300mCheckpoint;
 import java.util.List;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -83,9 +77,8 @@ class GpuServingTimingTest {
     @Test
     void printsThroughputAndBatchOneDecodeOfThe300mShape() throws Exception {
         CudaDevice device = GpuFixture.device();
-        Path folder = Files.createTempDirectory(Path.of("/tmp"), "coil-granite300m");
-        RandomCheckpoint.write(folder, RandomCheckpoint.Shape.granite300m(), DType.BF16, 42);
-        try (LoadedModel loaded = LoadedModel.load(folder)) {
+        try (Granite300mCheckpoint checkpoint = Granite300mCheckpoint.write();
+                LoadedModel loaded = LoadedModel.load(checkpoint.folder())) {
             long weightBytes = loaded.checkpoint().parameterCount() * 2
                     - (long) loaded.config().vocabSize() * loaded.config().hiddenSize() * 2
                     * (loaded.config().lmHeadName() == null ? 0 : 1);
@@ -136,11 +129,6 @@ class GpuServingTimingTest {
             }
         } finally {
             System.clearProperty(GpuBackend.STEP_TIMING_PROPERTY);
-            try (Stream<Path> files = Files.walk(folder)) {
-                for (Path file : files.sorted(Comparator.reverseOrder()).toList()) {
-                    Files.delete(file);
-                }
-            }
         }
     }
 }

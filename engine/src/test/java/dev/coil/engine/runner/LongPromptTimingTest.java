@@ -2,20 +2,17 @@ package dev.coil.engine.runner;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.coil.engine.bench.RandomCheckpoint;
 import dev.coil.engine.gpu.CudaDevice;
 import dev.coil.engine.gpu.GpuFixture;
 import dev.coil.engine.gpu.GpuTest;
 import dev.coil.engine.gpu.model.GpuBackend;
-import dev.coil.engine.load.DType;
-import java.nio.file.Files;
-import java.nio.file.Path;
+import dev.coil.engine.model.Granite300mCheckpoint;
 import java.util.ArrayList;
-import java.util.Comparator;
+import java.util.Collections;
 import java.util.List;
 import java.util.SplittableRandom;
+import java.util.concurrent.CountDownLatch;
 import java.util.function.UnaryOperator;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -41,11 +38,10 @@ class LongPromptTimingTest {
     @Test
     void printsTimeToFirstTokenOfLongPrompts() throws Exception {
         CudaDevice device = GpuFixture.device();
-        Path folder = Files.createTempDirectory(Path.of("/tmp"), "coil-granite300m");
-        RandomCheckpoint.write(folder, RandomCheckpoint.Shape.granite300m(), DType.BF16, 42);
         int[] lengths = {2000, 6000, 6000, 16000};
         System.setProperty(GpuBackend.STEP_TIMING_PROPERTY, "true");
-        try (LoadedModel loaded = LoadedModel.load(folder)) {
+        try (Granite300mCheckpoint checkpoint = Granite300mCheckpoint.write();
+                LoadedModel loaded = LoadedModel.load(checkpoint.folder())) {
             int vocab = loaded.config().vocabSize();
             SplittableRandom random = new SplittableRandom(5);
             for (Variant variant : VARIANTS) {
@@ -86,7 +82,6 @@ class LongPromptTimingTest {
             }
         } finally {
             System.clearProperty(GpuBackend.STEP_TIMING_PROPERTY);
-            delete(folder);
         }
     }
 
@@ -99,9 +94,8 @@ class LongPromptTimingTest {
     @Test
     void printsDecodeGapsWhileALongPromptPrefills() throws Exception {
         CudaDevice device = GpuFixture.device();
-        Path folder = Files.createTempDirectory(Path.of("/tmp"), "coil-granite300m");
-        RandomCheckpoint.write(folder, RandomCheckpoint.Shape.granite300m(), DType.BF16, 42);
-        try (LoadedModel loaded = LoadedModel.load(folder)) {
+        try (Granite300mCheckpoint checkpoint = Granite300mCheckpoint.write();
+                LoadedModel loaded = LoadedModel.load(checkpoint.folder())) {
             int vocab = loaded.config().vocabSize();
             for (int budget : new int[] {1024, 2048, 8192}) {
                 SplittableRandom random = new SplittableRandom(9);
@@ -111,11 +105,11 @@ class LongPromptTimingTest {
                     int decoders = 16;
                     List<List<Long>> arrivals = new ArrayList<>();
                     List<Thread> readers = new ArrayList<>();
-                    java.util.concurrent.CountDownLatch started = new java.util.concurrent.CountDownLatch(decoders);
+                    CountDownLatch started = new CountDownLatch(decoders);
                     for (int r = 0; r < decoders; r++) {
                         RequestStream stream = engine.submit(new EngineRequest(random.ints(128, 1, vocab).toArray(),
                                 SamplingParams.greedy().withMaxTokens(400), true, -1, -1));
-                        List<Long> times = java.util.Collections.synchronizedList(new ArrayList<>());
+                        List<Long> times = Collections.synchronizedList(new ArrayList<>());
                         arrivals.add(times);
                         readers.add(Thread.startVirtualThread(() -> read(stream, times, started)));
                     }
@@ -152,13 +146,11 @@ class LongPromptTimingTest {
                             before.isEmpty() ? 0 : before.get(before.size() / 2));
                 }
             }
-        } finally {
-            delete(folder);
         }
     }
 
     /** Records when each token of {@code stream} arrives; counts {@code started} down at its 16th. */
-    private static void read(RequestStream stream, List<Long> times, java.util.concurrent.CountDownLatch started) {
+    private static void read(RequestStream stream, List<Long> times, CountDownLatch started) {
         try {
             while (true) {
                 EngineEvent event = stream.next(60_000);
@@ -173,14 +165,6 @@ class LongPromptTimingTest {
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-        }
-    }
-
-    private static void delete(Path folder) throws java.io.IOException {
-        try (Stream<Path> files = Files.walk(folder)) {
-            for (Path file : files.sorted(Comparator.reverseOrder()).toList()) {
-                Files.delete(file);
-            }
         }
     }
 }

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.coil.engine.cache.CacheSizing;
 import dev.coil.engine.cache.StateStore;
 import dev.coil.engine.gpu.CudaDevice;
+import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.GpuFixture;
 import dev.coil.engine.gpu.GpuTest;
 import dev.coil.engine.gpu.kernels.PagedAttentionKernel;
@@ -12,7 +13,10 @@ import dev.coil.engine.load.DType;
 import dev.coil.engine.model.BlockSpec;
 import dev.coil.engine.model.TestModels;
 import dev.coil.engine.runner.LoadedModel;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 
@@ -56,7 +60,7 @@ class DeviceStateStoreTest {
             assertThat(read(store, blocks, 1)).isDeepEqualTo(states);
             assertThat(read(store, blocks, 0)).isDeepEqualTo(later);
             assertThat(readRows(store, blocks, 3, 5)).as("the 5 tail rows, now at the start of block other[1] = 3")
-                    .isDeepEqualTo(prefixRows(rows, 5, store, blocks));
+                    .isDeepEqualTo(prefixRows(rows, 5, store));
 
             // A released copy goes back to the pool once, however often it is released.
             saved.release();
@@ -93,20 +97,14 @@ class DeviceStateStoreTest {
     private static byte[][] fillRows(DeviceStateStore store, List<BlockSpec> blocks, int cacheBlock, long seed) {
         SplittableRandom random = new SplittableRandom(seed);
         byte[][] rows = new byte[2 * blocks.size()][];
-        for (int b = 0; b < blocks.size(); b++) {
-            if (blocks.get(b) instanceof BlockSpec.Attention) {
-                PagedAttentionKernel.DeviceCache cache = store.cache(b);
-                long blockBytes = blockBytes(cache);
-                for (int half = 0; half < 2; half++) {
-                    byte[] values = new byte[(int) blockBytes];
-                    for (int i = 0; i < values.length; i++) {
-                        values[i] = (byte) random.nextInt(256);
-                    }
-                    (half == 0 ? cache.keys() : cache.values()).slice(cacheBlock * blockBytes, blockBytes).copyFrom(values);
-                    rows[2 * b + half] = values;
-                }
+        kvBlocks(store, blocks, cacheBlock).forEach((index, block) -> {
+            byte[] values = new byte[(int) block.bytes()];
+            for (int i = 0; i < values.length; i++) {
+                values[i] = (byte) random.nextInt(256);
             }
-        }
+            block.copyFrom(values);
+            rows[index] = values;
+        });
         GpuFixture.device().synchronize();
         return rows;
     }
@@ -114,35 +112,36 @@ class DeviceStateStoreTest {
     /** The first {@code count} rows of block {@code cacheBlock} of every attention block's keys and values. */
     private static byte[][] readRows(DeviceStateStore store, List<BlockSpec> blocks, int cacheBlock, int count) {
         byte[][] rows = new byte[2 * blocks.size()][];
-        for (int b = 0; b < blocks.size(); b++) {
-            if (blocks.get(b) instanceof BlockSpec.Attention) {
-                PagedAttentionKernel.DeviceCache cache = store.cache(b);
-                long blockBytes = blockBytes(cache);
-                for (int half = 0; half < 2; half++) {
-                    byte[] values = new byte[(int) (blockBytes / cache.blockSize() * count)];
-                    (half == 0 ? cache.keys() : cache.values()).slice(cacheBlock * blockBytes, values.length).copyTo(values);
-                    rows[2 * b + half] = values;
-                }
-            }
-        }
+        kvBlocks(store, blocks, cacheBlock).forEach((index, block) -> {
+            rows[index] = new byte[(int) (block.bytes() / store.blockSize() * count)];
+            block.slice(0, rows[index].length).copyTo(rows[index]);
+        });
         return rows;
     }
 
-    private static byte[][] prefixRows(byte[][] rows, int count, DeviceStateStore store, List<BlockSpec> blocks) {
+    /** The first {@code count} rows of each block in {@code rows} (from {@link #fillRows}). */
+    private static byte[][] prefixRows(byte[][] rows, int count, DeviceStateStore store) {
         byte[][] prefix = new byte[rows.length][];
-        for (int b = 0; b < blocks.size(); b++) {
-            if (blocks.get(b) instanceof BlockSpec.Attention) {
-                long rowBytes = blockBytes(store.cache(b)) / store.cache(b).blockSize();
-                for (int half = 0; half < 2; half++) {
-                    prefix[2 * b + half] = java.util.Arrays.copyOf(rows[2 * b + half], (int) (rowBytes * count));
-                }
+        for (int index = 0; index < rows.length; index++) {
+            if (rows[index] != null) {
+                prefix[index] = Arrays.copyOf(rows[index], rows[index].length / store.blockSize() * count);
             }
         }
         return prefix;
     }
 
-    private static long blockBytes(PagedAttentionKernel.DeviceCache cache) {
-        return (long) cache.blockSize() * cache.kvHeads() * cache.headDim() * cache.dtype().bytes();
+    /** Block {@code cacheBlock} of every attention block's keys (at 2 · block) and values (at 2 · block + 1). */
+    private static Map<Integer, DeviceBuffer> kvBlocks(DeviceStateStore store, List<BlockSpec> blocks, int cacheBlock) {
+        Map<Integer, DeviceBuffer> kv = new LinkedHashMap<>();
+        for (int b = 0; b < blocks.size(); b++) {
+            if (blocks.get(b) instanceof BlockSpec.Attention) {
+                PagedAttentionKernel.DeviceCache cache = store.cache(b);
+                long bytes = (long) cache.blockSize() * cache.kvHeads() * cache.headDim() * cache.dtype().bytes();
+                kv.put(2 * b, cache.keys().slice(cacheBlock * bytes, bytes));
+                kv.put(2 * b + 1, cache.values().slice(cacheBlock * bytes, bytes));
+            }
+        }
+        return kv;
     }
 
     /** Writes random states into a slot (conv then SSM of each Mamba block) and returns them, on the device when it returns. */

@@ -2,17 +2,12 @@ package dev.coil.engine.gpu.model;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.coil.engine.bench.RandomCheckpoint;
 import dev.coil.engine.gpu.CudaDevice;
 import dev.coil.engine.gpu.GpuFixture;
 import dev.coil.engine.gpu.GpuTest;
-import dev.coil.engine.load.DType;
+import dev.coil.engine.model.Granite300mCheckpoint;
 import dev.coil.engine.runner.LoadedModel;
 import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.util.Comparator;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -28,12 +23,11 @@ class GpuModelTimingTest {
     @Test
     void printsDecodeMillisecondsPerTokenOfThe300mShape() throws IOException {
         CudaDevice device = GpuFixture.device();
-        Path folder = Files.createTempDirectory(Path.of("/tmp"), "coil-granite300m");
-        RandomCheckpoint.write(folder, RandomCheckpoint.Shape.granite300m(), DType.BF16, 42);
         int prompt = 128;
         int warmup = 8;
         int steps = 64;
-        try (LoadedModel loaded = LoadedModel.load(folder);
+        try (Granite300mCheckpoint checkpoint = Granite300mCheckpoint.write();
+                LoadedModel loaded = LoadedModel.load(checkpoint.folder());
                 GpuModel model = GpuModel.upload(device, GpuFixture.stream(), loaded);
                 GpuSequence sequence = model.newSequence(prompt + warmup + steps + 1)) {
             int[] tokens = new int[prompt];
@@ -60,12 +54,6 @@ class GpuModelTimingTest {
                 nonFinite += Float.isFinite(value) ? 0 : 1;
             }
             assertThat(nonFinite).as("non-finite decode logits of the 300M shape").isZero();
-        } finally {
-            try (Stream<Path> files = Files.walk(folder)) {
-                for (Path file : files.sorted(Comparator.reverseOrder()).toList()) {
-                    Files.delete(file);
-                }
-            }
         }
     }
 }

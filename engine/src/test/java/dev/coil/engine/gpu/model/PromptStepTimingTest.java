@@ -2,7 +2,6 @@ package dev.coil.engine.gpu.model;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.coil.engine.bench.RandomCheckpoint;
 import dev.coil.engine.cache.CacheSizing;
 import dev.coil.engine.cache.StateStore;
 import dev.coil.engine.gpu.CudaEvent;
@@ -11,18 +10,15 @@ import dev.coil.engine.gpu.GpuTest;
 import dev.coil.engine.gpu.blas.Cublas;
 import dev.coil.engine.load.DType;
 import dev.coil.engine.model.Batch;
+import dev.coil.engine.model.Granite300mCheckpoint;
 import dev.coil.engine.model.SequenceState;
 import dev.coil.engine.runner.Backend;
 import dev.coil.engine.runner.LoadedModel;
 import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Random;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -43,9 +39,8 @@ class PromptStepTimingTest {
 
     @Test
     void printsHostAndDeviceMillisecondsOfPromptSteps() throws IOException {
-        Path folder = Files.createTempDirectory(Path.of("/tmp"), "coil-granite300m");
-        RandomCheckpoint.write(folder, RandomCheckpoint.Shape.granite300m(), DType.BF16, 42);
-        try (LoadedModel loaded = LoadedModel.load(folder); GpuBackend backend = GpuBackend.open(loaded, 0, true)) {
+        try (Granite300mCheckpoint checkpoint = Granite300mCheckpoint.write();
+                LoadedModel loaded = LoadedModel.load(checkpoint.folder()); GpuBackend backend = GpuBackend.open(loaded, 0, true)) {
             int blocksPerSequence = MAX_TOKENS / BLOCK_SIZE;
             CacheSizing sizing = new CacheSizing(BLOCK_SIZE, DType.BF16, SLOTS * blocksPerSequence, SLOTS, false, 0, 0,
                     0, 0, List.of());
@@ -119,12 +114,6 @@ class PromptStepTimingTest {
                                 prompts, tokens, (queued - before) / 1e6, stepCalls, stepCallMicros,
                                 stepCallMicros / Math.max(1, stepCalls), device);
                     }
-                }
-            }
-        } finally {
-            try (Stream<Path> files = Files.walk(folder)) {
-                for (Path file : files.sorted(Comparator.reverseOrder()).toList()) {
-                    Files.delete(file);
                 }
             }
         }

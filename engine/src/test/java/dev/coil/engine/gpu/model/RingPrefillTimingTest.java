@@ -2,19 +2,14 @@ package dev.coil.engine.gpu.model;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.coil.engine.bench.RandomCheckpoint;
 import dev.coil.engine.gpu.CudaDevice;
 import dev.coil.engine.gpu.CudaException;
-import dev.coil.engine.load.DType;
+import dev.coil.engine.model.Granite300mCheckpoint;
 import dev.coil.engine.parallel.ShardLayout;
 import dev.coil.engine.runner.Devices;
 import dev.coil.engine.runner.LoadedModel;
 import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.util.Comparator;
 import java.util.SplittableRandom;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
@@ -35,11 +30,10 @@ class RingPrefillTimingTest {
     @Test
     void printsPrefillTimesOnOneGpuAndOnRings() throws IOException {
         assertThat(CudaDevice.count()).as("GPUs this benchmark needs").isGreaterThanOrEqualTo(2);
-        Path folder = Files.createTempDirectory(Path.of("/tmp"), "coil-granite300m");
-        RandomCheckpoint.write(folder, RandomCheckpoint.Shape.granite300m(), DType.BF16, 42);
         String sizes = System.getProperty("coil.ring.tokens",
                 System.getenv().getOrDefault("RING_TOKENS", "65536,131072"));
-        try (LoadedModel loaded = LoadedModel.load(folder)) {
+        try (Granite300mCheckpoint checkpoint = Granite300mCheckpoint.write();
+                LoadedModel loaded = LoadedModel.load(checkpoint.folder())) {
             int vocab = loaded.config().vocabSize();
             int[] warm = new SplittableRandom(1).ints(8192, 0, vocab).toArray();
             String[] sizeList = sizes.split(",");
@@ -87,12 +81,6 @@ class RingPrefillTimingTest {
                             break;
                         }
                     }
-                }
-            }
-        } finally {
-            try (Stream<Path> files = Files.walk(folder)) {
-                for (Path file : files.sorted(Comparator.reverseOrder()).toList()) {
-                    Files.delete(file);
                 }
             }
         }

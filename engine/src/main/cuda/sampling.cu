@@ -111,20 +111,53 @@ static __device__ __forceinline__ void coil_row_sync() {
 #endif
 }
 
-// The value at local's place in the shared memory of the row's block rank.
+// The address of local's place in the shared memory of the row's block rank.
 template <typename T>
-static __device__ __forceinline__ T coil_row_read(const T* local, unsigned int rank) {
+static __device__ __forceinline__ const T* coil_row_address(const T* local, unsigned int rank) {
 #ifdef COIL_SAMPLE_CLUSTERS
     uint64_t address;
     asm("mapa.u64 %0, %1, %2;" : "=l"(address) : "l"(reinterpret_cast<uint64_t>(local)), "r"(rank));
-    return *reinterpret_cast<const T*>(address);
+    return reinterpret_cast<const T*>(address);
 #else
-    return *local;
+    return local;
 #endif
 }
 
+// The value at local's place in the shared memory of the row's block rank.
+template <typename T>
+static __device__ __forceinline__ T coil_row_read(const T* local, unsigned int rank) {
+    return *coil_row_address(local, rank);
+}
+
+// A block sums its tokens' masses a digit in shared memory with native 32-bit atomics (a 64-bit
+// shared atomicAdd is a compare-and-swap loop, which stalls when a warp's lanes share a digit, as
+// similar scores share their top ones): a mass, at most 2^44 (a weight of 1), goes in four parts of
+// 11 bits (the last holds 2^44's bit as well), whose sums stay below 2^32 for up to 2^20 tokens.
+#define COIL_MASS_PARTS 4
+#define COIL_MASS_PART_BITS 11
+
+static __device__ __forceinline__ void coil_add_mass(unsigned int (*parts)[256], int digit, unsigned long long mass) {
+    const unsigned long long low_bits = (1ull << COIL_MASS_PART_BITS) - 1;
+#pragma unroll
+    for (int p = 0; p < COIL_MASS_PARTS - 1; p++) {
+        atomicAdd(&parts[p][digit], (unsigned int) ((mass >> (p * COIL_MASS_PART_BITS)) & low_bits));
+    }
+    const int last = COIL_MASS_PARTS - 1;
+    atomicAdd(&parts[last][digit], (unsigned int) (mass >> (last * COIL_MASS_PART_BITS)));
+}
+
+// The mass the parts of one digit hold.
+static __device__ __forceinline__ unsigned long long coil_part_sum(const unsigned int* first, int stride) {
+    unsigned long long mass = 0ull;
+#pragma unroll
+    for (int p = 0; p < COIL_MASS_PARTS; p++) {
+        mass += (unsigned long long) first[p * stride] << (p * COIL_MASS_PART_BITS);
+    }
+    return mass;
+}
+
 struct CoilSelectShared {
-    unsigned long long mass[2][256];    // this block's sums a digit, by turn
+    unsigned int mass[2][COIL_MASS_PARTS][256];  // this block's sums a digit, by turn (see coil_add_mass)
     unsigned int count[2][256];
     unsigned long long row_mass[256];   // the row's: every block's added up
     unsigned int row_count[256];
@@ -133,6 +166,7 @@ struct CoilSelectShared {
     int all_listed;                     // every block of the row listed all its kept tokens
     unsigned long long prefix;
     int unique;
+    unsigned long long cut_mass;        // the select's: the mass of the kept keys at or above its result
     unsigned long long partial[32];     // one a warp
     unsigned long long published[2][2]; // a meeting's values, by turn
     unsigned long long range_mass[32];  // the id-order draw: one range a warp
@@ -176,8 +210,10 @@ static __device__ unsigned long long coil_row_reduce(unsigned long long value, C
 // The largest key (present in the row, kept by keep) at which the mass summed over larger-or-equal keys
 // first reaches target: sum >= target, or sum > target when strict. When it never does, the smallest
 // kept key of positive mass (the CPU's "all of them" / "the last drawable one"). Every thread of the
-// row gets it; ~0 when nothing is kept. key(i, score), mass(i, score, weight) and keep(i, score, weight)
-// see token i's score and weight, which the select loads from scores and weights (vocab each).
+// row gets it; ~0 when nothing is kept. shared.cut_mass then holds that sum over the result and the
+// kept keys above it (in fixed point; 0 when nothing is kept). key(i, score), mass(i, score, weight)
+// and keep(i, score, weight) see token i's score and weight, which the select loads from scores and
+// weights (vocab each).
 // Each block sums the digits of its slice; the row's sums are the blocks' added up, the same in any
 // split. A pass over the whole slice also lists the block's kept tokens under its prefix; once every
 // block's list is complete (at most COIL_SELECT_LIST), the later passes (whose prefixes only extend
@@ -186,16 +222,21 @@ static __device__ unsigned long long coil_row_reduce(unsigned long long value, C
 template <typename Key, typename Mass, typename Keep>
 static __device__ unsigned long long coil_select(const float* scores, const float* weights, Key key, Mass mass,
         Keep keep, double target, bool strict, CoilRowBlocks& blocks, CoilSelectShared& shared) {
+    const int lane = (int) (threadIdx.x & 31);
     unsigned long long prefix = 0;
     unsigned long long mask = 0;
     unsigned long long before = 0ull;  // (warp 0) the mass of the kept keys above the prefix
+    unsigned long long cut_mass = 0ull;  // (warp 0) the mass of the kept keys at or above the chosen digits
     bool exhausted = false;
     int listed = -1;
     for (int shift = 56; shift >= 0; shift -= 8) {
         const int slot = blocks.turn++ & 1;
         for (int d = threadIdx.x; d < 256; d += blockDim.x) {
-            shared.mass[slot][d] = 0ull;
-            shared.count[slot][d] = 0;
+#pragma unroll
+            for (int p = 0; p < COIL_MASS_PARTS; p++) {
+                shared.mass[slot][p][d] = 0u;
+            }
+            shared.count[slot][d] = 0u;
         }
         if (threadIdx.x == 0) {
             shared.collected[slot] = 0;
@@ -205,9 +246,6 @@ static __device__ unsigned long long coil_select(const float* scores, const floa
         // whose kept tokens under the prefix it collects.
         const bool collect = listed < 0;
         const int items = collect ? blocks.end - blocks.begin : listed;
-        // Lanes of a warp that fall on the same digit add their masses together first and one of
-        // them adds the sum: similar scores share their top digits, and a whole block adding into one
-        // shared counter would serialise.
         const int rounds = (items + blockDim.x - 1) / blockDim.x;
         for (int first = 0; first < rounds; first += COIL_SELECT_ROUNDS) {
             int token[COIL_SELECT_ROUNDS];
@@ -240,21 +278,13 @@ static __device__ unsigned long long coil_select(const float* scores, const floa
                 if (first + r >= rounds) {
                     break;
                 }
-                const unsigned int peers = __match_any_sync(0xffffffffu, digit[r]);
                 if (digit[r] >= 0) {
-                    unsigned long long sum = 0ull;
-                    for (unsigned int rest = peers; rest != 0u; rest &= rest - 1u) {
-                        sum += __shfl_sync(peers, m[r], __ffs(rest) - 1);
-                    }
-                    if ((threadIdx.x & 31) == __ffs(peers) - 1) {
-                        atomicAdd(&shared.mass[slot][digit[r]], sum);
-                        atomicAdd(&shared.count[slot][digit[r]], (unsigned int) __popc(peers));
-                    }
+                    coil_add_mass(shared.mass[slot], digit[r], m[r]);
+                    atomicAdd(&shared.count[slot][digit[r]], 1u);
                 }
                 if (collect) {
                     // One counter add a warp; each matching lane writes at the warp's base + its rank.
                     const unsigned int matching = __ballot_sync(0xffffffffu, digit[r] >= 0);
-                    const int lane = threadIdx.x & 31;
                     int base = 0;
                     if (lane == 0 && matching != 0u) {
                         base = atomicAdd(&shared.collected[slot], __popc(matching));
@@ -274,24 +304,27 @@ static __device__ unsigned long long coil_select(const float* scores, const floa
             unsigned int row_count = 0;
 #pragma unroll 8
             for (unsigned int r = 0; r < blocks.size; r++) {
-                row_mass += coil_row_read(&shared.mass[slot][d], r);
+                row_mass += coil_part_sum(coil_row_address(&shared.mass[slot][0][d], r), 256);
                 row_count += coil_row_read(&shared.count[slot][d], r);
             }
             shared.row_mass[d] = row_mass;
             shared.row_count[d] = row_count;
         }
-        if (threadIdx.x == 0) {
-            int most = 0;
-            for (unsigned int r = 0; r < blocks.size; r++) {
-                most = max(most, coil_row_read(&shared.collected[slot], r));
+        // Whether every block listed all its kept tokens: a lane a block, in a warp the sums above
+        // leave idle when the block has one.
+        const int helper = blockDim.x >= 288 ? 256 : 0;
+        if ((int) threadIdx.x >= helper && (int) threadIdx.x < helper + 32) {
+            const unsigned int rank = threadIdx.x - helper;
+            const int collected = rank < blocks.size ? coil_row_read(&shared.collected[slot], rank) : 0;
+            const int most = __reduce_max_sync(0xffffffffu, collected);
+            if (rank == 0) {
+                shared.all_listed = most <= COIL_SELECT_LIST;
             }
-            shared.all_listed = most <= COIL_SELECT_LIST;
         }
         __syncthreads();
         // The walk from the top digit down, by warp 0: lane l takes digits 255 - 8l to 248 - 8l, and a
         // warp scan gives each lane the mass above its digits. Running sums are exact (integers).
         if (threadIdx.x < 32) {
-            const int lane = threadIdx.x;
             unsigned long long digit_mass[8];
             unsigned int digit_count[8];
             unsigned long long lane_mass = 0ull;
@@ -310,6 +343,7 @@ static __device__ unsigned long long coil_select(const float* scores, const floa
             unsigned long long running = before + inclusive - lane_mass;
             int found = -1;
             unsigned long long above = 0ull;
+            unsigned long long reached = 0ull;
             if (!exhausted) {
 #pragma unroll
                 for (int j = 0; j < 8; j++) {
@@ -318,6 +352,7 @@ static __device__ unsigned long long coil_select(const float* scores, const floa
                         if (strict ? sum > target : sum >= target) {
                             found = j;
                             above = running;
+                            reached = running + digit_mass[j];
                         }
                     }
                     running += found < 0 ? digit_mass[j] : 0ull;
@@ -329,9 +364,14 @@ static __device__ unsigned long long coil_select(const float* scores, const floa
                 const int winner = __ffs(crossing) - 1;
                 chosen = __shfl_sync(0xffffffffu, 255 - 8 * lane - found, winner);
                 before = __shfl_sync(0xffffffffu, above, winner);
+                cut_mass = __shfl_sync(0xffffffffu, reached, winner);
             } else {
                 // Rounding kept the sums below the target (or an earlier pass ran out): the smallest
-                // kept digit of positive mass, else the smallest kept one.
+                // kept digit of positive mass, else the smallest kept one. Every kept key of positive
+                // mass is then at or above the result.
+                if (!exhausted) {
+                    cut_mass = before + __shfl_sync(0xffffffffu, inclusive, 31);
+                }
                 exhausted = true;
                 int lowest = -1;
                 for (int d = 0; d < 256 && chosen < 0; d++) {
@@ -347,6 +387,7 @@ static __device__ unsigned long long coil_select(const float* scores, const floa
             if (lane == 0) {
                 shared.prefix = chosen < 0 ? ~0ull : prefix | ((unsigned long long) chosen << shift);
                 shared.unique = chosen >= 0 && shared.row_count[chosen] == 1;
+                shared.cut_mass = cut_mass;
             }
         }
         __syncthreads();
@@ -544,10 +585,23 @@ static __device__ void coil_sample_row(const float* scores, int vocab, int k, do
     const bool nucleus = top_p < 1.0;
     const bool score_order = by_count || nucleus;
     const float scale = (float) (1.0 / temperature);
+    const double floor = min_p;  // min_p times the largest weight, which is the maximum's: exactly 1
+    // The weights, and in the same pass the sums that need no cut: top-p's total without top-k (of the
+    // float-argument weights, as the CPU's) and, in id order, the survivors' total.
+    unsigned long long nucleus_partial = 0ull;
+    unsigned long long id_order_partial = 0ull;
+    const bool whole_needed = !score_order || (nucleus && !by_count);
     for (int i = blocks.begin + threadIdx.x; i < blocks.end; i += blockDim.x) {
         const float s = scores[i];
-        w[i] = score_order ? (float) exp(((double) s - (double) max) / temperature)
-                           : (float) exp((double) __fmul_rn(__fsub_rn(s, max), scale));
+        const float whole = whole_needed ? (float) exp((double) __fmul_rn(__fsub_rn(s, max), scale)) : 0.0f;
+        const float weight = score_order ? (float) exp(((double) s - (double) max) / temperature) : whole;
+        w[i] = weight;
+        if (nucleus && !by_count) {
+            nucleus_partial += coil_fixed_mass(whole);
+        }
+        if (!score_order && weight > 0.0f && (min_p <= 0.0 || (double) weight >= floor)) {
+            id_order_partial += coil_fixed_mass(weight);
+        }
     }
     // Each block reads only its own slice of w.
     __syncthreads();
@@ -559,13 +613,15 @@ static __device__ void coil_sample_row(const float* scores, int vocab, int k, do
     if (by_count) {
         cut = coil_select(scores, w, score_key, one, finite, (double) k, false, blocks, shared);
     }
+    // Without min-p, top-p's survivors are its select's kept keys at or above the cut: their total
+    // is the select's cut mass (the same fixed-point sum a pass over the survivors would make).
+    bool survivors_summed = false;
+    unsigned long long survivors_mass = 0ull;
     if (nucleus) {
-        unsigned long long partial = 0ull;
-        for (int i = blocks.begin + threadIdx.x; i < blocks.end; i += blockDim.x) {
-            if (by_count) {
+        unsigned long long partial = nucleus_partial;
+        if (by_count) {
+            for (int i = blocks.begin + threadIdx.x; i < blocks.end; i += blockDim.x) {
                 partial += scores[i] != -INFINITY && coil_score_key(scores[i], i) >= cut ? coil_fixed_mass(w[i]) : 0ull;
-            } else {
-                partial += coil_fixed_mass((float) exp((double) __fmul_rn(__fsub_rn(scores[i], max), scale)));
             }
         }
         const double total = (double) coil_row_reduce<false>(partial, blocks, shared) / COIL_MASS_UNIT;
@@ -574,9 +630,12 @@ static __device__ void coil_sample_row(const float* scores, int vocab, int k, do
             return score != -INFINITY && coil_score_key(score, i) >= top_k_cut;
         };
         cut = coil_select(scores, w, score_key, weight, in_top_k, total * top_p, false, blocks, shared);
+        if (min_p <= 0.0) {
+            survivors_mass = shared.cut_mass;
+            survivors_summed = true;
+        }
     }
     const unsigned long long final_cut = cut;
-    const double floor = min_p;  // min_p times the largest weight, which is the maximum's: exactly 1
     auto survives = [=](int i, float score, float weight) {
         return weight > 0.0f && (!score_order || coil_score_key(score, i) >= final_cut)
                 && (min_p <= 0.0 || (double) weight >= floor);
@@ -586,11 +645,16 @@ static __device__ void coil_sample_row(const float* scores, int vocab, int k, do
             survivors[i] = survives(i, scores[i], w[i]) ? 1 : 0;
         }
     }
-    unsigned long long partial = 0ull;
-    for (int i = blocks.begin + threadIdx.x; i < blocks.end; i += blockDim.x) {
-        partial += survives(i, scores[i], w[i]) ? coil_fixed_mass(w[i]) : 0ull;
+    if (!score_order) {
+        survivors_mass = coil_row_reduce<false>(id_order_partial, blocks, shared);
+    } else if (!survivors_summed) {
+        unsigned long long partial = 0ull;
+        for (int i = blocks.begin + threadIdx.x; i < blocks.end; i += blockDim.x) {
+            partial += survives(i, scores[i], w[i]) ? coil_fixed_mass(w[i]) : 0ull;
+        }
+        survivors_mass = coil_row_reduce<false>(partial, blocks, shared);
     }
-    const double total = (double) coil_row_reduce<false>(partial, blocks, shared) / COIL_MASS_UNIT;
+    const double total = (double) survivors_mass / COIL_MASS_UNIT;
     if (score_order) {
         const unsigned long long drawn = coil_select(scores, w, score_key, weight, survives, uniform * total, true,
                 blocks, shared);

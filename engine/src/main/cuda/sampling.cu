@@ -174,6 +174,12 @@ struct CoilSelectShared {
     int drawn;
 };
 
+// The lanes that add up one digit's sums over a row's blocks: a select's block (COIL_SAMPLE_THREADS
+// threads) covers the 256 digits.
+#define COIL_DIGIT_LANES (COIL_SAMPLE_THREADS / 256)
+static_assert(COIL_DIGIT_LANES >= 1 && COIL_DIGIT_LANES <= 32 && (COIL_DIGIT_LANES & (COIL_DIGIT_LANES - 1)) == 0,
+        "a digit's lanes are a power of two within a warp");
+
 // Rounds of a pass whose scores and weights a thread loads together, before any of them
 // is used: a round's loads would otherwise wait for the round before, a memory latency each.
 #define COIL_SELECT_ROUNDS 4
@@ -297,24 +303,31 @@ static __device__ unsigned long long coil_select(const float* scores, const floa
                 }
             }
         }
-        // Every block's digit sums are in: each block adds them up for itself.
+        // Every block's digit sums are in: each block adds them up for itself, COIL_DIGIT_LANES
+        // adjacent lanes a digit, each reading every COIL_DIGIT_LANES-th block's sums.
         coil_row_sync();
-        for (int d = threadIdx.x; d < 256; d += blockDim.x) {
+        {
+            const int d = threadIdx.x / COIL_DIGIT_LANES;
+            const unsigned int first_block = threadIdx.x % COIL_DIGIT_LANES;
             unsigned long long row_mass = 0ull;
             unsigned int row_count = 0;
-#pragma unroll 8
-            for (unsigned int r = 0; r < blocks.size; r++) {
+            for (unsigned int r = first_block; r < blocks.size; r += COIL_DIGIT_LANES) {
                 row_mass += coil_part_sum(coil_row_address(&shared.mass[slot][0][d], r), 256);
                 row_count += coil_row_read(&shared.count[slot][d], r);
             }
-            shared.row_mass[d] = row_mass;
-            shared.row_count[d] = row_count;
+#pragma unroll
+            for (int offset = 1; offset < COIL_DIGIT_LANES; offset <<= 1) {
+                row_mass += __shfl_xor_sync(0xffffffffu, row_mass, offset);
+                row_count += __shfl_xor_sync(0xffffffffu, row_count, offset);
+            }
+            if (first_block == 0) {
+                shared.row_mass[d] = row_mass;
+                shared.row_count[d] = row_count;
+            }
         }
-        // Whether every block listed all its kept tokens: a lane a block, in a warp the sums above
-        // leave idle when the block has one.
-        const int helper = blockDim.x >= 288 ? 256 : 0;
-        if ((int) threadIdx.x >= helper && (int) threadIdx.x < helper + 32) {
-            const unsigned int rank = threadIdx.x - helper;
+        // Whether every block listed all its kept tokens: a lane a block.
+        if (threadIdx.x < 32) {
+            const unsigned int rank = threadIdx.x;
             const int collected = rank < blocks.size ? coil_row_read(&shared.collected[slot], rank) : 0;
             const int most = __reduce_max_sync(0xffffffffu, collected);
             if (rank == 0) {
@@ -671,7 +684,8 @@ static __device__ void coil_sample_row(const float* scores, int vocab, int k, do
 //   settings: (batch, 4) f64: temperature, top_p, min_p, uniform in [0, 1);
 //   weights: (batch, vocab) f32 workspace; out: (batch) the token, -1 when every logit is -infinity;
 //   survivors: null, or (batch, vocab) int32 set to 1 where a token survives the filters with a
-//   non-zero weight and 0 elsewhere (for tests).
+//   non-zero weight and 0 elsewhere (for tests); host_out: null, or (batch) a second copy of out,
+//   typically in page-locked host memory, so that the host reads the tokens without a copy.
 // Weights follow the CPU: w = (float) exp((score - max) / temperature) in double, except that without
 // top-k and top-p the CPU keeps its whole-vocabulary weights, exp of the float argument
 // (score - max) · (float) (1 / temperature); that form also gives top-p's total without top-k.
@@ -680,13 +694,18 @@ static __device__ void coil_sample_row(const float* scores, int vocab, int k, do
 // passes the target. Grid: (batch · blocks a row), in clusters of the blocks a row on sm_90 (1, 2, 4,
 // 8 or 16); block: COIL_SAMPLE_THREADS.
 extern "C" __global__ void __launch_bounds__(COIL_SAMPLE_THREADS) sampling_sample_f32(const float* logits, int vocab,
-        const int* __restrict__ top_k, const double* __restrict__ settings, float* weights, int* out, int* survivors) {
+        const int* __restrict__ top_k, const double* __restrict__ settings, float* weights, int* out, int* survivors,
+        int* host_out) {
     __shared__ CoilSelectShared shared;
     CoilRowBlocks blocks = coil_row_blocks(vocab);
     const int row = blockIdx.x / blocks.size;
     coil_sample_row(logits + (size_t) row * vocab, vocab, top_k[row], settings[row * 4], settings[row * 4 + 1],
             settings[row * 4 + 2], settings[row * 4 + 3], weights + (size_t) row * vocab, out + row,
             survivors == nullptr ? nullptr : survivors + (size_t) row * vocab, blocks, shared);
-    // No block leaves while another may still read its shared memory.
+    // No block leaves while another may still read its shared memory; after this barrier every
+    // block's writes are seen by the others, the token (which any of the row's blocks may write) too.
     coil_row_sync();
+    if (host_out != nullptr && blocks.rank == 0 && threadIdx.x == 0) {
+        host_out[row] = out[row];
+    }
 }

@@ -54,6 +54,15 @@ public final class DeviceBuffer implements AutoCloseable {
         return new DeviceBuffer(pointer, NativeHandles.value(pointer), bytes, true);
     }
 
+    /**
+     * A view of page-locked host memory at {@code address} that kernels take as a device buffer
+     * (under unified addressing the device reaches it at the host's address; see {@link
+     * PinnedBuffer#address}). It owns nothing.
+     */
+    static DeviceBuffer hostMapped(long address, long bytes) {
+        return new DeviceBuffer(new CUdeviceptr().withByteOffset(address), address, bytes, false);
+    }
+
     /** The device address of the first byte, as kernels and cuBLAS take it. */
     public long address() {
         return address;

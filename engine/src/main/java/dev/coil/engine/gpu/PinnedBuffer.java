@@ -43,6 +43,16 @@ public final class PinnedBuffer implements AutoCloseable {
         return segment.address();
     }
 
+    /**
+     * Bytes [offset, offset + length) as a buffer kernels read and write in place, without a copy: each
+     * access crosses the bus, so it suits a few values a step (settings in, tokens out). It owns nothing
+     * and is valid while this buffer is.
+     */
+    public DeviceBuffer deviceView(long offset, long length) {
+        checkRange(offset, length);
+        return DeviceBuffer.hostMapped(address() + offset, length);
+    }
+
     Pointer pointer() {
         return pointer;
     }

@@ -138,6 +138,17 @@ public final class SamplingKernel {
      */
     public void sample(CudaStream stream, DeviceBuffer logits, int batch, int vocab, DeviceBuffer topK,
             DeviceBuffer settings, DeviceBuffer weights, DeviceBuffer out, DeviceBuffer survivors, int blocksPerRow) {
+        sample(stream, logits, batch, vocab, topK, settings, weights, out, survivors, null, blocksPerRow);
+    }
+
+    /**
+     * As above, also writing the tokens to {@code hostOut} (null for none; (batch) int32, typically a
+     * {@link dev.coil.engine.gpu.PinnedBuffer#deviceView} that the host reads once the stream has passed
+     * the launch).
+     */
+    public void sample(CudaStream stream, DeviceBuffer logits, int batch, int vocab, DeviceBuffer topK,
+            DeviceBuffer settings, DeviceBuffer weights, DeviceBuffer out, DeviceBuffer survivors, DeviceBuffer hostOut,
+            int blocksPerRow) {
         if (blocksPerRow != allowedBlocks(blocksPerRow) || blocksPerRow < 1) {
             throw new IllegalArgumentException(blocksPerRow + " blocks a row; this device takes "
                     + (clusters ? "1, 2, 4, 8 or 16" : "1"));
@@ -150,12 +161,16 @@ public final class SamplingKernel {
         if (survivors != null) {
             survivors.requireFloats((long) batch * vocab, "survivors");
         }
+        if (hostOut != null) {
+            hostOut.requireFloats(batch, "hostOut");
+        }
         if (batch > 0) {
             if (blocksPerRow == 1) {
-                sample.launch(stream, batch, 1, 1, THREADS, 0, logits, vocab, topK, settings, weights, out, survivors);
+                sample.launch(stream, batch, 1, 1, THREADS, 0, logits, vocab, topK, settings, weights, out, survivors,
+                        hostOut);
             } else {
                 sample.launchClusters(stream, batch * blocksPerRow, blocksPerRow, THREADS, 0, logits, vocab, topK,
-                        settings, weights, out, survivors);
+                        settings, weights, out, survivors, hostOut);
             }
         }
     }

@@ -78,7 +78,10 @@ final class GpuStep implements AutoCloseable {
      * {@code -Dcoil.cuda.traceAfter=N} to trace a later stretch (a later concurrency level of a benchmark).
      */
     static final int TRACE_AFTER = Integer.getInteger("coil.cuda.traceAfter", 32);
-    /** Inputs and one-row greedy tokens through pinned memory the kernels reach ({@link GpuBackend#HOST_MAPPED_PROPERTY}). */
+    /**
+     * Inputs, one-row greedy tokens, draw settings and drawn tokens through pinned memory the kernels
+     * reach ({@link GpuBackend#HOST_MAPPED_PROPERTY}).
+     */
     private static final boolean HOST_MAPPED = !"false".equalsIgnoreCase(
             System.getProperty(GpuBackend.HOST_MAPPED_PROPERTY, "true"));
     private final int traceSteps = Integer.getInteger(GpuBackend.TRACE_PROPERTY, 0);
@@ -95,7 +98,7 @@ final class GpuStep implements AutoCloseable {
         this.graphs = useGraphs ? new DecodeGraphs() : null;
         this.maxGraphRows = maxGraphRows;
         this.deviceSampling = deviceSampling;
-        this.sampling = new StepSampling(config, kernels);
+        this.sampling = new StepSampling(config, kernels, HOST_MAPPED);
         kernels.device.makeCurrent();
         this.sides = new Side[] {new Side(0), new Side(1)};
         this.persistent = PersistentDecode.create(config, weights, kernels, store);
@@ -280,7 +283,8 @@ final class GpuStep implements AutoCloseable {
         previousTokens = null;
         if (picksGreedy) {
             previousTokens = kernels.scratch.floats("model.tokens", logitRows);
-            if (!tokenToHostByLmHead) {
+            // A drawing step's tokens reach the host from the draw.
+            if (!tokenToHostByLmHead && !draws) {
                 previousTokens.copyToAsync(side.tokensHost, 0, 0, 4L * logitRows, kernels.stream);
             }
         }

@@ -12,25 +12,25 @@ import java.util.List;
 
 /**
  * A step's tokens drawn on the device ({@link SamplingKernel}): the settings, penalty lists and
- * uniform numbers of its SAMPLE rows uploaded, the argmax for its other rows, the tokens copied to
- * pinned memory.
+ * uniform numbers of its SAMPLE rows staged in pinned memory, the argmax for its other rows, the
+ * tokens written to pinned memory. With host mapping (the default) the kernels read the staged
+ * values and write the tokens in place, so a sampled step queues no copy; without it both go
+ * through copies on the stream.
  */
 final class StepSampling {
 
     private final ModelConfig config;
     private final DeviceKernels kernels;
     private final SamplingKernel kernel;
-    /** The side of the draw in progress (see {@link #draw}). */
-    private int side;
-    /** Per side, pinned memory the draw's settings are staged in before their copy on the stream. */
+    private final boolean hostMapped;
+    /** Per side, pinned memory the draw's settings are staged in. */
     private final PinnedBuffer[] staging = new PinnedBuffer[2];
-    /** Bytes of the current side's staging used by the draw in progress. */
-    private long staged;
 
-    StepSampling(ModelConfig config, DeviceKernels kernels) {
+    StepSampling(ModelConfig config, DeviceKernels kernels, boolean hostMapped) {
         this.config = config;
         this.kernels = kernels;
         this.kernel = new SamplingKernel(kernels.device.kernels());
+        this.hostMapped = hostMapped;
     }
 
     static boolean hasSampledRows(StepLayout layout) {
@@ -47,12 +47,10 @@ final class StepSampling {
      * (penalties, temperature, top-k, top-p, min-p, as runner/Sampler), the argmax for the other
      * rows, into the pinned tokens, and returns them on the device. Reads and rewrites "model.logits"
      * after its copy to the host. The settings are staged in pinned memory of {@code side} (0 or
-     * 1) and copied on the stream into device buffers of that side: a step queued behind another
-     * uses the other side's, which that step's copies and draw may still be reading.
+     * 1): a step queued behind another uses the other side's, which that step's draw may still be
+     * reading.
      */
     DeviceBuffer draw(StepLayout layout, int logitRows, PinnedBuffer tokensHost, int side) {
-        this.side = side;
-        this.staged = 0;
         int vocab = config.vocabSize();
         if (config.logitsDivisor() != 1f) {
             kernels.argmax.divide(kernels.stream, kernels.scratch.floats("model.logits", (long) logitRows * vocab),
@@ -100,6 +98,9 @@ final class StepSampling {
             countOffsets[r + 1] = countTotal;
         }
         DeviceBuffer logits = kernels.scratch.floats("model.logits", (long) logitRows * vocab);
+        Staging staged = new Staging(side);
+        int topKAt = staged.add("sampling.topK", MemorySegment.ofArray(topK));
+        int settingsAt = staged.add("sampling.settings", MemorySegment.ofArray(SamplingKernel.settingsBits(settings)));
         if (penalties) {
             int[] seenIds = new int[Math.max(1, seenTotal)];
             int[] countIds = new int[Math.max(1, countTotal)];
@@ -115,41 +116,76 @@ final class StepSampling {
                 System.arraycopy(draw.countPenalties(), 0, subtract, at, draw.countIds().length);
                 at += draw.countIds().length;
             }
-            kernel.applyPenalties(kernels.stream, logits, logitRows, vocab, upload("sampling.seenOffsets", seenOffsets),
-                    upload("sampling.seenIds", seenIds), upload("sampling.repetition", repetition),
-                    upload("sampling.countOffsets", countOffsets), upload("sampling.countIds", countIds),
-                    upload("sampling.subtract", subtract));
+            int first = staged.add("sampling.seenOffsets", MemorySegment.ofArray(seenOffsets));
+            staged.add("sampling.seenIds", MemorySegment.ofArray(seenIds));
+            staged.add("sampling.repetition", MemorySegment.ofArray(repetition));
+            staged.add("sampling.countOffsets", MemorySegment.ofArray(countOffsets));
+            staged.add("sampling.countIds", MemorySegment.ofArray(countIds));
+            staged.add("sampling.subtract", MemorySegment.ofArray(subtract));
+            staged.stage();
+            kernel.applyPenalties(kernels.stream, logits, logitRows, vocab, staged.buffer(first),
+                    staged.buffer(first + 1), staged.buffer(first + 2), staged.buffer(first + 3),
+                    staged.buffer(first + 4), staged.buffer(first + 5));
+        } else {
+            staged.stage();
         }
         DeviceBuffer tokens = kernels.scratch.floats("sampling.tokens", logitRows);
-        kernel.sample(kernels.stream, logits, logitRows, vocab, upload("sampling.topK", topK),
-                upload("sampling.settings", SamplingKernel.settingsBits(settings)),
-                kernels.scratch.floats("sampling.weights", (long) logitRows * vocab), tokens, null);
-        tokens.copyToAsync(tokensHost, 0, 0, 4L * logitRows, kernels.stream);
+        DeviceBuffer hostTokens = hostMapped ? tokensHost.deviceView(0, 4L * logitRows) : null;
+        kernel.sample(kernels.stream, logits, logitRows, vocab, staged.buffer(topKAt), staged.buffer(settingsAt),
+                kernels.scratch.floats("sampling.weights", (long) logitRows * vocab), tokens, null, hostTokens,
+                kernel.blocksPerRow(logitRows));
+        if (!hostMapped) {
+            tokens.copyToAsync(tokensHost, 0, 0, 4L * logitRows, kernels.stream);
+        }
         return tokens;
     }
 
-    private DeviceBuffer upload(String name, int[] values) {
-        return upload(name, MemorySegment.ofArray(values));
-    }
-
-    private DeviceBuffer upload(String name, float[] values) {
-        return upload(name, MemorySegment.ofArray(values));
-    }
-
     /**
-     * 4-byte values into this side's device buffer {@code name}: staged in this side's pinned memory
-     * from {@code staged} on, then copied on the stream. When the staging is too small a larger one
-     * replaces it once the copies already queued from the old one are done.
+     * One draw's arrays of 4-byte values, staged together in this side's pinned memory (grown first,
+     * so that every array of the draw lies in one buffer), then handed to the kernels in place, or
+     * copied on the stream into device buffers of that side when host mapping is off.
      */
-    private DeviceBuffer upload(String name, MemorySegment values) {
-        long bytes = values.byteSize();
-        DeviceBuffer buffer = kernels.scratch.floats(name + "." + side, bytes / 4);
-        staging[side] = kernels.device.pinnedAtLeast(staging[side], staged + bytes, Math.max(2 * (staged + bytes),
-                1 << 14));
-        MemorySegment.copy(values, 0, staging[side].segment(), staged, bytes);
-        buffer.copyFromAsync(staging[side], staged, 0, bytes, kernels.stream);
-        staged += align(bytes);
-        return buffer;
+    private final class Staging {
+        private final int side;
+        private final List<String> names = new ArrayList<>();
+        private final List<MemorySegment> values = new ArrayList<>();
+        private final List<DeviceBuffer> buffers = new ArrayList<>();
+
+        Staging(int side) {
+            this.side = side;
+        }
+
+        /** Adds an array and returns its index. */
+        int add(String name, MemorySegment array) {
+            names.add(name);
+            values.add(array);
+            return values.size() - 1;
+        }
+
+        void stage() {
+            long total = 0;
+            for (MemorySegment array : values) {
+                total += align(array.byteSize());
+            }
+            staging[side] = kernels.device.pinnedAtLeast(staging[side], total, Math.max(2 * total, 1 << 14));
+            long at = 0;
+            for (int i = 0; i < values.size(); i++) {
+                long bytes = values.get(i).byteSize();
+                MemorySegment.copy(values.get(i), 0, staging[side].segment(), at, bytes);
+                if (hostMapped) {
+                    buffers.add(staging[side].deviceView(at, bytes));
+                } else {
+                    DeviceBuffer buffer = kernels.scratch.floats(names.get(i) + "." + side, bytes / 4);
+                    buffer.copyFromAsync(staging[side], at, 0, bytes, kernels.stream);
+                    buffers.add(buffer);
+                }
+                at += align(bytes);
+            }
+        }
+
+        DeviceBuffer buffer(int index) {
+            return buffers.get(index);
+        }
     }
 
     private static long align(long bytes) {

@@ -8,9 +8,12 @@ import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.DeviceScope;
 import dev.coil.engine.gpu.GpuFixture;
 import dev.coil.engine.gpu.GpuTest;
+import dev.coil.engine.gpu.PinnedBuffer;
 import dev.coil.engine.runner.Sampler;
 import dev.coil.engine.runner.SamplingParams;
 import dev.coil.engine.runner.TokenHistory;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.lang.reflect.Method;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -152,6 +155,49 @@ class SamplingKernelTest {
                 }
                 assertThat(differentTokens).as("rows with a choice to make").isPositive();
             }
+        }
+    }
+
+    /**
+     * The serving step's way: top-k and settings read in place from pinned host memory, the tokens
+     * written there as well as to the device. The same draws as from device copies.
+     */
+    @Test
+    void settingsReadFromPinnedMemoryAndTokensWrittenThereGiveTheSameDraws() {
+        int vocab = 49160;
+        int batch = 6;
+        Random random = new Random(23);
+        List<Row> rows = randomRows(random, vocab, batch);
+        double[] uniforms = random.doubles(batch).toArray();
+        int[] topK = topKs(rows);
+        int[] settingBits = SamplingKernel.settingsBits(settings(rows, uniforms));
+        SamplingKernel kernel = new SamplingKernel(GpuFixture.kernels());
+        try (DeviceScope scope = GpuFixture.scope();
+                PinnedBuffer pinned = GpuFixture.device().allocatePinned(16384)) {
+            DeviceBuffer logits = scope.upload(flatten(rows, vocab));
+            DeviceBuffer expected = scope.poisoned(batch);
+            kernel.sample(scope.stream(), logits, batch, vocab, scope.upload(topK), scope.upload(settingBits),
+                    scope.poisoned((long) batch * vocab), expected, null);
+            MemorySegment memory = pinned.segment();
+            MemorySegment.copy(topK, 0, memory, ValueLayout.JAVA_INT, 0, batch);
+            MemorySegment.copy(settingBits, 0, memory, ValueLayout.JAVA_INT, 4096, settingBits.length);
+            for (int r = 0; r < batch; r++) {
+                memory.setAtIndex(ValueLayout.JAVA_INT, 2048 + r, -7);
+            }
+            DeviceBuffer tokens = scope.poisoned(batch);
+            kernel.sample(scope.stream(), logits, batch, vocab, pinned.deviceView(0, 4L * batch),
+                    pinned.deviceView(4096, 4L * settingBits.length), scope.poisoned((long) batch * vocab), tokens,
+                    null, pinned.deviceView(8192, 4L * batch), kernel.blocksPerRow(batch));
+            int[] onDevice = downloadInts(scope, tokens, batch);
+            scope.stream().synchronize();
+            int[] onHost = new int[batch];
+            for (int r = 0; r < batch; r++) {
+                onHost[r] = memory.getAtIndex(ValueLayout.JAVA_INT, 2048 + r);
+            }
+            int[] wanted = downloadInts(scope, expected, batch);
+            assertThat(Arrays.stream(wanted).boxed().toList()).allMatch(id -> id >= 0 && id < vocab);
+            assertThat(onDevice).containsExactly(wanted);
+            assertThat(onHost).containsExactly(wanted);
         }
     }
 

@@ -86,6 +86,46 @@ class LongPromptTimingTest {
     }
 
     /**
+     * A chat that grows past the warm-up's prompt, one turn at a time, in a fresh engine warmed up as
+     * the server warms up: each turn is the last one, its 16-token reply and 500 new tokens, so each
+     * is longer than any before (and grows the attention's gathered keys). Printed per turn: time to
+     * the first token, and the whole turn (prefill of the new tokens, 16 decoded). Run with
+     * {@code -Dcoil.cuda.scratchGrowth=1} to compare with buffers grown to exact sizes.
+     */
+    @Test
+    void printsTheTurnsOfAChatGrowingPastTheWarmUp() throws Exception {
+        CudaDevice device = GpuFixture.device();
+        try (Granite300mCheckpoint checkpoint = Granite300mCheckpoint.write();
+                LoadedModel loaded = LoadedModel.load(checkpoint.folder())) {
+            int vocab = loaded.config().vocabSize();
+            SplittableRandom random = new SplittableRandom(9);
+            EngineOptions options = EngineOptions.DEFAULTS.withCacheMemory("8G").withMaxBatchedTokens(8192);
+            List<String> turns = new ArrayList<>();
+            try (Engine engine = Engine.start(loaded, GpuBackend.open(loaded, 0, true), options)) {
+                engine.warmUp();
+                int[] prompt = random.ints(9000, 1, vocab).toArray();
+                for (int turn = 1; turn <= 10; turn++) {
+                    long start = System.nanoTime();
+                    EngineRuns.Outcome reply = EngineRuns.run(engine,
+                            new EngineRequest(prompt, SamplingParams.greedy().withMaxTokens(16), true, -1, -1));
+                    double millis = (System.nanoTime() - start) / 1e6;
+                    EngineEvent.Finished finished = reply.finished();
+                    assertThat(finished).as("turn %d finished", turn).isNotNull();
+                    assertThat(finished.usage().completionTokens()).isEqualTo(16);
+                    turns.add(String.format("turn %d, %d tokens (%d cached): first token %.1f ms, whole turn %.1f ms",
+                            turn, prompt.length, finished.usage().cachedPromptTokens(),
+                            finished.timings().firstTokenMillis(), millis));
+                    prompt = EngineRuns.concat(EngineRuns.concat(prompt, reply.tokenArray()),
+                            random.ints(500, 1, vocab).toArray());
+                }
+            }
+            System.out.printf("[long-prompt] %s, granite300m bf16, a growing chat (scratch growth %s):%n  %s%n",
+                    device.description(), System.getProperty("coil.cuda.scratchGrowth", "default"),
+                    String.join("\n  ", turns));
+        }
+    }
+
+    /**
      * What a long prompt costs the requests already decoding beside it, per step budget: 16 requests
      * decode (128-token prompts); once each has 16 tokens, a new 16000-token prompt arrives. Printed:
      * that prompt's time to its first token, and the decoding requests' gaps between tokens while

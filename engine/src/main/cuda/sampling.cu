@@ -52,11 +52,10 @@ static __device__ __forceinline__ unsigned long long coil_score_key(float score,
     return ((unsigned long long) coil_sortable(score) << 32) | (0xffffffffu - (unsigned int) id);
 }
 
-// Masses are summed in 64-bit fixed point, 2^44 units per 1: exact and order-free, native shared
-// atomics (a double atomicAdd in shared memory is a compare-and-swap loop that stalls when a whole
-// block hits one digit, as the top digits of similar scores do). Up to 2^20 tokens of weight <= 1 fit.
-// Totals (top-p's mass, the survivors' weight) are summed the same way, so that no sum depends on
-// how the row is split between blocks.
+// Masses are summed in 64-bit fixed point, 2^44 units per 1: exact and order-free, so that no sum
+// depends on how the row is split between blocks (a block adds its digits' masses in 32-bit parts:
+// see coil_add_mass). Up to 2^20 tokens of weight <= 1 fit. Totals (top-p's mass, the survivors'
+// weight) are summed the same way.
 #define COIL_MASS_UNIT 17592186044416.0
 
 static __device__ __forceinline__ unsigned long long coil_fixed_mass(double mass) {

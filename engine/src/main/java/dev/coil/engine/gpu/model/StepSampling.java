@@ -52,9 +52,9 @@ final class StepSampling {
      */
     DeviceBuffer draw(StepLayout layout, int logitRows, PinnedBuffer tokensHost, int side) {
         int vocab = config.vocabSize();
+        DeviceBuffer logits = kernels.scratch.floats("model.logits", (long) logitRows * vocab);
         if (config.logitsDivisor() != 1f) {
-            kernels.argmax.divide(kernels.stream, kernels.scratch.floats("model.logits", (long) logitRows * vocab),
-                    (long) logitRows * vocab, config.logitsDivisor());
+            kernels.argmax.divide(kernels.stream, logits, (long) logitRows * vocab, config.logitsDivisor());
         }
         int[] topK = new int[logitRows];
         double[] settings = new double[SamplingKernel.SETTINGS_PER_ROW * logitRows];
@@ -97,7 +97,6 @@ final class StepSampling {
             seenOffsets[r + 1] = seenTotal;
             countOffsets[r + 1] = countTotal;
         }
-        DeviceBuffer logits = kernels.scratch.floats("model.logits", (long) logitRows * vocab);
         Staging staged = new Staging(side);
         int topKAt = staged.add("sampling.topK", MemorySegment.ofArray(topK));
         int settingsAt = staged.add("sampling.settings", MemorySegment.ofArray(SamplingKernel.settingsBits(settings)));

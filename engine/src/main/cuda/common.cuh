@@ -151,10 +151,14 @@ static __device__ __forceinline__ void coil_grid_dependency_wait(unsigned int ea
 
 // Trace marks (diagnostics): thread 0 of block 0 records a point of a step that no wait shows
 // (a plain kernel's start, a kernel's end), with a grid of 0 and the mark in place of the block
-// size, so that a trace spans the whole step: the entry before the graph, the embedding, the argmax's end.
+// size, so that a trace spans the whole step: the entry before the graph, the embedding, the argmax's
+// end, lm_head's end (its last block), and the start and end of a drawing step's sampling kernel.
 #define COIL_MARK_ENTRY 1
 #define COIL_MARK_EMBEDDING 2
 #define COIL_MARK_ARGMAX_END 3
+#define COIL_MARK_LM_HEAD_END 4
+#define COIL_MARK_SAMPLING_START 5
+#define COIL_MARK_SAMPLING_END 6
 static __device__ __forceinline__ void coil_trace_mark(unsigned int mark) {
     if (threadIdx.x == 0 && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0
             && *(volatile unsigned int*) &coil_trace_on != 0) {

@@ -45,6 +45,9 @@ public final class DecodeTrace {
                     case 1 -> "[entry starts]";
                     case 2 -> "[embedding starts]";
                     case 3 -> "[argmax ends]";
+                    case 4 -> "[lm_head ends]";
+                    case 5 -> "[sampling starts]";
+                    case 6 -> "[sampling ends]";
                     default -> "[mark " + threads + "]";
                 };
             }

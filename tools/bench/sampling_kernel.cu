@@ -9,6 +9,8 @@
 //   git show REV:engine/src/main/cuda/sampling.cu > /tmp/old/sampling.cu  (with common.cuh beside it)
 //   nvcc ... -I /tmp/old -DSAMPLING_SOURCE='"sampling.cu"' -o /tmp/sampling_kernel_old ...
 // (add -DSAMPLING_WITHOUT_HOST_OUT for a kernel before it took host_out, such as ad8adf3's).
+// With -DSAMPLING_STAMPS (a kernel from this one on), each case drawn by 8 blocks also prints the
+// µs between the kernel's stamped points in one more launch (labels: sampling.cu's COIL_SAMPLE_STAMP).
 // Run: sampling_kernel [BATCH] [LOGITS_FILE]
 //   BATCH (default 1): rows a launch, each the same logits; batch 1 is drawn by 1, 8 and 16 blocks
 //   a row, larger batches by 1 and 2.
@@ -24,6 +26,24 @@
 #include <random>
 #include <vector>
 #include <cuda_runtime.h>
+#ifdef SAMPLING_STAMPS
+// Points of one launch (block 0, thread 0): %globaltimer and a label, printed after each timed case.
+__device__ unsigned long long stamp_time[256];
+__device__ int stamp_label[256];
+__device__ int stamp_count;
+#define COIL_SAMPLE_STAMP(label)                                                               \
+    do {                                                                                       \
+        if (threadIdx.x == 0 && blockIdx.x == 0) {                                             \
+            unsigned long long now;                                                            \
+            asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));                            \
+            const int c = stamp_count++;                                                       \
+            if (c < 256) {                                                                     \
+                stamp_time[c] = now;                                                           \
+                stamp_label[c] = label;                                                        \
+            }                                                                                  \
+        }                                                                                      \
+    } while (0)
+#endif
 #include SAMPLING_SOURCE
 
 #define CHECK(call)                                                                            \
@@ -130,6 +150,25 @@ int main(int argc, char** argv) {
                 CHECK(cudaMemcpy(&token, out, 4, cudaMemcpyDeviceToHost));
                 printf("%-7s %-9s blocks %2d: %7.1f us  token %d\n", distributions[d], setting.name, blocks,
                         milliseconds * 1000 / launches, token);
+#ifdef SAMPLING_STAMPS
+                if (blocks == 8) {
+                    const int zero = 0;
+                    CHECK(cudaMemcpyToSymbol(stamp_count, &zero, 4));
+                    launch();
+                    CHECK(cudaStreamSynchronize(stream));
+                    int count;
+                    unsigned long long times[256];
+                    int labels[256];
+                    CHECK(cudaMemcpyFromSymbol(&count, stamp_count, 4));
+                    CHECK(cudaMemcpyFromSymbol(times, stamp_time, sizeof times));
+                    CHECK(cudaMemcpyFromSymbol(labels, stamp_label, sizeof labels));
+                    printf("   stamps:");
+                    for (int i = 1; i < count && i < 256; i++) {
+                        printf(" %d:%.2f", labels[i], (times[i] - times[i - 1]) / 1000.0);
+                    }
+                    printf("\n");
+                }
+#endif
             }
         }
     }

@@ -11,6 +11,14 @@
 
 #define COIL_SAMPLE_THREADS 1024
 
+// Diagnostics: tools/bench/sampling_kernel.cu defines this to stamp points of one launch (%globaltimer,
+// block 0). Labels: 0 start, 1 the row's best, 2 the weights, 3 top-p's select starts, 4 its cut, 5 the
+// draw; in each pass of a select, 10 its sums cleared, 11 its tokens added, 12 the first meeting,
+// 13 the row's sums, 14 the walk.
+#ifndef COIL_SAMPLE_STAMP
+#define COIL_SAMPLE_STAMP(label)
+#endif
+
 // Penalties in place, logits: (batch, vocab).
 //   seen_offsets: (batch + 1) into seen_ids: each row's distinct prompt and output ids;
 //   repetition: (batch) the HF penalty (1 is off);
@@ -77,6 +85,7 @@ struct CoilRowBlocks {
     unsigned int size;  // blocks a row
     int begin;          // this block's slice of the row: [begin, end)
     int end;
+    int slice;          // the tokens of every slice but the last
     unsigned int turn;  // meetings so far; the slot is turn & 1
 };
 
@@ -96,6 +105,7 @@ static __device__ CoilRowBlocks coil_row_blocks(int vocab) {
     const int per_block = (vocab + (int) blocks.size - 1) / (int) blocks.size;
     blocks.begin = min(vocab, (int) blocks.rank * per_block);
     blocks.end = min(vocab, blocks.begin + per_block);
+    blocks.slice = per_block;
     blocks.turn = 0;
     return blocks;
 }
@@ -122,6 +132,12 @@ static __device__ __forceinline__ const T* coil_row_address(const T* local, unsi
 #endif
 }
 
+// The same, to write there.
+template <typename T>
+static __device__ __forceinline__ T* coil_row_address(T* local, unsigned int rank) {
+    return const_cast<T*>(coil_row_address(const_cast<const T*>(local), rank));
+}
+
 // The value at local's place in the shared memory of the row's block rank.
 template <typename T>
 static __device__ __forceinline__ T coil_row_read(const T* local, unsigned int rank) {
@@ -130,27 +146,33 @@ static __device__ __forceinline__ T coil_row_read(const T* local, unsigned int r
 
 // A block sums its tokens' masses a digit in shared memory with native 32-bit atomics (a 64-bit
 // shared atomicAdd is a compare-and-swap loop, which stalls when a warp's lanes share a digit, as
-// similar scores share their top ones): a mass, at most 2^44 (a weight of 1), goes in four parts of
-// 11 bits (the last holds 2^44's bit as well), whose sums stay below 2^32 for up to 2^20 tokens.
+// similar scores share their top ones): a mass, at most 2^44 (a weight of 1), goes in PARTS parts.
+// Four parts of 11 bits (the last holds 2^44's bit as well) keep their sums below 2^32 for up to 2^20
+// tokens a block; three of 15 bits (the last up to 2^14) for up to 2^16, with one atomic fewer a token
+// (each costs about 1 µs a pass over 6000 tokens of similar scores, their lanes meeting on a digit).
 #define COIL_MASS_PARTS 4
-#define COIL_MASS_PART_BITS 11
+#define COIL_FEW_PARTS_TOKENS 65536
 
+template <int PARTS>
 static __device__ __forceinline__ void coil_add_mass(unsigned int (*parts)[256], int digit, unsigned long long mass) {
-    const unsigned long long low_bits = (1ull << COIL_MASS_PART_BITS) - 1;
+    static_assert(PARTS == 3 || PARTS == 4, "three parts of 15 bits or four of 11");
+    constexpr int bits = PARTS == 3 ? 15 : 11;
+    const unsigned long long low_bits = (1ull << bits) - 1;
 #pragma unroll
-    for (int p = 0; p < COIL_MASS_PARTS - 1; p++) {
-        atomicAdd(&parts[p][digit], (unsigned int) ((mass >> (p * COIL_MASS_PART_BITS)) & low_bits));
+    for (int p = 0; p < PARTS - 1; p++) {
+        atomicAdd(&parts[p][digit], (unsigned int) ((mass >> (p * bits)) & low_bits));
     }
-    const int last = COIL_MASS_PARTS - 1;
-    atomicAdd(&parts[last][digit], (unsigned int) (mass >> (last * COIL_MASS_PART_BITS)));
+    atomicAdd(&parts[PARTS - 1][digit], (unsigned int) (mass >> ((PARTS - 1) * bits)));
 }
 
 // The mass the parts of one digit hold.
+template <int PARTS>
 static __device__ __forceinline__ unsigned long long coil_part_sum(const unsigned int* first, int stride) {
+    constexpr int bits = PARTS == 3 ? 15 : 11;
     unsigned long long mass = 0ull;
 #pragma unroll
-    for (int p = 0; p < COIL_MASS_PARTS; p++) {
-        mass += (unsigned long long) first[p * stride] << (p * COIL_MASS_PART_BITS);
+    for (int p = 0; p < PARTS; p++) {
+        mass += (unsigned long long) first[p * stride] << (p * bits);
     }
     return mass;
 }
@@ -158,13 +180,17 @@ static __device__ __forceinline__ unsigned long long coil_part_sum(const unsigne
 struct CoilSelectShared {
     unsigned int mass[2][COIL_MASS_PARTS][256];  // this block's sums a digit, by turn (see coil_add_mass)
     unsigned int count[2][256];
+    int token[2][256];                  // a token of the digit (any one: read only where the count is 1)
     unsigned long long row_mass[256];   // the row's: every block's added up
     unsigned int row_count[256];
+    int row_token[256];                 // the row's token of each digit of count 1
+    unsigned long long scale[32];       // a select's scaled target: one partial sum a warp
+    double target;
     int list[COIL_SELECT_LIST];         // the select's candidates: kept tokens of this block under one prefix
     int collected[2];                   // tokens this block listed, by turn
     int all_listed;                     // every block of the row listed all its kept tokens
     unsigned long long prefix;
-    int unique;
+    int unique;                         // the row's only kept key under the prefix has this token, or -1
     unsigned long long cut_mass;        // the select's: the mass of the kept keys at or above its result
     unsigned long long partial[32];     // one a warp
     unsigned long long published[2][2]; // a meeting's values, by turn
@@ -173,11 +199,7 @@ struct CoilSelectShared {
     int drawn;
 };
 
-// The lanes that add up one digit's sums over a row's blocks: a select's block (COIL_SAMPLE_THREADS
-// threads) covers the 256 digits.
-#define COIL_DIGIT_LANES (COIL_SAMPLE_THREADS / 256)
-static_assert(COIL_DIGIT_LANES >= 1 && COIL_DIGIT_LANES <= 32 && (COIL_DIGIT_LANES & (COIL_DIGIT_LANES - 1)) == 0,
-        "a digit's lanes are a power of two within a warp");
+static_assert(COIL_SAMPLE_THREADS >= 320, "a select's meeting takes 256 threads for the digits and two warps besides");
 
 // Rounds of a pass whose scores and weights a thread loads together, before any of them
 // is used: a round's loads would otherwise wait for the round before, a memory latency each.
@@ -223,17 +245,33 @@ static __device__ unsigned long long coil_row_reduce(unsigned long long value, C
 // split. A pass over the whole slice also lists the block's kept tokens under its prefix; once every
 // block's list is complete (at most COIL_SELECT_LIST), the later passes (whose prefixes only extend
 // it) visit the lists instead of the slices: after the first digit or two, a few hundred tokens
-// instead of the whole vocabulary.
+// instead of the whole vocabulary. Each digit also keeps one of its tokens, so that a digit of one
+// key gives the result without another pass.
+// scaled: the target is target times the row's sum of scale_partial (one a thread, fixed point),
+// summed at the first pass's meeting rather than in a meeting of its own.
 template <typename Key, typename Mass, typename Keep>
 static __device__ unsigned long long coil_select(const float* scores, const float* weights, Key key, Mass mass,
-        Keep keep, double target, bool strict, CoilRowBlocks& blocks, CoilSelectShared& shared) {
+        Keep keep, double target, bool strict, bool scaled, unsigned long long scale_partial, CoilRowBlocks& blocks,
+        CoilSelectShared& shared) {
     const int lane = (int) (threadIdx.x & 31);
+    if (scaled) {
+        // The scale's sum meets the first pass's digit sums: a warp's partial now, the row's below.
+#pragma unroll
+        for (int offset = 16; offset > 0; offset >>= 1) {
+            scale_partial += __shfl_xor_sync(0xffffffffu, scale_partial, offset);
+        }
+        if (lane == 0) {
+            shared.scale[threadIdx.x >> 5] = scale_partial;
+        }
+    }
     unsigned long long prefix = 0;
     unsigned long long mask = 0;
     unsigned long long before = 0ull;  // (warp 0) the mass of the kept keys above the prefix
     unsigned long long cut_mass = 0ull;  // (warp 0) the mass of the kept keys at or above the chosen digits
     bool exhausted = false;
     int listed = -1;
+    // The same in every block of the row: no block visits more tokens in a pass than a slice holds.
+    const bool few_parts = blocks.slice <= COIL_FEW_PARTS_TOKENS;
     for (int shift = 56; shift >= 0; shift -= 8) {
         const int slot = blocks.turn++ & 1;
         for (int d = threadIdx.x; d < 256; d += blockDim.x) {
@@ -247,6 +285,7 @@ static __device__ unsigned long long coil_select(const float* scores, const floa
             shared.collected[slot] = 0;
         }
         __syncthreads();
+        COIL_SAMPLE_STAMP(10);
         // The tokens this pass visits: the candidate list when there is one, else the block's slice,
         // whose kept tokens under the prefix it collects.
         const bool collect = listed < 0;
@@ -284,8 +323,13 @@ static __device__ unsigned long long coil_select(const float* scores, const floa
                     break;
                 }
                 if (digit[r] >= 0) {
-                    coil_add_mass(shared.mass[slot], digit[r], m[r]);
+                    if (few_parts) {
+                        coil_add_mass<3>(shared.mass[slot], digit[r], m[r]);
+                    } else {
+                        coil_add_mass<4>(shared.mass[slot], digit[r], m[r]);
+                    }
                     atomicAdd(&shared.count[slot][digit[r]], 1u);
+                    shared.token[slot][digit[r]] = token[r];
                 }
                 if (collect) {
                     // One counter add a warp; each matching lane writes at the warp's base + its rank.
@@ -302,38 +346,56 @@ static __device__ unsigned long long coil_select(const float* scores, const floa
                 }
             }
         }
-        // Every block's digit sums are in: each block adds them up for itself, COIL_DIGIT_LANES
-        // adjacent lanes a digit, each reading every COIL_DIGIT_LANES-th block's sums.
+        COIL_SAMPLE_STAMP(11);
         coil_row_sync();
-        {
-            const int d = threadIdx.x / COIL_DIGIT_LANES;
-            const unsigned int first_block = threadIdx.x % COIL_DIGIT_LANES;
-            unsigned long long row_mass = 0ull;
-            unsigned int row_count = 0;
-            for (unsigned int r = first_block; r < blocks.size; r += COIL_DIGIT_LANES) {
-                row_mass += coil_part_sum(coil_row_address(&shared.mass[slot][0][d], r), 256);
-                row_count += coil_row_read(&shared.count[slot][d], r);
-            }
-#pragma unroll
-            for (int offset = 1; offset < COIL_DIGIT_LANES; offset <<= 1) {
+        COIL_SAMPLE_STAMP(12);
+        // Every block's digit sums are in. Block k adds up digits [k · D, (k + 1) · D) over the row's
+        // blocks (D = 256 / blocks) and stores their totals into every block: one (digit, block) pair a
+        // thread, a digit's blocks in adjacent lanes, so that each block reads 1/blocks of the sums
+        // rather than all of them. Then a second meeting, after which each block holds the row's sums.
+        if (threadIdx.x < 256) {
+            const unsigned int other = threadIdx.x % blocks.size;
+            const int d = (int) (blocks.rank * (256 / blocks.size) + threadIdx.x / blocks.size);
+            const unsigned int* parts = coil_row_address(&shared.mass[slot][0][d], other);
+            unsigned long long row_mass = few_parts ? coil_part_sum<3>(parts, 256) : coil_part_sum<4>(parts, 256);
+            unsigned int row_count = coil_row_read(&shared.count[slot][d], other);
+            int row_token = coil_row_read(&shared.token[slot][d], other);
+            row_token = row_count != 0 ? row_token : -1;
+            for (unsigned int offset = 1; offset < blocks.size; offset <<= 1) {
                 row_mass += __shfl_xor_sync(0xffffffffu, row_mass, offset);
                 row_count += __shfl_xor_sync(0xffffffffu, row_count, offset);
+                row_token = max(row_token, __shfl_xor_sync(0xffffffffu, row_token, offset));
             }
-            if (first_block == 0) {
-                shared.row_mass[d] = row_mass;
-                shared.row_count[d] = row_count;
-            }
-        }
-        // Whether every block listed all its kept tokens: a lane a block.
-        if (threadIdx.x < 32) {
-            const unsigned int rank = threadIdx.x;
+            *coil_row_address(&shared.row_mass[d], other) = row_mass;
+            *coil_row_address(&shared.row_count[d], other) = row_count;
+            *coil_row_address(&shared.row_token[d], other) = row_token;
+        } else if (threadIdx.x < 288) {
+            // Whether every block listed all its kept tokens: a lane a block.
+            const unsigned int rank = threadIdx.x - 256;
             const int collected = rank < blocks.size ? coil_row_read(&shared.collected[slot], rank) : 0;
             const int most = __reduce_max_sync(0xffffffffu, collected);
             if (rank == 0) {
                 shared.all_listed = most <= COIL_SELECT_LIST;
             }
+        } else if (threadIdx.x < 320 && scaled && shift == 56) {
+            // The scaled target: lane w adds warp w's partials over the row's blocks.
+            unsigned long long total = 0ull;
+            for (unsigned int r = 0; r < blocks.size; r++) {
+                total += coil_row_read(&shared.scale[lane], r);
+            }
+#pragma unroll
+            for (int offset = 16; offset > 0; offset >>= 1) {
+                total += __shfl_xor_sync(0xffffffffu, total, offset);
+            }
+            if (lane == 0) {
+                shared.target = (double) total / COIL_MASS_UNIT * target;
+            }
         }
-        __syncthreads();
+        coil_row_sync();
+        if (scaled && shift == 56) {
+            target = shared.target;
+        }
+        COIL_SAMPLE_STAMP(13);
         // The walk from the top digit down, by warp 0: lane l takes digits 255 - 8l to 248 - 8l, and a
         // warp scan gives each lane the mass above its digits. Running sums are exact (integers).
         if (threadIdx.x < 32) {
@@ -398,11 +460,12 @@ static __device__ unsigned long long coil_select(const float* scores, const floa
             }
             if (lane == 0) {
                 shared.prefix = chosen < 0 ? ~0ull : prefix | ((unsigned long long) chosen << shift);
-                shared.unique = chosen >= 0 && shared.row_count[chosen] == 1;
+                shared.unique = chosen >= 0 && shared.row_count[chosen] == 1 ? shared.row_token[chosen] : -1;
                 shared.cut_mass = cut_mass;
             }
         }
         __syncthreads();
+        COIL_SAMPLE_STAMP(14);
         prefix = shared.prefix;
         if (prefix == ~0ull) {
             return prefix;
@@ -411,22 +474,11 @@ static __device__ unsigned long long coil_select(const float* scores, const floa
         if (collect && shared.all_listed) {
             listed = shared.collected[slot];
         }
-        if (shared.unique && shift > 0) {
+        if (shared.unique >= 0 && shift > 0) {
             // One kept key is left under the prefix: every later pass would choose its digits (a
             // lone key is chosen whether or not its mass reaches the target), so it is the result.
-            const int items = listed < 0 ? blocks.end - blocks.begin : listed;
-            unsigned long long found = 0ull;
-            for (int j = threadIdx.x; j < items; j += blockDim.x) {
-                const int i = listed < 0 ? blocks.begin + j : shared.list[j];
-                const float score = scores[i];
-                if (keep(i, score, weights[i])) {
-                    const unsigned long long k = key(i, score);
-                    if ((k & mask) == prefix) {
-                        found = k;
-                    }
-                }
-            }
-            return coil_row_reduce<true>(found, blocks, shared);
+            const int i = shared.unique;
+            return key(i, scores[i]);
         }
         __syncthreads();
     }
@@ -580,7 +632,9 @@ extern "C" __global__ void sampling_argmax_f32(const float* logits, int vocab, i
 static __device__ void coil_sample_row(const float* scores, int vocab, int k, double temperature, double top_p,
         double min_p, double uniform, float* w, int* out, int* survivors, CoilRowBlocks& blocks,
         CoilSelectShared& shared) {
+    COIL_SAMPLE_STAMP(0);
     const unsigned long long best = coil_row_best(scores, blocks, shared);
+    COIL_SAMPLE_STAMP(1);
     if (best == 0 || temperature == 0.0) {
         if (blocks.rank == 0 && threadIdx.x == 0) {
             *out = best == 0 ? -1 : coil_key_id(best);
@@ -617,13 +671,14 @@ static __device__ void coil_sample_row(const float* scores, int vocab, int k, do
     }
     // Each block reads only its own slice of w.
     __syncthreads();
+    COIL_SAMPLE_STAMP(2);
     auto score_key = [](int i, float score) { return coil_score_key(score, i); };
     auto one = [](int, float, float) { return 1.0; };
     auto weight = [](int, float, float weight) { return (double) weight; };
     auto finite = [](int, float score, float) { return score != -INFINITY; };
     unsigned long long cut = 0;
     if (by_count) {
-        cut = coil_select(scores, w, score_key, one, finite, (double) k, false, blocks, shared);
+        cut = coil_select(scores, w, score_key, one, finite, (double) k, false, false, 0ull, blocks, shared);
     }
     // Without min-p, top-p's survivors are its select's kept keys at or above the cut: their total
     // is the select's cut mass (the same fixed-point sum a pass over the survivors would make).
@@ -636,12 +691,14 @@ static __device__ void coil_sample_row(const float* scores, int vocab, int k, do
                 partial += scores[i] != -INFINITY && coil_score_key(scores[i], i) >= cut ? coil_fixed_mass(w[i]) : 0ull;
             }
         }
-        const double total = (double) coil_row_reduce<false>(partial, blocks, shared) / COIL_MASS_UNIT;
+        COIL_SAMPLE_STAMP(3);
         const unsigned long long top_k_cut = cut;
         auto in_top_k = [top_k_cut](int i, float score, float) {
             return score != -INFINITY && coil_score_key(score, i) >= top_k_cut;
         };
-        cut = coil_select(scores, w, score_key, weight, in_top_k, total * top_p, false, blocks, shared);
+        // The target: top_p times the total, which the select's first pass sums.
+        cut = coil_select(scores, w, score_key, weight, in_top_k, top_p, false, true, partial, blocks, shared);
+        COIL_SAMPLE_STAMP(4);
         if (min_p <= 0.0) {
             survivors_mass = shared.cut_mass;
             survivors_summed = true;
@@ -657,23 +714,24 @@ static __device__ void coil_sample_row(const float* scores, int vocab, int k, do
             survivors[i] = survives(i, scores[i], w[i]) ? 1 : 0;
         }
     }
-    if (!score_order) {
-        survivors_mass = coil_row_reduce<false>(id_order_partial, blocks, shared);
-    } else if (!survivors_summed) {
-        unsigned long long partial = 0ull;
-        for (int i = blocks.begin + threadIdx.x; i < blocks.end; i += blockDim.x) {
-            partial += survives(i, scores[i], w[i]) ? coil_fixed_mass(w[i]) : 0ull;
-        }
-        survivors_mass = coil_row_reduce<false>(partial, blocks, shared);
-    }
-    const double total = (double) survivors_mass / COIL_MASS_UNIT;
     if (score_order) {
-        const unsigned long long drawn = coil_select(scores, w, score_key, weight, survives, uniform * total, true,
-                blocks, shared);
+        // The target: uniform times the survivors' total, summed by the select's first pass unless known.
+        unsigned long long partial = 0ull;
+        if (!survivors_summed) {
+            for (int i = blocks.begin + threadIdx.x; i < blocks.end; i += blockDim.x) {
+                partial += survives(i, scores[i], w[i]) ? coil_fixed_mass(w[i]) : 0ull;
+            }
+        }
+        const double target = survivors_summed ? uniform * ((double) survivors_mass / COIL_MASS_UNIT) : uniform;
+        const unsigned long long drawn = coil_select(scores, w, score_key, weight, survives, target, true,
+                !survivors_summed, partial, blocks, shared);
+        COIL_SAMPLE_STAMP(5);
         if (blocks.rank == 0 && threadIdx.x == 0) {
             *out = coil_key_id(drawn);
         }
     } else {
+        survivors_mass = coil_row_reduce<false>(id_order_partial, blocks, shared);
+        const double total = (double) survivors_mass / COIL_MASS_UNIT;
         coil_draw_by_id(scores, w, weight, survives, uniform * total, blocks, shared, out);
     }
 }
@@ -696,6 +754,7 @@ extern "C" __global__ void __launch_bounds__(COIL_SAMPLE_THREADS) sampling_sampl
         const int* __restrict__ top_k, const double* __restrict__ settings, float* weights, int* out, int* survivors,
         int* host_out) {
     __shared__ CoilSelectShared shared;
+    coil_trace_mark(COIL_MARK_SAMPLING_START);
     CoilRowBlocks blocks = coil_row_blocks(vocab);
     const int row = blockIdx.x / blocks.size;
     coil_sample_row(logits + (size_t) row * vocab, vocab, top_k[row], settings[row * 4], settings[row * 4 + 1],
@@ -707,4 +766,5 @@ extern "C" __global__ void __launch_bounds__(COIL_SAMPLE_THREADS) sampling_sampl
     if (host_out != nullptr && blocks.rank == 0 && threadIdx.x == 0) {
         host_out[row] = out[row];
     }
+    coil_trace_mark(COIL_MARK_SAMPLING_END);
 }

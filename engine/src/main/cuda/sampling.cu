@@ -184,6 +184,11 @@ struct CoilSelectShared {
     unsigned long long row_mass[256];   // the row's: every block's added up
     unsigned int row_count[256];
     int row_token[256];                 // the row's token of each digit of count 1
+    unsigned long long first_mass[256]; // a select's first pass, kept for the next select (COIL_FIRST_PASS_KEEP)
+    unsigned int first_count[256];
+    int first_token[256];
+    unsigned long long first_before;    // the kept mass above the digit that pass chose
+    int first_digit;
     unsigned long long scale[32];       // a select's scaled target: one partial sum a warp
     double target;
     int list[COIL_SELECT_LIST];         // the select's candidates: kept tokens of this block under one prefix
@@ -249,10 +254,19 @@ static __device__ unsigned long long coil_row_reduce(unsigned long long value, C
 // key gives the result without another pass.
 // scaled: the target is target times the row's sum of scale_partial (one a thread, fixed point),
 // summed at the first pass's meeting rather than in a meeting of its own.
+// first_pass: COIL_FIRST_PASS_KEEP keeps the first pass's row sums and choice in shared.first_*;
+// COIL_FIRST_PASS_FROM_CUT makes the first pass from them instead of from the tokens, for a select
+// whose kept keys are the kept select's at or above its result, of the same masses, and cut_mass
+// that result's (the draw after top-p without min-p). Its digits above the kept choice hold what they
+// held; that digit holds cut_mass less the mass above it (a count of 2 stands for "more than one",
+// where the kept pass counted several: the next pass then counts them); the digits below, nothing.
+#define COIL_FIRST_PASS_OWN 0
+#define COIL_FIRST_PASS_KEEP 1
+#define COIL_FIRST_PASS_FROM_CUT 2
 template <typename Key, typename Mass, typename Keep>
 static __device__ unsigned long long coil_select(const float* scores, const float* weights, Key key, Mass mass,
         Keep keep, double target, bool strict, bool scaled, unsigned long long scale_partial, CoilRowBlocks& blocks,
-        CoilSelectShared& shared) {
+        CoilSelectShared& shared, int first_pass = COIL_FIRST_PASS_OWN, unsigned long long cut_mass_given = 0ull) {
     const int lane = (int) (threadIdx.x & 31);
     if (scaled) {
         // The scale's sum meets the first pass's digit sums: a warp's partial now, the row's below.
@@ -273,8 +287,9 @@ static __device__ unsigned long long coil_select(const float* scores, const floa
     // The same in every block of the row: no block visits more tokens in a pass than a slice holds.
     const bool few_parts = blocks.slice <= COIL_FEW_PARTS_TOKENS;
     for (int shift = 56; shift >= 0; shift -= 8) {
+        const bool derived = first_pass == COIL_FIRST_PASS_FROM_CUT && shift == 56 && shared.first_digit >= 0;
         const int slot = blocks.turn++ & 1;
-        for (int d = threadIdx.x; d < 256; d += blockDim.x) {
+        for (int d = threadIdx.x; d < 256 && !derived; d += blockDim.x) {
 #pragma unroll
             for (int p = 0; p < COIL_MASS_PARTS; p++) {
                 shared.mass[slot][p][d] = 0u;
@@ -289,7 +304,7 @@ static __device__ unsigned long long coil_select(const float* scores, const floa
         // The tokens this pass visits: the candidate list when there is one, else the block's slice,
         // whose kept tokens under the prefix it collects.
         const bool collect = listed < 0;
-        const int items = collect ? blocks.end - blocks.begin : listed;
+        const int items = derived ? 0 : collect ? blocks.end - blocks.begin : listed;
         const int rounds = (items + blockDim.x - 1) / blockDim.x;
         for (int first = 0; first < rounds; first += COIL_SELECT_ROUNDS) {
             int token[COIL_SELECT_ROUNDS];
@@ -347,6 +362,20 @@ static __device__ unsigned long long coil_select(const float* scores, const floa
             }
         }
         COIL_SAMPLE_STAMP(11);
+        if (derived) {
+            if (threadIdx.x < 256) {
+                const int d = threadIdx.x;
+                const int chosen = shared.first_digit;
+                const bool at = d == chosen;
+                shared.row_mass[d] = d > chosen ? shared.first_mass[d] : at ? cut_mass_given - shared.first_before : 0ull;
+                shared.row_count[d] = d > chosen ? shared.first_count[d] : at ? min(shared.first_count[d], 2u) : 0u;
+                shared.row_token[d] = d >= chosen ? shared.first_token[d] : -1;
+            }
+            if (threadIdx.x == 0) {
+                shared.all_listed = 0;
+            }
+            __syncthreads();
+        } else {
         coil_row_sync();
         COIL_SAMPLE_STAMP(12);
         // Every block's digit sums are in. Block k adds up digits [k · D, (k + 1) · D) over the row's
@@ -394,6 +423,12 @@ static __device__ unsigned long long coil_select(const float* scores, const floa
         coil_row_sync();
         if (scaled && shift == 56) {
             target = shared.target;
+        }
+        if (first_pass == COIL_FIRST_PASS_KEEP && shift == 56 && threadIdx.x < 256) {
+            shared.first_mass[threadIdx.x] = shared.row_mass[threadIdx.x];
+            shared.first_count[threadIdx.x] = shared.row_count[threadIdx.x];
+            shared.first_token[threadIdx.x] = shared.row_token[threadIdx.x];
+        }
         }
         COIL_SAMPLE_STAMP(13);
         // The walk from the top digit down, by warp 0: lane l takes digits 255 - 8l to 248 - 8l, and a
@@ -459,6 +494,11 @@ static __device__ unsigned long long coil_select(const float* scores, const floa
                 chosen = chosen < 0 ? lowest : chosen;
             }
             if (lane == 0) {
+                if (first_pass == COIL_FIRST_PASS_KEEP && shift == 56) {
+                    // Kept only where the pass crossed its target (not rounding's fallback).
+                    shared.first_digit = crossing != 0u ? chosen : -1;
+                    shared.first_before = before;
+                }
                 shared.prefix = chosen < 0 ? ~0ull : prefix | ((unsigned long long) chosen << shift);
                 shared.unique = chosen >= 0 && shared.row_count[chosen] == 1 ? shared.row_token[chosen] : -1;
                 shared.cut_mass = cut_mass;
@@ -697,7 +737,8 @@ static __device__ void coil_sample_row(const float* scores, int vocab, int k, do
             return score != -INFINITY && coil_score_key(score, i) >= top_k_cut;
         };
         // The target: top_p times the total, which the select's first pass sums.
-        cut = coil_select(scores, w, score_key, weight, in_top_k, top_p, false, true, partial, blocks, shared);
+        cut = coil_select(scores, w, score_key, weight, in_top_k, top_p, false, true, partial, blocks, shared,
+                min_p <= 0.0 ? COIL_FIRST_PASS_KEEP : COIL_FIRST_PASS_OWN);
         COIL_SAMPLE_STAMP(4);
         if (min_p <= 0.0) {
             survivors_mass = shared.cut_mass;
@@ -723,8 +764,11 @@ static __device__ void coil_sample_row(const float* scores, int vocab, int k, do
             }
         }
         const double target = survivors_summed ? uniform * ((double) survivors_mass / COIL_MASS_UNIT) : uniform;
+        // After top-p without min-p, the survivors are top-p's kept keys at or above its cut: the
+        // draw's first pass comes from top-p's.
         const unsigned long long drawn = coil_select(scores, w, score_key, weight, survives, target, true,
-                !survivors_summed, partial, blocks, shared);
+                !survivors_summed, partial, blocks, shared,
+                survivors_summed ? COIL_FIRST_PASS_FROM_CUT : COIL_FIRST_PASS_OWN, survivors_mass);
         COIL_SAMPLE_STAMP(5);
         if (blocks.rank == 0 && threadIdx.x == 0) {
             *out = coil_key_id(drawn);

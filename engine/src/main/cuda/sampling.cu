@@ -254,6 +254,75 @@ static __device__ unsigned long long coil_row_reduce(unsigned long long value, C
 // key gives the result without another pass.
 // scaled: the target is target times the row's sum of scale_partial (one a thread, fixed point),
 // summed at the first pass's meeting rather than in a meeting of its own.
+// A select pass's meeting, once every block has added its tokens' digits: block k of the row adds up
+// digits [k · D, (k + 1) · D) over the row's blocks (D = 256 / blocks) and stores their totals into every
+// block, one (digit, block) pair a thread, a digit's blocks in adjacent lanes, so that each block reads
+// 1/blocks of the sums rather than all of them; then a second meeting, after which each block holds
+// the row's sums (row_mass, row_count, row_token), all_listed, and with scale the scaled target
+// (target times the row's sum of the warps' shared.scale) in shared.target.
+static __device__ void coil_meet(CoilSelectShared& shared, int slot, CoilRowBlocks& blocks, bool few_parts, bool scale,
+        double target) {
+    coil_row_sync();
+    COIL_SAMPLE_STAMP(12);
+    if (threadIdx.x < 256) {
+        const unsigned int other = threadIdx.x % blocks.size;
+        const int d = (int) (blocks.rank * (256 / blocks.size) + threadIdx.x / blocks.size);
+        const unsigned int* parts = coil_row_address(&shared.mass[slot][0][d], other);
+        unsigned long long row_mass = few_parts ? coil_part_sum<3>(parts, 256) : coil_part_sum<4>(parts, 256);
+        unsigned int row_count = coil_row_read(&shared.count[slot][d], other);
+        int row_token = coil_row_read(&shared.token[slot][d], other);
+        row_token = row_count != 0 ? row_token : -1;
+        for (unsigned int offset = 1; offset < blocks.size; offset <<= 1) {
+            row_mass += __shfl_xor_sync(0xffffffffu, row_mass, offset);
+            row_count += __shfl_xor_sync(0xffffffffu, row_count, offset);
+            row_token = max(row_token, __shfl_xor_sync(0xffffffffu, row_token, offset));
+        }
+        *coil_row_address(&shared.row_mass[d], other) = row_mass;
+        *coil_row_address(&shared.row_count[d], other) = row_count;
+        *coil_row_address(&shared.row_token[d], other) = row_token;
+    } else if (threadIdx.x < 288) {
+        // Whether every block listed all its kept tokens: a lane a block.
+        const unsigned int rank = threadIdx.x - 256;
+        const int collected = rank < blocks.size ? coil_row_read(&shared.collected[slot], rank) : 0;
+        const int most = __reduce_max_sync(0xffffffffu, collected);
+        if (rank == 0) {
+            shared.all_listed = most <= COIL_SELECT_LIST;
+        }
+    } else if (threadIdx.x < 320 && scale) {
+        // Lane w adds warp w's partials over the row's blocks.
+        const unsigned int lane = threadIdx.x & 31;
+        unsigned long long total = 0ull;
+        for (unsigned int r = 0; r < blocks.size; r++) {
+            total += coil_row_read(&shared.scale[lane], r);
+        }
+#pragma unroll
+        for (int offset = 16; offset > 0; offset >>= 1) {
+            total += __shfl_xor_sync(0xffffffffu, total, offset);
+        }
+        if (lane == 0) {
+            shared.target = (double) total / COIL_MASS_UNIT * target;
+        }
+    }
+    coil_row_sync();
+}
+
+// The first pass of a select from the one kept in shared.first_* (COIL_FIRST_PASS_FROM_CUT below): no
+// meeting, since every block holds the same kept sums.
+static __device__ void coil_first_pass_from_cut(CoilSelectShared& shared, unsigned long long cut_mass) {
+    if (threadIdx.x < 256) {
+        const int d = threadIdx.x;
+        const int chosen = shared.first_digit;
+        const bool at = d == chosen;
+        shared.row_mass[d] = d > chosen ? shared.first_mass[d] : at ? cut_mass - shared.first_before : 0ull;
+        shared.row_count[d] = d > chosen ? shared.first_count[d] : at ? min(shared.first_count[d], 2u) : 0u;
+        shared.row_token[d] = d >= chosen ? shared.first_token[d] : -1;
+    }
+    if (threadIdx.x == 0) {
+        shared.all_listed = 0;
+    }
+    __syncthreads();
+}
+
 // first_pass: COIL_FIRST_PASS_KEEP keeps the first pass's row sums and choice in shared.first_*;
 // COIL_FIRST_PASS_FROM_CUT makes the first pass from them instead of from the tokens, for a select
 // whose kept keys are the kept select's at or above its result, of the same masses, and cut_mass
@@ -363,72 +432,17 @@ static __device__ unsigned long long coil_select(const float* scores, const floa
         }
         COIL_SAMPLE_STAMP(11);
         if (derived) {
-            if (threadIdx.x < 256) {
-                const int d = threadIdx.x;
-                const int chosen = shared.first_digit;
-                const bool at = d == chosen;
-                shared.row_mass[d] = d > chosen ? shared.first_mass[d] : at ? cut_mass_given - shared.first_before : 0ull;
-                shared.row_count[d] = d > chosen ? shared.first_count[d] : at ? min(shared.first_count[d], 2u) : 0u;
-                shared.row_token[d] = d >= chosen ? shared.first_token[d] : -1;
-            }
-            if (threadIdx.x == 0) {
-                shared.all_listed = 0;
-            }
-            __syncthreads();
+            coil_first_pass_from_cut(shared, cut_mass_given);
         } else {
-        coil_row_sync();
-        COIL_SAMPLE_STAMP(12);
-        // Every block's digit sums are in. Block k adds up digits [k · D, (k + 1) · D) over the row's
-        // blocks (D = 256 / blocks) and stores their totals into every block: one (digit, block) pair a
-        // thread, a digit's blocks in adjacent lanes, so that each block reads 1/blocks of the sums
-        // rather than all of them. Then a second meeting, after which each block holds the row's sums.
-        if (threadIdx.x < 256) {
-            const unsigned int other = threadIdx.x % blocks.size;
-            const int d = (int) (blocks.rank * (256 / blocks.size) + threadIdx.x / blocks.size);
-            const unsigned int* parts = coil_row_address(&shared.mass[slot][0][d], other);
-            unsigned long long row_mass = few_parts ? coil_part_sum<3>(parts, 256) : coil_part_sum<4>(parts, 256);
-            unsigned int row_count = coil_row_read(&shared.count[slot][d], other);
-            int row_token = coil_row_read(&shared.token[slot][d], other);
-            row_token = row_count != 0 ? row_token : -1;
-            for (unsigned int offset = 1; offset < blocks.size; offset <<= 1) {
-                row_mass += __shfl_xor_sync(0xffffffffu, row_mass, offset);
-                row_count += __shfl_xor_sync(0xffffffffu, row_count, offset);
-                row_token = max(row_token, __shfl_xor_sync(0xffffffffu, row_token, offset));
+            coil_meet(shared, slot, blocks, few_parts, scaled && shift == 56, target);
+            if (scaled && shift == 56) {
+                target = shared.target;
             }
-            *coil_row_address(&shared.row_mass[d], other) = row_mass;
-            *coil_row_address(&shared.row_count[d], other) = row_count;
-            *coil_row_address(&shared.row_token[d], other) = row_token;
-        } else if (threadIdx.x < 288) {
-            // Whether every block listed all its kept tokens: a lane a block.
-            const unsigned int rank = threadIdx.x - 256;
-            const int collected = rank < blocks.size ? coil_row_read(&shared.collected[slot], rank) : 0;
-            const int most = __reduce_max_sync(0xffffffffu, collected);
-            if (rank == 0) {
-                shared.all_listed = most <= COIL_SELECT_LIST;
+            if (first_pass == COIL_FIRST_PASS_KEEP && shift == 56 && threadIdx.x < 256) {
+                shared.first_mass[threadIdx.x] = shared.row_mass[threadIdx.x];
+                shared.first_count[threadIdx.x] = shared.row_count[threadIdx.x];
+                shared.first_token[threadIdx.x] = shared.row_token[threadIdx.x];
             }
-        } else if (threadIdx.x < 320 && scaled && shift == 56) {
-            // The scaled target: lane w adds warp w's partials over the row's blocks.
-            unsigned long long total = 0ull;
-            for (unsigned int r = 0; r < blocks.size; r++) {
-                total += coil_row_read(&shared.scale[lane], r);
-            }
-#pragma unroll
-            for (int offset = 16; offset > 0; offset >>= 1) {
-                total += __shfl_xor_sync(0xffffffffu, total, offset);
-            }
-            if (lane == 0) {
-                shared.target = (double) total / COIL_MASS_UNIT * target;
-            }
-        }
-        coil_row_sync();
-        if (scaled && shift == 56) {
-            target = shared.target;
-        }
-        if (first_pass == COIL_FIRST_PASS_KEEP && shift == 56 && threadIdx.x < 256) {
-            shared.first_mass[threadIdx.x] = shared.row_mass[threadIdx.x];
-            shared.first_count[threadIdx.x] = shared.row_count[threadIdx.x];
-            shared.first_token[threadIdx.x] = shared.row_token[threadIdx.x];
-        }
         }
         COIL_SAMPLE_STAMP(13);
         // The walk from the top digit down, by warp 0: lane l takes digits 255 - 8l to 248 - 8l, and a

@@ -239,21 +239,6 @@ static __device__ unsigned long long coil_row_reduce(unsigned long long value, C
     return row;
 }
 
-// The largest key (present in the row, kept by keep) at which the mass summed over larger-or-equal keys
-// first reaches target: sum >= target, or sum > target when strict. When it never does, the smallest
-// kept key of positive mass (the CPU's "all of them" / "the last drawable one"). Every thread of the
-// row gets it; ~0 when nothing is kept. shared.cut_mass then holds that sum over the result and the
-// kept keys above it (in fixed point; 0 when nothing is kept). key(i, score), mass(i, score, weight)
-// and keep(i, score, weight) see token i's score and weight, which the select loads from scores and
-// weights (vocab each).
-// Each block sums the digits of its slice; the row's sums are the blocks' added up, the same in any
-// split. A pass over the whole slice also lists the block's kept tokens under its prefix; once every
-// block's list is complete (at most COIL_SELECT_LIST), the later passes (whose prefixes only extend
-// it) visit the lists instead of the slices: after the first digit or two, a few hundred tokens
-// instead of the whole vocabulary. Each digit also keeps one of its tokens, so that a digit of one
-// key gives the result without another pass.
-// scaled: the target is target times the row's sum of scale_partial (one a thread, fixed point),
-// summed at the first pass's meeting rather than in a meeting of its own.
 // A select pass's meeting, once every block has added its tokens' digits: block k of the row adds up
 // digits [k · D, (k + 1) · D) over the row's blocks (D = 256 / blocks) and stores their totals into every
 // block, one (digit, block) pair a thread, a digit's blocks in adjacent lanes, so that each block reads
@@ -323,6 +308,21 @@ static __device__ void coil_first_pass_from_cut(CoilSelectShared& shared, unsign
     __syncthreads();
 }
 
+// The largest key (present in the row, kept by keep) at which the mass summed over larger-or-equal keys
+// first reaches target: sum >= target, or sum > target when strict. When it never does, the smallest
+// kept key of positive mass (the CPU's "all of them" / "the last drawable one"). Every thread of the
+// row gets it; ~0 when nothing is kept. shared.cut_mass then holds that sum over the result and the
+// kept keys above it (in fixed point; 0 when nothing is kept). key(i, score), mass(i, score, weight)
+// and keep(i, score, weight) see token i's score and weight, which the select loads from scores and
+// weights (vocab each).
+// Each block sums the digits of its slice; the row's sums are the blocks' added up, the same in any
+// split. A pass over the whole slice also lists the block's kept tokens under its prefix; once every
+// block's list is complete (at most COIL_SELECT_LIST), the later passes (whose prefixes only extend
+// it) visit the lists instead of the slices: after the first digit or two, a few hundred tokens
+// instead of the whole vocabulary. Each digit also keeps one of its tokens, so that a digit of one
+// key gives the result without another pass.
+// scaled: the target is target times the row's sum of scale_partial (one a thread, fixed point),
+// summed at the first pass's meeting rather than in a meeting of its own.
 // first_pass: COIL_FIRST_PASS_KEEP keeps the first pass's row sums and choice in shared.first_*;
 // COIL_FIRST_PASS_FROM_CUT makes the first pass from them instead of from the tokens, for a select
 // whose kept keys are the kept select's at or above its result, of the same masses, and cut_mass

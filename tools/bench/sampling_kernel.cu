@@ -27,20 +27,12 @@
 #include <vector>
 #include <cuda_runtime.h>
 #ifdef SAMPLING_STAMPS
-// Points of one launch (block 0, thread 0): %globaltimer and a label, printed after each timed case.
-__device__ unsigned long long stamp_time[256];
-__device__ int stamp_label[256];
-__device__ int stamp_count;
+// Points of one launch (block 0, thread 0), recorded as DecodeTrace's marks are (common.cuh's
+// coil_trace_record: %globaltimer and the label), printed after each timed case.
 #define COIL_SAMPLE_STAMP(label)                                                               \
     do {                                                                                       \
         if (threadIdx.x == 0 && blockIdx.x == 0) {                                             \
-            unsigned long long now;                                                            \
-            asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));                            \
-            const int c = stamp_count++;                                                       \
-            if (c < 256) {                                                                     \
-                stamp_time[c] = now;                                                           \
-                stamp_label[c] = label;                                                        \
-            }                                                                                  \
+            coil_trace_record(label);                                                          \
         }                                                                                      \
     } while (0)
 #endif
@@ -152,19 +144,18 @@ int main(int argc, char** argv) {
                         milliseconds * 1000 / launches, token);
 #ifdef SAMPLING_STAMPS
                 if (blocks == 8) {
-                    const int zero = 0;
-                    CHECK(cudaMemcpyToSymbol(stamp_count, &zero, 4));
+                    const unsigned int zero = 0;
+                    CHECK(cudaMemcpyToSymbol(coil_trace_next, &zero, 4));
                     launch();
                     CHECK(cudaStreamSynchronize(stream));
-                    int count;
-                    unsigned long long times[256];
-                    int labels[256];
-                    CHECK(cudaMemcpyFromSymbol(&count, stamp_count, 4));
-                    CHECK(cudaMemcpyFromSymbol(times, stamp_time, sizeof times));
-                    CHECK(cudaMemcpyFromSymbol(labels, stamp_label, sizeof labels));
+                    unsigned int count;
+                    CHECK(cudaMemcpyFromSymbol(&count, coil_trace_next, 4));
+                    count = count < 256 ? count : 256;
+                    unsigned long long records[256][2];
+                    CHECK(cudaMemcpyFromSymbol(records, coil_trace, count * sizeof records[0]));
                     printf("   stamps:");
-                    for (int i = 1; i < count && i < 256; i++) {
-                        printf(" %d:%.2f", labels[i], (times[i] - times[i - 1]) / 1000.0);
+                    for (unsigned int i = 1; i < count; i++) {
+                        printf(" %llu:%.2f", records[i][1], (records[i][0] - records[i - 1][0]) / 1000.0);
                     }
                     printf("\n");
                 }

@@ -8,7 +8,9 @@
 //       -DSAMPLING_SOURCE='"sampling.cu"' -o /tmp/sampling_kernel tools/bench/sampling_kernel.cu
 //   git show REV:engine/src/main/cuda/sampling.cu > /tmp/old/sampling.cu  (with common.cuh beside it)
 //   nvcc ... -I /tmp/old -DSAMPLING_SOURCE='"sampling.cu"' -o /tmp/sampling_kernel_old ...
-// (add -DSAMPLING_WITHOUT_HOST_OUT for a kernel before it took host_out, such as ad8adf3's).
+// (add -DSAMPLING_WITHOUT_HOST_OUT for a kernel before it took host_out, such as ad8adf3's, and
+// -DSAMPLING_WITHOUT_BEST_IDS for one before it took best_ids, such as 1cd3bb7's). A kernel that
+// takes best_ids is also timed given each row's argmax ("best given"), as a serving step gives it.
 // With -DSAMPLING_STAMPS (a kernel from this one on), each case drawn by 8 blocks also prints the
 // µs between the kernel's stamped points in one more launch (labels: sampling.cu's COIL_SAMPLE_STAMP).
 // Run: sampling_kernel [BATCH] [LOGITS_FILE]
@@ -24,6 +26,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <utility>
 #include <vector>
 #include <cuda_runtime.h>
 #ifdef SAMPLING_STAMPS
@@ -65,11 +68,13 @@ int main(int argc, char** argv) {
     float* weights;
     int* out;
     int* top_k;
+    int* best_ids;
     double* row_settings;
     CHECK(cudaMalloc(&logits, (size_t) batch * vocab * 4));
     CHECK(cudaMalloc(&weights, (size_t) batch * vocab * 4));
     CHECK(cudaMalloc(&out, 4 * batch));
     CHECK(cudaMalloc(&top_k, 4 * batch));
+    CHECK(cudaMalloc(&best_ids, 4 * batch));
     CHECK(cudaMalloc(&row_settings, 32 * batch));
     CHECK(cudaFuncSetAttribute(sampling_sample_f32, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
     cudaStream_t stream;
@@ -98,8 +103,13 @@ int main(int argc, char** argv) {
             }
             fclose(file);
         }
+        int best = 0;
+        for (int i = 1; i < vocab; i++) {
+            best = row[i] > row[best] ? i : best;
+        }
         for (int r = 0; r < batch; r++) {
             CHECK(cudaMemcpy(logits + (size_t) r * vocab, row.data(), vocab * 4, cudaMemcpyHostToDevice));
+            CHECK(cudaMemcpy(best_ids + r, &best, 4, cudaMemcpyHostToDevice));
         }
         for (const Setting& setting : settings) {
             const double values[4] = {setting.temperature, setting.top_p, setting.min_p, 0.5};
@@ -107,7 +117,17 @@ int main(int argc, char** argv) {
                 CHECK(cudaMemcpy(row_settings + 4 * r, values, 32, cudaMemcpyHostToDevice));
                 CHECK(cudaMemcpy(top_k + r, &setting.top_k, 4, cudaMemcpyHostToDevice));
             }
+            // (blocks a row, whether the launch is given the rows' argmax)
+            std::vector<std::pair<int, bool>> splits;
             for (int blocks : batch == 1 ? std::vector<int>{1, 8, 16} : std::vector<int>{1, 2}) {
+                splits.push_back({blocks, false});
+#ifndef SAMPLING_WITHOUT_BEST_IDS
+                splits.push_back({blocks, true});
+#endif
+            }
+            for (const std::pair<int, bool>& split : splits) {
+                const int blocks = split.first;
+                const bool given = split.second;
                 cudaLaunchConfig_t config = {};
                 config.gridDim = dim3(blocks * batch);
                 config.blockDim = dim3(COIL_SAMPLE_THREADS);
@@ -125,6 +145,9 @@ int main(int argc, char** argv) {
 #ifndef SAMPLING_WITHOUT_HOST_OUT
                             , (int*) nullptr
 #endif
+#ifndef SAMPLING_WITHOUT_BEST_IDS
+                            , (const int*) (given ? best_ids : nullptr)
+#endif
                             ));
                 };
                 launch();
@@ -140,8 +163,8 @@ int main(int argc, char** argv) {
                 CHECK(cudaEventElapsedTime(&milliseconds, start, end));
                 int token;
                 CHECK(cudaMemcpy(&token, out, 4, cudaMemcpyDeviceToHost));
-                printf("%-7s %-9s blocks %2d: %7.1f us  token %d\n", distributions[d], setting.name, blocks,
-                        milliseconds * 1000 / launches, token);
+                printf("%-7s %-9s blocks %2d%s: %7.1f us  token %d\n", distributions[d], setting.name, blocks,
+                        given ? ", best given" : "", milliseconds * 1000 / launches, token);
 #ifdef SAMPLING_STAMPS
                 if (blocks == 8) {
                     const unsigned int zero = 0;

@@ -683,11 +683,14 @@ extern "C" __global__ void sampling_argmax_f32(const float* logits, int vocab, i
 }
 
 // One row of sampling_sample_f32, by the row's blocks; every block returns at the same point.
+// best_id: the row's argmax when the caller knows it (coil_row_best's rule), else -1.
 static __device__ void coil_sample_row(const float* scores, int vocab, int k, double temperature, double top_p,
-        double min_p, double uniform, float* w, int* out, int* survivors, CoilRowBlocks& blocks,
+        double min_p, double uniform, int best_id, float* w, int* out, int* survivors, CoilRowBlocks& blocks,
         CoilSelectShared& shared) {
     COIL_SAMPLE_STAMP(0);
-    const unsigned long long best = coil_row_best(scores, blocks, shared);
+    // Every block of the row takes the same branch (best_id is the row's), so their meetings still pair.
+    const unsigned long long best = best_id >= 0 ? coil_score_key(scores[best_id], best_id)
+                                                  : coil_row_best(scores, blocks, shared);
     COIL_SAMPLE_STAMP(1);
     if (best == 0 || temperature == 0.0) {
         if (blocks.rank == 0 && threadIdx.x == 0) {
@@ -800,7 +803,10 @@ static __device__ void coil_sample_row(const float* scores, int vocab, int k, do
 //   weights: (batch, vocab) f32 workspace; out: (batch) the token, -1 when every logit is -infinity;
 //   survivors: null, or (batch, vocab) int32 set to 1 where a token survives the filters with a
 //   non-zero weight and 0 elsewhere (for tests); host_out: null, or (batch) a second copy of out,
-//   typically in page-locked host memory, so that the host reads the tokens without a copy.
+//   typically in page-locked host memory, so that the host reads the tokens without a copy;
+//   best_ids: null, or (batch) each row's argmax where a kernel before found it (the lowest id of the
+//   largest logit, as logits_argmax_f32 and lm_head_argmax give it), -1 where not: the kernel then
+//   skips its own pass for the row's best.
 // Weights follow the CPU: w = (float) exp((score - max) / temperature) in double, except that without
 // top-k and top-p the CPU keeps its whole-vocabulary weights, exp of the float argument
 // (score - max) · (float) (1 / temperature); that form also gives top-p's total without top-k.
@@ -810,13 +816,14 @@ static __device__ void coil_sample_row(const float* scores, int vocab, int k, do
 // 8 or 16); block: COIL_SAMPLE_THREADS.
 extern "C" __global__ void __launch_bounds__(COIL_SAMPLE_THREADS) sampling_sample_f32(const float* logits, int vocab,
         const int* __restrict__ top_k, const double* __restrict__ settings, float* weights, int* out, int* survivors,
-        int* host_out) {
+        int* host_out, const int* __restrict__ best_ids) {
     __shared__ CoilSelectShared shared;
     coil_trace_mark(COIL_MARK_SAMPLING_START);
     CoilRowBlocks blocks = coil_row_blocks(vocab);
     const int row = blockIdx.x / blocks.size;
     coil_sample_row(logits + (size_t) row * vocab, vocab, top_k[row], settings[row * 4], settings[row * 4 + 1],
-            settings[row * 4 + 2], settings[row * 4 + 3], weights + (size_t) row * vocab, out + row,
+            settings[row * 4 + 2], settings[row * 4 + 3], best_ids != nullptr ? best_ids[row] : -1,
+            weights + (size_t) row * vocab, out + row,
             survivors == nullptr ? nullptr : survivors + (size_t) row * vocab, blocks, shared);
     // No block leaves while another may still read its shared memory; after this barrier every
     // block's writes are seen by the others, the token (which any of the row's blocks may write) too.

@@ -138,17 +138,19 @@ public final class SamplingKernel {
      */
     public void sample(CudaStream stream, DeviceBuffer logits, int batch, int vocab, DeviceBuffer topK,
             DeviceBuffer settings, DeviceBuffer weights, DeviceBuffer out, DeviceBuffer survivors, int blocksPerRow) {
-        sample(stream, logits, batch, vocab, topK, settings, weights, out, survivors, null, blocksPerRow);
+        sample(stream, logits, batch, vocab, topK, settings, weights, out, survivors, null, null, blocksPerRow);
     }
 
     /**
      * As above, also writing the tokens to {@code hostOut} (null for none; (batch) int32, typically a
      * {@link dev.coil.engine.gpu.PinnedBuffer#deviceView} that the host reads once the stream has passed
-     * the launch).
+     * the launch). {@code bestIds}, when not null, is (batch) int32: each row's argmax of these logits
+     * where an earlier launch found it ({@link ArgmaxKernel}'s and {@link LmHeadArgmaxKernel}'s rule:
+     * the lowest id of the largest logit), -1 where not; the launch then skips finding it again.
      */
     public void sample(CudaStream stream, DeviceBuffer logits, int batch, int vocab, DeviceBuffer topK,
             DeviceBuffer settings, DeviceBuffer weights, DeviceBuffer out, DeviceBuffer survivors, DeviceBuffer hostOut,
-            int blocksPerRow) {
+            DeviceBuffer bestIds, int blocksPerRow) {
         if (blocksPerRow != allowedBlocks(blocksPerRow) || blocksPerRow < 1) {
             throw new IllegalArgumentException(blocksPerRow + " blocks a row; this device takes "
                     + (clusters ? "1, 2, 4, 8 or 16" : "1"));
@@ -164,13 +166,16 @@ public final class SamplingKernel {
         if (hostOut != null) {
             hostOut.requireFloats(batch, "hostOut");
         }
+        if (bestIds != null) {
+            bestIds.requireFloats(batch, "bestIds");
+        }
         if (batch > 0) {
             if (blocksPerRow == 1) {
                 sample.launch(stream, batch, 1, 1, THREADS, 0, logits, vocab, topK, settings, weights, out, survivors,
-                        hostOut);
+                        hostOut, bestIds);
             } else {
                 sample.launchClusters(stream, batch * blocksPerRow, blocksPerRow, THREADS, 0, logits, vocab, topK,
-                        settings, weights, out, survivors, hostOut);
+                        settings, weights, out, survivors, hostOut, bestIds);
             }
         }
     }

@@ -290,7 +290,7 @@ final class GpuStep implements AutoCloseable {
         }
         if (draws) {
             // Every row's token (the argmax for rows that are not drawn), over the greedy ones.
-            previousTokens = sampling.draw(layout, logitRows, side.tokensHost, side.index);
+            previousTokens = sampling.draw(layout, logitRows, side.tokensHost, side.index, previousTokens);
         }
         side.done.record(kernels.stream);
         previousTokenRows = tokenRows(layout, picksGreedy, draws);

@@ -48,9 +48,11 @@ final class StepSampling {
      * rows, into the pinned tokens, and returns them on the device. Reads and rewrites "model.logits"
      * after its copy to the host. The settings are staged in pinned memory of {@code side} (0 or
      * 1): a step queued behind another uses the other side's, which that step's draw may still be
-     * reading.
+     * reading. {@code argmax}: the rows' greedy tokens of the same logits when the step made them
+     * (null if not); a draw without penalties and with no logits divisor takes each row's best
+     * logit from them instead of finding it again.
      */
-    DeviceBuffer draw(StepLayout layout, int logitRows, PinnedBuffer tokensHost, int side) {
+    DeviceBuffer draw(StepLayout layout, int logitRows, PinnedBuffer tokensHost, int side, DeviceBuffer argmax) {
         int vocab = config.vocabSize();
         DeviceBuffer logits = kernels.scratch.floats("model.logits", (long) logitRows * vocab);
         if (config.logitsDivisor() != 1f) {
@@ -132,7 +134,7 @@ final class StepSampling {
         DeviceBuffer hostTokens = hostMapped ? tokensHost.deviceView(0, 4L * logitRows) : null;
         kernel.sample(kernels.stream, logits, logitRows, vocab, staged.buffer(topKAt), staged.buffer(settingsAt),
                 kernels.scratch.floats("sampling.weights", (long) logitRows * vocab), tokens, null, hostTokens,
-                kernel.blocksPerRow(logitRows));
+                penalties || config.logitsDivisor() != 1f ? null : argmax, kernel.blocksPerRow(logitRows));
         if (!hostMapped) {
             tokens.copyToAsync(tokensHost, 0, 0, 4L * logitRows, kernels.stream);
         }

@@ -105,7 +105,9 @@ class SamplingKernelTest {
 
     /**
      * Every split of a row between blocks (1, 2, 4, 8 and 16 on sm_90) leaves the CPU's survivors and draws
-     * the CPU's token: the same tokens, so a row's draw does not depend on the batch it is in.
+     * the CPU's token: the same tokens, so a row's draw does not depend on the batch it is in. The same
+     * again when the launch is given the rows' argmax (for all rows but every third), as a serving step
+     * gives it the greedy launch's tokens.
      */
     @ParameterizedTest(name = "vocab {0}, batch {1}, seed {2}")
     @CsvSource({"49160,64,1", "49160,64,2", "49160,3,8", "1001,64,3", "1001,64,4", "1001,64,5", "37,33,6",
@@ -133,18 +135,29 @@ class SamplingKernelTest {
             penalise(scope, kernel, logits, rows, vocab);
             DeviceBuffer topKs = scope.upload(topKs(rows));
             DeviceBuffer settings = scope.upload(SamplingKernel.settingsBits(settings(rows, uniforms)));
-            for (int blocksPerRow : splits) {
+            // The rows' argmax as the step's greedy launch finds it, every third row left to the kernel (-1).
+            DeviceBuffer argmax = scope.poisoned(batch);
+            new ArgmaxKernel(GpuFixture.kernels()).launch(scope.stream(), logits, batch, vocab, argmax);
+            int[] known = downloadInts(scope, argmax, batch);
+            for (int r = 0; r < batch; r += 3) {
+                known[r] = -1;
+            }
+            DeviceBuffer bestIds = scope.upload(known);
+            for (int launch = 0; launch < 2 * splits.size(); launch++) {
+                int blocksPerRow = splits.get(launch / 2);
+                boolean given = launch % 2 == 1;
                 DeviceBuffer survivors = scope.poisoned((long) batch * vocab);
                 DeviceBuffer tokens = scope.poisoned(batch);
                 kernel.sample(scope.stream(), logits, batch, vocab, topKs, settings,
-                        scope.poisoned((long) batch * vocab), tokens, survivors, blocksPerRow);
+                        scope.poisoned((long) batch * vocab), tokens, survivors, null, given ? bestIds : null,
+                        blocksPerRow);
                 int[] mask = downloadInts(scope, survivors, batch * vocab);
                 int[] actualTokens = downloadInts(scope, tokens, batch);
                 int differentTokens = 0;
                 for (int r = 0; r < batch; r++) {
                     int[] actual = idsOf(mask, r, vocab);
-                    String where = "row " + r + " of vocab " + vocab + ", " + blocksPerRow + " blocks a row, with "
-                            + rows.get(r).params();
+                    String where = "row " + r + " of vocab " + vocab + ", " + blocksPerRow + " blocks a row"
+                            + (given ? ", its best given" : "") + ", with " + rows.get(r).params();
                     if (rows.get(r).params().isGreedy()) {
                         assertThat(actual).as(where).isEmpty();
                     } else {
@@ -187,7 +200,7 @@ class SamplingKernelTest {
             DeviceBuffer tokens = scope.poisoned(batch);
             kernel.sample(scope.stream(), logits, batch, vocab, pinned.deviceView(0, 4L * batch),
                     pinned.deviceView(4096, 4L * settingBits.length), scope.poisoned((long) batch * vocab), tokens,
-                    null, pinned.deviceView(8192, 4L * batch), kernel.blocksPerRow(batch));
+                    null, pinned.deviceView(8192, 4L * batch), null, kernel.blocksPerRow(batch));
             int[] onDevice = downloadInts(scope, tokens, batch);
             scope.stream().synchronize();
             int[] onHost = new int[batch];

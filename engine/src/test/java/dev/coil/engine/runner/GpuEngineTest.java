@@ -263,12 +263,13 @@ class GpuEngineTest {
 
     /**
      * Tokens drawn on the device (penalties, temperature, top-k, top-p, min-p, the request's seeded
-     * uniform numbers) are the tokens the CPU sampler draws from the same step's logits copied back.
+     * uniform numbers) are the tokens the CPU sampler draws from the same step's logits copied back:
+     * with a request that has penalties among them, and without one, where each draw is handed the
+     * step's greedy tokens as its rows' best logits.
      */
     @ParameterizedTest(name = "{0}")
     @MethodSource("models")
     void tokensDrawnOnTheDeviceEqualTheHostSamplersDraws(String fixture) throws Exception {
-        int vocab = TestModels.load(fixture).config().vocabSize();
         List<SamplingParams> settings = List.of(
                 SamplingParams.greedy().withTemperature(0.8).withMaxTokens(12).withSeed(1L),
                 SamplingParams.greedy().withTemperature(1.1).withTopK(20).withMaxTokens(12).withSeed(2L),
@@ -277,6 +278,13 @@ class GpuEngineTest {
                         .withPresencePenalty(0.4).withFrequencyPenalty(0.2).withMaxTokens(12).withSeed(4L),
                 SamplingParams.greedy().withTemperature(0.7).withTopK(30).withTopP(0.9).withMinP(0.02)
                         .withMaxTokens(12).withSeed(5L));
+        assertDeviceDrawsEqualHostDraws(fixture, settings);
+        assertDeviceDrawsEqualHostDraws(fixture, List.of(settings.get(0), settings.get(1), settings.get(2),
+                settings.get(4)));
+    }
+
+    private void assertDeviceDrawsEqualHostDraws(String fixture, List<SamplingParams> settings) throws Exception {
+        int vocab = TestModels.load(fixture).config().vocabSize();
         List<List<Integer>> host = null;
         for (boolean onDevice : new boolean[] {false, true}) {
             System.setProperty(GpuBackend.SAMPLING_PROPERTY, Boolean.toString(onDevice));

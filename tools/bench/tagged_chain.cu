@@ -31,16 +31,13 @@
 #include <cstring>
 #include <cuda_runtime.h>
 #include <vector>
+#include "mamba_chain.cuh"
+
+constexpr int PHASES_A_LAYER = 5, PHASES = LAYERS * PHASES_A_LAYER;
+constexpr int THREADS = 256, WARPS = THREADS / 32;
 
 #define CHECK(call) do { cudaError_t e = (call); if (e != cudaSuccess) { \
     std::printf("%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e)); std::exit(1); } } while (0)
-
-constexpr int HIDDEN = 768, INNER = 1536, HEADS = 24, HEAD_DIM = 64, STATE = 128, FFN = 2048;
-constexpr int PROJECTED = 2 * INNER + 2 * STATE + HEADS;  // z, x, B, C, dt: 3352
-constexpr int Z_AT = 0, X_AT = INNER, B_AT = 2 * INNER, C_AT = 2 * INNER + STATE, DT_AT = 2 * INNER + 2 * STATE;
-constexpr int LAYERS = 24, PHASES_A_LAYER = 5, PHASES = LAYERS * PHASES_A_LAYER;
-constexpr int THREADS = 256, WARPS = THREADS / 32;
-constexpr float EPS = 1e-5f;
 
 struct Layer {
     const uint4* in_proj;   // (PROJECTED, HIDDEN) bf16
@@ -379,95 +376,19 @@ chain(const Layer* layers, Activations act, const float* input, float* output, u
     }
 }
 
-__global__ void fill_bf16(unsigned short* out, size_t count, unsigned int seed, float scale) {
-    for (size_t i = blockIdx.x * (size_t) blockDim.x + threadIdx.x; i < count; i += (size_t) gridDim.x * blockDim.x) {
-        unsigned int h = (unsigned int) i * 2654435761u ^ seed;
-        h ^= h >> 15;
-        h *= 2246822519u;
-        h ^= h >> 13;
-        const float u = (h & 0xffffff) / 16777216.0f * 2.0f - 1.0f;
-        out[i] = (unsigned short) (__float_as_uint(u * scale) >> 16);
-    }
-}
-
-static double bf16_value(unsigned short bits) {
-    const unsigned int word = (unsigned int) bits << 16;
-    float f;
-    std::memcpy(&f, &word, 4);
-    return f;
-}
-
-// The chain in double precision on the host, from zero states.
-static std::vector<double> reference(const std::vector<std::vector<unsigned short>>& weights, const std::vector<float>& input) {
-    std::vector<double> h(input.begin(), input.end());
-    std::vector<double> state((size_t) LAYERS * HEADS * HEAD_DIM * STATE, 0.0);
-    auto product = [](const std::vector<unsigned short>& w, int row, int k, const std::vector<double>& x, double scale) {
-        double sum = 0.0;
-        for (int i = 0; i < k; i++) sum += bf16_value(w[(size_t) row * k + i]) * x[i];
-        return sum * scale;
-    };
-    auto inverse_rms = [](const std::vector<double>& v) {
-        double s = 0.0;
-        for (double x : v) s += x * x;
-        return 1.0 / std::sqrt(s / v.size() + EPS);
-    };
-    for (int l = 0; l < LAYERS; l++) {
-        const auto& in_proj = weights[l * 4];
-        const auto& out_proj = weights[l * 4 + 1];
-        const auto& gate_up = weights[l * 4 + 2];
-        const auto& down = weights[l * 4 + 3];
-        double inverse = inverse_rms(h);
-        std::vector<double> p(PROJECTED);
-        for (int r = 0; r < PROJECTED; r++) p[r] = product(in_proj, r, HIDDEN, h, inverse);
-        std::vector<double> v(INNER);
-        for (int item = 0; item < HEADS * HEAD_DIM; item++) {
-            const int head = item / HEAD_DIM;
-            const double dt = std::log1p(std::exp(p[DT_AT + head]));
-            const double decay = std::exp(-dt * 0.1 * (head + 1));
-            const double x = p[X_AT + item];
-            double y = x;
-            for (int n = 0; n < STATE; n++) {
-                double& s = state[((size_t) l * HEADS * HEAD_DIM + item) * STATE + n];
-                s = s * decay + dt * p[B_AT + n] * x;
-                y += s * p[C_AT + n];
-            }
-            const double z = p[Z_AT + item];
-            v[item] = y * z / (1.0 + std::exp(-z));
-        }
-        inverse = inverse_rms(v);
-        for (int r = 0; r < HIDDEN; r++) h[r] += product(out_proj, r, INNER, v, inverse);
-        inverse = inverse_rms(h);
-        std::vector<double> hidden(FFN);
-        for (int u = 0; u < FFN; u++) {
-            const double gate = product(gate_up, u, HIDDEN, h, inverse);
-            const double up = product(gate_up, FFN + u, HIDDEN, h, inverse);
-            hidden[u] = gate / (1.0 + std::exp(-gate)) * up;
-        }
-        for (int r = 0; r < HIDDEN; r++) h[r] += product(down, r, FFN, hidden, 1.0);
-    }
-    return h;
-}
-
 int main(int argc, char** argv) {
     const int runs = argc > 1 ? std::atoi(argv[1]) : 40;
     cudaDeviceProp properties;
     CHECK(cudaGetDeviceProperties(&properties, 0));
     const int blocks = properties.multiProcessorCount;
-    const int shapes[4][2] = {{PROJECTED, HIDDEN}, {HIDDEN, INNER}, {2 * FFN, HIDDEN}, {HIDDEN, FFN}};
     std::vector<Layer> layers(LAYERS);
-    std::vector<std::vector<unsigned short>> host_weights;
+    std::vector<std::vector<unsigned short>> host_weights(LAYERS * 4);
     size_t weight_bytes = 0;
     for (int l = 0; l < LAYERS; l++) {
         const uint4* pointers[4];
         for (int m = 0; m < 4; m++) {
-            const size_t count = (size_t) shapes[m][0] * shapes[m][1];
-            unsigned short* w;
-            CHECK(cudaMalloc(&w, count * 2));
-            fill_bf16<<<1024, 256>>>(w, count, 977u * (l * 4 + m) + 13u, 1.7f / std::sqrt((float) shapes[m][1]));
-            host_weights.emplace_back(count);
-            CHECK(cudaMemcpy(host_weights.back().data(), w, count * 2, cudaMemcpyDeviceToHost));
-            pointers[m] = reinterpret_cast<const uint4*>(w);
-            weight_bytes += count * 2;
+            pointers[m] = reinterpret_cast<const uint4*>(random_matrix(l, m, host_weights[l * 4 + m]));
+            weight_bytes += host_weights[l * 4 + m].size() * 2;
         }
         float* state;
         CHECK(cudaMalloc(&state, (size_t) HEADS * HEAD_DIM * STATE * sizeof(float)));

@@ -11,7 +11,7 @@
 // graph's start; every launch is programmatic (griddepcontrol: dependents may start at once and load
 // their weights; each waits before reading what the launch before wrote), replayed from a CUDA graph.
 // W_out and W_down are kept transposed (a column a row) so that a block's slice is contiguous.
-// Each replay's output is checked against the double-precision reference from zero states; thread
+// The first replay's output is checked against the double-precision reference from zero states; thread
 // 0 of block 0 of every launch records %globaltimer when its wait returns, and the program prints
 // the median over layers of each launch's time to the next one's wait.
 //
@@ -29,7 +29,6 @@
 #define CHECK(call) do { cudaError_t e = (call); if (e != cudaSuccess) { \
     std::printf("%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e)); std::exit(1); } } while (0)
 
-constexpr int THREADS = 256, WARPS = THREADS / 32;
 constexpr int IN_PROJ_BLOCKS = 210;  // 16 rows a block at most: two a warp
 constexpr int LAUNCHES_A_LAYER = 3;
 
@@ -58,22 +57,9 @@ __device__ __forceinline__ void wait_for_previous() {
     if (!dependents_at_start) asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 }
 
-__device__ __forceinline__ unsigned long long global_time() {
-    unsigned long long t;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-    return t;
-}
-
 __device__ __forceinline__ void mark(unsigned long long* trace) {
     if (blockIdx.x == 0 && threadIdx.x == 0) *trace = global_time();
 }
-
-__device__ __forceinline__ float warp_sum(float v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
-__device__ __forceinline__ float silu(float v) { return v / (1.0f + __expf(-v)); }
 
 __device__ __forceinline__ float bf16(unsigned short bits) { return __uint_as_float((unsigned int) bits << 16); }
 
@@ -83,34 +69,11 @@ __device__ __forceinline__ void add_fixed(long long* sum, float value) {
 
 __device__ __forceinline__ float from_fixed(long long sum) { return (float) ((double) sum * (1.0 / 4294967296.0)); }
 
-__device__ __forceinline__ float block_sum(float value, float* partial) {
-    value = warp_sum(value);
-    if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = value;
-    __syncthreads();
-    float total = 0.0f;
-#pragma unroll
-    for (int w = 0; w < WARPS; w++) total += partial[w];
-    return total;
-}
-
 // Row (lane's 8 values at (c · 32 + lane) · 8 for c < 3) of a 768-wide bf16 matrix dotted with x.
 __device__ __forceinline__ float dot768(const uint4 (&w)[3], const float* x, int lane) {
     float sum = 0.0f;
 #pragma unroll
-    for (int c = 0; c < 3; c++) {
-        const int k = (c * 32 + lane) * 8;
-        const float4 x0 = *reinterpret_cast<const float4*>(x + k);
-        const float4 x1 = *reinterpret_cast<const float4*>(x + k + 4);
-        const uint4 q = w[c];
-        sum = fmaf(__uint_as_float(q.x << 16), x0.x, sum);
-        sum = fmaf(__uint_as_float(q.x & 0xffff0000u), x0.y, sum);
-        sum = fmaf(__uint_as_float(q.y << 16), x0.z, sum);
-        sum = fmaf(__uint_as_float(q.y & 0xffff0000u), x0.w, sum);
-        sum = fmaf(__uint_as_float(q.z << 16), x1.x, sum);
-        sum = fmaf(__uint_as_float(q.z & 0xffff0000u), x1.y, sum);
-        sum = fmaf(__uint_as_float(q.w << 16), x1.z, sum);
-        sum = fmaf(__uint_as_float(q.w & 0xffff0000u), x1.w, sum);
-    }
+    for (int c = 0; c < 3; c++) sum = dot8(w[c], x + (c * 32 + lane) * 8, sum);
     return warp_sum(sum);
 }
 
@@ -198,15 +161,7 @@ __global__ void __launch_bounds__(THREADS) state_out(Layer layer, unsigned long 
         const int item = column0 + r;
         const float x = layer.projected[X_AT + item];
         const float z = layer.projected[Z_AT + item];
-        float y = 0.0f;
-#pragma unroll
-        for (int j = 0; j < STATE / 32; j++) {
-            const int n = lane + 32 * j;
-            const float updated = s[i][j] * decay + dt * bc[n] * x;
-            layer.state[(size_t) item * STATE + n] = updated;
-            y = fmaf(updated, bc[STATE + n], y);
-        }
-        y = warp_sum(y) + x;
+        const float y = update_state_row(s[i], decay, dt, x, bc, layer.state + (size_t) item * STATE, lane);
         if (lane == 0) v[r] = y * silu(z);
     }
     __syncthreads();
@@ -328,13 +283,9 @@ static void run(const std::vector<Layer>& layers, const Layer* device_layers, lo
     for (const Layer& layer : layers) CHECK(cudaMemset(layer.state, 0, (size_t) HEADS * HEAD_DIM * STATE * 4));
     CHECK(cudaGraphLaunch(exec, stream));
     CHECK(cudaStreamSynchronize(stream));
-    std::vector<float> got(HIDDEN);
-    CHECK(cudaMemcpy(got.data(), output, HIDDEN * 4, cudaMemcpyDeviceToHost));
-    double worst = 0.0, scale = 0.0;
-    for (int i = 0; i < HIDDEN; i++) {
-        worst = std::max(worst, std::fabs(got[i] - expected[i]));
-        scale = std::max(scale, std::fabs(expected[i]));
-    }
+    char name[64];
+    std::snprintf(name, sizeof name, "R %d, U %d", R, U);
+    print_difference(output, expected, name);
     cudaEvent_t start, stop;
     CHECK(cudaEventCreate(&start));
     CHECK(cudaEventCreate(&stop));
@@ -349,9 +300,9 @@ static void run(const std::vector<Layer>& layers, const Layer* device_layers, lo
     int at_start;
     CHECK(cudaMemcpyFromSymbol(&at_start, dependents_at_start, sizeof(int)));
     std::printf("dependents at the %s, R %2d (%3d state blocks), U %2d (%3d mlp blocks): %.1f us a replay (%.2f a layer), first wait to last %.1f; "
-            "reference: largest difference %.3g of %.3g (%s); median us a launch:",
+            "median us a launch:",
             at_start ? "start" : "wait ", R, HEADS * (HEAD_DIM / R), U, FFN / U, 1000.0f * ms / replays, 1000.0f * ms / replays / LAYERS,
-            (marks.back() - marks[0]) / 1000.0, worst, scale, worst <= 1e-3 * scale ? "ok" : "WRONG");
+            (marks.back() - marks[0]) / 1000.0);
     const char* names[LAUNCHES_A_LAYER] = {"in_proj", "state_out", "mlp"};
     for (int k = 0; k < LAUNCHES_A_LAYER; k++) {
         std::vector<double> spans;

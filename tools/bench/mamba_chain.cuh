@@ -10,6 +10,7 @@
 #define COIL_BENCH_MAMBA_CHAIN_CUH
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <cuda_runtime.h>
@@ -19,7 +20,64 @@ constexpr int HIDDEN = 768, INNER = 1536, HEADS = 24, HEAD_DIM = 64, STATE = 128
 constexpr int PROJECTED = 2 * INNER + 2 * STATE + HEADS;  // z, x, B, C, dt: 3352
 constexpr int Z_AT = 0, X_AT = INNER, B_AT = 2 * INNER, C_AT = 2 * INNER + STATE, DT_AT = 2 * INNER + 2 * STATE;
 constexpr int LAYERS = 24;
+// Both chains' blocks: 256 threads.
+constexpr int THREADS = 256, WARPS = THREADS / 32;
 constexpr float EPS = 1e-5f;
+
+// Device pieces both chains use.
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float silu(float v) { return v / (1.0f + __expf(-v)); }
+
+__device__ __forceinline__ unsigned long long global_time() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
+
+// The sum of every thread's value over the block (partial: WARPS floats of shared scratch, free
+// again only after the block's next barrier).
+__device__ __forceinline__ float block_sum(float value, float* partial) {
+    value = warp_sum(value);
+    if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = value;
+    __syncthreads();
+    float total = 0.0f;
+#pragma unroll
+    for (int w = 0; w < WARPS; w++) total += partial[w];
+    return total;
+}
+
+// Eight bf16 weights (one 16-byte load) dotted with x[0..8), added to sum.
+__device__ __forceinline__ float dot8(uint4 q, const float* x, float sum) {
+    const float4 x0 = *reinterpret_cast<const float4*>(x);
+    const float4 x1 = *reinterpret_cast<const float4*>(x + 4);
+    sum = fmaf(__uint_as_float(q.x << 16), x0.x, sum);
+    sum = fmaf(__uint_as_float(q.x & 0xffff0000u), x0.y, sum);
+    sum = fmaf(__uint_as_float(q.y << 16), x0.z, sum);
+    sum = fmaf(__uint_as_float(q.y & 0xffff0000u), x0.w, sum);
+    sum = fmaf(__uint_as_float(q.z << 16), x1.x, sum);
+    sum = fmaf(__uint_as_float(q.z & 0xffff0000u), x1.y, sum);
+    sum = fmaf(__uint_as_float(q.w << 16), x1.z, sum);
+    return fmaf(__uint_as_float(q.w & 0xffff0000u), x1.w, sum);
+}
+
+// One (head, row) item's state update by a warp, lane l holding states l + 32 j of the row:
+// writes the new row and returns y = s · C + x (over the warp). bc: B then C (2 · STATE floats).
+__device__ __forceinline__ float update_state_row(const float (&before)[STATE / 32], float decay, float dt, float x,
+        const float* bc, float* row, int lane) {
+    float y = 0.0f;
+#pragma unroll
+    for (int j = 0; j < STATE / 32; j++) {
+        const int n = lane + 32 * j;
+        const float s = before[j] * decay + dt * bc[n] * x;
+        row[n] = s;
+        y = fmaf(s, bc[STATE + n], y);
+    }
+    return warp_sum(y) + x;
+}
 
 __global__ void fill_bf16(unsigned short* out, size_t count, unsigned int seed, float scale) {
     for (size_t i = blockIdx.x * (size_t) blockDim.x + threadIdx.x; i < count; i += (size_t) gridDim.x * blockDim.x) {
@@ -88,6 +146,20 @@ static std::vector<double> reference(const std::vector<std::vector<unsigned shor
         for (int r = 0; r < HIDDEN; r++) h[r] += product(down, r, FFN, hidden, 1.0);
     }
     return h;
+}
+
+// The chain's output on the device (HIDDEN floats) against the reference: "largest difference D
+// of the largest value V (ok)", or WRONG past a thousandth of V.
+static void print_difference(const float* output, const std::vector<double>& expected, const char* name) {
+    std::vector<float> got(HIDDEN);
+    if (cudaMemcpy(got.data(), output, HIDDEN * 4, cudaMemcpyDeviceToHost) != cudaSuccess) std::abort();
+    double worst = 0.0, scale = 0.0;
+    for (int i = 0; i < HIDDEN; i++) {
+        worst = std::fmax(worst, std::fabs(got[i] - expected[i]));
+        scale = std::fmax(scale, std::fabs(expected[i]));
+    }
+    std::printf("%s: largest difference from the double reference %.3g of the largest value %.3g (%s)\n", name, worst,
+            scale, worst <= 1e-3 * scale ? "ok" : "WRONG");
 }
 
 // Layer l's matrix m (0 in_proj, 1 out_proj, 2 gate and up (gate rows, then up rows), 3 down),

@@ -34,7 +34,6 @@
 #include "mamba_chain.cuh"
 
 constexpr int PHASES_A_LAYER = 5, PHASES = LAYERS * PHASES_A_LAYER;
-constexpr int THREADS = 256, WARPS = THREADS / 32;
 
 #define CHECK(call) do { cudaError_t e = (call); if (e != cudaSuccess) { \
     std::printf("%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e)); std::exit(1); } } while (0)
@@ -54,19 +53,6 @@ struct Activations {  // tagged words: (tag << 32) | f32 bits
     unsigned long long* hidden;     // FFN: silu(gate) · up
     unsigned long long* down;       // HIDDEN
 };
-
-__device__ __forceinline__ unsigned long long global_time() {
-    unsigned long long t;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-    return t;
-}
-
-__device__ __forceinline__ float warp_sum(float v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
-__device__ __forceinline__ float silu(float v) { return v / (1.0f + __expf(-v)); }
 
 __device__ __forceinline__ void store_tagged(unsigned long long* at, float value, unsigned int tag) {
     const unsigned long long word = ((unsigned long long) tag << 32) | __float_as_uint(value);
@@ -145,20 +131,7 @@ template <int ROWS, int K>
 __device__ __forceinline__ float dot(const Rows<ROWS, K>& rows, int i, const float* x, int lane) {
     float sum = 0.0f;
 #pragma unroll
-    for (int c = 0; c < K / 256; c++) {
-        const int k = (c * 32 + lane) * 8;
-        const float4 x0 = *reinterpret_cast<const float4*>(x + k);
-        const float4 x1 = *reinterpret_cast<const float4*>(x + k + 4);
-        const uint4 q = rows.w[i][c];
-        sum = fmaf(__uint_as_float(q.x << 16), x0.x, sum);
-        sum = fmaf(__uint_as_float(q.x & 0xffff0000u), x0.y, sum);
-        sum = fmaf(__uint_as_float(q.y << 16), x0.z, sum);
-        sum = fmaf(__uint_as_float(q.y & 0xffff0000u), x0.w, sum);
-        sum = fmaf(__uint_as_float(q.z << 16), x1.x, sum);
-        sum = fmaf(__uint_as_float(q.z & 0xffff0000u), x1.y, sum);
-        sum = fmaf(__uint_as_float(q.w << 16), x1.z, sum);
-        sum = fmaf(__uint_as_float(q.w & 0xffff0000u), x1.w, sum);
-    }
+    for (int c = 0; c < K / 256; c++) sum = dot8(rows.w[i][c], x + (c * 32 + lane) * 8, sum);
     return warp_sum(sum);
 }
 
@@ -173,17 +146,6 @@ __device__ __forceinline__ void warp_units(int units, int warp, int (&unit)[ROWS
         const int u = first + warp + i * WARPS;
         unit[i] = u < end ? u : -1;
     }
-}
-
-// The block sum of each thread's `value` (two halves of shared scratch alternate with the parity).
-__device__ __forceinline__ float block_sum(float value, float* partial) {
-    value = warp_sum(value);
-    if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = value;
-    __syncthreads();
-    float total = 0.0f;
-#pragma unroll
-    for (int w = 0; w < WARPS; w++) total += partial[w];
-    return total;
 }
 
 template <bool TAGGED, bool WEIGHTS>
@@ -277,15 +239,7 @@ chain(const Layer* layers, Activations act, const float* input, float* output, u
                 const float dt = log1pf(__expf(xdt[1]));
                 const float decay = __expf(-dt * 0.1f * (head + 1));
                 const float x = xdt[0];
-                float y = 0.0f;
-#pragma unroll
-                for (int j = 0; j < STATE / 32; j++) {
-                    const int n = lane + 32 * j;
-                    const float s = states[i][j] * decay + dt * bc_shared[n] * x;
-                    layer.state[(size_t) item * STATE + n] = s;
-                    y = fmaf(s, bc_shared[STATE + n], y);
-                }
-                y = warp_sum(y) + x;
+                const float y = update_state_row(states[i], decay, dt, x, bc_shared, layer.state + (size_t) item * STATE, lane);
                 if (lane == 0) store_tagged(act.y + item, y, tag(phase0 + 1));
             }
         }
@@ -443,15 +397,7 @@ int main(int argc, char** argv) {
             mode.kernel<<<blocks, THREADS>>>(device_layers, act, device_input, output, epoch, counter, trace, mode.backoff);
             CHECK(cudaDeviceSynchronize());
             if (mode.weights && round == 0) {
-                std::vector<float> got(HIDDEN);
-                CHECK(cudaMemcpy(got.data(), output, HIDDEN * 4, cudaMemcpyDeviceToHost));
-                double worst = 0.0, scale = 0.0;
-                for (int i = 0; i < HIDDEN; i++) {
-                    worst = std::max(worst, std::fabs(got[i] - expected[i]));
-                    scale = std::max(scale, std::fabs(expected[i]));
-                }
-                std::printf("%s: largest difference from the double reference %.3g of the largest value %.3g (%s)\n",
-                        mode.name, worst, scale, worst <= 1e-3 * scale ? "ok" : "WRONG");
+                print_difference(output, expected, mode.name);
             }
             CHECK(cudaEventRecord(start));
             for (int r = 0; r < runs; r++) {

@@ -15,7 +15,8 @@
 // 0 of block 0 of every launch records %globaltimer when its wait returns, and the program prints
 // the median over layers of each launch's time to the next one's wait.
 //
-// Each setting runs with dependents let start at each launch's start and after its wait, in turn.
+// Each setting runs with dependents let start at each launch's start and after its wait, in turn,
+// twice with weights and once without.
 //
 //   nvcc -O3 -std=c++17 -arch=sm_90a -o /tmp/fused_chain tools/bench/fused_chain.cu
 //   /tmp/fused_chain [replays=40]
@@ -48,6 +49,10 @@ struct Layer {
 // Whether a launch lets its dependents start at its own start (1) or only after its wait (0).
 __constant__ int dependents_at_start;
 
+// Whether the launches load their weights (1) or use a constant instead (0: the chain's floor
+// without weights; its output is then not the reference's).
+__constant__ int with_weights;
+
 __device__ __forceinline__ void let_dependents_start() {
     if (dependents_at_start) asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 }
@@ -79,7 +84,10 @@ __device__ __forceinline__ float dot768(const uint4 (&w)[3], const float* x, int
 
 __device__ __forceinline__ void load_row768(uint4 (&w)[3], const uint4* matrix, int row, int lane) {
 #pragma unroll
-    for (int c = 0; c < 3; c++) w[c] = __ldg(matrix + (size_t) row * (HIDDEN / 8) + c * 32 + lane);
+    for (int c = 0; c < 3; c++) {
+        w[c] = with_weights ? __ldg(matrix + (size_t) row * (HIDDEN / 8) + c * 32 + lane)
+                            : make_uint4(0x3c003c00u, 0x3c003c00u, 0x3c003c00u, 0x3c003c00u);
+    }
 }
 
 // in_proj: h = (layer 0) input or the layer before's h2 + its down sums; block 0 keeps h for mlp.
@@ -146,7 +154,7 @@ __global__ void __launch_bounds__(THREADS) state_out(Layer layer, unsigned long 
 #pragma unroll
     for (int r = 0; r < R; r++) {
 #pragma unroll
-        for (int j = 0; j < HIDDEN / THREADS; j++) w[r][j] = layer.out_proj_t[(size_t) (column0 + r) * HIDDEN + threadIdx.x + j * THREADS];
+        for (int j = 0; j < HIDDEN / THREADS; j++) w[r][j] = with_weights ? layer.out_proj_t[(size_t) (column0 + r) * HIDDEN + threadIdx.x + j * THREADS] : 0x3c00;
     }
     wait_for_previous();
     mark(trace);
@@ -201,7 +209,7 @@ __global__ void __launch_bounds__(THREADS) mlp(Layer layer, unsigned long long* 
 #pragma unroll
     for (int u = 0; u < U; u++) {
 #pragma unroll
-        for (int j = 0; j < HIDDEN / THREADS; j++) w[u][j] = layer.down_t[(size_t) (unit0 + u) * HIDDEN + threadIdx.x + j * THREADS];
+        for (int j = 0; j < HIDDEN / THREADS; j++) w[u][j] = with_weights ? layer.down_t[(size_t) (unit0 + u) * HIDDEN + threadIdx.x + j * THREADS] : 0x3c00;
     }
     wait_for_previous();
     mark(trace);
@@ -283,9 +291,13 @@ static void run(const std::vector<Layer>& layers, const Layer* device_layers, lo
     for (const Layer& layer : layers) CHECK(cudaMemset(layer.state, 0, (size_t) HEADS * HEAD_DIM * STATE * 4));
     CHECK(cudaGraphLaunch(exec, stream));
     CHECK(cudaStreamSynchronize(stream));
-    char name[64];
-    std::snprintf(name, sizeof name, "R %d, U %d", R, U);
-    print_difference(output, expected, name);
+    int weights;
+    CHECK(cudaMemcpyFromSymbol(&weights, with_weights, sizeof(int)));
+    if (weights) {
+        char name[64];
+        std::snprintf(name, sizeof name, "R %d, U %d", R, U);
+        print_difference(output, expected, name);
+    }
     cudaEvent_t start, stop;
     CHECK(cudaEventCreate(&start));
     CHECK(cudaEventCreate(&stop));
@@ -299,9 +311,9 @@ static void run(const std::vector<Layer>& layers, const Layer* device_layers, lo
     CHECK(cudaMemcpy(marks.data(), trace, marks.size() * 8, cudaMemcpyDeviceToHost));
     int at_start;
     CHECK(cudaMemcpyFromSymbol(&at_start, dependents_at_start, sizeof(int)));
-    std::printf("dependents at the %s, R %2d (%3d state blocks), U %2d (%3d mlp blocks): %.1f us a replay (%.2f a layer), first wait to last %.1f; "
+    std::printf("%s, dependents at the %s, R %2d (%3d state blocks), U %2d (%3d mlp blocks): %.1f us a replay (%.2f a layer), first wait to last %.1f; "
             "median us a launch:",
-            at_start ? "start" : "wait ", R, HEADS * (HEAD_DIM / R), U, FFN / U, 1000.0f * ms / replays, 1000.0f * ms / replays / LAYERS,
+            weights ? "weights   " : "no weights", at_start ? "start" : "wait ", R, HEADS * (HEAD_DIM / R), U, FFN / U, 1000.0f * ms / replays, 1000.0f * ms / replays / LAYERS,
             (marks.back() - marks[0]) / 1000.0);
     const char* names[LAUNCHES_A_LAYER] = {"in_proj", "state_out", "mlp"};
     for (int k = 0; k < LAUNCHES_A_LAYER; k++) {
@@ -364,9 +376,11 @@ int main(int argc, char** argv) {
     cudaStream_t stream;
     CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     std::printf("%s, %d layers, %.1f MB of weights, three launches a layer\n", properties.name, LAYERS, weight_bytes / 1e6);
-    for (int round = 0; round < 4; round++) {
+    for (int round = 0; round < 6; round++) {
         const int at_start = round % 2;
+        const int weights = round < 4;
         CHECK(cudaMemcpyToSymbol(dependents_at_start, &at_start, sizeof(int)));
+        CHECK(cudaMemcpyToSymbol(with_weights, &weights, sizeof(int)));
         run<16, 16>(layers, device_layers, sums, sum_bytes, device_input, output, trace, expected, replays, stream);
         run<8, 16>(layers, device_layers, sums, sum_bytes, device_input, output, trace, expected, replays, stream);
         run<32, 16>(layers, device_layers, sums, sum_bytes, device_input, output, trace, expected, replays, stream);

@@ -159,10 +159,16 @@ static __device__ __forceinline__ void coil_grid_dependency_wait(unsigned int ea
 #define COIL_MARK_LM_HEAD_END 4
 #define COIL_MARK_SAMPLING_START 5
 #define COIL_MARK_SAMPLING_END 6
-static __device__ __forceinline__ void coil_trace_mark(unsigned int mark) {
-    if (threadIdx.x == 0 && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0
-            && *(volatile unsigned int*) &coil_trace_on != 0) {
+// The mark from the calling thread, whichever it is (lm_head's last block to finish, say).
+static __device__ __forceinline__ void coil_trace_mark_here(unsigned int mark) {
+    if (*(volatile unsigned int*) &coil_trace_on != 0) {
         coil_trace_record(mark);
+    }
+}
+
+static __device__ __forceinline__ void coil_trace_mark(unsigned int mark) {
+    if (threadIdx.x == 0 && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0) {
+        coil_trace_mark_here(mark);
     }
 }
 

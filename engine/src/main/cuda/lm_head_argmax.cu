@@ -185,9 +185,7 @@ extern "C" __global__ void __launch_bounds__(COIL_GEMV_WARPS * 32, 1) lm_head_ar
             __threadfence_system();
         }
         *arrivals = 0;
-        if (*(volatile unsigned int*) &coil_trace_on != 0) {
-            coil_trace_record(COIL_MARK_LM_HEAD_END);
-        }
+        coil_trace_mark_here(COIL_MARK_LM_HEAD_END);
     }
 #else
     __trap();

@@ -3,6 +3,7 @@ package dev.coil.engine.parallel;
 import dev.coil.engine.gpu.model.GpuShardedModel;
 import dev.coil.engine.runner.Devices;
 import dev.coil.engine.runner.LoadedModel;
+import dev.coil.engine.runner.ScanPrecision;
 
 /** Opens the {@link ShardedModel} that {@code --devices} names: virtual CPU devices or several GPUs. */
 public final class ShardedModels {
@@ -19,6 +20,11 @@ public final class ShardedModels {
      *                                  or CUDA devices that cannot be opened (no GPU, no kernels)
      */
     public static ShardedModel open(LoadedModel loaded, Devices devices, int threads) {
+        return open(loaded, devices, threads, ScanPrecision.F32);
+    }
+
+    /** As above, GPU shards scanning with {@code scanPrecision} (the CPU's always scan in f32). */
+    public static ShardedModel open(LoadedModel loaded, Devices devices, int threads, ScanPrecision scanPrecision) {
         if (devices.kind() == Devices.Kind.AUTO) {
             throw new IllegalArgumentException("--devices auto must be resolved before a sharded model is opened");
         }
@@ -28,7 +34,7 @@ public final class ShardedModels {
         }
         if (devices.isCuda()) {
             try {
-                return GpuShardedModel.open(loaded, devices);
+                return GpuShardedModel.open(loaded, devices, scanPrecision.kernelPrecision());
             } catch (RuntimeException | LinkageError e) {
                 throw new IllegalArgumentException("context parallelism over CUDA devices (--devices " + devices
                         + ") could not start: " + e.getMessage() + "; use --devices cpu:N, or --context-parallel"
@@ -45,10 +51,16 @@ public final class ShardedModels {
      */
     public static ContextParallelism contextParallelism(LoadedModel loaded, Devices devices, int threads,
             ContextParallelMode mode, ShardLayout layout) {
+        return contextParallelism(loaded, devices, threads, mode, layout, ScanPrecision.F32);
+    }
+
+    /** As above, GPU shards scanning with {@code scanPrecision}. */
+    public static ContextParallelism contextParallelism(LoadedModel loaded, Devices devices, int threads,
+            ContextParallelMode mode, ShardLayout layout, ScanPrecision scanPrecision) {
         if (mode == ContextParallelMode.NEVER || devices.count() < 2) {
             return new ContextParallelism(null, mode, layout);
         }
-        return new ContextParallelism(open(loaded, devices, threads), mode, layout);
+        return new ContextParallelism(open(loaded, devices, threads, scanPrecision), mode, layout);
     }
 
     /** A sharded model that also closes the virtual devices it was opened over. */

@@ -65,6 +65,14 @@ public final class Backends {
 
     /** Opens the backend for {@code devices} (auto resolved first); threads: CPU worker threads. */
     public static Backend open(Devices devices, LoadedModel loaded, int threads) {
+        return open(devices, loaded, threads, ScanPrecision.F32);
+    }
+
+    /**
+     * As above, a GPU's prompt steps scanning with {@code scanPrecision}; on the CPU, which always
+     * scans in f32, any other precision is logged and left unused.
+     */
+    public static Backend open(Devices devices, LoadedModel loaded, int threads, ScanPrecision scanPrecision) {
         Devices resolved = resolve(devices);
         if (resolved.isCuda()) {
             if (resolved.count() > 1) {
@@ -76,9 +84,17 @@ public final class Backends {
                         + " (nvcc was not found when it was built); rebuild with nvcc on the PATH or use --devices cpu");
             }
             boolean graphs = !"false".equalsIgnoreCase(System.getProperty(GRAPHS_PROPERTY, "true"));
-            return GpuBackend.open(loaded, resolved.ordinals().get(0), graphs);
+            return GpuBackend.open(loaded, resolved.ordinals().get(0), graphs, scanPrecision.kernelPrecision());
         }
+        warnIfUnused(scanPrecision, resolved);
         return new CpuBackend(loaded.model(), new CpuOps(new Parallel(threads)));
+    }
+
+    /** Logs that --ssd-precision has no effect on {@code devices} when they are CPU devices and it is not f32. */
+    public static void warnIfUnused(ScanPrecision scanPrecision, Devices devices) {
+        if (scanPrecision != ScanPrecision.F32 && !devices.isCuda()) {
+            LOG.warn("--ssd-precision {} applies to CUDA devices; {} scans in f32", scanPrecision, devices);
+        }
     }
 
     /** Null when CUDA can be used, else why not. */

@@ -21,13 +21,18 @@ import org.junit.jupiter.api.Test;
  * time: a prompt's time to its first token, against the model's own prefill rate. Each prompt is
  * new (no prefix of it cached); then a chat's next turn after a 6000-token first one, which the
  * prefix cache serves but for its new tokens. Timings are printed, not asserted; run with
- * {@code TESTS="--select-class dev.coil.engine.runner.LongPromptTimingTest" bash .gpu/gpu-run.sh tests .gpu}.
+ * {@code TESTS="--select-class dev.coil.engine.runner.LongPromptTimingTest" bash .gpu/gpu-run.sh tests .gpu}
+ * ({@code JAVA_PROPS=-Dcoil.bench.ssdPrecision=tf32} for the first test's engines to scan in tf32).
  */
 @GpuTest
 class LongPromptTimingTest {
 
     private record Variant(String name, UnaryOperator<EngineOptions> options) {
     }
+
+    /** The first test's scan precision ({@code --ssd-precision}). */
+    private static final ScanPrecision PRECISION = ScanPrecision.parse(System.getProperty("coil.bench.ssdPrecision",
+            "f32"));
 
     private static final List<Variant> VARIANTS = List.of(
             new Variant("server defaults", o -> o),
@@ -46,7 +51,7 @@ class LongPromptTimingTest {
             SplittableRandom random = new SplittableRandom(5);
             for (Variant variant : VARIANTS) {
                 EngineOptions options = variant.options().apply(EngineOptions.DEFAULTS.withCacheMemory("8G"));
-                GpuBackend backend = GpuBackend.open(loaded, 0, true);
+                GpuBackend backend = GpuBackend.open(loaded, 0, true, PRECISION.kernelPrecision());
                 List<String> results = new ArrayList<>();
                 try (Engine engine = Engine.start(loaded, backend, options)) {
                     for (int length : lengths) {
@@ -75,7 +80,7 @@ class LongPromptTimingTest {
                     results.add(String.format("next chat turn, %d tokens (%d cached): first token %.1f ms",
                             turn2.length, next.usage().cachedPromptTokens(), next.timings().firstTokenMillis()));
                     System.out.printf("[long-prompt] %s, granite300m bf16, %s (max %d tokens a step, snapshot every %d"
-                            + " blocks, prefix cache %s):%n  %s%n  steps: %s%n", device.description(), variant.name(),
+                            + " blocks, prefix cache %s):%n  %s%n  steps: %s%n", backend.description(), variant.name(),
                             options.maxBatchedTokens(), options.snapshotIntervalBlocks(), options.prefixCaching(),
                             String.join("\n  ", results), backend.stepProfile());
                 }

@@ -13,6 +13,7 @@ import dev.coil.engine.runner.Generation;
 import dev.coil.engine.runner.Generator;
 import dev.coil.engine.runner.LoadedModel;
 import dev.coil.engine.runner.SamplingParams;
+import dev.coil.engine.runner.ScanPrecision;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.util.concurrent.Callable;
@@ -61,6 +62,7 @@ public final class GenerateCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+        ScanPrecision precision = modelOptions.scanPrecision();
         try (LoadedModel model = modelOptions.load()) {
             int[] prompt = promptOptions.tokens(model);
             SamplingParams params = SamplingParams.builder()
@@ -73,11 +75,12 @@ public final class GenerateCommand implements Callable<Integer> {
                 // The GPU serves through the engine: one request, a cache sized for it.
                 EngineOptions options = EngineOptions.DEFAULTS.withMaxSequences(1)
                         .withMaxBatchedTokens(Backends.defaultMaxBatchedTokens(devices));
-                try (Engine engine = Engine.start(model, Backends.open(devices, model, modelOptions.threads()),
+                try (Engine engine = Engine.start(model, Backends.open(devices, model, modelOptions.threads(), precision),
                         options)) {
                     result = new EngineGenerator(engine).generate(prompt, params, json ? delta -> { } : out::print);
                 }
             } else {
+                Backends.warnIfUnused(precision, devices);
                 Generator generator = new Generator(model, new CpuOps(new Parallel(modelOptions.threads())));
                 result = generator.generate(prompt, params, json ? delta -> { } : out::print);
             }

@@ -17,6 +17,7 @@ import dev.coil.engine.runner.Engine;
 import dev.coil.engine.runner.EngineOptions;
 import dev.coil.engine.runner.EngineScorer;
 import dev.coil.engine.runner.LoadedModel;
+import dev.coil.engine.runner.ScanPrecision;
 import dev.coil.engine.runner.ScoreResult;
 import dev.coil.engine.runner.Scorer;
 import dev.coil.engine.runner.TokenLogprob;
@@ -52,10 +53,11 @@ public final class ScoreCommand implements Callable<Integer> {
         ContextParallelMode mode = contextParallelOptions.mode();
         ShardLayout layout = contextParallelOptions.layout();
         Devices devices = Backends.resolve(modelOptions.devices());
+        ScanPrecision precision = modelOptions.scanPrecision();
         try (LoadedModel model = modelOptions.load()) {
             int[] ids = promptOptions.tokens(model);
             ContextParallelism parallelism = ShardedModels.contextParallelism(model, devices, modelOptions.threads(),
-                    mode, layout);
+                    mode, layout, precision);
             try (ShardedModel sharded = parallelism.model()) {
                 if (parallelism.shards(ids.length, true)) {
                     RingScore score = sharded.score(ids, topLogprobs, layout);
@@ -67,12 +69,13 @@ public final class ScoreCommand implements Callable<Integer> {
             }
             if (devices.isCuda()) {
                 // The GPU serves through the engine: one request with prompt logprobs.
-                try (Engine engine = Engine.start(model, Backends.open(devices, model, modelOptions.threads()),
+                try (Engine engine = Engine.start(model, Backends.open(devices, model, modelOptions.threads(), precision),
                         EngineOptions.DEFAULTS.withMaxSequences(1).withPrefixCaching(false))) {
                     System.out.println(toJson(new EngineScorer(engine).score(ids, topLogprobs)));
                 }
                 return 0;
             }
+            Backends.warnIfUnused(precision, devices);
             System.out.println(toJson(new Scorer(model, new CpuOps(new Parallel(modelOptions.threads())))
                     .score(ids, topLogprobs)));
         }

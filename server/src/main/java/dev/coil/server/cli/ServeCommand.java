@@ -9,6 +9,7 @@ import dev.coil.engine.runner.Backends;
 import dev.coil.engine.runner.Devices;
 import dev.coil.engine.runner.EngineOptions;
 import dev.coil.engine.runner.LoadedModel;
+import dev.coil.engine.runner.ScanPrecision;
 import dev.coil.server.CoilServer;
 import dev.coil.server.ServedModel;
 import dev.coil.server.ServerOptions;
@@ -101,6 +102,7 @@ public final class ServeCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         Devices devices = Backends.resolve(modelOptions.devices());
+        ScanPrecision precision = modelOptions.scanPrecision();
         EngineOptions engineOptions = engineOptions(Backends.defaultMaxBatchedTokens(devices));
         Function<LoadedModel, ContextParallelism> sharding = contextParallelism(devices);
         ServerOptions serverOptions = new ServerOptions(host, port, apiKey, maxBodyBytes, seconds(keepAliveSeconds,
@@ -116,7 +118,7 @@ public final class ServeCommand implements Callable<Integer> {
         String url = "http://" + (host.contains(":") ? "[" + host + "]" : host) + ":" + server.port();
         System.err.println("coil: listening on " + url + "; loading " + folder);
         ServedModel model = ServedModel.load(folder, servedModelName,
-                loaded -> Backends.open(devices, loaded, modelOptions.threads()), sharding, engineOptions);
+                loaded -> Backends.open(devices, loaded, modelOptions.threads(), precision), sharding, engineOptions);
         if (devices.isCuda()) {
             // The first request would otherwise pay for loading kernels and growing scratch on the GPU.
             try {
@@ -145,7 +147,8 @@ public final class ServeCommand implements Callable<Integer> {
         ContextParallelMode mode = contextParallelOptions.mode();
         ShardLayout layout = contextParallelOptions.layout();
         int threads = modelOptions.threads();
-        return loaded -> ShardedModels.contextParallelism(loaded, devices, threads, mode, layout);
+        ScanPrecision precision = modelOptions.scanPrecision();
+        return loaded -> ShardedModels.contextParallelism(loaded, devices, threads, mode, layout, precision);
     }
 
     /** The engine flags, on the CPU's defaults. */

@@ -85,6 +85,22 @@ class CommandLineTest {
         run(1, "generate", "--model", FIXTURE.resolve("missing").toString(), "--prompt", "x");
         run(1, "generate", "--model", FIXTURE.toString(), "--prompt", "x", "--top-p", "1.5");
         run(2, "generate", "--model", FIXTURE.toString(), "--max-tokens", "many");
+        run(1, "generate", "--model", FIXTURE.toString(), "--prompt", "x", "--ssd-precision", "fp8");
+    }
+
+    /** The CPU always scans in f32: --ssd-precision tf32 leaves its tokens and logprobs as they are. */
+    @Test
+    void theCpuIgnoresATf32ScanPrecision() throws Exception {
+        String[] args = {"generate", "--model", FIXTURE.toString(), "--devices", "cpu", "--prompt", "Hello there",
+            "--max-tokens", "6", "--json"};
+        JsonNode f32 = JSON.readTree(run(0, args));
+        String[] tf32Args = java.util.Arrays.copyOf(args, args.length + 2);
+        tf32Args[args.length] = "--ssd-precision";
+        tf32Args[args.length + 1] = "tf32";
+        JsonNode tf32 = JSON.readTree(run(0, tf32Args));
+        assertThat(f32.get("token_ids")).isNotEmpty();
+        assertThat(tf32.get("token_ids")).isEqualTo(f32.get("token_ids"));
+        assertThat(tf32.get("text")).isEqualTo(f32.get("text"));
     }
 
     private static double[] logSoftmax(JsonNode row) {

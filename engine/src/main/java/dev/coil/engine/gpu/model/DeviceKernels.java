@@ -38,6 +38,8 @@ final class DeviceKernels implements AutoCloseable {
     final CausalConv1dKernel conv;
     final CausalConv1dUpdateKernel convUpdate;
     final SsdScanKernel ssdScan;
+    /** The precision of the prefill scan's tensor-core products ({@code --ssd-precision}). */
+    final SsdScanKernel.Precision scanPrecision;
     final SsmStateUpdateKernel ssmUpdate;
     final RopeKernel rope;
     final ConvertKernel convert;
@@ -53,9 +55,10 @@ final class DeviceKernels implements AutoCloseable {
     final ContextParallelKernels contextParallel;
     private final Cublas cublas;
 
-    DeviceKernels(CudaDevice device, CudaStream stream) {
+    DeviceKernels(CudaDevice device, CudaStream stream, SsdScanKernel.Precision scanPrecision) {
         this.device = device;
         this.stream = stream;
+        this.scanPrecision = scanPrecision;
         KernelModule module = device.kernels();
         this.cublas = Cublas.create(device);
         this.scratch = new Scratch(device);

@@ -5,6 +5,7 @@ import dev.coil.engine.cache.StateStore;
 import dev.coil.engine.gpu.CudaDevice;
 import dev.coil.engine.gpu.CudaException;
 import dev.coil.engine.gpu.blas.GpuMatmul;
+import dev.coil.engine.gpu.kernels.SsdScanKernel;
 import dev.coil.engine.model.Batch;
 import dev.coil.engine.model.ModelConfig;
 import dev.coil.engine.model.SequenceState;
@@ -70,11 +71,17 @@ public final class GpuBackend implements Backend {
 
     /** Opens cuda:{@code ordinal} and uploads the model; {@code graphs}: replay decode steps from CUDA graphs. */
     public static GpuBackend open(LoadedModel loaded, int ordinal, boolean graphs) {
+        return open(loaded, ordinal, graphs, SsdScanKernel.Precision.F32);
+    }
+
+    /** As above, prompt steps scanning with {@code scanPrecision} ({@code --ssd-precision}). */
+    public static GpuBackend open(LoadedModel loaded, int ordinal, boolean graphs,
+            SsdScanKernel.Precision scanPrecision) {
         CudaDevice device = CudaDevice.open(ordinal);
         try {
             GpuWeights weights = new GpuWeights(device, loaded.config(), loaded.checkpoint());
             try {
-                DeviceKernels kernels = new DeviceKernels(device, device.newStream());
+                DeviceKernels kernels = new DeviceKernels(device, device.newStream(), scanPrecision);
                 kernels.useBlasWorkspace(device.allocate(32L << 20));
                 return new GpuBackend(loaded, device, weights, kernels, graphs);
             } catch (RuntimeException e) {
@@ -94,7 +101,8 @@ public final class GpuBackend implements Backend {
 
     @Override
     public String description() {
-        return device.description();
+        return device.description()
+                + (kernels.scanPrecision == SsdScanKernel.Precision.F32 ? "" : ", SSD scan in tf32");
     }
 
     @Override

@@ -2,6 +2,7 @@ package dev.coil.engine.gpu.model;
 
 import dev.coil.engine.gpu.CudaDevice;
 import dev.coil.engine.gpu.CudaStream;
+import dev.coil.engine.gpu.kernels.SsdScanKernel;
 import dev.coil.engine.load.Checkpoint;
 import dev.coil.engine.model.Batch;
 import dev.coil.engine.model.ModelConfig;
@@ -34,14 +35,25 @@ public final class GpuModel implements AutoCloseable {
 
     /** Uploads {@code model}'s weights to {@code device}; the forward runs on {@code stream}. */
     public static GpuModel upload(CudaDevice device, CudaStream stream, LoadedModel model) {
-        return upload(device, stream, model.config(), model.checkpoint());
+        return upload(device, stream, model, SsdScanKernel.Precision.F32);
+    }
+
+    /** As above, the prefill's SSD scan taking its products in {@code scanPrecision}. */
+    public static GpuModel upload(CudaDevice device, CudaStream stream, LoadedModel model,
+            SsdScanKernel.Precision scanPrecision) {
+        return upload(device, stream, model.config(), model.checkpoint(), scanPrecision);
     }
 
     public static GpuModel upload(CudaDevice device, CudaStream stream, ModelConfig config, Checkpoint checkpoint) {
+        return upload(device, stream, config, checkpoint, SsdScanKernel.Precision.F32);
+    }
+
+    private static GpuModel upload(CudaDevice device, CudaStream stream, ModelConfig config, Checkpoint checkpoint,
+            SsdScanKernel.Precision scanPrecision) {
         device.makeCurrent();
         GpuWeights weights = new GpuWeights(device, config, checkpoint);
         try {
-            return new GpuModel(config, weights, new DeviceKernels(device, stream));
+            return new GpuModel(config, weights, new DeviceKernels(device, stream, scanPrecision));
         } catch (RuntimeException e) {
             weights.close();
             throw e;

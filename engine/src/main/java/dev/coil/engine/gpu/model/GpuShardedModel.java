@@ -2,6 +2,7 @@ package dev.coil.engine.gpu.model;
 
 import dev.coil.engine.gpu.CudaDevice;
 import dev.coil.engine.gpu.DeviceBuffer;
+import dev.coil.engine.gpu.kernels.SsdScanKernel;
 import dev.coil.engine.model.BlockSpec;
 import dev.coil.engine.model.ModelConfig;
 import dev.coil.engine.parallel.RingScore;
@@ -53,6 +54,11 @@ public final class GpuShardedModel implements ShardedModel {
 
     /** Opens the CUDA devices named (cuda:0,cuda:1, …), enables peer access and uploads the weights to each. */
     public static GpuShardedModel open(LoadedModel loaded, Devices devices) {
+        return open(loaded, devices, SsdScanKernel.Precision.F32);
+    }
+
+    /** As above, each shard's SSD scan taking its products in {@code scanPrecision} ({@code --ssd-precision}). */
+    public static GpuShardedModel open(LoadedModel loaded, Devices devices, SsdScanKernel.Precision scanPrecision) {
         if (!devices.isCuda()) {
             throw new IllegalArgumentException("GPU context parallelism needs CUDA devices, not " + devices);
         }
@@ -61,7 +67,7 @@ public final class GpuShardedModel implements ShardedModel {
             for (int ordinal : devices.ordinals()) {
                 opened.add(CudaDevice.open(ordinal));
             }
-            return onDevices(loaded, opened, opened, Long.getLong(POSITIONS_PROPERTY, -1));
+            return onDevices(loaded, opened, opened, Long.getLong(POSITIONS_PROPERTY, -1), scanPrecision);
         } catch (RuntimeException e) {
             opened.forEach(CudaDevice::close);
             throw e;
@@ -75,6 +81,12 @@ public final class GpuShardedModel implements ShardedModel {
      */
     public static GpuShardedModel onDevices(LoadedModel loaded, List<CudaDevice> ring, List<CudaDevice> owned,
             long positionsPerDevice) {
+        return onDevices(loaded, ring, owned, positionsPerDevice, SsdScanKernel.Precision.F32);
+    }
+
+    /** As above, each shard's SSD scan taking its products in {@code scanPrecision}. */
+    public static GpuShardedModel onDevices(LoadedModel loaded, List<CudaDevice> ring, List<CudaDevice> owned,
+            long positionsPerDevice, SsdScanKernel.Precision scanPrecision) {
         ModelConfig config = loaded.config();
         Map<Integer, GpuWeights> uploaded = new LinkedHashMap<>();
         RingDevice[] devices = new RingDevice[ring.size()];
@@ -93,7 +105,7 @@ public final class GpuShardedModel implements ShardedModel {
                 boolean first = !uploaded.containsKey(device.ordinal());
                 GpuWeights weights = uploaded.computeIfAbsent(device.ordinal(),
                         unused -> new GpuWeights(device, config, loaded.checkpoint()));
-                devices[i] = new RingDevice(i, device, weights, first);
+                devices[i] = new RingDevice(i, device, weights, first, scanPrecision);
             }
         } catch (RuntimeException e) {
             for (RingDevice device : devices) {

@@ -5,6 +5,7 @@ import dev.coil.engine.gpu.CudaEvent;
 import dev.coil.engine.gpu.CudaStream;
 import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.kernels.ContextParallelKernels;
+import dev.coil.engine.gpu.kernels.SsdScanKernel;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -30,13 +31,14 @@ final class RingDevice implements AutoCloseable {
     private final Map<String, CudaEvent> events = new HashMap<>();
     private final List<CudaEvent> timed = new ArrayList<>();
 
-    RingDevice(int index, CudaDevice device, GpuWeights weights, boolean ownsWeights) {
+    RingDevice(int index, CudaDevice device, GpuWeights weights, boolean ownsWeights,
+            SsdScanKernel.Precision scanPrecision) {
         this.index = index;
         this.device = device;
         this.weights = weights;
         this.ownsWeights = ownsWeights;
         device.makeCurrent();
-        this.kernels = new DeviceKernels(device, device.newStream());
+        this.kernels = new DeviceKernels(device, device.newStream(), scanPrecision);
         this.parallel = new ContextParallelKernels(device.kernels());
         this.copies = device.newStream();
     }

@@ -97,7 +97,7 @@ final class RingMambaBlock {
                 }
                 DeviceBuffer own = k.scratch.floats("ring.own-state." + j, shape.stateFloats());
                 own.fillAsync(0, k.stream);
-                k.ssdScan.launchStates(k.stream, SsdScanKernel.Precision.F32, shape, length, spec.chunkSize(),
+                k.ssdScan.launchStates(k.stream, k.scanPrecision, shape, length, spec.chunkSize(),
                         scanInputs(spec, convolved, dt, first, length), w.decay(), w.skip(), own,
                         y.floatSlice((long) first * inner, (long) length * inner),
                         workspace(k, shape, spec, j, length));
@@ -201,7 +201,7 @@ final class RingMambaBlock {
         int first = sharding.firstRow(device.index, chunk);
         DeviceKernels k = device.kernels;
         GpuWeights.Mamba w = mamba(device, block);
-        k.ssdScan.launchOutputs(k.stream, SsdScanKernel.Precision.F32, shape, length, spec.chunkSize(),
+        k.ssdScan.launchOutputs(k.stream, k.scanPrecision, shape, length, spec.chunkSize(),
                 scanInputs(spec, k.scratch.floats("mamba.convolved", (long) rows * spec.convChannels()),
                         k.scratch.floats("ring.dt", (long) rows * spec.heads()), first, length),
                 w.decay(), w.skip(), k.scratch.floats("ring.own-state." + j, shape.stateFloats()),

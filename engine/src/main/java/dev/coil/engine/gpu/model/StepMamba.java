@@ -105,7 +105,7 @@ final class StepMamba {
             PackedChunks group = layout.promptChunks(inputs, from, to);
             DeviceBuffer workspace = k.scratch.bytes("mamba.ssd",
                     SsdScanKernel.workspaceBytes(shape, group.chunks(), group.longest(), chunkSize));
-            k.ssdScan.launchPacked(k.stream, SsdScanKernel.Precision.F32, shape, chunkSize, scanInputs, w.decay(),
+            k.ssdScan.launchPacked(k.stream, k.scanPrecision, shape, chunkSize, scanInputs, w.decay(),
                     w.skip(), store.ssmStates(block), group, promptY, workspace);
             from = to;
         }
@@ -147,7 +147,7 @@ final class StepMamba {
         int chunkSize = scanChunk(count, spec.chunkSize());
         DeviceBuffer workspace = k.scratch.bytes("mamba.ssd",
                 SsdScanKernel.workspaceBytes(widths.shape(), 1, count, chunkSize));
-        k.ssdScan.launch(k.stream, SsdScanKernel.Precision.F32, widths.shape(), 1, count, chunkSize, scanInputs,
+        k.ssdScan.launch(k.stream, k.scanPrecision, widths.shape(), 1, count, chunkSize, scanInputs,
                 w.decay(), w.skip(), store.ssmState(block, slot), null,
                 y.floatSlice((long) first * inner, (long) count * inner), workspace);
     }

@@ -9,6 +9,7 @@ import dev.coil.engine.gpu.CudaDevice;
 import dev.coil.engine.gpu.CudaStream;
 import dev.coil.engine.gpu.GpuFixture;
 import dev.coil.engine.gpu.GpuTest;
+import dev.coil.engine.gpu.kernels.SsdScanKernel;
 import dev.coil.engine.load.DType;
 import dev.coil.engine.model.BlockSpec;
 import dev.coil.engine.runner.Generator;
@@ -44,6 +45,8 @@ class GpuModelTest {
     static final double F32_TOLERANCE = 1e-4;
     static final double BF16_ATTENTION_TOLERANCE = 1e-2;
     static final double BF16_WEIGHT_TOLERANCE = 3e-2;
+    /** The scan's products in tf32 (11 significant bits): about 1e-3 (8.4e-4 seen on mamba2's first case). */
+    static final double TF32_SCAN_TOLERANCE = 4e-3;
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -75,6 +78,42 @@ class GpuModelTest {
                     }
                 }
             }
+        }
+    }
+
+    /**
+     * The prefill scan in tf32 ({@code --ssd-precision tf32}): the logits move (the precision reaches
+     * the scan) and stay within {@link #TF32_SCAN_TOLERANCE} of transformers', or the fixture's own
+     * tolerance where that is looser.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("models")
+    void tf32ScanLogitsStayNearTransformers(String fixture) throws IOException {
+        CudaDevice device = GpuFixture.device();
+        CudaStream stream = GpuFixture.stream();
+        JsonNode expected = JSON.readTree(Files.readString(source(fixture).resolve("expected.json")));
+        try (LoadedModel loaded = LoadedModel.load(withoutTokenizer(fixture));
+                GpuModel f32 = GpuModel.upload(device, stream, loaded);
+                GpuModel tf32 = GpuModel.upload(device, stream, loaded, SsdScanKernel.Precision.TF32)) {
+            double tolerance = Math.max(tolerance(loaded), TF32_SCAN_TOLERANCE);
+            double moved = 0;
+            for (JsonNode item : expected.get("cases")) {
+                int[] prompt = ints(item.get("prompt_ids"));
+                float[][] prefill = matrix(item.get("prefill_logits"));
+                float[] exact;
+                float[] logits;
+                try (GpuSequence sequence = f32.newSequence(prompt.length)) {
+                    exact = f32.prefill(sequence, prompt);
+                }
+                try (GpuSequence sequence = tf32.newSequence(prompt.length)) {
+                    logits = tf32.prefill(sequence, prompt);
+                }
+                assertClose(logits, prefill[prefill.length - 1], tolerance,
+                        fixture + " tf32 scan, prefill of " + prompt.length + ", last position");
+                moved = Math.max(moved, relativeError(logits, exact));
+            }
+            System.out.printf("[gpu-model] %s: tf32 scan against f32, max |Δ| / row scale = %.2e%n", fixture, moved);
+            assertThat(moved).as(fixture + ": the tf32 scan's logits differ from the f32 scan's").isPositive();
         }
     }
 

@@ -9,6 +9,7 @@ import dev.coil.engine.cpu.CpuOps;
 import dev.coil.engine.gpu.CudaDevice;
 import dev.coil.engine.gpu.GpuFixture;
 import dev.coil.engine.gpu.GpuTest;
+import dev.coil.engine.gpu.kernels.SsdScanKernel;
 import dev.coil.engine.parallel.RingScore;
 import dev.coil.engine.parallel.ShardLayout;
 import dev.coil.engine.parallel.ShardedRun;
@@ -48,6 +49,11 @@ class GpuShardedModelTest {
 
     private static final ObjectMapper JSON = new ObjectMapper();
     static final double SHARDED_TOLERANCE = 1e-2;
+    /**
+     * Every position's logprob with the shards scanning in tf32 against f32: their errors near 1e-3
+     * of the logits' scale pass through 300 positions of state (seen up to 4.1e-2, on mamba2).
+     */
+    static final double TF32_SCAN_TOLERANCE = 6e-2;
 
     static Stream<String> models() {
         return GpuModelTest.MODELS.stream();
@@ -84,6 +90,30 @@ class GpuShardedModelTest {
                     }
                 }
             }
+        }
+    }
+
+    /** Shards scanning in tf32 ({@code --ssd-precision tf32}): the logprobs move, within {@link #TF32_SCAN_TOLERANCE}. */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("models")
+    void aTf32ScanRingStaysNearTheF32One(String fixture) throws IOException {
+        try (LoadedModel loaded = LoadedModel.load(GpuModelTest.withoutTokenizer(fixture))) {
+            int[] ids = prompt(300, loaded.config().vocabSize(), 11);
+            ScoreResult f32;
+            ScoreResult tf32;
+            try (GpuShardedModel model = ring(loaded, 2)) {
+                f32 = model.score(ids, 0, ShardLayout.ZIGZAG).result();
+            }
+            try (GpuShardedModel model = GpuShardedModel.onDevices(loaded, Collections.nCopies(2, GpuFixture.device()),
+                    List.of(), 0, SsdScanKernel.Precision.TF32)) {
+                tf32 = model.score(ids, 0, ShardLayout.ZIGZAG).result();
+            }
+            assertClose(tf32, f32, TF32_SCAN_TOLERANCE, fixture + " ring x2, tf32 scan vs f32");
+            double moved = 0;
+            for (int i = 1; i < f32.logprobs().length; i++) {
+                moved = Math.max(moved, Math.abs(tf32.logprobs()[i] - f32.logprobs()[i]));
+            }
+            assertThat(moved).as(fixture + ": the tf32 shards' logprobs differ from the f32 shards'").isPositive();
         }
     }
 

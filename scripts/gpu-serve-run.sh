@@ -8,7 +8,8 @@
 # ring (two GPUs): `coil serve --devices cuda:0,cuda:1` with --context-parallel auto and a share of
 # 2048 positions per GPU, so that a long prompt is sharded over both cards (paths "ring x2") while
 # short ones run batched on cuda:0; its answers are compared with a one-GPU server's.
-# long: a fresh one-GPU server's prefill of new long prompts (LONG_LENGTHS, tokens), one at a time.
+# long: a fresh one-GPU server's prefill of new long prompts (LONG_LENGTHS, tokens), one at a time;
+# SERVE_ARGS adds options to its command line (e.g. "--ssd-precision tf32").
 set -u
 tar xJf ${FOLDER:-.gpu-serve}/jre.txz -C /tmp && export PATH=/tmp/jre/bin:$PATH
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
@@ -50,7 +51,8 @@ fi
 if [ "${1:-}" = long ]; then
     # A fresh one-GPU server with its default options: each long prompt's prefill, the first one too
     # (every prompt new, so none is served from the prefix cache).
-    run serve --model /tmp/g300 --port 18084 --devices cuda:0 > /tmp/long-serve.log 2>&1 &
+    # shellcheck disable=SC2086
+    run serve --model /tmp/g300 --port 18084 --devices cuda:0 ${SERVE_ARGS:-} > /tmp/long-serve.log 2>&1 &
     for i in $(seq 1 120); do curl -fs localhost:18084/health >/dev/null && break; sleep 1; done
     grep -E "coil:|cuda|prepare" /tmp/long-serve.log | head -6
     request=0

@@ -13,6 +13,7 @@ import dev.coil.engine.cpu.CpuOps;
 import dev.coil.engine.cpu.Parallel;
 import dev.coil.engine.load.DType;
 import dev.coil.engine.runner.LoadedModel;
+import dev.coil.engine.runner.ScanPrecision;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
@@ -50,6 +51,11 @@ public final class BenchCommand implements Callable<Integer> {
             description = "With --serving: where the engine runs: " + Devices.HELP + " (default ${DEFAULT-VALUE};"
                     + " the plain bench runs on the CPU).")
     String devices;
+
+    @Option(names = "--ssd-precision", paramLabel = "P", defaultValue = "f32",
+            description = "With --serving on a GPU: the SSD scan's products, f32 or tf32, as on serve"
+                    + " (default ${DEFAULT-VALUE}).")
+    String ssdPrecision;
 
     @Option(names = "--serving", description = "Benchmark the serving engine instead: generated tokens/s at each "
             + "--concurrency, and the prefix cache on a replayed chat (default model: the bundled demo model).")
@@ -98,11 +104,12 @@ public final class BenchCommand implements Callable<Integer> {
         EngineOptions engineOptions = EngineOptions.DEFAULTS.withMaxSequences(Math.max(1, maxConcurrency))
                 .withMaxBatchedTokens(Math.max(2048, maxConcurrency));
         Devices resolved = Backends.resolve(Devices.parse(devices));
+        ScanPrecision precision = ScanPrecision.parse(ssdPrecision);
         try (LoadedModel loaded = LoadedModel.load(folder)) {
-            Supplier<Backend> ops = () -> Backends.open(resolved, loaded, workers);
-            System.out.printf("model: %s (%s, %.1fM parameters); devices: %s; threads: %d; KV cache %s%n", folder,
-                    loaded.config().architecture(), loaded.checkpoint().parameterCount() / 1e6, resolved, workers,
-                    engineOptions.kvDtype());
+            Supplier<Backend> ops = () -> Backends.open(resolved, loaded, workers, precision);
+            System.out.printf("model: %s (%s, %.1fM parameters); devices: %s; threads: %d; KV cache %s; SSD scan %s%n",
+                    folder, loaded.config().architecture(), loaded.checkpoint().parameterCount() / 1e6, resolved,
+                    workers, engineOptions.kvDtype(), resolved.isCuda() ? precision : ScanPrecision.F32);
             List<ServingBenchmark.ThroughputRow> rows = ServingBenchmark.throughput(loaded, ops, engineOptions,
                     concurrency, promptTokens, maxTokens, message -> System.err.println("bench: " + message));
             System.out.println("| concurrent requests | prompt tokens | generated each | wall s | generated tokens/s "

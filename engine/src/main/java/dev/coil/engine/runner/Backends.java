@@ -58,6 +58,26 @@ public final class Backends {
         return gpuMaxBatchedTokens(CudaDevice.totalMemory(resolved.ordinals().get(0)));
     }
 
+    /** Positions between a GPU's prefill snapshots by default (see {@link #defaultSnapshotIntervalBlocks}). */
+    static final int GPU_SNAPSHOT_POSITIONS = 1024;
+
+    /**
+     * The Mamba state snapshots' spacing during prefill (--snapshot-interval) where none is given:
+     * the engine's 16 blocks on the CPU; on a GPU, 1024 positions' worth of blocks. A snapshot ends
+     * a prompt chunk, so crossing one costs a prompt step more: on the CPU little beside the
+     * chunk's compute, on a GPU about as much as recomputing a thousand positions (3-4 ms on an H100),
+     * which a hit on a shorter prefix would not win back.
+     */
+    public static int defaultSnapshotIntervalBlocks(Devices devices, int blockSize) {
+        return resolve(devices).isCuda() ? gpuSnapshotIntervalBlocks(blockSize)
+                : EngineOptions.DEFAULTS.snapshotIntervalBlocks();
+    }
+
+    /** The GPU's default snapshot spacing in blocks of {@code blockSize} positions. */
+    static int gpuSnapshotIntervalBlocks(int blockSize) {
+        return Math.max(1, GPU_SNAPSHOT_POSITIONS / blockSize);
+    }
+
     /** The GPU's default step budget for a card of {@code memoryBytes}. */
     static int gpuMaxBatchedTokens(long memoryBytes) {
         return memoryBytes >= 70L << 30 ? 8192 : 2048;

@@ -29,6 +29,17 @@ class DevicesTest {
     }
 
     @Test
+    void snapshotSpacingDefaultsFollowTheDevice() {
+        assertThat(Backends.defaultSnapshotIntervalBlocks(Devices.cpu(1), 16))
+                .isEqualTo(EngineOptions.DEFAULTS.snapshotIntervalBlocks());
+        assertThat(Backends.defaultSnapshotIntervalBlocks(Devices.cpu(1), 64))
+                .isEqualTo(EngineOptions.DEFAULTS.snapshotIntervalBlocks());
+        assertThat(Backends.gpuSnapshotIntervalBlocks(16)).isEqualTo(64); // 1024 positions
+        assertThat(Backends.gpuSnapshotIntervalBlocks(32)).isEqualTo(32);
+        assertThat(Backends.gpuSnapshotIntervalBlocks(4096)).isEqualTo(1);
+    }
+
+    @Test
     void printsWhatItParsed() {
         for (String spec : List.of("auto", "cpu", "cpu:4", "cuda:0", "cuda:0,cuda:1")) {
             assertThat(Devices.parse(spec).toString()).isEqualTo(spec);

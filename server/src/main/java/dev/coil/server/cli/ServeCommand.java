@@ -96,14 +96,16 @@ public final class ServeCommand implements Callable<Integer> {
 
     @Option(names = "--snapshot-interval", paramLabel = "BLOCKS",
             description = "During prefill, snapshot Mamba state for the prefix cache at multiples of this many blocks, "
-                    + "at most once a prompt chunk; 0: only at request end (default ${DEFAULT-VALUE}).")
-    int snapshotInterval;
+                    + "at most once a prompt chunk; 0: only at request end (default 16 on the CPU; on a GPU 1024"
+                    + " positions' worth, 64 blocks of 16, since each snapshot costs a GPU a prompt step).")
+    Integer snapshotInterval;
 
     @Override
     public Integer call() throws Exception {
         Devices devices = Backends.resolve(modelOptions.devices());
         ScanPrecision precision = modelOptions.scanPrecision();
-        EngineOptions engineOptions = engineOptions(Backends.defaultMaxBatchedTokens(devices));
+        EngineOptions engineOptions = engineOptions(Backends.defaultMaxBatchedTokens(devices),
+                Backends.defaultSnapshotIntervalBlocks(devices, blockSize));
         Function<LoadedModel, ContextParallelism> sharding = contextParallelism(devices);
         ServerOptions serverOptions = new ServerOptions(host, port, apiKey, maxBodyBytes, seconds(keepAliveSeconds,
                 "--sse-keep-alive"), seconds(shutdownSeconds, "--shutdown-timeout"));
@@ -156,14 +158,20 @@ public final class ServeCommand implements Callable<Integer> {
         return engineOptions(EngineOptions.DEFAULTS.maxBatchedTokens());
     }
 
+    /** The engine flags on {@code defaultStepTokens}, with the CPU's snapshot spacing. */
+    EngineOptions engineOptions(int defaultStepTokens) {
+        return engineOptions(defaultStepTokens, EngineOptions.DEFAULTS.snapshotIntervalBlocks());
+    }
+
     /**
      * The engine flags; without --max-batched-tokens, {@code defaultStepTokens} (the devices'
-     * default), raised to --max-seqs where that is more: every running request decodes each step.
+     * default), raised to --max-seqs where that is more: every running request decodes each step;
+     * without --snapshot-interval, {@code defaultSnapshotBlocks} (the devices' default).
      */
-    EngineOptions engineOptions(int defaultStepTokens) {
+    EngineOptions engineOptions(int defaultStepTokens, int defaultSnapshotBlocks) {
         int stepTokens = maxBatchedTokens != null ? maxBatchedTokens : Math.max(defaultStepTokens, maxSequences);
         return new EngineOptions(blockSize, kvDtype(kvDtype), cacheMemory, maxSequences, stepTokens, maxWaiting,
-                prefixCaching, snapshotInterval);
+                prefixCaching, snapshotInterval != null ? snapshotInterval : defaultSnapshotBlocks);
     }
 
     private static DType kvDtype(String spelling) {
@@ -196,7 +204,6 @@ public final class ServeCommand implements Callable<Integer> {
                 case "--max-seqs" -> String.valueOf(defaults.maxSequences());
                 case "--max-waiting" -> String.valueOf(defaults.maxWaiting());
                 case "--prefix-caching" -> String.valueOf(defaults.prefixCaching());
-                case "--snapshot-interval" -> String.valueOf(defaults.snapshotIntervalBlocks());
                 default -> null;
             };
         }

@@ -48,6 +48,15 @@ class ServeCommandTest {
     }
 
     @Test
+    void theDevicesDefaultSnapshotSpacingAppliesOnlyWithoutTheFlag() {
+        assertThat(parse().engineOptions(8192, 64).snapshotIntervalBlocks()).isEqualTo(64);
+        assertThat(parse("--snapshot-interval", "4").engineOptions(8192, 64).snapshotIntervalBlocks()).isEqualTo(4);
+        assertThat(parse("--snapshot-interval", "0").engineOptions(8192, 64).snapshotIntervalBlocks()).isZero();
+        assertThat(parse().engineOptions().snapshotIntervalBlocks())
+                .isEqualTo(EngineOptions.DEFAULTS.snapshotIntervalBlocks());
+    }
+
+    @Test
     void badEngineFlagsAreRefusedNamingTheFlag() {
         assertThatThrownBy(() -> parse("--kv-dtype", "f16").engineOptions()).hasMessageContaining("--kv-dtype");
         assertThatThrownBy(() -> parse("--block-size", "3").engineOptions()).hasMessageContaining("--block-size");

@@ -9,6 +9,7 @@ import dev.coil.engine.runner.EngineStats;
 import dev.coil.engine.runner.LoadedModel;
 import dev.coil.engine.runner.RequestStream;
 import dev.coil.engine.runner.SamplingParams;
+import dev.coil.engine.runner.TokenLogprob;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -44,12 +45,31 @@ public final class ServingBenchmark {
             double generatedTokensPerSecond, double meanTimeToFirstTokenMillis, double meanDecodeTokensPerSecond) {
     }
 
-    /** One chat replay: per-turn prompt lengths and what the prefix cache served. */
+    /**
+     * One chat replay: per-turn prompt lengths and what the prefix cache served; every reply token
+     * with the logprob margin between the two most likely tokens where it was picked.
+     */
     public record ChatRow(boolean prefixCaching, int turns, long promptTokens, long cachedTokens, double seconds,
-            double meanTimeToFirstTokenMillis, List<Integer> replyTokens) {
+            double meanTimeToFirstTokenMillis, List<Integer> replyTokens, List<Float> replyMargins) {
         public double hitRate() {
             return promptTokens == 0 ? 0 : (double) cachedTokens / promptTokens;
         }
+    }
+
+    /**
+     * Where two replays' replies part: the first reply token that differs, or -1 where they are the
+     * same. Greedy replies may part where the two most likely tokens are nearly tied, since a
+     * prefix served from the cache is computed in other pieces than the whole prompt, which rounds
+     * differently (on a GPU, bf16 attention operands and per-shape products).
+     */
+    public static int firstDifference(ChatRow a, ChatRow b) {
+        int common = Math.min(a.replyTokens().size(), b.replyTokens().size());
+        for (int i = 0; i < common; i++) {
+            if (!a.replyTokens().get(i).equals(b.replyTokens().get(i))) {
+                return i;
+            }
+        }
+        return a.replyTokens().size() == b.replyTokens().size() ? -1 : common;
     }
 
     private ServingBenchmark() {
@@ -94,44 +114,65 @@ public final class ServingBenchmark {
 
     /**
      * A chat of {@code turns} turns replayed: each turn's prompt is the previous prompt, the previous
-     * reply and {@code userTokens} new tokens; run with the prefix cache on, then off.
+     * reply and {@code userTokens} new tokens; run with the prefix cache on, then off. A shorter
+     * replay with the cache on goes first, untimed: whichever replay ran first in the JVM would
+     * otherwise pay for compiling the step loop's code (on a GPU, about 100 ms of the first turn).
+     * With {@code serverWarmUp} each engine is first warmed up as {@code coil serve} warms up a GPU
+     * engine ({@link Engine#warmUp}), so that no turn pays for growing its buffers.
      */
     public static List<ChatRow> chat(LoadedModel loaded, Supplier<Backend> backends, EngineOptions options, int turns,
-            int userTokens,
-            int replyTokens, Consumer<String> log) throws InterruptedException {
+            int userTokens, int replyTokens, boolean serverWarmUp, Consumer<String> log) throws InterruptedException {
+        log.accept("warming up: a " + Math.min(turns, 3) + "-turn chat, prefix cache on, untimed...");
+        replay(loaded, backends, options, true, Math.min(turns, 3), userTokens, replyTokens, serverWarmUp,
+                message -> { });
         List<ChatRow> rows = new ArrayList<>();
         for (boolean caching : new boolean[] {true, false}) {
             log.accept("replaying a " + turns + "-turn chat, prefix cache " + (caching ? "on" : "off") + "...");
-            SplittableRandom random = new SplittableRandom(11);
-            int vocab = loaded.config().vocabSize();
-            try (Engine engine = Engine.start(loaded, backends.get(), options.withPrefixCaching(caching))) {
-                runAll(engine, requests(new SplittableRandom(3), vocab, 2, userTokens, 4)); // warm-up
-                int[] history = new int[0];
-                long promptTotal = 0;
-                long cachedTotal = 0;
-                double firstTokenTotal = 0;
-                List<Integer> replies = new ArrayList<>();
-                long start = System.nanoTime();
-                for (int turn = 0; turn < turns; turn++) {
-                    int[] prompt = concat(history, random.ints(userTokens, 1, vocab).toArray());
-                    EngineRequest request = new EngineRequest(prompt,
-                            SamplingParams.greedy().withMaxTokens(replyTokens), true, -1, -1);
-                    List<Integer> reply = new ArrayList<>();
-                    EngineEvent.Finished finished = collect(engine.submit(request), reply);
-                    promptTotal += prompt.length;
-                    cachedTotal += finished.usage().cachedPromptTokens();
-                    firstTokenTotal += finished.timings().firstTokenMillis();
-                    replies.addAll(reply);
-                    history = concat(prompt, reply.stream().mapToInt(Integer::intValue).toArray());
-                }
-                double seconds = (System.nanoTime() - start) / 1e9;
-                rows.add(new ChatRow(caching, turns, promptTotal, cachedTotal, seconds, firstTokenTotal / turns,
-                        replies));
-                EngineStats stats = engine.stats();
-                log.accept("  prefix queries " + stats.prefixQueries() + ", hits " + stats.prefixHits());
-            }
+            rows.add(replay(loaded, backends, options, caching, turns, userTokens, replyTokens, serverWarmUp, log));
         }
         return rows;
+    }
+
+    /** One replay of the chat in an engine of its own, each turn logged. */
+    private static ChatRow replay(LoadedModel loaded, Supplier<Backend> backends, EngineOptions options,
+            boolean caching, int turns, int userTokens, int replyTokens, boolean serverWarmUp, Consumer<String> log)
+            throws InterruptedException {
+        SplittableRandom random = new SplittableRandom(11);
+        int vocab = loaded.config().vocabSize();
+        try (Engine engine = Engine.start(loaded, backends.get(), options.withPrefixCaching(caching))) {
+            runAll(engine, requests(new SplittableRandom(3), vocab, 2, userTokens, 4)); // warm-up
+            if (serverWarmUp) {
+                engine.warmUp();
+            }
+            int[] history = new int[0];
+            long promptTotal = 0;
+            long cachedTotal = 0;
+            double firstTokenTotal = 0;
+            List<Integer> replies = new ArrayList<>();
+            List<Float> margins = new ArrayList<>();
+            long start = System.nanoTime();
+            for (int turn = 0; turn < turns; turn++) {
+                int[] prompt = concat(history, random.ints(userTokens, 1, vocab).toArray());
+                EngineRequest request = new EngineRequest(prompt,
+                        SamplingParams.greedy().withMaxTokens(replyTokens), true, 2, -1);
+                List<Integer> reply = new ArrayList<>();
+                long turnStart = System.nanoTime();
+                EngineEvent.Finished finished = collect(engine.submit(request), reply, margins);
+                log.accept(String.format("  turn %d: %d prompt tokens, %d from the cache, first token %.1f ms,"
+                        + " whole turn %.1f ms", turn + 1, prompt.length, finished.usage().cachedPromptTokens(),
+                        finished.timings().firstTokenMillis(), (System.nanoTime() - turnStart) / 1e6));
+                promptTotal += prompt.length;
+                cachedTotal += finished.usage().cachedPromptTokens();
+                firstTokenTotal += finished.timings().firstTokenMillis();
+                replies.addAll(reply);
+                history = concat(prompt, reply.stream().mapToInt(Integer::intValue).toArray());
+            }
+            double seconds = (System.nanoTime() - start) / 1e9;
+            EngineStats stats = engine.stats();
+            log.accept("  prefix queries " + stats.prefixQueries() + ", hits " + stats.prefixHits());
+            return new ChatRow(caching, turns, promptTotal, cachedTotal, seconds, firstTokenTotal / turns, replies,
+                    margins);
+        }
     }
 
     private static List<EngineRequest> requests(SplittableRandom random, int vocab, int count, int promptTokens,
@@ -167,17 +208,24 @@ public final class ServingBenchmark {
         }
         List<EngineEvent.Finished> finished = new ArrayList<>();
         for (RequestStream stream : streams) {
-            finished.add(collect(stream, new ArrayList<>()));
+            finished.add(collect(stream, new ArrayList<>(), null));
         }
         return finished;
     }
 
-    private static EngineEvent.Finished collect(RequestStream stream, List<Integer> tokens)
+    /** Collects a request's tokens, and where {@code margins} is given each token's top-two logprob margin. */
+    private static EngineEvent.Finished collect(RequestStream stream, List<Integer> tokens, List<Float> margins)
             throws InterruptedException {
         while (true) {
             EngineEvent event = stream.next();
             switch (event) {
-                case EngineEvent.Token token -> tokens.add(token.id());
+                case EngineEvent.Token token -> {
+                    tokens.add(token.id());
+                    if (margins != null) {
+                        List<TokenLogprob> top = token.logprobs() == null ? List.of() : token.logprobs().top();
+                        margins.add(top.size() < 2 ? Float.NaN : top.get(0).logprob() - top.get(1).logprob());
+                    }
+                }
                 case EngineEvent.Finished finished -> {
                     return finished;
                 }

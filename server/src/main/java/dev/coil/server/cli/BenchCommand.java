@@ -57,6 +57,11 @@ public final class BenchCommand implements Callable<Integer> {
                     + " (default ${DEFAULT-VALUE}).")
     String ssdPrecision;
 
+    @Option(names = "--snapshot-interval", paramLabel = "BLOCKS",
+            description = "With --serving: the Mamba state snapshots during prefill, as on serve (default: serve's"
+                    + " for the devices).")
+    Integer snapshotInterval;
+
     @Option(names = "--serving", description = "Benchmark the serving engine instead: generated tokens/s at each "
             + "--concurrency, and the prefix cache on a replayed chat (default model: the bundled demo model).")
     boolean serving;
@@ -96,6 +101,20 @@ public final class BenchCommand implements Callable<Integer> {
         return 0;
     }
 
+    /**
+     * " (from reply token i of n, where the two most likely tokens were a and b apart in logprob
+     * with and without the cache)": a greedy pick flips where that margin is within rounding.
+     */
+    static String partedWhere(ServingBenchmark.ChatRow cached, ServingBenchmark.ChatRow uncached, int parted) {
+        return String.format(" (from reply token %d of %d, where the two most likely tokens were %s and %s apart in"
+                + " logprob with the cache and without it)", parted + 1, cached.replyTokens().size(),
+                margin(cached, parted), margin(uncached, parted));
+    }
+
+    private static String margin(ServingBenchmark.ChatRow row, int index) {
+        return index < row.replyMargins().size() ? String.format("%.2g", row.replyMargins().get(index)) : "n/a";
+    }
+
     private int serving(int workers) throws Exception {
         ModelOptions options = new ModelOptions();
         options.model = model;
@@ -104,6 +123,8 @@ public final class BenchCommand implements Callable<Integer> {
         EngineOptions engineOptions = EngineOptions.DEFAULTS.withMaxSequences(Math.max(1, maxConcurrency))
                 .withMaxBatchedTokens(Math.max(2048, maxConcurrency));
         Devices resolved = Backends.resolve(Devices.parse(devices));
+        engineOptions = engineOptions.withSnapshotIntervalBlocks(snapshotInterval != null ? snapshotInterval
+                : Backends.defaultSnapshotIntervalBlocks(resolved, engineOptions.blockSize()));
         ScanPrecision precision = ScanPrecision.parse(ssdPrecision);
         try (LoadedModel loaded = LoadedModel.load(folder)) {
             Supplier<Backend> ops = () -> Backends.open(resolved, loaded, workers, precision);
@@ -120,8 +141,9 @@ public final class BenchCommand implements Callable<Integer> {
                         row.promptTokens(), row.generatedPerRequest(), row.seconds(), row.generatedTokensPerSecond(),
                         row.meanTimeToFirstTokenMillis(), row.meanDecodeTokensPerSecond());
             }
+            // coil serve warms a GPU engine up before it answers (Engine.warmUp); the replay's engines do too.
             List<ServingBenchmark.ChatRow> chat = ServingBenchmark.chat(loaded, ops, engineOptions, chatTurns, 200,
-                    maxTokens, message -> System.err.println("bench: " + message));
+                    maxTokens, resolved.isCuda(), message -> System.err.println("bench: " + message));
             System.out.println();
             System.out.println("| prefix cache | turns | prompt tokens | served from cache | hit rate | wall s "
                     + "| mean TTFT ms |");
@@ -131,9 +153,10 @@ public final class BenchCommand implements Callable<Integer> {
                         row.turns(), row.promptTokens(), row.cachedTokens(), 100 * row.hitRate(), row.seconds(),
                         row.meanTimeToFirstTokenMillis());
             }
-            boolean same = chat.get(0).replyTokens().equals(chat.get(1).replyTokens());
+            int parted = ServingBenchmark.firstDifference(chat.get(0), chat.get(1));
             System.out.printf("time saved by the prefix cache: %.0f%%; replies identical with and without it: %s%n",
-                    100 * (1 - chat.get(0).seconds() / chat.get(1).seconds()), same);
+                    100 * (1 - chat.get(0).seconds() / chat.get(1).seconds()), parted < 0 ? "true" : "false"
+                            + partedWhere(chat.get(0), chat.get(1), parted));
         }
         return 0;
     }

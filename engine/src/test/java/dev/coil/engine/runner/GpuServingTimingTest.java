@@ -84,8 +84,10 @@ class GpuServingTimingTest {
                     * (loaded.config().lmHeadName() == null ? 0 : 1);
             double floorMs = weightBytes / BANDWIDTH * 1e3;
             // -Dcoil.bench.maxBatchedTokens=N to compare step budgets (the server's default on an H100 is 8192).
+            // With the prefix cache on, snapshots spaced as the server spaces them on a GPU.
             EngineOptions options = EngineOptions.DEFAULTS.withMaxSequences(64)
-                    .withMaxBatchedTokens(Integer.getInteger("coil.bench.maxBatchedTokens", 2048)).withCacheMemory("8G");
+                    .withMaxBatchedTokens(Integer.getInteger("coil.bench.maxBatchedTokens", 2048)).withCacheMemory("8G")
+                    .withSnapshotIntervalBlocks(Backends.gpuSnapshotIntervalBlocks(EngineOptions.DEFAULTS.blockSize()));
             System.setProperty(GpuBackend.STEP_TIMING_PROPERTY, "true");
             for (int index = 0; index < RUNS.size(); index++) {
                 if (!selected(index)) {

@@ -109,11 +109,8 @@ class GpuShardedModelTest {
                 tf32 = model.score(ids, 0, ShardLayout.ZIGZAG).result();
             }
             assertClose(tf32, f32, TF32_SCAN_TOLERANCE, fixture + " ring x2, tf32 scan vs f32");
-            double moved = 0;
-            for (int i = 1; i < f32.logprobs().length; i++) {
-                moved = Math.max(moved, Math.abs(tf32.logprobs()[i] - f32.logprobs()[i]));
-            }
-            assertThat(moved).as(fixture + ": the tf32 shards' logprobs differ from the f32 shards'").isPositive();
+            assertThat(largestLogprobDifference(tf32, f32))
+                    .as(fixture + ": the tf32 shards' logprobs differ from the f32 shards'").isPositive();
         }
     }
 
@@ -185,11 +182,17 @@ class GpuShardedModelTest {
     static void assertClose(ScoreResult actual, ScoreResult expected, double tolerance, String what) {
         assertThat(actual.tokenIds()).containsExactly(expected.tokenIds());
         assertThat(actual.logprobs()[0]).isNaN();
-        double worst = 0;
-        for (int i = 1; i < expected.logprobs().length; i++) {
-            worst = Math.max(worst, Math.abs(actual.logprobs()[i] - expected.logprobs()[i]));
-        }
+        double worst = largestLogprobDifference(actual, expected);
         System.out.printf("[gpu-ring] %s: max |Δ logprob| = %.2e (tolerance %.0e)%n", what, worst, tolerance);
         assertThat(worst).as(what + ": max |Δ logprob|").isLessThanOrEqualTo(tolerance);
+    }
+
+    /** max |a - b| over the positions' logprobs after the first (which has none). */
+    static double largestLogprobDifference(ScoreResult a, ScoreResult b) {
+        double worst = 0;
+        for (int i = 1; i < b.logprobs().length; i++) {
+            worst = Math.max(worst, Math.abs(a.logprobs()[i] - b.logprobs()[i]));
+        }
+        return worst;
     }
 }

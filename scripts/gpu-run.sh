@@ -8,7 +8,8 @@
 #
 # ring (two GPUs: nvidia-h100-x2): the multi-gpu tagged tests, two GPUs against one (and four where
 # the machine has them), then the 64k/128k sharded prefill benchmark (RING_TOKENS=a,b to change the
-# sizes, RING_GPUS=2,4 the rings, RING_SECONDS its time limit, default 400). ringbench: the benchmark alone.
+# sizes, RING_GPUS=2,4 the rings, RING_SSD_PRECISION=tf32 the scan's precision, RING_SECONDS its time
+# limit, default 400). ringbench: the benchmark alone.
 #
 # ab: batch-1 decode alone (GpuServingTimingTest with -Dcoil.bench.runs=0, or RUNS) once for each
 # JVM property set in $VARIANTS, one set a line, in the order given. Repeat the lines (A, B, A, B,

@@ -8,8 +8,8 @@
 # ring (two GPUs): `coil serve --devices cuda:0,cuda:1` with --context-parallel auto and a share of
 # 2048 positions per GPU, so that a long prompt is sharded over both cards (paths "ring x2") while
 # short ones run batched on cuda:0; its answers are compared with a one-GPU server's.
-# long: a fresh one-GPU server's prefill of new long prompts (LONG_LENGTHS, tokens), one at a time;
-# SERVE_ARGS adds options to its command line (e.g. "--ssd-precision tf32").
+# long: a fresh one-GPU server's prefill of new long prompts (LONG_LENGTHS, tokens), one at a time.
+# In both, SERVE_ARGS adds options to every server's command line (e.g. "--ssd-precision tf32").
 set -u
 tar xJf ${FOLDER:-.gpu-serve}/jre.txz -C /tmp && export PATH=/tmp/jre/bin:$PATH
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
@@ -19,9 +19,12 @@ run() { java ${JAVA_OPTS:-} --add-modules jdk.incubator.vector --enable-native-a
 stop_servers() { pkill -f "dev.coil.server.Main serve" 2>/dev/null; for i in $(seq 1 60); do pgrep -f "dev.coil.server.Main serve" >/dev/null || break; sleep 0.5; done; }
 run bench --cache-dir /tmp/g300 --prompt-lengths 4 --decode-tokens 2 --threads 16 2>&1 | tail -2
 if [ "${1:-}" = ring ]; then
+    # shellcheck disable=SC2086
     JAVA_OPTS=-Dcoil.context.positionsPerDevice=2048 run serve --model /tmp/g300 --port 18082 \
-        --devices cuda:0,cuda:1 --context-parallel auto > /tmp/ring-serve.log 2>&1 &
-    run serve --model /tmp/g300 --port 18083 --devices cuda:0 --context-parallel never > /tmp/one-serve.log 2>&1 &
+        --devices cuda:0,cuda:1 --context-parallel auto ${SERVE_ARGS:-} > /tmp/ring-serve.log 2>&1 &
+    # shellcheck disable=SC2086
+    run serve --model /tmp/g300 --port 18083 --devices cuda:0 --context-parallel never ${SERVE_ARGS:-} \
+        > /tmp/one-serve.log 2>&1 &
     for i in $(seq 1 120); do curl -fs localhost:18082/health >/dev/null && curl -fs localhost:18083/health >/dev/null && break; sleep 1; done
     grep -E "coil:|context|cuda" /tmp/ring-serve.log | head -6
     long=$(python3 -c 'import json,random; random.seed(5); print(json.dumps({"prompt":[random.randrange(1,40000) for _ in range(6000)],"max_tokens":12,"temperature":0,"logprobs":2}))')

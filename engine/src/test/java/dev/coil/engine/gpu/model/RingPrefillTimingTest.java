@@ -8,6 +8,7 @@ import dev.coil.engine.model.Granite300mCheckpoint;
 import dev.coil.engine.parallel.ShardLayout;
 import dev.coil.engine.runner.Devices;
 import dev.coil.engine.runner.LoadedModel;
+import dev.coil.engine.runner.ScanPrecision;
 import java.io.IOException;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Tag;
@@ -16,7 +17,8 @@ import org.junit.jupiter.api.Test;
 /**
  * Prints the prefill time of long prompts (64k and 128k tokens by default; RING_TOKENS=a,b or -Dcoil.ring.tokens)
  * on the 300M-shaped random GraniteMoeHybrid (bf16) on one GPU and sharded over two (or the ring sizes
- * in RING_GPUS=2,4 or -Dcoil.ring.gpus; zigzag and contiguous), the speedup and its share of the
+ * in RING_GPUS=2,4 or -Dcoil.ring.gpus; zigzag and contiguous), every SSD scan in f32 or, with
+ * RING_SSD_PRECISION=tf32 or -Dcoil.ring.ssdPrecision=tf32, in tf32 ({@code --ssd-precision}), the speedup and its share of the
  * ideal, the device memory in use on each GPU after the prefill, and for zigzag per ring step the
  * attention compute and K/V transfer times summed over the attention blocks, with each GPU's time
  * by kind of block (each timed run follows an untimed one of the same size, which grows the scratch
@@ -32,6 +34,9 @@ class RingPrefillTimingTest {
         assertThat(CudaDevice.count()).as("GPUs this benchmark needs").isGreaterThanOrEqualTo(2);
         String sizes = System.getProperty("coil.ring.tokens",
                 System.getenv().getOrDefault("RING_TOKENS", "65536,131072"));
+        ScanPrecision scan = ScanPrecision.parse(System.getProperty("coil.ring.ssdPrecision",
+                System.getenv().getOrDefault("RING_SSD_PRECISION", "f32")));
+        System.out.printf("[gpu-ring] SSD scan in %s%n", scan);
         try (Granite300mCheckpoint checkpoint = Granite300mCheckpoint.write();
                 LoadedModel loaded = LoadedModel.load(checkpoint.folder())) {
             int vocab = loaded.config().vocabSize();
@@ -43,7 +48,7 @@ class RingPrefillTimingTest {
             String[] oneMemory = new String[sizeList.length];
             java.util.Arrays.fill(oneMs, Double.NaN);
             java.util.Arrays.fill(oneMemory, "-");
-            try (GpuShardedModel one = GpuShardedModel.open(loaded, Devices.parse("cuda:0"))) {
+            try (GpuShardedModel one = GpuShardedModel.open(loaded, Devices.parse("cuda:0"), scan.kernelPrecision())) {
                 System.out.printf("[gpu-ring] one GPU is estimated to hold %d positions of one sequence%n",
                         one.positionsPerDevice());
                 one.prefillLastLogits(warm, ShardLayout.CONTIGUOUS, null);
@@ -73,7 +78,7 @@ class RingPrefillTimingTest {
                 int gpus = Integer.parseInt(ringSize.trim());
                 assertThat(CudaDevice.count()).as("GPUs this ring needs").isGreaterThanOrEqualTo(gpus);
                 try (GpuShardedModel ring = GpuShardedModel.open(loaded,
-                        Devices.parse(TwoGpuShardedModelTest.devices(gpus)))) {
+                        Devices.parse(TwoGpuShardedModelTest.devices(gpus)), scan.kernelPrecision())) {
                     ring.prefillLastLogits(warm, ShardLayout.ZIGZAG, null);
                     ring.prefillLastLogits(warm, ShardLayout.CONTIGUOUS, null);
                     for (int i = 0; i < sizeList.length; i++) {

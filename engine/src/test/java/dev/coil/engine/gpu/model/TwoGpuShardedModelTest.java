@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.coil.engine.gpu.CudaDevice;
 import dev.coil.engine.gpu.GpuFixture;
+import dev.coil.engine.gpu.kernels.SsdScanKernel;
 import dev.coil.engine.parallel.ShardLayout;
 import dev.coil.engine.runner.Devices;
 import dev.coil.engine.runner.LoadedModel;
@@ -14,6 +15,7 @@ import dev.coil.engine.runner.ScoreResult;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.List;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -23,13 +25,16 @@ import org.junit.jupiter.params.provider.MethodSource;
  * The sharded forward over two real GPUs (peer copies between the cards) against one GPU, on every
  * fixture: logprobs within {@code GpuShardedModelTest}'s sharded tolerance, greedy tokens equal to
  * one GPU's, as a ring of one and as the unsharded one-sequence forward ({@link GpuModel}). On a
- * machine with four GPUs or more, a ring of four is checked the same way.
+ * machine with four GPUs or more, a ring of four is checked the same way. With the scan in tf32
+ * ({@code --ssd-precision tf32}), two cards give what two ring devices on one card give.
  * Tagged multi-gpu: run on a machine with two GPUs (scripts/gpu-run.sh ring); with fewer it fails.
  */
 @Tag("multi-gpu")
 class TwoGpuShardedModelTest {
 
     private static final ObjectMapper JSON = new ObjectMapper();
+    /** Logprobs of one ring on two cards against the same ring's devices on one card. */
+    private static final double SAME_KERNELS_TOLERANCE = 1e-6;
 
     static List<String> models() {
         return GpuModelTest.MODELS;
@@ -100,6 +105,46 @@ class TwoGpuShardedModelTest {
                                 .containsExactly(plainTokens);
                     }
                 }
+            }
+        }
+    }
+
+    /**
+     * {@code --ssd-precision tf32} over two cards: the logprobs and greedy tokens of two ring devices
+     * on one card (where {@code GpuShardedModelTest} checks tf32 against f32), since each shard runs
+     * the same kernels on the same rows whichever card holds it; and not the f32 ring's logprobs, so
+     * the precision reached both cards.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("models")
+    void aTf32ScanOnTwoGpusGivesWhatTwoRingDevicesOnOneCardGive(String fixture) throws IOException {
+        SamplingParams greedy = SamplingParams.greedy().toBuilder().maxTokens(8).build();
+        try (LoadedModel loaded = LoadedModel.load(GpuModelTest.withoutTokenizer(fixture));
+                GpuShardedModel twoCards = GpuShardedModel.open(loaded, Devices.parse(devices(2)),
+                        SsdScanKernel.Precision.TF32);
+                GpuShardedModel oneCard = GpuShardedModel.onDevices(loaded,
+                        Collections.nCopies(2, GpuFixture.device()), List.of(), 0, SsdScanKernel.Precision.TF32);
+                GpuShardedModel f32 = GpuShardedModel.open(loaded, Devices.parse(devices(2)))) {
+            int[] ids = GpuShardedModelTest.prompt(300, loaded.config().vocabSize(), 11);
+            ScoreResult onTwoCards = twoCards.score(ids, 0, ShardLayout.ZIGZAG).result();
+            ScoreResult onOneCard = oneCard.score(ids, 0, ShardLayout.ZIGZAG).result();
+            double cardsApart = GpuShardedModelTest.largestLogprobDifference(onTwoCards, onOneCard);
+            double fromF32 = GpuShardedModelTest.largestLogprobDifference(onTwoCards,
+                    f32.score(ids, 0, ShardLayout.ZIGZAG).result());
+            System.out.printf("[gpu-ring] %s, tf32 scan: two cards vs two ring devices on one card, largest |Δ logprob| "
+                    + "%.3e; vs the f32 ring on two cards %.3e%n", fixture, cardsApart, fromF32);
+            // The same kernels on the same rows: equal on two cards of one kind (0 on two H100s).
+            GpuShardedModelTest.assertClose(onTwoCards, onOneCard, SAME_KERNELS_TOLERANCE,
+                    fixture + " tf32 ring, two cards vs one");
+            assertThat(fromF32).as(fixture + ": the tf32 ring on two cards differs from the f32 one").isPositive()
+                    .isLessThan(GpuShardedModelTest.TF32_SCAN_TOLERANCE);
+            JsonNode expected = JSON.readTree(Files.readString(GpuModelTest.source(fixture).resolve("expected.json")));
+            for (JsonNode item : expected.get("greedy")) {
+                int[] prompt = GpuModelTest.ints(item.get("prompt_ids"));
+                assertThat(GpuShardedModelTest.generate(loaded, twoCards, ShardLayout.ZIGZAG, prompt, greedy))
+                        .as(fixture + " tf32 greedy, two cards vs one")
+                        .containsExactly(GpuShardedModelTest.generate(loaded, oneCard, ShardLayout.ZIGZAG, prompt,
+                                greedy));
             }
         }
     }

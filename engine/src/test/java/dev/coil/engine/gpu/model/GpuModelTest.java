@@ -59,7 +59,7 @@ class GpuModelTest {
     void prefillAndDecodeLogitsMatchTransformers(String fixture) throws IOException {
         CudaDevice device = GpuFixture.device();
         CudaStream stream = GpuFixture.stream();
-        JsonNode expected = JSON.readTree(Files.readString(source(fixture).resolve("expected.json")));
+        JsonNode expected = expected(fixture);
         try (LoadedModel loaded = LoadedModel.load(withoutTokenizer(fixture));
                 GpuModel model = GpuModel.upload(device, stream, loaded)) {
             double tolerance = tolerance(loaded);
@@ -91,7 +91,7 @@ class GpuModelTest {
     void tf32ScanLogitsStayNearTransformers(String fixture) throws IOException {
         CudaDevice device = GpuFixture.device();
         CudaStream stream = GpuFixture.stream();
-        JsonNode expected = JSON.readTree(Files.readString(source(fixture).resolve("expected.json")));
+        JsonNode expected = expected(fixture);
         try (LoadedModel loaded = LoadedModel.load(withoutTokenizer(fixture));
                 GpuModel f32 = GpuModel.upload(device, stream, loaded);
                 GpuModel tf32 = GpuModel.upload(device, stream, loaded, SsdScanKernel.Precision.TF32)) {
@@ -122,7 +122,7 @@ class GpuModelTest {
     void greedyTokensEqualTheCpuEngines(String fixture) throws IOException {
         CudaDevice device = GpuFixture.device();
         CudaStream stream = GpuFixture.stream();
-        JsonNode expected = JSON.readTree(Files.readString(source(fixture).resolve("expected.json")));
+        JsonNode expected = expected(fixture);
         int steps = 8;
         try (LoadedModel loaded = LoadedModel.load(withoutTokenizer(fixture));
                 GpuModel model = GpuModel.upload(device, stream, loaded)) {
@@ -205,6 +205,11 @@ class GpuModelTest {
         }
         throw new IllegalStateException("fixture '" + fixture
                 + "' not found under engine/src/test/resources/fixtures; run from the repository root");
+    }
+
+    /** The fixture's expected.json: transformers' logits ("cases") and greedy tokens ("greedy"). */
+    static JsonNode expected(String fixture) throws IOException {
+        return JSON.readTree(Files.readString(source(fixture).resolve("expected.json")));
     }
 
     /** A copy of the fixture without its tokenizer: the comparison is on token ids. */

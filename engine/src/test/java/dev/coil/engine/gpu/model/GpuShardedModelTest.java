@@ -4,7 +4,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.coil.engine.cpu.CpuOps;
 import dev.coil.engine.gpu.CudaDevice;
 import dev.coil.engine.gpu.GpuFixture;
@@ -19,7 +18,6 @@ import dev.coil.engine.runner.SamplingParams;
 import dev.coil.engine.runner.ScoreResult;
 import dev.coil.engine.runner.Scorer;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
@@ -47,7 +45,6 @@ import org.junit.jupiter.params.provider.MethodSource;
 @GpuTest
 class GpuShardedModelTest {
 
-    private static final ObjectMapper JSON = new ObjectMapper();
     static final double SHARDED_TOLERANCE = 1e-2;
     /**
      * Every position's logprob with the shards scanning in tf32 against f32: their errors near 1e-3
@@ -118,7 +115,7 @@ class GpuShardedModelTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("models")
     void shardedGreedyTokensEqualOneDeviceAndTheCpu(String fixture) throws IOException {
-        JsonNode expected = JSON.readTree(Files.readString(GpuModelTest.source(fixture).resolve("expected.json")));
+        JsonNode expected = GpuModelTest.expected(fixture);
         SamplingParams greedy = SamplingParams.greedy().toBuilder().maxTokens(8).build();
         try (LoadedModel loaded = LoadedModel.load(GpuModelTest.withoutTokenizer(fixture));
                 GpuShardedModel one = ring(loaded, 1);

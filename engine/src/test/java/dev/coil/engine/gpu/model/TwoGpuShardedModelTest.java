@@ -3,7 +3,6 @@ package dev.coil.engine.gpu.model;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.coil.engine.gpu.CudaDevice;
 import dev.coil.engine.gpu.GpuFixture;
 import dev.coil.engine.gpu.kernels.SsdScanKernel;
@@ -13,7 +12,6 @@ import dev.coil.engine.runner.LoadedModel;
 import dev.coil.engine.runner.SamplingParams;
 import dev.coil.engine.runner.ScoreResult;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
@@ -32,7 +30,6 @@ import org.junit.jupiter.params.provider.MethodSource;
 @Tag("multi-gpu")
 class TwoGpuShardedModelTest {
 
-    private static final ObjectMapper JSON = new ObjectMapper();
     /** Logprobs of one ring on two cards against the same ring's devices on one card. */
     private static final double SAME_KERNELS_TOLERANCE = 1e-6;
 
@@ -75,7 +72,7 @@ class TwoGpuShardedModelTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("models")
     void twoGpusGiveOneGpusLogprobsAndGreedyTokens(String fixture) throws IOException {
-        JsonNode expected = JSON.readTree(Files.readString(GpuModelTest.source(fixture).resolve("expected.json")));
+        JsonNode expected = GpuModelTest.expected(fixture);
         SamplingParams greedy = SamplingParams.greedy().toBuilder().maxTokens(8).build();
         try (LoadedModel loaded = LoadedModel.load(GpuModelTest.withoutTokenizer(fixture));
                 GpuShardedModel one = GpuShardedModel.open(loaded, Devices.parse("cuda:0"))) {
@@ -127,18 +124,16 @@ class TwoGpuShardedModelTest {
                 GpuShardedModel f32 = GpuShardedModel.open(loaded, Devices.parse(devices(2)))) {
             int[] ids = GpuShardedModelTest.prompt(300, loaded.config().vocabSize(), 11);
             ScoreResult onTwoCards = twoCards.score(ids, 0, ShardLayout.ZIGZAG).result();
-            ScoreResult onOneCard = oneCard.score(ids, 0, ShardLayout.ZIGZAG).result();
-            double cardsApart = GpuShardedModelTest.largestLogprobDifference(onTwoCards, onOneCard);
+            // The same kernels on the same rows: equal on two cards of one kind (0 on two H100s).
+            GpuShardedModelTest.assertClose(onTwoCards, oneCard.score(ids, 0, ShardLayout.ZIGZAG).result(),
+                    SAME_KERNELS_TOLERANCE, fixture + " tf32 ring, two cards vs one");
             double fromF32 = GpuShardedModelTest.largestLogprobDifference(onTwoCards,
                     f32.score(ids, 0, ShardLayout.ZIGZAG).result());
-            System.out.printf("[gpu-ring] %s, tf32 scan: two cards vs two ring devices on one card, largest |Δ logprob| "
-                    + "%.3e; vs the f32 ring on two cards %.3e%n", fixture, cardsApart, fromF32);
-            // The same kernels on the same rows: equal on two cards of one kind (0 on two H100s).
-            GpuShardedModelTest.assertClose(onTwoCards, onOneCard, SAME_KERNELS_TOLERANCE,
-                    fixture + " tf32 ring, two cards vs one");
+            System.out.printf("[gpu-ring] %s, tf32 ring on two cards vs the f32 one: largest |Δ logprob| %.3e%n",
+                    fixture, fromF32);
             assertThat(fromF32).as(fixture + ": the tf32 ring on two cards differs from the f32 one").isPositive()
                     .isLessThan(GpuShardedModelTest.TF32_SCAN_TOLERANCE);
-            JsonNode expected = JSON.readTree(Files.readString(GpuModelTest.source(fixture).resolve("expected.json")));
+            JsonNode expected = GpuModelTest.expected(fixture);
             for (JsonNode item : expected.get("greedy")) {
                 int[] prompt = GpuModelTest.ints(item.get("prompt_ids"));
                 assertThat(GpuShardedModelTest.generate(loaded, twoCards, ShardLayout.ZIGZAG, prompt, greedy))

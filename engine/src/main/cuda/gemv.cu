@@ -95,36 +95,49 @@ static __device__ __forceinline__ void coil_gemv(COIL_GEMV_BODY_PARAMETERS) {
     coil_gemv_early_weights<CACHED>(early_weight,
             MODE == COIL_GEMV_GATED_NORM || MODE == COIL_GEMV_RESIDUAL_NORM ? norm_weight : nullptr, group_size);
     // The conv channels' history terms (bias + Σ_j weight · state_j) do not depend on the earlier
-    // kernels either: lane r computes them for row r of the warp's channels before the wait.
+    // kernels either: lane o · ROWS + r computes them for row r of the warp's column o before the wait,
+    // and the same lane finishes that conv after the products, so that a warp's columns run side by side.
     // (The state was last written by this launch's twin in an earlier step, never by the kernel just before.)
-    // Lane r's terms of row r (history values, then the sum and the last weight), in shared memory:
-    // registers are what lets the lean twins' blocks sit three to a multiprocessor.
+    // The terms (history values, then the sum and the last weight) and the state column (of the row's
+    // slot: read again after the products, the slot cost the launch a trip to memory at its end) are
+    // in shared memory: registers are what lets the lean twins' blocks sit three to a multiprocessor.
+    static_assert(ROWS * COLUMNS <= 32, "a lane a (column, row) of the warp's conv channels");
     constexpr int CONV_SUM = COIL_GEMV_CONV_HISTORY;
     constexpr int CONV_LAST_WEIGHT = COIL_GEMV_CONV_HISTORY + 1;
     __shared__ float conv_terms_of[COIL_GEMV_WARPS][COLUMNS][ROWS][COIL_GEMV_CONV_HISTORY + 2];
     float (&conv_terms)[COLUMNS][ROWS][COIL_GEMV_CONV_HISTORY + 2] = conv_terms_of[threadIdx.x >> 5];
-    int conv_channel[COLUMNS];
+    __shared__ float* conv_column_of[COIL_GEMV_WARPS][COLUMNS][ROWS];
+    float* (&conv_column)[COLUMNS][ROWS] = conv_column_of[threadIdx.x >> 5];
+    int conv_of_lane = -1;  // lane o · ROWS + r: column o's conv channel, when it has one and r is a row
 #pragma unroll
     for (int o = 0; o < COLUMNS; o++) {
-        conv_channel[o] = -1;
         const int channel = first_column + o - conv.first;
-        if (conv.states != nullptr && blockIdx.x < blocks0 && active[o] && channel >= 0 && channel < conv.channels) {
-            conv_channel[o] = channel;
-            if (lane < rows) {
-                const int history = conv.kernel - 1;
-                const float* column = conv.states + (size_t) conv.slots[lane] * history * conv.channels + channel;
-                float sum = conv.bias != nullptr ? conv.bias[channel] : 0.0f;
-                for (int j = 0; j < history; j++) {
-                    const float value = column[(size_t) j * conv.channels];
-                    if (j < COIL_GEMV_CONV_HISTORY) {
-                        conv_terms[o][lane][j] = value;
-                    }
-                    sum = fmaf(conv.weight[channel * conv.kernel + j], value, sum);
-                }
-                conv_terms[o][lane][CONV_SUM] = sum;
-                conv_terms[o][lane][CONV_LAST_WEIGHT] = conv.weight[channel * conv.kernel + history];
+        const bool conv_column_here = conv.states != nullptr && blockIdx.x < blocks0 && active[o] && channel >= 0
+                && channel < conv.channels;
+#pragma unroll
+        for (int r = 0; r < ROWS; r++) {
+            if (conv_column_here && lane == o * ROWS + r && r < rows) {
+                conv_of_lane = channel;
             }
         }
+    }
+    if (conv_of_lane >= 0) {
+        const int o = lane / ROWS;
+        const int r = lane - o * ROWS;
+        const int channel = conv_of_lane;
+        const int history = conv.kernel - 1;
+        float* column = conv.states + (size_t) conv.slots[r] * history * conv.channels + channel;
+        conv_column[o][r] = column;
+        float sum = conv.bias != nullptr ? conv.bias[channel] : 0.0f;
+        for (int j = 0; j < history; j++) {
+            const float value = column[(size_t) j * conv.channels];
+            if (j < COIL_GEMV_CONV_HISTORY) {
+                conv_terms[o][r][j] = value;
+            }
+            sum = fmaf(conv.weight[channel * conv.kernel + j], value, sum);
+        }
+        conv_terms[o][r][CONV_SUM] = sum;
+        conv_terms[o][r][CONV_LAST_WEIGHT] = conv.weight[channel * conv.kernel + history];
     }
     coil_grid_dependency_wait(ROWS == 1 && COLUMNS == 2 ? COIL_EARLY_WIDE : COIL_EARLY_NARROW);
     coil_launch_dependents();
@@ -199,6 +212,8 @@ static __device__ __forceinline__ void coil_gemv(COIL_GEMV_BODY_PARAMETERS) {
         }
         return;
     }
+    // The butterfly leaves every sum in every lane: lane o · ROWS + r keeps column o's of row r for its conv.
+    float conv_total = 0.0f;
 #pragma unroll
     for (int o = 0; o < COLUMNS; o++) {
 #pragma unroll
@@ -207,22 +222,26 @@ static __device__ __forceinline__ void coil_gemv(COIL_GEMV_BODY_PARAMETERS) {
             if (active[o] && lane == 0 && r < rows) {
                 out[(size_t) r * columns + first_column + o] = total;
             }
-            if (conv_channel[o] >= 0 && lane == r && r < rows) {
-                // Lane r: row r's conv of this channel, and its state shifted by the new value.
-                const int channel = conv_channel[o];
-                const int history = conv.kernel - 1;
-                float* column = conv.states + (size_t) conv.slots[r] * history * conv.channels + channel;
-                const float sum = fmaf(conv_terms[o][r][CONV_LAST_WEIGHT], total, conv_terms[o][r][CONV_SUM]);
-                for (int j = 0; j + 1 < history; j++) {
-                    column[(size_t) j * conv.channels] = j + 1 < COIL_GEMV_CONV_HISTORY
-                            ? conv_terms[o][r][j + 1] : column[(size_t) (j + 1) * conv.channels];
-                }
-                if (history > 0) {
-                    column[(size_t) (history - 1) * conv.channels] = total;
-                }
-                conv.out[(size_t) r * conv.channels + channel] = coil_silu(sum);
+            if (lane == o * ROWS + r) {
+                conv_total = total;
             }
         }
+    }
+    if (conv_of_lane >= 0) {
+        // Row r's conv of this channel, and its state shifted by the new value.
+        const int o = lane / ROWS;
+        const int r = lane - o * ROWS;
+        const int history = conv.kernel - 1;
+        float* column = conv_column[o][r];
+        const float sum = fmaf(conv_terms[o][r][CONV_LAST_WEIGHT], conv_total, conv_terms[o][r][CONV_SUM]);
+        for (int j = 0; j + 1 < history; j++) {
+            column[(size_t) j * conv.channels] = j + 1 < COIL_GEMV_CONV_HISTORY
+                    ? conv_terms[o][r][j + 1] : column[(size_t) (j + 1) * conv.channels];
+        }
+        if (history > 0) {
+            column[(size_t) (history - 1) * conv.channels] = conv_total;
+        }
+        conv.out[(size_t) r * conv.channels + conv_of_lane] = coil_silu(sum);
     }
 }
 

@@ -40,9 +40,13 @@ public final class KernelModule implements AutoCloseable {
     /**
      * {@code -Dcoil.cuda.earlyKinds=N}: with the overlap on, which decode products start the next
      * kernel before their wait: 1 those of one column a warp, 2 the one-row products of two columns
-     * a warp, 4 the Mamba-2 state update; a sum of them (common.cuh, COIL_EARLY_*).
+     * a warp, 4 the Mamba-2 state update; a sum of them (common.cuh, COIL_EARLY_*). Default all
+     * three: with the state update too, out_proj's launch is resident and loading its weights while
+     * in_proj still runs (a batch-1 step about 4 µs shorter on an H100, docs/performance.md).
      */
     public static final String EARLY_KINDS_PROPERTY = "coil.cuda.earlyKinds";
+
+    private static final int EARLY_KINDS_DEFAULT = 7;
 
     /** Whether {@link #GEMV_OVERLAP_PROPERTY} is on (read when a module loads or a launcher is made). */
     public static boolean gemvOverlap() {
@@ -105,7 +109,7 @@ public final class KernelModule implements AutoCloseable {
         Cuda.check(result, "cuModuleLoadData of " + RESOURCE + " (" + image.length + " bytes)");
         KernelModule loaded = new KernelModule(module, computeCapability >= 90, multiprocessors);
         if (gemvOverlap()) {
-            int kinds = Integer.getInteger(EARLY_KINDS_PROPERTY, 3);
+            int kinds = Integer.getInteger(EARLY_KINDS_PROPERTY, EARLY_KINDS_DEFAULT);
             Cuda.check(cuMemcpyHtoD(loaded.global("coil_dependents_early").address(), Pointer.to(new int[] {kinds}),
                     Sizeof.INT), "cuMemcpyHtoD(coil_dependents_early)");
         }

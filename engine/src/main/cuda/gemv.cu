@@ -41,6 +41,15 @@
 // a plain bf16 operand. A column's sum runs in the same order whichever columns its warp holds, so
 // gate_j and up_j are the unfused launch's outputs bit for bit.
 //
+// A one-row q/k/v launch can end in RoPE and the K/V cache write (rope.destinations given; heads
+// of head_dim columns, a multiple of 8, cached unpadded): rope_kv_write's work, so that launch goes.
+// In q's and k's segments a block's warps take the pairs of columns RoPE turns together (column m
+// and m + rotary_dim / 2 of a head, for m < rotary_dim / 2) as neighbours, so a pair meets in the
+// block's shared memory after the sums; each warp turns its value with the turn computed before the
+// wait (coil_rope_turn, coil_rope_pair's arithmetic) and stores q or k; k's and v's warps also store
+// their value into the cache row destinations[0]. The same values as the launch and rope_kv_write,
+// bit for bit.
+//
 // The weights do not depend on earlier kernels: they are loaded before griddepcontrol.wait, so a
 // launch with programmatic stream serialization streams its weights while the kernel before it
 // finishes (on sm_90; elsewhere, and without that launch attribute, the wait is a no-op).
@@ -49,8 +58,23 @@
 // dynamic shared memory: 2 · rows · k bytes.
 #include "gemv_operand.cuh"
 
+// The column of segment `index` a one-column warp takes: RoPE's pairs as neighbours in q and k.
+static __device__ __forceinline__ int coil_gemv_rope_column(int column, int index, const CoilGemvRope& rope) {
+    if (rope.destinations == nullptr || index > 1) {
+        return column;
+    }
+    const int in_head = column % rope.head_dim;
+    if (in_head >= rope.rotary_dim) {
+        return column;
+    }
+    const int pair = in_head >> 1;
+    return column - in_head + ((in_head & 1) != 0 ? pair + rope.rotary_dim / 2 : pair);
+}
+
 template <int MODE, int ROWS, int COLUMNS, int CACHED, int HELD>
-static __device__ __forceinline__ void coil_gemv(COIL_GEMV_BODY_PARAMETERS) {
+static __device__ __forceinline__ void coil_gemv(COIL_GEMV_BODY_PARAMETERS, const CoilGemvRope rope) {
+    // RoPE's epilogue: one-row, one-column-a-warp launches over a pre-norm (q/k/v) only.
+    constexpr bool ROPE_CAPABLE = MODE == COIL_GEMV_RESIDUAL_NORM && ROWS == 1 && COLUMNS == 1;
     // COLUMNS: output columns per warp (a row of weights each).
     constexpr int CHUNKS = HELD / COLUMNS;               // chunks per lane and column per pass
     constexpr int PER_BLOCK = COIL_GEMV_WARPS * COLUMNS; // output columns per block
@@ -70,7 +94,17 @@ static __device__ __forceinline__ void coil_gemv(COIL_GEMV_BODY_PARAMETERS) {
     float* out = segment.out;
     const int columns = segment.columns;
     const int warp_index = block * COIL_GEMV_WARPS + (threadIdx.x >> 5);
-    const int first_column = pair ? warp_index : warp_index * COLUMNS;
+    const bool roping = ROPE_CAPABLE && rope.destinations != nullptr;
+    const int first_column = pair ? warp_index
+            : roping ? coil_gemv_rope_column(warp_index, segment.index, rope) : warp_index * COLUMNS;
+    // The warp's place in its head (before the pairing) and its pair's turn, for RoPE.
+    const int in_head = roping ? warp_index % rope.head_dim : 0;
+    const bool turns = roping && segment.index < 2 && in_head < rope.rotary_dim;
+    double sine = 0.0;
+    double cosine = 1.0;
+    if (turns) {
+        coil_rope_turn((float) rope.positions[0], in_head >> 1, rope.rotary_dim, rope.theta, sine, cosine);
+    }
     const int chunks = k / 8;
     const uint4* rows_of[COLUMNS];
     bool active[COLUMNS];
@@ -212,6 +246,37 @@ static __device__ __forceinline__ void coil_gemv(COIL_GEMV_BODY_PARAMETERS) {
         }
         return;
     }
+    if (ROPE_CAPABLE && roping) {
+        __shared__ float pair_values[COIL_GEMV_WARPS];
+        const int warp = threadIdx.x >> 5;
+        const float total = coil_warp_sum(acc[0][0]);
+        if (lane == 0) {
+            pair_values[warp] = total;
+        }
+        __syncthreads();
+        float value = total;
+        if (turns) {
+            // Neighbouring warps hold the pair (in_head even: the first of it), as coil_rope_pair turns it.
+            const bool first = (in_head & 1) == 0;
+            const double x1 = first ? total : pair_values[warp ^ 1];
+            const double x2 = first ? pair_values[warp ^ 1] : total;
+            value = first ? (float) __dsub_rn(__dmul_rn(x1, cosine), __dmul_rn(x2, sine))
+                          : (float) __dadd_rn(__dmul_rn(x2, cosine), __dmul_rn(x1, sine));
+        }
+        if (active[0] && lane == 0) {
+            out[first_column] = value;
+            if (segment.index > 0) {
+                void* cache = segment.index == 1 ? rope.key_cache : rope.value_cache;
+                const size_t at = (size_t) rope.destinations[0] * columns + first_column;
+                if (rope.cache_bf16) {
+                    reinterpret_cast<__nv_bfloat16*>(cache)[at] = __float2bfloat16_rn(value);
+                } else {
+                    reinterpret_cast<float*>(cache)[at] = value;
+                }
+            }
+        }
+        return;
+    }
     // The butterfly leaves every sum in every lane: lane o · ROWS + r keeps column o's of row r for its conv.
     float conv_total = 0.0f;
 #pragma unroll
@@ -254,8 +319,9 @@ static __device__ __forceinline__ void coil_gemv(COIL_GEMV_BODY_PARAMETERS) {
 #define COIL_GEMV_ENTRY_BOUNDED(name, MODE, ROWS, COLUMNS, MIN_BLOCKS, CACHED, HELD)                                \
     extern "C" __global__ void __launch_bounds__(COIL_GEMV_WARPS * 32, MIN_BLOCKS) name(COIL_GEMV_PARAMETERS) {  \
         const CoilGemvConv conv = COIL_GEMV_CONV_OF_PARAMETERS;                                                  \
+        const CoilGemvRope rope = COIL_GEMV_ROPE_OF_PARAMETERS;                                                  \
         coil_gemv<MODE, ROWS, COLUMNS, CACHED, HELD>(a, a_stride, b, b_stride, norm_weight, group_size, eps,     \
-                multiplier, h_out, conv, silu_pair, rows, k, w0, out0, n0, w1, out1, n1, w2, out2, n2);          \
+                multiplier, h_out, conv, silu_pair, rows, k, w0, out0, n0, w1, out1, n1, w2, out2, n2, rope);    \
     }
 
 // Rows buckets 1, 2, 4 and 8: a launch for r rows takes the smallest bucket ≥ r. One row has a
@@ -270,7 +336,7 @@ static __device__ __forceinline__ void coil_gemv(COIL_GEMV_BODY_PARAMETERS) {
 // rows of the narrower products (out_proj, down, o_proj, q/k/v) take one column a warp, as one row
 // does, so that a lane's weights for rows up to 2048 wide are all loaded before the wait.
 #define COIL_GEMV_BUCKETS(prefix, MODE)                  \
-    COIL_GEMV_ENTRY(prefix##_rows1, MODE, 1, 1)          \
+    COIL_GEMV_ENTRY_BOUNDED(prefix##_rows1, MODE, 1, 1, 2, COIL_GEMV_CACHED, COIL_GEMV_HELD) \
     COIL_GEMV_ENTRY(prefix##_rows1_wide, MODE, 1, 2)     \
     COIL_GEMV_ENTRY_BOUNDED(prefix##_rows1_wide_lean, MODE, 1, 2, 3, COIL_GEMV_CACHED_LEAN, COIL_GEMV_HELD_LEAN) \
     COIL_GEMV_ENTRY_BOUNDED(prefix##_rows2, MODE, 2, 2, 2, COIL_GEMV_CACHED, COIL_GEMV_HELD) \

@@ -33,6 +33,18 @@ struct CoilGemvConv {
     int channels;
 };
 
+// The RoPE and K/V-cache epilogue of a one-row q/k/v launch (gemv.cu); destinations null: none.
+struct CoilGemvRope {
+    const int* positions;     // (1): the row's position
+    const int* destinations;  // (1): the row's cache row
+    void* key_cache;          // (cache rows, kv_heads, head_dim) f32, or bf16 when cache_bf16
+    void* value_cache;
+    int cache_bf16;
+    int head_dim;
+    int rotary_dim;
+    float theta;
+};
+
 // The parameters every few-rows product kernel takes (gemv.cu, gemv_mma.cu; GemvKernel passes them
 // in this order), and the conv epilogue's struct made of them.
 #define COIL_GEMV_PARAMETERS                                                                                  \
@@ -42,9 +54,14 @@ struct CoilGemvConv {
             float *conv_out, int conv_kernel, int conv_first, int conv_channels, int silu_pair, int rows,     \
             int k, const __nv_bfloat16 *__restrict__ w0, float *__restrict__ out0, int n0,                   \
             const __nv_bfloat16 *__restrict__ w1, float *__restrict__ out1, int n1,                           \
-            const __nv_bfloat16 *__restrict__ w2, float *__restrict__ out2, int n2
+            const __nv_bfloat16 *__restrict__ w2, float *__restrict__ out2, int n2,                           \
+            const int *rope_positions, const int *rope_destinations, void *rope_key_cache,                    \
+            void *rope_value_cache, int rope_cache_bf16, int rope_head_dim, int rope_rotary_dim, float rope_theta
 #define COIL_GEMV_CONV_OF_PARAMETERS                                                                          \
     {conv_weight, conv_bias, conv_states, conv_slots, conv_out, conv_kernel, conv_first, conv_channels}
+#define COIL_GEMV_ROPE_OF_PARAMETERS                                                                          \
+    {rope_positions, rope_destinations, rope_key_cache, rope_value_cache, rope_cache_bf16, rope_head_dim,     \
+            rope_rotary_dim, rope_theta}
 // What the kernels' bodies (coil_gemv, coil_gemv_mma) take: the same, with the conv's in one struct.
 #define COIL_GEMV_BODY_PARAMETERS                                                                             \
     const void *a, int a_stride, const float *__restrict__ b, int b_stride,                                   \

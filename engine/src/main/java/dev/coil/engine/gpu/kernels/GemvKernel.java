@@ -124,6 +124,16 @@ public final class GemvKernel {
     }
 
     /**
+     * RoPE and the K/V cache write at the end of a one-row q/k/v launch ({@link #projectResidualNorm(
+     * CudaStream, ResidualNorm, List, RopeWrite)}): q and k turned to positions[0] over their first
+     * rotaryDim columns of each head (rope_kv_write's arithmetic), then k and v stored into cache row
+     * destinations[0] of keyCache and valueCache: (rows, kvHeads, headDim), f32 or bf16.
+     */
+    public record RopeWrite(DeviceBuffer positions, DeviceBuffer destinations, DeviceBuffer keyCache,
+            DeviceBuffer valueCache, DType cacheType, int headDim, int rotaryDim, float theta) {
+    }
+
+    /**
      * The MLP's stacked gate and up projection ending in silu(gate) · up: gateAndUp is [2·I, cols]
      * (gate rows, then up rows), hidden (rows, I) bf16 gets bf16(silu(gate) · up), the operand
      * {@link #projectSiluProduct} would make of the two halves' f32 outputs, bit for bit.
@@ -306,7 +316,7 @@ public final class GemvKernel {
 
     /** As {@link #projectSiluPair(CudaStream, DeviceBuffer, DType, int, int, SiluPair)}, x made by the residual update and pre-norm. */
     public void projectResidualNorm(CudaStream stream, ResidualNorm norm, int rows, SiluPair pair) {
-        residualNorm(stream, norm, rows, pairProduct(rows, pair), null, pair);
+        residualNorm(stream, norm, rows, pairProduct(rows, pair), null, pair, null);
     }
 
     /** The pair's one product; its out is the bf16 hidden, checked here for its bf16 size. */
@@ -357,11 +367,43 @@ public final class GemvKernel {
     /** As above, the first product ending in {@code conv} (null: none). */
     public void projectResidualNorm(CudaStream stream, ResidualNorm norm, int rows, List<Product> products,
             Conv conv) {
-        residualNorm(stream, norm, rows, products, conv, null);
+        residualNorm(stream, norm, rows, products, conv, null, null);
+    }
+
+    /**
+     * True when one row's q, k and v (products of those widths over rows {@code cols} wide) can end in
+     * {@link RopeWrite}: each takes this launcher and the one-column kernel, heads of a multiple of 8
+     * columns, an even rotaryDim within them.
+     */
+    public boolean takesRopeWrite(DeviceMatrix query, DeviceMatrix key, DeviceMatrix value, int headDim,
+            int rotaryDim) {
+        long columns = (long) query.rows() + key.rows() + value.rows();
+        return supports(1, query) && supports(1, key) && supports(1, value) && query.cols() == key.cols()
+                && key.cols() == value.cols() && columns < WIDE_FROM_COLUMNS && headDim % 8 == 0
+                && query.rows() % headDim == 0 && key.rows() % headDim == 0 && value.rows() == key.rows()
+                && rotaryDim >= 0 && rotaryDim <= headDim && rotaryDim % 2 == 0;
+    }
+
+    /**
+     * One row's q, k and v (products in that order) over the residual update and pre-norm, ending in
+     * RoPE and the K/V cache write {@code rope}: only where {@link #takesRopeWrite}.
+     */
+    public void projectResidualNorm(CudaStream stream, ResidualNorm norm, List<Product> products, RopeWrite rope) {
+        if (products.size() != 3 || !takesRopeWrite(products.get(0).weights(), products.get(1).weights(),
+                products.get(2).weights(), rope.headDim(), rope.rotaryDim())) {
+            throw new IllegalArgumentException("RoPE and the cache write end a one-row launch of q, k and v");
+        }
+        long width = products.get(1).weights().rows();
+        rope.positions().requireBytes(4, "positions");
+        rope.destinations().requireBytes(4, "destinations");
+        int bytes = rope.cacheType() == DType.BF16 ? 2 : 4;
+        rope.keyCache().requireBytes(bytes * width, "key cache");
+        rope.valueCache().requireBytes(bytes * width, "value cache");
+        residualNorm(stream, norm, 1, products, null, null, rope);
     }
 
     private void residualNorm(CudaStream stream, ResidualNorm norm, int rows, List<Product> products, Conv conv,
-            SiluPair pair) {
+            SiluPair pair, RopeWrite rope) {
         int cols = products.getFirst().weights().cols();
         long elements = (long) rows * cols;
         norm.h().requireFloats(elements, "h");
@@ -376,12 +418,18 @@ public final class GemvKernel {
         }
         norm.weight().requireFloats(cols, "norm weight");
         launch(stream, Operand.RESIDUAL_NORM, norm.h(), cols, norm.update(), cols,
-                new Norm(norm.weight(), cols, norm.eps()), norm.multiplier(), norm.hOut(), conv, pair, rows, products);
+                new Norm(norm.weight(), cols, norm.eps()), norm.multiplier(), norm.hOut(), conv, pair, rows, products, rope);
     }
 
     private void launch(CudaStream stream, Operand operand, DeviceBuffer a, int aStride, DeviceBuffer b,
             int bStride, Norm norm, float multiplier, DeviceBuffer hOut, Conv conv, SiluPair pair, int rows,
             List<Product> products) {
+        launch(stream, operand, a, aStride, b, bStride, norm, multiplier, hOut, conv, pair, rows, products, null);
+    }
+
+    private void launch(CudaStream stream, Operand operand, DeviceBuffer a, int aStride, DeviceBuffer b,
+            int bStride, Norm norm, float multiplier, DeviceBuffer hOut, Conv conv, SiluPair pair, int rows,
+            List<Product> products, RopeWrite rope) {
         if (products.isEmpty() || products.size() > 3) {
             throw new IllegalArgumentException("a gemv launch takes 1 to 3 products, not " + products.size());
         }
@@ -425,7 +473,16 @@ public final class GemvKernel {
         if (conv != null) {
             requireConv(conv, rows, products.getFirst().weights().rows());
         }
-        Object[] arguments = new Object[20 + segments.length];
+        Object[] arguments = new Object[28 + segments.length];
+        int at = 20 + segments.length;
+        arguments[at] = rope == null ? null : rope.positions();
+        arguments[at + 1] = rope == null ? null : rope.destinations();
+        arguments[at + 2] = rope == null ? null : rope.keyCache();
+        arguments[at + 3] = rope == null ? null : rope.valueCache();
+        arguments[at + 4] = rope != null && rope.cacheType() == DType.BF16 ? 1 : 0;
+        arguments[at + 5] = rope == null ? 1 : rope.headDim();
+        arguments[at + 6] = rope == null ? 0 : rope.rotaryDim();
+        arguments[at + 7] = rope == null ? 0f : rope.theta();
         arguments[0] = a;
         arguments[1] = aStride;
         arguments[2] = b;

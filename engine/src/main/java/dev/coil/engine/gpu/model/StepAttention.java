@@ -7,6 +7,7 @@ import dev.coil.engine.gpu.kernels.PagedAttentionKernel;
 import dev.coil.engine.load.DType;
 import dev.coil.engine.model.BlockSpec;
 import dev.coil.engine.ops.AttentionShape;
+import java.util.List;
 
 /**
  * The attention mixer over a serving step's rows, K/V in the cache's paged blocks on the device:
@@ -19,6 +20,13 @@ import dev.coil.engine.ops.AttentionShape;
  * alike): the zero columns add nothing to q·k and give zero output columns, which are dropped.
  */
 final class StepAttention {
+
+    /**
+     * {@code -Dcoil.cuda.ropeInProjection=false}: one decode row's RoPE and cache write in a launch of
+     * their own after q/k/v, as for more rows (for comparisons).
+     */
+    static final boolean ROPE_IN_PROJECTION = !"false".equalsIgnoreCase(
+            System.getProperty("coil.cuda.ropeInProjection", "true"));
 
     private StepAttention() {
     }
@@ -49,12 +57,22 @@ final class StepAttention {
         DeviceBuffer q = k.scratch.floats("attention.q", (long) rows * queryHeads * headDim);
         DeviceBuffer key = k.scratch.floats("attention.k", (long) rows * kvHeads * headDim);
         DeviceBuffer value = k.scratch.floats("attention.v", (long) rows * kvHeads * headDim);
-        x.projectAll(k, rows, new GemvKernel.Product(w.query(), q), new GemvKernel.Product(w.key(), key),
-                new GemvKernel.Product(w.value(), value));
-        // RoPE on q and k, then k and v into their cache rows: one launch.
-        k.pagedKv.ropeAndWrite(k.stream, q, queryHeads, key, value, headDim, Math.max(0, spec.rotaryDim()),
-                spec.ropeTheta(), inputs.floatSlice(layout.positionsOffset(), rows),
-                inputs.floatSlice(layout.cacheRowsOffset(), rows), rows, cache);
+        int rotaryDim = Math.max(0, spec.rotaryDim());
+        DeviceBuffer positions = inputs.floatSlice(layout.positionsOffset(), rows);
+        DeviceBuffer cacheRows = inputs.floatSlice(layout.cacheRowsOffset(), rows);
+        List<GemvKernel.Product> products = List.of(new GemvKernel.Product(w.query(), q),
+                new GemvKernel.Product(w.key(), key), new GemvKernel.Product(w.value(), value));
+        if (ROPE_IN_PROJECTION && rows == 1 && layout.decodesOnly() && x.pending() != null && padded == headDim
+                && k.matmul.gemv().takesRopeWrite(w.query(), w.key(), w.value(), headDim, rotaryDim)) {
+            // One decode row: RoPE and the cache write end the q/k/v launch.
+            k.matmul.gemv().projectResidualNorm(k.stream, x.pending(), products, new GemvKernel.RopeWrite(positions,
+                    cacheRows, cache.keys(), cache.values(), cache.dtype(), headDim, rotaryDim, spec.ropeTheta()));
+        } else {
+            x.projectAll(k, rows, products.toArray(GemvKernel.Product[]::new));
+            // RoPE on q and k, then k and v into their cache rows: one launch.
+            k.pagedKv.ropeAndWrite(k.stream, q, queryHeads, key, value, headDim, rotaryDim, spec.ropeTheta(),
+                    positions, cacheRows, rows, cache);
+        }
 
         long queryFloats = (long) rows * queryHeads * padded;
         DeviceBuffer paddedQ = q;

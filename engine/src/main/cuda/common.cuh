@@ -215,12 +215,20 @@ static __device__ __forceinline__ void coil_rope_turn(float position, int i, int
     sincos((double) angle, &sine, &cosine);
 }
 
+// The pair (x1, x2) turned by (sine, cosine): its first value (second false) or its second.
+static __device__ __forceinline__ float coil_rope_turned(float x1, float x2, double sine, double cosine, bool second) {
+    const double a = x1;
+    const double b = x2;
+    return second ? (float) __dadd_rn(__dmul_rn(b, cosine), __dmul_rn(a, sine))
+                  : (float) __dsub_rn(__dmul_rn(a, cosine), __dmul_rn(b, sine));
+}
+
 // Pair (first[0], first[half]) turned by (sine, cosine).
 static __device__ __forceinline__ void coil_rope_pair(float* first, int half, double sine, double cosine) {
-    const double x1 = first[0];
-    const double x2 = first[half];
-    first[0] = (float) __dsub_rn(__dmul_rn(x1, cosine), __dmul_rn(x2, sine));
-    first[half] = (float) __dadd_rn(__dmul_rn(x2, cosine), __dmul_rn(x1, sine));
+    const float x1 = first[0];
+    const float x2 = first[half];
+    first[0] = coil_rope_turned(x1, x2, sine, cosine, false);
+    first[half] = coil_rope_turned(x1, x2, sine, cosine, true);
 }
 
 #endif

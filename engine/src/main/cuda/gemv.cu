@@ -256,23 +256,18 @@ static __device__ __forceinline__ void coil_gemv(COIL_GEMV_BODY_PARAMETERS, cons
         __syncthreads();
         float value = total;
         if (turns) {
-            // Neighbouring warps hold the pair (in_head even: the first of it), as coil_rope_pair turns it.
-            const bool first = (in_head & 1) == 0;
-            const double x1 = first ? total : pair_values[warp ^ 1];
-            const double x2 = first ? pair_values[warp ^ 1] : total;
-            value = first ? (float) __dsub_rn(__dmul_rn(x1, cosine), __dmul_rn(x2, sine))
-                          : (float) __dadd_rn(__dmul_rn(x2, cosine), __dmul_rn(x1, sine));
+            // Neighbouring warps hold the pair (in_head odd: the second of it).
+            const bool second = (in_head & 1) != 0;
+            const float partner = pair_values[warp ^ 1];
+            value = coil_rope_turned(second ? partner : total, second ? total : partner, sine, cosine, second);
         }
         if (active[0] && lane == 0) {
             out[first_column] = value;
             if (segment.index > 0) {
                 void* cache = segment.index == 1 ? rope.key_cache : rope.value_cache;
-                const size_t at = (size_t) rope.destinations[0] * columns + first_column;
-                if (rope.cache_bf16) {
-                    reinterpret_cast<__nv_bfloat16*>(cache)[at] = __float2bfloat16_rn(value);
-                } else {
-                    reinterpret_cast<float*>(cache)[at] = value;
-                }
+                coil_store(rope.cache_bf16 ? nullptr : static_cast<float*>(cache),
+                        rope.cache_bf16 ? static_cast<__nv_bfloat16*>(cache) : nullptr,
+                        (size_t) rope.destinations[0] * columns + first_column, value);
             }
         }
         return;
@@ -334,7 +329,9 @@ static __device__ __forceinline__ void coil_gemv(COIL_GEMV_BODY_PARAMETERS, cons
 // 128-138 registers, one block a multiprocessor, so 210-256 blocks took two waves. The default
 // kernel of two rows is held to two blocks a multiprocessor (128 registers, no spills). Two and four
 // rows of the narrower products (out_proj, down, o_proj, q/k/v) take one column a warp, as one row
-// does, so that a lane's weights for rows up to 2048 wide are all loaded before the wait.
+// does, so that a lane's weights for rows up to 2048 wide are all loaded before the wait. One row's
+// one-column kernel is held to two blocks a multiprocessor as well: RoPE's turn in the q/k/v epilogue
+// would take its residual-norm twin past 128 registers.
 #define COIL_GEMV_BUCKETS(prefix, MODE)                  \
     COIL_GEMV_ENTRY_BOUNDED(prefix##_rows1, MODE, 1, 1, 2, COIL_GEMV_CACHED, COIL_GEMV_HELD) \
     COIL_GEMV_ENTRY(prefix##_rows1_wide, MODE, 1, 2)     \

@@ -19,8 +19,13 @@ final class F32Assertions {
         int worst = 0;
         double worstRatio = -1;
         for (int i = 0; i < expected.length; i++) {
+            // A NaN or infinity is an unwritten or broken output (the tests fill outputs with NaN first):
+            // it fails at once, since no later ratio could be compared with it.
+            if (!Float.isFinite(actual[i])) {
+                throw new AssertionError(String.format("%s[%d] is %s, expected %s", what, i, actual[i], expected[i]));
+            }
             double ratio = Math.abs((double) actual[i] - expected[i]) / Math.max(Math.abs(expected[i]), rms);
-            if (!(ratio <= worstRatio)) {      // NaN counts as the worst
+            if (ratio > worstRatio) {
                 worst = i;
                 worstRatio = ratio;
             }

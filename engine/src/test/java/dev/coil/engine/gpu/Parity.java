@@ -47,7 +47,11 @@ public final class Parity {
         }
     }
 
-    /** Bit-for-bit equality, for ops that only move or round values the way Java does. */
+    /**
+     * Bit-for-bit equality, for ops that only move or round values the way Java does. A NaN fails even where
+     * the expected side holds the same one: outputs are filled with NaN before a kernel runs, so two NaNs at
+     * one place are more likely an element neither side wrote than a result.
+     */
     public static void assertExact(String what, float[] actual, float[] expected) {
         if (actual.length != expected.length) {
             throw new AssertionError(what + ": " + actual.length + " values, expected " + expected.length);
@@ -55,7 +59,8 @@ public final class Parity {
         int mismatches = 0;
         int first = -1;
         for (int i = 0; i < expected.length; i++) {
-            if (Float.floatToRawIntBits(actual[i]) != Float.floatToRawIntBits(expected[i])) {
+            if (Float.isNaN(actual[i])
+                    || Float.floatToRawIntBits(actual[i]) != Float.floatToRawIntBits(expected[i])) {
                 mismatches++;
                 if (first < 0) {
                     first = i;

@@ -27,7 +27,7 @@ import org.junit.jupiter.params.provider.MethodSource;
  */
 class ContextParallelScorerTest {
 
-    private static final CpuOps ONE_DEVICE = new CpuOps(new Parallel(1));
+    static final CpuOps ONE_DEVICE = new CpuOps(new Parallel(1));
     private static final Offset<Float> LOGPROB = Offset.offset(1e-4f);
 
     static int[] prompt(int length, int vocab, long seed) {
@@ -81,6 +81,8 @@ class ContextParallelScorerTest {
             List<TokenLogprob> expectedTop = expected.topLogprobs().get(i);
             assertThat(actualTop).as("%s: top at %d", what, i).hasSameSizeAs(expectedTop);
             for (int rank = 0; rank < expectedTop.size(); rank++) {
+                assertThat(actualTop.get(rank).id()).as("%s: top %d's token at %d", what, rank, i)
+                        .isEqualTo(expectedTop.get(rank).id());
                 assertThat(actualTop.get(rank).logprob()).as("%s: top %d at %d", what, rank, i)
                         .isCloseTo(expectedTop.get(rank).logprob(), LOGPROB);
             }

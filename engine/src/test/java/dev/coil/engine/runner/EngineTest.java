@@ -59,7 +59,10 @@ class EngineTest {
         List<int[]> alone = new ArrayList<>();
         try (Engine engine = start(fixture, SMALL.withPrefixCaching(false))) {
             for (int[] ids : prompts) {
-                alone.add(run(engine, greedy(ids, 10, -1)).tokenArray());
+                EngineRuns.Outcome outcome = run(engine, greedy(ids, 10, -1));
+                assertThat(outcome.finished()).as("request alone: %s", outcome.failed()).isNotNull();
+                assertThat(outcome.tokens()).as("tokens of a request alone").isNotEmpty();
+                alone.add(outcome.tokenArray());
             }
         }
         try (Engine engine = start(fixture, SMALL.withPrefixCaching(false).withMaxBatchedTokens(64))) {
@@ -68,8 +71,9 @@ class EngineTest {
                 streams.add(engine.submit(greedy(ids, 10, -1)));
             }
             for (int i = 0; i < streams.size(); i++) {
-                assertThat(EngineRuns.collect(streams.get(i)).tokenArray()).as("request %d of 8", i)
-                        .containsExactly(alone.get(i));
+                EngineRuns.Outcome outcome = EngineRuns.collect(streams.get(i));
+                assertThat(outcome.finished()).as("request %d of 8: %s", i, outcome.failed()).isNotNull();
+                assertThat(outcome.tokenArray()).as("request %d of 8", i).containsExactly(alone.get(i));
             }
         }
     }
@@ -201,7 +205,10 @@ class EngineTest {
             assertThat(actual.get(i).chosen().id()).isEqualTo(expected.get(i).chosen().id());
             assertThat((double) actual.get(i).chosen().logprob()).as("position %d", i)
                     .isCloseTo(expected.get(i).chosen().logprob(), within(tolerance));
+            assertThat(actual.get(i).top()).as("position %d, top list", i).hasSameSizeAs(expected.get(i).top());
             for (int k = 0; k < expected.get(i).top().size(); k++) {
+                assertThat(actual.get(i).top().get(k).id()).as("position %d, top %d's token", i, k)
+                        .isEqualTo(expected.get(i).top().get(k).id());
                 assertThat((double) actual.get(i).top().get(k).logprob()).as("position %d, top %d", i, k)
                         .isCloseTo(expected.get(i).top().get(k).logprob(), within(tolerance));
             }

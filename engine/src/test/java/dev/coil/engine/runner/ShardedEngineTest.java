@@ -85,9 +85,13 @@ class ShardedEngineTest {
                 assertThat(got.tokens()).as("%s request %d", fixture, i).isEqualTo(want.tokens());
                 assertThat(got.text()).isEqualTo(want.text());
                 EngineTest.assertSameLogprobs(got.logprobs(), want.logprobs(), LOGPROB);
-                if (want.promptLogprobs() != null) {
+                if (requests.get(i).promptLogprobs() >= 0) {
+                    assertThat(want.promptLogprobs()).as("request %d's prompt logprobs on one device", i).isNotNull();
+                    assertThat(got.promptLogprobs()).as("request %d's prompt logprobs sharded", i).isNotNull();
                     EngineTest.assertSameLogprobs(got.promptLogprobs().positions(), want.promptLogprobs().positions(),
                             LOGPROB);
+                } else {
+                    assertThat(got.promptLogprobs()).as("request %d asked for no prompt logprobs", i).isNull();
                 }
                 assertThat(got.finished().reason()).isEqualTo(want.finished().reason());
                 assertThat(got.finished().usage()).isEqualTo(want.finished().usage());

@@ -146,10 +146,16 @@ class SchedulerTest {
         StepPlan plan;
         do {
             plan = scheduler.schedule();
+            // No model runs here: the "step" leaves its chunk's end in the state, so that each snapshot
+            // (taken when the chunk completes) holds the position it was taken at.
+            for (StepPlan.Chunk chunk : plan.chunks()) {
+                ssm(cache, chunk.request())[0] = chunk.end();
+            }
             scheduler.complete(plan);
         } while (first.computed() < 13);
         // Snapshots every block (interval 1): chunks end at 4, 8, 12, then 13.
-        ((LayerState.Mamba) ((dev.coil.engine.cache.HostStateStore) cache.store()).slotStates(first.slot())[1]).ssm()[0] = 42f;
+        ssm(cache, first)[0] = 42f;
+        int[] firstBlocks = {first.block(0), first.block(1), first.block(2)};
         scheduler.finish(first);
 
         ScheduledRequest second = request("second", 13, tokens);
@@ -157,12 +163,20 @@ class SchedulerTest {
         plan = scheduler.schedule();
         assertThat(plan.chunks()).extracting(c -> c.start() + "+" + c.count()).containsExactly("12+1");
         assertThat(second.cachedPromptTokens()).isEqualTo(12);
-        assertThat(((LayerState.Mamba) ((dev.coil.engine.cache.HostStateStore) cache.store()).slotStates(second.slot())[1]).ssm()[0])
-                .as("the snapshot at 12 was taken before the state was touched").isZero();
+        assertThat(ssm(cache, second)[0])
+                .as("the slot holds the snapshot taken at 12, not a cleared state or the state at 13")
+                .isEqualTo(12f);
         assertThat(cache.hits()).isEqualTo(1);
         for (int i = 0; i < 3; i++) {
+            assertThat(second.block(i)).as("block %d is the first request's, shared", i).isEqualTo(firstBlocks[i]);
             assertThat(cache.blockPool().references(second.block(i))).isEqualTo(1);
         }
+    }
+
+    /** The second layer's (a Mamba layer's) SSM state of the request's slot, in host memory. */
+    private static float[] ssm(ServingCache cache, ScheduledRequest request) {
+        return ((LayerState.Mamba) ((dev.coil.engine.cache.HostStateStore) cache.store())
+                .slotStates(request.slot())[1]).ssm();
     }
 
     @Test

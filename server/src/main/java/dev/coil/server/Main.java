@@ -19,15 +19,21 @@ public final class Main implements Runnable {
     }
 
     public static void main(String[] args) {
-        int code = new CommandLine(new Main())
+        System.exit(commandLine().execute(args));
+    }
+
+    /**
+     * The command line as {@link #main} runs it: a failed command prints {@code coil: <message>} to the error
+     * stream and exits 1, with the stack trace only under {@code -Dcoil.debug=true}.
+     */
+    public static CommandLine commandLine() {
+        return new CommandLine(new Main())
                 .setExecutionExceptionHandler((exception, commandLine, parseResult) -> {
                     commandLine.getErr().println("coil: " + exception.getMessage());
                     if (Boolean.getBoolean("coil.debug")) {
                         exception.printStackTrace(commandLine.getErr());
                     }
                     return 1;
-                })
-                .execute(args);
-        System.exit(code);
+                });
     }
 }

@@ -26,7 +26,7 @@ public final class ModelOptions {
     @Option(names = "--ssd-precision", paramLabel = "P", defaultValue = "f32",
             description = "The Mamba-2 SSD scan's tensor-core products on a GPU (prefill): f32 (three tf32 products"
                     + " each, about float32's error) or tf32 (one each, as PyTorch's allow_tf32: logits about 1e-3"
-                    + " off, relative to their scale; long prompts prefill 9-20% faster on an H100). The CPU"
+                    + " off, relative to their scale; long prompts prefill 9-20%% faster on an H100). The CPU"
                     + " always scans in f32"
                     + " (default ${DEFAULT-VALUE}).")
     String ssdPrecision;

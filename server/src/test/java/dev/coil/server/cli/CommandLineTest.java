@@ -7,6 +7,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.coil.server.Main;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -22,19 +24,27 @@ class CommandLineTest {
     private static final Path FIXTURE = Path.of("..", "engine", "src", "test", "resources", "fixtures", "bamba");
     private static final ObjectMapper JSON = new ObjectMapper();
 
+    /** What one in-process run of the command line printed. */
+    private record Output(String out, String err) {}
+
     /** Runs the command line in-process; returns stdout, and asserts the exit code. */
     private static String run(int expectedExit, String... args) {
+        return runCapturing(expectedExit, args).out();
+    }
+
+    /** Runs the command line as {@link Main#main} does (its error handler included), capturing both streams. */
+    private static Output runCapturing(int expectedExit, String... args) {
         PrintStream original = System.out;
         ByteArrayOutputStream captured = new ByteArrayOutputStream();
+        StringWriter errors = new StringWriter();
         System.setOut(new PrintStream(captured, true, StandardCharsets.UTF_8));
         try {
-            int exit = new CommandLine(new Main()).setExecutionExceptionHandler((exception, line, result) -> 1)
-                    .execute(args);
+            int exit = Main.commandLine().setErr(new PrintWriter(errors, true)).execute(args);
             assertThat(exit).as("exit code of %s", String.join(" ", args)).isEqualTo(expectedExit);
         } finally {
             System.setOut(original);
         }
-        return captured.toString(StandardCharsets.UTF_8);
+        return new Output(captured.toString(StandardCharsets.UTF_8), errors.toString());
     }
 
     @Test
@@ -81,11 +91,23 @@ class CommandLineTest {
 
     @Test
     void badInputFailsWithoutAStackTrace() {
-        run(1, "generate", "--model", FIXTURE.toString(), "--prompt-ids", "1,99999");
-        run(1, "generate", "--model", FIXTURE.resolve("missing").toString(), "--prompt", "x");
-        run(1, "generate", "--model", FIXTURE.toString(), "--prompt", "x", "--top-p", "1.5");
-        run(2, "generate", "--model", FIXTURE.toString(), "--max-tokens", "many");
-        run(1, "generate", "--model", FIXTURE.toString(), "--prompt", "x", "--ssd-precision", "fp8");
+        assertFailsWithOneLine(1, "generate", "--model", FIXTURE.toString(), "--prompt-ids", "1,99999");
+        assertFailsWithOneLine(1, "generate", "--model", FIXTURE.resolve("missing").toString(), "--prompt", "x");
+        assertFailsWithOneLine(1, "generate", "--model", FIXTURE.toString(), "--prompt", "x", "--top-p", "1.5");
+        assertFailsWithOneLine(1, "generate", "--model", FIXTURE.toString(), "--prompt", "x", "--ssd-precision",
+                "fp8");
+        // A malformed option is picocli's usage error: exit 2, the message and the usage, no stack trace.
+        Output usage = runCapturing(2, "generate", "--model", FIXTURE.toString(), "--max-tokens", "many");
+        assertThat(usage.err()).contains("many").doesNotContain("\tat ").doesNotContain("Exception");
+    }
+
+    private static void assertFailsWithOneLine(int exit, String... args) {
+        Output output = runCapturing(exit, args);
+        assertThat(output.err()).as("stderr of %s", String.join(" ", args))
+                .startsWith("coil: ")
+                .doesNotContain("\tat ")
+                .doesNotContain("coil: null");
+        assertThat(output.err().strip().lines()).as("stderr of %s", String.join(" ", args)).hasSize(1);
     }
 
     /** The CPU always scans in f32: --ssd-precision tf32 leaves its tokens and logprobs as they are. */

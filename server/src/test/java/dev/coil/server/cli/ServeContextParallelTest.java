@@ -95,7 +95,7 @@ class ServeContextParallelTest {
             text.append(event.at("/choices/0/text").asText(""));
         }
         assertThat(paths(events.getLast())).contains("ring x2");
-        assertThat(text.toString()).isEqualTo(
+        assertThat(text.toString()).isNotEmpty().isEqualTo(
                 sharded.postJson("/v1/completions", COMPLETION + "}").at("/choices/0/text").asText());
     }
 

@@ -101,7 +101,11 @@ class TelemetryTest {
                 "coil_prefix_cache_hits_total ", "coil_prefix_cache_hit_tokens_total ", "coil_preemptions_total ")) {
             assertThat(metrics).as(name).contains("\n" + name);
         }
-        assertThat(server.metric("coil_requests_waiting")).isEqualTo(server.model().engine().stats().waitingRequests());
+        // The gauges read the serving engine's own stats: its capacities are not zero.
+        assertThat(server.model().engine().stats().kvBlocksTotal()).isPositive();
+        assertThat(server.metric("coil_kv_blocks_capacity")).isEqualTo(server.model().engine().stats().kvBlocksTotal());
+        assertThat(server.metric("coil_state_slots_capacity"))
+                .isEqualTo(server.model().engine().stats().stateSlotsTotal());
         assertThat(server.get("/metrics").headers().firstValue("Content-Type").orElseThrow()).startsWith("text/plain");
     }
 

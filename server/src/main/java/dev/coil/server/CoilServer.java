@@ -17,6 +17,8 @@ import io.javalin.http.Context;
 import io.javalin.http.HttpResponseException;
 import io.javalin.http.HttpStatus;
 import io.javalin.http.staticfiles.Location;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -121,15 +123,22 @@ public final class CoilServer implements AutoCloseable {
         config.routes.before(new ApiKeyCheck(options.apiKey()));
         config.routes.get("/health", this::health);
         config.routes.get("/metrics", this::metrics);
-        config.routes.get("/v1/models", new ModelsHandler(state));
+        var models = new ModelsHandler(state);
+        config.routes.get("/v1/models", models::list);
+        // <model>, not {model}: a served name may hold slashes ("org/model"), as clients send it.
+        config.routes.get("/v1/models/<model>", models::retrieve);
         config.routes.post("/v1/completions", new CompletionsHandler(state, runner, options.maxBodyBytes()));
         config.routes.post("/v1/chat/completions", new ChatHandler(state, runner, options.maxBodyBytes()));
         config.routes.post("/tokenize", tokenize::tokenize);
         config.routes.post("/detokenize", tokenize::detokenize);
 
         config.routes.exception(ApiException.class, (error, ctx) -> ErrorResponses.write(ctx, error));
-        config.routes.exception(HttpResponseException.class, (error, ctx) -> ErrorResponses.write(ctx,
-                httpError(error.getStatus(), ctx)));
+        config.routes.exception(HttpResponseException.class, (error, ctx) -> {
+            if (error.getStatus() == HttpStatus.METHOD_NOT_ALLOWED.getCode()) {
+                ctx.header("Allow", allowedMethods(error));
+            }
+            ErrorResponses.write(ctx, httpError(error.getStatus(), ctx));
+        });
         config.routes.exception(Exception.class, (error, ctx) -> {
             LOG.error("{} {} failed", ctx.method(), ctx.path(), error);
             ErrorResponses.write(ctx, ApiException.internal("internal error: " + error));
@@ -153,6 +162,23 @@ public final class CoilServer implements AutoCloseable {
 
     private void metrics(Context ctx) {
         ctx.contentType(Telemetry.PROMETHEUS_CONTENT_TYPE).result(telemetry.scrape());
+    }
+
+    /**
+     * The Allow header of a 405, which HTTP requires: the methods the path has routes for, which
+     * Javalin lists in the exception's details ("GET,POST"; the key depends on whether the client
+     * accepts HTML).
+     */
+    private static String allowedMethods(HttpResponseException error) {
+        List<String> methods = new ArrayList<>();
+        for (String listed : error.getDetails().values()) {
+            for (String method : listed.split(",")) {
+                if (!method.isBlank() && !methods.contains(method.strip())) {
+                    methods.add(method.strip());
+                }
+            }
+        }
+        return String.join(", ", methods);
     }
 
     private static ApiException httpError(int status, Context ctx) {

@@ -8,6 +8,7 @@ import dev.coil.engine.runner.Engine;
 import dev.coil.engine.runner.EngineOptions;
 import dev.coil.engine.runner.LoadedModel;
 import dev.coil.engine.tokenizer.ChatTemplate;
+import dev.coil.engine.tokenizer.StreamingDecoder;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
@@ -127,6 +128,11 @@ public final class ServedModel implements AutoCloseable {
 
     public String decode(int[] ids, boolean skipSpecialTokens) {
         return engine.model().tokenizer().decode(ids, skipSpecialTokens);
+    }
+
+    /** A decoder of one sequence's tokens into text, token by token (needs a tokenizer). */
+    public StreamingDecoder streamingDecoder(boolean skipSpecialTokens) {
+        return new StreamingDecoder(engine.model().tokenizer(), skipSpecialTokens);
     }
 
     /**

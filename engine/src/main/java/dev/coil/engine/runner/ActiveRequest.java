@@ -42,7 +42,7 @@ final class ActiveRequest {
 
     private int[] generated = new int[16];
     private int generatedCount;
-    /** The end-of-sequence or stop id that ended the request (not a generated token), or -1. */
+    /** The end-of-sequence id that ended the request (not a generated token), or -1. */
     private int endToken = -1;
     private int cachedPromptTokens;
     private volatile boolean cancelRequested;
@@ -107,7 +107,8 @@ final class ActiveRequest {
         if (position < prompt) {
             return request.promptToken(position);
         }
-        // A step queued before the request's end was known fed the ending id on: the cache holds it.
+        // A step queued before the request's end was known fed the end-of-sequence id on (it is not
+        // among the generated tokens): the cache holds it.
         return position - prompt == generatedCount && endToken >= 0 ? endToken : generated[position - prompt];
     }
 
@@ -282,7 +283,7 @@ final class ActiveRequest {
             }
         }
         if (maxTokens == 0) {
-            return finish(FinishReason.LENGTH, null, "");
+            return finish(FinishReason.LENGTH, null, null, "");
         }
         int token;
         if (logits == null) {
@@ -297,9 +298,12 @@ final class ActiveRequest {
         if (firstTokenNanos == 0) {
             firstTokenNanos = System.nanoTime();
         }
-        if (endIds.contains(token) || request.sampling().stopTokenIds().contains(token)) {
+        // The model's end-of-sequence token ends the request outside its output. A stop token id is
+        // output like any token (text, logprob, usage) and then ends it, as vLLM does; where one id is
+        // both, the end-of-sequence meaning wins, as in vLLM's check order.
+        if (endIds.contains(token)) {
             endToken = token;
-            return finish(FinishReason.STOP, null, releasedAtEnd());
+            return finish(FinishReason.STOP, null, null, releasedAtEnd());
         }
         EngineEvent.PositionLogprobs logprobs = null;
         if (request.logprobs() >= 0) {
@@ -313,17 +317,24 @@ final class ActiveRequest {
         generated[generatedCount++] = token;
         history.append(token);
         String text = "";
+        String decoded = "";
         StopMatcher.Result released = null;
         if (decoder != null) {
-            released = stops.accept(decoder.accept(token));
+            decoded = decoder.accept(token);
+            released = stops.accept(decoded);
             text = released.text() == null ? "" : released.text();
         }
-        stream.publish(new EngineEvent.Token(token, text, logprobs));
+        stream.publish(new EngineEvent.Token(token, text, decoded, logprobs));
         if (released != null && released.stopped()) {
-            return finish(FinishReason.STOP, released.stopString(), "");
+            return finish(FinishReason.STOP, released.stopString(), null, "");
+        }
+        // Before max_tokens: a stop token that is also the last token allowed ends with STOP and its
+        // id, as an end-of-sequence token or a stop string there does.
+        if (request.sampling().stopTokenIds().contains(token)) {
+            return finish(FinishReason.STOP, null, token, releasedAtEnd());
         }
         if (generatedCount >= maxTokens) {
-            return finish(FinishReason.LENGTH, null, releasedAtEnd());
+            return finish(FinishReason.LENGTH, null, null, releasedAtEnd());
         }
         return false;
     }
@@ -341,7 +352,7 @@ final class ActiveRequest {
         return text.toString();
     }
 
-    private boolean finish(FinishReason reason, String stopString, String text) {
+    private boolean finish(FinishReason reason, String stopString, Integer stopTokenId, String text) {
         done = true;
         long now = System.nanoTime();
         long scheduled = scheduledNanos == 0 ? now : scheduledNanos;
@@ -351,7 +362,8 @@ final class ActiveRequest {
                 request.promptLength() - cachedPromptTokens, generatedCount);
         EngineEvent.Usage usage = new EngineEvent.Usage(request.promptLength(), generatedCount, cachedPromptTokens);
         onEnd.accept(id);
-        stream.publish(new EngineEvent.Finished(text, reason, stopString, usage, timings, List.copyOf(paths)));
+        stream.publish(new EngineEvent.Finished(text, reason, stopString, stopTokenId, usage, timings,
+                List.copyOf(paths)));
         return true;
     }
 

@@ -171,6 +171,12 @@ public final class Engine implements AutoCloseable {
                         "prompt token id " + token + " is outside the vocabulary [0, " + vocab + ")");
             }
         }
+        for (int token : request.sampling().stopTokenIds()) {
+            if (token >= vocab) {
+                throw new IllegalArgumentException(
+                        "stop_token_ids: token id " + token + " is outside the vocabulary [0, " + vocab + ")");
+            }
+        }
         String id = "req-" + nextId.incrementAndGet();
         RequestStream stream = new RequestStream(id, this);
         StreamingDecoder decoder = loaded.hasTokenizer() ? new StreamingDecoder(loaded.tokenizer(), true) : null;

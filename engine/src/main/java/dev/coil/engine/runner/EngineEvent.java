@@ -30,19 +30,26 @@ public sealed interface EngineEvent {
      * back while it may be the start of a stop string, so it may be empty and a later token may
      * carry several tokens' text. The concatenated text of a request's tokens is its output.
      *
+     * @param decoded  what the token added to the decoded text, before any stop string held it back:
+     *                 empty when it ends inside a UTF-8 character, the whole character on the token
+     *                 that completes it. The decoded texts of the tokens before one add up to where
+     *                 its text starts in the output (completions' text_offset), up to a stop string
+     *                 that was cut off.
      * @param logprobs the token's logprob and alternatives, null when the request asked for none
      */
-    record Token(int id, String text, PositionLogprobs logprobs) implements EngineEvent {
+    record Token(int id, String text, String decoded, PositionLogprobs logprobs) implements EngineEvent {
     }
 
     /**
      * The request is done. {@code text} is what was still held back at the end (usually empty).
      *
-     * @param stopString the stop string that ended generation, or null
-     * @param paths      the engine paths that served the request, e.g. [flash, ssd-scan, ssm-recurrence]
+     * @param stopString  the stop string that ended generation, or null
+     * @param stopTokenId the id of {@link SamplingParams#stopTokenIds()} that ended generation (it was the
+     *                    last Token event), or null; null too when the model's end-of-sequence token ended it
+     * @param paths       the engine paths that served the request, e.g. [flash, ssd-scan, ssm-recurrence]
      */
-    record Finished(String text, FinishReason reason, String stopString, Usage usage, RequestTimings timings,
-            List<String> paths) implements EngineEvent {
+    record Finished(String text, FinishReason reason, String stopString, Integer stopTokenId, Usage usage,
+            RequestTimings timings, List<String> paths) implements EngineEvent {
         public Finished {
             paths = List.copyOf(paths);
         }

@@ -11,9 +11,9 @@ import java.util.function.Consumer;
 
 /**
  * One sequence from prompt to finish: prefill the prompt in chunks, then decode token by token,
- * sampling each from the logits, until an end-of-sequence token, a stop token or string, or
- * max_tokens. Text is streamed to a listener as it becomes final (whole UTF-8 characters, never
- * the start of a stop string).
+ * sampling each from the logits, until an end-of-sequence token (left out of the output), a stop
+ * token (kept in it, as vLLM keeps it), a stop string, or max_tokens. Text is streamed to a listener
+ * as it becomes final (whole UTF-8 characters, never the start of a stop string).
  */
 public final class Generator {
 
@@ -107,7 +107,7 @@ public final class Generator {
         FinishReason finish = FinishReason.LENGTH;
         while (count < maxTokens) {
             int token = sampler.sample(logits, history);
-            if (endIds.contains(token) || params.stopTokenIds().contains(token)) {
+            if (endIds.contains(token)) {
                 finish = FinishReason.STOP;
                 break;
             }
@@ -117,6 +117,10 @@ public final class Generator {
             generated[count++] = token;
             history.append(token);
             if (decoder != null && emit(stops.accept(decoder.accept(token)), text, onText)) {
+                finish = FinishReason.STOP;
+                break;
+            }
+            if (params.stopTokenIds().contains(token)) {
                 finish = FinishReason.STOP;
                 break;
             }

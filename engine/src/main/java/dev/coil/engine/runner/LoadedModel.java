@@ -100,17 +100,24 @@ public final class LoadedModel implements AutoCloseable {
     /**
      * How many tokens one request may generate after a prompt of {@code promptTokens}: max_tokens,
      * refused when the prompt plus it exceeds the context window; without a limit
-     * ({@link SamplingParams#UNLIMITED_TOKENS}), what the window leaves.
+     * ({@link SamplingParams#UNLIMITED_TOKENS}), what the window leaves, refused when that is
+     * nothing. A prompt that fills the window exactly fits with max_tokens 0: scoring it needs the
+     * logits of its own positions only.
      *
      * @throws IllegalArgumentException naming max_tokens or the prompt, when they do not fit
      */
     public int generationLimit(int promptTokens, int maxTokens) {
         int window = config().contextLength();
-        if (window > 0 && promptTokens >= window) {
+        if (window > 0 && promptTokens > window) {
             throw new IllegalArgumentException("the prompt (" + promptTokens + " tokens) does not fit the model's "
                     + "context window of " + window + " tokens");
         }
         if (maxTokens == SamplingParams.UNLIMITED_TOKENS) {
+            if (window > 0 && promptTokens == window) {
+                throw new IllegalArgumentException("the prompt (" + promptTokens + " tokens) fills the model's "
+                        + "context window of " + window + " tokens and leaves no room to generate (max_tokens 0 "
+                        + "scores it)");
+            }
             return window > 0 ? window - promptTokens : maxTokens;
         }
         if (window > 0 && (long) promptTokens + maxTokens > window) {

@@ -19,7 +19,9 @@ import java.util.Set;
  * @param presencePenalty OpenAI: subtracted once from the logit of each token already generated
  * @param frequencyPenalty OpenAI: subtracted from each generated token's logit per time it was generated
  * @param seed seeds the request's random generator; null draws a random seed
- * @param stopTokenIds generation ends after any of these (the caller adds the model's EOS ids)
+ * @param stopTokenIds generation ends with any of these, which is output like any token (its text unless it is a
+ *        special token, its logprob, counted in usage) and named as the finish's stop token (vLLM's
+ *        stop_token_ids); the model's end-of-sequence tokens end generation without these, left out of the output
  * @param stopStrings generation ends before any of these strings; they are not part of the output
  * @param maxTokens most tokens to generate; {@link #UNLIMITED_TOKENS} lets the context length decide
  */

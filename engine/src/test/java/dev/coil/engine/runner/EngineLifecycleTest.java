@@ -5,6 +5,7 @@ import static dev.coil.engine.runner.EngineRuns.prompt;
 import static dev.coil.engine.runner.EngineRuns.run;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.within;
 
 import dev.coil.engine.bench.RandomCheckpoint;
 import dev.coil.engine.cache.CacheSizing;
@@ -163,6 +164,37 @@ class EngineLifecycleTest {
                     .isInstanceOf(IllegalArgumentException.class).hasMessageStartingWith("max_tokens");
             assertThatThrownBy(() -> engine.submit(greedy(new int[] {1, 100_000}, 1, -1)))
                     .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("outside the vocabulary");
+        }
+    }
+
+    @Test
+    void aPromptFillingTheContextIsScoredWithMaxTokensZero() {
+        LoadedModel model = TestModels.load(FIXTURE);
+        int window = model.config().contextLength();
+        int[] ids = prompt(model.config().vocabSize(), window, 3);
+        ScoreResult expected = new Scorer(model, EngineTest.OPS).score(ids, 0);
+        try (Engine engine = Engine.start(model, EngineTest.OPS, EngineTest.SMALL.withKvDtype(DType.F32))) {
+            EngineRuns.Outcome scored = run(engine, new EngineRequest(ids, SamplingParams.greedy().withMaxTokens(0),
+                    true, -1, 0));
+            assertThat(scored.failed()).isNull();
+            assertThat(scored.tokens()).isEmpty();
+            assertThat(scored.finished().reason()).isEqualTo(FinishReason.LENGTH);
+            assertThat(scored.finished().usage().promptTokens()).isEqualTo(window);
+            List<EngineEvent.PositionLogprobs> positions = scored.promptLogprobs().positions();
+            assertThat(positions).hasSize(window - 1);
+            for (int i = 0; i < positions.size(); i++) {
+                assertThat(positions.get(i).chosen().id()).isEqualTo(ids[i + 1]);
+                assertThat((double) positions.get(i).chosen().logprob()).as("prompt token %d", i + 1)
+                        .isCloseTo(expected.logprobs()[i + 1], within(1e-4));
+            }
+            // What does not fit is still refused: the prompt alone, or the prompt and anything to generate.
+            int[] longer = prompt(model.config().vocabSize(), window + 1, 4);
+            assertThatThrownBy(() -> engine.submit(greedy(longer, 0, -1)))
+                    .isInstanceOf(IllegalArgumentException.class).hasMessageStartingWith("the prompt (" + (window + 1));
+            assertThatThrownBy(() -> engine.submit(greedy(ids, 1, -1)))
+                    .isInstanceOf(IllegalArgumentException.class).hasMessageStartingWith("max_tokens");
+            assertThatThrownBy(() -> engine.submit(new EngineRequest(ids, SamplingParams.greedy(), true, -1, -1)))
+                    .isInstanceOf(IllegalArgumentException.class).hasMessageStartingWith("the prompt (" + window);
         }
     }
 

@@ -2,9 +2,16 @@ package dev.coil.engine.runner;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.coil.engine.model.Fixtures;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
+import java.util.stream.Stream;
 
 /** Test helpers: read a request's events to the end, make prompts. */
 final class EngineRuns {
@@ -84,6 +91,22 @@ final class EngineRuns {
         int[] out = java.util.Arrays.copyOf(a, a.length + b.length);
         System.arraycopy(b, 0, out, a.length, b.length);
         return out;
+    }
+
+    /**
+     * A fixture's files copied into {@code folder}, with generation_config.json naming {@code endOfSequenceId}
+     * as the model's only end-of-sequence token, and loaded (the caller closes it).
+     */
+    static LoadedModel withEndOfSequence(String fixture, int endOfSequenceId, Path folder) {
+        try (Stream<Path> files = Files.list(Fixtures.folder(fixture))) {
+            for (Path file : files.toList()) {
+                Files.copy(file, folder.resolve(file.getFileName()), StandardCopyOption.REPLACE_EXISTING);
+            }
+            Files.writeString(folder.resolve("generation_config.json"), "{\"eos_token_id\": " + endOfSequenceId + "}");
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        return LoadedModel.load(folder);
     }
 
     static EngineRequest greedy(int[] prompt, int maxTokens, int logprobs) {

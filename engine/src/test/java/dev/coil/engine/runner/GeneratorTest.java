@@ -59,7 +59,7 @@ class GeneratorTest {
     }
 
     @Test
-    void stopTokenEndsGenerationBeforeIt() {
+    void stopTokenEndsGenerationWithIt() {
         Generation free = run(SamplingParams.greedy().withMaxTokens(12), new ArrayList<>());
         assertThat(free.tokenIds()).hasSizeGreaterThan(3);
         int stopAt = free.tokenIds()[3];
@@ -67,9 +67,14 @@ class GeneratorTest {
         while (free.tokenIds()[firstOccurrence] != stopAt) {
             firstOccurrence++;
         }
-        Generation stopped = run(SamplingParams.greedy().withMaxTokens(12).withStopTokenIds(Set.of(stopAt)), new ArrayList<>());
+        List<String> deltas = new ArrayList<>();
+        Generation stopped = run(SamplingParams.greedy().withMaxTokens(12).withStopTokenIds(Set.of(stopAt)), deltas);
         assertThat(stopped.finishReason()).isEqualTo(FinishReason.STOP);
-        assertThat(stopped.tokenIds()).containsExactly(java.util.Arrays.copyOf(free.tokenIds(), firstOccurrence));
+        int[] expected = java.util.Arrays.copyOf(free.tokenIds(), firstOccurrence + 1);
+        assertThat(stopped.tokenIds()).containsExactly(expected);
+        // The stop token's text is part of the output, as every generated token's is.
+        assertThat(stopped.text()).isEqualTo(TestModels.load(FIXTURE).tokenizer().decode(expected, true));
+        assertThat(String.join("", deltas)).isEqualTo(stopped.text());
     }
 
     @Test

@@ -91,7 +91,8 @@ class GpuEngineTest {
             assertThat(ahead.get(i).tokens()).as("request %d", i).isEqualTo(oneAtATime.get(i).tokens());
             assertThat(ahead.get(i).finished().reason()).isEqualTo(oneAtATime.get(i).finished().reason());
         }
-        assertThat(ahead.get(prompts.size()).tokens()).hasSize(stop);
+        // Its output ends with the stop id.
+        assertThat(ahead.get(prompts.size()).tokens()).hasSize(stop + 1);
     }
 
     /** The requests submitted together to an engine with steps queued ahead or not; checks the cache is left empty. */

@@ -7,12 +7,14 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.coil.engine.model.Batch;
 import dev.coil.engine.model.TestModels;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -191,7 +193,7 @@ class RunAheadTest {
         LoadedModel model = TestModels.load("granitemoehybrid");
         int vocab = model.config().vocabSize();
         int[] stopPrompt = prompt(vocab, 21, 7);
-        // A request that stops on its fifth token, while the step after it is queued.
+        // A request whose fifth token is a stop id, which ends it while the step after it is queued.
         int stopId = stopIdAt(plainTokens(model, stopPrompt, 12), 4);
         List<EngineRequest> requests = List.of(greedy(prompt(vocab, 23, 1), 9, -1),
                 greedy(prompt(vocab, 40, 2), 17, -1), greedy(prompt(vocab, 5, 3), 1, -1),
@@ -211,7 +213,8 @@ class RunAheadTest {
                 assertThat(outcomes.get(i).logprobs()).hasSameSizeAs(expected.get(i).logprobs());
                 assertThat(outcomes.get(i).finished().reason()).isEqualTo(expected.get(i).finished().reason());
             }
-            assertThat(outcomes.get(3).tokens()).hasSize(4);
+            assertThat(outcomes.get(3).tokens()).hasSize(5).endsWith(stopId);
+            assertThat(outcomes.get(3).finished().stopTokenId()).isEqualTo(stopId);
             EngineStats stats = EngineRuns.settledStats(engine);
             assertThat(stats.kvBlocksInUse()).as("blocks left behind").isZero();
             assertThat(stats.stateSlotsInUse()).as("slots left behind").isZero();
@@ -276,33 +279,46 @@ class RunAheadTest {
         assertThat(backend.fedSegments.get()).isGreaterThanOrEqualTo(4);
     }
 
-    @Test
-    void aRequestEndingWhileTheNextStepIsQueuedLeavesAReusablePrefix() {
-        LoadedModel model = TestModels.load("granitemoehybrid");
-        int vocab = model.config().vocabSize();
+    /**
+     * A request ended by its seventh token while the step after it is queued: a stop id (the last
+     * token of its output) or an end-of-sequence id (left out of its output, but fed on by the step
+     * queued behind it all the same). Either way the next turn, which holds the id, finds it cached.
+     */
+    @ParameterizedTest(name = "ended by an end-of-sequence id: {0}")
+    @ValueSource(booleans = {false, true})
+    void aRequestEndingWhileTheNextStepIsQueuedLeavesAReusablePrefix(boolean endOfSequence, @TempDir Path folder) {
+        LoadedModel fixture = TestModels.load("granitemoehybrid");
+        int vocab = fixture.config().vocabSize();
         int[] first = prompt(vocab, 37, 11);
-        List<Integer> plain = plainTokens(model, first, 20);
+        List<Integer> plain = plainTokens(fixture, first, 20);
         int stopId = stopIdAt(plain, 6);
-        EngineRequest firstTurn = new EngineRequest(first,
-                SamplingParams.greedy().withMaxTokens(20).withStopTokenIds(Set.of(stopId)), true, -1, -1);
-        // The next turn: the first prompt, its answer, the stop id the model produced, then more.
+        EngineRequest firstTurn = endOfSequence
+                ? new EngineRequest(first, SamplingParams.greedy().withMaxTokens(20), false, -1, -1)
+                : new EngineRequest(first, SamplingParams.greedy().withMaxTokens(20).withStopTokenIds(Set.of(stopId)),
+                        true, -1, -1);
+        // The next turn: the first prompt, its answer, the id that ended it, then more.
         int[] answer = plain.subList(0, 7).stream().mapToInt(Integer::intValue).toArray();
         int[] second = concat(concat(first, answer), prompt(vocab, 9, 12));
-        EngineRuns.Outcome expected;
-        try (Engine engine = Engine.start(model, EngineTest.OPS, EngineTest.SMALL.withPrefixCaching(false))) {
-            expected = EngineRuns.run(engine, greedy(second, 8, -1));
+        // The fixture's weights, with the stop id as their end-of-sequence token where that ends the turn.
+        try (LoadedModel model = EngineRuns.withEndOfSequence("granitemoehybrid", endOfSequence ? stopId : 0, folder)) {
+            EngineRuns.Outcome expected;
+            try (Engine engine = Engine.start(model, EngineTest.OPS, EngineTest.SMALL.withPrefixCaching(false))) {
+                expected = EngineRuns.run(engine, greedy(second, 8, -1));
+            }
+            Feeding backend = new Feeding();
+            try (Engine engine = Engine.start(model, backend, EngineTest.SMALL)) {
+                EngineRuns.Outcome turn = EngineRuns.run(engine, firstTurn);
+                assertThat(turn.tokens()).isEqualTo(plain.subList(0, endOfSequence ? 6 : 7));
+                assertThat(turn.finished().reason()).isEqualTo(FinishReason.STOP);
+                assertThat(turn.finished().stopTokenId()).isEqualTo(endOfSequence ? null : stopId);
+                EngineRuns.Outcome next = EngineRuns.run(engine, greedy(second, 8, -1));
+                assertThat(next.tokens()).isEqualTo(expected.tokens());
+                // Everything up to and with the ending id, which the step queued behind the end computed.
+                assertThat(next.finished().usage().cachedPromptTokens()).isEqualTo(first.length + answer.length);
+            }
+            // Every token after the first of each turn was fed: 6 in the first turn and the row queued
+            // behind its ending id, then 7 in the second.
+            assertThat(backend.fedSegments.get()).isEqualTo(6 + 1 + 7);
         }
-        Feeding backend = new Feeding();
-        try (Engine engine = Engine.start(model, backend, EngineTest.SMALL)) {
-            EngineRuns.Outcome turn = EngineRuns.run(engine, firstTurn);
-            assertThat(turn.tokens()).isEqualTo(plain.subList(0, 6));
-            EngineRuns.Outcome next = EngineRuns.run(engine, greedy(second, 8, -1));
-            assertThat(next.tokens()).isEqualTo(expected.tokens());
-            // Everything up to and with the stop id, which the step queued behind the end computed.
-            assertThat(next.finished().usage().cachedPromptTokens()).isEqualTo(first.length + answer.length);
-        }
-        // Every token after the first of each turn was fed: 6 in the first turn and the row queued
-        // behind its stop id, then 7 in the second.
-        assertThat(backend.fedSegments.get()).isEqualTo(6 + 1 + 7);
     }
 }

@@ -140,6 +140,7 @@ class ShardedEngineTest {
                 assertThat(got.text()).isEqualTo(want.text());
                 assertThat(got.finished().reason()).isEqualTo(FinishReason.STOP);
                 assertThat(got.finished().stopString()).isEqualTo(want.finished().stopString());
+                assertThat(got.finished().stopTokenId()).isEqualTo(want.finished().stopTokenId());
                 assertThat(got.finished().paths()).contains("ring x2");
             }
         }

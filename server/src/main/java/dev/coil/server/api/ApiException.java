@@ -38,6 +38,11 @@ public final class ApiException extends RuntimeException {
         return new ApiException(404, "invalid_request_error", null, "not_found", message);
     }
 
+    /** 404 for a model id the server does not serve (OpenAI's code). */
+    public static ApiException modelNotFound(String message) {
+        return new ApiException(404, "invalid_request_error", null, "model_not_found", message);
+    }
+
     public static ApiException methodNotAllowed(String message) {
         return new ApiException(405, "invalid_request_error", null, "method_not_allowed", message);
     }

@@ -34,7 +34,7 @@ public final class ChatHandler implements Handler {
         int maxTokens = fields.has("max_completion_tokens")
                 ? GenerationSettings.maxTokens(fields, "max_completion_tokens", SamplingParams.UNLIMITED_TOKENS)
                 : GenerationSettings.maxTokens(fields, "max_tokens", SamplingParams.UNLIMITED_TOKENS);
-        GenerationSettings settings = GenerationSettings.parse(fields, maxTokens);
+        GenerationSettings settings = GenerationSettings.parse(fields, maxTokens, model.vocabSize());
         boolean logprobs = fields.bool("logprobs", false);
         Integer top = fields.integer("top_logprobs", 0, EngineRequest.MAX_TOP_LOGPROBS);
         if (top != null && !logprobs) {

@@ -1,7 +1,6 @@
 package dev.coil.server.api;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.coil.engine.runner.EngineEvent.Finished;
 import dev.coil.engine.runner.EngineEvent.PositionLogprobs;
 import dev.coil.server.ServedModel;
 import java.util.List;
@@ -53,7 +52,7 @@ final class ChatShape implements ResponseShape {
         message.put("role", "assistant");
         message.put("content", state.text());
         choice.set("logprobs", logprobs ? LogprobsJson.chat(model, state.logprobs()) : null);
-        return finish(choice, state.finished());
+        return ResponseShape.finish(choice, state.finished());
     }
 
     @Override
@@ -95,12 +94,6 @@ final class ChatShape implements ResponseShape {
             delta.put("content", text);
         }
         choice.putNull("logprobs");
-        return finish(choice, state.finished());
-    }
-
-    private static ObjectNode finish(ObjectNode choice, Finished finished) {
-        choice.put("finish_reason", finished.reason().apiName());
-        choice.put("stop_reason", finished.stopString());
-        return choice;
+        return ResponseShape.finish(choice, state.finished());
     }
 }

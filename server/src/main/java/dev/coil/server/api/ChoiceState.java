@@ -16,11 +16,15 @@ final class ChoiceState {
     private final String echoText;
     private final StringBuilder text = new StringBuilder();
     private final List<EngineEvent.PositionLogprobs> logprobs = new ArrayList<>();
+    /** Where each entry of {@link #logprobs}'s token starts in the choice's text (completions' text_offset). */
+    private final List<Integer> textOffsets = new ArrayList<>();
+    /** Where the generated text starts: after the echoed prompt's code points. */
+    private final int generatedOffset;
+    /** Code points the generated tokens have decoded to so far, before stop strings cut any. */
+    private int decodedLength;
     private EngineEvent.PromptLogprobs promptLogprobs;
     private EngineEvent.Finished finished;
     private EngineEvent.Failed failed;
-    /** Characters of token text before the next logprob entry (completions' text_offset). */
-    private int textOffset;
 
     /**
      * @param echoText the prompt's text to put before the output (completions' echo), or null
@@ -30,6 +34,7 @@ final class ChoiceState {
         this.promptIndex = promptIndex;
         this.promptTokens = promptTokens;
         this.echoText = echoText;
+        this.generatedOffset = echoText == null ? 0 : LogprobsJson.codePoints(echoText);
     }
 
     /** Adds an event's text and logprobs; returns the text the event adds to the output. */
@@ -40,7 +45,9 @@ final class ChoiceState {
                 text.append(token.text());
                 if (token.logprobs() != null) {
                     logprobs.add(token.logprobs());
+                    textOffsets.add(generatedOffset + decodedLength);
                 }
+                decodedLength += LogprobsJson.codePoints(token.decoded());
                 return token.text();
             }
             case EngineEvent.Finished end -> {
@@ -81,6 +88,15 @@ final class ChoiceState {
         return logprobs;
     }
 
+    /**
+     * Where the token of each {@link #logprobs()} entry starts in the choice's text (after the echoed
+     * prompt, when there is one), in code points: the text the tokens before it decoded to, a token
+     * that ends inside a character sharing its offset with the token that completes it.
+     */
+    List<Integer> textOffsets() {
+        return textOffsets;
+    }
+
     EngineEvent.PromptLogprobs promptLogprobs() {
         return promptLogprobs;
     }
@@ -91,12 +107,5 @@ final class ChoiceState {
 
     EngineEvent.Failed failed() {
         return failed;
-    }
-
-    /** Advances completions' text_offset past one token's text and returns where that token started. */
-    int advanceOffset(String tokenText) {
-        int start = textOffset;
-        textOffset += tokenText.length();
-        return start;
     }
 }

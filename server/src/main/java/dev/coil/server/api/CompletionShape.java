@@ -1,7 +1,6 @@
 package dev.coil.server.api;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.coil.engine.runner.EngineEvent.Finished;
 import dev.coil.engine.runner.EngineEvent.PositionLogprobs;
 import dev.coil.server.ServedModel;
 
@@ -50,12 +49,12 @@ final class CompletionShape implements ResponseShape {
             if (state.echo() && state.promptLogprobs() != null) {
                 LogprobsJson.addPrompt(node, model, state, state.promptLogprobs().positions());
             }
-            for (PositionLogprobs position : state.logprobs()) {
-                LogprobsJson.addCompletion(node, model, state, position);
+            for (int i = 0; i < state.logprobs().size(); i++) {
+                LogprobsJson.addCompletion(node, model, state.logprobs().get(i), state.textOffsets().get(i));
             }
         }
         String text = state.echo() ? state.echoText() + state.text() : state.text();
-        return finish(choice(state.index(), text, node), state.finished());
+        return ResponseShape.finish(choice(state.index(), text, node), state.finished());
     }
 
     @Override
@@ -84,14 +83,15 @@ final class CompletionShape implements ResponseShape {
         ObjectNode node = null;
         if (position != null) {
             node = LogprobsJson.completion();
-            LogprobsJson.addCompletion(node, model, state, position);
+            // The token ChoiceState accepted last: its offset is the last one recorded.
+            LogprobsJson.addCompletion(node, model, position, state.textOffsets().getLast());
         }
         return choice(state.index(), text, node).putNull("finish_reason");
     }
 
     @Override
     public ObjectNode last(ChoiceState state, String text) {
-        return finish(choice(state.index(), text, null), state.finished());
+        return ResponseShape.finish(choice(state.index(), text, null), state.finished());
     }
 
     private static ObjectNode choice(int index, String text, ObjectNode logprobs) {
@@ -99,12 +99,6 @@ final class CompletionShape implements ResponseShape {
         choice.put("index", index);
         choice.put("text", text);
         choice.set("logprobs", logprobs);
-        return choice;
-    }
-
-    private static ObjectNode finish(ObjectNode choice, Finished finished) {
-        choice.put("finish_reason", finished.reason().apiName());
-        choice.put("stop_reason", finished.stopString());
         return choice;
     }
 }

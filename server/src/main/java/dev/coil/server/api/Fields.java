@@ -149,15 +149,20 @@ final class Fields {
         if (!integral) {
             throw ApiException.invalid(name, name + " must be an integer, got " + describe(value));
         }
-        if (!value.canConvertToLong() || value.longValue() < min || value.longValue() > max) {
-            throw ApiException.invalid(name, name + " must be an integer " + range(min, max) + ", got "
+        // A value past a long (canConvertToLong is false) or past max is out of range above: only
+        // the whole range says what fits. Below min, the lower bound is the news.
+        boolean above = !value.canConvertToLong() ? value.bigIntegerValue().signum() > 0 : value.longValue() > max;
+        boolean below = !value.canConvertToLong() ? !above : value.longValue() < min;
+        if (above || below) {
+            throw ApiException.invalid(name, name + " must be an integer " + range(min, max, above) + ", got "
                     + value.asText());
         }
         return value.longValue();
     }
 
-    private static String range(long min, long max) {
-        if (max == Long.MAX_VALUE || max == Integer.MAX_VALUE) {
+    /** The range as the message states it: ">= min" for a value below it where max is just its type's end. */
+    private static String range(long min, long max, boolean above) {
+        if (!above && (max == Long.MAX_VALUE || max == Integer.MAX_VALUE)) {
             return ">= " + min;
         }
         return "in [" + min + ", " + max + "]";

@@ -26,8 +26,9 @@ record GenerationSettings(SamplingParams sampling, int choices, boolean stream, 
      *
      * @param maxTokens the max_tokens value this API resolved (its own names and default), or
      *                  {@link SamplingParams#UNLIMITED_TOKENS}
+     * @param vocabSize the served model's vocabulary: stop_token_ids must be ids in it
      */
-    static GenerationSettings parse(Fields fields, int maxTokens) {
+    static GenerationSettings parse(Fields fields, int maxTokens, int vocabSize) {
         rejectUnsupported(fields);
         int choices = fields.integer("n", 1, MAX_CHOICES, 1);
         if (fields.has("best_of") && fields.integer("best_of", 1, MAX_CHOICES) != choices) {
@@ -56,7 +57,7 @@ record GenerationSettings(SamplingParams sampling, int choices, boolean stream, 
                     .frequencyPenalty(fields.number("frequency_penalty", 0.0))
                     .seed(fields.longInteger("seed"))
                     .stopStrings(fields.stringOrStrings("stop"))
-                    .stopTokenIds(new HashSet<>(fields.integers("stop_token_ids", 0, Integer.MAX_VALUE)))
+                    .stopTokenIds(new HashSet<>(fields.integers("stop_token_ids", 0, vocabSize - 1)))
                     .maxTokens(maxTokens)
                     .build();
         } catch (IllegalArgumentException e) {

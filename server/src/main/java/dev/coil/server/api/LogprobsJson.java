@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.coil.engine.runner.EngineEvent.PositionLogprobs;
 import dev.coil.engine.runner.TokenLogprob;
+import dev.coil.engine.tokenizer.StreamingDecoder;
 import dev.coil.server.ServedModel;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
@@ -28,8 +29,11 @@ final class LogprobsJson {
         return node;
     }
 
-    /** Appends one generated (or scored prompt) token: its text, logprob, alternatives and offset. */
-    static void addCompletion(ObjectNode node, ServedModel model, ChoiceState state, PositionLogprobs position) {
+    /**
+     * Appends one generated (or scored prompt) token: its text, logprob, alternatives, and where its
+     * text starts in the choice's text.
+     */
+    static void addCompletion(ObjectNode node, ServedModel model, PositionLogprobs position, int textOffset) {
         String token = model.tokenText(position.chosen().id());
         ((ArrayNode) node.get("tokens")).add(token);
         ((ArrayNode) node.get("token_logprobs")).add(Json.logprob(position.chosen().logprob()));
@@ -38,24 +42,63 @@ final class LogprobsJson {
             top.put(model.tokenText(alternative.id()), Json.logprob(alternative.logprob()));
         }
         top.put(token, Json.logprob(position.chosen().logprob()));
-        ((ArrayNode) node.get("text_offset")).add(state.advanceOffset(token));
+        ((ArrayNode) node.get("text_offset")).add(textOffset);
     }
 
-    /** Appends the prompt's first token, which has no logprob (nothing comes before it). */
-    static void addFirstPromptToken(ObjectNode node, ServedModel model, ChoiceState state, int tokenId) {
-        String token = model.tokenText(tokenId);
-        ((ArrayNode) node.get("tokens")).add(token);
+    /**
+     * The prompt's tokens as completions logprobs (echo with logprobs: scoring). The first token has
+     * no logprob (nothing comes before it).
+     */
+    static void addPrompt(ObjectNode node, ServedModel model, ChoiceState state, List<PositionLogprobs> positions) {
+        int[] offsets = promptOffsets(model, state.promptTokens(), state.echoText());
+        ((ArrayNode) node.get("tokens")).add(model.tokenText(state.promptTokens()[0]));
         ((ArrayNode) node.get("token_logprobs")).addNull();
         ((ArrayNode) node.get("top_logprobs")).addNull();
-        ((ArrayNode) node.get("text_offset")).add(state.advanceOffset(token));
+        ((ArrayNode) node.get("text_offset")).add(offsets[0]);
+        for (int i = 0; i < positions.size(); i++) {
+            addCompletion(node, model, positions.get(i), offsets[i + 1]);
+        }
     }
 
-    /** The prompt's tokens as completions logprobs (echo with logprobs: scoring). */
-    static void addPrompt(ObjectNode node, ServedModel model, ChoiceState state, List<PositionLogprobs> positions) {
-        addFirstPromptToken(node, model, state, state.promptTokens()[0]);
-        for (PositionLogprobs position : positions) {
-            addCompletion(node, model, state, position);
+    /**
+     * Where each prompt token's text starts in the echoed prompt {@code text}, in code points. The
+     * tokens go through a streaming decoder, as generated ones do in the engine, so that a token
+     * ending inside a character adds nothing and shares its offset with the one that completes it.
+     * Each piece is then found in the text from where the last one ended rather than merely added
+     * up: a text prompt is echoed as the client wrote it, and may spell out special tokens, which
+     * the decoder skips (skipping them, as the echo of a token-id prompt does, keeps an added BOS
+     * token from shifting the rest); a piece the text does not hold adds nothing.
+     */
+    static int[] promptOffsets(ServedModel model, int[] tokens, String text) {
+        int[] offsets = new int[tokens.length];
+        if (!model.hasTokenizer()) {
+            return offsets; // the echo is empty: every token starts at 0
         }
+        StreamingDecoder decoder = model.streamingDecoder(true);
+        int end = 0; // UTF-16 index where the last piece ended
+        int counted = 0; // UTF-16 index up to which codePoint has counted
+        int codePoint = 0;
+        for (int i = 0; i < tokens.length; i++) {
+            String piece = decoder.accept(tokens[i]);
+            int start = piece.isEmpty() ? -1 : text.indexOf(piece, end);
+            int offset = start < 0 ? end : start;
+            codePoint += text.codePointCount(counted, offset);
+            counted = offset;
+            offsets[i] = codePoint;
+            if (start >= 0) {
+                end = start + piece.length();
+            }
+        }
+        return offsets;
+    }
+
+    /**
+     * The length of {@code text} as completions' text_offset counts it: in code points, as Python's
+     * str indexes the text (OpenAI's and vLLM's offsets), not in Java's UTF-16 units, which count a
+     * character beyond the Basic Multilingual Plane (an emoji) twice.
+     */
+    static int codePoints(String text) {
+        return text.codePointCount(0, text.length());
     }
 
     /** A chat logprobs object {@code {"content": [...]}} for these tokens. */

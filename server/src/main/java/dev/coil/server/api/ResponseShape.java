@@ -1,6 +1,7 @@
 package dev.coil.server.api;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.coil.engine.runner.EngineEvent.Finished;
 import dev.coil.engine.runner.EngineEvent.PositionLogprobs;
 
 /**
@@ -39,4 +40,21 @@ interface ResponseShape {
 
     /** The chunk that ends a choice: the text still held back and the finish reason. */
     ObjectNode last(ChoiceState state, String text);
+
+    /**
+     * Puts a choice's {@code finish_reason} and vLLM's {@code stop_reason}: the stop string that
+     * matched, the stop token id (a number) that ended it, or null (an end-of-sequence token, a
+     * length limit).
+     */
+    static ObjectNode finish(ObjectNode choice, Finished finished) {
+        choice.put("finish_reason", finished.reason().apiName());
+        if (finished.stopString() != null) {
+            choice.put("stop_reason", finished.stopString());
+        } else if (finished.stopTokenId() != null) {
+            choice.put("stop_reason", finished.stopTokenId().intValue());
+        } else {
+            choice.putNull("stop_reason");
+        }
+        return choice;
+    }
 }

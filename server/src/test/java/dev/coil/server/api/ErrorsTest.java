@@ -75,6 +75,10 @@ class ErrorsTest {
                 Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"n\": 0}", "n"),
                 Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"n\": 1000}", "n"),
                 Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"seed\": 1.5}", "seed"),
+                Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"seed\": 18446744073709551615}", "seed"),
+                Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"stop_token_ids\": [99999]}", "stop_token_ids"),
+                Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"stop_token_ids\": [-1]}", "stop_token_ids"),
+                Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"stop_token_ids\": 5}", "stop_token_ids"),
                 Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"logprobs\": 21}", "logprobs"),
                 Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"logprobs\": -1}", "logprobs"),
                 Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"stop\": 5}", "stop"),
@@ -103,6 +107,8 @@ class ErrorsTest {
                         + "\"top_logprobs\": 2}", "top_logprobs"),
                 Arguments.of("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], "
                         + "\"max_completion_tokens\": -5}", "max_completion_tokens"),
+                Arguments.of("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], "
+                        + "\"stop_token_ids\": [8192]}", "stop_token_ids"),
                 Arguments.of("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], "
                         + "\"tools\": [{\"type\": \"function\"}]}", "tools"),
                 Arguments.of("/tokenize", "{\"prompt\": 5}", "prompt"),
@@ -145,12 +151,35 @@ class ErrorsTest {
         }
     }
 
+    /** Values past their type are out of range above, and the message gives the whole range. */
     @Test
-    void unknownRouteIs404AndWrongMethodIs405() {
+    void integersOutOfRangeStateTheRangeTheyMiss() {
+        assertThat(assertError(server.post("/v1/completions", "{\"prompt\": \"x\", \"max_tokens\": 99999999999999999999}"),
+                400, "max_tokens")).isEqualTo("max_tokens must be an integer in [0, 2147483647], got 99999999999999999999");
+        assertThat(assertError(server.post("/v1/completions", "{\"prompt\": \"x\", \"max_tokens\": 2147483648}"),
+                400, "max_tokens")).isEqualTo("max_tokens must be an integer in [0, 2147483647], got 2147483648");
+        assertThat(assertError(server.post("/v1/completions", "{\"prompt\": \"x\", \"seed\": 18446744073709551615}"),
+                400, "seed")).isEqualTo("seed must be an integer in [-9223372036854775808, 9223372036854775807], got "
+                        + "18446744073709551615");
+        assertThat(assertError(server.post("/v1/completions", "{\"prompt\": \"x\", \"max_tokens\": -1}"),
+                400, "max_tokens")).isEqualTo("max_tokens must be an integer >= 0, got -1");
+        assertThat(assertError(server.post("/v1/completions", "{\"prompt\": \"x\", \"stop_token_ids\": [99999]}"),
+                400, "stop_token_ids")).isEqualTo("stop_token_ids must be an integer in [0, 8191], got 99999");
+    }
+
+    @Test
+    void unknownRouteIs404AndWrongMethodIs405WithTheAllowedMethods() {
         assertError(server.get("/v1/nothing"), 404, null);
-        assertError(server.get("/v1/completions"), 405, null);
-        assertError(server.send(HttpRequest.newBuilder(URI.create(server.url("/v1/models")))
-                .DELETE()), 405, null);
+        HttpResponse<String> getCompletions = server.get("/v1/completions");
+        assertError(getCompletions, 405, null);
+        assertThat(getCompletions.headers().allValues("Allow")).containsExactly("POST");
+        HttpResponse<String> deleteModels = server.send(HttpRequest.newBuilder(URI.create(server.url("/v1/models")))
+                .DELETE());
+        assertError(deleteModels, 405, null);
+        assertThat(deleteModels.headers().allValues("Allow")).containsExactly("GET");
+        HttpResponse<String> postModel = server.post("/v1/models/coil-demo", "{}");
+        assertError(postModel, 405, null);
+        assertThat(postModel.headers().allValues("Allow")).containsExactly("GET");
     }
 
     @Test

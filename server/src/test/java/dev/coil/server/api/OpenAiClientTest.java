@@ -1,11 +1,13 @@
 package dev.coil.server.api;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.openai.client.OpenAIClient;
 import com.openai.client.okhttp.OpenAIOkHttpClient;
 import com.openai.core.http.StreamResponse;
+import com.openai.errors.NotFoundException;
 import com.openai.models.chat.completions.ChatCompletion;
 import com.openai.models.chat.completions.ChatCompletionChunk;
 import com.openai.models.chat.completions.ChatCompletionCreateParams;
@@ -14,6 +16,7 @@ import com.openai.models.chat.completions.ChatCompletionTokenLogprob;
 import com.openai.models.completions.Completion;
 import com.openai.models.completions.CompletionChoice;
 import com.openai.models.completions.CompletionCreateParams;
+import com.openai.models.models.Model;
 import dev.coil.server.TestServer;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -119,6 +122,17 @@ class OpenAiClientTest {
         assertThat(streamed.toString()).isEqualTo(whole).isNotEmpty();
         assertThat(finishReasons).hasSize(1);
         assertThat(usage).containsExactly(answer.usage().orElseThrow().completionTokens());
+    }
+
+    @Test
+    void theClientRetrievesTheServedModelAndIsToldOfAnyOther() {
+        Model model = client.models().retrieve("coil-demo");
+        assertThat(model.id()).isEqualTo("coil-demo");
+        assertThat(model.ownedBy()).isEqualTo("coil");
+        assertThat(model.created()).isPositive();
+
+        assertThatThrownBy(() -> client.models().retrieve("gpt-4o")).isInstanceOfSatisfying(NotFoundException.class,
+                error -> assertThat(error.statusCode()).isEqualTo(404));
     }
 
     @Test

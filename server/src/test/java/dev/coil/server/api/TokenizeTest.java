@@ -4,11 +4,15 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.coil.server.TestServer;
+import java.net.http.HttpResponse;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
-/** /tokenize, /detokenize and /v1/models in vLLM's shapes, consistent with what generation counts. */
+/**
+ * /tokenize, /detokenize and /v1/models (the list and one model by its id) in vLLM's shapes,
+ * consistent with what generation counts.
+ */
 class TokenizeTest {
 
     private static TestServer server;
@@ -64,6 +68,23 @@ class TokenizeTest {
         assertThat(model.get("owned_by").asText()).isEqualTo("coil");
         assertThat(model.get("max_model_len").asInt()).isEqualTo(8192);
         assertThat(model.get("created").asLong()).isPositive();
+    }
+
+    @Test
+    void theServedModelIsRetrievedByItsIdAndAnyOtherIdIsNotFound() {
+        HttpResponse<String> found = server.get("/v1/models/coil-demo");
+        assertThat(found.statusCode()).isEqualTo(200);
+        assertThat(TestServer.parse(found.body())).isEqualTo(TestServer.parse(server.get("/v1/models").body())
+                .get("data").get(0));
+
+        for (String id : new String[] {"gpt-4o", "org/coil-demo"}) {
+            HttpResponse<String> missing = server.get("/v1/models/" + id);
+            assertThat(missing.statusCode()).as(id).isEqualTo(404);
+            JsonNode error = TestServer.parse(missing.body()).get("error");
+            assertThat(error.get("code").asText()).isEqualTo("model_not_found");
+            assertThat(error.get("type").asText()).isEqualTo("invalid_request_error");
+            assertThat(error.get("message").asText()).contains(id);
+        }
     }
 
     @Test

@@ -1,0 +1,230 @@
+package dev.coil.server.api;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.coil.server.ServerOptions;
+import dev.coil.server.TestServer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.IntStream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * /v1/completions' answers on the demo model: text_offset across characters split over byte-level
+ * tokens (prompt echo and generated tokens, streamed and not), vLLM's stop_token_ids, and a prompt
+ * that fills the context window scored with max_tokens 0.
+ */
+class CompletionsTest {
+
+    private static TestServer server;
+
+    @BeforeAll
+    static void start() {
+        server = TestServer.start();
+    }
+
+    @AfterAll
+    static void stop() {
+        server.close();
+    }
+
+    private static List<Integer> ints(JsonNode array) {
+        List<Integer> values = new ArrayList<>();
+        array.forEach(value -> values.add(value.asInt()));
+        return values;
+    }
+
+    private static int codePoints(String text) {
+        return text.codePointCount(0, text.length());
+    }
+
+    /** text from a text_offset on: offsets count code points, as Python indexes a str. */
+    private static String from(String text, int offset) {
+        return text.substring(text.offsetByCodePoints(0, offset));
+    }
+
+    @Test
+    void textOffsetsOfASplitCharacterPointWhereItStarts() {
+        JsonNode logprobs = server.postJson("/v1/completions",
+                "{\"prompt\": \"héllo world\", \"max_tokens\": 0, \"echo\": true, \"logprobs\": 0}")
+                .at("/choices/0/logprobs");
+
+        // é is two bytes, one token each: neither adds text until the second completes it.
+        assertThat(logprobs.get("tokens").toString()).isEqualTo("[\"h\",\"�\",\"�\",\"l\",\"lo\",\" world\"]");
+        assertThat(ints(logprobs.get("text_offset"))).containsExactly(0, 1, 1, 2, 3, 5);
+
+        // A special token spelled out in a text prompt is echoed as written, so it takes its place.
+        JsonNode special = server.postJson("/v1/completions",
+                "{\"prompt\": \"<|endoftext|>héllo\", \"max_tokens\": 0, \"echo\": true, \"logprobs\": 0}")
+                .at("/choices/0");
+        assertThat(special.get("text").asText()).isEqualTo("<|endoftext|>héllo");
+        assertThat(special.at("/logprobs/tokens/0").asText()).isEqualTo("<|endoftext|>");
+        assertThat(ints(special.at("/logprobs/text_offset"))).containsExactly(0, 13, 14, 14, 15, 16);
+    }
+
+    /**
+     * Echo and generated tokens through characters of two to four bytes (é, 配, 🙂), whole and
+     * streamed. What each token added comes from elsewhere: for the prompt, the text of the prompt's
+     * ids up to it (without the bytes of a character not yet complete); for a generated token, its
+     * stream chunk's text (without stop strings nothing is held back).
+     */
+    @Test
+    void textOffsetsCountTheTextEachTokenAddedWholeAndStreamed() {
+        // A hot sample soon generates a character over several tokens; the first seed whose run does
+        // is the one checked for that case (every run is checked for the rest).
+        int seed = 0;
+        while (checkTextOffsets(seed) == 0) {
+            seed++;
+            assertThat(seed).as("a seed whose tokens split a character").isLessThan(20);
+        }
+    }
+
+    /** Checks one seeded run's text offsets; returns how many generated tokens ended inside a character. */
+    private static int checkTextOffsets(int seed) {
+        String prompt = "Übersetzung: café, crème, déjà, naïve, 🙂";
+        String request = "\"prompt\": \"" + prompt + "\", \"max_tokens\": 24, \"temperature\": 1.5, \"seed\": "
+                + seed + ", \"echo\": true, \"logprobs\": 0";
+        JsonNode whole = server.postJson("/v1/completions", "{" + request + "}").at("/choices/0");
+        String text = whole.get("text").asText();
+        List<Integer> offsets = ints(whole.at("/logprobs/text_offset"));
+        int[] ids = server.model().encode(prompt, true);
+        assertThat(offsets).hasSize(ids.length + 24);
+
+        for (int i = 0; i < ids.length; i++) {
+            String before = server.model().decode(java.util.Arrays.copyOf(ids, i), true).replaceAll("\uFFFD+$", "");
+            assertThat(offsets.get(i)).as("prompt token %d", i).isEqualTo(codePoints(before));
+        }
+        assertThat(IntStream.range(1, ids.length).filter(i -> offsets.get(i).equals(offsets.get(i - 1))))
+                .as("prompt tokens that share an offset: a split character").isNotEmpty();
+
+        List<JsonNode> events = TestServer.events(server.post("/v1/completions",
+                "{" + request + ", \"stream\": true}").body());
+        StringBuilder streamed = new StringBuilder();
+        List<Integer> streamedOffsets = new ArrayList<>();
+        int added = codePoints(prompt);
+        int emptyTokens = 0;
+        for (JsonNode event : events.subList(1, events.size())) {
+            JsonNode choice = event.at("/choices/0");
+            String piece = choice.get("text").asText();
+            if (choice.get("logprobs").isNull()) {
+                continue; // the last chunk: what the decoder held back at the end, no token
+            }
+            int offset = choice.at("/logprobs/text_offset/0").asInt();
+            assertThat(offset).as("generated token %d", streamedOffsets.size()).isEqualTo(added);
+            assertThat(from(text, offset)).startsWith(piece);
+            emptyTokens += piece.isEmpty() ? 1 : 0;
+            added += codePoints(piece);
+            streamedOffsets.add(offset);
+        }
+        events.forEach(event -> streamed.append(event.at("/choices/0/text").asText()));
+        assertThat(streamed.toString()).isEqualTo(text);
+        assertThat(streamedOffsets).isEqualTo(offsets.subList(ids.length, offsets.size()));
+        assertThat(ints(events.getFirst().at("/choices/0/logprobs/text_offset")))
+                .isEqualTo(offsets.subList(0, ids.length));
+        assertThat(offsets).isSorted().allSatisfy(offset -> assertThat(offset).isLessThanOrEqualTo(codePoints(text)));
+        return emptyTokens;
+    }
+
+    /** A token that the free run generates at index 2 or later, first there, which encodes to itself alone. */
+    private record Generated(int index, int id, String text) {
+    }
+
+    private static Generated aGeneratedToken(JsonNode tokens) {
+        for (int i = 2; i < tokens.size(); i++) {
+            String token = tokens.get(i).asText();
+            int[] alone = server.model().encode(token, false);
+            boolean first = IntStream.range(0, i).noneMatch(j -> tokens.get(j).asText().equals(token));
+            if (first && alone.length == 1 && server.model().tokenText(alone[0]).equals(token)) {
+                return new Generated(i, alone[0], token);
+            }
+        }
+        throw new AssertionError("no generated token to stop on in " + tokens);
+    }
+
+    @Test
+    void aStopTokenIdIsPartOfTheOutputAndItsStopReason() {
+        String request = "\"prompt\": \"The Debian package manager\", \"max_tokens\": 12, \"temperature\": 0, "
+                + "\"logprobs\": 0";
+        JsonNode free = server.postJson("/v1/completions", "{" + request + "}").at("/choices/0");
+        Generated stop = aGeneratedToken(free.at("/logprobs/tokens"));
+        StringBuilder upToStop = new StringBuilder();
+        for (int i = 0; i <= stop.index(); i++) {
+            upToStop.append(free.at("/logprobs/tokens/" + i).asText());
+        }
+
+        String stopping = request + ", \"stop_token_ids\": [" + stop.id() + "]";
+        JsonNode whole = server.postJson("/v1/completions", "{" + stopping + "}");
+        JsonNode choice = whole.at("/choices/0");
+        assertThat(choice.get("finish_reason").asText()).isEqualTo("stop");
+        assertThat(choice.get("stop_reason").isInt()).as(choice.toString()).isTrue();
+        assertThat(choice.get("stop_reason").asInt()).isEqualTo(stop.id());
+        assertThat(choice.get("text").asText()).isEqualTo(upToStop.toString()).endsWith(stop.text());
+        assertThat(choice.at("/logprobs/tokens")).hasSize(stop.index() + 1);
+        assertThat(choice.at("/logprobs/tokens/" + stop.index()).asText()).isEqualTo(stop.text());
+        assertThat(choice.at("/logprobs/token_logprobs/" + stop.index()).asDouble())
+                .isEqualTo(free.at("/logprobs/token_logprobs/" + stop.index()).asDouble());
+        assertThat(whole.at("/usage/completion_tokens").asInt()).isEqualTo(stop.index() + 1);
+
+        List<JsonNode> events = TestServer.events(server.post("/v1/completions", "{" + stopping
+                + ", \"stream\": true, \"stream_options\": {\"include_usage\": true}}").body());
+        StringBuilder streamed = new StringBuilder();
+        events.forEach(event -> streamed.append(event.at("/choices/0/text").asText("")));
+        JsonNode last = events.get(events.size() - 2).at("/choices/0");
+        assertThat(streamed.toString()).isEqualTo(choice.get("text").asText());
+        assertThat(last.get("finish_reason").asText()).isEqualTo("stop");
+        assertThat(last.get("stop_reason")).isEqualTo(choice.get("stop_reason"));
+        assertThat(events.getLast().get("usage")).isEqualTo(whole.get("usage"));
+
+        JsonNode chat = server.postJson("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": "
+                + "\"What is dpkg?\"}], \"max_tokens\": 12, \"temperature\": 0, \"logprobs\": true}").at("/choices/0");
+        List<String> chatTokens = new ArrayList<>();
+        chat.at("/logprobs/content").forEach(entry -> chatTokens.add(entry.get("token").asText()));
+        Generated chatStop = aGeneratedToken(TestServer.JSON.valueToTree(chatTokens));
+        JsonNode stoppedChat = server.postJson("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", "
+                + "\"content\": \"What is dpkg?\"}], \"max_tokens\": 12, \"temperature\": 0, \"stop_token_ids\": ["
+                + chatStop.id() + "]}").at("/choices/0");
+        assertThat(stoppedChat.get("stop_reason").asInt()).isEqualTo(chatStop.id());
+        assertThat(stoppedChat.at("/message/content").asText())
+                .isEqualTo(String.join("", chatTokens.subList(0, chatStop.index() + 1)));
+    }
+
+    @Test
+    void theModelsEndOfSequenceTokenStaysOutOfTheOutputWithNoStopReason() {
+        // The demo model ends this answer itself (greedy_reference.json's chat case).
+        JsonNode answer = server.postJson("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", "
+                + "\"content\": \"What does printf do?\"}], \"max_tokens\": 40, \"temperature\": 0, "
+                + "\"logprobs\": true}");
+        JsonNode choice = answer.at("/choices/0");
+
+        assertThat(choice.get("finish_reason").asText()).isEqualTo("stop");
+        assertThat(choice.get("stop_reason").isNull()).isTrue();
+        assertThat(choice.at("/logprobs/content").toString()).doesNotContain("<|endoftext|>");
+        assertThat(answer.at("/usage/completion_tokens").asInt()).isEqualTo(choice.at("/logprobs/content").size())
+                .isLessThan(40);
+    }
+
+    @Test
+    void aPromptThatFillsTheContextWindowIsScoredWithMaxTokensZero() {
+        try (TestServer tiny = TestServer.start(TestServer.TINY_MODEL, ServerOptions.defaults("127.0.0.1", 0),
+                TestServer.ENGINE_OPTIONS)) {
+            int window = tiny.model().contextLength();
+            String ids = IntStream.range(0, window).mapToObj(i -> Integer.toString(1 + i * 7 % 300))
+                    .reduce((a, b) -> a + "," + b).orElseThrow();
+            JsonNode scored = tiny.postJson("/v1/completions", "{\"prompt\": [" + ids + "], \"max_tokens\": 0, "
+                    + "\"echo\": true, \"logprobs\": 0}");
+
+            assertThat(scored.at("/choices/0/logprobs/tokens")).as(scored.toString()).hasSize(window);
+            assertThat(scored.at("/choices/0/logprobs/token_logprobs/" + (window - 1)).asDouble()).isNegative();
+            assertThat(scored.at("/usage/prompt_tokens").asInt()).isEqualTo(window);
+            assertThat(scored.at("/usage/completion_tokens").asInt()).isZero();
+
+            JsonNode tooLong = tiny.postJson("/v1/completions", "{\"prompt\": [5," + ids + "], \"max_tokens\": 0}");
+            assertThat(tooLong.at("/error/param").asText()).isEqualTo("prompt");
+            JsonNode withTokens = tiny.postJson("/v1/completions", "{\"prompt\": [" + ids + "], \"max_tokens\": 1}");
+            assertThat(withTokens.at("/error/param").asText()).isEqualTo("max_tokens");
+        }
+    }
+}

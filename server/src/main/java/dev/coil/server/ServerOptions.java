@@ -9,7 +9,7 @@ import java.time.Duration;
  * @param port             TCP port; 0 picks a free one
  * @param apiKey           the key clients must send as a Bearer token, or null for none
  * @param maxBodyBytes     larger request bodies are refused with 413
- * @param keepAlive        a streamed response without events for this long gets an SSE comment
+ * @param keepAlive        a streamed response that has sent nothing for this long gets an SSE comment
  * @param shutdownTimeout  on SIGTERM, how long requests in flight may take to finish before they are cancelled
  */
 public record ServerOptions(String host, int port, String apiKey, long maxBodyBytes, Duration keepAlive,

@@ -13,9 +13,14 @@ import java.util.List;
 /**
  * Runs the engine requests of one completions or chat request and answers it, whole or streamed.
  * Refusals at submit (a bad parameter, a full queue) are errors with their own status; once
- * streaming has started, errors travel inside the stream.
+ * streaming has started, errors travel inside the stream. A client that closes its connection
+ * before its answer is complete cancels the request's engine requests, whole or streamed, and is
+ * answered nothing more.
  */
 public final class GenerationRunner {
+
+    /** How long a request whose client has gone waits for the engine to confirm its cancellations. */
+    private static final long DRAIN_NANOS = 30_000_000_000L;
 
     private final ServerState state;
     private final Telemetry telemetry;
@@ -45,13 +50,16 @@ public final class GenerationRunner {
                 throw error;
             }
             ResponseEnvelope envelope = new ResponseEnvelope(shape, model.name(), choices, settings.includeUsage());
+            ClientConnection connection = ClientConnection.of(ctx);
             try (set) {
                 if (settings.stream()) {
-                    new StreamingResponse(shape, envelope, set, choices, trace, settings, keepAliveMillis).run(ctx);
-                } else {
-                    collect(set, choices, trace, settings, shape);
+                    new StreamingResponse(shape, envelope, set, choices, trace, settings, keepAliveMillis, connection)
+                            .run(ctx);
+                } else if (collect(set, choices, trace, settings, shape, connection)) {
                     trace.end(envelope.id());
                     Json.respond(ctx, 200, envelope.response());
+                } else {
+                    trace.end(envelope.id(), "client_disconnected", "the client closed the connection");
                 }
             } catch (ApiException e) {
                 trace.end(envelope.id(), e.type(), e.getMessage());
@@ -63,11 +71,18 @@ public final class GenerationRunner {
         }
     }
 
-    /** Waits for every choice to end; the first choice that fails fails the whole request. */
-    private static void collect(ChoiceSet set, List<ChoiceState> choices, RequestTelemetry trace,
-            GenerationSettings settings, ResponseShape shape) throws InterruptedException {
+    /**
+     * Waits for every choice to end; the first choice that fails fails the whole request. Returns
+     * false, having cancelled every choice, when the client closed the connection meanwhile.
+     */
+    private static boolean collect(ChoiceSet set, List<ChoiceState> choices, RequestTelemetry trace,
+            GenerationSettings settings, ResponseShape shape, ClientConnection connection) throws InterruptedException {
         while (!set.allEnded()) {
-            ChoiceSet.Event event = set.next(1000);
+            if (connection.isClosed()) {
+                cancelForGoneClient(set, choices, trace, settings);
+                return false;
+            }
+            ChoiceSet.Event event = set.next(ClientConnection.PROBE_MILLIS);
             if (event == null) {
                 continue;
             }
@@ -75,6 +90,23 @@ public final class GenerationRunner {
             if (event.event() instanceof EngineEvent.Failed failed) {
                 set.cancelAll();
                 throw failure(failed, shape.promptParam());
+            }
+        }
+        return true;
+    }
+
+    /**
+     * Cancels every choice that has not ended and reads their last events, so that metrics count
+     * them; the engine ends a cancelled request at its next step.
+     */
+    static void cancelForGoneClient(ChoiceSet set, List<ChoiceState> choices, RequestTelemetry trace,
+            GenerationSettings settings) throws InterruptedException {
+        set.cancelAll();
+        long deadline = System.nanoTime() + DRAIN_NANOS;
+        while (!set.allEnded() && System.nanoTime() < deadline) {
+            ChoiceSet.Event event = set.next(100);
+            if (event != null) {
+                record(set, choices.get(event.choice()), event, trace, settings);
             }
         }
     }

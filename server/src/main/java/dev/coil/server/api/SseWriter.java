@@ -14,6 +14,7 @@ import java.nio.charset.StandardCharsets;
 final class SseWriter {
 
     private final OutputStream out;
+    private long lastSendNanos = System.nanoTime();
 
     SseWriter(Context ctx) throws IOException {
         ctx.status(200);
@@ -26,6 +27,7 @@ final class SseWriter {
     /** Sends the status and headers now, before the first event. */
     void open() throws IOException {
         out.flush();
+        lastSendNanos = System.nanoTime();
     }
 
     void data(JsonNode event) throws IOException {
@@ -37,6 +39,11 @@ final class SseWriter {
         send(": " + text + "\n\n");
     }
 
+    /** Milliseconds since the last event or comment was sent (or the headers, before any). */
+    long quietMillis() {
+        return (System.nanoTime() - lastSendNanos) / 1_000_000;
+    }
+
     void done() throws IOException {
         send("data: [DONE]\n\n");
     }
@@ -44,5 +51,6 @@ final class SseWriter {
     private void send(String text) throws IOException {
         out.write(text.getBytes(StandardCharsets.UTF_8));
         out.flush();
+        lastSendNanos = System.nanoTime();
     }
 }

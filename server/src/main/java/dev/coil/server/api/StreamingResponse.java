@@ -4,20 +4,18 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.coil.engine.runner.EngineEvent;
 import dev.coil.server.telemetry.RequestTelemetry;
 import io.javalin.http.Context;
+import java.io.EOFException;
 import java.io.IOException;
 import java.util.List;
 
 /**
  * A streamed answer: a 200 with Server-Sent Events as soon as the request is queued, one chunk
- * per token of each choice, a comment every keep-alive interval without events (long prefills),
+ * per token of each choice, a comment every keep-alive interval without writes (long prefills),
  * the usage chunk when asked for, then [DONE]. An engine failure after the 200 is sent as an
- * {@code {"error": ...}} event. When a write fails the client has gone: the caller's ChoiceSet
- * cancels its requests.
+ * {@code {"error": ...}} event. When a write fails, or the connection is found closed while the
+ * request waits or prefills, the client has gone: its requests are cancelled.
  */
 final class StreamingResponse {
-
-    /** How long a disconnected stream waits for the engine to confirm its cancellations. */
-    private static final long DRAIN_NANOS = 30_000_000_000L;
 
     private final ResponseShape shape;
     private final ResponseEnvelope envelope;
@@ -26,9 +24,10 @@ final class StreamingResponse {
     private final RequestTelemetry trace;
     private final GenerationSettings settings;
     private final long keepAliveMillis;
+    private final ClientConnection connection;
 
     StreamingResponse(ResponseShape shape, ResponseEnvelope envelope, ChoiceSet set, List<ChoiceState> choices,
-            RequestTelemetry trace, GenerationSettings settings, long keepAliveMillis) {
+            RequestTelemetry trace, GenerationSettings settings, long keepAliveMillis, ClientConnection connection) {
         this.shape = shape;
         this.envelope = envelope;
         this.set = set;
@@ -36,6 +35,7 @@ final class StreamingResponse {
         this.trace = trace;
         this.settings = settings;
         this.keepAliveMillis = keepAliveMillis;
+        this.connection = connection;
     }
 
     void run(Context ctx) throws InterruptedException {
@@ -46,9 +46,15 @@ final class StreamingResponse {
                 send(sse, shape.opening(choice));
             }
             while (!set.allEnded()) {
-                ChoiceSet.Event event = set.next(keepAliveMillis);
+                if (connection.isClosed()) {
+                    // Gone while nothing was written to fail: ends here as a failed write does.
+                    throw new EOFException("the client closed the connection");
+                }
+                ChoiceSet.Event event = set.next(Math.min(keepAliveMillis, ClientConnection.PROBE_MILLIS));
                 if (event == null) {
-                    sse.comment("keep-alive");
+                    if (sse.quietMillis() >= keepAliveMillis) {
+                        sse.comment("keep-alive");
+                    }
                     continue;
                 }
                 ChoiceState choice = choices.get(event.choice());
@@ -81,23 +87,8 @@ final class StreamingResponse {
             sse.done();
             trace.end(envelope.id());
         } catch (IOException clientGone) {
-            set.cancelAll();
-            drainCancelled();
+            GenerationRunner.cancelForGoneClient(set, choices, trace, settings);
             trace.end(envelope.id(), "client_disconnected", clientGone.getMessage());
-        }
-    }
-
-    /**
-     * Reads the cancelled choices' last events, so that metrics count them; the engine ends a
-     * cancelled request within one step.
-     */
-    private void drainCancelled() throws InterruptedException {
-        long deadline = System.nanoTime() + DRAIN_NANOS;
-        while (!set.allEnded() && System.nanoTime() < deadline) {
-            ChoiceSet.Event event = set.next(100);
-            if (event != null) {
-                GenerationRunner.record(set, choices.get(event.choice()), event, trace, settings);
-            }
         }
     }
 

@@ -9,6 +9,7 @@ import dev.coil.engine.model.TestModels;
 import dev.coil.engine.runner.LoadedModel;
 import dev.coil.engine.runner.ScoreResult;
 import dev.coil.engine.runner.Scorer;
+import dev.coil.engine.runner.TopLogprobAssertions;
 import dev.coil.engine.runner.TokenLogprob;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -79,13 +80,7 @@ class ContextParallelScorerTest {
         for (int i = 0; i < expected.topLogprobs().size(); i++) {
             List<TokenLogprob> actualTop = actual.topLogprobs().get(i);
             List<TokenLogprob> expectedTop = expected.topLogprobs().get(i);
-            assertThat(actualTop).as("%s: top at %d", what, i).hasSameSizeAs(expectedTop);
-            for (int rank = 0; rank < expectedTop.size(); rank++) {
-                assertThat(actualTop.get(rank).id()).as("%s: top %d's token at %d", what, rank, i)
-                        .isEqualTo(expectedTop.get(rank).id());
-                assertThat(actualTop.get(rank).logprob()).as("%s: top %d at %d", what, rank, i)
-                        .isCloseTo(expectedTop.get(rank).logprob(), LOGPROB);
-            }
+            TopLogprobAssertions.assertSameTop(actualTop, expectedTop, LOGPROB.value, what + ", position " + i);
         }
     }
 }

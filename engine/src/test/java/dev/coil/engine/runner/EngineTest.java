@@ -205,13 +205,8 @@ class EngineTest {
             assertThat(actual.get(i).chosen().id()).isEqualTo(expected.get(i).chosen().id());
             assertThat((double) actual.get(i).chosen().logprob()).as("position %d", i)
                     .isCloseTo(expected.get(i).chosen().logprob(), within(tolerance));
-            assertThat(actual.get(i).top()).as("position %d, top list", i).hasSameSizeAs(expected.get(i).top());
-            for (int k = 0; k < expected.get(i).top().size(); k++) {
-                assertThat(actual.get(i).top().get(k).id()).as("position %d, top %d's token", i, k)
-                        .isEqualTo(expected.get(i).top().get(k).id());
-                assertThat((double) actual.get(i).top().get(k).logprob()).as("position %d, top %d", i, k)
-                        .isCloseTo(expected.get(i).top().get(k).logprob(), within(tolerance));
-            }
+            TopLogprobAssertions.assertSameTop(actual.get(i).top(), expected.get(i).top(), tolerance,
+                    "position " + i);
         }
     }
 }

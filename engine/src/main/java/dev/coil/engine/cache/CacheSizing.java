@@ -51,11 +51,17 @@ public record CacheSizing(int blockSize, DType kvDtype, int blocks, int slots, b
         int slots = maxSequences;
         if (slotBytes > 0) {
             long fits = (long) (remaining * SLOT_SHARE) / slotBytes;
-            if (fits < maxSequences) {
-                slots = (int) Math.max(1, fits);
-                warnings.add(String.format("--max-seqs lowered from %d to %d: one sequence's Mamba state takes %.1f MiB"
-                        + " and the cache budget is %.1f MiB (raise --cache-memory for more)", maxSequences, slots,
-                        slotBytes / 1048576.0, budgetBytes / 1048576.0));
+            if (fits == 0) {
+                // Not even one: the engine still runs one sequence, over the budget, and says so.
+                slots = 1;
+                warnings.add(String.format("the cache budget of %s cannot hold one sequence's Mamba state (%s, at most"
+                        + " half of what the prefix snapshots leave): one sequence runs, over the budget (raise"
+                        + " --cache-memory)", bytes(budgetBytes), bytes(slotBytes)));
+            } else if (fits < maxSequences) {
+                slots = (int) fits;
+                warnings.add(String.format("--max-seqs lowered from %d to %d: one sequence's Mamba state takes %s"
+                        + " and the cache budget is %s (raise --cache-memory for more)", maxSequences, slots,
+                        bytes(slotBytes), bytes(budgetBytes)));
             }
         }
         long kvBytes = Math.max(0, remaining - slots * slotBytes);
@@ -73,5 +79,10 @@ public record CacheSizing(int blockSize, DType kvDtype, int blocks, int slots, b
         }
         return new CacheSizing(blockSize, kvDtype, blockCount, slots, prefixCaching, snapshotIntervalBlocks,
                 snapshotBytes, blockBytes, slotBytes, warnings);
+    }
+
+    /** Bytes for a warning: MiB with one decimal, or plain bytes below a tenth of a MiB (which would read 0.0). */
+    private static String bytes(long count) {
+        return count < 104858 ? count + " bytes" : String.format("%.1f MiB", count / 1048576.0);
     }
 }

@@ -17,6 +17,13 @@ import io.javalin.http.Context;
 import io.javalin.http.HttpResponseException;
 import io.javalin.http.HttpStatus;
 import io.javalin.http.staticfiles.Location;
+import io.javalin.util.JavalinBindException;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.InetSocketAddress;
+import java.net.StandardSocketOptions;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.UnresolvedAddressException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -57,11 +64,51 @@ public final class CoilServer implements AutoCloseable {
         this.app = Javalin.create(this::configure);
     }
 
-    /** Starts listening; the model comes later through {@link #serve}. */
+    /**
+     * Starts listening; the model comes later through {@link #serve}.
+     *
+     * @throws UncheckedIOException "cannot listen on HOST:PORT: " and the cause (an unknown host, an
+     *                              address this machine does not have, a port in use)
+     */
     public static CoilServer start(ServerOptions options, Telemetry telemetry) {
+        checkCanListen(options.host(), options.port());
         CoilServer server = new CoilServer(options, telemetry);
-        server.app.start(options.host(), options.port());
+        try {
+            server.app.start(options.host(), options.port());
+        } catch (JavalinBindException e) {
+            // Another process took the port between the check and now.
+            throw cannotListen(options.host(), options.port(), e);
+        }
         return server;
+    }
+
+    /**
+     * Binds {@code host:port} and lets it go, as Jetty will bind it (SO_REUSEADDR on), so that a
+     * failure is told once and with its cause. Jetty wraps every bind failure in "Failed to bind",
+     * which Javalin logs as an error and reports as "Port already in use" whatever the cause: an
+     * unknown host or an address of another machine too.
+     */
+    static void checkCanListen(String host, int port) {
+        InetSocketAddress address = host == null ? new InetSocketAddress(port) : new InetSocketAddress(host, port);
+        try (ServerSocketChannel channel = ServerSocketChannel.open()) {
+            channel.setOption(StandardSocketOptions.SO_REUSEADDR, true);
+            channel.bind(address);
+        } catch (IOException | UnresolvedAddressException e) {
+            throw cannotListen(host, port, e);
+        }
+    }
+
+    /** "cannot listen on HOST:PORT: " and the innermost cause of {@code failure}. */
+    private static UncheckedIOException cannotListen(String host, int port, Exception failure) {
+        Throwable cause = failure;
+        while (cause.getCause() != null && cause.getCause() != cause) {
+            cause = cause.getCause();
+        }
+        String reason = cause instanceof UnresolvedAddressException ? "unknown host"
+                : cause.getMessage() != null ? cause.getMessage() : cause.getClass().getSimpleName();
+        String where = (host == null ? "*" : host.contains(":") ? "[" + host + "]" : host) + ":" + port;
+        return new UncheckedIOException("cannot listen on " + where + ": " + reason,
+                failure instanceof IOException io ? io : new IOException(failure));
     }
 
     /** The port listened on (the chosen one when the options said 0). */

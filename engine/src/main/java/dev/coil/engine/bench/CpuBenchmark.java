@@ -72,7 +72,7 @@ public final class CpuBenchmark {
             for (int i = 0; i < length; i++) {
                 prompt[i] = 1 + random.nextInt(model.config().vocabSize() - 1);
             }
-            log.accept("prefill of " + length + " tokens...");
+            log.accept("prefill of a " + length + "-token prompt...");
             SequenceState sequence = model.newSequence();
             long start = System.nanoTime();
             float[] logits = generator.prefill(sequence, prompt);
@@ -81,7 +81,7 @@ public final class CpuBenchmark {
             log.accept("measuring memory read bandwidth...");
             double bandwidth = MemoryBandwidth.measureReadGBps();
             double floorMillis = bytes / (bandwidth * 1e9) * 1e3;
-            log.accept("decode of " + decodeTokens + " tokens...");
+            log.accept("decode of " + decodeTokens + (decodeTokens == 1 ? " token..." : " tokens..."));
             Sampler greedy = new Sampler(SamplingParams.greedy());
             TokenHistory history = new TokenHistory(prompt);
             int token = greedy.sample(logits, history);

@@ -98,7 +98,7 @@ public final class ServingBenchmark {
                         sampling));
             }
             for (int concurrency : concurrencies) {
-                log.accept(concurrency + " concurrent requests...");
+                log.accept(concurrency + (concurrency == 1 ? " request" : " requests") + " in flight...");
                 List<EngineRequest> batch = requests(random, vocab, concurrency, promptTokens, maxTokens, sampling);
                 long start = System.nanoTime();
                 List<EngineEvent.Finished> done = runAll(engine, batch);

@@ -20,8 +20,13 @@ public record Devices(Kind kind, List<Integer> ordinals) {
         AUTO, CPU, CUDA
     }
 
-    public static final String HELP = "auto, cpu, cpu:N (N virtual CPU devices), cuda, cuda:0 or a list such as"
-            + " cuda:0,cuda:1";
+    /**
+     * The spellings, for help and errors. The command line's help may break a line after a ':' or ','
+     * inside a word; in this order no value ends up split in any command's help (the server's
+     * CommandLineTest checks).
+     */
+    public static final String HELP = "auto, cpu, cuda, cuda:0, a list of GPUs such as cuda:0,cuda:1 or cpu:N"
+            + " (N virtual CPU devices)";
 
     public Devices {
         ordinals = List.copyOf(ordinals);

@@ -48,7 +48,7 @@ public record SamplingParams(
         if (topK == -1) {
             topK = 0;
         }
-        require(topK >= 0, "top_k must be >= 0 (0 or -1 turns it off), got " + topK);
+        require(topK >= 0, "top_k must be >= -1 (-1 and 0 turn it off), got " + topK);
         requireNumber("top_p", topP);
         require(topP > 0 && topP <= 1, "top_p must be in (0, 1], got " + topP);
         requireNumber("min_p", minP);

@@ -55,7 +55,7 @@ class SamplingParamsTest {
                 bad("temperature must be a finite number >= 0 (0 is greedy), got -0.5", b -> b.temperature(-0.5)),
                 bad("temperature must be a number, got NaN", b -> b.temperature(Double.NaN)),
                 bad("temperature must be a finite number", b -> b.temperature(Double.POSITIVE_INFINITY)),
-                bad("top_k must be >= 0 (0 or -1 turns it off), got -2", b -> b.topK(-2)),
+                bad("top_k must be >= -1 (-1 and 0 turn it off), got -2", b -> b.topK(-2)),
                 bad("top_p must be in (0, 1], got 1.5", b -> b.topP(1.5)),
                 bad("top_p must be in (0, 1], got 0.0", b -> b.topP(0)),
                 bad("top_p must be a number, got NaN", b -> b.topP(Double.NaN)),

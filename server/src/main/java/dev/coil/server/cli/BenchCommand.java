@@ -34,17 +34,19 @@ public final class BenchCommand implements Callable<Integer> {
                     + "written once to --cache-dir).")
     Path model;
 
-    @Option(names = "--cache-dir", paramLabel = "DIR", description = "Where the random benchmark model is kept "
-            + "(default: ~/.cache/coil/bench-granite-300m).")
+    @Option(names = "--cache-dir", paramLabel = "DIR", description = "Where the random benchmark model is kept;"
+            + " by default ~/.cache/coil/bench-granite-300m.")
     Path cacheDir;
 
-    @Option(names = "--prompt-lengths", split = ",", defaultValue = "512,8192", description = "Prompt lengths (default ${DEFAULT-VALUE}).")
+    @Option(names = "--prompt-lengths", paramLabel = "LENGTH", split = ",", defaultValue = "512,8192",
+            description = "Prompt lengths (default ${DEFAULT-VALUE}).")
     int[] promptLengths;
 
-    @Option(names = "--decode-tokens", defaultValue = "64", description = "Tokens decoded after each prompt (default ${DEFAULT-VALUE}).")
+    @Option(names = "--decode-tokens", paramLabel = "N", defaultValue = "64",
+            description = "Tokens decoded after each prompt (default ${DEFAULT-VALUE}).")
     int decodeTokens;
 
-    @Option(names = "--threads", description = "CPU threads (default: all cores).")
+    @Option(names = "--threads", paramLabel = "N", description = "CPU threads (default: all cores).")
     Integer threads;
 
     @Option(names = "--devices", paramLabel = "LIST", defaultValue = "cpu",
@@ -66,25 +68,26 @@ public final class BenchCommand implements Callable<Integer> {
             + "--concurrency, and the prefix cache on a replayed chat (default model: the bundled demo model).")
     boolean serving;
 
-    @Option(names = "--concurrency", split = ",", defaultValue = "1,4,16,64",
+    @Option(names = "--concurrency", paramLabel = "N", split = ",", defaultValue = "1,4,16,64",
             description = "With --serving: requests in flight at once (default ${DEFAULT-VALUE}).")
     int[] concurrency;
 
-    @Option(names = "--prompt-tokens", defaultValue = "128",
+    @Option(names = "--prompt-tokens", paramLabel = "N", defaultValue = "128",
             description = "With --serving: prompt tokens per request (default ${DEFAULT-VALUE}).")
     int promptTokens;
 
-    @Option(names = "--max-tokens", defaultValue = "64",
+    @Option(names = "--max-tokens", paramLabel = "N", defaultValue = "64",
             description = "With --serving: tokens generated per request (default ${DEFAULT-VALUE}).")
     int maxTokens;
 
-    @Option(names = "--chat-turns", defaultValue = "10",
+    @Option(names = "--chat-turns", paramLabel = "N", defaultValue = "10",
             description = "With --serving: turns of the replayed chat (default ${DEFAULT-VALUE}).")
     int chatTurns;
 
     @Override
     public Integer call() throws Exception {
-        int workers = threads != null ? threads : Runtime.getRuntime().availableProcessors();
+        checkRanges();
+        int workers = ModelOptions.threads(threads);
         if (serving) {
             return serving(workers);
         }
@@ -99,6 +102,28 @@ public final class BenchCommand implements Callable<Integer> {
             print(folder, result);
         }
         return 0;
+    }
+
+    /**
+     * Refuses a count the benchmark cannot measure with (an empty prompt, no decode step, no request
+     * in flight), before any model is written or loaded. Every count is checked, whether or not
+     * --serving uses it: a bad value is a typo either way.
+     */
+    void checkRanges() {
+        for (int length : promptLengths) {
+            ModelOptions.atLeast("--prompt-lengths", length, 1);
+        }
+        ModelOptions.atLeast("--decode-tokens", decodeTokens, 1);
+        ModelOptions.threads(threads);
+        for (int requests : concurrency) {
+            ModelOptions.atLeast("--concurrency", requests, 1);
+        }
+        ModelOptions.atLeast("--prompt-tokens", promptTokens, 1);
+        ModelOptions.atLeast("--max-tokens", maxTokens, 1);
+        ModelOptions.atLeast("--chat-turns", chatTurns, 1);
+        if (snapshotInterval != null) {
+            ModelOptions.atLeast("--snapshot-interval", snapshotInterval, 0);
+        }
     }
 
     /**

@@ -56,12 +56,14 @@ public final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--stop", description = "Stop string (repeatable).")
     java.util.List<String> stop = new java.util.ArrayList<>();
 
-    @Option(names = "--json", description = "Print one JSON object {token_ids, text, timings} instead of streaming.")
+    @Option(names = "--json",
+            description = "Print one JSON object {token_ids, text, finish_reason, timings} instead of streaming.")
     boolean json;
 
     @Override
     public Integer call() throws Exception {
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+        int threads = modelOptions.threads();
         ScanPrecision precision = modelOptions.scanPrecision();
         try (LoadedModel model = modelOptions.load()) {
             int[] prompt = promptOptions.tokens(model);
@@ -75,26 +77,31 @@ public final class GenerateCommand implements Callable<Integer> {
                 // The GPU serves through the engine: one request, a cache sized for it.
                 EngineOptions options = EngineOptions.DEFAULTS.withMaxSequences(1)
                         .withMaxBatchedTokens(Backends.defaultMaxBatchedTokens(devices));
-                try (Engine engine = Engine.start(model, Backends.open(devices, model, modelOptions.threads(), precision),
+                try (Engine engine = Engine.start(model, Backends.open(devices, model, threads, precision),
                         options)) {
                     result = new EngineGenerator(engine).generate(prompt, params, json ? delta -> { } : out::print);
                 }
             } else {
                 Backends.warnIfUnused(precision, devices);
-                Generator generator = new Generator(model, new CpuOps(new Parallel(modelOptions.threads())));
+                Generator generator = new Generator(model, new CpuOps(new Parallel(threads)));
                 result = generator.generate(prompt, params, json ? delta -> { } : out::print);
             }
             if (json) {
                 out.println(toJson(result));
             } else {
                 out.println();
-                System.err.printf("prompt: %d tokens, %.1f tokens/s; decode: %d tokens, %.1f tokens/s (%s)%n",
-                        result.timings().promptTokens(), result.timings().prefillTokensPerSecond(),
-                        result.tokenIds().length, result.timings().decodeTokensPerSecond(),
+                System.err.printf("prompt: %s, %.1f tokens/s; decode: %s, %.1f tokens/s (%s)%n",
+                        tokens(result.timings().promptTokens()), result.timings().prefillTokensPerSecond(),
+                        tokens(result.tokenIds().length), result.timings().decodeTokensPerSecond(),
                         result.finishReason().apiName());
             }
         }
         return 0;
+    }
+
+    /** "1 token", "0 tokens", "12 tokens". */
+    static String tokens(long count) {
+        return count + (count == 1 ? " token" : " tokens");
     }
 
     static String toJson(Generation result) throws Exception {

@@ -59,7 +59,24 @@ public final class ModelOptions {
         return LoadedModel.load(folder());
     }
 
+    /** --threads, else every core; refuses a count below 1. */
     public int threads() {
-        return threads != null ? threads : Runtime.getRuntime().availableProcessors();
+        return threads(threads);
+    }
+
+    /** {@code threads}, else every core; refuses a count below 1 (the CPU ops would take it as 1, silently). */
+    static int threads(Integer threads) {
+        if (threads == null) {
+            return Runtime.getRuntime().availableProcessors();
+        }
+        return atLeast("--threads", threads, 1);
+    }
+
+    /** {@code value}, when it is at least {@code min}; else an error naming the option and its range. */
+    static int atLeast(String option, int value, int min) {
+        if (value < min) {
+            throw new IllegalArgumentException(option + " must be at least " + min + ", got " + value);
+        }
+        return value;
     }
 }

@@ -50,14 +50,18 @@ public final class ScoreCommand implements Callable<Integer> {
         if (topLogprobs < 0) {
             throw new IllegalArgumentException("--top-logprobs must be 0 or more, got " + topLogprobs);
         }
+        int threads = modelOptions.threads();
         ContextParallelMode mode = contextParallelOptions.mode();
         ShardLayout layout = contextParallelOptions.layout();
         Devices devices = Backends.resolve(modelOptions.devices());
         ScanPrecision precision = modelOptions.scanPrecision();
         try (LoadedModel model = modelOptions.load()) {
             int[] ids = promptOptions.tokens(model);
-            ContextParallelism parallelism = ShardedModels.contextParallelism(model, devices, modelOptions.threads(),
-                    mode, layout, precision);
+            // Scoring is a request with max_tokens 0: the prompt may fill the context window but not pass
+            // it, whichever path below runs it (as generate and the server refuse it, in the same words).
+            model.generationLimit(ids.length, 0);
+            ContextParallelism parallelism = ShardedModels.contextParallelism(model, devices, threads, mode, layout,
+                    precision);
             try (ShardedModel sharded = parallelism.model()) {
                 if (parallelism.shards(ids.length, true)) {
                     RingScore score = sharded.score(ids, topLogprobs, layout);
@@ -69,14 +73,14 @@ public final class ScoreCommand implements Callable<Integer> {
             }
             if (devices.isCuda()) {
                 // The GPU serves through the engine: one request with prompt logprobs.
-                try (Engine engine = Engine.start(model, Backends.open(devices, model, modelOptions.threads(), precision),
+                try (Engine engine = Engine.start(model, Backends.open(devices, model, threads, precision),
                         EngineOptions.DEFAULTS.withMaxSequences(1).withPrefixCaching(false))) {
                     System.out.println(toJson(new EngineScorer(engine).score(ids, topLogprobs)));
                 }
                 return 0;
             }
             Backends.warnIfUnused(precision, devices);
-            System.out.println(toJson(new Scorer(model, new CpuOps(new Parallel(modelOptions.threads())))
+            System.out.println(toJson(new Scorer(model, new CpuOps(new Parallel(threads)))
                     .score(ids, topLogprobs)));
         }
         return 0;

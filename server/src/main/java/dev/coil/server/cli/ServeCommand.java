@@ -102,6 +102,7 @@ public final class ServeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        int threads = modelOptions.threads();
         Devices devices = Backends.resolve(modelOptions.devices());
         ScanPrecision precision = modelOptions.scanPrecision();
         EngineOptions engineOptions = engineOptions(Backends.defaultMaxBatchedTokens(devices),
@@ -120,7 +121,7 @@ public final class ServeCommand implements Callable<Integer> {
         String url = "http://" + (host.contains(":") ? "[" + host + "]" : host) + ":" + server.port();
         System.err.println("coil: listening on " + url + "; loading " + folder);
         ServedModel model = ServedModel.load(folder, servedModelName,
-                loaded -> Backends.open(devices, loaded, modelOptions.threads(), precision), sharding, engineOptions);
+                loaded -> Backends.open(devices, loaded, threads, precision), sharding, engineOptions);
         if (devices.isCuda()) {
             // The first request would otherwise pay for loading kernels and growing scratch on the GPU.
             try {

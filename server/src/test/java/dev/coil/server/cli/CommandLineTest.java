@@ -12,7 +12,17 @@ import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.SplittableRandom;
+import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import picocli.CommandLine;
 
 /**
@@ -87,6 +97,13 @@ class CommandLineTest {
         assertThat(first.get("timings").get("prompt_tokens").asInt()).isPositive();
         assertThat(second.get("token_ids")).isEqualTo(first.get("token_ids"));
         assertThat(second.get("text")).isEqualTo(first.get("text"));
+        // --help lists the object's fields as they are.
+        List<String> fields = new ArrayList<>();
+        first.fieldNames().forEachRemaining(fields::add);
+        StringWriter help = new StringWriter();
+        Main.commandLine().setOut(new PrintWriter(help, true)).execute("generate", "--help");
+        assertThat(help.toString().replaceAll("\\s+", " ")).contains("{" + String.join(", ", fields) + "}");
+        assertThat(fields).contains("finish_reason");
     }
 
     @Test
@@ -96,9 +113,139 @@ class CommandLineTest {
         assertFailsWithOneLine(1, "generate", "--model", FIXTURE.toString(), "--prompt", "x", "--top-p", "1.5");
         assertFailsWithOneLine(1, "generate", "--model", FIXTURE.toString(), "--prompt", "x", "--ssd-precision",
                 "fp8");
-        // A malformed option is picocli's usage error: exit 2, the message and the usage, no stack trace.
-        Output usage = runCapturing(2, "generate", "--model", FIXTURE.toString(), "--max-tokens", "many");
-        assertThat(usage.err()).contains("many").doesNotContain("\tat ").doesNotContain("Exception");
+        // A value out of range fails in the engine's words, which say what the range is.
+        Output topK = runCapturing(1, "generate", "--model", FIXTURE.toString(), "--prompt", "x", "--top-k", "-3");
+        assertThat(topK.err()).isEqualTo("coil: top_k must be >= -1 (-1 and 0 turn it off), got -3"
+                + System.lineSeparator());
+        run(0, "generate", "--model", FIXTURE.toString(), "--prompt", "x", "--top-k", "-1", "--max-tokens", "1");
+    }
+
+    /**
+     * What picocli cannot parse (a malformed value, an unknown option or command) exits 2 with the
+     * error and where the options are listed: two lines, not the whole usage.
+     */
+    @Test
+    void aMalformedCommandLineGetsTheErrorAndAPointerToHelp() {
+        Output malformed = runCapturing(2, "generate", "--model", FIXTURE.toString(), "--max-tokens", "many");
+        assertThat(malformed.err().lines().toList()).containsExactly(
+                "coil: Invalid value for option '--max-tokens': 'many' is not an int",
+                "Try 'coil generate --help' for the options.");
+
+        Output unknown = runCapturing(2, "bench", "--bogus");
+        assertThat(unknown.err().lines().toList()).hasSize(2);
+        assertThat(unknown.err()).startsWith("coil: Unknown option: '--bogus'")
+                .contains("Try 'coil bench --help' for the options.");
+
+        Output misspelt = runCapturing(2, "generat", "--prompt", "x");
+        assertThat(misspelt.err().lines().toList()).hasSize(2);
+        assertThat(misspelt.err()).startsWith("coil: ").contains("generat")
+                .contains("Did you mean generate").contains("Try 'coil --help' for the commands.");
+        for (Output output : List.of(malformed, unknown, misspelt)) {
+            assertThat(output.err()).doesNotContain("\tat ").doesNotContain("Exception").doesNotContain("Usage:");
+        }
+    }
+
+    /**
+     * Scoring is a request with max_tokens 0: a prompt that fills the context window is scored, one
+     * token more is refused as generate refuses it, on one device and with the context sharded.
+     */
+    @Test
+    void scoreRefusesAPromptPastTheContextWindowAsGenerateDoes() throws Exception {
+        int window = JSON.readTree(Files.readString(FIXTURE.resolve("config.json")))
+                .get("max_position_embeddings").asInt();
+        String[] sharded = {"--devices", "cpu:2", "--context-parallel", "always", "--threads", "2"};
+        String refusal = "coil: the prompt (" + (window + 1) + " tokens) does not fit the model's context window of "
+                + window + " tokens" + System.lineSeparator();
+
+        Output generate = runCapturing(1, "generate", "--model", FIXTURE.toString(), "--prompt-ids",
+                promptIds(window + 1), "--max-tokens", "1");
+        assertThat(generate.err()).isEqualTo(refusal);
+        assertThat(runCapturing(1, "score", "--model", FIXTURE.toString(), "--prompt-ids", promptIds(window + 1))
+                .err()).isEqualTo(refusal);
+        assertThat(runCapturing(1, concat(new String[] {"score", "--model", FIXTURE.toString(), "--prompt-ids",
+            promptIds(window + 1)}, sharded)).err()).isEqualTo(refusal);
+
+        JsonNode full = JSON.readTree(run(0, "score", "--model", FIXTURE.toString(), "--prompt-ids", promptIds(window)));
+        assertThat(full.get("logprobs")).hasSize(window);
+        JsonNode fullSharded = JSON.readTree(run(0, concat(new String[] {"score", "--model", FIXTURE.toString(),
+            "--prompt-ids", promptIds(window)}, sharded)));
+        assertThat(fullSharded.get("logprobs")).hasSize(window);
+    }
+
+    /** Counts bench cannot measure with are refused by name before any model is written or loaded. */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', value = {
+        "--prompt-lengths 0 --decode-tokens 1         | --prompt-lengths must be at least 1, got 0",
+        "--prompt-lengths 512,-5                      | --prompt-lengths must be at least 1, got -5",
+        "--decode-tokens 0                            | --decode-tokens must be at least 1, got 0",
+        "--threads 0                                  | --threads must be at least 1, got 0",
+        "--serving --concurrency 0                    | --concurrency must be at least 1, got 0",
+        "--serving --concurrency 1,4,-16              | --concurrency must be at least 1, got -16",
+        "--serving --prompt-tokens 0                  | --prompt-tokens must be at least 1, got 0",
+        "--serving --max-tokens -1                    | --max-tokens must be at least 1, got -1",
+        "--serving --chat-turns 0                     | --chat-turns must be at least 1, got 0",
+        "--serving --snapshot-interval -1             | --snapshot-interval must be at least 0, got -1",
+        "--serving --threads -3                       | --threads must be at least 1, got -3"})
+    void benchRefusesCountsItCannotMeasureBeforeLoadingAModel(String options, String message) {
+        // A folder that is not there: a check that came after loading would fail on it instead.
+        String[] args = concat(new String[] {"bench", "--model", FIXTURE.resolve("missing").toString()},
+                options.trim().split(" "));
+        assertThat(runCapturing(1, args).err()).isEqualTo("coil: " + message + System.lineSeparator());
+    }
+
+    /** Every command refuses fewer than one thread; serve before it listens. */
+    @Test
+    @Timeout(120)
+    void everyCommandRefusesFewerThanOneThread() {
+        String model = FIXTURE.toString();
+        for (String[] args : List.of(
+                new String[] {"generate", "--model", model, "--prompt", "x", "--threads", "0"},
+                new String[] {"score", "--model", model, "--prompt", "x", "--threads", "-3"},
+                new String[] {"serve", "--model", model, "--port", "0", "--threads", "0"},
+                new String[] {"bench", "--model", FIXTURE.resolve("missing").toString(), "--threads", "0"})) {
+            Output output = runCapturing(1, args);
+            assertThat(output.err()).as("stderr of %s", String.join(" ", args))
+                    .isEqualTo("coil: --threads must be at least 1, got " + args[args.length - 1]
+                            + System.lineSeparator());
+        }
+    }
+
+    /**
+     * Help wraps only at spaces: picocli may also break a line after ':', ',' or '-' inside a word,
+     * which splits a value such as cuda:0,cuda:1 in two. Every word of every description must come
+     * out whole, and every line of the synopsis must close the brackets it opens.
+     */
+    @Test
+    void helpSplitsNoWordAcrossLines() {
+        CommandLine top = Main.commandLine();
+        List<CommandLine> commands = new ArrayList<>(top.getSubcommands().values());
+        commands.add(top);
+        for (CommandLine command : commands) {
+            String help = command.getUsageMessage(CommandLine.Help.Ansi.OFF);
+            List<String> lines = help.lines().toList();
+            for (int i = 0; i == 0 || lines.get(i).startsWith(" "); i++) {
+                String line = lines.get(i);
+                assertThat(line.chars().filter(c -> c == '[').count()).as("synopsis line '%s'", line)
+                        .isEqualTo(line.chars().filter(c -> c == ']').count());
+            }
+            Set<String> rendered = new HashSet<>(Arrays.asList(help.split("\\s+")));
+            List<String> texts = new ArrayList<>(List.of(command.getCommandSpec().usageMessage().description()));
+            for (CommandLine subcommand : command.getSubcommands().values()) {
+                texts.addAll(List.of(subcommand.getCommandSpec().usageMessage().description()));
+            }
+            for (CommandLine.Model.OptionSpec option : command.getCommandSpec().options()) {
+                String defaultValue = String.valueOf(option.defaultValueString());
+                for (String line : option.description()) {
+                    texts.add(line.replace("${DEFAULT-VALUE}", defaultValue).replace("%%", "%"));
+                }
+            }
+            for (String text : texts) {
+                for (String word : text.split("\\s+")) {
+                    assertThat(rendered).as("'%s' in %s --help:%n%s", word, command.getCommandName(), help)
+                            .contains(word);
+                }
+            }
+        }
     }
 
     private static void assertFailsWithOneLine(int exit, String... args) {
@@ -123,6 +270,18 @@ class CommandLineTest {
         assertThat(f32.get("token_ids")).isNotEmpty();
         assertThat(tf32.get("token_ids")).isEqualTo(f32.get("token_ids"));
         assertThat(tf32.get("text")).isEqualTo(f32.get("text"));
+    }
+
+    /** {@code length} token ids of the fixture's vocabulary, as --prompt-ids takes them. */
+    private static String promptIds(int length) {
+        return new SplittableRandom(length).ints(length, 0, 384).mapToObj(Integer::toString)
+                .collect(Collectors.joining(","));
+    }
+
+    private static String[] concat(String[] first, String... second) {
+        String[] all = Arrays.copyOf(first, first.length + second.length);
+        System.arraycopy(second, 0, all, first.length, second.length);
+        return all;
     }
 
     private static double[] logSoftmax(JsonNode row) {

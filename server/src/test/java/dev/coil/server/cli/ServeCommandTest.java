@@ -5,13 +5,47 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.coil.engine.load.DType;
 import dev.coil.engine.runner.EngineOptions;
+import dev.coil.server.Main;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
 import java.io.PrintWriter;
 import java.io.StringWriter;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import picocli.CommandLine;
 
-/** serve's flags: the engine's own defaults when absent, each flag reaching its EngineOptions field. */
+/**
+ * serve's flags: the engine's own defaults when absent, each flag reaching its EngineOptions field;
+ * an address it cannot listen on is told with its cause.
+ */
 class ServeCommandTest {
+
+    private static final Path FIXTURE = Path.of("..", "engine", "src", "test", "resources", "fixtures", "bamba");
+
+    /** What a serve that fails before listening left: exit code, its error line, and the log on System.err. */
+    private record Failure(int exit, String err, String log) {}
+
+    private static Failure serveFailing(String... args) {
+        PrintStream originalErr = System.err;
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        StringWriter errors = new StringWriter();
+        System.setErr(new PrintStream(log, true, StandardCharsets.UTF_8));
+        try {
+            String[] all = new String[args.length + 3];
+            all[0] = "serve";
+            all[1] = "--model";
+            all[2] = FIXTURE.toString();
+            System.arraycopy(args, 0, all, 3, args.length);
+            int exit = Main.commandLine().setErr(new PrintWriter(errors, true)).execute(all);
+            return new Failure(exit, errors.toString(), log.toString(StandardCharsets.UTF_8));
+        } finally {
+            System.setErr(originalErr);
+        }
+    }
 
     private static ServeCommand parse(String... args) {
         ServeCommand command = new ServeCommand();
@@ -75,5 +109,36 @@ class ServeCommandTest {
         assertThat(help).contains("(default " + EngineOptions.DEFAULTS.maxBatchedTokens() + " on the CPU;")
                 .contains("(default " + EngineOptions.DEFAULTS.maxWaiting() + ")")
                 .contains("(default " + EngineOptions.DEFAULTS.blockSize() + ")");
+    }
+
+    /**
+     * Jetty reports every failure to bind as "Failed to bind", which Javalin logged as an error and
+     * turned into "Port already in use" even for a host that does not resolve: serve says which it is,
+     * in one line, without Javalin's log.
+     */
+    @Test
+    @Timeout(60)
+    void anAddressItCannotListenOnIsToldWithItsCause() throws Exception {
+        Failure unknownHost = serveFailing("--host", "no-such-host.invalid", "--port", "0");
+        assertThat(unknownHost.exit()).isEqualTo(1);
+        assertThat(unknownHost.err()).isEqualTo("coil: cannot listen on no-such-host.invalid:0: unknown host"
+                + System.lineSeparator());
+        assertThat(unknownHost.log()).doesNotContain("Javalin");
+
+        // 192.0.2.1 is TEST-NET-1 (RFC 5737): documentation only, no machine's address.
+        Failure otherMachine = serveFailing("--host", "192.0.2.1", "--port", "0");
+        assertThat(otherMachine.exit()).isEqualTo(1);
+        assertThat(otherMachine.err()).startsWith("coil: cannot listen on 192.0.2.1:0: ")
+                .doesNotContain("in use").doesNotContain("unknown host");
+        assertThat(otherMachine.err().lines()).hasSize(1);
+
+        try (ServerSocket taken = new ServerSocket(0, 1, InetAddress.getByName("127.0.0.1"))) {
+            Failure inUse = serveFailing("--host", "127.0.0.1", "--port", String.valueOf(taken.getLocalPort()));
+            assertThat(inUse.exit()).isEqualTo(1);
+            assertThat(inUse.err()).startsWith("coil: cannot listen on 127.0.0.1:" + taken.getLocalPort() + ": ")
+                    .contains("in use");
+            assertThat(inUse.err().lines()).hasSize(1);
+            assertThat(inUse.log()).doesNotContain("Javalin");
+        }
     }
 }

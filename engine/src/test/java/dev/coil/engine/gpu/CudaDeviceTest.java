@@ -103,7 +103,6 @@ class CudaDeviceTest {
 
             float[] back = destination.segment().toArray(ValueLayout.JAVA_FLOAT);
             Parity.assertExact("pinned round trip", back, values);
-            assertThat(millis).isGreaterThanOrEqualTo(0f);
             System.out.printf("[timing] 4 MiB host → device → host through pinned buffers: %.3f ms%n", millis);
         }
     }

@@ -101,7 +101,6 @@ class GpuTimingsTest {
                     stream.synchronize();
                     System.out.printf("[timing] cublasGemmEx %d × %d, pass %d, %s: %.1f µs of host time a call (%d)%n",
                             m, k, pass, newRows ? "new rows each call" : "the same rows", total / 1e3 / calls, calls);
-                    assertThat(total).isPositive();
                 }
             }
         }

@@ -159,7 +159,8 @@ class LongPromptTimingTest {
                         arrivals.add(times);
                         readers.add(Thread.startVirtualThread(() -> read(stream, times, started)));
                     }
-                    started.await();
+                    assertThat(started.await(5, java.util.concurrent.TimeUnit.MINUTES))
+                            .as("every decoder reached its 16th token").isTrue();
                     long submitted = System.nanoTime();
                     EngineEvent.Finished longPrompt = EngineRuns.run(engine, new EngineRequest(
                             random.ints(16000, 1, vocab).toArray(), SamplingParams.greedy().withMaxTokens(1), true, -1,
@@ -205,7 +206,12 @@ class LongPromptTimingTest {
                     if (times.size() == 16) {
                         started.countDown();
                     }
-                } else if (event == null || event instanceof EngineEvent.Finished || event instanceof EngineEvent.Failed) {
+                } else if (event == null || event instanceof EngineEvent.Failed) {
+                    // Counted down so that the test stops waiting; its size check then fails on this request.
+                    started.countDown();
+                    System.out.println("[long-prompt] a decoder ended early: " + event);
+                    return;
+                } else if (event instanceof EngineEvent.Finished) {
                     return;
                 }
             }

@@ -156,7 +156,7 @@ class ContextParallelKernelsTest {
             for (int i = 0; i < outputs; i++) {
                 difference = Math.max(difference, Math.abs(withState[i] - withoutState[i]));
             }
-            assertThat(difference).as("what the entering state changes in the outputs").isGreaterThan(1e-2);
+            assertThat(difference).as("what the entering state changes in the outputs").isFinite().isGreaterThan(1e-2);
         }
     }
 

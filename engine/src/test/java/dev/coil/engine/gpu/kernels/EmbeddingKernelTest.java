@@ -55,7 +55,9 @@ class EmbeddingKernelTest {
         Matrix table = TestMatrices.of(Parity.uniform(new Random(1), vocab * hidden, -1, 1), vocab, hidden, DType.BF16);
         try (DeviceScope scope = GpuFixture.scope()) {
             DeviceMatrix deviceTable = scope.keep(DeviceMatrix.upload(GpuFixture.device(), table));
+            // Filled with 7s, not NaN: the bad row must be written NaN, not left alone.
             DeviceBuffer out = scope.poisoned(2L * hidden);
+            out.fill(Float.floatToRawIntBits(7f));
             new EmbeddingKernel(GpuFixture.kernels()).launch(scope.stream(), scope.upload(new int[] {3, badId}), 2,
                     deviceTable, 1f, out);
             float[] rows = scope.download(out, 2 * hidden);

@@ -334,6 +334,9 @@ class GemvKernelTest {
         float[] update = Parity.uniform(random, rows * dim, -2, 2);
         float[] normWeight = Parity.uniform(random, dim, 0.5, 1.5);
         Matrix w = TestMatrices.of(Parity.uniform(random, outputs * dim, -1, 1), outputs, dim, DType.BF16);
+        // Without the tensor-core kernels, so that 3 and 4 rows take the CUDA-core kernels that have
+        // lean twins (on tensor cores both launchers would run the same mma kernel).
+        String previousMma = System.setProperty(GemvKernel.MMA_PROPERTY, "false");
         String previous = System.setProperty(KernelModule.GEMV_OVERLAP_PROPERTY, "true");
         GemvKernel lean;
         GemvKernel standard;
@@ -342,11 +345,8 @@ class GemvKernelTest {
             System.setProperty(KernelModule.GEMV_OVERLAP_PROPERTY, "false");
             standard = new GemvKernel(GpuFixture.kernels(), GemvKernel.KERNEL_ROWS);
         } finally {
-            if (previous == null) {
-                System.clearProperty(KernelModule.GEMV_OVERLAP_PROPERTY);
-            } else {
-                System.setProperty(KernelModule.GEMV_OVERLAP_PROPERTY, previous);
-            }
+            restore(KernelModule.GEMV_OVERLAP_PROPERTY, previous);
+            restore(GemvKernel.MMA_PROPERTY, previousMma);
         }
         try (DeviceScope scope = GpuFixture.scope()) {
             DeviceMatrix weights = scope.keep(DeviceMatrix.upload(GpuFixture.device(), w));
@@ -483,6 +483,14 @@ class GemvKernelTest {
             assertThat(gemv.supports(1, bf16, new GemvKernel.Norm(weight, 32, 1e-5f))).isTrue();
             assertThat(gemv.supports(1, bf16, new GemvKernel.Norm(weight, 16, 1e-5f))).isTrue();
             assertThat(gemv.supports(1, bf16, new GemvKernel.Norm(weight, 48, 1e-5f))).isFalse();
+        }
+    }
+
+    private static void restore(String property, String previous) {
+        if (previous == null) {
+            System.clearProperty(property);
+        } else {
+            System.setProperty(property, previous);
         }
     }
 }

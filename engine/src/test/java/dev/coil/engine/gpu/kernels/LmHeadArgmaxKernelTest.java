@@ -107,7 +107,9 @@ class LmHeadArgmaxKernelTest {
             DeviceMatrix device = scope.keep(DeviceMatrix.upload(GpuFixture.device(),
                     TestMatrices.of(weights, vocab, hidden, DType.BF16)));
             LmHeadArgmaxKernel fused = scope.keep(new LmHeadArgmaxKernel(GpuFixture.kernels(), GpuFixture.device()));
+            // Filled with 7s, not NaN: the NaN logit must be the kernel's.
             DeviceBuffer logits = scope.poisoned(vocab);
+            logits.fill(Float.floatToRawIntBits(7f));
             DeviceBuffer token = scope.poisoned(1);
             fused.launch(scope.stream(), new GemvKernel.ResidualNorm(scope.upload(h), null, 1f, null,
                     scope.upload(normWeight), 1e-5f), device, logits, token);

@@ -37,6 +37,10 @@ class RopeKvWriteKernelTest {
             destinations[r] = (3 - r % blocks) * blockSize + (5 * r) % blockSize;
         }
         long cacheFloats = (long) blocks * blockSize * kvHeads * paddedHeadDim * dtype.bytes() / 4;
+        // Both caches start from the same values that are not zeros, so that the padded heads' zeros
+        // and every other written element must come from the launch.
+        float[] keysBefore = Parity.uniform(random, (int) cacheFloats, -1, 1);
+        float[] valuesBefore = Parity.uniform(random, (int) cacheFloats, -1, 1);
         try (DeviceScope scope = GpuFixture.scope()) {
             PagedKvKernel kv = new PagedKvKernel(GpuFixture.kernels());
             RopeKernel rope = new RopeKernel(GpuFixture.kernels());
@@ -46,7 +50,7 @@ class RopeKvWriteKernelTest {
             DeviceBuffer separateQ = scope.upload(q);
             DeviceBuffer separateK = scope.upload(k);
             PagedAttentionKernel.DeviceCache separate = new PagedAttentionKernel.DeviceCache(
-                    scope.upload(new float[(int) cacheFloats]), scope.upload(new float[(int) cacheFloats]), dtype,
+                    scope.upload(keysBefore), scope.upload(valuesBefore), dtype,
                     blocks, blockSize, kvHeads, paddedHeadDim);
             if (rotaryDim > 0) {
                 rope.launchAtPositions(scope.stream(), separateQ, positionBuffer, rows, qHeads, headDim, rotaryDim,
@@ -60,7 +64,7 @@ class RopeKvWriteKernelTest {
             DeviceBuffer fusedQ = scope.upload(q);
             DeviceBuffer fusedK = scope.upload(k);
             PagedAttentionKernel.DeviceCache fused = new PagedAttentionKernel.DeviceCache(
-                    scope.upload(new float[(int) cacheFloats]), scope.upload(new float[(int) cacheFloats]), dtype,
+                    scope.upload(keysBefore), scope.upload(valuesBefore), dtype,
                     blocks, blockSize, kvHeads, paddedHeadDim);
             kv.ropeAndWrite(scope.stream(), fusedQ, qHeads, fusedK, scope.upload(v), headDim, rotaryDim, theta,
                     positionBuffer, destinationBuffer, rows, fused);

@@ -53,6 +53,7 @@ class DeviceStateStoreTest {
             assertThat(saved.position()).isEqualTo(21);
 
             fill(store, blocks, 1, 4);
+            fill(store, blocks, 0, 7); // both slots hold other states than the copies they get back
             fillRows(store, blocks, 3, 5);
             store.restoreSlot(1, other, saved);
             store.restoreSlot(0, other, atBlock);

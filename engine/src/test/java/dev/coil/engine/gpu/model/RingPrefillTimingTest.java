@@ -57,7 +57,9 @@ class RingPrefillTimingTest {
                     try {
                         one.prefillLastLogits(ids, ShardLayout.CONTIGUOUS, null); // grows the scratch to this size
                     } catch (CudaException | IllegalStateException e) {
-                        // Past what one GPU holds: the larger sizes are for two GPUs alone.
+                        // Past what one GPU holds: the larger sizes are for two GPUs alone. Anything else
+                        // (an illegal address, a launch failure) is a failure, not a size.
+                        requireOutOfMemory(e);
                         System.out.printf("[gpu-ring] one GPU cannot prefill %d tokens: %s%n", ids.length,
                                 e.getMessage());
                         oneMs[i] = Double.NaN;
@@ -81,11 +83,15 @@ class RingPrefillTimingTest {
                         Devices.parse(TwoGpuShardedModelTest.devices(gpus)), scan.kernelPrecision())) {
                     ring.prefillLastLogits(warm, ShardLayout.ZIGZAG, null);
                     ring.prefillLastLogits(warm, ShardLayout.CONTIGUOUS, null);
+                    int timed = 0;
                     for (int i = 0; i < sizeList.length; i++) {
                         if (!timeRing(ring, gpus, prompt(sizeList[i], vocab), oneMs[i], oneMemory[i], single[i])) {
                             break;
                         }
+                        timed++;
                     }
+                    // A failure at the first size is not "too long for the ring": it is a failure.
+                    assertThat(timed).as("sizes %d GPUs prefilled", gpus).isPositive();
                 }
             }
         }
@@ -102,6 +108,7 @@ class RingPrefillTimingTest {
             try {
                 ring.prefillLastLogits(ids, layout, null); // grows the scratch to this size
             } catch (CudaException | IllegalStateException e) {
+                requireOutOfMemory(e);
                 System.out.printf("[gpu-ring] %d GPUs cannot prefill %d tokens: %s%n", gpus, tokens, e.getMessage());
                 return false;
             }
@@ -192,5 +199,17 @@ class RingPrefillTimingTest {
             max = Math.max(max, Math.abs(value));
         }
         return max;
+    }
+
+    /**
+     * Rethrows {@code failure} unless it says the prompt does not fit: CUDA's or cuBLAS's out of memory
+     * (by its code or the error's name in its message), or the model's refusal of more positions than its devices hold (an IllegalStateException).
+     */
+    private static void requireOutOfMemory(RuntimeException failure) {
+        if (failure instanceof CudaException cuda && cuda.result() != jcuda.driver.CUresult.CUDA_ERROR_OUT_OF_MEMORY
+                && !String.valueOf(cuda.getMessage()).contains("OUT_OF_MEMORY")
+                && !String.valueOf(cuda.getMessage()).contains("ALLOC_FAILED")) {
+            throw failure;
+        }
     }
 }

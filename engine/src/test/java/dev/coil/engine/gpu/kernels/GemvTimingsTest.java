@@ -64,11 +64,14 @@ class GemvTimingsTest {
                             scope.download(blasOut, rows * n), 1e-5);
                     System.setProperty(Kernel.PROGRAMMATIC_PROPERTY, "false");
                     double plain;
+                    gemvOut.fill(DeviceScope.POISON); // so that the plain launches' output is checked too
                     try {
                         plain = perLaunch(scope, () -> gemv.project(scope.stream(), x16, DType.BF16, k, rows, product));
                     } finally {
                         System.clearProperty(Kernel.PROGRAMMATIC_PROPERTY);
                     }
+                    Parity.assertClose("gemv without programmatic launch vs cuBLAS", scope.download(gemvOut, rows * n),
+                            scope.download(blasOut, rows * n), 1e-5);
                     double bytes = 2.0 * n * k;
                     System.out.printf("[gemv] %s: %d rows × bf16 [%d, %d] (%.2f MB): cuBLAS %.2f µs (%.0f GB/s), "
                             + "gemv %.2f µs (%.0f GB/s), without programmatic launch %.2f µs (%.0f GB/s)%n",

@@ -26,7 +26,7 @@ class RopeKernelTest {
 
     @ParameterizedTest(name = "tokens {0}, heads {1}, headDim {2}, rotary {3}, theta {4}, from {5}")
     @CsvSource({
-        "1,1,2,2,10000,0",
+        "1,1,2,2,10000,3",
         "5,3,10,10,10000,0",
         "5,3,10,6,10000,7",
         "7,4,64,64,10000,4097",

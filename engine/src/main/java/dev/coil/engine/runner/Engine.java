@@ -149,6 +149,13 @@ public final class Engine implements AutoCloseable {
         return loaded.config().contextLength();
     }
 
+    /** Refuses a token id outside [0, vocab), naming what holds it. */
+    private static void requireInVocabulary(String what, int token, int vocab) {
+        if (token < 0 || token >= vocab) {
+            throw new IllegalArgumentException(what + " " + token + " is outside the vocabulary [0, " + vocab + ")");
+        }
+    }
+
     /**
      * Queues a request and returns its event stream.
      *
@@ -165,17 +172,10 @@ public final class Engine implements AutoCloseable {
         int maxTokens = loaded.generationLimit(request.promptLength(), request.sampling().maxTokens());
         int vocab = loaded.config().vocabSize();
         for (int i = 0; i < request.promptLength(); i++) {
-            int token = request.promptToken(i);
-            if (token < 0 || token >= vocab) {
-                throw new IllegalArgumentException(
-                        "prompt token id " + token + " is outside the vocabulary [0, " + vocab + ")");
-            }
+            requireInVocabulary("prompt token id", request.promptToken(i), vocab);
         }
         for (int token : request.sampling().stopTokenIds()) {
-            if (token >= vocab) {
-                throw new IllegalArgumentException(
-                        "stop_token_ids: token id " + token + " is outside the vocabulary [0, " + vocab + ")");
-            }
+            requireInVocabulary("stop_token_ids: token id", token, vocab);
         }
         String id = "req-" + nextId.incrementAndGet();
         RequestStream stream = new RequestStream(id, this);

@@ -106,15 +106,15 @@ public final class BenchCommand implements Callable<Integer> {
 
     /**
      * Refuses a count the benchmark cannot measure with (an empty prompt, no decode step, no request
-     * in flight), before any model is written or loaded. Every count is checked, whether or not
+     * in flight), before any model is written or loaded (--threads is checked where it is read, just
+     * after). Every count is checked, whether or not
      * --serving uses it: a bad value is a typo either way.
      */
-    void checkRanges() {
+    private void checkRanges() {
         for (int length : promptLengths) {
             ModelOptions.atLeast("--prompt-lengths", length, 1);
         }
         ModelOptions.atLeast("--decode-tokens", decodeTokens, 1);
-        ModelOptions.threads(threads);
         for (int requests : concurrency) {
             ModelOptions.atLeast("--concurrency", requests, 1);
         }

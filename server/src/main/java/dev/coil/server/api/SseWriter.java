@@ -44,8 +44,15 @@ final class SseWriter {
         return (System.nanoTime() - lastSendNanos) / 1_000_000;
     }
 
+    /**
+     * The closing event, and the end of the response: the stream is closed here, so that the chunked
+     * body's last chunk is written before the handler returns. A shutdown that waits for handlers
+     * would otherwise stop the server before Jetty ended the response, and the client's read of the
+     * events it was sent could fail on the cut connection.
+     */
     void done() throws IOException {
         send("data: [DONE]\n\n");
+        out.close();
     }
 
     private void send(String text) throws IOException {

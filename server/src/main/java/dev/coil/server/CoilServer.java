@@ -24,9 +24,11 @@ import java.net.InetSocketAddress;
 import java.net.StandardSocketOptions;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.UnresolvedAddressException;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
+import org.eclipse.jetty.server.handler.GracefulHandler;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -42,6 +44,9 @@ public final class CoilServer implements AutoCloseable {
 
     /** Where the web module puts the playground on the classpath. */
     static final String WEB_FOLDER = "coil/web";
+
+    /** How long shutdown waits, once the engine has ended every request, for their responses to be written. */
+    static final Duration RESPONSE_DRAIN = Duration.ofSeconds(10);
 
     private static final String PLACEHOLDER_PAGE = """
             <!doctype html>
@@ -135,16 +140,9 @@ public final class CoilServer implements AutoCloseable {
         }
         state.drain();
         state.model().ifPresent(model -> model.stopEngine(options.shutdownTimeout()));
-        // The engine has ended every request; give their handlers a moment to write the last events.
-        long deadline = System.nanoTime() + 5_000_000_000L;
-        while (state.inFlight() > 0 && System.nanoTime() < deadline) {
-            try {
-                Thread.sleep(10);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                break;
-            }
-        }
+        // The engine has ended every request. Jetty's graceful stop (the GracefulHandler below) closes
+        // the listener and waits for the responses still open: a whole answer is written after its
+        // handler returns, and a slow client may still be reading it.
         app.stop();
         state.model().ifPresent(ServedModel::close);
         telemetry.close();
@@ -164,6 +162,10 @@ public final class CoilServer implements AutoCloseable {
         config.http.compressionStrategy = CompressionStrategy.NONE;
         config.router.ignoreTrailingSlashes = true;
         config.jetty.modifyHttpConfiguration(http -> http.setSendServerVersion(false));
+        config.jetty.modifyServer(server -> {
+            server.setHandler(new GracefulHandler());
+            server.setStopTimeout(RESPONSE_DRAIN.toMillis());
+        });
 
         var runner = new GenerationRunner(state, telemetry, options.keepAlive().toMillis());
         var tokenize = new TokenizeHandlers(state, options.maxBodyBytes());

@@ -8,6 +8,9 @@ import dev.coil.engine.cpu.Parallel;
 import java.io.BufferedReader;
 import java.io.InputStream;
 import java.io.InputStreamReader;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.net.Socket;
 import java.net.URI;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
@@ -86,6 +89,60 @@ class LifecycleTest {
             assertThat(error).as("the last event is an error: %s", events.getLast()).isNotNull();
             assertThat(error.get("code").asText()).isEqualTo("shutting_down");
             shutdown.join();
+        }
+    }
+
+    /**
+     * A whole (non-streamed) answer is written after its handler returns. Shutdown must wait for
+     * that write too: here the client reads nothing until shutdown has begun, so the server's write
+     * of the multi-megabyte answer is still blocked on the connection when the engine is done.
+     */
+    @Test
+    void shutdownFinishesWritingAWholeAnswer() throws Exception {
+        TestServer server = TestServer.start();
+        int promptTokens = 2000;
+        StringBuilder ids = new StringBuilder();
+        for (int i = 0; i < promptTokens; i++) {
+            ids.append(i == 0 ? "" : ",").append(100 + i % 900);
+        }
+        byte[] body = ("{\"prompt\": [" + ids + "], \"max_tokens\": 0, \"echo\": true, \"logprobs\": 20}")
+                .getBytes(StandardCharsets.UTF_8);
+        try (Socket socket = new Socket()) {
+            socket.setReceiveBufferSize(4096);
+            socket.connect(new InetSocketAddress("127.0.0.1", server.port()));
+            OutputStream out = socket.getOutputStream();
+            out.write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    + "Connection: close\r\nContent-Length: " + body.length + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+            out.write(body);
+            out.flush();
+
+            ServerState state = server.server().state();
+            long deadline = System.nanoTime() + 120_000_000_000L;
+            while (state.inFlight() == 0) {
+                assertThat(System.nanoTime()).as("waiting for the request to start").isLessThan(deadline);
+                Thread.sleep(5);
+            }
+            while (state.inFlight() > 0) {
+                assertThat(System.nanoTime()).as("waiting for the handler to return").isLessThan(deadline);
+                Thread.sleep(5);
+            }
+            Thread shutdown = Thread.ofPlatform().start(server::close);
+            Thread.sleep(500);
+
+            byte[] response = socket.getInputStream().readAllBytes();
+            shutdown.join();
+            String text = new String(response, StandardCharsets.UTF_8);
+            int headerEnd = text.indexOf("\r\n\r\n");
+            assertThat(headerEnd).as("a response head").isPositive();
+            assertThat(text).startsWith("HTTP/1.1 200");
+            byte[] json = java.util.Arrays.copyOfRange(response, text.substring(0, headerEnd + 4)
+                    .getBytes(StandardCharsets.UTF_8).length, response.length);
+            // Connection: close, so the body runs to the end of the stream: a cut answer is short
+            // and does not parse.
+            assertThat(json.length).as("bytes of the answer (about 0.5 KB a prompt token)").isGreaterThan(500_000);
+            JsonNode answer = TestServer.parse(new String(json, StandardCharsets.UTF_8));
+            assertThat(answer.at("/choices/0/logprobs/tokens").size()).isEqualTo(promptTokens);
+            assertThat(answer.at("/usage/prompt_tokens").asInt()).isEqualTo(promptTokens);
         }
     }
 

@@ -6,8 +6,12 @@ import java.util.List;
 /** Test buffers freed together: uploads, NaN-poisoned outputs, and downloads after the stream drains. */
 public final class DeviceScope implements AutoCloseable {
 
-    /** The bits of a quiet NaN: an output element still NaN after a kernel was never written. */
-    public static final int POISON = Float.floatToRawIntBits(Float.NaN);
+    /**
+     * The bits written into outputs before a kernel runs: a quiet NaN as one f32 and as each of its
+     * two bf16 halves (Java's NaN, 0x7fc00000, would leave every other bf16 element +0.0), so an
+     * element still NaN after a kernel, of either width, was never written.
+     */
+    public static final int POISON = 0x7fc07fc0;
 
     private final CudaDevice device;
     private final CudaStream stream;
@@ -30,7 +34,7 @@ public final class DeviceScope implements AutoCloseable {
         return keep(device.upload(values));
     }
 
-    /** A buffer of {@code count} floats, every one NaN. */
+    /** A buffer of {@code count} floats (or 2 · count bf16 values), every one NaN. */
     public DeviceBuffer poisoned(long count) {
         DeviceBuffer buffer = keep(device.allocateFloats(count));
         buffer.fill(POISON);

@@ -1,5 +1,5 @@
 // Token sampling over a batch of rows of logits, one row per sequence, each row with its own
-// parameters: the steps of runner/Sampler.java in its order (penalties; greedy or temperature; top-k;
+// parameters: the steps of runner/Sampler.java in its order (logit bias and penalties; greedy or temperature; top-k;
 // top-p; min-p; draw).
 //
 // Every filter is a cut in one total order of the row, so no row is ever sorted: a radix select over
@@ -19,18 +19,28 @@
 #define COIL_SAMPLE_STAMP(label)
 #endif
 
-// Penalties in place, logits: (batch, vocab).
+// The logit bias, then the penalties, in place, logits: (batch, vocab).
+//   bias_offsets: (batch + 1) into bias_ids and biases: each row's distinct logit_bias ids, with the
+//   number added to each (first, as vLLM applies logit_bias before the penalties);
 //   seen_offsets: (batch + 1) into seen_ids: each row's distinct prompt and output ids;
 //   repetition: (batch) the HF penalty (1 is off);
 //   count_offsets: (batch + 1) into count_ids and subtract: each distinct generated id with
 //   presence + frequency · count, rounded to float as the CPU rounds it.
-// Ids at or beyond vocab are ignored. Grid: (batch); the ids of a row are distinct, so no two threads
-// touch one logit in a step, and the barrier keeps the CPU's order (repetition first).
-extern "C" __global__ void sampling_penalties_f32(float* logits, int vocab, const int* __restrict__ seen_offsets,
+// Ids at or beyond vocab are ignored. Grid: (batch); the ids of a list are distinct, so no two threads
+// touch one logit in a pass, and the barriers keep the CPU's order (bias, repetition, then the rest).
+extern "C" __global__ void sampling_penalties_f32(float* logits, int vocab, const int* __restrict__ bias_offsets,
+        const int* __restrict__ bias_ids, const float* __restrict__ biases, const int* __restrict__ seen_offsets,
         const int* __restrict__ seen_ids, const float* __restrict__ repetition, const int* __restrict__ count_offsets,
         const int* __restrict__ count_ids, const float* __restrict__ subtract) {
     const int row = blockIdx.x;
     float* scores = logits + (size_t) row * vocab;
+    for (int j = bias_offsets[row] + threadIdx.x; j < bias_offsets[row + 1]; j += blockDim.x) {
+        const int id = bias_ids[j];
+        if (id >= 0 && id < vocab) {
+            scores[id] = __fadd_rn(scores[id], biases[j]);
+        }
+    }
+    __syncthreads();
     const float penalty = repetition[row];
     if (penalty != 1.0f) {
         for (int j = seen_offsets[row] + threadIdx.x; j < seen_offsets[row + 1]; j += blockDim.x) {

@@ -32,16 +32,23 @@ public final class Batch {
 
     /**
      * Everything a backend needs to draw a segment's next token as the engine's sampler would, with
-     * the sampler's own uniform number: penalties, then temperature, top-k, top-p, min-p, and the
+     * the sampler's own uniform number: the logit bias, penalties, then temperature, top-k, top-p, min-p, and the
      * first candidate whose running weight passes uniform · total.
      *
      * @param seenIds        distinct prompt and generated ids (for the repetition penalty; empty when it is 1)
      * @param countIds       distinct generated ids (for the presence and frequency penalties)
      * @param countPenalties per count id, (float) (presence + frequency · count)
      * @param uniform        in [0, 1), drawn by the request's seeded generator
+     * @param biasIds        distinct ids whose logits get a bias before the penalties (logit_bias)
+     * @param biases         per bias id, the number added to its logit
      */
     public record Draw(double temperature, int topK, double topP, double minP, float repetitionPenalty,
-            int[] seenIds, int[] countIds, float[] countPenalties, double uniform) {
+            int[] seenIds, int[] countIds, float[] countPenalties, double uniform, int[] biasIds, float[] biases) {
+
+        /** True when the draw changes logits before its temperature: a bias or a penalty. */
+        public boolean adjustsLogits() {
+            return biasIds.length > 0 || repetitionPenalty != 1f || countIds.length > 0;
+        }
     }
 
     /**

@@ -31,6 +31,9 @@ final class ActiveRequest {
     private final Set<Integer> endIds;
     private final Sampler sampler;
     private final TokenHistory history;
+    /** The request's logit_bias as the backends take it: distinct ids, and the bias of each. */
+    private final int[] biasIds;
+    private final float[] biases;
     /** The uniform number handed out with {@link #nextDraw} for the next token; NaN when none is pending. */
     private double pendingUniform = Double.NaN;
     /** The uniform number of the token after the pending one, handed out by {@link #drawAhead}; NaN when none. */
@@ -67,6 +70,11 @@ final class ActiveRequest {
         this.endIds = request.ignoreEndOfSequence() ? Set.of() : endIds;
         this.sampler = new Sampler(request.sampling());
         this.history = new TokenHistory(request.promptTokens());
+        this.biasIds = request.sampling().logitBias().keySet().stream().mapToInt(Integer::intValue).toArray();
+        this.biases = new float[biasIds.length];
+        for (int i = 0; i < biasIds.length; i++) {
+            biases[i] = request.sampling().logitBias().get(biasIds[i]);
+        }
         this.decoder = decoder;
         this.stops = new StopMatcher(request.sampling().stopStrings());
         this.submittedNanos = System.nanoTime();
@@ -193,8 +201,9 @@ final class ActiveRequest {
      * True when the next token is all this request needs from a step: greedy, no penalties, no
      * logprobs. A backend may then pick it on the device ({@link #acceptNextToken}).
      */
+    /** A greedy token needs the logits as they are: no logit bias, and as {@link #needsOnlyItsToken}. */
     boolean needsOnlyGreedyToken() {
-        return request.sampling().isGreedy() && needsOnlyItsToken();
+        return request.sampling().isGreedy() && request.sampling().logitBias().isEmpty() && needsOnlyItsToken();
     }
 
     /** No logprobs, no penalties (whose lists hold the generated tokens), and a token to make. */
@@ -234,7 +243,7 @@ final class ActiveRequest {
             penalties[i] = (float) (sampling.presencePenalty() + sampling.frequencyPenalty() * counts.get(i)[1]);
         }
         return new Batch.Draw(sampling.temperature(), sampling.topK(), sampling.topP(), sampling.minP(),
-                (float) sampling.repetitionPenalty(), seen, countIds, penalties, pendingUniform);
+                (float) sampling.repetitionPenalty(), seen, countIds, penalties, pendingUniform, biasIds, biases);
     }
 
     /**
@@ -257,7 +266,7 @@ final class ActiveRequest {
         aheadUniform = sampler.nextUniform();
         SamplingParams sampling = request.sampling();
         return new Batch.Draw(sampling.temperature(), sampling.topK(), sampling.topP(), sampling.minP(), 1f,
-                new int[0], new int[0], new float[0], aheadUniform);
+                new int[0], new int[0], new float[0], aheadUniform, biasIds, biases);
     }
 
     /** As {@link #acceptNextLogits}, for a greedy token the backend picked (see {@link #needsOnlyGreedyToken}). */

@@ -177,6 +177,9 @@ public final class Engine implements AutoCloseable {
         for (int token : request.sampling().stopTokenIds()) {
             requireInVocabulary("stop_token_ids: token id", token, vocab);
         }
+        for (int token : request.sampling().logitBias().keySet()) {
+            requireInVocabulary("logit_bias: token id", token, vocab);
+        }
         String id = "req-" + nextId.incrementAndGet();
         RequestStream stream = new RequestStream(id, this);
         StreamingDecoder decoder = loaded.hasTokenizer() ? new StreamingDecoder(loaded.tokenizer(), true) : null;

@@ -10,7 +10,8 @@ import java.util.random.RandomGenerator;
  * Picks the next token of one sequence from the model's logits, following {@link SamplingParams}.
  *
  * <p>The steps, in the order HF transformers and vLLM apply them:
- * <ol>
+ * <ol start="0">
+ *   <li>logit bias (OpenAI's logit_bias, applied first as vLLM does): logit += bias;
  *   <li>repetition penalty (HF): for every token in the prompt or output, logit / p if positive, else
  *       logit · p;
  *   <li>presence and frequency penalties (OpenAI, over generated tokens only as vLLM does):
@@ -79,7 +80,7 @@ public final class Sampler {
         return random.nextDouble();
     }
 
-    /** The ids that steps 1 to 6 leave with a non-zero probability, in increasing order (for tests). */
+    /** The ids that steps 0 to 6 leave with a non-zero probability, in increasing order (for tests). */
     int[] survivors(float[] logits, TokenHistory history) {
         int count = filter(penalisedScores(logits, history));
         int[] ids = new int[count];
@@ -95,10 +96,15 @@ public final class Sampler {
     }
 
     /**
-     * The penalties of steps 1 and 2, in place on {@code logits[0, vocab)}. Ids in the history at or beyond
+     * Steps 0 to 2 (the bias, then the penalties), in place on {@code logits[0, vocab)}. Ids at or beyond
      * {@code vocab} are ignored.
      */
     static void applyPenalties(float[] logits, int vocab, TokenHistory history, SamplingParams params) {
+        params.logitBias().forEach((id, bias) -> {
+            if (id < vocab) {
+                logits[id] += bias;
+            }
+        });
         if (params.repetitionPenalty() != 1) {
             float penalty = (float) params.repetitionPenalty();
             history.forEachSeen(id -> {
@@ -145,7 +151,7 @@ public final class Sampler {
         return top;
     }
 
-    /** Copies the logits into scores (rejecting NaN and +infinity) and applies steps 1 and 2. */
+    /** Copies the logits into scores (rejecting NaN and +infinity) and applies steps 0 to 2. */
     private int penalisedScores(float[] logits, TokenHistory history) {
         int vocab = logits.length;
         if (scores.length < vocab) {

@@ -1,7 +1,10 @@
 package dev.coil.engine.runner;
 
+import java.util.Collections;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
+import java.util.TreeMap;
 
 /**
  * How one request picks its tokens and when it stops. Values are validated here, at the boundary, with
@@ -24,6 +27,8 @@ import java.util.Set;
  *        stop_token_ids); the model's end-of-sequence tokens end generation without these, left out of the output
  * @param stopStrings generation ends before any of these strings; they are not part of the output
  * @param maxTokens most tokens to generate; {@link #UNLIMITED_TOKENS} lets the context length decide
+ * @param logitBias OpenAI's logit_bias: per token id, a number in [-100, 100] added to its logit before the
+ *        penalties and every other step (as vLLM applies it); -100 all but bans a token, 100 all but forces it
  */
 public record SamplingParams(
         double temperature,
@@ -36,7 +41,11 @@ public record SamplingParams(
         Long seed,
         Set<Integer> stopTokenIds,
         List<String> stopStrings,
-        int maxTokens) {
+        int maxTokens,
+        Map<Integer, Float> logitBias) {
+
+    /** The largest |bias| logit_bias takes, as OpenAI's API bounds it. */
+    public static final float MAX_LOGIT_BIAS = 100f;
 
     /** maxTokens when the request sets no limit: generation runs until a stop or the end of the context. */
     public static final int UNLIMITED_TOKENS = Integer.MAX_VALUE;
@@ -71,8 +80,17 @@ public record SamplingParams(
             require(stop != null && !stop.isEmpty(), "stop must not contain an empty string");
         }
         require(maxTokens >= 0, "max_tokens must be >= 0, got " + maxTokens);
+        require(logitBias != null, "logit_bias must not be null");
+        for (Map.Entry<Integer, Float> bias : logitBias.entrySet()) {
+            require(bias.getKey() != null && bias.getKey() >= 0,
+                    "logit_bias must map non-negative token ids, got " + bias.getKey());
+            Float value = bias.getValue();
+            require(value != null && value >= -MAX_LOGIT_BIAS && value <= MAX_LOGIT_BIAS,
+                    "logit_bias values must be in [-100, 100], got " + value + " for token " + bias.getKey());
+        }
         stopTokenIds = Set.copyOf(stopTokenIds);
         stopStrings = List.copyOf(stopStrings);
+        logitBias = Collections.unmodifiableSortedMap(new TreeMap<>(logitBias));
     }
 
     /** The OpenAI defaults: temperature 1, no filters, no penalties, random seed, no stops, no token limit. */
@@ -98,7 +116,8 @@ public record SamplingParams(
                 .seed(seed)
                 .stopTokenIds(stopTokenIds)
                 .stopStrings(stopStrings)
-                .maxTokens(maxTokens);
+                .maxTokens(maxTokens)
+                .logitBias(logitBias);
     }
 
     public boolean isGreedy() {
@@ -149,6 +168,10 @@ public record SamplingParams(
         return toBuilder().maxTokens(value).build();
     }
 
+    public SamplingParams withLogitBias(Map<Integer, Float> value) {
+        return toBuilder().logitBias(value).build();
+    }
+
     private static void requireNumber(String name, double value) {
         require(!Double.isNaN(value), name + " must be a number, got NaN");
     }
@@ -172,6 +195,7 @@ public record SamplingParams(
         private Set<Integer> stopTokenIds = Set.of();
         private List<String> stopStrings = List.of();
         private int maxTokens = UNLIMITED_TOKENS;
+        private Map<Integer, Float> logitBias = Map.of();
 
         private Builder() {
         }
@@ -231,9 +255,14 @@ public record SamplingParams(
             return this;
         }
 
+        public Builder logitBias(Map<Integer, Float> value) {
+            logitBias = value;
+            return this;
+        }
+
         public SamplingParams build() {
             return new SamplingParams(temperature, topK, topP, minP, repetitionPenalty, presencePenalty,
-                    frequencyPenalty, seed, stopTokenIds, stopStrings, maxTokens);
+                    frequencyPenalty, seed, stopTokenIds, stopStrings, maxTokens, logitBias);
         }
     }
 }

@@ -16,6 +16,7 @@ import dev.coil.engine.model.TestModels;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
@@ -263,9 +264,9 @@ class GpuEngineTest {
     }
 
     /**
-     * Tokens drawn on the device (penalties, temperature, top-k, top-p, min-p, the request's seeded
+     * Tokens drawn on the device (logit bias, penalties, temperature, top-k, top-p, min-p, the request's seeded
      * uniform numbers) are the tokens the CPU sampler draws from the same step's logits copied back:
-     * with a request that has penalties among them, and without one, where each draw is handed the
+     * with requests that have a bias or penalties among them, and without one, where each draw is handed the
      * step's greedy tokens as its rows' best logits.
      */
     @ParameterizedTest(name = "{0}")
@@ -276,9 +277,12 @@ class GpuEngineTest {
                 SamplingParams.greedy().withTemperature(1.1).withTopK(20).withMaxTokens(12).withSeed(2L),
                 SamplingParams.greedy().withTemperature(0.9).withTopP(0.8).withMaxTokens(12).withSeed(3L),
                 SamplingParams.greedy().withTemperature(1.0).withMinP(0.05).withRepetitionPenalty(1.3)
-                        .withPresencePenalty(0.4).withFrequencyPenalty(0.2).withMaxTokens(12).withSeed(4L),
+                        .withPresencePenalty(0.4).withFrequencyPenalty(0.2).withLogitBias(Map.of(5, 3f, 9, -2.5f))
+                        .withMaxTokens(12).withSeed(4L),
                 SamplingParams.greedy().withTemperature(0.7).withTopK(30).withTopP(0.9).withMinP(0.02)
-                        .withMaxTokens(12).withSeed(5L));
+                        .withMaxTokens(12).withSeed(5L),
+                SamplingParams.greedy().withTemperature(0.9).withLogitBias(Map.of(3, 2.5f, 7, -100f, 11, 6f))
+                        .withMaxTokens(12).withSeed(6L));
         assertDeviceDrawsEqualHostDraws(fixture, settings);
         assertDeviceDrawsEqualHostDraws(fixture, List.of(settings.get(0), settings.get(1), settings.get(2),
                 settings.get(4)));

@@ -8,6 +8,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
+import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.stream.IntStream;
 import org.junit.jupiter.api.Test;
@@ -133,6 +134,49 @@ class SamplerTest {
         // 0, 1: prompt only, so the repetition penalty alone (2/2, -2·2).
         // 2: generated twice: 1/2 - (0.5 + 0.25·2). 3: generated once: 0.5/2 - (0.5 + 0.25). 4: untouched.
         assertThat(logits).containsExactly(1f, -4f, -0.5f, -0.5f, 3f);
+    }
+
+    @Test
+    void theLogitBiasIsAddedBeforeThePenalties() {
+        TokenHistory history = new TokenHistory(new int[] {0});
+        history.append(1);
+        SamplingParams params = SamplingParams.builder().repetitionPenalty(2).presencePenalty(0.5)
+                .logitBias(Map.of(0, 4f, 1, -1f, 2, 0.5f, 7, 100f)).build();
+        float[] logits = {2, 1, 1, 3};
+
+        Sampler.applyPenalties(logits, logits.length, history, params);
+
+        // 0: (2 + 4) / 2, not 2 / 2 + 4. 1: (1 - 1) · 2 - 0.5 (0 is not positive). 2: bias only.
+        // 3: untouched. 7 is beyond the vocabulary, ignored.
+        assertThat(logits).containsExactly(3f, -0.5f, 1.5f, 3f);
+    }
+
+    @Test
+    void aLogitBiasOfPlusOrMinusOneHundredDecidesTheToken() {
+        SplittableRandom random = new SplittableRandom(5);
+        for (int trial = 0; trial < 20; trial++) {
+            float[] logits = randomLogits(random, 500);
+            float[] given = logits.clone();
+            int forced = random.nextInt(500);
+            int top = argmax(logits);
+            assertThat(new Sampler(SamplingParams.greedy().withLogitBias(Map.of(forced, 100f))).sample(logits, EMPTY))
+                    .isEqualTo(forced);
+            assertThat(new Sampler(SamplingParams.builder().seed((long) trial).logitBias(Map.of(forced, 100f)).build())
+                    .sample(logits, EMPTY)).isEqualTo(forced);
+            assertThat(new Sampler(SamplingParams.greedy().withLogitBias(Map.of(top, -100f))).sample(logits, EMPTY))
+                    .isNotEqualTo(top);
+            assertThat(logits).as("the caller's logits are not modified").containsExactly(given);
+        }
+    }
+
+    @Test
+    void logitBiasValuesOutsideTheirRangeAreRefused() {
+        assertThatThrownBy(() -> SamplingParams.greedy().withLogitBias(Map.of(3, 100.5f)))
+                .hasMessage("logit_bias values must be in [-100, 100], got 100.5 for token 3");
+        assertThatThrownBy(() -> SamplingParams.greedy().withLogitBias(Map.of(3, Float.NaN)))
+                .hasMessage("logit_bias values must be in [-100, 100], got NaN for token 3");
+        assertThatThrownBy(() -> SamplingParams.greedy().withLogitBias(Map.of(-1, 1f)))
+                .hasMessage("logit_bias must map non-negative token ids, got -1");
     }
 
     @Test

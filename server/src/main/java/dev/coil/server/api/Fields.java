@@ -5,6 +5,8 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
+import java.util.TreeMap;
 
 /**
  * Typed reads of a request's JSON fields. A field that is absent or null takes its default; one of
@@ -140,6 +142,40 @@ final class Fields {
             throw ApiException.invalid(name, name + " must be an object, got " + typeName(value));
         }
         return object;
+    }
+
+    /**
+     * OpenAI's logit_bias shape: an object from token ids (as JSON keys are strings, "50256") to
+     * numbers in [-maxBias, maxBias]; empty when absent.
+     *
+     * @param vocabSize ids must lie in [0, vocabSize)
+     */
+    Map<Integer, Float> tokenBiases(String name, int vocabSize, float maxBias) {
+        ObjectNode object = object(name);
+        Map<Integer, Float> biases = new TreeMap<>();
+        if (object == null) {
+            return biases;
+        }
+        for (Map.Entry<String, JsonNode> entry : object.properties()) {
+            String key = entry.getKey();
+            long id;
+            try {
+                id = Long.parseLong(key.strip());
+            } catch (NumberFormatException e) {
+                throw ApiException.invalid(name, name + " keys must be token ids, got \"" + key + "\"");
+            }
+            if (id < 0 || id >= vocabSize) {
+                throw ApiException.invalid(name, name + ": token id " + key.strip() + " is outside the vocabulary [0, "
+                        + vocabSize + ")");
+            }
+            JsonNode value = entry.getValue();
+            if (value == null || !value.isNumber() || !(Math.abs(value.doubleValue()) <= maxBias)) {
+                throw ApiException.invalid(name, name + " values must be numbers in [" + (int) -maxBias + ", "
+                        + (int) maxBias + "], got " + describe(value) + " for token " + id);
+            }
+            biases.put((int) id, value.floatValue());
+        }
+        return biases;
     }
 
     static long integerValue(String name, JsonNode value, long min, long max) {

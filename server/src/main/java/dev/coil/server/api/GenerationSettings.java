@@ -26,7 +26,7 @@ record GenerationSettings(SamplingParams sampling, int choices, boolean stream, 
      *
      * @param maxTokens the max_tokens value this API resolved (its own names and default), or
      *                  {@link SamplingParams#UNLIMITED_TOKENS}
-     * @param vocabSize the served model's vocabulary: stop_token_ids must be ids in it
+     * @param vocabSize the served model's vocabulary: stop_token_ids and logit_bias's keys must be ids in it
      */
     static GenerationSettings parse(Fields fields, int maxTokens, int vocabSize) {
         rejectUnsupported(fields);
@@ -59,6 +59,7 @@ record GenerationSettings(SamplingParams sampling, int choices, boolean stream, 
                     .stopStrings(fields.stringOrStrings("stop"))
                     .stopTokenIds(new HashSet<>(fields.integers("stop_token_ids", 0, vocabSize - 1)))
                     .maxTokens(maxTokens)
+                    .logitBias(fields.tokenBiases("logit_bias", vocabSize, SamplingParams.MAX_LOGIT_BIAS))
                     .build();
         } catch (IllegalArgumentException e) {
             throw ErrorResponses.fromEngine(e, "prompt");
@@ -85,7 +86,7 @@ record GenerationSettings(SamplingParams sampling, int choices, boolean stream, 
 
     /** Fields of OpenAI's API that Coil does not implement; refusing them beats silently ignoring them. */
     private static void rejectUnsupported(Fields fields) {
-        for (String name : List.of("tools", "functions", "logit_bias")) {
+        for (String name : List.of("tools", "functions")) {
             var value = fields.get(name);
             if (value != null && !(value.isContainerNode() && value.isEmpty())) {
                 throw ApiException.invalid(name, name + " is not supported by this server");

@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.openai.client.OpenAIClient;
 import com.openai.client.okhttp.OpenAIOkHttpClient;
+import com.openai.core.JsonValue;
 import com.openai.core.http.StreamResponse;
 import com.openai.errors.NotFoundException;
 import com.openai.models.chat.completions.ChatCompletion;
@@ -21,6 +22,7 @@ import dev.coil.server.TestServer;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -122,6 +124,51 @@ class OpenAiClientTest {
         assertThat(streamed.toString()).isEqualTo(whole).isNotEmpty();
         assertThat(finishReasons).hasSize(1);
         assertThat(usage).containsExactly(answer.usage().orElseThrow().completionTokens());
+    }
+
+    /**
+     * The client's logit_bias (string ids to integers): +100 on one token makes every generated token
+     * that one, in a chat and in a completion; -100 on the greedy choice gives the next most likely.
+     */
+    @Test
+    void logitBiasSteersTheTokens() {
+        JsonNode tokenized = server.postJson("/tokenize", "{\"prompt\": \" package\", \"add_special_tokens\": false}");
+        assertThat(tokenized.get("tokens")).as("one token").hasSize(1);
+        int forced = tokenized.get("tokens").get(0).asInt();
+        String thrice = server.postJson("/detokenize", "{\"tokens\": [" + forced + ", " + forced + ", " + forced + "]}")
+                .get("prompt").asText();
+
+        ChatCompletion chat = client.chat().completions().create(ChatCompletionCreateParams.builder()
+                .model("coil-demo").addUserMessage("What does apt-get do?").maxCompletionTokens(3).temperature(0.7)
+                .seed(3).logitBias(ChatCompletionCreateParams.LogitBias.builder()
+                        .putAdditionalProperty(String.valueOf(forced), JsonValue.from(100)).build())
+                .build());
+        assertThat(chat.choices().getFirst().message().content().orElseThrow()).isEqualTo(thrice);
+
+        CompletionCreateParams.Builder completion = CompletionCreateParams.builder().model("coil-demo").prompt(PROMPT)
+                .maxTokens(1).temperature(0.0).logprobs(2);
+        CompletionChoice free = client.completions().create(completion.build()).choices().getFirst();
+        List<Map.Entry<String, Double>> top = topOf(free);
+        assertThat(top.get(0).getValue()).as("no tie").isGreaterThan(top.get(1).getValue());
+        JsonNode first = server.postJson("/tokenize", "{\"prompt\": " + TestServer.JSON.valueToTree(free.text())
+                + ", \"add_special_tokens\": false}").get("tokens");
+        assertThat(first).as("one token").hasSize(1);
+        CompletionChoice banned = client.completions().create(completion.logitBias(CompletionCreateParams.LogitBias
+                .builder().putAdditionalProperty(first.get(0).asText(), JsonValue.from(-100)).build()).build())
+                .choices().getFirst();
+        assertThat(banned.text()).isEqualTo(top.get(1).getKey());
+        assertThat(topOf(banned)).as("the logprobs are the model's, before the bias").isEqualTo(top);
+    }
+
+    /** The first position's alternatives, most likely first. */
+    private static List<Map.Entry<String, Double>> topOf(CompletionChoice choice) {
+        Map<String, JsonValue> alternatives = choice.logprobs().orElseThrow().topLogprobs().orElseThrow().getFirst()
+                ._additionalProperties();
+        List<Map.Entry<String, Double>> top = new ArrayList<>();
+        alternatives.forEach((token, logprob) -> top.add(Map.entry(token, ((Number) logprob.asNumber().orElseThrow())
+                .doubleValue())));
+        top.sort(Map.Entry.<String, Double>comparingByValue().reversed());
+        return top;
     }
 
     @Test

@@ -84,8 +84,12 @@ public final class SamplingKernel {
     }
 
     /**
-     * The repetition, presence and frequency penalties, in place on logits (batch, vocab) f32.
+     * The logit bias, then the repetition, presence and frequency penalties, in place on logits
+     * (batch, vocab) f32, in the CPU sampler's order and rounding.
      *
+     * @param biasOffsets (batch + 1) int32 into biasIds and biases
+     * @param biasIds the distinct logit_bias ids of each row
+     * @param biases per bias id, the f32 added to its logit
      * @param seenOffsets (batch + 1) int32: row r's distinct prompt and output ids are
      *     seenIds[seenOffsets[r], seenOffsets[r + 1])
      * @param repetition (batch) f32, 1 is off
@@ -93,16 +97,17 @@ public final class SamplingKernel {
      * @param countIds the distinct generated ids of each row
      * @param subtract per generated id, (float) (presence + frequency · count) as the CPU rounds it
      */
-    public void applyPenalties(CudaStream stream, DeviceBuffer logits, int batch, int vocab, DeviceBuffer seenOffsets,
-            DeviceBuffer seenIds, DeviceBuffer repetition, DeviceBuffer countOffsets, DeviceBuffer countIds,
-            DeviceBuffer subtract) {
+    public void applyPenalties(CudaStream stream, DeviceBuffer logits, int batch, int vocab, DeviceBuffer biasOffsets,
+            DeviceBuffer biasIds, DeviceBuffer biases, DeviceBuffer seenOffsets, DeviceBuffer seenIds,
+            DeviceBuffer repetition, DeviceBuffer countOffsets, DeviceBuffer countIds, DeviceBuffer subtract) {
         requireRows(logits, batch, vocab);
+        biasOffsets.requireFloats(batch + 1L, "biasOffsets");
         seenOffsets.requireFloats(batch + 1L, "seenOffsets");
         countOffsets.requireFloats(batch + 1L, "countOffsets");
         repetition.requireFloats(batch, "repetition");
         if (batch > 0) {
-            penalties.launch(stream, batch, 1, 1, THREADS, 0, logits, vocab, seenOffsets, seenIds, repetition,
-                    countOffsets, countIds, subtract);
+            penalties.launch(stream, batch, 1, 1, THREADS, 0, logits, vocab, biasOffsets, biasIds, biases,
+                    seenOffsets, seenIds, repetition, countOffsets, countIds, subtract);
         }
     }
 

@@ -44,12 +44,12 @@ final class StepSampling {
 
     /**
      * Draws the tokens of SAMPLE rows on the device with their settings and uniform numbers
-     * (penalties, temperature, top-k, top-p, min-p, as runner/Sampler), the argmax for the other
+     * (logit bias, penalties, temperature, top-k, top-p, min-p, as runner/Sampler), the argmax for the other
      * rows, into the pinned tokens, and returns them on the device. Reads and rewrites "model.logits"
      * after its copy to the host. The settings are staged in pinned memory of {@code side} (0 or
      * 1): a step queued behind another uses the other side's, which that step's draw may still be
      * reading. {@code argmax}: the rows' greedy tokens of the same logits when the step made them
-     * (null if not); a draw without penalties and with no logits divisor takes each row's best
+     * (null if not); a draw without bias or penalties and with no logits divisor takes each row's best
      * logit from them instead of finding it again.
      */
     DeviceBuffer draw(StepLayout layout, int logitRows, PinnedBuffer tokensHost, int side, DeviceBuffer argmax) {
@@ -62,6 +62,7 @@ final class StepSampling {
         double[] settings = new double[SamplingKernel.SETTINGS_PER_ROW * logitRows];
         float[] repetition = new float[logitRows];
         Arrays.fill(repetition, 1f);
+        int[] biasOffsets = new int[logitRows + 1];
         int[] seenOffsets = new int[logitRows + 1];
         int[] countOffsets = new int[logitRows + 1];
         List<int[]> seen = new ArrayList<>();
@@ -76,6 +77,7 @@ final class StepSampling {
             }
             row += wanted;
         }
+        int biasTotal = 0;
         int seenTotal = 0;
         int countTotal = 0;
         boolean penalties = false;
@@ -90,12 +92,14 @@ final class StepSampling {
                 repetition[r] = draw.repetitionPenalty();
                 seen.add(draw.seenIds());
                 counted.add(draw);
+                biasTotal += draw.biasIds().length;
                 seenTotal += draw.seenIds().length;
                 countTotal += draw.countIds().length;
-                penalties |= draw.repetitionPenalty() != 1f || draw.countIds().length > 0;
+                penalties |= draw.adjustsLogits();
             } else {
                 settings[4 * r + 1] = 1; // temperature 0: the argmax
             }
+            biasOffsets[r + 1] = biasTotal;
             seenOffsets[r + 1] = seenTotal;
             countOffsets[r + 1] = countTotal;
         }
@@ -103,6 +107,8 @@ final class StepSampling {
         int topKAt = staged.add("sampling.topK", MemorySegment.ofArray(topK));
         int settingsAt = staged.add("sampling.settings", MemorySegment.ofArray(SamplingKernel.settingsBits(settings)));
         if (penalties) {
+            int[] biasIds = new int[Math.max(1, biasTotal)];
+            float[] biases = new float[Math.max(1, biasTotal)];
             int[] seenIds = new int[Math.max(1, seenTotal)];
             int[] countIds = new int[Math.max(1, countTotal)];
             float[] subtract = new float[Math.max(1, countTotal)];
@@ -112,12 +118,19 @@ final class StepSampling {
                 at += ids.length;
             }
             at = 0;
+            int biasAt = 0;
             for (Batch.Draw draw : counted) {
                 System.arraycopy(draw.countIds(), 0, countIds, at, draw.countIds().length);
                 System.arraycopy(draw.countPenalties(), 0, subtract, at, draw.countIds().length);
                 at += draw.countIds().length;
+                System.arraycopy(draw.biasIds(), 0, biasIds, biasAt, draw.biasIds().length);
+                System.arraycopy(draw.biases(), 0, biases, biasAt, draw.biasIds().length);
+                biasAt += draw.biasIds().length;
             }
-            int first = staged.add("sampling.seenOffsets", MemorySegment.ofArray(seenOffsets));
+            int first = staged.add("sampling.biasOffsets", MemorySegment.ofArray(biasOffsets));
+            staged.add("sampling.biasIds", MemorySegment.ofArray(biasIds));
+            staged.add("sampling.biases", MemorySegment.ofArray(biases));
+            staged.add("sampling.seenOffsets", MemorySegment.ofArray(seenOffsets));
             staged.add("sampling.seenIds", MemorySegment.ofArray(seenIds));
             staged.add("sampling.repetition", MemorySegment.ofArray(repetition));
             staged.add("sampling.countOffsets", MemorySegment.ofArray(countOffsets));
@@ -126,7 +139,8 @@ final class StepSampling {
             staged.stage();
             kernel.applyPenalties(kernels.stream, logits, logitRows, vocab, staged.buffer(first),
                     staged.buffer(first + 1), staged.buffer(first + 2), staged.buffer(first + 3),
-                    staged.buffer(first + 4), staged.buffer(first + 5));
+                    staged.buffer(first + 4), staged.buffer(first + 5), staged.buffer(first + 6),
+                    staged.buffer(first + 7), staged.buffer(first + 8));
         } else {
             staged.stage();
         }

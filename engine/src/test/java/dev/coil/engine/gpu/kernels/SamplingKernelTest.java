@@ -18,6 +18,7 @@ import java.lang.reflect.Method;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
 import java.util.SplittableRandom;
 import java.util.TreeMap;
@@ -307,6 +308,9 @@ class SamplingKernelTest {
     private static void penalise(DeviceScope scope, SamplingKernel kernel, DeviceBuffer logits, List<Row> rows,
             int vocab) {
         int batch = rows.size();
+        int[] biasOffsets = new int[batch + 1];
+        List<Integer> biasIds = new ArrayList<>();
+        List<Float> biases = new ArrayList<>();
         int[] seenOffsets = new int[batch + 1];
         int[] countOffsets = new int[batch + 1];
         List<Integer> seenIds = new ArrayList<>();
@@ -323,6 +327,11 @@ class SamplingKernelTest {
                 counts.merge(token, 1, Integer::sum);
             }
             SamplingParams params = row.params();
+            params.logitBias().forEach((id, bias) -> {
+                biasIds.add(id);
+                biases.add(bias);
+            });
+            biasOffsets[r + 1] = biasIds.size();
             repetition[r] = (float) params.repetitionPenalty();
             seenIds.addAll(seen);
             seenOffsets[r + 1] = seenIds.size();
@@ -338,7 +347,13 @@ class SamplingKernelTest {
         for (int i = 0; i < subtractArray.length; i++) {
             subtractArray[i] = subtract.get(i);
         }
-        kernel.applyPenalties(scope.stream(), logits, batch, vocab, scope.upload(seenOffsets),
+        float[] biasArray = new float[Math.max(1, biases.size())];
+        for (int i = 0; i < biases.size(); i++) {
+            biasArray[i] = biases.get(i);
+        }
+        int[] biasIdArray = biasIds.isEmpty() ? new int[1] : biasIds.stream().mapToInt(Integer::intValue).toArray();
+        kernel.applyPenalties(scope.stream(), logits, batch, vocab, scope.upload(biasOffsets),
+                scope.upload(biasIdArray), scope.upload(biasArray), scope.upload(seenOffsets),
                 scope.upload(seenIds.stream().mapToInt(Integer::intValue).toArray()), scope.upload(repetition),
                 scope.upload(countOffsets), scope.upload(countIds.stream().mapToInt(Integer::intValue).toArray()),
                 scope.upload(subtractArray));
@@ -359,10 +374,34 @@ class SamplingKernelTest {
                     .presencePenalty(random.nextBoolean() ? 0 : random.nextDouble() * 4 - 2)
                     .frequencyPenalty(random.nextBoolean() ? 0 : random.nextDouble() * 4 - 2)
                     .seed(random.nextLong())
+                    .logitBias(randomBias(random, vocab, prompt))
                     .build();
             rows.add(new Row(logits(random, vocab), prompt, output, params));
         }
         return rows;
+    }
+
+    /**
+     * No bias for a third of the rows; for the others, up to 40 ids (some beyond the vocabulary, some
+     * of the prompt's, so that the bias meets the repetition penalty) with biases in [-100, 100].
+     */
+    private static Map<Integer, Float> randomBias(Random random, int vocab, int[] prompt) {
+        Map<Integer, Float> bias = new TreeMap<>();
+        if (random.nextInt(3) == 0) {
+            return bias;
+        }
+        int count = 1 + random.nextInt(40);
+        for (int i = 0; i < count; i++) {
+            int id = prompt.length > 0 && random.nextBoolean() ? prompt[random.nextInt(prompt.length)]
+                    : random.nextInt(vocab + 3);
+            float value = switch (random.nextInt(4)) {
+                case 0 -> -100f;
+                case 1 -> 100f;
+                default -> (float) (random.nextDouble() * 20 - 10);
+            };
+            bias.put(id, value);
+        }
+        return bias;
     }
 
     /**

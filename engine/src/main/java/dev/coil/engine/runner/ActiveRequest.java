@@ -198,10 +198,10 @@ final class ActiveRequest {
     }
 
     /**
-     * True when the next token is all this request needs from a step: greedy, no penalties, no
-     * logprobs. A backend may then pick it on the device ({@link #acceptNextToken}).
+     * True when the next token is all this request needs from a step and it is the argmax of the
+     * model's own logits: greedy, no logit bias, no penalties, no logprobs. A backend may then pick
+     * it on the device ({@link #acceptNextToken}).
      */
-    /** A greedy token needs the logits as they are: no logit bias, and as {@link #needsOnlyItsToken}. */
     boolean needsOnlyGreedyToken() {
         return request.sampling().isGreedy() && request.sampling().logitBias().isEmpty() && needsOnlyItsToken();
     }
@@ -214,13 +214,14 @@ final class ActiveRequest {
     }
 
     /**
-     * For a sampled request without logprobs: what a backend needs to draw the next token itself,
-     * with the uniform number this request's sampler would use (kept, so that logits coming back
-     * instead are drawn with the same number); null when the request needs its logits.
+     * For a request without logprobs whose token is not the plain argmax (sampled, or greedy with a
+     * bias or penalties: a draw at temperature 0): what a backend needs to draw the next token
+     * itself, with the uniform number this request's sampler would use (kept, so that logits coming
+     * back instead are drawn with the same number); null when the request needs its logits.
      */
     Batch.Draw nextDraw() {
         SamplingParams sampling = request.sampling();
-        if (sampling.isGreedy() || request.logprobs() >= 0 || maxTokens == 0) {
+        if (needsOnlyGreedyToken() || request.logprobs() >= 0 || maxTokens == 0) {
             return null;
         }
         if (Double.isNaN(pendingUniform)) {
@@ -248,10 +249,10 @@ final class ActiveRequest {
 
     /**
      * True when a backend may draw this request's token after next before the next one is known:
-     * sampled, no penalties (their lists hold the generated tokens), no logprobs.
+     * drawn (see {@link #nextDraw}), no penalties (their lists hold the generated tokens), no logprobs.
      */
     boolean canDrawAhead() {
-        return !request.sampling().isGreedy() && needsOnlyItsToken();
+        return !needsOnlyGreedyToken() && needsOnlyItsToken();
     }
 
     /**

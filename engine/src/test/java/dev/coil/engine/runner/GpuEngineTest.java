@@ -282,7 +282,10 @@ class GpuEngineTest {
                 SamplingParams.greedy().withTemperature(0.7).withTopK(30).withTopP(0.9).withMinP(0.02)
                         .withMaxTokens(12).withSeed(5L),
                 SamplingParams.greedy().withTemperature(0.9).withLogitBias(Map.of(3, 2.5f, 7, -100f, 11, 6f))
-                        .withMaxTokens(12).withSeed(6L));
+                        .withMaxTokens(12).withSeed(6L),
+                // Greedy with a bias or penalties: drawn at temperature 0.
+                SamplingParams.greedy().withLogitBias(Map.of(3, 4f, 8, 2f)).withMaxTokens(12),
+                SamplingParams.greedy().withRepetitionPenalty(1.5).withFrequencyPenalty(0.5).withMaxTokens(12));
         assertDeviceDrawsEqualHostDraws(fixture, settings);
         assertDeviceDrawsEqualHostDraws(fixture, List.of(settings.get(0), settings.get(1), settings.get(2),
                 settings.get(4)));

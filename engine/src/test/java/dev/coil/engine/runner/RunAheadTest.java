@@ -10,7 +10,9 @@ import dev.coil.engine.model.TestModels;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
@@ -95,8 +97,12 @@ class RunAheadTest {
                     Batch.Draw draw = segment.draw();
                     assertThat(draw.seenIds()).isEmpty();
                     assertThat(draw.countIds()).isEmpty();
+                    Map<Integer, Float> bias = new HashMap<>();
+                    for (int i = 0; i < draw.biasIds().length; i++) {
+                        bias.put(draw.biasIds()[i], draw.biases()[i]);
+                    }
                     SamplingParams params = SamplingParams.builder().temperature(draw.temperature()).topK(draw.topK())
-                            .topP(draw.topP()).minP(draw.minP()).build();
+                            .topP(draw.topP()).minP(draw.minP()).logitBias(bias).build();
                     int token = new Sampler(params).sample(outputs.get(s).logits(), new TokenHistory(new int[0]),
                             draw.uniform());
                     outputs.set(s, new Batch.Output(null, token));
@@ -126,6 +132,10 @@ class RunAheadTest {
             }
             if (random.nextInt(4) == 0) {
                 params = params.withTemperature(0.9).withSeed((long) i);
+            }
+            if (random.nextInt(4) == 0) { // greedy or sampled: drawn, not the plain argmax
+                int favoured = random.nextInt(vocab);
+                params = params.withLogitBias(Map.of(favoured, 8f, (favoured + 1 + random.nextInt(vocab - 1)) % vocab, -3f));
             }
             requests.add(new EngineRequest(prompt(vocab, 2 + random.nextInt(40), 500 + i), params, true, -1, -1));
             cancelled[i] = random.nextInt(8) == 0;

@@ -81,6 +81,13 @@ echo "== sampled + streamed on the GPU (seed 7), twice"
 for k in 1 2; do curl -sN localhost:18080/v1/completions -H 'content-type: application/json' \
   -d '{"prompt":[5,6,7,8],"max_tokens":8,"temperature":0.9,"top_p":0.9,"seed":7,"stream":true,"logprobs":0,"stream_options":{"include_usage":true}}' \
   | grep -o '"tokens":\["[^]]*\]' | tr -d '\n'; echo; done
+echo "== logit_bias, GPU vs CPU: +100 on token 1000, a stop token, ends each request at its first token"
+echo "   (no logprobs, so the GPU picks the token on the device: greedy and sampled draws); without it, no stop"
+for bias in '"logit_bias":{"1000":100},' ''; do for sampling in '"temperature":0' '"temperature":0.9,"seed":3'; do
+  for port in 18080 18081; do curl -s localhost:$port/v1/completions -H 'content-type: application/json' \
+    -d "{\"prompt\":[11,22,33,44],\"max_tokens\":8,$bias$sampling,\"stop_token_ids\":[1000]}" \
+    | python3 -c 'import json,sys; r=json.load(sys.stdin); c=r["choices"][0]; print(sys.argv[1], sys.argv[2], c["finish_reason"], c["stop_reason"], r["usage"]["completion_tokens"], "tokens")' "$port" "${bias:-no bias} $sampling"
+  done; done; done
 echo "== 16 concurrent requests on the GPU"
 seq 1 16 | xargs -P 16 -I{} curl -s localhost:18080/v1/completions -H 'content-type: application/json' \
   -d '{"prompt":[1,2,3,{}],"max_tokens":32,"temperature":0}' | python3 -c 'import sys,json; d=sys.stdin.read().replace("}{","}\n{").splitlines(); print(len(d), "responses;", sorted(set(json.loads(x)["choices"][0]["finish_reason"] for x in d)))'

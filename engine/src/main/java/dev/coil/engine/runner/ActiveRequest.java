@@ -1,6 +1,5 @@
 package dev.coil.engine.runner;
 
-import java.util.stream.IntStream;
 import dev.coil.engine.model.Batch;
 import dev.coil.engine.tokenizer.StreamingDecoder;
 import java.util.ArrayList;
@@ -9,6 +8,7 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.function.Consumer;
+import java.util.stream.IntStream;
 
 /**
  * The output side of one request inside the engine: turns the logits the model computes for it
@@ -34,6 +34,8 @@ final class ActiveRequest {
     /** The request's logit_bias as the backends take it: distinct ids, and the bias of each. */
     private final int[] biasIds;
     private final float[] biases;
+    /** What min_tokens holds back: the end-of-sequence and stop token ids, distinct, increasing. */
+    private final int[] heldBack;
     /** The uniform number handed out with {@link #nextDraw} for the next token; NaN when none is pending. */
     private double pendingUniform = Double.NaN;
     /** The uniform number of the token after the pending one, handed out by {@link #drawAhead}; NaN when none. */
@@ -68,7 +70,8 @@ final class ActiveRequest {
         this.stream = stream;
         this.maxTokens = maxTokens;
         this.endIds = request.ignoreEndOfSequence() ? Set.of() : endIds;
-        this.sampler = new Sampler(request.sampling());
+        this.sampler = new Sampler(request.sampling(), this.endIds);
+        this.heldBack = Sampler.heldBack(this.endIds, request.sampling());
         this.history = new TokenHistory(request.promptTokens());
         this.biasIds = request.sampling().logitBias().keySet().stream().mapToInt(Integer::intValue).toArray();
         this.biases = new float[biasIds.length];
@@ -199,11 +202,12 @@ final class ActiveRequest {
 
     /**
      * True when the next token is all this request needs from a step and it is the argmax of the
-     * model's own logits: greedy, no logit bias, no penalties, no logprobs. A backend may then pick
+     * model's own logits: greedy, no logit bias, no penalties, no logprobs, min_tokens reached. A backend may then pick
      * it on the device ({@link #acceptNextToken}).
      */
     boolean needsOnlyGreedyToken() {
-        return request.sampling().isGreedy() && request.sampling().logitBias().isEmpty() && needsOnlyItsToken();
+        return request.sampling().isGreedy() && request.sampling().logitBias().isEmpty()
+                && generatedCount >= request.sampling().minTokens() && needsOnlyItsToken();
     }
 
     /** No logprobs, no penalties (whose lists hold the generated tokens), and a token to make. */
@@ -244,7 +248,33 @@ final class ActiveRequest {
             penalties[i] = (float) (sampling.presencePenalty() + sampling.frequencyPenalty() * counts.get(i)[1]);
         }
         return new Batch.Draw(sampling.temperature(), sampling.topK(), sampling.topP(), sampling.minP(),
-                (float) sampling.repetitionPenalty(), seen, countIds, penalties, pendingUniform, biasIds, biases);
+                (float) sampling.repetitionPenalty(), seen, countIds, penalties, pendingUniform,
+                biasAt(generatedCount), biasesAt(generatedCount));
+    }
+
+    /**
+     * The ids whose logits a draw of the token at {@code index} (0 the first generated) adds to: the
+     * logit_bias ids, and while min_tokens holds them back, the end-of-sequence and stop ids.
+     */
+    private int[] biasAt(int index) {
+        if (index >= request.sampling().minTokens() || heldBack.length == 0) {
+            return biasIds;
+        }
+        return IntStream.concat(Arrays.stream(biasIds), Arrays.stream(heldBack)).distinct().sorted().toArray();
+    }
+
+    /** Per id of {@link #biasAt}, what is added: -infinity for an id held back, else its logit_bias. */
+    private float[] biasesAt(int index) {
+        int[] ids = biasAt(index);
+        if (ids == biasIds) {
+            return biases;
+        }
+        float[] values = new float[ids.length];
+        for (int i = 0; i < ids.length; i++) {
+            values[i] = Arrays.binarySearch(heldBack, ids[i]) >= 0 ? Float.NEGATIVE_INFINITY
+                    : request.sampling().logitBias().get(ids[i]);
+        }
+        return values;
     }
 
     /**
@@ -267,7 +297,8 @@ final class ActiveRequest {
         aheadUniform = sampler.nextUniform();
         SamplingParams sampling = request.sampling();
         return new Batch.Draw(sampling.temperature(), sampling.topK(), sampling.topP(), sampling.minP(), 1f,
-                new int[0], new int[0], new float[0], aheadUniform, biasIds, biases);
+                new int[0], new int[0], new float[0], aheadUniform, biasAt(generatedCount + 1),
+                biasesAt(generatedCount + 1));
     }
 
     /** As {@link #acceptNextLogits}, for a greedy token the backend picked (see {@link #needsOnlyGreedyToken}). */
@@ -331,7 +362,8 @@ final class ActiveRequest {
         StopMatcher.Result released = null;
         if (decoder != null) {
             decoded = decoder.accept(token);
-            released = stops.accept(decoded);
+            // vLLM's min_tokens: stop strings count only from the token after the first min_tokens.
+            released = stops.accept(decoded, generatedCount > request.sampling().minTokens());
             text = released.text() == null ? "" : released.text();
         }
         stream.publish(new EngineEvent.Token(token, text, decoded, logprobs));

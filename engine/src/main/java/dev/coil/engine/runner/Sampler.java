@@ -3,7 +3,9 @@ package dev.coil.engine.runner;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Set;
 import java.util.SplittableRandom;
+import java.util.TreeSet;
 import java.util.random.RandomGenerator;
 
 /**
@@ -11,7 +13,9 @@ import java.util.random.RandomGenerator;
  *
  * <p>The steps, in the order HF transformers and vLLM apply them:
  * <ol start="0">
- *   <li>logit bias (OpenAI's logit_bias, applied first as vLLM does): logit += bias;
+ *   <li>logit bias (OpenAI's logit_bias, applied first as vLLM does): logit += bias; and while fewer than
+ *       min_tokens tokens are generated, -infinity for the end-of-sequence and stop token ids (vLLM's
+ *       min_tokens);
  *   <li>repetition penalty (HF): for every token in the prompt or output, logit / p if positive, else
  *       logit · p;
  *   <li>presence and frequency penalties (OpenAI, over generated tokens only as vLLM does):
@@ -35,6 +39,8 @@ public final class Sampler {
 
     private final SamplingParams params;
     private final RandomGenerator random;
+    /** The ids min_tokens holds back: end-of-sequence and stop token ids, distinct, in increasing order. */
+    private final int[] heldBack;
     /** (vocab) the logits after the penalties. */
     private float[] scores = new float[0];
     /** (vocab) candidate token ids; each filter keeps a prefix. */
@@ -42,9 +48,23 @@ public final class Sampler {
     /** (vocab) exp((score - max) / temperature), parallel to candidates: probabilities up to a factor. */
     private float[] weights = new float[0];
 
+    /** A sampler whose min_tokens holds back the stop token ids only (the caller has no end-of-sequence ids). */
     public Sampler(SamplingParams params) {
+        this(params, Set.of());
+    }
+
+    /** @param endIds the end-of-sequence ids min_tokens holds back with the stop token ids (none with ignore_eos) */
+    public Sampler(SamplingParams params, Set<Integer> endIds) {
         this.params = params;
         this.random = params.seed() == null ? new SplittableRandom() : new SplittableRandom(params.seed());
+        this.heldBack = heldBack(endIds, params);
+    }
+
+    /** The distinct end-of-sequence and stop token ids, in increasing order. */
+    static int[] heldBack(Set<Integer> endIds, SamplingParams params) {
+        TreeSet<Integer> ids = new TreeSet<>(endIds);
+        ids.addAll(params.stopTokenIds());
+        return ids.stream().mapToInt(Integer::intValue).toArray();
     }
 
     public SamplingParams params() {
@@ -164,6 +184,13 @@ public final class Sampler {
         }
         System.arraycopy(logits, 0, scores, 0, vocab);
         applyPenalties(scores, vocab, history, params);
+        if (history.generatedCount() < params.minTokens()) {
+            for (int id : heldBack) {
+                if (id < vocab) {
+                    scores[id] = Float.NEGATIVE_INFINITY;
+                }
+            }
+        }
         return vocab;
     }
 

@@ -27,6 +27,8 @@ import java.util.TreeMap;
  *        stop_token_ids); the model's end-of-sequence tokens end generation without these, left out of the output
  * @param stopStrings generation ends before any of these strings; they are not part of the output
  * @param maxTokens most tokens to generate; {@link #UNLIMITED_TOKENS} lets the context length decide
+ * @param minTokens vLLM's min_tokens: until this many tokens are generated, the model's end-of-sequence tokens
+ *        and the stop token ids cannot be drawn, and stop strings are not looked for; 0 is off
  * @param logitBias OpenAI's logit_bias: per token id, a number in [-100, 100] added to its logit before the
  *        penalties and every other step (as vLLM applies it); -100 all but bans a token, 100 all but forces it
  */
@@ -42,6 +44,7 @@ public record SamplingParams(
         Set<Integer> stopTokenIds,
         List<String> stopStrings,
         int maxTokens,
+        int minTokens,
         Map<Integer, Float> logitBias) {
 
     /** The largest |bias| logit_bias takes, as OpenAI's API bounds it. */
@@ -80,6 +83,8 @@ public record SamplingParams(
             require(stop != null && !stop.isEmpty(), "stop must not contain an empty string");
         }
         require(maxTokens >= 0, "max_tokens must be >= 0, got " + maxTokens);
+        require(minTokens >= 0, "min_tokens must be >= 0, got " + minTokens);
+        require(minTokens <= maxTokens, "min_tokens must be <= max_tokens (" + maxTokens + "), got " + minTokens);
         require(logitBias != null, "logit_bias must not be null");
         for (Map.Entry<Integer, Float> bias : logitBias.entrySet()) {
             require(bias.getKey() != null && bias.getKey() >= 0,
@@ -117,6 +122,7 @@ public record SamplingParams(
                 .stopTokenIds(stopTokenIds)
                 .stopStrings(stopStrings)
                 .maxTokens(maxTokens)
+                .minTokens(minTokens)
                 .logitBias(logitBias);
     }
 
@@ -168,6 +174,10 @@ public record SamplingParams(
         return toBuilder().maxTokens(value).build();
     }
 
+    public SamplingParams withMinTokens(int value) {
+        return toBuilder().minTokens(value).build();
+    }
+
     public SamplingParams withLogitBias(Map<Integer, Float> value) {
         return toBuilder().logitBias(value).build();
     }
@@ -195,6 +205,7 @@ public record SamplingParams(
         private Set<Integer> stopTokenIds = Set.of();
         private List<String> stopStrings = List.of();
         private int maxTokens = UNLIMITED_TOKENS;
+        private int minTokens = 0;
         private Map<Integer, Float> logitBias = Map.of();
 
         private Builder() {
@@ -255,6 +266,11 @@ public record SamplingParams(
             return this;
         }
 
+        public Builder minTokens(int value) {
+            minTokens = value;
+            return this;
+        }
+
         public Builder logitBias(Map<Integer, Float> value) {
             logitBias = value;
             return this;
@@ -262,7 +278,7 @@ public record SamplingParams(
 
         public SamplingParams build() {
             return new SamplingParams(temperature, topK, topP, minP, repetitionPenalty, presencePenalty,
-                    frequencyPenalty, seed, stopTokenIds, stopStrings, maxTokens, logitBias);
+                    frequencyPenalty, seed, stopTokenIds, stopStrings, maxTokens, minTokens, logitBias);
         }
     }
 }

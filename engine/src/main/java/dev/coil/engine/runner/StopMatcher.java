@@ -45,6 +45,17 @@ public final class StopMatcher {
      * @throws IllegalStateException after a stop string was found
      */
     public Result accept(String delta) {
+        return accept(delta, true);
+    }
+
+    /**
+     * Adds newly generated text; with {@code matching} false (vLLM's min_tokens not yet reached) no
+     * stop string is looked for, though text that may begin one is still held back, so that one
+     * ending in a later delta is found whole.
+     *
+     * @throws IllegalStateException after a stop string was found
+     */
+    public Result accept(String delta, boolean matching) {
         if (stopped) {
             throw new IllegalStateException("a stop string was already found; generation should have ended");
         }
@@ -57,7 +68,7 @@ public final class StopMatcher {
 
         int firstStart = Integer.MAX_VALUE;
         String firstStop = null;
-        for (String stop : stopStrings) {
+        for (String stop : matching ? stopStrings : List.<String>of()) {
             int at = held.indexOf(stop);
             if (at >= 0 && at < firstStart) {
                 firstStart = at;

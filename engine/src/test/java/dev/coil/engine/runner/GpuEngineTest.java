@@ -17,6 +17,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
@@ -285,7 +286,13 @@ class GpuEngineTest {
                         .withMaxTokens(12).withSeed(6L),
                 // Greedy with a bias or penalties: drawn at temperature 0.
                 SamplingParams.greedy().withLogitBias(Map.of(3, 4f, 8, 2f)).withMaxTokens(12),
-                SamplingParams.greedy().withRepetitionPenalty(1.5).withFrequencyPenalty(0.5).withMaxTokens(12));
+                SamplingParams.greedy().withRepetitionPenalty(1.5).withFrequencyPenalty(0.5).withMaxTokens(12),
+                // min_tokens holding back a stop id that a +100 bias all but forces: it ends the
+                // request right after the fourth token, greedy or sampled.
+                SamplingParams.greedy().withLogitBias(Map.of(13, 100f)).withStopTokenIds(Set.of(13)).withMinTokens(4)
+                        .withMaxTokens(12),
+                SamplingParams.greedy().withTemperature(0.8).withLogitBias(Map.of(13, 100f))
+                        .withStopTokenIds(Set.of(13)).withMinTokens(4).withMaxTokens(12).withSeed(7L));
         assertDeviceDrawsEqualHostDraws(fixture, settings);
         assertDeviceDrawsEqualHostDraws(fixture, List.of(settings.get(0), settings.get(1), settings.get(2),
                 settings.get(4)));
@@ -316,6 +323,9 @@ class GpuEngineTest {
             } else {
                 for (int i = 0; i < settings.size(); i++) {
                     assertThat(tokens.get(i)).as("%s", settings.get(i)).isEqualTo(host.get(i));
+                    if (settings.get(i).minTokens() > 0) {
+                        assertThat(tokens.get(i)).as("%s", settings.get(i)).hasSize(settings.get(i).minTokens() + 1);
+                    }
                 }
             }
         }

@@ -10,7 +10,6 @@ import dev.coil.engine.model.TestModels;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -97,14 +96,14 @@ class RunAheadTest {
                     Batch.Draw draw = segment.draw();
                     assertThat(draw.seenIds()).isEmpty();
                     assertThat(draw.countIds()).isEmpty();
-                    Map<Integer, Float> bias = new HashMap<>();
+                    // The draw's bias (logit_bias, and -infinity for what min_tokens holds back) first.
+                    float[] biased = outputs.get(s).logits().clone();
                     for (int i = 0; i < draw.biasIds().length; i++) {
-                        bias.put(draw.biasIds()[i], draw.biases()[i]);
+                        biased[draw.biasIds()[i]] += draw.biases()[i];
                     }
                     SamplingParams params = SamplingParams.builder().temperature(draw.temperature()).topK(draw.topK())
-                            .topP(draw.topP()).minP(draw.minP()).logitBias(bias).build();
-                    int token = new Sampler(params).sample(outputs.get(s).logits(), new TokenHistory(new int[0]),
-                            draw.uniform());
+                            .topP(draw.topP()).minP(draw.minP()).build();
+                    int token = new Sampler(params).sample(biased, new TokenHistory(new int[0]), draw.uniform());
                     outputs.set(s, new Batch.Output(null, token));
                 }
                 if (feedsTokensOnDevice(segment.logits())) {
@@ -132,6 +131,9 @@ class RunAheadTest {
             }
             if (random.nextInt(4) == 0) {
                 params = params.withTemperature(0.9).withSeed((long) i);
+            }
+            if (random.nextInt(4) == 0) { // the stop id, if any, held back for a while
+                params = params.withMinTokens(random.nextInt(params.maxTokens() + 1));
             }
             if (random.nextInt(4) == 0) { // greedy or sampled: drawn, not the plain argmax
                 int favoured = random.nextInt(vocab);

@@ -50,6 +50,23 @@ class StopMatcherTest {
         assertThat(matcher.accept("b")).isEqualTo(new StopMatcher.Result("", true, "aab"));
     }
 
+    /**
+     * Before min_tokens (matching off) a whole stop string passes; text that may begin one is still
+     * held, so a stop string ending in the first delta matched is found from where it began.
+     */
+    @Test
+    void withMatchingOffStopStringsPassButTheirBeginningsWait() {
+        StopMatcher matcher = new StopMatcher(List.of("</s>"));
+        assertThat(matcher.accept("a</s>b", false)).isEqualTo(new StopMatcher.Result("a</s>b", false, null));
+        assertThat(matcher.accept("c</", false)).isEqualTo(new StopMatcher.Result("c", false, null));
+        assertThat(matcher.accept("s> d", true)).isEqualTo(new StopMatcher.Result("", true, "</s>"));
+
+        StopMatcher late = new StopMatcher(List.of("</s>"));
+        assertThat(late.accept("x</s>", false).text()).isEqualTo("x</s>");
+        assertThat(late.accept("y", true)).as("a stop string that ended before matching began")
+                .isEqualTo(new StopMatcher.Result("y", false, null));
+    }
+
     @Test
     void flushReleasesHeldTextWhenGenerationEndsOtherwise() {
         StopMatcher matcher = new StopMatcher(List.of("<end>"));

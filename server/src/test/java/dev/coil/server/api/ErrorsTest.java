@@ -88,6 +88,10 @@ class ErrorsTest {
                         "stream_options"),
                 Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"echo\": 1}", "echo"),
                 Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"user\": 7}", "user"),
+                Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"min_tokens\": -1}", "min_tokens"),
+                Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"max_tokens\": 4, \"min_tokens\": 5}", "min_tokens"),
+                Arguments.of("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], "
+                        + "\"max_completion_tokens\": 2, \"min_tokens\": 3}", "min_tokens"),
                 Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"logit_bias\": {\"5\": 100.5}}", "logit_bias"),
                 Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"logit_bias\": {\"5\": \"up\"}}", "logit_bias"),
                 Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"logit_bias\": {\"five\": 1}}", "logit_bias"),

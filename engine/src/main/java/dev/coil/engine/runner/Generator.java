@@ -91,7 +91,7 @@ public final class Generator {
         }
         int maxTokens = loaded.generationLimit(prompt.length, params.maxTokens());
         Set<Integer> endIds = ignoreEndOfSequence ? Set.of() : loaded.endOfSequenceIds();
-        Sampler sampler = new Sampler(params);
+        Sampler sampler = new Sampler(params, endIds);
         TokenHistory history = new TokenHistory(prompt);
         StreamingDecoder decoder = loaded.hasTokenizer() ? new StreamingDecoder(loaded.tokenizer(), true) : null;
         StopMatcher stops = new StopMatcher(params.stopStrings());
@@ -116,7 +116,7 @@ public final class Generator {
             }
             generated[count++] = token;
             history.append(token);
-            if (decoder != null && emit(stops.accept(decoder.accept(token)), text, onText)) {
+            if (decoder != null && emit(stops.accept(decoder.accept(token), count > params.minTokens()), text, onText)) {
                 finish = FinishReason.STOP;
                 break;
             }

@@ -79,7 +79,8 @@ final class ActiveRequest {
             biases[i] = request.sampling().logitBias().get(biasIds[i]);
         }
         this.decoder = decoder;
-        this.stops = new StopMatcher(request.sampling().stopStrings());
+        this.stops = new StopMatcher(request.sampling().stopStrings(),
+                request.sampling().includeStopStringInOutput());
         this.submittedNanos = System.nanoTime();
     }
 

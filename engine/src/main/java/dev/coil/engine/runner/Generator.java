@@ -94,7 +94,7 @@ public final class Generator {
         Sampler sampler = new Sampler(params, endIds);
         TokenHistory history = new TokenHistory(prompt);
         StreamingDecoder decoder = loaded.hasTokenizer() ? new StreamingDecoder(loaded.tokenizer(), true) : null;
-        StopMatcher stops = new StopMatcher(params.stopStrings());
+        StopMatcher stops = new StopMatcher(params.stopStrings(), params.includeStopStringInOutput());
         StringBuilder text = new StringBuilder();
 
         long start = System.nanoTime();

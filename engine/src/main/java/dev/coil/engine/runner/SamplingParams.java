@@ -25,10 +25,13 @@ import java.util.TreeMap;
  * @param stopTokenIds generation ends with any of these, which is output like any token (its text unless it is a
  *        special token, its logprob, counted in usage) and named as the finish's stop token (vLLM's
  *        stop_token_ids); the model's end-of-sequence tokens end generation without these, left out of the output
- * @param stopStrings generation ends before any of these strings; they are not part of the output
+ * @param stopStrings generation ends at any of these strings; they are not part of the output unless
+ *        includeStopStringInOutput
  * @param maxTokens most tokens to generate; {@link #UNLIMITED_TOKENS} lets the context length decide
  * @param minTokens vLLM's min_tokens: until this many tokens are generated, the model's end-of-sequence tokens
  *        and the stop token ids cannot be drawn, and stop strings are not looked for; 0 is off
+ * @param includeStopStringInOutput vLLM's include_stop_str_in_output: the stop string that ended generation
+ *        ends the output text
  * @param logitBias OpenAI's logit_bias: per token id, a number in [-100, 100] added to its logit before the
  *        penalties and every other step (as vLLM applies it); -100 all but bans a token, 100 all but forces it
  */
@@ -45,6 +48,7 @@ public record SamplingParams(
         List<String> stopStrings,
         int maxTokens,
         int minTokens,
+        boolean includeStopStringInOutput,
         Map<Integer, Float> logitBias) {
 
     /** The largest |bias| logit_bias takes, as OpenAI's API bounds it. */
@@ -123,6 +127,7 @@ public record SamplingParams(
                 .stopStrings(stopStrings)
                 .maxTokens(maxTokens)
                 .minTokens(minTokens)
+                .includeStopStringInOutput(includeStopStringInOutput)
                 .logitBias(logitBias);
     }
 
@@ -178,6 +183,10 @@ public record SamplingParams(
         return toBuilder().minTokens(value).build();
     }
 
+    public SamplingParams withIncludeStopStringInOutput(boolean value) {
+        return toBuilder().includeStopStringInOutput(value).build();
+    }
+
     public SamplingParams withLogitBias(Map<Integer, Float> value) {
         return toBuilder().logitBias(value).build();
     }
@@ -206,6 +215,7 @@ public record SamplingParams(
         private List<String> stopStrings = List.of();
         private int maxTokens = UNLIMITED_TOKENS;
         private int minTokens = 0;
+        private boolean includeStopStringInOutput = false;
         private Map<Integer, Float> logitBias = Map.of();
 
         private Builder() {
@@ -271,6 +281,11 @@ public record SamplingParams(
             return this;
         }
 
+        public Builder includeStopStringInOutput(boolean value) {
+            includeStopStringInOutput = value;
+            return this;
+        }
+
         public Builder logitBias(Map<Integer, Float> value) {
             logitBias = value;
             return this;
@@ -278,7 +293,8 @@ public record SamplingParams(
 
         public SamplingParams build() {
             return new SamplingParams(temperature, topK, topP, minP, repetitionPenalty, presencePenalty,
-                    frequencyPenalty, seed, stopTokenIds, stopStrings, maxTokens, minTokens, logitBias);
+                    frequencyPenalty, seed, stopTokenIds, stopStrings, maxTokens, minTokens,
+                    includeStopStringInOutput, logitBias);
         }
     }
 }

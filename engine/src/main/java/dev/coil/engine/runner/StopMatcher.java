@@ -9,7 +9,8 @@ import java.util.List;
  * <p>A stop string can arrive split across deltas ("&lt;/an" then "swer&gt;"), so text that ends with a
  * prefix of some stop string is held back until the next delta shows whether the stop string follows. When
  * a stop string appears, the text before it is released and generation should end; the stop string itself
- * and anything after it are never emitted (OpenAI's behaviour). When several stop strings match, the one
+ * (unless asked for, as vLLM's include_stop_str_in_output) and anything after it are never emitted
+ * (OpenAI's behaviour). When several stop strings match, the one
  * that starts first wins. Stop token ids are the caller's business ({@link SamplingParams#stopTokenIds()}).
  *
  * <p>Not thread-safe; one instance per sequence.
@@ -27,10 +28,17 @@ public final class StopMatcher {
     }
 
     private final List<String> stopStrings;
+    private final boolean includeStop;
     private final StringBuilder held = new StringBuilder();
     private boolean stopped;
 
     public StopMatcher(List<String> stopStrings) {
+        this(stopStrings, false);
+    }
+
+    /** @param includeStop the stop string found ends the released text (vLLM's include_stop_str_in_output) */
+    public StopMatcher(List<String> stopStrings, boolean includeStop) {
+        this.includeStop = includeStop;
         for (String stop : stopStrings) {
             if (stop == null || stop.isEmpty()) {
                 throw new IllegalArgumentException("stop must not contain an empty string");
@@ -77,7 +85,7 @@ public final class StopMatcher {
         }
         if (firstStop != null) {
             stopped = true;
-            String text = held.substring(0, firstStart);
+            String text = held.substring(0, firstStart + (includeStop ? firstStop.length() : 0));
             held.setLength(0);
             return new Result(text, true, firstStop);
         }

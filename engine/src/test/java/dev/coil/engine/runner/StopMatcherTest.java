@@ -68,6 +68,16 @@ class StopMatcherTest {
     }
 
     @Test
+    void theStopStringEndsTheTextWhenIncluded() {
+        StopMatcher matcher = new StopMatcher(List.of("</an", "</answer>"), true);
+        assertThat(matcher.accept("The answer is 4</an")).isEqualTo(new StopMatcher.Result("The answer is 4</an", true,
+                "</an"));
+        StopMatcher split = new StopMatcher(List.of("STOP"), true);
+        assertThat(split.accept("ab ST").text()).isEqualTo("ab ");
+        assertThat(split.accept("OP and more")).isEqualTo(new StopMatcher.Result("STOP", true, "STOP"));
+    }
+
+    @Test
     void flushReleasesHeldTextWhenGenerationEndsOtherwise() {
         StopMatcher matcher = new StopMatcher(List.of("<end>"));
         assertThat(matcher.accept("abc<e").text()).isEqualTo("abc");

@@ -60,6 +60,7 @@ record GenerationSettings(SamplingParams sampling, int choices, boolean stream, 
                     .stopTokenIds(new HashSet<>(fields.integers("stop_token_ids", 0, vocabSize - 1)))
                     .maxTokens(maxTokens)
                     .minTokens(fields.integer("min_tokens", 0, Integer.MAX_VALUE, 0))
+                    .includeStopStringInOutput(fields.bool("include_stop_str_in_output", false))
                     .logitBias(fields.tokenBiases("logit_bias", vocabSize, SamplingParams.MAX_LOGIT_BIAS))
                     .build();
         } catch (IllegalArgumentException e) {

@@ -86,6 +86,33 @@ class CompletionsTest {
         assertThat(heldId.at("/logprobs/tokens/0").asText()).isEqualTo(alternatives.getFirst());
     }
 
+    /**
+     * vLLM's include_stop_str_in_output: the stop string found ends the text, whole and streamed;
+     * stop_reason names it either way.
+     */
+    @Test
+    void aStopStringEndsTheTextWhenAskedFor() {
+        String request = "\"prompt\": \"The apt command\", \"max_tokens\": 12, \"temperature\": 0";
+        String text = server.postJson("/v1/completions", "{" + request + "}").at("/choices/0/text").asText();
+        assertThat(text.length()).isGreaterThan(6);
+        String stop = text.substring(3, 6);
+        String before = text.substring(0, text.indexOf(stop));
+        String stopping = request + ", \"stop\": [" + TestServer.JSON.valueToTree(stop) + "]";
+
+        JsonNode plain = server.postJson("/v1/completions", "{" + stopping + "}").at("/choices/0");
+        assertThat(plain.get("text").asText()).isEqualTo(before);
+        JsonNode included = server.postJson("/v1/completions", "{" + stopping
+                + ", \"include_stop_str_in_output\": true}").at("/choices/0");
+        assertThat(included.get("text").asText()).isEqualTo(before + stop);
+        assertThat(included.get("finish_reason").asText()).isEqualTo("stop");
+        assertThat(included.get("stop_reason").asText()).isEqualTo(stop);
+
+        StringBuilder streamed = new StringBuilder();
+        TestServer.events(server.post("/v1/completions", "{" + stopping + ", \"include_stop_str_in_output\": true, "
+                + "\"stream\": true}").body()).forEach(event -> streamed.append(event.at("/choices/0/text").asText("")));
+        assertThat(streamed.toString()).isEqualTo(before + stop);
+    }
+
     @Test
     void textOffsetsOfASplitCharacterPointWhereItStarts() {
         JsonNode logprobs = server.postJson("/v1/completions",

@@ -182,7 +182,8 @@ public final class Engine implements AutoCloseable {
         }
         String id = "req-" + nextId.incrementAndGet();
         RequestStream stream = new RequestStream(id, this);
-        StreamingDecoder decoder = loaded.hasTokenizer() ? new StreamingDecoder(loaded.tokenizer(), true) : null;
+        StreamingDecoder decoder = loaded.hasTokenizer() ? new StreamingDecoder(loaded.tokenizer(),
+                request.sampling().skipSpecialTokens()) : null;
         ActiveRequest active = new ActiveRequest(id, request, maxTokens, loaded.endOfSequenceIds(), decoder, stream,
                 requests::remove);
         boolean sharded = lane != null && shards(request.promptLength(), maxTokens);

@@ -93,7 +93,8 @@ public final class Generator {
         Set<Integer> endIds = ignoreEndOfSequence ? Set.of() : loaded.endOfSequenceIds();
         Sampler sampler = new Sampler(params, endIds);
         TokenHistory history = new TokenHistory(prompt);
-        StreamingDecoder decoder = loaded.hasTokenizer() ? new StreamingDecoder(loaded.tokenizer(), true) : null;
+        StreamingDecoder decoder = loaded.hasTokenizer() ? new StreamingDecoder(loaded.tokenizer(),
+                params.skipSpecialTokens()) : null;
         StopMatcher stops = new StopMatcher(params.stopStrings(), params.includeStopStringInOutput());
         StringBuilder text = new StringBuilder();
 

@@ -23,7 +23,7 @@ import java.util.TreeMap;
  * @param frequencyPenalty OpenAI: subtracted from each generated token's logit per time it was generated
  * @param seed seeds the request's random generator; null draws a random seed
  * @param stopTokenIds generation ends with any of these, which is output like any token (its text unless it is a
- *        special token, its logprob, counted in usage) and named as the finish's stop token (vLLM's
+ *        special token and skipSpecialTokens, its logprob, counted in usage) and named as the finish's stop token (vLLM's
  *        stop_token_ids); the model's end-of-sequence tokens end generation without these, left out of the output
  * @param stopStrings generation ends at any of these strings; they are not part of the output unless
  *        includeStopStringInOutput
@@ -32,6 +32,8 @@ import java.util.TreeMap;
  *        and the stop token ids cannot be drawn, and stop strings are not looked for; 0 is off
  * @param includeStopStringInOutput vLLM's include_stop_str_in_output: the stop string that ended generation
  *        ends the output text
+ * @param skipSpecialTokens vLLM's skip_special_tokens: leave special tokens' text out of the output text (the
+ *        default, as transformers decodes); false spells them out
  * @param logitBias OpenAI's logit_bias: per token id, a number in [-100, 100] added to its logit before the
  *        penalties and every other step (as vLLM applies it); -100 all but bans a token, 100 all but forces it
  */
@@ -49,6 +51,7 @@ public record SamplingParams(
         int maxTokens,
         int minTokens,
         boolean includeStopStringInOutput,
+        boolean skipSpecialTokens,
         Map<Integer, Float> logitBias) {
 
     /** The largest |bias| logit_bias takes, as OpenAI's API bounds it. */
@@ -128,6 +131,7 @@ public record SamplingParams(
                 .maxTokens(maxTokens)
                 .minTokens(minTokens)
                 .includeStopStringInOutput(includeStopStringInOutput)
+                .skipSpecialTokens(skipSpecialTokens)
                 .logitBias(logitBias);
     }
 
@@ -187,6 +191,10 @@ public record SamplingParams(
         return toBuilder().includeStopStringInOutput(value).build();
     }
 
+    public SamplingParams withSkipSpecialTokens(boolean value) {
+        return toBuilder().skipSpecialTokens(value).build();
+    }
+
     public SamplingParams withLogitBias(Map<Integer, Float> value) {
         return toBuilder().logitBias(value).build();
     }
@@ -216,6 +224,7 @@ public record SamplingParams(
         private int maxTokens = UNLIMITED_TOKENS;
         private int minTokens = 0;
         private boolean includeStopStringInOutput = false;
+        private boolean skipSpecialTokens = true;
         private Map<Integer, Float> logitBias = Map.of();
 
         private Builder() {
@@ -286,6 +295,11 @@ public record SamplingParams(
             return this;
         }
 
+        public Builder skipSpecialTokens(boolean value) {
+            skipSpecialTokens = value;
+            return this;
+        }
+
         public Builder logitBias(Map<Integer, Float> value) {
             logitBias = value;
             return this;
@@ -294,7 +308,7 @@ public record SamplingParams(
         public SamplingParams build() {
             return new SamplingParams(temperature, topK, topP, minP, repetitionPenalty, presencePenalty,
                     frequencyPenalty, seed, stopTokenIds, stopStrings, maxTokens, minTokens,
-                    includeStopStringInOutput, logitBias);
+                    includeStopStringInOutput, skipSpecialTokens, logitBias);
         }
     }
 }

@@ -113,6 +113,29 @@ class CompletionsTest {
         assertThat(streamed.toString()).isEqualTo(before + stop);
     }
 
+    /**
+     * vLLM's skip_special_tokens: a special token (the demo model's &lt;|start_of_role|&gt;, all but
+     * forced by a +100 bias) adds no text by default, and its spelling with the switch off, whole and
+     * streamed, with text_offset counting it.
+     */
+    @Test
+    void specialTokensAreSpelledOutWhenNotSkipped() {
+        String request = "\"prompt\": \"The\", \"max_tokens\": 2, \"temperature\": 0, \"logit_bias\": {\"1\": 100}, "
+                + "\"logprobs\": 0";
+        JsonNode skipped = server.postJson("/v1/completions", "{" + request + "}").at("/choices/0");
+        assertThat(skipped.get("text").asText()).isEmpty();
+        assertThat(skipped.at("/logprobs/tokens").toString()).isEqualTo("[\"<|start_of_role|>\",\"<|start_of_role|>\"]");
+
+        String spelled = request + ", \"skip_special_tokens\": false";
+        JsonNode whole = server.postJson("/v1/completions", "{" + spelled + "}").at("/choices/0");
+        assertThat(whole.get("text").asText()).isEqualTo("<|start_of_role|><|start_of_role|>");
+        assertThat(ints(whole.at("/logprobs/text_offset"))).containsExactly(0, 17);
+        StringBuilder streamed = new StringBuilder();
+        TestServer.events(server.post("/v1/completions", "{" + spelled + ", \"stream\": true}").body())
+                .forEach(event -> streamed.append(event.at("/choices/0/text").asText("")));
+        assertThat(streamed.toString()).isEqualTo(whole.get("text").asText());
+    }
+
     @Test
     void textOffsetsOfASplitCharacterPointWhereItStarts() {
         JsonNode logprobs = server.postJson("/v1/completions",

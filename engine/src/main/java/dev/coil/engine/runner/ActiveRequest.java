@@ -203,8 +203,8 @@ final class ActiveRequest {
 
     /**
      * True when the next token is all this request needs from a step and it is the argmax of the
-     * model's own logits: greedy, no logit bias, no penalties, no logprobs, min_tokens reached. A backend may then pick
-     * it on the device ({@link #acceptNextToken}).
+     * model's own logits: greedy, no logit bias, no penalties, no logprobs, min_tokens reached. A
+     * backend may then pick it on the device ({@link #acceptNextToken}).
      */
     boolean needsOnlyGreedyToken() {
         return request.sampling().isGreedy() && request.sampling().logitBias().isEmpty()

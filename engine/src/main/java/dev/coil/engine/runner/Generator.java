@@ -117,7 +117,8 @@ public final class Generator {
             }
             generated[count++] = token;
             history.append(token);
-            if (decoder != null && emit(stops.accept(decoder.accept(token), count > params.minTokens()), text, onText)) {
+            boolean matching = count > params.minTokens(); // stop strings count after min_tokens
+            if (decoder != null && emit(stops.accept(decoder.accept(token), matching), text, onText)) {
                 finish = FinishReason.STOP;
                 break;
             }

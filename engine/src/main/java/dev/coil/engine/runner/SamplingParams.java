@@ -23,8 +23,9 @@ import java.util.TreeMap;
  * @param frequencyPenalty OpenAI: subtracted from each generated token's logit per time it was generated
  * @param seed seeds the request's random generator; null draws a random seed
  * @param stopTokenIds generation ends with any of these, which is output like any token (its text unless it is a
- *        special token and skipSpecialTokens, its logprob, counted in usage) and named as the finish's stop token (vLLM's
- *        stop_token_ids); the model's end-of-sequence tokens end generation without these, left out of the output
+ *        special token and skipSpecialTokens, its logprob, counted in usage) and named as the finish's stop
+ *        token (vLLM's stop_token_ids); the model's end-of-sequence tokens end generation without these, left
+ *        out of the output
  * @param stopStrings generation ends at any of these strings; they are not part of the output unless
  *        includeStopStringInOutput
  * @param maxTokens most tokens to generate; {@link #UNLIMITED_TOKENS} lets the context length decide

@@ -137,7 +137,8 @@ class RunAheadTest {
             }
             if (random.nextInt(4) == 0) { // greedy or sampled: drawn, not the plain argmax
                 int favoured = random.nextInt(vocab);
-                params = params.withLogitBias(Map.of(favoured, 8f, (favoured + 1 + random.nextInt(vocab - 1)) % vocab, -3f));
+                int disfavoured = (favoured + 1 + random.nextInt(vocab - 1)) % vocab;
+                params = params.withLogitBias(Map.of(favoured, 8f, disfavoured, -3f));
             }
             requests.add(new EngineRequest(prompt(vocab, 2 + random.nextInt(40), 500 + i), params, true, -1, -1));
             cancelled[i] = random.nextInt(8) == 0;

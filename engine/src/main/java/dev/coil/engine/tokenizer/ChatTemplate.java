@@ -165,6 +165,40 @@ public final class ChatTemplate {
         return render(messages, addGenerationPrompt, Map.of());
     }
 
+    /** What transformers appends to the last message to find where it ends once rendered. */
+    private static final String CONTINUE_TAG = "CONTINUE_FINAL_MESSAGE_TAG ";
+
+    /**
+     * Renders a conversation whose last message the model is to continue, as transformers'
+     * {@code apply_chat_template(..., continue_final_message=True)} does: the last message's content
+     * gets a tag appended, the conversation is rendered without the generation prompt, and the text is
+     * cut where the tag's last occurrence starts, so that nothing closing that turn follows. Where the
+     * template trimmed the space that ends the tag, trailing whitespace before the cut goes too.
+     *
+     * @throws IllegalArgumentException when the template has no {@code content} field to continue, when
+     *     the rendered conversation lacks the last message's text or the tag (a template that rewrites
+     *     them), or as {@link #render}
+     */
+    public String renderContinuing(List<ChatMessage> messages, Map<String, ?> extraVariables) {
+        if (!template.contains("content")) {
+            throw new IllegalArgumentException("continue_final_message: the chat template has no content field "
+                    + "to continue");
+        }
+        ChatMessage last = messages.getLast();
+        List<ChatMessage> tagged = new ArrayList<>(messages.subList(0, messages.size() - 1));
+        tagged.add(new ChatMessage(last.role(), last.content() + CONTINUE_TAG));
+        String rendered = render(tagged, false, extraVariables);
+        String tag = CONTINUE_TAG.strip();
+        String text = PythonStringMethods.strip(last.content(), null, true, true);
+        if (!rendered.contains(text) || !rendered.contains(tag)) {
+            throw new IllegalArgumentException("continue_final_message: the final message does not appear in the "
+                    + "conversation as the chat template renders it");
+        }
+        int at = rendered.lastIndexOf(tag);
+        String before = rendered.substring(0, at);
+        return rendered.startsWith(CONTINUE_TAG, at) ? before : PythonStringMethods.strip(before, null, false, true);
+    }
+
     /**
      * Renders a conversation with more template variables, such as {@code tools}, {@code documents} or a
      * model-specific switch like {@code enable_thinking}; they override the standard ones of the same name.

@@ -100,6 +100,25 @@ class ChatTemplateTest {
         assertThat(template.render(List.of(ChatMessage.user(tricky)), false)).isEqualTo(tricky);
     }
 
+    /**
+     * continue_final_message as transformers cuts it: after the last message's content, with its
+     * trailing space where the template kept it, without where the template trimmed it.
+     */
+    @Test
+    void aContinuedConversationEndsWithTheLastMessagesText() {
+        String turns = "{% for m in messages %}[{{ m.role }}]{{ m.content FILTER }}</turn>\n{% endfor %}"
+                + "{% if add_generation_prompt %}[assistant]{% endif %}";
+        List<ChatMessage> chat = List.of(ChatMessage.user("What is apt?"), new ChatMessage("assistant", "It is "));
+        assertThat(ChatTemplate.of(turns.replace(" FILTER", ""), null, null).renderContinuing(chat, Map.of()))
+                .isEqualTo("[user]What is apt?</turn>\n[assistant]It is ");
+        assertThat(ChatTemplate.of(turns.replace("FILTER", "| trim"), null, null).renderContinuing(chat, Map.of()))
+                .isEqualTo("[user]What is apt?</turn>\n[assistant]It is");
+        assertThatThrownBy(() -> ChatTemplate.of(turns.replace("FILTER", "| upper"), null, null)
+                .renderContinuing(chat, Map.of()))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageStartingWith("continue_final_message: the final message does not appear");
+    }
+
     @Test
     void strftimeNowReadsTheClock() {
         Clock clock = Clock.fixed(Instant.parse("2024-02-29T08:30:00Z"), ZoneOffset.UTC);

@@ -13,7 +13,8 @@ import java.util.Map;
 /**
  * A conversation turned into prompt tokens through the model's chat template, as transformers'
  * {@code apply_chat_template} does: {@code messages} (role and content; content a string or a list
- * of text parts), {@code add_generation_prompt} (default true) and {@code chat_template_kwargs}.
+ * of text parts), {@code add_generation_prompt} (default true, false when the last message is
+ * continued), vLLM's {@code continue_final_message} and {@code chat_template_kwargs}.
  */
 final class ChatPrompt {
 
@@ -26,13 +27,19 @@ final class ChatPrompt {
             throw ApiException.invalid("messages", "this model has no chat template; use /v1/completions with a prompt");
         }
         List<ChatMessage> messages = messages(fields);
-        boolean generationPrompt = fields.bool("add_generation_prompt", true);
+        boolean continueFinal = fields.bool("continue_final_message", false);
+        boolean generationPrompt = fields.bool("add_generation_prompt", !continueFinal);
+        if (continueFinal && generationPrompt) {
+            throw ApiException.invalid("continue_final_message",
+                    "continue_final_message and add_generation_prompt cannot both be true");
+        }
         ObjectNode kwargs = fields.object("chat_template_kwargs");
         Map<String, Object> variables = kwargs == null ? Map.of()
                 : Json.MAPPER.convertValue(kwargs, new TypeReference<Map<String, Object>>() { });
         String text;
         try {
-            text = template.render(messages, generationPrompt, variables);
+            text = continueFinal ? template.renderContinuing(messages, variables)
+                    : template.render(messages, generationPrompt, variables);
         } catch (IllegalArgumentException rejected) {
             throw ApiException.invalid("messages", rejected.getMessage());
         }

@@ -27,6 +27,35 @@ class TokenizeTest {
         server.close();
     }
 
+    /**
+     * vLLM's continue_final_message: the conversation's prompt ends with the last message's text, no
+     * end-of-turn token after it and no new turn, and a chat completion continues it (its greedy
+     * answer is the completion of that same prompt's tokens).
+     */
+    @Test
+    void aContinuedLastMessageEndsThePrompt() {
+        String messages = "\"messages\": [{\"role\": \"user\", \"content\": \"What does apt-get do?\"}, "
+                + "{\"role\": \"assistant\", \"content\": \"It installs\"}]";
+        JsonNode continued = server.postJson("/tokenize", "{" + messages + ", \"continue_final_message\": true}");
+        String expected = "<|start_of_role|>user<|end_of_role|>What does apt-get do?<|endoftext|>\n"
+                + "<|start_of_role|>assistant<|end_of_role|>It installs";
+        JsonNode direct = server.postJson("/tokenize", "{\"prompt\": " + TestServer.JSON.valueToTree(expected)
+                + ", \"add_special_tokens\": false}");
+        assertThat(continued.get("tokens")).isEqualTo(direct.get("tokens"));
+
+        JsonNode chat = server.postJson("/v1/chat/completions", "{" + messages + ", \"continue_final_message\": true, "
+                + "\"add_generation_prompt\": false, \"max_tokens\": 6, \"temperature\": 0}");
+        JsonNode completion = server.postJson("/v1/completions", "{\"prompt\": " + direct.get("tokens")
+                + ", \"max_tokens\": 6, \"temperature\": 0}");
+        assertThat(chat.at("/choices/0/message/content").asText()).isEqualTo(completion.at("/choices/0/text").asText());
+        assertThat(chat.at("/usage/prompt_tokens").asInt()).isEqualTo(direct.get("count").asInt());
+
+        HttpResponse<String> both = server.post("/v1/chat/completions", "{" + messages
+                + ", \"continue_final_message\": true, \"add_generation_prompt\": true}");
+        assertThat(both.statusCode()).isEqualTo(400);
+        assertThat(TestServer.parse(both.body()).at("/error/param").asText()).isEqualTo("continue_final_message");
+    }
+
     @Test
     void tokenizeAndDetokenizeRoundTripAndAgreeWithUsage() {
         String text = "Debian's package manager is called apt.";

@@ -40,7 +40,8 @@ public final class ChatHandler implements Handler {
         if (top != null && !logprobs) {
             throw ApiException.invalid("top_logprobs", "top_logprobs needs logprobs set to true");
         }
-        int[] prompt = ChatPrompt.tokens(fields, model, false);
+        int[] prompt = GenerationSettings.lastTokens(ChatPrompt.tokens(fields, model, false),
+                GenerationSettings.promptTokensKept(fields, model.contextLength()));
 
         int tokenLogprobs = logprobs ? (top == null ? 0 : top) : -1;
         List<ChoiceState> choices = new ArrayList<>();

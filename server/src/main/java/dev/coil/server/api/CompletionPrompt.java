@@ -48,6 +48,18 @@ record CompletionPrompt(int[] tokens, String text) {
         return prompts;
     }
 
+    /**
+     * This prompt's last {@code kept} tokens (vLLM's truncate_prompt_tokens); a shortened prompt echoes
+     * the text of the tokens it kept.
+     */
+    CompletionPrompt lastTokens(int kept, ServedModel model) {
+        if (tokens.length <= kept) {
+            return this;
+        }
+        int[] last = GenerationSettings.lastTokens(tokens, kept);
+        return new CompletionPrompt(last, model.hasTokenizer() ? model.decode(last, true) : "");
+    }
+
     private static CompletionPrompt ofText(String text, ServedModel model) {
         if (!model.hasTokenizer()) {
             throw ApiException.invalid("prompt", "prompt: this model has no tokenizer.json, so prompts must be "

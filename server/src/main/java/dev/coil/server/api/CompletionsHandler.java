@@ -38,7 +38,9 @@ public final class CompletionsHandler implements Handler {
                 GenerationSettings.maxTokens(fields, "max_tokens", DEFAULT_MAX_TOKENS), model.vocabSize());
         boolean echo = fields.bool("echo", false);
         Integer logprobs = fields.integer("logprobs", 0, EngineRequest.MAX_TOP_LOGPROBS);
-        List<CompletionPrompt> prompts = CompletionPrompt.parse(fields, model);
+        int kept = GenerationSettings.promptTokensKept(fields, model.contextLength());
+        List<CompletionPrompt> prompts = CompletionPrompt.parse(fields, model).stream()
+                .map(prompt -> prompt.lastTokens(kept, model)).toList();
 
         int tokenLogprobs = logprobs == null ? -1 : logprobs;
         int promptLogprobs = echo ? tokenLogprobs : -1;

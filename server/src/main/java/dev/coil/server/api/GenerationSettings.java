@@ -2,6 +2,7 @@ package dev.coil.server.api;
 
 import dev.coil.engine.runner.EngineRequest;
 import dev.coil.engine.runner.SamplingParams;
+import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
 
@@ -68,6 +69,27 @@ record GenerationSettings(SamplingParams sampling, int choices, boolean stream, 
             throw ErrorResponses.fromEngine(e, "prompt");
         }
         return new GenerationSettings(sampling, choices, stream, includeUsage, fields.bool("ignore_eos", false));
+    }
+
+    /**
+     * vLLM's truncate_prompt_tokens: how many of a prompt's last tokens to keep (left truncation), -1
+     * for the context window; {@link Integer#MAX_VALUE} (keep all) when absent.
+     */
+    static int promptTokensKept(Fields fields, int contextLength) {
+        Integer kept = fields.integer("truncate_prompt_tokens", -1, Integer.MAX_VALUE);
+        if (kept == null) {
+            return Integer.MAX_VALUE;
+        }
+        if (kept == 0) {
+            throw ApiException.invalid("truncate_prompt_tokens",
+                    "truncate_prompt_tokens must be -1 (the context window) or >= 1, got 0");
+        }
+        return kept == -1 ? contextLength : kept;
+    }
+
+    /** The last {@code kept} of {@code tokens} (all of them when they are no more). */
+    static int[] lastTokens(int[] tokens, int kept) {
+        return tokens.length <= kept ? tokens : Arrays.copyOfRange(tokens, tokens.length - kept, tokens.length);
     }
 
     /** The max_tokens field of either API: an integer >= 0, or the default when absent. */

@@ -136,6 +136,36 @@ class CompletionsTest {
         assertThat(streamed.toString()).isEqualTo(whole.get("text").asText());
     }
 
+    /**
+     * vLLM's truncate_prompt_tokens: a prompt keeps its last k tokens, the echo shows their text, and
+     * a prompt longer than the context window is served instead of refused.
+     */
+    @Test
+    void truncatePromptTokensKeepsThePromptsEnd() {
+        List<Integer> ids = IntStream.range(0, 20).map(i -> 300 + 7 * i).boxed().toList();
+        List<Integer> last = ids.subList(15, 20);
+        JsonNode truncated = server.postJson("/v1/completions", "{\"prompt\": " + ids + ", \"truncate_prompt_tokens\": 5, "
+                + "\"max_tokens\": 4, \"temperature\": 0, \"echo\": true, \"logprobs\": 0}");
+        JsonNode direct = server.postJson("/v1/completions", "{\"prompt\": " + last + ", \"max_tokens\": 4, "
+                + "\"temperature\": 0, \"echo\": true, \"logprobs\": 0}");
+        assertThat(truncated.at("/usage/prompt_tokens").asInt()).isEqualTo(5);
+        assertThat(truncated.at("/choices/0/text")).isEqualTo(direct.at("/choices/0/text"));
+        assertThat(truncated.at("/choices/0/logprobs/tokens")).isEqualTo(direct.at("/choices/0/logprobs/tokens"))
+                .hasSize(9);
+        assertThat(truncated.at("/choices/0/text").asText())
+                .startsWith(server.postJson("/detokenize", "{\"tokens\": " + last + "}").get("prompt").asText());
+
+        List<Integer> tooLong = IntStream.range(0, 9000).map(i -> 300 + i % 500).boxed().toList();
+        JsonNode served = server.postJson("/v1/completions", "{\"prompt\": " + tooLong + ", \"max_tokens\": 2, "
+                + "\"truncate_prompt_tokens\": 64}");
+        assertThat(served.at("/usage/prompt_tokens").asInt()).isEqualTo(64);
+        assertThat(served.at("/usage/completion_tokens").asInt()).isEqualTo(2);
+
+        JsonNode chat = server.postJson("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": "
+                + "\"What is dpkg? Answer in one sentence.\"}], \"max_tokens\": 2, \"truncate_prompt_tokens\": 6}");
+        assertThat(chat.at("/usage/prompt_tokens").asInt()).isEqualTo(6);
+    }
+
     @Test
     void textOffsetsOfASplitCharacterPointWhereItStarts() {
         JsonNode logprobs = server.postJson("/v1/completions",

@@ -89,6 +89,10 @@ class ErrorsTest {
                 Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"echo\": 1}", "echo"),
                 Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"user\": 7}", "user"),
                 Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"min_tokens\": -1}", "min_tokens"),
+                Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"truncate_prompt_tokens\": 0}",
+                        "truncate_prompt_tokens"),
+                Arguments.of("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], "
+                        + "\"truncate_prompt_tokens\": -2}", "truncate_prompt_tokens"),
                 Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"max_tokens\": 4, \"min_tokens\": 5}", "min_tokens"),
                 Arguments.of("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], "
                         + "\"max_completion_tokens\": 2, \"min_tokens\": 3}", "min_tokens"),

@@ -50,6 +50,6 @@ public final class ChatHandler implements Handler {
             choices.add(new ChoiceState(c, 0, prompt, null));
             requests.add(settings.request(prompt, c, tokenLogprobs, -1));
         }
-        runner.run(ctx, model, new ChatShape(model, logprobs), settings, choices, requests);
+        runner.run(ctx, model, new ChatShape(TokenSpelling.of(fields, model), logprobs), settings, choices, requests);
     }
 }

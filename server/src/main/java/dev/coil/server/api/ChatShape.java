@@ -2,7 +2,6 @@ package dev.coil.server.api;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.coil.engine.runner.EngineEvent.PositionLogprobs;
-import dev.coil.server.ServedModel;
 import java.util.List;
 
 /**
@@ -11,11 +10,11 @@ import java.util.List;
  */
 final class ChatShape implements ResponseShape {
 
-    private final ServedModel model;
+    private final TokenSpelling spelling;
     private final boolean logprobs;
 
-    ChatShape(ServedModel model, boolean logprobs) {
-        this.model = model;
+    ChatShape(TokenSpelling spelling, boolean logprobs) {
+        this.spelling = spelling;
         this.logprobs = logprobs;
     }
 
@@ -51,7 +50,7 @@ final class ChatShape implements ResponseShape {
         ObjectNode message = choice.putObject("message");
         message.put("role", "assistant");
         message.put("content", state.text());
-        choice.set("logprobs", logprobs ? LogprobsJson.chat(model, state.logprobs()) : null);
+        choice.set("logprobs", logprobs ? LogprobsJson.chat(spelling, state.logprobs()) : null);
         return ResponseShape.finish(choice, state.finished());
     }
 
@@ -80,7 +79,7 @@ final class ChatShape implements ResponseShape {
         ObjectNode choice = Json.object();
         choice.put("index", state.index());
         choice.putObject("delta").put("content", text);
-        choice.set("logprobs", position != null ? LogprobsJson.chat(model, List.of(position)) : null);
+        choice.set("logprobs", position != null ? LogprobsJson.chat(spelling, List.of(position)) : null);
         choice.putNull("finish_reason");
         return choice;
     }

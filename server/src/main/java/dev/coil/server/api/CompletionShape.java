@@ -2,17 +2,19 @@ package dev.coil.server.api;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.coil.engine.runner.EngineEvent.PositionLogprobs;
-import dev.coil.server.ServedModel;
 
 /** /v1/completions choices: {@code {index, text, logprobs, finish_reason, stop_reason}}. */
 final class CompletionShape implements ResponseShape {
 
-    private final ServedModel model;
+    private final TokenSpelling spelling;
     private final boolean logprobs;
 
-    /** @param logprobs whether the request asked for logprobs (then each choice carries them) */
-    CompletionShape(ServedModel model, boolean logprobs) {
-        this.model = model;
+    /**
+     * @param spelling how logprobs name tokens
+     * @param logprobs whether the request asked for logprobs (then each choice carries them)
+     */
+    CompletionShape(TokenSpelling spelling, boolean logprobs) {
+        this.spelling = spelling;
         this.logprobs = logprobs;
     }
 
@@ -47,10 +49,10 @@ final class CompletionShape implements ResponseShape {
         if (logprobs) {
             node = LogprobsJson.completion();
             if (state.echo() && state.promptLogprobs() != null) {
-                LogprobsJson.addPrompt(node, model, state, state.promptLogprobs().positions());
+                LogprobsJson.addPrompt(node, spelling, state, state.promptLogprobs().positions());
             }
             for (int i = 0; i < state.logprobs().size(); i++) {
-                LogprobsJson.addCompletion(node, model, state.logprobs().get(i), state.textOffsets().get(i));
+                LogprobsJson.addCompletion(node, spelling, state.logprobs().get(i), state.textOffsets().get(i));
             }
         }
         String text = state.echo() ? state.echoText() + state.text() : state.text();
@@ -71,7 +73,7 @@ final class CompletionShape implements ResponseShape {
             return null;
         }
         ObjectNode node = LogprobsJson.completion();
-        LogprobsJson.addPrompt(node, model, state, state.promptLogprobs().positions());
+        LogprobsJson.addPrompt(node, spelling, state, state.promptLogprobs().positions());
         return choice(state.index(), state.echoText(), node).putNull("finish_reason");
     }
 
@@ -84,7 +86,7 @@ final class CompletionShape implements ResponseShape {
         if (position != null) {
             node = LogprobsJson.completion();
             // The token ChoiceState accepted last: its offset is the last one recorded.
-            LogprobsJson.addCompletion(node, model, position, state.textOffsets().getLast());
+            LogprobsJson.addCompletion(node, spelling, position, state.textOffsets().getLast());
         }
         return choice(state.index(), text, node).putNull("finish_reason");
     }

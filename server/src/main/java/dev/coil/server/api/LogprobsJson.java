@@ -33,13 +33,13 @@ final class LogprobsJson {
      * Appends one generated (or scored prompt) token: its text, logprob, alternatives, and where its
      * text starts in the choice's text.
      */
-    static void addCompletion(ObjectNode node, ServedModel model, PositionLogprobs position, int textOffset) {
-        String token = model.tokenText(position.chosen().id());
+    static void addCompletion(ObjectNode node, TokenSpelling spelling, PositionLogprobs position, int textOffset) {
+        String token = spelling.of(position.chosen().id());
         ((ArrayNode) node.get("tokens")).add(token);
         ((ArrayNode) node.get("token_logprobs")).add(Json.logprob(position.chosen().logprob()));
         ObjectNode top = ((ArrayNode) node.get("top_logprobs")).addObject();
         for (TokenLogprob alternative : position.top()) {
-            top.put(model.tokenText(alternative.id()), Json.logprob(alternative.logprob()));
+            top.put(spelling.of(alternative.id()), Json.logprob(alternative.logprob()));
         }
         top.put(token, Json.logprob(position.chosen().logprob()));
         ((ArrayNode) node.get("text_offset")).add(textOffset);
@@ -49,14 +49,14 @@ final class LogprobsJson {
      * The prompt's tokens as completions logprobs (echo with logprobs: scoring). The first token has
      * no logprob (nothing comes before it).
      */
-    static void addPrompt(ObjectNode node, ServedModel model, ChoiceState state, List<PositionLogprobs> positions) {
-        int[] offsets = promptOffsets(model, state.promptTokens(), state.echoText());
-        ((ArrayNode) node.get("tokens")).add(model.tokenText(state.promptTokens()[0]));
+    static void addPrompt(ObjectNode node, TokenSpelling spelling, ChoiceState state, List<PositionLogprobs> positions) {
+        int[] offsets = promptOffsets(spelling.model(), state.promptTokens(), state.echoText());
+        ((ArrayNode) node.get("tokens")).add(spelling.of(state.promptTokens()[0]));
         ((ArrayNode) node.get("token_logprobs")).addNull();
         ((ArrayNode) node.get("top_logprobs")).addNull();
         ((ArrayNode) node.get("text_offset")).add(offsets[0]);
         for (int i = 0; i < positions.size(); i++) {
-            addCompletion(node, model, positions.get(i), offsets[i + 1]);
+            addCompletion(node, spelling, positions.get(i), offsets[i + 1]);
         }
     }
 
@@ -102,21 +102,21 @@ final class LogprobsJson {
     }
 
     /** A chat logprobs object {@code {"content": [...]}} for these tokens. */
-    static ObjectNode chat(ServedModel model, List<PositionLogprobs> positions) {
+    static ObjectNode chat(TokenSpelling spelling, List<PositionLogprobs> positions) {
         ObjectNode node = Json.object();
         ArrayNode content = node.putArray("content");
         for (PositionLogprobs position : positions) {
-            ObjectNode entry = chatEntry(content.addObject(), model, position.chosen());
+            ObjectNode entry = chatEntry(content.addObject(), spelling, position.chosen());
             ArrayNode top = entry.putArray("top_logprobs");
             for (TokenLogprob alternative : position.top()) {
-                chatEntry(top.addObject(), model, alternative);
+                chatEntry(top.addObject(), spelling, alternative);
             }
         }
         return node;
     }
 
-    private static ObjectNode chatEntry(ObjectNode entry, ServedModel model, TokenLogprob token) {
-        String text = model.tokenText(token.id());
+    private static ObjectNode chatEntry(ObjectNode entry, TokenSpelling spelling, TokenLogprob token) {
+        String text = spelling.of(token.id());
         entry.put("token", text);
         entry.put("logprob", Json.logprob(token.logprob()));
         ArrayNode bytes = entry.putArray("bytes");

@@ -166,6 +166,47 @@ class CompletionsTest {
         assertThat(chat.at("/usage/prompt_tokens").asInt()).isEqualTo(6);
     }
 
+    /**
+     * vLLM's return_tokens_as_token_ids: logprobs name every token "token_id:ID", the echoed prompt's
+     * and the alternatives too, in completions and chat; the ids are the tokenizer's.
+     */
+    @Test
+    void logprobsNameTokensByIdWhenAsked() {
+        JsonNode ids = server.postJson("/tokenize", "{\"prompt\": \"héllo\"}").get("tokens");
+        JsonNode completion = server.postJson("/v1/completions", "{\"prompt\": \"héllo\", \"max_tokens\": 3, "
+                + "\"temperature\": 0, \"echo\": true, \"logprobs\": 2, \"return_tokens_as_token_ids\": true}")
+                .at("/choices/0/logprobs");
+        JsonNode named = server.postJson("/v1/completions", "{\"prompt\": \"héllo\", \"max_tokens\": 3, "
+                + "\"temperature\": 0, \"echo\": true, \"logprobs\": 2}").at("/choices/0/logprobs");
+        List<String> tokens = new ArrayList<>();
+        completion.get("tokens").forEach(token -> tokens.add(token.asText()));
+        assertThat(tokens).hasSize(ids.size() + 3).allMatch(token -> token.matches("token_id:\\d+"));
+        for (int i = 0; i < ids.size(); i++) {
+            assertThat(tokens.get(i)).isEqualTo("token_id:" + ids.get(i).asInt());
+        }
+        List<Integer> generated = tokens.subList(ids.size(), tokens.size()).stream()
+                .map(token -> Integer.parseInt(token.substring("token_id:".length()))).toList();
+        StringBuilder namedText = new StringBuilder();
+        for (int i = ids.size(); i < named.get("tokens").size(); i++) {
+            namedText.append(named.get("tokens").get(i).asText());
+        }
+        assertThat(server.postJson("/detokenize", "{\"tokens\": " + generated + "}").get("prompt").asText())
+                .as("the generated ids are the tokens named by text without the switch")
+                .isEqualTo(namedText.toString());
+        for (int i = 1; i < tokens.size(); i++) { // within the prefix cache's tolerance: a resumed prompt
+            assertThat(completion.at("/token_logprobs/" + i).asDouble())
+                    .isCloseTo(named.at("/token_logprobs/" + i).asDouble(), within(1e-5));
+        }
+        assertThat(completion.at("/top_logprobs/1").fieldNames().next()).startsWith("token_id:");
+        assertThat(completion.get("text_offset")).isEqualTo(named.get("text_offset"));
+
+        JsonNode chat = server.postJson("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": "
+                + "\"hi\"}], \"max_tokens\": 2, \"temperature\": 0, \"logprobs\": true, \"top_logprobs\": 2, "
+                + "\"return_tokens_as_token_ids\": true}").at("/choices/0/logprobs/content/0");
+        assertThat(chat.get("token").asText()).matches("token_id:\\d+");
+        assertThat(chat.at("/top_logprobs/1/token").asText()).matches("token_id:\\d+");
+    }
+
     @Test
     void textOffsetsOfASplitCharacterPointWhereItStarts() {
         JsonNode logprobs = server.postJson("/v1/completions",

@@ -22,6 +22,8 @@ final class ChoiceState {
     private final int generatedOffset;
     /** Code points the generated tokens have decoded to so far, before stop strings cut any. */
     private int decodedLength;
+    /** Tokens generated so far. */
+    private int generatedTokens;
     private EngineEvent.PromptLogprobs promptLogprobs;
     private EngineEvent.Finished finished;
     private EngineEvent.Failed failed;
@@ -42,6 +44,7 @@ final class ChoiceState {
         switch (event) {
             case EngineEvent.PromptLogprobs prompt -> promptLogprobs = prompt;
             case EngineEvent.Token token -> {
+                generatedTokens++;
                 text.append(token.text());
                 if (token.logprobs() != null) {
                     logprobs.add(token.logprobs());
@@ -70,6 +73,10 @@ final class ChoiceState {
 
     int[] promptTokens() {
         return promptTokens;
+    }
+
+    int generatedTokens() {
+        return generatedTokens;
     }
 
     boolean echo() {

@@ -49,7 +49,8 @@ public final class GenerationRunner {
                 trace.end(null, error.type(), error.getMessage());
                 throw error;
             }
-            ResponseEnvelope envelope = new ResponseEnvelope(shape, model.name(), choices, settings.includeUsage());
+            ResponseEnvelope envelope = new ResponseEnvelope(shape, model.name(), choices, settings.includeUsage(),
+                    settings.continuousUsage());
             ClientConnection connection = ClientConnection.of(ctx);
             try (set) {
                 if (settings.stream()) {

@@ -14,10 +14,12 @@ import java.util.List;
  * @param choices      n: choices per prompt
  * @param stream       answer with Server-Sent Events
  * @param includeUsage stream_options.include_usage: a last chunk with the usage and no choices
+ * @param continuousUsage vLLM's stream_options.continuous_usage_stats (with include_usage): every chunk
+ *                     carries its choice's usage so far
  * @param ignoreEos    vLLM's ignore_eos: generate past the model's end-of-sequence tokens
  */
 record GenerationSettings(SamplingParams sampling, int choices, boolean stream, boolean includeUsage,
-        boolean ignoreEos) {
+        boolean continuousUsage, boolean ignoreEos) {
 
     /** Most choices one request may ask for (OpenAI's limit on n). */
     static final int MAX_CHOICES = 128;
@@ -37,12 +39,15 @@ record GenerationSettings(SamplingParams sampling, int choices, boolean stream, 
         }
         boolean stream = fields.bool("stream", false);
         boolean includeUsage = false;
+        boolean continuousUsage = false;
         var streamOptions = fields.object("stream_options");
         if (streamOptions != null) {
             if (!stream) {
                 throw ApiException.invalid("stream_options", "stream_options is only allowed when stream is true");
             }
-            includeUsage = new Fields(streamOptions).bool("include_usage", false);
+            Fields options = new Fields(streamOptions);
+            includeUsage = options.bool("include_usage", false);
+            continuousUsage = options.bool("continuous_usage_stats", false) && includeUsage;
         }
         fields.string("user");
         fields.string("model");
@@ -68,7 +73,8 @@ record GenerationSettings(SamplingParams sampling, int choices, boolean stream, 
         } catch (IllegalArgumentException e) {
             throw ErrorResponses.fromEngine(e, "prompt");
         }
-        return new GenerationSettings(sampling, choices, stream, includeUsage, fields.bool("ignore_eos", false));
+        return new GenerationSettings(sampling, choices, stream, includeUsage, continuousUsage,
+                fields.bool("ignore_eos", false));
     }
 
     /**

@@ -23,14 +23,20 @@ final class ResponseEnvelope {
     private final String model;
     private final List<ChoiceState> choices;
     private final boolean usageInChunks;
+    private final boolean continuousUsage;
 
-    /** @param usageInChunks stream_options.include_usage: every chunk carries "usage": null until the last */
-    ResponseEnvelope(ResponseShape shape, String model, List<ChoiceState> choices, boolean usageInChunks) {
+    /**
+     * @param usageInChunks   stream_options.include_usage: every chunk carries "usage": null until the last
+     * @param continuousUsage vLLM's continuous_usage_stats: that "usage" is instead the chunk's choice's so far
+     */
+    ResponseEnvelope(ResponseShape shape, String model, List<ChoiceState> choices, boolean usageInChunks,
+            boolean continuousUsage) {
         this.shape = shape;
         this.id = shape.idPrefix() + UUID.randomUUID().toString().replace("-", "");
         this.model = model;
         this.choices = choices;
         this.usageInChunks = usageInChunks;
+        this.continuousUsage = continuousUsage;
     }
 
     String id() {
@@ -47,11 +53,17 @@ final class ResponseEnvelope {
         return root;
     }
 
-    /** One stream chunk around one choice object. */
-    ObjectNode chunk(ObjectNode choice) {
+    /** One stream chunk around one choice object, {@code state}'s. */
+    ObjectNode chunk(ObjectNode choice, ChoiceState state) {
         ObjectNode root = head(shape.chunkObject());
         root.putArray("choices").add(choice);
-        if (usageInChunks) {
+        if (continuousUsage) {
+            // As vLLM counts it: the choice's prompt and the tokens it has generated so far.
+            ObjectNode usage = root.putObject("usage");
+            usage.put("prompt_tokens", state.promptTokens().length);
+            usage.put("completion_tokens", state.generatedTokens());
+            usage.put("total_tokens", state.promptTokens().length + state.generatedTokens());
+        } else if (usageInChunks) {
             root.putNull("usage");
         }
         return root;

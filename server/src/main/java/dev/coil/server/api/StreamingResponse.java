@@ -43,7 +43,7 @@ final class StreamingResponse {
             SseWriter sse = new SseWriter(ctx);
             sse.open();
             for (ChoiceState choice : choices) {
-                send(sse, shape.opening(choice));
+                send(sse, shape.opening(choice), choice);
             }
             while (!set.allEnded()) {
                 if (connection.isClosed()) {
@@ -60,10 +60,10 @@ final class StreamingResponse {
                 ChoiceState choice = choices.get(event.choice());
                 String text = GenerationRunner.record(set, choice, event, trace, settings);
                 switch (event.event()) {
-                    case EngineEvent.PromptLogprobs ignored -> send(sse, shape.prompt(choice));
-                    case EngineEvent.Token token -> send(sse, shape.delta(choice, text, token.logprobs()));
+                    case EngineEvent.PromptLogprobs ignored -> send(sse, shape.prompt(choice), choice);
+                    case EngineEvent.Token token -> send(sse, shape.delta(choice, text, token.logprobs()), choice);
                     case EngineEvent.Finished ignored -> {
-                        ObjectNode chunk = envelope.chunk(shape.last(choice, text));
+                        ObjectNode chunk = envelope.chunk(shape.last(choice, text), choice);
                         if (set.allEnded() && !settings.includeUsage()) {
                             envelope.addExtras(chunk);
                         }
@@ -92,9 +92,9 @@ final class StreamingResponse {
         }
     }
 
-    private void send(SseWriter sse, ObjectNode choice) throws IOException {
-        if (choice != null) {
-            sse.data(envelope.chunk(choice));
+    private void send(SseWriter sse, ObjectNode choiceNode, ChoiceState choice) throws IOException {
+        if (choiceNode != null) {
+            sse.data(envelope.chunk(choiceNode, choice));
         }
     }
 }

@@ -83,6 +83,42 @@ class StreamingTest {
                 .isEqualTo(whole.at("/choices/0/finish_reason").asText());
     }
 
+    /**
+     * vLLM's continuous_usage_stats: each chunk with a choice carries that choice's usage so far
+     * (its prompt, the tokens it has generated), the last chunk the request's; without include_usage
+     * it asks for nothing.
+     */
+    @Test
+    void continuousUsageCountsEachChoicesTokensSoFar() {
+        String request = "\"prompt\": [\"Packages are\", \"The Debian kernel\"], \"max_tokens\": 5, \"temperature\": 0, "
+                + "\"ignore_eos\": true, \"stream\": true";
+        List<JsonNode> events = TestServer.events(server.post("/v1/completions", "{" + request
+                + ", \"stream_options\": {\"include_usage\": true, \"continuous_usage_stats\": true}}").body());
+        int[] promptTokens = new int[2];
+        for (int prompt = 0; prompt < 2; prompt++) {
+            promptTokens[prompt] = server.postJson("/tokenize", "{\"prompt\": \""
+                    + (prompt == 0 ? "Packages are" : "The Debian kernel") + "\"}").get("count").asInt();
+        }
+        int[] seen = new int[2];
+        for (JsonNode event : events.subList(0, events.size() - 1)) {
+            int choice = event.at("/choices/0/index").asInt();
+            JsonNode usage = event.get("usage");
+            assertThat(usage.get("prompt_tokens").asInt()).isEqualTo(promptTokens[choice]);
+            int generated = usage.get("completion_tokens").asInt();
+            assertThat(generated).as("choice %d", choice).isGreaterThanOrEqualTo(seen[choice]);
+            assertThat(usage.get("total_tokens").asInt()).isEqualTo(promptTokens[choice] + generated);
+            seen[choice] = generated;
+        }
+        assertThat(seen).containsExactly(5, 5);
+        JsonNode last = events.getLast();
+        assertThat(last.get("choices")).isEmpty();
+        assertThat(last.at("/usage/completion_tokens").asInt()).isEqualTo(10);
+
+        List<JsonNode> plain = TestServer.events(server.post("/v1/completions", "{" + request
+                + ", \"stream_options\": {\"continuous_usage_stats\": true}}").body());
+        assertThat(plain).allSatisfy(event -> assertThat(event.has("usage")).isFalse());
+    }
+
     @Test
     void streamedAndWholeAnswersAgreeForTheSameSeed() {
         String request = "\"prompt\": [\"Packages are\", \"The kernel\"], \"max_tokens\": 12, \"temperature\": 0.8, "

@@ -36,6 +36,8 @@ final class ActiveRequest {
     private final float[] biases;
     /** What min_tokens holds back: the end-of-sequence and stop token ids, distinct, increasing. */
     private final int[] heldBack;
+    /** The JSON object the output is held to (response_format json_object), or null. */
+    private final JsonConstraint json;
     /** The uniform number handed out with {@link #nextDraw} for the next token; NaN when none is pending. */
     private double pendingUniform = Double.NaN;
     /** The uniform number of the token after the pending one, handed out by {@link #drawAhead}; NaN when none. */
@@ -64,6 +66,13 @@ final class ActiveRequest {
      */
     ActiveRequest(String id, EngineRequest request, int maxTokens, Set<Integer> endIds, StreamingDecoder decoder,
             RequestStream stream, Consumer<String> onEnd) {
+        this(id, request, maxTokens, endIds, decoder, null, stream, onEnd);
+    }
+
+    /** @param json the JSON object the output is held to, or null */
+    ActiveRequest(String id, EngineRequest request, int maxTokens, Set<Integer> endIds, StreamingDecoder decoder,
+            JsonConstraint json, RequestStream stream, Consumer<String> onEnd) {
+        this.json = json;
         this.onEnd = onEnd;
         this.id = id;
         this.request = request;
@@ -211,11 +220,14 @@ final class ActiveRequest {
                 && generatedCount >= request.sampling().minTokens() && needsOnlyItsToken();
     }
 
-    /** No logprobs, no penalties (whose lists hold the generated tokens), and a token to make. */
+    /**
+     * No logprobs, no penalties (whose lists hold the generated tokens), no JSON constraint (which
+     * reads the logits on the host), and a token to make.
+     */
     private boolean needsOnlyItsToken() {
         SamplingParams sampling = request.sampling();
         return request.logprobs() < 0 && sampling.repetitionPenalty() == 1 && sampling.presencePenalty() == 0
-                && sampling.frequencyPenalty() == 0 && maxTokens > 0;
+                && sampling.frequencyPenalty() == 0 && json == null && maxTokens > 0;
     }
 
     /**
@@ -226,7 +238,7 @@ final class ActiveRequest {
      */
     Batch.Draw nextDraw() {
         SamplingParams sampling = request.sampling();
-        if (needsOnlyGreedyToken() || request.logprobs() >= 0 || maxTokens == 0) {
+        if (needsOnlyGreedyToken() || request.logprobs() >= 0 || json != null || maxTokens == 0) {
             return null;
         }
         if (Double.isNaN(pendingUniform)) {
@@ -328,12 +340,13 @@ final class ActiveRequest {
             return finish(FinishReason.LENGTH, null, null, "");
         }
         int token;
+        float[] allowed = logits == null || json == null ? logits : json.mask(logits);
         if (logits == null) {
             token = chosen;
         } else if (!Double.isNaN(pendingUniform)) {
-            token = sampler.sample(logits, history, pendingUniform);
+            token = sampler.sample(allowed, history, pendingUniform);
         } else {
-            token = sampler.sample(logits, history);
+            token = sampler.sample(allowed, history);
         }
         pendingUniform = aheadUniform;
         aheadUniform = Double.NaN;
@@ -375,6 +388,12 @@ final class ActiveRequest {
         // id, as an end-of-sequence token or a stop string there does.
         if (request.sampling().stopTokenIds().contains(token)) {
             return finish(FinishReason.STOP, null, token, releasedAtEnd());
+        }
+        if (json != null) {
+            json.accept(token);
+            if (json.complete()) {
+                return finish(FinishReason.STOP, null, null, releasedAtEnd());
+            }
         }
         if (generatedCount >= maxTokens) {
             return finish(FinishReason.LENGTH, null, null, releasedAtEnd());

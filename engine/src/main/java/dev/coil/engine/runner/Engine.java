@@ -43,6 +43,8 @@ public final class Engine implements AutoCloseable {
     private final Map<String, ActiveRequest> requests = new ConcurrentHashMap<>();
     private final AtomicLong nextId = new AtomicLong();
     private volatile boolean accepting = true;
+    /** Each token's text alone, for requests held to JSON; made on the first such request. */
+    private volatile String[] jsonVocabulary;
     private final AtomicBoolean stopped = new AtomicBoolean();
 
     private Engine(LoadedModel loaded, Backend backend, EngineOptions options, ContextParallelism parallelism) {
@@ -180,12 +182,16 @@ public final class Engine implements AutoCloseable {
         for (int token : request.sampling().logitBias().keySet()) {
             requireInVocabulary("logit_bias: token id", token, vocab);
         }
+        if (request.sampling().jsonObject() && !loaded.hasTokenizer()) {
+            throw new IllegalArgumentException("response_format: json_object needs the model's tokenizer.json");
+        }
         String id = "req-" + nextId.incrementAndGet();
         RequestStream stream = new RequestStream(id, this);
         StreamingDecoder decoder = loaded.hasTokenizer() ? new StreamingDecoder(loaded.tokenizer(),
                 request.sampling().skipSpecialTokens()) : null;
-        ActiveRequest active = new ActiveRequest(id, request, maxTokens, loaded.endOfSequenceIds(), decoder, stream,
-                requests::remove);
+        JsonConstraint json = request.sampling().jsonObject() ? new JsonConstraint(jsonVocabulary()) : null;
+        ActiveRequest active = new ActiveRequest(id, request, maxTokens, loaded.endOfSequenceIds(), decoder, json,
+                stream, requests::remove);
         boolean sharded = lane != null && shards(request.promptLength(), maxTokens);
         requests.put(id, active);
         if (!(sharded ? lane.enqueue(active) : loop.enqueue(active))) {
@@ -194,6 +200,19 @@ public final class Engine implements AutoCloseable {
                     + " requests are already waiting; retry later");
         }
         return stream;
+    }
+
+    private String[] jsonVocabulary() {
+        String[] texts = jsonVocabulary;
+        if (texts == null) {
+            synchronized (this) {
+                if (jsonVocabulary == null) {
+                    jsonVocabulary = JsonConstraint.vocabularyTexts(loaded.tokenizer(), loaded.config().vocabSize());
+                }
+                texts = jsonVocabulary;
+            }
+        }
+        return texts;
     }
 
     /**

@@ -35,6 +35,8 @@ import java.util.TreeMap;
  *        ends the output text
  * @param skipSpecialTokens vLLM's skip_special_tokens: leave special tokens' text out of the output text (the
  *        default, as transformers decodes); false spells them out
+ * @param jsonObject OpenAI's response_format json_object: the output is held to one JSON object, and ends
+ *        when it closes
  * @param logitBias OpenAI's logit_bias: per token id, a number in [-100, 100] added to its logit before the
  *        penalties and every other step (as vLLM applies it); -100 all but bans a token, 100 all but forces it
  */
@@ -53,6 +55,7 @@ public record SamplingParams(
         int minTokens,
         boolean includeStopStringInOutput,
         boolean skipSpecialTokens,
+        boolean jsonObject,
         Map<Integer, Float> logitBias) {
 
     /** The largest |bias| logit_bias takes, as OpenAI's API bounds it. */
@@ -133,6 +136,7 @@ public record SamplingParams(
                 .minTokens(minTokens)
                 .includeStopStringInOutput(includeStopStringInOutput)
                 .skipSpecialTokens(skipSpecialTokens)
+                .jsonObject(jsonObject)
                 .logitBias(logitBias);
     }
 
@@ -196,6 +200,10 @@ public record SamplingParams(
         return toBuilder().skipSpecialTokens(value).build();
     }
 
+    public SamplingParams withJsonObject(boolean value) {
+        return toBuilder().jsonObject(value).build();
+    }
+
     public SamplingParams withLogitBias(Map<Integer, Float> value) {
         return toBuilder().logitBias(value).build();
     }
@@ -226,6 +234,7 @@ public record SamplingParams(
         private int minTokens = 0;
         private boolean includeStopStringInOutput = false;
         private boolean skipSpecialTokens = true;
+        private boolean jsonObject = false;
         private Map<Integer, Float> logitBias = Map.of();
 
         private Builder() {
@@ -301,6 +310,11 @@ public record SamplingParams(
             return this;
         }
 
+        public Builder jsonObject(boolean value) {
+            jsonObject = value;
+            return this;
+        }
+
         public Builder logitBias(Map<Integer, Float> value) {
             logitBias = value;
             return this;
@@ -309,7 +323,7 @@ public record SamplingParams(
         public SamplingParams build() {
             return new SamplingParams(temperature, topK, topP, minP, repetitionPenalty, presencePenalty,
                     frequencyPenalty, seed, stopTokenIds, stopStrings, maxTokens, minTokens,
-                    includeStopStringInOutput, skipSpecialTokens, logitBias);
+                    includeStopStringInOutput, skipSpecialTokens, jsonObject, logitBias);
         }
     }
 }

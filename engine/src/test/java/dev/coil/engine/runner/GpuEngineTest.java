@@ -298,6 +298,28 @@ class GpuEngineTest {
                 settings.get(4)));
     }
 
+    /**
+     * JSON mode on the GPU backend (its logits read on the host each step): every output holds to
+     * the grammar and ends (STOP) exactly when its object closes.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("models")
+    void jsonObjectRequestsHoldToTheGrammar(String fixture) throws Exception {
+        int vocab = TestModels.load(fixture).config().vocabSize();
+        try (Engine engine = start(fixture, EngineTest.SMALL, true)) {
+            for (int seed = 0; seed < 4; seed++) {
+                SamplingParams params = SamplingParams.builder().temperature(seed == 0 ? 0 : 1.2).seed((long) seed)
+                        .maxTokens(24).jsonObject(true).build();
+                EngineRuns.Outcome outcome = EngineRuns.collect(engine.submit(new EngineRequest(
+                        prompt(vocab, 11, seed), params, false, -1, -1)));
+                assertThat(outcome.failed()).as("seed %d", seed).isNull();
+                JsonGrammar grammar = new JsonGrammar();
+                assertThat(grammar.acceptAll(outcome.text())).as("seed %d: %s", seed, outcome.text()).isTrue();
+                assertThat(outcome.finished().reason() == FinishReason.STOP).isEqualTo(grammar.complete());
+            }
+        }
+    }
+
     private void assertDeviceDrawsEqualHostDraws(String fixture, List<SamplingParams> settings) throws Exception {
         int vocab = TestModels.load(fixture).config().vocabSize();
         List<List<Integer>> host = null;

@@ -31,11 +31,8 @@ final class ActiveRequest {
     private final Set<Integer> endIds;
     private final Sampler sampler;
     private final TokenHistory history;
-    /** The request's logit_bias as the backends take it: distinct ids, and the bias of each. */
-    private final int[] biasIds;
-    private final float[] biases;
-    /** What min_tokens holds back: the end-of-sequence and stop token ids, distinct, increasing. */
-    private final int[] heldBack;
+    /** The request's logit_bias as a draw carries it. */
+    private final DrawBias logitBias;
     /** The JSON object the output is held to (response_format json_object), or null. */
     private final JsonConstraint json;
     /** The uniform number handed out with {@link #nextDraw} for the next token; NaN when none is pending. */
@@ -80,13 +77,13 @@ final class ActiveRequest {
         this.maxTokens = maxTokens;
         this.endIds = request.ignoreEndOfSequence() ? Set.of() : endIds;
         this.sampler = new Sampler(request.sampling(), this.endIds);
-        this.heldBack = Sampler.heldBack(this.endIds, request.sampling());
         this.history = new TokenHistory(request.promptTokens());
-        this.biasIds = request.sampling().logitBias().keySet().stream().mapToInt(Integer::intValue).toArray();
-        this.biases = new float[biasIds.length];
+        int[] biasIds = request.sampling().logitBias().keySet().stream().mapToInt(Integer::intValue).toArray();
+        float[] biases = new float[biasIds.length];
         for (int i = 0; i < biasIds.length; i++) {
             biases[i] = request.sampling().logitBias().get(biasIds[i]);
         }
+        this.logitBias = new DrawBias(biasIds, biases);
         this.decoder = decoder;
         this.stops = new StopMatcher(request.sampling().stopStrings(),
                 request.sampling().includeStopStringInOutput());
@@ -260,34 +257,34 @@ final class ActiveRequest {
             countIds[i] = counts.get(i)[0];
             penalties[i] = (float) (sampling.presencePenalty() + sampling.frequencyPenalty() * counts.get(i)[1]);
         }
+        DrawBias bias = biasAt(generatedCount);
         return new Batch.Draw(sampling.temperature(), sampling.topK(), sampling.topP(), sampling.minP(),
-                (float) sampling.repetitionPenalty(), seen, countIds, penalties, pendingUniform,
-                biasAt(generatedCount), biasesAt(generatedCount));
+                (float) sampling.repetitionPenalty(), seen, countIds, penalties, pendingUniform, bias.ids(),
+                bias.values());
+    }
+
+    /** A draw's bias lists: distinct ids, and what is added to each one's logit. */
+    private record DrawBias(int[] ids, float[] values) {
     }
 
     /**
-     * The ids whose logits a draw of the token at {@code index} (0 the first generated) adds to: the
-     * logit_bias ids, and while min_tokens holds them back, the end-of-sequence and stop ids.
+     * The bias of a draw of the token at {@code index} (0 the first generated): the logit_bias, and
+     * while min_tokens holds them back, -infinity for the end-of-sequence and stop ids (the sampler's
+     * {@link Sampler#heldBack()}).
      */
-    private int[] biasAt(int index) {
+    private DrawBias biasAt(int index) {
+        int[] heldBack = sampler.heldBack();
         if (index >= request.sampling().minTokens() || heldBack.length == 0) {
-            return biasIds;
+            return logitBias;
         }
-        return IntStream.concat(Arrays.stream(biasIds), Arrays.stream(heldBack)).distinct().sorted().toArray();
-    }
-
-    /** Per id of {@link #biasAt}, what is added: -infinity for an id held back, else its logit_bias. */
-    private float[] biasesAt(int index) {
-        int[] ids = biasAt(index);
-        if (ids == biasIds) {
-            return biases;
-        }
+        int[] ids = IntStream.concat(Arrays.stream(logitBias.ids()), Arrays.stream(heldBack)).distinct().sorted()
+                .toArray();
         float[] values = new float[ids.length];
         for (int i = 0; i < ids.length; i++) {
             values[i] = Arrays.binarySearch(heldBack, ids[i]) >= 0 ? Float.NEGATIVE_INFINITY
                     : request.sampling().logitBias().get(ids[i]);
         }
-        return values;
+        return new DrawBias(ids, values);
     }
 
     /**
@@ -309,9 +306,9 @@ final class ActiveRequest {
         }
         aheadUniform = sampler.nextUniform();
         SamplingParams sampling = request.sampling();
+        DrawBias bias = biasAt(generatedCount + 1);
         return new Batch.Draw(sampling.temperature(), sampling.topK(), sampling.topP(), sampling.minP(), 1f,
-                new int[0], new int[0], new float[0], aheadUniform, biasAt(generatedCount + 1),
-                biasesAt(generatedCount + 1));
+                new int[0], new int[0], new float[0], aheadUniform, bias.ids(), bias.values());
     }
 
     /** As {@link #acceptNextLogits}, for a greedy token the backend picked (see {@link #needsOnlyGreedyToken}). */

@@ -98,7 +98,8 @@ final class JsonGrammar {
         int savedLiteral = literal;
         int savedRun = whitespaceRun;
         boolean savedKey = key;
-        char savedTop = depth > 0 ? stack[depth - 1] : 0;
+        // The stack needs no saving: a refused character writes no open entry (a push goes above
+        // the saved depth, a close only lowers it).
         if (step(c)) {
             return true;
         }
@@ -108,9 +109,6 @@ final class JsonGrammar {
         literal = savedLiteral;
         whitespaceRun = savedRun;
         key = savedKey;
-        if (depth > 0) {
-            stack[depth - 1] = savedTop;
-        }
         return false;
     }
 

@@ -61,10 +61,15 @@ public final class Sampler {
     }
 
     /** The distinct end-of-sequence and stop token ids, in increasing order. */
-    static int[] heldBack(Set<Integer> endIds, SamplingParams params) {
+    private static int[] heldBack(Set<Integer> endIds, SamplingParams params) {
         TreeSet<Integer> ids = new TreeSet<>(endIds);
         ids.addAll(params.stopTokenIds());
         return ids.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    /** What min_tokens holds back until it is reached: end-of-sequence and stop ids, distinct, increasing. */
+    int[] heldBack() {
+        return heldBack;
     }
 
     public SamplingParams params() {

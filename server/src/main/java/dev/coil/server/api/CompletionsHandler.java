@@ -53,6 +53,7 @@ public final class CompletionsHandler implements Handler {
                 requests.add(settings.request(prompt.tokens(), c, tokenLogprobs, promptLogprobs));
             }
         }
-        runner.run(ctx, model, new CompletionShape(TokenSpelling.of(fields, model), logprobs != null), settings, choices, requests);
+        runner.run(ctx, model, new CompletionShape(TokenSpelling.of(fields, model), logprobs != null), settings,
+                choices, requests);
     }
 }

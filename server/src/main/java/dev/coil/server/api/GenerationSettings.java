@@ -135,7 +135,8 @@ record GenerationSettings(SamplingParams sampling, int choices, boolean stream, 
         String type = format == null ? "text" : new Fields(format).string("type");
         if (!"text".equals(type) && !"json_object".equals(type)) {
             throw ApiException.invalid("response_format", "response_format: only {\"type\": \"text\"} and "
-                    + "{\"type\": \"json_object\"} are supported, got " + (type == null ? "no type" : "\"" + type + "\""));
+                    + "{\"type\": \"json_object\"} are supported, got "
+                    + (type == null ? "no type" : "\"" + type + "\""));
         }
         return "json_object".equals(type);
     }

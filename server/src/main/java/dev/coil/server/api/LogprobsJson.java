@@ -49,7 +49,8 @@ final class LogprobsJson {
      * The prompt's tokens as completions logprobs (echo with logprobs: scoring). The first token has
      * no logprob (nothing comes before it).
      */
-    static void addPrompt(ObjectNode node, TokenSpelling spelling, ChoiceState state, List<PositionLogprobs> positions) {
+    static void addPrompt(ObjectNode node, TokenSpelling spelling, ChoiceState state,
+            List<PositionLogprobs> positions) {
         int[] offsets = promptOffsets(spelling.model(), state.promptTokens(), state.echoText());
         ((ArrayNode) node.get("tokens")).add(spelling.of(state.promptTokens()[0]));
         ((ArrayNode) node.get("token_logprobs")).addNull();

@@ -59,10 +59,7 @@ final class ResponseEnvelope {
         root.putArray("choices").add(choice);
         if (continuousUsage) {
             // As vLLM counts it: the choice's prompt and the tokens it has generated so far.
-            ObjectNode usage = root.putObject("usage");
-            usage.put("prompt_tokens", state.promptTokens().length);
-            usage.put("completion_tokens", state.generatedTokens());
-            usage.put("total_tokens", state.promptTokens().length + state.generatedTokens());
+            root.set("usage", counts(state.promptTokens().length, state.generatedTokens()));
         } else if (usageInChunks) {
             root.putNull("usage");
         }
@@ -97,11 +94,17 @@ final class ResponseEnvelope {
                 cached += finished.usage().cachedPromptTokens();
             }
         }
+        ObjectNode usage = counts(prompt, completion);
+        usage.putObject("prompt_tokens_details").put("cached_tokens", cached);
+        return usage;
+    }
+
+    /** OpenAI's token counts: prompt, completion and their total. */
+    private static ObjectNode counts(int prompt, int completion) {
         ObjectNode usage = Json.object();
         usage.put("prompt_tokens", prompt);
         usage.put("completion_tokens", completion);
         usage.put("total_tokens", prompt + completion);
-        usage.putObject("prompt_tokens_details").put("cached_tokens", cached);
         return usage;
     }
 

@@ -33,8 +33,8 @@ final class ActiveRequest {
     private final TokenHistory history;
     /** The request's logit_bias as a draw carries it. */
     private final DrawBias logitBias;
-    /** The JSON object the output is held to (response_format json_object), or null. */
-    private final JsonConstraint json;
+    /** The grammar the output is held to (response_format json_object or json_schema, a choice), or null. */
+    private final GrammarConstraint grammar;
     /** The uniform number handed out with {@link #nextDraw} for the next token; NaN when none is pending. */
     private double pendingUniform = Double.NaN;
     /** The uniform number of the token after the pending one, handed out by {@link #drawAhead}; NaN when none. */
@@ -66,10 +66,10 @@ final class ActiveRequest {
         this(id, request, maxTokens, endIds, decoder, null, stream, onEnd);
     }
 
-    /** @param json the JSON object the output is held to, or null */
+    /** @param grammar the grammar the output is held to, or null */
     ActiveRequest(String id, EngineRequest request, int maxTokens, Set<Integer> endIds, StreamingDecoder decoder,
-            JsonConstraint json, RequestStream stream, Consumer<String> onEnd) {
-        this.json = json;
+            GrammarConstraint grammar, RequestStream stream, Consumer<String> onEnd) {
+        this.grammar = grammar;
         this.onEnd = onEnd;
         this.id = id;
         this.request = request;
@@ -218,13 +218,13 @@ final class ActiveRequest {
     }
 
     /**
-     * No logprobs, no penalties (whose lists hold the generated tokens), no JSON constraint (which
+     * No logprobs, no penalties (whose lists hold the generated tokens), no grammar (which
      * reads the logits on the host), and a token to make.
      */
     private boolean needsOnlyItsToken() {
         SamplingParams sampling = request.sampling();
         return request.logprobs() < 0 && sampling.repetitionPenalty() == 1 && sampling.presencePenalty() == 0
-                && sampling.frequencyPenalty() == 0 && json == null && maxTokens > 0;
+                && sampling.frequencyPenalty() == 0 && grammar == null && maxTokens > 0;
     }
 
     /**
@@ -235,7 +235,7 @@ final class ActiveRequest {
      */
     Batch.Draw nextDraw() {
         SamplingParams sampling = request.sampling();
-        if (needsOnlyGreedyToken() || request.logprobs() >= 0 || json != null || maxTokens == 0) {
+        if (needsOnlyGreedyToken() || request.logprobs() >= 0 || grammar != null || maxTokens == 0) {
             return null;
         }
         if (Double.isNaN(pendingUniform)) {
@@ -337,7 +337,7 @@ final class ActiveRequest {
             return finish(FinishReason.LENGTH, null, null, "");
         }
         int token;
-        float[] allowed = logits == null || json == null ? logits : json.mask(logits);
+        float[] allowed = logits == null || grammar == null ? logits : grammar.mask(logits, endIds);
         if (logits == null) {
             token = chosen;
         } else if (!Double.isNaN(pendingUniform)) {
@@ -386,9 +386,9 @@ final class ActiveRequest {
         if (request.sampling().stopTokenIds().contains(token)) {
             return finish(FinishReason.STOP, null, token, releasedAtEnd());
         }
-        if (json != null) {
-            json.accept(token);
-            if (json.complete()) {
+        if (grammar != null) {
+            grammar.accept(token);
+            if (grammar.done()) {
                 return finish(FinishReason.STOP, null, null, releasedAtEnd());
             }
         }

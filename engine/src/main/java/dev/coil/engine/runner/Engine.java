@@ -43,8 +43,8 @@ public final class Engine implements AutoCloseable {
     private final Map<String, ActiveRequest> requests = new ConcurrentHashMap<>();
     private final AtomicLong nextId = new AtomicLong();
     private volatile boolean accepting = true;
-    /** Each token's text alone, for requests held to JSON; made on the first such request. */
-    private volatile String[] jsonVocabulary;
+    /** The vocabulary as grammars walk it, for requests held to one; made on the first such request. */
+    private volatile VocabularyTrie grammarVocabulary;
     private final AtomicBoolean stopped = new AtomicBoolean();
 
     private Engine(LoadedModel loaded, Backend backend, EngineOptions options, ContextParallelism parallelism) {
@@ -182,15 +182,17 @@ public final class Engine implements AutoCloseable {
         for (int token : request.sampling().logitBias().keySet()) {
             requireInVocabulary("logit_bias: token id", token, vocab);
         }
-        if (request.sampling().jsonObject() && !loaded.hasTokenizer()) {
-            throw new IllegalArgumentException("response_format: json_object needs the model's tokenizer.json");
+        OutputGrammar grammar = request.sampling().grammar();
+        if (grammar != null && !loaded.hasTokenizer()) {
+            throw new IllegalArgumentException("response_format: a grammar for the output needs the model's "
+                    + "tokenizer.json");
         }
         String id = "req-" + nextId.incrementAndGet();
         RequestStream stream = new RequestStream(id, this);
         StreamingDecoder decoder = loaded.hasTokenizer() ? new StreamingDecoder(loaded.tokenizer(),
                 request.sampling().skipSpecialTokens()) : null;
-        JsonConstraint json = request.sampling().jsonObject() ? new JsonConstraint(jsonVocabulary()) : null;
-        ActiveRequest active = new ActiveRequest(id, request, maxTokens, loaded.endOfSequenceIds(), decoder, json,
+        GrammarConstraint constraint = grammar == null ? null : new GrammarConstraint(grammar, grammarVocabulary());
+        ActiveRequest active = new ActiveRequest(id, request, maxTokens, loaded.endOfSequenceIds(), decoder, constraint,
                 stream, requests::remove);
         boolean sharded = lane != null && shards(request.promptLength(), maxTokens);
         requests.put(id, active);
@@ -202,17 +204,18 @@ public final class Engine implements AutoCloseable {
         return stream;
     }
 
-    private String[] jsonVocabulary() {
-        String[] texts = jsonVocabulary;
-        if (texts == null) {
+    /** The vocabulary as grammars walk it, built at the first request with a grammar. */
+    private VocabularyTrie grammarVocabulary() {
+        VocabularyTrie vocabulary = grammarVocabulary;
+        if (vocabulary == null) {
             synchronized (this) {
-                if (jsonVocabulary == null) {
-                    jsonVocabulary = JsonConstraint.vocabularyTexts(loaded.tokenizer(), loaded.config().vocabSize());
+                if (grammarVocabulary == null) {
+                    grammarVocabulary = VocabularyTrie.of(loaded.tokenizer(), loaded.config().vocabSize());
                 }
-                texts = jsonVocabulary;
+                vocabulary = grammarVocabulary;
             }
         }
-        return texts;
+        return vocabulary;
     }
 
     /**

@@ -35,8 +35,8 @@ import java.util.TreeMap;
  *        ends the output text
  * @param skipSpecialTokens vLLM's skip_special_tokens: leave special tokens' text out of the output text (the
  *        default, as transformers decodes); false spells them out
- * @param jsonObject OpenAI's response_format json_object: the output is held to one JSON object, and ends
- *        when it closes
+ * @param grammar what the output is held to, token by token (OpenAI's response_format json_object and
+ *        json_schema, vLLM's structured outputs), or null for free text
  * @param logitBias OpenAI's logit_bias: per token id, a number in [-100, 100] added to its logit before the
  *        penalties and every other step (as vLLM applies it); -100 all but bans a token, 100 all but forces it
  */
@@ -55,7 +55,7 @@ public record SamplingParams(
         int minTokens,
         boolean includeStopStringInOutput,
         boolean skipSpecialTokens,
-        boolean jsonObject,
+        OutputGrammar grammar,
         Map<Integer, Float> logitBias) {
 
     /** The largest |bias| logit_bias takes, as OpenAI's API bounds it. */
@@ -136,7 +136,7 @@ public record SamplingParams(
                 .minTokens(minTokens)
                 .includeStopStringInOutput(includeStopStringInOutput)
                 .skipSpecialTokens(skipSpecialTokens)
-                .jsonObject(jsonObject)
+                .grammar(grammar)
                 .logitBias(logitBias);
     }
 
@@ -200,8 +200,8 @@ public record SamplingParams(
         return toBuilder().skipSpecialTokens(value).build();
     }
 
-    public SamplingParams withJsonObject(boolean value) {
-        return toBuilder().jsonObject(value).build();
+    public SamplingParams withGrammar(OutputGrammar value) {
+        return toBuilder().grammar(value).build();
     }
 
     public SamplingParams withLogitBias(Map<Integer, Float> value) {
@@ -234,7 +234,7 @@ public record SamplingParams(
         private int minTokens = 0;
         private boolean includeStopStringInOutput = false;
         private boolean skipSpecialTokens = true;
-        private boolean jsonObject = false;
+        private OutputGrammar grammar;
         private Map<Integer, Float> logitBias = Map.of();
 
         private Builder() {
@@ -310,8 +310,9 @@ public record SamplingParams(
             return this;
         }
 
-        public Builder jsonObject(boolean value) {
-            jsonObject = value;
+        /** What the output is held to; null (the default) for free text. */
+        public Builder grammar(OutputGrammar value) {
+            grammar = value;
             return this;
         }
 
@@ -323,7 +324,7 @@ public record SamplingParams(
         public SamplingParams build() {
             return new SamplingParams(temperature, topK, topP, minP, repetitionPenalty, presencePenalty,
                     frequencyPenalty, seed, stopTokenIds, stopStrings, maxTokens, minTokens,
-                    includeStopStringInOutput, skipSpecialTokens, jsonObject, logitBias);
+                    includeStopStringInOutput, skipSpecialTokens, grammar, logitBias);
         }
     }
 }

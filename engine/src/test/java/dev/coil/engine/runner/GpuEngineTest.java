@@ -299,23 +299,25 @@ class GpuEngineTest {
     }
 
     /**
-     * JSON mode on the GPU backend (its logits read on the host each step): every output holds to
-     * the grammar and ends (STOP) exactly when its object closes.
+     * Structured outputs on the GPU backend (their logits read on the host each step): JSON mode and a
+     * JSON schema; every output holds to its grammar and ends (STOP) exactly when it is whole.
      */
     @ParameterizedTest(name = "{0}")
     @MethodSource("models")
-    void jsonObjectRequestsHoldToTheGrammar(String fixture) throws Exception {
+    void structuredOutputsHoldToTheirGrammar(String fixture) throws Exception {
         int vocab = TestModels.load(fixture).config().vocabSize();
         try (Engine engine = start(fixture, EngineTest.SMALL, true)) {
-            for (int seed = 0; seed < 4; seed++) {
-                SamplingParams params = SamplingParams.builder().temperature(seed == 0 ? 0 : 1.2).seed((long) seed)
-                        .maxTokens(24).jsonObject(true).build();
+            for (int seed = 0; seed < 8; seed++) {
+                OutputGrammar grammar = seed < 4 ? OutputGrammar.jsonObject()
+                        : OutputGrammar.jsonSchema(StructuredOutputTest.RECORD);
+                SamplingParams params = SamplingParams.builder().temperature(seed % 4 == 0 ? 0 : 1.2).seed((long) seed)
+                        .maxTokens(40).grammar(grammar).build();
                 EngineRuns.Outcome outcome = EngineRuns.collect(engine.submit(new EngineRequest(
                         prompt(vocab, 11, seed), params, false, -1, -1)));
                 assertThat(outcome.failed()).as("seed %d", seed).isNull();
-                JsonGrammar grammar = new JsonGrammar();
-                assertThat(grammar.acceptAll(outcome.text())).as("seed %d: %s", seed, outcome.text()).isTrue();
-                assertThat(outcome.finished().reason() == FinishReason.STOP).isEqualTo(grammar.complete());
+                GrammarCursor cursor = new GrammarCursor(grammar);
+                assertThat(cursor.acceptAll(outcome.text())).as("seed %d: %s", seed, outcome.text()).isTrue();
+                assertThat(outcome.finished().reason() == FinishReason.STOP).isEqualTo(cursor.done());
             }
         }
     }

@@ -13,7 +13,10 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
-/** The JSON object grammar against Jackson: what it takes whole, what it refuses, and where. */
+/**
+ * The JSON object grammar (response_format json_object) against Jackson: what it takes whole, what it
+ * refuses, and where.
+ */
 class JsonGrammarTest {
 
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -21,12 +24,13 @@ class JsonGrammarTest {
     /** Every prefix is taken and incomplete; the whole text completes the grammar. */
     private static void assertWholeObject(String text) throws Exception {
         assertThat(JSON.readTree(text)).as("Jackson reads %s", text).isInstanceOf(ObjectNode.class);
-        JsonGrammar grammar = new JsonGrammar();
+        GrammarCursor grammar = new GrammarCursor(OutputGrammar.jsonObject());
         for (int i = 0; i < text.length(); i++) {
-            assertThat(grammar.complete()).as("complete before %d of %s", i, text).isFalse();
+            assertThat(grammar.done()).as("done before %d of %s", i, text).isFalse();
+            assertThat(grammar.mayEnd()).as("may end before %d of %s", i, text).isFalse();
             assertThat(grammar.accept(text.charAt(i))).as("character %d of %s", i, text).isTrue();
         }
-        assertThat(grammar.complete()).as("complete after %s", text).isTrue();
+        assertThat(grammar.done()).as("done after %s", text).isTrue();
     }
 
     @ParameterizedTest
@@ -56,12 +60,13 @@ class JsonGrammarTest {
     @ValueSource(strings = {
         "|[1]", "|\"a\"", "{\"a\" |1}", "{\"a\":0|1}", "{\"a\":1,|}", "{\"a\":tru|}", "{\"a\":\"x|\n\"}",
         "{\"a\":\"\\|x\"}", "{\"a\":\"\\u12|g4\"}", "{}|}", "{}| ", "{\"a\":-|}", "{\"a\":1.|}", "{\"a\":1e|}",
-        "{|'a':1}", "| {}", "{\"a\":[1|}", "{\"a\":{\"b\":1|]}", "{\"a\":\"\\u00|٣0\"}", "{|,}"
+        "{|'a':1}", "| {}", "{\"a\":[1|}", "{\"a\":{\"b\":1|]}", "{\"a\":\"\\u00|٣0\"}", "{|,}",
+        "{\"a\":\"\\uD|C00\"}", "{\"a\":\"\\uD83D|x\"}", "{\"a\":\"\\uD83D\\uD|83D\"}", "{\"\\udB00|\":1}"
     })
     void refusesTheFirstCharacterNoObjectContinuesWith(String marked) {
         int at = marked.indexOf('|');
         String text = marked.substring(0, at) + marked.substring(at + 1);
-        JsonGrammar grammar = new JsonGrammar();
+        GrammarCursor grammar = new GrammarCursor(OutputGrammar.jsonObject());
         for (int i = 0; i < at; i++) {
             assertThat(grammar.accept(text.charAt(i))).as("character %d of %s", i, text).isTrue();
         }
@@ -70,25 +75,33 @@ class JsonGrammarTest {
 
     @Test
     void aRefusedCharacterLeavesTheStateAsItWas() throws Exception {
-        JsonGrammar grammar = new JsonGrammar();
+        GrammarCursor grammar = new GrammarCursor(OutputGrammar.jsonObject());
         assertThat(grammar.acceptAll("{\"a\":[12")).isTrue();
-        JsonGrammar before = grammar.copy();
+        GrammarCursor before = grammar.copy();
         for (String refused : List.of("}", "x", "-", "\"")) {
             assertThat(grammar.acceptAll(refused)).as(refused).isFalse();
         }
         assertThat(grammar.acceptAll("3]}")).isTrue();
-        assertThat(grammar.complete()).isTrue();
+        assertThat(grammar.done()).isTrue();
         assertThat(before.acceptAll(".5],\"b\":null}")).isTrue();
-        assertThat(before.complete()).isTrue();
+        assertThat(before.done()).isTrue();
     }
 
+    /** Between tokens: nothing, one space, or a line break and at most {@link GrammarFrame#MAX_INDENT} blanks. */
     @Test
-    void whitespaceRunsAreCapped() {
-        JsonGrammar grammar = new JsonGrammar();
-        assertThat(grammar.acceptAll("{" + " ".repeat(JsonGrammar.MAX_WHITESPACE_RUN))).isTrue();
+    void whitespaceIsASpaceOrALineBreakAndIndentation() {
+        GrammarCursor grammar = new GrammarCursor(OutputGrammar.jsonObject());
+        assertThat(grammar.acceptAll("{\n" + " \t".repeat(GrammarFrame.MAX_INDENT / 2))).isTrue();
+        assertThat(grammar.accept(' ')).isFalse();
         assertThat(grammar.accept('\n')).isFalse();
-        assertThat(grammar.acceptAll("\"k\":" + "\t".repeat(JsonGrammar.MAX_WHITESPACE_RUN) + "1}")).isTrue();
-        assertThat(grammar.complete()).isTrue();
+        assertThat(grammar.acceptAll("\"k\" :")).isTrue();
+        assertThat(grammar.accept('\t')).as("a tab only after a line break").isFalse();
+        assertThat(grammar.accept('\r')).isFalse();
+        assertThat(grammar.acceptAll(" ")).isTrue();
+        assertThat(grammar.accept(' ')).as("a second space").isFalse();
+        assertThat(grammar.accept('\n')).as("a line break after a space").isFalse();
+        assertThat(grammar.acceptAll("1\n}")).isTrue();
+        assertThat(grammar.done()).isTrue();
     }
 
     private static ObjectNode randomObject(Random random, int depth) {

@@ -68,7 +68,7 @@ record GenerationSettings(SamplingParams sampling, int choices, boolean stream, 
                     .minTokens(fields.integer("min_tokens", 0, Integer.MAX_VALUE, 0))
                     .includeStopStringInOutput(fields.bool("include_stop_str_in_output", false))
                     .skipSpecialTokens(fields.bool("skip_special_tokens", true))
-                    .jsonObject(jsonObject(fields))
+                    .grammar(StructuredOutput.parse(fields))
                     .logitBias(fields.tokenBiases("logit_bias", vocabSize, SamplingParams.MAX_LOGIT_BIAS))
                     .build();
         } catch (IllegalArgumentException e) {
@@ -127,17 +127,5 @@ record GenerationSettings(SamplingParams sampling, int choices, boolean stream, 
         if (fields.has("suffix") && !fields.string("suffix").isEmpty()) {
             throw ApiException.invalid("suffix", "suffix is not supported by this server");
         }
-    }
-
-    /** OpenAI's response_format: true for {"type": "json_object"}, false for text or none. */
-    private static boolean jsonObject(Fields fields) {
-        var format = fields.object("response_format");
-        String type = format == null ? "text" : new Fields(format).string("type");
-        if (!"text".equals(type) && !"json_object".equals(type)) {
-            throw ApiException.invalid("response_format", "response_format: only {\"type\": \"text\"} and "
-                    + "{\"type\": \"json_object\"} are supported, got "
-                    + (type == null ? "no type" : "\"" + type + "\""));
-        }
-        return "json_object".equals(type);
     }
 }

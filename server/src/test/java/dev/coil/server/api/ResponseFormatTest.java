@@ -3,6 +3,8 @@ package dev.coil.server.api;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.networknt.schema.SchemaRegistry;
+import com.networknt.schema.SpecificationVersion;
 import dev.coil.server.TestServer;
 import java.net.http.HttpResponse;
 import java.util.ArrayList;
@@ -12,9 +14,10 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
- * OpenAI's response_format json_object on the demo model, which was never trained on JSON: whole
- * answers and streams hold one JSON object (or, cut by max_tokens, its start); other formats are a
- * 400.
+ * Structured outputs on the demo model, which was never trained on JSON: OpenAI's response_format
+ * json_object and json_schema, vLLM's structured_outputs and guided_json / guided_choice. Whole answers
+ * and streams hold to the grammar (a JSON object, a value networknt's validator accepts, one of the
+ * choices); cut by max_tokens, they are its start. What Coil cannot hold output to is a 400 naming it.
  */
 class ResponseFormatTest {
 
@@ -46,22 +49,101 @@ class ResponseFormatTest {
                 assertThat(TestServer.JSON.readTree(content).isObject()).as(content).isTrue();
                 closed.add(content);
             }
-            StringBuilder streamed = new StringBuilder();
-            TestServer.events(server.post("/v1/chat/completions", "{" + request + ", \"stream\": true}").body())
-                    .forEach(event -> streamed.append(event.at("/choices/0/delta/content").asText("")));
-            assertThat(streamed.toString()).isEqualTo(content);
+            assertStreamedAs(request, content);
         }
         System.out.println("[json] closed objects: " + closed);
         assertThat(closed).as("answers that closed their object").isNotEmpty();
     }
 
+    static final String SCHEMA = """
+            {"type": "object",
+             "properties": {"word": {"type": "string", "maxLength": 8},
+                            "count": {"type": "integer"},
+                            "kind": {"enum": ["noun", "verb", "other"]}},
+             "required": ["word", "count", "kind"], "additionalProperties": false}""";
+
     @Test
-    void otherFormatsAreRefusedByName() {
-        HttpResponse<String> schema = server.post("/v1/completions", "{\"prompt\": \"x\", \"response_format\": "
-                + "{\"type\": \"json_schema\", \"json_schema\": {\"name\": \"a\", \"schema\": {}}}}");
-        assertThat(schema.statusCode()).isEqualTo(400);
-        JsonNode error = TestServer.parse(schema.body()).get("error");
-        assertThat(error.get("param").asText()).isEqualTo("response_format");
-        assertThat(error.get("message").asText()).contains("json_schema");
+    void jsonSchemaAnswersAreValid() throws Exception {
+        List<String> whole = new ArrayList<>();
+        for (int seed = 0; seed < 4; seed++) {
+            String request = "\"messages\": [{\"role\": \"user\", \"content\": \"Describe apt as JSON.\"}], "
+                    + "\"max_tokens\": 64, \"temperature\": 0.9, \"seed\": " + seed
+                    + ", \"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"name\": \"word\", "
+                    + "\"strict\": true, \"schema\": " + SCHEMA + "}}";
+            JsonNode choice = server.postJson("/v1/chat/completions", "{" + request + "}").at("/choices/0");
+            String content = choice.at("/message/content").asText();
+            assertThat(content).startsWith("{");
+            if (choice.get("finish_reason").asText().equals("stop")) {
+                assertThat(errors(SCHEMA, content)).as(content).isEmpty();
+                whole.add(content);
+            }
+            assertStreamedAs(request, content);
+        }
+        System.out.println("[json_schema] whole answers: " + whole);
+        assertThat(whole).as("answers that ended by themselves").isNotEmpty();
+    }
+
+    /** vLLM's spellings: structured_outputs (json, choice) and the older guided_json and guided_choice. */
+    @Test
+    void vllmStructuredOutputsHoldTheAnswer() throws Exception {
+        String prompt = "\"prompt\": \"The word is\", \"max_tokens\": 64, \"temperature\": 0";
+        for (String field : List.of("\"structured_outputs\": {\"choice\": [\"yes\", \"no\", \"not sure\"]}",
+                "\"guided_choice\": [\"yes\", \"no\", \"not sure\"]")) {
+            JsonNode choice = server.postJson("/v1/completions", "{" + prompt + ", " + field + "}").at("/choices/0");
+            assertThat(choice.get("text").asText()).as(field).isIn("yes", "no", "not sure");
+            assertThat(choice.get("finish_reason").asText()).isEqualTo("stop");
+        }
+        for (String field : List.of("\"structured_outputs\": {\"json\": " + SCHEMA + "}",
+                "\"guided_json\": " + TestServer.JSON.writeValueAsString(SCHEMA))) {
+            JsonNode choice = server.postJson("/v1/completions", "{" + prompt + ", " + field + "}").at("/choices/0");
+            String text = choice.get("text").asText();
+            assertThat(text).as(field).startsWith("{");
+            if (choice.get("finish_reason").asText().equals("stop")) {
+                assertThat(errors(SCHEMA, text)).as(text).isEmpty();
+            }
+        }
+    }
+
+    @Test
+    void whatCannotBeHeldIsRefusedByName() {
+        assertRefused("\"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"name\": \"a\", "
+                + "\"schema\": {\"type\": \"string\", \"pattern\": \"^a+$\"}}}", "response_format",
+                "response_format.json_schema.schema: at #: the keyword \"pattern\" is not supported");
+        assertRefused("\"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"schema\": "
+                + "{\"$ref\": \"#/$defs/Gone\"}}}", "response_format", "points to nothing");
+        assertRefused("\"response_format\": {\"type\": \"xml\"}", "response_format", "\"xml\"");
+        assertRefused("\"response_format\": {\"type\": \"json_schema\"}", "response_format", "json_schema must be");
+        assertRefused("\"guided_regex\": \"a+\"", "guided_regex", "not supported");
+        assertRefused("\"structured_outputs\": {\"regex\": \"a+\"}", "structured_outputs", "regex is not supported");
+        assertRefused("\"structured_outputs\": {}", "structured_outputs", "one of json, json_object and choice");
+        assertRefused("\"guided_choice\": \"yes\"", "guided_choice", "non-empty array of strings");
+        assertRefused("\"guided_choice\": [\"\"]", "guided_choice", "non-empty strings");
+        assertRefused("\"guided_json\": \"{\\\"type\\\": \"", "guided_json", "not JSON");
+        assertRefused("\"response_format\": {\"type\": \"json_object\"}, \"guided_choice\": [\"a\"]", "guided_choice",
+                "give one of response_format and guided_choice");
+    }
+
+    /** The same chat request streamed gives the same content. */
+    private static void assertStreamedAs(String request, String content) {
+        StringBuilder streamed = new StringBuilder();
+        TestServer.events(server.post("/v1/chat/completions", "{" + request + ", \"stream\": true}").body())
+                .forEach(event -> streamed.append(event.at("/choices/0/delta/content").asText("")));
+        assertThat(streamed.toString()).isEqualTo(content);
+    }
+
+    private static void assertRefused(String field, String param, String message) {
+        HttpResponse<String> response = server.post("/v1/completions", "{\"prompt\": \"x\", " + field + "}");
+        assertThat(response.statusCode()).as(field).isEqualTo(400);
+        JsonNode error = TestServer.parse(response.body()).get("error");
+        assertThat(error.get("param").asText()).as(field).isEqualTo(param);
+        assertThat(error.get("message").asText()).as(field).contains(message);
+        assertThat(error.get("type").asText()).isEqualTo("invalid_request_error");
+    }
+
+    /** networknt's JSON Schema validator (draft 2020-12) on {@code text}: its complaints, none when valid. */
+    private static List<String> errors(String schema, String text) throws Exception {
+        return SchemaRegistry.withDefaultDialect(SpecificationVersion.DRAFT_2020_12)
+                .getSchema(TestServer.JSON.readTree(schema)).validate(TestServer.JSON.readTree(text))
+                .stream().map(Object::toString).toList();
     }
 }

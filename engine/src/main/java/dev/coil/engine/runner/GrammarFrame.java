@@ -1,0 +1,440 @@
+package dev.coil.engine.runner;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * One way the output may stand within its grammar: the innermost value being spelled, and, through
+ * each frame's parent, the values around it (a stack that frames share, never change). {@link #feed}
+ * gives the frames one more character leads to: none when the character cannot come next, several
+ * where the grammar cannot tell yet which of its alternatives the text follows. {@link GrammarState}
+ * holds the set.
+ *
+ * <p>Text is JSON as RFC 8259 writes it, with no whitespace before the first value or after the
+ * last, and between a container's tokens either nothing, one space, or a line break and up to
+ * {@link #MAX_INDENT} spaces or tabs (llama.cpp's JSON grammars allow the same): a model held to the
+ * grammar would otherwise fill its tokens with blank lines, which JSON allows. This takes JSON written
+ * compact and indented. Characters are UTF-16 units as decoded text holds them; a string takes any
+ * from U+0020 on but the quote and the backslash (U+FFFD included, which stands for a token's
+ * incomplete UTF-8).
+ */
+sealed interface GrammarFrame {
+
+    /** Most spaces or tabs after a line break between tokens (indentation ten levels deep at two spaces). */
+    int MAX_INDENT = 20;
+
+    /** Adds to {@code out} the frames that {@code c} leads to from this one (none: it cannot come next). */
+    void feed(char c, List<GrammarFrame> out);
+
+    /** Whether the text may end here: the output's value is whole. */
+    boolean mayEnd();
+
+    /** A container waiting on a value, once that value is whole. */
+    default GrammarFrame valueDone() {
+        throw new IllegalStateException(this + " waits on no value");
+    }
+
+    /** What any JSON value may be. */
+    List<ValueRule> ANY_VALUE = List.of(ValueRule.ObjectRule.ANY, ValueRule.ArrayRule.ANY, ValueRule.StringRule.ANY,
+            ValueRule.NumberRule.NUMBER, ValueRule.LiteralRule.TRUE_FALSE_NULL);
+
+    /** The frames of a value of {@code rule} whose first character is {@code c}, inside {@code parent}. */
+    static void startValue(ValueRule rule, GrammarFrame parent, char c, List<GrammarFrame> out) {
+        switch (rule) {
+            case ValueRule.AnyValue any -> {
+                for (ValueRule alternative : ANY_VALUE) {
+                    startValue(alternative, parent, c, out);
+                }
+            }
+            case ValueRule.UnionRule union -> {
+                for (ValueRule alternative : union.alternatives) {
+                    startValue(alternative, parent, c, out);
+                }
+            }
+            case ValueRule.Reference reference -> startValue(reference.target, parent, c, out);
+            case ValueRule.ObjectRule object -> {
+                if (c == '{') {
+                    out.add(new ObjectFrame(object, parent, ObjectFrame.OPEN, 0, -1, "", 0, 0));
+                }
+            }
+            case ValueRule.ArrayRule array -> {
+                if (c == '[') {
+                    out.add(new ArrayFrame(array, parent, ArrayFrame.OPEN, 0, 0));
+                }
+            }
+            case ValueRule.StringRule string -> {
+                if (c == '"') {
+                    out.add(new StringFrame(string, parent, StringLexer.NORMAL, 0));
+                }
+            }
+            case ValueRule.NumberRule number -> NumberFrame.start(number.integer, parent, c, out);
+            case ValueRule.LiteralRule literal -> new LiteralFrame(literal.texts, 0, parent).feed(c, out);
+        }
+    }
+
+    static boolean isWhitespace(char c) {
+        return c == ' ' || c == '\n' || c == '\t' || c == '\r';
+    }
+
+    /**
+     * The whitespace between two tokens after {@code c}, or -1 when {@code c} may not come: 0 none yet,
+     * 1 one space (nothing more), 2 + k a line break and k spaces or tabs.
+     */
+    static int whitespaceAfter(int whitespace, char c) {
+        if (whitespace == 0) {
+            return c == ' ' ? 1 : c == '\n' ? 2 : -1;
+        }
+        return whitespace >= 2 && whitespace - 2 < MAX_INDENT && (c == ' ' || c == '\t') ? whitespace + 1 : -1;
+    }
+
+    /** Before the output's first character: its value starts here, with no whitespace before it. */
+    record Start(ValueRule rule) implements GrammarFrame {
+        @Override
+        public void feed(char c, List<GrammarFrame> out) {
+            startValue(rule, Top.INSTANCE, c, out);
+        }
+
+        @Override
+        public boolean mayEnd() {
+            return false;
+        }
+    }
+
+    /** The parent of the output's value: once that is whole, nothing follows. */
+    record Top() implements GrammarFrame {
+        static final Top INSTANCE = new Top();
+
+        @Override
+        public void feed(char c, List<GrammarFrame> out) {
+        }
+
+        @Override
+        public boolean mayEnd() {
+            return false;
+        }
+
+        @Override
+        public GrammarFrame valueDone() {
+            return Done.INSTANCE;
+        }
+    }
+
+    /** The output's value is whole and nothing may follow it. */
+    record Done() implements GrammarFrame {
+        static final Done INSTANCE = new Done();
+
+        @Override
+        public void feed(char c, List<GrammarFrame> out) {
+        }
+
+        @Override
+        public boolean mayEnd() {
+            return true;
+        }
+    }
+
+    /**
+     * Inside an object. {@code next} is the first listed property still to come; {@code chosen} the one
+     * whose value is being spelled (-1 an additional key's); {@code key} and {@code escape} the key typed
+     * so far, in stage KEY.
+     */
+    record ObjectFrame(ValueRule.ObjectRule rule, GrammarFrame parent, int stage, int next, int chosen, String key,
+            int escape, int whitespace) implements GrammarFrame {
+        static final int OPEN = 0;        // after '{': a key or '}'
+        static final int KEY = 1;         // inside a key
+        static final int COLON = 2;       // after a key
+        static final int VALUE = 3;       // after ':'
+        static final int IN_VALUE = 4;    // the parent of the value being spelled
+        static final int AFTER_VALUE = 5; // ',' or '}'
+        static final int COMMA = 6;       // after ',': a key
+
+        @Override
+        public void feed(char c, List<GrammarFrame> out) {
+            if (stage == KEY) {
+                feedKey(c, out);
+                return;
+            }
+            if (stage == IN_VALUE) {
+                return;
+            }
+            if (isWhitespace(c)) {
+                int after = whitespaceAfter(whitespace, c);
+                if (after >= 0) {
+                    out.add(new ObjectFrame(rule, parent, stage, next, chosen, key, escape, after));
+                }
+                return;
+            }
+            switch (stage) {
+                case OPEN, COMMA -> {
+                    if (c == '"' && mayTakeKey()) {
+                        out.add(new ObjectFrame(rule, parent, KEY, next, chosen, "", StringLexer.NORMAL, 0));
+                    } else if (c == '}' && stage == OPEN && rule.mayClose(next)) {
+                        out.add(parent.valueDone());
+                    }
+                }
+                case COLON -> {
+                    if (c == ':') {
+                        out.add(new ObjectFrame(rule, parent, VALUE, next, chosen, "", 0, 0));
+                    }
+                }
+                case VALUE -> {
+                    ValueRule value = chosen < 0 ? rule.additional : rule.properties.get(chosen).value();
+                    startValue(value, new ObjectFrame(rule, parent, IN_VALUE, next, chosen, "", 0, 0), c, out);
+                }
+                default -> { // AFTER_VALUE
+                    if (c == ',' && mayTakeKey()) {
+                        out.add(new ObjectFrame(rule, parent, COMMA, next, -1, "", 0, 0));
+                    } else if (c == '}' && rule.mayClose(next)) {
+                        out.add(parent.valueDone());
+                    }
+                }
+            }
+        }
+
+        /** Whether a key may come: a listed property is still to come, or an additional key may. */
+        private boolean mayTakeKey() {
+            return next < rule.properties.size() || mayTakeAdditionalKey();
+        }
+
+        /** Additional keys come after every required property. */
+        private boolean mayTakeAdditionalKey() {
+            return rule.additional != null && rule.mayClose(next);
+        }
+
+        /** The listed properties that may come next: from {@code next} to the first required one. */
+        private int lastCandidate() {
+            return Math.min(rule.firstRequired(next), rule.properties.size() - 1);
+        }
+
+        private void feedKey(char c, List<GrammarFrame> out) {
+            if (escape == StringLexer.NORMAL && c == '"') {
+                for (int j = next; j <= lastCandidate(); j++) {
+                    if (rule.properties.get(j).keyText().equals(key)) {
+                        out.add(new ObjectFrame(rule, parent, COLON, j + 1, j, "", 0, 0));
+                        return;
+                    }
+                }
+                if (mayTakeAdditionalKey() && !isListedName(StringLexer.unescape(key))) {
+                    out.add(new ObjectFrame(rule, parent, COLON, rule.properties.size(), -1, "", 0, 0));
+                }
+                return;
+            }
+            int after = StringLexer.step(escape, c);
+            if (after < 0) {
+                return;
+            }
+            String typed = key + c;
+            boolean fits = mayTakeAdditionalKey();
+            for (int j = next; !fits && j <= lastCandidate(); j++) {
+                fits = rule.properties.get(j).keyText().startsWith(typed);
+            }
+            if (fits) {
+                out.add(new ObjectFrame(rule, parent, KEY, next, chosen, typed, after, 0));
+            }
+        }
+
+        private boolean isListedName(String name) {
+            for (ValueRule.Property property : rule.properties) {
+                if (property.name().equals(name)) {
+                    return true;
+                }
+            }
+            return false;
+        }
+
+        @Override
+        public GrammarFrame valueDone() {
+            return new ObjectFrame(rule, parent, AFTER_VALUE, next, -1, "", 0, 0);
+        }
+
+        @Override
+        public boolean mayEnd() {
+            return false;
+        }
+    }
+
+    /** Inside an array, {@code count} values in. */
+    record ArrayFrame(ValueRule.ArrayRule rule, GrammarFrame parent, int stage, int count, int whitespace)
+            implements GrammarFrame {
+        static final int OPEN = 0;        // after '[': a value or ']'
+        static final int IN_VALUE = 1;    // the parent of the value being spelled
+        static final int AFTER_VALUE = 2; // ',' or ']'
+        static final int COMMA = 3;       // after ',': a value
+
+        @Override
+        public void feed(char c, List<GrammarFrame> out) {
+            if (stage == IN_VALUE) {
+                return;
+            }
+            if (isWhitespace(c)) {
+                int after = whitespaceAfter(whitespace, c);
+                if (after >= 0) {
+                    out.add(new ArrayFrame(rule, parent, stage, count, after));
+                }
+                return;
+            }
+            switch (stage) {
+                case OPEN -> {
+                    if (c == ']' && rule.minItems == 0) {
+                        out.add(parent.valueDone());
+                    } else if (rule.maxItems > 0) {
+                        startValue(rule.items, new ArrayFrame(rule, parent, IN_VALUE, count, 0), c, out);
+                    }
+                }
+                case COMMA -> startValue(rule.items, new ArrayFrame(rule, parent, IN_VALUE, count, 0), c, out);
+                default -> { // AFTER_VALUE
+                    if (c == ',' && count < rule.maxItems) {
+                        out.add(new ArrayFrame(rule, parent, COMMA, count, 0));
+                    } else if (c == ']' && count >= rule.minItems) {
+                        out.add(parent.valueDone());
+                    }
+                }
+            }
+        }
+
+        @Override
+        public GrammarFrame valueDone() {
+            return new ArrayFrame(rule, parent, AFTER_VALUE, count + 1, 0);
+        }
+
+        @Override
+        public boolean mayEnd() {
+            return false;
+        }
+    }
+
+    /** Inside a string, {@code length} characters in. */
+    record StringFrame(ValueRule.StringRule rule, GrammarFrame parent, int escape, int length) implements GrammarFrame {
+        @Override
+        public void feed(char c, List<GrammarFrame> out) {
+            if (escape == StringLexer.NORMAL && c == '"') {
+                if (length >= rule.minLength) {
+                    out.add(parent.valueDone());
+                }
+                return;
+            }
+            int after = StringLexer.step(escape, c);
+            if (after < 0) {
+                return;
+            }
+            // An escape's characters count once it ends; none may start where the string is full.
+            int counted = length + (StringLexer.endsCharacter(escape, after, c) || after != StringLexer.NORMAL ? 1 : 0);
+            if (counted <= rule.maxLength) {
+                int kept = after == StringLexer.NORMAL ? counted : length;
+                // Without a most, the count matters only up to the least: states inside a long string repeat.
+                out.add(new StringFrame(rule, parent, after,
+                        rule.maxLength == Integer.MAX_VALUE ? Math.min(kept, rule.minLength) : kept));
+            }
+        }
+
+        @Override
+        public boolean mayEnd() {
+            return false;
+        }
+    }
+
+    /**
+     * Inside a number, {@code digits} digits into its current part; a character that cannot continue
+     * it ends it, and counts as after the value. Parts are bounded, as llama.cpp's JSON grammars bound
+     * them, so that a model cannot spin a number out forever: at most {@link #MAX_DIGITS} digits
+     * before and after the point (a long's 19 and a double's 17 fit), and {@link #MAX_EXPONENT_DIGITS}
+     * in the exponent.
+     */
+    record NumberFrame(boolean integer, GrammarFrame parent, int stage, int digits) implements GrammarFrame {
+        static final int MAX_DIGITS = 20;
+        static final int MAX_EXPONENT_DIGITS = 3;
+
+        static final int MINUS = 0;           // after '-'
+        static final int ZERO = 1;            // after a leading 0
+        static final int DIGITS = 2;          // in the integer digits (not a leading 0)
+        static final int POINT = 3;           // after '.'
+        static final int FRACTION = 4;        // in the fraction's digits
+        static final int EXPONENT = 5;        // after 'e' or 'E'
+        static final int EXPONENT_SIGN = 6;   // after the exponent's sign
+        static final int EXPONENT_DIGITS = 7; // in the exponent's digits
+
+        static void start(boolean integer, GrammarFrame parent, char c, List<GrammarFrame> out) {
+            if (c == '-') {
+                out.add(new NumberFrame(integer, parent, MINUS, 0));
+            } else if (c == '0') {
+                out.add(new NumberFrame(integer, parent, ZERO, 1));
+            } else if (c >= '1' && c <= '9') {
+                out.add(new NumberFrame(integer, parent, DIGITS, 1));
+            }
+        }
+
+        @Override
+        public void feed(char c, List<GrammarFrame> out) {
+            int after = next(c);
+            if (after >= 0) {
+                boolean samePart = after == stage || (stage == POINT && after == FRACTION)
+                        || (stage == EXPONENT_SIGN || stage == EXPONENT) && after == EXPONENT_DIGITS;
+                int count = c >= '0' && c <= '9' ? (samePart ? digits + 1 : 1) : 0;
+                if (count <= (after == EXPONENT_DIGITS ? MAX_EXPONENT_DIGITS : MAX_DIGITS)) {
+                    out.add(new NumberFrame(integer, parent, after, count));
+                }
+            } else if (whole()) {
+                parent.valueDone().feed(c, out);
+            }
+        }
+
+        /** The stage {@code c} continues the number into, or -1. */
+        private int next(char c) {
+            boolean digit = c >= '0' && c <= '9';
+            boolean exponent = (c == 'e' || c == 'E') && !integer;
+            return switch (stage) {
+                case MINUS -> c == '0' ? ZERO : digit ? DIGITS : -1;
+                case ZERO -> c == '.' && !integer ? POINT : exponent ? EXPONENT : -1;
+                case DIGITS -> digit ? DIGITS : c == '.' && !integer ? POINT : exponent ? EXPONENT : -1;
+                case POINT, FRACTION -> digit ? FRACTION : exponent && stage == FRACTION ? EXPONENT : -1;
+                case EXPONENT -> c == '+' || c == '-' ? EXPONENT_SIGN : digit ? EXPONENT_DIGITS : -1;
+                default -> digit ? EXPONENT_DIGITS : -1; // EXPONENT_SIGN, EXPONENT_DIGITS
+            };
+        }
+
+        private boolean whole() {
+            return stage == ZERO || stage == DIGITS || stage == FRACTION || stage == EXPONENT_DIGITS;
+        }
+
+        @Override
+        public boolean mayEnd() {
+            return whole() && parent.valueDone().mayEnd();
+        }
+    }
+
+    /** Inside one of {@code candidates}, {@code position} characters in (each candidate agrees with them). */
+    record LiteralFrame(List<String> candidates, int position, GrammarFrame parent) implements GrammarFrame {
+        @Override
+        public void feed(char c, List<GrammarFrame> out) {
+            List<String> continuing = new ArrayList<>(candidates.size());
+            boolean allEnd = true;
+            for (String candidate : candidates) {
+                if (candidate.length() > position && candidate.charAt(position) == c) {
+                    continuing.add(candidate);
+                    allEnd &= candidate.length() == position + 1;
+                }
+            }
+            if (!continuing.isEmpty()) {
+                out.add(allEnd ? parent.valueDone() : new LiteralFrame(List.copyOf(continuing), position + 1, parent));
+            }
+            if (hasWhole()) {
+                parent.valueDone().feed(c, out);
+            }
+        }
+
+        /** Whether a candidate ends here (a number such as 1 beside 12 may end or go on). */
+        private boolean hasWhole() {
+            for (String candidate : candidates) {
+                if (candidate.length() == position) {
+                    return true;
+                }
+            }
+            return false;
+        }
+
+        @Override
+        public boolean mayEnd() {
+            return hasWhole() && parent.valueDone().mayEnd();
+        }
+    }
+}

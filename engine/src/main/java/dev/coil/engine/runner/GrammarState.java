@@ -1,0 +1,92 @@
+package dev.coil.engine.runner;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashSet;
+import java.util.List;
+
+/**
+ * Where a text stands in an {@link OutputGrammar}: the set of {@link GrammarFrame}s it may be in (one,
+ * unless the grammar cannot tell yet which alternative the text follows). States never change:
+ * {@link #feed} gives the next one, so that the constraint can try every token from the same state.
+ */
+final class GrammarState {
+
+    /** Most ways the text may stand at once; a character that would lead to more is refused. */
+    static final int MAX_FRAMES = 256;
+
+    private final GrammarFrame[] frames;
+
+    private GrammarState(GrammarFrame[] frames) {
+        this.frames = frames;
+    }
+
+    /** Before the first character of a text that {@code rule} holds. */
+    static GrammarState start(ValueRule rule) {
+        return new GrammarState(new GrammarFrame[] {new GrammarFrame.Start(rule)});
+    }
+
+    /** The state after {@code c}, or null when the grammar refuses it here. */
+    GrammarState feed(char c) {
+        return feed(c, new ArrayList<>(frames.length + 1));
+    }
+
+    /** As {@link #feed(char)}, with {@code scratch} (emptied first) to gather the next frames in. */
+    GrammarState feed(char c, List<GrammarFrame> scratch) {
+        List<GrammarFrame> next = scratch;
+        next.clear();
+        for (GrammarFrame frame : frames) {
+            frame.feed(c, next);
+        }
+        if (next.isEmpty()) {
+            return null;
+        }
+        if (next.size() > 1) {
+            next = new ArrayList<>(new LinkedHashSet<>(next));
+            if (next.size() > MAX_FRAMES) {
+                return null;
+            }
+        }
+        return new GrammarState(next.toArray(GrammarFrame[]::new));
+    }
+
+    /** The state after every character of {@code text}, or null at the first one refused. */
+    GrammarState feedAll(String text) {
+        GrammarState state = this;
+        for (int i = 0; i < text.length() && state != null; i++) {
+            state = state.feed(text.charAt(i));
+        }
+        return state;
+    }
+
+    /** States are equal when they hold the same frames: the same text may follow both. */
+    @Override
+    public boolean equals(Object other) {
+        return other instanceof GrammarState state && Arrays.equals(state.frames, frames);
+    }
+
+    @Override
+    public int hashCode() {
+        return Arrays.hashCode(frames);
+    }
+
+    /** Whether the text may end here: it is a whole sentence of the grammar. */
+    boolean mayEnd() {
+        for (GrammarFrame frame : frames) {
+            if (frame.mayEnd()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Whether the text is whole and nothing may follow it, so that the output ends here. */
+    boolean done() {
+        for (GrammarFrame frame : frames) {
+            if (!(frame instanceof GrammarFrame.Done)) {
+                return false;
+            }
+        }
+        return true;
+    }
+}

@@ -1,0 +1,405 @@
+package dev.coil.engine.runner;
+
+import com.fasterxml.jackson.core.JsonPointer;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Reads a JSON schema into the {@link ValueRule}s the output is held to. It takes the part of JSON
+ * Schema (2020-12) that structured outputs use, as OpenAI's strict mode and vLLM's xgrammar backend
+ * read it:
+ * <ul>
+ * <li>{@code type} (one or a list), {@code enum}, {@code const}, {@code anyOf}, {@code oneOf} (as
+ *     anyOf), an {@code allOf} of one schema, and {@code $ref} to a place in the same document
+ *     ({@code #}, {@code #/$defs/Name}, recursion included);</li>
+ * <li>objects: {@code properties}, spelled in their listed order, {@code required}, and
+ *     {@code additionalProperties} (false when absent beside {@code properties}, as strict mode has it;
+ *     additional keys come after the listed ones);</li>
+ * <li>arrays: {@code items}, {@code minItems}, {@code maxItems}; strings: {@code minLength},
+ *     {@code maxLength}.</li>
+ * </ul>
+ * Annotations ({@code title}, {@code description}, {@code default}, {@code format}, ...) are read past,
+ * as JSON Schema has {@code format} by default. Any other keyword is refused by name, rather than
+ * left unenforced.
+ */
+final class JsonSchemaCompiler {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** Keywords that say nothing about which values are valid. */
+    private static final Set<String> ANNOTATIONS = Set.of("title", "description", "default", "examples", "$schema",
+            "$id", "$comment", "deprecated", "readOnly", "writeOnly", "format", "contentMediaType", "contentEncoding",
+            "$defs", "definitions");
+    private static final Set<String> OBJECT_KEYWORDS = Set.of("properties", "required", "additionalProperties");
+    private static final Set<String> ARRAY_KEYWORDS = Set.of("items", "minItems", "maxItems");
+    private static final Set<String> STRING_KEYWORDS = Set.of("minLength", "maxLength");
+
+    private final JsonNode document;
+    private final Map<String, ValueRule.Reference> references = new HashMap<>();
+
+    private JsonSchemaCompiler(JsonNode document) {
+        this.document = document;
+    }
+
+    /** The rule of the whole document; IllegalArgumentException names what it cannot hold to. */
+    static ValueRule compile(JsonNode schema) {
+        JsonSchemaCompiler compiler = new JsonSchemaCompiler(schema);
+        ValueRule root = compiler.compile(schema, "#");
+        new StartCheck().check(root);
+        return root;
+    }
+
+    private ValueRule compile(JsonNode node, String path) {
+        if (node.isBoolean()) {
+            if (!node.booleanValue()) {
+                throw invalid(path, "the schema false allows no value");
+            }
+            return ValueRule.AnyValue.INSTANCE;
+        }
+        if (!node.isObject()) {
+            throw invalid(path, "a schema must be an object or a boolean");
+        }
+        Set<String> keywords = new LinkedHashSet<>();
+        node.fieldNames().forEachRemaining(name -> {
+            if (!ANNOTATIONS.contains(name)) {
+                keywords.add(name);
+            }
+        });
+        if (keywords.contains("$ref")) {
+            onlyBeside(keywords, path, "$ref");
+            return reference(text(node.get("$ref"), path + "/$ref"), path);
+        }
+        for (String union : List.of("anyOf", "oneOf")) {
+            if (keywords.contains(union)) {
+                onlyBeside(keywords, path, union);
+                List<ValueRule> alternatives = new ArrayList<>();
+                JsonNode list = nonEmptyArray(node.get(union), path + "/" + union);
+                for (int i = 0; i < list.size(); i++) {
+                    alternatives.add(compile(list.get(i), path + "/" + union + "/" + i));
+                }
+                return alternatives.size() == 1 ? alternatives.getFirst() : new ValueRule.UnionRule(alternatives);
+            }
+        }
+        if (keywords.contains("allOf")) {
+            onlyBeside(keywords, path, "allOf");
+            JsonNode list = nonEmptyArray(node.get("allOf"), path + "/allOf");
+            if (list.size() != 1) {
+                throw invalid(path + "/allOf", "allOf of more than one schema is not supported");
+            }
+            return compile(list.get(0), path + "/allOf/0");
+        }
+        List<String> types = types(node, keywords, path);
+        if (keywords.contains("enum") || keywords.contains("const")) {
+            return literals(node, keywords, types, path);
+        }
+        if (types == null) {
+            if (!keywords.isEmpty()) {
+                throw invalid(path, "give the schema a type for " + quoted(keywords.iterator().next()));
+            }
+            return ValueRule.AnyValue.INSTANCE;
+        }
+        Set<String> used = new HashSet<>(Set.of("type"));
+        List<ValueRule> rules = new ArrayList<>();
+        for (String type : types) {
+            switch (type) {
+                case "object" -> {
+                    rules.add(object(node, path));
+                    used.addAll(OBJECT_KEYWORDS);
+                }
+                case "array" -> {
+                    rules.add(array(node, path));
+                    used.addAll(ARRAY_KEYWORDS);
+                }
+                case "string" -> {
+                    int min = count(node, "minLength", 0, path);
+                    int max = count(node, "maxLength", Integer.MAX_VALUE, path);
+                    if (min > max) {
+                        throw invalid(path, "minLength " + min + " is more than maxLength " + max);
+                    }
+                    rules.add(min == 0 && max == Integer.MAX_VALUE ? ValueRule.StringRule.ANY
+                            : new ValueRule.StringRule(min, max));
+                    used.addAll(STRING_KEYWORDS);
+                }
+                case "number" -> rules.add(ValueRule.NumberRule.NUMBER);
+                case "integer" -> rules.add(ValueRule.NumberRule.INTEGER);
+                case "boolean" -> rules.add(ValueRule.LiteralRule.BOOLEAN);
+                case "null" -> rules.add(ValueRule.LiteralRule.NULL);
+                default -> throw invalid(path + "/type", "unknown type " + quoted(type));
+            }
+        }
+        for (String keyword : keywords) {
+            if (!used.contains(keyword)) {
+                throw invalid(path, "the keyword " + quoted(keyword) + " is not supported"
+                        + (isKnownElsewhere(keyword) ? " for type " + String.join(" or ", types) : ""));
+            }
+        }
+        return rules.size() == 1 ? rules.getFirst() : new ValueRule.UnionRule(rules);
+    }
+
+    private static boolean isKnownElsewhere(String keyword) {
+        return OBJECT_KEYWORDS.contains(keyword) || ARRAY_KEYWORDS.contains(keyword)
+                || STRING_KEYWORDS.contains(keyword);
+    }
+
+    /** The node's types, in order, or null when it names none and says nothing that implies one. */
+    private static List<String> types(JsonNode node, Set<String> keywords, String path) {
+        JsonNode type = node.get("type");
+        if (type == null) {
+            if (keywords.stream().anyMatch(OBJECT_KEYWORDS::contains)) {
+                return List.of("object");
+            }
+            if (keywords.stream().anyMatch(ARRAY_KEYWORDS::contains)) {
+                return List.of("array");
+            }
+            if (keywords.stream().anyMatch(STRING_KEYWORDS::contains)) {
+                return List.of("string");
+            }
+            return null;
+        }
+        if (type.isTextual()) {
+            return List.of(type.textValue());
+        }
+        List<String> types = new ArrayList<>();
+        for (JsonNode element : nonEmptyArray(type, path + "/type")) {
+            String name = text(element, path + "/type");
+            if (!types.contains(name)) {
+                types.add(name);
+            }
+        }
+        return types;
+    }
+
+    private ValueRule object(JsonNode node, String path) {
+        JsonNode properties = node.get("properties");
+        List<String> required = new ArrayList<>();
+        JsonNode requiredNode = node.get("required");
+        if (requiredNode != null) {
+            if (!requiredNode.isArray()) {
+                throw invalid(path + "/required", "required must be an array of names");
+            }
+            for (JsonNode name : requiredNode) {
+                required.add(text(name, path + "/required"));
+            }
+        }
+        List<ValueRule.Property> listed = new ArrayList<>();
+        if (properties != null) {
+            if (!properties.isObject()) {
+                throw invalid(path + "/properties", "properties must be an object of schemas");
+            }
+            properties.fields().forEachRemaining(field -> listed.add(new ValueRule.Property(field.getKey(),
+                    keyText(field.getKey()),
+                    compile(field.getValue(), path + "/properties/" + escapePointer(field.getKey())),
+                    required.contains(field.getKey()))));
+        }
+        for (String name : required) {
+            if (listed.stream().noneMatch(property -> property.name().equals(name))) {
+                throw invalid(path + "/required", "required names " + quoted(name)
+                        + ", which properties does not define");
+            }
+        }
+        JsonNode additional = node.get("additionalProperties");
+        ValueRule additionalRule;
+        if (additional == null) {
+            additionalRule = properties == null ? ValueRule.AnyValue.INSTANCE : null;
+        } else if (additional.isBoolean() && !additional.booleanValue()) {
+            additionalRule = null;
+        } else {
+            additionalRule = compile(additional, path + "/additionalProperties");
+        }
+        return new ValueRule.ObjectRule(listed, additionalRule);
+    }
+
+    private ValueRule array(JsonNode node, String path) {
+        JsonNode items = node.get("items");
+        ValueRule itemRule = items == null ? ValueRule.AnyValue.INSTANCE : compile(items, path + "/items");
+        int min = count(node, "minItems", 0, path);
+        int max = count(node, "maxItems", Integer.MAX_VALUE, path);
+        if (min > max) {
+            throw invalid(path, "minItems " + min + " is more than maxItems " + max);
+        }
+        return new ValueRule.ArrayRule(itemRule, min, max);
+    }
+
+    /** enum or const: the values as JSON spells them (compact), those of the node's types if it names any. */
+    private static ValueRule literals(JsonNode node, Set<String> keywords, List<String> types, String path) {
+        for (String keyword : keywords) {
+            if (!keyword.equals("enum") && !keyword.equals("const") && !keyword.equals("type")) {
+                throw invalid(path, "the keyword " + quoted(keyword) + " beside enum or const is not supported");
+            }
+        }
+        if (keywords.contains("enum") && keywords.contains("const")) {
+            throw invalid(path, "give enum or const, not both");
+        }
+        List<JsonNode> values = new ArrayList<>();
+        if (keywords.contains("const")) {
+            values.add(node.get("const"));
+        } else {
+            nonEmptyArray(node.get("enum"), path + "/enum").forEach(values::add);
+        }
+        LinkedHashSet<String> texts = new LinkedHashSet<>();
+        for (JsonNode value : values) {
+            if (types == null || types.stream().anyMatch(type -> isOfType(value, type))) {
+                try {
+                    texts.add(JSON.writeValueAsString(value));
+                } catch (JsonProcessingException e) {
+                    throw new IllegalStateException(e);
+                }
+            }
+        }
+        if (texts.isEmpty()) {
+            throw invalid(path, "no value of enum or const is of the schema's type");
+        }
+        return new ValueRule.LiteralRule(List.copyOf(texts));
+    }
+
+    private static boolean isOfType(JsonNode value, String type) {
+        return switch (type) {
+            case "object" -> value.isObject();
+            case "array" -> value.isArray();
+            case "string" -> value.isTextual();
+            case "number" -> value.isNumber();
+            case "integer" -> value.isIntegralNumber();
+            case "boolean" -> value.isBoolean();
+            case "null" -> value.isNull();
+            default -> false;
+        };
+    }
+
+    private ValueRule reference(String ref, String path) {
+        if (!ref.startsWith("#")) {
+            throw invalid(path + "/$ref", "only references within the schema (starting with #) are supported, got "
+                    + quoted(ref));
+        }
+        String pointer = ref.substring(1);
+        ValueRule.Reference reference = references.get(pointer);
+        if (reference != null) {
+            return reference;
+        }
+        JsonNode target;
+        try {
+            target = document.at(JsonPointer.compile(pointer));
+        } catch (IllegalArgumentException e) {
+            throw invalid(path + "/$ref", quoted(ref) + " is not a JSON pointer");
+        }
+        if (target.isMissingNode()) {
+            throw invalid(path + "/$ref", quoted(ref) + " points to nothing in the schema");
+        }
+        reference = new ValueRule.Reference(pointer);
+        references.put(pointer, reference);
+        reference.target = compile(target, ref);
+        return reference;
+    }
+
+    private static void onlyBeside(Set<String> keywords, String path, String keyword) {
+        for (String other : keywords) {
+            if (!other.equals(keyword)) {
+                throw invalid(path, "the keyword " + quoted(other) + " beside " + keyword + " is not supported");
+            }
+        }
+    }
+
+    private static JsonNode nonEmptyArray(JsonNode node, String path) {
+        if (node == null || !node.isArray() || node.isEmpty()) {
+            throw invalid(path, "must be a non-empty array");
+        }
+        return node;
+    }
+
+    private static String text(JsonNode node, String path) {
+        if (node == null || !node.isTextual()) {
+            throw invalid(path, "must be a string");
+        }
+        return node.textValue();
+    }
+
+    private static int count(JsonNode node, String name, int absent, String path) {
+        JsonNode value = node.get(name);
+        if (value == null) {
+            return absent;
+        }
+        if (!value.canConvertToExactIntegral() || value.asLong() < 0 || value.asLong() > Integer.MAX_VALUE) {
+            throw invalid(path + "/" + name, name + " must be a non-negative integer");
+        }
+        return value.asInt();
+    }
+
+    /** A property name as JSON spells it between its quotes. */
+    private static String keyText(String name) {
+        try {
+            String quoted = JSON.writeValueAsString(name);
+            return quoted.substring(1, quoted.length() - 1);
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private static String escapePointer(String name) {
+        return name.replace("~", "~0").replace("/", "~1");
+    }
+
+    private static String quoted(String text) {
+        return "\"" + text + "\"";
+    }
+
+    private static IllegalArgumentException invalid(String path, String message) {
+        return new IllegalArgumentException("at " + path + ": " + message);
+    }
+
+    /**
+     * Refuses a schema whose references go round without spelling a character ({@code $defs/A} an
+     * anyOf holding {@code $ref A}): starting a value of it would never end. Going round through an
+     * object or an array is recursion, which is fine: each round spells a bracket.
+     */
+    private static final class StartCheck {
+        private final Set<ValueRule> walked = Collections.newSetFromMap(new IdentityHashMap<>());
+        private final Set<ValueRule> clear = Collections.newSetFromMap(new IdentityHashMap<>());
+
+        /** Checks every rule {@code rule} reaches. */
+        void check(ValueRule rule) {
+            if (!walked.add(rule)) {
+                return;
+            }
+            starts(rule, Collections.newSetFromMap(new IdentityHashMap<>()));
+            switch (rule) {
+                case ValueRule.UnionRule union -> union.alternatives.forEach(this::check);
+                case ValueRule.Reference reference -> check(reference.target);
+                case ValueRule.ObjectRule object -> {
+                    object.properties.forEach(property -> check(property.value()));
+                    if (object.additional != null) {
+                        check(object.additional);
+                    }
+                }
+                case ValueRule.ArrayRule array -> check(array.items);
+                default -> { }
+            }
+        }
+
+        /** Follows the rules a value of {@code rule} starts as, before its first character. */
+        private void starts(ValueRule rule, Set<ValueRule> path) {
+            if (clear.contains(rule)) {
+                return;
+            }
+            if (!path.add(rule)) {
+                throw new IllegalArgumentException("the schema's references go round without a value between them"
+                        + (rule instanceof ValueRule.Reference reference ? " (at #" + reference.pointer + ")" : ""));
+            }
+            switch (rule) {
+                case ValueRule.UnionRule union -> union.alternatives.forEach(alternative -> starts(alternative, path));
+                case ValueRule.Reference reference -> starts(reference.target, path);
+                default -> { }
+            }
+            path.remove(rule);
+            clear.add(rule);
+        }
+    }
+}

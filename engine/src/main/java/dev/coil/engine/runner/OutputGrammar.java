@@ -1,0 +1,88 @@
+package dev.coil.engine.runner;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.util.LinkedHashSet;
+import java.util.List;
+
+/**
+ * What a request's output is held to, token by token: one JSON object (OpenAI's {@code response_format:
+ * {"type": "json_object"}}), a value of a JSON schema ({@code json_schema}, vLLM's structured outputs),
+ * or one of a list of texts (vLLM's {@code choice}). Before each token is drawn, the tokens whose text
+ * cannot continue the output within the grammar get -infinity; the output ends by itself once it is
+ * whole and nothing may follow it (finish reason {@code stop}), and where it could end or go on (a
+ * number at the top), the model's end-of-sequence token may end it.
+ *
+ * <p>Two grammars are equal when made from the same description.
+ */
+public final class OutputGrammar {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final OutputGrammar JSON_OBJECT = new OutputGrammar("json_object", ValueRule.ObjectRule.ANY);
+
+    private final String description;
+    private final ValueRule root;
+
+    private OutputGrammar(String description, ValueRule root) {
+        this.description = description;
+        this.root = root;
+    }
+
+    /** One JSON object, any keys and values. */
+    public static OutputGrammar jsonObject() {
+        return JSON_OBJECT;
+    }
+
+    /**
+     * A value the JSON schema {@code schema} (JSON text) holds valid; the supported keywords are
+     * {@link JsonSchemaCompiler}'s. IllegalArgumentException says where the schema holds what is not
+     * supported, or is no schema.
+     */
+    public static OutputGrammar jsonSchema(String schema) {
+        JsonNode node;
+        try {
+            node = JSON.readTree(schema);
+        } catch (JsonProcessingException e) {
+            throw new IllegalArgumentException("the schema is not JSON: " + e.getOriginalMessage());
+        }
+        if (node == null || node.isMissingNode()) {
+            throw new IllegalArgumentException("the schema is empty");
+        }
+        return new OutputGrammar("json_schema " + node, JsonSchemaCompiler.compile(node));
+    }
+
+    /** Exactly one of {@code choices}, as written (no quotes around them). */
+    public static OutputGrammar choice(List<String> choices) {
+        if (choices == null || choices.isEmpty()) {
+            throw new IllegalArgumentException("choice must hold at least one text");
+        }
+        for (String choice : choices) {
+            if (choice == null || choice.isEmpty()) {
+                throw new IllegalArgumentException("choice must not hold an empty text");
+            }
+        }
+        List<String> distinct = List.copyOf(new LinkedHashSet<>(choices));
+        return new OutputGrammar("choice " + distinct, new ValueRule.LiteralRule(distinct));
+    }
+
+    /** The state before the output's first character. */
+    GrammarState start() {
+        return GrammarState.start(root);
+    }
+
+    @Override
+    public boolean equals(Object other) {
+        return other instanceof OutputGrammar grammar && grammar.description.equals(description);
+    }
+
+    @Override
+    public int hashCode() {
+        return description.hashCode();
+    }
+
+    @Override
+    public String toString() {
+        return description;
+    }
+}

@@ -1,0 +1,130 @@
+package dev.coil.engine.runner;
+
+import java.util.List;
+
+/**
+ * What one value of the output must spell, as {@link JsonSchemaCompiler} reads it from a JSON schema
+ * (or a list of choices). Rules compare by identity: a schema's {@code $ref} may make them a cycle.
+ */
+sealed interface ValueRule {
+
+    /** Any JSON value (the schema {@code true} or {@code {}}). */
+    final class AnyValue implements ValueRule {
+        static final AnyValue INSTANCE = new AnyValue();
+
+        private AnyValue() {
+        }
+    }
+
+    /**
+     * An object: the listed properties in their order (an optional one may be left out), then, when
+     * {@code additional} is not null, keys of other names whose values follow {@code additional}.
+     */
+    final class ObjectRule implements ValueRule {
+        /** Any object: any keys, any values. */
+        static final ObjectRule ANY = new ObjectRule(List.of(), AnyValue.INSTANCE);
+
+        final List<Property> properties;
+        final ValueRule additional;
+
+        ObjectRule(List<Property> properties, ValueRule additional) {
+            this.properties = List.copyOf(properties);
+            this.additional = additional;
+        }
+
+        /** The index of the first required property at or after {@code from}, or the count of properties. */
+        int firstRequired(int from) {
+            for (int i = from; i < properties.size(); i++) {
+                if (properties.get(i).required()) {
+                    return i;
+                }
+            }
+            return properties.size();
+        }
+
+        /** Whether the object may close once the properties before {@code next} are behind it. */
+        boolean mayClose(int next) {
+            return firstRequired(next) == properties.size();
+        }
+    }
+
+    /**
+     * One listed property.
+     *
+     * @param keyText the name as JSON spells it between its quotes (Jackson's escapes)
+     */
+    record Property(String name, String keyText, ValueRule value, boolean required) {
+    }
+
+    /** An array of values that follow {@code items}, at least {@code minItems} and at most {@code maxItems}. */
+    final class ArrayRule implements ValueRule {
+        static final ArrayRule ANY = new ArrayRule(AnyValue.INSTANCE, 0, Integer.MAX_VALUE);
+
+        final ValueRule items;
+        final int minItems;
+        final int maxItems;
+
+        ArrayRule(ValueRule items, int minItems, int maxItems) {
+            this.items = items;
+            this.minItems = minItems;
+            this.maxItems = maxItems;
+        }
+    }
+
+    /** A string of {@code minLength} to {@code maxLength} characters (code points; an escape is one). */
+    final class StringRule implements ValueRule {
+        static final StringRule ANY = new StringRule(0, Integer.MAX_VALUE);
+
+        final int minLength;
+        final int maxLength;
+
+        StringRule(int minLength, int maxLength) {
+            this.minLength = minLength;
+            this.maxLength = maxLength;
+        }
+    }
+
+    /** A JSON number; with {@code integer}, one without a fraction or an exponent. */
+    final class NumberRule implements ValueRule {
+        static final NumberRule NUMBER = new NumberRule(false);
+        static final NumberRule INTEGER = new NumberRule(true);
+
+        final boolean integer;
+
+        private NumberRule(boolean integer) {
+            this.integer = integer;
+        }
+    }
+
+    /** Exactly one of these texts (an enum's values as JSON spells them, or a list of choices). */
+    final class LiteralRule implements ValueRule {
+        static final LiteralRule BOOLEAN = new LiteralRule(List.of("true", "false"));
+        static final LiteralRule NULL = new LiteralRule(List.of("null"));
+        static final LiteralRule TRUE_FALSE_NULL = new LiteralRule(List.of("true", "false", "null"));
+
+        final List<String> texts;
+
+        LiteralRule(List<String> texts) {
+            this.texts = List.copyOf(texts);
+        }
+    }
+
+    /** A value that follows any one of the alternatives (anyOf, oneOf, a list of types). */
+    final class UnionRule implements ValueRule {
+        final List<ValueRule> alternatives;
+
+        UnionRule(List<ValueRule> alternatives) {
+            this.alternatives = List.copyOf(alternatives);
+        }
+    }
+
+    /** A {@code $ref}, whose target is set once it is compiled (it may hold this reference itself). */
+    final class Reference implements ValueRule {
+        final String pointer;
+        ValueRule target;
+
+        Reference(String pointer) {
+            this.pointer = pointer;
+        }
+    }
+}

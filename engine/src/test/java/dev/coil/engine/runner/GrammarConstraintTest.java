@@ -1,0 +1,109 @@
+package dev.coil.engine.runner;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.coil.engine.tokenizer.Tokenizer;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Set;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The mask over the bundled model's real vocabulary: the walk through the vocabulary's tree allows
+ * exactly the tokens that fed one by one continue the output, and the end-of-sequence ids only where
+ * the output may end.
+ */
+class GrammarConstraintTest {
+
+    private static Tokenizer tokenizer;
+    private static VocabularyTrie vocabulary;
+
+    @BeforeAll
+    static void loadVocabulary() throws Exception {
+        tokenizer = Tokenizer.loadFolder(Path.of("..", "models", "coil-demo"));
+        vocabulary = VocabularyTrie.of(tokenizer, tokenizer.vocabSize());
+    }
+
+    @AfterAll
+    static void close() {
+        tokenizer.close();
+    }
+
+    /** Along each text, at every character: the walk's allowed tokens equal the one-by-one reference. */
+    @Test
+    void theWalkAllowsExactlyTheTokensThatContinueTheOutput() {
+        List<Case> cases = List.of(
+                new Case(OutputGrammar.jsonObject(), "{\"key\": [1.5, \"é \\\" x\", {\"a\": null}], \"b\":\n  true}"),
+                new Case(OutputGrammar.jsonSchema(JsonSchemaGrammarTest.PERSON),
+                        "{\"name\": \"Ann\", \"age\": -31, \"email\": null, \"tags\": [\"a\"], \"role\": \"guest\"}"),
+                new Case(OutputGrammar.jsonSchema(JsonSchemaGrammarTest.TREE),
+                        "{\"value\": 1e3, \"children\": [{\"value\": 0}]}"),
+                new Case(OutputGrammar.choice(List.of("yes", "no", "no way")), "no way"));
+        int checked = 0;
+        for (Case example : cases) {
+            for (int i = 0; i <= example.text().length(); i++) {
+                GrammarConstraint at = constraintAt(example.grammar(), example.text().substring(0, i));
+                boolean[] walked = at.allowedTokens();
+                boolean[] reference = at.allowedTokensOneByOne();
+                assertThat(walked).as("%s after %d characters", example.grammar(), i).isEqualTo(reference);
+                if (at.done()) {
+                    assertThat(count(walked)).as("%s when done: tokens allowed", example.grammar()).isZero();
+                } else {
+                    assertThat(count(walked)).as("%s after %d characters: tokens allowed", example.grammar(), i)
+                            .isPositive().isLessThan(walked.length);
+                }
+                checked++;
+            }
+        }
+        assertThat(checked).isGreaterThan(150);
+    }
+
+    @Test
+    void endOfSequenceOnlyWhereTheOutputMayEnd() {
+        Set<Integer> ends = Set.of(0);
+        float[] logits = new float[tokenizer.vocabSize()];
+        OutputGrammar number = OutputGrammar.jsonSchema("{\"type\": \"integer\"}");
+        assertThat(constraintAt(number, "").mask(logits, ends)[0]).isEqualTo(Float.NEGATIVE_INFINITY);
+        assertThat(constraintAt(number, "-").mask(logits, ends)[0]).isEqualTo(Float.NEGATIVE_INFINITY);
+        assertThat(constraintAt(number, "-12").mask(logits, ends)[0]).isEqualTo(0f);
+        assertThat(constraintAt(number, "-12").mask(logits, Set.of())[0])
+                .as("ignore_eos: no end ids").isEqualTo(Float.NEGATIVE_INFINITY);
+        float[] masked = constraintAt(OutputGrammar.jsonObject(), "{\"a\": 1").mask(logits, ends);
+        assertThat(masked[0]).isEqualTo(Float.NEGATIVE_INFINITY);
+        int closing = tokenizer.encode("}", false)[0];
+        assertThat(masked[closing]).isEqualTo(0f);
+    }
+
+    @Test
+    void aTokenThatDoesNotContinueTheOutputIsRefused() {
+        GrammarConstraint constraint = constraintAt(OutputGrammar.jsonObject(), "{");
+        int letter = tokenizer.encode("x", false)[0];
+        assertThatThrownBy(() -> constraint.accept(letter)).isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("does not continue the output");
+    }
+
+    /** The constraint after {@code text}, fed token by token as the tokenizer splits it. */
+    private static GrammarConstraint constraintAt(OutputGrammar grammar, String text) {
+        GrammarConstraint constraint = new GrammarConstraint(grammar, vocabulary);
+        if (!text.isEmpty()) {
+            for (int token : tokenizer.encode(text, false)) {
+                constraint.accept(token);
+            }
+        }
+        return constraint;
+    }
+
+    private static int count(boolean[] flags) {
+        int count = 0;
+        for (boolean flag : flags) {
+            count += flag ? 1 : 0;
+        }
+        return count;
+    }
+
+    private record Case(OutputGrammar grammar, String text) {
+    }
+}

@@ -1,0 +1,292 @@
+package dev.coil.engine.runner;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * The grammar of a JSON schema against an independent validator (networknt's, draft 2020-12): every
+ * valid instance Jackson writes is taken (compact and indented), invalid ones are refused, and every
+ * text a random walk through the grammar completes is valid.
+ */
+class JsonSchemaGrammarTest {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** A pydantic-style model: annotations, an optional nullable field, an enum, a bounded list. */
+    static final String PERSON = """
+            {"title": "Person", "type": "object",
+             "properties": {
+               "name": {"title": "Name", "type": "string", "minLength": 1, "maxLength": 12},
+               "age": {"type": "integer"},
+               "email": {"anyOf": [{"type": "string", "format": "email"}, {"type": "null"}], "default": null},
+               "tags": {"type": "array", "items": {"type": "string", "maxLength": 5}, "maxItems": 3},
+               "role": {"enum": ["admin", "user", "guest"]}},
+             "required": ["name", "age", "role"]}""";
+
+    /** Recursion through $defs. */
+    static final String TREE = """
+            {"$defs": {"Node": {"type": "object",
+               "properties": {"value": {"type": "number"},
+                              "children": {"type": "array", "items": {"$ref": "#/$defs/Node"}, "maxItems": 2}},
+               "required": ["value"], "additionalProperties": false}},
+             "$ref": "#/$defs/Node"}""";
+
+    /** A map: any keys, integer values. */
+    static final String COUNTS = """
+            {"type": "object", "additionalProperties": {"type": "integer"}}""";
+
+    /** Listed properties, then additional ones of another type. */
+    static final String OPEN_OBJECT = """
+            {"type": "object", "properties": {"a": {"type": "boolean"}, "b\\"q": {"const": [1, {"x": null}]}},
+             "additionalProperties": {"type": "string", "maxLength": 3}}""";
+
+    /** Several types at the top, and bounded arrays of numbers. */
+    static final String MIXED = """
+            {"type": ["array", "null", "boolean"], "items": {"type": ["number", "string"], "maxLength": 2},
+             "minItems": 2, "maxItems": 4}""";
+
+    static Stream<Arguments> instances() {
+        return Stream.of(
+                Arguments.of(PERSON, List.of(
+                        "{\"name\":\"Ann\",\"age\":31,\"role\":\"user\"}",
+                        "{\"name\":\"Bo\",\"age\":-2,\"email\":null,\"tags\":[],\"role\":\"admin\"}",
+                        "{\"name\":\"C\\u00e9\",\"age\":0,\"email\":\"c@x.y\",\"tags\":[\"a\",\"b\",\"cdefg\"],\"role\":\"guest\"}"),
+                        List.of(
+                        "{\"name\":\"\",\"age\":1,\"role\":\"user\"}",
+                        "{\"name\":\"abcdefghijklm\",\"age\":1,\"role\":\"user\"}",
+                        "{\"name\":\"Ann\",\"age\":1.5,\"role\":\"user\"}",
+                        "{\"name\":\"Ann\",\"age\":1,\"role\":\"root\"}",
+                        "{\"name\":\"Ann\",\"age\":1,\"tags\":[\"a\",\"b\",\"c\",\"d\"],\"role\":\"user\"}",
+                        "{\"name\":\"Ann\",\"age\":1,\"tags\":[\"abcdef\"],\"role\":\"user\"}",
+                        "{\"name\":\"Ann\",\"age\":1}",
+                        "{\"name\":\"Ann\",\"age\":1,\"email\":3,\"role\":\"user\"}")),
+                Arguments.of(TREE, List.of(
+                        "{\"value\":1}",
+                        "{\"value\":-0.5e3,\"children\":[{\"value\":2,\"children\":[]},{\"value\":3}]}",
+                        "{\"value\":1,\"children\":[{\"value\":2,\"children\":[{\"value\":4,\"children\":[{\"value\":5}]}]}]}"),
+                        List.of(
+                        "{\"children\":[]}",
+                        "{\"value\":1,\"children\":[{\"value\":\"2\"}]}",
+                        "{\"value\":1,\"children\":[{\"value\":2},{\"value\":3},{\"value\":4}]}",
+                        "{\"value\":1,\"extra\":true}")),
+                Arguments.of(COUNTS, List.of("{}", "{\"a\":1,\"b b\":-20,\"\\\"\":0}"),
+                        List.of("{\"a\":1.5}", "{\"a\":\"1\"}", "[]")),
+                Arguments.of(OPEN_OBJECT, List.of(
+                        "{}", "{\"a\":true}", "{\"a\":false,\"b\\\"q\":[1,{\"x\":null}]}", "{\"z\":\"abc\"}",
+                        "{\"a\":true,\"zz\":\"\",\"y\":\"q\"}", "{\"b\\\"q\":[1,{\"x\":null}],\"c\":\"d\"}"),
+                        List.of("{\"a\":\"x\"}", "{\"z\":\"abcd\"}", "{\"z\":1}", "{\"b\\\"q\":[1,{\"x\":0}]}")),
+                Arguments.of(MIXED, List.of("null", "true", "[1,\"ab\"]", "[1.5,2,3,\"\"]"),
+                        List.of("[1]", "[1,2,3,4,5]", "[1,\"abc\"]", "{}", "\"s\"")));
+    }
+
+    @ParameterizedTest
+    @MethodSource("instances")
+    void takesValidInstancesAndRefusesInvalidOnes(String schema, List<String> valid, List<String> invalid)
+            throws Exception {
+        OutputGrammar grammar = OutputGrammar.jsonSchema(schema);
+        for (String text : valid) {
+            assertThat(SchemaOracle.errors(schema, text)).as("the oracle on %s", text).isEmpty();
+            Object value = JSON.readTree(text);
+            assertTakesWhole(grammar, JSON.writeValueAsString(value));
+            if (!schema.contains("\"const\": [")) { // enum and const values are spelled compact
+                assertTakesWhole(grammar, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(value));
+            }
+            assertTakesWhole(grammar, text);
+        }
+        for (String text : invalid) {
+            assertThat(SchemaOracle.errors(schema, text)).as("the oracle on %s", text).isNotEmpty();
+            GrammarCursor cursor = new GrammarCursor(grammar);
+            boolean taken = cursor.acceptAll(text);
+            assertThat(taken && cursor.mayEnd()).as("the grammar took %s", text).isFalse();
+        }
+    }
+
+    private static void assertTakesWhole(OutputGrammar grammar, String text) {
+        GrammarCursor cursor = new GrammarCursor(grammar);
+        for (int i = 0; i < text.length(); i++) {
+            assertThat(cursor.done()).as("done before %d of %s", i, text).isFalse();
+            assertThat(cursor.accept(text.charAt(i))).as("character %d of %s", i, text).isTrue();
+        }
+        assertThat(cursor.mayEnd()).as("may end after %s", text).isTrue();
+    }
+
+    /**
+     * Stricter than JSON Schema where structured outputs are: without additionalProperties no other key
+     * is spelled, and the listed properties come in their order.
+     */
+    @Test
+    void listedPropertiesComeAloneAndInTheirOrder() throws Exception {
+        OutputGrammar grammar = OutputGrammar.jsonSchema(PERSON);
+        for (String text : List.of("{\"name\":\"Ann\",\"age\":1,\"role\":\"user\",\"x\":1}",
+                "{\"age\":1,\"name\":\"Ann\",\"role\":\"user\"}")) {
+            assertThat(SchemaOracle.errors(PERSON, text)).as("the oracle on %s", text).isEmpty();
+            assertThat(new GrammarCursor(grammar).acceptAll(text)).as(text).isFalse();
+        }
+    }
+
+    @Test
+    void aValueThatMayGoOnMayEndButIsNotDone() {
+        OutputGrammar grammar = OutputGrammar.jsonSchema("{\"enum\": [1, 12, 123, \"1\"]}");
+        GrammarCursor cursor = new GrammarCursor(grammar);
+        assertThat(cursor.accept('1')).isTrue();
+        assertThat(cursor.mayEnd()).isTrue();
+        assertThat(cursor.done()).isFalse();
+        assertThat(cursor.accept('2')).isTrue();
+        assertThat(cursor.mayEnd()).isTrue();
+        assertThat(cursor.accept('4')).isFalse();
+        assertThat(cursor.accept('3')).isTrue();
+        assertThat(cursor.done()).isTrue();
+
+        GrammarCursor number = new GrammarCursor(OutputGrammar.jsonSchema("{\"type\": \"number\"}"));
+        assertThat(number.acceptAll("-0.5")).isTrue();
+        assertThat(number.mayEnd()).isTrue();
+        assertThat(number.accept(' ')).as("nothing follows the top value").isFalse();
+        assertThat(number.acceptAll("e+7")).isTrue();
+        assertThat(number.mayEnd()).isTrue();
+        assertThat(number.done()).isFalse();
+    }
+
+    /** A number's parts are bounded, so that a model cannot spin one out forever. */
+    @Test
+    void numbersHaveAtMostTwentyDigitsAPartAndThreeInTheExponent() {
+        OutputGrammar number = OutputGrammar.jsonSchema("{\"type\": \"number\"}");
+        GrammarCursor cursor = new GrammarCursor(number);
+        assertThat(cursor.acceptAll("-" + "9".repeat(GrammarFrame.NumberFrame.MAX_DIGITS))).isTrue();
+        assertThat(cursor.accept('9')).isFalse();
+        assertThat(cursor.acceptAll("." + "1".repeat(GrammarFrame.NumberFrame.MAX_DIGITS))).isTrue();
+        assertThat(cursor.accept('1')).isFalse();
+        assertThat(cursor.acceptAll("e-308")).isTrue();
+        assertThat(cursor.accept('0')).isFalse();
+        assertThat(cursor.mayEnd()).isTrue();
+        assertThat(new GrammarCursor(number).acceptAll("0" + "0")).as("no leading zeros").isFalse();
+        assertThat(new GrammarCursor(number).acceptAll(String.valueOf(Long.MIN_VALUE))).isTrue();
+    }
+
+    @Test
+    void choicesAreTakenAsWritten() {
+        OutputGrammar grammar = OutputGrammar.choice(List.of("yes", "no", "no way", "{\"a\": 1}"));
+        for (String choice : List.of("yes", "no", "no way", "{\"a\": 1}")) {
+            GrammarCursor cursor = new GrammarCursor(grammar);
+            assertThat(cursor.acceptAll(choice)).as(choice).isTrue();
+            assertThat(cursor.mayEnd()).as(choice).isTrue();
+        }
+        GrammarCursor cursor = new GrammarCursor(grammar);
+        assertThat(cursor.acceptAll("no")).isTrue();
+        assertThat(cursor.done()).as("\"no way\" may follow").isFalse();
+        assertThat(cursor.acceptAll(" way")).isTrue();
+        assertThat(cursor.done()).isTrue();
+        assertThat(new GrammarCursor(grammar).accept('"')).isFalse();
+        assertThat(new GrammarCursor(grammar).acceptAll("yes!")).isFalse();
+    }
+
+    /**
+     * Soundness: walks that pick each next character at random among those the grammar takes, from an
+     * alphabet of JSON's punctuation, digits, letters and the schema's own words, and every text that
+     * ends (done, or may end and the walk stops there) is valid for the validator.
+     */
+    @ParameterizedTest
+    @MethodSource("instances")
+    void everyTextARandomWalkFinishesIsValid(String schema) throws Exception {
+        OutputGrammar grammar = OutputGrammar.jsonSchema(schema);
+        StringBuilder alphabetText = new StringBuilder("{}[]:,\" \n\\-+.eE0123456789abtrufnlsxyzuABF");
+        for (char c : schema.toCharArray()) {
+            if (alphabetText.indexOf(String.valueOf(c)) < 0 && c >= 0x20) {
+                alphabetText.append(c);
+            }
+        }
+        char[] alphabet = alphabetText.toString().toCharArray();
+        Random random = new Random(schema.hashCode());
+        int finished = 0;
+        for (int walk = 0; walk < 300; walk++) {
+            GrammarCursor cursor = new GrammarCursor(grammar);
+            StringBuilder text = new StringBuilder();
+            while (text.length() < 300 && !cursor.done() && !(cursor.mayEnd() && random.nextInt(4) == 0)) {
+                List<Character> taken = new ArrayList<>();
+                List<Double> weights = new ArrayList<>();
+                double total = 0;
+                for (char c : alphabet) {
+                    if (cursor.copy().accept(c)) {
+                        // Closing characters grow likelier as the text grows, so that walks end.
+                        double weight = "\"}]".indexOf(c) >= 0 ? 1 + text.length() / 8.0
+                                : c == ' ' || c == '\n' ? 0.2 : 1;
+                        taken.add(c);
+                        weights.add(weight);
+                        total += weight;
+                    }
+                }
+                assertThat(taken).as("a character continues %s", text).isNotEmpty();
+                double pick = random.nextDouble() * total;
+                int at = 0;
+                while (at < taken.size() - 1 && (pick -= weights.get(at)) > 0) {
+                    at++;
+                }
+                assertThat(cursor.accept(taken.get(at))).isTrue();
+                text.append(taken.get(at));
+            }
+            if (cursor.mayEnd()) {
+                finished++;
+                assertThat(SchemaOracle.errors(schema, text.toString())).as("the oracle on %s", text).isEmpty();
+            }
+        }
+        assertThat(finished).as("walks that finished").isGreaterThan(100);
+    }
+
+    static Stream<Arguments> unsupportedSchemas() {
+        return Stream.of(
+                Arguments.of("{\"type\": \"string\", \"pattern\": \"a+\"}", "at #: the keyword \"pattern\" is not supported"),
+                Arguments.of("{\"type\": \"integer\", \"minimum\": 0}", "\"minimum\" is not supported"),
+                Arguments.of("{\"type\": \"object\", \"minProperties\": 1}", "\"minProperties\" is not supported"),
+                Arguments.of("{\"type\": \"string\", \"items\": {}}", "\"items\" is not supported for type string"),
+                Arguments.of("{\"$ref\": \"http://example.com/s.json\"}", "only references within the schema"),
+                Arguments.of("{\"$ref\": \"#/$defs/Missing\"}", "at #/$ref: \"#/$defs/Missing\" points to nothing"),
+                Arguments.of("{\"$defs\": {\"A\": {\"anyOf\": [{\"$ref\": \"#/$defs/A\"}, {\"type\": \"null\"}]}},"
+                        + " \"$ref\": \"#/$defs/A\"}", "references go round without a value"),
+                Arguments.of("{\"type\": \"object\", \"properties\": {\"a\": {}}, \"required\": [\"b\"]}",
+                        "required names \"b\", which properties does not define"),
+                Arguments.of("false", "the schema false allows no value"),
+                Arguments.of("{\"properties\": {\"a\": false}}", "at #/properties/a: the schema false"),
+                Arguments.of("{\"type\": \"strung\"}", "unknown type \"strung\""),
+                Arguments.of("{\"allOf\": [{\"type\": \"string\"}, {\"maxLength\": 2}]}", "allOf of more than one"),
+                Arguments.of("{\"minLength\": 3, \"maxLength\": 2}", "minLength 3 is more than maxLength 2"),
+                Arguments.of("{\"type\": \"string\", \"enum\": [1, 2]}", "no value of enum or const is of the schema's type"),
+                Arguments.of("{\"anyOf\": [{\"type\": \"string\"}], \"type\": \"string\"}", "\"type\" beside anyOf"),
+                Arguments.of("{\"type\": \"array\", \"maxItems\": -1}", "maxItems must be a non-negative integer"),
+                Arguments.of("{\"type\": ", "the schema is not JSON"),
+                Arguments.of("[]", "a schema must be an object or a boolean"));
+    }
+
+    @ParameterizedTest
+    @MethodSource("unsupportedSchemas")
+    void refusesWhatItCannotHoldTheOutputTo(String schema, String message) {
+        assertThatThrownBy(() -> OutputGrammar.jsonSchema(schema))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining(message);
+    }
+
+    @Test
+    void annotationsAndFormatAreReadPast() {
+        OutputGrammar grammar = OutputGrammar.jsonSchema("""
+                {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "T", "description": "d",
+                 "type": "string", "format": "date-time", "examples": ["x"], "default": "y", "maxLength": 2}""");
+        GrammarCursor cursor = new GrammarCursor(grammar);
+        assertThat(cursor.acceptAll("\"ab\"")).isTrue();
+        assertThat(cursor.done()).isTrue();
+        assertThat(new GrammarCursor(grammar).acceptAll("\"abc\"")).isFalse();
+    }
+
+    @Test
+    void grammarsOfTheSameSchemaAreEqual() {
+        assertThat(OutputGrammar.jsonSchema("{\"type\": \"integer\"}"))
+                .isEqualTo(OutputGrammar.jsonSchema("{ \"type\" : \"integer\" }"))
+                .isNotEqualTo(OutputGrammar.jsonSchema("{\"type\": \"number\"}"));
+    }
+}

@@ -1,0 +1,88 @@
+package dev.coil.engine.runner;
+
+import static dev.coil.engine.runner.EngineRuns.prompt;
+import static dev.coil.engine.runner.EngineRuns.run;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.coil.engine.model.TestModels;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Requests held to a grammar through the engine, on a random model that knows nothing of JSON: every
+ * output is a prefix of a sentence of the grammar, and one that ends by itself (finish STOP) is whole:
+ * a JSON object Jackson reads, a value the schema validator accepts, one of the choices.
+ */
+class StructuredOutputTest {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** Tight bounds, so that a random model's outputs close within the token budget. */
+    static final String RECORD = """
+            {"type": "object",
+             "properties": {
+               "name": {"type": "string", "maxLength": 4},
+               "age": {"type": "integer"},
+               "role": {"enum": ["admin", "user"]},
+               "scores": {"type": "array", "items": {"type": "boolean"}, "maxItems": 2}},
+             "required": ["name", "age", "role"]}""";
+
+    @Test
+    void everyOutputIsAJsonObjectOrTheStartOfOne() throws Exception {
+        List<String> whole = outputs(OutputGrammar.jsonObject(), 24, 40);
+        for (String text : whole) {
+            assertThat(JSON.readTree(text)).as(text).isInstanceOf(ObjectNode.class);
+        }
+        System.out.println("[json] whole objects: " + whole);
+        assertThat(whole).as("outputs that closed their object").isNotEmpty();
+    }
+
+    @Test
+    void everyOutputIsValidForTheSchemaOrTheStartOfAValidOne() throws Exception {
+        List<String> whole = outputs(OutputGrammar.jsonSchema(RECORD), 16, 60);
+        for (String text : whole) {
+            assertThat(SchemaOracle.errors(RECORD, text)).as(text).isEmpty();
+        }
+        System.out.println("[json_schema] whole values: " + whole);
+        assertThat(whole).as("outputs that closed their object").hasSizeGreaterThan(4);
+    }
+
+    @Test
+    void everyOutputIsOneOfTheChoices() throws Exception {
+        List<String> choices = List.of("yes", "no", "no way, José", "maybe");
+        List<String> whole = outputs(OutputGrammar.choice(choices), 12, 30);
+        assertThat(whole).hasSize(12).allSatisfy(text -> assertThat(choices).contains(text));
+    }
+
+    /**
+     * Runs {@code requests} requests (greedy and sampled, each its own prompt) held to {@code grammar},
+     * checks each output against the grammar, and returns those that ended by themselves.
+     */
+    private static List<String> outputs(OutputGrammar grammar, int requests, int maxTokens) throws Exception {
+        LoadedModel model = TestModels.load("granitemoehybrid");
+        int vocab = model.config().vocabSize();
+        List<String> whole = new ArrayList<>();
+        try (Engine engine = Engine.start(model, EngineTest.OPS, EngineTest.SMALL)) {
+            for (int seed = 0; seed < requests; seed++) {
+                SamplingParams params = SamplingParams.builder().temperature(seed % 4 == 0 ? 0 : 1.5).seed((long) seed)
+                        .maxTokens(maxTokens).grammar(grammar).build();
+                EngineRuns.Outcome outcome = run(engine,
+                        new EngineRequest(prompt(vocab, 9, seed), params, false, -1, -1));
+                assertThat(outcome.failed()).as("seed %d", seed).isNull();
+                String text = outcome.text();
+                GrammarCursor cursor = new GrammarCursor(grammar);
+                assertThat(cursor.acceptAll(text)).as("seed %d: %s", seed, text).isTrue();
+                if (outcome.finished().reason() == FinishReason.STOP) {
+                    assertThat(cursor.mayEnd()).as("seed %d: %s", seed, text).isTrue();
+                    whole.add(text);
+                } else {
+                    assertThat(outcome.tokens()).hasSize(maxTokens);
+                }
+            }
+        }
+        return whole;
+    }
+}

@@ -1,0 +1,146 @@
+package dev.coil.server.api;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.coil.engine.runner.OutputGrammar;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The fields that hold a request's output to a grammar, read into the engine's {@link OutputGrammar}:
+ * OpenAI's {@code response_format} ({@code text}, {@code json_object}, {@code json_schema}), vLLM's
+ * {@code structured_outputs} ({@code json}, {@code json_object}, {@code choice}), and vLLM's older
+ * {@code guided_json} and {@code guided_choice}. A request gives at most one of them. The forms Coil
+ * does not hold output to (regular expressions, grammars) are refused by name.
+ */
+final class StructuredOutput {
+
+    private static final List<String> UNSUPPORTED = List.of("guided_regex", "guided_grammar",
+            "guided_whitespace_pattern");
+    private static final List<String> UNSUPPORTED_STRUCTURED = List.of("regex", "grammar", "structural_tag",
+            "whitespace_pattern");
+
+    private StructuredOutput() {
+    }
+
+    /** The request's grammar, or null for free text. */
+    static OutputGrammar parse(Fields fields) {
+        for (String name : UNSUPPORTED) {
+            if (fields.has(name)) {
+                throw ApiException.invalid(name, name + " is not supported by this server; structured outputs take "
+                        + "a JSON schema (response_format json_schema, guided_json) or a list of choices");
+            }
+        }
+        List<String> given = new ArrayList<>();
+        for (String name : List.of("structured_outputs", "guided_json", "guided_choice")) {
+            if (fields.has(name)) {
+                given.add(name);
+            }
+        }
+        OutputGrammar format = responseFormat(fields);
+        if (format != null) {
+            given.addFirst("response_format");
+        }
+        if (given.size() > 1) {
+            throw ApiException.invalid(given.get(1), "give one of " + String.join(" and ", given) + ", not both");
+        }
+        if (given.isEmpty() || format != null) {
+            return format;
+        }
+        return switch (given.getFirst()) {
+            case "guided_json" -> schema("guided_json", fields.get("guided_json"));
+            case "guided_choice" -> choice("guided_choice", fields.get("guided_choice"));
+            default -> structuredOutputs(fields);
+        };
+    }
+
+    /** OpenAI's response_format: null for {"type": "text"} or none. */
+    private static OutputGrammar responseFormat(Fields fields) {
+        var format = fields.object("response_format");
+        if (format == null) {
+            return null;
+        }
+        Fields formatFields = new Fields(format);
+        String type = formatFields.has("type") && formatFields.get("type").isTextual()
+                ? formatFields.get("type").textValue() : null;
+        if (type == null) {
+            throw ApiException.invalid("response_format", "response_format.type must be one of \"text\", "
+                    + "\"json_object\" and \"json_schema\"");
+        }
+        return switch (type) {
+            case "text" -> null;
+            case "json_object" -> OutputGrammar.jsonObject();
+            case "json_schema" -> {
+                JsonNode jsonSchema = formatFields.get("json_schema");
+                if (jsonSchema == null || !jsonSchema.isObject()) {
+                    throw ApiException.invalid("response_format", "response_format.json_schema must be an object "
+                            + "with the schema under \"schema\"");
+                }
+                JsonNode schema = jsonSchema.get("schema");
+                // OpenAI's json_schema may leave the schema out: then any JSON value.
+                yield schema == null || schema.isNull() ? OutputGrammar.jsonSchema("true")
+                        : schema("response_format", "response_format.json_schema.schema", schema);
+            }
+            default -> throw ApiException.invalid("response_format", "response_format.type must be one of "
+                    + "\"text\", \"json_object\" and \"json_schema\", got \"" + type + "\"");
+        };
+    }
+
+    /** vLLM's structured_outputs: exactly one of json, json_object and choice. */
+    private static OutputGrammar structuredOutputs(Fields fields) {
+        Fields options = new Fields(fields.object("structured_outputs"));
+        for (String name : UNSUPPORTED_STRUCTURED) {
+            if (options.has(name)) {
+                throw ApiException.invalid("structured_outputs", "structured_outputs." + name + " is not supported "
+                        + "by this server; give json, json_object or choice");
+            }
+        }
+        List<String> given = new ArrayList<>();
+        for (String name : List.of("json", "json_object", "choice")) {
+            if (options.has(name) && !(name.equals("json_object") && !options.get(name).asBoolean(false))) {
+                given.add(name);
+            }
+        }
+        if (given.size() != 1) {
+            throw ApiException.invalid("structured_outputs", "structured_outputs must give one of json, json_object "
+                    + "and choice" + (given.isEmpty() ? "" : ", got " + String.join(" and ", given)));
+        }
+        return switch (given.getFirst()) {
+            case "json" -> schema("structured_outputs", "structured_outputs.json", options.get("json"));
+            case "json_object" -> OutputGrammar.jsonObject();
+            default -> choice("structured_outputs", "structured_outputs.choice", options.get("choice"));
+        };
+    }
+
+    private static OutputGrammar schema(String name, JsonNode schema) {
+        return schema(name, name, schema);
+    }
+
+    /** A schema given as a JSON object (or boolean), or as JSON text in a string, as vLLM takes both. */
+    private static OutputGrammar schema(String param, String name, JsonNode schema) {
+        String text = schema.isTextual() ? schema.textValue() : schema.toString();
+        try {
+            return OutputGrammar.jsonSchema(text);
+        } catch (IllegalArgumentException e) {
+            throw ApiException.invalid(param, name + ": " + e.getMessage());
+        }
+    }
+
+    private static OutputGrammar choice(String name, JsonNode choices) {
+        return choice(name, name, choices);
+    }
+
+    private static OutputGrammar choice(String param, String name, JsonNode choices) {
+        if (choices == null || !choices.isArray() || choices.isEmpty()) {
+            throw ApiException.invalid(param, name + " must be a non-empty array of strings");
+        }
+        List<String> texts = new ArrayList<>();
+        for (JsonNode choice : choices) {
+            if (!choice.isTextual() || choice.textValue().isEmpty()) {
+                throw ApiException.invalid(param, name + " must hold non-empty strings, got " + Fields.typeName(choice)
+                        + (choice.isTextual() ? " (empty)" : ""));
+            }
+            texts.add(choice.textValue());
+        }
+        return OutputGrammar.choice(texts);
+    }
+}

@@ -224,6 +224,34 @@ class PlaygroundBrowserTest {
                 .equals(byId("requests-cancelled").getAttribute("data-count")));
     }
 
+    /** A JSON schema in the parameters holds the answer to it, as the same request to the API does. */
+    @Test
+    void aJsonSchemaHoldsTheAnswer() {
+        String schema = "{\"type\": \"object\", \"properties\": {\"answer\": {\"type\": \"string\", "
+                + "\"maxLength\": 12}}, \"required\": [\"answer\"]}";
+        setField("temperature", "0");
+        setField("json-schema", schema);
+        byId("prompt").sendKeys("Hello");
+        byId("send").click();
+        waitFor("the response to finish", () -> "done".equals(lastResponseState()));
+
+        JsonNode expected = server.postJson("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", "
+                + "\"content\": \"Hello\"}], \"temperature\": 0, \"max_tokens\": 256, \"response_format\": "
+                + "{\"type\": \"json_schema\", \"json_schema\": {\"name\": \"playground\", \"schema\": " + schema
+                + "}}}");
+        String shown = lastOutput();
+        assertThat(shown).isEqualTo(expected.at("/choices/0/message/content").asText());
+        assertThat(TestServer.parse(shown).get("answer").isTextual()).as(shown).isTrue();
+        assertThat(byId("stat-finish").getText()).isEqualTo("stop");
+
+        setField("json-schema", "{\"type\": ");
+        byId("prompt").sendKeys("Hello");
+        byId("send").click();
+        waitFor("the error box", () -> byId("error").isDisplayed());
+        assertThat(byId("error-message").getText()).contains("the schema is not JSON");
+        assertThat(byId("error-detail").getText()).contains("parameter: response_format");
+    }
+
     @Test
     void aBadParameterShowsTheServersErrorText() {
         setField("temperature", "-1");

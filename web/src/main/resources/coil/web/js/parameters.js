@@ -18,7 +18,7 @@ export class Parameters {
     }
   }
 
-  /** The request fields: temperature, top_p, top_k, max_tokens, seed, stop, ignore_eos. */
+  /** The request fields: temperature, top_p, top_k, max_tokens, seed, stop, ignore_eos, response_format. */
   values() {
     const values = {};
     for (const input of this.#inputs) {
@@ -66,6 +66,18 @@ function readInput(input) {
   switch (input.dataset.kind) {
     case 'flag':
       return input.checked ? true : undefined;
+    case 'schema': {
+      // A schema the page cannot read as JSON goes as text, so that the server's error says why.
+      const text = input.value.trim();
+      if (text === '') return undefined;
+      let schema = text;
+      try {
+        schema = JSON.parse(text);
+      } catch {
+        // sent as typed
+      }
+      return {type: 'json_schema', json_schema: {name: 'playground', schema}};
+    }
     case 'lines': {
       const stops = input.value.split('\n').filter((line) => line !== '').map(unescape);
       return stops.length ? stops : undefined;

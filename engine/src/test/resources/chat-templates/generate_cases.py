@@ -80,6 +80,19 @@ CASES = [
                               msg("tool", "\u00a0Hi\tthere, ça va? 中文 🙂!\n")], False, {}),
 ]
 
+TOOL_TURNS = [msg("user", "Weather in Zürich, and 2+3?"),
+              {"role": "assistant", "content": None, "tool_calls": [
+                  {"id": "call_1", "type": "function",
+                   "function": {"name": "get_weather", "arguments": {"city": "Zürich", "unit": "c"}}},
+                  {"id": "call_2", "type": "function", "function": {"name": "add", "arguments": {"a": 2, "b": 3}}}]},
+              {"role": "tool", "tool_call_id": "call_1", "name": "get_weather", "content": "12 °C, rain"},
+              {"role": "tool", "tool_call_id": "call_2", "content": "5"}]
+
+CASES += [
+    ("tool-calls.jinja", TOOL_TURNS, True, {"tools": TOOLS}),
+    ("tool-calls.jinja", TOOL_TURNS[:2], False, {}),
+]
+
 BOS, EOS = "<s>", "</s>"
 
 

@@ -1,7 +1,11 @@
 package dev.coil.server;
 
+import static org.assertj.core.api.Assertions.assertThat;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.networknt.schema.SchemaRegistry;
+import com.networknt.schema.SpecificationVersion;
 import dev.coil.engine.cpu.CpuOps;
 import dev.coil.engine.cpu.Parallel;
 import dev.coil.engine.runner.EngineOptions;
@@ -147,6 +151,27 @@ public final class TestServer implements AutoCloseable {
         } catch (IOException e) {
             throw new IllegalStateException("not JSON: " + json, e);
         }
+    }
+
+    /**
+     * An independent judge of structured outputs, networknt's JSON Schema validator (draft 2020-12):
+     * its complaints about {@code text} under {@code schema}, none when valid.
+     */
+    public static List<String> schemaErrors(String schema, String text) {
+        List<String> errors = new ArrayList<>();
+        SchemaRegistry.withDefaultDialect(SpecificationVersion.DRAFT_2020_12).getSchema(parse(schema))
+                .validate(parse(text)).forEach(error -> errors.add(error.toString()));
+        return errors;
+    }
+
+    /** Posts {@code body} and checks the answer is a 400 naming {@code param}, its message holding {@code message}. */
+    public void assertRefused(String path, String body, String param, String message) {
+        HttpResponse<String> response = post(path, body);
+        assertThat(response.statusCode()).as(body).isEqualTo(400);
+        JsonNode error = parse(response.body()).get("error");
+        assertThat(error.get("param").asText()).as(body).isEqualTo(param);
+        assertThat(error.get("message").asText()).as(body).contains(message);
+        assertThat(error.get("type").asText()).isEqualTo("invalid_request_error");
     }
 
     /** The data events of an SSE body, in order, without the final [DONE]; fails on anything else. */

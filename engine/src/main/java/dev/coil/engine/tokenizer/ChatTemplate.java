@@ -186,7 +186,7 @@ public final class ChatTemplate {
         }
         ChatMessage last = messages.getLast();
         List<ChatMessage> tagged = new ArrayList<>(messages.subList(0, messages.size() - 1));
-        tagged.add(new ChatMessage(last.role(), last.content() + CONTINUE_TAG));
+        tagged.add(new ChatMessage(last.role(), last.content() + CONTINUE_TAG, last.fields()));
         String rendered = render(tagged, false, extraVariables);
         String tag = CONTINUE_TAG.strip();
         String text = PythonStringMethods.strip(last.content(), null, true, true);
@@ -209,6 +209,7 @@ public final class ChatTemplate {
             Map<String, Object> map = new LinkedHashMap<>();
             map.put("role", message.role());
             map.put("content", message.content());
+            message.fields().forEach(map::putIfAbsent);
             messageMaps.add(map);
         }
         Map<String, Object> variables = new HashMap<>(specialTokens);

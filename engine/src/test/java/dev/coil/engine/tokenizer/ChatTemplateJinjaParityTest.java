@@ -12,6 +12,7 @@ import java.time.Clock;
 import java.time.LocalDateTime;
 import java.time.ZoneOffset;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
@@ -49,7 +50,16 @@ class ChatTemplateJinjaParityTest {
     void rendersAsJinja2Does(String name, ChatTemplate template, JsonNode testCase) {
         List<ChatMessage> messages = new ArrayList<>();
         for (JsonNode message : testCase.path("messages")) {
-            messages.add(new ChatMessage(message.path("role").asText(), message.path("content").asText()));
+            // A turn's other keys (tool_calls, tool_call_id, name) reach the template as they are; a null
+            // content is empty text, as the server reads it.
+            Map<String, Object> fields = new LinkedHashMap<>();
+            message.properties().forEach(field -> {
+                if (!field.getKey().equals("role") && !field.getKey().equals("content")) {
+                    fields.put(field.getKey(), JSON.convertValue(field.getValue(), Object.class));
+                }
+            });
+            messages.add(new ChatMessage(message.path("role").asText(),
+                    message.path("content").isNull() ? "" : message.path("content").asText(), fields));
         }
         boolean addGenerationPrompt = testCase.path("add_generation_prompt").asBoolean();
         @SuppressWarnings("unchecked")

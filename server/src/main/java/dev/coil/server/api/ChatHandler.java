@@ -9,10 +9,12 @@ import io.javalin.http.Context;
 import io.javalin.http.Handler;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
 /**
  * POST /v1/chat/completions: the conversation rendered through the model's chat template, answered
- * n times. logprobs (true/false) with top_logprobs (0 to 20) as OpenAI's chat API has them.
+ * n times. logprobs (true/false) with top_logprobs (0 to 20) as OpenAI's chat API has them; tools and
+ * a tool_choice that calls a function as {@link ToolCalls} reads them.
  */
 public final class ChatHandler implements Handler {
 
@@ -34,13 +36,15 @@ public final class ChatHandler implements Handler {
         int maxTokens = fields.has("max_completion_tokens")
                 ? GenerationSettings.maxTokens(fields, "max_completion_tokens", SamplingParams.UNLIMITED_TOKENS)
                 : GenerationSettings.maxTokens(fields, "max_tokens", SamplingParams.UNLIMITED_TOKENS);
-        GenerationSettings settings = GenerationSettings.parse(fields, maxTokens, model.vocabSize());
+        ToolCalls tools = ToolCalls.parse(fields);
+        GenerationSettings settings = GenerationSettings.parse(fields, maxTokens, model.vocabSize(), tools);
         boolean logprobs = fields.bool("logprobs", false);
         Integer top = fields.integer("top_logprobs", 0, EngineRequest.MAX_TOP_LOGPROBS);
         if (top != null && !logprobs) {
             throw ApiException.invalid("top_logprobs", "top_logprobs needs logprobs set to true");
         }
-        int[] prompt = GenerationSettings.lastTokens(ChatPrompt.tokens(fields, model, false),
+        int[] prompt = GenerationSettings.lastTokens(ChatPrompt.tokens(fields, model, false,
+                tools == null ? Map.of() : tools.templateVariables()),
                 GenerationSettings.promptTokensKept(fields, model.contextLength()));
 
         int tokenLogprobs = logprobs ? (top == null ? 0 : top) : -1;
@@ -50,6 +54,8 @@ public final class ChatHandler implements Handler {
             choices.add(new ChoiceState(c, 0, prompt, null));
             requests.add(settings.request(prompt, c, tokenLogprobs, -1));
         }
-        runner.run(ctx, model, new ChatShape(TokenSpelling.of(fields, model), logprobs), settings, choices, requests);
+        ChatShape chat = new ChatShape(TokenSpelling.of(fields, model), logprobs);
+        ResponseShape shape = tools != null && tools.calls() ? new ToolCallShape(chat, tools) : chat;
+        runner.run(ctx, model, shape, settings, choices, requests);
     }
 }

@@ -1,20 +1,26 @@
 package dev.coil.server.api;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.coil.engine.tokenizer.ChatMessage;
 import dev.coil.engine.tokenizer.ChatTemplate;
 import dev.coil.server.ServedModel;
 import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
 /**
  * A conversation turned into prompt tokens through the model's chat template, as transformers'
  * {@code apply_chat_template} does: {@code messages} (role and content; content a string or a list
- * of text parts), {@code add_generation_prompt} (default true, false when the last message is
- * continued), vLLM's {@code continue_final_message} and {@code chat_template_kwargs}.
+ * of text parts; an assistant turn's {@code tool_calls}, a tool turn's {@code tool_call_id} and
+ * {@code name}), {@code add_generation_prompt} (default true, false when the last message is
+ * continued), vLLM's {@code continue_final_message} and {@code chat_template_kwargs}, and the
+ * request's {@code tools}.
  */
 final class ChatPrompt {
 
@@ -22,6 +28,11 @@ final class ChatPrompt {
     }
 
     static int[] tokens(Fields fields, ServedModel model, boolean addSpecialTokens) {
+        return tokens(fields, model, addSpecialTokens, Map.of());
+    }
+
+    /** @param toolVariables the template variables of the request's tools ({@link ToolCalls#templateVariables}) */
+    static int[] tokens(Fields fields, ServedModel model, boolean addSpecialTokens, Map<String, Object> toolVariables) {
         ChatTemplate template = model.chatTemplate();
         if (template == null) {
             throw ApiException.invalid("messages", "this model has no chat template; use /v1/completions with a prompt");
@@ -34,8 +45,10 @@ final class ChatPrompt {
                     "continue_final_message and add_generation_prompt cannot both be true");
         }
         ObjectNode kwargs = fields.object("chat_template_kwargs");
-        Map<String, Object> variables = kwargs == null ? Map.of()
-                : Json.MAPPER.convertValue(kwargs, new TypeReference<Map<String, Object>>() { });
+        Map<String, Object> variables = new HashMap<>(toolVariables);
+        if (kwargs != null) {
+            variables.putAll(Json.MAPPER.convertValue(kwargs, new TypeReference<Map<String, Object>>() { }));
+        }
         String text;
         try {
             text = continueFinal ? template.renderContinuing(messages, variables)
@@ -69,9 +82,45 @@ final class ChatPrompt {
             if (role == null || !role.isTextual() || role.textValue().isEmpty()) {
                 throw ApiException.invalid(where + ".role", where + ".role must be a non-empty string");
             }
-            messages.add(new ChatMessage(role.textValue(), content(message.get("content"), where + ".content")));
+            messages.add(new ChatMessage(role.textValue(), content(message.get("content"), where + ".content"),
+                    otherFields(message, where)));
         }
         return messages;
+    }
+
+    /**
+     * The keys of a turn the template may read besides role and content: {@code tool_calls} (each
+     * call's {@code function.arguments}, a JSON string in OpenAI's API, read into the object it spells,
+     * as vLLM hands templates a dict), {@code tool_call_id} and {@code name}.
+     */
+    private static Map<String, Object> otherFields(ObjectNode message, String where) {
+        Map<String, Object> fields = new LinkedHashMap<>();
+        JsonNode calls = message.get("tool_calls");
+        if (calls != null && !calls.isNull()) {
+            if (!calls.isArray()) {
+                throw ApiException.invalid(where + ".tool_calls", where + ".tool_calls must be an array, got "
+                        + Fields.typeName(calls));
+            }
+            ArrayNode read = calls.deepCopy();
+            for (JsonNode call : read) {
+                JsonNode arguments = call.path("function").path("arguments");
+                if (arguments.isTextual() && call.get("function") instanceof ObjectNode function) {
+                    try {
+                        function.set("arguments", Json.MAPPER.readTree(arguments.textValue()));
+                    } catch (JsonProcessingException notJson) {
+                        // left as the string it is
+                    }
+                }
+            }
+            fields.put("tool_calls", Json.MAPPER.convertValue(read, new TypeReference<List<Object>>() { }));
+        }
+        for (String name : List.of("tool_call_id", "name")) {
+            JsonNode value = message.get(name);
+            if (value != null && value.isTextual()) {
+                fields.put(name, value.textValue());
+            }
+        }
+        return fields;
     }
 
     /** A string, null (an assistant turn with no text), or text parts {@code [{"type": "text", "text": ...}]}. */

@@ -1,6 +1,7 @@
 package dev.coil.server.api;
 
 import dev.coil.engine.runner.EngineRequest;
+import dev.coil.engine.runner.OutputGrammar;
 import dev.coil.engine.runner.SamplingParams;
 import java.util.Arrays;
 import java.util.HashSet;
@@ -32,7 +33,25 @@ record GenerationSettings(SamplingParams sampling, int choices, boolean stream, 
      * @param vocabSize the served model's vocabulary: stop_token_ids and logit_bias's keys must be ids in it
      */
     static GenerationSettings parse(Fields fields, int maxTokens, int vocabSize) {
-        rejectUnsupported(fields);
+        return parse(fields, maxTokens, vocabSize, null);
+    }
+
+    /**
+     * As {@link #parse(Fields, int, int)}, for a chat request with tools: a tool_choice that calls a
+     * function holds the answer to its grammar.
+     *
+     * @param tools the chat request's tools, or null (completions, or a chat without tools)
+     */
+    static GenerationSettings parse(Fields fields, int maxTokens, int vocabSize, ToolCalls tools) {
+        rejectUnsupported(fields, tools != null);
+        OutputGrammar grammar = StructuredOutput.parse(fields);
+        if (tools != null && tools.calls()) {
+            if (grammar != null) {
+                throw ApiException.invalid("tool_choice", "a tool_choice that calls a function holds the answer "
+                        + "to the function's parameters; give it or a structured output, not both");
+            }
+            grammar = tools.grammar();
+        }
         int choices = fields.integer("n", 1, MAX_CHOICES, 1);
         if (fields.has("best_of") && fields.integer("best_of", 1, MAX_CHOICES) != choices) {
             throw ApiException.invalid("best_of", "best_of is not supported; leave it out or equal to n");
@@ -68,7 +87,7 @@ record GenerationSettings(SamplingParams sampling, int choices, boolean stream, 
                     .minTokens(fields.integer("min_tokens", 0, Integer.MAX_VALUE, 0))
                     .includeStopStringInOutput(fields.bool("include_stop_str_in_output", false))
                     .skipSpecialTokens(fields.bool("skip_special_tokens", true))
-                    .grammar(StructuredOutput.parse(fields))
+                    .grammar(grammar)
                     .logitBias(fields.tokenBiases("logit_bias", vocabSize, SamplingParams.MAX_LOGIT_BIAS))
                     .build();
         } catch (IllegalArgumentException e) {
@@ -117,8 +136,8 @@ record GenerationSettings(SamplingParams sampling, int choices, boolean stream, 
     }
 
     /** Fields of OpenAI's API that Coil does not implement; refusing them beats silently ignoring them. */
-    private static void rejectUnsupported(Fields fields) {
-        for (String name : List.of("tools", "functions")) {
+    private static void rejectUnsupported(Fields fields, boolean toolsRead) {
+        for (String name : toolsRead ? List.of("functions") : List.of("tools", "functions")) {
             var value = fields.get(name);
             if (value != null && !(value.isContainerNode() && value.isEmpty())) {
                 throw ApiException.invalid(name, name + " is not supported by this server");

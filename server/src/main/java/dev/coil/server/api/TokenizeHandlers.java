@@ -29,7 +29,8 @@ public final class TokenizeHandlers {
         requireTokenizer(model, fields.has("messages") ? "messages" : "prompt");
         int[] tokens;
         if (fields.has("messages")) {
-            tokens = ChatPrompt.tokens(fields, model, fields.bool("add_special_tokens", false));
+            tokens = ChatPrompt.tokens(fields, model, fields.bool("add_special_tokens", false),
+                    ToolCalls.templateVariables(fields));
         } else {
             String prompt = fields.string("prompt");
             if (prompt == null) {

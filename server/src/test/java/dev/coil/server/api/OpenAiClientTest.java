@@ -13,6 +13,7 @@ import com.openai.errors.NotFoundException;
 import com.openai.models.chat.completions.ChatCompletion;
 import com.openai.models.chat.completions.ChatCompletionChunk;
 import com.openai.models.chat.completions.ChatCompletionCreateParams;
+import com.openai.models.chat.completions.ChatCompletionNamedToolChoice;
 import com.openai.models.chat.completions.ChatCompletionStreamOptions;
 import com.openai.models.chat.completions.ChatCompletionTokenLogprob;
 import com.openai.models.completions.Completion;
@@ -227,5 +228,31 @@ class OpenAiClientTest {
         Verdict verdict = choice.message().content().orElseThrow();
         assertThat(verdict.level).isNotNull();
         assertThat(verdict.score).isNotNaN();
+    }
+
+    /** A function the client describes from a Java class. */
+    public static class SetAlarm {
+        public double hour;
+        public boolean repeat;
+        public Level level;
+    }
+
+    /**
+     * The client's tools: it writes a function from a Java class, names it as tool_choice, and reads the
+     * call's arguments back into the class.
+     */
+    @Test
+    void theClientsNamedToolCallComesBackAsItsClass() {
+        var base = ChatCompletionCreateParams.builder().model("coil-demo").addUserMessage("Wake me at seven.")
+                .maxCompletionTokens(300).temperature(0.0).addTool(SetAlarm.class);
+        String name = base.build().tools().orElseThrow().getFirst().asFunction().function().name();
+        var params = base.toolChoice(ChatCompletionNamedToolChoice.builder()
+                .function(ChatCompletionNamedToolChoice.Function.builder().name(name).build()).build()).build();
+        var choice = client.chat().completions().create(params).choices().getFirst();
+        var call = choice.message().toolCalls().orElseThrow().getFirst().asFunction();
+        assertThat(call.function().name()).isEqualTo(name);
+        SetAlarm alarm = call.function().arguments(SetAlarm.class);
+        assertThat(alarm.level).isNotNull();
+        assertThat(choice.message().content()).isEmpty();
     }
 }

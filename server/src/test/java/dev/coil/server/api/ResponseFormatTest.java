@@ -3,10 +3,7 @@ package dev.coil.server.api;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.networknt.schema.SchemaRegistry;
-import com.networknt.schema.SpecificationVersion;
 import dev.coil.server.TestServer;
-import java.net.http.HttpResponse;
 import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.AfterAll;
@@ -74,7 +71,7 @@ class ResponseFormatTest {
             String content = choice.at("/message/content").asText();
             assertThat(content).startsWith("{");
             if (choice.get("finish_reason").asText().equals("stop")) {
-                assertThat(errors(SCHEMA, content)).as(content).isEmpty();
+                assertThat(TestServer.schemaErrors(SCHEMA, content)).as(content).isEmpty();
                 whole.add(content);
             }
             assertStreamedAs(request, content);
@@ -99,27 +96,27 @@ class ResponseFormatTest {
             String text = choice.get("text").asText();
             assertThat(text).as(field).startsWith("{");
             if (choice.get("finish_reason").asText().equals("stop")) {
-                assertThat(errors(SCHEMA, text)).as(text).isEmpty();
+                assertThat(TestServer.schemaErrors(SCHEMA, text)).as(text).isEmpty();
             }
         }
     }
 
     @Test
     void whatCannotBeHeldIsRefusedByName() {
-        assertRefused("\"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"name\": \"a\", "
+        refused("\"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"name\": \"a\", "
                 + "\"schema\": {\"type\": \"string\", \"pattern\": \"^a+$\"}}}", "response_format",
                 "response_format.json_schema.schema: at #: the keyword \"pattern\" is not supported");
-        assertRefused("\"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"schema\": "
+        refused("\"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"schema\": "
                 + "{\"$ref\": \"#/$defs/Gone\"}}}", "response_format", "points to nothing");
-        assertRefused("\"response_format\": {\"type\": \"xml\"}", "response_format", "\"xml\"");
-        assertRefused("\"response_format\": {\"type\": \"json_schema\"}", "response_format", "json_schema must be");
-        assertRefused("\"guided_regex\": \"a+\"", "guided_regex", "not supported");
-        assertRefused("\"structured_outputs\": {\"regex\": \"a+\"}", "structured_outputs", "regex is not supported");
-        assertRefused("\"structured_outputs\": {}", "structured_outputs", "one of json, json_object and choice");
-        assertRefused("\"guided_choice\": \"yes\"", "guided_choice", "non-empty array of strings");
-        assertRefused("\"guided_choice\": [\"\"]", "guided_choice", "non-empty strings");
-        assertRefused("\"guided_json\": \"{\\\"type\\\": \"", "guided_json", "not JSON");
-        assertRefused("\"response_format\": {\"type\": \"json_object\"}, \"guided_choice\": [\"a\"]", "guided_choice",
+        refused("\"response_format\": {\"type\": \"xml\"}", "response_format", "\"xml\"");
+        refused("\"response_format\": {\"type\": \"json_schema\"}", "response_format", "json_schema must be");
+        refused("\"guided_regex\": \"a+\"", "guided_regex", "not supported");
+        refused("\"structured_outputs\": {\"regex\": \"a+\"}", "structured_outputs", "regex is not supported");
+        refused("\"structured_outputs\": {}", "structured_outputs", "one of json, json_object and choice");
+        refused("\"guided_choice\": \"yes\"", "guided_choice", "non-empty array of strings");
+        refused("\"guided_choice\": [\"\"]", "guided_choice", "non-empty strings");
+        refused("\"guided_json\": \"{\\\"type\\\": \"", "guided_json", "not JSON");
+        refused("\"response_format\": {\"type\": \"json_object\"}, \"guided_choice\": [\"a\"]", "guided_choice",
                 "give one of response_format and guided_choice");
     }
 
@@ -131,19 +128,8 @@ class ResponseFormatTest {
         assertThat(streamed.toString()).isEqualTo(content);
     }
 
-    private static void assertRefused(String field, String param, String message) {
-        HttpResponse<String> response = server.post("/v1/completions", "{\"prompt\": \"x\", " + field + "}");
-        assertThat(response.statusCode()).as(field).isEqualTo(400);
-        JsonNode error = TestServer.parse(response.body()).get("error");
-        assertThat(error.get("param").asText()).as(field).isEqualTo(param);
-        assertThat(error.get("message").asText()).as(field).contains(message);
-        assertThat(error.get("type").asText()).isEqualTo("invalid_request_error");
-    }
-
-    /** networknt's JSON Schema validator (draft 2020-12) on {@code text}: its complaints, none when valid. */
-    private static List<String> errors(String schema, String text) throws Exception {
-        return SchemaRegistry.withDefaultDialect(SpecificationVersion.DRAFT_2020_12)
-                .getSchema(TestServer.JSON.readTree(schema)).validate(TestServer.JSON.readTree(text))
-                .stream().map(Object::toString).toList();
+    /** A completion request with {@code field} is a 400 naming {@code param}. */
+    private static void refused(String field, String param, String message) {
+        server.assertRefused("/v1/completions", "{\"prompt\": \"x\", " + field + "}", param, message);
     }
 }

@@ -71,7 +71,10 @@ final class JsonSchemaCompiler {
         }
         Set<String> keywords = new LinkedHashSet<>();
         node.fieldNames().forEachRemaining(name -> {
-            if (!ANNOTATIONS.contains(name)) {
+            // uniqueItems false asks nothing, whoever spells it out.
+            boolean noAssertion = name.equals("uniqueItems") && node.get(name).isBoolean()
+                    && !node.get(name).asBoolean();
+            if (!ANNOTATIONS.contains(name) && !noAssertion) {
                 keywords.add(name);
             }
         });

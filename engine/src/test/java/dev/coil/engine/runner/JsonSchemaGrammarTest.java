@@ -246,6 +246,7 @@ class JsonSchemaGrammarTest {
                 Arguments.of("{\"type\": \"string\", \"pattern\": \"a+\"}", "at #: the keyword \"pattern\" is not supported"),
                 Arguments.of("{\"type\": \"integer\", \"minimum\": 0}", "\"minimum\" is not supported"),
                 Arguments.of("{\"type\": \"object\", \"minProperties\": 1}", "\"minProperties\" is not supported"),
+                Arguments.of("{\"type\": \"array\", \"uniqueItems\": true}", "\"uniqueItems\" is not supported"),
                 Arguments.of("{\"type\": \"string\", \"items\": {}}", "\"items\" is not supported for type string"),
                 Arguments.of("{\"$ref\": \"http://example.com/s.json\"}", "only references within the schema"),
                 Arguments.of("{\"$ref\": \"#/$defs/Missing\"}", "at #/$ref: \"#/$defs/Missing\" points to nothing"),
@@ -270,6 +271,14 @@ class JsonSchemaGrammarTest {
     void refusesWhatItCannotHoldTheOutputTo(String schema, String message) {
         assertThatThrownBy(() -> OutputGrammar.jsonSchema(schema))
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining(message);
+    }
+
+    @Test
+    void uniqueItemsFalseAsksNothing() {
+        GrammarCursor cursor = new GrammarCursor(OutputGrammar.jsonSchema(
+                "{\"type\": \"array\", \"items\": {\"type\": \"integer\"}, \"uniqueItems\": false}"));
+        assertThat(cursor.acceptAll("[1,1]")).isTrue();
+        assertThat(cursor.done()).isTrue();
     }
 
     @Test

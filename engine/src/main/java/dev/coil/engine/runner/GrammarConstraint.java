@@ -16,7 +16,7 @@ import java.util.Set;
 final class GrammarConstraint {
 
     /** States whose allowed tokens are kept. */
-    private static final int KEPT_STATES = 16;
+    private static final int KEPT_STATES = 8;
 
     private final VocabularyTrie vocabulary;
     private final Map<GrammarState, boolean[]> allowedByState = new LinkedHashMap<>(KEPT_STATES, 0.75f, true) {

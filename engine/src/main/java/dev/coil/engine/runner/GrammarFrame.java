@@ -1,5 +1,6 @@
 package dev.coil.engine.runner;
 
+import java.math.BigInteger;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -67,7 +68,7 @@ sealed interface GrammarFrame {
                     out.add(new StringFrame(string, parent, StringLexer.NORMAL, 0));
                 }
             }
-            case ValueRule.NumberRule number -> NumberFrame.start(number.integer, parent, c, out);
+            case ValueRule.NumberRule number -> NumberFrame.start(number, parent, c, out);
             case ValueRule.LiteralRule literal -> new LiteralFrame(literal.texts, 0, parent).feed(c, out);
         }
     }
@@ -338,9 +339,11 @@ sealed interface GrammarFrame {
      * it ends it, and counts as after the value. Parts are bounded, as llama.cpp's JSON grammars bound
      * them, so that a model cannot spin a number out forever: at most {@link #MAX_DIGITS} digits
      * before and after the point (a long's 19 and a double's 17 fit), and {@link #MAX_EXPONENT_DIGITS}
-     * in the exponent.
+     * in the exponent. An integer with bounds keeps its text ({@code typed}; null without bounds), so that
+     * no digit is taken after which it could not end within them.
      */
-    record NumberFrame(boolean integer, GrammarFrame parent, int stage, int digits) implements GrammarFrame {
+    record NumberFrame(ValueRule.NumberRule rule, GrammarFrame parent, int stage, int digits, String typed)
+            implements GrammarFrame {
         static final int MAX_DIGITS = 20;
         static final int MAX_EXPONENT_DIGITS = 3;
 
@@ -353,13 +356,15 @@ sealed interface GrammarFrame {
         static final int EXPONENT_SIGN = 6;   // after the exponent's sign
         static final int EXPONENT_DIGITS = 7; // in the exponent's digits
 
-        static void start(boolean integer, GrammarFrame parent, char c, List<GrammarFrame> out) {
-            if (c == '-') {
-                out.add(new NumberFrame(integer, parent, MINUS, 0));
-            } else if (c == '0') {
-                out.add(new NumberFrame(integer, parent, ZERO, 1));
-            } else if (c >= '1' && c <= '9') {
-                out.add(new NumberFrame(integer, parent, DIGITS, 1));
+        static void start(ValueRule.NumberRule rule, GrammarFrame parent, char c, List<GrammarFrame> out) {
+            int stage = c == '-' ? MINUS : c == '0' ? ZERO : c >= '1' && c <= '9' ? DIGITS : -1;
+            if (stage < 0) {
+                return;
+            }
+            // A bounded integer keeps its text, so that a digit that can no longer end within the bounds is refused.
+            String typed = rule.bounded() ? String.valueOf(c) : null;
+            if (typed == null || rule.reachable(typed, MAX_DIGITS)) {
+                out.add(new NumberFrame(rule, parent, stage, stage == MINUS ? 0 : 1, typed));
             }
         }
 
@@ -370,8 +375,10 @@ sealed interface GrammarFrame {
                 boolean samePart = after == stage || (stage == POINT && after == FRACTION)
                         || (stage == EXPONENT_SIGN || stage == EXPONENT) && after == EXPONENT_DIGITS;
                 int count = c >= '0' && c <= '9' ? (samePart ? digits + 1 : 1) : 0;
-                if (count <= (after == EXPONENT_DIGITS ? MAX_EXPONENT_DIGITS : MAX_DIGITS)) {
-                    out.add(new NumberFrame(integer, parent, after, count));
+                String longer = typed == null ? null : typed + c;
+                if (count <= (after == EXPONENT_DIGITS ? MAX_EXPONENT_DIGITS : MAX_DIGITS)
+                        && (longer == null || rule.reachable(longer, MAX_DIGITS))) {
+                    out.add(new NumberFrame(rule, parent, after, count, longer));
                 }
             } else if (whole()) {
                 parent.valueDone().feed(c, out);
@@ -381,19 +388,22 @@ sealed interface GrammarFrame {
         /** The stage {@code c} continues the number into, or -1. */
         private int next(char c) {
             boolean digit = c >= '0' && c <= '9';
-            boolean exponent = (c == 'e' || c == 'E') && !integer;
+            boolean exponent = (c == 'e' || c == 'E') && !rule.integer;
+            boolean point = c == '.' && !rule.integer;
             return switch (stage) {
                 case MINUS -> c == '0' ? ZERO : digit ? DIGITS : -1;
-                case ZERO -> c == '.' && !integer ? POINT : exponent ? EXPONENT : -1;
-                case DIGITS -> digit ? DIGITS : c == '.' && !integer ? POINT : exponent ? EXPONENT : -1;
+                case ZERO -> point ? POINT : exponent ? EXPONENT : -1;
+                case DIGITS -> digit ? DIGITS : point ? POINT : exponent ? EXPONENT : -1;
                 case POINT, FRACTION -> digit ? FRACTION : exponent && stage == FRACTION ? EXPONENT : -1;
                 case EXPONENT -> c == '+' || c == '-' ? EXPONENT_SIGN : digit ? EXPONENT_DIGITS : -1;
                 default -> digit ? EXPONENT_DIGITS : -1; // EXPONENT_SIGN, EXPONENT_DIGITS
             };
         }
 
+        /** Whether the number may end here: a whole number, within the bounds when it has any. */
         private boolean whole() {
-            return stage == ZERO || stage == DIGITS || stage == FRACTION || stage == EXPONENT_DIGITS;
+            boolean complete = stage == ZERO || stage == DIGITS || stage == FRACTION || stage == EXPONENT_DIGITS;
+            return complete && (typed == null || rule.within(new BigInteger(typed)));
         }
 
         @Override

@@ -4,6 +4,9 @@ import com.fasterxml.jackson.core.JsonPointer;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import java.math.BigDecimal;
+import java.math.BigInteger;
+import java.math.RoundingMode;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.HashMap;
@@ -26,7 +29,8 @@ import java.util.Set;
  *     {@code additionalProperties} (false when absent beside {@code properties}, as strict mode has it;
  *     additional keys come after the listed ones);</li>
  * <li>arrays: {@code items}, {@code minItems}, {@code maxItems}; strings: {@code minLength},
- *     {@code maxLength}.</li>
+ *     {@code maxLength}; integers: {@code minimum}, {@code maximum}, {@code exclusiveMinimum},
+ *     {@code exclusiveMaximum} (numbers other than integers take none).</li>
  * </ul>
  * Annotations ({@code title}, {@code description}, {@code default}, {@code format}, ...) are read past,
  * as JSON Schema has {@code format} by default. Any other keyword is refused by name, rather than
@@ -43,6 +47,8 @@ final class JsonSchemaCompiler {
     private static final Set<String> OBJECT_KEYWORDS = Set.of("properties", "required", "additionalProperties");
     private static final Set<String> ARRAY_KEYWORDS = Set.of("items", "minItems", "maxItems");
     private static final Set<String> STRING_KEYWORDS = Set.of("minLength", "maxLength");
+    private static final Set<String> INTEGER_KEYWORDS = Set.of("minimum", "maximum", "exclusiveMinimum",
+            "exclusiveMaximum");
 
     private final JsonNode document;
     private final Map<String, ValueRule.Reference> references = new HashMap<>();
@@ -133,8 +139,19 @@ final class JsonSchemaCompiler {
                             : new ValueRule.StringRule(min, max));
                     used.addAll(STRING_KEYWORDS);
                 }
-                case "number" -> rules.add(ValueRule.NumberRule.NUMBER);
-                case "integer" -> rules.add(ValueRule.NumberRule.INTEGER);
+                case "number" -> {
+                    for (String bound : INTEGER_KEYWORDS) {
+                        if (keywords.contains(bound)) {
+                            throw invalid(path, "the keyword " + quoted(bound) + " is supported for type integer "
+                                    + "only, not number");
+                        }
+                    }
+                    rules.add(ValueRule.NumberRule.NUMBER);
+                }
+                case "integer" -> {
+                    rules.add(integer(node, path));
+                    used.addAll(INTEGER_KEYWORDS);
+                }
                 case "boolean" -> rules.add(ValueRule.LiteralRule.BOOLEAN);
                 case "null" -> rules.add(ValueRule.LiteralRule.NULL);
                 default -> throw invalid(path + "/type", "unknown type " + quoted(type));
@@ -151,7 +168,7 @@ final class JsonSchemaCompiler {
 
     private static boolean isKnownElsewhere(String keyword) {
         return OBJECT_KEYWORDS.contains(keyword) || ARRAY_KEYWORDS.contains(keyword)
-                || STRING_KEYWORDS.contains(keyword);
+                || STRING_KEYWORDS.contains(keyword) || INTEGER_KEYWORDS.contains(keyword);
     }
 
     /** The node's types, in order, or null when it names none and says nothing that implies one. */
@@ -231,6 +248,43 @@ final class JsonSchemaCompiler {
             throw invalid(path, "minItems " + min + " is more than maxItems " + max);
         }
         return new ValueRule.ArrayRule(itemRule, min, max);
+    }
+
+    /**
+     * An integer within minimum, maximum, exclusiveMinimum and exclusiveMaximum (2020-12's numbers),
+     * each turned into the integer bound it means.
+     */
+    private static ValueRule integer(JsonNode node, String path) {
+        BigInteger minimum = null;
+        BigInteger maximum = null;
+        for (String name : List.of("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")) {
+            JsonNode value = node.get(name);
+            if (value == null) {
+                continue;
+            }
+            if (!value.isNumber()) {
+                throw invalid(path + "/" + name, name + " must be a number");
+            }
+            BigDecimal bound = value.decimalValue();
+            boolean lower = name.endsWith("inimum");
+            BigInteger integer = lower ? bound.setScale(0, RoundingMode.CEILING).toBigIntegerExact()
+                    : bound.setScale(0, RoundingMode.FLOOR).toBigIntegerExact();
+            if (name.startsWith("exclusive") && bound.compareTo(new BigDecimal(integer)) == 0) {
+                integer = lower ? integer.add(BigInteger.ONE) : integer.subtract(BigInteger.ONE);
+            }
+            if (lower) {
+                minimum = minimum == null || integer.compareTo(minimum) > 0 ? integer : minimum;
+            } else {
+                maximum = maximum == null || integer.compareTo(maximum) < 0 ? integer : maximum;
+            }
+        }
+        if (minimum == null && maximum == null) {
+            return ValueRule.NumberRule.INTEGER;
+        }
+        if (minimum != null && maximum != null && minimum.compareTo(maximum) > 0) {
+            throw invalid(path, "no integer lies between its minimum and maximum");
+        }
+        return new ValueRule.NumberRule(true, minimum, maximum);
     }
 
     /** enum or const: the values as JSON spells them (compact), those of the node's types if it names any. */

@@ -1,5 +1,6 @@
 package dev.coil.engine.runner;
 
+import java.math.BigInteger;
 import java.util.List;
 
 /**
@@ -84,15 +85,64 @@ sealed interface ValueRule {
         }
     }
 
-    /** A JSON number; with {@code integer}, one without a fraction or an exponent. */
+    /**
+     * A JSON number; with {@code integer}, one without a fraction or an exponent, and then optionally
+     * within {@code minimum} and {@code maximum} (inclusive; null: no bound).
+     */
     final class NumberRule implements ValueRule {
-        static final NumberRule NUMBER = new NumberRule(false);
-        static final NumberRule INTEGER = new NumberRule(true);
+        static final NumberRule NUMBER = new NumberRule(false, null, null);
+        static final NumberRule INTEGER = new NumberRule(true, null, null);
 
         final boolean integer;
+        final BigInteger minimum;
+        final BigInteger maximum;
 
-        private NumberRule(boolean integer) {
+        NumberRule(boolean integer, BigInteger minimum, BigInteger maximum) {
             this.integer = integer;
+            this.minimum = minimum;
+            this.maximum = maximum;
+        }
+
+        boolean bounded() {
+            return minimum != null || maximum != null;
+        }
+
+        boolean within(BigInteger value) {
+            return (minimum == null || value.compareTo(minimum) >= 0)
+                    && (maximum == null || value.compareTo(maximum) <= 0);
+        }
+
+        /**
+         * Whether an integer whose text starts with {@code typed} ("-", "-12", "7") can still end within the
+         * bounds, given at most {@code maxDigits} digits: each digit more multiplies what is typed by ten and
+         * adds 0 to 9, so the reachable values with k digits more form one interval.
+         */
+        boolean reachable(String typed, int maxDigits) {
+            boolean negative = typed.startsWith("-");
+            String digits = negative ? typed.substring(1) : typed;
+            if (digits.equals("0")) {
+                return within(BigInteger.ZERO);
+            }
+            if (digits.isEmpty()) { // "-": any negative integer of up to maxDigits digits
+                BigInteger lowest = BigInteger.TEN.pow(maxDigits).subtract(BigInteger.ONE).negate();
+                return intersects(lowest, BigInteger.ONE.negate());
+            }
+            BigInteger prefix = new BigInteger(digits);
+            for (int more = 0; digits.length() + more <= maxDigits; more++) {
+                BigInteger scale = BigInteger.TEN.pow(more);
+                BigInteger low = prefix.multiply(scale);
+                BigInteger high = prefix.add(BigInteger.ONE).multiply(scale).subtract(BigInteger.ONE);
+                boolean hit = negative ? intersects(high.negate(), low.negate()) : intersects(low, high);
+                if (hit) {
+                    return true;
+                }
+            }
+            return false;
+        }
+
+        private boolean intersects(BigInteger low, BigInteger high) {
+            return (minimum == null || high.compareTo(minimum) >= 0)
+                    && (maximum == null || low.compareTo(maximum) <= 0);
         }
     }
 

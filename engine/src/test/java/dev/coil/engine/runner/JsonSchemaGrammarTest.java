@@ -55,6 +55,15 @@ class JsonSchemaGrammarTest {
             {"type": ["array", "null", "boolean"], "items": {"type": ["number", "string"], "maxLength": 2},
              "minItems": 2, "maxItems": 4}""";
 
+    /** Integers within bounds: inclusive, exclusive, one-sided, negative. */
+    static final String BOUNDS = """
+            {"type": "object", "properties": {
+               "age": {"type": "integer", "minimum": 0, "maximum": 130},
+               "delta": {"type": "integer", "exclusiveMinimum": -5, "maximum": -2},
+               "big": {"type": "integer", "minimum": 1000},
+               "small": {"type": "integer", "exclusiveMaximum": 7.5}},
+             "required": ["age", "delta", "big", "small"]}""";
+
     static Stream<Arguments> instances() {
         return Stream.of(
                 Arguments.of(PERSON, List.of(
@@ -85,6 +94,17 @@ class JsonSchemaGrammarTest {
                         "{}", "{\"a\":true}", "{\"a\":false,\"b\\\"q\":[1,{\"x\":null}]}", "{\"z\":\"abc\"}",
                         "{\"a\":true,\"zz\":\"\",\"y\":\"q\"}", "{\"b\\\"q\":[1,{\"x\":null}],\"c\":\"d\"}"),
                         List.of("{\"a\":\"x\"}", "{\"z\":\"abcd\"}", "{\"z\":1}", "{\"b\\\"q\":[1,{\"x\":0}]}")),
+                Arguments.of(BOUNDS, List.of(
+                        "{\"age\":0,\"delta\":-4,\"big\":1000,\"small\":7}",
+                        "{\"age\":130,\"delta\":-2,\"big\":99999999999,\"small\":-123456}",
+                        "{\"age\":45,\"delta\":-3,\"big\":1001,\"small\":0}"),
+                        List.of(
+                        "{\"age\":131,\"delta\":-4,\"big\":1000,\"small\":7}",
+                        "{\"age\":-1,\"delta\":-4,\"big\":1000,\"small\":7}",
+                        "{\"age\":1,\"delta\":-5,\"big\":1000,\"small\":7}",
+                        "{\"age\":1,\"delta\":-1,\"big\":1000,\"small\":7}",
+                        "{\"age\":1,\"delta\":-4,\"big\":999,\"small\":7}",
+                        "{\"age\":1,\"delta\":-4,\"big\":1000,\"small\":8}")),
                 Arguments.of(MIXED, List.of("null", "true", "[1,\"ab\"]", "[1.5,2,3,\"\"]"),
                         List.of("[1]", "[1,2,3,4,5]", "[1,\"abc\"]", "{}", "\"s\"")));
     }
@@ -244,7 +264,11 @@ class JsonSchemaGrammarTest {
     static Stream<Arguments> unsupportedSchemas() {
         return Stream.of(
                 Arguments.of("{\"type\": \"string\", \"pattern\": \"a+\"}", "at #: the keyword \"pattern\" is not supported"),
-                Arguments.of("{\"type\": \"integer\", \"minimum\": 0}", "\"minimum\" is not supported"),
+                Arguments.of("{\"type\": \"number\", \"minimum\": 0}",
+                        "\"minimum\" is supported for type integer only"),
+                Arguments.of("{\"type\": \"integer\", \"minimum\": 5, \"exclusiveMaximum\": 5}",
+                        "no integer lies between"),
+                Arguments.of("{\"type\": \"integer\", \"multipleOf\": 2}", "\"multipleOf\" is not supported"),
                 Arguments.of("{\"type\": \"object\", \"minProperties\": 1}", "\"minProperties\" is not supported"),
                 Arguments.of("{\"type\": \"array\", \"uniqueItems\": true}", "\"uniqueItems\" is not supported"),
                 Arguments.of("{\"type\": \"string\", \"items\": {}}", "\"items\" is not supported for type string"),

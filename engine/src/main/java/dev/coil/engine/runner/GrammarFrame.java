@@ -1,6 +1,5 @@
 package dev.coil.engine.runner;
 
-import java.math.BigInteger;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -339,8 +338,8 @@ sealed interface GrammarFrame {
      * it ends it, and counts as after the value. Parts are bounded, as llama.cpp's JSON grammars bound
      * them, so that a model cannot spin a number out forever: at most {@link #MAX_DIGITS} digits
      * before and after the point (a long's 19 and a double's 17 fit), and {@link #MAX_EXPONENT_DIGITS}
-     * in the exponent. An integer with bounds keeps its text ({@code typed}; null without bounds), so that
-     * no digit is taken after which it could not end within them.
+     * in the exponent. A number with bounds keeps its text ({@code typed}; null without bounds), so that
+     * no character is taken after which it could not end within them.
      */
     record NumberFrame(ValueRule.NumberRule rule, GrammarFrame parent, int stage, int digits, String typed)
             implements GrammarFrame {
@@ -363,7 +362,7 @@ sealed interface GrammarFrame {
             }
             // A bounded integer keeps its text, so that a digit that can no longer end within the bounds is refused.
             String typed = rule.bounded() ? String.valueOf(c) : null;
-            if (typed == null || rule.reachable(typed, MAX_DIGITS)) {
+            if (typed == null || rule.mayReach(typed, MAX_DIGITS)) {
                 out.add(new NumberFrame(rule, parent, stage, stage == MINUS ? 0 : 1, typed));
             }
         }
@@ -377,7 +376,7 @@ sealed interface GrammarFrame {
                 int count = c >= '0' && c <= '9' ? (samePart ? digits + 1 : 1) : 0;
                 String longer = typed == null ? null : typed + c;
                 if (count <= (after == EXPONENT_DIGITS ? MAX_EXPONENT_DIGITS : MAX_DIGITS)
-                        && (longer == null || rule.reachable(longer, MAX_DIGITS))) {
+                        && (longer == null || rule.mayReach(longer, MAX_DIGITS))) {
                     out.add(new NumberFrame(rule, parent, after, count, longer));
                 }
             } else if (whole()) {
@@ -388,7 +387,7 @@ sealed interface GrammarFrame {
         /** The stage {@code c} continues the number into, or -1. */
         private int next(char c) {
             boolean digit = c >= '0' && c <= '9';
-            boolean exponent = (c == 'e' || c == 'E') && !rule.integer;
+            boolean exponent = (c == 'e' || c == 'E') && !rule.integer && rule.decimal == null;
             boolean point = c == '.' && !rule.integer;
             return switch (stage) {
                 case MINUS -> c == '0' ? ZERO : digit ? DIGITS : -1;
@@ -403,7 +402,7 @@ sealed interface GrammarFrame {
         /** Whether the number may end here: a whole number, within the bounds when it has any. */
         private boolean whole() {
             boolean complete = stage == ZERO || stage == DIGITS || stage == FRACTION || stage == EXPONENT_DIGITS;
-            return complete && (typed == null || rule.within(new BigInteger(typed)));
+            return complete && (typed == null || rule.holds(typed));
         }
 
         @Override

@@ -29,8 +29,9 @@ import java.util.Set;
  *     {@code additionalProperties} (false when absent beside {@code properties}, as strict mode has it;
  *     additional keys come after the listed ones);</li>
  * <li>arrays: {@code items}, {@code minItems}, {@code maxItems}; strings: {@code minLength},
- *     {@code maxLength}; integers: {@code minimum}, {@code maximum}, {@code exclusiveMinimum},
- *     {@code exclusiveMaximum} (numbers other than integers take none).</li>
+ *     {@code maxLength}; numbers: {@code minimum}, {@code maximum}, {@code exclusiveMinimum},
+ *     {@code exclusiveMaximum} (a bounded number that need not be an integer is written without an
+ *     exponent).</li>
  * </ul>
  * Annotations ({@code title}, {@code description}, {@code default}, {@code format}, ...) are read past,
  * as JSON Schema has {@code format} by default. Any other keyword is refused by name, rather than
@@ -47,7 +48,7 @@ final class JsonSchemaCompiler {
     private static final Set<String> OBJECT_KEYWORDS = Set.of("properties", "required", "additionalProperties");
     private static final Set<String> ARRAY_KEYWORDS = Set.of("items", "minItems", "maxItems");
     private static final Set<String> STRING_KEYWORDS = Set.of("minLength", "maxLength");
-    private static final Set<String> INTEGER_KEYWORDS = Set.of("minimum", "maximum", "exclusiveMinimum",
+    private static final Set<String> NUMBER_KEYWORDS = Set.of("minimum", "maximum", "exclusiveMinimum",
             "exclusiveMaximum");
 
     private final JsonNode document;
@@ -140,17 +141,12 @@ final class JsonSchemaCompiler {
                     used.addAll(STRING_KEYWORDS);
                 }
                 case "number" -> {
-                    for (String bound : INTEGER_KEYWORDS) {
-                        if (keywords.contains(bound)) {
-                            throw invalid(path, "the keyword " + quoted(bound) + " is supported for type integer "
-                                    + "only, not number");
-                        }
-                    }
-                    rules.add(ValueRule.NumberRule.NUMBER);
+                    rules.add(number(node, path));
+                    used.addAll(NUMBER_KEYWORDS);
                 }
                 case "integer" -> {
                     rules.add(integer(node, path));
-                    used.addAll(INTEGER_KEYWORDS);
+                    used.addAll(NUMBER_KEYWORDS);
                 }
                 case "boolean" -> rules.add(ValueRule.LiteralRule.BOOLEAN);
                 case "null" -> rules.add(ValueRule.LiteralRule.NULL);
@@ -168,7 +164,7 @@ final class JsonSchemaCompiler {
 
     private static boolean isKnownElsewhere(String keyword) {
         return OBJECT_KEYWORDS.contains(keyword) || ARRAY_KEYWORDS.contains(keyword)
-                || STRING_KEYWORDS.contains(keyword) || INTEGER_KEYWORDS.contains(keyword);
+                || STRING_KEYWORDS.contains(keyword) || NUMBER_KEYWORDS.contains(keyword);
     }
 
     /** The node's types, in order, or null when it names none and says nothing that implies one. */
@@ -251,6 +247,59 @@ final class JsonSchemaCompiler {
     }
 
     /**
+     * A number within minimum, maximum, exclusiveMinimum and exclusiveMaximum (2020-12's numbers): the
+     * tightest of each side.
+     */
+    private static ValueRule number(JsonNode node, String path) {
+        BigDecimal minimum = null;
+        boolean minimumExclusive = false;
+        BigDecimal maximum = null;
+        boolean maximumExclusive = false;
+        for (String name : List.of("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")) {
+            BigDecimal bound = bound(node, name, path);
+            if (bound == null) {
+                continue;
+            }
+            boolean exclusive = name.startsWith("exclusive");
+            if (name.endsWith("inimum")) {
+                int order = minimum == null ? 1 : bound.compareTo(minimum);
+                if (order > 0 || (order == 0 && exclusive)) {
+                    minimum = bound;
+                    minimumExclusive = exclusive;
+                }
+            } else {
+                int order = maximum == null ? -1 : bound.compareTo(maximum);
+                if (order < 0 || (order == 0 && exclusive)) {
+                    maximum = bound;
+                    maximumExclusive = exclusive;
+                }
+            }
+        }
+        if (minimum == null && maximum == null) {
+            return ValueRule.NumberRule.NUMBER;
+        }
+        if (minimum != null && maximum != null) {
+            int order = minimum.compareTo(maximum);
+            if (order > 0 || (order == 0 && (minimumExclusive || maximumExclusive))) {
+                throw invalid(path, "no number lies between its minimum and maximum");
+            }
+        }
+        return new ValueRule.NumberRule(false, null, null,
+                new DecimalBounds(minimum, minimumExclusive, maximum, maximumExclusive));
+    }
+
+    private static BigDecimal bound(JsonNode node, String name, String path) {
+        JsonNode value = node.get(name);
+        if (value == null) {
+            return null;
+        }
+        if (!value.isNumber()) {
+            throw invalid(path + "/" + name, name + " must be a number");
+        }
+        return value.decimalValue();
+    }
+
+    /**
      * An integer within minimum, maximum, exclusiveMinimum and exclusiveMaximum (2020-12's numbers),
      * each turned into the integer bound it means.
      */
@@ -258,14 +307,10 @@ final class JsonSchemaCompiler {
         BigInteger minimum = null;
         BigInteger maximum = null;
         for (String name : List.of("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")) {
-            JsonNode value = node.get(name);
-            if (value == null) {
+            BigDecimal bound = bound(node, name, path);
+            if (bound == null) {
                 continue;
             }
-            if (!value.isNumber()) {
-                throw invalid(path + "/" + name, name + " must be a number");
-            }
-            BigDecimal bound = value.decimalValue();
             boolean lower = name.endsWith("inimum");
             BigInteger integer = lower ? bound.setScale(0, RoundingMode.CEILING).toBigIntegerExact()
                     : bound.setScale(0, RoundingMode.FLOOR).toBigIntegerExact();
@@ -284,7 +329,7 @@ final class JsonSchemaCompiler {
         if (minimum != null && maximum != null && minimum.compareTo(maximum) > 0) {
             throw invalid(path, "no integer lies between its minimum and maximum");
         }
-        return new ValueRule.NumberRule(true, minimum, maximum);
+        return new ValueRule.NumberRule(true, minimum, maximum, null);
     }
 
     /** enum or const: the values as JSON spells them (compact), those of the node's types if it names any. */

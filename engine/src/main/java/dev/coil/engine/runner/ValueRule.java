@@ -1,5 +1,6 @@
 package dev.coil.engine.runner;
 
+import java.math.BigDecimal;
 import java.math.BigInteger;
 import java.util.List;
 
@@ -87,24 +88,39 @@ sealed interface ValueRule {
 
     /**
      * A JSON number; with {@code integer}, one without a fraction or an exponent, and then optionally
-     * within {@code minimum} and {@code maximum} (inclusive; null: no bound).
+     * within {@code minimum} and {@code maximum} (inclusive; null: no bound); otherwise optionally within
+     * {@code decimal}.
      */
     final class NumberRule implements ValueRule {
-        static final NumberRule NUMBER = new NumberRule(false, null, null);
-        static final NumberRule INTEGER = new NumberRule(true, null, null);
+        static final NumberRule NUMBER = new NumberRule(false, null, null, null);
+        static final NumberRule INTEGER = new NumberRule(true, null, null, null);
 
         final boolean integer;
         final BigInteger minimum;
         final BigInteger maximum;
+        /** A number's (not an integer's) bounds, or null; such a number is written without an exponent. */
+        final DecimalBounds decimal;
 
-        NumberRule(boolean integer, BigInteger minimum, BigInteger maximum) {
+        NumberRule(boolean integer, BigInteger minimum, BigInteger maximum, DecimalBounds decimal) {
             this.integer = integer;
             this.minimum = minimum;
             this.maximum = maximum;
+            this.decimal = decimal;
         }
 
+        /** Whether the number has bounds, so that its frames keep its text. */
         boolean bounded() {
-            return minimum != null || maximum != null;
+            return minimum != null || maximum != null || decimal != null;
+        }
+
+        /** Whether a number whose text starts with {@code typed} can still end within the bounds. */
+        boolean mayReach(String typed, int maxDigits) {
+            return decimal != null ? decimal.reachable(typed, maxDigits) : reachable(typed, maxDigits);
+        }
+
+        /** Whether the whole number {@code text} lies within the bounds. */
+        boolean holds(String text) {
+            return decimal != null ? decimal.within(new BigDecimal(text)) : within(new BigInteger(text));
         }
 
         boolean within(BigInteger value) {

@@ -61,8 +61,10 @@ class JsonSchemaGrammarTest {
                "age": {"type": "integer", "minimum": 0, "maximum": 130},
                "delta": {"type": "integer", "exclusiveMinimum": -5, "maximum": -2},
                "big": {"type": "integer", "minimum": 1000},
-               "small": {"type": "integer", "exclusiveMaximum": 7.5}},
-             "required": ["age", "delta", "big", "small"]}""";
+               "small": {"type": "integer", "exclusiveMaximum": 7.5},
+               "price": {"type": "number", "minimum": 0, "exclusiveMaximum": 100},
+               "ratio": {"type": "number", "exclusiveMinimum": -1.5, "maximum": -0.25}},
+             "required": ["age", "delta", "big", "small", "price", "ratio"]}""";
 
     static Stream<Arguments> instances() {
         return Stream.of(
@@ -95,16 +97,21 @@ class JsonSchemaGrammarTest {
                         "{\"a\":true,\"zz\":\"\",\"y\":\"q\"}", "{\"b\\\"q\":[1,{\"x\":null}],\"c\":\"d\"}"),
                         List.of("{\"a\":\"x\"}", "{\"z\":\"abcd\"}", "{\"z\":1}", "{\"b\\\"q\":[1,{\"x\":0}]}")),
                 Arguments.of(BOUNDS, List.of(
-                        "{\"age\":0,\"delta\":-4,\"big\":1000,\"small\":7}",
-                        "{\"age\":130,\"delta\":-2,\"big\":99999999999,\"small\":-123456}",
-                        "{\"age\":45,\"delta\":-3,\"big\":1001,\"small\":0}"),
+                        "{\"age\":0,\"delta\":-4,\"big\":1000,\"small\":7,\"price\":0,\"ratio\":-0.25}",
+                        "{\"age\":130,\"delta\":-2,\"big\":99999999999,\"small\":-123456,\"price\":99.999,\"ratio\":-1.4999}",
+                        "{\"age\":45,\"delta\":-3,\"big\":1001,\"small\":0,\"price\":12.5,\"ratio\":-1}"),
                         List.of(
-                        "{\"age\":131,\"delta\":-4,\"big\":1000,\"small\":7}",
-                        "{\"age\":-1,\"delta\":-4,\"big\":1000,\"small\":7}",
-                        "{\"age\":1,\"delta\":-5,\"big\":1000,\"small\":7}",
-                        "{\"age\":1,\"delta\":-1,\"big\":1000,\"small\":7}",
-                        "{\"age\":1,\"delta\":-4,\"big\":999,\"small\":7}",
-                        "{\"age\":1,\"delta\":-4,\"big\":1000,\"small\":8}")),
+                        "{\"age\":131,\"delta\":-4,\"big\":1000,\"small\":7,\"price\":1,\"ratio\":-1}",
+                        "{\"age\":-1,\"delta\":-4,\"big\":1000,\"small\":7,\"price\":1,\"ratio\":-1}",
+                        "{\"age\":1,\"delta\":-5,\"big\":1000,\"small\":7,\"price\":1,\"ratio\":-1}",
+                        "{\"age\":1,\"delta\":-1,\"big\":1000,\"small\":7,\"price\":1,\"ratio\":-1}",
+                        "{\"age\":1,\"delta\":-4,\"big\":999,\"small\":7,\"price\":1,\"ratio\":-1}",
+                        "{\"age\":1,\"delta\":-4,\"big\":1000,\"small\":8,\"price\":1,\"ratio\":-1}",
+                        "{\"age\":1,\"delta\":-4,\"big\":1000,\"small\":7,\"price\":-0.01,\"ratio\":-1}",
+                        "{\"age\":1,\"delta\":-4,\"big\":1000,\"small\":7,\"price\":100,\"ratio\":-1}",
+                        "{\"age\":1,\"delta\":-4,\"big\":1000,\"small\":7,\"price\":100.0,\"ratio\":-1}",
+                        "{\"age\":1,\"delta\":-4,\"big\":1000,\"small\":7,\"price\":1,\"ratio\":-1.5}",
+                        "{\"age\":1,\"delta\":-4,\"big\":1000,\"small\":7,\"price\":1,\"ratio\":-0.2}")),
                 Arguments.of(MIXED, List.of("null", "true", "[1,\"ab\"]", "[1.5,2,3,\"\"]"),
                         List.of("[1]", "[1,2,3,4,5]", "[1,\"abc\"]", "{}", "\"s\"")));
     }
@@ -190,6 +197,12 @@ class JsonSchemaGrammarTest {
         assertThat(cursor.mayEnd()).isTrue();
         assertThat(new GrammarCursor(number).acceptAll("0" + "0")).as("no leading zeros").isFalse();
         assertThat(new GrammarCursor(number).acceptAll(String.valueOf(Long.MIN_VALUE))).isTrue();
+
+        GrammarCursor bounded = new GrammarCursor(OutputGrammar.jsonSchema("{\"type\": \"number\", \"minimum\": 0}"));
+        assertThat(bounded.acceptAll("1")).isTrue();
+        assertThat(bounded.accept('e')).as("a bounded number has no exponent").isFalse();
+        assertThat(new GrammarCursor(OutputGrammar.jsonSchema("{\"type\": \"number\", \"minimum\": 0}")).accept('-'))
+                .as("-0 is 0, but nothing after it is").isTrue();
     }
 
     @Test
@@ -264,8 +277,8 @@ class JsonSchemaGrammarTest {
     static Stream<Arguments> unsupportedSchemas() {
         return Stream.of(
                 Arguments.of("{\"type\": \"string\", \"pattern\": \"a+\"}", "at #: the keyword \"pattern\" is not supported"),
-                Arguments.of("{\"type\": \"number\", \"minimum\": 0}",
-                        "\"minimum\" is supported for type integer only"),
+                Arguments.of("{\"type\": \"number\", \"minimum\": 1, \"exclusiveMaximum\": 1}",
+                        "no number lies between"),
                 Arguments.of("{\"type\": \"integer\", \"minimum\": 5, \"exclusiveMaximum\": 5}",
                         "no integer lies between"),
                 Arguments.of("{\"type\": \"integer\", \"multipleOf\": 2}", "\"multipleOf\" is not supported"),

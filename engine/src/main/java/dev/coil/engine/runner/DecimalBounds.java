@@ -1,0 +1,83 @@
+package dev.coil.engine.runner;
+
+import java.math.BigDecimal;
+
+/**
+ * The bounds of a JSON number that need not be an integer (JSON Schema's {@code minimum},
+ * {@code maximum}, {@code exclusiveMinimum}, {@code exclusiveMaximum}), and which numbers a text that
+ * starts one can still end as. Such a number is written without an exponent, so that what its
+ * digits can reach is one interval per count of digits still to come.
+ *
+ * @param minimum the lower bound, or null
+ * @param maximum the upper bound, or null
+ */
+record DecimalBounds(BigDecimal minimum, boolean minimumExclusive, BigDecimal maximum, boolean maximumExclusive) {
+
+    /** Whether {@code value} lies within the bounds. */
+    boolean within(BigDecimal value) {
+        boolean above = minimum == null || value.compareTo(minimum) > 0
+                || (!minimumExclusive && value.compareTo(minimum) == 0);
+        boolean below = maximum == null || value.compareTo(maximum) < 0
+                || (!maximumExclusive && value.compareTo(maximum) == 0);
+        return above && below;
+    }
+
+    /**
+     * Whether a number whose text starts with {@code typed} ("-", "12", "-0.5", "3.") can still end
+     * within the bounds, with at most {@code maxDigits} digits before the point and after it.
+     */
+    boolean reachable(String typed, int maxDigits) {
+        boolean negative = typed.startsWith("-");
+        String unsigned = negative ? typed.substring(1) : typed;
+        int point = unsigned.indexOf('.');
+        String whole = point < 0 ? unsigned : unsigned.substring(0, point);
+        if (whole.isEmpty()) { // "-": zero (as -0) down to just above -10^maxDigits
+            return meets(BigDecimal.TEN.pow(maxDigits).negate(), false, BigDecimal.ZERO, true);
+        }
+        BigDecimal digits = new BigDecimal(unsigned.endsWith(".") ? whole : unsigned);
+        if (point >= 0) {
+            // Fraction digits to come add less than one unit of the last place typed (of the ones,
+            // right after the point); zeros keep the value as typed.
+            int fraction = unsigned.length() - point - 1;
+            if (fraction >= maxDigits) {
+                return within(negative ? digits.negate() : digits);
+            }
+            return span(negative, digits, digits.add(BigDecimal.ONE.movePointLeft(fraction)));
+        }
+        if (whole.equals("0")) { // 0 itself, or 0.x
+            return span(negative, BigDecimal.ZERO, BigDecimal.ONE);
+        }
+        for (int more = 0; whole.length() + more <= maxDigits; more++) {
+            BigDecimal low = digits.movePointRight(more);
+            if (span(negative, low, digits.add(BigDecimal.ONE).movePointRight(more))) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Whether [low, high) (negated when {@code negative}: (-high, -low]) meets the bounds. */
+    private boolean span(boolean negative, BigDecimal low, BigDecimal high) {
+        return negative ? meets(high.negate(), false, low.negate(), true) : meets(low, true, high, false);
+    }
+
+    /** Whether the interval from {@code low} to {@code high} (each end closed or open) meets the bounds. */
+    private boolean meets(BigDecimal low, boolean lowClosed, BigDecimal high, boolean highClosed) {
+        BigDecimal lower = low;
+        boolean lowerClosed = lowClosed;
+        if (minimum != null && (minimum.compareTo(lower) > 0
+                || (minimum.compareTo(lower) == 0 && minimumExclusive))) {
+            lower = minimum;
+            lowerClosed = !minimumExclusive;
+        }
+        BigDecimal upper = high;
+        boolean upperClosed = highClosed;
+        if (maximum != null && (maximum.compareTo(upper) < 0
+                || (maximum.compareTo(upper) == 0 && maximumExclusive))) {
+            upper = maximum;
+            upperClosed = !maximumExclusive;
+        }
+        int order = lower.compareTo(upper);
+        return order < 0 || (order == 0 && lowerClosed && upperClosed);
+    }
+}

@@ -1,6 +1,8 @@
 package dev.coil.engine.runner;
 
 import java.math.BigDecimal;
+import java.math.BigInteger;
+import java.math.RoundingMode;
 
 /**
  * The bounds of a JSON number that need not be an integer (JSON Schema's {@code minimum},
@@ -12,6 +14,34 @@ import java.math.BigDecimal;
  * @param maximum the upper bound, or null
  */
 record DecimalBounds(BigDecimal minimum, boolean minimumExclusive, BigDecimal maximum, boolean maximumExclusive) {
+
+    /** Whether no number lies within the bounds. */
+    boolean empty() {
+        if (minimum == null || maximum == null) {
+            return false;
+        }
+        int order = minimum.compareTo(maximum);
+        return order > 0 || (order == 0 && (minimumExclusive || maximumExclusive));
+    }
+
+    /** The least integer the lower bound allows, or null without one. */
+    BigInteger integerMinimum() {
+        if (minimum == null) {
+            return null;
+        }
+        BigInteger least = minimum.setScale(0, RoundingMode.CEILING).toBigIntegerExact();
+        return minimumExclusive && minimum.compareTo(new BigDecimal(least)) == 0 ? least.add(BigInteger.ONE) : least;
+    }
+
+    /** The greatest integer the upper bound allows, or null without one. */
+    BigInteger integerMaximum() {
+        if (maximum == null) {
+            return null;
+        }
+        BigInteger greatest = maximum.setScale(0, RoundingMode.FLOOR).toBigIntegerExact();
+        return maximumExclusive && maximum.compareTo(new BigDecimal(greatest)) == 0
+                ? greatest.subtract(BigInteger.ONE) : greatest;
+    }
 
     /** Whether {@code value} lies within the bounds. */
     boolean within(BigDecimal value) {

@@ -6,7 +6,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.math.BigDecimal;
 import java.math.BigInteger;
-import java.math.RoundingMode;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.HashMap;
@@ -246,20 +245,50 @@ final class JsonSchemaCompiler {
         return new ValueRule.ArrayRule(itemRule, min, max);
     }
 
-    /**
-     * A number within minimum, maximum, exclusiveMinimum and exclusiveMaximum (2020-12's numbers): the
-     * tightest of each side.
-     */
+    /** A number within its bounds ({@link #bounds}). */
     private static ValueRule number(JsonNode node, String path) {
+        DecimalBounds bounds = bounds(node, path);
+        if (bounds == null) {
+            return ValueRule.NumberRule.NUMBER;
+        }
+        if (bounds.empty()) {
+            throw invalid(path, "no number lies between its minimum and maximum");
+        }
+        return new ValueRule.NumberRule(false, null, null, bounds);
+    }
+
+    /** An integer within its bounds ({@link #bounds}), each turned into the integer bound it means. */
+    private static ValueRule integer(JsonNode node, String path) {
+        DecimalBounds bounds = bounds(node, path);
+        if (bounds == null) {
+            return ValueRule.NumberRule.INTEGER;
+        }
+        BigInteger minimum = bounds.integerMinimum();
+        BigInteger maximum = bounds.integerMaximum();
+        if (minimum != null && maximum != null && minimum.compareTo(maximum) > 0) {
+            throw invalid(path, "no integer lies between its minimum and maximum");
+        }
+        return new ValueRule.NumberRule(true, minimum, maximum, null);
+    }
+
+    /**
+     * The tightest of minimum, exclusiveMinimum, maximum and exclusiveMaximum (2020-12's numbers) on
+     * each side, or null when the node gives none.
+     */
+    private static DecimalBounds bounds(JsonNode node, String path) {
         BigDecimal minimum = null;
         boolean minimumExclusive = false;
         BigDecimal maximum = null;
         boolean maximumExclusive = false;
         for (String name : List.of("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")) {
-            BigDecimal bound = bound(node, name, path);
-            if (bound == null) {
+            JsonNode value = node.get(name);
+            if (value == null) {
                 continue;
             }
+            if (!value.isNumber()) {
+                throw invalid(path + "/" + name, name + " must be a number");
+            }
+            BigDecimal bound = value.decimalValue();
             boolean exclusive = name.startsWith("exclusive");
             if (name.endsWith("inimum")) {
                 int order = minimum == null ? 1 : bound.compareTo(minimum);
@@ -275,61 +304,8 @@ final class JsonSchemaCompiler {
                 }
             }
         }
-        if (minimum == null && maximum == null) {
-            return ValueRule.NumberRule.NUMBER;
-        }
-        if (minimum != null && maximum != null) {
-            int order = minimum.compareTo(maximum);
-            if (order > 0 || (order == 0 && (minimumExclusive || maximumExclusive))) {
-                throw invalid(path, "no number lies between its minimum and maximum");
-            }
-        }
-        return new ValueRule.NumberRule(false, null, null,
-                new DecimalBounds(minimum, minimumExclusive, maximum, maximumExclusive));
-    }
-
-    private static BigDecimal bound(JsonNode node, String name, String path) {
-        JsonNode value = node.get(name);
-        if (value == null) {
-            return null;
-        }
-        if (!value.isNumber()) {
-            throw invalid(path + "/" + name, name + " must be a number");
-        }
-        return value.decimalValue();
-    }
-
-    /**
-     * An integer within minimum, maximum, exclusiveMinimum and exclusiveMaximum (2020-12's numbers),
-     * each turned into the integer bound it means.
-     */
-    private static ValueRule integer(JsonNode node, String path) {
-        BigInteger minimum = null;
-        BigInteger maximum = null;
-        for (String name : List.of("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")) {
-            BigDecimal bound = bound(node, name, path);
-            if (bound == null) {
-                continue;
-            }
-            boolean lower = name.endsWith("inimum");
-            BigInteger integer = lower ? bound.setScale(0, RoundingMode.CEILING).toBigIntegerExact()
-                    : bound.setScale(0, RoundingMode.FLOOR).toBigIntegerExact();
-            if (name.startsWith("exclusive") && bound.compareTo(new BigDecimal(integer)) == 0) {
-                integer = lower ? integer.add(BigInteger.ONE) : integer.subtract(BigInteger.ONE);
-            }
-            if (lower) {
-                minimum = minimum == null || integer.compareTo(minimum) > 0 ? integer : minimum;
-            } else {
-                maximum = maximum == null || integer.compareTo(maximum) < 0 ? integer : maximum;
-            }
-        }
-        if (minimum == null && maximum == null) {
-            return ValueRule.NumberRule.INTEGER;
-        }
-        if (minimum != null && maximum != null && minimum.compareTo(maximum) > 0) {
-            throw invalid(path, "no integer lies between its minimum and maximum");
-        }
-        return new ValueRule.NumberRule(true, minimum, maximum, null);
+        return minimum == null && maximum == null ? null
+                : new DecimalBounds(minimum, minimumExclusive, maximum, maximumExclusive);
     }
 
     /** enum or const: the values as JSON spells them (compact), those of the node's types if it names any. */

@@ -9,7 +9,6 @@ import io.javalin.http.Context;
 import io.javalin.http.Handler;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 
 /**
  * POST /v1/chat/completions: the conversation rendered through the model's chat template, answered
@@ -43,8 +42,7 @@ public final class ChatHandler implements Handler {
         if (top != null && !logprobs) {
             throw ApiException.invalid("top_logprobs", "top_logprobs needs logprobs set to true");
         }
-        int[] prompt = GenerationSettings.lastTokens(ChatPrompt.tokens(fields, model, false,
-                tools == null ? Map.of() : tools.templateVariables()),
+        int[] prompt = GenerationSettings.lastTokens(ChatPrompt.tokens(fields, model, false),
                 GenerationSettings.promptTokensKept(fields, model.contextLength()));
 
         int tokenLogprobs = logprobs ? (top == null ? 0 : top) : -1;

@@ -28,11 +28,6 @@ final class ChatPrompt {
     }
 
     static int[] tokens(Fields fields, ServedModel model, boolean addSpecialTokens) {
-        return tokens(fields, model, addSpecialTokens, Map.of());
-    }
-
-    /** @param toolVariables the template variables of the request's tools ({@link ToolCalls#templateVariables}) */
-    static int[] tokens(Fields fields, ServedModel model, boolean addSpecialTokens, Map<String, Object> toolVariables) {
         ChatTemplate template = model.chatTemplate();
         if (template == null) {
             throw ApiException.invalid("messages", "this model has no chat template; use /v1/completions with a prompt");
@@ -45,7 +40,7 @@ final class ChatPrompt {
                     "continue_final_message and add_generation_prompt cannot both be true");
         }
         ObjectNode kwargs = fields.object("chat_template_kwargs");
-        Map<String, Object> variables = new HashMap<>(toolVariables);
+        Map<String, Object> variables = new HashMap<>(ToolCalls.templateVariables(fields));
         if (kwargs != null) {
             variables.putAll(Json.MAPPER.convertValue(kwargs, new TypeReference<Map<String, Object>>() { }));
         }

@@ -29,8 +29,7 @@ public final class TokenizeHandlers {
         requireTokenizer(model, fields.has("messages") ? "messages" : "prompt");
         int[] tokens;
         if (fields.has("messages")) {
-            tokens = ChatPrompt.tokens(fields, model, fields.bool("add_special_tokens", false),
-                    ToolCalls.templateVariables(fields));
+            tokens = ChatPrompt.tokens(fields, model, fields.bool("add_special_tokens", false));
         } else {
             String prompt = fields.string("prompt");
             if (prompt == null) {

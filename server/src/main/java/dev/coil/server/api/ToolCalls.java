@@ -26,7 +26,7 @@ import java.util.regex.Pattern;
  * {@code "auto"} (the default when tools are given) needs a parser of the model's call format, which
  * Coil does not have: it is a 400, as vLLM answers without {@code --tool-call-parser}.
  */
-record ToolCalls(List<Tool> tools, String forced, boolean required, boolean parallel, List<Object> templateTools) {
+record ToolCalls(List<Tool> tools, String forced, boolean required, boolean parallel) {
 
     /** One function tool. */
     record Tool(String name, JsonNode parameters) {
@@ -99,9 +99,7 @@ record ToolCalls(List<Tool> tools, String forced, boolean required, boolean para
                         + "\", which tools does not define");
             }
         }
-        List<Object> templateTools = Json.MAPPER.convertValue(toolsNode, new TypeReference<List<Object>>() { });
-        return new ToolCalls(List.copyOf(tools), forced, required, fields.bool("parallel_tool_calls", true),
-                templateTools);
+        return new ToolCalls(List.copyOf(tools), forced, required, fields.bool("parallel_tool_calls", true));
     }
 
     /** Whether the answer is a call (a named function or "required"), not text. */
@@ -140,15 +138,13 @@ record ToolCalls(List<Tool> tools, String forced, boolean required, boolean para
         }
     }
 
-    /** The template variables of a request's tools for rendering alone (/tokenize): no tool_choice is read. */
+    /**
+     * The chat template's extra variables: {@code tools}, as the request gave them (none without tools).
+     * Read for every rendering, /tokenize's too; no tool_choice is read here.
+     */
     static Map<String, Object> templateVariables(Fields fields) {
         JsonNode tools = fields.get("tools");
         return tools == null || !tools.isArray() || tools.isEmpty() ? Map.of()
                 : Map.of("tools", Json.MAPPER.convertValue(tools, new TypeReference<List<Object>>() { }));
-    }
-
-    /** The chat template's extra variables: {@code tools}, as the request gave them. */
-    Map<String, Object> templateVariables() {
-        return Map.of("tools", templateTools);
     }
 }

@@ -10,7 +10,8 @@ import java.util.List;
  * where the grammar cannot tell yet which of its alternatives the text follows. {@link GrammarState}
  * holds the set.
  *
- * <p>Text is JSON as RFC 8259 writes it, with no whitespace before the first value or after the
+ * <p>Text is JSON as RFC 8259 writes it (but for a {@link ValueRule.RegexRule}'s, which is any text its
+ * regular expression matches), with no whitespace before the first value or after the
  * last, and between a container's tokens either nothing, one space, or a line break and up to
  * {@link #MAX_INDENT} spaces or tabs (llama.cpp's JSON grammars allow the same): a model held to the
  * grammar would otherwise fill its tokens with blank lines, which JSON allows. This takes JSON written
@@ -64,9 +65,13 @@ sealed interface GrammarFrame {
             }
             case ValueRule.StringRule string -> {
                 if (c == '"') {
-                    out.add(new StringFrame(string, parent, StringLexer.NORMAL, 0));
+                    out.add(string.pattern == null ? new StringFrame(string, parent, StringLexer.NORMAL, 0)
+                            : new PatternStringFrame(string.pattern, parent, PatternStringFrame.NORMAL,
+                                    string.pattern.start()));
                 }
             }
+            case ValueRule.RegexRule regex ->
+                    new RegexFrame(regex.automaton, regex.automaton.start(), parent).feed(c, out);
             case ValueRule.NumberRule number -> NumberFrame.start(number, parent, c, out);
             case ValueRule.LiteralRule literal -> new LiteralFrame(literal.texts, 0, parent).feed(c, out);
         }
@@ -94,9 +99,10 @@ sealed interface GrammarFrame {
             startValue(rule, Top.INSTANCE, c, out);
         }
 
+        /** Only a regular expression may match the empty text. */
         @Override
         public boolean mayEnd() {
-            return false;
+            return rule instanceof ValueRule.RegexRule regex && regex.automaton.accepts(regex.automaton.start());
         }
     }
 
@@ -330,6 +336,127 @@ sealed interface GrammarFrame {
         @Override
         public boolean mayEnd() {
             return false;
+        }
+    }
+
+    /**
+     * Inside a string held to a pattern, which the string's characters (its escapes read) must match
+     * whole. Each character has one spelling, Jackson's: the quote, the backslash and the control
+     * characters escaped (a short escape where there is one, else backslash-u00XX), every other
+     * character as it is. So no escape is begun that the pattern cannot take.
+     */
+    record PatternStringFrame(RegexAutomaton pattern, GrammarFrame parent, int stage, RegexAutomaton.Position position)
+            implements GrammarFrame {
+        static final int NORMAL = 0;   // outside an escape
+        static final int ESCAPE = 1;   // after a backslash
+        static final int U = 2;        // after backslash-u, then its first 0 (3) and second 0 (4)
+        static final int HEX_LOW = 5;  // after backslash-u000 (5) or backslash-u001 (6): the last hex digit
+
+        /** The short escapes' letters, and the characters they stand for, in the same order. */
+        private static final String SHORT_ESCAPES = "\"\\bfnrt";
+        private static final String SHORT_ESCAPED = "\"\\\b\f\n\r\t";
+
+        @Override
+        public void feed(char c, List<GrammarFrame> out) {
+            switch (stage) {
+                case NORMAL -> {
+                    if (c == '"') {
+                        if (pattern.accepts(position)) {
+                            out.add(parent.valueDone());
+                        }
+                    } else if (c == '\\') {
+                        if (takesEscaped()) {
+                            out.add(new PatternStringFrame(pattern, parent, ESCAPE, position));
+                        }
+                    } else if (c >= 0x20) {
+                        read(c, out);
+                    }
+                }
+                case ESCAPE -> {
+                    int escape = SHORT_ESCAPES.indexOf(c);
+                    if (escape >= 0) {
+                        read(SHORT_ESCAPED.charAt(escape), out);
+                    } else if (c == 'u' && takesLongEscaped(0, 0x1F)) {
+                        out.add(new PatternStringFrame(pattern, parent, U, position));
+                    }
+                }
+                case U, U + 1 -> {
+                    if (c == '0') {
+                        out.add(new PatternStringFrame(pattern, parent, stage + 1, position));
+                    }
+                }
+                case U + 2 -> {
+                    int high = c - '0';
+                    if ((high == 0 || high == 1) && takesLongEscaped(high * 16, high * 16 + 15)) {
+                        out.add(new PatternStringFrame(pattern, parent, HEX_LOW + high, position));
+                    }
+                }
+                default -> { // HEX_LOW, HEX_LOW + 1
+                    int digit = Character.digit(c, 16);
+                    char escaped = (char) ((stage - HEX_LOW) * 16 + digit);
+                    if (digit >= 0 && needsLongEscape(escaped)) {
+                        read(escaped, out);
+                    }
+                }
+            }
+        }
+
+        /** Adds the frame after the string's character {@code c}, if the pattern takes it here. */
+        private void read(char c, List<GrammarFrame> out) {
+            RegexAutomaton.Position after = pattern.feed(position, c);
+            if (after != null) {
+                out.add(new PatternStringFrame(pattern, parent, NORMAL, after));
+            }
+        }
+
+        /** Whether the pattern takes a character that is written escaped here. */
+        private boolean takesEscaped() {
+            for (int i = 0; i < SHORT_ESCAPED.length(); i++) {
+                if (pattern.feed(position, SHORT_ESCAPED.charAt(i)) != null) {
+                    return true;
+                }
+            }
+            return takesLongEscaped(0, 0x1F);
+        }
+
+        /** Whether the pattern takes a character from {@code low} to {@code high} that backslash-u spells. */
+        private boolean takesLongEscaped(int low, int high) {
+            for (int c = low; c <= high; c++) {
+                if (needsLongEscape((char) c) && pattern.feed(position, (char) c) != null) {
+                    return true;
+                }
+            }
+            return false;
+        }
+
+        private static boolean needsLongEscape(char c) {
+            return c < 0x20 && SHORT_ESCAPED.indexOf(c) < 0;
+        }
+
+        @Override
+        public boolean mayEnd() {
+            return false;
+        }
+    }
+
+    /** Inside text held to a regular expression ({@link ValueRule.RegexRule}), written as it is. */
+    record RegexFrame(RegexAutomaton automaton, RegexAutomaton.Position position, GrammarFrame parent)
+            implements GrammarFrame {
+        @Override
+        public void feed(char c, List<GrammarFrame> out) {
+            RegexAutomaton.Position after = automaton.feed(position, c);
+            if (after != null) {
+                out.add(automaton.accepts(after) && !automaton.mayContinue(after) ? parent.valueDone()
+                        : new RegexFrame(automaton, after, parent));
+            }
+            if (automaton.accepts(position)) {
+                parent.valueDone().feed(c, out);
+            }
+        }
+
+        @Override
+        public boolean mayEnd() {
+            return automaton.accepts(position) && parent.valueDone().mayEnd();
         }
     }
 

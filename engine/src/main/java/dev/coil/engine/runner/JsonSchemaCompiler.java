@@ -28,9 +28,9 @@ import java.util.Set;
  *     {@code additionalProperties} (false when absent beside {@code properties}, as strict mode has it;
  *     additional keys come after the listed ones);</li>
  * <li>arrays: {@code items}, {@code minItems}, {@code maxItems}; strings: {@code minLength},
- *     {@code maxLength}; numbers: {@code minimum}, {@code maximum}, {@code exclusiveMinimum},
- *     {@code exclusiveMaximum} (a bounded number that need not be an integer is written without an
- *     exponent).</li>
+ *     {@code maxLength}, {@code pattern} (matched whole: see {@link RegexSyntax}); numbers:
+ *     {@code minimum}, {@code maximum}, {@code exclusiveMinimum}, {@code exclusiveMaximum} (a bounded
+ *     number that need not be an integer is written without an exponent).</li>
  * </ul>
  * Annotations ({@code title}, {@code description}, {@code default}, {@code format}, ...) are read past,
  * as JSON Schema has {@code format} by default. Any other keyword is refused by name, rather than
@@ -46,7 +46,7 @@ final class JsonSchemaCompiler {
             "$defs", "definitions");
     private static final Set<String> OBJECT_KEYWORDS = Set.of("properties", "required", "additionalProperties");
     private static final Set<String> ARRAY_KEYWORDS = Set.of("items", "minItems", "maxItems");
-    private static final Set<String> STRING_KEYWORDS = Set.of("minLength", "maxLength");
+    private static final Set<String> STRING_KEYWORDS = Set.of("minLength", "maxLength", "pattern");
     private static final Set<String> NUMBER_KEYWORDS = Set.of("minimum", "maximum", "exclusiveMinimum",
             "exclusiveMaximum");
 
@@ -135,8 +135,7 @@ final class JsonSchemaCompiler {
                     if (min > max) {
                         throw invalid(path, "minLength " + min + " is more than maxLength " + max);
                     }
-                    rules.add(min == 0 && max == Integer.MAX_VALUE ? ValueRule.StringRule.ANY
-                            : new ValueRule.StringRule(min, max));
+                    rules.add(string(node, min, max, path));
                     used.addAll(STRING_KEYWORDS);
                 }
                 case "number" -> {
@@ -159,6 +158,20 @@ final class JsonSchemaCompiler {
             }
         }
         return rules.size() == 1 ? rules.getFirst() : new ValueRule.UnionRule(rules);
+    }
+
+    /** A string of {@code min} to {@code max} code points, matching the node's pattern whole if it has one. */
+    private static ValueRule string(JsonNode node, int min, int max, String path) {
+        if (!node.has("pattern")) {
+            return min == 0 && max == Integer.MAX_VALUE ? ValueRule.StringRule.ANY
+                    : new ValueRule.StringRule(min, max, null);
+        }
+        String pattern = text(node.get("pattern"), path + "/pattern");
+        try {
+            return new ValueRule.StringRule(min, max, RegexAutomaton.compile(pattern, min, max));
+        } catch (IllegalArgumentException e) {
+            throw invalid(path + "/pattern", e.getMessage());
+        }
     }
 
     private static boolean isKnownElsewhere(String keyword) {

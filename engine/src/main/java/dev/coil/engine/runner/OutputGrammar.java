@@ -9,7 +9,8 @@ import java.util.List;
 /**
  * What a request's output is held to, token by token: one JSON object (OpenAI's {@code response_format:
  * {"type": "json_object"}}), a value of a JSON schema ({@code json_schema}, vLLM's structured outputs),
- * or one of a list of texts (vLLM's {@code choice}). Before each token is drawn, the tokens whose text
+ * one of a list of texts (vLLM's {@code choice}), or text a regular expression matches (vLLM's
+ * {@code regex}). Before each token is drawn, the tokens whose text
  * cannot continue the output within the grammar get -infinity; the output ends by itself once it is
  * whole and nothing may follow it (finish reason {@code stop}), and where it could end or go on (a
  * number at the top), the model's end-of-sequence token may end it.
@@ -50,6 +51,22 @@ public final class OutputGrammar {
             throw new IllegalArgumentException("the schema is empty");
         }
         return new OutputGrammar("json_schema " + node, JsonSchemaCompiler.compile(node));
+    }
+
+    /**
+     * Text that the regular expression {@code pattern} matches whole, as written (vLLM's {@code regex}):
+     * the syntax is JSON Schema's, {@link RegexSyntax}'s. IllegalArgumentException says what in the
+     * pattern is not supported, or that it matches no text but the empty one.
+     */
+    public static OutputGrammar regex(String pattern) {
+        if (pattern == null || pattern.isEmpty()) {
+            throw new IllegalArgumentException("the pattern is empty");
+        }
+        RegexAutomaton automaton = RegexAutomaton.compile(pattern, 0, Integer.MAX_VALUE);
+        if (!automaton.mayContinue(automaton.start())) {
+            throw new IllegalArgumentException("the pattern \"" + pattern + "\" matches only the empty text");
+        }
+        return new OutputGrammar("regex " + pattern, new ValueRule.RegexRule(automaton));
     }
 
     /** Exactly one of {@code choices}, as written (no quotes around them). */

@@ -73,16 +73,30 @@ sealed interface ValueRule {
         }
     }
 
-    /** A string of {@code minLength} to {@code maxLength} characters (code points; an escape is one). */
+    /**
+     * A string of {@code minLength} to {@code maxLength} characters (code points; an escape is one), and,
+     * when {@code pattern} is not null, one its pattern matches whole (the bounds then held inside it).
+     */
     final class StringRule implements ValueRule {
-        static final StringRule ANY = new StringRule(0, Integer.MAX_VALUE);
+        static final StringRule ANY = new StringRule(0, Integer.MAX_VALUE, null);
 
         final int minLength;
         final int maxLength;
+        final RegexAutomaton pattern;
 
-        StringRule(int minLength, int maxLength) {
+        StringRule(int minLength, int maxLength, RegexAutomaton pattern) {
             this.minLength = minLength;
             this.maxLength = maxLength;
+            this.pattern = pattern;
+        }
+    }
+
+    /** Text (not JSON) that a regular expression matches whole, written as it is: vLLM's regex outputs. */
+    final class RegexRule implements ValueRule {
+        final RegexAutomaton automaton;
+
+        RegexRule(RegexAutomaton automaton) {
+            this.automaton = automaton;
         }
     }
 

@@ -41,7 +41,10 @@ class GrammarConstraintTest {
                         "{\"name\": \"Ann\", \"age\": -31, \"email\": null, \"tags\": [\"a\"], \"role\": \"guest\"}"),
                 new Case(OutputGrammar.jsonSchema(JsonSchemaGrammarTest.TREE),
                         "{\"value\": 1e3, \"children\": [{\"value\": 0}]}"),
-                new Case(OutputGrammar.choice(List.of("yes", "no", "no way")), "no way"));
+                new Case(OutputGrammar.choice(List.of("yes", "no", "no way")), "no way"),
+                new Case(OutputGrammar.regex("[A-Z][a-z]{1,6}( [a-z]{1,6}){0,3}\\."), "The same as theium."),
+                new Case(OutputGrammar.jsonSchema(JsonSchemaGrammarTest.PATTERNS), "{\"code\": \"ABC-123\", "
+                        + "\"phone\": \"(555) 123-4567\", \"quoted\": \"a\\n\", \"short\": \"abc\"}"));
         int checked = 0;
         for (Case example : cases) {
             for (int i = 0; i <= example.text().length(); i++) {

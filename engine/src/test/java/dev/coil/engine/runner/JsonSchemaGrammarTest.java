@@ -66,6 +66,16 @@ class JsonSchemaGrammarTest {
                "ratio": {"type": "number", "exclusiveMinimum": -1.5, "maximum": -0.25}},
              "required": ["age", "delta", "big", "small", "price", "ratio"]}""";
 
+    /** Strings held to patterns: alone, with length bounds, and with characters JSON must escape. */
+    static final String PATTERNS = """
+            {"type": "object", "properties": {
+               "code": {"type": "string", "pattern": "^[A-Z]{3}-\\\\d{2,4}$"},
+               "phone": {"type": "string", "pattern": "\\\\(\\\\d{3}\\\\) \\\\d{3}-\\\\d{4}"},
+               "quoted": {"type": "string", "pattern": "^[a\\"\\\\\\\\\\\\n\\\\x01]{1,3}$"},
+               "short": {"type": "string", "pattern": "^[a-c]*$", "minLength": 2, "maxLength": 3},
+               "word": {"type": "string", "pattern": "^(?:yes|no|.)$", "maxLength": 1}},
+             "required": ["code", "phone", "quoted", "short"]}""";
+
     static Stream<Arguments> instances() {
         return Stream.of(
                 Arguments.of(PERSON, List.of(
@@ -112,6 +122,20 @@ class JsonSchemaGrammarTest {
                         "{\"age\":1,\"delta\":-4,\"big\":1000,\"small\":7,\"price\":100.0,\"ratio\":-1}",
                         "{\"age\":1,\"delta\":-4,\"big\":1000,\"small\":7,\"price\":1,\"ratio\":-1.5}",
                         "{\"age\":1,\"delta\":-4,\"big\":1000,\"small\":7,\"price\":1,\"ratio\":-0.2}")),
+                Arguments.of(PATTERNS, List.of(
+                        "{\"code\":\"ABC-12\",\"phone\":\"(555) 123-4567\",\"quoted\":\"a\\\"\",\"short\":\"ab\"}",
+                        "{\"code\":\"XYZ-1234\",\"phone\":\"(000) 000-0000\",\"quoted\":\"\\\\\\n\\u0001\",\"short\":\"cca\",\"word\":\"\u00e9\"}",
+                        "{\"code\":\"AAA-000\",\"phone\":\"(123) 456-7890\",\"quoted\":\"aaa\",\"short\":\"bc\",\"word\":\"-\"}"),
+                        List.of(
+                        "{\"code\":\"AB-12\",\"phone\":\"(555) 123-4567\",\"quoted\":\"a\",\"short\":\"ab\"}",
+                        "{\"code\":\"ABC-1\",\"phone\":\"(555) 123-4567\",\"quoted\":\"a\",\"short\":\"ab\"}",
+                        "{\"code\":\"ABC-12\",\"phone\":\"555 123-4567\",\"quoted\":\"a\",\"short\":\"ab\"}",
+                        "{\"code\":\"ABC-12\",\"phone\":\"(555) 123-4567\",\"quoted\":\"b\",\"short\":\"ab\"}",
+                        "{\"code\":\"ABC-12\",\"phone\":\"(555) 123-4567\",\"quoted\":\"aaaa\",\"short\":\"ab\"}",
+                        "{\"code\":\"ABC-12\",\"phone\":\"(555) 123-4567\",\"quoted\":\"a\",\"short\":\"a\"}",
+                        "{\"code\":\"ABC-12\",\"phone\":\"(555) 123-4567\",\"quoted\":\"a\",\"short\":\"abca\"}",
+                        "{\"code\":\"ABC-12\",\"phone\":\"(555) 123-4567\",\"quoted\":\"a\",\"short\":\"ad\"}",
+                        "{\"code\":\"ABC-12\",\"phone\":\"(555) 123-4567\",\"quoted\":\"a\",\"short\":\"ab\",\"word\":\"yes\"}")),
                 Arguments.of(MIXED, List.of("null", "true", "[1,\"ab\"]", "[1.5,2,3,\"\"]"),
                         List.of("[1]", "[1,2,3,4,5]", "[1,\"abc\"]", "{}", "\"s\"")));
     }
@@ -205,6 +229,25 @@ class JsonSchemaGrammarTest {
                 .as("-0 is 0, but nothing after it is").isTrue();
     }
 
+    /** In a string held to a pattern each character has Jackson's one spelling, so no escape leads nowhere. */
+    @Test
+    void patternedStringsSpellEachCharacterOneWay() {
+        OutputGrammar grammar = OutputGrammar.jsonSchema(
+                "{\"type\": \"string\", \"pattern\": \"^[a\\\\n\\\\x01/]+$\"}");
+        GrammarCursor cursor = new GrammarCursor(grammar);
+        assertThat(cursor.acceptAll("\"a\\n\\u0001\\u001/\"")).isFalse(); // \\u001/ is no escape
+        for (String taken : List.of("\"a\\n\\u0001/\"", "\"\\u0001\\u0001\"")) {
+            cursor = new GrammarCursor(grammar);
+            assertThat(cursor.acceptAll(taken)).as(taken).isTrue();
+            assertThat(cursor.done()).as(taken).isTrue();
+        }
+        for (String refused : List.of("\"\\u000a", "\"\\/", "\"\\u0061", "\"\\t", "\"\\u0002", "\"b")) {
+            assertThat(new GrammarCursor(grammar).acceptAll(refused)).as(refused).isFalse();
+        }
+        assertThat(new GrammarCursor(OutputGrammar.jsonSchema("{\"type\": \"string\", \"pattern\": \"^a*$\"}"))
+                .acceptAll("\"\\")).as("no escape the pattern could take").isFalse();
+    }
+
     @Test
     void choicesAreTakenAsWritten() {
         OutputGrammar grammar = OutputGrammar.choice(List.of("yes", "no", "no way", "{\"a\": 1}"));
@@ -276,7 +319,11 @@ class JsonSchemaGrammarTest {
 
     static Stream<Arguments> unsupportedSchemas() {
         return Stream.of(
-                Arguments.of("{\"type\": \"string\", \"pattern\": \"a+\"}", "at #: the keyword \"pattern\" is not supported"),
+                Arguments.of("{\"type\": \"string\", \"pattern\": \"(?=a)b\"}",
+                        "at #/pattern: the pattern \"(?=a)b\" at character 1: lookaround is not supported"),
+                Arguments.of("{\"type\": \"string\", \"pattern\": \"^(ab)*$\", \"minLength\": 3, \"maxLength\": 3}",
+                        "matches no text of 3 to 3 characters"),
+                Arguments.of("{\"type\": \"string\", \"pattern\": 7}", "at #/pattern: must be a string"),
                 Arguments.of("{\"type\": \"number\", \"minimum\": 1, \"exclusiveMaximum\": 1}",
                         "no number lies between"),
                 Arguments.of("{\"type\": \"integer\", \"minimum\": 5, \"exclusiveMaximum\": 5}",

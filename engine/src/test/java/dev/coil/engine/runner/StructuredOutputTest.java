@@ -14,7 +14,8 @@ import org.junit.jupiter.api.Test;
 /**
  * Requests held to a grammar through the engine, on a random model that knows nothing of JSON: every
  * output is a prefix of a sentence of the grammar, and one that ends by itself (finish STOP) is whole:
- * a JSON object Jackson reads, a value the schema validator accepts, one of the choices.
+ * a JSON object Jackson reads, a value the schema validator accepts, one of the choices, a text
+ * java.util.regex matches whole.
  */
 class StructuredOutputTest {
 
@@ -57,11 +58,19 @@ class StructuredOutputTest {
         assertThat(whole).hasSize(12).allSatisfy(text -> assertThat(choices).contains(text));
     }
 
+    @Test
+    void everyOutputMatchesTheRegexWholeOrStartsAMatch() {
+        String regex = "(yes|no)-[a-f0-9]{2,5}!?";
+        List<String> whole = outputs(OutputGrammar.regex(regex), 12, 30);
+        assertThat(whole).hasSizeGreaterThan(8).allSatisfy(text -> assertThat(text).matches(regex));
+        System.out.println("[regex] whole texts: " + whole);
+    }
+
     /**
      * Runs {@code requests} requests (greedy and sampled, each its own prompt) held to {@code grammar},
      * checks each output against the grammar, and returns those that ended by themselves.
      */
-    private static List<String> outputs(OutputGrammar grammar, int requests, int maxTokens) throws Exception {
+    private static List<String> outputs(OutputGrammar grammar, int requests, int maxTokens) {
         LoadedModel model = TestModels.load("granitemoehybrid");
         int vocab = model.config().vocabSize();
         List<String> whole = new ArrayList<>();

@@ -8,15 +8,15 @@ import java.util.List;
 /**
  * The fields that hold a request's output to a grammar, read into the engine's {@link OutputGrammar}:
  * OpenAI's {@code response_format} ({@code text}, {@code json_object}, {@code json_schema}), vLLM's
- * {@code structured_outputs} ({@code json}, {@code json_object}, {@code choice}), and vLLM's older
- * {@code guided_json} and {@code guided_choice}. A request gives at most one of them. The forms Coil
- * does not hold output to (regular expressions, grammars) are refused by name.
+ * {@code structured_outputs} ({@code json}, {@code json_object}, {@code choice}, {@code regex}), and
+ * vLLM's older {@code guided_json}, {@code guided_choice} and {@code guided_regex}. A request gives at
+ * most one of them. The forms Coil does not hold output to (grammars, structural tags) are refused by
+ * name.
  */
 final class StructuredOutput {
 
-    private static final List<String> UNSUPPORTED = List.of("guided_regex", "guided_grammar",
-            "guided_whitespace_pattern");
-    private static final List<String> UNSUPPORTED_STRUCTURED = List.of("regex", "grammar", "structural_tag",
+    private static final List<String> UNSUPPORTED = List.of("guided_grammar", "guided_whitespace_pattern");
+    private static final List<String> UNSUPPORTED_STRUCTURED = List.of("grammar", "structural_tag",
             "whitespace_pattern");
 
     private StructuredOutput() {
@@ -27,11 +27,12 @@ final class StructuredOutput {
         for (String name : UNSUPPORTED) {
             if (fields.has(name)) {
                 throw ApiException.invalid(name, name + " is not supported by this server; structured outputs take "
-                        + "a JSON schema (response_format json_schema, guided_json) or a list of choices");
+                        + "a JSON schema (response_format json_schema, guided_json), a list of choices or a regular "
+                        + "expression");
             }
         }
         List<String> given = new ArrayList<>();
-        for (String name : List.of("structured_outputs", "guided_json", "guided_choice")) {
+        for (String name : List.of("structured_outputs", "guided_json", "guided_choice", "guided_regex")) {
             if (fields.has(name)) {
                 given.add(name);
             }
@@ -49,6 +50,7 @@ final class StructuredOutput {
         return switch (given.getFirst()) {
             case "guided_json" -> schema("guided_json", fields.get("guided_json"));
             case "guided_choice" -> choice("guided_choice", fields.get("guided_choice"));
+            case "guided_regex" -> regex("guided_regex", "guided_regex", fields.get("guided_regex"));
             default -> structuredOutputs(fields);
         };
     }
@@ -85,30 +87,43 @@ final class StructuredOutput {
         };
     }
 
-    /** vLLM's structured_outputs: exactly one of json, json_object and choice. */
+    /** vLLM's structured_outputs: exactly one of json, json_object, choice and regex. */
     private static OutputGrammar structuredOutputs(Fields fields) {
         Fields options = new Fields(fields.object("structured_outputs"));
         for (String name : UNSUPPORTED_STRUCTURED) {
             if (options.has(name)) {
                 throw ApiException.invalid("structured_outputs", "structured_outputs." + name + " is not supported "
-                        + "by this server; give json, json_object or choice");
+                        + "by this server; give json, json_object, choice or regex");
             }
         }
         List<String> given = new ArrayList<>();
-        for (String name : List.of("json", "json_object", "choice")) {
+        for (String name : List.of("json", "json_object", "choice", "regex")) {
             if (options.has(name) && !(name.equals("json_object") && !options.get(name).asBoolean(false))) {
                 given.add(name);
             }
         }
         if (given.size() != 1) {
-            throw ApiException.invalid("structured_outputs", "structured_outputs must give one of json, json_object "
-                    + "and choice" + (given.isEmpty() ? "" : ", got " + String.join(" and ", given)));
+            throw ApiException.invalid("structured_outputs", "structured_outputs must give one of json, json_object, "
+                    + "choice and regex" + (given.isEmpty() ? "" : ", got " + String.join(" and ", given)));
         }
         return switch (given.getFirst()) {
             case "json" -> schema("structured_outputs", "structured_outputs.json", options.get("json"));
             case "json_object" -> OutputGrammar.jsonObject();
+            case "regex" -> regex("structured_outputs", "structured_outputs.regex", options.get("regex"));
             default -> choice("structured_outputs", "structured_outputs.choice", options.get("choice"));
         };
+    }
+
+    /** A regular expression the whole output must match, in a string. */
+    private static OutputGrammar regex(String param, String name, JsonNode pattern) {
+        if (pattern == null || !pattern.isTextual() || pattern.textValue().isEmpty()) {
+            throw ApiException.invalid(param, name + " must be a non-empty string");
+        }
+        try {
+            return OutputGrammar.regex(pattern.textValue());
+        } catch (IllegalArgumentException e) {
+            throw ApiException.invalid(param, name + ": " + e.getMessage());
+        }
     }
 
     private static OutputGrammar schema(String name, JsonNode schema) {

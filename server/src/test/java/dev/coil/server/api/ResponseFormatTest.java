@@ -6,15 +6,17 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.coil.server.TestServer;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
  * Structured outputs on the demo model, which was never trained on JSON: OpenAI's response_format
- * json_object and json_schema, vLLM's structured_outputs and guided_json / guided_choice. Whole answers
- * and streams hold to the grammar (a JSON object, a value networknt's validator accepts, one of the
- * choices); cut by max_tokens, they are its start. What Coil cannot hold output to is a 400 naming it.
+ * json_object and json_schema, vLLM's structured_outputs and guided_json / guided_choice / guided_regex.
+ * Whole answers and streams hold to the grammar (a JSON object, a value networknt's validator accepts,
+ * one of the choices, a text java.util.regex matches whole); cut by max_tokens, they are its start.
+ * What Coil cannot hold output to is a 400 naming it.
  */
 class ResponseFormatTest {
 
@@ -101,18 +103,70 @@ class ResponseFormatTest {
         }
     }
 
+    /** vLLM's regex, in both spellings, and a schema's pattern: the whole answer matches, and ends by itself. */
+    @Test
+    void regexAnswersMatchWhole() throws Exception {
+        String regex = "[A-Z][a-z]{1,6}( [a-z]{1,6}){0,3}\\.";
+        Pattern java = Pattern.compile(regex);
+        String quoted = TestServer.JSON.writeValueAsString(regex);
+        String prompt = "\"prompt\": \"The word is\", \"max_tokens\": 64, \"temperature\": 0";
+        for (String field : List.of("\"structured_outputs\": {\"regex\": " + quoted + "}",
+                "\"guided_regex\": " + quoted)) {
+            JsonNode choice = server.postJson("/v1/completions", "{" + prompt + ", " + field + "}").at("/choices/0");
+            String text = choice.get("text").asText();
+            System.out.println("[regex] " + field + " -> " + text);
+            assertThat(java.matcher(text).matches()).as(text).isTrue();
+            assertThat(choice.get("finish_reason").asText()).isEqualTo("stop");
+        }
+        String schema = "{\"type\": \"object\", \"properties\": {\"code\": {\"type\": \"string\", "
+                + "\"pattern\": \"^[A-Z]{2}-\\\\d{3}$\"}}, \"required\": [\"code\"]}";
+        List<String> whole = new ArrayList<>();
+        for (int seed = 0; seed < 3; seed++) {
+            String base = "\"messages\": [{\"role\": \"user\", \"content\": \"A code, please.\"}], "
+                    + "\"max_tokens\": 64, \"temperature\": 0.9, \"seed\": " + seed;
+            String request = base + ", \"guided_regex\": \"\\\\d{3}-\\\\d{4}\"";
+            JsonNode choice = server.postJson("/v1/chat/completions", "{" + request + "}").at("/choices/0");
+            String content = choice.at("/message/content").asText();
+            assertThat(content).matches("\\d{3}-\\d{4}");
+            assertStreamedAs(request, content);
+            String structured = base + ", \"response_format\": {\"type\": \"json_schema\", \"json_schema\": "
+                    + "{\"name\": \"c\", \"schema\": " + schema + "}}";
+            choice = server.postJson("/v1/chat/completions", "{" + structured + "}").at("/choices/0");
+            content = choice.at("/message/content").asText();
+            if (choice.get("finish_reason").asText().equals("stop")) {
+                assertThat(TestServer.schemaErrors(schema, content)).as(content).isEmpty();
+                assertThat(TestServer.JSON.readTree(content).get("code").asText()).matches("[A-Z]{2}-\\d{3}");
+                whole.add(content);
+            }
+        }
+        System.out.println("[pattern] whole answers: " + whole);
+        assertThat(whole).as("answers that ended by themselves").isNotEmpty();
+    }
+
     @Test
     void whatCannotBeHeldIsRefusedByName() {
         refused("\"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"name\": \"a\", "
-                + "\"schema\": {\"type\": \"string\", \"pattern\": \"^a+$\"}}}", "response_format",
-                "response_format.json_schema.schema: at #: the keyword \"pattern\" is not supported");
+                + "\"schema\": {\"type\": \"string\", \"pattern\": \"^(?!a)\"}}}", "response_format",
+                "response_format.json_schema.schema: at #/pattern: the pattern \"^(?!a)\" at character 2: "
+                + "lookaround is not supported");
+        refused("\"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"name\": \"a\", "
+                + "\"schema\": {\"type\": \"string\", \"multipleOf\": 2}}}", "response_format",
+                "at #: the keyword \"multipleOf\" is not supported");
         refused("\"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"schema\": "
                 + "{\"$ref\": \"#/$defs/Gone\"}}}", "response_format", "points to nothing");
         refused("\"response_format\": {\"type\": \"xml\"}", "response_format", "\"xml\"");
         refused("\"response_format\": {\"type\": \"json_schema\"}", "response_format", "json_schema must be");
-        refused("\"guided_regex\": \"a+\"", "guided_regex", "not supported");
-        refused("\"structured_outputs\": {\"regex\": \"a+\"}", "structured_outputs", "regex is not supported");
-        refused("\"structured_outputs\": {}", "structured_outputs", "one of json, json_object and choice");
+        refused("\"guided_regex\": \"a\\\\1\"", "guided_regex", "guided_regex: the pattern \"a\\1\" at character 2: "
+                + "back references are not supported");
+        refused("\"guided_regex\": \"^$\"", "guided_regex", "matches only the empty text");
+        refused("\"structured_outputs\": {\"regex\": 5}", "structured_outputs",
+                "structured_outputs.regex must be a non-empty string");
+        refused("\"structured_outputs\": {\"grammar\": \"root ::= x\"}", "structured_outputs",
+                "grammar is not supported");
+        refused("\"guided_grammar\": \"root ::= x\"", "guided_grammar", "not supported");
+        refused("\"structured_outputs\": {}", "structured_outputs", "one of json, json_object, choice and regex");
+        refused("\"guided_regex\": \"a\", \"guided_choice\": [\"a\"]", "guided_regex",
+                "give one of guided_choice and guided_regex");
         refused("\"guided_choice\": \"yes\"", "guided_choice", "non-empty array of strings");
         refused("\"guided_choice\": [\"\"]", "guided_choice", "non-empty strings");
         refused("\"guided_json\": \"{\\\"type\\\": \"", "guided_json", "not JSON");

@@ -3,6 +3,7 @@ package dev.coil.server.cli;
 import dev.coil.engine.bench.CpuBenchmark;
 import dev.coil.engine.bench.RandomCheckpoint;
 import dev.coil.engine.bench.ServingBenchmark;
+import dev.coil.engine.bench.StructuredOutputBenchmark;
 import dev.coil.engine.runner.Backend;
 import dev.coil.engine.runner.Backends;
 import dev.coil.engine.runner.Devices;
@@ -26,7 +27,8 @@ import picocli.CommandLine.Option;
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "CPU prefill and decode tokens/s at 512- and 8k-token prompts, next to the weight-read floor; "
-                + "with --serving, the serving engine's throughput under concurrency and its prefix cache.")
+                + "with --serving, the serving engine's throughput under concurrency and its prefix cache; "
+                + "with --structured, what structured outputs cost a decode step.")
 public final class BenchCommand implements Callable<Integer> {
 
     @Option(names = "--model", paramLabel = "DIR",
@@ -68,6 +70,11 @@ public final class BenchCommand implements Callable<Integer> {
             + "--concurrency, and the prefix cache on a replayed chat (default model: the bundled demo model).")
     boolean serving;
 
+    @Option(names = "--structured", description = "Benchmark structured outputs instead: decode ms/token, one "
+            + "request at a time, with no grammar, JSON mode, a JSON schema and a regex (default model: the bundled "
+            + "demo model, whose tokenizer the grammars need).")
+    boolean structured;
+
     @Option(names = "--concurrency", paramLabel = "N", split = ",", defaultValue = "1,4,16,64",
             description = "With --serving: requests in flight at once (default ${DEFAULT-VALUE}).")
     int[] concurrency;
@@ -88,7 +95,10 @@ public final class BenchCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         checkRanges();
         int workers = ModelOptions.threads(threads);
-        if (serving) {
+        if (serving || structured) {
+            if (serving && structured) {
+                throw new IllegalArgumentException("give --serving or --structured, not both");
+            }
             return serving(workers);
         }
         if (!Devices.parse(devices).isCpu()) {
@@ -156,6 +166,9 @@ public final class BenchCommand implements Callable<Integer> {
             System.out.printf("model: %s (%s, %.1fM parameters); devices: %s; threads: %d; KV cache %s; SSD scan %s%n",
                     folder, loaded.config().architecture(), loaded.checkpoint().parameterCount() / 1e6, resolved,
                     workers, engineOptions.kvDtype(), resolved.isCuda() ? precision : ScanPrecision.F32);
+            if (structured) {
+                return structured(loaded, ops, engineOptions);
+            }
             List<ServingBenchmark.ThroughputRow> rows = ServingBenchmark.throughput(loaded, ops, engineOptions,
                     concurrency, promptTokens, maxTokens, message -> System.err.println("bench: " + message));
             System.out.println("| concurrent requests | prompt tokens | generated each | wall s | generated tokens/s "
@@ -182,6 +195,21 @@ public final class BenchCommand implements Callable<Integer> {
             System.out.printf("time saved by the prefix cache: %.0f%%; replies identical with and without it: %s%n",
                     100 * (1 - chat.get(0).seconds() / chat.get(1).seconds()), parted < 0 ? "true" : "false"
                             + partedWhere(chat.get(0), chat.get(1), parted));
+        }
+        return 0;
+    }
+
+    /** Decode ms/token one request at a time, with each kind of grammar and without one. */
+    private int structured(LoadedModel loaded, Supplier<Backend> ops, EngineOptions engineOptions) throws Exception {
+        List<StructuredOutputBenchmark.Row> rows = StructuredOutputBenchmark.run(loaded, ops, engineOptions, 8,
+                promptTokens, maxTokens, message -> System.err.println("bench: " + message));
+        double plain = rows.getFirst().decodeMillisPerToken();
+        System.out.println("| grammar | requests, one at a time | mean generated tokens | decode ms/token "
+                + "| over no grammar |");
+        System.out.println("|---|---|---|---|---|");
+        for (StructuredOutputBenchmark.Row row : rows) {
+            System.out.printf("| %s | %d | %.1f | %.3f | %+.3f ms |%n", row.grammar(), row.requests(),
+                    row.meanTokens(), row.decodeMillisPerToken(), row.decodeMillisPerToken() - plain);
         }
         return 0;
     }

@@ -185,12 +185,24 @@ class CommandLineTest {
         "--serving --max-tokens -1                    | --max-tokens must be at least 1, got -1",
         "--serving --chat-turns 0                     | --chat-turns must be at least 1, got 0",
         "--serving --snapshot-interval -1             | --snapshot-interval must be at least 0, got -1",
-        "--serving --threads -3                       | --threads must be at least 1, got -3"})
+        "--serving --threads -3                       | --threads must be at least 1, got -3",
+        "--serving --structured                       | give --serving or --structured, not both"})
     void benchRefusesCountsItCannotMeasureBeforeLoadingAModel(String options, String message) {
         // A folder that is not there: a check that came after loading would fail on it instead.
         String[] args = concat(new String[] {"bench", "--model", FIXTURE.resolve("missing").toString()},
                 options.trim().split(" "));
         assertThat(runCapturing(1, args).err()).isEqualTo("coil: " + message + System.lineSeparator());
+    }
+
+    /** bench --structured on the bundled demo model: a row a grammar, each with its decode time. */
+    @Test
+    @Timeout(120)
+    void benchStructuredMeasuresEachGrammar() {
+        String out = run(0, "bench", "--structured", "--model", Path.of("..", "models", "coil-demo").toString(),
+                "--max-tokens", "6", "--prompt-tokens", "8", "--threads", "2");
+        for (String grammar : List.of("none", "json_schema", "pattern", "regex")) {
+            assertThat(out).containsPattern("(?m)^\\| " + grammar + " \\| 8 \\| [0-9.]+ \\| [0-9.]+ \\| [-+][0-9.]+ ms \\|$");
+        }
     }
 
     /** Every command refuses fewer than one thread; serve before it listens. */

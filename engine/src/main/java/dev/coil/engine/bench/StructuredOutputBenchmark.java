@@ -1,6 +1,8 @@
 package dev.coil.engine.bench;
 
 import dev.coil.engine.runner.Backend;
+import dev.coil.engine.runner.Backends;
+import dev.coil.engine.runner.Devices;
 import dev.coil.engine.runner.Engine;
 import dev.coil.engine.runner.EngineEvent;
 import dev.coil.engine.runner.EngineOptions;
@@ -9,8 +11,11 @@ import dev.coil.engine.runner.LoadedModel;
 import dev.coil.engine.runner.OutputGrammar;
 import dev.coil.engine.runner.RequestStream;
 import dev.coil.engine.runner.SamplingParams;
+import dev.coil.engine.runner.ScanPrecision;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.SplittableRandom;
 import java.util.function.Consumer;
 import java.util.function.Supplier;
@@ -18,13 +23,19 @@ import java.util.function.Supplier;
 /**
  * What holding the output to a grammar costs a decode step: requests one at a time, sampled, with no
  * grammar and with each kind of grammar, and their decode ms per token side by side. The grammars are
- * chosen so that the state differs at every step (a string's count of characters is part of it), so
- * that most steps walk the vocabulary anew rather than finding the allowed tokens kept.
+ * chosen so that the state differs at every step (a string's count of characters is part of it).
+ * Each grammar runs twice: made anew for every request (a schema whose description differs), so
+ * that every step walks the vocabulary, and the same for every request, as an application sends its
+ * schema, so that the allowed sets the engine kept for its states serve again.
+ *
+ * <p>{@code coil bench --structured} runs it; so does {@link #main} where only the engine's jars are
+ * (the GPU machine): arguments model folder, devices ({@code cpu}, {@code cuda:0}), max tokens, prompt
+ * tokens.
  */
 public final class StructuredOutputBenchmark {
 
-    /** A kind of grammar, and what its requests decoded. */
-    public record Row(String grammar, int requests, double meanTokens, double decodeMillisPerToken) {
+    /** A kind of grammar, whether it was the same for every request, and what its requests decoded. */
+    public record Row(String grammar, boolean same, int requests, double meanTokens, double decodeMillisPerToken) {
     }
 
     /**
@@ -48,6 +59,33 @@ public final class StructuredOutputBenchmark {
     private StructuredOutputBenchmark() {
     }
 
+    public static void main(String[] args) throws Exception {
+        Path folder = Path.of(args.length > 0 ? args[0] : "models/coil-demo");
+        Devices devices = Backends.resolve(Devices.parse(args.length > 1 ? args[1] : "cpu"));
+        int maxTokens = args.length > 2 ? Integer.parseInt(args[2]) : 64;
+        int promptTokens = args.length > 3 ? Integer.parseInt(args[3]) : 128;
+        try (LoadedModel loaded = LoadedModel.load(folder)) {
+            System.out.println("model: " + folder + "; devices: " + devices);
+            List<Row> rows = run(loaded, () -> Backends.open(devices, loaded, Runtime.getRuntime().availableProcessors(),
+                    ScanPrecision.F32), EngineOptions.DEFAULTS, 8, promptTokens, maxTokens, System.err::println);
+            table(rows).forEach(System.out::println);
+        }
+    }
+
+    /** The rows as a Markdown table, each grammar's decode time beside the figure without one. */
+    public static List<String> table(List<Row> rows) {
+        double plain = rows.getFirst().decodeMillisPerToken();
+        List<String> lines = new ArrayList<>(List.of(
+                "| grammar | made | requests, one at a time | mean generated tokens | decode ms/token | over no grammar |",
+                "|---|---|---|---|---|---|"));
+        for (Row row : rows) {
+            lines.add(String.format(Locale.ROOT, "| %s | %s | %d | %.1f | %.3f | %+.3f ms |", row.grammar(),
+                    row.grammar().equals("none") ? "" : row.same() ? "the same each request" : "anew each request",
+                    row.requests(), row.meanTokens(), row.decodeMillisPerToken(), row.decodeMillisPerToken() - plain));
+        }
+        return lines;
+    }
+
     /**
      * {@code requests} requests a grammar, one at a time, each of a {@code promptTokens}-token random
      * prompt and up to {@code maxTokens} tokens at temperature 1 (seeded), after a warm-up of every
@@ -60,36 +98,46 @@ public final class StructuredOutputBenchmark {
         try (Engine engine = Engine.start(loaded, backends.get(), options.withPrefixCaching(false))) {
             log.accept("warming up...");
             for (String grammar : GRAMMARS) {
-                decode(engine, grammar, new SplittableRandom(1), vocab, promptTokens, 16);
+                decode(engine, grammar, -1, new SplittableRandom(1), vocab, promptTokens, 16);
             }
             for (String grammar : GRAMMARS) {
-                log.accept("grammar " + grammar + "...");
-                SplittableRandom random = new SplittableRandom(5);
-                long tokens = 0;
-                double millis = 0;
-                for (int i = 0; i < requests; i++) {
-                    EngineEvent.Finished finished = decode(engine, grammar, random, vocab, promptTokens, maxTokens);
-                    long generated = finished.usage().completionTokens();
-                    tokens += generated;
-                    // The decode time covers the tokens after the first (which prefill drew).
-                    millis += generated > 1 ? finished.timings().decodeMillis() : 0;
-                    tokens -= generated > 1 ? 1 : generated;
+                for (boolean same : grammar.equals("none") ? new boolean[] {true} : new boolean[] {false, true}) {
+                    log.accept("grammar " + grammar + (same ? ", the same each request" : ", new each request")
+                            + "...");
+                    SplittableRandom random = new SplittableRandom(5);
+                    long generatedTotal = 0;
+                    long decoded = 0;
+                    double millis = 0;
+                    for (int i = 0; i < requests; i++) {
+                        EngineEvent.Finished finished = decode(engine, grammar, same ? -1 : rows.size() * 1000 + i,
+                                random, vocab, promptTokens, maxTokens);
+                        long generated = finished.usage().completionTokens();
+                        generatedTotal += generated;
+                        // The decode time covers the tokens after the first (which prefill drew).
+                        if (generated > 1) {
+                            millis += finished.timings().decodeMillis();
+                            decoded += generated - 1;
+                        }
+                    }
+                    rows.add(new Row(grammar, same, requests, (double) generatedTotal / requests,
+                            decoded == 0 ? Double.NaN : millis / decoded));
                 }
-                rows.add(new Row(grammar, requests, (double) (tokens + requests) / requests,
-                        tokens == 0 ? Double.NaN : millis / tokens));
             }
         }
         return rows;
     }
 
-    private static EngineEvent.Finished decode(Engine engine, String grammar, SplittableRandom random, int vocab,
-            int promptTokens, int maxTokens) throws InterruptedException {
+    /** One request held to {@code grammar}; with {@code variant} 0 or more, a grammar no other request has. */
+    private static EngineEvent.Finished decode(Engine engine, String grammar, int variant, SplittableRandom random,
+            int vocab, int promptTokens, int maxTokens) throws InterruptedException {
         SamplingParams.Builder params = SamplingParams.builder().temperature(1.0).seed(random.nextLong())
                 .maxTokens(maxTokens);
+        // The variants say the same with another description, or match zero times more.
+        String description = variant < 0 ? "" : "\"description\": \"variant " + variant + "\", ";
         switch (grammar) {
-            case "json_schema" -> params.grammar(OutputGrammar.jsonSchema(SCHEMA));
-            case "pattern" -> params.grammar(OutputGrammar.jsonSchema(PATTERN));
-            case "regex" -> params.grammar(OutputGrammar.regex(REGEX));
+            case "json_schema" -> params.grammar(OutputGrammar.jsonSchema("{" + description + SCHEMA.substring(1)));
+            case "pattern" -> params.grammar(OutputGrammar.jsonSchema("{" + description + PATTERN.substring(1)));
+            case "regex" -> params.grammar(OutputGrammar.regex(REGEX + (variant < 0 ? "" : "(?:" + variant + "){0}")));
             default -> { }
         }
         RequestStream stream = engine.submit(new EngineRequest(random.ints(promptTokens, 1, vocab).toArray(),

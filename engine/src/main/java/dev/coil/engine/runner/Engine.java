@@ -44,7 +44,7 @@ public final class Engine implements AutoCloseable {
     private final AtomicLong nextId = new AtomicLong();
     private volatile boolean accepting = true;
     /** The vocabulary as grammars walk it, for requests held to one; made on the first such request. */
-    private volatile VocabularyTrie grammarVocabulary;
+    private volatile TokenMasks tokenMasks;
     private final AtomicBoolean stopped = new AtomicBoolean();
 
     private Engine(LoadedModel loaded, Backend backend, EngineOptions options, ContextParallelism parallelism) {
@@ -191,7 +191,7 @@ public final class Engine implements AutoCloseable {
         RequestStream stream = new RequestStream(id, this);
         StreamingDecoder decoder = loaded.hasTokenizer() ? new StreamingDecoder(loaded.tokenizer(),
                 request.sampling().skipSpecialTokens()) : null;
-        GrammarConstraint constraint = grammar == null ? null : new GrammarConstraint(grammar, grammarVocabulary());
+        GrammarConstraint constraint = grammar == null ? null : new GrammarConstraint(grammar, tokenMasks());
         ActiveRequest active = new ActiveRequest(id, request, maxTokens, loaded.endOfSequenceIds(), decoder, constraint,
                 stream, requests::remove);
         boolean sharded = lane != null && shards(request.promptLength(), maxTokens);
@@ -204,18 +204,18 @@ public final class Engine implements AutoCloseable {
         return stream;
     }
 
-    /** The vocabulary as grammars walk it, built at the first request with a grammar. */
-    private VocabularyTrie grammarVocabulary() {
-        VocabularyTrie vocabulary = grammarVocabulary;
-        if (vocabulary == null) {
+    /** The vocabulary's tree and the allowed sets of grammar states, built on the first grammar request. */
+    private TokenMasks tokenMasks() {
+        TokenMasks masks = tokenMasks;
+        if (masks == null) {
             synchronized (this) {
-                if (grammarVocabulary == null) {
-                    grammarVocabulary = VocabularyTrie.of(loaded.tokenizer(), loaded.config().vocabSize());
+                if (tokenMasks == null) {
+                    tokenMasks = new TokenMasks(VocabularyTrie.of(loaded.tokenizer(), loaded.config().vocabSize()));
                 }
-                vocabulary = grammarVocabulary;
+                masks = tokenMasks;
             }
         }
-        return vocabulary;
+        return masks;
     }
 
     /**

@@ -1,6 +1,8 @@
 package dev.coil.engine.runner;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.github.benmanes.caffeine.cache.Cache;
+import com.github.benmanes.caffeine.cache.Caffeine;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.util.LinkedHashSet;
@@ -15,12 +17,17 @@ import java.util.List;
  * whole and nothing may follow it (finish reason {@code stop}), and where it could end or go on (a
  * number at the top), the model's end-of-sequence token may end it.
  *
- * <p>Two grammars are equal when made from the same description.
+ * <p>Two grammars are equal when made from the same description. The last {@link #KEPT} grammars
+ * made are kept: a description made again (an application sends the same schema with every request)
+ * gives the same grammar, whose states the engine's allowed sets of tokens were kept for.
  */
 public final class OutputGrammar {
 
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final OutputGrammar JSON_OBJECT = new OutputGrammar("json_object", ValueRule.ObjectRule.ANY);
+    /** Grammars kept by description. */
+    static final int KEPT = 64;
+    private static final Cache<String, OutputGrammar> MADE = Caffeine.newBuilder().maximumSize(KEPT).build();
 
     private final String description;
     private final ValueRule root;
@@ -50,7 +57,9 @@ public final class OutputGrammar {
         if (node == null || node.isMissingNode()) {
             throw new IllegalArgumentException("the schema is empty");
         }
-        return new OutputGrammar("json_schema " + node, JsonSchemaCompiler.compile(node));
+        JsonNode schemaNode = node;
+        return MADE.get("json_schema " + node,
+                description -> new OutputGrammar(description, JsonSchemaCompiler.compile(schemaNode)));
     }
 
     /**
@@ -62,11 +71,13 @@ public final class OutputGrammar {
         if (pattern == null || pattern.isEmpty()) {
             throw new IllegalArgumentException("the pattern is empty");
         }
-        RegexAutomaton automaton = RegexAutomaton.compile(pattern, 0, Integer.MAX_VALUE);
-        if (!automaton.mayContinue(automaton.start())) {
-            throw new IllegalArgumentException("the pattern \"" + pattern + "\" matches only the empty text");
-        }
-        return new OutputGrammar("regex " + pattern, new ValueRule.RegexRule(automaton));
+        return MADE.get("regex " + pattern, description -> {
+            RegexAutomaton automaton = RegexAutomaton.compile(pattern, 0, Integer.MAX_VALUE);
+            if (!automaton.mayContinue(automaton.start())) {
+                throw new IllegalArgumentException("the pattern \"" + pattern + "\" matches only the empty text");
+            }
+            return new OutputGrammar(description, new ValueRule.RegexRule(automaton));
+        });
     }
 
     /** Exactly one of {@code choices}, as written (no quotes around them). */
@@ -80,7 +91,14 @@ public final class OutputGrammar {
             }
         }
         List<String> distinct = List.copyOf(new LinkedHashSet<>(choices));
-        return new OutputGrammar("choice " + distinct, new ValueRule.LiteralRule(distinct));
+        String texts;
+        try {
+            texts = JSON.writeValueAsString(distinct); // ["a, b"] and ["a", "b"] apart
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
+        return MADE.get("choice " + texts, description -> new OutputGrammar(description,
+                new ValueRule.LiteralRule(distinct)));
     }
 
     /** The state before the output's first character. */

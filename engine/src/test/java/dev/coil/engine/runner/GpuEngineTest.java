@@ -299,17 +299,18 @@ class GpuEngineTest {
     }
 
     /**
-     * Structured outputs on the GPU backend (their logits read on the host each step): JSON mode and a
-     * JSON schema; every output holds to its grammar and ends (STOP) exactly when it is whole.
+     * Structured outputs on the GPU backend (their logits read on the host each step): JSON mode, a
+     * JSON schema and a regex; every output holds to its grammar and ends (STOP) exactly when it is whole.
      */
     @ParameterizedTest(name = "{0}")
     @MethodSource("models")
     void structuredOutputsHoldToTheirGrammar(String fixture) throws Exception {
         int vocab = TestModels.load(fixture).config().vocabSize();
         try (Engine engine = start(fixture, EngineTest.SMALL, true)) {
-            for (int seed = 0; seed < 8; seed++) {
+            for (int seed = 0; seed < 12; seed++) {
                 OutputGrammar grammar = seed < 4 ? OutputGrammar.jsonObject()
-                        : OutputGrammar.jsonSchema(StructuredOutputTest.RECORD);
+                        : seed < 8 ? OutputGrammar.jsonSchema(StructuredOutputTest.RECORD)
+                        : OutputGrammar.regex("(yes|no)-[a-f0-9]{4}");
                 SamplingParams params = SamplingParams.builder().temperature(seed % 4 == 0 ? 0 : 1.2).seed((long) seed)
                         .maxTokens(40).grammar(grammar).build();
                 EngineRuns.Outcome outcome = EngineRuns.collect(engine.submit(new EngineRequest(

@@ -90,7 +90,7 @@ class GrammarConstraintTest {
 
     /** The constraint after {@code text}, fed token by token as the tokenizer splits it. */
     private static GrammarConstraint constraintAt(OutputGrammar grammar, String text) {
-        GrammarConstraint constraint = new GrammarConstraint(grammar, vocabulary);
+        GrammarConstraint constraint = new GrammarConstraint(grammar, new TokenMasks(vocabulary));
         if (!text.isEmpty()) {
             for (int token : tokenizer.encode(text, false)) {
                 constraint.accept(token);

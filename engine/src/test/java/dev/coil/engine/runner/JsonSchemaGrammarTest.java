@@ -381,5 +381,12 @@ class JsonSchemaGrammarTest {
         assertThat(OutputGrammar.jsonSchema("{\"type\": \"integer\"}"))
                 .isEqualTo(OutputGrammar.jsonSchema("{ \"type\" : \"integer\" }"))
                 .isNotEqualTo(OutputGrammar.jsonSchema("{\"type\": \"number\"}"));
+        // Made again, the same grammar: its states are equal, so allowed sets kept for them serve again.
+        GrammarState first = OutputGrammar.jsonSchema(PERSON).start().feedAll("{\"name\": \"A");
+        assertThat(OutputGrammar.jsonSchema(PERSON).start().feedAll("{\"name\": \"A")).isEqualTo(first);
+        assertThat(OutputGrammar.regex("a+b")).isSameAs(OutputGrammar.regex("a+b"));
+        assertThat(OutputGrammar.choice(List.of("a, b"))).isNotEqualTo(OutputGrammar.choice(List.of("a", "b")));
+        GrammarCursor cursor = new GrammarCursor(OutputGrammar.choice(List.of("a", "b")));
+        assertThat(cursor.acceptAll("a, b")).isFalse();
     }
 }

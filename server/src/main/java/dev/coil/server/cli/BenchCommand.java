@@ -203,14 +203,7 @@ public final class BenchCommand implements Callable<Integer> {
     private int structured(LoadedModel loaded, Supplier<Backend> ops, EngineOptions engineOptions) throws Exception {
         List<StructuredOutputBenchmark.Row> rows = StructuredOutputBenchmark.run(loaded, ops, engineOptions, 8,
                 promptTokens, maxTokens, message -> System.err.println("bench: " + message));
-        double plain = rows.getFirst().decodeMillisPerToken();
-        System.out.println("| grammar | requests, one at a time | mean generated tokens | decode ms/token "
-                + "| over no grammar |");
-        System.out.println("|---|---|---|---|---|");
-        for (StructuredOutputBenchmark.Row row : rows) {
-            System.out.printf("| %s | %d | %.1f | %.3f | %+.3f ms |%n", row.grammar(), row.requests(),
-                    row.meanTokens(), row.decodeMillisPerToken(), row.decodeMillisPerToken() - plain);
-        }
+        StructuredOutputBenchmark.table(rows).forEach(System.out::println);
         return 0;
     }
 

@@ -200,8 +200,12 @@ class CommandLineTest {
     void benchStructuredMeasuresEachGrammar() {
         String out = run(0, "bench", "--structured", "--model", Path.of("..", "models", "coil-demo").toString(),
                 "--max-tokens", "6", "--prompt-tokens", "8", "--threads", "2");
-        for (String grammar : List.of("none", "json_schema", "pattern", "regex")) {
-            assertThat(out).containsPattern("(?m)^\\| " + grammar + " \\| 8 \\| [0-9.]+ \\| [0-9.]+ \\| [-+][0-9.]+ ms \\|$");
+        assertThat(out).containsPattern("(?m)^\\| none \\|  \\| 8 \\| [0-9.]+ \\| [0-9.]+ \\| [-+][0-9.]+ ms \\|$");
+        for (String grammar : List.of("json_schema", "pattern", "regex")) {
+            for (String made : List.of("anew each request", "the same each request")) {
+                assertThat(out).containsPattern("(?m)^\\| " + grammar + " \\| " + made
+                        + " \\| 8 \\| [0-9.]+ \\| [0-9.]+ \\| [-+][0-9.]+ ms \\|$");
+            }
         }
     }
 

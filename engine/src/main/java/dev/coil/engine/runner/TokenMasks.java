@@ -1,0 +1,75 @@
+package dev.coil.engine.runner;
+
+import com.github.benmanes.caffeine.cache.Cache;
+import com.github.benmanes.caffeine.cache.Caffeine;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Which tokens of one vocabulary each grammar state allows, kept across requests: one engine's
+ * requests share it. The tokens are tried through the {@link VocabularyTrie}, so that a prefix many
+ * tokens share is fed once, and a refused one rules out every token under it. A state's allowed set
+ * is kept once walked, up to {@link #MAX_BYTES} in all (the least recently used go first): the
+ * states inside a long string repeat, and requests held to the same schema (an application sends
+ * the same one every time, and {@link OutputGrammar} compiles it once) pass through the same states.
+ */
+final class TokenMasks {
+
+    /** Bytes of allowed sets kept (one byte a token of the vocabulary). */
+    static final long MAX_BYTES = 64L << 20;
+
+    /** A state of a grammar (states of different grammars, or compilations, are never equal). */
+    private record Key(OutputGrammar grammar, GrammarState state) {
+    }
+
+    private final VocabularyTrie vocabulary;
+    private final Cache<Key, boolean[]> kept = Caffeine.newBuilder().maximumWeight(MAX_BYTES)
+            .weigher((Key key, boolean[] allowed) -> allowed.length + 64).build();
+
+    TokenMasks(VocabularyTrie vocabulary) {
+        this.vocabulary = vocabulary;
+    }
+
+    VocabularyTrie vocabulary() {
+        return vocabulary;
+    }
+
+    /** Per token id, whether its text continues a text of {@code grammar} at {@code state}; shared, do not change it. */
+    boolean[] allowed(OutputGrammar grammar, GrammarState state) {
+        return kept.get(new Key(grammar, state), key -> walk(state));
+    }
+
+    /** The allowed tokens at {@code state}, walked anew (the end-of-sequence ids not included). */
+    boolean[] walk(GrammarState state) {
+        boolean[] allowed = new boolean[vocabulary.size()];
+        walk(vocabulary.root(), state, allowed, new ArrayList<>());
+        return allowed;
+    }
+
+    private static void walk(VocabularyTrie.Node node, GrammarState state, boolean[] allowed,
+            List<GrammarFrame> scratch) {
+        for (int i = 0; i < node.characters.length; i++) {
+            GrammarState next = state.feed(node.characters[i], scratch);
+            if (next == null) {
+                continue;
+            }
+            VocabularyTrie.Node child = node.children[i];
+            for (int token : child.tokens) {
+                allowed[token] = true;
+            }
+            if (child.children.length > 0) {
+                walk(child, next, allowed, scratch);
+            }
+        }
+    }
+
+    /** The same as {@link #walk}, token by token: the reference the walk is checked against. */
+    boolean[] oneByOne(GrammarState state) {
+        boolean[] allowed = new boolean[vocabulary.size()];
+        for (int id = 0; id < allowed.length; id++) {
+            String text = vocabulary.text(id);
+            allowed[id] = text != null && state.feedAll(text) != null;
+        }
+        return allowed;
+    }
+}

@@ -70,6 +70,15 @@ final class GrammarState {
         return Arrays.hashCode(frames);
     }
 
+    /**
+     * The string frame when the text stands only inside a JSON string without a pattern, outside an
+     * escape (where a plain character only counts); else null.
+     */
+    GrammarFrame.StringFrame insidePlainString() {
+        return frames.length == 1 && frames[0] instanceof GrammarFrame.StringFrame string
+                && string.escape() == StringLexer.NORMAL ? string : null;
+    }
+
     /** Whether the text may end here: it is a whole sentence of the grammar. */
     boolean mayEnd() {
         for (GrammarFrame frame : frames) {

@@ -5,6 +5,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.BitSet;
 import java.util.List;
+import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 
@@ -20,8 +21,10 @@ import java.util.concurrent.atomic.AtomicInteger;
  * text the automaton took can always be finished: a model held to it never meets a dead end.
  *
  * <p>Positions are kept once each and the moves between them remembered (the automaton made
- * deterministic as texts reach it, up to {@link #MAX_KEPT} moves): the constraint feeds the same
- * positions the same characters at every step, as it walks the vocabulary from nearby states.
+ * deterministic as texts reach it, up to {@link #MAX_KEPT} positions): the constraint feeds the same
+ * positions the same characters at every step, as it walks the vocabulary from nearby states. A move
+ * is remembered per class of units: units that every reading state takes or refuses alike (all the
+ * letters of {@code [a-z]+}) move alike.
  */
 final class RegexAutomaton {
 
@@ -29,10 +32,10 @@ final class RegexAutomaton {
     static final int MAX_STATES = 20_000;
     /** Most (state, count) pairs to check for liveness; a pattern with bounds that needs more is refused. */
     static final long MAX_PAIRS = 4_000_000;
-    /** Most moves remembered, and positions kept; past them, moves are computed each time. */
-    static final int MAX_KEPT = 1 << 17;
+    /** Most positions kept; past them, moves from new positions are computed each time. */
+    static final int MAX_KEPT = 1 << 15;
     /** What a remembered move to nowhere leads to. */
-    private static final Position DEAD = new Position(new int[0], -1);
+    private static final Position DEAD = new Position(new int[0], -1, false, false);
 
     /** Units each reading state takes: ranges, flattened as in {@link CodePointSet}. */
     private final int[][] reads;
@@ -47,8 +50,10 @@ final class RegexAutomaton {
     private final int countSlots;
     private final BitSet live;
     private final Position start;
+    /** Per UTF-16 unit, its class: the units between two consecutive range ends of the reading states. */
+    private final char[] unitClass;
+    private final int classes;
     private final ConcurrentHashMap<Position, Position> kept = new ConcurrentHashMap<>();
-    private final ConcurrentHashMap<Long, Position> moves = new ConcurrentHashMap<>();
     private final AtomicInteger positionIds = new AtomicInteger();
 
     private RegexAutomaton(Thompson built, int minLength, int maxLength, String pattern) {
@@ -80,6 +85,8 @@ final class RegexAutomaton {
             next[i] = reads[i] == null ? new int[0] : closure(built, built.target.get(state), index);
         }
         accepting = index[built.accept];
+        unitClass = new char[Character.MAX_VALUE + 1];
+        classes = classify(reads, unitClass);
         live = liveness();
         int[] first = closure(built, built.start, index);
         start = position(first, 0);
@@ -108,14 +115,16 @@ final class RegexAutomaton {
         if (from.id < 0) {
             return step(from, unit);
         }
-        long key = ((long) from.id << 16) | unit;
-        Position known = moves.get(key);
+        Position[] row = from.moves;
+        if (row == null) {
+            row = new Position[classes];
+            from.moves = row; // a race makes two rows, each right
+        }
+        Position known = row[unitClass[unit]];
         if (known == null) {
             Position next = step(from, unit);
             known = next == null ? DEAD : next;
-            if (moves.size() < MAX_KEPT) {
-                moves.put(key, known);
-            }
+            row[unitClass[unit]] = known;
         }
         return known == DEAD ? null : known;
     }
@@ -157,32 +166,50 @@ final class RegexAutomaton {
 
     /** The one position of these pairs (a new one once MAX_KEPT are kept, whose moves are not remembered). */
     private Position kept(int[] pairs) {
-        if (kept.size() >= MAX_KEPT) {
-            return new Position(pairs, -1);
+        boolean accepts = false;
+        boolean continues = false;
+        for (int pair : pairs) {
+            accepts |= pair / countSlots == accepting;
+            continues |= pair / countSlots != accepting;
         }
-        Position candidate = new Position(pairs, positionIds.getAndIncrement());
+        if (kept.size() >= MAX_KEPT) {
+            return new Position(pairs, -1, accepts, continues);
+        }
+        Position candidate = new Position(pairs, positionIds.getAndIncrement(), accepts, continues);
         Position existing = kept.putIfAbsent(candidate, candidate);
         return existing != null ? existing : candidate;
     }
 
     /** Whether the text may end at {@code position}: the pattern matches it whole, within the bounds. */
     boolean accepts(Position position) {
-        for (int pair : position.pairs) {
-            if (pair / countSlots == accepting) {
-                return true;
-            }
-        }
-        return false;
+        return position.accepts;
     }
 
     /** Whether some unit may follow at {@code position}. */
     boolean mayContinue(Position position) {
-        for (int pair : position.pairs) {
-            if (pair / countSlots != accepting) {
-                return true;
+        return position.continues;
+    }
+
+    /**
+     * Fills {@code unitClass} with each unit's class and returns the count of classes: the units from
+     * one range end (a low end, or one past a high end) to the next fall in one class.
+     */
+    private static int classify(int[][] reads, char[] unitClass) {
+        TreeSet<Integer> ends = new TreeSet<>(List.of(0));
+        for (int[] ranges : reads) {
+            for (int i = 0; ranges != null && i < ranges.length; i += 2) {
+                ends.add(ranges[i]);
+                if (ranges[i + 1] < Character.MAX_VALUE) {
+                    ends.add(ranges[i + 1] + 1);
+                }
             }
         }
-        return false;
+        int[] starts = ends.stream().mapToInt(Integer::intValue).toArray();
+        for (int c = 0; c < starts.length; c++) {
+            int end = c + 1 < starts.length ? starts[c + 1] : Character.MAX_VALUE + 1;
+            Arrays.fill(unitClass, starts[c], end, (char) c);
+        }
+        return starts.length;
     }
 
     /** The count after a unit: one more when it counts, the same beyond the least without a most; -1 past the most. */
@@ -269,12 +296,18 @@ final class RegexAutomaton {
     /** Where a text stands: its (state, count) pairs, sorted. Positions are equal when their pairs are. */
     static final class Position {
         private final int[] pairs;
-        /** Its number among the automaton's kept positions, or -1. */
+        /** Its number among the automaton's kept positions, or -1 (then its moves are not remembered). */
         private final int id;
+        private final boolean accepts;
+        private final boolean continues;
+        /** Where each class of units leads, once fed (DEAD: nowhere); null until the first. */
+        private volatile Position[] moves;
 
-        private Position(int[] pairs, int id) {
+        private Position(int[] pairs, int id, boolean accepts, boolean continues) {
             this.pairs = pairs;
             this.id = id;
+            this.accepts = accepts;
+            this.continues = continues;
         }
 
         @Override

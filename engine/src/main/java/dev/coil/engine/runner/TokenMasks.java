@@ -39,10 +39,22 @@ final class TokenMasks {
         return kept.get(new Key(grammar, state), key -> walk(state));
     }
 
-    /** The allowed tokens at {@code state}, walked anew (the end-of-sequence ids not included). */
+    /**
+     * The allowed tokens at {@code state}, walked anew (the end-of-sequence ids not included). Inside
+     * a plain JSON string (not in an escape, no pattern), a plain token is allowed by its length alone,
+     * so only the other tokens are walked.
+     */
     boolean[] walk(GrammarState state) {
         boolean[] allowed = new boolean[vocabulary.size()];
-        walk(vocabulary.root(), state, allowed, new ArrayList<>());
+        GrammarFrame.StringFrame string = state.insidePlainString();
+        if (string == null) {
+            walk(vocabulary.root(), state, allowed, new ArrayList<>());
+        } else {
+            int most = string.rule().maxLength == Integer.MAX_VALUE ? Integer.MAX_VALUE
+                    : string.rule().maxLength - string.length();
+            vocabulary.allowPlain(most, allowed);
+            walk(vocabulary.escapedRoot(), state, allowed, new ArrayList<>());
+        }
         return allowed;
     }
 

@@ -1,13 +1,21 @@
 package dev.coil.engine.runner;
 
 import dev.coil.engine.tokenizer.Tokenizer;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Comparator;
+import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 
 /**
  * The vocabulary's token texts as a tree of characters, so that a grammar walks the text tokens share
  * once: every token under a prefix the grammar refuses is refused with it. Built once per engine.
+ *
+ * <p>Most tokens are plain string content: no quote, no backslash, no control character. Inside a
+ * JSON string such a token is allowed or not by its length alone, so the tokens are also kept split:
+ * the plain ones by their count of characters, and a second tree of the others, which a grammar
+ * inside a string walks instead of the whole.
  */
 final class VocabularyTrie {
 
@@ -26,24 +34,55 @@ final class VocabularyTrie {
 
     private final Node root;
     private final String[] texts;
+    /** The plain tokens, fewest characters (code points) first, and each one's count. */
+    private final int[] plainTokens;
+    private final int[] plainCounts;
+    /** The tree of the tokens that are not plain. */
+    private final Node escapedRoot;
 
     /** @param texts per token id, its text alone; null for a token no output text holds */
     VocabularyTrie(String[] texts) {
         this.texts = texts.clone();
         Building top = new Building();
+        Building escaped = new Building();
+        List<long[]> plain = new ArrayList<>();
         for (int id = 0; id < texts.length; id++) {
             String text = texts[id];
             if (text == null || text.isEmpty()) {
                 continue;
             }
-            Building node = top;
-            for (int i = 0; i < text.length(); i++) {
-                node = node.children.computeIfAbsent(text.charAt(i), c -> new Building());
+            top.add(text, id);
+            if (isPlain(text)) {
+                plain.add(new long[] {characters(text), id});
+            } else {
+                escaped.add(text, id);
             }
-            node.tokens = Arrays.copyOf(node.tokens, node.tokens.length + 1);
-            node.tokens[node.tokens.length - 1] = id;
         }
+        plain.sort(Comparator.comparingLong(entry -> entry[0]));
+        this.plainTokens = plain.stream().mapToInt(entry -> (int) entry[1]).toArray();
+        this.plainCounts = plain.stream().mapToInt(entry -> (int) entry[0]).toArray();
         this.root = top.freeze();
+        this.escapedRoot = escaped.freeze();
+    }
+
+    /** Whether every character of {@code text} stands in a JSON string as it is. */
+    static boolean isPlain(String text) {
+        for (int i = 0; i < text.length(); i++) {
+            char c = text.charAt(i);
+            if (c < 0x20 || c == '"' || c == '\\') {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** Characters as a JSON string counts them: every unit but a low surrogate. */
+    static int characters(String text) {
+        int count = 0;
+        for (int i = 0; i < text.length(); i++) {
+            count += Character.isLowSurrogate(text.charAt(i)) ? 0 : 1;
+        }
+        return count;
     }
 
     /**
@@ -66,6 +105,18 @@ final class VocabularyTrie {
         return root;
     }
 
+    /** The tree of the tokens that are not plain. */
+    Node escapedRoot() {
+        return escapedRoot;
+    }
+
+    /** Marks every plain token of at most {@code most} characters. */
+    void allowPlain(int most, boolean[] allowed) {
+        for (int i = 0; i < plainTokens.length && plainCounts[i] <= most; i++) {
+            allowed[plainTokens[i]] = true;
+        }
+    }
+
     /** Token {@code id}'s text, or null when it has none (special, empty, past the tokenizer). */
     String text(int id) {
         return id >= 0 && id < texts.length && texts[id] != null && !texts[id].isEmpty() ? texts[id] : null;
@@ -78,6 +129,15 @@ final class VocabularyTrie {
     private static final class Building {
         final Map<Character, Building> children = new TreeMap<>();
         int[] tokens = new int[0];
+
+        void add(String text, int id) {
+            Building node = this;
+            for (int i = 0; i < text.length(); i++) {
+                node = node.children.computeIfAbsent(text.charAt(i), c -> new Building());
+            }
+            node.tokens = Arrays.copyOf(node.tokens, node.tokens.length + 1);
+            node.tokens[node.tokens.length - 1] = id;
+        }
 
         Node freeze() {
             char[] characters = new char[children.size()];

@@ -39,6 +39,9 @@ class GrammarConstraintTest {
                 new Case(OutputGrammar.jsonObject(), "{\"key\": [1.5, \"é \\\" x\", {\"a\": null}], \"b\":\n  true}"),
                 new Case(OutputGrammar.jsonSchema(JsonSchemaGrammarTest.PERSON),
                         "{\"name\": \"Ann\", \"age\": -31, \"email\": null, \"tags\": [\"a\"], \"role\": \"guest\"}"),
+                // Up to a string's most characters: plain tokens are allowed by their length there.
+                new Case(OutputGrammar.jsonSchema(JsonSchemaGrammarTest.PERSON),
+                        "{\"name\": \"Annabel L\\u00e9\\\"\", \"age\": 1, \"tags\": [\"abcde\"], \"role\": \"user\"}"),
                 new Case(OutputGrammar.jsonSchema(JsonSchemaGrammarTest.TREE),
                         "{\"value\": 1e3, \"children\": [{\"value\": 0}]}"),
                 new Case(OutputGrammar.choice(List.of("yes", "no", "no way")), "no way"),

@@ -26,6 +26,16 @@ final class GrammarState {
         return new GrammarState(new GrammarFrame[] {new GrammarFrame.Start(rule)});
     }
 
+    /** The state of one frame. */
+    static GrammarState of(GrammarFrame frame) {
+        return new GrammarState(new GrammarFrame[] {frame});
+    }
+
+    /** The only frame the text may stand in, or null when it may stand in several. */
+    GrammarFrame onlyFrame() {
+        return frames.length == 1 ? frames[0] : null;
+    }
+
     /** The state after {@code c}, or null when the grammar refuses it here. */
     GrammarState feed(char c) {
         return feed(c, new ArrayList<>(frames.length + 1));
@@ -75,8 +85,8 @@ final class GrammarState {
      * escape (where a plain character only counts); else null.
      */
     GrammarFrame.StringFrame insidePlainString() {
-        return frames.length == 1 && frames[0] instanceof GrammarFrame.StringFrame string
-                && string.escape() == StringLexer.NORMAL ? string : null;
+        return onlyFrame() instanceof GrammarFrame.StringFrame string && string.escape() == StringLexer.NORMAL
+                ? string : null;
     }
 
     /** Whether the text may end here: it is a whole sentence of the grammar. */

@@ -47,15 +47,60 @@ final class TokenMasks {
     boolean[] walk(GrammarState state) {
         boolean[] allowed = new boolean[vocabulary.size()];
         GrammarFrame.StringFrame string = state.insidePlainString();
-        if (string == null) {
-            walk(vocabulary.root(), state, allowed, new ArrayList<>());
-        } else {
+        GrammarFrame only = state.onlyFrame();
+        if (string != null) {
             int most = string.rule().maxLength == Integer.MAX_VALUE ? Integer.MAX_VALUE
                     : string.rule().maxLength - string.length();
             vocabulary.allowPlain(most, allowed);
             walk(vocabulary.escapedRoot(), state, allowed, new ArrayList<>());
+        } else if (only instanceof GrammarFrame.RegexFrame regex && regex.parent() == GrammarFrame.Top.INSTANCE) {
+            walkPattern(vocabulary.root(), regex.automaton(), regex.position(), null, allowed, new ArrayList<>());
+        } else if (only instanceof GrammarFrame.PatternStringFrame patterned
+                && patterned.stage() == GrammarFrame.PatternStringFrame.NORMAL) {
+            walkPattern(vocabulary.root(), patterned.pattern(), patterned.position(), patterned, allowed,
+                    new ArrayList<>());
+        } else {
+            walk(vocabulary.root(), state, allowed, new ArrayList<>());
         }
         return allowed;
+    }
+
+    /**
+     * The walk where the text stands only in a regular expression's automaton: the whole output held
+     * to a regex (after it nothing follows), or a JSON string held to a pattern ({@code string}, whose
+     * plain characters the automaton reads as they are). Positions are fed directly, without frames;
+     * a character that leaves plain string content (a quote, a backslash) goes on through the frames.
+     */
+    private static void walkPattern(VocabularyTrie.Node node, RegexAutomaton automaton, RegexAutomaton.Position position,
+            GrammarFrame.PatternStringFrame string, boolean[] allowed, List<GrammarFrame> scratch) {
+        for (int i = 0; i < node.characters.length; i++) {
+            char c = node.characters[i];
+            VocabularyTrie.Node child = node.children[i];
+            if (string != null && (c < 0x20 || c == '"' || c == '\\')) {
+                GrammarState next = GrammarState.of(new GrammarFrame.PatternStringFrame(automaton, string.parent(),
+                        GrammarFrame.PatternStringFrame.NORMAL, position)).feed(c, scratch);
+                if (next != null) {
+                    allow(child, allowed);
+                    if (child.children.length > 0) {
+                        walk(child, next, allowed, scratch);
+                    }
+                }
+                continue;
+            }
+            RegexAutomaton.Position after = automaton.feed(position, c);
+            if (after != null) {
+                allow(child, allowed);
+                if (child.children.length > 0) {
+                    walkPattern(child, automaton, after, string, allowed, scratch);
+                }
+            }
+        }
+    }
+
+    private static void allow(VocabularyTrie.Node node, boolean[] allowed) {
+        for (int token : node.tokens) {
+            allowed[token] = true;
+        }
     }
 
     private static void walk(VocabularyTrie.Node node, GrammarState state, boolean[] allowed,
@@ -66,9 +111,7 @@ final class TokenMasks {
                 continue;
             }
             VocabularyTrie.Node child = node.children[i];
-            for (int token : child.tokens) {
-                allowed[token] = true;
-            }
+            allow(child, allowed);
             if (child.children.length > 0) {
                 walk(child, next, allowed, scratch);
             }

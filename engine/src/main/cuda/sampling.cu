@@ -19,7 +19,10 @@
 #define COIL_SAMPLE_STAMP(label)
 #endif
 
-// The logit bias, then the penalties, in place, logits: (batch, vocab).
+// The grammar's mask, the logit bias, then the penalties, in place, logits: (batch, vocab).
+//   mask_offsets: (batch + 1) into allowed_bits: each row's words of 32 tokens, bit id % 32 of word
+//   id / 32 set where the token is allowed (an id past the row's words is not); a row without words
+//   has no mask. Refused tokens get -infinity first, which the bias and the penalties leave so;
 //   bias_offsets: (batch + 1) into bias_ids and biases: each row's distinct logit_bias ids, with the
 //   number added to each (first, as vLLM applies logit_bias before the penalties);
 //   seen_offsets: (batch + 1) into seen_ids: each row's distinct prompt and output ids;
@@ -31,9 +34,21 @@
 extern "C" __global__ void sampling_penalties_f32(float* logits, int vocab, const int* __restrict__ bias_offsets,
         const int* __restrict__ bias_ids, const float* __restrict__ biases, const int* __restrict__ seen_offsets,
         const int* __restrict__ seen_ids, const float* __restrict__ repetition, const int* __restrict__ count_offsets,
-        const int* __restrict__ count_ids, const float* __restrict__ subtract) {
+        const int* __restrict__ count_ids, const float* __restrict__ subtract, const int* __restrict__ mask_offsets,
+        const unsigned int* __restrict__ allowed_bits) {
     const int row = blockIdx.x;
     float* scores = logits + (size_t) row * vocab;
+    const int mask_start = mask_offsets[row];
+    const int mask_words = mask_offsets[row + 1] - mask_start;
+    if (mask_words > 0) {
+        for (int id = threadIdx.x; id < vocab; id += blockDim.x) {
+            const bool allowed = id / 32 < mask_words && ((allowed_bits[mask_start + id / 32] >> (id % 32)) & 1u);
+            if (!allowed) {
+                scores[id] = -INFINITY;
+            }
+        }
+    }
+    __syncthreads();
     for (int j = bias_offsets[row] + threadIdx.x; j < bias_offsets[row + 1]; j += blockDim.x) {
         const int id = bias_ids[j];
         if (id >= 0 && id < vocab) {

@@ -41,13 +41,17 @@ public final class Batch {
      * @param uniform        in [0, 1), drawn by the request's seeded generator
      * @param biasIds        distinct ids whose logits get a bias before the penalties (logit_bias)
      * @param biases         per bias id, the number added to its logit
+     * @param allowedBits    where a grammar holds the output: bit id % 32 of word id / 32 set where token
+     *                       id may come next (one past the words may not), applied before anything
+     *                       else; null without a grammar
      */
     public record Draw(double temperature, int topK, double topP, double minP, float repetitionPenalty,
-            int[] seenIds, int[] countIds, float[] countPenalties, double uniform, int[] biasIds, float[] biases) {
+            int[] seenIds, int[] countIds, float[] countPenalties, double uniform, int[] biasIds, float[] biases,
+            int[] allowedBits) {
 
-        /** True when the draw changes logits before its temperature: a bias or a penalty. */
+        /** True when the draw changes logits before its temperature: a grammar's mask, a bias or a penalty. */
         public boolean adjustsLogits() {
-            return biasIds.length > 0 || repetitionPenalty != 1f || countIds.length > 0;
+            return allowedBits != null || biasIds.length > 0 || repetitionPenalty != 1f || countIds.length > 0;
         }
     }
 

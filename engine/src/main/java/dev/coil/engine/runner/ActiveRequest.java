@@ -229,13 +229,14 @@ final class ActiveRequest {
 
     /**
      * For a request without logprobs whose token is not the plain argmax (sampled, or greedy with a
-     * bias or penalties: a draw at temperature 0): what a backend needs to draw the next token
-     * itself, with the uniform number this request's sampler would use (kept, so that logits coming
-     * back instead are drawn with the same number); null when the request needs its logits.
+     * bias, penalties or a grammar: a draw at temperature 0): what a backend needs to draw the next
+     * token itself, with the uniform number this request's sampler would use (kept, so that logits
+     * coming back instead are drawn with the same number) and the grammar's allowed tokens; null when
+     * the request needs its logits.
      */
     Batch.Draw nextDraw() {
         SamplingParams sampling = request.sampling();
-        if (needsOnlyGreedyToken() || request.logprobs() >= 0 || grammar != null || maxTokens == 0) {
+        if (needsOnlyGreedyToken() || request.logprobs() >= 0 || maxTokens == 0) {
             return null;
         }
         if (Double.isNaN(pendingUniform)) {
@@ -260,7 +261,7 @@ final class ActiveRequest {
         DrawBias bias = biasAt(generatedCount);
         return new Batch.Draw(sampling.temperature(), sampling.topK(), sampling.topP(), sampling.minP(),
                 (float) sampling.repetitionPenalty(), seen, countIds, penalties, pendingUniform, bias.ids(),
-                bias.values());
+                bias.values(), grammar == null ? null : grammar.allowedBits(endIds));
     }
 
     /** A draw's bias lists: distinct ids, and what is added to each one's logit. */
@@ -308,7 +309,7 @@ final class ActiveRequest {
         SamplingParams sampling = request.sampling();
         DrawBias bias = biasAt(generatedCount + 1);
         return new Batch.Draw(sampling.temperature(), sampling.topK(), sampling.topP(), sampling.minP(), 1f,
-                new int[0], new int[0], new float[0], aheadUniform, bias.ids(), bias.values());
+                new int[0], new int[0], new float[0], aheadUniform, bias.ids(), bias.values(), null);
     }
 
     /** As {@link #acceptNextLogits}, for a greedy token the backend picked (see {@link #needsOnlyGreedyToken}). */

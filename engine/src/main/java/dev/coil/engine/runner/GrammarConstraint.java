@@ -20,31 +20,43 @@ final class GrammarConstraint {
     }
 
     /**
+     * The tokens that may come next, as bits for a backend that draws the token itself (see
+     * {@link dev.coil.engine.model.Batch.Draw#allowedBits}): bit id % 32 of word id / 32 set for token
+     * id, the end-of-sequence ids included where the output may end; the tokens {@link #mask} leaves.
+     *
+     * @throws IllegalStateException when no token continues the output
+     */
+    int[] allowedBits(Set<Integer> endIds) {
+        int[] bits = masks.allowedBits(grammar, state);
+        if (state.mayEnd()) {
+            bits = bits.clone();
+            for (int id : endIds) {
+                if (id >= 0 && id < masks.vocabulary().size()) {
+                    bits[id / 32] |= 1 << (id % 32);
+                }
+            }
+        }
+        for (int word : bits) {
+            if (word != 0) {
+                return bits;
+            }
+        }
+        throw new IllegalStateException("no token of the vocabulary continues the output within its grammar");
+    }
+
+    /**
      * A copy of {@code logits} with -infinity for every token the grammar refuses next.
      *
      * @param endIds the request's end-of-sequence ids (none with ignore_eos): allowed where the output may end
      * @throws IllegalStateException when no token continues the output (a schema the vocabulary cannot spell)
      */
     float[] mask(float[] logits, Set<Integer> endIds) {
-        boolean[] allowed = masks.allowed(grammar, state).clone();
-        if (state.mayEnd()) {
-            for (int id : endIds) {
-                if (id < allowed.length) {
-                    allowed[id] = true;
-                }
-            }
-        }
+        int[] bits = allowedBits(endIds);
         float[] masked = logits.clone();
-        boolean any = false;
         for (int id = 0; id < masked.length; id++) {
-            if (id >= allowed.length || !allowed[id]) {
+            if (id / 32 >= bits.length || (bits[id / 32] >>> (id % 32) & 1) == 0) {
                 masked[id] = Float.NEGATIVE_INFINITY;
-            } else {
-                any = true;
             }
-        }
-        if (!any) {
-            throw new IllegalStateException("no token of the vocabulary continues the output within its grammar");
         }
         return masked;
     }

@@ -15,7 +15,7 @@ import java.util.List;
  */
 final class TokenMasks {
 
-    /** Bytes of allowed sets kept (one byte a token of the vocabulary). */
+    /** Bytes of allowed sets kept (one bit a token of the vocabulary). */
     static final long MAX_BYTES = 64L << 20;
 
     /** A state of a grammar (states of different grammars, or compilations, are never equal). */
@@ -23,8 +23,8 @@ final class TokenMasks {
     }
 
     private final VocabularyTrie vocabulary;
-    private final Cache<Key, boolean[]> kept = Caffeine.newBuilder().maximumWeight(MAX_BYTES)
-            .weigher((Key key, boolean[] allowed) -> allowed.length + 64).build();
+    private final Cache<Key, int[]> kept = Caffeine.newBuilder().maximumWeight(MAX_BYTES)
+            .weigher((Key key, int[] bits) -> 4 * bits.length + 64).build();
 
     TokenMasks(VocabularyTrie vocabulary) {
         this.vocabulary = vocabulary;
@@ -34,9 +34,22 @@ final class TokenMasks {
         return vocabulary;
     }
 
-    /** Per token id, whether its text continues a text of {@code grammar} at {@code state}; shared, do not change it. */
-    boolean[] allowed(OutputGrammar grammar, GrammarState state) {
-        return kept.get(new Key(grammar, state), key -> walk(state));
+    /**
+     * The tokens whose text continues a text of {@code grammar} at {@code state}: bit id % 32 of word
+     * id / 32 set for token id. Shared: do not change it.
+     */
+    int[] allowedBits(OutputGrammar grammar, GrammarState state) {
+        return kept.get(new Key(grammar, state), key -> bits(walk(state)));
+    }
+
+    private static int[] bits(boolean[] allowed) {
+        int[] bits = new int[(allowed.length + 31) / 32];
+        for (int id = 0; id < allowed.length; id++) {
+            if (allowed[id]) {
+                bits[id / 32] |= 1 << (id % 32);
+            }
+        }
+        return bits;
     }
 
     /**

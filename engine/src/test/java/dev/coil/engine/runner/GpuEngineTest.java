@@ -299,6 +299,26 @@ class GpuEngineTest {
     }
 
     /**
+     * Requests held to a grammar draw on the device with its allowed tokens as a mask: the tokens the
+     * host draws from the logits copied back and masked there, sampled and greedy, beside a request
+     * without a grammar, and with a bias.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("models")
+    void grammarDrawsOnTheDeviceEqualTheHostsDraws(String fixture) throws Exception {
+        OutputGrammar schema = OutputGrammar.jsonSchema(StructuredOutputTest.RECORD);
+        OutputGrammar regex = OutputGrammar.regex("(yes|no)-[a-f0-9]{2,6}!?");
+        List<SamplingParams> settings = List.of(
+                SamplingParams.builder().temperature(1.2).seed(11L).maxTokens(24).grammar(schema).build(),
+                SamplingParams.builder().temperature(0).maxTokens(24).grammar(schema).build(),
+                SamplingParams.greedy().withTemperature(0.9).withMaxTokens(12).withSeed(12L),
+                SamplingParams.builder().temperature(0.8).topP(0.9).seed(13L).maxTokens(16).grammar(regex)
+                        .logitBias(Map.of(3, 5f)).build(),
+                SamplingParams.builder().temperature(0).maxTokens(16).grammar(OutputGrammar.jsonObject()).build());
+        assertDeviceDrawsEqualHostDraws(fixture, settings);
+    }
+
+    /**
      * Structured outputs on the GPU backend (their logits read on the host each step): JSON mode, a
      * JSON schema and a regex; every output holds to its grammar and ends (STOP) exactly when it is whole.
      */

@@ -84,8 +84,8 @@ public final class SamplingKernel {
     }
 
     /**
-     * The logit bias, then the repetition, presence and frequency penalties, in place on logits
-     * (batch, vocab) f32, in the CPU sampler's order and rounding.
+     * The grammar's mask, the logit bias, then the repetition, presence and frequency penalties, in
+     * place on logits (batch, vocab) f32, in the CPU sampler's order and rounding.
      *
      * @param biasOffsets (batch + 1) int32 into biasIds and biases
      * @param biasIds the distinct logit_bias ids of each row
@@ -96,18 +96,24 @@ public final class SamplingKernel {
      * @param countOffsets (batch + 1) int32 into countIds and subtract
      * @param countIds the distinct generated ids of each row
      * @param subtract per generated id, (float) (presence + frequency · count) as the CPU rounds it
+     * @param maskOffsets (batch + 1) int32 into allowedBits: row r's words of 32 tokens are
+     *     allowedBits[maskOffsets[r], maskOffsets[r + 1]) (none: no mask); a token whose bit is clear
+     *     gets -infinity before anything else
+     * @param allowedBits bit id % 32 of a row's word id / 32 set where the grammar allows token id
      */
     public void applyPenalties(CudaStream stream, DeviceBuffer logits, int batch, int vocab, DeviceBuffer biasOffsets,
             DeviceBuffer biasIds, DeviceBuffer biases, DeviceBuffer seenOffsets, DeviceBuffer seenIds,
-            DeviceBuffer repetition, DeviceBuffer countOffsets, DeviceBuffer countIds, DeviceBuffer subtract) {
+            DeviceBuffer repetition, DeviceBuffer countOffsets, DeviceBuffer countIds, DeviceBuffer subtract,
+            DeviceBuffer maskOffsets, DeviceBuffer allowedBits) {
         requireRows(logits, batch, vocab);
         biasOffsets.requireFloats(batch + 1L, "biasOffsets");
         seenOffsets.requireFloats(batch + 1L, "seenOffsets");
         countOffsets.requireFloats(batch + 1L, "countOffsets");
         repetition.requireFloats(batch, "repetition");
+        maskOffsets.requireFloats(batch + 1L, "maskOffsets");
         if (batch > 0) {
             penalties.launch(stream, batch, 1, 1, THREADS, 0, logits, vocab, biasOffsets, biasIds, biases,
-                    seenOffsets, seenIds, repetition, countOffsets, countIds, subtract);
+                    seenOffsets, seenIds, repetition, countOffsets, countIds, subtract, maskOffsets, allowedBits);
         }
     }
 

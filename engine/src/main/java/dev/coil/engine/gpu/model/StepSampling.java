@@ -65,6 +65,7 @@ final class StepSampling {
         int[] biasOffsets = new int[logitRows + 1];
         int[] seenOffsets = new int[logitRows + 1];
         int[] countOffsets = new int[logitRows + 1];
+        int[] maskOffsets = new int[logitRows + 1];
         List<int[]> seen = new ArrayList<>();
         List<Batch.Draw> counted = new ArrayList<>();
         Batch.Draw[] byRow = new Batch.Draw[logitRows];
@@ -80,6 +81,7 @@ final class StepSampling {
         int biasTotal = 0;
         int seenTotal = 0;
         int countTotal = 0;
+        int maskTotal = 0;
         boolean penalties = false;
         for (int r = 0; r < logitRows; r++) {
             Batch.Draw draw = byRow[r];
@@ -95,6 +97,7 @@ final class StepSampling {
                 biasTotal += draw.biasIds().length;
                 seenTotal += draw.seenIds().length;
                 countTotal += draw.countIds().length;
+                maskTotal += draw.allowedBits() == null ? 0 : draw.allowedBits().length;
                 penalties |= draw.adjustsLogits();
             } else {
                 settings[4 * r + 1] = 1; // temperature 0: the argmax
@@ -102,6 +105,7 @@ final class StepSampling {
             biasOffsets[r + 1] = biasTotal;
             seenOffsets[r + 1] = seenTotal;
             countOffsets[r + 1] = countTotal;
+            maskOffsets[r + 1] = maskTotal;
         }
         Staging staged = new Staging(side);
         int topKAt = staged.add("sampling.topK", MemorySegment.ofArray(topK));
@@ -112,6 +116,7 @@ final class StepSampling {
             int[] seenIds = new int[Math.max(1, seenTotal)];
             int[] countIds = new int[Math.max(1, countTotal)];
             float[] subtract = new float[Math.max(1, countTotal)];
+            int[] allowedBits = new int[Math.max(1, maskTotal)];
             int at = 0;
             for (int[] ids : seen) {
                 System.arraycopy(ids, 0, seenIds, at, ids.length);
@@ -119,7 +124,12 @@ final class StepSampling {
             }
             at = 0;
             int biasAt = 0;
+            int maskAt = 0;
             for (Batch.Draw draw : counted) {
+                if (draw.allowedBits() != null) {
+                    System.arraycopy(draw.allowedBits(), 0, allowedBits, maskAt, draw.allowedBits().length);
+                    maskAt += draw.allowedBits().length;
+                }
                 System.arraycopy(draw.countIds(), 0, countIds, at, draw.countIds().length);
                 System.arraycopy(draw.countPenalties(), 0, subtract, at, draw.countIds().length);
                 at += draw.countIds().length;
@@ -136,11 +146,14 @@ final class StepSampling {
             staged.add("sampling.countOffsets", MemorySegment.ofArray(countOffsets));
             staged.add("sampling.countIds", MemorySegment.ofArray(countIds));
             staged.add("sampling.subtract", MemorySegment.ofArray(subtract));
+            staged.add("sampling.maskOffsets", MemorySegment.ofArray(maskOffsets));
+            staged.add("sampling.allowedBits", MemorySegment.ofArray(allowedBits));
             staged.stage();
             kernel.applyPenalties(kernels.stream, logits, logitRows, vocab, staged.buffer(first),
                     staged.buffer(first + 1), staged.buffer(first + 2), staged.buffer(first + 3),
                     staged.buffer(first + 4), staged.buffer(first + 5), staged.buffer(first + 6),
-                    staged.buffer(first + 7), staged.buffer(first + 8));
+                    staged.buffer(first + 7), staged.buffer(first + 8), staged.buffer(first + 9),
+                    staged.buffer(first + 10));
         } else {
             staged.stage();
         }

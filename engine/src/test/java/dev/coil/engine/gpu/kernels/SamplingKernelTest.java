@@ -23,6 +23,7 @@ import java.util.Random;
 import java.util.SplittableRandom;
 import java.util.TreeMap;
 import java.util.TreeSet;
+import java.util.stream.IntStream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -42,8 +43,19 @@ class SamplingKernelTest {
     private static final double[] TOP_PS = {1, 1, 0.95, 0.9, 0.5, 0.1};
     private static final double[] MIN_PS = {0, 0, 0.02, 0.1, 0.5};
 
-    /** One sequence: its logits, history and parameters. */
-    private record Row(float[] logits, int[] prompt, int[] output, SamplingParams params) {
+    /** One sequence: its logits, history and parameters, and a grammar's allowed tokens as bits (or null). */
+    private record Row(float[] logits, int[] prompt, int[] output, SamplingParams params, int[] allowedBits) {
+
+        /** The logits as the engine hands them to the sampler: -infinity where the grammar refuses. */
+        float[] masked() {
+            float[] masked = logits.clone();
+            for (int id = 0; allowedBits != null && id < masked.length; id++) {
+                if (id / 32 >= allowedBits.length || (allowedBits[id / 32] >>> (id % 32) & 1) == 0) {
+                    masked[id] = Float.NEGATIVE_INFINITY;
+                }
+            }
+            return masked;
+        }
 
         TokenHistory history() {
             TokenHistory history = new TokenHistory(prompt);
@@ -60,7 +72,7 @@ class SamplingKernelTest {
         Random random = new Random(vocab * 31L + batch);
         List<Row> rows = new ArrayList<>();
         for (int r = 0; r < batch; r++) {
-            rows.add(new Row(logits(random, vocab), new int[0], new int[0], SamplingParams.greedy()));
+            rows.add(new Row(logits(random, vocab), new int[0], new int[0], SamplingParams.greedy(), null));
         }
         int[] expected = rows.stream().mapToInt(row -> new Sampler(row.params()).sample(row.logits(), row.history()))
                 .toArray();
@@ -88,7 +100,7 @@ class SamplingKernelTest {
                 float[].class, int.class, TokenHistory.class, SamplingParams.class);
         apply.setAccessible(true);
         for (int r = 0; r < batch; r++) {
-            float[] row = rows.get(r).logits().clone();
+            float[] row = rows.get(r).masked();
             apply.invoke(null, row, vocab, rows.get(r).history(), rows.get(r).params());
             System.arraycopy(row, 0, expected, r * vocab, vocab);
         }
@@ -124,8 +136,8 @@ class SamplingKernelTest {
         for (int r = 0; r < batch; r++) {
             Row row = rows.get(r);
             expectedSurvivors[r] = row.params().isGreedy() ? new int[0]
-                    : (int[]) survivorsOf.invoke(new Sampler(row.params()), row.logits(), row.history());
-            expectedTokens[r] = new Sampler(row.params()).sample(row.logits(), row.history());
+                    : (int[]) survivorsOf.invoke(new Sampler(row.params()), row.masked(), row.history());
+            expectedTokens[r] = new Sampler(row.params()).sample(row.masked(), row.history());
             // The sampler's first draw: the uniform its seeded generator gives first.
             uniforms[r] = new SplittableRandom(row.params().seed()).nextDouble();
         }
@@ -317,8 +329,14 @@ class SamplingKernelTest {
         List<Integer> countIds = new ArrayList<>();
         List<Float> subtract = new ArrayList<>();
         float[] repetition = new float[batch];
+        int[] maskOffsets = new int[batch + 1];
+        List<Integer> allowedBits = new ArrayList<>();
         for (int r = 0; r < batch; r++) {
             Row row = rows.get(r);
+            if (row.allowedBits() != null) {
+                Arrays.stream(row.allowedBits()).forEach(allowedBits::add);
+            }
+            maskOffsets[r + 1] = allowedBits.size();
             TreeSet<Integer> seen = new TreeSet<>();
             TreeMap<Integer, Integer> counts = new TreeMap<>();
             Arrays.stream(row.prompt()).forEach(seen::add);
@@ -356,7 +374,8 @@ class SamplingKernelTest {
                 scope.upload(biasIdArray), scope.upload(biasArray), scope.upload(seenOffsets),
                 scope.upload(seenIds.stream().mapToInt(Integer::intValue).toArray()), scope.upload(repetition),
                 scope.upload(countOffsets), scope.upload(countIds.stream().mapToInt(Integer::intValue).toArray()),
-                scope.upload(subtractArray));
+                scope.upload(subtractArray), scope.upload(maskOffsets),
+                scope.upload(allowedBits.isEmpty() ? new int[1] : allowedBits.stream().mapToInt(Integer::intValue).toArray()));
     }
 
     /** Rows with random logits, histories (some ids beyond the vocabulary) and parameters. */
@@ -376,9 +395,38 @@ class SamplingKernelTest {
                     .seed(random.nextLong())
                     .logitBias(randomBias(random, vocab, prompt))
                     .build();
-            rows.add(new Row(logits(random, vocab), prompt, output, params));
+            float[] logits = logits(random, vocab);
+            // The mask draws from a generator of its own, so that the rows are those drawn without masks.
+            rows.add(new Row(logits, prompt, output, params, randomMask(new Random(params.seed()), logits)));
         }
         return rows;
+    }
+
+    /**
+     * A grammar's allowed tokens for a third of the rows: a random half of the vocabulary and the row's
+     * eight best tokens (so that a row keeps what choice it had), with the last word left out at times
+     * (when it holds none of those eight), whose tokens the kernel must then refuse too.
+     */
+    private static int[] randomMask(Random random, float[] logits) {
+        if (random.nextInt(3) != 0) {
+            return null;
+        }
+        int vocab = logits.length;
+        int[] bits = new int[(vocab + 31) / 32];
+        for (int id = 0; id < vocab; id++) {
+            if (random.nextBoolean()) {
+                bits[id / 32] |= 1 << (id % 32);
+            }
+        }
+        int[] best = IntStream.range(0, vocab).boxed().sorted((a, b) -> Float.compare(logits[b], logits[a]))
+                .limit(8).mapToInt(Integer::intValue).toArray();
+        boolean lastWordNeeded = false;
+        for (int id : best) {
+            bits[id / 32] |= 1 << (id % 32);
+            lastWordNeeded |= id / 32 == bits.length - 1;
+        }
+        return random.nextBoolean() && bits.length > 1 && !lastWordNeeded ? Arrays.copyOf(bits, bits.length - 1)
+                : bits;
     }
 
     /**

@@ -284,10 +284,11 @@ sealed interface GrammarFrame {
                     if (c == ']' && rule.minItems == 0) {
                         out.add(parent.valueDone());
                     } else if (rule.maxItems > 0) {
-                        startValue(rule.items, new ArrayFrame(rule, parent, IN_VALUE, count, 0), c, out);
+                        startValue(rule.itemAt(count), new ArrayFrame(rule, parent, IN_VALUE, count, 0), c, out);
                     }
                 }
-                case COMMA -> startValue(rule.items, new ArrayFrame(rule, parent, IN_VALUE, count, 0), c, out);
+                case COMMA -> startValue(rule.itemAt(count), new ArrayFrame(rule, parent, IN_VALUE, count, 0), c,
+                        out);
                 default -> { // AFTER_VALUE
                     if (c == ',' && count < rule.maxItems) {
                         out.add(new ArrayFrame(rule, parent, COMMA, count, 0));

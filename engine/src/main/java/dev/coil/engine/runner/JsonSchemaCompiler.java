@@ -27,7 +27,8 @@ import java.util.Set;
  * <li>objects: {@code properties}, spelled in their listed order, {@code required}, and
  *     {@code additionalProperties} (false when absent beside {@code properties}, as strict mode has it;
  *     additional keys come after the listed ones);</li>
- * <li>arrays: {@code items}, {@code minItems}, {@code maxItems}; strings: {@code minLength},
+ * <li>arrays: {@code items}, {@code prefixItems} (then {@code items} for the rest, {@code false} for
+ *     none), {@code minItems}, {@code maxItems}; strings: {@code minLength},
  *     {@code maxLength}, {@code pattern} (matched whole: see {@link RegexSyntax}); numbers:
  *     {@code minimum}, {@code maximum}, {@code exclusiveMinimum}, {@code exclusiveMaximum} (a bounded
  *     number that need not be an integer is written without an exponent).</li>
@@ -45,7 +46,7 @@ final class JsonSchemaCompiler {
             "$id", "$comment", "deprecated", "readOnly", "writeOnly", "format", "contentMediaType", "contentEncoding",
             "$defs", "definitions");
     private static final Set<String> OBJECT_KEYWORDS = Set.of("properties", "required", "additionalProperties");
-    private static final Set<String> ARRAY_KEYWORDS = Set.of("items", "minItems", "maxItems");
+    private static final Set<String> ARRAY_KEYWORDS = Set.of("items", "prefixItems", "minItems", "maxItems");
     private static final Set<String> STRING_KEYWORDS = Set.of("minLength", "maxLength", "pattern");
     private static final Set<String> NUMBER_KEYWORDS = Set.of("minimum", "maximum", "exclusiveMinimum",
             "exclusiveMaximum");
@@ -247,15 +248,34 @@ final class JsonSchemaCompiler {
         return new ValueRule.ObjectRule(listed, additionalRule);
     }
 
+    /**
+     * items, or prefixItems then items (JSON Schema 2020-12: the listed schemas in order, then items for
+     * the rest; {@code items: false} allows none past the listed ones).
+     */
     private ValueRule array(JsonNode node, String path) {
+        List<ValueRule> prefix = new ArrayList<>();
+        JsonNode prefixItems = node.get("prefixItems");
+        if (prefixItems != null) {
+            if (!prefixItems.isArray()) {
+                throw invalid(path + "/prefixItems", "must be an array of schemas");
+            }
+            for (int i = 0; i < prefixItems.size(); i++) {
+                prefix.add(compile(prefixItems.get(i), path + "/prefixItems/" + i));
+            }
+        }
         JsonNode items = node.get("items");
-        ValueRule itemRule = items == null ? ValueRule.AnyValue.INSTANCE : compile(items, path + "/items");
         int min = count(node, "minItems", 0, path);
         int max = count(node, "maxItems", Integer.MAX_VALUE, path);
-        if (min > max) {
-            throw invalid(path, "minItems " + min + " is more than maxItems " + max);
+        boolean closed = items != null && items.isBoolean() && !items.booleanValue();
+        if (closed) {
+            max = Math.min(max, prefix.size());
         }
-        return new ValueRule.ArrayRule(itemRule, min, max);
+        ValueRule itemRule = items == null || closed ? ValueRule.AnyValue.INSTANCE : compile(items, path + "/items");
+        if (min > max) {
+            throw invalid(path, closed ? "minItems " + min + " asks for more items than the " + prefix.size()
+                    + " that items false allows" : "minItems " + min + " is more than maxItems " + max);
+        }
+        return new ValueRule.ArrayRule(prefix, itemRule, min, max);
     }
 
     /** A number within its bounds ({@link #bounds}). */
@@ -470,7 +490,10 @@ final class JsonSchemaCompiler {
                         check(object.additional);
                     }
                 }
-                case ValueRule.ArrayRule array -> check(array.items);
+                case ValueRule.ArrayRule array -> {
+                    array.prefix.forEach(this::check);
+                    check(array.items);
+                }
                 default -> { }
             }
         }

@@ -58,18 +58,28 @@ sealed interface ValueRule {
     record Property(String name, String keyText, ValueRule value, boolean required) {
     }
 
-    /** An array of values that follow {@code items}, at least {@code minItems} and at most {@code maxItems}. */
+    /**
+     * An array of at least {@code minItems} and at most {@code maxItems} values: the first ones follow
+     * {@code prefix}, one rule each, the rest {@code items}.
+     */
     final class ArrayRule implements ValueRule {
-        static final ArrayRule ANY = new ArrayRule(AnyValue.INSTANCE, 0, Integer.MAX_VALUE);
+        static final ArrayRule ANY = new ArrayRule(List.of(), AnyValue.INSTANCE, 0, Integer.MAX_VALUE);
 
+        final List<ValueRule> prefix;
         final ValueRule items;
         final int minItems;
         final int maxItems;
 
-        ArrayRule(ValueRule items, int minItems, int maxItems) {
+        ArrayRule(List<ValueRule> prefix, ValueRule items, int minItems, int maxItems) {
+            this.prefix = List.copyOf(prefix);
             this.items = items;
             this.minItems = minItems;
             this.maxItems = maxItems;
+        }
+
+        /** The rule of the value at {@code index} (0 the first). */
+        ValueRule itemAt(int index) {
+            return index < prefix.size() ? prefix.get(index) : items;
         }
     }
 

@@ -76,6 +76,15 @@ class JsonSchemaGrammarTest {
                "word": {"type": "string", "pattern": "^(?:yes|no|.)$", "maxLength": 1}},
              "required": ["code", "phone", "quoted", "short"]}""";
 
+    /** Tuples, as pydantic writes tuple[int, str]: prefixItems, then items for the rest or items false for none. */
+    static final String TUPLES = """
+            {"type": "object", "properties": {
+               "point": {"type": "array", "prefixItems": [{"type": "integer"}, {"type": "string", "maxLength": 3}],
+                         "minItems": 2, "maxItems": 2},
+               "head": {"type": "array", "prefixItems": [{"const": "x"}], "items": {"type": "boolean"}, "maxItems": 3},
+               "closed": {"type": "array", "prefixItems": [{"type": "null"}], "items": false}},
+             "required": ["point", "head"]}""";
+
     static Stream<Arguments> instances() {
         return Stream.of(
                 Arguments.of(PERSON, List.of(
@@ -136,6 +145,19 @@ class JsonSchemaGrammarTest {
                         "{\"code\":\"ABC-12\",\"phone\":\"(555) 123-4567\",\"quoted\":\"a\",\"short\":\"abca\"}",
                         "{\"code\":\"ABC-12\",\"phone\":\"(555) 123-4567\",\"quoted\":\"a\",\"short\":\"ad\"}",
                         "{\"code\":\"ABC-12\",\"phone\":\"(555) 123-4567\",\"quoted\":\"a\",\"short\":\"ab\",\"word\":\"yes\"}")),
+                Arguments.of(TUPLES, List.of(
+                        "{\"point\":[1,\"ab\"],\"head\":[\"x\",true,false]}",
+                        "{\"point\":[-5,\"\"],\"head\":[],\"closed\":[null]}",
+                        "{\"point\":[0,\"abc\"],\"head\":[\"x\"],\"closed\":[]}"),
+                        List.of(
+                        "{\"point\":[1],\"head\":[]}",
+                        "{\"point\":[\"a\",1],\"head\":[]}",
+                        "{\"point\":[1,\"abcd\"],\"head\":[]}",
+                        "{\"point\":[1,\"a\",2],\"head\":[]}",
+                        "{\"point\":[1,\"a\"],\"head\":[\"y\"]}",
+                        "{\"point\":[1,\"a\"],\"head\":[\"x\",1]}",
+                        "{\"point\":[1,\"a\"],\"head\":[\"x\",true,true,true]}",
+                        "{\"point\":[1,\"a\"],\"head\":[],\"closed\":[null,null]}")),
                 Arguments.of(MIXED, List.of("null", "true", "[1,\"ab\"]", "[1.5,2,3,\"\"]"),
                         List.of("[1]", "[1,2,3,4,5]", "[1,\"abc\"]", "{}", "\"s\"")));
     }
@@ -330,6 +352,9 @@ class JsonSchemaGrammarTest {
                         "no integer lies between"),
                 Arguments.of("{\"type\": \"integer\", \"multipleOf\": 2}", "\"multipleOf\" is not supported"),
                 Arguments.of("{\"type\": \"object\", \"minProperties\": 1}", "\"minProperties\" is not supported"),
+                Arguments.of("{\"type\": \"array\", \"prefixItems\": [{}], \"items\": false, \"minItems\": 2}",
+                        "minItems 2 asks for more items than the 1 that items false allows"),
+                Arguments.of("{\"type\": \"array\", \"prefixItems\": {}}", "at #/prefixItems: must be an array"),
                 Arguments.of("{\"type\": \"array\", \"uniqueItems\": true}", "\"uniqueItems\" is not supported"),
                 Arguments.of("{\"type\": \"string\", \"items\": {}}", "\"items\" is not supported for type string"),
                 Arguments.of("{\"$ref\": \"http://example.com/s.json\"}", "only references within the schema"),

@@ -33,8 +33,9 @@ import java.util.Set;
  *     {@code minimum}, {@code maximum}, {@code exclusiveMinimum}, {@code exclusiveMaximum} (a bounded
  *     number that need not be an integer is written without an exponent).</li>
  * </ul>
- * Annotations ({@code title}, {@code description}, {@code default}, {@code format}, ...) are read past,
- * as JSON Schema has {@code format} by default. Any other keyword is refused by name, rather than
+ * Annotations ({@code title}, {@code description}, {@code default}, ...) are read past; {@code format}
+ * holds a string to its pattern where {@link StringFormats} knows it (beside a {@code pattern}, the
+ * pattern alone), and is read past otherwise, as JSON Schema has it by default. Any other keyword is refused by name, rather than
  * left unenforced.
  */
 final class JsonSchemaCompiler {
@@ -161,17 +162,22 @@ final class JsonSchemaCompiler {
         return rules.size() == 1 ? rules.getFirst() : new ValueRule.UnionRule(rules);
     }
 
-    /** A string of {@code min} to {@code max} code points, matching the node's pattern whole if it has one. */
+    /**
+     * A string of {@code min} to {@code max} code points, matching the node's pattern whole if it has
+     * one, else the pattern of its format where {@link StringFormats} knows it.
+     */
     private static ValueRule string(JsonNode node, int min, int max, String path) {
-        if (!node.has("pattern")) {
+        JsonNode format = node.get("format");
+        String formatPattern = format != null && format.isTextual() ? StringFormats.pattern(format.textValue()) : null;
+        if (!node.has("pattern") && formatPattern == null) {
             return min == 0 && max == Integer.MAX_VALUE ? ValueRule.StringRule.ANY
                     : new ValueRule.StringRule(min, max, null);
         }
-        String pattern = text(node.get("pattern"), path + "/pattern");
+        String pattern = node.has("pattern") ? text(node.get("pattern"), path + "/pattern") : formatPattern;
         try {
             return new ValueRule.StringRule(min, max, RegexAutomaton.compile(pattern, min, max));
         } catch (IllegalArgumentException e) {
-            throw invalid(path + "/pattern", e.getMessage());
+            throw invalid(path + (node.has("pattern") ? "/pattern" : "/format"), e.getMessage());
         }
     }
 

@@ -4,14 +4,19 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import java.time.LocalDate;
+import java.time.OffsetDateTime;
+import java.time.OffsetTime;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
+import java.util.UUID;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * The grammar of a JSON schema against an independent validator (networknt's, draft 2020-12): every
@@ -394,11 +399,86 @@ class JsonSchemaGrammarTest {
     void annotationsAndFormatAreReadPast() {
         OutputGrammar grammar = OutputGrammar.jsonSchema("""
                 {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "T", "description": "d",
-                 "type": "string", "format": "date-time", "examples": ["x"], "default": "y", "maxLength": 2}""");
+                 "type": "string", "format": "uri", "examples": ["x"], "default": "y", "maxLength": 2}""");
         GrammarCursor cursor = new GrammarCursor(grammar);
         assertThat(cursor.acceptAll("\"ab\"")).isTrue();
         assertThat(cursor.done()).isTrue();
         assertThat(new GrammarCursor(grammar).acceptAll("\"abc\"")).isFalse();
+    }
+
+    /** Every day of 2023 and 2024 is a date; days no calendar has are not. */
+    @Test
+    void aDateIsADayOfTheCalendar() {
+        OutputGrammar date = OutputGrammar.jsonSchema("{\"type\": \"string\", \"format\": \"date\"}");
+        for (LocalDate day = LocalDate.of(2023, 1, 1); day.getYear() < 2025; day = day.plusDays(1)) {
+            assertThat(takesWhole(date, "\"" + day + "\"")).as("%s", day).isTrue();
+        }
+        for (String day : List.of("2000-02-29", "2400-02-29", "0000-02-29", "1996-02-29", "9999-12-31")) {
+            assertThat(takesWhole(date, "\"" + day + "\"")).as(day).isTrue();
+        }
+        for (String day : List.of("2023-02-29", "1900-02-29", "2100-02-29", "2024-02-30", "2024-04-31",
+                "2024-13-01", "2024-00-10", "2024-01-00", "2024-1-01", "24-01-01", "2024-01-01T")) {
+            assertThat(takesWhole(date, "\"" + day + "\"")).as(day).isFalse();
+        }
+    }
+
+    /**
+     * Strings of a known format come out as what Java parses: random walks through each format's
+     * grammar, every finished text parsed by java.time, java.util.UUID or a check of its parts.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"date", "time", "date-time", "uuid", "ipv4", "email"})
+    void everyFormattedStringARandomWalkFinishesParses(String format) {
+        OutputGrammar grammar = OutputGrammar.jsonSchema("{\"type\": \"string\", \"format\": \"" + format + "\"}");
+        char[] alphabet = "\"0123456789-:.TZ+abcdefABCDEF@xyz_.".toCharArray();
+        Random random = new Random(format.hashCode());
+        int finished = 0;
+        for (int walk = 0; walk < 200; walk++) {
+            GrammarCursor cursor = new GrammarCursor(grammar);
+            StringBuilder text = new StringBuilder();
+            while (!cursor.done() && text.length() < 120) {
+                List<Character> taken = new ArrayList<>();
+                for (char c : alphabet) {
+                    if (cursor.copy().accept(c)) {
+                        taken.add(c);
+                    }
+                }
+                assertThat(taken).as("a character continues %s", text).isNotEmpty();
+                // The closing quote grows likelier as the text grows, so that walks end.
+                char next = taken.contains('"') && random.nextInt(40) < text.length() ? '"'
+                        : taken.get(random.nextInt(taken.size()));
+                assertThat(cursor.accept(next)).isTrue();
+                text.append(next);
+            }
+            if (cursor.done()) {
+                finished++;
+                String value = text.substring(1, text.length() - 1);
+                switch (format) {
+                    case "date" -> LocalDate.parse(value);
+                    case "time" -> OffsetTime.parse(value);
+                    case "date-time" -> OffsetDateTime.parse(value);
+                    case "uuid" -> assertThat(UUID.fromString(value).toString()).isEqualToIgnoringCase(value);
+                    case "ipv4" -> assertThat(value.split("\\.")).hasSize(4).allSatisfy(octet -> assertThat(
+                            String.valueOf(Integer.parseInt(octet))).isEqualTo(octet).satisfies(
+                            kept -> assertThat(Integer.parseInt(kept)).isBetween(0, 255)));
+                    default -> assertThat(value).matches("[^@]+@[^@.]+(\\.[^@.]+)+");
+                }
+            }
+        }
+        assertThat(finished).as("walks that finished").isGreaterThan(100);
+    }
+
+    @Test
+    void aPatternBesideAFormatHoldsAlone() {
+        OutputGrammar grammar = OutputGrammar.jsonSchema(
+                "{\"type\": \"string\", \"format\": \"date\", \"pattern\": \"^[a-z]+$\"}");
+        assertThat(takesWhole(grammar, "\"abc\"")).isTrue();
+        assertThat(takesWhole(grammar, "\"2024-01-01\"")).isFalse();
+    }
+
+    private static boolean takesWhole(OutputGrammar grammar, String text) {
+        GrammarCursor cursor = new GrammarCursor(grammar);
+        return cursor.acceptAll(text) && cursor.mayEnd();
     }
 
     @Test

@@ -230,6 +230,26 @@ class OpenAiClientTest {
         assertThat(verdict.score).isNotNaN();
     }
 
+    /** A class whose fields the client's schema gives formats: a date and a UUID. */
+    public static class Booking {
+        public java.time.LocalDate day;
+        public java.util.UUID reference;
+    }
+
+    /** Fields with a format come back as what the client's Jackson parses into them. */
+    @Test
+    void formattedFieldsComeBackAsTheirJavaTypes() {
+        var params = ChatCompletionCreateParams.builder().model("coil-demo")
+                // The demo model indents with tabs, as many as the grammar allows: room for them.
+                .addUserMessage("Book a table for Friday.").maxCompletionTokens(500).temperature(0.0)
+                .responseFormat(Booking.class).build();
+        var choice = client.chat().completions().create(params).choices().getFirst();
+        assertThat(choice.finishReason()).isEqualTo(ChatCompletion.Choice.FinishReason.STOP);
+        Booking booking = choice.message().content().orElseThrow();
+        assertThat(booking.day).isNotNull();
+        assertThat(booking.reference).isNotNull();
+    }
+
     /** A function the client describes from a Java class. */
     public static class SetAlarm {
         public double hour;

@@ -39,7 +39,22 @@ final class TokenMasks {
      * id / 32 set for token id. Shared: do not change it.
      */
     int[] allowedBits(OutputGrammar grammar, GrammarState state) {
-        return kept.get(new Key(grammar, state), key -> bits(walk(state)));
+        return kept.get(key(grammar, state), key -> bits(walk(state)));
+    }
+
+    /**
+     * The key of a state's allowed set. Inside a plain string with a most characters, past its least and
+     * farther from its most than any token is long, every token fits, so the allowed set does not depend
+     * on the count: such states share one key (a count of -1), and a long bounded string walks once.
+     */
+    private Key key(OutputGrammar grammar, GrammarState state) {
+        GrammarFrame.StringFrame string = state.insidePlainString();
+        if (string != null && string.rule().maxLength != Integer.MAX_VALUE && string.length() >= string.rule().minLength
+                && string.rule().maxLength - string.length() >= vocabulary.longestText()) {
+            return new Key(grammar, GrammarState.of(new GrammarFrame.StringFrame(string.rule(), string.parent(),
+                    StringLexer.NORMAL, -1)));
+        }
+        return new Key(grammar, state);
     }
 
     private static int[] bits(boolean[] allowed) {

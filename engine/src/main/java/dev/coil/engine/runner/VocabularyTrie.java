@@ -39,6 +39,8 @@ final class VocabularyTrie {
     private final int[] plainCounts;
     /** The tree of the tokens that are not plain. */
     private final Node escapedRoot;
+    /** The most UTF-16 units of any token's text. */
+    private final int longestText;
 
     /** @param texts per token id, its text alone; null for a token no output text holds */
     VocabularyTrie(String[] texts) {
@@ -63,6 +65,16 @@ final class VocabularyTrie {
         this.plainCounts = plain.stream().mapToInt(entry -> (int) entry[0]).toArray();
         this.root = top.freeze();
         this.escapedRoot = escaped.freeze();
+        int longest = 0;
+        for (String text : texts) {
+            longest = Math.max(longest, text == null ? 0 : text.length());
+        }
+        this.longestText = longest;
+    }
+
+    /** The most UTF-16 units of any token's text: no token adds more characters to a string. */
+    int longestText() {
+        return longestText;
     }
 
     /** Whether every character of {@code text} stands in a JSON string as it is. */

@@ -91,6 +91,30 @@ class GrammarConstraintTest {
                 .hasMessageContaining("does not continue the output");
     }
 
+    /**
+     * A long bounded string: its states far from the bound share one kept set, and at every character
+     * the kept set (the engine's, shared across the walk) equals a fresh walk, up to the last character.
+     */
+    @Test
+    void keptSetsOfALongBoundedStringEqualFreshWalks() {
+        OutputGrammar grammar = OutputGrammar.jsonSchema(
+                "{\"type\": \"object\", \"properties\": {\"t\": {\"type\": \"string\", \"minLength\": 3, "
+                        + "\"maxLength\": 120}}, \"required\": [\"t\"]}");
+        TokenMasks masks = new TokenMasks(vocabulary);
+        String text = "{\"t\": \"" + "lorem ipsum dolor sit amet, ".repeat(5).substring(0, 120) + "\"}";
+        GrammarState state = grammar.start();
+        for (int i = 0; i < text.length(); i++) {
+            int[] kept = masks.allowedBits(grammar, state);
+            boolean[] walked = masks.walk(state);
+            for (int id = 0; id < walked.length; id++) {
+                assertThat((kept[id / 32] >>> (id % 32) & 1) == 1).as("token %d after %d characters", id, i)
+                        .isEqualTo(walked[id]);
+            }
+            state = state.feed(text.charAt(i));
+            assertThat(state).as("character %d", i).isNotNull();
+        }
+    }
+
     /** The constraint after {@code text}, fed token by token as the tokenizer splits it. */
     private static GrammarConstraint constraintAt(OutputGrammar grammar, String text) {
         GrammarConstraint constraint = new GrammarConstraint(grammar, new TokenMasks(vocabulary));

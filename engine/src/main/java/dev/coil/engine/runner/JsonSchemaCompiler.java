@@ -167,17 +167,18 @@ final class JsonSchemaCompiler {
      * one, else the pattern of its format where {@link StringFormats} knows it.
      */
     private static ValueRule string(JsonNode node, int min, int max, String path) {
-        JsonNode format = node.get("format");
-        String formatPattern = format != null && format.isTextual() ? StringFormats.pattern(format.textValue()) : null;
-        if (!node.has("pattern") && formatPattern == null) {
+        String source = node.has("pattern") ? "pattern" : "format";
+        JsonNode given = node.get(source);
+        String pattern = source.equals("pattern") ? text(given, path + "/pattern")
+                : given != null && given.isTextual() ? StringFormats.pattern(given.textValue()) : null;
+        if (pattern == null) {
             return min == 0 && max == Integer.MAX_VALUE ? ValueRule.StringRule.ANY
                     : new ValueRule.StringRule(min, max, null);
         }
-        String pattern = node.has("pattern") ? text(node.get("pattern"), path + "/pattern") : formatPattern;
         try {
             return new ValueRule.StringRule(min, max, RegexAutomaton.compile(pattern, min, max));
         } catch (IllegalArgumentException e) {
-            throw invalid(path + (node.has("pattern") ? "/pattern" : "/format"), e.getMessage());
+            throw invalid(path + "/" + source, e.getMessage());
         }
     }
 

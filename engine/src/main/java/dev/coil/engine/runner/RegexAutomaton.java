@@ -358,12 +358,12 @@ final class RegexAutomaton {
             empties.get(from).add(to);
         }
 
-        /** Adds a unit's move from {@code from}; returns the state after it. */
-        int read(int from, int low, int high) {
+        /** Adds a move from {@code from} that reads a unit of {@code ranges}; returns the state after it. */
+        int read(int from, int[] ranges) {
             int to = newState();
             int reader = newState();
             empty(from, reader);
-            reads.set(reader, new int[] {low, high});
+            reads.set(reader, ranges);
             target.set(reader, to);
             return to;
         }
@@ -394,16 +394,11 @@ final class RegexAutomaton {
             int end = newState();
             int[] basic = set.basicRanges();
             if (basic.length > 0) {
-                int to = newState();
-                int reader = newState();
-                empty(from, reader);
-                reads.set(reader, basic);
-                target.set(reader, to);
-                empty(to, end);
+                empty(read(from, basic), end);
             }
             for (int[] pair : set.supplementaryPairs()) {
-                int afterHigh = read(from, pair[0], pair[1]);
-                empty(read(afterHigh, pair[2], pair[3]), end);
+                int afterHigh = read(from, new int[] {pair[0], pair[1]});
+                empty(read(afterHigh, new int[] {pair[2], pair[3]}), end);
             }
             return end;
         }

@@ -34,7 +34,7 @@ final class StringLexer {
     static int step(int state, char c) {
         boolean hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
         return switch (state) {
-            case NORMAL -> c == '\\' ? ESCAPE : c < 0x20 || c == '"' ? -1 : NORMAL;
+            case NORMAL -> c == '\\' ? ESCAPE : isPlain(c) ? NORMAL : -1;
             case ESCAPE -> c == 'u' ? 5 : "\"\\/bfnrt".indexOf(c) >= 0 ? NORMAL : -1;
             case 5 -> c == 'd' || c == 'D' ? AFTER_D : hex ? 4 : -1;
             case AFTER_D -> c >= '0' && c <= '7' ? 3 : "89abAB".indexOf(c) >= 0 ? HIGH_TWO_LEFT : -1;
@@ -46,6 +46,11 @@ final class StringLexer {
             case LOW_SECOND -> "cdefCDEF".indexOf(c) >= 0 ? 3 : -1;
             default -> !hex ? -1 : state == 2 ? NORMAL : state - 1; // 2 to 4
         };
+    }
+
+    /** Whether {@code c} stands in a JSON string as it is: no quote, no backslash, no control character. */
+    static boolean isPlain(char c) {
+        return c >= 0x20 && c != '"' && c != '\\';
     }
 
     /**

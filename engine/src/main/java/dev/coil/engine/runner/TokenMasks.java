@@ -104,7 +104,7 @@ final class TokenMasks {
         for (int i = 0; i < node.characters.length; i++) {
             char c = node.characters[i];
             VocabularyTrie.Node child = node.children[i];
-            if (string != null && (c < 0x20 || c == '"' || c == '\\')) {
+            if (string != null && !StringLexer.isPlain(c)) {
                 GrammarState next = GrammarState.of(new GrammarFrame.PatternStringFrame(automaton, string.parent(),
                         GrammarFrame.PatternStringFrame.NORMAL, position)).feed(c, scratch);
                 if (next != null) {

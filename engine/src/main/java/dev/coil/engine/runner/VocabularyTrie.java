@@ -48,11 +48,13 @@ final class VocabularyTrie {
         Building top = new Building();
         Building escaped = new Building();
         List<long[]> plain = new ArrayList<>();
+        int longest = 0;
         for (int id = 0; id < texts.length; id++) {
             String text = texts[id];
             if (text == null || text.isEmpty()) {
                 continue;
             }
+            longest = Math.max(longest, text.length());
             top.add(text, id);
             if (isPlain(text)) {
                 plain.add(new long[] {characters(text), id});
@@ -65,10 +67,6 @@ final class VocabularyTrie {
         this.plainCounts = plain.stream().mapToInt(entry -> (int) entry[0]).toArray();
         this.root = top.freeze();
         this.escapedRoot = escaped.freeze();
-        int longest = 0;
-        for (String text : texts) {
-            longest = Math.max(longest, text == null ? 0 : text.length());
-        }
         this.longestText = longest;
     }
 
@@ -80,8 +78,7 @@ final class VocabularyTrie {
     /** Whether every character of {@code text} stands in a JSON string as it is. */
     static boolean isPlain(String text) {
         for (int i = 0; i < text.length(); i++) {
-            char c = text.charAt(i);
-            if (c < 0x20 || c == '"' || c == '\\') {
+            if (!StringLexer.isPlain(text.charAt(i))) {
                 return false;
             }
         }

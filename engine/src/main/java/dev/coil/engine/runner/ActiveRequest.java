@@ -218,8 +218,8 @@ final class ActiveRequest {
     }
 
     /**
-     * No logprobs, no penalties (whose lists hold the generated tokens), no grammar (which
-     * reads the logits on the host), and a token to make.
+     * No logprobs, no penalties (whose lists hold the generated tokens), no grammar (whose allowed
+     * tokens depend on the token before), and a token to make.
      */
     private boolean needsOnlyItsToken() {
         SamplingParams sampling = request.sampling();

@@ -12,6 +12,8 @@ final class GrammarConstraint {
     private final OutputGrammar grammar;
     private final TokenMasks masks;
     private GrammarState state;
+    /** The state's allowed tokens with the end ids, once asked (a draw asks, then logits may come back); else null. */
+    private int[] allowedHere;
 
     GrammarConstraint(OutputGrammar grammar, TokenMasks masks) {
         this.grammar = grammar;
@@ -27,6 +29,13 @@ final class GrammarConstraint {
      * @throws IllegalStateException when no token continues the output
      */
     int[] allowedBits(Set<Integer> endIds) {
+        if (allowedHere == null) {
+            allowedHere = allowedBitsAnew(endIds);
+        }
+        return allowedHere;
+    }
+
+    private int[] allowedBitsAnew(Set<Integer> endIds) {
         int[] bits = masks.allowedBits(grammar, state);
         if (state.mayEnd()) {
             bits = bits.clone();
@@ -79,6 +88,7 @@ final class GrammarConstraint {
             throw new IllegalStateException("token " + token + " does not continue the output within its grammar");
         }
         state = next;
+        allowedHere = null;
     }
 
     /** Whether the output is whole and nothing may follow it. */

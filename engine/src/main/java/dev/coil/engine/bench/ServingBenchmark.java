@@ -214,7 +214,7 @@ public final class ServingBenchmark {
     }
 
     /** Collects a request's tokens, and where {@code margins} is given each token's top-two logprob margin. */
-    private static EngineEvent.Finished collect(RequestStream stream, List<Integer> tokens, List<Float> margins)
+    static EngineEvent.Finished collect(RequestStream stream, List<Integer> tokens, List<Float> margins)
             throws InterruptedException {
         while (true) {
             EngineEvent event = stream.next();

@@ -142,15 +142,6 @@ public final class StructuredOutputBenchmark {
         }
         RequestStream stream = engine.submit(new EngineRequest(random.ints(promptTokens, 1, vocab).toArray(),
                 params.build(), false, -1, -1));
-        while (true) {
-            switch (stream.next()) {
-                case EngineEvent.Finished finished -> {
-                    return finished;
-                }
-                case EngineEvent.Failed failed -> throw new IllegalStateException(
-                        "benchmark request failed: " + failed.message());
-                default -> { }
-            }
-        }
+        return ServingBenchmark.collect(stream, new ArrayList<>(), null);
     }
 }

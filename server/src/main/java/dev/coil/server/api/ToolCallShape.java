@@ -87,7 +87,7 @@ final class ToolCallShape implements ResponseShape {
 
     @Override
     public ObjectNode prompt(ChoiceState state) {
-        return null;
+        return chat.prompt(state);
     }
 
     @Override
@@ -102,11 +102,7 @@ final class ToolCallShape implements ResponseShape {
         }
         ObjectNode choice = chat.delta(state, text, position);
         if (choice != null) {
-            ObjectNode delta = Json.object();
-            if (!text.isEmpty()) {
-                delta.putArray("tool_calls").addObject().put("index", 0).putObject("function").put("arguments", text);
-            }
-            choice.set("delta", delta);
+            choice.set("delta", argumentsDelta(text));
         }
         return choice;
     }
@@ -114,12 +110,11 @@ final class ToolCallShape implements ResponseShape {
     @Override
     public ObjectNode last(ChoiceState state, String text) {
         ObjectNode choice = chat.last(state, "");
-        ObjectNode delta = Json.object();
+        ObjectNode delta;
         if (tools.forced() != null) {
-            if (!text.isEmpty()) {
-                delta.putArray("tool_calls").addObject().put("index", 0).putObject("function").put("arguments", text);
-            }
+            delta = argumentsDelta(text);
         } else {
+            delta = Json.object();
             ArrayNode calls = calls(state, true);
             if (calls != null) {
                 delta.set("tool_calls", calls);
@@ -155,6 +150,15 @@ final class ToolCallShape implements ResponseShape {
                     made.path("parameters").toString()));
         }
         return calls;
+    }
+
+    /** A named call's delta: the arguments' next text (none when empty). */
+    private static ObjectNode argumentsDelta(String text) {
+        ObjectNode delta = Json.object();
+        if (!text.isEmpty()) {
+            delta.putArray("tool_calls").addObject().put("index", 0).putObject("function").put("arguments", text);
+        }
+        return delta;
     }
 
     /** One call as OpenAI spells it; {@code index} (a stream's) left out when null. */

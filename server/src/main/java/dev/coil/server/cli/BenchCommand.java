@@ -71,8 +71,8 @@ public final class BenchCommand implements Callable<Integer> {
     boolean serving;
 
     @Option(names = "--structured", description = "Benchmark structured outputs instead: decode ms/token, one "
-            + "request at a time, with no grammar, JSON mode, a JSON schema and a regex (default model: the bundled "
-            + "demo model, whose tokenizer the grammars need).")
+            + "request at a time, with no grammar, a JSON schema, a string held to a pattern and a regex (default "
+            + "model: the bundled demo model, whose tokenizer the grammars need).")
     boolean structured;
 
     @Option(names = "--concurrency", paramLabel = "N", split = ",", defaultValue = "1,4,16,64",

@@ -177,7 +177,8 @@ public final class CoilServer implements AutoCloseable {
         // <model>, not {model}: a served name may hold slashes ("org/model"), as clients send it.
         config.routes.get("/v1/models/<model>", models::retrieve);
         config.routes.post("/v1/completions", new CompletionsHandler(state, runner, options.maxBodyBytes()));
-        config.routes.post("/v1/chat/completions", new ChatHandler(state, runner, options.maxBodyBytes()));
+        config.routes.post("/v1/chat/completions", new ChatHandler(state, runner, options.maxBodyBytes(),
+                options.toolCallParser()));
         config.routes.post("/tokenize", tokenize::tokenize);
         config.routes.post("/detokenize", tokenize::detokenize);
 

@@ -1,5 +1,6 @@
 package dev.coil.server;
 
+import dev.coil.server.api.ToolCallFormat;
 import java.time.Duration;
 
 /**
@@ -11,9 +12,11 @@ import java.time.Duration;
  * @param maxBodyBytes     larger request bodies are refused with 413
  * @param keepAlive        a streamed response that has sent nothing for this long gets an SSE comment
  * @param shutdownTimeout  on SIGTERM, how long requests in flight may take to finish before they are cancelled
+ * @param toolCallParser   the format of the served model's own tool calls, read out of answers to
+ *                         tool_choice "auto"; null: "auto" is refused
  */
 public record ServerOptions(String host, int port, String apiKey, long maxBodyBytes, Duration keepAlive,
-        Duration shutdownTimeout) {
+        Duration shutdownTimeout, ToolCallFormat toolCallParser) {
 
     public static final long DEFAULT_MAX_BODY_BYTES = 2L * 1024 * 1024;
 
@@ -37,22 +40,27 @@ public record ServerOptions(String host, int port, String apiKey, long maxBodyBy
 
     /** Listening on {@code host:port}, no key, the default limits. */
     public static ServerOptions defaults(String host, int port) {
-        return new ServerOptions(host, port, null, DEFAULT_MAX_BODY_BYTES, Duration.ofSeconds(15), Duration.ofSeconds(30));
+        return new ServerOptions(host, port, null, DEFAULT_MAX_BODY_BYTES, Duration.ofSeconds(15), Duration.ofSeconds(30),
+                null);
     }
 
     public ServerOptions withApiKey(String value) {
-        return new ServerOptions(host, port, value, maxBodyBytes, keepAlive, shutdownTimeout);
+        return new ServerOptions(host, port, value, maxBodyBytes, keepAlive, shutdownTimeout, toolCallParser);
     }
 
     public ServerOptions withMaxBodyBytes(long value) {
-        return new ServerOptions(host, port, apiKey, value, keepAlive, shutdownTimeout);
+        return new ServerOptions(host, port, apiKey, value, keepAlive, shutdownTimeout, toolCallParser);
     }
 
     public ServerOptions withKeepAlive(Duration value) {
-        return new ServerOptions(host, port, apiKey, maxBodyBytes, value, shutdownTimeout);
+        return new ServerOptions(host, port, apiKey, maxBodyBytes, value, shutdownTimeout, toolCallParser);
     }
 
     public ServerOptions withShutdownTimeout(Duration value) {
-        return new ServerOptions(host, port, apiKey, maxBodyBytes, keepAlive, value);
+        return new ServerOptions(host, port, apiKey, maxBodyBytes, keepAlive, value, toolCallParser);
+    }
+
+    public ServerOptions withToolCallParser(ToolCallFormat value) {
+        return new ServerOptions(host, port, apiKey, maxBodyBytes, keepAlive, shutdownTimeout, value);
     }
 }

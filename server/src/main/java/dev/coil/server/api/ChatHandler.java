@@ -13,18 +13,21 @@ import java.util.List;
 /**
  * POST /v1/chat/completions: the conversation rendered through the model's chat template, answered
  * n times. logprobs (true/false) with top_logprobs (0 to 20) as OpenAI's chat API has them; tools and
- * a tool_choice that calls a function as {@link ToolCalls} reads them.
+ * tool_choice as {@link ToolCalls} reads them.
  */
 public final class ChatHandler implements Handler {
 
     private final ServerState state;
     private final GenerationRunner runner;
     private final long maxBodyBytes;
+    private final ToolCallFormat toolCallParser;
 
-    public ChatHandler(ServerState state, GenerationRunner runner, long maxBodyBytes) {
+    /** @param toolCallParser the format tool_choice "auto" reads calls in, or null: "auto" is refused */
+    public ChatHandler(ServerState state, GenerationRunner runner, long maxBodyBytes, ToolCallFormat toolCallParser) {
         this.state = state;
         this.runner = runner;
         this.maxBodyBytes = maxBodyBytes;
+        this.toolCallParser = toolCallParser;
     }
 
     @Override
@@ -35,7 +38,7 @@ public final class ChatHandler implements Handler {
         int maxTokens = fields.has("max_completion_tokens")
                 ? GenerationSettings.maxTokens(fields, "max_completion_tokens", SamplingParams.UNLIMITED_TOKENS)
                 : GenerationSettings.maxTokens(fields, "max_tokens", SamplingParams.UNLIMITED_TOKENS);
-        ToolCalls tools = ToolCalls.parse(fields);
+        ToolCalls tools = ToolCalls.parse(fields, toolCallParser);
         GenerationSettings settings = GenerationSettings.parse(fields, maxTokens, model.vocabSize(), tools);
         boolean logprobs = fields.bool("logprobs", false);
         Integer top = fields.integer("top_logprobs", 0, EngineRequest.MAX_TOP_LOGPROBS);
@@ -53,7 +56,12 @@ public final class ChatHandler implements Handler {
             requests.add(settings.request(prompt, c, tokenLogprobs, -1));
         }
         ChatShape chat = new ChatShape(TokenSpelling.of(fields, model), logprobs);
-        ResponseShape shape = tools != null && tools.calls() ? new ToolCallShape(chat, tools) : chat;
+        ResponseShape shape = chat;
+        if (tools != null && tools.calls()) {
+            shape = new ToolCallShape(chat, tools);
+        } else if (tools != null && tools.autoFormat() != null) {
+            shape = new AutoToolCallShape(chat, tools.autoFormat());
+        }
         runner.run(ctx, model, shape, settings, choices, requests);
     }
 }

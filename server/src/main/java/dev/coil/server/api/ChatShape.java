@@ -76,9 +76,14 @@ final class ChatShape implements ResponseShape {
         if (text.isEmpty() && position == null) {
             return null;
         }
+        return chunk(state, Json.object().put("content", text), position);
+    }
+
+    /** A chunk of the stream that is not its last: {@code delta} and the token's logprobs (or null). */
+    ObjectNode chunk(ChoiceState state, ObjectNode delta, PositionLogprobs position) {
         ObjectNode choice = Json.object();
         choice.put("index", state.index());
-        choice.putObject("delta").put("content", text);
+        choice.set("delta", delta);
         choice.set("logprobs", position != null ? LogprobsJson.chat(spelling, List.of(position)) : null);
         choice.putNull("finish_reason");
         return choice;

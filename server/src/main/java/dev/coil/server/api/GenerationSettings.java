@@ -86,7 +86,7 @@ record GenerationSettings(SamplingParams sampling, int choices, boolean stream, 
                     .maxTokens(maxTokens)
                     .minTokens(fields.integer("min_tokens", 0, Integer.MAX_VALUE, 0))
                     .includeStopStringInOutput(fields.bool("include_stop_str_in_output", false))
-                    .skipSpecialTokens(fields.bool("skip_special_tokens", true))
+                    .skipSpecialTokens(fields.bool("skip_special_tokens", tools == null || tools.autoFormat() == null))
                     .grammar(grammar)
                     .logitBias(fields.tokenBiases("logit_bias", vocabSize, SamplingParams.MAX_LOGIT_BIAS))
                     .build();

@@ -94,17 +94,9 @@ final class ToolCallShape implements ResponseShape {
     public ObjectNode delta(ChoiceState state, String text, PositionLogprobs position) {
         if (tools.forced() == null) {
             // The calls come whole at the end; a token's chunk carries its logprobs alone.
-            ObjectNode choice = position == null ? null : chat.delta(state, "", position);
-            if (choice != null) {
-                choice.set("delta", Json.object());
-            }
-            return choice;
+            return position == null ? null : chat.chunk(state, Json.object(), position);
         }
-        ObjectNode choice = chat.delta(state, text, position);
-        if (choice != null) {
-            choice.set("delta", argumentsDelta(text));
-        }
-        return choice;
+        return text.isEmpty() && position == null ? null : chat.chunk(state, argumentsDelta(text), position);
     }
 
     @Override
@@ -162,7 +154,7 @@ final class ToolCallShape implements ResponseShape {
     }
 
     /** One call as OpenAI spells it; {@code index} (a stream's) left out when null. */
-    private static ObjectNode call(Integer index, String id, String name, String arguments) {
+    static ObjectNode call(Integer index, String id, String name, String arguments) {
         ObjectNode call = Json.object();
         if (index != null) {
             call.put("index", index);
@@ -178,7 +170,7 @@ final class ToolCallShape implements ResponseShape {
     }
 
     /** vLLM's form: chatcmpl-tool- and 32 hex digits. */
-    private static String newCallId() {
+    static String newCallId() {
         byte[] bytes = new byte[16];
         RANDOM.nextBytes(bytes);
         return "chatcmpl-tool-" + HexFormat.of().formatHex(bytes);

@@ -23,10 +23,13 @@ import java.util.regex.Pattern;
  *     more calls (one with {@code parallel_tool_calls} false);</li>
  * <li>{@code "none"}: a plain answer.</li>
  * </ul>
- * {@code "auto"} (the default when tools are given) needs a parser of the model's call format, which
- * Coil does not have: it is a 400, as vLLM answers without {@code --tool-call-parser}.
+ * {@code "auto"}, the default when tools are given, needs the model's own call format (the server's
+ * {@code --tool-call-parser}, {@code autoFormat} here): the answer is free, and the calls it writes
+ * are read out of it ({@link AutoToolCallShape}). Without a parser it is a 400, as vLLM answers.
+ *
+ * @param autoFormat the format the calls of an "auto" answer are read in; null for any other choice
  */
-record ToolCalls(List<Tool> tools, String forced, boolean required, boolean parallel) {
+record ToolCalls(List<Tool> tools, String forced, boolean required, boolean parallel, ToolCallFormat autoFormat) {
 
     /** One function tool. */
     record Tool(String name, JsonNode parameters) {
@@ -34,8 +37,12 @@ record ToolCalls(List<Tool> tools, String forced, boolean required, boolean para
 
     private static final Pattern NAME = Pattern.compile("[A-Za-z0-9_-]{1,64}");
 
-    /** The request's tools, or null when it has none (and no tool_choice). */
-    static ToolCalls parse(Fields fields) {
+    /**
+     * The request's tools, or null when it has none (and no tool_choice).
+     *
+     * @param parser the server's {@code --tool-call-parser}, or null: then "auto" is refused
+     */
+    static ToolCalls parse(Fields fields, ToolCallFormat parser) {
         JsonNode toolsNode = fields.get("tools");
         JsonNode choice = fields.get("tool_choice");
         if (toolsNode == null || (toolsNode.isArray() && toolsNode.isEmpty())) {
@@ -75,15 +82,21 @@ record ToolCalls(List<Tool> tools, String forced, boolean required, boolean para
         }
         String forced = null;
         boolean required = false;
+        ToolCallFormat autoFormat = null;
         if (choice == null || choice.isTextual()) {
             String mode = choice == null ? "auto" : choice.textValue();
             switch (mode) {
                 case "none" -> { }
                 case "required" -> required = true;
-                case "auto" -> throw ApiException.invalid("tool_choice", "tool_choice \"auto\" (the default with "
-                        + "tools) needs a parser of the model's own tool-call format, which this server does not have; "
-                        + "give tool_choice \"required\", {\"type\": \"function\", \"function\": {\"name\": ...}}, "
-                        + "or \"none\"");
+                case "auto" -> {
+                    if (parser == null) {
+                        throw ApiException.invalid("tool_choice", "tool_choice \"auto\" (the default with tools) "
+                                + "needs a parser of the model's own tool-call format: start the server with "
+                                + "--tool-call-parser (hermes), or give tool_choice \"required\", {\"type\": "
+                                + "\"function\", \"function\": {\"name\": ...}}, or \"none\"");
+                    }
+                    autoFormat = parser;
+                }
                 default -> throw ApiException.invalid("tool_choice", "tool_choice must be \"none\", \"auto\", "
                         + "\"required\" or {\"type\": \"function\", \"function\": {\"name\": ...}}, got \""
                         + mode + "\"");
@@ -99,7 +112,8 @@ record ToolCalls(List<Tool> tools, String forced, boolean required, boolean para
                         + "\", which tools does not define");
             }
         }
-        return new ToolCalls(List.copyOf(tools), forced, required, fields.bool("parallel_tool_calls", true));
+        return new ToolCalls(List.copyOf(tools), forced, required, fields.bool("parallel_tool_calls", true),
+                autoFormat);
     }
 
     /** Whether the answer is a call (a named function or "required"), not text. */

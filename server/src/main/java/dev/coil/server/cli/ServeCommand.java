@@ -13,6 +13,7 @@ import dev.coil.engine.runner.ScanPrecision;
 import dev.coil.server.CoilServer;
 import dev.coil.server.ServedModel;
 import dev.coil.server.ServerOptions;
+import dev.coil.server.api.ToolCallFormat;
 import dev.coil.server.telemetry.Telemetry;
 import java.time.Duration;
 import java.util.Locale;
@@ -67,6 +68,18 @@ public final class ServeCommand implements Callable<Integer> {
             description = "A stream without events for this long gets a keep-alive comment (default ${DEFAULT-VALUE}).")
     double keepAliveSeconds;
 
+    @Option(names = "--tool-call-parser", paramLabel = "NAME",
+            description = "The served model's own format of tool calls (hermes: JSON between <tool_call> tags, as "
+                    + "Granite 4.0 and Qwen 2.5 write them). With it, tool_choice \"auto\", the default when a chat "
+                    + "request gives tools, answers freely and the calls the model writes come back as tool_calls; "
+                    + "without it \"auto\" is refused (default: none).")
+    String toolCallParser;
+
+    @Option(names = "--enable-auto-tool-choice",
+            description = "vLLM's flag, accepted for its command lines: tool_choice \"auto\" is on whenever "
+                    + "--tool-call-parser is given, which this flag needs.")
+    boolean enableAutoToolChoice;
+
     @Option(names = "--block-size", paramLabel = "TOKENS", description = "Tokens per KV cache block (default ${DEFAULT-VALUE}).")
     int blockSize;
 
@@ -109,7 +122,7 @@ public final class ServeCommand implements Callable<Integer> {
                 Backends.defaultSnapshotIntervalBlocks(devices, blockSize));
         Function<LoadedModel, ContextParallelism> sharding = contextParallelism(devices);
         ServerOptions serverOptions = new ServerOptions(host, port, apiKey, maxBodyBytes, seconds(keepAliveSeconds,
-                "--sse-keep-alive"), seconds(shutdownSeconds, "--shutdown-timeout"));
+                "--sse-keep-alive"), seconds(shutdownSeconds, "--shutdown-timeout"), toolCallFormat());
         var folder = modelOptions.folder();
         CoilServer server = CoilServer.start(serverOptions, Telemetry.fromEnvironment());
         CountDownLatch stopped = new CountDownLatch(1);
@@ -173,6 +186,17 @@ public final class ServeCommand implements Callable<Integer> {
         int stepTokens = maxBatchedTokens != null ? maxBatchedTokens : Math.max(defaultStepTokens, maxSequences);
         return new EngineOptions(blockSize, kvDtype(kvDtype), cacheMemory, maxSequences, stepTokens, maxWaiting,
                 prefixCaching, snapshotInterval != null ? snapshotInterval : defaultSnapshotBlocks);
+    }
+
+    /** --tool-call-parser's format, or null; --enable-auto-tool-choice without a parser is an error, as in vLLM. */
+    ToolCallFormat toolCallFormat() {
+        if (toolCallParser == null) {
+            if (enableAutoToolChoice) {
+                throw new IllegalArgumentException("--enable-auto-tool-choice needs --tool-call-parser (hermes)");
+            }
+            return null;
+        }
+        return ToolCallFormat.named(toolCallParser);
     }
 
     private static DType kvDtype(String spelling) {

@@ -3,8 +3,25 @@ package dev.coil.server.api;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.openai.client.OpenAIClient;
+import com.openai.client.okhttp.OpenAIOkHttpClient;
+import com.openai.core.JsonValue;
+import com.openai.core.http.StreamResponse;
+import com.openai.helpers.ChatCompletionAccumulator;
+import com.openai.models.FunctionDefinition;
+import com.openai.models.FunctionParameters;
+import com.openai.models.chat.completions.ChatCompletion;
+import com.openai.models.chat.completions.ChatCompletionChunk;
+import com.openai.models.chat.completions.ChatCompletionCreateParams;
+import com.openai.models.chat.completions.ChatCompletionFunctionTool;
+import com.openai.models.chat.completions.ChatCompletionMessageFunctionToolCall;
+import dev.coil.server.ServerOptions;
 import dev.coil.server.TestServer;
+import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -12,8 +29,9 @@ import org.junit.jupiter.api.Test;
 /**
  * Chat with tools on the demo model: a named function's call and "required" calls come back as
  * OpenAI's tool_calls, their arguments valid for the function's parameters (networknt's validator),
- * streamed as they are whole; a conversation with earlier calls and their results renders; what Coil
- * cannot do ("auto", which needs a parser of the model's own call format) is a 400 naming the field.
+ * streamed as they are whole; a conversation with earlier calls and their results renders. "auto",
+ * on a server with --tool-call-parser hermes, reads the calls the model writes out of its answer,
+ * streamed or not, through the official OpenAI client too; without a parser it is a 400 naming the field.
  */
 class ToolCallsTest {
 
@@ -30,16 +48,29 @@ class ToolCallsTest {
     static final String ASK = "\"messages\": [{\"role\": \"user\", \"content\": \"Weather in Paris?\"}], "
             + "\"temperature\": 0, \"max_tokens\": 400, ";
 
+    /**
+     * An answer in Hermes's format that the demo model is held to by a regex: a sentence, then two calls
+     * whose arguments it picks.
+     */
+    static final String TWO_CALLS = "Checking\\.\n<tool_call>\n\\{\"name\": \"get_weather\", \"arguments\": "
+            + "\\{\"city\": \"[A-Z][a-z]{2,8}\", \"unit\": \"(celsius|fahrenheit)\"\\}\\}\n</tool_call>\n"
+            + "<tool_call>\n\\{\"name\": \"add\", \"arguments\": \\{\"a\": [1-9][0-9]?, \"b\": [1-9]\\}\\}\n</tool_call>";
+
     private static TestServer server;
+    /** The same model served with --tool-call-parser hermes. */
+    private static TestServer parsing;
 
     @BeforeAll
     static void start() {
         server = TestServer.start();
+        parsing = TestServer.start(ServerOptions.defaults("127.0.0.1", 0).withToolCallParser(ToolCallFormat.HERMES),
+                TestServer.ENGINE_OPTIONS);
     }
 
     @AfterAll
     static void stop() {
         server.close();
+        parsing.close();
     }
 
     @Test
@@ -109,7 +140,7 @@ class ToolCallsTest {
 
     @Test
     void whatCannotBeDoneIsRefusedByName() {
-        refused("/v1/chat/completions", ASK + TOOLS, "tool_choice", "needs a parser of the model's own");
+        refused("/v1/chat/completions", ASK + TOOLS, "tool_choice", "--tool-call-parser");
         refused("/v1/chat/completions", ASK + TOOLS + ", \"tool_choice\": \"auto\"", "tool_choice",
                 "\"auto\"");
         refused("/v1/chat/completions", ASK + TOOLS + ", \"tool_choice\": {\"type\": \"function\", "
@@ -124,6 +155,108 @@ class ToolCallsTest {
         refused("/v1/chat/completions", ASK + TOOLS + ", \"tool_choice\": \"required\", "
                 + "\"response_format\": {\"type\": \"json_object\"}", "tool_choice", "not both");
         refused("/v1/completions", "\"prompt\": \"x\", " + TOOLS, "tools", "not supported");
+    }
+
+    @Test
+    void autoReadsTheCallsTheModelWritesStreamedOrNot() {
+        ObjectNode request = (ObjectNode) TestServer.parse("{" + ASK + TOOLS + "}");
+        request.putObject("structured_outputs").put("regex", TWO_CALLS);
+        JsonNode choice = parsing.postJson("/v1/chat/completions", request.toString()).at("/choices/0");
+        assertThat(choice.get("finish_reason").asText()).as(choice.toString()).isEqualTo("tool_calls");
+        assertThat(choice.at("/message/content").asText()).isEqualTo("Checking.");
+        JsonNode calls = choice.at("/message/tool_calls");
+        assertThat(calls).hasSize(2);
+        assertThat(calls.get(0).get("id").asText()).matches("chatcmpl-tool-[0-9a-f]{32}");
+        assertThat(calls.get(0).get("type").asText()).isEqualTo("function");
+        assertThat(calls.get(0).has("index")).isFalse();
+        assertThat(calls.get(0).at("/function/name").asText()).isEqualTo("get_weather");
+        assertThat(calls.get(1).at("/function/name").asText()).isEqualTo("add");
+        String weather = calls.get(0).at("/function/arguments").asText();
+        String sum = calls.get(1).at("/function/arguments").asText();
+        assertThat(TestServer.schemaErrors(WEATHER, weather)).as(weather).isEmpty();
+        assertThat(TestServer.schemaErrors(ADD, sum)).as(sum).isEmpty();
+
+        // tool_choice left out is "auto"; given, the same.
+        request.put("stream", true);
+        for (JsonNode streamRequest : List.of(request, request.deepCopy().put("tool_choice", "auto"))) {
+            List<JsonNode> chunks = TestServer.events(parsing.post("/v1/chat/completions", streamRequest.toString())
+                    .body());
+            StringBuilder content = new StringBuilder();
+            List<JsonNode> streamedCalls = new ArrayList<>();
+            for (JsonNode chunk : chunks) {
+                JsonNode delta = chunk.at("/choices/0/delta");
+                content.append(delta.path("content").asText(""));
+                delta.path("tool_calls").forEach(streamedCalls::add);
+            }
+            assertThat(content.toString()).isEqualTo("Checking.");
+            assertThat(streamedCalls).hasSize(2);
+            for (int i = 0; i < 2; i++) {
+                assertThat(streamedCalls.get(i).get("index").asInt()).isEqualTo(i);
+                assertThat(streamedCalls.get(i).get("function")).isEqualTo(calls.get(i).get("function"));
+            }
+            assertThat(chunks.getLast().at("/choices/0/finish_reason").asText()).isEqualTo("tool_calls");
+        }
+    }
+
+    @Test
+    void autoLosesNothingOfAnAnswerWithoutCalls() {
+        String request = "{" + ASK.replace("400", "24") + TOOLS + ", \"skip_special_tokens\": false";
+        JsonNode none = parsing.postJson("/v1/chat/completions", request + ", \"tool_choice\": \"none\"}")
+                .at("/choices/0");
+        JsonNode auto = parsing.postJson("/v1/chat/completions", request + ", \"tool_choice\": \"auto\"}")
+                .at("/choices/0");
+        assertThat(none.at("/message/content").asText()).isNotEmpty().doesNotContain("<tool_call>");
+        assertThat(auto.get("message")).isEqualTo(none.get("message"));
+        assertThat(auto.get("finish_reason")).isEqualTo(none.get("finish_reason"));
+
+        StringBuilder streamed = new StringBuilder();
+        for (JsonNode chunk : TestServer.events(parsing.post("/v1/chat/completions",
+                request + ", \"stream\": true}").body())) {
+            assertThat(chunk.at("/choices/0/delta").has("tool_calls")).isFalse();
+            streamed.append(chunk.at("/choices/0/delta/content").asText(""));
+        }
+        assertThat(streamed.toString()).isEqualTo(none.at("/message/content").asText());
+    }
+
+    /** The official client, as an agent framework uses it: tools given, no tool_choice, calls read back. */
+    @Test
+    void theClientReadsAutoCallsWholeAndStreamed() {
+        OpenAIClient client = OpenAIOkHttpClient.builder().baseUrl(parsing.url("/v1")).apiKey("unused")
+                .timeout(Duration.ofSeconds(60)).maxRetries(0).build();
+        try {
+            var params = ChatCompletionCreateParams.builder().model("coil-demo").addUserMessage("Weather in Paris?")
+                    .maxCompletionTokens(400).temperature(0.0)
+                    .addTool(function("get_weather", WEATHER)).addTool(function("add", ADD))
+                    .putAdditionalBodyProperty("structured_outputs", JsonValue.from(Map.of("regex", TWO_CALLS)))
+                    .build();
+            ChatCompletion.Choice whole = client.chat().completions().create(params).choices().getFirst();
+            assertThat(whole.finishReason()).isEqualTo(ChatCompletion.Choice.FinishReason.TOOL_CALLS);
+            assertThat(whole.message().content()).contains("Checking.");
+            List<ChatCompletionMessageFunctionToolCall.Function> calls = whole.message().toolCalls().orElseThrow()
+                    .stream().map(call -> call.asFunction().function()).toList();
+            assertThat(calls).extracting(ChatCompletionMessageFunctionToolCall.Function::name)
+                    .containsExactly("get_weather", "add");
+
+            ChatCompletionAccumulator accumulator = ChatCompletionAccumulator.create();
+            try (StreamResponse<ChatCompletionChunk> stream = client.chat().completions().createStreaming(params)) {
+                stream.stream().forEach(accumulator::accumulate);
+            }
+            ChatCompletion.Choice streamed = accumulator.chatCompletion().choices().getFirst();
+            assertThat(streamed.finishReason()).isEqualTo(ChatCompletion.Choice.FinishReason.TOOL_CALLS);
+            assertThat(streamed.message().content()).isEqualTo(whole.message().content());
+            assertThat(streamed.message().toolCalls().orElseThrow().stream()
+                    .map(call -> call.asFunction().function()).toList()).isEqualTo(calls);
+        } finally {
+            client.close();
+        }
+    }
+
+    private static ChatCompletionFunctionTool function(String name, String schema) {
+        var parameters = FunctionParameters.builder();
+        TestServer.parse(schema).properties().forEach(field ->
+                parameters.putAdditionalProperty(field.getKey(), JsonValue.fromJsonNode(field.getValue())));
+        return ChatCompletionFunctionTool.builder().function(FunctionDefinition.builder().name(name)
+                .parameters(parameters.build()).build()).build();
     }
 
     /** A request of {@code fields} is a 400 naming {@code param}. */

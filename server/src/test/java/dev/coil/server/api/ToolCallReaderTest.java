@@ -1,0 +1,148 @@
+package dev.coil.server.api;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.coil.server.api.ToolCallReader.Call;
+import dev.coil.server.api.ToolCallReader.Piece;
+import dev.coil.server.api.ToolCallReader.Reading;
+import dev.coil.server.api.ToolCallReader.Text;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Reading a model's Hermes-format calls out of its text: which blocks are calls, what the content is,
+ * and that a stream cut anywhere reads as the whole output does.
+ */
+class ToolCallReaderTest {
+
+    private static final ToolCallFormat HERMES = ToolCallFormat.HERMES;
+
+    private static final String WEATHER = "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"unit\": \"celsius\"}}";
+    private static final Call WEATHER_CALL = new Call("get_weather", "{\"city\":\"Paris\",\"unit\":\"celsius\"}");
+
+    /** Outputs of every kind the reader meets, each read whole and cut everywhere below. */
+    private static final List<String> OUTPUTS = List.of(
+            "",
+            "Plain text, no call.",
+            "  text with whitespace around it \n\n",
+            "<tool_call>\n" + WEATHER + "\n</tool_call>",
+            "Let me look.\n<tool_call>\n" + WEATHER + "\n</tool_call>\n",
+            "<tool_call>" + WEATHER + "</tool_call>\n<tool_call>{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}"
+                    + "</tool_call>",
+            "Before <tool_call>" + WEATHER + "</tool_call> between <tool_call>{\"name\": \"now\"}</tool_call> after ",
+            "<tool_call>\n" + WEATHER + "\n",
+            "<tool_call>{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Par",
+            "<tool_call>not json</tool_call> and text",
+            "<tool_call>{\"name\": \"f\", \"arguments\": [1]}</tool_call>",
+            "<tool_call>{\"arguments\": {}}</tool_call>",
+            "<tool_call>{\"name\": \"f\", \"arguments\": {}} trailing</tool_call>",
+            "<tool_call>{\"name\": \"f\", \"parameters\": {\"x\": \"<tool_call>\"}}</tool_call>",
+            "a < b and <tool is not <tool_call",
+            "ends inside a tag <tool_ca",
+            "</tool_call> before any start, then <tool_call>" + WEATHER + "</tool_call>",
+            "é 漢字 \uD83D\uDE00 <tool_call>{\"name\": \"say\", \"arguments\": {\"text\": \"\uD83D\uDE00\"}}</tool_call>");
+
+    @Test
+    void callsAreReadAndTheRestIsContent() {
+        Reading plain = ToolCallReader.read(HERMES, "  text with whitespace around it \n\n");
+        assertThat(plain.calls()).isEmpty();
+        assertThat(plain.content()).isEqualTo("  text with whitespace around it \n\n");
+
+        Reading one = ToolCallReader.read(HERMES, "Let me look.\n<tool_call>\n" + WEATHER + "\n</tool_call>\n");
+        assertThat(one.calls()).containsExactly(WEATHER_CALL);
+        assertThat(one.content()).isEqualTo("Let me look.");
+
+        Reading onlyCalls = ToolCallReader.read(HERMES, "\n<tool_call>" + WEATHER + "</tool_call>\n<tool_call>"
+                + "{\"name\": \"now\"}</tool_call>\n");
+        assertThat(onlyCalls.calls()).containsExactly(WEATHER_CALL, new Call("now", "{}"));
+        assertThat(onlyCalls.content()).isNull();
+
+        Reading around = ToolCallReader.read(HERMES, OUTPUTS.get(6));
+        assertThat(around.calls()).containsExactly(WEATHER_CALL, new Call("now", "{}"));
+        assertThat(around.content()).isEqualTo("Before  between  after");
+
+        assertThat(ToolCallReader.read(HERMES, "<tool_call>\n" + WEATHER + "\n").calls())
+                .as("a call cut off before its end tag, whole").containsExactly(WEATHER_CALL);
+        assertThat(ToolCallReader.read(HERMES, OUTPUTS.get(13)).calls())
+                .as("parameters for arguments; a start tag inside a string")
+                .containsExactly(new Call("f", "{\"x\":\"<tool_call>\"}"));
+    }
+
+    @Test
+    void blocksThatAreNoCallStayTextAsWritten() {
+        for (String output : List.of(
+                "<tool_call>not json</tool_call> and text",
+                "<tool_call>{\"name\": \"f\", \"arguments\": [1]}</tool_call>",
+                "<tool_call>{\"arguments\": {}}</tool_call>",
+                "<tool_call>{\"name\": \"f\", \"arguments\": {}} trailing</tool_call>",
+                "<tool_call>{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Par",
+                "a < b and <tool is not <tool_call",
+                "ends inside a tag <tool_ca")) {
+            Reading reading = ToolCallReader.read(HERMES, output);
+            assertThat(reading.calls()).as(output).isEmpty();
+            assertThat(reading.content()).as(output).isEqualTo(output);
+        }
+    }
+
+    @Test
+    void aStreamCutAnywhereReadsAsTheWholeOutput() {
+        Random random = new Random(7);
+        for (String output : OUTPUTS) {
+            Reading whole = ToolCallReader.read(HERMES, output);
+            List<List<String>> cuts = new ArrayList<>();
+            for (int at = 0; at <= output.length(); at++) {
+                cuts.add(List.of(output.substring(0, at), output.substring(at)));
+            }
+            cuts.add(output.codePoints().mapToObj(Character::toString).toList());
+            for (int trial = 0; trial < 50; trial++) {
+                List<String> pieces = new ArrayList<>();
+                int start = 0;
+                while (start < output.length()) {
+                    int end = Math.min(output.length(), start + 1 + random.nextInt(6));
+                    if (end < output.length() && Character.isLowSurrogate(output.charAt(end))) {
+                        end++;
+                    }
+                    pieces.add(output.substring(start, end));
+                    start = end;
+                }
+                cuts.add(pieces);
+            }
+            for (List<String> cut : cuts) {
+                assertThat(streamed(cut)).as("%s cut as %s", output, cut).isEqualTo(whole);
+            }
+        }
+    }
+
+    @Test
+    void textIsPassedOnAsItComesExceptWhatMayStartATag() {
+        ToolCallReader reader = new ToolCallReader(HERMES);
+        assertThat(reader.feed("Hello")).containsExactly(new Text("Hello"));
+        assertThat(reader.feed(" there <to")).containsExactly(new Text(" there"));
+        assertThat(reader.feed("o much")).containsExactly(new Text(" <too much"));
+        assertThat(reader.feed(" <tool_call>{\"name\": ")).isEmpty();
+        assertThat(reader.feed("\"now\"}</tool_call>")).containsExactly(new Call("now", "{}"));
+        assertThat(reader.calls()).isEqualTo(1);
+        assertThat(reader.finish()).isEmpty();
+    }
+
+    /** A stream of {@code pieces} read as the server reads it, gathered as a whole reading. */
+    private static Reading streamed(List<String> pieces) {
+        ToolCallReader reader = new ToolCallReader(HERMES);
+        List<Piece> out = new ArrayList<>();
+        for (String piece : pieces) {
+            out.addAll(reader.feed(piece));
+        }
+        out.addAll(reader.finish());
+        StringBuilder content = new StringBuilder();
+        List<Call> calls = new ArrayList<>();
+        for (Piece piece : out) {
+            switch (piece) {
+                case Text text -> content.append(text.text());
+                case Call call -> calls.add(call);
+            }
+        }
+        return new Reading(calls.isEmpty() || !content.isEmpty() ? content.toString() : null, calls);
+    }
+}

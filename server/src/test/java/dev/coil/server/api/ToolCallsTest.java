@@ -198,6 +198,28 @@ class ToolCallsTest {
         }
     }
 
+    /** A call whose end tag never came (the answer ended first) is read when the answer ends, streamed too. */
+    @Test
+    void autoReadsACallLeftOpenAtTheEnd() {
+        ObjectNode request = (ObjectNode) TestServer.parse("{" + ASK + TOOLS + "}");
+        request.putObject("structured_outputs").put("regex", "<tool_call>\n\\{\"name\": \"add\", \"arguments\": "
+                + "\\{\"a\": [1-9], \"b\": [1-9]\\}\\}\n");
+        JsonNode choice = parsing.postJson("/v1/chat/completions", request.toString()).at("/choices/0");
+        assertThat(choice.get("finish_reason").asText()).as(choice.toString()).isEqualTo("tool_calls");
+        assertThat(choice.at("/message/content").isNull()).isTrue();
+        JsonNode call = choice.at("/message/tool_calls/0/function");
+        assertThat(call.get("name").asText()).isEqualTo("add");
+
+        List<JsonNode> chunks = TestServer.events(parsing.post("/v1/chat/completions",
+                request.put("stream", true).toString()).body());
+        JsonNode last = chunks.getLast().at("/choices/0");
+        assertThat(last.at("/delta/tool_calls/0/function")).isEqualTo(call);
+        assertThat(last.get("finish_reason").asText()).isEqualTo("tool_calls");
+        for (JsonNode chunk : chunks) {
+            assertThat(chunk.at("/choices/0/delta/content").asText("")).as(chunk.toString()).isEmpty();
+        }
+    }
+
     @Test
     void autoLosesNothingOfAnAnswerWithoutCalls() {
         String request = "{" + ASK.replace("400", "24") + TOOLS + ", \"skip_special_tokens\": false";

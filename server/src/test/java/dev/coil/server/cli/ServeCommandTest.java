@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.coil.engine.load.DType;
 import dev.coil.engine.runner.EngineOptions;
 import dev.coil.server.Main;
+import dev.coil.server.api.ToolCallFormat;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.io.PrintWriter;
@@ -97,13 +98,29 @@ class ServeCommandTest {
     }
 
     @Test
+    void theToolCallParserIsNamedAsVllmNamesIt() {
+        assertThat(parse().toolCallFormat()).isNull();
+        assertThat(parse("--tool-call-parser", "hermes").toolCallFormat()).isEqualTo(ToolCallFormat.HERMES);
+        assertThat(parse("--enable-auto-tool-choice", "--tool-call-parser", "Hermes").toolCallFormat())
+                .isEqualTo(ToolCallFormat.HERMES);
+        assertThatThrownBy(() -> parse("--tool-call-parser", "mistral").toolCallFormat())
+                .hasMessage("--tool-call-parser must be one of hermes, got mistral");
+        assertThatThrownBy(() -> parse("--enable-auto-tool-choice").toolCallFormat())
+                .hasMessageContaining("--enable-auto-tool-choice needs --tool-call-parser");
+        Failure unknown = serveFailing("--port", "0", "--tool-call-parser", "mistral");
+        assertThat(unknown.exit()).isNotZero();
+        assertThat(unknown.err() + unknown.log()).contains("--tool-call-parser must be one of hermes, got mistral");
+    }
+
+    @Test
     void helpListsEveryFlagWithItsDefault() {
         StringWriter out = new StringWriter();
         new CommandLine(new ServeCommand()).setOut(new PrintWriter(out)).execute("--help");
         String help = out.toString().replaceAll("\\s+", " ");
         for (String flag : new String[] {"--model", "--threads", "--host", "--port", "--api-key", "--served-model-name",
             "--max-body-bytes", "--shutdown-timeout", "--sse-keep-alive", "--block-size", "--kv-dtype", "--cache-memory",
-            "--max-seqs", "--max-batched-tokens", "--max-waiting", "--[no-]prefix-caching", "--snapshot-interval"}) {
+            "--max-seqs", "--max-batched-tokens", "--max-waiting", "--[no-]prefix-caching", "--snapshot-interval",
+            "--tool-call-parser", "--enable-auto-tool-choice"}) {
             assertThat(help).contains(flag);
         }
         assertThat(help).contains("(default " + EngineOptions.DEFAULTS.maxBatchedTokens() + " on the CPU;")

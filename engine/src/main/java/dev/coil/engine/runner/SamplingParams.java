@@ -14,7 +14,8 @@ import java.util.TreeMap;
  * <p>Build with {@link #builder()} (defaults: the OpenAI ones, temperature 1 and every filter off) or
  * {@link #greedy()}, and derive variants with the {@code withX} methods.
  *
- * @param temperature divides the logits; 0 means greedy (argmax)
+ * @param temperature divides the logits; 0 means greedy (argmax), and so does any temperature below
+ *                    {@link #GREEDY_BELOW}, which is stored as 0
  * @param topK keep the k most likely tokens; 0 turns it off (-1, vLLM's spelling of off, is accepted too)
  * @param topP keep the smallest set of most likely tokens whose probabilities sum to at least topP; 1 is off
  * @param minP drop tokens less likely than minP times the most likely one; 0 is off
@@ -64,10 +65,19 @@ public record SamplingParams(
     /** maxTokens when the request sets no limit: generation runs until a stop or the end of the context. */
     public static final int UNLIMITED_TOKENS = Integer.MAX_VALUE;
 
+    /**
+     * Temperatures below this draw as greedy, as vLLM's do: dividing logits by 1e-320 overflows float
+     * arithmetic to NaN weights, and anything this small picks the argmax anyway but for exact ties.
+     */
+    public static final double GREEDY_BELOW = 1e-5;
+
     public SamplingParams {
         requireNumber("temperature", temperature);
         require(temperature >= 0 && !Double.isInfinite(temperature),
                 "temperature must be a finite number >= 0 (0 is greedy), got " + temperature);
+        if (temperature < GREEDY_BELOW) {
+            temperature = 0;
+        }
         if (topK == -1) {
             topK = 0;
         }

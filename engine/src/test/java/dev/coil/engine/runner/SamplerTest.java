@@ -37,6 +37,26 @@ class SamplerTest {
         assertThat(greedy.sample(new float[] {1, 3, Float.NEGATIVE_INFINITY, 3}, EMPTY)).isEqualTo(1);
     }
 
+    /**
+     * A temperature too small to divide float logits by (1e-320: its inverse overflows, and the weights
+     * were NaN) draws as greedy, as does anything below vLLM's 1e-5; at 1e-5 itself it still draws.
+     */
+    @Test
+    void temperaturesBelowOneHundredThousandthAreGreedy() {
+        SplittableRandom random = new SplittableRandom(5);
+        for (double temperature : new double[] {Double.MIN_VALUE, 1e-320, 1e-39, 1e-6, 9.99e-6}) {
+            SamplingParams params = SamplingParams.builder().temperature(temperature).topP(0.9).seed(4L).build();
+            assertThat(params.isGreedy()).as("temperature %s", temperature).isTrue();
+            assertThat(params.temperature()).isZero();
+            Sampler sampler = new Sampler(params);
+            for (int trial = 0; trial < 20; trial++) {
+                float[] logits = randomLogits(random, 1000);
+                assertThat(sampler.sample(logits, EMPTY)).isEqualTo(argmax(logits));
+            }
+        }
+        assertThat(SamplingParams.builder().temperature(SamplingParams.GREEDY_BELOW).build().isGreedy()).isFalse();
+    }
+
     @Test
     void theSameSeedGivesTheSameTokens() {
         SamplingParams params = SamplingParams.builder().temperature(0.9).topP(0.95).seed(42L).build();

@@ -90,6 +90,17 @@ class CompletionsTest {
      * vLLM's include_stop_str_in_output: the stop string found ends the text, whole and streamed;
      * stop_reason names it either way.
      */
+    /** A temperature too small to divide by (its inverse overflows) answers as greedy, as vLLM's, not with a 500. */
+    @Test
+    void aVanishingTemperatureIsGreedy() {
+        String request = "\"prompt\": \"The apt command\", \"max_tokens\": 12, \"temperature\": ";
+        String greedy = server.postJson("/v1/completions", "{" + request + "0}").at("/choices/0/text").asText();
+        for (String temperature : List.of("1e-320", "1e-6")) {
+            JsonNode answer = server.postJson("/v1/completions", "{" + request + temperature + "}");
+            assertThat(answer.at("/choices/0/text").asText()).as(temperature).isEqualTo(greedy).isNotEmpty();
+        }
+    }
+
     @Test
     void aStopStringEndsTheTextWhenAskedFor() {
         String request = "\"prompt\": \"The apt command\", \"max_tokens\": 12, \"temperature\": 0";

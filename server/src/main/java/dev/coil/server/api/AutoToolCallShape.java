@@ -18,9 +18,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * own (an end-of-sequence token or a stop) has finish reason {@code tool_calls}, as OpenAI's and
  * vLLM's; one cut by its token limit keeps {@code length}.
  */
-final class AutoToolCallShape implements ResponseShape {
+final class AutoToolCallShape extends ChatAnswerShape {
 
-    private final ChatShape chat;
     private final ToolCallFormat format;
     /** Per choice, the reader of its stream. */
     private final Map<Integer, ToolCallReader> readers = new ConcurrentHashMap<>();
@@ -28,33 +27,8 @@ final class AutoToolCallShape implements ResponseShape {
     private final Map<Integer, Integer> callsSent = new ConcurrentHashMap<>();
 
     AutoToolCallShape(ChatShape chat, ToolCallFormat format) {
-        this.chat = chat;
+        super(chat);
         this.format = format;
-    }
-
-    @Override
-    public String idPrefix() {
-        return chat.idPrefix();
-    }
-
-    @Override
-    public String responseObject() {
-        return chat.responseObject();
-    }
-
-    @Override
-    public String chunkObject() {
-        return chat.chunkObject();
-    }
-
-    @Override
-    public String operation() {
-        return chat.operation();
-    }
-
-    @Override
-    public String promptParam() {
-        return chat.promptParam();
     }
 
     @Override
@@ -76,11 +50,6 @@ final class AutoToolCallShape implements ResponseShape {
     @Override
     public ObjectNode opening(ChoiceState state) {
         return chat.opening(state);
-    }
-
-    @Override
-    public ObjectNode prompt(ChoiceState state) {
-        return chat.prompt(state);
     }
 
     @Override

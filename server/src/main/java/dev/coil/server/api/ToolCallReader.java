@@ -55,6 +55,11 @@ final class ToolCallReader {
         ToolCallReader reader = new ToolCallReader(format);
         List<Piece> pieces = new ArrayList<>(reader.feed(output));
         pieces.addAll(reader.finish());
+        return gather(pieces);
+    }
+
+    /** All the pieces a reader gave back for one output, as its reading. */
+    static Reading gather(List<Piece> pieces) {
         StringBuilder content = new StringBuilder();
         List<Call> calls = new ArrayList<>();
         for (Piece piece : pieces) {

@@ -22,43 +22,17 @@ import java.util.concurrent.ConcurrentHashMap;
  * </ul>
  * The finish reason is the generation's ({@code stop}), as vLLM and OpenAI answer a forced call.
  */
-final class ToolCallShape implements ResponseShape {
+final class ToolCallShape extends ChatAnswerShape {
 
     private static final SecureRandom RANDOM = new SecureRandom();
 
-    private final ChatShape chat;
     private final ToolCalls tools;
     /** Per choice, the id of its named call, the same in every chunk. */
     private final Map<Integer, String> callIds = new ConcurrentHashMap<>();
 
     ToolCallShape(ChatShape chat, ToolCalls tools) {
-        this.chat = chat;
+        super(chat);
         this.tools = tools;
-    }
-
-    @Override
-    public String idPrefix() {
-        return chat.idPrefix();
-    }
-
-    @Override
-    public String responseObject() {
-        return chat.responseObject();
-    }
-
-    @Override
-    public String chunkObject() {
-        return chat.chunkObject();
-    }
-
-    @Override
-    public String operation() {
-        return chat.operation();
-    }
-
-    @Override
-    public String promptParam() {
-        return chat.promptParam();
     }
 
     @Override
@@ -83,11 +57,6 @@ final class ToolCallShape implements ResponseShape {
             calls.add(call(0, callId(state), tools.forced(), ""));
         }
         return choice;
-    }
-
-    @Override
-    public ObjectNode prompt(ChoiceState state) {
-        return chat.prompt(state);
     }
 
     @Override

@@ -135,14 +135,6 @@ class ToolCallReaderTest {
             out.addAll(reader.feed(piece));
         }
         out.addAll(reader.finish());
-        StringBuilder content = new StringBuilder();
-        List<Call> calls = new ArrayList<>();
-        for (Piece piece : out) {
-            switch (piece) {
-                case Text text -> content.append(text.text());
-                case Call call -> calls.add(call);
-            }
-        }
-        return new Reading(calls.isEmpty() || !content.isEmpty() ? content.toString() : null, calls);
+        return ToolCallReader.gather(out);
     }
 }

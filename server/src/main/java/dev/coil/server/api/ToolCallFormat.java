@@ -14,16 +14,24 @@ public enum ToolCallFormat {
      * Hermes 2 Pro's calls, which Granite 4.0, Qwen 2.5 and others write too: each call a JSON object
      * {@code {"name": ..., "arguments": {...}}} between {@code <tool_call>} and {@code </tool_call>}.
      */
-    HERMES("hermes", "<tool_call>", "</tool_call>");
+    HERMES("hermes", "<tool_call>", "</tool_call>", false),
+
+    /**
+     * NVIDIA Nemotron Nano 2's (a Nemotron-H hybrid): a JSON array of such objects between
+     * {@code <TOOLCALL>} and {@code </TOOLCALL>}, one block for all the calls of a turn.
+     */
+    NEMOTRON_JSON("nemotron_json", "<TOOLCALL>", "</TOOLCALL>", true);
 
     private final String parserName;
     private final String startTag;
     private final String endTag;
+    private final boolean listed;
 
-    ToolCallFormat(String parserName, String startTag, String endTag) {
+    ToolCallFormat(String parserName, String startTag, String endTag, boolean listed) {
         this.parserName = parserName;
         this.startTag = startTag;
         this.endTag = endTag;
+        this.listed = listed;
     }
 
     /** The name {@code --tool-call-parser} takes. */
@@ -41,10 +49,15 @@ public enum ToolCallFormat {
         return endTag;
     }
 
+    /** Whether a block holds a JSON array of calls (else one call, an object). */
+    boolean listed() {
+        return listed;
+    }
+
     /** The format {@code --tool-call-parser NAME} names; a clear error for any other name. */
     public static ToolCallFormat named(String name) {
         for (ToolCallFormat format : values()) {
-            if (format.parserName.equals(name.toLowerCase(Locale.ROOT))) {
+            if (format.parserName.equals(name.toLowerCase(Locale.ROOT).replace('-', '_'))) {
                 return format;
             }
         }

@@ -8,9 +8,10 @@ import java.util.List;
 /**
  * Reads the calls a model writes in its own text ({@link ToolCallFormat}) out of one choice's
  * output, as it streams. The output is text and blocks, each block a start tag, its inside, and an end
- * tag (or the end of the output). A block whose inside is a JSON object with a string {@code name}
- * and an object {@code arguments} (or {@code parameters}, or neither: no arguments) is a call; any other
- * block is text, tags and all.
+ * tag (or the end of the output). A call is a JSON object with a string {@code name} and an object
+ * {@code arguments} (or {@code parameters}, or neither: no arguments). A block whose inside is a call
+ * (or, in a format whose blocks list their calls, a non-empty JSON array of calls) gives its calls; any
+ * other block is text, tags and all.
  * <p>
  * What the reader gives back does not depend on how the output is cut into pieces: fed whole or a
  * character at a time, the same calls come out and the text pieces join to the same content. The
@@ -122,26 +123,49 @@ final class ToolCallReader {
         return pieces;
     }
 
-    /** A block's inside: a call, or text as written (its end tag too when it had one). */
+    /** A block's inside: its calls, or text as written (its end tag too when it had one). */
     private void closeBlock(String inside, boolean closed, List<Piece> pieces) {
-        Call call = call(inside);
-        if (call != null) {
-            calls++;
-            pieces.add(call);
+        List<Call> made = calls(inside);
+        if (made != null) {
+            calls += made.size();
+            pieces.addAll(made);
         } else {
             addText(format.startTag() + inside + (closed ? format.endTag() : ""), pieces);
         }
     }
 
-    /** The call a block's inside spells, or null. */
-    private static Call call(String inside) {
-        JsonNode object;
+    /** The calls a block's inside spells, or null when it is no call (or no list of them). */
+    private List<Call> calls(String inside) {
+        JsonNode value;
         try {
-            object = Json.READER.readTree(inside);
+            value = Json.READER.readTree(inside);
         } catch (JsonProcessingException notJson) {
             return null;
         }
-        if (object == null || !object.isObject() || !object.path("name").isTextual()) {
+        if (value == null) {
+            return null;
+        }
+        if (!format.listed()) {
+            Call call = call(value);
+            return call == null ? null : List.of(call);
+        }
+        if (!value.isArray() || value.isEmpty()) {
+            return null;
+        }
+        List<Call> listed = new ArrayList<>();
+        for (JsonNode element : value) {
+            Call call = call(element);
+            if (call == null) {
+                return null;
+            }
+            listed.add(call);
+        }
+        return listed;
+    }
+
+    /** The call a JSON value spells, or null. */
+    private static Call call(JsonNode object) {
+        if (!object.isObject() || !object.path("name").isTextual()) {
             return null;
         }
         JsonNode arguments = object.has("arguments") ? object.get("arguments") : object.get("parameters");

@@ -69,8 +69,9 @@ public final class ServeCommand implements Callable<Integer> {
     double keepAliveSeconds;
 
     @Option(names = "--tool-call-parser", paramLabel = "NAME",
-            description = "The served model's own format of tool calls (hermes: JSON between <tool_call> tags, as "
-                    + "Granite 4.0 and Qwen 2.5 write them). With it, tool_choice \"auto\", the default when a chat "
+            description = "The served model's own format of tool calls: hermes (a JSON call between <tool_call> "
+                    + "tags, as Granite 4.0 and Qwen 2.5 write them) or nemotron_json (a JSON array of calls between "
+                    + "<TOOLCALL> tags, Nemotron Nano 2's). With it, tool_choice \"auto\", the default when a chat "
                     + "request gives tools, answers freely and the calls the model writes come back as tool_calls; "
                     + "without it \"auto\" is refused (default: none).")
     String toolCallParser;
@@ -192,7 +193,7 @@ public final class ServeCommand implements Callable<Integer> {
     ToolCallFormat toolCallFormat() {
         if (toolCallParser == null) {
             if (enableAutoToolChoice) {
-                throw new IllegalArgumentException("--enable-auto-tool-choice needs --tool-call-parser (hermes)");
+                throw new IllegalArgumentException("--enable-auto-tool-choice needs --tool-call-parser (hermes or nemotron_json)");
             }
             return null;
         }

@@ -44,6 +44,33 @@ class ToolCallReaderTest {
             "</tool_call> before any start, then <tool_call>" + WEATHER + "</tool_call>",
             "é 漢字 \uD83D\uDE00 <tool_call>{\"name\": \"say\", \"arguments\": {\"text\": \"\uD83D\uDE00\"}}</tool_call>");
 
+    /** Nemotron Nano 2's blocks: one array of calls each. */
+    private static final List<String> NEMOTRON_OUTPUTS = List.of(
+            "<TOOLCALL>[" + WEATHER + ", {\"name\": \"now\"}]</TOOLCALL>",
+            "Sure. <TOOLCALL>[" + WEATHER + "]</TOOLCALL>\n",
+            "<TOOLCALL>[" + WEATHER + "]",
+            "<TOOLCALL>[]</TOOLCALL>",
+            "<TOOLCALL>" + WEATHER + "</TOOLCALL>",
+            "<TOOLCALL>[" + WEATHER + ", 3]</TOOLCALL>",
+            "<tool_call>" + WEATHER + "</tool_call> is not this format's",
+            "cut in a tag <TOOLC");
+
+    @Test
+    void nemotronBlocksListTheirCalls() {
+        ToolCallFormat nemotron = ToolCallFormat.NEMOTRON_JSON;
+        assertThat(ToolCallReader.read(nemotron, NEMOTRON_OUTPUTS.get(0)))
+                .isEqualTo(new Reading(null, List.of(WEATHER_CALL, new Call("now", "{}"))));
+        assertThat(ToolCallReader.read(nemotron, NEMOTRON_OUTPUTS.get(1)))
+                .isEqualTo(new Reading("Sure.", List.of(WEATHER_CALL)));
+        assertThat(ToolCallReader.read(nemotron, NEMOTRON_OUTPUTS.get(2)).calls()).containsExactly(WEATHER_CALL);
+        for (String output : NEMOTRON_OUTPUTS.subList(3, NEMOTRON_OUTPUTS.size())) {
+            assertThat(ToolCallReader.read(nemotron, output)).as(output).isEqualTo(new Reading(output, List.of()));
+        }
+        for (String output : NEMOTRON_OUTPUTS) {
+            assertCutsReadAsWhole(nemotron, output);
+        }
+    }
+
     @Test
     void callsAreReadAndTheRestIsContent() {
         Reading plain = ToolCallReader.read(HERMES, "  text with whitespace around it \n\n");
@@ -88,30 +115,35 @@ class ToolCallReaderTest {
 
     @Test
     void aStreamCutAnywhereReadsAsTheWholeOutput() {
-        Random random = new Random(7);
         for (String output : OUTPUTS) {
-            Reading whole = ToolCallReader.read(HERMES, output);
-            List<List<String>> cuts = new ArrayList<>();
-            for (int at = 0; at <= output.length(); at++) {
-                cuts.add(List.of(output.substring(0, at), output.substring(at)));
-            }
-            cuts.add(output.codePoints().mapToObj(Character::toString).toList());
-            for (int trial = 0; trial < 50; trial++) {
-                List<String> pieces = new ArrayList<>();
-                int start = 0;
-                while (start < output.length()) {
-                    int end = Math.min(output.length(), start + 1 + random.nextInt(6));
-                    if (end < output.length() && Character.isLowSurrogate(output.charAt(end))) {
-                        end++;
-                    }
-                    pieces.add(output.substring(start, end));
-                    start = end;
+            assertCutsReadAsWhole(HERMES, output);
+        }
+    }
+
+    /** Every cut of {@code output} in two, a character at a time, and 50 random cuts read as the whole. */
+    private static void assertCutsReadAsWhole(ToolCallFormat format, String output) {
+        Random random = new Random(output.hashCode());
+        Reading whole = ToolCallReader.read(format, output);
+        List<List<String>> cuts = new ArrayList<>();
+        for (int at = 0; at <= output.length(); at++) {
+            cuts.add(List.of(output.substring(0, at), output.substring(at)));
+        }
+        cuts.add(output.codePoints().mapToObj(Character::toString).toList());
+        for (int trial = 0; trial < 50; trial++) {
+            List<String> pieces = new ArrayList<>();
+            int start = 0;
+            while (start < output.length()) {
+                int end = Math.min(output.length(), start + 1 + random.nextInt(6));
+                if (end < output.length() && Character.isLowSurrogate(output.charAt(end))) {
+                    end++;
                 }
-                cuts.add(pieces);
+                pieces.add(output.substring(start, end));
+                start = end;
             }
-            for (List<String> cut : cuts) {
-                assertThat(streamed(cut)).as("%s cut as %s", output, cut).isEqualTo(whole);
-            }
+            cuts.add(pieces);
+        }
+        for (List<String> cut : cuts) {
+            assertThat(streamed(format, cut)).as("%s cut as %s", output, cut).isEqualTo(whole);
         }
     }
 
@@ -128,8 +160,8 @@ class ToolCallReaderTest {
     }
 
     /** A stream of {@code pieces} read as the server reads it, gathered as a whole reading. */
-    private static Reading streamed(List<String> pieces) {
-        ToolCallReader reader = new ToolCallReader(HERMES);
+    private static Reading streamed(ToolCallFormat format, List<String> pieces) {
+        ToolCallReader reader = new ToolCallReader(format);
         List<Piece> out = new ArrayList<>();
         for (String piece : pieces) {
             out.addAll(reader.feed(piece));

@@ -104,12 +104,15 @@ class ServeCommandTest {
         assertThat(parse("--enable-auto-tool-choice", "--tool-call-parser", "Hermes").toolCallFormat())
                 .isEqualTo(ToolCallFormat.HERMES);
         assertThatThrownBy(() -> parse("--tool-call-parser", "mistral").toolCallFormat())
-                .hasMessage("--tool-call-parser must be one of hermes, got mistral");
+                .hasMessage("--tool-call-parser must be one of hermes, nemotron_json, got mistral");
+        assertThat(parse("--tool-call-parser", "nemotron-json").toolCallFormat())
+                .isEqualTo(ToolCallFormat.NEMOTRON_JSON);
         assertThatThrownBy(() -> parse("--enable-auto-tool-choice").toolCallFormat())
                 .hasMessageContaining("--enable-auto-tool-choice needs --tool-call-parser");
         Failure unknown = serveFailing("--port", "0", "--tool-call-parser", "mistral");
         assertThat(unknown.exit()).isNotZero();
-        assertThat(unknown.err() + unknown.log()).contains("--tool-call-parser must be one of hermes, got mistral");
+        assertThat(unknown.err() + unknown.log())
+                .contains("--tool-call-parser must be one of hermes, nemotron_json, got mistral");
     }
 
     @Test

@@ -1,5 +1,6 @@
 package dev.coil.server;
 
+import dev.coil.server.api.ReasoningFormat;
 import dev.coil.server.api.ToolCallFormat;
 import java.time.Duration;
 
@@ -14,9 +15,10 @@ import java.time.Duration;
  * @param shutdownTimeout  on SIGTERM, how long requests in flight may take to finish before they are cancelled
  * @param toolCallParser   the format of the served model's own tool calls, read out of answers to
  *                         tool_choice "auto"; null: "auto" is refused
+ * @param reasoningParser  the format of the served model's reasoning, split off its chat answers; or null
  */
 public record ServerOptions(String host, int port, String apiKey, long maxBodyBytes, Duration keepAlive,
-        Duration shutdownTimeout, ToolCallFormat toolCallParser) {
+        Duration shutdownTimeout, ToolCallFormat toolCallParser, ReasoningFormat reasoningParser) {
 
     public static final long DEFAULT_MAX_BODY_BYTES = 2L * 1024 * 1024;
 
@@ -41,26 +43,35 @@ public record ServerOptions(String host, int port, String apiKey, long maxBodyBy
     /** Listening on {@code host:port}, no key, the default limits. */
     public static ServerOptions defaults(String host, int port) {
         return new ServerOptions(host, port, null, DEFAULT_MAX_BODY_BYTES, Duration.ofSeconds(15), Duration.ofSeconds(30),
-                null);
+                null, null);
     }
 
     public ServerOptions withApiKey(String value) {
-        return new ServerOptions(host, port, value, maxBodyBytes, keepAlive, shutdownTimeout, toolCallParser);
+        return new ServerOptions(host, port, value, maxBodyBytes, keepAlive, shutdownTimeout, toolCallParser,
+                reasoningParser);
     }
 
     public ServerOptions withMaxBodyBytes(long value) {
-        return new ServerOptions(host, port, apiKey, value, keepAlive, shutdownTimeout, toolCallParser);
+        return new ServerOptions(host, port, apiKey, value, keepAlive, shutdownTimeout, toolCallParser,
+                reasoningParser);
     }
 
     public ServerOptions withKeepAlive(Duration value) {
-        return new ServerOptions(host, port, apiKey, maxBodyBytes, value, shutdownTimeout, toolCallParser);
+        return new ServerOptions(host, port, apiKey, maxBodyBytes, value, shutdownTimeout, toolCallParser,
+                reasoningParser);
     }
 
     public ServerOptions withShutdownTimeout(Duration value) {
-        return new ServerOptions(host, port, apiKey, maxBodyBytes, keepAlive, value, toolCallParser);
+        return new ServerOptions(host, port, apiKey, maxBodyBytes, keepAlive, value, toolCallParser,
+                reasoningParser);
     }
 
     public ServerOptions withToolCallParser(ToolCallFormat value) {
-        return new ServerOptions(host, port, apiKey, maxBodyBytes, keepAlive, shutdownTimeout, value);
+        return new ServerOptions(host, port, apiKey, maxBodyBytes, keepAlive, shutdownTimeout, value,
+                reasoningParser);
+    }
+
+    public ServerOptions withReasoningParser(ReasoningFormat value) {
+        return new ServerOptions(host, port, apiKey, maxBodyBytes, keepAlive, shutdownTimeout, toolCallParser, value);
     }
 }

@@ -21,13 +21,19 @@ public final class ChatHandler implements Handler {
     private final GenerationRunner runner;
     private final long maxBodyBytes;
     private final ToolCallFormat toolCallParser;
+    private final ReasoningFormat reasoningParser;
 
-    /** @param toolCallParser the format tool_choice "auto" reads calls in, or null: "auto" is refused */
-    public ChatHandler(ServerState state, GenerationRunner runner, long maxBodyBytes, ToolCallFormat toolCallParser) {
+    /**
+     * @param toolCallParser  the format tool_choice "auto" reads calls in, or null: "auto" is refused
+     * @param reasoningParser the format of the model's reasoning, split off its answers; or null
+     */
+    public ChatHandler(ServerState state, GenerationRunner runner, long maxBodyBytes, ToolCallFormat toolCallParser,
+            ReasoningFormat reasoningParser) {
         this.state = state;
         this.runner = runner;
         this.maxBodyBytes = maxBodyBytes;
         this.toolCallParser = toolCallParser;
+        this.reasoningParser = reasoningParser;
     }
 
     @Override
@@ -45,7 +51,8 @@ public final class ChatHandler implements Handler {
         if (top != null && !logprobs) {
             throw ApiException.invalid("top_logprobs", "top_logprobs needs logprobs set to true");
         }
-        int[] prompt = GenerationSettings.lastTokens(ChatPrompt.tokens(fields, model, false),
+        String promptText = ChatPrompt.text(fields, model);
+        int[] prompt = GenerationSettings.lastTokens(ChatPrompt.tokens(promptText, model, false),
                 GenerationSettings.promptTokensKept(fields, model.contextLength()));
 
         int tokenLogprobs = logprobs ? (top == null ? 0 : top) : -1;
@@ -57,10 +64,13 @@ public final class ChatHandler implements Handler {
         }
         ChatShape chat = new ChatShape(TokenSpelling.of(fields, model), logprobs);
         ResponseShape shape = chat;
+        // A grammar holds the answer from its first token, so the model cannot reason before it.
+        ReasoningFormat reasoning = settings.sampling().grammar() == null ? reasoningParser : null;
+        ToolCallFormat autoCalls = tools == null ? null : tools.autoFormat();
         if (tools != null && tools.calls()) {
             shape = new ToolCallShape(chat, tools);
-        } else if (tools != null && tools.autoFormat() != null) {
-            shape = new AutoToolCallShape(chat, tools.autoFormat());
+        } else if (reasoning != null || autoCalls != null) {
+            shape = new ReadChatShape(chat, reasoning, reasoning != null && reasoning.opensIn(promptText), autoCalls);
         }
         runner.run(ctx, model, shape, settings, choices, requests);
     }

@@ -28,6 +28,20 @@ final class ChatPrompt {
     }
 
     static int[] tokens(Fields fields, ServedModel model, boolean addSpecialTokens) {
+        return tokens(text(fields, model), model, addSpecialTokens);
+    }
+
+    /** The rendered prompt's tokens. */
+    static int[] tokens(String text, ServedModel model, boolean addSpecialTokens) {
+        int[] tokens = model.encode(text, addSpecialTokens);
+        if (tokens.length == 0) {
+            throw ApiException.invalid("messages", "the messages render to an empty prompt");
+        }
+        return tokens;
+    }
+
+    /** The conversation rendered through the chat template, as text. */
+    static String text(Fields fields, ServedModel model) {
         ChatTemplate template = model.chatTemplate();
         if (template == null) {
             throw ApiException.invalid("messages", "this model has no chat template; use /v1/completions with a prompt");
@@ -44,18 +58,12 @@ final class ChatPrompt {
         if (kwargs != null) {
             variables.putAll(Json.MAPPER.convertValue(kwargs, new TypeReference<Map<String, Object>>() { }));
         }
-        String text;
         try {
-            text = continueFinal ? template.renderContinuing(messages, variables)
+            return continueFinal ? template.renderContinuing(messages, variables)
                     : template.render(messages, generationPrompt, variables);
         } catch (IllegalArgumentException rejected) {
             throw ApiException.invalid("messages", rejected.getMessage());
         }
-        int[] tokens = model.encode(text, addSpecialTokens);
-        if (tokens.length == 0) {
-            throw ApiException.invalid("messages", "the messages render to an empty prompt");
-        }
-        return tokens;
     }
 
     static List<ChatMessage> messages(Fields fields) {

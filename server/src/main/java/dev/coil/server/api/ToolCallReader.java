@@ -94,7 +94,7 @@ final class ToolCallReader {
                 int start = pending.indexOf(format.startTag());
                 if (start < 0) {
                     // Give back all but a tail that may be the start tag's beginning.
-                    int keep = partialTagLength();
+                    int keep = StreamedTags.partialTagLength(pending, format.startTag());
                     addText(pending.substring(0, pending.length() - keep), pieces);
                     pending.delete(0, pending.length() - keep);
                     return pieces;
@@ -189,16 +189,5 @@ final class ToolCallReader {
             heldWhitespace.setLength(0);
         }
         heldWhitespace.append(text, end, text.length());
-    }
-
-    /** How many of pending's last characters are a proper beginning of the start tag. */
-    private int partialTagLength() {
-        String tag = format.startTag();
-        for (int length = Math.min(tag.length() - 1, pending.length()); length > 0; length--) {
-            if (pending.substring(pending.length() - length).equals(tag.substring(0, length))) {
-                return length;
-            }
-        }
-        return 0;
     }
 }

@@ -25,7 +25,7 @@ import java.util.regex.Pattern;
  * </ul>
  * {@code "auto"}, the default when tools are given, needs the model's own call format (the server's
  * {@code --tool-call-parser}, {@code autoFormat} here): the answer is free, and the calls it writes
- * are read out of it ({@link AutoToolCallShape}). Without a parser it is a 400, as vLLM answers.
+ * are read out of it ({@link ReadChatShape}). Without a parser it is a 400, as vLLM answers.
  *
  * @param autoFormat the format the calls of an "auto" answer are read in; null for any other choice
  */

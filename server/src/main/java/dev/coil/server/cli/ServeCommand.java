@@ -13,6 +13,7 @@ import dev.coil.engine.runner.ScanPrecision;
 import dev.coil.server.CoilServer;
 import dev.coil.server.ServedModel;
 import dev.coil.server.ServerOptions;
+import dev.coil.server.api.ReasoningFormat;
 import dev.coil.server.api.ToolCallFormat;
 import dev.coil.server.telemetry.Telemetry;
 import java.time.Duration;
@@ -81,6 +82,12 @@ public final class ServeCommand implements Callable<Integer> {
                     + "--tool-call-parser is given, which this flag needs.")
     boolean enableAutoToolChoice;
 
+    @Option(names = "--reasoning-parser", paramLabel = "NAME",
+            description = "Split the served model's reasoning, a <think> block (deepseek_r1 or qwen3, vLLM's names; "
+                    + "DeepSeek R1, Qwen 3 and Nemotron Nano 2 write it), off its chat answers: it comes back as "
+                    + "reasoning (and reasoning_content), the rest as content (default: none).")
+    String reasoningParser;
+
     @Option(names = "--block-size", paramLabel = "TOKENS", description = "Tokens per KV cache block (default ${DEFAULT-VALUE}).")
     int blockSize;
 
@@ -123,7 +130,8 @@ public final class ServeCommand implements Callable<Integer> {
                 Backends.defaultSnapshotIntervalBlocks(devices, blockSize));
         Function<LoadedModel, ContextParallelism> sharding = contextParallelism(devices);
         ServerOptions serverOptions = new ServerOptions(host, port, apiKey, maxBodyBytes, seconds(keepAliveSeconds,
-                "--sse-keep-alive"), seconds(shutdownSeconds, "--shutdown-timeout"), toolCallFormat());
+                "--sse-keep-alive"), seconds(shutdownSeconds, "--shutdown-timeout"), toolCallFormat(),
+                reasoningFormat());
         var folder = modelOptions.folder();
         CoilServer server = CoilServer.start(serverOptions, Telemetry.fromEnvironment());
         CountDownLatch stopped = new CountDownLatch(1);
@@ -198,6 +206,11 @@ public final class ServeCommand implements Callable<Integer> {
             return null;
         }
         return ToolCallFormat.named(toolCallParser);
+    }
+
+    /** --reasoning-parser's format, or null. */
+    ReasoningFormat reasoningFormat() {
+        return reasoningParser == null ? null : ReasoningFormat.named(reasoningParser);
     }
 
     private static DType kvDtype(String spelling) {

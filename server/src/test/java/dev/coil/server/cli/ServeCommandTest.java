@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.coil.engine.load.DType;
 import dev.coil.engine.runner.EngineOptions;
 import dev.coil.server.Main;
+import dev.coil.server.api.ReasoningFormat;
 import dev.coil.server.api.ToolCallFormat;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
@@ -98,7 +99,7 @@ class ServeCommandTest {
     }
 
     @Test
-    void theToolCallParserIsNamedAsVllmNamesIt() {
+    void theParsersAreNamedAsVllmNamesThem() {
         assertThat(parse().toolCallFormat()).isNull();
         assertThat(parse("--tool-call-parser", "hermes").toolCallFormat()).isEqualTo(ToolCallFormat.HERMES);
         assertThat(parse("--enable-auto-tool-choice", "--tool-call-parser", "Hermes").toolCallFormat())
@@ -109,6 +110,10 @@ class ServeCommandTest {
                 .isEqualTo(ToolCallFormat.NEMOTRON_JSON);
         assertThatThrownBy(() -> parse("--enable-auto-tool-choice").toolCallFormat())
                 .hasMessageContaining("--enable-auto-tool-choice needs --tool-call-parser");
+        assertThat(parse("--reasoning-parser", "qwen3").reasoningFormat()).isEqualTo(ReasoningFormat.THINK);
+        assertThat(parse().reasoningFormat()).isNull();
+        assertThatThrownBy(() -> parse("--reasoning-parser", "granite").reasoningFormat())
+                .hasMessage("--reasoning-parser must be one of deepseek_r1, qwen3, got granite");
         Failure unknown = serveFailing("--port", "0", "--tool-call-parser", "mistral");
         assertThat(unknown.exit()).isNotZero();
         assertThat(unknown.err() + unknown.log())
@@ -123,7 +128,7 @@ class ServeCommandTest {
         for (String flag : new String[] {"--model", "--threads", "--host", "--port", "--api-key", "--served-model-name",
             "--max-body-bytes", "--shutdown-timeout", "--sse-keep-alive", "--block-size", "--kv-dtype", "--cache-memory",
             "--max-seqs", "--max-batched-tokens", "--max-waiting", "--[no-]prefix-caching", "--snapshot-interval",
-            "--tool-call-parser", "--enable-auto-tool-choice"}) {
+            "--tool-call-parser", "--enable-auto-tool-choice", "--reasoning-parser"}) {
             assertThat(help).contains(flag);
         }
         assertThat(help).contains("(default " + EngineOptions.DEFAULTS.maxBatchedTokens() + " on the CPU;")

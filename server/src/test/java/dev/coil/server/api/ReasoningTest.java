@@ -1,0 +1,116 @@
+package dev.coil.server.api;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.coil.server.ServerOptions;
+import dev.coil.server.TestServer;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * --reasoning-parser on the demo model, whose chat template is changed to open a {@code <think>} block
+ * after the assistant's header unless {@code enable_thinking} is false (as Qwen 3's and Nemotron Nano
+ * 2's do). A chat answer split into reasoning and content loses nothing: what it holds is the
+ * completion of the same prompt tokens, streamed or not; a grammar or no open block leaves the answer
+ * whole as content.
+ */
+class ReasoningTest {
+
+    private static final String THINKING_TEMPLATE = "{% for message in messages %}<|start_of_role|>{{ message['role'] }}"
+            + "<|end_of_role|>{{ message['content'] }}<|endoftext|>\n{% endfor %}{% if add_generation_prompt %}"
+            + "<|start_of_role|>assistant<|end_of_role|>{% if enable_thinking is not defined or enable_thinking %}"
+            + "<think>\n{% endif %}{% endif %}";
+    private static final String ASK = "\"messages\": [{\"role\": \"user\", \"content\": \"Which is larger, 9.11 or 9.8?\"}], "
+            + "\"temperature\": 0, \"max_tokens\": 24";
+
+    @TempDir
+    static Path folder;
+    private static TestServer server;
+
+    @BeforeAll
+    static void start() throws IOException {
+        Path demo = TestServer.DEMO_MODEL.toAbsolutePath();
+        for (String file : List.of("config.json", "tokenizer.json", "generation_config.json", "model.safetensors")) {
+            Files.copy(demo.resolve(file), folder.resolve(file));
+        }
+        ObjectNode config = (ObjectNode) TestServer.parse(Files.readString(demo.resolve("tokenizer_config.json")));
+        config.put("chat_template", THINKING_TEMPLATE);
+        Files.writeString(folder.resolve("tokenizer_config.json"), config.toString());
+        server = TestServer.start(folder, ServerOptions.defaults("127.0.0.1", 0)
+                .withReasoningParser(ReasoningFormat.THINK).withToolCallParser(ToolCallFormat.HERMES),
+                TestServer.ENGINE_OPTIONS);
+    }
+
+    @AfterAll
+    static void stop() {
+        server.close();
+    }
+
+    @Test
+    void anAnswerInsideTheOpenBlockIsReasoningStreamedOrNot() {
+        String completion = completionOfTheSamePrompt("{" + ASK + "}");
+        JsonNode message = server.postJson("/v1/chat/completions", "{" + ASK + "}").at("/choices/0/message");
+        assertThat(completion).isNotEmpty().doesNotContain("</think>");
+        assertThat(message.get("reasoning").asText()).isEqualTo(completion);
+        assertThat(message.get("reasoning_content").asText()).isEqualTo(completion);
+        assertThat(message.get("content").isNull()).as(message.toString()).isTrue();
+
+        StringBuilder reasoning = new StringBuilder();
+        StringBuilder reasoningContent = new StringBuilder();
+        for (JsonNode chunk : TestServer.events(server.post("/v1/chat/completions",
+                "{" + ASK + ", \"stream\": true}").body())) {
+            JsonNode delta = chunk.at("/choices/0/delta");
+            assertThat(delta.path("content").asText("")).as(chunk.toString()).isEmpty();
+            reasoning.append(delta.path("reasoning").asText(""));
+            reasoningContent.append(delta.path("reasoning_content").asText(""));
+        }
+        assertThat(reasoning.toString()).isEqualTo(completion);
+        assertThat(reasoningContent.toString()).isEqualTo(completion);
+    }
+
+    @Test
+    void withoutAnOpenBlockOrWithAGrammarTheAnswerIsContent() {
+        String off = "{" + ASK + ", \"chat_template_kwargs\": {\"enable_thinking\": false}}";
+        JsonNode message = server.postJson("/v1/chat/completions", off).at("/choices/0/message");
+        assertThat(message.get("content").asText()).isEqualTo(completionOfTheSamePrompt(off)).isNotEmpty();
+        assertThat(message.has("reasoning")).isFalse();
+
+        String held = "{" + ASK + ", \"structured_outputs\": {\"regex\": \"[a-z]{3,12}\"}}";
+        JsonNode heldMessage = server.postJson("/v1/chat/completions", held).at("/choices/0/message");
+        assertThat(heldMessage.get("content").asText()).matches("[a-z]{3,12}");
+        assertThat(heldMessage.has("reasoning")).isFalse();
+    }
+
+    /**
+     * A grammar holds the whole answer, so a block it writes stays in the content; calls are still read.
+     * (Reasoning split off before calls are read: ReadChatShapeTest.)
+     */
+    @Test
+    void underAGrammarABlockStaysContentAndCallsAreRead() {
+        ObjectNode request = (ObjectNode) TestServer.parse("{" + ASK.replace("24", "300") + ", " + ToolCallsTest.TOOLS
+                + ", \"chat_template_kwargs\": {\"enable_thinking\": false}}");
+        request.putObject("structured_outputs").put("regex", "<think>[a-z ]{4,20}</think>\n" + ToolCallsTest.TWO_CALLS);
+        JsonNode choice = server.postJson("/v1/chat/completions", request.toString()).at("/choices/0");
+        assertThat(choice.at("/message").has("reasoning")).isFalse();
+        assertThat(choice.at("/message/content").asText()).startsWith("<think>").endsWith("Checking.");
+        assertThat(choice.at("/message/tool_calls")).hasSize(2);
+        assertThat(choice.get("finish_reason").asText()).isEqualTo("tool_calls");
+    }
+
+    /** The completion of the tokens {@code chat} renders to, greedy, as many tokens: the raw answer. */
+    private static String completionOfTheSamePrompt(String chat) {
+        ObjectNode tokenize = (ObjectNode) TestServer.parse(chat);
+        JsonNode ids = server.postJson("/tokenize", tokenize.toString()).get("tokens");
+        ObjectNode completion = Json.object().put("temperature", 0).put("max_tokens", 24);
+        completion.set("prompt", ids);
+        return server.postJson("/v1/completions", completion.toString()).at("/choices/0/text").asText();
+    }
+}

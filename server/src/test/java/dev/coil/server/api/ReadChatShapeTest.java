@@ -64,7 +64,7 @@ class ReadChatShapeTest {
                     for (FinishReason reason : new FinishReason[] {FinishReason.STOP, FinishReason.LENGTH}) {
                         JsonNode whole = whole(shape(opened, calls), output, reason);
                         for (int trial = 0; trial < 20; trial++) {
-                            List<String> tokens = cut(output, random);
+                            List<String> tokens = StreamCuts.random(output, random);
                             assertThat(streamed(shape(opened, calls), tokens, reason))
                                     .as("%s as %s, opened %s, calls %s", output, tokens, opened, calls)
                                     .isEqualTo(joinable(whole));
@@ -139,20 +139,6 @@ class ReadChatShapeTest {
         result.set("calls", calls);
         result.put("finish_reason", joined.path("finish_reason").asText());
         return result;
-    }
-
-    /** {@code output} cut into random pieces of 1 to 6 characters, pairs of surrogates kept together. */
-    private static List<String> cut(String output, Random random) {
-        List<String> pieces = new ArrayList<>();
-        for (int start = 0; start < output.length(); ) {
-            int end = Math.min(output.length(), start + 1 + random.nextInt(6));
-            if (end < output.length() && Character.isLowSurrogate(output.charAt(end))) {
-                end++;
-            }
-            pieces.add(output.substring(start, end));
-            start = end;
-        }
-        return pieces.isEmpty() ? List.of("") : pieces;
     }
 
     private static EngineEvent.Finished finished(FinishReason reason) {

@@ -3,9 +3,7 @@ package dev.coil.server.api;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.coil.server.api.ReasoningReader.Split;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.Random;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -47,24 +45,7 @@ class ReasoningReaderTest {
         for (Case example : CASES) {
             String output = example.output();
             Split whole = new Split(example.reasoning(), example.answer());
-            Random random = new Random(output.hashCode());
-            List<List<String>> cuts = new ArrayList<>();
-            for (int at = 0; at <= output.length(); at++) {
-                cuts.add(List.of(output.substring(0, at), output.substring(at)));
-            }
-            cuts.add(output.codePoints().mapToObj(Character::toString).toList());
-            for (int trial = 0; trial < 30; trial++) {
-                List<String> pieces = new ArrayList<>();
-                for (int start = 0; start < output.length(); ) {
-                    int end = Math.min(output.length(), start + 1 + random.nextInt(5));
-                    if (end < output.length() && Character.isLowSurrogate(output.charAt(end))) {
-                        end++;
-                    }
-                    pieces.add(output.substring(start, end));
-                    start = end;
-                }
-                cuts.add(pieces);
-            }
+            List<List<String>> cuts = StreamCuts.of(output, 30);
             for (List<String> cut : cuts) {
                 assertThat(streamed(example.opened(), cut)).as("%s cut as %s", output, cut).isEqualTo(whole);
             }

@@ -8,7 +8,6 @@ import dev.coil.server.api.ToolCallReader.Reading;
 import dev.coil.server.api.ToolCallReader.Text;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Random;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -122,27 +121,8 @@ class ToolCallReaderTest {
 
     /** Every cut of {@code output} in two, a character at a time, and 50 random cuts read as the whole. */
     private static void assertCutsReadAsWhole(ToolCallFormat format, String output) {
-        Random random = new Random(output.hashCode());
         Reading whole = ToolCallReader.read(format, output);
-        List<List<String>> cuts = new ArrayList<>();
-        for (int at = 0; at <= output.length(); at++) {
-            cuts.add(List.of(output.substring(0, at), output.substring(at)));
-        }
-        cuts.add(output.codePoints().mapToObj(Character::toString).toList());
-        for (int trial = 0; trial < 50; trial++) {
-            List<String> pieces = new ArrayList<>();
-            int start = 0;
-            while (start < output.length()) {
-                int end = Math.min(output.length(), start + 1 + random.nextInt(6));
-                if (end < output.length() && Character.isLowSurrogate(output.charAt(end))) {
-                    end++;
-                }
-                pieces.add(output.substring(start, end));
-                start = end;
-            }
-            cuts.add(pieces);
-        }
-        for (List<String> cut : cuts) {
+        for (List<String> cut : StreamCuts.of(output, 50)) {
             assertThat(streamed(format, cut)).as("%s cut as %s", output, cut).isEqualTo(whole);
         }
     }

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.coil.server.api.ReasoningFormat;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -337,6 +338,43 @@ class PlaygroundBrowserTest {
             browser.navigate().refresh();
             waitFor("the model name after a reload", () -> "coil-demo".equals(byId("model-name").getText()));
             assertThat(byId("key-dialog").isDisplayed()).as("asked only once").isFalse();
+        }
+    }
+
+    /**
+     * A server splitting off the model's reasoning (--reasoning-parser, a chat template that opens a
+     * {@code <think>} block): the page shows the reasoning in a block of its own above the answer, the
+     * text the API answers as {@code reasoning}, and nothing of it as the answer.
+     */
+    @Test
+    void aChatAnswersReasoningShowsInItsOwnBlock() throws IOException {
+        Path folder = Files.createTempDirectory("coil-thinking-");
+        // Named as the demo model, which the page's loading check waits for.
+        Path model = Files.createDirectory(folder.resolve("coil-demo"));
+        try (TestServer thinking = TestServer.start(TestServer.writeThinkingModel(model),
+                ServerOptions.defaults("127.0.0.1", 0).withReasoningParser(ReasoningFormat.THINK),
+                TestServer.ENGINE_OPTIONS)) {
+            open(thinking);
+            byId("mode-chat").click();
+            setField("temperature", "0");
+            setField("max_tokens", "24");
+            WebElement prompt = byId("prompt");
+            prompt.sendKeys("Which is larger, 9.11 or 9.8?");
+            prompt.sendKeys(Keys.chord(Keys.CONTROL, Keys.ENTER));
+            waitFor("the response to finish", () -> "done".equals(lastResponseState()));
+
+            JsonNode expected = thinking.postJson("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", "
+                    + "\"content\": \"Which is larger, 9.11 or 9.8?\"}], \"temperature\": 0, \"max_tokens\": 24}")
+                    .at("/choices/0/message");
+            String shown = (String) browser.executeScript("return [...document.querySelectorAll("
+                    + "'#transcript .response .reasoning-text')].at(-1)?.textContent ?? null");
+            assertThat(shown).isEqualTo(expected.get("reasoning").asText()).isNotEmpty();
+            assertThat(lastOutput()).isEmpty();
+            assertThat(expected.get("content").isNull()).isTrue();
+        } finally {
+            try (var paths = Files.walk(folder)) {
+                paths.sorted((a, b) -> b.getNameCount() - a.getNameCount()).forEach(path -> path.toFile().delete());
+            }
         }
     }
 

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.networknt.schema.SchemaRegistry;
 import com.networknt.schema.SpecificationVersion;
 import dev.coil.engine.cpu.CpuOps;
@@ -19,6 +20,7 @@ import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -38,6 +40,14 @@ public final class TestServer implements AutoCloseable {
     /** A small cache: enough for the tests' few dozen short sequences. */
     public static final EngineOptions ENGINE_OPTIONS = EngineOptions.DEFAULTS.withCacheMemory("256M");
     public static final ObjectMapper JSON = new ObjectMapper();
+    /**
+     * The demo model's chat template, opening a {@code <think>} block after the assistant's header unless
+     * {@code enable_thinking} is false (as Qwen 3's and Nemotron Nano 2's templates do).
+     */
+    public static final String THINKING_TEMPLATE = "{% for message in messages %}<|start_of_role|>"
+            + "{{ message['role'] }}<|end_of_role|>{{ message['content'] }}<|endoftext|>\n{% endfor %}"
+            + "{% if add_generation_prompt %}<|start_of_role|>assistant<|end_of_role|>"
+            + "{% if enable_thinking is not defined or enable_thinking %}<think>\n{% endif %}{% endif %}";
 
     private final CoilServer server;
     private final List<SpanData> spans;
@@ -62,6 +72,19 @@ public final class TestServer implements AutoCloseable {
         TestServer server = listen(options);
         server.server.serve(ServedModel.load(model, null, new CpuOps(new Parallel(1)), engineOptions));
         return server;
+    }
+
+    /** Writes into {@code folder} the demo model with {@link #THINKING_TEMPLATE} as its chat template. */
+    public static Path writeThinkingModel(Path folder) throws IOException {
+        Path demo = DEMO_MODEL.toAbsolutePath();
+        for (String file : List.of("config.json", "tokenizer.json", "generation_config.json", "model.safetensors")) {
+            Files.copy(demo.resolve(file), folder.resolve(file));
+        }
+        var config = (ObjectNode) parse(Files.readString(
+                demo.resolve("tokenizer_config.json")));
+        config.put("chat_template", THINKING_TEMPLATE);
+        Files.writeString(folder.resolve("tokenizer_config.json"), config.toString());
+        return folder;
     }
 
     /** Listening, with no model loaded yet (as while a real one loads). */

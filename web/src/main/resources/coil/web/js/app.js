@@ -222,7 +222,7 @@ async function send() {
   };
   try {
     const result = await streamGeneration(api, mode, body, { signal: controller.signal,
-      onText: (piece) => view.append(piece) });
+      onText: (piece) => view.append(piece), onReasoning: (piece) => view.appendReasoning(piece) });
     view.finish(result, 'done');
     remember(result.text);
     showResponseFigures(result, 'done');

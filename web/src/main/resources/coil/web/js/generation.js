@@ -17,13 +17,15 @@ export function requestBody(mode, parameters, input) {
 }
 
 /**
- * Streams a generation, calling onText with each piece of text as it arrives. Resolves with
- * {text, finishReason, stopReason, timings, paths, usage}; rejects with an ApiError (before or
- * during the stream) or the AbortError of the signal.
+ * Streams a generation, calling onText with each piece of text as it arrives, and onReasoning with
+ * each piece of a chat answer's reasoning (the server's --reasoning-parser splits it off). Resolves
+ * with {text, reasoning, finishReason, stopReason, timings, paths, usage}; rejects with an ApiError
+ * (before or during the stream) or the AbortError of the signal.
  */
-export async function streamGeneration(api, mode, body, { signal, onText }) {
+export async function streamGeneration(api, mode, body, { signal, onText, onReasoning }) {
   const response = await api.fetch(ENDPOINTS[mode], { method: 'POST', body, signal });
-  const result = { text: '', finishReason: null, stopReason: null, timings: null, paths: null, usage: null };
+  const result = { text: '', reasoning: '', finishReason: null, stopReason: null, timings: null, paths: null,
+    usage: null };
   let done = false;
   for await (const event of readEvents(response, signal)) {
     if (event.data === '[DONE]') {
@@ -40,6 +42,11 @@ export async function streamGeneration(api, mode, body, { signal, onText }) {
       throw ApiError.fromStreamEvent(chunk);
     }
     for (const choice of chunk.choices ?? []) {
+      const thought = mode === 'chat' ? choice.delta?.reasoning ?? choice.delta?.reasoning_content : null;
+      if (thought) {
+        result.reasoning += thought;
+        onReasoning?.(thought);
+      }
       const piece = mode === 'chat' ? choice.delta?.content : choice.text;
       if (piece) {
         result.text += piece;

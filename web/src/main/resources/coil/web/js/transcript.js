@@ -68,12 +68,13 @@ export class Transcript {
     const caret = document.createElement('span');
     caret.className = 'caret';
     body.append(output, caret);
+    const reasoning = new ReasoningView(body);
     const stats = document.createElement('div');
     stats.className = 'stats';
     stats.textContent = 'waiting for the first token…';
     element.append(body, stats);
     this.#scroll(true);
-    return new ResponseView(element, text, caret, stats, () => this.#scroll(false));
+    return new ResponseView(element, text, caret, stats, reasoning, () => this.#scroll(false));
   }
 
   #append(className, role) {
@@ -97,25 +98,67 @@ export class Transcript {
   }
 }
 
+/**
+ * A chat answer's reasoning, shown above the answer in a block of its own that the reader can fold;
+ * made when the first piece of reasoning arrives.
+ */
+class ReasoningView {
+  #body;
+  #text = null;
+
+  constructor(body) {
+    this.#body = body;
+  }
+
+  append(delta) {
+    if (this.#text === null) {
+      const block = document.createElement('details');
+      block.className = 'reasoning';
+      block.open = true;
+      const summary = document.createElement('summary');
+      summary.textContent = 'Reasoning';
+      const thought = document.createElement('div');
+      thought.className = 'reasoning-text';
+      this.#text = document.createTextNode('');
+      thought.append(this.#text);
+      block.append(summary, thought);
+      this.#body.prepend(block);
+    }
+    this.#text.appendData(delta);
+  }
+}
+
 export class ResponseView {
   #element;
   #text;
   #caret;
   #stats;
+  #reasoning;
   #followed;
   #pieces = 0;
 
-  constructor(element, text, caret, stats, followed) {
+  constructor(element, text, caret, stats, reasoning, followed) {
     this.#element = element;
     this.#text = text;
     this.#caret = caret;
     this.#stats = stats;
+    this.#reasoning = reasoning;
     this.#followed = followed;
   }
 
   /** One streamed piece (a token's text) goes on the screen at once. */
   append(delta) {
     this.#text.appendData(delta);
+    this.#counted();
+  }
+
+  /** One streamed piece of reasoning, into the reasoning block above the answer. */
+  appendReasoning(delta) {
+    this.#reasoning.append(delta);
+    this.#counted();
+  }
+
+  #counted() {
     this.#pieces += 1;
     this.#stats.textContent = `${formatInteger(this.#pieces)} tokens…`;
     this.#followed();

@@ -7,9 +7,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.coil.server.ServerOptions;
 import dev.coil.server.TestServer;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.List;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -24,10 +22,6 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class ReasoningTest {
 
-    private static final String THINKING_TEMPLATE = "{% for message in messages %}<|start_of_role|>{{ message['role'] }}"
-            + "<|end_of_role|>{{ message['content'] }}<|endoftext|>\n{% endfor %}{% if add_generation_prompt %}"
-            + "<|start_of_role|>assistant<|end_of_role|>{% if enable_thinking is not defined or enable_thinking %}"
-            + "<think>\n{% endif %}{% endif %}";
     private static final String ASK = "\"messages\": [{\"role\": \"user\", \"content\": \"Which is larger, 9.11 or 9.8?\"}], "
             + "\"temperature\": 0, \"max_tokens\": 24";
 
@@ -37,13 +31,7 @@ class ReasoningTest {
 
     @BeforeAll
     static void start() throws IOException {
-        Path demo = TestServer.DEMO_MODEL.toAbsolutePath();
-        for (String file : List.of("config.json", "tokenizer.json", "generation_config.json", "model.safetensors")) {
-            Files.copy(demo.resolve(file), folder.resolve(file));
-        }
-        ObjectNode config = (ObjectNode) TestServer.parse(Files.readString(demo.resolve("tokenizer_config.json")));
-        config.put("chat_template", THINKING_TEMPLATE);
-        Files.writeString(folder.resolve("tokenizer_config.json"), config.toString());
+        TestServer.writeThinkingModel(folder);
         server = TestServer.start(folder, ServerOptions.defaults("127.0.0.1", 0)
                 .withReasoningParser(ReasoningFormat.THINK).withToolCallParser(ToolCallFormat.HERMES),
                 TestServer.ENGINE_OPTIONS);

@@ -97,11 +97,8 @@ final class ReadChatShape extends ChatAnswerShape {
         final StringBuilder reasoning = new StringBuilder();
         final StringBuilder content = new StringBuilder();
         final List<ToolCallReader.Call> calls = new ArrayList<>();
-        /** Every piece the call reader gave back, for the whole answer's content rule. */
-        final List<ToolCallReader.Piece> pieces = new ArrayList<>();
 
         void add(List<ToolCallReader.Piece> read) {
-            pieces.addAll(read);
             for (ToolCallReader.Piece piece : read) {
                 switch (piece) {
                     case ToolCallReader.Text text -> content.append(text.text());
@@ -117,9 +114,9 @@ final class ReadChatShape extends ChatAnswerShape {
         Readers whole = new Readers();
         Parts parts = whole.read(state.text(), true);
         ObjectNode message = (ObjectNode) choice.get("message");
-        String content = whole.callReader != null ? ToolCallReader.gather(parts.pieces).content()
-                : parts.content.toString();
-        message.put("content", whole.reasoned() && "".equals(content) ? null : content);
+        // Content that reasoning or calls left empty is no content (ToolCallReader.gather's rule).
+        String content = parts.content.toString();
+        message.put("content", content.isEmpty() && (whole.reasoned() || whole.called()) ? null : content);
         if (whole.reasoned()) {
             message.put("reasoning", parts.reasoning.toString());
             message.put("reasoning_content", parts.reasoning.toString());
@@ -141,7 +138,8 @@ final class ReadChatShape extends ChatAnswerShape {
 
     @Override
     public ObjectNode delta(ChoiceState state, String text, PositionLogprobs position) {
-        ObjectNode delta = delta(readers(state), readers(state).read(text, false));
+        Readers choiceReaders = readers(state);
+        ObjectNode delta = delta(choiceReaders, choiceReaders.read(text, false));
         return delta.isEmpty() && position == null ? null : chat.chunk(state, delta, position);
     }
 

@@ -1,7 +1,9 @@
 package dev.coil.server.api;
 
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
+import java.util.stream.Collectors;
 
 /**
  * How a model sets its reasoning apart from its answer: the server's {@code --reasoning-parser}.
@@ -51,6 +53,7 @@ public enum ReasoningFormat {
                 return format;
             }
         }
-        throw new IllegalArgumentException("--reasoning-parser must be one of deepseek_r1, qwen3, got " + name);
+        throw new IllegalArgumentException("--reasoning-parser must be one of " + Arrays.stream(values())
+                .flatMap(format -> format.parserNames.stream()).collect(Collectors.joining(", ")) + ", got " + name);
     }
 }

@@ -235,6 +235,59 @@ static __device__ __forceinline__ SsdHeads ssd_heads(int group, int set, int per
     return result;
 }
 
+// Where item `item` of the chunk-state kernels works (a block's, or one of a block's). Items are
+// numbered p_tile fastest (64 columns of head_dim), then n_tile (128 columns of the state), then
+// the set of HEADS heads of a group, then the group, then the chunk.
+struct SsdStateBlock {
+    int p_tile;
+    int n_tile;
+    int group;
+    int q;
+    SsdHeads served;
+    SsdChunk span;
+};
+
+static __device__ __forceinline__ SsdStateBlock ssd_state_block(int item, int heads_per_block, int tokens,
+        const int* starts, int chunk, int chunks, int heads, int head_dim, int groups, int state_size) {
+    const int p_tiles = (head_dim + 63) / 64;
+    const int n_tiles = (state_size + 127) / 128;
+    const int sets = (heads / groups + heads_per_block - 1) / heads_per_block;
+    int block = item;
+    SsdStateBlock result;
+    result.p_tile = block % p_tiles;
+    block /= p_tiles;
+    result.n_tile = block % n_tiles;
+    block /= n_tiles;
+    const int set = block % sets;
+    block /= sets;
+    result.group = block % groups;
+    result.q = block / groups;
+    result.served = ssd_heads(result.group, set, heads_per_block, heads, groups);
+    result.span = ssd_chunk(result.q, tokens, starts, chunk, chunks);
+    return result;
+}
+
+// The chunk-state kernels' prologue, by all 256 threads of the block (thread l for token l): for
+// each of the HEADS heads k of the set (a head past the group's last repeats that head), the factors
+// f_l = exp(cum_last − cum_l) · dt_l into factors[k · 256 + l], and decay[q, h] = exp(cum_last)
+// from the block of tile (0, 0). The factors are visible to the block after its next barrier.
+template <int HEADS>
+static __device__ __forceinline__ void ssd_state_factors(SsdSums* all_sums, float* factors, const SsdStateBlock& where,
+        const float* dt, long long dt_stride, const float* A, float* decay, int heads) {
+#pragma unroll
+    for (int k = 0; k < HEADS; k++) {
+        const int head = where.served.first + min(k, where.served.count - 1);
+        const double total = ssd_chunk_sums(all_sums[k], threadIdx.x, ssd_chunk_step(threadIdx.x,
+                dt + where.span.first_row * dt_stride, dt_stride, head, where.span.length), A[head]);
+        if (threadIdx.x == SSD_MAX_CHUNK - 1 && where.p_tile == 0 && where.n_tile == 0 && k < where.served.count) {
+            decay[(long long) where.q * heads + head] = (float) exp(total);
+        }
+        const int l = threadIdx.x;
+        factors[k * SSD_MAX_CHUNK + l] = exp2f(ssd_difference(all_sums[k], SSD_MAX_CHUNK - 1, l))
+                * all_sums[k].step[l];
+    }
+}
+
 // Where a block of the output kernels works and which head this thread serves. Blocks are numbered
 // p_tile fastest (64 columns of head_dim each), then the set of HEADS heads of a group, then the
 // group, then the chunk; each 256-thread part of the block serves one head of the set, and a part

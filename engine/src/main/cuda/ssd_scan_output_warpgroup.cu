@@ -32,11 +32,6 @@
     ((heads) * sizeof(SsdSums) + 1024 + (stages) * (SSD_WARPGROUP_STAGE_BYTES(heads) + (heads) * SSD_WARPGROUP_X_BYTES))
 
 #ifdef COIL_HAS_WGMMA
-// Byte offset of float `column` (0 .. 31) of row `row` in a swizzled tile.
-static __device__ __forceinline__ unsigned ssd_swizzled(int row, int column) {
-    return coil_swizzled_chunk(row, column >> 2) + (column & 3) * 4;
-}
-
 // Queues rows [first_pass · THREADS / 8, row_end) × 32 floats of a row-major matrix (row r at
 // origin + r · stride) into a swizzled tile of ROWS rows, 16 bytes a copy: this thread (of
 // THREADS) copies chunk thread mod 8 of rows thread / 8 + k · THREADS / 8. Rows at or past
@@ -186,7 +181,7 @@ static __device__ __forceinline__ void ssd_chunk_output_warpgroup(const float* _
             const float values[4] = {value.x, value.y, value.z, value.w};
 #pragma unroll
             for (int e = 0; e < 4; e++) {
-                const unsigned offset = ssd_swizzled(p + e, j);
+                const unsigned offset = coil_swizzled_float(p + e, j);
                 // f32 bits, which the tensor cores read as tf32 (ssd_scan.cuh).
                 *reinterpret_cast<float*>(raw + offset) = values[e];
                 *reinterpret_cast<float*>(raw + 64 * 128 + offset) = values[e] * factor;
@@ -335,7 +330,7 @@ static __device__ __forceinline__ void ssd_chunk_output_warpgroup(const float* _
                     for (int c = 0; c < 2; c++) {
                         const int k = 8 * ks + t + 4 * c;
                         const int j = j0 + k;
-                        const float value = wide_floats[ssd_swizzled(r, k) / 4];
+                        const float value = wide_floats[coil_swizzled_float(r, k) / 4];
                         const float decayed = j > r ? 0.0f
                                 : value * coil_exp2_approx((row_high - sums.high[j]) + (row_low - sums.low[j]))
                                         * sums.step[j];

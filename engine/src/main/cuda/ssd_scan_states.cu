@@ -24,7 +24,8 @@ template <bool Split, int HEADS>
 static __device__ __forceinline__ void ssd_chunk_state(const float* __restrict__ x, long long x_stride,
         const float* __restrict__ dt, long long dt_stride, const float* __restrict__ A,
         const float* __restrict__ B, long long bc_stride, float* __restrict__ own, float* __restrict__ decay,
-        int tokens, const int* starts, int chunk, int chunks, int heads, int head_dim, int groups, int state_size) {
+        int tokens, const int* starts, int chunk, int chunks, int heads, int head_dim, int groups, int state_size,
+        int item) {
     constexpr int STAGE = SSD_STATE_STAGE(HEADS);
     constexpr int WARPS_PER_HEAD = 8 / HEADS;
     constexpr int COLUMN_WARPS = WARPS_PER_HEAD / 2;
@@ -35,38 +36,17 @@ static __device__ __forceinline__ void ssd_chunk_state(const float* __restrict__
     float* all_factors = reinterpret_cast<float*>(all_sums + HEADS);
     float* stages = all_factors + HEADS * SSD_MAX_CHUNK;
 
-    const int p_tiles = (head_dim + 63) / 64;
-    const int n_tiles = (state_size + 127) / 128;
-    const int sets = (heads / groups + HEADS - 1) / HEADS;
-    int block = blockIdx.x;
-    const int p_tile = block % p_tiles;
-    block /= p_tiles;
-    const int n_tile = block % n_tiles;
-    block /= n_tiles;
-    const int set = block % sets;
-    block /= sets;
-    const int group = block % groups;
-    const int q = block / groups;
-    const SsdHeads served = ssd_heads(group, set, HEADS, heads, groups);
-    const SsdChunk span = ssd_chunk(q, tokens, starts, chunk, chunks);
-
-#pragma unroll
-    for (int k = 0; k < HEADS; k++) {
-        // A head past the group's last repeats that head; its results are not stored.
-        const int head = served.first + min(k, served.count - 1);
-        const double total = ssd_chunk_sums(all_sums[k], threadIdx.x,
-                ssd_chunk_step(threadIdx.x, dt + span.first_row * dt_stride, dt_stride, head, span.length), A[head]);
-        if (threadIdx.x == SSD_MAX_CHUNK - 1 && p_tile == 0 && n_tile == 0 && k < served.count) {
-            decay[(long long) q * heads + head] = (float) exp(total);
-        }
-        const int l = threadIdx.x;
-        all_factors[k * SSD_MAX_CHUNK + l] = exp2f(ssd_difference(all_sums[k], SSD_MAX_CHUNK - 1, l))
-                * all_sums[k].step[l];
-    }
+    const SsdStateBlock where = ssd_state_block(item, HEADS, tokens, starts, chunk, chunks, heads, head_dim, groups,
+            state_size);
+    const SsdHeads served = where.served;
+    const SsdChunk span = where.span;
+    const int group = where.group;
+    const int q = where.q;
+    ssd_state_factors<HEADS>(all_sums, all_factors, where, dt, dt_stride, A, decay, heads);
     // The factors are read after the first stage's barrier.
 
-    const int p0 = 64 * p_tile;
-    const int n0 = 128 * n_tile;
+    const int p0 = 64 * where.p_tile;
+    const int n0 = 128 * where.n_tile;
     const float* x_origin = x + span.first_row * x_stride + (long long) served.first * head_dim + p0;
     const float* b_origin = B + span.first_row * bc_stride + (long long) group * state_size + n0;
     const bool x_vector = coil_aligned16(x) && (x_stride & 3) == 0 && (head_dim & 3) == 0;
@@ -195,7 +175,7 @@ static __device__ __forceinline__ void ssd_chunk_state(const float* __restrict__
             float* decay, int tokens, const int* starts, int chunk, int chunks, int heads_, int head_dim,           \
             int groups, int state_size) {                                                                            \
         ssd_chunk_state<split, heads>(x, x_stride, dt, dt_stride, A, B, bc_stride, own, decay, tokens, starts,      \
-                chunk, chunks, heads_, head_dim, groups, state_size);                                                \
+                chunk, chunks, heads_, head_dim, groups, state_size, blockIdx.x);                                    \
     }
 
 SSD_STATE_ENTRY(ssd_chunk_state_tf32, false, 1)

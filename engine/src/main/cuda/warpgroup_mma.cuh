@@ -24,6 +24,11 @@ static __device__ __forceinline__ unsigned coil_swizzled_chunk(int row, int chun
     return row * 128 + ((chunk ^ (row & 7)) << 4);
 }
 
+// Byte offset of float `column` (0 .. 31) of row `row` in such a panel: 32-bit data, as tf32 operands.
+static __device__ __forceinline__ unsigned coil_swizzled_float(int row, int column) {
+    return coil_swizzled_chunk(row, column >> 2) + (column & 3) * 4;
+}
+
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define COIL_HAS_WGMMA 1
 #endif
@@ -67,6 +72,18 @@ static __device__ __forceinline__ void begin() {
 static __device__ __forceinline__ void end_and_wait() {
     asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
     asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+}
+
+// Closes the batch without waiting for it: its accumulators may not be touched, nor its shared
+// operands overwritten, until wait<0> (or wait<N> with N batches issued after it).
+static __device__ __forceinline__ void commit() {
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
+
+// Waits until at most Pending committed batches of this warpgroup are still running.
+template <int Pending>
+static __device__ __forceinline__ void wait() {
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(Pending) : "memory");
 }
 
 // Pins the accumulators to this point of the instruction stream: the compiler sees them read
@@ -186,6 +203,18 @@ static __device__ __forceinline__ void multiply_registers_tf32_n64(float (&d)[8]
             "wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32 "
             COIL_WGMMA_D32_NAMES ", {%32, %33, %34, %35}, %36, accumulate, 1, 1;\n}\n"
             : COIL_WGMMA_D16(d, 0), COIL_WGMMA_D16(d, 4)
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+}
+
+// d (64 × 128 per warpgroup, f32) += a (64 × 8, tf32 in registers, laid out as in
+// multiply_registers_tf32_n64) · b (128 × 8, tf32, K-major in shared memory)ᵀ.
+static __device__ __forceinline__ void multiply_registers_tf32_n128(float (&d)[16][4], const unsigned (&a)[4],
+        uint64_t b) {
+    asm volatile(
+            "{\n.reg .pred accumulate;\nsetp.ne.b32 accumulate, %69, 0;\n"
+            "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 "
+            COIL_WGMMA_D64_NAMES ", {%64, %65, %66, %67}, %68, accumulate, 1, 1;\n}\n"
+            : COIL_WGMMA_D16(d, 0), COIL_WGMMA_D16(d, 4), COIL_WGMMA_D16(d, 8), COIL_WGMMA_D16(d, 12)
             : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
 }
 

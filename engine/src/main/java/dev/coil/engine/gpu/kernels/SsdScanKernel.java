@@ -18,9 +18,9 @@ import dev.coil.engine.ops.SsmShape;
  * <p>The products run on the tensor cores in one of two {@link Precision}s; sums, decays and the
  * carried state are f32 throughout. In TF32 a block of the chunk-state and output kernels serves two
  * heads of a group, which share its B, C and Gram tiles; the split-tf32 kernels need the registers
- * for one head a block. The two-head TF32 outputs run on Hopper's warpgroup MMAs
- * (ssd_scan_output_warpgroup.cu; the mma.sync kernel on other GPUs) where x, C and their strides
- * allow 16-byte copies, else on mma.sync.
+ * for one head a block. The two-head TF32 chunk states and outputs run on Hopper's warpgroup MMAs
+ * (ssd_scan_states_warpgroup.cu, ssd_scan_output_warpgroup.cu; the mma.sync kernels on other GPUs)
+ * where x, B, C and their strides allow 16-byte copies, else on mma.sync.
  *
  * <p>The chunk-state kernel runs beside the Gram kernel (a programmatic launch where the device has
  * it): neither reads what the other writes, and its grid ends only after the Gram kernel's.
@@ -54,6 +54,19 @@ public final class SsdScanKernel {
     }
 
     /**
+     * SSD_STATE_WARPGROUP_SHARED_BYTES, or the mma.sync pair kernel's need where larger (its body
+     * runs on GPUs without warpgroup MMAs): per head sums and factors; 1024 bytes of alignment; a
+     * 128 × 128-byte B tile; two staging stages of 32 rows of B (136 floats) and per head of x (72
+     * floats).
+     */
+    static int warpgroupStateSharedBytes() {
+        int heads = 2;
+        int own = heads * (SUMS_BYTES + MAX_CHUNK * Float.BYTES) + 1024 + 128 * 128
+                + 2 * SLICE * (136 + heads * 72) * Float.BYTES;
+        return Math.max(own, stateSharedBytes(heads));
+    }
+
+    /**
      * SSD_WARPGROUP_SHARED_BYTES(2, 2), or the three-stage mma.sync pair kernel's need where larger
      * (its body runs on GPUs without warpgroup MMAs): per head sums; 1024 bytes of alignment; per
      * stage a 256 × 128-byte tile, and per head two 64 × 128-byte tiles and 8 KiB of x.
@@ -68,15 +81,16 @@ public final class SsdScanKernel {
 
     /**
      * One variant of the chunk-state and output kernels: how many heads of a group a block serves
-     * (sharing their B, C and Gram tiles), and the output kernel with its shared memory.
+     * (sharing their B, C and Gram tiles), and the two kernels with their shared memory.
      */
-    private record Variant(Kernel chunkState, Kernel output, int heads, int outputSharedBytes) {
+    private record Variant(Kernel chunkState, Kernel output, int heads, int stateSharedBytes,
+            int outputSharedBytes) {
 
         static Variant load(KernelModule module, String stateSuffix, String outputSuffix, int heads,
-                int outputSharedBytes) {
+                int stateSharedBytes, int outputSharedBytes) {
             Variant variant = new Variant(module.kernel("ssd_chunk_state_" + stateSuffix),
-                    module.kernel("ssd_chunk_output_" + outputSuffix), heads, outputSharedBytes);
-            variant.chunkState.allowDynamicSharedBytes(stateSharedBytes(heads));
+                    module.kernel("ssd_chunk_output_" + outputSuffix), heads, stateSharedBytes, outputSharedBytes);
+            variant.chunkState.allowDynamicSharedBytes(stateSharedBytes);
             // Beside the Gram kernel, which it does not read (ssd_scan_states.cu).
             variant.chunkState.waitsForPreviousKernel();
             variant.output.allowDynamicSharedBytes(outputSharedBytes);
@@ -85,12 +99,14 @@ public final class SsdScanKernel {
 
         /** The mma.sync output kernel of `stages` copy stages. */
         static Variant mma(KernelModule module, String suffix, int heads, int stages) {
-            return load(module, suffix, suffix, heads, SsdScanKernel.outputSharedBytes(heads, stages));
+            return load(module, suffix, suffix, heads, SsdScanKernel.stateSharedBytes(heads),
+                    SsdScanKernel.outputSharedBytes(heads, stages));
         }
 
-        /** Two heads a block, the warpgroup output kernel. */
+        /** Two heads a block, the warpgroup chunk-state and output kernels. */
         static Variant warpgroupPair(KernelModule module) {
-            return load(module, "tf32_pair", "tf32_warpgroup_pair", 2, warpgroupOutputSharedBytes());
+            return load(module, "tf32_warpgroup_pair", "tf32_warpgroup_pair", 2, warpgroupStateSharedBytes(),
+                    warpgroupOutputSharedBytes());
         }
     }
 
@@ -132,7 +148,7 @@ public final class SsdScanKernel {
 
     private final Kernel[] gram = new Kernel[Precision.values().length];
     private final Variant[] variants = new Variant[Precision.values().length];
-    /** The TF32 pair variant with the warpgroup output kernel, or null where mma.sync serves every launch. */
+    /** The TF32 pair variant with the warpgroup kernels, or null where mma.sync serves every launch. */
     private final Variant warpgroupTf32;
     private final Kernel passing;
     private final Kernel enter;
@@ -143,10 +159,11 @@ public final class SsdScanKernel {
 
     /**
      * tf32HeadsPerBlock: 2 (two heads of a group a block, the fast variant) or 1 (one head a block,
-     * as the split-tf32 kernels always run); warpgroupOutputs: whether two-head TF32 outputs take the
-     * warpgroup kernel where the inputs allow it. For tests and benchmarks to reach every kernel.
+     * as the split-tf32 kernels always run); warpgroup: whether two-head TF32 launches take the
+     * warpgroup chunk-state and output kernels where the inputs allow it. For tests and benchmarks
+     * to reach every kernel.
      */
-    SsdScanKernel(KernelModule module, int tf32HeadsPerBlock, boolean warpgroupOutputs) {
+    SsdScanKernel(KernelModule module, int tf32HeadsPerBlock, boolean warpgroup) {
         for (Precision precision : Precision.values()) {
             int index = precision.ordinal();
             gram[index] = module.kernel("ssd_chunk_gram_" + precision.suffix);
@@ -158,7 +175,7 @@ public final class SsdScanKernel {
             case 2 -> Variant.mma(module, "tf32_pair", 2, 3);
             default -> throw new IllegalArgumentException("tf32HeadsPerBlock must be 1 or 2, not " + tf32HeadsPerBlock);
         };
-        warpgroupTf32 = warpgroupOutputs && tf32HeadsPerBlock == 2 ? Variant.warpgroupPair(module) : null;
+        warpgroupTf32 = warpgroup && tf32HeadsPerBlock == 2 ? Variant.warpgroupPair(module) : null;
         this.passing = module.kernel("ssd_state_passing");
         this.enter = module.kernel("ssd_enter_state");
     }
@@ -326,7 +343,7 @@ public final class SsdScanKernel {
                 layout.chunks, groups, stateSize, layout.padded);
         mark(marks, 1, stream);
         variant.chunkState().launch(stream, grid((long) pTiles * nTiles * sets, groups, layout.chunksTotal), 1, 1,
-                THREADS, stateSharedBytes(variant.heads()), inputs.x(), xStride, inputs.dt(), dtStride, A, inputs.B(),
+                THREADS, variant.stateSharedBytes(), inputs.x(), xStride, inputs.dt(), dtStride, A, inputs.B(),
                 bcStride, states, decays, tokens, starts, layout.chunk, layout.chunks, heads, headDim, groups,
                 stateSize);
         mark(marks, 2, stream);
@@ -344,12 +361,13 @@ public final class SsdScanKernel {
     }
 
     /**
-     * Whether the warpgroup output kernel can read x, C and the chunk states 16 bytes at a time:
+     * Whether the warpgroup kernels can read x, B, C and the chunk states 16 bytes at a time:
      * buffers on 16 bytes, row strides, head dim and state size multiples of 4 floats (the
      * workspace is checked on 16 bytes by every launch).
      */
     private static boolean copiesBy16Bytes(Inputs inputs, SsmShape shape) {
-        return inputs.x().address() % 16 == 0 && inputs.C().address() % 16 == 0 && inputs.xStride() % 4 == 0
+        return inputs.x().address() % 16 == 0 && inputs.B().address() % 16 == 0 && inputs.C().address() % 16 == 0
+                && inputs.xStride() % 4 == 0
                 && inputs.bcStride() % 4 == 0 && shape.headDim() % 4 == 0 && shape.stateSize() % 4 == 0;
     }
 

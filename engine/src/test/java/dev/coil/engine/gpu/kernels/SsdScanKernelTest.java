@@ -106,8 +106,8 @@ class SsdScanKernelTest {
     }
 
     /**
-     * The kernels under test: F32, TF32 (two heads a block, warpgroup outputs on Hopper: the
-     * default), TF32mma (the same with mma.sync outputs) and TF32x1 (one head a block, mma.sync).
+     * The kernels under test: F32, TF32 (two heads a block, warpgroup chunk states and outputs on
+     * Hopper: the default), TF32mma (the same on mma.sync) and TF32x1 (one head a block, mma.sync).
      */
     private static SsdScanKernel kernel(String variant) {
         return new SsdScanKernel(GpuFixture.kernels(), variant.endsWith("x1") ? 1 : 2, !variant.startsWith("TF32mma"));
@@ -133,6 +133,8 @@ class SsdScanKernelTest {
         "6, 64, 2, 128, 517, 256, TF32",
         "1, 1, 1, 1, 1, 1, TF32",
         "5, 70, 1, 132, 300, 64, TF32",
+        "5, 72, 1, 132, 300, 64, TF32",
+        "3, 64, 1, 8, 37, 16, TF32",
         "4, 64, 1, 128, 700, 256, TF32x1",
         "3, 37, 1, 20, 259, 128, TF32x1",
         "6, 70, 2, 132, 517, 100, TF32x1",

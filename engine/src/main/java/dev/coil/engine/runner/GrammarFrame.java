@@ -106,6 +106,62 @@ sealed interface GrammarFrame {
         }
     }
 
+    /** Most whitespace characters between a preamble's end and the value (a model writes a blank line or two). */
+    int MAX_GAP = 4;
+
+    /**
+     * Free text before the output's value ({@link OutputGrammar#after}): any characters until the text
+     * ends with {@code end}, of which the last {@code matched} characters seen begin {@code end}; then
+     * {@link Gap}.
+     */
+    record Preamble(String end, int matched, ValueRule rule) implements GrammarFrame {
+        @Override
+        public void feed(char c, List<GrammarFrame> out) {
+            int next = matchedAfter(end, matched, c);
+            out.add(next == end.length() ? new Gap(rule, 0) : new Preamble(end, next, rule));
+        }
+
+        /** The output may not end before its value. */
+        @Override
+        public boolean mayEnd() {
+            return false;
+        }
+
+        /**
+         * How many characters of {@code end} the text ends with after {@code c}, when it ended with
+         * {@code matched} of them: the longest prefix of {@code end} that is a suffix of those
+         * characters and {@code c}.
+         */
+        static int matchedAfter(String end, int matched, char c) {
+            if (end.charAt(matched) == c) {
+                return matched + 1;
+            }
+            String seen = end.substring(0, matched) + c;
+            for (int length = Math.min(matched, end.length() - 1); length > 0; length--) {
+                if (seen.endsWith(end.substring(0, length))) {
+                    return length;
+                }
+            }
+            return 0;
+        }
+    }
+
+    /** After a preamble: up to {@link #MAX_GAP} whitespace characters ({@code spaces} so far), then the value. */
+    record Gap(ValueRule rule, int spaces) implements GrammarFrame {
+        @Override
+        public void feed(char c, List<GrammarFrame> out) {
+            if (isWhitespace(c) && spaces < MAX_GAP) {
+                out.add(new Gap(rule, spaces + 1));
+            }
+            startValue(rule, Top.INSTANCE, c, out);
+        }
+
+        @Override
+        public boolean mayEnd() {
+            return new Start(rule).mayEnd();
+        }
+    }
+
     /** The parent of the output's value: once that is whole, nothing follows. */
     record Top() implements GrammarFrame {
         static final Top INSTANCE = new Top();

@@ -17,6 +17,10 @@ import java.util.List;
  * whole and nothing may follow it (finish reason {@code stop}), and where it could end or go on (a
  * number at the top), the model's end-of-sequence token may end it.
  *
+ * <p>{@link #after} puts free text before the output's value: a reasoning block that the prompt leaves
+ * open runs to its end tag unconstrained, and the grammar holds the answer after it, as vLLM's
+ * structured outputs do with a reasoning parser.
+ *
  * <p>Two grammars are equal when made from the same description. The last {@link #KEPT} grammars
  * made are kept: a description made again (an application sends the same schema with every request)
  * gives the same grammar, whose states the engine's allowed sets of tokens were kept for.
@@ -31,10 +35,17 @@ public final class OutputGrammar {
 
     private final String description;
     private final ValueRule root;
+    /** The end of the free text before the value, or null when the value starts the output. */
+    private final String preambleEnd;
 
     private OutputGrammar(String description, ValueRule root) {
+        this(description, root, null);
+    }
+
+    private OutputGrammar(String description, ValueRule root, String preambleEnd) {
         this.description = description;
         this.root = root;
+        this.preambleEnd = preambleEnd;
     }
 
     /** One JSON object, any keys and values. */
@@ -101,9 +112,31 @@ public final class OutputGrammar {
                 new ValueRule.LiteralRule(distinct)));
     }
 
+    /**
+     * This grammar's value after free text that runs to the first {@code end} (a reasoning block's end
+     * tag): any text up to and with {@code end}, then up to {@link GrammarFrame#MAX_GAP} whitespace
+     * characters, then a sentence of this grammar. The output may not end before its value.
+     */
+    public OutputGrammar after(String end) {
+        if (end == null || end.isEmpty()) {
+            throw new IllegalArgumentException("the end of the free text must not be empty");
+        }
+        if (preambleEnd != null) {
+            throw new IllegalStateException(this + " already follows free text");
+        }
+        String quoted;
+        try {
+            quoted = JSON.writeValueAsString(end);
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
+        return MADE.get("after " + quoted + " " + description, made -> new OutputGrammar(made, root, end));
+    }
+
     /** The state before the output's first character. */
     GrammarState start() {
-        return GrammarState.start(root);
+        return preambleEnd == null ? GrammarState.start(root)
+                : GrammarState.of(new GrammarFrame.Preamble(preambleEnd, 0, root));
     }
 
     @Override

@@ -47,7 +47,9 @@ class GrammarConstraintTest {
                 new Case(OutputGrammar.choice(List.of("yes", "no", "no way")), "no way"),
                 new Case(OutputGrammar.regex("[A-Z][a-z]{1,6}( [a-z]{1,6}){0,3}\\."), "The same as theium."),
                 new Case(OutputGrammar.jsonSchema(JsonSchemaGrammarTest.PATTERNS), "{\"code\": \"ABC-123\", "
-                        + "\"phone\": \"(555) 123-4567\", \"quoted\": \"a\\n\", \"short\": \"abc\"}"));
+                        + "\"phone\": \"(555) 123-4567\", \"quoted\": \"a\\n\", \"short\": \"abc\"}"),
+                // Free text first: anything up to the end tag (a start of it inside), then the value.
+                new Case(OutputGrammar.jsonObject().after("</think>"), "9.8 > 9.11, not </thin k. </think>\n\n{\"a\": 1}"));
         int checked = 0;
         for (Case example : cases) {
             for (int i = 0; i <= example.text().length(); i++) {

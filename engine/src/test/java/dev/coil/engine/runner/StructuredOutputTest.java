@@ -67,6 +67,25 @@ class StructuredOutputTest {
     }
 
     /**
+     * Free text first (OutputGrammar.after): each output runs free up to its first "e", which the
+     * random model soon writes, and is held to the regex after it; one that ended by itself is the
+     * free text, the "e", at most four whitespace characters and a whole match.
+     */
+    @Test
+    void afterItsEndTagEveryOutputMatchesTheRegex() {
+        String regex = "(yes|no)-[a-f0-9]{2,5}!?";
+        List<String> whole = outputs(OutputGrammar.regex(regex).after("e"), 12, 40);
+        assertThat(whole).hasSizeGreaterThan(6).allSatisfy(text -> {
+            int end = text.indexOf('e');
+            assertThat(end).as(text).isNotNegative();
+            assertThat(text.substring(end + 1)).as(text).matches("\\s{0,4}" + regex);
+        });
+        assertThat(whole).as("outputs with free text before the tag").anySatisfy(text -> assertThat(text.indexOf('e'))
+                .isPositive());
+        System.out.println("[after] whole texts: " + whole);
+    }
+
+    /**
      * Runs {@code requests} requests (greedy and sampled, each its own prompt) held to {@code grammar},
      * checks each output against the grammar, and returns those that ended by themselves.
      */

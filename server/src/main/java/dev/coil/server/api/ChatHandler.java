@@ -2,6 +2,7 @@ package dev.coil.server.api;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.coil.engine.runner.EngineRequest;
+import dev.coil.engine.runner.OutputGrammar;
 import dev.coil.engine.runner.SamplingParams;
 import dev.coil.server.ServedModel;
 import dev.coil.server.ServerState;
@@ -55,6 +56,16 @@ public final class ChatHandler implements Handler {
         int[] prompt = GenerationSettings.lastTokens(ChatPrompt.tokens(promptText, model, false),
                 GenerationSettings.promptTokensKept(fields, model.contextLength()));
 
+        // With a reasoning parser and a prompt that leaves the reasoning block open, a grammar holds
+        // the answer after the block's end tag (vLLM's structured outputs with a reasoning parser);
+        // else, and for calls that tool_choice forces, from the answer's first token, and the model
+        // cannot reason before it.
+        boolean reasoningOpen = reasoningParser != null && reasoningParser.opensIn(promptText);
+        OutputGrammar grammar = settings.sampling().grammar();
+        if (grammar != null && reasoningOpen && (tools == null || !tools.calls())) {
+            settings = settings.withSampling(settings.sampling().withGrammar(grammar.after(reasoningParser.endTag())));
+        }
+        ReasoningFormat reasoning = grammar == null || reasoningOpen ? reasoningParser : null;
         int tokenLogprobs = logprobs ? (top == null ? 0 : top) : -1;
         List<ChoiceState> choices = new ArrayList<>();
         List<EngineRequest> requests = new ArrayList<>();
@@ -64,13 +75,11 @@ public final class ChatHandler implements Handler {
         }
         ChatShape chat = new ChatShape(TokenSpelling.of(fields, model), logprobs);
         ResponseShape shape = chat;
-        // A grammar holds the answer from its first token, so the model cannot reason before it.
-        ReasoningFormat reasoning = settings.sampling().grammar() == null ? reasoningParser : null;
         ToolCallFormat autoCalls = tools == null ? null : tools.autoFormat();
         if (tools != null && tools.calls()) {
             shape = new ToolCallShape(chat, tools);
         } else if (reasoning != null || autoCalls != null) {
-            shape = new ReadChatShape(chat, reasoning, reasoning != null && reasoning.opensIn(promptText), autoCalls);
+            shape = new ReadChatShape(chat, reasoning, reasoning != null && reasoningOpen, autoCalls);
         }
         runner.run(ctx, model, shape, settings, choices, requests);
     }

@@ -22,6 +22,11 @@ import java.util.List;
 record GenerationSettings(SamplingParams sampling, int choices, boolean stream, boolean includeUsage,
         boolean continuousUsage, boolean ignoreEos) {
 
+    /** The same settings with {@code value} as the sampling parameters. */
+    GenerationSettings withSampling(SamplingParams value) {
+        return new GenerationSettings(value, choices, stream, includeUsage, continuousUsage, ignoreEos);
+    }
+
     /** Most choices one request may ask for (OpenAI's limit on n). */
     static final int MAX_CHOICES = 128;
 

@@ -8,6 +8,7 @@ import dev.coil.server.ServerOptions;
 import dev.coil.server.TestServer;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.List;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -17,8 +18,8 @@ import org.junit.jupiter.api.io.TempDir;
  * --reasoning-parser on the demo model, whose chat template is changed to open a {@code <think>} block
  * after the assistant's header unless {@code enable_thinking} is false (as Qwen 3's and Nemotron Nano
  * 2's do). A chat answer split into reasoning and content loses nothing: what it holds is the
- * completion of the same prompt tokens, streamed or not; a grammar or no open block leaves the answer
- * whole as content.
+ * completion of the same prompt tokens, streamed or not; with the block open, a grammar holds only
+ * what follows its end tag; no open block leaves the answer whole as content.
  */
 class ReasoningTest {
 
@@ -65,16 +66,44 @@ class ReasoningTest {
     }
 
     @Test
-    void withoutAnOpenBlockOrWithAGrammarTheAnswerIsContent() {
+    void withoutAnOpenBlockTheAnswerIsContentAndAGrammarHoldsItFromItsStart() {
         String off = "{" + ASK + ", \"chat_template_kwargs\": {\"enable_thinking\": false}}";
         JsonNode message = server.postJson("/v1/chat/completions", off).at("/choices/0/message");
         assertThat(message.get("content").asText()).isEqualTo(completionOfTheSamePrompt(off)).isNotEmpty();
         assertThat(message.has("reasoning")).isFalse();
 
-        String held = "{" + ASK + ", \"structured_outputs\": {\"regex\": \"[a-z]{3,12}\"}}";
+        String held = "{" + ASK + ", \"chat_template_kwargs\": {\"enable_thinking\": false}, "
+                + "\"structured_outputs\": {\"regex\": \"[a-z]{3,12}\"}}";
         JsonNode heldMessage = server.postJson("/v1/chat/completions", held).at("/choices/0/message");
         assertThat(heldMessage.get("content").asText()).matches("[a-z]{3,12}");
         assertThat(heldMessage.has("reasoning")).isFalse();
+    }
+
+    /**
+     * With the block open, a grammar waits for its end tag (vLLM's structured outputs with a reasoning
+     * parser): the reasoning runs free, so it is the plain completion's as long as that writes no end
+     * tag, streamed or not, and there is no content yet.
+     */
+    @Test
+    void aGrammarLeavesTheReasoningFreeAndHoldsTheAnswerAfterIt() {
+        String completion = completionOfTheSamePrompt("{" + ASK + "}");
+        assertThat(completion).doesNotContain("</think>");
+        for (String format : List.of("\"structured_outputs\": {\"regex\": \"[a-z]{3,12}\"}",
+                "\"response_format\": {\"type\": \"json_object\"}")) {
+            String held = "{" + ASK + ", " + format + "}";
+            JsonNode choice = server.postJson("/v1/chat/completions", held).at("/choices/0");
+            assertThat(choice.at("/message/reasoning").asText()).as(format).isEqualTo(completion);
+            assertThat(choice.at("/message/content").isNull()).as(choice.toString()).isTrue();
+            assertThat(choice.get("finish_reason").asText()).isEqualTo("length");
+
+            StringBuilder reasoning = new StringBuilder();
+            for (JsonNode chunk : TestServer.events(server.post("/v1/chat/completions",
+                    "{" + ASK + ", " + format + ", \"stream\": true}").body())) {
+                assertThat(chunk.at("/choices/0/delta/content").asText("")).as(chunk.toString()).isEmpty();
+                reasoning.append(chunk.at("/choices/0/delta/reasoning").asText(""));
+            }
+            assertThat(reasoning.toString()).as(format).isEqualTo(completion);
+        }
     }
 
     /**

@@ -55,7 +55,7 @@ sealed interface GrammarFrame {
             case ValueRule.Reference reference -> startValue(reference.target, parent, c, out);
             case ValueRule.ObjectRule object -> {
                 if (c == '{') {
-                    out.add(new ObjectFrame(object, parent, ObjectFrame.OPEN, 0, -1, "", 0, 0));
+                    out.add(new ObjectFrame(object, parent, ObjectFrame.OPEN, 0, -1, "", 0, 0, 0));
                 }
             }
             case ValueRule.ArrayRule array -> {
@@ -201,7 +201,7 @@ sealed interface GrammarFrame {
      * so far, in stage KEY.
      */
     record ObjectFrame(ValueRule.ObjectRule rule, GrammarFrame parent, int stage, int next, int chosen, String key,
-            int escape, int whitespace) implements GrammarFrame {
+            int escape, int whitespace, int count) implements GrammarFrame {
         static final int OPEN = 0;        // after '{': a key or '}'
         static final int KEY = 1;         // inside a key
         static final int COLON = 2;       // after a key
@@ -222,45 +222,60 @@ sealed interface GrammarFrame {
             if (isWhitespace(c)) {
                 int after = whitespaceAfter(whitespace, c);
                 if (after >= 0) {
-                    out.add(new ObjectFrame(rule, parent, stage, next, chosen, key, escape, after));
+                    out.add(new ObjectFrame(rule, parent, stage, next, chosen, key, escape, after, count));
                 }
                 return;
             }
             switch (stage) {
                 case OPEN, COMMA -> {
                     if (c == '"' && mayTakeKey()) {
-                        out.add(new ObjectFrame(rule, parent, KEY, next, chosen, "", StringLexer.NORMAL, 0));
-                    } else if (c == '}' && stage == OPEN && rule.mayClose(next)) {
+                        out.add(new ObjectFrame(rule, parent, KEY, next, chosen, "", StringLexer.NORMAL, 0, count));
+                    } else if (c == '}' && stage == OPEN && mayClose()) {
                         out.add(parent.valueDone());
                     }
                 }
                 case COLON -> {
                     if (c == ':') {
-                        out.add(new ObjectFrame(rule, parent, VALUE, next, chosen, "", 0, 0));
+                        out.add(new ObjectFrame(rule, parent, VALUE, next, chosen, "", 0, 0, count));
                     }
                 }
                 case VALUE -> {
                     ValueRule value = chosen < 0 ? rule.additional : rule.properties.get(chosen).value();
-                    startValue(value, new ObjectFrame(rule, parent, IN_VALUE, next, chosen, "", 0, 0), c, out);
+                    startValue(value, new ObjectFrame(rule, parent, IN_VALUE, next, chosen, "", 0, 0, count), c, out);
                 }
                 default -> { // AFTER_VALUE
                     if (c == ',' && mayTakeKey()) {
-                        out.add(new ObjectFrame(rule, parent, COMMA, next, -1, "", 0, 0));
-                    } else if (c == '}' && rule.mayClose(next)) {
+                        out.add(new ObjectFrame(rule, parent, COMMA, next, -1, "", 0, 0, count));
+                    } else if (c == '}' && mayClose()) {
                         out.add(parent.valueDone());
                     }
                 }
             }
         }
 
-        /** Whether a key may come: a listed property is still to come, or an additional key may. */
-        private boolean mayTakeKey() {
-            return next < rule.properties.size() || mayTakeAdditionalKey();
+        /** Whether the object may close here: every required property and at least minProperties keys written. */
+        private boolean mayClose() {
+            return rule.mayClose(next) && count >= rule.minProperties;
         }
 
-        /** Additional keys come after every required property. */
+        /** Whether a key may come: a listed property that may come next, or an additional key. */
+        private boolean mayTakeKey() {
+            for (int j = next; j < rule.properties.size() && j <= lastCandidate(); j++) {
+                if (mayTakeListed(j)) {
+                    return true;
+                }
+            }
+            return mayTakeAdditionalKey();
+        }
+
+        /** Whether listed property j may be the next key (the object can still be closed after it). */
+        private boolean mayTakeListed(int j) {
+            return rule.keysCanFit(j + 1, count + 1);
+        }
+
+        /** Additional keys come after every required property, up to maxProperties. */
         private boolean mayTakeAdditionalKey() {
-            return rule.additional != null && rule.mayClose(next);
+            return rule.additional != null && rule.mayClose(next) && rule.keysCanFit(rule.properties.size(), count + 1);
         }
 
         /** The listed properties that may come next: from {@code next} to the first required one. */
@@ -272,12 +287,14 @@ sealed interface GrammarFrame {
             if (escape == StringLexer.NORMAL && c == '"') {
                 for (int j = next; j <= lastCandidate(); j++) {
                     if (rule.properties.get(j).keyText().equals(key)) {
-                        out.add(new ObjectFrame(rule, parent, COLON, j + 1, j, "", 0, 0));
+                        if (mayTakeListed(j)) {
+                            out.add(new ObjectFrame(rule, parent, COLON, j + 1, j, "", 0, 0, count + 1));
+                        }
                         return;
                     }
                 }
                 if (mayTakeAdditionalKey() && !isListedName(StringLexer.unescape(key))) {
-                    out.add(new ObjectFrame(rule, parent, COLON, rule.properties.size(), -1, "", 0, 0));
+                    out.add(new ObjectFrame(rule, parent, COLON, rule.properties.size(), -1, "", 0, 0, count + 1));
                 }
                 return;
             }
@@ -288,10 +305,10 @@ sealed interface GrammarFrame {
             String typed = key + c;
             boolean fits = mayTakeAdditionalKey();
             for (int j = next; !fits && j <= lastCandidate(); j++) {
-                fits = rule.properties.get(j).keyText().startsWith(typed);
+                fits = mayTakeListed(j) && rule.properties.get(j).keyText().startsWith(typed);
             }
             if (fits) {
-                out.add(new ObjectFrame(rule, parent, KEY, next, chosen, typed, after, 0));
+                out.add(new ObjectFrame(rule, parent, KEY, next, chosen, typed, after, 0, count));
             }
         }
 
@@ -306,7 +323,7 @@ sealed interface GrammarFrame {
 
         @Override
         public GrammarFrame valueDone() {
-            return new ObjectFrame(rule, parent, AFTER_VALUE, next, -1, "", 0, 0);
+            return new ObjectFrame(rule, parent, AFTER_VALUE, next, -1, "", 0, 0, count);
         }
 
         @Override

@@ -24,9 +24,10 @@ import java.util.Set;
  * <li>{@code type} (one or a list), {@code enum}, {@code const}, {@code anyOf}, {@code oneOf} (as
  *     anyOf), an {@code allOf} of one schema, and {@code $ref} to a place in the same document
  *     ({@code #}, {@code #/$defs/Name}, recursion included);</li>
- * <li>objects: {@code properties}, spelled in their listed order, {@code required}, and
+ * <li>objects: {@code properties}, spelled in their listed order, {@code required},
  *     {@code additionalProperties} (false when absent beside {@code properties}, as strict mode has it;
- *     additional keys come after the listed ones);</li>
+ *     additional keys come after the listed ones), {@code minProperties} and {@code maxProperties}
+ *     (a key that would leave the object unable to meet them is refused where it would start);</li>
  * <li>arrays: {@code items}, {@code prefixItems} (then {@code items} for the rest, {@code false} for
  *     none), {@code minItems}, {@code maxItems}; strings: {@code minLength},
  *     {@code maxLength}, {@code pattern} (matched whole: see {@link RegexSyntax}); numbers:
@@ -46,7 +47,8 @@ final class JsonSchemaCompiler {
     private static final Set<String> ANNOTATIONS = Set.of("title", "description", "default", "examples", "$schema",
             "$id", "$comment", "deprecated", "readOnly", "writeOnly", "format", "contentMediaType", "contentEncoding",
             "$defs", "definitions");
-    private static final Set<String> OBJECT_KEYWORDS = Set.of("properties", "required", "additionalProperties");
+    private static final Set<String> OBJECT_KEYWORDS = Set.of("properties", "required", "additionalProperties",
+            "minProperties", "maxProperties");
     private static final Set<String> ARRAY_KEYWORDS = Set.of("items", "prefixItems", "minItems", "maxItems");
     private static final Set<String> STRING_KEYWORDS = Set.of("minLength", "maxLength", "pattern");
     private static final Set<String> NUMBER_KEYWORDS = Set.of("minimum", "maximum", "exclusiveMinimum",
@@ -252,7 +254,18 @@ final class JsonSchemaCompiler {
         } else {
             additionalRule = compile(additional, path + "/additionalProperties");
         }
-        return new ValueRule.ObjectRule(listed, additionalRule);
+        int min = count(node, "minProperties", 0, path);
+        int max = count(node, "maxProperties", Integer.MAX_VALUE, path);
+        if (min > max) {
+            throw invalid(path, "minProperties " + min + " is more than maxProperties " + max);
+        }
+        ValueRule.ObjectRule rule = new ValueRule.ObjectRule(listed, additionalRule, min, max);
+        if (!rule.keysCanFit(0, 0)) {
+            throw invalid(path, additionalRule == null && listed.size() < min
+                    ? "minProperties " + min + " asks for more keys than the " + listed.size() + " properties allow"
+                    : "maxProperties " + max + " is less than the " + rule.requiredFrom(0) + " required properties");
+        }
+        return rule;
     }
 
     /**

@@ -19,8 +19,9 @@ sealed interface ValueRule {
     }
 
     /**
-     * An object: the listed properties in their order (an optional one may be left out), then, when
-     * {@code additional} is not null, keys of other names whose values follow {@code additional}.
+     * An object of at least {@code minProperties} and at most {@code maxProperties} keys: the listed
+     * properties in their order (an optional one may be left out), then, when {@code additional} is
+     * not null, keys of other names whose values follow {@code additional}.
      */
     final class ObjectRule implements ValueRule {
         /** Any object: any keys, any values. */
@@ -28,10 +29,37 @@ sealed interface ValueRule {
 
         final List<Property> properties;
         final ValueRule additional;
+        final int minProperties;
+        final int maxProperties;
 
         ObjectRule(List<Property> properties, ValueRule additional) {
+            this(properties, additional, 0, Integer.MAX_VALUE);
+        }
+
+        ObjectRule(List<Property> properties, ValueRule additional, int minProperties, int maxProperties) {
             this.properties = List.copyOf(properties);
             this.additional = additional;
+            this.minProperties = minProperties;
+            this.maxProperties = maxProperties;
+        }
+
+        /** The required properties at or after index {@code from}. */
+        int requiredFrom(int from) {
+            int count = 0;
+            for (int i = from; i < properties.size(); i++) {
+                count += properties.get(i).required() ? 1 : 0;
+            }
+            return count;
+        }
+
+        /**
+         * Whether an object with {@code count} keys written, the listed properties before {@code next}
+         * behind it, can still reach {@code minProperties} and keep to {@code maxProperties} with the
+         * properties it must still write: so that the grammar never leads into an object it cannot close.
+         */
+        boolean keysCanFit(int next, int count) {
+            boolean reachesMinimum = additional != null || count + properties.size() - next >= minProperties;
+            return reachesMinimum && count + requiredFrom(next) <= maxProperties;
         }
 
         /** The index of the first required property at or after {@code from}, or the count of properties. */

@@ -55,6 +55,21 @@ class JsonSchemaGrammarTest {
             {"type": "object", "properties": {"a": {"type": "boolean"}, "b\\"q": {"const": [1, {"x": null}]}},
              "additionalProperties": {"type": "string", "maxLength": 3}}""";
 
+    /** Exactly two of three optional properties. */
+    static final String TWO_OF_THREE = """
+            {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"},
+             "c": {"type": "integer"}}, "minProperties": 2, "maxProperties": 2}""";
+
+    /** A required property, then one or two additional ones. */
+    static final String SIZED_OPEN = """
+            {"type": "object", "properties": {"id": {"type": "integer"}}, "required": ["id"],
+             "additionalProperties": {"type": "boolean"}, "minProperties": 2, "maxProperties": 3}""";
+
+    /** A required property that takes the one key allowed, so the optional one before it cannot come. */
+    static final String REQUIRED_FILLS = """
+            {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+             "required": ["b"], "maxProperties": 1}""";
+
     /** Several types at the top, and bounded arrays of numbers. */
     static final String MIXED = """
             {"type": ["array", "null", "boolean"], "items": {"type": ["number", "string"], "maxLength": 2},
@@ -114,6 +129,11 @@ class JsonSchemaGrammarTest {
                         "{\"value\":1,\"children\":[{\"value\":\"2\"}]}",
                         "{\"value\":1,\"children\":[{\"value\":2},{\"value\":3},{\"value\":4}]}",
                         "{\"value\":1,\"extra\":true}")),
+                Arguments.of(TWO_OF_THREE, List.of("{\"a\":1,\"b\":2}", "{\"a\":1,\"c\":3}", "{\"b\":2,\"c\":3}"),
+                        List.of("{}", "{\"a\":1}", "{\"c\":3}", "{\"a\":1,\"b\":2,\"c\":3}")),
+                Arguments.of(SIZED_OPEN, List.of("{\"id\":1,\"x\":true}", "{\"id\":1,\"x\":true,\"y\":false}"),
+                        List.of("{\"id\":1}", "{\"id\":1,\"x\":true,\"y\":false,\"z\":true}", "{\"x\":true}")),
+                Arguments.of(REQUIRED_FILLS, List.of("{\"b\":1}"), List.of("{\"a\":1,\"b\":2}", "{\"a\":1}", "{}")),
                 Arguments.of(COUNTS, List.of("{}", "{\"a\":1,\"b b\":-20,\"\\\"\":0}"),
                         List.of("{\"a\":1.5}", "{\"a\":\"1\"}", "[]")),
                 Arguments.of(OPEN_OBJECT, List.of(
@@ -356,7 +376,13 @@ class JsonSchemaGrammarTest {
                 Arguments.of("{\"type\": \"integer\", \"minimum\": 5, \"exclusiveMaximum\": 5}",
                         "no integer lies between"),
                 Arguments.of("{\"type\": \"integer\", \"multipleOf\": 2}", "\"multipleOf\" is not supported"),
-                Arguments.of("{\"type\": \"object\", \"minProperties\": 1}", "\"minProperties\" is not supported"),
+                Arguments.of("{\"type\": \"object\", \"minProperties\": 3, \"maxProperties\": 2}",
+                        "minProperties 3 is more than maxProperties 2"),
+                Arguments.of("{\"type\": \"object\", \"properties\": {\"a\": {}}, \"minProperties\": 2}",
+                        "minProperties 2 asks for more keys than the 1 properties allow"),
+                Arguments.of("{\"type\": \"object\", \"properties\": {\"a\": {}, \"b\": {}}, \"required\": [\"a\", \"b\"], "
+                        + "\"maxProperties\": 1}", "maxProperties 1 is less than the 2 required properties"),
+                Arguments.of("{\"type\": \"object\", \"maxProperties\": 1.5}", "maxProperties must be a non-negative integer"),
                 Arguments.of("{\"type\": \"array\", \"prefixItems\": [{}], \"items\": false, \"minItems\": 2}",
                         "minItems 2 asks for more items than the 1 that items false allows"),
                 Arguments.of("{\"type\": \"array\", \"prefixItems\": {}}", "at #/prefixItems: must be an array"),

@@ -260,7 +260,7 @@ sealed interface GrammarFrame {
 
         /** Whether a key may come: a listed property that may come next, or an additional key. */
         private boolean mayTakeKey() {
-            for (int j = next; j < rule.properties.size() && j <= lastCandidate(); j++) {
+            for (int j = next; j <= lastCandidate(); j++) {
                 if (mayTakeListed(j)) {
                     return true;
                 }

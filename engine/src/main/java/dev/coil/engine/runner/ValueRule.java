@@ -31,6 +31,8 @@ sealed interface ValueRule {
         final ValueRule additional;
         final int minProperties;
         final int maxProperties;
+        /** requiredAfter[i]: the required properties at index i or after (counted once, read on every key). */
+        private final int[] requiredAfter;
 
         ObjectRule(List<Property> properties, ValueRule additional) {
             this(properties, additional, 0, Integer.MAX_VALUE);
@@ -41,15 +43,15 @@ sealed interface ValueRule {
             this.additional = additional;
             this.minProperties = minProperties;
             this.maxProperties = maxProperties;
+            this.requiredAfter = new int[this.properties.size() + 1];
+            for (int i = this.properties.size() - 1; i >= 0; i--) {
+                requiredAfter[i] = requiredAfter[i + 1] + (this.properties.get(i).required() ? 1 : 0);
+            }
         }
 
         /** The required properties at or after index {@code from}. */
         int requiredFrom(int from) {
-            int count = 0;
-            for (int i = from; i < properties.size(); i++) {
-                count += properties.get(i).required() ? 1 : 0;
-            }
-            return count;
+            return requiredAfter[from];
         }
 
         /**

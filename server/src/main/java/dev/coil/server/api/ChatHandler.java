@@ -79,7 +79,7 @@ public final class ChatHandler implements Handler {
         if (tools != null && tools.calls()) {
             shape = new ToolCallShape(chat, tools);
         } else if (reasoning != null || autoCalls != null) {
-            shape = new ReadChatShape(chat, reasoning, reasoning != null && reasoningOpen, autoCalls);
+            shape = new ReadChatShape(chat, reasoning, reasoningOpen, autoCalls);
         }
         runner.run(ctx, model, shape, settings, choices, requests);
     }

@@ -61,7 +61,11 @@ public enum ToolCallFormat {
                 return format;
             }
         }
-        throw new IllegalArgumentException("--tool-call-parser must be one of " + Arrays.stream(values())
-                .map(ToolCallFormat::parserName).collect(Collectors.joining(", ")) + ", got " + name);
+        throw new IllegalArgumentException("--tool-call-parser must be one of " + parserNames() + ", got " + name);
+    }
+
+    /** The names {@code --tool-call-parser} takes, comma-separated. */
+    public static String parserNames() {
+        return Arrays.stream(values()).map(ToolCallFormat::parserName).collect(Collectors.joining(", "));
     }
 }

@@ -92,7 +92,7 @@ record ToolCalls(List<Tool> tools, String forced, boolean required, boolean para
                     if (parser == null) {
                         throw ApiException.invalid("tool_choice", "tool_choice \"auto\" (the default with tools) "
                                 + "needs a parser of the model's own tool-call format: start the server with "
-                                + "--tool-call-parser (hermes or nemotron_json), or give tool_choice \"required\", {\"type\": "
+                                + "--tool-call-parser (" + ToolCallFormat.parserNames() + "), or give tool_choice \"required\", {\"type\": "
                                 + "\"function\", \"function\": {\"name\": ...}}, or \"none\"");
                     }
                     autoFormat = parser;

@@ -201,7 +201,8 @@ public final class ServeCommand implements Callable<Integer> {
     ToolCallFormat toolCallFormat() {
         if (toolCallParser == null) {
             if (enableAutoToolChoice) {
-                throw new IllegalArgumentException("--enable-auto-tool-choice needs --tool-call-parser (hermes or nemotron_json)");
+                throw new IllegalArgumentException("--enable-auto-tool-choice needs --tool-call-parser (one of "
+                        + ToolCallFormat.parserNames() + ")");
             }
             return null;
         }

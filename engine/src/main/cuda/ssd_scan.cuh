@@ -235,9 +235,9 @@ static __device__ __forceinline__ SsdHeads ssd_heads(int group, int set, int per
     return result;
 }
 
-// Where item `item` of the chunk-state kernels works (a block's, or one of a block's). Items are
-// numbered p_tile fastest (64 columns of head_dim), then n_tile (128 columns of the state), then
-// the set of HEADS heads of a group, then the group, then the chunk.
+// Where a block of the chunk-state kernels works. Blocks are numbered p_tile fastest (64 columns of
+// head_dim), then n_tile (128 columns of the state), then the set of HEADS heads of a group, then
+// the group, then the chunk.
 struct SsdStateBlock {
     int p_tile;
     int n_tile;
@@ -247,12 +247,12 @@ struct SsdStateBlock {
     SsdChunk span;
 };
 
-static __device__ __forceinline__ SsdStateBlock ssd_state_block(int item, int heads_per_block, int tokens,
-        const int* starts, int chunk, int chunks, int heads, int head_dim, int groups, int state_size) {
+static __device__ __forceinline__ SsdStateBlock ssd_state_block(int heads_per_block, int tokens, const int* starts,
+        int chunk, int chunks, int heads, int head_dim, int groups, int state_size) {
     const int p_tiles = (head_dim + 63) / 64;
     const int n_tiles = (state_size + 127) / 128;
     const int sets = (heads / groups + heads_per_block - 1) / heads_per_block;
-    int block = item;
+    int block = blockIdx.x;
     SsdStateBlock result;
     result.p_tile = block % p_tiles;
     block /= p_tiles;

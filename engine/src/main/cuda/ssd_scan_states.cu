@@ -24,8 +24,7 @@ template <bool Split, int HEADS>
 static __device__ __forceinline__ void ssd_chunk_state(const float* __restrict__ x, long long x_stride,
         const float* __restrict__ dt, long long dt_stride, const float* __restrict__ A,
         const float* __restrict__ B, long long bc_stride, float* __restrict__ own, float* __restrict__ decay,
-        int tokens, const int* starts, int chunk, int chunks, int heads, int head_dim, int groups, int state_size,
-        int item) {
+        int tokens, const int* starts, int chunk, int chunks, int heads, int head_dim, int groups, int state_size) {
     constexpr int STAGE = SSD_STATE_STAGE(HEADS);
     constexpr int WARPS_PER_HEAD = 8 / HEADS;
     constexpr int COLUMN_WARPS = WARPS_PER_HEAD / 2;
@@ -36,7 +35,7 @@ static __device__ __forceinline__ void ssd_chunk_state(const float* __restrict__
     float* all_factors = reinterpret_cast<float*>(all_sums + HEADS);
     float* stages = all_factors + HEADS * SSD_MAX_CHUNK;
 
-    const SsdStateBlock where = ssd_state_block(item, HEADS, tokens, starts, chunk, chunks, heads, head_dim, groups,
+    const SsdStateBlock where = ssd_state_block(HEADS, tokens, starts, chunk, chunks, heads, head_dim, groups,
             state_size);
     const SsdHeads served = where.served;
     const SsdChunk span = where.span;
@@ -175,7 +174,7 @@ static __device__ __forceinline__ void ssd_chunk_state(const float* __restrict__
             float* decay, int tokens, const int* starts, int chunk, int chunks, int heads_, int head_dim,           \
             int groups, int state_size) {                                                                            \
         ssd_chunk_state<split, heads>(x, x_stride, dt, dt_stride, A, B, bc_stride, own, decay, tokens, starts,      \
-                chunk, chunks, heads_, head_dim, groups, state_size, blockIdx.x);                                    \
+                chunk, chunks, heads_, head_dim, groups, state_size);                                                \
     }
 
 SSD_STATE_ENTRY(ssd_chunk_state_tf32, false, 1)

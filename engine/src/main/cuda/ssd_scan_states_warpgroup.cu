@@ -82,8 +82,8 @@ extern "C" __global__ void __launch_bounds__(SSD_THREADS, 2) ssd_chunk_state_tf3
     unsigned char* tile_bytes = reinterpret_cast<unsigned char*>(ssd_state_warpgroup_shared4) + (tile - shared_base);
     const unsigned char* staging_bytes = tile_bytes + SSD_STATE_WARPGROUP_B_BYTES;
 
-    const SsdStateBlock where = ssd_state_block(blockIdx.x, HEADS, tokens, starts, chunk, chunks, heads, head_dim,
-            groups, state_size);
+    const SsdStateBlock where = ssd_state_block(HEADS, tokens, starts, chunk, chunks, heads, head_dim, groups,
+            state_size);
     const int length = where.span.length;
     const int part = threadIdx.x >> 7;  // the warpgroup, serving head `part` of the set
     const int head = where.served.first + min(part, where.served.count - 1);
@@ -213,6 +213,6 @@ extern "C" __global__ void __launch_bounds__(SSD_THREADS, 2) ssd_chunk_state_tf3
 #else
     // Other targets: the mma.sync kernel (the launcher gives the larger of the two shared memories).
     ssd_chunk_state<false, 2>(x, x_stride, dt, dt_stride, A, B, bc_stride, own, decay, tokens, starts, chunk, chunks,
-            heads, head_dim, groups, state_size, blockIdx.x);
+            heads, head_dim, groups, state_size);
 #endif
 }

@@ -1,6 +1,6 @@
 // Mamba-2 SSD scan, step 2 of 4 on Hopper's warpgroup MMAs: the state each chunk adds on its own,
-// the same as ssd_chunk_state (ssd_scan_states.cu has the formula), tf32 products with f32
-// accumulation.
+// the same as ssd_chunk_state (ssd_scan_states.cu has the formula), tf32 or split-tf32 products
+// with f32 accumulation.
 #include "ssd_scan.cuh"
 #include "warpgroup_mma.cuh"
 
@@ -20,6 +20,12 @@
 // memory into fragments (about 13 instructions a product on an H100), a slice here costs a thread
 // 8 copies, 4 + 16 loads and 16 stores.
 //
+// Split-tf32 (the model's default precision, ssd_scan.cuh) needs three products a k-step and the
+// registers of both operands' parts, so a block serves one head: warpgroup k takes the state's n
+// 64k .. 64k + 63 (m64n64k8 products), B's big and small parts go into two tiles, and x's into the
+// A fragments. On an H100 at the anchors' shape: 0.302-0.304 ms against 0.362-0.367 for the
+// mma.sync kernel (docs/performance.md).
+//
 // The pieces of B a warp moves at a time are 16 tokens × two consecutive pieces: lane → token
 // (lane mod 4) + 4 (lane / 8) and piece (lane / 4) mod 2. Its transposed stores (row 4 · piece + e,
 // column token) hit 32 different banks, and its 16-byte loads from the staging rows, padded by two
@@ -32,12 +38,17 @@
 #define SSD_STATE_WARPGROUP_B_BYTES (128 * 128)
 #define SSD_STATE_WARPGROUP_B_STRIDE 136
 #define SSD_STATE_WARPGROUP_X_STRIDE 72
+// Heads a block serves, and B tiles: two heads and one tile, or with Split one head and two tiles.
+#define SSD_STATE_WARPGROUP_HEADS(split) ((split) ? 1 : 2)
+#define SSD_STATE_WARPGROUP_TILES(split) ((split) ? 2 : 1)
 // A stage of the staging area: 32 tokens of B, then of each head's x, in padded rows.
-#define SSD_STATE_WARPGROUP_STAGE_BYTES \
-    (SSD_SLICE * (SSD_STATE_WARPGROUP_B_STRIDE + 2 * SSD_STATE_WARPGROUP_X_STRIDE) * 4)
-// Each head's sums and factors, then, 1024-byte aligned, the B tile and two staging stages.
-#define SSD_STATE_WARPGROUP_SHARED_BYTES \
-    (2 * (sizeof(SsdSums) + SSD_MAX_CHUNK * 4) + 1024 + SSD_STATE_WARPGROUP_B_BYTES + 2 * SSD_STATE_WARPGROUP_STAGE_BYTES)
+#define SSD_STATE_WARPGROUP_STAGE_BYTES(heads) \
+    (SSD_SLICE * (SSD_STATE_WARPGROUP_B_STRIDE + (heads) * SSD_STATE_WARPGROUP_X_STRIDE) * 4)
+// Each head's sums and factors, then, 1024-byte aligned, the B tiles and two staging stages.
+#define SSD_STATE_WARPGROUP_SHARED_BYTES(split)                                                              \
+    (SSD_STATE_WARPGROUP_HEADS(split) * (sizeof(SsdSums) + SSD_MAX_CHUNK * 4) + 1024                          \
+            + SSD_STATE_WARPGROUP_TILES(split) * SSD_STATE_WARPGROUP_B_BYTES                                  \
+            + 2 * SSD_STATE_WARPGROUP_STAGE_BYTES(SSD_STATE_WARPGROUP_HEADS(split)))
 
 #ifdef COIL_HAS_WGMMA
 // Token and 16-byte piece of this lane in the warp's move `tile` of a slice: tile t covers tokens
@@ -64,50 +75,57 @@ static __device__ __forceinline__ void ssd_store_transposed(unsigned char* tile,
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(SSD_THREADS, 2) ssd_chunk_state_tf32_warpgroup_pair(
-        const float* __restrict__ x, long long x_stride, const float* __restrict__ dt, long long dt_stride,
-        const float* __restrict__ A, const float* __restrict__ B, long long bc_stride, float* __restrict__ own,
-        float* __restrict__ decay, int tokens, const int* starts, int chunk, int chunks, int heads, int head_dim,
-        int groups, int state_size) {
+// Without Split: two heads a block, warpgroup k serving head k of the set with all 128 n. With
+// Split (split-tf32, ssd_scan.cuh): one head a block, warpgroup k serving its n 64k .. 64k + 63,
+// each operand carried as big + small (a tile of each for B) and each product taken as small · big
+// + big · small + big · big, as ssd_mma does.
+template <bool Split>
+static __device__ __forceinline__ void ssd_chunk_state_warpgroup(const float* __restrict__ x, long long x_stride,
+        const float* __restrict__ dt, long long dt_stride, const float* __restrict__ A, const float* __restrict__ B,
+        long long bc_stride, float* __restrict__ own, float* __restrict__ decay, int tokens, const int* starts,
+        int chunk, int chunks, int heads, int head_dim, int groups, int state_size) {
 #ifdef COIL_HAS_WGMMA
-    constexpr int HEADS = 2;
+    constexpr int HEADS = SSD_STATE_WARPGROUP_HEADS(Split);
+    constexpr int GROUPS = Split ? 8 : 16;  // accumulator groups of 8 columns n: 64 or 128 n a warpgroup
     extern __shared__ float4 ssd_state_warpgroup_shared4[];
-    ssd_require_shared((unsigned) SSD_STATE_WARPGROUP_SHARED_BYTES);
+    ssd_require_shared((unsigned) SSD_STATE_WARPGROUP_SHARED_BYTES(Split));
     SsdSums* all_sums = reinterpret_cast<SsdSums*>(ssd_state_warpgroup_shared4);
     float* all_factors = reinterpret_cast<float*>(all_sums + HEADS);
     const unsigned shared_base = (unsigned) __cvta_generic_to_shared(ssd_state_warpgroup_shared4);
+    // The B tile (and with Split its small parts' tile after it), then the staging stages.
     const unsigned tile = (shared_base + (unsigned) (HEADS * (sizeof(SsdSums) + SSD_MAX_CHUNK * 4)) + 1023) & ~1023u;
-    const unsigned staging = tile + SSD_STATE_WARPGROUP_B_BYTES;
+    const unsigned staging = tile + SSD_STATE_WARPGROUP_TILES(Split) * SSD_STATE_WARPGROUP_B_BYTES;
     // The same memory through a generic pointer, for the threads' own loads and stores.
     unsigned char* tile_bytes = reinterpret_cast<unsigned char*>(ssd_state_warpgroup_shared4) + (tile - shared_base);
-    const unsigned char* staging_bytes = tile_bytes + SSD_STATE_WARPGROUP_B_BYTES;
+    const unsigned char* staging_bytes = tile_bytes + SSD_STATE_WARPGROUP_TILES(Split) * SSD_STATE_WARPGROUP_B_BYTES;
+    constexpr int STAGE_BYTES = SSD_STATE_WARPGROUP_STAGE_BYTES(HEADS);
 
     const SsdStateBlock where = ssd_state_block(HEADS, tokens, starts, chunk, chunks, heads, head_dim, groups,
             state_size);
     const int length = where.span.length;
-    const int part = threadIdx.x >> 7;  // the warpgroup, serving head `part` of the set
-    const int head = where.served.first + min(part, where.served.count - 1);
+    const int part = threadIdx.x >> 7;  // the warpgroup: head `part` of the set, or with Split the n half
+    const int mine = Split ? 0 : part;  // this warpgroup's head within the set
+    const int head = where.served.first + min(mine, where.served.count - 1);
     const int warp = threadIdx.x >> 5;
     const int lane = threadIdx.x & 31;
     const int p0 = 64 * where.p_tile;
     const int n0 = 128 * where.n_tile;
-    const float* x_origin = x + where.span.first_row * x_stride + (long long) head * head_dim + p0;
+    const float* x_origin = x + where.span.first_row * x_stride + (long long) where.served.first * head_dim + p0;
     const float* b_origin = B + where.span.first_row * bc_stride + (long long) where.group * state_size + n0;
     const int slices = (length + SSD_SLICE - 1) / SSD_SLICE;
 
-    // Slice `slice` into stage slice mod 2: B by the block, 8 tokens a pass of 32 pieces; x by each
-    // head's warpgroup, 8 tokens a pass of 16 pieces. Rows past the chunk and columns past head_dim
-    // or state_size read as zeros.
+    // Slice `slice` into stage slice mod 2: B by the block, 8 tokens a pass of 32 pieces; x of the
+    // set's heads, 8 tokens a pass of 16 pieces (each head by one warpgroup; with Split, one head by
+    // the block, 16 tokens a pass). Rows past the chunk, columns past head_dim or state_size and
+    // heads past the group's last read as zeros.
     auto copy = [&](int slice) {
         const int rows = length - slice * SSD_SLICE;
-        const unsigned b_stage = staging + (slice & 1) * SSD_STATE_WARPGROUP_STAGE_BYTES;
-        const unsigned x_stage = b_stage + (SSD_SLICE * SSD_STATE_WARPGROUP_B_STRIDE
-                + part * SSD_SLICE * SSD_STATE_WARPGROUP_X_STRIDE) * 4;
+        const unsigned b_stage = staging + (slice & 1) * STAGE_BYTES;
+        const unsigned x_stage = b_stage + SSD_SLICE * SSD_STATE_WARPGROUP_B_STRIDE * 4;
         const float* b_rows = b_origin + (long long) slice * SSD_SLICE * bc_stride;
         const float* x_rows = x_origin + (long long) slice * SSD_SLICE * x_stride;
         const int b_piece = threadIdx.x & 31;
         const int x_piece = threadIdx.x & 15;
-        const int local = threadIdx.x & 127;
 #pragma unroll
         for (int pass = 0; pass < 4; pass++) {
             const int b_token = (threadIdx.x >> 5) + 8 * pass;
@@ -115,11 +133,18 @@ extern "C" __global__ void __launch_bounds__(SSD_THREADS, 2) ssd_chunk_state_tf3
             asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;"
                     ::"r"(b_stage + (b_token * SSD_STATE_WARPGROUP_B_STRIDE + 4 * b_piece) * 4),
                     "l"(b_valid ? b_rows + (long long) b_token * bc_stride + 4 * b_piece : B), "r"(b_valid ? 16 : 0));
-            const int x_token = (local >> 4) + 8 * pass;
-            const bool x_valid = x_token < rows && 4 * x_piece < head_dim - p0;
+        }
+#pragma unroll
+        for (int pass = 0; pass < 2 * HEADS; pass++) {
+            // Split: tokens thread / 16 + 16 pass; else head `part`, tokens (thread mod 128) / 16 + 8 pass.
+            const int x_head = Split ? 0 : part;
+            const int x_token = Split ? (threadIdx.x >> 4) + 16 * pass : ((threadIdx.x & 127) >> 4) + 8 * pass;
+            const bool x_valid = x_token < rows && 4 * x_piece < head_dim - p0 && x_head < where.served.count;
             asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;"
-                    ::"r"(x_stage + (x_token * SSD_STATE_WARPGROUP_X_STRIDE + 4 * x_piece) * 4),
-                    "l"(x_valid ? x_rows + (long long) x_token * x_stride + 4 * x_piece : x), "r"(x_valid ? 16 : 0));
+                    ::"r"(x_stage + ((x_head * SSD_SLICE + x_token) * SSD_STATE_WARPGROUP_X_STRIDE + 4 * x_piece) * 4),
+                    "l"(x_valid ? x_rows + (long long) x_token * x_stride + (long long) x_head * head_dim + 4 * x_piece
+                            : x),
+                    "r"(x_valid ? 16 : 0));
         }
     };
 
@@ -133,9 +158,9 @@ extern "C" __global__ void __launch_bounds__(SSD_THREADS, 2) ssd_chunk_state_tf3
     }
     ssd_state_factors<HEADS>(all_sums, all_factors, where, dt, dt_stride, A, decay, heads);
 
-    float acc[16][4];
+    float acc[GROUPS][4];
 #pragma unroll
-    for (int g = 0; g < 16; g++) {
+    for (int g = 0; g < GROUPS; g++) {
 #pragma unroll
         for (int e = 0; e < 4; e++) {
             acc[g][e] = 0.0f;
@@ -145,30 +170,44 @@ extern "C" __global__ void __launch_bounds__(SSD_THREADS, 2) ssd_chunk_state_tf3
         asm volatile("cp.async.wait_group 1;" ::: "memory");  // this thread's copies of the slice
         coil_wgmma::wait<0>();  // the products of slice − 1, which read the B tile
         __syncthreads();        // every thread's copies; every warpgroup's products; at slice 0, the factors
-        // B at row n, column token of the tile, shared by the heads; x · f of this warpgroup's head as
-        // its A fragments: rows p 16 (warp mod 4) + lane / 4 and + 8, columns (tokens) lane mod 4 and
-        // + 4 of each 8-token step. f32 bits, which the tensor cores read as tf32 (ssd_scan.cuh).
-        const float* b_stage = reinterpret_cast<const float*>(staging_bytes
-                + (slice & 1) * SSD_STATE_WARPGROUP_STAGE_BYTES);
+        // B at row n, column token of the tile (with Split its big part there, its small part in the
+        // tile after); x · f of this warpgroup's head as its A fragments: rows p 16 (warp mod 4) +
+        // lane / 4 and + 8, columns (tokens) lane mod 4 and + 4 of each 8-token step. f32 bits, which
+        // the tensor cores read as tf32 (ssd_scan.cuh).
+        const float* b_stage = reinterpret_cast<const float*>(staging_bytes + (slice & 1) * STAGE_BYTES);
         const float* x_stage = b_stage + SSD_SLICE * SSD_STATE_WARPGROUP_B_STRIDE
-                + part * SSD_SLICE * SSD_STATE_WARPGROUP_X_STRIDE;
+                + mine * SSD_SLICE * SSD_STATE_WARPGROUP_X_STRIDE;
 #pragma unroll
         for (int i = 0; i < 4; i++) {
             const SsdStatePiece b_at = ssd_state_piece(4 * warp + i, lane);
-            ssd_store_transposed(tile_bytes, b_at, *reinterpret_cast<const float4*>(
-                    b_stage + b_at.token * SSD_STATE_WARPGROUP_B_STRIDE + 4 * b_at.piece));
+            const float4 value = *reinterpret_cast<const float4*>(
+                    b_stage + b_at.token * SSD_STATE_WARPGROUP_B_STRIDE + 4 * b_at.piece);
+            if constexpr (Split) {
+                SsdOperand<true, 4> parts;
+                parts.set(0, value.x);
+                parts.set(1, value.y);
+                parts.set(2, value.z);
+                parts.set(3, value.w);
+                ssd_store_transposed(tile_bytes, b_at, make_float4(__uint_as_float(parts.big[0]),
+                        __uint_as_float(parts.big[1]), __uint_as_float(parts.big[2]), __uint_as_float(parts.big[3])));
+                ssd_store_transposed(tile_bytes + SSD_STATE_WARPGROUP_B_BYTES, b_at,
+                        make_float4(__uint_as_float(parts.small[0]), __uint_as_float(parts.small[1]),
+                                __uint_as_float(parts.small[2]), __uint_as_float(parts.small[3])));
+            } else {
+                ssd_store_transposed(tile_bytes, b_at, value);
+            }
         }
-        const float* factors = all_factors + part * SSD_MAX_CHUNK + slice * SSD_SLICE;
+        const float* factors = all_factors + mine * SSD_MAX_CHUNK + slice * SSD_SLICE;
         const int p = 16 * (warp & 3) + (lane >> 2);
-        unsigned a[SSD_SLICE / 8][4];
+        SsdOperand<Split, 4> a[SSD_SLICE / 8];
 #pragma unroll
         for (int ks = 0; ks < SSD_SLICE / 8; ks++) {
 #pragma unroll
             for (int c = 0; c < 2; c++) {
                 const int k = 8 * ks + (lane & 3) + 4 * c;
                 const float factor = factors[k];
-                a[ks][2 * c] = __float_as_uint(x_stage[k * SSD_STATE_WARPGROUP_X_STRIDE + p] * factor);
-                a[ks][2 * c + 1] = __float_as_uint(x_stage[k * SSD_STATE_WARPGROUP_X_STRIDE + p + 8] * factor);
+                a[ks].set(2 * c, x_stage[k * SSD_STATE_WARPGROUP_X_STRIDE + p] * factor);
+                a[ks].set(2 * c + 1, x_stage[k * SSD_STATE_WARPGROUP_X_STRIDE + p + 8] * factor);
             }
         }
         coil_wgmma::publish_shared_to_tensor_cores();
@@ -177,10 +216,26 @@ extern "C" __global__ void __launch_bounds__(SSD_THREADS, 2) ssd_chunk_state_tf3
             copy(slice + 2);
         }
         asm volatile("cp.async.commit_group;" ::);
+        if constexpr (Split) {
+#pragma unroll
+            for (int ks = 0; ks < SSD_SLICE / 8; ks++) {
+                coil_wgmma::hold(a[ks].big);
+                coil_wgmma::hold(a[ks].small);
+            }
+        }
         coil_wgmma::begin();
 #pragma unroll
         for (int ks = 0; ks < SSD_SLICE / 8; ks++) {
-            coil_wgmma::multiply_registers_tf32_n128(acc, a[ks], coil_wgmma::k_major(tile + ks * 32));
+            if constexpr (Split) {
+                // This warpgroup's 64 rows n of each tile; the small cross terms first.
+                const unsigned big = tile + part * 64 * 128 + ks * 32;
+                const unsigned small = big + SSD_STATE_WARPGROUP_B_BYTES;
+                coil_wgmma::multiply_registers_tf32_n64(acc, a[ks].small, coil_wgmma::k_major(big));
+                coil_wgmma::multiply_registers_tf32_n64(acc, a[ks].big, coil_wgmma::k_major(small));
+                coil_wgmma::multiply_registers_tf32_n64(acc, a[ks].big, coil_wgmma::k_major(big));
+            } else {
+                coil_wgmma::multiply_registers_tf32_n128(acc, a[ks].big, coil_wgmma::k_major(tile + ks * 32));
+            }
         }
         coil_wgmma::commit();
     }
@@ -189,12 +244,13 @@ extern "C" __global__ void __launch_bounds__(SSD_THREADS, 2) ssd_chunk_state_tf3
 
     // Launched beside the Gram kernel, as ssd_chunk_state: the grid ends only after that kernel has.
     coil_grid_dependency_wait();
-    if (part >= where.served.count) {
+    if (mine >= where.served.count) {
         return;
     }
     // Warp w of the warpgroup holds rows p 16 (w mod 4) + lane / 4 and + 8; acc[g] columns
-    // n 8g + 2 (lane mod 4), + 1.
+    // n 8g + 2 (lane mod 4), + 1 of the warpgroup's.
     float* out = own + ((long long) where.q * heads + head) * head_dim * state_size;
+    const int n_first = n0 + (Split ? 64 * part : 0);
 #pragma unroll
     for (int half = 0; half < 2; half++) {
         const int row = p0 + 16 * (warp & 3) + (lane >> 2) + 8 * half;
@@ -202,8 +258,8 @@ extern "C" __global__ void __launch_bounds__(SSD_THREADS, 2) ssd_chunk_state_tf3
             continue;
         }
 #pragma unroll
-        for (int g = 0; g < 16; g++) {
-            const int n = n0 + 8 * g + 2 * (lane & 3);
+        for (int g = 0; g < GROUPS; g++) {
+            const int n = n_first + 8 * g + 2 * (lane & 3);
             if (n < state_size) {  // state_size is even: n + 1 is inside too
                 *reinterpret_cast<float2*>(out + (long long) row * state_size + n) =
                         make_float2(acc[g][2 * half], acc[g][2 * half + 1]);
@@ -212,7 +268,21 @@ extern "C" __global__ void __launch_bounds__(SSD_THREADS, 2) ssd_chunk_state_tf3
     }
 #else
     // Other targets: the mma.sync kernel (the launcher gives the larger of the two shared memories).
-    ssd_chunk_state<false, 2>(x, x_stride, dt, dt_stride, A, B, bc_stride, own, decay, tokens, starts, chunk, chunks,
-            heads, head_dim, groups, state_size);
+    ssd_chunk_state<Split, SSD_STATE_WARPGROUP_HEADS(Split)>(x, x_stride, dt, dt_stride, A, B, bc_stride, own, decay,
+            tokens, starts, chunk, chunks, heads, head_dim, groups, state_size);
 #endif
 }
+
+#define SSD_STATE_WARPGROUP_ENTRY(name, split)                                                                     \
+    extern "C" __global__ void __launch_bounds__(SSD_THREADS, 2) name(const float* x, long long x_stride,           \
+            const float* dt, long long dt_stride, const float* A, const float* B, long long bc_stride, float* own,  \
+            float* decay, int tokens, const int* starts, int chunk, int chunks, int heads_, int head_dim,           \
+            int groups, int state_size) {                                                                            \
+        ssd_chunk_state_warpgroup<split>(x, x_stride, dt, dt_stride, A, B, bc_stride, own, decay, tokens, starts,   \
+                chunk, chunks, heads_, head_dim, groups, state_size);                                                \
+    }
+
+// Two heads of a group a block, sharing the B tile.
+SSD_STATE_WARPGROUP_ENTRY(ssd_chunk_state_tf32_warpgroup_pair, false)
+// Split-tf32, one head a block.
+SSD_STATE_WARPGROUP_ENTRY(ssd_chunk_state_f32_warpgroup, true)

@@ -99,6 +99,16 @@ static __device__ __forceinline__ void hold(float (&d)[GROUPS][4]) {
     }
 }
 
+// Pins a register A operand the same way: it is computed here, before the begin() after it. The
+// compiler otherwise sinks its arithmetic between the products, and ptxas then fences each of them
+// (warning C7519: warpgroup.arrive injected).
+static __device__ __forceinline__ void hold(unsigned (&a)[4]) {
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+        asm volatile("" : "+r"(a[e])::"memory");
+    }
+}
+
 // hold for each of a warp's accumulator tiles.
 template <int TILES, int GROUPS>
 static __device__ __forceinline__ void hold(float (&d)[TILES][GROUPS][4]) {

@@ -18,9 +18,9 @@ import dev.coil.engine.ops.SsmShape;
  * <p>The products run on the tensor cores in one of two {@link Precision}s; sums, decays and the
  * carried state are f32 throughout. In TF32 a block of the chunk-state and output kernels serves two
  * heads of a group, which share its B, C and Gram tiles; the split-tf32 kernels need the registers
- * for one head a block. The two-head TF32 chunk states and outputs run on Hopper's warpgroup MMAs
- * (ssd_scan_states_warpgroup.cu, ssd_scan_output_warpgroup.cu; the mma.sync kernels on other GPUs)
- * where x, B, C and their strides allow 16-byte copies, else on mma.sync.
+ * for one head a block. The two-head TF32 chunk states and outputs, and the F32 chunk states, run on
+ * Hopper's warpgroup MMAs (ssd_scan_states_warpgroup.cu, ssd_scan_output_warpgroup.cu; the mma.sync
+ * kernels on other GPUs) where x, B, C and their strides allow 16-byte copies, else on mma.sync.
  *
  * <p>The chunk-state kernel runs beside the Gram kernel (a programmatic launch where the device has
  * it): neither reads what the other writes, and its grid ends only after the Gram kernel's.
@@ -54,14 +54,14 @@ public final class SsdScanKernel {
     }
 
     /**
-     * SSD_STATE_WARPGROUP_SHARED_BYTES, or the mma.sync pair kernel's need where larger (its body
-     * runs on GPUs without warpgroup MMAs): per head sums and factors; 1024 bytes of alignment; a
-     * 128 × 128-byte B tile; two staging stages of 32 rows of B (136 floats) and per head of x (72
-     * floats).
+     * SSD_STATE_WARPGROUP_SHARED_BYTES(split), or the mma.sync kernel's need where larger (its body
+     * runs on GPUs without warpgroup MMAs): per head (two, or one with split) sums and factors; 1024
+     * bytes of alignment; a 128 × 128-byte B tile (two with split); two staging stages of 32 rows of
+     * B (136 floats) and per head of x (72 floats).
      */
-    static int warpgroupStateSharedBytes() {
-        int heads = 2;
-        int own = heads * (SUMS_BYTES + MAX_CHUNK * Float.BYTES) + 1024 + 128 * 128
+    static int warpgroupStateSharedBytes(boolean split) {
+        int heads = split ? 1 : 2;
+        int own = heads * (SUMS_BYTES + MAX_CHUNK * Float.BYTES) + 1024 + (split ? 2 : 1) * 128 * 128
                 + 2 * SLICE * (136 + heads * 72) * Float.BYTES;
         return Math.max(own, stateSharedBytes(heads));
     }
@@ -105,8 +105,14 @@ public final class SsdScanKernel {
 
         /** Two heads a block, the warpgroup chunk-state and output kernels. */
         static Variant warpgroupPair(KernelModule module) {
-            return load(module, "tf32_warpgroup_pair", "tf32_warpgroup_pair", 2, warpgroupStateSharedBytes(),
+            return load(module, "tf32_warpgroup_pair", "tf32_warpgroup_pair", 2, warpgroupStateSharedBytes(false),
                     warpgroupOutputSharedBytes());
+        }
+
+        /** Split-tf32, one head a block: the warpgroup chunk-state kernel, the mma.sync output kernel. */
+        static Variant warpgroupSplit(KernelModule module) {
+            return load(module, "f32_warpgroup", "f32", 1, warpgroupStateSharedBytes(true),
+                    SsdScanKernel.outputSharedBytes(1, 3));
         }
     }
 
@@ -150,6 +156,8 @@ public final class SsdScanKernel {
     private final Variant[] variants = new Variant[Precision.values().length];
     /** The TF32 pair variant with the warpgroup kernels, or null where mma.sync serves every launch. */
     private final Variant warpgroupTf32;
+    /** The F32 variant with the warpgroup chunk-state kernel, or null where mma.sync serves every launch. */
+    private final Variant warpgroupF32;
     private final Kernel passing;
     private final Kernel enter;
 
@@ -159,9 +167,9 @@ public final class SsdScanKernel {
 
     /**
      * tf32HeadsPerBlock: 2 (two heads of a group a block, the fast variant) or 1 (one head a block,
-     * as the split-tf32 kernels always run); warpgroup: whether two-head TF32 launches take the
-     * warpgroup chunk-state and output kernels where the inputs allow it. For tests and benchmarks
-     * to reach every kernel.
+     * as the split-tf32 kernels always run); warpgroup: whether launches take the warpgroup kernels
+     * (two-head TF32 chunk states and outputs, F32 chunk states) where the inputs allow it. For tests
+     * and benchmarks to reach every kernel.
      */
     SsdScanKernel(KernelModule module, int tf32HeadsPerBlock, boolean warpgroup) {
         for (Precision precision : Precision.values()) {
@@ -176,6 +184,7 @@ public final class SsdScanKernel {
             default -> throw new IllegalArgumentException("tf32HeadsPerBlock must be 1 or 2, not " + tf32HeadsPerBlock);
         };
         warpgroupTf32 = warpgroup && tf32HeadsPerBlock == 2 ? Variant.warpgroupPair(module) : null;
+        warpgroupF32 = warpgroup ? Variant.warpgroupSplit(module) : null;
         this.passing = module.kernel("ssd_state_passing");
         this.enter = module.kernel("ssd_enter_state");
     }
@@ -325,8 +334,9 @@ public final class SsdScanKernel {
         int headState = headDim * stateSize;
         int width = headState % 4 == 0 && pool.address() % 16 == 0 ? 4 : 1;
 
-        Variant variant = warpgroupTf32 != null && precision == Precision.TF32
-                && copiesBy16Bytes(inputs, shape) ? warpgroupTf32 : variants[index];
+        Variant warpgroupVariant = precision == Precision.TF32 ? warpgroupTf32 : warpgroupF32;
+        Variant variant = warpgroupVariant != null && copiesBy16Bytes(inputs, shape) ? warpgroupVariant
+                : variants[index];
         int groups = shape.groups();
         int sets = ceilDiv(heads / groups, variant.heads());
 

@@ -106,15 +106,16 @@ class SsdScanKernelTest {
     }
 
     /**
-     * The kernels under test: F32, TF32 (two heads a block, warpgroup chunk states and outputs on
-     * Hopper: the default), TF32mma (the same on mma.sync) and TF32x1 (one head a block, mma.sync).
+     * The kernels under test: F32 (warpgroup chunk states on Hopper: the default), F32mma (on
+     * mma.sync), TF32 (two heads a block, warpgroup chunk states and outputs on Hopper: the default),
+     * TF32mma (the same on mma.sync) and TF32x1 (one head a block, mma.sync).
      */
     private static SsdScanKernel kernel(String variant) {
-        return new SsdScanKernel(GpuFixture.kernels(), variant.endsWith("x1") ? 1 : 2, !variant.startsWith("TF32mma"));
+        return new SsdScanKernel(GpuFixture.kernels(), variant.endsWith("x1") ? 1 : 2, !variant.endsWith("mma"));
     }
 
     private static Precision precision(String variant) {
-        return variant.equals("F32") ? Precision.F32 : Precision.TF32;
+        return variant.startsWith("F32") ? Precision.F32 : Precision.TF32;
     }
 
     @ParameterizedTest(name = "{6}: heads {0}, headDim {1}, groups {2}, state {3}, tokens {4}, chunk {5}")
@@ -127,6 +128,9 @@ class SsdScanKernelTest {
         "8, 64, 1, 128, 700, 256, F32",
         "2, 8, 1, 8, 9, 1, F32",
         "2, 16, 2, 64, 459, 200, F32",
+        "5, 72, 1, 132, 300, 64, F32",
+        "6, 64, 2, 128, 300, 256, F32mma",
+        "3, 70, 3, 132, 517, 64, F32mma",
         "4, 64, 1, 128, 700, 256, TF32",
         "3, 37, 1, 20, 259, 128, TF32",
         "2, 130, 2, 250, 97, 17, TF32",
@@ -237,7 +241,7 @@ class SsdScanKernelTest {
      * again as a packing that starts at a later row, as a step scans a group of its chunks.
      */
     @ParameterizedTest(name = "{0}, strided rows {1}")
-    @CsvSource({"F32,true", "F32,false", "TF32,true", "TF32,false", "TF32mma,false", "TF32x1,false"})
+    @CsvSource({"F32,true", "F32,false", "F32mma,false", "TF32,true", "TF32,false", "TF32mma,false", "TF32x1,false"})
     void packedChunksOfDifferentLengthsEqualOneLaunchEach(String variant, boolean strided) {
         SsmShape shape = new SsmShape(4, 64, 2, 32);
         int chunk = 64;
@@ -408,7 +412,7 @@ class SsdScanKernelTest {
             DeviceBuffer flush = scope.keep(device.allocate(256L << 20));
             for (int sequences : new int[] {1, maxSequences}) {
                 int tokens = total / sequences;
-                for (String variant : new String[] {"TF32", "TF32mma", "TF32x1", "F32"}) {
+                for (String variant : new String[] {"TF32", "TF32mma", "TF32x1", "F32", "F32mma"}) {
                     SsdScanKernel kernel = kernel(variant);
                     Precision precision = precision(variant);
                     devicePool.copyFrom(pool);

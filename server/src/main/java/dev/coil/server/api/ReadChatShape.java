@@ -17,8 +17,10 @@ import java.util.concurrent.ConcurrentHashMap;
  * {@code tool_calls}; the rest is {@code content}. The reasoning is split off first, and only the
  * answer after it is read for calls.
  * <p>
- * Streamed, reasoning and text are passed on as they come, and each call comes whole in the chunk
- * where its block closes, with its {@code index} among the choice's calls. A choice that made a call
+ * Streamed, reasoning and text are passed on as they come; a call comes as vLLM streams it: its
+ * {@code index} among the choice's calls, {@code id}, {@code type} and {@code function.name} once its
+ * arguments begin (with the arguments read so far), then further pieces of {@code function.arguments}
+ * under the same index as the model writes them. A choice that made a call
  * and ended on its own (an end-of-sequence token or a stop) has finish reason {@code tool_calls}, as
  * OpenAI's and vLLM's; one cut by its token limit keeps {@code length}.
  */
@@ -96,13 +98,15 @@ final class ReadChatShape extends ChatAnswerShape {
     private static final class Parts {
         final StringBuilder reasoning = new StringBuilder();
         final StringBuilder content = new StringBuilder();
-        final List<ToolCallReader.Call> calls = new ArrayList<>();
+        /** The calls' pieces: starts and arguments, in order. */
+        final List<ToolCallReader.Piece> calls = new ArrayList<>();
 
         void add(List<ToolCallReader.Piece> read) {
             for (ToolCallReader.Piece piece : read) {
                 switch (piece) {
                     case ToolCallReader.Text text -> content.append(text.text());
-                    case ToolCallReader.Call call -> calls.add(call);
+                    case ToolCallReader.Start start -> calls.add(start);
+                    case ToolCallReader.Arguments arguments -> calls.add(arguments);
                 }
             }
         }
@@ -121,9 +125,10 @@ final class ReadChatShape extends ChatAnswerShape {
             message.put("reasoning", parts.reasoning.toString());
             message.put("reasoning_content", parts.reasoning.toString());
         }
-        if (!parts.calls.isEmpty()) {
+        List<ToolCallReader.Call> calls = ToolCallReader.gather(parts.calls).calls();
+        if (!calls.isEmpty()) {
             ArrayNode array = message.putArray("tool_calls");
-            for (ToolCallReader.Call call : parts.calls) {
+            for (ToolCallReader.Call call : calls) {
                 array.add(ToolCallShape.call(null, ToolCallShape.newCallId(), call.name(), call.arguments()));
             }
             finishWithCalls(choice, state);
@@ -165,10 +170,22 @@ final class ReadChatShape extends ChatAnswerShape {
             delta.put("content", parts.content.toString());
         }
         if (!parts.calls.isEmpty()) {
+            // A call's start with the arguments after it in this chunk, or more of the last call's arguments.
             ArrayNode array = delta.putArray("tool_calls");
-            for (ToolCallReader.Call call : parts.calls) {
-                array.add(ToolCallShape.call(choiceReaders.callsSent++, ToolCallShape.newCallId(), call.name(),
-                        call.arguments()));
+            ObjectNode function = null;
+            for (ToolCallReader.Piece piece : parts.calls) {
+                if (piece instanceof ToolCallReader.Start start) {
+                    ObjectNode call = ToolCallShape.call(choiceReaders.callsSent++, ToolCallShape.newCallId(),
+                            start.name(), "");
+                    array.add(call);
+                    function = (ObjectNode) call.get("function");
+                } else if (piece instanceof ToolCallReader.Arguments arguments) {
+                    if (function == null) {
+                        function = array.addObject().put("index", choiceReaders.callsSent - 1).putObject("function");
+                        function.put("arguments", "");
+                    }
+                    function.put("arguments", function.get("arguments").asText() + arguments.text());
+                }
             }
         }
         return delta;

@@ -1,7 +1,5 @@
 package dev.coil.server.api;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.databind.JsonNode;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -9,30 +7,39 @@ import java.util.List;
  * Reads the calls a model writes in its own text ({@link ToolCallFormat}) out of one choice's
  * output, as it streams. The output is text and blocks, each block a start tag, its inside, and an end
  * tag (or the end of the output). A call is a JSON object with a string {@code name} and an object
- * {@code arguments} (or {@code parameters}, or neither: no arguments). A block whose inside is a call
- * (or, in a format whose blocks list their calls, a non-empty JSON array of calls) gives its calls; any
- * other block is text, tags and all.
+ * {@code arguments} (or {@code parameters}, or neither: no arguments), read by a {@link CallScanner}
+ * as it comes: a call's name is given back once its arguments begin, and its arguments piece by piece
+ * after it, as vLLM streams them. A block the scanner finds broken before its first call is made is
+ * text, tags and all.
  * <p>
  * What the reader gives back does not depend on how the output is cut into pieces: fed whole or a
- * character at a time, the same calls come out and the text pieces join to the same content. The
- * content is the output's text outside the calls; once a call is made, without its trailing
- * whitespace (the new lines between a sentence and its calls), and nothing when that leaves it blank.
- * So the reader holds back a piece's trailing whitespace until more text follows or the output ends,
- * and the end of a piece that could be the start of a start tag until the next piece says.
+ * character at a time, the same calls come out and the pieces join to the same content and
+ * arguments. The content is the output's text outside the calls; once a call is made, without its
+ * trailing whitespace (the new lines between a sentence and its calls), and nothing when that leaves
+ * it blank. So the reader holds back a piece's trailing whitespace until more text follows or the
+ * output ends, and the end of a piece that could be the start of a tag until the next piece says.
  * Not thread-safe: one reader per choice, fed by the thread answering it.
  */
 final class ToolCallReader {
 
     /** A part of the output as the reader gives it back. */
-    sealed interface Piece permits Text, Call {
+    sealed interface Piece permits Text, Start, Arguments {
     }
 
     /** Content to pass on. */
     record Text(String text) implements Piece {
     }
 
+    /** A call begins: its function's name. */
+    record Start(String name) implements Piece {
+    }
+
+    /** The next piece of the arguments of the call begun last (a JSON object's compact text, joined). */
+    record Arguments(String text) implements Piece {
+    }
+
     /** One call: the function's name and its arguments, a JSON object's compact text. */
-    record Call(String name, String arguments) implements Piece {
+    record Call(String name, String arguments) {
     }
 
     /** A whole output read: its content (null when a call left none) and its calls. */
@@ -40,11 +47,14 @@ final class ToolCallReader {
     }
 
     private final ToolCallFormat format;
-    /** Output not yet given back: the inside of an open block, or what may begin a start tag. */
+    /** Output not yet given back: what may begin a start tag, or the end tag inside an open block. */
     private final StringBuilder pending = new StringBuilder();
     /** Text whitespace given back only once text that is not whitespace follows it, or at the end. */
     private final StringBuilder heldWhitespace = new StringBuilder();
-    private boolean inBlock;
+    /** The open block's reader, or null outside blocks. */
+    private CallScanner block;
+    /** The open block's inside so far, while no call of it is made: its text if it is none. */
+    private final StringBuilder inside = new StringBuilder();
     private int calls;
 
     ToolCallReader(ToolCallFormat format) {
@@ -62,17 +72,26 @@ final class ToolCallReader {
     /** All the pieces a reader gave back for one output, as its reading. */
     static Reading gather(List<Piece> pieces) {
         StringBuilder content = new StringBuilder();
-        List<Call> calls = new ArrayList<>();
+        List<String> names = new ArrayList<>();
+        List<StringBuilder> arguments = new ArrayList<>();
         for (Piece piece : pieces) {
             switch (piece) {
                 case Text text -> content.append(text.text());
-                case Call call -> calls.add(call);
+                case Start start -> {
+                    names.add(start.name());
+                    arguments.add(new StringBuilder());
+                }
+                case Arguments more -> arguments.getLast().append(more.text());
             }
+        }
+        List<Call> calls = new ArrayList<>();
+        for (int i = 0; i < names.size(); i++) {
+            calls.add(new Call(names.get(i), arguments.get(i).toString()));
         }
         return new Reading(calls.isEmpty() || !content.isEmpty() ? content.toString() : null, List.copyOf(calls));
     }
 
-    /** How many calls have been given back. */
+    /** How many calls have begun. */
     int calls() {
         return calls;
     }
@@ -82,14 +101,17 @@ final class ToolCallReader {
         pending.append(text);
         List<Piece> pieces = new ArrayList<>();
         while (true) {
-            if (inBlock) {
+            if (block != null) {
                 int end = pending.indexOf(format.endTag());
+                // Up to the end tag, or all but a tail that may be its beginning.
+                int readable = end >= 0 ? end : pending.length() - StreamedTags.partialTagLength(pending, format.endTag());
+                scan(pending.substring(0, readable), pieces);
                 if (end < 0) {
+                    pending.delete(0, readable);
                     return pieces;
                 }
-                closeBlock(pending.substring(0, end), true, pieces);
                 pending.delete(0, end + format.endTag().length());
-                inBlock = false;
+                closeBlock(true, pieces);
             } else {
                 int start = pending.indexOf(format.startTag());
                 if (start < 0) {
@@ -101,7 +123,8 @@ final class ToolCallReader {
                 }
                 addText(pending.substring(0, start), pieces);
                 pending.delete(0, start + format.startTag().length());
-                inBlock = true;
+                block = new CallScanner(format.listed());
+                inside.setLength(0);
             }
         }
     }
@@ -109,9 +132,9 @@ final class ToolCallReader {
     /** The output has ended: what is still held back. */
     List<Piece> finish() {
         List<Piece> pieces = new ArrayList<>();
-        if (inBlock) {
-            closeBlock(pending.toString(), false, pieces);
-            inBlock = false;
+        if (block != null) {
+            scan(pending.toString(), pieces);
+            closeBlock(false, pieces);
         } else {
             addText(pending.toString(), pieces);
         }
@@ -123,59 +146,29 @@ final class ToolCallReader {
         return pieces;
     }
 
-    /** A block's inside: its calls, or text as written (its end tag too when it had one). */
-    private void closeBlock(String inside, boolean closed, List<Piece> pieces) {
-        List<Call> made = calls(inside);
-        if (made != null) {
-            calls += made.size();
-            pieces.addAll(made);
-        } else {
+    /** Text inside the open block, through its scanner. */
+    private void scan(String text, List<Piece> pieces) {
+        if (block.made() == 0) {
+            inside.append(text);
+        }
+        for (CallScanner.Event event : block.feed(text)) {
+            switch (event) {
+                case CallScanner.Start start -> {
+                    calls++;
+                    pieces.add(new Start(start.name()));
+                }
+                case CallScanner.Arguments more -> pieces.add(new Arguments(more.text()));
+            }
+        }
+    }
+
+    /** The block has ended: with no call made, it is text as written (its end tag too when it had one). */
+    private void closeBlock(boolean closed, List<Piece> pieces) {
+        if (block.made() == 0) {
             addText(format.startTag() + inside + (closed ? format.endTag() : ""), pieces);
         }
-    }
-
-    /** The calls a block's inside spells, or null when it is no call (or no list of them). */
-    private List<Call> calls(String inside) {
-        JsonNode value;
-        try {
-            value = Json.READER.readTree(inside);
-        } catch (JsonProcessingException notJson) {
-            return null;
-        }
-        if (value == null) {
-            return null;
-        }
-        if (!format.listed()) {
-            Call call = call(value);
-            return call == null ? null : List.of(call);
-        }
-        if (!value.isArray() || value.isEmpty()) {
-            return null;
-        }
-        List<Call> listed = new ArrayList<>();
-        for (JsonNode element : value) {
-            Call call = call(element);
-            if (call == null) {
-                return null;
-            }
-            listed.add(call);
-        }
-        return listed;
-    }
-
-    /** The call a JSON value spells, or null. */
-    private static Call call(JsonNode object) {
-        if (!object.isObject() || !object.path("name").isTextual()) {
-            return null;
-        }
-        JsonNode arguments = object.has("arguments") ? object.get("arguments") : object.get("parameters");
-        if (arguments == null) {
-            arguments = Json.object();
-        }
-        if (!arguments.isObject()) {
-            return null;
-        }
-        return new Call(object.get("name").textValue(), arguments.toString());
+        block = null;
+        inside.setLength(0);
     }
 
     /** Text outside blocks: given back, but its trailing whitespace held. */

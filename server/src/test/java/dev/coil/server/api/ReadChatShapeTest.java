@@ -56,6 +56,7 @@ class ReadChatShapeTest {
                 "</think>" + CALL,
                 "<think>own block</think> text <tool_call>not json</tool_call> and " + CALL,
                 "plain answer, no tags \uD83D\uDE00",
+                "Two.\n" + CALL + "<tool_call>{\"name\": \"f\", \"arguments\": {\"x\": [1, \"</tool\", {\"y\": \"\uD83D\uDE00\"",
                 "<thi");
         Random random = new Random(3);
         for (String output : outputs) {
@@ -124,9 +125,19 @@ class ReadChatShapeTest {
             reasoning.append(delta.path("reasoning").asText(""));
             reasoningContent.append(delta.path("reasoning_content").asText(""));
             content.append(delta.path("content").asText(""));
+            // A new index starts a call (with its id and name), a known one adds to its arguments.
             delta.path("tool_calls").forEach(call -> {
-                assertThat(call.get("index").asInt()).isEqualTo(calls.size());
-                calls.add(call.get("function"));
+                int index = call.get("index").asInt();
+                if (index == calls.size()) {
+                    assertThat(call.get("id").asText()).startsWith("chatcmpl-tool-");
+                    assertThat(call.at("/function/name").isTextual()).isTrue();
+                    calls.add(call.get("function").deepCopy());
+                } else {
+                    assertThat(index).isEqualTo(calls.size() - 1);
+                    assertThat(call.has("id")).isFalse();
+                    ObjectNode function = (ObjectNode) calls.get(index);
+                    function.put("arguments", function.get("arguments").asText() + call.at("/function/arguments").asText());
+                }
             });
             if (!chunk.get("finish_reason").isNull()) {
                 joined.put("finish_reason", chunk.get("finish_reason").asText());

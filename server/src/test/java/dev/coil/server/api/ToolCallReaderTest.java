@@ -2,9 +2,11 @@ package dev.coil.server.api;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.coil.server.api.ToolCallReader.Arguments;
 import dev.coil.server.api.ToolCallReader.Call;
 import dev.coil.server.api.ToolCallReader.Piece;
 import dev.coil.server.api.ToolCallReader.Reading;
+import dev.coil.server.api.ToolCallReader.Start;
 import dev.coil.server.api.ToolCallReader.Text;
 import java.util.ArrayList;
 import java.util.List;
@@ -41,6 +43,9 @@ class ToolCallReaderTest {
             "a < b and <tool is not <tool_call",
             "ends inside a tag <tool_ca",
             "</tool_call> before any start, then <tool_call>" + WEATHER + "</tool_call>",
+            "<tool_call>{\"id\": [1, {\"x\": 2}], \"parameters\": {\"a\": [1, 2.5, null, true, \"\\u00e9\\n\"]}, "
+                    + "\"name\": \"late\"}</tool_call> then text",
+            "<tool_call>{\"name\": 3, \"arguments\": {}}</tool_call>",
             "é 漢字 \uD83D\uDE00 <tool_call>{\"name\": \"say\", \"arguments\": {\"text\": \"\uD83D\uDE00\"}}</tool_call>");
 
     /** Nemotron Nano 2's blocks: one array of calls each. */
@@ -50,7 +55,6 @@ class ToolCallReaderTest {
             "<TOOLCALL>[" + WEATHER + "]",
             "<TOOLCALL>[]</TOOLCALL>",
             "<TOOLCALL>" + WEATHER + "</TOOLCALL>",
-            "<TOOLCALL>[" + WEATHER + ", 3]</TOOLCALL>",
             "<tool_call>" + WEATHER + "</tool_call> is not this format's",
             "cut in a tag <TOOLC");
 
@@ -65,9 +69,13 @@ class ToolCallReaderTest {
         for (String output : NEMOTRON_OUTPUTS.subList(3, NEMOTRON_OUTPUTS.size())) {
             assertThat(ToolCallReader.read(nemotron, output)).as(output).isEqualTo(new Reading(output, List.of()));
         }
+        // A listed value that is no call ends the reading: the calls before it stand.
+        String brokenAfterACall = "<TOOLCALL>[" + WEATHER + ", 3, {\"name\": \"now\"}]</TOOLCALL>";
+        assertThat(ToolCallReader.read(nemotron, brokenAfterACall)).isEqualTo(new Reading(null, List.of(WEATHER_CALL)));
         for (String output : NEMOTRON_OUTPUTS) {
             assertCutsReadAsWhole(nemotron, output);
         }
+        assertCutsReadAsWhole(nemotron, brokenAfterACall);
     }
 
     @Test
@@ -91,6 +99,15 @@ class ToolCallReaderTest {
 
         assertThat(ToolCallReader.read(HERMES, "<tool_call>\n" + WEATHER + "\n").calls())
                 .as("a call cut off before its end tag, whole").containsExactly(WEATHER_CALL);
+        assertThat(ToolCallReader.read(HERMES, "<tool_call>{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Par"))
+                .as("a call cut off in its arguments: what was read of them, as OpenAI's calls cut by the limit")
+                .isEqualTo(new Reading(null, List.of(new Call("get_weather", "{\"city\""))));
+        assertThat(ToolCallReader.read(HERMES, "<tool_call>{\"name\": \"f\", \"arguments\": {}} trailing</tool_call>"))
+                .as("what follows a call in its block is not read").isEqualTo(new Reading(null, List.of(new Call("f", "{}"))));
+        assertThat(ToolCallReader.read(HERMES, "<tool_call>{\"id\": [1, {\"x\": 2}], \"parameters\": {\"a\": [1, 2.5, "
+                + "null, true, \"\\u00e9\\n\"]}, \"name\": \"late\"}</tool_call>"))
+                .as("other keys skipped; arguments before the name, held until it comes")
+                .isEqualTo(new Reading(null, List.of(new Call("late", "{\"a\":[1,2.5,null,true,\"é\\n\"]}"))));
         assertThat(ToolCallReader.read(HERMES, OUTPUTS.get(13)).calls())
                 .as("parameters for arguments; a start tag inside a string")
                 .containsExactly(new Call("f", "{\"x\":\"<tool_call>\"}"));
@@ -102,8 +119,10 @@ class ToolCallReaderTest {
                 "<tool_call>not json</tool_call> and text",
                 "<tool_call>{\"name\": \"f\", \"arguments\": [1]}</tool_call>",
                 "<tool_call>{\"arguments\": {}}</tool_call>",
-                "<tool_call>{\"name\": \"f\", \"arguments\": {}} trailing</tool_call>",
-                "<tool_call>{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Par",
+                "<tool_call>{\"name\": 3, \"arguments\": {}}</tool_call>",
+                "<tool_call>{\"name\": \"f\" \"arguments\": {}}</tool_call>",
+                "<tool_call>{\"name\": \"get_weather\", \"argu",
+                "<tool_call>   </tool_call>",
                 "a < b and <tool is not <tool_call",
                 "ends inside a tag <tool_ca")) {
             Reading reading = ToolCallReader.read(HERMES, output);
@@ -134,7 +153,21 @@ class ToolCallReaderTest {
         assertThat(reader.feed(" there <to")).containsExactly(new Text(" there"));
         assertThat(reader.feed("o much")).containsExactly(new Text(" <too much"));
         assertThat(reader.feed(" <tool_call>{\"name\": ")).isEmpty();
-        assertThat(reader.feed("\"now\"}</tool_call>")).containsExactly(new Call("now", "{}"));
+        assertThat(reader.feed("\"now\"}</tool_call>")).containsExactly(new Start("now"), new Arguments("{}"));
+        assertThat(reader.calls()).isEqualTo(1);
+        assertThat(reader.finish()).isEmpty();
+    }
+
+    @Test
+    void aCallsArgumentsComeAsTheyAreWritten() {
+        ToolCallReader reader = new ToolCallReader(HERMES);
+        assertThat(reader.feed("<tool_call>\n{\"name\": \"get_wea")).isEmpty();
+        assertThat(reader.feed("ther\", \"arguments\"")).as("the name alone does not make a call").isEmpty();
+        assertThat(reader.feed(": {\"ci")).containsExactly(new Start("get_weather"), new Arguments("{"));
+        assertThat(reader.feed("ty\": \"Pa")).containsExactly(new Arguments("\"city\""));
+        assertThat(reader.feed("ris\", \"days\": [1, ")).containsExactly(new Arguments(":\"Paris\",\"days\":[1"));
+        assertThat(reader.feed("2]}}\n</tool")).containsExactly(new Arguments(",2]}"));
+        assertThat(reader.feed("_call>")).isEmpty();
         assertThat(reader.calls()).isEqualTo(1);
         assertThat(reader.finish()).isEmpty();
     }

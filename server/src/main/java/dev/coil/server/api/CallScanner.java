@@ -1,0 +1,261 @@
+package dev.coil.server.api;
+
+import com.fasterxml.jackson.core.JsonGenerator;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.core.async.ByteArrayFeeder;
+import java.io.IOException;
+import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Reads the calls of one tool-call block as its text streams in: a JSON object
+ * {@code {"name": ..., "arguments": {...}}} (or, in a format whose blocks list their calls, an array
+ * of them), through Jackson's non-blocking parser, so that each JSON token is checked and passed on
+ * as soon as its last character arrives.
+ * <p>
+ * A call is made (its {@link Start} given back) once its name is known and its arguments have begun,
+ * or once its object closes with a name and no arguments ({@code "arguments"} or {@code "parameters"},
+ * the first of the two; none reads as {@code {}}). From then on it stays a call, and its arguments
+ * come back in {@link Arguments} pieces as the parser reads them, written compactly (no whitespace
+ * outside strings), until their object closes or the block ends. What follows a made call in its
+ * block is read only to find further listed calls; anything that breaks the format there ends the
+ * reading.
+ * <p>
+ * A block whose text breaks the format (not JSON, no name, arguments that are not an object, an
+ * empty list) before its first call is made makes none: its reader gives it back as text.
+ * What comes back does not depend on how the text is cut into pieces. Not thread-safe.
+ */
+final class CallScanner {
+
+    /** What a block's text gives back. */
+    sealed interface Event permits Start, Arguments {
+    }
+
+    /** A call is made: its function's name. Its arguments follow. */
+    record Start(String name) implements Event {
+    }
+
+    /** The next piece of the current call's arguments. */
+    record Arguments(String text) implements Event {
+    }
+
+    private final boolean listed;
+    private final JsonParser parser;
+    private final ByteArrayFeeder feeder;
+    /** A high surrogate that ended a piece, held until the next piece completes its character. */
+    private char heldSurrogate;
+
+    /** Where the parser stands in the block's value. */
+    private enum Place {
+        BEFORE_VALUE, IN_LIST, IN_CALL, AFTER_NAME_KEY, AFTER_ARGUMENTS_KEY, IN_ARGUMENTS, SKIPPING, DONE
+    }
+
+    private Place place = Place.BEFORE_VALUE;
+    /** Nesting inside the arguments, or inside the value being skipped. */
+    private int depth;
+    /** The current call's name, once read. */
+    private String name;
+    private boolean argumentsBegun;
+    /** The arguments written so far, while the name is not yet known. */
+    private final StringBuilder heldArguments = new StringBuilder();
+    private final StringWriter written = new StringWriter();
+    private final JsonGenerator writer;
+    private boolean started;
+    private int made;
+
+    CallScanner(boolean listed) {
+        this.listed = listed;
+        try {
+            this.parser = Json.MAPPER.getFactory().createNonBlockingByteArrayParser();
+            this.writer = Json.MAPPER.getFactory().createGenerator(written);
+            writer.setRootValueSeparator(null);  // each call's arguments a value of their own
+        } catch (IOException impossible) {
+            throw new IllegalStateException(impossible);
+        }
+        this.feeder = (ByteArrayFeeder) parser.getNonBlockingInputFeeder();
+    }
+
+    /** Calls made so far. */
+    int made() {
+        return made;
+    }
+
+    /** The block's next piece of text; returns the events it completes. */
+    List<Event> feed(String text) {
+        List<Event> events = new ArrayList<>();
+        if (place == Place.DONE || text.isEmpty()) {
+            return events;
+        }
+        String whole = heldSurrogate != 0 ? heldSurrogate + text : text;
+        heldSurrogate = 0;
+        if (Character.isHighSurrogate(whole.charAt(whole.length() - 1))) {
+            heldSurrogate = whole.charAt(whole.length() - 1);
+            whole = whole.substring(0, whole.length() - 1);
+            if (whole.isEmpty()) {
+                return events;
+            }
+        }
+        byte[] bytes = whole.getBytes(StandardCharsets.UTF_8);
+        try {
+            feeder.feedInput(bytes, 0, bytes.length);
+            JsonToken token;
+            while (place != Place.DONE && (token = parser.nextToken()) != JsonToken.NOT_AVAILABLE && token != null) {
+                take(token, events);
+            }
+            flushArguments(events);
+        } catch (IOException broken) {
+            stop(events);
+        }
+        return events;
+    }
+
+    /** One token of the block's value. */
+    private void take(JsonToken token, List<Event> events) throws IOException {
+        switch (place) {
+            case BEFORE_VALUE -> {
+                if (listed && token == JsonToken.START_ARRAY) {
+                    place = Place.IN_LIST;
+                } else if (!listed && token == JsonToken.START_OBJECT) {
+                    beginCall();
+                } else {
+                    stop(events);
+                }
+            }
+            case IN_LIST -> {
+                if (token == JsonToken.START_OBJECT) {
+                    beginCall();
+                } else {
+                    stop(events);  // a listed value that is no call, or the list's end
+                }
+            }
+            case IN_CALL -> {
+                if (token == JsonToken.END_OBJECT) {
+                    endCall(events);
+                } else if (token == JsonToken.FIELD_NAME) {
+                    String key = parser.currentName();
+                    if (key.equals("name") && name == null) {
+                        place = Place.AFTER_NAME_KEY;
+                    } else if ((key.equals("arguments") || key.equals("parameters")) && !argumentsBegun) {
+                        place = Place.AFTER_ARGUMENTS_KEY;
+                    } else {
+                        place = Place.SKIPPING;
+                        depth = 0;
+                    }
+                } else {
+                    stop(events);
+                }
+            }
+            case AFTER_NAME_KEY -> {
+                if (token != JsonToken.VALUE_STRING) {
+                    stop(events);
+                    return;
+                }
+                name = parser.getText();
+                place = Place.IN_CALL;
+                if (argumentsBegun) {
+                    start(events);
+                }
+            }
+            case AFTER_ARGUMENTS_KEY -> {
+                if (token != JsonToken.START_OBJECT) {
+                    stop(events);
+                    return;
+                }
+                argumentsBegun = true;
+                depth = 1;
+                writer.copyCurrentEvent(parser);
+                place = Place.IN_ARGUMENTS;
+                if (name != null) {
+                    start(events);
+                }
+            }
+            case IN_ARGUMENTS -> {
+                writer.copyCurrentEvent(parser);
+                depth += nesting(token);
+                if (depth == 0) {
+                    flushArguments(events);  // before a listed call after this one starts
+                    place = Place.IN_CALL;
+                }
+            }
+            case SKIPPING -> {
+                depth += nesting(token);
+                if (depth == 0) {
+                    place = Place.IN_CALL;
+                }
+            }
+            case DONE -> {
+            }
+        }
+    }
+
+    private static int nesting(JsonToken token) {
+        return switch (token) {
+            case START_OBJECT, START_ARRAY -> 1;
+            case END_OBJECT, END_ARRAY -> -1;
+            default -> 0;
+        };
+    }
+
+    private void beginCall() {
+        place = Place.IN_CALL;
+        name = null;
+        argumentsBegun = false;
+        started = false;
+    }
+
+    /** The call's object closed: made now if it had a name and no arguments. */
+    private void endCall(List<Event> events) throws IOException {
+        if (name == null) {
+            stop(events);
+            return;
+        }
+        if (!argumentsBegun) {
+            start(events);
+            events.add(new Arguments("{}"));
+        }
+        place = listed ? Place.IN_LIST : Place.DONE;
+    }
+
+    /** The call is made: its name, then the arguments held while the name was not known. */
+    private void start(List<Event> events) throws IOException {
+        started = true;
+        made++;
+        events.add(new Start(name));
+        writer.flush();
+        heldArguments.append(written.getBuffer());
+        written.getBuffer().setLength(0);
+        if (!heldArguments.isEmpty()) {
+            events.add(new Arguments(heldArguments.toString()));
+            heldArguments.setLength(0);
+        }
+    }
+
+    /** Arguments written since the last piece: given back once the call is made, else held. */
+    private void flushArguments(List<Event> events) throws IOException {
+        writer.flush();
+        if (written.getBuffer().isEmpty()) {
+            return;
+        }
+        if (started) {
+            events.add(new Arguments(written.toString()));
+        } else {
+            heldArguments.append(written.getBuffer());
+        }
+        written.getBuffer().setLength(0);
+    }
+
+    /** The format is broken here, or the list has ended: the block's reading ends. */
+    private void stop(List<Event> events) {
+        if (started) {
+            try {
+                flushArguments(events);
+            } catch (IOException ignored) {
+                // the generator writes to memory
+            }
+        }
+        place = Place.DONE;
+    }
+}

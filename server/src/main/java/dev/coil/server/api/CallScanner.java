@@ -35,11 +35,31 @@ final class CallScanner {
     }
 
     /** A call is made: its function's name. Its arguments follow. */
-    record Start(String name) implements Event {
+    record Start(String name) implements Event, ToolCallReader.Piece {
     }
 
-    /** The next piece of the current call's arguments. */
-    record Arguments(String text) implements Event {
+    /** The next piece of the arguments of the call made last (a JSON object's compact text, joined). */
+    record Arguments(String text) implements Event, ToolCallReader.Piece {
+    }
+
+    /** The calls that a block's events, or a choice's, make: each name with its arguments joined. */
+    static List<ToolCallReader.Call> calls(List<? extends Event> events) {
+        List<String> names = new ArrayList<>();
+        List<StringBuilder> arguments = new ArrayList<>();
+        for (Event event : events) {
+            switch (event) {
+                case Start start -> {
+                    names.add(start.name());
+                    arguments.add(new StringBuilder());
+                }
+                case Arguments more -> arguments.getLast().append(more.text());
+            }
+        }
+        List<ToolCallReader.Call> calls = new ArrayList<>();
+        for (int i = 0; i < names.size(); i++) {
+            calls.add(new ToolCallReader.Call(names.get(i), arguments.get(i).toString()));
+        }
+        return calls;
     }
 
     private final boolean listed;

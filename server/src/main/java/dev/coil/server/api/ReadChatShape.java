@@ -99,14 +99,13 @@ final class ReadChatShape extends ChatAnswerShape {
         final StringBuilder reasoning = new StringBuilder();
         final StringBuilder content = new StringBuilder();
         /** The calls' pieces: starts and arguments, in order. */
-        final List<ToolCallReader.Piece> calls = new ArrayList<>();
+        final List<CallScanner.Event> calls = new ArrayList<>();
 
         void add(List<ToolCallReader.Piece> read) {
             for (ToolCallReader.Piece piece : read) {
                 switch (piece) {
                     case ToolCallReader.Text text -> content.append(text.text());
-                    case ToolCallReader.Start start -> calls.add(start);
-                    case ToolCallReader.Arguments arguments -> calls.add(arguments);
+                    case CallScanner.Event event -> calls.add(event);
                 }
             }
         }
@@ -125,7 +124,7 @@ final class ReadChatShape extends ChatAnswerShape {
             message.put("reasoning", parts.reasoning.toString());
             message.put("reasoning_content", parts.reasoning.toString());
         }
-        List<ToolCallReader.Call> calls = ToolCallReader.gather(parts.calls).calls();
+        List<ToolCallReader.Call> calls = CallScanner.calls(parts.calls);
         if (!calls.isEmpty()) {
             ArrayNode array = message.putArray("tool_calls");
             for (ToolCallReader.Call call : calls) {
@@ -170,23 +169,8 @@ final class ReadChatShape extends ChatAnswerShape {
             delta.put("content", parts.content.toString());
         }
         if (!parts.calls.isEmpty()) {
-            // A call's start with the arguments after it in this chunk, or more of the last call's arguments.
-            ArrayNode array = delta.putArray("tool_calls");
-            ObjectNode function = null;
-            for (ToolCallReader.Piece piece : parts.calls) {
-                if (piece instanceof ToolCallReader.Start start) {
-                    ObjectNode call = ToolCallShape.call(choiceReaders.callsSent++, ToolCallShape.newCallId(),
-                            start.name(), "");
-                    array.add(call);
-                    function = (ObjectNode) call.get("function");
-                } else if (piece instanceof ToolCallReader.Arguments arguments) {
-                    if (function == null) {
-                        function = array.addObject().put("index", choiceReaders.callsSent - 1).putObject("function");
-                        function.put("arguments", "");
-                    }
-                    function.put("arguments", function.get("arguments").asText() + arguments.text());
-                }
-            }
+            choiceReaders.callsSent = ToolCallShape.streamCalls(delta.putArray("tool_calls"), parts.calls,
+                    choiceReaders.callsSent);
         }
         return delta;
     }

@@ -22,20 +22,12 @@ import java.util.List;
  */
 final class ToolCallReader {
 
-    /** A part of the output as the reader gives it back. */
-    sealed interface Piece permits Text, Start, Arguments {
+    /** A part of the output as the reader gives it back: content, or a call's start or arguments. */
+    sealed interface Piece permits Text, CallScanner.Start, CallScanner.Arguments {
     }
 
     /** Content to pass on. */
     record Text(String text) implements Piece {
-    }
-
-    /** A call begins: its function's name. */
-    record Start(String name) implements Piece {
-    }
-
-    /** The next piece of the arguments of the call begun last (a JSON object's compact text, joined). */
-    record Arguments(String text) implements Piece {
     }
 
     /** One call: the function's name and its arguments, a JSON object's compact text. */
@@ -72,22 +64,14 @@ final class ToolCallReader {
     /** All the pieces a reader gave back for one output, as its reading. */
     static Reading gather(List<Piece> pieces) {
         StringBuilder content = new StringBuilder();
-        List<String> names = new ArrayList<>();
-        List<StringBuilder> arguments = new ArrayList<>();
+        List<CallScanner.Event> events = new ArrayList<>();
         for (Piece piece : pieces) {
             switch (piece) {
                 case Text text -> content.append(text.text());
-                case Start start -> {
-                    names.add(start.name());
-                    arguments.add(new StringBuilder());
-                }
-                case Arguments more -> arguments.getLast().append(more.text());
+                case CallScanner.Event event -> events.add(event);
             }
         }
-        List<Call> calls = new ArrayList<>();
-        for (int i = 0; i < names.size(); i++) {
-            calls.add(new Call(names.get(i), arguments.get(i).toString()));
-        }
+        List<Call> calls = CallScanner.calls(events);
         return new Reading(calls.isEmpty() || !content.isEmpty() ? content.toString() : null, List.copyOf(calls));
     }
 
@@ -152,13 +136,10 @@ final class ToolCallReader {
             inside.append(text);
         }
         for (CallScanner.Event event : block.feed(text)) {
-            switch (event) {
-                case CallScanner.Start start -> {
-                    calls++;
-                    pieces.add(new Start(start.name()));
-                }
-                case CallScanner.Arguments more -> pieces.add(new Arguments(more.text()));
+            if (event instanceof CallScanner.Start) {
+                calls++;
             }
+            pieces.add((Piece) event);
         }
     }
 

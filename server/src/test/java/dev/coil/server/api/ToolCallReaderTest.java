@@ -2,11 +2,11 @@ package dev.coil.server.api;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.coil.server.api.ToolCallReader.Arguments;
+import dev.coil.server.api.CallScanner.Arguments;
+import dev.coil.server.api.CallScanner.Start;
 import dev.coil.server.api.ToolCallReader.Call;
 import dev.coil.server.api.ToolCallReader.Piece;
 import dev.coil.server.api.ToolCallReader.Reading;
-import dev.coil.server.api.ToolCallReader.Start;
 import dev.coil.server.api.ToolCallReader.Text;
 import java.util.ArrayList;
 import java.util.List;

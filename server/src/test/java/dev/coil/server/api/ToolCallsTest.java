@@ -29,7 +29,7 @@ import org.junit.jupiter.api.Test;
 /**
  * Chat with tools on the demo model: a named function's call and "required" calls come back as
  * OpenAI's tool_calls, their arguments valid for the function's parameters (networknt's validator),
- * streamed as they are whole; a conversation with earlier calls and their results renders. "auto",
+ * streamed as they are written; a conversation with earlier calls and their results renders. "auto",
  * on a server with --tool-call-parser hermes, reads the calls the model writes out of its answer,
  * streamed or not, through the official OpenAI client too; without a parser it is a 400 naming the field.
  */
@@ -117,11 +117,44 @@ class ToolCallsTest {
 
         List<JsonNode> chunks = TestServer.events(server.post("/v1/chat/completions",
                 "{" + request + ", \"stream\": true}").body());
-        JsonNode last = chunks.getLast().at("/choices/0/delta/tool_calls");
-        assertThat(last).hasSize(1);
-        assertThat(last.get(0).at("/function/name").asText()).isEqualTo(name);
-        assertThat(last.get(0).at("/function/arguments").asText()).isEqualTo(arguments);
-        assertThat(last.get(0).get("index").asInt()).isZero();
+        assertThat(joinedCalls(chunks)).containsExactly(calls.get(0).get("function"));
+        assertThat(chunks.stream().filter(chunk -> chunk.at("/choices/0/delta").has("tool_calls")).count())
+                .as("the arguments come in pieces as they are written").isGreaterThan(2);
+        for (JsonNode chunk : chunks) {
+            assertThat(chunk.at("/choices/0/delta/content").isTextual()).as(chunk.toString()).isFalse();
+        }
+    }
+
+    /**
+     * A "required" answer cut by max_tokens: once a call has begun it comes back with the arguments
+     * written so far (finish reason length), before that as content; streamed, the same.
+     */
+    @Test
+    void requiredCutShortKeepsTheCallsBegun() {
+        boolean sawPartialCall = false;
+        boolean sawContent = false;
+        for (int limit = 2; limit <= 80 && !(sawContent && sawPartialCall); limit += 3) {
+            String request = ASK.replace("400", Integer.toString(limit)) + TOOLS + ", \"tool_choice\": \"required\"";
+            JsonNode choice = server.postJson("/v1/chat/completions", "{" + request + "}").at("/choices/0");
+            assertThat(choice.get("finish_reason").asText()).isEqualTo("length");
+            List<JsonNode> chunks = TestServer.events(server.post("/v1/chat/completions",
+                    "{" + request + ", \"stream\": true}").body());
+            List<JsonNode> wholeCalls = new ArrayList<>();
+            choice.at("/message/tool_calls").forEach(call -> wholeCalls.add(call.get("function")));
+            assertThat(joinedCalls(chunks)).as(choice.toString()).isEqualTo(wholeCalls);
+            StringBuilder content = new StringBuilder();
+            chunks.forEach(chunk -> content.append(chunk.at("/choices/0/delta/content").asText("")));
+            if (wholeCalls.isEmpty()) {
+                sawContent = true;
+                assertThat(choice.at("/message/content").asText()).isNotEmpty().isEqualTo(content.toString());
+            } else {
+                sawPartialCall = true;
+                assertThat(choice.at("/message/content").isNull()).isTrue();
+                assertThat(content.toString()).isEmpty();
+            }
+        }
+        assertThat(sawContent).as("a limit before the first call begins").isTrue();
+        assertThat(sawPartialCall).as("a limit inside a call's arguments").isTrue();
     }
 
     @Test

@@ -72,6 +72,7 @@ sealed interface GrammarFrame {
             }
             case ValueRule.RegexRule regex ->
                     new RegexFrame(regex.automaton, regex.automaton.start(), parent).feed(c, out);
+            case ValueRule.GrammarRule grammar -> ContextFreeFrame.start(grammar.grammar, parent, c, out);
             case ValueRule.NumberRule number -> NumberFrame.start(number, parent, c, out);
             case ValueRule.LiteralRule literal -> new LiteralFrame(literal.texts, 0, parent).feed(c, out);
         }
@@ -99,10 +100,11 @@ sealed interface GrammarFrame {
             startValue(rule, Top.INSTANCE, c, out);
         }
 
-        /** Only a regular expression may match the empty text. */
+        /** Only a regular expression or a grammar may match the empty text. */
         @Override
         public boolean mayEnd() {
-            return rule instanceof ValueRule.RegexRule regex && regex.automaton.accepts(regex.automaton.start());
+            return rule instanceof ValueRule.RegexRule regex && regex.automaton.accepts(regex.automaton.start())
+                    || rule instanceof ValueRule.GrammarRule grammar && grammar.grammar.matchesEmpty;
         }
     }
 
@@ -531,6 +533,83 @@ sealed interface GrammarFrame {
         @Override
         public boolean mayEnd() {
             return automaton.accepts(position) && parent.valueDone().mayEnd();
+        }
+    }
+
+    /**
+     * Inside text held to a context-free grammar ({@link ValueRule.GrammarRule}), at a terminal: element
+     * {@code position} of alternative {@code alternative}, which takes one UTF-16 unit. {@code
+     * continuation} is where the text goes once the alternative is whole: the frame of the rule that
+     * called it (positioned after the call), or {@code outer}, the grammar's own parent, once the whole
+     * text is. A state holds these frames only at terminals, and {@code outer.valueDone()} beside them
+     * where the text may end, so that it is whole by itself once no terminal is left. A call at the end
+     * of an alternative passes its continuation on rather than stacking a frame that has nothing left
+     * (so {@code R ::= x R} repeats without growing the stack).
+     */
+    record ContextFreeFrame(ContextFreeGrammar grammar, int alternative, int position, GrammarFrame continuation,
+            GrammarFrame outer) implements GrammarFrame {
+
+        /** Most frames one expansion may visit: a grammar ambiguous enough to pass it takes nothing there. */
+        static final int MAX_EXPANSION = 4096;
+
+        /** The frames of the grammar's text whose first character is {@code c}, inside {@code parent}. */
+        static void start(ContextFreeGrammar grammar, GrammarFrame parent, char c, List<GrammarFrame> out) {
+            List<ContextFreeFrame> terminals = new ArrayList<>();
+            new ContextFreeFrame(grammar, grammar.start, 0, parent, parent).expand(terminals, new int[1]);
+            for (ContextFreeFrame terminal : terminals) {
+                terminal.feed(c, out);
+            }
+        }
+
+        @Override
+        public void feed(char c, List<GrammarFrame> out) {
+            if (!grammar.takes(grammar.alternatives[alternative][position], c)) {
+                return;
+            }
+            List<ContextFreeFrame> terminals = new ArrayList<>();
+            int[] budget = new int[1];
+            boolean ends = new ContextFreeFrame(grammar, alternative, position + 1, continuation, outer)
+                    .expand(terminals, budget);
+            if (budget[0] > MAX_EXPANSION) {
+                return;
+            }
+            out.addAll(terminals);
+            if (ends) {
+                out.add(outer.valueDone());
+            }
+        }
+
+        /** The text may end only where the grammar's parent may: that frame stands beside these in the state. */
+        @Override
+        public boolean mayEnd() {
+            return false;
+        }
+
+        /**
+         * Adds to {@code terminals} the frames at a terminal that this position reaches without reading a
+         * character; returns whether it reaches the end of the grammar's text. {@code visited[0]} counts
+         * the frames visited.
+         */
+        private boolean expand(List<ContextFreeFrame> terminals, int[] visited) {
+            if (++visited[0] > MAX_EXPANSION) {
+                return false;
+            }
+            int[] elements = grammar.alternatives[alternative];
+            if (position == elements.length) {
+                return continuation instanceof ContextFreeFrame caller ? caller.expand(terminals, visited) : true;
+            }
+            int element = elements[position];
+            if (element < 0) {
+                terminals.add(this);
+                return false;
+            }
+            GrammarFrame next = position + 1 == elements.length ? continuation
+                    : new ContextFreeFrame(grammar, alternative, position + 1, continuation, outer);
+            boolean ends = false;
+            for (int called : grammar.ruleAlternatives[element]) {
+                ends |= new ContextFreeFrame(grammar, called, 0, next, outer).expand(terminals, visited);
+            }
+            return ends;
         }
     }
 

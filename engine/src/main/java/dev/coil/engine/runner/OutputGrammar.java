@@ -11,11 +11,12 @@ import java.util.List;
 /**
  * What a request's output is held to, token by token: one JSON object (OpenAI's {@code response_format:
  * {"type": "json_object"}}), a value of a JSON schema ({@code json_schema}, vLLM's structured outputs),
- * one of a list of texts (vLLM's {@code choice}), or text a regular expression matches (vLLM's
- * {@code regex}). Before each token is drawn, the tokens whose text
- * cannot continue the output within the grammar get -infinity; the output ends by itself once it is
- * whole and nothing may follow it (finish reason {@code stop}), and where it could end or go on (a
- * number at the top), the model's end-of-sequence token may end it.
+ * one of a list of texts (vLLM's {@code choice}), text a regular expression matches (vLLM's
+ * {@code regex}), or text a context-free grammar in GBNF holds (vLLM's {@code grammar}, llama.cpp's).
+ * Before each token is drawn, the tokens whose text cannot continue the output within the grammar get
+ * -infinity; the output ends by itself once it is whole and nothing may follow it (finish reason
+ * {@code stop}), and where it could end or go on (a number at the top), the model's end-of-sequence
+ * token may end it.
  *
  * <p>{@link #after} puts free text before the output's value: a reasoning block that the prompt leaves
  * open runs to its end tag unconstrained, and the grammar holds the answer after it, as vLLM's
@@ -89,6 +90,19 @@ public final class OutputGrammar {
             }
             return new OutputGrammar(description, new ValueRule.RegexRule(automaton));
         });
+    }
+
+    /**
+     * Text that the context-free grammar {@code gbnf} holds whole, from its rule {@code root}: GBNF, the
+     * notation of llama.cpp's grammars and of vLLM's {@code structured_outputs.grammar}
+     * ({@link ContextFreeGrammar} has what is taken). IllegalArgumentException says what is wrong.
+     */
+    public static OutputGrammar grammar(String gbnf) {
+        if (gbnf == null || gbnf.isBlank()) {
+            throw new IllegalArgumentException("the grammar is empty");
+        }
+        return MADE.get("grammar " + gbnf,
+                description -> new OutputGrammar(description, new ValueRule.GrammarRule(ContextFreeGrammar.compile(gbnf))));
     }
 
     /** Exactly one of {@code choices}, as written (no quotes around them). */

@@ -140,6 +140,15 @@ sealed interface ValueRule {
         }
     }
 
+    /** Text a context-free grammar (GBNF, {@link ContextFreeGrammar}) holds, written as it is. */
+    final class GrammarRule implements ValueRule {
+        final ContextFreeGrammar grammar;
+
+        GrammarRule(ContextFreeGrammar grammar) {
+            this.grammar = grammar;
+        }
+    }
+
     /**
      * A JSON number; with {@code integer}, one without a fraction or an exponent, and then optionally
      * within {@code minimum} and {@code maximum} (inclusive; null: no bound); otherwise optionally within

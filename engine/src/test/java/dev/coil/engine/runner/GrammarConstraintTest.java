@@ -49,7 +49,8 @@ class GrammarConstraintTest {
                 new Case(OutputGrammar.jsonSchema(JsonSchemaGrammarTest.PATTERNS), "{\"code\": \"ABC-123\", "
                         + "\"phone\": \"(555) 123-4567\", \"quoted\": \"a\\n\", \"short\": \"abc\"}"),
                 // Free text first: anything up to the end tag (a start of it inside), then the value.
-                new Case(OutputGrammar.jsonObject().after("</think>"), "9.8 > 9.11, not </thin k. </think>\n\n{\"a\": 1}"));
+                new Case(OutputGrammar.jsonObject().after("</think>"), "9.8 > 9.11, not </thin k. </think>\n\n{\"a\": 1}"),
+                new Case(OutputGrammar.grammar(ContextFreeGrammarTestGrammars.ARITHMETIC), "(12 + 3)*(4-(5))"));
         int checked = 0;
         for (Case example : cases) {
             for (int i = 0; i <= example.text().length(); i++) {

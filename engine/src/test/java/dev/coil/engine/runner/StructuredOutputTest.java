@@ -59,6 +59,25 @@ class StructuredOutputTest {
     }
 
     @Test
+    void everyOutputIsASentenceOfTheGrammarOrStartsOne() {
+        OutputGrammar grammar = OutputGrammar.grammar("""
+                root ::= item ("," item){0,2}
+                item ::= "(" item ")" | [a-c]{1,3}
+                """);
+        List<String> whole = outputs(grammar, 12, 30);
+        // One level of parentheses is as far as a regex can check; deeper ones are counted by hand.
+        for (String text : whole) {
+            String flat = text;
+            while (flat.matches(".*\\([a-c]{1,3}\\).*")) {
+                flat = flat.replaceAll("\\(([a-c]{1,3})\\)", "$1");
+            }
+            assertThat(flat).as(text).matches("[a-c]{1,3}(,[a-c]{1,3}){0,2}");
+        }
+        System.out.println("[grammar] whole texts: " + whole);
+        assertThat(whole).as("outputs that ended by themselves").hasSizeGreaterThan(4);
+    }
+
+    @Test
     void everyOutputMatchesTheRegexWholeOrStartsAMatch() {
         String regex = "(yes|no)-[a-f0-9]{2,5}!?";
         List<String> whole = outputs(OutputGrammar.regex(regex), 12, 30);

@@ -4,20 +4,21 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.coil.engine.runner.OutputGrammar;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Function;
 
 /**
  * The fields that hold a request's output to a grammar, read into the engine's {@link OutputGrammar}:
  * OpenAI's {@code response_format} ({@code text}, {@code json_object}, {@code json_schema}), vLLM's
- * {@code structured_outputs} ({@code json}, {@code json_object}, {@code choice}, {@code regex}), and
- * vLLM's older {@code guided_json}, {@code guided_choice} and {@code guided_regex}. A request gives at
- * most one of them. The forms Coil does not hold output to (grammars, structural tags) are refused by
- * name.
+ * {@code structured_outputs} ({@code json}, {@code json_object}, {@code choice}, {@code regex},
+ * {@code grammar}), vLLM's older {@code guided_json}, {@code guided_choice}, {@code guided_regex} and
+ * {@code guided_grammar}, and llama.cpp's {@code grammar}. A grammar is GBNF, as llama.cpp writes it and
+ * vLLM takes it. A request gives at most one of them. The forms Coil does not hold output to
+ * (structural tags, whitespace patterns) are refused by name.
  */
 final class StructuredOutput {
 
-    private static final List<String> UNSUPPORTED = List.of("guided_grammar", "guided_whitespace_pattern");
-    private static final List<String> UNSUPPORTED_STRUCTURED = List.of("grammar", "structural_tag",
-            "whitespace_pattern");
+    private static final List<String> UNSUPPORTED = List.of("guided_whitespace_pattern");
+    private static final List<String> UNSUPPORTED_STRUCTURED = List.of("structural_tag", "whitespace_pattern");
 
     private StructuredOutput() {
     }
@@ -27,12 +28,13 @@ final class StructuredOutput {
         for (String name : UNSUPPORTED) {
             if (fields.has(name)) {
                 throw ApiException.invalid(name, name + " is not supported by this server; structured outputs take "
-                        + "a JSON schema (response_format json_schema, guided_json), a list of choices or a regular "
-                        + "expression");
+                        + "a JSON schema (response_format json_schema, guided_json), a list of choices, a regular "
+                        + "expression or a grammar");
             }
         }
         List<String> given = new ArrayList<>();
-        for (String name : List.of("structured_outputs", "guided_json", "guided_choice", "guided_regex")) {
+        for (String name : List.of("structured_outputs", "guided_json", "guided_choice", "guided_regex",
+                "guided_grammar", "grammar")) {
             if (fields.has(name)) {
                 given.add(name);
             }
@@ -51,6 +53,7 @@ final class StructuredOutput {
             case "guided_json" -> schema("guided_json", fields.get("guided_json"));
             case "guided_choice" -> choice("guided_choice", fields.get("guided_choice"));
             case "guided_regex" -> regex("guided_regex", "guided_regex", fields.get("guided_regex"));
+            case "guided_grammar", "grammar" -> grammar(given.getFirst(), given.getFirst(), fields.get(given.getFirst()));
             default -> structuredOutputs(fields);
         };
     }
@@ -93,34 +96,46 @@ final class StructuredOutput {
         for (String name : UNSUPPORTED_STRUCTURED) {
             if (options.has(name)) {
                 throw ApiException.invalid("structured_outputs", "structured_outputs." + name + " is not supported "
-                        + "by this server; give json, json_object, choice or regex");
+                        + "by this server; give json, json_object, choice, regex or grammar");
             }
         }
         List<String> given = new ArrayList<>();
-        for (String name : List.of("json", "json_object", "choice", "regex")) {
+        for (String name : List.of("json", "json_object", "choice", "regex", "grammar")) {
             if (options.has(name) && !(name.equals("json_object") && !options.get(name).asBoolean(false))) {
                 given.add(name);
             }
         }
         if (given.size() != 1) {
             throw ApiException.invalid("structured_outputs", "structured_outputs must give one of json, json_object, "
-                    + "choice and regex" + (given.isEmpty() ? "" : ", got " + String.join(" and ", given)));
+                    + "choice, regex and grammar" + (given.isEmpty() ? "" : ", got " + String.join(" and ", given)));
         }
         return switch (given.getFirst()) {
             case "json" -> schema("structured_outputs", "structured_outputs.json", options.get("json"));
             case "json_object" -> OutputGrammar.jsonObject();
             case "regex" -> regex("structured_outputs", "structured_outputs.regex", options.get("regex"));
+            case "grammar" -> grammar("structured_outputs", "structured_outputs.grammar", options.get("grammar"));
             default -> choice("structured_outputs", "structured_outputs.choice", options.get("choice"));
         };
     }
 
     /** A regular expression the whole output must match, in a string. */
     private static OutputGrammar regex(String param, String name, JsonNode pattern) {
-        if (pattern == null || !pattern.isTextual() || pattern.textValue().isEmpty()) {
-            throw ApiException.invalid(param, name + " must be a non-empty string");
+        return fromText(param, name, pattern, "a non-empty string", OutputGrammar::regex);
+    }
+
+    /** A GBNF grammar the whole output must be a sentence of, in a string. */
+    private static OutputGrammar grammar(String param, String name, JsonNode grammar) {
+        return fromText(param, name, grammar, "a non-empty string of GBNF", OutputGrammar::grammar);
+    }
+
+    /** A grammar made from a string field; what the maker refuses is a 400 naming the field. */
+    private static OutputGrammar fromText(String param, String name, JsonNode text, String expected,
+            Function<String, OutputGrammar> maker) {
+        if (text == null || !text.isTextual() || text.textValue().isEmpty()) {
+            throw ApiException.invalid(param, name + " must be " + expected);
         }
         try {
-            return OutputGrammar.regex(pattern.textValue());
+            return maker.apply(text.textValue());
         } catch (IllegalArgumentException e) {
             throw ApiException.invalid(param, name + ": " + e.getMessage());
         }

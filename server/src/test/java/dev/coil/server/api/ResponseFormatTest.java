@@ -13,7 +13,8 @@ import org.junit.jupiter.api.Test;
 
 /**
  * Structured outputs on the demo model, which was never trained on JSON: OpenAI's response_format
- * json_object and json_schema, vLLM's structured_outputs and guided_json / guided_choice / guided_regex.
+ * json_object and json_schema, vLLM's structured_outputs and guided_json / guided_choice / guided_regex /
+ * guided_grammar, and llama.cpp's grammar.
  * Whole answers and streams hold to the grammar (a JSON object, a value networknt's validator accepts,
  * one of the choices, a text java.util.regex matches whole); cut by max_tokens, they are its start.
  * What Coil cannot hold output to is a 400 naming it.
@@ -103,6 +104,38 @@ class ResponseFormatTest {
         }
     }
 
+    /**
+     * A GBNF grammar, in vLLM's two spellings and llama.cpp's: the same answers, each a sentence of the
+     * grammar (nested lists, which no regex holds), streamed the same.
+     */
+    @Test
+    void grammarAnswersAreSentencesOfTheGrammar() throws Exception {
+        String grammar = TestServer.JSON.writeValueAsString("""
+                root ::= "Items: " list "."
+                list ::= "[" item ("," " "? item){0,2} "]"
+                item ::= [a-z]{1,6} | list
+                """);
+        List<String> texts = new ArrayList<>();
+        for (String field : List.of("\"structured_outputs\": {\"grammar\": " + grammar + "}",
+                "\"guided_grammar\": " + grammar, "\"grammar\": " + grammar)) {
+            String request = "\"messages\": [{\"role\": \"user\", \"content\": \"List some things.\"}], "
+                    + "\"max_tokens\": 80, \"temperature\": 0.8, \"seed\": 3, " + field;
+            JsonNode choice = server.postJson("/v1/chat/completions", "{" + request + "}").at("/choices/0");
+            String content = choice.at("/message/content").asText();
+            System.out.println("[grammar] " + field.substring(0, 20) + " -> " + content);
+            assertThat(choice.get("finish_reason").asText()).as(content).isEqualTo("stop");
+            // Flatten innermost lists into words until one list is left, then check that one.
+            String flat = content;
+            while (flat.matches(".*\\[[a-z]{1,6}(, ?[a-z]{1,6}){0,2}\\].*\\].*")) {
+                flat = flat.replaceFirst("\\[[a-z]{1,6}(, ?[a-z]{1,6}){0,2}\\](?=.*\\])", "word");
+            }
+            assertThat(flat).as(content).matches("Items: \\[[a-z]{1,6}(, ?[a-z]{1,6}){0,2}\\]\\.");
+            assertStreamedAs(request, content);
+            texts.add(content);
+        }
+        assertThat(texts).as("the three spellings ask for the same grammar").containsOnly(texts.getFirst());
+    }
+
     /** vLLM's regex, in both spellings, and a schema's pattern: the whole answer matches, and ends by itself. */
     @Test
     void regexAnswersMatchWhole() throws Exception {
@@ -162,9 +195,16 @@ class ResponseFormatTest {
         refused("\"structured_outputs\": {\"regex\": 5}", "structured_outputs",
                 "structured_outputs.regex must be a non-empty string");
         refused("\"structured_outputs\": {\"grammar\": \"root ::= x\"}", "structured_outputs",
-                "grammar is not supported");
-        refused("\"guided_grammar\": \"root ::= x\"", "guided_grammar", "not supported");
-        refused("\"structured_outputs\": {}", "structured_outputs", "one of json, json_object, choice and regex");
+                "structured_outputs.grammar: the rule x (at 9) is not defined");
+        refused("\"guided_grammar\": \"root ::= root \\\"a\\\" | \\\"b\\\"\"", "guided_grammar",
+                "guided_grammar: the rule root is left-recursive");
+        refused("\"grammar\": 3", "grammar", "grammar must be a non-empty string of GBNF");
+        refused("\"structured_outputs\": {\"structural_tag\": {}}", "structured_outputs",
+                "structural_tag is not supported");
+        refused("\"grammar\": \"root ::= \\\"a\\\"\", \"guided_regex\": \"a\"", "grammar",
+                "give one of guided_regex and grammar");
+        refused("\"structured_outputs\": {}", "structured_outputs",
+                "one of json, json_object, choice, regex and grammar");
         refused("\"guided_regex\": \"a\", \"guided_choice\": [\"a\"]", "guided_regex",
                 "give one of guided_choice and guided_regex");
         refused("\"guided_choice\": \"yes\"", "guided_choice", "non-empty array of strings");

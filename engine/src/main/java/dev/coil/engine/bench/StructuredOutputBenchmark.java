@@ -40,10 +40,10 @@ public final class StructuredOutputBenchmark {
 
     /**
      * The grammars measured, by name: none; a JSON schema with a long string; one whose string has a
-     * pattern; a regex. (JSON mode is left out: a model may close its object at once, "{}", so that its
-     * decode time is a step or two.)
+     * pattern; a regex; a GBNF grammar of sentences. (JSON mode is left out: a model may close its
+     * object at once, "{}", so that its decode time is a step or two.)
      */
-    public static final List<String> GRAMMARS = List.of("none", "json_schema", "pattern", "regex");
+    public static final List<String> GRAMMARS = List.of("none", "json_schema", "pattern", "regex", "gbnf");
 
     static final String SCHEMA = """
             {"type": "object", "properties": {
@@ -55,6 +55,11 @@ public final class StructuredOutputBenchmark {
             {"type": "object", "properties": {"title": {"type": "string", "pattern": "^[A-Za-z ,.]{1,200}$"}},
              "required": ["title"]}""";
     static final String REGEX = "[A-Za-z ,.]{1,300}";
+    static final String GBNF = """
+            root ::= sentence (" " sentence){0,9}
+            sentence ::= word ((", " | " ") word){0,20} "."
+            word ::= [A-Za-z]{1,12}
+            """;
 
     private StructuredOutputBenchmark() {
     }
@@ -132,12 +137,13 @@ public final class StructuredOutputBenchmark {
             int vocab, int promptTokens, int maxTokens) throws InterruptedException {
         SamplingParams.Builder params = SamplingParams.builder().temperature(1.0).seed(random.nextLong())
                 .maxTokens(maxTokens);
-        // The variants say the same with another description, or match zero times more.
+        // The variants say the same with another description, match zero times more, or add a comment.
         String description = variant < 0 ? "" : "\"description\": \"variant " + variant + "\", ";
         switch (grammar) {
             case "json_schema" -> params.grammar(OutputGrammar.jsonSchema("{" + description + SCHEMA.substring(1)));
             case "pattern" -> params.grammar(OutputGrammar.jsonSchema("{" + description + PATTERN.substring(1)));
             case "regex" -> params.grammar(OutputGrammar.regex(REGEX + (variant < 0 ? "" : "(?:" + variant + "){0}")));
+            case "gbnf" -> params.grammar(OutputGrammar.grammar(GBNF + (variant < 0 ? "" : "# variant " + variant)));
             default -> { }
         }
         RequestStream stream = engine.submit(new EngineRequest(random.ints(promptTokens, 1, vocab).toArray(),

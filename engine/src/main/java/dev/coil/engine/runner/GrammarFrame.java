@@ -546,8 +546,45 @@ sealed interface GrammarFrame {
      * of an alternative passes its continuation on rather than stacking a frame that has nothing left
      * (so {@code R ::= x R} repeats without growing the stack).
      */
-    record ContextFreeFrame(ContextFreeGrammar grammar, int alternative, int position, GrammarFrame continuation,
-            GrammarFrame outer) implements GrammarFrame {
+    final class ContextFreeFrame implements GrammarFrame {
+        private final ContextFreeGrammar grammar;
+        private final int alternative;
+        private final int position;
+        private final GrammarFrame continuation;
+        private final GrammarFrame outer;
+        /** Computed once: states hash and compare their frames often, and a frame's callers with it. */
+        private final int hash;
+
+        ContextFreeFrame(ContextFreeGrammar grammar, int alternative, int position, GrammarFrame continuation,
+                GrammarFrame outer) {
+            this.grammar = grammar;
+            this.alternative = alternative;
+            this.position = position;
+            this.continuation = continuation;
+            this.outer = outer;
+            this.hash = (31 * (31 * System.identityHashCode(grammar) + alternative) + position) * 31
+                    + continuation.hashCode();
+        }
+
+        @Override
+        public boolean equals(Object other) {
+            if (this == other) {
+                return true;
+            }
+            return other instanceof ContextFreeFrame frame && frame.hash == hash && frame.grammar == grammar
+                    && frame.alternative == alternative && frame.position == position
+                    && frame.continuation.equals(continuation) && frame.outer.equals(outer);
+        }
+
+        @Override
+        public int hashCode() {
+            return hash;
+        }
+
+        @Override
+        public String toString() {
+            return "ContextFreeFrame[alternative " + alternative + ", position " + position + "]";
+        }
 
         /** Most frames one expansion may visit: a grammar ambiguous enough to pass it takes nothing there. */
         static final int MAX_EXPANSION = 4096;

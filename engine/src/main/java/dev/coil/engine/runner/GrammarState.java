@@ -89,6 +89,16 @@ final class GrammarState {
                 ? string : null;
     }
 
+    /** Whether the text stands in a context-free grammar (GBNF): in one of its frames. */
+    boolean followsContextFreeGrammar() {
+        for (GrammarFrame frame : frames) {
+            if (frame instanceof GrammarFrame.ContextFreeFrame) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /** Whether the text may end here: it is a whole sentence of the grammar. */
     boolean mayEnd() {
         for (GrammarFrame frame : frames) {

@@ -3,7 +3,9 @@ package dev.coil.engine.runner;
 import com.github.benmanes.caffeine.cache.Cache;
 import com.github.benmanes.caffeine.cache.Caffeine;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Which tokens of one vocabulary each grammar state allows, kept across requests: one engine's
@@ -87,10 +89,51 @@ final class TokenMasks {
                 && patterned.stage() == GrammarFrame.PatternStringFrame.NORMAL) {
             walkPattern(vocabulary.root(), patterned.pattern(), patterned.position(), patterned, allowed,
                     new ArrayList<>());
+        } else if (state.followsContextFreeGrammar()) {
+            Map<GrammarState, MetState> met = new HashMap<>();
+            walkRemembering(vocabulary.root(), met.computeIfAbsent(state, MetState::new), allowed, met);
         } else {
             walk(vocabulary.root(), state, allowed, new ArrayList<>());
         }
         return allowed;
+    }
+
+    /** A state one walk has met, with what each character led to from it (REFUSED: nothing). */
+    private static final class MetState {
+        static final MetState REFUSED = new MetState(null);
+
+        final GrammarState state;
+        final Map<Character, MetState> next = new HashMap<>();
+
+        MetState(GrammarState state) {
+            this.state = state;
+        }
+    }
+
+    /**
+     * The walk where the text follows a context-free grammar: many of the tree's paths lead to equal
+     * states (inside a word, after any two letters), and feeding a state costs its frames' expansions,
+     * so each state met is fed each character once and the result remembered for the rest of the walk.
+     */
+    private static void walkRemembering(VocabularyTrie.Node node, MetState at, boolean[] allowed,
+            Map<GrammarState, MetState> met) {
+        for (int i = 0; i < node.characters.length; i++) {
+            char c = node.characters[i];
+            MetState next = at.next.get(c);
+            if (next == null) {
+                GrammarState fed = at.state.feed(c);
+                next = fed == null ? MetState.REFUSED : met.computeIfAbsent(fed, MetState::new);
+                at.next.put(c, next);
+            }
+            if (next == MetState.REFUSED) {
+                continue;
+            }
+            VocabularyTrie.Node child = node.children[i];
+            allow(child, allowed);
+            if (child.children.length > 0) {
+                walkRemembering(child, next, allowed, met);
+            }
+        }
     }
 
     /**

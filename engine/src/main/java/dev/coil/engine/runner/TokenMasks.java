@@ -6,6 +6,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Which tokens of one vocabulary each grammar state allows, kept across requests: one engine's
@@ -27,6 +28,12 @@ final class TokenMasks {
     private final VocabularyTrie vocabulary;
     private final Cache<Key, int[]> kept = Caffeine.newBuilder().maximumWeight(MAX_BYTES)
             .weigher((Key key, int[] bits) -> 4 * bits.length + 64).build();
+
+    /** States of context-free grammars whose transitions are kept across walks. */
+    static final int KEPT_TRANSITION_STATES = 50_000;
+    /** Where each character leads from a context-free grammar's state (REFUSED: nowhere), kept across walks. */
+    private final Cache<GrammarState, Map<Character, GrammarState>> transitions = Caffeine.newBuilder()
+            .maximumSize(KEPT_TRANSITION_STATES).build();
 
     TokenMasks(VocabularyTrie vocabulary) {
         this.vocabulary = vocabulary;
@@ -91,41 +98,52 @@ final class TokenMasks {
                     new ArrayList<>());
         } else if (state.followsContextFreeGrammar()) {
             Map<GrammarState, MetState> met = new HashMap<>();
-            walkRemembering(vocabulary.root(), met.computeIfAbsent(state, MetState::new), allowed, met);
+            walkRemembering(vocabulary.root(), meet(state, met), allowed, met);
         } else {
             walk(vocabulary.root(), state, allowed, new ArrayList<>());
         }
         return allowed;
     }
 
-    /** A state one walk has met, with what each character led to from it (REFUSED: nothing). */
-    private static final class MetState {
-        static final MetState REFUSED = new MetState(null);
+    /** A state no character leads to. */
+    private static final GrammarState REFUSED = GrammarState.of(GrammarFrame.Done.INSTANCE);
 
-        final GrammarState state;
-        final Map<Character, MetState> next = new HashMap<>();
+    /**
+     * A state one walk has met: where each character leads, as kept across walks, and the states of
+     * this walk those are.
+     */
+    private record MetState(GrammarState state, Map<Character, GrammarState> kept, Map<Character, MetState> next) {
+    }
 
-        MetState(GrammarState state) {
-            this.state = state;
-        }
+    private static final MetState REFUSED_MET = new MetState(REFUSED, Map.of(), Map.of());
+
+    private MetState meet(GrammarState state, Map<GrammarState, MetState> met) {
+        return met.computeIfAbsent(state, key -> new MetState(key,
+                transitions.get(key, unused -> new ConcurrentHashMap<>()), new HashMap<>()));
     }
 
     /**
-     * The walk where the text follows a context-free grammar: many of the tree's paths lead to equal
+     * The walk where the text follows a context-free grammar. Many of the tree's paths lead to equal
      * states (inside a word, after any two letters), and feeding a state costs its frames' expansions,
-     * so each state met is fed each character once and the result remembered for the rest of the walk.
+     * so a state is fed each character once: where it leads is kept across walks (and requests), and
+     * met again within a walk by its state alone.
      */
-    private static void walkRemembering(VocabularyTrie.Node node, MetState at, boolean[] allowed,
+    private void walkRemembering(VocabularyTrie.Node node, MetState at, boolean[] allowed,
             Map<GrammarState, MetState> met) {
         for (int i = 0; i < node.characters.length; i++) {
             char c = node.characters[i];
-            MetState next = at.next.get(c);
+            MetState next = at.next().get(c);
             if (next == null) {
-                GrammarState fed = at.state.feed(c);
-                next = fed == null ? MetState.REFUSED : met.computeIfAbsent(fed, MetState::new);
-                at.next.put(c, next);
+                GrammarState fed = at.kept().get(c);
+                if (fed == null) {
+                    GrammarState computed = at.state().feed(c);
+                    fed = computed == null ? REFUSED : computed;
+                    at.kept().put(c, fed);
+                }
+                next = fed == REFUSED ? REFUSED_MET : meet(fed, met);
+                at.next().put(c, next);
             }
-            if (next == MetState.REFUSED) {
+            if (next == REFUSED_MET) {
                 continue;
             }
             VocabularyTrie.Node child = node.children[i];

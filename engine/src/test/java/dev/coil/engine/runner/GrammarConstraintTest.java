@@ -118,6 +118,27 @@ class GrammarConstraintTest {
         }
     }
 
+    /**
+     * A GBNF grammar's walks reuse where its states led in earlier walks: along a text, twice over, one
+     * engine's walks equal walks of a fresh vocabulary walker and the one-by-one reference.
+     */
+    @Test
+    void aGrammarsKeptTransitionsWalkAsFreshOnes() {
+        OutputGrammar grammar = OutputGrammar.grammar(ContextFreeGrammarTestGrammars.ARITHMETIC);
+        TokenMasks masks = new TokenMasks(vocabulary);
+        String text = "(12 + 3)*(4-(5)) + 678*(9 +10)";
+        for (int round = 0; round < 2; round++) {
+            GrammarState state = grammar.start();
+            for (int i = 0; i < text.length(); i++) {
+                boolean[] walked = masks.walk(state);
+                assertThat(walked).as("round %d after %d characters", round, i)
+                        .isEqualTo(new TokenMasks(vocabulary).walk(state)).isEqualTo(masks.oneByOne(state));
+                state = state.feed(text.charAt(i));
+                assertThat(state).as("character %d", i).isNotNull();
+            }
+        }
+    }
+
     /** The constraint after {@code text}, fed token by token as the tokenizer splits it. */
     private static GrammarConstraint constraintAt(OutputGrammar grammar, String text) {
         GrammarConstraint constraint = new GrammarConstraint(grammar, new TokenMasks(vocabulary));

@@ -111,6 +111,53 @@ class ContextFreeGrammarTest {
         assertThat(whole).isGreaterThan(100);
     }
 
+    /** JSON in GBNF, as users write it for llama.cpp: recursive values, escapes, an empty alternative. */
+    private static final String JSON_VALUES = """
+            root ::= value
+            value ::= object | array | text | figure | ("true" | "false" | "null")
+            object ::= "{" gap ( text ":" gap value ( "," gap text ":" gap value )* )? "}"
+            array ::= "[" gap ( value ( "," gap value )* )? "]"
+            text ::= "\\"" ( [^"\\\\\\x00-\\x1F] | "\\\\" ( ["\\\\/bfnrt] | "u" [0-9a-fA-F]{4} ) )* "\\""
+            figure ::= "-"? ( "0" | [1-9] [0-9]{0,8} ) ( "." [0-9]{1,6} )? ( [eE] [-+]? [0-9]{1,3} )?
+            gap ::= | " "   # nothing, or one space
+            """;
+
+    @Test
+    void aJsonGrammarsWalksEndInJsonAJsonParserReads() throws Exception {
+        OutputGrammar grammar = OutputGrammar.grammar(JSON_VALUES);
+        com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+        Random random = new Random(11);
+        String alphabet = "{}[]\":, -+.0123456789eEabfnrtuls\\/xé";
+        int whole = 0;
+        for (int walk = 0; walk < 400; walk++) {
+            GrammarState state = grammar.start();
+            StringBuilder text = new StringBuilder();
+            for (int step = 0; step < 80 && !state.done(); step++) {
+                List<Character> allowed = new ArrayList<>();
+                for (char c : alphabet.toCharArray()) {
+                    if (state.feed(c) != null) {
+                        allowed.add(c);
+                    }
+                }
+                assertThat(!allowed.isEmpty() || state.mayEnd()).as("stranded after %s", text).isTrue();
+                if (allowed.isEmpty() || state.mayEnd() && random.nextInt(4) == 0) {
+                    break;
+                }
+                char c = allowed.get(random.nextInt(allowed.size()));
+                text.append(c);
+                state = state.feed(c);
+            }
+            if (state.mayEnd()) {
+                whole++;
+                json.readTree(text.toString());  // throws where the text is no JSON
+            }
+        }
+        assertThat(whole).isGreaterThan(100);
+        assertThat(holds(grammar, "{\"a\": [1, -2.5e+3, \"\\u00e9\\n\", {}], \"b\": null}")).isTrue();
+        assertThat(holds(grammar, "{\"a\": [1,]}")).isFalse();
+        assertThat(holds(grammar, "\"tab\there\"")).as("a control character in a string").isFalse();
+    }
+
     @Test
     void charactersBeyondTheBasicPlaneAreWholeCodePoints() {
         OutputGrammar grammar = OutputGrammar.grammar("root ::= \"é\" [\uD83D\uDE00-\uD83D\uDE02] . \"\\U0001F680\"");

@@ -1,11 +1,9 @@
 package dev.coil.server.api;
 
-import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.core.async.ByteArrayFeeder;
 import java.io.IOException;
-import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
@@ -13,14 +11,15 @@ import java.util.List;
 /**
  * Reads the calls of one tool-call block as its text streams in: a JSON object
  * {@code {"name": ..., "arguments": {...}}} (or, in a format whose blocks list their calls, an array
- * of them), through Jackson's non-blocking parser, so that each JSON token is checked and passed on
- * as soon as its last character arrives.
+ * of them), through Jackson's non-blocking parser fed a character at a time, so that each character
+ * is checked as it arrives.
  * <p>
  * A call is made (its {@link Start} given back) once its name is known and its arguments have begun,
  * or once its object closes with a name and no arguments ({@code "arguments"} or {@code "parameters"},
  * the first of the two; none reads as {@code {}}). From then on it stays a call, and its arguments
- * come back in {@link Arguments} pieces as the parser reads them, written compactly (no whitespace
- * outside strings), until their object closes or the block ends. What follows a made call in its
+ * come back in {@link Arguments} pieces as the parser takes their characters: as the model wrote
+ * them (escapes and numbers as written, strings as they grow) but for whitespace outside strings,
+ * until their object closes or the block ends. What follows a made call in its
  * block is read only to find further listed calls; anything that breaks the format there ends the
  * reading.
  * <p>
@@ -38,7 +37,7 @@ final class CallScanner {
     record Start(String name) implements Event, ToolCallReader.Piece {
     }
 
-    /** The next piece of the arguments of the call made last (a JSON object's compact text, joined). */
+    /** The next piece of the arguments of the call made last (joined, a JSON object without whitespace between tokens). */
     record Arguments(String text) implements Event, ToolCallReader.Piece {
     }
 
@@ -81,8 +80,14 @@ final class CallScanner {
     private boolean argumentsBegun;
     /** The arguments written so far, while the name is not yet known. */
     private final StringBuilder heldArguments = new StringBuilder();
-    private final StringWriter written = new StringWriter();
-    private final JsonGenerator writer;
+    /** Arguments written and not yet given back or held. */
+    private final StringBuilder written = new StringBuilder();
+    /** Where the arguments' writing stands: inside a string, after its backslash. */
+    private boolean inString;
+    private boolean escaped;
+    /** The current character closed the arguments (it is theirs), and they are to be given back. */
+    private boolean argumentsJustClosed;
+    private boolean argumentsEnded;
     private boolean started;
     private int made;
 
@@ -90,8 +95,6 @@ final class CallScanner {
         this.listed = listed;
         try {
             this.parser = Json.MAPPER.getFactory().createNonBlockingByteArrayParser();
-            this.writer = Json.MAPPER.getFactory().createGenerator(written);
-            writer.setRootValueSeparator(null);  // each call's arguments a value of their own
         } catch (IOException impossible) {
             throw new IllegalStateException(impossible);
         }
@@ -118,18 +121,57 @@ final class CallScanner {
                 return events;
             }
         }
-        byte[] bytes = whole.getBytes(StandardCharsets.UTF_8);
-        try {
-            feeder.feedInput(bytes, 0, bytes.length);
-            JsonToken token;
-            while (place != Place.DONE && (token = parser.nextToken()) != JsonToken.NOT_AVAILABLE && token != null) {
-                take(token, events);
+        // One character at a time, so that the parser's tokens say which characters are the arguments.
+        for (int i = 0; i < whole.length() && place != Place.DONE; ) {
+            int length = Character.charCount(whole.codePointAt(i));
+            String character = whole.substring(i, i + length);
+            i += length;
+            byte[] bytes = character.getBytes(StandardCharsets.UTF_8);
+            boolean wasInArguments = place == Place.IN_ARGUMENTS;
+            try {
+                feeder.feedInput(bytes, 0, bytes.length);
+                JsonToken token;
+                while (place != Place.DONE && (token = parser.nextToken()) != JsonToken.NOT_AVAILABLE
+                        && token != null) {
+                    take(token, events);
+                }
+            } catch (IOException broken) {
+                stop(events);
+                break;
             }
-            flushArguments(events);
-        } catch (IOException broken) {
-            stop(events);
+            if (wasInArguments || place == Place.IN_ARGUMENTS || argumentsJustClosed) {
+                writeArgument(character);
+            }
+            argumentsJustClosed = false;
+            if (argumentsEnded) {
+                argumentsEnded = false;
+                flushArguments(events);  // before a listed call after this one starts
+            }
         }
+        flushArguments(events);
         return events;
+    }
+
+    /**
+     * A character of the arguments as written, but whitespace outside their strings: the parser has
+     * taken it (its token may still be open, so a string streams as it is written).
+     */
+    private void writeArgument(String character) {
+        char c = character.charAt(0);
+        if (inString) {
+            if (escaped) {
+                escaped = false;
+            } else if (c == '\\') {
+                escaped = true;
+            } else if (c == '"') {
+                inString = false;
+            }
+        } else if (c == '"') {
+            inString = true;
+        } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+            return;
+        }
+        written.append(character);
     }
 
     /** One token of the block's value. */
@@ -186,17 +228,16 @@ final class CallScanner {
                 }
                 argumentsBegun = true;
                 depth = 1;
-                writer.copyCurrentEvent(parser);
                 place = Place.IN_ARGUMENTS;
                 if (name != null) {
                     start(events);
                 }
             }
             case IN_ARGUMENTS -> {
-                writer.copyCurrentEvent(parser);
                 depth += nesting(token);
                 if (depth == 0) {
-                    flushArguments(events);  // before a listed call after this one starts
+                    argumentsJustClosed = true;
+                    argumentsEnded = true;
                     place = Place.IN_CALL;
                 }
             }
@@ -227,7 +268,7 @@ final class CallScanner {
     }
 
     /** The call's object closed: made now if it had a name and no arguments. */
-    private void endCall(List<Event> events) throws IOException {
+    private void endCall(List<Event> events) {
         if (name == null) {
             stop(events);
             return;
@@ -240,13 +281,12 @@ final class CallScanner {
     }
 
     /** The call is made: its name, then the arguments held while the name was not known. */
-    private void start(List<Event> events) throws IOException {
+    private void start(List<Event> events) {
         started = true;
         made++;
         events.add(new Start(name));
-        writer.flush();
-        heldArguments.append(written.getBuffer());
-        written.getBuffer().setLength(0);
+        heldArguments.append(written);
+        written.setLength(0);
         if (!heldArguments.isEmpty()) {
             events.add(new Arguments(heldArguments.toString()));
             heldArguments.setLength(0);
@@ -254,28 +294,20 @@ final class CallScanner {
     }
 
     /** Arguments written since the last piece: given back once the call is made, else held. */
-    private void flushArguments(List<Event> events) throws IOException {
-        writer.flush();
-        if (written.getBuffer().isEmpty()) {
+    private void flushArguments(List<Event> events) {
+        if (written.isEmpty()) {
             return;
         }
         if (started) {
             events.add(new Arguments(written.toString()));
         } else {
-            heldArguments.append(written.getBuffer());
+            heldArguments.append(written);
         }
-        written.getBuffer().setLength(0);
+        written.setLength(0);
     }
 
     /** The format is broken here, or the list has ended: the block's reading ends. */
     private void stop(List<Event> events) {
-        if (started) {
-            try {
-                flushArguments(events);
-            } catch (IOException ignored) {
-                // the generator writes to memory
-            }
-        }
         place = Place.DONE;
     }
 }

@@ -30,7 +30,7 @@ final class ToolCallReader {
     record Text(String text) implements Piece {
     }
 
-    /** One call: the function's name and its arguments, a JSON object's compact text. */
+    /** One call: the function's name and its arguments, a JSON object as written but for whitespace between tokens. */
     record Call(String name, String arguments) {
     }
 

@@ -46,6 +46,7 @@ class ToolCallReaderTest {
             "<tool_call>{\"id\": [1, {\"x\": 2}], \"parameters\": {\"a\": [1, 2.5, null, true, \"\\u00e9\\n\"]}, "
                     + "\"name\": \"late\"}</tool_call> then text",
             "<tool_call>{\"name\": 3, \"arguments\": {}}</tool_call>",
+            "<tool_call>{\"name\": \"f\", \"arguments\": {\"a\": tx, \"b\": \"c\"}}</tool_call> after",
             "é 漢字 \uD83D\uDE00 <tool_call>{\"name\": \"say\", \"arguments\": {\"text\": \"\uD83D\uDE00\"}}</tool_call>");
 
     /** Nemotron Nano 2's blocks: one array of calls each. */
@@ -101,13 +102,16 @@ class ToolCallReaderTest {
                 .as("a call cut off before its end tag, whole").containsExactly(WEATHER_CALL);
         assertThat(ToolCallReader.read(HERMES, "<tool_call>{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Par"))
                 .as("a call cut off in its arguments: what was read of them, as OpenAI's calls cut by the limit")
-                .isEqualTo(new Reading(null, List.of(new Call("get_weather", "{\"city\""))));
+                .isEqualTo(new Reading(null, List.of(new Call("get_weather", "{\"city\":\"Par"))));
+        assertThat(ToolCallReader.read(HERMES, "<tool_call>{\"name\": \"f\", \"arguments\": {\"a\": tx}}</tool_call>"))
+                .as("the arguments up to where the parser finds them broken (a bad literal: at its end)")
+                .isEqualTo(new Reading(null, List.of(new Call("f", "{\"a\":tx"))));
         assertThat(ToolCallReader.read(HERMES, "<tool_call>{\"name\": \"f\", \"arguments\": {}} trailing</tool_call>"))
                 .as("what follows a call in its block is not read").isEqualTo(new Reading(null, List.of(new Call("f", "{}"))));
         assertThat(ToolCallReader.read(HERMES, "<tool_call>{\"id\": [1, {\"x\": 2}], \"parameters\": {\"a\": [1, 2.5, "
                 + "null, true, \"\\u00e9\\n\"]}, \"name\": \"late\"}</tool_call>"))
                 .as("other keys skipped; arguments before the name, held until it comes")
-                .isEqualTo(new Reading(null, List.of(new Call("late", "{\"a\":[1,2.5,null,true,\"é\\n\"]}"))));
+                .isEqualTo(new Reading(null, List.of(new Call("late", "{\"a\":[1,2.5,null,true,\"\\u00e9\\n\"]}"))));
         assertThat(ToolCallReader.read(HERMES, OUTPUTS.get(13)).calls())
                 .as("parameters for arguments; a start tag inside a string")
                 .containsExactly(new Call("f", "{\"x\":\"<tool_call>\"}"));
@@ -163,10 +167,11 @@ class ToolCallReaderTest {
         ToolCallReader reader = new ToolCallReader(HERMES);
         assertThat(reader.feed("<tool_call>\n{\"name\": \"get_wea")).isEmpty();
         assertThat(reader.feed("ther\", \"arguments\"")).as("the name alone does not make a call").isEmpty();
-        assertThat(reader.feed(": {\"ci")).containsExactly(new Start("get_weather"), new Arguments("{"));
-        assertThat(reader.feed("ty\": \"Pa")).containsExactly(new Arguments("\"city\""));
-        assertThat(reader.feed("ris\", \"days\": [1, ")).containsExactly(new Arguments(":\"Paris\",\"days\":[1"));
-        assertThat(reader.feed("2]}}\n</tool")).containsExactly(new Arguments(",2]}"));
+        assertThat(reader.feed(": {\"ci")).containsExactly(new Start("get_weather"), new Arguments("{\"ci"));
+        assertThat(reader.feed("ty\": \"Pa ")).as("a string as it grows, its spaces kept")
+                .containsExactly(new Arguments("ty\":\"Pa "));
+        assertThat(reader.feed("ris\", \"days\": [1, ")).containsExactly(new Arguments("ris\",\"days\":[1,"));
+        assertThat(reader.feed("2]}}\n</tool")).containsExactly(new Arguments("2]}"));
         assertThat(reader.feed("_call>")).isEmpty();
         assertThat(reader.calls()).isEqualTo(1);
         assertThat(reader.finish()).isEmpty();

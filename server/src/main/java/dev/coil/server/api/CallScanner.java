@@ -37,7 +37,7 @@ final class CallScanner {
     record Start(String name) implements Event, ToolCallReader.Piece {
     }
 
-    /** The next piece of the arguments of the call made last (joined, a JSON object without whitespace between tokens). */
+    /** The next piece of the arguments of the call made last (joined: a JSON object, no whitespace between tokens). */
     record Arguments(String text) implements Event, ToolCallReader.Piece {
     }
 
@@ -78,16 +78,13 @@ final class CallScanner {
     /** The current call's name, once read. */
     private String name;
     private boolean argumentsBegun;
-    /** The arguments written so far, while the name is not yet known. */
-    private final StringBuilder heldArguments = new StringBuilder();
-    /** Arguments written and not yet given back or held. */
+    /** Arguments written and not yet given back: held while the call's name is not yet known. */
     private final StringBuilder written = new StringBuilder();
     /** Where the arguments' writing stands: inside a string, after its backslash. */
     private boolean inString;
     private boolean escaped;
-    /** The current character closed the arguments (it is theirs), and they are to be given back. */
-    private boolean argumentsJustClosed;
-    private boolean argumentsEnded;
+    /** The current character closed the arguments: they are given back before a listed call after them starts. */
+    private boolean argumentsClosed;
     private boolean started;
     private int made;
 
@@ -136,16 +133,16 @@ final class CallScanner {
                     take(token, events);
                 }
             } catch (IOException broken) {
-                stop(events);
+                stop();
                 break;
             }
-            if (wasInArguments || place == Place.IN_ARGUMENTS || argumentsJustClosed) {
+            // The character that opens the arguments leaves the parser in them; the one that closes them enters them.
+            if (wasInArguments || place == Place.IN_ARGUMENTS) {
                 writeArgument(character);
             }
-            argumentsJustClosed = false;
-            if (argumentsEnded) {
-                argumentsEnded = false;
-                flushArguments(events);  // before a listed call after this one starts
+            if (argumentsClosed) {
+                argumentsClosed = false;
+                flushArguments(events);
             }
         }
         flushArguments(events);
@@ -183,14 +180,14 @@ final class CallScanner {
                 } else if (!listed && token == JsonToken.START_OBJECT) {
                     beginCall();
                 } else {
-                    stop(events);
+                    stop();
                 }
             }
             case IN_LIST -> {
                 if (token == JsonToken.START_OBJECT) {
                     beginCall();
                 } else {
-                    stop(events);  // a listed value that is no call, or the list's end
+                    stop();  // a listed value that is no call, or the list's end
                 }
             }
             case IN_CALL -> {
@@ -207,12 +204,12 @@ final class CallScanner {
                         depth = 0;
                     }
                 } else {
-                    stop(events);
+                    stop();
                 }
             }
             case AFTER_NAME_KEY -> {
                 if (token != JsonToken.VALUE_STRING) {
-                    stop(events);
+                    stop();
                     return;
                 }
                 name = parser.getText();
@@ -223,7 +220,7 @@ final class CallScanner {
             }
             case AFTER_ARGUMENTS_KEY -> {
                 if (token != JsonToken.START_OBJECT) {
-                    stop(events);
+                    stop();
                     return;
                 }
                 argumentsBegun = true;
@@ -236,8 +233,7 @@ final class CallScanner {
             case IN_ARGUMENTS -> {
                 depth += nesting(token);
                 if (depth == 0) {
-                    argumentsJustClosed = true;
-                    argumentsEnded = true;
+                    argumentsClosed = true;
                     place = Place.IN_CALL;
                 }
             }
@@ -270,7 +266,7 @@ final class CallScanner {
     /** The call's object closed: made now if it had a name and no arguments. */
     private void endCall(List<Event> events) {
         if (name == null) {
-            stop(events);
+            stop();
             return;
         }
         if (!argumentsBegun) {
@@ -285,29 +281,19 @@ final class CallScanner {
         started = true;
         made++;
         events.add(new Start(name));
-        heldArguments.append(written);
-        written.setLength(0);
-        if (!heldArguments.isEmpty()) {
-            events.add(new Arguments(heldArguments.toString()));
-            heldArguments.setLength(0);
-        }
+        flushArguments(events);
     }
 
-    /** Arguments written since the last piece: given back once the call is made, else held. */
+    /** Arguments written since the last piece, given back once the call is made (else kept). */
     private void flushArguments(List<Event> events) {
-        if (written.isEmpty()) {
-            return;
-        }
-        if (started) {
+        if (started && !written.isEmpty()) {
             events.add(new Arguments(written.toString()));
-        } else {
-            heldArguments.append(written);
+            written.setLength(0);
         }
-        written.setLength(0);
     }
 
     /** The format is broken here, or the list has ended: the block's reading ends. */
-    private void stop(List<Event> events) {
+    private void stop() {
         place = Place.DONE;
     }
 }

@@ -116,7 +116,7 @@ class ReadChatShapeTest {
         StringBuilder reasoningContent = new StringBuilder();
         StringBuilder content = new StringBuilder();
         ObjectNode joined = Json.object();
-        ArrayNode calls = Json.MAPPER.createArrayNode();
+        List<JsonNode> calls = new ArrayList<>();
         for (JsonNode chunk : chunks) {
             if (chunk == null) {
                 continue;
@@ -125,20 +125,7 @@ class ReadChatShapeTest {
             reasoning.append(delta.path("reasoning").asText(""));
             reasoningContent.append(delta.path("reasoning_content").asText(""));
             content.append(delta.path("content").asText(""));
-            // A new index starts a call (with its id and name), a known one adds to its arguments.
-            delta.path("tool_calls").forEach(call -> {
-                int index = call.get("index").asInt();
-                if (index == calls.size()) {
-                    assertThat(call.get("id").asText()).startsWith("chatcmpl-tool-");
-                    assertThat(call.at("/function/name").isTextual()).isTrue();
-                    calls.add(call.get("function").deepCopy());
-                } else {
-                    assertThat(index).isEqualTo(calls.size() - 1);
-                    assertThat(call.has("id")).isFalse();
-                    ObjectNode function = (ObjectNode) calls.get(index);
-                    function.put("arguments", function.get("arguments").asText() + call.at("/function/arguments").asText());
-                }
-            });
+            StreamedToolCalls.join(delta, calls);
             if (!chunk.get("finish_reason").isNull()) {
                 joined.put("finish_reason", chunk.get("finish_reason").asText());
             }
@@ -147,7 +134,7 @@ class ReadChatShapeTest {
         ObjectNode result = Json.object();
         result.put("reasoning", reasoning.toString());
         result.put("content", content.toString());
-        result.set("calls", calls);
+        result.set("calls", Json.MAPPER.createArrayNode().addAll(calls));
         result.put("finish_reason", joined.path("finish_reason").asText());
         return result;
     }

@@ -315,25 +315,11 @@ class ToolCallsTest {
                 .parameters(parameters.build()).build()).build();
     }
 
-    /**
-     * The calls a stream's chunks make, joined as OpenAI's clients join them: a new {@code index}
-     * starts a call (with its id, type and name), a known one adds to its arguments.
-     */
+    /** The calls a stream's chunks make, joined as OpenAI's clients join them (StreamedToolCalls). */
     private static List<JsonNode> joinedCalls(List<JsonNode> chunks) {
         List<JsonNode> calls = new ArrayList<>();
         for (JsonNode chunk : chunks) {
-            for (JsonNode piece : chunk.at("/choices/0/delta/tool_calls")) {
-                int index = piece.get("index").asInt();
-                if (index == calls.size()) {
-                    assertThat(piece.get("id").asText()).matches("chatcmpl-tool-[0-9a-f]{32}");
-                    assertThat(piece.get("type").asText()).isEqualTo("function");
-                    calls.add(piece.get("function").deepCopy());
-                } else {
-                    assertThat(index).as(piece.toString()).isEqualTo(calls.size() - 1);
-                    ObjectNode function = (ObjectNode) calls.get(index);
-                    function.put("arguments", function.get("arguments").asText() + piece.at("/function/arguments").asText());
-                }
-            }
+            StreamedToolCalls.join(chunk.at("/choices/0/delta"), calls);
         }
         return calls;
     }

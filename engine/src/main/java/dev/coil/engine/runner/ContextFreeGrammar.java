@@ -9,6 +9,7 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.BiPredicate;
 
 /**
  * A context-free grammar written in GBNF, the notation of llama.cpp's grammars that vLLM's
@@ -545,49 +546,36 @@ final class ContextFreeGrammar {
 
         /** The rules that can finish: some alternative of only terminals and rules that can. */
         private BitSet productive() {
-            BitSet productive = new BitSet();
+            return rulesWith((code, found) -> code < 0 || found.get(code));
+        }
+
+        private static boolean finishes(int[] alternative, BitSet productive) {
+            return Arrays.stream(alternative).allMatch(code -> code < 0 || productive.get(code));
+        }
+
+        /** The rules that can match the empty text: some alternative of only rules that can. */
+        private BitSet nullable() {
+            return rulesWith((code, found) -> code >= 0 && found.get(code));
+        }
+
+        /**
+         * The least set of rules with an alternative whose every element {@code counts}, given the
+         * rules found so far: grown until it no longer changes.
+         */
+        private BitSet rulesWith(BiPredicate<Integer, BitSet> counts) {
+            BitSet found = new BitSet();
             boolean changed = true;
             while (changed) {
                 changed = false;
                 for (int r = 0; r < rules.size(); r++) {
-                    if (!productive.get(r) && rules.get(r).stream().anyMatch(a -> finishes(a, productive))) {
-                        productive.set(r);
+                    if (!found.get(r) && rules.get(r).stream().anyMatch(
+                            alternative -> Arrays.stream(alternative).allMatch(code -> counts.test(code, found)))) {
+                        found.set(r);
                         changed = true;
                     }
                 }
             }
-            return productive;
-        }
-
-        private static boolean finishes(int[] alternative, BitSet productive) {
-            for (int code : alternative) {
-                if (code >= 0 && !productive.get(code)) {
-                    return false;
-                }
-            }
-            return true;
-        }
-
-        /** The rules that can match the empty text. */
-        private BitSet nullable() {
-            BitSet nullable = new BitSet();
-            boolean changed = true;
-            while (changed) {
-                changed = false;
-                for (int r = 0; r < rules.size(); r++) {
-                    if (nullable.get(r)) {
-                        continue;
-                    }
-                    for (int[] alternative : rules.get(r)) {
-                        if (Arrays.stream(alternative).allMatch(code -> code >= 0 && nullable.get(code))) {
-                            nullable.set(r);
-                            changed = true;
-                            break;
-                        }
-                    }
-                }
-            }
-            return nullable;
+            return found;
         }
 
         /** Refuses a rule that can begin with itself before any character is read. */

@@ -591,27 +591,34 @@ sealed interface GrammarFrame {
 
         /** The frames of the grammar's text whose first character is {@code c}, inside {@code parent}. */
         static void start(ContextFreeGrammar grammar, GrammarFrame parent, char c, List<GrammarFrame> out) {
-            List<ContextFreeFrame> terminals = new ArrayList<>();
-            new ContextFreeFrame(grammar, grammar.start, 0, parent, parent).expand(terminals, new int[1]);
-            for (ContextFreeFrame terminal : terminals) {
+            List<GrammarFrame> first = new ArrayList<>();
+            new ContextFreeFrame(grammar, grammar.start, 0, parent, parent).reach(first, false);
+            for (GrammarFrame terminal : first) {
                 terminal.feed(c, out);
             }
         }
 
         @Override
         public void feed(char c, List<GrammarFrame> out) {
-            if (!grammar.takes(grammar.alternatives[alternative][position], c)) {
-                return;
+            if (grammar.takes(grammar.alternatives[alternative][position], c)) {
+                new ContextFreeFrame(grammar, alternative, position + 1, continuation, outer).reach(out, true);
             }
+        }
+
+        /**
+         * Adds to {@code out} the frames at a terminal this position reaches without reading, and with
+         * {@code withEnd} the grammar's end where it reaches that; nothing when that takes more than
+         * {@link #MAX_EXPANSION} frames.
+         */
+        private void reach(List<GrammarFrame> out, boolean withEnd) {
             List<ContextFreeFrame> terminals = new ArrayList<>();
-            int[] budget = new int[1];
-            boolean ends = new ContextFreeFrame(grammar, alternative, position + 1, continuation, outer)
-                    .expand(terminals, budget);
-            if (budget[0] > MAX_EXPANSION) {
+            int[] visited = new int[1];
+            boolean ends = expand(terminals, visited);
+            if (visited[0] > MAX_EXPANSION) {
                 return;
             }
             out.addAll(terminals);
-            if (ends) {
+            if (ends && withEnd) {
                 out.add(outer.valueDone());
             }
         }

@@ -81,14 +81,27 @@ class ContextFreeGrammarTest {
 
     @Test
     void randomWalksNeverStrandAndEndInSentences() {
-        OutputGrammar grammar = OutputGrammar.grammar(ARITHMETIC);
-        Random random = new Random(7);
-        String alphabet = "0123456789+-*( )x";
-        int whole = 0;
-        for (int walk = 0; walk < 300; walk++) {
+        List<String> whole = wholeWalks(OutputGrammar.grammar(ARITHMETIC), "0123456789+-*( )x", new Random(7), 300,
+                60, 6);
+        for (String text : whole) {
+            assertThat(Arithmetic.parses(text)).as("\"%s\"", text).isTrue();
+        }
+        assertThat(whole).hasSizeGreaterThan(100);
+    }
+
+    /**
+     * {@code walks} random walks of up to {@code steps} characters of {@code alphabet}, each character
+     * one the grammar takes, stopping where the text may end with a chance of one in {@code stopOneIn};
+     * asserts that no walk strands (no character taken where the text may not end), and returns the
+     * walks that ended whole.
+     */
+    private static List<String> wholeWalks(OutputGrammar grammar, String alphabet, Random random, int walks,
+            int steps, int stopOneIn) {
+        List<String> whole = new ArrayList<>();
+        for (int walk = 0; walk < walks; walk++) {
             GrammarState state = grammar.start();
             StringBuilder text = new StringBuilder();
-            for (int step = 0; step < 60; step++) {
+            for (int step = 0; step < steps && !state.done(); step++) {
                 List<Character> allowed = new ArrayList<>();
                 for (char c : alphabet.toCharArray()) {
                     if (state.feed(c) != null) {
@@ -96,7 +109,7 @@ class ContextFreeGrammarTest {
                     }
                 }
                 assertThat(!allowed.isEmpty() || state.mayEnd()).as("stranded after \"%s\"", text).isTrue();
-                if (allowed.isEmpty() || state.mayEnd() && random.nextInt(6) == 0) {
+                if (allowed.isEmpty() || state.mayEnd() && random.nextInt(stopOneIn) == 0) {
                     break;
                 }
                 char c = allowed.get(random.nextInt(allowed.size()));
@@ -104,11 +117,10 @@ class ContextFreeGrammarTest {
                 state = state.feed(c);
             }
             if (state.mayEnd()) {
-                whole++;
-                assertThat(Arithmetic.parses(text.toString())).as("\"%s\"", text).isTrue();
+                whole.add(text.toString());
             }
         }
-        assertThat(whole).isGreaterThan(100);
+        return whole;
     }
 
     /** JSON in GBNF, as users write it for llama.cpp: recursive values, escapes, an empty alternative. */
@@ -126,33 +138,11 @@ class ContextFreeGrammarTest {
     void aJsonGrammarsWalksEndInJsonAJsonParserReads() throws Exception {
         OutputGrammar grammar = OutputGrammar.grammar(JSON_VALUES);
         com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
-        Random random = new Random(11);
-        String alphabet = "{}[]\":, -+.0123456789eEabfnrtuls\\/xé";
-        int whole = 0;
-        for (int walk = 0; walk < 400; walk++) {
-            GrammarState state = grammar.start();
-            StringBuilder text = new StringBuilder();
-            for (int step = 0; step < 80 && !state.done(); step++) {
-                List<Character> allowed = new ArrayList<>();
-                for (char c : alphabet.toCharArray()) {
-                    if (state.feed(c) != null) {
-                        allowed.add(c);
-                    }
-                }
-                assertThat(!allowed.isEmpty() || state.mayEnd()).as("stranded after %s", text).isTrue();
-                if (allowed.isEmpty() || state.mayEnd() && random.nextInt(4) == 0) {
-                    break;
-                }
-                char c = allowed.get(random.nextInt(allowed.size()));
-                text.append(c);
-                state = state.feed(c);
-            }
-            if (state.mayEnd()) {
-                whole++;
-                json.readTree(text.toString());  // throws where the text is no JSON
-            }
+        List<String> whole = wholeWalks(grammar, "{}[]\":, -+.0123456789eEabfnrtuls\\/xé", new Random(11), 400, 80, 4);
+        for (String text : whole) {
+            json.readTree(text);  // throws where the text is no JSON
         }
-        assertThat(whole).isGreaterThan(100);
+        assertThat(whole).hasSizeGreaterThan(100);
         assertThat(holds(grammar, "{\"a\": [1, -2.5e+3, \"\\u00e9\\n\", {}], \"b\": null}")).isTrue();
         assertThat(holds(grammar, "{\"a\": [1,]}")).isFalse();
         assertThat(holds(grammar, "\"tab\there\"")).as("a control character in a string").isFalse();

@@ -201,17 +201,26 @@ class PlaygroundBrowserTest {
         setField("max_tokens", "4000");
         check("ignore_eos");
         byId("prompt").sendKeys("The Debian package manager");
+        // While tokens stream in, the page is busy enough that a WebDriver command can wait until the
+        // stream is over; so the page itself presses Stop, from a watcher set before Send, as soon as
+        // some tokens have arrived, and notes whether Stop could still be pressed then.
+        browser.executeScript("""
+                window.stopPressed = null;
+                const watcher = new MutationObserver(() => {
+                  const output = [...document.querySelectorAll('#transcript .response .output')].at(-1);
+                  if (!output || output.textContent.length < 20) return;
+                  watcher.disconnect();
+                  const stop = document.getElementById('stop');
+                  window.stopPressed = {enabled: !stop.disabled, shown: output.textContent.length};
+                  stop.click();
+                });
+                watcher.observe(document.getElementById('transcript'),
+                    {subtree: true, childList: true, characterData: true});
+                """);
         byId("send").click();
-        // While tokens stream in, the page is busy enough that a WebDriver round trip can wait until the
-        // stream is over; so the page itself presses Stop as soon as some tokens have arrived.
-        browser.executeAsyncScript("const done = arguments[arguments.length - 1];"
-                + "const pressed = () => {"
-                + "  const output = [...document.querySelectorAll('#transcript .response .output')].at(-1);"
-                + "  if (!output || output.textContent.length < 20) return false;"
-                + "  document.getElementById('stop').click(); done(true); return true; };"
-                + "if (!pressed()) { const watcher = new MutationObserver(() => { if (pressed()) watcher.disconnect(); });"
-                + "  watcher.observe(document.getElementById('transcript'),"
-                + "      {subtree: true, childList: true, characterData: true}); }");
+        waitFor("the page to press Stop", () -> browser.executeScript("return window.stopPressed") != null);
+        assertThat(browser.executeScript("return window.stopPressed.enabled"))
+                .as("Stop was pressed while the response streamed").isEqualTo(true);
         waitFor("the page to mark the response stopped", () -> "stopped".equals(lastResponseState()));
         int shownAtStop = lastOutput().length();
         waitFor("the server to count a cancelled request", () -> server.metric(CANCELLED) == cancelledBefore + 1);
@@ -500,8 +509,28 @@ class PlaygroundBrowserTest {
         return server.postJson("/tokenize", tokenizeBody).get("count").asInt();
     }
 
+    /** Waits for the condition; on timeout the message says what the page showed then. */
     private static void waitFor(String what, Supplier<Boolean> condition) {
-        new WebDriverWait(browser, PATIENCE, Duration.ofMillis(20)).withMessage("waiting for " + what)
+        new WebDriverWait(browser, PATIENCE, Duration.ofMillis(20))
+                .withMessage(() -> "waiting for " + what + "; the page shows " + pageSummary())
                 .until(driver -> condition.get());
+    }
+
+    /** The newest response's state, its figures line and length, and the error box, for failure messages. */
+    private static String pageSummary() {
+        try {
+            return String.valueOf(browser.executeScript("""
+                    const response = [...document.querySelectorAll('#transcript .response')].at(-1);
+                    const error = document.getElementById('error');
+                    return JSON.stringify({responses: document.querySelectorAll('#transcript .response').length,
+                      state: response?.dataset.state ?? null,
+                      stats: response?.querySelector('.stats')?.textContent ?? null,
+                      outputLength: response?.querySelector('.output')?.textContent.length ?? null,
+                      sendEnabled: !document.getElementById('send').disabled,
+                      error: error && !error.hidden ? error.textContent : null});
+                    """));
+        } catch (RuntimeException unreadable) {
+            return "(the page could not be read: " + unreadable.getMessage() + ")";
+        }
     }
 }

@@ -86,6 +86,13 @@ public final class ServingBenchmark {
     public static List<ThroughputRow> throughput(LoadedModel loaded, Supplier<Backend> backends, EngineOptions options,
             int[] concurrencies, int promptTokens, int maxTokens, SamplingParams sampling, Consumer<String> log)
             throws InterruptedException {
+        return throughput(loaded, backends, options, concurrencies, promptTokens, maxTokens, sampling, -1, log);
+    }
+
+    /** As above, every request asking for {@code logprobs} (-1 none, else the top tokens) of each token. */
+    public static List<ThroughputRow> throughput(LoadedModel loaded, Supplier<Backend> backends, EngineOptions options,
+            int[] concurrencies, int promptTokens, int maxTokens, SamplingParams sampling, int logprobs,
+            Consumer<String> log) throws InterruptedException {
         SplittableRandom random = new SplittableRandom(7);
         int vocab = loaded.config().vocabSize();
         List<ThroughputRow> rows = new ArrayList<>();
@@ -95,11 +102,12 @@ public final class ServingBenchmark {
             // Every kernel path a level takes (one token, a few, many) gets compiled before anything is timed.
             for (int warm : new int[] {1, 4, 16, 64}) {
                 runAll(engine, requests(random, vocab, Math.min(warm, options.maxSequences()), promptTokens, 16,
-                        sampling));
+                        sampling, logprobs));
             }
             for (int concurrency : concurrencies) {
                 log.accept(concurrency + (concurrency == 1 ? " request" : " requests") + " in flight...");
-                List<EngineRequest> batch = requests(random, vocab, concurrency, promptTokens, maxTokens, sampling);
+                List<EngineRequest> batch = requests(random, vocab, concurrency, promptTokens, maxTokens, sampling,
+                        logprobs);
                 long start = System.nanoTime();
                 List<EngineEvent.Finished> done = runAll(engine, batch);
                 double seconds = (System.nanoTime() - start) / 1e9;
@@ -177,11 +185,11 @@ public final class ServingBenchmark {
 
     private static List<EngineRequest> requests(SplittableRandom random, int vocab, int count, int promptTokens,
             int maxTokens) {
-        return requests(random, vocab, count, promptTokens, maxTokens, SamplingParams.greedy());
+        return requests(random, vocab, count, promptTokens, maxTokens, SamplingParams.greedy(), -1);
     }
 
     private static List<EngineRequest> requests(SplittableRandom random, int vocab, int count, int promptTokens,
-            int maxTokens, SamplingParams sampling) {
+            int maxTokens, SamplingParams sampling, int logprobs) {
         List<EngineRequest> requests = new ArrayList<>();
         for (int i = 0; i < count; i++) {
             SamplingParams params = sampling.withMaxTokens(maxTokens);
@@ -195,7 +203,7 @@ public final class ServingBenchmark {
                 int high = (int) Math.round(promptTokens * (1 + spread));
                 length = low + random.nextInt(high - low + 1);
             }
-            requests.add(new EngineRequest(random.ints(length, 1, vocab).toArray(), params, true, -1, -1));
+            requests.add(new EngineRequest(random.ints(length, 1, vocab).toArray(), params, true, logprobs, -1));
         }
         return requests;
     }

@@ -44,10 +44,13 @@ public final class Batch {
      * @param allowedBits    where a grammar holds the output: bit id % 32 of word id / 32 set where token
      *                       id may come next (one past the words may not), applied before anything
      *                       else; null without a grammar
+     * @param logprobs       -1, or the request's logprobs: the backend returns the chosen token's
+     *                       log-probability and this many most likely tokens' ({@link DrawnLogprobs}), of
+     *                       the logits before the mask, bias, penalties and temperature
      */
     public record Draw(double temperature, int topK, double topP, double minP, float repetitionPenalty,
             int[] seenIds, int[] countIds, float[] countPenalties, double uniform, int[] biasIds, float[] biases,
-            int[] allowedBits) {
+            int[] allowedBits, int logprobs) {
 
         /** True when the draw changes logits before its temperature: a grammar's mask, a bias or a penalty. */
         public boolean adjustsLogits() {
@@ -56,14 +59,28 @@ public final class Batch {
     }
 
     /**
-     * What a step gives back for one segment: the logits it asked for ([tokens, vocab], [vocab] or
-     * null), or, for a {@link Logits#GREEDY} segment, either the last position's logits or the
-     * chosen token with null logits.
-     *
-     * @param token the greedy token where the backend chose it; -1 otherwise, or where the logits
-     *              hold NaN or +infinity or only -infinity
+     * Log-probabilities a backend computed with a drawn token, as the host's log-softmax of the
+     * segment's logits gives them: the chosen token's, and the most likely tokens', most likely first,
+     * equal ones by the lower id, -infinity left out.
      */
-    public record Output(float[] logits, int token) {
+    public record DrawnLogprobs(float chosen, int[] topIds, float[] topLogprobs) {
+    }
+
+    /**
+     * What a step gives back for one segment: the logits it asked for ([tokens, vocab], [vocab] or
+     * null), or, for a {@link Logits#GREEDY} or {@link Logits#SAMPLE} segment, either the last
+     * position's logits or the chosen token with null logits.
+     *
+     * @param token    the greedy token where the backend chose it; -1 otherwise, or where the logits
+     *                 hold NaN or +infinity or only -infinity
+     * @param logprobs with a chosen token whose draw asked for logprobs, where the backend computed
+     *                 them ({@code Backend.drawsLogprobs}); null otherwise
+     */
+    public record Output(float[] logits, int token, DrawnLogprobs logprobs) {
+
+        public Output(float[] logits, int token) {
+            this(logits, token, null);
+        }
 
         public static Output ofLogits(float[] logits) {
             return new Output(logits, -1);

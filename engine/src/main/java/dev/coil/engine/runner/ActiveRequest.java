@@ -217,26 +217,32 @@ final class ActiveRequest {
                 && generatedCount >= request.sampling().minTokens() && needsOnlyItsToken();
     }
 
-    /**
-     * No logprobs, no penalties (whose lists hold the generated tokens), no grammar (whose allowed
-     * tokens depend on the token before), and a token to make.
-     */
+    /** No logprobs, and a draw that can be made ahead (see {@link #drawsWithoutHistory}). */
     private boolean needsOnlyItsToken() {
-        SamplingParams sampling = request.sampling();
-        return request.logprobs() < 0 && sampling.repetitionPenalty() == 1 && sampling.presencePenalty() == 0
-                && sampling.frequencyPenalty() == 0 && grammar == null && maxTokens > 0;
+        return request.logprobs() < 0 && drawsWithoutHistory();
     }
 
     /**
-     * For a request without logprobs whose token is not the plain argmax (sampled, or greedy with a
-     * bias, penalties or a grammar: a draw at temperature 0): what a backend needs to draw the next
-     * token itself, with the uniform number this request's sampler would use (kept, so that logits
-     * coming back instead are drawn with the same number) and the grammar's allowed tokens; null when
-     * the request needs its logits.
+     * No penalties (whose lists hold the generated tokens), no grammar (whose allowed tokens depend on
+     * the token before), and a token to make.
      */
-    Batch.Draw nextDraw() {
+    private boolean drawsWithoutHistory() {
         SamplingParams sampling = request.sampling();
-        if (needsOnlyGreedyToken() || request.logprobs() >= 0 || maxTokens == 0) {
+        return sampling.repetitionPenalty() == 1 && sampling.presencePenalty() == 0 && sampling.frequencyPenalty() == 0
+                && grammar == null && maxTokens > 0;
+    }
+
+    /**
+     * For a request whose token is not the plain argmax (sampled, or greedy with a bias, penalties,
+     * a grammar or logprobs: a draw at temperature 0): what a backend needs to draw the next token
+     * itself, with the uniform number this request's sampler would use (kept, so that logits coming
+     * back instead are drawn with the same number), the grammar's allowed tokens and the logprobs
+     * wanted; null when the request needs its logits (it wants logprobs and
+     * {@code logprobsDrawn}, whether the backend computes them with a draw, is false).
+     */
+    Batch.Draw nextDraw(boolean logprobsDrawn) {
+        SamplingParams sampling = request.sampling();
+        if (needsOnlyGreedyToken() || (request.logprobs() >= 0 && !logprobsDrawn) || maxTokens == 0) {
             return null;
         }
         if (Double.isNaN(pendingUniform)) {
@@ -261,7 +267,25 @@ final class ActiveRequest {
         DrawBias bias = biasAt(generatedCount);
         return new Batch.Draw(sampling.temperature(), sampling.topK(), sampling.topP(), sampling.minP(),
                 (float) sampling.repetitionPenalty(), seen, countIds, penalties, pendingUniform, bias.ids(),
-                bias.values(), grammar == null ? null : grammar.allowedBits(endIds));
+                bias.values(), grammar == null ? null : grammar.allowedBits(endIds), request.logprobs());
+    }
+
+    private EngineEvent.PositionLogprobs positionLogprobs(int token, float[] distribution) {
+        return new EngineEvent.PositionLogprobs(new TokenLogprob(token, distribution[token]),
+                request.logprobs() > 0 ? Sampler.topLogprobs(distribution, request.logprobs()) : List.of());
+    }
+
+    /** The logprobs the backend computed with the token it drew (its top list at most as long as asked). */
+    private EngineEvent.PositionLogprobs positionLogprobs(int token, Batch.DrawnLogprobs drawn) {
+        if (drawn == null) {
+            throw new IllegalStateException(id + ": the backend chose the token without the logprobs it was asked for");
+        }
+        int count = Math.min(request.logprobs(), drawn.topIds().length);
+        List<TokenLogprob> top = new ArrayList<>(count);
+        for (int i = 0; i < count; i++) {
+            top.add(new TokenLogprob(drawn.topIds()[i], drawn.topLogprobs()[i]));
+        }
+        return new EngineEvent.PositionLogprobs(new TokenLogprob(token, drawn.chosen()), top);
     }
 
     /** A draw's bias lists: distinct ids, and what is added to each one's logit. */
@@ -290,10 +314,11 @@ final class ActiveRequest {
 
     /**
      * True when a backend may draw this request's token after next before the next one is known:
-     * drawn (see {@link #nextDraw}), no penalties (their lists hold the generated tokens), no logprobs.
+     * drawn (see {@link #nextDraw}; with logprobs only where the backend computes them), no penalties
+     * (their lists hold the generated tokens), no grammar.
      */
     boolean canDrawAhead() {
-        return !needsOnlyGreedyToken() && needsOnlyItsToken();
+        return !needsOnlyGreedyToken() && drawsWithoutHistory();
     }
 
     /**
@@ -309,12 +334,17 @@ final class ActiveRequest {
         SamplingParams sampling = request.sampling();
         DrawBias bias = biasAt(generatedCount + 1);
         return new Batch.Draw(sampling.temperature(), sampling.topK(), sampling.topP(), sampling.minP(), 1f,
-                new int[0], new int[0], new float[0], aheadUniform, bias.ids(), bias.values(), null);
+                new int[0], new int[0], new float[0], aheadUniform, bias.ids(), bias.values(), null,
+                request.logprobs());
     }
 
-    /** As {@link #acceptNextLogits}, for a greedy token the backend picked (see {@link #needsOnlyGreedyToken}). */
-    boolean acceptNextToken(int token) {
-        return accept(null, token);
+    /**
+     * As {@link #acceptNextLogits}, for a token the backend picked (greedy, see {@link
+     * #needsOnlyGreedyToken}, or drawn, see {@link #nextDraw}) with, where the request wants them, the
+     * log-probabilities it computed.
+     */
+    boolean acceptNextToken(int token, Batch.DrawnLogprobs logprobs) {
+        return accept(null, token, logprobs);
     }
 
     /**
@@ -323,11 +353,11 @@ final class ActiveRequest {
      * max_tokens 0 nothing is sampled and {@code logits} may be null.
      */
     boolean acceptNextLogits(float[] logits) {
-        return accept(logits, -1);
+        return accept(logits, -1, null);
     }
 
-    /** logits null: {@code chosen} was picked from them already. */
-    private boolean accept(float[] logits, int chosen) {
+    /** logits null: {@code chosen} was picked from them already, and {@code drawn} has its logprobs. */
+    private boolean accept(float[] logits, int chosen, Batch.DrawnLogprobs drawn) {
         if (prefilledNanos == 0) {
             prefilledNanos = System.nanoTime();
             if (wantsPromptLogprobs()) {
@@ -360,9 +390,7 @@ final class ActiveRequest {
         }
         EngineEvent.PositionLogprobs logprobs = null;
         if (request.logprobs() >= 0) {
-            float[] distribution = Sampler.logSoftmax(logits);
-            logprobs = new EngineEvent.PositionLogprobs(new TokenLogprob(token, distribution[token]),
-                    request.logprobs() > 0 ? Sampler.topLogprobs(distribution, request.logprobs()) : List.of());
+            logprobs = logits != null ? positionLogprobs(token, Sampler.logSoftmax(logits)) : positionLogprobs(token, drawn);
         }
         if (generatedCount == generated.length) {
             generated = Arrays.copyOf(generated, 2 * generated.length);

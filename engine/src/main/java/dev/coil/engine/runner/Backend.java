@@ -48,6 +48,15 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * True when a SAMPLE segment whose {@link Batch.Draw#logprobs() draw asks for logprobs} gets its
+     * token back with them ({@link Batch.Output#logprobs()}) instead of its logits, so that a request
+     * with logprobs is drawn where the logits are too.
+     */
+    default boolean drawsLogprobs() {
+        return false;
+    }
+
+    /**
      * One step, as {@link #forward}, whose outputs are read with {@link Submitted#outputs()}. Steps are
      * submitted and read in the same order, each read once; the sequences advance at submission.
      * By default the step runs here and now.

@@ -380,7 +380,7 @@ final class StepLoop implements Runnable {
         Batch.Logits wanted = promptLogits ? Batch.Logits.ALL
                 : !chunk.samples() ? Batch.Logits.NONE
                 : active.needsOnlyGreedyToken() ? Batch.Logits.GREEDY
-                : (draw = active.nextDraw()) != null ? Batch.Logits.SAMPLE : Batch.Logits.LAST;
+                : (draw = active.nextDraw(backend.drawsLogprobs())) != null ? Batch.Logits.SAMPLE : Batch.Logits.LAST;
         if (chunk.count() > 1 || clamped > 0) {
             if (hasAttention) {
                 active.addPath(ActiveRequest.FLASH);
@@ -406,7 +406,7 @@ final class StepLoop implements Runnable {
             if (output.token() < 0) {
                 throw new IllegalStateException("the logits hold NaN or +infinity, or are all -infinity");
             }
-            if (entry.active.acceptNextToken(output.token())) {
+            if (entry.active.acceptNextToken(output.token(), output.logprobs())) {
                 if (countedAhead) {
                     entry.finishing = true;
                 } else {

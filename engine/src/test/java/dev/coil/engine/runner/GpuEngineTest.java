@@ -319,6 +319,31 @@ class GpuEngineTest {
     }
 
     /**
+     * Requests with logprobs draw on the device, their log-probabilities computed there: greedy (a draw
+     * at temperature 0), sampled, with top-k and top-p, with a bias and penalties (the logprobs are of
+     * the logits before them), held to a grammar, and with min_tokens holding a stop id back, beside a
+     * request without logprobs; the chosen token only, five and twenty top tokens. Tokens and
+     * log-probabilities equal those of the same requests drawn on the host.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("models")
+    void logprobsComputedOnTheDeviceEqualTheHostsLogSoftmax(String fixture) throws Exception {
+        List<SamplingParams> settings = List.of(
+                SamplingParams.greedy().withMaxTokens(10),
+                SamplingParams.greedy().withTemperature(0.8).withMaxTokens(10).withSeed(21L),
+                SamplingParams.greedy().withTemperature(1.1).withTopK(20).withTopP(0.9).withMaxTokens(10).withSeed(22L),
+                SamplingParams.greedy().withTemperature(1.0).withRepetitionPenalty(1.3).withPresencePenalty(0.4)
+                        .withLogitBias(Map.of(5, 3f, 9, -2.5f)).withMaxTokens(10).withSeed(23L),
+                SamplingParams.builder().temperature(0.9).seed(24L).maxTokens(16)
+                        .grammar(OutputGrammar.regex("(yes|no)-[a-f0-9]{2,6}!?")).build(),
+                SamplingParams.greedy().withLogitBias(Map.of(13, 100f)).withStopTokenIds(Set.of(13)).withMinTokens(4)
+                        .withMaxTokens(10));
+        for (int logprobs : new int[] {0, 5, EngineRequest.MAX_TOP_LOGPROBS}) {
+            assertDeviceDrawsEqualHostDraws(fixture, settings, logprobs);
+        }
+    }
+
+    /**
      * Structured outputs on the GPU backend (their logits read on the host each step): JSON mode, a
      * JSON schema and a regex; every output holds to its grammar and ends (STOP) exactly when it is whole.
      */
@@ -344,34 +369,52 @@ class GpuEngineTest {
     }
 
     private void assertDeviceDrawsEqualHostDraws(String fixture, List<SamplingParams> settings) throws Exception {
+        assertDeviceDrawsEqualHostDraws(fixture, settings, -1);
+    }
+
+    /**
+     * The same requests drawn on the host (their logits copied back) and on the device give the same
+     * tokens; with {@code logprobs} (-1 none) the device's log-probabilities (computed beside its draw)
+     * equal the host's log-softmax of the logits it was sent, to {@link #ON_DEVICE}, the top tokens in
+     * the same order but where two are equal to it.
+     */
+    private void assertDeviceDrawsEqualHostDraws(String fixture, List<SamplingParams> settings, int logprobs)
+            throws Exception {
         int vocab = TestModels.load(fixture).config().vocabSize();
-        List<List<Integer>> host = null;
+        List<EngineRuns.Outcome> host = null;
         for (boolean onDevice : new boolean[] {false, true}) {
             System.setProperty(GpuBackend.SAMPLING_PROPERTY, Boolean.toString(onDevice));
-            List<List<Integer>> tokens = new ArrayList<>();
+            List<EngineRuns.Outcome> outcomes = new ArrayList<>();
             try (Engine engine = start(fixture, EngineTest.SMALL, true)) {
                 List<RequestStream> streams = new ArrayList<>();
                 for (int i = 0; i < settings.size(); i++) {
                     streams.add(engine.submit(new EngineRequest(prompt(vocab, 20 + 7 * i, 60 + i), settings.get(i),
-                            true, -1, -1)));
+                            true, logprobs, -1)));
                 }
                 for (RequestStream stream : streams) {
                     EngineRuns.Outcome outcome = EngineRuns.collect(stream);
                     assertThat(outcome.failed()).as("failure").isNull();
-                    tokens.add(outcome.tokens());
+                    outcomes.add(outcome);
                 }
             } finally {
                 System.clearProperty(GpuBackend.SAMPLING_PROPERTY);
             }
             if (host == null) {
-                host = tokens;
-            } else {
-                for (int i = 0; i < settings.size(); i++) {
-                    assertThat(tokens.get(i)).as("%s", settings.get(i)).isEqualTo(host.get(i));
-                    if (settings.get(i).minTokens() > 0) {
-                        assertThat(tokens.get(i)).as("%s", settings.get(i)).hasSize(settings.get(i).minTokens() + 1);
-                    }
+                host = outcomes;
+                continue;
+            }
+            for (int i = 0; i < settings.size(); i++) {
+                String what = settings.get(i) + ", logprobs " + logprobs;
+                assertThat(outcomes.get(i).tokens()).as(what).isEqualTo(host.get(i).tokens());
+                if (settings.get(i).minTokens() > 0) {
+                    assertThat(outcomes.get(i).tokens()).as(what).hasSize(settings.get(i).minTokens() + 1);
                 }
+                assertThat(outcomes.get(i).logprobs()).as(what).hasSize(logprobs < 0 ? 0
+                        : outcomes.get(i).tokens().size());
+                // The steps around a request differ between the two runs (queued ahead or not), and a
+                // step's rows move its products' rounding: the logits agree to ON_DEVICE, not exactly
+                // (LogprobsKernelTest holds the device's log-softmax to the host's on the same logits).
+                EngineTest.assertSameLogprobs(outcomes.get(i).logprobs(), host.get(i).logprobs(), ON_DEVICE);
             }
         }
     }

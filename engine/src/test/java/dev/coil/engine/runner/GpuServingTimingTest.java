@@ -31,7 +31,12 @@ class GpuServingTimingTest {
      * take (0: the default). alone: one sequence at a time, so every warm-up step is batch 1 too.
      */
     private record Run(String mode, int[] levels, SamplingParams sampling, boolean graphs, List<String> switchOff,
-            int gemvRows, boolean alone) {
+            int gemvRows, boolean alone, int logprobs) {
+
+        Run(String mode, int[] levels, SamplingParams sampling, boolean graphs, List<String> switchOff, int gemvRows,
+                boolean alone) {
+            this(mode, levels, sampling, graphs, switchOff, gemvRows, alone, -1);
+        }
 
         static Run greedy(String mode, int... levels) {
             return new Run(mode, levels, SamplingParams.greedy(), true, List.of(), 0, false);
@@ -58,7 +63,13 @@ class GpuServingTimingTest {
                     .without(GpuBackend.RUN_AHEAD_PROPERTY),
             new Run("greedy, each step read before the next is queued", new int[] {1}, SamplingParams.greedy(), true,
                     List.of(GpuBackend.RUN_AHEAD_PROPERTY), 0, true),
-            new Run("sampled on the device", new int[] {1}, SAMPLED, true, List.of(), 0, true));
+            new Run("sampled on the device", new int[] {1}, SAMPLED, true, List.of(), 0, true),
+            new Run("greedy with 5 logprobs, on the device", new int[] {1, 64}, SamplingParams.greedy(), true,
+                    List.of(), 0, false, 5),
+            new Run("greedy with 5 logprobs, logits to the host", new int[] {1, 64}, SamplingParams.greedy(), true,
+                    List.of(GpuBackend.SAMPLING_PROPERTY), 0, false, 5),
+            new Run("sampled with 5 logprobs, on the device", new int[] {1, 64}, SAMPLED, true, List.of(), 0, false,
+                    5));
 
     /** The run's concurrency levels, or those -Dcoil.bench.levels=4,16 names (to trace one level). */
     private static int[] levels(Run run) {
@@ -106,7 +117,7 @@ class GpuServingTimingTest {
                         GpuBackend backend = GpuBackend.open(loaded, 0, run.graphs());
                         opened.add(backend);
                         return backend;
-                    }, runOptions, levels(run), 128, 128, run.sampling(), message -> { });
+                    }, runOptions, levels(run), 128, 128, run.sampling(), run.logprobs(), message -> { });
                 } finally {
                     run.switchOff().forEach(System::clearProperty);
                     System.clearProperty(GemvKernel.ROWS_PROPERTY);

@@ -34,6 +34,8 @@ class RunAheadTest {
      */
     static final class Feeding extends DeviceGreedyPathTest.TokensOnly {
         final AtomicInteger fedSegments = new AtomicInteger();
+        /** Fed segments whose draw asked for logprobs: steps queued ahead for requests with logprobs. */
+        final AtomicInteger fedWithLogprobs = new AtomicInteger();
         /** Whether SAMPLE segments are drawn here (else their logits go back, as with draws on the host). */
         final boolean draws;
         int[] previous = new int[0];
@@ -56,6 +58,12 @@ class RunAheadTest {
         @Override
         public boolean feedsTokensOnDevice(Batch.Logits logits) {
             return logits == Batch.Logits.GREEDY || (logits == Batch.Logits.SAMPLE && draws);
+        }
+
+        /** SAMPLE segments drawn here get their logprobs with the token, as the GPU computes them. */
+        @Override
+        public boolean drawsLogprobs() {
+            return draws;
         }
 
         @Override
@@ -83,6 +91,9 @@ class RunAheadTest {
                     segment = new Batch.Segment(segment.sequence(), new int[] {token}, 0, segment.logits(),
                             segment.draw());
                     fedSegments.incrementAndGet();
+                    if (segment.draw() != null && segment.draw().logprobs() >= 0) {
+                        fedWithLogprobs.incrementAndGet();
+                    }
                 }
                 resolved.add(segment);
             }
@@ -104,7 +115,8 @@ class RunAheadTest {
                     SamplingParams params = SamplingParams.builder().temperature(draw.temperature()).topK(draw.topK())
                             .topP(draw.topP()).minP(draw.minP()).build();
                     int token = new Sampler(params).sample(biased, new TokenHistory(new int[0]), draw.uniform());
-                    outputs.set(s, new Batch.Output(null, token));
+                    outputs.set(s, new Batch.Output(null, token, drawnLogprobs(outputs.get(s).logits(), token,
+                            draw.logprobs())));
                 }
                 if (feedsTokensOnDevice(segment.logits())) {
                     previous[s] = outputs.get(s).token();
@@ -115,6 +127,25 @@ class RunAheadTest {
                 return outputs;
             };
         }
+    }
+
+    /** The log-probabilities of the logits before the draw's bias, as the host computes them; null for none. */
+    static Batch.DrawnLogprobs drawnLogprobs(float[] logits, int token, int wanted) {
+        if (wanted < 0) {
+            return null;
+        }
+        float[] distribution = Sampler.logSoftmax(logits);
+        List<TokenLogprob> top = Sampler.topLogprobs(distribution, wanted);
+        return new Batch.DrawnLogprobs(distribution[token], top.stream().mapToInt(TokenLogprob::id).toArray(),
+                toFloats(top));
+    }
+
+    private static float[] toFloats(List<TokenLogprob> top) {
+        float[] values = new float[top.size()];
+        for (int i = 0; i < values.length; i++) {
+            values[i] = top.get(i).logprob();
+        }
+        return values;
     }
 
     @Test
@@ -140,7 +171,10 @@ class RunAheadTest {
                 int disfavoured = (favoured + 1 + random.nextInt(vocab - 1)) % vocab;
                 params = params.withLogitBias(Map.of(favoured, 8f, disfavoured, -3f));
             }
-            requests.add(new EngineRequest(prompt(vocab, 2 + random.nextInt(40), 500 + i), params, true, -1, -1));
+            // Some ask for logprobs: drawn here with them, their steps still queued ahead.
+            int logprobs = random.nextInt(3) == 0 ? random.nextInt(6) : -1;
+            requests.add(new EngineRequest(prompt(vocab, 2 + random.nextInt(40), 500 + i), params, true, logprobs,
+                    -1));
             cancelled[i] = random.nextInt(8) == 0;
         }
         List<EngineRuns.Outcome> expected;
@@ -171,6 +205,8 @@ class RunAheadTest {
                 }
                 assertThat(outcome.failed()).as("request %d", i).isNull();
                 assertThat(outcome.tokens()).as("request %d", i).isEqualTo(expected.get(i).tokens());
+                // The same logits but for the rounding that batch composition and the prefix cache move.
+                EngineTest.assertSameLogprobs(outcome.logprobs(), expected.get(i).logprobs(), 1e-4);
                 assertThat(outcome.finished().reason()).as("request %d", i)
                         .isEqualTo(expected.get(i).finished().reason());
             }
@@ -180,6 +216,7 @@ class RunAheadTest {
             assertThat(stats.runningRequests() + stats.waitingRequests()).isZero();
         }
         assertThat(backend.fedSegments.get()).isGreaterThan(0);
+        assertThat(backend.fedWithLogprobs.get()).isGreaterThan(0);
     }
 
     /** The greedy tokens of one request on the CPU engine, steps one at a time. */

@@ -176,6 +176,12 @@ public final class GpuBackend implements Backend {
         };
     }
 
+    /** With sampling on the device, the log-probabilities of a drawn token are computed there too. */
+    @Override
+    public boolean drawsLogprobs() {
+        return deviceSampling;
+    }
+
     @Override
     public Submitted submit(Batch batch) {
         return step.submit(batch);

@@ -572,7 +572,8 @@ final class GpuStep implements AutoCloseable {
             boolean drawn = segment.logits() == Batch.Logits.SAMPLE && deviceSampling;
             if (drawn || (segment.logits() == Batch.Logits.GREEDY && config.logitsDivisor() > 0f)) {
                 results[layout.order[k]] = new Batch.Output(null,
-                        tokensHost.segment().get(ValueLayout.JAVA_INT, 4L * row));
+                        tokensHost.segment().get(ValueLayout.JAVA_INT, 4L * row),
+                        drawn ? sampling.logprobs(side.index, row) : null);
             } else if (wanted > 0 && segment.logits() != Batch.Logits.NONE) {
                 float[] values = new float[wanted * vocab];
                 MemorySegment.copy(logitsHost.segment(), ValueLayout.JAVA_FLOAT, 4L * row * vocab, values, 0,

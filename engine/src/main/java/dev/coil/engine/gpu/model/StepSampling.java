@@ -2,10 +2,12 @@ package dev.coil.engine.gpu.model;
 
 import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.PinnedBuffer;
+import dev.coil.engine.gpu.kernels.LogprobsKernel;
 import dev.coil.engine.gpu.kernels.SamplingKernel;
 import dev.coil.engine.model.Batch;
 import dev.coil.engine.model.ModelConfig;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -15,21 +17,28 @@ import java.util.List;
  * uniform numbers of its SAMPLE rows staged in pinned memory, the argmax for its other rows, the
  * tokens written to pinned memory. With host mapping (the default) the kernels read the staged
  * values and write the tokens in place, so a sampled step queues no copy; without it both go
- * through copies on the stream.
+ * through copies on the stream. Rows whose draw asks for logprobs get them computed beside the
+ * draw ({@link LogprobsKernel}), into pinned memory of the same side.
  */
 final class StepSampling {
 
     private final ModelConfig config;
     private final DeviceKernels kernels;
     private final SamplingKernel kernel;
+    private final LogprobsKernel logprobsKernel;
     private final boolean hostMapped;
     /** Per side, pinned memory the draw's settings are staged in. */
     private final PinnedBuffer[] staging = new PinnedBuffer[2];
+    /** Per side, pinned memory the logprobs records are written to. */
+    private final PinnedBuffer[] records = new PinnedBuffer[2];
+    /** Per side, each row of logits' record in {@link #records}, -1 for none (the last draw's). */
+    private final int[][] recordOfRow = {new int[0], new int[0]};
 
     StepSampling(ModelConfig config, DeviceKernels kernels, boolean hostMapped) {
         this.config = config;
         this.kernels = kernels;
         this.kernel = new SamplingKernel(kernels.device.kernels());
+        this.logprobsKernel = new LogprobsKernel(kernels.device.kernels());
         this.hostMapped = hostMapped;
     }
 
@@ -110,6 +119,15 @@ final class StepSampling {
         Staging staged = new Staging(side);
         int topKAt = staged.add("sampling.topK", MemorySegment.ofArray(topK));
         int settingsAt = staged.add("sampling.settings", MemorySegment.ofArray(SamplingKernel.settingsBits(settings)));
+        LogprobRows logprobRows = LogprobRows.of(byRow);
+        recordOfRow[side] = logprobRows.recordOfRow;
+        int count = logprobRows.rows.length;
+        int logprobRowsAt = -1;
+        if (count > 0) {
+            logprobRowsAt = staged.add("sampling.logprobRows", MemorySegment.ofArray(logprobRows.rows));
+            staged.add("sampling.logprobTops", MemorySegment.ofArray(logprobRows.tops));
+        }
+        int first = -1;
         if (penalties) {
             int[] biasIds = new int[Math.max(1, biasTotal)];
             float[] biases = new float[Math.max(1, biasTotal)];
@@ -137,7 +155,7 @@ final class StepSampling {
                 System.arraycopy(draw.biases(), 0, biases, biasAt, draw.biasIds().length);
                 biasAt += draw.biasIds().length;
             }
-            int first = staged.add("sampling.biasOffsets", MemorySegment.ofArray(biasOffsets));
+            first = staged.add("sampling.biasOffsets", MemorySegment.ofArray(biasOffsets));
             staged.add("sampling.biasIds", MemorySegment.ofArray(biasIds));
             staged.add("sampling.biases", MemorySegment.ofArray(biases));
             staged.add("sampling.seenOffsets", MemorySegment.ofArray(seenOffsets));
@@ -148,24 +166,94 @@ final class StepSampling {
             staged.add("sampling.subtract", MemorySegment.ofArray(subtract));
             staged.add("sampling.maskOffsets", MemorySegment.ofArray(maskOffsets));
             staged.add("sampling.allowedBits", MemorySegment.ofArray(allowedBits));
-            staged.stage();
+        }
+        staged.stage();
+        DeviceBuffer recordsOut = null;
+        DeviceBuffer raw = null;
+        if (count > 0) {
+            // Before the mask, bias and penalties rewrite the logits: the logprobs are of the logits as they are.
+            long recordBytes = 4L * LogprobsKernel.RECORD_WORDS * count;
+            records[side] = kernels.device.pinnedAtLeast(records[side], recordBytes, 1 << 12);
+            recordsOut = hostMapped ? records[side].deviceView(0, recordBytes)
+                    : kernels.scratch.floats("sampling.logprobRecords." + side, recordBytes / 4);
+            raw = kernels.scratch.floats("sampling.logprobRaw", (long) count * vocab);
+            logprobsKernel.top(kernels.stream, logits, vocab, count, staged.buffer(logprobRowsAt),
+                    staged.buffer(logprobRowsAt + 1), raw, recordsOut);
+        }
+        if (penalties) {
             kernel.applyPenalties(kernels.stream, logits, logitRows, vocab, staged.buffer(first),
                     staged.buffer(first + 1), staged.buffer(first + 2), staged.buffer(first + 3),
                     staged.buffer(first + 4), staged.buffer(first + 5), staged.buffer(first + 6),
                     staged.buffer(first + 7), staged.buffer(first + 8), staged.buffer(first + 9),
                     staged.buffer(first + 10));
-        } else {
-            staged.stage();
         }
         DeviceBuffer tokens = kernels.scratch.floats("sampling.tokens", logitRows);
         DeviceBuffer hostTokens = hostMapped ? tokensHost.deviceView(0, 4L * logitRows) : null;
         kernel.sample(kernels.stream, logits, logitRows, vocab, staged.buffer(topKAt), staged.buffer(settingsAt),
                 kernels.scratch.floats("sampling.weights", (long) logitRows * vocab), tokens, null, hostTokens,
                 penalties || config.logitsDivisor() != 1f ? null : argmax, kernel.blocksPerRow(logitRows));
+        if (count > 0) {
+            logprobsKernel.chosen(kernels.stream, raw, vocab, count, staged.buffer(logprobRowsAt), tokens, recordsOut);
+            if (!hostMapped) {
+                recordsOut.copyToAsync(records[side], 0, 0, 4L * LogprobsKernel.RECORD_WORDS * count, kernels.stream);
+            }
+        }
         if (!hostMapped) {
             tokens.copyToAsync(tokensHost, 0, 0, 4L * logitRows, kernels.stream);
         }
         return tokens;
+    }
+
+    /**
+     * The logprobs drawn with row {@code row}'s token in the last draw of {@code side}, once the stream
+     * has passed it; null where that row's draw asked for none.
+     */
+    Batch.DrawnLogprobs logprobs(int side, int row) {
+        int record = row < recordOfRow[side].length ? recordOfRow[side][row] : -1;
+        if (record < 0) {
+            return null;
+        }
+        MemorySegment memory = records[side].segment();
+        long at = 4L * LogprobsKernel.RECORD_WORDS * record;
+        int found = memory.get(ValueLayout.JAVA_INT, at + 8);
+        if (found < 0 || found > LogprobsKernel.MOST_TOP) {
+            throw new IllegalStateException("a logprobs record says it holds " + found + " tokens");
+        }
+        int[] ids = new int[found];
+        float[] values = new float[found];
+        for (int i = 0; i < found; i++) {
+            ids[i] = memory.get(ValueLayout.JAVA_INT, at + 4L * (4 + i));
+            values[i] = memory.get(ValueLayout.JAVA_FLOAT, at + 4L * (4 + LogprobsKernel.MOST_TOP + i));
+        }
+        return new Batch.DrawnLogprobs(memory.get(ValueLayout.JAVA_FLOAT, at + 12), ids, values);
+    }
+
+    /** The rows of logits whose draws ask for logprobs: their rows, top counts, and each row's record. */
+    private record LogprobRows(int[] rows, int[] tops, int[] recordOfRow) {
+
+        static LogprobRows of(Batch.Draw[] byRow) {
+            int[] recordOfRow = new int[byRow.length];
+            Arrays.fill(recordOfRow, -1);
+            int count = 0;
+            for (int r = 0; r < byRow.length; r++) {
+                if (byRow[r] != null && byRow[r].logprobs() >= 0) {
+                    if (byRow[r].logprobs() > LogprobsKernel.MOST_TOP) {
+                        throw new IllegalArgumentException("at most " + LogprobsKernel.MOST_TOP
+                                + " top logprobs are drawn on the device, not " + byRow[r].logprobs());
+                    }
+                    recordOfRow[r] = count++;
+                }
+            }
+            int[] rows = new int[count];
+            int[] tops = new int[count];
+            for (int r = 0; r < byRow.length; r++) {
+                if (recordOfRow[r] >= 0) {
+                    rows[recordOfRow[r]] = r;
+                    tops[recordOfRow[r]] = byRow[r].logprobs();
+                }
+            }
+            return new LogprobRows(rows, tops, recordOfRow);
+        }
     }
 
     /**
@@ -221,9 +309,11 @@ final class StepSampling {
     }
 
     void close() {
-        for (PinnedBuffer buffer : staging) {
-            if (buffer != null) {
-                buffer.close();
+        for (PinnedBuffer[] buffers : List.of(staging, records)) {
+            for (PinnedBuffer buffer : buffers) {
+                if (buffer != null) {
+                    buffer.close();
+                }
             }
         }
     }

@@ -1,0 +1,111 @@
+package dev.coil.engine.gpu.kernels;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
+
+import dev.coil.engine.gpu.DeviceBuffer;
+import dev.coil.engine.gpu.DeviceScope;
+import dev.coil.engine.gpu.GpuFixture;
+import dev.coil.engine.gpu.GpuTest;
+import dev.coil.engine.runner.Sampler;
+import dev.coil.engine.runner.TokenLogprob;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * The device's logprobs records against the host's {@link Sampler#logSoftmax} and {@link
+ * Sampler#topLogprobs} of the same rows: the chosen token's log-probability and the top tokens, in
+ * order (equal log-probabilities by the lower id), on odd vocabularies, rows with ties, with -infinity
+ * and with fewer finite logits than the tokens asked for.
+ */
+@GpuTest
+class LogprobsKernelTest {
+
+    /**
+     * The host sums exp in another order (and with another exp): log-probabilities agree to this, times
+     * their size where it passes 1 (a float's last place there).
+     */
+    private static final double TOLERANCE = 1e-6;
+
+    @ParameterizedTest(name = "vocab {0}, rows {1}, seed {2}")
+    @CsvSource({"49160,64,1", "49160,3,2", "50257,9,3", "1001,40,4", "37,21,5", "5,7,6", "1,2,7", "257,21,8"})
+    void recordsEqualTheHostsLogSoftmaxAndTopTokens(int vocab, int batch, long seed) {
+        Random random = new Random(seed);
+        float[] logits = new float[batch * vocab];
+        for (int r = 0; r < batch; r++) {
+            fillRow(random, logits, r, vocab);
+        }
+        // Records for a subset of the rows, in another order, each with its own count and drawn token.
+        int count = Math.max(1, batch * 2 / 3);
+        int[] rows = new int[count];
+        int[] tops = new int[count];
+        int[] tokens = new int[batch];
+        for (int i = 0; i < count; i++) {
+            rows[i] = (batch - 1 - i * 3 % batch + batch) % batch;
+            tops[i] = i % 7 == 0 ? 0 : i % 5 == 0 ? LogprobsKernel.MOST_TOP : 1 + random.nextInt(LogprobsKernel.MOST_TOP);
+        }
+        for (int r = 0; r < batch; r++) {
+            do {
+                tokens[r] = random.nextInt(vocab);
+            } while (logits[r * vocab + tokens[r]] == Float.NEGATIVE_INFINITY);
+        }
+        LogprobsKernel kernel = new LogprobsKernel(GpuFixture.kernels());
+        float[] words;
+        try (DeviceScope scope = GpuFixture.scope()) {
+            DeviceBuffer records = scope.poisoned((long) count * LogprobsKernel.RECORD_WORDS);
+            DeviceBuffer raw = scope.poisoned((long) count * vocab);
+            DeviceBuffer rowBuffer = scope.upload(rows);
+            kernel.top(scope.stream(), scope.upload(logits), vocab, count, rowBuffer, scope.upload(tops), raw, records);
+            kernel.chosen(scope.stream(), raw, vocab, count, rowBuffer, scope.upload(tokens), records);
+            words = scope.download(records, count * LogprobsKernel.RECORD_WORDS);
+        }
+        for (int i = 0; i < count; i++) {
+            float[] row = java.util.Arrays.copyOfRange(logits, rows[i] * vocab, (rows[i] + 1) * vocab);
+            float[] distribution = Sampler.logSoftmax(row);
+            List<TokenLogprob> expected = Sampler.topLogprobs(distribution, tops[i]);
+            int at = i * LogprobsKernel.RECORD_WORDS;
+            String what = "record " + i + " (row " + rows[i] + ", top " + tops[i] + ")";
+            assertThat((double) words[at + 3]).as(what + ": chosen").isCloseTo(distribution[tokens[rows[i]]],
+                    near(distribution[tokens[rows[i]]]));
+            int found = Float.floatToRawIntBits(words[at + 2]);
+            assertThat(found).as(what + ": found").isEqualTo(expected.size());
+            for (int j = 0; j < found; j++) {
+                int id = Float.floatToRawIntBits(words[at + 4 + j]);
+                float value = words[at + 4 + LogprobsKernel.MOST_TOP + j];
+                assertThat((double) value).as(what + ", place " + j).isCloseTo(expected.get(j).logprob(),
+                        near(expected.get(j).logprob()));
+                if (id != expected.get(j).id()) {
+                    // Only tokens the host rounds to within the tolerance of each other may trade places.
+                    assertThat((double) distribution[id]).as(what + ", place " + j + ": id " + id + " for "
+                            + expected.get(j).id()).isCloseTo(expected.get(j).logprob(), near(expected.get(j).logprob()));
+                }
+            }
+        }
+    }
+
+    private static org.assertj.core.data.Offset<Double> near(double expected) {
+        return within(TOLERANCE * Math.max(1, Math.abs(expected)));
+    }
+
+    /**
+     * A row of logits: Gaussian, sometimes coarse (many exact ties), some -infinity; now and then a row
+     * with only a few finite logits, fewer than the most tokens a record takes.
+     */
+    private static void fillRow(Random random, float[] logits, int row, int vocab) {
+        double spread = 0.5 + random.nextDouble() * 8;
+        boolean coarse = random.nextInt(3) == 0;
+        boolean sparse = vocab > 1 && random.nextInt(5) == 0;
+        for (int i = 0; i < vocab; i++) {
+            double value = random.nextGaussian() * spread;
+            logits[row * vocab + i] = coarse ? Math.round(value) : (float) value;
+        }
+        for (int i = 0; i < vocab; i++) {
+            if (sparse ? random.nextInt(vocab) > 6 : random.nextInt(40) == 0) {
+                logits[row * vocab + i] = Float.NEGATIVE_INFINITY;
+            }
+        }
+        logits[row * vocab + random.nextInt(vocab)] = (float) random.nextGaussian(); // at least one finite
+    }
+}

@@ -73,16 +73,20 @@ run serve --model /tmp/g300 --port 18080 > /tmp/gpu-serve.log 2>&1 &
 run serve --model /tmp/g300 --port 18081 --devices cpu --threads 16 > /tmp/cpu-serve.log 2>&1 &
 for i in $(seq 1 90); do curl -fs localhost:18080/health >/dev/null && curl -fs localhost:18081/health >/dev/null && break; sleep 1; done
 grep -E "coil:|auto|cuda" /tmp/gpu-serve.log | head -5
-echo "== greedy, GPU vs CPU (token ids)"
+echo "== greedy, GPU vs CPU (token ids), with their logprobs (on the GPU computed beside the draw)"
 body='{"prompt":[11,22,33,44,55,66,77,88],"max_tokens":12,"temperature":0,"logprobs":0}'
 for port in 18080 18081; do curl -s localhost:$port/v1/completions -H 'content-type: application/json' -d "$body" \
   | python3 -c 'import json,sys; r=json.load(sys.stdin); c=r["choices"][0]; print(c["logprobs"]["tokens"], [round(x,3) for x in c["logprobs"]["token_logprobs"]], r["paths"], r["timings"]["decode_tokens_per_second"])'; done
+echo "== top logprobs, GPU vs CPU: the first three positions' three most likely tokens"
+body='{"prompt":[11,22,33,44,55,66,77,88],"max_tokens":3,"temperature":0,"logprobs":3}'
+for port in 18080 18081; do curl -s localhost:$port/v1/completions -H 'content-type: application/json' -d "$body" \
+  | python3 -c 'import json,sys; r=json.load(sys.stdin); lp=r["choices"][0]["logprobs"]["top_logprobs"]; print([{k: round(v,3) for k,v in t.items()} for t in lp])'; done
 echo "== sampled + streamed on the GPU (seed 7), twice"
 for k in 1 2; do curl -sN localhost:18080/v1/completions -H 'content-type: application/json' \
   -d '{"prompt":[5,6,7,8],"max_tokens":8,"temperature":0.9,"top_p":0.9,"seed":7,"stream":true,"logprobs":0,"stream_options":{"include_usage":true}}' \
   | grep -o '"tokens":\["[^]]*\]' | tr -d '\n'; echo; done
 echo "== logit_bias, GPU vs CPU: +100 on token 1000, a stop token, ends each request at its first token"
-echo "   (no logprobs, so the GPU picks the token on the device: greedy and sampled draws); without it, no stop"
+echo "   (the GPU picks the token on the device: greedy and sampled draws); without it, no stop"
 for bias in '"logit_bias":{"1000":100},' ''; do for sampling in '"temperature":0' '"temperature":0.9,"seed":3'; do
   for port in 18080 18081; do curl -s localhost:$port/v1/completions -H 'content-type: application/json' \
     -d "{\"prompt\":[11,22,33,44],\"max_tokens\":8,$bias$sampling,\"stop_token_ids\":[1000]}" \

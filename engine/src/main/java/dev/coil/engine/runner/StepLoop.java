@@ -288,6 +288,7 @@ final class StepLoop implements Runnable {
             }
             Entry entry = current.entries.get(source);
             placeChunk(entry, chunk);
+            addPaths(entry.active, false);
             entry.countedAhead = true;
             Batch.Logits logits = current.segments.get(source).logits();
             segments.add(Batch.Segment.fedFrom(source, entry.sequence, logits,
@@ -381,7 +382,16 @@ final class StepLoop implements Runnable {
                 : !chunk.samples() ? Batch.Logits.NONE
                 : active.needsOnlyGreedyToken() ? Batch.Logits.GREEDY
                 : (draw = active.nextDraw(backend.drawsLogprobs())) != null ? Batch.Logits.SAMPLE : Batch.Logits.LAST;
-        if (chunk.count() > 1 || clamped > 0) {
+        addPaths(active, chunk.count() > 1 || clamped > 0);
+        return new Batch.Segment(entry.sequence, request.tokens(chunk.start(), chunk.end()), clamped, wanted, draw);
+    }
+
+    /**
+     * Names the engine paths a segment of the request takes: a prompt chunk's flash attention and
+     * SSD scan, or a decode's Mamba recurrence.
+     */
+    private void addPaths(ActiveRequest active, boolean prefill) {
+        if (prefill) {
             if (hasAttention) {
                 active.addPath(ActiveRequest.FLASH);
             }
@@ -391,7 +401,6 @@ final class StepLoop implements Runnable {
         } else if (hasMamba) {
             active.addPath(ActiveRequest.SSM_RECURRENCE);
         }
-        return new Batch.Segment(entry.sequence, request.tokens(chunk.start(), chunk.end()), clamped, wanted, draw);
     }
 
     /**

@@ -262,6 +262,9 @@ class RunAheadTest {
                 assertThat(outcomes.get(i).tokens()).as("request %d", i).isEqualTo(expected.get(i).tokens());
                 assertThat(outcomes.get(i).logprobs()).hasSameSizeAs(expected.get(i).logprobs());
                 assertThat(outcomes.get(i).finished().reason()).isEqualTo(expected.get(i).finished().reason());
+                // The paths that served it name its decodes too, queued ahead or not.
+                assertThat(outcomes.get(i).finished().paths()).as("request %d", i)
+                        .isEqualTo(expected.get(i).finished().paths());
             }
             assertThat(outcomes.get(3).tokens()).hasSize(5).endsWith(stopId);
             assertThat(outcomes.get(3).finished().stopTokenId()).isEqualTo(stopId);

@@ -35,6 +35,8 @@ final class ActiveRequest {
     private final DrawBias logitBias;
     /** The grammar the output is held to (response_format json_object or json_schema, a choice), or null. */
     private final GrammarConstraint grammar;
+    /** allowed_token_ids and bad_words. */
+    private final TokenRestrictions restrictions;
     /** The uniform number handed out with {@link #nextDraw} for the next token; NaN when none is pending. */
     private double pendingUniform = Double.NaN;
     /** The uniform number of the token after the pending one, handed out by {@link #drawAhead}; NaN when none. */
@@ -78,6 +80,7 @@ final class ActiveRequest {
         this.endIds = request.ignoreEndOfSequence() ? Set.of() : endIds;
         this.sampler = new Sampler(request.sampling(), this.endIds);
         this.history = new TokenHistory(request.promptTokens());
+        this.restrictions = TokenRestrictions.of(request.sampling());
         int[] biasIds = request.sampling().logitBias().keySet().stream().mapToInt(Integer::intValue).toArray();
         float[] biases = new float[biasIds.length];
         for (int i = 0; i < biasIds.length; i++) {
@@ -213,7 +216,7 @@ final class ActiveRequest {
      * backend may then pick it on the device ({@link #acceptNextToken}).
      */
     boolean needsOnlyGreedyToken() {
-        return request.sampling().isGreedy() && request.sampling().logitBias().isEmpty()
+        return request.sampling().isGreedy() && request.sampling().logitBias().isEmpty() && restrictions.isEmpty()
                 && generatedCount >= request.sampling().minTokens() && needsOnlyItsToken();
     }
 
@@ -224,12 +227,12 @@ final class ActiveRequest {
 
     /**
      * No penalties (whose lists hold the generated tokens), no grammar (whose allowed tokens depend on
-     * the token before), and a token to make.
+     * the token before), no bad word of several tokens (the same), and a token to make.
      */
     private boolean drawsWithoutHistory() {
         SamplingParams sampling = request.sampling();
         return sampling.repetitionPenalty() == 1 && sampling.presencePenalty() == 0 && sampling.frequencyPenalty() == 0
-                && grammar == null && maxTokens > 0;
+                && grammar == null && !restrictions.dependsOnHistory() && maxTokens > 0;
     }
 
     /**
@@ -264,10 +267,12 @@ final class ActiveRequest {
             countIds[i] = counts.get(i)[0];
             penalties[i] = (float) (sampling.presencePenalty() + sampling.frequencyPenalty() * counts.get(i)[1]);
         }
-        DrawBias bias = biasAt(generatedCount);
+        DrawBias bias = biasAt(generatedCount, restrictions.banned(generated, generatedCount));
+        int[] allowedBits = TokenRestrictions.intersect(grammar == null ? null : grammar.allowedBits(endIds),
+                restrictions.allowedBits());
         return new Batch.Draw(sampling.temperature(), sampling.topK(), sampling.topP(), sampling.minP(),
                 (float) sampling.repetitionPenalty(), seen, countIds, penalties, pendingUniform, bias.ids(),
-                bias.values(), grammar == null ? null : grammar.allowedBits(endIds), request.logprobs());
+                bias.values(), allowedBits, request.logprobs());
     }
 
     private EngineEvent.PositionLogprobs positionLogprobs(int token, float[] distribution) {
@@ -294,19 +299,21 @@ final class ActiveRequest {
 
     /**
      * The bias of a draw of the token at {@code index} (0 the first generated): the logit_bias, and
-     * while min_tokens holds them back, -infinity for the end-of-sequence and stop ids (the sampler's
-     * {@link Sampler#heldBack()}).
+     * -infinity for the {@code banned} ids (bad words) and, while min_tokens holds them back, for the
+     * end-of-sequence and stop ids (the sampler's {@link Sampler#heldBack()}).
      */
-    private DrawBias biasAt(int index) {
-        int[] heldBack = sampler.heldBack();
-        if (index >= request.sampling().minTokens() || heldBack.length == 0) {
+    private DrawBias biasAt(int index, int[] banned) {
+        int[] heldBack = index >= request.sampling().minTokens() ? new int[0] : sampler.heldBack();
+        if (heldBack.length == 0 && banned.length == 0) {
             return logitBias;
         }
-        int[] ids = IntStream.concat(Arrays.stream(logitBias.ids()), Arrays.stream(heldBack)).distinct().sorted()
+        int[] forbidden = IntStream.concat(Arrays.stream(heldBack), Arrays.stream(banned)).distinct().sorted()
+                .toArray();
+        int[] ids = IntStream.concat(Arrays.stream(logitBias.ids()), Arrays.stream(forbidden)).distinct().sorted()
                 .toArray();
         float[] values = new float[ids.length];
         for (int i = 0; i < ids.length; i++) {
-            values[i] = Arrays.binarySearch(heldBack, ids[i]) >= 0 ? Float.NEGATIVE_INFINITY
+            values[i] = Arrays.binarySearch(forbidden, ids[i]) >= 0 ? Float.NEGATIVE_INFINITY
                     : request.sampling().logitBias().get(ids[i]);
         }
         return new DrawBias(ids, values);
@@ -332,10 +339,11 @@ final class ActiveRequest {
         }
         aheadUniform = sampler.nextUniform();
         SamplingParams sampling = request.sampling();
-        DrawBias bias = biasAt(generatedCount + 1);
+        // Bad words here are single tokens (see drawsWithoutHistory): the same whatever comes before.
+        DrawBias bias = biasAt(generatedCount + 1, restrictions.banned(generated, generatedCount));
         return new Batch.Draw(sampling.temperature(), sampling.topK(), sampling.topP(), sampling.minP(), 1f,
-                new int[0], new int[0], new float[0], aheadUniform, bias.ids(), bias.values(), null,
-                request.logprobs());
+                new int[0], new int[0], new float[0], aheadUniform, bias.ids(), bias.values(),
+                restrictions.allowedBits(), request.logprobs());
     }
 
     /**
@@ -368,7 +376,8 @@ final class ActiveRequest {
             return finish(FinishReason.LENGTH, null, null, "");
         }
         int token;
-        float[] allowed = logits == null || grammar == null ? logits : grammar.mask(logits, endIds);
+        float[] allowed = logits == null ? null
+                : restrictions.apply(grammar == null ? logits : grammar.mask(logits, endIds), generated, generatedCount);
         if (logits == null) {
             token = chosen;
         } else if (!Double.isNaN(pendingUniform)) {

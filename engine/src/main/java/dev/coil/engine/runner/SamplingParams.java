@@ -40,6 +40,11 @@ import java.util.TreeMap;
  *        json_schema, vLLM's structured outputs), or null for free text
  * @param logitBias OpenAI's logit_bias: per token id, a number in [-100, 100] added to its logit before the
  *        penalties and every other step (as vLLM applies it); -100 all but bans a token, 100 all but forces it
+ * @param allowedTokenIds vLLM's allowed_token_ids: when not empty, every other token gets -infinity before
+ *        anything else (the end-of-sequence tokens too, unless listed); empty allows all
+ * @param badWords vLLM's bad_words, as token sequences: a sequence's last token gets -infinity whenever the
+ *        tokens generated so far end with the rest of it (a one-token sequence always), so that no
+ *        sequence is ever generated whole
  */
 public record SamplingParams(
         double temperature,
@@ -57,7 +62,9 @@ public record SamplingParams(
         boolean includeStopStringInOutput,
         boolean skipSpecialTokens,
         OutputGrammar grammar,
-        Map<Integer, Float> logitBias) {
+        Map<Integer, Float> logitBias,
+        Set<Integer> allowedTokenIds,
+        List<List<Integer>> badWords) {
 
     /** The largest |bias| logit_bias takes, as OpenAI's API bounds it. */
     public static final float MAX_LOGIT_BIAS = 100f;
@@ -114,6 +121,19 @@ public record SamplingParams(
             require(value != null && value >= -MAX_LOGIT_BIAS && value <= MAX_LOGIT_BIAS,
                     "logit_bias values must be in [-100, 100], got " + value + " for token " + bias.getKey());
         }
+        require(allowedTokenIds != null, "allowed_token_ids must not be null");
+        for (Integer id : allowedTokenIds) {
+            require(id != null && id >= 0, "allowed_token_ids must hold non-negative token ids, got " + id);
+        }
+        require(badWords != null, "bad_words must not be null");
+        for (List<Integer> word : badWords) {
+            require(word != null && !word.isEmpty(), "bad_words must not hold a word of no tokens");
+            for (Integer id : word) {
+                require(id != null && id >= 0, "bad_words must be non-negative token ids, got " + id);
+            }
+        }
+        allowedTokenIds = Set.copyOf(allowedTokenIds);
+        badWords = badWords.stream().map(List::copyOf).toList();
         stopTokenIds = Set.copyOf(stopTokenIds);
         stopStrings = List.copyOf(stopStrings);
         logitBias = Collections.unmodifiableSortedMap(new TreeMap<>(logitBias));
@@ -147,7 +167,9 @@ public record SamplingParams(
                 .includeStopStringInOutput(includeStopStringInOutput)
                 .skipSpecialTokens(skipSpecialTokens)
                 .grammar(grammar)
-                .logitBias(logitBias);
+                .logitBias(logitBias)
+                .allowedTokenIds(allowedTokenIds)
+                .badWords(badWords);
     }
 
     public boolean isGreedy() {
@@ -218,6 +240,14 @@ public record SamplingParams(
         return toBuilder().logitBias(value).build();
     }
 
+    public SamplingParams withAllowedTokenIds(Set<Integer> value) {
+        return toBuilder().allowedTokenIds(value).build();
+    }
+
+    public SamplingParams withBadWords(List<List<Integer>> value) {
+        return toBuilder().badWords(value).build();
+    }
+
     private static void requireNumber(String name, double value) {
         require(!Double.isNaN(value), name + " must be a number, got NaN");
     }
@@ -246,6 +276,8 @@ public record SamplingParams(
         private boolean skipSpecialTokens = true;
         private OutputGrammar grammar;
         private Map<Integer, Float> logitBias = Map.of();
+        private Set<Integer> allowedTokenIds = Set.of();
+        private List<List<Integer>> badWords = List.of();
 
         private Builder() {
         }
@@ -331,10 +363,22 @@ public record SamplingParams(
             return this;
         }
 
+        /** vLLM's allowed_token_ids; empty (the default) allows every token. */
+        public Builder allowedTokenIds(Set<Integer> value) {
+            allowedTokenIds = value;
+            return this;
+        }
+
+        /** vLLM's bad_words as token sequences; none by default. */
+        public Builder badWords(List<List<Integer>> value) {
+            badWords = value;
+            return this;
+        }
+
         public SamplingParams build() {
             return new SamplingParams(temperature, topK, topP, minP, repetitionPenalty, presencePenalty,
                     frequencyPenalty, seed, stopTokenIds, stopStrings, maxTokens, minTokens,
-                    includeStopStringInOutput, skipSpecialTokens, grammar, logitBias);
+                    includeStopStringInOutput, skipSpecialTokens, grammar, logitBias, allowedTokenIds, badWords);
         }
     }
 }

@@ -344,6 +344,31 @@ class GpuEngineTest {
     }
 
     /**
+     * allowed_token_ids (a mask in the draw, beside a grammar's) and bad_words (-infinity in the
+     * draw's bias where the output ends with the rest of a word): drawn on the device, the host's
+     * tokens, greedy and sampled, with and without logprobs.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("models")
+    void restrictedDrawsOnTheDeviceEqualTheHostsDraws(String fixture) throws Exception {
+        Set<Integer> allowed = Set.of(3, 7, 11, 19, 23, 40);
+        List<List<Integer>> badWords = List.of(List.of(5), List.of(9, 13), List.of(2, 4, 6));
+        List<SamplingParams> settings = List.of(
+                SamplingParams.greedy().withAllowedTokenIds(allowed).withMaxTokens(10),
+                SamplingParams.greedy().withTemperature(1.1).withAllowedTokenIds(allowed).withMaxTokens(10)
+                        .withSeed(31L),
+                SamplingParams.greedy().withAllowedTokenIds(allowed).withLogitBias(Map.of(7, 2f))
+                        .withBadWords(List.of(List.of(7, 7))).withMaxTokens(10),
+                SamplingParams.greedy().withBadWords(badWords).withMaxTokens(10),
+                SamplingParams.greedy().withTemperature(0.9).withBadWords(badWords).withMaxTokens(10).withSeed(32L),
+                SamplingParams.builder().temperature(0.8).seed(33L).maxTokens(12)
+                        .grammar(OutputGrammar.regex("(yes|no)-[a-f0-9]{2,6}!?")).badWords(List.of(List.of(5)))
+                        .build());
+        assertDeviceDrawsEqualHostDraws(fixture, settings);
+        assertDeviceDrawsEqualHostDraws(fixture, settings, 2);
+    }
+
+    /**
      * Structured outputs on the GPU backend (their logits read on the host each step): JSON mode, a
      * JSON schema and a regex; every output holds to its grammar and ends (STOP) exactly when it is whole.
      */

@@ -46,7 +46,7 @@ public final class ChatHandler implements Handler {
                 ? GenerationSettings.maxTokens(fields, "max_completion_tokens", SamplingParams.UNLIMITED_TOKENS)
                 : GenerationSettings.maxTokens(fields, "max_tokens", SamplingParams.UNLIMITED_TOKENS);
         ToolCalls tools = ToolCalls.parse(fields, toolCallParser);
-        GenerationSettings settings = GenerationSettings.parse(fields, maxTokens, model.vocabSize(), tools);
+        GenerationSettings settings = GenerationSettings.parse(fields, maxTokens, model, tools);
         boolean logprobs = fields.bool("logprobs", false);
         Integer top = fields.integer("top_logprobs", 0, EngineRequest.MAX_TOP_LOGPROBS);
         if (top != null && !logprobs) {

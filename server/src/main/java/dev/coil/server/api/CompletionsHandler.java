@@ -35,7 +35,7 @@ public final class CompletionsHandler implements Handler {
         ObjectNode body = JsonBody.read(ctx, maxBodyBytes);
         Fields fields = new Fields(body);
         GenerationSettings settings = GenerationSettings.parse(fields,
-                GenerationSettings.maxTokens(fields, "max_tokens", DEFAULT_MAX_TOKENS), model.vocabSize());
+                GenerationSettings.maxTokens(fields, "max_tokens", DEFAULT_MAX_TOKENS), model);
         boolean echo = fields.bool("echo", false);
         Integer logprobs = fields.integer("logprobs", 0, EngineRequest.MAX_TOP_LOGPROBS);
         int kept = GenerationSettings.promptTokensKept(fields, model.contextLength());

@@ -3,9 +3,12 @@ package dev.coil.server.api;
 import dev.coil.engine.runner.EngineRequest;
 import dev.coil.engine.runner.OutputGrammar;
 import dev.coil.engine.runner.SamplingParams;
+import dev.coil.server.ServedModel;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 
 /**
  * What /v1/completions and /v1/chat/completions share: how to sample, when to stop, how many
@@ -35,10 +38,11 @@ record GenerationSettings(SamplingParams sampling, int choices, boolean stream, 
      *
      * @param maxTokens the max_tokens value this API resolved (its own names and default), or
      *                  {@link SamplingParams#UNLIMITED_TOKENS}
-     * @param vocabSize the served model's vocabulary: stop_token_ids and logit_bias's keys must be ids in it
+     * @param model the served model: stop_token_ids, allowed_token_ids and logit_bias's keys must be ids in
+     *              its vocabulary, and its tokenizer reads bad_words
      */
-    static GenerationSettings parse(Fields fields, int maxTokens, int vocabSize) {
-        return parse(fields, maxTokens, vocabSize, null);
+    static GenerationSettings parse(Fields fields, int maxTokens, ServedModel model) {
+        return parse(fields, maxTokens, model, null);
     }
 
     /**
@@ -47,7 +51,8 @@ record GenerationSettings(SamplingParams sampling, int choices, boolean stream, 
      *
      * @param tools the chat request's tools, or null (completions, or a chat without tools)
      */
-    static GenerationSettings parse(Fields fields, int maxTokens, int vocabSize, ToolCalls tools) {
+    static GenerationSettings parse(Fields fields, int maxTokens, ServedModel model, ToolCalls tools) {
+        int vocabSize = model.vocabSize();
         rejectUnsupported(fields, tools != null);
         OutputGrammar grammar = StructuredOutput.parse(fields);
         if (tools != null && tools.calls()) {
@@ -94,12 +99,52 @@ record GenerationSettings(SamplingParams sampling, int choices, boolean stream, 
                     .skipSpecialTokens(fields.bool("skip_special_tokens", tools == null || tools.autoFormat() == null))
                     .grammar(grammar)
                     .logitBias(fields.tokenBiases("logit_bias", vocabSize, SamplingParams.MAX_LOGIT_BIAS))
+                    .allowedTokenIds(allowedTokenIds(fields, vocabSize))
+                    .badWords(badWords(fields, model))
                     .build();
         } catch (IllegalArgumentException e) {
             throw ErrorResponses.fromEngine(e, "prompt");
         }
         return new GenerationSettings(sampling, choices, stream, includeUsage, continuousUsage,
                 fields.bool("ignore_eos", false));
+    }
+
+    /** vLLM's allowed_token_ids: ids in the vocabulary, at least one when given. */
+    private static Set<Integer> allowedTokenIds(Fields fields, int vocabSize) {
+        List<Integer> ids = fields.integers("allowed_token_ids", 0, vocabSize - 1);
+        if (fields.has("allowed_token_ids") && ids.isEmpty()) {
+            throw ApiException.invalid("allowed_token_ids", "allowed_token_ids must hold at least one token id");
+        }
+        return new HashSet<>(ids);
+    }
+
+    /**
+     * vLLM's bad_words, each as the tokens of the word (leading whitespace dropped) and, where they
+     * differ, of the word after a space, so that it is forbidden at the start of the text and after a
+     * space alike.
+     */
+    private static List<List<Integer>> badWords(Fields fields, ServedModel model) {
+        List<String> words = fields.stringOrStrings("bad_words");
+        if (words.isEmpty()) {
+            return List.of();
+        }
+        if (!model.hasTokenizer()) {
+            throw ApiException.invalid("bad_words", "bad_words needs the model's tokenizer, and this model has none");
+        }
+        List<List<Integer>> sequences = new ArrayList<>();
+        for (String word : words) {
+            String bare = word.stripLeading();
+            if (bare.isEmpty()) {
+                throw ApiException.invalid("bad_words", "bad_words must not hold an empty word");
+            }
+            List<Integer> plain = Arrays.stream(model.encode(bare, false)).boxed().toList();
+            List<Integer> spaced = Arrays.stream(model.encode(" " + bare, false)).boxed().toList();
+            sequences.add(plain);
+            if (!spaced.equals(plain)) {
+                sequences.add(spaced);
+            }
+        }
+        return sequences;
     }
 
     /**

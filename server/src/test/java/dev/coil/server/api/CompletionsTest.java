@@ -47,6 +47,62 @@ class CompletionsTest {
         return text.substring(text.offsetByCodePoints(0, offset));
     }
 
+    /** The generated token ids of a completion asked with return_tokens_as_token_ids and logprobs 0. */
+    private static List<Integer> generatedIds(JsonNode choice) {
+        List<Integer> ids = new ArrayList<>();
+        choice.at("/logprobs/tokens").forEach(token -> ids.add(Integer.parseInt(token.asText().substring(9))));
+        return ids;
+    }
+
+    /** vLLM's allowed_token_ids: every generated token is one of them, streamed or not. */
+    @Test
+    void allowedTokenIdsHoldEveryToken() {
+        List<Integer> allowed = ints(server.postJson("/tokenize", "{\"prompt\": \" apt dpkg install package\", "
+                + "\"add_special_tokens\": false}").get("tokens"));
+        String request = "{\"prompt\": \"The Debian package manager\", \"max_tokens\": 10, \"logprobs\": 0, "
+                + "\"return_tokens_as_token_ids\": true, \"allowed_token_ids\": " + allowed;
+        for (String sampling : List.of("\"temperature\": 0", "\"temperature\": 1.0, \"seed\": 5")) {
+            JsonNode choice = server.postJson("/v1/completions", request + ", " + sampling + "}").at("/choices/0");
+            assertThat(generatedIds(choice)).as(sampling).hasSize(10).allMatch(allowed::contains);
+        }
+    }
+
+    /**
+     * vLLM's bad_words: a word of the greedy answer, forbidden, never comes whole (neither at the
+     * start nor after a space), and the answer before the place it came is the same.
+     */
+    @Test
+    void aBadWordNeverComesWhole() {
+        String request = "{\"prompt\": \"The Debian package manager\", \"max_tokens\": 16, \"temperature\": 0, "
+                + "\"logprobs\": 0, \"return_tokens_as_token_ids\": true, \"ignore_eos\": true";
+        JsonNode free = server.postJson("/v1/completions", request + "}").at("/choices/0");
+        List<Integer> freeIds = generatedIds(free);
+        // The first word of the answer that takes more than one token: forbidding it forbids its last token
+        // only after the ones before it.
+        String word = null;
+        List<Integer> spaced = null;
+        for (String candidate : free.get("text").asText().trim().split("\\s+")) {
+            List<Integer> ids = ints(server.postJson("/tokenize", "{\"prompt\": \" " + candidate.replace("\"", "")
+                    + "\", \"add_special_tokens\": false}").get("tokens"));
+            if (ids.size() > 1 && java.util.Collections.indexOfSubList(freeIds, ids) >= 0) {
+                word = candidate.replace("\"", "");
+                spaced = ids;
+                break;
+            }
+        }
+        assertThat(word).as("a word of several tokens in %s", free.get("text")).isNotNull();
+        List<Integer> bare = ints(server.postJson("/tokenize", "{\"prompt\": \"" + word
+                + "\", \"add_special_tokens\": false}").get("tokens"));
+        JsonNode held = server.postJson("/v1/completions", request + ", \"bad_words\": [\"" + word + "\"]}")
+                .at("/choices/0");
+        List<Integer> heldIds = generatedIds(held);
+        assertThat(java.util.Collections.indexOfSubList(heldIds, spaced)).as(held.get("text").asText()).isEqualTo(-1);
+        assertThat(java.util.Collections.indexOfSubList(heldIds, bare)).as(held.get("text").asText()).isEqualTo(-1);
+        int at = java.util.Collections.indexOfSubList(freeIds, spaced) + spaced.size() - 1;
+        assertThat(heldIds.subList(0, at)).isEqualTo(freeIds.subList(0, at));
+        assertThat(heldIds.get(at)).isNotEqualTo(freeIds.get(at));
+    }
+
     /**
      * vLLM's min_tokens: a stop string (here the first token's own text, which would end the answer
      * at once) and a stop token id count only after the first min_tokens tokens.

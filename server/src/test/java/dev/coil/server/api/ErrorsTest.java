@@ -79,6 +79,13 @@ class ErrorsTest {
                 Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"stop_token_ids\": [99999]}", "stop_token_ids"),
                 Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"stop_token_ids\": [-1]}", "stop_token_ids"),
                 Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"stop_token_ids\": 5}", "stop_token_ids"),
+                Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"allowed_token_ids\": []}", "allowed_token_ids"),
+                Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"allowed_token_ids\": [99999]}",
+                        "allowed_token_ids"),
+                Arguments.of("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], "
+                        + "\"allowed_token_ids\": [\"a\"]}", "allowed_token_ids"),
+                Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"bad_words\": [\" \"]}", "bad_words"),
+                Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"bad_words\": [5]}", "bad_words"),
                 Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"logprobs\": 21}", "logprobs"),
                 Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"logprobs\": -1}", "logprobs"),
                 Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"stop\": 5}", "stop"),

@@ -171,6 +171,9 @@ public final class CoilServer implements AutoCloseable {
         var tokenize = new TokenizeHandlers(state, options.maxBodyBytes());
         config.routes.before(new ApiKeyCheck(options.apiKey()));
         config.routes.get("/health", this::health);
+        // vLLM's /ping (what SageMaker probes), GET or POST: /health's answer.
+        config.routes.get("/ping", this::health);
+        config.routes.post("/ping", this::health);
         config.routes.get("/metrics", this::metrics);
         var models = new ModelsHandler(state);
         config.routes.get("/v1/models", models::list);

@@ -33,6 +33,7 @@ class LifecycleTest {
             HttpResponse<String> loading = server.get("/health");
             assertThat(loading.statusCode()).isEqualTo(503);
             assertThat(TestServer.parse(loading.body()).get("status").asText()).isEqualTo("loading");
+            assertThat(server.get("/ping").statusCode()).as("vLLM's /ping answers as /health").isEqualTo(503);
             HttpResponse<String> models = server.get("/v1/models");
             assertThat(models.statusCode()).isEqualTo(503);
             assertThat(TestServer.parse(models.body()).at("/error/code").asText()).isEqualTo("model_loading");
@@ -44,6 +45,8 @@ class LifecycleTest {
             HttpResponse<String> ready = server.get("/health");
             assertThat(ready.statusCode()).isEqualTo(200);
             assertThat(TestServer.parse(ready.body()).get("status").asText()).isEqualTo("ok");
+            assertThat(server.get("/ping").body()).isEqualTo(ready.body());
+            assertThat(server.post("/ping", "").statusCode()).isEqualTo(200);
             assertThat(TestServer.parse(server.get("/v1/models").body()).at("/data/0/id").asText()).isEqualTo("demo");
         }
     }

@@ -59,9 +59,26 @@ public final class ServedModel implements AutoCloseable {
      */
     public static ServedModel load(Path folder, String name, Function<LoadedModel, Backend> backend,
             Function<LoadedModel, ContextParallelism> parallelism, EngineOptions options) {
+        return load(folder, name, backend, parallelism, options, null);
+    }
+
+    /**
+     * As above, with {@code chatTemplate} (a server's --chat-template: the template's text and where it
+     * came from) in place of the folder's; null for the folder's.
+     *
+     * @throws IllegalArgumentException when a chat template is given for a model without a tokenizer
+     */
+    public static ServedModel load(Path folder, String name, Function<LoadedModel, Backend> backend,
+            Function<LoadedModel, ContextParallelism> parallelism, EngineOptions options,
+            ChatTemplateText chatTemplate) {
         LoadedModel loaded = LoadedModel.load(folder);
         try {
-            ChatTemplate template = loaded.hasTokenizer() ? chatTemplateOf(folder) : null;
+            if (chatTemplate != null && !loaded.hasTokenizer()) {
+                throw new IllegalArgumentException("--chat-template: " + folder + " has no tokenizer.json, so its "
+                        + "prompts are token ids and a chat template has nothing to render for");
+            }
+            ChatTemplate template = !loaded.hasTokenizer() ? null
+                    : chatTemplate != null ? chatTemplateOf(folder, chatTemplate) : chatTemplateOf(folder);
             ContextParallelism sharding = parallelism.apply(loaded);
             Backend steps;
             try {
@@ -79,6 +96,18 @@ public final class ServedModel implements AutoCloseable {
         } catch (RuntimeException e) {
             loaded.close();
             throw e;
+        }
+    }
+
+    /** A chat template given apart from the model: its text, and where it came from (for messages). */
+    public record ChatTemplateText(String text, String source) {
+    }
+
+    private static ChatTemplate chatTemplateOf(Path folder, ChatTemplateText given) {
+        try {
+            return ChatTemplate.forModel(folder, given.text(), given.source());
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
         }
     }
 

@@ -86,14 +86,7 @@ public final class ChatTemplate {
      */
     public static ChatTemplate load(Path modelFolder) throws IOException {
         Path configFile = modelFolder.resolve("tokenizer_config.json");
-        JsonNode config = null;
-        if (Files.isRegularFile(configFile)) {
-            try {
-                config = JSON.readTree(configFile.toFile());
-            } catch (IOException e) {
-                throw new IOException(configFile + " is not valid JSON: " + e.getMessage(), e);
-            }
-        }
+        JsonNode config = tokenizerConfig(configFile);
         Path jinjaFile = modelFolder.resolve("chat_template.jinja");
         if (Files.isRegularFile(jinjaFile)) {
             return new ChatTemplate(JinjaSourceAdapter.adapt(Files.readString(jinjaFile)), jinjaFile.toString(),
@@ -130,6 +123,19 @@ public final class ChatTemplate {
         }
         return new ChatTemplate(JinjaSourceAdapter.adapt(template), sourceName, specialTokens(tokenizerConfig),
                 Clock.systemDefaultZone());
+    }
+
+    /**
+     * A template given apart from the model (a server's --chat-template), with the special tokens of
+     * the model folder's tokenizer_config.json where it has one.
+     *
+     * @param sourceName where the template came from, for messages (a file's path, or "--chat-template")
+     * @throws IOException when tokenizer_config.json exists but cannot be read or parsed
+     */
+    public static ChatTemplate forModel(Path modelFolder, String template, String sourceName) throws IOException {
+        JsonNode config = tokenizerConfig(modelFolder.resolve("tokenizer_config.json"));
+        return new ChatTemplate(JinjaSourceAdapter.adapt(template), sourceName,
+                config == null ? Map.of() : specialTokens(config), Clock.systemDefaultZone());
     }
 
     /** A template given as text, with the BOS and EOS tokens it may refer to (either may be null). */
@@ -246,6 +252,18 @@ public final class ChatTemplate {
     @Override
     public String toString() {
         return "ChatTemplate[" + sourceName + "]";
+    }
+
+    /** The parsed tokenizer_config.json, or null where the folder has none. */
+    private static JsonNode tokenizerConfig(Path configFile) throws IOException {
+        if (!Files.isRegularFile(configFile)) {
+            return null;
+        }
+        try {
+            return JSON.readTree(configFile.toFile());
+        } catch (IOException e) {
+            throw new IOException(configFile + " is not valid JSON: " + e.getMessage(), e);
+        }
     }
 
     private static Map<String, String> specialTokens(JsonNode config) {

@@ -16,6 +16,9 @@ import dev.coil.server.ServerOptions;
 import dev.coil.server.api.ReasoningFormat;
 import dev.coil.server.api.ToolCallFormat;
 import dev.coil.server.telemetry.Telemetry;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Locale;
 import java.util.concurrent.Callable;
@@ -82,6 +85,12 @@ public final class ServeCommand implements Callable<Integer> {
                     + "--tool-call-parser is given, which this flag needs.")
     boolean enableAutoToolChoice;
 
+    @Option(names = "--chat-template", paramLabel = "FILE_OR_TEMPLATE",
+            description = "The chat template to render chat requests with instead of the model's: a Jinja file, "
+                    + "or the template itself (text with '{'), as vLLM's flag takes it; the model's special tokens "
+                    + "still come from its tokenizer_config.json (default: the model folder's template).")
+    String chatTemplate;
+
     @Option(names = "--reasoning-parser", paramLabel = "NAME",
             description = "Split the served model's reasoning, a <think> block (deepseek_r1 or qwen3, vLLM's names; "
                     + "DeepSeek R1, Qwen 3 and Nemotron Nano 2 write it), off its chat answers: it comes back as "
@@ -98,21 +107,22 @@ public final class ServeCommand implements Callable<Integer> {
             description = "KV + state cache budget: bytes with K/M/G suffix (4G) or a fraction of free memory (0.3) (default ${DEFAULT-VALUE}).")
     String cacheMemory;
 
-    @Option(names = "--max-seqs", paramLabel = "N", description = "Requests in one engine step (default ${DEFAULT-VALUE}).")
+    @Option(names = {"--max-seqs", "--max-num-seqs"}, paramLabel = "N",
+            description = "Requests in one engine step (default ${DEFAULT-VALUE}; --max-num-seqs is vLLM's name).")
     int maxSequences;
 
-    @Option(names = "--max-batched-tokens", paramLabel = "N",
+    @Option(names = {"--max-batched-tokens", "--max-num-batched-tokens"}, paramLabel = "N",
             description = "Tokens in one engine step, prompt chunks and decodes together (default 1024 on the CPU;"
-                    + " on a GPU 8192, or 2048 on a card under 70 GiB).")
+                    + " on a GPU 8192, or 2048 on a card under 70 GiB; --max-num-batched-tokens is vLLM's name).")
     Integer maxBatchedTokens;
 
     @Option(names = "--max-waiting", paramLabel = "N",
             description = "Queued requests before new ones get 429 (default ${DEFAULT-VALUE}).")
     int maxWaiting;
 
-    @Option(names = "--prefix-caching", negatable = true, fallbackValue = "true",
+    @Option(names = {"--prefix-caching", "--enable-prefix-caching"}, negatable = true, fallbackValue = "true",
             description = "Reuse cached KV blocks and Mamba states of earlier prompts (default ${DEFAULT-VALUE}; "
-                    + "--no-prefix-caching turns it off).")
+                    + "--no-prefix-caching, or vLLM's --no-enable-prefix-caching, turns it off).")
     boolean prefixCaching;
 
     @Option(names = "--snapshot-interval", paramLabel = "BLOCKS",
@@ -133,6 +143,7 @@ public final class ServeCommand implements Callable<Integer> {
                 "--sse-keep-alive"), seconds(shutdownSeconds, "--shutdown-timeout"), toolCallFormat(),
                 reasoningFormat());
         var folder = modelOptions.folder();
+        ServedModel.ChatTemplateText template = chatTemplate();
         CoilServer server = CoilServer.start(serverOptions, Telemetry.fromEnvironment());
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
@@ -143,7 +154,7 @@ public final class ServeCommand implements Callable<Integer> {
         String url = "http://" + (host.contains(":") ? "[" + host + "]" : host) + ":" + server.port();
         System.err.println("coil: listening on " + url + "; loading " + folder);
         ServedModel model = ServedModel.load(folder, servedModelName,
-                loaded -> Backends.open(devices, loaded, threads, precision), sharding, engineOptions);
+                loaded -> Backends.open(devices, loaded, threads, precision), sharding, engineOptions, template);
         if (devices.isCuda()) {
             // The first request would otherwise pay for loading kernels and growing scratch on the GPU.
             try {
@@ -209,6 +220,34 @@ public final class ServeCommand implements Callable<Integer> {
         return ToolCallFormat.named(toolCallParser);
     }
 
+    /**
+     * --chat-template's template, or null: a file's text where the value names a file, else the value
+     * itself where it holds '{' (a template written on the command line); anything else is a file that
+     * is not there.
+     */
+    ServedModel.ChatTemplateText chatTemplate() throws IOException {
+        if (chatTemplate == null) {
+            return null;
+        }
+        Path file = fileNamed(chatTemplate);
+        if (file != null && Files.isRegularFile(file)) {
+            return new ServedModel.ChatTemplateText(Files.readString(file), file.toString());
+        }
+        if (chatTemplate.contains("{")) {
+            return new ServedModel.ChatTemplateText(chatTemplate, "--chat-template");
+        }
+        throw new IllegalArgumentException("--chat-template: no file " + chatTemplate
+                + " (give a Jinja file, or the template itself)");
+    }
+
+    private static Path fileNamed(String value) {
+        try {
+            return Path.of(value);
+        } catch (java.nio.file.InvalidPathException notAPath) {
+            return null;
+        }
+    }
+
     /** --reasoning-parser's format, or null. */
     ReasoningFormat reasoningFormat() {
         return reasoningParser == null ? null : ReasoningFormat.named(reasoningParser);
@@ -231,13 +270,20 @@ public final class ServeCommand implements Callable<Integer> {
 
     /** The engine flags' defaults, read from {@link EngineOptions#DEFAULTS} so that help shows the engine's own. */
     static final class EngineDefaults implements CommandLine.IDefaultValueProvider {
+        /** vLLM's names of Coil's engine flags, accepted beside them. */
+        private static final java.util.Set<String> VLLM_NAMES = java.util.Set.of("--max-num-seqs",
+                "--max-num-batched-tokens", "--enable-prefix-caching");
+
         @Override
         public String defaultValue(CommandLine.Model.ArgSpec argument) {
             if (!(argument instanceof CommandLine.Model.OptionSpec option)) {
                 return null;
             }
             EngineOptions defaults = EngineOptions.DEFAULTS;
-            return switch (option.longestName()) {
+            // Coil's name of the option, not the vLLM name beside it.
+            String name = java.util.Arrays.stream(option.names()).filter(candidate -> !VLLM_NAMES.contains(candidate))
+                    .findFirst().orElse(option.longestName());
+            return switch (name) {
                 case "--block-size" -> String.valueOf(defaults.blockSize());
                 case "--kv-dtype" -> defaults.kvDtype().name().toLowerCase(Locale.ROOT);
                 case "--cache-memory" -> defaults.cacheMemory();

@@ -5,7 +5,14 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.coil.engine.load.DType;
 import dev.coil.engine.runner.EngineOptions;
+import dev.coil.engine.cpu.CpuOps;
+import dev.coil.engine.cpu.Parallel;
+import dev.coil.engine.parallel.ContextParallelism;
+import dev.coil.engine.runner.CpuBackend;
+import dev.coil.engine.tokenizer.ChatMessage;
 import dev.coil.server.Main;
+import dev.coil.server.ServedModel;
+import dev.coil.server.TestServer;
 import dev.coil.server.api.ReasoningFormat;
 import dev.coil.server.api.ToolCallFormat;
 import java.io.ByteArrayOutputStream;
@@ -16,6 +23,7 @@ import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import picocli.CommandLine;
@@ -72,6 +80,50 @@ class ServeCommandTest {
                 "--max-seqs", "8", "--max-batched-tokens", "256", "--max-waiting", "3", "--no-prefix-caching",
                 "--snapshot-interval", "4").engineOptions();
         assertThat(options).isEqualTo(new EngineOptions(32, DType.F32, "1G", 8, 256, 3, false, 4));
+    }
+
+    @Test
+    void vllmsNamesOfTheEngineFlagsDoTheSame() {
+        assertThat(parse("--max-num-seqs", "8", "--max-num-batched-tokens", "256", "--no-enable-prefix-caching")
+                .engineOptions()).isEqualTo(parse("--max-seqs", "8", "--max-batched-tokens", "256",
+                "--no-prefix-caching").engineOptions());
+        assertThat(parse("--enable-prefix-caching").engineOptions().prefixCaching()).isTrue();
+    }
+
+    /**
+     * --chat-template: a file's text, or a template written on the command line, rendering chat requests
+     * with the model's own special tokens; a name that is neither is refused before anything loads.
+     */
+    @Test
+    void aChatTemplateFromTheCommandLineReplacesTheModels(@org.junit.jupiter.api.io.TempDir Path folder)
+            throws Exception {
+        String template = "{% for message in messages %}<{{ message.role }}>{{ message.content }}{{ eos_token }}"
+                + "{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}";
+        Path file = folder.resolve("template.jinja");
+        java.nio.file.Files.writeString(file, template);
+        assertThat(parse("--chat-template", file.toString()).chatTemplate())
+                .isEqualTo(new ServedModel.ChatTemplateText(template, file.toString()));
+        assertThat(parse("--chat-template", template).chatTemplate())
+                .isEqualTo(new ServedModel.ChatTemplateText(template, "--chat-template"));
+        assertThat(parse().chatTemplate()).isNull();
+        assertThatThrownBy(() -> parse("--chat-template", folder.resolve("missing.jinja").toString()).chatTemplate())
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("no file")
+                .hasMessageContaining("missing.jinja");
+        Failure missing = serveFailing("--port", "0", "--chat-template", folder.resolve("missing.jinja").toString());
+        assertThat(missing.exit()).as("refused before the server listens").isNotZero();
+        assertThat(missing.err() + missing.log()).contains("--chat-template: no file").doesNotContain("listening");
+
+        try (ServedModel model = ServedModel.load(TestServer.DEMO_MODEL, "demo",
+                loaded -> new CpuBackend(loaded.model(), new CpuOps(new Parallel(1))), loaded -> ContextParallelism.NONE,
+                TestServer.ENGINE_OPTIONS, parse("--chat-template", file.toString()).chatTemplate())) {
+            assertThat(model.chatTemplate().render(List.of(ChatMessage.user("Hello")), true))
+                    .isEqualTo("<user>Hello<|endoftext|><assistant>");
+        }
+        try (ServedModel model = ServedModel.load(TestServer.DEMO_MODEL, "demo",
+                loaded -> new CpuBackend(loaded.model(), new CpuOps(new Parallel(1))), TestServer.ENGINE_OPTIONS)) {
+            assertThat(model.chatTemplate().render(List.of(ChatMessage.user("Hello")), true))
+                    .as("the model's own without the flag").isNotEqualTo("<user>Hello<|endoftext|><assistant>");
+        }
     }
 
     @Test

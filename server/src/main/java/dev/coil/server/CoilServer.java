@@ -174,6 +174,7 @@ public final class CoilServer implements AutoCloseable {
         // vLLM's /ping (what SageMaker probes), GET or POST: /health's answer.
         config.routes.get("/ping", this::health);
         config.routes.post("/ping", this::health);
+        config.routes.get("/version", ctx -> Json.respond(ctx, 200, Json.object().put("version", VERSION)));
         config.routes.get("/metrics", this::metrics);
         var models = new ModelsHandler(state);
         config.routes.get("/v1/models", models::list);
@@ -205,6 +206,22 @@ public final class CoilServer implements AutoCloseable {
             });
         } else {
             config.routes.get("/", ctx -> ctx.html(PLACEHOLDER_PAGE));
+        }
+    }
+
+    /** Coil's version, as the build wrote it into coil-version.properties ("unknown" without it). */
+    static final String VERSION = readVersion();
+
+    private static String readVersion() {
+        try (var in = CoilServer.class.getResourceAsStream("/coil-version.properties")) {
+            if (in == null) {
+                return "unknown";
+            }
+            var properties = new java.util.Properties();
+            properties.load(in);
+            return properties.getProperty("version", "unknown");
+        } catch (java.io.IOException e) {
+            return "unknown";
         }
     }
 

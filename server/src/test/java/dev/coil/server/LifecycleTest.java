@@ -47,6 +47,10 @@ class LifecycleTest {
             assertThat(TestServer.parse(ready.body()).get("status").asText()).isEqualTo("ok");
             assertThat(server.get("/ping").body()).isEqualTo(ready.body());
             assertThat(server.post("/ping", "").statusCode()).isEqualTo(200);
+            // vLLM's /version: the build's version, which the pom sets.
+            HttpResponse<String> version = server.get("/version");
+            assertThat(version.statusCode()).isEqualTo(200);
+            assertThat(TestServer.parse(version.body()).get("version").asText()).matches("\\d+\\.\\d+\\.\\d+.*");
             assertThat(TestServer.parse(server.get("/v1/models").body()).at("/data/0/id").asText()).isEqualTo("demo");
         }
     }

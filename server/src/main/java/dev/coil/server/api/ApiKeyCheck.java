@@ -7,7 +7,7 @@ import java.security.MessageDigest;
 
 /**
  * With an API key set, API routes answer 401 unless the request carries
- * {@code Authorization: Bearer <key>}. /health, /ping and the playground's static files stay open.
+ * {@code Authorization: Bearer <key>}. /health, /ping, /version and the playground's static files stay open.
  */
 public final class ApiKeyCheck implements Handler {
 

@@ -35,7 +35,7 @@ import picocli.CommandLine.Option;
  */
 @Command(name = "serve", mixinStandardHelpOptions = true, defaultValueProvider = ServeCommand.EngineDefaults.class,
         description = "Serve a model with an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, "
-                + "/v1/models, /tokenize, /detokenize, /metrics, /health) and the playground at /.")
+                + "/v1/models, /tokenize, /detokenize, /metrics, /health, /ping, /version) and the playground at /.")
 public final class ServeCommand implements Callable<Integer> {
 
     @Mixin

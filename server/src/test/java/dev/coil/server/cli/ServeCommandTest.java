@@ -180,7 +180,8 @@ class ServeCommandTest {
         for (String flag : new String[] {"--model", "--threads", "--host", "--port", "--api-key", "--served-model-name",
             "--max-body-bytes", "--shutdown-timeout", "--sse-keep-alive", "--block-size", "--kv-dtype", "--cache-memory",
             "--max-seqs", "--max-batched-tokens", "--max-waiting", "--[no-]prefix-caching", "--snapshot-interval",
-            "--tool-call-parser", "--enable-auto-tool-choice", "--reasoning-parser"}) {
+            "--tool-call-parser", "--enable-auto-tool-choice", "--reasoning-parser", "--chat-template", "--max-num-seqs",
+            "--max-num-batched-tokens"}) {
             assertThat(help).contains(flag);
         }
         assertThat(help).contains("(default " + EngineOptions.DEFAULTS.maxBatchedTokens() + " on the CPU;")

@@ -268,11 +268,17 @@ final class ActiveRequest {
             penalties[i] = (float) (sampling.presencePenalty() + sampling.frequencyPenalty() * counts.get(i)[1]);
         }
         DrawBias bias = biasAt(generatedCount, restrictions.banned(generated, generatedCount));
-        int[] allowedBits = TokenRestrictions.intersect(grammar == null ? null : grammar.allowedBits(endIds),
-                restrictions.allowedBits());
         return new Batch.Draw(sampling.temperature(), sampling.topK(), sampling.topP(), sampling.minP(),
                 (float) sampling.repetitionPenalty(), seen, countIds, penalties, pendingUniform, bias.ids(),
-                bias.values(), allowedBits, request.logprobs());
+                bias.values(), allowedBits(), request.logprobs());
+    }
+
+    /**
+     * The tokens that may come next ({@link TokenBits}): those the grammar allows here and
+     * allowed_token_ids lists; null when both allow every token.
+     */
+    private int[] allowedBits() {
+        return TokenBits.intersect(grammar == null ? null : grammar.allowedBits(endIds), restrictions.allowedBits());
     }
 
     private EngineEvent.PositionLogprobs positionLogprobs(int token, float[] distribution) {
@@ -342,8 +348,8 @@ final class ActiveRequest {
         // Bad words here are single tokens (see drawsWithoutHistory): the same whatever comes before.
         DrawBias bias = biasAt(generatedCount + 1, restrictions.banned(generated, generatedCount));
         return new Batch.Draw(sampling.temperature(), sampling.topK(), sampling.topP(), sampling.minP(), 1f,
-                new int[0], new int[0], new float[0], aheadUniform, bias.ids(), bias.values(),
-                restrictions.allowedBits(), request.logprobs());
+                new int[0], new int[0], new float[0], aheadUniform, bias.ids(), bias.values(), allowedBits(),
+                request.logprobs());
     }
 
     /**
@@ -376,8 +382,11 @@ final class ActiveRequest {
             return finish(FinishReason.LENGTH, null, null, "");
         }
         int token;
-        float[] allowed = logits == null ? null
-                : restrictions.apply(grammar == null ? logits : grammar.mask(logits, endIds), generated, generatedCount);
+        float[] allowed = null;
+        if (logits != null) {
+            int[] bits = allowedBits();
+            allowed = restrictions.ban(bits == null ? logits : TokenBits.masked(logits, bits), generated, generatedCount);
+        }
         if (logits == null) {
             token = chosen;
         } else if (!Double.isNaN(pendingUniform)) {

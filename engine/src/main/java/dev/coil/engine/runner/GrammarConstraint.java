@@ -60,14 +60,7 @@ final class GrammarConstraint {
      * @throws IllegalStateException when no token continues the output (a schema the vocabulary cannot spell)
      */
     float[] mask(float[] logits, Set<Integer> endIds) {
-        int[] bits = allowedBits(endIds);
-        float[] masked = logits.clone();
-        for (int id = 0; id < masked.length; id++) {
-            if (id / 32 >= bits.length || (bits[id / 32] >>> (id % 32) & 1) == 0) {
-                masked[id] = Float.NEGATIVE_INFINITY;
-            }
-        }
-        return masked;
+        return TokenBits.masked(logits, allowedBits(endIds));
     }
 
     /** Per token id, whether its text continues the output from here, walked anew (the end-of-sequence ids not included). */

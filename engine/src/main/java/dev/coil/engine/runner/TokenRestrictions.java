@@ -7,14 +7,15 @@ import java.util.TreeSet;
 /**
  * What vLLM's allowed_token_ids and bad_words forbid a request's next token: every token outside the
  * allowed list, and the last token of each bad word whose other tokens the output has just
- * generated (a one-token word always). Both give -infinity before the logit bias and the penalties,
- * on the host ({@link #apply}) and, as an allowed-token mask and -infinity biases, in a backend's draw.
+ * generated (a one-token word always). Both give -infinity before the logit bias and the penalties:
+ * the allowed tokens as a mask ({@link TokenBits}, on the host and in a backend's draw alike), the
+ * forbidden ones on the host ({@link #ban}) and as -infinity biases in a draw.
  */
 final class TokenRestrictions {
 
     private static final TokenRestrictions NONE = new TokenRestrictions(null, List.of());
 
-    /** Bit id % 32 of word id / 32 set where token id is allowed (one past the words is not); null: all are. */
+    /** The allowed tokens ({@link TokenBits}); null: all are. */
     private final int[] allowedBits;
     private final List<int[]> badWords;
 
@@ -49,7 +50,7 @@ final class TokenRestrictions {
         return badWords.stream().anyMatch(word -> word.length > 1);
     }
 
-    /** The allowed tokens as mask bits (see the field), or null when every token is allowed. */
+    /** The allowed tokens ({@link TokenBits}), or null when every token is allowed. */
     int[] allowedBits() {
         return allowedBits;
     }
@@ -67,42 +68,20 @@ final class TokenRestrictions {
     }
 
     /**
-     * The logits with every forbidden token at -infinity after {@code generated[0, count)}: a copy, or
-     * {@code logits} itself when nothing is forbidden.
+     * The logits with every token bad words forbid after {@code generated[0, count)} at -infinity: a
+     * copy, or {@code logits} itself when none is forbidden.
      */
-    float[] apply(float[] logits, int[] generated, int count) {
-        if (isEmpty()) {
+    float[] ban(float[] logits, int[] generated, int count) {
+        int[] banned = banned(generated, count);
+        if (banned.length == 0) {
             return logits;
         }
         float[] restricted = logits.clone();
-        if (allowedBits != null) {
-            for (int id = 0; id < restricted.length; id++) {
-                if (!allowed(allowedBits, id)) {
-                    restricted[id] = Float.NEGATIVE_INFINITY;
-                }
-            }
-        }
-        for (int id : banned(generated, count)) {
+        for (int id : banned) {
             if (id < restricted.length) {
                 restricted[id] = Float.NEGATIVE_INFINITY;
             }
         }
         return restricted;
-    }
-
-    /** Tokens both masks allow (a null mask allows all); null when both are null. */
-    static int[] intersect(int[] first, int[] second) {
-        if (first == null || second == null) {
-            return first == null ? second : first;
-        }
-        int[] both = new int[Math.min(first.length, second.length)];
-        for (int i = 0; i < both.length; i++) {
-            both[i] = first[i] & second[i];
-        }
-        return both;
-    }
-
-    private static boolean allowed(int[] bits, int id) {
-        return id / 32 < bits.length && (bits[id / 32] >>> (id % 32) & 1) != 0;
     }
 }

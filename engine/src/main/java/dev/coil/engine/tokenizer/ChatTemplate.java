@@ -134,8 +134,8 @@ public final class ChatTemplate {
      */
     public static ChatTemplate forModel(Path modelFolder, String template, String sourceName) throws IOException {
         JsonNode config = tokenizerConfig(modelFolder.resolve("tokenizer_config.json"));
-        return new ChatTemplate(JinjaSourceAdapter.adapt(template), sourceName,
-                config == null ? Map.of() : specialTokens(config), Clock.systemDefaultZone());
+        return new ChatTemplate(JinjaSourceAdapter.adapt(template), sourceName, specialTokens(config),
+                Clock.systemDefaultZone());
     }
 
     /** A template given as text, with the BOS and EOS tokens it may refer to (either may be null). */
@@ -266,6 +266,7 @@ public final class ChatTemplate {
         }
     }
 
+    /** The special tokens tokenizer_config.json names (none where config is null: no such file). */
     private static Map<String, String> specialTokens(JsonNode config) {
         Map<String, String> tokens = new HashMap<>();
         for (String key : SPECIAL_TOKEN_KEYS) {

@@ -109,12 +109,7 @@ class RunAheadTest {
                     assertThat(draw.countIds()).isEmpty();
                     // The draw's mask (a grammar's, allowed_token_ids), then its bias (logit_bias, and
                     // -infinity for what min_tokens holds back and bad words forbid).
-                    float[] biased = outputs.get(s).logits().clone();
-                    for (int id = 0; draw.allowedBits() != null && id < biased.length; id++) {
-                        if (id / 32 >= draw.allowedBits().length || (draw.allowedBits()[id / 32] >>> (id % 32) & 1) == 0) {
-                            biased[id] = Float.NEGATIVE_INFINITY;
-                        }
-                    }
+                    float[] biased = TokenBits.masked(outputs.get(s).logits(), draw.allowedBits());
                     for (int i = 0; i < draw.biasIds().length; i++) {
                         biased[draw.biasIds()[i]] += draw.biases()[i];
                     }

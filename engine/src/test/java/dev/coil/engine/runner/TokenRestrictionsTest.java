@@ -36,7 +36,7 @@ class TokenRestrictionsTest {
         assertThat(TokenRestrictions.of(SamplingParams.greedy()).isEmpty()).isTrue();
 
         float[] logits = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
-        float[] restricted = restrictions.apply(logits, new int[] {6}, 1);
+        float[] restricted = restrictions.ban(logits, new int[] {6}, 1);
         assertThat(restricted[8]).isEqualTo(Float.NEGATIVE_INFINITY);
         assertThat(restricted[9]).isEqualTo(Float.NEGATIVE_INFINITY);
         assertThat(restricted[7]).isEqualTo(7);
@@ -50,14 +50,14 @@ class TokenRestrictionsTest {
         assertThat(restrictions.dependsOnHistory()).isFalse();
         int[] bits = restrictions.allowedBits();
         assertThat(bits).containsExactly(1 << 2, 1 << 1, 1);
-        float[] restricted = restrictions.apply(new float[70], new int[0], 0);
+        float[] restricted = TokenBits.masked(new float[70], bits);
         for (int id = 0; id < restricted.length; id++) {
             assertThat(restricted[id]).as("token %d", id)
                     .isEqualTo(id == 2 || id == 33 || id == 64 ? 0f : Float.NEGATIVE_INFINITY);
         }
-        assertThat(TokenRestrictions.intersect(bits, new int[] {0b110})).containsExactly(0b100);
-        assertThat(TokenRestrictions.intersect(null, bits)).isSameAs(bits);
-        assertThat(TokenRestrictions.intersect(null, null)).isNull();
+        assertThat(TokenBits.intersect(bits, new int[] {0b110})).containsExactly(0b100);
+        assertThat(TokenBits.intersect(null, bits)).isSameAs(bits);
+        assertThat(TokenBits.intersect(null, null)).isNull();
     }
 
     /**

@@ -281,6 +281,53 @@ final class ActiveRequest {
         return TokenBits.intersect(grammar == null ? null : grammar.allowedBits(endIds), restrictions.allowedBits());
     }
 
+    /**
+     * Null when some token may come next; else why none may: the request's own constraints
+     * (allowed_token_ids, the output's grammar, bad_words, min_tokens holding back the end) leave no
+     * token, so no draw can be made. The message leads with the parameter to change.
+     */
+    String noTokenLeft() {
+        int[] bits = allowedBits();
+        if (bits == null) {
+            return null; // bad words and held-back ends forbid a few ids of a whole vocabulary
+        }
+        int[] banned = restrictions.banned(generated, generatedCount);
+        int[] heldBack = generatedCount >= request.sampling().minTokens() ? new int[0] : sampler.heldBack();
+        boolean bansUsed = false;
+        boolean holdUsed = false;
+        for (int word = 0; word < bits.length; word++) {
+            for (int rest = bits[word]; rest != 0; rest &= rest - 1) {
+                int id = word * 32 + Integer.numberOfTrailingZeros(rest);
+                boolean isBanned = Arrays.stream(banned).anyMatch(b -> b == id);
+                boolean isHeld = Arrays.stream(heldBack).anyMatch(h -> h == id);
+                if (!isBanned && !isHeld) {
+                    return null;
+                }
+                bansUsed |= isBanned;
+                holdUsed |= isHeld;
+            }
+        }
+        List<String> causes = new ArrayList<>();
+        if (restrictions.allowedBits() != null) {
+            causes.add("allowed_token_ids");
+        }
+        if (bansUsed) {
+            causes.add("bad_words");
+        }
+        if (holdUsed) {
+            causes.add("min_tokens (holding back the end of sequence)");
+        }
+        if (grammar != null) {
+            causes.add("the output's grammar (response_format, tools or guided decoding)");
+        }
+        String lead = restrictions.allowedBits() != null ? "allowed_token_ids" : bansUsed ? "bad_words"
+                : holdUsed ? "min_tokens" : "response_format";
+        String where = generatedCount == 0 ? "first" : "after " + generatedCount + " generated token" + (generatedCount == 1 ? "" : "s");
+        String together = causes.size() == 1 ? causes.getFirst()
+                : String.join(", ", causes.subList(0, causes.size() - 1)) + " and " + causes.getLast() + " together";
+        return lead + ": no token is left to generate " + where + "; " + together + " allow none";
+    }
+
     private EngineEvent.PositionLogprobs positionLogprobs(int token, float[] distribution) {
         return new EngineEvent.PositionLogprobs(new TokenLogprob(token, distribution[token]),
                 request.logprobs() > 0 ? Sampler.topLogprobs(distribution, request.logprobs()) : List.of());
@@ -441,6 +488,11 @@ final class ActiveRequest {
         }
         if (generatedCount >= maxTokens) {
             return finish(FinishReason.LENGTH, null, null, releasedAtEnd());
+        }
+        String noToken = noTokenLeft();
+        if (noToken != null) {
+            fail(EngineEvent.Failed.Reason.NO_TOKEN_LEFT, noToken);
+            return true;
         }
         return false;
     }

@@ -163,7 +163,8 @@ public final class Engine implements AutoCloseable {
      *
      * @throws IllegalArgumentException when the request cannot be served as asked (prompt or
      *                                  max_tokens past the context window, token ids outside the
-     *                                  vocabulary); the message names the parameter
+     *                                  vocabulary, constraints that leave no first token); the
+     *                                  message names the parameter
      * @throws EngineOverloadedException when the waiting queue is full
      * @throws IllegalStateException    when the engine is shutting down
      */
@@ -194,6 +195,10 @@ public final class Engine implements AutoCloseable {
         GrammarConstraint constraint = grammar == null ? null : new GrammarConstraint(grammar, tokenMasks());
         ActiveRequest active = new ActiveRequest(id, request, maxTokens, loaded.endOfSequenceIds(), decoder, constraint,
                 stream, requests::remove);
+        String noToken = maxTokens > 0 ? active.noTokenLeft() : null;
+        if (noToken != null) {
+            throw new IllegalArgumentException(noToken);
+        }
         boolean sharded = lane != null && shards(request.promptLength(), maxTokens);
         requests.put(id, active);
         if (!(sharded ? lane.enqueue(active) : loop.enqueue(active))) {

@@ -65,6 +65,11 @@ public sealed interface EngineEvent {
             CANCELLED,
             /** The request could not be served (e.g. it needs more cache than exists). */
             REJECTED,
+            /**
+             * The request's own constraints (allowed_token_ids, bad_words, min_tokens, the output's
+             * grammar) left no token to generate next; the message names them.
+             */
+            NO_TOKEN_LEFT,
             /** An unexpected engine error while serving it. */
             ERROR
         }

@@ -2,6 +2,7 @@ package dev.coil.engine.runner;
 
 import static dev.coil.engine.runner.EngineRuns.prompt;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.coil.engine.model.TestModels;
 import java.util.ArrayList;
@@ -125,6 +126,39 @@ class TokenRestrictionsTest {
         for (int i = 0; i < requests.size(); i++) {
             assertThat(drawn.get(i).tokens()).as("request %d drawn by the backend", i)
                     .isEqualTo(host.get(i).tokens());
+        }
+    }
+
+    /**
+     * Constraints that leave no token: refused at submission when none may come first (the allowed
+     * ids all stop ids that min_tokens holds back), and ended with NO_TOKEN_LEFT after the token whose
+     * bad word bans the only allowed id (after its token, on the host and when a backend draws); a
+     * request beside them is unaffected.
+     */
+    @Test
+    void constraintsThatLeaveNoTokenEndTheRequestNamingThem() {
+        SamplingParams held = SamplingParams.greedy().withAllowedTokenIds(Set.of(17, 40)).withStopTokenIds(Set.of(17, 40))
+                .withMinTokens(2);
+        try (Engine engine = Engine.start(MODEL, EngineTest.OPS, EngineTest.SMALL)) {
+            assertThatThrownBy(() -> engine.submit(request(held, 11, -1)))
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessage("allowed_token_ids: no token is left to generate first; allowed_token_ids and "
+                            + "min_tokens (holding back the end of sequence) together allow none");
+        }
+        SamplingParams repeated = SamplingParams.greedy().withAllowedTokenIds(Set.of(17))
+                .withBadWords(List.of(List.of(17, 17)));
+        List<EngineRequest> requests = List.of(request(repeated, 11, -1),
+                request(repeated.withTemperature(0.8).withSeed(3L), 12, 2), request(SamplingParams.greedy(), 13, -1));
+        for (Backend backend : List.of(new CpuBackend(MODEL.model(), EngineTest.OPS), new RunAheadTest.Feeding())) {
+            List<EngineRuns.Outcome> outcomes = runAll(Engine.start(MODEL, backend, EngineTest.SMALL), requests);
+            for (EngineRuns.Outcome outcome : outcomes.subList(0, 2)) {
+                assertThat(outcome.tokens()).as(backend.description()).containsExactly(17);
+                assertThat(outcome.failed().reason()).isEqualTo(EngineEvent.Failed.Reason.NO_TOKEN_LEFT);
+                assertThat(outcome.failed().message()).isEqualTo("allowed_token_ids: no token is left to generate "
+                        + "after 1 generated token; allowed_token_ids and bad_words together allow none");
+            }
+            assertThat(outcomes.get(2).finished()).as(backend.description()).isNotNull();
+            assertThat(outcomes.get(2).tokens()).hasSize(12);
         }
     }
 

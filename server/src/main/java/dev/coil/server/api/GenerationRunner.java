@@ -132,6 +132,8 @@ public final class GenerationRunner {
             case CANCELLED -> ApiException.unavailable("shutting_down", failed.message());
             case REJECTED -> new ApiException(400, "invalid_request_error", promptParam, "request_rejected",
                     failed.message());
+            case NO_TOKEN_LEFT -> new ApiException(400, "invalid_request_error",
+                    ErrorResponses.parameterOf(failed.message(), promptParam), "no_token_left", failed.message());
             case ERROR -> ApiException.internal(failed.message());
         };
     }

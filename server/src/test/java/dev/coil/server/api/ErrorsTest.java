@@ -249,4 +249,36 @@ class ErrorsTest {
                     + "\"stream\": true}"), 429, null);
         }
     }
+
+    /**
+     * Constraints of a request that leave it no token: a 400 naming allowed_token_ids when none may
+     * come first (JSON mode's output must open with a brace the allowed ids lack); once a token came
+     * (the only allowed id, which a bad word forbids twice in a row), the same 400 without streaming
+     * and an error event ending the stream after that token. The server answers the next request.
+     */
+    @Test
+    void constraintsThatLeaveNoTokenAreA400NamingThem() {
+        JsonNode the = server.postJson("/tokenize", "{\"prompt\": \" the\", \"add_special_tokens\": false}").get("tokens");
+        assertThat(the).hasSize(1);
+        String allowed = "\"allowed_token_ids\": [" + the.get(0).asInt() + "]";
+        String message = assertError(server.post("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", "
+                + "\"content\": \"hi\"}], \"response_format\": {\"type\": \"json_object\"}, " + allowed + "}"),
+                400, "allowed_token_ids");
+        assertThat(message).contains("no token is left to generate first", "grammar");
+
+        String repeated = "{\"prompt\": \"The Debian package manager\", \"max_tokens\": 8, " + allowed
+                + ", \"bad_words\": [\" the the\"]";
+        HttpResponse<String> whole = server.post("/v1/completions", repeated + "}");
+        assertThat(assertError(whole, 400, "allowed_token_ids")).contains("after 1 generated token", "bad_words");
+        assertThat(TestServer.parse(whole.body()).at("/error/code").asText()).isEqualTo("no_token_left");
+
+        HttpResponse<String> streamed = server.post("/v1/completions", repeated + ", \"stream\": true}");
+        assertThat(streamed.statusCode()).isEqualTo(200);
+        java.util.List<JsonNode> events = TestServer.events(streamed.body());
+        assertThat(events.getFirst().at("/choices/0/text").asText()).isEqualTo(" the");
+        assertThat(events.getLast().at("/error/code").asText()).as(streamed.body()).isEqualTo("no_token_left");
+        assertThat(events.getLast().at("/error/param").asText()).isEqualTo("allowed_token_ids");
+
+        assertThat(server.post("/v1/completions", "{\"prompt\": \"a\", \"max_tokens\": 2}").statusCode()).isEqualTo(200);
+    }
 }

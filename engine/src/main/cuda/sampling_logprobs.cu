@@ -20,25 +20,6 @@
 #define COIL_LOGPROB_MOST_TOP 20
 #define COIL_LOGPROB_WORDS (4 + 2 * COIL_LOGPROB_MOST_TOP)
 
-// True when (value, id) comes before (other, other_id): larger first, the lower id on equal values.
-static __device__ __forceinline__ bool coil_logprob_before(float value, int id, float other, int other_id) {
-    return value > other || (value == other && id < other_id);
-}
-
-// The warp's first (value, id) by coil_logprob_before, and the lane that holds it, in every lane.
-static __device__ __forceinline__ void coil_logprob_warp_best(float& value, int& id, int& lane) {
-    for (int offset = 16; offset > 0; offset >>= 1) {
-        const float other = __shfl_xor_sync(0xffffffffu, value, offset);
-        const int other_id = __shfl_xor_sync(0xffffffffu, id, offset);
-        const int other_lane = __shfl_xor_sync(0xffffffffu, lane, offset);
-        if (coil_logprob_before(other, other_id, value, id)) {
-            value = other;
-            id = other_id;
-            lane = other_lane;
-        }
-    }
-}
-
 // Grid: (records). logits: (batch, vocab) f32; rows: per record, its row of logits; tops: per record,
 // how many top tokens (0 to MOST); raw: (records, vocab) f32, the copy; records: (records,
 // COIL_LOGPROB_WORDS) words, as above.
@@ -65,9 +46,7 @@ extern "C" __global__ void __launch_bounds__(COIL_LOGPROB_THREADS) sampling_logp
     for (int id = threadIdx.x; id < vocab; id += COIL_LOGPROB_THREADS) {
         largest = fmaxf(largest, row[id]);
     }
-    for (int offset = 16; offset > 0; offset >>= 1) {
-        largest = fmaxf(largest, __shfl_xor_sync(0xffffffffu, largest, offset));
-    }
+    largest = coil_warp_max(largest);
     if (lane == 0) {
         max_scratch[warp] = largest;
     }
@@ -125,18 +104,19 @@ extern "C" __global__ void __launch_bounds__(COIL_LOGPROB_THREADS) sampling_logp
         }
     }
 
-    // Each warp merges its lanes' lists: `top` rounds of the best head, whose lane moves past it.
+    // Each warp merges its lanes' lists: `top` rounds of the best head (coil_better's order: larger
+    // first, the lower id on ties), whose lane moves past it. An id is in one lane's list only, so the
+    // winning id names its lane.
     int head = 0;
     int found = 0;
     for (int round = 0; round < top; round++) {
         float value = head < kept ? mine[head] : -INFINITY;
         int id = head < kept ? mine_ids[head] : 0x7fffffff;
-        int holder = lane;
-        coil_logprob_warp_best(value, id, holder);
+        coil_warp_better(value, id);
         if (id == 0x7fffffff) {
             break;  // every list of the warp is spent
         }
-        if (lane == holder) {
+        if (head < kept && mine_ids[head] == id) {
             head++;
         }
         if (lane == 0) {
@@ -150,7 +130,7 @@ extern "C" __global__ void __launch_bounds__(COIL_LOGPROB_THREADS) sampling_logp
     }
     __syncthreads();
 
-    // Warp 0 merges the warps' lists the same way, lane w holding warp w's.
+    // Warp 0 merges the warps' lists the same way, lane w holding warp w's (an id in one warp's only).
     if (warp != 0) {
         return;
     }
@@ -161,12 +141,11 @@ extern "C" __global__ void __launch_bounds__(COIL_LOGPROB_THREADS) sampling_logp
     for (int round = 0; round < top; round++) {
         float value = head < listed ? warp_values[lane][head] : -INFINITY;
         int id = head < listed ? warp_ids[lane][head] : 0x7fffffff;
-        int holder = lane;
-        coil_logprob_warp_best(value, id, holder);
+        coil_warp_better(value, id);
         if (id == 0x7fffffff) {
             break;  // fewer finite logits than top
         }
-        if (lane == holder) {
+        if (head < listed && warp_ids[lane][head] == id) {
             head++;
         }
         if (lane == 0) {

@@ -25,6 +25,7 @@ public final class ScoreCollector {
     private final int vocab;
     private final int topK;
     private final float[] logprobs;
+    private final int[] ranks;
     private final List<TokenLogprob>[] top;
 
     @SuppressWarnings("unchecked")
@@ -35,6 +36,7 @@ public final class ScoreCollector {
         this.topK = topK;
         this.logprobs = new float[ids.length];
         this.logprobs[0] = Float.NaN;
+        this.ranks = new int[ids.length];
         this.top = new List[ids.length];
     }
 
@@ -49,6 +51,7 @@ public final class ScoreCollector {
                 float[] distribution = Sampler.logSoftmax(Arrays.copyOfRange(logits, row * vocab, (row + 1) * vocab));
                 if (position + 1 < ids.length) {
                     logprobs[position + 1] = distribution[ids[position + 1]];
+                    ranks[position + 1] = Sampler.rank(distribution, ids[position + 1]);
                 }
                 top[position] = topK > 0 ? Sampler.topLogprobs(distribution, topK) : List.of();
             }
@@ -57,6 +60,6 @@ public final class ScoreCollector {
 
     /** The scores, once every device has added its rows. */
     public RingScore result() {
-        return new RingScore(new ScoreResult(ids, logprobs, List.of(top)), sharding);
+        return new RingScore(new ScoreResult(ids, logprobs, ranks, List.of(top)), sharding);
     }
 }

@@ -193,7 +193,7 @@ final class ActiveRequest {
             float[] distribution = Sampler.logSoftmax(Arrays.copyOfRange(logits, r * vocab, (r + 1) * vocab));
             int next = request.promptToken(position + 1);
             promptLogprobs.add(new EngineEvent.PositionLogprobs(new TokenLogprob(next, distribution[next]),
-                    top > 0 ? Sampler.topLogprobs(distribution, top) : List.of()));
+                    top > 0 ? Sampler.topLogprobs(distribution, top) : List.of(), Sampler.rank(distribution, next)));
         }
     }
 
@@ -206,7 +206,7 @@ final class ActiveRequest {
         for (int position = promptLogprobs.size(); position + 1 < request.promptLength(); position++) {
             int next = request.promptToken(position + 1);
             promptLogprobs.add(new EngineEvent.PositionLogprobs(new TokenLogprob(next, scores.logprobs()[position + 1]),
-                    top > 0 ? scores.topLogprobs().get(position) : List.of()));
+                    top > 0 ? scores.topLogprobs().get(position) : List.of(), scores.ranks()[position + 1]));
         }
     }
 

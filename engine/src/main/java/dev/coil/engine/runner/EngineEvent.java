@@ -8,10 +8,18 @@ public sealed interface EngineEvent {
     /**
      * The log-probability of the token at one position and, when asked, the most likely alternatives
      * there (most likely first).
+     *
+     * @param rank the chosen token's rank there ({@link Sampler#rank}: 1 + the tokens more likely than
+     *             it), for prompt positions; 0 where not computed (generated tokens)
      */
-    record PositionLogprobs(TokenLogprob chosen, List<TokenLogprob> top) {
+    record PositionLogprobs(TokenLogprob chosen, List<TokenLogprob> top, int rank) {
         public PositionLogprobs {
             top = List.copyOf(top);
+        }
+
+        /** A generated token's logprobs: its rank not computed. */
+        public PositionLogprobs(TokenLogprob chosen, List<TokenLogprob> top) {
+            this(chosen, top, 0);
         }
     }
 

@@ -22,18 +22,20 @@ public final class EngineScorer {
                 topK, topK));
         float[] logprobs = new float[ids.length];
         Arrays.fill(logprobs, Float.NaN);
+        int[] ranks = new int[ids.length];
         List<List<TokenLogprob>> top = new ArrayList<>();
         while (true) {
             switch (stream.next()) {
                 case EngineEvent.PromptLogprobs prompt -> {
                     for (int p = 0; p < prompt.positions().size(); p++) {
                         logprobs[p + 1] = prompt.positions().get(p).chosen().logprob();
+                        ranks[p + 1] = prompt.positions().get(p).rank();
                         top.add(topK > 0 ? prompt.positions().get(p).top() : List.of());
                     }
                 }
                 case EngineEvent.Token token -> top.add(topK > 0 ? token.logprobs().top() : List.of());
                 case EngineEvent.Finished finished -> {
-                    return new ScoreResult(ids.clone(), logprobs, top);
+                    return new ScoreResult(ids.clone(), logprobs, ranks, top);
                 }
                 case EngineEvent.Failed failed -> throw new IllegalStateException(
                         "scoring failed (" + failed.reason() + "): " + failed.message());

@@ -162,6 +162,21 @@ public final class Sampler {
     }
 
     /**
+     * vLLM's rank of token {@code id} in a distribution: 1 + the number of tokens more likely than it
+     * (tokens as likely as it do not push it down).
+     */
+    public static int rank(float[] logprobs, int id) {
+        float logprob = logprobs[id];
+        int above = 0;
+        for (float other : logprobs) {
+            if (other > logprob) {
+                above++;
+            }
+        }
+        return above + 1;
+    }
+
+    /**
      * The {@code k} most likely tokens, most likely first, equal log-probabilities by lower id. Tokens at
      * -infinity are left out, so fewer than k may come back.
      */

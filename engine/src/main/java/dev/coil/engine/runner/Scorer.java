@@ -34,6 +34,7 @@ public final class Scorer {
         SequenceState sequence = model.newSequence();
         float[] logprobs = new float[ids.length];
         logprobs[0] = Float.NaN;
+        int[] ranks = new int[ids.length];
         List<List<TokenLogprob>> top = new ArrayList<>();
         for (int start = 0; start < ids.length; start += CHUNK) {
             int end = Math.min(ids.length, start + CHUNK);
@@ -43,10 +44,11 @@ public final class Scorer {
                 float[] distribution = Sampler.logSoftmax(row);
                 if (position + 1 < ids.length) {
                     logprobs[position + 1] = distribution[ids[position + 1]];
+                    ranks[position + 1] = Sampler.rank(distribution, ids[position + 1]);
                 }
                 top.add(topK > 0 ? Sampler.topLogprobs(distribution, topK) : List.of());
             }
         }
-        return new ScoreResult(ids.clone(), logprobs, top);
+        return new ScoreResult(ids.clone(), logprobs, ranks, top);
     }
 }

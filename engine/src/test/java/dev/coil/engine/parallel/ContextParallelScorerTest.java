@@ -76,6 +76,7 @@ class ContextParallelScorerTest {
         for (int i = 1; i < expected.logprobs().length; i++) {
             assertThat(actual.logprobs()[i]).as("%s: logprob %d", what, i).isCloseTo(expected.logprobs()[i], LOGPROB);
         }
+        assertThat(actual.ranks()).as("%s: ranks", what).containsExactly(expected.ranks());
         assertThat(actual.topLogprobs()).hasSameSizeAs(expected.topLogprobs());
         for (int i = 0; i < expected.topLogprobs().size(); i++) {
             List<TokenLogprob> actualTop = actual.topLogprobs().get(i);

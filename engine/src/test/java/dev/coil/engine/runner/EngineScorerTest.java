@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.within;
 
 import dev.coil.engine.load.DType;
 import dev.coil.engine.model.TestModels;
+import java.util.Arrays;
 import org.junit.jupiter.api.Test;
 
 /** Scoring through the engine gives the standalone scorer's logprobs and top logprobs at every position. */
@@ -23,6 +24,9 @@ class EngineScorerTest {
             for (int p = 1; p < ids.length; p++) {
                 assertThat(actual.logprobs()[p]).as("position %d", p).isCloseTo(expected.logprobs()[p], within(2e-5f));
             }
+            assertThat(actual.ranks()).containsExactly(expected.ranks());
+            assertThat(expected.ranks()[0]).isZero();
+            assertThat(Arrays.stream(expected.ranks()).max().orElseThrow()).as("a random prompt's tokens: ranks well past 1").isGreaterThan(3);
             assertThat(actual.topLogprobs()).hasSize(ids.length);
             for (int p = 0; p < ids.length; p++) {
                 for (int k = 0; k < 3; k++) {

@@ -290,6 +290,15 @@ class SamplerTest {
         assertThat(Sampler.topLogprobs(logprobs, 0)).isEmpty();
     }
 
+    /** vLLM's rank: 1 + the tokens strictly more likely; a tie shares the better rank. */
+    @Test
+    void rankCountsTheTokensMoreLikely() {
+        float inf = Float.NEGATIVE_INFINITY;
+        float[] logprobs = {-2, -1, -3, -1, inf, -0.5f};
+        assertThat(IntStream.range(0, logprobs.length).map(id -> Sampler.rank(logprobs, id)).toArray())
+                .containsExactly(4, 2, 5, 2, 6, 1);
+    }
+
     /** Steps 4 to 6 by full sort, in doubles. */
     private static int[] referenceSurvivors(float[] logits, SamplingParams params) {
         Integer[] order = IntStream.range(0, logits.length)

@@ -1,6 +1,7 @@
 package dev.coil.server.api;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.util.List;
 
 /**
  * A chat answer shaped further than {@link ChatShape} (tool calls): the same API, object names and
@@ -42,5 +43,10 @@ abstract class ChatAnswerShape implements ResponseShape {
     @Override
     public final ObjectNode prompt(ChoiceState state) {
         return chat.prompt(state);
+    }
+
+    @Override
+    public final void addToResponse(ObjectNode response, List<ChoiceState> choices) {
+        chat.addToResponse(response, choices);
     }
 }

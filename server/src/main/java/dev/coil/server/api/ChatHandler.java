@@ -71,9 +71,10 @@ public final class ChatHandler implements Handler {
         List<EngineRequest> requests = new ArrayList<>();
         for (int c = 0; c < settings.choices(); c++) {
             choices.add(new ChoiceState(c, 0, prompt, null));
-            requests.add(settings.request(prompt, c, tokenLogprobs, -1));
+            // vLLM's prompt_logprobs: the prompt is every choice's, so the first choice computes them.
+            requests.add(settings.request(prompt, c, tokenLogprobs, c == 0 ? settings.promptLogprobs() : -1));
         }
-        ChatShape chat = new ChatShape(TokenSpelling.of(fields, model), logprobs);
+        ChatShape chat = new ChatShape(TokenSpelling.of(fields, model), logprobs, settings.promptLogprobs());
         ResponseShape shape = chat;
         ToolCallFormat autoCalls = tools == null ? null : tools.autoFormat();
         if (tools != null && tools.calls()) {

@@ -12,10 +12,21 @@ final class ChatShape implements ResponseShape {
 
     private final TokenSpelling spelling;
     private final boolean logprobs;
+    private final int promptLogprobs;
 
-    ChatShape(TokenSpelling spelling, boolean logprobs) {
+    /** @param promptLogprobs vLLM's prompt_logprobs (the first choice's, on the response), or -1 */
+    ChatShape(TokenSpelling spelling, boolean logprobs, int promptLogprobs) {
         this.spelling = spelling;
         this.logprobs = logprobs;
+        this.promptLogprobs = promptLogprobs;
+    }
+
+    @Override
+    public void addToResponse(ObjectNode response, List<ChoiceState> choices) {
+        if (promptLogprobs >= 0 && choices.getFirst().promptLogprobs() != null) {
+            response.set("prompt_logprobs", LogprobsJson.promptLogprobs(spelling.model(),
+                    choices.getFirst().promptLogprobs(), promptLogprobs));
+        }
     }
 
     @Override

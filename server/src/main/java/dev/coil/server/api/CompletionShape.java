@@ -3,19 +3,27 @@ package dev.coil.server.api;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.coil.engine.runner.EngineEvent.PositionLogprobs;
 
-/** /v1/completions choices: {@code {index, text, logprobs, finish_reason, stop_reason}}. */
+/**
+ * /v1/completions choices: {@code {index, text, logprobs, finish_reason, stop_reason}}, and vLLM's
+ * {@code prompt_logprobs} when asked.
+ */
 final class CompletionShape implements ResponseShape {
 
     private final TokenSpelling spelling;
     private final boolean logprobs;
+    private final int topLogprobs;
+    private final int promptLogprobs;
 
     /**
-     * @param spelling how logprobs name tokens
-     * @param logprobs whether the request asked for logprobs (then each choice carries them)
+     * @param spelling       how logprobs name tokens
+     * @param logprobs       the request's logprobs (then each choice carries them), or -1
+     * @param promptLogprobs the top tokens each whole choice's prompt_logprobs lists, or -1: none
      */
-    CompletionShape(TokenSpelling spelling, boolean logprobs) {
+    CompletionShape(TokenSpelling spelling, int logprobs, int promptLogprobs) {
         this.spelling = spelling;
-        this.logprobs = logprobs;
+        this.logprobs = logprobs >= 0;
+        this.topLogprobs = logprobs;
+        this.promptLogprobs = promptLogprobs;
     }
 
     @Override
@@ -49,14 +57,19 @@ final class CompletionShape implements ResponseShape {
         if (logprobs) {
             node = LogprobsJson.completion();
             if (state.echo() && state.promptLogprobs() != null) {
-                LogprobsJson.addPrompt(node, spelling, state, state.promptLogprobs().positions());
+                LogprobsJson.addPrompt(node, spelling, state, state.promptLogprobs().positions(), topLogprobs);
             }
             for (int i = 0; i < state.logprobs().size(); i++) {
                 LogprobsJson.addCompletion(node, spelling, state.logprobs().get(i), state.textOffsets().get(i));
             }
         }
         String text = state.echo() ? state.echoText() + state.text() : state.text();
-        return ResponseShape.finish(choice(state.index(), text, node), state.finished());
+        ObjectNode choice = ResponseShape.finish(choice(state.index(), text, node), state.finished());
+        if (promptLogprobs >= 0 && state.promptLogprobs() != null) {
+            choice.set("prompt_logprobs", LogprobsJson.promptLogprobs(spelling.model(), state.promptLogprobs(),
+                    promptLogprobs));
+        }
+        return choice;
     }
 
     @Override
@@ -73,7 +86,7 @@ final class CompletionShape implements ResponseShape {
             return null;
         }
         ObjectNode node = LogprobsJson.completion();
-        LogprobsJson.addPrompt(node, spelling, state, state.promptLogprobs().positions());
+        LogprobsJson.addPrompt(node, spelling, state, state.promptLogprobs().positions(), topLogprobs);
         return choice(state.index(), state.echoText(), node).putNull("finish_reason");
     }
 

@@ -12,7 +12,7 @@ import java.util.List;
 /**
  * POST /v1/completions: prompts (text, token ids, or a batch) continued n times each. With echo the
  * prompt's text starts each choice; echo with logprobs scores the prompt too, and with max_tokens 0
- * that is all it does (vLLM's way of computing prompt logprobs).
+ * that is all it does (vLLM's way of computing prompt logprobs); so does vLLM's prompt_logprobs.
  */
 public final class CompletionsHandler implements Handler {
 
@@ -43,7 +43,11 @@ public final class CompletionsHandler implements Handler {
                 .map(prompt -> prompt.lastTokens(kept, model)).toList();
 
         int tokenLogprobs = logprobs == null ? -1 : logprobs;
-        int promptLogprobs = echo ? tokenLogprobs : -1;
+        // vLLM's prompt_logprobs; echo with logprobs asks for them too, as in vLLM (a whole response's
+        // choices carry them then; a stream sends them inside the echo's logprobs only).
+        int promptField = settings.promptLogprobs() >= 0 ? settings.promptLogprobs()
+                : echo && !settings.stream() ? tokenLogprobs : -1;
+        int promptLogprobs = Math.max(echo ? tokenLogprobs : -1, promptField);
         List<ChoiceState> choices = new ArrayList<>();
         List<EngineRequest> requests = new ArrayList<>();
         for (int p = 0; p < prompts.size(); p++) {
@@ -53,7 +57,7 @@ public final class CompletionsHandler implements Handler {
                 requests.add(settings.request(prompt.tokens(), c, tokenLogprobs, promptLogprobs));
             }
         }
-        runner.run(ctx, model, new CompletionShape(TokenSpelling.of(fields, model), logprobs != null), settings,
-                choices, requests);
+        runner.run(ctx, model, new CompletionShape(TokenSpelling.of(fields, model), tokenLogprobs, promptField),
+                settings, choices, requests);
     }
 }

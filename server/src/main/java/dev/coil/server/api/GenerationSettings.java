@@ -21,13 +21,15 @@ import java.util.Set;
  * @param continuousUsage vLLM's stream_options.continuous_usage_stats (with include_usage): every chunk
  *                     carries its choice's usage so far
  * @param ignoreEos    vLLM's ignore_eos: generate past the model's end-of-sequence tokens
+ * @param promptLogprobs vLLM's prompt_logprobs: -1 not asked, else each prompt token's logprob, rank
+ *                     and this many most likely tokens (not with stream, as vLLM)
  */
 record GenerationSettings(SamplingParams sampling, int choices, boolean stream, boolean includeUsage,
-        boolean continuousUsage, boolean ignoreEos) {
+        boolean continuousUsage, boolean ignoreEos, int promptLogprobs) {
 
     /** The same settings with {@code value} as the sampling parameters. */
     GenerationSettings withSampling(SamplingParams value) {
-        return new GenerationSettings(value, choices, stream, includeUsage, continuousUsage, ignoreEos);
+        return new GenerationSettings(value, choices, stream, includeUsage, continuousUsage, ignoreEos, promptLogprobs);
     }
 
     /** Most choices one request may ask for (OpenAI's limit on n). */
@@ -105,8 +107,13 @@ record GenerationSettings(SamplingParams sampling, int choices, boolean stream, 
         } catch (IllegalArgumentException e) {
             throw ErrorResponses.fromEngine(e, "prompt");
         }
+        Integer promptLogprobs = fields.integer("prompt_logprobs", 0, EngineRequest.MAX_TOP_LOGPROBS);
+        if (promptLogprobs != null && stream) {
+            throw ApiException.invalid("prompt_logprobs", "prompt_logprobs is not available with stream (as in vLLM); "
+                    + "a streamed completion with echo and logprobs sends the prompt's logprobs first");
+        }
         return new GenerationSettings(sampling, choices, stream, includeUsage, continuousUsage,
-                fields.bool("ignore_eos", false));
+                fields.bool("ignore_eos", false), promptLogprobs == null ? -1 : promptLogprobs);
     }
 
     /** vLLM's allowed_token_ids: ids in the vocabulary, at least one when given. */

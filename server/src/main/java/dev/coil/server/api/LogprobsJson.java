@@ -3,6 +3,7 @@ package dev.coil.server.api;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.coil.engine.runner.EngineEvent.PositionLogprobs;
+import dev.coil.engine.runner.EngineEvent.PromptLogprobs;
 import dev.coil.engine.runner.TokenLogprob;
 import dev.coil.engine.tokenizer.StreamingDecoder;
 import dev.coil.server.ServedModel;
@@ -34,11 +35,17 @@ final class LogprobsJson {
      * text starts in the choice's text.
      */
     static void addCompletion(ObjectNode node, TokenSpelling spelling, PositionLogprobs position, int textOffset) {
+        addCompletion(node, spelling, position, textOffset, position.top().size());
+    }
+
+    /** As above, with at most {@code most} of the position's alternatives. */
+    private static void addCompletion(ObjectNode node, TokenSpelling spelling, PositionLogprobs position,
+            int textOffset, int most) {
         String token = spelling.of(position.chosen().id());
         ((ArrayNode) node.get("tokens")).add(token);
         ((ArrayNode) node.get("token_logprobs")).add(Json.logprob(position.chosen().logprob()));
         ObjectNode top = ((ArrayNode) node.get("top_logprobs")).addObject();
-        for (TokenLogprob alternative : position.top()) {
+        for (TokenLogprob alternative : position.top().subList(0, Math.min(most, position.top().size()))) {
             top.put(spelling.of(alternative.id()), Json.logprob(alternative.logprob()));
         }
         top.put(token, Json.logprob(position.chosen().logprob()));
@@ -46,19 +53,48 @@ final class LogprobsJson {
     }
 
     /**
-     * The prompt's tokens as completions logprobs (echo with logprobs: scoring). The first token has
-     * no logprob (nothing comes before it).
+     * The prompt's tokens as completions logprobs (echo with logprobs: scoring), each with at most
+     * {@code most} alternatives. The first token has no logprob (nothing comes before it).
      */
     static void addPrompt(ObjectNode node, TokenSpelling spelling, ChoiceState state,
-            List<PositionLogprobs> positions) {
+            List<PositionLogprobs> positions, int most) {
         int[] offsets = promptOffsets(spelling.model(), state.promptTokens(), state.echoText());
         ((ArrayNode) node.get("tokens")).add(spelling.of(state.promptTokens()[0]));
         ((ArrayNode) node.get("token_logprobs")).addNull();
         ((ArrayNode) node.get("top_logprobs")).addNull();
         ((ArrayNode) node.get("text_offset")).add(offsets[0]);
         for (int i = 0; i < positions.size(); i++) {
-            addCompletion(node, spelling, positions.get(i), offsets[i + 1]);
+            addCompletion(node, spelling, positions.get(i), offsets[i + 1], most);
         }
+    }
+
+    /**
+     * vLLM's prompt_logprobs: null for the first prompt token, then for each one after it an object
+     * keyed by token id, {@code {"<id>": {"logprob", "rank", "decoded_token"}}}: the prompt token
+     * itself with its rank in the distribution, then up to {@code most} most likely tokens ranked
+     * 1, 2, ... (the prompt token once, where it is among them).
+     */
+    static ArrayNode promptLogprobs(ServedModel model, PromptLogprobs prompt, int most) {
+        ArrayNode array = Json.MAPPER.createArrayNode();
+        array.addNull();
+        for (PositionLogprobs position : prompt.positions()) {
+            ObjectNode entry = array.addObject();
+            addRanked(entry, model, position.chosen(), position.rank());
+            List<TokenLogprob> top = position.top();
+            for (int k = 0; k < Math.min(most, top.size()); k++) {
+                if (top.get(k).id() != position.chosen().id()) {
+                    addRanked(entry, model, top.get(k), k + 1);
+                }
+            }
+        }
+        return array;
+    }
+
+    private static void addRanked(ObjectNode entry, ServedModel model, TokenLogprob token, int rank) {
+        ObjectNode logprob = entry.putObject(Integer.toString(token.id()));
+        logprob.put("logprob", Json.logprob(token.logprob()));
+        logprob.put("rank", rank);
+        logprob.put("decoded_token", model.tokenText(token.id()));
     }
 
     /**

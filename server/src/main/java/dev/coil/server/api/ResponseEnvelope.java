@@ -49,6 +49,7 @@ final class ResponseEnvelope {
         ArrayNode array = root.putArray("choices");
         choices.forEach(choice -> array.add(shape.choice(choice)));
         root.set("usage", usage());
+        shape.addToResponse(root, choices);
         addExtras(root);
         return root;
     }

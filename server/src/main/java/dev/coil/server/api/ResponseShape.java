@@ -3,6 +3,7 @@ package dev.coil.server.api;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.coil.engine.runner.EngineEvent.Finished;
 import dev.coil.engine.runner.EngineEvent.PositionLogprobs;
+import java.util.List;
 
 /**
  * What differs between /v1/completions and /v1/chat/completions once the engine runs: object
@@ -40,6 +41,10 @@ interface ResponseShape {
 
     /** The chunk that ends a choice: the text still held back and the finish reason. */
     ObjectNode last(ChoiceState state, String text);
+
+    /** Adds what a whole response carries beside its choices and usage (chat's prompt_logprobs); none by default. */
+    default void addToResponse(ObjectNode response, List<ChoiceState> choices) {
+    }
 
     /**
      * Puts a choice's {@code finish_reason} and vLLM's {@code stop_reason}: the stop string that

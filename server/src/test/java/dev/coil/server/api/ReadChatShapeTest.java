@@ -77,7 +77,7 @@ class ReadChatShapeTest {
     }
 
     private static ReadChatShape shape(boolean opened, boolean calls) {
-        return new ReadChatShape(new ChatShape(new TokenSpelling(null, false), false), ReasoningFormat.THINK, opened,
+        return new ReadChatShape(new ChatShape(new TokenSpelling(null, false), false, -1), ReasoningFormat.THINK, opened,
                 calls ? ToolCallFormat.HERMES : null);
     }
 

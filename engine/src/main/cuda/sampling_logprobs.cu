@@ -1,5 +1,7 @@
 // Log-probabilities of drawn tokens on the device: what runner/Sampler.logSoftmax and topLogprobs give
-// the host, for the rows whose requests ask for logprobs, so that their logits need not come back.
+// the host, for the rows whose requests ask for logprobs, so that their logits need not come back. The
+// same records score a prompt's rows (prompt logprobs): sampling_logprobs_prompt_f32 then sets each
+// row's given token's log-probability and rank (runner/Sampler.rank) in place of a drawn token's.
 //
 // Two launches around a step's draw. Before the grammar's mask, the bias and the penalties rewrite the
 // logits in place, sampling_logprobs_top_f32 reads each such row's logits (divided by the model's
@@ -20,12 +22,18 @@
 #define COIL_LOGPROB_MOST_TOP 20
 #define COIL_LOGPROB_WORDS (4 + 2 * COIL_LOGPROB_MOST_TOP)
 
-// Grid: (records). logits: (batch, vocab) f32; rows: per record, its row of logits; tops: per record,
-// how many top tokens (0 to MOST); raw: (records, vocab) f32, the copy; records: (records,
-// COIL_LOGPROB_WORDS) words, as above.
+// A logit as the host sees it: divided by the model's logits divisor (1: as it is), rounded as the host's
+// float division.
+static __device__ __forceinline__ float coil_logprob_logit(const float* row, int id, float divisor) {
+    return divisor == 1.0f ? row[id] : __fdiv_rn(row[id], divisor);
+}
+
+// Grid: (records). logits: (batch, vocab) f32, each divided by `divisor` as it is read; rows: per record,
+// its row of logits; tops: per record, how many top tokens (0 to MOST); raw: (records, vocab) f32, the
+// copy, or null for none; records: (records, COIL_LOGPROB_WORDS) words, as above.
 extern "C" __global__ void __launch_bounds__(COIL_LOGPROB_THREADS) sampling_logprobs_top_f32(
-        const float* __restrict__ logits, int vocab, const int* __restrict__ rows, const int* __restrict__ tops,
-        float* __restrict__ raw, unsigned int* __restrict__ records) {
+        const float* __restrict__ logits, int vocab, float divisor, const int* __restrict__ rows,
+        const int* __restrict__ tops, float* __restrict__ raw, unsigned int* __restrict__ records) {
     // Each warp's best `top`, sorted; then the row's.
     __shared__ float warp_values[COIL_LOGPROB_WARPS][COIL_LOGPROB_MOST_TOP];
     __shared__ int warp_ids[COIL_LOGPROB_WARPS][COIL_LOGPROB_MOST_TOP];
@@ -35,7 +43,7 @@ extern "C" __global__ void __launch_bounds__(COIL_LOGPROB_THREADS) sampling_logp
 
     const int record = blockIdx.x;
     const float* row = logits + (size_t) rows[record] * vocab;
-    float* copy = raw + (size_t) record * vocab;
+    float* copy = raw == nullptr ? nullptr : raw + (size_t) record * vocab;
     const int top = min(max(tops[record], 0), COIL_LOGPROB_MOST_TOP);
     const int lane = threadIdx.x % 32;
     const int warp = threadIdx.x / 32;
@@ -44,7 +52,7 @@ extern "C" __global__ void __launch_bounds__(COIL_LOGPROB_THREADS) sampling_logp
     float largest = -INFINITY;
 #pragma unroll 4
     for (int id = threadIdx.x; id < vocab; id += COIL_LOGPROB_THREADS) {
-        largest = fmaxf(largest, row[id]);
+        largest = fmaxf(largest, coil_logprob_logit(row, id, divisor));
     }
     largest = coil_warp_max(largest);
     if (lane == 0) {
@@ -61,8 +69,10 @@ extern "C" __global__ void __launch_bounds__(COIL_LOGPROB_THREADS) sampling_logp
     double sum = 0.0;
 #pragma unroll 4
     for (int id = threadIdx.x; id < vocab; id += COIL_LOGPROB_THREADS) {
-        const float x = row[id];
-        copy[id] = x;
+        const float x = coil_logprob_logit(row, id, divisor);
+        if (copy != nullptr) {
+            copy[id] = x;
+        }
         sum += (double) expf(__fsub_rn(x, largest));
     }
     for (int offset = 16; offset > 0; offset >>= 1) {
@@ -85,7 +95,7 @@ extern "C" __global__ void __launch_bounds__(COIL_LOGPROB_THREADS) sampling_logp
     int kept = 0;
     if (top > 0) {
         for (int id = threadIdx.x; id < vocab; id += COIL_LOGPROB_THREADS) {
-            const float x = row[id];
+            const float x = coil_logprob_logit(row, id, divisor);
             if (x == -INFINITY) {
                 continue;
             }
@@ -178,4 +188,46 @@ extern "C" __global__ void sampling_logprobs_chosen_f32(const float* __restrict_
     }
     const double normalizer = __longlong_as_double((long long) (((unsigned long long) out[1] << 32) | out[0]));
     out[3] = __float_as_uint((float) ((double) raw[(size_t) record * vocab + token] - normalizer));
+}
+
+#define COIL_LOGPROB_PROMPT_THREADS 256
+
+// A prompt's rows, after sampling_logprobs_top_f32 with the same logits, rows and divisor. Grid: (records),
+// COIL_LOGPROB_PROMPT_THREADS threads. tokens: per record, the token whose log-probability and rank
+// it gets (the prompt token after its row), or -1 for none; ranks: (records) int32, 1 + the count of
+// the row's log-probabilities above that token's, as floats (as the host's Sampler.rank: logits a
+// float apart may round to one log-probability), or 0 for none.
+extern "C" __global__ void __launch_bounds__(COIL_LOGPROB_PROMPT_THREADS) sampling_logprobs_prompt_f32(
+        const float* __restrict__ logits, int vocab, float divisor, const int* __restrict__ rows,
+        const int* __restrict__ tokens, unsigned int* __restrict__ records, int* __restrict__ ranks) {
+    __shared__ int warp_counts[COIL_LOGPROB_PROMPT_THREADS / 32];
+    const int record = blockIdx.x;
+    const int token = tokens[record];
+    if (token < 0 || token >= vocab) {
+        if (threadIdx.x == 0) {
+            ranks[record] = 0;
+        }
+        return;
+    }
+    const float* row = logits + (size_t) rows[record] * vocab;
+    unsigned int* out = records + (size_t) record * COIL_LOGPROB_WORDS;
+    const double normalizer = __longlong_as_double((long long) (((unsigned long long) out[1] << 32) | out[0]));
+    const float chosen = (float) ((double) coil_logprob_logit(row, token, divisor) - normalizer);
+    int above = 0;
+    for (int id = threadIdx.x; id < vocab; id += COIL_LOGPROB_PROMPT_THREADS) {
+        above += (float) ((double) coil_logprob_logit(row, id, divisor) - normalizer) > chosen ? 1 : 0;
+    }
+    above = __reduce_add_sync(0xffffffffu, above);
+    if (threadIdx.x % 32 == 0) {
+        warp_counts[threadIdx.x / 32] = above;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int total = 0;
+        for (int w = 0; w < COIL_LOGPROB_PROMPT_THREADS / 32; w++) {
+            total += warp_counts[w];
+        }
+        ranks[record] = total + 1;
+        out[3] = __float_as_uint(chosen);
+    }
 }

@@ -67,6 +67,25 @@ public final class Batch {
     }
 
     /**
+     * A prompt's rows scored where their logits are (prompt logprobs, {@code Backend.scoresPrompts}),
+     * so that the logits of every row need not come back.
+     *
+     * @param top    how many most likely tokens each row lists (0 to 20)
+     * @param tokens per row of the segment, the token whose log-probability and rank it gets (the
+     *               prompt token after it), or -1 for none
+     */
+    public record PromptScoring(int top, int[] tokens) {
+    }
+
+    /**
+     * One row of a {@link PromptScoring}, as the host's log-softmax of its logits gives it: the
+     * token's log-probability (NaN for none) and rank (1 + the tokens more likely; 0 for none), and
+     * the most likely tokens, most likely first, equal ones by the lower id, -infinity left out.
+     */
+    public record ScoredRow(float logprob, int rank, int[] topIds, float[] topLogprobs) {
+    }
+
+    /**
      * What a step gives back for one segment: the logits it asked for ([tokens, vocab], [vocab] or
      * null), or, for a {@link Logits#GREEDY} or {@link Logits#SAMPLE} segment, either the last
      * position's logits or the chosen token with null logits.
@@ -75,11 +94,17 @@ public final class Batch {
      *                 hold NaN or +infinity or only -infinity
      * @param logprobs with a chosen token whose draw asked for logprobs, where the backend computed
      *                 them ({@code Backend.drawsLogprobs}); null otherwise
+     * @param scored   for a segment with a {@link PromptScoring}, each row's scores; its logits are
+     *                 then the last row's only ([vocab]); null otherwise
      */
-    public record Output(float[] logits, int token, DrawnLogprobs logprobs) {
+    public record Output(float[] logits, int token, DrawnLogprobs logprobs, List<ScoredRow> scored) {
 
         public Output(float[] logits, int token) {
             this(logits, token, null);
+        }
+
+        public Output(float[] logits, int token, DrawnLogprobs logprobs) {
+            this(logits, token, logprobs, null);
         }
 
         public static Output ofLogits(float[] logits) {
@@ -97,12 +122,24 @@ public final class Batch {
      *                        whose chosen token (greedy or drawn) is this segment's one token, not yet
      *                        known to the host: a backend that feeds tokens on the device takes it from
      *                        there (tokens then holds a placeholder)
+     * @param scoring         with {@link Logits#ALL}, where the backend scores prompts itself: what to
+     *                        score each row for, in place of returning every row's logits; else null
      */
     public record Segment(SequenceState sequence, int[] tokens, int clampedTokens, Logits logits, Draw draw,
-            int previousSegment) {
+            int previousSegment, PromptScoring scoring) {
 
         public Segment(SequenceState sequence, int[] tokens, int clampedTokens, Logits logits) {
             this(sequence, tokens, clampedTokens, logits, null, -1);
+        }
+
+        public Segment(SequenceState sequence, int[] tokens, int clampedTokens, Logits logits, Draw draw,
+                int previousSegment) {
+            this(sequence, tokens, clampedTokens, logits, draw, previousSegment, null);
+        }
+
+        /** A prompt chunk scored by the backend ({@link PromptScoring}). */
+        public static Segment scored(SequenceState sequence, int[] tokens, int clampedTokens, PromptScoring scoring) {
+            return new Segment(sequence, tokens, clampedTokens, Logits.ALL, null, -1, scoring);
         }
 
         public Segment(SequenceState sequence, int[] tokens, int clampedTokens, Logits logits, Draw draw) {
@@ -131,6 +168,9 @@ public final class Batch {
             }
             if (tokens.length == 0) {
                 throw new IllegalArgumentException("a segment needs at least one token");
+            }
+            if (scoring != null && (logits != Logits.ALL || scoring.tokens().length != tokens.length)) {
+                throw new IllegalArgumentException("a scored segment asks for every row, a token for each");
             }
             if (clampedTokens < 0 || clampedTokens > tokens.length) {
                 throw new IllegalArgumentException("clampedTokens " + clampedTokens + " outside [0, " + tokens.length

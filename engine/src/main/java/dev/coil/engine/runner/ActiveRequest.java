@@ -198,6 +198,41 @@ final class ActiveRequest {
     }
 
     /**
+     * What a backend scores prompt rows [first, first + rows) for ({@link Batch.PromptScoring}): the
+     * top count, and each row's next prompt token (-1 past the prompt's last).
+     */
+    Batch.PromptScoring promptScoring(int first, int rows) {
+        int[] tokens = new int[rows];
+        for (int r = 0; r < rows; r++) {
+            int position = first + r;
+            tokens[r] = position + 1 < request.promptLength() ? request.promptToken(position + 1) : -1;
+        }
+        return new Batch.PromptScoring(Math.max(0, request.promptLogprobs()), tokens);
+    }
+
+    /** As {@link #acceptPromptLogits}, for rows a backend scored ({@link #promptScoring}). */
+    void acceptScoredPromptRows(int first, List<Batch.ScoredRow> rows) {
+        int top = request.promptLogprobs();
+        for (int r = 0; r < rows.size(); r++) {
+            int position = first + r;
+            if (position + 1 >= request.promptLength()) {
+                break;
+            }
+            if (position < promptLogprobs.size()) {
+                continue; // recomputed after a preemption: already recorded
+            }
+            Batch.ScoredRow row = rows.get(r);
+            int next = request.promptToken(position + 1);
+            List<TokenLogprob> alternatives = new ArrayList<>();
+            for (int i = 0; i < Math.min(top, row.topIds().length); i++) {
+                alternatives.add(new TokenLogprob(row.topIds()[i], row.topLogprobs()[i]));
+            }
+            promptLogprobs.add(new EngineEvent.PositionLogprobs(new TokenLogprob(next, row.logprob()), alternatives,
+                    row.rank()));
+        }
+    }
+
+    /**
      * The prompt's logprobs computed in one piece elsewhere (the sharded scorer): scores.logprobs()[i]
      * belongs to prompt token i, scores.topLogprobs().get(i) to the distribution after it.
      */

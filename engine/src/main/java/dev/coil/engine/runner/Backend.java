@@ -57,6 +57,16 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * True when a prompt chunk whose request wants prompt logprobs may come as a scored segment
+     * ({@link Batch.Segment#scored}): the backend computes each row's log-probabilities, rank and top
+     * tokens where the logits are and returns them ({@link Batch.Output#scored()}) with the last row's
+     * logits only, instead of every row's logits.
+     */
+    default boolean scoresPrompts() {
+        return false;
+    }
+
+    /**
      * One step, as {@link #forward}, whose outputs are read with {@link Submitted#outputs()}. Steps are
      * submitted and read in the same order, each read once; the sequences advance at submission.
      * By default the step runs here and now.

@@ -383,7 +383,11 @@ final class StepLoop implements Runnable {
                 : active.needsOnlyGreedyToken() ? Batch.Logits.GREEDY
                 : (draw = active.nextDraw(backend.drawsLogprobs())) != null ? Batch.Logits.SAMPLE : Batch.Logits.LAST;
         addPaths(active, chunk.count() > 1 || clamped > 0);
-        return new Batch.Segment(entry.sequence, request.tokens(chunk.start(), chunk.end()), clamped, wanted, draw);
+        int[] tokens = request.tokens(chunk.start(), chunk.end());
+        if (promptLogits && backend.scoresPrompts()) {
+            return Batch.Segment.scored(entry.sequence, tokens, clamped, active.promptScoring(chunk.start(), chunk.count()));
+        }
+        return new Batch.Segment(entry.sequence, tokens, clamped, wanted, draw);
     }
 
     /**
@@ -431,7 +435,9 @@ final class StepLoop implements Runnable {
             return;
         }
         float[] last = logits;
-        if (segment.logits() == Batch.Logits.ALL) {
+        if (output.scored() != null) {
+            entry.active.acceptScoredPromptRows(chunk.start(), output.scored()); // logits: the last row's
+        } else if (segment.logits() == Batch.Logits.ALL) {
             entry.active.acceptPromptLogits(chunk.start(), logits, chunk.count(), vocab);
             last = Arrays.copyOfRange(logits, (chunk.count() - 1) * vocab, chunk.count() * vocab);
         }

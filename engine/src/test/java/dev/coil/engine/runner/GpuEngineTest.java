@@ -344,6 +344,58 @@ class GpuEngineTest {
     }
 
     /**
+     * Prompt logprobs scored on the device (only the scores and each prompt's last row of logits come
+     * back) against the same requests with every prompt row's logits sent to the host: the same
+     * tokens, the same ranks, log-probabilities to {@link #ON_DEVICE}, the top tokens in order; prompts
+     * in one chunk and in several (a budget of 16 tokens a step), beside a request without them.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("models")
+    void promptLogprobsScoredOnTheDeviceEqualTheHostsLogSoftmax(String fixture) throws Exception {
+        int vocab = TestModels.load(fixture).config().vocabSize();
+        List<EngineRequest> requests = List.of(
+                new EngineRequest(prompt(vocab, 37, 81), SamplingParams.greedy().withMaxTokens(4), true, 2, 0),
+                new EngineRequest(prompt(vocab, 23, 82), SamplingParams.greedy().withTemperature(0.9).withSeed(5L)
+                        .withMaxTokens(4), true, -1, 5),
+                new EngineRequest(prompt(vocab, 41, 83), SamplingParams.greedy().withMaxTokens(3), true, -1,
+                        EngineRequest.MAX_TOP_LOGPROBS),
+                new EngineRequest(prompt(vocab, 19, 84), SamplingParams.greedy().withMaxTokens(5), true, 1, -1),
+                new EngineRequest(prompt(vocab, 1, 85), SamplingParams.greedy().withMaxTokens(0), true, -1, 3));
+        for (int budget : new int[] {256, 16}) {
+            List<List<EngineRuns.Outcome>> runs = new ArrayList<>();
+            for (boolean onDevice : new boolean[] {false, true}) {
+                System.setProperty(GpuBackend.PROMPT_SCORING_PROPERTY, Boolean.toString(onDevice));
+                try (Engine engine = start(fixture, EngineTest.SMALL.withMaxBatchedTokens(budget), true)) {
+                    List<RequestStream> streams = requests.stream().map(engine::submit).toList();
+                    runs.add(streams.stream().map(EngineRuns::collect).toList());
+                } finally {
+                    System.clearProperty(GpuBackend.PROMPT_SCORING_PROPERTY);
+                }
+            }
+            for (int i = 0; i < requests.size(); i++) {
+                String what = fixture + ", budget " + budget + ", request " + i;
+                EngineRuns.Outcome host = runs.get(0).get(i);
+                EngineRuns.Outcome device = runs.get(1).get(i);
+                assertThat(device.failed()).as(what).isNull();
+                assertThat(device.tokens()).as(what).isEqualTo(host.tokens());
+                if (requests.get(i).promptLogprobs() < 0) {
+                    assertThat(device.promptLogprobs()).as(what).isNull();
+                    continue;
+                }
+                List<EngineEvent.PositionLogprobs> expected = host.promptLogprobs().positions();
+                List<EngineEvent.PositionLogprobs> actual = device.promptLogprobs().positions();
+                assertThat(actual).as(what).hasSize(requests.get(i).promptLength() - 1);
+                EngineTest.assertSameLogprobs(actual, expected, ON_DEVICE);
+                for (int p = 0; p < actual.size(); p++) {
+                    assertThat(actual.get(p).rank()).as("%s, position %d: rank", what, p + 1)
+                            .isEqualTo(expected.get(p).rank()).isPositive();
+                }
+                EngineTest.assertSameLogprobs(device.logprobs(), host.logprobs(), ON_DEVICE);
+            }
+        }
+    }
+
+    /**
      * allowed_token_ids (a mask in the draw, beside a grammar's) and bad_words (-infinity in the
      * draw's bias where the output ends with the rest of a word): drawn on the device, the host's
      * tokens, greedy and sampled, with and without logprobs.

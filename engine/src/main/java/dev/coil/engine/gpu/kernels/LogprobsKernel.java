@@ -12,7 +12,9 @@ import dev.coil.engine.gpu.KernelModule;
  *
  * <p>{@link #top} runs before the draw rewrites the logits (mask, bias, penalties): each record's log
  * normalizer, its most likely tokens and a copy of its row; {@link #chosen} runs after the draw and adds
- * the drawn token's log-probability. Each record is {@link #RECORD_WORDS} 4-byte words: the log
+ * the drawn token's log-probability. For a prompt's rows (prompt logprobs), {@link #top} without the copy
+ * and then {@link #prompt} give each row the log-probability and rank of the prompt token after it, so
+ * that a prompt's logits need not come back to the host. Each record is {@link #RECORD_WORDS} 4-byte words: the log
  * normalizer (f64), the count of top tokens found (int32), the chosen log-probability (f32), then
  * {@link #MOST_TOP} ids (int32) and {@link #MOST_TOP} log-probabilities (f32).
  */
@@ -26,35 +28,58 @@ public final class LogprobsKernel {
 
     private static final int TOP_THREADS = 1024;
     private static final int CHOSEN_THREADS = 128;
+    private static final int PROMPT_THREADS = 256;
 
     private final Kernel top;
     private final Kernel chosen;
+    private final Kernel prompt;
 
     public LogprobsKernel(KernelModule module) {
         this.top = module.kernel("sampling_logprobs_top_f32");
         this.chosen = module.kernel("sampling_logprobs_chosen_f32");
+        this.prompt = module.kernel("sampling_logprobs_prompt_f32");
     }
 
     /**
      * For each of {@code count} records: the log normalizer of logits row rows[i], its tops[i] (0 to
      * {@value #MOST_TOP}) most likely tokens, and the row copied to raw[i].
      *
-     * @param logits (batch, vocab) f32, as the host would see them (divided by the model's divisor)
+     * @param logits (batch, vocab) f32, each divided by {@code divisor} as it is read (1: as they are), so
+     *               that the records are of the logits as the host sees them
      * @param rows (count) int32 rows of logits
      * @param tops (count) int32
-     * @param raw (count, vocab) f32 workspace, read by {@link #chosen}
+     * @param raw (count, vocab) f32 workspace, read by {@link #chosen}; null: no copy
      * @param records (count, {@value #RECORD_WORDS}) words
      */
-    public void top(CudaStream stream, DeviceBuffer logits, int vocab, int count, DeviceBuffer rows, DeviceBuffer tops,
-            DeviceBuffer raw, DeviceBuffer records) {
+    public void top(CudaStream stream, DeviceBuffer logits, int vocab, float divisor, int count, DeviceBuffer rows,
+            DeviceBuffer tops, DeviceBuffer raw, DeviceBuffer records) {
         RowKernels.requirePositive(vocab, "vocab");
         RowKernels.requireNonNegative(count, "count");
         rows.requireFloats(count, "rows");
         tops.requireFloats(count, "tops");
-        raw.requireFloats((long) count * vocab, "raw");
+        if (raw != null) {
+            raw.requireFloats((long) count * vocab, "raw");
+        }
         records.requireFloats((long) count * RECORD_WORDS, "records");
         if (count > 0) {
-            top.launch(stream, count, 1, 1, TOP_THREADS, 0, logits, vocab, rows, tops, raw, records);
+            top.launch(stream, count, 1, 1, TOP_THREADS, 0, logits, vocab, divisor, rows, tops, raw, records);
+        }
+    }
+
+    /**
+     * After {@link #top} with the same logits, divisor and rows: each record's chosen log-probability
+     * is that of tokens[i] (int32; the prompt token after its row, -1 for none, which leaves NaN) and
+     * ranks[i] (int32) its rank there, 1 + the row's tokens more likely (0 for none).
+     */
+    public void prompt(CudaStream stream, DeviceBuffer logits, int vocab, float divisor, int count, DeviceBuffer rows,
+            DeviceBuffer tokens, DeviceBuffer records, DeviceBuffer ranks) {
+        RowKernels.requirePositive(vocab, "vocab");
+        rows.requireFloats(count, "rows");
+        tokens.requireFloats(count, "tokens");
+        records.requireFloats((long) count * RECORD_WORDS, "records");
+        ranks.requireFloats(count, "ranks");
+        if (count > 0) {
+            prompt.launch(stream, count, 1, 1, PROMPT_THREADS, 0, logits, vocab, divisor, rows, tokens, records, ranks);
         }
     }
 

@@ -49,6 +49,11 @@ public final class GpuBackend implements Backend {
      * device two transfers a decode step.
      */
     public static final String HOST_MAPPED_PROPERTY = "coil.cuda.hostMapped";
+    /**
+     * System property turning off prompt scoring on the device ({@code -Dcoil.cuda.promptScoring=false}):
+     * the logits of every prompt row whose request wants prompt logprobs then come back to the host.
+     */
+    public static final String PROMPT_SCORING_PROPERTY = "coil.cuda.promptScoring";
 
     private final LoadedModel loaded;
     private final CudaDevice device;
@@ -57,6 +62,7 @@ public final class GpuBackend implements Backend {
     private final boolean graphs;
     private final boolean runAhead = !"false".equalsIgnoreCase(System.getProperty(RUN_AHEAD_PROPERTY, "true"));
     private final boolean deviceSampling = !"false".equalsIgnoreCase(System.getProperty(SAMPLING_PROPERTY, "true"));
+    private final boolean promptScoring = !"false".equalsIgnoreCase(System.getProperty(PROMPT_SCORING_PROPERTY, "true"));
     private DeviceStateStore store;
     private GpuStep step;
 
@@ -180,6 +186,12 @@ public final class GpuBackend implements Backend {
     @Override
     public boolean drawsLogprobs() {
         return deviceSampling;
+    }
+
+    /** Prompt logprobs are computed where the logits are, unless {@link #PROMPT_SCORING_PROPERTY} is false. */
+    @Override
+    public boolean scoresPrompts() {
+        return promptScoring;
     }
 
     @Override

@@ -39,6 +39,7 @@ final class GpuStep implements AutoCloseable {
     private final int maxGraphRows;
     private final boolean deviceSampling;
     private final StepSampling sampling;
+    private final StepScoring scoring;
     /** A one-sequence decode step as one persistent launch, or null where the model is outside its reach. */
     private final PersistentDecode persistent;
     /** Two sides, used in turn, so that one step can be queued while the host reads the one before. */
@@ -99,6 +100,7 @@ final class GpuStep implements AutoCloseable {
         this.maxGraphRows = maxGraphRows;
         this.deviceSampling = deviceSampling;
         this.sampling = new StepSampling(config, kernels, HOST_MAPPED);
+        this.scoring = new StepScoring(config, kernels);
         kernels.device.makeCurrent();
         this.sides = new Side[] {new Side(0), new Side(1)};
         this.persistent = PersistentDecode.create(config, weights, kernels, store);
@@ -275,10 +277,13 @@ final class GpuStep implements AutoCloseable {
                 side.replayEnd.record(kernels.stream);
             }
         }
+        boolean scores = StepScoring.hasScoredRows(layout);
         if (logitsBack) {
-            long logitFloats = (long) logitRows * config.vocabSize();
-            kernels.scratch.floats("model.logits", logitFloats).copyToAsync(logitsHost, 0, 0, 4 * logitFloats,
-                    kernels.stream);
+            copyLogitsBack(layout, logitRows, scores);
+        }
+        if (scores) {
+            // Before a draw divides and rewrites the logits.
+            scoring.score(layout, logitRows, side.index);
         }
         previousTokens = null;
         if (picksGreedy) {
@@ -515,6 +520,30 @@ final class GpuStep implements AutoCloseable {
     }
 
     /**
+     * Queues the copy of the step's logits to the host: every row, or, with scored segments, every row
+     * but a scored segment's, whose last row alone comes back (for the token after the prompt).
+     */
+    private void copyLogitsBack(StepLayout layout, int logitRows, boolean scores) {
+        long vocab = config.vocabSize();
+        DeviceBuffer logits = kernels.scratch.floats("model.logits", logitRows * vocab);
+        if (!scores) {
+            logits.copyToAsync(logitsHost, 0, 0, 4 * logitRows * vocab, kernels.stream);
+            return;
+        }
+        int row = 0;
+        for (int k = 0; k < layout.order.length; k++) {
+            Batch.Segment segment = layout.segment(k);
+            int wanted = wantedRows(segment);
+            int first = segment.scoring() != null ? row + wanted - 1 : row;
+            int rows = segment.scoring() != null ? 1 : wanted;
+            if (wanted > 0) {
+                logits.copyToAsync(logitsHost, 4 * first * vocab, 4 * first * vocab, 4 * rows * vocab, kernels.stream);
+            }
+            row += wanted;
+        }
+    }
+
+    /**
      * Each row's greedy token in "model.tokens" (with a positive logits divisor), which the caller
      * copies to the host and the next step may take its tokens from.
      */
@@ -575,15 +604,18 @@ final class GpuStep implements AutoCloseable {
                         tokensHost.segment().get(ValueLayout.JAVA_INT, 4L * row),
                         drawn ? sampling.logprobs(side.index, row) : null);
             } else if (wanted > 0 && segment.logits() != Batch.Logits.NONE) {
-                float[] values = new float[wanted * vocab];
-                MemorySegment.copy(logitsHost.segment(), ValueLayout.JAVA_FLOAT, 4L * row * vocab, values, 0,
-                        values.length);
+                // A scored segment's rows come back as scores, with its last row's logits.
+                int back = segment.scoring() != null ? 1 : wanted;
+                float[] values = new float[back * vocab];
+                MemorySegment.copy(logitsHost.segment(), ValueLayout.JAVA_FLOAT, 4L * (row + wanted - back) * vocab,
+                        values, 0, values.length);
                 if (config.logitsDivisor() != 1f) {
                     for (int i = 0; i < values.length; i++) {
                         values[i] /= config.logitsDivisor();
                     }
                 }
-                results[layout.order[k]] = Batch.Output.ofLogits(values);
+                results[layout.order[k]] = new Batch.Output(values, -1, null,
+                        segment.scoring() != null ? scoring.rows(side.index, k, wanted) : null);
             }
             row += wanted;
         }
@@ -655,6 +687,7 @@ final class GpuStep implements AutoCloseable {
             side.close();
         }
         sampling.close();
+        scoring.close();
         if (persistent != null) {
             persistent.close();
         }

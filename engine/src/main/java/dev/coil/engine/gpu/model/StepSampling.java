@@ -177,7 +177,8 @@ final class StepSampling {
             recordsOut = hostMapped ? records[side].deviceView(0, recordBytes)
                     : kernels.scratch.floats("sampling.logprobRecords." + side, recordBytes / 4);
             raw = kernels.scratch.floats("sampling.logprobRaw", (long) count * vocab);
-            logprobsKernel.top(kernels.stream, logits, vocab, count, staged.buffer(logprobRowsAt),
+            // The logits are divided already (above).
+            logprobsKernel.top(kernels.stream, logits, vocab, 1f, count, staged.buffer(logprobRowsAt),
                     staged.buffer(logprobRowsAt + 1), raw, recordsOut);
         }
         if (penalties) {

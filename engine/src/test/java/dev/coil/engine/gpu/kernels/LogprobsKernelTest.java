@@ -57,7 +57,7 @@ class LogprobsKernelTest {
             DeviceBuffer records = scope.poisoned((long) count * LogprobsKernel.RECORD_WORDS);
             DeviceBuffer raw = scope.poisoned((long) count * vocab);
             DeviceBuffer rowBuffer = scope.upload(rows);
-            kernel.top(scope.stream(), scope.upload(logits), vocab, count, rowBuffer, scope.upload(tops), raw, records);
+            kernel.top(scope.stream(), scope.upload(logits), vocab, 1f, count, rowBuffer, scope.upload(tops), raw, records);
             kernel.chosen(scope.stream(), raw, vocab, count, rowBuffer, scope.upload(tokens), records);
             words = scope.download(records, count * LogprobsKernel.RECORD_WORDS);
         }
@@ -69,18 +69,85 @@ class LogprobsKernelTest {
             String what = "record " + i + " (row " + rows[i] + ", top " + tops[i] + ")";
             assertThat((double) words[at + 3]).as(what + ": chosen").isCloseTo(distribution[tokens[rows[i]]],
                     near(distribution[tokens[rows[i]]]));
-            int found = Float.floatToRawIntBits(words[at + 2]);
-            assertThat(found).as(what + ": found").isEqualTo(expected.size());
-            for (int j = 0; j < found; j++) {
-                int id = Float.floatToRawIntBits(words[at + 4 + j]);
-                float value = words[at + 4 + LogprobsKernel.MOST_TOP + j];
-                assertThat((double) value).as(what + ", place " + j).isCloseTo(expected.get(j).logprob(),
-                        near(expected.get(j).logprob()));
-                if (id != expected.get(j).id()) {
-                    // Only tokens the host rounds to within the tolerance of each other may trade places.
-                    assertThat((double) distribution[id]).as(what + ", place " + j + ": id " + id + " for "
-                            + expected.get(j).id()).isCloseTo(expected.get(j).logprob(), near(expected.get(j).logprob()));
-                }
+            assertSameTop(words, at, distribution, expected, what);
+        }
+    }
+
+    /**
+     * A prompt's rows: the logits divided by a divisor as they are read (as the host divides them), no
+     * copy, then each record's given token (the next prompt token; -1 for none) with its log-probability
+     * and its rank, which must equal {@link Sampler#rank} of the host's distribution exactly.
+     */
+    @ParameterizedTest(name = "vocab {0}, rows {1}, seed {2}, divisor {3}")
+    @CsvSource({"49160,33,11,1", "49160,5,12,6", "1001,40,13,0.75", "37,21,14,3", "1,2,15,1"})
+    void promptRecordsEqualTheHostsLogSoftmaxTopTokensAndRanks(int vocab, int batch, long seed, float divisor) {
+        Random random = new Random(seed);
+        float[] logits = new float[batch * vocab];
+        for (int r = 0; r < batch; r++) {
+            fillRow(random, logits, r, vocab);
+        }
+        int count = batch;
+        int[] rows = new int[count];
+        int[] tops = new int[count];
+        int[] tokens = new int[count];
+        for (int i = 0; i < count; i++) {
+            rows[i] = (i * 7) % batch;
+            tops[i] = i % 4 == 0 ? 0 : 1 + random.nextInt(LogprobsKernel.MOST_TOP);
+            int row = rows[i];
+            do {
+                tokens[i] = random.nextInt(vocab);
+            } while (logits[row * vocab + tokens[i]] == Float.NEGATIVE_INFINITY);
+        }
+        tokens[count - 1] = -1; // the prompt's last row: no prompt token after it
+        LogprobsKernel kernel = new LogprobsKernel(GpuFixture.kernels());
+        float[] words;
+        float[] ranks;
+        try (DeviceScope scope = GpuFixture.scope()) {
+            DeviceBuffer records = scope.poisoned((long) count * LogprobsKernel.RECORD_WORDS);
+            DeviceBuffer rankBuffer = scope.poisoned(count);
+            DeviceBuffer logitBuffer = scope.upload(logits);
+            DeviceBuffer rowBuffer = scope.upload(rows);
+            kernel.top(scope.stream(), logitBuffer, vocab, divisor, count, rowBuffer, scope.upload(tops), null, records);
+            kernel.prompt(scope.stream(), logitBuffer, vocab, divisor, count, rowBuffer, scope.upload(tokens), records,
+                    rankBuffer);
+            words = scope.download(records, count * LogprobsKernel.RECORD_WORDS);
+            ranks = scope.download(rankBuffer, count);
+        }
+        for (int i = 0; i < count; i++) {
+            float[] row = java.util.Arrays.copyOfRange(logits, rows[i] * vocab, (rows[i] + 1) * vocab);
+            for (int id = 0; id < vocab; id++) {
+                row[id] /= divisor;
+            }
+            float[] distribution = Sampler.logSoftmax(row);
+            int at = i * LogprobsKernel.RECORD_WORDS;
+            String what = "record " + i + " (row " + rows[i] + ", top " + tops[i] + ", token " + tokens[i] + ")";
+            int rank = Float.floatToRawIntBits(ranks[i]);
+            if (tokens[i] < 0) {
+                assertThat(rank).as(what + ": rank").isZero();
+                assertThat(words[at + 3]).as(what + ": chosen").isNaN();
+            } else {
+                assertThat(rank).as(what + ": rank").isEqualTo(Sampler.rank(distribution, tokens[i]));
+                assertThat((double) words[at + 3]).as(what + ": chosen").isCloseTo(distribution[tokens[i]],
+                        near(distribution[tokens[i]]));
+            }
+            assertSameTop(words, at, distribution, Sampler.topLogprobs(distribution, tops[i]), what);
+        }
+    }
+
+    /** A record's top tokens against the host's, in order; ties rounded apart may trade places. */
+    private static void assertSameTop(float[] words, int at, float[] distribution, List<TokenLogprob> expected,
+            String what) {
+        int found = Float.floatToRawIntBits(words[at + 2]);
+        assertThat(found).as(what + ": found").isEqualTo(expected.size());
+        for (int j = 0; j < found; j++) {
+            int id = Float.floatToRawIntBits(words[at + 4 + j]);
+            float value = words[at + 4 + LogprobsKernel.MOST_TOP + j];
+            assertThat((double) value).as(what + ", place " + j).isCloseTo(expected.get(j).logprob(),
+                    near(expected.get(j).logprob()));
+            if (id != expected.get(j).id()) {
+                // Only tokens the host rounds to within the tolerance of each other may trade places.
+                assertThat((double) distribution[id]).as(what + ", place " + j + ": id " + id + " for "
+                        + expected.get(j).id()).isCloseTo(expected.get(j).logprob(), near(expected.get(j).logprob()));
             }
         }
     }

@@ -81,6 +81,23 @@ echo "== top logprobs, GPU vs CPU: the first three positions' three most likely 
 body='{"prompt":[11,22,33,44,55,66,77,88],"max_tokens":3,"temperature":0,"logprobs":3}'
 for port in 18080 18081; do curl -s localhost:$port/v1/completions -H 'content-type: application/json' -d "$body" \
   | python3 -c 'import json,sys; r=json.load(sys.stdin); lp=r["choices"][0]["logprobs"]["top_logprobs"]; print([{k: round(v,3) for k,v in t.items()} for t in lp])'; done
+echo "== prompt_logprobs of a 600-token prompt, GPU (scored on the device) vs CPU: positions, the largest"
+echo "   difference of a prompt token's logprob, ranks that differ (near ties), the first two positions"
+body=$(python3 -c 'import json,random; random.seed(9); print(json.dumps({"prompt":[random.randrange(1,40000) for _ in range(600)],"max_tokens":1,"temperature":0,"prompt_logprobs":2}))')
+for port in 18080 18081; do echo "$body" | curl -s localhost:$port/v1/completions -H 'content-type: application/json' -d @- \
+  > /tmp/prompt-logprobs-$port.json; done
+python3 - <<'PY'
+import json
+gpu, cpu = (json.load(open(f"/tmp/prompt-logprobs-{port}.json"))["choices"][0]["prompt_logprobs"] for port in (18080, 18081))
+first = lambda entry: next(iter(entry.items()))
+pairs = [(first(g), first(c)) for g, c in zip(gpu[1:], cpu[1:])]
+print(len(gpu), "positions; same prompt tokens:", all(g[0] == c[0] for g, c in pairs),
+      "; largest |d logprob|:", round(max(abs(g[1]["logprob"] - c[1]["logprob"]) for g, c in pairs), 4),
+      "; ranks differing:", sum(g[1]["rank"] != c[1]["rank"] for g, c in pairs),
+      "(largest difference", max(abs(g[1]["rank"] - c[1]["rank"]) for g, c in pairs), ")")
+for entries in (gpu[1:3], cpu[1:3]):
+    print([{k: (round(v["logprob"], 3), v["rank"]) for k, v in e.items()} for e in entries])
+PY
 echo "== sampled + streamed on the GPU (seed 7), twice"
 for k in 1 2; do curl -sN localhost:18080/v1/completions -H 'content-type: application/json' \
   -d '{"prompt":[5,6,7,8],"max_tokens":8,"temperature":0.9,"top_p":0.9,"seed":7,"stream":true,"logprobs":0,"stream_options":{"include_usage":true}}' \

@@ -101,6 +101,14 @@ public final class ScoreCommand implements Callable<Integer> {
                 logprobs.add(result.logprobs()[i]);
             }
         }
+        ArrayNode ranks = root.putArray("ranks");
+        for (int i = 0; i < result.tokenIds().length; i++) {
+            if (i == 0) {
+                ranks.addNull();
+            } else {
+                ranks.add(result.ranks()[i]);
+            }
+        }
         ArrayNode top = root.putArray("top_logprobs");
         for (List<TokenLogprob> position : result.topLogprobs()) {
             ArrayNode entries = top.addArray();

@@ -70,13 +70,21 @@ class CommandLineTest {
         assertThat(score.get("token_ids")).isEqualTo(ids);
         assertThat(score.get("logprobs").get(0).isNull()).isTrue();
         assertThat(score.get("logprobs")).hasSize(ids.size());
+        assertThat(score.get("ranks")).hasSize(ids.size());
+        assertThat(score.get("ranks").get(0).isNull()).isTrue();
         assertThat(score.get("top_logprobs")).hasSize(ids.size());
         JsonNode logits = expected.get("prefill_logits");
         for (int position = 0; position < ids.size(); position++) {
             double[] logSoftmax = logSoftmax(logits.get(position));
             if (position + 1 < ids.size()) {
+                double logprob = logSoftmax[ids.get(position + 1).asInt()];
                 assertThat(score.get("logprobs").get(position + 1).asDouble())
-                        .isCloseTo(logSoftmax[ids.get(position + 1).asInt()], org.assertj.core.data.Offset.offset(1e-4));
+                        .isCloseTo(logprob, org.assertj.core.data.Offset.offset(1e-4));
+                // The rank: 1 + the tokens transformers makes more likely, but for those within the tolerance.
+                long surelyAbove = java.util.Arrays.stream(logSoftmax).filter(other -> other > logprob + 1e-4).count();
+                long maybeAbove = java.util.Arrays.stream(logSoftmax).filter(other -> other > logprob - 1e-4).count() - 1;
+                assertThat(score.get("ranks").get(position + 1).asLong()).as("rank at %d", position + 1)
+                        .isBetween(surelyAbove + 1, maybeAbove + 1);
             }
             JsonNode top = score.get("top_logprobs").get(position);
             assertThat(top).hasSize(3);

@@ -4,6 +4,8 @@ import dev.coil.engine.gpu.CudaStream;
 import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.Kernel;
 import dev.coil.engine.gpu.KernelModule;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 
 /**
  * Launches sampling_logprobs.cu: the log-probabilities a request with {@code logprobs} gets for each
@@ -25,6 +27,26 @@ public final class LogprobsKernel {
 
     /** 4-byte words of a record (COIL_LOGPROB_WORDS). */
     public static final int RECORD_WORDS = 4 + 2 * MOST_TOP;
+
+    /** A record as the host reads it: the chosen token's log-probability and the top tokens found. */
+    public record Record(float chosen, int[] topIds, float[] topLogprobs) {
+    }
+
+    /** Record {@code index} of {@code records} (host memory the records were copied or written to). */
+    public static Record read(MemorySegment records, int index) {
+        long at = 4L * RECORD_WORDS * index;
+        int found = records.get(ValueLayout.JAVA_INT, at + 8);
+        if (found < 0 || found > MOST_TOP) {
+            throw new IllegalStateException("a logprobs record says it holds " + found + " tokens");
+        }
+        int[] ids = new int[found];
+        float[] values = new float[found];
+        for (int i = 0; i < found; i++) {
+            ids[i] = records.get(ValueLayout.JAVA_INT, at + 4L * (4 + i));
+            values[i] = records.get(ValueLayout.JAVA_FLOAT, at + 4L * (4 + MOST_TOP + i));
+        }
+        return new Record(records.get(ValueLayout.JAVA_FLOAT, at + 12), ids, values);
+    }
 
     private static final int TOP_THREADS = 1024;
     private static final int CHOSEN_THREADS = 128;

@@ -7,7 +7,6 @@ import dev.coil.engine.gpu.kernels.SamplingKernel;
 import dev.coil.engine.model.Batch;
 import dev.coil.engine.model.ModelConfig;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -214,19 +213,8 @@ final class StepSampling {
         if (record < 0) {
             return null;
         }
-        MemorySegment memory = records[side].segment();
-        long at = 4L * LogprobsKernel.RECORD_WORDS * record;
-        int found = memory.get(ValueLayout.JAVA_INT, at + 8);
-        if (found < 0 || found > LogprobsKernel.MOST_TOP) {
-            throw new IllegalStateException("a logprobs record says it holds " + found + " tokens");
-        }
-        int[] ids = new int[found];
-        float[] values = new float[found];
-        for (int i = 0; i < found; i++) {
-            ids[i] = memory.get(ValueLayout.JAVA_INT, at + 4L * (4 + i));
-            values[i] = memory.get(ValueLayout.JAVA_FLOAT, at + 4L * (4 + LogprobsKernel.MOST_TOP + i));
-        }
-        return new Batch.DrawnLogprobs(memory.get(ValueLayout.JAVA_FLOAT, at + 12), ids, values);
+        LogprobsKernel.Record read = LogprobsKernel.read(records[side].segment(), record);
+        return new Batch.DrawnLogprobs(read.chosen(), read.topIds(), read.topLogprobs());
     }
 
     /** The rows of logits whose draws ask for logprobs: their rows, top counts, and each row's record. */

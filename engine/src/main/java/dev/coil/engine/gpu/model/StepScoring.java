@@ -122,19 +122,9 @@ final class StepScoring {
         List<Batch.ScoredRow> scored = new ArrayList<>(rowCount);
         for (int r = 0; r < rowCount; r++) {
             int record = first + r;
-            long at = 4L * LogprobsKernel.RECORD_WORDS * record;
-            int found = memory.get(ValueLayout.JAVA_INT, at + 8);
-            if (found < 0 || found > LogprobsKernel.MOST_TOP) {
-                throw new IllegalStateException("a prompt logprobs record says it holds " + found + " tokens");
-            }
-            int[] ids = new int[found];
-            float[] values = new float[found];
-            for (int i = 0; i < found; i++) {
-                ids[i] = memory.get(ValueLayout.JAVA_INT, at + 4L * (4 + i));
-                values[i] = memory.get(ValueLayout.JAVA_FLOAT, at + 4L * (4 + LogprobsKernel.MOST_TOP + i));
-            }
-            scored.add(new Batch.ScoredRow(memory.get(ValueLayout.JAVA_FLOAT, at + 12),
-                    memory.get(ValueLayout.JAVA_INT, ranksAt + 4L * record), ids, values));
+            LogprobsKernel.Record read = LogprobsKernel.read(memory, record);
+            scored.add(new Batch.ScoredRow(read.chosen(), memory.get(ValueLayout.JAVA_INT, ranksAt + 4L * record),
+                    read.topIds(), read.topLogprobs()));
         }
         return scored;
     }

@@ -53,9 +53,14 @@ public final class Engine implements AutoCloseable {
         this.backend = backend;
         this.parallelism = parallelism;
         HybridModel model = loaded.model();
+        int modelWindow = model.config().contextLength();
+        if (options.maxModelLength() > 0 && modelWindow > 0 && options.maxModelLength() > modelWindow) {
+            throw new IllegalArgumentException("--max-model-len (" + options.maxModelLength() + ") exceeds the model's "
+                    + "context window of " + modelWindow + " tokens (max_position_embeddings in config.json)");
+        }
         long budget = CacheBudget.bytes(options.cacheMemory(), backend.freeMemoryBytes());
         this.sizing = CacheSizing.plan(budget, options.blockSize(), options.kvDtype(), options.maxSequences(),
-                model.config().contextLength(), options.prefixCaching(), options.snapshotIntervalBlocks(),
+                options.contextWindow(modelWindow), options.prefixCaching(), options.snapshotIntervalBlocks(),
                 model.config().blocks(), model.newLayerStates());
         sizing.warnings().forEach(LOG::warn);
         this.cache = new ServingCache(sizing, model.config().blocks(), backend.newStateStore(sizing));
@@ -146,9 +151,12 @@ public final class Engine implements AutoCloseable {
         return parallelism;
     }
 
-    /** The model's context window in tokens (prompt plus generated), or 0 when the config names none. */
+    /**
+     * The context window served in tokens (prompt plus generated): --max-model-len where given, else
+     * the model's, or 0 when the config names none.
+     */
     public int contextLength() {
-        return loaded.config().contextLength();
+        return options.contextWindow(loaded.config().contextLength());
     }
 
     /** Refuses a token id outside [0, vocab), naming what holds it. */
@@ -172,7 +180,8 @@ public final class Engine implements AutoCloseable {
         if (!accepting) {
             throw new IllegalStateException("the engine is shutting down and accepts no new requests");
         }
-        int maxTokens = loaded.generationLimit(request.promptLength(), request.sampling().maxTokens());
+        int maxTokens = loaded.generationLimit(request.promptLength(), request.sampling().maxTokens(), contextLength(),
+                options.maxModelLength() > 0 ? "the served context window (--max-model-len)" : "the model's context window");
         int vocab = loaded.config().vocabSize();
         for (int i = 0; i < request.promptLength(); i++) {
             requireInVocabulary("prompt token id", request.promptToken(i), vocab);

@@ -14,11 +14,20 @@ import dev.coil.engine.load.DType;
  * @param prefixCaching          reuse KV blocks and Mamba states of earlier prompts
  * @param snapshotIntervalBlocks during prefill, snapshot Mamba state at multiples of this many blocks, at most once
  *                               a prompt chunk (at the last multiple it reaches; 0: only at request end)
+ * @param maxModelLength         vLLM's --max-model-len: the context window served, prompt and output together, at
+ *                               most the model's (0: the model's)
  */
 public record EngineOptions(int blockSize, DType kvDtype, String cacheMemory, int maxSequences, int maxBatchedTokens,
-        int maxWaiting, boolean prefixCaching, int snapshotIntervalBlocks) {
+        int maxWaiting, boolean prefixCaching, int snapshotIntervalBlocks, int maxModelLength) {
 
-    public static final EngineOptions DEFAULTS = new EngineOptions(16, DType.BF16, "0.2", 64, 1024, 512, true, 16);
+    public static final EngineOptions DEFAULTS = new EngineOptions(16, DType.BF16, "0.2", 64, 1024, 512, true, 16, 0);
+
+    /** The options without a --max-model-len (the model's context window). */
+    public EngineOptions(int blockSize, DType kvDtype, String cacheMemory, int maxSequences, int maxBatchedTokens,
+            int maxWaiting, boolean prefixCaching, int snapshotIntervalBlocks) {
+        this(blockSize, kvDtype, cacheMemory, maxSequences, maxBatchedTokens, maxWaiting, prefixCaching,
+                snapshotIntervalBlocks, 0);
+    }
 
     public EngineOptions {
         if (blockSize <= 0 || Integer.bitCount(blockSize) != 1 || blockSize > 1024) {
@@ -41,45 +50,58 @@ public record EngineOptions(int blockSize, DType kvDtype, String cacheMemory, in
         if (snapshotIntervalBlocks < 0) {
             throw new IllegalArgumentException("--snapshot-interval must be >= 0, got " + snapshotIntervalBlocks);
         }
+        if (maxModelLength < 0) {
+            throw new IllegalArgumentException("--max-model-len must be positive, got " + maxModelLength);
+        }
     }
 
     public EngineOptions withBlockSize(int value) {
         return new EngineOptions(value, kvDtype, cacheMemory, maxSequences, maxBatchedTokens, maxWaiting,
-                prefixCaching, snapshotIntervalBlocks);
+                prefixCaching, snapshotIntervalBlocks, maxModelLength);
     }
 
     public EngineOptions withKvDtype(DType value) {
         return new EngineOptions(blockSize, value, cacheMemory, maxSequences, maxBatchedTokens, maxWaiting,
-                prefixCaching, snapshotIntervalBlocks);
+                prefixCaching, snapshotIntervalBlocks, maxModelLength);
     }
 
     public EngineOptions withCacheMemory(String value) {
         return new EngineOptions(blockSize, kvDtype, value, maxSequences, maxBatchedTokens, maxWaiting,
-                prefixCaching, snapshotIntervalBlocks);
+                prefixCaching, snapshotIntervalBlocks, maxModelLength);
     }
 
     public EngineOptions withMaxSequences(int value) {
         return new EngineOptions(blockSize, kvDtype, cacheMemory, value, Math.max(value, maxBatchedTokens), maxWaiting,
-                prefixCaching, snapshotIntervalBlocks);
+                prefixCaching, snapshotIntervalBlocks, maxModelLength);
     }
 
     public EngineOptions withMaxBatchedTokens(int value) {
         return new EngineOptions(blockSize, kvDtype, cacheMemory, maxSequences, value, maxWaiting, prefixCaching,
-                snapshotIntervalBlocks);
+                snapshotIntervalBlocks, maxModelLength);
     }
 
     public EngineOptions withMaxWaiting(int value) {
         return new EngineOptions(blockSize, kvDtype, cacheMemory, maxSequences, maxBatchedTokens, value,
-                prefixCaching, snapshotIntervalBlocks);
+                prefixCaching, snapshotIntervalBlocks, maxModelLength);
     }
 
     public EngineOptions withPrefixCaching(boolean value) {
         return new EngineOptions(blockSize, kvDtype, cacheMemory, maxSequences, maxBatchedTokens, maxWaiting, value,
-                snapshotIntervalBlocks);
+                snapshotIntervalBlocks, maxModelLength);
     }
 
     public EngineOptions withSnapshotIntervalBlocks(int value) {
         return new EngineOptions(blockSize, kvDtype, cacheMemory, maxSequences, maxBatchedTokens, maxWaiting,
-                prefixCaching, value);
+                prefixCaching, value, maxModelLength);
+    }
+
+    public EngineOptions withMaxModelLength(int value) {
+        return new EngineOptions(blockSize, kvDtype, cacheMemory, maxSequences, maxBatchedTokens, maxWaiting,
+                prefixCaching, snapshotIntervalBlocks, value);
+    }
+
+    /** The context window served: --max-model-len where given, else the model's ({@code modelWindow}, 0: none). */
+    public int contextWindow(int modelWindow) {
+        return maxModelLength > 0 ? maxModelLength : modelWindow;
     }
 }

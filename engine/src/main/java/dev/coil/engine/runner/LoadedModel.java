@@ -107,22 +107,25 @@ public final class LoadedModel implements AutoCloseable {
      * @throws IllegalArgumentException naming max_tokens or the prompt, when they do not fit
      */
     public int generationLimit(int promptTokens, int maxTokens) {
-        int window = config().contextLength();
+        return generationLimit(promptTokens, maxTokens, config().contextLength(), "the model's context window");
+    }
+
+    /** As {@link #generationLimit(int, int)} within {@code window} tokens (0: none), which messages call {@code name}. */
+    public int generationLimit(int promptTokens, int maxTokens, int window, String name) {
         if (window > 0 && promptTokens > window) {
-            throw new IllegalArgumentException("the prompt (" + promptTokens + " tokens) does not fit the model's "
-                    + "context window of " + window + " tokens");
+            throw new IllegalArgumentException("the prompt (" + promptTokens + " tokens) does not fit " + name
+                    + " of " + window + " tokens");
         }
         if (maxTokens == SamplingParams.UNLIMITED_TOKENS) {
             if (window > 0 && promptTokens == window) {
-                throw new IllegalArgumentException("the prompt (" + promptTokens + " tokens) fills the model's "
-                        + "context window of " + window + " tokens and leaves no room to generate (max_tokens 0 "
-                        + "scores it)");
+                throw new IllegalArgumentException("the prompt (" + promptTokens + " tokens) fills " + name + " of "
+                        + window + " tokens and leaves no room to generate (max_tokens 0 scores it)");
             }
             return window > 0 ? window - promptTokens : maxTokens;
         }
         if (window > 0 && (long) promptTokens + maxTokens > window) {
             throw new IllegalArgumentException("max_tokens: the prompt (" + promptTokens + " tokens) plus max_tokens ("
-                    + maxTokens + ") exceeds the model's context window of " + window + " tokens");
+                    + maxTokens + ") exceeds " + name + " of " + window + " tokens");
         }
         return maxTokens;
     }

@@ -167,6 +167,38 @@ class EngineLifecycleTest {
         }
     }
 
+    /**
+     * vLLM's --max-model-len: the window served is the one given, for the limits and for what a
+     * request without max_tokens generates; one past the model's window is refused at start.
+     */
+    @Test
+    void maxModelLengthServesAShorterWindow() {
+        LoadedModel model = TestModels.load(FIXTURE);
+        int vocab = model.config().vocabSize();
+        try (Engine engine = Engine.start(model, EngineTest.OPS, EngineTest.SMALL.withMaxModelLength(48))) {
+            assertThat(engine.contextLength()).isEqualTo(48);
+            assertThatThrownBy(() -> engine.submit(greedy(prompt(vocab, 40, 1), 10, -1)))
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessage("max_tokens: the prompt (40 tokens) plus max_tokens (10) exceeds the served context "
+                            + "window (--max-model-len) of 48 tokens");
+            assertThatThrownBy(() -> engine.submit(greedy(prompt(vocab, 49, 2), 0, -1)))
+                    .isInstanceOf(IllegalArgumentException.class).hasMessageStartingWith("the prompt (49 tokens)");
+            EngineRuns.Outcome unlimited = run(engine, new EngineRequest(prompt(vocab, 40, 3),
+                    SamplingParams.greedy().withMaxTokens(SamplingParams.UNLIMITED_TOKENS), true, -1, -1));
+            assertThat(unlimited.tokens()).hasSize(8);
+            assertThat(unlimited.finished().reason()).isEqualTo(FinishReason.LENGTH);
+        }
+        int window = model.config().contextLength();
+        assertThat(window).isPositive();
+        assertThatThrownBy(() -> Engine.start(model, EngineTest.OPS, EngineTest.SMALL.withMaxModelLength(window + 1)))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("--max-model-len (" + (window + 1) + ") exceeds the model's context window of " + window
+                        + " tokens (max_position_embeddings in config.json)");
+        try (Engine engine = Engine.start(model, EngineTest.OPS, EngineTest.SMALL.withMaxModelLength(window))) {
+            assertThat(engine.contextLength()).isEqualTo(window);
+        }
+    }
+
     @Test
     void aPromptFillingTheContextIsScoredWithMaxTokensZero() {
         LoadedModel model = TestModels.load(FIXTURE);

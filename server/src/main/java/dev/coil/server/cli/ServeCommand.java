@@ -116,6 +116,12 @@ public final class ServeCommand implements Callable<Integer> {
                     + " on a GPU 8192, or 2048 on a card under 70 GiB; --max-num-batched-tokens is vLLM's name).")
     Integer maxBatchedTokens;
 
+    @Option(names = "--max-model-len", paramLabel = "TOKENS",
+            description = "vLLM's flag: the context window served, prompt and output together, at most the model's"
+                    + " (default: the model's, config.json's max_position_embeddings). Longer requests get 400, and"
+                    + " the cache is sized for this window.")
+    Integer maxModelLength;
+
     @Option(names = "--max-waiting", paramLabel = "N",
             description = "Queued requests before new ones get 429 (default ${DEFAULT-VALUE}).")
     int maxWaiting;
@@ -204,8 +210,12 @@ public final class ServeCommand implements Callable<Integer> {
      */
     EngineOptions engineOptions(int defaultStepTokens, int defaultSnapshotBlocks) {
         int stepTokens = maxBatchedTokens != null ? maxBatchedTokens : Math.max(defaultStepTokens, maxSequences);
+        if (maxModelLength != null && maxModelLength <= 0) {
+            throw new IllegalArgumentException("--max-model-len must be positive, got " + maxModelLength);
+        }
         return new EngineOptions(blockSize, kvDtype(kvDtype), cacheMemory, maxSequences, stepTokens, maxWaiting,
-                prefixCaching, snapshotInterval != null ? snapshotInterval : defaultSnapshotBlocks);
+                prefixCaching, snapshotInterval != null ? snapshotInterval : defaultSnapshotBlocks,
+                maxModelLength == null ? 0 : maxModelLength);
     }
 
     /** --tool-call-parser's format, or null; --enable-auto-tool-choice without a parser is an error, as in vLLM. */

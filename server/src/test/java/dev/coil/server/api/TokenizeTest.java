@@ -99,6 +99,31 @@ class TokenizeTest {
         assertThat(model.get("created").asLong()).isPositive();
     }
 
+    /**
+     * vLLM's --max-model-len (the engine's maxModelLength): the served window is reported as
+     * max_model_len, and requests past it get a 400 naming max_tokens; a chat request without
+     * max_tokens generates what the window leaves.
+     */
+    @Test
+    void aShorterServedWindowIsReportedAndHeld() {
+        try (TestServer short64 = TestServer.start(dev.coil.server.ServerOptions.defaults("127.0.0.1", 0),
+                TestServer.ENGINE_OPTIONS.withMaxModelLength(64))) {
+            JsonNode model = TestServer.parse(short64.get("/v1/models").body()).get("data").get(0);
+            assertThat(model.get("max_model_len").asInt()).isEqualTo(64);
+            JsonNode tokenized = short64.postJson("/tokenize", "{\"prompt\": \"apt\"}");
+            assertThat(tokenized.get("max_model_len").asInt()).isEqualTo(64);
+            int prompt = tokenized.get("count").asInt();
+            short64.assertRefused("/v1/completions", "{\"prompt\": \"apt\", \"max_tokens\": " + (65 - prompt) + "}",
+                    "max_tokens", "served context window (--max-model-len) of 64 tokens");
+            // A chat answer without max_tokens: what the window leaves.
+            JsonNode rest = short64.postJson("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", "
+                    + "\"content\": \"apt\"}], \"ignore_eos\": true}");
+            assertThat(rest.at("/usage/completion_tokens").asInt())
+                    .isEqualTo(64 - rest.at("/usage/prompt_tokens").asInt());
+            assertThat(rest.at("/choices/0/finish_reason").asText()).isEqualTo("length");
+        }
+    }
+
     @Test
     void theServedModelIsRetrievedByItsIdAndAnyOtherIdIsNotFound() {
         HttpResponse<String> found = server.get("/v1/models/coil-demo");

@@ -80,6 +80,10 @@ class ServeCommandTest {
                 "--max-seqs", "8", "--max-batched-tokens", "256", "--max-waiting", "3", "--no-prefix-caching",
                 "--snapshot-interval", "4").engineOptions();
         assertThat(options).isEqualTo(new EngineOptions(32, DType.F32, "1G", 8, 256, 3, false, 4));
+        assertThat(parse("--max-model-len", "2048").engineOptions().maxModelLength()).isEqualTo(2048);
+        assertThat(parse().engineOptions().maxModelLength()).isZero();
+        assertThatThrownBy(() -> parse("--max-model-len", "0").engineOptions())
+                .hasMessage("--max-model-len must be positive, got 0");
     }
 
     @Test

@@ -182,6 +182,24 @@ final class ActiveRequest {
      */
     void acceptPromptLogits(int first, float[] logits, int rows, int vocab) {
         int top = request.promptLogprobs();
+        acceptPromptRows(first, rows, (r, next) -> {
+            float[] distribution = Sampler.logSoftmax(Arrays.copyOfRange(logits, r * vocab, (r + 1) * vocab));
+            return new EngineEvent.PositionLogprobs(new TokenLogprob(next, distribution[next]),
+                    top > 0 ? Sampler.topLogprobs(distribution, top) : List.of(), Sampler.rank(distribution, next));
+        });
+    }
+
+    /** Each prompt row's logprobs, as made from row r and the prompt token after it. */
+    @FunctionalInterface
+    private interface PromptRow {
+        EngineEvent.PositionLogprobs logprobs(int row, int next);
+    }
+
+    /**
+     * Records rows [first, first + rows) of the prompt: each position with a prompt token after it
+     * not recorded yet (a preempted request recomputes positions it has).
+     */
+    private void acceptPromptRows(int first, int rows, PromptRow row) {
         for (int r = 0; r < rows; r++) {
             int position = first + r;
             if (position + 1 >= request.promptLength()) {
@@ -190,10 +208,7 @@ final class ActiveRequest {
             if (position < promptLogprobs.size()) {
                 continue; // recomputed after a preemption: already recorded
             }
-            float[] distribution = Sampler.logSoftmax(Arrays.copyOfRange(logits, r * vocab, (r + 1) * vocab));
-            int next = request.promptToken(position + 1);
-            promptLogprobs.add(new EngineEvent.PositionLogprobs(new TokenLogprob(next, distribution[next]),
-                    top > 0 ? Sampler.topLogprobs(distribution, top) : List.of(), Sampler.rank(distribution, next)));
+            promptLogprobs.add(row.logprobs(r, request.promptToken(position + 1)));
         }
     }
 
@@ -213,23 +228,21 @@ final class ActiveRequest {
     /** As {@link #acceptPromptLogits}, for rows a backend scored ({@link #promptScoring}). */
     void acceptScoredPromptRows(int first, List<Batch.ScoredRow> rows) {
         int top = request.promptLogprobs();
-        for (int r = 0; r < rows.size(); r++) {
-            int position = first + r;
-            if (position + 1 >= request.promptLength()) {
-                break;
-            }
-            if (position < promptLogprobs.size()) {
-                continue; // recomputed after a preemption: already recorded
-            }
+        acceptPromptRows(first, rows.size(), (r, next) -> {
             Batch.ScoredRow row = rows.get(r);
-            int next = request.promptToken(position + 1);
-            List<TokenLogprob> alternatives = new ArrayList<>();
-            for (int i = 0; i < Math.min(top, row.topIds().length); i++) {
-                alternatives.add(new TokenLogprob(row.topIds()[i], row.topLogprobs()[i]));
-            }
-            promptLogprobs.add(new EngineEvent.PositionLogprobs(new TokenLogprob(next, row.logprob()), alternatives,
-                    row.rank()));
+            return new EngineEvent.PositionLogprobs(new TokenLogprob(next, row.logprob()),
+                    listed(row.topIds(), row.topLogprobs(), top), row.rank());
+        });
+    }
+
+    /** The first {@code most} (at most) of a backend's top tokens, as logprobs. */
+    private static List<TokenLogprob> listed(int[] ids, float[] logprobs, int most) {
+        int count = Math.min(most, ids.length);
+        List<TokenLogprob> top = new ArrayList<>(count);
+        for (int i = 0; i < count; i++) {
+            top.add(new TokenLogprob(ids[i], logprobs[i]));
         }
+        return top;
     }
 
     /**
@@ -373,12 +386,8 @@ final class ActiveRequest {
         if (drawn == null) {
             throw new IllegalStateException(id + ": the backend chose the token without the logprobs it was asked for");
         }
-        int count = Math.min(request.logprobs(), drawn.topIds().length);
-        List<TokenLogprob> top = new ArrayList<>(count);
-        for (int i = 0; i < count; i++) {
-            top.add(new TokenLogprob(drawn.topIds()[i], drawn.topLogprobs()[i]));
-        }
-        return new EngineEvent.PositionLogprobs(new TokenLogprob(token, drawn.chosen()), top);
+        return new EngineEvent.PositionLogprobs(new TokenLogprob(token, drawn.chosen()),
+                listed(drawn.topIds(), drawn.topLogprobs(), request.logprobs()));
     }
 
     /** A draw's bias lists: distinct ids, and what is added to each one's logit. */

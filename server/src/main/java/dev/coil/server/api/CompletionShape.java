@@ -10,8 +10,7 @@ import dev.coil.engine.runner.EngineEvent.PositionLogprobs;
 final class CompletionShape implements ResponseShape {
 
     private final TokenSpelling spelling;
-    private final boolean logprobs;
-    private final int topLogprobs;
+    private final int logprobs;
     private final int promptLogprobs;
 
     /**
@@ -21,8 +20,7 @@ final class CompletionShape implements ResponseShape {
      */
     CompletionShape(TokenSpelling spelling, int logprobs, int promptLogprobs) {
         this.spelling = spelling;
-        this.logprobs = logprobs >= 0;
-        this.topLogprobs = logprobs;
+        this.logprobs = logprobs;
         this.promptLogprobs = promptLogprobs;
     }
 
@@ -54,10 +52,10 @@ final class CompletionShape implements ResponseShape {
     @Override
     public ObjectNode choice(ChoiceState state) {
         ObjectNode node = null;
-        if (logprobs) {
+        if (logprobs >= 0) {
             node = LogprobsJson.completion();
             if (state.echo() && state.promptLogprobs() != null) {
-                LogprobsJson.addPrompt(node, spelling, state, state.promptLogprobs().positions(), topLogprobs);
+                LogprobsJson.addPrompt(node, spelling, state, state.promptLogprobs().positions(), logprobs);
             }
             for (int i = 0; i < state.logprobs().size(); i++) {
                 LogprobsJson.addCompletion(node, spelling, state.logprobs().get(i), state.textOffsets().get(i));
@@ -74,7 +72,7 @@ final class CompletionShape implements ResponseShape {
 
     @Override
     public ObjectNode opening(ChoiceState state) {
-        if (!state.echo() || logprobs) {
+        if (!state.echo() || logprobs >= 0) {
             return null;
         }
         return choice(state.index(), state.echoText(), null).putNull("finish_reason");
@@ -86,7 +84,7 @@ final class CompletionShape implements ResponseShape {
             return null;
         }
         ObjectNode node = LogprobsJson.completion();
-        LogprobsJson.addPrompt(node, spelling, state, state.promptLogprobs().positions(), topLogprobs);
+        LogprobsJson.addPrompt(node, spelling, state, state.promptLogprobs().positions(), logprobs);
         return choice(state.index(), state.echoText(), node).putNull("finish_reason");
     }
 

@@ -8,6 +8,7 @@
 // 0xffffffff - id. The select walks the key bits from the top, 8 at a time, summing a mass per digit
 // (1 per token for top-k, the weight for top-p and the draw) until the running sum reaches the target.
 #include "common.cuh"
+#include "row_blocks.cuh"
 
 #define COIL_SAMPLE_THREADS 1024
 
@@ -97,77 +98,6 @@ static __device__ __forceinline__ unsigned long long coil_fixed_mass(double mass
 
 // The most tokens a block keeps in its candidate list (see coil_select).
 #define COIL_SELECT_LIST 4096
-
-// The blocks that draw one row together. On sm_90 they are a thread-block cluster of 1 to 16 blocks
-// (a launch without clusters is a cluster of one), each taking one contiguous slice of the row;
-// elsewhere one block takes the whole row. The blocks meet through distributed shared memory: each
-// block publishes a value in its own shared memory, the row's blocks pass a barrier, and every
-// block reads every block's value. A meeting uses one of two slots by turn, so a block may write
-// the next meeting's slot while a slower block still reads this one's; the meeting after that
-// cannot start before the slower block has passed the next barrier.
-struct CoilRowBlocks {
-    unsigned int rank;  // this block's place in the row
-    unsigned int size;  // blocks a row
-    int begin;          // this block's slice of the row: [begin, end)
-    int end;
-    int slice;          // the tokens of every slice but the last
-    unsigned int turn;  // meetings so far; the slot is turn & 1
-};
-
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-#define COIL_SAMPLE_CLUSTERS 1
-#endif
-
-static __device__ CoilRowBlocks coil_row_blocks(int vocab) {
-    CoilRowBlocks blocks;
-#ifdef COIL_SAMPLE_CLUSTERS
-    asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(blocks.rank));
-    asm volatile("mov.u32 %0, %%cluster_nctarank;" : "=r"(blocks.size));
-#else
-    blocks.rank = 0;
-    blocks.size = 1;
-#endif
-    const int per_block = (vocab + (int) blocks.size - 1) / (int) blocks.size;
-    blocks.begin = min(vocab, (int) blocks.rank * per_block);
-    blocks.end = min(vocab, blocks.begin + per_block);
-    blocks.slice = per_block;
-    blocks.turn = 0;
-    return blocks;
-}
-
-// A barrier for every thread of the row's blocks, ordering their shared-memory writes before it
-// (release) against reads after it (acquire).
-static __device__ __forceinline__ void coil_row_sync() {
-#ifdef COIL_SAMPLE_CLUSTERS
-    asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
-#else
-    __syncthreads();
-#endif
-}
-
-// The address of local's place in the shared memory of the row's block rank.
-template <typename T>
-static __device__ __forceinline__ const T* coil_row_address(const T* local, unsigned int rank) {
-#ifdef COIL_SAMPLE_CLUSTERS
-    uint64_t address;
-    asm("mapa.u64 %0, %1, %2;" : "=l"(address) : "l"(reinterpret_cast<uint64_t>(local)), "r"(rank));
-    return reinterpret_cast<const T*>(address);
-#else
-    return local;
-#endif
-}
-
-// The same, to write there.
-template <typename T>
-static __device__ __forceinline__ T* coil_row_address(T* local, unsigned int rank) {
-    return const_cast<T*>(coil_row_address(const_cast<const T*>(local), rank));
-}
-
-// The value at local's place in the shared memory of the row's block rank.
-template <typename T>
-static __device__ __forceinline__ T coil_row_read(const T* local, unsigned int rank) {
-    return *coil_row_address(local, rank);
-}
 
 // A block sums its tokens' masses a digit in shared memory with native 32-bit atomics (a 64-bit
 // shared atomicAdd is a compare-and-swap loop, which stalls when a warp's lanes share a digit, as

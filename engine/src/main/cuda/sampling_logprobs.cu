@@ -6,21 +6,29 @@
 // Two launches around a step's draw. Before the grammar's mask, the bias and the penalties rewrite the
 // logits in place, sampling_logprobs_top_f32 reads each such row's logits (divided by the model's
 // divisor, as the host sees them) and writes its record: the log normalizer max + log(sum exp(x - max))
-// (the exponentials in float, their sum in double, as the host's ExpWeights), the `top` most likely
-// tokens (larger log-probability first, equal ones by the lower id; -infinity left out, as the host's
-// TopTokens), and a copy of the row. After the draw, sampling_logprobs_chosen_f32 reads the drawn token's
-// logit from that copy.
+// (the exponentials in float, as the host's ExpWeights, their sum in fixed point), the `top` most
+// likely tokens (larger log-probability first, equal ones by the lower id; -infinity left out, as the
+// host's TopTokens), and a copy of the row. A row is split over a cluster of blocks where the batch
+// leaves multiprocessors idle (on an H200 a row of 49160 takes one block 34 µs, eight 13). After the draw,
+// sampling_logprobs_chosen_f32 reads the drawn token's logit from that copy.
 //
 // Record of a row, in 4-byte words: [0, 2) the log normalizer (f64); [2] tokens found (int32, at most
 // top); [3] the chosen token's log-probability (f32); [4, 4 + MOST) their ids; [4 + MOST, 4 + 2 MOST)
 // their log-probabilities (f32), MOST = COIL_LOGPROB_MOST_TOP.
 #include "common.cuh"
+#include "row_blocks.cuh"
 
-#define COIL_LOGPROB_THREADS 1024
+#define COIL_LOGPROB_THREADS 512
 #define COIL_LOGPROB_WARPS (COIL_LOGPROB_THREADS / 32)
 // OpenAI's largest top_logprobs; LogprobsKernel.MOST_TOP.
 #define COIL_LOGPROB_MOST_TOP 20
 #define COIL_LOGPROB_WORDS (4 + 2 * COIL_LOGPROB_MOST_TOP)
+// The sum of exp(x - max) is kept in fixed point, 2^43 a unit: each term (at most 1) rounded to
+// 2^-44, the sum exact whatever the order, so that a record does not depend on how many blocks took its
+// row (a request's logprobs are the same at batch 1 as beside 63 others); 2^20 terms stay below 2^63.
+#define COIL_LOGPROB_UNIT 8796093022208.0
+
+static_assert(COIL_LOGPROB_WARPS <= 32 && COIL_LOGPROB_MOST_TOP <= 32, "a warp merges the warps' lists, a lane each");
 
 // A logit as the host sees it: divided by the model's logits divisor (1: as it is), rounded as the host's
 // float division.
@@ -28,149 +36,392 @@ static __device__ __forceinline__ float coil_logprob_logit(const float* row, int
     return divisor == 1.0f ? row[id] : __fdiv_rn(row[id], divisor);
 }
 
-// Grid: (records). logits: (batch, vocab) f32, each divided by `divisor` as it is read; rows: per record,
-// its row of logits; tops: per record, how many top tokens (0 to MOST); raw: (records, vocab) f32, the
-// copy, or null for none; records: (records, COIL_LOGPROB_WORDS) words, as above.
+// Chunks of four logits a thread holds in registers from the first pass to the last: a row's slice
+// up to COIL_LOGPROB_THREADS · 16 logits (8192) is read from memory once, in 16-byte loads; the
+// chunks past them are read again in each pass. A block alone holds a few loads in flight, so a pass
+// over memory costs it about a latency a round of loads.
+#define COIL_LOGPROB_HELD 4
+
+// A block's slice of its row: [begin, end), begin a multiple of 4, so that the slice's chunks of four
+// are 16-byte aligned where the row is.
+struct CoilLogprobSlice {
+    int begin;
+    int end;
+    int chunks;  // ceil((end - begin) / 4)
+};
+
+static __device__ __forceinline__ CoilLogprobSlice coil_logprob_slice(const CoilRowBlocks& blocks, int vocab) {
+    const int per_block = (((vocab + (int) blocks.size - 1) / (int) blocks.size) + 3) & ~3;
+    CoilLogprobSlice slice;
+    slice.begin = min(vocab, (int) blocks.rank * per_block);
+    slice.end = min(vocab, slice.begin + per_block);
+    slice.chunks = (slice.end - slice.begin + 3) / 4;
+    return slice;
+}
+
+// Logits [first, first + 4) as the host sees them (coil_logprob_logit), -infinity past end; one 16-byte
+// load where the row is aligned and the chunk whole.
+static __device__ __forceinline__ float4 coil_logprob_chunk(const float* row, int first, int end, bool aligned,
+        float divisor) {
+    float4 chunk;
+    if (aligned && first + 4 <= end) {
+        chunk = *reinterpret_cast<const float4*>(row + first);
+        if (divisor != 1.0f) {
+            chunk = make_float4(__fdiv_rn(chunk.x, divisor), __fdiv_rn(chunk.y, divisor),
+                    __fdiv_rn(chunk.z, divisor), __fdiv_rn(chunk.w, divisor));
+        }
+        return chunk;
+    }
+    chunk.x = first < end ? coil_logprob_logit(row, first, divisor) : -INFINITY;
+    chunk.y = first + 1 < end ? coil_logprob_logit(row, first + 1, divisor) : -INFINITY;
+    chunk.z = first + 2 < end ? coil_logprob_logit(row, first + 2, divisor) : -INFINITY;
+    chunk.w = first + 3 < end ? coil_logprob_logit(row, first + 3, divisor) : -INFINITY;
+    return chunk;
+}
+
+// Stores a chunk's logits before end into copy (the copy's row, aligned or not).
+static __device__ __forceinline__ void coil_logprob_store(float* copy, int first, int end, bool aligned,
+        float4 chunk) {
+    if (aligned && first + 4 <= end) {
+        *reinterpret_cast<float4*>(copy + first) = chunk;
+        return;
+    }
+    const float values[4] = {chunk.x, chunk.y, chunk.z, chunk.w};
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        if (first + j < end) {
+            copy[first + j] = values[j];
+        }
+    }
+}
+
+static __device__ __forceinline__ float coil_chunk_max(float4 chunk) {
+    return fmaxf(fmaxf(chunk.x, chunk.y), fmaxf(chunk.z, chunk.w));
+}
+
+// exp(x - largest) of each, in float as the host's ExpWeights, in fixed point (-infinity adds 0).
+static __device__ __forceinline__ unsigned long long coil_chunk_weights(float4 chunk, float largest) {
+    return __double2ull_rn((double) expf(__fsub_rn(chunk.x, largest)) * COIL_LOGPROB_UNIT)
+            + __double2ull_rn((double) expf(__fsub_rn(chunk.y, largest)) * COIL_LOGPROB_UNIT)
+            + __double2ull_rn((double) expf(__fsub_rn(chunk.z, largest)) * COIL_LOGPROB_UNIT)
+            + __double2ull_rn((double) expf(__fsub_rn(chunk.w, largest)) * COIL_LOGPROB_UNIT);
+}
+
+// A warp's best `top` tokens so far, as a sorted list a lane an entry (coil_better's order: larger
+// first, the lower id on ties); `last` is the list's last entry once it holds `top`.
+struct CoilWarpList {
+    float entry;
+    int entry_id;
+    int kept;
+    float last;
+    int last_id;
+};
+
+// Every lane offers one token (a finite log-probability, or none); those that would enter the list go
+// in one by one, in any order, each placed after the entries better than it.
+static __device__ __forceinline__ void coil_warp_offer(CoilWarpList& list, float logprob, int id, bool finite,
+        int top, int lane) {
+    unsigned int offered = __ballot_sync(0xffffffffu, finite
+            && (list.kept < top || logprob > list.last || (logprob == list.last && id < list.last_id)));
+    while (offered != 0u) {
+        const int from = __ffs(offered) - 1;
+        offered &= offered - 1;
+        const float value = __shfl_sync(0xffffffffu, logprob, from);
+        const int value_id = __shfl_sync(0xffffffffu, id, from);
+        if (list.kept == top && !(value > list.last || (value == list.last && value_id < list.last_id))) {
+            continue;  // the list's last entry rose past it since the lanes offered
+        }
+        const int place = __popc(__ballot_sync(0xffffffffu, lane < list.kept
+                && (list.entry > value || (list.entry == value && list.entry_id < value_id))));
+        const float above = __shfl_up_sync(0xffffffffu, list.entry, 1);
+        const int above_id = __shfl_up_sync(0xffffffffu, list.entry_id, 1);
+        if (lane > place && lane < top) {
+            list.entry = above;
+            list.entry_id = above_id;
+        } else if (lane == place) {
+            list.entry = value;
+            list.entry_id = value_id;
+        }
+        list.kept = min(list.kept + 1, top);
+        list.last = __shfl_sync(0xffffffffu, list.entry, top - 1);
+        list.last_id = __shfl_sync(0xffffffffu, list.entry_id, top - 1);
+    }
+}
+
+// A chunk's four tokens offered to the warp's list, one ballot each; `skip` (an id) is not offered.
+static __device__ __forceinline__ void coil_warp_offer_chunk(CoilWarpList& list, float4 chunk, int first,
+        double normalizer, int top, int lane, int skip) {
+    const float values[4] = {chunk.x, chunk.y, chunk.z, chunk.w};
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        const bool finite = values[j] != -INFINITY && first + j != skip;
+        const float logprob = finite ? (float) ((double) values[j] - normalizer) : -INFINITY;
+        coil_warp_offer(list, logprob, first + j, finite, top, lane);
+    }
+}
+
+// The warp's 32 (value, id) pairs sorted in coil_better's order, lane 0 the best (a bitonic sort).
+static __device__ __forceinline__ void coil_warp_sort(float& value, int& id, int lane) {
+#pragma unroll
+    for (int size = 2; size <= 32; size <<= 1) {
+#pragma unroll
+        for (int stride = size / 2; stride > 0; stride >>= 1) {
+            const float other = __shfl_xor_sync(0xffffffffu, value, stride);
+            const int other_id = __shfl_xor_sync(0xffffffffu, id, stride);
+            const bool other_better = other > value || (other == value && other_id < id);
+            // In a run sorted best first the lower lane of a pair keeps the better; runs alternate.
+            const bool best_first = (lane & size) == 0;
+            const bool lower = (lane & stride) == 0;
+            if (lower == best_first ? other_better : !other_better && !(other == value && other_id == id)) {
+                value = other;
+                id = other_id;
+            }
+        }
+    }
+}
+
+struct CoilLogprobShared {
+    float warp_values[COIL_LOGPROB_WARPS][COIL_LOGPROB_MOST_TOP];  // each warp's best, sorted
+    int warp_ids[COIL_LOGPROB_WARPS][COIL_LOGPROB_MOST_TOP];
+    int warp_found[COIL_LOGPROB_WARPS];
+    float warp_max[COIL_LOGPROB_WARPS];
+    unsigned long long warp_sum[COIL_LOGPROB_WARPS];
+    // What a block publishes to its row's other blocks.
+    float block_max;
+    unsigned long long block_sum;
+    float block_values[COIL_LOGPROB_MOST_TOP];  // the block's best, sorted
+    int block_ids[COIL_LOGPROB_MOST_TOP];
+    int block_found;
+    // The row's first block: every block's list, read at once rather than a remote read a merge round.
+    float row_values[COIL_ROW_MOST_BLOCKS][COIL_LOGPROB_MOST_TOP];
+    int row_ids[COIL_ROW_MOST_BLOCKS][COIL_LOGPROB_MOST_TOP];
+    int row_found[COIL_ROW_MOST_BLOCKS];
+};
+
+// One merge round of sorted lists held a lane each: every lane offers its list's head (-infinity and
+// no id once spent), the warp picks the best (coil_better: larger first, the lower id on ties), and the
+// lane whose head it was moves past it (an id is in one list only). Returns false once every list is
+// spent.
+static __device__ __forceinline__ bool coil_merge_round(const float* values, const int* ids, int listed, int& head,
+        float& value, int& id) {
+    value = head < listed ? values[head] : -INFINITY;
+    id = head < listed ? ids[head] : 0x7fffffff;
+    coil_warp_better(value, id);
+    if (id == 0x7fffffff) {
+        return false;
+    }
+    if (head < listed && ids[head] == id) {
+        head++;
+    }
+    return true;
+}
+
+// Grid: (records · blocks a row), on sm_90 in clusters of the blocks a row (1 to 16; elsewhere 1), each
+// block a slice of the row; COIL_LOGPROB_THREADS threads. logits: (batch, vocab) f32, each divided by
+// `divisor` as it is read; rows: per record, its row of logits; tops: per record, how many top tokens
+// (0 to MOST); raw: (records, vocab) f32, the copy, or null for none; records: (records,
+// COIL_LOGPROB_WORDS) words, as above. vocab at most 2^20.
 extern "C" __global__ void __launch_bounds__(COIL_LOGPROB_THREADS) sampling_logprobs_top_f32(
         const float* __restrict__ logits, int vocab, float divisor, const int* __restrict__ rows,
         const int* __restrict__ tops, float* __restrict__ raw, unsigned int* __restrict__ records) {
-    // Each warp's best `top`, sorted; then the row's.
-    __shared__ float warp_values[COIL_LOGPROB_WARPS][COIL_LOGPROB_MOST_TOP];
-    __shared__ int warp_ids[COIL_LOGPROB_WARPS][COIL_LOGPROB_MOST_TOP];
-    __shared__ int warp_found[COIL_LOGPROB_WARPS];
-    __shared__ float max_scratch[COIL_LOGPROB_WARPS];
-    __shared__ double sum_scratch[COIL_LOGPROB_WARPS];
-
-    const int record = blockIdx.x;
+    __shared__ CoilLogprobShared shared;
+    CoilRowBlocks blocks = coil_row_blocks(vocab);
+    const CoilLogprobSlice slice = coil_logprob_slice(blocks, vocab);
+    const int record = blockIdx.x / blocks.size;
     const float* row = logits + (size_t) rows[record] * vocab;
     float* copy = raw == nullptr ? nullptr : raw + (size_t) record * vocab;
+    const bool row_aligned = coil_aligned16(row);
+    const bool copy_aligned = copy != nullptr && coil_aligned16(copy);
     const int top = min(max(tops[record], 0), COIL_LOGPROB_MOST_TOP);
     const int lane = threadIdx.x % 32;
     const int warp = threadIdx.x / 32;
+    // This thread's chunks: threadIdx.x + k · THREADS, the first HELD of them kept in registers.
+    auto first_of = [&](int chunk) { return slice.begin + 4 * chunk; };
+    constexpr int rest = COIL_LOGPROB_HELD * COIL_LOGPROB_THREADS;
 
-    // The row's largest logit.
+    // The row's largest logit: the slice's, then every block's.
+    float4 held[COIL_LOGPROB_HELD];
     float largest = -INFINITY;
+#pragma unroll
+    for (int k = 0; k < COIL_LOGPROB_HELD; k++) {
+        const int chunk = threadIdx.x + k * COIL_LOGPROB_THREADS;
+        held[k] = chunk < slice.chunks ? coil_logprob_chunk(row, first_of(chunk), slice.end, row_aligned, divisor)
+                                       : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
+        largest = fmaxf(largest, coil_chunk_max(held[k]));
+    }
 #pragma unroll 4
-    for (int id = threadIdx.x; id < vocab; id += COIL_LOGPROB_THREADS) {
-        largest = fmaxf(largest, coil_logprob_logit(row, id, divisor));
+    for (int chunk = threadIdx.x + rest; chunk < slice.chunks; chunk += COIL_LOGPROB_THREADS) {
+        largest = fmaxf(largest, coil_chunk_max(coil_logprob_chunk(row, first_of(chunk), slice.end, row_aligned,
+                divisor)));
     }
     largest = coil_warp_max(largest);
     if (lane == 0) {
-        max_scratch[warp] = largest;
+        shared.warp_max[warp] = largest;
     }
     __syncthreads();
-    largest = max_scratch[0];
-    for (int w = 1; w < COIL_LOGPROB_WARPS; w++) {
-        largest = fmaxf(largest, max_scratch[w]);
+    if (threadIdx.x == 0) {
+        float block = shared.warp_max[0];
+        for (int w = 1; w < COIL_LOGPROB_WARPS; w++) {
+            block = fmaxf(block, shared.warp_max[w]);
+        }
+        shared.block_max = block;
+    }
+    coil_row_sync();
+    largest = -INFINITY;
+    for (unsigned int r = 0; r < blocks.size; r++) {
+        largest = fmaxf(largest, coil_row_read(&shared.block_max, r));
     }
 
-    // The sum of exp(x - max) (each in float, summed in double, in the same order on every run), copying
-    // the row on the way.
-    double sum = 0.0;
-#pragma unroll 4
-    for (int id = threadIdx.x; id < vocab; id += COIL_LOGPROB_THREADS) {
-        const float x = coil_logprob_logit(row, id, divisor);
-        if (copy != nullptr) {
-            copy[id] = x;
+    // The sum of exp(x - max) in fixed point; the row copied on the way.
+    unsigned long long sum = 0ull;
+#pragma unroll
+    for (int k = 0; k < COIL_LOGPROB_HELD; k++) {
+        const int chunk = threadIdx.x + k * COIL_LOGPROB_THREADS;
+        if (chunk < slice.chunks) {
+            sum += coil_chunk_weights(held[k], largest);
+            if (copy != nullptr) {
+                coil_logprob_store(copy, first_of(chunk), slice.end, copy_aligned, held[k]);
+            }
         }
-        sum += (double) expf(__fsub_rn(x, largest));
+    }
+#pragma unroll 4
+    for (int chunk = threadIdx.x + rest; chunk < slice.chunks; chunk += COIL_LOGPROB_THREADS) {
+        const float4 values = coil_logprob_chunk(row, first_of(chunk), slice.end, row_aligned, divisor);
+        sum += coil_chunk_weights(values, largest);
+        if (copy != nullptr) {
+            coil_logprob_store(copy, first_of(chunk), slice.end, copy_aligned, values);
+        }
     }
     for (int offset = 16; offset > 0; offset >>= 1) {
         sum += __shfl_xor_sync(0xffffffffu, sum, offset);
     }
     if (lane == 0) {
-        sum_scratch[warp] = sum;
+        shared.warp_sum[warp] = sum;
     }
     __syncthreads();
-    sum = 0.0;
-    for (int w = 0; w < COIL_LOGPROB_WARPS; w++) {
-        sum += sum_scratch[w];
+    if (threadIdx.x == 0) {
+        unsigned long long block = 0ull;
+        for (int w = 0; w < COIL_LOGPROB_WARPS; w++) {
+            block += shared.warp_sum[w];
+        }
+        shared.block_sum = block;
     }
-    const double normalizer = (double) largest + log(sum);
+    coil_row_sync();
+    sum = 0ull;
+    for (unsigned int r = 0; r < blocks.size; r++) {
+        sum += coil_row_read(&shared.block_sum, r);
+    }
+    const double normalizer = (double) largest + log((double) sum / COIL_LOGPROB_UNIT);
 
-    // Each thread's best `top` of its ids, sorted (ids visited in increasing order, so an equal value
-    // never displaces a kept lower id).
-    float mine[COIL_LOGPROB_MOST_TOP];
-    int mine_ids[COIL_LOGPROB_MOST_TOP];
-    int kept = 0;
+    // Each warp's best `top` of its tokens (the warp's chunks go round together, so a ballot is the warp's).
+    // The list starts as the best of the lanes' best held tokens, sorted at once, so that few of the
+    // tokens offered after them pass its last entry and go in one at a time.
+    CoilWarpList list = {-INFINITY, 0x7fffffff, 0, -INFINITY, 0x7fffffff};
     if (top > 0) {
-        for (int id = threadIdx.x; id < vocab; id += COIL_LOGPROB_THREADS) {
-            const float x = coil_logprob_logit(row, id, divisor);
-            if (x == -INFINITY) {
-                continue;
+        float best = -INFINITY;
+        int best_id = 0x7fffffff;
+#pragma unroll
+        for (int k = 0; k < COIL_LOGPROB_HELD; k++) {
+            const int first = first_of(threadIdx.x + k * COIL_LOGPROB_THREADS);
+            const float values[4] = {held[k].x, held[k].y, held[k].z, held[k].w};
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                if (values[j] != -INFINITY) {
+                    coil_better(best, best_id, (float) ((double) values[j] - normalizer), first + j);
+                }
             }
-            const float logprob = (float) ((double) x - normalizer);
-            if (kept == top && !(logprob > mine[top - 1])) {
-                continue;
-            }
-            int at = kept < top ? kept++ : top - 1;
-            while (at > 0 && logprob > mine[at - 1]) {
-                mine[at] = mine[at - 1];
-                mine_ids[at] = mine_ids[at - 1];
-                at--;
-            }
-            mine[at] = logprob;
-            mine_ids[at] = id;
+        }
+        const int lane_best_id = best_id;
+        coil_warp_sort(best, best_id, lane);
+        list.entry = lane < top ? best : -INFINITY;
+        list.entry_id = lane < top ? best_id : 0x7fffffff;
+        list.kept = min(top, __popc(__ballot_sync(0xffffffffu, best_id != 0x7fffffff)));
+        list.last = __shfl_sync(0xffffffffu, list.entry, top - 1);
+        list.last_id = __shfl_sync(0xffffffffu, list.entry_id, top - 1);
+#pragma unroll
+        for (int k = 0; k < COIL_LOGPROB_HELD; k++) {
+            const int chunk = threadIdx.x + k * COIL_LOGPROB_THREADS;
+            coil_warp_offer_chunk(list, held[k], first_of(chunk), normalizer, top, lane, lane_best_id);
+        }
+        for (int chunk = threadIdx.x + rest; chunk - lane < slice.chunks; chunk += COIL_LOGPROB_THREADS) {
+            const float4 values = chunk < slice.chunks
+                    ? coil_logprob_chunk(row, first_of(chunk), slice.end, row_aligned, divisor)
+                    : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
+            coil_warp_offer_chunk(list, values, first_of(chunk), normalizer, top, lane, -1);
         }
     }
-
-    // Each warp merges its lanes' lists: `top` rounds of the best head (coil_better's order: larger
-    // first, the lower id on ties), whose lane moves past it. An id is in one lane's list only, so the
-    // winning id names its lane.
-    int head = 0;
-    int found = 0;
-    for (int round = 0; round < top; round++) {
-        float value = head < kept ? mine[head] : -INFINITY;
-        int id = head < kept ? mine_ids[head] : 0x7fffffff;
-        coil_warp_better(value, id);
-        if (id == 0x7fffffff) {
-            break;  // every list of the warp is spent
-        }
-        if (head < kept && mine_ids[head] == id) {
-            head++;
-        }
-        if (lane == 0) {
-            warp_values[warp][round] = value;
-            warp_ids[warp][round] = id;
-        }
-        found++;
+    const float entry = list.entry;
+    const int entry_id = list.entry_id;
+    const int kept = list.kept;
+    if (lane < kept) {
+        shared.warp_values[warp][lane] = entry;
+        shared.warp_ids[warp][lane] = entry_id;
     }
     if (lane == 0) {
-        warp_found[warp] = found;
+        shared.warp_found[warp] = kept;
     }
     __syncthreads();
 
-    // Warp 0 merges the warps' lists the same way, lane w holding warp w's (an id in one warp's only).
-    if (warp != 0) {
-        return;
-    }
-    unsigned int* out = records + (size_t) record * COIL_LOGPROB_WORDS;
-    head = 0;
-    found = 0;
-    const int listed = warp_found[lane];
-    for (int round = 0; round < top; round++) {
-        float value = head < listed ? warp_values[lane][head] : -INFINITY;
-        int id = head < listed ? warp_ids[lane][head] : 0x7fffffff;
-        coil_warp_better(value, id);
-        if (id == 0x7fffffff) {
-            break;  // fewer finite logits than top
-        }
-        if (head < listed && warp_ids[lane][head] == id) {
-            head++;
+    // Warp 0 merges the warps' lists into the block's, lane w holding warp w's.
+    if (warp == 0) {
+        const bool holds = lane < COIL_LOGPROB_WARPS;
+        const int listed = holds ? shared.warp_found[lane] : 0;
+        const float* values = shared.warp_values[holds ? lane : 0];
+        const int* ids = shared.warp_ids[holds ? lane : 0];
+        int head = 0;
+        int found = 0;
+        float value;
+        int id;
+        while (found < top && coil_merge_round(values, ids, listed, head, value, id)) {
+            if (lane == 0) {
+                shared.block_values[found] = value;
+                shared.block_ids[found] = id;
+            }
+            found++;
         }
         if (lane == 0) {
-            out[4 + round] = (unsigned int) id;
-            out[4 + COIL_LOGPROB_MOST_TOP + round] = __float_as_uint(value);
+            shared.block_found = found;
         }
-        found++;
     }
-    if (lane == 0) {
-        const unsigned long long bits = (unsigned long long) __double_as_longlong(normalizer);
-        out[0] = (unsigned int) bits;
-        out[1] = (unsigned int) (bits >> 32);
-        out[2] = (unsigned int) found;
-        out[3] = __float_as_uint(__int_as_float(0x7fc00000));  // NaN until the chosen token is known
+    coil_row_sync();
+
+    // The row's first block copies the blocks' lists out of their shared memory (the other blocks wait at
+    // the last barrier until it has), then merges them, lane r holding block r's.
+    if (blocks.rank == 0 && warp == 0) {
+        for (int at = lane; at < (int) blocks.size * top; at += 32) {
+            const unsigned int from = (unsigned int) (at / top);
+            shared.row_values[from][at % top] = coil_row_read(&shared.block_values[at % top], from);
+            shared.row_ids[from][at % top] = coil_row_read(&shared.block_ids[at % top], from);
+        }
+        if (lane < (int) blocks.size) {
+            shared.row_found[lane] = coil_row_read(&shared.block_found, (unsigned int) lane);
+        }
+        __syncwarp();
+        unsigned int* out = records + (size_t) record * COIL_LOGPROB_WORDS;
+        const bool holds = lane < (int) blocks.size;
+        const int listed = holds ? shared.row_found[lane] : 0;
+        const float* values = shared.row_values[holds ? lane : 0];
+        const int* ids = shared.row_ids[holds ? lane : 0];
+        int head = 0;
+        int found = 0;
+        float value;
+        int id;
+        while (found < top && coil_merge_round(values, ids, listed, head, value, id)) {
+            if (lane == 0) {
+                out[4 + found] = (unsigned int) id;
+                out[4 + COIL_LOGPROB_MOST_TOP + found] = __float_as_uint(value);
+            }
+            found++;
+        }
+        if (lane == 0) {
+            const unsigned long long bits = (unsigned long long) __double_as_longlong(normalizer);
+            out[0] = (unsigned int) bits;
+            out[1] = (unsigned int) (bits >> 32);
+            out[2] = (unsigned int) found;
+            out[3] = __float_as_uint(__int_as_float(0x7fc00000));  // NaN until the chosen token is known
+        }
     }
+    coil_row_sync();
 }
 
 // Grid: one thread a record, in blocks of 128. tokens: (batch) int32, the step's chosen tokens by row of

@@ -19,6 +19,10 @@ import java.lang.foreign.ValueLayout;
  * that a prompt's logits need not come back to the host. Each record is {@link #RECORD_WORDS} 4-byte words: the log
  * normalizer (f64), the count of top tokens found (int32), the chosen log-probability (f32), then
  * {@link #MOST_TOP} ids (int32) and {@link #MOST_TOP} log-probabilities (f32).
+ *
+ * <p>On sm_90 {@link #top} splits a row over a thread-block cluster of up to {@value
+ * #MOST_BLOCKS_PER_ROW} blocks where the batch leaves multiprocessors idle; its sum is in fixed point,
+ * so a record does not depend on how many blocks took its row.
  */
 public final class LogprobsKernel {
 
@@ -48,18 +52,56 @@ public final class LogprobsKernel {
         return new Record(records.get(ValueLayout.JAVA_FLOAT, at + 12), ids, values);
     }
 
-    private static final int TOP_THREADS = 1024;
+    /** The most blocks that take one row together by default: the largest portable thread-block cluster. */
+    public static final int MOST_BLOCKS_PER_ROW = 8;
+
+    /** The most blocks a row may be given: an H100's largest (non-portable) cluster. */
+    public static final int LARGEST_BLOCKS_PER_ROW = 16;
+
+    /** The largest vocabulary the fixed-point sum holds (sampling_logprobs.cu's COIL_LOGPROB_UNIT). */
+    public static final int MAX_VOCAB = 1 << 20;
+
+    private static final int TOP_THREADS = 512;
     private static final int CHOSEN_THREADS = 128;
     private static final int PROMPT_THREADS = 256;
 
     private final Kernel top;
     private final Kernel chosen;
     private final Kernel prompt;
+    private final boolean clusters;
+    private final int multiprocessors;
 
     public LogprobsKernel(KernelModule module) {
         this.top = module.kernel("sampling_logprobs_top_f32");
         this.chosen = module.kernel("sampling_logprobs_chosen_f32");
         this.prompt = module.kernel("sampling_logprobs_prompt_f32");
+        this.clusters = module.clusterLaunches();
+        this.multiprocessors = module.multiprocessors();
+        if (clusters) {
+            top.allowNonPortableClusters();
+        }
+    }
+
+    /**
+     * The blocks that take each of {@code count} rows in {@link #top}: the most (a power of two up to
+     * {@value #MOST_BLOCKS_PER_ROW}) that leave every block a multiprocessor of its own; 1 where clusters
+     * cannot be launched.
+     */
+    public int blocksPerRow(int count) {
+        if (!clusters) {
+            return 1;
+        }
+        int blocks = 1;
+        while (blocks < MOST_BLOCKS_PER_ROW && (long) count * blocks * 2 <= multiprocessors) {
+            blocks *= 2;
+        }
+        return blocks;
+    }
+
+    /** Whether {@code blocks} blocks may take one row here: 1, or on sm_90 a power of two up to 16. */
+    public boolean allowsBlocksPerRow(int blocks) {
+        return blocks == 1
+                || (clusters && blocks > 1 && blocks <= LARGEST_BLOCKS_PER_ROW && Integer.bitCount(blocks) == 1);
     }
 
     /**
@@ -75,7 +117,24 @@ public final class LogprobsKernel {
      */
     public void top(CudaStream stream, DeviceBuffer logits, int vocab, float divisor, int count, DeviceBuffer rows,
             DeviceBuffer tops, DeviceBuffer raw, DeviceBuffer records) {
+        top(stream, logits, vocab, divisor, count, rows, tops, raw, records, blocksPerRow(count));
+    }
+
+    /**
+     * As above, with {@code blocksPerRow} blocks taking each row ({@link #allowsBlocksPerRow}); the records
+     * are the same for any of them.
+     */
+    public void top(CudaStream stream, DeviceBuffer logits, int vocab, float divisor, int count, DeviceBuffer rows,
+            DeviceBuffer tops, DeviceBuffer raw, DeviceBuffer records, int blocksPerRow) {
+        if (!allowsBlocksPerRow(blocksPerRow)) {
+            throw new IllegalArgumentException(blocksPerRow + " blocks a row; this device takes "
+                    + (clusters ? "1, 2, 4, 8 or 16" : "1"));
+        }
         RowKernels.requirePositive(vocab, "vocab");
+        if (vocab > MAX_VOCAB) {
+            throw new IllegalArgumentException("logprobs on the device hold vocabularies up to " + MAX_VOCAB
+                    + " tokens, not " + vocab);
+        }
         RowKernels.requireNonNegative(count, "count");
         rows.requireFloats(count, "rows");
         tops.requireFloats(count, "tops");
@@ -83,8 +142,11 @@ public final class LogprobsKernel {
             raw.requireFloats((long) count * vocab, "raw");
         }
         records.requireFloats((long) count * RECORD_WORDS, "records");
-        if (count > 0) {
+        if (count > 0 && blocksPerRow == 1) {
             top.launch(stream, count, 1, 1, TOP_THREADS, 0, logits, vocab, divisor, rows, tops, raw, records);
+        } else if (count > 0) {
+            top.launchClusters(stream, count * blocksPerRow, blocksPerRow, TOP_THREADS, 0, logits, vocab, divisor,
+                    rows, tops, raw, records);
         }
     }
 

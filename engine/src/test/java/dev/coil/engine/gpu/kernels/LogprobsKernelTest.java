@@ -74,6 +74,67 @@ class LogprobsKernelTest {
     }
 
     /**
+     * A row taken by 1, 2, 4, 8 or 16 blocks (those the device allows): every record's words equal bit for
+     * bit, the normalizer included, so that a request's logprobs do not depend on the batch beside it.
+     */
+    @ParameterizedTest(name = "vocab {0}, rows {1}, seed {2}")
+    @CsvSource({"49160,9,21", "50257,9,22", "1001,12,23", "37,6,24", "5,3,25"})
+    void recordsAreTheSameWhateverTheBlocksARow(int vocab, int batch, long seed) {
+        Random random = new Random(seed);
+        float[] logits = new float[batch * vocab];
+        for (int r = 0; r < batch; r++) {
+            fillRow(random, logits, r, vocab);
+        }
+        int[] rows = new int[batch];
+        int[] tops = new int[batch];
+        for (int i = 0; i < batch; i++) {
+            rows[i] = batch - 1 - i;
+            tops[i] = i == 0 ? LogprobsKernel.MOST_TOP : 1 + random.nextInt(LogprobsKernel.MOST_TOP);
+        }
+        LogprobsKernel kernel = new LogprobsKernel(GpuFixture.kernels());
+        float[] one = null;
+        int compared = 0;
+        for (int blocks = 1; blocks <= LogprobsKernel.LARGEST_BLOCKS_PER_ROW; blocks *= 2) {
+            if (!kernel.allowsBlocksPerRow(blocks)) {
+                continue;
+            }
+            float[] words;
+            float[] copy;
+            try (DeviceScope scope = GpuFixture.scope()) {
+                DeviceBuffer records = scope.poisoned((long) batch * LogprobsKernel.RECORD_WORDS);
+                DeviceBuffer raw = scope.poisoned((long) batch * vocab);
+                kernel.top(scope.stream(), scope.upload(logits), vocab, 1f, batch, scope.upload(rows),
+                        scope.upload(tops), raw, records, blocks);
+                words = scope.download(records, batch * LogprobsKernel.RECORD_WORDS);
+                copy = scope.download(raw, batch * vocab);
+            }
+            for (int i = 0; i < batch; i++) {
+                for (int id = 0; id < vocab; id++) {
+                    assertThat(copy[i * vocab + id]).as(blocks + " blocks: record " + i + "'s copy at " + id)
+                            .isEqualTo(logits[rows[i] * vocab + id]);
+                }
+            }
+            if (one == null) {
+                one = words;
+                continue;
+            }
+            for (int w = 0; w < words.length; w++) {
+                int word = w % LogprobsKernel.RECORD_WORDS;
+                int found = Float.floatToRawIntBits(one[w - word + 2]);
+                boolean unused = word == 3 || (word >= 4 && (word - 4) % LogprobsKernel.MOST_TOP >= found);
+                if (!unused) {
+                    assertThat(Float.floatToRawIntBits(words[w])).as(blocks + " blocks: record "
+                            + w / LogprobsKernel.RECORD_WORDS + ", word " + word)
+                            .isEqualTo(Float.floatToRawIntBits(one[w]));
+                }
+            }
+            compared++;
+        }
+        assertThat(compared).as("cluster sizes compared with one block").isGreaterThanOrEqualTo(
+                kernel.allowsBlocksPerRow(2) ? 4 : 0);
+    }
+
+    /**
      * A prompt's rows: the logits divided by a divisor as they are read (as the host divides them), no
      * copy, then each record's given token (the next prompt token; -1 for none) with its log-probability
      * and its rank, which must equal {@link Sampler#rank} of the host's distribution exactly.
@@ -134,7 +195,10 @@ class LogprobsKernelTest {
         }
     }
 
-    /** A record's top tokens against the host's, in order; ties rounded apart may trade places. */
+    /**
+     * A record's top tokens against the host's, in order; ties rounded apart may trade places, tokens
+     * equal on the device may not.
+     */
     private static void assertSameTop(float[] words, int at, float[] distribution, List<TokenLogprob> expected,
             String what) {
         int found = Float.floatToRawIntBits(words[at + 2]);
@@ -144,6 +208,11 @@ class LogprobsKernelTest {
             float value = words[at + 4 + LogprobsKernel.MOST_TOP + j];
             assertThat((double) value).as(what + ", place " + j).isCloseTo(expected.get(j).logprob(),
                     near(expected.get(j).logprob()));
+            if (j > 0 && value == words[at + 4 + LogprobsKernel.MOST_TOP + j - 1]) {
+                // Equal on the device (equal logits): the lower id first, as the host orders them.
+                assertThat(id).as(what + ", place " + j + ": equal to the place before it")
+                        .isGreaterThan(Float.floatToRawIntBits(words[at + 4 + j - 1]));
+            }
             if (id != expected.get(j).id()) {
                 // Only tokens the host rounds to within the tolerance of each other may trade places.
                 assertThat((double) distribution[id]).as(what + ", place " + j + ": id " + id + " for "

@@ -198,22 +198,37 @@ struct CoilLogprobShared {
     int row_found[COIL_ROW_MOST_BLOCKS];
 };
 
-// One merge round of sorted lists held a lane each: every lane offers its list's head (-infinity and
-// no id once spent), the warp picks the best (coil_better: larger first, the lower id on ties), and the
-// lane whose head it was moves past it (an id is in one list only). Returns false once every list is
-// spent.
-static __device__ __forceinline__ bool coil_merge_round(const float* values, const int* ids, int listed, int& head,
-        float& value, int& id) {
-    value = head < listed ? values[head] : -INFINITY;
-    id = head < listed ? ids[head] : 0x7fffffff;
-    coil_warp_better(value, id);
-    if (id == 0x7fffffff) {
-        return false;
+// The best `top` of `lists` sorted lists (list l: values[l], ids[l], found[l] long; at most 32), by one
+// warp, lane l holding list l: each round every lane offers its list's head (-infinity and no id once
+// spent), the warp picks the best (coil_better: larger first, the lower id on ties), and the lane whose
+// head it was moves past it (an id is in one list only). Lane 0 writes them to out_values and out_ids;
+// every lane returns how many there are (fewer than top once every list is spent).
+static __device__ int coil_merge_lists(const float (*values)[COIL_LOGPROB_MOST_TOP],
+        const int (*ids)[COIL_LOGPROB_MOST_TOP], const int* found, int lists, int top, int lane, float* out_values,
+        int* out_ids) {
+    const bool holds = lane < lists;
+    const int listed = holds ? found[lane] : 0;
+    const float* mine = values[holds ? lane : 0];
+    const int* mine_ids = ids[holds ? lane : 0];
+    int head = 0;
+    int merged = 0;
+    while (merged < top) {
+        float value = head < listed ? mine[head] : -INFINITY;
+        int id = head < listed ? mine_ids[head] : 0x7fffffff;
+        coil_warp_better(value, id);
+        if (id == 0x7fffffff) {
+            break;
+        }
+        if (head < listed && mine_ids[head] == id) {
+            head++;
+        }
+        if (lane == 0) {
+            out_values[merged] = value;
+            out_ids[merged] = id;
+        }
+        merged++;
     }
-    if (head < listed && ids[head] == id) {
-        head++;
-    }
-    return true;
+    return merged;
 }
 
 // Grid: (records · blocks a row), on sm_90 in clusters of the blocks a row (1 to 16; elsewhere 1), each
@@ -362,23 +377,10 @@ extern "C" __global__ void __launch_bounds__(COIL_LOGPROB_THREADS) sampling_logp
     }
     __syncthreads();
 
-    // Warp 0 merges the warps' lists into the block's, lane w holding warp w's.
+    // Warp 0 merges the warps' lists into the block's.
     if (warp == 0) {
-        const bool holds = lane < COIL_LOGPROB_WARPS;
-        const int listed = holds ? shared.warp_found[lane] : 0;
-        const float* values = shared.warp_values[holds ? lane : 0];
-        const int* ids = shared.warp_ids[holds ? lane : 0];
-        int head = 0;
-        int found = 0;
-        float value;
-        int id;
-        while (found < top && coil_merge_round(values, ids, listed, head, value, id)) {
-            if (lane == 0) {
-                shared.block_values[found] = value;
-                shared.block_ids[found] = id;
-            }
-            found++;
-        }
+        const int found = coil_merge_lists(shared.warp_values, shared.warp_ids, shared.warp_found, COIL_LOGPROB_WARPS,
+                top, lane, shared.block_values, shared.block_ids);
         if (lane == 0) {
             shared.block_found = found;
         }
@@ -398,21 +400,8 @@ extern "C" __global__ void __launch_bounds__(COIL_LOGPROB_THREADS) sampling_logp
         }
         __syncwarp();
         unsigned int* out = records + (size_t) record * COIL_LOGPROB_WORDS;
-        const bool holds = lane < (int) blocks.size;
-        const int listed = holds ? shared.row_found[lane] : 0;
-        const float* values = shared.row_values[holds ? lane : 0];
-        const int* ids = shared.row_ids[holds ? lane : 0];
-        int head = 0;
-        int found = 0;
-        float value;
-        int id;
-        while (found < top && coil_merge_round(values, ids, listed, head, value, id)) {
-            if (lane == 0) {
-                out[4 + found] = (unsigned int) id;
-                out[4 + COIL_LOGPROB_MOST_TOP + found] = __float_as_uint(value);
-            }
-            found++;
-        }
+        const int found = coil_merge_lists(shared.row_values, shared.row_ids, shared.row_found, (int) blocks.size, top,
+                lane, reinterpret_cast<float*>(out + 4 + COIL_LOGPROB_MOST_TOP), reinterpret_cast<int*>(out + 4));
         if (lane == 0) {
             const unsigned long long bits = (unsigned long long) __double_as_longlong(normalizer);
             out[0] = (unsigned int) bits;

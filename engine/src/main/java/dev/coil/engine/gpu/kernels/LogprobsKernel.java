@@ -53,10 +53,10 @@ public final class LogprobsKernel {
     }
 
     /** The most blocks that take one row together by default: the largest portable thread-block cluster. */
-    public static final int MOST_BLOCKS_PER_ROW = 8;
+    public static final int MOST_BLOCKS_PER_ROW = RowClusters.MOST_BLOCKS_PER_ROW;
 
     /** The most blocks a row may be given: an H100's largest (non-portable) cluster. */
-    public static final int LARGEST_BLOCKS_PER_ROW = 16;
+    public static final int LARGEST_BLOCKS_PER_ROW = RowClusters.LARGEST_BLOCKS_PER_ROW;
 
     /** The largest vocabulary the fixed-point sum holds (sampling_logprobs.cu's COIL_LOGPROB_UNIT). */
     public static final int MAX_VOCAB = 1 << 20;
@@ -68,18 +68,13 @@ public final class LogprobsKernel {
     private final Kernel top;
     private final Kernel chosen;
     private final Kernel prompt;
-    private final boolean clusters;
-    private final int multiprocessors;
+    private final RowClusters rowClusters;
 
     public LogprobsKernel(KernelModule module) {
         this.top = module.kernel("sampling_logprobs_top_f32");
         this.chosen = module.kernel("sampling_logprobs_chosen_f32");
         this.prompt = module.kernel("sampling_logprobs_prompt_f32");
-        this.clusters = module.clusterLaunches();
-        this.multiprocessors = module.multiprocessors();
-        if (clusters) {
-            top.allowNonPortableClusters();
-        }
+        this.rowClusters = new RowClusters(module, top);
     }
 
     /**
@@ -88,20 +83,12 @@ public final class LogprobsKernel {
      * cannot be launched.
      */
     public int blocksPerRow(int count) {
-        if (!clusters) {
-            return 1;
-        }
-        int blocks = 1;
-        while (blocks < MOST_BLOCKS_PER_ROW && (long) count * blocks * 2 <= multiprocessors) {
-            blocks *= 2;
-        }
-        return blocks;
+        return rowClusters.blocksPerRow(count);
     }
 
     /** Whether {@code blocks} blocks may take one row here: 1, or on sm_90 a power of two up to 16. */
     public boolean allowsBlocksPerRow(int blocks) {
-        return blocks == 1
-                || (clusters && blocks > 1 && blocks <= LARGEST_BLOCKS_PER_ROW && Integer.bitCount(blocks) == 1);
+        return rowClusters.allows(blocks);
     }
 
     /**
@@ -126,10 +113,7 @@ public final class LogprobsKernel {
      */
     public void top(CudaStream stream, DeviceBuffer logits, int vocab, float divisor, int count, DeviceBuffer rows,
             DeviceBuffer tops, DeviceBuffer raw, DeviceBuffer records, int blocksPerRow) {
-        if (!allowsBlocksPerRow(blocksPerRow)) {
-            throw new IllegalArgumentException(blocksPerRow + " blocks a row; this device takes "
-                    + (clusters ? "1, 2, 4, 8 or 16" : "1"));
-        }
+        rowClusters.require(blocksPerRow);
         RowKernels.requirePositive(vocab, "vocab");
         if (vocab > MAX_VOCAB) {
             throw new IllegalArgumentException("logprobs on the device hold vocabularies up to " + MAX_VOCAB

@@ -30,10 +30,10 @@ public final class SamplingKernel {
     public static final int SETTINGS_PER_ROW = 4;
 
     /** The most blocks that draw one row together by default: the largest portable thread-block cluster. */
-    public static final int MOST_BLOCKS_PER_ROW = 8;
+    public static final int MOST_BLOCKS_PER_ROW = RowClusters.MOST_BLOCKS_PER_ROW;
 
     /** The most blocks a row may be given: an H100's largest (non-portable) cluster. */
-    public static final int LARGEST_BLOCKS_PER_ROW = 16;
+    public static final int LARGEST_BLOCKS_PER_ROW = RowClusters.LARGEST_BLOCKS_PER_ROW;
 
     /** {@code -Dcoil.cuda.samplingBlocks=N} fixes the blocks a row (1, 2, 4, 8 or 16; clamped to what the device allows). */
     public static final String BLOCKS_PROPERTY = "coil.cuda.samplingBlocks";
@@ -41,18 +41,13 @@ public final class SamplingKernel {
     private final Kernel penalties;
     private final Kernel argmax;
     private final Kernel sample;
-    private final boolean clusters;
-    private final int multiprocessors;
+    private final RowClusters rowClusters;
 
     public SamplingKernel(KernelModule module) {
         this.penalties = module.kernel("sampling_penalties_f32");
         this.argmax = module.kernel("sampling_argmax_f32");
         this.sample = module.kernel("sampling_sample_f32");
-        this.clusters = module.clusterLaunches();
-        this.multiprocessors = module.multiprocessors();
-        if (clusters) {
-            sample.allowNonPortableClusters();
-        }
+        this.rowClusters = new RowClusters(module, sample);
     }
 
     /**
@@ -62,25 +57,7 @@ public final class SamplingKernel {
      */
     public int blocksPerRow(int batch) {
         Integer fixed = Integer.getInteger(BLOCKS_PROPERTY);
-        if (fixed != null) {
-            return allowedBlocks(fixed);
-        }
-        int blocks = 1;
-        while (blocks < MOST_BLOCKS_PER_ROW && (long) batch * blocks * 2 <= multiprocessors) {
-            blocks *= 2;
-        }
-        return allowedBlocks(blocks);
-    }
-
-    private int allowedBlocks(int wanted) {
-        if (!clusters) {
-            return 1;
-        }
-        int blocks = 1;
-        while (blocks * 2 <= Math.min(wanted, LARGEST_BLOCKS_PER_ROW)) {
-            blocks *= 2;
-        }
-        return blocks;
+        return fixed != null ? rowClusters.largestAllowed(fixed) : rowClusters.blocksPerRow(batch);
     }
 
     /**
@@ -162,10 +139,7 @@ public final class SamplingKernel {
     public void sample(CudaStream stream, DeviceBuffer logits, int batch, int vocab, DeviceBuffer topK,
             DeviceBuffer settings, DeviceBuffer weights, DeviceBuffer out, DeviceBuffer survivors, DeviceBuffer hostOut,
             DeviceBuffer bestIds, int blocksPerRow) {
-        if (blocksPerRow != allowedBlocks(blocksPerRow) || blocksPerRow < 1) {
-            throw new IllegalArgumentException(blocksPerRow + " blocks a row; this device takes "
-                    + (clusters ? "1, 2, 4, 8 or 16" : "1"));
-        }
+        rowClusters.require(blocksPerRow);
         requireRows(logits, batch, vocab);
         topK.requireFloats(batch, "topK");
         settings.requireFloats(2L * SETTINGS_PER_ROW * batch, "settings");

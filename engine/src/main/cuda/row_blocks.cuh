@@ -77,4 +77,20 @@ static __device__ __forceinline__ T coil_row_read(const T* local, unsigned int r
     return *coil_row_address(local, rank);
 }
 
+// Order-preserving bits of a float; -0 counts as +0, since the CPU compares scores with > and ==.
+static __device__ __forceinline__ unsigned int coil_sortable(float value) {
+    const unsigned int bits = __float_as_uint(__fadd_rn(value, 0.0f));
+    return (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
+}
+
+// A score's key in the row's order: larger scores first, equal ones by the lower id (the argmax's rule).
+static __device__ __forceinline__ unsigned long long coil_score_key(float score, int id) {
+    return ((unsigned long long) coil_sortable(score) << 32) | (0xffffffffu - (unsigned int) id);
+}
+
+// The token id of a score key.
+static __device__ __forceinline__ int coil_key_id(unsigned long long key) {
+    return (int) (0xffffffffu - (unsigned int) (key & 0xffffffffu));
+}
+
 #endif

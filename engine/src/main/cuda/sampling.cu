@@ -76,16 +76,6 @@ extern "C" __global__ void sampling_penalties_f32(float* logits, int vocab, cons
     }
 }
 
-// Order-preserving bits of a float; -0 counts as +0, since the CPU compares scores with > and ==.
-static __device__ __forceinline__ unsigned int coil_sortable(float value) {
-    const unsigned int bits = __float_as_uint(__fadd_rn(value, 0.0f));
-    return (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
-}
-
-static __device__ __forceinline__ unsigned long long coil_score_key(float score, int id) {
-    return ((unsigned long long) coil_sortable(score) << 32) | (0xffffffffu - (unsigned int) id);
-}
-
 // Masses are summed in 64-bit fixed point, 2^44 units per 1: exact and order-free, so that no sum
 // depends on how the row is split between blocks (a block adds its digits' masses in 32-bit parts:
 // see coil_add_mass). Up to 2^20 tokens of weight <= 1 fit. Totals (top-p's mass, the survivors'
@@ -620,10 +610,6 @@ static __device__ unsigned long long coil_row_best(const float* scores, CoilRowB
         }
     }
     return coil_row_reduce<true>(best, blocks, shared);
-}
-
-static __device__ __forceinline__ int coil_key_id(unsigned long long key) {
-    return (int) (0xffffffffu - (unsigned int) (key & 0xffffffffu));
 }
 
 // Greedy: out[row] = argmax of logits[row], ties to the lower id; -1 when every logit is -infinity.

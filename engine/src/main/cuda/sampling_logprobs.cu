@@ -99,6 +99,18 @@ static __device__ __forceinline__ float coil_chunk_max(float4 chunk) {
     return fmaxf(fmaxf(chunk.x, chunk.y), fmaxf(chunk.z, chunk.w));
 }
 
+// The largest score key (row_blocks.cuh: the argmax's rule) of a chunk's finite logits; 0 for none.
+static __device__ __forceinline__ unsigned long long coil_chunk_key(float4 chunk, int first) {
+    const float values[4] = {chunk.x, chunk.y, chunk.z, chunk.w};
+    unsigned long long best = 0ull;
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        const unsigned long long key = values[j] != -INFINITY ? coil_score_key(values[j], first + j) : 0ull;
+        best = key > best ? key : best;
+    }
+    return best;
+}
+
 // exp(x - largest) of each, in float as the host's ExpWeights, in fixed point (-infinity adds 0).
 static __device__ __forceinline__ unsigned long long coil_chunk_weights(float4 chunk, float largest) {
     return __double2ull_rn((double) expf(__fsub_rn(chunk.x, largest)) * COIL_LOGPROB_UNIT)
@@ -185,9 +197,11 @@ struct CoilLogprobShared {
     int warp_ids[COIL_LOGPROB_WARPS][COIL_LOGPROB_MOST_TOP];
     int warp_found[COIL_LOGPROB_WARPS];
     float warp_max[COIL_LOGPROB_WARPS];
+    unsigned long long warp_key[COIL_LOGPROB_WARPS];
     unsigned long long warp_sum[COIL_LOGPROB_WARPS];
     // What a block publishes to its row's other blocks.
     float block_max;
+    unsigned long long block_key;  // the slice's argmax key, where the launch draws greedy tokens
     unsigned long long block_sum;
     float block_values[COIL_LOGPROB_MOST_TOP];  // the block's best, sorted
     int block_ids[COIL_LOGPROB_MOST_TOP];
@@ -236,9 +250,16 @@ static __device__ int coil_merge_lists(const float (*values)[COIL_LOGPROB_MOST_T
 // `divisor` as it is read; rows: per record, its row of logits; tops: per record, how many top tokens
 // (0 to MOST); raw: (records, vocab) f32, the copy, or null for none; records: (records,
 // COIL_LOGPROB_WORDS) words, as above. vocab at most 2^20.
+// tokens, host_tokens: (batch) int32 by row of logits, or null: where given, the launch is also the
+// greedy draw of its rows: tokens[rows[i]] (and host_tokens[rows[i]]) = the row's argmax (the largest
+// divided logit, the lower id on ties; -1 when every logit is -infinity, as sampling_sample_f32 at
+// temperature 0), and the record's chosen log-probability is that token's (what
+// sampling_logprobs_chosen_f32 would give it), so that a step of greedy rows that all want logprobs
+// and whose logits nothing rewrites needs no other launch.
 extern "C" __global__ void __launch_bounds__(COIL_LOGPROB_THREADS) sampling_logprobs_top_f32(
         const float* __restrict__ logits, int vocab, float divisor, const int* __restrict__ rows,
-        const int* __restrict__ tops, float* __restrict__ raw, unsigned int* __restrict__ records) {
+        const int* __restrict__ tops, float* __restrict__ raw, unsigned int* __restrict__ records,
+        int* __restrict__ tokens, int* __restrict__ host_tokens) {
     __shared__ CoilLogprobShared shared;
     CoilRowBlocks blocks = coil_row_blocks(vocab);
     const CoilLogprobSlice slice = coil_logprob_slice(blocks, vocab);
@@ -254,32 +275,52 @@ extern "C" __global__ void __launch_bounds__(COIL_LOGPROB_THREADS) sampling_logp
     auto first_of = [&](int chunk) { return slice.begin + 4 * chunk; };
     constexpr int rest = COIL_LOGPROB_HELD * COIL_LOGPROB_THREADS;
 
-    // The row's largest logit: the slice's, then every block's.
+    // The row's largest logit (and where the launch draws, its argmax key): the slice's, then every block's.
+    const bool draws = tokens != nullptr;
     float4 held[COIL_LOGPROB_HELD];
     float largest = -INFINITY;
+    unsigned long long best_key = 0ull;
 #pragma unroll
     for (int k = 0; k < COIL_LOGPROB_HELD; k++) {
         const int chunk = threadIdx.x + k * COIL_LOGPROB_THREADS;
         held[k] = chunk < slice.chunks ? coil_logprob_chunk(row, first_of(chunk), slice.end, row_aligned, divisor)
                                        : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
         largest = fmaxf(largest, coil_chunk_max(held[k]));
+        if (draws) {
+            const unsigned long long key = coil_chunk_key(held[k], first_of(chunk));
+            best_key = key > best_key ? key : best_key;
+        }
     }
 #pragma unroll 4
     for (int chunk = threadIdx.x + rest; chunk < slice.chunks; chunk += COIL_LOGPROB_THREADS) {
-        largest = fmaxf(largest, coil_chunk_max(coil_logprob_chunk(row, first_of(chunk), slice.end, row_aligned,
-                divisor)));
+        const float4 values = coil_logprob_chunk(row, first_of(chunk), slice.end, row_aligned, divisor);
+        largest = fmaxf(largest, coil_chunk_max(values));
+        if (draws) {
+            const unsigned long long key = coil_chunk_key(values, first_of(chunk));
+            best_key = key > best_key ? key : best_key;
+        }
     }
     largest = coil_warp_max(largest);
+    if (draws) {
+        for (int offset = 16; offset > 0; offset >>= 1) {
+            const unsigned long long other = __shfl_xor_sync(0xffffffffu, best_key, offset);
+            best_key = other > best_key ? other : best_key;
+        }
+    }
     if (lane == 0) {
         shared.warp_max[warp] = largest;
+        shared.warp_key[warp] = best_key;
     }
     __syncthreads();
     if (threadIdx.x == 0) {
         float block = shared.warp_max[0];
+        unsigned long long block_key = shared.warp_key[0];
         for (int w = 1; w < COIL_LOGPROB_WARPS; w++) {
             block = fmaxf(block, shared.warp_max[w]);
+            block_key = shared.warp_key[w] > block_key ? shared.warp_key[w] : block_key;
         }
         shared.block_max = block;
+        shared.block_key = block_key;
     }
     coil_row_sync();
     largest = -INFINITY;
@@ -408,6 +449,21 @@ extern "C" __global__ void __launch_bounds__(COIL_LOGPROB_THREADS) sampling_logp
             out[1] = (unsigned int) (bits >> 32);
             out[2] = (unsigned int) found;
             out[3] = __float_as_uint(__int_as_float(0x7fc00000));  // NaN until the chosen token is known
+            if (draws) {
+                unsigned long long key = 0ull;
+                for (unsigned int r = 0; r < blocks.size; r++) {
+                    const unsigned long long other = coil_row_read(&shared.block_key, r);
+                    key = other > key ? other : key;
+                }
+                const int token = key == 0ull ? -1 : coil_key_id(key);
+                tokens[rows[record]] = token;
+                if (host_tokens != nullptr) {
+                    host_tokens[rows[record]] = token;
+                }
+                if (token >= 0) {
+                    out[3] = __float_as_uint((float) ((double) coil_logprob_logit(row, token, divisor) - normalizer));
+                }
+            }
         }
     }
     coil_row_sync();

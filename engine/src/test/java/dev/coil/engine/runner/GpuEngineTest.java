@@ -344,6 +344,21 @@ class GpuEngineTest {
     }
 
     /**
+     * Greedy requests that all want logprobs, with nothing that rewrites their logits: every step's draw
+     * is the logprobs launch alone ({@code LogprobsKernel.drawGreedy}); tokens and log-probabilities
+     * equal those of the same requests drawn on the host.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("models")
+    void greedyRequestsWithLogprobsDrawnInTheirLogprobsLaunchEqualTheHostsDraws(String fixture) throws Exception {
+        List<SamplingParams> settings = List.of(SamplingParams.greedy().withMaxTokens(12),
+                SamplingParams.greedy().withMaxTokens(7), SamplingParams.greedy().withMaxTokens(9));
+        for (int logprobs : new int[] {0, 5, EngineRequest.MAX_TOP_LOGPROBS}) {
+            assertDeviceDrawsEqualHostDraws(fixture, settings, logprobs);
+        }
+    }
+
+    /**
      * Prompt logprobs scored on the device (only the scores and each prompt's last row of logits come
      * back) against the same requests with every prompt row's logits sent to the host: the same
      * tokens, the same ranks, log-probabilities to {@link #ON_DEVICE}, the top tokens in order; prompts

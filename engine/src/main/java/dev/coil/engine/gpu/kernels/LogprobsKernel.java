@@ -113,6 +113,30 @@ public final class LogprobsKernel {
      */
     public void top(CudaStream stream, DeviceBuffer logits, int vocab, float divisor, int count, DeviceBuffer rows,
             DeviceBuffer tops, DeviceBuffer raw, DeviceBuffer records, int blocksPerRow) {
+        launchTop(stream, logits, vocab, divisor, count, rows, tops, raw, records, null, null, blocksPerRow);
+    }
+
+    /**
+     * {@link #top} without the copy, as the greedy draw of the records' rows too: tokens[rows[i]] (int32,
+     * and hostTokens[rows[i]] where not null) is the row's argmax (the largest logit divided by {@code
+     * divisor}, the lower id on ties; -1 when every logit is -infinity: {@link SamplingKernel}'s rule at
+     * temperature 0), and each record's chosen log-probability is its token's, as {@link #chosen} would
+     * set it. For a step whose rows are all greedy, all want logprobs, and have no mask, bias or penalty:
+     * one launch instead of the logits divided, the draw and {@link #chosen}.
+     */
+    public void drawGreedy(CudaStream stream, DeviceBuffer logits, int vocab, float divisor, int count,
+            DeviceBuffer rows, DeviceBuffer tops, DeviceBuffer records, DeviceBuffer tokens, DeviceBuffer hostTokens) {
+        tokens.requireFloats(count, "tokens");
+        if (hostTokens != null) {
+            hostTokens.requireFloats(count, "hostTokens");
+        }
+        launchTop(stream, logits, vocab, divisor, count, rows, tops, null, records, tokens, hostTokens,
+                blocksPerRow(count));
+    }
+
+    private void launchTop(CudaStream stream, DeviceBuffer logits, int vocab, float divisor, int count,
+            DeviceBuffer rows, DeviceBuffer tops, DeviceBuffer raw, DeviceBuffer records, DeviceBuffer tokens,
+            DeviceBuffer hostTokens, int blocksPerRow) {
         rowClusters.require(blocksPerRow);
         RowKernels.requirePositive(vocab, "vocab");
         if (vocab > MAX_VOCAB) {
@@ -127,10 +151,11 @@ public final class LogprobsKernel {
         }
         records.requireFloats((long) count * RECORD_WORDS, "records");
         if (count > 0 && blocksPerRow == 1) {
-            top.launch(stream, count, 1, 1, TOP_THREADS, 0, logits, vocab, divisor, rows, tops, raw, records);
+            top.launch(stream, count, 1, 1, TOP_THREADS, 0, logits, vocab, divisor, rows, tops, raw, records, tokens,
+                    hostTokens);
         } else if (count > 0) {
             top.launchClusters(stream, count * blocksPerRow, blocksPerRow, TOP_THREADS, 0, logits, vocab, divisor,
-                    rows, tops, raw, records);
+                    rows, tops, raw, records, tokens, hostTokens);
         }
     }
 

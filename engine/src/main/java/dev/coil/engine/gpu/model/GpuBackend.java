@@ -55,6 +55,13 @@ public final class GpuBackend implements Backend {
      */
     public static final String PROMPT_SCORING_PROPERTY = "coil.cuda.promptScoring";
 
+    /**
+     * {@code -Dcoil.cuda.greedyLogprobsLaunch=false} keeps a step of greedy rows with logprobs on the
+     * draw's usual launches (the logits divided, the logprobs, the draw, the chosen tokens) instead of
+     * the logprobs launch alone, for comparisons.
+     */
+    public static final String GREEDY_LOGPROBS_LAUNCH_PROPERTY = "coil.cuda.greedyLogprobsLaunch";
+
     private final LoadedModel loaded;
     private final CudaDevice device;
     private final GpuWeights weights;

@@ -26,6 +26,9 @@ final class StepSampling {
     private final SamplingKernel kernel;
     private final LogprobsKernel logprobsKernel;
     private final boolean hostMapped;
+    /** Whether a step of greedy rows that all want logprobs is drawn by the logprobs launch alone. */
+    private final boolean greedyInLogprobsLaunch = !"false".equalsIgnoreCase(
+            System.getProperty(GpuBackend.GREEDY_LOGPROBS_LAUNCH_PROPERTY, "true"));
     /** Per side, pinned memory the draw's settings are staged in. */
     private final PinnedBuffer[] staging = new PinnedBuffer[2];
     /** Per side, pinned memory the logprobs records are written to. */
@@ -63,9 +66,6 @@ final class StepSampling {
     DeviceBuffer draw(StepLayout layout, int logitRows, PinnedBuffer tokensHost, int side, DeviceBuffer argmax) {
         int vocab = config.vocabSize();
         DeviceBuffer logits = kernels.scratch.floats("model.logits", (long) logitRows * vocab);
-        if (config.logitsDivisor() != 1f) {
-            kernels.argmax.divide(kernels.stream, logits, (long) logitRows * vocab, config.logitsDivisor());
-        }
         int[] topK = new int[logitRows];
         double[] settings = new double[SamplingKernel.SETTINGS_PER_ROW * logitRows];
         float[] repetition = new float[logitRows];
@@ -115,12 +115,19 @@ final class StepSampling {
             countOffsets[r + 1] = countTotal;
             maskOffsets[r + 1] = maskTotal;
         }
-        Staging staged = new Staging(side);
-        int topKAt = staged.add("sampling.topK", MemorySegment.ofArray(topK));
-        int settingsAt = staged.add("sampling.settings", MemorySegment.ofArray(SamplingKernel.settingsBits(settings)));
         LogprobRows logprobRows = LogprobRows.of(byRow);
         recordOfRow[side] = logprobRows.recordOfRow;
         int count = logprobRows.rows.length;
+        if (greedyInLogprobsLaunch && count == logitRows && !penalties
+                && Arrays.stream(byRow).allMatch(draw -> draw.temperature() == 0)) {
+            return drawGreedyInTopPass(logits, logitRows, logprobRows, tokensHost, side);
+        }
+        if (config.logitsDivisor() != 1f) {
+            kernels.argmax.divide(kernels.stream, logits, (long) logitRows * vocab, config.logitsDivisor());
+        }
+        Staging staged = new Staging(side);
+        int topKAt = staged.add("sampling.topK", MemorySegment.ofArray(topK));
+        int settingsAt = staged.add("sampling.settings", MemorySegment.ofArray(SamplingKernel.settingsBits(settings)));
         int logprobRowsAt = -1;
         if (count > 0) {
             logprobRowsAt = staged.add("sampling.logprobRows", MemorySegment.ofArray(logprobRows.rows));
@@ -199,6 +206,33 @@ final class StepSampling {
             }
         }
         if (!hostMapped) {
+            tokens.copyToAsync(tokensHost, 0, 0, 4L * logitRows, kernels.stream);
+        }
+        return tokens;
+    }
+
+    /**
+     * A step whose rows are all greedy and all want logprobs, with no mask, bias or penalty: the
+     * logprobs launch draws the tokens too ({@link LogprobsKernel#drawGreedy}, the logits divided as it
+     * reads them), so that the step queues one launch where it queued the logits' division, the
+     * logprobs, the draw and the chosen tokens' logprobs.
+     */
+    private DeviceBuffer drawGreedyInTopPass(DeviceBuffer logits, int logitRows, LogprobRows logprobRows,
+            PinnedBuffer tokensHost, int side) {
+        Staging staged = new Staging(side);
+        int rowsAt = staged.add("sampling.logprobRows", MemorySegment.ofArray(logprobRows.rows));
+        staged.add("sampling.logprobTops", MemorySegment.ofArray(logprobRows.tops));
+        staged.stage();
+        long recordBytes = 4L * LogprobsKernel.RECORD_WORDS * logitRows;
+        records[side] = kernels.device.pinnedAtLeast(records[side], recordBytes, 1 << 12);
+        DeviceBuffer recordsOut = hostMapped ? records[side].deviceView(0, recordBytes)
+                : kernels.scratch.floats("sampling.logprobRecords." + side, recordBytes / 4);
+        DeviceBuffer tokens = kernels.scratch.floats("sampling.tokens", logitRows);
+        DeviceBuffer hostTokens = hostMapped ? tokensHost.deviceView(0, 4L * logitRows) : null;
+        logprobsKernel.drawGreedy(kernels.stream, logits, config.vocabSize(), config.logitsDivisor(), logitRows,
+                staged.buffer(rowsAt), staged.buffer(rowsAt + 1), recordsOut, tokens, hostTokens);
+        if (!hostMapped) {
+            recordsOut.copyToAsync(records[side], 0, 0, recordBytes, kernels.stream);
             tokens.copyToAsync(tokensHost, 0, 0, 4L * logitRows, kernels.stream);
         }
         return tokens;

@@ -196,6 +196,68 @@ class LogprobsKernelTest {
     }
 
     /**
+     * The greedy draw in the logprobs launch: each record's row gets its argmax (the largest logit
+     * divided by the divisor as the host divides it, the lower id on ties, -1 for a row of -infinity),
+     * written to both token buffers by row, and the record's chosen log-probability is that token's in
+     * the host's log-softmax; the top tokens are as {@link LogprobsKernel#top} gives them.
+     */
+    @ParameterizedTest(name = "vocab {0}, rows {1}, seed {2}, divisor {3}")
+    @CsvSource({"49160,9,31,1", "49160,64,32,6", "50257,3,33,0.75", "1001,21,34,3", "37,5,35,1", "1,2,36,1"})
+    void greedyDrawInTheLogprobsLaunchIsTheArgmaxWithItsLogprob(int vocab, int batch, long seed, float divisor) {
+        Random random = new Random(seed);
+        float[] logits = new float[batch * vocab];
+        for (int r = 0; r < batch; r++) {
+            fillRow(random, logits, r, vocab);
+        }
+        if (batch > 2) {
+            java.util.Arrays.fill(logits, vocab, 2 * vocab, Float.NEGATIVE_INFINITY); // row 1: nothing to draw
+        }
+        int[] rows = new int[batch];
+        int[] tops = new int[batch];
+        for (int i = 0; i < batch; i++) {
+            rows[i] = batch - 1 - i;
+            tops[i] = i % 3 == 0 ? 0 : 1 + random.nextInt(LogprobsKernel.MOST_TOP);
+        }
+        LogprobsKernel kernel = new LogprobsKernel(GpuFixture.kernels());
+        float[] words;
+        float[] tokens;
+        float[] hostTokens;
+        try (DeviceScope scope = GpuFixture.scope()) {
+            DeviceBuffer records = scope.poisoned((long) batch * LogprobsKernel.RECORD_WORDS);
+            DeviceBuffer tokenBuffer = scope.poisoned(batch);
+            DeviceBuffer hostTokenBuffer = scope.poisoned(batch);
+            kernel.drawGreedy(scope.stream(), scope.upload(logits), vocab, divisor, batch, scope.upload(rows),
+                    scope.upload(tops), records, tokenBuffer, hostTokenBuffer);
+            words = scope.download(records, batch * LogprobsKernel.RECORD_WORDS);
+            tokens = scope.download(tokenBuffer, batch);
+            hostTokens = scope.download(hostTokenBuffer, batch);
+        }
+        for (int i = 0; i < batch; i++) {
+            int row = rows[i];
+            float[] divided = new float[vocab];
+            int argmax = -1;
+            for (int id = 0; id < vocab; id++) {
+                divided[id] = logits[row * vocab + id] / divisor;
+                if (divided[id] != Float.NEGATIVE_INFINITY && (argmax < 0 || divided[id] > divided[argmax])) {
+                    argmax = id;
+                }
+            }
+            String what = "record " + i + " (row " + row + ", top " + tops[i] + ")";
+            assertThat(Float.floatToRawIntBits(tokens[row])).as(what + ": token").isEqualTo(argmax);
+            assertThat(Float.floatToRawIntBits(hostTokens[row])).as(what + ": host token").isEqualTo(argmax);
+            int at = i * LogprobsKernel.RECORD_WORDS;
+            if (argmax < 0) {
+                assertThat(words[at + 3]).as(what + ": chosen").isNaN();
+                continue;
+            }
+            float[] distribution = Sampler.logSoftmax(divided);
+            assertThat((double) words[at + 3]).as(what + ": chosen").isCloseTo(distribution[argmax],
+                    near(distribution[argmax]));
+            assertSameTop(words, at, distribution, Sampler.topLogprobs(distribution, tops[i]), what);
+        }
+    }
+
+    /**
      * A record's top tokens against the host's, in order; ties rounded apart may trade places, tokens
      * equal on the device may not.
      */

@@ -346,15 +346,23 @@ class GpuEngineTest {
     /**
      * Greedy requests that all want logprobs, with nothing that rewrites their logits: every step's draw
      * is the logprobs launch alone ({@code LogprobsKernel.drawGreedy}); tokens and log-probabilities
-     * equal those of the same requests drawn on the host.
+     * equal those of the same requests drawn on the host, with the tokens and records written to pinned
+     * memory in place and, without host mapping, copied there.
      */
     @ParameterizedTest(name = "{0}")
     @MethodSource("models")
     void greedyRequestsWithLogprobsDrawnInTheirLogprobsLaunchEqualTheHostsDraws(String fixture) throws Exception {
         List<SamplingParams> settings = List.of(SamplingParams.greedy().withMaxTokens(12),
                 SamplingParams.greedy().withMaxTokens(7), SamplingParams.greedy().withMaxTokens(9));
-        for (int logprobs : new int[] {0, 5, EngineRequest.MAX_TOP_LOGPROBS}) {
-            assertDeviceDrawsEqualHostDraws(fixture, settings, logprobs);
+        for (String hostMapped : new String[] {"true", "false"}) {
+            System.setProperty(GpuBackend.HOST_MAPPED_PROPERTY, hostMapped);
+            try {
+                for (int logprobs : new int[] {0, 5, EngineRequest.MAX_TOP_LOGPROBS}) {
+                    assertDeviceDrawsEqualHostDraws(fixture, settings, logprobs);
+                }
+            } finally {
+                System.clearProperty(GpuBackend.HOST_MAPPED_PROPERTY);
+            }
         }
     }
 

@@ -178,10 +178,7 @@ final class StepSampling {
         DeviceBuffer raw = null;
         if (count > 0) {
             // Before the mask, bias and penalties rewrite the logits: the logprobs are of the logits as they are.
-            long recordBytes = 4L * LogprobsKernel.RECORD_WORDS * count;
-            records[side] = kernels.device.pinnedAtLeast(records[side], recordBytes, 1 << 12);
-            recordsOut = hostMapped ? records[side].deviceView(0, recordBytes)
-                    : kernels.scratch.floats("sampling.logprobRecords." + side, recordBytes / 4);
+            recordsOut = recordsOut(side, count);
             raw = kernels.scratch.floats("sampling.logprobRaw", (long) count * vocab);
             // The logits are divided already (above).
             logprobsKernel.top(kernels.stream, logits, vocab, 1f, count, staged.buffer(logprobRowsAt),
@@ -201,9 +198,7 @@ final class StepSampling {
                 penalties || config.logitsDivisor() != 1f ? null : argmax, kernel.blocksPerRow(logitRows));
         if (count > 0) {
             logprobsKernel.chosen(kernels.stream, raw, vocab, count, staged.buffer(logprobRowsAt), tokens, recordsOut);
-            if (!hostMapped) {
-                recordsOut.copyToAsync(records[side], 0, 0, 4L * LogprobsKernel.RECORD_WORDS * count, kernels.stream);
-            }
+            copyRecordsBack(recordsOut, side, count);
         }
         if (!hostMapped) {
             tokens.copyToAsync(tokensHost, 0, 0, 4L * logitRows, kernels.stream);
@@ -223,19 +218,33 @@ final class StepSampling {
         int rowsAt = staged.add("sampling.logprobRows", MemorySegment.ofArray(logprobRows.rows));
         staged.add("sampling.logprobTops", MemorySegment.ofArray(logprobRows.tops));
         staged.stage();
-        long recordBytes = 4L * LogprobsKernel.RECORD_WORDS * logitRows;
-        records[side] = kernels.device.pinnedAtLeast(records[side], recordBytes, 1 << 12);
-        DeviceBuffer recordsOut = hostMapped ? records[side].deviceView(0, recordBytes)
-                : kernels.scratch.floats("sampling.logprobRecords." + side, recordBytes / 4);
+        DeviceBuffer recordsOut = recordsOut(side, logitRows);
         DeviceBuffer tokens = kernels.scratch.floats("sampling.tokens", logitRows);
         DeviceBuffer hostTokens = hostMapped ? tokensHost.deviceView(0, 4L * logitRows) : null;
         logprobsKernel.drawGreedy(kernels.stream, logits, config.vocabSize(), config.logitsDivisor(), logitRows,
                 staged.buffer(rowsAt), staged.buffer(rowsAt + 1), recordsOut, tokens, hostTokens);
+        copyRecordsBack(recordsOut, side, logitRows);
         if (!hostMapped) {
-            recordsOut.copyToAsync(records[side], 0, 0, recordBytes, kernels.stream);
             tokens.copyToAsync(tokensHost, 0, 0, 4L * logitRows, kernels.stream);
         }
         return tokens;
+    }
+
+    /**
+     * Where the logprobs kernel writes {@code count} records for {@code side}: that side's pinned
+     * records in place, or a device buffer that {@link #copyRecordsBack} copies there without host mapping.
+     */
+    private DeviceBuffer recordsOut(int side, int count) {
+        long recordBytes = 4L * LogprobsKernel.RECORD_WORDS * count;
+        records[side] = kernels.device.pinnedAtLeast(records[side], recordBytes, 1 << 12);
+        return hostMapped ? records[side].deviceView(0, recordBytes)
+                : kernels.scratch.floats("sampling.logprobRecords." + side, recordBytes / 4);
+    }
+
+    private void copyRecordsBack(DeviceBuffer recordsOut, int side, int count) {
+        if (!hostMapped) {
+            recordsOut.copyToAsync(records[side], 0, 0, 4L * LogprobsKernel.RECORD_WORDS * count, kernels.stream);
+        }
     }
 
     /**

@@ -10,7 +10,9 @@
 // likely tokens (larger log-probability first, equal ones by the lower id; -infinity left out, as the
 // host's TopTokens), and a copy of the row. A row is split over a cluster of blocks where the batch
 // leaves multiprocessors idle (on an H200 a row of 49160 takes one block 34 µs, eight 13). After the draw,
-// sampling_logprobs_chosen_f32 reads the drawn token's logit from that copy.
+// sampling_logprobs_chosen_f32 reads the drawn token's logit from that copy. A step whose rows are all
+// greedy and whose logits nothing rewrites needs neither the draw nor the copy: the first launch takes
+// each row's argmax as it reads the row (its `tokens` arguments) and writes the chosen log-probability.
 //
 // Record of a row, in 4-byte words: [0, 2) the log normalizer (f64); [2] tokens found (int32, at most
 // top); [3] the chosen token's log-probability (f32); [4, 4 + MOST) their ids; [4 + MOST, 4 + 2 MOST)

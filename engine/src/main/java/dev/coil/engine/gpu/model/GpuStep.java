@@ -217,7 +217,7 @@ final class GpuStep implements AutoCloseable {
         }
         int[] feed = feedPairs(layout);
         boolean picksGreedy = config.logitsDivisor() > 0f && logitRows > 0;
-        boolean draws = deviceSampling && StepSampling.hasSampledRows(layout);
+        boolean draws = deviceSampling && layout.anySegment(segment -> segment.logits() == Batch.Logits.SAMPLE);
         // A greedy token lm_head's launch makes is written to this side's pinned memory by that launch.
         boolean tokenToHostByLmHead = HOST_MAPPED && picksGreedy && !draws && tokenFromLmHead(layout, logitRows);
         Side side = sides[nextSide];
@@ -277,7 +277,7 @@ final class GpuStep implements AutoCloseable {
                 side.replayEnd.record(kernels.stream);
             }
         }
-        boolean scores = StepScoring.hasScoredRows(layout);
+        boolean scores = layout.anySegment(segment -> segment.scoring() != null);
         if (logitsBack) {
             copyLogitsBack(layout, logitRows, scores);
         }

@@ -6,6 +6,7 @@ import dev.coil.engine.gpu.kernels.PackedKeys;
 import dev.coil.engine.model.Batch;
 import dev.coil.engine.model.SequenceState;
 import java.util.Arrays;
+import java.util.function.Predicate;
 
 /**
  * How one serving step's rows sit on the device, and the int32 inputs the kernels read, packed
@@ -162,6 +163,16 @@ final class StepLayout {
 
     Batch.Segment segment(int k) {
         return batch.segment(order[k]);
+    }
+
+    /** Whether some segment of the step passes {@code test}. */
+    boolean anySegment(Predicate<Batch.Segment> test) {
+        for (int k = 0; k < order.length; k++) {
+            if (test.test(segment(k))) {
+                return true;
+            }
+        }
+        return false;
     }
 
     int tokens(int k) {

@@ -44,15 +44,6 @@ final class StepSampling {
         this.hostMapped = hostMapped;
     }
 
-    static boolean hasSampledRows(StepLayout layout) {
-        for (int k = 0; k < layout.order.length; k++) {
-            if (layout.segment(k).logits() == Batch.Logits.SAMPLE) {
-                return true;
-            }
-        }
-        return false;
-    }
-
     /**
      * Draws the tokens of SAMPLE rows on the device with their settings and uniform numbers
      * (logit bias, penalties, temperature, top-k, top-p, min-p, as runner/Sampler), the argmax for the other

@@ -38,15 +38,6 @@ final class StepScoring {
         this.kernel = new LogprobsKernel(kernels.device.kernels());
     }
 
-    static boolean hasScoredRows(StepLayout layout) {
-        for (int k = 0; k < layout.order.length; k++) {
-            if (layout.segment(k).scoring() != null) {
-                return true;
-            }
-        }
-        return false;
-    }
-
     /**
      * Queues the records of every scored segment's rows of "model.logits" (undivided, {@code
      * logitRows} rows, each segment's wanted rows in the layout's order) into {@code side}'s pinned

@@ -99,9 +99,7 @@ class AttentionTimingsTest {
             PagedAttentionKernel.DeviceCache cache = new PagedAttentionKernel.DeviceCache(
                     AttentionInputs.upload(scope, keyBits), AttentionInputs.upload(scope, valueBits), DType.BF16, blocks,
                     blockSize, shape.kvHeads(), shape.headDim());
-            // Keeps the GPU busy while the host queues the timed launches, so that launch costs
-            // from Java do not leave it idle between them.
-            DeviceBuffer busy = scope.keep(device.allocate(1L << 30));
+            QueuedLaunchTimer timer = new QueuedLaunchTimer(device, scope);
             float[] q = Parity.uniform(random, shape.queryHeads() * shape.headDim(), -4, 4);
             DeviceBuffer deviceQ = scope.upload(q);
             DeviceBuffer out = scope.poisoned(q.length);
@@ -124,23 +122,7 @@ class AttentionTimingsTest {
                 work.run();
                 checkDecode(scope, out, q, keyBits, valueBits, permutation, shape, blockSize, context, scale);
 
-                int launches = 50;
-                float[] samples = new float[5];
-                try (CudaEvent start = device.newEvent(); CudaEvent end = device.newEvent()) {
-                    for (int sample = 0; sample < samples.length; sample++) {
-                        for (int fill = 0; fill < 4; fill++) {
-                            busy.fillAsync(fill, scope.stream());
-                        }
-                        start.record(scope.stream());
-                        for (int i = 0; i < launches; i++) {
-                            work.run();
-                        }
-                        end.record(scope.stream());
-                        samples[sample] = end.millisSince(start) / launches;
-                    }
-                }
-                Arrays.sort(samples);
-                float millis = samples[samples.length / 2];
+                float millis = timer.millisPerLaunch(50, work);
                 double bytes = 2.0 * context * rowWidth * 2;
                 System.out.printf("[timing] paged decode attention context %6d, 32/8 heads, hd 128, bf16 KV, blocks "
                         + "of 16 (%s): %.1f µs, %.0f GB/s of K/V%n", context, split, millis * 1e3,

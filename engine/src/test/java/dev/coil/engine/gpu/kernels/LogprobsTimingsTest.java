@@ -1,23 +1,19 @@
 package dev.coil.engine.gpu.kernels;
 
 import dev.coil.engine.gpu.CudaDevice;
-import dev.coil.engine.gpu.CudaEvent;
 import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.DeviceScope;
 import dev.coil.engine.gpu.GpuFixture;
 import dev.coil.engine.gpu.GpuTest;
-import java.util.Arrays;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
 /**
  * Prints what the logprobs launches cost at the 300M model's vocabulary: a decode step's records of
  * 1 and 64 rows (5 top tokens, the row copied; the blocks a row as the kernel picks them, then every
- * other number allowed) and the chosen tokens, and a prompt's records of 1, 64
- * and 2048 rows (no copy) and its tokens' logprobs and ranks. µs a launch, the median of 5 samples of 20
- * back-to-back launches
- * queued behind a few large fills, so that the GPU is not left waiting for the host between them.
- * Nothing is asserted on time.
+ * other number allowed) and the chosen tokens, and a prompt's records of 1, 64 and 2048 rows (no copy)
+ * and its tokens' logprobs and ranks. µs a launch, the median of 5 samples of 20 back-to-back launches
+ * queued behind large fills ({@link QueuedLaunchTimer}). Nothing is asserted on time.
  */
 @GpuTest
 class LogprobsTimingsTest {
@@ -50,51 +46,32 @@ class LogprobsTimingsTest {
                 DeviceBuffer records = scope.poisoned((long) rows * LogprobsKernel.RECORD_WORDS);
                 DeviceBuffer ranks = scope.poisoned(rows);
                 DeviceBuffer raw = rows <= 64 ? scope.poisoned((long) rows * VOCAB) : null;
-                // Keeps the GPU busy while the host queues the timed launches, so that what Java spends on a
-                // launch does not leave the GPU idle between them and the figure is the launch's own.
-                DeviceBuffer busy = scope.keep(device.allocate(1L << 30));
+                QueuedLaunchTimer timer = new QueuedLaunchTimer(device, scope);
                 if (raw != null) {
                     for (int blocks = 1; blocks <= LogprobsKernel.LARGEST_BLOCKS_PER_ROW; blocks *= 2) {
                         int given = blocks;
                         if (kernel.allowsBlocksPerRow(given)) {
                             String picked = given == kernel.blocksPerRow(rows) ? " (the kernel's pick)" : "";
-                            print(device, scope, busy, rows + " rows: top, the row copied, " + given + " blocks a row"
+                            print(timer, rows + " rows: top, the row copied, " + given + " blocks a row"
                                     + picked, () -> kernel.top(scope.stream(), logitBuffer, VOCAB, 1f, rows, rowBuffer,
                                             topBuffer, raw, records, given));
                         }
                     }
-                    print(device, scope, busy, rows + " rows: chosen", () -> kernel.chosen(scope.stream(), raw, VOCAB,
+                    print(timer, rows + " rows: chosen", () -> kernel.chosen(scope.stream(), raw, VOCAB,
                             rows, rowBuffer, tokenBuffer, records));
                 }
-                print(device, scope, busy, rows + " rows: top, no copy, divisor 8", () -> kernel.top(scope.stream(),
+                print(timer, rows + " rows: top, no copy, divisor 8", () -> kernel.top(scope.stream(),
                         logitBuffer, VOCAB, 8f, rows, rowBuffer, topBuffer, null, records));
-                print(device, scope, busy, rows + " rows: the prompt tokens' logprobs and ranks, divisor 8",
+                print(timer, rows + " rows: the prompt tokens' logprobs and ranks, divisor 8",
                         () -> kernel.prompt(scope.stream(), logitBuffer, VOCAB, 8f, rows, rowBuffer, tokenBuffer,
                                 records, ranks));
             }
         }
     }
 
-    private static void print(CudaDevice device, DeviceScope scope, DeviceBuffer busy, String what,
-            Runnable launch) {
+    private static void print(QueuedLaunchTimer timer, String what, Runnable launch) {
         launch.run();
-        int launches = 20;
-        float[] samples = new float[5];
-        try (CudaEvent start = device.newEvent(); CudaEvent end = device.newEvent()) {
-            for (int sample = 0; sample < samples.length; sample++) {
-                for (int fill = 0; fill < 4; fill++) {
-                    busy.fillAsync(fill, scope.stream());
-                }
-                start.record(scope.stream());
-                for (int i = 0; i < launches; i++) {
-                    launch.run();
-                }
-                end.record(scope.stream());
-                samples[sample] = end.millisSince(start) / launches;
-            }
-        }
-        Arrays.sort(samples);
         System.out.printf("[timing] logprobs, vocabulary %d, %s: %.1f µs a launch%n", VOCAB, what,
-                samples[samples.length / 2] * 1e3);
+                timer.millisPerLaunch(20, launch) * 1e3);
     }
 }

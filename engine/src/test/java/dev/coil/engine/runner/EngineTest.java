@@ -48,6 +48,16 @@ class EngineTest {
         }
     }
 
+    /**
+     * Requests arriving at random, some cancelled after a few tokens ({@link RandomArrivals}): every
+     * other request gets the tokens it gets alone, and the cache is left empty.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("models")
+    void randomArrivalsStopsAndCancellationsLeaveEveryOtherRequestsTokens(String fixture) throws Exception {
+        RandomArrivals.assertEachEndsAsAlone(fixture, () -> start(fixture, SMALL), 1e-4, engine -> { });
+    }
+
     @ParameterizedTest(name = "{0}")
     @MethodSource("models")
     void batchCompositionDoesNotChangeGreedyTokens(String fixture) throws Exception {

@@ -465,6 +465,17 @@ class GpuEngineTest {
         }
     }
 
+    /**
+     * Requests arriving at random while steps run queued ahead on the device, some cancelled after a
+     * few tokens ({@link RandomArrivals}): every other request gets the tokens it gets alone.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("models")
+    void randomArrivalsStopsAndCancellationsLeaveEveryOtherRequestsTokens(String fixture) throws Exception {
+        RandomArrivals.assertEachEndsAsAlone(fixture, () -> start(fixture, EngineTest.SMALL, true), ON_DEVICE,
+                engine -> assertThat(backendOf(engine).fedSteps()).as("steps fed on the device").isPositive());
+    }
+
     private void assertDeviceDrawsEqualHostDraws(String fixture, List<SamplingParams> settings) throws Exception {
         assertDeviceDrawsEqualHostDraws(fixture, settings, -1);
     }

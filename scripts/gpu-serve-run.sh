@@ -112,6 +112,8 @@ for bias in '"logit_bias":{"1000":100},' ''; do for sampling in '"temperature":0
 echo "== 16 concurrent requests on the GPU"
 seq 1 16 | xargs -P 16 -I{} curl -s localhost:18080/v1/completions -H 'content-type: application/json' \
   -d '{"prompt":[1,2,3,{}],"max_tokens":32,"temperature":0}' | python3 -c 'import sys,json; d=sys.stdin.read().replace("}{","}\n{").splitlines(); print(len(d), "responses;", sorted(set(json.loads(x)["choices"][0]["finish_reason"] for x in d)))'
+echo "== 48 requests at once, greedy and seeded, some clients hanging up mid-stream, bad ones among them"
+python3 "${FOLDER:-.gpu-serve}/churn.py" 18080 48 40000 || echo "churn: FAILED"
 echo "== a bad request, then the server still answers"
 curl -s localhost:18080/v1/completions -H 'content-type: application/json' -d '{"prompt":[1,2],"temperature":-1}'; echo
 curl -s -o /dev/null -w "%{http_code}\n" localhost:18080/v1/completions -H 'content-type: application/json' -d '{"prompt":[1,2],"max_tokens":2}'

@@ -52,6 +52,20 @@ public final class Batch {
             int[] seenIds, int[] countIds, float[] countPenalties, double uniform, int[] biasIds, float[] biases,
             int[] allowedBits, int logprobs) {
 
+        /**
+         * The draw of a fed segment whose settings depend on the token it is fed (a grammar's allowed
+         * tokens, penalties, bad words of several tokens): the backend ({@code Backend.drawsLater}) queues
+         * the step's forward pass at submission and its draw once the engine has read the step before and
+         * hands the draws over ({@code Backend.Submitted.draw}). Told apart by identity.
+         */
+        public static final Draw LATER = new Draw(0, 0, 1, 0, 1f, new int[0], new int[0], new float[0], 0,
+                new int[0], new float[0], null, -1);
+
+        /** True for {@link #LATER}. */
+        public boolean later() {
+            return this == LATER;
+        }
+
         /** True when the draw changes logits before its temperature: a grammar's mask, a bias or a penalty. */
         public boolean adjustsLogits() {
             return allowedBits != null || biasIds.length > 0 || repetitionPenalty != 1f || countIds.length > 0;

@@ -426,6 +426,15 @@ final class ActiveRequest {
     }
 
     /**
+     * True when the request's next token can be drawn by a backend once the token before is known
+     * ({@link Batch.Draw#LATER}): its draw depends on that token (a grammar, penalties, bad words of
+     * several tokens) and is made by {@link #nextDraw} after it is accepted.
+     */
+    boolean canDrawLater() {
+        return !needsOnlyGreedyToken() && maxTokens > 0;
+    }
+
+    /**
      * The draw of the token after the one {@link #nextDraw} handed out, with the uniform number the
      * sampler gives next (see {@link #canDrawAhead}); it becomes the pending draw once the token
      * before is accepted.

@@ -57,6 +57,16 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * True when a fed SAMPLE segment may carry {@link Batch.Draw#LATER}: {@link #submit} then queues the
+     * step's forward pass, and the step's draw is queued by {@link Submitted#draw} with the draws the
+     * engine makes once it has read the step before (so that a request whose draw depends on its last
+     * token, a grammar's or penalties', still has its next step queued ahead).
+     */
+    default boolean drawsLater() {
+        return false;
+    }
+
+    /**
      * True when a prompt chunk whose request wants prompt logprobs may come as a scored segment
      * ({@link Batch.Segment#scored}): the backend computes each row's log-probabilities, rank and top
      * tokens where the logits are and returns them ({@link Batch.Output#scored()}) with the last row's
@@ -82,6 +92,16 @@ public interface Backend extends AutoCloseable {
 
         /** Waits for the step and returns, per segment, what it asked for. */
         List<Batch.Output> outputs();
+
+        /**
+         * Queues the draw of a step submitted with {@link Batch.Draw#LATER} draws ({@link #drawsLater}):
+         * per segment, the draw of each such segment (null: the row's argmax, for a request that ended
+         * meanwhile), null for the others. Called once, before {@link #outputs()}; a step read without it
+         * takes every later row's argmax.
+         */
+        default void draw(List<Batch.Draw> draws) {
+            throw new UnsupportedOperationException("this backend draws no step later");
+        }
     }
 
     @Override

@@ -32,7 +32,10 @@ import org.slf4j.LoggerFactory;
  * step whose tokens are all chosen there is followed by the same requests' next step, queued
  * before this one's tokens are read: the device goes on while the host publishes. A request that
  * turns out to have finished keeps its cache until the step queued behind it is read, whose row
- * for it is dropped.
+ * for it is dropped. A request whose draw depends on its last token (a grammar, penalties) is
+ * queued so too where the backend {@linkplain Backend#drawsLater draws later}: the step's forward
+ * pass is queued at once and its draw once this step's tokens are read and its draws made, so that
+ * the host's work for the draw runs while the device runs the forward pass.
  */
 final class StepLoop implements Runnable {
 
@@ -63,6 +66,8 @@ final class StepLoop implements Runnable {
         final Backend.Submitted submitted;
         /** The scheduler was told the plan's positions are computed. */
         boolean completed;
+        /** Some segment's draw is {@link Batch.Draw#LATER}: {@link #drawLater} queues the step's draw. */
+        boolean drawsLater;
 
         Queued(StepPlan plan, List<Batch.Segment> segments, List<Entry> entries, Backend.Submitted submitted) {
             this.plan = plan;
@@ -149,6 +154,9 @@ final class StepLoop implements Runnable {
                     Set<ScheduledRequest> ending = endingAhead(current);
                     queued = ending != null ? submitAhead(current, ending) : null;
                     collect(current);
+                    if (queued != null && queued.drawsLater) {
+                        drawLater(queued);
+                    }
                     stats = snapshotStats();
                     continue;
                 }
@@ -258,7 +266,8 @@ final class StepLoop implements Runnable {
             Batch.Logits logits = current.segments.get(i).logits();
             if (!current.plan.chunks().get(i).samples() || entries.get(entry.scheduled) != entry
                     || entry.active.cancelRequested() || !backend.feedsTokensOnDevice(logits)
-                    || (logits == Batch.Logits.SAMPLE && !entry.active.canDrawAhead())) {
+                    || (logits == Batch.Logits.SAMPLE && !entry.active.canDrawAhead()
+                            && !(backend.drawsLater() && entry.active.canDrawLater()))) {
                 return null;
             }
             if (entry.finishing || !entry.active.mayContinue()) {
@@ -291,11 +300,48 @@ final class StepLoop implements Runnable {
             addPaths(entry.active, false);
             entry.countedAhead = true;
             Batch.Logits logits = current.segments.get(source).logits();
-            segments.add(Batch.Segment.fedFrom(source, entry.sequence, logits,
-                    logits == Batch.Logits.SAMPLE ? entry.active.drawAhead() : null));
+            Batch.Draw draw = logits != Batch.Logits.SAMPLE ? null
+                    : entry.active.canDrawAhead() ? entry.active.drawAhead() : Batch.Draw.LATER;
+            segments.add(Batch.Segment.fedFrom(source, entry.sequence, logits, draw));
             scheduled.add(entry);
         }
-        return submit(plan, segments, scheduled);
+        Queued step = submit(plan, segments, scheduled);
+        if (step != null) {
+            step.drawsLater = segments.stream().anyMatch(segment -> segment.draw() != null && segment.draw().later());
+        }
+        return step;
+    }
+
+    /**
+     * Queues the draw of {@code step}, whose {@link Batch.Draw#LATER} segments' requests have taken
+     * the tokens of the step before: each such request's draw now, or the argmax for a request that
+     * ended meanwhile (its row is dropped when the step is read).
+     */
+    private void drawLater(Queued step) {
+        List<Batch.Draw> draws = new ArrayList<>(step.segments.size());
+        for (int i = 0; i < step.segments.size(); i++) {
+            Entry entry = step.entries.get(i);
+            Batch.Draw draw = null;
+            if (step.segments.get(i).draw() != null && step.segments.get(i).draw().later()
+                    && entries.get(entry.scheduled) == entry && !entry.finishing) {
+                try {
+                    draw = entry.active.nextDraw(backend.drawsLogprobs());
+                    if (draw == null) {
+                        throw new IllegalStateException("no draw for a request drawn later");
+                    }
+                } catch (RuntimeException e) {
+                    LOG.error("request {} failed", entry.active.id(), e);
+                    scheduler.cancel(entry.scheduled);
+                    end(entry, EngineEvent.Failed.Reason.ERROR, "internal error: " + e.getMessage());
+                }
+            }
+            draws.add(draw);
+        }
+        try {
+            step.submitted.draw(draws);
+        } catch (RuntimeException e) {
+            fail(step.entries, e);
+        }
     }
 
     private Queued submit(StepPlan plan, List<Batch.Segment> segments, List<Entry> scheduled) {

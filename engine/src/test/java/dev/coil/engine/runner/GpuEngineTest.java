@@ -87,6 +87,13 @@ class GpuEngineTest {
         requests.add(new EngineRequest(prompts.get(1), sampled.withSeed(3L), true, -1, -1));
         requests.add(new EngineRequest(prompts.get(2), sampled.withSeed(4L).withTemperature(1.0).withTopP(1.0), true,
                 -1, -1));
+        // Draws that depend on the token before (a grammar, penalties): queued ahead, drawn later.
+        OutputGrammar regex = OutputGrammar.regex("(yes|no)-[a-f0-9]{2,6}!?");
+        requests.add(new EngineRequest(prompts.get(0), sampled.withSeed(5L).withGrammar(regex), true, 2, -1));
+        requests.add(new EngineRequest(prompts.get(1), SamplingParams.greedy().withMaxTokens(12).withGrammar(regex),
+                true, -1, -1));
+        requests.add(new EngineRequest(prompts.get(2), sampled.withSeed(6L).withRepetitionPenalty(1.3)
+                .withPresencePenalty(0.4).withFrequencyPenalty(0.2), true, -1, -1));
         List<EngineRuns.Outcome> oneAtATime = runAhead(fixture, false, requests);
         List<EngineRuns.Outcome> ahead = runAhead(fixture, true, requests);
         for (int i = 0; i < requests.size(); i++) {
@@ -121,6 +128,12 @@ class GpuEngineTest {
                 assertThat(backend.fedSteps()).as("steps fed on the device").isPositive();
             } else {
                 assertThat(backend.fedSteps()).isZero();
+            }
+            boolean drawsLater = requests.stream().anyMatch(request -> request.sampling().grammar() != null);
+            if (ahead && drawsLater) {
+                assertThat(backend.stepsDrawnLater()).as("steps drawn after their forward pass").isPositive();
+            } else {
+                assertThat(backend.stepsDrawnLater()).isZero();
             }
             return outcomes;
         }

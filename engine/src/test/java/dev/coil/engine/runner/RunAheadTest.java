@@ -10,6 +10,7 @@ import dev.coil.engine.model.TestModels;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -36,18 +37,32 @@ class RunAheadTest {
         final AtomicInteger fedSegments = new AtomicInteger();
         /** Fed segments whose draw asked for logprobs: steps queued ahead for requests with logprobs. */
         final AtomicInteger fedWithLogprobs = new AtomicInteger();
+        /** Fed segments drawn later ({@link Batch.Draw#LATER}), their draws handed over after the step before was read. */
+        final AtomicInteger drawnLater = new AtomicInteger();
         /** Whether SAMPLE segments are drawn here (else their logits go back, as with draws on the host). */
         final boolean draws;
+        /** Whether a fed SAMPLE segment may be drawn later ({@link Backend#drawsLater}). */
+        final boolean later;
         int[] previous = new int[0];
         /** Submitted steps not read yet. */
         int unread;
 
-        Feeding(boolean draws) {
+        Feeding(boolean draws, boolean later) {
             this.draws = draws;
+            this.later = later;
+        }
+
+        Feeding(boolean draws) {
+            this(draws, false);
         }
 
         Feeding() {
             this(true);
+        }
+
+        @Override
+        public boolean drawsLater() {
+            return later;
         }
 
         @Override
@@ -98,35 +113,79 @@ class RunAheadTest {
                 resolved.add(segment);
             }
             List<Batch.Output> outputs = new ArrayList<>(super.forward(new Batch(resolved)));
+            boolean drawsLater = false;
+            for (int s = 0; s < batch.size(); s++) {
+                drawsLater |= batch.segment(s).draw() != null && batch.segment(s).draw().later();
+            }
+            boolean drawnAtOnce = !drawsLater;
+            if (drawnAtOnce) {
+                drawAll(batch, outputs, null);
+            }
+            return new Submitted() {
+                boolean drawn = drawnAtOnce;
+
+                @Override
+                public void draw(List<Batch.Draw> laterDraws) {
+                    assertThat(drawn).as("a step drawn once").isFalse();
+                    drawn = true;
+                    drawAll(batch, outputs, laterDraws);
+                }
+
+                @Override
+                public List<Batch.Output> outputs() {
+                    if (!drawn) {
+                        draw(Collections.nCopies(batch.size(), null));
+                    }
+                    unread--;
+                    return outputs;
+                }
+            };
+        }
+
+        /** Draws the SAMPLE segments here ({@code laterDraws} in place of the LATER ones), and keeps the tokens to feed. */
+        private void drawAll(Batch batch, List<Batch.Output> outputs, List<Batch.Draw> laterDraws) {
             previous = new int[batch.size()];
             Arrays.fill(previous, -1);
             for (int s = 0; s < batch.size(); s++) {
                 Batch.Segment segment = batch.segment(s);
                 if (segment.logits() == Batch.Logits.SAMPLE && draws) {
-                    // Drawn here with the draw's own number, as the device draws.
                     Batch.Draw draw = segment.draw();
-                    assertThat(draw.seenIds()).isEmpty();
-                    assertThat(draw.countIds()).isEmpty();
-                    // The draw's mask (a grammar's, allowed_token_ids), then its bias (logit_bias, and
-                    // -infinity for what min_tokens holds back and bad words forbid).
-                    float[] biased = TokenBits.masked(outputs.get(s).logits(), draw.allowedBits());
-                    for (int i = 0; i < draw.biasIds().length; i++) {
-                        biased[draw.biasIds()[i]] += draw.biases()[i];
+                    if (draw.later()) {
+                        drawnLater.incrementAndGet();
+                        draw = laterDraws.get(s);
                     }
-                    SamplingParams params = SamplingParams.builder().temperature(draw.temperature()).topK(draw.topK())
-                            .topP(draw.topP()).minP(draw.minP()).build();
-                    int token = new Sampler(params).sample(biased, new TokenHistory(new int[0]), draw.uniform());
-                    outputs.set(s, new Batch.Output(null, token, drawnLogprobs(outputs.get(s).logits(), token,
-                            draw.logprobs())));
+                    float[] logits = outputs.get(s).logits();
+                    int token = draw == null ? SamplerTest.argmax(logits) : drawHere(logits, draw);
+                    outputs.set(s, new Batch.Output(null, token,
+                            draw == null ? null : drawnLogprobs(logits, token, draw.logprobs())));
                 }
                 if (feedsTokensOnDevice(segment.logits())) {
                     previous[s] = outputs.get(s).token();
                 }
             }
-            return () -> {
-                unread--;
-                return outputs;
-            };
+        }
+
+        /**
+         * Drawn here with the draw's own number, as the device draws: the draw's mask (a grammar's,
+         * allowed_token_ids), its bias (logit_bias, and -infinity for what min_tokens holds back and
+         * bad words forbid), the repetition penalty on the ids seen and the presence and frequency
+         * penalties on the ids counted, then temperature, top-k, top-p and min-p.
+         */
+        private static int drawHere(float[] logits, Batch.Draw draw) {
+            float[] adjusted = TokenBits.masked(logits, draw.allowedBits());
+            for (int i = 0; i < draw.biasIds().length; i++) {
+                adjusted[draw.biasIds()[i]] += draw.biases()[i];
+            }
+            for (int id : draw.seenIds()) {
+                adjusted[id] = adjusted[id] > 0 ? adjusted[id] / draw.repetitionPenalty()
+                        : adjusted[id] * draw.repetitionPenalty();
+            }
+            for (int i = 0; i < draw.countIds().length; i++) {
+                adjusted[draw.countIds()[i]] -= draw.countPenalties()[i];
+            }
+            SamplingParams params = SamplingParams.builder().temperature(draw.temperature()).topK(draw.topK())
+                    .topP(draw.topP()).minP(draw.minP()).build();
+            return new Sampler(params).sample(adjusted, new TokenHistory(new int[0]), draw.uniform());
         }
     }
 
@@ -308,6 +367,59 @@ class RunAheadTest {
         }
         // Without draws here, a step with a sampled request returns its logits: the engine must
         // not have queued it behind another (the backend throws, and the requests would fail).
+    }
+
+    /**
+     * Requests whose draws depend on their last token (a grammar, penalties, a bad word of two tokens)
+     * run in steps queued ahead with their draws made later ({@link Batch.Draw#LATER}), beside requests
+     * drawn ahead and greedy ones: each ends as with steps run one at a time, its logprobs too, and the
+     * cache is left empty. Without {@link Backend#drawsLater} no step is drawn later.
+     */
+    @ParameterizedTest(name = "drawn later: {0}")
+    @ValueSource(booleans = {true, false})
+    void requestsDrawnLaterEndAsStepsRunOneAtATime(boolean later) throws InterruptedException {
+        LoadedModel model = TestModels.load("granitemoehybrid");
+        int vocab = model.config().vocabSize();
+        OutputGrammar regex = OutputGrammar.regex("(yes|no)-[a-f0-9]{2,6}!?");
+        List<SamplingParams> settings = List.of(
+                SamplingParams.greedy().withMaxTokens(16).withGrammar(regex),
+                SamplingParams.greedy().withTemperature(0.9).withSeed(41L).withMaxTokens(16).withGrammar(regex),
+                SamplingParams.greedy().withRepetitionPenalty(1.4).withMaxTokens(14),
+                SamplingParams.greedy().withTemperature(1.0).withSeed(42L).withPresencePenalty(0.5)
+                        .withFrequencyPenalty(0.3).withMaxTokens(14),
+                SamplingParams.greedy().withBadWords(List.of(List.of(5, 9), List.of(3, 4))).withMaxTokens(12),
+                SamplingParams.greedy().withTemperature(0.8).withTopP(0.9).withSeed(43L).withMaxTokens(12),
+                SamplingParams.greedy().withMaxTokens(10),
+                SamplingParams.greedy().withRepetitionPenalty(1.2).withMinTokens(3)
+                        .withStopTokenIds(Set.of(7)).withMaxTokens(12));
+        List<EngineRequest> requests = new ArrayList<>();
+        for (int i = 0; i < settings.size(); i++) {
+            requests.add(new EngineRequest(prompt(vocab, 9 + 5 * i, 900 + i), settings.get(i), true, i % 3 == 0 ? 2 : -1,
+                    -1));
+        }
+        List<EngineRuns.Outcome> expected;
+        try (Engine engine = Engine.start(model, EngineTest.OPS, EngineTest.SMALL)) {
+            expected = requests.stream().map(request -> EngineRuns.run(engine, request)).toList();
+        }
+        Feeding backend = new Feeding(true, later);
+        try (Engine engine = Engine.start(model, backend, EngineTest.SMALL)) {
+            List<EngineRuns.Outcome> outcomes = runTogether(engine, requests);
+            for (int i = 0; i < requests.size(); i++) {
+                String what = "request " + i + " " + settings.get(i);
+                assertThat(outcomes.get(i).failed()).as(what).isNull();
+                assertThat(outcomes.get(i).tokens()).as(what).isEqualTo(expected.get(i).tokens());
+                assertThat(outcomes.get(i).finished().reason()).as(what).isEqualTo(expected.get(i).finished().reason());
+                EngineTest.assertSameLogprobs(outcomes.get(i).logprobs(), expected.get(i).logprobs(), 1e-4);
+            }
+            EngineStats stats = EngineRuns.settledStats(engine);
+            assertThat(stats.kvBlocksInUse()).isZero();
+            assertThat(stats.stateSlotsInUse()).isZero();
+        }
+        if (later) {
+            assertThat(backend.drawnLater.get()).as("segments drawn later").isGreaterThan(0);
+        } else {
+            assertThat(backend.drawnLater.get()).isZero();
+        }
     }
 
     @Test

@@ -352,7 +352,8 @@ class SamplerTest {
         return logits;
     }
 
-    private static int argmax(float[] logits) {
+    /** The lowest id of the largest logit. */
+    static int argmax(float[] logits) {
         int best = 0;
         for (int i = 1; i < logits.length; i++) {
             if (logits[i] > logits[best]) {

@@ -62,12 +62,19 @@ public final class GpuBackend implements Backend {
      */
     public static final String GREEDY_LOGPROBS_LAUNCH_PROPERTY = "coil.cuda.greedyLogprobsLaunch";
 
+    /**
+     * {@code -Dcoil.cuda.drawLater=false} keeps a request whose draw depends on its last token (a
+     * grammar, penalties) out of steps queued ahead ({@link #drawsLater}), for comparisons.
+     */
+    public static final String DRAW_LATER_PROPERTY = "coil.cuda.drawLater";
+
     private final LoadedModel loaded;
     private final CudaDevice device;
     private final GpuWeights weights;
     private final DeviceKernels kernels;
     private final boolean graphs;
     private final boolean runAhead = !"false".equalsIgnoreCase(System.getProperty(RUN_AHEAD_PROPERTY, "true"));
+    private final boolean drawLater = !"false".equalsIgnoreCase(System.getProperty(DRAW_LATER_PROPERTY, "true"));
     private final boolean deviceSampling = !"false".equalsIgnoreCase(System.getProperty(SAMPLING_PROPERTY, "true"));
     private final boolean promptScoring = !"false".equalsIgnoreCase(System.getProperty(PROMPT_SCORING_PROPERTY, "true"));
     private DeviceStateStore store;
@@ -189,6 +196,16 @@ public final class GpuBackend implements Backend {
         };
     }
 
+    /**
+     * With sampling on the device, a fed step's draw may come after its forward pass is queued
+     * (GpuStep: the step's draw is launched by {@code Submitted.draw}), unless {@link #DRAW_LATER_PROPERTY}
+     * is false.
+     */
+    @Override
+    public boolean drawsLater() {
+        return deviceSampling && drawLater;
+    }
+
     /** With sampling on the device, the log-probabilities of a drawn token are computed there too. */
     @Override
     public boolean drawsLogprobs() {
@@ -219,6 +236,11 @@ public final class GpuBackend implements Backend {
     /** Steps so far whose tokens were fed from the step before on the device ({@link #feedsTokensOnDevice}). */
     public long fedSteps() {
         return step == null ? 0 : step.fedSteps();
+    }
+
+    /** Steps so far whose draws were queued after their forward pass ({@link #drawsLater}). */
+    public long stepsDrawnLater() {
+        return step == null ? 0 : step.stepsDrawnLater();
     }
 
     /** Decode steps replayed from a CUDA graph so far. */

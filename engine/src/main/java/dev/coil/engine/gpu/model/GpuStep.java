@@ -13,6 +13,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayDeque;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.List;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -52,6 +53,10 @@ final class GpuStep implements AutoCloseable {
      * drew), or null when it picked none there.
      */
     private DeviceBuffer previousTokens;
+    /** Steps so far whose draws came after their forward pass was queued (Batch.Draw.LATER). */
+    private long stepsDrawnLater;
+    /** The last submitted step while its draws are to come (Batch.Draw.LATER): no step is queued before them. */
+    private Submitted undrawn;
     /** Per segment of the last submitted batch: the row of its chosen token in previousTokens, or -1. */
     private int[] previousTokenRows = new int[0];
     private PinnedBuffer logitsHost;
@@ -167,6 +172,10 @@ final class GpuStep implements AutoCloseable {
     }
 
     /** Steps so far that took some of their tokens from the step before on the device. */
+    long stepsDrawnLater() {
+        return stepsDrawnLater;
+    }
+
     long fedSteps() {
         return fedSteps;
     }
@@ -185,6 +194,9 @@ final class GpuStep implements AutoCloseable {
         kernels.device.makeCurrent();
         if (unread >= 2) {
             throw new IllegalStateException("two steps are queued already: read the first one's outputs");
+        }
+        if (undrawn != null) {
+            throw new IllegalStateException("the step before waits for its draws: a step is queued after them");
         }
         for (int s = 0; s < batch.size(); s++) {
             if (batch.segment(s).fed()) {
@@ -293,11 +305,16 @@ final class GpuStep implements AutoCloseable {
                 previousTokens.copyToAsync(side.tokensHost, 0, 0, 4L * logitRows, kernels.stream);
             }
         }
-        if (draws) {
+        // A step with draws to come later (Batch.Draw.LATER) is drawn by Submitted.draw.
+        boolean drawsLater = draws && layout.anySegment(segment -> segment.draw() != null && segment.draw().later());
+        DeviceBuffer argmax = previousTokens;
+        if (draws && !drawsLater) {
             // Every row's token (the argmax for rows that are not drawn), over the greedy ones.
             previousTokens = sampling.draw(layout, logitRows, side.tokensHost, side.index, previousTokens);
         }
-        side.done.record(kernels.stream);
+        if (!drawsLater) {
+            side.done.record(kernels.stream);
+        }
         previousTokenRows = tokenRows(layout, picksGreedy, draws);
         for (int s = 0; s < batch.size(); s++) {
             batch.segment(s).sequence().advance(batch.tokens(s));
@@ -311,7 +328,13 @@ final class GpuStep implements AutoCloseable {
         if (!layout.decodesOnly()) {
             keep(promptQueueMicros, (launched - prepared) / 1e3);
         }
-        return new Submitted(layout, side, replayed);
+        Submitted submitted = new Submitted(layout, side, replayed, drawsLater ? logitRows : -1, argmax);
+        if (drawsLater) {
+            previousTokens = null; // the draw's, once it is queued
+            undrawn = submitted;
+            stepsDrawnLater++;
+        }
+        return submitted;
     }
 
     /** A queued step: its outputs once the device is done with it. */
@@ -319,18 +342,46 @@ final class GpuStep implements AutoCloseable {
         private final StepLayout layout;
         private final Side side;
         private final boolean replayed;
+        /** With draws to come ({@link #draw}): the step's rows of logits; -1 otherwise. */
+        private final int laterRows;
+        /** With draws to come: the rows' greedy tokens the step made, or null. */
+        private final DeviceBuffer argmax;
         private boolean read;
 
-        private Submitted(StepLayout layout, Side side, boolean replayed) {
+        private Submitted(StepLayout layout, Side side, boolean replayed, int laterRows, DeviceBuffer argmax) {
             this.layout = layout;
             this.side = side;
             this.replayed = replayed;
+            this.laterRows = laterRows;
+            this.argmax = argmax;
+        }
+
+        /** Queues the step's draw with the draws made since it was submitted; its tokens feed the next step. */
+        @Override
+        public void draw(List<Batch.Draw> draws) {
+            if (undrawn != this) {
+                throw new IllegalStateException("this step has no draw to come");
+            }
+            if (draws.size() != layout.batch.size()) {
+                throw new IllegalArgumentException(draws.size() + " draws for " + layout.batch.size() + " segments");
+            }
+            undrawn = null;
+            kernels.device.makeCurrent();
+            try {
+                previousTokens = sampling.draw(layout, draws, laterRows, side.tokensHost, side.index, argmax);
+            } finally {
+                side.done.record(kernels.stream);
+            }
         }
 
         @Override
         public List<Batch.Output> outputs() {
             if (read) {
                 throw new IllegalStateException("a step's outputs are read once");
+            }
+            if (undrawn == this) {
+                // Read without its draws: every row's argmax.
+                draw(Collections.nCopies(layout.batch.size(), null));
             }
             read = true;
             unread--;

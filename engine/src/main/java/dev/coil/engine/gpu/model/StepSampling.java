@@ -55,6 +55,15 @@ final class StepSampling {
      * logit from them instead of finding it again.
      */
     DeviceBuffer draw(StepLayout layout, int logitRows, PinnedBuffer tokensHost, int side, DeviceBuffer argmax) {
+        return draw(layout, null, logitRows, tokensHost, side, argmax);
+    }
+
+    /**
+     * As above, with {@code draws} (per batch segment) in place of the segments' {@link Batch.Draw#LATER}
+     * draws: a step drawn later, a null draw taking the row's argmax.
+     */
+    DeviceBuffer draw(StepLayout layout, List<Batch.Draw> draws, int logitRows, PinnedBuffer tokensHost, int side,
+            DeviceBuffer argmax) {
         int vocab = config.vocabSize();
         DeviceBuffer logits = kernels.scratch.floats("model.logits", (long) logitRows * vocab);
         int[] topK = new int[logitRows];
@@ -73,7 +82,8 @@ final class StepSampling {
             Batch.Segment segment = layout.segment(k);
             int wanted = layout.decodesOnly() ? 1 : GpuStep.wantedRows(segment);
             if (segment.logits() == Batch.Logits.SAMPLE) {
-                byRow[row + wanted - 1] = segment.draw();
+                byRow[row + wanted - 1] = draws != null && segment.draw().later() ? draws.get(layout.order[k])
+                        : segment.draw();
             }
             row += wanted;
         }

@@ -32,7 +32,7 @@ TOLERANCE = 0.05
 
 
 def body_of(index):
-    """A request: greedy or seeded sampled, streamed or not, logprobs, stop ids, min_tokens, a bias."""
+    """A request: greedy or seeded sampled, streamed or not, logprobs, stop ids, min_tokens, a bias, penalties."""
     body = {"prompt": [rng.randrange(1, vocab) for _ in range(rng.randrange(2, 300))],
             "max_tokens": rng.randrange(1, 40), "logprobs": rng.choice([0, 0, 2]),
             "return_tokens_as_token_ids": True, "temperature": 0}
@@ -44,6 +44,8 @@ def body_of(index):
         body["min_tokens"] = rng.randrange(0, body["max_tokens"] + 1)
     if rng.random() < 0.2:
         body["logit_bias"] = {str(rng.randrange(1, vocab)): 5}
+    if rng.random() < 0.25:  # penalties: a draw that depends on the tokens before
+        body.update(repetition_penalty=1.3, presence_penalty=0.4, frequency_penalty=0.2)
     if rng.random() < 0.5:
         body["stream"] = True
     return body
@@ -113,8 +115,8 @@ def compare(body, together, alone):
         if len(tokens) > len(alone_tokens):
             return f"{len(tokens)} tokens together, {len(alone_tokens)} alone", part
         return None, part
-    if body.get("temperature", 0) > 0 or body.get("logit_bias"):
-        return None, part  # a sampled draw (or one through a bias) that rounding moved
+    if body.get("temperature", 0) > 0 or body.get("logit_bias") or body.get("repetition_penalty"):
+        return None, part  # a sampled draw (or one through a bias or penalties) that rounding moved
     best = sorted(alone_tops[part].values(), reverse=True)
     if len(best) >= 2 and best[0] - best[1] <= TOLERANCE and tokens[part] in alone_tops[part]:
         return None, part  # a greedy near tie

@@ -24,6 +24,8 @@ class GpuServingTimingTest {
     private static final double BANDWIDTH = 3.0e12;
 
     private static final SamplingParams SAMPLED = SamplingParams.greedy().withTemperature(0.8).withTopP(0.95);
+    private static final SamplingParams PENALISED = SAMPLED.withRepetitionPenalty(1.2).withPresencePenalty(0.3)
+            .withFrequencyPenalty(0.2);
 
     /**
      * One benchmark run: the concurrency levels, how tokens are chosen, whether decode replays CUDA
@@ -69,7 +71,11 @@ class GpuServingTimingTest {
             new Run("greedy with 5 logprobs, logits to the host", new int[] {1, 64}, SamplingParams.greedy(), true,
                     List.of(GpuBackend.SAMPLING_PROPERTY), 0, false, 5),
             new Run("sampled with 5 logprobs, on the device", new int[] {1, 64}, SAMPLED, true, List.of(), 0, false,
-                    5));
+                    5),
+            // Penalties: each draw depends on the token before, so the step is queued ahead and drawn later.
+            new Run("sampled with penalties, on the device", new int[] {1, 64}, PENALISED, true, List.of(), 0, false),
+            new Run("sampled with penalties, each step read before its draw", new int[] {1, 64}, PENALISED, true,
+                    List.of(GpuBackend.DRAW_LATER_PROPERTY), 0, false));
 
     /** The run's concurrency levels, or those -Dcoil.bench.levels=4,16 names (to trace one level). */
     private static int[] levels(Run run) {

@@ -30,12 +30,14 @@ import java.util.function.Supplier;
  *
  * <p>{@code coil bench --structured} runs it; so does {@link #main} where only the engine's jars are
  * (the GPU machine): arguments model folder, devices ({@code cpu}, {@code cuda:0}), max tokens, prompt
- * tokens.
+ * tokens, and requests at once (default 1; with more, each row's requests go in rounds of that many,
+ * submitted together).
  */
 public final class StructuredOutputBenchmark {
 
     /** A kind of grammar, whether it was the same for every request, and what its requests decoded. */
-    public record Row(String grammar, boolean same, int requests, double meanTokens, double decodeMillisPerToken) {
+    public record Row(String grammar, boolean same, int requests, double meanTokens, double decodeMillisPerToken,
+            int atOnce, double tokensPerSecond) {
     }
 
     /**
@@ -69,10 +71,12 @@ public final class StructuredOutputBenchmark {
         Devices devices = Backends.resolve(Devices.parse(args.length > 1 ? args[1] : "cpu"));
         int maxTokens = args.length > 2 ? Integer.parseInt(args[2]) : 64;
         int promptTokens = args.length > 3 ? Integer.parseInt(args[3]) : 128;
+        int atOnce = args.length > 4 ? Integer.parseInt(args[4]) : 1;
         try (LoadedModel loaded = LoadedModel.load(folder)) {
             System.out.println("model: " + folder + "; devices: " + devices);
             List<Row> rows = run(loaded, () -> Backends.open(devices, loaded, Runtime.getRuntime().availableProcessors(),
-                    ScanPrecision.F32), EngineOptions.DEFAULTS, 8, promptTokens, maxTokens, System.err::println);
+                    ScanPrecision.F32), EngineOptions.DEFAULTS, Math.max(8, 2 * atOnce), atOnce, promptTokens, maxTokens,
+                    System.err::println);
             table(rows).forEach(System.out::println);
         }
     }
@@ -80,13 +84,17 @@ public final class StructuredOutputBenchmark {
     /** The rows as a Markdown table, each grammar's decode time beside the figure without one. */
     public static List<String> table(List<Row> rows) {
         double plain = rows.getFirst().decodeMillisPerToken();
-        List<String> lines = new ArrayList<>(List.of(
-                "| grammar | made | requests, one at a time | mean generated tokens | decode ms/token | over no grammar |",
-                "|---|---|---|---|---|---|"));
+        boolean together = rows.getFirst().atOnce() > 1;
+        List<String> lines = new ArrayList<>(List.of(together
+                ? "| grammar | made | requests, " + rows.getFirst().atOnce() + " at once | mean generated tokens "
+                        + "| decode ms/token | over no grammar | generated tokens/s |"
+                : "| grammar | made | requests, one at a time | mean generated tokens | decode ms/token | over no grammar |",
+                together ? "|---|---|---|---|---|---|---|" : "|---|---|---|---|---|---|"));
         for (Row row : rows) {
-            lines.add(String.format(Locale.ROOT, "| %s | %s | %d | %.1f | %.3f | %+.3f ms |", row.grammar(),
+            String line = String.format(Locale.ROOT, "| %s | %s | %d | %.1f | %.3f | %+.3f ms |", row.grammar(),
                     row.grammar().equals("none") ? "" : row.same() ? "the same each request" : "anew each request",
-                    row.requests(), row.meanTokens(), row.decodeMillisPerToken(), row.decodeMillisPerToken() - plain));
+                    row.requests(), row.meanTokens(), row.decodeMillisPerToken(), row.decodeMillisPerToken() - plain);
+            lines.add(together ? line + String.format(Locale.ROOT, " %.0f |", row.tokensPerSecond()) : line);
         }
         return lines;
     }
@@ -98,6 +106,15 @@ public final class StructuredOutputBenchmark {
      */
     public static List<Row> run(LoadedModel loaded, Supplier<Backend> backends, EngineOptions options, int requests,
             int promptTokens, int maxTokens, Consumer<String> log) throws InterruptedException {
+        return run(loaded, backends, options, requests, 1, promptTokens, maxTokens, log);
+    }
+
+    /**
+     * As above, the requests in rounds of {@code atOnce} submitted together; a row's tokens/s is its
+     * generated tokens over the time its rounds took.
+     */
+    public static List<Row> run(LoadedModel loaded, Supplier<Backend> backends, EngineOptions options, int requests,
+            int atOnce, int promptTokens, int maxTokens, Consumer<String> log) throws InterruptedException {
         int vocab = loaded.config().vocabSize();
         List<Row> rows = new ArrayList<>();
         try (Engine engine = Engine.start(loaded, backends.get(), options.withPrefixCaching(false))) {
@@ -113,28 +130,43 @@ public final class StructuredOutputBenchmark {
                     long generatedTotal = 0;
                     long decoded = 0;
                     double millis = 0;
-                    for (int i = 0; i < requests; i++) {
-                        EngineEvent.Finished finished = decode(engine, grammar, same ? -1 : rows.size() * 1000 + i,
-                                random, vocab, promptTokens, maxTokens);
-                        long generated = finished.usage().completionTokens();
-                        generatedTotal += generated;
-                        // The decode time covers the tokens after the first (which prefill drew).
-                        if (generated > 1) {
-                            millis += finished.timings().decodeMillis();
-                            decoded += generated - 1;
+                    long start = System.nanoTime();
+                    for (int first = 0; first < requests; first += atOnce) {
+                        List<RequestStream> round = new ArrayList<>();
+                        for (int i = first; i < Math.min(requests, first + atOnce); i++) {
+                            round.add(submit(engine, grammar, same ? -1 : rows.size() * 1000 + i, random, vocab,
+                                    promptTokens, maxTokens));
+                        }
+                        for (RequestStream stream : round) {
+                            EngineEvent.Finished finished = ServingBenchmark.collect(stream, new ArrayList<>(), null);
+                            long generated = finished.usage().completionTokens();
+                            generatedTotal += generated;
+                            // The decode time covers the tokens after the first (which prefill drew).
+                            if (generated > 1) {
+                                millis += finished.timings().decodeMillis();
+                                decoded += generated - 1;
+                            }
                         }
                     }
+                    double seconds = (System.nanoTime() - start) / 1e9;
                     rows.add(new Row(grammar, same, requests, (double) generatedTotal / requests,
-                            decoded == 0 ? Double.NaN : millis / decoded));
+                            decoded == 0 ? Double.NaN : millis / decoded, atOnce, generatedTotal / seconds));
                 }
             }
         }
         return rows;
     }
 
-    /** One request held to {@code grammar}; with {@code variant} 0 or more, a grammar no other request has. */
+    /** One request held to {@code grammar}, to its end; with {@code variant} 0 or more, a grammar no other request has. */
     private static EngineEvent.Finished decode(Engine engine, String grammar, int variant, SplittableRandom random,
             int vocab, int promptTokens, int maxTokens) throws InterruptedException {
+        return ServingBenchmark.collect(submit(engine, grammar, variant, random, vocab, promptTokens, maxTokens),
+                new ArrayList<>(), null);
+    }
+
+    /** One request held to {@code grammar}, submitted. */
+    private static RequestStream submit(Engine engine, String grammar, int variant, SplittableRandom random,
+            int vocab, int promptTokens, int maxTokens) {
         SamplingParams.Builder params = SamplingParams.builder().temperature(1.0).seed(random.nextLong())
                 .maxTokens(maxTokens);
         // The variants say the same with another description, match zero times more, or add a comment.
@@ -146,8 +178,7 @@ public final class StructuredOutputBenchmark {
             case "gbnf" -> params.grammar(OutputGrammar.grammar(GBNF + (variant < 0 ? "" : "# variant " + variant)));
             default -> { }
         }
-        RequestStream stream = engine.submit(new EngineRequest(random.ints(promptTokens, 1, vocab).toArray(),
-                params.build(), false, -1, -1));
-        return ServingBenchmark.collect(stream, new ArrayList<>(), null);
+        return engine.submit(new EngineRequest(random.ints(promptTokens, 1, vocab).toArray(), params.build(), false, -1,
+                -1));
     }
 }

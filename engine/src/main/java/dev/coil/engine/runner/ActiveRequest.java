@@ -330,6 +330,32 @@ final class ActiveRequest {
     }
 
     /**
+     * True when the output is held to a grammar not finished yet with something to walk: where
+     * {@code token} leads, or with -1 its present state where that is not walked yet.
+     */
+    boolean hasGrammarToWalk(int token) {
+        return grammar != null && !done && !grammar.done() && (token >= 0 || !grammar.walked());
+    }
+
+    /**
+     * Walks the grammar's allowed tokens at its present state, or, with {@code token} 0 or more, where
+     * taking that token leads, so that the step thread then finds them walked (TokenMasks keeps them);
+     * from any thread, while no other touches this request. A grammar that allows no token there is left
+     * for the step thread to report.
+     */
+    void walkGrammar(int token) {
+        try {
+            if (token >= 0) {
+                grammar.walkAfter(token);
+            } else {
+                grammar.allowedBits(endIds);
+            }
+        } catch (IllegalStateException e) {
+            // The step thread meets it again and fails the request with its message.
+        }
+    }
+
+    /**
      * Null when some token may come next; else why none may: the request's own constraints
      * (allowed_token_ids, the output's grammar, bad_words, min_tokens holding back the end) leave no
      * token, so no draw can be made. The message leads with the parameter to change.

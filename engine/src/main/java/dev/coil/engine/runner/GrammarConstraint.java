@@ -35,6 +35,11 @@ final class GrammarConstraint {
         return allowedHere;
     }
 
+    /** True when {@link #allowedBits} at the present state is known already. */
+    boolean walked() {
+        return allowedHere != null;
+    }
+
     private int[] allowedBitsAnew(Set<Integer> endIds) {
         int[] bits = masks.allowedBits(grammar, state);
         if (state.mayEnd()) {
@@ -82,6 +87,19 @@ final class GrammarConstraint {
         }
         state = next;
         allowedHere = null;
+    }
+
+    /**
+     * Walks the allowed tokens where {@link #accept accepting} {@code token} would lead, into the shared
+     * {@link TokenMasks}, without moving: the walk the accept's check then finds kept. Nothing for a token
+     * that does not continue the output or ends it. From any thread while no other touches this constraint.
+     */
+    void walkAfter(int token) {
+        String text = masks.vocabulary().text(token);
+        GrammarState next = text == null ? null : state.feedAll(text);
+        if (next != null && !next.done()) {
+            masks.allowedBits(grammar, next);
+        }
     }
 
     /** Whether the output is whole and nothing may follow it. */

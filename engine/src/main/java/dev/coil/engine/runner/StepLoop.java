@@ -16,6 +16,10 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.Condition;
@@ -77,6 +81,14 @@ final class StepLoop implements Runnable {
         }
     }
 
+    /**
+     * {@code -Dcoil.grammar.parallelWalks=false} walks the requests' grammars one after another on the
+     * step thread, for comparisons.
+     */
+    static final String PARALLEL_WALKS_PROPERTY = "coil.grammar.parallelWalks";
+    private static final boolean PARALLEL_WALKS = !"false".equalsIgnoreCase(
+            System.getProperty(PARALLEL_WALKS_PROPERTY, "true"));
+
     private final ModelConfig config;
     private final Backend backend;
     private final ServingCache cache;
@@ -91,6 +103,8 @@ final class StepLoop implements Runnable {
     private final Condition work = lock.newCondition();
     private final Thread thread;
     private Queued queued;
+    /** Threads that walk several requests' grammars at once ({@link #walkGrammars}); made when first needed. */
+    private ExecutorService grammarWalkers;
     private volatile boolean stopping;
     private volatile int waitingInScheduler;
     private volatile EngineStats stats;
@@ -186,6 +200,55 @@ final class StepLoop implements Runnable {
                 end(entry, EngineEvent.Failed.Reason.CANCELLED, "the engine stopped before the request finished");
             }
             stats = snapshotStats();
+            if (grammarWalkers != null) {
+                grammarWalkers.shutdownNow();
+            }
+        }
+    }
+
+    /**
+     * Walks several requests' grammars at once where more than one is held to one: for each of
+     * {@code walking}, its allowed tokens at its present state, or where its token in {@code tokens}
+     * (same order; -1: none) leads. Each walk is a request's own (its state, its constraint) over
+     * structures requests share safely (TokenMasks' kept sets and transitions, the automata's moves),
+     * so that the step thread then finds them kept instead of walking them one after another.
+     */
+    private void walkGrammars(List<Entry> walking, int[] tokens) {
+        if (!PARALLEL_WALKS) {
+            return;
+        }
+        List<Integer> held = new ArrayList<>();
+        for (int i = 0; i < walking.size(); i++) {
+            Entry entry = walking.get(i);
+            if (entries.get(entry.scheduled) == entry && !entry.finishing
+                    && entry.active.hasGrammarToWalk(tokens == null ? -1 : tokens[i])) {
+                held.add(i);
+            }
+        }
+        if (held.size() < 2) {
+            return;
+        }
+        if (grammarWalkers == null) {
+            int threads = Math.clamp(Runtime.getRuntime().availableProcessors(), 1, 8);
+            grammarWalkers = Executors.newFixedThreadPool(threads,
+                    Thread.ofPlatform().name("coil-grammar-", 0).daemon().factory());
+        }
+        List<Future<?>> walks = new ArrayList<>(held.size());
+        for (int i : held) {
+            ActiveRequest request = walking.get(i).active;
+            int token = tokens == null ? -1 : tokens[i];
+            walks.add(grammarWalkers.submit(() -> request.walkGrammar(token)));
+        }
+        for (Future<?> walk : walks) {
+            try {
+                walk.get();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                stopping = true;
+                return;
+            } catch (ExecutionException e) {
+                LOG.warn("a grammar walk failed; the step thread walks it again", e.getCause());
+            }
         }
     }
 
@@ -240,6 +303,13 @@ final class StepLoop implements Runnable {
             return null;
         }
 
+        List<Entry> sampling = new ArrayList<>();
+        for (StepPlan.Chunk chunk : plan.chunks()) {
+            if (chunk.samples()) {
+                sampling.add(entries.get(chunk.request()));
+            }
+        }
+        walkGrammars(sampling, null); // at their present states: the draws this step hands the backend read them
         List<Batch.Segment> segments = new ArrayList<>(plan.chunks().size());
         List<Entry> scheduled = new ArrayList<>(plan.chunks().size());
         for (StepPlan.Chunk chunk : plan.chunks()) {
@@ -365,6 +435,16 @@ final class StepLoop implements Runnable {
         if (!step.completed) {
             scheduler.complete(step.plan);
         }
+        // Where each token chosen on the device leads: what taking it checks (and the next draw reads).
+        List<Entry> choosing = new ArrayList<>();
+        List<Integer> chosen = new ArrayList<>();
+        for (int i = 0; i < outputs.size(); i++) {
+            if (outputs.get(i).logits() == null && outputs.get(i).token() >= 0) {
+                choosing.add(step.entries.get(i));
+                chosen.add(outputs.get(i).token());
+            }
+        }
+        walkGrammars(choosing, chosen.stream().mapToInt(Integer::intValue).toArray());
         int vocab = config.vocabSize();
         for (int i = 0; i < step.plan.chunks().size(); i++) {
             StepPlan.Chunk chunk = step.plan.chunks().get(i);

@@ -139,6 +139,62 @@ class GrammarConstraintTest {
         }
     }
 
+    /**
+     * Walks on several threads at once through one TokenMasks (as the step thread's helpers walk several
+     * requests' grammars, sharing its kept sets, a grammar's kept transitions and an automaton's moves)
+     * give each state the allowed tokens one thread's fresh walk gives it.
+     */
+    @Test
+    void walksOnSeveralThreadsAtOnceEqualOneThreadsWalks() throws Exception {
+        List<Case> cases = List.of(
+                new Case(OutputGrammar.jsonSchema(JsonSchemaGrammarTest.PERSON),
+                        "{\"name\": \"Ann\", \"age\": -31, \"email\": null, \"tags\": [\"a\"], \"role\": \"guest\"}"),
+                new Case(OutputGrammar.regex("[A-Z][a-z]{1,6}( [a-z]{1,6}){0,3}\\.(?:x){0}"), "The same as theium."),
+                new Case(OutputGrammar.jsonSchema(JsonSchemaGrammarTest.PATTERNS), "{\"code\": \"ABC-123\", "
+                        + "\"phone\": \"(555) 123-4567\", \"quoted\": \"a\\n\", \"short\": \"abc\"}"),
+                new Case(OutputGrammar.grammar(ContextFreeGrammarTestGrammars.ARITHMETIC + "# threads"),
+                        "(12 + 3)*(4-(5)) + 678*(9 +10)"));
+        List<OutputGrammar> grammars = new java.util.ArrayList<>();
+        List<GrammarState> states = new java.util.ArrayList<>();
+        List<int[]> expected = new java.util.ArrayList<>();
+        for (Case example : cases) {
+            GrammarState state = example.grammar().start();
+            for (int i = 0; i < example.text().length(); i++) {
+                grammars.add(example.grammar());
+                states.add(state);
+                expected.add(new TokenMasks(vocabulary).allowedBits(example.grammar(), state));
+                state = state.feed(example.text().charAt(i));
+                assertThat(state).as("%s, character %d", example.grammar(), i).isNotNull();
+            }
+        }
+        TokenMasks shared = new TokenMasks(vocabulary);
+        int threads = 8;
+        List<java.util.concurrent.Callable<int[][]>> walkers = new java.util.ArrayList<>();
+        for (int t = 0; t < threads; t++) {
+            java.util.Random order = new java.util.Random(t);
+            walkers.add(() -> {
+                int[][] found = new int[states.size()][];
+                List<Integer> indices = new java.util.ArrayList<>(java.util.stream.IntStream.range(0, states.size())
+                        .boxed().toList());
+                java.util.Collections.shuffle(indices, order);
+                for (int index : indices) {
+                    found[index] = shared.allowedBits(grammars.get(index), states.get(index));
+                }
+                return found;
+            });
+        }
+        try (java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(threads)) {
+            for (java.util.concurrent.Future<int[][]> walked : pool.invokeAll(walkers)) {
+                int[][] found = walked.get();
+                for (int index = 0; index < states.size(); index++) {
+                    assertThat(found[index]).as("%s, state %d", grammars.get(index), index)
+                            .isEqualTo(expected.get(index));
+                }
+            }
+        }
+        assertThat(states).hasSizeGreaterThan(150);
+    }
+
     /** The constraint after {@code text}, fed token by token as the tokenizer splits it. */
     private static GrammarConstraint constraintAt(OutputGrammar grammar, String text) {
         GrammarConstraint constraint = new GrammarConstraint(grammar, new TokenMasks(vocabulary));

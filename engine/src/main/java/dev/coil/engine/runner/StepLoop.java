@@ -88,6 +88,8 @@ final class StepLoop implements Runnable {
     static final String PARALLEL_WALKS_PROPERTY = "coil.grammar.parallelWalks";
     private static final boolean PARALLEL_WALKS = !"false".equalsIgnoreCase(
             System.getProperty(PARALLEL_WALKS_PROPERTY, "true"));
+    /** Threads that walk grammars beside the step thread. */
+    private static final int WALK_HELPERS = Math.clamp(Runtime.getRuntime().availableProcessors() - 1, 1, 7);
 
     private final ModelConfig config;
     private final Backend backend;
@@ -103,7 +105,7 @@ final class StepLoop implements Runnable {
     private final Condition work = lock.newCondition();
     private final Thread thread;
     private Queued queued;
-    /** Threads that walk several requests' grammars at once ({@link #walkGrammars}); made when first needed. */
+    /** Threads that walk requests' grammars beside the step thread ({@link #walkGrammars}); made when first needed. */
     private ExecutorService grammarWalkers;
     private volatile boolean stopping;
     private volatile int waitingInScheduler;
@@ -207,7 +209,8 @@ final class StepLoop implements Runnable {
     }
 
     /**
-     * Walks several requests' grammars at once where more than one is held to one: for each of
+     * Walks several requests' grammars at once, on the step thread and helpers, where more than one is
+     * held to one: for each of
      * {@code walking}, its allowed tokens at its present state, or where its token in {@code tokens}
      * (same order; -1: none) leads. Each walk is a request's own (its state, its constraint) over
      * structures requests share safely (TokenMasks' kept sets and transitions, the automata's moves),
@@ -229,19 +232,30 @@ final class StepLoop implements Runnable {
             return;
         }
         if (grammarWalkers == null) {
-            int threads = Math.clamp(Runtime.getRuntime().availableProcessors(), 1, 8);
-            grammarWalkers = Executors.newFixedThreadPool(threads,
+            grammarWalkers = Executors.newFixedThreadPool(WALK_HELPERS,
                     Thread.ofPlatform().name("coil-grammar-", 0).daemon().factory());
         }
-        List<Future<?>> walks = new ArrayList<>(held.size());
-        for (int i : held) {
-            ActiveRequest request = walking.get(i).active;
-            int token = tokens == null ? -1 : tokens[i];
-            walks.add(grammarWalkers.submit(() -> request.walkGrammar(token)));
+        // The step thread walks too, taking the next walk as each one ends, and so do helpers as they
+        // wake: where the walks are short, it has done most of them before a helper starts.
+        AtomicInteger next = new AtomicInteger();
+        Runnable walkOn = () -> {
+            for (int k = next.getAndIncrement(); k < held.size(); k = next.getAndIncrement()) {
+                int i = held.get(k);
+                walking.get(i).active.walkGrammar(tokens == null ? -1 : tokens[i]);
+            }
+        };
+        List<Future<?>> helpers = new ArrayList<>();
+        for (int h = 0; h < Math.min(WALK_HELPERS, held.size() - 1); h++) {
+            helpers.add(grammarWalkers.submit(walkOn));
         }
-        for (Future<?> walk : walks) {
+        try {
+            walkOn.run();
+        } catch (RuntimeException e) {
+            LOG.warn("a grammar walk failed; the step thread walks it again", e);
+        }
+        for (Future<?> helper : helpers) {
             try {
-                walk.get();
+                helper.get();
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 stopping = true;

@@ -16,10 +16,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentLinkedQueue;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.Condition;
@@ -81,16 +77,6 @@ final class StepLoop implements Runnable {
         }
     }
 
-    /**
-     * {@code -Dcoil.grammar.parallelWalks=false} walks the requests' grammars one after another on the
-     * step thread, for comparisons.
-     */
-    static final String PARALLEL_WALKS_PROPERTY = "coil.grammar.parallelWalks";
-    private static final boolean PARALLEL_WALKS = !"false".equalsIgnoreCase(
-            System.getProperty(PARALLEL_WALKS_PROPERTY, "true"));
-    /** Threads that walk grammars beside the step thread. */
-    private static final int WALK_HELPERS = Math.clamp(Runtime.getRuntime().availableProcessors() - 1, 1, 7);
-
     private final ModelConfig config;
     private final Backend backend;
     private final ServingCache cache;
@@ -105,8 +91,7 @@ final class StepLoop implements Runnable {
     private final Condition work = lock.newCondition();
     private final Thread thread;
     private Queued queued;
-    /** Threads that walk requests' grammars beside the step thread ({@link #walkGrammars}); made when first needed. */
-    private ExecutorService grammarWalkers;
+    private final GrammarWalks grammarWalks = new GrammarWalks();
     private volatile boolean stopping;
     private volatile int waitingInScheduler;
     private volatile EngineStats stats;
@@ -202,67 +187,32 @@ final class StepLoop implements Runnable {
                 end(entry, EngineEvent.Failed.Reason.CANCELLED, "the engine stopped before the request finished");
             }
             stats = snapshotStats();
-            if (grammarWalkers != null) {
-                grammarWalkers.shutdownNow();
-            }
+            grammarWalks.close();
         }
     }
 
     /**
-     * Walks several requests' grammars at once, on the step thread and helpers, where more than one is
-     * held to one: for each of
-     * {@code walking}, its allowed tokens at its present state, or where its token in {@code tokens}
-     * (same order; -1: none) leads. Each walk is a request's own (its state, its constraint) over
-     * structures requests share safely (TokenMasks' kept sets and transitions, the automata's moves),
-     * so that the step thread then finds them kept instead of walking them one after another.
+     * Walks, several at once ({@link GrammarWalks}), the grammars of those of {@code walking} that are
+     * still running and held to one: where each one's token in {@code tokens} (same order; null: none)
+     * leads, or its present state where that is not walked yet. The step thread then finds them kept
+     * instead of walking them one after another.
      */
     private void walkGrammars(List<Entry> walking, int[] tokens) {
-        if (!PARALLEL_WALKS) {
-            return;
-        }
-        List<Integer> held = new ArrayList<>();
+        List<ActiveRequest> requests = new ArrayList<>();
+        List<Integer> theirTokens = new ArrayList<>();
         for (int i = 0; i < walking.size(); i++) {
             Entry entry = walking.get(i);
-            if (entries.get(entry.scheduled) == entry && !entry.finishing
-                    && entry.active.hasGrammarToWalk(tokens == null ? -1 : tokens[i])) {
-                held.add(i);
+            int token = tokens == null ? -1 : tokens[i];
+            if (entries.get(entry.scheduled) == entry && !entry.finishing && entry.active.hasGrammarToWalk(token)) {
+                requests.add(entry.active);
+                theirTokens.add(token);
             }
-        }
-        if (held.size() < 2) {
-            return;
-        }
-        if (grammarWalkers == null) {
-            grammarWalkers = Executors.newFixedThreadPool(WALK_HELPERS,
-                    Thread.ofPlatform().name("coil-grammar-", 0).daemon().factory());
-        }
-        // The step thread walks too, taking the next walk as each one ends, and so do helpers as they
-        // wake: where the walks are short, it has done most of them before a helper starts.
-        AtomicInteger next = new AtomicInteger();
-        Runnable walkOn = () -> {
-            for (int k = next.getAndIncrement(); k < held.size(); k = next.getAndIncrement()) {
-                int i = held.get(k);
-                walking.get(i).active.walkGrammar(tokens == null ? -1 : tokens[i]);
-            }
-        };
-        List<Future<?>> helpers = new ArrayList<>();
-        for (int h = 0; h < Math.min(WALK_HELPERS, held.size() - 1); h++) {
-            helpers.add(grammarWalkers.submit(walkOn));
         }
         try {
-            walkOn.run();
-        } catch (RuntimeException e) {
-            LOG.warn("a grammar walk failed; the step thread walks it again", e);
-        }
-        for (Future<?> helper : helpers) {
-            try {
-                helper.get();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                stopping = true;
-                return;
-            } catch (ExecutionException e) {
-                LOG.warn("a grammar walk failed; the step thread walks it again", e.getCause());
-            }
+            grammarWalks.walk(requests, theirTokens.stream().mapToInt(Integer::intValue).toArray());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            stopping = true;
         }
     }
 

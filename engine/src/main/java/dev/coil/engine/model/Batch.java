@@ -173,6 +173,11 @@ public final class Batch {
             return previousSegment >= 0;
         }
 
+        /** True when the segment's draw comes once the batch is queued ({@link Draw#LATER}). */
+        public boolean drawnLater() {
+            return draw != null && draw.later();
+        }
+
         public Segment {
             if (previousSegment >= 0 && (tokens.length != 1 || clampedTokens != 0)) {
                 throw new IllegalArgumentException("a fed segment is one generated token");

@@ -66,8 +66,11 @@ final class StepLoop implements Runnable {
         final Backend.Submitted submitted;
         /** The scheduler was told the plan's positions are computed. */
         boolean completed;
+
         /** Some segment's draw is {@link Batch.Draw#LATER}: {@link #drawLater} queues the step's draw. */
-        boolean drawsLater;
+        boolean drawsLater() {
+            return segments.stream().anyMatch(Batch.Segment::drawnLater);
+        }
 
         Queued(StepPlan plan, List<Batch.Segment> segments, List<Entry> entries, Backend.Submitted submitted) {
             this.plan = plan;
@@ -155,7 +158,7 @@ final class StepLoop implements Runnable {
                     Set<ScheduledRequest> ending = endingAhead(current);
                     queued = ending != null ? submitAhead(current, ending) : null;
                     collect(current);
-                    if (queued != null && queued.drawsLater) {
+                    if (queued != null && queued.drawsLater()) {
                         drawLater(queued);
                     }
                     stats = snapshotStats();
@@ -339,11 +342,7 @@ final class StepLoop implements Runnable {
             segments.add(Batch.Segment.fedFrom(source, entry.sequence, logits, draw));
             scheduled.add(entry);
         }
-        Queued step = submit(plan, segments, scheduled);
-        if (step != null) {
-            step.drawsLater = segments.stream().anyMatch(segment -> segment.draw() != null && segment.draw().later());
-        }
-        return step;
+        return submit(plan, segments, scheduled);
     }
 
     /**
@@ -356,8 +355,7 @@ final class StepLoop implements Runnable {
         for (int i = 0; i < step.segments.size(); i++) {
             Entry entry = step.entries.get(i);
             Batch.Draw draw = null;
-            if (step.segments.get(i).draw() != null && step.segments.get(i).draw().later()
-                    && entries.get(entry.scheduled) == entry && !entry.finishing) {
+            if (step.segments.get(i).drawnLater() && entries.get(entry.scheduled) == entry && !entry.finishing) {
                 try {
                     draw = entry.active.nextDraw(backend.drawsLogprobs());
                     if (draw == null) {

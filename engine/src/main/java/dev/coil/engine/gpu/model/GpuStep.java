@@ -171,11 +171,12 @@ final class GpuStep implements AutoCloseable {
         return persistentSteps;
     }
 
-    /** Steps so far that took some of their tokens from the step before on the device. */
+    /** Steps so far whose draws were queued after their forward pass ({@link Batch.Draw#LATER}). */
     long stepsDrawnLater() {
         return stepsDrawnLater;
     }
 
+    /** Steps so far that took some of their tokens from the step before on the device. */
     long fedSteps() {
         return fedSteps;
     }
@@ -306,7 +307,7 @@ final class GpuStep implements AutoCloseable {
             }
         }
         // A step with draws to come later (Batch.Draw.LATER) is drawn by Submitted.draw.
-        boolean drawsLater = draws && layout.anySegment(segment -> segment.draw() != null && segment.draw().later());
+        boolean drawsLater = draws && layout.anySegment(Batch.Segment::drawnLater);
         DeviceBuffer argmax = previousTokens;
         if (draws && !drawsLater) {
             // Every row's token (the argmax for rows that are not drawn), over the greedy ones.
@@ -328,7 +329,7 @@ final class GpuStep implements AutoCloseable {
         if (!layout.decodesOnly()) {
             keep(promptQueueMicros, (launched - prepared) / 1e3);
         }
-        Submitted submitted = new Submitted(layout, side, replayed, drawsLater ? logitRows : -1, argmax);
+        Submitted submitted = new Submitted(layout, side, replayed, argmax);
         if (drawsLater) {
             previousTokens = null; // the draw's, once it is queued
             undrawn = submitted;
@@ -342,17 +343,14 @@ final class GpuStep implements AutoCloseable {
         private final StepLayout layout;
         private final Side side;
         private final boolean replayed;
-        /** With draws to come ({@link #draw}): the step's rows of logits; -1 otherwise. */
-        private final int laterRows;
-        /** With draws to come: the rows' greedy tokens the step made, or null. */
+        /** With draws to come ({@link #draw}): the rows' greedy tokens the step made, or null. */
         private final DeviceBuffer argmax;
         private boolean read;
 
-        private Submitted(StepLayout layout, Side side, boolean replayed, int laterRows, DeviceBuffer argmax) {
+        private Submitted(StepLayout layout, Side side, boolean replayed, DeviceBuffer argmax) {
             this.layout = layout;
             this.side = side;
             this.replayed = replayed;
-            this.laterRows = laterRows;
             this.argmax = argmax;
         }
 
@@ -368,7 +366,7 @@ final class GpuStep implements AutoCloseable {
             undrawn = null;
             kernels.device.makeCurrent();
             try {
-                previousTokens = sampling.draw(layout, draws, laterRows, side.tokensHost, side.index, argmax);
+                previousTokens = sampling.draw(layout, draws, logitRows(layout), side.tokensHost, side.index, argmax);
             } finally {
                 side.done.record(kernels.stream);
             }

@@ -82,7 +82,7 @@ final class StepSampling {
             Batch.Segment segment = layout.segment(k);
             int wanted = layout.decodesOnly() ? 1 : GpuStep.wantedRows(segment);
             if (segment.logits() == Batch.Logits.SAMPLE) {
-                byRow[row + wanted - 1] = draws != null && segment.draw().later() ? draws.get(layout.order[k])
+                byRow[row + wanted - 1] = draws != null && segment.drawnLater() ? draws.get(layout.order[k])
                         : segment.draw();
             }
             row += wanted;

@@ -65,17 +65,26 @@ final class RandomArrivals {
      */
     static void assertEachEndsAsAlone(String fixture, Supplier<Engine> start, double logprobTolerance,
             Consumer<Engine> afterwards) throws InterruptedException {
+        assertEachEndsAsAlone(fixture, start, start, logprobTolerance, afterwards);
+    }
+
+    /**
+     * As above, the requests one at a time on an engine from {@code alone} and together on one from
+     * {@code together} (another backend, say, held to the first one's answers).
+     */
+    static void assertEachEndsAsAlone(String fixture, Supplier<Engine> alone, Supplier<Engine> together,
+            double logprobTolerance, Consumer<Engine> afterwards) throws InterruptedException {
         int vocab = TestModels.load(fixture).config().vocabSize();
         Random random = new Random(fixture.hashCode());
         int[] cancelAfter = new int[REQUESTS];
         List<EngineRequest> requests = requests(vocab, random, cancelAfter);
-        List<EngineRuns.Outcome> alone = new ArrayList<>();
-        try (Engine engine = start.get()) {
+        List<EngineRuns.Outcome> aloneOutcomes = new ArrayList<>();
+        try (Engine engine = alone.get()) {
             for (EngineRequest request : requests) {
-                alone.add(run(engine, request));
+                aloneOutcomes.add(run(engine, request));
             }
         }
-        try (Engine engine = start.get()) {
+        try (Engine engine = together.get()) {
             List<RequestStream> streams = new ArrayList<>();
             for (EngineRequest request : requests) {
                 streams.add(engine.submit(request));
@@ -103,9 +112,9 @@ final class RandomArrivals {
                 readBeforeCancel.add(read);
             }
             for (int i = 0; i < requests.size(); i++) {
-                List<Integer> expected = alone.get(i).tokens();
+                List<Integer> expected = aloneOutcomes.get(i).tokens();
                 String what = fixture + ", request " + i + " " + requests.get(i).sampling();
-                assertThat(alone.get(i).failed()).as(what).isNull();
+                assertThat(aloneOutcomes.get(i).failed()).as(what).isNull();
                 if (endedBeforeCancel[i]) {
                     assertThat(readBeforeCancel.get(i)).as(what).isEqualTo(expected);
                     continue;
@@ -120,8 +129,8 @@ final class RandomArrivals {
                 }
                 assertThat(outcome.failed()).as(what).isNull();
                 assertThat(outcome.tokens()).as(what).isEqualTo(expected);
-                assertThat(outcome.finished().reason()).as(what).isEqualTo(alone.get(i).finished().reason());
-                EngineTest.assertSameLogprobs(outcome.logprobs(), alone.get(i).logprobs(), logprobTolerance);
+                assertThat(outcome.finished().reason()).as(what).isEqualTo(aloneOutcomes.get(i).finished().reason());
+                EngineTest.assertSameLogprobs(outcome.logprobs(), aloneOutcomes.get(i).logprobs(), logprobTolerance);
             }
             EngineStats stats = EngineRuns.settledStats(engine);
             assertThat(stats.kvBlocksInUse()).as("blocks left behind").isZero();
@@ -129,7 +138,7 @@ final class RandomArrivals {
             assertThat(stats.runningRequests() + stats.waitingRequests()).isZero();
             afterwards.accept(engine);
             // The engine goes on: a request after them all gets its tokens alone.
-            assertThat(run(engine, requests.getFirst()).tokens()).isEqualTo(alone.getFirst().tokens());
+            assertThat(run(engine, requests.getFirst()).tokens()).isEqualTo(aloneOutcomes.getFirst().tokens());
         }
     }
 }

@@ -115,7 +115,7 @@ class RunAheadTest {
             List<Batch.Output> outputs = new ArrayList<>(super.forward(new Batch(resolved)));
             boolean drawsLater = false;
             for (int s = 0; s < batch.size(); s++) {
-                drawsLater |= batch.segment(s).draw() != null && batch.segment(s).draw().later();
+                drawsLater |= batch.segment(s).drawnLater();
             }
             boolean drawnAtOnce = !drawsLater;
             if (drawnAtOnce) {
@@ -208,73 +208,17 @@ class RunAheadTest {
         return values;
     }
 
+    /**
+     * Requests arriving at random, some cancelled ({@link RandomArrivals}), with steps queued ahead:
+     * each ends as it does alone on the CPU engine with steps one at a time, and steps were fed, some
+     * of them with logprobs.
+     */
     @Test
     void randomArrivalsStopsAndCancellationsEndAsStepsRunOneAtATime() throws InterruptedException {
         LoadedModel model = TestModels.load("granitemoehybrid");
-        int vocab = model.config().vocabSize();
-        java.util.Random random = new java.util.Random(2026);
-        List<EngineRequest> requests = new ArrayList<>();
-        boolean[] cancelled = new boolean[40];
-        for (int i = 0; i < cancelled.length; i++) {
-            SamplingParams params = SamplingParams.greedy().withMaxTokens(1 + random.nextInt(24));
-            if (random.nextInt(3) == 0) {
-                params = params.withStopTokenIds(Set.of(random.nextInt(vocab))); // may or may not come up
-            }
-            if (random.nextInt(4) == 0) {
-                params = params.withTemperature(0.9).withSeed((long) i);
-            }
-            if (random.nextInt(4) == 0) { // the stop id, if any, held back for a while
-                params = params.withMinTokens(random.nextInt(params.maxTokens() + 1));
-            }
-            if (random.nextInt(4) == 0) { // greedy or sampled: drawn, not the plain argmax
-                int favoured = random.nextInt(vocab);
-                int disfavoured = (favoured + 1 + random.nextInt(vocab - 1)) % vocab;
-                params = params.withLogitBias(Map.of(favoured, 8f, disfavoured, -3f));
-            }
-            // Some ask for logprobs: drawn here with them, their steps still queued ahead.
-            int logprobs = random.nextInt(3) == 0 ? random.nextInt(6) : -1;
-            requests.add(new EngineRequest(prompt(vocab, 2 + random.nextInt(40), 500 + i), params, true, logprobs,
-                    -1));
-            cancelled[i] = random.nextInt(8) == 0;
-        }
-        List<EngineRuns.Outcome> expected;
-        try (Engine engine = Engine.start(model, EngineTest.OPS, EngineTest.SMALL)) {
-            expected = requests.stream().map(request -> EngineRuns.run(engine, request)).toList();
-        }
         Feeding backend = new Feeding();
-        try (Engine engine = Engine.start(model, backend, EngineTest.SMALL)) {
-            List<RequestStream> streams = new ArrayList<>();
-            for (int i = 0; i < requests.size(); i++) {
-                streams.add(engine.submit(requests.get(i)));
-                if (random.nextInt(3) == 0) {
-                    Thread.sleep(random.nextInt(3)); // arrivals while steps run ahead, and between them
-                }
-                if (cancelled[i]) {
-                    streams.get(i).cancel();
-                }
-            }
-            for (int i = 0; i < requests.size(); i++) {
-                EngineRuns.Outcome outcome = EngineRuns.collect(streams.get(i));
-                if (cancelled[i]) {
-                    // Cancelled at some step: what it got is a prefix of the full answer.
-                    List<Integer> full = expected.get(i).tokens();
-                    assertThat(outcome.tokens().size()).as("request %d", i).isLessThanOrEqualTo(full.size());
-                    assertThat(outcome.tokens()).as("request %d", i)
-                            .isEqualTo(full.subList(0, outcome.tokens().size()));
-                    continue;
-                }
-                assertThat(outcome.failed()).as("request %d", i).isNull();
-                assertThat(outcome.tokens()).as("request %d", i).isEqualTo(expected.get(i).tokens());
-                // The same logits but for the rounding that batch composition and the prefix cache move.
-                EngineTest.assertSameLogprobs(outcome.logprobs(), expected.get(i).logprobs(), 1e-4);
-                assertThat(outcome.finished().reason()).as("request %d", i)
-                        .isEqualTo(expected.get(i).finished().reason());
-            }
-            EngineStats stats = EngineRuns.settledStats(engine);
-            assertThat(stats.kvBlocksInUse()).isZero();
-            assertThat(stats.stateSlotsInUse()).isZero();
-            assertThat(stats.runningRequests() + stats.waitingRequests()).isZero();
-        }
+        RandomArrivals.assertEachEndsAsAlone("granitemoehybrid", () -> Engine.start(model, EngineTest.OPS,
+                EngineTest.SMALL), () -> Engine.start(model, backend, EngineTest.SMALL), 1e-4, engine -> { });
         assertThat(backend.fedSegments.get()).isGreaterThan(0);
         assertThat(backend.fedWithLogprobs.get()).isGreaterThan(0);
     }

@@ -175,11 +175,7 @@ class LogprobsKernelTest {
             ranks = scope.download(rankBuffer, count);
         }
         for (int i = 0; i < count; i++) {
-            float[] row = java.util.Arrays.copyOfRange(logits, rows[i] * vocab, (rows[i] + 1) * vocab);
-            for (int id = 0; id < vocab; id++) {
-                row[id] /= divisor;
-            }
-            float[] distribution = Sampler.logSoftmax(row);
+            float[] distribution = Sampler.logSoftmax(dividedRow(logits, rows[i], vocab, divisor));
             int at = i * LogprobsKernel.RECORD_WORDS;
             String what = "record " + i + " (row " + rows[i] + ", top " + tops[i] + ", token " + tokens[i] + ")";
             int rank = Float.floatToRawIntBits(ranks[i]);
@@ -234,10 +230,9 @@ class LogprobsKernelTest {
         }
         for (int i = 0; i < batch; i++) {
             int row = rows[i];
-            float[] divided = new float[vocab];
+            float[] divided = dividedRow(logits, row, vocab, divisor);
             int argmax = -1;
             for (int id = 0; id < vocab; id++) {
-                divided[id] = logits[row * vocab + id] / divisor;
                 if (divided[id] != Float.NEGATIVE_INFINITY && (argmax < 0 || divided[id] > divided[argmax])) {
                     argmax = id;
                 }
@@ -255,6 +250,15 @@ class LogprobsKernelTest {
                     near(distribution[argmax]));
             assertSameTop(words, at, distribution, Sampler.topLogprobs(distribution, tops[i]), what);
         }
+    }
+
+    /** Row {@code row} of {@code logits}, each logit divided by {@code divisor} as the host divides it. */
+    private static float[] dividedRow(float[] logits, int row, int vocab, float divisor) {
+        float[] divided = java.util.Arrays.copyOfRange(logits, row * vocab, (row + 1) * vocab);
+        for (int id = 0; id < vocab; id++) {
+            divided[id] /= divisor;
+        }
+        return divided;
     }
 
     /**

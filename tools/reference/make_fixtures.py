@@ -192,6 +192,10 @@ def config_for(name):
         return GraniteMoeHybridConfig(position_embedding_type="rope",
                                       rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
                                       tie_word_embeddings=False, **GRANITE, **COMMON)
+    if name == "granitemoehybrid_moe":
+        # routed experts (granite-4.0-h-tiny's layout): 8 experts of width 16, 3 a token, beside the shared MLP
+        moe = dict(GRANITE, num_local_experts=8, num_experts_per_tok=3, intermediate_size=16)
+        return GraniteMoeHybridConfig(position_embedding_type="nope", tie_word_embeddings=True, **moe, **COMMON)
     if name == "bamba":
         return BambaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=3, attn_layer_indices=[1],
                            num_attention_heads=4, num_key_value_heads=2, mamba_n_heads=8, mamba_d_head=8,
@@ -207,7 +211,8 @@ def config_for(name):
     raise ValueError(name)
 
 
-SEEDS = {"mamba2": 11, "granitemoehybrid": 12, "granitemoehybrid_rope": 13, "bamba": 14, "nemotron_h": 15}
+SEEDS = {"mamba2": 11, "granitemoehybrid": 12, "granitemoehybrid_rope": 13, "bamba": 14, "nemotron_h": 15,
+         "granitemoehybrid_moe": 16}
 
 
 def randomise(model, name, generator):
@@ -421,7 +426,7 @@ def save_and_reload(model, directory, tokenizer_directory, **save_options):
 
 def make_models(root, tokenizer_directory, only):
     summary = {}
-    names = ["mamba2", "granitemoehybrid", "granitemoehybrid_rope", "bamba", "nemotron_h"]
+    names = ["mamba2", "granitemoehybrid", "granitemoehybrid_rope", "granitemoehybrid_moe", "bamba", "nemotron_h"]
     for name in names:
         wanted_variants = [n for n in (name, name + "_bf16", name + "_sharded") if n in only]
         if not wanted_variants:
@@ -467,8 +472,8 @@ def make_models(root, tokenizer_directory, only):
     return summary
 
 
-ALL = ["tokenizer", "mamba2", "granitemoehybrid", "granitemoehybrid_rope", "bamba", "nemotron_h",
-       "granitemoehybrid_bf16", "granitemoehybrid_sharded"]
+ALL = ["tokenizer", "mamba2", "granitemoehybrid", "granitemoehybrid_rope", "granitemoehybrid_moe", "bamba",
+       "nemotron_h", "granitemoehybrid_bf16", "granitemoehybrid_sharded"]
 
 
 def main():

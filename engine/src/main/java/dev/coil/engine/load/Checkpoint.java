@@ -170,6 +170,15 @@ public final class Checkpoint implements AutoCloseable {
     }
 
     /**
+     * A [count, rows, cols] tensor (one matrix per expert) as one {@link Matrix} of count · rows rows,
+     * so that matrix i is its {@code rowSlice(i · rows, rows)}.
+     */
+    public Matrix stackedMatrix(String name, int count, int rows, int cols) {
+        TensorInfo info = requireShape(name, count, rows, cols);
+        return new Matrix(data(name), info.dtype(), Math.multiplyExact(count, rows), cols);
+    }
+
+    /**
      * A tensor of exactly {@code expectedShape}, widened to f32 and flattened row-major: norms,
      * biases, A_log, D, dt_bias, conv1d weights [channels, 1, kernel] → [channels · kernel].
      */

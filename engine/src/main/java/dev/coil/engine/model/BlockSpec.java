@@ -46,9 +46,33 @@ public sealed interface BlockSpec {
             int rotaryDim, float ropeTheta, boolean bias) implements BlockSpec {
     }
 
-    /** A feed-forward block; see {@link MlpKind} for the tensor layouts. */
-    record Mlp(int layer, String prefix, String normName, MlpKind kind, int intermediateSize, boolean bias)
-            implements BlockSpec {
+    /**
+     * A feed-forward block; see {@link MlpKind} for the tensor layouts. With {@code experts}, routed
+     * experts run beside this MLP (then the shared one) and the block adds their outputs.
+     */
+    record Mlp(int layer, String prefix, String normName, MlpKind kind, int intermediateSize, boolean bias,
+            Experts experts) implements BlockSpec {
+
+        /** A dense MLP, without routed experts. */
+        public Mlp(int layer, String prefix, String normName, MlpKind kind, int intermediateSize, boolean bias) {
+            this(layer, prefix, normName, kind, intermediateSize, bias, null);
+        }
+    }
+
+    /**
+     * Routed experts (GraniteMoeHybrid's block_sparse_moe): a router [count, hidden] scores each token,
+     * the {@code perToken} best experts take it, weighted by the softmax of their scores; each expert
+     * is a gated-SiLU MLP of width {@code width} whose gate and up rows are stacked, gate first
+     * (input_linear [count, 2·width, hidden], output_linear [count, hidden, width]).
+     */
+    record Experts(String prefix, int count, int perToken, int width) {
+
+        public Experts {
+            if (count < 1 || perToken < 1 || perToken > count || width < 1) {
+                throw new IllegalArgumentException("experts: " + count + " experts, " + perToken
+                        + " a token, width " + width + "; need 1 <= per token <= experts and width >= 1");
+            }
+        }
     }
 
     enum MlpKind {

@@ -5,7 +5,8 @@ import dev.coil.engine.ops.Ops;
 /**
  * The MLP blocks: down(silu(gate(x)) · up(x)) (Granite, Bamba) or down(relu(up(x))²) (NemotronH).
  * Where the checkpoint stores gate and up as one matrix (Granite's input_linear) they run as one
- * product over the stacked rows, so each decode step reads them in one pass.
+ * product over the stacked rows, so each decode step reads them in one pass. A block with routed
+ * experts (a mixture of experts) adds their output to this shared MLP's: experts(x) + mlp(x).
  */
 public final class FeedForward implements Mixer {
 
@@ -14,13 +15,33 @@ public final class FeedForward implements Mixer {
     private final Linear gate; // [F, hidden]; null when stacked or squared ReLU
     private final Linear up; // [F, hidden]; null when stacked
     private final Linear down; // [hidden, F]
+    private final RoutedExperts experts; // or null
 
-    private FeedForward(BlockSpec.Mlp spec, Linear gateAndUp, Linear gate, Linear up, Linear down) {
+    private FeedForward(BlockSpec.Mlp spec, Linear gateAndUp, Linear gate, Linear up, Linear down,
+            RoutedExperts experts) {
         this.spec = spec;
         this.gateAndUp = gateAndUp;
         this.gate = gate;
         this.up = up;
         this.down = down;
+        this.experts = experts;
+    }
+
+    private FeedForward(BlockSpec.Mlp spec, Linear gateAndUp, Linear gate, Linear up, Linear down) {
+        this(spec, gateAndUp, gate, up, down, null);
+    }
+
+    /** This MLP as the shared one beside routed experts (the spec names them). */
+    public FeedForward withExperts(RoutedExperts routed) {
+        if (!routed.spec().equals(spec.experts())) {
+            throw new IllegalArgumentException(spec + " does not name the routed experts " + routed.spec());
+        }
+        return new FeedForward(spec, gateAndUp, gate, up, down, routed);
+    }
+
+    /** The routed experts beside this MLP, or null for a dense block. */
+    public RoutedExperts experts() {
+        return experts;
     }
 
     /** A gated-SiLU MLP whose gate and up rows are stacked in one matrix, gate first. */
@@ -66,7 +87,14 @@ public final class FeedForward implements Mixer {
         } else {
             silu(gate.apply(ops, x, tokens), 0, up.apply(ops, x, tokens), 0, hidden, 0, hidden.length);
         }
-        return down.apply(ops, hidden, tokens);
+        float[] out = down.apply(ops, hidden, tokens);
+        if (experts != null) {
+            float[] routed = experts.apply(ops, x, tokens);
+            for (int i = 0; i < out.length; i++) {
+                out[i] = routed[i] + out[i];
+            }
+        }
+        return out;
     }
 
     /** out[i] = silu(gate[i]) · up[i] over {@code length} elements at the given offsets. */

@@ -32,4 +32,9 @@ public record ModelConfig(
     public long countBlocks(Class<? extends BlockSpec> kind) {
         return blocks.stream().filter(kind::isInstance).count();
     }
+
+    /** True when some block routes tokens to experts (a mixture of experts). */
+    public boolean hasRoutedExperts() {
+        return blocks.stream().anyMatch(block -> block instanceof BlockSpec.Mlp mlp && mlp.experts() != null);
+    }
 }

@@ -91,6 +91,19 @@ public final class ModelLoader {
     }
 
     private FeedForward mlp(BlockSpec.Mlp spec) {
+        FeedForward shared = denseMlp(spec);
+        BlockSpec.Experts routed = spec.experts();
+        if (routed == null) {
+            return shared;
+        }
+        int hidden = config.hiddenSize();
+        String p = routed.prefix();
+        return shared.withExperts(new RoutedExperts(routed, linear(p + "router.layer", routed.count(), hidden, false),
+                checkpoint.stackedMatrix(p + "input_linear.weight", routed.count(), 2 * routed.width(), hidden),
+                checkpoint.stackedMatrix(p + "output_linear.weight", routed.count(), hidden, routed.width())));
+    }
+
+    private FeedForward denseMlp(BlockSpec.Mlp spec) {
         int hidden = config.hiddenSize();
         int width = spec.intermediateSize();
         String p = spec.prefix();

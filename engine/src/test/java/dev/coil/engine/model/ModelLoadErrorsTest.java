@@ -75,10 +75,26 @@ class ModelLoadErrorsTest {
     }
 
     @Test
-    void mixtureOfExpertsGraniteIsRefusedAtLoad() throws IOException {
-        Path folder = withConfig("granitemoehybrid", config -> config.put("num_local_experts", 8));
+    void expertsTheCheckpointLacksAreNamedAtLoad() throws IOException {
+        Path folder = withConfig("granitemoehybrid", config -> config.put("num_local_experts", 8)
+                .put("num_experts_per_tok", 2).put("intermediate_size", 16));
         assertThatThrownBy(() -> LoadedModel.load(folder)).isInstanceOf(CheckpointException.class)
-                .hasMessageContaining("num_local_experts").hasMessageContaining("dense");
+                .hasMessageContaining("model.layers.0.block_sparse_moe.router.layer.weight");
+    }
+
+    @Test
+    void moreExpertsATokenThanExpertsIsRefusedAtLoad() throws IOException {
+        Path folder = withConfig("granitemoehybrid_moe", config -> config.put("num_experts_per_tok", 9));
+        assertThatThrownBy(() -> LoadedModel.load(folder)).isInstanceOf(CheckpointException.class)
+                .hasMessageContaining("num_experts_per_tok is 9").hasMessageContaining("num_local_experts is 8");
+    }
+
+    @Test
+    void expertsOfTheWrongWidthAreNamedAtLoad() throws IOException {
+        Path folder = withConfig("granitemoehybrid_moe", config -> config.put("intermediate_size", 12));
+        assertThatThrownBy(() -> LoadedModel.load(folder)).isInstanceOf(CheckpointException.class)
+                .hasMessageContaining("block_sparse_moe.input_linear.weight").hasMessageContaining("[8, 32, 32]")
+                .hasMessageContaining("[8, 24, 32]");
     }
 
     @Test

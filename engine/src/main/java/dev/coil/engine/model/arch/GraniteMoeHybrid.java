@@ -7,8 +7,9 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * GraniteMoeHybridForCausalLM, dense (num_local_experts 0: granite-4.0-h-350m/1b). Each layer is
- * two residual blocks, mixer (Mamba-2 or attention) then the shared MLP, both scaled by
+ * GraniteMoeHybridForCausalLM: dense (num_local_experts 0: granite-4.0-h-350m, -1b, -micro) or with
+ * routed experts beside the shared MLP (granite-4.0-h-tiny, -small). Each layer is two residual
+ * blocks, mixer (Mamba-2 or attention) then the shared MLP with its experts, both scaled by
  * residual_multiplier; embeddings × embedding_multiplier, logits ÷ logits_scaling, attention
  * scaled by attention_multiplier, no positional encoding unless position_embedding_type is "rope".
  */
@@ -19,9 +20,11 @@ final class GraniteMoeHybrid {
 
     static ModelConfig read(ConfigReader config) {
         int experts = config.getInt(8, "num_local_experts");
-        if (experts != 0) {
+        int expertsPerToken = config.getInt(2, "num_experts_per_tok");
+        if (experts < 0 || (experts > 0 && (expertsPerToken < 1 || expertsPerToken > experts))) {
             throw new CheckpointException(config.file() + ": num_local_experts is " + experts
-                    + "; Coil supports dense GraniteMoeHybrid models only (num_local_experts 0, as granite-4.0-h-350m and -1b).");
+                    + " and num_experts_per_tok is " + expertsPerToken
+                    + "; a mixture of experts needs 1 <= num_experts_per_tok <= num_local_experts.");
         }
         config.requireActivation("silu", "hidden_act");
         int hidden = config.requireInt("hidden_size");
@@ -47,6 +50,7 @@ final class GraniteMoeHybrid {
         boolean attentionBias = config.getBoolean(false, "attention_bias");
 
         int ffn = config.requireInt("shared_intermediate_size");
+        int expertWidth = experts > 0 ? config.requireInt("intermediate_size") : 0;
 
         List<BlockSpec> blocks = new ArrayList<>();
         for (int i = 0; i < layers; i++) {
@@ -61,8 +65,10 @@ final class GraniteMoeHybrid {
                 throw new CheckpointException(config.file() + ": layer_types[" + i
                         + "] is 'mlp'; GraniteMoeHybridForCausalLM layers are mamba or attention.");
             }
+            BlockSpec.Experts routed = experts == 0 ? null
+                    : new BlockSpec.Experts(layer + "block_sparse_moe.", experts, expertsPerToken, expertWidth);
             blocks.add(new BlockSpec.Mlp(i, layer + "shared_mlp.", layer + "post_attention_layernorm.weight",
-                    BlockSpec.MlpKind.GATED_SILU_FUSED, ffn, false));
+                    BlockSpec.MlpKind.GATED_SILU_FUSED, ffn, false, routed));
         }
         boolean tied = config.getBoolean(false, "tie_word_embeddings");
         return new ModelConfig("GraniteMoeHybridForCausalLM", config.requireInt("vocab_size"), hidden,

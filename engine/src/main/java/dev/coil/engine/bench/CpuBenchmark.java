@@ -4,6 +4,7 @@ import dev.coil.engine.cpu.CpuOps;
 import dev.coil.engine.cpu.MemoryBandwidth;
 import dev.coil.engine.load.Checkpoint;
 import dev.coil.engine.model.HybridModel;
+import dev.coil.engine.model.BlockSpec;
 import dev.coil.engine.model.ModelConfig;
 import dev.coil.engine.model.Phase;
 import dev.coil.engine.model.SequenceState;
@@ -42,13 +43,25 @@ public final class CpuBenchmark {
     private CpuBenchmark() {
     }
 
-    /** Bytes of weights read per decoded token: every tensor but the embedding table (one row), unless tied. */
+    /**
+     * Bytes of weights read per decoded token: every tensor but the embedding table (one row), unless
+     * tied; of routed experts, only the share of them one token takes (perToken of count).
+     */
     public static long weightBytesPerToken(LoadedModel loaded) {
         Checkpoint checkpoint = loaded.checkpoint();
         ModelConfig config = loaded.config();
         long total = 0;
         for (String name : checkpoint.names()) {
             total += checkpoint.info(name).byteSize();
+        }
+        for (BlockSpec block : config.blocks()) {
+            if (block instanceof BlockSpec.Mlp mlp && mlp.experts() != null) {
+                BlockSpec.Experts experts = mlp.experts();
+                for (String name : new String[] {"input_linear.weight", "output_linear.weight"}) {
+                    long bytes = checkpoint.info(experts.prefix() + name).byteSize();
+                    total -= bytes - bytes / experts.count() * experts.perToken();
+                }
+            }
         }
         if (config.lmHeadName() != null) {
             String embedding = checkpoint.has(config.embeddingName()) ? config.embeddingName()

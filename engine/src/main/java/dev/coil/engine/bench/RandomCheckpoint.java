@@ -26,10 +26,28 @@ public final class RandomCheckpoint {
      * vocabulary 49160: about 304M parameters.
      */
     public record Shape(int vocab, int hidden, int layers, int attentionEvery, int queryHeads, int kvHeads,
-            int mambaHeads, int mambaHeadDim, int stateSize, int ffn) {
+            int mambaHeads, int mambaHeadDim, int stateSize, int ffn, int experts, int expertsPerToken,
+            int expertWidth) {
+
+        /** A dense shape (no routed experts; ffn is the shared MLP's width). */
+        public Shape(int vocab, int hidden, int layers, int attentionEvery, int queryHeads, int kvHeads,
+                int mambaHeads, int mambaHeadDim, int stateSize, int ffn) {
+            this(vocab, hidden, layers, attentionEvery, queryHeads, kvHeads, mambaHeads, mambaHeadDim, stateSize, ffn,
+                    0, 0, 0);
+        }
 
         public static Shape granite300m() {
             return new Shape(49160, 768, 28, 7, 12, 4, 24, 64, 128, 2048);
+        }
+
+        /**
+         * A mixture of experts of granite-4.0-h-tiny's published size (hidden 1536, 40 layers, 64
+         * experts of which 6 take each token): attention every tenth layer (12 query / 4 kv heads),
+         * Mamba-2 with 48 heads × 64 and state 128, a shared MLP of 1024 beside experts of 512,
+         * vocabulary 100352: about 7.1B parameters, 1.4B of them read per token.
+         */
+        public static Shape graniteTinyShaped() {
+            return new Shape(100352, 1536, 40, 10, 12, 4, 48, 64, 128, 1024, 64, 6, 512);
         }
 
         boolean isAttention(int layer) {
@@ -59,6 +77,14 @@ public final class RandomCheckpoint {
             tensors.put(p + "post_attention_layernorm.weight", constant(dtype, 1f, h));
             tensors.put(p + "shared_mlp.input_linear.weight", uniform(dtype, seeds.nextLong(), 0.02, 2 * shape.ffn(), h));
             tensors.put(p + "shared_mlp.output_linear.weight", uniform(dtype, seeds.nextLong(), 0.02, h, shape.ffn()));
+            if (shape.experts() > 0) {
+                String moe = p + "block_sparse_moe.";
+                tensors.put(moe + "router.layer.weight", uniform(dtype, seeds.nextLong(), 0.02, shape.experts(), h));
+                tensors.put(moe + "input_linear.weight",
+                        uniform(dtype, seeds.nextLong(), 0.02, shape.experts(), 2 * shape.expertWidth(), h));
+                tensors.put(moe + "output_linear.weight",
+                        uniform(dtype, seeds.nextLong(), 0.02, shape.experts(), h, shape.expertWidth()));
+            }
             if (shape.isAttention(i)) {
                 tensors.put(p + "self_attn.q_proj.weight", uniform(dtype, seeds.nextLong(), 0.02, shape.queryHeads() * headDim, h));
                 tensors.put(p + "self_attn.k_proj.weight", uniform(dtype, seeds.nextLong(), 0.02, shape.kvHeads() * headDim, h));
@@ -95,7 +121,7 @@ public final class RandomCheckpoint {
         config.put("model_type", "granitemoehybrid");
         config.put("vocab_size", shape.vocab());
         config.put("hidden_size", shape.hidden());
-        config.put("intermediate_size", shape.ffn());
+        config.put("intermediate_size", shape.experts() > 0 ? shape.expertWidth() : shape.ffn());
         config.put("shared_intermediate_size", shape.ffn());
         config.put("num_hidden_layers", shape.layers());
         config.put("num_attention_heads", shape.queryHeads());
@@ -111,8 +137,8 @@ public final class RandomCheckpoint {
         config.put("mamba_expand", 2);
         config.put("mamba_d_conv", 4);
         config.put("mamba_chunk_size", 256);
-        config.put("num_local_experts", 0);
-        config.put("num_experts_per_tok", 0);
+        config.put("num_local_experts", shape.experts());
+        config.put("num_experts_per_tok", shape.expertsPerToken());
         config.put("position_embedding_type", "rope");
         config.putObject("rope_parameters").put("rope_theta", 10000.0).put("rope_type", "default");
         config.put("max_position_embeddings", 32768);

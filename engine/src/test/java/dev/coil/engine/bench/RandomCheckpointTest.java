@@ -39,6 +39,24 @@ class RandomCheckpointTest {
     }
 
     @Test
+    void writesRoutedExpertsAndCountsOnlyATokensShareOfThemAsRead(@TempDir Path temp) throws IOException {
+        RandomCheckpoint.Shape shape = new RandomCheckpoint.Shape(64, 32, 3, 3, 4, 2, 4, 16, 8, 48, 8, 2, 24);
+        Path folder = RandomCheckpoint.write(temp.resolve("experts"), shape, DType.BF16, 5);
+        try (LoadedModel model = LoadedModel.load(folder)) {
+            assertThat(model.config().hasRoutedExperts()).isTrue();
+            float[] logits = model.model().forward(new CpuOps(new Parallel(1)), model.model().newSequence(),
+                    new int[] {1, 2, 3}, Phase.PREFILL, false);
+            for (float value : logits) {
+                assertThat(value).isFinite();
+            }
+            // Each layer's experts: 8 × (2·24·32 + 32·24) bf16 values, of which a token reads 2 experts' worth.
+            long experts = 3L * 8 * (2 * 24 * 32 + 32 * 24) * 2;
+            assertThat(CpuBenchmark.weightBytesPerToken(model)).isEqualTo(Files.size(folder.resolve("model.safetensors"))
+                    - headerAndEmbeddingBytes(model) - experts + experts / 8 * 2);
+        }
+    }
+
+    @Test
     void sameSeedWritesTheSameBytes(@TempDir Path temp) throws IOException {
         Path first = RandomCheckpoint.write(temp.resolve("a"), TINY, DType.BF16, 9);
         Path second = RandomCheckpoint.write(temp.resolve("b"), TINY, DType.BF16, 9);

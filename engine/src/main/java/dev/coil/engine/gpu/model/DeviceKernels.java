@@ -19,6 +19,7 @@ import dev.coil.engine.gpu.kernels.PagedKvKernel;
 import dev.coil.engine.gpu.kernels.ResidualAddKernel;
 import dev.coil.engine.gpu.kernels.RmsNormKernel;
 import dev.coil.engine.gpu.kernels.RopeKernel;
+import dev.coil.engine.gpu.kernels.RoutedExpertsKernel;
 import dev.coil.engine.gpu.kernels.SiluMultiplyKernel;
 import dev.coil.engine.gpu.kernels.SquaredReluKernel;
 import dev.coil.engine.gpu.kernels.SsdScanKernel;
@@ -51,6 +52,7 @@ final class DeviceKernels implements AutoCloseable {
     final LmHeadArgmaxKernel lmHeadArgmax;
     final SiluMultiplyKernel siluMultiply;
     final SquaredReluKernel squaredRelu;
+    final RoutedExpertsKernel routedExperts;
     /** The prompt's dt (softplus, clamp) among them, which a prefill step needs too. */
     final ContextParallelKernels contextParallel;
     private final Cublas cublas;
@@ -80,6 +82,7 @@ final class DeviceKernels implements AutoCloseable {
         this.lmHeadArgmax = new LmHeadArgmaxKernel(module, device);
         this.siluMultiply = new SiluMultiplyKernel(module);
         this.squaredRelu = new SquaredReluKernel(module);
+        this.routedExperts = new RoutedExpertsKernel(module);
         this.contextParallel = new ContextParallelKernels(module);
     }
 

@@ -2,10 +2,14 @@ package dev.coil.engine.gpu.model;
 
 import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.kernels.GemvKernel;
+import dev.coil.engine.gpu.kernels.RoutedExpertsKernel;
 import dev.coil.engine.load.DType;
 import dev.coil.engine.model.BlockSpec;
 
-/** The MLP blocks of {@code FeedForward} on the device: down(silu(gate(x)) · up(x)) or down(relu(up(x))²). */
+/**
+ * The MLP blocks of {@code FeedForward} on the device: down(silu(gate(x)) · up(x)) or down(relu(up(x))²),
+ * and with routed experts, their weighted sum added to that shared MLP's output.
+ */
 final class GpuFeedForward {
 
     private GpuFeedForward() {
@@ -13,6 +17,40 @@ final class GpuFeedForward {
 
     /** x: [rows, hidden] → out: [rows, hidden] f32. */
     static void forward(DeviceKernels k, GpuWeights.Mlp w, StepInput x, int rows, DeviceBuffer out) {
+        shared(k, w, x, rows, out);
+        if (w.experts() != null) {
+            addExperts(k, w.experts(), x, rows, out);
+        }
+    }
+
+    /**
+     * out += Σ over each row's experts (in expert order) of weight · expert(x), as {@code RoutedExperts}:
+     * the router's scores [rows, count] by the matrix product, the routing, then the experts
+     * ({@code RoutedExpertsKernel.add}: pair by pair for a few rows, grouped by expert on the tensor
+     * cores for many). x must be f32 values ({@code StepInput.blockNorm} makes them so for a block
+     * with experts).
+     */
+    private static void addExperts(DeviceKernels k, GpuWeights.Experts experts, StepInput x, int rows,
+            DeviceBuffer out) {
+        if (x.pending() != null || x.dtype() != DType.F32) {
+            throw new IllegalStateException("routed experts read f32 normed rows, not " + x.dtype()
+                    + (x.pending() != null ? " made inside the products" : ""));
+        }
+        BlockSpec.Experts spec = experts.spec();
+        int hidden = experts.router().cols();
+        DeviceBuffer scores = k.scratch.floats("experts.scores", (long) rows * spec.count());
+        DeviceBuffer chosen = k.scratch.floats("experts.chosen", (long) rows * spec.perToken());
+        DeviceBuffer weights = k.scratch.floats("experts.weights", (long) rows * spec.perToken());
+        DeviceBuffer workspace = k.scratch.bytes("experts.workspace", RoutedExpertsKernel.workspaceBytes(rows,
+                spec.perToken(), spec.count(), spec.width(), hidden));
+        k.matmul.matmul(k.stream, x.values(), rows, experts.router(), scores);
+        k.routedExperts.route(k.stream, scores, rows, spec.count(), spec.perToken(), chosen, weights);
+        k.routedExperts.add(k.stream, x.values(), rows, hidden, experts.gateAndUp(), experts.down(), spec.width(),
+                chosen, weights, spec.perToken(), workspace, out);
+    }
+
+    /** The shared (or only) MLP: x: [rows, hidden] → out: [rows, hidden] f32. */
+    private static void shared(DeviceKernels k, GpuWeights.Mlp w, StepInput x, int rows, DeviceBuffer out) {
         int width = w.spec().intermediateSize();
         if (w.spec().kind() == BlockSpec.MlpKind.SQUARED_RELU) {
             DeviceBuffer hidden = k.scratch.floats("mlp.hidden", (long) rows * width);

@@ -153,7 +153,14 @@ public final class GpuShardedModel implements ShardedModel {
                     mamba = Math.max(mamba, 4L * (width + m.convChannels() + m.innerSize() + m.heads())
                             + 2L * m.innerSize() + workspace);
                 }
-                case BlockSpec.Mlp m -> mlp = Math.max(mlp, 10L * m.intermediateSize());
+                case BlockSpec.Mlp m -> {
+                    BlockSpec.Experts e = m.experts();
+                    // routed experts: scores, choices and weights, and the workspace of RoutedExpertsKernel.add
+                    // (each choice's silu(gate) · up and output, and the row in bf16)
+                    long routed = e == null ? 0 : 4L * e.count() + 8L * e.perToken()
+                            + 4L * e.perToken() * (e.width() + config.hiddenSize()) + 2L * config.hiddenSize();
+                    mlp = Math.max(mlp, 10L * m.intermediateSize() + routed);
+                }
             }
         }
         long perPosition = 14L * config.hiddenSize() + keyValues + mamba + attention + mlp;

@@ -33,9 +33,19 @@ final class GpuWeights implements AutoCloseable {
             DeviceMatrix output) implements Mixer {
     }
 
-    /** gateAndUp stacked [2F, hidden] (gate null, up null), or gate and up apart, or up alone (squared ReLU). */
-    record Mlp(BlockSpec.Mlp spec, DeviceMatrix gateAndUp, DeviceMatrix gate, DeviceMatrix up, DeviceMatrix down)
-            implements Mixer {
+    /**
+     * gateAndUp stacked [2F, hidden] (gate null, up null), or gate and up apart, or up alone (squared
+     * ReLU); experts null for a dense block.
+     */
+    record Mlp(BlockSpec.Mlp spec, DeviceMatrix gateAndUp, DeviceMatrix gate, DeviceMatrix up, DeviceMatrix down,
+            Experts experts) implements Mixer {
+    }
+
+    /**
+     * Routed experts: router [count, hidden]; every expert's stacked gate and up rows [count · 2·width,
+     * hidden] (expert e's from e · 2·width, gate first); every expert's down rows [count · hidden, width].
+     */
+    record Experts(BlockSpec.Experts spec, DeviceMatrix router, DeviceMatrix gateAndUp, DeviceMatrix down) {
     }
 
     private final List<AutoCloseable> owned = new ArrayList<>();
@@ -78,7 +88,8 @@ final class GpuWeights implements AutoCloseable {
                 case Mamba m -> m.inProjection().data().bytes() + m.outProjection().data().bytes();
                 case Attention a -> a.query().data().bytes() + a.key().data().bytes() + a.value().data().bytes()
                         + a.output().data().bytes();
-                case Mlp m -> bytes(m.gateAndUp()) + bytes(m.gate()) + bytes(m.up()) + m.down().data().bytes();
+                case Mlp m -> bytes(m.gateAndUp()) + bytes(m.gate()) + bytes(m.up()) + m.down().data().bytes()
+                        + expertBytesPerToken(m.experts());
             };
         }
         return bytes;
@@ -97,10 +108,23 @@ final class GpuWeights implements AutoCloseable {
                             matrices.add(matrix);
                         }
                     }
+                    if (m.experts() != null) {
+                        matrices.add(m.experts().router());
+                    }
                 }
             }
         }
         return matrices;
+    }
+
+    /** The router and the experts one token takes (a batch-1 step's share of the experts). */
+    private static long expertBytesPerToken(Experts experts) {
+        if (experts == null) {
+            return 0;
+        }
+        BlockSpec.Experts spec = experts.spec();
+        return experts.router().data().bytes() + (experts.gateAndUp().data().bytes() + experts.down().data().bytes())
+                / spec.count() * spec.perToken();
     }
 
     private static long bytes(DeviceMatrix matrix) {
@@ -151,14 +175,29 @@ final class GpuWeights implements AutoCloseable {
         int hidden = config.hiddenSize();
         int width = spec.intermediateSize();
         String p = spec.prefix();
+        Experts experts = experts(spec.experts());
         return switch (spec.kind()) {
             case GATED_SILU_FUSED -> new Mlp(spec, matrix(p + "input_linear.weight", 2 * width, hidden), null, null,
-                    matrix(p + "output_linear.weight", hidden, width));
+                    matrix(p + "output_linear.weight", hidden, width), experts);
             case GATED_SILU -> new Mlp(spec, null, matrix(p + "gate_proj.weight", width, hidden),
-                    matrix(p + "up_proj.weight", width, hidden), matrix(p + "down_proj.weight", hidden, width));
+                    matrix(p + "up_proj.weight", width, hidden), matrix(p + "down_proj.weight", hidden, width), experts);
             case SQUARED_RELU -> new Mlp(spec, null, null, matrix(p + "up_proj.weight", width, hidden),
-                    matrix(p + "down_proj.weight", hidden, width));
+                    matrix(p + "down_proj.weight", hidden, width), experts);
         };
+    }
+
+    /** The routed experts' tensors as {@code ModelLoader} reads them, or null for a dense block. */
+    private Experts experts(BlockSpec.Experts spec) {
+        if (spec == null) {
+            return null;
+        }
+        int hidden = config.hiddenSize();
+        String p = spec.prefix();
+        return new Experts(spec, matrix(p + "router.layer.weight", spec.count(), hidden),
+                own(DeviceMatrix.upload(device, checkpoint.stackedMatrix(p + "input_linear.weight", spec.count(),
+                        2 * spec.width(), hidden))),
+                own(DeviceMatrix.upload(device, checkpoint.stackedMatrix(p + "output_linear.weight", spec.count(),
+                        hidden, spec.width()))));
     }
 
     private static CheckpointException unsupportedBias(String where) {

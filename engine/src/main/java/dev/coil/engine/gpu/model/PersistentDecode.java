@@ -338,6 +338,9 @@ final class PersistentDecode implements AutoCloseable {
     }
 
     private static String unsupported(GpuWeights.Mlp m) {
+        if (m.experts() != null) {
+            return "routed experts are not taken";
+        }
         if (m.spec().kind() == BlockSpec.MlpKind.SQUARED_RELU) {
             return "squared-ReLU MLPs are not taken";
         }

@@ -126,7 +126,8 @@ record StepInput(DeviceBuffer values, DType dtype, GemvKernel.ResidualNorm pendi
         boolean prepared = switch (block.mixer()) {
             case GpuWeights.Mamba mamba -> bf16For(mamba.inProjection());
             case GpuWeights.Attention attention -> bf16For(attention.query(), attention.key(), attention.value());
-            case GpuWeights.Mlp mlp -> bf16For(mlp.gateAndUp(), mlp.gate(), mlp.up());
+            // Routed experts read the f32 rows (their router through the matrix product).
+            case GpuWeights.Mlp mlp -> mlp.experts() == null && bf16For(mlp.gateAndUp(), mlp.gate(), mlp.up());
         };
         StepInput input = prepared ? new StepInput(normed16, DType.BF16) : new StepInput(normed, DType.F32);
         int hidden = config.hiddenSize();
@@ -146,7 +147,8 @@ record StepInput(DeviceBuffer values, DType dtype, GemvKernel.ResidualNorm pendi
             case GpuWeights.Mamba mamba -> gemv.supports(rows, mamba.inProjection());
             case GpuWeights.Attention attention -> gemv.supports(rows, attention.query())
                     && gemv.supports(rows, attention.key()) && gemv.supports(rows, attention.value());
-            case GpuWeights.Mlp mlp -> mlp.gateAndUp() != null ? gemv.supports(rows, mlp.gateAndUp())
+            case GpuWeights.Mlp mlp -> mlp.experts() != null ? false
+                    : mlp.gateAndUp() != null ? gemv.supports(rows, mlp.gateAndUp())
                     : mlp.gate() != null ? gemv.supports(rows, mlp.gate()) && gemv.supports(rows, mlp.up())
                     : gemv.supports(rows, mlp.up());
         };

@@ -12,6 +12,7 @@ import dev.coil.engine.gpu.GpuTest;
 import dev.coil.engine.gpu.kernels.SsdScanKernel;
 import dev.coil.engine.load.DType;
 import dev.coil.engine.model.BlockSpec;
+import dev.coil.engine.model.Fixtures;
 import dev.coil.engine.runner.Generator;
 import dev.coil.engine.runner.LoadedModel;
 import dev.coil.engine.runner.SamplingParams;
@@ -39,8 +40,7 @@ import org.junit.jupiter.params.provider.MethodSource;
 @GpuTest
 class GpuModelTest {
 
-    static final List<String> MODELS = List.of("mamba2", "granitemoehybrid", "granitemoehybrid_rope",
-            "granitemoehybrid_bf16", "granitemoehybrid_sharded", "bamba", "nemotron_h");
+    static final List<String> MODELS = Fixtures.MODELS;
 
     static final double F32_TOLERANCE = 1e-4;
     static final double BF16_ATTENTION_TOLERANCE = 1e-2;

@@ -18,6 +18,7 @@ import dev.coil.engine.runner.SamplingParams;
 import dev.coil.engine.runner.ScoreResult;
 import dev.coil.engine.runner.Scorer;
 import java.io.IOException;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
@@ -46,6 +47,9 @@ import org.junit.jupiter.params.provider.MethodSource;
 class GpuShardedModelTest {
 
     static final double SHARDED_TOLERANCE = 1e-2;
+    /** See {@link #assertCloseButForRoutingFlips}. */
+    static final int ROUTING_FLIPS = 3;
+    static final double ROUTING_FLIP_TOLERANCE = 0.2;
     /**
      * Every position's logprob with the shards scanning in tf32 against f32: their errors near 1e-3
      * of the logits' scale pass through 300 positions of state (seen up to 4.1e-2, on mamba2).
@@ -76,14 +80,14 @@ class GpuShardedModelTest {
             try (GpuShardedModel model = ring(loaded, 1)) {
                 one = model.score(ids, 0, ShardLayout.CONTIGUOUS).result();
             }
-            assertClose(one, cpu, 3 * GpuModelTest.tolerance(loaded), fixture + " ring x1 vs cpu");
+            assertClose(loaded, one, cpu, 3 * GpuModelTest.tolerance(loaded), fixture + " ring x1 vs cpu");
             for (int count : new int[] {2, 3}) {
                 try (GpuShardedModel model = ring(loaded, count)) {
                     for (ShardLayout layout : ShardLayout.values()) {
                         RingScore sharded = model.score(ids, 0, layout);
                         assertThat(sharded.paths()).containsExactly("ring x" + count);
-                        assertClose(sharded.result(), one, SHARDED_TOLERANCE, fixture + " ring x" + count + " " + layout
-                                + " vs x1");
+                        assertClose(loaded, sharded.result(), one, SHARDED_TOLERANCE, fixture + " ring x" + count + " "
+                                + layout + " vs x1");
                     }
                 }
             }
@@ -182,6 +186,41 @@ class GpuShardedModelTest {
         double worst = largestLogprobDifference(actual, expected);
         System.out.printf("[gpu-ring] %s: max |Δ logprob| = %.2e (tolerance %.0e)%n", what, worst, tolerance);
         assertThat(worst).as(what + ": max |Δ logprob|").isLessThanOrEqualTo(tolerance);
+    }
+
+    /** {@link #assertClose}, or with routed experts {@link #assertCloseButForRoutingFlips}. */
+    static void assertClose(LoadedModel loaded, ScoreResult actual, ScoreResult expected, double tolerance,
+            String what) {
+        if (loaded.config().hasRoutedExperts()) {
+            assertCloseButForRoutingFlips(actual, expected, tolerance, what);
+        } else {
+            assertClose(actual, expected, tolerance, what);
+        }
+    }
+
+    /**
+     * With routed experts, a token whose k-th and (k+1)-th experts score almost alike may take the
+     * other one where the device rounds differently (bf16 attention operands), and the next position's
+     * logprob moves by far more than the rounding: on granitemoehybrid_moe, position 259 moved by
+     * 3.7e-2 on an H200 after layer 3 routed position 258, whose two scores were 1.4e-3 apart on the
+     * CPU (the smallest margins of the 1200 routings: 1.6e-4 to 1.5e-3); every other position stayed
+     * within 3e-3; two shards against one moved the same position by 3.7e-2. So at most {@link #ROUTING_FLIPS} positions may exceed the tolerance, each within
+     * {@link #ROUTING_FLIP_TOLERANCE}.
+     */
+    static void assertCloseButForRoutingFlips(ScoreResult actual, ScoreResult expected, double tolerance,
+            String what) {
+        assertThat(actual.tokenIds()).containsExactly(expected.tokenIds());
+        List<Integer> beyond = new ArrayList<>();
+        for (int i = 1; i < expected.logprobs().length; i++) {
+            double difference = Math.abs(actual.logprobs()[i] - expected.logprobs()[i]);
+            assertThat(difference).as("%s: |Δ logprob| at %d", what, i).isLessThanOrEqualTo(ROUTING_FLIP_TOLERANCE);
+            if (difference > tolerance) {
+                beyond.add(i);
+            }
+        }
+        System.out.printf("[gpu-ring] %s: max |Δ logprob| = %.2e, positions beyond %.0e: %s%n", what,
+                largestLogprobDifference(actual, expected), tolerance, beyond);
+        assertThat(beyond).as(what + ": positions beyond " + tolerance).hasSizeLessThanOrEqualTo(ROUTING_FLIPS);
     }
 
     /** max |a - b| over the positions' logprobs after the first (which has none). */

@@ -82,7 +82,7 @@ class TwoGpuShardedModelTest {
                 String ring = devices(gpus);
                 try (GpuShardedModel sharded = GpuShardedModel.open(loaded, Devices.parse(ring))) {
                     for (ShardLayout layout : ShardLayout.values()) {
-                        GpuShardedModelTest.assertClose(sharded.score(ids, 0, layout).result(), single,
+                        GpuShardedModelTest.assertClose(loaded, sharded.score(ids, 0, layout).result(), single,
                                 GpuShardedModelTest.SHARDED_TOLERANCE, fixture + " " + ring + " " + layout
                                         + " vs cuda:0");
                     }

@@ -1,0 +1,369 @@
+package dev.coil.engine.gpu.kernels;
+
+import dev.coil.engine.gpu.CudaStream;
+import dev.coil.engine.gpu.DeviceBuffer;
+import dev.coil.engine.gpu.DeviceMatrix;
+import dev.coil.engine.gpu.Kernel;
+import dev.coil.engine.gpu.KernelModule;
+import dev.coil.engine.load.DType;
+
+/**
+ * Launches the {@code routed_experts_*} kernels (routed_experts.cu): a mixture-of-experts block's
+ * routed experts (GraniteMoeHybrid's block_sparse_moe) over only the experts each token takes. A
+ * step runs {@link #route} on the router's logits, {@link #gateUp} over the chosen experts' stacked
+ * gate and up rows, then {@link #downAdd}, which adds each token's weighted sum of its experts'
+ * down products to the residual stream. The ids and weights stay on the device and every launch's
+ * shape follows from its arguments, so a step of them can be captured into a graph.
+ *
+ * <p>{@link #add} makes the whole block's output after {@link #route}: for few (row, slot) pairs by
+ * gateUp and downAdd, which read each pair's expert weights once per pair; for more by the grouped
+ * path, which sorts the pairs by expert on the device and multiplies tiles of up to 64 pairs of one
+ * expert, reading the expert's weights once a tile (on tensor cores for BF16 weights).
+ *
+ * <p>Notation: rows = tokens of the step, E experts, k experts a token ({@code perToken}; 1 ≤ k ≤
+ * E, k ≤ {@link #MAX_PER_TOKEN}), H the hidden size, F an expert's width.
+ */
+public final class RoutedExpertsKernel {
+
+    /** The most experts the router takes (a warp holds a row of logits, 8 a lane). */
+    public static final int MAX_EXPERTS = 256;
+
+    /** The most experts a token takes. */
+    public static final int MAX_PER_TOKEN = 16;
+
+    /** ROUTED_EXPERTS_WARPS: a block's warps, each a row (route) or an output (the products). */
+    private static final int WARPS = 8;
+    private static final int THREADS = 32 * WARPS;
+    /** CUDA's limit on a grid's y dimension; the products stride over what lies beyond it. */
+    private static final int MAX_GRID_Y = 65535;
+
+    /**
+     * The most (row, slot) pairs {@link #add} gives the per-pair kernels; more take the grouped path.
+     * The per-pair path reads 3·F·H weights a pair; the grouped path reads each expert the pairs
+     * touch once a tile, but adds three launches, a bf16 copy of x and 64-pair tiles that few pairs
+     * leave mostly empty. While the pairs are few they touch nearly as many experts as there are
+     * pairs (48 random pairs of 64 experts touch 34 on average), so reading per pair costs few more
+     * bytes and saves the launches. Measured on an H200 with granite-4.0-h-tiny's shapes (H 1536,
+     * F 512, E 64, k 6, BF16), per pair against grouped: 48 pairs 83 µs against 104, 66 pairs 108
+     * against 110, 96 pairs 153 against 126, 192 pairs 286 against 137.
+     */
+    public static final int PER_PAIR_MAX_PAIRS = 64;
+
+    /** ROUTED_EXPERTS_TILE_PAIRS: the grouped path's pairs a tile. */
+    private static final int TILE_PAIRS = 64;
+    /** ROUTED_EXPERTS_GROUP_THREADS: the grouping block's threads. */
+    private static final int GROUP_THREADS = 1024;
+    /** Blocks that round x to bf16 beside the grouping block (grid-stride; enough to fill the GPU). */
+    private static final int CONVERT_BLOCKS_MAX = 264;
+    /** Outputs a tile block makes: tensor cores (BF16) 64 of gate/up, 128 of down; CUDA cores (F32) 32 and 64. */
+    private static final int MMA_GATE_UP_OUTPUTS = 64;
+    private static final int MMA_DOWN_OUTPUTS = 128;
+    private static final int FMA_GATE_UP_OUTPUTS = 32;
+    private static final int FMA_DOWN_OUTPUTS = 64;
+    /** Workspace regions start 256 bytes apart from its start (16 is what the tile table and the staging's copies need). */
+    private static final long ALIGNMENT = 256;
+
+    private final Kernel route;
+    private final Kernel gateUpBf16;
+    private final Kernel gateUpF32;
+    private final Kernel downAddBf16;
+    private final Kernel downAddF32;
+    private final Kernel group;
+    private final Kernel tileGateUpBf16;
+    private final Kernel tileDownBf16;
+    private final Kernel tileGateUpF32;
+    private final Kernel tileDownF32;
+    private final Kernel combine;
+
+    public RoutedExpertsKernel(KernelModule module) {
+        this.route = module.kernel("routed_experts_route");
+        this.gateUpBf16 = module.kernel("routed_experts_gate_up_bf16");
+        this.gateUpF32 = module.kernel("routed_experts_gate_up_f32");
+        this.downAddBf16 = module.kernel("routed_experts_down_add_bf16");
+        this.downAddF32 = module.kernel("routed_experts_down_add_f32");
+        this.group = module.kernel("routed_experts_group");
+        this.tileGateUpBf16 = module.kernel("routed_experts_tile_gate_up_bf16");
+        this.tileDownBf16 = module.kernel("routed_experts_tile_down_bf16");
+        this.tileGateUpF32 = module.kernel("routed_experts_tile_gate_up_f32");
+        this.tileDownF32 = module.kernel("routed_experts_tile_down_f32");
+        this.combine = module.kernel("routed_experts_combine");
+    }
+
+    /**
+     * Each row's k best experts by logit (a tie goes to the lower expert id) and their weights, the
+     * softmax of those k logits in f32, stored ordered by expert id ascending.
+     *
+     * @param logits (rows, experts) f32, the router's scores; a NaN counts as -infinity
+     * @param experts E, 1 to {@link #MAX_EXPERTS}
+     * @param perToken k, 1 to min(E, {@link #MAX_PER_TOKEN})
+     * @param ids out: (rows, k) int32, each row's experts ascending
+     * @param weights out: (rows, k) f32, the weight of the expert at the same place of ids
+     */
+    public void route(CudaStream stream, DeviceBuffer logits, int rows, int experts, int perToken, DeviceBuffer ids,
+            DeviceBuffer weights) {
+        RowKernels.requireNonNegative(rows, "rows");
+        if (experts < 1 || experts > MAX_EXPERTS) {
+            throw new IllegalArgumentException("experts must be in [1, " + MAX_EXPERTS + "], not " + experts);
+        }
+        requirePerToken(perToken, experts);
+        logits.requireFloats((long) rows * experts, "logits");
+        ids.requireBytes(4L * rows * perToken, "ids");
+        weights.requireFloats((long) rows * perToken, "weights");
+        if (rows > 0) {
+            // A warp a row, striding over rows beyond the grid.
+            route.launch(stream, Kernel.blocksFor(rows, WARPS), 1, 1, THREADS, 0, logits, rows, experts, perToken, ids,
+                    weights);
+        }
+    }
+
+    /**
+     * out[r, s, j] = silu(g) · u, g = Σ_c x[r, c] · W[e·2F + j, c] and u = Σ_c x[r, c] · W[e·2F + F + j, c]
+     * for e = ids[r, s], in f32. An id outside [0, E) gives NaN outputs.
+     *
+     * @param x (rows, hidden) f32, the block's normed input
+     * @param hidden H, x's width and the weights' columns
+     * @param gateAndUp (E · 2F, H) BF16 or F32: expert e's rows from e · 2F, its F gate rows then its F up rows
+     * @param width F
+     * @param ids (rows, k) int32, {@link #route}'s output
+     * @param perToken k
+     * @param out (rows, k, F) f32, the down product's input
+     */
+    public void gateUp(CudaStream stream, DeviceBuffer x, int rows, int hidden, DeviceMatrix gateAndUp, int width,
+            DeviceBuffer ids, int perToken, DeviceBuffer out) {
+        RowKernels.requireNonNegative(rows, "rows");
+        RowKernels.requirePositive(hidden, "hidden");
+        RowKernels.requirePositive(width, "width");
+        int experts = expertsOf(gateAndUp, "gateAndUp", 2L * width, hidden, "2 · width (" + 2L * width + ")",
+                "hidden");
+        requirePerToken(perToken, experts);
+        long pairs = requirePairs(rows, perToken);
+        x.requireFloats((long) rows * hidden, "x");
+        ids.requireBytes(4 * pairs, "ids");
+        out.requireFloats(pairs * width, "out");
+        if (rows > 0) {
+            // x over the outputs j (a warp each), y over the (row, slot) pairs, strided past 65535.
+            Kernel kernel = gateAndUp.dtype() == DType.BF16 ? gateUpBf16 : gateUpF32;
+            kernel.launch(stream, Kernel.blocksFor(width, WARPS), (int) Math.min(pairs, MAX_GRID_Y), 1, THREADS, 0, x,
+                    rows, hidden, gateAndUp.data(), experts, width, ids, perToken, out);
+        }
+    }
+
+    /**
+     * out[r, j] += Σ over s = 0 .. k-1 in order of weights[r, s] · (Σ_c hiddenValues[r, s, c] · W[ids[r, s]·H + j, c]),
+     * the sum in f32 on its own and added to out once. An id outside [0, E) makes the row's outputs NaN.
+     *
+     * @param hiddenValues (rows, k, F) f32, {@link #gateUp}'s output
+     * @param perToken k
+     * @param width F, hiddenValues' last dimension and the weights' columns
+     * @param down (E · H, F) BF16 or F32: expert e's rows from e · H
+     * @param hiddenSize H
+     * @param ids (rows, k) int32, {@link #route}'s ids
+     * @param weights (rows, k) f32, {@link #route}'s weights
+     * @param out (rows, H) f32, read and written: the residual stream
+     */
+    public void downAdd(CudaStream stream, DeviceBuffer hiddenValues, int rows, int perToken, int width,
+            DeviceMatrix down, int hiddenSize, DeviceBuffer ids, DeviceBuffer weights, DeviceBuffer out) {
+        RowKernels.requireNonNegative(rows, "rows");
+        RowKernels.requirePositive(width, "width");
+        RowKernels.requirePositive(hiddenSize, "hiddenSize");
+        int experts = expertsOf(down, "down", hiddenSize, width, "hiddenSize (" + hiddenSize + ")", "width");
+        requirePerToken(perToken, experts);
+        long pairs = requirePairs(rows, perToken);
+        hiddenValues.requireFloats(pairs * width, "hiddenValues");
+        ids.requireBytes(4 * pairs, "ids");
+        weights.requireFloats(pairs, "weights");
+        out.requireFloats((long) rows * hiddenSize, "out");
+        if (rows > 0) {
+            // x over the outputs j (a warp each), y over the rows, strided past 65535.
+            Kernel kernel = down.dtype() == DType.BF16 ? downAddBf16 : downAddF32;
+            kernel.launch(stream, Kernel.blocksFor(hiddenSize, WARPS), Math.min(rows, MAX_GRID_Y), 1, THREADS, 0,
+                    hiddenValues, rows, perToken, width, down.data(), experts, hiddenSize, ids, weights, out);
+        }
+    }
+
+    /**
+     * Bytes of device workspace {@link #add} needs for up to {@code rows} rows (the need grows with
+     * the rows, so a workspace sized for the most rows serves every call).
+     *
+     * @param rows the most rows of a call
+     * @param perToken k, 1 to min(E, {@link #MAX_PER_TOKEN})
+     * @param experts E, 1 to {@link #MAX_EXPERTS}
+     * @param width F
+     * @param hidden H
+     */
+    public static long workspaceBytes(int rows, int perToken, int experts, int width, int hidden) {
+        RowKernels.requireNonNegative(rows, "rows");
+        if (experts < 1 || experts > MAX_EXPERTS) {
+            throw new IllegalArgumentException("experts must be in [1, " + MAX_EXPERTS + "], not " + experts);
+        }
+        requirePerToken(perToken, experts);
+        RowKernels.requirePositive(width, "width");
+        RowKernels.requirePositive(hidden, "hidden");
+        return Workspace.of(rows, requirePairs(rows, perToken), experts, width, hidden).bytes();
+    }
+
+    /**
+     * out[r, :] += Σ over r's k slots, in slot order, of weights[r,s] · down_e(silu(gate_e(x[r])) · up_e(x[r])),
+     * e = ids[r,s] ({@link #route}'s output): the block's output added to the residual stream. Up to
+     * {@link #PER_PAIR_MAX_PAIRS} (row, slot) pairs by {@link #gateUp} and {@link #downAdd}; more by the grouped
+     * path: the pairs sorted by expert on the device, tiles of up to 64 pairs of one expert through the gate/up
+     * and down products (tensor cores with x and the activations rounded to bf16 for BF16 weights, CUDA cores in
+     * f32 for F32), and each row's slots summed in slot order as downAdd sums them, so the paths agree to
+     * rounding. An id outside [0, E) makes the row's outputs NaN. Graph-capturable: no host synchronisation, no
+     * allocation, launch shapes fixed by the arguments.
+     *
+     * @param x (rows, hidden) f32, the block's normed input
+     * @param hidden H
+     * @param gateAndUp (E · 2F, H) BF16 or F32: expert e's rows from e · 2F, its F gate rows then its F up rows
+     * @param down (E · H, F) of the same dtype: expert e's rows from e · H
+     * @param width F
+     * @param ids (rows, k) int32, {@link #route}'s ids
+     * @param weights (rows, k) f32, {@link #route}'s weights
+     * @param perToken k
+     * @param workspace at least {@link #workspaceBytes}(rows, k, E, F, H) bytes, 16-byte aligned
+     * @param out (rows, H) f32, read and written: the residual stream
+     */
+    public void add(CudaStream stream, DeviceBuffer x, int rows, int hidden, DeviceMatrix gateAndUp, DeviceMatrix down,
+            int width, DeviceBuffer ids, DeviceBuffer weights, int perToken, DeviceBuffer workspace,
+            DeviceBuffer out) {
+        RowKernels.requireNonNegative(rows, "rows");
+        RowKernels.requirePositive(hidden, "hidden");
+        RowKernels.requirePositive(width, "width");
+        int experts = expertsOf(gateAndUp, "gateAndUp", 2L * width, hidden, "2 · width (" + 2L * width + ")",
+                "hidden");
+        int downExperts = expertsOf(down, "down", hidden, width, "hidden (" + hidden + ")", "width");
+        if (downExperts != experts) {
+            throw new IllegalArgumentException("down holds " + downExperts + " experts; gateAndUp holds " + experts);
+        }
+        if (down.dtype() != gateAndUp.dtype()) {
+            throw new IllegalArgumentException(
+                    "down is " + down.dtype() + " and gateAndUp " + gateAndUp.dtype() + "; they must be alike");
+        }
+        if (experts > MAX_EXPERTS) {
+            throw new IllegalArgumentException("the weights hold " + experts + " experts; at most " + MAX_EXPERTS);
+        }
+        requirePerToken(perToken, experts);
+        long pairs = requirePairs(rows, perToken);
+        x.requireFloats((long) rows * hidden, "x");
+        ids.requireBytes(4 * pairs, "ids");
+        weights.requireFloats(pairs, "weights");
+        out.requireFloats((long) rows * hidden, "out");
+        Workspace layout = Workspace.of(rows, pairs, experts, width, hidden);
+        workspace.requireBytes(layout.bytes(), "workspace");
+        if (workspace.address() % 16 != 0) {
+            throw new IllegalArgumentException("workspace must start 16-byte aligned (the tile table's int4)");
+        }
+        if (rows == 0) {
+            return;
+        }
+        if (!layout.grouped()) {
+            DeviceBuffer activated = workspace.slice(0, 4 * pairs * width);
+            gateUp(stream, x, rows, hidden, gateAndUp, width, ids, perToken, activated);
+            downAdd(stream, activated, rows, perToken, width, down, hidden, ids, weights, out);
+            return;
+        }
+        boolean bf16 = gateAndUp.dtype() == DType.BF16;
+        long base = workspace.address();
+        long tiles = base + layout.tiles();
+        long sorted = base + layout.sorted();
+        long x16 = base + layout.x16();
+        long activated = base + layout.activated();
+        long y = base + layout.y();
+        int tileCapacity = layout.tileCapacity();
+        long xElements = (long) rows * hidden;
+        // 1. The pairs grouped by expert (block 0) and, for the tensor cores, x in bf16 (the other blocks).
+        int convertBlocks = bf16 ? (int) Math.min(CONVERT_BLOCKS_MAX, (xElements + GROUP_THREADS - 1) / GROUP_THREADS)
+                : 0;
+        group.launch(stream, 1 + convertBlocks, 1, 1, GROUP_THREADS, 0, ids, (int) pairs, experts, tiles, tileCapacity,
+                sorted, x, xElements, bf16 ? x16 : 0L);
+        // 2, 3. The tiles' gate/up then down products: x over the tile table, y over the outputs.
+        if (bf16) {
+            tileGateUpBf16.launch(stream, tileCapacity, outputBlocks(width, MMA_GATE_UP_OUTPUTS), 1, THREADS, 0, tiles,
+                    sorted, perToken, x16, hidden, gateAndUp.data(), width, activated);
+            tileDownBf16.launch(stream, tileCapacity, outputBlocks(hidden, MMA_DOWN_OUTPUTS), 1, THREADS, 0, tiles,
+                    sorted, perToken, activated, width, down.data(), hidden, y);
+        } else {
+            tileGateUpF32.launch(stream, tileCapacity, outputBlocks(width, FMA_GATE_UP_OUTPUTS), 1, THREADS, 0, tiles,
+                    sorted, perToken, x, hidden, gateAndUp.data(), width, activated);
+            tileDownF32.launch(stream, tileCapacity, outputBlocks(hidden, FMA_DOWN_OUTPUTS), 1, THREADS, 0, tiles,
+                    sorted, perToken, activated, width, down.data(), hidden, y);
+        }
+        // 4. Each row's slots in order, added to out once: x over the outputs, y over the rows.
+        combine.launch(stream, Kernel.blocksFor(hidden, THREADS), Math.min(rows, MAX_GRID_Y), 1, THREADS, 0, y, rows,
+                perToken, hidden, experts, ids, weights, out);
+    }
+
+    /** Blocks of {@code each} outputs over {@code outputs}, within a grid's y dimension. */
+    private static int outputBlocks(int outputs, int each) {
+        long blocks = ((long) outputs + each - 1) / each;
+        if (blocks > MAX_GRID_Y) {
+            throw new IllegalArgumentException(outputs + " outputs need " + blocks + " blocks of " + each
+                    + "; a grid's y dimension holds " + MAX_GRID_Y);
+        }
+        return (int) blocks;
+    }
+
+    /**
+     * {@link #add}'s workspace, byte offsets from its start. Per-pair path (pairs ≤ {@link #PER_PAIR_MAX_PAIRS}):
+     * the activated values (rows, k, F) f32 from 0. Grouped path: the tile table (tileCapacity int4 of {expert,
+     * first sorted place, pairs, 0}), the pairs in expert order (pairs int32), x in bf16 (rows, H), the activated
+     * values by sorted place ((pairs, F), f32 or bf16) and each pair's expert output y (pairs, H) f32.
+     */
+    private record Workspace(boolean grouped, int tileCapacity, long tiles, long sorted, long x16, long activated,
+            long y, long bytes) {
+
+        static Workspace of(int rows, long pairs, int experts, int width, int hidden) {
+            if (pairs <= PER_PAIR_MAX_PAIRS) {
+                return new Workspace(false, 0, 0, 0, 0, 0, 0, aligned(4 * pairs * width));
+            }
+            // At most ceil(pairs / T) + E - 1 tiles (each expert's last one partly full).
+            long capacity = (pairs + TILE_PAIRS - 1) / TILE_PAIRS + experts;
+            long tiles = 0;
+            long sorted = tiles + aligned(16 * capacity);
+            long x16 = sorted + aligned(4 * pairs);
+            long activated = x16 + aligned(2L * rows * hidden);
+            long y = activated + aligned(4 * pairs * width);
+            long end = y + aligned(4 * pairs * hidden);
+            return new Workspace(true, (int) capacity, tiles, sorted, x16, activated, y, end);
+        }
+
+        private static long aligned(long bytes) {
+            return (bytes + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT;
+        }
+    }
+
+    private static void requirePerToken(int perToken, int experts) {
+        if (perToken < 1 || perToken > Math.min(experts, MAX_PER_TOKEN)) {
+            throw new IllegalArgumentException("perToken must be in [1, min(experts, " + MAX_PER_TOKEN + ")] = [1, "
+                    + Math.min(experts, MAX_PER_TOKEN) + "], not " + perToken);
+        }
+    }
+
+    /** rows · k, which the kernels index in int. */
+    private static long requirePairs(int rows, int perToken) {
+        long pairs = (long) rows * perToken;
+        if (pairs > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("rows · perToken (" + rows + " · " + perToken + ") must fit an int");
+        }
+        return pairs;
+    }
+
+    /**
+     * The experts a stacked matrix holds: BF16 or F32, {@code cols} columns, rows a positive
+     * multiple of {@code rowsPerExpert}.
+     */
+    private static int expertsOf(DeviceMatrix matrix, String name, long rowsPerExpert, int cols,
+            String rowsPerExpertName, String colsName) {
+        if (matrix.dtype() != DType.BF16 && matrix.dtype() != DType.F32) {
+            throw new IllegalArgumentException(name + " must be BF16 or F32, not " + matrix.dtype());
+        }
+        if (matrix.cols() != cols) {
+            throw new IllegalArgumentException(name + " has " + matrix.cols() + " columns; " + colsName + " is " + cols);
+        }
+        if (matrix.rows() == 0 || matrix.rows() % rowsPerExpert != 0) {
+            throw new IllegalArgumentException(name + "'s " + matrix.rows() + " rows are not a positive multiple of "
+                    + rowsPerExpertName + ", the rows of one expert");
+        }
+        return (int) (matrix.rows() / rowsPerExpert);
+    }
+}

@@ -1,0 +1,87 @@
+package dev.coil.engine.runner;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.coil.engine.bench.CpuBenchmark;
+import dev.coil.engine.bench.RandomCheckpoint;
+import dev.coil.engine.bench.ServingBenchmark;
+import dev.coil.engine.gpu.CudaDevice;
+import dev.coil.engine.gpu.GpuFixture;
+import dev.coil.engine.gpu.GpuTest;
+import dev.coil.engine.gpu.model.GpuBackend;
+import dev.coil.engine.load.DType;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Comparator;
+import java.util.List;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Prints the serving engine's figures on the GPU for a random bf16 mixture of experts of
+ * granite-4.0-h-tiny's size ({@link RandomCheckpoint.Shape#graniteTinyShaped}, about 7.1B parameters):
+ * batch-1 decode ms/token beside the floor of reading once the weights a token takes (its 6 experts
+ * of 64 in every layer, not all of them), generated tokens/s at 64 concurrent requests, and the
+ * prefill of one long prompt. Nothing is asserted on time.
+ */
+@GpuTest
+class GpuExpertsTimingTest {
+
+    private static final double BANDWIDTH = 4.8e12;
+
+    @Test
+    void printsDecodeAndPrefillOfAMixtureOfExpertsOfGraniteTinysSize() throws Exception {
+        measure(RandomCheckpoint.Shape.graniteTinyShaped(), "with experts", true);
+        // The same shape without its experts (the shared MLP alone): what the experts add.
+        RandomCheckpoint.Shape tiny = RandomCheckpoint.Shape.graniteTinyShaped();
+        measure(new RandomCheckpoint.Shape(tiny.vocab(), tiny.hidden(), tiny.layers(), tiny.attentionEvery(),
+                tiny.queryHeads(), tiny.kvHeads(), tiny.mambaHeads(), tiny.mambaHeadDim(), tiny.stateSize(), tiny.ffn()),
+                "without experts", false);
+    }
+
+    private static void measure(RandomCheckpoint.Shape shape, String name, boolean longPrompts) throws Exception {
+        CudaDevice device = GpuFixture.device();
+        Path folder = Files.createTempDirectory(Path.of("/tmp"), "coil-granite-tiny-shaped");
+        try {
+            long writing = System.nanoTime();
+            RandomCheckpoint.write(folder, shape, DType.BF16, 42);
+            System.out.printf("[gpu-experts] wrote the random checkpoint in %.1f s%n", (System.nanoTime() - writing) / 1e9);
+            try (LoadedModel loaded = LoadedModel.load(folder)) {
+                long bytes = CpuBenchmark.weightBytesPerToken(loaded);
+                double floorMs = bytes / BANDWIDTH * 1e3;
+                EngineOptions options = EngineOptions.DEFAULTS.withMaxSequences(64)
+                        .withMaxBatchedTokens(Integer.getInteger("coil.bench.maxBatchedTokens", 8192))
+                        .withCacheMemory("8G").withPrefixCaching(false);
+                List<ServingBenchmark.ThroughputRow> rows = ServingBenchmark.throughput(loaded,
+                        () -> GpuBackend.open(loaded, 0, true), options, new int[] {1, 64}, 128, 128, message -> { });
+                for (ServingBenchmark.ThroughputRow row : rows) {
+                    System.out.printf("[gpu-experts] %s, %s, %d parameters, greedy: %d concurrent, prompt %d, %d"
+                            + " generated each: %.1f generated tokens/s, mean TTFT %.1f ms, %.3f ms/token (floor %.3f ms ="
+                            + " %.0f MB a token reads / 4.8 TB/s)%n", device.description(), name,
+                            loaded.checkpoint().parameterCount(),
+                            row.concurrency(), row.promptTokens(), row.generatedPerRequest(),
+                            row.generatedTokensPerSecond(), row.meanTimeToFirstTokenMillis(),
+                            1000 / row.meanDecodeTokensPerSecond(), floorMs, bytes / 1e6);
+                    assertThat(row.generatedPerRequest()).as("tokens each request generated").isPositive();
+                }
+                for (int promptTokens : longPrompts ? new int[] {2048, 8192} : new int[0]) {
+                    ServingBenchmark.ThroughputRow prefill = ServingBenchmark.throughput(loaded,
+                            () -> GpuBackend.open(loaded, 0, true), options.withMaxSequences(1), new int[] {1},
+                            promptTokens, 1, message -> { }).get(0);
+                    System.out.printf("[gpu-experts] %s, %s: one %d-token prompt: TTFT %.1f ms = %.0f prompt"
+                            + " tokens/s%n", device.description(), name, promptTokens, prefill.meanTimeToFirstTokenMillis(),
+                            promptTokens / prefill.meanTimeToFirstTokenMillis() * 1e3);
+                }
+            }
+        } finally {
+            try (Stream<Path> files = Files.walk(folder)) {
+                for (Path file : files.sorted(Comparator.reverseOrder()).toList()) {
+                    Files.delete(file);
+                }
+            } catch (IOException e) {
+                System.out.println("[gpu-experts] could not delete " + folder + ": " + e.getMessage());
+            }
+        }
+    }
+}

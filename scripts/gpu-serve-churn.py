@@ -11,7 +11,7 @@ the tokens must be the same until a greedy near tie (the two best within TOLERAN
 draw goes the other way, with the chosen tokens' logprobs within TOLERANCE until then. A request
 sent alone twice gets the same tokens both times.
 
-    python3 scripts/gpu-serve-churn.py PORT [REQUESTS] [VOCAB]
+    python3 scripts/gpu-serve-churn.py PORT [REQUESTS] [VOCAB] [CONTEXT]
 
 Prompts are token ids (a model without a tokenizer takes them too); tokens are compared as ids
 (`return_tokens_as_token_ids`). Only the standard library; exits 1 on a difference.
@@ -27,13 +27,14 @@ import time
 port = int(sys.argv[1])
 count = int(sys.argv[2]) if len(sys.argv) > 2 else 48
 vocab = int(sys.argv[3]) if len(sys.argv) > 3 else 40000
+context = int(sys.argv[4]) if len(sys.argv) > 4 else 4096  # the model's context window: prompt + 40 tokens fit
 rng = random.Random(2026)
 TOLERANCE = 0.05
 
 
 def body_of(index):
     """A request: greedy or seeded sampled, streamed or not, logprobs, stop ids, min_tokens, a bias, penalties."""
-    body = {"prompt": [rng.randrange(1, vocab) for _ in range(rng.randrange(2, 300))],
+    body = {"prompt": [rng.randrange(1, vocab) for _ in range(rng.randrange(2, min(300, context - 40)))],
             "max_tokens": rng.randrange(1, 40), "logprobs": rng.choice([0, 0, 2]),
             "return_tokens_as_token_ids": True, "temperature": 0}
     if rng.random() < 0.4:

@@ -3,12 +3,13 @@
 # The HTTP server on the GPU machine: a random 304M GraniteMoeHybrid (bf16, no tokenizer: prompts
 # as token ids), `coil serve --devices auto`, then real HTTP requests with curl.
 #
-#   FOLDER=.gpu-serve bash .gpu-serve/serve.sh [ring|long]
+#   FOLDER=.gpu-serve bash .gpu-serve/serve.sh [ring|long|experts]
 #
 # ring (two GPUs): `coil serve --devices cuda:0,cuda:1` with --context-parallel auto and a share of
 # 2048 positions per GPU, so that a long prompt is sharded over both cards (paths "ring x2") while
 # short ones run batched on cuda:0; its answers are compared with a one-GPU server's.
 # long: a fresh one-GPU server's prefill of new long prompts (LONG_LENGTHS, tokens), one at a time.
+# experts: the test fixture with routed experts served on the GPU and on the CPU, compared over HTTP.
 # In both, SERVE_ARGS adds options to every server's command line (e.g. "--ssd-precision tf32").
 set -u
 tar xJf ${FOLDER:-.gpu-serve}/jre.txz -C /tmp && export PATH=/tmp/jre/bin:$PATH
@@ -48,6 +49,31 @@ if [ "${1:-}" = ring ]; then
       | curl -s localhost:18082/v1/completions -H 'content-type: application/json' -d @-; echo
     echo "$long" | curl -s -o /dev/null -w "%{http_code}\n" localhost:18082/v1/completions -H 'content-type: application/json' -d @-
     grep -iE "error|exception" /tmp/ring-serve.log | head -5
+    stop_servers
+    exit 0
+fi
+if [ "${1:-}" = experts ]; then
+    # The test fixture with routed experts (8 experts, 3 a token), without its tokenizer (prompts as
+    # token ids): a GPU server against a CPU server over HTTP.
+    rm -rf /tmp/moe && mkdir -p /tmp/moe
+    cp engine/src/test/resources/fixtures/granitemoehybrid_moe/{config.json,generation_config.json,model.safetensors} /tmp/moe/
+    run serve --model /tmp/moe --port 18085 --devices cuda:0 > /tmp/moe-gpu.log 2>&1 &
+    run serve --model /tmp/moe --port 18086 --devices cpu --threads 16 > /tmp/moe-cpu.log 2>&1 &
+    for i in $(seq 1 90); do curl -fs localhost:18085/health >/dev/null && curl -fs localhost:18086/health >/dev/null && break; sleep 1; done
+    echo "== routed experts: greedy, GPU vs CPU (token ids and logprobs), two prompts"
+    for prompt in '[5,17,42,99,130,7]' '[250,3,3,301,88,12,64,200,9,111]'; do
+        for port in 18085 18086; do curl -s localhost:$port/v1/completions -H 'content-type: application/json' \
+            -d "{\"prompt\":$prompt,\"max_tokens\":12,\"temperature\":0,\"logprobs\":0}" \
+            | python3 -c 'import json,sys; r=json.load(sys.stdin); c=r["choices"][0]; print(c["logprobs"]["tokens"], [round(x,3) for x in c["logprobs"]["token_logprobs"]], r["paths"])'; done
+    done
+    echo "== routed experts: prompt_logprobs of a 300-token prompt, GPU vs CPU: the largest difference"
+    body=$(python3 -c 'import json,random; random.seed(9); print(json.dumps({"prompt":[random.randrange(1,384) for _ in range(300)],"max_tokens":1,"temperature":0,"prompt_logprobs":1}))')
+    for port in 18085 18086; do echo "$body" | curl -s localhost:$port/v1/completions -H 'content-type: application/json' -d @- \
+        > /tmp/moe-prompt-$port.json; done
+    python3 -c 'import json; g,c=(json.load(open(f"/tmp/moe-prompt-{p}.json"))["choices"][0]["prompt_logprobs"] for p in (18085,18086)); d=[abs(next(iter(a.values()))["logprob"]-next(iter(b.values()))["logprob"]) for a,b in zip(g[1:],c[1:])]; print(len(g), "positions; largest |d logprob|", round(max(d),4), "; positions over 0.03:", [i+1 for i,x in enumerate(d) if x>0.03])'
+    echo "== routed experts: 48 requests at once on the GPU (hang-ups, bad requests among them)"
+    python3 "${FOLDER:-.gpu-serve}/churn.py" 18085 48 384 256 || echo "churn: FAILED"
+    grep -iE "error|exception" /tmp/moe-gpu.log | head -5
     stop_servers
     exit 0
 fi

@@ -66,8 +66,8 @@ if [ "${1:-}" = experts ]; then
             -d "{\"prompt\":$prompt,\"max_tokens\":12,\"temperature\":0,\"logprobs\":0}" \
             | python3 -c 'import json,sys; r=json.load(sys.stdin); c=r["choices"][0]; print(c["logprobs"]["tokens"], [round(x,3) for x in c["logprobs"]["token_logprobs"]], r["paths"])'; done
     done
-    echo "== routed experts: prompt_logprobs of a 300-token prompt, GPU vs CPU: the largest difference"
-    body=$(python3 -c 'import json,random; random.seed(9); print(json.dumps({"prompt":[random.randrange(1,384) for _ in range(300)],"max_tokens":1,"temperature":0,"prompt_logprobs":1}))')
+    echo "== routed experts: prompt_logprobs of a 250-token prompt (the context is 256), GPU vs CPU: the largest difference"
+    body=$(python3 -c 'import json,random; random.seed(9); print(json.dumps({"prompt":[random.randrange(1,384) for _ in range(250)],"max_tokens":1,"temperature":0,"prompt_logprobs":1}))')
     for port in 18085 18086; do echo "$body" | curl -s localhost:$port/v1/completions -H 'content-type: application/json' -d @- \
         > /tmp/moe-prompt-$port.json; done
     python3 -c 'import json; g,c=(json.load(open(f"/tmp/moe-prompt-{p}.json"))["choices"][0]["prompt_logprobs"] for p in (18085,18086)); d=[abs(next(iter(a.values()))["logprob"]-next(iter(b.values()))["logprob"]) for a,b in zip(g[1:],c[1:])]; print(len(g), "positions; largest |d logprob|", round(max(d),4), "; positions over 0.03:", [i+1 for i,x in enumerate(d) if x>0.03])'

@@ -18,7 +18,15 @@ import dev.coil.engine.load.DType;
  * <p>{@link #add} makes the whole block's output after {@link #route}: for few (row, slot) pairs by
  * gateUp and downAdd, which read each pair's expert weights once per pair; for more by the grouped
  * path, which sorts the pairs by expert on the device and multiplies tiles of up to 64 pairs of one
- * expert, reading the expert's weights once a tile (on tensor cores for BF16 weights).
+ * expert (16 on the tensor cores while an expert's pairs are few: {@link #tilePairs}), reading the
+ * expert's weights once a tile (on tensor cores for BF16 weights). {@link #addRouted} starts from the
+ * router's scores: for few pairs it routes inside the gate/up launch ({@link #routeGateUp}), two
+ * launches in all; for more it runs {@link #route} and then the grouped path.
+ *
+ * <p>Every kernel here waits for the kernel before it on the device before reading its inputs
+ * (routed_experts.cu), so each is launched with programmatic stream serialization where the device
+ * has it ({@link Kernel#waitsForPreviousKernel}; {@code -Dcoil.cuda.programmaticLaunch=false} gives
+ * plain launches): its start overlaps the end of the kernel before.
  *
  * <p>Notation: rows = tokens of the step, E experts, k experts a token ({@code perToken}; 1 ≤ k ≤
  * E, k ≤ {@link #MAX_PER_TOKEN}), H the hidden size, F an expert's width.
@@ -49,8 +57,27 @@ public final class RoutedExpertsKernel {
      */
     public static final int PER_PAIR_MAX_PAIRS = 64;
 
-    /** ROUTED_EXPERTS_TILE_PAIRS: the grouped path's pairs a tile. */
-    private static final int TILE_PAIRS = 64;
+    /** ROUTED_EXPERTS_TILE_PAIRS: the grouped path's pairs a tile (CUDA cores, and tensor cores for many pairs). */
+    static final int TILE_PAIRS = 64;
+    /** ROUTED_EXPERTS_SMALL_TILE_PAIRS: the tensor-core tile's pairs where each expert has few ({@link #tilePairs}). */
+    static final int SMALL_TILE_PAIRS = 16;
+    /**
+     * The most pairs an expert on average, rows · k / E, for which {@link #tilePairs} takes the small
+     * tile. Reasoned from bytes and tiles, not measured (no GPU where this was written): every tile
+     * reads its expert's slice of weights once, so the small tile reads an expert once more for each
+     * further 16 pairs it has; with uniform routing an expert's pairs are about Poisson(λ), λ = rows ·
+     * k / E, and more than 16 of them come with probability 0.4% at λ = 8, 10% at 12 and 43% at 16:
+     * up to λ = 8 the small tiles read within 1% of the large tiles' bytes. The large tile then holds
+     * at most λ of its 64 pairs (8 × the useful mma work at λ = 8: ~19 GFLOP a layer at granite-4.0-
+     * h-tiny's shapes, some 30 µs of mma.sync on an H200 beside the ~63 µs its 302 MB take to read),
+     * and its 96 registers a thread leave 2 blocks a multiprocessor (32 KB of weights in flight)
+     * where the small tile's 48 leave 5 (80 KB). Past λ = 16 most experts split and the small tile
+     * reads ~1.4 × the bytes, which a memory-bound step pays in full; between 8 and 16 the balance is
+     * a guess, so the rule stays at 8, the safe side: real routers are skewed, and a hot expert with
+     * several times the mean splits even where the mean is low. Granite-4.0-h-tiny (k 6, E 64) takes
+     * the small tile up to 85 rows (decode batches), the large one for prompt chunks.
+     */
+    static final int SMALL_TILE_MOST_PAIRS_PER_EXPERT = 8;
     /** ROUTED_EXPERTS_GROUP_THREADS: the grouping block's threads. */
     private static final int GROUP_THREADS = 1024;
     /** Blocks that round x to bf16 beside the grouping block (grid-stride; enough to fill the GPU). */
@@ -66,27 +93,36 @@ public final class RoutedExpertsKernel {
     private final Kernel route;
     private final Kernel gateUpBf16;
     private final Kernel gateUpF32;
+    private final Kernel routeGateUpBf16;
+    private final Kernel routeGateUpF32;
     private final Kernel downAddBf16;
     private final Kernel downAddF32;
     private final Kernel group;
     private final Kernel tileGateUpBf16;
     private final Kernel tileDownBf16;
+    private final Kernel smallTileGateUpBf16;
+    private final Kernel smallTileDownBf16;
     private final Kernel tileGateUpF32;
     private final Kernel tileDownF32;
     private final Kernel combine;
 
     public RoutedExpertsKernel(KernelModule module) {
-        this.route = module.kernel("routed_experts_route");
-        this.gateUpBf16 = module.kernel("routed_experts_gate_up_bf16");
-        this.gateUpF32 = module.kernel("routed_experts_gate_up_f32");
-        this.downAddBf16 = module.kernel("routed_experts_down_add_bf16");
-        this.downAddF32 = module.kernel("routed_experts_down_add_f32");
-        this.group = module.kernel("routed_experts_group");
-        this.tileGateUpBf16 = module.kernel("routed_experts_tile_gate_up_bf16");
-        this.tileDownBf16 = module.kernel("routed_experts_tile_down_bf16");
-        this.tileGateUpF32 = module.kernel("routed_experts_tile_gate_up_f32");
-        this.tileDownF32 = module.kernel("routed_experts_tile_down_f32");
-        this.combine = module.kernel("routed_experts_combine");
+        // All of them pass coil_grid_dependency_wait before reading what earlier kernels wrote.
+        this.route = module.kernel("routed_experts_route").waitsForPreviousKernel();
+        this.gateUpBf16 = module.kernel("routed_experts_gate_up_bf16").waitsForPreviousKernel();
+        this.gateUpF32 = module.kernel("routed_experts_gate_up_f32").waitsForPreviousKernel();
+        this.routeGateUpBf16 = module.kernel("routed_experts_route_gate_up_bf16").waitsForPreviousKernel();
+        this.routeGateUpF32 = module.kernel("routed_experts_route_gate_up_f32").waitsForPreviousKernel();
+        this.downAddBf16 = module.kernel("routed_experts_down_add_bf16").waitsForPreviousKernel();
+        this.downAddF32 = module.kernel("routed_experts_down_add_f32").waitsForPreviousKernel();
+        this.group = module.kernel("routed_experts_group").waitsForPreviousKernel();
+        this.tileGateUpBf16 = module.kernel("routed_experts_tile_gate_up_bf16").waitsForPreviousKernel();
+        this.tileDownBf16 = module.kernel("routed_experts_tile_down_bf16").waitsForPreviousKernel();
+        this.smallTileGateUpBf16 = module.kernel("routed_experts_small_tile_gate_up_bf16").waitsForPreviousKernel();
+        this.smallTileDownBf16 = module.kernel("routed_experts_small_tile_down_bf16").waitsForPreviousKernel();
+        this.tileGateUpF32 = module.kernel("routed_experts_tile_gate_up_f32").waitsForPreviousKernel();
+        this.tileDownF32 = module.kernel("routed_experts_tile_down_f32").waitsForPreviousKernel();
+        this.combine = module.kernel("routed_experts_combine").waitsForPreviousKernel();
     }
 
     /**
@@ -102,9 +138,7 @@ public final class RoutedExpertsKernel {
     public void route(CudaStream stream, DeviceBuffer logits, int rows, int experts, int perToken, DeviceBuffer ids,
             DeviceBuffer weights) {
         RowKernels.requireNonNegative(rows, "rows");
-        if (experts < 1 || experts > MAX_EXPERTS) {
-            throw new IllegalArgumentException("experts must be in [1, " + MAX_EXPERTS + "], not " + experts);
-        }
+        requireExperts(experts);
         requirePerToken(perToken, experts);
         logits.requireFloats((long) rows * experts, "logits");
         ids.requireBytes(4L * rows * perToken, "ids");
@@ -182,8 +216,50 @@ public final class RoutedExpertsKernel {
     }
 
     /**
-     * Bytes of device workspace {@link #add} needs for up to {@code rows} rows (the need grows with
-     * the rows, so a workspace sized for the most rows serves every call).
+     * {@link #route} then {@link #gateUp} in one launch: each block routes its pairs' rows itself from
+     * the scores, and the ids and weights are stored for {@link #downAdd}. ids and weights are
+     * route's bit for bit (the same order, ties and f32 softmax arithmetic), out is gateUp's on
+     * them bit for bit.
+     *
+     * @param logits (rows, experts) f32, the router's scores; a NaN counts as -infinity
+     * @param experts E, 1 to {@link #MAX_EXPERTS}; gateAndUp must hold E experts
+     * @param perToken k, 1 to min(E, {@link #MAX_PER_TOKEN})
+     * @param x (rows, hidden) f32, the block's normed input
+     * @param gateAndUp (E · 2F, H) BF16 or F32: expert e's rows from e · 2F, its F gate rows then its F up rows
+     * @param width F
+     * @param ids out: (rows, k) int32, each row's experts ascending
+     * @param weights out: (rows, k) f32, the weight of the expert at the same place of ids
+     * @param out (rows, k, F) f32, the down product's input
+     */
+    public void routeGateUp(CudaStream stream, DeviceBuffer logits, int experts, int perToken, DeviceBuffer x,
+            int rows, int hidden, DeviceMatrix gateAndUp, int width, DeviceBuffer ids, DeviceBuffer weights,
+            DeviceBuffer out) {
+        RowKernels.requireNonNegative(rows, "rows");
+        RowKernels.requirePositive(hidden, "hidden");
+        RowKernels.requirePositive(width, "width");
+        requireExperts(experts);
+        int held = expertsOf(gateAndUp, "gateAndUp", 2L * width, hidden, "2 · width (" + 2L * width + ")", "hidden");
+        if (held != experts) {
+            throw new IllegalArgumentException("gateAndUp holds " + held + " experts; the scores " + experts);
+        }
+        requirePerToken(perToken, experts);
+        long pairs = requirePairs(rows, perToken);
+        logits.requireFloats((long) rows * experts, "logits");
+        x.requireFloats((long) rows * hidden, "x");
+        ids.requireBytes(4 * pairs, "ids");
+        weights.requireFloats(pairs, "weights");
+        out.requireFloats(pairs * width, "out");
+        if (rows > 0) {
+            // gateUp's grid: x over the outputs j (a warp each), y over the (row, slot) pairs, strided past 65535.
+            Kernel kernel = gateAndUp.dtype() == DType.BF16 ? routeGateUpBf16 : routeGateUpF32;
+            kernel.launch(stream, Kernel.blocksFor(width, WARPS), (int) Math.min(pairs, MAX_GRID_Y), 1, THREADS, 0,
+                    logits, experts, perToken, x, rows, hidden, gateAndUp.data(), width, ids, weights, out);
+        }
+    }
+
+    /**
+     * Bytes of device workspace {@link #add} and {@link #addRouted} need for up to {@code rows} rows
+     * (the need grows with the rows, so a workspace sized for the most rows serves every call).
      *
      * @param rows the most rows of a call
      * @param perToken k, 1 to min(E, {@link #MAX_PER_TOKEN})
@@ -193,24 +269,41 @@ public final class RoutedExpertsKernel {
      */
     public static long workspaceBytes(int rows, int perToken, int experts, int width, int hidden) {
         RowKernels.requireNonNegative(rows, "rows");
-        if (experts < 1 || experts > MAX_EXPERTS) {
-            throw new IllegalArgumentException("experts must be in [1, " + MAX_EXPERTS + "], not " + experts);
-        }
+        requireExperts(experts);
         requirePerToken(perToken, experts);
         RowKernels.requirePositive(width, "width");
         RowKernels.requirePositive(hidden, "hidden");
-        return Workspace.of(rows, requirePairs(rows, perToken), experts, width, hidden).bytes();
+        long pairs = requirePairs(rows, perToken);
+        return Workspace.of(rows, pairs, experts, width, hidden, pairs > PER_PAIR_MAX_PAIRS).bytes();
+    }
+
+    /** The workspace of the grouped path for {@code rows} rows whatever their pairs (tests force that path). */
+    static long groupedWorkspaceBytes(int rows, int perToken, int experts, int width, int hidden) {
+        return Workspace.of(rows, requirePairs(rows, perToken), experts, width, hidden, true).bytes();
+    }
+
+    /**
+     * The grouped path's pairs a tile on the tensor cores for a call of {@code rows} rows: {@link
+     * #SMALL_TILE_PAIRS} while rows · k ≤ {@link #SMALL_TILE_MOST_PAIRS_PER_EXPERT} · E (few pairs an
+     * expert: decode batches), else {@link #TILE_PAIRS}. It depends on (rows, k, E) alone, so a graph
+     * captured for a number of rows keeps its launches. The CUDA-core tiles (F32 weights) are always
+     * of {@link #TILE_PAIRS}.
+     */
+    static int tilePairs(int rows, int perToken, int experts) {
+        return (long) rows * perToken <= (long) SMALL_TILE_MOST_PAIRS_PER_EXPERT * experts ? SMALL_TILE_PAIRS
+                : TILE_PAIRS;
     }
 
     /**
      * out[r, :] += Σ over r's k slots, in slot order, of weights[r,s] · down_e(silu(gate_e(x[r])) · up_e(x[r])),
      * e = ids[r,s] ({@link #route}'s output): the block's output added to the residual stream. Up to
      * {@link #PER_PAIR_MAX_PAIRS} (row, slot) pairs by {@link #gateUp} and {@link #downAdd}; more by the grouped
-     * path: the pairs sorted by expert on the device, tiles of up to 64 pairs of one expert through the gate/up
-     * and down products (tensor cores with x and the activations rounded to bf16 for BF16 weights, CUDA cores in
-     * f32 for F32), and each row's slots summed in slot order as downAdd sums them, so the paths agree to
-     * rounding. An id outside [0, E) makes the row's outputs NaN. Graph-capturable: no host synchronisation, no
-     * allocation, launch shapes fixed by the arguments.
+     * path: the pairs sorted by expert on the device, tiles of up to 64 pairs of one expert (16 on the tensor
+     * cores while an expert's pairs are few, {@link #tilePairs}) through the gate/up and down products (tensor
+     * cores with x and the activations rounded to bf16 for BF16 weights, CUDA cores in f32 for F32), and each
+     * row's slots summed in slot order as downAdd sums them, so the paths agree to rounding (the two tile sizes
+     * bit for bit). An id outside [0, E) makes the row's outputs NaN. Graph-capturable: no host
+     * synchronisation, no allocation, launch shapes fixed by the arguments.
      *
      * @param x (rows, hidden) f32, the block's normed input
      * @param hidden H
@@ -226,6 +319,131 @@ public final class RoutedExpertsKernel {
     public void add(CudaStream stream, DeviceBuffer x, int rows, int hidden, DeviceMatrix gateAndUp, DeviceMatrix down,
             int width, DeviceBuffer ids, DeviceBuffer weights, int perToken, DeviceBuffer workspace,
             DeviceBuffer out) {
+        int experts = requireBlock(x, rows, hidden, gateAndUp, down, width, ids, weights, perToken, out);
+        long pairs = (long) rows * perToken;
+        Workspace layout = requireWorkspace(workspace, rows, pairs, experts, width, hidden,
+                pairs > PER_PAIR_MAX_PAIRS);
+        if (rows == 0) {
+            return;
+        }
+        if (!layout.grouped()) {
+            DeviceBuffer activated = workspace.slice(0, 4 * pairs * width);
+            gateUp(stream, x, rows, hidden, gateAndUp, width, ids, perToken, activated);
+            downAdd(stream, activated, rows, perToken, width, down, hidden, ids, weights, out);
+            return;
+        }
+        grouped(stream, x, rows, hidden, gateAndUp, down, width, ids, weights, perToken, experts, layout,
+                workspace.address(), gateAndUp.dtype() == DType.BF16 ? tilePairs(rows, perToken, experts) : TILE_PAIRS,
+                out);
+    }
+
+    /**
+     * The block's output from the router's scores: the routing and {@link #add}'s experts, ids and
+     * weights stored on the way. Up to {@link #PER_PAIR_MAX_PAIRS} pairs (decode) two launches, {@link
+     * #routeGateUp} and {@link #downAdd}; more: {@link #route} then add's grouped path. The outputs, ids
+     * and weights equal route followed by add bit for bit on both paths.
+     *
+     * @param scores (rows, experts) f32, the router's scores; a NaN counts as -infinity
+     * @param x (rows, hidden) f32, the block's normed input
+     * @param gateAndUp (E · 2F, H) BF16 or F32, as {@link #add} takes it
+     * @param down (E · H, F) of the same dtype
+     * @param width F
+     * @param experts E, the weights' experts and the scores' columns
+     * @param perToken k
+     * @param ids out: (rows, k) int32, {@link #route}'s ids
+     * @param weights out: (rows, k) f32, {@link #route}'s weights
+     * @param workspace at least {@link #workspaceBytes}(rows, k, E, F, H) bytes, 16-byte aligned
+     * @param out (rows, H) f32, read and written: the residual stream
+     */
+    public void addRouted(CudaStream stream, DeviceBuffer scores, DeviceBuffer x, int rows, int hidden,
+            DeviceMatrix gateAndUp, DeviceMatrix down, int width, int experts, int perToken, DeviceBuffer ids,
+            DeviceBuffer weights, DeviceBuffer workspace, DeviceBuffer out) {
+        int held = requireBlock(x, rows, hidden, gateAndUp, down, width, ids, weights, perToken, out);
+        if (held != experts) {
+            throw new IllegalArgumentException("the weights hold " + held + " experts; the scores " + experts);
+        }
+        scores.requireFloats((long) rows * experts, "scores");
+        long pairs = (long) rows * perToken;
+        Workspace layout = requireWorkspace(workspace, rows, pairs, experts, width, hidden,
+                pairs > PER_PAIR_MAX_PAIRS);
+        if (rows == 0) {
+            return;
+        }
+        if (!layout.grouped()) {
+            DeviceBuffer activated = workspace.slice(0, 4 * pairs * width);
+            routeGateUp(stream, scores, experts, perToken, x, rows, hidden, gateAndUp, width, ids, weights, activated);
+            downAdd(stream, activated, rows, perToken, width, down, hidden, ids, weights, out);
+            return;
+        }
+        route(stream, scores, rows, experts, perToken, ids, weights);
+        grouped(stream, x, rows, hidden, gateAndUp, down, width, ids, weights, perToken, experts, layout,
+                workspace.address(), gateAndUp.dtype() == DType.BF16 ? tilePairs(rows, perToken, experts) : TILE_PAIRS,
+                out);
+    }
+
+    /**
+     * {@link #add}'s grouped path whatever the pairs, in tiles of {@code tilePairs} ({@link #TILE_PAIRS} or
+     * {@link #SMALL_TILE_PAIRS}; the small tile only for BF16 weights): for tests. The workspace must hold
+     * {@link #groupedWorkspaceBytes}.
+     */
+    void addGrouped(CudaStream stream, DeviceBuffer x, int rows, int hidden, DeviceMatrix gateAndUp,
+            DeviceMatrix down, int width, DeviceBuffer ids, DeviceBuffer weights, int perToken,
+            DeviceBuffer workspace, DeviceBuffer out, int tilePairs) {
+        int experts = requireBlock(x, rows, hidden, gateAndUp, down, width, ids, weights, perToken, out);
+        if (tilePairs != TILE_PAIRS && (tilePairs != SMALL_TILE_PAIRS || gateAndUp.dtype() != DType.BF16)) {
+            throw new IllegalArgumentException("tiles of " + tilePairs + " pairs: " + TILE_PAIRS + ", or "
+                    + SMALL_TILE_PAIRS + " for BF16 weights");
+        }
+        Workspace layout = requireWorkspace(workspace, rows, (long) rows * perToken, experts, width, hidden, true);
+        if (rows > 0) {
+            grouped(stream, x, rows, hidden, gateAndUp, down, width, ids, weights, perToken, experts, layout,
+                    workspace.address(), tilePairs, out);
+        }
+    }
+
+    /** The grouped path's four launches (rows > 0), in tiles of {@code tilePairs} pairs. */
+    private void grouped(CudaStream stream, DeviceBuffer x, int rows, int hidden, DeviceMatrix gateAndUp,
+            DeviceMatrix down, int width, DeviceBuffer ids, DeviceBuffer weights, int perToken, int experts,
+            Workspace layout, long base, int tilePairs, DeviceBuffer out) {
+        boolean bf16 = gateAndUp.dtype() == DType.BF16;
+        boolean small = tilePairs == SMALL_TILE_PAIRS;
+        long pairs = (long) rows * perToken;
+        long tiles = base + layout.tiles();
+        long sorted = base + layout.sorted();
+        long x16 = base + layout.x16();
+        long activated = base + layout.activated();
+        long y = base + layout.y();
+        // At most ceil(pairs / T) + E - 1 tiles (each expert's last one partly full); the table's
+        // region holds the small tiles' count, the most.
+        int tileCapacity = Workspace.tileCapacity(pairs, experts, tilePairs);
+        long xElements = (long) rows * hidden;
+        // 1. The pairs grouped by expert (block 0) and, for the tensor cores, x in bf16 (the other blocks).
+        int convertBlocks = bf16 ? (int) Math.min(CONVERT_BLOCKS_MAX, (xElements + GROUP_THREADS - 1) / GROUP_THREADS)
+                : 0;
+        group.launch(stream, 1 + convertBlocks, 1, 1, GROUP_THREADS, 0, ids, (int) pairs, experts, tiles, tileCapacity,
+                tilePairs, sorted, x, xElements, bf16 ? x16 : 0L);
+        // 2, 3. The tiles' gate/up then down products: x over the tile table, y over the outputs.
+        if (bf16) {
+            (small ? smallTileGateUpBf16 : tileGateUpBf16).launch(stream, tileCapacity,
+                    outputBlocks(width, MMA_GATE_UP_OUTPUTS), 1, THREADS, 0, tiles, sorted, perToken, x16, hidden,
+                    gateAndUp.data(), width, activated);
+            (small ? smallTileDownBf16 : tileDownBf16).launch(stream, tileCapacity,
+                    outputBlocks(hidden, MMA_DOWN_OUTPUTS), 1, THREADS, 0, tiles, sorted, perToken, activated, width,
+                    down.data(), hidden, y);
+        } else {
+            tileGateUpF32.launch(stream, tileCapacity, outputBlocks(width, FMA_GATE_UP_OUTPUTS), 1, THREADS, 0, tiles,
+                    sorted, perToken, x, hidden, gateAndUp.data(), width, activated);
+            tileDownF32.launch(stream, tileCapacity, outputBlocks(hidden, FMA_DOWN_OUTPUTS), 1, THREADS, 0, tiles,
+                    sorted, perToken, activated, width, down.data(), hidden, y);
+        }
+        // 4. Each row's slots in order, added to out once: x over the outputs, y over the rows.
+        combine.launch(stream, Kernel.blocksFor(hidden, THREADS), Math.min(rows, MAX_GRID_Y), 1, THREADS, 0, y, rows,
+                perToken, hidden, experts, ids, weights, out);
+    }
+
+    /** Checks a block's arguments (add's, addRouted's); returns E. */
+    private static int requireBlock(DeviceBuffer x, int rows, int hidden, DeviceMatrix gateAndUp, DeviceMatrix down,
+            int width, DeviceBuffer ids, DeviceBuffer weights, int perToken, DeviceBuffer out) {
         RowKernels.requireNonNegative(rows, "rows");
         RowKernels.requirePositive(hidden, "hidden");
         RowKernels.requirePositive(width, "width");
@@ -248,49 +466,17 @@ public final class RoutedExpertsKernel {
         ids.requireBytes(4 * pairs, "ids");
         weights.requireFloats(pairs, "weights");
         out.requireFloats((long) rows * hidden, "out");
-        Workspace layout = Workspace.of(rows, pairs, experts, width, hidden);
+        return experts;
+    }
+
+    private static Workspace requireWorkspace(DeviceBuffer workspace, int rows, long pairs, int experts, int width,
+            int hidden, boolean grouped) {
+        Workspace layout = Workspace.of(rows, pairs, experts, width, hidden, grouped);
         workspace.requireBytes(layout.bytes(), "workspace");
         if (workspace.address() % 16 != 0) {
             throw new IllegalArgumentException("workspace must start 16-byte aligned (the tile table's int4)");
         }
-        if (rows == 0) {
-            return;
-        }
-        if (!layout.grouped()) {
-            DeviceBuffer activated = workspace.slice(0, 4 * pairs * width);
-            gateUp(stream, x, rows, hidden, gateAndUp, width, ids, perToken, activated);
-            downAdd(stream, activated, rows, perToken, width, down, hidden, ids, weights, out);
-            return;
-        }
-        boolean bf16 = gateAndUp.dtype() == DType.BF16;
-        long base = workspace.address();
-        long tiles = base + layout.tiles();
-        long sorted = base + layout.sorted();
-        long x16 = base + layout.x16();
-        long activated = base + layout.activated();
-        long y = base + layout.y();
-        int tileCapacity = layout.tileCapacity();
-        long xElements = (long) rows * hidden;
-        // 1. The pairs grouped by expert (block 0) and, for the tensor cores, x in bf16 (the other blocks).
-        int convertBlocks = bf16 ? (int) Math.min(CONVERT_BLOCKS_MAX, (xElements + GROUP_THREADS - 1) / GROUP_THREADS)
-                : 0;
-        group.launch(stream, 1 + convertBlocks, 1, 1, GROUP_THREADS, 0, ids, (int) pairs, experts, tiles, tileCapacity,
-                sorted, x, xElements, bf16 ? x16 : 0L);
-        // 2, 3. The tiles' gate/up then down products: x over the tile table, y over the outputs.
-        if (bf16) {
-            tileGateUpBf16.launch(stream, tileCapacity, outputBlocks(width, MMA_GATE_UP_OUTPUTS), 1, THREADS, 0, tiles,
-                    sorted, perToken, x16, hidden, gateAndUp.data(), width, activated);
-            tileDownBf16.launch(stream, tileCapacity, outputBlocks(hidden, MMA_DOWN_OUTPUTS), 1, THREADS, 0, tiles,
-                    sorted, perToken, activated, width, down.data(), hidden, y);
-        } else {
-            tileGateUpF32.launch(stream, tileCapacity, outputBlocks(width, FMA_GATE_UP_OUTPUTS), 1, THREADS, 0, tiles,
-                    sorted, perToken, x, hidden, gateAndUp.data(), width, activated);
-            tileDownF32.launch(stream, tileCapacity, outputBlocks(hidden, FMA_DOWN_OUTPUTS), 1, THREADS, 0, tiles,
-                    sorted, perToken, activated, width, down.data(), hidden, y);
-        }
-        // 4. Each row's slots in order, added to out once: x over the outputs, y over the rows.
-        combine.launch(stream, Kernel.blocksFor(hidden, THREADS), Math.min(rows, MAX_GRID_Y), 1, THREADS, 0, y, rows,
-                perToken, hidden, experts, ids, weights, out);
+        return layout;
     }
 
     /** Blocks of {@code each} outputs over {@code outputs}, within a grid's y dimension. */
@@ -305,30 +491,40 @@ public final class RoutedExpertsKernel {
 
     /**
      * {@link #add}'s workspace, byte offsets from its start. Per-pair path (pairs ≤ {@link #PER_PAIR_MAX_PAIRS}):
-     * the activated values (rows, k, F) f32 from 0. Grouped path: the tile table (tileCapacity int4 of {expert,
-     * first sorted place, pairs, 0}), the pairs in expert order (pairs int32), x in bf16 (rows, H), the activated
-     * values by sorted place ((pairs, F), f32 or bf16) and each pair's expert output y (pairs, H) f32.
+     * the activated values (rows, k, F) f32 from 0. Grouped path: the tile table (int4 of {expert, first sorted
+     * place, pairs, 0}, room for the small tiles' count, the larger), the pairs in expert order (pairs int32), x
+     * in bf16 (rows, H), the activated values by sorted place ((pairs, F), f32 or bf16) and each pair's expert
+     * output y (pairs, H) f32.
      */
-    private record Workspace(boolean grouped, int tileCapacity, long tiles, long sorted, long x16, long activated,
-            long y, long bytes) {
+    private record Workspace(boolean grouped, long tiles, long sorted, long x16, long activated, long y,
+            long bytes) {
 
-        static Workspace of(int rows, long pairs, int experts, int width, int hidden) {
-            if (pairs <= PER_PAIR_MAX_PAIRS) {
-                return new Workspace(false, 0, 0, 0, 0, 0, 0, aligned(4 * pairs * width));
+        static Workspace of(int rows, long pairs, int experts, int width, int hidden, boolean grouped) {
+            if (!grouped) {
+                return new Workspace(false, 0, 0, 0, 0, 0, aligned(4 * pairs * width));
             }
-            // At most ceil(pairs / T) + E - 1 tiles (each expert's last one partly full).
-            long capacity = (pairs + TILE_PAIRS - 1) / TILE_PAIRS + experts;
             long tiles = 0;
-            long sorted = tiles + aligned(16 * capacity);
+            long sorted = tiles + aligned(16L * tileCapacity(pairs, experts, SMALL_TILE_PAIRS));
             long x16 = sorted + aligned(4 * pairs);
             long activated = x16 + aligned(2L * rows * hidden);
             long y = activated + aligned(4 * pairs * width);
             long end = y + aligned(4 * pairs * hidden);
-            return new Workspace(true, (int) capacity, tiles, sorted, x16, activated, y, end);
+            return new Workspace(true, tiles, sorted, x16, activated, y, end);
+        }
+
+        /** Room for every tile of T pairs: Σ_e ceil(count_e / T) ≤ ceil(pairs / T) + E - 1. */
+        static int tileCapacity(long pairs, int experts, int tilePairs) {
+            return (int) ((pairs + tilePairs - 1) / tilePairs + experts);
         }
 
         private static long aligned(long bytes) {
             return (bytes + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT;
+        }
+    }
+
+    private static void requireExperts(int experts) {
+        if (experts < 1 || experts > MAX_EXPERTS) {
+            throw new IllegalArgumentException("experts must be in [1, " + MAX_EXPERTS + "], not " + experts);
         }
     }
 

@@ -25,10 +25,11 @@ final class GpuFeedForward {
 
     /**
      * out += Σ over each row's experts (in expert order) of weight · expert(x), as {@code RoutedExperts}:
-     * the router's scores [rows, count] by the matrix product, the routing, then the experts
-     * ({@code RoutedExpertsKernel.add}: pair by pair for a few rows, grouped by expert on the tensor
-     * cores for many). x must be f32 values ({@code StepInput.blockNorm} makes them so for a block
-     * with experts).
+     * the router's scores [rows, count] by the matrix product, then the routing and the experts
+     * ({@code RoutedExpertsKernel.addRouted}: for a few rows the routing inside the gate/up launch and
+     * the experts pair by pair, two launches; for many the routing, then grouped by expert on the
+     * tensor cores). x must be f32 values ({@code StepInput.blockNorm} makes them so for a block with
+     * experts).
      */
     private static void addExperts(DeviceKernels k, GpuWeights.Experts experts, StepInput x, int rows,
             DeviceBuffer out) {
@@ -44,9 +45,8 @@ final class GpuFeedForward {
         DeviceBuffer workspace = k.scratch.bytes("experts.workspace", RoutedExpertsKernel.workspaceBytes(rows,
                 spec.perToken(), spec.count(), spec.width(), hidden));
         k.matmul.matmul(k.stream, x.values(), rows, experts.router(), scores);
-        k.routedExperts.route(k.stream, scores, rows, spec.count(), spec.perToken(), chosen, weights);
-        k.routedExperts.add(k.stream, x.values(), rows, hidden, experts.gateAndUp(), experts.down(), spec.width(),
-                chosen, weights, spec.perToken(), workspace, out);
+        k.routedExperts.addRouted(k.stream, scores, x.values(), rows, hidden, experts.gateAndUp(), experts.down(),
+                spec.width(), spec.count(), spec.perToken(), chosen, weights, workspace, out);
     }
 
     /** The shared (or only) MLP: x: [rows, hidden] → out: [rows, hidden] f32. */

@@ -27,7 +27,9 @@ import org.junit.jupiter.params.provider.CsvSource;
  * odd sizes (scalar paths) and sizes of whole 16-byte chunks (vector paths), BF16 and F32 weights,
  * and more (row, slot) pairs or rows than a grid's y dimension spans; and {@code add} on both of its
  * paths (per pair, and grouped by expert on tensor or CUDA cores), the grouped path against the
- * per-pair one, a row's output whatever rows share the call, and its workspace's size.
+ * per-pair one, a row's output whatever rows share the call, and its workspace's size; the routing
+ * folded into the gate/up launch against route bit for bit, {@code addRouted} against route then
+ * add, and the small tensor-core tile against the reference and the 64-pair tile.
  */
 @GpuTest
 class RoutedExpertsKernelTest {
@@ -361,6 +363,211 @@ class RoutedExpertsKernelTest {
         }
     }
 
+    /**
+     * routeGateUp's routing, made by each block itself, against route bit for bit (ids, and weights as
+     * f32 bits, NaN rows included), and its activations against gateUp's on route's ids bit for bit;
+     * on logits full of ties (at the last place, at the best, all equal, +0 against -0), NaNs and
+     * infinities, E up to 256 and k up to 16, odd sizes, and more pairs than a grid's y dimension spans.
+     */
+    @ParameterizedTest(name = "rows {0}, experts {1}, per token {2}, hidden {3}, width {4}, {5}")
+    @CsvSource({
+        "1,64,6,40,16,BF16", "1,64,6,40,16,F32", "10,8,3,37,13,BF16", "10,5,1,37,13,F32", "12,256,16,24,8,BF16",
+        "10,200,7,36,16,F32", "11,33,2,40,24,BF16", "10,16,16,24,8,F32", "3,64,6,520,264,BF16",
+        "11000,8,6,8,3,BF16"
+    })
+    void routeGateUpRoutesAsRouteBitForBitAndMakesGateUpsOutputs(int rows, int experts, int perToken, int hidden,
+            int width, DType dtype) {
+        Random random = new Random(rows * 3571L + experts * 41L + perToken * 7L + hidden + width + dtype.ordinal());
+        float[] logits = trickyLogits(random, rows, experts, perToken);
+        float[] x = Parity.uniform(random, rows * hidden, -1, 1);
+        float[] gateAndUp = Parity.uniform(random, experts * 2 * width * hidden, -1, 1);
+        int pairs = rows * perToken;
+        try (DeviceScope scope = GpuFixture.scope()) {
+            RoutedExpertsKernel kernel = new RoutedExpertsKernel(GpuFixture.kernels());
+            DeviceMatrix matrix = scope.keep(DeviceMatrix.upload(GpuFixture.device(),
+                    TestMatrices.of(gateAndUp, experts * 2 * width, hidden, dtype)));
+            DeviceBuffer logitsIn = scope.upload(logits);
+            DeviceBuffer xIn = scope.upload(x);
+            DeviceBuffer routeIds = scope.poisoned(pairs);
+            DeviceBuffer routeWeights = scope.poisoned(pairs);
+            DeviceBuffer gateUpOut = scope.poisoned((long) pairs * width);
+            kernel.route(scope.stream(), logitsIn, rows, experts, perToken, routeIds, routeWeights);
+            kernel.gateUp(scope.stream(), xIn, rows, hidden, matrix, width, routeIds, perToken, gateUpOut);
+            DeviceBuffer fusedIds = scope.poisoned(pairs);
+            DeviceBuffer fusedWeights = scope.poisoned(pairs);
+            DeviceBuffer fusedOut = scope.poisoned((long) pairs * width);
+            kernel.routeGateUp(scope.stream(), logitsIn, experts, perToken, xIn, rows, hidden, matrix, width, fusedIds,
+                    fusedWeights, fusedOut);
+
+            int[] expectedIds = new int[pairs];
+            int[] ids = new int[pairs];
+            routeIds.copyTo(expectedIds);
+            fusedIds.copyTo(ids);
+            assertThat(ids).as("the fused routing's ids against route's").containsExactly(expectedIds);
+            int[] referenceIds = new int[pairs];
+            referenceRoute(logits, rows, experts, perToken, referenceIds, new double[pairs]);
+            assertThat(ids).as("the fused routing's ids against the reference").containsExactly(referenceIds);
+            assertThat(bits(scope.download(fusedWeights, pairs))).as("the fused routing's weights (f32 bits)")
+                    .containsExactly(bits(scope.download(routeWeights, pairs)));
+            Parity.assertExact("routeGateUp's activations against gateUp's, " + rows + " rows, " + experts
+                    + " experts (" + perToken + " a token), " + dtype, scope.download(fusedOut, pairs * width),
+                    scope.download(gateUpOut, pairs * width));
+        }
+    }
+
+    /**
+     * addRouted (from the scores) against route then add: the outputs, ids and weights bit for bit, on
+     * the per-pair path (routing folded into gate/up) and on the grouped path (route, then the same
+     * grouped launches), with the small and the large tensor-core tile and the CUDA-core tile.
+     */
+    @ParameterizedTest(name = "rows {0}, experts {1}, per token {2}, hidden {3}, width {4}, {5}")
+    @CsvSource({
+        "1,64,6,520,264,BF16", "1,64,6,520,264,F32", "10,64,6,136,72,BF16", "3,5,2,37,13,F32", "4,256,16,24,8,BF16",
+        "64,64,6,136,72,BF16", "300,64,6,136,72,BF16", "257,8,3,37,13,F32"
+    })
+    void addRoutedEqualsRouteThenAdd(int rows, int experts, int perToken, int hidden, int width, DType dtype) {
+        Random random = new Random(rows * 2063L + experts * 53L + hidden * 5L + width + dtype.ordinal());
+        Block block = Block.random(random, rows, experts, perToken, hidden, width);
+        float[] logits = trickyLogits(random, rows, experts, perToken);
+        int pairs = rows * perToken;
+        try (DeviceScope scope = GpuFixture.scope()) {
+            RoutedExpertsKernel kernel = new RoutedExpertsKernel(GpuFixture.kernels());
+            DeviceMatrix gateAndUp = block.gateAndUpMatrix(scope, dtype);
+            DeviceMatrix down = block.downMatrix(scope, dtype);
+            DeviceBuffer scores = scope.upload(logits);
+            DeviceBuffer x = scope.upload(block.x);
+            long bytes = RoutedExpertsKernel.workspaceBytes(rows, perToken, experts, width, hidden);
+
+            DeviceBuffer ids = scope.poisoned(pairs);
+            DeviceBuffer weights = scope.poisoned(pairs);
+            DeviceBuffer out = scope.upload(block.residual);
+            kernel.route(scope.stream(), scores, rows, experts, perToken, ids, weights);
+            kernel.add(scope.stream(), x, rows, hidden, gateAndUp, down, width, ids, weights, perToken,
+                    scope.poisoned(Math.max(1, bytes / 4)), out);
+
+            DeviceBuffer routedIds = scope.poisoned(pairs);
+            DeviceBuffer routedWeights = scope.poisoned(pairs);
+            DeviceBuffer routedOut = scope.upload(block.residual);
+            kernel.addRouted(scope.stream(), scores, x, rows, hidden, gateAndUp, down, width, experts, perToken,
+                    routedIds, routedWeights, scope.poisoned(Math.max(1, bytes / 4)), routedOut);
+
+            int[] expectedIds = new int[pairs];
+            int[] actualIds = new int[pairs];
+            ids.copyTo(expectedIds);
+            routedIds.copyTo(actualIds);
+            assertThat(actualIds).as("addRouted's ids").containsExactly(expectedIds);
+            assertThat(bits(scope.download(routedWeights, pairs))).as("addRouted's weights (f32 bits)")
+                    .containsExactly(bits(scope.download(weights, pairs)));
+            String what = "addRouted against route + add, " + rows + " rows, " + experts + " experts (" + perToken
+                    + " a token), " + dtype;
+            float[] expected = scope.download(out, rows * hidden);
+            float[] actual = scope.download(routedOut, rows * hidden);
+            // Rows whose every logit is NaN have NaN weights and outputs on both paths: compare bits.
+            assertThat(bits(actual)).as(what).containsExactly(bits(expected));
+        }
+    }
+
+    /**
+     * The small tensor-core tile (16 pairs) of the grouped path, forced whatever the pairs, against
+     * the double-precision block with x and the activations rounded to bf16 (the bounds of {@link
+     * #addMakesTheBlocksOutputOnBothPaths}) and against the 64-pair tile: equal bit for bit, since
+     * both stage the same k chunks and take the same mma steps in the same order for each (pair,
+     * weight row), and combine the slots alike. 64 rows · 6 of 64 experts is a decode step's ~6 pairs
+     * an expert; 17 · 3 of 8 gives ~6 an expert in odd sizes (element staging); 300 · 4 of 16 gives
+     * ~75 an expert, five small tiles each.
+     */
+    @ParameterizedTest(name = "rows {0}, experts {1}, per token {2}, hidden {3}, width {4}")
+    @CsvSource({"64,64,6,520,264", "17,8,3,37,13", "300,16,4,136,72"})
+    void theSmallTileMakesTheBlocksOutputAndEqualsTheLargeTile(int rows, int experts, int perToken, int hidden,
+            int width) {
+        Random random = new Random(rows * 8191L + experts * 97L + hidden * 3L + width);
+        Block block = Block.random(random, rows, experts, perToken, hidden, width);
+        float[] expected = block.reference(DType.BF16, true);
+        try (DeviceScope scope = GpuFixture.scope()) {
+            float[] small = block.addGrouped(scope, DType.BF16, RoutedExpertsKernel.SMALL_TILE_PAIRS);
+            float[] large = block.addGrouped(scope, DType.BF16, RoutedExpertsKernel.TILE_PAIRS);
+            String what = "small tiles, " + rows + " rows, " + experts + " experts (" + perToken + " a token), H "
+                    + hidden + ", F " + width;
+            Parity.assertClose(what, small, expected, 3e-3);
+            assertNormClose(what, small, expected, 2e-4);
+            Parity.assertExact(what + ", against the 64-pair tiles", small, large);
+        }
+    }
+
+    /** The rule that picks the tile: from (rows, k, E) alone, small while rows · k ≤ 8 E. */
+    @Test
+    void theSmallTileServesFewPairsAnExpert() {
+        assertThat(RoutedExpertsKernel.tilePairs(16, 6, 64)).isEqualTo(RoutedExpertsKernel.SMALL_TILE_PAIRS);
+        assertThat(RoutedExpertsKernel.tilePairs(64, 6, 64)).isEqualTo(RoutedExpertsKernel.SMALL_TILE_PAIRS);
+        assertThat(RoutedExpertsKernel.tilePairs(85, 6, 64)).isEqualTo(RoutedExpertsKernel.SMALL_TILE_PAIRS);
+        assertThat(RoutedExpertsKernel.tilePairs(86, 6, 64)).isEqualTo(RoutedExpertsKernel.TILE_PAIRS);
+        assertThat(RoutedExpertsKernel.tilePairs(512, 6, 64)).isEqualTo(RoutedExpertsKernel.TILE_PAIRS);
+    }
+
+    /**
+     * A row's output does not depend on the rows beside it with the small tile either: 40 rows among
+     * 100 companions before them and among 150 after them (2 of 64 experts a token: both calls take the
+     * small tile) give the same outputs bit for bit, and so among 300 after them, which takes the
+     * 64-pair tile: a row's output does not change where the batch crosses the tile rule.
+     */
+    @Test
+    void aRowsOutputDoesNotDependOnItsCompanionRowsOnTheSmallTile() {
+        int rows = 40;
+        int experts = 64;
+        int perToken = 2;
+        int hidden = 136;
+        int width = 72;
+        Random random = new Random(4421);
+        Block block = Block.random(random, rows, experts, perToken, hidden, width);
+        Block before = Block.random(new Random(29), 100, experts, perToken, hidden, width);
+        Block after = Block.random(new Random(31), 150, experts, perToken, hidden, width);
+        Block many = Block.random(new Random(37), 300, experts, perToken, hidden, width);
+        assertThat(RoutedExpertsKernel.tilePairs(rows + before.rows, perToken, experts))
+                .isEqualTo(RoutedExpertsKernel.SMALL_TILE_PAIRS);
+        assertThat(RoutedExpertsKernel.tilePairs(rows + after.rows, perToken, experts))
+                .isEqualTo(RoutedExpertsKernel.SMALL_TILE_PAIRS);
+        assertThat(RoutedExpertsKernel.tilePairs(rows + many.rows, perToken, experts))
+                .isEqualTo(RoutedExpertsKernel.TILE_PAIRS);
+        try (DeviceScope scope = GpuFixture.scope()) {
+            float[] first = block.addAmong(scope, DType.BF16, before, true);
+            float[] second = block.addAmong(scope, DType.BF16, after, false);
+            float[] third = block.addAmong(scope, DType.BF16, many, false);
+            Parity.assertExact("the 40 rows among other companions, small tiles", second, first);
+            Parity.assertExact("the 40 rows on the small and the 64-pair tiles", third, first);
+        }
+    }
+
+    @Test
+    void badRoutedArgumentsAreRefusedWithTheirNames() {
+        try (DeviceScope scope = GpuFixture.scope()) {
+            RoutedExpertsKernel kernel = new RoutedExpertsKernel(GpuFixture.kernels());
+            DeviceBuffer buffer = scope.poisoned(8192);
+            DeviceBuffer small = scope.poisoned(5);
+            DeviceMatrix gateAndUp = new DeviceMatrix(buffer, DType.BF16, 8 * 2 * 4, 8); // 8 experts, F 4, H 8
+            DeviceMatrix down = new DeviceMatrix(buffer, DType.BF16, 8 * 8, 4);
+            assertThatThrownBy(() -> kernel.routeGateUp(scope.stream(), small, 8, 2, buffer, 2, 8, gateAndUp, 4,
+                    buffer, buffer, buffer)).isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("logits");
+            assertThatThrownBy(() -> kernel.routeGateUp(scope.stream(), buffer, 16, 2, buffer, 2, 8, gateAndUp, 4,
+                    buffer, buffer, buffer)).isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("experts");
+            // 2 rows × 2 experts need 4 weights; 3 floats are too few.
+            DeviceBuffer tooFewWeights = scope.poisoned(3);
+            assertThatThrownBy(() -> kernel.routeGateUp(scope.stream(), buffer, 8, 2, buffer, 2, 8, gateAndUp, 4,
+                    buffer, tooFewWeights, buffer)).isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("weights");
+            assertThatThrownBy(() -> kernel.addRouted(scope.stream(), small, buffer, 2, 8, gateAndUp, down, 4, 8, 2,
+                    buffer, buffer, buffer, buffer)).isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("scores");
+            assertThatThrownBy(() -> kernel.addRouted(scope.stream(), buffer, buffer, 2, 8, gateAndUp, down, 4, 9, 2,
+                    buffer, buffer, buffer, buffer)).isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("experts");
+            assertThatThrownBy(() -> kernel.addRouted(scope.stream(), buffer, buffer, 2, 8, gateAndUp, down, 4, 8, 2,
+                    buffer, buffer, small, buffer)).isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("workspace");
+        }
+    }
+
     @Test
     void aWorkspaceTooSmallOrBadlyShapedWeightsAreRefused() {
         int rows = 40;
@@ -495,6 +702,17 @@ class RoutedExpertsKernelTest {
             return scope.download(out, count * hidden);
         }
 
+        /** add's grouped path over this block's rows in tiles of {@code tilePairs} pairs: the outputs (rows, H). */
+        float[] addGrouped(DeviceScope scope, DType dtype, int tilePairs) {
+            RoutedExpertsKernel kernel = new RoutedExpertsKernel(GpuFixture.kernels());
+            long bytes = RoutedExpertsKernel.groupedWorkspaceBytes(rows, perToken, experts, width, hidden);
+            DeviceBuffer out = scope.upload(residual);
+            kernel.addGrouped(scope.stream(), scope.upload(x), rows, hidden, gateAndUpMatrix(scope, dtype),
+                    downMatrix(scope, dtype), width, scope.upload(ids), scope.upload(routeWeights), perToken,
+                    scope.poisoned(Math.max(1, bytes / 4)), out, tilePairs);
+            return scope.download(out, rows * hidden);
+        }
+
         /**
          * add over this block's rows together with the companion's (theirs first when
          * companionsFirst), with this block's weights: this block's rows' outputs.
@@ -583,6 +801,65 @@ class RoutedExpertsKernelTest {
                 weights[r * perToken + s] = exponentials[place] / sum;
             }
         }
+    }
+
+    /**
+     * Router scores that try the routing's order: per row one of a tie for the last place (k - 1 clear
+     * winners, then two equal logits, the lower id to be taken), two equal best, NaNs and infinities,
+     * every logit equal, every logit NaN (the ids 0 .. k-1 and NaN weights), +0 against -0 at the
+     * top; or plain random.
+     */
+    private static float[] trickyLogits(Random random, int rows, int experts, int perToken) {
+        float[] logits = Parity.uniform(random, rows * experts, -4, 4);
+        for (int r = 0; r < rows; r++) {
+            int at = r * experts;
+            switch (r % 8) {
+                case 0 -> {
+                    if (perToken < experts) {
+                        List<Integer> order = shuffled(experts, random);
+                        for (int e = 0; e < experts; e++) {
+                            logits[at + e] = (float) (-4 + 3 * random.nextDouble());
+                        }
+                        for (int i = 0; i < perToken - 1; i++) {
+                            logits[at + order.get(i)] = 1.5f + 0.25f * i;
+                        }
+                        logits[at + order.get(perToken - 1)] = 0.75f;
+                        logits[at + order.get(perToken)] = 0.75f;
+                    }
+                }
+                case 1 -> {
+                    int a = random.nextInt(experts);
+                    logits[at + a] = 5f;
+                    logits[at + (a + 1 + random.nextInt(Math.max(1, experts - 1))) % experts] = 5f;
+                }
+                case 2 -> {
+                    logits[at + random.nextInt(experts)] = Float.NaN;
+                    logits[at + random.nextInt(experts)] = Float.NEGATIVE_INFINITY;
+                    logits[at + random.nextInt(experts)] = Float.POSITIVE_INFINITY;
+                }
+                case 3 -> Arrays.fill(logits, at, at + experts, 1f);
+                case 5 -> Arrays.fill(logits, at, at + experts, Float.NaN);
+                case 6 -> {
+                    for (int e = 0; e < experts; e++) {
+                        logits[at + e] = -1f - Math.abs(logits[at + e]);
+                    }
+                    logits[at + random.nextInt(experts)] = 0f;
+                    logits[at + random.nextInt(experts)] = -0f;
+                }
+                default -> {
+                }
+            }
+        }
+        return logits;
+    }
+
+    /** Each value's f32 bits (NaNs compare by their bits). */
+    private static int[] bits(float[] values) {
+        int[] bits = new int[values.length];
+        for (int i = 0; i < values.length; i++) {
+            bits[i] = Float.floatToRawIntBits(values[i]);
+        }
+        return bits;
     }
 
     /** Per row, k distinct experts ascending, as route stores them. */

@@ -1,0 +1,655 @@
+// The routed experts' grouped path, for many (row, slot) pairs (a prompt's chunk). The per-pair
+// kernels (routed_experts.cu) read a pair's expert weights once per pair: 3 · F · H weights a pair, 28 MB a token of granite-4.0-h-
+// tiny's layer. Here the pairs are grouped by expert and each block multiplies a tile of up to
+// T pairs of one expert, so a block reads its slice of the expert's weights once for the whole
+// tile (T = ROUTED_EXPERTS_TILE_PAIRS, or ROUTED_EXPERTS_SMALL_TILE_PAIRS on the tensor cores where
+// the pairs an expert are few, below):
+//   1. routed_experts_group (one block, plus blocks that round x to bf16 for the tensor-core
+//      path): a counting sort of the pairs by expert, and the table of tiles (expert, first
+//      sorted place, pairs), at most ceil(pairs / T) + E of them;
+//   2. gate/up over the tiles: activated[p, j] = silu(gate) · up for the pair at sorted place p;
+//   3. down over the tiles: y[pair, j] = Σ_c activated[p, c] · W[e·H + j, c] (f32, by pair);
+//   4. routed_experts_combine: out[r, j] += Σ over slots s in order of weights[r, s] · y[r·k + s, j],
+//      summed as routed_experts_down_add sums its slots' products.
+// The grids follow from (rows, k, E, F, H) alone (the tile table's length is the bound; a block
+// whose tile is empty returns at once), so the launches can be captured into a graph.
+//
+// A tile's rows are independent: each output of each pair is one sum over k in a fixed order
+// (the mma's k16 steps in order, or one fma chain a thread), whatever the other pairs of the tile,
+// so a row's output does not depend on the rows that share the launch, nor on the order of the
+// pairs within an expert (the grouping's atomics do not fix it), nor on the tile's size: both
+// tensor-core tiles stage the same chunks of k and take the same mma steps in the same order for
+// each (pair, weight row), so their outputs are equal bit for bit.
+//
+// The small tile (16 pairs × the same 128 weight rows) serves decode steps of many rows: 64 rows ·
+// 6 of 64 experts are about 6 pairs an expert, which the 64-pair tile holds in a tile that is
+// nine-tenths zeros. Both tiles read an expert's weight slice once a tile and an expert's pairs
+// then fit one tile of either size, so the bytes are the same; the 64-pair tile does 4 × the mma
+// work (at granite-4.0-h-tiny's shapes about 19 GFLOP a layer, some 30 µs of mma.sync on an H200,
+// beside the ~63 µs that reading the 302 MB takes), stages 4 × the operand rows, holds 4 × the
+// accumulators (so fewer blocks a multiprocessor and fewer weight bytes in flight). The small tile
+// reads an expert's weights once more for each further 16 pairs it has, so RoutedExpertsKernel
+// takes it only while the mean stays well below 16 pairs an expert (its rule, and the reasons).
+#include "routed_experts.cuh"
+
+// Pairs a tile: the CUDA-core tiles and the large tensor-core tile; the small tensor-core tile.
+#define ROUTED_EXPERTS_TILE_PAIRS 64
+#define ROUTED_EXPERTS_SMALL_TILE_PAIRS 16
+#define ROUTED_EXPERTS_GROUP_THREADS 1024
+// The tensor-core tile (bf16 weights): 64 pairs × 128 weight rows (gate/up: 64 outputs' gate rows
+// then their up rows; down: 128 outputs), K staged 32 at a time through a 3-stage cp.async ring.
+// A staged row is 32 bf16 padded to 40 (80 bytes): the 8 rows an ldmatrix reads start in 8
+// different 16-byte bank groups (80 / 16 = 5, odd), so the reads do not conflict. The small tile:
+// 16 pairs × 128 weight rows alike, through a ring of ROUTED_EXPERTS_SMALL_MMA_STAGES.
+#define ROUTED_EXPERTS_MMA_ROWS 128
+#define ROUTED_EXPERTS_MMA_CHUNK 32
+#define ROUTED_EXPERTS_MMA_STRIDE 40
+#define ROUTED_EXPERTS_MMA_STAGES 3
+// 3 stages: 34.7 KB of shared memory a block, and 48 registers (ROUTED_EXPERTS_SMALL_TILE_BLOCKS;
+// at 6 blocks' 40 ptxas spills), so 5 blocks share a multiprocessor: 5 × 2 chunks ahead × 8 KB of
+// weights = 80 KB in flight a multiprocessor, where the 64-pair tile's 96 registers let 2 blocks
+// keep 32 KB in flight.
+#define ROUTED_EXPERTS_SMALL_MMA_STAGES 3
+#define ROUTED_EXPERTS_SMALL_TILE_BLOCKS 5
+// The CUDA-core tile (f32 weights): 64 pairs × 64 weight rows (gate/up: 32 outputs' gate rows then
+// their up rows), K staged 16 at a time, transposed (k-major) so that a thread reads its 4 pairs as
+// one float4; rows padded to 68 floats (272 bytes, 16-byte aligned).
+#define ROUTED_EXPERTS_FMA_ROWS 64
+#define ROUTED_EXPERTS_FMA_CHUNK 16
+#define ROUTED_EXPERTS_FMA_STRIDE 68
+
+// Groups the (row, slot) pairs by expert. Block 0 (ROUTED_EXPERTS_GROUP_THREADS threads):
+//   sorted: (pairs) int32, the pairs r·k + s of expert 0, then of expert 1, ... (an expert's pairs
+//           in no fixed order); pairs with an id outside [0, E) are left out (combine makes their
+//           rows NaN);
+//   tiles:  (tile_capacity) int4 {expert, first sorted place, pairs (1..T), 0}, an expert's tiles
+//           in a row, then {-1, 0, 0, 0} up to tile_capacity (>= ceil(pairs / T) + E - 1 holds them all);
+//           T = tile_pairs, the tile products' pairs a tile (16 or 64).
+// Blocks 1.. (when x16 is given): x16 = x rounded to bf16 (round to nearest even), the tensor-core
+// products' operand, as the dense prefill products round their input.
+//   ids: (pairs) int32;  x: (x_elements) f32;  x16: (x_elements) bf16 or null.
+extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_GROUP_THREADS) routed_experts_group(
+        const int* __restrict__ ids, int pairs, int experts, int4* __restrict__ tiles, int tile_capacity,
+        int tile_pairs, int* __restrict__ sorted, const float* __restrict__ x, long long x_elements,
+        __nv_bfloat16* __restrict__ x16) {
+    COIL_AFTER_PREVIOUS_KERNEL(); // the ids (route's output) and x
+    if (blockIdx.x > 0) {
+        if (x16 != nullptr) {
+            const long long stride = (long long) (gridDim.x - 1) * blockDim.x;
+            for (long long i = (long long) (blockIdx.x - 1) * blockDim.x + threadIdx.x; i < x_elements; i += stride) {
+                x16[i] = __float2bfloat16_rn(x[i]);
+            }
+        }
+        return;
+    }
+    __shared__ int counts[ROUTED_EXPERTS_MAX_EXPERTS];
+    __shared__ int cursor[ROUTED_EXPERTS_MAX_EXPERTS];     // an expert's first sorted place, then its next
+    __shared__ int first_tile[ROUTED_EXPERTS_MAX_EXPERTS + 1];
+    const int thread = threadIdx.x;
+    for (int e = thread; e < ROUTED_EXPERTS_MAX_EXPERTS; e += blockDim.x) {
+        counts[e] = 0;
+    }
+    __syncthreads();
+    for (int i = thread; i < pairs; i += blockDim.x) {
+        const int expert = ids[i];
+        if (expert >= 0 && expert < experts) {
+            atomicAdd(&counts[expert], 1);
+        }
+    }
+    __syncthreads();
+    // Exclusive scans of the counts and of the tiles per expert: warp 0, lane l experts 8l .. 8l + 7.
+    if (thread < 32) {
+        constexpr int EACH = ROUTED_EXPERTS_MAX_EXPERTS / 32;
+        int pair_total = 0;
+        int tile_total = 0;
+#pragma unroll
+        for (int i = 0; i < EACH; i++) {
+            const int count = counts[thread * EACH + i]; // 0 beyond E
+            pair_total += count;
+            tile_total += (count + tile_pairs - 1) / tile_pairs;
+        }
+        int pair_before = pair_total;
+        int tile_before = tile_total;
+#pragma unroll
+        for (int offset = 1; offset < 32; offset <<= 1) {
+            const int pair_up = __shfl_up_sync(0xffffffffu, pair_before, offset);
+            const int tile_up = __shfl_up_sync(0xffffffffu, tile_before, offset);
+            if (thread >= offset) {
+                pair_before += pair_up;
+                tile_before += tile_up;
+            }
+        }
+        pair_before -= pair_total;
+        tile_before -= tile_total;
+#pragma unroll
+        for (int i = 0; i < EACH; i++) {
+            const int expert = thread * EACH + i;
+            const int count = counts[expert];
+            cursor[expert] = pair_before;
+            first_tile[expert] = tile_before;
+            pair_before += count;
+            tile_before += (count + tile_pairs - 1) / tile_pairs;
+        }
+        if (thread == 31) {
+            first_tile[ROUTED_EXPERTS_MAX_EXPERTS] = tile_before;
+        }
+    }
+    __syncthreads();
+    // The tile table: tile t belongs to the last expert whose first tile is at or before t (the
+    // experts after it with no pairs start past t).
+    const int tile_count = first_tile[ROUTED_EXPERTS_MAX_EXPERTS];
+    for (int t = thread; t < tile_capacity; t += blockDim.x) {
+        if (t >= tile_count) {
+            tiles[t] = make_int4(-1, 0, 0, 0);
+            continue;
+        }
+        int low = 0;
+        int high = experts - 1;
+        while (low < high) {
+            const int middle = (low + high + 1) >> 1;
+            if (first_tile[middle] <= t) {
+                low = middle;
+            } else {
+                high = middle - 1;
+            }
+        }
+        const int first = cursor[low] + (t - first_tile[low]) * tile_pairs;
+        const int size = min(tile_pairs, cursor[low] + counts[low] - first);
+        tiles[t] = make_int4(low, first, size, 0);
+    }
+    __syncthreads();
+    // The pairs into their experts' places.
+    for (int i = thread; i < pairs; i += blockDim.x) {
+        const int expert = ids[i];
+        if (expert >= 0 && expert < experts) {
+            sorted[atomicAdd(&cursor[expert], 1)] = i;
+        }
+    }
+}
+
+// ---- Tensor-core tiles (bf16 weights) ----
+
+static __device__ __forceinline__ unsigned int routed_experts_shared_address(const void* pointer) {
+    return (unsigned int) __cvta_generic_to_shared(pointer);
+}
+
+// 16 bytes from global to shared memory without passing through registers; bytes 0 fills them with zeros.
+static __device__ __forceinline__ void routed_experts_copy16(void* shared, const void* global, int bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(routed_experts_shared_address(shared)),
+            "l"(global), "r"(bytes)
+            : "memory");
+#endif
+}
+
+static __device__ __forceinline__ void routed_experts_copy_commit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+
+// Waits until at most PENDING of this thread's committed copy groups are still in flight.
+template <int PENDING>
+static __device__ __forceinline__ void routed_experts_copy_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(PENDING) : "memory");
+#endif
+}
+
+// Four 8 × 8 bf16 matrices from shared memory: matrix i from the rows lanes 8i .. 8i + 7 point at;
+// lane l receives elements (l / 4, 2 (l % 4) .. 2 (l % 4) + 1) of each, in r[0 .. 3].
+static __device__ __forceinline__ void routed_experts_load_matrices(unsigned int (&r)[4], const void* row) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+            : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+            : "r"(routed_experts_shared_address(row)));
+#endif
+}
+
+// d += a · b: a 16 × 16 (rows = pairs), b 16 × 8 (columns = weight rows), bf16, f32 accumulation.
+static __device__ __forceinline__ void routed_experts_mma(float (&d)[4], const unsigned int (&a)[4], unsigned int b0,
+        unsigned int b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+                 "{%8, %9}, {%0, %1, %2, %3};\n"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
+}
+
+// One tile's product on tensor cores, C (PAIRS pairs × 128 weight rows) = A · Wᵀ over K = depth:
+//   GATE_UP: A row m = x16[row of the pair at sorted place first + m] (x16: (rows, H) bf16), the
+//            weight rows 0 .. 63 = gate rows e·2F + j0 + n, 64 .. 127 = up rows e·2F + F + j0 + n,
+//            j0 = 64 · blockIdx.y; out: activated16 (sorted pairs, F) bf16 = silu(gate) · up rounded
+//            to bf16 (the down product's operand, as the dense MLP rounds it);
+//   else:    A row m = activated16[first + m] ((sorted pairs, F) bf16), the weight rows e·H + j0 + n,
+//            j0 = 128 · blockIdx.y; out: y (pairs, H) f32, the pair's row r·k + s.
+// Rows past the tile's pairs, weight rows past the expert's outputs and k past depth are staged as
+// zeros (cp.async's zero fill) and their outputs not stored.
+// Warps, PAIRS 64: 2 along the pairs × 4 along the weight rows, each 32 pairs × 32 weight rows
+// (gate/up: the gate and up rows of the same 16 outputs, so that silu(gate) · up is made in
+// registers): per k16, two ldmatrix.x4 of A, two of B and 8 mma. PAIRS 16: 1 × 8, each 16 pairs ×
+// 16 weight rows (gate/up: the gate and up rows of 8 outputs): per k16 one ldmatrix.x4 of A, one
+// of B and 2 mma. Either way a (pair, weight row)'s sum takes the same mma steps in the same order.
+// The staging takes 16-byte copies where depth is a multiple of 8 and the pointers are aligned,
+// element loads otherwise (odd test sizes; no real model has them).
+template <bool GATE_UP, int PAIRS, int STAGES>
+static __device__ __forceinline__ void routed_experts_tile_mma(const int4* __restrict__ tiles,
+        const int* __restrict__ sorted, int per_token, const __nv_bfloat16* __restrict__ operand, int depth,
+        const __nv_bfloat16* __restrict__ weights, int outputs, void* __restrict__ out) {
+    static_assert(PAIRS == 64 || PAIRS == 16, "the tiles of 64 and of 16 pairs");
+    constexpr int CHUNK = ROUTED_EXPERTS_MMA_CHUNK;
+    constexpr int STRIDE = ROUTED_EXPERTS_MMA_STRIDE;
+    constexpr int ROWS = ROUTED_EXPERTS_MMA_ROWS;
+    constexpr int WARPS_M = PAIRS == 64 ? 2 : 1;           // warps along the pairs
+    constexpr int WARPS_N = ROUTED_EXPERTS_WARPS / WARPS_M; // warps along the weight rows
+    constexpr int MI = PAIRS / (16 * WARPS_M);             // m16 tiles a warp
+    constexpr int NI = ROWS / WARPS_N / 8;                 // n8 tiles a warp (even: ldmatrix.x4 takes two)
+    constexpr int WARP_OUTPUTS = GATE_UP ? NI * 4 : NI * 8; // a warp's outputs j
+    __shared__ __align__(16) __nv_bfloat16 a_stage[STAGES][PAIRS][STRIDE];
+    __shared__ __align__(16) __nv_bfloat16 b_stage[STAGES][ROWS][STRIDE];
+    __shared__ int pair_of[PAIRS];     // the tile's pairs r·k + s
+    __shared__ int operand_row[PAIRS]; // the row of A each reads
+
+    COIL_AFTER_PREVIOUS_KERNEL(); // the tile table and the sorted pairs (group), the operand
+    const int4 tile = tiles[blockIdx.x];
+    if (tile.x < 0) {
+        return;
+    }
+    const int expert = tile.x;
+    const int first = tile.y;
+    const int size = tile.z;
+    const int thread = threadIdx.x;
+    const int lane = thread & 31;
+    const int warp = thread >> 5;
+    const int warp_m = warp / WARPS_N; // pairs 16 MI warp_m ..
+    const int warp_n = warp % WARPS_N;
+    const int j0 = blockIdx.y * (GATE_UP ? ROWS / 2 : ROWS);
+    if (thread < PAIRS) {
+        const int pair = thread < size ? sorted[first + thread] : 0;
+        pair_of[thread] = pair;
+        // Rows past the tile's pairs read nothing (zero fill), but point at a row of the operand.
+        operand_row[thread] = GATE_UP ? pair / per_token : first + (thread < size ? thread : 0);
+    }
+    __syncthreads();
+
+    // Weight row n of the tile, or -1 past the expert's outputs.
+    auto weight_row = [&](int n) -> long long {
+        if (GATE_UP) {
+            const int j = j0 + (n & (ROWS / 2 - 1));
+            return j < outputs ? (long long) expert * 2 * outputs + (n >= ROWS / 2 ? outputs : 0) + j : -1;
+        }
+        const int j = j0 + n;
+        return j < outputs ? (long long) expert * outputs + j : -1;
+    };
+    // This thread's share of the staging: A's chunk (row thread / 4, 8 k from 8 (thread % 4); the
+    // first 4 PAIRS threads) and B's two (rows thread / 4 and 64 + thread / 4).
+    const int part = (thread & 3) * 8;
+    const int a_row = thread >> 2;
+    const bool a_stager = a_row < PAIRS;
+    const bool a_valid = a_row < size;
+    const __nv_bfloat16* a_source = operand + (size_t) operand_row[a_stager ? a_row : 0] * depth;
+    const __nv_bfloat16* b_source[2];
+    bool b_valid[2];
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        const long long row = weight_row(a_row + 64 * i);
+        b_valid[i] = row >= 0;
+        b_source[i] = weights + (size_t) (row >= 0 ? row : 0) * depth;
+    }
+    const bool vector = depth % 8 == 0 && coil_aligned16(operand) && coil_aligned16(weights);
+    auto stage = [&](int buffer, int chunk) {
+        const int k = chunk * CHUNK + part;
+        if (vector) {
+            const bool inside = k < depth;
+            if (a_stager) {
+                routed_experts_copy16(&a_stage[buffer][a_row][part], a_source + (inside && a_valid ? k : 0),
+                        inside && a_valid ? 16 : 0);
+            }
+#pragma unroll
+            for (int i = 0; i < 2; i++) {
+                routed_experts_copy16(&b_stage[buffer][a_row + 64 * i][part], b_source[i] + (inside && b_valid[i] ? k : 0),
+                        inside && b_valid[i] ? 16 : 0);
+            }
+        } else {
+#pragma unroll
+            for (int q = 0; q < 8; q++) {
+                const bool inside = k + q < depth;
+                if (a_stager) {
+                    a_stage[buffer][a_row][part + q] =
+                            inside && a_valid ? a_source[k + q] : __float2bfloat16_rn(0.0f);
+                }
+#pragma unroll
+                for (int i = 0; i < 2; i++) {
+                    b_stage[buffer][a_row + 64 * i][part + q] =
+                            inside && b_valid[i] ? b_source[i][k + q] : __float2bfloat16_rn(0.0f);
+                }
+            }
+        }
+    };
+
+    float accumulator[MI][NI][4];
+#pragma unroll
+    for (int mi = 0; mi < MI; mi++) {
+#pragma unroll
+        for (int ni = 0; ni < NI; ni++) {
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                accumulator[mi][ni][q] = 0.0f;
+            }
+        }
+    }
+    // The first weight row of the warp's n-tile ni: gate/up its outputs' gate rows (n-tiles
+    // 0 .. NI/2 - 1) then their up rows (NI/2 ..), so that n-tile ni and ni + NI/2 are one output's
+    // gate and up; down consecutive rows.
+    auto tile_row = [&](int ni) -> int {
+        if (GATE_UP) {
+            return (ni < NI / 2 ? 0 : ROWS / 2) + WARP_OUTPUTS * warp_n + 8 * (ni % (NI / 2));
+        }
+        return WARP_OUTPUTS * warp_n + 8 * ni;
+    };
+    // ldmatrix addresses: A matrices (rows 0-7, k 0-7), (8-15, 0-7), (0-7, 8-15), (8-15, 8-15) of a
+    // 16 × 16 block, as mma's a0 .. a3; B matrices (n-tile 2 bi: k 0-7, k 8-15), (n-tile 2 bi + 1:
+    // k 0-7, k 8-15), as b0, b1 of n-tile 2 bi then of n-tile 2 bi + 1.
+    const int a_lane_row = lane & 15;
+    const int a_lane_k = (lane >> 4) * 8;
+    int b_lane_row[NI / 2];
+#pragma unroll
+    for (int bi = 0; bi < NI / 2; bi++) {
+        b_lane_row[bi] = tile_row(2 * bi + (lane >> 4)) + (lane & 7);
+    }
+    const int b_lane_k = ((lane >> 3) & 1) * 8;
+
+    const int chunks = (depth + CHUNK - 1) / CHUNK;
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; s++) {
+        if (s < chunks) {
+            stage(s, s);
+        }
+        routed_experts_copy_commit();
+    }
+    for (int chunk = 0; chunk < chunks; chunk++) {
+        routed_experts_copy_wait<STAGES - 2>();
+        __syncthreads(); // chunk's stage is in; every warp is done with the stage refilled next
+        const int next = chunk + STAGES - 1;
+        if (next < chunks) {
+            stage(next % STAGES, next);
+        }
+        routed_experts_copy_commit();
+        const int buffer = chunk % STAGES;
+#pragma unroll
+        for (int k16 = 0; k16 < CHUNK; k16 += 16) {
+            unsigned int a[MI][4];
+            unsigned int b[NI / 2][4];
+#pragma unroll
+            for (int mi = 0; mi < MI; mi++) {
+                routed_experts_load_matrices(a[mi],
+                        &a_stage[buffer][16 * MI * warp_m + 16 * mi + a_lane_row][k16 + a_lane_k]);
+            }
+#pragma unroll
+            for (int bi = 0; bi < NI / 2; bi++) {
+                routed_experts_load_matrices(b[bi], &b_stage[buffer][b_lane_row[bi]][k16 + b_lane_k]);
+            }
+#pragma unroll
+            for (int mi = 0; mi < MI; mi++) {
+#pragma unroll
+                for (int ni = 0; ni < NI; ni++) {
+                    routed_experts_mma(accumulator[mi][ni], a[mi], b[ni >> 1][2 * (ni & 1)], b[ni >> 1][2 * (ni & 1) + 1]);
+                }
+            }
+        }
+    }
+    routed_experts_copy_wait<0>();
+
+    // Accumulator element q of (mi, ni): pair 16 MI warp_m + 16 mi + lane / 4 (+ 8 for q >= 2),
+    // weight row tile_row(ni) + 2 (lane % 4) + q % 2.
+    const int group = lane >> 2;
+    const int column = 2 * (lane & 3);
+#pragma unroll
+    for (int mi = 0; mi < MI; mi++) {
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            const int m = 16 * MI * warp_m + 16 * mi + group + (q >= 2 ? 8 : 0);
+            if (m >= size) {
+                continue;
+            }
+            if (GATE_UP) {
+                __nv_bfloat16* activated = static_cast<__nv_bfloat16*>(out) + (size_t) (first + m) * outputs;
+#pragma unroll
+                for (int ni = 0; ni < NI / 2; ni++) {
+                    const int j = j0 + tile_row(ni) + column + (q & 1);
+                    if (j < outputs) {
+                        activated[j] = __float2bfloat16_rn(
+                                coil_silu_product(accumulator[mi][ni][q], accumulator[mi][ni + NI / 2][q]));
+                    }
+                }
+            } else {
+                float* y = static_cast<float*>(out) + (size_t) pair_of[m] * outputs;
+#pragma unroll
+                for (int ni = 0; ni < NI; ni++) {
+                    const int j = j0 + tile_row(ni) + column + (q & 1);
+                    if (j < outputs) {
+                        y[j] = accumulator[mi][ni][q];
+                    }
+                }
+            }
+        }
+    }
+}
+
+// Grid: (tile_capacity, ceil(F / 64)); block: 256 threads.
+extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_THREADS, 2) routed_experts_tile_gate_up_bf16(
+        const int4* __restrict__ tiles, const int* __restrict__ sorted, int per_token,
+        const __nv_bfloat16* __restrict__ x16, int hidden, const __nv_bfloat16* __restrict__ gate_and_up, int width,
+        __nv_bfloat16* __restrict__ activated16) {
+    routed_experts_tile_mma<true, ROUTED_EXPERTS_TILE_PAIRS, ROUTED_EXPERTS_MMA_STAGES>(tiles, sorted, per_token, x16,
+            hidden, gate_and_up, width, activated16);
+}
+
+// Grid: (tile_capacity, ceil(H / 128)); block: 256 threads.
+extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_THREADS, 2) routed_experts_tile_down_bf16(
+        const int4* __restrict__ tiles, const int* __restrict__ sorted, int per_token,
+        const __nv_bfloat16* __restrict__ activated16, int width, const __nv_bfloat16* __restrict__ down, int hidden,
+        float* __restrict__ y) {
+    routed_experts_tile_mma<false, ROUTED_EXPERTS_TILE_PAIRS, ROUTED_EXPERTS_MMA_STAGES>(tiles, sorted, per_token,
+            activated16, width, down, hidden, y);
+}
+
+// The small tiles (16 pairs), over a tile table grouped with tile_pairs 16. Grid: (tile_capacity,
+// ceil(F / 64)); block: 256 threads; registers for ROUTED_EXPERTS_SMALL_TILE_BLOCKS blocks a multiprocessor.
+extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_THREADS, ROUTED_EXPERTS_SMALL_TILE_BLOCKS)
+        routed_experts_small_tile_gate_up_bf16(const int4* __restrict__ tiles, const int* __restrict__ sorted,
+        int per_token, const __nv_bfloat16* __restrict__ x16, int hidden,
+        const __nv_bfloat16* __restrict__ gate_and_up, int width, __nv_bfloat16* __restrict__ activated16) {
+    routed_experts_tile_mma<true, ROUTED_EXPERTS_SMALL_TILE_PAIRS, ROUTED_EXPERTS_SMALL_MMA_STAGES>(tiles, sorted,
+            per_token, x16, hidden, gate_and_up, width, activated16);
+}
+
+// Grid: (tile_capacity, ceil(H / 128)); block: 256 threads.
+extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_THREADS, ROUTED_EXPERTS_SMALL_TILE_BLOCKS)
+        routed_experts_small_tile_down_bf16(const int4* __restrict__ tiles, const int* __restrict__ sorted,
+        int per_token, const __nv_bfloat16* __restrict__ activated16, int width,
+        const __nv_bfloat16* __restrict__ down, int hidden, float* __restrict__ y) {
+    routed_experts_tile_mma<false, ROUTED_EXPERTS_SMALL_TILE_PAIRS, ROUTED_EXPERTS_SMALL_MMA_STAGES>(tiles, sorted,
+            per_token, activated16, width, down, hidden, y);
+}
+
+// ---- CUDA-core tiles (f32 weights) ----
+
+// One tile's product on the CUDA cores, C (64 pairs × 64 weight rows) = A · Wᵀ over K = depth, f32:
+//   GATE_UP: A row m = x[row of the pair at sorted place first + m] ((rows, H) f32), weight rows
+//            0 .. 31 = gate rows e·2F + j0 + n, 32 .. 63 = up rows e·2F + F + j0 + n - 32,
+//            j0 = 32 · blockIdx.y; out: activated (sorted pairs, F) f32 = silu(gate) · up;
+//   else:    A row m = activated[first + m] ((sorted pairs, F) f32), weight rows e·H + j0 + n,
+//            j0 = 64 · blockIdx.y; out: y (pairs, H) f32.
+// Thread (tx = thread % 16, ty = thread / 16) owns pairs 4 ty .. 4 ty + 3 and weight rows 2 tx,
+// 2 tx + 1, 32 + 2 tx, 33 + 2 tx (gate/up: the gate and up rows of outputs j0 + 2 tx, j0 + 2 tx + 1):
+// 16 sums, each one fma chain over k in order. Each staged weight is read by the 16 threads of its
+// column across the tile's 64 pairs.
+template <bool GATE_UP>
+static __device__ __forceinline__ void routed_experts_tile_fma(const int4* __restrict__ tiles,
+        const int* __restrict__ sorted, int per_token, const float* __restrict__ operand, int depth,
+        const float* __restrict__ weights, int outputs, float* __restrict__ out) {
+    constexpr int CHUNK = ROUTED_EXPERTS_FMA_CHUNK;
+    constexpr int STRIDE = ROUTED_EXPERTS_FMA_STRIDE;
+    constexpr int PAIRS = ROUTED_EXPERTS_TILE_PAIRS;
+    constexpr int ROWS = ROUTED_EXPERTS_FMA_ROWS;
+    __shared__ __align__(16) float a_stage[CHUNK][STRIDE]; // (k, pair)
+    __shared__ __align__(16) float b_stage[CHUNK][STRIDE]; // (k, weight row)
+    __shared__ int pair_of[PAIRS];
+    __shared__ int operand_row[PAIRS];
+
+    COIL_AFTER_PREVIOUS_KERNEL(); // the tile table and the sorted pairs (group), the operand
+    const int4 tile = tiles[blockIdx.x];
+    if (tile.x < 0) {
+        return;
+    }
+    const int expert = tile.x;
+    const int first = tile.y;
+    const int size = tile.z;
+    const int thread = threadIdx.x;
+    const int tx = thread & 15;
+    const int ty = thread >> 4;
+    const int j0 = blockIdx.y * (GATE_UP ? ROWS / 2 : ROWS);
+    if (thread < PAIRS) {
+        const int pair = thread < size ? sorted[first + thread] : 0;
+        pair_of[thread] = pair;
+        operand_row[thread] = GATE_UP ? pair / per_token : first + (thread < size ? thread : 0);
+    }
+    __syncthreads();
+
+    // Staging: 64 rows × 16 k of each, 4 elements a thread, idx = thread + 256 i: row idx / 16, k idx % 16
+    // (a half warp reads 16 consecutive floats of a row).
+    const int k_part = thread & 15;
+    const float* a_source[4];
+    const float* b_source[4];
+    bool a_valid[4];
+    bool b_valid[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int row = (thread >> 4) + 16 * i;
+        a_valid[i] = row < size;
+        a_source[i] = operand + (size_t) operand_row[row] * depth;
+        long long weight_row;
+        if (GATE_UP) {
+            const int j = j0 + (row & (ROWS / 2 - 1));
+            weight_row = j < outputs ? (long long) expert * 2 * outputs + (row >= ROWS / 2 ? outputs : 0) + j : -1;
+        } else {
+            const int j = j0 + row;
+            weight_row = j < outputs ? (long long) expert * outputs + j : -1;
+        }
+        b_valid[i] = weight_row >= 0;
+        b_source[i] = weights + (size_t) (weight_row >= 0 ? weight_row : 0) * depth;
+    }
+
+    float accumulator[4][4]; // (pair 4 ty + i, weight row c: 2 tx, 2 tx + 1, 32 + 2 tx, 33 + 2 tx)
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+#pragma unroll
+        for (int c = 0; c < 4; c++) {
+            accumulator[i][c] = 0.0f;
+        }
+    }
+    for (int k0 = 0; k0 < depth; k0 += CHUNK) {
+        const int k = k0 + k_part;
+        const bool inside = k < depth;
+        float a_values[4];
+        float b_values[4];
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            a_values[i] = inside && a_valid[i] ? __ldg(a_source[i] + k) : 0.0f;
+            b_values[i] = inside && b_valid[i] ? __ldg(b_source[i] + k) : 0.0f;
+        }
+        __syncthreads(); // every thread is done with the last chunk
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            a_stage[k_part][(thread >> 4) + 16 * i] = a_values[i];
+            b_stage[k_part][(thread >> 4) + 16 * i] = b_values[i];
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < CHUNK; kk++) {
+            const float4 a = *reinterpret_cast<const float4*>(&a_stage[kk][4 * ty]);
+            const float2 low = *reinterpret_cast<const float2*>(&b_stage[kk][2 * tx]);
+            const float2 high = *reinterpret_cast<const float2*>(&b_stage[kk][ROWS / 2 + 2 * tx]);
+            const float as[4] = {a.x, a.y, a.z, a.w};
+            const float bs[4] = {low.x, low.y, high.x, high.y};
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+#pragma unroll
+                for (int c = 0; c < 4; c++) {
+                    accumulator[i][c] = fmaf(as[i], bs[c], accumulator[i][c]);
+                }
+            }
+        }
+    }
+
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int m = 4 * ty + i;
+        if (m >= size) {
+            continue;
+        }
+        if (GATE_UP) {
+            float* activated = out + (size_t) (first + m) * outputs;
+#pragma unroll
+            for (int c = 0; c < 2; c++) {
+                const int j = j0 + 2 * tx + c;
+                if (j < outputs) {
+                    activated[j] = coil_silu_product(accumulator[i][c], accumulator[i][c + 2]);
+                }
+            }
+        } else {
+            float* y = out + (size_t) pair_of[m] * outputs;
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                const int j = j0 + (c < 2 ? 2 * tx + c : ROWS / 2 + 2 * tx + c - 2);
+                if (j < outputs) {
+                    y[j] = accumulator[i][c];
+                }
+            }
+        }
+    }
+}
+
+// Grid: (tile_capacity, ceil(F / 32)); block: 256 threads.
+extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_THREADS) routed_experts_tile_gate_up_f32(
+        const int4* __restrict__ tiles, const int* __restrict__ sorted, int per_token, const float* __restrict__ x,
+        int hidden, const float* __restrict__ gate_and_up, int width, float* __restrict__ activated) {
+    routed_experts_tile_fma<true>(tiles, sorted, per_token, x, hidden, gate_and_up, width, activated);
+}
+
+// Grid: (tile_capacity, ceil(H / 64)); block: 256 threads.
+extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_THREADS) routed_experts_tile_down_f32(
+        const int4* __restrict__ tiles, const int* __restrict__ sorted, int per_token,
+        const float* __restrict__ activated, int width, const float* __restrict__ down, int hidden,
+        float* __restrict__ y) {
+    routed_experts_tile_fma<false>(tiles, sorted, per_token, activated, width, down, hidden, y);
+}
+
+// out[r, j] = out[r, j] + moe, moe = Σ over slots s = 0 .. k-1 in order of weights[r, s] · y[r·k + s, j],
+// in f32 on its own from 0 and added to out once: routed_experts_down_add's order of sums. A row with
+// an id outside [0, E) becomes NaN, as there.
+//   y: (rows · k, H) f32;  ids, weights: (rows, k);  out: (rows, H) f32, read and written.
+// Grid: (ceil(H / 256), min(rows, 65535)), striding over the rows; a thread an output.
+extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_THREADS) routed_experts_combine(
+        const float* __restrict__ y, int rows, int per_token, int hidden, int experts, const int* __restrict__ ids,
+        const float* __restrict__ weights, float* __restrict__ out) {
+    COIL_AFTER_PREVIOUS_KERNEL(); // y (the down tiles), the ids and weights, the residual stream
+    const int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= hidden) {
+        return;
+    }
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        float moe = 0.0f;
+        bool in_range = true;
+        for (int s = 0; s < per_token; s++) {
+            const size_t pair = (size_t) r * per_token + s;
+            const int expert = ids[pair];
+            in_range &= expert >= 0 && expert < experts;
+            moe = __fadd_rn(moe, __fmul_rn(weights[pair], y[pair * hidden + j]));
+        }
+        float* target = out + (size_t) r * hidden + j;
+        *target = in_range ? __fadd_rn(*target, moe) : __int_as_float(0x7fc00000);
+    }
+}

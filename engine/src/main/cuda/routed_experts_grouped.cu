@@ -217,6 +217,34 @@ static __device__ __forceinline__ void routed_experts_mma(float (&d)[4], const u
 #endif
 }
 
+// A tile's pairs in shared memory, for both kinds of tile: pair_of[m] = the pair r·k + s at sorted
+// place first + m, and operand_row[m] = the operand row it reads (gate/up: its row r of x; down: its
+// sorted place). Rows past the tile's size read nothing (zero fill) but point at a row of the operand.
+template <bool GATE_UP, int PAIRS>
+static __device__ __forceinline__ void routed_experts_stage_tile_pairs(const int* __restrict__ sorted, int first,
+        int size, int per_token, int* pair_of, int* operand_row) {
+    const int thread = threadIdx.x;
+    if (thread < PAIRS) {
+        const int pair = thread < size ? sorted[first + thread] : 0;
+        pair_of[thread] = pair;
+        operand_row[thread] = GATE_UP ? pair / per_token : first + (thread < size ? thread : 0);
+    }
+    __syncthreads();
+}
+
+// Weight row n of a tile of ROWS weight rows from output j0, or -1 past the expert's outputs.
+// gate/up: rows 0 .. ROWS/2 - 1 are the gate rows e·2F + j0 + n, the rest the up rows of the same
+// outputs (e·2F + F + j0 + n - ROWS/2); down: rows e·H + j0 + n.
+template <bool GATE_UP, int ROWS>
+static __device__ __forceinline__ long long routed_experts_tile_weight_row(int expert, int outputs, int j0, int n) {
+    if (GATE_UP) {
+        const int j = j0 + (n & (ROWS / 2 - 1));
+        return j < outputs ? (long long) expert * 2 * outputs + (n >= ROWS / 2 ? outputs : 0) + j : -1;
+    }
+    const int j = j0 + n;
+    return j < outputs ? (long long) expert * outputs + j : -1;
+}
+
 // One tile's product on tensor cores, C (PAIRS pairs × 128 weight rows) = A · Wᵀ over K = depth:
 //   GATE_UP: A row m = x16[row of the pair at sorted place first + m] (x16: (rows, H) bf16), the
 //            weight rows 0 .. 63 = gate rows e·2F + j0 + n, 64 .. 127 = up rows e·2F + F + j0 + n,
@@ -265,23 +293,8 @@ static __device__ __forceinline__ void routed_experts_tile_mma(const int4* __res
     const int warp_m = warp / WARPS_N; // pairs 16 MI warp_m ..
     const int warp_n = warp % WARPS_N;
     const int j0 = blockIdx.y * (GATE_UP ? ROWS / 2 : ROWS);
-    if (thread < PAIRS) {
-        const int pair = thread < size ? sorted[first + thread] : 0;
-        pair_of[thread] = pair;
-        // Rows past the tile's pairs read nothing (zero fill), but point at a row of the operand.
-        operand_row[thread] = GATE_UP ? pair / per_token : first + (thread < size ? thread : 0);
-    }
-    __syncthreads();
-
-    // Weight row n of the tile, or -1 past the expert's outputs.
-    auto weight_row = [&](int n) -> long long {
-        if (GATE_UP) {
-            const int j = j0 + (n & (ROWS / 2 - 1));
-            return j < outputs ? (long long) expert * 2 * outputs + (n >= ROWS / 2 ? outputs : 0) + j : -1;
-        }
-        const int j = j0 + n;
-        return j < outputs ? (long long) expert * outputs + j : -1;
-    };
+    routed_experts_stage_tile_pairs<GATE_UP, PAIRS>(sorted, first, size, per_token, pair_of, operand_row);
+    auto weight_row = [&](int n) { return routed_experts_tile_weight_row<GATE_UP, ROWS>(expert, outputs, j0, n); };
     // This thread's share of the staging: A's chunk (row thread / 4, 8 k from 8 (thread % 4); the
     // first 4 PAIRS threads) and B's two (rows thread / 4 and 64 + thread / 4).
     const int part = (thread & 3) * 8;
@@ -511,12 +524,7 @@ static __device__ __forceinline__ void routed_experts_tile_fma(const int4* __res
     const int tx = thread & 15;
     const int ty = thread >> 4;
     const int j0 = blockIdx.y * (GATE_UP ? ROWS / 2 : ROWS);
-    if (thread < PAIRS) {
-        const int pair = thread < size ? sorted[first + thread] : 0;
-        pair_of[thread] = pair;
-        operand_row[thread] = GATE_UP ? pair / per_token : first + (thread < size ? thread : 0);
-    }
-    __syncthreads();
+    routed_experts_stage_tile_pairs<GATE_UP, PAIRS>(sorted, first, size, per_token, pair_of, operand_row);
 
     // Staging: 64 rows × 16 k of each, 4 elements a thread, idx = thread + 256 i: row idx / 16, k idx % 16
     // (a half warp reads 16 consecutive floats of a row).
@@ -530,14 +538,7 @@ static __device__ __forceinline__ void routed_experts_tile_fma(const int4* __res
         const int row = (thread >> 4) + 16 * i;
         a_valid[i] = row < size;
         a_source[i] = operand + (size_t) operand_row[row] * depth;
-        long long weight_row;
-        if (GATE_UP) {
-            const int j = j0 + (row & (ROWS / 2 - 1));
-            weight_row = j < outputs ? (long long) expert * 2 * outputs + (row >= ROWS / 2 ? outputs : 0) + j : -1;
-        } else {
-            const int j = j0 + row;
-            weight_row = j < outputs ? (long long) expert * outputs + j : -1;
-        }
+        const long long weight_row = routed_experts_tile_weight_row<GATE_UP, ROWS>(expert, outputs, j0, row);
         b_valid[i] = weight_row >= 0;
         b_source[i] = weights + (size_t) (weight_row >= 0 ? weight_row : 0) * depth;
     }

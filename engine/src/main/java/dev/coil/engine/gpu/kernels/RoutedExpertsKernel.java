@@ -369,16 +369,15 @@ public final class RoutedExpertsKernel {
         if (rows == 0) {
             return;
         }
-        if (!layout.grouped()) {
-            DeviceBuffer activated = workspace.slice(0, 4 * pairs * width);
-            routeGateUp(stream, scores, experts, perToken, x, rows, hidden, gateAndUp, width, ids, weights, activated);
-            downAdd(stream, activated, rows, perToken, width, down, hidden, ids, weights, out);
+        if (layout.grouped()) {
+            // The routing on its own, then add's grouped path (which checks the block again).
+            route(stream, scores, rows, experts, perToken, ids, weights);
+            add(stream, x, rows, hidden, gateAndUp, down, width, ids, weights, perToken, workspace, out);
             return;
         }
-        route(stream, scores, rows, experts, perToken, ids, weights);
-        grouped(stream, x, rows, hidden, gateAndUp, down, width, ids, weights, perToken, experts, layout,
-                workspace.address(), gateAndUp.dtype() == DType.BF16 ? tilePairs(rows, perToken, experts) : TILE_PAIRS,
-                out);
+        DeviceBuffer activated = workspace.slice(0, 4 * pairs * width);
+        routeGateUp(stream, scores, experts, perToken, x, rows, hidden, gateAndUp, width, ids, weights, activated);
+        downAdd(stream, activated, rows, perToken, width, down, hidden, ids, weights, out);
     }
 
     /**

@@ -147,10 +147,11 @@ record StepInput(DeviceBuffer values, DType dtype, GemvKernel.ResidualNorm pendi
             case GpuWeights.Mamba mamba -> gemv.supports(rows, mamba.inProjection());
             case GpuWeights.Attention attention -> gemv.supports(rows, attention.query())
                     && gemv.supports(rows, attention.key()) && gemv.supports(rows, attention.value());
-            case GpuWeights.Mlp mlp -> mlp.experts() != null ? false
-                    : mlp.gateAndUp() != null ? gemv.supports(rows, mlp.gateAndUp())
+            // Routed experts read the normed rows themselves: no norm inside the products.
+            case GpuWeights.Mlp mlp -> mlp.experts() == null && (mlp.gateAndUp() != null
+                    ? gemv.supports(rows, mlp.gateAndUp())
                     : mlp.gate() != null ? gemv.supports(rows, mlp.gate()) && gemv.supports(rows, mlp.up())
-                    : gemv.supports(rows, mlp.up());
+                    : gemv.supports(rows, mlp.up()));
         };
     }
 

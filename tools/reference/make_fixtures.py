@@ -208,11 +208,23 @@ def config_for(name):
                                mamba_num_heads=8, mamba_head_dim=6, n_groups=2, ssm_state_size=8, conv_kernel=4,
                                expand=2, chunk_size=4, time_step_min=0.001, layer_norm_epsilon=1e-5,
                                max_position_embeddings=256, tie_word_embeddings=False, **COMMON)
+    if name == "nemotron_h_moe":
+        # routed experts (Nemotron-3-Nano's layout): 8 squared-ReLU experts of width 16 in 2 groups of 4, the best
+        # group's 3 best experts a token (sigmoid scores + correction bias), normalised and scaled by 2.5, beside a
+        # shared expert of width 24; an MLP block and an attention block between them
+        return NemotronHConfig(hidden_size=32, layers_block_type=["mamba", "moe", "attention", "mlp", "mamba", "moe"],
+                               num_attention_heads=4, num_key_value_heads=2, head_dim=8, intermediate_size=48,
+                               mamba_num_heads=8, mamba_head_dim=8, n_groups=2, ssm_state_size=8, conv_kernel=4,
+                               expand=2, chunk_size=4, time_step_min=0.001, layer_norm_epsilon=1e-5,
+                               n_routed_experts=8, num_experts_per_tok=3, moe_intermediate_size=16,
+                               moe_shared_expert_intermediate_size=24, n_shared_experts=1, n_group=2, topk_group=1,
+                               norm_topk_prob=True, routed_scaling_factor=2.5, moe_latent_size=None,
+                               max_position_embeddings=256, tie_word_embeddings=False, **COMMON)
     raise ValueError(name)
 
 
 SEEDS = {"mamba2": 11, "granitemoehybrid": 12, "granitemoehybrid_rope": 13, "bamba": 14, "nemotron_h": 15,
-         "granitemoehybrid_moe": 16}
+         "granitemoehybrid_moe": 16, "nemotron_h_moe": 17}
 
 
 def randomise(model, name, generator):
@@ -231,7 +243,9 @@ def randomise(model, name, generator):
         for parameter_name, parameter in model.named_parameters():  # tied weights appear once
             leaf = parameter_name.rsplit(".", 1)[-1]
             shape = parameter.shape
-            if leaf == "A_log":
+            if leaf == "e_score_correction_bias":
+                value = uniform(shape, 0.0, 0.2)
+            elif leaf == "A_log":
                 value = uniform(shape, -1.0, 1.5)
             elif leaf == "D":
                 value = uniform(shape, -1.0, 1.0)
@@ -262,6 +276,10 @@ def randomise(model, name, generator):
             else:  # projections [out, in]
                 value = normal(shape, 1.0 / shape[-1] ** 0.5)
             parameter.copy_(value.to(parameter.dtype))
+        for buffer_name, buffer in model.named_buffers():
+            if buffer_name.endswith("e_score_correction_bias"):
+                # positive, so that an expert of a group left out (score 0.0) is never chosen over one kept
+                buffer.copy_(uniform(buffer.shape, 0.0, 0.2).to(buffer.dtype))
 
 
 def build_model(name):
@@ -399,8 +417,11 @@ def copy_tokenizer(tokenizer_directory, model_directory):
 
 def check_same_parameters(original, reloaded, label):
     loaded = dict(reloaded.named_parameters())
+    loaded.update(reloaded.named_buffers())
     worst = 0.0
-    for parameter_name, parameter in original.named_parameters():
+    saved = list(original.named_parameters())
+    saved += [(n, b) for n, b in original.named_buffers() if n.endswith("e_score_correction_bias")]
+    for parameter_name, parameter in saved:
         other = loaded[parameter_name]
         worst = max(worst, (parameter.detach().float() - other.detach().float()).abs().max().item())
     if worst != 0.0:
@@ -426,7 +447,8 @@ def save_and_reload(model, directory, tokenizer_directory, **save_options):
 
 def make_models(root, tokenizer_directory, only):
     summary = {}
-    names = ["mamba2", "granitemoehybrid", "granitemoehybrid_rope", "granitemoehybrid_moe", "bamba", "nemotron_h"]
+    names = ["mamba2", "granitemoehybrid", "granitemoehybrid_rope", "granitemoehybrid_moe", "bamba", "nemotron_h",
+             "nemotron_h_moe"]
     for name in names:
         wanted_variants = [n for n in (name, name + "_bf16", name + "_sharded") if n in only]
         if not wanted_variants:
@@ -473,7 +495,7 @@ def make_models(root, tokenizer_directory, only):
 
 
 ALL = ["tokenizer", "mamba2", "granitemoehybrid", "granitemoehybrid_rope", "granitemoehybrid_moe", "bamba",
-       "nemotron_h", "granitemoehybrid_bf16", "granitemoehybrid_sharded"]
+       "nemotron_h", "nemotron_h_moe", "granitemoehybrid_bf16", "granitemoehybrid_sharded"]
 
 
 def main():

@@ -60,18 +60,82 @@ public sealed interface BlockSpec {
     }
 
     /**
-     * Routed experts (GraniteMoeHybrid's block_sparse_moe): a router [count, hidden] scores each token,
-     * the {@code perToken} best experts take it, weighted by the softmax of their scores; each expert
-     * is a gated-SiLU MLP of width {@code width} whose gate and up rows are stacked, gate first
-     * (input_linear [count, 2·width, hidden], output_linear [count, hidden, width]).
+     * Routed experts: a router [count, hidden] scores each token, {@code perToken} experts take it
+     * (chosen and weighted as {@code router} says), and each expert is an MLP of width {@code width}
+     * of the given kind. Beside them runs the block's shared MLP; the block adds both outputs.
      */
-    record Experts(String prefix, int count, int perToken, int width) {
+    record Experts(String prefix, int count, int perToken, int width, ExpertKind kind, Router router) {
+
+        /** GraniteMoeHybrid's block_sparse_moe: gated-SiLU experts, routed by the softmax of the best scores. */
+        public Experts(String prefix, int count, int perToken, int width) {
+            this(prefix, count, perToken, width, ExpertKind.GATED_SILU_STACKED, Router.SOFTMAX);
+        }
 
         public Experts {
             if (count < 1 || perToken < 1 || perToken > count || width < 1) {
                 throw new IllegalArgumentException("experts: " + count + " experts, " + perToken
                         + " a token, width " + width + "; need 1 <= per token <= experts and width >= 1");
             }
+            if (count % router.groups() != 0 || (router.groups() > 1 && count / router.groups() < 2)) {
+                throw new IllegalArgumentException("experts: " + count + " experts do not split into "
+                        + router.groups() + " groups of at least 2");
+            }
+            if (perToken > router.groupsChosen() * (count / router.groups())) {
+                throw new IllegalArgumentException("experts: " + perToken + " a token, but the " + router.groupsChosen()
+                        + " chosen groups hold only " + router.groupsChosen() * (count / router.groups()));
+            }
+        }
+    }
+
+    /** The layout and activation of each routed expert. */
+    enum ExpertKind {
+        /**
+         * down(silu(gate(x)) · up(x)), gate and up rows stacked per expert, gate first: GraniteMoeHybrid's
+         * block_sparse_moe.{input_linear [count, 2·width, hidden], output_linear [count, hidden, width],
+         * router.layer [count, hidden]}.
+         */
+        GATED_SILU_STACKED,
+        /**
+         * down(relu(up(x))²): NemotronH's mixer.{experts.e.up_proj [width, hidden], experts.e.down_proj
+         * [hidden, width] (or experts.up_proj [count, width, hidden] and experts.down_proj [count, hidden,
+         * width]), gate [count, hidden], gate.e_score_correction_bias [count]}.
+         */
+        SQUARED_RELU;
+
+        /** Rows of an expert's input product: gate and up (2·width), or up alone (width). */
+        public int inputRows(int width) {
+            return this == GATED_SILU_STACKED ? 2 * width : width;
+        }
+    }
+
+    /**
+     * How a router's scores [count] choose a token's experts and weigh them.
+     *
+     * <ul>
+     *   <li>softmax (GraniteMoeHybrid): the {@code perToken} best scores (a tie to the lower expert),
+     *       weighted by the softmax of those scores;
+     *   <li>sigmoid (NemotronH, as DeepSeek-V3): s = sigmoid(score); the choice ranks s + the
+     *       correction bias, only within the {@code groupsChosen} of {@code groups} groups of experts
+     *       whose two best such values sum highest; the weights are the chosen experts' s, divided by
+     *       their sum (plus 1e-20) when {@code normalize}, times {@code scale}.
+     * </ul>
+     */
+    record Router(boolean sigmoid, int groups, int groupsChosen, boolean normalize, float scale) {
+
+        public static final Router SOFTMAX = new Router(false, 1, 1, true, 1f);
+
+        public Router {
+            if (groups < 1 || groupsChosen < 1 || groupsChosen > groups || !(scale > 0f) || Float.isInfinite(scale)) {
+                throw new IllegalArgumentException("router: " + groupsChosen + " of " + groups
+                        + " groups, scale " + scale + "; need 1 <= chosen <= groups and a finite scale > 0");
+            }
+            if (!sigmoid && (groups != 1 || !normalize || scale != 1f)) {
+                throw new IllegalArgumentException("a softmax router has one group, normalised weights and scale 1");
+            }
+        }
+
+        public static Router sigmoid(int groups, int groupsChosen, boolean normalize, float scale) {
+            return new Router(true, groups, groupsChosen, normalize, scale);
         }
     }
 

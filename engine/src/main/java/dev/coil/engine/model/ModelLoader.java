@@ -97,10 +97,11 @@ public final class ModelLoader {
             return shared;
         }
         int hidden = config.hiddenSize();
-        String p = routed.prefix();
-        return shared.withExperts(new RoutedExperts(routed, linear(p + "router.layer", routed.count(), hidden, false),
-                checkpoint.stackedMatrix(p + "input_linear.weight", routed.count(), 2 * routed.width(), hidden),
-                checkpoint.stackedMatrix(p + "output_linear.weight", routed.count(), hidden, routed.width())));
+        Matrix router = checkpoint.matrix(ExpertTensors.routerName(routed), routed.count(), hidden);
+        float[] correctionBias = routed.router().sigmoid()
+                ? checkpoint.floats(ExpertTensors.correctionBiasName(routed), routed.count()) : null;
+        return shared.withExperts(new RoutedExperts(routed, new Linear(router, null), correctionBias,
+                ExpertTensors.inputs(checkpoint, routed, hidden), ExpertTensors.downs(checkpoint, routed, hidden)));
     }
 
     private FeedForward denseMlp(BlockSpec.Mlp spec) {

@@ -5,10 +5,12 @@ import dev.coil.engine.ops.Ops;
 import java.util.Arrays;
 
 /**
- * The routed experts of a mixture-of-experts block (GraniteMoeHybrid's block_sparse_moe), as
- * transformers computes them: the router scores each token against every expert, the
- * {@code perToken} best experts take the token, and their outputs are summed weighted by the softmax
- * of those best scores. Each expert is down(silu(gate(x)) · up(x)) with its gate and up rows stacked.
+ * The routed experts of a mixture-of-experts block, as transformers computes them: the router scores
+ * each token against every expert, {@code perToken} experts take the token (chosen and weighted as
+ * the spec's {@link BlockSpec.Router} says: GraniteMoeHybrid's softmax of the best scores, or
+ * NemotronH's sigmoid scores with a correction bias, groups, normalisation and a scale), and their
+ * outputs are summed with those weights. An expert is down(silu(gate(x)) · up(x)) with its gate and
+ * up rows stacked (Granite), or down(relu(up(x))²) (NemotronH).
  *
  * <p>A token's sum runs over its experts in expert order, whatever other tokens share the step, so a
  * token's output does not depend on the batch (each product is per row, see {@link Ops#matmul}).
@@ -17,21 +19,62 @@ public final class RoutedExperts {
 
     private final BlockSpec.Experts spec;
     private final Linear router; // [count, hidden]
-    private final Matrix gateAndUp; // [count · 2·width, hidden]: expert e's rows from e · 2·width, gate first
-    private final Matrix down; // [count · hidden, width]: expert e's rows from e · hidden
+    private final float[] correctionBias; // [count] for a sigmoid router, else null
+    private final Matrix[] inputs; // expert e: [2·width, hidden] gate then up, or [width, hidden] up
+    private final Matrix[] downs; // expert e: [hidden, width]
 
-    public RoutedExperts(BlockSpec.Experts spec, Linear router, Matrix gateAndUp, Matrix down) {
+    /**
+     * @param correctionBias [count], added to the sigmoid scores for the choice (a sigmoid router), or null (softmax)
+     * @param inputs each expert's input rows, [{@link BlockSpec.ExpertKind#inputRows}(width), hidden]
+     * @param downs each expert's down rows, [hidden, width]
+     */
+    public RoutedExperts(BlockSpec.Experts spec, Linear router, float[] correctionBias, Matrix[] inputs,
+            Matrix[] downs) {
         int hidden = router.inFeatures();
-        if (router.outFeatures() != spec.count() || gateAndUp.rows() != spec.count() * 2 * spec.width()
-                || gateAndUp.cols() != hidden || down.rows() != spec.count() * hidden || down.cols() != spec.width()) {
+        int inputRows = spec.kind().inputRows(spec.width());
+        if (router.outFeatures() != spec.count() || inputs.length != spec.count() || downs.length != spec.count()) {
             throw new IllegalArgumentException("routed experts: router [" + router.outFeatures() + ", " + hidden
-                    + "], gate/up [" + gateAndUp.rows() + ", " + gateAndUp.cols() + "], down [" + down.rows() + ", "
-                    + down.cols() + "] do not fit " + spec);
+                    + "], " + inputs.length + " input and " + downs.length + " down matrices do not fit " + spec);
+        }
+        for (int e = 0; e < spec.count(); e++) {
+            if (inputs[e].rows() != inputRows || inputs[e].cols() != hidden || downs[e].rows() != hidden
+                    || downs[e].cols() != spec.width()) {
+                throw new IllegalArgumentException("routed experts: expert " + e + "'s input [" + inputs[e].rows()
+                        + ", " + inputs[e].cols() + "] and down [" + downs[e].rows() + ", " + downs[e].cols()
+                        + "] do not fit " + spec);
+            }
+        }
+        if (spec.router().sigmoid() != (correctionBias != null)
+                || (correctionBias != null && correctionBias.length != spec.count())) {
+            throw new IllegalArgumentException("routed experts: a sigmoid router takes a correction bias of "
+                    + spec.count() + " values, a softmax router none");
         }
         this.spec = spec;
         this.router = router;
-        this.gateAndUp = gateAndUp;
-        this.down = down;
+        this.correctionBias = correctionBias;
+        this.inputs = inputs.clone();
+        this.downs = downs.clone();
+    }
+
+    /**
+     * Granite's experts from their stacked matrices: gateAndUp [count · 2·width, hidden] (expert e's rows
+     * from e · 2·width, gate first), down [count · hidden, width].
+     */
+    public RoutedExperts(BlockSpec.Experts spec, Linear router, Matrix gateAndUp, Matrix down) {
+        this(spec, router, null, slices(gateAndUp, spec.count()), slices(down, spec.count()));
+    }
+
+    /** A stacked matrix of {@code count} experts' rows as each expert's matrix. */
+    public static Matrix[] slices(Matrix stacked, int count) {
+        if (stacked.rows() % count != 0) {
+            throw new IllegalArgumentException(stacked.rows() + " rows do not split into " + count + " experts");
+        }
+        int rows = stacked.rows() / count;
+        Matrix[] parts = new Matrix[count];
+        for (int e = 0; e < count; e++) {
+            parts[e] = stacked.rowSlice(e * rows, rows);
+        }
+        return parts;
     }
 
     public BlockSpec.Experts spec() {
@@ -42,14 +85,14 @@ public final class RoutedExperts {
         return router;
     }
 
-    /** Every expert's stacked gate and up rows, [count · 2·width, hidden]. */
-    public Matrix gateAndUp() {
-        return gateAndUp;
+    /** Expert e's input rows: [2·width, hidden] gate then up, or [width, hidden] up. */
+    public Matrix input(int expert) {
+        return inputs[expert];
     }
 
-    /** Every expert's down rows, [count · hidden, width]. */
-    public Matrix down() {
-        return down;
+    /** Expert e's down rows, [hidden, width]. */
+    public Matrix down(int expert) {
+        return downs[expert];
     }
 
     /**
@@ -59,6 +102,7 @@ public final class RoutedExperts {
     public float[] apply(Ops ops, float[] x, int tokens) {
         int hidden = router.inFeatures();
         int width = spec.width();
+        int inputRows = spec.kind().inputRows(width);
         Routing routing = route(router.apply(ops, x, tokens), tokens);
         float[] out = new float[tokens * hidden];
         for (int expert = 0; expert < spec.count(); expert++) {
@@ -70,17 +114,11 @@ public final class RoutedExperts {
             for (int i = 0; i < taken.length; i++) {
                 System.arraycopy(x, taken[i] * hidden, rows, i * hidden, hidden);
             }
-            float[] projected = new float[taken.length * 2 * width];
-            ops.matmul(rows, taken.length, gateAndUp.rowSlice(expert * 2 * width, 2 * width), projected);
-            float[] activated = new float[taken.length * width];
-            for (int i = 0; i < taken.length; i++) {
-                for (int j = 0; j < width; j++) {
-                    float gate = projected[i * 2 * width + j];
-                    activated[i * width + j] = gate / (1f + (float) Math.exp(-gate)) * projected[i * 2 * width + width + j];
-                }
-            }
+            float[] projected = new float[taken.length * inputRows];
+            ops.matmul(rows, taken.length, inputs[expert], projected);
+            float[] activated = activate(projected, taken.length, width);
             float[] expertOut = new float[taken.length * hidden];
-            ops.matmul(activated, taken.length, down.rowSlice(expert * hidden, hidden), expertOut);
+            ops.matmul(activated, taken.length, downs[expert], expertOut);
             // Experts run in increasing order, so each token's sum adds its experts in that order.
             for (int i = 0; i < taken.length; i++) {
                 float weight = routing.weight(taken[i], expert);
@@ -93,25 +131,40 @@ public final class RoutedExperts {
         return out;
     }
 
+    /** projected: [rows, inputRows] → [rows, width]: silu(gate) · up, or relu(up)². */
+    private float[] activate(float[] projected, int rows, int width) {
+        float[] activated = new float[rows * width];
+        for (int i = 0; i < rows; i++) {
+            for (int j = 0; j < width; j++) {
+                if (spec.kind() == BlockSpec.ExpertKind.GATED_SILU_STACKED) {
+                    float gate = projected[i * 2 * width + j];
+                    activated[i * width + j] = gate / (1f + (float) Math.exp(-gate)) * projected[i * 2 * width + width + j];
+                } else {
+                    float r = Math.max(projected[i * width + j], 0f);
+                    activated[i * width + j] = r * r;
+                }
+            }
+        }
+        return activated;
+    }
+
+    /** Each token's experts and weights from the router's scores [tokens, count], as the spec's router says. */
+    Routing route(float[] scores, int tokens) {
+        return spec.router().sigmoid() ? routeSigmoid(scores, tokens) : routeSoftmax(scores, tokens);
+    }
+
     /**
      * Each token's {@code perToken} best experts by score (a tie goes to the lower expert) and their
-     * weights, the softmax of those scores in f32. scores: [tokens, count].
+     * weights, the softmax of those scores in f32.
      */
-    Routing route(float[] scores, int tokens) {
+    private Routing routeSoftmax(float[] scores, int tokens) {
         int count = spec.count();
         int perToken = spec.perToken();
         int[] experts = new int[tokens * perToken];
         float[] weights = new float[tokens * perToken];
-        Integer[] order = new Integer[count];
         for (int t = 0; t < tokens; t++) {
             int base = t * count;
-            for (int e = 0; e < count; e++) {
-                order[e] = e;
-            }
-            Arrays.sort(order, (a, b) -> {
-                int byScore = Float.compare(scores[base + b], scores[base + a]);
-                return byScore != 0 ? byScore : Integer.compare(a, b);
-            });
+            Integer[] order = best(Arrays.copyOfRange(scores, base, base + count));
             float best = scores[base + order[0]];
             float sum = 0f;
             for (int s = 0; s < perToken; s++) {
@@ -127,7 +180,73 @@ public final class RoutedExperts {
         return new Routing(experts, weights, tokens, perToken, count);
     }
 
-    /** experts, weights: [tokens, perToken], each token's experts in order of score. */
+    /**
+     * NemotronH's (DeepSeek-V3's) routing, as transformers' NemotronHTopkRouter in f32: s = sigmoid(score),
+     * the choice value s + bias; the groups whose two best choice values sum highest (a tie to the lower
+     * group) keep theirs, the others' become -infinity; the {@code perToken} best choice values (a tie to
+     * the lower expert) take the token, weighted by their s, over the sum of those s (added best first)
+     * plus 1e-20 when normalised, times the scale.
+     */
+    private Routing routeSigmoid(float[] scores, int tokens) {
+        int count = spec.count();
+        int perToken = spec.perToken();
+        BlockSpec.Router rule = spec.router();
+        int groupSize = count / rule.groups();
+        int[] experts = new int[tokens * perToken];
+        float[] weights = new float[tokens * perToken];
+        float[] sigmoid = new float[count];
+        float[] choice = new float[count];
+        for (int t = 0; t < tokens; t++) {
+            for (int e = 0; e < count; e++) {
+                sigmoid[e] = 1f / (1f + (float) Math.exp(-scores[t * count + e]));
+                choice[e] = sigmoid[e] + correctionBias[e];
+            }
+            if (rule.groups() > 1) {
+                float[] groupScores = new float[rule.groups()];
+                for (int g = 0; g < rule.groups(); g++) {
+                    Integer[] order = best(Arrays.copyOfRange(choice, g * groupSize, (g + 1) * groupSize));
+                    groupScores[g] = choice[g * groupSize + order[0]] + choice[g * groupSize + order[1]];
+                }
+                Integer[] groupOrder = best(groupScores);
+                boolean[] kept = new boolean[rule.groups()];
+                for (int g = 0; g < rule.groupsChosen(); g++) {
+                    kept[groupOrder[g]] = true;
+                }
+                for (int e = 0; e < count; e++) {
+                    if (!kept[e / groupSize]) {
+                        choice[e] = Float.NEGATIVE_INFINITY;
+                    }
+                }
+            }
+            Integer[] order = best(choice);
+            float sum = 0f;
+            for (int s = 0; s < perToken; s++) {
+                sum += sigmoid[order[s]];
+            }
+            float denominator = sum + 1e-20f;
+            for (int s = 0; s < perToken; s++) {
+                float weight = sigmoid[order[s]];
+                experts[t * perToken + s] = order[s];
+                weights[t * perToken + s] = (rule.normalize() ? weight / denominator : weight) * rule.scale();
+            }
+        }
+        return new Routing(experts, weights, tokens, perToken, count);
+    }
+
+    /** Indices of {@code values} from the largest down; a tie goes to the lower index. */
+    private static Integer[] best(float[] values) {
+        Integer[] order = new Integer[values.length];
+        for (int i = 0; i < values.length; i++) {
+            order[i] = i;
+        }
+        Arrays.sort(order, (a, b) -> {
+            int byValue = Float.compare(values[b], values[a]);
+            return byValue != 0 ? byValue : Integer.compare(a, b);
+        });
+        return order;
+    }
+
+    /** experts, weights: [tokens, perToken], each token's experts in order of choice. */
     record Routing(int[] experts, float[] weights, int tokens, int perToken, int count) {
 
         /** The tokens expert {@code expert} takes, in increasing order. */

@@ -98,11 +98,36 @@ class ModelLoadErrorsTest {
     }
 
     @Test
-    void mixtureOfExpertsNemotronBlockIsRefusedAtLoad() throws IOException {
-        Path folder = withConfig("nemotron_h", config -> config.putArray("layers_block_type")
-                .add("linear_attention").add("moe").add("full_attention").add("mlp").add("linear_attention"));
+    void nemotronExpertsTheCheckpointLacksAreNamedAtLoad() throws IOException {
+        Path folder = withConfig("nemotron_h_moe", config -> { });
+        rewriteWeights(folder, tensors -> tensors.remove("backbone.layers.5.mixer.experts.0.up_proj.weight"));
         assertThatThrownBy(() -> LoadedModel.load(folder)).isInstanceOf(CheckpointException.class)
-                .hasMessageContaining("layers_block_type").hasMessageContaining("mixture-of-experts");
+                .hasMessageContaining("backbone.layers.5.mixer.experts.0.up_proj.weight")
+                .hasMessageContaining("backbone.layers.5.mixer.experts.up_proj");
+    }
+
+    @Test
+    void nemotronCorrectionBiasTheCheckpointLacksIsNamedAtLoad() throws IOException {
+        Path noBias = withConfig("nemotron_h_moe", config -> { });
+        rewriteWeights(noBias, tensors -> tensors.remove("backbone.layers.1.mixer.gate.e_score_correction_bias"));
+        assertThatThrownBy(() -> LoadedModel.load(noBias)).isInstanceOf(CheckpointException.class)
+                .hasMessageContaining("backbone.layers.1.mixer.gate.e_score_correction_bias");
+    }
+
+    @Test
+    void nemotronRouterThatCannotChooseIsRefusedAtLoad() throws IOException {
+        // 3 experts a token from 1 kept group of 2 (8 experts in 4 groups)
+        Path folder = withConfig("nemotron_h_moe", config -> config.put("n_group", 4));
+        assertThatThrownBy(() -> LoadedModel.load(folder)).isInstanceOf(CheckpointException.class)
+                .hasMessageContaining("config.json").hasMessageContaining("n_group 4")
+                .hasMessageContaining("num_experts_per_tok 3");
+    }
+
+    @Test
+    void nemotronLatentExpertsAreRefusedAtLoad() throws IOException {
+        Path latent = withConfig("nemotron_h_moe", config -> config.put("moe_latent_size", 16));
+        assertThatThrownBy(() -> LoadedModel.load(latent)).isInstanceOf(CheckpointException.class)
+                .hasMessageContaining("moe_latent_size");
     }
 
     @Test

@@ -57,9 +57,9 @@ class RoutedExpertsTest {
                     int e = order[s];
                     double sum = 0;
                     for (int c = 0; c < WIDTH; c++) {
-                        double gate = dot(experts.gateAndUp(), e * 2 * WIDTH + c, x, t * HIDDEN, HIDDEN);
-                        double up = dot(experts.gateAndUp(), e * 2 * WIDTH + WIDTH + c, x, t * HIDDEN, HIDDEN);
-                        sum += experts.down().get(e * HIDDEN + j, c) * gate / (1 + Math.exp(-gate)) * up;
+                        double gate = dot(experts.input(e), c, x, t * HIDDEN, HIDDEN);
+                        double up = dot(experts.input(e), WIDTH + c, x, t * HIDDEN, HIDDEN);
+                        sum += experts.down(e).get(j, c) * gate / (1 + Math.exp(-gate)) * up;
                     }
                     expected += Math.exp(scores[e] - scores[order[0]]) / total * sum;
                 }
@@ -67,6 +67,80 @@ class RoutedExpertsTest {
                         .isCloseTo(expected, within(1e-5));
             }
         }
+    }
+
+    @Test
+    void sigmoidRouterKeepsTheBestGroupsAndWeighsByTheSigmoidNormalisedAndScaled() {
+        // 8 experts in 4 groups of 2; the 2 groups whose two choice values sum highest are kept; 3 a token
+        BlockSpec.Experts spec = new BlockSpec.Experts("e.", 8, 3, WIDTH, BlockSpec.ExpertKind.SQUARED_RELU,
+                BlockSpec.Router.sigmoid(4, 2, true, 2.5f));
+        float[] bias = {0f, 0f, 0f, 0f, 0f, 0f, 0.5f, 0f};
+        RoutedExperts experts = squaredRelu(spec, bias, new Random(3));
+        float[] scores = {
+            // groups: {3, 2}; {0, 0}; {1, -1.5}; {-2, -2} with the bias 0.5 on expert 6
+            3f, 2f, 0f, 0f, 1f, -1.5f, -2f, -2f,
+            // every score equal: group 3 (with the bias) is best, groups 0-2 tie and the lowest is kept
+            1f, 1f, 1f, 1f, 1f, 1f, 1f, 1f,
+        };
+        RoutedExperts.Routing routing = experts.route(scores, 2);
+        // token 0: group sums 1.83 (0-1), 1.0 (2-3), 0.91 (4-5), 0.74 (6-7 with the bias): groups 0 and 1 kept;
+        // the best three choice values are experts 0, 1 and then 2 and 3 tie at s(0) = 0.5: the lower, 2.
+        // token 1: groups 3 and 0; expert 6 (s + 0.5) first, then 0, 1 and 7 tie: 0 and 1
+        assertThat(routing.experts()).containsExactly(0, 1, 2, 6, 0, 1);
+        double s0 = 1 / (1 + Math.exp(-3.0));
+        double s1 = 1 / (1 + Math.exp(-2.0));
+        double s2 = 0.5;
+        double total = s0 + s1 + s2;
+        assertThat((double) routing.weights()[0]).isCloseTo(2.5 * s0 / total, within(1e-6));
+        assertThat((double) routing.weights()[1]).isCloseTo(2.5 * s1 / total, within(1e-6));
+        assertThat((double) routing.weights()[2]).isCloseTo(2.5 * s2 / total, within(1e-6));
+        assertThat((double) routing.weights()[3]).isCloseTo(2.5 / 3, within(1e-6));
+
+        // The bias moves the choice but not the weight: expert 6 (score -2, bias 0.5) beats expert 7 in its group.
+        BlockSpec.Experts unnormalised = new BlockSpec.Experts("e.", 8, 2, WIDTH, BlockSpec.ExpertKind.SQUARED_RELU,
+                BlockSpec.Router.sigmoid(1, 1, false, 1f));
+        RoutedExperts single = squaredRelu(unnormalised, bias, new Random(4));
+        RoutedExperts.Routing biased = single.route(new float[] {-3f, -3f, -3f, -3f, -3f, -3f, -2f, -1.9f}, 1);
+        assertThat(biased.experts()).containsExactly(6, 7);
+        assertThat((double) biased.weights()[0]).isCloseTo(1 / (1 + Math.exp(2.0)), within(1e-7));
+    }
+
+    @Test
+    void squaredReluExpertsOutputIsTheWeightedSumWrittenOut() {
+        Random random = new Random(5);
+        BlockSpec.Experts spec = new BlockSpec.Experts("e.", 6, 2, WIDTH, BlockSpec.ExpertKind.SQUARED_RELU,
+                BlockSpec.Router.sigmoid(2, 1, true, 1.5f));
+        float[] bias = gaussian(random, spec.count());
+        RoutedExperts experts = squaredRelu(spec, bias, random);
+        int tokens = 7;
+        float[] x = gaussian(random, tokens * HIDDEN);
+        float[] actual = experts.apply(new ReferenceOps(), x, tokens);
+        float[] scores = experts.router().apply(new ReferenceOps(), x, tokens);
+        RoutedExperts.Routing routing = experts.route(scores, tokens);
+        for (int t = 0; t < tokens; t++) {
+            for (int j = 0; j < HIDDEN; j++) {
+                double expected = 0;
+                for (int s = 0; s < spec.perToken(); s++) {
+                    int e = routing.experts()[t * spec.perToken() + s];
+                    double sum = 0;
+                    for (int c = 0; c < WIDTH; c++) {
+                        double up = Math.max(0, dot(experts.input(e), c, x, t * HIDDEN, HIDDEN));
+                        sum += experts.down(e).get(j, c) * up * up;
+                    }
+                    expected += routing.weights()[t * spec.perToken() + s] * sum;
+                }
+                assertThat((double) actual[t * HIDDEN + j]).as("token %d, column %d", t, j)
+                        .isCloseTo(expected, within(1e-5 * Math.max(1, Math.abs(expected))));
+            }
+        }
+    }
+
+    private static RoutedExperts squaredRelu(BlockSpec.Experts spec, float[] bias, Random random) {
+        Linear router = new Linear(Matrix.ofFloats(gaussian(random, spec.count() * HIDDEN), spec.count(), HIDDEN), null);
+        Matrix up = Matrix.ofFloats(gaussian(random, spec.count() * WIDTH * HIDDEN), spec.count() * WIDTH, HIDDEN);
+        Matrix down = Matrix.ofFloats(gaussian(random, spec.count() * HIDDEN * WIDTH), spec.count() * HIDDEN, WIDTH);
+        return new RoutedExperts(spec, router, bias, RoutedExperts.slices(up, spec.count()),
+                RoutedExperts.slices(down, spec.count()));
     }
 
     private static RoutedExperts experts(BlockSpec.Experts spec, Random random) {

@@ -62,8 +62,8 @@ final class GraniteMoeHybrid {
                 blocks.add(new BlockSpec.Attention(i, layer + "self_attn.", norm, queryHeads, kvHeads, headDim,
                         attentionScale, rotaryDim, theta, attentionBias));
             } else {
-                throw new CheckpointException(config.file() + ": layer_types[" + i
-                        + "] is 'mlp'; GraniteMoeHybridForCausalLM layers are mamba or attention.");
+                throw new CheckpointException(config.file() + ": layer_types[" + i + "] is '" + spellings.get(i)
+                        + "'; GraniteMoeHybridForCausalLM layers are mamba or attention.");
             }
             BlockSpec.Experts routed = experts == 0 ? null
                     : new BlockSpec.Experts(layer + "block_sparse_moe.", experts, expertsPerToken, expertWidth);

@@ -8,21 +8,21 @@ import java.util.List;
 enum LayerType {
     MAMBA,
     ATTENTION,
-    MLP;
+    MLP,
+    MOE;
 
     /**
      * Normalises one entry: "mamba" / "linear_attention" / "M", "attention" / "full_attention" / "*",
-     * "mlp" / "-". MoE entries ("moe", "E") fail: Coil serves dense models only.
+     * "mlp" / "-", "moe" / "E" (routed experts beside a shared one).
      */
     static LayerType parse(String spelling, String file, String key) {
         return switch (spelling) {
             case "mamba", "linear_attention", "M" -> MAMBA;
             case "attention", "full_attention", "*" -> ATTENTION;
             case "mlp", "-" -> MLP;
-            case "moe", "E" -> throw new CheckpointException(file + ": " + key + " has a mixture-of-experts layer ('"
-                    + spelling + "'); Coil supports dense models only.");
+            case "moe", "E" -> MOE;
             default -> throw new CheckpointException(file + ": " + key + " has an unknown layer type '" + spelling
-                    + "'; Coil supports mamba/linear_attention (M), attention/full_attention (*) and mlp (-).");
+                    + "'; Coil supports mamba/linear_attention (M), attention/full_attention (*) and mlp (-) and moe (E).");
         };
     }
 

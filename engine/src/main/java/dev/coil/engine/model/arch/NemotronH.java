@@ -7,8 +7,9 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * NemotronHForCausalLM (dense): a pattern of blocks, M (Mamba-2), * (attention, NoPE) and
- * - (squared-ReLU MLP), each its own norm → mixer → residual. The Mamba inner size is
+ * NemotronHForCausalLM: a pattern of blocks, M (Mamba-2), * (attention, NoPE), - (squared-ReLU MLP)
+ * and E (routed squared-ReLU experts beside a shared one, chosen by sigmoid scores as DeepSeek-V3's
+ * router chooses them), each its own norm → mixer → residual. The Mamba inner size is
  * mamba_num_heads · mamba_head_dim; the gated norm is grouped by n_groups; dt is clamped below by
  * time_step_min in prefill (time_step_limit is ignored, as transformers does).
  */
@@ -35,6 +36,7 @@ final class NemotronH {
         float dtMin = (float) config.getDouble(0.001, "time_step_min");
         int ffn = config.requireInt("intermediate_size");
         boolean mlpBias = config.getBoolean(false, "mlp_bias");
+        BlockSpec.Router router = types.contains(LayerType.MOE) ? router(config) : null;
 
         List<BlockSpec> blocks = new ArrayList<>();
         for (int i = 0; i < types.size(); i++) {
@@ -48,12 +50,43 @@ final class NemotronH {
                 case ATTENTION -> new BlockSpec.Attention(i, prefix, norm, queryHeads, kvHeads, headDim,
                         (float) (1.0 / Math.sqrt(headDim)), 0, 10000f, false);
                 case MLP -> new BlockSpec.Mlp(i, prefix, norm, BlockSpec.MlpKind.SQUARED_RELU, ffn, mlpBias);
+                case MOE -> new BlockSpec.Mlp(i, prefix + "shared_experts.", norm, BlockSpec.MlpKind.SQUARED_RELU,
+                        config.requireInt("moe_shared_expert_intermediate_size"), mlpBias,
+                        new BlockSpec.Experts(prefix, config.requireInt("n_routed_experts", "num_local_experts"),
+                                config.requireInt("num_experts_per_tok"), config.requireInt("moe_intermediate_size"),
+                                BlockSpec.ExpertKind.SQUARED_RELU, router));
             });
         }
         boolean tied = config.getBoolean(false, "tie_word_embeddings");
         return new ModelConfig("NemotronHForCausalLM", config.requireInt("vocab_size"), hidden,
                 config.getInt(0, "max_position_embeddings"), 1f, 1f, 1f, eps, "backbone.embeddings.weight",
                 "backbone.norm_f.weight", tied ? null : "lm_head.weight", blocks);
+    }
+
+    /**
+     * The experts' router: sigmoid scores with a correction bias, n_group groups of which topk_group
+     * are kept, norm_topk_prob, routed_scaling_factor. A latent projection (moe_latent_size) is refused.
+     */
+    private static BlockSpec.Router router(ConfigReader config) {
+        if (config.has("moe_latent_size") && !config.node("moe_latent_size").isNull()) {
+            throw new CheckpointException(config.file() + ": moe_latent_size is " + config.node("moe_latent_size")
+                    + "; Coil does not yet run experts behind a latent projection (fc1_latent_proj, fc2_latent_proj).");
+        }
+        int experts = config.requireInt("n_routed_experts", "num_local_experts");
+        int perToken = config.requireInt("num_experts_per_tok");
+        int groups = config.getInt(1, "n_group");
+        int groupsChosen = config.getInt(1, "topk_group");
+        float scale = (float) config.getDouble(1.0, "routed_scaling_factor");
+        if (experts < 1 || perToken < 1 || groups < 1 || groupsChosen < 1 || groupsChosen > groups
+                || experts % groups != 0 || (groups > 1 && experts / groups < 2)
+                || perToken > groupsChosen * (experts / groups) || !(scale > 0) || Float.isInfinite(scale)) {
+            throw new CheckpointException(config.file() + ": n_routed_experts " + experts + ", num_experts_per_tok "
+                    + perToken + ", n_group " + groups + ", topk_group " + groupsChosen + ", routed_scaling_factor "
+                    + scale + " do not make a router: it needs n_group groups of at least 2 experts (or one group),"
+                    + " 1 <= topk_group <= n_group, 1 <= num_experts_per_tok <= the experts of topk_group groups,"
+                    + " and a positive scale.");
+        }
+        return BlockSpec.Router.sigmoid(groups, groupsChosen, config.getBoolean(true, "norm_topk_prob"), scale);
     }
 
     /** layers_block_type (a list, 5.17) or hybrid_override_pattern (a string over M, *, -, E). */

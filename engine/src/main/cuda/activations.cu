@@ -25,7 +25,6 @@ extern "C" __global__ void silu_multiply_f32(const float* __restrict__ gate, con
 extern "C" __global__ void squared_relu_f32(const float* x, float* out, long long n) {
     for (long long i = (long long) blockIdx.x * blockDim.x + threadIdx.x; i < n;
             i += (long long) gridDim.x * blockDim.x) {
-        const float r = fmaxf(x[i], 0.0f);
-        out[i] = __fmul_rn(r, r);
+        out[i] = coil_squared_relu(x[i]);
     }
 }

@@ -82,6 +82,12 @@ static __device__ __forceinline__ float coil_silu_product(float gate, float up) 
     return __fmul_rn(coil_silu(gate), up);
 }
 
+// max(v, 0)², NemotronH's MLP and experts: squared_relu_f32 and the experts' launches round it alike.
+static __device__ __forceinline__ float coil_squared_relu(float value) {
+    const float r = fmaxf(value, 0.0f);
+    return __fmul_rn(r, r);
+}
+
 // y · silu(z), the value Mamba-2's gated RMSNorm starts from: gated_rms_norm_f32, the few-rows
 // product's gated norm and the state update's gate compute it alike.
 static __device__ __forceinline__ float coil_gated(float y, float z) {

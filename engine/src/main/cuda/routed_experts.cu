@@ -1,7 +1,9 @@
-// The routed experts of a mixture-of-experts block (GraniteMoeHybrid's block_sparse_moe): the
-// router's choice of each token's experts, and the experts' gate/up and down products over only the
-// experts a token took. Notation: rows = tokens of the step, E experts, k experts a token
-// (1 <= k <= E <= 256, k <= 16), H the hidden size, F an expert's width.
+// The routed experts of a mixture-of-experts block (GraniteMoeHybrid's block_sparse_moe, NemotronH's
+// moe): the router's choice of each token's experts (routed_experts.cuh: RoutedExpertsRouter), and
+// the experts' input and down products over only the experts a token took. An expert's input is
+// gated (silu(gate) · up, its gate and up rows stacked, Granite) or not (relu(up)², NemotronH).
+// Notation: rows = tokens of the step, E experts, k experts a token (1 <= k <= E <= 256, k <= 16),
+// H the hidden size, F an expert's width, R = 2F (gated) or F the input rows of an expert.
 //
 // The products take a warp an output (one output j of one (row, slot) pair), the warp's lanes
 // striding over the row of weights 16 bytes at a time where the row's width and the pointers allow
@@ -21,74 +23,9 @@
 // the kernel before).
 #include "routed_experts.cuh"
 
-#define ROUTED_EXPERTS_PER_LANE (ROUTED_EXPERTS_MAX_EXPERTS / 32)
 // The down product's slots a pass over the weights: their loads in flight together, and few enough
 // registers for two blocks a multiprocessor.
 #define ROUTED_EXPERTS_SLOT_GROUP 8
-
-// ids[r, :] and weights[r, :] = each row's k best experts by logit (a tie goes to the lower expert
-// id) and the softmax of their logits in f32 (less their largest, expf, over their sum added in the
-// order of the choice, best first), stored by expert id ascending so that the down product adds a
-// token's experts in expert order.
-//   logits: (rows, E) f32;  ids: (rows, k) int32;  weights: (rows, k) f32.
-// A NaN logit counts as -infinity, so that the ids are always experts; such a row's weights are
-// what the arithmetic gives (NaN where every chosen logit is infinite).
-// Grid: any number of blocks of ROUTED_EXPERTS_THREADS, striding over the rows: a warp a row.
-extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_THREADS) routed_experts_route(
-        const float* __restrict__ logits, int rows, int experts, int per_token, int* __restrict__ ids,
-        float* __restrict__ weights) {
-    COIL_AFTER_PREVIOUS_KERNEL(); // the logits are the router product's output
-    const int lane = threadIdx.x & 31;
-    const int first_row = blockIdx.x * ROUTED_EXPERTS_WARPS + (threadIdx.x >> 5);
-    for (int row = first_row; row < rows; row += gridDim.x * ROUTED_EXPERTS_WARPS) {
-        // Lane l holds experts l, l + 32, ...: its ids rise, so coil_better keeps its lowest of equal values.
-        const float* row_logits = logits + (size_t) row * experts;
-        float values[ROUTED_EXPERTS_PER_LANE];
-        unsigned int taken = 0; // bit i: expert lane + 32 i chosen already, or beyond E
-#pragma unroll
-        for (int i = 0; i < ROUTED_EXPERTS_PER_LANE; i++) {
-            const int expert = lane + 32 * i;
-            const float value = expert < experts ? row_logits[expert] : -INFINITY;
-            values[i] = isnan(value) ? -INFINITY : value;
-            taken |= expert < experts ? 0u : 1u << i;
-        }
-        // k rounds of a warp argmax over the experts not yet chosen; lane t keeps the t-th choice.
-        // A lane with none left offers (-inf, INT_MAX), which any remaining expert beats (k <= E).
-        int chosen_id = 0x7fffffff;
-        float chosen_value = -INFINITY;
-        for (int t = 0; t < per_token; t++) {
-            float best = -INFINITY;
-            int best_id = 0x7fffffff;
-#pragma unroll
-            for (int i = 0; i < ROUTED_EXPERTS_PER_LANE; i++) {
-                if ((taken & (1u << i)) == 0) {
-                    coil_better(best, best_id, values[i], lane + 32 * i);
-                }
-            }
-            coil_warp_better(best, best_id);
-            if ((best_id & 31) == lane) {
-                taken |= 1u << (best_id >> 5);
-            }
-            if (lane == t) {
-                chosen_id = best_id;
-                chosen_value = best;
-            }
-        }
-        // The softmax of the chosen logits, summed in the order chosen (as the CPU path sums them).
-        const float top = __shfl_sync(0xffffffffu, chosen_value, 0);
-        const float exponential = lane < per_token ? expf(__fsub_rn(chosen_value, top)) : 0.0f;
-        float sum = 0.0f;
-        int rank = 0; // how many chosen ids are below this lane's: its place in expert order
-        for (int t = 0; t < per_token; t++) {
-            sum = __fadd_rn(sum, __shfl_sync(0xffffffffu, exponential, t));
-            rank += __shfl_sync(0xffffffffu, chosen_id, t) < chosen_id ? 1 : 0;
-        }
-        if (lane < per_token) {
-            ids[(size_t) row * per_token + rank] = chosen_id;
-            weights[(size_t) row * per_token + rank] = __fdiv_rn(exponential, sum);
-        }
-    }
-}
 
 // Weights as f32 (BF16 false) or bf16 (BF16 true), read through the read-only cache.
 // One element of a row of weights.
@@ -142,18 +79,20 @@ static __device__ __forceinline__ void routed_experts_operand_chunk(const float*
     }
 }
 
-// silu(g) · u for output j of expert `expert` and one row of x: g = Σ_c x_row[c] · W[e·2F + j, c],
-// u = Σ_c x_row[c] · W[e·2F + F + j, c], by the calling warp (every lane returns it). vector: H a
-// whole number of 16-byte chunks of weights and both pointers 16-byte aligned.
-template <bool BF16>
-static __device__ __forceinline__ float routed_experts_gate_up_output(const float* __restrict__ x_row, int hidden,
-        const void* __restrict__ gate_and_up, int expert, int width, int j, bool vector) {
+// Output j of expert `expert`'s input product for one row of x, by the calling warp (every lane
+// returns it): GATED silu(g) · u, g = Σ_c x_row[c] · W[e·2F + j, c], u = Σ_c x_row[c] · W[e·2F + F + j, c];
+// else relu(u)², u = Σ_c x_row[c] · W[e·F + j, c]. vector: H a whole number of 16-byte chunks of
+// weights and both pointers 16-byte aligned.
+template <bool BF16, bool GATED>
+static __device__ __forceinline__ float routed_experts_input_output(const float* __restrict__ x_row, int hidden,
+        const void* __restrict__ input, int expert, int width, int j, bool vector) {
     constexpr int ELEMENTS = RoutedExpertsChunk<BF16>::ELEMENTS;
     const int lane = threadIdx.x & 31;
     const size_t row_bytes = (size_t) hidden * (BF16 ? 2 : 4);
-    const unsigned char* gate_row = static_cast<const unsigned char*>(gate_and_up)
-            + ((size_t) expert * 2 * width + j) * row_bytes;
-    const unsigned char* up_row = gate_row + (size_t) width * row_bytes;
+    // GATED: the gate row, the up row F rows further; else the up row.
+    const unsigned char* gate_row = static_cast<const unsigned char*>(input)
+            + ((size_t) expert * (GATED ? 2 : 1) * width + j) * row_bytes;
+    const unsigned char* up_row = GATED ? gate_row + (size_t) width * row_bytes : gate_row;
     float gate = 0.0f;
     float up = 0.0f;
     if (vector) {
@@ -163,12 +102,16 @@ static __device__ __forceinline__ float routed_experts_gate_up_output(const floa
             float gates[8];
             float ups[8];
             float xs[8];
-            routed_experts_weight_chunk<BF16>(gate_row, c, gates);
+            if (GATED) {
+                routed_experts_weight_chunk<BF16>(gate_row, c, gates);
+            }
             routed_experts_weight_chunk<BF16>(up_row, c, ups);
             routed_experts_operand_chunk<BF16>(x_row, c, xs);
 #pragma unroll
             for (int i = 0; i < ELEMENTS; i++) {
-                gate = fmaf(gates[i], xs[i], gate);
+                if (GATED) {
+                    gate = fmaf(gates[i], xs[i], gate);
+                }
                 up = fmaf(ups[i], xs[i], up);
             }
         }
@@ -176,25 +119,38 @@ static __device__ __forceinline__ float routed_experts_gate_up_output(const floa
 #pragma unroll 4
         for (int c = lane; c < hidden; c += 32) {
             const float value = x_row[c];
-            gate = fmaf(routed_experts_weight<BF16>(gate_row, c), value, gate);
+            if (GATED) {
+                gate = fmaf(routed_experts_weight<BF16>(gate_row, c), value, gate);
+            }
             up = fmaf(routed_experts_weight<BF16>(up_row, c), value, up);
         }
     }
-    gate = coil_warp_sum(gate);
     up = coil_warp_sum(up);
+    if (!GATED) {
+        return coil_squared_relu(up);
+    }
+    gate = coil_warp_sum(gate);
     return coil_silu_product(gate, up);
 }
 
-// out[r, s, j] = silu(g) · u, g = Σ_c x[r, c] · W[e·2F + j, c], u = Σ_c x[r, c] · W[e·2F + F + j, c],
-// e = ids[r, s]: each token's chosen experts' gate and up rows (stacked per expert, gate first).
-//   x: (rows, H) f32;  gate_and_up: (E · 2F, H) bf16 or f32;  ids: (rows, k) int32;  out: (rows, k, F) f32.
+// routed_experts_input_output with `gated` chosen at run time (one branch a launch).
+template <bool BF16>
+static __device__ __forceinline__ float routed_experts_input_value(const float* __restrict__ x_row, int hidden,
+        const void* __restrict__ input, int expert, int width, int j, bool vector, bool gated) {
+    return gated ? routed_experts_input_output<BF16, true>(x_row, hidden, input, expert, width, j, vector)
+                 : routed_experts_input_output<BF16, false>(x_row, hidden, input, expert, width, j, vector);
+}
+
+// out[r, s, j] = output j of expert e = ids[r, s]'s input product on row r of x
+// (routed_experts_input_output: silu(gate) · up when gated, else relu(up)²).
+//   x: (rows, H) f32;  input: (E · R, H) bf16 or f32;  ids: (rows, k) int32;  out: (rows, k, F) f32.
 // An id outside [0, E) gives NaN outputs rather than a read out of bounds (route's ids are in range).
 // Grid: (ceil(F / ROUTED_EXPERTS_WARPS), min(rows · k, 65535)), striding over the (row, slot) pairs;
 // a warp an output j of a pair, its gate and up rows side by side.
 template <bool BF16>
 static __device__ __forceinline__ void routed_experts_gate_up(const float* __restrict__ x, int rows, int hidden,
-        const void* __restrict__ gate_and_up, int experts, int width, const int* __restrict__ ids, int per_token,
-        float* __restrict__ out) {
+        const void* __restrict__ input, int gated, int experts, int width, const int* __restrict__ ids,
+        int per_token, float* __restrict__ out) {
     constexpr int ELEMENTS = RoutedExpertsChunk<BF16>::ELEMENTS;
     COIL_AFTER_PREVIOUS_KERNEL(); // the ids and x
     const int lane = threadIdx.x & 31;
@@ -203,7 +159,7 @@ static __device__ __forceinline__ void routed_experts_gate_up(const float* __res
         return;
     }
     // Rows of whole chunks from 16-byte aligned starts (x's rows then start aligned too).
-    const bool vector = hidden % ELEMENTS == 0 && coil_aligned16(gate_and_up) && coil_aligned16(x);
+    const bool vector = hidden % ELEMENTS == 0 && coil_aligned16(input) && coil_aligned16(x);
     const int pairs = rows * per_token;
     for (int pair = blockIdx.y; pair < pairs; pair += gridDim.y) {
         const int expert = ids[pair];
@@ -214,52 +170,97 @@ static __device__ __forceinline__ void routed_experts_gate_up(const float* __res
             }
             continue;
         }
-        const float value = routed_experts_gate_up_output<BF16>(x + (size_t) (pair / per_token) * hidden, hidden,
-                gate_and_up, expert, width, j, vector);
+        const float value = routed_experts_input_value<BF16>(x + (size_t) (pair / per_token) * hidden, hidden,
+                input, expert, width, j, vector, gated != 0);
         if (lane == 0) {
             *target = value;
         }
     }
 }
 
-// A block's routing of one row, in shared memory: routed_experts_route's choice and weights, made by
-// the block's ROUTED_EXPERTS_THREADS threads at once instead of a warp's k rounds of argmax.
+// A block's routing of one row, in shared memory, made by the block's ROUTED_EXPERTS_THREADS threads
+// at once (a thread an expert).
 struct RoutedExpertsRowRouting {
-    // The row's logits, NaN as -infinity, then -infinity up to a multiple of 4 (read as float4).
+    // The row's choice values (softmax: the logits; sigmoid: s + bias, -infinity outside the kept
+    // groups), NaN as -infinity, then -infinity up to a multiple of 4 (read as float4).
     __align__(16) float values[ROUTED_EXPERTS_MAX_EXPERTS];
-    float ranked[ROUTED_EXPERTS_MAX_PER_TOKEN];      // the chosen logits, best first
+    float groups[ROUTED_EXPERTS_MAX_GROUPS];         // each group's two best values, summed
+    float ranked[ROUTED_EXPERTS_MAX_PER_TOKEN];      // the chosen logits (softmax) or s (sigmoid), best first
     unsigned int chosen[ROUTED_EXPERTS_WARPS];       // warp w's ballot: lane l's expert 32 w + l chosen
     int ids[ROUTED_EXPERTS_MAX_PER_TOKEN];           // the chosen experts, ascending
 };
 
-// routing.ids = row `row`'s k best experts by logit, ascending; with store, also ids[row, :] and
-// weights[row, :] exactly as routed_experts_route stores them. Thread t takes expert t (E <= the
-// block's 256 threads) and counts the experts better than it under coil_better's order (the larger
-// logit, the lower id on ties; NaN as -infinity): a total order, so the counts are the places
-// 0 .. E-1 of the experts in it, and the experts of places below k are exactly the k that the
-// route kernel's k rounds of argmax take, in the order it takes them (place t = round t). The
-// weights then repeat route's arithmetic on the same f32 values: expf of each logit less the best
-// (__fsub_rn), their sum by __fadd_rn in place order, and __fdiv_rn: bit for bit route's weights.
+// routing.ids = row `row`'s k chosen experts (RoutedExpertsRouter), ascending; with store, also
+// ids[row, :] (ascending) and weights[row, :] (each id's weight). Thread t takes expert t (E <= the
+// block's 256 threads). With groups, thread g < groups sums group g's two best values, and each
+// expert whose group has groups_chosen or more groups better (the larger sum, the lower group on
+// ties) gets -infinity. Then each expert counts the experts better than it (the larger value, the
+// lower id on ties; NaN as -infinity): a total order, so the counts are the places 0 .. E-1 of the
+// experts in it, and the experts of places below k are the chosen ones, in order of choice.
+// Weights, in f32 as RoutedExperts (the CPU) computes them: softmax: expf of each chosen logit less
+// the best (__fsub_rn), their sum by __fadd_rn in place order, __fdiv_rn; sigmoid: s (1 / (1 +
+// expf(-logit))), normalised by __fdiv_rn over (their sum in place order + 1e-20), times scale.
 // An expert's place among the chosen by id is the count of chosen ids below it (the warps' ballots).
-// Every thread of the block must call it (it holds three barriers, one before it touches shared memory).
+// Every thread of the block must call it (it holds barriers, one before it touches shared memory).
 //   logits: (rows, E) f32;  ids: (rows, k) int32;  weights: (rows, k) f32.
 static __device__ __forceinline__ void routed_experts_route_row(const float* __restrict__ logits, int row,
-        int experts, int per_token, bool store, int* __restrict__ ids, float* __restrict__ weights,
-        RoutedExpertsRowRouting& routing) {
+        int experts, int per_token, const RoutedExpertsRouter& router, bool store, int* __restrict__ ids,
+        float* __restrict__ weights, RoutedExpertsRowRouting& routing) {
     const int thread = threadIdx.x;
     const int lane = thread & 31;
     const int warp = thread >> 5;
     const int padded = (experts + 3) & ~3;
+    const bool softmax = router.scoring == ROUTED_EXPERTS_SOFTMAX;
     __syncthreads(); // every thread is done with the routing of the block's previous row
-    float value = -INFINITY;
+    float value = -INFINITY; // the choice value
+    float score = 0.0f;      // sigmoid: s, the weight before normalisation
     if (thread < experts) {
         const float logit = logits[(size_t) row * experts + thread];
-        value = isnan(logit) ? -INFINITY : logit;
+        if (softmax) {
+            value = logit;
+        } else {
+            score = __fdiv_rn(1.0f, __fadd_rn(1.0f, expf(-logit)));
+            value = __fadd_rn(score, router.bias[thread]);
+        }
+        value = isnan(value) ? -INFINITY : value;
     }
     if (thread < padded) {
         routing.values[thread] = value;
     }
     __syncthreads();
+    if (router.groups > 1) {
+        const int size = experts / router.groups;
+        if (thread < router.groups) {
+            float first = -INFINITY;
+            float second = -INFINITY;
+            for (int i = 0; i < size; i++) {
+                const float other = routing.values[thread * size + i];
+                if (other > first) {
+                    second = first;
+                    first = other;
+                } else if (other > second) {
+                    second = other;
+                }
+            }
+            routing.groups[thread] = __fadd_rn(first, second);
+        }
+        __syncthreads();
+        if (thread < experts) {
+            const int group = thread / size;
+            const float mine = routing.groups[group];
+            int better = 0;
+            for (int g = 0; g < router.groups; g++) {
+                const float other = routing.groups[g];
+                better += other > mine || (other == mine && g < group) ? 1 : 0;
+            }
+            value = better < router.groups_chosen ? value : -INFINITY;
+        }
+        __syncthreads(); // every thread has read the values of its group
+        if (thread < experts) {
+            routing.values[thread] = value;
+        }
+        __syncthreads();
+    }
     // The padding's -infinity at ids past this thread's never counts as better.
     int place = 0;
     if (thread < experts) {
@@ -280,7 +281,7 @@ static __device__ __forceinline__ void routed_experts_route_row(const float* __r
         routing.chosen[warp] = ballot;
     }
     if (chosen) {
-        routing.ranked[place] = value;
+        routing.ranked[place] = softmax ? value : score;
     }
     __syncthreads();
     if (chosen) {
@@ -290,47 +291,79 @@ static __device__ __forceinline__ void routed_experts_route_row(const float* __r
         }
         routing.ids[slot] = thread;
         if (store) {
-            const float top = routing.ranked[0];
-            float sum = 0.0f;
-            for (int t = 0; t < per_token; t++) {
-                sum = __fadd_rn(sum, expf(__fsub_rn(routing.ranked[t], top)));
+            float weight;
+            if (softmax) {
+                const float top = routing.ranked[0];
+                float sum = 0.0f;
+                for (int t = 0; t < per_token; t++) {
+                    sum = __fadd_rn(sum, expf(__fsub_rn(routing.ranked[t], top)));
+                }
+                weight = __fdiv_rn(expf(__fsub_rn(value, top)), sum);
+            } else {
+                weight = score;
+                if (router.scoring == ROUTED_EXPERTS_SIGMOID_NORMALIZED) {
+                    float sum = 0.0f;
+                    for (int t = 0; t < per_token; t++) {
+                        sum = __fadd_rn(sum, routing.ranked[t]);
+                    }
+                    weight = __fdiv_rn(score, __fadd_rn(sum, 1e-20f));
+                }
+                weight = __fmul_rn(weight, router.scale);
             }
             ids[(size_t) row * per_token + slot] = thread;
-            weights[(size_t) row * per_token + slot] = __fdiv_rn(expf(__fsub_rn(value, top)), sum);
+            weights[(size_t) row * per_token + slot] = weight;
         }
     }
     __syncthreads();
+}
+
+// ids[r, :] and weights[r, :] = each row's k chosen experts (ascending, so that the down product adds
+// a token's experts in expert order) and their weights, by routed_experts_route_row.
+//   logits: (rows, E) f32;  bias: (E) f32 (a sigmoid router) or null;  ids: (rows, k) int32;
+//   weights: (rows, k) f32.
+// Grid: any number of blocks of ROUTED_EXPERTS_THREADS, striding over the rows: a block a row.
+extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_THREADS) routed_experts_route(
+        const float* __restrict__ logits, int rows, int experts, int per_token, int scoring,
+        const float* __restrict__ bias, int groups, int groups_chosen, float scale, int* __restrict__ ids,
+        float* __restrict__ weights) {
+    __shared__ RoutedExpertsRowRouting routing;
+    COIL_AFTER_PREVIOUS_KERNEL(); // the logits are the router product's output
+    const RoutedExpertsRouter router{scoring, bias, groups, groups_chosen, scale};
+    for (int row = blockIdx.x; row < rows; row += gridDim.x) {
+        routed_experts_route_row(logits, row, experts, per_token, router, true, ids, weights, routing);
+    }
 }
 
 // routed_experts_route then routed_experts_gate_up in one launch: each block routes the rows of its
 // pairs itself from the logits (a few hundred cycles of shared memory for E = 64, where a launch of
 // its own costs microseconds), and the block of x-index 0 that holds a row's slot 0 stores the row's
 // ids and weights for the down product. The outputs are gate_up's on route's ids, bit for bit.
-//   logits: (rows, E) f32;  x: (rows, H) f32;  gate_and_up: (E · 2F, H) bf16 or f32;
+//   logits: (rows, E) f32;  bias: (E) f32 or null;  x: (rows, H) f32;  input: (E · R, H) bf16 or f32;
 //   ids: (rows, k) int32 and weights: (rows, k) f32, written;  out: (rows, k, F) f32.
 // Grid: (ceil(F / ROUTED_EXPERTS_WARPS), min(rows · k, 65535)) as gate_up's, striding over the pairs;
 // E <= ROUTED_EXPERTS_THREADS (a thread an expert).
 template <bool BF16>
 static __device__ __forceinline__ void routed_experts_route_gate_up(const float* __restrict__ logits, int experts,
-        int per_token, const float* __restrict__ x, int rows, int hidden, const void* __restrict__ gate_and_up,
-        int width, int* __restrict__ ids, float* __restrict__ weights, float* __restrict__ out) {
+        int per_token, const RoutedExpertsRouter& router, const float* __restrict__ x, int rows, int hidden,
+        const void* __restrict__ input, int gated, int width, int* __restrict__ ids, float* __restrict__ weights,
+        float* __restrict__ out) {
     constexpr int ELEMENTS = RoutedExpertsChunk<BF16>::ELEMENTS;
     __shared__ RoutedExpertsRowRouting routing;
     COIL_AFTER_PREVIOUS_KERNEL(); // the logits (the router's product just before) and x
     const int lane = threadIdx.x & 31;
     const int j = blockIdx.x * ROUTED_EXPERTS_WARPS + (threadIdx.x >> 5);
-    const bool vector = hidden % ELEMENTS == 0 && coil_aligned16(gate_and_up) && coil_aligned16(x);
+    const bool vector = hidden % ELEMENTS == 0 && coil_aligned16(input) && coil_aligned16(x);
     const int pairs = rows * per_token;
     // A block's pairs lie gridDim.y >= k apart, each in a row of its own: a routing a pair. The
     // block's warps past F take part in the routing's barriers and make no output.
     for (int pair = blockIdx.y; pair < pairs; pair += gridDim.y) {
         const int row = pair / per_token;
         const int slot = pair - row * per_token;
-        routed_experts_route_row(logits, row, experts, per_token, blockIdx.x == 0 && slot == 0, ids, weights,
-                routing);
+        routed_experts_route_row(logits, row, experts, per_token, router, blockIdx.x == 0 && slot == 0, ids,
+                weights, routing);
         if (j < width) {
-            const float value = routed_experts_gate_up_output<BF16>(x + (size_t) row * hidden, hidden, gate_and_up,
-                    routing.ids[slot], width, j, vector);
+            const float value = routed_experts_input_value<BF16>(x + (size_t) row * hidden, hidden, input,
+                    routing.ids[slot], width, j, vector, gated != 0);
             if (lane == 0) {
                 out[(size_t) pair * width + j] = value;
             }
@@ -426,32 +459,38 @@ static __device__ __forceinline__ void routed_experts_down_add(const float* __re
     }
 }
 
+// gated: 1 for silu(gate) · up over stacked gate and up rows, 0 for relu(up)².
 extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_THREADS) routed_experts_gate_up_bf16(
-        const float* __restrict__ x, int rows, int hidden, const __nv_bfloat16* __restrict__ gate_and_up, int experts,
-        int width, const int* __restrict__ ids, int per_token, float* __restrict__ out) {
-    routed_experts_gate_up<true>(x, rows, hidden, gate_and_up, experts, width, ids, per_token, out);
+        const float* __restrict__ x, int rows, int hidden, const __nv_bfloat16* __restrict__ input, int gated,
+        int experts, int width, const int* __restrict__ ids, int per_token, float* __restrict__ out) {
+    routed_experts_gate_up<true>(x, rows, hidden, input, gated, experts, width, ids, per_token, out);
 }
 
 extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_THREADS) routed_experts_gate_up_f32(
-        const float* __restrict__ x, int rows, int hidden, const float* __restrict__ gate_and_up, int experts,
+        const float* __restrict__ x, int rows, int hidden, const float* __restrict__ input, int gated, int experts,
         int width, const int* __restrict__ ids, int per_token, float* __restrict__ out) {
-    routed_experts_gate_up<false>(x, rows, hidden, gate_and_up, experts, width, ids, per_token, out);
+    routed_experts_gate_up<false>(x, rows, hidden, input, gated, experts, width, ids, per_token, out);
 }
 
+// The router's fields as routed_experts_route takes them; gated as gate_up takes it.
 extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_THREADS) routed_experts_route_gate_up_bf16(
-        const float* __restrict__ logits, int experts, int per_token, const float* __restrict__ x, int rows,
-        int hidden, const __nv_bfloat16* __restrict__ gate_and_up, int width, int* __restrict__ ids,
+        const float* __restrict__ logits, int experts, int per_token, int scoring, const float* __restrict__ bias,
+        int groups, int groups_chosen, float scale, const float* __restrict__ x, int rows, int hidden,
+        const __nv_bfloat16* __restrict__ input, int gated, int width, int* __restrict__ ids,
         float* __restrict__ weights, float* __restrict__ out) {
-    routed_experts_route_gate_up<true>(logits, experts, per_token, x, rows, hidden, gate_and_up, width, ids, weights,
-            out);
+    const RoutedExpertsRouter router{scoring, bias, groups, groups_chosen, scale};
+    routed_experts_route_gate_up<true>(logits, experts, per_token, router, x, rows, hidden, input, gated, width, ids,
+            weights, out);
 }
 
 extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_THREADS) routed_experts_route_gate_up_f32(
-        const float* __restrict__ logits, int experts, int per_token, const float* __restrict__ x, int rows,
-        int hidden, const float* __restrict__ gate_and_up, int width, int* __restrict__ ids,
-        float* __restrict__ weights, float* __restrict__ out) {
-    routed_experts_route_gate_up<false>(logits, experts, per_token, x, rows, hidden, gate_and_up, width, ids, weights,
-            out);
+        const float* __restrict__ logits, int experts, int per_token, int scoring, const float* __restrict__ bias,
+        int groups, int groups_chosen, float scale, const float* __restrict__ x, int rows, int hidden,
+        const float* __restrict__ input, int gated, int width, int* __restrict__ ids, float* __restrict__ weights,
+        float* __restrict__ out) {
+    const RoutedExpertsRouter router{scoring, bias, groups, groups_chosen, scale};
+    routed_experts_route_gate_up<false>(logits, experts, per_token, router, x, rows, hidden, input, gated, width,
+            ids, weights, out);
 }
 
 // At least two blocks a multiprocessor (at most 128 registers): a decode step's ceil(H / 8) blocks fit the GPU at once.

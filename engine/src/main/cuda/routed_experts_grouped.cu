@@ -7,7 +7,8 @@
 //   1. routed_experts_group (one block, plus blocks that round x to bf16 for the tensor-core
 //      path): a counting sort of the pairs by expert, and the table of tiles (expert, first
 //      sorted place, pairs), at most ceil(pairs / T) + E of them;
-//   2. gate/up over the tiles: activated[p, j] = silu(gate) · up for the pair at sorted place p;
+//   2. the input products over the tiles: activated[p, j] = silu(gate) · up (gated experts) or
+//      relu(up)² for the pair at sorted place p;
 //   3. down over the tiles: y[pair, j] = Σ_c activated[p, c] · W[e·H + j, c] (f32, by pair);
 //   4. routed_experts_combine: out[r, j] += Σ over slots s in order of weights[r, s] · y[r·k + s, j],
 //      summed as routed_experts_down_add sums its slots' products.
@@ -57,6 +58,12 @@
 #define ROUTED_EXPERTS_FMA_ROWS 64
 #define ROUTED_EXPERTS_FMA_CHUNK 16
 #define ROUTED_EXPERTS_FMA_STRIDE 68
+
+// What a tile multiplies: the gated experts' gate and up rows (A = x), the squared-ReLU experts' up
+// rows (A = x), or the down rows (A = the activated values).
+#define ROUTED_EXPERTS_GATE_UP 0
+#define ROUTED_EXPERTS_UP 1
+#define ROUTED_EXPERTS_DOWN 2
 
 // Groups the (row, slot) pairs by expert. Block 0 (ROUTED_EXPERTS_GROUP_THREADS threads):
 //   sorted: (pairs) int32, the pairs r·k + s of expert 0, then of expert 1, ... (an expert's pairs
@@ -218,26 +225,26 @@ static __device__ __forceinline__ void routed_experts_mma(float (&d)[4], const u
 }
 
 // A tile's pairs in shared memory, for both kinds of tile: pair_of[m] = the pair r·k + s at sorted
-// place first + m, and operand_row[m] = the operand row it reads (gate/up: its row r of x; down: its
-// sorted place). Rows past the tile's size read nothing (zero fill) but point at a row of the operand.
-template <bool GATE_UP, int PAIRS>
+// place first + m, and operand_row[m] = the operand row it reads (gate/up, up: its row r of x; down:
+// its sorted place). Rows past the tile's size read nothing (zero fill) but point at a row of the operand.
+template <int MODE, int PAIRS>
 static __device__ __forceinline__ void routed_experts_stage_tile_pairs(const int* __restrict__ sorted, int first,
         int size, int per_token, int* pair_of, int* operand_row) {
     const int thread = threadIdx.x;
     if (thread < PAIRS) {
         const int pair = thread < size ? sorted[first + thread] : 0;
         pair_of[thread] = pair;
-        operand_row[thread] = GATE_UP ? pair / per_token : first + (thread < size ? thread : 0);
+        operand_row[thread] = MODE != ROUTED_EXPERTS_DOWN ? pair / per_token : first + (thread < size ? thread : 0);
     }
     __syncthreads();
 }
 
 // Weight row n of a tile of ROWS weight rows from output j0, or -1 past the expert's outputs.
 // gate/up: rows 0 .. ROWS/2 - 1 are the gate rows e·2F + j0 + n, the rest the up rows of the same
-// outputs (e·2F + F + j0 + n - ROWS/2); down: rows e·H + j0 + n.
-template <bool GATE_UP, int ROWS>
+// outputs (e·2F + F + j0 + n - ROWS/2); up: rows e·F + j0 + n; down: rows e·H + j0 + n.
+template <int MODE, int ROWS>
 static __device__ __forceinline__ long long routed_experts_tile_weight_row(int expert, int outputs, int j0, int n) {
-    if (GATE_UP) {
+    if (MODE == ROUTED_EXPERTS_GATE_UP) {
         const int j = j0 + (n & (ROWS / 2 - 1));
         return j < outputs ? (long long) expert * 2 * outputs + (n >= ROWS / 2 ? outputs : 0) + j : -1;
     }
@@ -250,7 +257,9 @@ static __device__ __forceinline__ long long routed_experts_tile_weight_row(int e
 //            weight rows 0 .. 63 = gate rows e·2F + j0 + n, 64 .. 127 = up rows e·2F + F + j0 + n,
 //            j0 = 64 · blockIdx.y; out: activated16 (sorted pairs, F) bf16 = silu(gate) · up rounded
 //            to bf16 (the down product's operand, as the dense MLP rounds it);
-//   else:    A row m = activated16[first + m] ((sorted pairs, F) bf16), the weight rows e·H + j0 + n,
+//   UP:      A as GATE_UP's, the weight rows e·F + j0 + n, j0 = 128 · blockIdx.y; out: activated16
+//            = relu(up)² rounded to bf16;
+//   DOWN:    A row m = activated16[first + m] ((sorted pairs, F) bf16), the weight rows e·H + j0 + n,
 //            j0 = 128 · blockIdx.y; out: y (pairs, H) f32, the pair's row r·k + s.
 // Rows past the tile's pairs, weight rows past the expert's outputs and k past depth are staged as
 // zeros (cp.async's zero fill) and their outputs not stored.
@@ -261,7 +270,7 @@ static __device__ __forceinline__ long long routed_experts_tile_weight_row(int e
 // of B and 2 mma. Either way a (pair, weight row)'s sum takes the same mma steps in the same order.
 // The staging takes 16-byte copies where depth is a multiple of 8 and the pointers are aligned,
 // element loads otherwise (odd test sizes; no real model has them).
-template <bool GATE_UP, int PAIRS, int STAGES>
+template <int MODE, int PAIRS, int STAGES>
 static __device__ __forceinline__ void routed_experts_tile_mma(const int4* __restrict__ tiles,
         const int* __restrict__ sorted, int per_token, const __nv_bfloat16* __restrict__ operand, int depth,
         const __nv_bfloat16* __restrict__ weights, int outputs, void* __restrict__ out) {
@@ -273,6 +282,7 @@ static __device__ __forceinline__ void routed_experts_tile_mma(const int4* __res
     constexpr int WARPS_N = ROUTED_EXPERTS_WARPS / WARPS_M; // warps along the weight rows
     constexpr int MI = PAIRS / (16 * WARPS_M);             // m16 tiles a warp
     constexpr int NI = ROWS / WARPS_N / 8;                 // n8 tiles a warp (even: ldmatrix.x4 takes two)
+    constexpr bool GATE_UP = MODE == ROUTED_EXPERTS_GATE_UP;
     constexpr int WARP_OUTPUTS = GATE_UP ? NI * 4 : NI * 8; // a warp's outputs j
     __shared__ __align__(16) __nv_bfloat16 a_stage[STAGES][PAIRS][STRIDE];
     __shared__ __align__(16) __nv_bfloat16 b_stage[STAGES][ROWS][STRIDE];
@@ -293,8 +303,8 @@ static __device__ __forceinline__ void routed_experts_tile_mma(const int4* __res
     const int warp_m = warp / WARPS_N; // pairs 16 MI warp_m ..
     const int warp_n = warp % WARPS_N;
     const int j0 = blockIdx.y * (GATE_UP ? ROWS / 2 : ROWS);
-    routed_experts_stage_tile_pairs<GATE_UP, PAIRS>(sorted, first, size, per_token, pair_of, operand_row);
-    auto weight_row = [&](int n) { return routed_experts_tile_weight_row<GATE_UP, ROWS>(expert, outputs, j0, n); };
+    routed_experts_stage_tile_pairs<MODE, PAIRS>(sorted, first, size, per_token, pair_of, operand_row);
+    auto weight_row = [&](int n) { return routed_experts_tile_weight_row<MODE, ROWS>(expert, outputs, j0, n); };
     // This thread's share of the staging: A's chunk (row thread / 4, 8 k from 8 (thread % 4); the
     // first 4 PAIRS threads) and B's two (rows thread / 4 and 64 + thread / 4).
     const int part = (thread & 3) * 8;
@@ -354,7 +364,7 @@ static __device__ __forceinline__ void routed_experts_tile_mma(const int4* __res
     }
     // The first weight row of the warp's n-tile ni: gate/up its outputs' gate rows (n-tiles
     // 0 .. NI/2 - 1) then their up rows (NI/2 ..), so that n-tile ni and ni + NI/2 are one output's
-    // gate and up; down consecutive rows.
+    // gate and up; up and down consecutive rows.
     auto tile_row = [&](int ni) -> int {
         if (GATE_UP) {
             return (ni < NI / 2 ? 0 : ROWS / 2) + WARP_OUTPUTS * warp_n + 8 * (ni % (NI / 2));
@@ -436,6 +446,15 @@ static __device__ __forceinline__ void routed_experts_tile_mma(const int4* __res
                                 coil_silu_product(accumulator[mi][ni][q], accumulator[mi][ni + NI / 2][q]));
                     }
                 }
+            } else if (MODE == ROUTED_EXPERTS_UP) {
+                __nv_bfloat16* activated = static_cast<__nv_bfloat16*>(out) + (size_t) (first + m) * outputs;
+#pragma unroll
+                for (int ni = 0; ni < NI; ni++) {
+                    const int j = j0 + tile_row(ni) + column + (q & 1);
+                    if (j < outputs) {
+                        activated[j] = __float2bfloat16_rn(coil_squared_relu(accumulator[mi][ni][q]));
+                    }
+                }
             } else {
                 float* y = static_cast<float*>(out) + (size_t) pair_of[m] * outputs;
 #pragma unroll
@@ -455,8 +474,17 @@ extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_THREADS, 2) routed_e
         const int4* __restrict__ tiles, const int* __restrict__ sorted, int per_token,
         const __nv_bfloat16* __restrict__ x16, int hidden, const __nv_bfloat16* __restrict__ gate_and_up, int width,
         __nv_bfloat16* __restrict__ activated16) {
-    routed_experts_tile_mma<true, ROUTED_EXPERTS_TILE_PAIRS, ROUTED_EXPERTS_MMA_STAGES>(tiles, sorted, per_token, x16,
-            hidden, gate_and_up, width, activated16);
+    routed_experts_tile_mma<ROUTED_EXPERTS_GATE_UP, ROUTED_EXPERTS_TILE_PAIRS, ROUTED_EXPERTS_MMA_STAGES>(tiles, sorted,
+            per_token, x16, hidden, gate_and_up, width, activated16);
+}
+
+// Grid: (tile_capacity, ceil(F / 128)); block: 256 threads.
+extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_THREADS, 2) routed_experts_tile_up_bf16(
+        const int4* __restrict__ tiles, const int* __restrict__ sorted, int per_token,
+        const __nv_bfloat16* __restrict__ x16, int hidden, const __nv_bfloat16* __restrict__ up, int width,
+        __nv_bfloat16* __restrict__ activated16) {
+    routed_experts_tile_mma<ROUTED_EXPERTS_UP, ROUTED_EXPERTS_TILE_PAIRS, ROUTED_EXPERTS_MMA_STAGES>(tiles, sorted,
+            per_token, x16, hidden, up, width, activated16);
 }
 
 // Grid: (tile_capacity, ceil(H / 128)); block: 256 threads.
@@ -464,8 +492,8 @@ extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_THREADS, 2) routed_e
         const int4* __restrict__ tiles, const int* __restrict__ sorted, int per_token,
         const __nv_bfloat16* __restrict__ activated16, int width, const __nv_bfloat16* __restrict__ down, int hidden,
         float* __restrict__ y) {
-    routed_experts_tile_mma<false, ROUTED_EXPERTS_TILE_PAIRS, ROUTED_EXPERTS_MMA_STAGES>(tiles, sorted, per_token,
-            activated16, width, down, hidden, y);
+    routed_experts_tile_mma<ROUTED_EXPERTS_DOWN, ROUTED_EXPERTS_TILE_PAIRS, ROUTED_EXPERTS_MMA_STAGES>(tiles, sorted,
+            per_token, activated16, width, down, hidden, y);
 }
 
 // The small tiles (16 pairs), over a tile table grouped with tile_pairs 16. Grid: (tile_capacity,
@@ -474,8 +502,17 @@ extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_THREADS, ROUTED_EXPE
         routed_experts_small_tile_gate_up_bf16(const int4* __restrict__ tiles, const int* __restrict__ sorted,
         int per_token, const __nv_bfloat16* __restrict__ x16, int hidden,
         const __nv_bfloat16* __restrict__ gate_and_up, int width, __nv_bfloat16* __restrict__ activated16) {
-    routed_experts_tile_mma<true, ROUTED_EXPERTS_SMALL_TILE_PAIRS, ROUTED_EXPERTS_SMALL_MMA_STAGES>(tiles, sorted,
-            per_token, x16, hidden, gate_and_up, width, activated16);
+    routed_experts_tile_mma<ROUTED_EXPERTS_GATE_UP, ROUTED_EXPERTS_SMALL_TILE_PAIRS, ROUTED_EXPERTS_SMALL_MMA_STAGES>(
+            tiles, sorted, per_token, x16, hidden, gate_and_up, width, activated16);
+}
+
+// Grid: (tile_capacity, ceil(F / 128)); block: 256 threads.
+extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_THREADS, ROUTED_EXPERTS_SMALL_TILE_BLOCKS)
+        routed_experts_small_tile_up_bf16(const int4* __restrict__ tiles, const int* __restrict__ sorted,
+        int per_token, const __nv_bfloat16* __restrict__ x16, int hidden, const __nv_bfloat16* __restrict__ up,
+        int width, __nv_bfloat16* __restrict__ activated16) {
+    routed_experts_tile_mma<ROUTED_EXPERTS_UP, ROUTED_EXPERTS_SMALL_TILE_PAIRS, ROUTED_EXPERTS_SMALL_MMA_STAGES>(
+            tiles, sorted, per_token, x16, hidden, up, width, activated16);
 }
 
 // Grid: (tile_capacity, ceil(H / 128)); block: 256 threads.
@@ -483,8 +520,8 @@ extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_THREADS, ROUTED_EXPE
         routed_experts_small_tile_down_bf16(const int4* __restrict__ tiles, const int* __restrict__ sorted,
         int per_token, const __nv_bfloat16* __restrict__ activated16, int width,
         const __nv_bfloat16* __restrict__ down, int hidden, float* __restrict__ y) {
-    routed_experts_tile_mma<false, ROUTED_EXPERTS_SMALL_TILE_PAIRS, ROUTED_EXPERTS_SMALL_MMA_STAGES>(tiles, sorted,
-            per_token, activated16, width, down, hidden, y);
+    routed_experts_tile_mma<ROUTED_EXPERTS_DOWN, ROUTED_EXPERTS_SMALL_TILE_PAIRS, ROUTED_EXPERTS_SMALL_MMA_STAGES>(
+            tiles, sorted, per_token, activated16, width, down, hidden, y);
 }
 
 // ---- CUDA-core tiles (f32 weights) ----
@@ -493,13 +530,14 @@ extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_THREADS, ROUTED_EXPE
 //   GATE_UP: A row m = x[row of the pair at sorted place first + m] ((rows, H) f32), weight rows
 //            0 .. 31 = gate rows e·2F + j0 + n, 32 .. 63 = up rows e·2F + F + j0 + n - 32,
 //            j0 = 32 · blockIdx.y; out: activated (sorted pairs, F) f32 = silu(gate) · up;
-//   else:    A row m = activated[first + m] ((sorted pairs, F) f32), weight rows e·H + j0 + n,
+//   UP:      A as GATE_UP's, weight rows e·F + j0 + n, j0 = 64 · blockIdx.y; out: activated = relu(up)²;
+//   DOWN:    A row m = activated[first + m] ((sorted pairs, F) f32), weight rows e·H + j0 + n,
 //            j0 = 64 · blockIdx.y; out: y (pairs, H) f32.
 // Thread (tx = thread % 16, ty = thread / 16) owns pairs 4 ty .. 4 ty + 3 and weight rows 2 tx,
 // 2 tx + 1, 32 + 2 tx, 33 + 2 tx (gate/up: the gate and up rows of outputs j0 + 2 tx, j0 + 2 tx + 1):
 // 16 sums, each one fma chain over k in order. Each staged weight is read by the 16 threads of its
 // column across the tile's 64 pairs.
-template <bool GATE_UP>
+template <int MODE>
 static __device__ __forceinline__ void routed_experts_tile_fma(const int4* __restrict__ tiles,
         const int* __restrict__ sorted, int per_token, const float* __restrict__ operand, int depth,
         const float* __restrict__ weights, int outputs, float* __restrict__ out) {
@@ -507,6 +545,7 @@ static __device__ __forceinline__ void routed_experts_tile_fma(const int4* __res
     constexpr int STRIDE = ROUTED_EXPERTS_FMA_STRIDE;
     constexpr int PAIRS = ROUTED_EXPERTS_TILE_PAIRS;
     constexpr int ROWS = ROUTED_EXPERTS_FMA_ROWS;
+    constexpr bool GATE_UP = MODE == ROUTED_EXPERTS_GATE_UP;
     __shared__ __align__(16) float a_stage[CHUNK][STRIDE]; // (k, pair)
     __shared__ __align__(16) float b_stage[CHUNK][STRIDE]; // (k, weight row)
     __shared__ int pair_of[PAIRS];
@@ -524,7 +563,7 @@ static __device__ __forceinline__ void routed_experts_tile_fma(const int4* __res
     const int tx = thread & 15;
     const int ty = thread >> 4;
     const int j0 = blockIdx.y * (GATE_UP ? ROWS / 2 : ROWS);
-    routed_experts_stage_tile_pairs<GATE_UP, PAIRS>(sorted, first, size, per_token, pair_of, operand_row);
+    routed_experts_stage_tile_pairs<MODE, PAIRS>(sorted, first, size, per_token, pair_of, operand_row);
 
     // Staging: 64 rows × 16 k of each, 4 elements a thread, idx = thread + 256 i: row idx / 16, k idx % 16
     // (a half warp reads 16 consecutive floats of a row).
@@ -538,7 +577,7 @@ static __device__ __forceinline__ void routed_experts_tile_fma(const int4* __res
         const int row = (thread >> 4) + 16 * i;
         a_valid[i] = row < size;
         a_source[i] = operand + (size_t) operand_row[row] * depth;
-        const long long weight_row = routed_experts_tile_weight_row<GATE_UP, ROWS>(expert, outputs, j0, row);
+        const long long weight_row = routed_experts_tile_weight_row<MODE, ROWS>(expert, outputs, j0, row);
         b_valid[i] = weight_row >= 0;
         b_source[i] = weights + (size_t) (weight_row >= 0 ? weight_row : 0) * depth;
     }
@@ -601,12 +640,13 @@ static __device__ __forceinline__ void routed_experts_tile_fma(const int4* __res
                 }
             }
         } else {
-            float* y = out + (size_t) pair_of[m] * outputs;
+            // UP into the pair's sorted place, DOWN into its row r·k + s.
+            float* target = out + (size_t) (MODE == ROUTED_EXPERTS_UP ? first + m : pair_of[m]) * outputs;
 #pragma unroll
             for (int c = 0; c < 4; c++) {
                 const int j = j0 + (c < 2 ? 2 * tx + c : ROWS / 2 + 2 * tx + c - 2);
                 if (j < outputs) {
-                    y[j] = accumulator[i][c];
+                    target[j] = MODE == ROUTED_EXPERTS_UP ? coil_squared_relu(accumulator[i][c]) : accumulator[i][c];
                 }
             }
         }
@@ -617,7 +657,14 @@ static __device__ __forceinline__ void routed_experts_tile_fma(const int4* __res
 extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_THREADS) routed_experts_tile_gate_up_f32(
         const int4* __restrict__ tiles, const int* __restrict__ sorted, int per_token, const float* __restrict__ x,
         int hidden, const float* __restrict__ gate_and_up, int width, float* __restrict__ activated) {
-    routed_experts_tile_fma<true>(tiles, sorted, per_token, x, hidden, gate_and_up, width, activated);
+    routed_experts_tile_fma<ROUTED_EXPERTS_GATE_UP>(tiles, sorted, per_token, x, hidden, gate_and_up, width, activated);
+}
+
+// Grid: (tile_capacity, ceil(F / 64)); block: 256 threads.
+extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_THREADS) routed_experts_tile_up_f32(
+        const int4* __restrict__ tiles, const int* __restrict__ sorted, int per_token, const float* __restrict__ x,
+        int hidden, const float* __restrict__ up, int width, float* __restrict__ activated) {
+    routed_experts_tile_fma<ROUTED_EXPERTS_UP>(tiles, sorted, per_token, x, hidden, up, width, activated);
 }
 
 // Grid: (tile_capacity, ceil(H / 64)); block: 256 threads.
@@ -625,7 +672,7 @@ extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_THREADS) routed_expe
         const int4* __restrict__ tiles, const int* __restrict__ sorted, int per_token,
         const float* __restrict__ activated, int width, const float* __restrict__ down, int hidden,
         float* __restrict__ y) {
-    routed_experts_tile_fma<false>(tiles, sorted, per_token, activated, width, down, hidden, y);
+    routed_experts_tile_fma<ROUTED_EXPERTS_DOWN>(tiles, sorted, per_token, activated, width, down, hidden, y);
 }
 
 // out[r, j] = out[r, j] + moe, moe = Σ over slots s = 0 .. k-1 in order of weights[r, s] · y[r·k + s, j],

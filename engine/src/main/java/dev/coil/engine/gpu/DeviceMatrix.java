@@ -25,6 +25,41 @@ public record DeviceMatrix(DeviceBuffer data, DType dtype, int rows, int cols) i
         return new DeviceMatrix(buffer, matrix.dtype(), matrix.rows(), matrix.cols());
     }
 
+    /**
+     * Copies {@code parts} (of one dtype and width) one after another into a new allocation: a matrix of
+     * their rows stacked, part i's from the sum of the rows before it.
+     */
+    public static DeviceMatrix uploadStacked(CudaDevice device, Matrix[] parts) {
+        if (parts.length == 0) {
+            throw new IllegalArgumentException("no matrices to stack");
+        }
+        long rows = 0;
+        for (Matrix part : parts) {
+            if (part.dtype() != parts[0].dtype() || part.cols() != parts[0].cols()) {
+                throw new IllegalArgumentException("matrices of " + part.dtype() + " [" + part.rows() + ", "
+                        + part.cols() + "] and " + parts[0].dtype() + " [" + parts[0].rows() + ", " + parts[0].cols()
+                        + "] do not stack");
+            }
+            rows += part.rows();
+        }
+        if (rows > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException(rows + " stacked rows do not fit a matrix");
+        }
+        long bytes = rows * parts[0].cols() * parts[0].dtype().bytes();
+        DeviceBuffer buffer = device.allocate(bytes);
+        try {
+            long offset = 0;
+            for (Matrix part : parts) {
+                buffer.slice(offset, part.byteSize()).copyFrom(part.data());
+                offset += part.byteSize();
+            }
+        } catch (RuntimeException e) {
+            buffer.close();
+            throw e;
+        }
+        return new DeviceMatrix(buffer, parts[0].dtype(), (int) rows, parts[0].cols());
+    }
+
     @Override
     public void close() {
         data.close();

@@ -9,10 +9,11 @@ import dev.coil.engine.load.DType;
 
 /**
  * Launches the {@code routed_experts_*} kernels (routed_experts.cu): a mixture-of-experts block's
- * routed experts (GraniteMoeHybrid's block_sparse_moe) over only the experts each token takes. A
- * step runs {@link #route} on the router's logits, {@link #gateUp} over the chosen experts' stacked
- * gate and up rows, then {@link #downAdd}, which adds each token's weighted sum of its experts'
- * down products to the residual stream. The ids and weights stay on the device and every launch's
+ * routed experts (GraniteMoeHybrid's block_sparse_moe, NemotronH's moe) over only the experts each
+ * token takes. A step runs {@link #route} on the router's logits ({@link Router}: softmax, or
+ * sigmoid with groups), {@link #gateUp} over the chosen experts' input rows ({@link Activation}:
+ * stacked gate and up rows, or up rows alone), then {@link #downAdd}, which adds each token's
+ * weighted sum of its experts' down products to the residual stream. The ids and weights stay on the device and every launch's
  * shape follows from its arguments, so a step of them can be captured into a graph.
  *
  * <p>{@link #add} makes the whole block's output after {@link #route}: for few (row, slot) pairs by
@@ -33,8 +34,11 @@ import dev.coil.engine.load.DType;
  */
 public final class RoutedExpertsKernel {
 
-    /** The most experts the router takes (a warp holds a row of logits, 8 a lane). */
+    /** The most experts the router takes (a block's thread an expert). */
     public static final int MAX_EXPERTS = 256;
+
+    /** ROUTED_EXPERTS_MAX_GROUPS: the most groups a sigmoid router splits its experts into. */
+    public static final int MAX_GROUPS = 32;
 
     /** The most experts a token takes. */
     public static final int MAX_PER_TOKEN = 16;
@@ -44,6 +48,8 @@ public final class RoutedExpertsKernel {
     private static final int THREADS = 32 * WARPS;
     /** CUDA's limit on a grid's y dimension; the products stride over what lies beyond it. */
     private static final int MAX_GRID_Y = 65535;
+    /** The routing's blocks at most (a block a row, striding beyond). */
+    private static final int MAX_ROUTE_BLOCKS = 65535;
 
     /**
      * The most (row, slot) pairs {@link #add} gives the per-pair kernels; more take the grouped path.
@@ -90,6 +96,82 @@ public final class RoutedExpertsKernel {
     /** Workspace regions start 256 bytes apart from its start (16 is what the tile table and the staging's copies need). */
     private static final long ALIGNMENT = 256;
 
+    /**
+     * An expert's input product: {@code SILU_GATED} silu(gate) · up over its 2F stacked rows, gate first
+     * (Granite); {@code SQUARED_RELU} relu(up)² over its F up rows (NemotronH).
+     */
+    public enum Activation {
+        SILU_GATED,
+        SQUARED_RELU;
+
+        /** An expert's rows of the input matrix: 2F or F. */
+        public long inputRows(int width) {
+            return this == SILU_GATED ? 2L * width : width;
+        }
+
+        int gated() {
+            return this == SILU_GATED ? 1 : 0;
+        }
+    }
+
+    /**
+     * How a row's experts are chosen and weighed (routed_experts.cuh's RoutedExpertsRouter): softmax,
+     * the k best logits weighted by their softmax (Granite); or sigmoid, s = sigmoid(logit), chosen by
+     * s + correctionBias[e] within the {@code groupsChosen} best of {@code groups} groups (two best values
+     * summed), weighted by s (over their sum plus 1e-20 when {@code normalize}) times {@code scale}
+     * (NemotronH).
+     *
+     * @param correctionBias (E) f32 for a sigmoid router, null for softmax
+     */
+    public record Router(boolean sigmoid, DeviceBuffer correctionBias, int groups, int groupsChosen,
+            boolean normalize, float scale) {
+
+        public static final Router SOFTMAX = new Router(false, null, 1, 1, true, 1f);
+
+        public Router {
+            if (sigmoid != (correctionBias != null)) {
+                throw new IllegalArgumentException("a sigmoid router takes a correction bias, a softmax router none");
+            }
+            if (groups < 1 || groups > MAX_GROUPS || groupsChosen < 1 || groupsChosen > groups
+                    || !(scale > 0f) || Float.isInfinite(scale)) {
+                throw new IllegalArgumentException("router: " + groupsChosen + " of " + groups + " groups (at most "
+                        + MAX_GROUPS + "), scale " + scale + "; need 1 <= chosen <= groups and a finite scale > 0");
+            }
+            if (!sigmoid && (groups != 1 || !normalize || scale != 1f)) {
+                throw new IllegalArgumentException("a softmax router has one group, normalised weights and scale 1");
+            }
+        }
+
+        public static Router sigmoid(DeviceBuffer correctionBias, int groups, int groupsChosen, boolean normalize,
+                float scale) {
+            return new Router(true, correctionBias, groups, groupsChosen, normalize, scale);
+        }
+
+        /** ROUTED_EXPERTS_SOFTMAX, _SIGMOID or _SIGMOID_NORMALIZED. */
+        int scoring() {
+            return !sigmoid ? 0 : normalize ? 2 : 1;
+        }
+
+        long biasAddress() {
+            return correctionBias == null ? 0L : correctionBias.address();
+        }
+
+        /** Checks the router against E experts, k a row. */
+        void require(int experts, int perToken) {
+            if (experts % groups != 0 || (groups > 1 && experts / groups < 2)) {
+                throw new IllegalArgumentException(experts + " experts do not split into " + groups
+                        + " groups of at least 2");
+            }
+            if (perToken > groupsChosen * (experts / groups)) {
+                throw new IllegalArgumentException(perToken + " experts a row, but " + groupsChosen
+                        + " chosen groups hold " + groupsChosen * (experts / groups));
+            }
+            if (correctionBias != null) {
+                correctionBias.requireFloats(experts, "correctionBias");
+            }
+        }
+    }
+
     private final Kernel route;
     private final Kernel gateUpBf16;
     private final Kernel gateUpF32;
@@ -99,6 +181,9 @@ public final class RoutedExpertsKernel {
     private final Kernel downAddF32;
     private final Kernel group;
     private final Kernel tileGateUpBf16;
+    private final Kernel tileUpBf16;
+    private final Kernel smallTileUpBf16;
+    private final Kernel tileUpF32;
     private final Kernel tileDownBf16;
     private final Kernel smallTileGateUpBf16;
     private final Kernel smallTileDownBf16;
@@ -117,6 +202,9 @@ public final class RoutedExpertsKernel {
         this.downAddF32 = module.kernel("routed_experts_down_add_f32").waitsForPreviousKernel();
         this.group = module.kernel("routed_experts_group").waitsForPreviousKernel();
         this.tileGateUpBf16 = module.kernel("routed_experts_tile_gate_up_bf16").waitsForPreviousKernel();
+        this.tileUpBf16 = module.kernel("routed_experts_tile_up_bf16").waitsForPreviousKernel();
+        this.smallTileUpBf16 = module.kernel("routed_experts_small_tile_up_bf16").waitsForPreviousKernel();
+        this.tileUpF32 = module.kernel("routed_experts_tile_up_f32").waitsForPreviousKernel();
         this.tileDownBf16 = module.kernel("routed_experts_tile_down_bf16").waitsForPreviousKernel();
         this.smallTileGateUpBf16 = module.kernel("routed_experts_small_tile_gate_up_bf16").waitsForPreviousKernel();
         this.smallTileDownBf16 = module.kernel("routed_experts_small_tile_down_bf16").waitsForPreviousKernel();
@@ -125,9 +213,15 @@ public final class RoutedExpertsKernel {
         this.combine = module.kernel("routed_experts_combine").waitsForPreviousKernel();
     }
 
+    /** {@link #route} with the softmax router (Granite). */
+    public void route(CudaStream stream, DeviceBuffer logits, int rows, int experts, int perToken, DeviceBuffer ids,
+            DeviceBuffer weights) {
+        route(stream, Router.SOFTMAX, logits, rows, experts, perToken, ids, weights);
+    }
+
     /**
-     * Each row's k best experts by logit (a tie goes to the lower expert id) and their weights, the
-     * softmax of those k logits in f32, stored ordered by expert id ascending.
+     * Each row's k experts as {@code router} chooses them (softmax: the k best logits, a tie to the
+     * lower expert id) and their weights in f32, stored ordered by expert id ascending.
      *
      * @param logits (rows, experts) f32, the router's scores; a NaN counts as -infinity
      * @param experts E, 1 to {@link #MAX_EXPERTS}
@@ -135,40 +229,49 @@ public final class RoutedExpertsKernel {
      * @param ids out: (rows, k) int32, each row's experts ascending
      * @param weights out: (rows, k) f32, the weight of the expert at the same place of ids
      */
-    public void route(CudaStream stream, DeviceBuffer logits, int rows, int experts, int perToken, DeviceBuffer ids,
-            DeviceBuffer weights) {
+    public void route(CudaStream stream, Router router, DeviceBuffer logits, int rows, int experts, int perToken,
+            DeviceBuffer ids, DeviceBuffer weights) {
         RowKernels.requireNonNegative(rows, "rows");
         requireExperts(experts);
         requirePerToken(perToken, experts);
+        router.require(experts, perToken);
         logits.requireFloats((long) rows * experts, "logits");
         ids.requireBytes(4L * rows * perToken, "ids");
         weights.requireFloats((long) rows * perToken, "weights");
         if (rows > 0) {
-            // A warp a row, striding over rows beyond the grid.
-            route.launch(stream, Kernel.blocksFor(rows, WARPS), 1, 1, THREADS, 0, logits, rows, experts, perToken, ids,
+            // A block a row, striding over rows beyond the grid.
+            route.launch(stream, Math.min(rows, MAX_ROUTE_BLOCKS), 1, 1, THREADS, 0, logits, rows, experts, perToken,
+                    router.scoring(), router.biasAddress(), router.groups(), router.groupsChosen(), router.scale(), ids,
                     weights);
         }
     }
 
+    /** {@link #gateUp} of gated experts (Granite's stacked gate and up rows). */
+    public void gateUp(CudaStream stream, DeviceBuffer x, int rows, int hidden, DeviceMatrix gateAndUp, int width,
+            DeviceBuffer ids, int perToken, DeviceBuffer out) {
+        gateUp(stream, x, rows, hidden, gateAndUp, Activation.SILU_GATED, width, ids, perToken, out);
+    }
+
     /**
-     * out[r, s, j] = silu(g) · u, g = Σ_c x[r, c] · W[e·2F + j, c] and u = Σ_c x[r, c] · W[e·2F + F + j, c]
-     * for e = ids[r, s], in f32. An id outside [0, E) gives NaN outputs.
+     * out[r, s, j] = expert e = ids[r, s]'s input product on x[r], in f32: SILU_GATED silu(g) · u, g = Σ_c
+     * x[r, c] · W[e·2F + j, c] and u = Σ_c x[r, c] · W[e·2F + F + j, c]; SQUARED_RELU relu(u)², u = Σ_c
+     * x[r, c] · W[e·F + j, c]. An id outside [0, E) gives NaN outputs.
      *
      * @param x (rows, hidden) f32, the block's normed input
      * @param hidden H, x's width and the weights' columns
-     * @param gateAndUp (E · 2F, H) BF16 or F32: expert e's rows from e · 2F, its F gate rows then its F up rows
+     * @param input (E · R, H) BF16 or F32, R = {@link Activation#inputRows}: expert e's rows from e · R
+     *     (SILU_GATED: its F gate rows then its F up rows)
      * @param width F
      * @param ids (rows, k) int32, {@link #route}'s output
      * @param perToken k
      * @param out (rows, k, F) f32, the down product's input
      */
-    public void gateUp(CudaStream stream, DeviceBuffer x, int rows, int hidden, DeviceMatrix gateAndUp, int width,
-            DeviceBuffer ids, int perToken, DeviceBuffer out) {
+    public void gateUp(CudaStream stream, DeviceBuffer x, int rows, int hidden, DeviceMatrix input,
+            Activation activation, int width, DeviceBuffer ids, int perToken, DeviceBuffer out) {
         RowKernels.requireNonNegative(rows, "rows");
         RowKernels.requirePositive(hidden, "hidden");
         RowKernels.requirePositive(width, "width");
-        int experts = expertsOf(gateAndUp, "gateAndUp", 2L * width, hidden, "2 · width (" + 2L * width + ")",
-                "hidden");
+        int experts = inputExperts(input, activation, width, hidden);
         requirePerToken(perToken, experts);
         long pairs = requirePairs(rows, perToken);
         x.requireFloats((long) rows * hidden, "x");
@@ -176,9 +279,9 @@ public final class RoutedExpertsKernel {
         out.requireFloats(pairs * width, "out");
         if (rows > 0) {
             // x over the outputs j (a warp each), y over the (row, slot) pairs, strided past 65535.
-            Kernel kernel = gateAndUp.dtype() == DType.BF16 ? gateUpBf16 : gateUpF32;
+            Kernel kernel = input.dtype() == DType.BF16 ? gateUpBf16 : gateUpF32;
             kernel.launch(stream, Kernel.blocksFor(width, WARPS), (int) Math.min(pairs, MAX_GRID_Y), 1, THREADS, 0, x,
-                    rows, hidden, gateAndUp.data(), experts, width, ids, perToken, out);
+                    rows, hidden, input.data(), activation.gated(), experts, width, ids, perToken, out);
         }
     }
 
@@ -215,34 +318,44 @@ public final class RoutedExpertsKernel {
         }
     }
 
+    /** {@link #routeGateUp} of Granite's experts: the softmax router, gated experts. */
+    public void routeGateUp(CudaStream stream, DeviceBuffer logits, int experts, int perToken, DeviceBuffer x,
+            int rows, int hidden, DeviceMatrix gateAndUp, int width, DeviceBuffer ids, DeviceBuffer weights,
+            DeviceBuffer out) {
+        routeGateUp(stream, Router.SOFTMAX, logits, experts, perToken, x, rows, hidden, gateAndUp,
+                Activation.SILU_GATED, width, ids, weights, out);
+    }
+
     /**
      * {@link #route} then {@link #gateUp} in one launch: each block routes its pairs' rows itself from
      * the scores, and the ids and weights are stored for {@link #downAdd}. ids and weights are
-     * route's bit for bit (the same order, ties and f32 softmax arithmetic), out is gateUp's on
-     * them bit for bit.
+     * route's bit for bit (the same order, ties and f32 arithmetic), out is gateUp's on them bit for
+     * bit.
      *
+     * @param router how the experts are chosen and weighed
      * @param logits (rows, experts) f32, the router's scores; a NaN counts as -infinity
-     * @param experts E, 1 to {@link #MAX_EXPERTS}; gateAndUp must hold E experts
+     * @param experts E, 1 to {@link #MAX_EXPERTS}; input must hold E experts
      * @param perToken k, 1 to min(E, {@link #MAX_PER_TOKEN})
      * @param x (rows, hidden) f32, the block's normed input
-     * @param gateAndUp (E · 2F, H) BF16 or F32: expert e's rows from e · 2F, its F gate rows then its F up rows
+     * @param input (E · R, H) BF16 or F32, as {@link #gateUp} takes it
      * @param width F
      * @param ids out: (rows, k) int32, each row's experts ascending
      * @param weights out: (rows, k) f32, the weight of the expert at the same place of ids
      * @param out (rows, k, F) f32, the down product's input
      */
-    public void routeGateUp(CudaStream stream, DeviceBuffer logits, int experts, int perToken, DeviceBuffer x,
-            int rows, int hidden, DeviceMatrix gateAndUp, int width, DeviceBuffer ids, DeviceBuffer weights,
-            DeviceBuffer out) {
+    public void routeGateUp(CudaStream stream, Router router, DeviceBuffer logits, int experts, int perToken,
+            DeviceBuffer x, int rows, int hidden, DeviceMatrix input, Activation activation, int width,
+            DeviceBuffer ids, DeviceBuffer weights, DeviceBuffer out) {
         RowKernels.requireNonNegative(rows, "rows");
         RowKernels.requirePositive(hidden, "hidden");
         RowKernels.requirePositive(width, "width");
         requireExperts(experts);
-        int held = expertsOf(gateAndUp, "gateAndUp", 2L * width, hidden, "2 · width (" + 2L * width + ")", "hidden");
+        int held = inputExperts(input, activation, width, hidden);
         if (held != experts) {
-            throw new IllegalArgumentException("gateAndUp holds " + held + " experts; the scores " + experts);
+            throw new IllegalArgumentException("the input matrix holds " + held + " experts; the scores " + experts);
         }
         requirePerToken(perToken, experts);
+        router.require(experts, perToken);
         long pairs = requirePairs(rows, perToken);
         logits.requireFloats((long) rows * experts, "logits");
         x.requireFloats((long) rows * hidden, "x");
@@ -251,9 +364,11 @@ public final class RoutedExpertsKernel {
         out.requireFloats(pairs * width, "out");
         if (rows > 0) {
             // gateUp's grid: x over the outputs j (a warp each), y over the (row, slot) pairs, strided past 65535.
-            Kernel kernel = gateAndUp.dtype() == DType.BF16 ? routeGateUpBf16 : routeGateUpF32;
+            Kernel kernel = input.dtype() == DType.BF16 ? routeGateUpBf16 : routeGateUpF32;
             kernel.launch(stream, Kernel.blocksFor(width, WARPS), (int) Math.min(pairs, MAX_GRID_Y), 1, THREADS, 0,
-                    logits, experts, perToken, x, rows, hidden, gateAndUp.data(), width, ids, weights, out);
+                    logits, experts, perToken, router.scoring(), router.biasAddress(), router.groups(),
+                    router.groupsChosen(), router.scale(), x, rows, hidden, input.data(), activation.gated(), width,
+                    ids, weights, out);
         }
     }
 
@@ -294,20 +409,29 @@ public final class RoutedExpertsKernel {
                 : TILE_PAIRS;
     }
 
+    /** {@link #add} of gated experts (Granite's stacked gate and up rows). */
+    public void add(CudaStream stream, DeviceBuffer x, int rows, int hidden, DeviceMatrix gateAndUp, DeviceMatrix down,
+            int width, DeviceBuffer ids, DeviceBuffer weights, int perToken, DeviceBuffer workspace,
+            DeviceBuffer out) {
+        add(stream, x, rows, hidden, gateAndUp, Activation.SILU_GATED, down, width, ids, weights, perToken, workspace,
+                out);
+    }
+
     /**
-     * out[r, :] += Σ over r's k slots, in slot order, of weights[r,s] · down_e(silu(gate_e(x[r])) · up_e(x[r])),
-     * e = ids[r,s] ({@link #route}'s output): the block's output added to the residual stream. Up to
-     * {@link #PER_PAIR_MAX_PAIRS} (row, slot) pairs by {@link #gateUp} and {@link #downAdd}; more by the grouped
-     * path: the pairs sorted by expert on the device, tiles of up to 64 pairs of one expert (16 on the tensor
-     * cores while an expert's pairs are few, {@link #tilePairs}) through the gate/up and down products (tensor
-     * cores with x and the activations rounded to bf16 for BF16 weights, CUDA cores in f32 for F32), and each
-     * row's slots summed in slot order as downAdd sums them, so the paths agree to rounding (the two tile sizes
-     * bit for bit). An id outside [0, E) makes the row's outputs NaN. Graph-capturable: no host
-     * synchronisation, no allocation, launch shapes fixed by the arguments.
+     * out[r, :] += Σ over r's k slots, in slot order, of weights[r,s] · down_e(input_e(x[r])), input_e the
+     * expert's input product ({@link #gateUp}), e = ids[r,s] ({@link #route}'s output): the block's output
+     * added to the residual stream. Up to {@link #PER_PAIR_MAX_PAIRS} (row, slot) pairs by {@link #gateUp}
+     * and {@link #downAdd}; more by the grouped path: the pairs sorted by expert on the device, tiles of up
+     * to 64 pairs of one expert (16 on the tensor cores while an expert's pairs are few, {@link #tilePairs})
+     * through the input and down products (tensor cores with x and the activations rounded to bf16 for BF16
+     * weights, CUDA cores in f32 for F32), and each row's slots summed in slot order as downAdd sums them,
+     * so the paths agree to rounding (the two tile sizes bit for bit). An id outside [0, E) makes the row's
+     * outputs NaN. Graph-capturable: no host synchronisation, no allocation, launch shapes fixed by the
+     * arguments.
      *
      * @param x (rows, hidden) f32, the block's normed input
      * @param hidden H
-     * @param gateAndUp (E · 2F, H) BF16 or F32: expert e's rows from e · 2F, its F gate rows then its F up rows
+     * @param input (E · R, H) BF16 or F32, as {@link #gateUp} takes it
      * @param down (E · H, F) of the same dtype: expert e's rows from e · H
      * @param width F
      * @param ids (rows, k) int32, {@link #route}'s ids
@@ -316,10 +440,10 @@ public final class RoutedExpertsKernel {
      * @param workspace at least {@link #workspaceBytes}(rows, k, E, F, H) bytes, 16-byte aligned
      * @param out (rows, H) f32, read and written: the residual stream
      */
-    public void add(CudaStream stream, DeviceBuffer x, int rows, int hidden, DeviceMatrix gateAndUp, DeviceMatrix down,
-            int width, DeviceBuffer ids, DeviceBuffer weights, int perToken, DeviceBuffer workspace,
+    public void add(CudaStream stream, DeviceBuffer x, int rows, int hidden, DeviceMatrix input, Activation activation,
+            DeviceMatrix down, int width, DeviceBuffer ids, DeviceBuffer weights, int perToken, DeviceBuffer workspace,
             DeviceBuffer out) {
-        int experts = requireBlock(x, rows, hidden, gateAndUp, down, width, ids, weights, perToken, out);
+        int experts = requireBlock(x, rows, hidden, input, activation, down, width, ids, weights, perToken, out);
         long pairs = (long) rows * perToken;
         Workspace layout = requireWorkspace(workspace, rows, pairs, experts, width, hidden,
                 pairs > PER_PAIR_MAX_PAIRS);
@@ -328,13 +452,21 @@ public final class RoutedExpertsKernel {
         }
         if (!layout.grouped()) {
             DeviceBuffer activated = workspace.slice(0, 4 * pairs * width);
-            gateUp(stream, x, rows, hidden, gateAndUp, width, ids, perToken, activated);
+            gateUp(stream, x, rows, hidden, input, activation, width, ids, perToken, activated);
             downAdd(stream, activated, rows, perToken, width, down, hidden, ids, weights, out);
             return;
         }
-        grouped(stream, x, rows, hidden, gateAndUp, down, width, ids, weights, perToken, experts, layout,
-                workspace.address(), gateAndUp.dtype() == DType.BF16 ? tilePairs(rows, perToken, experts) : TILE_PAIRS,
+        grouped(stream, x, rows, hidden, input, activation, down, width, ids, weights, perToken, experts, layout,
+                workspace.address(), input.dtype() == DType.BF16 ? tilePairs(rows, perToken, experts) : TILE_PAIRS,
                 out);
+    }
+
+    /** {@link #addRouted} of Granite's experts: the softmax router, gated experts. */
+    public void addRouted(CudaStream stream, DeviceBuffer scores, DeviceBuffer x, int rows, int hidden,
+            DeviceMatrix gateAndUp, DeviceMatrix down, int width, int experts, int perToken, DeviceBuffer ids,
+            DeviceBuffer weights, DeviceBuffer workspace, DeviceBuffer out) {
+        addRouted(stream, Router.SOFTMAX, scores, x, rows, hidden, gateAndUp, Activation.SILU_GATED, down, width,
+                experts, perToken, ids, weights, workspace, out);
     }
 
     /**
@@ -343,9 +475,10 @@ public final class RoutedExpertsKernel {
      * #routeGateUp} and {@link #downAdd}; more: {@link #route} then add's grouped path. The outputs, ids
      * and weights equal route followed by add bit for bit on both paths.
      *
+     * @param router how the experts are chosen and weighed
      * @param scores (rows, experts) f32, the router's scores; a NaN counts as -infinity
      * @param x (rows, hidden) f32, the block's normed input
-     * @param gateAndUp (E · 2F, H) BF16 or F32, as {@link #add} takes it
+     * @param input (E · R, H) BF16 or F32, as {@link #gateUp} takes it
      * @param down (E · H, F) of the same dtype
      * @param width F
      * @param experts E, the weights' experts and the scores' columns
@@ -355,13 +488,14 @@ public final class RoutedExpertsKernel {
      * @param workspace at least {@link #workspaceBytes}(rows, k, E, F, H) bytes, 16-byte aligned
      * @param out (rows, H) f32, read and written: the residual stream
      */
-    public void addRouted(CudaStream stream, DeviceBuffer scores, DeviceBuffer x, int rows, int hidden,
-            DeviceMatrix gateAndUp, DeviceMatrix down, int width, int experts, int perToken, DeviceBuffer ids,
-            DeviceBuffer weights, DeviceBuffer workspace, DeviceBuffer out) {
-        int held = requireBlock(x, rows, hidden, gateAndUp, down, width, ids, weights, perToken, out);
+    public void addRouted(CudaStream stream, Router router, DeviceBuffer scores, DeviceBuffer x, int rows, int hidden,
+            DeviceMatrix input, Activation activation, DeviceMatrix down, int width, int experts, int perToken,
+            DeviceBuffer ids, DeviceBuffer weights, DeviceBuffer workspace, DeviceBuffer out) {
+        int held = requireBlock(x, rows, hidden, input, activation, down, width, ids, weights, perToken, out);
         if (held != experts) {
             throw new IllegalArgumentException("the weights hold " + held + " experts; the scores " + experts);
         }
+        router.require(experts, perToken);
         scores.requireFloats((long) rows * experts, "scores");
         long pairs = (long) rows * perToken;
         Workspace layout = requireWorkspace(workspace, rows, pairs, experts, width, hidden,
@@ -371,12 +505,13 @@ public final class RoutedExpertsKernel {
         }
         if (layout.grouped()) {
             // The routing on its own, then add's grouped path (which checks the block again).
-            route(stream, scores, rows, experts, perToken, ids, weights);
-            add(stream, x, rows, hidden, gateAndUp, down, width, ids, weights, perToken, workspace, out);
+            route(stream, router, scores, rows, experts, perToken, ids, weights);
+            add(stream, x, rows, hidden, input, activation, down, width, ids, weights, perToken, workspace, out);
             return;
         }
         DeviceBuffer activated = workspace.slice(0, 4 * pairs * width);
-        routeGateUp(stream, scores, experts, perToken, x, rows, hidden, gateAndUp, width, ids, weights, activated);
+        routeGateUp(stream, router, scores, experts, perToken, x, rows, hidden, input, activation, width, ids, weights,
+                activated);
         downAdd(stream, activated, rows, perToken, width, down, hidden, ids, weights, out);
     }
 
@@ -385,27 +520,28 @@ public final class RoutedExpertsKernel {
      * {@link #SMALL_TILE_PAIRS}; the small tile only for BF16 weights): for tests. The workspace must hold
      * {@link #groupedWorkspaceBytes}.
      */
-    void addGrouped(CudaStream stream, DeviceBuffer x, int rows, int hidden, DeviceMatrix gateAndUp,
+    void addGrouped(CudaStream stream, DeviceBuffer x, int rows, int hidden, DeviceMatrix input, Activation activation,
             DeviceMatrix down, int width, DeviceBuffer ids, DeviceBuffer weights, int perToken,
             DeviceBuffer workspace, DeviceBuffer out, int tilePairs) {
-        int experts = requireBlock(x, rows, hidden, gateAndUp, down, width, ids, weights, perToken, out);
-        if (tilePairs != TILE_PAIRS && (tilePairs != SMALL_TILE_PAIRS || gateAndUp.dtype() != DType.BF16)) {
+        int experts = requireBlock(x, rows, hidden, input, activation, down, width, ids, weights, perToken, out);
+        if (tilePairs != TILE_PAIRS && (tilePairs != SMALL_TILE_PAIRS || input.dtype() != DType.BF16)) {
             throw new IllegalArgumentException("tiles of " + tilePairs + " pairs: " + TILE_PAIRS + ", or "
                     + SMALL_TILE_PAIRS + " for BF16 weights");
         }
         Workspace layout = requireWorkspace(workspace, rows, (long) rows * perToken, experts, width, hidden, true);
         if (rows > 0) {
-            grouped(stream, x, rows, hidden, gateAndUp, down, width, ids, weights, perToken, experts, layout,
+            grouped(stream, x, rows, hidden, input, activation, down, width, ids, weights, perToken, experts, layout,
                     workspace.address(), tilePairs, out);
         }
     }
 
     /** The grouped path's four launches (rows > 0), in tiles of {@code tilePairs} pairs. */
-    private void grouped(CudaStream stream, DeviceBuffer x, int rows, int hidden, DeviceMatrix gateAndUp,
-            DeviceMatrix down, int width, DeviceBuffer ids, DeviceBuffer weights, int perToken, int experts,
-            Workspace layout, long base, int tilePairs, DeviceBuffer out) {
-        boolean bf16 = gateAndUp.dtype() == DType.BF16;
+    private void grouped(CudaStream stream, DeviceBuffer x, int rows, int hidden, DeviceMatrix input,
+            Activation activation, DeviceMatrix down, int width, DeviceBuffer ids, DeviceBuffer weights, int perToken,
+            int experts, Workspace layout, long base, int tilePairs, DeviceBuffer out) {
+        boolean bf16 = input.dtype() == DType.BF16;
         boolean small = tilePairs == SMALL_TILE_PAIRS;
+        boolean gated = activation == Activation.SILU_GATED;
         long pairs = (long) rows * perToken;
         long tiles = base + layout.tiles();
         long sorted = base + layout.sorted();
@@ -421,17 +557,20 @@ public final class RoutedExpertsKernel {
                 : 0;
         group.launch(stream, 1 + convertBlocks, 1, 1, GROUP_THREADS, 0, ids, (int) pairs, experts, tiles, tileCapacity,
                 tilePairs, sorted, x, xElements, bf16 ? x16 : 0L);
-        // 2, 3. The tiles' gate/up then down products: x over the tile table, y over the outputs.
+        // 2, 3. The tiles' input then down products: x over the tile table, y over the outputs (an input
+        // tile makes half as many outputs of gated experts: their gate and up rows).
         if (bf16) {
-            (small ? smallTileGateUpBf16 : tileGateUpBf16).launch(stream, tileCapacity,
-                    outputBlocks(width, MMA_GATE_UP_OUTPUTS), 1, THREADS, 0, tiles, sorted, perToken, x16, hidden,
-                    gateAndUp.data(), width, activated);
+            Kernel inputTiles = gated ? (small ? smallTileGateUpBf16 : tileGateUpBf16)
+                    : (small ? smallTileUpBf16 : tileUpBf16);
+            inputTiles.launch(stream, tileCapacity, outputBlocks(width, gated ? MMA_GATE_UP_OUTPUTS : MMA_DOWN_OUTPUTS),
+                    1, THREADS, 0, tiles, sorted, perToken, x16, hidden, input.data(), width, activated);
             (small ? smallTileDownBf16 : tileDownBf16).launch(stream, tileCapacity,
                     outputBlocks(hidden, MMA_DOWN_OUTPUTS), 1, THREADS, 0, tiles, sorted, perToken, activated, width,
                     down.data(), hidden, y);
         } else {
-            tileGateUpF32.launch(stream, tileCapacity, outputBlocks(width, FMA_GATE_UP_OUTPUTS), 1, THREADS, 0, tiles,
-                    sorted, perToken, x, hidden, gateAndUp.data(), width, activated);
+            (gated ? tileGateUpF32 : tileUpF32).launch(stream, tileCapacity,
+                    outputBlocks(width, gated ? FMA_GATE_UP_OUTPUTS : FMA_DOWN_OUTPUTS), 1, THREADS, 0, tiles, sorted,
+                    perToken, x, hidden, input.data(), width, activated);
             tileDownF32.launch(stream, tileCapacity, outputBlocks(hidden, FMA_DOWN_OUTPUTS), 1, THREADS, 0, tiles,
                     sorted, perToken, activated, width, down.data(), hidden, y);
         }
@@ -441,20 +580,19 @@ public final class RoutedExpertsKernel {
     }
 
     /** Checks a block's arguments (add's, addRouted's); returns E. */
-    private static int requireBlock(DeviceBuffer x, int rows, int hidden, DeviceMatrix gateAndUp, DeviceMatrix down,
-            int width, DeviceBuffer ids, DeviceBuffer weights, int perToken, DeviceBuffer out) {
+    private static int requireBlock(DeviceBuffer x, int rows, int hidden, DeviceMatrix input, Activation activation,
+            DeviceMatrix down, int width, DeviceBuffer ids, DeviceBuffer weights, int perToken, DeviceBuffer out) {
         RowKernels.requireNonNegative(rows, "rows");
         RowKernels.requirePositive(hidden, "hidden");
         RowKernels.requirePositive(width, "width");
-        int experts = expertsOf(gateAndUp, "gateAndUp", 2L * width, hidden, "2 · width (" + 2L * width + ")",
-                "hidden");
+        int experts = inputExperts(input, activation, width, hidden);
         int downExperts = expertsOf(down, "down", hidden, width, "hidden (" + hidden + ")", "width");
         if (downExperts != experts) {
-            throw new IllegalArgumentException("down holds " + downExperts + " experts; gateAndUp holds " + experts);
+            throw new IllegalArgumentException("down holds " + downExperts + " experts; the input matrix " + experts);
         }
-        if (down.dtype() != gateAndUp.dtype()) {
+        if (down.dtype() != input.dtype()) {
             throw new IllegalArgumentException(
-                    "down is " + down.dtype() + " and gateAndUp " + gateAndUp.dtype() + "; they must be alike");
+                    "down is " + down.dtype() + " and the input matrix " + input.dtype() + "; they must be alike");
         }
         if (experts > MAX_EXPERTS) {
             throw new IllegalArgumentException("the weights hold " + experts + " experts; at most " + MAX_EXPERTS);
@@ -466,6 +604,13 @@ public final class RoutedExpertsKernel {
         weights.requireFloats(pairs, "weights");
         out.requireFloats((long) rows * hidden, "out");
         return experts;
+    }
+
+    /** The experts an input matrix holds: rows a multiple of {@link Activation#inputRows}. */
+    private static int inputExperts(DeviceMatrix input, Activation activation, int width, int hidden) {
+        long rows = activation.inputRows(width);
+        return expertsOf(input, activation == Activation.SILU_GATED ? "gateAndUp" : "up", rows, hidden,
+                (activation == Activation.SILU_GATED ? "2 · width (" : "width (") + rows + ")", "hidden");
     }
 
     private static Workspace requireWorkspace(DeviceBuffer workspace, int rows, long pairs, int experts, int width,

@@ -8,7 +8,7 @@ import dev.coil.engine.model.BlockSpec;
 
 /**
  * The MLP blocks of {@code FeedForward} on the device: down(silu(gate(x)) · up(x)) or down(relu(up(x))²),
- * and with routed experts, their weighted sum added to that shared MLP's output.
+ * and with routed experts (Granite's or NemotronH's), their weighted sum added to that shared MLP's output.
  */
 final class GpuFeedForward {
 
@@ -45,8 +45,25 @@ final class GpuFeedForward {
         DeviceBuffer workspace = k.scratch.bytes("experts.workspace", RoutedExpertsKernel.workspaceBytes(rows,
                 spec.perToken(), spec.count(), spec.width(), hidden));
         k.matmul.matmul(k.stream, x.values(), rows, experts.router(), scores);
-        k.routedExperts.addRouted(k.stream, scores, x.values(), rows, hidden, experts.gateAndUp(), experts.down(),
-                spec.width(), spec.count(), spec.perToken(), chosen, weights, workspace, out);
+        k.routedExperts.addRouted(k.stream, router(experts), scores, x.values(), rows, hidden, experts.input(),
+                activation(spec.kind()), experts.down(), spec.width(), spec.count(), spec.perToken(), chosen, weights,
+                workspace, out);
+    }
+
+    /** The block's router as the kernels take it. */
+    private static RoutedExpertsKernel.Router router(GpuWeights.Experts experts) {
+        BlockSpec.Router router = experts.spec().router();
+        return router.sigmoid()
+                ? RoutedExpertsKernel.Router.sigmoid(experts.correctionBias(), router.groups(), router.groupsChosen(),
+                        router.normalize(), router.scale())
+                : RoutedExpertsKernel.Router.SOFTMAX;
+    }
+
+    private static RoutedExpertsKernel.Activation activation(BlockSpec.ExpertKind kind) {
+        return switch (kind) {
+            case GATED_SILU_STACKED -> RoutedExpertsKernel.Activation.SILU_GATED;
+            case SQUARED_RELU -> RoutedExpertsKernel.Activation.SQUARED_RELU;
+        };
     }
 
     /** The shared (or only) MLP: x: [rows, hidden] → out: [rows, hidden] f32. */

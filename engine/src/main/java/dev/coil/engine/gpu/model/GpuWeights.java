@@ -6,6 +6,7 @@ import dev.coil.engine.gpu.DeviceMatrix;
 import dev.coil.engine.load.Checkpoint;
 import dev.coil.engine.load.CheckpointException;
 import dev.coil.engine.model.BlockSpec;
+import dev.coil.engine.model.ExpertTensors;
 import dev.coil.engine.model.ModelConfig;
 import java.util.ArrayList;
 import java.util.List;
@@ -42,10 +43,12 @@ final class GpuWeights implements AutoCloseable {
     }
 
     /**
-     * Routed experts: router [count, hidden]; every expert's stacked gate and up rows [count · 2·width,
-     * hidden] (expert e's from e · 2·width, gate first); every expert's down rows [count · hidden, width].
+     * Routed experts: router [count, hidden]; the sigmoid router's correction bias [count] f32 (else
+     * null); every expert's input rows stacked [count · R, hidden] (R = 2·width of gate then up rows, or
+     * width up rows: {@link BlockSpec.ExpertKind#inputRows}); every expert's down rows [count · hidden, width].
      */
-    record Experts(BlockSpec.Experts spec, DeviceMatrix router, DeviceMatrix gateAndUp, DeviceMatrix down) {
+    record Experts(BlockSpec.Experts spec, DeviceMatrix router, DeviceBuffer correctionBias, DeviceMatrix input,
+            DeviceMatrix down) {
     }
 
     private final List<AutoCloseable> owned = new ArrayList<>();
@@ -123,7 +126,7 @@ final class GpuWeights implements AutoCloseable {
             return 0;
         }
         BlockSpec.Experts spec = experts.spec();
-        return experts.router().data().bytes() + (experts.gateAndUp().data().bytes() + experts.down().data().bytes())
+        return experts.router().data().bytes() + (experts.input().data().bytes() + experts.down().data().bytes())
                 / spec.count() * spec.perToken();
     }
 
@@ -192,12 +195,10 @@ final class GpuWeights implements AutoCloseable {
             return null;
         }
         int hidden = config.hiddenSize();
-        String p = spec.prefix();
-        return new Experts(spec, matrix(p + "router.layer.weight", spec.count(), hidden),
-                own(DeviceMatrix.upload(device, checkpoint.stackedMatrix(p + "input_linear.weight", spec.count(),
-                        2 * spec.width(), hidden))),
-                own(DeviceMatrix.upload(device, checkpoint.stackedMatrix(p + "output_linear.weight", spec.count(),
-                        hidden, spec.width()))));
+        return new Experts(spec, matrix(ExpertTensors.routerName(spec), spec.count(), hidden),
+                spec.router().sigmoid() ? floats(ExpertTensors.correctionBiasName(spec), spec.count()) : null,
+                own(DeviceMatrix.uploadStacked(device, ExpertTensors.inputs(checkpoint, spec, hidden))),
+                own(DeviceMatrix.uploadStacked(device, ExpertTensors.downs(checkpoint, spec, hidden))));
     }
 
     private static CheckpointException unsupportedBias(String where) {

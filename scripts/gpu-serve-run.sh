@@ -9,7 +9,8 @@
 # 2048 positions per GPU, so that a long prompt is sharded over both cards (paths "ring x2") while
 # short ones run batched on cuda:0; its answers are compared with a one-GPU server's.
 # long: a fresh one-GPU server's prefill of new long prompts (LONG_LENGTHS, tokens), one at a time.
-# experts: the test fixture with routed experts served on the GPU and on the CPU, compared over HTTP.
+# experts: the test fixture with routed experts served on the GPU and on the CPU, compared over HTTP
+# (EXPERTS_FIXTURE names it: granitemoehybrid_moe, the default, or nemotron_h_moe).
 # In both, SERVE_ARGS adds options to every server's command line (e.g. "--ssd-precision tf32").
 set -u
 tar xJf ${FOLDER:-.gpu-serve}/jre.txz -C /tmp && export PATH=/tmp/jre/bin:$PATH
@@ -53,10 +54,12 @@ if [ "${1:-}" = ring ]; then
     exit 0
 fi
 if [ "${1:-}" = experts ]; then
-    # The test fixture with routed experts (8 experts, 3 a token), without its tokenizer (prompts as
+    # A test fixture with routed experts (8 experts, 3 a token), without its tokenizer (prompts as
     # token ids): a GPU server against a CPU server over HTTP.
     rm -rf /tmp/moe && mkdir -p /tmp/moe
-    cp engine/src/test/resources/fixtures/granitemoehybrid_moe/{config.json,generation_config.json,model.safetensors} /tmp/moe/
+    fixture=${EXPERTS_FIXTURE:-granitemoehybrid_moe}
+    echo "== fixture $fixture"
+    cp engine/src/test/resources/fixtures/$fixture/{config.json,generation_config.json,model.safetensors} /tmp/moe/
     run serve --model /tmp/moe --port 18085 --devices cuda:0 > /tmp/moe-gpu.log 2>&1 &
     run serve --model /tmp/moe --port 18086 --devices cpu --threads 16 > /tmp/moe-cpu.log 2>&1 &
     for i in $(seq 1 90); do curl -fs localhost:18085/health >/dev/null && curl -fs localhost:18086/health >/dev/null && break; sleep 1; done

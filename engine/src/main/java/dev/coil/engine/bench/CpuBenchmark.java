@@ -5,9 +5,11 @@ import dev.coil.engine.cpu.MemoryBandwidth;
 import dev.coil.engine.load.Checkpoint;
 import dev.coil.engine.model.HybridModel;
 import dev.coil.engine.model.BlockSpec;
+import dev.coil.engine.model.ExpertTensors;
 import dev.coil.engine.model.ModelConfig;
 import dev.coil.engine.model.Phase;
 import dev.coil.engine.model.SequenceState;
+import dev.coil.engine.ops.Matrix;
 import dev.coil.engine.runner.Generator;
 import dev.coil.engine.runner.LoadedModel;
 import dev.coil.engine.runner.Sampler;
@@ -57,10 +59,14 @@ public final class CpuBenchmark {
         for (BlockSpec block : config.blocks()) {
             if (block instanceof BlockSpec.Mlp mlp && mlp.experts() != null) {
                 BlockSpec.Experts experts = mlp.experts();
-                for (String name : new String[] {"input_linear.weight", "output_linear.weight"}) {
-                    long bytes = checkpoint.info(experts.prefix() + name).byteSize();
-                    total -= bytes - bytes / experts.count() * experts.perToken();
+                long bytes = 0;
+                for (Matrix[] matrices : List.of(ExpertTensors.inputs(checkpoint, experts, config.hiddenSize()),
+                        ExpertTensors.downs(checkpoint, experts, config.hiddenSize()))) {
+                    for (Matrix matrix : matrices) {
+                        bytes += matrix.byteSize();
+                    }
                 }
+                total -= bytes - bytes / experts.count() * experts.perToken();
             }
         }
         if (config.lmHeadName() != null) {

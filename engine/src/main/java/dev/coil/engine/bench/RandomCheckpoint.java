@@ -149,14 +149,14 @@ public final class RandomCheckpoint {
         return json.writerWithDefaultPrettyPrinter().writeValueAsString(config);
     }
 
-    private static TensorSource constant(DType dtype, float value, int length) {
+    static TensorSource constant(DType dtype, float value, int length) {
         float[] values = new float[length];
         java.util.Arrays.fill(values, value);
         return TensorSource.of(dtype, values, length);
     }
 
     /** Uniform values with the given standard deviation, generated chunk by chunk from one seed. */
-    private static TensorSource uniform(DType dtype, long seed, double std, long... shape) {
+    static TensorSource uniform(DType dtype, long seed, double std, long... shape) {
         double halfWidth = std * Math.sqrt(3);
         return TensorSource.generated(dtype, shape, (offset, chunk) -> {
             SplittableRandom random = new SplittableRandom(seed ^ (offset * 0x9E3779B97F4A7C15L));

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.coil.engine.bench.CpuBenchmark;
 import dev.coil.engine.bench.RandomCheckpoint;
+import dev.coil.engine.bench.RandomNemotronCheckpoint;
 import dev.coil.engine.bench.ServingBenchmark;
 import dev.coil.engine.gpu.CudaDevice;
 import dev.coil.engine.gpu.GpuFixture;
@@ -19,11 +20,12 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 
 /**
- * Prints the serving engine's figures on the GPU for a random bf16 mixture of experts of
- * granite-4.0-h-tiny's size ({@link RandomCheckpoint.Shape#graniteTinyShaped}, about 7.1B parameters):
- * batch-1 decode ms/token beside the floor of reading once the weights a token takes (its 6 experts
- * of 64 in every layer, not all of them), generated tokens/s at 64 concurrent requests, and the
- * prefill of one long prompt. Nothing is asserted on time.
+ * Prints the serving engine's figures on the GPU for random bf16 mixtures of experts: one of
+ * granite-4.0-h-tiny's size ({@link RandomCheckpoint.Shape#graniteTinyShaped}, about 7.1B parameters)
+ * with its dense twin, and the first 13 blocks of a Nemotron-3-Nano-shaped model (NemotronH's
+ * router and experts, about 7.4B parameters): batch-1 decode ms/token beside the floor of reading
+ * once the weights a token takes (its experts in every block, not all of them), generated tokens/s
+ * at 64 concurrent requests, and the prefill of one long prompt. Nothing is asserted on time.
  */
 @GpuTest
 class GpuExpertsTimingTest {
@@ -32,20 +34,39 @@ class GpuExpertsTimingTest {
 
     @Test
     void printsDecodeAndPrefillOfAMixtureOfExpertsOfGraniteTinysSize() throws Exception {
-        measure(RandomCheckpoint.Shape.graniteTinyShaped(), "with experts", true);
+        measure(folder -> RandomCheckpoint.write(folder, RandomCheckpoint.Shape.graniteTinyShaped(), DType.BF16, 42),
+                "with experts", true);
         // The same shape without its experts (the shared MLP alone): what the experts add.
         RandomCheckpoint.Shape tiny = RandomCheckpoint.Shape.graniteTinyShaped();
-        measure(new RandomCheckpoint.Shape(tiny.vocab(), tiny.hidden(), tiny.layers(), tiny.attentionEvery(),
-                tiny.queryHeads(), tiny.kvHeads(), tiny.mambaHeads(), tiny.mambaHeadDim(), tiny.stateSize(), tiny.ffn()),
-                "without experts", false);
+        RandomCheckpoint.Shape dense = new RandomCheckpoint.Shape(tiny.vocab(), tiny.hidden(), tiny.layers(),
+                tiny.attentionEvery(), tiny.queryHeads(), tiny.kvHeads(), tiny.mambaHeads(), tiny.mambaHeadDim(),
+                tiny.stateSize(), tiny.ffn());
+        measure(folder -> RandomCheckpoint.write(folder, dense, DType.BF16, 42), "without experts", false);
     }
 
-    private static void measure(RandomCheckpoint.Shape shape, String name, boolean longPrompts) throws Exception {
+    /**
+     * NemotronH's experts (sigmoid router, squared-ReLU experts, one tensor an expert): the first 13 of
+     * Nemotron-3-Nano-30B-A3B's 52 blocks ({@link RandomNemotronCheckpoint.Shape#nemotronNanoFirstBlocks}),
+     * 5 of them with 128 experts of which 6 take a token.
+     */
+    @Test
+    void printsDecodeAndPrefillOfTheFirstBlocksOfANemotronNanoShapedModel() throws Exception {
+        measure(folder -> RandomNemotronCheckpoint.write(folder,
+                RandomNemotronCheckpoint.Shape.nemotronNanoFirstBlocks(13), DType.BF16, 42), "nemotron-nano 13 blocks",
+                true);
+    }
+
+    /** Writes a random checkpoint into a folder. */
+    private interface Writer {
+        void write(Path folder) throws IOException;
+    }
+
+    private static void measure(Writer writer, String name, boolean longPrompts) throws Exception {
         CudaDevice device = GpuFixture.device();
-        Path folder = Files.createTempDirectory(Path.of("/tmp"), "coil-granite-tiny-shaped");
+        Path folder = Files.createTempDirectory(Path.of("/tmp"), "coil-experts-shaped");
         try {
             long writing = System.nanoTime();
-            RandomCheckpoint.write(folder, shape, DType.BF16, 42);
+            writer.write(folder);
             System.out.printf("[gpu-experts] wrote the random checkpoint in %.1f s%n", (System.nanoTime() - writing) / 1e9);
             try (LoadedModel loaded = LoadedModel.load(folder)) {
                 long bytes = CpuBenchmark.weightBytesPerToken(loaded);

@@ -50,7 +50,9 @@ class GemvKernelTest {
         "8,1536,768;40",
         "12,768,3352",
         "16,1024,70;1;33",
-        "16,32,16"
+        "16,32,16",
+        "1,2688,4096",
+        "3,2688,1024"
     })
     void f32OperandMatchesTheReferenceWithXRoundedToBf16(int rows, int cols, String outputs) {
         Random random = new Random(rows * 31L + cols);
@@ -159,7 +161,7 @@ class GemvKernelTest {
     @ParameterizedTest(name = "rows {0}, hidden {1}, width {2}, residual norm {3}")
     @CsvSource({"1,768,2048,true", "1,768,2048,false", "1,520,104,true", "2,776,1032,false", "3,256,64,true",
         "8,1000,296,false", "4,768,2048,true", "8,768,2048,true", "5,768,128,false", "7,768,2048,false",
-        "16,768,2048,false", "12,992,296,false"})
+        "16,768,2048,false", "12,992,296,false", "1,2688,3712,true", "4,2688,3712,true"})
     void siluPairEndingGateAndUpEqualsTheSeparateSiluProduct(int rows, int hidden, int width, boolean residualNorm) {
         Random random = new Random(rows * 7L + hidden + width);
         float[] x = Parity.uniform(random, rows * hidden, -2, 2);
@@ -213,7 +215,8 @@ class GemvKernelTest {
     }
 
     @ParameterizedTest(name = "rows {0}, dim {1}, group {2}")
-    @CsvSource({"1,1536,1536", "2,256,64", "5,1024,128", "3,96,48", "4,1536,1536", "8,1536,1536"})
+    @CsvSource({"1,1536,1536", "2,256,64", "5,1024,128", "3,96,48", "4,1536,1536", "8,1536,1536", "1,4096,512",
+        "3,4096,512"})
     void gatedNormInsideTheLaunchMatchesTheSeparateKernelAndTheReference(int rows, int dim, int group) {
         Random random = new Random(rows * 7L + dim + group);
         int zStride = 3 * dim + 11; // z read in place within in_proj's wider rows
@@ -270,7 +273,7 @@ class GemvKernelTest {
 
     @ParameterizedTest(name = "rows {0}, dim {1}, first block {2}")
     @CsvSource({"1,768,false", "1,768,true", "3,1000,false", "8,2048,false", "2,24,true", "4,768,false",
-            "7,768,true", "3,1024,false"})
+            "7,768,true", "3,1024,false", "1,2688,false", "1,2688,true", "4,2688,true", "2,3136,false"})
     void residualUpdateAndNormInsideTheLaunchEqualTheSeparateKernel(int rows, int dim, boolean first) {
         Random random = new Random(rows * 5L + dim + (first ? 1 : 0));
         float[] h = Parity.uniform(random, rows * dim, -3, 3);

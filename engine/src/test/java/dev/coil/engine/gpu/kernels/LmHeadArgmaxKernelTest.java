@@ -32,7 +32,8 @@ import org.junit.jupiter.params.provider.CsvSource;
 class LmHeadArgmaxKernelTest {
 
     @ParameterizedTest(name = "vocab {0}, hidden {1}, update {2}")
-    @CsvSource({"1,768,true", "17,136,false", "5003,768,true", "49160,768,true", "49155,1024,false"})
+    @CsvSource({"1,768,true", "17,136,false", "5003,768,true", "49160,768,true", "49155,1024,false", "4096,2688,true",
+        "131072,2688,true", "5003,2056,false"})
     void logitsAndTokenEqualTheProductThenTheArgmax(int vocab, int hidden, boolean withUpdate) {
         Random random = new Random(vocab * 13L + hidden);
         float[] normWeight = Parity.uniform(random, hidden, 0.5, 1.5);

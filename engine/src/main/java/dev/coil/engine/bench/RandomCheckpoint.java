@@ -96,16 +96,7 @@ public final class RandomCheckpoint {
                 tensors.put(p + "mamba.in_proj.weight", uniform(dtype, seeds.nextLong(), 0.02, inner + channels + heads, h));
                 tensors.put(p + "mamba.conv1d.weight", uniform(dtype, seeds.nextLong(), 0.3, channels, 1, 4));
                 tensors.put(p + "mamba.conv1d.bias", constant(dtype, 0f, channels));
-                float[] aLog = new float[heads];
-                float[] dtBias = new float[heads];
-                for (int head = 0; head < heads; head++) {
-                    aLog[head] = (float) Math.log(1 + head * 15.0 / Math.max(1, heads - 1));
-                    double dt = Math.exp(Math.log(0.001) + (Math.log(0.1) - Math.log(0.001)) * head / Math.max(1, heads - 1));
-                    dtBias[head] = (float) (dt + Math.log(-Math.expm1(-dt)));
-                }
-                tensors.put(p + "mamba.A_log", TensorSource.of(dtype, aLog, heads));
-                tensors.put(p + "mamba.dt_bias", TensorSource.of(dtype, dtBias, heads));
-                tensors.put(p + "mamba.D", constant(dtype, 1f, heads));
+                putMambaScalars(tensors, p + "mamba.", dtype, heads);
                 tensors.put(p + "mamba.norm.weight", constant(dtype, 1f, inner));
                 tensors.put(p + "mamba.out_proj.weight", uniform(dtype, seeds.nextLong(), 0.02, h, inner));
             }
@@ -147,6 +138,24 @@ public final class RandomCheckpoint {
         config.put("hidden_act", "silu");
         config.put("tie_word_embeddings", false);
         return json.writerWithDefaultPrettyPrinter().writeValueAsString(config);
+    }
+
+    /**
+     * A Mamba-2 mixer's per-head A_log, dt_bias and D under {@code prefix}: A from 1 to 16 and dt from
+     * 0.001 to 0.1 spread over the heads (dt_bias the inverse softplus of dt), as Mamba-2's
+     * initialisation spreads them, D 1.
+     */
+    static void putMambaScalars(Map<String, TensorSource> tensors, String prefix, DType dtype, int heads) {
+        float[] aLog = new float[heads];
+        float[] dtBias = new float[heads];
+        for (int head = 0; head < heads; head++) {
+            aLog[head] = (float) Math.log(1 + head * 15.0 / Math.max(1, heads - 1));
+            double dt = Math.exp(Math.log(0.001) + (Math.log(0.1) - Math.log(0.001)) * head / Math.max(1, heads - 1));
+            dtBias[head] = (float) (dt + Math.log(-Math.expm1(-dt)));
+        }
+        tensors.put(prefix + "A_log", TensorSource.of(dtype, aLog, heads));
+        tensors.put(prefix + "dt_bias", TensorSource.of(dtype, dtBias, heads));
+        tensors.put(prefix + "D", constant(dtype, 1f, heads));
     }
 
     static TensorSource constant(DType dtype, float value, int length) {

@@ -68,17 +68,7 @@ public final class RandomNemotronCheckpoint {
                     tensors.put(m + "in_proj.weight", uniform(dtype, seeds.nextLong(), 0.02, inner + channels + heads, h));
                     tensors.put(m + "conv1d.weight", uniform(dtype, seeds.nextLong(), 0.3, channels, 1, 4));
                     tensors.put(m + "conv1d.bias", constant(dtype, 0f, channels));
-                    float[] aLog = new float[heads];
-                    float[] dtBias = new float[heads];
-                    for (int head = 0; head < heads; head++) {
-                        aLog[head] = (float) Math.log(1 + head * 15.0 / Math.max(1, heads - 1));
-                        double dt = Math.exp(Math.log(0.001)
-                                + (Math.log(0.1) - Math.log(0.001)) * head / Math.max(1, heads - 1));
-                        dtBias[head] = (float) (dt + Math.log(-Math.expm1(-dt)));
-                    }
-                    tensors.put(m + "A_log", TensorSource.of(dtype, aLog, heads));
-                    tensors.put(m + "dt_bias", TensorSource.of(dtype, dtBias, heads));
-                    tensors.put(m + "D", constant(dtype, 1f, heads));
+                    RandomCheckpoint.putMambaScalars(tensors, m, dtype, heads);
                     tensors.put(m + "norm.weight", constant(dtype, 1f, inner));
                     tensors.put(m + "out_proj.weight", uniform(dtype, seeds.nextLong(), 0.02, h, inner));
                 }

@@ -29,6 +29,24 @@ public final class TestMatrices {
     }
 
     /** value rounded to {@code dtype} and widened back: what a 16-bit operand holds. */
+    /** The values as the device holds them in {@code dtype}: each rounded to it and widened back. */
+    public static float[] widened(float[] values, DType dtype) {
+        float[] widened = new float[values.length];
+        for (int i = 0; i < values.length; i++) {
+            widened[i] = round(values[i], dtype);
+        }
+        return widened;
+    }
+
+    /** Σ_c a[aOffset + c] · b[bOffset + c] in double. */
+    public static double dot(float[] a, int aOffset, float[] b, int bOffset, int length) {
+        double sum = 0;
+        for (int c = 0; c < length; c++) {
+            sum += (double) a[aOffset + c] * b[bOffset + c];
+        }
+        return sum;
+    }
+
     public static float round(float value, DType dtype) {
         return switch (dtype) {
             case F32 -> value;

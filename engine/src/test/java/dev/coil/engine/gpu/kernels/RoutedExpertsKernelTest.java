@@ -128,15 +128,15 @@ class RoutedExpertsKernelTest {
         float[] x = Parity.uniform(random, rows * hidden, -1, 1);
         float[] gateAndUp = Parity.uniform(random, experts * 2 * width * hidden, -1, 1);
         int[] ids = chosenIds(random, rows, experts, perToken);
-        float[] weights = widened(gateAndUp, dtype);
+        float[] weights = TestMatrices.widened(gateAndUp, dtype);
 
         float[] expected = new float[rows * perToken * width];
         for (int r = 0; r < rows; r++) {
             for (int s = 0; s < perToken; s++) {
                 int expert = ids[r * perToken + s];
                 for (int j = 0; j < width; j++) {
-                    double gate = dot(x, r * hidden, weights, (expert * 2 * width + j) * hidden, hidden);
-                    double up = dot(x, r * hidden, weights, (expert * 2 * width + width + j) * hidden, hidden);
+                    double gate = TestMatrices.dot(x, r * hidden, weights, (expert * 2 * width + j) * hidden, hidden);
+                    double up = TestMatrices.dot(x, r * hidden, weights, (expert * 2 * width + width + j) * hidden, hidden);
                     expected[(r * perToken + s) * width + j] = (float) (gate / (1 + Math.exp(-gate)) * up);
                 }
             }
@@ -166,7 +166,7 @@ class RoutedExpertsKernelTest {
         float[] residual = Parity.uniform(random, rows * hidden, -2, 2);
         int[] ids = chosenIds(random, rows, experts, perToken);
         float[] routeWeights = Parity.uniform(random, rows * perToken, 0.05, 1);
-        float[] weights = widened(down, dtype);
+        float[] weights = TestMatrices.widened(down, dtype);
 
         float[] expected = new float[rows * hidden];
         for (int r = 0; r < rows; r++) {
@@ -175,7 +175,7 @@ class RoutedExpertsKernelTest {
                 for (int s = 0; s < perToken; s++) {
                     int expert = ids[r * perToken + s];
                     moe += routeWeights[r * perToken + s]
-                            * dot(hiddenValues, (r * perToken + s) * width, weights, (expert * hidden + j) * width, width);
+                            * TestMatrices.dot(hiddenValues, (r * perToken + s) * width, weights, (expert * hidden + j) * width, width);
                 }
                 expected[r * hidden + j] = (float) (residual[r * hidden + j] + moe);
             }
@@ -207,8 +207,8 @@ class RoutedExpertsKernelTest {
         float[] gateAndUp = Parity.uniform(random, experts * 2 * width * hidden, -1, 1);
         float[] down = Parity.uniform(random, experts * hidden * width, -1, 1);
         float[] residual = Parity.uniform(random, rows * hidden, -2, 2);
-        float[] gateAndUpWeights = widened(gateAndUp, dtype);
-        float[] downWeights = widened(down, dtype);
+        float[] gateAndUpWeights = TestMatrices.widened(gateAndUp, dtype);
+        float[] downWeights = TestMatrices.widened(down, dtype);
 
         int[] ids = new int[rows * perToken];
         double[] routeWeights = new double[rows * perToken];
@@ -219,8 +219,8 @@ class RoutedExpertsKernelTest {
             for (int s = 0; s < perToken; s++) {
                 int expert = ids[r * perToken + s];
                 for (int c = 0; c < width; c++) {
-                    double gate = dot(x, r * hidden, gateAndUpWeights, (expert * 2 * width + c) * hidden, hidden);
-                    double up = dot(x, r * hidden, gateAndUpWeights, (expert * 2 * width + width + c) * hidden, hidden);
+                    double gate = TestMatrices.dot(x, r * hidden, gateAndUpWeights, (expert * 2 * width + c) * hidden, hidden);
+                    double up = TestMatrices.dot(x, r * hidden, gateAndUpWeights, (expert * 2 * width + width + c) * hidden, hidden);
                     activated[s * width + c] = gate / (1 + Math.exp(-gate)) * up;
                 }
             }
@@ -644,9 +644,9 @@ class RoutedExpertsKernelTest {
          * rounded to the dtype; with roundOperands x and the activations rounded to bf16 first.
          */
         float[] reference(DType dtype, boolean roundOperands) {
-            float[] gateAndUpWeights = widened(gateAndUp, dtype);
-            float[] downWeights = widened(down, dtype);
-            float[] operand = roundOperands ? widened(x, DType.BF16) : x;
+            float[] gateAndUpWeights = TestMatrices.widened(gateAndUp, dtype);
+            float[] downWeights = TestMatrices.widened(down, dtype);
+            float[] operand = roundOperands ? TestMatrices.widened(x, DType.BF16) : x;
             float[] expected = new float[rows * hidden];
             double[] activated = new double[width];
             double[] moe = new double[hidden];
@@ -655,9 +655,9 @@ class RoutedExpertsKernelTest {
                 for (int s = 0; s < perToken; s++) {
                     int expert = ids[r * perToken + s];
                     for (int c = 0; c < width; c++) {
-                        double gate = dot(operand, r * hidden, gateAndUpWeights, (expert * 2 * width + c) * hidden,
+                        double gate = TestMatrices.dot(operand, r * hidden, gateAndUpWeights, (expert * 2 * width + c) * hidden,
                                 hidden);
-                        double up = dot(operand, r * hidden, gateAndUpWeights,
+                        double up = TestMatrices.dot(operand, r * hidden, gateAndUpWeights,
                                 (expert * 2 * width + width + c) * hidden, hidden);
                         double value = gate / (1 + Math.exp(-gate)) * up;
                         activated[c] = roundOperands ? TestMatrices.round((float) value, DType.BF16) : value;
@@ -884,23 +884,5 @@ class RoutedExpertsKernelTest {
         }
         Collections.shuffle(values, random);
         return values;
-    }
-
-    /** The weights as the device holds them: rounded to the storage dtype and widened back. */
-    private static float[] widened(float[] values, DType dtype) {
-        float[] widened = new float[values.length];
-        for (int i = 0; i < values.length; i++) {
-            widened[i] = TestMatrices.round(values[i], dtype);
-        }
-        return widened;
-    }
-
-    /** Σ_c a[aOffset + c] · b[bOffset + c] in double. */
-    private static double dot(float[] a, int aOffset, float[] b, int bOffset, int length) {
-        double sum = 0;
-        for (int c = 0; c < length; c++) {
-            sum += (double) a[aOffset + c] * b[bOffset + c];
-        }
-        return sum;
     }
 }

@@ -75,13 +75,13 @@ class SigmoidRoutedExpertsKernelTest {
             DType dtype) {
         Random random = new Random(rows * 313L + experts * 11L + hidden + width + dtype.ordinal());
         Block block = Block.random(random, rows, experts, perToken, hidden, width);
-        float[] up = widened(block.up, dtype);
+        float[] up = TestMatrices.widened(block.up, dtype);
         float[] expected = new float[rows * perToken * width];
         for (int r = 0; r < rows; r++) {
             for (int s = 0; s < perToken; s++) {
                 int expert = block.ids[r * perToken + s];
                 for (int j = 0; j < width; j++) {
-                    double u = Math.max(0, dot(block.x, r * hidden, up, (expert * width + j) * hidden, hidden));
+                    double u = Math.max(0, TestMatrices.dot(block.x, r * hidden, up, (expert * width + j) * hidden, hidden));
                     expected[(r * perToken + s) * width + j] = (float) (u * u);
                 }
             }
@@ -271,9 +271,9 @@ class SigmoidRoutedExpertsKernelTest {
 
         /** residual + Σ_s weights[r, s] · down_e(relu(up_e(x[r]))²) in double; roundOperands: x and relu² to bf16. */
         float[] reference(DType dtype, boolean roundOperands) {
-            float[] upWeights = widened(up, dtype);
-            float[] downWeights = widened(down, dtype);
-            float[] operand = roundOperands ? widened(x, DType.BF16) : x;
+            float[] upWeights = TestMatrices.widened(up, dtype);
+            float[] downWeights = TestMatrices.widened(down, dtype);
+            float[] operand = roundOperands ? TestMatrices.widened(x, DType.BF16) : x;
             float[] expected = new float[rows * hidden];
             double[] activated = new double[width];
             for (int r = 0; r < rows; r++) {
@@ -281,7 +281,7 @@ class SigmoidRoutedExpertsKernelTest {
                 for (int s = 0; s < perToken; s++) {
                     int expert = ids[r * perToken + s];
                     for (int c = 0; c < width; c++) {
-                        double u = Math.max(0, dot(operand, r * hidden, upWeights, (expert * width + c) * hidden, hidden));
+                        double u = Math.max(0, TestMatrices.dot(operand, r * hidden, upWeights, (expert * width + c) * hidden, hidden));
                         activated[c] = roundOperands ? TestMatrices.round((float) (u * u), DType.BF16) : u * u;
                     }
                     for (int j = 0; j < hidden; j++) {
@@ -328,21 +328,5 @@ class SigmoidRoutedExpertsKernelTest {
             return scope.keep(DeviceMatrix.upload(GpuFixture.device(),
                     TestMatrices.of(down, experts * hidden, width, dtype)));
         }
-    }
-
-    private static float[] widened(float[] values, DType dtype) {
-        float[] widened = new float[values.length];
-        for (int i = 0; i < values.length; i++) {
-            widened[i] = TestMatrices.round(values[i], dtype);
-        }
-        return widened;
-    }
-
-    private static double dot(float[] a, int aOffset, float[] b, int bOffset, int length) {
-        double sum = 0;
-        for (int c = 0; c < length; c++) {
-            sum += (double) a[aOffset + c] * b[bOffset + c];
-        }
-        return sum;
     }
 }

@@ -38,20 +38,21 @@
 #define ROUTED_EXPERTS_SMALL_TILE_PAIRS 16
 #define ROUTED_EXPERTS_GROUP_THREADS 1024
 // The tensor-core tile (bf16 weights): 64 pairs × 128 weight rows (gate/up: 64 outputs' gate rows
-// then their up rows; down: 128 outputs), K staged 32 at a time through a 3-stage cp.async ring.
-// A staged row is 32 bf16 padded to 40 (80 bytes): the 8 rows an ldmatrix reads start in 8
-// different 16-byte bank groups (80 / 16 = 5, odd), so the reads do not conflict. The small tile:
-// 16 pairs × 128 weight rows alike, through a ring of ROUTED_EXPERTS_SMALL_MMA_STAGES.
+// then their up rows; down: 128 outputs), K staged 32 at a time through a 3-stage cp.async ring in
+// dynamic shared memory. A staged row is CHUNK bf16 padded by 8 (32 → 80 bytes, 64 → 144): the 8
+// rows an ldmatrix reads start in 8 different 16-byte bank groups (5 and 9 groups apart, odd), so
+// the reads do not conflict. The small tile: 16 pairs × 128 weight rows alike, K staged 64 at a
+// time: each weight row's 128 contiguous bytes a stage (32 K's 64 bytes, scattered over 128 rows of
+// the expert, left a 64-row decode step's small tiles reading an H200's memory at about 2.2 TB/s).
 #define ROUTED_EXPERTS_MMA_ROWS 128
 #define ROUTED_EXPERTS_MMA_CHUNK 32
-#define ROUTED_EXPERTS_MMA_STRIDE 40
 #define ROUTED_EXPERTS_MMA_STAGES 3
-// 3 stages: 34.7 KB of shared memory a block, and 48 registers (ROUTED_EXPERTS_SMALL_TILE_BLOCKS;
-// at 6 blocks' 40 ptxas spills), so 5 blocks share a multiprocessor: 5 × 2 chunks ahead × 8 KB of
-// weights = 80 KB in flight a multiprocessor, where the 64-pair tile's 96 registers let 2 blocks
-// keep 32 KB in flight.
+#define ROUTED_EXPERTS_SMALL_MMA_CHUNK 64
+// 3 stages of 64: 62.2 KB of shared memory a block, so 3 blocks share a multiprocessor (and may take
+// 85 registers): 3 × 2 chunks ahead × 16 KB of weights = 96 KB in flight a multiprocessor, where the
+// 64-pair tile's 96 registers let 2 blocks keep 32 KB in flight.
 #define ROUTED_EXPERTS_SMALL_MMA_STAGES 3
-#define ROUTED_EXPERTS_SMALL_TILE_BLOCKS 5
+#define ROUTED_EXPERTS_SMALL_TILE_BLOCKS 3
 // The CUDA-core tile (f32 weights): 64 pairs × 64 weight rows (gate/up: 32 outputs' gate rows then
 // their up rows), K staged 16 at a time, transposed (k-major) so that a thread reads its 4 pairs as
 // one float4; rows padded to 68 floats (272 bytes, 16-byte aligned).
@@ -270,22 +271,30 @@ static __device__ __forceinline__ long long routed_experts_tile_weight_row(int e
 // of B and 2 mma. Either way a (pair, weight row)'s sum takes the same mma steps in the same order.
 // The staging takes 16-byte copies where depth is a multiple of 8 and the pointers are aligned,
 // element loads otherwise (odd test sizes; no real model has them).
-template <int MODE, int PAIRS, int STAGES>
+template <int MODE, int PAIRS, int STAGES, int CHUNK>
 static __device__ __forceinline__ void routed_experts_tile_mma(const int4* __restrict__ tiles,
         const int* __restrict__ sorted, int per_token, const __nv_bfloat16* __restrict__ operand, int depth,
         const __nv_bfloat16* __restrict__ weights, int outputs, void* __restrict__ out) {
     static_assert(PAIRS == 64 || PAIRS == 16, "the tiles of 64 and of 16 pairs");
-    constexpr int CHUNK = ROUTED_EXPERTS_MMA_CHUNK;
-    constexpr int STRIDE = ROUTED_EXPERTS_MMA_STRIDE;
+    static_assert(CHUNK == 32 || CHUNK == 64, "K staged 32 or 64 at a time");
+    constexpr int STRIDE = CHUNK + 8;
     constexpr int ROWS = ROUTED_EXPERTS_MMA_ROWS;
+    // The staging: a row's CHUNK k in PARTS 16-byte copies, PER_PASS rows a pass of the block's threads.
+    constexpr int PARTS = CHUNK / 8;
+    constexpr int PER_PASS = ROUTED_EXPERTS_THREADS / PARTS;
+    constexpr int A_PASSES = (PAIRS + PER_PASS - 1) / PER_PASS;
+    constexpr int B_PASSES = ROWS / PER_PASS;
     constexpr int WARPS_M = PAIRS == 64 ? 2 : 1;           // warps along the pairs
     constexpr int WARPS_N = ROUTED_EXPERTS_WARPS / WARPS_M; // warps along the weight rows
     constexpr int MI = PAIRS / (16 * WARPS_M);             // m16 tiles a warp
     constexpr int NI = ROWS / WARPS_N / 8;                 // n8 tiles a warp (even: ldmatrix.x4 takes two)
     constexpr bool GATE_UP = MODE == ROUTED_EXPERTS_GATE_UP;
     constexpr int WARP_OUTPUTS = GATE_UP ? NI * 4 : NI * 8; // a warp's outputs j
-    __shared__ __align__(16) __nv_bfloat16 a_stage[STAGES][PAIRS][STRIDE];
-    __shared__ __align__(16) __nv_bfloat16 b_stage[STAGES][ROWS][STRIDE];
+    // The ring, in dynamic shared memory: a_stage[STAGES][PAIRS][STRIDE], then b_stage[STAGES][ROWS][STRIDE].
+    extern __shared__ __align__(16) unsigned char routed_experts_ring[];
+    auto a_stage = reinterpret_cast<__nv_bfloat16 (*)[PAIRS][STRIDE]>(routed_experts_ring);
+    auto b_stage = reinterpret_cast<__nv_bfloat16 (*)[ROWS][STRIDE]>(
+            routed_experts_ring + sizeof(__nv_bfloat16) * STAGES * PAIRS * STRIDE);
     __shared__ int pair_of[PAIRS];     // the tile's pairs r·k + s
     __shared__ int operand_row[PAIRS]; // the row of A each reads
 
@@ -305,18 +314,25 @@ static __device__ __forceinline__ void routed_experts_tile_mma(const int4* __res
     const int j0 = blockIdx.y * (GATE_UP ? ROWS / 2 : ROWS);
     routed_experts_stage_tile_pairs<MODE, PAIRS>(sorted, first, size, per_token, pair_of, operand_row);
     auto weight_row = [&](int n) { return routed_experts_tile_weight_row<MODE, ROWS>(expert, outputs, j0, n); };
-    // This thread's share of the staging: A's chunk (row thread / 4, 8 k from 8 (thread % 4); the
-    // first 4 PAIRS threads) and B's two (rows thread / 4 and 64 + thread / 4).
-    const int part = (thread & 3) * 8;
-    const int a_row = thread >> 2;
-    const bool a_stager = a_row < PAIRS;
-    const bool a_valid = a_row < size;
-    const __nv_bfloat16* a_source = operand + (size_t) operand_row[a_stager ? a_row : 0] * depth;
-    const __nv_bfloat16* b_source[2];
-    bool b_valid[2];
+    // This thread's share of the staging: 8 k from `part` of A's rows row0 + PER_PASS i (those below
+    // PAIRS) and of B's rows row0 + PER_PASS i.
+    const int part = (thread % PARTS) * 8;
+    const int row0 = thread / PARTS;
+    const __nv_bfloat16* a_source[A_PASSES];
+    bool a_stager[A_PASSES];
+    bool a_valid[A_PASSES];
 #pragma unroll
-    for (int i = 0; i < 2; i++) {
-        const long long row = weight_row(a_row + 64 * i);
+    for (int i = 0; i < A_PASSES; i++) {
+        const int row = row0 + PER_PASS * i;
+        a_stager[i] = row < PAIRS;
+        a_valid[i] = row < size;
+        a_source[i] = operand + (size_t) operand_row[a_stager[i] ? row : 0] * depth;
+    }
+    const __nv_bfloat16* b_source[B_PASSES];
+    bool b_valid[B_PASSES];
+#pragma unroll
+    for (int i = 0; i < B_PASSES; i++) {
+        const long long row = weight_row(row0 + PER_PASS * i);
         b_valid[i] = row >= 0;
         b_source[i] = weights + (size_t) (row >= 0 ? row : 0) * depth;
     }
@@ -325,26 +341,32 @@ static __device__ __forceinline__ void routed_experts_tile_mma(const int4* __res
         const int k = chunk * CHUNK + part;
         if (vector) {
             const bool inside = k < depth;
-            if (a_stager) {
-                routed_experts_copy16(&a_stage[buffer][a_row][part], a_source + (inside && a_valid ? k : 0),
-                        inside && a_valid ? 16 : 0);
+#pragma unroll
+            for (int i = 0; i < A_PASSES; i++) {
+                if (a_stager[i]) {
+                    routed_experts_copy16(&a_stage[buffer][row0 + PER_PASS * i][part],
+                            a_source[i] + (inside && a_valid[i] ? k : 0), inside && a_valid[i] ? 16 : 0);
+                }
             }
 #pragma unroll
-            for (int i = 0; i < 2; i++) {
-                routed_experts_copy16(&b_stage[buffer][a_row + 64 * i][part], b_source[i] + (inside && b_valid[i] ? k : 0),
-                        inside && b_valid[i] ? 16 : 0);
+            for (int i = 0; i < B_PASSES; i++) {
+                routed_experts_copy16(&b_stage[buffer][row0 + PER_PASS * i][part],
+                        b_source[i] + (inside && b_valid[i] ? k : 0), inside && b_valid[i] ? 16 : 0);
             }
         } else {
 #pragma unroll
             for (int q = 0; q < 8; q++) {
                 const bool inside = k + q < depth;
-                if (a_stager) {
-                    a_stage[buffer][a_row][part + q] =
-                            inside && a_valid ? a_source[k + q] : __float2bfloat16_rn(0.0f);
+#pragma unroll
+                for (int i = 0; i < A_PASSES; i++) {
+                    if (a_stager[i]) {
+                        a_stage[buffer][row0 + PER_PASS * i][part + q] =
+                                inside && a_valid[i] ? a_source[i][k + q] : __float2bfloat16_rn(0.0f);
+                    }
                 }
 #pragma unroll
-                for (int i = 0; i < 2; i++) {
-                    b_stage[buffer][a_row + 64 * i][part + q] =
+                for (int i = 0; i < B_PASSES; i++) {
+                    b_stage[buffer][row0 + PER_PASS * i][part + q] =
                             inside && b_valid[i] ? b_source[i][k + q] : __float2bfloat16_rn(0.0f);
                 }
             }
@@ -469,13 +491,14 @@ static __device__ __forceinline__ void routed_experts_tile_mma(const int4* __res
     }
 }
 
+// The 64-pair tiles. Dynamic shared memory: (64 + 128) × (32 + 8) × 2 × 3 = 46080 bytes (the ring).
 // Grid: (tile_capacity, ceil(F / 64)); block: 256 threads.
 extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_THREADS, 2) routed_experts_tile_gate_up_bf16(
         const int4* __restrict__ tiles, const int* __restrict__ sorted, int per_token,
         const __nv_bfloat16* __restrict__ x16, int hidden, const __nv_bfloat16* __restrict__ gate_and_up, int width,
         __nv_bfloat16* __restrict__ activated16) {
-    routed_experts_tile_mma<ROUTED_EXPERTS_GATE_UP, ROUTED_EXPERTS_TILE_PAIRS, ROUTED_EXPERTS_MMA_STAGES>(tiles, sorted,
-            per_token, x16, hidden, gate_and_up, width, activated16);
+    routed_experts_tile_mma<ROUTED_EXPERTS_GATE_UP, ROUTED_EXPERTS_TILE_PAIRS, ROUTED_EXPERTS_MMA_STAGES,
+            ROUTED_EXPERTS_MMA_CHUNK>(tiles, sorted, per_token, x16, hidden, gate_and_up, width, activated16);
 }
 
 // Grid: (tile_capacity, ceil(F / 128)); block: 256 threads.
@@ -483,8 +506,8 @@ extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_THREADS, 2) routed_e
         const int4* __restrict__ tiles, const int* __restrict__ sorted, int per_token,
         const __nv_bfloat16* __restrict__ x16, int hidden, const __nv_bfloat16* __restrict__ up, int width,
         __nv_bfloat16* __restrict__ activated16) {
-    routed_experts_tile_mma<ROUTED_EXPERTS_UP, ROUTED_EXPERTS_TILE_PAIRS, ROUTED_EXPERTS_MMA_STAGES>(tiles, sorted,
-            per_token, x16, hidden, up, width, activated16);
+    routed_experts_tile_mma<ROUTED_EXPERTS_UP, ROUTED_EXPERTS_TILE_PAIRS, ROUTED_EXPERTS_MMA_STAGES,
+            ROUTED_EXPERTS_MMA_CHUNK>(tiles, sorted, per_token, x16, hidden, up, width, activated16);
 }
 
 // Grid: (tile_capacity, ceil(H / 128)); block: 256 threads.
@@ -492,17 +515,19 @@ extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_THREADS, 2) routed_e
         const int4* __restrict__ tiles, const int* __restrict__ sorted, int per_token,
         const __nv_bfloat16* __restrict__ activated16, int width, const __nv_bfloat16* __restrict__ down, int hidden,
         float* __restrict__ y) {
-    routed_experts_tile_mma<ROUTED_EXPERTS_DOWN, ROUTED_EXPERTS_TILE_PAIRS, ROUTED_EXPERTS_MMA_STAGES>(tiles, sorted,
-            per_token, activated16, width, down, hidden, y);
+    routed_experts_tile_mma<ROUTED_EXPERTS_DOWN, ROUTED_EXPERTS_TILE_PAIRS, ROUTED_EXPERTS_MMA_STAGES,
+            ROUTED_EXPERTS_MMA_CHUNK>(tiles, sorted, per_token, activated16, width, down, hidden, y);
 }
 
-// The small tiles (16 pairs), over a tile table grouped with tile_pairs 16. Grid: (tile_capacity,
-// ceil(F / 64)); block: 256 threads; registers for ROUTED_EXPERTS_SMALL_TILE_BLOCKS blocks a multiprocessor.
+// The small tiles (16 pairs), over a tile table grouped with tile_pairs 16. Dynamic shared memory:
+// (16 + 128) × (64 + 8) × 2 × 3 = 62208 bytes (the ring). Grid: (tile_capacity, ceil(F / 64)); block:
+// 256 threads; registers for ROUTED_EXPERTS_SMALL_TILE_BLOCKS blocks a multiprocessor.
 extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_THREADS, ROUTED_EXPERTS_SMALL_TILE_BLOCKS)
         routed_experts_small_tile_gate_up_bf16(const int4* __restrict__ tiles, const int* __restrict__ sorted,
         int per_token, const __nv_bfloat16* __restrict__ x16, int hidden,
         const __nv_bfloat16* __restrict__ gate_and_up, int width, __nv_bfloat16* __restrict__ activated16) {
-    routed_experts_tile_mma<ROUTED_EXPERTS_GATE_UP, ROUTED_EXPERTS_SMALL_TILE_PAIRS, ROUTED_EXPERTS_SMALL_MMA_STAGES>(
+    routed_experts_tile_mma<ROUTED_EXPERTS_GATE_UP, ROUTED_EXPERTS_SMALL_TILE_PAIRS,
+            ROUTED_EXPERTS_SMALL_MMA_STAGES, ROUTED_EXPERTS_SMALL_MMA_CHUNK>(
             tiles, sorted, per_token, x16, hidden, gate_and_up, width, activated16);
 }
 
@@ -511,7 +536,8 @@ extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_THREADS, ROUTED_EXPE
         routed_experts_small_tile_up_bf16(const int4* __restrict__ tiles, const int* __restrict__ sorted,
         int per_token, const __nv_bfloat16* __restrict__ x16, int hidden, const __nv_bfloat16* __restrict__ up,
         int width, __nv_bfloat16* __restrict__ activated16) {
-    routed_experts_tile_mma<ROUTED_EXPERTS_UP, ROUTED_EXPERTS_SMALL_TILE_PAIRS, ROUTED_EXPERTS_SMALL_MMA_STAGES>(
+    routed_experts_tile_mma<ROUTED_EXPERTS_UP, ROUTED_EXPERTS_SMALL_TILE_PAIRS,
+            ROUTED_EXPERTS_SMALL_MMA_STAGES, ROUTED_EXPERTS_SMALL_MMA_CHUNK>(
             tiles, sorted, per_token, x16, hidden, up, width, activated16);
 }
 
@@ -520,7 +546,8 @@ extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_THREADS, ROUTED_EXPE
         routed_experts_small_tile_down_bf16(const int4* __restrict__ tiles, const int* __restrict__ sorted,
         int per_token, const __nv_bfloat16* __restrict__ activated16, int width,
         const __nv_bfloat16* __restrict__ down, int hidden, float* __restrict__ y) {
-    routed_experts_tile_mma<ROUTED_EXPERTS_DOWN, ROUTED_EXPERTS_SMALL_TILE_PAIRS, ROUTED_EXPERTS_SMALL_MMA_STAGES>(
+    routed_experts_tile_mma<ROUTED_EXPERTS_DOWN, ROUTED_EXPERTS_SMALL_TILE_PAIRS,
+            ROUTED_EXPERTS_SMALL_MMA_STAGES, ROUTED_EXPERTS_SMALL_MMA_CHUNK>(
             tiles, sorted, per_token, activated16, width, down, hidden, y);
 }
 

@@ -56,6 +56,40 @@ class GpuExpertsTimingTest {
                 true);
     }
 
+    /**
+     * Where a 64-row decode step of the granite-4.0-h-tiny-shaped model spends its time: run with
+     * {@code JAVA_PROPS="-Dcoil.cuda.traceSteps=20 -Dcoil.cuda.traceAfter=40"}, it prints the median µs
+     * from each kernel's wait to the next one's over 20 replayed steps of 64 decoding rows
+     * ({@code DecodeTrace}).
+     */
+    @Test
+    void printsWhereA64RowStepOfGraniteTinysShapeGoes() throws Exception {
+        Path folder = Files.createTempDirectory(Path.of("/tmp"), "coil-experts-trace");
+        try {
+            RandomCheckpoint.write(folder, RandomCheckpoint.Shape.graniteTinyShaped(), DType.BF16, 42);
+            try (LoadedModel loaded = LoadedModel.load(folder)) {
+                EngineOptions options = EngineOptions.DEFAULTS.withMaxSequences(64).withMaxBatchedTokens(8192)
+                        .withCacheMemory("8G").withPrefixCaching(false);
+                java.util.concurrent.atomic.AtomicReference<GpuBackend> opened = new java.util.concurrent.atomic.AtomicReference<>();
+                ServingBenchmark.ThroughputRow row = ServingBenchmark.throughput(loaded, () -> {
+                    GpuBackend backend = GpuBackend.open(loaded, 0, true);
+                    opened.set(backend);
+                    return backend;
+                }, options, new int[] {64}, 128, 128, message -> { }).get(0);
+                System.out.printf("[gpu-experts-trace] 64 requests: %.1f generated tokens/s, %.3f ms a step%n",
+                        row.generatedTokensPerSecond(), 1000 / row.meanDecodeTokensPerSecond());
+                System.out.println("[gpu-experts-trace] " + opened.get().stepTrace());
+                System.out.println("[gpu-experts-trace] " + opened.get().stepProfile());
+            }
+        } finally {
+            try (Stream<Path> files = Files.walk(folder)) {
+                for (Path file : files.sorted(Comparator.reverseOrder()).toList()) {
+                    Files.delete(file);
+                }
+            }
+        }
+    }
+
     /** Writes a random checkpoint into a folder. */
     private interface Writer {
         void write(Path folder) throws IOException;

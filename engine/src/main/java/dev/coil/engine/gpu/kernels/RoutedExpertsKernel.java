@@ -84,6 +84,12 @@ public final class RoutedExpertsKernel {
      * the small tile up to 85 rows (decode batches), the large one for prompt chunks.
      */
     static final int SMALL_TILE_MOST_PAIRS_PER_EXPERT = 8;
+    /**
+     * The tensor-core tiles' rings of staged operand and weight rows, dynamic shared memory: (pairs + 128
+     * weight rows) × (K staged + 8) bf16 × 3 stages; K 32 for the 64-pair tile, 64 for the 16-pair one.
+     */
+    private static final int TILE_RING_BYTES = (TILE_PAIRS + 128) * (32 + 8) * 2 * 3;
+    private static final int SMALL_TILE_RING_BYTES = (SMALL_TILE_PAIRS + 128) * (64 + 8) * 2 * 3;
     /** ROUTED_EXPERTS_GROUP_THREADS: the grouping block's threads. */
     private static final int GROUP_THREADS = 1024;
     /** Blocks that round x to bf16 beside the grouping block (grid-stride; enough to fill the GPU). */
@@ -211,6 +217,9 @@ public final class RoutedExpertsKernel {
         this.tileGateUpF32 = module.kernel("routed_experts_tile_gate_up_f32").waitsForPreviousKernel();
         this.tileDownF32 = module.kernel("routed_experts_tile_down_f32").waitsForPreviousKernel();
         this.combine = module.kernel("routed_experts_combine").waitsForPreviousKernel();
+        for (Kernel small : new Kernel[] {smallTileGateUpBf16, smallTileUpBf16, smallTileDownBf16}) {
+            small.allowDynamicSharedBytes(SMALL_TILE_RING_BYTES);
+        }
     }
 
     /** {@link #route} with the softmax router (Granite). */
@@ -562,10 +571,11 @@ public final class RoutedExpertsKernel {
         if (bf16) {
             Kernel inputTiles = gated ? (small ? smallTileGateUpBf16 : tileGateUpBf16)
                     : (small ? smallTileUpBf16 : tileUpBf16);
+            int ring = small ? SMALL_TILE_RING_BYTES : TILE_RING_BYTES;
             inputTiles.launch(stream, tileCapacity, outputBlocks(width, gated ? MMA_GATE_UP_OUTPUTS : MMA_DOWN_OUTPUTS),
-                    1, THREADS, 0, tiles, sorted, perToken, x16, hidden, input.data(), width, activated);
+                    1, THREADS, ring, tiles, sorted, perToken, x16, hidden, input.data(), width, activated);
             (small ? smallTileDownBf16 : tileDownBf16).launch(stream, tileCapacity,
-                    outputBlocks(hidden, MMA_DOWN_OUTPUTS), 1, THREADS, 0, tiles, sorted, perToken, activated, width,
+                    outputBlocks(hidden, MMA_DOWN_OUTPUTS), 1, THREADS, ring, tiles, sorted, perToken, activated, width,
                     down.data(), hidden, y);
         } else {
             (gated ? tileGateUpF32 : tileUpF32).launch(stream, tileCapacity,

@@ -19,8 +19,8 @@
 // (the mma's k16 steps in order, or one fma chain a thread), whatever the other pairs of the tile,
 // so a row's output does not depend on the rows that share the launch, nor on the order of the
 // pairs within an expert (the grouping's atomics do not fix it), nor on the tile's size: both
-// tensor-core tiles stage the same chunks of k and take the same mma steps in the same order for
-// each (pair, weight row), so their outputs are equal bit for bit.
+// tensor-core tiles take the same mma steps (k16 by k16, in order) for each (pair, weight row),
+// whatever k they stage at a time, so their outputs are equal bit for bit.
 //
 // The small tile (16 pairs × the same 128 weight rows) serves decode steps of many rows: 64 rows ·
 // 6 of 64 experts are about 6 pairs an expert, which the 64-pair tile holds in a tile that is

@@ -77,7 +77,7 @@ public final class RoutedExpertsKernel {
      * at most λ of its 64 pairs (8 × the useful mma work at λ = 8: ~19 GFLOP a layer at granite-4.0-
      * h-tiny's shapes, some 30 µs of mma.sync on an H200 beside the ~63 µs its 302 MB take to read),
      * and its 96 registers a thread leave 2 blocks a multiprocessor (32 KB of weights in flight)
-     * where the small tile's 48 leave 5 (80 KB). Past λ = 16 most experts split and the small tile
+     * where the small tile's ring of 64-k stages leaves 3 (96 KB). Past λ = 16 most experts split and the small tile
      * reads ~1.4 × the bytes, which a memory-bound step pays in full; between 8 and 16 the balance is
      * a guess, so the rule stays at 8, the safe side: real routers are skewed, and a hot expert with
      * several times the mean splits even where the mean is low. Granite-4.0-h-tiny (k 6, E 64) takes

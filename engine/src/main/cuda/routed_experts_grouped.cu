@@ -38,19 +38,22 @@
 #define ROUTED_EXPERTS_SMALL_TILE_PAIRS 16
 #define ROUTED_EXPERTS_GROUP_THREADS 1024
 // The tensor-core tile (bf16 weights): 64 pairs × 128 weight rows (gate/up: 64 outputs' gate rows
-// then their up rows; down: 128 outputs), K staged 32 at a time through a 3-stage cp.async ring in
-// dynamic shared memory. A staged row is CHUNK bf16 padded by 8 (32 → 80 bytes, 64 → 144): the 8
-// rows an ldmatrix reads start in 8 different 16-byte bank groups (5 and 9 groups apart, odd), so
-// the reads do not conflict. The small tile: 16 pairs × 128 weight rows alike, K staged 64 at a
-// time: each weight row's 128 contiguous bytes a stage (32 K's 64 bytes, scattered over 128 rows of
-// the expert, left a 64-row decode step's small tiles reading an H200's memory at about 2.2 TB/s).
+// then their up rows; down: 128 outputs), K staged 64 at a time through a 3-stage cp.async ring in
+// dynamic shared memory: each weight row's 128 contiguous bytes a stage (32 k's 64 bytes, scattered
+// over 128 rows of the expert, left a 64-row decode step's small tiles reading an H200's memory at
+// about 2.2 TB/s, and a prompt's large tiles slower than now). A staged row is CHUNK bf16 padded by
+// 8 (64 → 144 bytes; 32 → 80): the 8 rows an ldmatrix reads start in 8 different 16-byte bank
+// groups (9 and 5 groups apart, odd), so the reads do not conflict. The small tile: 16 pairs × 128
+// weight rows alike.
 #define ROUTED_EXPERTS_MMA_ROWS 128
-#define ROUTED_EXPERTS_MMA_CHUNK 32
+#define ROUTED_EXPERTS_MMA_CHUNK 64
+// 3 stages of 64: 82.9 KB of shared memory a block; the tile's 106 registers a thread leave 2 blocks a
+// multiprocessor either way.
 #define ROUTED_EXPERTS_MMA_STAGES 3
 #define ROUTED_EXPERTS_SMALL_MMA_CHUNK 64
 // 3 stages of 64: 62.2 KB of shared memory a block, so 3 blocks share a multiprocessor (and may take
 // 85 registers): 3 × 2 chunks ahead × 16 KB of weights = 96 KB in flight a multiprocessor, where the
-// 64-pair tile's 96 registers let 2 blocks keep 32 KB in flight.
+// 64-pair tile's 2 blocks keep 64 KB in flight.
 #define ROUTED_EXPERTS_SMALL_MMA_STAGES 3
 #define ROUTED_EXPERTS_SMALL_TILE_BLOCKS 3
 // The CUDA-core tile (f32 weights): 64 pairs × 64 weight rows (gate/up: 32 outputs' gate rows then
@@ -491,7 +494,7 @@ static __device__ __forceinline__ void routed_experts_tile_mma(const int4* __res
     }
 }
 
-// The 64-pair tiles. Dynamic shared memory: (64 + 128) × (32 + 8) × 2 × 3 = 46080 bytes (the ring).
+// The 64-pair tiles. Dynamic shared memory: (64 + 128) × (64 + 8) × 2 × 3 = 82944 bytes (the ring).
 // Grid: (tile_capacity, ceil(F / 64)); block: 256 threads.
 extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_THREADS, 2) routed_experts_tile_gate_up_bf16(
         const int4* __restrict__ tiles, const int* __restrict__ sorted, int per_token,

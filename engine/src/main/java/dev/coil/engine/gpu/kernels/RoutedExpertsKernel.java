@@ -76,8 +76,8 @@ public final class RoutedExpertsKernel {
      * up to λ = 8 the small tiles read within 1% of the large tiles' bytes. The large tile then holds
      * at most λ of its 64 pairs (8 × the useful mma work at λ = 8: ~19 GFLOP a layer at granite-4.0-
      * h-tiny's shapes, some 30 µs of mma.sync on an H200 beside the ~63 µs its 302 MB take to read),
-     * and its 96 registers a thread leave 2 blocks a multiprocessor (32 KB of weights in flight)
-     * where the small tile's ring of 64-k stages leaves 3 (96 KB). Past λ = 16 most experts split and the small tile
+     * and its 106 registers a thread leave 2 blocks a multiprocessor (64 KB of weights in flight)
+     * where the small tile's ring leaves 3 (96 KB). Past λ = 16 most experts split and the small tile
      * reads ~1.4 × the bytes, which a memory-bound step pays in full; between 8 and 16 the balance is
      * a guess, so the rule stays at 8, the safe side: real routers are skewed, and a hot expert with
      * several times the mean splits even where the mean is low. Granite-4.0-h-tiny (k 6, E 64) takes
@@ -86,9 +86,9 @@ public final class RoutedExpertsKernel {
     static final int SMALL_TILE_MOST_PAIRS_PER_EXPERT = 8;
     /**
      * The tensor-core tiles' rings of staged operand and weight rows, dynamic shared memory: (pairs + 128
-     * weight rows) × (K staged + 8) bf16 × 3 stages; K 32 for the 64-pair tile, 64 for the 16-pair one.
+     * weight rows) × (K staged + 8) bf16 × 3 stages, K 64: more than 48 KiB, so each is allowed its ring.
      */
-    private static final int TILE_RING_BYTES = (TILE_PAIRS + 128) * (32 + 8) * 2 * 3;
+    private static final int TILE_RING_BYTES = (TILE_PAIRS + 128) * (64 + 8) * 2 * 3;
     private static final int SMALL_TILE_RING_BYTES = (SMALL_TILE_PAIRS + 128) * (64 + 8) * 2 * 3;
     /** ROUTED_EXPERTS_GROUP_THREADS: the grouping block's threads. */
     private static final int GROUP_THREADS = 1024;
@@ -219,6 +219,9 @@ public final class RoutedExpertsKernel {
         this.combine = module.kernel("routed_experts_combine").waitsForPreviousKernel();
         for (Kernel small : new Kernel[] {smallTileGateUpBf16, smallTileUpBf16, smallTileDownBf16}) {
             small.allowDynamicSharedBytes(SMALL_TILE_RING_BYTES);
+        }
+        for (Kernel large : new Kernel[] {tileGateUpBf16, tileUpBf16, tileDownBf16}) {
+            large.allowDynamicSharedBytes(TILE_RING_BYTES);
         }
     }
 

@@ -7,7 +7,7 @@
 // Blocks of 8 warps.
 #define ROUTED_EXPERTS_WARPS 8
 #define ROUTED_EXPERTS_THREADS (ROUTED_EXPERTS_WARPS * 32)
-// The most experts a router row holds (a lane holds E / 32 of them) and the most a token takes.
+// The most experts a router row holds (the routing takes a block's thread an expert) and the most a token takes.
 #define ROUTED_EXPERTS_MAX_EXPERTS 256
 #define ROUTED_EXPERTS_MAX_PER_TOKEN 16
 // The most groups a sigmoid router splits its experts into.

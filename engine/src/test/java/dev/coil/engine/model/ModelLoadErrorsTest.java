@@ -124,6 +124,13 @@ class ModelLoadErrorsTest {
     }
 
     @Test
+    void nemotronExpertsOfNoWidthAreRefusedAtLoad() throws IOException {
+        Path folder = withConfig("nemotron_h_moe", config -> config.put("moe_intermediate_size", 0));
+        assertThatThrownBy(() -> LoadedModel.load(folder)).isInstanceOf(CheckpointException.class)
+                .hasMessageContaining("config.json").hasMessageContaining("moe_intermediate_size 0");
+    }
+
+    @Test
     void nemotronLatentExpertsAreRefusedAtLoad() throws IOException {
         Path latent = withConfig("nemotron_h_moe", config -> config.put("moe_latent_size", 16));
         assertThatThrownBy(() -> LoadedModel.load(latent)).isInstanceOf(CheckpointException.class)

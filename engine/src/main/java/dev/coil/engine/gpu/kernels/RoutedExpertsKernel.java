@@ -43,7 +43,7 @@ public final class RoutedExpertsKernel {
     /** The most experts a token takes. */
     public static final int MAX_PER_TOKEN = 16;
 
-    /** ROUTED_EXPERTS_WARPS: a block's warps, each a row (route) or an output (the products). */
+    /** ROUTED_EXPERTS_WARPS: a block's warps (the routing: a block a row; the products: a warp an output). */
     private static final int WARPS = 8;
     private static final int THREADS = 32 * WARPS;
     /** CUDA's limit on a grid's y dimension; the products stride over what lies beyond it. */

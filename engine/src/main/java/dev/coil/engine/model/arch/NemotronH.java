@@ -36,7 +36,9 @@ final class NemotronH {
         float dtMin = (float) config.getDouble(0.001, "time_step_min");
         int ffn = config.requireInt("intermediate_size");
         boolean mlpBias = config.getBoolean(false, "mlp_bias");
-        BlockSpec.Router router = types.contains(LayerType.MOE) ? router(config) : null;
+        if (types.contains(LayerType.MOE)) {
+            refuseLatentExperts(config);
+        }
 
         List<BlockSpec> blocks = new ArrayList<>();
         for (int i = 0; i < types.size(); i++) {
@@ -51,10 +53,7 @@ final class NemotronH {
                         (float) (1.0 / Math.sqrt(headDim)), 0, 10000f, false);
                 case MLP -> new BlockSpec.Mlp(i, prefix, norm, BlockSpec.MlpKind.SQUARED_RELU, ffn, mlpBias);
                 case MOE -> new BlockSpec.Mlp(i, prefix + "shared_experts.", norm, BlockSpec.MlpKind.SQUARED_RELU,
-                        config.requireInt("moe_shared_expert_intermediate_size"), mlpBias,
-                        new BlockSpec.Experts(prefix, config.requireInt("n_routed_experts", "num_local_experts"),
-                                config.requireInt("num_experts_per_tok"), config.requireInt("moe_intermediate_size"),
-                                BlockSpec.ExpertKind.SQUARED_RELU, router));
+                        config.requireInt("moe_shared_expert_intermediate_size"), mlpBias, routedExperts(config, prefix));
             });
         }
         boolean tied = config.getBoolean(false, "tie_word_embeddings");
@@ -63,30 +62,36 @@ final class NemotronH {
                 "backbone.norm_f.weight", tied ? null : "lm_head.weight", blocks);
     }
 
-    /**
-     * The experts' router: sigmoid scores with a correction bias, n_group groups of which topk_group
-     * are kept, norm_topk_prob, routed_scaling_factor. A latent projection (moe_latent_size) is refused.
-     */
-    private static BlockSpec.Router router(ConfigReader config) {
+    /** Experts behind a latent projection (moe_latent_size: fc1_latent_proj, fc2_latent_proj) are refused. */
+    private static void refuseLatentExperts(ConfigReader config) {
         if (config.has("moe_latent_size") && !config.node("moe_latent_size").isNull()) {
             throw new CheckpointException(config.file() + ": moe_latent_size is " + config.node("moe_latent_size")
                     + "; Coil does not yet run experts behind a latent projection (fc1_latent_proj, fc2_latent_proj).");
         }
+    }
+
+    /**
+     * An E block's routed experts under {@code prefix}: n_routed_experts squared-ReLU experts of
+     * moe_intermediate_size, num_experts_per_tok a token, chosen by the sigmoid router (n_group groups
+     * of which topk_group are kept, norm_topk_prob, routed_scaling_factor). Values that cannot make them
+     * (BlockSpec.Experts and BlockSpec.Router say why) fail with the keys named.
+     */
+    private static BlockSpec.Experts routedExperts(ConfigReader config, String prefix) {
         int experts = config.requireInt("n_routed_experts", "num_local_experts");
         int perToken = config.requireInt("num_experts_per_tok");
+        int width = config.requireInt("moe_intermediate_size");
         int groups = config.getInt(1, "n_group");
         int groupsChosen = config.getInt(1, "topk_group");
         float scale = (float) config.getDouble(1.0, "routed_scaling_factor");
-        if (experts < 1 || perToken < 1 || groups < 1 || groupsChosen < 1 || groupsChosen > groups
-                || experts % groups != 0 || (groups > 1 && experts / groups < 2)
-                || perToken > groupsChosen * (experts / groups) || !(scale > 0) || Float.isInfinite(scale)) {
+        try {
+            return new BlockSpec.Experts(prefix, experts, perToken, width, BlockSpec.ExpertKind.SQUARED_RELU,
+                    BlockSpec.Router.sigmoid(groups, groupsChosen, config.getBoolean(true, "norm_topk_prob"), scale));
+        } catch (IllegalArgumentException e) {
             throw new CheckpointException(config.file() + ": n_routed_experts " + experts + ", num_experts_per_tok "
-                    + perToken + ", n_group " + groups + ", topk_group " + groupsChosen + ", routed_scaling_factor "
-                    + scale + " do not make a router: it needs n_group groups of at least 2 experts (or one group),"
-                    + " 1 <= topk_group <= n_group, 1 <= num_experts_per_tok <= the experts of topk_group groups,"
-                    + " and a positive scale.");
+                    + perToken + ", moe_intermediate_size " + width + ", n_group " + groups + ", topk_group "
+                    + groupsChosen + ", routed_scaling_factor " + scale + " do not make routed experts ("
+                    + e.getMessage() + ").");
         }
-        return BlockSpec.Router.sigmoid(groups, groupsChosen, config.getBoolean(true, "norm_topk_prob"), scale);
     }
 
     /** layers_block_type (a list, 5.17) or hybrid_override_pattern (a string over M, *, -, E). */

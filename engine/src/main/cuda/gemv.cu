@@ -177,14 +177,8 @@ static __device__ __forceinline__ void coil_gemv(COIL_GEMV_BODY_PARAMETERS, cons
     coil_launch_dependents();
 
     __nv_bfloat16* x = reinterpret_cast<__nv_bfloat16*>(coil_gemv_shared);
-    if ((MODE == COIL_GEMV_GATED_NORM || MODE == COIL_GEMV_RESIDUAL_NORM) && group_size == k
-            && k <= CACHED * (int) blockDim.x) {
-        coil_gemv_normed_rows<MODE, ROWS, CACHED>(x, scratch, (const float*) a, a_stride, b, b_stride, norm_weight,
-                early_weight, eps, multiplier, h_out, rows, k);
-    } else {
-        coil_gemv_operand<MODE, CACHED>(x, scratch, a, a_stride, b, b_stride, norm_weight, early_weight, group_size, eps,
-                multiplier, h_out, rows, k);
-    }
+    coil_gemv_make_operand<MODE, ROWS, CACHED>(x, scratch, a, a_stride, b, b_stride, norm_weight, early_weight,
+            group_size, eps, multiplier, h_out, rows, k);
 
     float acc[COLUMNS][ROWS];
 #pragma unroll

@@ -271,6 +271,26 @@ static __device__ __forceinline__ void coil_gemv_normed_rows(__nv_bfloat16* x, f
     __syncthreads();
 }
 
+// The operand every few-rows product makes (gemv.cu, gemv_mma.cu, lm_head_argmax.cu): a norm over
+// the whole row, when the row fits the threads' registers (CACHED values each), by
+// coil_gemv_normed_rows; everything else (grouped norms, wider rows such as Nemotron-3-Nano's 2688)
+// by coil_gemv_operand. The choice is made here once: a launch that called coil_gemv_normed_rows
+// for any width read unwritten shared memory beyond CACHED · blockDim.x values.
+template <int MODE, int ROWS, int CACHED = COIL_GEMV_CACHED, bool KEEP_ROWS = false>
+static __device__ __forceinline__ void coil_gemv_make_operand(__nv_bfloat16* x, float* scratch, const void* a,
+        int a_stride, const float* __restrict__ b, int b_stride, const float* __restrict__ norm_weight,
+        const float (&early_weight)[CACHED], int group_size, float eps, float multiplier, float* h_out,
+        int rows, int k) {
+    if ((MODE == COIL_GEMV_GATED_NORM || MODE == COIL_GEMV_RESIDUAL_NORM) && group_size == k
+            && k <= CACHED * (int) blockDim.x) {
+        coil_gemv_normed_rows<MODE, ROWS, CACHED, KEEP_ROWS>(x, scratch, (const float*) a, a_stride, b, b_stride,
+                norm_weight, early_weight, eps, multiplier, h_out, rows, k);
+    } else {
+        coil_gemv_operand<MODE, CACHED>(x, scratch, a, a_stride, b, b_stride, norm_weight, early_weight,
+                group_size, eps, multiplier, h_out, rows, k);
+    }
+}
+
 // A thread's values of the norm's weights (its indices i = threadIdx.x + j · blockDim.x of the first
 // group of size values), read before the wait with the matrix: they do not depend on earlier
 // kernels. norm_weight null: zeros (an operand without a norm).

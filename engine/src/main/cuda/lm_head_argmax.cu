@@ -100,16 +100,10 @@ extern "C" __global__ void __launch_bounds__(COIL_GEMV_WARPS * 32, 1) lm_head_ar
     coil_gemv_early_weights<COIL_GEMV_CACHED>(early_weight, norm_weight, hidden);
     COIL_AFTER_PREVIOUS_KERNEL();
 
-    // The operand as gemv.cu's one-row product makes it: rows a thread's registers hold (up to
-    // COIL_GEMV_CACHED values a thread) in one pass, wider ones (hidden 2688, Nemotron-3-Nano's) by
-    // the general loop. (Their barriers also make the ring's initialised mbarriers visible to every thread.)
-    if (hidden <= COIL_GEMV_CACHED * (int) blockDim.x) {
-        coil_gemv_normed_rows<COIL_GEMV_RESIDUAL_NORM, 1>(x, scratch, h, hidden, update, hidden, norm_weight,
-                early_weight, eps, multiplier, nullptr, 1, hidden);
-    } else {
-        coil_gemv_operand<COIL_GEMV_RESIDUAL_NORM>(x, scratch, h, hidden, update, hidden, norm_weight, early_weight,
-                hidden, eps, multiplier, nullptr, 1, hidden);
-    }
+    // The operand as gemv.cu's one-row product makes it. (Its barriers also make the ring's
+    // initialised mbarriers visible to every thread.)
+    coil_gemv_make_operand<COIL_GEMV_RESIDUAL_NORM, 1>(x, scratch, h, hidden, update, hidden, norm_weight,
+            early_weight, hidden, eps, multiplier, nullptr, 1, hidden);
 
     float best = -INFINITY;
     int best_id = 0x7fffffff;

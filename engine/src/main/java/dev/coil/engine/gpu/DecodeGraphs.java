@@ -30,6 +30,8 @@ public final class DecodeGraphs implements AutoCloseable {
 
     private final Map<Key, Captured> graphs = new HashMap<>();
     private long allocations = -1;
+    private long captures;
+    private long drops;
 
     /** Buckets of rows a captured step pads its decode batch to. */
     public static int bucket(int decodes) {
@@ -52,6 +54,9 @@ public final class DecodeGraphs implements AutoCloseable {
     /** Replays the graph of {@code key}; false when there is none valid for {@code allocationsNow}. */
     public boolean replay(Key key, long allocationsNow, CudaStream stream) {
         if (allocationsNow != allocations) {
+            if (!graphs.isEmpty()) {
+                drops++;
+            }
             clear();
             allocations = allocationsNow;
             return false;
@@ -79,6 +84,7 @@ public final class DecodeGraphs implements AutoCloseable {
         }
         CUgraphExec exec = new CUgraphExec();
         Cuda.check(cuGraphInstantiate(exec, graph, 0), "cuGraphInstantiate");
+        captures++;
         Captured previous = graphs.put(key, new Captured(graph, exec));
         if (previous != null) {
             destroy(previous);
@@ -87,6 +93,16 @@ public final class DecodeGraphs implements AutoCloseable {
 
     public int size() {
         return graphs.size();
+    }
+
+    /** Graphs captured so far. */
+    public long captures() {
+        return captures;
+    }
+
+    /** Times a reallocation dropped the graphs held. */
+    public long drops() {
+        return drops;
     }
 
     private void clear() {

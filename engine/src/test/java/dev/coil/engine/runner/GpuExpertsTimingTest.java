@@ -14,8 +14,10 @@ import dev.coil.engine.load.DType;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 
@@ -64,20 +66,30 @@ class GpuExpertsTimingTest {
      */
     @Test
     void printsWhereA64RowStepOfGraniteTinysShapeGoes() throws Exception {
+        traceDecodeSteps(64);
+    }
+
+    /** The same for one decoding row: where batch-1 decode of the experts' block goes. */
+    @Test
+    void printsWhereABatchOneStepOfGraniteTinysShapeGoes() throws Exception {
+        traceDecodeSteps(1);
+    }
+
+    private static void traceDecodeSteps(int requests) throws Exception {
         Path folder = Files.createTempDirectory(Path.of("/tmp"), "coil-experts-trace");
         try {
             RandomCheckpoint.write(folder, RandomCheckpoint.Shape.graniteTinyShaped(), DType.BF16, 42);
             try (LoadedModel loaded = LoadedModel.load(folder)) {
                 EngineOptions options = EngineOptions.DEFAULTS.withMaxSequences(64).withMaxBatchedTokens(8192)
                         .withCacheMemory("8G").withPrefixCaching(false);
-                java.util.concurrent.atomic.AtomicReference<GpuBackend> opened = new java.util.concurrent.atomic.AtomicReference<>();
+                AtomicReference<GpuBackend> opened = new AtomicReference<>();
                 ServingBenchmark.ThroughputRow row = ServingBenchmark.throughput(loaded, () -> {
                     GpuBackend backend = GpuBackend.open(loaded, 0, true);
                     opened.set(backend);
                     return backend;
-                }, options, new int[] {64}, 128, 128, message -> { }).get(0);
-                System.out.printf("[gpu-experts-trace] 64 requests: %.1f generated tokens/s, %.3f ms a step%n",
-                        row.generatedTokensPerSecond(), 1000 / row.meanDecodeTokensPerSecond());
+                }, options, new int[] {requests}, 128, 128, message -> { }).get(0);
+                System.out.printf("[gpu-experts-trace] %d requests: %.1f generated tokens/s, %.3f ms a step%n",
+                        requests, row.generatedTokensPerSecond(), 1000 / row.meanDecodeTokensPerSecond());
                 System.out.println("[gpu-experts-trace] " + opened.get().stepTrace());
                 System.out.println("[gpu-experts-trace] " + opened.get().stepProfile());
             }
@@ -108,8 +120,17 @@ class GpuExpertsTimingTest {
                 EngineOptions options = EngineOptions.DEFAULTS.withMaxSequences(64)
                         .withMaxBatchedTokens(Integer.getInteger("coil.bench.maxBatchedTokens", 8192))
                         .withCacheMemory("8G").withPrefixCaching(false);
-                List<ServingBenchmark.ThroughputRow> rows = ServingBenchmark.throughput(loaded,
-                        () -> GpuBackend.open(loaded, 0, true), options, new int[] {1, 64}, 128, 128, message -> { });
+                List<ServingBenchmark.ThroughputRow> rows = new ArrayList<>();
+                for (int concurrency : new int[] {1, 64}) {
+                    AtomicReference<GpuBackend> opened = new AtomicReference<>();
+                    rows.addAll(ServingBenchmark.throughput(loaded, () -> {
+                        GpuBackend backend = GpuBackend.open(loaded, 0, true);
+                        opened.set(backend);
+                        return backend;
+                    }, options, new int[] {concurrency}, 128, 128, message -> { }));
+                    System.out.printf("[gpu-experts] %s, %d concurrent: %s%n", name, concurrency,
+                            opened.get().stepProfile());
+                }
                 for (ServingBenchmark.ThroughputRow row : rows) {
                     System.out.printf("[gpu-experts] %s, %s, %d parameters, greedy: %d concurrent, prompt %d, %d"
                             + " generated each: %.1f generated tokens/s, mean TTFT %.1f ms, %.3f ms/token (floor %.3f ms ="

@@ -119,8 +119,11 @@ final class GpuStep implements AutoCloseable {
         double n = Math.max(1, steps);
         double r = Math.max(1, replays);
         String trace = persistent != null ? persistent.traceReport() : null;
-        return String.format("%d steps (%d fed on the device, one-sequence decodes %s), µs per step: prepare %.0f,"
-                + " queue %.0f, wait %.0f, read %.0f; per replayed step: graph launch %.0f µs on the host, %s on the device", steps, fedSteps,
+        return String.format("%d steps (%d fed on the device, %d replayed from %s, one-sequence decodes %s), µs per"
+                + " step: prepare %.0f, queue %.0f, wait %.0f, read %.0f; per replayed step: graph launch %.0f µs on the"
+                + " host, %s on the device", steps, fedSteps, replays,
+                graphs == null ? "no graphs" : graphs.captures() + " graphs captured (all dropped " + graphs.drops()
+                        + " times by a reallocation)",
                 persistent != null ? "in one persistent launch" : "launch by launch",
                 prepareNanos / n / 1e3,
                 launchNanos / n / 1e3, waitNanos / n / 1e3, splitNanos / n / 1e3, replayLaunchNanos / r / 1e3,

@@ -15,6 +15,12 @@ static __device__ __forceinline__ bool coil_aligned16(const void* pointer) {
     return (reinterpret_cast<uintptr_t>(pointer) & 15) == 0;
 }
 
+// Asks L2 for the 128-byte line holding `pointer` (no registers, no wait): weights a kernel will
+// read after its wait, whose addresses it knows before.
+static __device__ __forceinline__ void coil_prefetch_l2(const void* pointer) {
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(pointer));
+}
+
 // 2^x by the hardware's approximation (ex2.approx.ftz, about 2 ulp; __expf(x) is this of
 // x · log2(e)); 2^-inf = 0.
 static __device__ __forceinline__ float coil_exp2_approx(float x) {

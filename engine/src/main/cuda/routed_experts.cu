@@ -21,11 +21,14 @@
 // block reads follows from the previous kernel's output (the logits, the ids or the tile table).
 // What the launch gains is the gap between kernels (the block scheduling and the prologue overlap
 // the kernel before).
-#include "routed_experts.cuh"
+#include "routed_experts_routing.cuh"
 
 // The down product's slots a pass over the weights: their loads in flight together, and few enough
 // registers for two blocks a multiprocessor.
 #define ROUTED_EXPERTS_SLOT_GROUP 8
+// The input product's 16-byte chunks of each weight row a lane loads before its first sum (bf16
+// weights; f32 rows take 4, so as not to spill).
+#define ROUTED_EXPERTS_INPUT_HELD 6
 
 // Weights as f32 (BF16 false) or bf16 (BF16 true), read through the read-only cache.
 // One element of a row of weights.
@@ -45,10 +48,9 @@ struct RoutedExpertsChunk {
     static constexpr int ELEMENTS = BF16 ? 8 : 4;
 };
 
-// Chunk `chunk` of a row of weights (16-byte aligned), widened: values[0 .. ELEMENTS).
+// A 16-byte chunk of weights widened: values[0 .. ELEMENTS).
 template <bool BF16>
-static __device__ __forceinline__ void routed_experts_weight_chunk(const void* row, int chunk, float (&values)[8]) {
-    const uint4 packed = __ldg(reinterpret_cast<const uint4*>(row) + chunk);
+static __device__ __forceinline__ void routed_experts_widen_chunk(uint4 packed, float (&values)[8]) {
     if constexpr (BF16) {
         const unsigned int words[4] = {packed.x, packed.y, packed.z, packed.w};
 #pragma unroll
@@ -62,6 +64,12 @@ static __device__ __forceinline__ void routed_experts_weight_chunk(const void* r
         values[2] = __uint_as_float(packed.z);
         values[3] = __uint_as_float(packed.w);
     }
+}
+
+// Chunk `chunk` of a row of weights (16-byte aligned), widened: values[0 .. ELEMENTS).
+template <bool BF16>
+static __device__ __forceinline__ void routed_experts_weight_chunk(const void* row, int chunk, float (&values)[8]) {
+    routed_experts_widen_chunk<BF16>(__ldg(reinterpret_cast<const uint4*>(row) + chunk), values);
 }
 
 // The f32 operand elements that chunk `chunk` of the weights meets (16-byte aligned row).
@@ -96,23 +104,44 @@ static __device__ __forceinline__ float routed_experts_input_output(const float*
     float gate = 0.0f;
     float up = 0.0f;
     if (vector) {
+        // Passes of HELD chunks a lane: the pass's weight loads all issued before
+        // its first sum (one trip to memory a pass; a row of 1536 bf16 is one pass), the sums then in
+        // chunk order as a chunk-by-chunk loop takes them.
+        constexpr int HELD = BF16 ? ROUTED_EXPERTS_INPUT_HELD : 4;
         const int chunks = hidden / ELEMENTS;
-#pragma unroll 2
-        for (int c = lane; c < chunks; c += 32) {
-            float gates[8];
-            float ups[8];
-            float xs[8];
-            if (GATED) {
-                routed_experts_weight_chunk<BF16>(gate_row, c, gates);
-            }
-            routed_experts_weight_chunk<BF16>(up_row, c, ups);
-            routed_experts_operand_chunk<BF16>(x_row, c, xs);
+        for (int pass = lane; pass < chunks; pass += 32 * HELD) {
+            uint4 gates[HELD];
+            uint4 ups[HELD];
 #pragma unroll
-            for (int i = 0; i < ELEMENTS; i++) {
-                if (GATED) {
-                    gate = fmaf(gates[i], xs[i], gate);
+            for (int t = 0; t < HELD; t++) {
+                const int c = pass + 32 * t;
+                if (c < chunks) {
+                    if (GATED) {
+                        gates[t] = __ldg(reinterpret_cast<const uint4*>(gate_row) + c);
+                    }
+                    ups[t] = __ldg(reinterpret_cast<const uint4*>(up_row) + c);
                 }
-                up = fmaf(ups[i], xs[i], up);
+            }
+#pragma unroll
+            for (int t = 0; t < HELD; t++) {
+                const int c = pass + 32 * t;
+                if (c < chunks) {
+                    float gate_values[8];
+                    float up_values[8];
+                    float xs[8];
+                    if (GATED) {
+                        routed_experts_widen_chunk<BF16>(gates[t], gate_values);
+                    }
+                    routed_experts_widen_chunk<BF16>(ups[t], up_values);
+                    routed_experts_operand_chunk<BF16>(x_row, c, xs);
+#pragma unroll
+                    for (int i = 0; i < ELEMENTS; i++) {
+                        if (GATED) {
+                            gate = fmaf(gate_values[i], xs[i], gate);
+                        }
+                        up = fmaf(up_values[i], xs[i], up);
+                    }
+                }
             }
         }
     } else {
@@ -178,145 +207,6 @@ static __device__ __forceinline__ void routed_experts_gate_up(const float* __res
     }
 }
 
-// A block's routing of one row, in shared memory, made by the block's ROUTED_EXPERTS_THREADS threads
-// at once (a thread an expert).
-struct RoutedExpertsRowRouting {
-    // The row's choice values (softmax: the logits; sigmoid: s + bias, -infinity outside the kept
-    // groups), NaN as -infinity, then -infinity up to a multiple of 4 (read as float4).
-    __align__(16) float values[ROUTED_EXPERTS_MAX_EXPERTS];
-    float groups[ROUTED_EXPERTS_MAX_GROUPS];         // each group's two best values, summed
-    float ranked[ROUTED_EXPERTS_MAX_PER_TOKEN];      // the chosen logits (softmax) or s (sigmoid), best first
-    unsigned int chosen[ROUTED_EXPERTS_WARPS];       // warp w's ballot: lane l's expert 32 w + l chosen
-    int ids[ROUTED_EXPERTS_MAX_PER_TOKEN];           // the chosen experts, ascending
-};
-
-// routing.ids = row `row`'s k chosen experts (RoutedExpertsRouter), ascending; with store, also
-// ids[row, :] (ascending) and weights[row, :] (each id's weight). Thread t takes expert t (E <= the
-// block's 256 threads). With groups, thread g < groups sums group g's two best values, and each
-// expert whose group has groups_chosen or more groups better (the larger sum, the lower group on
-// ties) gets -infinity. Then each expert counts the experts better than it (the larger value, the
-// lower id on ties; NaN as -infinity): a total order, so the counts are the places 0 .. E-1 of the
-// experts in it, and the experts of places below k are the chosen ones, in order of choice.
-// Weights, in f32 as RoutedExperts (the CPU) computes them: softmax: expf of each chosen logit less
-// the best (__fsub_rn), their sum by __fadd_rn in place order, __fdiv_rn; sigmoid: s (1 / (1 +
-// expf(-logit))), normalised by __fdiv_rn over (their sum in place order + 1e-20), times scale.
-// An expert's place among the chosen by id is the count of chosen ids below it (the warps' ballots).
-// Every thread of the block must call it (it holds barriers, one before it touches shared memory).
-//   logits: (rows, E) f32;  ids: (rows, k) int32;  weights: (rows, k) f32.
-static __device__ __forceinline__ void routed_experts_route_row(const float* __restrict__ logits, int row,
-        int experts, int per_token, const RoutedExpertsRouter& router, bool store, int* __restrict__ ids,
-        float* __restrict__ weights, RoutedExpertsRowRouting& routing) {
-    const int thread = threadIdx.x;
-    const int lane = thread & 31;
-    const int warp = thread >> 5;
-    const int padded = (experts + 3) & ~3;
-    const bool softmax = router.scoring == ROUTED_EXPERTS_SOFTMAX;
-    __syncthreads(); // every thread is done with the routing of the block's previous row
-    float value = -INFINITY; // the choice value
-    float score = 0.0f;      // sigmoid: s, the weight before normalisation
-    if (thread < experts) {
-        const float logit = logits[(size_t) row * experts + thread];
-        if (softmax) {
-            value = logit;
-        } else {
-            score = __fdiv_rn(1.0f, __fadd_rn(1.0f, expf(-logit)));
-            value = __fadd_rn(score, router.bias[thread]);
-        }
-        value = isnan(value) ? -INFINITY : value;
-    }
-    if (thread < padded) {
-        routing.values[thread] = value;
-    }
-    __syncthreads();
-    if (router.groups > 1) {
-        const int size = experts / router.groups;
-        if (thread < router.groups) {
-            float first = -INFINITY;
-            float second = -INFINITY;
-            for (int i = 0; i < size; i++) {
-                const float other = routing.values[thread * size + i];
-                if (other > first) {
-                    second = first;
-                    first = other;
-                } else if (other > second) {
-                    second = other;
-                }
-            }
-            routing.groups[thread] = __fadd_rn(first, second);
-        }
-        __syncthreads();
-        if (thread < experts) {
-            const int group = thread / size;
-            const float mine = routing.groups[group];
-            int better = 0;
-            for (int g = 0; g < router.groups; g++) {
-                const float other = routing.groups[g];
-                better += other > mine || (other == mine && g < group) ? 1 : 0;
-            }
-            value = better < router.groups_chosen ? value : -INFINITY;
-        }
-        __syncthreads(); // every thread has read the values of its group
-        if (thread < experts) {
-            routing.values[thread] = value;
-        }
-        __syncthreads();
-    }
-    // The padding's -infinity at ids past this thread's never counts as better.
-    int place = 0;
-    if (thread < experts) {
-        const float4* quads = reinterpret_cast<const float4*>(routing.values);
-        for (int q = 0; q < padded / 4; q++) {
-            const float4 quad = quads[q];
-            const float others[4] = {quad.x, quad.y, quad.z, quad.w};
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                const int other = 4 * q + i;
-                place += others[i] > value || (others[i] == value && other < thread) ? 1 : 0;
-            }
-        }
-    }
-    const bool chosen = thread < experts && place < per_token;
-    const unsigned int ballot = __ballot_sync(0xffffffffu, chosen);
-    if (lane == 0) {
-        routing.chosen[warp] = ballot;
-    }
-    if (chosen) {
-        routing.ranked[place] = softmax ? value : score;
-    }
-    __syncthreads();
-    if (chosen) {
-        int slot = __popc(ballot & ((1u << lane) - 1u));
-        for (int w = 0; w < warp; w++) {
-            slot += __popc(routing.chosen[w]);
-        }
-        routing.ids[slot] = thread;
-        if (store) {
-            float weight;
-            if (softmax) {
-                const float top = routing.ranked[0];
-                float sum = 0.0f;
-                for (int t = 0; t < per_token; t++) {
-                    sum = __fadd_rn(sum, expf(__fsub_rn(routing.ranked[t], top)));
-                }
-                weight = __fdiv_rn(expf(__fsub_rn(value, top)), sum);
-            } else {
-                weight = score;
-                if (router.scoring == ROUTED_EXPERTS_SIGMOID_NORMALIZED) {
-                    float sum = 0.0f;
-                    for (int t = 0; t < per_token; t++) {
-                        sum = __fadd_rn(sum, routing.ranked[t]);
-                    }
-                    weight = __fdiv_rn(score, __fadd_rn(sum, 1e-20f));
-                }
-                weight = __fmul_rn(weight, router.scale);
-            }
-            ids[(size_t) row * per_token + slot] = thread;
-            weights[(size_t) row * per_token + slot] = weight;
-        }
-    }
-    __syncthreads();
-}
-
 // ids[r, :] and weights[r, :] = each row's k chosen experts (ascending, so that the down product adds
 // a token's experts in expert order) and their weights, by routed_experts_route_row.
 //   logits: (rows, E) f32;  bias: (E) f32 (a sigmoid router) or null;  ids: (rows, k) int32;
@@ -349,7 +239,9 @@ static __device__ __forceinline__ void routed_experts_route_gate_up(const float*
         float* __restrict__ out) {
     constexpr int ELEMENTS = RoutedExpertsChunk<BF16>::ELEMENTS;
     __shared__ RoutedExpertsRowRouting routing;
-    COIL_AFTER_PREVIOUS_KERNEL(); // the logits (the router's product just before) and x
+    // The logits (the router's product before) and x. The wait comes before the next launch may
+    // start: routed_experts_route_down_add, launched after this, reads the logits before its own wait.
+    COIL_AFTER_PREVIOUS_KERNEL();
     const int lane = threadIdx.x & 31;
     const int j = blockIdx.x * ROUTED_EXPERTS_WARPS + (threadIdx.x >> 5);
     const bool vector = hidden % ELEMENTS == 0 && coil_aligned16(input) && coil_aligned16(x);
@@ -371,91 +263,160 @@ static __device__ __forceinline__ void routed_experts_route_gate_up(const float*
     }
 }
 
+// Output j of one row's experts: moe = Σ over slots s = 0 .. k-1 in order of row_weights[s] ·
+// (Σ_c row_values[s, c] · W[row_ids[s] · H + j, c]) in f32, by the calling warp (every lane returns
+// it), over up to ROUTED_EXPERTS_SLOT_GROUP slots a pass (a lane's loads of their weight rows in
+// flight together), each pass's sums added to moe in slot order. in_range: false when an id is
+// outside [0, E) (expert 0's row is read in its place; the caller makes the output NaN).
+//   row_values: (k, F) f32;  row_ids, row_weights: (k), global or shared memory.
+template <bool BF16>
+static __device__ __forceinline__ float routed_experts_down_output(const float* __restrict__ row_values,
+        const int* row_ids, const float* row_weights, int per_token, int width, const void* __restrict__ down,
+        int experts, int hidden, int j, bool vector, bool& in_range) {
+    constexpr int ELEMENTS = RoutedExpertsChunk<BF16>::ELEMENTS;
+    const int lane = threadIdx.x & 31;
+    const size_t row_bytes = (size_t) width * (BF16 ? 2 : 4);
+    float moe = 0.0f;
+    in_range = true;
+    for (int first = 0; first < per_token; first += ROUTED_EXPERTS_SLOT_GROUP) {
+        const int slots = min(per_token - first, ROUTED_EXPERTS_SLOT_GROUP);
+        // Each slot's row of weights: expert row_ids[s]'s row j (expert 0's for an id out of range).
+        const unsigned char* weight_rows[ROUTED_EXPERTS_SLOT_GROUP];
+        float partial[ROUTED_EXPERTS_SLOT_GROUP];
+#pragma unroll
+        for (int s = 0; s < ROUTED_EXPERTS_SLOT_GROUP; s++) {
+            const int expert = s < slots ? row_ids[first + s] : 0;
+            const bool valid = expert >= 0 && expert < experts;
+            in_range &= valid;
+            weight_rows[s] = static_cast<const unsigned char*>(down)
+                    + ((size_t) (valid ? expert : 0) * hidden + j) * row_bytes;
+            partial[s] = 0.0f;
+        }
+        const float* values = row_values + (size_t) first * width;
+        if (vector) {
+            const int chunks = width / ELEMENTS;
+            // Two chunks of each slot's row in flight at once (bf16; f32 rows would spill).
+#pragma unroll(BF16 ? 2 : 1)
+            for (int c = lane; c < chunks; c += 32) {
+#pragma unroll
+                for (int s = 0; s < ROUTED_EXPERTS_SLOT_GROUP; s++) {
+                    if (s < slots) {
+                        float ws[8];
+                        float vs[8];
+                        routed_experts_weight_chunk<BF16>(weight_rows[s], c, ws);
+                        routed_experts_operand_chunk<BF16>(values + (size_t) s * width, c, vs);
+#pragma unroll
+                        for (int i = 0; i < ELEMENTS; i++) {
+                            partial[s] = fmaf(ws[i], vs[i], partial[s]);
+                        }
+                    }
+                }
+            }
+        } else {
+            for (int c = lane; c < width; c += 32) {
+#pragma unroll
+                for (int s = 0; s < ROUTED_EXPERTS_SLOT_GROUP; s++) {
+                    if (s < slots) {
+                        partial[s] = fmaf(routed_experts_weight<BF16>(weight_rows[s], c),
+                                values[(size_t) s * width + c], partial[s]);
+                    }
+                }
+            }
+        }
+#pragma unroll
+        for (int s = 0; s < ROUTED_EXPERTS_SLOT_GROUP; s++) {
+            if (s < slots) {
+                const float product = coil_warp_sum(partial[s]);
+                moe = __fadd_rn(moe, __fmul_rn(row_weights[first + s], product));
+            }
+        }
+    }
+    return moe;
+}
+
 // out[r, j] = out[r, j] + moe, moe = Σ over slots s = 0 .. k-1 in order of weights[r, s] ·
-// (Σ_c hidden_values[r, s, c] · W[ids[r, s] · H + j, c]), moe in f32 on its own and added to out once.
+// (Σ_c hidden_values[r, s, c] · W[ids[r, s] · H + j, c]) (routed_experts_down_output), moe in f32 on
+// its own and added to out once.
 //   hidden_values: (rows, k, F) f32 (gate_up's output);  down: (E · H, F) bf16 or f32;
 //   ids: (rows, k) int32;  weights: (rows, k) f32;  out: (rows, H) f32, read and written.
 // An id outside [0, E) makes the output NaN rather than reading out of bounds.
 // Grid: (ceil(H / ROUTED_EXPERTS_WARPS), min(rows, 65535)), striding over the rows; a warp an output
-// j of a row, over up to ROUTED_EXPERTS_SLOT_GROUP slots a pass (a lane's loads of their weight rows
-// in flight together).
+// j of a row.
 template <bool BF16>
 static __device__ __forceinline__ void routed_experts_down_add(const float* __restrict__ hidden_values, int rows,
         int per_token, int width, const void* __restrict__ down, int experts, int hidden, const int* __restrict__ ids,
         const float* __restrict__ weights, float* __restrict__ out) {
     constexpr int ELEMENTS = RoutedExpertsChunk<BF16>::ELEMENTS;
     COIL_AFTER_PREVIOUS_KERNEL(); // the activations, ids and weights, and the residual stream
-    const int lane = threadIdx.x & 31;
     const int j = blockIdx.x * ROUTED_EXPERTS_WARPS + (threadIdx.x >> 5);
     if (j >= hidden) {
         return;
     }
-    const size_t row_bytes = (size_t) width * (BF16 ? 2 : 4);
     const bool vector = width % ELEMENTS == 0 && coil_aligned16(down) && coil_aligned16(hidden_values);
     for (int r = blockIdx.y; r < rows; r += gridDim.y) {
-        const int* row_ids = ids + (size_t) r * per_token;
-        const float* row_weights = weights + (size_t) r * per_token;
-        const float* row_values = hidden_values + (size_t) r * per_token * width;
-        float moe = 0.0f;
-        bool in_range = true;
-        // The slots in groups of ROUTED_EXPERTS_SLOT_GROUP (one group for k <= 8), each group's sums
-        // added to moe in slot order before the next group starts.
-        for (int first = 0; first < per_token; first += ROUTED_EXPERTS_SLOT_GROUP) {
-            const int slots = min(per_token - first, ROUTED_EXPERTS_SLOT_GROUP);
-            // Each slot's row of weights: expert ids[r, s]'s row j (expert 0's for an id out of range,
-            // whose output is NaN).
-            const unsigned char* weight_rows[ROUTED_EXPERTS_SLOT_GROUP];
-            float partial[ROUTED_EXPERTS_SLOT_GROUP];
-#pragma unroll
-            for (int s = 0; s < ROUTED_EXPERTS_SLOT_GROUP; s++) {
-                const int expert = s < slots ? row_ids[first + s] : 0;
-                const bool valid = expert >= 0 && expert < experts;
-                in_range &= valid;
-                weight_rows[s] = static_cast<const unsigned char*>(down)
-                        + ((size_t) (valid ? expert : 0) * hidden + j) * row_bytes;
-                partial[s] = 0.0f;
-            }
-            const float* values = row_values + (size_t) first * width;
-            if (vector) {
-                const int chunks = width / ELEMENTS;
-                for (int c = lane; c < chunks; c += 32) {
-#pragma unroll
-                    for (int s = 0; s < ROUTED_EXPERTS_SLOT_GROUP; s++) {
-                        if (s < slots) {
-                            float ws[8];
-                            float vs[8];
-                            routed_experts_weight_chunk<BF16>(weight_rows[s], c, ws);
-                            routed_experts_operand_chunk<BF16>(values + (size_t) s * width, c, vs);
-#pragma unroll
-                            for (int i = 0; i < ELEMENTS; i++) {
-                                partial[s] = fmaf(ws[i], vs[i], partial[s]);
-                            }
-                        }
-                    }
-                }
-            } else {
-                for (int c = lane; c < width; c += 32) {
-#pragma unroll
-                    for (int s = 0; s < ROUTED_EXPERTS_SLOT_GROUP; s++) {
-                        if (s < slots) {
-                            partial[s] = fmaf(routed_experts_weight<BF16>(weight_rows[s], c),
-                                    values[(size_t) s * width + c], partial[s]);
-                        }
-                    }
-                }
-            }
-#pragma unroll
-            for (int s = 0; s < ROUTED_EXPERTS_SLOT_GROUP; s++) {
-                if (s < slots) {
-                    const float product = coil_warp_sum(partial[s]);
-                    moe = __fadd_rn(moe, __fmul_rn(row_weights[first + s], product));
-                }
-            }
-        }
-        if (lane == 0) {
+        bool in_range;
+        const float moe = routed_experts_down_output<BF16>(hidden_values + (size_t) r * per_token * width,
+                ids + (size_t) r * per_token, weights + (size_t) r * per_token, per_token, width, down, experts,
+                hidden, j, vector, in_range);
+        if ((threadIdx.x & 31) == 0) {
             float* target = out + (size_t) r * hidden + j;
             *target = in_range ? __fadd_rn(*target, moe) : __int_as_float(0x7fc00000);
         }
+    }
+}
+
+// routed_experts_down_add with each row's ids and weights routed by the block itself from the
+// router's scores (routed_experts_route_row, as the gate/up launch before it routed them: the same
+// ids and weights bit for bit, so the same outputs), and the block's expert rows asked into L2
+// before its wait: a decode step's down product then waits only for the activations, while the rows
+// it reads (a few MB scattered by the routing) are on their way. Reading the scores before the wait
+// is sound only because the kernel just before is routed_experts_route_gate_up, which lets this one
+// start only after its own wait, when the scores' writer is done: RoutedExpertsKernel launches the
+// two only as that pair.
+//   logits: (rows, E) f32;  the rest as routed_experts_down_add's.
+// Grid: (ceil(H / ROUTED_EXPERTS_WARPS), min(rows, 65535)), striding over the rows.
+template <bool BF16>
+static __device__ __forceinline__ void routed_experts_route_down_add(const float* __restrict__ logits,
+        const RoutedExpertsRouter& router, const float* __restrict__ hidden_values, int rows, int per_token,
+        int width, const void* __restrict__ down, int experts, int hidden, float* __restrict__ out) {
+    constexpr int ELEMENTS = RoutedExpertsChunk<BF16>::ELEMENTS;
+    __shared__ RoutedExpertsRowRouting routing;
+    const int lane = threadIdx.x & 31;
+    const int j = blockIdx.x * ROUTED_EXPERTS_WARPS + (threadIdx.x >> 5);
+    const size_t row_bytes = (size_t) width * (BF16 ? 2 : 4);
+    const bool vector = width % ELEMENTS == 0 && coil_aligned16(down) && coil_aligned16(hidden_values);
+    bool waited = false;
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        // Every thread takes part in the routing's barriers, warps past H too.
+        routed_experts_route_row(logits, r, experts, per_token, router, false, nullptr, nullptr, routing);
+        if (!waited) {
+            // The first row's weight rows into L2: a lane a 128-byte line, over the k rows of output j.
+            if (j < hidden) {
+                const int lines = (int) ((row_bytes + 127) / 128);
+                for (int index = lane; index < per_token * lines; index += 32) {
+                    const int slot = index / lines;
+                    const int expert = routing.ids[slot];
+                    if (expert >= 0 && expert < experts) {
+                        coil_prefetch_l2(static_cast<const unsigned char*>(down)
+                                + ((size_t) expert * hidden + j) * row_bytes + (size_t) (index - slot * lines) * 128);
+                    }
+                }
+            }
+            COIL_AFTER_PREVIOUS_KERNEL(); // the activations and the residual stream
+            waited = true;
+        }
+        if (j < hidden) {
+            bool in_range;
+            const float moe = routed_experts_down_output<BF16>(hidden_values + (size_t) r * per_token * width,
+                    routing.ids, routing.weights, per_token, width, down, experts, hidden, j, vector, in_range);
+            if (lane == 0) {
+                float* target = out + (size_t) r * hidden + j;
+                *target = in_range ? __fadd_rn(*target, moe) : __int_as_float(0x7fc00000);
+            }
+        }
+    }
+    if (!waited) {
+        COIL_AFTER_PREVIOUS_KERNEL();
     }
 }
 
@@ -491,6 +452,25 @@ extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_THREADS) routed_expe
     const RoutedExpertsRouter router{scoring, bias, groups, groups_chosen, scale};
     routed_experts_route_gate_up<false>(logits, experts, per_token, router, x, rows, hidden, input, gated, width,
             ids, weights, out);
+}
+
+// The router's fields as routed_experts_route takes them.
+extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_THREADS, 2) routed_experts_route_down_add_bf16(
+        const float* __restrict__ logits, int scoring, const float* __restrict__ bias, int groups, int groups_chosen,
+        float scale, const float* __restrict__ hidden_values, int rows, int per_token, int width,
+        const __nv_bfloat16* __restrict__ down, int experts, int hidden, float* __restrict__ out) {
+    const RoutedExpertsRouter router{scoring, bias, groups, groups_chosen, scale};
+    routed_experts_route_down_add<true>(logits, router, hidden_values, rows, per_token, width, down, experts, hidden,
+            out);
+}
+
+extern "C" __global__ void __launch_bounds__(ROUTED_EXPERTS_THREADS, 2) routed_experts_route_down_add_f32(
+        const float* __restrict__ logits, int scoring, const float* __restrict__ bias, int groups, int groups_chosen,
+        float scale, const float* __restrict__ hidden_values, int rows, int per_token, int width,
+        const float* __restrict__ down, int experts, int hidden, float* __restrict__ out) {
+    const RoutedExpertsRouter router{scoring, bias, groups, groups_chosen, scale};
+    routed_experts_route_down_add<false>(logits, router, hidden_values, rows, per_token, width, down, experts, hidden,
+            out);
 }
 
 // At least two blocks a multiprocessor (at most 128 registers): a decode step's ceil(H / 8) blocks fit the GPU at once.

@@ -10,11 +10,12 @@ import dev.coil.engine.load.DType;
 /**
  * Launches the {@code routed_experts_*} kernels (routed_experts.cu): a mixture-of-experts block's
  * routed experts (GraniteMoeHybrid's block_sparse_moe, NemotronH's moe) over only the experts each
- * token takes. A step runs {@link #route} on the router's logits ({@link Router}: softmax, or
- * sigmoid with groups), {@link #gateUp} over the chosen experts' input rows ({@link Activation}:
- * stacked gate and up rows, or up rows alone), then {@link #downAdd}, which adds each token's
- * weighted sum of its experts' down products to the residual stream. The ids and weights stay on the device and every launch's
- * shape follows from its arguments, so a step of them can be captured into a graph.
+ * token takes. A step runs {@link #route} on the router's logits ({@link RoutedExpertsRouter}: softmax,
+ * or sigmoid with groups), {@link #gateUp} over the chosen experts' input rows
+ * ({@link ExpertActivation}: stacked gate and up rows, or up rows alone), then {@link #downAdd}, which
+ * adds each token's weighted sum of its experts' down products to the residual stream. The ids and
+ * weights stay on the device and every launch's shape follows from its arguments, so a step of them
+ * can be captured into a graph.
  *
  * <p>{@link #add} makes the whole block's output after {@link #route}: for few (row, slot) pairs by
  * gateUp and downAdd, which read each pair's expert weights once per pair; for more by the grouped
@@ -102,82 +103,6 @@ public final class RoutedExpertsKernel {
     /** Workspace regions start 256 bytes apart from its start (16 is what the tile table and the staging's copies need). */
     private static final long ALIGNMENT = 256;
 
-    /**
-     * An expert's input product: {@code SILU_GATED} silu(gate) · up over its 2F stacked rows, gate first
-     * (Granite); {@code SQUARED_RELU} relu(up)² over its F up rows (NemotronH).
-     */
-    public enum Activation {
-        SILU_GATED,
-        SQUARED_RELU;
-
-        /** An expert's rows of the input matrix: 2F or F. */
-        public long inputRows(int width) {
-            return this == SILU_GATED ? 2L * width : width;
-        }
-
-        int gated() {
-            return this == SILU_GATED ? 1 : 0;
-        }
-    }
-
-    /**
-     * How a row's experts are chosen and weighed (routed_experts.cuh's RoutedExpertsRouter): softmax,
-     * the k best logits weighted by their softmax (Granite); or sigmoid, s = sigmoid(logit), chosen by
-     * s + correctionBias[e] within the {@code groupsChosen} best of {@code groups} groups (two best values
-     * summed), weighted by s (over their sum plus 1e-20 when {@code normalize}) times {@code scale}
-     * (NemotronH).
-     *
-     * @param correctionBias (E) f32 for a sigmoid router, null for softmax
-     */
-    public record Router(boolean sigmoid, DeviceBuffer correctionBias, int groups, int groupsChosen,
-            boolean normalize, float scale) {
-
-        public static final Router SOFTMAX = new Router(false, null, 1, 1, true, 1f);
-
-        public Router {
-            if (sigmoid != (correctionBias != null)) {
-                throw new IllegalArgumentException("a sigmoid router takes a correction bias, a softmax router none");
-            }
-            if (groups < 1 || groups > MAX_GROUPS || groupsChosen < 1 || groupsChosen > groups
-                    || !(scale > 0f) || Float.isInfinite(scale)) {
-                throw new IllegalArgumentException("router: " + groupsChosen + " of " + groups + " groups (at most "
-                        + MAX_GROUPS + "), scale " + scale + "; need 1 <= chosen <= groups and a finite scale > 0");
-            }
-            if (!sigmoid && (groups != 1 || !normalize || scale != 1f)) {
-                throw new IllegalArgumentException("a softmax router has one group, normalised weights and scale 1");
-            }
-        }
-
-        public static Router sigmoid(DeviceBuffer correctionBias, int groups, int groupsChosen, boolean normalize,
-                float scale) {
-            return new Router(true, correctionBias, groups, groupsChosen, normalize, scale);
-        }
-
-        /** ROUTED_EXPERTS_SOFTMAX, _SIGMOID or _SIGMOID_NORMALIZED. */
-        int scoring() {
-            return !sigmoid ? 0 : normalize ? 2 : 1;
-        }
-
-        long biasAddress() {
-            return correctionBias == null ? 0L : correctionBias.address();
-        }
-
-        /** Checks the router against E experts, k a row. */
-        void require(int experts, int perToken) {
-            if (experts % groups != 0 || (groups > 1 && experts / groups < 2)) {
-                throw new IllegalArgumentException(experts + " experts do not split into " + groups
-                        + " groups of at least 2");
-            }
-            if (perToken > groupsChosen * (experts / groups)) {
-                throw new IllegalArgumentException(perToken + " experts a row, but " + groupsChosen
-                        + " chosen groups hold " + groupsChosen * (experts / groups));
-            }
-            if (correctionBias != null) {
-                correctionBias.requireFloats(experts, "correctionBias");
-            }
-        }
-    }
-
     private final Kernel route;
     private final Kernel gateUpBf16;
     private final Kernel gateUpF32;
@@ -185,6 +110,8 @@ public final class RoutedExpertsKernel {
     private final Kernel routeGateUpF32;
     private final Kernel downAddBf16;
     private final Kernel downAddF32;
+    private final Kernel routeDownAddBf16;
+    private final Kernel routeDownAddF32;
     private final Kernel group;
     private final Kernel tileGateUpBf16;
     private final Kernel tileUpBf16;
@@ -206,6 +133,8 @@ public final class RoutedExpertsKernel {
         this.routeGateUpF32 = module.kernel("routed_experts_route_gate_up_f32").waitsForPreviousKernel();
         this.downAddBf16 = module.kernel("routed_experts_down_add_bf16").waitsForPreviousKernel();
         this.downAddF32 = module.kernel("routed_experts_down_add_f32").waitsForPreviousKernel();
+        this.routeDownAddBf16 = module.kernel("routed_experts_route_down_add_bf16").waitsForPreviousKernel();
+        this.routeDownAddF32 = module.kernel("routed_experts_route_down_add_f32").waitsForPreviousKernel();
         this.group = module.kernel("routed_experts_group").waitsForPreviousKernel();
         this.tileGateUpBf16 = module.kernel("routed_experts_tile_gate_up_bf16").waitsForPreviousKernel();
         this.tileUpBf16 = module.kernel("routed_experts_tile_up_bf16").waitsForPreviousKernel();
@@ -228,7 +157,7 @@ public final class RoutedExpertsKernel {
     /** {@link #route} with the softmax router (Granite). */
     public void route(CudaStream stream, DeviceBuffer logits, int rows, int experts, int perToken, DeviceBuffer ids,
             DeviceBuffer weights) {
-        route(stream, Router.SOFTMAX, logits, rows, experts, perToken, ids, weights);
+        route(stream, RoutedExpertsRouter.SOFTMAX, logits, rows, experts, perToken, ids, weights);
     }
 
     /**
@@ -241,8 +170,8 @@ public final class RoutedExpertsKernel {
      * @param ids out: (rows, k) int32, each row's experts ascending
      * @param weights out: (rows, k) f32, the weight of the expert at the same place of ids
      */
-    public void route(CudaStream stream, Router router, DeviceBuffer logits, int rows, int experts, int perToken,
-            DeviceBuffer ids, DeviceBuffer weights) {
+    public void route(CudaStream stream, RoutedExpertsRouter router, DeviceBuffer logits, int rows, int experts,
+            int perToken, DeviceBuffer ids, DeviceBuffer weights) {
         RowKernels.requireNonNegative(rows, "rows");
         requireExperts(experts);
         requirePerToken(perToken, experts);
@@ -261,7 +190,7 @@ public final class RoutedExpertsKernel {
     /** {@link #gateUp} of gated experts (Granite's stacked gate and up rows). */
     public void gateUp(CudaStream stream, DeviceBuffer x, int rows, int hidden, DeviceMatrix gateAndUp, int width,
             DeviceBuffer ids, int perToken, DeviceBuffer out) {
-        gateUp(stream, x, rows, hidden, gateAndUp, Activation.SILU_GATED, width, ids, perToken, out);
+        gateUp(stream, x, rows, hidden, gateAndUp, ExpertActivation.SILU_GATED, width, ids, perToken, out);
     }
 
     /**
@@ -271,7 +200,7 @@ public final class RoutedExpertsKernel {
      *
      * @param x (rows, hidden) f32, the block's normed input
      * @param hidden H, x's width and the weights' columns
-     * @param input (E · R, H) BF16 or F32, R = {@link Activation#inputRows}: expert e's rows from e · R
+     * @param input (E · R, H) BF16 or F32, R = {@link ExpertActivation#inputRows}: expert e's rows from e · R
      *     (SILU_GATED: its F gate rows then its F up rows)
      * @param width F
      * @param ids (rows, k) int32, {@link #route}'s output
@@ -279,7 +208,7 @@ public final class RoutedExpertsKernel {
      * @param out (rows, k, F) f32, the down product's input
      */
     public void gateUp(CudaStream stream, DeviceBuffer x, int rows, int hidden, DeviceMatrix input,
-            Activation activation, int width, DeviceBuffer ids, int perToken, DeviceBuffer out) {
+            ExpertActivation activation, int width, DeviceBuffer ids, int perToken, DeviceBuffer out) {
         RowKernels.requireNonNegative(rows, "rows");
         RowKernels.requirePositive(hidden, "hidden");
         RowKernels.requirePositive(width, "width");
@@ -334,8 +263,8 @@ public final class RoutedExpertsKernel {
     public void routeGateUp(CudaStream stream, DeviceBuffer logits, int experts, int perToken, DeviceBuffer x,
             int rows, int hidden, DeviceMatrix gateAndUp, int width, DeviceBuffer ids, DeviceBuffer weights,
             DeviceBuffer out) {
-        routeGateUp(stream, Router.SOFTMAX, logits, experts, perToken, x, rows, hidden, gateAndUp,
-                Activation.SILU_GATED, width, ids, weights, out);
+        routeGateUp(stream, RoutedExpertsRouter.SOFTMAX, logits, experts, perToken, x, rows, hidden, gateAndUp,
+                ExpertActivation.SILU_GATED, width, ids, weights, out);
     }
 
     /**
@@ -355,9 +284,9 @@ public final class RoutedExpertsKernel {
      * @param weights out: (rows, k) f32, the weight of the expert at the same place of ids
      * @param out (rows, k, F) f32, the down product's input
      */
-    public void routeGateUp(CudaStream stream, Router router, DeviceBuffer logits, int experts, int perToken,
-            DeviceBuffer x, int rows, int hidden, DeviceMatrix input, Activation activation, int width,
-            DeviceBuffer ids, DeviceBuffer weights, DeviceBuffer out) {
+    public void routeGateUp(CudaStream stream, RoutedExpertsRouter router, DeviceBuffer logits, int experts,
+            int perToken, DeviceBuffer x, int rows, int hidden, DeviceMatrix input, ExpertActivation activation,
+            int width, DeviceBuffer ids, DeviceBuffer weights, DeviceBuffer out) {
         RowKernels.requireNonNegative(rows, "rows");
         RowKernels.requirePositive(hidden, "hidden");
         RowKernels.requirePositive(width, "width");
@@ -425,8 +354,8 @@ public final class RoutedExpertsKernel {
     public void add(CudaStream stream, DeviceBuffer x, int rows, int hidden, DeviceMatrix gateAndUp, DeviceMatrix down,
             int width, DeviceBuffer ids, DeviceBuffer weights, int perToken, DeviceBuffer workspace,
             DeviceBuffer out) {
-        add(stream, x, rows, hidden, gateAndUp, Activation.SILU_GATED, down, width, ids, weights, perToken, workspace,
-                out);
+        add(stream, x, rows, hidden, gateAndUp, ExpertActivation.SILU_GATED, down, width, ids, weights, perToken,
+                workspace, out);
     }
 
     /**
@@ -452,9 +381,9 @@ public final class RoutedExpertsKernel {
      * @param workspace at least {@link #workspaceBytes}(rows, k, E, F, H) bytes, 16-byte aligned
      * @param out (rows, H) f32, read and written: the residual stream
      */
-    public void add(CudaStream stream, DeviceBuffer x, int rows, int hidden, DeviceMatrix input, Activation activation,
-            DeviceMatrix down, int width, DeviceBuffer ids, DeviceBuffer weights, int perToken, DeviceBuffer workspace,
-            DeviceBuffer out) {
+    public void add(CudaStream stream, DeviceBuffer x, int rows, int hidden, DeviceMatrix input,
+            ExpertActivation activation, DeviceMatrix down, int width, DeviceBuffer ids, DeviceBuffer weights,
+            int perToken, DeviceBuffer workspace, DeviceBuffer out) {
         int experts = requireBlock(x, rows, hidden, input, activation, down, width, ids, weights, perToken, out);
         long pairs = (long) rows * perToken;
         Workspace layout = requireWorkspace(workspace, rows, pairs, experts, width, hidden,
@@ -477,14 +406,15 @@ public final class RoutedExpertsKernel {
     public void addRouted(CudaStream stream, DeviceBuffer scores, DeviceBuffer x, int rows, int hidden,
             DeviceMatrix gateAndUp, DeviceMatrix down, int width, int experts, int perToken, DeviceBuffer ids,
             DeviceBuffer weights, DeviceBuffer workspace, DeviceBuffer out) {
-        addRouted(stream, Router.SOFTMAX, scores, x, rows, hidden, gateAndUp, Activation.SILU_GATED, down, width,
-                experts, perToken, ids, weights, workspace, out);
+        addRouted(stream, RoutedExpertsRouter.SOFTMAX, scores, x, rows, hidden, gateAndUp,
+                ExpertActivation.SILU_GATED, down, width, experts, perToken, ids, weights, workspace, out);
     }
 
     /**
      * The block's output from the router's scores: the routing and {@link #add}'s experts, ids and
      * weights stored on the way. Up to {@link #PER_PAIR_MAX_PAIRS} pairs (decode) two launches, {@link
-     * #routeGateUp} and {@link #downAdd}; more: {@link #route} then add's grouped path. The outputs, ids
+     * #routeGateUp} and {@link #downAdd}'s products (their launch routing its rows again, so that it
+     * can ask for its expert rows before its wait); more: {@link #route} then add's grouped path. The outputs, ids
      * and weights equal route followed by add bit for bit on both paths.
      *
      * @param router how the experts are chosen and weighed
@@ -500,9 +430,10 @@ public final class RoutedExpertsKernel {
      * @param workspace at least {@link #workspaceBytes}(rows, k, E, F, H) bytes, 16-byte aligned
      * @param out (rows, H) f32, read and written: the residual stream
      */
-    public void addRouted(CudaStream stream, Router router, DeviceBuffer scores, DeviceBuffer x, int rows, int hidden,
-            DeviceMatrix input, Activation activation, DeviceMatrix down, int width, int experts, int perToken,
-            DeviceBuffer ids, DeviceBuffer weights, DeviceBuffer workspace, DeviceBuffer out) {
+    public void addRouted(CudaStream stream, RoutedExpertsRouter router, DeviceBuffer scores, DeviceBuffer x,
+            int rows, int hidden, DeviceMatrix input, ExpertActivation activation, DeviceMatrix down, int width,
+            int experts, int perToken, DeviceBuffer ids, DeviceBuffer weights, DeviceBuffer workspace,
+            DeviceBuffer out) {
         int held = requireBlock(x, rows, hidden, input, activation, down, width, ids, weights, perToken, out);
         if (held != experts) {
             throw new IllegalArgumentException("the weights hold " + held + " experts; the scores " + experts);
@@ -524,7 +455,14 @@ public final class RoutedExpertsKernel {
         DeviceBuffer activated = workspace.slice(0, 4 * pairs * width);
         routeGateUp(stream, router, scores, experts, perToken, x, rows, hidden, input, activation, width, ids, weights,
                 activated);
-        downAdd(stream, activated, rows, perToken, width, down, hidden, ids, weights, out);
+        // downAdd's work, each block routing its row again from the scores (the ids and weights just
+        // stored, bit for bit) before its wait and asking L2 for its expert rows meanwhile. Only right
+        // after routeGateUp: that launch lets it start once the scores' writer is done
+        // (routed_experts.cu, routed_experts_route_down_add).
+        Kernel routeDownAdd = down.dtype() == DType.BF16 ? routeDownAddBf16 : routeDownAddF32;
+        routeDownAdd.launch(stream, Kernel.blocksFor(hidden, WARPS), Math.min(rows, MAX_GRID_Y), 1, THREADS, 0,
+                scores, router.scoring(), router.biasAddress(), router.groups(), router.groupsChosen(), router.scale(),
+                activated, rows, perToken, width, down.data(), experts, hidden, out);
     }
 
     /**
@@ -532,9 +470,9 @@ public final class RoutedExpertsKernel {
      * {@link #SMALL_TILE_PAIRS}; the small tile only for BF16 weights): for tests. The workspace must hold
      * {@link #groupedWorkspaceBytes}.
      */
-    void addGrouped(CudaStream stream, DeviceBuffer x, int rows, int hidden, DeviceMatrix input, Activation activation,
-            DeviceMatrix down, int width, DeviceBuffer ids, DeviceBuffer weights, int perToken,
-            DeviceBuffer workspace, DeviceBuffer out, int tilePairs) {
+    void addGrouped(CudaStream stream, DeviceBuffer x, int rows, int hidden, DeviceMatrix input,
+            ExpertActivation activation, DeviceMatrix down, int width, DeviceBuffer ids, DeviceBuffer weights,
+            int perToken, DeviceBuffer workspace, DeviceBuffer out, int tilePairs) {
         int experts = requireBlock(x, rows, hidden, input, activation, down, width, ids, weights, perToken, out);
         if (tilePairs != TILE_PAIRS && (tilePairs != SMALL_TILE_PAIRS || input.dtype() != DType.BF16)) {
             throw new IllegalArgumentException("tiles of " + tilePairs + " pairs: " + TILE_PAIRS + ", or "
@@ -549,11 +487,11 @@ public final class RoutedExpertsKernel {
 
     /** The grouped path's four launches (rows > 0), in tiles of {@code tilePairs} pairs. */
     private void grouped(CudaStream stream, DeviceBuffer x, int rows, int hidden, DeviceMatrix input,
-            Activation activation, DeviceMatrix down, int width, DeviceBuffer ids, DeviceBuffer weights, int perToken,
-            int experts, Workspace layout, long base, int tilePairs, DeviceBuffer out) {
+            ExpertActivation activation, DeviceMatrix down, int width, DeviceBuffer ids, DeviceBuffer weights,
+            int perToken, int experts, Workspace layout, long base, int tilePairs, DeviceBuffer out) {
         boolean bf16 = input.dtype() == DType.BF16;
         boolean small = tilePairs == SMALL_TILE_PAIRS;
-        boolean gated = activation == Activation.SILU_GATED;
+        boolean gated = activation == ExpertActivation.SILU_GATED;
         long pairs = (long) rows * perToken;
         long tiles = base + layout.tiles();
         long sorted = base + layout.sorted();
@@ -593,8 +531,9 @@ public final class RoutedExpertsKernel {
     }
 
     /** Checks a block's arguments (add's, addRouted's); returns E. */
-    private static int requireBlock(DeviceBuffer x, int rows, int hidden, DeviceMatrix input, Activation activation,
-            DeviceMatrix down, int width, DeviceBuffer ids, DeviceBuffer weights, int perToken, DeviceBuffer out) {
+    private static int requireBlock(DeviceBuffer x, int rows, int hidden, DeviceMatrix input,
+            ExpertActivation activation, DeviceMatrix down, int width, DeviceBuffer ids, DeviceBuffer weights,
+            int perToken, DeviceBuffer out) {
         RowKernels.requireNonNegative(rows, "rows");
         RowKernels.requirePositive(hidden, "hidden");
         RowKernels.requirePositive(width, "width");
@@ -619,11 +558,11 @@ public final class RoutedExpertsKernel {
         return experts;
     }
 
-    /** The experts an input matrix holds: rows a multiple of {@link Activation#inputRows}. */
-    private static int inputExperts(DeviceMatrix input, Activation activation, int width, int hidden) {
+    /** The experts an input matrix holds: rows a multiple of {@link ExpertActivation#inputRows}. */
+    private static int inputExperts(DeviceMatrix input, ExpertActivation activation, int width, int hidden) {
         long rows = activation.inputRows(width);
-        return expertsOf(input, activation == Activation.SILU_GATED ? "gateAndUp" : "up", rows, hidden,
-                (activation == Activation.SILU_GATED ? "2 · width (" : "width (") + rows + ")", "hidden");
+        return expertsOf(input, activation == ExpertActivation.SILU_GATED ? "gateAndUp" : "up", rows, hidden,
+                (activation == ExpertActivation.SILU_GATED ? "2 · width (" : "width (") + rows + ")", "hidden");
     }
 
     private static Workspace requireWorkspace(DeviceBuffer workspace, int rows, long pairs, int experts, int width,
@@ -679,7 +618,7 @@ public final class RoutedExpertsKernel {
         }
     }
 
-    private static void requireExperts(int experts) {
+    static void requireExperts(int experts) {
         if (experts < 1 || experts > MAX_EXPERTS) {
             throw new IllegalArgumentException("experts must be in [1, " + MAX_EXPERTS + "], not " + experts);
         }

@@ -11,6 +11,7 @@ import dev.coil.engine.gpu.kernels.CausalConv1dUpdateKernel;
 import dev.coil.engine.gpu.kernels.ContextParallelKernels;
 import dev.coil.engine.gpu.kernels.ConvertKernel;
 import dev.coil.engine.gpu.kernels.EmbeddingKernel;
+import dev.coil.engine.gpu.kernels.ExpertsRouterKernel;
 import dev.coil.engine.gpu.kernels.FlashAttentionKernel;
 import dev.coil.engine.gpu.kernels.GatedRmsNormKernel;
 import dev.coil.engine.gpu.kernels.LmHeadArgmaxKernel;
@@ -53,6 +54,8 @@ final class DeviceKernels implements AutoCloseable {
     final SiluMultiplyKernel siluMultiply;
     final SquaredReluKernel squaredRelu;
     final RoutedExpertsKernel routedExperts;
+    /** A decode step's norm before routed experts and their router's scores in one launch. */
+    final ExpertsRouterKernel expertsRouter;
     /** The prompt's dt (softplus, clamp) among them, which a prefill step needs too. */
     final ContextParallelKernels contextParallel;
     private final Cublas cublas;
@@ -83,6 +86,7 @@ final class DeviceKernels implements AutoCloseable {
         this.siluMultiply = new SiluMultiplyKernel(module);
         this.squaredRelu = new SquaredReluKernel(module);
         this.routedExperts = new RoutedExpertsKernel(module);
+        this.expertsRouter = new ExpertsRouterKernel(module);
         this.contextParallel = new ContextParallelKernels(module);
     }
 

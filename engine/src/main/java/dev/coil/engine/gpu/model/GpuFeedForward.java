@@ -2,9 +2,12 @@ package dev.coil.engine.gpu.model;
 
 import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.kernels.GemvKernel;
+import dev.coil.engine.gpu.kernels.ExpertActivation;
 import dev.coil.engine.gpu.kernels.RoutedExpertsKernel;
+import dev.coil.engine.gpu.kernels.RoutedExpertsRouter;
 import dev.coil.engine.load.DType;
 import dev.coil.engine.model.BlockSpec;
+import dev.coil.engine.model.ModelConfig;
 
 /**
  * The MLP blocks of {@code FeedForward} on the device: down(silu(gate(x)) · up(x)) or down(relu(up(x))²),
@@ -28,7 +31,8 @@ final class GpuFeedForward {
      * the router's scores [rows, count] by the matrix product, then the routing and the experts
      * ({@code RoutedExpertsKernel.addRouted}: for a few rows the routing inside the gate/up launch and
      * the experts pair by pair, two launches; for many the routing, then grouped by expert on the
-     * tensor cores). x must be f32 values ({@code StepInput.blockNorm} makes them so for a block with
+     * tensor cores). Where {@link #normAndScore} made the scores with the norm, no product here. x
+     * must be f32 values ({@code StepInput.blockNorm} makes them so for a block with
      * experts).
      */
     private static void addExperts(DeviceKernels k, GpuWeights.Experts experts, StepInput x, int rows,
@@ -44,25 +48,42 @@ final class GpuFeedForward {
         DeviceBuffer weights = k.scratch.floats("experts.weights", (long) rows * spec.perToken());
         DeviceBuffer workspace = k.scratch.bytes("experts.workspace", RoutedExpertsKernel.workspaceBytes(rows,
                 spec.perToken(), spec.count(), spec.width(), hidden));
-        k.matmul.matmul(k.stream, x.values(), rows, experts.router(), scores);
+        if (x.routerScores() == null) {
+            k.matmul.matmul(k.stream, x.values(), rows, experts.router(), scores);
+        } else if (x.routerScores().address() != scores.address()) {
+            throw new IllegalStateException("the router's scores were made elsewhere than experts.scores");
+        }
         k.routedExperts.addRouted(k.stream, router(experts), scores, x.values(), rows, hidden, experts.input(),
                 activation(spec.kind()), experts.down(), spec.width(), spec.count(), spec.perToken(), chosen, weights,
                 workspace, out);
     }
 
-    /** The block's router as the kernels take it. */
-    private static RoutedExpertsKernel.Router router(GpuWeights.Experts experts) {
-        BlockSpec.Router router = experts.spec().router();
-        return router.sigmoid()
-                ? RoutedExpertsKernel.Router.sigmoid(experts.correctionBias(), router.groups(), router.groupsChosen(),
-                        router.normalize(), router.scale())
-                : RoutedExpertsKernel.Router.SOFTMAX;
+    /**
+     * A decode step's start of a block with routed experts, in one launch ({@code ExpertsRouterKernel}):
+     * h + update into hOut, the block's norm of it into normed (f32), and the router's scores into the
+     * scratch buffer {@link #addExperts} reads, which it returns.
+     */
+    static DeviceBuffer normAndScore(DeviceKernels k, GpuWeights.Experts experts, DeviceBuffer normWeight,
+            ModelConfig config, DeviceBuffer h, DeviceBuffer update, DeviceBuffer hOut, DeviceBuffer normed, int rows) {
+        DeviceBuffer scores = k.scratch.floats("experts.scores", (long) rows * experts.spec().count());
+        k.expertsRouter.launch(k.stream, h, update, config.residualMultiplier(), normWeight, config.normEps(), rows,
+                config.hiddenSize(), hOut, normed, experts.router(), scores);
+        return scores;
     }
 
-    private static RoutedExpertsKernel.Activation activation(BlockSpec.ExpertKind kind) {
+    /** The block's router as the kernels take it. */
+    private static RoutedExpertsRouter router(GpuWeights.Experts experts) {
+        BlockSpec.Router router = experts.spec().router();
+        return router.sigmoid()
+                ? RoutedExpertsRouter.sigmoid(experts.correctionBias(), router.groups(), router.groupsChosen(),
+                        router.normalize(), router.scale())
+                : RoutedExpertsRouter.SOFTMAX;
+    }
+
+    private static ExpertActivation activation(BlockSpec.ExpertKind kind) {
         return switch (kind) {
-            case GATED_SILU_STACKED -> RoutedExpertsKernel.Activation.SILU_GATED;
-            case SQUARED_RELU -> RoutedExpertsKernel.Activation.SQUARED_RELU;
+            case GATED_SILU_STACKED -> ExpertActivation.SILU_GATED;
+            case SQUARED_RELU -> ExpertActivation.SQUARED_RELU;
         };
     }
 

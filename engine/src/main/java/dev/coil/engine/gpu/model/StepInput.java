@@ -2,6 +2,7 @@ package dev.coil.engine.gpu.model;
 
 import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.DeviceMatrix;
+import dev.coil.engine.gpu.kernels.ExpertsRouterKernel;
 import dev.coil.engine.gpu.kernels.GemvKernel;
 import dev.coil.engine.load.DType;
 import dev.coil.engine.model.ModelConfig;
@@ -13,16 +14,27 @@ import java.util.List;
  * would otherwise launch itself, once per product). Or, in a decode step whose first products all
  * run in the few-rows product, not made yet: {@code pending} says how those products make it
  * themselves (the residual update and the pre-norm inside their launch, values null).
+ * {@code routerScores}: a block with routed experts whose router's scores were made with its norm
+ * ({@code GpuFeedForward.normAndScore}; null otherwise); {@code residualMoved}: that launch wrote the
+ * updated residual stream to the spare buffer.
  */
-record StepInput(DeviceBuffer values, DType dtype, GemvKernel.ResidualNorm pending) {
+record StepInput(DeviceBuffer values, DType dtype, GemvKernel.ResidualNorm pending, DeviceBuffer routerScores,
+        boolean residualMoved) {
 
     StepInput(DeviceBuffer values, DType dtype) {
-        this(values, dtype, null);
+        this(values, dtype, null, null, false);
     }
 
-    /** True when the residual stream moved to the pending norm's hOut (the caller's h from now on). */
+    StepInput(DeviceBuffer values, DType dtype, GemvKernel.ResidualNorm pending) {
+        this(values, dtype, pending, null, false);
+    }
+
+    /**
+     * True when the residual stream moved to the other buffer (the pending norm's hOut, or the spare
+     * the experts' norm wrote): the caller's h from now on.
+     */
     boolean movesResidual() {
-        return pending != null && pending.hOut() != null;
+        return residualMoved || pending != null && pending.hOut() != null;
     }
 
     /** out = input · wᵀ for [rows, w.cols] input: straight into cuBLAS when prepared, else converted first. */
@@ -109,7 +121,9 @@ record StepInput(DeviceBuffer values, DType dtype, GemvKernel.ResidualNorm pendi
      * <p>With {@code spare} given (a decode step's second residual buffer) and every first product
      * of the block taken by the few-rows product, nothing is launched here: the products make the
      * update and the norm inside their launch, and the updated h goes to spare
-     * ({@link #movesResidual}: the caller swaps h and spare).
+     * ({@link #movesResidual}: the caller swaps h and spare). Before routed experts, with spare given
+     * and few rows, one launch makes the update (into spare), the f32 norm and the router's scores
+     * ({@link #routerScores}).
      */
     static StepInput blockNorm(DeviceKernels k, ModelConfig config, GpuWeights.Block block, boolean first,
             DeviceBuffer h, DeviceBuffer update, DeviceBuffer normed, DeviceBuffer normed16, int rows,
@@ -117,6 +131,14 @@ record StepInput(DeviceBuffer values, DType dtype, GemvKernel.ResidualNorm pendi
         if (spare != null && fusesNorm(k, block, rows)) {
             return new StepInput(null, DType.BF16, new GemvKernel.ResidualNorm(h, first ? null : update,
                     config.residualMultiplier(), first ? null : spare, block.norm(), config.normEps()));
+        }
+        if (spare != null && block.mixer() instanceof GpuWeights.Mlp mlp && mlp.experts() != null
+                && ExpertsRouterKernel.supports(rows, config.hiddenSize())) {
+            // A decode step's experts: the residual update (into spare), the norm (f32, as below) and
+            // the router's scores in one launch.
+            DeviceBuffer scores = GpuFeedForward.normAndScore(k, mlp.experts(), block.norm(), config, h,
+                    first ? null : update, spare, normed, rows);
+            return new StepInput(normed, DType.F32, null, scores, true);
         }
         return blockNorm(k, config, block, first, h, update, normed, normed16, rows);
     }

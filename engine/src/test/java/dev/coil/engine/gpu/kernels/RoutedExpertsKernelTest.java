@@ -708,7 +708,7 @@ class RoutedExpertsKernelTest {
             long bytes = RoutedExpertsKernel.groupedWorkspaceBytes(rows, perToken, experts, width, hidden);
             DeviceBuffer out = scope.upload(residual);
             kernel.addGrouped(scope.stream(), scope.upload(x), rows, hidden, gateAndUpMatrix(scope, dtype),
-                    RoutedExpertsKernel.Activation.SILU_GATED, downMatrix(scope, dtype), width, scope.upload(ids), scope.upload(routeWeights), perToken,
+                    ExpertActivation.SILU_GATED, downMatrix(scope, dtype), width, scope.upload(ids), scope.upload(routeWeights), perToken,
                     scope.poisoned(Math.max(1, bytes / 4)), out, tilePairs);
             return scope.download(out, rows * hidden);
         }

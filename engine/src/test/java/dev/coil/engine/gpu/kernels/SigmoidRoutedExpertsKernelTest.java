@@ -10,8 +10,6 @@ import dev.coil.engine.gpu.GpuFixture;
 import dev.coil.engine.gpu.GpuTest;
 import dev.coil.engine.gpu.Parity;
 import dev.coil.engine.gpu.TestMatrices;
-import dev.coil.engine.gpu.kernels.RoutedExpertsKernel.Activation;
-import dev.coil.engine.gpu.kernels.RoutedExpertsKernel.Router;
 import dev.coil.engine.load.DType;
 import java.util.Arrays;
 import java.util.Random;
@@ -55,7 +53,7 @@ class SigmoidRoutedExpertsKernelTest {
         try (DeviceScope scope = GpuFixture.scope()) {
             DeviceBuffer idsOut = scope.poisoned(rows * perToken);
             DeviceBuffer weightsOut = scope.poisoned(rows * perToken);
-            Router router = Router.sigmoid(scope.upload(bias), groups, groupsChosen, normalize, scale);
+            RoutedExpertsRouter router = RoutedExpertsRouter.sigmoid(scope.upload(bias), groups, groupsChosen, normalize, scale);
             new RoutedExpertsKernel(GpuFixture.kernels()).route(scope.stream(), router, scope.upload(logits), rows,
                     experts, perToken, idsOut, weightsOut);
             weights = scope.download(weightsOut, rows * perToken);
@@ -89,7 +87,7 @@ class SigmoidRoutedExpertsKernelTest {
         try (DeviceScope scope = GpuFixture.scope()) {
             DeviceBuffer out = scope.poisoned(expected.length);
             new RoutedExpertsKernel(GpuFixture.kernels()).gateUp(scope.stream(), scope.upload(block.x), rows, hidden,
-                    block.upMatrix(scope, dtype), Activation.SQUARED_RELU, width, scope.upload(block.ids), perToken,
+                    block.upMatrix(scope, dtype), ExpertActivation.SQUARED_RELU, width, scope.upload(block.ids), perToken,
                     out);
             Parity.assertClose("relu(up)², " + rows + " rows, " + dtype, scope.download(out, expected.length),
                     expected, 1e-5);
@@ -140,7 +138,7 @@ class SigmoidRoutedExpertsKernelTest {
         int pairs = rows * perToken;
         try (DeviceScope scope = GpuFixture.scope()) {
             RoutedExpertsKernel kernel = new RoutedExpertsKernel(GpuFixture.kernels());
-            Router router = Router.sigmoid(scope.upload(bias), 8, 4, true, 2.5f);
+            RoutedExpertsRouter router = RoutedExpertsRouter.sigmoid(scope.upload(bias), 8, 4, true, 2.5f);
             DeviceMatrix up = block.upMatrix(scope, dtype);
             DeviceMatrix down = block.downMatrix(scope, dtype);
             DeviceBuffer scores = scope.upload(logits);
@@ -151,13 +149,13 @@ class SigmoidRoutedExpertsKernelTest {
             DeviceBuffer weights = scope.poisoned(pairs);
             DeviceBuffer out = scope.upload(block.residual);
             kernel.route(scope.stream(), router, scores, rows, experts, perToken, ids, weights);
-            kernel.add(scope.stream(), x, rows, hidden, up, Activation.SQUARED_RELU, down, width, ids, weights,
+            kernel.add(scope.stream(), x, rows, hidden, up, ExpertActivation.SQUARED_RELU, down, width, ids, weights,
                     perToken, scope.poisoned(Math.max(1, bytes / 4)), out);
 
             DeviceBuffer routedIds = scope.poisoned(pairs);
             DeviceBuffer routedWeights = scope.poisoned(pairs);
             DeviceBuffer routedOut = scope.upload(block.residual);
-            kernel.addRouted(scope.stream(), router, scores, x, rows, hidden, up, Activation.SQUARED_RELU, down, width,
+            kernel.addRouted(scope.stream(), router, scores, x, rows, hidden, up, ExpertActivation.SQUARED_RELU, down, width,
                     experts, perToken, routedIds, routedWeights, scope.poisoned(Math.max(1, bytes / 4)), routedOut);
 
             int[] expectedIds = new int[pairs];
@@ -177,7 +175,7 @@ class SigmoidRoutedExpertsKernelTest {
         try (DeviceScope scope = GpuFixture.scope()) {
             RoutedExpertsKernel kernel = new RoutedExpertsKernel(GpuFixture.kernels());
             DeviceBuffer buffer = scope.poisoned(4096);
-            Router groups = Router.sigmoid(buffer, 4, 1, true, 1f);
+            RoutedExpertsRouter groups = RoutedExpertsRouter.sigmoid(buffer, 4, 1, true, 1f);
             // 3 a row from one kept group of 2 (8 experts in 4 groups)
             assertThatThrownBy(() -> kernel.route(scope.stream(), groups, buffer, 2, 8, 3, buffer, buffer))
                     .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("groups");
@@ -185,15 +183,15 @@ class SigmoidRoutedExpertsKernelTest {
             assertThatThrownBy(() -> kernel.route(scope.stream(), groups, buffer, 2, 9, 1, buffer, buffer))
                     .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("9 experts");
             DeviceBuffer shortBias = scope.poisoned(4);
-            assertThatThrownBy(() -> kernel.route(scope.stream(), Router.sigmoid(shortBias, 1, 1, true, 1f), buffer, 2,
+            assertThatThrownBy(() -> kernel.route(scope.stream(), RoutedExpertsRouter.sigmoid(shortBias, 1, 1, true, 1f), buffer, 2,
                     8, 2, buffer, buffer)).isInstanceOf(IllegalArgumentException.class)
                     .hasMessageContaining("correctionBias");
-            assertThatThrownBy(() -> Router.sigmoid(buffer, 64, 1, true, 1f))
+            assertThatThrownBy(() -> RoutedExpertsRouter.sigmoid(buffer, 64, 1, true, 1f))
                     .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("groups");
             DeviceMatrix up = new DeviceMatrix(buffer, DType.BF16, 8 * 4, 8);
             // an up matrix of 8 experts of width 4 is read as 4 gated experts (2 · width rows each)
-            assertThatThrownBy(() -> kernel.routeGateUp(scope.stream(), Router.SOFTMAX, buffer, 8, 2, buffer, 2, 8, up,
-                    Activation.SILU_GATED, 4, buffer, buffer, buffer)).isInstanceOf(IllegalArgumentException.class)
+            assertThatThrownBy(() -> kernel.routeGateUp(scope.stream(), RoutedExpertsRouter.SOFTMAX, buffer, 8, 2, buffer, 2, 8, up,
+                    ExpertActivation.SILU_GATED, 4, buffer, buffer, buffer)).isInstanceOf(IllegalArgumentException.class)
                     .hasMessageContaining("4 experts");
         }
     }
@@ -303,7 +301,7 @@ class SigmoidRoutedExpertsKernelTest {
             RoutedExpertsKernel kernel = new RoutedExpertsKernel(GpuFixture.kernels());
             long bytes = RoutedExpertsKernel.workspaceBytes(rows, perToken, experts, width, hidden);
             DeviceBuffer out = scope.upload(residual);
-            kernel.add(scope.stream(), scope.upload(x), rows, hidden, upMatrix(scope, dtype), Activation.SQUARED_RELU,
+            kernel.add(scope.stream(), scope.upload(x), rows, hidden, upMatrix(scope, dtype), ExpertActivation.SQUARED_RELU,
                     downMatrix(scope, dtype), width, scope.upload(ids), scope.upload(routeWeights), perToken,
                     scope.poisoned(Math.max(1, bytes / 4)), out);
             return scope.download(out, rows * hidden);
@@ -314,7 +312,7 @@ class SigmoidRoutedExpertsKernelTest {
             long bytes = RoutedExpertsKernel.groupedWorkspaceBytes(rows, perToken, experts, width, hidden);
             DeviceBuffer out = scope.upload(residual);
             kernel.addGrouped(scope.stream(), scope.upload(x), rows, hidden, upMatrix(scope, dtype),
-                    Activation.SQUARED_RELU, downMatrix(scope, dtype), width, scope.upload(ids),
+                    ExpertActivation.SQUARED_RELU, downMatrix(scope, dtype), width, scope.upload(ids),
                     scope.upload(routeWeights), perToken, scope.poisoned(Math.max(1, bytes / 4)), out, tilePairs);
             return scope.download(out, rows * hidden);
         }

@@ -1,8 +1,8 @@
 package dev.coil.engine.gpu.model;
 
 import dev.coil.engine.gpu.DeviceBuffer;
-import dev.coil.engine.gpu.kernels.GemvKernel;
 import dev.coil.engine.gpu.kernels.ExpertActivation;
+import dev.coil.engine.gpu.kernels.GemvKernel;
 import dev.coil.engine.gpu.kernels.RoutedExpertsKernel;
 import dev.coil.engine.gpu.kernels.RoutedExpertsRouter;
 import dev.coil.engine.load.DType;
@@ -32,8 +32,7 @@ final class GpuFeedForward {
      * ({@code RoutedExpertsKernel.addRouted}: for a few rows the routing inside the gate/up launch and
      * the experts pair by pair, two launches; for many the routing, then grouped by expert on the
      * tensor cores). Where {@link #normAndScore} made the scores with the norm, no product here. x
-     * must be f32 values ({@code StepInput.blockNorm} makes them so for a block with
-     * experts).
+     * must be f32 values ({@code StepInput.blockNorm} makes them so for a block with experts).
      */
     private static void addExperts(DeviceKernels k, GpuWeights.Experts experts, StepInput x, int rows,
             DeviceBuffer out) {

@@ -15,6 +15,16 @@ static __device__ __forceinline__ bool coil_aligned16(const void* pointer) {
     return (reinterpret_cast<uintptr_t>(pointer) & 15) == 0;
 }
 
+// Eight bf16 values (16 bytes) widened to f32, in order.
+static __device__ __forceinline__ void coil_bf16x8_to_float(uint4 packed, float (&values)[8]) {
+    const unsigned int words[4] = {packed.x, packed.y, packed.z, packed.w};
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        values[2 * j] = __uint_as_float(words[j] << 16);
+        values[2 * j + 1] = __uint_as_float(words[j] & 0xffff0000u);
+    }
+}
+
 // Asks L2 for the 128-byte line holding `pointer` (no registers, no wait): weights a kernel will
 // read after its wait, whose addresses it knows before.
 static __device__ __forceinline__ void coil_prefetch_l2(const void* pointer) {

@@ -304,13 +304,4 @@ static __device__ __forceinline__ void coil_gemv_early_weights(float (&early_wei
     }
 }
 
-static __device__ __forceinline__ void coil_bf16x8_to_float(uint4 packed, float (&values)[8]) {
-    const unsigned int words[4] = {packed.x, packed.y, packed.z, packed.w};
-#pragma unroll
-    for (int j = 0; j < 4; j++) {
-        values[2 * j] = __uint_as_float(words[j] << 16);
-        values[2 * j + 1] = __uint_as_float(words[j] & 0xffff0000u);
-    }
-}
-
 #endif

@@ -1,7 +1,8 @@
 #ifndef COIL_ROUTED_EXPERTS_CUH
 #define COIL_ROUTED_EXPERTS_CUH
-// What the routed experts' two files share (routed_experts.cu: the routing and the per-pair
-// products; routed_experts_grouped.cu: the pairs grouped by expert for the tensor cores).
+// What the routed experts' files share (routed_experts.cu: the routing and the per-pair products;
+// routed_experts_grouped.cu: the pairs grouped by expert for the tensor cores; routed_experts_router.cu:
+// the norm and the router's product): limits, the router's parameters, a weight row's elements.
 #include "common.cuh"
 
 // Blocks of 8 warps.
@@ -31,5 +32,57 @@ struct RoutedExpertsRouter {
     int groups_chosen;  // 1 .. groups
     float scale;        // the weights' multiplier (softmax: 1)
 };
+
+// Elements of a 16-byte chunk of weights: 8 bf16 or 4 f32.
+template <bool BF16>
+struct RoutedExpertsChunk {
+    static constexpr int ELEMENTS = BF16 ? 8 : 4;
+};
+
+// A 16-byte chunk of weights widened: values[0 .. ELEMENTS).
+template <bool BF16>
+static __device__ __forceinline__ void routed_experts_widen_chunk(uint4 packed, float (&values)[8]) {
+    if constexpr (BF16) {
+        coil_bf16x8_to_float(packed, values);
+    } else {
+        values[0] = __uint_as_float(packed.x);
+        values[1] = __uint_as_float(packed.y);
+        values[2] = __uint_as_float(packed.z);
+        values[3] = __uint_as_float(packed.w);
+    }
+}
+
+// Weights as f32 (BF16 false) or bf16 (BF16 true), read through the read-only cache.
+// One element of a row of weights.
+template <bool BF16>
+static __device__ __forceinline__ float routed_experts_weight(const void* row, int index) {
+    if constexpr (BF16) {
+        const unsigned short bits = __ldg(reinterpret_cast<const unsigned short*>(row) + index);
+        return __uint_as_float((unsigned int) bits << 16);
+    } else {
+        return __ldg(reinterpret_cast<const float*>(row) + index);
+    }
+}
+
+// Chunk `chunk` of a row of weights (16-byte aligned), widened: values[0 .. ELEMENTS).
+template <bool BF16>
+static __device__ __forceinline__ void routed_experts_weight_chunk(const void* row, int chunk, float (&values)[8]) {
+    routed_experts_widen_chunk<BF16>(__ldg(reinterpret_cast<const uint4*>(row) + chunk), values);
+}
+
+// The f32 operand elements that chunk `chunk` of the weights meets (16-byte aligned row).
+template <bool BF16>
+static __device__ __forceinline__ void routed_experts_operand_chunk(const float* row, int chunk, float (&values)[8]) {
+    constexpr int ELEMENTS = RoutedExpertsChunk<BF16>::ELEMENTS;
+    const float4* quads = reinterpret_cast<const float4*>(row + (size_t) chunk * ELEMENTS);
+#pragma unroll
+    for (int q = 0; q < ELEMENTS / 4; q++) {
+        const float4 quad = quads[q];
+        values[4 * q] = quad.x;
+        values[4 * q + 1] = quad.y;
+        values[4 * q + 2] = quad.z;
+        values[4 * q + 3] = quad.w;
+    }
+}
 
 #endif

@@ -31,7 +31,7 @@ static __device__ __forceinline__ void routed_experts_norm_router(const float* _
         const float* __restrict__ update, float multiplier, const float* __restrict__ norm_weight, float eps,
         int rows, int hidden, float* __restrict__ h_out, float* __restrict__ normed_out,
         const void* __restrict__ router, int experts, float* __restrict__ logits) {
-    constexpr int ELEMENTS = BF16 ? 8 : 4;
+    constexpr int ELEMENTS = RoutedExpertsChunk<BF16>::ELEMENTS;
     extern __shared__ __align__(16) float routed_experts_normed_rows[];
     __shared__ float scratch[32];
     const int lane = threadIdx.x & 31;
@@ -108,23 +108,13 @@ static __device__ __forceinline__ void routed_experts_norm_router(const float* _
         if (vector) {
             // The sum of chunk c (its 16 bytes of weights `packed`) into sum, chunks in order.
             auto add_chunk = [&](uint4 packed, int c) {
-                const float4* quads = reinterpret_cast<const float4*>(x + c * ELEMENTS);
-                if constexpr (BF16) {
-                    const unsigned int words[4] = {packed.x, packed.y, packed.z, packed.w};
+                float weights_of_chunk[8];
+                float values[8];
+                routed_experts_widen_chunk<BF16>(packed, weights_of_chunk);
+                routed_experts_operand_chunk<BF16>(x, c, values);
 #pragma unroll
-                    for (int q = 0; q < 2; q++) {
-                        const float4 quad = quads[q];
-                        sum = fmaf(__uint_as_float(words[2 * q] << 16), quad.x, sum);
-                        sum = fmaf(__uint_as_float(words[2 * q] & 0xffff0000u), quad.y, sum);
-                        sum = fmaf(__uint_as_float(words[2 * q + 1] << 16), quad.z, sum);
-                        sum = fmaf(__uint_as_float(words[2 * q + 1] & 0xffff0000u), quad.w, sum);
-                    }
-                } else {
-                    const float4 quad = quads[0];
-                    sum = fmaf(__uint_as_float(packed.x), quad.x, sum);
-                    sum = fmaf(__uint_as_float(packed.y), quad.y, sum);
-                    sum = fmaf(__uint_as_float(packed.z), quad.z, sum);
-                    sum = fmaf(__uint_as_float(packed.w), quad.w, sum);
+                for (int i = 0; i < ELEMENTS; i++) {
+                    sum = fmaf(weights_of_chunk[i], values[i], sum);
                 }
             };
 #pragma unroll
@@ -137,12 +127,8 @@ static __device__ __forceinline__ void routed_experts_norm_router(const float* _
                 add_chunk(__ldg(row_chunks + c), c);
             }
         } else {
-            const unsigned char* weights = reinterpret_cast<const unsigned char*>(row_chunks);
             for (int c = lane; c < hidden; c += 32) {
-                const float value = BF16
-                        ? __uint_as_float((unsigned int) __ldg(reinterpret_cast<const unsigned short*>(weights) + c) << 16)
-                        : __ldg(reinterpret_cast<const float*>(weights) + c);
-                sum = fmaf(value, x[c], sum);
+                sum = fmaf(routed_experts_weight<BF16>(row_chunks, c), x[c], sum);
             }
         }
         sum = coil_warp_sum(sum);

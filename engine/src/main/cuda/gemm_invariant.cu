@@ -1,0 +1,384 @@
+// The linear layer of --batch-invariant: out[t, n] = Σ_k x[t, k] · w[n, k] (x f32 or in w's 16-bit
+// type, w row-major (n, k), out f32 row-major (t, n)), with every output summed in one order that
+// depends on k alone: not on how many rows the launch has, where a row sits among them, or which
+// kernel of this file took it. So a request's products round alike whatever shares its step.
+//
+// 16-bit weights (tensor cores, mma.sync m16n8k16, f32 accumulation; x rounded to w's type to
+// nearest even, as convert.cu rounds it): k is cut into segments of 256; within a segment the
+// products are accumulated 32 k at a time (two m16n8k16 steps, the first taking k ≡ 0..3 mod 8 of
+// the 32, the second k ≡ 4..7, so that a lane's 16-byte load of 8 consecutive k feeds both steps),
+// from zero; the segments' sums are then added left to right to a total that starts at zero.
+// Past K the operands are zeros. Two kernels keep that order:
+//   - gemm_invariant_rows16_*: decode steps, 16 rows a block row, one warp a (segment, 8 outputs):
+//     the weights stream straight from global memory into fragments (the first segment's asked for
+//     before the launch waits for the kernel before it), the segments' sums meet in shared memory
+//     and are added in order. So the grid is wide even for the few outputs of out_proj or down.
+//   - gemm_invariant_tiles_*: any rows, tiles of 64 rows × 128 outputs staged through shared
+//     memory, the same fragments read back, the segment sums folded into the total as they end.
+// f32 weights (CUDA cores): gemm_invariant_f32, one fmaf at a time for k = 0, 1, … in every output.
+#include "common.cuh"
+
+namespace coil_invariant {
+
+constexpr int SEGMENT = 256;       // k a segment (eight windows of 32)
+constexpr int WINDOW = 32;         // k a window: two m16n8k16 steps
+constexpr int MOST_SEGMENTS = 96;  // the rows16 kernel's shared partial sums (48 KB): K up to 24576
+
+// The 16-bit type's conversions and its mma.
+template <typename W>
+struct Half;
+
+template <>
+struct Half<__nv_bfloat16> {
+    static __device__ __forceinline__ unsigned int pack(float low, float high) {
+        __nv_bfloat162 pair = __floats2bfloat162_rn(low, high);
+        return *reinterpret_cast<unsigned int*>(&pair);
+    }
+    static __device__ __forceinline__ void mma(float (&c)[4], unsigned int a0, unsigned int a1, unsigned int a2,
+            unsigned int a3, unsigned int b0, unsigned int b1) {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+                     "{%8, %9}, {%0, %1, %2, %3};"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+    }
+};
+
+template <>
+struct Half<__half> {
+    static __device__ __forceinline__ unsigned int pack(float low, float high) {
+        __half2 pair = __floats2half2_rn(low, high);
+        return *reinterpret_cast<unsigned int*>(&pair);
+    }
+    static __device__ __forceinline__ void mma(float (&c)[4], unsigned int a0, unsigned int a1, unsigned int a2,
+            unsigned int a3, unsigned int b0, unsigned int b1) {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+                     "{%8, %9}, {%0, %1, %2, %3};"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+    }
+};
+
+// Eight consecutive 16-bit values w[row][k .. k+7] (zeros past cols or for a row past rows).
+// vector: the rows are 16-byte aligned (cols a multiple of 8 and an aligned base).
+template <typename W>
+static __device__ __forceinline__ uint4 load_weights8(const W* w, int row, int rows, int k, int cols, bool vector) {
+    if (row >= rows) {
+        return make_uint4(0u, 0u, 0u, 0u);
+    }
+    const W* at = w + (size_t) row * cols + k;
+    if (vector && k + 8 <= cols) {
+        return __ldg(reinterpret_cast<const uint4*>(at));
+    }
+    unsigned short bits[8];
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+        bits[j] = k + j < cols ? reinterpret_cast<const unsigned short*>(at)[j] : (unsigned short) 0;
+    }
+    return make_uint4(bits[0] | (unsigned int) bits[1] << 16, bits[2] | (unsigned int) bits[3] << 16,
+            bits[4] | (unsigned int) bits[5] << 16, bits[6] | (unsigned int) bits[7] << 16);
+}
+
+// Eight consecutive operand values x[row][k .. k+7] in W, packed in pairs as the fragments take them
+// (zeros past cols or for a row past rows). X is float (rounded here) or W (as stored).
+template <typename W, typename X>
+static __device__ __forceinline__ uint4 load_operand8(const X* x, int row, int rows, int k, int cols, bool vector) {
+    if constexpr (sizeof(X) == 2) {
+        return load_weights8<W>(reinterpret_cast<const W*>(x), row, rows, k, cols, vector);
+    } else {
+        float v[8];
+        if (row >= rows) {
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                v[j] = 0.0f;
+            }
+        } else {
+            const float* at = x + (size_t) row * cols + k;
+            if (vector && k + 8 <= cols) {
+                const float4 first = *reinterpret_cast<const float4*>(at);
+                const float4 second = *reinterpret_cast<const float4*>(at + 4);
+                v[0] = first.x, v[1] = first.y, v[2] = first.z, v[3] = first.w;
+                v[4] = second.x, v[5] = second.y, v[6] = second.z, v[7] = second.w;
+            } else {
+#pragma unroll
+                for (int j = 0; j < 8; j++) {
+                    v[j] = k + j < cols ? at[j] : 0.0f;
+                }
+            }
+        }
+        return make_uint4(Half<W>::pack(v[0], v[1]), Half<W>::pack(v[2], v[3]), Half<W>::pack(v[4], v[5]),
+                Half<W>::pack(v[6], v[7]));
+    }
+}
+
+// One window's two mma steps on a lane's operands: a_low, a_high: rows g and g + 8, k = 8t .. 8t+7 of
+// the window; b: output g, the same k. Step one takes k 8t .. 8t+3 (the fragment's k 2t, 2t+1, 2t+8,
+// 2t+9), step two k 8t+4 .. 8t+7.
+template <typename W>
+static __device__ __forceinline__ void window_mma(float (&c)[4], uint4 a_low, uint4 a_high, uint4 b) {
+    Half<W>::mma(c, a_low.x, a_high.x, a_low.y, a_high.y, b.x, b.y);
+    Half<W>::mma(c, a_low.z, a_high.z, a_low.w, a_high.w, b.z, b.w);
+}
+
+// Whether x and w may be read 16 bytes at a time: cols a multiple of 8 (of 4 for f32 x, twice that
+// for the two loads) and aligned bases.
+template <typename W, typename X>
+static __device__ __forceinline__ bool vectorizable(const X* x, const W* w, int cols) {
+    return cols % 8 == 0 && coil_aligned16(x) && coil_aligned16(w);
+}
+
+// A lane's weights of one segment: output first_output + g, k = 8t .. 8t+7 of each window (zeros past
+// the segment's end).
+template <typename W>
+static __device__ __forceinline__ void load_segment(uint4 (&b)[SEGMENT / WINDOW], const W* w, int first_output,
+        int outputs, int segment, int cols, int g, int t, bool vector) {
+    const int begin = segment * SEGMENT;
+    const int end = min(cols, begin + SEGMENT);
+#pragma unroll
+    for (int i = 0; i < SEGMENT / WINDOW; i++) {
+        const int k = begin + i * WINDOW + 8 * t;
+        b[i] = k < end ? load_weights8<W>(w, first_output + g, outputs, k, cols, vector) : make_uint4(0u, 0u, 0u, 0u);
+    }
+}
+
+// Rows 16 · blockIdx.y onwards, up to 16. Grid: (ceil(N / 8), ceil(rows / 16)) blocks of `warps`
+// warps (4 to 16); warp i takes segments i, i + warps, …, of the block's 8 outputs. Shared:
+// MOST_SEGMENTS × 16 × 8 partial sums. Launched programmatically: the weights are read before the
+// wait (no kernel writes them), x and out after it.
+template <typename W, typename X>
+static __device__ void rows16(const X* __restrict__ x, int rows, int cols, const W* __restrict__ w, int outputs,
+        float* __restrict__ out) {
+    __shared__ float partial[MOST_SEGMENTS][16][8];
+    const int lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5;
+    const int warps = blockDim.x >> 5;
+    const int g = lane >> 2;
+    const int t = lane & 3;
+    const int first_output = blockIdx.x * 8;
+    const int segments = (cols + SEGMENT - 1) / SEGMENT;
+    const bool vector = vectorizable(x, w, cols);
+    x += (size_t) blockIdx.y * 16 * cols;
+    out += (size_t) blockIdx.y * 16 * outputs;
+    rows = min(16, rows - (int) blockIdx.y * 16);
+    // The first segment's weights (up to eight 16-byte loads in flight a lane) while the kernel
+    // before finishes.
+    uint4 b[SEGMENT / WINDOW];
+    if (warp < segments) {
+        load_segment<W>(b, w, first_output, outputs, warp, cols, g, t, vector);
+    }
+    coil_grid_dependency_wait();
+    coil_launch_dependents();
+    for (int s = warp; s < segments; s += warps) {
+        const int begin = s * SEGMENT;
+        const int end = min(cols, begin + SEGMENT);
+        if (s != warp) {
+            load_segment<W>(b, w, first_output, outputs, s, cols, g, t, vector);
+        }
+        float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+        for (int i = 0; i < SEGMENT / WINDOW; i++) {
+            const int window = begin + i * WINDOW;
+            if (window < end) {
+                const int k = window + 8 * t;
+                const uint4 a_low = load_operand8<W, X>(x, g, rows, k, cols, vector);
+                const uint4 a_high = load_operand8<W, X>(x, g + 8, rows, k, cols, vector);
+                window_mma<W>(c, a_low, a_high, b[i]);
+            }
+        }
+        partial[s][g][2 * t] = c[0];
+        partial[s][g][2 * t + 1] = c[1];
+        partial[s][g + 8][2 * t] = c[2];
+        partial[s][g + 8][2 * t + 1] = c[3];
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < 16 * 8; i += blockDim.x) {
+        const int row = i / 8;
+        const int column = i % 8;
+        float total = 0.0f;
+        for (int s = 0; s < segments; s++) {
+            total += partial[s][row][column];
+        }
+        if (row < rows && first_output + column < outputs) {
+            out[(size_t) row * outputs + first_output + column] = total;
+        }
+    }
+}
+
+constexpr int TILE_ROWS = 64;
+constexpr int TILE_OUTPUTS = 128;
+constexpr int TILE_THREADS = 256;  // 8 warps: 2 along the rows × 4 along the outputs, 32 × 32 each
+
+// Any rows. Grid: (ceil(N / 128), ceil(rows / 64)); 256 threads. Each window's x and w tiles are read
+// into registers while the window before is multiplied, then stored to the other half of shared
+// memory (rows of 32 values, 64 bytes: a quarter-warp's 16-byte fragment loads fall on distinct banks).
+template <typename W, typename X>
+static __device__ void tiles(const X* __restrict__ x, int rows, int cols, const W* __restrict__ w, int outputs,
+        float* __restrict__ out) {
+    __shared__ __align__(16) W x_tile[2][TILE_ROWS][WINDOW];
+    __shared__ __align__(16) W w_tile[2][TILE_OUTPUTS][WINDOW];
+    const int lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5;
+    const int g = lane >> 2;
+    const int t = lane & 3;
+    const int warp_row = (warp / 4) * 32;
+    const int warp_output = (warp % 4) * 32;
+    const int first_row = blockIdx.y * TILE_ROWS;
+    const int first_output = blockIdx.x * TILE_OUTPUTS;
+    const bool vector = vectorizable(x, w, cols);
+    const int windows = (cols + WINDOW - 1) / WINDOW;
+    coil_grid_dependency_wait();
+    coil_launch_dependents();
+
+    // A thread's staged chunks: x row threadIdx.x / 4 (one), w rows threadIdx.x / 4 and + 64 (two);
+    // chunk threadIdx.x % 4 (k 8 · chunk .. + 7 of the window).
+    const int stage_row = threadIdx.x / 4;
+    const int stage_chunk = threadIdx.x % 4;
+    uint4 staged_x;
+    uint4 staged_w[2];
+    auto load = [&](int window) {
+        const int k = window * WINDOW + 8 * stage_chunk;
+        staged_x = load_operand8<W, X>(x, first_row + stage_row, rows, k, cols, vector);
+        staged_w[0] = load_weights8<W>(w, first_output + stage_row, outputs, k, cols, vector);
+        staged_w[1] = load_weights8<W>(w, first_output + stage_row + 64, outputs, k, cols, vector);
+    };
+    auto store = [&](int half) {
+        *reinterpret_cast<uint4*>(&x_tile[half][stage_row][8 * stage_chunk]) = staged_x;
+        *reinterpret_cast<uint4*>(&w_tile[half][stage_row][8 * stage_chunk]) = staged_w[0];
+        *reinterpret_cast<uint4*>(&w_tile[half][stage_row + 64][8 * stage_chunk]) = staged_w[1];
+    };
+
+    float total[2][4][4];
+    float c[2][4][4];
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                total[i][j][e] = 0.0f;
+                c[i][j][e] = 0.0f;
+            }
+        }
+    }
+    load(0);
+    store(0);
+    __syncthreads();
+    for (int window = 0; window < windows; window++) {
+        const int half = window & 1;
+        if (window + 1 < windows) {
+            load(window + 1);
+        }
+        uint4 a_low[2];
+        uint4 a_high[2];
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            a_low[i] = *reinterpret_cast<const uint4*>(&x_tile[half][warp_row + 16 * i + g][8 * t]);
+            a_high[i] = *reinterpret_cast<const uint4*>(&x_tile[half][warp_row + 16 * i + g + 8][8 * t]);
+        }
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const uint4 b = *reinterpret_cast<const uint4*>(&w_tile[half][warp_output + 8 * j + g][8 * t]);
+#pragma unroll
+            for (int i = 0; i < 2; i++) {
+                window_mma<W>(c[i][j], a_low[i], a_high[i], b);
+            }
+        }
+        // A segment ends: its sums join the total, in the segments' order.
+        if ((window + 1) % (SEGMENT / WINDOW) == 0 || window + 1 == windows) {
+#pragma unroll
+            for (int i = 0; i < 2; i++) {
+#pragma unroll
+                for (int j = 0; j < 4; j++) {
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        total[i][j][e] += c[i][j][e];
+                        c[i][j][e] = 0.0f;
+                    }
+                }
+            }
+        }
+        if (window + 1 < windows) {
+            store(half ^ 1);
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const int column = first_output + warp_output + 8 * j + 2 * t;
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int row = first_row + warp_row + 16 * i + g + (e >= 2 ? 8 : 0);
+                const int output = column + (e & 1);
+                if (row < rows && output < outputs) {
+                    out[(size_t) row * outputs + output] = total[i][j][e];
+                }
+            }
+        }
+    }
+}
+
+constexpr int F32_TILE = 32;  // rows and outputs a block of gemm_invariant_f32
+
+// f32 weights. Grid: (ceil(N / 32), ceil(rows / 32)); 256 threads, each 4 rows of one output; the
+// tiles of x and w pass through shared memory 32 k at a time, each output a chain of fmaf in k order.
+static __device__ void f32_tiles(const float* __restrict__ x, int rows, int cols, const float* __restrict__ w,
+        int outputs, float* __restrict__ out) {
+    __shared__ float x_tile[F32_TILE][F32_TILE + 1];
+    __shared__ float w_tile[F32_TILE][F32_TILE + 1];
+    const int column = threadIdx.x % F32_TILE;
+    const int row_group = threadIdx.x / F32_TILE;  // rows row_group + 8 · i
+    const int first_row = blockIdx.y * F32_TILE;
+    const int first_output = blockIdx.x * F32_TILE;
+    float sums[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    coil_grid_dependency_wait();
+    coil_launch_dependents();
+    for (int k0 = 0; k0 < cols; k0 += F32_TILE) {
+        for (int i = threadIdx.x; i < F32_TILE * F32_TILE; i += blockDim.x) {
+            const int r = i / F32_TILE;
+            const int k = k0 + i % F32_TILE;
+            x_tile[r][i % F32_TILE] = first_row + r < rows && k < cols ? x[(size_t) (first_row + r) * cols + k] : 0.0f;
+            w_tile[r][i % F32_TILE] =
+                    first_output + r < outputs && k < cols ? w[(size_t) (first_output + r) * cols + k] : 0.0f;
+        }
+        __syncthreads();
+        const int steps = min(F32_TILE, cols - k0);
+        for (int k = 0; k < steps; k++) {
+            const float weight = w_tile[column][k];
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                sums[i] = fmaf(x_tile[row_group + 8 * i][k], weight, sums[i]);
+            }
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int row = first_row + row_group + 8 * i;
+        if (row < rows && first_output + column < outputs) {
+            out[(size_t) row * outputs + first_output + column] = sums[i];
+        }
+    }
+}
+
+}  // namespace coil_invariant
+
+#define COIL_GEMM_INVARIANT(NAME, W, X)                                                                           \
+    extern "C" __global__ void __launch_bounds__(512) gemm_invariant_rows16_##NAME(const X* x, int rows,          \
+            int cols, const W* w, int outputs, float* out) {                                                      \
+        coil_invariant::rows16<W, X>(x, rows, cols, w, outputs, out);                                             \
+    }                                                                                                             \
+    extern "C" __global__ void __launch_bounds__(coil_invariant::TILE_THREADS) gemm_invariant_tiles_##NAME(        \
+            const X* x, int rows, int cols, const W* w, int outputs, float* out) {                                \
+        coil_invariant::tiles<W, X>(x, rows, cols, w, outputs, out);                                              \
+    }
+
+COIL_GEMM_INVARIANT(bf16_xf32, __nv_bfloat16, float)
+COIL_GEMM_INVARIANT(bf16_xbf16, __nv_bfloat16, __nv_bfloat16)
+COIL_GEMM_INVARIANT(f16_xf32, __half, float)
+COIL_GEMM_INVARIANT(f16_xf16, __half, __half)
+
+extern "C" __global__ void __launch_bounds__(256) gemm_invariant_f32(const float* x, int rows, int cols,
+        const float* w, int outputs, float* out) {
+    coil_invariant::f32_tiles(x, rows, cols, w, outputs, out);
+}

@@ -6,6 +6,7 @@ import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.DeviceMatrix;
 import dev.coil.engine.gpu.kernels.ConvertKernel;
 import dev.coil.engine.gpu.kernels.GemvKernel;
+import dev.coil.engine.gpu.kernels.InvariantGemmKernel;
 import dev.coil.engine.load.DType;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -23,6 +24,10 @@ import java.util.Map;
  * <p>A product of at most {@link GemvKernel#MAX_PLAIN_ROWS} rows over bf16 weights (a decode step)
  * runs in {@link GemvKernel} instead, which reads the weights at full bandwidth and the f32 x as it is.
  *
+ * <p>Made batch-invariant ({@code --batch-invariant}), every product goes to {@link InvariantGemmKernel}
+ * instead, whose rows do not depend on each other's presence; cuBLAS and the few-rows kernels are
+ * not used.
+ *
  * <p>It keeps one scratch buffer for the converted x, grown on demand: not for use from two
  * streams at once, and a product inside a CUDA graph capture must not need it to grow.
  */
@@ -32,14 +37,27 @@ public final class GpuMatmul implements AutoCloseable {
     private final Cublas cublas;
     private final ConvertKernel convert;
     private final GemvKernel gemv;
+    /** Every product's kernel when batch-invariant, else null. */
+    private final InvariantGemmKernel invariant;
     private DeviceBuffer scratch;
     private long allocations;
 
     public GpuMatmul(CudaDevice device, Cublas cublas) {
+        this(device, cublas, false);
+    }
+
+    /** As above; {@code batchInvariant}: every product through {@link InvariantGemmKernel}. */
+    public GpuMatmul(CudaDevice device, Cublas cublas, boolean batchInvariant) {
         this.device = device;
         this.cublas = cublas;
         this.convert = new ConvertKernel(device.kernels());
-        this.gemv = new GemvKernel(device.kernels());
+        this.gemv = new GemvKernel(device.kernels(), !batchInvariant);
+        this.invariant = batchInvariant ? new InvariantGemmKernel(device.kernels()) : null;
+    }
+
+    /** Whether every product is batch-invariant ({@link InvariantGemmKernel}). */
+    public boolean batchInvariant() {
+        return invariant != null;
     }
 
     /** The few-rows product, for callers that fuse an operand into it. */
@@ -56,6 +74,10 @@ public final class GpuMatmul implements AutoCloseable {
         x.requireFloats(inputs, "x");
         out.requireFloats((long) tokens * w.rows(), "out");
         if (tokens == 0) {
+            return;
+        }
+        if (invariant != null) {
+            invariant.project(stream, x, DType.F32, tokens, w, out);
             return;
         }
         if (gemv.supportsPlain(tokens, w)) {
@@ -81,7 +103,9 @@ public final class GpuMatmul implements AutoCloseable {
         }
         x16.requireBytes(2L * tokens * w.cols(), "x16");
         out.requireFloats((long) tokens * w.rows(), "out");
-        if (tokens > 0 && gemv.supportsPlain(tokens, w)) {
+        if (invariant != null) {
+            invariant.project(stream, x16, w.dtype(), tokens, w, out);
+        } else if (tokens > 0 && gemv.supportsPlain(tokens, w)) {
             gemv.project(stream, x16, w.dtype(), w.cols(), tokens, List.of(new GemvKernel.Product(w, out)));
         } else if (tokens > 0) {
             cublas.gemmEx(stream, true, false, w.rows(), tokens, w.cols(), w.data(), w.cols(), x16, w.cols(),
@@ -100,7 +124,7 @@ public final class GpuMatmul implements AutoCloseable {
      * is freed.
      */
     public int prepare(CudaStream stream, List<Plan> plans) {
-        if (!cublas.usesLt()) {
+        if (!cublas.usesLt() || invariant != null) {
             return 0;
         }
         // The largest bucket each distinct shape needs, and the scratch the largest product needs.

@@ -192,8 +192,17 @@ public final class GemvKernel {
 
     /** Takes products of up to {@link #MAX_ROWS} rows (or -Dcoil.cuda.gemvRows; 2 without the tensor-core kernels). */
     public GemvKernel(KernelModule module) {
+        this(module, true);
+    }
+
+    /**
+     * As above, or, with {@code enabled} false, no product at all ({@link #supports} false
+     * throughout): for {@code --batch-invariant}, whose products all go through {@link
+     * InvariantGemmKernel}, since these kernels sum a row in an order that depends on the rows.
+     */
+    public GemvKernel(KernelModule module, boolean enabled) {
         this(module, Integer.getInteger(ROWS_PROPERTY, mmaOn() ? MAX_ROWS : 2),
-                System.getProperty(ROWS_PROPERTY) != null);
+                System.getProperty(ROWS_PROPERTY) != null, enabled);
     }
 
     /**
@@ -201,20 +210,20 @@ public final class GemvKernel {
      * or more not fit for the tensor-core kernels take the CUDA-core ones.
      */
     public GemvKernel(KernelModule module, int maxRows) {
-        this(module, maxRows, true);
+        this(module, maxRows, true, true);
     }
 
     private static boolean mmaOn() {
         return !"false".equalsIgnoreCase(System.getProperty(MMA_PROPERTY, "true"));
     }
 
-    private GemvKernel(KernelModule module, int maxRows, boolean anyWidth) {
+    private GemvKernel(KernelModule module, int maxRows, boolean anyWidth, boolean enabled) {
         if (maxRows < 1 || maxRows > KERNEL_ROWS) {
             throw new IllegalArgumentException("maxRows must be in [1, " + KERNEL_ROWS + "], not " + maxRows);
         }
         this.maxRows = maxRows;
         this.anyWidth = anyWidth;
-        this.enabled = !"false".equalsIgnoreCase(System.getProperty(PROPERTY, "true"));
+        this.enabled = enabled && !"false".equalsIgnoreCase(System.getProperty(PROPERTY, "true"));
         this.mma = mmaOn();
         int plainRows = Integer.getInteger(PLAIN_ROWS_PROPERTY, MAX_PLAIN_ROWS);
         if (plainRows > MAX_PLAIN_ROWS) {
@@ -438,7 +447,7 @@ public final class GemvKernel {
                 : !supports(rows, products.getFirst().weights())) {
             throw new IllegalArgumentException("gemv does not take " + rows + " rows × " + products.getFirst().weights()
                     .dtype() + " [" + products.getFirst().weights().rows() + ", " + cols + "]"
-                    + (enabled ? "" : " (switched off by -D" + PROPERTY + "=false)"));
+                    + (enabled ? "" : " (switched off: --batch-invariant or -D" + PROPERTY + "=false)"));
         }
         RowKernels.requireStride(aStride, cols, "x stride");
         long columns = 0;

@@ -54,13 +54,31 @@ public final class PagedAttentionKernel {
      */
     public record Split(int partition, int splits, long workspaceFloats) {}
 
+    /**
+     * The partition of every split when batch-invariant: a row's splits, and so its sums, then
+     * depend on its own length alone, not on the batch or the longest row beside it.
+     */
+    static final int INVARIANT_PARTITION = 256;
+
     private final KernelModule module;
     private final int multiprocessors;
+    private final boolean batchInvariant;
 
     /** multiprocessors: the device's count, which sizes the split of short batches. */
     public PagedAttentionKernel(KernelModule module, int multiprocessors) {
+        this(module, multiprocessors, false);
+    }
+
+    /**
+     * As above; {@code batchInvariant}: every launch cuts the context into partitions of {@value
+     * #INVARIANT_PARTITION} positions and merges at least two splits (the splits past a row's end
+     * add exact zeros to the merge's sums, and one split alone would skip the merge, which divides
+     * otherwise), so that each row's attention is the same bits whatever shares its launch.
+     */
+    public PagedAttentionKernel(KernelModule module, int multiprocessors, boolean batchInvariant) {
         this.module = module;
         this.multiprocessors = multiprocessors;
+        this.batchInvariant = batchInvariant;
     }
 
     /**
@@ -70,6 +88,9 @@ public final class PagedAttentionKernel {
      */
     public Split plan(AttentionShape shape, int batch, int maxLength) {
         RowKernels.requirePositive(maxLength, "maxLength");
+        if (batchInvariant) {
+            return split(shape, batch, Math.max(maxLength, INVARIANT_PARTITION + 1), INVARIANT_PARTITION);
+        }
         long blocksPerSplit = (long) batch * shape.kvHeads() * headGroups(shape);
         long wanted = Math.max(1, ((long) BLOCKS_PER_MULTIPROCESSOR * multiprocessors + blocksPerSplit - 1)
                 / blocksPerSplit);
@@ -131,7 +152,7 @@ public final class PagedAttentionKernel {
             throw new IllegalArgumentException("block tables of " + tableStride + " blocks of " + cache.blockSize()
                     + " positions cannot hold maxLength " + maxLength);
         }
-        if (split.splits() != (maxLength + split.partition() - 1) / split.partition()) {
+        if (split.splits() < (maxLength + split.partition() - 1) / split.partition()) {
             throw new IllegalArgumentException(split + " does not cover maxLength " + maxLength);
         }
         long rows = (long) batch * shape.queryHeads();

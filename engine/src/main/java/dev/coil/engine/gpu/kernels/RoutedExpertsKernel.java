@@ -333,8 +333,8 @@ public final class RoutedExpertsKernel {
         return Workspace.of(rows, pairs, experts, width, hidden, pairs > PER_PAIR_MAX_PAIRS).bytes();
     }
 
-    /** The workspace of the grouped path for {@code rows} rows whatever their pairs (tests force that path). */
-    static long groupedWorkspaceBytes(int rows, int perToken, int experts, int width, int hidden) {
+    /** The workspace of the grouped path for {@code rows} rows whatever their pairs ({@link #addRoutedGrouped}). */
+    public static long groupedWorkspaceBytes(int rows, int perToken, int experts, int width, int hidden) {
         return Workspace.of(rows, requirePairs(rows, perToken), experts, width, hidden, true).bytes();
     }
 
@@ -434,12 +434,8 @@ public final class RoutedExpertsKernel {
             int rows, int hidden, DeviceMatrix input, ExpertActivation activation, DeviceMatrix down, int width,
             int experts, int perToken, DeviceBuffer ids, DeviceBuffer weights, DeviceBuffer workspace,
             DeviceBuffer out) {
-        int held = requireBlock(x, rows, hidden, input, activation, down, width, ids, weights, perToken, out);
-        if (held != experts) {
-            throw new IllegalArgumentException("the weights hold " + held + " experts; the scores " + experts);
-        }
-        router.require(experts, perToken);
-        scores.requireFloats((long) rows * experts, "scores");
+        requireScores(router, scores, rows, experts, perToken,
+                requireBlock(x, rows, hidden, input, activation, down, width, ids, weights, perToken, out));
         long pairs = (long) rows * perToken;
         Workspace layout = requireWorkspace(workspace, rows, pairs, experts, width, hidden,
                 pairs > PER_PAIR_MAX_PAIRS);
@@ -463,6 +459,24 @@ public final class RoutedExpertsKernel {
         routeDownAdd.launch(stream, Kernel.blocksFor(hidden, WARPS), Math.min(rows, MAX_GRID_Y), 1, THREADS, 0,
                 scores, router.scoring(), router.biasAddress(), router.groups(), router.groupsChosen(), router.scale(),
                 activated, rows, perToken, width, down.data(), experts, hidden, out);
+    }
+
+    /**
+     * {@link #addRouted}'s result for {@code --batch-invariant}: the routing, then the grouped path in
+     * tiles of {@link #TILE_PAIRS} whatever the rows, so that a row's experts are summed the same way
+     * whatever rows share the step (the per-pair launches of a decode step, and the smaller tiles of a
+     * few pairs an expert, each sum in their own order). The workspace must hold {@link
+     * #groupedWorkspaceBytes}.
+     */
+    public void addRoutedGrouped(CudaStream stream, RoutedExpertsRouter router, DeviceBuffer scores, DeviceBuffer x,
+            int rows, int hidden, DeviceMatrix input, ExpertActivation activation, DeviceMatrix down, int width,
+            int experts, int perToken, DeviceBuffer ids, DeviceBuffer weights, DeviceBuffer workspace,
+            DeviceBuffer out) {
+        requireScores(router, scores, rows, experts, perToken,
+                requireBlock(x, rows, hidden, input, activation, down, width, ids, weights, perToken, out));
+        route(stream, router, scores, rows, experts, perToken, ids, weights);
+        addGrouped(stream, x, rows, hidden, input, activation, down, width, ids, weights, perToken, workspace, out,
+                TILE_PAIRS);
     }
 
     /**
@@ -528,6 +542,16 @@ public final class RoutedExpertsKernel {
         // 4. Each row's slots in order, added to out once: x over the outputs, y over the rows.
         combine.launch(stream, Kernel.blocksFor(hidden, THREADS), Math.min(rows, MAX_GRID_Y), 1, THREADS, 0, y, rows,
                 perToken, hidden, experts, ids, weights, out);
+    }
+
+    /** Checks the router's scores against the block's experts {@code held} (addRouted's, addRoutedGrouped's). */
+    private static void requireScores(RoutedExpertsRouter router, DeviceBuffer scores, int rows, int experts,
+            int perToken, int held) {
+        if (held != experts) {
+            throw new IllegalArgumentException("the weights hold " + held + " experts; the scores " + experts);
+        }
+        router.require(experts, perToken);
+        scores.requireFloats((long) rows * experts, "scores");
     }
 
     /** Checks a block's arguments (add's, addRouted's); returns E. */

@@ -58,16 +58,28 @@ final class DeviceKernels implements AutoCloseable {
     final ExpertsRouterKernel expertsRouter;
     /** The prompt's dt (softplus, clamp) among them, which a prefill step needs too. */
     final ContextParallelKernels contextParallel;
+    /**
+     * {@code --batch-invariant}: every launch computes a row the same way whatever rows share it
+     * (products through InvariantGemmKernel, decode attention in fixed partitions, routed experts
+     * always grouped by expert, no launch that fuses a norm or an update into a few-rows product).
+     */
+    final boolean batchInvariant;
     private final Cublas cublas;
 
     DeviceKernels(CudaDevice device, CudaStream stream, SsdScanKernel.Precision scanPrecision) {
+        this(device, stream, scanPrecision, false);
+    }
+
+    DeviceKernels(CudaDevice device, CudaStream stream, SsdScanKernel.Precision scanPrecision,
+            boolean batchInvariant) {
         this.device = device;
         this.stream = stream;
         this.scanPrecision = scanPrecision;
+        this.batchInvariant = batchInvariant;
         KernelModule module = device.kernels();
         this.cublas = Cublas.create(device);
         this.scratch = new Scratch(device);
-        this.matmul = new GpuMatmul(device, cublas);
+        this.matmul = new GpuMatmul(device, cublas, batchInvariant);
         this.embedding = new EmbeddingKernel(module);
         this.rmsNorm = new RmsNormKernel(module);
         this.gatedRmsNorm = new GatedRmsNormKernel(module);
@@ -79,7 +91,7 @@ final class DeviceKernels implements AutoCloseable {
         this.rope = new RopeKernel(module);
         this.convert = new ConvertKernel(module);
         this.flashAttention = new FlashAttentionKernel(module);
-        this.pagedAttention = new PagedAttentionKernel(module, device.multiprocessors());
+        this.pagedAttention = new PagedAttentionKernel(module, device.multiprocessors(), batchInvariant);
         this.pagedKv = new PagedKvKernel(module);
         this.argmax = new ArgmaxKernel(module);
         this.lmHeadArgmax = new LmHeadArgmaxKernel(module, device);

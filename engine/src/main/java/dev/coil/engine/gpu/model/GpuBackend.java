@@ -97,11 +97,20 @@ public final class GpuBackend implements Backend {
     /** As above, prompt steps scanning with {@code scanPrecision} ({@code --ssd-precision}). */
     public static GpuBackend open(LoadedModel loaded, int ordinal, boolean graphs,
             SsdScanKernel.Precision scanPrecision) {
+        return open(loaded, ordinal, graphs, scanPrecision, false);
+    }
+
+    /**
+     * As above; {@code batchInvariant} ({@code --batch-invariant}): each row of a step computed the
+     * same way whatever rows share it (DeviceKernels#batchInvariant), at some cost in speed.
+     */
+    public static GpuBackend open(LoadedModel loaded, int ordinal, boolean graphs,
+            SsdScanKernel.Precision scanPrecision, boolean batchInvariant) {
         CudaDevice device = CudaDevice.open(ordinal);
         try {
             GpuWeights weights = new GpuWeights(device, loaded.config(), loaded.checkpoint());
             try {
-                DeviceKernels kernels = new DeviceKernels(device, device.newStream(), scanPrecision);
+                DeviceKernels kernels = new DeviceKernels(device, device.newStream(), scanPrecision, batchInvariant);
                 kernels.useBlasWorkspace(device.allocate(32L << 20));
                 return new GpuBackend(loaded, device, weights, kernels, graphs);
             } catch (RuntimeException e) {
@@ -122,7 +131,8 @@ public final class GpuBackend implements Backend {
     @Override
     public String description() {
         return device.description()
-                + (kernels.scanPrecision == SsdScanKernel.Precision.F32 ? "" : ", SSD scan in tf32");
+                + (kernels.scanPrecision == SsdScanKernel.Precision.F32 ? "" : ", SSD scan in tf32")
+                + (kernels.batchInvariant ? ", batch-invariant" : "");
     }
 
     @Override

@@ -45,12 +45,19 @@ final class GpuFeedForward {
         DeviceBuffer scores = k.scratch.floats("experts.scores", (long) rows * spec.count());
         DeviceBuffer chosen = k.scratch.floats("experts.chosen", (long) rows * spec.perToken());
         DeviceBuffer weights = k.scratch.floats("experts.weights", (long) rows * spec.perToken());
-        DeviceBuffer workspace = k.scratch.bytes("experts.workspace", RoutedExpertsKernel.workspaceBytes(rows,
-                spec.perToken(), spec.count(), spec.width(), hidden));
+        DeviceBuffer workspace = k.scratch.bytes("experts.workspace", k.batchInvariant
+                ? RoutedExpertsKernel.groupedWorkspaceBytes(rows, spec.perToken(), spec.count(), spec.width(), hidden)
+                : RoutedExpertsKernel.workspaceBytes(rows, spec.perToken(), spec.count(), spec.width(), hidden));
         if (x.routerScores() == null) {
             k.matmul.matmul(k.stream, x.values(), rows, experts.router(), scores);
         } else if (x.routerScores().address() != scores.address()) {
             throw new IllegalStateException("the router's scores were made elsewhere than experts.scores");
+        }
+        if (k.batchInvariant) {
+            k.routedExperts.addRoutedGrouped(k.stream, router(experts), scores, x.values(), rows, hidden,
+                    experts.input(), activation(spec.kind()), experts.down(), spec.width(), spec.count(),
+                    spec.perToken(), chosen, weights, workspace, out);
+            return;
         }
         k.routedExperts.addRouted(k.stream, router(experts), scores, x.values(), rows, hidden, experts.input(),
                 activation(spec.kind()), experts.down(), spec.width(), spec.count(), spec.perToken(), chosen, weights,

@@ -108,7 +108,7 @@ final class GpuStep implements AutoCloseable {
         this.scoring = new StepScoring(config, kernels);
         kernels.device.makeCurrent();
         this.sides = new Side[] {new Side(0), new Side(1)};
-        this.persistent = PersistentDecode.create(config, weights, kernels, store);
+        this.persistent = kernels.batchInvariant ? null : PersistentDecode.create(config, weights, kernels, store);
     }
 
     /**
@@ -507,8 +507,9 @@ final class GpuStep implements AutoCloseable {
                 weights.embeddings, config.embeddingMultiplier(), h);
         DeviceBuffer normed16 = kernels.scratch.bytes("model.normed16", 2 * activations);
         // A decode step of few rows keeps the residual stream in two buffers: each block's first
-        // products add the previous block's update to h and write the sum to the other one.
-        DeviceBuffer spare = layout.decodesOnly() && rows <= GemvKernel.KERNEL_ROWS
+        // products add the previous block's update to h and write the sum to the other one (not
+        // when batch-invariant: those launches exist for few rows only).
+        DeviceBuffer spare = layout.decodesOnly() && rows <= GemvKernel.KERNEL_ROWS && !kernels.batchInvariant
                 ? kernels.scratch.floats("model.h.spare", activations) : null;
         for (int b = 0; b < weights.blocks.size(); b++) {
             GpuWeights.Block block = weights.blocks.get(b);

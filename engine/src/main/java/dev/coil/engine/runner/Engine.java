@@ -60,13 +60,13 @@ public final class Engine implements AutoCloseable {
         }
         long budget = CacheBudget.bytes(options.cacheMemory(), backend.freeMemoryBytes());
         this.sizing = CacheSizing.plan(budget, options.blockSize(), options.kvDtype(), options.maxSequences(),
-                options.contextWindow(modelWindow), options.prefixCaching(), options.snapshotIntervalBlocks(),
+                options.contextWindow(modelWindow), options.usesPrefixCache(), options.snapshotIntervalBlocks(),
                 model.config().blocks(), model.newLayerStates());
         sizing.warnings().forEach(LOG::warn);
         this.cache = new ServingCache(sizing, model.config().blocks(), backend.newStateStore(sizing));
         int maxStepRows = Math.max(sizing.slots(), options.maxBatchedTokens());
         backend.prepare(maxStepRows);
-        Scheduler scheduler = new Scheduler(sizing.slots(), maxStepRows, cache);
+        Scheduler scheduler = new Scheduler(sizing.slots(), maxStepRows, cache, options.batchInvariant());
         this.loop = new StepLoop(model.config(), backend, cache, scheduler, options.maxWaiting());
         this.lane = parallelism.model() == null ? null
                 : new ShardedLane(model.config(), parallelism, options.maxWaiting());
@@ -75,6 +75,10 @@ public final class Engine implements AutoCloseable {
                 sizing.slots(), sizing.slotBytes() >> 10);
         if (lane != null) {
             LOG.info("context parallelism: {}", parallelism);
+        }
+        if (options.batchInvariant()) {
+            LOG.info("batch-invariant: prompts in chunks of {} tokens whatever shares a step, prefix cache off{}",
+                    scheduler.invariantChunk(), lane != null ? " (requests run over several devices are not)" : "");
         }
     }
 

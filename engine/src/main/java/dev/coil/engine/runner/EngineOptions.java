@@ -16,11 +16,22 @@ import dev.coil.engine.load.DType;
  *                               a prompt chunk (at the last multiple it reaches; 0: only at request end)
  * @param maxModelLength         vLLM's --max-model-len: the context window served, prompt and output together, at
  *                               most the model's (0: the model's)
+ * @param batchInvariant         --batch-invariant: a request's tokens and logprobs do not depend on the requests
+ *                               beside it, bit for bit: its prompt is cut into chunks by its own length alone
+ *                               (Scheduler), the prefix cache is off (a hit would depend on earlier requests), and
+ *                               the backend is opened batch-invariant too (Backends.open)
  */
 public record EngineOptions(int blockSize, DType kvDtype, String cacheMemory, int maxSequences, int maxBatchedTokens,
-        int maxWaiting, boolean prefixCaching, int snapshotIntervalBlocks, int maxModelLength) {
+        int maxWaiting, boolean prefixCaching, int snapshotIntervalBlocks, int maxModelLength, boolean batchInvariant) {
 
     public static final EngineOptions DEFAULTS = new EngineOptions(16, DType.BF16, "0.2", 64, 1024, 512, true, 16, 0);
+
+    /** The options without --batch-invariant. */
+    public EngineOptions(int blockSize, DType kvDtype, String cacheMemory, int maxSequences, int maxBatchedTokens,
+            int maxWaiting, boolean prefixCaching, int snapshotIntervalBlocks, int maxModelLength) {
+        this(blockSize, kvDtype, cacheMemory, maxSequences, maxBatchedTokens, maxWaiting, prefixCaching,
+                snapshotIntervalBlocks, maxModelLength, false);
+    }
 
     /** The options without a --max-model-len (the model's context window). */
     public EngineOptions(int blockSize, DType kvDtype, String cacheMemory, int maxSequences, int maxBatchedTokens,
@@ -57,47 +68,57 @@ public record EngineOptions(int blockSize, DType kvDtype, String cacheMemory, in
 
     public EngineOptions withBlockSize(int value) {
         return new EngineOptions(value, kvDtype, cacheMemory, maxSequences, maxBatchedTokens, maxWaiting,
-                prefixCaching, snapshotIntervalBlocks, maxModelLength);
+                prefixCaching, snapshotIntervalBlocks, maxModelLength, batchInvariant);
     }
 
     public EngineOptions withKvDtype(DType value) {
         return new EngineOptions(blockSize, value, cacheMemory, maxSequences, maxBatchedTokens, maxWaiting,
-                prefixCaching, snapshotIntervalBlocks, maxModelLength);
+                prefixCaching, snapshotIntervalBlocks, maxModelLength, batchInvariant);
     }
 
     public EngineOptions withCacheMemory(String value) {
         return new EngineOptions(blockSize, kvDtype, value, maxSequences, maxBatchedTokens, maxWaiting,
-                prefixCaching, snapshotIntervalBlocks, maxModelLength);
+                prefixCaching, snapshotIntervalBlocks, maxModelLength, batchInvariant);
     }
 
     public EngineOptions withMaxSequences(int value) {
         return new EngineOptions(blockSize, kvDtype, cacheMemory, value, Math.max(value, maxBatchedTokens), maxWaiting,
-                prefixCaching, snapshotIntervalBlocks, maxModelLength);
+                prefixCaching, snapshotIntervalBlocks, maxModelLength, batchInvariant);
     }
 
     public EngineOptions withMaxBatchedTokens(int value) {
         return new EngineOptions(blockSize, kvDtype, cacheMemory, maxSequences, value, maxWaiting, prefixCaching,
-                snapshotIntervalBlocks, maxModelLength);
+                snapshotIntervalBlocks, maxModelLength, batchInvariant);
     }
 
     public EngineOptions withMaxWaiting(int value) {
         return new EngineOptions(blockSize, kvDtype, cacheMemory, maxSequences, maxBatchedTokens, value,
-                prefixCaching, snapshotIntervalBlocks, maxModelLength);
+                prefixCaching, snapshotIntervalBlocks, maxModelLength, batchInvariant);
     }
 
     public EngineOptions withPrefixCaching(boolean value) {
         return new EngineOptions(blockSize, kvDtype, cacheMemory, maxSequences, maxBatchedTokens, maxWaiting, value,
-                snapshotIntervalBlocks, maxModelLength);
+                snapshotIntervalBlocks, maxModelLength, batchInvariant);
     }
 
     public EngineOptions withSnapshotIntervalBlocks(int value) {
         return new EngineOptions(blockSize, kvDtype, cacheMemory, maxSequences, maxBatchedTokens, maxWaiting,
-                prefixCaching, value, maxModelLength);
+                prefixCaching, value, maxModelLength, batchInvariant);
     }
 
     public EngineOptions withMaxModelLength(int value) {
         return new EngineOptions(blockSize, kvDtype, cacheMemory, maxSequences, maxBatchedTokens, maxWaiting,
-                prefixCaching, snapshotIntervalBlocks, value);
+                prefixCaching, snapshotIntervalBlocks, value, batchInvariant);
+    }
+
+    public EngineOptions withBatchInvariant(boolean value) {
+        return new EngineOptions(blockSize, kvDtype, cacheMemory, maxSequences, maxBatchedTokens, maxWaiting,
+                prefixCaching, snapshotIntervalBlocks, maxModelLength, value);
+    }
+
+    /** Whether the prefix cache is used: asked for, and not batch-invariant. */
+    public boolean usesPrefixCache() {
+        return prefixCaching && !batchInvariant;
     }
 
     /** The context window served: --max-model-len where given, else the model's ({@code modelWindow}, 0: none). */

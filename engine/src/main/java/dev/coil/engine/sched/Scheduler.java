@@ -15,6 +15,13 @@ import java.util.Set;
  * goes back to the head of the queue, to be recomputed (prompt and generated tokens) when
  * readmitted. No request is admitted in a step that preempted.
  *
+ * <p>Batch-invariant ({@code --batch-invariant}), a prompt's chunks depend on its own length alone:
+ * each is the rest of the prompt or {@link #invariantChunk} tokens, whichever is fewer, and a chunk
+ * that does not fit what the step has left waits whole for a later step instead of being cut to
+ * fit. That chunk size leaves room for every other sequence's decode, so the first request that
+ * prefills in a step always gets its chunk. (A kernel's rows then meet the same prompt chunks
+ * whatever else runs; see {@code EngineOptions.batchInvariant}.)
+ *
  * <p>Not thread-safe: owned by the engine's step thread.
  */
 public final class Scheduler {
@@ -22,11 +29,18 @@ public final class Scheduler {
     private final int maxSequences;
     private final int maxBatchedTokens;
     private final CacheResources cache;
+    /** The prompt chunk of a batch-invariant step (0: chunks cut to the step's budget). */
+    private final int invariantChunk;
     private final ArrayDeque<ScheduledRequest> waiting = new ArrayDeque<>();
     private final List<ScheduledRequest> running = new ArrayList<>();
     private long preemptions;
 
     public Scheduler(int maxSequences, int maxBatchedTokens, CacheResources cache) {
+        this(maxSequences, maxBatchedTokens, cache, false);
+    }
+
+    /** As above; {@code batchInvariant}: prompt chunks cut by their own length alone. */
+    public Scheduler(int maxSequences, int maxBatchedTokens, CacheResources cache, boolean batchInvariant) {
         if (maxSequences <= 0 || maxBatchedTokens < maxSequences) {
             throw new IllegalArgumentException("need max sequences > 0 and max batched tokens >= max sequences, got "
                     + maxSequences + " and " + maxBatchedTokens);
@@ -34,6 +48,28 @@ public final class Scheduler {
         this.maxSequences = maxSequences;
         this.maxBatchedTokens = maxBatchedTokens;
         this.cache = cache;
+        this.invariantChunk = batchInvariant ? maxBatchedTokens - (maxSequences - 1) : 0;
+    }
+
+    /**
+     * The tokens of a batch-invariant prompt chunk: the step's budget less one decode for each other
+     * sequence it may hold (0 when not batch-invariant).
+     */
+    public int invariantChunk() {
+        return invariantChunk;
+    }
+
+    /**
+     * The tokens {@code request} computes next from {@code start}, with {@code budget} left in the
+     * step; -1 when a batch-invariant chunk does not fit it.
+     */
+    private int chunk(ScheduledRequest request, int start, int budget) {
+        int rest = request.tokenCount() - start;
+        if (invariantChunk == 0) {
+            return cache.limitChunk(request, start, Math.min(rest, budget));
+        }
+        int count = Math.min(rest, invariantChunk);
+        return count <= budget ? count : -1;
     }
 
     public void add(ScheduledRequest request) {
@@ -64,8 +100,10 @@ public final class Scheduler {
 
         for (int i = 0; i < running.size() && budget > 0; i++) {
             ScheduledRequest request = running.get(i);
-            int count = cache.limitChunk(request, request.computed(),
-                    Math.min(request.tokenCount() - request.computed(), budget));
+            int count = chunk(request, request.computed(), budget);
+            if (count < 0) {
+                continue; // a batch-invariant chunk that waits for a step with room for it
+            }
             boolean placed = true;
             while (!cache.ensureBlocks(request, request.computed() + count)) {
                 ScheduledRequest victim = running.getLast();
@@ -104,8 +142,8 @@ public final class Scheduler {
             int restored = request.usesPrefixCache() ? cache.restorePrefix(request) : 0;
             request.setComputed(restored);
             request.setCachedPromptTokens(Math.min(restored, request.promptLength()));
-            int count = cache.limitChunk(request, restored, Math.min(request.tokenCount() - restored, budget));
-            if (!cache.ensureBlocks(request, restored + count)) {
+            int count = chunk(request, restored, budget);
+            if (count < 0 || !cache.ensureBlocks(request, restored + count)) {
                 cache.releaseAll(request);
                 request.setComputed(0);
                 request.setCachedPromptTokens(0);

@@ -92,6 +92,56 @@ class SchedulerTest {
     }
 
     @Test
+    void batchInvariantPromptChunksDependOnThePromptAlone() {
+        // 16 tokens a step, 4 sequences: chunks of 13, room left for three others' decodes.
+        assertThat(new Scheduler(4, 16, cache(100, 4, 4, false), true).invariantChunk()).isEqualTo(13);
+        Map<String, List<String>> alone = promptChunks(Map.of("long", 40));
+        assertThat(alone.get("long")).containsExactly("0+13", "13+13", "26+13", "39+1");
+        Map<String, List<String>> beside = promptChunks(Map.of("short", 10, "long", 40, "other", 30));
+        assertThat(beside.get("long")).isEqualTo(alone.get("long"));
+        assertThat(beside.get("other")).containsExactly("0+13", "13+13", "26+4");
+        assertThat(beside.get("short")).containsExactly("0+10");
+    }
+
+    /**
+     * Runs prompts of the given lengths (admitted in name order) through a batch-invariant
+     * scheduler of 4 sequences and 16 tokens a step until each has generated 3 tokens; returns each
+     * prompt's chunks as "start+count".
+     */
+    private static Map<String, List<String>> promptChunks(Map<String, Integer> lengths) {
+        Scheduler scheduler = new Scheduler(4, 16, cache(100, 4, 4, false), true);
+        Map<String, List<String>> chunks = new HashMap<>();
+        List<ScheduledRequest> requests = new ArrayList<>();
+        int offset = 0;
+        for (String id : lengths.keySet().stream().sorted().toList()) {
+            ScheduledRequest request = request(id, lengths.get(id), distinctTokens(lengths.get(id), offset));
+            offset += 1000;
+            requests.add(request);
+            scheduler.add(request);
+            chunks.put(id, new ArrayList<>());
+        }
+        for (int step = 0; step < 100 && !scheduler.isIdle(); step++) {
+            StepPlan plan = scheduler.schedule();
+            assertThat(plan.tokens()).isLessThanOrEqualTo(16);
+            scheduler.complete(plan);
+            for (StepPlan.Chunk chunk : plan.chunks()) {
+                ScheduledRequest request = chunk.request();
+                if (chunk.start() < request.promptLength()) {
+                    chunks.get(request.id()).add(chunk.start() + "+" + chunk.count());
+                }
+                if (chunk.samples()) {
+                    request.appendToken();
+                    if (request.tokenCount() - request.promptLength() > 3) {
+                        scheduler.finish(request);
+                    }
+                }
+            }
+        }
+        assertThat(scheduler.isIdle()).as("every request done").isTrue();
+        return chunks;
+    }
+
+    @Test
     void preemptsTheNewestRequestWhenBlocksRunOutAndRequeuesItFirst() {
         ServingCache cache = cache(5, 4, 4, false);
         Scheduler scheduler = new Scheduler(4, 100, cache);

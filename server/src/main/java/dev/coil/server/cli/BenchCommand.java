@@ -66,6 +66,10 @@ public final class BenchCommand implements Callable<Integer> {
                     + " for the devices).")
     Integer snapshotInterval;
 
+    @Option(names = "--batch-invariant", description = "With --serving: the throughput runs as serve"
+            + " --batch-invariant serves (each request's tokens independent of the others', bit for bit).")
+    boolean batchInvariant;
+
     @Option(names = "--serving", description = "Benchmark the serving engine instead: generated tokens/s at each "
             + "--concurrency, and the prefix cache on a replayed chat (default model: the bundled demo model).")
     boolean serving;
@@ -161,16 +165,22 @@ public final class BenchCommand implements Callable<Integer> {
         engineOptions = engineOptions.withSnapshotIntervalBlocks(snapshotInterval != null ? snapshotInterval
                 : Backends.defaultSnapshotIntervalBlocks(resolved, engineOptions.blockSize()));
         ScanPrecision precision = ScanPrecision.parse(ssdPrecision);
+        Backends.requireBatchInvariance(batchInvariant, resolved);
         try (LoadedModel loaded = LoadedModel.load(folder)) {
             Supplier<Backend> ops = () -> Backends.open(resolved, loaded, workers, precision);
+            Supplier<Backend> throughputOps = () -> Backends.open(resolved, loaded, workers, precision, batchInvariant);
             System.out.printf("model: %s (%s, %.1fM parameters); devices: %s; threads: %d; KV cache %s; SSD scan %s%n",
                     folder, loaded.config().architecture(), loaded.checkpoint().parameterCount() / 1e6, resolved,
                     workers, engineOptions.kvDtype(), resolved.isCuda() ? precision : ScanPrecision.F32);
             if (structured) {
                 return structured(loaded, ops, engineOptions);
             }
-            List<ServingBenchmark.ThroughputRow> rows = ServingBenchmark.throughput(loaded, ops, engineOptions,
-                    concurrency, promptTokens, maxTokens, message -> System.err.println("bench: " + message));
+            List<ServingBenchmark.ThroughputRow> rows = ServingBenchmark.throughput(loaded, throughputOps,
+                    engineOptions.withBatchInvariant(batchInvariant), concurrency, promptTokens, maxTokens,
+                    message -> System.err.println("bench: " + message));
+            if (batchInvariant) {
+                System.out.println("batch-invariant throughput (the prefix cache replay below runs without the mode)");
+            }
             System.out.println("| concurrent requests | prompt tokens | generated each | wall s | generated tokens/s "
                     + "| mean TTFT ms | mean decode tokens/s per request |");
             System.out.println("|---|---|---|---|---|---|---|");

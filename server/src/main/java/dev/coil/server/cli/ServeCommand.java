@@ -137,6 +137,14 @@ public final class ServeCommand implements Callable<Integer> {
                     + " positions' worth, 64 blocks of 16, since each snapshot costs a GPU a prompt step).")
     Integer snapshotInterval;
 
+    @Option(names = "--batch-invariant",
+            description = "A request's tokens and logprobs do not depend, bit for bit, on the requests served beside"
+                    + " it (as vLLM's VLLM_BATCH_INVARIANT=1; also COIL_BATCH_INVARIANT=1): on a GPU every product"
+                    + " and attention sums each row in one fixed order, prompts are cut into chunks by their own"
+                    + " length alone, and the prefix cache is off. Slower (docs/performance.md). CUDA devices"
+                    + " only.")
+    boolean batchInvariant;
+
     @Override
     public Integer call() throws Exception {
         int threads = modelOptions.threads();
@@ -144,6 +152,7 @@ public final class ServeCommand implements Callable<Integer> {
         ScanPrecision precision = modelOptions.scanPrecision();
         EngineOptions engineOptions = engineOptions(Backends.defaultMaxBatchedTokens(devices),
                 Backends.defaultSnapshotIntervalBlocks(devices, blockSize));
+        Backends.requireBatchInvariance(engineOptions.batchInvariant(), devices);
         Function<LoadedModel, ContextParallelism> sharding = contextParallelism(devices);
         ServerOptions serverOptions = new ServerOptions(host, port, apiKey, maxBodyBytes, seconds(keepAliveSeconds,
                 "--sse-keep-alive"), seconds(shutdownSeconds, "--shutdown-timeout"), toolCallFormat(),
@@ -160,7 +169,8 @@ public final class ServeCommand implements Callable<Integer> {
         String url = "http://" + (host.contains(":") ? "[" + host + "]" : host) + ":" + server.port();
         System.err.println("coil: listening on " + url + "; loading " + folder);
         ServedModel model = ServedModel.load(folder, servedModelName,
-                loaded -> Backends.open(devices, loaded, threads, precision), sharding, engineOptions, template);
+                loaded -> Backends.open(devices, loaded, threads, precision, engineOptions.batchInvariant()), sharding,
+                engineOptions, template);
         if (devices.isCuda()) {
             // The first request would otherwise pay for loading kernels and growing scratch on the GPU.
             try {
@@ -215,7 +225,13 @@ public final class ServeCommand implements Callable<Integer> {
         }
         return new EngineOptions(blockSize, kvDtype(kvDtype), cacheMemory, maxSequences, stepTokens, maxWaiting,
                 prefixCaching, snapshotInterval != null ? snapshotInterval : defaultSnapshotBlocks,
-                maxModelLength == null ? 0 : maxModelLength);
+                maxModelLength == null ? 0 : maxModelLength, batchInvariant(System.getenv("COIL_BATCH_INVARIANT")));
+    }
+
+    /** --batch-invariant, or the environment's COIL_BATCH_INVARIANT set to 1 or true. */
+    boolean batchInvariant(String environment) {
+        return batchInvariant || environment != null
+                && ("1".equals(environment.trim()) || "true".equalsIgnoreCase(environment.trim()));
     }
 
     /** --tool-call-parser's format, or null; --enable-auto-tool-choice without a parser is an error, as in vLLM. */

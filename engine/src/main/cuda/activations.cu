@@ -11,6 +11,7 @@
 extern "C" __global__ void silu_multiply_f32(const float* __restrict__ gate, const float* __restrict__ up,
         float* __restrict__ out, __nv_bfloat16* __restrict__ out16, int tokens, int width, int gate_stride,
         int up_stride) {
+    COIL_AFTER_PREVIOUS_KERNEL();
     for (int t = blockIdx.y; t < tokens; t += gridDim.y) {
         const float* gate_row = gate + (size_t) t * gate_stride;
         const float* up_row = up + (size_t) t * up_stride;
@@ -23,6 +24,7 @@ extern "C" __global__ void silu_multiply_f32(const float* __restrict__ gate, con
 
 // out[i] = max(x[i], 0)² (NemotronH's MLP). out may be x.
 extern "C" __global__ void squared_relu_f32(const float* x, float* out, long long n) {
+    COIL_AFTER_PREVIOUS_KERNEL();
     for (long long i = (long long) blockIdx.x * blockDim.x + threadIdx.x; i < n;
             i += (long long) gridDim.x * blockDim.x) {
         out[i] = coil_squared_relu(x[i]);

@@ -20,6 +20,7 @@ static __device__ __forceinline__ void coil_rms_norm_finish(const float* x, cons
 // elements it squared, so writing in place is safe.
 extern "C" __global__ void rms_norm_f32(const float* x, const float* __restrict__ weight, float* out,
         __nv_bfloat16* out16, int dim, float eps) {
+    COIL_AFTER_PREVIOUS_KERNEL();
     __shared__ float scratch[32];
     const size_t row = (size_t) blockIdx.x * dim;
     float squares = 0.0f;
@@ -42,6 +43,7 @@ extern "C" __global__ void rms_norm_f32(const float* x, const float* __restrict_
 #define COIL_GATED_CACHED 8
 extern "C" __global__ void gated_rms_norm_f32(const float* y, const float* __restrict__ z, int z_stride,
         const float* __restrict__ weight, float* out, __nv_bfloat16* out16, int dim, int group_size, float eps) {
+    COIL_AFTER_PREVIOUS_KERNEL();
     __shared__ float scratch[32];
     const int group_start = blockIdx.y * group_size;
     const size_t start = (size_t) blockIdx.x * dim + group_start;
@@ -82,6 +84,7 @@ extern "C" __global__ void gated_rms_norm_f32(const float* y, const float* __res
 // Grid: (tokens); block: COIL_ROW_THREADS.
 extern "C" __global__ void residual_rms_norm_f32(float* h, const float* __restrict__ update, float multiplier,
         const float* __restrict__ weight, float* out, __nv_bfloat16* out16, int dim, float eps) {
+    COIL_AFTER_PREVIOUS_KERNEL();
     __shared__ float scratch[32];
     const size_t row = (size_t) blockIdx.x * dim;
     float squares = 0.0f;

@@ -12,7 +12,7 @@ public final class GatedRmsNormKernel {
     private final Kernel kernel;
 
     public GatedRmsNormKernel(KernelModule module) {
-        this.kernel = module.kernel("gated_rms_norm_f32");
+        this.kernel = RowKernels.programmatic(module.kernel("gated_rms_norm_f32"));
     }
 
     /**

@@ -11,7 +11,7 @@ public final class ResidualAddKernel {
     private final Kernel kernel;
 
     public ResidualAddKernel(KernelModule module) {
-        this.kernel = module.kernel("residual_add_f32");
+        this.kernel = RowKernels.programmatic(module.kernel("residual_add_f32"));
     }
 
     /** h[i] += update[i] · multiplier for i < count, rounded as Java rounds it. h, update: f32. */

@@ -13,8 +13,8 @@ public final class RmsNormKernel {
     private final Kernel afterResidual;
 
     public RmsNormKernel(KernelModule module) {
-        this.kernel = module.kernel("rms_norm_f32");
-        this.afterResidual = module.kernel("residual_rms_norm_f32");
+        this.kernel = RowKernels.programmatic(module.kernel("rms_norm_f32"));
+        this.afterResidual = RowKernels.programmatic(module.kernel("residual_rms_norm_f32"));
     }
 
     /**

@@ -1,9 +1,18 @@
 package dev.coil.engine.gpu.kernels;
 
 import dev.coil.engine.gpu.DeviceBuffer;
+import dev.coil.engine.gpu.Kernel;
 import dev.coil.engine.load.DType;
+
 /** Launch constants shared by the launchers; they mirror common.cuh. */
 final class RowKernels {
+
+    /**
+     * {@code -Dcoil.cuda.rowKernelsProgrammatic=false} launches the norms, the MLP's activations and
+     * the residual update as plain kernels, for comparisons (they wait for the kernel before them
+     * either way).
+     */
+    public static final String PROGRAMMATIC_PROPERTY = "coil.cuda.rowKernelsProgrammatic";
 
     /** COIL_ROW_THREADS: the block size of the row-wise kernels (norms, rope, embedding). */
     static final int ROW_THREADS = 256;
@@ -12,6 +21,15 @@ final class RowKernels {
     static final int ELEMENT_THREADS = 256;
 
     private RowKernels() {}
+
+    /**
+     * {@code kernel}, launched programmatically ({@link Kernel#waitsForPreviousKernel}) unless
+     * {@link #PROGRAMMATIC_PROPERTY} is false: a kernel starting with COIL_AFTER_PREVIOUS_KERNEL.
+     */
+    static Kernel programmatic(Kernel kernel) {
+        return "false".equalsIgnoreCase(System.getProperty(PROGRAMMATIC_PROPERTY)) ? kernel
+                : kernel.waitsForPreviousKernel();
+    }
 
     static void requirePositive(int value, String name) {
         if (value <= 0) {

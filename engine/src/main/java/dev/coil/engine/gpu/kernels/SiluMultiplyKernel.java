@@ -12,7 +12,7 @@ public final class SiluMultiplyKernel {
     private final Kernel kernel;
 
     public SiluMultiplyKernel(KernelModule module) {
-        this.kernel = module.kernel("silu_multiply_f32");
+        this.kernel = RowKernels.programmatic(module.kernel("silu_multiply_f32"));
     }
 
     /**

@@ -11,7 +11,7 @@ public final class SquaredReluKernel {
     private final Kernel kernel;
 
     public SquaredReluKernel(KernelModule module) {
-        this.kernel = module.kernel("squared_relu_f32");
+        this.kernel = RowKernels.programmatic(module.kernel("squared_relu_f32"));
     }
 
     /** out[i] = max(x[i], 0)² for i < count; out may be x. */

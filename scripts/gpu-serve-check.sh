@@ -40,4 +40,5 @@ java.instrument,jdk.jfr --strip-debug --no-header-files --no-man-pages --output 
 fi
 cp scripts/gpu-serve-run.sh "$out/serve.sh"
 cp scripts/gpu-serve-churn.py "$out/churn.py"
+cp scripts/gpu-serve-invariance.py "$out/invariance.py"
 echo "prepared $folder: $(du -sh "$out" | cut -f1); run on the GPU machine with carry [\"$folder\"]: FOLDER=$folder bash $folder/serve.sh"

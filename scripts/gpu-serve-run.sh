@@ -11,6 +11,8 @@
 # long: a fresh one-GPU server's prefill of new long prompts (LONG_LENGTHS, tokens), one at a time.
 # experts: the test fixture with routed experts served on the GPU and on the CPU, compared over HTTP
 # (EXPERTS_FIXTURE names it: granitemoehybrid_moe, the default, or nemotron_h_moe).
+# invariant: `coil serve --batch-invariant` and a default server, each asked 12 requests alone and then
+# among 36 at once (invariance.py); and the flag refused on CPU devices before the server listens.
 # In both, SERVE_ARGS adds options to every server's command line (e.g. "--ssd-precision tf32").
 set -u
 tar xJf ${FOLDER:-.gpu-serve}/jre.txz -C /tmp && export PATH=/tmp/jre/bin:$PATH
@@ -78,6 +80,25 @@ if [ "${1:-}" = experts ]; then
     python3 "${FOLDER:-.gpu-serve}/churn.py" 18085 48 384 256 || echo "churn: FAILED"
     grep -iE "error|exception" /tmp/moe-gpu.log | head -5
     stop_servers
+    exit 0
+fi
+if [ "${1:-}" = invariant ]; then
+    # shellcheck disable=SC2086
+    run serve --model /tmp/g300 --port 18087 --devices cuda:0 --batch-invariant ${SERVE_ARGS:-} > /tmp/inv-serve.log 2>&1 &
+    for i in $(seq 1 120); do curl -fs localhost:18087/health >/dev/null && break; sleep 1; done
+    grep -E "coil:|batch-invariant" /tmp/inv-serve.log | head -4
+    echo "== --batch-invariant: each request alone, then among 36"
+    python3 "${FOLDER:-.gpu-serve}/invariance.py" 18087 || echo "invariance: FAILED"
+    stop_servers
+    # shellcheck disable=SC2086
+    run serve --model /tmp/g300 --port 18088 --devices cuda:0 --no-prefix-caching ${SERVE_ARGS:-} > /tmp/plain-serve.log 2>&1 &
+    for i in $(seq 1 120); do curl -fs localhost:18088/health >/dev/null && break; sleep 1; done
+    echo "== the default server (prefix cache off), the same requests: expected to differ"
+    python3 "${FOLDER:-.gpu-serve}/invariance.py" 18088 || echo "(differs, as expected without the flag)"
+    stop_servers
+    echo "== --batch-invariant on the CPU: refused before listening"
+    timeout 60 bash -c "$(declare -f run); run serve --model /tmp/g300 --port 18089 --devices cpu --batch-invariant" 2>&1 | tail -2
+    grep -iE "error|exception" /tmp/inv-serve.log | head -5
     exit 0
 fi
 if [ "${1:-}" = long ]; then

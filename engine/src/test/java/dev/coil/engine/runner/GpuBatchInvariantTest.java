@@ -52,7 +52,7 @@ class GpuBatchInvariantTest {
         GpuFixture.device();
         try (Granite300mCheckpoint checkpoint = Granite300mCheckpoint.write();
                 LoadedModel model = LoadedModel.load(checkpoint.folder())) {
-            // Prompts of 3 to 344 tokens in chunks of 245.
+            // Prompts of 3 to 336 tokens in chunks of 245 (256 tokens a step, 12 sequences).
             assertAloneAndTogetherAlike(model, requests(model.config().vocabSize(), 10, 37),
                     EngineOptions.DEFAULTS.withCacheMemory("2G").withMaxSequences(12).withMaxBatchedTokens(256));
         }

@@ -137,7 +137,7 @@ public final class ServeCommand implements Callable<Integer> {
                     + " positions' worth, 64 blocks of 16, since each snapshot costs a GPU a prompt step).")
     Integer snapshotInterval;
 
-    @Option(names = "--batch-invariant",
+    @Option(names = "--batch-invariant", arity = "0..1", paramLabel = "BOOLEAN",
             description = "A request's tokens and logprobs do not depend, bit for bit, on the requests served beside"
                     + " it (as vLLM's VLLM_BATCH_INVARIANT=1; also COIL_BATCH_INVARIANT=1): on a GPU every product"
                     + " and attention sums each row in one fixed order, prompts are cut into chunks by their own"

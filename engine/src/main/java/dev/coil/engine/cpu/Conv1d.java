@@ -1,7 +1,6 @@
 package dev.coil.engine.cpu;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -52,7 +51,7 @@ final class Conv1d {
                         : FloatVector.fromArray(FLOATS, input, (row - history) * channels + c);
                 sum = FloatVector.fromArray(FLOATS, taps, j * channels + c).fma(value, sum);
             }
-            sum.div(sum.neg().lanewise(VectorOperators.EXP).add(1f)).intoArray(out, t * channels + c);
+            sum.div(Lanes.exp(sum.neg()).add(1f)).intoArray(out, t * channels + c);
         }
         for (; c < end; c++) {
             float sum = bias == null ? 0f : bias[c];

@@ -87,8 +87,8 @@ final class FewTokenMatmul {
             e3 = even.fma(FloatVector.fromArray(FLOATS, x3, k), e3);
             d3 = odd.fma(FloatVector.fromArray(FLOATS, x3, k + LANES), d3);
         }
-        float[] sums = {e0.add(d0).reduceLanes(VectorOperators.ADD), e1.add(d1).reduceLanes(VectorOperators.ADD),
-            e2.add(d2).reduceLanes(VectorOperators.ADD), e3.add(d3).reduceLanes(VectorOperators.ADD)};
+        float[] sums = {Lanes.sum(e0.add(d0)), Lanes.sum(e1.add(d1)),
+            Lanes.sum(e2.add(d2)), Lanes.sum(e3.add(d3))};
         int cols0 = cols;
         for (int j = 0; j < 4 && t0 + j < tokens; j++) {
             float s = sums[j];
@@ -118,8 +118,8 @@ final class FewTokenMatmul {
             a2 = weights.fma(FloatVector.fromArray(FLOATS, x2, k), a2);
             a3 = weights.fma(FloatVector.fromArray(FLOATS, x3, k), a3);
         }
-        float[] sums = {a0.reduceLanes(VectorOperators.ADD), a1.reduceLanes(VectorOperators.ADD),
-            a2.reduceLanes(VectorOperators.ADD), a3.reduceLanes(VectorOperators.ADD)};
+        float[] sums = {Lanes.sum(a0), Lanes.sum(a1),
+            Lanes.sum(a2), Lanes.sum(a3)};
         float[][] rowsX = {x0, x1, x2, x3};
         for (int j = 0; j < 4 && t0 + j < tokens; j++) {
             float s = sums[j];

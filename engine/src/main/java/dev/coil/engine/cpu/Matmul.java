@@ -159,10 +159,10 @@ final class Matmul {
             a2 = FloatVector.fromMemorySegment(FLOATS, w, o2 + b, LITTLE).fma(xv, a2);
             a3 = FloatVector.fromMemorySegment(FLOATS, w, o3 + b, LITTLE).fma(xv, a3);
         }
-        float s0 = a0.reduceLanes(VectorOperators.ADD);
-        float s1 = a1.reduceLanes(VectorOperators.ADD);
-        float s2 = a2.reduceLanes(VectorOperators.ADD);
-        float s3 = a3.reduceLanes(VectorOperators.ADD);
+        float s0 = Lanes.sum(a0);
+        float s1 = Lanes.sum(a1);
+        float s2 = Lanes.sum(a2);
+        float s3 = Lanes.sum(a3);
         for (; k < cols; k++) {
             long b = 4L * k;
             s0 += w.get(F32, o0 + b) * x[k];
@@ -209,10 +209,10 @@ final class Matmul {
             e3 = evenBf16(pairs).fma(xEven, e3);
             d3 = oddBf16(pairs).fma(xOdd, d3);
         }
-        float s0 = e0.add(d0).reduceLanes(VectorOperators.ADD);
-        float s1 = e1.add(d1).reduceLanes(VectorOperators.ADD);
-        float s2 = e2.add(d2).reduceLanes(VectorOperators.ADD);
-        float s3 = e3.add(d3).reduceLanes(VectorOperators.ADD);
+        float s0 = Lanes.sum(e0.add(d0));
+        float s1 = Lanes.sum(e1.add(d1));
+        float s2 = Lanes.sum(e2.add(d2));
+        float s3 = Lanes.sum(e3.add(d3));
         for (; k < cols; k++) {
             long b = 2L * k;
             s0 += Matrix.bf16ToFloat(w.get(U16, o0 + b)) * x[k];
@@ -246,7 +246,7 @@ final class Matmul {
             a0 = FloatVector.fromMemorySegment(FLOATS, w, offset + 4L * k, LITTLE)
                     .fma(FloatVector.fromArray(FLOATS, x, k), a0);
         }
-        float s = a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD);
+        float s = Lanes.sum(a0.add(a1).add(a2.add(a3)));
         for (; k < cols; k++) {
             s += w.get(F32, offset + 4L * k) * x[k];
         }
@@ -278,7 +278,7 @@ final class Matmul {
             a0 = evenBf16(pairs).fma(FloatVector.fromArray(FLOATS, xSplit, k), a0);
             a1 = oddBf16(pairs).fma(FloatVector.fromArray(FLOATS, xSplit, k + LANES), a1);
         }
-        float s = a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD);
+        float s = Lanes.sum(a0.add(a1).add(a2.add(a3)));
         for (; k < cols; k++) {
             s += Matrix.bf16ToFloat(w.get(U16, offset + 2L * k)) * x[k];
         }
@@ -445,14 +445,14 @@ final class Matmul {
             a03 = v0.fma(u, a03);
             a13 = v1.fma(u, a13);
         }
-        float s00 = a00.reduceLanes(VectorOperators.ADD);
-        float s01 = a01.reduceLanes(VectorOperators.ADD);
-        float s02 = a02.reduceLanes(VectorOperators.ADD);
-        float s03 = a03.reduceLanes(VectorOperators.ADD);
-        float s10 = a10.reduceLanes(VectorOperators.ADD);
-        float s11 = a11.reduceLanes(VectorOperators.ADD);
-        float s12 = a12.reduceLanes(VectorOperators.ADD);
-        float s13 = a13.reduceLanes(VectorOperators.ADD);
+        float s00 = Lanes.sum(a00);
+        float s01 = Lanes.sum(a01);
+        float s02 = Lanes.sum(a02);
+        float s03 = Lanes.sum(a03);
+        float s10 = Lanes.sum(a10);
+        float s11 = Lanes.sum(a11);
+        float s12 = Lanes.sum(a12);
+        float s13 = Lanes.sum(a13);
         for (int k = bound; k < cols; k++) {
             float v0 = w[w0 + k];
             float v1 = w[w1 + k];
@@ -490,7 +490,7 @@ final class Matmul {
         for (; k < bound; k += LANES) {
             s0 = FloatVector.fromArray(FLOATS, a, aOffset + k).fma(FloatVector.fromArray(FLOATS, b, bOffset + k), s0);
         }
-        float s = s0.add(s1).reduceLanes(VectorOperators.ADD);
+        float s = Lanes.sum(s0.add(s1));
         for (; k < n; k++) {
             s += a[aOffset + k] * b[bOffset + k];
         }

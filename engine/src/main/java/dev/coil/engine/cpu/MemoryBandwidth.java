@@ -5,7 +5,6 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 import java.util.concurrent.CountDownLatch;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -95,6 +94,6 @@ public final class MemoryBandwidth {
             s2 = s2.add(FloatVector.fromMemorySegment(FLOATS, segment, o + 2 * VECTOR_BYTES, ByteOrder.LITTLE_ENDIAN));
             s3 = s3.add(FloatVector.fromMemorySegment(FLOATS, segment, o + 3 * VECTOR_BYTES, ByteOrder.LITTLE_ENDIAN));
         }
-        return s0.add(s1).add(s2.add(s3)).reduceLanes(VectorOperators.ADD);
+        return Lanes.sum(s0.add(s1).add(s2.add(s3)));
     }
 }

@@ -1,7 +1,6 @@
 package dev.coil.engine.cpu;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /** RMSNorm and Mamba-2's gated, grouped RMSNorm, one token per row, tokens spread over the cores. */
@@ -61,7 +60,7 @@ final class Norms {
             FloatVector a = FloatVector.fromArray(FLOATS, v, offset + i);
             s0 = a.fma(a, s0);
         }
-        float squares = s0.add(s1).reduceLanes(VectorOperators.ADD);
+        float squares = Lanes.sum(s0.add(s1));
         for (; i < n; i++) {
             squares += v[offset + i] * v[offset + i];
         }
@@ -87,7 +86,7 @@ final class Norms {
         int i = 0;
         for (; i <= n - LANES; i += LANES) {
             FloatVector g = FloatVector.fromArray(FLOATS, z, offset + i);
-            FloatVector silu = g.div(g.neg().lanewise(VectorOperators.EXP).add(1f));
+            FloatVector silu = g.div(Lanes.exp(g.neg()).add(1f));
             FloatVector.fromArray(FLOATS, y, offset + i).mul(silu).intoArray(out, offset + i);
         }
         for (; i < n; i++) {

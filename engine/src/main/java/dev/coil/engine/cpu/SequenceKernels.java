@@ -433,7 +433,7 @@ final class SequenceKernels {
             sum0 = FloatVector.fromArray(SPECIES, a, aOffset + i)
                     .fma(FloatVector.fromArray(SPECIES, b, bOffset + i), sum0);
         }
-        float sum = sum0.add(sum1).reduceLanes(VectorOperators.ADD);
+        float sum = Lanes.sum(sum0.add(sum1));
         for (; i < count; i++) {
             sum = Math.fma(a[aOffset + i], b[bOffset + i], sum);
         }
@@ -461,10 +461,10 @@ final class SequenceKernels {
             sum2 = v.fma(FloatVector.fromArray(SPECIES, b, b2 + i), sum2);
             sum3 = v.fma(FloatVector.fromArray(SPECIES, b, b3 + i), sum3);
         }
-        float total0 = sum0.reduceLanes(VectorOperators.ADD);
-        float total1 = sum1.reduceLanes(VectorOperators.ADD);
-        float total2 = sum2.reduceLanes(VectorOperators.ADD);
-        float total3 = sum3.reduceLanes(VectorOperators.ADD);
+        float total0 = Lanes.sum(sum0);
+        float total1 = Lanes.sum(sum1);
+        float total2 = Lanes.sum(sum2);
+        float total3 = Lanes.sum(sum3);
         for (; i < count; i++) {
             float value = a[aOffset + i];
             total0 = Math.fma(value, b[bOffset + i], total0);
@@ -641,7 +641,7 @@ final class SequenceKernels {
             weight.intoArray(scores, base + j);
             sumVector = sumVector.add(weight);
         }
-        float tileSum = sumVector.reduceLanes(VectorOperators.ADD);
+        float tileSum = Lanes.sum(sumVector);
         for (; j < visible; j++) {
             float weight = (float) Math.exp(scores[base + j] - newMax);
             scores[base + j] = weight;

@@ -6,7 +6,6 @@ import static dev.coil.engine.cpu.SequenceKernels.SPECIES;
 import dev.coil.engine.ops.SsmShape;
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 /**
  * The Mamba-2 selective scan. Prefill uses the chunked SSD form: within a chunk of tokens,
@@ -288,7 +287,7 @@ final class SsdScan {
                 updated.intoArray(state, row + n);
                 sum = updated.fma(FloatVector.fromArray(SPECIES, C, bc + n), sum);
             }
-            float total = sum.reduceLanes(VectorOperators.ADD);
+            float total = Lanes.sum(sum);
             for (; n < stateSize; n++) {
                 float updated = Math.fma(B[bc + n], input, state[row + n] * decay);
                 state[row + n] = updated;

@@ -1,10 +1,10 @@
 package dev.coil.engine.parallel;
 
+import dev.coil.engine.cpu.Lanes;
 import dev.coil.engine.cpu.Parallel;
 import dev.coil.engine.ops.AttentionShape;
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -138,7 +138,7 @@ public final class PartialAttention {
                 acc = FloatVector.fromArray(SPECIES, a, aOffset + d)
                         .fma(FloatVector.fromArray(SPECIES, b, bOffset + d), acc);
             }
-            sum = acc.reduceLanes(VectorOperators.ADD);
+            sum = Lanes.sum(acc);
         }
         for (; d < length; d++) {
             sum += a[aOffset + d] * b[bOffset + d];

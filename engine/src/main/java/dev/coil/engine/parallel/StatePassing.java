@@ -1,9 +1,9 @@
 package dev.coil.engine.parallel;
 
+import dev.coil.engine.cpu.Lanes;
 import dev.coil.engine.cpu.Parallel;
 import dev.coil.engine.ops.SsmShape;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -93,7 +93,7 @@ public final class StatePassing {
                 acc = FloatVector.fromArray(SPECIES, a, aOffset + n)
                         .fma(FloatVector.fromArray(SPECIES, b, bOffset + n), acc);
             }
-            sum = acc.reduceLanes(VectorOperators.ADD);
+            sum = Lanes.sum(acc);
         }
         for (; n < length; n++) {
             sum += a[aOffset + n] * b[bOffset + n];

@@ -1,7 +1,7 @@
 package dev.coil.engine.runner;
 
+import dev.coil.engine.cpu.Lanes;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -28,10 +28,9 @@ final class ExpWeights {
         double total = 0;
         int i = 0;
         for (int bound = SPECIES.loopBound(length); i < bound; i += SPECIES.length()) {
-            FloatVector weight = FloatVector.fromArray(SPECIES, scores, i)
-                    .sub(shift).mul(factor).lanewise(VectorOperators.EXP);
+            FloatVector weight = Lanes.exp(FloatVector.fromArray(SPECIES, scores, i).sub(shift).mul(factor));
             weight.intoArray(out, i);
-            total += weight.reduceLanes(VectorOperators.ADD);
+            total += Lanes.sum(weight);
         }
         for (; i < length; i++) {
             float argument = (scores[i] - max) * scale;

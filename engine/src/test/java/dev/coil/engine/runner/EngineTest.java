@@ -58,6 +58,29 @@ class EngineTest {
         RandomArrivals.assertEachEndsAsAlone(fixture, () -> start(fixture, SMALL), 1e-4, engine -> { });
     }
 
+    /**
+     * A request asked again gets its logprobs' very bits, from the first requests after start on,
+     * while the JIT is still compiling the kernels (their vector sums and exponentials were once
+     * left to the Vector API, whose interpreted and compiled orders differ).
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("models")
+    void aRequestAskedAgainGetsTheSameLogprobBits(String fixture) {
+        int vocab = TestModels.load(fixture).config().vocabSize();
+        try (Engine engine = start(fixture, SMALL.withPrefixCaching(false))) {
+            for (int i = 0; i < 6; i++) {
+                SamplingParams params = i % 2 == 1 ? SamplingParams.greedy().withTemperature(0.8).withSeed(9L + i)
+                        : SamplingParams.greedy();
+                EngineRequest request = new EngineRequest(prompt(vocab, 4 + 23 * i, 70 + i), params.withMaxTokens(6),
+                        true, 2, -1);
+                EngineRuns.Outcome first = run(engine, request);
+                EngineRuns.Outcome again = run(engine, request);
+                assertThat(again.tokenArray()).as("request %d", i).containsExactly(first.tokenArray());
+                assertSameLogprobs(again.logprobs(), first.logprobs(), 0.0);
+            }
+        }
+    }
+
     @ParameterizedTest(name = "{0}")
     @MethodSource("models")
     void batchCompositionDoesNotChangeGreedyTokens(String fixture) throws Exception {

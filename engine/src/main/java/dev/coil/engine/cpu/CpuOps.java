@@ -14,9 +14,21 @@ public final class CpuOps implements Ops {
     private final FlashAttention attention;
     private final SsdScan ssd;
     private final PagedAttention pagedAttention;
+    /** --batch-invariant: every product through {@link InvariantMatmul}. */
+    private final boolean batchInvariant;
 
     public CpuOps(Parallel parallel) {
+        this(parallel, false);
+    }
+
+    /**
+     * As above; {@code batchInvariant}: each product sums every output in one order whatever the
+     * tokens ({@link InvariantMatmul}), so that a request's rows do not depend on the rows beside it;
+     * the other ops already compute each sequence's rows on their own.
+     */
+    public CpuOps(Parallel parallel, boolean batchInvariant) {
         this.parallel = parallel;
+        this.batchInvariant = batchInvariant;
         this.matmul = new Matmul(parallel);
         this.attention = new FlashAttention(parallel);
         this.ssd = new SsdScan(parallel);
@@ -38,7 +50,11 @@ public final class CpuOps implements Ops {
 
     @Override
     public void matmul(float[] x, int tokens, Matrix w, float[] out) {
-        matmul.multiply(x, tokens, w, out);
+        if (batchInvariant) {
+            InvariantMatmul.multiply(parallel, x, tokens, w, out);
+        } else {
+            matmul.multiply(x, tokens, w, out);
+        }
     }
 
     @Override

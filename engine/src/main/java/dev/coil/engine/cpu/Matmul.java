@@ -40,7 +40,7 @@ final class Matmul {
     private static final long MIN_ELEMENTS_PER_PIECE = 1 << 16;
     private static final long MIN_WORK_PER_PIECE = 1 << 18;
     /** Bytes of widened f32 weights per prefill row block: fits L2 next to the token block and outputs. */
-    private static final int ROW_BLOCK_BYTES = 128 * 1024;
+    static final int ROW_BLOCK_BYTES = 128 * 1024;
     private static final int TOKEN_BLOCK = 4;
     /** Rows a decode piece reads at once, each from its own quarter of the piece. */
     private static final int STREAMS = 4;
@@ -360,7 +360,7 @@ final class Matmul {
     }
 
     /** Rows [rowStart, rowStart + count) of w as f32 into dst, row-major [count, cols]. */
-    private static void widenRows(Matrix w, int rowStart, int count, float[] dst) {
+    static void widenRows(Matrix w, int rowStart, int count, float[] dst) {
         MemorySegment data = w.data();
         int n = count * w.cols();
         int bound = FLOATS.loopBound(n);

@@ -97,8 +97,8 @@ public final class Backends {
     }
 
     /**
-     * As above; {@code batchInvariant} ({@code --batch-invariant}): a GPU's kernels compute each row the
-     * same way whatever rows share a step (GpuBackend). Refused on the CPU ({@link #requireBatchInvariance}).
+     * As above; {@code batchInvariant} ({@code --batch-invariant}): kernels that compute each row the
+     * same way whatever rows share a step (on a GPU, DeviceKernels's list; on the CPU, the products).
      */
     public static Backend open(Devices devices, LoadedModel loaded, int threads, ScanPrecision scanPrecision,
             boolean batchInvariant) {
@@ -116,22 +116,8 @@ public final class Backends {
             return GpuBackend.open(loaded, resolved.ordinals().get(0), graphs, scanPrecision.kernelPrecision(),
                     batchInvariant);
         }
-        requireBatchInvariance(batchInvariant, resolved);
         warnIfUnused(scanPrecision, resolved);
-        return new CpuBackend(loaded.model(), new CpuOps(new Parallel(threads)));
-    }
-
-    /**
-     * Refuses --batch-invariant on CPU devices: the CPU backend's products take other paths by the
-     * number of tokens, and a request's logprobs can differ in their last bits from one run to the
-     * next, so it cannot promise a request the same bits beside other requests.
-     */
-    public static void requireBatchInvariance(boolean batchInvariant, Devices devices) {
-        if (batchInvariant && !devices.isCuda()) {
-            throw new IllegalArgumentException("--batch-invariant needs a CUDA device (--devices cuda:N or auto with"
-                    + " a GPU); on " + devices + " a request's logprobs may differ in their last bits with the"
-                    + " requests beside it");
-        }
+        return new CpuBackend(loaded.model(), new CpuOps(new Parallel(threads), batchInvariant));
     }
 
     /** Logs that --ssd-precision has no effect on {@code devices} when they are CPU devices and it is not f32. */

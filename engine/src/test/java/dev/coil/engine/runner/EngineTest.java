@@ -59,6 +59,39 @@ class EngineTest {
     }
 
     /**
+     * --batch-invariant on the CPU: each request served alone, then all at once (prompts chunked
+     * beside others' prompts and decodes), gets the same tokens and logprobs bit for bit.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("models")
+    void batchInvariantRequestsGetTheirLogprobsAloneBitForBit(String fixture) throws Exception {
+        int vocab = TestModels.load(fixture).config().vocabSize();
+        List<EngineRequest> requests = new ArrayList<>();
+        for (int i = 0; i < 6; i++) {
+            SamplingParams params = i % 2 == 1 ? SamplingParams.greedy().withTemperature(0.8).withSeed(9L + i)
+                    : SamplingParams.greedy();
+            requests.add(new EngineRequest(prompt(vocab, 4 + 23 * i, 70 + i), params.withMaxTokens(6), true, 2, -1));
+        }
+        // 48 tokens a step for 8 sequences: prompts in chunks of 41.
+        try (Engine engine = Engine.start(TestModels.load(fixture), new CpuOps(new Parallel(2), true),
+                SMALL.withMaxBatchedTokens(48).withBatchInvariant(true))) {
+            List<EngineRuns.Outcome> alone = new ArrayList<>();
+            for (EngineRequest request : requests) {
+                alone.add(run(engine, request));
+            }
+            List<RequestStream> streams = new ArrayList<>();
+            for (EngineRequest request : requests) {
+                streams.add(engine.submit(request));
+            }
+            for (int i = 0; i < streams.size(); i++) {
+                EngineRuns.Outcome together = EngineRuns.collect(streams.get(i));
+                assertThat(together.tokenArray()).as("request %d", i).containsExactly(alone.get(i).tokenArray());
+                assertSameLogprobs(together.logprobs(), alone.get(i).logprobs(), 0.0);
+            }
+        }
+    }
+
+    /**
      * A request asked again gets its logprobs' very bits, from the first requests after start on,
      * while the JIT is still compiling the kernels (their vector sums and exponentials were once
      * left to the Vector API, whose interpreted and compiled orders differ).

@@ -165,7 +165,6 @@ public final class BenchCommand implements Callable<Integer> {
         engineOptions = engineOptions.withSnapshotIntervalBlocks(snapshotInterval != null ? snapshotInterval
                 : Backends.defaultSnapshotIntervalBlocks(resolved, engineOptions.blockSize()));
         ScanPrecision precision = ScanPrecision.parse(ssdPrecision);
-        Backends.requireBatchInvariance(batchInvariant, resolved);
         try (LoadedModel loaded = LoadedModel.load(folder)) {
             Supplier<Backend> ops = () -> Backends.open(resolved, loaded, workers, precision);
             Supplier<Backend> throughputOps = () -> Backends.open(resolved, loaded, workers, precision, batchInvariant);

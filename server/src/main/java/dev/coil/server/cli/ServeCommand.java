@@ -141,8 +141,7 @@ public final class ServeCommand implements Callable<Integer> {
             description = "A request's tokens and logprobs do not depend, bit for bit, on the requests served beside"
                     + " it (as vLLM's VLLM_BATCH_INVARIANT=1; also COIL_BATCH_INVARIANT=1): on a GPU every product"
                     + " and attention sums each row in one fixed order, prompts are cut into chunks by their own"
-                    + " length alone, and the prefix cache is off. Slower (docs/performance.md). CUDA devices"
-                    + " only.")
+                    + " length alone, and the prefix cache is off. Slower (docs/performance.md).")
     boolean batchInvariant;
 
     @Override
@@ -152,7 +151,6 @@ public final class ServeCommand implements Callable<Integer> {
         ScanPrecision precision = modelOptions.scanPrecision();
         EngineOptions engineOptions = engineOptions(Backends.defaultMaxBatchedTokens(devices),
                 Backends.defaultSnapshotIntervalBlocks(devices, blockSize));
-        Backends.requireBatchInvariance(engineOptions.batchInvariant(), devices);
         Function<LoadedModel, ContextParallelism> sharding = contextParallelism(devices);
         ServerOptions serverOptions = new ServerOptions(host, port, apiKey, maxBodyBytes, seconds(keepAliveSeconds,
                 "--sse-keep-alive"), seconds(shutdownSeconds, "--shutdown-timeout"), toolCallFormat(),

@@ -4,8 +4,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.coil.engine.load.DType;
-import dev.coil.engine.runner.Backends;
-import dev.coil.engine.runner.Devices;
 import dev.coil.engine.runner.EngineOptions;
 import dev.coil.engine.cpu.CpuOps;
 import dev.coil.engine.cpu.Parallel;
@@ -88,9 +86,9 @@ class ServeCommandTest {
                 .hasMessage("--max-model-len must be positive, got 0");
     }
 
-    /** --batch-invariant (or COIL_BATCH_INVARIANT=1, as vLLM's VLLM_BATCH_INVARIANT) reaches the options; CUDA only. */
+    /** --batch-invariant (or COIL_BATCH_INVARIANT=1, as vLLM's VLLM_BATCH_INVARIANT) reaches the options. */
     @Test
-    void batchInvariantReachesTheEngineOptionsAndIsRefusedOnTheCpu() {
+    void batchInvariantReachesTheEngineOptions() {
         assertThat(parse("--batch-invariant").engineOptions().batchInvariant()).isTrue();
         assertThat(parse("--batch-invariant").engineOptions().usesPrefixCache()).isFalse();
         ServeCommand plain = parse();
@@ -98,9 +96,7 @@ class ServeCommandTest {
         assertThat(plain.batchInvariant("true")).isTrue();
         assertThat(plain.batchInvariant("0")).isFalse();
         assertThat(plain.batchInvariant(null)).isFalse();
-        assertThatThrownBy(() -> Backends.requireBatchInvariance(true, Devices.parse("cpu")))
-                .hasMessageStartingWith("--batch-invariant needs a CUDA device");
-        Backends.requireBatchInvariance(false, Devices.parse("cpu"));
+        assertThat(parse("--batch-invariant=false").engineOptions().batchInvariant()).isFalse();
     }
 
     @Test

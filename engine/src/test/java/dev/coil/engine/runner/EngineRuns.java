@@ -109,6 +109,27 @@ final class EngineRuns {
         return LoadedModel.load(folder);
     }
 
+    /**
+     * Each request alone, one after another, then all of them at once, in one engine: each gets the
+     * same tokens and the same logprobs bit for bit (--batch-invariant's promise).
+     */
+    static void assertAloneAndTogetherAlike(Engine engine, List<EngineRequest> requests) {
+        List<Outcome> alone = new ArrayList<>();
+        for (EngineRequest request : requests) {
+            alone.add(run(engine, request));
+        }
+        List<RequestStream> streams = new ArrayList<>();
+        for (EngineRequest request : requests) {
+            streams.add(engine.submit(request));
+        }
+        for (int i = 0; i < requests.size(); i++) {
+            Outcome together = collect(streams.get(i));
+            assertThat(together.failed()).as("request %d", i).isNull();
+            assertThat(together.tokenArray()).as("request %d's tokens", i).containsExactly(alone.get(i).tokenArray());
+            EngineTest.assertSameLogprobs(together.logprobs(), alone.get(i).logprobs(), 0.0);
+        }
+    }
+
     static EngineRequest greedy(int[] prompt, int maxTokens, int logprobs) {
         return new EngineRequest(prompt, SamplingParams.greedy().withMaxTokens(maxTokens), true, logprobs, -1);
     }

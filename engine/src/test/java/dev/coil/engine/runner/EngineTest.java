@@ -75,19 +75,7 @@ class EngineTest {
         // 48 tokens a step for 8 sequences: prompts in chunks of 41.
         try (Engine engine = Engine.start(TestModels.load(fixture), new CpuOps(new Parallel(2), true),
                 SMALL.withMaxBatchedTokens(48).withBatchInvariant(true))) {
-            List<EngineRuns.Outcome> alone = new ArrayList<>();
-            for (EngineRequest request : requests) {
-                alone.add(run(engine, request));
-            }
-            List<RequestStream> streams = new ArrayList<>();
-            for (EngineRequest request : requests) {
-                streams.add(engine.submit(request));
-            }
-            for (int i = 0; i < streams.size(); i++) {
-                EngineRuns.Outcome together = EngineRuns.collect(streams.get(i));
-                assertThat(together.tokenArray()).as("request %d", i).containsExactly(alone.get(i).tokenArray());
-                assertSameLogprobs(together.logprobs(), alone.get(i).logprobs(), 0.0);
-            }
+            EngineRuns.assertAloneAndTogetherAlike(engine, requests);
         }
     }
 

@@ -1,7 +1,6 @@
 package dev.coil.engine.runner;
 
 import static dev.coil.engine.runner.EngineRuns.prompt;
-import static dev.coil.engine.runner.EngineRuns.run;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.coil.engine.gpu.GpuFixture;
@@ -77,21 +76,7 @@ class GpuBatchInvariantTest {
         try (Engine engine = Engine.start(model,
                 GpuBackend.open(model, 0, true, SsdScanKernel.Precision.F32, INVARIANT),
                 options.withBatchInvariant(INVARIANT))) {
-            List<EngineRuns.Outcome> alone = new ArrayList<>();
-            for (EngineRequest request : requests) {
-                alone.add(run(engine, request));
-            }
-            List<RequestStream> streams = new ArrayList<>();
-            for (EngineRequest request : requests) {
-                streams.add(engine.submit(request));
-            }
-            for (int i = 0; i < requests.size(); i++) {
-                EngineRuns.Outcome together = EngineRuns.collect(streams.get(i));
-                assertThat(together.failed()).as("request %d", i).isNull();
-                assertThat(together.tokenArray()).as("request %d's tokens", i)
-                        .containsExactly(alone.get(i).tokenArray());
-                EngineTest.assertSameLogprobs(together.logprobs(), alone.get(i).logprobs(), 0.0);
-            }
+            EngineRuns.assertAloneAndTogetherAlike(engine, requests);
             assertThat(((GpuBackend) engine.backend()).graphReplays()).as("decode steps replayed from CUDA graphs")
                     .isPositive();
         }

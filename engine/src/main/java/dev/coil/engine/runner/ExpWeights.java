@@ -1,9 +1,5 @@
 package dev.coil.engine.runner;
 
-import dev.coil.engine.cpu.Lanes;
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorSpecies;
-
 /**
  * exp((score - max) · scale) over a whole vocabulary: the unnormalised softmax that sampling and
  * log-probabilities need at every step. Each weight is (float) Math.exp of the float argument, as the

@@ -29,7 +29,7 @@ import java.util.random.RandomGenerator;
  * </ol>
  * A vocabulary of 100k+ tokens is never fully sorted unless top-p needs most of it: top-k uses a bounded
  * heap, and top-p sorts only the tokens above a probability threshold that it lowers until they hold
- * enough mass. The exponentials over the whole vocabulary run on the Vector API ({@link ExpWeights}).
+ * enough mass. The exponentials over the whole vocabulary are {@link ExpWeights}'s, as the GPU's draw takes them.
  *
  * <p>Each sampler owns a random generator seeded from {@link SamplingParams#seed()}, so a request with a
  * seed draws the same tokens however it is batched. Not thread-safe: one sampler per sequence. The logits

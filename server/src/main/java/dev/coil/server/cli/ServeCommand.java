@@ -139,8 +139,8 @@ public final class ServeCommand implements Callable<Integer> {
 
     @Option(names = "--batch-invariant", arity = "0..1", paramLabel = "BOOLEAN",
             description = "A request's tokens and logprobs do not depend, bit for bit, on the requests served beside"
-                    + " it (as vLLM's VLLM_BATCH_INVARIANT=1; also COIL_BATCH_INVARIANT=1): on a GPU every product"
-                    + " and attention sums each row in one fixed order, prompts are cut into chunks by their own"
+                    + " it (as vLLM's VLLM_BATCH_INVARIANT=1; also COIL_BATCH_INVARIANT=1): every product (and on a"
+                    + " GPU every attention) sums each row in one fixed order, prompts are cut into chunks by their own"
                     + " length alone, and the prefix cache is off. Slower (docs/performance.md).")
     boolean batchInvariant;
 

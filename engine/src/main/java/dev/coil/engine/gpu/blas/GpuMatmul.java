@@ -55,11 +55,6 @@ public final class GpuMatmul implements AutoCloseable {
         this.invariant = batchInvariant ? new InvariantGemmKernel(device.kernels()) : null;
     }
 
-    /** Whether every product is batch-invariant ({@link InvariantGemmKernel}). */
-    public boolean batchInvariant() {
-        return invariant != null;
-    }
-
     /** The few-rows product, for callers that fuse an operand into it. */
     public GemvKernel gemv() {
         return gemv;

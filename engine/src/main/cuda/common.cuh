@@ -25,6 +25,35 @@ static __device__ __forceinline__ void coil_bf16x8_to_float(uint4 packed, float 
     }
 }
 
+// ---- Copies from global into shared memory that do not hold the thread (cp.async, sm_80+) ----
+
+// 16 bytes from global to shared memory; valid false reads nothing and writes zeros (then `global`
+// need only be some valid address).
+static __device__ __forceinline__ void coil_copy16(void* shared, const void* global, bool valid) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"((unsigned int) __cvta_generic_to_shared(
+                         shared)),
+            "l"(global), "r"(valid ? 16 : 0)
+            : "memory");
+#endif
+}
+
+// Closes this thread's copies queued since the last commit into one group.
+static __device__ __forceinline__ void coil_copy_commit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+
+// Waits until at most PENDING of this thread's committed groups are still in flight (a barrier
+// after it publishes every thread's copies to the block).
+template <int PENDING>
+static __device__ __forceinline__ void coil_copy_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(PENDING) : "memory");
+#endif
+}
+
 // Asks L2 for the 128-byte line holding `pointer` (no registers, no wait): weights a kernel will
 // read after its wait, whose addresses it knows before.
 static __device__ __forceinline__ void coil_prefetch_l2(const void* pointer) {

@@ -170,29 +170,6 @@ static __device__ __forceinline__ unsigned int routed_experts_shared_address(con
     return (unsigned int) __cvta_generic_to_shared(pointer);
 }
 
-// 16 bytes from global to shared memory without passing through registers; bytes 0 fills them with zeros.
-static __device__ __forceinline__ void routed_experts_copy16(void* shared, const void* global, int bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(routed_experts_shared_address(shared)),
-            "l"(global), "r"(bytes)
-            : "memory");
-#endif
-}
-
-static __device__ __forceinline__ void routed_experts_copy_commit() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    asm volatile("cp.async.commit_group;\n" ::: "memory");
-#endif
-}
-
-// Waits until at most PENDING of this thread's committed copy groups are still in flight.
-template <int PENDING>
-static __device__ __forceinline__ void routed_experts_copy_wait() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(PENDING) : "memory");
-#endif
-}
-
 // Four 8 × 8 bf16 matrices from shared memory: matrix i from the rows lanes 8i .. 8i + 7 point at;
 // lane l receives elements (l / 4, 2 (l % 4) .. 2 (l % 4) + 1) of each, in r[0 .. 3].
 static __device__ __forceinline__ void routed_experts_load_matrices(unsigned int (&r)[4], const void* row) {
@@ -306,14 +283,14 @@ static __device__ __forceinline__ void routed_experts_tile_mma(const int4* __res
 #pragma unroll
             for (int i = 0; i < A_PASSES; i++) {
                 if (a_stager[i]) {
-                    routed_experts_copy16(&a_stage[buffer][row0 + PER_PASS * i][part],
-                            a_source[i] + (inside && a_valid[i] ? k : 0), inside && a_valid[i] ? 16 : 0);
+                    coil_copy16(&a_stage[buffer][row0 + PER_PASS * i][part],
+                            a_source[i] + (inside && a_valid[i] ? k : 0), inside && a_valid[i]);
                 }
             }
 #pragma unroll
             for (int i = 0; i < B_PASSES; i++) {
-                routed_experts_copy16(&b_stage[buffer][row0 + PER_PASS * i][part],
-                        b_source[i] + (inside && b_valid[i] ? k : 0), inside && b_valid[i] ? 16 : 0);
+                coil_copy16(&b_stage[buffer][row0 + PER_PASS * i][part],
+                        b_source[i] + (inside && b_valid[i] ? k : 0), inside && b_valid[i]);
             }
         } else {
 #pragma unroll
@@ -373,16 +350,16 @@ static __device__ __forceinline__ void routed_experts_tile_mma(const int4* __res
         if (s < chunks) {
             stage(s, s);
         }
-        routed_experts_copy_commit();
+        coil_copy_commit();
     }
     for (int chunk = 0; chunk < chunks; chunk++) {
-        routed_experts_copy_wait<STAGES - 2>();
+        coil_copy_wait<STAGES - 2>();
         __syncthreads(); // chunk's stage is in; every warp is done with the stage refilled next
         const int next = chunk + STAGES - 1;
         if (next < chunks) {
             stage(next % STAGES, next);
         }
-        routed_experts_copy_commit();
+        coil_copy_commit();
         const int buffer = chunk % STAGES;
 #pragma unroll
         for (int k16 = 0; k16 < CHUNK; k16 += 16) {
@@ -406,7 +383,7 @@ static __device__ __forceinline__ void routed_experts_tile_mma(const int4* __res
             }
         }
     }
-    routed_experts_copy_wait<0>();
+    coil_copy_wait<0>();
 
     // Accumulator element q of (mi, ni): pair 16 MI warp_m + 16 mi + lane / 4 (+ 8 for q >= 2),
     // weight row tile_row(ni) + 2 (lane % 4) + q % 2.

@@ -49,6 +49,11 @@ public final class CpuOps implements Ops {
     }
 
     @Override
+    public boolean batchInvariant() {
+        return batchInvariant;
+    }
+
+    @Override
     public void matmul(float[] x, int tokens, Matrix w, float[] out) {
         if (batchInvariant) {
             InvariantMatmul.multiply(parallel, x, tokens, w, out);

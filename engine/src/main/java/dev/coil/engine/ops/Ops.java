@@ -12,6 +12,15 @@ public interface Ops {
     String name();
 
     /**
+     * True when every op computes a row the same way whatever rows share its call
+     * ({@code --batch-invariant}): what an engine held to the mode asks of its ops. False unless an
+     * implementation says so.
+     */
+    default boolean batchInvariant() {
+        return false;
+    }
+
+    /**
      * Linear layer without bias: out[t, n] = Σ_k x[t, k] · w[n, k].
      * x: [tokens, w.cols], out: [tokens, w.rows] (overwritten).
      */

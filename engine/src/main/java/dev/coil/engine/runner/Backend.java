@@ -16,6 +16,15 @@ public interface Backend extends AutoCloseable {
     /** What runs the steps, for logs and benchmark output ("cpu, 16 threads", "cuda:0 (NVIDIA H100 80GB HBM3)"). */
     String description();
 
+    /**
+     * True when a step computes each row the same way whatever rows share it ({@code
+     * --batch-invariant}, given when the backend is opened): an engine in that mode refuses a backend
+     * that is not, and the reverse. False by default.
+     */
+    default boolean batchInvariant() {
+        return false;
+    }
+
     /** Free memory of the device the cache will live in: what a --cache-memory fraction is of. */
     long freeMemoryBytes();
 

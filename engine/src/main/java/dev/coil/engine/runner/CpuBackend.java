@@ -26,6 +26,11 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public boolean batchInvariant() {
+        return ops.batchInvariant();
+    }
+
+    @Override
     public long freeMemoryBytes() {
         return CacheBudget.freeMemoryBytes();
     }

@@ -52,6 +52,14 @@ public final class Engine implements AutoCloseable {
         this.options = options;
         this.backend = backend;
         this.parallelism = parallelism;
+        if (options.batchInvariant() != backend.batchInvariant()) {
+            // Half the mode would leave a request's bits to its neighbours without saying so.
+            throw new IllegalArgumentException(options.batchInvariant()
+                    ? "batch-invariant options need a batch-invariant backend (Backends.open with batchInvariant),"
+                            + " not " + backend.description()
+                    : "a batch-invariant backend (" + backend.description() + ") needs batch-invariant options"
+                            + " (EngineOptions.withBatchInvariant)");
+        }
         HybridModel model = loaded.model();
         int modelWindow = model.config().contextLength();
         if (options.maxModelLength() > 0 && modelWindow > 0 && options.maxModelLength() > modelWindow) {

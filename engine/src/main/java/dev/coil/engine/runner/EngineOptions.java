@@ -19,7 +19,8 @@ import dev.coil.engine.load.DType;
  * @param batchInvariant         --batch-invariant: a request's tokens and logprobs do not depend on the requests
  *                               beside it, bit for bit: its prompt is cut into chunks by its own length alone
  *                               (Scheduler), the prefix cache is off (a hit would depend on earlier requests), and
- *                               the backend is opened batch-invariant too (Backends.open)
+ *                               the backend must be opened batch-invariant too (Backends.open; the engine refuses
+ *                               one that is not, and a batch-invariant backend without this option)
  */
 public record EngineOptions(int blockSize, DType kvDtype, String cacheMemory, int maxSequences, int maxBatchedTokens,
         int maxWaiting, boolean prefixCaching, int snapshotIntervalBlocks, int maxModelLength, boolean batchInvariant) {

@@ -5,6 +5,7 @@ import static dev.coil.engine.runner.EngineRuns.greedy;
 import static dev.coil.engine.runner.EngineRuns.prompt;
 import static dev.coil.engine.runner.EngineRuns.run;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.within;
 
 import dev.coil.engine.cpu.CpuOps;
@@ -16,6 +17,7 @@ import dev.coil.engine.model.TestModels;
 import dev.coil.engine.ops.Ops;
 import java.util.ArrayList;
 import java.util.List;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
@@ -76,6 +78,22 @@ class EngineTest {
         try (Engine engine = Engine.start(TestModels.load(fixture), new CpuOps(new Parallel(2), true),
                 SMALL.withMaxBatchedTokens(48).withBatchInvariant(true))) {
             EngineRuns.assertAloneAndTogetherAlike(engine, requests);
+        }
+    }
+
+    /**
+     * The mode is one choice for the engine and its backend: either given alone would serve requests
+     * whose bits still depend on their neighbours, so the engine refuses to start.
+     */
+    @Test
+    void batchInvarianceGivenToOnlyTheOptionsOrOnlyTheBackendIsRefused() {
+        LoadedModel model = TestModels.load(Fixtures.MODELS.getFirst());
+        assertThatThrownBy(() -> Engine.start(model, new CpuOps(new Parallel(2), false), SMALL.withBatchInvariant(true)))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("batch-invariant backend");
+        assertThatThrownBy(() -> Engine.start(model, new CpuOps(new Parallel(2), true), SMALL))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("batch-invariant options");
+        try (Engine engine = Engine.start(model, new CpuOps(new Parallel(2), true), SMALL.withBatchInvariant(true))) {
+            assertThat(engine.backendDescription()).isEqualTo("cpu");
         }
     }
 

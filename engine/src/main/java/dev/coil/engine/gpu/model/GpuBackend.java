@@ -129,6 +129,11 @@ public final class GpuBackend implements Backend {
     }
 
     @Override
+    public boolean batchInvariant() {
+        return kernels.batchInvariant;
+    }
+
+    @Override
     public String description() {
         return device.description()
                 + (kernels.scanPrecision == SsdScanKernel.Precision.F32 ? "" : ", SSD scan in tf32")

@@ -171,22 +171,6 @@ extern "C" __global__ void causal_conv1d_state_varlen_f32(const float* __restric
 //   input: (batch, channels) in rows of input_stride floats;  weight, bias as above
 //   states: (slots, kernel-1, channels), slot slots[b] read and shifted by one row in place
 //   out: (batch, channels)
-// bias[c] + Σ_j weight[c, j] · state[j, c] over the history rows of the (sequence, channel) column
-// `index` = b · channels + c: the conv's terms that do not involve the new token.
-static __device__ __forceinline__ float coil_conv_history_sum(const float* __restrict__ weight,
-        const float* __restrict__ bias, int kernel, const float* states, const int* __restrict__ slots, int channels,
-        long long index) {
-    const int history = kernel - 1;
-    const int b = (int) (index / channels);
-    const int c = (int) (index - (long long) b * channels);
-    const float* column = states + (size_t) slots[b] * history * channels + c;
-    float sum = bias != nullptr ? bias[c] : 0.0f;
-    for (int j = 0; j < history; j++) {
-        sum = fmaf(weight[c * kernel + j], column[(size_t) j * channels], sum);
-    }
-    return sum;
-}
-
 // Grid-stride loop over batch · channels; each thread owns one (slot, channel) column.
 // The state and the weights are read before coil_grid_dependency_wait (only the new input comes from
 // the kernel before): the sum over a thread's first column's history is made while that kernel
@@ -194,7 +178,6 @@ static __device__ __forceinline__ float coil_conv_history_sum(const float* __res
 extern "C" __global__ void causal_conv1d_update_f32(const float* __restrict__ input, int input_stride, int batch,
         int channels, const float* __restrict__ weight, const float* __restrict__ bias, int kernel,
         float* __restrict__ states, const int* __restrict__ slots, float* __restrict__ out) {
-    const int history = kernel - 1;
     const long long n = (long long) batch * channels;
     const long long first = (long long) blockIdx.x * blockDim.x + threadIdx.x;
     float first_sum = 0.0f;
@@ -205,17 +188,9 @@ extern "C" __global__ void causal_conv1d_update_f32(const float* __restrict__ in
     for (long long index = first; index < n; index += (long long) gridDim.x * blockDim.x) {
         const int b = (int) (index / channels);
         const int c = (int) (index - (long long) b * channels);
-        float* column = states + (size_t) slots[b] * history * channels + c;
         const float current = input[(size_t) b * input_stride + c];
-        float sum = index == first ? first_sum
-                                   : coil_conv_history_sum(weight, bias, kernel, states, slots, channels, index);
-        sum = fmaf(weight[c * kernel + history], current, sum);
-        for (int j = 0; j + 1 < history; j++) {
-            column[(size_t) j * channels] = column[(size_t) (j + 1) * channels];
-        }
-        if (history > 0) {
-            column[(size_t) (history - 1) * channels] = current;
-        }
-        out[index] = coil_silu(sum);
+        const float sum = index == first ? first_sum
+                                         : coil_conv_history_sum(weight, bias, kernel, states, slots, channels, index);
+        out[index] = coil_conv_update_column(weight, kernel, states, slots[b], channels, c, current, sum);
     }
 }

@@ -149,6 +149,42 @@ static __device__ __forceinline__ void coil_store(float* out, __nv_bfloat16* out
     }
 }
 
+// ---- Mamba-2's causal conv update of one decode token ----
+
+// bias[c] + Σ_j weight[c, j] · state[j, c] over the history rows of the (sequence, channel) column
+// `index` = b · channels + c: the conv's terms that do not involve the new token.
+static __device__ __forceinline__ float coil_conv_history_sum(const float* __restrict__ weight,
+        const float* __restrict__ bias, int kernel, const float* states, const int* __restrict__ slots, int channels,
+        long long index) {
+    const int history = kernel - 1;
+    const int b = (int) (index / channels);
+    const int c = (int) (index - (long long) b * channels);
+    const float* column = states + (size_t) slots[b] * history * channels + c;
+    float sum = bias != nullptr ? bias[c] : 0.0f;
+    for (int j = 0; j < history; j++) {
+        sum = fmaf(weight[c * kernel + j], column[(size_t) j * channels], sum);
+    }
+    return sum;
+}
+
+// The rest of a decode token's conv update of channel c of the sequence in state slot `slot`: the
+// new value's term added to `sum` (coil_conv_history_sum), the column's state shifted by the new
+// value, and silu of the sum returned. causal_conv1d_update_f32 and the batch-invariant product's
+// end (gemm_invariant.cu) make it alike.
+static __device__ __forceinline__ float coil_conv_update_column(const float* __restrict__ weight, int kernel,
+        float* states, int slot, int channels, int c, float current, float sum) {
+    const int history = kernel - 1;
+    float* column = states + (size_t) slot * history * channels + c;
+    sum = fmaf(weight[c * kernel + history], current, sum);
+    for (int j = 0; j + 1 < history; j++) {
+        column[(size_t) j * channels] = column[(size_t) (j + 1) * channels];
+    }
+    if (history > 0) {
+        column[(size_t) (history - 1) * channels] = current;
+    }
+    return coil_silu(sum);
+}
+
 // Programmatic dependent launch (sm_90): a kernel launched with programmatic stream serialization
 // may start while the kernel before it finishes; it must pass coil_grid_dependency_wait (which
 // returns once that kernel has completed and its writes are visible) before reading anything

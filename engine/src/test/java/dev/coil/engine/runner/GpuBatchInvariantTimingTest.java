@@ -18,7 +18,8 @@ import org.junit.jupiter.api.Test;
  * and 64-request decode (128-token prompts, 128 tokens each) and one 8192-token prompt, with and
  * without the mode, alternately in one call (two rounds). Prints figures; asserts only that tokens
  * came out. {@code -Dcoil.bench.rounds=N} and {@code -Dcoil.bench.invariantOnly=true} narrow it (to
- * trace a step with -Dcoil.cuda.traceSteps, whose per-kernel medians are printed).
+ * trace a step with -Dcoil.cuda.traceSteps, whose per-kernel medians are printed;
+ * {@code -Dcoil.cuda.stepTiming=true} prints each run's device time a replayed step).
  */
 @GpuTest
 class GpuBatchInvariantTimingTest {
@@ -46,6 +47,10 @@ class GpuBatchInvariantTimingTest {
                             return backend;
                         }, options.withBatchInvariant(invariant), new int[] {shape[0]}, shape[1], shape[2],
                                 message -> { });
+                        if (Boolean.getBoolean(GpuBackend.STEP_TIMING_PROPERTY)) {
+                            System.out.printf("[batch-invariant] %s, %d concurrent: %s%n", mode, shape[0],
+                                    opened.getFirst().stepProfile());
+                        }
                         if (opened.getFirst().stepTrace() != null) {
                             System.out.printf("[batch-invariant] %s, %d concurrent: per kernel of a replayed step,"
                                     + " from its wait to the next one's (median):%n%s", mode, shape[0],

@@ -60,6 +60,11 @@ public final class GpuMatmul implements AutoCloseable {
         return gemv;
     }
 
+    /** The batch-invariant product every product goes to in that mode, else null. */
+    public InvariantGemmKernel invariant() {
+        return invariant;
+    }
+
     /** out = x · wᵀ; x: (tokens, w.cols) f32, out: (tokens, w.rows) f32 (overwritten). */
     public void matmul(CudaStream stream, DeviceBuffer x, int tokens, DeviceMatrix w, DeviceBuffer out) {
         if (tokens < 0) {
@@ -72,7 +77,15 @@ public final class GpuMatmul implements AutoCloseable {
             return;
         }
         if (invariant != null) {
-            invariant.project(stream, x, DType.F32, tokens, w, out);
+            if (invariant.pipelinesRounded(tokens, w)) {
+                // A prompt step's product: x rounded here, as the kernels would round it, feeds the
+                // pipelined tiles.
+                DeviceBuffer operand = scratch(2 * inputs);
+                convert.launch(stream, x, inputs, w.dtype(), operand);
+                invariant.project(stream, operand, w.dtype(), tokens, w, out);
+            } else {
+                invariant.project(stream, x, DType.F32, tokens, w, out);
+            }
             return;
         }
         if (gemv.supportsPlain(tokens, w)) {

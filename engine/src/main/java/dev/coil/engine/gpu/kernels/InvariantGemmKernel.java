@@ -14,9 +14,11 @@ import dev.coil.engine.load.DType;
  * wherever it sits among them. 16-bit weights multiply x rounded to their type on the tensor cores
  * (segments of 256 k, each summed 32 k at a time from zero, the segments added in order); f32
  * weights multiply f32 x one fmaf at a time in k order. Up to {@link #FEW_ROWS} rows (decode steps)
- * go to a kernel that spreads a product over (16 rows, segment, 8 outputs) warps, more to 64 × 128
- * tiles: both keep the order. Launched with programmatic stream serialization where the device
- * allows it: the few-rows kernel reads its first weights while the kernel before it finishes.
+ * go to a kernel that spreads a product over (16 rows, segment, 8 outputs) warps; more rows with an
+ * operand already in the weights' type and widths of whole 16-byte chunks (prompt steps) to 128 × 128
+ * tiles fed by a ring of asynchronous copies; the rest to 64 × 128 tiles staged through registers.
+ * All keep the order. Launched with programmatic stream serialization where the device allows it:
+ * the kernels ask for their first weights while the kernel before them finishes.
  */
 public final class InvariantGemmKernel {
 
@@ -35,27 +37,64 @@ public final class InvariantGemmKernel {
     private static final int TILE_OUTPUTS = 128;
     private static final int TILE_THREADS = 256;
     private static final int F32_TILE = 32;
+    private static final int PIPELINE_ROWS = 128;
+    private static final int PIPELINE_OUTPUTS = 128;
+    private static final int PIPELINE_THREADS = 256;
+    /** gemm_invariant.cu's PIPELINE_SHARED_BYTES: 4 stages of 128 + 128 rows of 32 16-bit values. */
+    private static final int PIPELINE_SHARED_BYTES = 4 * (PIPELINE_ROWS + PIPELINE_OUTPUTS) * 32 * 2;
 
-    /** The kernels of one weight type and operand type: {few rows, tiles}. */
-    private record Pair(Kernel fewRows, Kernel tiles) {}
+    /**
+     * System property turning the pipelined kernel off ({@code -Dcoil.cuda.invariantPipelined=false}):
+     * its products go to the 64 × 128 tiles instead, the same bits slower, for comparisons.
+     */
+    public static final String PIPELINED_PROPERTY = "coil.cuda.invariantPipelined";
+    /**
+     * System property turning off the few-rows kernel's ends ({@code -Dcoil.cuda.invariantEnds=false}):
+     * a decode step's conv update and silu(gate) · up then run as launches of their own, the same
+     * bits, for comparisons.
+     */
+    public static final String ENDS_PROPERTY = "coil.cuda.invariantEnds";
 
-    private final Pair bf16FromF32;
-    private final Pair bf16FromBf16;
-    private final Pair f16FromF32;
-    private final Pair f16FromF16;
+    /** Which kernel takes a product (each keeps the same order; tests run them side by side). */
+    enum Path {
+        /** gemm_invariant_rows16_*: up to {@link #FEW_ROWS} rows, K up to {@code MOST_SEGMENTS} segments. */
+        FEW_ROWS,
+        /** gemm_invariant_pipelined_*: an operand in the weights' 16-bit type, 16-byte aligned rows. */
+        PIPELINED,
+        /** gemm_invariant_tiles_*: any product with 16-bit weights. */
+        TILES
+    }
+
+    /** The kernels of one weight type and operand type: {few rows, tiles, pipelined (16-bit operands only)}. */
+    private record Kernels(Kernel fewRows, Kernel tiles, Kernel pipelined) {}
+
+    private final Kernels bf16FromF32;
+    private final Kernels bf16FromBf16;
+    private final Kernels f16FromF32;
+    private final Kernels f16FromF16;
     private final Kernel f32;
+    private final boolean pipelinedOn;
+    private final boolean endsOn;
 
     public InvariantGemmKernel(KernelModule module) {
-        this.bf16FromF32 = pair(module, "bf16_xf32");
-        this.bf16FromBf16 = pair(module, "bf16_xbf16");
-        this.f16FromF32 = pair(module, "f16_xf32");
-        this.f16FromF16 = pair(module, "f16_xf16");
+        this.pipelinedOn = !"false".equalsIgnoreCase(System.getProperty(PIPELINED_PROPERTY, "true"));
+        this.endsOn = !"false".equalsIgnoreCase(System.getProperty(ENDS_PROPERTY, "true"));
+        this.bf16FromF32 = kernels(module, "bf16_xf32", null);
+        this.bf16FromBf16 = kernels(module, "bf16_xbf16", pipelined(module, "bf16"));
+        this.f16FromF32 = kernels(module, "f16_xf32", null);
+        this.f16FromF16 = kernels(module, "f16_xf16", pipelined(module, "f16"));
         this.f32 = module.kernel("gemm_invariant_f32").waitsForPreviousKernel();
     }
 
-    private static Pair pair(KernelModule module, String suffix) {
-        return new Pair(module.kernel("gemm_invariant_rows16_" + suffix).waitsForPreviousKernel(),
-                module.kernel("gemm_invariant_tiles_" + suffix).waitsForPreviousKernel());
+    private static Kernels kernels(KernelModule module, String suffix, Kernel pipelined) {
+        return new Kernels(module.kernel("gemm_invariant_rows16_" + suffix).waitsForPreviousKernel(),
+                module.kernel("gemm_invariant_tiles_" + suffix).waitsForPreviousKernel(), pipelined);
+    }
+
+    private static Kernel pipelined(KernelModule module, String type) {
+        Kernel kernel = module.kernel("gemm_invariant_pipelined_" + type).waitsForPreviousKernel();
+        kernel.allowDynamicSharedBytes(PIPELINE_SHARED_BYTES);
+        return kernel;
     }
 
     /**
@@ -63,12 +102,35 @@ public final class InvariantGemmKernel {
      * w.rows()) f32, overwritten.
      */
     public void project(CudaStream stream, DeviceBuffer x, DType xType, int rows, DeviceMatrix w, DeviceBuffer out) {
-        project(stream, x, xType, rows, w, out, rows <= FEW_ROWS);
+        project(stream, x, xType, rows, w, out, path(x, xType, rows, w));
     }
 
-    /** As above, choosing the kernel: {@code fewRows} the segment-parallel one (at most {@link #FEW_ROWS} rows). */
+    /**
+     * True when {@link #project} would take rows of f32 x times w faster with x first rounded to w's
+     * 16-bit type (the same rounding the kernels make of f32 x, so the same bits): a prompt step's
+     * product whose widths suit the pipelined kernel.
+     */
+    public boolean pipelinesRounded(int rows, DeviceMatrix w) {
+        return pipelinedOn && rows > FEW_ROWS && w.dtype() != DType.F32 && w.cols() % 8 == 0
+                && w.data().address() % 16 == 0;
+    }
+
+    /** The kernel {@link #project} picks: the fewest rows first, then the pipelined tiles where they apply. */
+    Path path(DeviceBuffer x, DType xType, int rows, DeviceMatrix w) {
+        if (rows <= FEW_ROWS && Math.ceilDiv(w.cols(), SEGMENT) <= MOST_SEGMENTS) {
+            return Path.FEW_ROWS;
+        }
+        return pipelinedOn && pipelines(x, xType, w) ? Path.PIPELINED : Path.TILES;
+    }
+
+    private static boolean pipelines(DeviceBuffer x, DType xType, DeviceMatrix w) {
+        return xType == w.dtype() && xType != DType.F32 && w.cols() % 8 == 0 && x.address() % 16 == 0
+                && w.data().address() % 16 == 0;
+    }
+
+    /** As above, through the kernel {@code path} names (f32 weights: always their own kernel). */
     void project(CudaStream stream, DeviceBuffer x, DType xType, int rows, DeviceMatrix w, DeviceBuffer out,
-            boolean fewRows) {
+            Path path) {
         RowKernels.requireNonNegative(rows, "rows");
         int cols = w.cols();
         int outputs = w.rows();
@@ -78,8 +140,14 @@ public final class InvariantGemmKernel {
         }
         x.requireBytes((long) rows * cols * xType.bytes(), "x");
         out.requireFloats((long) rows * outputs, "out");
-        if (fewRows && rows > FEW_ROWS) {
-            throw new IllegalArgumentException("the few-rows kernel takes at most " + FEW_ROWS + " rows, not " + rows);
+        int segments = Math.ceilDiv(cols, SEGMENT);
+        if (path == Path.FEW_ROWS && (rows > FEW_ROWS || segments > MOST_SEGMENTS)) {
+            throw new IllegalArgumentException("the few-rows kernel takes at most " + FEW_ROWS + " rows and "
+                    + MOST_SEGMENTS * SEGMENT + " columns, not " + rows + " × " + cols);
+        }
+        if (path == Path.PIPELINED && !pipelines(x, xType, w)) {
+            throw new IllegalArgumentException("the pipelined kernel takes a 16-bit operand in the weights' type with"
+                    + " 16-byte aligned rows, not " + xType + " × " + w.dtype() + " of " + cols + " columns");
         }
         if (rows == 0 || outputs == 0) {
             return;
@@ -89,21 +157,106 @@ public final class InvariantGemmKernel {
                     0, x, rows, cols, w.data(), outputs, out);
             return;
         }
-        Pair kernels = switch (w.dtype()) {
+        Kernels kernels = kernels(w, xType);
+        switch (path) {
+            case FEW_ROWS -> launchFewRows(stream, kernels, x, rows, w, out, null, null, 0);
+            case PIPELINED -> kernels.pipelined().launch(stream, Math.ceilDiv(outputs, PIPELINE_OUTPUTS),
+                    requireGridY(Math.ceilDiv(rows, PIPELINE_ROWS)), 1, PIPELINE_THREADS, PIPELINE_SHARED_BYTES, x,
+                    rows, cols, w.data(), outputs, out);
+            case TILES -> kernels.tiles().launch(stream, Math.ceilDiv(outputs, TILE_OUTPUTS),
+                    requireGridY(Math.ceilDiv(rows, TILE_ROWS)), 1, TILE_THREADS, 0, x, rows, cols, w.data(),
+                    outputs, out);
+        }
+    }
+
+    /**
+     * True when {@link #projectWithConv} and {@link #projectSiluPair} take rows of x times w: the
+     * few-rows kernel's rows and widths.
+     */
+    public boolean takesFewRows(int rows, DeviceMatrix w) {
+        return rows <= FEW_ROWS && w.dtype() != DType.F32 && Math.ceilDiv(w.cols(), SEGMENT) <= MOST_SEGMENTS;
+    }
+
+    /** True when a decode step's product of rows of x times w should end in its conv or silu · up here. */
+    public boolean endsProducts(int rows, DeviceMatrix w) {
+        return endsOn && takesFewRows(rows, w);
+    }
+
+    /**
+     * A decode step's in_proj ending in Mamba-2's conv update of its xBC columns, in one launch:
+     * out = x · wᵀ as {@link #project}, and conv.convolved and the conv states of conv.slots exactly as
+     * {@link CausalConv1dUpdateKernel} makes them from out. Only where {@link #takesFewRows}.
+     */
+    public void projectWithConv(CudaStream stream, DeviceBuffer x, DType xType, int rows, DeviceMatrix w,
+            DeviceBuffer out, GemvKernel.Conv conv) {
+        requireFewRows(x, xType, rows, w);
+        out.requireFloats((long) rows * w.rows(), "out");
+        if (conv.firstColumn() < 0 || conv.firstColumn() + conv.channels() > w.rows() || conv.kernelSize() < 1) {
+            throw new IllegalArgumentException("conv channels [" + conv.firstColumn() + ", +" + conv.channels()
+                    + ") of kernel " + conv.kernelSize() + " outside a product of " + w.rows() + " outputs");
+        }
+        conv.convolved().requireFloats((long) rows * conv.channels(), "convolved");
+        conv.slots().requireFloats(rows, "slots");
+        conv.weight().requireFloats((long) conv.channels() * conv.kernelSize(), "conv weight");
+        if (rows > 0) {
+            launchFewRows(stream, kernels(w, xType), x, rows, w, out, conv, null, 0);
+        }
+    }
+
+    /**
+     * A decode step's stacked gate and up (w: [2 · width, hidden]) ending in hidden = bf16(silu(gate)
+     * · up), (rows, width), exactly as {@link SiluMultiplyKernel} makes it from the f32 products, in one
+     * launch. Only where {@link #takesFewRows}.
+     */
+    public void projectSiluPair(CudaStream stream, DeviceBuffer x, DType xType, int rows, DeviceMatrix w,
+            DeviceBuffer hidden) {
+        requireFewRows(x, xType, rows, w);
+        if (w.rows() % 2 != 0) {
+            throw new IllegalArgumentException("a stacked gate and up has an even number of rows, not " + w.rows());
+        }
+        int width = w.rows() / 2;
+        hidden.requireBytes(2L * rows * width, "hidden");
+        if (rows > 0) {
+            launchFewRows(stream, kernels(w, xType), x, rows, w, null, null, hidden, width);
+        }
+    }
+
+    private void requireFewRows(DeviceBuffer x, DType xType, int rows, DeviceMatrix w) {
+        RowKernels.requireNonNegative(rows, "rows");
+        if (!takesFewRows(rows, w)) {
+            throw new IllegalArgumentException("the few-rows kernel takes at most " + FEW_ROWS + " rows and "
+                    + MOST_SEGMENTS * SEGMENT + " columns of 16-bit weights, not " + rows + " × " + w.cols() + " "
+                    + w.dtype());
+        }
+        if (xType != DType.F32 && xType != w.dtype()) {
+            throw new IllegalArgumentException("a " + xType + " operand for " + w.dtype() + " weights; F32 or "
+                    + w.dtype());
+        }
+        x.requireBytes((long) rows * w.cols() * xType.bytes(), "x");
+    }
+
+    private Kernels kernels(DeviceMatrix w, DType xType) {
+        return switch (w.dtype()) {
             case BF16 -> xType == DType.F32 ? bf16FromF32 : bf16FromBf16;
             case F16 -> xType == DType.F32 ? f16FromF32 : f16FromF16;
-            case F32 -> throw new AssertionError();
+            case F32 -> throw new IllegalArgumentException("the few-rows kernel takes 16-bit weights");
         };
-        int segments = Math.ceilDiv(cols, SEGMENT);
-        if (fewRows && segments <= MOST_SEGMENTS) {
-            int warps = Math.clamp(segments, LEAST_WARPS, MOST_WARPS);
-            kernels.fewRows().launch(stream, Math.ceilDiv(outputs, 8), Math.ceilDiv(rows, 16), 1, 32 * warps, 0, x,
-                    rows, cols, w.data(), outputs, out);
-        } else {
-            kernels.tiles().launch(stream, Math.ceilDiv(outputs, TILE_OUTPUTS),
-                    requireGridY(Math.ceilDiv(rows, TILE_ROWS)), 1, TILE_THREADS, 0, x, rows, cols, w.data(), outputs,
-                    out);
-        }
+    }
+
+    /**
+     * gemm_invariant_rows16_*: out = x · wᵀ, ending in the conv update when conv is given, or (pairOut
+     * given) in bf16 silu(gate) · up of pairWidth columns instead of out.
+     */
+    private static void launchFewRows(CudaStream stream, Kernels kernels, DeviceBuffer x, int rows, DeviceMatrix w,
+            DeviceBuffer out, GemvKernel.Conv conv, DeviceBuffer pairOut, int pairWidth) {
+        int segments = Math.ceilDiv(w.cols(), SEGMENT);
+        int warps = Math.clamp(segments, LEAST_WARPS, MOST_WARPS);
+        int blocks = pairOut != null ? Math.ceilDiv(pairWidth, 4) : Math.ceilDiv(w.rows(), 8);
+        kernels.fewRows().launch(stream, blocks, Math.ceilDiv(rows, 16), 1, 32 * warps, 0, x, rows, w.cols(),
+                w.data(), w.rows(), out, conv == null ? null : conv.weight(), conv == null ? null : conv.bias(),
+                conv == null ? 0 : conv.kernelSize(), conv == null ? null : conv.states(),
+                conv == null ? null : conv.slots(), conv == null ? null : conv.convolved(),
+                conv == null ? 0 : conv.firstColumn(), conv == null ? 0 : conv.channels(), pairOut, pairWidth);
     }
 
     private static int requireGridY(int blocks) {

@@ -4,6 +4,7 @@ import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.DeviceMatrix;
 import dev.coil.engine.gpu.kernels.ExpertsRouterKernel;
 import dev.coil.engine.gpu.kernels.GemvKernel;
+import dev.coil.engine.gpu.kernels.InvariantGemmKernel;
 import dev.coil.engine.load.DType;
 import dev.coil.engine.model.ModelConfig;
 import java.util.List;
@@ -53,8 +54,16 @@ record StepInput(DeviceBuffer values, DType dtype, GemvKernel.ResidualNorm pendi
         }
     }
 
-    /** True when the few-rows product takes this input times w (in one launch with its operand). */
+    /**
+     * True when the few-rows product takes this input times w (in one launch with its operand), or,
+     * batch-invariant, the invariant product's few-rows kernel does: either may end in the conv
+     * update or silu(gate) · up ({@link #projectWithConv}, {@link #projectSiluPair}).
+     */
     boolean fewRows(DeviceKernels k, int rows, DeviceMatrix w) {
+        InvariantGemmKernel invariant = k.matmul.invariant();
+        if (invariant != null) {
+            return pending == null && invariant.endsProducts(rows, w);
+        }
         return pending != null ? k.matmul.gemv().supports(rows, w) : k.matmul.gemv().supportsPlain(rows, w);
     }
 
@@ -63,6 +72,10 @@ record StepInput(DeviceBuffer values, DType dtype, GemvKernel.ResidualNorm pendi
      * {@link #fewRows} (the caller checks).
      */
     void projectWithConv(DeviceKernels k, int rows, DeviceMatrix w, DeviceBuffer out, GemvKernel.Conv conv) {
+        if (k.matmul.invariant() != null) {
+            k.matmul.invariant().projectWithConv(k.stream, values, dtype, rows, w, out, conv);
+            return;
+        }
         List<GemvKernel.Product> products = List.of(new GemvKernel.Product(w, out));
         if (pending != null) {
             k.matmul.gemv().projectResidualNorm(k.stream, pending, rows, products, conv);
@@ -76,6 +89,10 @@ record StepInput(DeviceBuffer values, DType dtype, GemvKernel.ResidualNorm pendi
      * in one few-rows launch: only where {@link #fewRows} (the caller checks).
      */
     void projectSiluPair(DeviceKernels k, int rows, DeviceMatrix w, DeviceBuffer hidden) {
+        if (k.matmul.invariant() != null) {
+            k.matmul.invariant().projectSiluPair(k.stream, values, dtype, rows, w, hidden);
+            return;
+        }
         GemvKernel.SiluPair pair = new GemvKernel.SiluPair(w, hidden);
         if (pending != null) {
             k.matmul.gemv().projectResidualNorm(k.stream, pending, rows, pair);

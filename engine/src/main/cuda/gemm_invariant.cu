@@ -8,11 +8,13 @@
 // products are accumulated 32 k at a time (two m16n8k16 steps, the first taking k ≡ 0..3 mod 8 of
 // the 32, the second k ≡ 4..7, so that a lane's 16-byte load of 8 consecutive k feeds both steps),
 // from zero; the segments' sums are then added left to right to a total that starts at zero.
-// Past K the operands are zeros. Three kernels keep that order:
+// Past K the operands are zeros. Four kernels keep that order:
 //   - gemm_invariant_rows16_*: decode steps, 16 rows a block row, one warp a (segment, 8 outputs):
 //     the weights stream straight from global memory into fragments (the first segment's asked for
 //     before the launch waits for the kernel before it), the segments' sums meet in shared memory
 //     and are added in order. So the grid is wide even for the few outputs of out_proj or down.
+//   - gemm_invariant_rows_wide_*: decode steps of more rows, the same warps but each reading its
+//     rows' x once for 32 outputs, 64 outputs a block.
 //   - gemm_invariant_pipelined_*: prompt steps whose operand is already in w's type (rows of
 //     whole 16-byte chunks): tiles of 128 rows × 128 outputs, windows copied into a ring in shared
 //     memory three ahead of the one multiplied, the segment sums folded into the total as they end.
@@ -254,6 +256,87 @@ static __device__ void rows16(const X* __restrict__ x, int rows, int cols, const
                         end_with.conv_states, end_with.conv_slots[first_row + row], end_with.conv_channels,
                         conv_channel, total, conv_history);
             }
+        }
+    }
+}
+
+constexpr int WIDE_OUTPUTS = 64;        // outputs a block of rows_wide: two sets of four groups of 8
+constexpr int WIDE_GROUPS = 4;          // groups of 8 outputs a warp multiplies with one segment's x
+constexpr int MOST_WIDE_SEGMENTS = 12;  // rows_wide's shared partial sums (48 KB): K up to 3072
+
+// Decode steps of several rows of 16: the same fragments and order as rows16, but a block takes 64
+// outputs and a warp (segment s, set h) reads its 16 rows' x of segment s once for four groups of 8
+// outputs (32 + 8 outputs of x and weights in registers), so x, which every block reads, is read an
+// eighth as often. Grid: (ceil(N / 64), ceil(rows / 16)) blocks of `warps` warps (4 to 16); warp i
+// takes tasks i, i + warps, … of segments × 2. Shared: MOST_WIDE_SEGMENTS × 16 × 64 partial sums.
+// Launched programmatically: the weights of the warp's first group are read before the wait.
+template <typename W, typename X>
+static __device__ void rows_wide(const X* __restrict__ x, int rows, int cols, const W* __restrict__ w, int outputs,
+        float* __restrict__ out) {
+    __shared__ float partial[MOST_WIDE_SEGMENTS][16][WIDE_OUTPUTS];
+    const int lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5;
+    const int warps = blockDim.x >> 5;
+    const int g = lane >> 2;
+    const int t = lane & 3;
+    const int first_output = blockIdx.x * WIDE_OUTPUTS;
+    const int segments = (cols + SEGMENT - 1) / SEGMENT;
+    const int tasks = segments * 2;
+    const bool vector = vectorizable(x, w, cols);
+    const int first_row = blockIdx.y * 16;
+    x += (size_t) first_row * cols;
+    rows = min(16, rows - first_row);
+    // Task i: segment i / 2, outputs first_output + 32 (i % 2) + 8j + g for group j.
+    auto output_of = [&](int task, int group) { return first_output + 32 * (task % 2) + 8 * group + g; };
+    uint4 b[SEGMENT / WINDOW];
+    if (warp < tasks) {
+        const int output = output_of(warp, 0);
+        load_segment<W>(b, w, output, output < outputs, warp / 2, cols, t, vector);
+    }
+    coil_grid_dependency_wait();
+    coil_launch_dependents();
+    for (int task = warp; task < tasks; task += warps) {
+        const int segment = task / 2;
+        const int begin = segment * SEGMENT;
+        const int end = min(cols, begin + SEGMENT);
+        uint4 a_low[SEGMENT / WINDOW];
+        uint4 a_high[SEGMENT / WINDOW];
+#pragma unroll
+        for (int i = 0; i < SEGMENT / WINDOW; i++) {
+            const int k = begin + i * WINDOW + 8 * t;
+            a_low[i] = k < end ? load_operand8<W, X>(x, g, rows, k, cols, vector) : make_uint4(0u, 0u, 0u, 0u);
+            a_high[i] = k < end ? load_operand8<W, X>(x, g + 8, rows, k, cols, vector) : make_uint4(0u, 0u, 0u, 0u);
+        }
+#pragma unroll 1
+        for (int group = 0; group < WIDE_GROUPS; group++) {
+            if (task != warp || group != 0) {
+                const int output = output_of(task, group);
+                load_segment<W>(b, w, output, output < outputs, segment, cols, t, vector);
+            }
+            float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+            for (int i = 0; i < SEGMENT / WINDOW; i++) {
+                if (begin + i * WINDOW < end) {
+                    window_mma<W>(c, a_low[i], a_high[i], b[i]);
+                }
+            }
+            const int column = 32 * (task % 2) + 8 * group + 2 * t;
+            partial[segment][g][column] = c[0];
+            partial[segment][g][column + 1] = c[1];
+            partial[segment][g + 8][column] = c[2];
+            partial[segment][g + 8][column + 1] = c[3];
+        }
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < 16 * WIDE_OUTPUTS; i += blockDim.x) {
+        const int row = i / WIDE_OUTPUTS;
+        const int column = first_output + i % WIDE_OUTPUTS;
+        if (row < rows && column < outputs) {
+            float total = 0.0f;
+            for (int s = 0; s < segments; s++) {
+                total += partial[s][row][i % WIDE_OUTPUTS];
+            }
+            out[(size_t) (first_row + row) * outputs + column] = total;
         }
     }
 }
@@ -571,6 +654,10 @@ static __device__ void f32_tiles(const float* __restrict__ x, int rows, int cols
         const coil_invariant::Rows16End end_with = {conv_weight, conv_bias, conv_kernel, conv_states, conv_slots,  \
                 convolved, conv_first, conv_channels, pair_out, pair_width};                                      \
         coil_invariant::rows16<W, X>(x, rows, cols, w, outputs, out, end_with);                                   \
+    }                                                                                                             \
+    extern "C" __global__ void __launch_bounds__(512) gemm_invariant_rows_wide_##NAME(const X* x, int rows,       \
+            int cols, const W* w, int outputs, float* out) {                                                      \
+        coil_invariant::rows_wide<W, X>(x, rows, cols, w, outputs, out);                                          \
     }                                                                                                             \
     extern "C" __global__ void __launch_bounds__(coil_invariant::TILE_THREADS) gemm_invariant_tiles_##NAME(        \
             const X* x, int rows, int cols, const W* w, int outputs, float* out) {                                \

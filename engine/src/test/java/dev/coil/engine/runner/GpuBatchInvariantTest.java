@@ -57,6 +57,23 @@ class GpuBatchInvariantTest {
         }
     }
 
+    /**
+     * Forty requests at once, so that decode steps of 32 rows and more take the product's wide kernel
+     * (and its conv and silu · up as launches of their own) while each request alone takes the
+     * few-rows kernel with them at its ends.
+     */
+    @Test
+    void fortyRequestsAtOnceOnTheBf16ModelGetTheirTokensAndLogprobsAloneBitForBit() throws Exception {
+        GpuFixture.device();
+        try (Granite300mCheckpoint checkpoint = Granite300mCheckpoint.write();
+                LoadedModel model = LoadedModel.load(checkpoint.folder())) {
+            // Prompts of 3 to 81 tokens (512 tokens a step, 48 sequences), all taken within a few steps,
+            // then steps of up to 40 decode rows.
+            assertAloneAndTogetherAlike(model, requests(model.config().vocabSize(), 40, 2),
+                    EngineOptions.DEFAULTS.withCacheMemory("2G").withMaxSequences(48).withMaxBatchedTokens(512));
+        }
+    }
+
     /** count requests with prompts of 3, 3 + step, … tokens; every third sampled, all with 3 logprobs. */
     private static List<EngineRequest> requests(int vocab, int count, int step) {
         List<EngineRequest> requests = new ArrayList<>();

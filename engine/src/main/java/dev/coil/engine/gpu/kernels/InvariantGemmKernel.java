@@ -14,7 +14,8 @@ import dev.coil.engine.load.DType;
  * wherever it sits among them. 16-bit weights multiply x rounded to their type on the tensor cores
  * (segments of 256 k, each summed 32 k at a time from zero, the segments added in order); f32
  * weights multiply f32 x one fmaf at a time in k order. Up to {@link #FEW_ROWS} rows (decode steps)
- * go to a kernel that spreads a product over (16 rows, segment, 8 outputs) warps; more rows with an
+ * go to a kernel that spreads a product over (16 rows, segment, 8 outputs) warps (from {@link
+ * #WIDE_ROWS} rows, (16 rows, segment, 32 outputs) warps that read x once for their 32); more rows with an
  * operand already in the weights' type and widths of whole 16-byte chunks (prompt steps) to 128 × 128
  * tiles fed by a ring of asynchronous copies; the rest to 64 × 128 tiles staged through registers.
  * All keep the order. Launched with programmatic stream serialization where the device allows it:
@@ -31,6 +32,11 @@ public final class InvariantGemmKernel {
     static final int SEGMENT = 256;
     /** The segment-parallel kernel's partial sums (MOST_SEGMENTS): wider products take the tiles. */
     static final int MOST_SEGMENTS = 96;
+    /** The wide segment-parallel kernel's partial sums (MOST_WIDE_SEGMENTS): K up to 3072. */
+    static final int MOST_WIDE_SEGMENTS = 12;
+    /** Rows from which a decode step's products take the wide kernel (x read once for 32 outputs). */
+    static final int WIDE_ROWS = 32;
+    private static final int WIDE_OUTPUTS = 64;
     private static final int MOST_WARPS = 16;
     private static final int LEAST_WARPS = 4;
     private static final int TILE_ROWS = 64;
@@ -59,14 +65,16 @@ public final class InvariantGemmKernel {
     enum Path {
         /** gemm_invariant_rows16_*: up to {@link #FEW_ROWS} rows, K up to {@code MOST_SEGMENTS} segments. */
         FEW_ROWS,
+        /** gemm_invariant_rows_wide_*: as FEW_ROWS, 64 outputs a block, K up to {@code MOST_WIDE_SEGMENTS} segments. */
+        WIDE,
         /** gemm_invariant_pipelined_*: an operand in the weights' 16-bit type, 16-byte aligned rows. */
         PIPELINED,
         /** gemm_invariant_tiles_*: any product with 16-bit weights. */
         TILES
     }
 
-    /** The kernels of one weight type and operand type: {few rows, tiles, pipelined (16-bit operands only)}. */
-    private record Kernels(Kernel fewRows, Kernel tiles, Kernel pipelined) {}
+    /** The kernels of one weight type and operand type: {few rows, wide, tiles, pipelined (16-bit operands only)}. */
+    private record Kernels(Kernel fewRows, Kernel wide, Kernel tiles, Kernel pipelined) {}
 
     private final Kernels bf16FromF32;
     private final Kernels bf16FromBf16;
@@ -88,6 +96,7 @@ public final class InvariantGemmKernel {
 
     private static Kernels kernels(KernelModule module, String suffix, Kernel pipelined) {
         return new Kernels(module.kernel("gemm_invariant_rows16_" + suffix).waitsForPreviousKernel(),
+                module.kernel("gemm_invariant_rows_wide_" + suffix).waitsForPreviousKernel(),
                 module.kernel("gemm_invariant_tiles_" + suffix).waitsForPreviousKernel(), pipelined);
     }
 
@@ -117,6 +126,9 @@ public final class InvariantGemmKernel {
 
     /** The kernel {@link #project} picks: the fewest rows first, then the pipelined tiles where they apply. */
     Path path(DeviceBuffer x, DType xType, int rows, DeviceMatrix w) {
+        if (wide(rows, w)) {
+            return Path.WIDE;
+        }
         if (rows <= FEW_ROWS && Math.ceilDiv(w.cols(), SEGMENT) <= MOST_SEGMENTS) {
             return Path.FEW_ROWS;
         }
@@ -145,6 +157,10 @@ public final class InvariantGemmKernel {
             throw new IllegalArgumentException("the few-rows kernel takes at most " + FEW_ROWS + " rows and "
                     + MOST_SEGMENTS * SEGMENT + " columns, not " + rows + " × " + cols);
         }
+        if (path == Path.WIDE && (rows > FEW_ROWS || segments > MOST_WIDE_SEGMENTS)) {
+            throw new IllegalArgumentException("the wide kernel takes at most " + FEW_ROWS + " rows and "
+                    + MOST_WIDE_SEGMENTS * SEGMENT + " columns, not " + rows + " × " + cols);
+        }
         if (path == Path.PIPELINED && !pipelines(x, xType, w)) {
             throw new IllegalArgumentException("the pipelined kernel takes a 16-bit operand in the weights' type with"
                     + " 16-byte aligned rows, not " + xType + " × " + w.dtype() + " of " + cols + " columns");
@@ -160,6 +176,8 @@ public final class InvariantGemmKernel {
         Kernels kernels = kernels(w, xType);
         switch (path) {
             case FEW_ROWS -> launchFewRows(stream, kernels, x, rows, w, out, null, null, 0);
+            case WIDE -> kernels.wide().launch(stream, Math.ceilDiv(outputs, WIDE_OUTPUTS), Math.ceilDiv(rows, 16), 1,
+                    32 * Math.clamp(2 * segments, LEAST_WARPS, MOST_WARPS), 0, x, rows, cols, w.data(), outputs, out);
             case PIPELINED -> kernels.pipelined().launch(stream, Math.ceilDiv(outputs, PIPELINE_OUTPUTS),
                     requireGridY(Math.ceilDiv(rows, PIPELINE_ROWS)), 1, PIPELINE_THREADS, PIPELINE_SHARED_BYTES, x,
                     rows, cols, w.data(), outputs, out);
@@ -177,9 +195,18 @@ public final class InvariantGemmKernel {
         return rows <= FEW_ROWS && w.dtype() != DType.F32 && Math.ceilDiv(w.cols(), SEGMENT) <= MOST_SEGMENTS;
     }
 
-    /** True when a decode step's product of rows of x times w should end in its conv or silu · up here. */
+    /**
+     * True when a decode step's product of rows of x times w should end in its conv or silu · up here:
+     * where the few-rows kernel, not the wide one, takes it.
+     */
     public boolean endsProducts(int rows, DeviceMatrix w) {
-        return endsOn && takesFewRows(rows, w);
+        return endsOn && takesFewRows(rows, w) && !wide(rows, w);
+    }
+
+    /** True when the wide kernel takes rows of x times w (16-bit weights, K up to 3072). */
+    private static boolean wide(int rows, DeviceMatrix w) {
+        return rows >= WIDE_ROWS && rows <= FEW_ROWS && w.dtype() != DType.F32
+                && Math.ceilDiv(w.cols(), SEGMENT) <= MOST_WIDE_SEGMENTS;
     }
 
     /**

@@ -102,6 +102,9 @@ class InvariantGemmKernelTest {
             float[] whole = product(scope, gemm, all, operand, cols, 0, batch, matrix, InvariantGemmKernel.Path.TILES);
             List<InvariantGemmKernel.Path> paths = new ArrayList<>(
                     List.of(InvariantGemmKernel.Path.FEW_ROWS, InvariantGemmKernel.Path.TILES));
+            if (weights != DType.F32) {
+                paths.add(InvariantGemmKernel.Path.WIDE);
+            }
             if (weights != DType.F32 && operand != DType.F32) {
                 paths.add(InvariantGemmKernel.Path.PIPELINED);
             }

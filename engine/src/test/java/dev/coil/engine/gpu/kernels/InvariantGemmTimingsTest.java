@@ -48,7 +48,7 @@ class InvariantGemmTimingsTest {
                 int k = shape[1];
                 DeviceMatrix w = scope.keep(DeviceMatrix.upload(device,
                         TestMatrices.of(Parity.uniform(random, n * k, -1, 1), n, k, DType.BF16)));
-                for (int rows : new int[] {16, 64, 128, 8192}) {
+                for (int rows : new int[] {16, 32, 64, 128, 8192}) {
                     DeviceBuffer x = scope.upload(Parity.uniform(random, rows * k, -2, 2));
                     DeviceBuffer x16 = scope.poisoned(Math.ceilDiv(rows * k, 2));
                     new ConvertKernel(GpuFixture.kernels()).launch(scope.stream(), x, (long) rows * k, DType.BF16, x16);
@@ -61,7 +61,8 @@ class InvariantGemmTimingsTest {
                             device.name(), rows, n, k, blasMicros, 2.0 * rows * n * k / blasMicros / 1e6));
                     float[] first = null;
                     for (InvariantGemmKernel.Path path : InvariantGemmKernel.Path.values()) {
-                        if (path == InvariantGemmKernel.Path.FEW_ROWS && rows > InvariantGemmKernel.FEW_ROWS) {
+                        if ((path == InvariantGemmKernel.Path.FEW_ROWS || path == InvariantGemmKernel.Path.WIDE)
+                                && rows > InvariantGemmKernel.FEW_ROWS) {
                             continue;
                         }
                         out.fill(DeviceScope.POISON);

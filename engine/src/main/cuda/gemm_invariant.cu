@@ -9,12 +9,13 @@
 // the 32, the second k ≡ 4..7, so that a lane's 16-byte load of 8 consecutive k feeds both steps),
 // from zero; the segments' sums are then added left to right to a total that starts at zero.
 // Past K the operands are zeros. Four kernels keep that order:
-//   - gemm_invariant_rows16_*: decode steps, 16 rows a block row, one warp a (segment, 8 outputs):
+//   - gemm_invariant_rows16_*: decode steps of fewer than 32 rows (or K past 3072), 16 rows a
+//     block row, one warp a (segment, 8 outputs):
 //     the weights stream straight from global memory into fragments (the first segment's asked for
 //     before the launch waits for the kernel before it), the segments' sums meet in shared memory
 //     and are added in order. So the grid is wide even for the few outputs of out_proj or down.
-//   - gemm_invariant_rows_wide_*: decode steps of more rows, the same warps but each reading its
-//     rows' x once for 32 outputs, 64 outputs a block.
+//   - gemm_invariant_rows_wide_*: decode steps of 32 to 128 rows, the same warps but each reading
+//     its rows' x once for 32 outputs, 64 outputs a block.
 //   - gemm_invariant_pipelined_*: prompt steps whose operand is already in w's type (rows of
 //     whole 16-byte chunks): tiles of 128 rows × 128 outputs, windows copied into a ring in shared
 //     memory three ahead of the one multiplied, the segment sums folded into the total as they end.

@@ -170,7 +170,7 @@ static __device__ __forceinline__ float coil_conv_history_sum(const float* __res
 // The rest of a decode token's conv update of channel c of the sequence in state slot `slot`: the
 // new value's term added to `sum` (coil_conv_history_sum), the column's state shifted by the new
 // value, and silu of the sum returned. causal_conv1d_update_f32 and the batch-invariant product's
-// end (gemm_invariant.cu) make it alike.
+// end (gemm_invariant_decode.cu) make it alike.
 static __device__ __forceinline__ float coil_conv_update_column(const float* __restrict__ weight, int kernel,
         float* states, int slot, int channels, int c, float current, float sum) {
     const int history = kernel - 1;

@@ -8,10 +8,10 @@ import dev.coil.engine.gpu.KernelModule;
 import dev.coil.engine.load.DType;
 
 /**
- * Launches the {@code gemm_invariant_*} kernels (gemm_invariant.cu), the linear layer of
- * {@code --batch-invariant}: out[t, n] = Σ_k x[t, k] · w[n, k] with each output summed in an order
- * fixed by k alone, so that a row's outputs are the same bits whatever rows share its launch and
- * wherever it sits among them. 16-bit weights multiply x rounded to their type on the tensor cores
+ * Launches the {@code gemm_invariant_*} kernels (gemm_invariant_decode.cu, gemm_invariant_prompt.cu),
+ * the linear layer of {@code --batch-invariant}: out[t, n] = Σ_k x[t, k] · w[n, k] with each output
+ * summed in an order fixed by k alone, so that a row's outputs are the same bits whatever rows share
+ * its launch and wherever it sits among them. 16-bit weights multiply x rounded to their type on the tensor cores
  * (segments of 256 k, each summed 32 k at a time from zero, the segments added in order); f32
  * weights multiply f32 x one fmaf at a time in k order. Up to {@link #FEW_ROWS} rows (decode steps)
  * go to a kernel that spreads a product over (16 rows, segment, 8 outputs) warps (from {@link
@@ -28,7 +28,7 @@ public final class InvariantGemmKernel {
      * each reading the weights again, mostly from L2): decode steps.
      */
     public static final int FEW_ROWS = 128;
-    /** k a segment (gemm_invariant.cu's SEGMENT). */
+    /** k a segment (gemm_invariant.cuh's SEGMENT). */
     static final int SEGMENT = 256;
     /** The segment-parallel kernel's partial sums (MOST_SEGMENTS): wider products take the tiles. */
     static final int MOST_SEGMENTS = 96;
@@ -46,7 +46,7 @@ public final class InvariantGemmKernel {
     private static final int PIPELINE_ROWS = 128;
     private static final int PIPELINE_OUTPUTS = 128;
     private static final int PIPELINE_THREADS = 256;
-    /** gemm_invariant.cu's PIPELINE_SHARED_BYTES: 4 stages of 128 + 128 rows of 32 16-bit values. */
+    /** gemm_invariant_prompt.cu's PIPELINE_SHARED_BYTES: 4 stages of 128 + 128 rows of 32 16-bit values. */
     private static final int PIPELINE_SHARED_BYTES = 4 * (PIPELINE_ROWS + PIPELINE_OUTPUTS) * 32 * 2;
 
     /**

@@ -20,11 +20,11 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 /**
- * The batch-invariant product (gemm_invariant.cu) against the double-precision reference with x
- * rounded to the weights' type, on odd sizes (rows on every kernel, widths past one segment, past
- * the few-rows kernel's segments, not a multiple of 8 or of a window), and its point: a row's
- * outputs are the same bits alone, among 16, among 150, at any place among them, through any of
- * the kernels, and with an f32 operand rounded by the kernel or before it.
+ * The batch-invariant product (gemm_invariant_decode.cu, gemm_invariant_prompt.cu) against the
+ * double-precision reference with x rounded to the weights' type, on odd sizes (rows on every
+ * kernel, widths past one segment, past the few-rows kernel's segments, not a multiple of 8 or of a
+ * window), and its point: a row's outputs are the same bits alone, among 16, among 150, at any place
+ * among them, through any of the kernels, and with an f32 operand rounded by the kernel or before it.
  */
 @GpuTest
 class InvariantGemmKernelTest {

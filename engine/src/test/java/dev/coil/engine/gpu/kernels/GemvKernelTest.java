@@ -372,47 +372,26 @@ class GemvKernelTest {
     @CsvSource({"1,4,true,136", "2,4,false,136", "2,2,true,136", "1,1,true,136", "4,4,true,128", "8,3,false,256",
         "6,4,true,128", "16,4,true,128", "11,3,false,256"})
     void convUpdateAtTheEndOfTheProductEqualsTheSeparateKernel(int rows, int convKernel, boolean bias, int cols) {
-        int inner = 64;
-        int channels = 96;
-        int width = inner + channels + 5; // z | xBC | dt, as Mamba-2's in_proj
         int slotCount = 17;
         int[] slots = java.util.Arrays.copyOf(new int[] {3, 0, 4, 8, 1, 6, 2, 7, 16, 9, 12, 10, 15, 11, 14, 13},
                 rows);
         Random random = new Random(rows * 11L + convKernel);
         float[] x = Parity.uniform(random, rows * cols, -2, 2);
-        Matrix w = TestMatrices.of(Parity.uniform(random, width * cols, -1, 1), width, cols, DType.BF16);
-        float[] convWeight = Parity.uniform(random, channels * convKernel, -1, 1);
-        float[] convBias = Parity.uniform(random, channels, -1, 1);
-        float[] states = Parity.uniform(random, slotCount * Math.max(1, convKernel - 1) * channels, -2, 2);
+        Matrix w = TestMatrices.of(Parity.uniform(random, ConvAtTheEnd.WIDTH * cols, -1, 1), ConvAtTheEnd.WIDTH, cols,
+                DType.BF16);
         try (DeviceScope scope = GpuFixture.scope()) {
             GemvKernel gemv = new GemvKernel(GpuFixture.kernels(), GemvKernel.KERNEL_ROWS);
             DeviceMatrix weights = scope.keep(DeviceMatrix.upload(GpuFixture.device(), w));
             DeviceBuffer xDevice = scope.upload(x);
-            DeviceBuffer slotBuffer = scope.upload(slots);
-            DeviceBuffer weightDevice = scope.upload(convWeight);
-            DeviceBuffer biasDevice = bias ? scope.upload(convBias) : null;
-
-            DeviceBuffer separateStates = scope.upload(states);
-            DeviceBuffer separateProjected = scope.poisoned((long) rows * width);
-            DeviceBuffer separateConvolved = scope.poisoned((long) rows * channels);
-            gemv.project(scope.stream(), xDevice, DType.F32, cols, rows,
-                    List.of(new GemvKernel.Product(weights, separateProjected)));
-            new CausalConv1dUpdateKernel(GpuFixture.kernels()).launch(scope.stream(),
-                    separateProjected.floatSlice(inner, (long) (rows - 1) * width + channels), width, rows, channels,
-                    weightDevice, biasDevice, convKernel, separateStates, slotBuffer, separateConvolved);
-
-            DeviceBuffer fusedStates = scope.upload(states);
-            DeviceBuffer fusedProjected = scope.poisoned((long) rows * width);
-            DeviceBuffer fusedConvolved = scope.poisoned((long) rows * channels);
-            gemv.project(scope.stream(), xDevice, DType.F32, cols, rows,
-                    List.of(new GemvKernel.Product(weights, fusedProjected)), new GemvKernel.Conv(weightDevice,
-                            biasDevice, convKernel, fusedStates, slotBuffer, fusedConvolved, inner, channels));
-            Parity.assertExact("in_proj", scope.download(fusedProjected, rows * width),
-                    scope.download(separateProjected, rows * width));
-            Parity.assertExact("conv of the new token at the end of in_proj", scope.download(fusedConvolved,
-                    rows * channels), scope.download(separateConvolved, rows * channels));
-            Parity.assertExact("conv states after the update", scope.download(fusedStates, states.length),
-                    scope.download(separateStates, states.length));
+            ConvAtTheEnd.assertLikeTheSeparateKernel(scope, random, rows, convKernel, bias, slots, slotCount,
+                    (out, conv) -> {
+                        List<GemvKernel.Product> product = List.of(new GemvKernel.Product(weights, out));
+                        if (conv == null) {
+                            gemv.project(scope.stream(), xDevice, DType.F32, cols, rows, product);
+                        } else {
+                            gemv.project(scope.stream(), xDevice, DType.F32, cols, rows, product, conv);
+                        }
+                    });
         }
     }
 

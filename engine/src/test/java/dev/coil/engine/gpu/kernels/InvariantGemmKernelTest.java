@@ -140,9 +140,6 @@ class InvariantGemmKernelTest {
     void convUpdateAtTheEndOfTheFewRowsKernelEqualsTheSeparateKernel(int rows, int convKernel, boolean bias,
             DType operand) {
         int cols = 776;
-        int inner = 64;
-        int channels = 96;
-        int width = inner + channels + 5; // z | xBC | dt, as Mamba-2's in_proj
         int slotCount = 41;
         int[] slots = new int[rows];
         for (int r = 0; r < rows; r++) {
@@ -150,37 +147,20 @@ class InvariantGemmKernelTest {
         }
         Random random = new Random(rows * 13L + convKernel);
         float[] x = Parity.uniform(random, rows * cols, -2, 2);
-        Matrix w = TestMatrices.of(Parity.uniform(random, width * cols, -1, 1), width, cols, DType.BF16);
-        float[] convWeight = Parity.uniform(random, channels * convKernel, -1, 1);
-        float[] convBias = Parity.uniform(random, channels, -1, 1);
-        float[] states = Parity.uniform(random, slotCount * Math.max(1, convKernel - 1) * channels, -2, 2);
+        Matrix w = TestMatrices.of(Parity.uniform(random, ConvAtTheEnd.WIDTH * cols, -1, 1), ConvAtTheEnd.WIDTH, cols,
+                DType.BF16);
         try (DeviceScope scope = GpuFixture.scope()) {
             InvariantGemmKernel gemm = new InvariantGemmKernel(GpuFixture.kernels());
             DeviceMatrix weights = scope.keep(DeviceMatrix.upload(GpuFixture.device(), w));
             DeviceBuffer input = operand(scope, x, operand);
-            DeviceBuffer slotBuffer = scope.upload(slots);
-            DeviceBuffer weightDevice = scope.upload(convWeight);
-            DeviceBuffer biasDevice = bias ? scope.upload(convBias) : null;
-
-            DeviceBuffer separateStates = scope.upload(states);
-            DeviceBuffer separateProjected = scope.poisoned((long) rows * width);
-            DeviceBuffer separateConvolved = scope.poisoned((long) rows * channels);
-            gemm.project(scope.stream(), input, operand, rows, weights, separateProjected);
-            new CausalConv1dUpdateKernel(GpuFixture.kernels()).launch(scope.stream(),
-                    separateProjected.floatSlice(inner, (long) (rows - 1) * width + channels), width, rows, channels,
-                    weightDevice, biasDevice, convKernel, separateStates, slotBuffer, separateConvolved);
-
-            DeviceBuffer fusedStates = scope.upload(states);
-            DeviceBuffer fusedProjected = scope.poisoned((long) rows * width);
-            DeviceBuffer fusedConvolved = scope.poisoned((long) rows * channels);
-            gemm.projectWithConv(scope.stream(), input, operand, rows, weights, fusedProjected, new GemvKernel.Conv(
-                    weightDevice, biasDevice, convKernel, fusedStates, slotBuffer, fusedConvolved, inner, channels));
-            Parity.assertExact("in_proj", scope.download(fusedProjected, rows * width),
-                    scope.download(separateProjected, rows * width));
-            Parity.assertExact("conv of the new token at the end of in_proj", scope.download(fusedConvolved,
-                    rows * channels), scope.download(separateConvolved, rows * channels));
-            Parity.assertExact("conv states after the update", scope.download(fusedStates, states.length),
-                    scope.download(separateStates, states.length));
+            ConvAtTheEnd.assertLikeTheSeparateKernel(scope, random, rows, convKernel, bias, slots, slotCount,
+                    (out, conv) -> {
+                        if (conv == null) {
+                            gemm.project(scope.stream(), input, operand, rows, weights, out);
+                        } else {
+                            gemm.projectWithConv(scope.stream(), input, operand, rows, weights, out, conv);
+                        }
+                    });
         }
     }
 

@@ -71,6 +71,32 @@ static __device__ __forceinline__ void store_sums(float* __restrict__ out, int r
     }
 }
 
+// One window of a warp's I × J pieces from shared tiles of rows of WINDOW values (x_rows: the warp's
+// first row, w_rows: its first output) into the segment's sums, which join the total when a segment
+// ends (or at the last window).
+template <typename W, int I, int J>
+static __device__ __forceinline__ void warp_window(float (&total)[I][J][4], float (&segment)[I][J][4],
+        const W (*x_rows)[WINDOW], const W (*w_rows)[WINDOW], int g, int t, int window, int windows) {
+    uint4 a_low[I];
+    uint4 a_high[I];
+#pragma unroll
+    for (int i = 0; i < I; i++) {
+        a_low[i] = *reinterpret_cast<const uint4*>(&x_rows[16 * i + g][8 * t]);
+        a_high[i] = *reinterpret_cast<const uint4*>(&x_rows[16 * i + g + 8][8 * t]);
+    }
+#pragma unroll
+    for (int j = 0; j < J; j++) {
+        const uint4 b = *reinterpret_cast<const uint4*>(&w_rows[8 * j + g][8 * t]);
+#pragma unroll
+        for (int i = 0; i < I; i++) {
+            window_mma<W>(segment[i][j], a_low[i], a_high[i], b);
+        }
+    }
+    if ((window + 1) % (SEGMENT / WINDOW) == 0 || window + 1 == windows) {
+        fold_segment(total, segment);
+    }
+}
+
 constexpr int TILE_ROWS = 64;
 constexpr int TILE_OUTPUTS = 128;
 constexpr int TILE_THREADS = 256;  // 8 warps: 2 along the rows × 4 along the outputs, 32 × 32 each
@@ -126,24 +152,7 @@ static __device__ void tiles(const X* __restrict__ x, int rows, int cols, const 
         if (window + 1 < windows) {
             load(window + 1);
         }
-        uint4 a_low[2];
-        uint4 a_high[2];
-#pragma unroll
-        for (int i = 0; i < 2; i++) {
-            a_low[i] = *reinterpret_cast<const uint4*>(&x_tile[half][warp_row + 16 * i + g][8 * t]);
-            a_high[i] = *reinterpret_cast<const uint4*>(&x_tile[half][warp_row + 16 * i + g + 8][8 * t]);
-        }
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            const uint4 b = *reinterpret_cast<const uint4*>(&w_tile[half][warp_output + 8 * j + g][8 * t]);
-#pragma unroll
-            for (int i = 0; i < 2; i++) {
-                window_mma<W>(c[i][j], a_low[i], a_high[i], b);
-            }
-        }
-        if ((window + 1) % (SEGMENT / WINDOW) == 0 || window + 1 == windows) {
-            fold_segment(total, c);
-        }
+        warp_window<W>(total, c, &x_tile[half][warp_row], &w_tile[half][warp_output], g, t, window, windows);
         if (window + 1 < windows) {
             store(half ^ 1);
         }
@@ -237,28 +246,7 @@ static __device__ void pipelined(const W* __restrict__ x, int rows, int cols, co
         }
         coil_copy_commit();
         const int stage = window % PIPELINE_STAGES;
-        uint4 a_low[4];
-        uint4 a_high[4];
-        uint4 b[4];
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            a_low[i] = *reinterpret_cast<const uint4*>(&x_stage[stage][warp_row + 16 * i + g][8 * t]);
-            a_high[i] = *reinterpret_cast<const uint4*>(&x_stage[stage][warp_row + 16 * i + g + 8][8 * t]);
-        }
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            b[j] = *reinterpret_cast<const uint4*>(&w_stage[stage][warp_output + 8 * j + g][8 * t]);
-        }
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                window_mma<W>(c[i][j], a_low[i], a_high[i], b[j]);
-            }
-        }
-        if ((window + 1) % (SEGMENT / WINDOW) == 0 || window + 1 == windows) {
-            fold_segment(total, c);
-        }
+        warp_window<W>(total, c, &x_stage[stage][warp_row], &w_stage[stage][warp_output], g, t, window, windows);
     }
     coil_copy_wait<0>();
     store_sums(out, rows, outputs, total, first_row + warp_row, first_output + warp_output, g, t);

@@ -120,8 +120,7 @@ public final class InvariantGemmKernel {
      * product whose widths suit the pipelined kernel.
      */
     public boolean pipelinesRounded(int rows, DeviceMatrix w) {
-        return pipelinedOn && rows > FEW_ROWS && w.dtype() != DType.F32 && w.cols() % 8 == 0
-                && w.data().address() % 16 == 0;
+        return pipelinedOn && rows > FEW_ROWS && pipelinesWeights(w);
     }
 
     /** The kernel {@link #project} picks: the fewest rows first, then the pipelined tiles where they apply. */
@@ -129,35 +128,55 @@ public final class InvariantGemmKernel {
         if (wide(rows, w)) {
             return Path.WIDE;
         }
-        if (rows <= FEW_ROWS && Math.ceilDiv(w.cols(), SEGMENT) <= MOST_SEGMENTS) {
+        if (fitsFewRows(rows, w.cols())) {
             return Path.FEW_ROWS;
         }
         return pipelinedOn && pipelines(x, xType, w) ? Path.PIPELINED : Path.TILES;
     }
 
+    /** True when the pipelined kernel takes x times w: x in w's 16-bit type, both 16-byte aligned rows. */
     private static boolean pipelines(DeviceBuffer x, DType xType, DeviceMatrix w) {
-        return xType == w.dtype() && xType != DType.F32 && w.cols() % 8 == 0 && x.address() % 16 == 0
-                && w.data().address() % 16 == 0;
+        return xType == w.dtype() && pipelinesWeights(w) && x.address() % 16 == 0;
+    }
+
+    /** 16-bit weights whose rows are whole, aligned 16-byte chunks: what the pipelined kernel copies. */
+    private static boolean pipelinesWeights(DeviceMatrix w) {
+        return w.dtype() != DType.F32 && w.cols() % 8 == 0 && w.data().address() % 16 == 0;
+    }
+
+    /** rows × cols within the few-rows kernel's rows and partial sums. */
+    private static boolean fitsFewRows(int rows, int cols) {
+        return rows <= FEW_ROWS && Math.ceilDiv(cols, SEGMENT) <= MOST_SEGMENTS;
+    }
+
+    /** rows × cols within the wide kernel's rows and partial sums. */
+    private static boolean fitsWide(int rows, int cols) {
+        return rows <= FEW_ROWS && Math.ceilDiv(cols, SEGMENT) <= MOST_WIDE_SEGMENTS;
+    }
+
+    /** x: rows × w.cols() in xType, F32 or w's own type. */
+    private static void requireOperand(DeviceBuffer x, DType xType, int rows, DeviceMatrix w) {
+        RowKernels.requireNonNegative(rows, "rows");
+        if (xType != DType.F32 && xType != w.dtype()) {
+            throw new IllegalArgumentException("a " + xType + " operand for " + w.dtype() + " weights; F32 or "
+                    + w.dtype());
+        }
+        x.requireBytes((long) rows * w.cols() * xType.bytes(), "x");
     }
 
     /** As above, through the kernel {@code path} names (f32 weights: always their own kernel). */
     void project(CudaStream stream, DeviceBuffer x, DType xType, int rows, DeviceMatrix w, DeviceBuffer out,
             Path path) {
-        RowKernels.requireNonNegative(rows, "rows");
+        requireOperand(x, xType, rows, w);
         int cols = w.cols();
         int outputs = w.rows();
-        if (xType != DType.F32 && xType != w.dtype()) {
-            throw new IllegalArgumentException("a " + xType + " operand for " + w.dtype() + " weights; F32 or "
-                    + w.dtype());
-        }
-        x.requireBytes((long) rows * cols * xType.bytes(), "x");
         out.requireFloats((long) rows * outputs, "out");
         int segments = Math.ceilDiv(cols, SEGMENT);
-        if (path == Path.FEW_ROWS && (rows > FEW_ROWS || segments > MOST_SEGMENTS)) {
+        if (path == Path.FEW_ROWS && !fitsFewRows(rows, cols)) {
             throw new IllegalArgumentException("the few-rows kernel takes at most " + FEW_ROWS + " rows and "
                     + MOST_SEGMENTS * SEGMENT + " columns, not " + rows + " × " + cols);
         }
-        if (path == Path.WIDE && (rows > FEW_ROWS || segments > MOST_WIDE_SEGMENTS)) {
+        if (path == Path.WIDE && !fitsWide(rows, cols)) {
             throw new IllegalArgumentException("the wide kernel takes at most " + FEW_ROWS + " rows and "
                     + MOST_WIDE_SEGMENTS * SEGMENT + " columns, not " + rows + " × " + cols);
         }
@@ -192,7 +211,7 @@ public final class InvariantGemmKernel {
      * few-rows kernel's rows and widths.
      */
     public boolean takesFewRows(int rows, DeviceMatrix w) {
-        return rows <= FEW_ROWS && w.dtype() != DType.F32 && Math.ceilDiv(w.cols(), SEGMENT) <= MOST_SEGMENTS;
+        return w.dtype() != DType.F32 && fitsFewRows(rows, w.cols());
     }
 
     /**
@@ -205,8 +224,7 @@ public final class InvariantGemmKernel {
 
     /** True when the wide kernel takes rows of x times w (16-bit weights, K up to 3072). */
     private static boolean wide(int rows, DeviceMatrix w) {
-        return rows >= WIDE_ROWS && rows <= FEW_ROWS && w.dtype() != DType.F32
-                && Math.ceilDiv(w.cols(), SEGMENT) <= MOST_WIDE_SEGMENTS;
+        return rows >= WIDE_ROWS && w.dtype() != DType.F32 && fitsWide(rows, w.cols());
     }
 
     /**
@@ -249,17 +267,12 @@ public final class InvariantGemmKernel {
     }
 
     private void requireFewRows(DeviceBuffer x, DType xType, int rows, DeviceMatrix w) {
-        RowKernels.requireNonNegative(rows, "rows");
+        requireOperand(x, xType, rows, w);
         if (!takesFewRows(rows, w)) {
             throw new IllegalArgumentException("the few-rows kernel takes at most " + FEW_ROWS + " rows and "
                     + MOST_SEGMENTS * SEGMENT + " columns of 16-bit weights, not " + rows + " × " + w.cols() + " "
                     + w.dtype());
         }
-        if (xType != DType.F32 && xType != w.dtype()) {
-            throw new IllegalArgumentException("a " + xType + " operand for " + w.dtype() + " weights; F32 or "
-                    + w.dtype());
-        }
-        x.requireBytes((long) rows * w.cols() * xType.bytes(), "x");
     }
 
     private Kernels kernels(DeviceMatrix w, DType xType) {

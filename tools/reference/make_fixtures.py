@@ -220,11 +220,23 @@ def config_for(name):
                                moe_shared_expert_intermediate_size=24, n_shared_experts=1, n_group=2, topk_group=1,
                                norm_topk_prob=True, routed_scaling_factor=2.5, moe_latent_size=None,
                                max_position_embeddings=256, tie_word_embeddings=False, **COMMON)
+    if name == "nemotron_h_latent":
+        # the nemotron_h_moe shape with its routed experts behind a latent projection (Nemotron-3-Super's
+        # layout): fc1_latent_proj takes the normed rows from 32 to 16, the experts work at 16, and
+        # fc2_latent_proj takes their weighted sum back to 32; the router and the shared expert read 32
+        return NemotronHConfig(hidden_size=32, layers_block_type=["mamba", "moe", "attention", "moe", "mamba", "moe"],
+                               num_attention_heads=4, num_key_value_heads=2, head_dim=8, intermediate_size=48,
+                               mamba_num_heads=8, mamba_head_dim=8, n_groups=2, ssm_state_size=8, conv_kernel=4,
+                               expand=2, chunk_size=4, time_step_min=0.001, layer_norm_epsilon=1e-5,
+                               n_routed_experts=8, num_experts_per_tok=3, moe_intermediate_size=24,
+                               moe_shared_expert_intermediate_size=24, n_shared_experts=1, n_group=2, topk_group=1,
+                               norm_topk_prob=True, routed_scaling_factor=2.5, moe_latent_size=16,
+                               max_position_embeddings=256, tie_word_embeddings=False, **COMMON)
     raise ValueError(name)
 
 
 SEEDS = {"mamba2": 11, "granitemoehybrid": 12, "granitemoehybrid_rope": 13, "bamba": 14, "nemotron_h": 15,
-         "granitemoehybrid_moe": 16, "nemotron_h_moe": 17}
+         "granitemoehybrid_moe": 16, "nemotron_h_moe": 17, "nemotron_h_latent": 18}
 
 
 def randomise(model, name, generator):
@@ -448,7 +460,7 @@ def save_and_reload(model, directory, tokenizer_directory, **save_options):
 def make_models(root, tokenizer_directory, only):
     summary = {}
     names = ["mamba2", "granitemoehybrid", "granitemoehybrid_rope", "granitemoehybrid_moe", "bamba", "nemotron_h",
-             "nemotron_h_moe"]
+             "nemotron_h_moe", "nemotron_h_latent"]
     for name in names:
         wanted_variants = [n for n in (name, name + "_bf16", name + "_sharded") if n in only]
         if not wanted_variants:
@@ -495,7 +507,7 @@ def make_models(root, tokenizer_directory, only):
 
 
 ALL = ["tokenizer", "mamba2", "granitemoehybrid", "granitemoehybrid_rope", "granitemoehybrid_moe", "bamba",
-       "nemotron_h", "nemotron_h_moe", "granitemoehybrid_bf16", "granitemoehybrid_sharded"]
+       "nemotron_h", "nemotron_h_moe", "nemotron_h_latent", "granitemoehybrid_bf16", "granitemoehybrid_sharded"]
 
 
 def main():

@@ -63,18 +63,31 @@ public sealed interface BlockSpec {
      * Routed experts: a router [count, hidden] scores each token, {@code perToken} experts take it
      * (chosen and weighted as {@code router} says), and each expert is an MLP of width {@code width}
      * of the given kind. Beside them runs the block's shared MLP; the block adds both outputs.
+     *
+     * <p>With {@code latent} > 0 the experts sit behind a latent projection (NemotronH's
+     * moe_latent_size, Nemotron-3-Super's layout): fc1_latent_proj [latent, hidden] takes the normed
+     * rows down, the experts read and write {@code latent} values, and fc2_latent_proj [hidden, latent]
+     * takes their weighted sum back up. The router still reads the hidden rows. 0: no projection.
      */
-    record Experts(String prefix, int count, int perToken, int width, ExpertKind kind, Router router) {
+    record Experts(String prefix, int count, int perToken, int width, ExpertKind kind, Router router, int latent) {
 
         /** GraniteMoeHybrid's block_sparse_moe: gated-SiLU experts, routed by the softmax of the best scores. */
         public Experts(String prefix, int count, int perToken, int width) {
             this(prefix, count, perToken, width, ExpertKind.GATED_SILU_STACKED, Router.SOFTMAX);
         }
 
+        /** Experts that read and write the hidden rows themselves (no latent projection). */
+        public Experts(String prefix, int count, int perToken, int width, ExpertKind kind, Router router) {
+            this(prefix, count, perToken, width, kind, router, 0);
+        }
+
         public Experts {
             if (count < 1 || perToken < 1 || perToken > count || width < 1) {
                 throw new IllegalArgumentException("experts: " + count + " experts, " + perToken
                         + " a token, width " + width + "; need 1 <= per token <= experts and width >= 1");
+            }
+            if (latent < 0) {
+                throw new IllegalArgumentException("experts: latent size " + latent + "; need >= 1, or 0 for none");
             }
             if (count % router.groups() != 0 || (router.groups() > 1 && count / router.groups() < 2)) {
                 throw new IllegalArgumentException("experts: " + count + " experts do not split into "
@@ -84,6 +97,16 @@ public sealed interface BlockSpec {
                 throw new IllegalArgumentException("experts: " + perToken + " a token, but the " + router.groupsChosen()
                         + " chosen groups hold only " + router.groupsChosen() * (count / router.groups()));
             }
+        }
+
+        /** The name of the latent projection {@code fc1_latent_proj} or {@code fc2_latent_proj}, without ".weight". */
+        public String latentName(int which) {
+            return prefix + "fc" + which + "_latent_proj";
+        }
+
+        /** How many values each expert reads and writes a row: the latent size, or the hidden size without one. */
+        public int rowSize(int hidden) {
+            return latent > 0 ? latent : hidden;
         }
     }
 

@@ -25,19 +25,24 @@ public final class ExpertTensors {
         return spec.prefix() + "gate.e_score_correction_bias";
     }
 
-    /** Each expert's input rows: [2·width, hidden] gate then up, or [width, hidden] up. */
+    /**
+     * Each expert's input rows: [2·width, size] gate then up, or [width, size] up, where size is the
+     * hidden size, or the latent size behind a latent projection ({@link BlockSpec.Experts#rowSize}).
+     */
     public static Matrix[] inputs(Checkpoint checkpoint, BlockSpec.Experts spec, int hidden) {
         int rows = spec.kind().inputRows(spec.width());
+        int size = spec.rowSize(hidden);
         return spec.kind() == BlockSpec.ExpertKind.GATED_SILU_STACKED
-                ? stacked(checkpoint, spec.prefix() + "input_linear.weight", spec.count(), rows, hidden)
-                : stackedOrEach(checkpoint, spec, "up_proj", rows, hidden);
+                ? stacked(checkpoint, spec.prefix() + "input_linear.weight", spec.count(), rows, size)
+                : stackedOrEach(checkpoint, spec, "up_proj", rows, size);
     }
 
-    /** Each expert's down rows, [hidden, width]. */
+    /** Each expert's down rows, [size, width] (size as {@link #inputs} says). */
     public static Matrix[] downs(Checkpoint checkpoint, BlockSpec.Experts spec, int hidden) {
+        int size = spec.rowSize(hidden);
         return spec.kind() == BlockSpec.ExpertKind.GATED_SILU_STACKED
-                ? stacked(checkpoint, spec.prefix() + "output_linear.weight", spec.count(), hidden, spec.width())
-                : stackedOrEach(checkpoint, spec, "down_proj", hidden, spec.width());
+                ? stacked(checkpoint, spec.prefix() + "output_linear.weight", spec.count(), size, spec.width())
+                : stackedOrEach(checkpoint, spec, "down_proj", size, spec.width());
     }
 
     private static Matrix[] stacked(Checkpoint checkpoint, String name, int count, int rows, int cols) {

@@ -100,8 +100,12 @@ public final class ModelLoader {
         Matrix router = checkpoint.matrix(ExpertTensors.routerName(routed), routed.count(), hidden);
         float[] correctionBias = routed.router().sigmoid()
                 ? checkpoint.floats(ExpertTensors.correctionBiasName(routed), routed.count()) : null;
+        int size = routed.rowSize(hidden);
+        boolean latent = routed.latent() > 0;
         return shared.withExperts(new RoutedExperts(routed, new Linear(router, null), correctionBias,
-                ExpertTensors.inputs(checkpoint, routed, hidden), ExpertTensors.downs(checkpoint, routed, hidden)));
+                ExpertTensors.inputs(checkpoint, routed, hidden), ExpertTensors.downs(checkpoint, routed, hidden),
+                latent ? linear(routed.latentName(1), size, hidden, spec.bias()) : null,
+                latent ? linear(routed.latentName(2), hidden, size, spec.bias()) : null));
     }
 
     private FeedForward denseMlp(BlockSpec.Mlp spec) {

@@ -10,7 +10,9 @@ import java.util.Arrays;
  * the spec's {@link BlockSpec.Router} says: GraniteMoeHybrid's softmax of the best scores, or
  * NemotronH's sigmoid scores with a correction bias, groups, normalisation and a scale), and their
  * outputs are summed with those weights. An expert is down(silu(gate(x)) · up(x)) with its gate and
- * up rows stacked (Granite), or down(relu(up(x))²) (NemotronH).
+ * up rows stacked (Granite), or down(relu(up(x))²) (NemotronH). Behind a latent projection
+ * (NemotronH's moe_latent_size) the experts take fc1(x) instead of x and the sum goes through fc2:
+ * fc2(Σ weight · expert(fc1(x))); the router reads x either way.
  *
  * <p>A token's sum runs over its experts in expert order, whatever other tokens share the step, so a
  * token's output does not depend on the batch (each product is per row, see {@link Ops#matmul}).
@@ -20,24 +22,52 @@ public final class RoutedExperts {
     private final BlockSpec.Experts spec;
     private final Linear router; // [count, hidden]
     private final float[] correctionBias; // [count] for a sigmoid router, else null
-    private final Matrix[] inputs; // expert e: [2·width, hidden] gate then up, or [width, hidden] up
-    private final Matrix[] downs; // expert e: [hidden, width]
+    private final Matrix[] inputs; // expert e: [2·width, size] gate then up, or [width, size] up
+    private final Matrix[] downs; // expert e: [size, width]
+    private final Linear latentIn; // fc1_latent_proj [latent, hidden], or null
+    private final Linear latentOut; // fc2_latent_proj [hidden, latent], or null
 
     /**
+     * Experts that read and write the hidden rows (size = hidden).
+     *
      * @param correctionBias [count], added to the sigmoid scores for the choice (a sigmoid router), or null (softmax)
      * @param inputs each expert's input rows, [{@link BlockSpec.ExpertKind#inputRows}(width), hidden]
      * @param downs each expert's down rows, [hidden, width]
      */
     public RoutedExperts(BlockSpec.Experts spec, Linear router, float[] correctionBias, Matrix[] inputs,
             Matrix[] downs) {
+        this(spec, router, correctionBias, inputs, downs, null, null);
+    }
+
+    /**
+     * Experts behind a latent projection when the spec names one (size = {@code spec.latent()}), else
+     * as above with both projections null.
+     *
+     * @param inputs each expert's input rows, [{@link BlockSpec.ExpertKind#inputRows}(width), size]
+     * @param downs each expert's down rows, [size, width]
+     * @param latentIn fc1_latent_proj, [latent, hidden]
+     * @param latentOut fc2_latent_proj, [hidden, latent]
+     */
+    public RoutedExperts(BlockSpec.Experts spec, Linear router, float[] correctionBias, Matrix[] inputs,
+            Matrix[] downs, Linear latentIn, Linear latentOut) {
         int hidden = router.inFeatures();
+        int size = spec.rowSize(hidden);
         int inputRows = spec.kind().inputRows(spec.width());
         if (router.outFeatures() != spec.count() || inputs.length != spec.count() || downs.length != spec.count()) {
             throw new IllegalArgumentException("routed experts: router [" + router.outFeatures() + ", " + hidden
                     + "], " + inputs.length + " input and " + downs.length + " down matrices do not fit " + spec);
         }
+        boolean latent = spec.latent() > 0;
+        if (latent != (latentIn != null) || latent != (latentOut != null) || (latent
+                && (latentIn.outFeatures() != size || latentIn.inFeatures() != hidden
+                        || latentOut.outFeatures() != hidden || latentOut.inFeatures() != size))) {
+            throw new IllegalArgumentException("routed experts: the latent projections "
+                    + (latentIn == null ? "null" : "[" + latentIn.outFeatures() + ", " + latentIn.inFeatures() + "]")
+                    + " and " + (latentOut == null ? "null" : "[" + latentOut.outFeatures() + ", "
+                            + latentOut.inFeatures() + "]") + " do not fit " + spec + " at hidden size " + hidden);
+        }
         for (int e = 0; e < spec.count(); e++) {
-            if (inputs[e].rows() != inputRows || inputs[e].cols() != hidden || downs[e].rows() != hidden
+            if (inputs[e].rows() != inputRows || inputs[e].cols() != size || downs[e].rows() != size
                     || downs[e].cols() != spec.width()) {
                 throw new IllegalArgumentException("routed experts: expert " + e + "'s input [" + inputs[e].rows()
                         + ", " + inputs[e].cols() + "] and down [" + downs[e].rows() + ", " + downs[e].cols()
@@ -54,6 +84,8 @@ public final class RoutedExperts {
         this.correctionBias = correctionBias;
         this.inputs = inputs.clone();
         this.downs = downs.clone();
+        this.latentIn = latentIn;
+        this.latentOut = latentOut;
     }
 
     /**
@@ -85,46 +117,61 @@ public final class RoutedExperts {
         return router;
     }
 
-    /** Expert e's input rows: [2·width, hidden] gate then up, or [width, hidden] up. */
+    /** The sigmoid router's correction bias [count], or null (softmax). */
+    float[] correctionBias() {
+        return correctionBias;
+    }
+
+    /** Expert e's input rows: [2·width, size] gate then up, or [width, size] up. */
     public Matrix input(int expert) {
         return inputs[expert];
     }
 
-    /** Expert e's down rows, [hidden, width]. */
+    /** Expert e's down rows, [size, width]. */
     public Matrix down(int expert) {
         return downs[expert];
     }
 
     /**
      * x: [tokens, hidden] → [tokens, hidden], Σ over each token's experts in expert order of
-     * weight · expert(x). Each expert multiplies the rows of the tokens it took in one product.
+     * weight · expert(x), or fc2 of that sum over fc1(x) behind a latent projection. Each expert
+     * multiplies the rows of the tokens it took in one product.
      */
     public float[] apply(Ops ops, float[] x, int tokens) {
-        int hidden = router.inFeatures();
+        Routing routing = route(router.apply(ops, x, tokens), tokens);
+        if (latentIn == null) {
+            return sum(ops, x, tokens, routing);
+        }
+        float[] latentSum = sum(ops, latentIn.apply(ops, x, tokens), tokens, routing);
+        return latentOut.apply(ops, latentSum, tokens);
+    }
+
+    /** x: [tokens, size] → [tokens, size], Σ over each token's experts in expert order of weight · expert(x). */
+    private float[] sum(Ops ops, float[] x, int tokens, Routing routing) {
+        int size = inputs[0].cols(); // hidden, or the latent size
         int width = spec.width();
         int inputRows = spec.kind().inputRows(width);
-        Routing routing = route(router.apply(ops, x, tokens), tokens);
-        float[] out = new float[tokens * hidden];
+        float[] out = new float[tokens * size];
         for (int expert = 0; expert < spec.count(); expert++) {
             int[] taken = routing.tokensOf(expert);
             if (taken.length == 0) {
                 continue;
             }
-            float[] rows = new float[taken.length * hidden];
+            float[] rows = new float[taken.length * size];
             for (int i = 0; i < taken.length; i++) {
-                System.arraycopy(x, taken[i] * hidden, rows, i * hidden, hidden);
+                System.arraycopy(x, taken[i] * size, rows, i * size, size);
             }
             float[] projected = new float[taken.length * inputRows];
             ops.matmul(rows, taken.length, inputs[expert], projected);
             float[] activated = activate(projected, taken.length, width);
-            float[] expertOut = new float[taken.length * hidden];
+            float[] expertOut = new float[taken.length * size];
             ops.matmul(activated, taken.length, downs[expert], expertOut);
             // Experts run in increasing order, so each token's sum adds its experts in that order.
             for (int i = 0; i < taken.length; i++) {
                 float weight = routing.weight(taken[i], expert);
-                int base = taken[i] * hidden;
-                for (int j = 0; j < hidden; j++) {
-                    out[base + j] += weight * expertOut[i * hidden + j];
+                int base = taken[i] * size;
+                for (int j = 0; j < size; j++) {
+                    out[base + j] += weight * expertOut[i * size + j];
                 }
             }
         }

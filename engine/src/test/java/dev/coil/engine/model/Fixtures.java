@@ -20,7 +20,7 @@ public final class Fixtures {
     /** Every fixture model folder; each test runs over all of them. */
     public static final List<String> MODELS = List.of("mamba2", "granitemoehybrid", "granitemoehybrid_rope",
             "granitemoehybrid_moe", "granitemoehybrid_bf16", "granitemoehybrid_sharded", "bamba", "nemotron_h",
-            "nemotron_h_moe");
+            "nemotron_h_moe", "nemotron_h_latent");
 
     private static final ObjectMapper JSON = new ObjectMapper();
 

@@ -131,10 +131,27 @@ class ModelLoadErrorsTest {
     }
 
     @Test
-    void nemotronLatentExpertsAreRefusedAtLoad() throws IOException {
-        Path latent = withConfig("nemotron_h_moe", config -> config.put("moe_latent_size", 16));
-        assertThatThrownBy(() -> LoadedModel.load(latent)).isInstanceOf(CheckpointException.class)
-                .hasMessageContaining("moe_latent_size");
+    void nemotronLatentProjectionTheCheckpointLacksIsNamedAtLoad() throws IOException {
+        Path folder = withConfig("nemotron_h_latent", config -> { });
+        rewriteWeights(folder, tensors -> tensors.remove("backbone.layers.3.mixer.fc2_latent_proj.weight"));
+        assertThatThrownBy(() -> LoadedModel.load(folder)).isInstanceOf(CheckpointException.class)
+                .hasMessageContaining("backbone.layers.3.mixer.fc2_latent_proj.weight");
+    }
+
+    @Test
+    void nemotronLatentSizeTheExpertsDoNotHaveIsRefusedAtLoad() throws IOException {
+        // experts of the hidden size (32) in a config that says they read 16 values
+        Path folder = withConfig("nemotron_h_moe", config -> config.put("moe_latent_size", 16));
+        assertThatThrownBy(() -> LoadedModel.load(folder)).isInstanceOf(CheckpointException.class)
+                .hasMessageContaining("backbone.layers.1.mixer.experts.0.up_proj.weight")
+                .hasMessageContaining("[16, 16]").hasMessageContaining("[16, 32]");
+    }
+
+    @Test
+    void nemotronLatentSizeBelowOneIsRefusedAtLoad() throws IOException {
+        Path folder = withConfig("nemotron_h_latent", config -> config.put("moe_latent_size", 0));
+        assertThatThrownBy(() -> LoadedModel.load(folder)).isInstanceOf(CheckpointException.class)
+                .hasMessageContaining("config.json").hasMessageContaining("moe_latent_size is 0");
     }
 
     @Test

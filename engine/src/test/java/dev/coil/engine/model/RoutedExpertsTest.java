@@ -1,6 +1,7 @@
 package dev.coil.engine.model;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.within;
 
 import dev.coil.engine.ops.Matrix;
@@ -133,6 +134,76 @@ class RoutedExpertsTest {
                         .isCloseTo(expected, within(1e-5 * Math.max(1, Math.abs(expected))));
             }
         }
+    }
+
+    @Test
+    void latentExpertsAreTheSecondProjectionOfTheWeightedSumOverTheFirstRoutedByTheHiddenRow() {
+        Random random = new Random(6);
+        int latent = 4;
+        BlockSpec.Experts spec = new BlockSpec.Experts("e.", 6, 2, WIDTH, BlockSpec.ExpertKind.SQUARED_RELU,
+                BlockSpec.Router.sigmoid(2, 1, true, 2.5f), latent);
+        float[] bias = gaussian(random, spec.count());
+        Linear router = new Linear(Matrix.ofFloats(gaussian(random, spec.count() * HIDDEN), spec.count(), HIDDEN), null);
+        Matrix up = Matrix.ofFloats(gaussian(random, spec.count() * WIDTH * latent), spec.count() * WIDTH, latent);
+        Matrix down = Matrix.ofFloats(gaussian(random, spec.count() * latent * WIDTH), spec.count() * latent, WIDTH);
+        // fc1 [latent, hidden] and fc2 [hidden, latent], with biases (as mlp_bias gives them)
+        Linear fc1 = new Linear(Matrix.ofFloats(gaussian(random, latent * HIDDEN), latent, HIDDEN), gaussian(random, latent));
+        Linear fc2 = new Linear(Matrix.ofFloats(gaussian(random, HIDDEN * latent), HIDDEN, latent), gaussian(random, HIDDEN));
+        RoutedExperts experts = new RoutedExperts(spec, router, bias, RoutedExperts.slices(up, spec.count()),
+                RoutedExperts.slices(down, spec.count()), fc1, fc2);
+        int tokens = 7;
+        float[] x = gaussian(random, tokens * HIDDEN);
+        float[] actual = experts.apply(new ReferenceOps(), x, tokens);
+        RoutedExperts.Routing routing = experts.route(router.apply(new ReferenceOps(), x, tokens), tokens);
+        for (int t = 0; t < tokens; t++) {
+            double[] inLatent = new double[latent];
+            for (int l = 0; l < latent; l++) {
+                inLatent[l] = dot(fc1.weight(), l, x, t * HIDDEN, HIDDEN) + fc1.bias()[l];
+            }
+            double[] sum = new double[latent];
+            for (int s = 0; s < spec.perToken(); s++) {
+                int e = routing.experts()[t * spec.perToken() + s];
+                for (int l = 0; l < latent; l++) {
+                    double expertOut = 0;
+                    for (int c = 0; c < WIDTH; c++) {
+                        double u = 0;
+                        for (int i = 0; i < latent; i++) {
+                            u += experts.input(e).get(c, i) * inLatent[i];
+                        }
+                        u = Math.max(0, u);
+                        expertOut += experts.down(e).get(l, c) * u * u;
+                    }
+                    sum[l] += routing.weights()[t * spec.perToken() + s] * expertOut;
+                }
+            }
+            for (int j = 0; j < HIDDEN; j++) {
+                double expected = fc2.bias()[j];
+                for (int l = 0; l < latent; l++) {
+                    expected += fc2.weight().get(j, l) * sum[l];
+                }
+                assertThat((double) actual[t * HIDDEN + j]).as("token %d, column %d", t, j)
+                        .isCloseTo(expected, within(1e-4 * Math.max(1, Math.abs(expected))));
+            }
+        }
+    }
+
+    @Test
+    void latentProjectionsThatDoNotFitTheSpecAreRefused() {
+        Random random = new Random(7);
+        BlockSpec.Experts plain = new BlockSpec.Experts("e.", 4, 2, WIDTH, BlockSpec.ExpertKind.SQUARED_RELU,
+                BlockSpec.Router.sigmoid(1, 1, true, 1f), 0);
+        Linear router = new Linear(Matrix.ofFloats(gaussian(random, 4 * HIDDEN), 4, HIDDEN), null);
+        Matrix[] up = RoutedExperts.slices(Matrix.ofFloats(gaussian(random, 4 * WIDTH * HIDDEN), 4 * WIDTH, HIDDEN), 4);
+        Matrix[] down = RoutedExperts.slices(Matrix.ofFloats(gaussian(random, 4 * HIDDEN * WIDTH), 4 * HIDDEN, WIDTH), 4);
+        Linear square = new Linear(Matrix.ofFloats(gaussian(random, HIDDEN * HIDDEN), HIDDEN, HIDDEN), null);
+        // projections given to experts whose spec names none
+        assertThatThrownBy(() -> new RoutedExperts(plain, router, new float[4], up, down, square, square))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("latent projections");
+        // a spec with a latent size and no projections
+        BlockSpec.Experts latent = new BlockSpec.Experts("e.", 4, 2, WIDTH, BlockSpec.ExpertKind.SQUARED_RELU,
+                BlockSpec.Router.sigmoid(1, 1, true, 1f), HIDDEN);
+        assertThatThrownBy(() -> new RoutedExperts(latent, router, new float[4], up, down))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("latent projections");
     }
 
     private static RoutedExperts squaredRelu(BlockSpec.Experts spec, float[] bias, Random random) {

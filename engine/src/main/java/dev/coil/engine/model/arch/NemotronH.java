@@ -9,7 +9,8 @@ import java.util.List;
 /**
  * NemotronHForCausalLM: a pattern of blocks, M (Mamba-2), * (attention, NoPE), - (squared-ReLU MLP)
  * and E (routed squared-ReLU experts beside a shared one, chosen by sigmoid scores as DeepSeek-V3's
- * router chooses them), each its own norm → mixer → residual. The Mamba inner size is
+ * router chooses them, behind a latent projection when moe_latent_size is set), each its own
+ * norm → mixer → residual. The Mamba inner size is
  * mamba_num_heads · mamba_head_dim; the gated norm is grouped by n_groups; dt is clamped below by
  * time_step_min in prefill (time_step_limit is ignored, as transformers does).
  */
@@ -36,9 +37,6 @@ final class NemotronH {
         float dtMin = (float) config.getDouble(0.001, "time_step_min");
         int ffn = config.requireInt("intermediate_size");
         boolean mlpBias = config.getBoolean(false, "mlp_bias");
-        if (types.contains(LayerType.MOE)) {
-            refuseLatentExperts(config);
-        }
 
         List<BlockSpec> blocks = new ArrayList<>();
         for (int i = 0; i < types.size(); i++) {
@@ -62,18 +60,11 @@ final class NemotronH {
                 "backbone.norm_f.weight", tied ? null : "lm_head.weight", blocks);
     }
 
-    /** Experts behind a latent projection (moe_latent_size: fc1_latent_proj, fc2_latent_proj) are refused. */
-    private static void refuseLatentExperts(ConfigReader config) {
-        if (config.has("moe_latent_size") && !config.node("moe_latent_size").isNull()) {
-            throw new CheckpointException(config.file() + ": moe_latent_size is " + config.node("moe_latent_size")
-                    + "; Coil does not yet run experts behind a latent projection (fc1_latent_proj, fc2_latent_proj).");
-        }
-    }
-
     /**
      * An E block's routed experts under {@code prefix}: n_routed_experts squared-ReLU experts of
      * moe_intermediate_size, num_experts_per_tok a token, chosen by the sigmoid router (n_group groups
-     * of which topk_group are kept, norm_topk_prob, routed_scaling_factor). Values that cannot make them
+     * of which topk_group are kept, norm_topk_prob, routed_scaling_factor), behind fc1_latent_proj and
+     * fc2_latent_proj of moe_latent_size when that is not null. Values that cannot make them
      * (BlockSpec.Experts and BlockSpec.Router say why) fail with the keys named.
      */
     private static BlockSpec.Experts routedExperts(ConfigReader config, String prefix) {
@@ -83,9 +74,16 @@ final class NemotronH {
         int groups = config.getInt(1, "n_group");
         int groupsChosen = config.getInt(1, "topk_group");
         float scale = (float) config.getDouble(1.0, "routed_scaling_factor");
+        boolean latentSet = config.has("moe_latent_size"); // absent or null: none
+        int latent = latentSet ? config.requireInt("moe_latent_size") : 0;
+        if (latentSet && latent < 1) {
+            throw new CheckpointException(config.file() + ": moe_latent_size is " + latent
+                    + "; it must be at least 1, or null for experts without a latent projection.");
+        }
         try {
             return new BlockSpec.Experts(prefix, experts, perToken, width, BlockSpec.ExpertKind.SQUARED_RELU,
-                    BlockSpec.Router.sigmoid(groups, groupsChosen, config.getBoolean(true, "norm_topk_prob"), scale));
+                    BlockSpec.Router.sigmoid(groups, groupsChosen, config.getBoolean(true, "norm_topk_prob"), scale),
+                    latent);
         } catch (IllegalArgumentException e) {
             throw new CheckpointException(config.file() + ": n_routed_experts " + experts + ", num_experts_per_tok "
                     + perToken + ", moe_intermediate_size " + width + ", n_group " + groups + ", topk_group "

@@ -24,11 +24,20 @@ public final class RandomNemotronCheckpoint {
 
     /**
      * pattern: one character a block, M (Mamba-2), * (attention), E (routed experts beside a shared
-     * one); the router keeps one group (n_group 1) and scales its normalised weights by 2.5.
+     * one); the router keeps one group (n_group 1) and scales its normalised weights by 2.5. latent:
+     * the experts' moe_latent_size (fc1_latent_proj and fc2_latent_proj around them), or 0 for none.
      */
     public record Shape(int vocab, int hidden, String pattern, int queryHeads, int kvHeads, int headDim,
             int mambaHeads, int mambaHeadDim, int groups, int stateSize, int experts, int perToken, int expertWidth,
-            int sharedWidth) {
+            int sharedWidth, int latent) {
+
+        /** Experts without a latent projection. */
+        public Shape(int vocab, int hidden, String pattern, int queryHeads, int kvHeads, int headDim, int mambaHeads,
+                int mambaHeadDim, int groups, int stateSize, int experts, int perToken, int expertWidth,
+                int sharedWidth) {
+            this(vocab, hidden, pattern, queryHeads, kvHeads, headDim, mambaHeads, mambaHeadDim, groups, stateSize,
+                    experts, perToken, expertWidth, sharedWidth, 0);
+        }
 
         /**
          * The first {@code layers} blocks of Nemotron-3-Nano-30B-A3B's published config (52 blocks
@@ -83,12 +92,17 @@ public final class RandomNemotronCheckpoint {
                 case 'E' -> {
                     tensors.put(m + "gate.weight", uniform(dtype, seeds.nextLong(), 0.02, shape.experts(), h));
                     tensors.put(m + "gate.e_score_correction_bias", constant(DType.F32, 0f, shape.experts()));
+                    int size = shape.latent() > 0 ? shape.latent() : h; // what the experts read and write
+                    if (shape.latent() > 0) {
+                        tensors.put(m + "fc1_latent_proj.weight", uniform(dtype, seeds.nextLong(), 0.02, size, h));
+                        tensors.put(m + "fc2_latent_proj.weight", uniform(dtype, seeds.nextLong(), 0.05, h, size));
+                    }
                     for (int e = 0; e < shape.experts(); e++) {
                         String expert = m + "experts." + e + ".";
                         tensors.put(expert + "up_proj.weight",
-                                uniform(dtype, seeds.nextLong(), 0.02, shape.expertWidth(), h));
+                                uniform(dtype, seeds.nextLong(), 0.02, shape.expertWidth(), size));
                         tensors.put(expert + "down_proj.weight",
-                                uniform(dtype, seeds.nextLong(), 0.02, h, shape.expertWidth()));
+                                uniform(dtype, seeds.nextLong(), 0.02, size, shape.expertWidth()));
                     }
                     tensors.put(m + "shared_experts.up_proj.weight",
                             uniform(dtype, seeds.nextLong(), 0.02, shape.sharedWidth(), h));
@@ -129,6 +143,11 @@ public final class RandomNemotronCheckpoint {
         config.put("num_experts_per_tok", shape.perToken());
         config.put("moe_intermediate_size", shape.expertWidth());
         config.put("moe_shared_expert_intermediate_size", shape.sharedWidth());
+        if (shape.latent() > 0) {
+            config.put("moe_latent_size", shape.latent());
+        } else {
+            config.putNull("moe_latent_size");
+        }
         config.put("n_shared_experts", 1);
         config.put("n_group", 1);
         config.put("topk_group", 1);

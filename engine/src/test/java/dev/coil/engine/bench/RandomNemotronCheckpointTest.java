@@ -44,4 +44,27 @@ class RandomNemotronCheckpointTest {
             assertThat(CpuBenchmark.weightBytesPerToken(model)).isEqualTo(all - embedding - experts + experts / 8 * 2);
         }
     }
+
+    @Test
+    void writesALoadableNemotronWithLatentExperts(@TempDir Path temp) throws IOException {
+        // the same blocks with the experts behind a latent projection of 16
+        RandomNemotronCheckpoint.Shape shape = new RandomNemotronCheckpoint.Shape(64, 32, "ME*E", 4, 2, 8, 4, 8, 2, 8,
+                8, 2, 24, 40, 16);
+        Path folder = RandomNemotronCheckpoint.write(temp.resolve("latent"), shape, DType.BF16, 7);
+        try (LoadedModel model = LoadedModel.load(folder)) {
+            assertThat(model.config().blocks().get(3)).isInstanceOfSatisfying(BlockSpec.Mlp.class,
+                    mlp -> assertThat(mlp.experts().latent()).isEqualTo(16));
+            float[] logits = model.model().forward(new CpuOps(new Parallel(1)), model.model().newSequence(),
+                    new int[] {1, 2, 3, 4}, Phase.PREFILL, false);
+            for (float value : logits) {
+                assertThat(value).isFinite();
+            }
+            long all = model.checkpoint().names().stream().mapToLong(name -> model.checkpoint().info(name).byteSize())
+                    .sum();
+            long embedding = model.checkpoint().info("backbone.embeddings.weight").byteSize();
+            // the experts read and write 16 values; the latent projections (read whole) stay in
+            long experts = 2L * 8 * (24 * 16 + 16 * 24) * 2;
+            assertThat(CpuBenchmark.weightBytesPerToken(model)).isEqualTo(all - embedding - experts + experts / 8 * 2);
+        }
+    }
 }

@@ -11,7 +11,8 @@ import dev.coil.engine.model.ModelConfig;
 
 /**
  * The MLP blocks of {@code FeedForward} on the device: down(silu(gate(x)) · up(x)) or down(relu(up(x))²),
- * and with routed experts (Granite's or NemotronH's), their weighted sum added to that shared MLP's output.
+ * and with routed experts (Granite's or NemotronH's), their weighted sum added to that shared MLP's output
+ * (behind a latent projection: fc2 of the sum over fc1 of the rows).
  */
 final class GpuFeedForward {
 
@@ -32,7 +33,9 @@ final class GpuFeedForward {
      * ({@code RoutedExpertsKernel.addRouted}: for a few rows the routing inside the gate/up launch and
      * the experts pair by pair, two launches; for many the routing, then grouped by expert on the
      * tensor cores). Where {@link #normAndScore} made the scores with the norm, no product here. x
-     * must be f32 values ({@code StepInput.blockNorm} makes them so for a block with experts).
+     * must be f32 values ({@code StepInput.blockNorm} makes them so for a block with experts). Behind
+     * a latent projection the experts read fc1(x) [rows, latent] and sum into a zeroed [rows, latent],
+     * whose fc2 product [rows, hidden] is then added to out, as {@code RoutedExperts} adds it.
      */
     private static void addExperts(DeviceKernels k, GpuWeights.Experts experts, StepInput x, int rows,
             DeviceBuffer out) {
@@ -42,26 +45,40 @@ final class GpuFeedForward {
         }
         BlockSpec.Experts spec = experts.spec();
         int hidden = experts.router().cols();
+        int size = spec.rowSize(hidden); // what the experts read and write a row
         DeviceBuffer scores = k.scratch.floats("experts.scores", (long) rows * spec.count());
         DeviceBuffer chosen = k.scratch.floats("experts.chosen", (long) rows * spec.perToken());
         DeviceBuffer weights = k.scratch.floats("experts.weights", (long) rows * spec.perToken());
         DeviceBuffer workspace = k.scratch.bytes("experts.workspace", k.batchInvariant
-                ? RoutedExpertsKernel.groupedWorkspaceBytes(rows, spec.perToken(), spec.count(), spec.width(), hidden)
-                : RoutedExpertsKernel.workspaceBytes(rows, spec.perToken(), spec.count(), spec.width(), hidden));
+                ? RoutedExpertsKernel.groupedWorkspaceBytes(rows, spec.perToken(), spec.count(), spec.width(), size)
+                : RoutedExpertsKernel.workspaceBytes(rows, spec.perToken(), spec.count(), spec.width(), size));
         if (x.routerScores() == null) {
             k.matmul.matmul(k.stream, x.values(), rows, experts.router(), scores);
         } else if (x.routerScores().address() != scores.address()) {
             throw new IllegalStateException("the router's scores were made elsewhere than experts.scores");
         }
-        if (k.batchInvariant) {
-            k.routedExperts.addRoutedGrouped(k.stream, router(experts), scores, x.values(), rows, hidden,
-                    experts.input(), activation(spec.kind()), experts.down(), spec.width(), spec.count(),
-                    spec.perToken(), chosen, weights, workspace, out);
-            return;
+        DeviceBuffer expertsIn = x.values();
+        DeviceBuffer sum = out;
+        if (experts.latentIn() != null) {
+            expertsIn = k.scratch.floats("experts.latentIn", (long) rows * size);
+            k.matmul.matmul(k.stream, x.values(), rows, experts.latentIn(), expertsIn);
+            sum = k.scratch.floats("experts.latentSum", (long) rows * size);
+            sum.fillAsync(0, k.stream);
         }
-        k.routedExperts.addRouted(k.stream, router(experts), scores, x.values(), rows, hidden, experts.input(),
-                activation(spec.kind()), experts.down(), spec.width(), spec.count(), spec.perToken(), chosen, weights,
-                workspace, out);
+        if (k.batchInvariant) {
+            k.routedExperts.addRoutedGrouped(k.stream, router(experts), scores, expertsIn, rows, size,
+                    experts.input(), activation(spec.kind()), experts.down(), spec.width(), spec.count(),
+                    spec.perToken(), chosen, weights, workspace, sum);
+        } else {
+            k.routedExperts.addRouted(k.stream, router(experts), scores, expertsIn, rows, size, experts.input(),
+                    activation(spec.kind()), experts.down(), spec.width(), spec.count(), spec.perToken(), chosen,
+                    weights, workspace, sum);
+        }
+        if (experts.latentOut() != null) {
+            DeviceBuffer projected = k.scratch.floats("experts.latentOut", (long) rows * hidden);
+            k.matmul.matmul(k.stream, sum, rows, experts.latentOut(), projected);
+            k.residualAdd.launch(k.stream, out, projected, (long) rows * hidden, 1f);
+        }
     }
 
     /**

@@ -156,9 +156,12 @@ public final class GpuShardedModel implements ShardedModel {
                 case BlockSpec.Mlp m -> {
                     BlockSpec.Experts e = m.experts();
                     // routed experts: scores, choices and weights, and the workspace of RoutedExpertsKernel.add
-                    // (each choice's silu(gate) · up and output, and the row in bf16)
+                    // (each choice's silu(gate) · up and output, and the row in bf16); behind a latent
+                    // projection, the row and the sum in the latent size and fc2's output
+                    int size = e == null ? 0 : e.rowSize(config.hiddenSize());
                     long routed = e == null ? 0 : 4L * e.count() + 8L * e.perToken()
-                            + 4L * e.perToken() * (e.width() + config.hiddenSize()) + 2L * config.hiddenSize();
+                            + 4L * e.perToken() * (e.width() + size) + 2L * size
+                            + (e.latent() > 0 ? 8L * size + 4L * config.hiddenSize() : 0);
                     mlp = Math.max(mlp, 10L * m.intermediateSize() + routed);
                 }
             }

@@ -3,6 +3,7 @@ package dev.coil.engine.gpu.model;
 import dev.coil.engine.gpu.CudaDevice;
 import dev.coil.engine.gpu.DeviceBuffer;
 import dev.coil.engine.gpu.DeviceMatrix;
+import dev.coil.engine.gpu.kernels.RoutedExpertsKernel;
 import dev.coil.engine.load.Checkpoint;
 import dev.coil.engine.load.CheckpointException;
 import dev.coil.engine.model.BlockSpec;
@@ -44,11 +45,13 @@ final class GpuWeights implements AutoCloseable {
 
     /**
      * Routed experts: router [count, hidden]; the sigmoid router's correction bias [count] f32 (else
-     * null); every expert's input rows stacked [count · R, hidden] (R = 2·width of gate then up rows, or
-     * width up rows: {@link BlockSpec.ExpertKind#inputRows}); every expert's down rows [count · hidden, width].
+     * null); every expert's input rows stacked [count · R, size] (R = 2·width of gate then up rows, or
+     * width up rows: {@link BlockSpec.ExpertKind#inputRows}); every expert's down rows [count · size,
+     * width]; size = hidden, or the latent size behind fc1_latent_proj (latentIn [latent, hidden]) and
+     * fc2_latent_proj (latentOut [hidden, latent]), both null without one.
      */
     record Experts(BlockSpec.Experts spec, DeviceMatrix router, DeviceBuffer correctionBias, DeviceMatrix input,
-            DeviceMatrix down) {
+            DeviceMatrix down, DeviceMatrix latentIn, DeviceMatrix latentOut) {
     }
 
     private final List<AutoCloseable> owned = new ArrayList<>();
@@ -113,6 +116,9 @@ final class GpuWeights implements AutoCloseable {
                     }
                     if (m.experts() != null) {
                         matrices.add(m.experts().router());
+                        if (m.experts().latentIn() != null) {
+                            matrices.addAll(List.of(m.experts().latentIn(), m.experts().latentOut()));
+                        }
                     }
                 }
             }
@@ -120,14 +126,14 @@ final class GpuWeights implements AutoCloseable {
         return matrices;
     }
 
-    /** The router and the experts one token takes (a batch-1 step's share of the experts). */
+    /** The router, the latent projections and the experts one token takes (a batch-1 step's share of the experts). */
     private static long expertBytesPerToken(Experts experts) {
         if (experts == null) {
             return 0;
         }
         BlockSpec.Experts spec = experts.spec();
-        return experts.router().data().bytes() + (experts.input().data().bytes() + experts.down().data().bytes())
-                / spec.count() * spec.perToken();
+        return experts.router().data().bytes() + bytes(experts.latentIn()) + bytes(experts.latentOut())
+                + (experts.input().data().bytes() + experts.down().data().bytes()) / spec.count() * spec.perToken();
     }
 
     private static long bytes(DeviceMatrix matrix) {
@@ -194,11 +200,32 @@ final class GpuWeights implements AutoCloseable {
         if (spec == null) {
             return null;
         }
+        requireExpertsTheKernelsTake(spec, checkpoint.folder().toString());
         int hidden = config.hiddenSize();
+        int size = spec.rowSize(hidden);
+        boolean latent = spec.latent() > 0;
         return new Experts(spec, matrix(ExpertTensors.routerName(spec), spec.count(), hidden),
                 spec.router().sigmoid() ? floats(ExpertTensors.correctionBiasName(spec), spec.count()) : null,
                 own(DeviceMatrix.uploadStacked(device, ExpertTensors.inputs(checkpoint, spec, hidden))),
-                own(DeviceMatrix.uploadStacked(device, ExpertTensors.downs(checkpoint, spec, hidden))));
+                own(DeviceMatrix.uploadStacked(device, ExpertTensors.downs(checkpoint, spec, hidden))),
+                latent ? matrix(spec.latentName(1) + ".weight", size, hidden) : null,
+                latent ? matrix(spec.latentName(2) + ".weight", hidden, size) : null);
+    }
+
+    /**
+     * Routed experts beyond what the kernels take (RoutedExpertsKernel: a routing thread an expert,
+     * a token's experts and a router's groups in fixed arrays) fail at load, not at the first step.
+     */
+    static void requireExpertsTheKernelsTake(BlockSpec.Experts spec, String folder) {
+        boolean groupsFit = !spec.router().sigmoid() || spec.router().groups() <= RoutedExpertsKernel.MAX_GROUPS;
+        if (spec.count() > RoutedExpertsKernel.MAX_EXPERTS || spec.perToken() > RoutedExpertsKernel.MAX_PER_TOKEN
+                || !groupsFit) {
+            throw new CheckpointException(folder + ": " + spec.prefix() + " has " + spec.count() + " routed experts, "
+                    + spec.perToken() + " a token, in " + spec.router().groups() + " groups; the GPU model takes at most "
+                    + RoutedExpertsKernel.MAX_EXPERTS + " experts, " + RoutedExpertsKernel.MAX_PER_TOKEN
+                    + " a token and " + RoutedExpertsKernel.MAX_GROUPS + " groups. Run this checkpoint on the CPU "
+                    + "(--devices cpu).");
+        }
     }
 
     private static CheckpointException unsupportedBias(String where) {

@@ -24,7 +24,9 @@ import org.junit.jupiter.params.provider.ValueSource;
  * on 2 kv heads × 128, experts of 1856 beside a shared one of 3712 (8 experts here, 6 a token, where
  * the real model has 128). A random bf16 checkpoint of blocks M E * E and a 4096-token vocabulary:
  * the prefill's last logits and one decode step's against the CPU model's, for prompts of 1, 16 and
- * 200 tokens (the 200 take the experts' grouped path).
+ * 200 tokens (the 200 take the experts' grouped path). The same with the experts behind a latent
+ * projection (Nemotron-3-Super's layout, moe_latent_size): hidden 4096 taken down to 1024 for
+ * experts of 2688, beside a shared expert of 5376 (8 experts here, 6 a token).
  */
 @GpuTest
 class GpuNemotronNanoShapesTest {
@@ -40,7 +42,19 @@ class GpuNemotronNanoShapesTest {
     void prefillAndDecodeMatchTheCpuModel(int length) throws IOException {
         RandomNemotronCheckpoint.Shape shape = new RandomNemotronCheckpoint.Shape(4096, 2688, "ME*E", 32, 2, 128, 64,
                 64, 8, 128, 8, 6, 1856, 3712);
-        Path folder = temp.resolve("nano-" + length);
+        compareWithTheCpuModel(shape, temp.resolve("nano-" + length), length);
+    }
+
+    @ParameterizedTest(name = "latent experts, prompt of {0}")
+    @ValueSource(ints = {1, 200})
+    void latentExpertsMatchTheCpuModel(int length) throws IOException {
+        RandomNemotronCheckpoint.Shape shape = new RandomNemotronCheckpoint.Shape(4096, 4096, "ME*E", 32, 2, 128, 128,
+                64, 8, 128, 8, 6, 2688, 5376, 1024);
+        compareWithTheCpuModel(shape, temp.resolve("latent-" + length), length);
+    }
+
+    private static void compareWithTheCpuModel(RandomNemotronCheckpoint.Shape shape, Path folder, int length)
+            throws IOException {
         RandomNemotronCheckpoint.write(folder, shape, DType.BF16, 42);
         int[] prompt = new int[length];
         for (int i = 0; i < length; i++) {
@@ -58,8 +72,8 @@ class GpuNemotronNanoShapesTest {
                 gpuPrefill = model.prefill(sequence, prompt);
                 gpuDecode = model.decode(sequence, 5);
             }
-            assertClose(gpuPrefill, cpuPrefill, "prefill of " + length);
-            assertClose(gpuDecode, cpuDecode, "decode after " + length);
+            assertClose(gpuPrefill, cpuPrefill, folder.getFileName() + " prefill of " + length);
+            assertClose(gpuDecode, cpuDecode, folder.getFileName() + " decode after " + length);
         }
     }
 

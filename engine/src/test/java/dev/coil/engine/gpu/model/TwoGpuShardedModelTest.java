@@ -7,6 +7,7 @@ import dev.coil.engine.gpu.CudaDevice;
 import dev.coil.engine.gpu.GpuFixture;
 import dev.coil.engine.gpu.kernels.SsdScanKernel;
 import dev.coil.engine.parallel.ShardLayout;
+import dev.coil.engine.model.RoutingMargins;
 import dev.coil.engine.runner.Devices;
 import dev.coil.engine.runner.LoadedModel;
 import dev.coil.engine.runner.SamplingParams;
@@ -78,11 +79,12 @@ class TwoGpuShardedModelTest {
                 GpuShardedModel one = GpuShardedModel.open(loaded, Devices.parse("cuda:0"))) {
             int[] ids = GpuShardedModelTest.prompt(300, loaded.config().vocabSize(), 11);
             ScoreResult single = one.score(ids, 0, ShardLayout.CONTIGUOUS).result();
+            double[] margins = RoutingMargins.of(loaded, ids);
             for (int gpus : ringSizes()) {
                 String ring = devices(gpus);
                 try (GpuShardedModel sharded = GpuShardedModel.open(loaded, Devices.parse(ring))) {
                     for (ShardLayout layout : ShardLayout.values()) {
-                        GpuShardedModelTest.assertClose(loaded, sharded.score(ids, 0, layout).result(), single,
+                        GpuShardedModelTest.assertClose(loaded, margins, sharded.score(ids, 0, layout).result(), single,
                                 GpuShardedModelTest.SHARDED_TOLERANCE, fixture + " " + ring + " " + layout
                                         + " vs cuda:0");
                     }

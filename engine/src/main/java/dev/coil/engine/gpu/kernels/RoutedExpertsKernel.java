@@ -474,9 +474,13 @@ public final class RoutedExpertsKernel {
             DeviceBuffer out) {
         requireScores(router, scores, rows, experts, perToken,
                 requireBlock(x, rows, hidden, input, activation, down, width, ids, weights, perToken, out));
-        route(stream, router, scores, rows, experts, perToken, ids, weights);
-        addGrouped(stream, x, rows, hidden, input, activation, down, width, ids, weights, perToken, workspace, out,
-                TILE_PAIRS);
+        // Every check before the routing's launch, so that a bad call launches nothing.
+        Workspace layout = requireWorkspace(workspace, rows, (long) rows * perToken, experts, width, hidden, true);
+        if (rows > 0) {
+            route(stream, router, scores, rows, experts, perToken, ids, weights);
+            grouped(stream, x, rows, hidden, input, activation, down, width, ids, weights, perToken, experts, layout,
+                    workspace.address(), TILE_PAIRS, out);
+        }
     }
 
     /**

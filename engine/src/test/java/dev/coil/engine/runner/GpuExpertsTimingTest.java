@@ -59,6 +59,22 @@ class GpuExpertsTimingTest {
     }
 
     /**
+     * The same blocks with their experts behind a latent projection of 1024 (moe_latent_size, as
+     * Nemotron-3-Super lays its experts out): fc1_latent_proj [1024, 2688] before the experts, which
+     * then read and write 1024 values, fc2_latent_proj [2688, 1024] after their sum.
+     */
+    @Test
+    void printsDecodeAndPrefillOfTheFirstBlocksOfANemotronNanoShapedModelWithLatentExperts() throws Exception {
+        RandomNemotronCheckpoint.Shape nano = RandomNemotronCheckpoint.Shape.nemotronNanoFirstBlocks(13);
+        RandomNemotronCheckpoint.Shape latent = new RandomNemotronCheckpoint.Shape(nano.vocab(), nano.hidden(),
+                nano.pattern(), nano.queryHeads(), nano.kvHeads(), nano.headDim(), nano.mambaHeads(),
+                nano.mambaHeadDim(), nano.groups(), nano.stateSize(), nano.experts(), nano.perToken(),
+                nano.expertWidth(), nano.sharedWidth(), 1024);
+        measure(folder -> RandomNemotronCheckpoint.write(folder, latent, DType.BF16, 42),
+                "nemotron-nano 13 blocks, latent experts", true);
+    }
+
+    /**
      * Where a 64-row decode step of the granite-4.0-h-tiny-shaped model spends its time: run with
      * {@code JAVA_PROPS="-Dcoil.cuda.traceSteps=20 -Dcoil.cuda.traceAfter=40"}, it prints the median µs
      * from each kernel's wait to the next one's over 20 replayed steps of 64 decoding rows

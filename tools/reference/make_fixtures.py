@@ -180,6 +180,14 @@ GRANITE = dict(
     rms_norm_eps=1e-5, max_position_embeddings=256,
 )
 
+NEMOTRON_MOE = dict(
+    hidden_size=32, num_attention_heads=4, num_key_value_heads=2, head_dim=8, intermediate_size=48,
+    mamba_num_heads=8, mamba_head_dim=8, n_groups=2, ssm_state_size=8, conv_kernel=4, expand=2, chunk_size=4,
+    time_step_min=0.001, layer_norm_epsilon=1e-5, n_routed_experts=8, num_experts_per_tok=3,
+    moe_shared_expert_intermediate_size=24, n_shared_experts=1, n_group=2, topk_group=1, norm_topk_prob=True,
+    routed_scaling_factor=2.5, max_position_embeddings=256, tie_word_embeddings=False,
+)
+
 
 def config_for(name):
     if name == "mamba2":
@@ -212,26 +220,14 @@ def config_for(name):
         # routed experts (Nemotron-3-Nano's layout): 8 squared-ReLU experts of width 16 in 2 groups of 4, the best
         # group's 3 best experts a token (sigmoid scores + correction bias), normalised and scaled by 2.5, beside a
         # shared expert of width 24; an MLP block and an attention block between them
-        return NemotronHConfig(hidden_size=32, layers_block_type=["mamba", "moe", "attention", "mlp", "mamba", "moe"],
-                               num_attention_heads=4, num_key_value_heads=2, head_dim=8, intermediate_size=48,
-                               mamba_num_heads=8, mamba_head_dim=8, n_groups=2, ssm_state_size=8, conv_kernel=4,
-                               expand=2, chunk_size=4, time_step_min=0.001, layer_norm_epsilon=1e-5,
-                               n_routed_experts=8, num_experts_per_tok=3, moe_intermediate_size=16,
-                               moe_shared_expert_intermediate_size=24, n_shared_experts=1, n_group=2, topk_group=1,
-                               norm_topk_prob=True, routed_scaling_factor=2.5, moe_latent_size=None,
-                               max_position_embeddings=256, tie_word_embeddings=False, **COMMON)
+        return NemotronHConfig(layers_block_type=["mamba", "moe", "attention", "mlp", "mamba", "moe"],
+                               moe_intermediate_size=16, moe_latent_size=None, **NEMOTRON_MOE, **COMMON)
     if name == "nemotron_h_latent":
         # the nemotron_h_moe shape with its routed experts behind a latent projection (Nemotron-3-Super's
         # layout): fc1_latent_proj takes the normed rows from 32 to 16, the experts work at 16, and
         # fc2_latent_proj takes their weighted sum back to 32; the router and the shared expert read 32
-        return NemotronHConfig(hidden_size=32, layers_block_type=["mamba", "moe", "attention", "moe", "mamba", "moe"],
-                               num_attention_heads=4, num_key_value_heads=2, head_dim=8, intermediate_size=48,
-                               mamba_num_heads=8, mamba_head_dim=8, n_groups=2, ssm_state_size=8, conv_kernel=4,
-                               expand=2, chunk_size=4, time_step_min=0.001, layer_norm_epsilon=1e-5,
-                               n_routed_experts=8, num_experts_per_tok=3, moe_intermediate_size=24,
-                               moe_shared_expert_intermediate_size=24, n_shared_experts=1, n_group=2, topk_group=1,
-                               norm_topk_prob=True, routed_scaling_factor=2.5, moe_latent_size=16,
-                               max_position_embeddings=256, tie_word_embeddings=False, **COMMON)
+        return NemotronHConfig(layers_block_type=["mamba", "moe", "attention", "moe", "mamba", "moe"],
+                               moe_intermediate_size=24, moe_latent_size=16, **NEMOTRON_MOE, **COMMON)
     raise ValueError(name)
 
 

@@ -31,17 +31,8 @@ class RandomNemotronCheckpointTest {
                 assertThat(mlp.experts().kind()).isEqualTo(BlockSpec.ExpertKind.SQUARED_RELU);
                 assertThat(mlp.experts().router()).isEqualTo(BlockSpec.Router.sigmoid(1, 1, true, 2.5f));
             });
-            float[] logits = model.model().forward(new CpuOps(new Parallel(1)), model.model().newSequence(),
-                    new int[] {1, 2, 3, 4}, Phase.PREFILL, false);
-            for (float value : logits) {
-                assertThat(value).isFinite();
-            }
-            long all = model.checkpoint().names().stream().mapToLong(name -> model.checkpoint().info(name).byteSize())
-                    .sum();
-            long embedding = model.checkpoint().info("backbone.embeddings.weight").byteSize();
             // two expert blocks of 8 × (24·32 + 32·24) bf16 values, of which a token reads 2 experts' worth
-            long experts = 2L * 8 * (24 * 32 + 32 * 24) * 2;
-            assertThat(CpuBenchmark.weightBytesPerToken(model)).isEqualTo(all - embedding - experts + experts / 8 * 2);
+            assertRunsAndReadsItsShareOf(model, 2L * 8 * (24 * 32 + 32 * 24) * 2);
         }
     }
 
@@ -54,17 +45,25 @@ class RandomNemotronCheckpointTest {
         try (LoadedModel model = LoadedModel.load(folder)) {
             assertThat(model.config().blocks().get(3)).isInstanceOfSatisfying(BlockSpec.Mlp.class,
                     mlp -> assertThat(mlp.experts().latent()).isEqualTo(16));
-            float[] logits = model.model().forward(new CpuOps(new Parallel(1)), model.model().newSequence(),
-                    new int[] {1, 2, 3, 4}, Phase.PREFILL, false);
-            for (float value : logits) {
-                assertThat(value).isFinite();
-            }
-            long all = model.checkpoint().names().stream().mapToLong(name -> model.checkpoint().info(name).byteSize())
-                    .sum();
-            long embedding = model.checkpoint().info("backbone.embeddings.weight").byteSize();
             // the experts read and write 16 values; the latent projections (read whole) stay in
-            long experts = 2L * 8 * (24 * 16 + 16 * 24) * 2;
-            assertThat(CpuBenchmark.weightBytesPerToken(model)).isEqualTo(all - embedding - experts + experts / 8 * 2);
+            assertRunsAndReadsItsShareOf(model, 2L * 8 * (24 * 16 + 16 * 24) * 2);
         }
+    }
+
+    /**
+     * A prefill gives finite logits, and a token reads every tensor but the embedding (lm_head is
+     * untied) and all but its 2 of 8 experts' worth of {@code expertBytes}.
+     */
+    private static void assertRunsAndReadsItsShareOf(LoadedModel model, long expertBytes) {
+        float[] logits = model.model().forward(new CpuOps(new Parallel(1)), model.model().newSequence(),
+                new int[] {1, 2, 3, 4}, Phase.PREFILL, false);
+        for (float value : logits) {
+            assertThat(value).isFinite();
+        }
+        long all = model.checkpoint().names().stream().mapToLong(name -> model.checkpoint().info(name).byteSize())
+                .sum();
+        long embedding = model.checkpoint().info("backbone.embeddings.weight").byteSize();
+        assertThat(CpuBenchmark.weightBytesPerToken(model))
+                .isEqualTo(all - embedding - expertBytes + expertBytes / 8 * 2);
     }
 }

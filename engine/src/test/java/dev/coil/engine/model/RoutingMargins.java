@@ -1,12 +1,10 @@
 package dev.coil.engine.model;
 
 import dev.coil.engine.cpu.CpuOps;
-import dev.coil.engine.ops.AttentionShape;
 import dev.coil.engine.ops.Matrix;
 import dev.coil.engine.ops.Ops;
-import dev.coil.engine.ops.PagedKeyValues;
-import dev.coil.engine.ops.SsmShape;
 import dev.coil.engine.runner.LoadedModel;
+import java.lang.reflect.Proxy;
 import java.util.Arrays;
 import java.util.IdentityHashMap;
 import java.util.Map;
@@ -37,19 +35,23 @@ public final class RoutingMargins {
         double[] margins = new double[ids.length];
         Arrays.fill(margins, Double.POSITIVE_INFINITY);
         Map<Matrix, Integer> rowsSeen = new IdentityHashMap<>();
-        Ops recording = new Recording(new CpuOps()) {
-            @Override
-            public void matmul(float[] x, int tokens, Matrix w, float[] out) {
-                super.matmul(x, tokens, w, out);
-                RoutedExperts experts = routers.get(w);
-                if (experts != null) {
-                    int first = rowsSeen.merge(w, tokens, Integer::sum) - tokens;
-                    for (int t = 0; t < tokens; t++) {
-                        margins[first + t] = Math.min(margins[first + t], margin(experts, out, t));
+        Ops cpu = new CpuOps();
+        // The CPU's ops, watched: after a router's product, each row's margin (the rows of a router
+        // come in order, so its count of rows seen places them in the prompt).
+        Ops recording = (Ops) Proxy.newProxyInstance(Ops.class.getClassLoader(), new Class<?>[] {Ops.class},
+                (proxy, method, arguments) -> {
+                    Object result = method.invoke(cpu, arguments);
+                    if (method.getName().equals("matmul")
+                            && routers.get(arguments[2]) instanceof RoutedExperts experts) {
+                        int tokens = (int) arguments[1];
+                        float[] scores = (float[]) arguments[3];
+                        int first = rowsSeen.merge((Matrix) arguments[2], tokens, Integer::sum) - tokens;
+                        for (int t = 0; t < tokens; t++) {
+                            margins[first + t] = Math.min(margins[first + t], margin(experts, scores, t));
+                        }
                     }
-                }
-            }
-        };
+                    return result;
+                });
         model.forward(recording, model.newSequence(), ids, Phase.PREFILL, false);
         return margins;
     }
@@ -93,72 +95,5 @@ public final class RoutingMargins {
             margin = Math.min(margin, ranked[count - k] - ranked[count - k - 1]);
         }
         return margin;
-    }
-
-    /** Ops that hand every call to another. */
-    private static class Recording implements Ops {
-
-        private final Ops inner;
-
-        Recording(Ops inner) {
-            this.inner = inner;
-        }
-
-        @Override
-        public String name() {
-            return inner.name();
-        }
-
-        @Override
-        public void matmul(float[] x, int tokens, Matrix w, float[] out) {
-            inner.matmul(x, tokens, w, out);
-        }
-
-        @Override
-        public void rmsNorm(float[] x, int tokens, int dim, float[] weight, float eps, float[] out) {
-            inner.rmsNorm(x, tokens, dim, weight, eps, out);
-        }
-
-        @Override
-        public void gatedRmsNorm(float[] y, float[] z, int tokens, int dim, int groupSize, float[] weight, float eps,
-                float[] out) {
-            inner.gatedRmsNorm(y, z, tokens, dim, groupSize, weight, eps, out);
-        }
-
-        @Override
-        public void causalConv1d(float[] input, int tokens, int channels, float[] weight, float[] bias, int kernel,
-                float[] state, float[] out) {
-            inner.causalConv1d(input, tokens, channels, weight, bias, kernel, state, out);
-        }
-
-        @Override
-        public void ssdScan(SsmShape shape, int tokens, int chunkSize, float[] x, float[] dt, float[] a, float[] b,
-                float[] c, float[] d, float[] state, float[] y) {
-            inner.ssdScan(shape, tokens, chunkSize, x, dt, a, b, c, d, state, y);
-        }
-
-        @Override
-        public void ssmStep(SsmShape shape, float[] x, float[] dt, float[] a, float[] b, float[] c, float[] d,
-                float[] state, float[] y) {
-            inner.ssmStep(shape, x, dt, a, b, c, d, state, y);
-        }
-
-        @Override
-        public void attention(AttentionShape shape, int tokens, int past, float scale, float[] q, float[] keys,
-                float[] values, float[] out) {
-            inner.attention(shape, tokens, past, scale, q, keys, values, out);
-        }
-
-        @Override
-        public void pagedAttention(AttentionShape shape, int tokens, int past, float scale, float[] q,
-                PagedKeyValues cache, int[] blockTable, float[] out) {
-            inner.pagedAttention(shape, tokens, past, scale, q, cache, blockTable, out);
-        }
-
-        @Override
-        public void rope(float[] x, int tokens, int heads, int headDim, int rotaryDim, float theta,
-                int firstPosition) {
-            inner.rope(x, tokens, heads, headDim, rotaryDim, theta, firstPosition);
-        }
     }
 }

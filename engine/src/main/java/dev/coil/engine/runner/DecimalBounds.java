@@ -6,22 +6,30 @@ import java.math.RoundingMode;
 
 /**
  * The bounds of a JSON number that need not be an integer (JSON Schema's {@code minimum},
- * {@code maximum}, {@code exclusiveMinimum}, {@code exclusiveMaximum}), and which numbers a text that
- * starts one can still end as. Such a number is written without an exponent, so that what its
- * digits can reach is one interval per count of digits still to come.
+ * {@code maximum}, {@code exclusiveMinimum}, {@code exclusiveMaximum}, and {@code multipleOf}), and
+ * which numbers a text that starts one can still end as. Such a number is written without an
+ * exponent, so that what its digits can reach is one interval per count of digits still to come; with
+ * {@code multipleOf}, an interval counts when a multiple lies in it (a multiple has no more places
+ * after the point than {@code multipleOf}, which the compiler keeps within what a number may write).
  *
  * @param minimum the lower bound, or null
  * @param maximum the upper bound, or null
+ * @param multipleOf what the number must be a whole multiple of (greater than 0), or null
  */
-record DecimalBounds(BigDecimal minimum, boolean minimumExclusive, BigDecimal maximum, boolean maximumExclusive) {
+record DecimalBounds(BigDecimal minimum, boolean minimumExclusive, BigDecimal maximum, boolean maximumExclusive,
+        BigDecimal multipleOf) {
 
-    /** Whether no number lies within the bounds. */
+    /** Bounds without a multipleOf. */
+    DecimalBounds(BigDecimal minimum, boolean minimumExclusive, BigDecimal maximum, boolean maximumExclusive) {
+        this(minimum, minimumExclusive, maximum, maximumExclusive, null);
+    }
+
+    /** Whether no number lies within the bounds (a multiple of multipleOf, where it is given). */
     boolean empty() {
         if (minimum == null || maximum == null) {
             return false;
         }
-        int order = minimum.compareTo(maximum);
-        return order > 0 || (order == 0 && (minimumExclusive || maximumExclusive));
+        return !meets(minimum, !minimumExclusive, maximum, !maximumExclusive);
     }
 
     /** The least integer the lower bound allows, or null without one. */
@@ -43,13 +51,13 @@ record DecimalBounds(BigDecimal minimum, boolean minimumExclusive, BigDecimal ma
                 ? greatest.subtract(BigInteger.ONE) : greatest;
     }
 
-    /** Whether {@code value} lies within the bounds. */
+    /** Whether {@code value} lies within the bounds (and is a multiple of multipleOf, where it is given). */
     boolean within(BigDecimal value) {
         boolean above = minimum == null || value.compareTo(minimum) > 0
                 || (!minimumExclusive && value.compareTo(minimum) == 0);
         boolean below = maximum == null || value.compareTo(maximum) < 0
                 || (!maximumExclusive && value.compareTo(maximum) == 0);
-        return above && below;
+        return above && below && (multipleOf == null || value.remainder(multipleOf).signum() == 0);
     }
 
     /**
@@ -91,7 +99,10 @@ record DecimalBounds(BigDecimal minimum, boolean minimumExclusive, BigDecimal ma
         return negative ? meets(high.negate(), false, low.negate(), true) : meets(low, true, high, false);
     }
 
-    /** Whether the interval from {@code low} to {@code high} (each end closed or open) meets the bounds. */
+    /**
+     * Whether the interval from {@code low} to {@code high} (each end closed or open) meets the bounds:
+     * where they cross, at a multiple of multipleOf when it is given.
+     */
     private boolean meets(BigDecimal low, boolean lowClosed, BigDecimal high, boolean highClosed) {
         BigDecimal lower = low;
         boolean lowerClosed = lowClosed;
@@ -106,6 +117,15 @@ record DecimalBounds(BigDecimal minimum, boolean minimumExclusive, BigDecimal ma
                 || (maximum.compareTo(upper) == 0 && maximumExclusive))) {
             upper = maximum;
             upperClosed = !maximumExclusive;
+        }
+        if (multipleOf != null) {
+            // The least multiple at or above the lower end (above it, when that end is open).
+            BigDecimal least = lower.divide(multipleOf, 0, RoundingMode.CEILING).multiply(multipleOf);
+            if (least.compareTo(lower) == 0 && !lowerClosed) {
+                least = least.add(multipleOf);
+            }
+            lower = least;
+            lowerClosed = true;
         }
         int order = lower.compareTo(upper);
         return order < 0 || (order == 0 && lowerClosed && upperClosed);

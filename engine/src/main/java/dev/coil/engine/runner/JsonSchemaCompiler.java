@@ -31,8 +31,9 @@ import java.util.Set;
  * <li>arrays: {@code items}, {@code prefixItems} (then {@code items} for the rest, {@code false} for
  *     none), {@code minItems}, {@code maxItems}; strings: {@code minLength},
  *     {@code maxLength}, {@code pattern} (matched whole: see {@link RegexSyntax}); numbers:
- *     {@code minimum}, {@code maximum}, {@code exclusiveMinimum}, {@code exclusiveMaximum} (a bounded
- *     number that need not be an integer is written without an exponent).</li>
+ *     {@code minimum}, {@code maximum}, {@code exclusiveMinimum}, {@code exclusiveMaximum},
+ *     {@code multipleOf} (a bounded number that need not be an integer is written without an
+ *     exponent; a digit after which it could not end a multiple within its bounds is refused).</li>
  * </ul>
  * Annotations ({@code title}, {@code description}, {@code default}, ...) are read past; {@code format}
  * holds a string to its pattern where {@link StringFormats} knows it (beside a {@code pattern}, the
@@ -52,7 +53,7 @@ final class JsonSchemaCompiler {
     private static final Set<String> ARRAY_KEYWORDS = Set.of("items", "prefixItems", "minItems", "maxItems");
     private static final Set<String> STRING_KEYWORDS = Set.of("minLength", "maxLength", "pattern");
     private static final Set<String> NUMBER_KEYWORDS = Set.of("minimum", "maximum", "exclusiveMinimum",
-            "exclusiveMaximum");
+            "exclusiveMaximum", "multipleOf");
 
     private final JsonNode document;
     private final Map<String, ValueRule.Reference> references = new HashMap<>();
@@ -298,30 +299,74 @@ final class JsonSchemaCompiler {
         return new ValueRule.ArrayRule(prefix, itemRule, min, max);
     }
 
-    /** A number within its bounds ({@link #bounds}). */
+    /** A number within its bounds ({@link #bounds}) and a multiple of its multipleOf ({@link #multipleOf}). */
     private static ValueRule number(JsonNode node, String path) {
         DecimalBounds bounds = bounds(node, path);
-        if (bounds == null) {
+        BigDecimal multipleOf = multipleOf(node, path);
+        if (bounds == null && multipleOf == null) {
             return ValueRule.NumberRule.NUMBER;
         }
-        if (bounds.empty()) {
-            throw invalid(path, "no number lies between its minimum and maximum");
+        DecimalBounds held = bounds == null ? new DecimalBounds(null, false, null, false, multipleOf)
+                : new DecimalBounds(bounds.minimum(), bounds.minimumExclusive(), bounds.maximum(),
+                        bounds.maximumExclusive(), multipleOf);
+        if (held.empty()) {
+            throw invalid(path, multipleOf == null ? "no number lies between its minimum and maximum"
+                    : "no multiple of " + multipleOf.toPlainString() + " lies between its minimum and maximum");
         }
-        return new ValueRule.NumberRule(false, null, null, bounds);
+        return new ValueRule.NumberRule(false, null, null, held);
     }
 
-    /** An integer within its bounds ({@link #bounds}), each turned into the integer bound it means. */
+    /**
+     * An integer within its bounds ({@link #bounds}), each turned into the integer bound it means, and
+     * a multiple of its multipleOf: of the least positive integer that is a multiple of it (3 for 1.5;
+     * none for 1 or 0.5, which every integer is a multiple of).
+     */
     private static ValueRule integer(JsonNode node, String path) {
         DecimalBounds bounds = bounds(node, path);
-        if (bounds == null) {
+        BigDecimal multipleOf = multipleOf(node, path);
+        BigInteger step = multipleOf == null ? null : leastIntegerMultiple(multipleOf);
+        step = step == null || step.equals(BigInteger.ONE) ? null : step;
+        if (bounds == null && step == null) {
             return ValueRule.NumberRule.INTEGER;
         }
-        BigInteger minimum = bounds.integerMinimum();
-        BigInteger maximum = bounds.integerMaximum();
-        if (minimum != null && maximum != null && minimum.compareTo(maximum) > 0) {
-            throw invalid(path, "no integer lies between its minimum and maximum");
+        BigInteger minimum = bounds == null ? null : bounds.integerMinimum();
+        BigInteger maximum = bounds == null ? null : bounds.integerMaximum();
+        ValueRule.NumberRule rule = new ValueRule.NumberRule(true, minimum, maximum, step, null);
+        if (minimum != null && maximum != null && !rule.intersects(minimum, maximum)) {
+            throw invalid(path, step == null ? "no integer lies between its minimum and maximum"
+                    : "no integer multiple of " + multipleOf.toPlainString() + " lies between its minimum and maximum");
         }
-        return new ValueRule.NumberRule(true, minimum, maximum, null);
+        return rule;
+    }
+
+    /**
+     * multipleOf, or null: a number greater than 0 with at most {@link GrammarFrame.NumberFrame#MAX_DIGITS}
+     * places after the point (so that its multiples can be written within a number's digits).
+     */
+    private static BigDecimal multipleOf(JsonNode node, String path) {
+        JsonNode value = node.get("multipleOf");
+        if (value == null) {
+            return null;
+        }
+        if (!value.isNumber() || value.decimalValue().signum() <= 0) {
+            throw invalid(path + "/multipleOf", "multipleOf must be a number greater than 0");
+        }
+        BigDecimal multipleOf = value.decimalValue().stripTrailingZeros();
+        if (multipleOf.scale() > GrammarFrame.NumberFrame.MAX_DIGITS) {
+            throw invalid(path + "/multipleOf", "multipleOf " + multipleOf.toPlainString() + " has more than "
+                    + GrammarFrame.NumberFrame.MAX_DIGITS + " places after the point, more than a number may write");
+        }
+        return multipleOf;
+    }
+
+    /** The least positive integer that is a whole multiple of {@code value} (> 0): its numerator in lowest terms. */
+    private static BigInteger leastIntegerMultiple(BigDecimal value) {
+        if (value.scale() <= 0) {
+            return value.toBigIntegerExact();
+        }
+        BigInteger numerator = value.unscaledValue();
+        BigInteger denominator = BigInteger.TEN.pow(value.scale());
+        return numerator.divide(numerator.gcd(denominator));
     }
 
     /**

@@ -151,8 +151,8 @@ sealed interface ValueRule {
 
     /**
      * A JSON number; with {@code integer}, one without a fraction or an exponent, and then optionally
-     * within {@code minimum} and {@code maximum} (inclusive; null: no bound); otherwise optionally within
-     * {@code decimal}.
+     * within {@code minimum} and {@code maximum} (inclusive; null: no bound) and a multiple of
+     * {@code step} (null: any); otherwise optionally within {@code decimal}.
      */
     final class NumberRule implements ValueRule {
         static final NumberRule NUMBER = new NumberRule(false, null, null, null);
@@ -161,19 +161,26 @@ sealed interface ValueRule {
         final boolean integer;
         final BigInteger minimum;
         final BigInteger maximum;
+        /** An integer's multipleOf as the least positive integer multiple of it (greater than 1), or null. */
+        final BigInteger step;
         /** A number's (not an integer's) bounds, or null; such a number is written without an exponent. */
         final DecimalBounds decimal;
 
         NumberRule(boolean integer, BigInteger minimum, BigInteger maximum, DecimalBounds decimal) {
+            this(integer, minimum, maximum, null, decimal);
+        }
+
+        NumberRule(boolean integer, BigInteger minimum, BigInteger maximum, BigInteger step, DecimalBounds decimal) {
             this.integer = integer;
             this.minimum = minimum;
             this.maximum = maximum;
+            this.step = step;
             this.decimal = decimal;
         }
 
         /** Whether the number has bounds, so that its frames keep its text. */
         boolean bounded() {
-            return minimum != null || maximum != null || decimal != null;
+            return minimum != null || maximum != null || step != null || decimal != null;
         }
 
         /** Whether a number whose text starts with {@code typed} can still end within the bounds. */
@@ -188,7 +195,8 @@ sealed interface ValueRule {
 
         boolean within(BigInteger value) {
             return (minimum == null || value.compareTo(minimum) >= 0)
-                    && (maximum == null || value.compareTo(maximum) <= 0);
+                    && (maximum == null || value.compareTo(maximum) <= 0)
+                    && (step == null || value.mod(step).signum() == 0);
         }
 
         /**
@@ -219,9 +227,15 @@ sealed interface ValueRule {
             return false;
         }
 
-        private boolean intersects(BigInteger low, BigInteger high) {
-            return (minimum == null || high.compareTo(minimum) >= 0)
-                    && (maximum == null || low.compareTo(maximum) <= 0);
+        /** Whether [low, high] holds an integer within the bounds (a multiple of step, where it is given). */
+        boolean intersects(BigInteger low, BigInteger high) {
+            BigInteger lower = minimum == null ? low : low.max(minimum);
+            BigInteger upper = maximum == null ? high : high.min(maximum);
+            if (step != null) {
+                BigInteger past = lower.mod(step); // the least multiple at or above lower
+                lower = past.signum() == 0 ? lower : lower.add(step.subtract(past));
+            }
+            return lower.compareTo(upper) <= 0;
         }
     }
 

@@ -86,6 +86,20 @@ class JsonSchemaGrammarTest {
                "ratio": {"type": "number", "exclusiveMinimum": -1.5, "maximum": -0.25}},
              "required": ["age", "delta", "big", "small", "price", "ratio"]}""";
 
+    /**
+     * Multiples: of an integer, within bounds that leave few, of a fraction (an integer multiple of 1.5
+     * is one of 3), and numbers of hundredths within bounds and of quarters. "third" has a maximum
+     * because the oracle divides an integer by a fraction in doubles, which misjudge 20-digit multiples.
+     */
+    static final String MULTIPLES = """
+            {"type": "object", "properties": {
+               "even": {"type": "integer", "multipleOf": 2},
+               "five": {"type": "integer", "minimum": -12, "maximum": 40, "multipleOf": 5},
+               "third": {"type": "integer", "exclusiveMinimum": 0, "maximum": 3000000, "multipleOf": 1.5},
+               "cents": {"type": "number", "minimum": 0, "exclusiveMaximum": 10, "multipleOf": 0.01},
+               "quarter": {"type": "number", "multipleOf": 0.25}},
+             "required": ["even", "five", "third", "cents", "quarter"]}""";
+
     /** Strings held to patterns: alone, with length bounds, and with characters JSON must escape. */
     static final String PATTERNS = """
             {"type": "object", "properties": {
@@ -156,6 +170,21 @@ class JsonSchemaGrammarTest {
                         "{\"age\":1,\"delta\":-4,\"big\":1000,\"small\":7,\"price\":100.0,\"ratio\":-1}",
                         "{\"age\":1,\"delta\":-4,\"big\":1000,\"small\":7,\"price\":1,\"ratio\":-1.5}",
                         "{\"age\":1,\"delta\":-4,\"big\":1000,\"small\":7,\"price\":1,\"ratio\":-0.2}")),
+                Arguments.of(MULTIPLES, List.of(
+                        "{\"even\":-4,\"five\":-10,\"third\":3,\"cents\":9.99,\"quarter\":-1.75}",
+                        "{\"even\":0,\"five\":40,\"third\":300,\"cents\":0,\"quarter\":2.50}",
+                        "{\"even\":1234567890,\"five\":0,\"third\":6,\"cents\":0.07,\"quarter\":0}"),
+                        List.of(
+                        "{\"even\":3,\"five\":0,\"third\":3,\"cents\":1,\"quarter\":1}",
+                        "{\"even\":2,\"five\":45,\"third\":3,\"cents\":1,\"quarter\":1}",
+                        "{\"even\":2,\"five\":-15,\"third\":3,\"cents\":1,\"quarter\":1}",
+                        "{\"even\":2,\"five\":7,\"third\":3,\"cents\":1,\"quarter\":1}",
+                        "{\"even\":2,\"five\":0,\"third\":4,\"cents\":1,\"quarter\":1}",
+                        "{\"even\":2,\"five\":0,\"third\":0,\"cents\":1,\"quarter\":1}",
+                        "{\"even\":2,\"five\":0,\"third\":1.5,\"cents\":1,\"quarter\":1}",
+                        "{\"even\":2,\"five\":0,\"third\":3,\"cents\":10,\"quarter\":1}",
+                        "{\"even\":2,\"five\":0,\"third\":3,\"cents\":1.001,\"quarter\":1}",
+                        "{\"even\":2,\"five\":0,\"third\":3,\"cents\":1,\"quarter\":0.3}")),
                 Arguments.of(PATTERNS, List.of(
                         "{\"code\":\"ABC-12\",\"phone\":\"(555) 123-4567\",\"quoted\":\"a\\\"\",\"short\":\"ab\"}",
                         "{\"code\":\"XYZ-1234\",\"phone\":\"(000) 000-0000\",\"quoted\":\"\\\\\\n\\u0001\",\"short\":\"cca\",\"word\":\"\u00e9\"}",
@@ -375,7 +404,18 @@ class JsonSchemaGrammarTest {
                         "no number lies between"),
                 Arguments.of("{\"type\": \"integer\", \"minimum\": 5, \"exclusiveMaximum\": 5}",
                         "no integer lies between"),
-                Arguments.of("{\"type\": \"integer\", \"multipleOf\": 2}", "\"multipleOf\" is not supported"),
+                Arguments.of("{\"type\": \"object\", \"propertyNames\": {\"pattern\": \"^a\"}}",
+                        "\"propertyNames\" is not supported"),
+                Arguments.of("{\"type\": \"integer\", \"multipleOf\": 0}",
+                        "at #/multipleOf: multipleOf must be a number greater than 0"),
+                Arguments.of("{\"type\": \"number\", \"multipleOf\": \"2\"}",
+                        "multipleOf must be a number greater than 0"),
+                Arguments.of("{\"type\": \"number\", \"multipleOf\": 1e-21}",
+                        "has more than 20 places after the point"),
+                Arguments.of("{\"type\": \"integer\", \"minimum\": 1, \"maximum\": 4, \"multipleOf\": 5}",
+                        "no integer multiple of 5 lies between its minimum and maximum"),
+                Arguments.of("{\"type\": \"number\", \"exclusiveMinimum\": 0.5, \"maximum\": 0.7, \"multipleOf\": 0.25}",
+                        "no multiple of 0.25 lies between its minimum and maximum"),
                 Arguments.of("{\"type\": \"object\", \"minProperties\": 3, \"maxProperties\": 2}",
                         "minProperties 3 is more than maxProperties 2"),
                 Arguments.of("{\"type\": \"object\", \"properties\": {\"a\": {}}, \"minProperties\": 2}",

@@ -55,7 +55,7 @@ sealed interface GrammarFrame {
             case ValueRule.Reference reference -> startValue(reference.target, parent, c, out);
             case ValueRule.ObjectRule object -> {
                 if (c == '{') {
-                    out.add(new ObjectFrame(object, parent, ObjectFrame.OPEN, 0, -1, "", 0, 0, 0));
+                    out.add(new ObjectFrame(object, parent, ObjectFrame.OPEN, 0, -1, "", 0, 0, 0, null));
                 }
             }
             case ValueRule.ArrayRule array -> {
@@ -200,10 +200,11 @@ sealed interface GrammarFrame {
     /**
      * Inside an object. {@code next} is the first listed property still to come; {@code chosen} the one
      * whose value is being spelled (-1 an additional key's); {@code key} and {@code escape} the key typed
-     * so far, in stage KEY.
+     * so far, in stage KEY, and {@code name} the frames of that key as the object's propertyNames spell
+     * it (null: no such rule, or not in a key; empty: the key can no longer be an additional one).
      */
     record ObjectFrame(ValueRule.ObjectRule rule, GrammarFrame parent, int stage, int next, int chosen, String key,
-            int escape, int whitespace, int count) implements GrammarFrame {
+            int escape, int whitespace, int count, List<GrammarFrame> name) implements GrammarFrame {
         static final int OPEN = 0;        // after '{': a key or '}'
         static final int KEY = 1;         // inside a key
         static final int COLON = 2;       // after a key
@@ -224,30 +225,32 @@ sealed interface GrammarFrame {
             if (isWhitespace(c)) {
                 int after = whitespaceAfter(whitespace, c);
                 if (after >= 0) {
-                    out.add(new ObjectFrame(rule, parent, stage, next, chosen, key, escape, after, count));
+                    out.add(new ObjectFrame(rule, parent, stage, next, chosen, key, escape, after, count, name));
                 }
                 return;
             }
             switch (stage) {
                 case OPEN, COMMA -> {
                     if (c == '"' && mayTakeKey()) {
-                        out.add(new ObjectFrame(rule, parent, KEY, next, chosen, "", StringLexer.NORMAL, 0, count));
+                        out.add(new ObjectFrame(rule, parent, KEY, next, chosen, "", StringLexer.NORMAL, 0, count,
+                                rule.names == null ? null : KeyName.start(rule.names)));
                     } else if (c == '}' && stage == OPEN && mayClose()) {
                         out.add(parent.valueDone());
                     }
                 }
                 case COLON -> {
                     if (c == ':') {
-                        out.add(new ObjectFrame(rule, parent, VALUE, next, chosen, "", 0, 0, count));
+                        out.add(new ObjectFrame(rule, parent, VALUE, next, chosen, "", 0, 0, count, null));
                     }
                 }
                 case VALUE -> {
                     ValueRule value = chosen < 0 ? rule.additional : rule.properties.get(chosen).value();
-                    startValue(value, new ObjectFrame(rule, parent, IN_VALUE, next, chosen, "", 0, 0, count), c, out);
+                    startValue(value, new ObjectFrame(rule, parent, IN_VALUE, next, chosen, "", 0, 0, count, null), c,
+                            out);
                 }
                 default -> { // AFTER_VALUE
                     if (c == ',' && mayTakeKey()) {
-                        out.add(new ObjectFrame(rule, parent, COMMA, next, -1, "", 0, 0, count));
+                        out.add(new ObjectFrame(rule, parent, COMMA, next, -1, "", 0, 0, count, null));
                     } else if (c == '}' && mayClose()) {
                         out.add(parent.valueDone());
                     }
@@ -286,17 +289,21 @@ sealed interface GrammarFrame {
         }
 
         private void feedKey(char c, List<GrammarFrame> out) {
+            // The key as propertyNames spell it, one character on (null: every key is a name).
+            List<GrammarFrame> named = name == null ? null : KeyName.feed(name, c);
             if (escape == StringLexer.NORMAL && c == '"') {
                 for (int j = next; j <= lastCandidate(); j++) {
                     if (rule.properties.get(j).keyText().equals(key)) {
                         if (mayTakeListed(j)) {
-                            out.add(new ObjectFrame(rule, parent, COLON, j + 1, j, "", 0, 0, count + 1));
+                            out.add(new ObjectFrame(rule, parent, COLON, j + 1, j, "", 0, 0, count + 1, null));
                         }
                         return;
                     }
                 }
-                if (mayTakeAdditionalKey() && !isListedName(StringLexer.unescape(key))) {
-                    out.add(new ObjectFrame(rule, parent, COLON, rule.properties.size(), -1, "", 0, 0, count + 1));
+                if (mayTakeAdditionalKey() && (named == null || named.contains(KeyName.DONE))
+                        && !isListedName(StringLexer.unescape(key))) {
+                    out.add(new ObjectFrame(rule, parent, COLON, rule.properties.size(), -1, "", 0, 0, count + 1,
+                            null));
                 }
                 return;
             }
@@ -305,12 +312,12 @@ sealed interface GrammarFrame {
                 return;
             }
             String typed = key + c;
-            boolean fits = mayTakeAdditionalKey();
+            boolean fits = mayTakeAdditionalKey() && (named == null || !named.isEmpty());
             for (int j = next; !fits && j <= lastCandidate(); j++) {
                 fits = mayTakeListed(j) && rule.properties.get(j).keyText().startsWith(typed);
             }
             if (fits) {
-                out.add(new ObjectFrame(rule, parent, KEY, next, chosen, typed, after, 0, count));
+                out.add(new ObjectFrame(rule, parent, KEY, next, chosen, typed, after, 0, count, named));
             }
         }
 
@@ -325,7 +332,67 @@ sealed interface GrammarFrame {
 
         @Override
         public GrammarFrame valueDone() {
-            return new ObjectFrame(rule, parent, AFTER_VALUE, next, -1, "", 0, 0, count);
+            return new ObjectFrame(rule, parent, AFTER_VALUE, next, -1, "", 0, 0, count, null);
+        }
+
+        @Override
+        public boolean mayEnd() {
+            return false;
+        }
+    }
+
+    /**
+     * The parent of a key spelled as an object's propertyNames say (the key's text, quotes included,
+     * as the JSON string value of that rule): {@link #DONE} stands for the name being whole.
+     */
+    record KeyName() implements GrammarFrame {
+        static final KeyName INSTANCE = new KeyName();
+        static final GrammarFrame DONE = new KeyNameDone();
+
+        /** The frames of a key under {@code names} after its opening quote. */
+        static List<GrammarFrame> start(ValueRule names) {
+            List<GrammarFrame> frames = new ArrayList<>();
+            startValue(names, INSTANCE, '"', frames);
+            return List.copyOf(frames);
+        }
+
+        /** The frames {@code c} leads {@code frames} to. */
+        static List<GrammarFrame> feed(List<GrammarFrame> frames, char c) {
+            List<GrammarFrame> next = new ArrayList<>();
+            for (GrammarFrame frame : frames) {
+                frame.feed(c, next);
+            }
+            return List.copyOf(next);
+        }
+
+        /** Whether {@code keyText} (a key as JSON writes it, without its quotes) is a name under {@code names}. */
+        static boolean takes(ValueRule names, String keyText) {
+            List<GrammarFrame> frames = start(names);
+            for (int i = 0; i < keyText.length() && !frames.isEmpty(); i++) {
+                frames = feed(frames, keyText.charAt(i));
+            }
+            return feed(frames, '"').contains(DONE);
+        }
+
+        @Override
+        public void feed(char c, List<GrammarFrame> out) {
+        }
+
+        @Override
+        public boolean mayEnd() {
+            return false;
+        }
+
+        @Override
+        public GrammarFrame valueDone() {
+            return DONE;
+        }
+    }
+
+    /** A key's name whole under propertyNames ({@link KeyName}). */
+    record KeyNameDone() implements GrammarFrame {
+        @Override
+        public void feed(char c, List<GrammarFrame> out) {
         }
 
         @Override

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.JsonPointer;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.math.BigDecimal;
 import java.math.BigInteger;
 import java.util.ArrayList;
@@ -27,7 +28,9 @@ import java.util.Set;
  * <li>objects: {@code properties}, spelled in their listed order, {@code required},
  *     {@code additionalProperties} (false when absent beside {@code properties}, as strict mode has it;
  *     additional keys come after the listed ones), {@code minProperties} and {@code maxProperties}
- *     (a key that would leave the object unable to meet them is refused where it would start);</li>
+ *     (a key that would leave the object unable to meet them is refused where it would start),
+ *     {@code propertyNames} (each key spelled as that schema's string; a listed property it refuses is
+ *     left out, or refused when required);</li>
  * <li>arrays: {@code items}, {@code prefixItems} (then {@code items} for the rest, {@code false} for
  *     none), {@code minItems}, {@code maxItems}; strings: {@code minLength},
  *     {@code maxLength}, {@code pattern} (matched whole: see {@link RegexSyntax}); numbers:
@@ -49,7 +52,7 @@ final class JsonSchemaCompiler {
             "$id", "$comment", "deprecated", "readOnly", "writeOnly", "format", "contentMediaType", "contentEncoding",
             "$defs", "definitions");
     private static final Set<String> OBJECT_KEYWORDS = Set.of("properties", "required", "additionalProperties",
-            "minProperties", "maxProperties");
+            "minProperties", "maxProperties", "propertyNames");
     private static final Set<String> ARRAY_KEYWORDS = Set.of("items", "prefixItems", "minItems", "maxItems");
     private static final Set<String> STRING_KEYWORDS = Set.of("minLength", "maxLength", "pattern");
     private static final Set<String> NUMBER_KEYWORDS = Set.of("minimum", "maximum", "exclusiveMinimum",
@@ -260,13 +263,68 @@ final class JsonSchemaCompiler {
         if (min > max) {
             throw invalid(path, "minProperties " + min + " is more than maxProperties " + max);
         }
-        ValueRule.ObjectRule rule = new ValueRule.ObjectRule(listed, additionalRule, min, max);
+        ValueRule names = propertyNames(node.get("propertyNames"), path + "/propertyNames");
+        if (names != null) {
+            // A listed property whose name propertyNames refuses cannot be written: it must not be required.
+            for (ValueRule.Property property : List.copyOf(listed)) {
+                if (!GrammarFrame.KeyName.takes(names, property.keyText())) {
+                    if (property.required()) {
+                        throw invalid(path, "the required property " + quoted(property.name())
+                                + " is not a name propertyNames allows");
+                    }
+                    listed.remove(property);
+                }
+            }
+            if (names instanceof ValueRule.LiteralRule choices) {
+                // An additional key never spells a listed property's name: a set of names loses those, so
+                // that no key is begun that could only end as one.
+                Set<String> listedTexts = new HashSet<>();
+                listed.forEach(property -> listedTexts.add("\"" + property.keyText() + "\""));
+                names = new ValueRule.LiteralRule(choices.texts.stream().filter(text -> !listedTexts.contains(text))
+                        .toList());
+            }
+            if (GrammarFrame.KeyName.start(names).isEmpty()) {
+                additionalRule = null; // no name is left for another key
+            }
+        }
+        ValueRule.ObjectRule rule = new ValueRule.ObjectRule(listed, additionalRule, min, max, names);
         if (!rule.keysCanFit(0, 0)) {
             throw invalid(path, additionalRule == null && listed.size() < min
                     ? "minProperties " + min + " asks for more keys than the " + listed.size() + " properties allow"
                     : "maxProperties " + max + " is less than the " + rule.requiredFrom(0) + " required properties");
         }
         return rule;
+    }
+
+    /**
+     * propertyNames: the schema every key must hold to, read as the schema of a string (its
+     * {@code type} is string where it names none: {@code pattern}, {@code minLength}, {@code maxLength},
+     * {@code format}, or {@code enum} / {@code const} of strings); null where every key may be a name.
+     * {@code false} allows no name. An object whose propertyNames pattern allows only names of listed
+     * properties already written could be left with a key it cannot finish; a set of names cannot (the
+     * listed names are taken out of it for additional keys).
+     */
+    private ValueRule propertyNames(JsonNode node, String path) {
+        if (node == null || (node.isBoolean() && node.booleanValue())) {
+            return null;
+        }
+        if (node.isBoolean()) {
+            return new ValueRule.LiteralRule(List.of());
+        }
+        if (!node.isObject()) {
+            throw invalid(path, "a schema must be an object or a boolean");
+        }
+        for (String keyword : List.of("$ref", "anyOf", "oneOf", "allOf")) {
+            if (node.has(keyword)) {
+                throw invalid(path, "the keyword " + quoted(keyword) + " in propertyNames is not supported");
+            }
+        }
+        JsonNode asString = node;
+        if (!node.has("type") && !node.has("enum") && !node.has("const")) {
+            asString = node.deepCopy();
+            ((ObjectNode) asString).put("type", "string");
+        }
+        return compile(asString, path);
     }
 
     /**

@@ -31,18 +31,22 @@ sealed interface ValueRule {
         final ValueRule additional;
         final int minProperties;
         final int maxProperties;
+        /** What an additional key must be, as a JSON string (propertyNames), or null: any. */
+        final ValueRule names;
         /** requiredAfter[i]: the required properties at index i or after (counted once, read on every key). */
         private final int[] requiredAfter;
 
         ObjectRule(List<Property> properties, ValueRule additional) {
-            this(properties, additional, 0, Integer.MAX_VALUE);
+            this(properties, additional, 0, Integer.MAX_VALUE, null);
         }
 
-        ObjectRule(List<Property> properties, ValueRule additional, int minProperties, int maxProperties) {
+        ObjectRule(List<Property> properties, ValueRule additional, int minProperties, int maxProperties,
+                ValueRule names) {
             this.properties = List.copyOf(properties);
             this.additional = additional;
             this.minProperties = minProperties;
             this.maxProperties = maxProperties;
+            this.names = names;
             this.requiredAfter = new int[this.properties.size() + 1];
             for (int i = this.properties.size() - 1; i >= 0; i--) {
                 requiredAfter[i] = requiredAfter[i + 1] + (this.properties.get(i).required() ? 1 : 0);

@@ -100,6 +100,18 @@ class JsonSchemaGrammarTest {
                "quarter": {"type": "number", "multipleOf": 0.25}},
              "required": ["even", "five", "third", "cents", "quarter"]}""";
 
+    /**
+     * Keys held to propertyNames: a pattern with a length bound (the listed "Bad" cannot be written, so
+     * it is left out), a set of names, and no names at all.
+     */
+    static final String NAMES = """
+            {"type": "object", "properties": {"id": {"type": "integer"}, "Bad": {"type": "string"}},
+             "required": ["id"], "additionalProperties": {"type": "boolean"},
+             "propertyNames": {"pattern": "^[a-z]+$", "maxLength": 4}}""";
+    static final String NAME_SET = """
+            {"type": "object", "properties": {"x": {"type": "integer"}}, "additionalProperties": {"type": "null"},
+             "propertyNames": {"enum": ["x", "y", "z\\"q"]}, "maxProperties": 2}""";
+
     /** Strings held to patterns: alone, with length bounds, and with characters JSON must escape. */
     static final String PATTERNS = """
             {"type": "object", "properties": {
@@ -185,6 +197,13 @@ class JsonSchemaGrammarTest {
                         "{\"even\":2,\"five\":0,\"third\":3,\"cents\":10,\"quarter\":1}",
                         "{\"even\":2,\"five\":0,\"third\":3,\"cents\":1.001,\"quarter\":1}",
                         "{\"even\":2,\"five\":0,\"third\":3,\"cents\":1,\"quarter\":0.3}")),
+                Arguments.of(NAMES, List.of("{\"id\":1}", "{\"id\":2,\"ab\":true,\"zzzz\":false}"),
+                        List.of("{\"id\":1,\"Bad\":\"x\"}", "{\"id\":1,\"abcde\":true}", "{\"id\":1,\"a1\":true}",
+                                "{\"id\":1,\"\":true}", "{\"ab\":true}")),
+                Arguments.of(NAME_SET, List.of("{}", "{\"x\":1}", "{\"x\":1,\"y\":null}", "{\"z\\\"q\":null}"),
+                        List.of("{\"w\":null}", "{\"x\":1,\"y\":null,\"z\\\"q\":null}", "{\"y\":1}")),
+                Arguments.of("{\"type\": \"object\", \"propertyNames\": false}", List.of("{}"),
+                        List.of("{\"a\":1}", "{\"\":1}")),
                 Arguments.of(PATTERNS, List.of(
                         "{\"code\":\"ABC-12\",\"phone\":\"(555) 123-4567\",\"quoted\":\"a\\\"\",\"short\":\"ab\"}",
                         "{\"code\":\"XYZ-1234\",\"phone\":\"(000) 000-0000\",\"quoted\":\"\\\\\\n\\u0001\",\"short\":\"cca\",\"word\":\"\u00e9\"}",
@@ -404,8 +423,12 @@ class JsonSchemaGrammarTest {
                         "no number lies between"),
                 Arguments.of("{\"type\": \"integer\", \"minimum\": 5, \"exclusiveMaximum\": 5}",
                         "no integer lies between"),
-                Arguments.of("{\"type\": \"object\", \"propertyNames\": {\"pattern\": \"^a\"}}",
-                        "\"propertyNames\" is not supported"),
+                Arguments.of("{\"type\": \"array\", \"uniqueItems\": true}", "\"uniqueItems\" is not supported"),
+                Arguments.of("{\"type\": \"object\", \"properties\": {\"Id\": {}}, \"required\": [\"Id\"], "
+                        + "\"propertyNames\": {\"pattern\": \"^[a-z]+$\"}}",
+                        "the required property \"Id\" is not a name propertyNames allows"),
+                Arguments.of("{\"type\": \"object\", \"propertyNames\": {\"$ref\": \"#\"}}",
+                        "at #/propertyNames: the keyword \"$ref\" in propertyNames is not supported"),
                 Arguments.of("{\"type\": \"integer\", \"multipleOf\": 0}",
                         "at #/multipleOf: multipleOf must be a number greater than 0"),
                 Arguments.of("{\"type\": \"number\", \"multipleOf\": \"2\"}",

@@ -83,6 +83,35 @@ class ResponseFormatTest {
         assertThat(whole).as("answers that ended by themselves").isNotEmpty();
     }
 
+    /** Multiples within bounds, and a dict whose keys pydantic constrains (propertyNames). */
+    static final String NUMBERS_AND_NAMES = """
+            {"type": "object",
+             "properties": {"count": {"type": "integer", "minimum": 0, "maximum": 100, "multipleOf": 5},
+                            "price": {"type": "number", "minimum": 0, "maximum": 50, "multipleOf": 0.25},
+                            "tags": {"type": "object", "propertyNames": {"pattern": "^[a-z]{1,6}$"},
+                                     "additionalProperties": {"type": "integer"}, "maxProperties": 3}},
+             "required": ["count", "price", "tags"], "additionalProperties": false}""";
+
+    @Test
+    void multiplesAndKeyNamesHoldTheAnswer() throws Exception {
+        List<String> whole = new ArrayList<>();
+        for (int seed = 0; seed < 4; seed++) {
+            String request = "\"messages\": [{\"role\": \"user\", \"content\": \"Describe apt as JSON.\"}], "
+                    + "\"max_tokens\": 96, \"temperature\": 0.9, \"seed\": " + seed
+                    + ", \"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"name\": \"n\", "
+                    + "\"strict\": true, \"schema\": " + NUMBERS_AND_NAMES + "}}";
+            JsonNode choice = server.postJson("/v1/chat/completions", "{" + request + "}").at("/choices/0");
+            String content = choice.at("/message/content").asText();
+            assertThat(content).startsWith("{");
+            if (choice.get("finish_reason").asText().equals("stop")) {
+                assertThat(TestServer.schemaErrors(NUMBERS_AND_NAMES, content)).as(content).isEmpty();
+                whole.add(content);
+            }
+        }
+        System.out.println("[json_schema] multiples and key names: " + whole);
+        assertThat(whole).as("answers that ended by themselves").isNotEmpty();
+    }
+
     /** vLLM's spellings: structured_outputs (json, choice) and the older guided_json and guided_choice. */
     @Test
     void vllmStructuredOutputsHoldTheAnswer() throws Exception {

@@ -35,6 +35,11 @@ sealed interface GrammarFrame {
         throw new IllegalStateException(this + " waits on no value");
     }
 
+    /** {@link #valueDone} where the value was one of a {@link ValueRule.LiteralRule}'s texts, {@code text}. */
+    default GrammarFrame literalDone(String text) {
+        return valueDone();
+    }
+
     /** What any JSON value may be. */
     List<ValueRule> ANY_VALUE = List.of(ValueRule.ObjectRule.ANY, ValueRule.ArrayRule.ANY, ValueRule.StringRule.ANY,
             ValueRule.NumberRule.NUMBER, ValueRule.LiteralRule.TRUE_FALSE_NULL);
@@ -60,7 +65,7 @@ sealed interface GrammarFrame {
             }
             case ValueRule.ArrayRule array -> {
                 if (c == '[') {
-                    out.add(new ArrayFrame(array, parent, ArrayFrame.OPEN, 0, 0));
+                    out.add(new ArrayFrame(array, parent, ArrayFrame.OPEN, 0, 0, array.distinct == null ? null : List.of()));
                 }
             }
             case ValueRule.StringRule string -> {
@@ -401,9 +406,9 @@ sealed interface GrammarFrame {
         }
     }
 
-    /** Inside an array, {@code count} values in. */
-    record ArrayFrame(ValueRule.ArrayRule rule, GrammarFrame parent, int stage, int count, int whitespace)
-            implements GrammarFrame {
+    /** Inside an array, {@code count} values in; {@code used}: the distinct items' texts written (else null). */
+    record ArrayFrame(ValueRule.ArrayRule rule, GrammarFrame parent, int stage, int count, int whitespace,
+            List<String> used) implements GrammarFrame {
         static final int OPEN = 0;        // after '[': a value or ']'
         static final int IN_VALUE = 1;    // the parent of the value being spelled
         static final int AFTER_VALUE = 2; // ',' or ']'
@@ -417,7 +422,7 @@ sealed interface GrammarFrame {
             if (isWhitespace(c)) {
                 int after = whitespaceAfter(whitespace, c);
                 if (after >= 0) {
-                    out.add(new ArrayFrame(rule, parent, stage, count, after));
+                    out.add(new ArrayFrame(rule, parent, stage, count, after, used));
                 }
                 return;
             }
@@ -426,14 +431,13 @@ sealed interface GrammarFrame {
                     if (c == ']' && rule.minItems == 0) {
                         out.add(parent.valueDone());
                     } else if (rule.maxItems > 0) {
-                        startValue(rule.itemAt(count), new ArrayFrame(rule, parent, IN_VALUE, count, 0), c, out);
+                        startItem(c, out);
                     }
                 }
-                case COMMA -> startValue(rule.itemAt(count), new ArrayFrame(rule, parent, IN_VALUE, count, 0), c,
-                        out);
+                case COMMA -> startItem(c, out);
                 default -> { // AFTER_VALUE
                     if (c == ',' && count < rule.maxItems) {
-                        out.add(new ArrayFrame(rule, parent, COMMA, count, 0));
+                        out.add(new ArrayFrame(rule, parent, COMMA, count, 0, used));
                     } else if (c == ']' && count >= rule.minItems) {
                         out.add(parent.valueDone());
                     }
@@ -441,9 +445,24 @@ sealed interface GrammarFrame {
             }
         }
 
+        private void startItem(char c, List<GrammarFrame> out) {
+            startValue(rule.nextItem(count, used), new ArrayFrame(rule, parent, IN_VALUE, count, 0, used), c, out);
+        }
+
         @Override
         public GrammarFrame valueDone() {
-            return new ArrayFrame(rule, parent, AFTER_VALUE, count + 1, 0);
+            return new ArrayFrame(rule, parent, AFTER_VALUE, count + 1, 0, used);
+        }
+
+        /** A distinct item's text joins those written. */
+        @Override
+        public GrammarFrame literalDone(String text) {
+            if (used == null) {
+                return valueDone();
+            }
+            List<String> more = new ArrayList<>(used);
+            more.add(text);
+            return new ArrayFrame(rule, parent, AFTER_VALUE, count + 1, 0, List.copyOf(more));
         }
 
         @Override
@@ -815,26 +834,30 @@ sealed interface GrammarFrame {
                 }
             }
             if (!continuing.isEmpty()) {
-                out.add(allEnd ? parent.valueDone() : new LiteralFrame(List.copyOf(continuing), position + 1, parent));
+                // All ending here, the candidates left agree on every character: they are one text.
+                out.add(allEnd ? parent.literalDone(continuing.getFirst())
+                        : new LiteralFrame(List.copyOf(continuing), position + 1, parent));
             }
-            if (hasWhole()) {
-                parent.valueDone().feed(c, out);
+            String whole = whole();
+            if (whole != null) {
+                parent.literalDone(whole).feed(c, out);
             }
         }
 
-        /** Whether a candidate ends here (a number such as 1 beside 12 may end or go on). */
-        private boolean hasWhole() {
+        /** The candidate that ends here (a number such as 1 beside 12 may end or go on), or null. */
+        private String whole() {
             for (String candidate : candidates) {
                 if (candidate.length() == position) {
-                    return true;
+                    return candidate;
                 }
             }
-            return false;
+            return null;
         }
 
         @Override
         public boolean mayEnd() {
-            return hasWhole() && parent.valueDone().mayEnd();
+            String whole = whole();
+            return whole != null && parent.literalDone(whole).mayEnd();
         }
     }
 }

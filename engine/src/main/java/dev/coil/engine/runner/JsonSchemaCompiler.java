@@ -32,7 +32,8 @@ import java.util.Set;
  *     {@code propertyNames} (each key spelled as that schema's string; a listed property it refuses is
  *     left out, or refused when required);</li>
  * <li>arrays: {@code items}, {@code prefixItems} (then {@code items} for the rest, {@code false} for
- *     none), {@code minItems}, {@code maxItems}; strings: {@code minLength},
+ *     none), {@code minItems}, {@code maxItems}, {@code uniqueItems} (for items of enum, const or
+ *     boolean: each value once); strings: {@code minLength},
  *     {@code maxLength}, {@code pattern} (matched whole: see {@link RegexSyntax}); numbers:
  *     {@code minimum}, {@code maximum}, {@code exclusiveMinimum}, {@code exclusiveMaximum},
  *     {@code multipleOf} (a bounded number that need not be an integer is written without an
@@ -53,7 +54,8 @@ final class JsonSchemaCompiler {
             "$defs", "definitions");
     private static final Set<String> OBJECT_KEYWORDS = Set.of("properties", "required", "additionalProperties",
             "minProperties", "maxProperties", "propertyNames");
-    private static final Set<String> ARRAY_KEYWORDS = Set.of("items", "prefixItems", "minItems", "maxItems");
+    private static final Set<String> ARRAY_KEYWORDS = Set.of("items", "prefixItems", "minItems", "maxItems",
+            "uniqueItems");
     private static final Set<String> STRING_KEYWORDS = Set.of("minLength", "maxLength", "pattern");
     private static final Set<String> NUMBER_KEYWORDS = Set.of("minimum", "maximum", "exclusiveMinimum",
             "exclusiveMaximum", "multipleOf");
@@ -354,7 +356,40 @@ final class JsonSchemaCompiler {
             throw invalid(path, closed ? "minItems " + min + " asks for more items than the " + prefix.size()
                     + " that items false allows" : "minItems " + min + " is more than maxItems " + max);
         }
-        return new ValueRule.ArrayRule(prefix, itemRule, min, max);
+        ValueRule.LiteralRule distinct = distinctItems(node, prefix, itemRule, path);
+        if (distinct != null) {
+            max = Math.min(max, distinct.texts.size());
+            if (min > max) {
+                throw invalid(path, "minItems " + min + " asks for more distinct items than the "
+                        + distinct.texts.size() + " values items allows");
+            }
+        }
+        return new ValueRule.ArrayRule(prefix, itemRule, min, max, distinct);
+    }
+
+    /**
+     * uniqueItems: true, for items of enum, const or boolean (pydantic's set of a Literal or an Enum):
+     * their values, each of which may come once; null without it or with uniqueItems false.
+     * Other items would need every item's value kept to compare: refused.
+     */
+    private static ValueRule.LiteralRule distinctItems(JsonNode node, List<ValueRule> prefix, ValueRule itemRule,
+            String path) {
+        JsonNode unique = node.get("uniqueItems");
+        if (unique == null || (unique.isBoolean() && !unique.booleanValue())) {
+            return null;
+        }
+        if (!unique.isBoolean()) {
+            throw invalid(path + "/uniqueItems", "uniqueItems must be true or false");
+        }
+        ValueRule resolved = itemRule;
+        while (resolved instanceof ValueRule.Reference reference && reference.target != null) {
+            resolved = reference.target;
+        }
+        if (!prefix.isEmpty() || !(resolved instanceof ValueRule.LiteralRule literals)) {
+            throw invalid(path, "uniqueItems: true is held only for items of enum, const or boolean "
+                    + "(without prefixItems)");
+        }
+        return new ValueRule.LiteralRule(List.copyOf(new LinkedHashSet<>(literals.texts)));
     }
 
     /** A number within its bounds ({@link #bounds}) and a multiple of its multipleOf ({@link #multipleOf}). */

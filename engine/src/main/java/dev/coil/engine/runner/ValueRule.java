@@ -103,17 +103,32 @@ sealed interface ValueRule {
         final ValueRule items;
         final int minItems;
         final int maxItems;
+        /** uniqueItems: the items' values, of which each may come once (no prefix then), or null. */
+        final LiteralRule distinct;
 
         ArrayRule(List<ValueRule> prefix, ValueRule items, int minItems, int maxItems) {
+            this(prefix, items, minItems, maxItems, null);
+        }
+
+        ArrayRule(List<ValueRule> prefix, ValueRule items, int minItems, int maxItems, LiteralRule distinct) {
             this.prefix = List.copyOf(prefix);
             this.items = items;
             this.minItems = minItems;
             this.maxItems = maxItems;
+            this.distinct = distinct;
         }
 
         /** The rule of the value at {@code index} (0 the first). */
         ValueRule itemAt(int index) {
             return index < prefix.size() ? prefix.get(index) : items;
+        }
+
+        /** The rule of the next value after {@code used} (distinct items: the values not written yet). */
+        ValueRule nextItem(int index, List<String> used) {
+            if (distinct == null) {
+                return itemAt(index);
+            }
+            return new LiteralRule(distinct.texts.stream().filter(text -> !used.contains(text)).toList());
         }
     }
 

@@ -112,6 +112,16 @@ class JsonSchemaGrammarTest {
             {"type": "object", "properties": {"x": {"type": "integer"}}, "additionalProperties": {"type": "null"},
              "propertyNames": {"enum": ["x", "y", "z\\"q"]}, "maxProperties": 2}""";
 
+    /** Distinct items (uniqueItems) of an enum, of booleans, and of an enum behind a reference. */
+    static final String DISTINCT = """
+            {"type": "object", "properties": {
+               "colors": {"type": "array", "items": {"enum": ["red", "green", "blue"]}, "uniqueItems": true,
+                          "minItems": 1},
+               "flags": {"type": "array", "items": {"type": "boolean"}, "uniqueItems": true},
+               "sizes": {"type": "array", "items": {"$ref": "#/$defs/Size"}, "uniqueItems": true, "maxItems": 2}},
+             "required": ["colors", "flags", "sizes"],
+             "$defs": {"Size": {"enum": [1, 2, 3]}}}""";
+
     /** Strings held to patterns: alone, with length bounds, and with characters JSON must escape. */
     static final String PATTERNS = """
             {"type": "object", "properties": {
@@ -204,6 +214,14 @@ class JsonSchemaGrammarTest {
                         List.of("{\"w\":null}", "{\"x\":1,\"y\":null,\"z\\\"q\":null}", "{\"y\":1}")),
                 Arguments.of("{\"type\": \"object\", \"propertyNames\": false}", List.of("{}"),
                         List.of("{\"a\":1}", "{\"\":1}")),
+                Arguments.of(DISTINCT, List.of("{\"colors\":[\"red\"],\"flags\":[],\"sizes\":[]}",
+                        "{\"colors\":[\"blue\",\"red\",\"green\"],\"flags\":[true,false],\"sizes\":[3,1]}"),
+                        List.of("{\"colors\":[],\"flags\":[],\"sizes\":[]}",
+                                "{\"colors\":[\"red\",\"red\"],\"flags\":[],\"sizes\":[]}",
+                                "{\"colors\":[\"red\"],\"flags\":[true,true],\"sizes\":[]}",
+                                "{\"colors\":[\"red\"],\"flags\":[],\"sizes\":[1,2,3]}",
+                                "{\"colors\":[\"red\"],\"flags\":[],\"sizes\":[2,2]}",
+                                "{\"colors\":[\"pink\"],\"flags\":[],\"sizes\":[]}")),
                 Arguments.of(PATTERNS, List.of(
                         "{\"code\":\"ABC-12\",\"phone\":\"(555) 123-4567\",\"quoted\":\"a\\\"\",\"short\":\"ab\"}",
                         "{\"code\":\"XYZ-1234\",\"phone\":\"(000) 000-0000\",\"quoted\":\"\\\\\\n\\u0001\",\"short\":\"cca\",\"word\":\"\u00e9\"}",
@@ -423,7 +441,14 @@ class JsonSchemaGrammarTest {
                         "no number lies between"),
                 Arguments.of("{\"type\": \"integer\", \"minimum\": 5, \"exclusiveMaximum\": 5}",
                         "no integer lies between"),
-                Arguments.of("{\"type\": \"array\", \"uniqueItems\": true}", "\"uniqueItems\" is not supported"),
+                Arguments.of("{\"type\": \"object\", \"patternProperties\": {\"^a\": {}}}",
+                        "\"patternProperties\" is not supported"),
+                Arguments.of("{\"type\": \"array\", \"items\": {\"type\": \"string\"}, \"uniqueItems\": true}",
+                        "uniqueItems: true is held only for items of enum, const or boolean"),
+                Arguments.of("{\"type\": \"array\", \"uniqueItems\": \"yes\"}",
+                        "at #/uniqueItems: uniqueItems must be true or false"),
+                Arguments.of("{\"type\": \"array\", \"items\": {\"enum\": [\"a\", \"b\"]}, \"uniqueItems\": true, "
+                        + "\"minItems\": 3}", "minItems 3 asks for more distinct items than the 2 values items allows"),
                 Arguments.of("{\"type\": \"object\", \"properties\": {\"Id\": {}}, \"required\": [\"Id\"], "
                         + "\"propertyNames\": {\"pattern\": \"^[a-z]+$\"}}",
                         "the required property \"Id\" is not a name propertyNames allows"),
@@ -449,7 +474,8 @@ class JsonSchemaGrammarTest {
                 Arguments.of("{\"type\": \"array\", \"prefixItems\": [{}], \"items\": false, \"minItems\": 2}",
                         "minItems 2 asks for more items than the 1 that items false allows"),
                 Arguments.of("{\"type\": \"array\", \"prefixItems\": {}}", "at #/prefixItems: must be an array"),
-                Arguments.of("{\"type\": \"array\", \"uniqueItems\": true}", "\"uniqueItems\" is not supported"),
+                Arguments.of("{\"type\": \"array\", \"uniqueItems\": true}",
+                        "uniqueItems: true is held only for items of enum, const or boolean"),
                 Arguments.of("{\"type\": \"string\", \"items\": {}}", "\"items\" is not supported for type string"),
                 Arguments.of("{\"$ref\": \"http://example.com/s.json\"}", "only references within the schema"),
                 Arguments.of("{\"$ref\": \"#/$defs/Missing\"}", "at #/$ref: \"#/$defs/Missing\" points to nothing"),

@@ -305,7 +305,7 @@ sealed interface GrammarFrame {
                         return;
                     }
                 }
-                if (mayTakeAdditionalKey() && (named == null || named.contains(KeyName.DONE))
+                if (mayTakeAdditionalKey() && (named == null || KeyName.whole(named))
                         && !isListedName(StringLexer.unescape(key))) {
                     out.add(new ObjectFrame(rule, parent, COLON, rule.properties.size(), -1, "", 0, 0, count + 1,
                             null));
@@ -347,17 +347,19 @@ sealed interface GrammarFrame {
     }
 
     /**
-     * The parent of a key spelled as an object's propertyNames say (the key's text, quotes included,
-     * as the JSON string value of that rule): {@link #DONE} stands for the name being whole.
+     * A key spelled as an object's propertyNames say: the key's text, quotes included, as the JSON
+     * string value of that rule, with {@link Top} as its parent, so that {@link Done} among the frames
+     * marks the name whole.
      */
-    record KeyName() implements GrammarFrame {
-        static final KeyName INSTANCE = new KeyName();
-        static final GrammarFrame DONE = new KeyNameDone();
+    final class KeyName {
+
+        private KeyName() {
+        }
 
         /** The frames of a key under {@code names} after its opening quote. */
         static List<GrammarFrame> start(ValueRule names) {
             List<GrammarFrame> frames = new ArrayList<>();
-            startValue(names, INSTANCE, '"', frames);
+            startValue(names, Top.INSTANCE, '"', frames);
             return List.copyOf(frames);
         }
 
@@ -370,39 +372,18 @@ sealed interface GrammarFrame {
             return List.copyOf(next);
         }
 
+        /** Whether the frames after a closing quote hold a whole name. */
+        static boolean whole(List<GrammarFrame> frames) {
+            return frames.contains(Done.INSTANCE);
+        }
+
         /** Whether {@code keyText} (a key as JSON writes it, without its quotes) is a name under {@code names}. */
         static boolean takes(ValueRule names, String keyText) {
             List<GrammarFrame> frames = start(names);
             for (int i = 0; i < keyText.length() && !frames.isEmpty(); i++) {
                 frames = feed(frames, keyText.charAt(i));
             }
-            return feed(frames, '"').contains(DONE);
-        }
-
-        @Override
-        public void feed(char c, List<GrammarFrame> out) {
-        }
-
-        @Override
-        public boolean mayEnd() {
-            return false;
-        }
-
-        @Override
-        public GrammarFrame valueDone() {
-            return DONE;
-        }
-    }
-
-    /** A key's name whole under propertyNames ({@link KeyName}). */
-    record KeyNameDone() implements GrammarFrame {
-        @Override
-        public void feed(char c, List<GrammarFrame> out) {
-        }
-
-        @Override
-        public boolean mayEnd() {
-            return false;
+            return whole(feed(frames, '"'));
         }
     }
 

@@ -64,23 +64,31 @@ class ResponseFormatTest {
 
     @Test
     void jsonSchemaAnswersAreValid() throws Exception {
+        System.out.println("[json_schema] whole answers: " + assertWholeAnswersValid(SCHEMA, 64));
+    }
+
+    /**
+     * Four seeded chat answers held to {@code schema}: each starts an object, each that ends by itself
+     * is valid by networknt's validator, each streams as it answers whole; at least one ends by itself.
+     */
+    private static List<String> assertWholeAnswersValid(String schema, int maxTokens) throws Exception {
         List<String> whole = new ArrayList<>();
         for (int seed = 0; seed < 4; seed++) {
             String request = "\"messages\": [{\"role\": \"user\", \"content\": \"Describe apt as JSON.\"}], "
-                    + "\"max_tokens\": 64, \"temperature\": 0.9, \"seed\": " + seed
-                    + ", \"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"name\": \"word\", "
-                    + "\"strict\": true, \"schema\": " + SCHEMA + "}}";
+                    + "\"max_tokens\": " + maxTokens + ", \"temperature\": 0.9, \"seed\": " + seed
+                    + ", \"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"name\": \"answer\", "
+                    + "\"strict\": true, \"schema\": " + schema + "}}";
             JsonNode choice = server.postJson("/v1/chat/completions", "{" + request + "}").at("/choices/0");
             String content = choice.at("/message/content").asText();
             assertThat(content).startsWith("{");
             if (choice.get("finish_reason").asText().equals("stop")) {
-                assertThat(TestServer.schemaErrors(SCHEMA, content)).as(content).isEmpty();
+                assertThat(TestServer.schemaErrors(schema, content)).as(content).isEmpty();
                 whole.add(content);
             }
             assertStreamedAs(request, content);
         }
-        System.out.println("[json_schema] whole answers: " + whole);
         assertThat(whole).as("answers that ended by themselves").isNotEmpty();
+        return whole;
     }
 
     /** Multiples within bounds, and a dict whose keys pydantic constrains (propertyNames). */
@@ -94,22 +102,7 @@ class ResponseFormatTest {
 
     @Test
     void multiplesAndKeyNamesHoldTheAnswer() throws Exception {
-        List<String> whole = new ArrayList<>();
-        for (int seed = 0; seed < 4; seed++) {
-            String request = "\"messages\": [{\"role\": \"user\", \"content\": \"Describe apt as JSON.\"}], "
-                    + "\"max_tokens\": 96, \"temperature\": 0.9, \"seed\": " + seed
-                    + ", \"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"name\": \"n\", "
-                    + "\"strict\": true, \"schema\": " + NUMBERS_AND_NAMES + "}}";
-            JsonNode choice = server.postJson("/v1/chat/completions", "{" + request + "}").at("/choices/0");
-            String content = choice.at("/message/content").asText();
-            assertThat(content).startsWith("{");
-            if (choice.get("finish_reason").asText().equals("stop")) {
-                assertThat(TestServer.schemaErrors(NUMBERS_AND_NAMES, content)).as(content).isEmpty();
-                whole.add(content);
-            }
-        }
-        System.out.println("[json_schema] multiples and key names: " + whole);
-        assertThat(whole).as("answers that ended by themselves").isNotEmpty();
+        System.out.println("[json_schema] multiples and key names: " + assertWholeAnswersValid(NUMBERS_AND_NAMES, 96));
     }
 
     /** vLLM's spellings: structured_outputs (json, choice) and the older guided_json and guided_choice. */

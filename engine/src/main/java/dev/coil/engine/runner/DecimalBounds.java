@@ -19,9 +19,17 @@ import java.math.RoundingMode;
 record DecimalBounds(BigDecimal minimum, boolean minimumExclusive, BigDecimal maximum, boolean maximumExclusive,
         BigDecimal multipleOf) {
 
+    /** No bound at all. */
+    static final DecimalBounds NONE = new DecimalBounds(null, false, null, false);
+
     /** Bounds without a multipleOf. */
     DecimalBounds(BigDecimal minimum, boolean minimumExclusive, BigDecimal maximum, boolean maximumExclusive) {
         this(minimum, minimumExclusive, maximum, maximumExclusive, null);
+    }
+
+    /** These bounds with {@code step} as their multipleOf (null: none). */
+    DecimalBounds withMultipleOf(BigDecimal step) {
+        return new DecimalBounds(minimum, minimumExclusive, maximum, maximumExclusive, step);
     }
 
     /** Whether no number lies within the bounds (a multiple of multipleOf, where it is given). */

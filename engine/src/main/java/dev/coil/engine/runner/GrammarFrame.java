@@ -65,7 +65,8 @@ sealed interface GrammarFrame {
             }
             case ValueRule.ArrayRule array -> {
                 if (c == '[') {
-                    out.add(new ArrayFrame(array, parent, ArrayFrame.OPEN, 0, 0, array.distinct == null ? null : List.of()));
+                    out.add(new ArrayFrame(array, parent, ArrayFrame.OPEN, 0, 0,
+                            array.distinct == null ? null : List.of()));
                 }
             }
             case ValueRule.StringRule string -> {
@@ -205,11 +206,12 @@ sealed interface GrammarFrame {
     /**
      * Inside an object. {@code next} is the first listed property still to come; {@code chosen} the one
      * whose value is being spelled (-1 an additional key's); {@code key} and {@code escape} the key typed
-     * so far, in stage KEY, and {@code name} the frames of that key as the object's propertyNames spell
-     * it (null: no such rule, or not in a key; empty: the key can no longer be an additional one).
+     * so far, in stage KEY, and {@code name} where that key stands as a JSON string of the object's
+     * propertyNames ({@link ValueRule.ObjectRule#names}; null: no such rule, not in a key, or the key can no
+     * longer be an additional one).
      */
     record ObjectFrame(ValueRule.ObjectRule rule, GrammarFrame parent, int stage, int next, int chosen, String key,
-            int escape, int whitespace, int count, List<GrammarFrame> name) implements GrammarFrame {
+            int escape, int whitespace, int count, GrammarState name) implements GrammarFrame {
         static final int OPEN = 0;        // after '{': a key or '}'
         static final int KEY = 1;         // inside a key
         static final int COLON = 2;       // after a key
@@ -238,7 +240,7 @@ sealed interface GrammarFrame {
                 case OPEN, COMMA -> {
                     if (c == '"' && mayTakeKey()) {
                         out.add(new ObjectFrame(rule, parent, KEY, next, chosen, "", StringLexer.NORMAL, 0, count,
-                                rule.names == null ? null : KeyName.start(rule.names)));
+                                rule.names == null ? null : GrammarState.start(rule.names).feed(c)));
                     } else if (c == '}' && stage == OPEN && mayClose()) {
                         out.add(parent.valueDone());
                     }
@@ -294,8 +296,9 @@ sealed interface GrammarFrame {
         }
 
         private void feedKey(char c, List<GrammarFrame> out) {
-            // The key as propertyNames spell it, one character on (null: every key is a name).
-            List<GrammarFrame> named = name == null ? null : KeyName.feed(name, c);
+            // The key as propertyNames spell it, one character on (null: refused there, or no such rule).
+            GrammarState named = name == null ? null : name.feed(c);
+            boolean nameGoesOn = rule.names == null || named != null;
             if (escape == StringLexer.NORMAL && c == '"') {
                 for (int j = next; j <= lastCandidate(); j++) {
                     if (rule.properties.get(j).keyText().equals(key)) {
@@ -305,7 +308,7 @@ sealed interface GrammarFrame {
                         return;
                     }
                 }
-                if (mayTakeAdditionalKey() && (named == null || KeyName.whole(named))
+                if (mayTakeAdditionalKey() && (rule.names == null || named != null && named.done())
                         && !isListedName(StringLexer.unescape(key))) {
                     out.add(new ObjectFrame(rule, parent, COLON, rule.properties.size(), -1, "", 0, 0, count + 1,
                             null));
@@ -317,7 +320,7 @@ sealed interface GrammarFrame {
                 return;
             }
             String typed = key + c;
-            boolean fits = mayTakeAdditionalKey() && (named == null || !named.isEmpty());
+            boolean fits = mayTakeAdditionalKey() && nameGoesOn;
             for (int j = next; !fits && j <= lastCandidate(); j++) {
                 fits = mayTakeListed(j) && rule.properties.get(j).keyText().startsWith(typed);
             }
@@ -343,47 +346,6 @@ sealed interface GrammarFrame {
         @Override
         public boolean mayEnd() {
             return false;
-        }
-    }
-
-    /**
-     * A key spelled as an object's propertyNames say: the key's text, quotes included, as the JSON
-     * string value of that rule, with {@link Top} as its parent, so that {@link Done} among the frames
-     * marks the name whole.
-     */
-    final class KeyName {
-
-        private KeyName() {
-        }
-
-        /** The frames of a key under {@code names} after its opening quote. */
-        static List<GrammarFrame> start(ValueRule names) {
-            List<GrammarFrame> frames = new ArrayList<>();
-            startValue(names, Top.INSTANCE, '"', frames);
-            return List.copyOf(frames);
-        }
-
-        /** The frames {@code c} leads {@code frames} to. */
-        static List<GrammarFrame> feed(List<GrammarFrame> frames, char c) {
-            List<GrammarFrame> next = new ArrayList<>();
-            for (GrammarFrame frame : frames) {
-                frame.feed(c, next);
-            }
-            return List.copyOf(next);
-        }
-
-        /** Whether the frames after a closing quote hold a whole name. */
-        static boolean whole(List<GrammarFrame> frames) {
-            return frames.contains(Done.INSTANCE);
-        }
-
-        /** Whether {@code keyText} (a key as JSON writes it, without its quotes) is a name under {@code names}. */
-        static boolean takes(ValueRule names, String keyText) {
-            List<GrammarFrame> frames = start(names);
-            for (int i = 0; i < keyText.length() && !frames.isEmpty(); i++) {
-                frames = feed(frames, keyText.charAt(i));
-            }
-            return whole(feed(frames, '"'));
         }
     }
 

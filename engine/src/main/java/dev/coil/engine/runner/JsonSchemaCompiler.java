@@ -269,7 +269,8 @@ final class JsonSchemaCompiler {
         if (names != null) {
             // A listed property whose name propertyNames refuses cannot be written: it must not be required.
             for (ValueRule.Property property : List.copyOf(listed)) {
-                if (!GrammarFrame.KeyName.takes(names, property.keyText())) {
+                GrammarState spelled = GrammarState.start(names).feedAll("\"" + property.keyText() + "\"");
+                if (spelled == null || !spelled.done()) {
                     if (property.required()) {
                         throw invalid(path, "the required property " + quoted(property.name())
                                 + " is not a name propertyNames allows");
@@ -285,7 +286,7 @@ final class JsonSchemaCompiler {
                 names = new ValueRule.LiteralRule(choices.texts.stream().filter(text -> !listedTexts.contains(text))
                         .toList());
             }
-            if (GrammarFrame.KeyName.start(names).isEmpty()) {
+            if (GrammarState.start(names).feed('"') == null) {
                 additionalRule = null; // no name is left for another key
             }
         }
@@ -399,9 +400,7 @@ final class JsonSchemaCompiler {
         if (bounds == null && multipleOf == null) {
             return ValueRule.NumberRule.NUMBER;
         }
-        DecimalBounds held = bounds == null ? new DecimalBounds(null, false, null, false, multipleOf)
-                : new DecimalBounds(bounds.minimum(), bounds.minimumExclusive(), bounds.maximum(),
-                        bounds.maximumExclusive(), multipleOf);
+        DecimalBounds held = (bounds == null ? DecimalBounds.NONE : bounds).withMultipleOf(multipleOf);
         if (held.empty()) {
             throw invalid(path, multipleOf == null ? "no number lies between its minimum and maximum"
                     : "no multiple of " + multipleOf.toPlainString() + " lies between its minimum and maximum");

@@ -278,13 +278,17 @@ final class JsonSchemaCompiler {
                     listed.remove(property);
                 }
             }
+            // An additional key never spells a listed property's name: the names lose those, so that no
+            // key is begun that could only end as one.
             if (names instanceof ValueRule.LiteralRule choices) {
-                // An additional key never spells a listed property's name: a set of names loses those, so
-                // that no key is begun that could only end as one.
                 Set<String> listedTexts = new HashSet<>();
                 listed.forEach(property -> listedTexts.add("\"" + property.keyText() + "\""));
                 names = new ValueRule.LiteralRule(choices.texts.stream().filter(text -> !listedTexts.contains(text))
                         .toList());
+            } else if (names instanceof ValueRule.StringRule strings && !listed.isEmpty()) {
+                Set<String> listedNames = new HashSet<>();
+                listed.forEach(property -> listedNames.add(property.name()));
+                names = strings.without(listedNames);
             }
             if (GrammarState.start(names).feed('"') == null) {
                 additionalRule = null; // no name is left for another key
@@ -303,9 +307,7 @@ final class JsonSchemaCompiler {
      * propertyNames: the schema every key must hold to, read as the schema of a string (its
      * {@code type} is string where it names none: {@code pattern}, {@code minLength}, {@code maxLength},
      * {@code format}, or {@code enum} / {@code const} of strings); null where every key may be a name.
-     * {@code false} allows no name. An object whose propertyNames pattern allows only names of listed
-     * properties already written could be left with a key it cannot finish; a set of names cannot (the
-     * listed names are taken out of it for additional keys).
+     * {@code false} allows no name.
      */
     private ValueRule propertyNames(JsonNode node, String path) {
         if (node == null || (node.isBoolean() && node.booleanValue())) {

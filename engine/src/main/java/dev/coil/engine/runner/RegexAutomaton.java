@@ -5,6 +5,8 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.BitSet;
 import java.util.List;
+import java.util.Set;
+import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -25,6 +27,11 @@ import java.util.concurrent.atomic.AtomicInteger;
  * positions the same characters at every step, as it walks the vocabulary from nearby states. A move
  * is remembered per class of units: units that every reading state takes or refuses alike (all the
  * letters of {@code [a-z]+}) move alike.
+ *
+ * <p>{@link #without} takes a few whole texts out (the names of an object's listed properties, which an
+ * additional key may not spell): a position also holds where its text stands among those texts (a node
+ * of their {@link Trie}, or -1 once it begins none of them), and a text is refused where every way to
+ * finish it would spell one of them, so that the promise above holds for what remains.
  */
 final class RegexAutomaton {
 
@@ -35,7 +42,7 @@ final class RegexAutomaton {
     /** Most positions kept; past them, moves from new positions are computed each time. */
     static final int MAX_KEPT = 1 << 15;
     /** What a remembered move to nowhere leads to. */
-    private static final Position DEAD = new Position(new int[0], -1, false, false);
+    private static final Position DEAD = new Position(new int[0], -1, -1, false, false);
 
     /** Units each reading state takes: ranges, flattened as in {@link CodePointSet}. */
     private final int[][] reads;
@@ -49,6 +56,8 @@ final class RegexAutomaton {
     /** Counts kept per state: maxLength + 1 with a most, else minLength + 1 (more than the least are alike). */
     private final int countSlots;
     private final BitSet live;
+    /** The texts taken out ({@link #without}); empty for a compiled pattern. */
+    private final Trie excluded;
     private final Position start;
     /** Per UTF-16 unit, its class: the units between two consecutive range ends of the reading states. */
     private final char[] unitClass;
@@ -85,8 +94,9 @@ final class RegexAutomaton {
             next[i] = reads[i] == null ? new int[0] : closure(built, built.target.get(state), index);
         }
         accepting = index[built.accept];
+        excluded = Trie.EMPTY;
         unitClass = new char[Character.MAX_VALUE + 1];
-        classes = classify(reads, unitClass);
+        classes = classify(reads, excluded, unitClass);
         live = liveness();
         int[] first = closure(built, built.start, index);
         start = position(first, 0);
@@ -95,6 +105,36 @@ final class RegexAutomaton {
                     + (minLength > 0 || maxLength < Integer.MAX_VALUE ? " of " + minLength + " to "
                     + (maxLength == Integer.MAX_VALUE ? "any number of" : maxLength) + " characters" : ""));
         }
+    }
+
+    /** {@code base}'s states and bounds, with {@code excluded}'s texts refused; start null when none is left. */
+    private RegexAutomaton(RegexAutomaton base, Trie excluded) {
+        minLength = base.minLength;
+        maxLength = base.maxLength;
+        countSlots = base.countSlots;
+        reads = base.reads;
+        counts = base.counts;
+        next = base.next;
+        accepting = base.accepting;
+        live = base.live;
+        this.excluded = excluded;
+        // Each unit of an excluded text is a class of its own: the units of one class lead to one node.
+        unitClass = new char[Character.MAX_VALUE + 1];
+        classes = classify(reads, excluded, unitClass);
+        start = withRoom(kept(base.start.pairs, 0));
+    }
+
+    /**
+     * The same texts but {@code texts}, or null when no other is left. Unlike the pattern's own
+     * texts, these are refused only at their end: a text that begins one of them is taken while some
+     * other text can still grow from it.
+     */
+    RegexAutomaton without(Set<String> texts) {
+        if (!excluded.isEmpty()) {
+            throw new IllegalStateException("texts are taken out once");
+        }
+        RegexAutomaton left = new RegexAutomaton(this, Trie.of(texts));
+        return left.start == null ? null : left;
     }
 
     /** The automaton of {@code pattern}, whole texts of {@code minLength} to {@code maxLength} code points. */
@@ -161,23 +201,53 @@ final class RegexAutomaton {
                 pairs[distinct++] = pairs[i];
             }
         }
-        return kept(Arrays.copyOf(pairs, distinct));
+        int node = from.node < 0 ? -1 : excluded.child(from.node, unit);
+        return withRoom(kept(Arrays.copyOf(pairs, distinct), node));
     }
 
     /** The one position of these pairs (a new one once MAX_KEPT are kept, whose moves are not remembered). */
-    private Position kept(int[] pairs) {
+    private Position kept(int[] pairs, int node) {
         boolean accepts = false;
         boolean continues = false;
         for (int pair : pairs) {
             accepts |= pair / countSlots == accepting;
             continues |= pair / countSlots != accepting;
         }
+        accepts &= node < 0 || !excluded.ends(node);
         if (kept.size() >= MAX_KEPT) {
-            return new Position(pairs, -1, accepts, continues);
+            return new Position(pairs, node, -1, accepts, continues);
         }
-        Position candidate = new Position(pairs, positionIds.getAndIncrement(), accepts, continues);
+        Position candidate = new Position(pairs, node, positionIds.getAndIncrement(), accepts, continues);
         Position existing = kept.putIfAbsent(candidate, candidate);
         return existing != null ? existing : candidate;
+    }
+
+    /**
+     * {@code position}, or null when every text that may grow from it is an excluded one. It has room
+     * when it may end, or when one of its states reads a unit that begins no excluded text from here
+     * (every pair is live, and any unit of a state's ranges leads to the same live pairs), or when a
+     * unit that goes on along the excluded texts leads to a position with room (a search no deeper
+     * than the longest of them: each such move is remembered).
+     */
+    private Position withRoom(Position position) {
+        if (position.node < 0 || position.accepts) {
+            return position;
+        }
+        for (int pair : position.pairs) {
+            int state = pair / countSlots;
+            int[] ranges = reads[state];
+            for (int i = 0; state != accepting && i < ranges.length; i += 2) {
+                if (excluded.childrenWithin(position.node, ranges[i], ranges[i + 1]) < ranges[i + 1] - ranges[i] + 1) {
+                    return position;
+                }
+            }
+        }
+        for (char unit : excluded.childUnits(position.node)) {
+            if (feed(position, unit) != null) {
+                return position;
+            }
+        }
+        return null;
     }
 
     /** Whether the text may end at {@code position}: the pattern matches it whole, within the bounds. */
@@ -192,10 +262,17 @@ final class RegexAutomaton {
 
     /**
      * Fills {@code unitClass} with each unit's class and returns the count of classes: the units from
-     * one range end (a low end, or one past a high end) to the next fall in one class.
+     * one range end (a low end, or one past a high end) to the next fall in one class, and each unit
+     * of an excluded text is a class alone.
      */
-    private static int classify(int[][] reads, char[] unitClass) {
+    private static int classify(int[][] reads, Trie excluded, char[] unitClass) {
         TreeSet<Integer> ends = new TreeSet<>(List.of(0));
+        for (char unit : excluded.units()) {
+            ends.add((int) unit);
+            if (unit < Character.MAX_VALUE) {
+                ends.add(unit + 1);
+            }
+        }
         for (int[] ranges : reads) {
             for (int i = 0; ranges != null && i < ranges.length; i += 2) {
                 ends.add(ranges[i]);
@@ -226,7 +303,7 @@ final class RegexAutomaton {
     private Position position(int[] states, int count) {
         int[] pairs = Arrays.stream(states).map(state -> state * countSlots + count).filter(live::get)
                 .sorted().distinct().toArray();
-        return pairs.length == 0 ? null : kept(pairs);
+        return pairs.length == 0 ? null : kept(pairs, -1);
     }
 
     /** The pairs from which the accepting state is reachable with a count within the bounds: backwards from it. */
@@ -293,9 +370,13 @@ final class RegexAutomaton {
         return "\"" + text + "\"";
     }
 
-    /** Where a text stands: its (state, count) pairs, sorted. Positions are equal when their pairs are. */
+    /**
+     * Where a text stands: its (state, count) pairs, sorted, and its node among the excluded texts (-1:
+     * none begins with it). Positions are equal when both are.
+     */
     static final class Position {
         private final int[] pairs;
+        private final int node;
         /** Its number among the automaton's kept positions, or -1 (then its moves are not remembered). */
         private final int id;
         private final boolean accepts;
@@ -303,8 +384,9 @@ final class RegexAutomaton {
         /** Where each class of units leads, once fed (DEAD: nowhere); null until the first. */
         private volatile Position[] moves;
 
-        private Position(int[] pairs, int id, boolean accepts, boolean continues) {
+        private Position(int[] pairs, int node, int id, boolean accepts, boolean continues) {
             this.pairs = pairs;
+            this.node = node;
             this.id = id;
             this.accepts = accepts;
             this.continues = continues;
@@ -312,12 +394,70 @@ final class RegexAutomaton {
 
         @Override
         public boolean equals(Object other) {
-            return other instanceof Position position && Arrays.equals(position.pairs, pairs);
+            return other instanceof Position position && position.node == node && Arrays.equals(position.pairs, pairs);
         }
 
         @Override
         public int hashCode() {
-            return Arrays.hashCode(pairs);
+            return 31 * Arrays.hashCode(pairs) + node;
+        }
+    }
+
+    /** A few texts as a tree of their UTF-16 units: node 0 the empty text, each other one a unit longer. */
+    private static final class Trie {
+        static final Trie EMPTY = of(Set.of());
+
+        private final List<TreeMap<Character, Integer>> children = new ArrayList<>();
+        private final BitSet ends = new BitSet();
+
+        static Trie of(Set<String> texts) {
+            Trie trie = new Trie();
+            trie.children.add(new TreeMap<>());
+            for (String text : texts) {
+                int node = 0;
+                for (int i = 0; i < text.length(); i++) {
+                    Integer child = trie.children.get(node).get(text.charAt(i));
+                    if (child == null) {
+                        child = trie.children.size();
+                        trie.children.add(new TreeMap<>());
+                        trie.children.get(node).put(text.charAt(i), child);
+                    }
+                    node = child;
+                }
+                trie.ends.set(node);
+            }
+            return trie;
+        }
+
+        boolean isEmpty() {
+            return children.size() == 1 && ends.isEmpty();
+        }
+
+        /** The node a unit longer, or -1 when no text goes on with {@code unit}. */
+        int child(int node, char unit) {
+            Integer child = children.get(node).get(unit);
+            return child == null ? -1 : child;
+        }
+
+        /** Whether a text ends at {@code node}. */
+        boolean ends(int node) {
+            return ends.get(node);
+        }
+
+        Set<Character> childUnits(int node) {
+            return children.get(node).keySet();
+        }
+
+        /** How many units from {@code low} to {@code high} go on from {@code node}. */
+        int childrenWithin(int node, int low, int high) {
+            return children.get(node).subMap((char) low, true, (char) high, true).size();
+        }
+
+        /** Every unit of every text. */
+        Set<Character> units() {
+            Set<Character> units = new TreeSet<>();
+            children.forEach(map -> units.addAll(map.keySet()));
+            return units;
         }
     }
 

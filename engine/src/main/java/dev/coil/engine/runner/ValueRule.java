@@ -3,6 +3,7 @@ package dev.coil.engine.runner;
 import java.math.BigDecimal;
 import java.math.BigInteger;
 import java.util.List;
+import java.util.Set;
 
 /**
  * What one value of the output must spell, as {@link JsonSchemaCompiler} reads it from a JSON schema
@@ -147,6 +148,16 @@ sealed interface ValueRule {
             this.minLength = minLength;
             this.maxLength = maxLength;
             this.pattern = pattern;
+        }
+
+        /**
+         * The same strings but {@code texts} (as read, escapes undone), spelled as a pattern's strings are
+         * (each character one way); a rule of no string when none is left.
+         */
+        ValueRule without(Set<String> texts) {
+            RegexAutomaton any = pattern != null ? pattern : RegexAutomaton.compile("[\\s\\S]*", minLength, maxLength);
+            RegexAutomaton left = any.without(texts);
+            return left == null ? new LiteralRule(List.of()) : new StringRule(minLength, maxLength, left);
         }
     }
 

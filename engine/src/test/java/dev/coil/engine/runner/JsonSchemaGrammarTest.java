@@ -112,6 +112,17 @@ class JsonSchemaGrammarTest {
             {"type": "object", "properties": {"x": {"type": "integer"}}, "additionalProperties": {"type": "null"},
              "propertyNames": {"enum": ["x", "y", "z\\"q"]}, "maxProperties": 2}""";
 
+    /**
+     * Names that allow few texts beside the listed ones: a pattern of four names, two of them listed,
+     * and a length bound (a key of three characters that begins as the listed "abc" must end otherwise).
+     */
+    static final String FEW_NAMES = """
+            {"type": "object", "properties": {"a": {"type": "integer"}, "ab": {"type": "integer"}},
+             "additionalProperties": {"type": "boolean"}, "propertyNames": {"pattern": "^(a|ab|abc|b)$"}}""";
+    static final String SHORT_NAMES = """
+            {"type": "object", "properties": {"abc": {"type": "null"}}, "additionalProperties": {"type": "integer"},
+             "propertyNames": {"maxLength": 3}}""";
+
     /** Distinct items (uniqueItems) of an enum, of booleans, and of an enum behind a reference. */
     static final String DISTINCT = """
             {"type": "object", "properties": {
@@ -212,6 +223,11 @@ class JsonSchemaGrammarTest {
                                 "{\"id\":1,\"\":true}", "{\"ab\":true}")),
                 Arguments.of(NAME_SET, List.of("{}", "{\"x\":1}", "{\"x\":1,\"y\":null}", "{\"z\\\"q\":null}"),
                         List.of("{\"w\":null}", "{\"x\":1,\"y\":null,\"z\\\"q\":null}", "{\"y\":1}")),
+                Arguments.of(FEW_NAMES, List.of("{}", "{\"a\":1,\"ab\":2,\"abc\":true}", "{\"b\":false}",
+                        "{\"a\":1,\"b\":true,\"abc\":false}"),
+                        List.of("{\"c\":true}", "{\"abcd\":true}", "{\"a\":true}", "{\"abc\":1}")),
+                Arguments.of(SHORT_NAMES, List.of("{}", "{\"abc\":null,\"abd\":1}", "{\"é\":2,\"\":3}"),
+                        List.of("{\"abcd\":1}", "{\"abc\":1}", "{\"x\":null}")),
                 Arguments.of("{\"type\": \"object\", \"propertyNames\": false}", List.of("{}"),
                         List.of("{\"a\":1}", "{\"\":1}")),
                 Arguments.of(DISTINCT, List.of("{\"colors\":[\"red\"],\"flags\":[],\"sizes\":[]}",
@@ -282,6 +298,33 @@ class JsonSchemaGrammarTest {
             assertThat(cursor.accept(text.charAt(i))).as("character %d of %s", i, text).isTrue();
         }
         assertThat(cursor.mayEnd()).as("may end after %s", text).isTrue();
+    }
+
+    /**
+     * An additional key never spells a listed property's name, so a key is not begun where every name
+     * it could still become is listed: with {@code a} and {@code ab} written, only {@code abc} and
+     * {@code b} are left.
+     */
+    @Test
+    void aKeyThatCouldOnlyEndAsAListedNameIsNotBegun() {
+        GrammarCursor few = new GrammarCursor(OutputGrammar.jsonSchema(FEW_NAMES));
+        assertThat(few.acceptAll("{\"a\":1,\"ab\":2,\"a")).isTrue();
+        assertThat(few.copy().accept('"')).as("a second a").isFalse();
+        assertThat(few.copy().acceptAll("b\"")).as("a second ab").isFalse();
+        assertThat(few.acceptAll("bc\":true")).isTrue();
+        GrammarCursor fewer = new GrammarCursor(OutputGrammar.jsonSchema(
+                FEW_NAMES.replace("^(a|ab|abc|b)$", "^(a|ab|b)$")));
+        assertThat(fewer.acceptAll("{\"a\":1,\"ab\":2,\"")).isTrue();
+        assertThat(fewer.copy().accept('a')).as("a key that could only be a or ab").isFalse();
+        assertThat(fewer.acceptAll("b\":true}")).isTrue();
+        GrammarCursor nothingLeft = new GrammarCursor(OutputGrammar.jsonSchema(
+                FEW_NAMES.replace("^(a|ab|abc|b)$", "^(a|ab)$")));
+        assertThat(nothingLeft.acceptAll("{\"a\":1,\"ab\":2")).isTrue();
+        assertThat(nothingLeft.copy().accept(',')).as("no name left for a third key").isFalse();
+        GrammarCursor shortNames = new GrammarCursor(OutputGrammar.jsonSchema(SHORT_NAMES));
+        assertThat(shortNames.acceptAll("{\"abc\":null,\"ab")).isTrue();
+        assertThat(shortNames.copy().accept('c')).as("a second abc").isFalse();
+        assertThat(shortNames.acceptAll("d\":1}")).isTrue();
     }
 
     /**

@@ -80,6 +80,49 @@ class RegexAutomatonTest {
         assertThat(matched).as("texts %s matches", pattern).isPositive();
     }
 
+    static Stream<Arguments> exclusions() {
+        return Stream.of(
+                Arguments.of("a|ab|b+", 0, Integer.MAX_VALUE, Set.of("a", "ab")),
+                Arguments.of("[a-b]{0,3}", 0, Integer.MAX_VALUE, Set.of("", "a", "ab", "aba", "abb")),
+                Arguments.of(".*", 0, 2, Set.of("ab", "a-", "a")),
+                Arguments.of("(ab)*", 0, Integer.MAX_VALUE, Set.of("", "ab")),
+                Arguments.of("\uD83D\uDE00|éb?", 0, Integer.MAX_VALUE, Set.of("\uD83D\uDE00", "é")),
+                Arguments.of("[a0]+", 1, 2, Set.of("a0", "0a", "00", "xyz")));
+    }
+
+    /**
+     * With texts taken out, the automaton takes exactly the others, and every text it has not refused
+     * can still be finished as one of them: a text that begins only excluded ones is refused.
+     */
+    @ParameterizedTest
+    @MethodSource("exclusions")
+    void takesNoExcludedTextAndLeavesNoDeadEnd(String pattern, int minLength, int maxLength, Set<String> excluded) {
+        RegexAutomaton automaton = RegexAutomaton.compile(pattern, minLength, maxLength).without(excluded);
+        Pattern java = Pattern.compile(pattern);
+        int matched = 0;
+        for (String text : texts(4)) {
+            int length = text.codePointCount(0, text.length());
+            boolean expected = java.matcher(text).matches() && length >= minLength && length <= maxLength
+                    && !excluded.contains(text);
+            RegexAutomaton.Position position = feedAll(automaton, text);
+            boolean taken = position != null && automaton.accepts(position);
+            assertThat(taken).as("%s without %s on \"%s\"", pattern, excluded, text).isEqualTo(expected);
+            if (position != null) {
+                assertThat(finishable(automaton, position)).as("%s can finish \"%s\"", pattern, text).isTrue();
+            }
+            matched += expected ? 1 : 0;
+        }
+        assertThat(matched).as("texts left of %s", pattern).isPositive();
+        assertThat(feedAll(automaton, "a")).as("a, which begins only excluded texts of a|ab|b+")
+                .matches(position -> !pattern.equals("a|ab|b+") || position == null);
+    }
+
+    @Test
+    void noAutomatonIsLeftWhenEveryTextIsExcluded() {
+        assertThat(RegexAutomaton.compile("a|b", 0, Integer.MAX_VALUE).without(Set.of("a", "b"))).isNull();
+        assertThat(RegexAutomaton.compile("[ab]", 0, Integer.MAX_VALUE).without(Set.of("a"))).isNotNull();
+    }
+
     @Test
     void aTextThatCanGoOnNoFurtherIsNotContinued() {
         RegexAutomaton automaton = RegexAutomaton.compile("ab|a", 0, Integer.MAX_VALUE);

@@ -1,14 +1,57 @@
 // RMSNorm and Mamba-2's gated RMSNorm over rows of f32 activations.
 #include "common.cuh"
 
-// The end of an RMSNorm of one row x (dim values) whose thread-strided squares this thread summed:
-// out = weight · x / sqrt(mean(x²) + eps), stored by coil_store. Every thread of the block calls it.
-static __device__ __forceinline__ void coil_rms_norm_finish(const float* x, const float* __restrict__ weight,
-        float squares, int dim, float eps, float* out, __nv_bfloat16* out16, float* scratch) {
+// Values of a row a thread keeps in registers between the sum of squares and the scaling: rows up
+// to 16 · 256 wide are read once, their loads in flight together. (A loop that read and summed one
+// value at a time waited on memory for each: in a decode step of a model 2688 wide the residual
+// norm's launch took 9.3-12.4 µs that way, 6.5-9.3 this way, on an H200.)
+#define COIL_NORM_CACHED 16
+
+// RMSNorm of one row (dim values): x = h (RESIDUAL false), or x = h + update · multiplier stored back
+// into h (RESIDUAL true); out = weight · x / sqrt(mean(x²) + eps), stored by coil_store. Each thread
+// sums the squares of its values i = threadIdx.x + j · blockDim.x in order and the block adds them by
+// coil_block_sum, as a loop over the row would. Every thread of the block calls it.
+template <bool RESIDUAL>
+static __device__ __forceinline__ void coil_rms_norm_row(float* h, const float* __restrict__ update,
+        float multiplier, const float* __restrict__ weight, int dim, float eps, float* out, __nv_bfloat16* out16,
+        float* scratch) {
+    float cached[COIL_NORM_CACHED];
+    float squares = 0.0f;
+#pragma unroll
+    for (int j = 0; j < COIL_NORM_CACHED; j++) {
+        const int i = threadIdx.x + j * blockDim.x;
+        if (i < dim) {
+            cached[j] = RESIDUAL ? __fadd_rn(h[i], __fmul_rn(update[i], multiplier)) : h[i];
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < COIL_NORM_CACHED; j++) {
+        const int i = threadIdx.x + j * blockDim.x;
+        if (i < dim) {
+            if (RESIDUAL) {
+                h[i] = cached[j];
+            }
+            squares = fmaf(cached[j], cached[j], squares);
+        }
+    }
+    for (int i = threadIdx.x + COIL_NORM_CACHED * blockDim.x; i < dim; i += blockDim.x) {
+        const float v = RESIDUAL ? __fadd_rn(h[i], __fmul_rn(update[i], multiplier)) : h[i];
+        if (RESIDUAL) {
+            h[i] = v;
+        }
+        squares = fmaf(v, v, squares);
+    }
     squares = coil_block_sum(squares, scratch);
     const float inverse_rms = 1.0f / sqrtf(squares / dim + eps);
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
-        coil_store(out, out16, i, weight[i] * (x[i] * inverse_rms));
+#pragma unroll
+    for (int j = 0; j < COIL_NORM_CACHED; j++) {
+        const int i = threadIdx.x + j * blockDim.x;
+        if (i < dim) {
+            coil_store(out, out16, i, weight[i] * (cached[j] * inverse_rms));
+        }
+    }
+    for (int i = threadIdx.x + COIL_NORM_CACHED * blockDim.x; i < dim; i += blockDim.x) {
+        coil_store(out, out16, i, weight[i] * (h[i] * inverse_rms));
     }
 }
 
@@ -23,13 +66,8 @@ extern "C" __global__ void rms_norm_f32(const float* x, const float* __restrict_
     COIL_AFTER_PREVIOUS_KERNEL();
     __shared__ float scratch[32];
     const size_t row = (size_t) blockIdx.x * dim;
-    float squares = 0.0f;
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
-        const float v = x[row + i];
-        squares = fmaf(v, v, squares);
-    }
-    coil_rms_norm_finish(x + row, weight, squares, dim, eps, out == nullptr ? nullptr : out + row,
-            out16 == nullptr ? nullptr : out16 + row, scratch);
+    coil_rms_norm_row<false>(const_cast<float*>(x) + row, nullptr, 0.0f, weight, dim, eps,
+            out == nullptr ? nullptr : out + row, out16 == nullptr ? nullptr : out16 + row, scratch);
 }
 
 // Gate before norm (Mamba-2): g = y · silu(z); out = weight · g / sqrt(mean over the group of g² + eps).
@@ -87,12 +125,6 @@ extern "C" __global__ void residual_rms_norm_f32(float* h, const float* __restri
     COIL_AFTER_PREVIOUS_KERNEL();
     __shared__ float scratch[32];
     const size_t row = (size_t) blockIdx.x * dim;
-    float squares = 0.0f;
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
-        const float v = __fadd_rn(h[row + i], __fmul_rn(update[row + i], multiplier));
-        h[row + i] = v;
-        squares = fmaf(v, v, squares);
-    }
-    coil_rms_norm_finish(h + row, weight, squares, dim, eps, out == nullptr ? nullptr : out + row,
+    coil_rms_norm_row<true>(h + row, update + row, multiplier, weight, dim, eps, out == nullptr ? nullptr : out + row,
             out16 == nullptr ? nullptr : out16 + row, scratch);
 }

@@ -171,6 +171,7 @@ public final class GemvKernel {
     private static final long WIDE_FROM_COLUMNS = 2049;
 
     private final Kernel[][] kernels = new Kernel[Operand.values().length][BUCKETS.length];
+    private final int multiprocessors;
     /** The lean twins by operand and bucket; null where a bucket has none, or without the overlap switch. */
     private final Kernel[][] leanKernels = new Kernel[Operand.values().length][BUCKETS.length];
     /**
@@ -231,6 +232,7 @@ public final class GemvKernel {
                     + plainRows);
         }
         this.maxPlainRows = Math.max(maxRows, plainRows);
+        this.multiprocessors = module.multiprocessors();
         for (Operand operand : Operand.values()) {
             for (int bucket = 0; bucket < BUCKETS.length; bucket++) {
                 if (bucket == MMA_SIXTEEN && !isPlain(operand)) {
@@ -287,6 +289,49 @@ public final class GemvKernel {
     /** As {@link #supports(int, DeviceMatrix)}, with x made by the gated norm {@code norm}. */
     public boolean supports(int rows, DeviceMatrix w, Norm norm) {
         return supports(rows, w) && norm.groupSize() > 0 && w.cols() % norm.groupSize() == 0;
+    }
+
+    /** The widest row whose norm a launch keeps in its threads' registers (COIL_GEMV_CACHED · 256 values). */
+    public static final int REGISTER_NORM_MAX_COLS = 8 * THREADS;
+
+    /** {@code -Dcoil.cuda.fuseWideNorms=true}: every norm the kernels take is made inside the product, for comparisons. */
+    public static final String FUSE_WIDE_NORMS_PROPERTY = "coil.cuda.fuseWideNorms";
+
+    /**
+     * Whether a step should make Mamba-2's gated norm (groups of {@code groupSize} over rows
+     * {@code cols} wide) inside out_proj's launch rather than in a launch of its own: when it is one
+     * group. Every block of the launch makes the operand again, and each group costs a block a trip to
+     * memory and a block-wide sum: with Nemotron-3-Nano's 8 groups of 512 out_proj [2688, 4096] took
+     * 20.5 µs on an H200 against 7.6 with a ready operand, and the gated norm's own launch 3.9 µs
+     * (docs/performance.md); one group of 3072 (granite-4.0-h-tiny) is cheaper inside.
+     */
+    public static boolean fusesGatedNorm(int cols, int groupSize) {
+        return Boolean.getBoolean(FUSE_WIDE_NORMS_PROPERTY) || groupSize == cols;
+    }
+
+    /**
+     * Whether a step should make a block's residual update and pre-norm (rows {@code cols} wide) inside
+     * the launch of {@code rows} rows of the block's first products ({@code weights}, one launch)
+     * rather than in a launch of its own: when the threads hold the row in registers, or when the
+     * launch's blocks fit the GPU about at once (three a multiprocessor). A wider row costs each block
+     * trips to memory, paid again by each wave of a tall product's blocks: Nemotron-3-Nano's in_proj
+     * [10304, 2688] (644 blocks) took 25 µs with the norm inside against 14.8 after a norm launch of
+     * 6.5-9 µs, while its q/k/v (288 blocks, RoPE at their end) were faster with it inside.
+     */
+    public boolean fusesResidualNorm(int rows, int cols, List<DeviceMatrix> weights) {
+        if (Boolean.getBoolean(FUSE_WIDE_NORMS_PROPERTY) || cols <= REGISTER_NORM_MAX_COLS) {
+            return true;
+        }
+        long columns = 0;
+        for (DeviceMatrix w : weights) {
+            columns += w.rows();
+        }
+        int bucket = bucket(rows, columns >= WIDE_FROM_COLUMNS, takesMma(rows, cols));
+        long blocks = 0;
+        for (DeviceMatrix w : weights) {
+            blocks += Math.ceilDiv(w.rows(), columnsPerBlock(bucket));
+        }
+        return blocks <= 3L * multiprocessors;
     }
 
     /** out = x · wᵀ for each product; x: (rows, cols) in {@code type} (F32 or BF16), rows {@code stride} elements apart. */

@@ -145,7 +145,7 @@ record StepInput(DeviceBuffer values, DType dtype, GemvKernel.ResidualNorm pendi
     static StepInput blockNorm(DeviceKernels k, ModelConfig config, GpuWeights.Block block, boolean first,
             DeviceBuffer h, DeviceBuffer update, DeviceBuffer normed, DeviceBuffer normed16, int rows,
             DeviceBuffer spare) {
-        if (spare != null && fusesNorm(k, block, rows)) {
+        if (spare != null && fusesNorm(k, block, rows, config.hiddenSize())) {
             return new StepInput(null, DType.BF16, new GemvKernel.ResidualNorm(h, first ? null : update,
                     config.residualMultiplier(), first ? null : spare, block.norm(), config.normEps()));
         }
@@ -179,18 +179,27 @@ record StepInput(DeviceBuffer values, DType dtype, GemvKernel.ResidualNorm pendi
         return input;
     }
 
-    /** True when each of the block's first products (those that read the pre-norm) runs in the few-rows product. */
-    private static boolean fusesNorm(DeviceKernels k, GpuWeights.Block block, int rows) {
+    /**
+     * True when each of the block's first products (those that read the pre-norm) runs in the few-rows
+     * product, and the norm is worth making there ({@link GemvKernel#fusesResidualNorm}).
+     */
+    private static boolean fusesNorm(DeviceKernels k, GpuWeights.Block block, int rows, int hidden) {
         GemvKernel gemv = k.matmul.gemv();
         return switch (block.mixer()) {
-            case GpuWeights.Mamba mamba -> gemv.supports(rows, mamba.inProjection());
+            case GpuWeights.Mamba mamba -> gemv.supports(rows, mamba.inProjection())
+                    && gemv.fusesResidualNorm(rows, hidden, List.of(mamba.inProjection()));
             case GpuWeights.Attention attention -> gemv.supports(rows, attention.query())
-                    && gemv.supports(rows, attention.key()) && gemv.supports(rows, attention.value());
+                    && gemv.supports(rows, attention.key()) && gemv.supports(rows, attention.value())
+                    && gemv.fusesResidualNorm(rows, hidden, List.of(attention.query(), attention.key(),
+                            attention.value()));
             // Routed experts read the normed rows themselves: no norm inside the products.
             case GpuWeights.Mlp mlp -> mlp.experts() == null && (mlp.gateAndUp() != null
                     ? gemv.supports(rows, mlp.gateAndUp())
+                            && gemv.fusesResidualNorm(rows, hidden, List.of(mlp.gateAndUp()))
                     : mlp.gate() != null ? gemv.supports(rows, mlp.gate()) && gemv.supports(rows, mlp.up())
-                    : gemv.supports(rows, mlp.up()));
+                            && gemv.fusesResidualNorm(rows, hidden, List.of(mlp.gate()))
+                            && gemv.fusesResidualNorm(rows, hidden, List.of(mlp.up()))
+                    : gemv.supports(rows, mlp.up()) && gemv.fusesResidualNorm(rows, hidden, List.of(mlp.up())));
         };
     }
 

@@ -152,11 +152,14 @@ final class StepMamba {
                 y.floatSlice((long) first * inner, (long) count * inner), workspace);
     }
 
-    /** True when out_proj of {@code rows} rows makes the gated norm inside its launch (the few-rows product). */
+    /**
+     * True when out_proj of {@code rows} rows makes the gated norm inside its launch (the few-rows
+     * product takes it, and a norm of that shape is worth fusing: {@link GemvKernel#fusesGatedNorm}).
+     */
     static boolean gatesInOutProjection(DeviceKernels k, GpuWeights.Mamba w, int rows) {
         BlockSpec.Mamba spec = w.spec();
-        return k.matmul.gemv().supports(rows, w.outProjection(),
-                new GemvKernel.Norm(w.norm(), spec.normGroupSize(), spec.normEps()));
+        return GemvKernel.fusesGatedNorm(spec.innerSize(), spec.normGroupSize()) && k.matmul.gemv().supports(rows,
+                w.outProjection(), new GemvKernel.Norm(w.norm(), spec.normGroupSize(), spec.normEps()));
     }
 
     /**

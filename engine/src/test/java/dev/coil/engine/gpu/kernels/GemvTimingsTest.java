@@ -137,6 +137,64 @@ class GemvTimingsTest {
     }
 
     /**
+     * What each fused operand adds at a Nemotron-3-Nano-shaped block's widths (hidden 2688, Mamba-2's
+     * 4096 inner channels in 8 groups): in_proj with a bf16 operand, with the residual update and the
+     * norm, and with the conv update too; out_proj with a bf16 operand and with the gated norm of 8
+     * groups. Each launch of a chain reads the next of three copies of its matrix (from memory, not L2).
+     */
+    @Test
+    void printsWhatEachFusedOperandAddsAtNemotronNanoWidths() {
+        CudaDevice device = GpuFixture.device();
+        Random random = new Random(8);
+        int hidden = 2688;
+        int inner = 4096;
+        int inWidth = 10304;
+        int channels = 6144;
+        GemvKernel gemv = new GemvKernel(GpuFixture.kernels(), GemvKernel.KERNEL_ROWS);
+        try (DeviceScope scope = GpuFixture.scope()) {
+            DeviceMatrix[] in = new DeviceMatrix[3];
+            DeviceMatrix[] out = new DeviceMatrix[3];
+            float[] inValues = Parity.uniform(random, inWidth * hidden, -1, 1);
+            float[] outValues = Parity.uniform(random, hidden * inner, -1, 1);
+            for (int c = 0; c < 3; c++) {
+                in[c] = scope.keep(DeviceMatrix.upload(device, TestMatrices.of(inValues, inWidth, hidden, DType.BF16)));
+                out[c] = scope.keep(DeviceMatrix.upload(device, TestMatrices.of(outValues, hidden, inner, DType.BF16)));
+            }
+            DeviceBuffer h = scope.upload(Parity.uniform(random, hidden, -2, 2));
+            DeviceBuffer update = scope.upload(Parity.uniform(random, hidden, -2, 2));
+            DeviceBuffer hOut = scope.poisoned(hidden);
+            DeviceBuffer ones = scope.upload(Parity.uniform(random, inner, 0.5, 1.5));
+            DeviceBuffer y = scope.upload(Parity.uniform(random, inner, -2, 2));
+            DeviceBuffer z = scope.upload(Parity.uniform(random, inner, -2, 2));
+            DeviceBuffer wide16 = scope.poisoned(inner / 2);
+            new ConvertKernel(GpuFixture.kernels()).launch(scope.stream(), y, inner, DType.BF16, wide16);
+            DeviceBuffer projected = scope.poisoned(inWidth);
+            DeviceBuffer result = scope.poisoned(hidden);
+            DeviceBuffer convolved = scope.poisoned(channels);
+            DeviceBuffer states = scope.upload(new float[4 * 3 * channels]);
+            DeviceBuffer slots = scope.upload(new int[] {1});
+            DeviceBuffer convWeight = scope.upload(Parity.uniform(random, channels * 4, -1, 1));
+            GemvKernel.ResidualNorm norm = new GemvKernel.ResidualNorm(h, update, 0.2f, hOut, ones, 1e-5f);
+            int[] next = {0};
+            double plainIn = perLaunch(scope, () -> gemv.project(scope.stream(), wide16, DType.BF16, hidden, 1,
+                    List.of(new GemvKernel.Product(in[next[0]++ % 3], projected))));
+            double normedIn = perLaunch(scope, () -> gemv.projectResidualNorm(scope.stream(), norm, 1,
+                    List.of(new GemvKernel.Product(in[next[0]++ % 3], projected))));
+            double convIn = perLaunch(scope, () -> gemv.projectResidualNorm(scope.stream(), norm, 1,
+                    List.of(new GemvKernel.Product(in[next[0]++ % 3], projected)), new GemvKernel.Conv(convWeight,
+                            null, 4, states, slots, convolved, inner, channels)));
+            double plainOut = perLaunch(scope, () -> gemv.project(scope.stream(), wide16, DType.BF16, inner, 1,
+                    List.of(new GemvKernel.Product(out[next[0]++ % 3], result))));
+            double gatedOut = perLaunch(scope, () -> gemv.projectGatedNorm(scope.stream(), y, inner, z, inner,
+                    new GemvKernel.Norm(ones, 512, 1e-5f), 1, new GemvKernel.Product(out[next[0]++ % 3], result)));
+            System.out.printf("[gemv-nano] %s: in_proj [%d, %d], 1 row: bf16 operand %.2f µs, residual + norm %.2f µs,"
+                    + " residual + norm + conv update %.2f µs; out_proj [%d, %d]: bf16 operand %.2f µs, gated norm of 8"
+                    + " groups %.2f µs%n", device.name(), inWidth, hidden, plainIn, normedIn, convIn, hidden, inner,
+                    plainOut, gatedOut);
+        }
+    }
+
+    /**
      * Median over 5 replays of the time per launch, µs, of {@link #CHAIN} launches captured back to
      * back in one CUDA graph (as a decode step replays them: no host launch cost in the figure).
      */

@@ -60,6 +60,16 @@ static __device__ __forceinline__ void coil_prefetch_l2(const void* pointer) {
     asm volatile("prefetch.global.L2 [%0];" ::"l"(pointer));
 }
 
+// A 16-byte chunk of weights read once (through the read-only path, not kept in L1): a product's
+// weights stream past, and L1 keeps what the warps read again (their operand).
+static __device__ __forceinline__ uint4 coil_load_streaming(const uint4* pointer) {
+    uint4 value;
+    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(value.x), "=r"(value.y), "=r"(value.z), "=r"(value.w)
+                 : "l"(pointer));
+    return value;
+}
+
 // 2^x by the hardware's approximation (ex2.approx.ftz, about 2 ulp; __expf(x) is this of
 // x · log2(e)); 2^-inf = 0.
 static __device__ __forceinline__ float coil_exp2_approx(float x) {

@@ -67,7 +67,7 @@ static __device__ __forceinline__ float routed_experts_weight(const void* row, i
 // Chunk `chunk` of a row of weights (16-byte aligned), widened: values[0 .. ELEMENTS).
 template <bool BF16>
 static __device__ __forceinline__ void routed_experts_weight_chunk(const void* row, int chunk, float (&values)[8]) {
-    routed_experts_widen_chunk<BF16>(__ldg(reinterpret_cast<const uint4*>(row) + chunk), values);
+    routed_experts_widen_chunk<BF16>(coil_load_streaming(reinterpret_cast<const uint4*>(row) + chunk), values);
 }
 
 // The f32 operand elements that chunk `chunk` of the weights meets (16-byte aligned row).

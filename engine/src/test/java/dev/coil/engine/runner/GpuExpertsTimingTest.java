@@ -82,19 +82,29 @@ class GpuExpertsTimingTest {
      */
     @Test
     void printsWhereA64RowStepOfGraniteTinysShapeGoes() throws Exception {
-        traceDecodeSteps(64);
+        traceDecodeSteps(64, GRANITE_TINY);
     }
 
     /** The same for one decoding row: where batch-1 decode of the experts' block goes. */
     @Test
     void printsWhereABatchOneStepOfGraniteTinysShapeGoes() throws Exception {
-        traceDecodeSteps(1);
+        traceDecodeSteps(1, GRANITE_TINY);
     }
 
-    private static void traceDecodeSteps(int requests) throws Exception {
+    /** The same for one decoding row of the 13 Nemotron-3-Nano-shaped blocks. */
+    @Test
+    void printsWhereABatchOneStepOfTheNemotronNanoShapedBlocksGoes() throws Exception {
+        traceDecodeSteps(1, folder -> RandomNemotronCheckpoint.write(folder,
+                RandomNemotronCheckpoint.Shape.nemotronNanoFirstBlocks(13), DType.BF16, 42));
+    }
+
+    private static final Writer GRANITE_TINY =
+            folder -> RandomCheckpoint.write(folder, RandomCheckpoint.Shape.graniteTinyShaped(), DType.BF16, 42);
+
+    private static void traceDecodeSteps(int requests, Writer writer) throws Exception {
         Path folder = Files.createTempDirectory(Path.of("/tmp"), "coil-experts-trace");
         try {
-            RandomCheckpoint.write(folder, RandomCheckpoint.Shape.graniteTinyShaped(), DType.BF16, 42);
+            writer.write(folder);
             try (LoadedModel loaded = LoadedModel.load(folder)) {
                 EngineOptions options = EngineOptions.DEFAULTS.withMaxSequences(64).withMaxBatchedTokens(8192)
                         .withCacheMemory("8G").withPrefixCaching(false);

@@ -40,6 +40,19 @@ sealed interface GrammarFrame {
         return valueDone();
     }
 
+    /**
+     * Whether a string value spelled inside this container keeps its text, to be handed to
+     * {@link #stringDone} (an array of distinct strings).
+     */
+    default boolean keepsStrings() {
+        return false;
+    }
+
+    /** {@link #valueDone} of a string whose text ({@link #keepsStrings}, escapes undone) was {@code value}. */
+    default GrammarFrame stringDone(String value) {
+        return valueDone();
+    }
+
     /** What any JSON value may be. */
     List<ValueRule> ANY_VALUE = List.of(ValueRule.ObjectRule.ANY, ValueRule.ArrayRule.ANY, ValueRule.StringRule.ANY,
             ValueRule.NumberRule.NUMBER, ValueRule.LiteralRule.TRUE_FALSE_NULL);
@@ -66,14 +79,14 @@ sealed interface GrammarFrame {
             case ValueRule.ArrayRule array -> {
                 if (c == '[') {
                     out.add(new ArrayFrame(array, parent, ArrayFrame.OPEN, 0, 0,
-                            array.distinct == null ? null : List.of()));
+                            array.distinct == null && array.distinctStrings == null ? null : List.of()));
                 }
             }
             case ValueRule.StringRule string -> {
                 if (c == '"') {
                     out.add(string.pattern == null ? new StringFrame(string, parent, StringLexer.NORMAL, 0)
                             : new PatternStringFrame(string.pattern, parent, PatternStringFrame.NORMAL,
-                                    string.pattern.start()));
+                                    string.pattern.start(), parent.keepsStrings() ? "" : null));
                 }
             }
             case ValueRule.RegexRule regex ->
@@ -349,7 +362,10 @@ sealed interface GrammarFrame {
         }
     }
 
-    /** Inside an array, {@code count} values in; {@code used}: the distinct items' texts written (else null). */
+    /**
+     * Inside an array, {@code count} values in; {@code used}: the distinct items written (their texts,
+     * or a string's characters), else null.
+     */
     record ArrayFrame(ValueRule.ArrayRule rule, GrammarFrame parent, int stage, int count, int whitespace,
             List<String> used) implements GrammarFrame {
         static final int OPEN = 0;        // after '[': a value or ']'
@@ -409,6 +425,17 @@ sealed interface GrammarFrame {
         }
 
         @Override
+        public boolean keepsStrings() {
+            return rule.distinctStrings != null;
+        }
+
+        /** A distinct string joins those written. */
+        @Override
+        public GrammarFrame stringDone(String value) {
+            return literalDone(value);
+        }
+
+        @Override
         public boolean mayEnd() {
             return false;
         }
@@ -448,10 +475,11 @@ sealed interface GrammarFrame {
      * Inside a string held to a pattern, which the string's characters (its escapes read) must match
      * whole. Each character has one spelling, Jackson's: the quote, the backslash and the control
      * characters escaped (a short escape where there is one, else backslash-u00XX), every other
-     * character as it is. So no escape is begun that the pattern cannot take.
+     * character as it is. So no escape is begun that the pattern cannot take. {@code text}: the
+     * string's characters so far, kept for a parent that {@link #keepsStrings} (else null).
      */
-    record PatternStringFrame(RegexAutomaton pattern, GrammarFrame parent, int stage, RegexAutomaton.Position position)
-            implements GrammarFrame {
+    record PatternStringFrame(RegexAutomaton pattern, GrammarFrame parent, int stage, RegexAutomaton.Position position,
+            String text) implements GrammarFrame {
         static final int NORMAL = 0;   // outside an escape
         static final int ESCAPE = 1;   // after a backslash
         static final int U = 2;        // after backslash-u, then its first 0 (3) and second 0 (4)
@@ -467,11 +495,11 @@ sealed interface GrammarFrame {
                 case NORMAL -> {
                     if (c == '"') {
                         if (pattern.accepts(position)) {
-                            out.add(parent.valueDone());
+                            out.add(text == null ? parent.valueDone() : parent.stringDone(text));
                         }
                     } else if (c == '\\') {
                         if (takesEscaped()) {
-                            out.add(new PatternStringFrame(pattern, parent, ESCAPE, position));
+                            out.add(new PatternStringFrame(pattern, parent, ESCAPE, position, text));
                         }
                     } else if (c >= 0x20) {
                         read(c, out);
@@ -482,18 +510,18 @@ sealed interface GrammarFrame {
                     if (escape >= 0) {
                         read(SHORT_ESCAPED.charAt(escape), out);
                     } else if (c == 'u' && takesLongEscaped(0, 0x1F)) {
-                        out.add(new PatternStringFrame(pattern, parent, U, position));
+                        out.add(new PatternStringFrame(pattern, parent, U, position, text));
                     }
                 }
                 case U, U + 1 -> {
                     if (c == '0') {
-                        out.add(new PatternStringFrame(pattern, parent, stage + 1, position));
+                        out.add(new PatternStringFrame(pattern, parent, stage + 1, position, text));
                     }
                 }
                 case U + 2 -> {
                     int high = c - '0';
                     if ((high == 0 || high == 1) && takesLongEscaped(high * 16, high * 16 + 15)) {
-                        out.add(new PatternStringFrame(pattern, parent, HEX_LOW + high, position));
+                        out.add(new PatternStringFrame(pattern, parent, HEX_LOW + high, position, text));
                     }
                 }
                 default -> { // HEX_LOW, HEX_LOW + 1
@@ -510,7 +538,7 @@ sealed interface GrammarFrame {
         private void read(char c, List<GrammarFrame> out) {
             RegexAutomaton.Position after = pattern.feed(position, c);
             if (after != null) {
-                out.add(new PatternStringFrame(pattern, parent, NORMAL, after));
+                out.add(new PatternStringFrame(pattern, parent, NORMAL, after, text == null ? null : text + c));
             }
         }
 

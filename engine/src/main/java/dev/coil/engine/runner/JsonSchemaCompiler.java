@@ -33,7 +33,7 @@ import java.util.Set;
  *     left out, or refused when required);</li>
  * <li>arrays: {@code items}, {@code prefixItems} (then {@code items} for the rest, {@code false} for
  *     none), {@code minItems}, {@code maxItems}, {@code uniqueItems} (for items of enum, const or
- *     boolean: each value once); strings: {@code minLength},
+ *     boolean: each value once; for string items each string once); strings: {@code minLength},
  *     {@code maxLength}, {@code pattern} (matched whole: see {@link RegexSyntax}); numbers:
  *     {@code minimum}, {@code maximum}, {@code exclusiveMinimum}, {@code exclusiveMaximum},
  *     {@code multipleOf} (a bounded number that need not be an integer is written without an
@@ -359,24 +359,28 @@ final class JsonSchemaCompiler {
             throw invalid(path, closed ? "minItems " + min + " asks for more items than the " + prefix.size()
                     + " that items false allows" : "minItems " + min + " is more than maxItems " + max);
         }
-        ValueRule.LiteralRule distinct = distinctItems(node, prefix, itemRule, path);
+        ValueRule distinct = distinctItems(node, prefix, itemRule, path);
         if (distinct != null) {
-            max = Math.min(max, distinct.texts.size());
+            long values = distinct instanceof ValueRule.LiteralRule literals ? literals.texts.size()
+                    : ((ValueRule.StringRule) distinct).pattern.textsUpTo(Math.max(max, min));
+            max = (int) Math.min(max, values);
             if (min > max) {
-                throw invalid(path, "minItems " + min + " asks for more distinct items than the "
-                        + distinct.texts.size() + " values items allows");
+                throw invalid(path, "minItems " + min + " asks for more distinct items than the " + values
+                        + (distinct instanceof ValueRule.LiteralRule ? " values" : " strings") + " items allows");
             }
         }
-        return new ValueRule.ArrayRule(prefix, itemRule, min, max, distinct);
+        return new ValueRule.ArrayRule(prefix, itemRule, min, max,
+                distinct instanceof ValueRule.LiteralRule literals ? literals : null,
+                distinct instanceof ValueRule.StringRule strings ? strings : null);
     }
 
     /**
      * uniqueItems: true, for items of enum, const or boolean (pydantic's set of a Literal or an Enum):
-     * their values, each of which may come once; null without it or with uniqueItems false.
+     * their values, each of which may come once; for string items (a set of str): the items' rule held
+     * to a pattern, each of whose strings may come once; null without it or with uniqueItems false.
      * Other items would need every item's value kept to compare: refused.
      */
-    private static ValueRule.LiteralRule distinctItems(JsonNode node, List<ValueRule> prefix, ValueRule itemRule,
-            String path) {
+    private static ValueRule distinctItems(JsonNode node, List<ValueRule> prefix, ValueRule itemRule, String path) {
         JsonNode unique = node.get("uniqueItems");
         if (unique == null || (unique.isBoolean() && !unique.booleanValue())) {
             return null;
@@ -388,8 +392,11 @@ final class JsonSchemaCompiler {
         while (resolved instanceof ValueRule.Reference reference && reference.target != null) {
             resolved = reference.target;
         }
+        if (prefix.isEmpty() && resolved instanceof ValueRule.StringRule strings) {
+            return strings.patterned();
+        }
         if (!prefix.isEmpty() || !(resolved instanceof ValueRule.LiteralRule literals)) {
-            throw invalid(path, "uniqueItems: true is held only for items of enum, const or boolean "
+            throw invalid(path, "uniqueItems: true is held only for items of enum, const, boolean or string "
                     + "(without prefixItems)");
         }
         return new ValueRule.LiteralRule(List.copyOf(new LinkedHashSet<>(literals.texts)));

@@ -4,7 +4,10 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.BitSet;
+import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
@@ -248,6 +251,46 @@ final class RegexAutomaton {
             }
         }
         return null;
+    }
+
+    /**
+     * How many whole texts the automaton takes, or {@code cap} when at least that many: a search from
+     * the start over the positions, each class of units counted by its size. Every position kept can
+     * still end, so a position met again on the way is a loop: texts without end. cap: at most 2^31.
+     */
+    long textsUpTo(long cap) {
+        if (cap > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("texts are counted up to 2^31, not " + cap);
+        }
+        char[] first = new char[classes];
+        long[] size = new long[classes];
+        for (int unit = Character.MAX_VALUE; unit >= 0; unit--) {
+            first[unitClass[unit]] = (char) unit;
+            size[unitClass[unit]]++;
+        }
+        return textsFrom(start, cap, first, size, new HashMap<>(), new HashSet<>());
+    }
+
+    private long textsFrom(Position position, long cap, char[] first, long[] size, Map<Position, Long> counted,
+            Set<Position> open) {
+        Long known = counted.get(position);
+        if (known != null) {
+            return known;
+        }
+        if (!open.add(position)) {
+            return cap;
+        }
+        long total = position.accepts ? 1 : 0;
+        for (int c = 0; c < classes && total < cap; c++) {
+            Position next = feed(position, first[c]);
+            if (next != null) {
+                // At most 2^16 units a class times at most 2^31 texts: no overflow.
+                total = Math.min(cap, total + size[c] * textsFrom(next, cap, first, size, counted, open));
+            }
+        }
+        open.remove(position);
+        counted.put(position, total);
+        return total;
     }
 
     /** Whether the text may end at {@code position}: the pattern matches it whole, within the bounds. */

@@ -93,7 +93,7 @@ final class TokenMasks {
         } else if (only instanceof GrammarFrame.RegexFrame regex && regex.parent() == GrammarFrame.Top.INSTANCE) {
             walkPattern(vocabulary.root(), regex.automaton(), regex.position(), null, allowed, new ArrayList<>());
         } else if (only instanceof GrammarFrame.PatternStringFrame patterned
-                && patterned.stage() == GrammarFrame.PatternStringFrame.NORMAL) {
+                && patterned.stage() == GrammarFrame.PatternStringFrame.NORMAL && patterned.text() == null) {
             walkPattern(vocabulary.root(), patterned.pattern(), patterned.position(), patterned, allowed,
                     new ArrayList<>());
         } else if (state.followsContextFreeGrammar()) {
@@ -167,7 +167,7 @@ final class TokenMasks {
             VocabularyTrie.Node child = node.children[i];
             if (string != null && !StringLexer.isPlain(c)) {
                 GrammarState next = GrammarState.of(new GrammarFrame.PatternStringFrame(automaton, string.parent(),
-                        GrammarFrame.PatternStringFrame.NORMAL, position)).feed(c, scratch);
+                        GrammarFrame.PatternStringFrame.NORMAL, position, null)).feed(c, scratch);
                 if (next != null) {
                     allow(child, allowed);
                     if (child.children.length > 0) {

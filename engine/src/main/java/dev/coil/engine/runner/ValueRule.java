@@ -2,7 +2,10 @@ package dev.coil.engine.runner;
 
 import java.math.BigDecimal;
 import java.math.BigInteger;
+import java.util.Collections;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 /**
@@ -104,19 +107,34 @@ sealed interface ValueRule {
         final ValueRule items;
         final int minItems;
         final int maxItems;
-        /** uniqueItems: the items' values, of which each may come once (no prefix then), or null. */
+        /** uniqueItems over literals: the items' values, of which each may come once (no prefix then), or null. */
         final LiteralRule distinct;
+        /**
+         * uniqueItems over strings: the items' rule, held to a pattern (each string spelled one way), whose
+         * strings may each come once (no prefix then), or null.
+         */
+        final StringRule distinctStrings;
+        /** The items' rule without the strings already written, by those strings (the last few lists). */
+        private final Map<List<String>, ValueRule> withoutWritten = Collections.synchronizedMap(
+                new LinkedHashMap<>(16, 0.75f, true) {
+                    @Override
+                    protected boolean removeEldestEntry(Map.Entry<List<String>, ValueRule> eldest) {
+                        return size() > 256;
+                    }
+                });
 
         ArrayRule(List<ValueRule> prefix, ValueRule items, int minItems, int maxItems) {
-            this(prefix, items, minItems, maxItems, null);
+            this(prefix, items, minItems, maxItems, null, null);
         }
 
-        ArrayRule(List<ValueRule> prefix, ValueRule items, int minItems, int maxItems, LiteralRule distinct) {
+        ArrayRule(List<ValueRule> prefix, ValueRule items, int minItems, int maxItems, LiteralRule distinct,
+                StringRule distinctStrings) {
             this.prefix = List.copyOf(prefix);
             this.items = items;
             this.minItems = minItems;
             this.maxItems = maxItems;
             this.distinct = distinct;
+            this.distinctStrings = distinctStrings;
         }
 
         /** The rule of the value at {@code index} (0 the first). */
@@ -124,8 +142,14 @@ sealed interface ValueRule {
             return index < prefix.size() ? prefix.get(index) : items;
         }
 
-        /** The rule of the next value after {@code used} (distinct items: the values not written yet). */
+        /**
+         * The rule of the next value after {@code used} (distinct items: the values not written yet; their
+         * texts, or for strings their characters).
+         */
         ValueRule nextItem(int index, List<String> used) {
+            if (distinctStrings != null) {
+                return withoutWritten.computeIfAbsent(used, written -> distinctStrings.without(Set.copyOf(written)));
+            }
             if (distinct == null) {
                 return itemAt(index);
             }
@@ -155,9 +179,14 @@ sealed interface ValueRule {
          * (each character one way); a rule of no string when none is left.
          */
         ValueRule without(Set<String> texts) {
-            RegexAutomaton any = pattern != null ? pattern : RegexAutomaton.compile("[\\s\\S]*", minLength, maxLength);
-            RegexAutomaton left = any.without(texts);
+            RegexAutomaton left = patterned().pattern.without(texts);
             return left == null ? new LiteralRule(List.of()) : new StringRule(minLength, maxLength, left);
+        }
+
+        /** The same strings, held to a pattern (any characters within the bounds where there was none). */
+        StringRule patterned() {
+            return pattern != null ? this
+                    : new StringRule(minLength, maxLength, RegexAutomaton.compile("[\\s\\S]*", minLength, maxLength));
         }
     }
 

@@ -133,6 +133,14 @@ class JsonSchemaGrammarTest {
              "required": ["colors", "flags", "sizes"],
              "$defs": {"Size": {"enum": [1, 2, 3]}}}""";
 
+    /** Distinct strings (uniqueItems over string items, pydantic's set of str): short ones, and two letters. */
+    static final String DISTINCT_STRINGS = """
+            {"type": "object", "properties": {
+               "tags": {"type": "array", "items": {"type": "string", "maxLength": 3}, "uniqueItems": true},
+               "codes": {"type": "array", "items": {"type": "string", "pattern": "^[ab]$"}, "uniqueItems": true,
+                         "minItems": 1}},
+             "required": ["tags", "codes"]}""";
+
     /** Strings held to patterns: alone, with length bounds, and with characters JSON must escape. */
     static final String PATTERNS = """
             {"type": "object", "properties": {
@@ -238,6 +246,12 @@ class JsonSchemaGrammarTest {
                                 "{\"colors\":[\"red\"],\"flags\":[],\"sizes\":[1,2,3]}",
                                 "{\"colors\":[\"red\"],\"flags\":[],\"sizes\":[2,2]}",
                                 "{\"colors\":[\"pink\"],\"flags\":[],\"sizes\":[]}")),
+                Arguments.of(DISTINCT_STRINGS, List.of("{\"tags\":[],\"codes\":[\"a\"]}",
+                        "{\"tags\":[\"x\",\"xy\",\"\",\"q\\\"z\"],\"codes\":[\"b\",\"a\"]}"),
+                        List.of("{\"tags\":[\"x\",\"x\"],\"codes\":[\"a\"]}", "{\"tags\":[],\"codes\":[]}",
+                                "{\"tags\":[],\"codes\":[\"a\",\"a\"]}",
+                                "{\"tags\":[],\"codes\":[\"a\",\"b\",\"a\"]}",
+                                "{\"tags\":[\"abcd\"],\"codes\":[\"a\"]}")),
                 Arguments.of(PATTERNS, List.of(
                         "{\"code\":\"ABC-12\",\"phone\":\"(555) 123-4567\",\"quoted\":\"a\\\"\",\"short\":\"ab\"}",
                         "{\"code\":\"XYZ-1234\",\"phone\":\"(000) 000-0000\",\"quoted\":\"\\\\\\n\\u0001\",\"short\":\"cca\",\"word\":\"\u00e9\"}",
@@ -298,6 +312,27 @@ class JsonSchemaGrammarTest {
             assertThat(cursor.accept(text.charAt(i))).as("character %d of %s", i, text).isTrue();
         }
         assertThat(cursor.mayEnd()).as("may end after %s", text).isTrue();
+    }
+
+    /** A string already in a distinct array cannot end again, however its characters were escaped. */
+    @Test
+    void aDistinctStringIsNotWrittenTwice() {
+        GrammarCursor short1 = new GrammarCursor(OutputGrammar.jsonSchema(
+                "{\"type\": \"array\", \"items\": {\"type\": \"string\", \"maxLength\": 1}, \"uniqueItems\": true}"));
+        assertThat(short1.acceptAll("[\"\\\"\",\"")).isTrue();
+        assertThat(short1.copy().acceptAll("\\\"\"")).as("a second quote").isFalse();
+        assertThat(short1.acceptAll("a\",\"")).isTrue();
+        assertThat(short1.copy().acceptAll("a\"")).as("a second a").isFalse();
+        assertThat(short1.acceptAll("b\"]")).isTrue();
+        GrammarCursor any = new GrammarCursor(OutputGrammar.jsonSchema(
+                "{\"type\": \"array\", \"items\": {\"type\": \"string\"}, \"uniqueItems\": true}"));
+        assertThat(any.acceptAll("[\"ab\",\"ab")).isTrue();
+        assertThat(any.copy().accept('"')).as("a second ab").isFalse();
+        assertThat(any.acceptAll("c\"]")).isTrue();
+        GrammarCursor two = new GrammarCursor(OutputGrammar.jsonSchema(DISTINCT_STRINGS));
+        assertThat(two.acceptAll("{\"tags\":[],\"codes\":[\"a\",\"b\"")).isTrue();
+        assertThat(two.copy().accept(',')).as("no third code is left").isFalse();
+        assertThat(two.acceptAll("]}")).isTrue();
     }
 
     /**
@@ -486,8 +521,11 @@ class JsonSchemaGrammarTest {
                         "no integer lies between"),
                 Arguments.of("{\"type\": \"object\", \"patternProperties\": {\"^a\": {}}}",
                         "\"patternProperties\" is not supported"),
-                Arguments.of("{\"type\": \"array\", \"items\": {\"type\": \"string\"}, \"uniqueItems\": true}",
-                        "uniqueItems: true is held only for items of enum, const or boolean"),
+                Arguments.of("{\"type\": \"array\", \"items\": {\"type\": \"integer\"}, \"uniqueItems\": true}",
+                        "uniqueItems: true is held only for items of enum, const, boolean or string"),
+                Arguments.of("{\"type\": \"array\", \"items\": {\"type\": \"string\", \"pattern\": \"^[ab]$\"}, "
+                        + "\"uniqueItems\": true, \"minItems\": 3}",
+                        "minItems 3 asks for more distinct items than the 2 strings items allows"),
                 Arguments.of("{\"type\": \"array\", \"uniqueItems\": \"yes\"}",
                         "at #/uniqueItems: uniqueItems must be true or false"),
                 Arguments.of("{\"type\": \"array\", \"items\": {\"enum\": [\"a\", \"b\"]}, \"uniqueItems\": true, "
@@ -518,7 +556,7 @@ class JsonSchemaGrammarTest {
                         "minItems 2 asks for more items than the 1 that items false allows"),
                 Arguments.of("{\"type\": \"array\", \"prefixItems\": {}}", "at #/prefixItems: must be an array"),
                 Arguments.of("{\"type\": \"array\", \"uniqueItems\": true}",
-                        "uniqueItems: true is held only for items of enum, const or boolean"),
+                        "uniqueItems: true is held only for items of enum, const, boolean or string"),
                 Arguments.of("{\"type\": \"string\", \"items\": {}}", "\"items\" is not supported for type string"),
                 Arguments.of("{\"$ref\": \"http://example.com/s.json\"}", "only references within the schema"),
                 Arguments.of("{\"$ref\": \"#/$defs/Missing\"}", "at #/$ref: \"#/$defs/Missing\" points to nothing"),

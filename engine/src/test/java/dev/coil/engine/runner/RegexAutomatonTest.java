@@ -118,6 +118,21 @@ class RegexAutomatonTest {
     }
 
     @Test
+    void countsItsTextsUpToACap() {
+        assertThat(RegexAutomaton.compile("a|b0", 0, Integer.MAX_VALUE).textsUpTo(100)).isEqualTo(2);
+        assertThat(RegexAutomaton.compile("[ab]{2}", 0, Integer.MAX_VALUE).textsUpTo(100)).isEqualTo(4);
+        assertThat(RegexAutomaton.compile("\\d{2,3}", 0, Integer.MAX_VALUE).textsUpTo(10_000)).isEqualTo(1100);
+        assertThat(RegexAutomaton.compile("\\d{2,3}", 0, Integer.MAX_VALUE).textsUpTo(50)).isEqualTo(50);
+        assertThat(RegexAutomaton.compile("(ab)*", 0, Integer.MAX_VALUE).textsUpTo(1000)).isEqualTo(1000);
+        assertThat(RegexAutomaton.compile("(ab)*", 0, 4).textsUpTo(1000)).isEqualTo(3);
+        assertThat(RegexAutomaton.compile("[ab]|c", 0, Integer.MAX_VALUE).without(Set.of("a", "c")).textsUpTo(10))
+                .isEqualTo(1);
+        assertThat(RegexAutomaton.compile("a|ab|b+", 0, Integer.MAX_VALUE).without(Set.of("a", "ab")).textsUpTo(10))
+                .isEqualTo(10);
+        assertThat(RegexAutomaton.compile("\uD83D\uDE00|\u00e9", 0, Integer.MAX_VALUE).textsUpTo(10)).isEqualTo(2);
+    }
+
+    @Test
     void noAutomatonIsLeftWhenEveryTextIsExcluded() {
         assertThat(RegexAutomaton.compile("a|b", 0, Integer.MAX_VALUE).without(Set.of("a", "b"))).isNull();
         assertThat(RegexAutomaton.compile("[ab]", 0, Integer.MAX_VALUE).without(Set.of("a"))).isNotNull();

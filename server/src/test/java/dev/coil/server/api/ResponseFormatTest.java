@@ -105,6 +105,19 @@ class ResponseFormatTest {
         System.out.println("[json_schema] multiples and key names: " + assertWholeAnswersValid(NUMBERS_AND_NAMES, 96));
     }
 
+    /** pydantic's set[str] (uniqueItems over strings) beside a list of a Literal's distinct values. */
+    static final String SETS = """
+            {"type": "object",
+             "properties": {"words": {"type": "array", "items": {"type": "string", "maxLength": 6}, "uniqueItems": true,
+                                      "minItems": 2, "maxItems": 4},
+                            "kinds": {"type": "array", "items": {"enum": ["noun", "verb"]}, "uniqueItems": true}},
+             "required": ["words", "kinds"], "additionalProperties": false}""";
+
+    @Test
+    void setsOfStringsHoldDistinctStrings() throws Exception {
+        System.out.println("[json_schema] sets: " + assertWholeAnswersValid(SETS, 96));
+    }
+
     /** vLLM's spellings: structured_outputs (json, choice) and the older guided_json and guided_choice. */
     @Test
     void vllmStructuredOutputsHoldTheAnswer() throws Exception {

@@ -86,7 +86,7 @@ sealed interface GrammarFrame {
                 if (c == '"') {
                     out.add(string.pattern == null ? new StringFrame(string, parent, StringLexer.NORMAL, 0)
                             : new PatternStringFrame(string.pattern, parent, PatternStringFrame.NORMAL,
-                                    string.pattern.start(), parent.keepsStrings() ? "" : null));
+                                    string.pattern.start(), parent.keepsStrings() ? TextChain.EMPTY : null));
                 }
             }
             case ValueRule.RegexRule regex ->
@@ -479,7 +479,7 @@ sealed interface GrammarFrame {
      * string's characters so far, kept for a parent that {@link #keepsStrings} (else null).
      */
     record PatternStringFrame(RegexAutomaton pattern, GrammarFrame parent, int stage, RegexAutomaton.Position position,
-            String text) implements GrammarFrame {
+            TextChain text) implements GrammarFrame {
         static final int NORMAL = 0;   // outside an escape
         static final int ESCAPE = 1;   // after a backslash
         static final int U = 2;        // after backslash-u, then its first 0 (3) and second 0 (4)
@@ -495,7 +495,7 @@ sealed interface GrammarFrame {
                 case NORMAL -> {
                     if (c == '"') {
                         if (pattern.accepts(position)) {
-                            out.add(text == null ? parent.valueDone() : parent.stringDone(text));
+                            out.add(text == null ? parent.valueDone() : parent.stringDone(text.toString()));
                         }
                     } else if (c == '\\') {
                         if (takesEscaped()) {
@@ -538,7 +538,7 @@ sealed interface GrammarFrame {
         private void read(char c, List<GrammarFrame> out) {
             RegexAutomaton.Position after = pattern.feed(position, c);
             if (after != null) {
-                out.add(new PatternStringFrame(pattern, parent, NORMAL, after, text == null ? null : text + c));
+                out.add(new PatternStringFrame(pattern, parent, NORMAL, after, text == null ? null : text.append(c)));
             }
         }
 

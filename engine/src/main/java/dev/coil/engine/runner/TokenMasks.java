@@ -91,11 +91,12 @@ final class TokenMasks {
             vocabulary.allowPlain(most, allowed);
             walk(vocabulary.escapedRoot(), state, allowed, new ArrayList<>());
         } else if (only instanceof GrammarFrame.RegexFrame regex && regex.parent() == GrammarFrame.Top.INSTANCE) {
-            walkPattern(vocabulary.root(), regex.automaton(), regex.position(), null, allowed, new ArrayList<>());
-        } else if (only instanceof GrammarFrame.PatternStringFrame patterned
-                && patterned.stage() == GrammarFrame.PatternStringFrame.NORMAL && patterned.text() == null) {
-            walkPattern(vocabulary.root(), patterned.pattern(), patterned.position(), patterned, allowed,
+            walkPattern(vocabulary.root(), regex.automaton(), regex.position(), null, null, allowed,
                     new ArrayList<>());
+        } else if (only instanceof GrammarFrame.PatternStringFrame patterned
+                && patterned.stage() == GrammarFrame.PatternStringFrame.NORMAL) {
+            walkPattern(vocabulary.root(), patterned.pattern(), patterned.position(), patterned, patterned.text(),
+                    allowed, new ArrayList<>());
         } else if (state.followsContextFreeGrammar()) {
             Map<GrammarState, MetState> met = new HashMap<>();
             walkRemembering(vocabulary.root(), meet(state, met), allowed, met);
@@ -157,17 +158,18 @@ final class TokenMasks {
     /**
      * The walk where the text stands only in a regular expression's automaton: the whole output held
      * to a regex (after it nothing follows), or a JSON string held to a pattern ({@code string}, whose
-     * plain characters the automaton reads as they are). Positions are fed directly, without frames;
+     * plain characters the automaton reads as they are; {@code text}: its characters, where its array
+     * compares them with the strings before, else null). Positions are fed directly, without frames;
      * a character that leaves plain string content (a quote, a backslash) goes on through the frames.
      */
     private static void walkPattern(VocabularyTrie.Node node, RegexAutomaton automaton, RegexAutomaton.Position position,
-            GrammarFrame.PatternStringFrame string, boolean[] allowed, List<GrammarFrame> scratch) {
+            GrammarFrame.PatternStringFrame string, TextChain text, boolean[] allowed, List<GrammarFrame> scratch) {
         for (int i = 0; i < node.characters.length; i++) {
             char c = node.characters[i];
             VocabularyTrie.Node child = node.children[i];
             if (string != null && !StringLexer.isPlain(c)) {
                 GrammarState next = GrammarState.of(new GrammarFrame.PatternStringFrame(automaton, string.parent(),
-                        GrammarFrame.PatternStringFrame.NORMAL, position, null)).feed(c, scratch);
+                        GrammarFrame.PatternStringFrame.NORMAL, position, text)).feed(c, scratch);
                 if (next != null) {
                     allow(child, allowed);
                     if (child.children.length > 0) {
@@ -180,7 +182,8 @@ final class TokenMasks {
             if (after != null) {
                 allow(child, allowed);
                 if (child.children.length > 0) {
-                    walkPattern(child, automaton, after, string, allowed, scratch);
+                    walkPattern(child, automaton, after, string, text == null ? null : text.append(c), allowed,
+                            scratch);
                 }
             }
         }

@@ -46,6 +46,9 @@ class GrammarConstraintTest {
                         "{\"value\": 1e3, \"children\": [{\"value\": 0}]}"),
                 new Case(OutputGrammar.choice(List.of("yes", "no", "no way")), "no way"),
                 new Case(OutputGrammar.regex("[A-Z][a-z]{1,6}( [a-z]{1,6}){0,3}\\."), "The same as theium."),
+                // Distinct strings: the walk's shortcut through a string keeps its characters too.
+                new Case(OutputGrammar.jsonSchema(JsonSchemaGrammarTest.DISTINCT_STRINGS),
+                        "{\"tags\": [\"ab\", \"a\", \"abc\", \"q\\\"\"], \"codes\": [\"b\", \"a\"]}"),
                 new Case(OutputGrammar.jsonSchema(JsonSchemaGrammarTest.PATTERNS), "{\"code\": \"ABC-123\", "
                         + "\"phone\": \"(555) 123-4567\", \"quoted\": \"a\\n\", \"short\": \"abc\"}"),
                 // Free text first: anything up to the end tag (a start of it inside), then the value.

@@ -254,9 +254,11 @@ final class RegexAutomaton {
     }
 
     /**
-     * How many whole texts the automaton takes, or {@code cap} when at least that many: a search from
-     * the start over the positions, each class of units counted by its size. Every position kept can
-     * still end, so a position met again on the way is a loop: texts without end. cap: at most 2^31.
+     * How many whole texts the automaton takes, or {@code cap} when at least that many: the texts of
+     * each length in turn, as the number of ways to each position a unit further (each class of units
+     * counted by its size), without recursion however long the texts. Every position kept can still
+     * end, so when the lengths outnumber the positions met, some position repeats on a path: a loop,
+     * texts without end. cap: at most 2^31.
      */
     long textsUpTo(long cap) {
         if (cap > Integer.MAX_VALUE) {
@@ -268,28 +270,30 @@ final class RegexAutomaton {
             first[unitClass[unit]] = (char) unit;
             size[unitClass[unit]]++;
         }
-        return textsFrom(start, cap, first, size, new HashMap<>(), new HashSet<>());
-    }
-
-    private long textsFrom(Position position, long cap, char[] first, long[] size, Map<Position, Long> counted,
-            Set<Position> open) {
-        Long known = counted.get(position);
-        if (known != null) {
-            return known;
-        }
-        if (!open.add(position)) {
-            return cap;
-        }
-        long total = position.accepts ? 1 : 0;
-        for (int c = 0; c < classes && total < cap; c++) {
-            Position next = feed(position, first[c]);
-            if (next != null) {
-                // At most 2^16 units a class times at most 2^31 texts: no overflow.
-                total = Math.min(cap, total + size[c] * textsFrom(next, cap, first, size, counted, open));
+        Map<Position, Long> ways = Map.of(start, 1L);
+        Set<Position> met = new HashSet<>();
+        long total = 0;
+        for (int length = 0; !ways.isEmpty() && total < cap; length++) {
+            if (length > met.size() + 1) {
+                return cap;
             }
+            Map<Position, Long> longer = new HashMap<>();
+            for (Map.Entry<Position, Long> entry : ways.entrySet()) {
+                Position position = entry.getKey();
+                met.add(position);
+                if (position.accepts) {
+                    total = Math.min(cap, total + entry.getValue());
+                }
+                for (int c = 0; c < classes; c++) {
+                    Position next = feed(position, first[c]);
+                    if (next != null) {
+                        // At most 2^16 units a class times at most 2^31 ways: no overflow.
+                        longer.merge(next, Math.min(cap, size[c] * entry.getValue()), (a, b) -> Math.min(cap, a + b));
+                    }
+                }
+            }
+            ways = longer;
         }
-        open.remove(position);
-        counted.put(position, total);
         return total;
     }
 

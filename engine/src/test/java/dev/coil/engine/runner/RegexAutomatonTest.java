@@ -130,6 +130,10 @@ class RegexAutomatonTest {
         assertThat(RegexAutomaton.compile("a|ab|b+", 0, Integer.MAX_VALUE).without(Set.of("a", "ab")).textsUpTo(10))
                 .isEqualTo(10);
         assertThat(RegexAutomaton.compile("\uD83D\uDE00|\u00e9", 0, Integer.MAX_VALUE).textsUpTo(10)).isEqualTo(2);
+        // Long texts are counted without recursion: one text of each length of a* up to 50000.
+        assertThat(RegexAutomaton.compile("a*", 0, 50_000).textsUpTo(Integer.MAX_VALUE)).isEqualTo(50_001);
+        assertThat(RegexAutomaton.compile("[\\s\\S]*", 0, 100_000).textsUpTo(Integer.MAX_VALUE))
+                .isEqualTo(Integer.MAX_VALUE);
     }
 
     @Test

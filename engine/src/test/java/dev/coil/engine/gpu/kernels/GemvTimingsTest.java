@@ -137,6 +137,56 @@ class GemvTimingsTest {
     }
 
     /**
+     * The one-row product at the widths of a Nemotron-3-Nano-shaped block (hidden 2688), whose
+     * matrices are 11-55 MB, beside cuBLAS on the same bf16 operand and the time 4.8 TB/s (the H200's
+     * bandwidth) would take: each launch of a chain reads the next of three copies of its matrix, so
+     * that the weights come from memory rather than L2, as in a decode step.
+     */
+    @Test
+    void printsMicrosecondsPerProductAtNemotronNanoWidths() {
+        int[][] shapes = {{10304, 2688}, {2688, 4096}, {3712, 2688}, {2688, 3712}, {4608, 2688}, {2048, 2688}};
+        String[] names = {"in_proj", "out_proj", "shared up", "shared down", "q/k/v", "a quarter of in_proj"};
+        CudaDevice device = GpuFixture.device();
+        Random random = new Random(7);
+        System.setProperty(GemvKernel.PROPERTY, "false");
+        GpuMatmul blasOnly;
+        Cublas cublas = Cublas.create(device);
+        try {
+            blasOnly = new GpuMatmul(device, cublas);
+        } finally {
+            System.clearProperty(GemvKernel.PROPERTY);
+        }
+        GemvKernel gemv = new GemvKernel(GpuFixture.kernels(), GemvKernel.KERNEL_ROWS);
+        try (DeviceScope scope = GpuFixture.scope(); cublas; blasOnly) {
+            cublas.useWorkspace(scope.keep(device.allocate(32L << 20)));
+            for (int s = 0; s < shapes.length; s++) {
+                int n = shapes[s][0];
+                int k = shapes[s][1];
+                float[] values = Parity.uniform(random, n * k, -1, 1);
+                DeviceMatrix[] copies = new DeviceMatrix[3];
+                for (int c = 0; c < copies.length; c++) {
+                    copies[c] = scope.keep(DeviceMatrix.upload(device, TestMatrices.of(values, n, k, DType.BF16)));
+                }
+                DeviceBuffer x = scope.upload(Parity.uniform(random, k, -2, 2));
+                DeviceBuffer x16 = scope.poisoned(Math.ceilDiv(k, 2));
+                new ConvertKernel(GpuFixture.kernels()).launch(scope.stream(), x, k, DType.BF16, x16);
+                DeviceBuffer blasOut = scope.poisoned(n);
+                DeviceBuffer gemvOut = scope.poisoned(n);
+                int[] next = {0};
+                double blas = perLaunch(scope, () -> blasOnly.matmulPrepared(scope.stream(), x16, 1,
+                        copies[next[0]++ % copies.length], blasOut));
+                double ours = perLaunch(scope, () -> gemv.project(scope.stream(), x16, DType.BF16, k, 1,
+                        List.of(new GemvKernel.Product(copies[next[0]++ % copies.length], gemvOut))));
+                Parity.assertClose("gemv vs cuBLAS", scope.download(gemvOut, n), scope.download(blasOut, n), 1e-5);
+                double bytes = 2.0 * n * k;
+                System.out.printf("[gemv-nano] %s: %s, 1 row × bf16 [%d, %d] (%.1f MB): gemv %.2f µs (%.0f GB/s),"
+                        + " cuBLAS %.2f µs (%.0f GB/s), 4.8 TB/s %.2f µs%n", device.name(), names[s], n, k,
+                        bytes / 1e6, ours, bytes / ours / 1e3, blas, bytes / blas / 1e3, bytes / 4.8e6);
+            }
+        }
+    }
+
+    /**
      * What each fused operand adds at a Nemotron-3-Nano-shaped block's widths (hidden 2688, Mamba-2's
      * 4096 inner channels in 8 groups): in_proj with a bf16 operand, with the residual update and the
      * norm, and with the conv update too; out_proj with a bf16 operand and with the gated norm of 8

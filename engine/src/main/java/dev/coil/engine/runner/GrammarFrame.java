@@ -53,6 +53,14 @@ sealed interface GrammarFrame {
         return valueDone();
     }
 
+    /**
+     * The integers an array of distinct integers holds so far (their texts, -0 written 0), which the
+     * integer being spelled inside it must differ from; null for any other container.
+     */
+    default List<String> integersWritten() {
+        return null;
+    }
+
     /** What any JSON value may be. */
     List<ValueRule> ANY_VALUE = List.of(ValueRule.ObjectRule.ANY, ValueRule.ArrayRule.ANY, ValueRule.StringRule.ANY,
             ValueRule.NumberRule.NUMBER, ValueRule.LiteralRule.TRUE_FALSE_NULL);
@@ -79,7 +87,8 @@ sealed interface GrammarFrame {
             case ValueRule.ArrayRule array -> {
                 if (c == '[') {
                     out.add(new ArrayFrame(array, parent, ArrayFrame.OPEN, 0, 0,
-                            array.distinct == null && array.distinctStrings == null ? null : List.of()));
+                            array.distinct == null && array.distinctStrings == null && !array.distinctIntegers
+                                    ? null : List.of()));
                 }
             }
             case ValueRule.StringRule string -> {
@@ -429,6 +438,11 @@ sealed interface GrammarFrame {
             return rule.distinctStrings != null;
         }
 
+        @Override
+        public List<String> integersWritten() {
+            return rule.distinctIntegers ? used : null;
+        }
+
         /** A distinct string joins those written. */
         @Override
         public GrammarFrame stringDone(String value) {
@@ -722,8 +736,8 @@ sealed interface GrammarFrame {
      * in the exponent. A number with bounds keeps its text ({@code typed}; null without bounds), so that
      * no character is taken after which it could not end within them.
      */
-    record NumberFrame(ValueRule.NumberRule rule, GrammarFrame parent, int stage, int digits, String typed)
-            implements GrammarFrame {
+    record NumberFrame(ValueRule.NumberRule rule, GrammarFrame parent, int stage, int digits, String typed,
+            List<String> written) implements GrammarFrame {
         static final int MAX_DIGITS = 20;
         static final int MAX_EXPONENT_DIGITS = 3;
 
@@ -741,10 +755,14 @@ sealed interface GrammarFrame {
             if (stage < 0) {
                 return;
             }
-            // A bounded integer keeps its text, so that a digit that can no longer end within the bounds is refused.
-            String typed = rule.bounded() ? String.valueOf(c) : null;
-            if (typed == null || rule.mayReach(typed, MAX_DIGITS)) {
-                out.add(new NumberFrame(rule, parent, stage, stage == MINUS ? 0 : 1, typed));
+            // A bounded integer keeps its text, so that a digit that can no longer end within the bounds is
+            // refused; so does an integer that must differ from those its array holds (written).
+            List<String> written = rule.integer ? parent.integersWritten() : null;
+            String typed = rule.bounded() || written != null ? String.valueOf(c) : null;
+            int digits = stage == MINUS ? 0 : 1;
+            if ((typed == null || !rule.bounded() || rule.mayReach(typed, MAX_DIGITS))
+                    && mayEndUnwritten(stage, digits, typed, written)) {
+                out.add(new NumberFrame(rule, parent, stage, digits, typed, written));
             }
         }
 
@@ -757,12 +775,40 @@ sealed interface GrammarFrame {
                 int count = c >= '0' && c <= '9' ? (samePart ? digits + 1 : 1) : 0;
                 String longer = typed == null ? null : typed + c;
                 if (count <= (after == EXPONENT_DIGITS ? MAX_EXPONENT_DIGITS : MAX_DIGITS)
-                        && (longer == null || rule.mayReach(longer, MAX_DIGITS))) {
-                    out.add(new NumberFrame(rule, parent, after, count, longer));
+                        && (longer == null || !rule.bounded() || rule.mayReach(longer, MAX_DIGITS))
+                        && mayEndUnwritten(after, count, longer, written)) {
+                    out.add(new NumberFrame(rule, parent, after, count, longer, written));
                 }
             } else if (whole()) {
-                parent.valueDone().feed(c, out);
+                (written == null ? parent.valueDone() : parent.literalDone(canonical(typed))).feed(c, out);
             }
+        }
+
+        /**
+         * Whether an integer typed so far (at {@code stage}, {@code digits} digits in) can still end as one
+         * not {@code written}: 0 (or -0) only as itself; otherwise it may grow by up to MAX_DIGITS - digits
+         * digits, 1 + 10 + 100 + ... ways, of which the written integers beginning with it are a few.
+         * (Unbounded integers only: the compiler refuses distinct integers with bounds.)
+         */
+        private static boolean mayEndUnwritten(int stage, int digits, String typed, List<String> written) {
+            if (written == null || stage == MINUS) {
+                return true;
+            }
+            if (stage == ZERO) {
+                return !written.contains("0");
+            }
+            long ways = 0;
+            for (int more = 0, power = 1; more <= MAX_DIGITS - digits && ways <= written.size(); more++) {
+                ways += power;
+                power = (int) Math.min(power * 10L, Integer.MAX_VALUE);
+            }
+            long taken = written.stream().filter(integer -> integer.startsWith(typed)).count();
+            return ways > taken;
+        }
+
+        /** The integer's text as its array compares it: -0 is 0. */
+        private static String canonical(String typed) {
+            return typed.equals("-0") ? "0" : typed;
         }
 
         /** The stage {@code c} continues the number into, or -1. */
@@ -780,10 +826,11 @@ sealed interface GrammarFrame {
             };
         }
 
-        /** Whether the number may end here: a whole number, within the bounds when it has any. */
+        /** Whether the number may end here: a whole number, within the bounds, and not one its array holds. */
         private boolean whole() {
             boolean complete = stage == ZERO || stage == DIGITS || stage == FRACTION || stage == EXPONENT_DIGITS;
-            return complete && (typed == null || rule.holds(typed));
+            return complete && (typed == null || !rule.bounded() || rule.holds(typed))
+                    && (written == null || !written.contains(canonical(typed)));
         }
 
         @Override

@@ -33,7 +33,8 @@ import java.util.Set;
  *     left out, or refused when required);</li>
  * <li>arrays: {@code items}, {@code prefixItems} (then {@code items} for the rest, {@code false} for
  *     none), {@code minItems}, {@code maxItems}, {@code uniqueItems} (for items of enum, const or
- *     boolean: each value once; for string items each string once); strings: {@code minLength},
+ *     boolean: each value once; for string items each string once, and for integers without bounds each
+ *     integer once); strings: {@code minLength},
  *     {@code maxLength}, {@code pattern} (matched whole: see {@link RegexSyntax}); numbers:
  *     {@code minimum}, {@code maximum}, {@code exclusiveMinimum}, {@code exclusiveMaximum},
  *     {@code multipleOf} (a bounded number that need not be an integer is written without an
@@ -360,6 +361,9 @@ final class JsonSchemaCompiler {
                     + " that items false allows" : "minItems " + min + " is more than maxItems " + max);
         }
         ValueRule distinct = distinctItems(node, prefix, itemRule, path);
+        if (distinct instanceof ValueRule.NumberRule) {
+            return new ValueRule.ArrayRule(prefix, itemRule, min, max, null, null, true);
+        }
         if (distinct != null) {
             long values = distinct instanceof ValueRule.LiteralRule literals ? literals.texts.size()
                     : ((ValueRule.StringRule) distinct).pattern.textsUpTo(Math.max(max, min));
@@ -371,13 +375,14 @@ final class JsonSchemaCompiler {
         }
         return new ValueRule.ArrayRule(prefix, itemRule, min, max,
                 distinct instanceof ValueRule.LiteralRule literals ? literals : null,
-                distinct instanceof ValueRule.StringRule strings ? strings : null);
+                distinct instanceof ValueRule.StringRule strings ? strings : null, false);
     }
 
     /**
      * uniqueItems: true, for items of enum, const or boolean (pydantic's set of a Literal or an Enum):
      * their values, each of which may come once; for string items (a set of str): the items' rule held
-     * to a pattern, each of whose strings may come once; null without it or with uniqueItems false.
+     * to a pattern, each of whose strings may come once; for integers without bounds (a set of int): the
+     * items' rule, each integer once; null without it or with uniqueItems false.
      * Other items would need every item's value kept to compare: refused.
      */
     private static ValueRule distinctItems(JsonNode node, List<ValueRule> prefix, ValueRule itemRule, String path) {
@@ -395,9 +400,13 @@ final class JsonSchemaCompiler {
         if (prefix.isEmpty() && resolved instanceof ValueRule.StringRule strings) {
             return strings.patterned();
         }
+        if (prefix.isEmpty() && resolved instanceof ValueRule.NumberRule number && number.integer
+                && !number.bounded()) {
+            return number;
+        }
         if (!prefix.isEmpty() || !(resolved instanceof ValueRule.LiteralRule literals)) {
-            throw invalid(path, "uniqueItems: true is held only for items of enum, const, boolean or string "
-                    + "(without prefixItems)");
+            throw invalid(path, "uniqueItems: true is held only for items of enum, const, boolean, string or "
+                    + "integer without bounds (without prefixItems)");
         }
         return new ValueRule.LiteralRule(List.copyOf(new LinkedHashSet<>(literals.texts)));
     }

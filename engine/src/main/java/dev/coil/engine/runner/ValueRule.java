@@ -114,6 +114,8 @@ sealed interface ValueRule {
          * strings may each come once (no prefix then), or null.
          */
         final StringRule distinctStrings;
+        /** uniqueItems over unbounded integers: each integer may come once (no prefix then). */
+        final boolean distinctIntegers;
         /** The items' rule without the strings already written, by those strings (the last few lists). */
         private final Map<List<String>, ValueRule> withoutWritten = Collections.synchronizedMap(
                 new LinkedHashMap<>(16, 0.75f, true) {
@@ -124,17 +126,18 @@ sealed interface ValueRule {
                 });
 
         ArrayRule(List<ValueRule> prefix, ValueRule items, int minItems, int maxItems) {
-            this(prefix, items, minItems, maxItems, null, null);
+            this(prefix, items, minItems, maxItems, null, null, false);
         }
 
         ArrayRule(List<ValueRule> prefix, ValueRule items, int minItems, int maxItems, LiteralRule distinct,
-                StringRule distinctStrings) {
+                StringRule distinctStrings, boolean distinctIntegers) {
             this.prefix = List.copyOf(prefix);
             this.items = items;
             this.minItems = minItems;
             this.maxItems = maxItems;
             this.distinct = distinct;
             this.distinctStrings = distinctStrings;
+            this.distinctIntegers = distinctIntegers;
         }
 
         /** The rule of the value at {@code index} (0 the first). */

@@ -141,6 +141,10 @@ class JsonSchemaGrammarTest {
                          "minItems": 1}},
              "required": ["tags", "codes"]}""";
 
+    /** Distinct integers (uniqueItems over integers without bounds, pydantic's set of int). */
+    static final String DISTINCT_INTEGERS = """
+            {"type": "array", "items": {"type": "integer"}, "uniqueItems": true, "maxItems": 5}""";
+
     /** Strings held to patterns: alone, with length bounds, and with characters JSON must escape. */
     static final String PATTERNS = """
             {"type": "object", "properties": {
@@ -252,6 +256,8 @@ class JsonSchemaGrammarTest {
                                 "{\"tags\":[],\"codes\":[\"a\",\"a\"]}",
                                 "{\"tags\":[],\"codes\":[\"a\",\"b\",\"a\"]}",
                                 "{\"tags\":[\"abcd\"],\"codes\":[\"a\"]}")),
+                Arguments.of(DISTINCT_INTEGERS, List.of("[]", "[1,-1,0,12]", "[0]", "[-7,70,7]"),
+                        List.of("[1,1]", "[0,-0]", "[12,3,12]", "[1,2,3,4,5,6]", "[1.5]")),
                 Arguments.of(PATTERNS, List.of(
                         "{\"code\":\"ABC-12\",\"phone\":\"(555) 123-4567\",\"quoted\":\"a\\\"\",\"short\":\"ab\"}",
                         "{\"code\":\"XYZ-1234\",\"phone\":\"(000) 000-0000\",\"quoted\":\"\\\\\\n\\u0001\",\"short\":\"cca\",\"word\":\"\u00e9\"}",
@@ -312,6 +318,24 @@ class JsonSchemaGrammarTest {
             assertThat(cursor.accept(text.charAt(i))).as("character %d of %s", i, text).isTrue();
         }
         assertThat(cursor.mayEnd()).as("may end after %s", text).isTrue();
+    }
+
+    /** An integer already in a distinct array cannot end again; 0 and -0 are one integer. */
+    @Test
+    void aDistinctIntegerIsNotWrittenTwice() {
+        GrammarCursor zero = new GrammarCursor(OutputGrammar.jsonSchema(DISTINCT_INTEGERS));
+        assertThat(zero.acceptAll("[0,")).isTrue();
+        assertThat(zero.copy().accept('0')).as("a second 0").isFalse();
+        assertThat(zero.copy().acceptAll("-0")).as("-0 after 0").isFalse();
+        assertThat(zero.acceptAll("5,5")).isTrue();
+        assertThat(zero.copy().accept(',')).as("a second 5").isFalse();
+        assertThat(zero.copy().accept(']')).as("a second 5, last").isFalse();
+        assertThat(zero.acceptAll("5,-5]")).isTrue();
+        // At the most digits an integer cannot grow: the digit that would repeat one is refused there.
+        GrammarCursor longest = new GrammarCursor(OutputGrammar.jsonSchema(DISTINCT_INTEGERS));
+        assertThat(longest.acceptAll("[12345678901234567890,1234567890123456789")).isTrue();
+        assertThat(longest.copy().accept('0')).as("the same 20 digits").isFalse();
+        assertThat(longest.acceptAll("1]")).isTrue();
     }
 
     /** A string already in a distinct array cannot end again, however its characters were escaped. */
@@ -521,8 +545,11 @@ class JsonSchemaGrammarTest {
                         "no integer lies between"),
                 Arguments.of("{\"type\": \"object\", \"patternProperties\": {\"^a\": {}}}",
                         "\"patternProperties\" is not supported"),
-                Arguments.of("{\"type\": \"array\", \"items\": {\"type\": \"integer\"}, \"uniqueItems\": true}",
-                        "uniqueItems: true is held only for items of enum, const, boolean or string"),
+                Arguments.of("{\"type\": \"array\", \"items\": {\"type\": \"number\"}, \"uniqueItems\": true}",
+                        "uniqueItems: true is held only for items of enum, const, boolean, string or integer without "
+                        + "bounds"),
+                Arguments.of("{\"type\": \"array\", \"items\": {\"type\": \"integer\", \"minimum\": 0}, "
+                        + "\"uniqueItems\": true}", "string or integer without bounds"),
                 Arguments.of("{\"type\": \"array\", \"items\": {\"type\": \"string\", \"pattern\": \"^[ab]$\"}, "
                         + "\"uniqueItems\": true, \"minItems\": 3}",
                         "minItems 3 asks for more distinct items than the 2 strings items allows"),
@@ -556,7 +583,7 @@ class JsonSchemaGrammarTest {
                         "minItems 2 asks for more items than the 1 that items false allows"),
                 Arguments.of("{\"type\": \"array\", \"prefixItems\": {}}", "at #/prefixItems: must be an array"),
                 Arguments.of("{\"type\": \"array\", \"uniqueItems\": true}",
-                        "uniqueItems: true is held only for items of enum, const, boolean or string"),
+                        "uniqueItems: true is held only for items of enum, const, boolean, string or integer"),
                 Arguments.of("{\"type\": \"string\", \"items\": {}}", "\"items\" is not supported for type string"),
                 Arguments.of("{\"$ref\": \"http://example.com/s.json\"}", "only references within the schema"),
                 Arguments.of("{\"$ref\": \"#/$defs/Missing\"}", "at #/$ref: \"#/$defs/Missing\" points to nothing"),

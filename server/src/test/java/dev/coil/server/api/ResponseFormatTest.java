@@ -105,17 +105,19 @@ class ResponseFormatTest {
         System.out.println("[json_schema] multiples and key names: " + assertWholeAnswersValid(NUMBERS_AND_NAMES, 96));
     }
 
-    /** pydantic's set[str] (uniqueItems over strings) beside a list of a Literal's distinct values. */
+    /** pydantic's set[str] and set[int] (uniqueItems over strings, integers) beside a set of a Literal's values. */
     static final String SETS = """
             {"type": "object",
              "properties": {"words": {"type": "array", "items": {"type": "string", "maxLength": 6}, "uniqueItems": true,
                                       "minItems": 2, "maxItems": 4},
+                            "ids": {"type": "array", "items": {"type": "integer"}, "uniqueItems": true,
+                                    "minItems": 2, "maxItems": 4},
                             "kinds": {"type": "array", "items": {"enum": ["noun", "verb"]}, "uniqueItems": true}},
-             "required": ["words", "kinds"], "additionalProperties": false}""";
+             "required": ["words", "ids", "kinds"], "additionalProperties": false}""";
 
     @Test
-    void setsOfStringsHoldDistinctStrings() throws Exception {
-        System.out.println("[json_schema] sets: " + assertWholeAnswersValid(SETS, 96));
+    void setsHoldDistinctItems() throws Exception {
+        System.out.println("[json_schema] sets: " + assertWholeAnswersValid(SETS, 128));
     }
 
     /** vLLM's spellings: structured_outputs (json, choice) and the older guided_json and guided_choice. */

@@ -34,14 +34,8 @@ class GemvTimingsTest {
         int[][] shapes = {{3352, 768}, {768, 1536}, {4096, 768}, {768, 2048}, {49160, 768}};
         CudaDevice device = GpuFixture.device();
         Random random = new Random(5);
-        System.setProperty(GemvKernel.PROPERTY, "false");
-        GpuMatmul blasOnly;
         Cublas cublas = Cublas.create(device);
-        try {
-            blasOnly = new GpuMatmul(device, cublas);
-        } finally {
-            System.clearProperty(GemvKernel.PROPERTY);
-        }
+        GpuMatmul blasOnly = cublasOnly(device, cublas);
         GemvKernel gemv = new GemvKernel(GpuFixture.kernels(), GemvKernel.KERNEL_ROWS);
         try (DeviceScope scope = GpuFixture.scope(); cublas; blasOnly) {
             cublas.useWorkspace(scope.keep(device.allocate(32L << 20))); // captured products must not allocate
@@ -148,14 +142,8 @@ class GemvTimingsTest {
         String[] names = {"in_proj", "out_proj", "shared up", "shared down", "q/k/v", "a quarter of in_proj"};
         CudaDevice device = GpuFixture.device();
         Random random = new Random(7);
-        System.setProperty(GemvKernel.PROPERTY, "false");
-        GpuMatmul blasOnly;
         Cublas cublas = Cublas.create(device);
-        try {
-            blasOnly = new GpuMatmul(device, cublas);
-        } finally {
-            System.clearProperty(GemvKernel.PROPERTY);
-        }
+        GpuMatmul blasOnly = cublasOnly(device, cublas);
         GemvKernel gemv = new GemvKernel(GpuFixture.kernels(), GemvKernel.KERNEL_ROWS);
         try (DeviceScope scope = GpuFixture.scope(); cublas; blasOnly) {
             cublas.useWorkspace(scope.keep(device.allocate(32L << 20)));
@@ -241,6 +229,16 @@ class GemvTimingsTest {
                     + " residual + norm + conv update %.2f µs; out_proj [%d, %d]: bf16 operand %.2f µs, gated norm of 8"
                     + " groups %.2f µs%n", device.name(), inWidth, hidden, plainIn, normedIn, convIn, hidden, inner,
                     plainOut, gatedOut);
+        }
+    }
+
+    /** A matmul that sends every product to cuBLAS (the few-rows kernels switched off while it is made). */
+    private static GpuMatmul cublasOnly(CudaDevice device, Cublas cublas) {
+        System.setProperty(GemvKernel.PROPERTY, "false");
+        try {
+            return new GpuMatmul(device, cublas);
+        } finally {
+            System.clearProperty(GemvKernel.PROPERTY);
         }
     }
 

@@ -35,22 +35,18 @@ sealed interface GrammarFrame {
         throw new IllegalStateException(this + " waits on no value");
     }
 
-    /** {@link #valueDone} where the value was one of a {@link ValueRule.LiteralRule}'s texts, {@code text}. */
+    /**
+     * {@link #valueDone} where the value is known by {@code text}, which a container of distinct items
+     * compares with those before: one of a {@link ValueRule.LiteralRule}'s texts, a kept string's
+     * characters ({@link #keepsStrings}, escapes undone), an integer's text (-0 written 0).
+     */
     default GrammarFrame literalDone(String text) {
         return valueDone();
     }
 
-    /**
-     * Whether a string value spelled inside this container keeps its text, to be handed to
-     * {@link #stringDone} (an array of distinct strings).
-     */
+    /** Whether a string value spelled inside this container keeps its characters for {@link #literalDone}. */
     default boolean keepsStrings() {
         return false;
-    }
-
-    /** {@link #valueDone} of a string whose text ({@link #keepsStrings}, escapes undone) was {@code value}. */
-    default GrammarFrame stringDone(String value) {
-        return valueDone();
     }
 
     /**
@@ -87,8 +83,7 @@ sealed interface GrammarFrame {
             case ValueRule.ArrayRule array -> {
                 if (c == '[') {
                     out.add(new ArrayFrame(array, parent, ArrayFrame.OPEN, 0, 0,
-                            array.distinct == null && array.distinctStrings == null && !array.distinctIntegers
-                                    ? null : List.of()));
+                            array.keepsWritten() ? List.of() : null));
                 }
             }
             case ValueRule.StringRule string -> {
@@ -422,7 +417,7 @@ sealed interface GrammarFrame {
             return new ArrayFrame(rule, parent, AFTER_VALUE, count + 1, 0, used);
         }
 
-        /** A distinct item's text joins those written. */
+        /** A distinct item's text (a literal's, a string's characters, an integer's) joins those written. */
         @Override
         public GrammarFrame literalDone(String text) {
             if (used == null) {
@@ -443,11 +438,6 @@ sealed interface GrammarFrame {
             return rule.distinctIntegers ? used : null;
         }
 
-        /** A distinct string joins those written. */
-        @Override
-        public GrammarFrame stringDone(String value) {
-            return literalDone(value);
-        }
 
         @Override
         public boolean mayEnd() {
@@ -509,7 +499,7 @@ sealed interface GrammarFrame {
                 case NORMAL -> {
                     if (c == '"') {
                         if (pattern.accepts(position)) {
-                            out.add(text == null ? parent.valueDone() : parent.stringDone(text.toString()));
+                            out.add(text == null ? parent.valueDone() : parent.literalDone(text.toString()));
                         }
                     } else if (c == '\\') {
                         if (takesEscaped()) {
@@ -760,8 +750,7 @@ sealed interface GrammarFrame {
             List<String> written = rule.integer ? parent.integersWritten() : null;
             String typed = rule.bounded() || written != null ? String.valueOf(c) : null;
             int digits = stage == MINUS ? 0 : 1;
-            if ((typed == null || !rule.bounded() || rule.mayReach(typed, MAX_DIGITS))
-                    && mayEndUnwritten(stage, digits, typed, written)) {
+            if (mayStillEnd(rule, stage, digits, typed, written)) {
                 out.add(new NumberFrame(rule, parent, stage, digits, typed, written));
             }
         }
@@ -775,13 +764,22 @@ sealed interface GrammarFrame {
                 int count = c >= '0' && c <= '9' ? (samePart ? digits + 1 : 1) : 0;
                 String longer = typed == null ? null : typed + c;
                 if (count <= (after == EXPONENT_DIGITS ? MAX_EXPONENT_DIGITS : MAX_DIGITS)
-                        && (longer == null || !rule.bounded() || rule.mayReach(longer, MAX_DIGITS))
-                        && mayEndUnwritten(after, count, longer, written)) {
+                        && mayStillEnd(rule, after, count, longer, written)) {
                     out.add(new NumberFrame(rule, parent, after, count, longer, written));
                 }
             } else if (whole()) {
                 (written == null ? parent.valueDone() : parent.literalDone(canonical(typed))).feed(c, out);
             }
+        }
+
+        /**
+         * Whether a number typed so far ({@code typed}, kept when it has bounds or {@code written}) can still
+         * end within its bounds and as none of the integers {@code written}.
+         */
+        private static boolean mayStillEnd(ValueRule.NumberRule rule, int stage, int digits, String typed,
+                List<String> written) {
+            return (typed == null || !rule.bounded() || rule.mayReach(typed, MAX_DIGITS))
+                    && mayEndUnwritten(stage, digits, typed, written);
         }
 
         /**

@@ -140,6 +140,11 @@ sealed interface ValueRule {
             this.distinctIntegers = distinctIntegers;
         }
 
+        /** Whether the array's frames keep the items written, to compare the next ones with (uniqueItems). */
+        boolean keepsWritten() {
+            return distinct != null || distinctStrings != null || distinctIntegers;
+        }
+
         /** The rule of the value at {@code index} (0 the first). */
         ValueRule itemAt(int index) {
             return index < prefix.size() ? prefix.get(index) : items;

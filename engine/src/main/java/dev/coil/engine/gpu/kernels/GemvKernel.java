@@ -311,27 +311,40 @@ public final class GemvKernel {
 
     /**
      * Whether a step should make a block's residual update and pre-norm (rows {@code cols} wide) inside
-     * the launch of {@code rows} rows of the block's first products ({@code weights}, one launch)
-     * rather than in a launch of its own: when the threads hold the row in registers, or when the
+     * the launch of {@code rows} rows of the block's first products ({@code weights}, one launch; with
+     * {@code pair}, a stacked gate and up ending in silu(gate) · up) rather than in a launch of its own: when the threads hold the row in registers, or when the
      * launch's blocks fit the GPU about at once (three a multiprocessor). A wider row costs each block
      * trips to memory, paid again by each wave of a tall product's blocks: Nemotron-3-Nano's in_proj
      * [10304, 2688] (644 blocks) took 25 µs with the norm inside against 14.8 after a norm launch of
      * 6.5-9 µs, while its q/k/v (288 blocks, RoPE at their end) were faster with it inside.
      */
-    public boolean fusesResidualNorm(int rows, int cols, List<DeviceMatrix> weights) {
+    public boolean fusesResidualNorm(int rows, int cols, List<DeviceMatrix> weights, boolean pair) {
         if (Boolean.getBoolean(FUSE_WIDE_NORMS_PROPERTY) || cols <= REGISTER_NORM_MAX_COLS) {
             return true;
         }
+        return shape(rows, cols, weights, pair).blocks() <= 3L * multiprocessors;
+    }
+
+    /** A launch's bucket of kernels and its count of blocks. */
+    private record LaunchShape(int bucket, long blocks) {
+    }
+
+    /**
+     * The shape of a launch of {@code rows} rows over products of {@code weights} ({@code cols} wide; with
+     * {@code pair}, the one stacked gate and up that ends in silu(gate) · up, whose warps hold two columns:
+     * one row takes the wide entry whatever its size, a block 8 outputs).
+     */
+    private LaunchShape shape(int rows, int cols, List<DeviceMatrix> weights, boolean pair) {
         long columns = 0;
         for (DeviceMatrix w : weights) {
             columns += w.rows();
         }
-        int bucket = bucket(rows, columns >= WIDE_FROM_COLUMNS, takesMma(rows, cols));
+        int bucket = bucket(rows, columns >= WIDE_FROM_COLUMNS || pair, takesMma(rows, cols));
         long blocks = 0;
         for (DeviceMatrix w : weights) {
-            blocks += Math.ceilDiv(w.rows(), columnsPerBlock(bucket));
+            blocks += pair ? Math.ceilDiv(w.rows() / 2, THREADS / 32) : Math.ceilDiv(w.rows(), columnsPerBlock(bucket));
         }
-        return blocks <= 3L * multiprocessors;
+        return new LaunchShape(bucket, blocks);
     }
 
     /** out = x · wᵀ for each product; x: (rows, cols) in {@code type} (F32 or BF16), rows {@code stride} elements apart. */
@@ -495,17 +508,12 @@ public final class GemvKernel {
                     + (enabled ? "" : " (switched off: --batch-invariant or -D" + PROPERTY + "=false)"));
         }
         RowKernels.requireStride(aStride, cols, "x stride");
-        long columns = 0;
-        for (Product product : products) {
-            columns += product.weights().rows();
-        }
-        // The pair's warps hold two columns (gate_j, up_j): one row takes the wide entry whatever its size.
-        int bucket = bucket(rows, columns >= WIDE_FROM_COLUMNS || pair != null, takesMma(rows, cols));
         if (pair != null && (products.size() != 1 || conv != null)) {
             throw new IllegalArgumentException("silu(gate) · up ends a launch of one product and no conv");
         }
+        LaunchShape shape = shape(rows, cols, products.stream().map(Product::weights).toList(), pair != null);
+        int bucket = shape.bucket();
         Object[] segments = new Object[9];
-        long blocks = 0;
         for (int s = 0; s < 3; s++) {
             Product product = s < products.size() ? products.get(s) : null;
             if (product != null) {
@@ -515,9 +523,6 @@ public final class GemvKernel {
                 }
                 if (pair == null) {
                     product.out().requireFloats((long) rows * product.weights().rows(), "out");
-                    blocks += Math.ceilDiv(product.weights().rows(), columnsPerBlock(bucket));
-                } else {
-                    blocks += Math.ceilDiv(pair.width(), THREADS / 32);
                 }
             }
             segments[3 * s] = product == null ? null : product.weights().data();
@@ -560,7 +565,7 @@ public final class GemvKernel {
         System.arraycopy(segments, 0, arguments, 20, segments.length);
         Kernel lean = leanKernels[operand.ordinal()][bucket];
         Kernel kernel = lean != null && cols <= LEAN_MAX_COLS ? lean : kernels[operand.ordinal()][bucket];
-        kernel.launch(stream, (int) blocks, 1, 1, THREADS, sharedBytes(rows, cols),
+        kernel.launch(stream, (int) shape.blocks(), 1, 1, THREADS, sharedBytes(rows, cols),
                 arguments);
     }
 

@@ -187,19 +187,19 @@ record StepInput(DeviceBuffer values, DType dtype, GemvKernel.ResidualNorm pendi
         GemvKernel gemv = k.matmul.gemv();
         return switch (block.mixer()) {
             case GpuWeights.Mamba mamba -> gemv.supports(rows, mamba.inProjection())
-                    && gemv.fusesResidualNorm(rows, hidden, List.of(mamba.inProjection()));
+                    && gemv.fusesResidualNorm(rows, hidden, List.of(mamba.inProjection()), false);
             case GpuWeights.Attention attention -> gemv.supports(rows, attention.query())
                     && gemv.supports(rows, attention.key()) && gemv.supports(rows, attention.value())
                     && gemv.fusesResidualNorm(rows, hidden, List.of(attention.query(), attention.key(),
-                            attention.value()));
+                            attention.value()), false);
             // Routed experts read the normed rows themselves: no norm inside the products.
             case GpuWeights.Mlp mlp -> mlp.experts() == null && (mlp.gateAndUp() != null
                     ? gemv.supports(rows, mlp.gateAndUp())
-                            && gemv.fusesResidualNorm(rows, hidden, List.of(mlp.gateAndUp()))
+                            && gemv.fusesResidualNorm(rows, hidden, List.of(mlp.gateAndUp()), true)
                     : mlp.gate() != null ? gemv.supports(rows, mlp.gate()) && gemv.supports(rows, mlp.up())
-                            && gemv.fusesResidualNorm(rows, hidden, List.of(mlp.gate()))
-                            && gemv.fusesResidualNorm(rows, hidden, List.of(mlp.up()))
-                    : gemv.supports(rows, mlp.up()) && gemv.fusesResidualNorm(rows, hidden, List.of(mlp.up())));
+                            && gemv.fusesResidualNorm(rows, hidden, List.of(mlp.gate()), false)
+                            && gemv.fusesResidualNorm(rows, hidden, List.of(mlp.up()), false)
+                    : gemv.supports(rows, mlp.up()) && gemv.fusesResidualNorm(rows, hidden, List.of(mlp.up()), false));
         };
     }
 

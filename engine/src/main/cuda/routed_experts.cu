@@ -12,7 +12,9 @@
 // captured into a graph. These per-pair products suit few pairs (decode); for many (a prompt's
 // chunk) the grouped path (routed_experts_grouped.cu) sorts the pairs by expert and multiplies tiles
 // of one expert's pairs (RoutedExpertsKernel.add chooses). A decode step folds the routing into the
-// gate/up launch (routed_experts_route_gate_up_*): two launches a block instead of three.
+// gate/up launch (routed_experts_route_gate_up_*): two launches a block instead of three. With bf16
+// weights of the sizes it takes, routed_experts_walk.cu makes those two launches' outputs in one wave
+// of blocks, each routing once (RoutedExpertsWalk); these remain for f32 weights and other sizes.
 //
 // Every kernel here may be launched with programmatic stream serialization (common.cuh): each
 // passes coil_grid_dependency_wait before it reads anything an earlier kernel wrote (the logits,

@@ -23,7 +23,9 @@ import dev.coil.engine.load.DType;
  * expert (16 on the tensor cores while an expert's pairs are few: {@link #tilePairs}), reading the
  * expert's weights once a tile (on tensor cores for BF16 weights). {@link #addRouted} starts from the
  * router's scores: for few pairs it routes inside the gate/up launch ({@link #routeGateUp}), two
- * launches in all; for more it runs {@link #route} and then the grouped path.
+ * launches in all; for more it runs {@link #route} and then the grouped path. With BF16 weights those
+ * two launches are {@link RoutedExpertsWalk}'s where its kernels take the shape: one wave of blocks,
+ * each routing its row once and walking many outputs (the same outputs bit for bit).
  *
  * <p>Every kernel here waits for the kernel before it on the device before reading its inputs
  * (routed_experts.cu), so each is launched with programmatic stream serialization where the device
@@ -123,6 +125,7 @@ public final class RoutedExpertsKernel {
     private final Kernel tileGateUpF32;
     private final Kernel tileDownF32;
     private final Kernel combine;
+    private final RoutedExpertsWalk walk;
 
     public RoutedExpertsKernel(KernelModule module) {
         // All of them pass coil_grid_dependency_wait before reading what earlier kernels wrote.
@@ -146,6 +149,7 @@ public final class RoutedExpertsKernel {
         this.tileGateUpF32 = module.kernel("routed_experts_tile_gate_up_f32").waitsForPreviousKernel();
         this.tileDownF32 = module.kernel("routed_experts_tile_down_f32").waitsForPreviousKernel();
         this.combine = module.kernel("routed_experts_combine").waitsForPreviousKernel();
+        this.walk = new RoutedExpertsWalk(module);
         for (Kernel small : new Kernel[] {smallTileGateUpBf16, smallTileUpBf16, smallTileDownBf16}) {
             small.allowDynamicSharedBytes(SMALL_TILE_RING_BYTES);
         }
@@ -303,7 +307,8 @@ public final class RoutedExpertsKernel {
         ids.requireBytes(4 * pairs, "ids");
         weights.requireFloats(pairs, "weights");
         out.requireFloats(pairs * width, "out");
-        if (rows > 0) {
+        if (rows > 0 && !walk.routeGateUp(stream, router, logits, experts, perToken, x, rows, hidden, input,
+                activation, width, ids, weights, out)) {
             // gateUp's grid: x over the outputs j (a warp each), y over the (row, slot) pairs, strided past 65535.
             Kernel kernel = input.dtype() == DType.BF16 ? routeGateUpBf16 : routeGateUpF32;
             kernel.launch(stream, Kernel.blocksFor(width, WARPS), (int) Math.min(pairs, MAX_GRID_Y), 1, THREADS, 0,
@@ -455,6 +460,9 @@ public final class RoutedExpertsKernel {
         // stored, bit for bit) before its wait and asking L2 for its expert rows meanwhile. Only right
         // after routeGateUp: that launch lets it start once the scores' writer is done
         // (routed_experts.cu, routed_experts_route_down_add).
+        if (walk.routeDownAdd(stream, router, scores, activated, rows, perToken, width, down, experts, hidden, out)) {
+            return;
+        }
         Kernel routeDownAdd = down.dtype() == DType.BF16 ? routeDownAddBf16 : routeDownAddF32;
         routeDownAdd.launch(stream, Kernel.blocksFor(hidden, WARPS), Math.min(rows, MAX_GRID_Y), 1, THREADS, 0,
                 scores, router.scoring(), router.biasAddress(), router.groups(), router.groupsChosen(), router.scale(),

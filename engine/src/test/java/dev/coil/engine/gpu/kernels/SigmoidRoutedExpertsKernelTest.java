@@ -123,15 +123,18 @@ class SigmoidRoutedExpertsKernelTest {
         }
     }
 
-    /** addRouted (the routing inside the gate/up launch, or route then the grouped path) equals route then add. */
-    @ParameterizedTest(name = "rows {0}, {1}")
-    @CsvSource({"1,BF16", "10,F32", "10,BF16", "300,BF16", "257,F32"})
-    void addRoutedEqualsRouteThenAdd(int rows, DType dtype) {
-        int experts = 64;
-        int perToken = 6;
-        int hidden = 136;
-        int width = 72;
-        Random random = new Random(rows * 17L + dtype.ordinal());
+    /**
+     * addRouted (the routing inside the gate/up launch, or route then the grouped path) equals route
+     * then add. The BF16 cases of few rows take the one-wave launches (routed_experts_walk.cu): rows of
+     * every held size, up to Nemotron-3-Nano's H of 2688 (up) and an F of 1856 (down), warps walking
+     * several outputs.
+     */
+    @ParameterizedTest(name = "rows {0}, experts {1}, per token {2}, hidden {3}, width {4}, {5}")
+    @CsvSource({"1,64,6,136,72,BF16", "10,64,6,136,72,F32", "10,64,6,136,72,BF16", "300,64,6,136,72,BF16",
+        "257,64,6,136,72,F32", "2,16,6,2688,264,BF16", "1,16,6,1600,96,BF16", "2,16,6,520,1856,BF16",
+        "3,16,4,264,600,BF16", "1,16,6,2688,1856,BF16"})
+    void addRoutedEqualsRouteThenAdd(int rows, int experts, int perToken, int hidden, int width, DType dtype) {
+        Random random = new Random(rows * 17L + hidden * 3L + width + dtype.ordinal());
         Block block = Block.random(random, rows, experts, perToken, hidden, width);
         float[] logits = Parity.uniform(random, rows * experts, -4, 4);
         float[] bias = Parity.uniform(random, experts, -0.3, 0.3);

@@ -30,7 +30,10 @@ import java.util.Set;
  *     additional keys come after the listed ones), {@code minProperties} and {@code maxProperties}
  *     (a key that would leave the object unable to meet them is refused where it would start),
  *     {@code propertyNames} (each key spelled as that schema's string; a listed property it refuses is
- *     left out, or refused when required);</li>
+ *     left out, or refused when required), {@code patternProperties} (the additional keys are those its
+ *     patterns match whole, each with the patterns' one schema: pydantic's dict of constrained keys;
+ *     patterns of different schemas, a listed name a pattern matches, or other additional keys beside
+ *     them are refused);</li>
  * <li>arrays: {@code items}, {@code prefixItems} (then {@code items} for the rest, {@code false} for
  *     none), {@code minItems}, {@code maxItems}, {@code uniqueItems} (for items of enum, const or
  *     boolean: each value once; for string items each string once, and for integers without bounds each
@@ -54,7 +57,7 @@ final class JsonSchemaCompiler {
             "$id", "$comment", "deprecated", "readOnly", "writeOnly", "format", "contentMediaType", "contentEncoding",
             "$defs", "definitions");
     private static final Set<String> OBJECT_KEYWORDS = Set.of("properties", "required", "additionalProperties",
-            "minProperties", "maxProperties", "propertyNames");
+            "minProperties", "maxProperties", "propertyNames", "patternProperties");
     private static final Set<String> ARRAY_KEYWORDS = Set.of("items", "prefixItems", "minItems", "maxItems",
             "uniqueItems");
     private static final Set<String> STRING_KEYWORDS = Set.of("minLength", "maxLength", "pattern");
@@ -266,8 +269,40 @@ final class JsonSchemaCompiler {
         if (min > max) {
             throw invalid(path, "minProperties " + min + " is more than maxProperties " + max);
         }
-        ValueRule names = propertyNames(node.get("propertyNames"), path + "/propertyNames");
-        if (names != null) {
+        JsonNode patterns = node.get("patternProperties");
+        boolean byPatterns = patterns != null && (!patterns.isObject() || !patterns.isEmpty());
+        ValueRule names;
+        if (byPatterns) {
+            if (node.has("propertyNames")) {
+                throw invalid(path, "patternProperties beside propertyNames is not supported");
+            }
+            if (additional != null && !(additional.isBoolean() && !additional.booleanValue())) {
+                throw invalid(path, "additionalProperties beside patternProperties is not supported"
+                        + " (the keys its patterns match are the only additional ones)");
+            }
+            names = patternNames(patterns, path + "/patternProperties");
+            String first = patterns.fieldNames().next();
+            additionalRule = compile(patterns.get(first), path + "/patternProperties/" + escapePointer(first));
+            // A listed property a pattern matches would be held to both schemas: refused, not half kept.
+            for (ValueRule.Property property : listed) {
+                GrammarState spelled = GrammarState.start(names).feedAll("\"" + property.keyText() + "\"");
+                if (spelled != null && spelled.done()) {
+                    throw invalid(path, "the property " + quoted(property.name())
+                            + " matches a pattern of patternProperties, which is not supported");
+                }
+            }
+            if (!listed.isEmpty()) {
+                Set<String> listedNames = new HashSet<>();
+                listed.forEach(property -> listedNames.add(property.name()));
+                names = ((ValueRule.StringRule) names).without(listedNames);
+            }
+            if (GrammarState.start(names).feed('"') == null) {
+                additionalRule = null; // the patterns match no key
+            }
+        } else {
+            names = propertyNames(node.get("propertyNames"), path + "/propertyNames");
+        }
+        if (names != null && !byPatterns) {
             // A listed property whose name propertyNames refuses cannot be written: it must not be required.
             for (ValueRule.Property property : List.copyOf(listed)) {
                 GrammarState spelled = GrammarState.start(names).feedAll("\"" + property.keyText() + "\"");
@@ -302,6 +337,52 @@ final class JsonSchemaCompiler {
                     : "maxProperties " + max + " is less than the " + rule.requiredFrom(0) + " required properties");
         }
         return rule;
+    }
+
+    /**
+     * patternProperties' keys: the strings one of its patterns matches whole (their alternation), all of
+     * whose schemas must be the same.
+     */
+    private static ValueRule patternNames(JsonNode patterns, String path) {
+        if (!patterns.isObject()) {
+            throw invalid(path, "patternProperties must be an object of schemas");
+        }
+        JsonNode schema = null;
+        List<String> sources = new ArrayList<>();
+        for (var fields = patterns.fields(); fields.hasNext(); ) {
+            Map.Entry<String, JsonNode> field = fields.next();
+            if (schema == null) {
+                schema = field.getValue();
+            } else if (!schema.equals(field.getValue())) {
+                throw invalid(path, "patterns of different schemas are not supported");
+            }
+            sources.add(field.getKey());
+        }
+        if (sources.size() > 1) {
+            // Each pattern's own anchors go (matched whole either way), so that the alternation keeps its only ones.
+            sources.replaceAll(source -> "(?:" + unanchored(source) + ")");
+        }
+        try {
+            return new ValueRule.StringRule(0, Integer.MAX_VALUE,
+                    RegexAutomaton.compile(String.join("|", sources), 0, Integer.MAX_VALUE));
+        } catch (IllegalArgumentException e) {
+            throw invalid(path, e.getMessage());
+        }
+    }
+
+    /** {@code pattern} less a {@code ^} at its start and an unescaped {@code $} at its end. */
+    private static String unanchored(String pattern) {
+        String core = pattern.startsWith("^") ? pattern.substring(1) : pattern;
+        if (core.endsWith("$")) {
+            int backslashes = 0;
+            for (int i = core.length() - 2; i >= 0 && core.charAt(i) == '\\'; i--) {
+                backslashes++;
+            }
+            if (backslashes % 2 == 0) {
+                core = core.substring(0, core.length() - 1);
+            }
+        }
+        return core;
     }
 
     /**

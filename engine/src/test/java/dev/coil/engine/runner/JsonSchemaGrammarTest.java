@@ -123,6 +123,18 @@ class JsonSchemaGrammarTest {
             {"type": "object", "properties": {"abc": {"type": "null"}}, "additionalProperties": {"type": "integer"},
              "propertyNames": {"maxLength": 3}}""";
 
+    /**
+     * Keys held to patternProperties: pydantic's dict of constrained keys (no additionalProperties: the
+     * keys the pattern matches are the ones written), and two patterns of one schema beside a listed
+     * property, no other key, and at most three.
+     */
+    static final String PATTERN_KEYS = """
+            {"type": "object", "patternProperties": {"^[a-z]{1,3}$": {"type": "integer", "minimum": 0}}}""";
+    static final String PATTERN_KEYS_LISTED = """
+            {"type": "object", "properties": {"ID": {"type": "string"}}, "required": ["ID"],
+             "patternProperties": {"^x[0-9]$": {"type": "boolean"}, "^y+$": {"type": "boolean"}},
+             "additionalProperties": false, "maxProperties": 3}""";
+
     /** Distinct items (uniqueItems) of an enum, of booleans, and of an enum behind a reference. */
     static final String DISTINCT = """
             {"type": "object", "properties": {
@@ -240,6 +252,11 @@ class JsonSchemaGrammarTest {
                         List.of("{\"c\":true}", "{\"abcd\":true}", "{\"a\":true}", "{\"abc\":1}")),
                 Arguments.of(SHORT_NAMES, List.of("{}", "{\"abc\":null,\"abd\":1}", "{\"é\":2,\"\":3}"),
                         List.of("{\"abcd\":1}", "{\"abc\":1}", "{\"x\":null}")),
+                Arguments.of(PATTERN_KEYS, List.of("{}", "{\"a\":1,\"abc\":0}", "{\"zz\":12}"),
+                        List.of("{\"a\":-1}", "{\"abc\":\"x\"}", "{\"a\":1.5}")),
+                Arguments.of(PATTERN_KEYS_LISTED, List.of("{\"ID\":\"a\"}", "{\"ID\":\"\",\"x1\":true,\"yy\":false}", "{\"ID\":\"q\",\"y\":true}"),
+                        List.of("{\"ID\":\"a\",\"x\":true}", "{\"ID\":\"a\",\"x1\":1}", "{\"x1\":true}",
+                                "{\"ID\":\"a\",\"x1\":true,\"y\":true,\"yy\":true}", "{\"ID\":\"a\",\"x12\":true}")),
                 Arguments.of("{\"type\": \"object\", \"propertyNames\": false}", List.of("{}"),
                         List.of("{\"a\":1}", "{\"\":1}")),
                 Arguments.of(DISTINCT, List.of("{\"colors\":[\"red\"],\"flags\":[],\"sizes\":[]}",
@@ -543,8 +560,22 @@ class JsonSchemaGrammarTest {
                         "no number lies between"),
                 Arguments.of("{\"type\": \"integer\", \"minimum\": 5, \"exclusiveMaximum\": 5}",
                         "no integer lies between"),
-                Arguments.of("{\"type\": \"object\", \"patternProperties\": {\"^a\": {}}}",
-                        "\"patternProperties\" is not supported"),
+                Arguments.of("{\"type\": \"object\", \"dependentRequired\": {}}",
+                        "\"dependentRequired\" is not supported"),
+                Arguments.of("{\"type\": \"object\", \"patternProperties\": {\"^a\": {\"type\": \"integer\"}, "
+                        + "\"^b\": {\"type\": \"string\"}}}",
+                        "at #/patternProperties: patterns of different schemas are not supported"),
+                Arguments.of("{\"type\": \"object\", \"properties\": {\"ab\": {}}, "
+                        + "\"patternProperties\": {\"^a.*$\": {\"type\": \"integer\"}}}",
+                        "the property \"ab\" matches a pattern of patternProperties, which is not supported"),
+                Arguments.of("{\"type\": \"object\", \"patternProperties\": {\"^a$\": {}}, "
+                        + "\"additionalProperties\": {\"type\": \"integer\"}}",
+                        "additionalProperties beside patternProperties is not supported"),
+                Arguments.of("{\"type\": \"object\", \"patternProperties\": {\"^a$\": {}}, "
+                        + "\"propertyNames\": {\"maxLength\": 2}}",
+                        "patternProperties beside propertyNames is not supported"),
+                Arguments.of("{\"type\": \"object\", \"patternProperties\": {\"(?=a)\": {}}}",
+                        "at #/patternProperties: the pattern"),
                 Arguments.of("{\"type\": \"array\", \"items\": {\"type\": \"number\"}, \"uniqueItems\": true}",
                         "uniqueItems: true is held only for items of enum, const, boolean, string or integer without "
                         + "bounds"),

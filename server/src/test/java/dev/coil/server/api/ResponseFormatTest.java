@@ -105,6 +105,23 @@ class ResponseFormatTest {
         System.out.println("[json_schema] multiples and key names: " + assertWholeAnswersValid(NUMBERS_AND_NAMES, 96));
     }
 
+    /**
+     * Dicts whose keys patternProperties constrains: pydantic's dict of a constrained str (no
+     * additionalProperties) and two patterns of one schema with no other key.
+     */
+    static final String PATTERN_KEYS = """
+            {"type": "object",
+             "properties": {"scores": {"type": "object", "maxProperties": 3,
+                                       "patternProperties": {"^[a-z]{1,6}$": {"type": "integer", "minimum": 0}}},
+                            "labels": {"type": "object", "additionalProperties": false, "maxProperties": 2,
+                                       "patternProperties": {"^x[0-9]$": {"type": "boolean"}, "^y+$": {"type": "boolean"}}}},
+             "required": ["scores", "labels"], "additionalProperties": false}""";
+
+    @Test
+    void patternKeysHoldTheAnswer() throws Exception {
+        System.out.println("[json_schema] pattern keys: " + assertWholeAnswersValid(PATTERN_KEYS, 96));
+    }
+
     /** pydantic's set[str] and set[int] (uniqueItems over strings, integers) beside a set of a Literal's values. */
     static final String SETS = """
             {"type": "object",

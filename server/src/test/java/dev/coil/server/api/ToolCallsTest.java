@@ -183,8 +183,8 @@ class ToolCallsTest {
         refused("/v1/chat/completions", ASK + "\"tools\": [{\"type\": \"function\", \"function\": "
                 + "{\"name\": \"a b\"}}], \"tool_choice\": \"required\"", "tools", "letters, digits");
         refused("/v1/chat/completions", ASK + "\"tools\": [{\"type\": \"function\", \"function\": "
-                + "{\"name\": \"f\", \"parameters\": {\"type\": \"object\", \"patternProperties\": {}}}}], "
-                + "\"tool_choice\": \"required\"", "tools", "\"patternProperties\" is not supported");
+                + "{\"name\": \"f\", \"parameters\": {\"type\": \"object\", \"dependentRequired\": {}}}}], "
+                + "\"tool_choice\": \"required\"", "tools", "\"dependentRequired\" is not supported");
         refused("/v1/chat/completions", ASK + TOOLS + ", \"tool_choice\": \"required\", "
                 + "\"response_format\": {\"type\": \"json_object\"}", "tool_choice", "not both");
         refused("/v1/completions", "\"prompt\": \"x\", " + TOOLS, "tools", "not supported");

@@ -750,7 +750,7 @@ sealed interface GrammarFrame {
             List<String> written = rule.integer ? parent.integersWritten() : null;
             String typed = rule.bounded() || written != null ? String.valueOf(c) : null;
             int digits = stage == MINUS ? 0 : 1;
-            if (mayStillEnd(rule, stage, digits, typed, written)) {
+            if (mayStillEnd(rule, typed, written)) {
                 out.add(new NumberFrame(rule, parent, stage, digits, typed, written));
             }
         }
@@ -764,7 +764,7 @@ sealed interface GrammarFrame {
                 int count = c >= '0' && c <= '9' ? (samePart ? digits + 1 : 1) : 0;
                 String longer = typed == null ? null : typed + c;
                 if (count <= (after == EXPONENT_DIGITS ? MAX_EXPONENT_DIGITS : MAX_DIGITS)
-                        && mayStillEnd(rule, after, count, longer, written)) {
+                        && mayStillEnd(rule, longer, written)) {
                     out.add(new NumberFrame(rule, parent, after, count, longer, written));
                 }
             } else if (whole()) {
@@ -776,32 +776,13 @@ sealed interface GrammarFrame {
          * Whether a number typed so far ({@code typed}, kept when it has bounds or {@code written}) can still
          * end within its bounds and as none of the integers {@code written}.
          */
-        private static boolean mayStillEnd(ValueRule.NumberRule rule, int stage, int digits, String typed,
-                List<String> written) {
-            return (typed == null || !rule.bounded() || rule.mayReach(typed, MAX_DIGITS))
-                    && mayEndUnwritten(stage, digits, typed, written);
-        }
-
-        /**
-         * Whether an integer typed so far (at {@code stage}, {@code digits} digits in) can still end as one
-         * not {@code written}: 0 (or -0) only as itself; otherwise it may grow by up to MAX_DIGITS - digits
-         * digits, 1 + 10 + 100 + ... ways, of which the written integers beginning with it are a few.
-         * (Unbounded integers only: the compiler refuses distinct integers with bounds.)
-         */
-        private static boolean mayEndUnwritten(int stage, int digits, String typed, List<String> written) {
-            if (written == null || stage == MINUS) {
-                return true;
+        private static boolean mayStillEnd(ValueRule.NumberRule rule, String typed, List<String> written) {
+            if (written != null) {
+                // An integer of a distinct array: 0 (or -0) only as itself; otherwise it may grow by digits
+                // up to MAX_DIGITS, into integers of which the bounds keep some and the written ones take a few.
+                return rule.reachableUnwritten(typed, MAX_DIGITS, written);
             }
-            if (stage == ZERO) {
-                return !written.contains("0");
-            }
-            long ways = 0;
-            for (int more = 0, power = 1; more <= MAX_DIGITS - digits && ways <= written.size(); more++) {
-                ways += power;
-                power = (int) Math.min(power * 10L, Integer.MAX_VALUE);
-            }
-            long taken = written.stream().filter(integer -> integer.startsWith(typed)).count();
-            return ways > taken;
+            return typed == null || !rule.bounded() || rule.mayReach(typed, MAX_DIGITS);
         }
 
         /** The integer's text as its array compares it: -0 is 0. */

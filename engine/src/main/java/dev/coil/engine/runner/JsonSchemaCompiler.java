@@ -36,8 +36,8 @@ import java.util.Set;
  *     them are refused);</li>
  * <li>arrays: {@code items}, {@code prefixItems} (then {@code items} for the rest, {@code false} for
  *     none), {@code minItems}, {@code maxItems}, {@code uniqueItems} (for items of enum, const or
- *     boolean: each value once; for string items each string once, and for integers without bounds each
- *     integer once); strings: {@code minLength},
+ *     boolean: each value once; for string items each string once, and for integer items each integer
+ *     once, within their bounds); strings: {@code minLength},
  *     {@code maxLength}, {@code pattern} (matched whole: see {@link RegexSyntax}); numbers:
  *     {@code minimum}, {@code maximum}, {@code exclusiveMinimum}, {@code exclusiveMaximum},
  *     {@code multipleOf} (a bounded number that need not be an integer is written without an
@@ -442,17 +442,21 @@ final class JsonSchemaCompiler {
                     + " that items false allows" : "minItems " + min + " is more than maxItems " + max);
         }
         ValueRule distinct = distinctItems(node, prefix, itemRule, path);
-        if (distinct instanceof ValueRule.NumberRule) {
-            return new ValueRule.ArrayRule(prefix, itemRule, min, max, null, null, true);
-        }
         if (distinct != null) {
             long values = distinct instanceof ValueRule.LiteralRule literals ? literals.texts.size()
-                    : ((ValueRule.StringRule) distinct).pattern.textsUpTo(Math.max(max, min));
+                    : distinct instanceof ValueRule.NumberRule integers
+                            ? integers.countUpTo(GrammarFrame.NumberFrame.MAX_DIGITS, Math.max(max, min))
+                            : ((ValueRule.StringRule) distinct).pattern.textsUpTo(Math.max(max, min));
             max = (int) Math.min(max, values);
             if (min > max) {
                 throw invalid(path, "minItems " + min + " asks for more distinct items than the " + values
-                        + (distinct instanceof ValueRule.LiteralRule ? " values" : " strings") + " items allows");
+                        + (distinct instanceof ValueRule.LiteralRule ? " values"
+                                : distinct instanceof ValueRule.NumberRule ? " integers" : " strings")
+                        + " items allows");
             }
+        }
+        if (distinct instanceof ValueRule.NumberRule) {
+            return new ValueRule.ArrayRule(prefix, itemRule, min, max, null, null, true);
         }
         return new ValueRule.ArrayRule(prefix, itemRule, min, max,
                 distinct instanceof ValueRule.LiteralRule literals ? literals : null,
@@ -462,7 +466,7 @@ final class JsonSchemaCompiler {
     /**
      * uniqueItems: true, for items of enum, const or boolean (pydantic's set of a Literal or an Enum):
      * their values, each of which may come once; for string items (a set of str): the items' rule held
-     * to a pattern, each of whose strings may come once; for integers without bounds (a set of int): the
+     * to a pattern, each of whose strings may come once; for integers (a set of int, bounded or not): the
      * items' rule, each integer once; null without it or with uniqueItems false.
      * Other items would need every item's value kept to compare: refused.
      */
@@ -481,13 +485,12 @@ final class JsonSchemaCompiler {
         if (prefix.isEmpty() && resolved instanceof ValueRule.StringRule strings) {
             return strings.patterned();
         }
-        if (prefix.isEmpty() && resolved instanceof ValueRule.NumberRule number && number.integer
-                && !number.bounded()) {
+        if (prefix.isEmpty() && resolved instanceof ValueRule.NumberRule number && number.integer) {
             return number;
         }
         if (!prefix.isEmpty() || !(resolved instanceof ValueRule.LiteralRule literals)) {
             throw invalid(path, "uniqueItems: true is held only for items of enum, const, boolean, string or "
-                    + "integer without bounds (without prefixItems)");
+                    + "integer (without prefixItems)");
         }
         return new ValueRule.LiteralRule(List.copyOf(new LinkedHashSet<>(literals.texts)));
     }

@@ -2,6 +2,7 @@ package dev.coil.engine.runner;
 
 import java.math.BigDecimal;
 import java.math.BigInteger;
+import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -292,6 +293,75 @@ sealed interface ValueRule {
                 }
             }
             return false;
+        }
+
+        /**
+         * Whether an integer whose text starts with {@code typed} ("-", "-0", "12") can still end within
+         * the bounds, given at most {@code maxDigits} digits, as one none of {@code written} (canonical
+         * texts of integers within the bounds) is: the integers it may still end as, one interval for
+         * each count of digits more, outnumber the written ones among them.
+         */
+        boolean reachableUnwritten(String typed, int maxDigits, List<String> written) {
+            boolean negative = typed.startsWith("-");
+            String digits = negative ? typed.substring(1) : typed;
+            if (digits.equals("0")) {
+                return within(BigInteger.ZERO) && !written.contains("0");
+            }
+            List<BigInteger[]> intervals = new ArrayList<>();
+            if (digits.isEmpty()) { // "-": any negative integer of up to maxDigits digits
+                intervals.add(new BigInteger[] {BigInteger.TEN.pow(maxDigits).subtract(BigInteger.ONE).negate(),
+                        BigInteger.ONE.negate()});
+            } else {
+                BigInteger prefix = new BigInteger(digits);
+                for (int more = 0; digits.length() + more <= maxDigits; more++) {
+                    BigInteger scale = BigInteger.TEN.pow(more);
+                    BigInteger low = prefix.multiply(scale);
+                    BigInteger high = prefix.add(BigInteger.ONE).multiply(scale).subtract(BigInteger.ONE);
+                    intervals.add(negative ? new BigInteger[] {high.negate(), low.negate()}
+                            : new BigInteger[] {low, high});
+                }
+            }
+            BigInteger taken = BigInteger.ZERO;
+            for (String text : written) {
+                BigInteger value = new BigInteger(text);
+                if (intervals.stream().anyMatch(range -> value.compareTo(range[0]) >= 0
+                        && value.compareTo(range[1]) <= 0)) {
+                    taken = taken.add(BigInteger.ONE);
+                }
+            }
+            BigInteger ways = BigInteger.ZERO;
+            for (BigInteger[] range : intervals) {
+                ways = ways.add(count(range[0], range[1]));
+                if (ways.compareTo(taken) > 0) {
+                    return true;
+                }
+            }
+            return false;
+        }
+
+        /** How many integers within the bounds, of at most {@code maxDigits} digits, there are (at most cap). */
+        long countUpTo(int maxDigits, long cap) {
+            BigInteger most = BigInteger.TEN.pow(maxDigits).subtract(BigInteger.ONE);
+            return count(most.negate(), most).min(BigInteger.valueOf(cap)).longValueExact();
+        }
+
+        /** How many integers of [low, high] lie within the bounds (multiples of step, where it is given). */
+        private BigInteger count(BigInteger low, BigInteger high) {
+            BigInteger lower = minimum == null ? low : low.max(minimum);
+            BigInteger upper = maximum == null ? high : high.min(maximum);
+            if (lower.compareTo(upper) > 0) {
+                return BigInteger.ZERO;
+            }
+            if (step == null) {
+                return upper.subtract(lower).add(BigInteger.ONE);
+            }
+            // Multiples of step in [lower, upper]: floor(upper / step) - ceil(lower / step) + 1.
+            BigInteger first = floorDivide(lower.add(step).subtract(BigInteger.ONE), step);
+            return floorDivide(upper, step).subtract(first).add(BigInteger.ONE).max(BigInteger.ZERO);
+        }
+
+        private static BigInteger floorDivide(BigInteger value, BigInteger positive) {
+            return value.subtract(value.mod(positive)).divide(positive);
         }
 
         /** Whether [low, high] holds an integer within the bounds (a multiple of step, where it is given). */

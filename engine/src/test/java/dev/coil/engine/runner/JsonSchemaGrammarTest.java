@@ -157,6 +157,17 @@ class JsonSchemaGrammarTest {
     static final String DISTINCT_INTEGERS = """
             {"type": "array", "items": {"type": "integer"}, "uniqueItems": true, "maxItems": 5}""";
 
+    /**
+     * Distinct integers within bounds (pydantic's set of a constrained int): a range of six, and the
+     * multiples of 4 below zero down to -20 (five of them, so maxItems 9 is cut to five).
+     */
+    static final String DISTINCT_BOUNDED_INTEGERS = """
+            {"type": "object", "properties": {
+               "range": {"type": "array", "items": {"type": "integer", "minimum": -2, "maximum": 3}, "uniqueItems": true},
+               "steps": {"type": "array", "items": {"type": "integer", "minimum": -20, "exclusiveMaximum": 0,
+                                                    "multipleOf": 4}, "uniqueItems": true, "maxItems": 9}},
+             "required": ["range", "steps"]}""";
+
     /** Strings held to patterns: alone, with length bounds, and with characters JSON must escape. */
     static final String PATTERNS = """
             {"type": "object", "properties": {
@@ -275,6 +286,11 @@ class JsonSchemaGrammarTest {
                                 "{\"tags\":[\"abcd\"],\"codes\":[\"a\"]}")),
                 Arguments.of(DISTINCT_INTEGERS, List.of("[]", "[1,-1,0,12]", "[0]", "[-7,70,7]"),
                         List.of("[1,1]", "[0,-0]", "[12,3,12]", "[1,2,3,4,5,6]", "[1.5]")),
+                Arguments.of(DISTINCT_BOUNDED_INTEGERS, List.of("{\"range\":[],\"steps\":[]}",
+                        "{\"range\":[3,-2,0,1,-1,2],\"steps\":[-4,-20,-8,-16,-12]}", "{\"range\":[-0],\"steps\":[-8]}"),
+                        List.of("{\"range\":[1,1],\"steps\":[]}", "{\"range\":[0,-0],\"steps\":[]}",
+                                "{\"range\":[4],\"steps\":[]}", "{\"range\":[],\"steps\":[-4,-4]}",
+                                "{\"range\":[],\"steps\":[0]}", "{\"range\":[],\"steps\":[-6]}")),
                 Arguments.of(PATTERNS, List.of(
                         "{\"code\":\"ABC-12\",\"phone\":\"(555) 123-4567\",\"quoted\":\"a\\\"\",\"short\":\"ab\"}",
                         "{\"code\":\"XYZ-1234\",\"phone\":\"(000) 000-0000\",\"quoted\":\"\\\\\\n\\u0001\",\"short\":\"cca\",\"word\":\"\u00e9\"}",
@@ -353,6 +369,28 @@ class JsonSchemaGrammarTest {
         assertThat(longest.acceptAll("[12345678901234567890,1234567890123456789")).isTrue();
         assertThat(longest.copy().accept('0')).as("the same 20 digits").isFalse();
         assertThat(longest.acceptAll("1]")).isTrue();
+    }
+
+    /**
+     * Within bounds, a character is refused where every integer it could still end as is written: after
+     * 10 to 15 (of 5 to 15), no 1 begins, though 5 to 9 do; after -1, no minus sign in 0 to 3 and -1.
+     */
+    @Test
+    void aDistinctBoundedIntegerIsNotBegunWhereEveryEndIsWritten() {
+        GrammarCursor teens = new GrammarCursor(OutputGrammar.jsonSchema("{\"type\": \"array\", \"items\": "
+                + "{\"type\": \"integer\", \"minimum\": 5, \"maximum\": 15}, \"uniqueItems\": true}"));
+        assertThat(teens.acceptAll("[10,11,12,13,14,15,")).isTrue();
+        assertThat(teens.copy().accept('1')).as("a 1 after 10 to 15").isFalse();
+        assertThat(teens.copy().acceptAll("9]")).isTrue();
+        GrammarCursor small = new GrammarCursor(OutputGrammar.jsonSchema("{\"type\": \"array\", \"items\": "
+                + "{\"type\": \"integer\", \"minimum\": -1, \"maximum\": 3}, \"uniqueItems\": true}"));
+        assertThat(small.acceptAll("[-1,")).isTrue();
+        assertThat(small.copy().accept('-')).as("a minus after -1").isFalse();
+        assertThat(small.acceptAll("0,")).isTrue();
+        assertThat(small.copy().accept('-')).as("a minus sign after -1 and 0 (-0 is 0)").isFalse();
+        assertThat(small.acceptAll("3,2,1")).isTrue();
+        assertThat(small.copy().accept(',')).as("a sixth item of five integers").isFalse();
+        assertThat(small.accept(']')).isTrue();
     }
 
     /** A string already in a distinct array cannot end again, however its characters were escaped. */
@@ -577,10 +615,10 @@ class JsonSchemaGrammarTest {
                 Arguments.of("{\"type\": \"object\", \"patternProperties\": {\"(?=a)\": {}}}",
                         "at #/patternProperties: the pattern"),
                 Arguments.of("{\"type\": \"array\", \"items\": {\"type\": \"number\"}, \"uniqueItems\": true}",
-                        "uniqueItems: true is held only for items of enum, const, boolean, string or integer without "
-                        + "bounds"),
-                Arguments.of("{\"type\": \"array\", \"items\": {\"type\": \"integer\", \"minimum\": 0}, "
-                        + "\"uniqueItems\": true}", "string or integer without bounds"),
+                        "uniqueItems: true is held only for items of enum, const, boolean, string or integer"),
+                Arguments.of("{\"type\": \"array\", \"items\": {\"type\": \"integer\", \"minimum\": 0, "
+                        + "\"maximum\": 2}, \"uniqueItems\": true, \"minItems\": 4}",
+                        "minItems 4 asks for more distinct items than the 3 integers items allows"),
                 Arguments.of("{\"type\": \"array\", \"items\": {\"type\": \"string\", \"pattern\": \"^[ab]$\"}, "
                         + "\"uniqueItems\": true, \"minItems\": 3}",
                         "minItems 3 asks for more distinct items than the 2 strings items allows"),

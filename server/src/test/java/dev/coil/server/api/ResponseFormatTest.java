@@ -122,19 +122,24 @@ class ResponseFormatTest {
         System.out.println("[json_schema] pattern keys: " + assertWholeAnswersValid(PATTERN_KEYS, 96));
     }
 
-    /** pydantic's set[str] and set[int] (uniqueItems over strings, integers) beside a set of a Literal's values. */
+    /**
+     * pydantic's set[str], set[int] and a set of an int from 1 to 5 (uniqueItems over strings, integers,
+     * bounded integers) beside a set of a Literal's values.
+     */
     static final String SETS = """
             {"type": "object",
              "properties": {"words": {"type": "array", "items": {"type": "string", "maxLength": 6}, "uniqueItems": true,
                                       "minItems": 2, "maxItems": 4},
                             "ids": {"type": "array", "items": {"type": "integer"}, "uniqueItems": true,
                                     "minItems": 2, "maxItems": 4},
-                            "kinds": {"type": "array", "items": {"enum": ["noun", "verb"]}, "uniqueItems": true}},
-             "required": ["words", "ids", "kinds"], "additionalProperties": false}""";
+                            "kinds": {"type": "array", "items": {"enum": ["noun", "verb"]}, "uniqueItems": true},
+                            "levels": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 5},
+                                       "uniqueItems": true, "minItems": 1, "maxItems": 3}},
+             "required": ["words", "ids", "kinds", "levels"], "additionalProperties": false}""";
 
     @Test
     void setsHoldDistinctItems() throws Exception {
-        System.out.println("[json_schema] sets: " + assertWholeAnswersValid(SETS, 128));
+        System.out.println("[json_schema] sets: " + assertWholeAnswersValid(SETS, 160));
     }
 
     /** vLLM's spellings: structured_outputs (json, choice) and the older guided_json and guided_choice. */

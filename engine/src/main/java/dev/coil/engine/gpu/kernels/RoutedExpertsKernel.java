@@ -149,7 +149,7 @@ public final class RoutedExpertsKernel {
         this.tileGateUpF32 = module.kernel("routed_experts_tile_gate_up_f32").waitsForPreviousKernel();
         this.tileDownF32 = module.kernel("routed_experts_tile_down_f32").waitsForPreviousKernel();
         this.combine = module.kernel("routed_experts_combine").waitsForPreviousKernel();
-        this.walk = new RoutedExpertsWalk(module);
+        this.walk = new RoutedExpertsWalk(module, routeGateUpBf16);
         for (Kernel small : new Kernel[] {smallTileGateUpBf16, smallTileUpBf16, smallTileDownBf16}) {
             small.allowDynamicSharedBytes(SMALL_TILE_RING_BYTES);
         }

@@ -14,7 +14,10 @@ import dev.coil.engine.load.DType;
  * while it sums one. The outputs, ids and weights are those of routed_experts.cu's launches bit for bit;
  * only the grid differs. They take BF16 weights whose rows are whole 16-byte chunks that a lane holds
  * in one pass (H ≤ 3072 ungated, ≤ 1536 gated; F ≤ 2048), on 16-byte aligned buffers; other blocks
- * take routed_experts.cu's launches. {@code -Dcoil.cuda.expertsWalk=false} turns them off.
+ * take routed_experts.cu's launches. The gate/up launch is taken only where routed_experts.cu's (a
+ * block an 8 outputs of a pair) would not fit one wave: where it does, it routes once a block too, and
+ * its warps' one output each came out faster than the walk's few (granite-4.0-h-tiny's shape on an
+ * H200: 8.7 µs against 10.0, docs/performance.md). {@code -Dcoil.cuda.expertsWalk=false} turns them off.
  */
 final class RoutedExpertsWalk {
 
@@ -39,10 +42,14 @@ final class RoutedExpertsWalk {
     private final int[] gatedResident = new int[GATED_HELD.length];
     private final int[] upResident = new int[UP_HELD.length];
     private final int[] downResident = new int[DOWN_HELD.length];
+    /** How many blocks of routed_experts.cu's gate/up launch fit the device at once. */
+    private final long perPairWave;
 
-    RoutedExpertsWalk(KernelModule module) {
+    /** perPairKernel: routed_experts.cu's routing gate/up launch, the one these stand in for. */
+    RoutedExpertsWalk(KernelModule module, Kernel perPairKernel) {
         this.enabled = !"false".equalsIgnoreCase(System.getProperty(PROPERTY, "true"));
         this.multiprocessors = module.multiprocessors();
+        this.perPairWave = (long) multiprocessors * Math.max(1, perPairKernel.residentBlocks(THREADS, 0));
         load(module, "routed_experts_walk_gate_up_bf16_", GATED_HELD, gatedKernels, gatedResident);
         load(module, "routed_experts_walk_up_bf16_", UP_HELD, upKernels, upResident);
         load(module, "routed_experts_walk_down_add_bf16_", DOWN_HELD, downKernels, downResident);
@@ -82,9 +89,12 @@ final class RoutedExpertsWalk {
                 || !aligned(input.data().address()) || !aligned(x.address())) {
             return false;
         }
+        long pairs = Math.min((long) rows * perToken, MAX_GRID_Y);
+        if (Kernel.blocksFor(width, WARPS) * pairs <= perPairWave) {
+            return false; // routed_experts.cu's launch is one wave
+        }
         Kernel kernel = (gated ? gatedKernels : upKernels)[index];
         int resident = (gated ? gatedResident : upResident)[index];
-        long pairs = Math.min((long) rows * perToken, MAX_GRID_Y);
         // One wave: the pairs share the resident blocks, each pair at least one block and at most a warp an output.
         int perPair = (int) Math.max(1, Math.min(Kernel.blocksFor(width, WARPS),
                 ((long) multiprocessors * resident + pairs - 1) / pairs));

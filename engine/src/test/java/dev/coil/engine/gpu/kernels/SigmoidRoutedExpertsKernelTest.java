@@ -125,13 +125,15 @@ class SigmoidRoutedExpertsKernelTest {
 
     /**
      * addRouted (the routing inside the gate/up launch, or route then the grouped path) equals route
-     * then add. The BF16 cases of few rows take the one-wave launches (routed_experts_walk.cu): rows of
-     * every held size, up to Nemotron-3-Nano's H of 2688 (up) and an F of 1856 (down), warps walking
-     * several outputs.
+     * then add. The BF16 cases of few rows take the one-wave down launch (routed_experts_walk.cu), and
+     * its gate/up launch where routed_experts.cu's would take more than a wave (all but 1 row of 136,
+     * 2 rows of 2688 by 264, on a GPU of 132 multiprocessors): rows of every held size, up to
+     * Nemotron-3-Nano's H of 2688 (up) and an F of 1856 (down), warps walking several outputs.
      */
     @ParameterizedTest(name = "rows {0}, experts {1}, per token {2}, hidden {3}, width {4}, {5}")
     @CsvSource({"1,64,6,136,72,BF16", "10,64,6,136,72,F32", "10,64,6,136,72,BF16", "300,64,6,136,72,BF16",
-        "257,64,6,136,72,F32", "2,16,6,2688,264,BF16", "1,16,6,1600,96,BF16", "2,16,6,520,1856,BF16",
+        "257,64,6,136,72,F32", "2,16,6,2688,264,BF16", "3,16,6,2688,264,BF16", "2,16,6,1600,400,BF16",
+        "2,16,6,520,1856,BF16",
         "3,16,4,264,600,BF16", "1,16,6,2688,1856,BF16"})
     void addRoutedEqualsRouteThenAdd(int rows, int experts, int perToken, int hidden, int width, DType dtype) {
         Random random = new Random(rows * 17L + hidden * 3L + width + dtype.ordinal());

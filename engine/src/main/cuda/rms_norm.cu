@@ -7,14 +7,27 @@
 // norm's launch took 9.3-12.4 µs that way, 6.5-9.3 this way, on an H200.)
 #define COIL_NORM_CACHED 16
 
+// The weights of a thread's cached values, weights[j] = weight[threadIdx.x + j · blockDim.x]: no
+// earlier kernel writes them, so the kernels load them before their programmatic wait, and the
+// scaling after the block sum waits on no load (a decode step's one-block norm of a 2688-wide row
+// spent about 7 µs a launch on an H200, the weights' trip to memory after the sum among them).
+static __device__ __forceinline__ void coil_norm_weights(const float* __restrict__ weight, int dim,
+        float (&weights)[COIL_NORM_CACHED]) {
+#pragma unroll
+    for (int j = 0; j < COIL_NORM_CACHED; j++) {
+        const int i = threadIdx.x + j * blockDim.x;
+        weights[j] = i < dim ? weight[i] : 0.0f;
+    }
+}
+
 // RMSNorm of one row (dim values): x = h (RESIDUAL false), or x = h + update · multiplier stored back
 // into h (RESIDUAL true); out = weight · x / sqrt(mean(x²) + eps), stored by coil_store. Each thread
 // sums the squares of its values i = threadIdx.x + j · blockDim.x in order and the block adds them by
 // coil_block_sum, as a loop over the row would. Every thread of the block calls it.
 template <bool RESIDUAL>
 static __device__ __forceinline__ void coil_rms_norm_row(float* h, const float* __restrict__ update,
-        float multiplier, const float* __restrict__ weight, int dim, float eps, float* out, __nv_bfloat16* out16,
-        float* scratch) {
+        float multiplier, const float* __restrict__ weight, const float (&weights)[COIL_NORM_CACHED], int dim,
+        float eps, float* out, __nv_bfloat16* out16, float* scratch) {
     float cached[COIL_NORM_CACHED];
     float squares = 0.0f;
 #pragma unroll
@@ -47,7 +60,7 @@ static __device__ __forceinline__ void coil_rms_norm_row(float* h, const float* 
     for (int j = 0; j < COIL_NORM_CACHED; j++) {
         const int i = threadIdx.x + j * blockDim.x;
         if (i < dim) {
-            coil_store(out, out16, i, weight[i] * (cached[j] * inverse_rms));
+            coil_store(out, out16, i, weights[j] * (cached[j] * inverse_rms));
         }
     }
     for (int i = threadIdx.x + COIL_NORM_CACHED * blockDim.x; i < dim; i += blockDim.x) {
@@ -63,10 +76,12 @@ static __device__ __forceinline__ void coil_rms_norm_row(float* h, const float* 
 // elements it squared, so writing in place is safe.
 extern "C" __global__ void rms_norm_f32(const float* x, const float* __restrict__ weight, float* out,
         __nv_bfloat16* out16, int dim, float eps) {
+    float weights[COIL_NORM_CACHED];
+    coil_norm_weights(weight, dim, weights);
     COIL_AFTER_PREVIOUS_KERNEL();
     __shared__ float scratch[32];
     const size_t row = (size_t) blockIdx.x * dim;
-    coil_rms_norm_row<false>(const_cast<float*>(x) + row, nullptr, 0.0f, weight, dim, eps,
+    coil_rms_norm_row<false>(const_cast<float*>(x) + row, nullptr, 0.0f, weight, weights, dim, eps,
             out == nullptr ? nullptr : out + row, out16 == nullptr ? nullptr : out16 + row, scratch);
 }
 
@@ -81,9 +96,16 @@ extern "C" __global__ void rms_norm_f32(const float* x, const float* __restrict_
 #define COIL_GATED_CACHED 8
 extern "C" __global__ void gated_rms_norm_f32(const float* y, const float* __restrict__ z, int z_stride,
         const float* __restrict__ weight, float* out, __nv_bfloat16* out16, int dim, int group_size, float eps) {
+    const int group_start = blockIdx.y * group_size;
+    // The cached values' weights, before the wait (no earlier kernel writes them), as coil_norm_weights.
+    float weights[COIL_GATED_CACHED];
+#pragma unroll
+    for (int j = 0; j < COIL_GATED_CACHED; j++) {
+        const int i = threadIdx.x + j * blockDim.x;
+        weights[j] = i < group_size ? weight[group_start + i] : 0.0f;
+    }
     COIL_AFTER_PREVIOUS_KERNEL();
     __shared__ float scratch[32];
-    const int group_start = blockIdx.y * group_size;
     const size_t start = (size_t) blockIdx.x * dim + group_start;
     const float* gate = z + (size_t) blockIdx.x * z_stride + group_start;
     float cached[COIL_GATED_CACHED];
@@ -106,7 +128,7 @@ extern "C" __global__ void gated_rms_norm_f32(const float* y, const float* __res
     for (int j = 0; j < COIL_GATED_CACHED; j++) {
         const int i = threadIdx.x + j * blockDim.x;
         if (i < group_size) {
-            coil_store(out, out16, start + i, weight[group_start + i] * (cached[j] * inverse_rms));
+            coil_store(out, out16, start + i, weights[j] * (cached[j] * inverse_rms));
         }
     }
     for (int i = threadIdx.x + COIL_GATED_CACHED * blockDim.x; i < group_size; i += blockDim.x) {
@@ -122,9 +144,12 @@ extern "C" __global__ void gated_rms_norm_f32(const float* y, const float* __res
 // Grid: (tokens); block: COIL_ROW_THREADS.
 extern "C" __global__ void residual_rms_norm_f32(float* h, const float* __restrict__ update, float multiplier,
         const float* __restrict__ weight, float* out, __nv_bfloat16* out16, int dim, float eps) {
+    float weights[COIL_NORM_CACHED];
+    coil_norm_weights(weight, dim, weights);
     COIL_AFTER_PREVIOUS_KERNEL();
     __shared__ float scratch[32];
     const size_t row = (size_t) blockIdx.x * dim;
-    coil_rms_norm_row<true>(h + row, update + row, multiplier, weight, dim, eps, out == nullptr ? nullptr : out + row,
+    coil_rms_norm_row<true>(h + row, update + row, multiplier, weight, weights, dim, eps,
+            out == nullptr ? nullptr : out + row,
             out16 == nullptr ? nullptr : out16 + row, scratch);
 }

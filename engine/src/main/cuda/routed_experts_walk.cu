@@ -15,8 +15,9 @@
 // weighed and added in slot order and then added to out once. So the outputs, ids and weights are
 // route_gate_up's and route_down_add's bit for bit (RoutedExpertsKernelTest). These kernels take bf16
 // weights whose rows are whole 16-byte chunks, 16-byte aligned, and a row a lane holds in one pass
-// (RoutedExpertsKernel checks it: H up to 3072 ungated or 1536 gated, F up to 2048); any other block
-// takes routed_experts.cu's.
+// (RoutedExpertsWalk checks it: H up to 3072 ungated or 1536 gated, F up to 2048); any other block
+// takes routed_experts.cu's, as does a gate/up launch that fits one wave there (granite-4.0-h-tiny's
+// shape: its warps' one output each beat the walk's few).
 #include "routed_experts_routing.cuh"
 
 // The most outputs a down block takes (its dots in shared memory, a slot each).

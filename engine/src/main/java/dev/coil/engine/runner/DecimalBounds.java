@@ -3,6 +3,8 @@ package dev.coil.engine.runner;
 import java.math.BigDecimal;
 import java.math.BigInteger;
 import java.math.RoundingMode;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * The bounds of a JSON number that need not be an integer (JSON Schema's {@code minimum},
@@ -100,6 +102,103 @@ record DecimalBounds(BigDecimal minimum, boolean minimumExclusive, BigDecimal ma
             }
         }
         return false;
+    }
+
+    /**
+     * {@link #reachable}, and as a value none of {@code written} is (canonical texts of values within
+     * the bounds, {@link ValueRule.NumberRule#canonical}): the values the text may still end as, those
+     * of at most {@code maxDigits} places (multiples of multipleOf, where it is given) in each of its
+     * intervals, outnumber the written ones among them.
+     */
+    boolean reachableUnwritten(String typed, int maxDigits, List<String> written) {
+        boolean negative = typed.startsWith("-");
+        String unsigned = negative ? typed.substring(1) : typed;
+        int point = unsigned.indexOf('.');
+        String whole = point < 0 ? unsigned : unsigned.substring(0, point);
+        List<BigDecimal[]> spans = new ArrayList<>(); // [low, high) before the sign
+        BigDecimal single = null;
+        if (whole.isEmpty()) { // "-": zero (as -0) down to just above -10^maxDigits
+            spans.add(new BigDecimal[] {BigDecimal.ZERO, BigDecimal.TEN.pow(maxDigits)});
+        } else {
+            BigDecimal digits = new BigDecimal(unsigned.endsWith(".") ? whole : unsigned);
+            if (point >= 0) {
+                int fraction = unsigned.length() - point - 1;
+                if (fraction >= maxDigits) {
+                    single = digits;
+                } else {
+                    spans.add(new BigDecimal[] {digits, digits.add(BigDecimal.ONE.movePointLeft(fraction))});
+                }
+            } else if (whole.equals("0")) {
+                spans.add(new BigDecimal[] {BigDecimal.ZERO, BigDecimal.ONE});
+            } else {
+                for (int more = 0; whole.length() + more <= maxDigits; more++) {
+                    spans.add(new BigDecimal[] {digits.movePointRight(more),
+                            digits.add(BigDecimal.ONE).movePointRight(more)});
+                }
+            }
+        }
+        if (single != null) {
+            BigDecimal value = negative ? single.negate() : single;
+            return within(value) && !written.contains(ValueRule.NumberRule.canonical(value.toPlainString()));
+        }
+        // The written values within the spans: each counts against the values the spans hold.
+        BigInteger taken = BigInteger.ZERO;
+        for (String text : written) {
+            BigDecimal value = new BigDecimal(text);
+            BigDecimal unsignedValue = negative ? value.negate() : value; // 0 either way
+            boolean inside = unsignedValue.signum() >= 0 && spans.stream().anyMatch(
+                    span -> unsignedValue.compareTo(span[0]) >= 0 && unsignedValue.compareTo(span[1]) < 0);
+            if (inside) {
+                taken = taken.add(BigInteger.ONE);
+            }
+        }
+        BigDecimal unit = multipleOf != null ? multipleOf : BigDecimal.ONE.movePointLeft(maxDigits);
+        BigInteger ways = BigInteger.ZERO;
+        for (BigDecimal[] span : spans) {
+            ways = ways.add(negative ? count(span[1].negate(), false, span[0].negate(), true, unit)
+                    : count(span[0], true, span[1], false, unit));
+            if (ways.compareTo(taken) > 0) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * How many multiples of {@code unit} lie within both the interval from {@code low} to {@code high}
+     * (each end closed or open) and the bounds.
+     */
+    private BigInteger count(BigDecimal low, boolean lowClosed, BigDecimal high, boolean highClosed, BigDecimal unit) {
+        BigDecimal lower = low;
+        boolean lowerClosed = lowClosed;
+        if (minimum != null && (minimum.compareTo(lower) > 0
+                || (minimum.compareTo(lower) == 0 && minimumExclusive))) {
+            lower = minimum;
+            lowerClosed = !minimumExclusive;
+        }
+        BigDecimal upper = high;
+        boolean upperClosed = highClosed;
+        if (maximum != null && (maximum.compareTo(upper) < 0
+                || (maximum.compareTo(upper) == 0 && maximumExclusive))) {
+            upper = maximum;
+            upperClosed = !maximumExclusive;
+        }
+        BigDecimal first = lower.divide(unit, 0, RoundingMode.CEILING);
+        if (!lowerClosed && first.multiply(unit).compareTo(lower) == 0) {
+            first = first.add(BigDecimal.ONE);
+        }
+        BigDecimal last = upper.divide(unit, 0, RoundingMode.FLOOR);
+        if (!upperClosed && last.multiply(unit).compareTo(upper) == 0) {
+            last = last.subtract(BigDecimal.ONE);
+        }
+        return last.subtract(first).add(BigDecimal.ONE).max(BigDecimal.ZERO).toBigIntegerExact();
+    }
+
+    /** How many values within the bounds, of at most {@code maxDigits} digits each side of the point, there are (at most cap). */
+    long countUpTo(int maxDigits, long cap) {
+        BigDecimal most = BigDecimal.TEN.pow(maxDigits);
+        BigDecimal unit = multipleOf != null ? multipleOf : BigDecimal.ONE.movePointLeft(maxDigits);
+        return count(most.negate(), false, most, false, unit).min(BigInteger.valueOf(cap)).longValueExact();
     }
 
     /** Whether [low, high) (negated when {@code negative}: (-high, -low]) meets the bounds. */

@@ -38,7 +38,8 @@ sealed interface GrammarFrame {
     /**
      * {@link #valueDone} where the value is known by {@code text}, which a container of distinct items
      * compares with those before: one of a {@link ValueRule.LiteralRule}'s texts, a kept string's
-     * characters ({@link #keepsStrings}, escapes undone), an integer's text (-0 written 0).
+     * characters ({@link #keepsStrings}, escapes undone), a number's canonical text (an integer's
+     * digits, -0 written 0; another number's value without trailing zeros).
      */
     default GrammarFrame literalDone(String text) {
         return valueDone();
@@ -50,10 +51,11 @@ sealed interface GrammarFrame {
     }
 
     /**
-     * The integers an array of distinct integers holds so far (their texts, -0 written 0), which the
-     * integer being spelled inside it must differ from; null for any other container.
+     * The numbers an array of distinct numbers holds so far (their canonical texts: see
+     * {@link #literalDone}), which the number being spelled inside it must differ from; null for any
+     * other container.
      */
-    default List<String> integersWritten() {
+    default List<String> numbersWritten() {
         return null;
     }
 
@@ -417,7 +419,7 @@ sealed interface GrammarFrame {
             return new ArrayFrame(rule, parent, AFTER_VALUE, count + 1, 0, used);
         }
 
-        /** A distinct item's text (a literal's, a string's characters, an integer's) joins those written. */
+        /** A distinct item's text (a literal's, a string's characters, a number's) joins those written. */
         @Override
         public GrammarFrame literalDone(String text) {
             if (used == null) {
@@ -434,8 +436,8 @@ sealed interface GrammarFrame {
         }
 
         @Override
-        public List<String> integersWritten() {
-            return rule.distinctIntegers ? used : null;
+        public List<String> numbersWritten() {
+            return rule.distinctNumbers ? used : null;
         }
 
 
@@ -745,9 +747,9 @@ sealed interface GrammarFrame {
             if (stage < 0) {
                 return;
             }
-            // A bounded integer keeps its text, so that a digit that can no longer end within the bounds is
-            // refused; so does an integer that must differ from those its array holds (written).
-            List<String> written = rule.integer ? parent.integersWritten() : null;
+            // A bounded number keeps its text, so that a digit that can no longer end within the bounds is
+            // refused; so does a number that must differ from those its array holds (written).
+            List<String> written = parent.numbersWritten();
             String typed = rule.bounded() || written != null ? String.valueOf(c) : null;
             int digits = stage == MINUS ? 0 : 1;
             if (mayStillEnd(rule, typed, written)) {
@@ -768,7 +770,7 @@ sealed interface GrammarFrame {
                     out.add(new NumberFrame(rule, parent, after, count, longer, written));
                 }
             } else if (whole()) {
-                (written == null ? parent.valueDone() : parent.literalDone(canonical(typed))).feed(c, out);
+                (written == null ? parent.valueDone() : parent.literalDone(canonical(rule, typed))).feed(c, out);
             }
         }
 
@@ -777,6 +779,9 @@ sealed interface GrammarFrame {
          * end within its bounds and as none of the integers {@code written}.
          */
         private static boolean mayStillEnd(ValueRule.NumberRule rule, String typed, List<String> written) {
+            if (written != null && !rule.integer) {
+                return rule.reachableUnwrittenNumber(typed, MAX_DIGITS, MAX_EXPONENT_DIGITS, written);
+            }
             if (written != null) {
                 // An integer of a distinct array: 0 (or -0) only as itself; otherwise it may grow by digits
                 // up to MAX_DIGITS, into integers of which the bounds keep some and the written ones take a few.
@@ -785,9 +790,9 @@ sealed interface GrammarFrame {
             return typed == null || !rule.bounded() || rule.mayReach(typed, MAX_DIGITS);
         }
 
-        /** The integer's text as its array compares it: -0 is 0. */
-        private static String canonical(String typed) {
-            return typed.equals("-0") ? "0" : typed;
+        /** The number's text as its array compares it: an integer's digits (-0 is 0), another number's value. */
+        private static String canonical(ValueRule.NumberRule rule, String typed) {
+            return rule.integer ? (typed.equals("-0") ? "0" : typed) : ValueRule.NumberRule.canonical(typed);
         }
 
         /** The stage {@code c} continues the number into, or -1. */
@@ -809,7 +814,7 @@ sealed interface GrammarFrame {
         private boolean whole() {
             boolean complete = stage == ZERO || stage == DIGITS || stage == FRACTION || stage == EXPONENT_DIGITS;
             return complete && (typed == null || !rule.bounded() || rule.holds(typed))
-                    && (written == null || !written.contains(canonical(typed)));
+                    && (written == null || !written.contains(canonical(rule, typed)));
         }
 
         @Override

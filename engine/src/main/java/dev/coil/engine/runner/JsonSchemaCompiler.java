@@ -36,8 +36,8 @@ import java.util.Set;
  *     them are refused);</li>
  * <li>arrays: {@code items}, {@code prefixItems} (then {@code items} for the rest, {@code false} for
  *     none), {@code minItems}, {@code maxItems}, {@code uniqueItems} (for items of enum, const or
- *     boolean: each value once; for string items each string once, and for integer items each integer
- *     once, within their bounds); strings: {@code minLength},
+ *     boolean: each value once; for string items each string once, and for number items (integers or
+ *     not) each value once, within their bounds, 1 and 1.0 being one); strings: {@code minLength},
  *     {@code maxLength}, {@code pattern} (matched whole: see {@link RegexSyntax}); numbers:
  *     {@code minimum}, {@code maximum}, {@code exclusiveMinimum}, {@code exclusiveMaximum},
  *     {@code multipleOf} (a bounded number that need not be an integer is written without an
@@ -444,14 +444,14 @@ final class JsonSchemaCompiler {
         ValueRule distinct = distinctItems(node, prefix, itemRule, path);
         if (distinct != null) {
             long values = distinct instanceof ValueRule.LiteralRule literals ? literals.texts.size()
-                    : distinct instanceof ValueRule.NumberRule integers
-                            ? integers.countUpTo(GrammarFrame.NumberFrame.MAX_DIGITS, Math.max(max, min))
+                    : distinct instanceof ValueRule.NumberRule numbers
+                            ? numbers.countUpTo(GrammarFrame.NumberFrame.MAX_DIGITS, Math.max(max, min))
                             : ((ValueRule.StringRule) distinct).pattern.textsUpTo(Math.max(max, min));
             max = (int) Math.min(max, values);
             if (min > max) {
                 throw invalid(path, "minItems " + min + " asks for more distinct items than the " + values
                         + (distinct instanceof ValueRule.LiteralRule ? " values"
-                                : distinct instanceof ValueRule.NumberRule ? " integers" : " strings")
+                                : distinct instanceof ValueRule.NumberRule ? " numbers" : " strings")
                         + " items allows");
             }
         }
@@ -466,8 +466,8 @@ final class JsonSchemaCompiler {
     /**
      * uniqueItems: true, for items of enum, const or boolean (pydantic's set of a Literal or an Enum):
      * their values, each of which may come once; for string items (a set of str): the items' rule held
-     * to a pattern, each of whose strings may come once; for integers (a set of int, bounded or not): the
-     * items' rule, each integer once; null without it or with uniqueItems false.
+     * to a pattern, each of whose strings may come once; for numbers (a set of int or float, bounded or
+     * not): the items' rule, each value once; null without it or with uniqueItems false.
      * Other items would need every item's value kept to compare: refused.
      */
     private static ValueRule distinctItems(JsonNode node, List<ValueRule> prefix, ValueRule itemRule, String path) {
@@ -485,12 +485,12 @@ final class JsonSchemaCompiler {
         if (prefix.isEmpty() && resolved instanceof ValueRule.StringRule strings) {
             return strings.patterned();
         }
-        if (prefix.isEmpty() && resolved instanceof ValueRule.NumberRule number && number.integer) {
+        if (prefix.isEmpty() && resolved instanceof ValueRule.NumberRule number) {
             return number;
         }
         if (!prefix.isEmpty() || !(resolved instanceof ValueRule.LiteralRule literals)) {
-            throw invalid(path, "uniqueItems: true is held only for items of enum, const, boolean, string or "
-                    + "integer (without prefixItems)");
+            throw invalid(path, "uniqueItems: true is held only for items of enum, const, boolean, string, "
+                    + "integer or number (without prefixItems)");
         }
         return new ValueRule.LiteralRule(List.copyOf(new LinkedHashSet<>(literals.texts)));
     }

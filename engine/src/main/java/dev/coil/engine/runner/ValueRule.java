@@ -115,8 +115,8 @@ sealed interface ValueRule {
          * strings may each come once (no prefix then), or null.
          */
         final StringRule distinctStrings;
-        /** uniqueItems over unbounded integers: each integer may come once (no prefix then). */
-        final boolean distinctIntegers;
+        /** uniqueItems over numbers (integers or not): each value may come once (no prefix then). */
+        final boolean distinctNumbers;
         /** The items' rule without the strings already written, by those strings (the last few lists). */
         private final Map<List<String>, ValueRule> withoutWritten = Collections.synchronizedMap(
                 new LinkedHashMap<>(16, 0.75f, true) {
@@ -131,19 +131,19 @@ sealed interface ValueRule {
         }
 
         ArrayRule(List<ValueRule> prefix, ValueRule items, int minItems, int maxItems, LiteralRule distinct,
-                StringRule distinctStrings, boolean distinctIntegers) {
+                StringRule distinctStrings, boolean distinctNumbers) {
             this.prefix = List.copyOf(prefix);
             this.items = items;
             this.minItems = minItems;
             this.maxItems = maxItems;
             this.distinct = distinct;
             this.distinctStrings = distinctStrings;
-            this.distinctIntegers = distinctIntegers;
+            this.distinctNumbers = distinctNumbers;
         }
 
         /** Whether the array's frames keep the items written, to compare the next ones with (uniqueItems). */
         boolean keepsWritten() {
-            return distinct != null || distinctStrings != null || distinctIntegers;
+            return distinct != null || distinctStrings != null || distinctNumbers;
         }
 
         /** The rule of the value at {@code index} (0 the first). */
@@ -339,8 +339,69 @@ sealed interface ValueRule {
             return false;
         }
 
-        /** How many integers within the bounds, of at most {@code maxDigits} digits, there are (at most cap). */
+        /**
+         * Whether a number (not an integer) whose text starts with {@code typed} can still end within
+         * the bounds as a value none of {@code written} (canonical texts, {@link #canonical}) is. With
+         * bounds ({@link DecimalBounds#reachableUnwritten}) it is written without an exponent; without,
+         * a mantissa that may still grow reaches more values than an array holds, and once its digits
+         * or an exponent fix it, its exponents are tried one by one.
+         */
+        boolean reachableUnwrittenNumber(String typed, int maxDigits, int maxExponentDigits, List<String> written) {
+            if (decimal != null) {
+                return decimal.reachableUnwritten(typed, maxDigits, written);
+            }
+            int e = Math.max(typed.indexOf('e'), typed.indexOf('E'));
+            String mantissa = e < 0 ? typed : typed.substring(0, e);
+            int point = mantissa.indexOf('.');
+            boolean fixed = e >= 0 || (point >= 0 && mantissa.length() - point - 1 >= maxDigits);
+            if (!fixed) {
+                return true;
+            }
+            BigDecimal value = new BigDecimal(mantissa);
+            if (value.signum() == 0) { // 0 whatever its exponent
+                return !written.contains("0");
+            }
+            String exponent = e < 0 ? "" : typed.substring(e + 1);
+            List<String> signs = exponent.startsWith("+") || exponent.startsWith("-") ? List.of(exponent.substring(0, 1))
+                    : e < 0 || exponent.isEmpty() ? List.of("", "-") : List.of("");
+            String digits = exponent.replaceFirst("^[+-]", "");
+            if (e < 0) {
+                if (!written.contains(canonical(value.toPlainString()))) {
+                    return true; // the mantissa alone
+                }
+            }
+            for (String sign : signs) {
+                for (int more = 0; digits.length() + more <= maxExponentDigits; more++) {
+                    int count = (int) Math.pow(10, more);
+                    for (int suffix = 0; suffix < count; suffix++) {
+                        String power = digits + (more == 0 ? "" : String.format("%0" + more + "d", suffix));
+                        if (power.isEmpty()) {
+                            continue;
+                        }
+                        String text = canonical(value.scaleByPowerOfTen(Integer.parseInt(sign + power)).toString());
+                        if (!written.contains(text)) {
+                            return true;
+                        }
+                    }
+                }
+            }
+            return false;
+        }
+
+        /** A number's text as a distinct array compares it: its value with no trailing zeros (-0 is 0). */
+        static String canonical(String text) {
+            BigDecimal value = new BigDecimal(text);
+            return value.signum() == 0 ? "0" : value.stripTrailingZeros().toString();
+        }
+
+        /**
+         * How many values within the bounds, of at most {@code maxDigits} digits (each side of the point,
+         * for a number), there are (at most cap; cap for a number without bounds).
+         */
         long countUpTo(int maxDigits, long cap) {
+            if (!integer) {
+                return decimal != null ? decimal.countUpTo(maxDigits, cap) : cap;
+            }
             BigInteger most = BigInteger.TEN.pow(maxDigits).subtract(BigInteger.ONE);
             return count(most.negate(), most).min(BigInteger.valueOf(cap)).longValueExact();
         }

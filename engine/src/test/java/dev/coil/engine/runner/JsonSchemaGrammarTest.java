@@ -168,6 +168,19 @@ class JsonSchemaGrammarTest {
                                                     "multipleOf": 4}, "uniqueItems": true, "maxItems": 9}},
              "required": ["range", "steps"]}""";
 
+    /**
+     * Distinct numbers (pydantic's set of float): any number (1, 1.0 and 1e0 being one), halves from 0
+     * to 1.5 (four of them), and tenths below 1 written without an exponent.
+     */
+    static final String DISTINCT_NUMBERS = """
+            {"type": "object", "properties": {
+               "any": {"type": "array", "items": {"type": "number"}, "uniqueItems": true, "maxItems": 4},
+               "halves": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1.5, "multipleOf": 0.5},
+                          "uniqueItems": true},
+               "tenths": {"type": "array", "items": {"type": "number", "exclusiveMinimum": -1, "exclusiveMaximum": 1},
+                          "uniqueItems": true, "maxItems": 3}},
+             "required": ["any", "halves", "tenths"]}""";
+
     /** Strings held to patterns: alone, with length bounds, and with characters JSON must escape. */
     static final String PATTERNS = """
             {"type": "object", "properties": {
@@ -291,6 +304,17 @@ class JsonSchemaGrammarTest {
                         List.of("{\"range\":[1,1],\"steps\":[]}", "{\"range\":[0,-0],\"steps\":[]}",
                                 "{\"range\":[4],\"steps\":[]}", "{\"range\":[],\"steps\":[-4,-4]}",
                                 "{\"range\":[],\"steps\":[0]}", "{\"range\":[],\"steps\":[-6]}")),
+                Arguments.of(DISTINCT_NUMBERS, List.of("{\"any\":[],\"halves\":[],\"tenths\":[]}",
+                        "{\"any\":[1,1.5,-2e3,0],\"halves\":[0,1.5,0.5,1],\"tenths\":[0.1,-0.25,0]}",
+                        "{\"any\":[1e-2,0.02,-0.0],\"halves\":[1.0],\"tenths\":[-0.5,0.5]}"),
+                        // (networknt's validator tells 1 from 1.0 where JSON Schema does not: such pairs are
+                        // checked against the grammar alone, in aDistinctNumberIsNotWrittenTwice.)
+                        List.of("{\"any\":[1.5,1.50],\"halves\":[],\"tenths\":[]}",
+                                "{\"any\":[1e2,100.0],\"halves\":[],\"tenths\":[]}",
+                                "{\"any\":[],\"halves\":[0.5,0.50],\"tenths\":[]}",
+                                "{\"any\":[],\"halves\":[2],\"tenths\":[]}",
+                                "{\"any\":[],\"halves\":[],\"tenths\":[0.5,0.5]}",
+                                "{\"any\":[],\"halves\":[],\"tenths\":[1]}")),
                 Arguments.of(PATTERNS, List.of(
                         "{\"code\":\"ABC-12\",\"phone\":\"(555) 123-4567\",\"quoted\":\"a\\\"\",\"short\":\"ab\"}",
                         "{\"code\":\"XYZ-1234\",\"phone\":\"(000) 000-0000\",\"quoted\":\"\\\\\\n\\u0001\",\"short\":\"cca\",\"word\":\"\u00e9\"}",
@@ -391,6 +415,40 @@ class JsonSchemaGrammarTest {
         assertThat(small.acceptAll("3,2,1")).isTrue();
         assertThat(small.copy().accept(',')).as("a sixth item of five integers").isFalse();
         assertThat(small.accept(']')).isTrue();
+    }
+
+    /**
+     * A number already in a distinct array cannot end again, however it is spelled (1.0, 1e0, 10e-1), and
+     * a character is refused where every value it could still end as is written: after 0, 0.5 and 1 of
+     * the halves, 1 goes on only as 1.5, and no 0 begins.
+     */
+    @Test
+    void aDistinctNumberIsNotWrittenTwice() {
+        GrammarCursor any = new GrammarCursor(OutputGrammar.jsonSchema(
+                "{\"type\": \"array\", \"items\": {\"type\": \"number\"}, \"uniqueItems\": true}"));
+        assertThat(any.acceptAll("[1,")).isTrue();
+        for (String same : List.of("1.0", "1e0", "10e-1", "0.1E1", "1.000")) {
+            GrammarCursor again = any.copy();
+            assertThat(again.acceptAll(same)).as(same).isTrue();
+            assertThat(again.copy().accept(']')).as("%s after 1", same).isFalse();
+            assertThat(again.accept(',')).as("%s after 1", same).isFalse();
+        }
+        assertThat(any.acceptAll("0,")).isTrue();
+        // Past its exponent's mark a zero mantissa is 0 whatever follows: written, so not begun.
+        assertThat(any.copy().acceptAll("0e")).as("0e after 0").isFalse();
+        assertThat(any.copy().acceptAll("-0.0E")).as("-0.0E after 0").isFalse();
+        assertThat(any.copy().acceptAll("0.5e")).as("0.5e").isTrue();
+        assertThat(any.acceptAll("1e999,1e99")).isTrue();
+        assertThat(any.copy().accept('9')).as("the exponent's last digit repeating 1e999").isFalse();
+        assertThat(any.copy().acceptAll("8]")).isTrue();
+        GrammarCursor halves = new GrammarCursor(OutputGrammar.jsonSchema("{\"type\": \"array\", \"items\": "
+                + "{\"type\": \"number\", \"minimum\": 0, \"maximum\": 1.5, \"multipleOf\": 0.5}, \"uniqueItems\": true}"));
+        assertThat(halves.acceptAll("[0,0.5,1,")).isTrue();
+        assertThat(halves.copy().accept('0')).as("a 0 after 0 and 0.5").isFalse();
+        GrammarCursor last = halves.copy();
+        assertThat(last.accept('1')).isTrue();
+        assertThat(last.copy().accept(']')).as("1 again").isFalse();
+        assertThat(last.acceptAll(".5]")).isTrue();
     }
 
     /** A string already in a distinct array cannot end again, however its characters were escaped. */
@@ -614,11 +672,14 @@ class JsonSchemaGrammarTest {
                         "patternProperties beside propertyNames is not supported"),
                 Arguments.of("{\"type\": \"object\", \"patternProperties\": {\"(?=a)\": {}}}",
                         "at #/patternProperties: the pattern"),
-                Arguments.of("{\"type\": \"array\", \"items\": {\"type\": \"number\"}, \"uniqueItems\": true}",
-                        "uniqueItems: true is held only for items of enum, const, boolean, string or integer"),
+                Arguments.of("{\"type\": \"array\", \"items\": {\"type\": \"object\"}, \"uniqueItems\": true}",
+                        "uniqueItems: true is held only for items of enum, const, boolean, string, integer or number"),
+                Arguments.of("{\"type\": \"array\", \"items\": {\"type\": \"number\", \"minimum\": 0, \"maximum\": 1, "
+                        + "\"multipleOf\": 0.5}, \"uniqueItems\": true, \"minItems\": 4}",
+                        "minItems 4 asks for more distinct items than the 3 numbers items allows"),
                 Arguments.of("{\"type\": \"array\", \"items\": {\"type\": \"integer\", \"minimum\": 0, "
                         + "\"maximum\": 2}, \"uniqueItems\": true, \"minItems\": 4}",
-                        "minItems 4 asks for more distinct items than the 3 integers items allows"),
+                        "minItems 4 asks for more distinct items than the 3 numbers items allows"),
                 Arguments.of("{\"type\": \"array\", \"items\": {\"type\": \"string\", \"pattern\": \"^[ab]$\"}, "
                         + "\"uniqueItems\": true, \"minItems\": 3}",
                         "minItems 3 asks for more distinct items than the 2 strings items allows"),
@@ -652,7 +713,7 @@ class JsonSchemaGrammarTest {
                         "minItems 2 asks for more items than the 1 that items false allows"),
                 Arguments.of("{\"type\": \"array\", \"prefixItems\": {}}", "at #/prefixItems: must be an array"),
                 Arguments.of("{\"type\": \"array\", \"uniqueItems\": true}",
-                        "uniqueItems: true is held only for items of enum, const, boolean, string or integer"),
+                        "uniqueItems: true is held only for items of enum, const, boolean, string, integer or number"),
                 Arguments.of("{\"type\": \"string\", \"items\": {}}", "\"items\" is not supported for type string"),
                 Arguments.of("{\"$ref\": \"http://example.com/s.json\"}", "only references within the schema"),
                 Arguments.of("{\"$ref\": \"#/$defs/Missing\"}", "at #/$ref: \"#/$defs/Missing\" points to nothing"),

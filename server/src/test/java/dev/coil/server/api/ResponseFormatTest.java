@@ -123,8 +123,8 @@ class ResponseFormatTest {
     }
 
     /**
-     * pydantic's set[str], set[int] and a set of an int from 1 to 5 (uniqueItems over strings, integers,
-     * bounded integers) beside a set of a Literal's values.
+     * pydantic's set[str], set[int], a set of an int from 1 to 5 and a set of a float from 0 to 1
+     * (uniqueItems over strings, integers, bounded integers and numbers) beside a set of a Literal's values.
      */
     static final String SETS = """
             {"type": "object",
@@ -134,12 +134,14 @@ class ResponseFormatTest {
                                     "minItems": 2, "maxItems": 4},
                             "kinds": {"type": "array", "items": {"enum": ["noun", "verb"]}, "uniqueItems": true},
                             "levels": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 5},
+                                       "uniqueItems": true, "minItems": 1, "maxItems": 3},
+                            "ratios": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1},
                                        "uniqueItems": true, "minItems": 1, "maxItems": 3}},
-             "required": ["words", "ids", "kinds", "levels"], "additionalProperties": false}""";
+             "required": ["words", "ids", "kinds", "levels", "ratios"], "additionalProperties": false}""";
 
     @Test
     void setsHoldDistinctItems() throws Exception {
-        System.out.println("[json_schema] sets: " + assertWholeAnswersValid(SETS, 160));
+        System.out.println("[json_schema] sets: " + assertWholeAnswersValid(SETS, 200));
     }
 
     /** vLLM's spellings: structured_outputs (json, choice) and the older guided_json and guided_choice. */

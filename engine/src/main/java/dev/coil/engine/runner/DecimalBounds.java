@@ -141,27 +141,23 @@ record DecimalBounds(BigDecimal minimum, boolean minimumExclusive, BigDecimal ma
             BigDecimal value = negative ? single.negate() : single;
             return within(value) && !written.contains(ValueRule.NumberRule.canonical(value.toPlainString()));
         }
-        // The written values within the spans: each counts against the values the spans hold.
-        BigInteger taken = BigInteger.ZERO;
-        for (String text : written) {
-            BigDecimal value = new BigDecimal(text);
-            BigDecimal unsignedValue = negative ? value.negate() : value; // 0 either way
-            boolean inside = unsignedValue.signum() >= 0 && spans.stream().anyMatch(
-                    span -> unsignedValue.compareTo(span[0]) >= 0 && unsignedValue.compareTo(span[1]) < 0);
-            if (inside) {
-                taken = taken.add(BigInteger.ONE);
-            }
-        }
+        // More values to end as than the array holds: some is not written (the usual case); else the
+        // written values within the spans are counted against them.
         BigDecimal unit = multipleOf != null ? multipleOf : BigDecimal.ONE.movePointLeft(maxDigits);
         BigInteger ways = BigInteger.ZERO;
+        BigInteger held = BigInteger.valueOf(written.size());
         for (BigDecimal[] span : spans) {
             ways = ways.add(negative ? count(span[1].negate(), false, span[0].negate(), true, unit)
                     : count(span[0], true, span[1], false, unit));
-            if (ways.compareTo(taken) > 0) {
+            if (ways.compareTo(held) > 0) {
                 return true;
             }
         }
-        return false;
+        long taken = written.stream().map(BigDecimal::new).map(value -> negative ? value.negate() : value)
+                .filter(unsignedValue -> unsignedValue.signum() >= 0 && spans.stream().anyMatch( // 0 either way
+                        span -> unsignedValue.compareTo(span[0]) >= 0 && unsignedValue.compareTo(span[1]) < 0))
+                .count();
+        return ways.compareTo(BigInteger.valueOf(taken)) > 0;
     }
 
     /**

@@ -321,22 +321,19 @@ sealed interface ValueRule {
                             : new BigInteger[] {low, high});
                 }
             }
-            BigInteger taken = BigInteger.ZERO;
-            for (String text : written) {
-                BigInteger value = new BigInteger(text);
-                if (intervals.stream().anyMatch(range -> value.compareTo(range[0]) >= 0
-                        && value.compareTo(range[1]) <= 0)) {
-                    taken = taken.add(BigInteger.ONE);
-                }
-            }
+            // More integers to end as than the array holds: some is not written (the usual case, no count of
+            // the written ones needed); else the written ones within the intervals are counted.
             BigInteger ways = BigInteger.ZERO;
+            BigInteger held = BigInteger.valueOf(written.size());
             for (BigInteger[] range : intervals) {
                 ways = ways.add(count(range[0], range[1]));
-                if (ways.compareTo(taken) > 0) {
+                if (ways.compareTo(held) > 0) {
                     return true;
                 }
             }
-            return false;
+            long taken = written.stream().map(BigInteger::new).filter(value -> intervals.stream().anyMatch(
+                    range -> value.compareTo(range[0]) >= 0 && value.compareTo(range[1]) <= 0)).count();
+            return ways.compareTo(BigInteger.valueOf(taken)) > 0;
         }
 
         /**

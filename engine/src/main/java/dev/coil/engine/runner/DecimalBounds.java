@@ -3,8 +3,9 @@ package dev.coil.engine.runner;
 import java.math.BigDecimal;
 import java.math.BigInteger;
 import java.math.RoundingMode;
-import java.util.ArrayList;
 import java.util.List;
+import java.util.stream.IntStream;
+import java.util.stream.Stream;
 
 /**
  * The bounds of a JSON number that need not be an integer (JSON Schema's {@code minimum},
@@ -75,33 +76,12 @@ record DecimalBounds(BigDecimal minimum, boolean minimumExclusive, BigDecimal ma
      * within the bounds, with at most {@code maxDigits} digits before the point and after it.
      */
     boolean reachable(String typed, int maxDigits) {
+        BigDecimal fixed = fixedValue(typed, maxDigits);
+        if (fixed != null) {
+            return within(fixed);
+        }
         boolean negative = typed.startsWith("-");
-        String unsigned = negative ? typed.substring(1) : typed;
-        int point = unsigned.indexOf('.');
-        String whole = point < 0 ? unsigned : unsigned.substring(0, point);
-        if (whole.isEmpty()) { // "-": zero (as -0) down to just above -10^maxDigits
-            return meets(BigDecimal.TEN.pow(maxDigits).negate(), false, BigDecimal.ZERO, true);
-        }
-        BigDecimal digits = new BigDecimal(unsigned.endsWith(".") ? whole : unsigned);
-        if (point >= 0) {
-            // Fraction digits to come add less than one unit of the last place typed (of the ones,
-            // right after the point); zeros keep the value as typed.
-            int fraction = unsigned.length() - point - 1;
-            if (fraction >= maxDigits) {
-                return within(negative ? digits.negate() : digits);
-            }
-            return span(negative, digits, digits.add(BigDecimal.ONE.movePointLeft(fraction)));
-        }
-        if (whole.equals("0")) { // 0 itself, or 0.x
-            return span(negative, BigDecimal.ZERO, BigDecimal.ONE);
-        }
-        for (int more = 0; whole.length() + more <= maxDigits; more++) {
-            BigDecimal low = digits.movePointRight(more);
-            if (span(negative, low, digits.add(BigDecimal.ONE).movePointRight(more))) {
-                return true;
-            }
-        }
-        return false;
+        return spans(typed, maxDigits).anyMatch(span -> span(negative, span[0], span[1]));
     }
 
     /**
@@ -111,48 +91,24 @@ record DecimalBounds(BigDecimal minimum, boolean minimumExclusive, BigDecimal ma
      * intervals, outnumber the written ones among them.
      */
     boolean reachableUnwritten(String typed, int maxDigits, List<String> written) {
+        BigDecimal fixed = fixedValue(typed, maxDigits);
+        if (fixed != null) {
+            return within(fixed) && !written.contains(ValueRule.NumberRule.canonical(fixed.toPlainString()));
+        }
         boolean negative = typed.startsWith("-");
-        String unsigned = negative ? typed.substring(1) : typed;
-        int point = unsigned.indexOf('.');
-        String whole = point < 0 ? unsigned : unsigned.substring(0, point);
-        List<BigDecimal[]> spans = new ArrayList<>(); // [low, high) before the sign
-        BigDecimal single = null;
-        if (whole.isEmpty()) { // "-": zero (as -0) down to just above -10^maxDigits
-            spans.add(new BigDecimal[] {BigDecimal.ZERO, BigDecimal.TEN.pow(maxDigits)});
-        } else {
-            BigDecimal digits = new BigDecimal(unsigned.endsWith(".") ? whole : unsigned);
-            if (point >= 0) {
-                int fraction = unsigned.length() - point - 1;
-                if (fraction >= maxDigits) {
-                    single = digits;
-                } else {
-                    spans.add(new BigDecimal[] {digits, digits.add(BigDecimal.ONE.movePointLeft(fraction))});
-                }
-            } else if (whole.equals("0")) {
-                spans.add(new BigDecimal[] {BigDecimal.ZERO, BigDecimal.ONE});
-            } else {
-                for (int more = 0; whole.length() + more <= maxDigits; more++) {
-                    spans.add(new BigDecimal[] {digits.movePointRight(more),
-                            digits.add(BigDecimal.ONE).movePointRight(more)});
-                }
-            }
-        }
-        if (single != null) {
-            BigDecimal value = negative ? single.negate() : single;
-            return within(value) && !written.contains(ValueRule.NumberRule.canonical(value.toPlainString()));
-        }
         // More values to end as than the array holds: some is not written (the usual case); else the
         // written values within the spans are counted against them.
         BigDecimal unit = multipleOf != null ? multipleOf : BigDecimal.ONE.movePointLeft(maxDigits);
         BigInteger ways = BigInteger.ZERO;
         BigInteger held = BigInteger.valueOf(written.size());
-        for (BigDecimal[] span : spans) {
+        for (BigDecimal[] span : (Iterable<BigDecimal[]>) spans(typed, maxDigits)::iterator) {
             ways = ways.add(negative ? count(span[1].negate(), false, span[0].negate(), true, unit)
                     : count(span[0], true, span[1], false, unit));
             if (ways.compareTo(held) > 0) {
                 return true;
             }
         }
+        List<BigDecimal[]> spans = spans(typed, maxDigits).toList();
         long taken = written.stream().map(BigDecimal::new).map(value -> negative ? value.negate() : value)
                 .filter(unsignedValue -> unsignedValue.signum() >= 0 && spans.stream().anyMatch( // 0 either way
                         span -> unsignedValue.compareTo(span[0]) >= 0 && unsignedValue.compareTo(span[1]) < 0))
@@ -160,31 +116,49 @@ record DecimalBounds(BigDecimal minimum, boolean minimumExclusive, BigDecimal ma
         return ways.compareTo(BigInteger.valueOf(taken)) > 0;
     }
 
+    /** The value of a text that takes no digit more (maxDigits places after its point typed), or null. */
+    private static BigDecimal fixedValue(String typed, int maxDigits) {
+        int point = typed.indexOf('.');
+        return point >= 0 && typed.length() - point - 1 >= maxDigits ? new BigDecimal(typed) : null;
+    }
+
+    /**
+     * The intervals [low, high), before the sign, within which a text that is not fixed may still end,
+     * made as they are asked for: fraction digits to come add less than one unit of the last place typed
+     * (of the ones, right after the point; zeros keep the value as typed); whole digits to come, one
+     * interval for each count of them.
+     */
+    private static Stream<BigDecimal[]> spans(String typed, int maxDigits) {
+        String unsigned = typed.startsWith("-") ? typed.substring(1) : typed;
+        int point = unsigned.indexOf('.');
+        String whole = point < 0 ? unsigned : unsigned.substring(0, point);
+        if (whole.isEmpty()) { // "-": zero (as -0) down to just above -10^maxDigits
+            return Stream.<BigDecimal[]>of(new BigDecimal[] {BigDecimal.ZERO, BigDecimal.TEN.pow(maxDigits)});
+        }
+        BigDecimal digits = new BigDecimal(unsigned.endsWith(".") ? whole : unsigned);
+        if (point >= 0) {
+            int fraction = unsigned.length() - point - 1;
+            return Stream.<BigDecimal[]>of(new BigDecimal[] {digits, digits.add(BigDecimal.ONE.movePointLeft(fraction))});
+        }
+        if (whole.equals("0")) { // 0 itself, or 0.x
+            return Stream.<BigDecimal[]>of(new BigDecimal[] {BigDecimal.ZERO, BigDecimal.ONE});
+        }
+        return IntStream.rangeClosed(0, maxDigits - whole.length()).mapToObj(
+                more -> new BigDecimal[] {digits.movePointRight(more), digits.add(BigDecimal.ONE).movePointRight(more)});
+    }
+
     /**
      * How many multiples of {@code unit} lie within both the interval from {@code low} to {@code high}
      * (each end closed or open) and the bounds.
      */
     private BigInteger count(BigDecimal low, boolean lowClosed, BigDecimal high, boolean highClosed, BigDecimal unit) {
-        BigDecimal lower = low;
-        boolean lowerClosed = lowClosed;
-        if (minimum != null && (minimum.compareTo(lower) > 0
-                || (minimum.compareTo(lower) == 0 && minimumExclusive))) {
-            lower = minimum;
-            lowerClosed = !minimumExclusive;
-        }
-        BigDecimal upper = high;
-        boolean upperClosed = highClosed;
-        if (maximum != null && (maximum.compareTo(upper) < 0
-                || (maximum.compareTo(upper) == 0 && maximumExclusive))) {
-            upper = maximum;
-            upperClosed = !maximumExclusive;
-        }
-        BigDecimal first = lower.divide(unit, 0, RoundingMode.CEILING);
-        if (!lowerClosed && first.multiply(unit).compareTo(lower) == 0) {
+        Interval clipped = clip(low, lowClosed, high, highClosed);
+        BigDecimal first = clipped.lower.divide(unit, 0, RoundingMode.CEILING);
+        if (!clipped.lowerClosed && first.multiply(unit).compareTo(clipped.lower) == 0) {
             first = first.add(BigDecimal.ONE);
         }
-        BigDecimal last = upper.divide(unit, 0, RoundingMode.FLOOR);
-        if (!upperClosed && last.multiply(unit).compareTo(upper) == 0) {
+        BigDecimal last = clipped.upper.divide(unit, 0, RoundingMode.FLOOR);
+        if (!clipped.upperClosed && last.multiply(unit).compareTo(clipped.upper) == 0) {
             last = last.subtract(BigDecimal.ONE);
         }
         return last.subtract(first).add(BigDecimal.ONE).max(BigDecimal.ZERO).toBigIntegerExact();
@@ -207,6 +181,30 @@ record DecimalBounds(BigDecimal minimum, boolean minimumExclusive, BigDecimal ma
      * where they cross, at a multiple of multipleOf when it is given.
      */
     private boolean meets(BigDecimal low, boolean lowClosed, BigDecimal high, boolean highClosed) {
+        Interval clipped = clip(low, lowClosed, high, highClosed);
+        BigDecimal lower = clipped.lower;
+        boolean lowerClosed = clipped.lowerClosed;
+        BigDecimal upper = clipped.upper;
+        boolean upperClosed = clipped.upperClosed;
+        if (multipleOf != null) {
+            // The least multiple at or above the lower end (above it, when that end is open).
+            BigDecimal least = lower.divide(multipleOf, 0, RoundingMode.CEILING).multiply(multipleOf);
+            if (least.compareTo(lower) == 0 && !lowerClosed) {
+                least = least.add(multipleOf);
+            }
+            lower = least;
+            lowerClosed = true;
+        }
+        int order = lower.compareTo(upper);
+        return order < 0 || (order == 0 && lowerClosed && upperClosed);
+    }
+
+    /** An interval from lower to upper, each end closed or open. */
+    private record Interval(BigDecimal lower, boolean lowerClosed, BigDecimal upper, boolean upperClosed) {
+    }
+
+    /** The interval from {@code low} to {@code high} (each end closed or open) cut to the bounds. */
+    private Interval clip(BigDecimal low, boolean lowClosed, BigDecimal high, boolean highClosed) {
         BigDecimal lower = low;
         boolean lowerClosed = lowClosed;
         if (minimum != null && (minimum.compareTo(lower) > 0
@@ -221,16 +219,6 @@ record DecimalBounds(BigDecimal minimum, boolean minimumExclusive, BigDecimal ma
             upper = maximum;
             upperClosed = !maximumExclusive;
         }
-        if (multipleOf != null) {
-            // The least multiple at or above the lower end (above it, when that end is open).
-            BigDecimal least = lower.divide(multipleOf, 0, RoundingMode.CEILING).multiply(multipleOf);
-            if (least.compareTo(lower) == 0 && !lowerClosed) {
-                least = least.add(multipleOf);
-            }
-            lower = least;
-            lowerClosed = true;
-        }
-        int order = lower.compareTo(upper);
-        return order < 0 || (order == 0 && lowerClosed && upperClosed);
+        return new Interval(lower, lowerClosed, upper, upperClosed);
     }
 }

@@ -283,30 +283,20 @@ final class JsonSchemaCompiler {
             names = patternNames(patterns, path + "/patternProperties");
             String first = patterns.fieldNames().next();
             additionalRule = compile(patterns.get(first), path + "/patternProperties/" + escapePointer(first));
-            // A listed property a pattern matches would be held to both schemas: refused, not half kept.
-            for (ValueRule.Property property : listed) {
-                GrammarState spelled = GrammarState.start(names).feedAll("\"" + property.keyText() + "\"");
-                if (spelled != null && spelled.done()) {
-                    throw invalid(path, "the property " + quoted(property.name())
-                            + " matches a pattern of patternProperties, which is not supported");
-                }
-            }
-            if (!listed.isEmpty()) {
-                Set<String> listedNames = new HashSet<>();
-                listed.forEach(property -> listedNames.add(property.name()));
-                names = ((ValueRule.StringRule) names).without(listedNames);
-            }
-            if (GrammarState.start(names).feed('"') == null) {
-                additionalRule = null; // the patterns match no key
-            }
         } else {
             names = propertyNames(node.get("propertyNames"), path + "/propertyNames");
         }
-        if (names != null && !byPatterns) {
-            // A listed property whose name propertyNames refuses cannot be written: it must not be required.
+        if (names != null) {
             for (ValueRule.Property property : List.copyOf(listed)) {
                 GrammarState spelled = GrammarState.start(names).feedAll("\"" + property.keyText() + "\"");
-                if (spelled == null || !spelled.done()) {
+                boolean named = spelled != null && spelled.done();
+                if (byPatterns && named) {
+                    // A listed property a pattern matches would be held to both schemas: refused, not half kept.
+                    throw invalid(path, "the property " + quoted(property.name())
+                            + " matches a pattern of patternProperties, which is not supported");
+                }
+                if (!byPatterns && !named) {
+                    // A listed property whose name propertyNames refuses cannot be written: it must not be required.
                     if (property.required()) {
                         throw invalid(path, "the required property " + quoted(property.name())
                                 + " is not a name propertyNames allows");

@@ -2,12 +2,13 @@ package dev.coil.engine.runner;
 
 import java.math.BigDecimal;
 import java.math.BigInteger;
-import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.stream.IntStream;
+import java.util.stream.Stream;
 
 /**
  * What one value of the output must spell, as {@link JsonSchemaCompiler} reads it from a JSON schema
@@ -273,26 +274,10 @@ sealed interface ValueRule {
          * adds 0 to 9, so the reachable values with k digits more form one interval.
          */
         boolean reachable(String typed, int maxDigits) {
-            boolean negative = typed.startsWith("-");
-            String digits = negative ? typed.substring(1) : typed;
-            if (digits.equals("0")) {
+            if (isZero(typed)) {
                 return within(BigInteger.ZERO);
             }
-            if (digits.isEmpty()) { // "-": any negative integer of up to maxDigits digits
-                BigInteger lowest = BigInteger.TEN.pow(maxDigits).subtract(BigInteger.ONE).negate();
-                return intersects(lowest, BigInteger.ONE.negate());
-            }
-            BigInteger prefix = new BigInteger(digits);
-            for (int more = 0; digits.length() + more <= maxDigits; more++) {
-                BigInteger scale = BigInteger.TEN.pow(more);
-                BigInteger low = prefix.multiply(scale);
-                BigInteger high = prefix.add(BigInteger.ONE).multiply(scale).subtract(BigInteger.ONE);
-                boolean hit = negative ? intersects(high.negate(), low.negate()) : intersects(low, high);
-                if (hit) {
-                    return true;
-                }
-            }
-            return false;
+            return intervals(typed, maxDigits).anyMatch(range -> intersects(range[0], range[1]));
         }
 
         /**
@@ -302,38 +287,48 @@ sealed interface ValueRule {
          * each count of digits more, outnumber the written ones among them.
          */
         boolean reachableUnwritten(String typed, int maxDigits, List<String> written) {
-            boolean negative = typed.startsWith("-");
-            String digits = negative ? typed.substring(1) : typed;
-            if (digits.equals("0")) {
+            if (isZero(typed)) {
                 return within(BigInteger.ZERO) && !written.contains("0");
-            }
-            List<BigInteger[]> intervals = new ArrayList<>();
-            if (digits.isEmpty()) { // "-": any negative integer of up to maxDigits digits
-                intervals.add(new BigInteger[] {BigInteger.TEN.pow(maxDigits).subtract(BigInteger.ONE).negate(),
-                        BigInteger.ONE.negate()});
-            } else {
-                BigInteger prefix = new BigInteger(digits);
-                for (int more = 0; digits.length() + more <= maxDigits; more++) {
-                    BigInteger scale = BigInteger.TEN.pow(more);
-                    BigInteger low = prefix.multiply(scale);
-                    BigInteger high = prefix.add(BigInteger.ONE).multiply(scale).subtract(BigInteger.ONE);
-                    intervals.add(negative ? new BigInteger[] {high.negate(), low.negate()}
-                            : new BigInteger[] {low, high});
-                }
             }
             // More integers to end as than the array holds: some is not written (the usual case, no count of
             // the written ones needed); else the written ones within the intervals are counted.
             BigInteger ways = BigInteger.ZERO;
             BigInteger held = BigInteger.valueOf(written.size());
-            for (BigInteger[] range : intervals) {
+            for (BigInteger[] range : (Iterable<BigInteger[]>) intervals(typed, maxDigits)::iterator) {
                 ways = ways.add(count(range[0], range[1]));
                 if (ways.compareTo(held) > 0) {
                     return true;
                 }
             }
-            long taken = written.stream().map(BigInteger::new).filter(value -> intervals.stream().anyMatch(
+            List<BigInteger[]> ranges = intervals(typed, maxDigits).toList();
+            long taken = written.stream().map(BigInteger::new).filter(value -> ranges.stream().anyMatch(
                     range -> value.compareTo(range[0]) >= 0 && value.compareTo(range[1]) <= 0)).count();
             return ways.compareTo(BigInteger.valueOf(taken)) > 0;
+        }
+
+        /** Whether an integer's text so far is 0 or -0, which takes no digit more. */
+        private static boolean isZero(String typed) {
+            return typed.equals("0") || typed.equals("-0");
+        }
+
+        /**
+         * The intervals [low, high] of the integers a text other than 0 or -0 ("-", "-12", "7") may still
+         * end as, one for each count of digits more up to {@code maxDigits}, made as they are asked for.
+         */
+        private static Stream<BigInteger[]> intervals(String typed, int maxDigits) {
+            boolean negative = typed.startsWith("-");
+            String digits = negative ? typed.substring(1) : typed;
+            if (digits.isEmpty()) { // "-": any negative integer of up to maxDigits digits
+                return Stream.<BigInteger[]>of(new BigInteger[] {
+                        BigInteger.TEN.pow(maxDigits).subtract(BigInteger.ONE).negate(), BigInteger.ONE.negate()});
+            }
+            BigInteger prefix = new BigInteger(digits);
+            return IntStream.rangeClosed(0, maxDigits - digits.length()).mapToObj(more -> {
+                BigInteger scale = BigInteger.TEN.pow(more);
+                BigInteger low = prefix.multiply(scale);
+                BigInteger high = prefix.add(BigInteger.ONE).multiply(scale).subtract(BigInteger.ONE);
+                return negative ? new BigInteger[] {high.negate(), low.negate()} : new BigInteger[] {low, high};
+            });
         }
 
         /**
@@ -424,13 +419,7 @@ sealed interface ValueRule {
 
         /** Whether [low, high] holds an integer within the bounds (a multiple of step, where it is given). */
         boolean intersects(BigInteger low, BigInteger high) {
-            BigInteger lower = minimum == null ? low : low.max(minimum);
-            BigInteger upper = maximum == null ? high : high.min(maximum);
-            if (step != null) {
-                BigInteger past = lower.mod(step); // the least multiple at or above lower
-                lower = past.signum() == 0 ? lower : lower.add(step.subtract(past));
-            }
-            return lower.compareTo(upper) <= 0;
+            return count(low, high).signum() > 0;
         }
     }
 

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "routed_experts.cu"
@@ -174,19 +175,17 @@ int main(int argc, char** argv) {
                 activated2 + (size_t) s * K * F);
     }, replays, stream));
     for (int blocks : {44, 66}) {
-        char name[64];
-        std::snprintf(name, sizeof name, "up: two blocks an SM, 12 held, %d a pair", blocks);
-        report(name, time_steps([&](int s) {
-            walk_up_two_blocks<12><<<dim3(blocks, K), ROUTED_EXPERTS_THREADS, 0, stream>>>(logits + (size_t) s * E,
-                    router, x + (size_t) s * H, up, ids2 + s * K, weights2 + s * K, activated2 + (size_t) s * K * F);
-        }, replays, stream));
-        same(activated, activated2, (size_t) STEPS * K * F, "  outputs against the engine's per-pair launch");
-        std::snprintf(name, sizeof name, "up: two blocks an SM, 11 held, %d a pair", blocks);
-        report(name, time_steps([&](int s) {
-            walk_up_two_blocks<11><<<dim3(blocks, K), ROUTED_EXPERTS_THREADS, 0, stream>>>(logits + (size_t) s * E,
-                    router, x + (size_t) s * H, up, ids2 + s * K, weights2 + s * K, activated2 + (size_t) s * K * F);
-        }, replays, stream));
-        same(activated, activated2, (size_t) STEPS * K * F, "  outputs against the engine's per-pair launch");
+        for (const auto& variant : {std::pair{12, walk_up_two_blocks<12>}, std::pair{11, walk_up_two_blocks<11>}}) {
+            const int held = variant.first;
+            const auto kernel = variant.second;
+            char name[64];
+            std::snprintf(name, sizeof name, "up: two blocks an SM, %d held, %d a pair", held, blocks);
+            report(name, time_steps([&](int s) {
+                kernel<<<dim3(blocks, K), ROUTED_EXPERTS_THREADS, 0, stream>>>(logits + (size_t) s * E, router,
+                        x + (size_t) s * H, up, ids2 + s * K, weights2 + s * K, activated2 + (size_t) s * K * F);
+            }, replays, stream));
+            same(activated, activated2, (size_t) STEPS * K * F, "  outputs against the engine's per-pair launch");
+        }
     }
     std::printf("%-44s %8.2f us\n", "routing alone, 132 blocks", time_steps([&](int s) {
         route_only<<<132, ROUTED_EXPERTS_THREADS, 0, stream>>>(logits + (size_t) s * E, router, ids2);

@@ -7,16 +7,18 @@
 // norm's launch took 9.3-12.4 µs that way, 6.5-9.3 this way, on an H200.)
 #define COIL_NORM_CACHED 16
 
-// The weights of a thread's cached values, weights[j] = weight[threadIdx.x + j · blockDim.x]: no
-// earlier kernel writes them, so the kernels load them before their programmatic wait, and the
-// scaling after the block sum waits on no load (a decode step's one-block norm of a 2688-wide row
-// spent about 7 µs a launch on an H200, the weights' trip to memory after the sum among them).
-static __device__ __forceinline__ void coil_norm_weights(const float* __restrict__ weight, int dim,
-        float (&weights)[COIL_NORM_CACHED]) {
+// The weights of a thread's CACHED cached values of a row of size values (a group's, from first on),
+// weights[j] = weight[first + threadIdx.x + j · blockDim.x]: no earlier kernel writes them, so the
+// kernels load them before their programmatic wait, and the scaling after the block sum waits on no
+// load (a decode step's one-block norm of a 2688-wide row spent about 7 µs a launch on an H200, the
+// weights' trip to memory after the sum among them).
+template <int CACHED>
+static __device__ __forceinline__ void coil_norm_weights(const float* __restrict__ weight, int first, int size,
+        float (&weights)[CACHED]) {
 #pragma unroll
-    for (int j = 0; j < COIL_NORM_CACHED; j++) {
+    for (int j = 0; j < CACHED; j++) {
         const int i = threadIdx.x + j * blockDim.x;
-        weights[j] = i < dim ? weight[i] : 0.0f;
+        weights[j] = i < size ? weight[first + i] : 0.0f;
     }
 }
 
@@ -77,7 +79,7 @@ static __device__ __forceinline__ void coil_rms_norm_row(float* h, const float* 
 extern "C" __global__ void rms_norm_f32(const float* x, const float* __restrict__ weight, float* out,
         __nv_bfloat16* out16, int dim, float eps) {
     float weights[COIL_NORM_CACHED];
-    coil_norm_weights(weight, dim, weights);
+    coil_norm_weights(weight, 0, dim, weights);
     COIL_AFTER_PREVIOUS_KERNEL();
     __shared__ float scratch[32];
     const size_t row = (size_t) blockIdx.x * dim;
@@ -97,13 +99,8 @@ extern "C" __global__ void rms_norm_f32(const float* x, const float* __restrict_
 extern "C" __global__ void gated_rms_norm_f32(const float* y, const float* __restrict__ z, int z_stride,
         const float* __restrict__ weight, float* out, __nv_bfloat16* out16, int dim, int group_size, float eps) {
     const int group_start = blockIdx.y * group_size;
-    // The cached values' weights, before the wait (no earlier kernel writes them), as coil_norm_weights.
     float weights[COIL_GATED_CACHED];
-#pragma unroll
-    for (int j = 0; j < COIL_GATED_CACHED; j++) {
-        const int i = threadIdx.x + j * blockDim.x;
-        weights[j] = i < group_size ? weight[group_start + i] : 0.0f;
-    }
+    coil_norm_weights(weight, group_start, group_size, weights);
     COIL_AFTER_PREVIOUS_KERNEL();
     __shared__ float scratch[32];
     const size_t start = (size_t) blockIdx.x * dim + group_start;
@@ -145,7 +142,7 @@ extern "C" __global__ void gated_rms_norm_f32(const float* y, const float* __res
 extern "C" __global__ void residual_rms_norm_f32(float* h, const float* __restrict__ update, float multiplier,
         const float* __restrict__ weight, float* out, __nv_bfloat16* out16, int dim, float eps) {
     float weights[COIL_NORM_CACHED];
-    coil_norm_weights(weight, dim, weights);
+    coil_norm_weights(weight, 0, dim, weights);
     COIL_AFTER_PREVIOUS_KERNEL();
     __shared__ float scratch[32];
     const size_t row = (size_t) blockIdx.x * dim;

@@ -6,6 +6,8 @@ import dev.coil.engine.gpu.DeviceMatrix;
 import dev.coil.engine.gpu.Kernel;
 import dev.coil.engine.gpu.KernelModule;
 import dev.coil.engine.load.DType;
+import java.util.Arrays;
+import java.util.List;
 
 /**
  * The decode step's routed experts in one wave of blocks (routed_experts_walk.cu): {@link
@@ -36,12 +38,9 @@ final class RoutedExpertsWalk {
 
     private final boolean enabled;
     private final int multiprocessors;
-    private final Kernel[] gatedKernels = new Kernel[GATED_HELD.length];
-    private final Kernel[] upKernels = new Kernel[UP_HELD.length];
-    private final Kernel[] downKernels = new Kernel[DOWN_HELD.length];
-    private final int[] gatedResident = new int[GATED_HELD.length];
-    private final int[] upResident = new int[UP_HELD.length];
-    private final int[] downResident = new int[DOWN_HELD.length];
+    private final List<Variant> gatedKernels;
+    private final List<Variant> upKernels;
+    private final List<Variant> downKernels;
     /** How many blocks of routed_experts.cu's gate/up launch fit the device at once. */
     private final long perPairWave;
 
@@ -50,26 +49,25 @@ final class RoutedExpertsWalk {
         this.enabled = !"false".equalsIgnoreCase(System.getProperty(PROPERTY, "true"));
         this.multiprocessors = module.multiprocessors();
         this.perPairWave = (long) multiprocessors * Math.max(1, perPairKernel.residentBlocks(THREADS, 0));
-        load(module, "routed_experts_walk_gate_up_bf16_", GATED_HELD, gatedKernels, gatedResident);
-        load(module, "routed_experts_walk_up_bf16_", UP_HELD, upKernels, upResident);
-        load(module, "routed_experts_walk_down_add_bf16_", DOWN_HELD, downKernels, downResident);
+        this.gatedKernels = load(module, "routed_experts_walk_gate_up_bf16_", GATED_HELD);
+        this.upKernels = load(module, "routed_experts_walk_up_bf16_", UP_HELD);
+        this.downKernels = load(module, "routed_experts_walk_down_add_bf16_", DOWN_HELD);
     }
 
-    private static void load(KernelModule module, String prefix, int[] held, Kernel[] kernels, int[] resident) {
-        for (int i = 0; i < held.length; i++) {
-            kernels[i] = module.kernel(prefix + held[i]).waitsForPreviousKernel();
-            resident[i] = Math.max(1, kernels[i].residentBlocks(THREADS, 0));
-        }
+    /** One kernel of a family: the chunks a lane holds of a row, and its blocks a multiprocessor holds. */
+    private record Variant(int held, Kernel kernel, int resident) {
     }
 
-    /** The kernel index whose held chunks cover a row of {@code chunks} chunks, or -1. */
-    private static int heldIndex(int[] held, int chunks) {
-        for (int i = 0; i < held.length; i++) {
-            if (chunks <= 32 * held[i]) {
-                return i;
-            }
-        }
-        return -1;
+    private static List<Variant> load(KernelModule module, String prefix, int[] held) {
+        return Arrays.stream(held).mapToObj(chunks -> {
+            Kernel kernel = module.kernel(prefix + chunks).waitsForPreviousKernel();
+            return new Variant(chunks, kernel, Math.max(1, kernel.residentBlocks(THREADS, 0)));
+        }).toList();
+    }
+
+    /** The first kernel whose held chunks cover a row of {@code chunks} chunks, or null. */
+    private static Variant variantFor(List<Variant> family, int chunks) {
+        return family.stream().filter(variant -> chunks <= 32 * variant.held()).findFirst().orElse(null);
     }
 
     private static boolean aligned(long address) {
@@ -83,9 +81,8 @@ final class RoutedExpertsWalk {
     boolean routeGateUp(CudaStream stream, RoutedExpertsRouter router, DeviceBuffer logits, int experts, int perToken,
             DeviceBuffer x, int rows, int hidden, DeviceMatrix input, ExpertActivation activation, int width,
             DeviceBuffer ids, DeviceBuffer weights, DeviceBuffer out) {
-        boolean gated = activation.gated() != 0;
-        int index = heldIndex(gated ? GATED_HELD : UP_HELD, hidden / 8);
-        if (!enabled || input.dtype() != DType.BF16 || hidden % 8 != 0 || index < 0
+        Variant variant = variantFor(activation.gated() != 0 ? gatedKernels : upKernels, hidden / 8);
+        if (!enabled || input.dtype() != DType.BF16 || hidden % 8 != 0 || variant == null
                 || !aligned(input.data().address()) || !aligned(x.address())) {
             return false;
         }
@@ -93,12 +90,10 @@ final class RoutedExpertsWalk {
         if (Kernel.blocksFor(width, WARPS) * pairs <= perPairWave) {
             return false; // routed_experts.cu's launch is one wave
         }
-        Kernel kernel = (gated ? gatedKernels : upKernels)[index];
-        int resident = (gated ? gatedResident : upResident)[index];
         // One wave: the pairs share the resident blocks, each pair at least one block and at most a warp an output.
         int perPair = (int) Math.max(1, Math.min(Kernel.blocksFor(width, WARPS),
-                ((long) multiprocessors * resident + pairs - 1) / pairs));
-        kernel.launch(stream, perPair, (int) pairs, 1, THREADS, 0, logits, experts, perToken, router.scoring(),
+                ((long) multiprocessors * variant.resident() + pairs - 1) / pairs));
+        variant.kernel().launch(stream, perPair, (int) pairs, 1, THREADS, 0, logits, experts, perToken, router.scoring(),
                 router.biasAddress(), router.groups(), router.groupsChosen(), router.scale(), x, rows, hidden,
                 input.data(), width, ids, weights, out);
         return true;
@@ -110,16 +105,16 @@ final class RoutedExpertsWalk {
      */
     boolean routeDownAdd(CudaStream stream, RoutedExpertsRouter router, DeviceBuffer scores, DeviceBuffer activated,
             int rows, int perToken, int width, DeviceMatrix down, int experts, int hidden, DeviceBuffer out) {
-        int index = heldIndex(DOWN_HELD, width / 8);
-        if (!enabled || down.dtype() != DType.BF16 || width % 8 != 0 || index < 0
+        Variant variant = variantFor(downKernels, width / 8);
+        if (!enabled || down.dtype() != DType.BF16 || width % 8 != 0 || variant == null
                 || !aligned(down.data().address()) || !aligned(activated.address())) {
             return false;
         }
         int gridRows = Math.min(rows, MAX_GRID_Y);
         // One wave: each block's outputs so that the rows' blocks fit the resident ones, up to MAX_OUTPUTS.
-        long wave = (long) multiprocessors * downResident[index];
+        long wave = (long) multiprocessors * variant.resident();
         int outputs = (int) Math.max(1, Math.min(MAX_OUTPUTS, ((long) hidden * gridRows + wave - 1) / wave));
-        downKernels[index].launch(stream, Kernel.blocksFor(hidden, outputs), gridRows, 1, THREADS, 0, scores,
+        variant.kernel().launch(stream, Kernel.blocksFor(hidden, outputs), gridRows, 1, THREADS, 0, scores,
                 router.scoring(), router.biasAddress(), router.groups(), router.groupsChosen(), router.scale(),
                 activated, rows, perToken, width, down.data(), experts, hidden, outputs, out);
         return true;

@@ -42,10 +42,12 @@ public final class StructuredOutputBenchmark {
 
     /**
      * The grammars measured, by name: none; a JSON schema with a long string; one whose string has a
-     * pattern; a regex; a GBNF grammar of sentences. (JSON mode is left out: a model may close its
-     * object at once, "{}", so that its decode time is a step or two.)
+     * pattern; a regex; a GBNF grammar of sentences; a structural tag (free text in which each period
+     * begins a tag holding the JSON schema's value, then free text again). (JSON mode is left out: a model may close its object at
+     * once, "{}", so that its decode time is a step or two.)
      */
-    public static final List<String> GRAMMARS = List.of("none", "json_schema", "pattern", "regex", "gbnf");
+    public static final List<String> GRAMMARS = List.of("none", "json_schema", "pattern", "regex", "gbnf",
+            "structural_tag");
 
     static final String SCHEMA = """
             {"type": "object", "properties": {
@@ -62,6 +64,15 @@ public final class StructuredOutputBenchmark {
             sentence ::= word ((", " | " ") word){0,20} "."
             word ::= [A-Za-z]{1,12}
             """;
+
+    /**
+     * The structural tag, around the schema (%s): free text, and at each period a tag holding the
+     * schema's value (a model writes periods often, so that its text passes from free text to JSON and
+     * back; a tool call's "<" it would seldom write).
+     */
+    static final String STRUCTURAL_TAG = """
+            {"type": "structural_tag", "format": {"type": "triggered_tags", "triggers": ["."],
+             "tags": [{"begin": ".<tool>", "content": {"type": "json_schema", "json_schema": %s}, "end": "</tool>"}]}}""";
 
     private StructuredOutputBenchmark() {
     }
@@ -176,6 +187,8 @@ public final class StructuredOutputBenchmark {
             case "pattern" -> params.grammar(OutputGrammar.jsonSchema("{" + description + PATTERN.substring(1)));
             case "regex" -> params.grammar(OutputGrammar.regex(REGEX + (variant < 0 ? "" : "(?:" + variant + "){0}")));
             case "gbnf" -> params.grammar(OutputGrammar.grammar(GBNF + (variant < 0 ? "" : "# variant " + variant)));
+            case "structural_tag" -> params.grammar(OutputGrammar.structuralTag(
+                    STRUCTURAL_TAG.formatted("{" + description + SCHEMA.substring(1))));
             default -> { }
         }
         return engine.submit(new EngineRequest(random.ints(promptTokens, 1, vocab).toArray(), params.build(), false, -1,

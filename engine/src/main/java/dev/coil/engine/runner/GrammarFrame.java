@@ -21,6 +21,10 @@ import java.util.List;
  */
 sealed interface GrammarFrame {
 
+    /** A frame of a structural tag's text ({@link StructuralRules}), made outside this file. */
+    non-sealed interface TextFrame extends GrammarFrame {
+    }
+
     /** Most spaces or tabs after a line break between tokens (indentation ten levels deep at two spaces). */
     int MAX_INDENT = 20;
 
@@ -100,6 +104,7 @@ sealed interface GrammarFrame {
             case ValueRule.GrammarRule grammar -> ContextFreeFrame.start(grammar.grammar, parent, c, out);
             case ValueRule.NumberRule number -> NumberFrame.start(number, parent, c, out);
             case ValueRule.LiteralRule literal -> new LiteralFrame(literal.texts, 0, parent).feed(c, out);
+            case ValueRule.TextRule text -> text.start(parent, c, out);
         }
     }
 
@@ -125,11 +130,10 @@ sealed interface GrammarFrame {
             startValue(rule, Top.INSTANCE, c, out);
         }
 
-        /** Only a regular expression or a grammar may match the empty text. */
+        /** Only text that is not JSON (a regular expression's, a grammar's, a structural tag's) may be empty. */
         @Override
         public boolean mayEnd() {
-            return rule instanceof ValueRule.RegexRule regex && regex.automaton.accepts(regex.automaton.start())
-                    || rule instanceof ValueRule.GrammarRule grammar && grammar.grammar.matchesEmpty;
+            return ValueRule.matchesEmpty(rule);
         }
     }
 

@@ -89,10 +89,13 @@ final class GrammarState {
                 ? string : null;
     }
 
-    /** Whether the text stands in a context-free grammar (GBNF): in one of its frames. */
+    /**
+     * Whether the text stands in a context-free grammar (GBNF) or a structural tag's text: in one of
+     * their frames, where many characters lead to states met before (inside a word, in free text).
+     */
     boolean followsContextFreeGrammar() {
         for (GrammarFrame frame : frames) {
-            if (frame instanceof GrammarFrame.ContextFreeFrame) {
+            if (frame instanceof GrammarFrame.ContextFreeFrame || frame instanceof GrammarFrame.TextFrame) {
                 return true;
             }
         }

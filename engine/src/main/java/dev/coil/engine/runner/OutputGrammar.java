@@ -105,6 +105,24 @@ public final class OutputGrammar {
                 description -> new OutputGrammar(description, new ValueRule.GrammarRule(ContextFreeGrammar.compile(gbnf))));
     }
 
+    /**
+     * Text a structural tag holds (vLLM's {@code structural_tag}, xgrammar's formats: free text with tags
+     * begun at triggers, tags holding JSON of a schema, sequences, alternatives, ...): {@code tag} is
+     * its JSON text, in either of the forms {@link StructuralTag} reads. IllegalArgumentException says
+     * what is wrong and where.
+     */
+    public static OutputGrammar structuralTag(String tag) {
+        JsonNode node;
+        try {
+            node = JSON.readTree(tag);
+        } catch (JsonProcessingException e) {
+            throw new IllegalArgumentException("the structural tag is not JSON: " + e.getOriginalMessage());
+        }
+        JsonNode tagNode = node;
+        return MADE.get("structural_tag " + node, description -> new OutputGrammar(description,
+                StructuralTag.compile(tagNode)));
+    }
+
     /** Exactly one of {@code choices}, as written (no quotes around them). */
     public static OutputGrammar choice(List<String> choices) {
         if (choices == null || choices.isEmpty()) {

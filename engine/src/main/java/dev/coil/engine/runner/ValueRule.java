@@ -16,6 +16,30 @@ import java.util.stream.Stream;
  */
 sealed interface ValueRule {
 
+    /**
+     * Text of a structural tag's format that is not one JSON value ({@link StructuralRules}): it may
+     * be empty, and starts its own frames.
+     */
+    non-sealed interface TextRule extends ValueRule {
+        /** Adds to {@code out} the frames of this rule's text whose first character is {@code c}, inside {@code parent}. */
+        void start(GrammarFrame parent, char c, List<GrammarFrame> out);
+
+        /** Whether the empty text follows this rule. */
+        boolean matchesEmpty();
+    }
+
+    /** Whether the empty text follows {@code rule} (a JSON value never is empty). */
+    static boolean matchesEmpty(ValueRule rule) {
+        return switch (rule) {
+            case TextRule text -> text.matchesEmpty();
+            case RegexRule regex -> regex.automaton.accepts(regex.automaton.start());
+            case GrammarRule grammar -> grammar.grammar.matchesEmpty;
+            case LiteralRule literal -> literal.texts.contains("");
+            case UnionRule union -> union.alternatives.stream().anyMatch(ValueRule::matchesEmpty);
+            default -> false;
+        };
+    }
+
     /** Any JSON value (the schema {@code true} or {@code {}}). */
     final class AnyValue implements ValueRule {
         static final AnyValue INSTANCE = new AnyValue();

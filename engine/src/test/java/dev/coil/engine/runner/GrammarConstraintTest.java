@@ -53,7 +53,12 @@ class GrammarConstraintTest {
                         + "\"phone\": \"(555) 123-4567\", \"quoted\": \"a\\n\", \"short\": \"abc\"}"),
                 // Free text first: anything up to the end tag (a start of it inside), then the value.
                 new Case(OutputGrammar.jsonObject().after("</think>"), "9.8 > 9.11, not </thin k. </think>\n\n{\"a\": 1}"),
-                new Case(OutputGrammar.grammar(ContextFreeGrammarTestGrammars.ARITHMETIC), "(12 + 3)*(4-(5))"));
+                new Case(OutputGrammar.grammar(ContextFreeGrammarTestGrammars.ARITHMETIC), "(12 + 3)*(4-(5))"),
+                // A structural tag: free text, a trigger's start inside it, then a call holding JSON.
+                new Case(OutputGrammar.structuralTag(StructuralTagTest.TRIGGERED),
+                        "Sure, <func is not it. <function=weather>{\"city\": \"Oslo\"}</function> ok"),
+                new Case(OutputGrammar.structuralTag(StructuralTagTest.THINK_THEN_CALL),
+                        "<think>why </thin</think><call>[\"a\", \"ab\"]</c>"));
         int checked = 0;
         for (Case example : cases) {
             for (int i = 0; i <= example.text().length(); i++) {

@@ -8,17 +8,18 @@ import java.util.function.Function;
 
 /**
  * The fields that hold a request's output to a grammar, read into the engine's {@link OutputGrammar}:
- * OpenAI's {@code response_format} ({@code text}, {@code json_object}, {@code json_schema}), vLLM's
- * {@code structured_outputs} ({@code json}, {@code json_object}, {@code choice}, {@code regex},
- * {@code grammar}), vLLM's older {@code guided_json}, {@code guided_choice}, {@code guided_regex} and
- * {@code guided_grammar}, and llama.cpp's {@code grammar}. A grammar is GBNF, as llama.cpp writes it and
- * vLLM takes it. A request gives at most one of them. The forms Coil does not hold output to
- * (structural tags, whitespace patterns) are refused by name.
+ * OpenAI's {@code response_format} ({@code text}, {@code json_object}, {@code json_schema}, and vLLM's
+ * {@code structural_tag}), vLLM's {@code structured_outputs} ({@code json}, {@code json_object},
+ * {@code choice}, {@code regex}, {@code grammar}, {@code structural_tag}), vLLM's older
+ * {@code guided_json}, {@code guided_choice}, {@code guided_regex} and {@code guided_grammar}, and
+ * llama.cpp's {@code grammar}. A grammar is GBNF, as llama.cpp writes it and vLLM takes it. A request
+ * gives at most one of them. Whitespace patterns, which Coil does not hold output to, are refused by
+ * name.
  */
 final class StructuredOutput {
 
     private static final List<String> UNSUPPORTED = List.of("guided_whitespace_pattern");
-    private static final List<String> UNSUPPORTED_STRUCTURED = List.of("structural_tag", "whitespace_pattern");
+    private static final List<String> UNSUPPORTED_STRUCTURED = List.of("whitespace_pattern");
 
     private StructuredOutput() {
     }
@@ -69,7 +70,7 @@ final class StructuredOutput {
                 ? formatFields.get("type").textValue() : null;
         if (type == null) {
             throw ApiException.invalid("response_format", "response_format.type must be one of \"text\", "
-                    + "\"json_object\" and \"json_schema\"");
+                    + "\"json_object\", \"json_schema\" and \"structural_tag\"");
         }
         return switch (type) {
             case "text" -> null;
@@ -85,8 +86,10 @@ final class StructuredOutput {
                 yield schema == null || schema.isNull() ? OutputGrammar.jsonSchema("true")
                         : schema("response_format", "response_format.json_schema.schema", schema);
             }
+            // vLLM's: the response_format object is the structural tag itself.
+            case "structural_tag" -> structuralTag("response_format", "response_format", format);
             default -> throw ApiException.invalid("response_format", "response_format.type must be one of "
-                    + "\"text\", \"json_object\" and \"json_schema\", got \"" + type + "\"");
+                    + "\"text\", \"json_object\", \"json_schema\" and \"structural_tag\", got \"" + type + "\"");
         };
     }
 
@@ -96,26 +99,44 @@ final class StructuredOutput {
         for (String name : UNSUPPORTED_STRUCTURED) {
             if (options.has(name)) {
                 throw ApiException.invalid("structured_outputs", "structured_outputs." + name + " is not supported "
-                        + "by this server; give json, json_object, choice, regex or grammar");
+                        + "by this server; give json, json_object, choice, regex, grammar or structural_tag");
             }
         }
         List<String> given = new ArrayList<>();
-        for (String name : List.of("json", "json_object", "choice", "regex", "grammar")) {
+        for (String name : List.of("json", "json_object", "choice", "regex", "grammar", "structural_tag")) {
             if (options.has(name) && !(name.equals("json_object") && !options.get(name).asBoolean(false))) {
                 given.add(name);
             }
         }
         if (given.size() != 1) {
             throw ApiException.invalid("structured_outputs", "structured_outputs must give one of json, json_object, "
-                    + "choice, regex and grammar" + (given.isEmpty() ? "" : ", got " + String.join(" and ", given)));
+                    + "choice, regex, grammar and structural_tag"
+                    + (given.isEmpty() ? "" : ", got " + String.join(" and ", given)));
         }
         return switch (given.getFirst()) {
             case "json" -> schema("structured_outputs", "structured_outputs.json", options.get("json"));
             case "json_object" -> OutputGrammar.jsonObject();
             case "regex" -> regex("structured_outputs", "structured_outputs.regex", options.get("regex"));
             case "grammar" -> grammar("structured_outputs", "structured_outputs.grammar", options.get("grammar"));
+            case "structural_tag" -> structuralTag("structured_outputs", "structured_outputs.structural_tag",
+                    options.get("structural_tag"));
             default -> choice("structured_outputs", "structured_outputs.choice", options.get("choice"));
         };
+    }
+
+    /**
+     * A structural tag: its JSON text in a string (as vLLM's structured_outputs takes it) or the object
+     * itself; what the engine refuses is a 400 naming the field.
+     */
+    private static OutputGrammar structuralTag(String param, String name, JsonNode tag) {
+        if (tag == null || !(tag.isObject() || tag.isTextual() && !tag.textValue().isEmpty())) {
+            throw ApiException.invalid(param, name + " must be a structural tag: an object or its JSON text");
+        }
+        try {
+            return OutputGrammar.structuralTag(tag.isTextual() ? tag.textValue() : tag.toString());
+        } catch (IllegalArgumentException e) {
+            throw ApiException.invalid(param, name + ": " + e.getMessage());
+        }
     }
 
     /** A regular expression the whole output must match, in a string. */

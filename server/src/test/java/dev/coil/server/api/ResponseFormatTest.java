@@ -237,6 +237,79 @@ class ResponseFormatTest {
         assertThat(whole).as("answers that ended by themselves").isNotEmpty();
     }
 
+    /** A tool call's arguments, as a structural tag's tag holds them. */
+    static final String CITY = """
+            {"type": "object", "properties": {"city": {"type": "string", "maxLength": 10}}, "required": ["city"],
+             "additionalProperties": false}""";
+
+    /**
+     * vLLM's structural tags: response_format's (a call forced at once, its arguments valid JSON of the
+     * schema, streamed the same) and structured_outputs' (a sequence of a constant, a word, a tag holding
+     * a bounded integer; in the older form and as JSON text, free text around a call begun by a trigger).
+     */
+    @Test
+    void structuralTagsHoldTheAnswer() throws Exception {
+        String format = """
+                {"type": "structural_tag", "format": {"type": "triggered_tags", "triggers": ["<tool="],
+                 "at_least_one": true, "stop_after_first": true,
+                 "tags": [{"begin": "<tool=weather>", "content": {"type": "json_schema", "json_schema": %s},
+                           "end": "</tool>"}]}}""".formatted(CITY);
+        List<String> whole = new ArrayList<>();
+        for (int seed = 0; seed < 3; seed++) {
+            String request = "\"messages\": [{\"role\": \"user\", \"content\": \"Weather in Oslo?\"}], "
+                    + "\"max_tokens\": 48, \"temperature\": 0.9, \"seed\": " + seed + ", \"response_format\": " + format;
+            JsonNode choice = server.postJson("/v1/chat/completions", "{" + request + "}").at("/choices/0");
+            String content = choice.at("/message/content").asText();
+            assertThat(content).startsWith("<tool=weather>{");
+            if (choice.get("finish_reason").asText().equals("stop")) {
+                assertThat(content).endsWith("</tool>");
+                String arguments = content.substring("<tool=weather>".length(), content.length() - "</tool>".length());
+                assertThat(TestServer.schemaErrors(CITY, arguments)).as(content).isEmpty();
+                whole.add(content);
+            }
+            assertStreamedAs(request, content);
+        }
+        System.out.println("[structural_tag] calls: " + whole);
+        assertThat(whole).as("calls that ended by themselves").isNotEmpty();
+
+        String sequence = TestServer.JSON.writeValueAsString("""
+                {"type": "structural_tag", "format": {"type": "sequence", "elements": [
+                  {"type": "const_string", "value": " the "}, {"type": "regex", "pattern": "[a-z]{1,8}"},
+                  {"type": "const_string", "value": ". "},
+                  {"type": "tag", "begin": "<n>", "content": {"type": "json_schema",
+                   "json_schema": {"type": "integer", "minimum": 0, "maximum": 99}}, "end": "</n>"}]}}""");
+        JsonNode choice = server.postJson("/v1/completions", "{\"prompt\": \"The word is\", \"max_tokens\": 32, "
+                + "\"temperature\": 0, \"structured_outputs\": {\"structural_tag\": " + sequence + "}}").at("/choices/0");
+        String text = choice.get("text").asText();
+        System.out.println("[structural_tag] sequence -> " + text);
+        assertThat(text).matches(" the [a-z]{1,8}\\. <n>(0|[1-9][0-9]?)</n>");
+        assertThat(choice.get("finish_reason").asText()).isEqualTo("stop");
+
+        String structures = """
+                {"type": "structural_tag", "triggers": ["<tool="],
+                 "structures": [{"begin": "<tool=weather>", "schema": %s, "end": "</tool>"}]}""".formatted(CITY);
+        for (int seed = 0; seed < 2; seed++) {
+            choice = server.postJson("/v1/completions", "{\"prompt\": \"Call <tool=weather>{\\\"city\\\": \\\"Rome\\\"}</tool> "
+                    + "or say\", \"max_tokens\": 40, \"temperature\": 1.0, \"seed\": " + seed
+                    + ", \"structured_outputs\": {\"structural_tag\": " + structures + "}}").at("/choices/0");
+            text = choice.get("text").asText();
+            System.out.println("[structural_tag] structures -> " + text);
+            // Wherever the trigger appears, a call follows it: its arguments valid, then the end (or the cut).
+            int at = text.indexOf("<tool=");
+            while (at >= 0) {
+                String rest = text.substring(at);
+                assertThat("<tool=weather>".startsWith(rest) || rest.startsWith("<tool=weather>")).as(text).isTrue();
+                int end = rest.indexOf("</tool>");
+                if (end < 0) {
+                    assertThat(choice.get("finish_reason").asText()).as(text).isEqualTo("length");
+                    break;
+                }
+                assertThat(TestServer.schemaErrors(CITY, rest.substring("<tool=weather>".length(), end))).isEmpty();
+                at = text.indexOf("<tool=", at + end);
+            }
+        }
+    }
+
     @Test
     void whatCannotBeHeldIsRefusedByName() {
         refused("\"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"name\": \"a\", "
@@ -261,11 +334,19 @@ class ResponseFormatTest {
                 "guided_grammar: the rule root is left-recursive");
         refused("\"grammar\": 3", "grammar", "grammar must be a non-empty string of GBNF");
         refused("\"structured_outputs\": {\"structural_tag\": {}}", "structured_outputs",
-                "structural_tag is not supported");
+                "structured_outputs.structural_tag: a structural tag needs \"format\"");
+        refused("\"structured_outputs\": {\"structural_tag\": \"{\\\"format\\\": {\\\"type\\\": \\\"any_tokens\\\"}}\"}",
+                "structured_outputs", "structured_outputs.structural_tag: format: the format \"any_tokens\" is not "
+                + "supported");
+        refused("\"response_format\": {\"type\": \"structural_tag\", \"format\": {\"type\": \"tag\", \"begin\": \"<a>\", "
+                + "\"content\": {\"type\": \"any_text\", \"max_tokens\": 5}, \"end\": \"</a>\"}}", "response_format",
+                "response_format: format.content.max_tokens is not supported");
+        refused("\"structured_outputs\": {\"whitespace_pattern\": \" \"}", "structured_outputs",
+                "whitespace_pattern is not supported");
         refused("\"grammar\": \"root ::= \\\"a\\\"\", \"guided_regex\": \"a\"", "grammar",
                 "give one of guided_regex and grammar");
         refused("\"structured_outputs\": {}", "structured_outputs",
-                "one of json, json_object, choice, regex and grammar");
+                "one of json, json_object, choice, regex, grammar and structural_tag");
         refused("\"guided_regex\": \"a\", \"guided_choice\": [\"a\"]", "guided_regex",
                 "give one of guided_choice and guided_regex");
         refused("\"guided_choice\": \"yes\"", "guided_choice", "non-empty array of strings");

@@ -60,18 +60,23 @@ public final class OutputGrammar {
      * supported, or is no schema.
      */
     public static OutputGrammar jsonSchema(String schema) {
+        JsonNode node = readJson(schema, "the schema");
+        return MADE.get("json_schema " + node,
+                description -> new OutputGrammar(description, JsonSchemaCompiler.compile(node)));
+    }
+
+    /** {@code text} read as JSON; IllegalArgumentException, naming {@code what}, where it is not JSON or empty. */
+    private static JsonNode readJson(String text, String what) {
         JsonNode node;
         try {
-            node = JSON.readTree(schema);
+            node = JSON.readTree(text);
         } catch (JsonProcessingException e) {
-            throw new IllegalArgumentException("the schema is not JSON: " + e.getOriginalMessage());
+            throw new IllegalArgumentException(what + " is not JSON: " + e.getOriginalMessage());
         }
         if (node == null || node.isMissingNode()) {
-            throw new IllegalArgumentException("the schema is empty");
+            throw new IllegalArgumentException(what + " is empty");
         }
-        JsonNode schemaNode = node;
-        return MADE.get("json_schema " + node,
-                description -> new OutputGrammar(description, JsonSchemaCompiler.compile(schemaNode)));
+        return node;
     }
 
     /**
@@ -112,15 +117,9 @@ public final class OutputGrammar {
      * what is wrong and where.
      */
     public static OutputGrammar structuralTag(String tag) {
-        JsonNode node;
-        try {
-            node = JSON.readTree(tag);
-        } catch (JsonProcessingException e) {
-            throw new IllegalArgumentException("the structural tag is not JSON: " + e.getOriginalMessage());
-        }
-        JsonNode tagNode = node;
+        JsonNode node = readJson(tag, "the structural tag");
         return MADE.get("structural_tag " + node, description -> new OutputGrammar(description,
-                StructuralTag.compile(tagNode)));
+                StructuralTag.compile(node)));
     }
 
     /** Exactly one of {@code choices}, as written (no quotes around them). */

@@ -15,13 +15,13 @@ import java.util.Set;
  *     {@code json_schema} (JSON style), {@code grammar} (GBNF), {@code regex}, {@code any_text}
  *     (with {@code excludes}), {@code sequence}, {@code or}, {@code optional}, {@code star},
  *     {@code plus}, {@code repeat}, {@code tag} (a string begin, one end or a list of them),
- *     {@code triggered_tags} and {@code tags_with_separator};</li>
+ *     {@code triggered_tags}, {@code tags_with_separator} and {@code dispatch};</li>
  * <li>the older {@code {"type": "structural_tag", "structures": [{"begin", "schema", "end"}],
  *     "triggers": [...]}}, read as {@code triggered_tags} of tags whose content is the schema's JSON.</li>
  * </ul>
  * Inside a tag, free text at the end of its content ({@code any_text}, the free text of
  * {@code triggered_tags}) runs to the tag's end: it cannot hold the end, so the first end closes the
- * tag. The token-level formats ({@code token}, {@code any_tokens}, ...), {@code dispatch}, other JSON
+ * tag. The token-level formats ({@code token}, {@code any_tokens}, ...), other JSON
  * styles, {@code any_order} and the length budgets of {@code any_text} are refused by name, as is a
  * field a format does not have.
  */
@@ -30,7 +30,7 @@ final class StructuralTag {
     private static final Set<String> TOKEN_LEVEL = Set.of("token", "exclude_token", "any_tokens",
             "token_triggered_tags", "token_dispatch");
     private static final String TYPES = "const_string, json_schema, grammar, regex, any_text, sequence, or, "
-            + "optional, star, plus, repeat, tag, triggered_tags and tags_with_separator";
+            + "optional, star, plus, repeat, tag, triggered_tags, tags_with_separator and dispatch";
 
     private StructuralTag() {
     }
@@ -96,7 +96,7 @@ final class StructuralTag {
             throw new IllegalArgumentException(path + ".type must be one of " + TYPES);
         }
         String type = typeNode.textValue();
-        if (TOKEN_LEVEL.contains(type) || type.equals("dispatch") || type.equals("qwen_xml_parameter")) {
+        if (TOKEN_LEVEL.contains(type) || type.equals("qwen_xml_parameter")) {
             throw new IllegalArgumentException(path + ": the format \"" + type + "\" is not supported; "
                     + "formats taken: " + TYPES);
         }
@@ -201,6 +201,34 @@ final class StructuralTag {
                 }
                 yield triggeredTags(triggers, tags, begins, flag(node, "at_least_one", path),
                         flag(node, "stop_after_first", path), excluded(node, path, ends), path);
+            }
+            case "dispatch" -> {
+                // Free text in which each rule's pattern is followed by its format: triggered tags whose
+                // trigger is the whole begin and whose end is empty; after one, free text again with loop.
+                fieldsOf(node, path, "type", "rules", "loop", "excludes");
+                JsonNode rules = node.get("rules");
+                if (rules == null || !rules.isArray() || rules.isEmpty()) {
+                    throw new IllegalArgumentException(path + ".rules must be a non-empty array of [pattern, format]");
+                }
+                List<String> patterns = new ArrayList<>();
+                List<StructuralRules.SequenceRule> tags = new ArrayList<>();
+                for (int i = 0; i < rules.size(); i++) {
+                    String rulePath = path + ".rules[" + i + "]";
+                    JsonNode rule = rules.get(i);
+                    if (!rule.isArray() || rule.size() != 2 || !rule.get(0).isTextual() || rule.get(0).textValue().isEmpty()) {
+                        throw new IllegalArgumentException(rulePath + " must be [a non-empty pattern, a format]");
+                    }
+                    String pattern = rule.get(0).textValue();
+                    patterns.add(pattern);
+                    tags.add(new StructuralRules.SequenceRule(List.of(new ValueRule.LiteralRule(List.of(pattern)),
+                            format(rule.get(1), rulePath + "[1]", ends))));
+                }
+                JsonNode loop = node.get("loop");
+                if (loop != null && !loop.isBoolean()) {
+                    throw new IllegalArgumentException(path + ".loop must be a boolean");
+                }
+                yield triggeredTags(patterns, tags, patterns, false, loop != null && !loop.booleanValue(),
+                        excluded(node, path, ends), path);
             }
             case "tags_with_separator" -> {
                 fieldsOf(node, path, "type", "tags", "separator", "at_least_one", "stop_after_first");

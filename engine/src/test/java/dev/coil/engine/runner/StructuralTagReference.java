@@ -120,6 +120,25 @@ final class StructuralTagReference {
                     freeText(format, from, excluded, out);
                 }
             }
+            case "dispatch" -> {
+                // As triggered_tags whose triggers are the patterns, each tag its pattern, its format and no end.
+                var tags = JSON.createArrayNode();
+                var triggers = JSON.createArrayNode();
+                for (JsonNode rule : format.get("rules")) {
+                    triggers.add(rule.get(0));
+                    var tag = JSON.createObjectNode().put("begin", rule.get(0).textValue()).put("end", "");
+                    tag.set("content", rule.get(1));
+                    // The format's free text at its end runs to the enclosing tag's end, as the rules' text.
+                    tag.set("content_ends", JSON.valueToTree(ends));
+                    tags.add(tag);
+                }
+                var triggered = JSON.createObjectNode().put("type", "triggered_tags")
+                        .put("stop_after_first", !format.path("loop").asBoolean(true));
+                triggered.set("triggers", triggers);
+                triggered.set("tags", tags);
+                triggered.set("excludes", format.get("excludes"));
+                out.addAll(ends(triggered, from, ends));
+            }
             case "tags_with_separator" -> {
                 String separator = format.get("separator").textValue();
                 boolean stopAfterFirst = format.path("stop_after_first").asBoolean(false);
@@ -197,7 +216,8 @@ final class StructuralTagReference {
         }
         JsonNode end = tag.get("end");
         List<String> tagEnds = end.isArray() ? strings(end) : List.of(end.textValue());
-        List<String> tail = tagEnds.contains("") ? List.of() : tagEnds;
+        List<String> tail = tag.has("content_ends") ? strings(tag.get("content_ends"))
+                : tagEnds.contains("") ? List.of() : tagEnds;
         for (int contentEnd : ends(tag.get("content"), from + begin.length(), tail)) {
             for (String tagEnd : tagEnds) {
                 literal(tagEnd, contentEnd, out);

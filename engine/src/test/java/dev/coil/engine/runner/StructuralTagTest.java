@@ -75,6 +75,14 @@ class StructuralTagTest {
               "tags": [{"begin": "<n>", "content": {"type": "regex", "pattern": "-?[0-9]+"}, "end": "</n>"},
                        {"begin": "<s>", "content": {"type": "any_text"}, "end": "</s>"}]}}}""";
 
+    /** xgrammar's dispatch inside a tag: free text, each pattern followed by its format, until the tag's end. */
+    static final String DISPATCH = """
+            {"type": "structural_tag", "format": {"type": "tag", "begin": "<r>", "end": "</r>",
+             "content": {"type": "dispatch", "excludes": ["zz"],
+              "rules": [["<f=a>", {"type": "json_schema", "json_schema": %s}],
+                        ["x:", {"type": "sequence", "elements": [{"type": "regex", "pattern": "[0-9]+"},
+                                                                {"type": "any_text"}]}]]}}}""".formatted(WORDS);
+
     static Stream<Arguments> tags() {
         return Stream.of(
                 Arguments.of(TRIGGERED, List.of("", "Let me look. <function=weather>{\"city\":\"Oslo\"}</function> Done.",
@@ -85,6 +93,8 @@ class StructuralTagTest {
                         "<think></think><call>[]</c>")),
                 Arguments.of(SEPARATED, List.of("", "<a>12</a>", "<a>1</a>,<b>x</b>,<a>999</a>")),
                 Arguments.of(COMPOSED, List.of("A:()..", "B7:(a)(b c)!ab.", "B:(()!ba...")),
+                Arguments.of(DISPATCH, List.of("<r></r>", "<r>see <f=a>[\"a\"] and x:12 then</r>",
+                        "<r>x:7<f=a>[]</r>")),
                 Arguments.of(NESTED, List.of("<answer><n>-12</n> is the <s>answer, not <n></s></answer>",
                         "<answer><s></s>ok</answer>")));
     }
@@ -212,6 +222,8 @@ class StructuralTagTest {
         return Stream.of(
                 Arguments.of("{\"type\": \"structural_tag\"}", "needs \"format\""),
                 Arguments.of("{\"format\": {\"type\": \"any_tokens\"}}", "the format \"any_tokens\" is not supported"),
+                Arguments.of("{\"format\": {\"type\": \"dispatch\", \"rules\": [[\"\", {\"type\": \"any_text\"}]]}}",
+                        "format.rules[0] must be [a non-empty pattern, a format]"),
                 Arguments.of("{\"format\": {\"type\": \"nope\"}}", "format.type must be one of"),
                 Arguments.of("{\"format\": {\"type\": \"const_string\", \"value\": \"a\", \"extra\": 1}}",
                         "format: the field \"extra\" is not supported here"),

@@ -60,6 +60,17 @@ final class GrammarState {
         return new GrammarState(next.toArray(GrammarFrame[]::new));
     }
 
+    /** This state with each frame replaced by {@code replace}'s; this very state where none changes. */
+    GrammarState withFrames(java.util.function.UnaryOperator<GrammarFrame> replace) {
+        GrammarFrame[] replaced = frames.clone();
+        boolean changed = false;
+        for (int i = 0; i < replaced.length; i++) {
+            replaced[i] = replace.apply(frames[i]);
+            changed |= replaced[i] != frames[i];
+        }
+        return changed ? new GrammarState(replaced) : this;
+    }
+
     /** The state after every character of {@code text}, or null at the first one refused. */
     GrammarState feedAll(String text) {
         GrammarState state = this;

@@ -134,18 +134,20 @@ final class StructuralRules {
 
     /**
      * Any text in which none of {@code excluded} appears ({@code any_text}; inside a tag, whose end is one
-     * of them, the text runs to the end).
+     * of them, the text runs to the end), of at most {@code maxChars} code points (-1: any number).
      */
     static final class AnyTextRule implements ValueRule.TextRule {
         final StringSearch excluded;
+        final int maxChars;
 
-        AnyTextRule(List<String> excluded) {
+        AnyTextRule(List<String> excluded, int maxChars) {
             this.excluded = new StringSearch(excluded);
+            this.maxChars = maxChars;
         }
 
         @Override
         public void start(GrammarFrame parent, char c, List<GrammarFrame> out) {
-            new AnyTextFrame(this, 0, parent).feed(c, out);
+            new AnyTextFrame(this, 0, 0, false, parent).feed(c, out);
         }
 
         @Override
@@ -154,13 +156,21 @@ final class StructuralRules {
         }
     }
 
-    /** Inside free text, its end standing at {@code state} of the rule's search for the excluded strings. */
-    record AnyTextFrame(AnyTextRule rule, int state, GrammarFrame parent) implements GrammarFrame.TextFrame {
+    /**
+     * Inside free text, its end standing at {@code state} of the rule's search for the excluded strings,
+     * {@code chars} code points in where the rule bounds them (0 where it does not, so that the text's
+     * states stay few; -1 in a key that stands for every count far from the bound), {@code afterHigh}
+     * where the last character was a high surrogate (counted, so that the low one after it is not).
+     */
+    record AnyTextFrame(AnyTextRule rule, int state, int chars, boolean afterHigh, GrammarFrame parent)
+            implements GrammarFrame.TextFrame {
         @Override
         public void feed(char c, List<GrammarFrame> out) {
             int after = rule.excluded.next(state, c);
-            if (rule.excluded.found(after).length == 0) {
-                out.add(new AnyTextFrame(rule, after, parent));
+            boolean bounded = rule.maxChars >= 0;
+            int counted = !bounded || afterHigh && Character.isLowSurrogate(c) ? chars : chars + 1;
+            if (rule.excluded.found(after).length == 0 && (!bounded || counted <= rule.maxChars)) {
+                out.add(new AnyTextFrame(rule, after, counted, bounded && Character.isHighSurrogate(c), parent));
             }
             parent.valueDone().feed(c, out);
         }
@@ -168,6 +178,15 @@ final class StructuralRules {
         @Override
         public boolean mayEnd() {
             return parent.valueDone().mayEnd();
+        }
+
+        /**
+         * This frame with its count as -1 where {@code longest} more code points (a token's most) stay
+         * within the bound: the tokens allowed here do not depend on the count then.
+         */
+        AnyTextFrame keyed(int longest) {
+            return rule.maxChars >= 0 && chars >= 0 && rule.maxChars - chars >= longest
+                    ? new AnyTextFrame(rule, state, -1, afterHigh, parent) : this;
         }
     }
 

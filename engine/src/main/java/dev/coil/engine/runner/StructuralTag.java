@@ -13,7 +13,7 @@ import java.util.Set;
  * <ul>
  * <li>{@code {"type": "structural_tag", "format": F}}, F a tree of formats: {@code const_string},
  *     {@code json_schema} (JSON style), {@code grammar} (GBNF), {@code regex}, {@code any_text}
- *     (with {@code excludes}), {@code sequence}, {@code or}, {@code optional}, {@code star},
+ *     (with {@code excludes} and {@code max_chars}), {@code sequence}, {@code or}, {@code optional}, {@code star},
  *     {@code plus}, {@code repeat}, {@code tag} (a string begin, one end or a list of them),
  *     {@code triggered_tags}, {@code tags_with_separator} and {@code dispatch};</li>
  * <li>the older {@code {"type": "structural_tag", "structures": [{"begin", "schema", "end"}],
@@ -22,7 +22,7 @@ import java.util.Set;
  * Inside a tag, free text at the end of its content ({@code any_text}, the free text of
  * {@code triggered_tags}) runs to the tag's end: it cannot hold the end, so the first end closes the
  * tag. The token-level formats ({@code token}, {@code any_tokens}, ...), other JSON
- * styles, {@code any_order} and the length budgets of {@code any_text} are refused by name, as is a
+ * styles, {@code any_order} and {@code any_text}'s token budget are refused by name, as is a
  * field a format does not have.
  */
 final class StructuralTag {
@@ -141,13 +141,17 @@ final class StructuralTag {
             }
             case "any_text" -> {
                 fieldsOf(node, path, "type", "excludes", "max_tokens", "max_chars");
-                for (String budget : List.of("max_tokens", "max_chars")) {
-                    if (node.has(budget) && !node.get(budget).isNull()) {
-                        throw new IllegalArgumentException(path + "." + budget + " is not supported (the request's "
-                                + "max_tokens bounds the whole output)");
-                    }
+                if (node.has("max_tokens") && !node.get("max_tokens").isNull()) {
+                    throw new IllegalArgumentException(path + ".max_tokens is not supported (a grammar here reads "
+                            + "characters; give max_chars, or the request's max_tokens for the whole output)");
                 }
-                yield new StructuralRules.AnyTextRule(excluded(node, path, ends));
+                JsonNode maxChars = node.get("max_chars");
+                if (maxChars != null && !maxChars.isNull() && !(maxChars.isIntegralNumber() && maxChars.canConvertToInt()
+                        && maxChars.intValue() >= 0)) {
+                    throw new IllegalArgumentException(path + ".max_chars must be an integer of at least 0");
+                }
+                yield new StructuralRules.AnyTextRule(excluded(node, path, ends),
+                        maxChars == null || maxChars.isNull() ? -1 : maxChars.intValue());
             }
             case "sequence" -> {
                 fieldsOf(node, path, "type", "elements");

@@ -55,8 +55,14 @@ final class TokenMasks {
      * The key of a state's allowed set. Inside a plain string with a most characters, past its least and
      * farther from its most than any token is long, every token fits, so the allowed set does not depend
      * on the count: such states share one key (a count of -1), and a long bounded string walks once.
+     * So do a structural tag's free text with a most characters ({@code any_text}'s max_chars).
      */
     private Key key(OutputGrammar grammar, GrammarState state) {
+        GrammarState keyed = state.withFrames(frame -> frame instanceof StructuralRules.AnyTextFrame text
+                ? text.keyed(vocabulary.longestText()) : frame);
+        if (keyed != state) {
+            return new Key(grammar, keyed);
+        }
         GrammarFrame.StringFrame string = state.insidePlainString();
         if (string != null && string.rule().maxLength != Integer.MAX_VALUE && string.length() >= string.rule().minLength
                 && string.rule().maxLength - string.length() >= vocabulary.longestText()) {

@@ -103,6 +103,36 @@ class GrammarConstraintTest {
     }
 
     /**
+     * A structural tag's free text with a most characters (any_text's max_chars), in a tag: its states
+     * far from the bound share one kept set, and at every character up to the bound and the end tag,
+     * the kept set equals a fresh walk and the one-by-one reference; past the bound only the end is taken.
+     */
+    @Test
+    void keptSetsOfBoundedFreeTextEqualFreshWalks() {
+        OutputGrammar grammar = OutputGrammar.structuralTag("""
+                {"type": "structural_tag", "format": {"type": "tag", "begin": "<t>", "end": "</t>",
+                 "content": {"type": "any_text", "max_chars": 90}}}""");
+        TokenMasks masks = new TokenMasks(vocabulary);
+        String text = "<t>" + "lorem </ ipsum dolor sit amet, ".repeat(3).substring(0, 90) + "</t>";
+        GrammarState state = grammar.start();
+        for (int i = 0; i < text.length(); i++) {
+            int[] kept = masks.allowedBits(grammar, state);
+            boolean[] walked = masks.walk(state);
+            assertThat(walked).as("after %d characters", i).isEqualTo(masks.oneByOne(state));
+            for (int id = 0; id < walked.length; id++) {
+                assertThat((kept[id / 32] >>> (id % 32) & 1) == 1).as("token %d after %d characters", id, i)
+                        .isEqualTo(walked[id]);
+            }
+            state = state.feed(text.charAt(i));
+            assertThat(state).as("character %d", i).isNotNull();
+        }
+        assertThat(state.done()).isTrue();
+        GrammarState full = grammar.start().feedAll(text.substring(0, 93));
+        assertThat(full.feed('x')).as("a 91st character").isNull();
+        assertThat(full.feedAll("</t>").done()).isTrue();
+    }
+
+    /**
      * A long bounded string: its states far from the bound share one kept set, and at every character
      * the kept set (the engine's, shared across the walk) equals a fresh walk, up to the last character.
      */

@@ -79,7 +79,9 @@ final class StructuralTagReference {
             case "any_text" -> {
                 List<String> excluded = strings(format.get("excludes"));
                 excluded.addAll(ends);
-                for (int end = from; end <= text.length() && holdsNone(from, end, excluded); end++) {
+                int most = format.path("max_chars").asInt(Integer.MAX_VALUE);
+                for (int end = from; end <= text.length() && holdsNone(from, end, excluded)
+                        && text.codePointCount(from, end) <= most; end++) {
                     out.add(end);
                 }
             }

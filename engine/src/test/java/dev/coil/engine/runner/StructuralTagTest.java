@@ -83,6 +83,12 @@ class StructuralTagTest {
                         ["x:", {"type": "sequence", "elements": [{"type": "regex", "pattern": "[0-9]+"},
                                                                 {"type": "any_text"}]}]]}}}""".formatted(WORDS);
 
+    /** A bounded thought, then an answer from a list. */
+    static final String BOUNDED = """
+            {"type": "structural_tag", "format": {"type": "sequence", "elements": [
+              {"type": "tag", "begin": "<t>", "content": {"type": "any_text", "max_chars": 6}, "end": "</t>"},
+              {"type": "or", "elements": [{"type": "const_string", "value": "yes"}, {"type": "const_string", "value": "no"}]}]}}""";
+
     static Stream<Arguments> tags() {
         return Stream.of(
                 Arguments.of(TRIGGERED, List.of("", "Let me look. <function=weather>{\"city\":\"Oslo\"}</function> Done.",
@@ -95,6 +101,7 @@ class StructuralTagTest {
                 Arguments.of(COMPOSED, List.of("A:()..", "B7:(a)(b c)!ab.", "B:(()!ba...")),
                 Arguments.of(DISPATCH, List.of("<r></r>", "<r>see <f=a>[\"a\"] and x:12 then</r>",
                         "<r>x:7<f=a>[]</r>")),
+                Arguments.of(BOUNDED, List.of("<t></t>no", "<t>a </tb</t>yes", "<t>\ud83d\ude00 1234</t>no")),
                 Arguments.of(NESTED, List.of("<answer><n>-12</n> is the <s>answer, not <n></s></answer>",
                         "<answer><s></s>ok</answer>")));
     }
@@ -123,7 +130,7 @@ class StructuralTagTest {
         for (String text : texts) {
             for (String changed : changes(text, alphabet(tag))) {
                 boolean expected = StructuralTagReference.matches(tag, changed);
-                assertThat(takes(grammar, changed)).as("the grammar on %s", changed).isEqualTo(expected);
+                assertThat(takes(grammar, changed)).as("the grammar on %s", escaped(changed)).isEqualTo(expected);
                 if (expected) {
                     taken++;
                 } else {
@@ -227,8 +234,10 @@ class StructuralTagTest {
                 Arguments.of("{\"format\": {\"type\": \"nope\"}}", "format.type must be one of"),
                 Arguments.of("{\"format\": {\"type\": \"const_string\", \"value\": \"a\", \"extra\": 1}}",
                         "format: the field \"extra\" is not supported here"),
-                Arguments.of("{\"format\": {\"type\": \"any_text\", \"max_chars\": 10}}",
-                        "format.max_chars is not supported"),
+                Arguments.of("{\"format\": {\"type\": \"any_text\", \"max_tokens\": 10}}",
+                        "format.max_tokens is not supported"),
+                Arguments.of("{\"format\": {\"type\": \"any_text\", \"max_chars\": -1}}",
+                        "format.max_chars must be an integer of at least 0"),
                 Arguments.of("{\"format\": {\"type\": \"json_schema\", \"json_schema\": {}, \"style\": \"qwen_xml\"}}",
                         "format.style: only \"json\""),
                 Arguments.of("{\"format\": {\"type\": \"json_schema\", \"json_schema\": {\"contains\": {}}}}",
@@ -256,6 +265,15 @@ class StructuralTagTest {
     void whatIsNotTakenIsRefusedWithWhereItStands(String tag, String message) {
         assertThatThrownBy(() -> OutputGrammar.structuralTag(tag)).isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining(message);
+    }
+
+    /** {@code text} with characters outside printable ASCII written as Java escapes, for messages. */
+    private static String escaped(String text) {
+        StringBuilder out = new StringBuilder();
+        for (char c : text.toCharArray()) {
+            out.append(c >= ' ' && c < 0x7f ? String.valueOf(c) : String.format("\\u%04x", (int) c));
+        }
+        return out.toString();
     }
 
     private static boolean takes(OutputGrammar grammar, String text) {

@@ -1,6 +1,5 @@
 package dev.coil.server.api;
 
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.coil.engine.runner.EngineRequest;
 import dev.coil.engine.runner.OutputGrammar;
 import dev.coil.engine.runner.SamplingParams;
@@ -40,8 +39,23 @@ public final class ChatHandler implements Handler {
     @Override
     public void handle(Context ctx) throws Exception {
         ServedModel model = state.ready();
-        ObjectNode body = JsonBody.read(ctx, maxBodyBytes);
-        Fields fields = new Fields(body);
+        Fields fields = new Fields(JsonBody.read(ctx, maxBodyBytes));
+        Prepared chat = prepare(fields, model, toolCallParser, reasoningParser);
+        runner.run(ctx, model, chat.shape(), chat.settings(), chat.choices(), chat.requests());
+    }
+
+    /** What a chat request runs: its settings, its choices' engine requests, and how its choices look. */
+    record Prepared(GenerationSettings settings, List<ChoiceState> choices, List<EngineRequest> requests,
+            ResponseShape shape) {
+    }
+
+    /**
+     * The chat request {@code fields} read for {@code model}: the conversation rendered, the sampling
+     * settings, tools and grammar, and the shape of its choices. The Responses API reads its requests
+     * through this too, without tools or a reasoning parser.
+     */
+    static Prepared prepare(Fields fields, ServedModel model, ToolCallFormat toolCallParser,
+            ReasoningFormat reasoningParser) {
         int maxTokens = fields.has("max_completion_tokens")
                 ? GenerationSettings.maxTokens(fields, "max_completion_tokens", SamplingParams.UNLIMITED_TOKENS)
                 : GenerationSettings.maxTokens(fields, "max_tokens", SamplingParams.UNLIMITED_TOKENS);
@@ -82,6 +96,6 @@ public final class ChatHandler implements Handler {
         } else if (reasoning != null || autoCalls != null) {
             shape = new ReadChatShape(chat, reasoning, reasoningOpen, autoCalls);
         }
-        runner.run(ctx, model, shape, settings, choices, requests);
+        return new Prepared(settings, choices, requests, shape);
     }
 }

@@ -38,35 +38,41 @@ public final class GenerationRunner {
      */
     void run(Context ctx, ServedModel model, ResponseShape shape, GenerationSettings settings,
             List<ChoiceState> choices, List<EngineRequest> requests) throws IOException, InterruptedException {
+        ResponseEnvelope envelope = new ResponseEnvelope(shape, model.name(), choices, settings.includeUsage(),
+                settings.continuousUsage());
+        run(ctx, model, new ChoiceChunks(shape, envelope, choices, settings.includeUsage()), settings, choices,
+                requests);
+    }
+
+    /** As above, the answer written as {@code format} writes it. */
+    void run(Context ctx, ServedModel model, AnswerFormat format, GenerationSettings settings,
+            List<ChoiceState> choices, List<EngineRequest> requests) throws IOException, InterruptedException {
         try (ServerState.InFlight ignored = state.enter()) {
-            RequestTelemetry trace = telemetry.startRequest(shape.operation(), model.name(), settings.sampling(),
+            RequestTelemetry trace = telemetry.startRequest(format.operation(), model.name(), settings.sampling(),
                     requests.size(), ctx.headerMap());
             ChoiceSet set;
             try {
                 set = ChoiceSet.submit(model.engine(), requests);
             } catch (RuntimeException e) {
-                ApiException error = ErrorResponses.fromEngine(e, shape.promptParam());
+                ApiException error = ErrorResponses.fromEngine(e, format.promptParam());
                 trace.end(null, error.type(), error.getMessage());
                 throw error;
             }
-            ResponseEnvelope envelope = new ResponseEnvelope(shape, model.name(), choices, settings.includeUsage(),
-                    settings.continuousUsage());
             ClientConnection connection = ClientConnection.of(ctx);
             try (set) {
                 if (settings.stream()) {
-                    new StreamingResponse(shape, envelope, set, choices, trace, settings, keepAliveMillis, connection)
-                            .run(ctx);
-                } else if (collect(set, choices, trace, settings, shape, connection)) {
-                    trace.end(envelope.id());
-                    Json.respond(ctx, 200, envelope.response());
+                    new StreamingResponse(format, set, choices, trace, settings, keepAliveMillis, connection).run(ctx);
+                } else if (collect(set, choices, trace, settings, format.promptParam(), connection)) {
+                    trace.end(format.id());
+                    Json.respond(ctx, 200, format.whole());
                 } else {
-                    trace.end(envelope.id(), "client_disconnected", "the client closed the connection");
+                    trace.end(format.id(), "client_disconnected", "the client closed the connection");
                 }
             } catch (ApiException e) {
-                trace.end(envelope.id(), e.type(), e.getMessage());
+                trace.end(format.id(), e.type(), e.getMessage());
                 throw e;
             } catch (InterruptedException | RuntimeException e) {
-                trace.end(envelope.id(), "server_error", e.getMessage());
+                trace.end(format.id(), "server_error", e.getMessage());
                 throw e;
             }
         }
@@ -77,7 +83,7 @@ public final class GenerationRunner {
      * false, having cancelled every choice, when the client closed the connection meanwhile.
      */
     private static boolean collect(ChoiceSet set, List<ChoiceState> choices, RequestTelemetry trace,
-            GenerationSettings settings, ResponseShape shape, ClientConnection connection) throws InterruptedException {
+            GenerationSettings settings, String promptParam, ClientConnection connection) throws InterruptedException {
         while (!set.allEnded()) {
             if (connection.isClosed()) {
                 cancelForGoneClient(set, choices, trace, settings);
@@ -90,7 +96,7 @@ public final class GenerationRunner {
             record(set, choices.get(event.choice()), event, trace, settings);
             if (event.event() instanceof EngineEvent.Failed failed) {
                 set.cancelAll();
-                throw failure(failed, shape.promptParam());
+                throw failure(failed, promptParam);
             }
         }
         return true;

@@ -114,6 +114,11 @@ final class ResponseEnvelope {
      * request's) and {@code paths}, the engine paths that served any choice.
      */
     void addExtras(ObjectNode root) {
+        addExtras(root, choices);
+    }
+
+    /** {@link #addExtras(ObjectNode)} for any answer of {@code choices}. */
+    static void addExtras(ObjectNode root, List<ChoiceState> choices) {
         Finished slowest = null;
         Set<String> paths = new LinkedHashSet<>();
         for (ChoiceState choice : choices) {

@@ -7,8 +7,8 @@ import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 
 /**
- * Server-Sent Events on an HTTP response: {@code data: <json>} events, {@code : comment} lines for
- * keep-alive, and the closing {@code data: [DONE]}. Each event is flushed to the client at once; a
+ * Server-Sent Events on an HTTP response: {@code data: <json>} events (named ones too), {@code :
+ * comment} lines for keep-alive, and the closing {@code data: [DONE]}. Each event is flushed to the client at once; a
  * failed write means the client is gone (IOException).
  */
 final class SseWriter {
@@ -34,6 +34,11 @@ final class SseWriter {
         send("data: " + Json.write(event) + "\n\n");
     }
 
+    /** An event with a name ({@code event: <name>}), as the Responses API sends its typed events. */
+    void event(String name, JsonNode data) throws IOException {
+        send("event: " + name + "\ndata: " + Json.write(data) + "\n\n");
+    }
+
     /** A comment line, which clients ignore; it keeps proxies and idle timeouts from closing the stream. */
     void comment(String text) throws IOException {
         send(": " + text + "\n\n");
@@ -52,6 +57,11 @@ final class SseWriter {
      */
     void done() throws IOException {
         send("data: [DONE]\n\n");
+        end();
+    }
+
+    /** The end of the response without [DONE] (the Responses API's streams end with their last event). */
+    void end() throws IOException {
         out.close();
     }
 

@@ -8,6 +8,7 @@ import dev.coil.server.api.ErrorResponses;
 import dev.coil.server.api.GenerationRunner;
 import dev.coil.server.api.Json;
 import dev.coil.server.api.ModelsHandler;
+import dev.coil.server.api.ResponsesHandler;
 import dev.coil.server.api.TokenizeHandlers;
 import dev.coil.server.telemetry.Telemetry;
 import io.javalin.Javalin;
@@ -183,6 +184,7 @@ public final class CoilServer implements AutoCloseable {
         config.routes.post("/v1/completions", new CompletionsHandler(state, runner, options.maxBodyBytes()));
         config.routes.post("/v1/chat/completions", new ChatHandler(state, runner, options.maxBodyBytes(),
                 options.toolCallParser(), options.reasoningParser()));
+        config.routes.post("/v1/responses", new ResponsesHandler(state, runner, options.maxBodyBytes()));
         config.routes.post("/tokenize", tokenize::tokenize);
         config.routes.post("/detokenize", tokenize::detokenize);
 

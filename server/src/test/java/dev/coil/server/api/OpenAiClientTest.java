@@ -20,6 +20,11 @@ import com.openai.models.completions.Completion;
 import com.openai.models.completions.CompletionChoice;
 import com.openai.models.completions.CompletionCreateParams;
 import com.openai.models.models.Model;
+import com.openai.models.responses.Response;
+import com.openai.models.responses.ResponseCompletedEvent;
+import com.openai.models.responses.ResponseCreateParams;
+import com.openai.models.responses.ResponseIncompleteEvent;
+import com.openai.models.responses.ResponseStreamEvent;
 import dev.coil.server.TestServer;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -274,5 +279,41 @@ class OpenAiClientTest {
         SetAlarm alarm = call.function().arguments(SetAlarm.class);
         assertThat(alarm.level).isNotNull();
         assertThat(choice.message().content()).isEmpty();
+    }
+
+    /**
+     * The Responses API through the client, whole and streamed: every object and event passes the
+     * client's validation of its required fields, the text is the chat answer's, and the stream's
+     * deltas spell the whole response's text.
+     */
+    @Test
+    void responsesAreTheClientsResponsesAndEvents() {
+        var params = ResponseCreateParams.builder().model("coil-demo").input(PROMPT).maxOutputTokens(12L)
+                .temperature(0.0).build();
+        Response response = client.responses().create(params).validate();
+        String text = response.output().getFirst().message().orElseThrow().content().getFirst().outputText()
+                .orElseThrow().text();
+        JsonNode chat = server.postJson("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \""
+                + PROMPT + "\"}], \"max_tokens\": 12, \"temperature\": 0}");
+        assertThat(text).isEqualTo(chat.at("/choices/0/message/content").asText()).isNotEmpty();
+        assertThat(response.usage().orElseThrow().outputTokens())
+                .isEqualTo(chat.at("/usage/completion_tokens").asLong());
+        assertThat(response.model().asString()).isEqualTo("coil-demo");
+
+        StringBuilder streamed = new StringBuilder();
+        List<ResponseStreamEvent> events = new ArrayList<>();
+        try (StreamResponse<ResponseStreamEvent> stream = client.responses().createStreaming(params)) {
+            stream.stream().forEach(event -> {
+                events.add(event.validate());
+                event.outputTextDelta().ifPresent(delta -> streamed.append(delta.delta()));
+            });
+        }
+        assertThat(streamed.toString()).isEqualTo(text);
+        assertThat(events.getFirst().created()).isPresent();
+        ResponseStreamEvent last = events.getLast();
+        Response finalResponse = last.completed().map(ResponseCompletedEvent::response)
+                .or(() -> last.incomplete().map(ResponseIncompleteEvent::response)).orElseThrow();
+        assertThat(finalResponse.output().getFirst().message().orElseThrow().content().getFirst().outputText()
+                .orElseThrow().text()).isEqualTo(text);
     }
 }

@@ -1,0 +1,247 @@
+package dev.coil.server.api;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.coil.server.ServedModel;
+import dev.coil.server.ServerState;
+import io.javalin.http.Context;
+import io.javalin.http.Handler;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * POST /v1/responses: OpenAI's Responses API for text, as vLLM serves it. The request is read as the
+ * chat request it stands for ({@link ChatHandler#prepare}): {@code instructions} a system message
+ * first, {@code input} a user message (a string) or the conversation's messages (a string content or
+ * input_text / output_text parts; developer read as system), {@code max_output_tokens} as max_tokens,
+ * {@code text.format} as response_format (text, json_object, json_schema with name, schema and
+ * strict), {@code temperature}, {@code top_p}, {@code stream}, and vLLM's sampling extras (seed,
+ * top_k, stop, ...) as chat takes them. The answer is one assistant message ({@link ResponsesAnswer}).
+ *
+ * <p>Responses are not stored ({@code store} is answered false): {@code previous_response_id} and
+ * {@code conversation} are a 400, as are tools, input items other than messages (function calls and
+ * their outputs, images, files), {@code background}, {@code include}, {@code top_logprobs} and
+ * {@code truncation: "auto"}, each naming the field. {@code reasoning} and {@code text.verbosity} are
+ * read past: the served models take no effort setting.
+ */
+public final class ResponsesHandler implements Handler {
+
+    /** Fields of the Responses API that are not chat's: read here, not passed on. */
+    private static final Set<String> RESPONSES_FIELDS = Set.of("input", "instructions", "max_output_tokens", "text",
+            "tools", "tool_choice", "parallel_tool_calls", "previous_response_id", "conversation", "store", "background",
+            "include", "top_logprobs", "truncation", "reasoning", "metadata", "user", "safety_identifier",
+            "prompt_cache_key", "service_tier", "max_tool_calls", "stream_options", "prompt", "messages", "n",
+            "logprobs", "max_tokens", "max_completion_tokens", "response_format");
+
+    private final ServerState state;
+    private final GenerationRunner runner;
+    private final long maxBodyBytes;
+
+    public ResponsesHandler(ServerState state, GenerationRunner runner, long maxBodyBytes) {
+        this.state = state;
+        this.runner = runner;
+        this.maxBodyBytes = maxBodyBytes;
+    }
+
+    @Override
+    public void handle(Context ctx) throws Exception {
+        ServedModel model = state.ready();
+        ObjectNode body = JsonBody.read(ctx, maxBodyBytes);
+        Fields fields = new Fields(body);
+        refuseWhatIsNotServed(fields);
+        ObjectNode chat = Json.object();
+        body.properties().forEach(field -> {
+            if (!RESPONSES_FIELDS.contains(field.getKey())) {
+                chat.set(field.getKey(), field.getValue());
+            }
+        });
+        chat.set("messages", messages(fields));
+        if (fields.has("max_output_tokens")) {
+            chat.set("max_tokens", fields.get("max_output_tokens"));
+        }
+        JsonNode format = textFormat(fields);
+        if (format != null) {
+            chat.set("response_format", responseFormat(format));
+        }
+        ChatHandler.Prepared prepared;
+        try {
+            prepared = ChatHandler.prepare(new Fields(chat), model, null, null);
+        } catch (ApiException e) {
+            throw renamed(e);
+        }
+
+        ObjectNode echo = Json.object();
+        echo.set("instructions", fields.has("instructions") ? fields.get("instructions") : null);
+        echo.set("max_output_tokens", fields.has("max_output_tokens") ? fields.get("max_output_tokens") : null);
+        echo.set("metadata", fields.has("metadata") ? fields.get("metadata") : Json.object());
+        echo.put("temperature", prepared.settings().sampling().temperature());
+        echo.put("top_p", prepared.settings().sampling().topP());
+        echo.set("text", Json.object().set("format", format == null ? Json.object().put("type", "text") : format));
+        echo.set("reasoning", fields.has("reasoning") ? fields.get("reasoning") : null);
+        echo.set("user", fields.has("user") ? fields.get("user") : null);
+        runner.run(ctx, model, new ResponsesAnswer(model.name(), echo, prepared.choices().getFirst()),
+                prepared.settings(), prepared.choices(), prepared.requests());
+    }
+
+    /** The fields that ask for what this server does not do, each a 400 naming it. */
+    private static void refuseWhatIsNotServed(Fields fields) {
+        if (fields.has("tools") && !(fields.get("tools").isArray() && fields.get("tools").isEmpty())) {
+            throw ApiException.invalid("tools", "tools are not supported on /v1/responses; /v1/chat/completions "
+                    + "takes them");
+        }
+        JsonNode toolChoice = fields.get("tool_choice");
+        if (toolChoice != null && !(toolChoice.isTextual() && Set.of("auto", "none").contains(toolChoice.textValue()))) {
+            throw ApiException.invalid("tool_choice", "tool_choice must be \"auto\" or \"none\" without tools");
+        }
+        for (String stored : List.of("previous_response_id", "conversation")) {
+            if (fields.has(stored)) {
+                throw ApiException.invalid(stored, stored + " is not supported: this server does not store responses");
+            }
+        }
+        if (fields.bool("background", false)) {
+            throw ApiException.invalid("background", "background responses are not supported");
+        }
+        if (fields.has("include") && !(fields.get("include").isArray() && fields.get("include").isEmpty())) {
+            throw ApiException.invalid("include", "include is not supported: a response holds its output text only");
+        }
+        if (fields.integer("top_logprobs", 0, 20, 0) > 0) {
+            throw ApiException.invalid("top_logprobs", "top_logprobs is not supported on /v1/responses; "
+                    + "/v1/chat/completions takes logprobs");
+        }
+        String truncation = fields.string("truncation");
+        if (truncation != null && !truncation.equals("disabled")) {
+            throw ApiException.invalid("truncation", "truncation must be \"disabled\"");
+        }
+        if (fields.has("prompt")) {
+            throw ApiException.invalid("prompt", "prompt templates are not supported; give input");
+        }
+        for (String chatOnly : List.of("messages", "n", "logprobs", "max_tokens", "max_completion_tokens",
+                "response_format")) {
+            if (fields.has(chatOnly)) {
+                throw ApiException.invalid(chatOnly, chatOnly + " is not a field of /v1/responses"
+                        + switch (chatOnly) {
+                            case "messages" -> "; give input";
+                            case "max_tokens", "max_completion_tokens" -> "; give max_output_tokens";
+                            case "response_format" -> "; give text.format";
+                            default -> "";
+                        });
+            }
+        }
+    }
+
+    /** The chat messages of {@code instructions} and {@code input}. */
+    private static ArrayNode messages(Fields fields) {
+        ArrayNode messages = Json.object().arrayNode();
+        String instructions = fields.string("instructions");
+        if (instructions != null) {
+            messages.addObject().put("role", "system").put("content", instructions);
+        }
+        JsonNode input = fields.get("input");
+        if (input == null) {
+            throw ApiException.invalid("input", "input is required: a string or an array of messages");
+        }
+        if (input.isTextual()) {
+            messages.addObject().put("role", "user").put("content", input.textValue());
+            return messages;
+        }
+        if (!input.isArray() || input.isEmpty()) {
+            throw ApiException.invalid("input", "input must be a string or a non-empty array of messages, got "
+                    + Fields.typeName(input));
+        }
+        for (int i = 0; i < input.size(); i++) {
+            JsonNode item = input.get(i);
+            String where = "input[" + i + "]";
+            if (!item.isObject()) {
+                throw ApiException.invalid("input", where + " must be a message object, got " + Fields.typeName(item));
+            }
+            JsonNode type = item.get("type");
+            if (type != null && !(type.isTextual() && type.textValue().equals("message"))) {
+                throw ApiException.invalid("input", where + ": items of type " + type + " are not supported; "
+                        + "give messages (role and content)");
+            }
+            JsonNode role = item.get("role");
+            if (role == null || !role.isTextual()
+                    || !Set.of("user", "assistant", "system", "developer").contains(role.textValue())) {
+                throw ApiException.invalid("input", where + ".role must be \"user\", \"assistant\", \"system\" or "
+                        + "\"developer\"");
+            }
+            messages.addObject().put("role", role.textValue().equals("developer") ? "system" : role.textValue())
+                    .put("content", content(item.get("content"), where + ".content"));
+        }
+        return messages;
+    }
+
+    /** A message's content: a string, or its text parts (input_text, output_text) joined. */
+    private static String content(JsonNode content, String where) {
+        if (content != null && content.isTextual()) {
+            return content.textValue();
+        }
+        if (content == null || !content.isArray()) {
+            throw ApiException.invalid("input", where + " must be a string or an array of text parts");
+        }
+        StringBuilder text = new StringBuilder();
+        for (int j = 0; j < content.size(); j++) {
+            JsonNode part = content.get(j);
+            JsonNode type = part.get("type");
+            if (type == null || !type.isTextual()
+                    || !Set.of("input_text", "output_text", "text").contains(type.textValue())) {
+                throw ApiException.invalid("input", where + "[" + j + "]: parts of type " + type + " are not supported; "
+                        + "give input_text");
+            }
+            JsonNode partText = part.get("text");
+            if (partText == null || !partText.isTextual()) {
+                throw ApiException.invalid("input", where + "[" + j + "].text must be a string");
+            }
+            text.append(partText.textValue());
+        }
+        return text.toString();
+    }
+
+    /** {@code text.format}, or null for plain text. */
+    private static JsonNode textFormat(Fields fields) {
+        ObjectNode text = fields.object("text");
+        if (text == null) {
+            return null;
+        }
+        JsonNode format = text.get("format");
+        if (format == null || format.isNull()) {
+            return null;
+        }
+        if (!format.isObject() || !format.path("type").isTextual()) {
+            throw ApiException.invalid("text", "text.format must be an object with a type");
+        }
+        return format;
+    }
+
+    /** Chat's response_format for a text.format: json_schema's name, schema and strict move under json_schema. */
+    private static ObjectNode responseFormat(JsonNode format) {
+        String type = format.get("type").textValue();
+        ObjectNode responseFormat = Json.object().put("type", type);
+        if (type.equals("json_schema")) {
+            ObjectNode jsonSchema = responseFormat.putObject("json_schema");
+            format.properties().forEach(field -> {
+                if (!field.getKey().equals("type")) {
+                    jsonSchema.set(field.getKey(), field.getValue());
+                }
+            });
+            if (!format.has("schema")) {
+                throw ApiException.invalid("text", "text.format of type json_schema needs a schema");
+            }
+        }
+        return responseFormat;
+    }
+
+    /** A chat field's error, named as the Responses API names the field. */
+    private static ApiException renamed(ApiException e) {
+        String param = e.param() == null ? null : switch (e.param()) {
+            case "messages" -> "input";
+            case "max_tokens" -> "max_output_tokens";
+            case "response_format" -> "text";
+            default -> e.param();
+        };
+        String message = e.getMessage().replace("response_format", "text.format").replace("max_tokens",
+                "max_output_tokens");
+        return new ApiException(e.status(), e.type(), param, e.code(), message);
+    }
+}

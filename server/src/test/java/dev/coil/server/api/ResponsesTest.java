@@ -1,0 +1,153 @@
+package dev.coil.server.api;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.coil.server.TestServer;
+import java.net.http.HttpResponse;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * /v1/responses on the demo model: the answer is the chat answer the request stands for (the same
+ * text, greedy), its stream the typed events OpenAI sends, in order, whose deltas make the whole
+ * answer's text; text.format holds it to a schema; what the server does not do is a 400 naming it.
+ */
+class ResponsesTest {
+
+    private static TestServer server;
+
+    @BeforeAll
+    static void start() {
+        server = TestServer.start();
+    }
+
+    @AfterAll
+    static void stop() {
+        server.close();
+    }
+
+    @Test
+    void theAnswerIsTheChatAnswerOfTheSameConversation() {
+        JsonNode response = server.postJson("/v1/responses", """
+                {"model": "coil-demo", "instructions": "Answer briefly.", "input": [
+                  {"role": "user", "content": "Name a package manager."},
+                  {"role": "assistant", "content": [{"type": "output_text", "text": "apt"}]},
+                  {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "Another?"}]}],
+                 "max_output_tokens": 12, "temperature": 0, "metadata": {"k": "v"}}""");
+        JsonNode chat = server.postJson("/v1/chat/completions", """
+                {"messages": [{"role": "system", "content": "Answer briefly."},
+                  {"role": "user", "content": "Name a package manager."}, {"role": "assistant", "content": "apt"},
+                  {"role": "system", "content": "Another?"}], "max_tokens": 12, "temperature": 0}""");
+
+        assertThat(response.get("object").asText()).isEqualTo("response");
+        assertThat(response.get("id").asText()).startsWith("resp_");
+        boolean cut = chat.at("/choices/0/finish_reason").asText().equals("length");
+        assertThat(response.get("status").asText()).isEqualTo(cut ? "incomplete" : "completed");
+        assertThat(response.at("/incomplete_details/reason").asText(null)).isEqualTo(cut ? "max_output_tokens" : null);
+        assertThat(response.get("output")).hasSize(1);
+        JsonNode message = response.at("/output/0");
+        assertThat(message.get("type").asText()).isEqualTo("message");
+        assertThat(message.get("role").asText()).isEqualTo("assistant");
+        assertThat(message.at("/content/0/type").asText()).isEqualTo("output_text");
+        assertThat(message.at("/content/0/text").asText()).isEqualTo(chat.at("/choices/0/message/content").asText())
+                .isNotEmpty();
+        assertThat(response.at("/usage/input_tokens").asInt()).isEqualTo(chat.at("/usage/prompt_tokens").asInt());
+        assertThat(response.at("/usage/output_tokens").asInt()).isEqualTo(chat.at("/usage/completion_tokens").asInt());
+        assertThat(response.at("/usage/total_tokens").asInt()).isEqualTo(chat.at("/usage/total_tokens").asInt());
+        assertThat(response.get("instructions").asText()).isEqualTo("Answer briefly.");
+        assertThat(response.get("max_output_tokens").asInt()).isEqualTo(12);
+        assertThat(response.at("/metadata/k").asText()).isEqualTo("v");
+        assertThat(response.get("temperature").asDouble()).isZero();
+        assertThat(response.at("/text/format/type").asText()).isEqualTo("text");
+        assertThat(response.get("store").asBoolean()).isFalse();
+        assertThat(response.has("timings")).isTrue();
+    }
+
+    /** The stream's events in OpenAI's order, numbered; its deltas make the whole answer's text. */
+    @Test
+    void theStreamIsOpenAisEventsAndSpellsTheWholeAnswer() {
+        String request = "\"input\": \"The Debian package manager\", \"max_output_tokens\": 16, \"temperature\": 0";
+        JsonNode whole = server.postJson("/v1/responses", "{" + request + "}");
+        HttpResponse<String> streamed = server.post("/v1/responses", "{" + request + ", \"stream\": true}");
+        assertThat(streamed.statusCode()).isEqualTo(200);
+
+        List<String> types = new ArrayList<>();
+        StringBuilder text = new StringBuilder();
+        JsonNode last = null;
+        int sequence = 0;
+        for (String block : streamed.body().split("\n\n")) {
+            String[] lines = block.split("\n", 2);
+            assertThat(lines[0]).startsWith("event: ");
+            JsonNode event = TestServer.parse(lines[1].substring("data: ".length()));
+            assertThat(event.get("type").asText()).isEqualTo(lines[0].substring("event: ".length()));
+            assertThat(event.get("sequence_number").asInt()).isEqualTo(sequence++);
+            types.add(event.get("type").asText());
+            if (event.get("type").asText().equals("response.output_text.delta")) {
+                text.append(event.get("delta").asText());
+            }
+            last = event;
+        }
+        int deltas = (int) types.stream().filter(type -> type.equals("response.output_text.delta")).count();
+        List<String> expected = new ArrayList<>(List.of("response.created", "response.in_progress",
+                "response.output_item.added", "response.content_part.added"));
+        expected.addAll(java.util.Collections.nCopies(deltas, "response.output_text.delta"));
+        expected.addAll(List.of("response.output_text.done", "response.content_part.done",
+                "response.output_item.done", "response.incomplete"));
+        assertThat(types).isEqualTo(expected);
+        assertThat(deltas).isPositive();
+        String wholeText = whole.at("/output/0/content/0/text").asText();
+        assertThat(text.toString()).isEqualTo(wholeText);
+        assertThat(last.at("/response/output/0/content/0/text").asText()).isEqualTo(wholeText);
+        assertThat(last.at("/response/usage/output_tokens").asInt()).isEqualTo(16);
+        assertThat(last.at("/response/status").asText()).isEqualTo("incomplete");
+    }
+
+    static final String WORD = """
+            {"type": "object", "properties": {"word": {"type": "string", "maxLength": 8}}, "required": ["word"],
+             "additionalProperties": false}""";
+
+    @Test
+    void textFormatHoldsTheAnswerToTheSchema() {
+        List<String> whole = new ArrayList<>();
+        for (int seed = 0; seed < 3; seed++) {
+            JsonNode response = server.postJson("/v1/responses", "{\"input\": \"A word as JSON.\", \"max_output_tokens\": "
+                    + "48, \"temperature\": 0.9, \"seed\": " + seed + ", \"text\": {\"format\": {\"type\": \"json_schema\", "
+                    + "\"name\": \"word\", \"strict\": true, \"schema\": " + WORD + "}}}");
+            String text = response.at("/output/0/content/0/text").asText();
+            assertThat(text).startsWith("{");
+            assertThat(response.at("/text/format/name").asText()).isEqualTo("word");
+            if (response.get("status").asText().equals("completed")) {
+                assertThat(TestServer.schemaErrors(WORD, text)).as(text).isEmpty();
+                whole.add(text);
+            }
+        }
+        System.out.println("[responses] json_schema answers: " + whole);
+        assertThat(whole).as("answers that ended by themselves").isNotEmpty();
+    }
+
+    @Test
+    void whatIsNotServedIsRefusedByName() {
+        refused("\"input\": \"x\", \"tools\": [{\"type\": \"function\", \"name\": \"f\"}]", "tools", "not supported");
+        refused("\"input\": \"x\", \"previous_response_id\": \"resp_1\"", "previous_response_id",
+                "does not store responses");
+        refused("\"input\": \"x\", \"background\": true", "background", "not supported");
+        refused("\"input\": \"x\", \"include\": [\"message.output_text.logprobs\"]", "include", "not supported");
+        refused("\"input\": [{\"type\": \"function_call_output\", \"call_id\": \"c\", \"output\": \"1\"}]", "input",
+                "input[0]: items of type \"function_call_output\" are not supported");
+        refused("\"input\": [{\"role\": \"user\", \"content\": [{\"type\": \"input_image\", \"image_url\": \"u\"}]}]",
+                "input", "parts of type \"input_image\" are not supported");
+        refused("\"max_output_tokens\": 4", "input", "input is required");
+        refused("\"input\": \"x\", \"messages\": []", "messages", "give input");
+        refused("\"input\": \"x\", \"max_output_tokens\": -1", "max_output_tokens", "max_output_tokens");
+        refused("\"input\": \"x\", \"text\": {\"format\": {\"type\": \"json_schema\", \"name\": \"a\", \"schema\": "
+                + "{\"type\": \"string\", \"pattern\": \"(?=a)\"}}}", "text", "lookaround is not supported");
+    }
+
+    private static void refused(String fields, String param, String message) {
+        server.assertRefused("/v1/responses", "{" + fields + "}", param, message);
+    }
+}

@@ -184,7 +184,8 @@ public final class CoilServer implements AutoCloseable {
         config.routes.post("/v1/completions", new CompletionsHandler(state, runner, options.maxBodyBytes()));
         config.routes.post("/v1/chat/completions", new ChatHandler(state, runner, options.maxBodyBytes(),
                 options.toolCallParser(), options.reasoningParser()));
-        config.routes.post("/v1/responses", new ResponsesHandler(state, runner, options.maxBodyBytes()));
+        config.routes.post("/v1/responses", new ResponsesHandler(state, runner, options.maxBodyBytes(),
+                options.toolCallParser(), options.reasoningParser()));
         config.routes.post("/tokenize", tokenize::tokenize);
         config.routes.post("/detokenize", tokenize::detokenize);
 

@@ -1,5 +1,6 @@
 package dev.coil.server.api;
 
+import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.coil.engine.runner.EngineEvent.Finished;
 import dev.coil.engine.runner.EngineEvent.PositionLogprobs;
@@ -10,30 +11,37 @@ import java.util.List;
 import java.util.UUID;
 
 /**
- * An answer of OpenAI's Responses API: a {@code response} object whose output is one assistant message
- * of one {@code output_text} part, whole; streamed, the typed events OpenAI sends (each an {@code event:}
- * line and its JSON, numbered by {@code sequence_number}): response.created and response.in_progress,
- * the message's output_item.added and content_part.added, an output_text.delta a token that adds text,
- * then output_text.done, content_part.done, output_item.done, and response.completed (or
- * response.incomplete when max_output_tokens cut it). The response echoes the request's settings
- * ({@code echo}: instructions, max_output_tokens, metadata, temperature, top_p, text) and carries
- * Coil's {@code timings} and {@code paths} as chat does.
+ * An answer of OpenAI's Responses API, made from the chat answer its request stands for ({@code shape}
+ * reads that answer as chat would: reasoning split off, calls found): whole, a {@code response}
+ * object whose output holds the reasoning, the message and the calls ({@link ResponseOutputItems});
+ * streamed, OpenAI's typed events, each an {@code event:} line and its JSON numbered by
+ * {@code sequence_number}: response.created and response.in_progress, each output item's events, then
+ * response.completed (or response.incomplete when max_output_tokens cut it). The response echoes the
+ * request's settings ({@code echo}) and carries Coil's {@code timings} and {@code paths} as chat does.
  */
 final class ResponsesAnswer implements AnswerFormat {
 
     private final String id = "resp_" + UUID.randomUUID().toString().replace("-", "");
-    private final String messageId = "msg_" + UUID.randomUUID().toString().replace("-", "");
     private final long createdAt = Instant.now().getEpochSecond();
     private final String model;
     private final ObjectNode echo;
+    private final ResponseShape shape;
     private final ChoiceState choice;
+    private final ResponseOutputItems streamed = new ResponseOutputItems();
+    private final ResponseOutputItems.Events events;
+    private SseWriter sse;
     private int sequence;
 
-    /** @param echo the request's settings the response repeats (OpenAI's fields), in order */
-    ResponsesAnswer(String model, ObjectNode echo, ChoiceState choice) {
+    /**
+     * @param echo  the request's settings the response repeats (OpenAI's fields)
+     * @param shape how the chat API would answer the request's one choice
+     */
+    ResponsesAnswer(String model, ObjectNode echo, ResponseShape shape, ChoiceState choice) {
         this.model = model;
         this.echo = echo;
+        this.shape = shape;
         this.choice = choice;
+        this.events = this::send;
     }
 
     @Override
@@ -53,80 +61,76 @@ final class ResponsesAnswer implements AnswerFormat {
 
     @Override
     public ObjectNode whole() {
-        return response();
+        return response(ResponseOutputItems.of(shape.choice(choice).get("message"), cut()));
     }
 
     @Override
-    public void open(SseWriter sse) throws IOException {
-        send(sse, "response.created", Json.object().set("response", response()));
-        send(sse, "response.in_progress", Json.object().set("response", response()));
-        send(sse, "response.output_item.added", Json.object().put("output_index", 0).set("item", message()));
-        send(sse, "response.content_part.added", part().set("part", text("")));
+    public void open(SseWriter writer) throws IOException {
+        this.sse = writer;
+        send("response.created", Json.object().set("response", response(null)));
+        send("response.in_progress", Json.object().set("response", response(null)));
+        feed(shape.opening(choice));
     }
 
     @Override
-    public void prompt(SseWriter sse, ChoiceState state) {
+    public void prompt(SseWriter writer, ChoiceState state) {
     }
 
     @Override
-    public void token(SseWriter sse, ChoiceState state, String text, PositionLogprobs logprobs) throws IOException {
-        if (!text.isEmpty()) {
-            ObjectNode delta = part().put("delta", text);
-            delta.putArray("logprobs");
-            send(sse, "response.output_text.delta", delta);
-        }
+    public void token(SseWriter writer, ChoiceState state, String text, PositionLogprobs logprobs) throws IOException {
+        feed(shape.delta(choice, text, null));
     }
 
     @Override
-    public void finished(SseWriter sse, ChoiceState state, String text, boolean allEnded) throws IOException {
-        token(sse, state, text, null);
-        ObjectNode done = part().put("text", choice.text());
-        done.putArray("logprobs");
-        send(sse, "response.output_text.done", done);
-        send(sse, "response.content_part.done", part().set("part", text(choice.text())));
-        send(sse, "response.output_item.done", Json.object().put("output_index", 0).set("item", message()));
+    public void finished(SseWriter writer, ChoiceState state, String text, boolean allEnded) throws IOException {
+        feed(shape.last(choice, text));
+        streamed.finish(cut(), events);
     }
 
     @Override
-    public void failed(SseWriter sse, ApiException error) throws IOException {
+    public void failed(SseWriter writer, ApiException error) throws IOException {
         ObjectNode event = Json.object().put("type", "error").put("code", error.code()).put("message", error.getMessage());
         event.put("param", error.param());
         event.put("sequence_number", sequence++);
-        sse.event("error", event);
-        sse.end();
+        writer.event("error", event);
+        writer.end();
     }
 
     @Override
-    public void close(SseWriter sse) throws IOException {
-        ObjectNode whole = response();
-        send(sse, whole.get("status").asText().equals("incomplete") ? "response.incomplete" : "response.completed",
-                Json.object().set("response", whole));
-        sse.end();
+    public void close(SseWriter writer) throws IOException {
+        ObjectNode whole = response(streamed.items());
+        send(cut() ? "response.incomplete" : "response.completed", Json.object().set("response", whole));
+        writer.end();
     }
 
-    /** The response object as it stands: in progress until the choice ended, then completed or incomplete. */
-    private ObjectNode response() {
+    /** A chat chunk's delta into the streamed items (a chunk may be null: nothing to send). */
+    private void feed(ObjectNode chunk) throws IOException {
+        if (chunk != null && chunk.get("delta") != null) {
+            streamed.feed(chunk.get("delta"), events);
+        }
+    }
+
+    private boolean cut() {
         Finished finished = choice.finished();
-        boolean cut = finished != null && finished.reason() == FinishReason.LENGTH;
+        return finished != null && finished.reason() == FinishReason.LENGTH;
+    }
+
+    /** The response object: in progress (no output yet, {@code output} null) until the choice ended, then completed or incomplete. */
+    private ObjectNode response(ArrayNode output) {
+        Finished finished = output == null ? null : choice.finished();
         ObjectNode response = Json.object();
         response.put("id", id);
         response.put("object", "response");
         response.put("created_at", createdAt);
-        response.put("status", finished == null ? "in_progress" : cut ? "incomplete" : "completed");
+        response.put("status", finished == null ? "in_progress" : cut() ? "incomplete" : "completed");
         response.putNull("error");
-        if (cut) {
+        if (finished != null && cut()) {
             response.putObject("incomplete_details").put("reason", "max_output_tokens");
         } else {
             response.putNull("incomplete_details");
         }
         response.put("model", model);
-        var output = response.putArray("output");
-        if (finished != null) {
-            output.add(message());
-        }
-        response.put("parallel_tool_calls", true);
-        response.put("tool_choice", "auto");
-        response.putArray("tools");
+        response.set("output", output == null ? Json.object().arrayNode() : output);
         response.put("store", false);
         response.putNull("previous_response_id");
         response.put("truncation", "disabled");
@@ -138,34 +142,6 @@ final class ResponsesAnswer implements AnswerFormat {
             response.putNull("usage");
         }
         return response;
-    }
-
-    /** The assistant's message: in progress with no part yet while the choice runs, then its one text part. */
-    private ObjectNode message() {
-        boolean ended = choice.finished() != null;
-        ObjectNode message = Json.object();
-        message.put("id", messageId);
-        message.put("type", "message");
-        message.put("role", "assistant");
-        message.put("status", ended ? (choice.finished().reason() == FinishReason.LENGTH ? "incomplete" : "completed")
-                : "in_progress");
-        var content = message.putArray("content");
-        if (ended) {
-            content.add(text(choice.text()));
-        }
-        return message;
-    }
-
-    private static ObjectNode text(String text) {
-        ObjectNode part = Json.object().put("type", "output_text").put("text", text);
-        part.putArray("annotations");
-        part.putArray("logprobs");
-        return part;
-    }
-
-    /** The fields of an event about the message's one text part. */
-    private ObjectNode part() {
-        return Json.object().put("item_id", messageId).put("output_index", 0).put("content_index", 0);
     }
 
     private static ObjectNode usage(Finished finished) {
@@ -182,7 +158,7 @@ final class ResponsesAnswer implements AnswerFormat {
     }
 
     /** One typed event: its name is its {@code type}, numbered in the stream's order. */
-    private void send(SseWriter sse, String type, ObjectNode event) throws IOException {
+    private void send(String type, ObjectNode event) throws IOException {
         ObjectNode typed = Json.object().put("type", type);
         typed.setAll(event);
         typed.put("sequence_number", sequence++);

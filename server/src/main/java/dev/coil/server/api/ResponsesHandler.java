@@ -11,17 +11,19 @@ import java.util.List;
 import java.util.Set;
 
 /**
- * POST /v1/responses: OpenAI's Responses API for text, as vLLM serves it. The request is read as the
- * chat request it stands for ({@link ChatHandler#prepare}): {@code instructions} a system message
- * first, {@code input} a user message (a string) or the conversation's messages (a string content or
- * input_text / output_text parts; developer read as system), {@code max_output_tokens} as max_tokens,
- * {@code text.format} as response_format (text, json_object, json_schema with name, schema and
- * strict), {@code temperature}, {@code top_p}, {@code stream}, and vLLM's sampling extras (seed,
- * top_k, stop, ...) as chat takes them. The answer is one assistant message ({@link ResponsesAnswer}).
+ * POST /v1/responses: OpenAI's Responses API, as vLLM serves it. The request is read as the chat
+ * request it stands for ({@link ChatHandler#prepare}): {@code instructions} a system message first,
+ * {@code input} a user message (a string) or the conversation's items (messages of a string or
+ * input_text / output_text parts, developer read as system; function_call items as the assistant's
+ * tool_calls, function_call_output items as tool messages; reasoning items left out, as chat leaves
+ * a turn's reasoning out), {@code max_output_tokens} as max_tokens, {@code text.format} as
+ * response_format, function {@code tools} and {@code tool_choice} as chat's, {@code temperature},
+ * {@code top_p}, {@code stream}, and vLLM's sampling extras (seed, top_k, stop, ...) as chat takes
+ * them. The answer is chat's, read into output items ({@link ResponsesAnswer}).
  *
  * <p>Responses are not stored ({@code store} is answered false): {@code previous_response_id} and
- * {@code conversation} are a 400, as are tools, input items other than messages (function calls and
- * their outputs, images, files), {@code background}, {@code include}, {@code top_logprobs} and
+ * {@code conversation} are a 400, as are tools other than functions, items other than those above,
+ * parts other than text, {@code background}, {@code include}, {@code top_logprobs} and
  * {@code truncation: "auto"}, each naming the field. {@code reasoning} and {@code text.verbosity} are
  * read past: the served models take no effort setting.
  */
@@ -37,11 +39,17 @@ public final class ResponsesHandler implements Handler {
     private final ServerState state;
     private final GenerationRunner runner;
     private final long maxBodyBytes;
+    private final ToolCallFormat toolCallParser;
+    private final ReasoningFormat reasoningParser;
 
-    public ResponsesHandler(ServerState state, GenerationRunner runner, long maxBodyBytes) {
+    /** The parsers as {@link ChatHandler} takes them: tool_choice "auto"'s call format, the reasoning's. */
+    public ResponsesHandler(ServerState state, GenerationRunner runner, long maxBodyBytes, ToolCallFormat toolCallParser,
+            ReasoningFormat reasoningParser) {
         this.state = state;
         this.runner = runner;
         this.maxBodyBytes = maxBodyBytes;
+        this.toolCallParser = toolCallParser;
+        this.reasoningParser = reasoningParser;
     }
 
     @Override
@@ -64,9 +72,18 @@ public final class ResponsesHandler implements Handler {
         if (format != null) {
             chat.set("response_format", responseFormat(format));
         }
+        if (fields.has("tools")) {
+            chat.set("tools", tools(fields.get("tools")));
+        }
+        if (fields.has("tool_choice")) {
+            chat.set("tool_choice", toolChoice(fields.get("tool_choice")));
+        }
+        if (fields.has("parallel_tool_calls")) {
+            chat.set("parallel_tool_calls", fields.get("parallel_tool_calls"));
+        }
         ChatHandler.Prepared prepared;
         try {
-            prepared = ChatHandler.prepare(new Fields(chat), model, null, null);
+            prepared = ChatHandler.prepare(new Fields(chat), model, toolCallParser, reasoningParser);
         } catch (ApiException e) {
             throw renamed(e);
         }
@@ -80,20 +97,15 @@ public final class ResponsesHandler implements Handler {
         echo.set("text", Json.object().set("format", format == null ? Json.object().put("type", "text") : format));
         echo.set("reasoning", fields.has("reasoning") ? fields.get("reasoning") : null);
         echo.set("user", fields.has("user") ? fields.get("user") : null);
-        runner.run(ctx, model, new ResponsesAnswer(model.name(), echo, prepared.choices().getFirst()),
+        echo.set("tools", fields.has("tools") ? fields.get("tools") : Json.object().arrayNode());
+        echo.set("tool_choice", fields.has("tool_choice") ? fields.get("tool_choice") : Json.MAPPER.valueToTree("auto"));
+        echo.put("parallel_tool_calls", fields.bool("parallel_tool_calls", true));
+        runner.run(ctx, model, new ResponsesAnswer(model.name(), echo, prepared.shape(), prepared.choices().getFirst()),
                 prepared.settings(), prepared.choices(), prepared.requests());
     }
 
     /** The fields that ask for what this server does not do, each a 400 naming it. */
     private static void refuseWhatIsNotServed(Fields fields) {
-        if (fields.has("tools") && !(fields.get("tools").isArray() && fields.get("tools").isEmpty())) {
-            throw ApiException.invalid("tools", "tools are not supported on /v1/responses; /v1/chat/completions "
-                    + "takes them");
-        }
-        JsonNode toolChoice = fields.get("tool_choice");
-        if (toolChoice != null && !(toolChoice.isTextual() && Set.of("auto", "none").contains(toolChoice.textValue()))) {
-            throw ApiException.invalid("tool_choice", "tool_choice must be \"auto\" or \"none\" without tools");
-        }
         for (String stored : List.of("previous_response_id", "conversation")) {
             if (fields.has(stored)) {
                 throw ApiException.invalid(stored, stored + " is not supported: this server does not store responses");
@@ -155,10 +167,27 @@ public final class ResponsesHandler implements Handler {
             if (!item.isObject()) {
                 throw ApiException.invalid("input", where + " must be a message object, got " + Fields.typeName(item));
             }
-            JsonNode type = item.get("type");
-            if (type != null && !(type.isTextual() && type.textValue().equals("message"))) {
-                throw ApiException.invalid("input", where + ": items of type " + type + " are not supported; "
-                        + "give messages (role and content)");
+            String type = item.path("type").asText("message");
+            switch (type) {
+                case "function_call" -> {
+                    callOf(messages).add(Json.object().put("id", text(item, "call_id", where)).put("type", "function")
+                            .set("function", Json.object().put("name", text(item, "name", where))
+                                    .put("arguments", text(item, "arguments", where))));
+                    continue;
+                }
+                case "function_call_output" -> {
+                    JsonNode output = item.get("output");
+                    messages.addObject().put("role", "tool").put("tool_call_id", text(item, "call_id", where))
+                            .put("content", output != null && output.isTextual() ? output.textValue()
+                                    : content(output, where + ".output"));
+                    continue;
+                }
+                case "reasoning" -> {
+                    continue; // a turn's reasoning is not the conversation's, as in chat
+                }
+                case "message" -> { }
+                default -> throw ApiException.invalid("input", where + ": items of type \"" + type + "\" are not "
+                        + "supported; give messages, function_call and function_call_output items");
             }
             JsonNode role = item.get("role");
             if (role == null || !role.isTextual()
@@ -170,6 +199,64 @@ public final class ResponsesHandler implements Handler {
                     .put("content", content(item.get("content"), where + ".content"));
         }
         return messages;
+    }
+
+    /**
+     * The tool_calls array a function_call item joins: the last message's when it is the assistant's
+     * (its text or calls just before), else a new assistant message's.
+     */
+    private static ArrayNode callOf(ArrayNode messages) {
+        JsonNode last = messages.isEmpty() ? null : messages.get(messages.size() - 1);
+        if (last instanceof ObjectNode message && message.path("role").asText().equals("assistant")) {
+            return message.has("tool_calls") ? (ArrayNode) message.get("tool_calls") : message.putArray("tool_calls");
+        }
+        ObjectNode message = messages.addObject().put("role", "assistant").put("content", "");
+        return message.putArray("tool_calls");
+    }
+
+    /** An item's string field, or a 400 naming where it stands. */
+    private static String text(JsonNode item, String field, String where) {
+        JsonNode value = item.get(field);
+        if (value == null || !value.isTextual()) {
+            throw ApiException.invalid("input", where + "." + field + " must be a string");
+        }
+        return value.textValue();
+    }
+
+    /** Chat's tools for the Responses API's: {@code {"type": "function", "name", ...}} wrapped as chat's function. */
+    private static ArrayNode tools(JsonNode tools) {
+        if (!tools.isArray()) {
+            throw ApiException.invalid("tools", "tools must be an array of function tools");
+        }
+        ArrayNode chat = Json.object().arrayNode();
+        for (int i = 0; i < tools.size(); i++) {
+            JsonNode tool = tools.get(i);
+            if (!tool.path("type").asText().equals("function")) {
+                throw ApiException.invalid("tools", "tools[" + i + "]: tools of type " + tool.path("type")
+                        + " are not supported; give function tools");
+            }
+            ObjectNode function = Json.object();
+            tool.properties().forEach(field -> {
+                if (!field.getKey().equals("type")) {
+                    function.set(field.getKey(), field.getValue());
+                }
+            });
+            chat.addObject().put("type", "function").set("function", function);
+        }
+        return chat;
+    }
+
+    /** Chat's tool_choice: the same strings, a named function {@code {"type": "function", "name"}} as chat's. */
+    private static JsonNode toolChoice(JsonNode choice) {
+        if (choice.isTextual()) {
+            return choice;
+        }
+        if (choice.isObject() && choice.path("type").asText().equals("function") && choice.path("name").isTextual()) {
+            return Json.object().put("type", "function").set("function",
+                    Json.object().put("name", choice.get("name").textValue()));
+        }
+        throw ApiException.invalid("tool_choice", "tool_choice must be \"auto\", \"none\", \"required\" or "
+                + "{\"type\": \"function\", \"name\": …}");
     }
 
     /** A message's content: a string, or its text parts (input_text, output_text) joined. */

@@ -25,6 +25,7 @@ import com.openai.models.responses.ResponseCompletedEvent;
 import com.openai.models.responses.ResponseCreateParams;
 import com.openai.models.responses.ResponseIncompleteEvent;
 import com.openai.models.responses.ResponseStreamEvent;
+import com.openai.models.responses.ToolChoiceFunction;
 import dev.coil.server.TestServer;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -315,5 +316,23 @@ class OpenAiClientTest {
                 .or(() -> last.incomplete().map(ResponseIncompleteEvent::response)).orElseThrow();
         assertThat(finalResponse.output().getFirst().message().orElseThrow().content().getFirst().outputText()
                 .orElseThrow().text()).isEqualTo(text);
+    }
+
+    /** A named function through the client's Responses API: the call item and every stream event pass its validation. */
+    @Test
+    void responsesFunctionCallsAreTheClientsItems() throws Exception {
+        var params = ResponseCreateParams.builder().model("coil-demo").input("Wake me at seven.").maxOutputTokens(300L)
+                .temperature(0.0).addTool(SetAlarm.class)
+                .toolChoice(ToolChoiceFunction.builder().name("SetAlarm").build()).build();
+        Response response = client.responses().create(params).validate();
+        var call = response.output().getFirst().functionCall().orElseThrow();
+        assertThat(call.name()).isEqualTo("SetAlarm");
+        StringBuilder streamed = new StringBuilder();
+        try (StreamResponse<ResponseStreamEvent> stream = client.responses().createStreaming(params)) {
+            stream.stream().forEach(event -> event.validate().functionCallArgumentsDelta()
+                    .ifPresent(delta -> streamed.append(delta.delta())));
+        }
+        assertThat(streamed.toString()).isEqualTo(call.arguments());
+        assertThat(TestServer.JSON.readTree(call.arguments()).has("level")).as(call.arguments()).isTrue();
     }
 }

@@ -65,6 +65,29 @@ class ReasoningTest {
         assertThat(reasoningContent.toString()).isEqualTo(completion);
     }
 
+    /** The Responses API splits the reasoning into a reasoning item, whole and streamed, as chat splits it. */
+    @Test
+    void responsesPutTheReasoningInItsOwnItem() {
+        String input = "\"input\": \"Which is larger, 9.11 or 9.8?\", \"temperature\": 0, \"max_output_tokens\": 24";
+        JsonNode message = server.postJson("/v1/chat/completions", "{" + ASK + "}").at("/choices/0/message");
+        JsonNode response = server.postJson("/v1/responses", "{" + input + "}");
+        JsonNode reasoning = response.at("/output/0");
+        assertThat(reasoning.get("type").asText()).as(response.toString()).isEqualTo("reasoning");
+        assertThat(reasoning.at("/content/0/text").asText()).isEqualTo(message.get("reasoning_content").asText())
+                .isNotEmpty();
+
+        StringBuilder streamed = new StringBuilder();
+        List<JsonNode> events = ResponsesTest.events(server.post("/v1/responses", "{" + input + ", \"stream\": true}")
+                .body());
+        for (JsonNode event : events) {
+            if (event.get("type").asText().equals("response.reasoning_text.delta")) {
+                streamed.append(event.get("delta").asText());
+            }
+        }
+        assertThat(streamed.toString()).isEqualTo(reasoning.at("/content/0/text").asText());
+        assertThat(events.getLast().at("/response/output/0/type").asText()).isEqualTo("reasoning");
+    }
+
     @Test
     void withoutAnOpenBlockTheAnswerIsContentAndAGrammarHoldsItFromItsStart() {
         String off = "{" + ASK + ", \"chat_template_kwargs\": {\"enable_thinking\": false}}";

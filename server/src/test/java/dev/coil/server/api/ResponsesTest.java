@@ -77,20 +77,14 @@ class ResponsesTest {
 
         List<String> types = new ArrayList<>();
         StringBuilder text = new StringBuilder();
-        JsonNode last = null;
-        int sequence = 0;
-        for (String block : streamed.body().split("\n\n")) {
-            String[] lines = block.split("\n", 2);
-            assertThat(lines[0]).startsWith("event: ");
-            JsonNode event = TestServer.parse(lines[1].substring("data: ".length()));
-            assertThat(event.get("type").asText()).isEqualTo(lines[0].substring("event: ".length()));
-            assertThat(event.get("sequence_number").asInt()).isEqualTo(sequence++);
+        List<JsonNode> events = events(streamed.body());
+        for (JsonNode event : events) {
             types.add(event.get("type").asText());
             if (event.get("type").asText().equals("response.output_text.delta")) {
                 text.append(event.get("delta").asText());
             }
-            last = event;
         }
+        JsonNode last = events.getLast();
         int deltas = (int) types.stream().filter(type -> type.equals("response.output_text.delta")).count();
         List<String> expected = new ArrayList<>(List.of("response.created", "response.in_progress",
                 "response.output_item.added", "response.content_part.added"));
@@ -129,15 +123,101 @@ class ResponsesTest {
         assertThat(whole).as("answers that ended by themselves").isNotEmpty();
     }
 
+    static final String ALARM = """
+            {"type": "object", "properties": {"hour": {"type": "integer", "minimum": 0, "maximum": 23},
+             "label": {"type": "string", "maxLength": 12}}, "required": ["hour", "label"], "additionalProperties": false}""";
+
+    /**
+     * A named function: the answer is one function_call item whose arguments hold to its parameters,
+     * and its stream opens the item, sends the arguments as deltas that spell them, and closes it.
+     */
+    @Test
+    void aNamedFunctionIsCalledWholeAndStreamed() {
+        String request = "\"input\": \"Wake me at seven.\", \"max_output_tokens\": 120, \"temperature\": 0, "
+                + "\"tools\": [{\"type\": \"function\", \"name\": \"set_alarm\", \"description\": \"Sets an alarm.\", "
+                + "\"parameters\": " + ALARM + ", \"strict\": true}], "
+                + "\"tool_choice\": {\"type\": \"function\", \"name\": \"set_alarm\"}";
+        JsonNode response = server.postJson("/v1/responses", "{" + request + "}");
+        assertThat(response.get("output")).as(response.toString()).hasSize(1);
+        JsonNode call = response.at("/output/0");
+        assertThat(call.get("type").asText()).isEqualTo("function_call");
+        assertThat(call.get("name").asText()).isEqualTo("set_alarm");
+        assertThat(call.get("call_id").asText()).isNotEmpty();
+        String arguments = call.get("arguments").asText();
+        if (response.get("status").asText().equals("completed")) {
+            assertThat(TestServer.schemaErrors(ALARM, arguments)).as(arguments).isEmpty();
+        }
+        assertThat(response.at("/tool_choice/name").asText()).isEqualTo("set_alarm");
+        assertThat(response.at("/tools/0/name").asText()).isEqualTo("set_alarm");
+
+        List<JsonNode> events = events(server.post("/v1/responses", "{" + request + ", \"stream\": true}").body());
+        StringBuilder streamed = new StringBuilder();
+        List<String> types = new ArrayList<>();
+        for (JsonNode event : events) {
+            String type = event.get("type").asText();
+            types.add(type);
+            if (type.equals("response.function_call_arguments.delta")) {
+                streamed.append(event.get("delta").asText());
+                assertThat(event.get("item_id").asText()).isEqualTo(events.get(2).at("/item/id").asText());
+            }
+        }
+        assertThat(types.subList(0, 3)).containsExactly("response.created", "response.in_progress",
+                "response.output_item.added");
+        assertThat(events.get(2).at("/item/type").asText()).isEqualTo("function_call");
+        assertThat(streamed.toString()).isEqualTo(arguments);
+        JsonNode done = events.get(types.indexOf("response.function_call_arguments.done"));
+        assertThat(done.get("arguments").asText()).isEqualTo(arguments);
+        assertThat(events.getLast().at("/response/output/0/arguments").asText()).isEqualTo(arguments);
+        assertThat(types.getLast()).isIn("response.completed", "response.incomplete");
+    }
+
+    /** Calls and their outputs given back in the input are the chat conversation of assistant tool_calls and tool messages. */
+    @Test
+    void callsAndTheirOutputsInTheInputAreTheChatConversation() {
+        JsonNode response = server.postJson("/v1/responses", """
+                {"input": [{"role": "user", "content": "Wake me at seven."},
+                  {"type": "function_call", "call_id": "call_1", "name": "set_alarm", "arguments": "{\\"hour\\": 7}"},
+                  {"type": "reasoning", "id": "rs_1", "summary": []},
+                  {"type": "function_call_output", "call_id": "call_1", "output": "done"}],
+                 "max_output_tokens": 10, "temperature": 0}""");
+        JsonNode chat = server.postJson("/v1/chat/completions", """
+                {"messages": [{"role": "user", "content": "Wake me at seven."},
+                  {"role": "assistant", "content": "", "tool_calls": [{"id": "call_1", "type": "function",
+                    "function": {"name": "set_alarm", "arguments": "{\\"hour\\": 7}"}}]},
+                  {"role": "tool", "tool_call_id": "call_1", "content": "done"}],
+                 "max_tokens": 10, "temperature": 0}""");
+        assertThat(response.at("/output/0/content/0/text").asText())
+                .isEqualTo(chat.at("/choices/0/message/content").asText());
+        assertThat(response.at("/usage/input_tokens").asInt()).isEqualTo(chat.at("/usage/prompt_tokens").asInt());
+    }
+
+    /** The typed events of a Responses stream, each checked against its event line and numbered in order. */
+    static List<JsonNode> events(String body) {
+        List<JsonNode> events = new ArrayList<>();
+        for (String block : body.split("\n\n")) {
+            String[] lines = block.split("\n", 2);
+            assertThat(lines[0]).startsWith("event: ");
+            JsonNode event = TestServer.parse(lines[1].substring("data: ".length()));
+            assertThat(event.get("type").asText()).isEqualTo(lines[0].substring("event: ".length()));
+            assertThat(event.get("sequence_number").asInt()).isEqualTo(events.size());
+            events.add(event);
+        }
+        return events;
+    }
+
     @Test
     void whatIsNotServedIsRefusedByName() {
-        refused("\"input\": \"x\", \"tools\": [{\"type\": \"function\", \"name\": \"f\"}]", "tools", "not supported");
+        refused("\"input\": \"x\", \"tools\": [{\"type\": \"web_search\"}]", "tools",
+                "tools[0]: tools of type \"web_search\" are not supported");
+        refused("\"input\": \"x\", \"tool_choice\": {\"type\": \"file_search\"}", "tool_choice", "tool_choice must be");
         refused("\"input\": \"x\", \"previous_response_id\": \"resp_1\"", "previous_response_id",
                 "does not store responses");
         refused("\"input\": \"x\", \"background\": true", "background", "not supported");
         refused("\"input\": \"x\", \"include\": [\"message.output_text.logprobs\"]", "include", "not supported");
-        refused("\"input\": [{\"type\": \"function_call_output\", \"call_id\": \"c\", \"output\": \"1\"}]", "input",
-                "input[0]: items of type \"function_call_output\" are not supported");
+        refused("\"input\": [{\"type\": \"web_search_call\", \"id\": \"w\"}]", "input",
+                "input[0]: items of type \"web_search_call\" are not supported");
+        refused("\"input\": [{\"type\": \"function_call\", \"name\": \"f\", \"arguments\": \"{}\"}]", "input",
+                "input[0].call_id must be a string");
         refused("\"input\": [{\"role\": \"user\", \"content\": [{\"type\": \"input_image\", \"image_url\": \"u\"}]}]",
                 "input", "parts of type \"input_image\" are not supported");
         refused("\"max_output_tokens\": 4", "input", "input is required");

@@ -58,6 +58,19 @@ public final class ResponsesHandler implements Handler {
         ObjectNode body = JsonBody.read(ctx, maxBodyBytes);
         Fields fields = new Fields(body);
         refuseWhatIsNotServed(fields);
+        ChatHandler.Prepared prepared;
+        try {
+            prepared = ChatHandler.prepare(new Fields(chatRequest(body, fields)), model, toolCallParser,
+                    reasoningParser);
+        } catch (ApiException e) {
+            throw renamed(e);
+        }
+        runner.run(ctx, model, new ResponsesAnswer(model.name(), echo(fields, prepared), prepared.shape(),
+                prepared.choices().getFirst()), prepared.settings(), prepared.choices(), prepared.requests());
+    }
+
+    /** The chat request a Responses request stands for: its own fields renamed, the others (vLLM's extras) as they are. */
+    private static ObjectNode chatRequest(ObjectNode body, Fields fields) {
         ObjectNode chat = Json.object();
         body.properties().forEach(field -> {
             if (!RESPONSES_FIELDS.contains(field.getKey())) {
@@ -81,27 +94,25 @@ public final class ResponsesHandler implements Handler {
         if (fields.has("parallel_tool_calls")) {
             chat.set("parallel_tool_calls", fields.get("parallel_tool_calls"));
         }
-        ChatHandler.Prepared prepared;
-        try {
-            prepared = ChatHandler.prepare(new Fields(chat), model, toolCallParser, reasoningParser);
-        } catch (ApiException e) {
-            throw renamed(e);
-        }
+        return chat;
+    }
 
+    /** The request's settings a response repeats, as OpenAI's responses carry them. */
+    private static ObjectNode echo(Fields fields, ChatHandler.Prepared prepared) {
+        JsonNode format = textFormat(fields);
         ObjectNode echo = Json.object();
-        echo.set("instructions", fields.has("instructions") ? fields.get("instructions") : null);
-        echo.set("max_output_tokens", fields.has("max_output_tokens") ? fields.get("max_output_tokens") : null);
+        echo.set("instructions", fields.get("instructions"));
+        echo.set("max_output_tokens", fields.get("max_output_tokens"));
         echo.set("metadata", fields.has("metadata") ? fields.get("metadata") : Json.object());
         echo.put("temperature", prepared.settings().sampling().temperature());
         echo.put("top_p", prepared.settings().sampling().topP());
         echo.set("text", Json.object().set("format", format == null ? Json.object().put("type", "text") : format));
-        echo.set("reasoning", fields.has("reasoning") ? fields.get("reasoning") : null);
-        echo.set("user", fields.has("user") ? fields.get("user") : null);
+        echo.set("reasoning", fields.get("reasoning"));
+        echo.set("user", fields.get("user"));
         echo.set("tools", fields.has("tools") ? fields.get("tools") : Json.object().arrayNode());
         echo.set("tool_choice", fields.has("tool_choice") ? fields.get("tool_choice") : Json.MAPPER.valueToTree("auto"));
         echo.put("parallel_tool_calls", fields.bool("parallel_tool_calls", true));
-        runner.run(ctx, model, new ResponsesAnswer(model.name(), echo, prepared.shape(), prepared.choices().getFirst()),
-                prepared.settings(), prepared.choices(), prepared.requests());
+        return echo;
     }
 
     /** The fields that ask for what this server does not do, each a 400 naming it. */

@@ -7,15 +7,17 @@ import dev.coil.engine.runner.EngineEvent.PositionLogprobs;
 import dev.coil.engine.runner.FinishReason;
 import java.io.IOException;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
 
 /**
  * An answer of OpenAI's Responses API, made from the chat answer its request stands for ({@code shape}
  * reads that answer as chat would: reasoning split off, calls found): whole, a {@code response}
- * object whose output holds the reasoning, the message and the calls ({@link ResponseOutputItems});
- * streamed, OpenAI's typed events, each an {@code event:} line and its JSON numbered by
- * {@code sequence_number}: response.created and response.in_progress, each output item's events, then
+ * object whose output items are the answer's {@link AnswerBlocks} (a reasoning item, a message, a
+ * function_call each); streamed, OpenAI's typed events, each an {@code event:} line and its JSON numbered by
+ * {@code sequence_number}: response.created and response.in_progress, each output item's events (added,
+ * its part added, its deltas, their .done events, done), then
  * response.completed (or response.incomplete when max_output_tokens cut it). The response echoes the
  * request's settings ({@code echo}) and carries Coil's {@code timings} and {@code paths} as chat does.
  */
@@ -27,8 +29,9 @@ final class ResponsesAnswer implements AnswerFormat {
     private final ObjectNode echo;
     private final ResponseShape shape;
     private final ChoiceState choice;
-    private final ResponseOutputItems streamed = new ResponseOutputItems();
-    private final ResponseOutputItems.Events events;
+    private final AnswerBlocks streamed = new AnswerBlocks();
+    /** Each block's item id, by the block's index. */
+    private final List<String> itemIds = new ArrayList<>();
     private SseWriter sse;
     private int sequence;
 
@@ -41,7 +44,6 @@ final class ResponsesAnswer implements AnswerFormat {
         this.echo = echo;
         this.shape = shape;
         this.choice = choice;
-        this.events = this::send;
     }
 
     @Override
@@ -61,7 +63,11 @@ final class ResponsesAnswer implements AnswerFormat {
 
     @Override
     public ObjectNode whole() {
-        return response(ResponseOutputItems.of(shape.choice(choice).get("message"), cut()));
+        List<AnswerBlocks.Block> blocks = AnswerBlocks.of(shape.choice(choice).get("message"));
+        if (blocks.isEmpty()) {
+            blocks.add(new AnswerBlocks.Block(AnswerBlocks.Kind.TEXT, null, null, ""));
+        }
+        return response(items(blocks));
     }
 
     @Override
@@ -84,7 +90,7 @@ final class ResponsesAnswer implements AnswerFormat {
     @Override
     public void finished(SseWriter writer, ChoiceState state, String text, boolean allEnded) throws IOException {
         feed(shape.last(choice, text));
-        streamed.finish(cut(), events);
+        streamed.finish(true, listener);
     }
 
     @Override
@@ -98,16 +104,127 @@ final class ResponsesAnswer implements AnswerFormat {
 
     @Override
     public void close(SseWriter writer) throws IOException {
-        ObjectNode whole = response(streamed.items());
+        ObjectNode whole = response(items(streamed.blocks()));
         send(cut() ? "response.incomplete" : "response.completed", Json.object().set("response", whole));
         writer.end();
     }
 
-    /** A chat chunk's delta into the streamed items (a chunk may be null: nothing to send). */
+    /** A chat chunk's delta into the streamed blocks (a chunk may be null: nothing to send). */
     private void feed(ObjectNode chunk) throws IOException {
         if (chunk != null && chunk.get("delta") != null) {
-            streamed.feed(chunk.get("delta"), events);
+            streamed.feed(chunk.get("delta"), listener);
         }
+    }
+
+    /** The events of the streamed blocks' items. */
+    private final AnswerBlocks.Listener listener = new AnswerBlocks.Listener() {
+        @Override
+        public void opened(int index, AnswerBlocks.Block block) throws IOException {
+            send("response.output_item.added", Json.object().put("output_index", index)
+                    .set("item", item(index, block, "in_progress")));
+            if (block.kind != AnswerBlocks.Kind.CALL) {
+                send("response.content_part.added", part(index).set("part", part(block.kind, "")));
+            }
+        }
+
+        @Override
+        public void grew(int index, AnswerBlocks.Block block, String piece) throws IOException {
+            switch (block.kind) {
+                case TEXT -> {
+                    ObjectNode delta = part(index).put("delta", piece);
+                    delta.putArray("logprobs");
+                    send("response.output_text.delta", delta);
+                }
+                case REASONING -> send("response.reasoning_text.delta", part(index).put("delta", piece));
+                case CALL -> send("response.function_call_arguments.delta", Json.object()
+                        .put("item_id", id(index, block)).put("output_index", index).put("delta", piece));
+            }
+        }
+
+        @Override
+        public void closed(int index, AnswerBlocks.Block block) throws IOException {
+            switch (block.kind) {
+                case CALL -> send("response.function_call_arguments.done", Json.object()
+                        .put("item_id", id(index, block)).put("output_index", index).put("name", block.name)
+                        .put("arguments", block.text()));
+                default -> {
+                    boolean text = block.kind == AnswerBlocks.Kind.TEXT;
+                    ObjectNode done = part(index).put("text", block.text());
+                    if (text) {
+                        done.putArray("logprobs");
+                    }
+                    send(text ? "response.output_text.done" : "response.reasoning_text.done", done);
+                    send("response.content_part.done", part(index).set("part", part(block.kind, block.text())));
+                }
+            }
+            send("response.output_item.done", Json.object().put("output_index", index)
+                    .set("item", item(index, block, status(block))));
+        }
+    };
+
+    /** The output items of {@code blocks}, whole. */
+    private ArrayNode items(List<AnswerBlocks.Block> blocks) {
+        ArrayNode items = Json.object().arrayNode();
+        for (int i = 0; i < blocks.size(); i++) {
+            items.add(item(i, blocks.get(i), status(blocks.get(i))));
+        }
+        return items;
+    }
+
+    /** A text block cut by max_output_tokens is incomplete; the others are complete once whole. */
+    private String status(AnswerBlocks.Block block) {
+        return block.kind == AnswerBlocks.Kind.TEXT && cut() ? "incomplete" : "completed";
+    }
+
+    /** Block {@code index} as an output item: a message, a reasoning item or a function_call, with no part yet while in progress. */
+    private ObjectNode item(int index, AnswerBlocks.Block block, String status) {
+        boolean inProgress = status.equals("in_progress");
+        ObjectNode item = Json.object().put("id", id(index, block));
+        switch (block.kind) {
+            case TEXT -> item.put("type", "message").put("role", "assistant");
+            case REASONING -> item.put("type", "reasoning").putArray("summary");
+            case CALL -> {
+                return item.put("type", "function_call").put("call_id", block.callId).put("name", block.name)
+                        .put("arguments", inProgress ? "" : block.text()).put("status", status);
+            }
+        }
+        item.put("status", status);
+        ArrayNode content = item.putArray("content");
+        if (!inProgress) {
+            content.add(part(block.kind, block.text()));
+        }
+        return item;
+    }
+
+    /** Block {@code index}'s item id, made when first asked for: msg_, rs_ or fc_ and 32 hex digits. */
+    private String id(int index, AnswerBlocks.Block block) {
+        while (itemIds.size() <= index) {
+            itemIds.add(null);
+        }
+        if (itemIds.get(index) == null) {
+            String prefix = switch (block.kind) {
+                case TEXT -> "msg_";
+                case REASONING -> "rs_";
+                case CALL -> "fc_";
+            };
+            itemIds.set(index, prefix + UUID.randomUUID().toString().replace("-", ""));
+        }
+        return itemIds.get(index);
+    }
+
+    /** The fields of an event about the one part of item {@code index}. */
+    private ObjectNode part(int index) {
+        return Json.object().put("item_id", itemIds.get(index)).put("output_index", index).put("content_index", 0);
+    }
+
+    private static ObjectNode part(AnswerBlocks.Kind kind, String text) {
+        if (kind == AnswerBlocks.Kind.REASONING) {
+            return Json.object().put("type", "reasoning_text").put("text", text);
+        }
+        ObjectNode part = Json.object().put("type", "output_text").put("text", text);
+        part.putArray("annotations");
+        part.putArray("logprobs");
+        return part;
     }
 
     private boolean cut() {

@@ -7,6 +7,7 @@ import dev.coil.server.api.CompletionsHandler;
 import dev.coil.server.api.ErrorResponses;
 import dev.coil.server.api.GenerationRunner;
 import dev.coil.server.api.Json;
+import dev.coil.server.api.MessagesHandler;
 import dev.coil.server.api.ModelsHandler;
 import dev.coil.server.api.ResponsesHandler;
 import dev.coil.server.api.TokenizeHandlers;
@@ -186,6 +187,10 @@ public final class CoilServer implements AutoCloseable {
                 options.toolCallParser(), options.reasoningParser()));
         config.routes.post("/v1/responses", new ResponsesHandler(state, runner, options.maxBodyBytes(),
                 options.toolCallParser(), options.reasoningParser()));
+        MessagesHandler messages = new MessagesHandler(state, runner, options.maxBodyBytes(), options.toolCallParser(),
+                options.reasoningParser());
+        config.routes.post("/v1/messages", messages::messages);
+        config.routes.post("/v1/messages/count_tokens", messages::countTokens);
         config.routes.post("/tokenize", tokenize::tokenize);
         config.routes.post("/detokenize", tokenize::detokenize);
 

@@ -7,7 +7,8 @@ import java.security.MessageDigest;
 
 /**
  * With an API key set, API routes answer 401 unless the request carries
- * {@code Authorization: Bearer <key>}. /health, /ping, /version and the playground's static files stay open.
+ * {@code Authorization: Bearer <key>} (or Anthropic's {@code x-api-key: <key>}). /health, /ping,
+ * /version and the playground's static files stay open.
  */
 public final class ApiKeyCheck implements Handler {
 
@@ -31,10 +32,13 @@ public final class ApiKeyCheck implements Handler {
         }
         String header = ctx.header("Authorization");
         String prefix = "Bearer ";
-        if (header == null || !header.regionMatches(true, 0, prefix, 0, prefix.length())) {
+        // Anthropic's clients send the key as x-api-key.
+        String anthropicKey = ctx.header("x-api-key");
+        if ((header == null || !header.regionMatches(true, 0, prefix, 0, prefix.length())) && anthropicKey == null) {
             throw ApiException.unauthorized();
         }
-        byte[] given = header.substring(prefix.length()).trim().getBytes(StandardCharsets.UTF_8);
+        byte[] given = (header != null && header.regionMatches(true, 0, prefix, 0, prefix.length())
+                ? header.substring(prefix.length()) : anthropicKey).trim().getBytes(StandardCharsets.UTF_8);
         if (!MessageDigest.isEqual(given, key)) {
             throw ApiException.unauthorized();
         }

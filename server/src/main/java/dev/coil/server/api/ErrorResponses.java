@@ -6,7 +6,7 @@ import io.javalin.http.Context;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
-/** OpenAI error objects, and how engine refusals become them. */
+/** OpenAI error objects (Anthropic's under its Messages API), and how engine refusals become them. */
 public final class ErrorResponses {
 
     /** "max_tokens must be ...", "top_p: ...": the message starts with the parameter's API name. */
@@ -26,9 +26,33 @@ public final class ErrorResponses {
         return root;
     }
 
-    /** Answers with the error's status and body (only while the response is not yet committed). */
+    /**
+     * Anthropic's error object, for the Messages API: {@code {"type": "error", "error": {"type",
+     * "message"}}}, its type Anthropic's name for the status (invalid_request_error,
+     * authentication_error, not_found_error, request_too_large, rate_limit_error, overloaded_error,
+     * api_error).
+     */
+    public static ObjectNode anthropicBody(ApiException error) {
+        String type = switch (error.status()) {
+            case 401 -> "authentication_error";
+            case 403 -> "permission_error";
+            case 404 -> "not_found_error";
+            case 413 -> "request_too_large";
+            case 429 -> "rate_limit_error";
+            case 503 -> "overloaded_error";
+            default -> error.status() >= 500 ? "api_error" : "invalid_request_error";
+        };
+        ObjectNode root = Json.object().put("type", "error");
+        root.putObject("error").put("type", type).put("message", error.getMessage());
+        return root;
+    }
+
+    /**
+     * Answers with the error's status and body (only while the response is not yet committed): Anthropic's
+     * error object under /v1/messages, OpenAI's everywhere else.
+     */
     public static void write(Context ctx, ApiException error) {
-        Json.respond(ctx, error.status(), body(error));
+        Json.respond(ctx, error.status(), ctx.path().startsWith("/v1/messages") ? anthropicBody(error) : body(error));
     }
 
     /**

@@ -222,6 +222,14 @@ class ErrorsTest {
             assertThat(guarded.get("/").statusCode()).isEqualTo(200);
             assertThat(guarded.post("/v1/completions", body, "Authorization", "Bearer sesame").statusCode()).isEqualTo(200);
             assertThat(guarded.get("/metrics", "Authorization", "Bearer sesame").statusCode()).isEqualTo(200);
+
+            // Anthropic's clients send x-api-key; under /v1/messages an error is Anthropic's object.
+            String message = "{\"max_tokens\": 1, \"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}";
+            var refused = guarded.post("/v1/messages", message, "x-api-key", "wrong");
+            assertThat(refused.statusCode()).isEqualTo(401);
+            assertThat(TestServer.parse(refused.body()).at("/error/type").asText()).isEqualTo("authentication_error");
+            assertThat(guarded.post("/v1/messages", message, "x-api-key", "sesame").statusCode()).isEqualTo(200);
+            assertThat(guarded.post("/v1/completions", body, "x-api-key", "sesame").statusCode()).isEqualTo(200);
         }
     }
 

@@ -8,7 +8,7 @@ import java.util.List;
 /**
  * A chat answer as the Responses and Messages APIs give it: blocks in order, the reasoning a reasoning
  * parser split off, the text, and each call (its id, name and arguments). Whole, from the chat
- * message ({@link #of}); streamed, from the chat deltas in order ({@link #feed}): a block opens when
+ * message ({@link #whole}); streamed, from the chat deltas in order: a block opens when
  * its first piece comes, grows by each piece, and closes when a piece of another block starts or the
  * answer ends, so that the blocks come out as the whole answer's do. A {@link Listener} hears each.
  */
@@ -44,9 +44,53 @@ final class AnswerBlocks {
         void closed(int index, Block block) throws IOException;
     }
 
+    private final ResponseShape shape;
+    private final ChoiceState choice;
+    private final Listener listener;
     private final List<Block> blocks = new ArrayList<>();
     /** The block being streamed, or null. */
     private Block open;
+
+    /**
+     * The blocks of {@code choice}'s answer as {@code shape} (the chat API's reading of it) streams it,
+     * told to {@code listener}.
+     */
+    AnswerBlocks(ResponseShape shape, ChoiceState choice, Listener listener) {
+        this.shape = shape;
+        this.choice = choice;
+        this.listener = listener;
+    }
+
+    /** The blocks of {@code choice}'s whole answer as {@code shape} reads it. */
+    static List<Block> whole(ResponseShape shape, ChoiceState choice) {
+        return of(shape.choice(choice).get("message"));
+    }
+
+    /** Before the answer's first token: what the chat stream's opening holds (a forced call's start). */
+    void opening() throws IOException {
+        feed(shape.opening(choice));
+    }
+
+    /** A token's text. */
+    void token(String text) throws IOException {
+        feed(shape.delta(choice, text, null));
+    }
+
+    /**
+     * The answer ended with {@code text} held back: the open block closed; with {@code textWhenEmpty},
+     * an empty text block where none came.
+     */
+    void last(String text, boolean textWhenEmpty) throws IOException {
+        feed(shape.last(choice, text));
+        finish(textWhenEmpty);
+    }
+
+    /** A chat chunk's delta (a chunk may be null: nothing to tell). */
+    private void feed(JsonNode chunk) throws IOException {
+        if (chunk != null && chunk.get("delta") != null) {
+            feedDelta(chunk.get("delta"));
+        }
+    }
 
     /** The blocks of a whole chat {@code message}: its reasoning, its text (when not empty), its calls. */
     static List<Block> of(JsonNode message) {
@@ -72,18 +116,18 @@ final class AnswerBlocks {
     }
 
     /** One chat delta's pieces: reasoning, text, calls' starts and arguments. */
-    void feed(JsonNode delta, Listener listener) throws IOException {
+    private void feedDelta(JsonNode delta) throws IOException {
         String reasoning = delta.path("reasoning_content").asText("");
         if (!reasoning.isEmpty()) {
-            grow(Kind.REASONING, reasoning, listener);
+            grow(Kind.REASONING, reasoning);
         }
         String content = delta.path("content").asText("");
         if (!content.isEmpty()) {
-            grow(Kind.TEXT, content, listener);
+            grow(Kind.TEXT, content);
         }
         for (JsonNode call : delta.path("tool_calls")) {
             if (call.has("id")) {
-                open(new Block(Kind.CALL, call.get("id").asText(), call.at("/function/name").asText(), ""), listener);
+                open(new Block(Kind.CALL, call.get("id").asText(), call.at("/function/name").asText(), ""));
             }
             String arguments = call.at("/function/arguments").asText("");
             if (!arguments.isEmpty() && open != null && open.kind == Kind.CALL) {
@@ -93,30 +137,29 @@ final class AnswerBlocks {
         }
     }
 
-    /** The answer ended: the open block closed; with {@code textWhenEmpty}, an empty text block where none came. */
-    void finish(boolean textWhenEmpty, Listener listener) throws IOException {
+    private void finish(boolean textWhenEmpty) throws IOException {
         if (open == null && blocks.isEmpty() && textWhenEmpty) {
-            open(new Block(Kind.TEXT, null, null, ""), listener);
+            open(new Block(Kind.TEXT, null, null, ""));
         }
-        close(listener);
+        close();
     }
 
-    private void grow(Kind kind, String piece, Listener listener) throws IOException {
+    private void grow(Kind kind, String piece) throws IOException {
         if (open == null || open.kind != kind) {
-            open(new Block(kind, null, null, ""), listener);
+            open(new Block(kind, null, null, ""));
         }
         open.text.append(piece);
         listener.grew(blocks.size() - 1, open, piece);
     }
 
-    private void open(Block block, Listener listener) throws IOException {
-        close(listener);
+    private void open(Block block) throws IOException {
+        close();
         open = block;
         blocks.add(block);
         listener.opened(blocks.size() - 1, block);
     }
 
-    private void close(Listener listener) throws IOException {
+    private void close() throws IOException {
         if (open != null) {
             Block closing = open;
             open = null;

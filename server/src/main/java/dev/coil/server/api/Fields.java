@@ -209,6 +209,18 @@ final class Fields {
     }
 
     /** The JSON type of a value, as an error message names it. */
+    /**
+     * The string field {@code field} of an object inside the request ({@code where}: its place, as
+     * "messages[2].content[0]"), or a 400 naming {@code param} and the place.
+     */
+    static String stringIn(JsonNode object, String field, String param, String where) {
+        JsonNode value = object.get(field);
+        if (value == null || !value.isTextual()) {
+            throw ApiException.invalid(param, where + "." + field + " must be a string");
+        }
+        return value.textValue();
+    }
+
     static String typeName(JsonNode value) {
         if (value == null || value.isNull()) {
             return "null";

@@ -25,7 +25,7 @@ final class MessagesAnswer implements AnswerFormat {
     private final String model;
     private final ResponseShape shape;
     private final ChoiceState choice;
-    private final AnswerBlocks streamed = new AnswerBlocks();
+    private final AnswerBlocks streamed;
     private SseWriter sse;
 
     /** @param shape how the chat API would answer the request's one choice */
@@ -33,6 +33,7 @@ final class MessagesAnswer implements AnswerFormat {
         this.model = model;
         this.shape = shape;
         this.choice = choice;
+        this.streamed = new AnswerBlocks(shape, choice, listener);
     }
 
     @Override
@@ -52,7 +53,7 @@ final class MessagesAnswer implements AnswerFormat {
 
     @Override
     public ObjectNode whole() {
-        List<AnswerBlocks.Block> blocks = AnswerBlocks.of(shape.choice(choice).get("message"));
+        List<AnswerBlocks.Block> blocks = AnswerBlocks.whole(shape, choice);
         ObjectNode message = message(blocks);
         ResponseEnvelope.addExtras(message, List.of(choice));
         return message;
@@ -62,7 +63,7 @@ final class MessagesAnswer implements AnswerFormat {
     public void open(SseWriter writer) throws IOException {
         this.sse = writer;
         send("message_start", Json.object().set("message", message(null)));
-        feed(shape.opening(choice));
+        streamed.opening();
     }
 
     @Override
@@ -71,13 +72,12 @@ final class MessagesAnswer implements AnswerFormat {
 
     @Override
     public void token(SseWriter writer, ChoiceState state, String text, PositionLogprobs logprobs) throws IOException {
-        feed(shape.delta(choice, text, null));
+        streamed.token(text);
     }
 
     @Override
     public void finished(SseWriter writer, ChoiceState state, String text, boolean allEnded) throws IOException {
-        feed(shape.last(choice, text));
-        streamed.finish(false, listener);
+        streamed.last(text, false);
     }
 
     @Override
@@ -97,11 +97,6 @@ final class MessagesAnswer implements AnswerFormat {
         writer.end();
     }
 
-    private void feed(ObjectNode chunk) throws IOException {
-        if (chunk != null && chunk.get("delta") != null) {
-            streamed.feed(chunk.get("delta"), listener);
-        }
-    }
 
     /** The events of the streamed blocks. */
     private final AnswerBlocks.Listener listener = new AnswerBlocks.Listener() {

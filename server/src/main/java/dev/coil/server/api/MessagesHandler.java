@@ -132,13 +132,15 @@ public final class MessagesHandler {
                 JsonNode block = content.get(j);
                 String at = where + ".content[" + j + "]";
                 switch (block.path("type").asText("")) {
-                    case "text" -> text.append(string(block, "text", at));
-                    case "tool_use" -> calls.addObject().put("id", string(block, "id", at)).put("type", "function")
-                            .set("function", Json.object().put("name", string(block, "name", at))
-                                    .put("arguments", Json.write(block.path("input").isObject() ? block.get("input")
-                                            : Json.object())));
+                    case "text" -> text.append(Fields.stringIn(block, "text", "messages", at));
+                    case "tool_use" -> {
+                        JsonNode input = block.path("input").isObject() ? block.get("input") : Json.object();
+                        calls.addObject().put("id", Fields.stringIn(block, "id", "messages", at)).put("type", "function")
+                                .set("function", Json.object().put("name", Fields.stringIn(block, "name", "messages", at))
+                                        .put("arguments", Json.write(input)));
+                    }
                     case "tool_result" -> messages.addObject().put("role", "tool")
-                            .put("tool_call_id", string(block, "tool_use_id", at))
+                            .put("tool_call_id", Fields.stringIn(block, "tool_use_id", "messages", at))
                             .put("content", block.has("content") ? text(block.get("content"), at + ".content") : "");
                     case "thinking", "redacted_thinking" -> { } // a turn's reasoning is not the conversation's
                     default -> throw ApiException.invalid("messages", at + ": blocks of type " + block.path("type")
@@ -171,17 +173,9 @@ public final class MessagesHandler {
                 throw ApiException.invalid(where.startsWith("system") ? "system" : "messages", where + "[" + i
                         + "]: blocks of type " + block.path("type") + " are not supported here; give text blocks");
             }
-            text.append(string(block, "text", where + "[" + i + "]"));
+            text.append(Fields.stringIn(block, "text", "messages", where + "[" + i + "]"));
         }
         return text.toString();
-    }
-
-    private static String string(JsonNode block, String field, String where) {
-        JsonNode value = block.get(field);
-        if (value == null || !value.isTextual()) {
-            throw ApiException.invalid("messages", where + "." + field + " must be a string");
-        }
-        return value.textValue();
     }
 
     /** Chat's tools for custom tools {@code {"name", "description", "input_schema"}}. */

@@ -29,7 +29,7 @@ final class ResponsesAnswer implements AnswerFormat {
     private final ObjectNode echo;
     private final ResponseShape shape;
     private final ChoiceState choice;
-    private final AnswerBlocks streamed = new AnswerBlocks();
+    private final AnswerBlocks streamed;
     /** Each block's item id, by the block's index. */
     private final List<String> itemIds = new ArrayList<>();
     private SseWriter sse;
@@ -44,6 +44,7 @@ final class ResponsesAnswer implements AnswerFormat {
         this.echo = echo;
         this.shape = shape;
         this.choice = choice;
+        this.streamed = new AnswerBlocks(shape, choice, listener);
     }
 
     @Override
@@ -63,7 +64,7 @@ final class ResponsesAnswer implements AnswerFormat {
 
     @Override
     public ObjectNode whole() {
-        List<AnswerBlocks.Block> blocks = AnswerBlocks.of(shape.choice(choice).get("message"));
+        List<AnswerBlocks.Block> blocks = AnswerBlocks.whole(shape, choice);
         if (blocks.isEmpty()) {
             blocks.add(new AnswerBlocks.Block(AnswerBlocks.Kind.TEXT, null, null, ""));
         }
@@ -75,7 +76,7 @@ final class ResponsesAnswer implements AnswerFormat {
         this.sse = writer;
         send("response.created", Json.object().set("response", response(null)));
         send("response.in_progress", Json.object().set("response", response(null)));
-        feed(shape.opening(choice));
+        streamed.opening();
     }
 
     @Override
@@ -84,18 +85,18 @@ final class ResponsesAnswer implements AnswerFormat {
 
     @Override
     public void token(SseWriter writer, ChoiceState state, String text, PositionLogprobs logprobs) throws IOException {
-        feed(shape.delta(choice, text, null));
+        streamed.token(text);
     }
 
     @Override
     public void finished(SseWriter writer, ChoiceState state, String text, boolean allEnded) throws IOException {
-        feed(shape.last(choice, text));
-        streamed.finish(true, listener);
+        streamed.last(text, true);
     }
 
     @Override
     public void failed(SseWriter writer, ApiException error) throws IOException {
-        ObjectNode event = Json.object().put("type", "error").put("code", error.code()).put("message", error.getMessage());
+        ObjectNode event = Json.object().put("type", "error").put("code", error.code())
+                .put("message", error.getMessage());
         event.put("param", error.param());
         event.put("sequence_number", sequence++);
         writer.event("error", event);
@@ -109,12 +110,6 @@ final class ResponsesAnswer implements AnswerFormat {
         writer.end();
     }
 
-    /** A chat chunk's delta into the streamed blocks (a chunk may be null: nothing to send). */
-    private void feed(ObjectNode chunk) throws IOException {
-        if (chunk != null && chunk.get("delta") != null) {
-            streamed.feed(chunk.get("delta"), listener);
-        }
-    }
 
     /** The events of the streamed blocks' items. */
     private final AnswerBlocks.Listener listener = new AnswerBlocks.Listener() {
@@ -176,7 +171,10 @@ final class ResponsesAnswer implements AnswerFormat {
         return block.kind == AnswerBlocks.Kind.TEXT && cut() ? "incomplete" : "completed";
     }
 
-    /** Block {@code index} as an output item: a message, a reasoning item or a function_call, with no part yet while in progress. */
+    /**
+     * Block {@code index} as an output item: a message, a reasoning item or a function_call, with no
+     * part yet while in progress.
+     */
     private ObjectNode item(int index, AnswerBlocks.Block block, String status) {
         boolean inProgress = status.equals("in_progress");
         ObjectNode item = Json.object().put("id", id(index, block));
@@ -232,7 +230,10 @@ final class ResponsesAnswer implements AnswerFormat {
         return finished != null && finished.reason() == FinishReason.LENGTH;
     }
 
-    /** The response object: in progress (no output yet, {@code output} null) until the choice ended, then completed or incomplete. */
+    /**
+     * The response object: in progress (no output yet, {@code output} null) until the choice ended,
+     * then completed or incomplete.
+     */
     private ObjectNode response(ArrayNode output) {
         Finished finished = output == null ? null : choice.finished();
         ObjectNode response = Json.object();

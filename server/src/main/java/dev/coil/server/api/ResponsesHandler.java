@@ -181,14 +181,16 @@ public final class ResponsesHandler implements Handler {
             String type = item.path("type").asText("message");
             switch (type) {
                 case "function_call" -> {
-                    callOf(messages).add(Json.object().put("id", text(item, "call_id", where)).put("type", "function")
-                            .set("function", Json.object().put("name", text(item, "name", where))
-                                    .put("arguments", text(item, "arguments", where))));
+                    ObjectNode function = Json.object().put("name", Fields.stringIn(item, "name", "input", where))
+                            .put("arguments", Fields.stringIn(item, "arguments", "input", where));
+                    callOf(messages).add(Json.object().put("id", Fields.stringIn(item, "call_id", "input", where))
+                            .put("type", "function").set("function", function));
                     continue;
                 }
                 case "function_call_output" -> {
                     JsonNode output = item.get("output");
-                    messages.addObject().put("role", "tool").put("tool_call_id", text(item, "call_id", where))
+                    String callId = Fields.stringIn(item, "call_id", "input", where);
+                    messages.addObject().put("role", "tool").put("tool_call_id", callId)
                             .put("content", output != null && output.isTextual() ? output.textValue()
                                     : content(output, where + ".output"));
                     continue;
@@ -223,15 +225,6 @@ public final class ResponsesHandler implements Handler {
         }
         ObjectNode message = messages.addObject().put("role", "assistant").put("content", "");
         return message.putArray("tool_calls");
-    }
-
-    /** An item's string field, or a 400 naming where it stands. */
-    private static String text(JsonNode item, String field, String where) {
-        JsonNode value = item.get(field);
-        if (value == null || !value.isTextual()) {
-            throw ApiException.invalid("input", where + "." + field + " must be a string");
-        }
-        return value.textValue();
     }
 
     /** Chat's tools for the Responses API's: {@code {"type": "function", "name", ...}} wrapped as chat's function. */

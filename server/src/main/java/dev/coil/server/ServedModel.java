@@ -27,15 +27,27 @@ public final class ServedModel implements AutoCloseable {
     private final Engine engine;
     private final String name;
     private final ChatTemplate chatTemplate;
+    private final SamplingDefaults samplingDefaults;
     private final long created = Instant.now().getEpochSecond();
     private final Map<Integer, String> tokenTexts = new ConcurrentHashMap<>();
     private boolean engineStopped;
     private boolean closed;
 
     public ServedModel(Engine engine, String name, ChatTemplate chatTemplate) {
+        this(engine, name, chatTemplate, SamplingDefaults.NEUTRAL);
+    }
+
+    /** @param samplingDefaults the sampling values a request gets for the fields it leaves out */
+    public ServedModel(Engine engine, String name, ChatTemplate chatTemplate, SamplingDefaults samplingDefaults) {
         this.engine = engine;
         this.name = name;
         this.chatTemplate = chatTemplate;
+        this.samplingDefaults = samplingDefaults;
+    }
+
+    /** The sampling values a request gets for the fields it leaves out: temperature, top_p, top_k, min_p, repetition_penalty. */
+    public SamplingDefaults samplingDefaults() {
+        return samplingDefaults;
     }
 
     /**
@@ -71,6 +83,17 @@ public final class ServedModel implements AutoCloseable {
     public static ServedModel load(Path folder, String name, Function<LoadedModel, Backend> backend,
             Function<LoadedModel, ContextParallelism> parallelism, EngineOptions options,
             ChatTemplateText chatTemplate) {
+        return load(folder, name, backend, parallelism, options, chatTemplate, true);
+    }
+
+    /**
+     * As above; with {@code modelSamplingDefaults} (vLLM's {@code --generation-config auto}), a request's
+     * left-out sampling fields get the values the folder's generation_config.json gives, else the
+     * neutral ones ({@code --generation-config vllm}).
+     */
+    public static ServedModel load(Path folder, String name, Function<LoadedModel, Backend> backend,
+            Function<LoadedModel, ContextParallelism> parallelism, EngineOptions options,
+            ChatTemplateText chatTemplate, boolean modelSamplingDefaults) {
         LoadedModel loaded = LoadedModel.load(folder);
         try {
             if (chatTemplate != null && !loaded.hasTokenizer()) {
@@ -92,7 +115,8 @@ public final class ServedModel implements AutoCloseable {
             Engine engine = Engine.start(loaded, steps, options, sharding);
             Path fileName = folder.toAbsolutePath().normalize().getFileName();
             return new ServedModel(engine, name != null ? name : fileName == null ? "coil" : fileName.toString(),
-                    template);
+                    template, modelSamplingDefaults ? SamplingDefaults.of(loaded.generationConfig())
+                            : SamplingDefaults.NEUTRAL);
         } catch (RuntimeException e) {
             loaded.close();
             throw e;

@@ -19,10 +19,12 @@ public record GenerationConfig(
         OptionalDouble topP,
         OptionalInt topK,
         Optional<Boolean> doSample,
-        OptionalDouble repetitionPenalty) {
+        OptionalDouble repetitionPenalty,
+        OptionalDouble minP) {
 
     public static final GenerationConfig NONE = new GenerationConfig(List.of(), OptionalInt.empty(), OptionalInt.empty(),
-            OptionalDouble.empty(), OptionalDouble.empty(), OptionalInt.empty(), Optional.empty(), OptionalDouble.empty());
+            OptionalDouble.empty(), OptionalDouble.empty(), OptionalInt.empty(), Optional.empty(), OptionalDouble.empty(),
+            OptionalDouble.empty());
 
     public GenerationConfig {
         eosTokenIds = List.copyOf(eosTokenIds);
@@ -37,7 +39,8 @@ public record GenerationConfig(
                 optionalDouble(json, "top_p"),
                 optionalInt(json, "top_k"),
                 ConfigJson.has(json, "do_sample") ? Optional.of(ConfigJson.getBoolean(json, "do_sample", false)) : Optional.empty(),
-                optionalDouble(json, "repetition_penalty"));
+                optionalDouble(json, "repetition_penalty"),
+                optionalDouble(json, "min_p"));
     }
 
     private static OptionalInt optionalInt(JsonNode json, String key) {

@@ -55,7 +55,7 @@ class ModelFolderTest {
         Files.writeString(folder.resolve("generation_config.json"), """
                 {"bos_token_id": 1, "eos_token_id": [2, 32000], "pad_token_id": null,
                  "temperature": 0.7, "top_p": 0.9, "top_k": 40, "do_sample": true,
-                 "repetition_penalty": 1.1, "transformers_version": "4.50.0"}
+                 "repetition_penalty": 1.1, "min_p": 0.05, "transformers_version": "4.50.0"}
                 """);
         GenerationConfig generation = ModelFolder.open(folder).generationConfig();
         assertThat(generation.eosTokenIds()).containsExactly(2, 32000);
@@ -66,6 +66,7 @@ class ModelFolderTest {
         assertThat(generation.topK()).hasValue(40);
         assertThat(generation.doSample()).contains(true);
         assertThat(generation.repetitionPenalty()).hasValue(1.1);
+        assertThat(generation.minP()).hasValue(0.05);
     }
 
     @Test

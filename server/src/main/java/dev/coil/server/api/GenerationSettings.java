@@ -3,6 +3,7 @@ package dev.coil.server.api;
 import dev.coil.engine.runner.EngineRequest;
 import dev.coil.engine.runner.OutputGrammar;
 import dev.coil.engine.runner.SamplingParams;
+import dev.coil.server.SamplingDefaults;
 import dev.coil.server.ServedModel;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -84,12 +85,14 @@ record GenerationSettings(SamplingParams sampling, int choices, boolean stream, 
         fields.string("model");
         SamplingParams sampling;
         try {
+            // The fields left out get the model's generation_config.json values (vLLM's --generation-config auto).
+            SamplingDefaults defaults = model.samplingDefaults();
             sampling = SamplingParams.builder()
-                    .temperature(fields.number("temperature", 1.0))
-                    .topP(fields.number("top_p", 1.0))
-                    .topK(fields.integer("top_k", -1, Integer.MAX_VALUE, 0))
-                    .minP(fields.number("min_p", 0.0))
-                    .repetitionPenalty(fields.number("repetition_penalty", 1.0))
+                    .temperature(fields.number("temperature", defaults.temperature()))
+                    .topP(fields.number("top_p", defaults.topP()))
+                    .topK(fields.integer("top_k", -1, Integer.MAX_VALUE, defaults.topK()))
+                    .minP(fields.number("min_p", defaults.minP()))
+                    .repetitionPenalty(fields.number("repetition_penalty", defaults.repetitionPenalty()))
                     .presencePenalty(fields.number("presence_penalty", 0.0))
                     .frequencyPenalty(fields.number("frequency_penalty", 0.0))
                     .seed(fields.longInteger("seed"))

@@ -97,6 +97,12 @@ public final class ServeCommand implements Callable<Integer> {
                     + "reasoning (and reasoning_content), the rest as content (default: none).")
     String reasoningParser;
 
+    @Option(names = "--generation-config", paramLabel = "auto|vllm", defaultValue = "auto",
+            description = "Where the sampling values a request leaves out come from, as vLLM's flag: auto, the model "
+                    + "folder's generation_config.json (temperature, top_p, top_k, min_p, repetition_penalty, where it "
+                    + "gives them); vllm, the neutral ones (temperature 1, top_p 1) (default: ${DEFAULT-VALUE}).")
+    String generationConfig;
+
     @Option(names = "--block-size", paramLabel = "TOKENS", description = "Tokens per KV cache block (default ${DEFAULT-VALUE}).")
     int blockSize;
 
@@ -157,6 +163,7 @@ public final class ServeCommand implements Callable<Integer> {
                 reasoningFormat());
         var folder = modelOptions.folder();
         ServedModel.ChatTemplateText template = chatTemplate();
+        boolean modelSamplingDefaults = modelSamplingDefaults();
         CoilServer server = CoilServer.start(serverOptions, Telemetry.fromEnvironment());
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
@@ -168,7 +175,11 @@ public final class ServeCommand implements Callable<Integer> {
         System.err.println("coil: listening on " + url + "; loading " + folder);
         ServedModel model = ServedModel.load(folder, servedModelName,
                 loaded -> Backends.open(devices, loaded, threads, precision, engineOptions.batchInvariant()), sharding,
-                engineOptions, template);
+                engineOptions, template, modelSamplingDefaults);
+        if (!model.samplingDefaults().described().isEmpty()) {
+            System.err.println("coil: requests that leave them out sample with the model's generation_config.json "
+                    + "values: " + model.samplingDefaults().described() + " (--generation-config vllm for none)");
+        }
         if (devices.isCuda()) {
             // The first request would otherwise pay for loading kernels and growing scratch on the GPU.
             try {
@@ -275,6 +286,16 @@ public final class ServeCommand implements Callable<Integer> {
     /** --reasoning-parser's format, or null. */
     ReasoningFormat reasoningFormat() {
         return reasoningParser == null ? null : ReasoningFormat.named(reasoningParser);
+    }
+
+    /** --generation-config: true for auto (the model's defaults), false for vllm (the neutral ones). */
+    boolean modelSamplingDefaults() {
+        return switch (generationConfig) {
+            case "auto" -> true;
+            case "vllm" -> false;
+            default -> throw new IllegalArgumentException("--generation-config must be auto or vllm, got \""
+                    + generationConfig + "\"");
+        };
     }
 
     private static DType kvDtype(String spelling) {

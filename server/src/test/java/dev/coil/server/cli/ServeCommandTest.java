@@ -190,6 +190,15 @@ class ServeCommandTest {
     }
 
     @Test
+    void theGenerationConfigFlagTakesVllmsValues() {
+        assertThat(parse().modelSamplingDefaults()).as("auto by default, as vLLM").isTrue();
+        assertThat(parse("--generation-config", "auto").modelSamplingDefaults()).isTrue();
+        assertThat(parse("--generation-config", "vllm").modelSamplingDefaults()).isFalse();
+        assertThatThrownBy(() -> parse("--generation-config", "hf").modelSamplingDefaults())
+                .hasMessage("--generation-config must be auto or vllm, got \"hf\"");
+    }
+
+    @Test
     void helpListsEveryFlagWithItsDefault() {
         StringWriter out = new StringWriter();
         new CommandLine(new ServeCommand()).setOut(new PrintWriter(out)).execute("--help");
@@ -198,7 +207,7 @@ class ServeCommandTest {
             "--max-body-bytes", "--shutdown-timeout", "--sse-keep-alive", "--block-size", "--kv-dtype", "--cache-memory",
             "--max-seqs", "--max-batched-tokens", "--max-waiting", "--[no-]prefix-caching", "--snapshot-interval",
             "--tool-call-parser", "--enable-auto-tool-choice", "--reasoning-parser", "--chat-template", "--max-num-seqs",
-            "--max-num-batched-tokens"}) {
+            "--max-num-batched-tokens", "--generation-config"}) {
             assertThat(help).contains(flag);
         }
         assertThat(help).contains("(default " + EngineOptions.DEFAULTS.maxBatchedTokens() + " on the CPU;")

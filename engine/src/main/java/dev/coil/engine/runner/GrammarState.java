@@ -60,15 +60,22 @@ final class GrammarState {
         return new GrammarState(next.toArray(GrammarFrame[]::new));
     }
 
-    /** This state with each frame replaced by {@code replace}'s; this very state where none changes. */
+    /**
+     * This state with each frame replaced by {@code replace}'s; this very state, nothing copied, where
+     * none changes (the allowed-set lookup asks it of every state it keys).
+     */
     GrammarState withFrames(java.util.function.UnaryOperator<GrammarFrame> replace) {
-        GrammarFrame[] replaced = frames.clone();
-        boolean changed = false;
-        for (int i = 0; i < replaced.length; i++) {
-            replaced[i] = replace.apply(frames[i]);
-            changed |= replaced[i] != frames[i];
+        GrammarFrame[] replaced = null;
+        for (int i = 0; i < frames.length; i++) {
+            GrammarFrame frame = replace.apply(frames[i]);
+            if (frame != frames[i] && replaced == null) {
+                replaced = frames.clone();
+            }
+            if (replaced != null) {
+                replaced[i] = frame;
+            }
         }
-        return changed ? new GrammarState(replaced) : this;
+        return replaced == null ? this : new GrammarState(replaced);
     }
 
     /** The state after every character of {@code text}, or null at the first one refused. */
@@ -102,9 +109,10 @@ final class GrammarState {
 
     /**
      * Whether the text stands in a context-free grammar (GBNF) or a structural tag's text: in one of
-     * their frames, where many characters lead to states met before (inside a word, in free text).
+     * their frames, where many characters lead to states met before (inside a word, in free text), so
+     * that a walk of the vocabulary is worth remembering where each state's characters lead.
      */
-    boolean followsContextFreeGrammar() {
+    boolean leadsToStatesMetBefore() {
         for (GrammarFrame frame : frames) {
             if (frame instanceof GrammarFrame.ContextFreeFrame || frame instanceof GrammarFrame.TextFrame) {
                 return true;

@@ -103,7 +103,7 @@ final class TokenMasks {
                 && patterned.stage() == GrammarFrame.PatternStringFrame.NORMAL) {
             walkPattern(vocabulary.root(), patterned.pattern(), patterned.position(), patterned, patterned.text(),
                     allowed, new ArrayList<>());
-        } else if (state.followsContextFreeGrammar()) {
+        } else if (state.leadsToStatesMetBefore()) {
             Map<GrammarState, MetState> met = new HashMap<>();
             walkRemembering(vocabulary.root(), meet(state, met), allowed, met);
         } else {

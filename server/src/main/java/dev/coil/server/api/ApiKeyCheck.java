@@ -33,13 +33,9 @@ public final class ApiKeyCheck implements Handler {
         String header = ctx.header("Authorization");
         String prefix = "Bearer ";
         // Anthropic's clients send the key as x-api-key.
-        String anthropicKey = ctx.header("x-api-key");
-        if ((header == null || !header.regionMatches(true, 0, prefix, 0, prefix.length())) && anthropicKey == null) {
-            throw ApiException.unauthorized();
-        }
-        byte[] given = (header != null && header.regionMatches(true, 0, prefix, 0, prefix.length())
-                ? header.substring(prefix.length()) : anthropicKey).trim().getBytes(StandardCharsets.UTF_8);
-        if (!MessageDigest.isEqual(given, key)) {
+        String given = header != null && header.regionMatches(true, 0, prefix, 0, prefix.length())
+                ? header.substring(prefix.length()) : ctx.header("x-api-key");
+        if (given == null || !MessageDigest.isEqual(given.trim().getBytes(StandardCharsets.UTF_8), key)) {
             throw ApiException.unauthorized();
         }
     }

@@ -51,8 +51,8 @@ public final class ChatHandler implements Handler {
 
     /**
      * The chat request {@code fields} read for {@code model}: the conversation rendered, the sampling
-     * settings, tools and grammar, and the shape of its choices. The Responses API reads its requests
-     * through this too, without tools or a reasoning parser.
+     * settings, tools and grammar, and the shape of its choices. The Responses and Messages APIs read
+     * their requests through this too, once written as the chat requests they stand for.
      */
     static Prepared prepare(Fields fields, ServedModel model, ToolCallFormat toolCallParser,
             ReasoningFormat reasoningParser) {

@@ -6,6 +6,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 import java.util.TreeMap;
 
 /**
@@ -131,6 +132,20 @@ final class Fields {
             out.add((int) integerValue(name, item, min, max));
         }
         return out;
+    }
+
+    /**
+     * A copy of the request's fields but {@code names}: what another API's request passes on to the
+     * chat request it stands for (vLLM's sampling extras), its own fields left to be read by name.
+     */
+    ObjectNode copyWithout(Set<String> names) {
+        ObjectNode copy = Json.object();
+        node.properties().forEach(field -> {
+            if (!names.contains(field.getKey())) {
+                copy.set(field.getKey(), field.getValue());
+            }
+        });
+        return copy;
     }
 
     ObjectNode object(String name) {

@@ -66,19 +66,13 @@ public final class MessagesHandler {
     }
 
     private ChatHandler.Prepared prepare(Context ctx, ServedModel model, boolean generates) {
-        ObjectNode body = JsonBody.read(ctx, maxBodyBytes);
-        Fields fields = new Fields(body);
+        Fields fields = new Fields(JsonBody.read(ctx, maxBodyBytes));
         for (String unserved : List.of("mcp_servers", "container")) {
             if (fields.has(unserved)) {
                 throw ApiException.invalid(unserved, unserved + " is not supported by this server");
             }
         }
-        ObjectNode chat = Json.object();
-        body.properties().forEach(field -> {
-            if (!MESSAGES_FIELDS.contains(field.getKey())) {
-                chat.set(field.getKey(), field.getValue());
-            }
-        });
+        ObjectNode chat = fields.copyWithout(MESSAGES_FIELDS);
         chat.set("messages", messages(fields));
         if (generates) {
             if (!fields.has("max_tokens")) {
@@ -135,9 +129,8 @@ public final class MessagesHandler {
                     case "text" -> text.append(Fields.stringIn(block, "text", "messages", at));
                     case "tool_use" -> {
                         JsonNode input = block.path("input").isObject() ? block.get("input") : Json.object();
-                        calls.addObject().put("id", Fields.stringIn(block, "id", "messages", at)).put("type", "function")
-                                .set("function", Json.object().put("name", Fields.stringIn(block, "name", "messages", at))
-                                        .put("arguments", Json.write(input)));
+                        calls.add(ToolCallShape.call(null, Fields.stringIn(block, "id", "messages", at),
+                                Fields.stringIn(block, "name", "messages", at), Json.write(input)));
                     }
                     case "tool_result" -> messages.addObject().put("role", "tool")
                             .put("tool_call_id", Fields.stringIn(block, "tool_use_id", "messages", at))

@@ -55,33 +55,30 @@ public final class ResponsesHandler implements Handler {
     @Override
     public void handle(Context ctx) throws Exception {
         ServedModel model = state.ready();
-        ObjectNode body = JsonBody.read(ctx, maxBodyBytes);
-        Fields fields = new Fields(body);
+        Fields fields = new Fields(JsonBody.read(ctx, maxBodyBytes));
         refuseWhatIsNotServed(fields);
+        JsonNode format = textFormat(fields);
         ChatHandler.Prepared prepared;
         try {
-            prepared = ChatHandler.prepare(new Fields(chatRequest(body, fields)), model, toolCallParser,
+            prepared = ChatHandler.prepare(new Fields(chatRequest(fields, format)), model, toolCallParser,
                     reasoningParser);
         } catch (ApiException e) {
             throw renamed(e);
         }
-        runner.run(ctx, model, new ResponsesAnswer(model.name(), echo(fields, prepared), prepared.shape(),
+        runner.run(ctx, model, new ResponsesAnswer(model.name(), echo(fields, format, prepared), prepared.shape(),
                 prepared.choices().getFirst()), prepared.settings(), prepared.choices(), prepared.requests());
     }
 
-    /** The chat request a Responses request stands for: its own fields renamed, the others (vLLM's extras) as they are. */
-    private static ObjectNode chatRequest(ObjectNode body, Fields fields) {
-        ObjectNode chat = Json.object();
-        body.properties().forEach(field -> {
-            if (!RESPONSES_FIELDS.contains(field.getKey())) {
-                chat.set(field.getKey(), field.getValue());
-            }
-        });
+    /**
+     * The chat request a Responses request stands for ({@code format}: its text.format, or null): its own
+     * fields renamed, the others (vLLM's extras) as they are.
+     */
+    private static ObjectNode chatRequest(Fields fields, JsonNode format) {
+        ObjectNode chat = fields.copyWithout(RESPONSES_FIELDS);
         chat.set("messages", messages(fields));
         if (fields.has("max_output_tokens")) {
             chat.set("max_tokens", fields.get("max_output_tokens"));
         }
-        JsonNode format = textFormat(fields);
         if (format != null) {
             chat.set("response_format", responseFormat(format));
         }
@@ -98,8 +95,7 @@ public final class ResponsesHandler implements Handler {
     }
 
     /** The request's settings a response repeats, as OpenAI's responses carry them. */
-    private static ObjectNode echo(Fields fields, ChatHandler.Prepared prepared) {
-        JsonNode format = textFormat(fields);
+    private static ObjectNode echo(Fields fields, JsonNode format, ChatHandler.Prepared prepared) {
         ObjectNode echo = Json.object();
         echo.set("instructions", fields.get("instructions"));
         echo.set("max_output_tokens", fields.get("max_output_tokens"));
@@ -181,10 +177,9 @@ public final class ResponsesHandler implements Handler {
             String type = item.path("type").asText("message");
             switch (type) {
                 case "function_call" -> {
-                    ObjectNode function = Json.object().put("name", Fields.stringIn(item, "name", "input", where))
-                            .put("arguments", Fields.stringIn(item, "arguments", "input", where));
-                    callOf(messages).add(Json.object().put("id", Fields.stringIn(item, "call_id", "input", where))
-                            .put("type", "function").set("function", function));
+                    callOf(messages).add(ToolCallShape.call(null, Fields.stringIn(item, "call_id", "input", where),
+                            Fields.stringIn(item, "name", "input", where),
+                            Fields.stringIn(item, "arguments", "input", where)));
                     continue;
                 }
                 case "function_call_output" -> {

@@ -9,7 +9,9 @@ import dev.coil.server.api.GenerationRunner;
 import dev.coil.server.api.Json;
 import dev.coil.server.api.MessagesHandler;
 import dev.coil.server.api.ModelsHandler;
+import dev.coil.server.api.ResponseStore;
 import dev.coil.server.api.ResponsesHandler;
+import dev.coil.server.api.StoredResponsesHandler;
 import dev.coil.server.api.TokenizeHandlers;
 import dev.coil.server.telemetry.Telemetry;
 import io.javalin.Javalin;
@@ -185,8 +187,14 @@ public final class CoilServer implements AutoCloseable {
         config.routes.post("/v1/completions", new CompletionsHandler(state, runner, options.maxBodyBytes()));
         config.routes.post("/v1/chat/completions", new ChatHandler(state, runner, options.maxBodyBytes(),
                 options.toolCallParser(), options.reasoningParser()));
+        var responses = new ResponseStore(options.responseStoreBytes());
         config.routes.post("/v1/responses", new ResponsesHandler(state, runner, options.maxBodyBytes(),
-                options.toolCallParser(), options.reasoningParser()));
+                options.toolCallParser(), options.reasoningParser(), responses));
+        var stored = new StoredResponsesHandler(responses);
+        config.routes.get("/v1/responses/{id}", stored::retrieve);
+        config.routes.delete("/v1/responses/{id}", stored::delete);
+        config.routes.get("/v1/responses/{id}/input_items", stored::inputItems);
+        config.routes.post("/v1/responses/{id}/cancel", stored::cancel);
         MessagesHandler messages = new MessagesHandler(state, runner, options.maxBodyBytes(), options.toolCallParser(),
                 options.reasoningParser());
         config.routes.post("/v1/messages", messages::messages);

@@ -16,11 +16,14 @@ import java.time.Duration;
  * @param toolCallParser   the format of the served model's own tool calls, read out of answers to
  *                         tool_choice "auto"; null: "auto" is refused
  * @param reasoningParser  the format of the served model's reasoning, split off its chat answers; or null
+ * @param responseStoreBytes the Responses API's stored responses, as JSON text, at most (0: none stored)
  */
 public record ServerOptions(String host, int port, String apiKey, long maxBodyBytes, Duration keepAlive,
-        Duration shutdownTimeout, ToolCallFormat toolCallParser, ReasoningFormat reasoningParser) {
+        Duration shutdownTimeout, ToolCallFormat toolCallParser, ReasoningFormat reasoningParser,
+        long responseStoreBytes) {
 
     public static final long DEFAULT_MAX_BODY_BYTES = 2L * 1024 * 1024;
+    public static final long DEFAULT_RESPONSE_STORE_BYTES = 64L * 1024 * 1024;
 
     public ServerOptions {
         if (port < 0 || port > 65535) {
@@ -35,6 +38,9 @@ public record ServerOptions(String host, int port, String apiKey, long maxBodyBy
         if (shutdownTimeout.isNegative()) {
             throw new IllegalArgumentException("--shutdown-timeout must be >= 0, got " + shutdownTimeout);
         }
+        if (responseStoreBytes < 0) {
+            throw new IllegalArgumentException("--response-store must be >= 0, got " + responseStoreBytes);
+        }
         if (apiKey != null && apiKey.isBlank()) {
             apiKey = null;
         }
@@ -43,35 +49,41 @@ public record ServerOptions(String host, int port, String apiKey, long maxBodyBy
     /** Listening on {@code host:port}, no key, the default limits. */
     public static ServerOptions defaults(String host, int port) {
         return new ServerOptions(host, port, null, DEFAULT_MAX_BODY_BYTES, Duration.ofSeconds(15), Duration.ofSeconds(30),
-                null, null);
+                null, null, DEFAULT_RESPONSE_STORE_BYTES);
     }
 
     public ServerOptions withApiKey(String value) {
         return new ServerOptions(host, port, value, maxBodyBytes, keepAlive, shutdownTimeout, toolCallParser,
-                reasoningParser);
+                reasoningParser, responseStoreBytes);
     }
 
     public ServerOptions withMaxBodyBytes(long value) {
         return new ServerOptions(host, port, apiKey, value, keepAlive, shutdownTimeout, toolCallParser,
-                reasoningParser);
+                reasoningParser, responseStoreBytes);
     }
 
     public ServerOptions withKeepAlive(Duration value) {
         return new ServerOptions(host, port, apiKey, maxBodyBytes, value, shutdownTimeout, toolCallParser,
-                reasoningParser);
+                reasoningParser, responseStoreBytes);
     }
 
     public ServerOptions withShutdownTimeout(Duration value) {
         return new ServerOptions(host, port, apiKey, maxBodyBytes, keepAlive, value, toolCallParser,
-                reasoningParser);
+                reasoningParser, responseStoreBytes);
     }
 
     public ServerOptions withToolCallParser(ToolCallFormat value) {
         return new ServerOptions(host, port, apiKey, maxBodyBytes, keepAlive, shutdownTimeout, value,
-                reasoningParser);
+                reasoningParser, responseStoreBytes);
     }
 
     public ServerOptions withReasoningParser(ReasoningFormat value) {
-        return new ServerOptions(host, port, apiKey, maxBodyBytes, keepAlive, shutdownTimeout, toolCallParser, value);
+        return new ServerOptions(host, port, apiKey, maxBodyBytes, keepAlive, shutdownTimeout, toolCallParser, value,
+                responseStoreBytes);
+    }
+
+    public ServerOptions withResponseStoreBytes(long value) {
+        return new ServerOptions(host, port, apiKey, maxBodyBytes, keepAlive, shutdownTimeout, toolCallParser,
+                reasoningParser, value);
     }
 }

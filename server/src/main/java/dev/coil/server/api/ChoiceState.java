@@ -16,6 +16,8 @@ final class ChoiceState {
     private final String echoText;
     private final StringBuilder text = new StringBuilder();
     private final List<EngineEvent.PositionLogprobs> logprobs = new ArrayList<>();
+    /** The text each entry of {@link #logprobs}'s token added to the output (empty while held back). */
+    private final List<String> logprobTexts = new ArrayList<>();
     /** Where each entry of {@link #logprobs}'s token starts in the choice's text (completions' text_offset). */
     private final List<Integer> textOffsets = new ArrayList<>();
     /** Where the generated text starts: after the echoed prompt's code points. */
@@ -48,6 +50,7 @@ final class ChoiceState {
                 text.append(token.text());
                 if (token.logprobs() != null) {
                     logprobs.add(token.logprobs());
+                    logprobTexts.add(token.text());
                     textOffsets.add(generatedOffset + decodedLength);
                 }
                 decodedLength += LogprobsJson.codePoints(token.decoded());
@@ -93,6 +96,11 @@ final class ChoiceState {
 
     List<EngineEvent.PositionLogprobs> logprobs() {
         return logprobs;
+    }
+
+    /** The text each {@link #logprobs()} entry's token added to the output, in order. */
+    List<String> logprobTexts() {
+        return logprobTexts;
     }
 
     /**

@@ -9,7 +9,7 @@ import java.io.IOException;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.UUID;
+import java.util.function.Consumer;
 
 /**
  * An answer of OpenAI's Responses API, made from the chat answer its request stands for ({@code shape}
@@ -20,30 +20,52 @@ import java.util.UUID;
  * its part added, its deltas, their .done events, done), then
  * response.completed (or response.incomplete when max_output_tokens cut it). The response echoes the
  * request's settings ({@code echo}) and carries Coil's {@code timings} and {@code paths} as chat does.
+ *
+ * <p>With logprobs asked for (include {@code message.output_text.logprobs}), a message's output_text
+ * carries the logprobs of the tokens that wrote its text, and each text delta those of the tokens it
+ * brings: a token whose text is held back (a stop string's start) goes with the text that comes after
+ * it; one whose text went to the reasoning or a call only is not the message's, nor is one that added
+ * no text at the end (the end-of-sequence token). The whole answer's are read by passing its tokens
+ * through the same blocks as the stream does.
  */
 final class ResponsesAnswer implements AnswerFormat {
 
-    private final String id = "resp_" + UUID.randomUUID().toString().replace("-", "");
+    private final String id = ResponseInput.newId("resp_");
     private final long createdAt = Instant.now().getEpochSecond();
     private final String model;
     private final ObjectNode echo;
     private final ResponseShape shape;
     private final ChoiceState choice;
     private final AnswerBlocks streamed;
+    /** How logprobs spell tokens, or null: none asked for. */
+    private final TokenSpelling logprobs;
+    /** Told the finished response, to store it; or null. */
+    private final Consumer<ObjectNode> storing;
     /** Each block's item id, by the block's index. */
     private final List<String> itemIds = new ArrayList<>();
+    /** Each text block's logprobs entries so far, by the block's index (null for other blocks). */
+    private final List<ArrayNode> blockLogprobs = new ArrayList<>();
+    /** Tokens whose text has not yet reached a block (held back), in order. */
+    private final List<PositionLogprobs> pending = new ArrayList<>();
+    /** Whether the token being read grew a reasoning or call block. */
+    private boolean grewElsewhere;
     private SseWriter sse;
     private int sequence;
 
     /**
      * @param echo  the request's settings the response repeats (OpenAI's fields)
-     * @param shape how the chat API would answer the request's one choice
+     * @param shape     how the chat API would answer the request's one choice
+     * @param logprobs  how the message's logprobs spell tokens, or null: none asked for
+     * @param storing   told the response once it is finished (its output whole), or null: not stored
      */
-    ResponsesAnswer(String model, ObjectNode echo, ResponseShape shape, ChoiceState choice) {
+    ResponsesAnswer(String model, ObjectNode echo, ResponseShape shape, ChoiceState choice, TokenSpelling logprobs,
+            Consumer<ObjectNode> storing) {
         this.model = model;
         this.echo = echo;
         this.shape = shape;
         this.choice = choice;
+        this.logprobs = logprobs;
+        this.storing = storing;
         this.streamed = new AnswerBlocks(shape, choice, listener);
     }
 
@@ -64,11 +86,55 @@ final class ResponsesAnswer implements AnswerFormat {
 
     @Override
     public ObjectNode whole() {
-        List<AnswerBlocks.Block> blocks = AnswerBlocks.whole(shape, choice);
-        if (blocks.isEmpty()) {
-            blocks.add(new AnswerBlocks.Block(AnswerBlocks.Kind.TEXT, null, null, ""));
+        List<AnswerBlocks.Block> blocks;
+        if (logprobs == null) {
+            blocks = AnswerBlocks.whole(shape, choice);
+            if (blocks.isEmpty()) {
+                blocks.add(new AnswerBlocks.Block(AnswerBlocks.Kind.TEXT, null, null, ""));
+            }
+        } else {
+            blocks = replayed();
         }
-        return response(items(blocks));
+        return finished(response(items(blocks)));
+    }
+
+    /**
+     * The blocks of the whole answer read as its stream is, token by token, so that each text block
+     * gathers its tokens' logprobs; nothing is sent.
+     */
+    private List<AnswerBlocks.Block> replayed() {
+        try {
+            AnswerBlocks replay = new AnswerBlocks(shape, choice, listener);
+            replay.opening();
+            List<String> texts = choice.logprobTexts();
+            for (int i = 0; i < texts.size(); i++) {
+                read(replay, texts.get(i), choice.logprobs().get(i));
+            }
+            replay.last(choice.finished().text(), true);
+            return replay.blocks();
+        } catch (IOException e) {
+            throw new IllegalStateException("nothing is written while a whole answer is read", e);
+        }
+    }
+
+    /** A token read into {@code blocks}: its logprobs wait for the text block it (or a later token) grows. */
+    private void read(AnswerBlocks blocks, String text, PositionLogprobs position) throws IOException {
+        if (position != null && logprobs != null) {
+            pending.add(position);
+        }
+        grewElsewhere = false;
+        blocks.token(text);
+        if (grewElsewhere) {
+            pending.clear();
+        }
+    }
+
+    /** The finished response, stored when it is to be. */
+    private ObjectNode finished(ObjectNode response) {
+        if (storing != null) {
+            storing.accept(response);
+        }
+        return response;
     }
 
     @Override
@@ -84,8 +150,8 @@ final class ResponsesAnswer implements AnswerFormat {
     }
 
     @Override
-    public void token(SseWriter writer, ChoiceState state, String text, PositionLogprobs logprobs) throws IOException {
-        streamed.token(text);
+    public void token(SseWriter writer, ChoiceState state, String text, PositionLogprobs position) throws IOException {
+        read(streamed, text, position);
     }
 
     @Override
@@ -105,7 +171,7 @@ final class ResponsesAnswer implements AnswerFormat {
 
     @Override
     public void close(SseWriter writer) throws IOException {
-        ObjectNode whole = response(items(streamed.blocks()));
+        ObjectNode whole = finished(response(items(streamed.blocks())));
         send(cut() ? "response.incomplete" : "response.completed", Json.object().set("response", whole));
         writer.end();
     }
@@ -118,7 +184,7 @@ final class ResponsesAnswer implements AnswerFormat {
             send("response.output_item.added", Json.object().put("output_index", index)
                     .set("item", item(index, block, "in_progress")));
             if (block.kind != AnswerBlocks.Kind.CALL) {
-                send("response.content_part.added", part(index).set("part", part(block.kind, "")));
+                send("response.content_part.added", part(index).set("part", part(block.kind, "", null)));
             }
         }
 
@@ -126,13 +192,20 @@ final class ResponsesAnswer implements AnswerFormat {
         public void grew(int index, AnswerBlocks.Block block, String piece) throws IOException {
             switch (block.kind) {
                 case TEXT -> {
-                    ObjectNode delta = part(index).put("delta", piece);
-                    delta.putArray("logprobs");
-                    send("response.output_text.delta", delta);
+                    ArrayNode entries = entries(pending);
+                    pending.clear();
+                    logprobsOf(index).addAll(entries);
+                    send("response.output_text.delta", part(index).put("delta", piece).set("logprobs", entries));
                 }
-                case REASONING -> send("response.reasoning_text.delta", part(index).put("delta", piece));
-                case CALL -> send("response.function_call_arguments.delta", Json.object()
+                case REASONING -> {
+                    grewElsewhere = true;
+                    send("response.reasoning_text.delta", part(index).put("delta", piece));
+                }
+                case CALL -> {
+                    grewElsewhere = true;
+                    send("response.function_call_arguments.delta", Json.object()
                         .put("item_id", id(index, block)).put("output_index", index).put("delta", piece));
+                }
             }
         }
 
@@ -146,10 +219,11 @@ final class ResponsesAnswer implements AnswerFormat {
                     boolean text = block.kind == AnswerBlocks.Kind.TEXT;
                     ObjectNode done = part(index).put("text", block.text());
                     if (text) {
-                        done.putArray("logprobs");
+                        done.set("logprobs", logprobsOf(index).deepCopy());
                     }
                     send(text ? "response.output_text.done" : "response.reasoning_text.done", done);
-                    send("response.content_part.done", part(index).set("part", part(block.kind, block.text())));
+                    send("response.content_part.done", part(index).set("part", part(block.kind, block.text(),
+                            text ? logprobsOf(index) : null)));
                 }
             }
             send("response.output_item.done", Json.object().put("output_index", index)
@@ -189,7 +263,7 @@ final class ResponsesAnswer implements AnswerFormat {
         item.put("status", status);
         ArrayNode content = item.putArray("content");
         if (!inProgress) {
-            content.add(part(block.kind, block.text()));
+            content.add(part(block.kind, block.text(), block.kind == AnswerBlocks.Kind.TEXT ? logprobsOf(index) : null));
         }
         return item;
     }
@@ -205,7 +279,7 @@ final class ResponsesAnswer implements AnswerFormat {
                 case REASONING -> "rs_";
                 case CALL -> "fc_";
             };
-            itemIds.set(index, prefix + UUID.randomUUID().toString().replace("-", ""));
+            itemIds.set(index, ResponseInput.newId(prefix));
         }
         return itemIds.get(index);
     }
@@ -215,14 +289,34 @@ final class ResponsesAnswer implements AnswerFormat {
         return Json.object().put("item_id", itemIds.get(index)).put("output_index", index).put("content_index", 0);
     }
 
-    private static ObjectNode part(AnswerBlocks.Kind kind, String text) {
+    /** A content part: reasoning_text, or output_text with its logprobs entries (null: none yet). */
+    private static ObjectNode part(AnswerBlocks.Kind kind, String text, ArrayNode logprobs) {
         if (kind == AnswerBlocks.Kind.REASONING) {
             return Json.object().put("type", "reasoning_text").put("text", text);
         }
         ObjectNode part = Json.object().put("type", "output_text").put("text", text);
         part.putArray("annotations");
-        part.putArray("logprobs");
+        part.set("logprobs", logprobs == null ? Json.object().arrayNode() : logprobs.deepCopy());
         return part;
+    }
+
+    /** Text block {@code index}'s logprobs entries so far. */
+    private ArrayNode logprobsOf(int index) {
+        while (blockLogprobs.size() <= index) {
+            blockLogprobs.add(null);
+        }
+        if (blockLogprobs.get(index) == null) {
+            blockLogprobs.set(index, Json.object().arrayNode());
+        }
+        return blockLogprobs.get(index);
+    }
+
+    /** OpenAI's logprobs entries of {@code positions}: token, logprob, bytes and top_logprobs, as chat's. */
+    private ArrayNode entries(List<PositionLogprobs> positions) {
+        if (positions.isEmpty()) {
+            return Json.object().arrayNode();
+        }
+        return (ArrayNode) LogprobsJson.chat(logprobs, positions).get("content");
     }
 
     private boolean cut() {
@@ -249,8 +343,6 @@ final class ResponsesAnswer implements AnswerFormat {
         }
         response.put("model", model);
         response.set("output", output == null ? Json.object().arrayNode() : output);
-        response.put("store", false);
-        response.putNull("previous_response_id");
         response.put("truncation", "disabled");
         response.setAll(echo);
         if (finished != null) {
@@ -275,8 +367,11 @@ final class ResponsesAnswer implements AnswerFormat {
         return usage;
     }
 
-    /** One typed event: its name is its {@code type}, numbered in the stream's order. */
+    /** One typed event: its name is its {@code type}, numbered in the stream's order; none in a whole answer. */
     private void send(String type, ObjectNode event) throws IOException {
+        if (sse == null) {
+            return;
+        }
         ObjectNode typed = Json.object().put("type", type);
         typed.setAll(event);
         typed.put("sequence_number", sequence++);

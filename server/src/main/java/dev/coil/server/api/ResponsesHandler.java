@@ -13,19 +13,23 @@ import java.util.Set;
 /**
  * POST /v1/responses: OpenAI's Responses API, as vLLM serves it. The request is read as the chat
  * request it stands for ({@link ChatHandler#prepare}): {@code instructions} a system message first,
- * {@code input} a user message (a string) or the conversation's items (messages of a string or
- * input_text / output_text parts, developer read as system; function_call items as the assistant's
- * tool_calls, function_call_output items as tool messages; reasoning items left out, as chat leaves
- * a turn's reasoning out), {@code max_output_tokens} as max_tokens, {@code text.format} as
- * response_format, function {@code tools} and {@code tool_choice} as chat's, {@code temperature},
- * {@code top_p}, {@code stream}, and vLLM's sampling extras (seed, top_k, stop, ...) as chat takes
- * them. The answer is chat's, read into output items ({@link ResponsesAnswer}).
+ * then the conversation ({@link ResponseInput}): the items of the response named by
+ * {@code previous_response_id} (its conversation and its output; not its instructions, as OpenAI's),
+ * then {@code input}, a user message (a string) or items (messages of a string or input_text /
+ * output_text parts, developer read as system; function_call items as the assistant's tool_calls,
+ * function_call_output items as tool messages; reasoning items left out, as chat leaves a turn's
+ * reasoning out); {@code max_output_tokens} as max_tokens, {@code text.format} as response_format,
+ * function {@code tools} and {@code tool_choice} as chat's, {@code temperature}, {@code top_p},
+ * {@code stream}, {@code include: ["message.output_text.logprobs"]} with {@code top_logprobs} as chat's
+ * logprobs, and vLLM's sampling extras (seed, top_k, stop, ...) as chat takes them. The answer is
+ * chat's, read into output items ({@link ResponsesAnswer}), and stored ({@link ResponseStore}) unless
+ * {@code store} is false or the server stores none.
  *
- * <p>Responses are not stored ({@code store} is answered false): {@code previous_response_id} and
- * {@code conversation} are a 400, as are tools other than functions, items other than those above,
- * parts other than text, {@code background}, {@code include}, {@code top_logprobs} and
- * {@code truncation: "auto"}, each naming the field. {@code reasoning} and {@code text.verbosity} are
- * read past: the served models take no effort setting.
+ * <p>{@code conversation} (OpenAI's conversations) is a 400, as are tools other than functions, items
+ * other than those above, parts other than text, {@code background}, include values OpenAI does not
+ * have, and {@code truncation: "auto"}, each naming the field. {@code reasoning} and
+ * {@code text.verbosity} are read past: the served models take no effort setting; so are include values
+ * for what these answers never hold (built-in tools' results, images, encrypted reasoning).
  */
 public final class ResponsesHandler implements Handler {
 
@@ -36,20 +40,30 @@ public final class ResponsesHandler implements Handler {
             "prompt_cache_key", "service_tier", "max_tool_calls", "stream_options", "prompt", "messages", "n",
             "logprobs", "max_tokens", "max_completion_tokens", "response_format");
 
+    /** OpenAI's include values for what these answers never hold, read past. */
+    private static final Set<String> INCLUDE_VALUES = Set.of("reasoning.encrypted_content", "file_search_call.results",
+            "web_search_call.results", "web_search_call.action.sources", "message.input_image.image_url",
+            "computer_call_output.output.image_url", "code_interpreter_call.outputs");
+
     private final ServerState state;
     private final GenerationRunner runner;
     private final long maxBodyBytes;
     private final ToolCallFormat toolCallParser;
     private final ReasoningFormat reasoningParser;
+    private final ResponseStore store;
 
-    /** The parsers as {@link ChatHandler} takes them: tool_choice "auto"'s call format, the reasoning's. */
+    /**
+     * The parsers as {@link ChatHandler} takes them: tool_choice "auto"'s call format, the reasoning's;
+     * {@code store} keeps answered responses.
+     */
     public ResponsesHandler(ServerState state, GenerationRunner runner, long maxBodyBytes, ToolCallFormat toolCallParser,
-            ReasoningFormat reasoningParser) {
+            ReasoningFormat reasoningParser, ResponseStore store) {
         this.state = state;
         this.runner = runner;
         this.maxBodyBytes = maxBodyBytes;
         this.toolCallParser = toolCallParser;
         this.reasoningParser = reasoningParser;
+        this.store = store;
     }
 
     @Override
@@ -57,25 +71,75 @@ public final class ResponsesHandler implements Handler {
         ServedModel model = state.ready();
         Fields fields = new Fields(JsonBody.read(ctx, maxBodyBytes));
         refuseWhatIsNotServed(fields);
+        boolean logprobs = includesLogprobs(fields);
         JsonNode format = textFormat(fields);
+        ArrayNode input = ResponseInput.items(fields.get("input"));
+        String previousId = fields.string("previous_response_id");
+        ArrayNode conversation = previousId == null ? Json.object().arrayNode() : previousConversation(previousId);
+        int inputFrom = conversation.size();
+        conversation.addAll(input);
+        ObjectNode chat = chatRequest(fields, format, ResponseInput.messages(fields.string("instructions"), conversation));
+        if (logprobs) {
+            chat.put("logprobs", true).put("top_logprobs", fields.integer("top_logprobs", 0, 20, 0));
+        }
         ChatHandler.Prepared prepared;
         try {
-            prepared = ChatHandler.prepare(new Fields(chatRequest(fields, format)), model, toolCallParser,
-                    reasoningParser);
+            prepared = ChatHandler.prepare(new Fields(chat), model, toolCallParser, reasoningParser);
         } catch (ApiException e) {
             throw renamed(e);
         }
-        runner.run(ctx, model, new ResponsesAnswer(model.name(), echo(fields, format, prepared), prepared.shape(),
-                prepared.choices().getFirst()), prepared.settings(), prepared.choices(), prepared.requests());
+        boolean storing = fields.bool("store", true) && store.enabled();
+        ObjectNode echo = echo(fields, format, prepared).put("store", storing).put("previous_response_id", previousId);
+        runner.run(ctx, model, new ResponsesAnswer(model.name(), echo, prepared.shape(), prepared.choices().getFirst(),
+                logprobs ? TokenSpelling.of(fields, model) : null, storing
+                        ? response -> store.save(response, conversation, inputFrom, conversation.size()) : null),
+                prepared.settings(), prepared.choices(), prepared.requests());
+    }
+
+    /** The items a response continues from {@code previous_response_id}: a 400 when it is not stored. */
+    private ArrayNode previousConversation(String id) {
+        ResponseStore.Found previous = store.find(id);
+        if (previous == null) {
+            throw new ApiException(400, "invalid_request_error", "previous_response_id", "previous_response_not_found",
+                    "Previous response with id '" + id + "' not found." + (store.enabled() ? ""
+                            : " This server stores no responses (--response-store 0)."));
+        }
+        return previous.conversation();
     }
 
     /**
-     * The chat request a Responses request stands for ({@code format}: its text.format, or null): its own
-     * fields renamed, the others (vLLM's extras) as they are.
+     * Whether {@code include} asks for the message's logprobs; include values OpenAI has for what these
+     * answers never hold are read past, others are a 400.
      */
-    private static ObjectNode chatRequest(Fields fields, JsonNode format) {
+    private static boolean includesLogprobs(Fields fields) {
+        JsonNode include = fields.get("include");
+        if (include == null) {
+            return false;
+        }
+        if (!include.isArray()) {
+            throw ApiException.invalid("include", "include must be an array of strings");
+        }
+        boolean logprobs = false;
+        for (int i = 0; i < include.size(); i++) {
+            JsonNode value = include.get(i);
+            if (value.isTextual() && value.textValue().equals("message.output_text.logprobs")) {
+                logprobs = true;
+            } else if (!value.isTextual() || !INCLUDE_VALUES.contains(value.textValue())) {
+                throw ApiException.invalid("include", "include[" + i + "]: " + value + " is not one of "
+                        + "\"message.output_text.logprobs\", " + String.join(", ", INCLUDE_VALUES.stream()
+                                .sorted().map(name -> "\"" + name + "\"").toList()));
+            }
+        }
+        return logprobs;
+    }
+
+    /**
+     * The chat request a Responses request stands for ({@code format}: its text.format, or null;
+     * {@code messages}: its conversation's): its own fields renamed, the others (vLLM's extras) as they are.
+     */
+    private static ObjectNode chatRequest(Fields fields, JsonNode format, ArrayNode messages) {
         ObjectNode chat = fields.copyWithout(RESPONSES_FIELDS);
-        chat.set("messages", messages(fields));
+        chat.set("messages", messages);
         if (fields.has("max_output_tokens")) {
             chat.set("max_tokens", fields.get("max_output_tokens"));
         }
@@ -113,21 +177,14 @@ public final class ResponsesHandler implements Handler {
 
     /** The fields that ask for what this server does not do, each a 400 naming it. */
     private static void refuseWhatIsNotServed(Fields fields) {
-        for (String stored : List.of("previous_response_id", "conversation")) {
-            if (fields.has(stored)) {
-                throw ApiException.invalid(stored, stored + " is not supported: this server does not store responses");
-            }
+        if (fields.has("conversation")) {
+            throw ApiException.invalid("conversation", "conversation is not supported: this server keeps no "
+                    + "conversations; give previous_response_id");
         }
         if (fields.bool("background", false)) {
             throw ApiException.invalid("background", "background responses are not supported");
         }
-        if (fields.has("include") && !(fields.get("include").isArray() && fields.get("include").isEmpty())) {
-            throw ApiException.invalid("include", "include is not supported: a response holds its output text only");
-        }
-        if (fields.integer("top_logprobs", 0, 20, 0) > 0) {
-            throw ApiException.invalid("top_logprobs", "top_logprobs is not supported on /v1/responses; "
-                    + "/v1/chat/completions takes logprobs");
-        }
+        fields.integer("top_logprobs", 0, 20);
         String truncation = fields.string("truncation");
         if (truncation != null && !truncation.equals("disabled")) {
             throw ApiException.invalid("truncation", "truncation must be \"disabled\"");
@@ -147,79 +204,6 @@ public final class ResponsesHandler implements Handler {
                         });
             }
         }
-    }
-
-    /** The chat messages of {@code instructions} and {@code input}. */
-    private static ArrayNode messages(Fields fields) {
-        ArrayNode messages = Json.object().arrayNode();
-        String instructions = fields.string("instructions");
-        if (instructions != null) {
-            messages.addObject().put("role", "system").put("content", instructions);
-        }
-        JsonNode input = fields.get("input");
-        if (input == null) {
-            throw ApiException.invalid("input", "input is required: a string or an array of messages");
-        }
-        if (input.isTextual()) {
-            messages.addObject().put("role", "user").put("content", input.textValue());
-            return messages;
-        }
-        if (!input.isArray() || input.isEmpty()) {
-            throw ApiException.invalid("input", "input must be a string or a non-empty array of messages, got "
-                    + Fields.typeName(input));
-        }
-        for (int i = 0; i < input.size(); i++) {
-            JsonNode item = input.get(i);
-            String where = "input[" + i + "]";
-            if (!item.isObject()) {
-                throw ApiException.invalid("input", where + " must be a message object, got " + Fields.typeName(item));
-            }
-            String type = item.path("type").asText("message");
-            switch (type) {
-                case "function_call" -> {
-                    callOf(messages).add(ToolCallShape.call(null, Fields.stringIn(item, "call_id", "input", where),
-                            Fields.stringIn(item, "name", "input", where),
-                            Fields.stringIn(item, "arguments", "input", where)));
-                    continue;
-                }
-                case "function_call_output" -> {
-                    JsonNode output = item.get("output");
-                    String callId = Fields.stringIn(item, "call_id", "input", where);
-                    messages.addObject().put("role", "tool").put("tool_call_id", callId)
-                            .put("content", output != null && output.isTextual() ? output.textValue()
-                                    : content(output, where + ".output"));
-                    continue;
-                }
-                case "reasoning" -> {
-                    continue; // a turn's reasoning is not the conversation's, as in chat
-                }
-                case "message" -> { }
-                default -> throw ApiException.invalid("input", where + ": items of type \"" + type + "\" are not "
-                        + "supported; give messages, function_call and function_call_output items");
-            }
-            JsonNode role = item.get("role");
-            if (role == null || !role.isTextual()
-                    || !Set.of("user", "assistant", "system", "developer").contains(role.textValue())) {
-                throw ApiException.invalid("input", where + ".role must be \"user\", \"assistant\", \"system\" or "
-                        + "\"developer\"");
-            }
-            messages.addObject().put("role", role.textValue().equals("developer") ? "system" : role.textValue())
-                    .put("content", content(item.get("content"), where + ".content"));
-        }
-        return messages;
-    }
-
-    /**
-     * The tool_calls array a function_call item joins: the last message's when it is the assistant's
-     * (its text or calls just before), else a new assistant message's.
-     */
-    private static ArrayNode callOf(ArrayNode messages) {
-        JsonNode last = messages.isEmpty() ? null : messages.get(messages.size() - 1);
-        if (last instanceof ObjectNode message && message.path("role").asText().equals("assistant")) {
-            return message.has("tool_calls") ? (ArrayNode) message.get("tool_calls") : message.putArray("tool_calls");
-        }
-        ObjectNode message = messages.addObject().put("role", "assistant").put("content", "");
-        return message.putArray("tool_calls");
     }
 
     /** Chat's tools for the Responses API's: {@code {"type": "function", "name", ...}} wrapped as chat's function. */
@@ -256,32 +240,6 @@ public final class ResponsesHandler implements Handler {
         }
         throw ApiException.invalid("tool_choice", "tool_choice must be \"auto\", \"none\", \"required\" or "
                 + "{\"type\": \"function\", \"name\": …}");
-    }
-
-    /** A message's content: a string, or its text parts (input_text, output_text) joined. */
-    private static String content(JsonNode content, String where) {
-        if (content != null && content.isTextual()) {
-            return content.textValue();
-        }
-        if (content == null || !content.isArray()) {
-            throw ApiException.invalid("input", where + " must be a string or an array of text parts");
-        }
-        StringBuilder text = new StringBuilder();
-        for (int j = 0; j < content.size(); j++) {
-            JsonNode part = content.get(j);
-            JsonNode type = part.get("type");
-            if (type == null || !type.isTextual()
-                    || !Set.of("input_text", "output_text", "text").contains(type.textValue())) {
-                throw ApiException.invalid("input", where + "[" + j + "]: parts of type " + type + " are not supported; "
-                        + "give input_text");
-            }
-            JsonNode partText = part.get("text");
-            if (partText == null || !partText.isTextual()) {
-                throw ApiException.invalid("input", where + "[" + j + "].text must be a string");
-            }
-            text.append(partText.textValue());
-        }
-        return text.toString();
     }
 
     /** {@code text.format}, or null for plain text. */

@@ -64,6 +64,12 @@ public final class ServeCommand implements Callable<Integer> {
             description = "Largest request body; larger ones get 413 (default ${DEFAULT-VALUE}, 2 MB).")
     long maxBodyBytes;
 
+    @Option(names = "--response-store", paramLabel = "SIZE", defaultValue = "64M",
+            description = "The Responses API's stored responses (GET /v1/responses/ID, previous_response_id), held "
+                    + "in memory as JSON text up to this size: bytes, or K, M, G; the least recently used go first; "
+                    + "0 stores none (default ${DEFAULT-VALUE}).")
+    String responseStore;
+
     @Option(names = "--shutdown-timeout", paramLabel = "SECONDS", defaultValue = "30",
             description = "On SIGTERM, how long requests in flight may run before they are cancelled (default ${DEFAULT-VALUE}).")
     double shutdownSeconds;
@@ -160,7 +166,7 @@ public final class ServeCommand implements Callable<Integer> {
         Function<LoadedModel, ContextParallelism> sharding = contextParallelism(devices);
         ServerOptions serverOptions = new ServerOptions(host, port, apiKey, maxBodyBytes, seconds(keepAliveSeconds,
                 "--sse-keep-alive"), seconds(shutdownSeconds, "--shutdown-timeout"), toolCallFormat(),
-                reasoningFormat());
+                reasoningFormat(), responseStoreBytes());
         var folder = modelOptions.folder();
         ServedModel.ChatTemplateText template = chatTemplate();
         boolean modelSamplingDefaults = modelSamplingDefaults();
@@ -296,6 +302,27 @@ public final class ServeCommand implements Callable<Integer> {
             default -> throw new IllegalArgumentException("--generation-config must be auto or vllm, got \""
                     + generationConfig + "\"");
         };
+    }
+
+    /** --response-store in bytes: a count, or one with a K, M or G suffix. */
+    long responseStoreBytes() {
+        String text = responseStore.trim().toUpperCase(Locale.ROOT);
+        int shift = text.isEmpty() ? 0 : switch (text.charAt(text.length() - 1)) {
+            case 'K' -> 10;
+            case 'M' -> 20;
+            case 'G' -> 30;
+            default -> 0;
+        };
+        try {
+            long value = Long.parseLong(shift == 0 ? text : text.substring(0, text.length() - 1));
+            if (value >= 0 && value <= Long.MAX_VALUE >> shift) {
+                return value << shift;
+            }
+        } catch (NumberFormatException e) {
+            // the message below says what is taken
+        }
+        throw new IllegalArgumentException("--response-store must be a size such as 64M, 1G or 0, got \""
+                + responseStore + "\"");
     }
 
     private static DType kvDtype(String spelling) {

@@ -23,6 +23,7 @@ import com.openai.models.models.Model;
 import com.openai.models.responses.Response;
 import com.openai.models.responses.ResponseCompletedEvent;
 import com.openai.models.responses.ResponseCreateParams;
+import com.openai.models.responses.ResponseIncludable;
 import com.openai.models.responses.ResponseIncompleteEvent;
 import com.openai.models.responses.ResponseStreamEvent;
 import com.openai.models.responses.ToolChoiceFunction;
@@ -334,5 +335,38 @@ class OpenAiClientTest {
         }
         assertThat(streamed.toString()).isEqualTo(call.arguments());
         assertThat(TestServer.JSON.readTree(call.arguments()).has("level")).as(call.arguments()).isTrue();
+    }
+
+    /**
+     * Stored responses through the client: logprobs included, read back by id, continued by
+     * previous_response_id, its input items listed, deleted; every object passes the client's validation.
+     */
+    @Test
+    void storedResponsesAreTheClientsToo() {
+        Response first = client.responses().create(ResponseCreateParams.builder().model("coil-demo").input(PROMPT)
+                .maxOutputTokens(12L).temperature(0.0).include(List.of(ResponseIncludable.MESSAGE_OUTPUT_TEXT_LOGPROBS))
+                .topLogprobs(2L).build()).validate();
+        var text = first.output().getFirst().message().orElseThrow().content().getFirst().outputText().orElseThrow();
+        assertThat(text.logprobs().orElseThrow()).hasSize(12)
+                .allSatisfy(logprob -> assertThat(logprob.topLogprobs()).hasSize(2));
+        assertThat(String.join("", text.logprobs().orElseThrow().stream().map(logprob -> logprob.token()).toList()))
+                .isEqualTo(text.text());
+
+        Response read = client.responses().retrieve(first.id()).validate();
+        assertThat(read.id()).isEqualTo(first.id());
+        assertThat(read.output().getFirst().message().orElseThrow().content().getFirst().outputText().orElseThrow()
+                .text()).isEqualTo(text.text());
+
+        Response second = client.responses().create(ResponseCreateParams.builder().model("coil-demo")
+                .previousResponseId(first.id()).input("Another?").maxOutputTokens(4L).temperature(0.0).build())
+                .validate();
+        assertThat(second.previousResponseId()).contains(first.id());
+        var items = client.responses().inputItems().list(second.id());
+        assertThat(items.data()).hasSize(1);
+        var message = items.data().getFirst().validate().responseInputMessageItem().orElseThrow();
+        assertThat(message.content().getFirst().inputText().orElseThrow().text()).isEqualTo("Another?");
+
+        client.responses().delete(first.id());
+        assertThatThrownBy(() -> client.responses().retrieve(first.id())).isInstanceOf(NotFoundException.class);
     }
 }

@@ -63,7 +63,7 @@ class ResponsesTest {
         assertThat(response.at("/metadata/k").asText()).isEqualTo("v");
         assertThat(response.get("temperature").asDouble()).isZero();
         assertThat(response.at("/text/format/type").asText()).isEqualTo("text");
-        assertThat(response.get("store").asBoolean()).isFalse();
+        assertThat(response.get("store").asBoolean()).isTrue();
         assertThat(response.has("timings")).isTrue();
     }
 
@@ -191,6 +191,48 @@ class ResponsesTest {
         assertThat(response.at("/usage/input_tokens").asInt()).isEqualTo(chat.at("/usage/prompt_tokens").asInt());
     }
 
+    /**
+     * include message.output_text.logprobs: the message's text carries its tokens' logprobs, the same
+     * as chat gives for the same conversation (greedy, cut by its limit: every token wrote text), whose
+     * tokens spell the text; streamed, the deltas carry them in pieces that make the whole's.
+     */
+    @Test
+    void logprobsAreChatsAndTheStreamCarriesThemInPieces() {
+        String request = "\"input\": \"The Debian package manager\", \"max_output_tokens\": 12, \"temperature\": 0, "
+                + "\"include\": [\"message.output_text.logprobs\", \"reasoning.encrypted_content\"], \"top_logprobs\": 2";
+        JsonNode whole = server.postJson("/v1/responses", "{" + request + "}");
+        JsonNode chat = server.postJson("/v1/chat/completions", """
+                {"messages": [{"role": "user", "content": "The Debian package manager"}], "max_tokens": 12,
+                 "temperature": 0, "logprobs": true, "top_logprobs": 2}""");
+        JsonNode logprobs = whole.at("/output/0/content/0/logprobs");
+        assertThat(logprobs).hasSize(12);
+        assertThat(logprobs).isEqualTo(chat.at("/choices/0/logprobs/content"));
+        StringBuilder spelled = new StringBuilder();
+        logprobs.forEach(entry -> {
+            spelled.append(entry.get("token").asText());
+            assertThat(entry.get("top_logprobs")).hasSize(2);
+            assertThat(entry.get("logprob").asDouble()).isLessThanOrEqualTo(0);
+        });
+        assertThat(spelled.toString()).isEqualTo(whole.at("/output/0/content/0/text").asText());
+
+        List<JsonNode> events = events(server.post("/v1/responses", "{" + request + ", \"stream\": true}").body());
+        List<JsonNode> streamed = new ArrayList<>();
+        for (JsonNode event : events) {
+            switch (event.get("type").asText()) {
+                case "response.output_text.delta" -> event.get("logprobs").forEach(streamed::add);
+                case "response.output_text.done" -> assertThat(event.get("logprobs")).isEqualTo(logprobs);
+                case "response.content_part.done" -> assertThat(event.at("/part/logprobs")).isEqualTo(logprobs);
+                default -> { }
+            }
+        }
+        assertThat((JsonNode) TestServer.JSON.valueToTree(streamed)).isEqualTo(logprobs);
+        assertThat(events.getLast().at("/response/output/0/content/0/logprobs")).isEqualTo(logprobs);
+
+        JsonNode without = server.postJson("/v1/responses", """
+                {"input": "The Debian package manager", "max_output_tokens": 4, "temperature": 0, "top_logprobs": 2}""");
+        assertThat(without.at("/output/0/content/0/logprobs")).isEmpty();
+    }
+
     /** The typed events of a Responses stream, each checked against its event line and numbered in order. */
     static List<JsonNode> events(String body) {
         List<JsonNode> events = new ArrayList<>();
@@ -211,9 +253,13 @@ class ResponsesTest {
                 "tools[0]: tools of type \"web_search\" are not supported");
         refused("\"input\": \"x\", \"tool_choice\": {\"type\": \"file_search\"}", "tool_choice", "tool_choice must be");
         refused("\"input\": \"x\", \"previous_response_id\": \"resp_1\"", "previous_response_id",
-                "does not store responses");
+                "Previous response with id 'resp_1' not found.");
+        refused("\"input\": \"x\", \"conversation\": \"conv_1\"", "conversation", "give previous_response_id");
         refused("\"input\": \"x\", \"background\": true", "background", "not supported");
-        refused("\"input\": \"x\", \"include\": [\"message.output_text.logprobs\"]", "include", "not supported");
+        refused("\"input\": \"x\", \"include\": [\"message.logprobs\"]", "include",
+                "include[0]: \"message.logprobs\" is not one of \"message.output_text.logprobs\"");
+        refused("\"input\": \"x\", \"include\": \"message.output_text.logprobs\"", "include", "must be an array");
+        refused("\"input\": \"x\", \"top_logprobs\": 21", "top_logprobs", "top_logprobs");
         refused("\"input\": [{\"type\": \"web_search_call\", \"id\": \"w\"}]", "input",
                 "input[0]: items of type \"web_search_call\" are not supported");
         refused("\"input\": [{\"type\": \"function_call\", \"name\": \"f\", \"arguments\": \"{}\"}]", "input",

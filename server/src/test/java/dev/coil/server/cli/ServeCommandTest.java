@@ -12,6 +12,7 @@ import dev.coil.engine.runner.CpuBackend;
 import dev.coil.engine.tokenizer.ChatMessage;
 import dev.coil.server.Main;
 import dev.coil.server.ServedModel;
+import dev.coil.server.ServerOptions;
 import dev.coil.server.TestServer;
 import dev.coil.server.api.ReasoningFormat;
 import dev.coil.server.api.ToolCallFormat;
@@ -199,6 +200,19 @@ class ServeCommandTest {
     }
 
     @Test
+    void theResponseStoreFlagTakesASize() {
+        assertThat(parse().responseStoreBytes()).isEqualTo(64L << 20).isEqualTo(ServerOptions.DEFAULT_RESPONSE_STORE_BYTES);
+        assertThat(parse("--response-store", "0").responseStoreBytes()).isZero();
+        assertThat(parse("--response-store", "512k").responseStoreBytes()).isEqualTo(512L << 10);
+        assertThat(parse("--response-store", "2G").responseStoreBytes()).isEqualTo(2L << 30);
+        assertThat(parse("--response-store", "1000").responseStoreBytes()).isEqualTo(1000);
+        for (String bad : new String[] {"-1", "64MB", "M", "", "1.5G"}) {
+            assertThatThrownBy(() -> parse("--response-store", bad).responseStoreBytes())
+                    .hasMessage("--response-store must be a size such as 64M, 1G or 0, got \"" + bad + "\"");
+        }
+    }
+
+    @Test
     void helpListsEveryFlagWithItsDefault() {
         StringWriter out = new StringWriter();
         new CommandLine(new ServeCommand()).setOut(new PrintWriter(out)).execute("--help");
@@ -207,7 +221,7 @@ class ServeCommandTest {
             "--max-body-bytes", "--shutdown-timeout", "--sse-keep-alive", "--block-size", "--kv-dtype", "--cache-memory",
             "--max-seqs", "--max-batched-tokens", "--max-waiting", "--[no-]prefix-caching", "--snapshot-interval",
             "--tool-call-parser", "--enable-auto-tool-choice", "--reasoning-parser", "--chat-template", "--max-num-seqs",
-            "--max-num-batched-tokens", "--generation-config"}) {
+            "--max-num-batched-tokens", "--generation-config", "--response-store"}) {
             assertThat(help).contains(flag);
         }
         assertThat(help).contains("(default " + EngineOptions.DEFAULTS.maxBatchedTokens() + " on the CPU;")

@@ -1,0 +1,211 @@
+package dev.coil.server.api;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.coil.server.TestServer;
+import java.net.URI;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Stored responses on the demo model: a response reads back as it was answered (whole or streamed);
+ * previous_response_id continues the conversation exactly as sending it whole does (greedy: the same
+ * text and prompt tokens), without the previous instructions, through function calls too; input items
+ * list as OpenAI pages them; deleted and unstored responses are gone, with OpenAI's errors.
+ */
+class StoredResponsesTest {
+
+    private static TestServer server;
+
+    @BeforeAll
+    static void start() {
+        server = TestServer.start();
+    }
+
+    @AfterAll
+    static void stop() {
+        server.close();
+    }
+
+    @Test
+    void aResponseReadsBackAsItWasAnswered() {
+        JsonNode answered = server.postJson("/v1/responses", """
+                {"input": "Name a package manager.", "max_output_tokens": 8, "temperature": 0}""");
+        assertThat(answered.get("store").asBoolean()).isTrue();
+        assertThat(answered.get("previous_response_id").isNull()).isTrue();
+        assertThat(get("/v1/responses/" + answered.get("id").asText())).isEqualTo(answered);
+
+        List<JsonNode> events = ResponsesTest.events(server.post("/v1/responses", """
+                {"input": "Name a package manager.", "max_output_tokens": 8, "temperature": 0, "stream": true}""")
+                .body());
+        JsonNode last = events.getLast().get("response");
+        assertThat(get("/v1/responses/" + last.get("id").asText())).isEqualTo(last);
+        assertThat(last.at("/output/0/content/0/text")).isEqualTo(answered.at("/output/0/content/0/text"));
+    }
+
+    /** A chained turn is answered as the whole conversation sent at once is: the same prompt, the same greedy text. */
+    @Test
+    void previousResponseIdContinuesTheConversation() {
+        JsonNode first = server.postJson("/v1/responses", """
+                {"instructions": "Answer briefly.", "input": "Name a package manager.", "max_output_tokens": 8,
+                 "temperature": 0}""");
+        String firstId = first.get("id").asText();
+        String firstText = text(first);
+        JsonNode second = continued(firstId, "\"instructions\": \"Answer briefly.\", \"input\": \"Another?\"", 10);
+        assertThat(second.get("previous_response_id").asText()).isEqualTo(firstId);
+        assertAnswersAsChat(second, 10, message("system", "Answer briefly."), message("user", "Name a package manager."),
+                message("assistant", firstText), message("user", "Another?"));
+
+        // The first turn's instructions are not carried: without its own, the chain has no system message.
+        JsonNode bare = continued(firstId, "\"input\": \"Another?\"", 10);
+        assertAnswersAsChat(bare, 10, message("user", "Name a package manager."), message("assistant", firstText),
+                message("user", "Another?"));
+
+        // Three turns: the second's conversation holds the first's.
+        JsonNode third = continued(bare.get("id").asText(), "\"input\": \"And a third?\"", 6);
+        assertAnswersAsChat(third, 6, message("user", "Name a package manager."), message("assistant", firstText),
+                message("user", "Another?"), message("assistant", text(bare)), message("user", "And a third?"));
+    }
+
+    /** A function call answered, then its output sent with previous_response_id: chat's tool-call conversation. */
+    @Test
+    void aCallsOutputContinuesTheResponseThatMadeTheCall() {
+        JsonNode called = server.postJson("/v1/responses", "{\"input\": \"Wake me at seven.\", \"max_output_tokens\": 40, "
+                + "\"temperature\": 0, \"tools\": [{\"type\": \"function\", \"name\": \"set_alarm\", \"parameters\": "
+                + ResponsesTest.ALARM + "}], \"tool_choice\": {\"type\": \"function\", \"name\": \"set_alarm\"}}");
+        JsonNode call = called.at("/output/0");
+        assertThat(call.get("type").asText()).as(called.toString()).isEqualTo("function_call");
+        String callId = call.get("call_id").asText();
+        JsonNode answered = continued(called.get("id").asText(), "\"input\": [{\"type\": \"function_call_output\", "
+                + "\"call_id\": \"" + callId + "\", \"output\": \"set\"}]", 10);
+        ObjectNode calling = message("assistant", "");
+        calling.putArray("tool_calls").addObject().put("id", callId).put("type", "function").putObject("function")
+                .put("name", "set_alarm").put("arguments", call.get("arguments").asText());
+        assertAnswersAsChat(answered, 10, message("user", "Wake me at seven."), calling,
+                message("tool", "set").put("tool_call_id", callId));
+    }
+
+    /** A greedy response continuing {@code previousId}, with {@code fields} and a token limit. */
+    private static JsonNode continued(String previousId, String fields, int maxTokens) {
+        return server.postJson("/v1/responses", "{\"previous_response_id\": \"" + previousId + "\", " + fields
+                + ", \"max_output_tokens\": " + maxTokens + ", \"temperature\": 0}");
+    }
+
+    /** {@code response} has the text and prompt tokens of the greedy chat answer to {@code messages}. */
+    private static void assertAnswersAsChat(JsonNode response, int maxTokens, ObjectNode... messages) {
+        ObjectNode request = Json.object().put("max_tokens", maxTokens).put("temperature", 0);
+        request.putArray("messages").addAll(List.of(messages));
+        JsonNode chat = server.postJson("/v1/chat/completions", request.toString());
+        assertThat(text(response)).isEqualTo(chat.at("/choices/0/message/content").asText());
+        assertThat(response.at("/usage/input_tokens").asInt()).isEqualTo(chat.at("/usage/prompt_tokens").asInt());
+    }
+
+    private static ObjectNode message(String role, String content) {
+        return Json.object().put("role", role).put("content", content);
+    }
+
+    private static String text(JsonNode response) {
+        return response.at("/output/0/content/0/text").asText();
+    }
+
+    /** Input items: the response's own, each with an id, newest first by default, paged by limit and after. */
+    @Test
+    void inputItemsArePagedAsOpenAiPagesThem() {
+        JsonNode first = server.postJson("/v1/responses", """
+                {"input": "One.", "max_output_tokens": 2, "temperature": 0}""");
+        JsonNode response = server.postJson("/v1/responses", "{\"previous_response_id\": \"" + first.get("id").asText()
+                + "\", \"input\": [{\"role\": \"user\", \"content\": \"Two.\"}, {\"type\": \"message\", \"id\": \"msg_given\","
+                + " \"role\": \"assistant\", \"content\": [{\"type\": \"output_text\", \"text\": \"Three.\"}]}, "
+                + "{\"role\": \"developer\", \"content\": [{\"type\": \"input_text\", \"text\": \"Four.\"}]}], "
+                + "\"max_output_tokens\": 2, \"temperature\": 0}");
+        String path = "/v1/responses/" + response.get("id").asText() + "/input_items";
+
+        JsonNode page = get(path);
+        assertThat(page.get("object").asText()).isEqualTo("list");
+        assertThat(texts(page)).containsExactly("Four.", "Three.", "Two.");
+        assertThat(page.at("/data/1/id").asText()).isEqualTo("msg_given");
+        assertThat(page.at("/data/1/content/0/type").asText()).isEqualTo("output_text");
+        assertThat(page.at("/data/2/content/0/type").asText()).isEqualTo("input_text");
+        assertThat(page.at("/data/0/role").asText()).isEqualTo("developer");
+        page.get("data").forEach(item -> assertThat(item.get("id").asText()).startsWith("msg_"));
+        assertThat(page.get("first_id")).isEqualTo(page.at("/data/0/id"));
+        assertThat(page.get("last_id")).isEqualTo(page.at("/data/2/id"));
+        assertThat(page.get("has_more").asBoolean()).isFalse();
+
+        JsonNode ascending = get(path + "?order=asc&limit=2");
+        assertThat(texts(ascending)).containsExactly("Two.", "Three.");
+        assertThat(ascending.get("has_more").asBoolean()).isTrue();
+        JsonNode rest = get(path + "?order=asc&limit=2&after=" + ascending.get("last_id").asText());
+        assertThat(texts(rest)).containsExactly("Four.");
+        assertThat(rest.get("has_more").asBoolean()).isFalse();
+
+        JsonNode string = get("/v1/responses/" + first.get("id").asText() + "/input_items");
+        assertThat(texts(string)).containsExactly("One.");
+        assertThat(string.at("/data/0/id").asText()).startsWith("msg_");
+        assertThat(string.at("/data/0/role").asText()).isEqualTo("user");
+        assertThat(string.at("/data/0/status").asText()).isEqualTo("completed");
+        assertError(server.get(path + "?limit=0"), 400, "limit must be an integer from 1 to 100");
+        assertError(server.get(path + "?order=up"), 400, "order must be \"asc\" or \"desc\"");
+    }
+
+    @Test
+    void deletedAndUnstoredResponsesAreGone() {
+        JsonNode answered = server.postJson("/v1/responses", """
+                {"input": "Name a package manager.", "max_output_tokens": 2, "temperature": 0}""");
+        String id = answered.get("id").asText();
+        HttpResponse<String> deleted = delete("/v1/responses/" + id);
+        assertThat(deleted.statusCode()).isEqualTo(200);
+        JsonNode body = TestServer.parse(deleted.body());
+        assertThat(body.get("id").asText()).isEqualTo(id);
+        assertThat(body.get("deleted").asBoolean()).isTrue();
+        assertError(server.get("/v1/responses/" + id), 404, "Response with id '" + id + "' not found.");
+        assertError(delete("/v1/responses/" + id), 404, "not found");
+        HttpResponse<String> chained = server.post("/v1/responses", "{\"previous_response_id\": \"" + id
+                + "\", \"input\": \"x\"}");
+        assertError(chained, 400, "Previous response with id '" + id + "' not found.");
+        assertThat(TestServer.parse(chained.body()).at("/error/code").asText()).isEqualTo("previous_response_not_found");
+        assertThat(TestServer.parse(chained.body()).at("/error/param").asText()).isEqualTo("previous_response_id");
+
+        JsonNode unstored = server.postJson("/v1/responses", """
+                {"input": "Name a package manager.", "max_output_tokens": 2, "temperature": 0, "store": false}""");
+        assertThat(unstored.get("store").asBoolean()).isFalse();
+        assertError(server.get("/v1/responses/" + unstored.get("id").asText()), 404, "not found");
+
+        JsonNode kept = server.postJson("/v1/responses", """
+                {"input": "Name a package manager.", "max_output_tokens": 2, "temperature": 0}""");
+        String keptPath = "/v1/responses/" + kept.get("id").asText();
+        assertError(server.post(keptPath + "/cancel", ""), 400, "only background responses can be cancelled");
+        assertError(server.get(keptPath + "?stream=true"), 400, "stream is not supported");
+        assertThat(get(keptPath)).isEqualTo(kept);
+    }
+
+    private static List<String> texts(JsonNode page) {
+        List<String> texts = new ArrayList<>();
+        page.get("data").forEach(item -> texts.add(item.at("/content/0/text").asText()));
+        return texts;
+    }
+
+    private static JsonNode get(String path) {
+        HttpResponse<String> response = server.get(path);
+        assertThat(response.statusCode()).as(response.body()).isEqualTo(200);
+        return TestServer.parse(response.body());
+    }
+
+    private static HttpResponse<String> delete(String path) {
+        return server.send(HttpRequest.newBuilder(URI.create(server.url(path))).DELETE());
+    }
+
+    private static void assertError(HttpResponse<String> response, int status, String message) {
+        assertThat(response.statusCode()).as(response.body()).isEqualTo(status);
+        JsonNode error = TestServer.parse(response.body()).get("error");
+        assertThat(error.get("message").asText()).contains(message);
+        assertThat(error.get("type").asText()).isEqualTo("invalid_request_error");
+    }
+}

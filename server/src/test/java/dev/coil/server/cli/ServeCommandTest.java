@@ -67,7 +67,7 @@ class ServeCommandTest {
     @Test
     void withoutFlagsTheEngineDefaultsApply() {
         ServeCommand command = parse();
-        assertThat(command.engineOptions()).isEqualTo(EngineOptions.DEFAULTS);
+        assertThat(command.serving.engineOptions()).isEqualTo(EngineOptions.DEFAULTS);
         assertThat(command.host).isEqualTo("127.0.0.1");
         assertThat(command.port).isEqualTo(8080);
         assertThat(command.maxBodyBytes).isEqualTo(2L * 1024 * 1024);
@@ -79,33 +79,33 @@ class ServeCommandTest {
     void engineFlagsReachTheEngineOptions() {
         EngineOptions options = parse("--block-size", "32", "--kv-dtype", "f32", "--cache-memory", "1G",
                 "--max-seqs", "8", "--max-batched-tokens", "256", "--max-waiting", "3", "--no-prefix-caching",
-                "--snapshot-interval", "4").engineOptions();
+                "--snapshot-interval", "4").serving.engineOptions();
         assertThat(options).isEqualTo(new EngineOptions(32, DType.F32, "1G", 8, 256, 3, false, 4));
-        assertThat(parse("--max-model-len", "2048").engineOptions().maxModelLength()).isEqualTo(2048);
-        assertThat(parse().engineOptions().maxModelLength()).isZero();
-        assertThatThrownBy(() -> parse("--max-model-len", "0").engineOptions())
+        assertThat(parse("--max-model-len", "2048").serving.engineOptions().maxModelLength()).isEqualTo(2048);
+        assertThat(parse().serving.engineOptions().maxModelLength()).isZero();
+        assertThatThrownBy(() -> parse("--max-model-len", "0").serving.engineOptions())
                 .hasMessage("--max-model-len must be positive, got 0");
     }
 
     /** --batch-invariant (or COIL_BATCH_INVARIANT=1, as vLLM's VLLM_BATCH_INVARIANT) reaches the options. */
     @Test
     void batchInvariantReachesTheEngineOptions() {
-        assertThat(parse("--batch-invariant").engineOptions().batchInvariant()).isTrue();
-        assertThat(parse("--batch-invariant").engineOptions().usesPrefixCache()).isFalse();
+        assertThat(parse("--batch-invariant").serving.engineOptions().batchInvariant()).isTrue();
+        assertThat(parse("--batch-invariant").serving.engineOptions().usesPrefixCache()).isFalse();
         ServeCommand plain = parse();
-        assertThat(plain.batchInvariant("1")).isTrue();
-        assertThat(plain.batchInvariant("true")).isTrue();
-        assertThat(plain.batchInvariant("0")).isFalse();
-        assertThat(plain.batchInvariant(null)).isFalse();
-        assertThat(parse("--batch-invariant=false").engineOptions().batchInvariant()).isFalse();
+        assertThat(plain.serving.batchInvariant("1")).isTrue();
+        assertThat(plain.serving.batchInvariant("true")).isTrue();
+        assertThat(plain.serving.batchInvariant("0")).isFalse();
+        assertThat(plain.serving.batchInvariant(null)).isFalse();
+        assertThat(parse("--batch-invariant=false").serving.engineOptions().batchInvariant()).isFalse();
     }
 
     @Test
     void vllmsNamesOfTheEngineFlagsDoTheSame() {
         assertThat(parse("--max-num-seqs", "8", "--max-num-batched-tokens", "256", "--no-enable-prefix-caching")
-                .engineOptions()).isEqualTo(parse("--max-seqs", "8", "--max-batched-tokens", "256",
-                "--no-prefix-caching").engineOptions());
-        assertThat(parse("--enable-prefix-caching").engineOptions().prefixCaching()).isTrue();
+                .serving.engineOptions()).isEqualTo(parse("--max-seqs", "8", "--max-batched-tokens", "256",
+                "--no-prefix-caching").serving.engineOptions());
+        assertThat(parse("--enable-prefix-caching").serving.engineOptions().prefixCaching()).isTrue();
     }
 
     /**
@@ -119,12 +119,12 @@ class ServeCommandTest {
                 + "{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}";
         Path file = folder.resolve("template.jinja");
         java.nio.file.Files.writeString(file, template);
-        assertThat(parse("--chat-template", file.toString()).chatTemplate())
+        assertThat(parse("--chat-template", file.toString()).serving.chatTemplate())
                 .isEqualTo(new ServedModel.ChatTemplateText(template, file.toString()));
-        assertThat(parse("--chat-template", template).chatTemplate())
+        assertThat(parse("--chat-template", template).serving.chatTemplate())
                 .isEqualTo(new ServedModel.ChatTemplateText(template, "--chat-template"));
-        assertThat(parse().chatTemplate()).isNull();
-        assertThatThrownBy(() -> parse("--chat-template", folder.resolve("missing.jinja").toString()).chatTemplate())
+        assertThat(parse().serving.chatTemplate()).isNull();
+        assertThatThrownBy(() -> parse("--chat-template", folder.resolve("missing.jinja").toString()).serving.chatTemplate())
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("no file")
                 .hasMessageContaining("missing.jinja");
         Failure missing = serveFailing("--port", "0", "--chat-template", folder.resolve("missing.jinja").toString());
@@ -133,7 +133,7 @@ class ServeCommandTest {
 
         try (ServedModel model = ServedModel.load(TestServer.DEMO_MODEL, "demo",
                 loaded -> new CpuBackend(loaded.model(), new CpuOps(new Parallel(1))), loaded -> ContextParallelism.NONE,
-                TestServer.ENGINE_OPTIONS, parse("--chat-template", file.toString()).chatTemplate())) {
+                TestServer.ENGINE_OPTIONS, parse("--chat-template", file.toString()).serving.chatTemplate())) {
             assertThat(model.chatTemplate().render(List.of(ChatMessage.user("Hello")), true))
                     .isEqualTo("<user>Hello<|endoftext|><assistant>");
         }
@@ -146,43 +146,43 @@ class ServeCommandTest {
 
     @Test
     void theDevicesDefaultStepBudgetAppliesOnlyWithoutTheFlag() {
-        assertThat(parse().engineOptions(8192).maxBatchedTokens()).isEqualTo(8192);
-        assertThat(parse("--max-batched-tokens", "256").engineOptions(8192).maxBatchedTokens()).isEqualTo(256);
+        assertThat(parse().serving.engineOptions(8192).maxBatchedTokens()).isEqualTo(8192);
+        assertThat(parse("--max-batched-tokens", "256").serving.engineOptions(8192).maxBatchedTokens()).isEqualTo(256);
         // Every running request decodes each step: a default below --max-seqs is raised to it.
-        assertThat(parse("--max-seqs", "300").engineOptions(256).maxBatchedTokens()).isEqualTo(300);
-        assertThat(parse().engineOptions(8192)).isEqualTo(EngineOptions.DEFAULTS.withMaxBatchedTokens(8192));
+        assertThat(parse("--max-seqs", "300").serving.engineOptions(256).maxBatchedTokens()).isEqualTo(300);
+        assertThat(parse().serving.engineOptions(8192)).isEqualTo(EngineOptions.DEFAULTS.withMaxBatchedTokens(8192));
     }
 
     @Test
     void theDevicesDefaultSnapshotSpacingAppliesOnlyWithoutTheFlag() {
-        assertThat(parse().engineOptions(8192, 64).snapshotIntervalBlocks()).isEqualTo(64);
-        assertThat(parse("--snapshot-interval", "4").engineOptions(8192, 64).snapshotIntervalBlocks()).isEqualTo(4);
-        assertThat(parse("--snapshot-interval", "0").engineOptions(8192, 64).snapshotIntervalBlocks()).isZero();
-        assertThat(parse().engineOptions().snapshotIntervalBlocks())
+        assertThat(parse().serving.engineOptions(8192, 64).snapshotIntervalBlocks()).isEqualTo(64);
+        assertThat(parse("--snapshot-interval", "4").serving.engineOptions(8192, 64).snapshotIntervalBlocks()).isEqualTo(4);
+        assertThat(parse("--snapshot-interval", "0").serving.engineOptions(8192, 64).snapshotIntervalBlocks()).isZero();
+        assertThat(parse().serving.engineOptions().snapshotIntervalBlocks())
                 .isEqualTo(EngineOptions.DEFAULTS.snapshotIntervalBlocks());
     }
 
     @Test
     void badEngineFlagsAreRefusedNamingTheFlag() {
-        assertThatThrownBy(() -> parse("--kv-dtype", "f16").engineOptions()).hasMessageContaining("--kv-dtype");
-        assertThatThrownBy(() -> parse("--block-size", "3").engineOptions()).hasMessageContaining("--block-size");
+        assertThatThrownBy(() -> parse("--kv-dtype", "f16").serving.engineOptions()).hasMessageContaining("--kv-dtype");
+        assertThatThrownBy(() -> parse("--block-size", "3").serving.engineOptions()).hasMessageContaining("--block-size");
     }
 
     @Test
     void theParsersAreNamedAsVllmNamesThem() {
-        assertThat(parse().toolCallFormat()).isNull();
-        assertThat(parse("--tool-call-parser", "hermes").toolCallFormat()).isEqualTo(ToolCallFormat.HERMES);
-        assertThat(parse("--enable-auto-tool-choice", "--tool-call-parser", "Hermes").toolCallFormat())
+        assertThat(parse().serving.toolCallFormat()).isNull();
+        assertThat(parse("--tool-call-parser", "hermes").serving.toolCallFormat()).isEqualTo(ToolCallFormat.HERMES);
+        assertThat(parse("--enable-auto-tool-choice", "--tool-call-parser", "Hermes").serving.toolCallFormat())
                 .isEqualTo(ToolCallFormat.HERMES);
-        assertThatThrownBy(() -> parse("--tool-call-parser", "mistral").toolCallFormat())
+        assertThatThrownBy(() -> parse("--tool-call-parser", "mistral").serving.toolCallFormat())
                 .hasMessage("--tool-call-parser must be one of hermes, nemotron_json, got mistral");
-        assertThat(parse("--tool-call-parser", "nemotron-json").toolCallFormat())
+        assertThat(parse("--tool-call-parser", "nemotron-json").serving.toolCallFormat())
                 .isEqualTo(ToolCallFormat.NEMOTRON_JSON);
-        assertThatThrownBy(() -> parse("--enable-auto-tool-choice").toolCallFormat())
+        assertThatThrownBy(() -> parse("--enable-auto-tool-choice").serving.toolCallFormat())
                 .hasMessageContaining("--enable-auto-tool-choice needs --tool-call-parser");
-        assertThat(parse("--reasoning-parser", "qwen3").reasoningFormat()).isEqualTo(ReasoningFormat.THINK);
-        assertThat(parse().reasoningFormat()).isNull();
-        assertThatThrownBy(() -> parse("--reasoning-parser", "granite").reasoningFormat())
+        assertThat(parse("--reasoning-parser", "qwen3").serving.reasoningFormat()).isEqualTo(ReasoningFormat.THINK);
+        assertThat(parse().serving.reasoningFormat()).isNull();
+        assertThatThrownBy(() -> parse("--reasoning-parser", "granite").serving.reasoningFormat())
                 .hasMessage("--reasoning-parser must be one of deepseek_r1, qwen3, got granite");
         Failure unknown = serveFailing("--port", "0", "--tool-call-parser", "mistral");
         assertThat(unknown.exit()).isNotZero();
@@ -192,22 +192,22 @@ class ServeCommandTest {
 
     @Test
     void theGenerationConfigFlagTakesVllmsValues() {
-        assertThat(parse().modelSamplingDefaults()).as("auto by default, as vLLM").isTrue();
-        assertThat(parse("--generation-config", "auto").modelSamplingDefaults()).isTrue();
-        assertThat(parse("--generation-config", "vllm").modelSamplingDefaults()).isFalse();
-        assertThatThrownBy(() -> parse("--generation-config", "hf").modelSamplingDefaults())
+        assertThat(parse().serving.modelSamplingDefaults()).as("auto by default, as vLLM").isTrue();
+        assertThat(parse("--generation-config", "auto").serving.modelSamplingDefaults()).isTrue();
+        assertThat(parse("--generation-config", "vllm").serving.modelSamplingDefaults()).isFalse();
+        assertThatThrownBy(() -> parse("--generation-config", "hf").serving.modelSamplingDefaults())
                 .hasMessage("--generation-config must be auto or vllm, got \"hf\"");
     }
 
     @Test
     void theResponseStoreFlagTakesASize() {
-        assertThat(parse().responseStoreBytes()).isEqualTo(64L << 20).isEqualTo(ServerOptions.DEFAULT_RESPONSE_STORE_BYTES);
-        assertThat(parse("--response-store", "0").responseStoreBytes()).isZero();
-        assertThat(parse("--response-store", "512k").responseStoreBytes()).isEqualTo(512L << 10);
-        assertThat(parse("--response-store", "2G").responseStoreBytes()).isEqualTo(2L << 30);
-        assertThat(parse("--response-store", "1000").responseStoreBytes()).isEqualTo(1000);
+        assertThat(parse().serving.responseStoreBytes()).isEqualTo(64L << 20).isEqualTo(ServerOptions.DEFAULT_RESPONSE_STORE_BYTES);
+        assertThat(parse("--response-store", "0").serving.responseStoreBytes()).isZero();
+        assertThat(parse("--response-store", "512k").serving.responseStoreBytes()).isEqualTo(512L << 10);
+        assertThat(parse("--response-store", "2G").serving.responseStoreBytes()).isEqualTo(2L << 30);
+        assertThat(parse("--response-store", "1000").serving.responseStoreBytes()).isEqualTo(1000);
         for (String bad : new String[] {"-1", "64MB", "M", "", "1.5G"}) {
-            assertThatThrownBy(() -> parse("--response-store", bad).responseStoreBytes())
+            assertThatThrownBy(() -> parse("--response-store", bad).serving.responseStoreBytes())
                     .hasMessage("--response-store must be a size such as 64M, 1G or 0, got \"" + bad + "\"");
         }
     }

@@ -49,7 +49,7 @@ class ServeContextParallelTest {
         TestServer server = TestServer.listen(ServerOptions.defaults("127.0.0.1", 0));
         server.server().serve(ServedModel.load(TestServer.TINY_MODEL, null,
                 loaded -> new CpuBackend(loaded.model(), new CpuOps(new Parallel(1))),
-                command.contextParallelism(command.modelOptions.devices()), TestServer.ENGINE_OPTIONS));
+                command.serving.contextParallelism(command.serving.modelOptions.devices()), TestServer.ENGINE_OPTIONS));
         return server;
     }
 
@@ -113,13 +113,13 @@ class ServeContextParallelTest {
     @Test
     void badContextParallelValuesAreRefusedNamingTheFlag() {
         Devices two = Devices.parse("cpu:2");
-        assertThatThrownBy(() -> parse("--context-parallel", "sometimes").contextParallelism(two))
+        assertThatThrownBy(() -> parse("--context-parallel", "sometimes").serving.contextParallelism(two))
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("--context-parallel must be auto, always or never; got 'sometimes'");
-        assertThatThrownBy(() -> parse("--shard-layout", "striped").contextParallelism(two))
+        assertThatThrownBy(() -> parse("--shard-layout", "striped").serving.contextParallelism(two))
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("zigzag or contiguous");
         assertThatThrownBy(() -> parse("--devices", "cuda:0,cuda:1", "--context-parallel", "always")
-                .contextParallelism(Devices.parse("cuda:0,cuda:1")).apply(sharded.model().engine().model()))
+                .serving.contextParallelism(Devices.parse("cuda:0,cuda:1")).apply(sharded.model().engine().model()))
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessageStartingWith("context parallelism over CUDA devices");
     }

@@ -2,6 +2,7 @@ package dev.coil.server;
 
 import dev.coil.server.cli.BenchCommand;
 import dev.coil.server.cli.GenerateCommand;
+import dev.coil.server.cli.RunBatchCommand;
 import dev.coil.server.cli.ScoreCommand;
 import dev.coil.server.cli.ServeCommand;
 import java.io.PrintWriter;
@@ -11,10 +12,11 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.UnmatchedArgumentException;
 
-/** The coil command line: generate, score, bench and serve. */
+/** The coil command line: generate, score, bench, serve and run-batch. */
 @Command(name = "coil", mixinStandardHelpOptions = true, version = "coil 0.1.0",
         description = "Coil: inference for hybrid attention + Mamba-2 language models.",
-        subcommands = {GenerateCommand.class, ScoreCommand.class, BenchCommand.class, ServeCommand.class})
+        subcommands = {GenerateCommand.class, ScoreCommand.class, BenchCommand.class, ServeCommand.class,
+            RunBatchCommand.class})
 public final class Main implements Runnable {
 
     @Override

@@ -27,7 +27,7 @@ import java.util.List;
  * empty list) before its first call is made makes none: its reader gives it back as text.
  * What comes back does not depend on how the text is cut into pieces. Not thread-safe.
  */
-final class CallScanner {
+final class CallScanner implements BlockScanner {
 
     /** What a block's text gives back. */
     sealed interface Event permits Start, Arguments {
@@ -98,13 +98,13 @@ final class CallScanner {
         this.feeder = (ByteArrayFeeder) parser.getNonBlockingInputFeeder();
     }
 
-    /** Calls made so far. */
-    int made() {
+    @Override
+    public int made() {
         return made;
     }
 
-    /** The block's next piece of text; returns the events it completes. */
-    List<Event> feed(String text) {
+    @Override
+    public List<Event> feed(String text) {
         List<Event> events = new ArrayList<>();
         if (place == Place.DONE || text.isEmpty()) {
             return events;
@@ -147,6 +147,12 @@ final class CallScanner {
         }
         flushArguments(events);
         return events;
+    }
+
+    /** Nothing is held back at a block's end: arguments cut short stay as written. */
+    @Override
+    public List<Event> finish() {
+        return List.of();
     }
 
     /**

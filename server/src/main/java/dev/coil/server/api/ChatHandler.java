@@ -9,6 +9,7 @@ import io.javalin.http.Context;
 import io.javalin.http.Handler;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
 /**
  * POST /v1/chat/completions: the conversation rendered through the model's chat template, answered
@@ -94,7 +95,8 @@ public final class ChatHandler implements Handler {
         if (tools != null && tools.calls()) {
             shape = new ToolCallShape(chat, tools);
         } else if (reasoning != null || autoCalls != null) {
-            shape = new ReadChatShape(chat, reasoning, reasoningOpen, autoCalls);
+            shape = new ReadChatShape(chat, reasoning, reasoningOpen, autoCalls,
+                    tools == null ? Map.of() : tools.parameterProperties());
         }
         return new Prepared(settings, choices, requests, shape);
     }

@@ -1,5 +1,6 @@
 package dev.coil.server.api;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.coil.engine.runner.EngineEvent.PositionLogprobs;
@@ -29,6 +30,8 @@ final class ReadChatShape extends ChatAnswerShape {
     private final ReasoningFormat reasoning;
     private final boolean reasoningOpened;
     private final ToolCallFormat calls;
+    /** Each tool's {@code parameters.properties} by its name, for a format whose values they type. */
+    private final Map<String, JsonNode> properties;
     /** Per choice, the readers of its stream. */
     private final Map<Integer, Readers> readers = new ConcurrentHashMap<>();
 
@@ -38,7 +41,14 @@ final class ReadChatShape extends ChatAnswerShape {
      * @param calls           the calls' format, or null: no calls are read
      */
     ReadChatShape(ChatShape chat, ReasoningFormat reasoning, boolean reasoningOpened, ToolCallFormat calls) {
+        this(chat, reasoning, reasoningOpened, calls, Map.of());
+    }
+
+    /** @param properties each tool's {@code parameters.properties} by its name (what types tagged values) */
+    ReadChatShape(ChatShape chat, ReasoningFormat reasoning, boolean reasoningOpened, ToolCallFormat calls,
+            Map<String, JsonNode> properties) {
         super(chat);
+        this.properties = properties;
         this.reasoning = reasoning;
         this.reasoningOpened = reasoningOpened;
         this.calls = calls;
@@ -48,7 +58,7 @@ final class ReadChatShape extends ChatAnswerShape {
     private final class Readers {
         final ReasoningReader reasoningReader = reasoning == null ? null
                 : new ReasoningReader(reasoning, reasoningOpened);
-        final ToolCallReader callReader = calls == null ? null : new ToolCallReader(calls);
+        final ToolCallReader callReader = calls == null ? null : new ToolCallReader(calls, properties);
         int callsSent;
 
         /** What a piece of output (or, with {@code last}, its end) gives back, as one chunk's parts. */

@@ -14,24 +14,34 @@ public enum ToolCallFormat {
      * Hermes 2 Pro's calls, which Granite 4.0, Qwen 2.5 and others write too: each call a JSON object
      * {@code {"name": ..., "arguments": {...}}} between {@code <tool_call>} and {@code </tool_call>}.
      */
-    HERMES("hermes", "<tool_call>", "</tool_call>", false),
+    HERMES("hermes", "<tool_call>", "</tool_call>", false, false),
 
     /**
      * NVIDIA Nemotron Nano 2's (a Nemotron-H hybrid): a JSON array of such objects between
      * {@code <TOOLCALL>} and {@code </TOOLCALL>}, one block for all the calls of a turn.
      */
-    NEMOTRON_JSON("nemotron_json", "<TOOLCALL>", "</TOOLCALL>", true);
+    NEMOTRON_JSON("nemotron_json", "<TOOLCALL>", "</TOOLCALL>", true, false),
+
+    /**
+     * Qwen3-Coder's and NVIDIA Nemotron 3 Nano's (a Nemotron-H hybrid): between {@code <tool_call>} and
+     * {@code </tool_call>}, a function and its parameters as tags, {@code <function=NAME>} then
+     * {@code <parameter=KEY>}value{@code </parameter>} for each, then {@code </function>}; the values
+     * read by the types of the tool's parameters ({@link XmlCallScanner}).
+     */
+    QWEN3_CODER("qwen3_coder", "<tool_call>", "</tool_call>", false, true);
 
     private final String parserName;
     private final String startTag;
     private final String endTag;
     private final boolean listed;
+    private final boolean tagged;
 
-    ToolCallFormat(String parserName, String startTag, String endTag, boolean listed) {
+    ToolCallFormat(String parserName, String startTag, String endTag, boolean listed, boolean tagged) {
         this.parserName = parserName;
         this.startTag = startTag;
         this.endTag = endTag;
         this.listed = listed;
+        this.tagged = tagged;
     }
 
     /** The name {@code --tool-call-parser} takes. */
@@ -52,6 +62,14 @@ public enum ToolCallFormat {
     /** Whether a block holds a JSON array of calls (else one call, an object). */
     boolean listed() {
         return listed;
+    }
+
+    /**
+     * A reader of one block's calls: JSON, or tags whose values {@code properties} types (each tool's
+     * {@code parameters.properties} by its name).
+     */
+    BlockScanner scanner(java.util.Map<String, com.fasterxml.jackson.databind.JsonNode> properties) {
+        return tagged ? new XmlCallScanner(properties) : new CallScanner(listed);
     }
 
     /** The format {@code --tool-call-parser NAME} names; a clear error for any other name. */

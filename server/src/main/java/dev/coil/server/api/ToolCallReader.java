@@ -1,14 +1,17 @@
 package dev.coil.server.api;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Reads the calls a model writes in its own text ({@link ToolCallFormat}) out of one choice's
  * output, as it streams. The output is text and blocks, each block a start tag, its inside, and an end
  * tag (or the end of the output). A call is a JSON object with a string {@code name} and an object
  * {@code arguments} (or {@code parameters}, or neither: no arguments), read by a {@link CallScanner}
- * as it comes: a call's name is given back once its arguments begin, and its arguments piece by piece
+ * as it comes (or, in a tagged format, a function and its parameters as tags, read by an
+ * {@link XmlCallScanner}): a call's name is given back once its arguments begin, and its arguments piece by piece
  * after it, as vLLM streams them. A block the scanner finds broken before its first call is made is
  * text, tags and all.
  * <p>
@@ -39,23 +42,36 @@ final class ToolCallReader {
     }
 
     private final ToolCallFormat format;
+    /** Each tool's {@code parameters.properties} by the tool's name, for formats whose values are typed by them. */
+    private final Map<String, JsonNode> properties;
     /** Output not yet given back: what may begin a start tag, or the end tag inside an open block. */
     private final StringBuilder pending = new StringBuilder();
     /** Text whitespace given back only once text that is not whitespace follows it, or at the end. */
     private final StringBuilder heldWhitespace = new StringBuilder();
     /** The open block's reader, or null outside blocks. */
-    private CallScanner block;
+    private BlockScanner block;
     /** The open block's inside so far, while no call of it is made: its text if it is none. */
     private final StringBuilder inside = new StringBuilder();
     private int calls;
 
     ToolCallReader(ToolCallFormat format) {
+        this(format, Map.of());
+    }
+
+    /** @param properties each tool's {@code parameters.properties} by its name (what types tagged values) */
+    ToolCallReader(ToolCallFormat format, Map<String, JsonNode> properties) {
         this.format = format;
+        this.properties = properties;
     }
 
     /** A whole output, read as its stream would be. */
     static Reading read(ToolCallFormat format, String output) {
-        ToolCallReader reader = new ToolCallReader(format);
+        return read(format, Map.of(), output);
+    }
+
+    /** As above, tagged values typed by {@code properties}. */
+    static Reading read(ToolCallFormat format, Map<String, JsonNode> properties, String output) {
+        ToolCallReader reader = new ToolCallReader(format, properties);
         List<Piece> pieces = new ArrayList<>(reader.feed(output));
         pieces.addAll(reader.finish());
         return gather(pieces);
@@ -107,7 +123,7 @@ final class ToolCallReader {
                 }
                 addText(pending.substring(0, start), pieces);
                 pending.delete(0, start + format.startTag().length());
-                block = new CallScanner(format.listed());
+                block = format.scanner(properties);
                 inside.setLength(0);
             }
         }
@@ -135,7 +151,11 @@ final class ToolCallReader {
         if (block.made() == 0) {
             inside.append(text);
         }
-        for (CallScanner.Event event : block.feed(text)) {
+        take(block.feed(text), pieces);
+    }
+
+    private void take(List<CallScanner.Event> events, List<Piece> pieces) {
+        for (CallScanner.Event event : events) {
             if (event instanceof CallScanner.Start) {
                 calls++;
             }
@@ -145,6 +165,7 @@ final class ToolCallReader {
 
     /** The block has ended: with no call made, it is text as written (its end tag too when it had one). */
     private void closeBlock(boolean closed, List<Piece> pieces) {
+        take(block.finish(), pieces);
         if (block.made() == 0) {
             addText(format.startTag() + inside + (closed ? format.endTag() : ""), pieces);
         }

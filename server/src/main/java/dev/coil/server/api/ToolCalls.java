@@ -8,6 +8,7 @@ import dev.coil.engine.runner.OutputGrammar;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.HashMap;
 import java.util.Map;
 import java.util.Set;
 import java.util.regex.Pattern;
@@ -36,6 +37,16 @@ record ToolCalls(List<Tool> tools, String forced, boolean required, boolean para
     }
 
     private static final Pattern NAME = Pattern.compile("[A-Za-z0-9_-]{1,64}");
+
+    /** Each tool's {@code parameters.properties} (an empty object where it gives none) by the tool's name. */
+    Map<String, JsonNode> parameterProperties() {
+        Map<String, JsonNode> properties = new HashMap<>();
+        for (Tool tool : tools) {
+            JsonNode given = tool.parameters() == null ? null : tool.parameters().get("properties");
+            properties.put(tool.name(), given != null && given.isObject() ? given : Json.object());
+        }
+        return properties;
+    }
 
     /**
      * The request's tools, or null when it has none (and no tool_choice).

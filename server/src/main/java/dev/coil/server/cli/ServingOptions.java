@@ -48,8 +48,9 @@ final class ServingOptions {
 
     @Option(names = "--tool-call-parser", paramLabel = "NAME",
             description = "The served model's own format of tool calls: hermes (a JSON call between <tool_call> "
-                    + "tags, as Granite 4.0 and Qwen 2.5 write them) or nemotron_json (a JSON array of calls between "
-                    + "<TOOLCALL> tags, Nemotron Nano 2's). With it, tool_choice \"auto\", the default when a chat "
+                    + "tags, as Granite 4.0 and Qwen 2.5 write them), nemotron_json (a JSON array of calls between "
+                    + "<TOOLCALL> tags, Nemotron Nano 2's) or qwen3_coder (<function=NAME> and <parameter=KEY> tags "
+                    + "between <tool_call> tags, Qwen3-Coder's and Nemotron 3 Nano's). With it, tool_choice \"auto\", the default when a chat "
                     + "request gives tools, answers freely and the calls the model writes come back as tool_calls; "
                     + "without it \"auto\" is refused (default: none).")
     String toolCallParser;

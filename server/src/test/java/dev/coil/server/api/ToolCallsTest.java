@@ -232,6 +232,44 @@ class ToolCallsTest {
         }
     }
 
+    /**
+     * With --tool-call-parser qwen3_coder (Qwen3-Coder's and Nemotron 3 Nano's tags), an answer the demo
+     * model is held to by a regex: its calls come back with arguments typed by each tool's schema (the
+     * numbers of add as numbers), the same streamed as whole.
+     */
+    @Test
+    void autoReadsTaggedCallsTypedByTheirSchemas() {
+        String tagged = "Checking\\.\n<tool_call>\n<function=get_weather>\n<parameter=city>\n[A-Z][a-z]{2,8}\n"
+                + "</parameter>\n<parameter=unit>\n(celsius|fahrenheit)\n</parameter>\n</function>\n</tool_call>\n"
+                + "<tool_call>\n<function=add>\n<parameter=a>\n[1-9][0-9]?\n</parameter>\n<parameter=b>\n[1-9]\\.5\n"
+                + "</parameter>\n</function>\n</tool_call>";
+        try (TestServer xml = TestServer.start(ServerOptions.defaults("127.0.0.1", 0)
+                .withToolCallParser(ToolCallFormat.QWEN3_CODER), TestServer.ENGINE_OPTIONS)) {
+            ObjectNode request = (ObjectNode) TestServer.parse("{" + ASK + TOOLS + "}");
+            request.putObject("structured_outputs").put("regex", tagged);
+            JsonNode choice = xml.postJson("/v1/chat/completions", request.toString()).at("/choices/0");
+            assertThat(choice.get("finish_reason").asText()).as(choice.toString()).isEqualTo("tool_calls");
+            assertThat(choice.at("/message/content").asText()).isEqualTo("Checking.");
+            JsonNode calls = choice.at("/message/tool_calls");
+            assertThat(calls).hasSize(2);
+            String weather = calls.get(0).at("/function/arguments").asText();
+            String sum = calls.get(1).at("/function/arguments").asText();
+            assertThat(calls.get(0).at("/function/name").asText()).isEqualTo("get_weather");
+            assertThat(TestServer.schemaErrors(WEATHER, weather)).as(weather).isEmpty();
+            assertThat(TestServer.schemaErrors(ADD, sum)).as(sum).isEmpty();
+            assertThat(TestServer.parse(sum).get("b").isNumber()).as(sum).isTrue();
+
+            List<JsonNode> chunks = TestServer.events(xml.post("/v1/chat/completions",
+                    request.put("stream", true).toString()).body());
+            List<JsonNode> streamed = joinedCalls(chunks);
+            assertThat(streamed).hasSize(2);
+            for (int i = 0; i < 2; i++) {
+                assertThat(streamed.get(i)).isEqualTo(calls.get(i).get("function"));
+            }
+            assertThat(chunks.getLast().at("/choices/0/finish_reason").asText()).isEqualTo("tool_calls");
+        }
+    }
+
     /** A call whose end tag never came (the answer ended first) is read when the answer ends, streamed too. */
     @Test
     void autoReadsACallLeftOpenAtTheEnd() {

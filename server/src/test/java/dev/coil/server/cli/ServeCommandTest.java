@@ -175,9 +175,11 @@ class ServeCommandTest {
         assertThat(parse("--enable-auto-tool-choice", "--tool-call-parser", "Hermes").serving.toolCallFormat())
                 .isEqualTo(ToolCallFormat.HERMES);
         assertThatThrownBy(() -> parse("--tool-call-parser", "mistral").serving.toolCallFormat())
-                .hasMessage("--tool-call-parser must be one of hermes, nemotron_json, got mistral");
+                .hasMessage("--tool-call-parser must be one of hermes, nemotron_json, qwen3_coder, got mistral");
         assertThat(parse("--tool-call-parser", "nemotron-json").serving.toolCallFormat())
                 .isEqualTo(ToolCallFormat.NEMOTRON_JSON);
+        assertThat(parse("--tool-call-parser", "qwen3_coder").serving.toolCallFormat())
+                .isEqualTo(ToolCallFormat.QWEN3_CODER);
         assertThatThrownBy(() -> parse("--enable-auto-tool-choice").serving.toolCallFormat())
                 .hasMessageContaining("--enable-auto-tool-choice needs --tool-call-parser");
         assertThat(parse("--reasoning-parser", "qwen3").serving.reasoningFormat()).isEqualTo(ReasoningFormat.THINK);
@@ -187,7 +189,7 @@ class ServeCommandTest {
         Failure unknown = serveFailing("--port", "0", "--tool-call-parser", "mistral");
         assertThat(unknown.exit()).isNotZero();
         assertThat(unknown.err() + unknown.log())
-                .contains("--tool-call-parser must be one of hermes, nemotron_json, got mistral");
+                .contains("--tool-call-parser must be one of hermes, nemotron_json, qwen3_coder, got mistral");
     }
 
     @Test

@@ -13,10 +13,11 @@ public enum ReasoningFormat {
 
     /**
      * Reasoning between {@code <think>} and {@code </think>}, as DeepSeek R1, Qwen 3 and NVIDIA
-     * Nemotron Nano 2 write it. The start tag may be the prompt's (the chat template opens the block,
-     * as Nemotron Nano 2's does unless told {@code /no_think}), or the answer's first text.
+     * Nemotron Nano 2 and Nemotron 3 write it. The start tag may be the prompt's (the chat template
+     * opens the block, as Nemotron Nano 2's does unless told {@code /no_think}), or the answer's first
+     * text; a prompt whose block is already closed (thinking turned off) leaves the answer all answer.
      */
-    THINK(List.of("deepseek_r1", "qwen3"), "<think>", "</think>");
+    THINK(List.of("deepseek_r1", "qwen3", "nemotron_v3", "nano_v3"), "<think>", "</think>");
 
     private final List<String> parserNames;
     private final String startTag;

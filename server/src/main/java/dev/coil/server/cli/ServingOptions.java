@@ -67,8 +67,9 @@ final class ServingOptions {
     String chatTemplate;
 
     @Option(names = "--reasoning-parser", paramLabel = "NAME",
-            description = "Split the served model's reasoning, a <think> block (deepseek_r1 or qwen3, vLLM's names; "
-                    + "DeepSeek R1, Qwen 3 and Nemotron Nano 2 write it), off its chat answers: it comes back as "
+            description = "Split the served model's reasoning, a <think> block (deepseek_r1, qwen3, nemotron_v3 or "
+                    + "nano_v3, vLLM's names; DeepSeek R1, Qwen 3, Nemotron Nano 2 and Nemotron 3 write it), off its "
+                    + "chat answers: it comes back as "
                     + "reasoning (and reasoning_content), the rest as content (default: none).")
     String reasoningParser;
 

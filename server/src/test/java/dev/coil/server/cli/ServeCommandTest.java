@@ -183,9 +183,11 @@ class ServeCommandTest {
         assertThatThrownBy(() -> parse("--enable-auto-tool-choice").serving.toolCallFormat())
                 .hasMessageContaining("--enable-auto-tool-choice needs --tool-call-parser");
         assertThat(parse("--reasoning-parser", "qwen3").serving.reasoningFormat()).isEqualTo(ReasoningFormat.THINK);
+        assertThat(parse("--reasoning-parser", "nemotron_v3").serving.reasoningFormat())
+                .isEqualTo(ReasoningFormat.THINK);
         assertThat(parse().serving.reasoningFormat()).isNull();
         assertThatThrownBy(() -> parse("--reasoning-parser", "granite").serving.reasoningFormat())
-                .hasMessage("--reasoning-parser must be one of deepseek_r1, qwen3, got granite");
+                .hasMessage("--reasoning-parser must be one of deepseek_r1, qwen3, nemotron_v3, nano_v3, got granite");
         Failure unknown = serveFailing("--port", "0", "--tool-call-parser", "mistral");
         assertThat(unknown.exit()).isNotZero();
         assertThat(unknown.err() + unknown.log())

@@ -57,7 +57,8 @@ final class ReadChatShape extends ChatAnswerShape {
     /** One choice's readers, and how many calls it has sent. */
     private final class Readers {
         final ReasoningReader reasoningReader = reasoning == null ? null
-                : new ReasoningReader(reasoning, reasoningOpened);
+                : new ReasoningReader(reasoning, reasoningOpened,
+                        calls != null && calls.tagged() ? calls.startTag() : null);
         final ToolCallReader callReader = calls == null ? null : new ToolCallReader(calls, properties);
         int callsSent;
 

@@ -64,6 +64,11 @@ public enum ToolCallFormat {
         return listed;
     }
 
+    /** Whether calls are tags (a function and its parameters) rather than JSON. */
+    boolean tagged() {
+        return tagged;
+    }
+
     /**
      * A reader of one block's calls: JSON, or tags whose values {@code properties} types (each tool's
      * {@code parameters.properties} by its name).

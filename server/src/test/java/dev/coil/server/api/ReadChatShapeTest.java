@@ -48,6 +48,50 @@ class ReadChatShapeTest {
         }
     }
 
+    /**
+     * Under qwen3_coder, a {@code <tool_call>} ends the reasoning as {@code </think>} does (a model that
+     * calls before closing its block still calls), streamed or whole; a closed block is read as before.
+     */
+    @Test
+    void aTaggedCallEndsTheReasoning() {
+        String call = "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n</function>\n"
+                + "</tool_call>";
+        for (String output : List.of("Paris, then.\n" + call, "Paris, then.</think>\nChecking.\n" + call,
+                "<tool_call>\n<function=now>\n</function>\n</tool_call>", "Only reasoning, <tool_cal")) {
+            ReadChatShape tagged = new ReadChatShape(new ChatShape(new TokenSpelling(null, false), false, -1),
+                    ReasoningFormat.THINK, true, ToolCallFormat.QWEN3_CODER);
+            JsonNode whole = tagged.choice(stateOf(output, FinishReason.STOP));
+            Random random = new Random(output.hashCode());
+            for (int trial = 0; trial < 20; trial++) {
+                ReadChatShape again = new ReadChatShape(new ChatShape(new TokenSpelling(null, false), false, -1),
+                        ReasoningFormat.THINK, true, ToolCallFormat.QWEN3_CODER);
+                List<String> tokens = StreamCuts.random(output, random);
+                assertThat(streamed(again, tokens, FinishReason.STOP)).as("%s as %s", output, tokens)
+                        .isEqualTo(joinable(whole));
+            }
+        }
+        JsonNode early = new ReadChatShape(new ChatShape(new TokenSpelling(null, false), false, -1),
+                ReasoningFormat.THINK, true, ToolCallFormat.QWEN3_CODER).choice(stateOf("Paris, then.\n" + call,
+                FinishReason.STOP));
+        assertThat(early.at("/message/reasoning").asText()).isEqualTo("Paris, then.\n");
+        assertThat(early.at("/message/tool_calls/0/function/name").asText()).isEqualTo("get_weather");
+        assertThat(early.at("/message/tool_calls/0/function/arguments").asText()).isEqualTo("{\"city\":\"Paris\"}");
+        assertThat(early.get("finish_reason").asText()).isEqualTo("tool_calls");
+        JsonNode closed = new ReadChatShape(new ChatShape(new TokenSpelling(null, false), false, -1),
+                ReasoningFormat.THINK, true, ToolCallFormat.QWEN3_CODER).choice(stateOf(
+                "Paris, then.</think>\nChecking.\n" + call, FinishReason.STOP));
+        assertThat(closed.at("/message/reasoning").asText()).isEqualTo("Paris, then.");
+        assertThat(closed.at("/message/content").asText()).isEqualTo("\nChecking.");
+        // Under hermes a call inside the reasoning stays reasoning (the test above).
+    }
+
+    private static ChoiceState stateOf(String output, FinishReason reason) {
+        ChoiceState state = new ChoiceState(0, 0, new int[0], null);
+        state.accept(new EngineEvent.Token(1, output, output, null));
+        state.accept(finished(reason));
+        return state;
+    }
+
     @Test
     void theStreamJoinsToTheWholeAnswer() {
         List<String> outputs = List.of(

@@ -6,6 +6,7 @@ import dev.coil.server.api.ChatHandler;
 import dev.coil.server.api.CompletionsHandler;
 import dev.coil.server.api.ErrorResponses;
 import dev.coil.server.api.GenerationRunner;
+import dev.coil.server.api.InvocationsHandler;
 import dev.coil.server.api.Json;
 import dev.coil.server.api.MessagesHandler;
 import dev.coil.server.api.ModelsHandler;
@@ -184,12 +185,20 @@ public final class CoilServer implements AutoCloseable {
         config.routes.get("/v1/models", models::list);
         // <model>, not {model}: a served name may hold slashes ("org/model"), as clients send it.
         config.routes.get("/v1/models/<model>", models::retrieve);
-        config.routes.post("/v1/completions", new CompletionsHandler(state, runner, options.maxBodyBytes()));
-        config.routes.post("/v1/chat/completions", new ChatHandler(state, runner, options.maxBodyBytes(),
-                options.toolCallParser(), options.reasoningParser()));
+        var completions = new CompletionsHandler(state, runner, options.maxBodyBytes());
+        var chat = new ChatHandler(state, runner, options.maxBodyBytes(), options.toolCallParser(),
+                options.reasoningParser());
         var responses = new ResponseStore(options.responseStoreBytes());
-        config.routes.post("/v1/responses", new ResponsesHandler(state, runner, options.maxBodyBytes(),
-                options.toolCallParser(), options.reasoningParser(), responses));
+        var responsesHandler = new ResponsesHandler(state, runner, options.maxBodyBytes(), options.toolCallParser(),
+                options.reasoningParser(), responses);
+        config.routes.post("/v1/completions", completions);
+        config.routes.post("/v1/chat/completions", chat);
+        config.routes.post("/v1/responses", responsesHandler);
+        // SageMaker's inference route (vLLM's): the body says which of the three it is.
+        config.routes.post("/invocations", new InvocationsHandler(state, options.maxBodyBytes(), chat, completions,
+                responsesHandler));
+        // vLLM's /load: the generation requests in flight, for a load balancer.
+        config.routes.get("/load", ctx -> Json.respond(ctx, 200, Json.object().put("server_load", state.inFlight())));
         var stored = new StoredResponsesHandler(responses);
         config.routes.get("/v1/responses/{id}", stored::retrieve);
         config.routes.delete("/v1/responses/{id}", stored::delete);

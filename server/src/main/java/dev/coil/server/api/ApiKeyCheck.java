@@ -19,10 +19,11 @@ public final class ApiKeyCheck implements Handler {
         this.key = key == null ? null : key.getBytes(StandardCharsets.UTF_8);
     }
 
-    /** Routes the key guards: the OpenAI API, tokenization and metrics. */
+    /** Routes the key guards: the OpenAI API, SageMaker's /invocations, tokenization, metrics and load. */
     public static boolean guards(String path) {
         return path.startsWith("/v1/") || path.equals("/v1") || path.startsWith("/tokenize")
-                || path.startsWith("/detokenize") || path.startsWith("/metrics");
+                || path.startsWith("/detokenize") || path.startsWith("/metrics") || path.startsWith("/invocations")
+                || path.startsWith("/load");
     }
 
     @Override

@@ -1,5 +1,6 @@
 package dev.coil.server.api;
 
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.coil.engine.runner.EngineRequest;
 import dev.coil.engine.runner.OutputGrammar;
 import dev.coil.engine.runner.SamplingParams;
@@ -16,7 +17,7 @@ import java.util.Map;
  * n times. logprobs (true/false) with top_logprobs (0 to 20) as OpenAI's chat API has them; tools and
  * tool_choice as {@link ToolCalls} reads them.
  */
-public final class ChatHandler implements Handler {
+public final class ChatHandler implements Handler, BodyHandler {
 
     private final ServerState state;
     private final GenerationRunner runner;
@@ -39,8 +40,14 @@ public final class ChatHandler implements Handler {
 
     @Override
     public void handle(Context ctx) throws Exception {
+        state.ready();
+        answer(ctx, JsonBody.read(ctx, maxBodyBytes));
+    }
+
+    @Override
+    public void answer(Context ctx, ObjectNode body) throws Exception {
         ServedModel model = state.ready();
-        Fields fields = new Fields(JsonBody.read(ctx, maxBodyBytes));
+        Fields fields = new Fields(body);
         Prepared chat = prepare(fields, model, toolCallParser, reasoningParser);
         runner.run(ctx, model, chat.shape(), chat.settings(), chat.choices(), chat.requests());
     }

@@ -14,7 +14,7 @@ import java.util.List;
  * prompt's text starts each choice; echo with logprobs scores the prompt too, and with max_tokens 0
  * that is all it does (vLLM's way of computing prompt logprobs); so does vLLM's prompt_logprobs.
  */
-public final class CompletionsHandler implements Handler {
+public final class CompletionsHandler implements Handler, BodyHandler {
 
     /** OpenAI's default max_tokens for completions. */
     static final int DEFAULT_MAX_TOKENS = 16;
@@ -31,8 +31,13 @@ public final class CompletionsHandler implements Handler {
 
     @Override
     public void handle(Context ctx) throws Exception {
+        state.ready();
+        answer(ctx, JsonBody.read(ctx, maxBodyBytes));
+    }
+
+    @Override
+    public void answer(Context ctx, ObjectNode body) throws Exception {
         ServedModel model = state.ready();
-        ObjectNode body = JsonBody.read(ctx, maxBodyBytes);
         Fields fields = new Fields(body);
         GenerationSettings settings = GenerationSettings.parse(fields,
                 GenerationSettings.maxTokens(fields, "max_tokens", DEFAULT_MAX_TOKENS), model);

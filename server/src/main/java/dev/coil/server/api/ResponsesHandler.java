@@ -31,7 +31,7 @@ import java.util.Set;
  * {@code text.verbosity} are read past: the served models take no effort setting; so are include values
  * for what these answers never hold (built-in tools' results, images, encrypted reasoning).
  */
-public final class ResponsesHandler implements Handler {
+public final class ResponsesHandler implements Handler, BodyHandler {
 
     /** Fields of the Responses API that are not chat's: read here, not passed on. */
     private static final Set<String> RESPONSES_FIELDS = Set.of("input", "instructions", "max_output_tokens", "text",
@@ -68,8 +68,14 @@ public final class ResponsesHandler implements Handler {
 
     @Override
     public void handle(Context ctx) throws Exception {
+        state.ready();
+        answer(ctx, JsonBody.read(ctx, maxBodyBytes));
+    }
+
+    @Override
+    public void answer(Context ctx, ObjectNode body) throws Exception {
         ServedModel model = state.ready();
-        Fields fields = new Fields(JsonBody.read(ctx, maxBodyBytes));
+        Fields fields = new Fields(body);
         refuseWhatIsNotServed(fields);
         boolean logprobs = includesLogprobs(fields);
         JsonNode format = textFormat(fields);

@@ -166,7 +166,8 @@ class ErrorsTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("malformedBodies")
     void malformedBodyIsA400NeverA500(String name, byte[] body) {
-        for (String path : new String[] {"/v1/completions", "/v1/chat/completions", "/tokenize", "/detokenize"}) {
+        for (String path : new String[] {"/v1/completions", "/v1/chat/completions", "/tokenize", "/detokenize",
+            "/invocations"}) {
             HttpResponse<String> response = server.postBytes(path, body);
             assertThat(response.statusCode()).as("%s %s: %s", path, name, response.body()).isEqualTo(400);
             assertThat(TestServer.parse(response.body()).at("/error/type").asText()).isEqualTo("invalid_request_error");
@@ -215,6 +216,8 @@ class ErrorsTest {
             assertError(guarded.get("/v1/models"), 401, null);
             assertError(guarded.post("/tokenize", "{\"prompt\": \"x\"}"), 401, null);
             assertError(guarded.get("/metrics"), 401, null);
+            assertError(guarded.post("/invocations", body), 401, null);
+            assertError(guarded.get("/load"), 401, null);
             assertThat(TestServer.parse(guarded.get("/v1/models").body()).at("/error/code").asText())
                     .isEqualTo("invalid_api_key");
 

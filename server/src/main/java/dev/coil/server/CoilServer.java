@@ -2,6 +2,7 @@ package dev.coil.server;
 
 import dev.coil.server.api.ApiException;
 import dev.coil.server.api.ApiKeyCheck;
+import dev.coil.server.api.BackgroundResponses;
 import dev.coil.server.api.ChatHandler;
 import dev.coil.server.api.CompletionsHandler;
 import dev.coil.server.api.ErrorResponses;
@@ -189,8 +190,9 @@ public final class CoilServer implements AutoCloseable {
         var chat = new ChatHandler(state, runner, options.maxBodyBytes(), options.toolCallParser(),
                 options.reasoningParser());
         var responses = new ResponseStore(options.responseStoreBytes());
+        var background = new BackgroundResponses();
         var responsesHandler = new ResponsesHandler(state, runner, options.maxBodyBytes(), options.toolCallParser(),
-                options.reasoningParser(), responses);
+                options.reasoningParser(), responses, background);
         config.routes.post("/v1/completions", completions);
         config.routes.post("/v1/chat/completions", chat);
         config.routes.post("/v1/responses", responsesHandler);
@@ -199,7 +201,7 @@ public final class CoilServer implements AutoCloseable {
                 responsesHandler));
         // vLLM's /load: the generation requests in flight, for a load balancer.
         config.routes.get("/load", ctx -> Json.respond(ctx, 200, Json.object().put("server_load", state.inFlight())));
-        var stored = new StoredResponsesHandler(responses);
+        var stored = new StoredResponsesHandler(responses, background);
         config.routes.get("/v1/responses/{id}", stored::retrieve);
         config.routes.delete("/v1/responses/{id}", stored::delete);
         config.routes.get("/v1/responses/{id}/input_items", stored::inputItems);

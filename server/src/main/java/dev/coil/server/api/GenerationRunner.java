@@ -1,5 +1,6 @@
 package dev.coil.server.api;
 
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.coil.engine.runner.EngineEvent;
 import dev.coil.engine.runner.EngineRequest;
 import dev.coil.server.ServedModel;
@@ -76,6 +77,69 @@ public final class GenerationRunner {
                 throw e;
             }
         }
+    }
+
+    /**
+     * Runs one Responses request in the background (OpenAI's {@code background: true}): submitted now,
+     * a refusal thrown as from {@link #run}; then, on a virtual thread that holds the server's
+     * in-flight count until it ends, the answer's states are stored as they come (in progress at the
+     * first event; completed or incomplete, cancelled, or failed at the end) and the response leaves
+     * {@code running}. Returns the queued response, stored.
+     */
+    ObjectNode runInBackground(Context ctx, ServedModel model, ResponsesAnswer answer, GenerationSettings settings,
+            List<ChoiceState> choices, List<EngineRequest> requests, BackgroundResponses running) {
+        ServerState.InFlight inFlight = state.enter();
+        RequestTelemetry trace = telemetry.startRequest(answer.operation(), model.name(), settings.sampling(),
+                requests.size(), ctx.headerMap());
+        ChoiceSet set;
+        try {
+            set = ChoiceSet.submit(model.engine(), requests);
+        } catch (RuntimeException e) {
+            inFlight.close();
+            ApiException error = ErrorResponses.fromEngine(e, answer.promptParam());
+            trace.end(null, error.type(), error.getMessage());
+            throw error;
+        }
+        BackgroundResponses.Running entry = running.start(answer.id(), set);
+        ObjectNode queued = answer.store("queued", null);
+        Thread.ofVirtual().name("coil-background-" + answer.id()).start(() -> {
+            try (inFlight; set) {
+                boolean started = false;
+                ApiException failure = null;
+                while (!set.allEnded()) {
+                    ChoiceSet.Event event = set.next(ClientConnection.PROBE_MILLIS);
+                    if (event == null) {
+                        continue;
+                    }
+                    record(set, choices.get(event.choice()), event, trace, settings);
+                    if (!started) {
+                        started = true;
+                        answer.store("in_progress", null);
+                    }
+                    if (event.event() instanceof EngineEvent.Failed failed && failure == null && !entry.cancelled()) {
+                        set.cancelAll();
+                        failure = failure(failed, answer.promptParam());
+                    }
+                }
+                boolean allFinished = choices.stream().allMatch(choice -> choice.finished() != null);
+                if (entry.cancelled() && !allFinished) {
+                    answer.store("cancelled", null);
+                    trace.end(answer.id(), "cancelled", "the response was cancelled");
+                } else if (failure != null) {
+                    answer.store("failed", failure);
+                    trace.end(answer.id(), failure.type(), failure.getMessage());
+                } else {
+                    answer.whole();
+                    trace.end(answer.id());
+                }
+            } catch (InterruptedException | RuntimeException e) {
+                answer.store("failed", ApiException.internal(String.valueOf(e.getMessage())));
+                trace.end(answer.id(), "server_error", e.getMessage());
+            } finally {
+                running.ended(answer.id());
+            }
+        });
+        return queued;
     }
 
     /**

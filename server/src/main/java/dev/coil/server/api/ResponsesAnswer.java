@@ -325,24 +325,49 @@ final class ResponsesAnswer implements AnswerFormat {
     }
 
     /**
+     * A background response's state, stored: {@code status} queued, in_progress, cancelled or failed
+     * (with {@code error}), its output empty; returned as stored.
+     */
+    ObjectNode store(String status, ApiException error) {
+        ObjectNode response = response(Json.object().arrayNode(), status, error);
+        if (storing != null) {
+            storing.accept(response);
+        }
+        return response;
+    }
+
+    /**
      * The response object: in progress (no output yet, {@code output} null) until the choice ended,
      * then completed or incomplete.
      */
     private ObjectNode response(ArrayNode output) {
         Finished finished = output == null ? null : choice.finished();
+        return response(output == null ? Json.object().arrayNode() : output,
+                finished == null ? "in_progress" : cut() ? "incomplete" : "completed", null);
+    }
+
+    /** The response object of {@code status}, usage and timings once the choice ended with it. */
+    private ObjectNode response(ArrayNode output, String status, ApiException error) {
+        boolean ended = status.equals("completed") || status.equals("incomplete");
+        Finished finished = ended ? choice.finished() : null;
         ObjectNode response = Json.object();
         response.put("id", id);
         response.put("object", "response");
         response.put("created_at", createdAt);
-        response.put("status", finished == null ? "in_progress" : cut() ? "incomplete" : "completed");
-        response.putNull("error");
+        response.put("status", status);
+        if (error == null) {
+            response.putNull("error");
+        } else {
+            response.putObject("error").put("code", error.code() == null ? error.type() : error.code())
+                    .put("message", error.getMessage());
+        }
         if (finished != null && cut()) {
             response.putObject("incomplete_details").put("reason", "max_output_tokens");
         } else {
             response.putNull("incomplete_details");
         }
         response.put("model", model);
-        response.set("output", output == null ? Json.object().arrayNode() : output);
+        response.set("output", output);
         response.put("truncation", "disabled");
         response.setAll(echo);
         if (finished != null) {

@@ -23,10 +23,13 @@ import java.util.Set;
  * {@code stream}, {@code include: ["message.output_text.logprobs"]} with {@code top_logprobs} as chat's
  * logprobs, and vLLM's sampling extras (seed, top_k, stop, ...) as chat takes them. The answer is
  * chat's, read into output items ({@link ResponsesAnswer}), and stored ({@link ResponseStore}) unless
- * {@code store} is false or the server stores none.
+ * {@code store} is false or the server stores none. With {@code background: true} (and store), the
+ * answer is the queued response at once; the request runs on, its states stored as they come
+ * ({@link GenerationRunner#runInBackground}), for GET /v1/responses/{id} to poll and
+ * POST /v1/responses/{id}/cancel to end.
  *
  * <p>{@code conversation} (OpenAI's conversations) is a 400, as are tools other than functions, items
- * other than those above, parts other than text, {@code background}, include values OpenAI does not
+ * other than those above, parts other than text, include values OpenAI does not
  * have, and {@code truncation: "auto"}, each naming the field. {@code reasoning} and
  * {@code text.verbosity} are read past: the served models take no effort setting; so are include values
  * for what these answers never hold (built-in tools' results, images, encrypted reasoning).
@@ -51,19 +54,21 @@ public final class ResponsesHandler implements Handler, BodyHandler {
     private final ToolCallFormat toolCallParser;
     private final ReasoningFormat reasoningParser;
     private final ResponseStore store;
+    private final BackgroundResponses running;
 
     /**
      * The parsers as {@link ChatHandler} takes them: tool_choice "auto"'s call format, the reasoning's;
-     * {@code store} keeps answered responses.
+     * {@code store} keeps answered responses, {@code running} the background ones still running.
      */
     public ResponsesHandler(ServerState state, GenerationRunner runner, long maxBodyBytes, ToolCallFormat toolCallParser,
-            ReasoningFormat reasoningParser, ResponseStore store) {
+            ReasoningFormat reasoningParser, ResponseStore store, BackgroundResponses running) {
         this.state = state;
         this.runner = runner;
         this.maxBodyBytes = maxBodyBytes;
         this.toolCallParser = toolCallParser;
         this.reasoningParser = reasoningParser;
         this.store = store;
+        this.running = running;
     }
 
     @Override
@@ -95,11 +100,26 @@ public final class ResponsesHandler implements Handler, BodyHandler {
             throw renamed(e);
         }
         boolean storing = fields.bool("store", true) && store.enabled();
-        ObjectNode echo = echo(fields, format, prepared).put("store", storing).put("previous_response_id", previousId);
-        runner.run(ctx, model, new ResponsesAnswer(model.name(), echo, prepared.shape(), prepared.choices().getFirst(),
-                logprobs ? TokenSpelling.of(fields, model) : null, storing
-                        ? response -> store.save(response, conversation, inputFrom, conversation.size()) : null),
-                prepared.settings(), prepared.choices(), prepared.requests());
+        boolean background = fields.bool("background", false);
+        if (background && !storing) {
+            throw ApiException.invalid("background", "background responses need store: true"
+                    + (store.enabled() ? "" : ", and this server stores none (--response-store 0)"));
+        }
+        if (background && prepared.settings().stream()) {
+            throw ApiException.invalid("background", "a background response is not streamed: poll "
+                    + "GET /v1/responses/{id}, or give stream without background");
+        }
+        ObjectNode echo = echo(fields, format, prepared).put("store", storing).put("previous_response_id", previousId)
+                .put("background", background);
+        ResponsesAnswer answer = new ResponsesAnswer(model.name(), echo, prepared.shape(),
+                prepared.choices().getFirst(), logprobs ? TokenSpelling.of(fields, model) : null, storing
+                        ? response -> store.save(response, conversation, inputFrom, conversation.size()) : null);
+        if (background) {
+            Json.respond(ctx, 200, runner.runInBackground(ctx, model, answer, prepared.settings(), prepared.choices(),
+                    prepared.requests(), running));
+        } else {
+            runner.run(ctx, model, answer, prepared.settings(), prepared.choices(), prepared.requests());
+        }
     }
 
     /** The items a response continues from {@code previous_response_id}: a 400 when it is not stored. */
@@ -186,9 +206,6 @@ public final class ResponsesHandler implements Handler, BodyHandler {
         if (fields.has("conversation")) {
             throw ApiException.invalid("conversation", "conversation is not supported: this server keeps no "
                     + "conversations; give previous_response_id");
-        }
-        if (fields.bool("background", false)) {
-            throw ApiException.invalid("background", "background responses are not supported");
         }
         fields.integer("top_logprobs", 0, 20);
         String truncation = fields.string("truncation");

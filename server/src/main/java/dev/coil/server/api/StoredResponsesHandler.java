@@ -12,15 +12,17 @@ import java.util.List;
  * The Responses API's routes over stored responses ({@link ResponseStore}): GET /v1/responses/{id}
  * (the response as it was answered), DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items
  * (its input items, OpenAI's list page: limit 1-100, default 20; order desc by default, or asc;
- * after an item id), and POST /v1/responses/{id}/cancel, which OpenAI allows for background
- * responses only, so it is a 400 for every stored one. An id not stored is a 404.
+ * after an item id), and POST /v1/responses/{id}/cancel, which cancels a background response still
+ * running (a 400 for one that was not background). An id not stored is a 404.
  */
 public final class StoredResponsesHandler {
 
     private final ResponseStore store;
+    private final BackgroundResponses running;
 
-    public StoredResponsesHandler(ResponseStore store) {
+    public StoredResponsesHandler(ResponseStore store, BackgroundResponses running) {
         this.store = store;
+        this.running = running;
     }
 
     public void retrieve(Context ctx) {
@@ -38,10 +40,17 @@ public final class StoredResponsesHandler {
         Json.respond(ctx, 200, Json.object().put("id", id).put("object", "response").put("deleted", true));
     }
 
-    public void cancel(Context ctx) {
-        found(ctx);
-        throw ApiException.badRequest("only background responses can be cancelled; this response was answered "
-                + "before it was stored");
+    /**
+     * Cancels a background response that is still running and answers its cancelled state; one that
+     * already ended is answered as it is; one that was not a background response is a 400.
+     */
+    public void cancel(Context ctx) throws InterruptedException {
+        String id = ctx.pathParam("id");
+        if (!running.cancel(id) && !found(ctx).response().path("background").asBoolean(false)) {
+            throw ApiException.badRequest("only background responses can be cancelled; this response was answered "
+                    + "before it was stored");
+        }
+        Json.respond(ctx, 200, found(ctx).response());
     }
 
     public void inputItems(Context ctx) {

@@ -368,5 +368,12 @@ class OpenAiClientTest {
 
         client.responses().delete(first.id());
         assertThatThrownBy(() -> client.responses().retrieve(first.id())).isInstanceOf(NotFoundException.class);
+
+        Response queued = client.responses().create(ResponseCreateParams.builder().model("coil-demo").input(PROMPT)
+                .maxOutputTokens(4000L).background(true).build()).validate();
+        assertThat(queued.status()).hasValueSatisfying(status -> assertThat(status.asString()).isEqualTo("queued"));
+        Response cancelled = client.responses().cancel(queued.id()).validate();
+        assertThat(cancelled.status()).hasValueSatisfying(status -> assertThat(status.asString()).isEqualTo("cancelled"));
+        assertThat(client.responses().retrieve(queued.id()).validate().background()).contains(true);
     }
 }

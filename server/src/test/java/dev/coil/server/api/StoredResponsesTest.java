@@ -186,6 +186,53 @@ class StoredResponsesTest {
         assertThat(get(keptPath)).isEqualTo(kept);
     }
 
+    /**
+     * background: true answers the queued response at once; polled, it ends completed with the answer
+     * the same request gets without background (greedy); one cancelled while it runs ends cancelled.
+     */
+    @Test
+    void backgroundResponsesRunOnAndCanBeCancelled() throws InterruptedException {
+        String request = "\"input\": \"Name a package manager.\", \"max_output_tokens\": 12, \"temperature\": 0";
+        JsonNode queued = server.postJson("/v1/responses", "{" + request + ", \"background\": true}");
+        assertThat(queued.get("status").asText()).isEqualTo("queued");
+        assertThat(queued.get("background").asBoolean()).isTrue();
+        assertThat(queued.get("output")).isEmpty();
+        JsonNode done = poll(queued.get("id").asText());
+        assertThat(done.get("status").asText()).isIn("completed", "incomplete");
+        JsonNode alone = server.postJson("/v1/responses", "{" + request + "}");
+        assertThat(text(done)).isEqualTo(text(alone)).isNotEmpty();
+        assertThat(done.at("/usage/output_tokens")).isEqualTo(alone.at("/usage/output_tokens"));
+        assertThat(done.get("background").asBoolean()).isTrue();
+        HttpResponse<String> again = server.post("/v1/responses/" + queued.get("id").asText() + "/cancel", "");
+        assertThat(again.statusCode()).as("an ended background response is answered as it is").isEqualTo(200);
+        assertThat(TestServer.parse(again.body())).isEqualTo(done);
+
+        JsonNode longOne = server.postJson("/v1/responses", "{\"input\": \"Name a package manager.\", "
+                + "\"max_output_tokens\": 4000, \"ignore_eos\": true, \"background\": true}");
+        HttpResponse<String> cancelled = server.post("/v1/responses/" + longOne.get("id").asText() + "/cancel", "");
+        assertThat(cancelled.statusCode()).isEqualTo(200);
+        assertThat(TestServer.parse(cancelled.body()).get("status").asText()).isEqualTo("cancelled");
+        assertThat(get("/v1/responses/" + longOne.get("id").asText()).get("status").asText()).isEqualTo("cancelled");
+
+        server.assertRefused("/v1/responses", "{" + request + ", \"background\": true, \"store\": false}", "background",
+                "background responses need store: true");
+        server.assertRefused("/v1/responses", "{" + request + ", \"background\": true, \"stream\": true}", "background",
+                "a background response is not streamed");
+    }
+
+    /** The response {@code id} once it has ended, polled every 50 ms for up to a minute. */
+    private static JsonNode poll(String id) throws InterruptedException {
+        long deadline = System.nanoTime() + 60_000_000_000L;
+        while (true) {
+            JsonNode response = get("/v1/responses/" + id);
+            String status = response.get("status").asText();
+            if (!status.equals("queued") && !status.equals("in_progress") || System.nanoTime() > deadline) {
+                return response;
+            }
+            Thread.sleep(50);
+        }
+    }
+
     private static List<String> texts(JsonNode page) {
         List<String> texts = new ArrayList<>();
         page.get("data").forEach(item -> texts.add(item.at("/content/0/text").asText()));

@@ -51,14 +51,7 @@ public final class GenerationRunner {
         try (ServerState.InFlight ignored = state.enter()) {
             RequestTelemetry trace = telemetry.startRequest(format.operation(), model.name(), settings.sampling(),
                     requests.size(), ctx.headerMap());
-            ChoiceSet set;
-            try {
-                set = ChoiceSet.submit(model.engine(), requests);
-            } catch (RuntimeException e) {
-                ApiException error = ErrorResponses.fromEngine(e, format.promptParam());
-                trace.end(null, error.type(), error.getMessage());
-                throw error;
-            }
+            ChoiceSet set = submit(model, requests, format.promptParam(), trace);
             ClientConnection connection = ClientConnection.of(ctx);
             try (set) {
                 if (settings.stream()) {
@@ -93,12 +86,10 @@ public final class GenerationRunner {
                 requests.size(), ctx.headerMap());
         ChoiceSet set;
         try {
-            set = ChoiceSet.submit(model.engine(), requests);
-        } catch (RuntimeException e) {
+            set = submit(model, requests, answer.promptParam(), trace);
+        } catch (ApiException refused) {
             inFlight.close();
-            ApiException error = ErrorResponses.fromEngine(e, answer.promptParam());
-            trace.end(null, error.type(), error.getMessage());
-            throw error;
+            throw refused;
         }
         BackgroundResponses.Running entry = running.start(answer.id(), set);
         ObjectNode queued = answer.store("queued", null);
@@ -140,6 +131,18 @@ public final class GenerationRunner {
             }
         });
         return queued;
+    }
+
+    /** Submits the engine requests; a refusal (a bad parameter, a full queue) is its error, told to the trace. */
+    private static ChoiceSet submit(ServedModel model, List<EngineRequest> requests, String promptParam,
+            RequestTelemetry trace) {
+        try {
+            return ChoiceSet.submit(model.engine(), requests);
+        } catch (RuntimeException e) {
+            ApiException error = ErrorResponses.fromEngine(e, promptParam);
+            trace.end(null, error.type(), error.getMessage());
+            throw error;
+        }
     }
 
     /**

@@ -16,6 +16,8 @@ final class ChoiceState {
     private final String echoText;
     private final StringBuilder text = new StringBuilder();
     private final List<EngineEvent.PositionLogprobs> logprobs = new ArrayList<>();
+    /** Every generated token's id, in order. */
+    private final List<Integer> tokenIds = new ArrayList<>();
     /** The text each entry of {@link #logprobs}'s token added to the output (empty while held back). */
     private final List<String> logprobTexts = new ArrayList<>();
     /** Where each entry of {@link #logprobs}'s token starts in the choice's text (completions' text_offset). */
@@ -47,6 +49,7 @@ final class ChoiceState {
             case EngineEvent.PromptLogprobs prompt -> promptLogprobs = prompt;
             case EngineEvent.Token token -> {
                 generatedTokens++;
+                tokenIds.add(token.id());
                 text.append(token.text());
                 if (token.logprobs() != null) {
                     logprobs.add(token.logprobs());
@@ -76,6 +79,11 @@ final class ChoiceState {
 
     int[] promptTokens() {
         return promptTokens;
+    }
+
+    /** The generated tokens' ids so far, in order. */
+    List<Integer> tokenIds() {
+        return tokenIds;
     }
 
     int generatedTokens() {

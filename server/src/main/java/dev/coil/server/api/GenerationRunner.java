@@ -41,8 +41,8 @@ public final class GenerationRunner {
             List<ChoiceState> choices, List<EngineRequest> requests) throws IOException, InterruptedException {
         ResponseEnvelope envelope = new ResponseEnvelope(shape, model.name(), choices, settings.includeUsage(),
                 settings.continuousUsage());
-        run(ctx, model, new ChoiceChunks(shape, envelope, choices, settings.includeUsage()), settings, choices,
-                requests);
+        run(ctx, model, new ChoiceChunks(shape, envelope, choices, settings.includeUsage(), settings.returnTokenIds()),
+                settings, choices, requests);
     }
 
     /** As above, the answer written as {@code format} writes it. */

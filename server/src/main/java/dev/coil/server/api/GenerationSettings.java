@@ -20,17 +20,19 @@ import java.util.Set;
  * @param stream       answer with Server-Sent Events
  * @param includeUsage stream_options.include_usage: a last chunk with the usage and no choices
  * @param continuousUsage vLLM's stream_options.continuous_usage_stats (with include_usage): every chunk
+ * @param returnTokenIds vLLM's return_token_ids: the prompt's and each choice's token ids beside the text
  *                     carries its choice's usage so far
  * @param ignoreEos    vLLM's ignore_eos: generate past the model's end-of-sequence tokens
  * @param promptLogprobs vLLM's prompt_logprobs: -1 not asked, else each prompt token's logprob, rank
  *                     and this many most likely tokens (not with stream, as vLLM)
  */
 record GenerationSettings(SamplingParams sampling, int choices, boolean stream, boolean includeUsage,
-        boolean continuousUsage, boolean ignoreEos, int promptLogprobs) {
+        boolean continuousUsage, boolean ignoreEos, int promptLogprobs, boolean returnTokenIds) {
 
     /** The same settings with {@code value} as the sampling parameters. */
     GenerationSettings withSampling(SamplingParams value) {
-        return new GenerationSettings(value, choices, stream, includeUsage, continuousUsage, ignoreEos, promptLogprobs);
+        return new GenerationSettings(value, choices, stream, includeUsage, continuousUsage, ignoreEos, promptLogprobs,
+                returnTokenIds);
     }
 
     /** Most choices one request may ask for (OpenAI's limit on n). */
@@ -116,7 +118,8 @@ record GenerationSettings(SamplingParams sampling, int choices, boolean stream, 
                     + "a streamed completion with echo and logprobs sends the prompt's logprobs first");
         }
         return new GenerationSettings(sampling, choices, stream, includeUsage, continuousUsage,
-                fields.bool("ignore_eos", false), promptLogprobs == null ? -1 : promptLogprobs);
+                fields.bool("ignore_eos", false), promptLogprobs == null ? -1 : promptLogprobs,
+                fields.bool("return_token_ids", false));
     }
 
     /** vLLM's allowed_token_ids: ids in the vocabulary, at least one when given. */

@@ -5,7 +5,7 @@
 #                                  docker run --gpus all -p 8080:8080 coil
 #   CPU only, on a plain JRE:      docker build --target cpu -t coil-cpu .
 #                                  docker run -p 8080:8080 coil-cpu
-# Models are mounted at /models:   docker run --gpus all -p 8080:8080 -v ~/models:/models coil serve --host 0.0.0.0 --model /models/granite-4.0-h-350m
+# Models are mounted at /models:   docker run --gpus all -p 8080:8080 -v ~/models:/models coil serve --model /models/granite-4.0-h-350m
 # Without --model the bundled demo model is served.
 
 # Base images, pinned.
@@ -44,6 +44,10 @@ RUN apt-get update \
 COPY --from=builder /opt/coil /opt/coil
 USER coil
 WORKDIR /home/coil
+# Listen on every interface, so that a container started with the one argument "serve" (as SageMaker
+# starts one, replacing CMD and its --host) is reachable;
+# COIL_MODEL, when set, names the model folder --model leaves out (SageMaker's /opt/ml/model).
+ENV COIL_HOST=0.0.0.0
 EXPOSE 8080
 VOLUME ["/models"]
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
@@ -65,6 +69,10 @@ RUN apt-get update \
 COPY --from=builder /opt/coil /opt/coil
 USER coil
 WORKDIR /home/coil
+# Listen on every interface, so that a container started with the one argument "serve" (as SageMaker
+# starts one, replacing CMD and its --host) is reachable;
+# COIL_MODEL, when set, names the model folder --model leaves out (SageMaker's /opt/ml/model).
+ENV COIL_HOST=0.0.0.0
 EXPOSE 8080
 VOLUME ["/models"]
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \

@@ -136,6 +136,8 @@ class DeploymentFilesTest {
         long checks = instructions.stream().filter(i -> i.startsWith("HEALTHCHECK") && i.contains("/health")).count();
         assertThat(users).isEqualTo(2);
         assertThat(checks).isEqualTo(2);
+        // "docker run IMAGE serve" (SageMaker's start) replaces CMD's --host: the image's COIL_HOST keeps it reachable.
+        assertThat(instructions.stream().filter(i -> i.equals("ENV COIL_HOST=0.0.0.0")).count()).isEqualTo(2);
     }
 
     @Test

@@ -10,9 +10,9 @@ import picocli.CommandLine.Option;
 /** --model, --threads and --devices, shared by every command that loads a model. */
 public final class ModelOptions {
 
-    @Option(names = "--model", paramLabel = "DIR",
+    @Option(names = "--model", paramLabel = "DIR", defaultValue = "${env:COIL_MODEL}",
             description = "Hugging Face model folder (config.json, safetensors, tokenizer.json). "
-                    + "Default: the bundled demo model, models/coil-demo.")
+                    + "Default: $COIL_MODEL, else the bundled demo model, models/coil-demo.")
     Path model;
 
     @Option(names = "--threads", paramLabel = "N", description = "CPU threads (default: all cores).")

@@ -26,8 +26,9 @@ public final class ServeCommand implements Callable<Integer> {
     @Mixin
     ServingOptions serving;
 
-    @Option(names = "--host", paramLabel = "HOST", defaultValue = "127.0.0.1",
-            description = "Address to listen on (default ${DEFAULT-VALUE}; 0.0.0.0 for every interface).")
+    @Option(names = "--host", paramLabel = "HOST", defaultValue = "${env:COIL_HOST:-127.0.0.1}",
+            description = "Address to listen on (default $COIL_HOST, else 127.0.0.1; 0.0.0.0 for every interface; "
+                    + "the container images set COIL_HOST=0.0.0.0).")
     String host;
 
     @Option(names = "--port", paramLabel = "PORT", defaultValue = "8080", description = "TCP port (default ${DEFAULT-VALUE}; 0 picks a free one).")

@@ -74,7 +74,8 @@ public final class Engine implements AutoCloseable {
         this.cache = new ServingCache(sizing, model.config().blocks(), backend.newStateStore(sizing));
         int maxStepRows = Math.max(sizing.slots(), options.maxBatchedTokens());
         backend.prepare(maxStepRows);
-        Scheduler scheduler = new Scheduler(sizing.slots(), maxStepRows, cache, options.batchInvariant());
+        Scheduler scheduler = new Scheduler(sizing.slots(), maxStepRows, cache, options.batchInvariant(),
+                options.priorityScheduling());
         this.loop = new StepLoop(model.config(), backend, cache, scheduler, options.maxWaiting());
         this.lane = parallelism.model() == null ? null
                 : new ShardedLane(model.config(), parallelism, options.maxWaiting());
@@ -194,6 +195,10 @@ public final class Engine implements AutoCloseable {
         }
         int maxTokens = loaded.generationLimit(request.promptLength(), request.sampling().maxTokens(), contextLength(),
                 options.maxModelLength() > 0 ? "the served context window (--max-model-len)" : "the model's context window");
+        if (request.priority() != 0 && !options.priorityScheduling()) {
+            throw new IllegalArgumentException("priority: this engine schedules first come first served, where every "
+                    + "request's priority is 0; start it with priority scheduling (--scheduling-policy priority)");
+        }
         int vocab = loaded.config().vocabSize();
         for (int i = 0; i < request.promptLength(); i++) {
             requireInVocabulary("prompt token id", request.promptToken(i), vocab);

@@ -21,11 +21,24 @@ import dev.coil.engine.load.DType;
  *                               (Scheduler), the prefix cache is off (a hit would depend on earlier requests), and
  *                               the backend must be opened batch-invariant too (Backends.open; the engine refuses
  *                               one that is not, and a batch-invariant backend without this option)
+ * @param priorityScheduling     vLLM's --scheduling-policy priority: waiting requests are admitted by their
+ *                               priority (lower first), then by arrival, and a step that runs out of blocks
+ *                               preempts the running request of the worst priority (the newest among equals);
+ *                               else first come first served, where a request's priority must be 0
  */
 public record EngineOptions(int blockSize, DType kvDtype, String cacheMemory, int maxSequences, int maxBatchedTokens,
-        int maxWaiting, boolean prefixCaching, int snapshotIntervalBlocks, int maxModelLength, boolean batchInvariant) {
+        int maxWaiting, boolean prefixCaching, int snapshotIntervalBlocks, int maxModelLength, boolean batchInvariant,
+        boolean priorityScheduling) {
 
     public static final EngineOptions DEFAULTS = new EngineOptions(16, DType.BF16, "0.2", 64, 1024, 512, true, 16, 0);
+
+    /** The options scheduling first come first served. */
+    public EngineOptions(int blockSize, DType kvDtype, String cacheMemory, int maxSequences, int maxBatchedTokens,
+            int maxWaiting, boolean prefixCaching, int snapshotIntervalBlocks, int maxModelLength,
+            boolean batchInvariant) {
+        this(blockSize, kvDtype, cacheMemory, maxSequences, maxBatchedTokens, maxWaiting, prefixCaching,
+                snapshotIntervalBlocks, maxModelLength, batchInvariant, false);
+    }
 
     /** The options without --batch-invariant. */
     public EngineOptions(int blockSize, DType kvDtype, String cacheMemory, int maxSequences, int maxBatchedTokens,
@@ -69,52 +82,57 @@ public record EngineOptions(int blockSize, DType kvDtype, String cacheMemory, in
 
     public EngineOptions withBlockSize(int value) {
         return new EngineOptions(value, kvDtype, cacheMemory, maxSequences, maxBatchedTokens, maxWaiting,
-                prefixCaching, snapshotIntervalBlocks, maxModelLength, batchInvariant);
+                prefixCaching, snapshotIntervalBlocks, maxModelLength, batchInvariant, priorityScheduling);
     }
 
     public EngineOptions withKvDtype(DType value) {
         return new EngineOptions(blockSize, value, cacheMemory, maxSequences, maxBatchedTokens, maxWaiting,
-                prefixCaching, snapshotIntervalBlocks, maxModelLength, batchInvariant);
+                prefixCaching, snapshotIntervalBlocks, maxModelLength, batchInvariant, priorityScheduling);
     }
 
     public EngineOptions withCacheMemory(String value) {
         return new EngineOptions(blockSize, kvDtype, value, maxSequences, maxBatchedTokens, maxWaiting,
-                prefixCaching, snapshotIntervalBlocks, maxModelLength, batchInvariant);
+                prefixCaching, snapshotIntervalBlocks, maxModelLength, batchInvariant, priorityScheduling);
     }
 
     public EngineOptions withMaxSequences(int value) {
         return new EngineOptions(blockSize, kvDtype, cacheMemory, value, Math.max(value, maxBatchedTokens), maxWaiting,
-                prefixCaching, snapshotIntervalBlocks, maxModelLength, batchInvariant);
+                prefixCaching, snapshotIntervalBlocks, maxModelLength, batchInvariant, priorityScheduling);
     }
 
     public EngineOptions withMaxBatchedTokens(int value) {
         return new EngineOptions(blockSize, kvDtype, cacheMemory, maxSequences, value, maxWaiting, prefixCaching,
-                snapshotIntervalBlocks, maxModelLength, batchInvariant);
+                snapshotIntervalBlocks, maxModelLength, batchInvariant, priorityScheduling);
     }
 
     public EngineOptions withMaxWaiting(int value) {
         return new EngineOptions(blockSize, kvDtype, cacheMemory, maxSequences, maxBatchedTokens, value,
-                prefixCaching, snapshotIntervalBlocks, maxModelLength, batchInvariant);
+                prefixCaching, snapshotIntervalBlocks, maxModelLength, batchInvariant, priorityScheduling);
     }
 
     public EngineOptions withPrefixCaching(boolean value) {
         return new EngineOptions(blockSize, kvDtype, cacheMemory, maxSequences, maxBatchedTokens, maxWaiting, value,
-                snapshotIntervalBlocks, maxModelLength, batchInvariant);
+                snapshotIntervalBlocks, maxModelLength, batchInvariant, priorityScheduling);
     }
 
     public EngineOptions withSnapshotIntervalBlocks(int value) {
         return new EngineOptions(blockSize, kvDtype, cacheMemory, maxSequences, maxBatchedTokens, maxWaiting,
-                prefixCaching, value, maxModelLength, batchInvariant);
+                prefixCaching, value, maxModelLength, batchInvariant, priorityScheduling);
     }
 
     public EngineOptions withMaxModelLength(int value) {
         return new EngineOptions(blockSize, kvDtype, cacheMemory, maxSequences, maxBatchedTokens, maxWaiting,
-                prefixCaching, snapshotIntervalBlocks, value, batchInvariant);
+                prefixCaching, snapshotIntervalBlocks, value, batchInvariant, priorityScheduling);
     }
 
     public EngineOptions withBatchInvariant(boolean value) {
         return new EngineOptions(blockSize, kvDtype, cacheMemory, maxSequences, maxBatchedTokens, maxWaiting,
-                prefixCaching, snapshotIntervalBlocks, maxModelLength, value);
+                prefixCaching, snapshotIntervalBlocks, maxModelLength, value, priorityScheduling);
+    }
+
+    public EngineOptions withPriorityScheduling(boolean value) {
+        return new EngineOptions(blockSize, kvDtype, cacheMemory, maxSequences, maxBatchedTokens, maxWaiting,
+                prefixCaching, snapshotIntervalBlocks, maxModelLength, batchInvariant, value);
     }
 
     /** Whether the prefix cache is used: asked for, and not batch-invariant. */

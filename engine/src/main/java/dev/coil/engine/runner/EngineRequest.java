@@ -12,9 +12,12 @@ import java.util.Objects;
  * @param logprobs per generated token: -1 none; 0 the chosen token's logprob; k > 0 also the k most likely
  * @param promptLogprobs per prompt token (after the first): -1 none; 0 its logprob; k > 0 also the top k.
  *                       Requests that ask for them skip the prefix cache: every position must be computed.
+ * @param priority            under priority scheduling ({@link EngineOptions#priorityScheduling}), lower runs
+ *                            sooner, as vLLM's {@code priority}; 0 is the default, and the only value first come
+ *                            first served takes
  */
 public record EngineRequest(int[] promptTokens, SamplingParams sampling, boolean ignoreEndOfSequence, int logprobs,
-        int promptLogprobs) {
+        int promptLogprobs, int priority) {
 
     /** Most top logprobs one position may ask for, as vLLM caps them. */
     public static final int MAX_TOP_LOGPROBS = 20;
@@ -33,6 +36,12 @@ public record EngineRequest(int[] promptTokens, SamplingParams sampling, boolean
                     "prompt_logprobs must be in [0, " + MAX_TOP_LOGPROBS + "], got " + promptLogprobs);
         }
         promptTokens = promptTokens.clone();
+    }
+
+    /** A request of the default priority, 0. */
+    public EngineRequest(int[] promptTokens, SamplingParams sampling, boolean ignoreEndOfSequence, int logprobs,
+            int promptLogprobs) {
+        this(promptTokens, sampling, ignoreEndOfSequence, logprobs, promptLogprobs, 0);
     }
 
     /** A plain request: no logprobs, stops at end-of-sequence. */

@@ -14,6 +14,9 @@ public final class ScheduledRequest {
     private final int promptLength;
     private final IntUnaryOperator tokenAt;
     private final boolean usesPrefixCache;
+    private final int priority;
+    /** The order the scheduler took it in (set by {@link Scheduler#add}). */
+    private long arrival;
     private int tokenCount;
     private int computed;
     private int[] blocks = new int[4];
@@ -30,7 +33,14 @@ public final class ScheduledRequest {
      * @param usesPrefixCache false for requests that need every prompt position computed (prompt logprobs)
      */
     public ScheduledRequest(String id, int promptLength, IntUnaryOperator tokenAt, boolean usesPrefixCache) {
+        this(id, promptLength, tokenAt, usesPrefixCache, 0);
+    }
+
+    /** @param priority under priority scheduling, lower runs sooner */
+    public ScheduledRequest(String id, int promptLength, IntUnaryOperator tokenAt, boolean usesPrefixCache,
+            int priority) {
         this.id = id;
+        this.priority = priority;
         this.promptLength = promptLength;
         this.tokenAt = tokenAt;
         this.usesPrefixCache = usesPrefixCache;
@@ -39,6 +49,18 @@ public final class ScheduledRequest {
 
     public String id() {
         return id;
+    }
+
+    public int priority() {
+        return priority;
+    }
+
+    long arrival() {
+        return arrival;
+    }
+
+    void setArrival(long value) {
+        arrival = value;
     }
 
     public int promptLength() {

@@ -1,8 +1,10 @@
 package dev.coil.engine.sched;
 
-import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedList;
 import java.util.List;
+import java.util.ListIterator;
 import java.util.Set;
 
 /**
@@ -14,6 +16,11 @@ import java.util.Set;
  * <p>When blocks run out, the newest running request is preempted: its cache is released and it
  * goes back to the head of the queue, to be recomputed (prompt and generated tokens) when
  * readmitted. No request is admitted in a step that preempted.
+ *
+ * <p>Under priority scheduling (vLLM's {@code --scheduling-policy priority}), the queue is kept in
+ * order of priority (lower first), then of arrival, a preempted request going back to its place in
+ * it, and the request a step preempts is the running one of the worst priority not yet placed in
+ * the step, the newest among equals. A running request is not preempted to admit a waiting one.
  *
  * <p>Batch-invariant ({@code --batch-invariant}), a prompt's chunks depend on its own length alone:
  * each is the rest of the prompt or {@link #invariantChunk} tokens, whichever is fewer, and a chunk
@@ -31,9 +38,15 @@ public final class Scheduler {
     private final CacheResources cache;
     /** The prompt chunk of a batch-invariant step (0: chunks cut to the step's budget). */
     private final int invariantChunk;
-    private final ArrayDeque<ScheduledRequest> waiting = new ArrayDeque<>();
+    /** Priority, then arrival: the order of the queue under priority scheduling. */
+    private static final Comparator<ScheduledRequest> BY_PRIORITY = Comparator.comparingInt(ScheduledRequest::priority)
+            .thenComparingLong(ScheduledRequest::arrival);
+
+    private final boolean byPriority;
+    private final LinkedList<ScheduledRequest> waiting = new LinkedList<>();
     private final List<ScheduledRequest> running = new ArrayList<>();
     private long preemptions;
+    private long arrivals;
 
     public Scheduler(int maxSequences, int maxBatchedTokens, CacheResources cache) {
         this(maxSequences, maxBatchedTokens, cache, false);
@@ -41,6 +54,12 @@ public final class Scheduler {
 
     /** As above; {@code batchInvariant}: prompt chunks cut by their own length alone. */
     public Scheduler(int maxSequences, int maxBatchedTokens, CacheResources cache, boolean batchInvariant) {
+        this(maxSequences, maxBatchedTokens, cache, batchInvariant, false);
+    }
+
+    /** As above; {@code byPriority}: requests taken by priority, then arrival (else first come first served). */
+    public Scheduler(int maxSequences, int maxBatchedTokens, CacheResources cache, boolean batchInvariant,
+            boolean byPriority) {
         if (maxSequences <= 0 || maxBatchedTokens < maxSequences) {
             throw new IllegalArgumentException("need max sequences > 0 and max batched tokens >= max sequences, got "
                     + maxSequences + " and " + maxBatchedTokens);
@@ -49,6 +68,7 @@ public final class Scheduler {
         this.maxBatchedTokens = maxBatchedTokens;
         this.cache = cache;
         this.invariantChunk = batchInvariant ? maxBatchedTokens - (maxSequences - 1) : 0;
+        this.byPriority = byPriority;
     }
 
     /**
@@ -73,7 +93,24 @@ public final class Scheduler {
     }
 
     public void add(ScheduledRequest request) {
-        waiting.add(request);
+        request.setArrival(arrivals++);
+        if (byPriority) {
+            enqueueInOrder(request);
+        } else {
+            waiting.add(request);
+        }
+    }
+
+    /** Puts {@code request} in the queue after every request that comes before it by priority and arrival. */
+    private void enqueueInOrder(ScheduledRequest request) {
+        ListIterator<ScheduledRequest> place = waiting.listIterator(waiting.size());
+        while (place.hasPrevious()) {
+            if (BY_PRIORITY.compare(place.previous(), request) <= 0) {
+                place.next();
+                break;
+            }
+        }
+        place.add(request);
     }
 
     public int waiting() {
@@ -106,7 +143,10 @@ public final class Scheduler {
             }
             boolean placed = true;
             while (!cache.ensureBlocks(request, request.computed() + count)) {
-                ScheduledRequest victim = running.getLast();
+                // Only a request not yet placed in this step may go: this one or one after it.
+                ScheduledRequest victim = byPriority
+                        ? running.subList(i, running.size()).stream().max(BY_PRIORITY).orElseThrow()
+                        : running.getLast();
                 if (victim == request && running.size() == 1) {
                     // Alone and still out of blocks: the request outgrew the whole cache.
                     running.remove(request);
@@ -234,7 +274,11 @@ public final class Scheduler {
         victim.setComputed(0);
         victim.setAdmitted(false);
         victim.countPreemption();
-        waiting.addFirst(victim);
+        if (byPriority) {
+            enqueueInOrder(victim);
+        } else {
+            waiting.addFirst(victim);
+        }
         preemptions++;
     }
 }

@@ -21,18 +21,19 @@ import java.util.Set;
  * @param includeUsage stream_options.include_usage: a last chunk with the usage and no choices
  * @param continuousUsage vLLM's stream_options.continuous_usage_stats (with include_usage): every chunk
  * @param returnTokenIds vLLM's return_token_ids: the prompt's and each choice's token ids beside the text
+ * @param priority vLLM's priority: under --scheduling-policy priority, lower runs sooner
  *                     carries its choice's usage so far
  * @param ignoreEos    vLLM's ignore_eos: generate past the model's end-of-sequence tokens
  * @param promptLogprobs vLLM's prompt_logprobs: -1 not asked, else each prompt token's logprob, rank
  *                     and this many most likely tokens (not with stream, as vLLM)
  */
 record GenerationSettings(SamplingParams sampling, int choices, boolean stream, boolean includeUsage,
-        boolean continuousUsage, boolean ignoreEos, int promptLogprobs, boolean returnTokenIds) {
+        boolean continuousUsage, boolean ignoreEos, int promptLogprobs, boolean returnTokenIds, int priority) {
 
     /** The same settings with {@code value} as the sampling parameters. */
     GenerationSettings withSampling(SamplingParams value) {
         return new GenerationSettings(value, choices, stream, includeUsage, continuousUsage, ignoreEos, promptLogprobs,
-                returnTokenIds);
+                returnTokenIds, priority);
     }
 
     /** Most choices one request may ask for (OpenAI's limit on n). */
@@ -119,7 +120,7 @@ record GenerationSettings(SamplingParams sampling, int choices, boolean stream, 
         }
         return new GenerationSettings(sampling, choices, stream, includeUsage, continuousUsage,
                 fields.bool("ignore_eos", false), promptLogprobs == null ? -1 : promptLogprobs,
-                fields.bool("return_token_ids", false));
+                fields.bool("return_token_ids", false), priority(fields, model));
     }
 
     /** vLLM's allowed_token_ids: ids in the vocabulary, at least one when given. */
@@ -195,7 +196,17 @@ record GenerationSettings(SamplingParams sampling, int choices, boolean stream, 
     EngineRequest request(int[] prompt, int choice, int logprobs, int promptLogprobs) {
         SamplingParams params = sampling.seed() == null || choice == 0 ? sampling
                 : sampling.withSeed(sampling.seed() + choice);
-        return new EngineRequest(prompt, params, ignoreEos, logprobs, promptLogprobs);
+        return new EngineRequest(prompt, params, ignoreEos, logprobs, promptLogprobs, priority);
+    }
+
+    /** vLLM's priority: any integer under priority scheduling (lower runs sooner), else 0 only. */
+    private static int priority(Fields fields, ServedModel model) {
+        int priority = fields.integer("priority", Integer.MIN_VALUE, Integer.MAX_VALUE, 0);
+        if (priority != 0 && !model.engine().options().priorityScheduling()) {
+            throw ApiException.invalid("priority", "priority must be 0 (or left out): this server schedules first come "
+                    + "first served; start it with --scheduling-policy priority");
+        }
+        return priority;
     }
 
     /** Fields of OpenAI's API that Coil does not implement; refusing them beats silently ignoring them. */

@@ -119,6 +119,12 @@ final class ServingOptions {
                     + " positions' worth, 64 blocks of 16, since each snapshot costs a GPU a prompt step).")
     Integer snapshotInterval;
 
+    @Option(names = "--scheduling-policy", paramLabel = "fcfs|priority", defaultValue = "fcfs",
+            description = "How waiting requests are taken, as vLLM's flag: fcfs, first come first served; priority, "
+                    + "by each request's priority (lower first; vLLM's request field), then arrival, and a step out of "
+                    + "cache blocks preempts the running request of the worst priority (default ${DEFAULT-VALUE}).")
+    String schedulingPolicy;
+
     @Option(names = "--batch-invariant", arity = "0..1", paramLabel = "BOOLEAN",
             description = "A request's tokens and logprobs do not depend, bit for bit, on the requests served beside"
                     + " it (as vLLM's VLLM_BATCH_INVARIANT=1; also COIL_BATCH_INVARIANT=1): every product (and on a"
@@ -208,7 +214,18 @@ final class ServingOptions {
         }
         return new EngineOptions(blockSize, kvDtype(kvDtype), cacheMemory, maxSequences, stepTokens, maxWaiting,
                 prefixCaching, snapshotInterval != null ? snapshotInterval : defaultSnapshotBlocks,
-                maxModelLength == null ? 0 : maxModelLength, batchInvariant(System.getenv("COIL_BATCH_INVARIANT")));
+                maxModelLength == null ? 0 : maxModelLength, batchInvariant(System.getenv("COIL_BATCH_INVARIANT")),
+                priorityScheduling());
+    }
+
+    /** --scheduling-policy: true for priority, false for fcfs. */
+    boolean priorityScheduling() {
+        return switch (schedulingPolicy) {
+            case "fcfs" -> false;
+            case "priority" -> true;
+            default -> throw new IllegalArgumentException("--scheduling-policy must be fcfs or priority, got \""
+                    + schedulingPolicy + "\"");
+        };
     }
 
     /** --batch-invariant, or the environment's COIL_BATCH_INVARIANT set to 1 or true. */

@@ -204,6 +204,15 @@ class ServeCommandTest {
     }
 
     @Test
+    void theSchedulingPolicyIsVllms() {
+        assertThat(parse().serving.engineOptions().priorityScheduling()).isFalse();
+        assertThat(parse("--scheduling-policy", "priority").serving.engineOptions().priorityScheduling()).isTrue();
+        assertThat(parse("--scheduling-policy", "fcfs").serving.engineOptions().priorityScheduling()).isFalse();
+        assertThatThrownBy(() -> parse("--scheduling-policy", "lottery").serving.engineOptions())
+                .hasMessage("--scheduling-policy must be fcfs or priority, got \"lottery\"");
+    }
+
+    @Test
     void theResponseStoreFlagTakesASize() {
         assertThat(parse().serving.responseStoreBytes()).isEqualTo(64L << 20).isEqualTo(ServerOptions.DEFAULT_RESPONSE_STORE_BYTES);
         assertThat(parse("--response-store", "0").serving.responseStoreBytes()).isZero();
@@ -225,7 +234,7 @@ class ServeCommandTest {
             "--max-body-bytes", "--shutdown-timeout", "--sse-keep-alive", "--block-size", "--kv-dtype", "--cache-memory",
             "--max-seqs", "--max-batched-tokens", "--max-waiting", "--[no-]prefix-caching", "--snapshot-interval",
             "--tool-call-parser", "--enable-auto-tool-choice", "--reasoning-parser", "--chat-template", "--max-num-seqs",
-            "--max-num-batched-tokens", "--generation-config", "--response-store"}) {
+            "--max-num-batched-tokens", "--generation-config", "--response-store", "--scheduling-policy"}) {
             assertThat(help).contains(flag);
         }
         assertThat(help).contains("(default " + EngineOptions.DEFAULTS.maxBatchedTokens() + " on the CPU;")

@@ -14,6 +14,21 @@ public final class PrefixHash {
     private PrefixHash() {
     }
 
+    /**
+     * The hash of the empty prefix of requests salted with {@code salt} (vLLM's cache_salt): {@link #ROOT}
+     * for none, else a root no unsalted or differently salted prefix chain starts from.
+     */
+    public static long root(String salt) {
+        if (salt == null) {
+            return ROOT;
+        }
+        long h = mix(ROOT ^ 0xD6E8FEB86659FD93L * (salt.length() + 1));
+        for (int i = 0; i < salt.length(); i++) {
+            h = mix(h ^ salt.charAt(i) * 0xC2B2AE3D27D4EB4FL);
+        }
+        return h;
+    }
+
     /** Hash of tokens[from, to) following a prefix hashed {@code parent}. */
     public static long extend(long parent, int[] tokens, int from, int to) {
         long h = mix(parent ^ 0x9E3779B97F4A7C15L * (to - from + 1));

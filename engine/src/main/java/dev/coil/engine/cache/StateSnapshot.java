@@ -6,7 +6,7 @@ package dev.coil.engine.cache;
  * block (the tail, fewer than blockSize) travel with the snapshot as K/V rows in its copy, so that
  * a hit copies them into a fresh block of its own.
  *
- * @param parentHash chain hash of the full blocks before position (PrefixHash.ROOT for none)
+ * @param parentHash chain hash of the full blocks before position (the salted root, PrefixHash.root, for none)
  * @param tailTokens the tokens after those blocks, up to position
  * @param copy       the slot's Mamba states and the tail's K/V rows, copied where the store keeps them
  */

@@ -15,9 +15,11 @@ import java.util.Objects;
  * @param priority            under priority scheduling ({@link EngineOptions#priorityScheduling}), lower runs
  *                            sooner, as vLLM's {@code priority}; 0 is the default, and the only value first come
  *                            first served takes
+ * @param cacheSalt           vLLM's cache_salt, or null: prompts share cached prefixes only with requests of the
+ *                            same salt (a tenant's requests cannot tell from timing what another's prompts held)
  */
 public record EngineRequest(int[] promptTokens, SamplingParams sampling, boolean ignoreEndOfSequence, int logprobs,
-        int promptLogprobs, int priority) {
+        int promptLogprobs, int priority, String cacheSalt) {
 
     /** Most top logprobs one position may ask for, as vLLM caps them. */
     public static final int MAX_TOP_LOGPROBS = 20;
@@ -35,13 +37,16 @@ public record EngineRequest(int[] promptTokens, SamplingParams sampling, boolean
             throw new IllegalArgumentException(
                     "prompt_logprobs must be in [0, " + MAX_TOP_LOGPROBS + "], got " + promptLogprobs);
         }
+        if (cacheSalt != null && cacheSalt.isEmpty()) {
+            throw new IllegalArgumentException("cache_salt must be a non-empty string when given");
+        }
         promptTokens = promptTokens.clone();
     }
 
-    /** A request of the default priority, 0. */
+    /** A request of the default priority, 0, and no cache salt. */
     public EngineRequest(int[] promptTokens, SamplingParams sampling, boolean ignoreEndOfSequence, int logprobs,
             int promptLogprobs) {
-        this(promptTokens, sampling, ignoreEndOfSequence, logprobs, promptLogprobs, 0);
+        this(promptTokens, sampling, ignoreEndOfSequence, logprobs, promptLogprobs, 0, null);
     }
 
     /** A plain request: no logprobs, stops at end-of-sequence. */

@@ -238,7 +238,7 @@ final class StepLoop implements Runnable {
         while ((active = inbox.poll()) != null) {
             inboxSize.decrementAndGet();
             ScheduledRequest scheduled = new ScheduledRequest(active.id(), active.promptLength(), active::tokenAt,
-                    !active.wantsPromptLogprobs(), active.request().priority());
+                    !active.wantsPromptLogprobs(), active.request().priority(), active.request().cacheSalt());
             entries.put(scheduled, new Entry(active, scheduled));
             scheduler.add(scheduled);
         }

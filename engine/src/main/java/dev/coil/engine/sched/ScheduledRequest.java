@@ -15,6 +15,7 @@ public final class ScheduledRequest {
     private final IntUnaryOperator tokenAt;
     private final boolean usesPrefixCache;
     private final int priority;
+    private final String cacheSalt;
     /** The order the scheduler took it in (set by {@link Scheduler#add}). */
     private long arrival;
     private int tokenCount;
@@ -39,8 +40,15 @@ public final class ScheduledRequest {
     /** @param priority under priority scheduling, lower runs sooner */
     public ScheduledRequest(String id, int promptLength, IntUnaryOperator tokenAt, boolean usesPrefixCache,
             int priority) {
+        this(id, promptLength, tokenAt, usesPrefixCache, priority, null);
+    }
+
+    /** @param cacheSalt the prefix cache's salt (vLLM's cache_salt), or null */
+    public ScheduledRequest(String id, int promptLength, IntUnaryOperator tokenAt, boolean usesPrefixCache,
+            int priority, String cacheSalt) {
         this.id = id;
         this.priority = priority;
+        this.cacheSalt = cacheSalt;
         this.promptLength = promptLength;
         this.tokenAt = tokenAt;
         this.usesPrefixCache = usesPrefixCache;
@@ -53,6 +61,11 @@ public final class ScheduledRequest {
 
     public int priority() {
         return priority;
+    }
+
+    /** The prefix cache's salt, or null: its prompt shares cached prefixes with requests of the same salt only. */
+    public String cacheSalt() {
+        return cacheSalt;
     }
 
     long arrival() {

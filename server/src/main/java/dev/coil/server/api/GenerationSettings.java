@@ -22,18 +22,20 @@ import java.util.Set;
  * @param continuousUsage vLLM's stream_options.continuous_usage_stats (with include_usage): every chunk
  * @param returnTokenIds vLLM's return_token_ids: the prompt's and each choice's token ids beside the text
  * @param priority vLLM's priority: under --scheduling-policy priority, lower runs sooner
+ * @param cacheSalt vLLM's cache_salt: prompts share cached prefixes only with requests of the same salt; or null
  *                     carries its choice's usage so far
  * @param ignoreEos    vLLM's ignore_eos: generate past the model's end-of-sequence tokens
  * @param promptLogprobs vLLM's prompt_logprobs: -1 not asked, else each prompt token's logprob, rank
  *                     and this many most likely tokens (not with stream, as vLLM)
  */
 record GenerationSettings(SamplingParams sampling, int choices, boolean stream, boolean includeUsage,
-        boolean continuousUsage, boolean ignoreEos, int promptLogprobs, boolean returnTokenIds, int priority) {
+        boolean continuousUsage, boolean ignoreEos, int promptLogprobs, boolean returnTokenIds, int priority,
+        String cacheSalt) {
 
     /** The same settings with {@code value} as the sampling parameters. */
     GenerationSettings withSampling(SamplingParams value) {
         return new GenerationSettings(value, choices, stream, includeUsage, continuousUsage, ignoreEos, promptLogprobs,
-                returnTokenIds, priority);
+                returnTokenIds, priority, cacheSalt);
     }
 
     /** Most choices one request may ask for (OpenAI's limit on n). */
@@ -120,7 +122,7 @@ record GenerationSettings(SamplingParams sampling, int choices, boolean stream, 
         }
         return new GenerationSettings(sampling, choices, stream, includeUsage, continuousUsage,
                 fields.bool("ignore_eos", false), promptLogprobs == null ? -1 : promptLogprobs,
-                fields.bool("return_token_ids", false), priority(fields, model));
+                fields.bool("return_token_ids", false), priority(fields, model), cacheSalt(fields));
     }
 
     /** vLLM's allowed_token_ids: ids in the vocabulary, at least one when given. */
@@ -196,7 +198,16 @@ record GenerationSettings(SamplingParams sampling, int choices, boolean stream, 
     EngineRequest request(int[] prompt, int choice, int logprobs, int promptLogprobs) {
         SamplingParams params = sampling.seed() == null || choice == 0 ? sampling
                 : sampling.withSeed(sampling.seed() + choice);
-        return new EngineRequest(prompt, params, ignoreEos, logprobs, promptLogprobs, priority);
+        return new EngineRequest(prompt, params, ignoreEos, logprobs, promptLogprobs, priority, cacheSalt);
+    }
+
+    /** vLLM's cache_salt: a non-empty string, or null when left out. */
+    private static String cacheSalt(Fields fields) {
+        String salt = fields.string("cache_salt");
+        if (salt != null && salt.isEmpty()) {
+            throw ApiException.invalid("cache_salt", "cache_salt must be a non-empty string when given");
+        }
+        return salt;
     }
 
     /** vLLM's priority: any integer under priority scheduling (lower runs sooner), else 0 only. */

@@ -27,6 +27,9 @@ import java.util.function.Consumer;
  * it; one whose text went to the reasoning or a call only is not the message's, nor is one that added
  * no text at the end (the end-of-sequence token). The whole answer's are read by passing its tokens
  * through the same blocks as the stream does.
+ *
+ * <p>A stored response is handed to {@code storing} once it is finished, whole or streamed; a
+ * background one's earlier states (queued, in progress, cancelled, failed) through {@link #store}.
  */
 final class ResponsesAnswer implements AnswerFormat {
 

@@ -27,6 +27,23 @@ final class ChatPrompt {
     private ChatPrompt() {
     }
 
+    /**
+     * Sets the template variable {@code enable_thinking} (what Qwen 3's and Nemotron 3's templates read to
+     * open or close the reasoning block) in a chat request's {@code chat_template_kwargs}, unless the
+     * request gives it there itself: how the Messages API's {@code thinking} and the Responses API's
+     * {@code reasoning.effort} reach the template.
+     */
+    static void setThinking(ObjectNode chat, boolean enabled) {
+        JsonNode given = chat.get("chat_template_kwargs");
+        ObjectNode kwargs = given instanceof ObjectNode object ? object : Json.object();
+        if (!kwargs.has("enable_thinking")) {
+            kwargs.put("enable_thinking", enabled);
+        }
+        if (given == null || given.isNull()) {
+            chat.set("chat_template_kwargs", kwargs);
+        }
+    }
+
     static int[] tokens(Fields fields, ServedModel model, boolean addSpecialTokens) {
         return tokens(text(fields, model), model, addSpecialTokens);
     }

@@ -24,8 +24,10 @@ import java.util.Set;
  * ({@link MessagesAnswer}). Errors are Anthropic's objects ({@link ErrorResponses#write}).
  *
  * <p>A 400 names what is not served: images and documents, tools other than custom ones (Anthropic's
- * server tools), {@code mcp_servers} and {@code container}. {@code thinking}, {@code metadata} and
- * {@code service_tier} are read past: the served models take no thinking budget.
+ * server tools), {@code mcp_servers} and {@code container}. {@code thinking}'s type goes to the chat
+ * template as {@code enable_thinking} (enabled or adaptive: true; disabled: false), unless
+ * {@code chat_template_kwargs} give it; its budget, {@code metadata} and {@code service_tier} are
+ * read past: the served models take no thinking budget.
  */
 public final class MessagesHandler {
 
@@ -90,6 +92,15 @@ public final class MessagesHandler {
         }
         if (fields.has("tool_choice")) {
             toolChoice(fields.get("tool_choice"), chat);
+        }
+        JsonNode thinking = fields.get("thinking");
+        if (thinking != null) {
+            switch (thinking.path("type").asText("")) {
+                case "enabled", "adaptive" -> ChatPrompt.setThinking(chat, true);
+                case "disabled" -> ChatPrompt.setThinking(chat, false);
+                default -> throw ApiException.invalid("thinking", "thinking.type must be \"enabled\", \"adaptive\" "
+                        + "or \"disabled\"");
+            }
         }
         return ChatHandler.prepare(new Fields(chat), model, toolCallParser, reasoningParser);
     }

@@ -30,9 +30,11 @@ import java.util.Set;
  *
  * <p>{@code conversation} (OpenAI's conversations) is a 400, as are tools other than functions, items
  * other than those above, parts other than text, include values OpenAI does not
- * have, and {@code truncation: "auto"}, each naming the field. {@code reasoning} and
- * {@code text.verbosity} are read past: the served models take no effort setting; so are include values
- * for what these answers never hold (built-in tools' results, images, encrypted reasoning).
+ * have, and {@code truncation: "auto"}, each naming the field. {@code reasoning.effort} "none" goes to
+ * the chat template as {@code enable_thinking: false} (unless chat_template_kwargs give it); other
+ * efforts and {@code text.verbosity} are read past: the served models take no effort setting; so are
+ * include values for what these answers never hold (built-in tools' results, images, encrypted
+ * reasoning).
  */
 public final class ResponsesHandler implements Handler, BodyHandler {
 
@@ -92,6 +94,9 @@ public final class ResponsesHandler implements Handler, BodyHandler {
         ObjectNode chat = chatRequest(fields, format, ResponseInput.messages(fields.string("instructions"), conversation));
         if (logprobs) {
             chat.put("logprobs", true).put("top_logprobs", fields.integer("top_logprobs", 0, 20, 0));
+        }
+        if (fields.object("reasoning") != null && fields.object("reasoning").path("effort").asText("").equals("none")) {
+            ChatPrompt.setThinking(chat, false);
         }
         ChatHandler.Prepared prepared;
         try {

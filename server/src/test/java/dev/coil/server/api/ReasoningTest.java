@@ -88,6 +88,47 @@ class ReasoningTest {
         assertThat(events.getLast().at("/response/output/0/type").asText()).isEqualTo("reasoning");
     }
 
+    /**
+     * The Messages API's thinking and the Responses API's reasoning effort "none" reach the template as
+     * enable_thinking: disabled, the answer is the chat answer with thinking off (no reasoning block);
+     * enabled, its reasoning is chat's; chat_template_kwargs given in the request win.
+     */
+    @Test
+    void thinkingAndReasoningEffortReachTheTemplate() {
+        String user = "[{\"role\": \"user\", \"content\": \"Which is larger, 9.11 or 9.8?\"}]";
+        JsonNode off = server.postJson("/v1/chat/completions", "{\"messages\": " + user + ", \"max_tokens\": 12, "
+                + "\"temperature\": 0, \"chat_template_kwargs\": {\"enable_thinking\": false}}").at("/choices/0/message");
+        JsonNode on = server.postJson("/v1/chat/completions", "{\"messages\": " + user + ", \"max_tokens\": 12, "
+                + "\"temperature\": 0}").at("/choices/0/message");
+
+        JsonNode disabled = server.postJson("/v1/messages", "{\"messages\": " + user + ", \"max_tokens\": 12, "
+                + "\"temperature\": 0, \"thinking\": {\"type\": \"disabled\"}}");
+        assertThat(disabled.get("content")).hasSize(1);
+        assertThat(disabled.at("/content/0/type").asText()).isEqualTo("text");
+        assertThat(disabled.at("/content/0/text").asText()).isEqualTo(off.get("content").asText());
+        JsonNode enabled = server.postJson("/v1/messages", "{\"messages\": " + user + ", \"max_tokens\": 12, "
+                + "\"temperature\": 0, \"thinking\": {\"type\": \"enabled\", \"budget_tokens\": 1024}}");
+        assertThat(enabled.at("/content/0/type").asText()).isEqualTo("thinking");
+        assertThat(enabled.at("/content/0/thinking").asText()).isEqualTo(on.get("reasoning").asText());
+        JsonNode overridden = server.postJson("/v1/messages", "{\"messages\": " + user + ", \"max_tokens\": 12, "
+                + "\"temperature\": 0, \"thinking\": {\"type\": \"disabled\"}, "
+                + "\"chat_template_kwargs\": {\"enable_thinking\": true}}");
+        assertThat(overridden.at("/content/0/type").asText()).isEqualTo("thinking");
+        var refused = server.post("/v1/messages", "{\"messages\": " + user + ", \"max_tokens\": 4, \"thinking\": "
+                + "{\"type\": \"maybe\"}}");
+        assertThat(refused.statusCode()).isEqualTo(400);
+        assertThat(TestServer.parse(refused.body()).at("/error/message").asText()).contains("thinking.type must be");
+
+        JsonNode none = server.postJson("/v1/responses", "{\"input\": " + user + ", \"max_output_tokens\": 12, "
+                + "\"temperature\": 0, \"reasoning\": {\"effort\": \"none\"}}");
+        assertThat(none.get("output")).hasSize(1);
+        assertThat(none.at("/output/0/type").asText()).isEqualTo("message");
+        assertThat(none.at("/output/0/content/0/text").asText()).isEqualTo(off.get("content").asText());
+        JsonNode low = server.postJson("/v1/responses", "{\"input\": " + user + ", \"max_output_tokens\": 12, "
+                + "\"temperature\": 0, \"reasoning\": {\"effort\": \"low\"}}");
+        assertThat(low.at("/output/0/type").asText()).isEqualTo("reasoning");
+    }
+
     @Test
     void withoutAnOpenBlockTheAnswerIsContentAndAGrammarHoldsItFromItsStart() {
         String off = "{" + ASK + ", \"chat_template_kwargs\": {\"enable_thinking\": false}}";

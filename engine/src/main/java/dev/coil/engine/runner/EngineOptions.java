@@ -23,7 +23,8 @@ import dev.coil.engine.load.DType;
  *                               one that is not, and a batch-invariant backend without this option)
  * @param priorityScheduling     vLLM's --scheduling-policy priority: waiting requests are admitted by their
  *                               priority (lower first), then by arrival, and a step that runs out of blocks
- *                               preempts the running request of the worst priority (the newest among equals);
+ *                               preempts the running request of the worst priority (the newest among equals),
+ *                               and a waiting request preempts a running one of a strictly worse priority;
  *                               else first come first served, where a request's priority must be 0
  */
 public record EngineOptions(int blockSize, DType kvDtype, String cacheMemory, int maxSequences, int maxBatchedTokens,

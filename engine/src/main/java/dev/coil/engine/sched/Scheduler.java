@@ -20,7 +20,9 @@ import java.util.Set;
  * <p>Under priority scheduling (vLLM's {@code --scheduling-policy priority}), the queue is kept in
  * order of priority (lower first), then of arrival, a preempted request going back to its place in
  * it, and the request a step preempts is the running one of the worst priority not yet placed in
- * the step, the newest among equals. A running request is not preempted to admit a waiting one.
+ * the step, the newest among equals. When the queue's head cannot be admitted for want of a sequence
+ * or a state slot while a running request has a strictly worse priority, that request is preempted
+ * (its chunk taken out of the step), and the head is admitted in the next step.
  *
  * <p>Batch-invariant ({@code --batch-invariant}), a prompt's chunks depend on its own length alone:
  * each is the rest of the prompt or {@link #invariantChunk} tokens, whichever is fewer, and a chunk
@@ -195,7 +197,28 @@ public final class Scheduler {
             chunks.add(new StepPlan.Chunk(request, restored, count));
             budget -= count;
         }
+        if (byPriority && preempted.isEmpty()) {
+            preemptForBetterPriority(chunks, preempted);
+        }
         return new StepPlan(List.copyOf(chunks), List.copyOf(preempted), List.copyOf(rejected));
+    }
+
+    /**
+     * Under priority scheduling: when the queue's head waits for a sequence or a state slot and a
+     * running request has a strictly worse priority, preempts the worst (the newest among equals),
+     * taking its chunk out of this step, so that the head is admitted in the next.
+     */
+    private void preemptForBetterPriority(List<StepPlan.Chunk> chunks, List<ScheduledRequest> preempted) {
+        if (waiting.isEmpty() || running.isEmpty() || running.size() < maxSequences && cache.hasFreeSlot()) {
+            return;
+        }
+        ScheduledRequest head = waiting.peek();
+        ScheduledRequest victim = running.stream().max(BY_PRIORITY).orElseThrow();
+        if (victim.priority() > head.priority()) {
+            chunks.removeIf(chunk -> chunk.request() == victim);
+            preempt(victim);
+            preempted.add(victim);
+        }
     }
 
     /**

@@ -236,6 +236,52 @@ class SchedulerTest {
                 .containsExactly("queued", "background");
     }
 
+    /**
+     * Under priority scheduling, a better priority that cannot be admitted (every sequence taken)
+     * preempts the running request of a strictly worse one, which waits behind it; equal priorities
+     * preempt nothing.
+     */
+    @Test
+    void aBetterPriorityWaitingPreemptsAWorseRunningOne() {
+        ServingCache cache = cache(100, 4, 4, false);
+        Scheduler scheduler = new Scheduler(1, 100, cache, false, true);
+        ScheduledRequest batch = new ScheduledRequest("batch", 4, position -> position, true, 5);
+        scheduler.add(batch);
+        StepPlan plan = scheduler.schedule();
+        scheduler.complete(plan);
+        batch.appendToken();
+        ScheduledRequest peer = new ScheduledRequest("peer", 4, position -> 100 + position, true, 5);
+        scheduler.add(peer);
+        plan = scheduler.schedule();
+        assertThat(plan.preempted()).as("an equal priority waits").isEmpty();
+        assertThat(plan.chunks()).extracting(c -> c.request().id()).containsExactly("batch");
+        scheduler.complete(plan);
+        batch.appendToken();
+
+        ScheduledRequest urgent = new ScheduledRequest("urgent", 4, position -> 200 + position, true, 0);
+        scheduler.add(urgent);
+        plan = scheduler.schedule();
+        assertThat(plan.preempted()).containsExactly(batch);
+        assertThat(plan.chunks()).as("the preempted request's chunk is taken out of the step").isEmpty();
+        assertThat(batch.computed()).isZero();
+        plan = scheduler.schedule();
+        assertThat(plan.chunks()).extracting(c -> c.request().id()).containsExactly("urgent");
+        scheduler.complete(plan);
+        scheduler.finish(urgent);
+        plan = scheduler.schedule();
+        assertThat(plan.chunks()).extracting(c -> c.request().id())
+                .as("then the first of the two of priority 5, recomputing what it had").containsExactly("batch");
+        assertThat(plan.chunks().getFirst().count()).isEqualTo(6);
+
+        Scheduler fcfs = new Scheduler(1, 100, cache(100, 4, 4, false));
+        ScheduledRequest first = request("first", 4, distinctTokens(4, 0));
+        fcfs.add(first);
+        fcfs.complete(fcfs.schedule());
+        first.appendToken();
+        fcfs.add(request("second", 4, distinctTokens(4, 100)));
+        assertThat(fcfs.schedule().preempted()).as("first come first served preempts for no one").isEmpty();
+    }
+
     @Test
     void aRequestLargerThanTheWholeCacheIsRejected() {
         Scheduler scheduler = new Scheduler(2, 100, cache(3, 2, 4, false));

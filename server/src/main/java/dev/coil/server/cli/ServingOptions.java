@@ -121,8 +121,9 @@ final class ServingOptions {
 
     @Option(names = "--scheduling-policy", paramLabel = "fcfs|priority", defaultValue = "fcfs",
             description = "How waiting requests are taken, as vLLM's flag: fcfs, first come first served; priority, "
-                    + "by each request's priority (lower first; vLLM's request field), then arrival, and a step out of "
-                    + "cache blocks preempts the running request of the worst priority (default ${DEFAULT-VALUE}).")
+                    + "by each request's priority (lower first; vLLM's request field), then arrival; a step out of "
+                    + "cache blocks preempts the running request of the worst priority, and a waiting request one of a "
+                    + "strictly worse priority (default ${DEFAULT-VALUE}).")
     String schedulingPolicy;
 
     @Option(names = "--batch-invariant", arity = "0..1", paramLabel = "BOOLEAN",

@@ -58,9 +58,4 @@ public final class BackgroundResponses {
         entry.stored.await(10, TimeUnit.SECONDS);
         return true;
     }
-
-    /** How many are running. */
-    int size() {
-        return running.size();
-    }
 }

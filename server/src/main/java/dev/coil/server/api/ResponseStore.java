@@ -26,12 +26,32 @@ public final class ResponseStore {
         }
     }
 
-    /** What a request is answered with, once it is found. */
-    record Found(ObjectNode response, ArrayNode conversation, int inputFrom, int inputTo) {
+    /**
+     * A stored response found: each part read from its JSON text when asked, a copy each time (a
+     * request that continues the response reads only its conversation).
+     */
+    static final class Found {
+        private final Stored stored;
+
+        private Found(Stored stored) {
+            this.stored = stored;
+        }
+
+        /** The response as it was answered. */
+        ObjectNode response() {
+            return (ObjectNode) read(stored.response());
+        }
+
+        /** Its conversation: the items before it, its own input items, its output items. */
+        ArrayNode conversation() {
+            return (ArrayNode) read(stored.conversation());
+        }
+
         /** The response's own input items. */
         ArrayNode input() {
+            ArrayNode conversation = conversation();
             ArrayNode input = Json.object().arrayNode();
-            for (int i = inputFrom; i < inputTo; i++) {
+            for (int i = stored.inputFrom(); i < stored.inputTo(); i++) {
                 input.add(conversation.get(i));
             }
             return input;
@@ -82,11 +102,7 @@ public final class ResponseStore {
     /** The response stored as {@code id}, or null. */
     synchronized Found find(String id) {
         Stored entry = stored.get(id);
-        if (entry == null) {
-            return null;
-        }
-        return new Found((ObjectNode) read(entry.response()), (ArrayNode) read(entry.conversation()), entry.inputFrom(),
-                entry.inputTo());
+        return entry == null ? null : new Found(entry);
     }
 
     /** Forgets {@code id}; false when it was not stored. */

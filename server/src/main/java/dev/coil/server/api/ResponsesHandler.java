@@ -95,7 +95,8 @@ public final class ResponsesHandler implements Handler, BodyHandler {
         if (logprobs) {
             chat.put("logprobs", true).put("top_logprobs", fields.integer("top_logprobs", 0, 20, 0));
         }
-        if (fields.object("reasoning") != null && fields.object("reasoning").path("effort").asText("").equals("none")) {
+        ObjectNode reasoning = fields.object("reasoning");
+        if (reasoning != null && reasoning.path("effort").asText("").equals("none")) {
             ChatPrompt.setThinking(chat, false);
         }
         ChatHandler.Prepared prepared;

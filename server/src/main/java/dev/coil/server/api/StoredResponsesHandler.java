@@ -45,12 +45,13 @@ public final class StoredResponsesHandler {
      * already ended is answered as it is; one that was not a background response is a 400.
      */
     public void cancel(Context ctx) throws InterruptedException {
-        String id = ctx.pathParam("id");
-        if (!running.cancel(id) && !found(ctx).response().path("background").asBoolean(false)) {
+        boolean cancelled = running.cancel(ctx.pathParam("id"));
+        ObjectNode response = found(ctx).response();
+        if (!cancelled && !response.path("background").asBoolean(false)) {
             throw ApiException.badRequest("only background responses can be cancelled; this response was answered "
                     + "before it was stored");
         }
-        Json.respond(ctx, 200, found(ctx).response());
+        Json.respond(ctx, 200, response);
     }
 
     public void inputItems(Context ctx) {

@@ -9,6 +9,7 @@ import java.io.PrintWriter;
 import java.util.List;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.UsageMessageSpec;
 import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.UnmatchedArgumentException;
 
@@ -34,15 +35,64 @@ public final class Main implements Runnable {
      * parse prints {@code coil: <message>} and where the options are listed, and exits 2.
      */
     public static CommandLine commandLine() {
-        return new CommandLine(new Main())
-                .setExecutionExceptionHandler((exception, commandLine, parseResult) -> {
-                    commandLine.getErr().println("coil: " + exception.getMessage());
+        CommandLine commandLine = new CommandLine(new Main())
+                .setExecutionExceptionHandler((exception, command, parseResult) -> {
+                    command.getErr().println("coil: " + exception.getMessage());
                     if (Boolean.getBoolean("coil.debug")) {
-                        exception.printStackTrace(commandLine.getErr());
+                        exception.printStackTrace(command.getErr());
                     }
                     return 1;
                 })
                 .setParameterExceptionHandler(Main::parameterError);
+        commandLine.getHelpSectionMap().put(UsageMessageSpec.SECTION_KEY_SYNOPSIS, Main::synopsis);
+        for (CommandLine subcommand : commandLine.getSubcommands().values()) {
+            subcommand.getHelpSectionMap().put(UsageMessageSpec.SECTION_KEY_SYNOPSIS, Main::synopsis);
+        }
+        return commandLine;
+    }
+
+    /**
+     * picocli's synopsis, wrapped only at the spaces between its elements: picocli's own wrapping also
+     * breaks after a '-' or ',' inside one ("[--[no-]" / "prefix-caching]"), which reads as two options.
+     */
+    static String synopsis(CommandLine.Help help) {
+        UsageMessageSpec usage = help.commandSpec().usageMessage();
+        int width = usage.width();
+        String line;
+        try {
+            usage.width(100_000); // one line, to be wrapped below
+            line = help.synopsis(help.synopsisHeadingLength()).strip();
+        } finally {
+            usage.width(width);
+        }
+        List<String> elements = new java.util.ArrayList<>();
+        int depth = 0;
+        int start = 0;
+        for (int i = 0; i < line.length(); i++) {
+            char c = line.charAt(i);
+            depth += c == '[' ? 1 : c == ']' ? -1 : 0;
+            if (c == ' ' && depth == 0) {
+                elements.add(line.substring(start, i));
+                start = i + 1;
+            }
+        }
+        elements.add(line.substring(start));
+        String command = help.commandSpec().qualifiedName();
+        int indent = help.synopsisHeadingLength() + command.length() + 1;
+        StringBuilder out = new StringBuilder();
+        int column = help.synopsisHeadingLength();
+        for (String element : elements) {
+            if (column > help.synopsisHeadingLength() && column + 1 + element.length() > width) {
+                out.append(System.lineSeparator()).append(" ".repeat(indent));
+                column = indent;
+            } else if (column > help.synopsisHeadingLength()) {
+                out.append(' ');
+                column++;
+            }
+            out.append(element);
+            column += element.length();
+        }
+        return out.append(System.lineSeparator()).toString();
     }
 
     /**

@@ -1,5 +1,6 @@
 package dev.coil.server;
 
+import dev.coil.engine.load.WeightStorage;
 import dev.coil.engine.ops.Ops;
 import dev.coil.engine.parallel.ContextParallelism;
 import dev.coil.engine.runner.Backend;
@@ -94,7 +95,15 @@ public final class ServedModel implements AutoCloseable {
     public static ServedModel load(Path folder, String name, Function<LoadedModel, Backend> backend,
             Function<LoadedModel, ContextParallelism> parallelism, EngineOptions options,
             ChatTemplateText chatTemplate, boolean modelSamplingDefaults) {
-        LoadedModel loaded = LoadedModel.load(folder);
+        return load(folder, WeightStorage.MAPPED, name, backend, parallelism, options, chatTemplate,
+                modelSamplingDefaults);
+    }
+
+    /** As above, the weights kept where {@code storage} says ({@code Backends.weightStorage}). */
+    public static ServedModel load(Path folder, WeightStorage storage, String name,
+            Function<LoadedModel, Backend> backend, Function<LoadedModel, ContextParallelism> parallelism,
+            EngineOptions options, ChatTemplateText chatTemplate, boolean modelSamplingDefaults) {
+        LoadedModel loaded = LoadedModel.load(folder, storage);
         try {
             if (chatTemplate != null && !loaded.hasTokenizer()) {
                 throw new IllegalArgumentException("--chat-template: " + folder + " has no tokenizer.json, so its "

@@ -3,6 +3,7 @@ package dev.coil.engine.bench;
 import dev.coil.engine.cpu.CpuOps;
 import dev.coil.engine.cpu.MemoryBandwidth;
 import dev.coil.engine.load.Checkpoint;
+import dev.coil.engine.load.WeightStorage;
 import dev.coil.engine.model.HybridModel;
 import dev.coil.engine.model.BlockSpec;
 import dev.coil.engine.model.ExpertTensors;
@@ -26,18 +27,20 @@ import java.util.SplittableRandom;
 public final class CpuBenchmark {
 
     /**
-     * One prompt length: prefill rate, then greedy decode time per token, and the floor from the
-     * bandwidth measured just before that decode (this machine's bandwidth drifts between runs).
+     * One prompt length: prefill rate, then greedy decode time per token (over all its tokens), in
+     * rounds of {@link #ROUND_TOKENS}, each after a bandwidth measurement: bandwidthGBps is the
+     * rounds' median, floorMillisPerToken the floor at it, and fractionOfFloor the median over the
+     * rounds of that round's floor / its ms per token, each pair measured within a second (this
+     * machine's bandwidth drifts from minute to minute, so a floor measured once would be compared
+     * with decode rounds run at other speeds).
      */
     public record Row(int promptTokens, double prefillSeconds, double prefillTokensPerSecond, int decodeTokens,
             double decodeMillisPerToken, double decodeTokensPerSecond, double bandwidthGBps,
-            double floorMillisPerToken) {
-
-        /** floor / measured: 1.0 would be reading the weights at full bandwidth and nothing else. */
-        public double fractionOfFloor() {
-            return floorMillisPerToken / decodeMillisPerToken;
-        }
+            double floorMillisPerToken, double fractionOfFloor) {
     }
+
+    /** Decode tokens between two bandwidth measurements. */
+    public static final int ROUND_TOKENS = 16;
 
     public record Result(String architecture, long parameters, long weightBytesPerToken, int threads, List<Row> rows) {
     }
@@ -86,47 +89,157 @@ public final class CpuBenchmark {
         SplittableRandom random = new SplittableRandom(1);
         log.accept("warming up (the JIT compiles the kernels on first use)...");
         warmUp(model, ops, generator, random);
-        for (int length : promptLengths) {
-            int[] prompt = new int[length];
-            for (int i = 0; i < length; i++) {
-                prompt[i] = 1 + random.nextInt(model.config().vocabSize() - 1);
+        try (MemoryBandwidth.Meter meter = new MemoryBandwidth.Meter()) {
+            for (int length : promptLengths) {
+                int[] prompt = new int[length];
+                for (int i = 0; i < length; i++) {
+                    prompt[i] = 1 + random.nextInt(model.config().vocabSize() - 1);
+                }
+                rows.add(row(model, ops, generator, meter, bytes, prompt, decodeTokens, log));
             }
-            log.accept("prefill of a " + length + "-token prompt...");
-            SequenceState sequence = model.newSequence();
-            long start = System.nanoTime();
-            float[] logits = generator.prefill(sequence, prompt);
-            double prefillSeconds = (System.nanoTime() - start) / 1e9;
-
-            log.accept("measuring memory read bandwidth...");
-            double bandwidth = MemoryBandwidth.measureReadGBps();
-            double floorMillis = bytes / (bandwidth * 1e9) * 1e3;
-            log.accept("decode of " + decodeTokens + (decodeTokens == 1 ? " token..." : " tokens..."));
-            Sampler greedy = new Sampler(SamplingParams.greedy());
-            TokenHistory history = new TokenHistory(prompt);
-            int token = greedy.sample(logits, history);
-            history.append(token);
-            model.forward(ops, sequence, new int[] {token}, Phase.DECODE, false); // warm-up step, not timed
-            long decodeStart = System.nanoTime();
-            for (int i = 0; i < decodeTokens; i++) {
-                logits = model.forward(ops, sequence, new int[] {token}, Phase.DECODE, false);
-                token = greedy.sample(logits, history);
-                history.append(token);
-            }
-            double millisPerToken = (System.nanoTime() - decodeStart) / 1e6 / decodeTokens;
-            rows.add(new Row(length, prefillSeconds, length / prefillSeconds, decodeTokens, millisPerToken,
-                    1000.0 / millisPerToken, bandwidth, floorMillis));
         }
         return new Result(model.config().architecture(), loaded.checkpoint().parameterCount(), bytes,
                 ops.parallel().threads(), rows);
     }
 
-    /** A short untimed prefill and a few decode steps, so that timed runs see compiled kernels. */
+    /** The prompt's prefill, then {@code decodeTokens} greedy tokens in rounds, each after a bandwidth measurement. */
+    private static Row row(HybridModel model, CpuOps ops, Generator generator, MemoryBandwidth.Meter meter, long bytes,
+            int[] prompt, int decodeTokens, java.util.function.Consumer<String> log) {
+        log.accept("prefill of a " + prompt.length + "-token prompt...");
+        SequenceState sequence = model.newSequence();
+        long start = System.nanoTime();
+        float[] logits = generator.prefill(sequence, prompt);
+        double prefillSeconds = (System.nanoTime() - start) / 1e9;
+
+        log.accept("decode of " + decodeTokens + (decodeTokens == 1 ? " token" : " tokens")
+                + ", the memory read bandwidth measured before each " + ROUND_TOKENS + "...");
+        Sampler greedy = new Sampler(SamplingParams.greedy());
+        TokenHistory history = new TokenHistory(prompt);
+        int token = greedy.sample(logits, history);
+        history.append(token);
+        model.forward(ops, sequence, new int[] {token}, Phase.DECODE, false); // warm-up step, not timed
+        List<Double> bandwidths = new ArrayList<>();
+        List<Double> fractions = new ArrayList<>();
+        long decodeNanos = 0;
+        for (int done = 0; done < decodeTokens; ) {
+            int round = Math.min(ROUND_TOKENS, decodeTokens - done);
+            double bandwidth = meter.measureGBps(2);
+            long roundStart = System.nanoTime();
+            for (int i = 0; i < round; i++) {
+                logits = model.forward(ops, sequence, new int[] {token}, Phase.DECODE, false);
+                token = greedy.sample(logits, history);
+                history.append(token);
+            }
+            long roundNanos = System.nanoTime() - roundStart;
+            decodeNanos += roundNanos;
+            done += round;
+            bandwidths.add(bandwidth);
+            fractions.add(floorMillis(bytes, bandwidth) / (roundNanos / 1e6 / round));
+        }
+        double millisPerToken = decodeNanos / 1e6 / decodeTokens;
+        double bandwidth = median(bandwidths);
+        return new Row(prompt.length, prefillSeconds, prompt.length / prefillSeconds, decodeTokens, millisPerToken,
+                1000.0 / millisPerToken, bandwidth, floorMillis(bytes, bandwidth), median(fractions));
+    }
+
+    /** The weight-read floor in ms per token: {@code bytes} at {@code bandwidthGBps}. */
+    static double floorMillis(long bytes, double bandwidthGBps) {
+        return bytes / (bandwidthGBps * 1e9) * 1e3;
+    }
+
+    static double median(List<Double> values) {
+        List<Double> sorted = values.stream().sorted().toList();
+        int middle = sorted.size() / 2;
+        return sorted.size() % 2 == 1 ? sorted.get(middle) : (sorted.get(middle - 1) + sorted.get(middle)) / 2;
+    }
+
+    /**
+     * One storage's decode in {@link #compareStorages}: ms/token over its rounds, median and fastest;
+     * the bandwidth measured before each pair of rounds, median; the floor at it; and the median over
+     * the rounds of each round's floor / its ms per token.
+     */
+    public record StorageRow(WeightStorage storage, int rounds, int tokensPerRound, double medianMillisPerToken,
+            double fastestMillisPerToken, double bandwidthGBps, double floorMillisPerToken, double fractionOfFloor) {
+    }
+
+    /**
+     * The same greedy decode from each of {@code storages} (one model loaded per storage), in one
+     * process, alternating rounds of {@code tokensPerRound} tokens between them, after the same prompt.
+     * A machine whose speed drifts from minute to minute (a shared virtual machine) slows both alike,
+     * which separate runs cannot promise.
+     */
+    public static List<StorageRow> compareStorages(List<LoadedModel> models, List<WeightStorage> storages,
+            CpuOps ops, MemoryBandwidth.Meter meter, int promptLength, int rounds, int tokensPerRound,
+            java.util.function.Consumer<String> log) {
+        SplittableRandom random = new SplittableRandom(1);
+        List<SequenceState> sequences = new ArrayList<>();
+        int[] tokens = new int[models.size()];
+        List<TokenHistory> histories = new ArrayList<>();
+        log.accept("warming up and prefilling a " + promptLength + "-token prompt for each storage...");
+        int[] prompt = random.ints(promptLength, 1, models.get(0).config().vocabSize()).toArray();
+        for (int m = 0; m < models.size(); m++) {
+            LoadedModel loaded = models.get(m);
+            Generator generator = new Generator(loaded, ops);
+            warmUp(loaded.model(), ops, generator, new SplittableRandom(2));
+            SequenceState sequence = loaded.model().newSequence();
+            TokenHistory history = new TokenHistory(prompt);
+            tokens[m] = new Sampler(SamplingParams.greedy()).sample(generator.prefill(sequence, prompt), history);
+            history.append(tokens[m]);
+            sequences.add(sequence);
+            histories.add(history);
+        }
+        List<List<Double>> times = new ArrayList<>();
+        List<List<Double>> fractions = new ArrayList<>();
+        models.forEach(model -> {
+            times.add(new ArrayList<>());
+            fractions.add(new ArrayList<>());
+        });
+        List<Double> bandwidths = new ArrayList<>();
+        long bytes = weightBytesPerToken(models.get(0));
+        Sampler greedy = new Sampler(SamplingParams.greedy());
+        log.accept("decoding " + rounds + " rounds of " + tokensPerRound + " tokens from each, alternately, the memory"
+                + " read bandwidth measured before each pair...");
+        for (int round = 0; round < rounds; round++) {
+            double bandwidth = meter.measureGBps(2);
+            bandwidths.add(bandwidth);
+            for (int m = 0; m < models.size(); m++) {
+                HybridModel model = models.get(m).model();
+                long start = System.nanoTime();
+                for (int i = 0; i < tokensPerRound; i++) {
+                    float[] logits = model.forward(ops, sequences.get(m), new int[] {tokens[m]}, Phase.DECODE, false);
+                    tokens[m] = greedy.sample(logits, histories.get(m));
+                    histories.get(m).append(tokens[m]);
+                }
+                double millisPerToken = (System.nanoTime() - start) / 1e6 / tokensPerRound;
+                times.get(m).add(millisPerToken);
+                fractions.get(m).add(floorMillis(bytes, bandwidth) / millisPerToken);
+            }
+        }
+        double bandwidth = median(bandwidths);
+        List<StorageRow> rows = new ArrayList<>();
+        for (int m = 0; m < models.size(); m++) {
+            rows.add(new StorageRow(storages.get(m), rounds, tokensPerRound, median(times.get(m)),
+                    times.get(m).stream().min(Double::compare).orElseThrow(), bandwidth, floorMillis(bytes, bandwidth),
+                    median(fractions.get(m))));
+        }
+        return rows;
+    }
+
+    /**
+     * Decode steps of the warm-up. A step calls its small kernels (norms, the SSM step, the products'
+     * hand-offs) a few dozen times each; the JIT compiles them fully only after thousands of calls, and
+     * until then a step ran up to 2.5x slower: with 16 warm-up steps the first timed windows of 16
+     * tokens took 20-30 ms against 17-19 later (2-core development machine, 2026-11-29).
+     */
+    static final int WARM_UP_DECODE_STEPS = 64;
+
+    /** Two short untimed prefills and their decode steps, so that timed runs see compiled kernels. */
     private static void warmUp(HybridModel model, CpuOps ops, Generator generator, SplittableRandom random) {
         for (int round = 0; round < 2; round++) {
             int[] prompt = random.ints(256, 1, model.config().vocabSize()).toArray();
             SequenceState sequence = model.newSequence();
             generator.prefill(sequence, prompt);
-            for (int i = 0; i < 8; i++) {
+            for (int i = 0; i < WARM_UP_DECODE_STEPS; i++) {
                 model.forward(ops, sequence, new int[] {prompt[i]}, Phase.DECODE, false);
             }
         }

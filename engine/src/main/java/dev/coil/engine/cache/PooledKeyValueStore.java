@@ -4,6 +4,7 @@ import dev.coil.engine.load.DType;
 import dev.coil.engine.model.BlockSpec;
 import dev.coil.engine.model.KeyValueStore;
 import dev.coil.engine.model.SequenceState;
+import dev.coil.engine.ops.HugePageArena;
 import dev.coil.engine.ops.PagedKeyValues;
 import java.lang.foreign.Arena;
 import java.util.List;
@@ -15,7 +16,7 @@ import java.util.List;
  */
 public final class PooledKeyValueStore implements KeyValueStore, AutoCloseable {
 
-    private final Arena arena = Arena.ofShared();
+    private final Arena arena = HugePageArena.ofShared(); // decode attention streams these blocks
     private final PagedKeyValues[] layers;
     private final int blockSize;
 

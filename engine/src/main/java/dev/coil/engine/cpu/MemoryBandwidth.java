@@ -1,5 +1,6 @@
 package dev.coil.engine.cpu;
 
+import dev.coil.engine.ops.HugePageArena;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
@@ -35,20 +36,53 @@ public final class MemoryBandwidth {
      * comes first to compile the reading loop.
      */
     public static double measureReadGBps(long bytes, int runs) {
-        int threads = Runtime.getRuntime().availableProcessors();
-        long share = Math.max(1, bytes / threads / (4 * VECTOR_BYTES)) * 4 * VECTOR_BYTES;
-        try (Arena arena = Arena.ofShared()) {
-            MemorySegment buffer = arena.allocate(share * threads, 64);
+        try (Meter meter = new Meter(bytes)) {
+            return meter.measureGBps(runs);
+        }
+    }
+
+    /**
+     * A buffer kept for repeated measurements (one before each round of a benchmark, on a machine
+     * whose bandwidth drifts), so that each costs only its reads.
+     */
+    public static final class Meter implements AutoCloseable {
+
+        private final int threads = Runtime.getRuntime().availableProcessors();
+        private final long share;
+        // On huge pages where the OS offers them, as the weights are kept (WeightStorage.MEMORY): the
+        // floor is what the same kind of memory streams at.
+        private final Arena arena = HugePageArena.ofShared();
+        private final MemorySegment buffer;
+        private boolean compiled;
+
+        /** A 1 GiB buffer: far larger than any L3. */
+        public Meter() {
+            this(DEFAULT_BYTES);
+        }
+
+        public Meter(long bytes) {
+            this.share = Math.max(1, bytes / threads / (4 * VECTOR_BYTES)) * 4 * VECTOR_BYTES;
+            this.buffer = arena.allocate(share * threads, 64);
             // Written, not just allocated: untouched pages all map to one zero page and read from cache.
             buffer.fill((byte) 1);
+        }
+
+        /** Best of {@code runs} reads of the whole buffer by all cores, in GB/s; the first call reads once more, unmeasured. */
+        public double measureGBps(int runs) {
+            if (!compiled) {
+                readOnce(buffer, threads, share);
+                compiled = true;
+            }
             double best = 0;
-            for (int run = 0; run <= Math.max(1, runs); run++) {
-                double rate = readOnce(buffer, threads, share);
-                if (run > 0) {
-                    best = Math.max(best, rate);
-                }
+            for (int run = 0; run < Math.max(1, runs); run++) {
+                best = Math.max(best, readOnce(buffer, threads, share));
             }
             return best;
+        }
+
+        @Override
+        public void close() {
+            arena.close();
         }
     }
 

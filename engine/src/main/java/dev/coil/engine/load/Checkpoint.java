@@ -20,8 +20,8 @@ import java.util.TreeMap;
 /**
  * The weights of a model folder: one {@code model.safetensors}, or shards listed by
  * {@code model.safetensors.index.json} ({"weight_map": {tensor name → shard file}}). All files stay
- * memory-mapped until {@link #close()}; {@link #matrix} views share the mapping, {@link #floats}
- * copies.
+ * memory-mapped, or copied into memory ({@link WeightStorage}), until {@link #close()}; {@link #matrix}
+ * views share those bytes, {@link #floats} copies.
  */
 public final class Checkpoint implements AutoCloseable {
 
@@ -44,15 +44,20 @@ public final class Checkpoint implements AutoCloseable {
         this.fileOfTensor = Collections.unmodifiableMap(fileOfTensor);
     }
 
+    /** The folder's weights, memory-mapped ({@link WeightStorage#MAPPED}). */
     public static Checkpoint open(Path folder) {
+        return open(folder, WeightStorage.MAPPED);
+    }
+
+    public static Checkpoint open(Path folder, WeightStorage storage) {
         if (!Files.isDirectory(folder)) {
             throw new CheckpointException("Model folder " + folder + (Files.exists(folder) ? " is not a directory." : " does not exist."));
         }
         if (Files.isRegularFile(folder.resolve(SINGLE_FILE))) {
-            return openSingle(folder);
+            return openSingle(folder, storage);
         }
         if (Files.isRegularFile(folder.resolve(INDEX_FILE))) {
-            return openSharded(folder);
+            return openSharded(folder, storage);
         }
         String pickle = Files.exists(folder.resolve("pytorch_model.bin")) ? "pytorch_model.bin"
                 : Files.exists(folder.resolve("pytorch_model.bin.index.json")) ? "pytorch_model.bin.index.json" : null;
@@ -61,8 +66,8 @@ public final class Checkpoint implements AutoCloseable {
                         "; it has " + pickle + ", but pickle checkpoints are not supported; convert to safetensors."));
     }
 
-    private static Checkpoint openSingle(Path folder) {
-        SafeTensorsFile file = SafeTensorsFile.open(folder.resolve(SINGLE_FILE));
+    private static Checkpoint openSingle(Path folder, WeightStorage storage) {
+        SafeTensorsFile file = SafeTensorsFile.open(folder.resolve(SINGLE_FILE), storage);
         Map<String, SafeTensorsFile> fileOfTensor = new TreeMap<>();
         for (String name : file.tensors().keySet()) {
             fileOfTensor.put(name, file);
@@ -70,7 +75,7 @@ public final class Checkpoint implements AutoCloseable {
         return new Checkpoint(folder, SINGLE_FILE, List.of(file), fileOfTensor);
     }
 
-    private static Checkpoint openSharded(Path folder) {
+    private static Checkpoint openSharded(Path folder, WeightStorage storage) {
         Map<String, String> shardOfTensor = readWeightMap(folder);
         Map<String, SafeTensorsFile> shards = new LinkedHashMap<>();
         try {
@@ -80,7 +85,7 @@ public final class Checkpoint implements AutoCloseable {
                 String shardName = entry.getValue();
                 SafeTensorsFile shard = shards.get(shardName);
                 if (shard == null) {
-                    shard = SafeTensorsFile.open(resolveShard(folder, shardName, tensor));
+                    shard = SafeTensorsFile.open(resolveShard(folder, shardName, tensor), storage);
                     shards.put(shardName, shard);
                 }
                 if (!shard.has(tensor)) {

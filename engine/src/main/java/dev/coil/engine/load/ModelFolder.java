@@ -69,4 +69,8 @@ public record ModelFolder(Path directory) {
     public Checkpoint openCheckpoint() {
         return Checkpoint.open(directory);
     }
+
+    public Checkpoint openCheckpoint(WeightStorage storage) {
+        return Checkpoint.open(directory, storage);
+    }
 }

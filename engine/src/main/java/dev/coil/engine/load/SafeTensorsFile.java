@@ -1,5 +1,6 @@
 package dev.coil.engine.load;
 
+import dev.coil.engine.ops.HugePageArena;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -12,10 +13,11 @@ import java.nio.file.StandardOpenOption;
 import java.util.Map;
 
 /**
- * One .safetensors file, memory-mapped read-only: [u64 little-endian header length][UTF-8 JSON
- * header][tensor bytes]. Tensors are slices of the mapping, never copies, so a file larger than
- * memory costs only what is touched. The mapping lives in a shared arena (any thread may read)
- * until {@link #close()}.
+ * One .safetensors file: [u64 little-endian header length][UTF-8 JSON header][tensor bytes].
+ * {@link WeightStorage#MAPPED}: memory-mapped read-only, tensors are slices of the mapping, never
+ * copies, so a file larger than memory costs only what is touched. {@link WeightStorage#MEMORY}: the
+ * whole file copied once into memory on huge pages ({@link HugePageArena}), tensors slices of that
+ * copy. Either lives in a shared arena (any thread may read) until {@link #close()}.
  */
 public final class SafeTensorsFile implements AutoCloseable {
 
@@ -26,17 +28,22 @@ public final class SafeTensorsFile implements AutoCloseable {
 
     private final Path path;
     private final Arena arena;
-    private final MemorySegment mapping;
+    private final MemorySegment bytes; // the whole file, mapped or copied
     private final SafeTensorsHeader header;
 
-    private SafeTensorsFile(Path path, Arena arena, MemorySegment mapping, SafeTensorsHeader header) {
+    private SafeTensorsFile(Path path, Arena arena, MemorySegment bytes, SafeTensorsHeader header) {
         this.path = path;
         this.arena = arena;
-        this.mapping = mapping;
+        this.bytes = bytes;
         this.header = header;
     }
 
+    /** The file memory-mapped ({@link WeightStorage#MAPPED}). */
     public static SafeTensorsFile open(Path path) {
+        return open(path, WeightStorage.MAPPED);
+    }
+
+    public static SafeTensorsFile open(Path path, WeightStorage storage) {
         String file = path.getFileName().toString();
         Arena arena = Arena.ofShared();
         try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
@@ -57,6 +64,22 @@ public final class SafeTensorsFile implements AutoCloseable {
             }
             byte[] headerBytes = mapping.asSlice(8, headerLength).toArray(ValueLayout.JAVA_BYTE);
             SafeTensorsHeader header = SafeTensorsHeader.parse(file, headerBytes, 8 + headerLength, size);
+            if (storage == WeightStorage.MEMORY) {
+                HugePageArena memory = HugePageArena.ofShared();
+                try {
+                    MemorySegment copy = memory.allocate(size, 64);
+                    MemorySegment.copy(mapping, 0, copy, 0, size);
+                    arena.close(); // the mapping; the copy is all that is read from now on
+                    return new SafeTensorsFile(path, memory, copy, header);
+                } catch (RuntimeException e) {
+                    memory.close();
+                    throw e; // the mapping is closed below
+                } catch (OutOfMemoryError e) {
+                    memory.close();
+                    arena.close();
+                    throw e;
+                }
+            }
             return new SafeTensorsFile(path, arena, mapping, header);
         } catch (NoSuchFileException e) {
             arena.close();
@@ -101,20 +124,20 @@ public final class SafeTensorsFile implements AutoCloseable {
         return info;
     }
 
-    /** The tensor's bytes as a slice of the mapping, exactly {@code info(name).byteSize()} long. */
+    /** The tensor's bytes as a slice of the mapping or copy, exactly {@code info(name).byteSize()} long. */
     public MemorySegment data(String name) {
         return data(info(name));
     }
 
     MemorySegment data(TensorInfo info) {
-        return mapping.asSlice(info.dataOffset(), info.byteSize());
+        return bytes.asSlice(info.dataOffset(), info.byteSize());
     }
 
     public long byteSize() {
-        return mapping.byteSize();
+        return bytes.byteSize();
     }
 
-    /** Unmaps the file; slices handed out before become unusable. */
+    /** Unmaps the file or frees its copy; slices handed out before become unusable. */
     @Override
     public void close() {
         arena.close();

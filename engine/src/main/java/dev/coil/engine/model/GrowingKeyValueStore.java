@@ -1,6 +1,7 @@
 package dev.coil.engine.model;
 
 import dev.coil.engine.load.DType;
+import dev.coil.engine.ops.HugePageArena;
 import dev.coil.engine.ops.PagedKeyValues;
 import java.lang.foreign.Arena;
 import java.util.List;
@@ -48,7 +49,7 @@ final class GrowingKeyValueStore implements KeyValueStore {
     }
 
     private void grow(int newCapacity) {
-        Arena arena = Arena.ofAuto();
+        Arena arena = HugePageArena.ofAuto(); // decode attention streams these blocks
         for (int i = 0; i < layers.length; i++) {
             if (blocks.get(i) instanceof BlockSpec.Attention attention) {
                 PagedKeyValues larger = new PagedKeyValues(arena, dtype, newCapacity, BLOCK_SIZE, attention.kvHeads(),

@@ -5,6 +5,7 @@ import dev.coil.engine.cpu.Parallel;
 import dev.coil.engine.gpu.CudaDevice;
 import dev.coil.engine.gpu.KernelModule;
 import dev.coil.engine.gpu.model.GpuBackend;
+import dev.coil.engine.load.WeightStorage;
 import java.util.stream.IntStream;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -56,6 +57,15 @@ public final class Backends {
             return EngineOptions.DEFAULTS.maxBatchedTokens();
         }
         return gpuMaxBatchedTokens(CudaDevice.totalMemory(resolved.ordinals().get(0)));
+    }
+
+    /**
+     * Where the weights of a model run on {@code devices} (resolved) are best kept: a GPU uploads
+     * them once, so mapped; the CPU streams them every decode step, so in memory on huge pages,
+     * unless {@code mapped} (--mmap) asks otherwise.
+     */
+    public static WeightStorage weightStorage(Devices devices, boolean mapped) {
+        return devices.isCuda() || mapped ? WeightStorage.MAPPED : WeightStorage.MEMORY;
     }
 
     /** Positions between a GPU's prefill snapshots by default (see {@link #defaultSnapshotIntervalBlocks}). */

@@ -4,6 +4,7 @@ import dev.coil.engine.load.Checkpoint;
 import dev.coil.engine.load.CheckpointException;
 import dev.coil.engine.load.GenerationConfig;
 import dev.coil.engine.load.ModelFolder;
+import dev.coil.engine.load.WeightStorage;
 import dev.coil.engine.model.HybridModel;
 import dev.coil.engine.model.ModelConfig;
 import dev.coil.engine.model.ModelLoader;
@@ -15,8 +16,8 @@ import java.util.LinkedHashSet;
 import java.util.Set;
 
 /**
- * A model folder opened for inference: the architecture read from config.json, the memory-mapped
- * weights, the tokenizer (when tokenizer.json is present) and the generation defaults. Everything
+ * A model folder opened for inference: the architecture read from config.json, the weights (mapped
+ * or in memory), the tokenizer (when tokenizer.json is present) and the generation defaults. Everything
  * that can be wrong with the folder fails here, at load.
  */
 public final class LoadedModel implements AutoCloseable {
@@ -36,10 +37,16 @@ public final class LoadedModel implements AutoCloseable {
         this.generation = generation;
     }
 
+    /** The folder with its weights memory-mapped ({@link WeightStorage#MAPPED}). */
     public static LoadedModel load(Path directory) {
+        return load(directory, WeightStorage.MAPPED);
+    }
+
+    /** The folder with its weights where {@code storage} says ({@link Backends#weightStorage}). */
+    public static LoadedModel load(Path directory, WeightStorage storage) {
         ModelFolder folder = ModelFolder.open(directory);
         ModelConfig config = Architecture.readConfig(folder.config(), folder.configFile().toString());
-        Checkpoint checkpoint = folder.openCheckpoint();
+        Checkpoint checkpoint = folder.openCheckpoint(storage);
         try {
             HybridModel model = ModelLoader.build(config, checkpoint);
             Tokenizer tokenizer = null;

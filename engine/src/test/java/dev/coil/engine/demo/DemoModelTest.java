@@ -6,6 +6,9 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.coil.engine.cpu.CpuOps;
 import dev.coil.engine.cpu.Parallel;
+import dev.coil.engine.load.WeightStorage;
+import dev.coil.engine.model.Phase;
+import dev.coil.engine.model.SequenceState;
 import dev.coil.engine.runner.Generation;
 import dev.coil.engine.runner.Generator;
 import dev.coil.engine.runner.LoadedModel;
@@ -20,6 +23,7 @@ import java.util.List;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The bundled demo model (models/coil-demo, bf16) against what transformers 5.17 generated from
@@ -64,6 +68,33 @@ class DemoModelTest {
 
     @Test
     void greedyTokensEqualTransformers() {
+        greedyTokensEqualTransformers(model);
+    }
+
+    /**
+     * The weights copied into memory (what the CPU serves from by default) are the file's bytes: the
+     * same greedy tokens as transformers, and every logit of a prompt equal, bit for bit, to the
+     * mapped weights' — also after the file on disk is gone.
+     */
+    @Test
+    void weightsInMemoryGiveTheMappedWeightsLogits(@TempDir Path copy) throws IOException {
+        for (Path file : Files.list(FOLDER).toList()) {
+            Files.copy(file, copy.resolve(file.getFileName()));
+        }
+        try (LoadedModel inMemory = LoadedModel.load(copy, WeightStorage.MEMORY)) {
+            Files.delete(copy.resolve("model.safetensors"));
+            greedyTokensEqualTransformers(inMemory);
+            int[] prompt = model.encode(reference.get("cases").get(0).get("prompt").asText());
+            SequenceState mappedSequence = model.model().newSequence();
+            SequenceState memorySequence = inMemory.model().newSequence();
+            CpuOps ops = new CpuOps(new Parallel(2));
+            float[] mapped = model.model().forward(ops, mappedSequence, prompt, Phase.PREFILL, true);
+            float[] memory = inMemory.model().forward(ops, memorySequence, prompt, Phase.PREFILL, true);
+            assertThat(memory).hasSize(prompt.length * model.config().vocabSize()).containsExactly(mapped);
+        }
+    }
+
+    private static void greedyTokensEqualTransformers(LoadedModel model) {
         Generator generator = new Generator(model, new CpuOps(new Parallel(2)));
         int eos = model.endOfSequenceIds().iterator().next();
         assertThat(reference.get("cases")).hasSizeGreaterThanOrEqualTo(4);

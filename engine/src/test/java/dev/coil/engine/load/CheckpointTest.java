@@ -53,6 +53,28 @@ class CheckpointTest {
         }
     }
 
+    /** Every shard copied at open: the same tensors as mapped, still readable once the files are gone. */
+    @Test
+    void shardsInMemoryHoldTheFilesBytes() throws IOException {
+        writeSharded();
+        try (Checkpoint checkpoint = Checkpoint.open(folder, WeightStorage.MEMORY)) {
+            try (Checkpoint mapped = Checkpoint.open(folder)) {
+                for (String name : mapped.names()) {
+                    assertThat(checkpoint.data(name).toArray(java.lang.foreign.ValueLayout.JAVA_BYTE)).as(name)
+                            .containsExactly(mapped.data(name).toArray(java.lang.foreign.ValueLayout.JAVA_BYTE));
+                }
+            }
+            try (var files = Files.list(folder)) {
+                for (Path file : files.toList()) {
+                    Files.delete(file);
+                }
+            }
+            assertThat(checkpoint.matrix("embed.weight", 4, 3).get(3, 2)).isEqualTo(11f);
+            assertThat(checkpoint.floats("layers.0.norm.weight", 1, 3)).containsExactly(100, 101, 102);
+            assertThat(checkpoint.matrix("layers.1.proj.weight", 2, 3).get(1, 0)).isEqualTo(13f);
+        }
+    }
+
     @Test
     void missingShard() throws IOException {
         writeSharded();

@@ -11,8 +11,10 @@ import dev.coil.engine.runner.EngineOptions;
 import java.util.function.Supplier;
 import java.util.List;
 import dev.coil.engine.cpu.CpuOps;
+import dev.coil.engine.cpu.MemoryBandwidth;
 import dev.coil.engine.cpu.Parallel;
 import dev.coil.engine.load.DType;
+import dev.coil.engine.load.WeightStorage;
 import dev.coil.engine.runner.LoadedModel;
 import dev.coil.engine.runner.ScanPrecision;
 import java.nio.file.Files;
@@ -95,6 +97,18 @@ public final class BenchCommand implements Callable<Integer> {
             description = "With --serving: turns of the replayed chat (default ${DEFAULT-VALUE}).")
     int chatTurns;
 
+    @Option(names = "--mmap",
+            description = "On the CPU, read the weights in place from the memory-mapped files, as serve --mmap does"
+                    + " (default: a copy in memory on huge pages).")
+    boolean mmap;
+
+    @Option(names = "--compare-mmap",
+            description = "Decode greedily from the weights copied into memory and from the memory-mapped files in"
+                    + " one process, alternating rounds of 16 tokens (--decode-tokens each), and print each one's"
+                    + " median ms/token beside the floor: on a machine whose speed drifts, separate runs cannot"
+                    + " compare them.")
+    boolean compareMmap;
+
     @Override
     public Integer call() throws Exception {
         checkRanges();
@@ -110,7 +124,10 @@ public final class BenchCommand implements Callable<Integer> {
                     + " measures the CPU's prefill and decode (GPU figures: bench --serving --devices cuda:0)");
         }
         Path folder = model != null ? model : randomModel();
-        try (LoadedModel loaded = LoadedModel.load(folder)) {
+        if (compareMmap) {
+            return compareStorages(folder, workers);
+        }
+        try (LoadedModel loaded = LoadedModel.load(folder, Backends.weightStorage(Devices.cpu(1), mmap))) {
             CpuBenchmark.Result result = CpuBenchmark.run(loaded, new CpuOps(new Parallel(workers)), promptLengths,
                     decodeTokens, message -> System.err.println("bench: " + message));
             print(folder, result);
@@ -165,7 +182,7 @@ public final class BenchCommand implements Callable<Integer> {
         engineOptions = engineOptions.withSnapshotIntervalBlocks(snapshotInterval != null ? snapshotInterval
                 : Backends.defaultSnapshotIntervalBlocks(resolved, engineOptions.blockSize()));
         ScanPrecision precision = ScanPrecision.parse(ssdPrecision);
-        try (LoadedModel loaded = LoadedModel.load(folder)) {
+        try (LoadedModel loaded = LoadedModel.load(folder, Backends.weightStorage(resolved, mmap))) {
             Supplier<Backend> ops = () -> Backends.open(resolved, loaded, workers, precision);
             Supplier<Backend> throughputOps = () -> Backends.open(resolved, loaded, workers, precision, batchInvariant);
             System.out.printf("model: %s (%s, %.1fM parameters); devices: %s; threads: %d; KV cache %s; SSD scan %s%n",
@@ -226,11 +243,42 @@ public final class BenchCommand implements Callable<Integer> {
         return folder;
     }
 
+    private int compareStorages(Path folder, int workers) {
+        List<WeightStorage> storages = List.of(WeightStorage.MEMORY, WeightStorage.MAPPED);
+        try (LoadedModel inMemory = LoadedModel.load(folder, WeightStorage.MEMORY);
+                LoadedModel mapped = LoadedModel.load(folder, WeightStorage.MAPPED);
+                MemoryBandwidth.Meter meter = new MemoryBandwidth.Meter()) {
+            CpuOps ops = new CpuOps(new Parallel(workers));
+            int tokensPerRound = Math.min(CpuBenchmark.ROUND_TOKENS, decodeTokens);
+            int rounds = Math.max(1, decodeTokens / tokensPerRound);
+            List<CpuBenchmark.StorageRow> rows = new java.util.ArrayList<>();
+            for (int length : promptLengths) {
+                rows.addAll(CpuBenchmark.compareStorages(List.of(inMemory, mapped), storages, ops, meter, length,
+                        rounds, tokensPerRound, message -> System.err.println("bench: " + message)));
+            }
+            System.out.printf("model: %s (%s, %.1fM parameters); threads: %d%n", folder,
+                    inMemory.config().architecture(), inMemory.checkpoint().parameterCount() / 1e6, workers);
+            System.out.println("| weights | prompt tokens | rounds x tokens | decode ms/token (median) | fastest round"
+                    + " | bandwidth GB/s | floor ms/token | floor / measured |");
+            System.out.println("|---|---|---|---|---|---|---|---|");
+            for (int i = 0; i < rows.size(); i++) {
+                CpuBenchmark.StorageRow row = rows.get(i);
+                System.out.printf("| %s | %d | %d x %d | %.2f | %.2f | %.1f | %.2f | %.0f%% |%n",
+                        row.storage() == WeightStorage.MEMORY ? "in memory" : "mapped (--mmap)",
+                        promptLengths[i / storages.size()], row.rounds(), row.tokensPerRound(),
+                        row.medianMillisPerToken(), row.fastestMillisPerToken(), row.bandwidthGBps(),
+                        row.floorMillisPerToken(), 100 * row.fractionOfFloor());
+            }
+        }
+        return 0;
+    }
+
     private static void print(Path folder, CpuBenchmark.Result result) {
         System.out.printf("model: %s (%s, %.1fM parameters); threads: %d%n", folder, result.architecture(),
                 result.parameters() / 1e6, result.threads());
         System.out.printf("weights read per decoded token: %.1f MB (floor = these bytes / memory read bandwidth,"
-                + " measured before each decode)%n", result.weightBytesPerToken() / 1e6);
+                + " measured before each %d decoded tokens; bandwidth: the median; floor / measured: the median of"
+                + " each round's)%n", result.weightBytesPerToken() / 1e6, CpuBenchmark.ROUND_TOKENS);
         System.out.println("| prompt tokens | prefill tokens/s | decode tokens/s | decode ms/token | bandwidth GB/s "
                 + "| floor ms/token | floor / measured |");
         System.out.println("|---|---|---|---|---|---|---|");

@@ -65,13 +65,13 @@ public final class GenerateCommand implements Callable<Integer> {
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         int threads = modelOptions.threads();
         ScanPrecision precision = modelOptions.scanPrecision();
-        try (LoadedModel model = modelOptions.load()) {
+        Devices devices = Backends.resolve(modelOptions.devices());
+        try (LoadedModel model = modelOptions.load(devices)) {
             int[] prompt = promptOptions.tokens(model);
             SamplingParams params = SamplingParams.builder()
                     .temperature(temperature).topP(topP).topK(topK).minP(minP)
                     .repetitionPenalty(repetitionPenalty).seed(seed).stopStrings(stop).maxTokens(maxTokens)
                     .build();
-            Devices devices = Backends.resolve(modelOptions.devices());
             Generation result;
             if (devices.isCuda()) {
                 // The GPU serves through the engine: one request, a cache sized for it.

@@ -1,5 +1,7 @@
 package dev.coil.server.cli;
 
+import dev.coil.engine.load.WeightStorage;
+import dev.coil.engine.runner.Backends;
 import dev.coil.engine.runner.Devices;
 import dev.coil.engine.runner.LoadedModel;
 import dev.coil.engine.runner.ScanPrecision;
@@ -7,7 +9,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import picocli.CommandLine.Option;
 
-/** --model, --threads and --devices, shared by every command that loads a model. */
+/** --model, --threads, --devices and --mmap, shared by every command that loads a model. */
 public final class ModelOptions {
 
     @Option(names = "--model", paramLabel = "DIR", defaultValue = "${env:COIL_MODEL}",
@@ -22,6 +24,12 @@ public final class ModelOptions {
             description = "Where the model runs: " + Devices.HELP + ". auto picks CUDA when a GPU and the kernels"
                     + " are present, else the CPU (default ${DEFAULT-VALUE}).")
     String devices;
+
+    @Option(names = "--mmap",
+            description = "On the CPU, read the weights in place from the memory-mapped safetensors files instead of"
+                    + " a copy in memory on huge pages: starts sooner and shares the page cache with other processes,"
+                    + " decodes slower. A GPU always reads them mapped (it copies them once, to the device).")
+    boolean mmap;
 
     @Option(names = "--ssd-precision", paramLabel = "P", defaultValue = "f32",
             description = "The Mamba-2 SSD scan's tensor-core products on a GPU (prefill): f32 (three tf32 products"
@@ -55,8 +63,14 @@ public final class ModelOptions {
         return bundled;
     }
 
-    public LoadedModel load() {
-        return LoadedModel.load(folder());
+    /** The model, its weights kept where {@code devices} (resolved) read them best, or mapped with --mmap. */
+    public LoadedModel load(Devices devices) {
+        return LoadedModel.load(folder(), weightStorage(devices));
+    }
+
+    /** Where the weights are kept on {@code devices} (resolved), --mmap read. */
+    public WeightStorage weightStorage(Devices devices) {
+        return Backends.weightStorage(devices, mmap);
     }
 
     /** --threads, else every core; refuses a count below 1. */

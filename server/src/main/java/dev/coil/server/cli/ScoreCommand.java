@@ -55,7 +55,7 @@ public final class ScoreCommand implements Callable<Integer> {
         ShardLayout layout = contextParallelOptions.layout();
         Devices devices = Backends.resolve(modelOptions.devices());
         ScanPrecision precision = modelOptions.scanPrecision();
-        try (LoadedModel model = modelOptions.load()) {
+        try (LoadedModel model = modelOptions.load(devices)) {
             int[] ids = promptOptions.tokens(model);
             // Scoring is a request with max_tokens 0: the prompt may fill the context window but not pass
             // it, whichever path below runs it (as generate and the server refuse it, in the same words).

@@ -157,7 +157,8 @@ final class ServingOptions {
         ServedModel load() throws InterruptedException {
             int threads = options.modelOptions.threads();
             ScanPrecision precision = options.modelOptions.scanPrecision();
-            ServedModel model = ServedModel.load(options.modelOptions.folder(), options.servedModelName,
+            ServedModel model = ServedModel.load(options.modelOptions.folder(),
+                    options.modelOptions.weightStorage(devices), options.servedModelName,
                     loaded -> Backends.open(devices, loaded, threads, precision, engineOptions.batchInvariant()),
                     sharding, engineOptions, template, modelSamplingDefaults);
             if (!model.samplingDefaults().described().isEmpty()) {

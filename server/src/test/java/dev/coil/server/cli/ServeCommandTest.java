@@ -4,6 +4,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.coil.engine.load.DType;
+import dev.coil.engine.load.WeightStorage;
+import dev.coil.engine.runner.Devices;
 import dev.coil.engine.runner.EngineOptions;
 import dev.coil.engine.cpu.CpuOps;
 import dev.coil.engine.cpu.Parallel;
@@ -62,6 +64,15 @@ class ServeCommandTest {
         ServeCommand command = new ServeCommand();
         new CommandLine(command).parseArgs(args);
         return command;
+    }
+
+    /** The CPU serves from weights copied into memory unless --mmap; a GPU always reads them mapped. */
+    @Test
+    void weightsAreKeptInMemoryOnTheCpuUnlessMapped() {
+        assertThat(parse().serving.modelOptions.weightStorage(Devices.cpu(1))).isEqualTo(WeightStorage.MEMORY);
+        assertThat(parse("--mmap").serving.modelOptions.weightStorage(Devices.cpu(1))).isEqualTo(WeightStorage.MAPPED);
+        assertThat(parse().serving.modelOptions.weightStorage(Devices.cuda(0))).isEqualTo(WeightStorage.MAPPED);
+        assertThat(parse("--mmap").serving.modelOptions.weightStorage(Devices.cuda(0))).isEqualTo(WeightStorage.MAPPED);
     }
 
     @Test

@@ -6,16 +6,21 @@ import dev.coil.engine.ops.Matrix;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.OptionalLong;
 import java.util.Set;
 import java.util.TreeMap;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The weights of a model folder: one {@code model.safetensors}, or shards listed by
@@ -34,11 +39,16 @@ public final class Checkpoint implements AutoCloseable {
     private final Path folder;
     /** The file that names the tensors (model.safetensors or the index), for messages. */
     private final String source;
+    private final WeightStorage storage;
     private final List<SafeTensorsFile> files;
     private final Map<String, SafeTensorsFile> fileOfTensor;
 
-    private Checkpoint(Path folder, String source, List<SafeTensorsFile> files, Map<String, SafeTensorsFile> fileOfTensor) {
+    private static final Logger LOG = LoggerFactory.getLogger(Checkpoint.class);
+
+    private Checkpoint(Path folder, String source, WeightStorage storage, List<SafeTensorsFile> files,
+            Map<String, SafeTensorsFile> fileOfTensor) {
         this.folder = folder;
+        this.storage = storage;
         this.source = source;
         this.files = List.copyOf(files);
         this.fileOfTensor = Collections.unmodifiableMap(fileOfTensor);
@@ -49,15 +59,30 @@ public final class Checkpoint implements AutoCloseable {
         return open(folder, WeightStorage.MAPPED);
     }
 
+    /**
+     * The folder's weights where {@code storage} says; {@link WeightStorage#MEMORY} falls back to the
+     * mapping, with a warning, when the files would fill more than {@link #MEMORY_SHARE} of the memory
+     * still available ({@link AvailableMemory}): a copy that does not fit gets the process killed,
+     * while mapped pages the kernel can drop and read again.
+     */
     public static Checkpoint open(Path folder, WeightStorage storage) {
+        return open(folder, storage, AvailableMemory.bytes());
+    }
+
+    /** The share of the available memory that weights copied into memory may take. */
+    static final double MEMORY_SHARE = 0.8;
+
+    static Checkpoint open(Path folder, WeightStorage storage, OptionalLong availableBytes) {
         if (!Files.isDirectory(folder)) {
             throw new CheckpointException("Model folder " + folder + (Files.exists(folder) ? " is not a directory." : " does not exist."));
         }
         if (Files.isRegularFile(folder.resolve(SINGLE_FILE))) {
-            return openSingle(folder, storage);
+            return openSingle(folder, fitting(storage, List.of(folder.resolve(SINGLE_FILE)), availableBytes));
         }
         if (Files.isRegularFile(folder.resolve(INDEX_FILE))) {
-            return openSharded(folder, storage);
+            Map<String, String> shardOfTensor = readWeightMap(folder);
+            List<Path> shards = new LinkedHashSet<>(shardOfTensor.values()).stream().map(folder::resolve).toList();
+            return openSharded(folder, shardOfTensor, fitting(storage, shards, availableBytes));
         }
         String pickle = Files.exists(folder.resolve("pytorch_model.bin")) ? "pytorch_model.bin"
                 : Files.exists(folder.resolve("pytorch_model.bin.index.json")) ? "pytorch_model.bin.index.json" : null;
@@ -72,11 +97,10 @@ public final class Checkpoint implements AutoCloseable {
         for (String name : file.tensors().keySet()) {
             fileOfTensor.put(name, file);
         }
-        return new Checkpoint(folder, SINGLE_FILE, List.of(file), fileOfTensor);
+        return new Checkpoint(folder, SINGLE_FILE, storage, List.of(file), fileOfTensor);
     }
 
-    private static Checkpoint openSharded(Path folder, WeightStorage storage) {
-        Map<String, String> shardOfTensor = readWeightMap(folder);
+    private static Checkpoint openSharded(Path folder, Map<String, String> shardOfTensor, WeightStorage storage) {
         Map<String, SafeTensorsFile> shards = new LinkedHashMap<>();
         try {
             Map<String, SafeTensorsFile> fileOfTensor = new TreeMap<>();
@@ -94,11 +118,33 @@ public final class Checkpoint implements AutoCloseable {
                 }
                 fileOfTensor.put(tensor, shard);
             }
-            return new Checkpoint(folder, INDEX_FILE, new ArrayList<>(shards.values()), fileOfTensor);
+            return new Checkpoint(folder, INDEX_FILE, storage, new ArrayList<>(shards.values()), fileOfTensor);
         } catch (RuntimeException e) {
             shards.values().forEach(SafeTensorsFile::close);
             throw e;
         }
+    }
+
+    /** {@code storage}, unless it is MEMORY and {@code files} would not fit in the memory available. */
+    private static WeightStorage fitting(WeightStorage storage, List<Path> files, OptionalLong availableBytes) {
+        if (storage != WeightStorage.MEMORY || availableBytes.isEmpty()) {
+            return storage;
+        }
+        long bytes = 0;
+        for (Path file : files) {
+            try {
+                bytes += Files.size(file);
+            } catch (IOException e) {
+                return storage; // a missing shard fails with its own message when it is opened
+            }
+        }
+        if (bytes <= MEMORY_SHARE * availableBytes.getAsLong()) {
+            return storage;
+        }
+        LOG.warn("the weights ({} MB) would take more than {}% of the memory available ({} MB): reading them from the"
+                + " memory-mapped files instead, as --mmap does (slower CPU decode)", bytes >> 20,
+                Math.round(100 * MEMORY_SHARE), availableBytes.getAsLong() >> 20);
+        return WeightStorage.MAPPED;
     }
 
     private static Map<String, String> readWeightMap(Path folder) {
@@ -134,6 +180,11 @@ public final class Checkpoint implements AutoCloseable {
 
     public Path folder() {
         return folder;
+    }
+
+    /** Where the tensors' bytes are read from (MEMORY asked for may have fallen back to MAPPED). */
+    public WeightStorage storage() {
+        return storage;
     }
 
     public boolean has(String name) {

@@ -6,7 +6,9 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
+import java.util.OptionalLong;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -72,6 +74,26 @@ class CheckpointTest {
             assertThat(checkpoint.matrix("embed.weight", 4, 3).get(3, 2)).isEqualTo(11f);
             assertThat(checkpoint.floats("layers.0.norm.weight", 1, 3)).containsExactly(100, 101, 102);
             assertThat(checkpoint.matrix("layers.1.proj.weight", 2, 3).get(1, 0)).isEqualTo(13f);
+        }
+    }
+
+    /** Weights that would fill more than 80% of the memory left stay mapped; those that fit are copied. */
+    @Test
+    void weightsTooLargeForTheMemoryLeftStayMapped() throws IOException {
+        writeSharded();
+        long bytes = Files.size(folder.resolve("model-00001-of-00002.safetensors"))
+                + Files.size(folder.resolve("model-00002-of-00002.safetensors"));
+        try (Checkpoint tight = Checkpoint.open(folder, WeightStorage.MEMORY, OptionalLong.of(bytes));
+                Checkpoint roomy = Checkpoint.open(folder, WeightStorage.MEMORY, OptionalLong.of(2 * bytes));
+                Checkpoint unknown = Checkpoint.open(folder, WeightStorage.MEMORY, OptionalLong.empty());
+                Checkpoint mapped = Checkpoint.open(folder, WeightStorage.MAPPED, OptionalLong.of(1))) {
+            assertThat(tight.storage()).isEqualTo(WeightStorage.MAPPED);
+            assertThat(roomy.storage()).isEqualTo(WeightStorage.MEMORY);
+            assertThat(unknown.storage()).isEqualTo(WeightStorage.MEMORY);
+            assertThat(mapped.storage()).isEqualTo(WeightStorage.MAPPED);
+            for (Checkpoint checkpoint : List.of(tight, roomy, unknown, mapped)) {
+                assertThat(checkpoint.matrix("layers.1.proj.weight", 2, 3).get(1, 0)).isEqualTo(13f);
+            }
         }
     }
 

@@ -68,10 +68,10 @@ public final class SafeTensorsFile implements AutoCloseable {
                 HugePageArena memory = HugePageArena.ofShared();
                 try {
                     MemorySegment copy = memory.allocate(size, 64);
-                    MemorySegment.copy(mapping, 0, copy, 0, size);
+                    readFully(channel, copy);
                     arena.close(); // the mapping; the copy is all that is read from now on
                     return new SafeTensorsFile(path, memory, copy, header);
-                } catch (RuntimeException e) {
+                } catch (RuntimeException | IOException e) {
                     memory.close();
                     throw e; // the mapping is closed below
                 } catch (OutOfMemoryError e) {
@@ -90,6 +90,23 @@ public final class SafeTensorsFile implements AutoCloseable {
         } catch (RuntimeException e) {
             arena.close();
             throw e;
+        }
+    }
+
+    /**
+     * The whole file into {@code copy}, by reads (straight from the page cache) rather than through
+     * the mapping, whose every 4 KiB page would fault on first touch: 608 MB took 122-151 ms so,
+     * 469 ms through the mapping.
+     */
+    private static void readFully(FileChannel channel, MemorySegment copy) throws IOException {
+        long position = 0;
+        while (position < copy.byteSize()) {
+            long length = Math.min(1L << 30, copy.byteSize() - position);
+            int read = channel.read(copy.asSlice(position, length).asByteBuffer(), position);
+            if (read < 0) {
+                throw new IOException("the file ended at byte " + position + " of " + copy.byteSize());
+            }
+            position += read;
         }
     }
 

@@ -201,7 +201,7 @@ public final class CoilServer implements AutoCloseable {
                 responsesHandler));
         // vLLM's /load: the generation requests in flight, for a load balancer.
         config.routes.get("/load", ctx -> Json.respond(ctx, 200, Json.object().put("server_load", state.inFlight())));
-        var stored = new StoredResponsesHandler(responses, background);
+        var stored = new StoredResponsesHandler(responses, background, options.keepAlive().toMillis());
         config.routes.get("/v1/responses/{id}", stored::retrieve);
         config.routes.delete("/v1/responses/{id}", stored::delete);
         config.routes.get("/v1/responses/{id}/input_items", stored::inputItems);

@@ -1,5 +1,6 @@
 package dev.coil.server.api;
 
+import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
@@ -7,19 +8,25 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * The Responses API's background responses still running, by id: what POST /v1/responses/{id}/cancel
- * cancels. A response leaves once its last state (completed, incomplete, cancelled or failed) is
- * stored.
+ * cancels, and, for those streamed, their events ({@link BackgroundStream}), which are kept for the
+ * last {@value #ENDED_STREAMS_KEPT} once they end. A response leaves once its last state (completed,
+ * incomplete, cancelled or failed) is stored.
  */
 public final class BackgroundResponses {
 
-    /** One running response: its engine requests, and whether it was cancelled. */
+    /** How many ended responses' event streams are kept for clients that read them late. */
+    static final int ENDED_STREAMS_KEPT = 64;
+
+    /** One running response: its engine requests, its events when streamed, and whether it was cancelled. */
     static final class Running {
         private final ChoiceSet choices;
+        private final BackgroundStream stream;
         private final CountDownLatch stored = new CountDownLatch(1);
         private volatile boolean cancelled;
 
-        Running(ChoiceSet choices) {
+        Running(ChoiceSet choices, BackgroundStream stream) {
             this.choices = choices;
+            this.stream = stream;
         }
 
         boolean cancelled() {
@@ -28,19 +35,43 @@ public final class BackgroundResponses {
     }
 
     private final Map<String, Running> running = new ConcurrentHashMap<>();
+    /** The event streams of the last responses that ended, oldest first. */
+    private final Map<String, BackgroundStream> endedStreams = new LinkedHashMap<>() {
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<String, BackgroundStream> eldest) {
+            return size() > ENDED_STREAMS_KEPT;
+        }
+    };
 
-    /** Registers response {@code id}, running {@code choices}. */
-    Running start(String id, ChoiceSet choices) {
-        Running entry = new Running(choices);
+    /** Registers response {@code id}, running {@code choices}, its events written to {@code stream} (or null). */
+    Running start(String id, ChoiceSet choices, BackgroundStream stream) {
+        Running entry = new Running(choices, stream);
         running.put(id, entry);
         return entry;
     }
 
     /** Response {@code id}'s last state is stored: it runs no more. */
     void ended(String id) {
-        Running entry = running.remove(id);
+        Running entry = running.get(id);
         if (entry != null) {
+            if (entry.stream != null) {
+                synchronized (endedStreams) {
+                    endedStreams.put(id, entry.stream);
+                }
+            }
+            running.remove(id);
             entry.stored.countDown();
+        }
+    }
+
+    /** The events of background response {@code id}, streamed, running or among the last ended; else null. */
+    BackgroundStream stream(String id) {
+        Running entry = running.get(id);
+        if (entry != null && entry.stream != null) {
+            return entry.stream;
+        }
+        synchronized (endedStreams) {
+            return endedStreams.get(id);
         }
     }
 

@@ -77,10 +77,13 @@ public final class GenerationRunner {
      * a refusal thrown as from {@link #run}; then, on a virtual thread that holds the server's
      * in-flight count until it ends, the answer's states are stored as they come (in progress at the
      * first event; completed or incomplete, cancelled, or failed at the end) and the response leaves
-     * {@code running}. Returns the queued response, stored.
+     * {@code running}. Without {@code stream}, answers the queued response, stored; with it, the
+     * answer's events, kept in a {@link BackgroundStream} for later readers too, sent to this client as
+     * they come (its going away ends only its reading).
      */
-    ObjectNode runInBackground(Context ctx, ServedModel model, ResponsesAnswer answer, GenerationSettings settings,
-            List<ChoiceState> choices, List<EngineRequest> requests, BackgroundResponses running) {
+    void runInBackground(Context ctx, ServedModel model, ResponsesAnswer answer, GenerationSettings settings,
+            List<ChoiceState> choices, List<EngineRequest> requests, BackgroundResponses running)
+            throws InterruptedException {
         ServerState.InFlight inFlight = state.enter();
         RequestTelemetry trace = telemetry.startRequest(answer.operation(), model.name(), settings.sampling(),
                 requests.size(), ctx.headerMap());
@@ -91,10 +94,15 @@ public final class GenerationRunner {
             inFlight.close();
             throw refused;
         }
-        BackgroundResponses.Running entry = running.start(answer.id(), set);
+        BackgroundStream stream = settings.stream() ? new BackgroundStream() : null;
+        SseWriter events = stream == null ? null : stream.writer();
+        BackgroundResponses.Running entry = running.start(answer.id(), set, stream);
         ObjectNode queued = answer.store("queued", null);
         Thread.ofVirtual().name("coil-background-" + answer.id()).start(() -> {
             try (inFlight; set) {
+                if (events != null) {
+                    answer.open(events);
+                }
                 boolean started = false;
                 ApiException failure = null;
                 while (!set.allEnded()) {
@@ -102,14 +110,24 @@ public final class GenerationRunner {
                     if (event == null) {
                         continue;
                     }
-                    record(set, choices.get(event.choice()), event, trace, settings);
+                    ChoiceState choice = choices.get(event.choice());
+                    String text = record(set, choice, event, trace, settings);
                     if (!started) {
                         started = true;
                         answer.store("in_progress", null);
                     }
-                    if (event.event() instanceof EngineEvent.Failed failed && failure == null && !entry.cancelled()) {
-                        set.cancelAll();
-                        failure = failure(failed, answer.promptParam());
+                    if (event.event() instanceof EngineEvent.Failed failed) {
+                        if (failure == null && !entry.cancelled()) {
+                            set.cancelAll();
+                            failure = failure(failed, answer.promptParam());
+                        }
+                    } else if (events != null && failure == null && !entry.cancelled()) {
+                        switch (event.event()) {
+                            case EngineEvent.PromptLogprobs ignored -> answer.prompt(events, choice);
+                            case EngineEvent.Token token -> answer.token(events, choice, text, token.logprobs());
+                            case EngineEvent.Finished ignored -> answer.finished(events, choice, text, set.allEnded());
+                            case EngineEvent.Failed ignored -> { }
+                        }
                     }
                 }
                 boolean allFinished = choices.stream().allMatch(choice -> choice.finished() != null);
@@ -118,19 +136,44 @@ public final class GenerationRunner {
                     trace.end(answer.id(), "cancelled", "the response was cancelled");
                 } else if (failure != null) {
                     answer.store("failed", failure);
+                    if (events != null) {
+                        answer.failed(events, failure);
+                    }
                     trace.end(answer.id(), failure.type(), failure.getMessage());
                 } else {
-                    answer.whole();
+                    if (events != null) {
+                        answer.close(events);
+                    } else {
+                        answer.whole();
+                    }
                     trace.end(answer.id());
                 }
-            } catch (InterruptedException | RuntimeException e) {
+            } catch (IOException | InterruptedException | RuntimeException e) {
                 answer.store("failed", ApiException.internal(String.valueOf(e.getMessage())));
                 trace.end(answer.id(), "server_error", e.getMessage());
             } finally {
+                if (stream != null) {
+                    stream.end();
+                }
                 running.ended(answer.id());
             }
         });
-        return queued;
+        if (stream == null) {
+            Json.respond(ctx, 200, queued);
+            return;
+        }
+        try {
+            SseWriter client = new SseWriter(ctx);
+            client.open();
+            stream.replay(client, -1, keepAliveMillis);
+        } catch (IOException clientGone) {
+            // the response runs on; GET /v1/responses/{id}?stream=true reads it again
+        }
+    }
+
+    /** How long a background stream's reader waits for an event before a keep-alive comment. */
+    long keepAliveMillis() {
+        return keepAliveMillis;
     }
 
     /** Submits the engine requests; a refusal (a bad parameter, a full queue) is its error, told to the trace. */

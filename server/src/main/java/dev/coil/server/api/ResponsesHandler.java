@@ -26,7 +26,8 @@ import java.util.Set;
  * {@code store} is false or the server stores none. With {@code background: true} (and store), the
  * answer is the queued response at once; the request runs on, its states stored as they come
  * ({@link GenerationRunner#runInBackground}), for GET /v1/responses/{id} to poll and
- * POST /v1/responses/{id}/cancel to end.
+ * POST /v1/responses/{id}/cancel to end; with {@code stream} too, the answer is its events, which
+ * GET /v1/responses/{id}?stream=true&amp;starting_after=N reads again, from the start or after event N.
  *
  * <p>{@code conversation} (OpenAI's conversations) is a 400, as are tools other than functions, items
  * other than those above, parts other than text, include values OpenAI does not
@@ -111,18 +112,14 @@ public final class ResponsesHandler implements Handler, BodyHandler {
             throw ApiException.invalid("background", "background responses need store: true"
                     + (store.enabled() ? "" : ", and this server stores none (--response-store 0)"));
         }
-        if (background && prepared.settings().stream()) {
-            throw ApiException.invalid("background", "a background response is not streamed: poll "
-                    + "GET /v1/responses/{id}, or give stream without background");
-        }
         ObjectNode echo = echo(fields, format, prepared).put("store", storing).put("previous_response_id", previousId)
                 .put("background", background);
         ResponsesAnswer answer = new ResponsesAnswer(model.name(), echo, prepared.shape(),
                 prepared.choices().getFirst(), logprobs ? TokenSpelling.of(fields, model) : null, storing
                         ? response -> store.save(response, conversation, inputFrom, conversation.size()) : null);
         if (background) {
-            Json.respond(ctx, 200, runner.runInBackground(ctx, model, answer, prepared.settings(), prepared.choices(),
-                    prepared.requests(), running));
+            runner.runInBackground(ctx, model, answer, prepared.settings(), prepared.choices(), prepared.requests(),
+                    running);
         } else {
             runner.run(ctx, model, answer, prepared.settings(), prepared.choices(), prepared.requests());
         }

@@ -24,6 +24,11 @@ final class SseWriter {
         this.out = ctx.res().getOutputStream();
     }
 
+    /** Events written to {@code out} (a background response's {@link BackgroundStream}), no HTTP around them. */
+    SseWriter(OutputStream out) {
+        this.out = out;
+    }
+
     /** Sends the status and headers now, before the first event. */
     void open() throws IOException {
         out.flush();
@@ -37,6 +42,11 @@ final class SseWriter {
     /** An event with a name ({@code event: <name>}), as the Responses API sends its typed events. */
     void event(String name, JsonNode data) throws IOException {
         send("event: " + name + "\ndata: " + Json.write(data) + "\n\n");
+    }
+
+    /** An event already in SSE form ({@code event: ...\ndata: ...\n\n}), as a {@link BackgroundStream} keeps it. */
+    void raw(String eventText) throws IOException {
+        send(eventText);
     }
 
     /** A comment line, which clients ignore; it keeps proxies and idle timeouts from closing the stream. */

@@ -10,7 +10,8 @@ import java.util.List;
 
 /**
  * The Responses API's routes over stored responses ({@link ResponseStore}): GET /v1/responses/{id}
- * (the response as it was answered), DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items
+ * (the response as it was answered; with stream=true, a streamed background response's events, after
+ * starting_after), DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items
  * (its input items, OpenAI's list page: limit 1-100, default 20; order desc by default, or asc;
  * after an item id), and POST /v1/responses/{id}/cancel, which cancels a background response still
  * running (a 400 for one that was not background). An id not stored is a 404.
@@ -19,17 +20,58 @@ public final class StoredResponsesHandler {
 
     private final ResponseStore store;
     private final BackgroundResponses running;
+    private final long keepAliveMillis;
 
-    public StoredResponsesHandler(ResponseStore store, BackgroundResponses running) {
+    /** {@code keepAliveMillis}: how long a streamed read waits for an event before a keep-alive comment. */
+    public StoredResponsesHandler(ResponseStore store, BackgroundResponses running, long keepAliveMillis) {
         this.store = store;
         this.running = running;
+        this.keepAliveMillis = keepAliveMillis;
     }
 
-    public void retrieve(Context ctx) {
+    /**
+     * The response as stored; with {@code stream=true}, the events of a background response made with
+     * {@code stream}, after event {@code starting_after} (all without it), as they come while it runs.
+     */
+    public void retrieve(Context ctx) throws InterruptedException {
         if (Boolean.parseBoolean(ctx.queryParam("stream"))) {
-            throw ApiException.invalid("stream", "stream is not supported: a stored response is read back whole");
+            String id = ctx.pathParam("id");
+            BackgroundStream stream = running.stream(id);
+            if (stream == null) {
+                found(ctx);
+                throw ApiException.invalid("stream", "response " + id + " cannot be streamed: only a background "
+                        + "response created with stream: true can, while it runs and for a while after");
+            }
+            long startingAfter = startingAfter(ctx.queryParam("starting_after"));
+            try {
+                SseWriter client = new SseWriter(ctx);
+                client.open();
+                stream.replay(client, startingAfter, keepAliveMillis);
+            } catch (java.io.IOException clientGone) {
+                // nothing to cancel: the response runs on
+            }
+            return;
+        }
+        if (ctx.queryParam("starting_after") != null) {
+            throw ApiException.invalid("starting_after", "starting_after applies to stream=true");
         }
         Json.respond(ctx, 200, found(ctx).response());
+    }
+
+    private static long startingAfter(String value) {
+        if (value == null) {
+            return -1;
+        }
+        try {
+            long after = Long.parseLong(value.trim());
+            if (after >= -1) {
+                return after;
+            }
+        } catch (NumberFormatException e) {
+            // below
+        }
+        throw ApiException.invalid("starting_after", "starting_after must be an event's sequence_number (0 or more), got "
+                + value);
     }
 
     public void delete(Context ctx) {

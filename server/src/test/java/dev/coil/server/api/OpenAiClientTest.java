@@ -376,4 +376,31 @@ class OpenAiClientTest {
         assertThat(cancelled.status()).hasValueSatisfying(status -> assertThat(status.asString()).isEqualTo("cancelled"));
         assertThat(client.responses().retrieve(queued.id()).validate().background()).contains(true);
     }
+
+    /** A streamed background response through the client: its events, read again after one by retrieveStreaming. */
+    @Test
+    void backgroundStreamsAreReadAgainByTheClient() {
+        List<com.openai.models.responses.ResponseStreamEvent> events = new java.util.ArrayList<>();
+        try (var stream = client.responses().createStreaming(ResponseCreateParams.builder().model("coil-demo")
+                .input(PROMPT).maxOutputTokens(12L).temperature(0.0).background(true).build())) {
+            stream.stream().forEach(event -> events.add(event.validate()));
+        }
+        Response done = lastResponse(events);
+        assertThat(done.background()).contains(true);
+        List<com.openai.models.responses.ResponseStreamEvent> again = new java.util.ArrayList<>();
+        try (var stream = client.responses().retrieveStreaming(done.id(),
+                com.openai.models.responses.ResponseRetrieveParams.builder().startingAfter(2L).build())) {
+            stream.stream().forEach(event -> again.add(event.validate()));
+        }
+        assertThat(again).hasSize(events.size() - 3);
+        assertThat(again.getFirst().toString()).isEqualTo(events.get(3).toString());
+        assertThat(lastResponse(again).id()).isEqualTo(done.id());
+    }
+
+    /** The response of a stream's last event: completed, or incomplete when max_output_tokens cut it. */
+    private static Response lastResponse(List<com.openai.models.responses.ResponseStreamEvent> events) {
+        var last = events.getLast();
+        return last.completed().map(event -> event.response())
+                .or(() -> last.incomplete().map(event -> event.response())).orElseThrow();
+    }
 }

@@ -182,7 +182,7 @@ class StoredResponsesTest {
                 {"input": "Name a package manager.", "max_output_tokens": 2, "temperature": 0}""");
         String keptPath = "/v1/responses/" + kept.get("id").asText();
         assertError(server.post(keptPath + "/cancel", ""), 400, "only background responses can be cancelled");
-        assertError(server.get(keptPath + "?stream=true"), 400, "stream is not supported");
+        assertError(server.get(keptPath + "?stream=true"), 400, "only a background response created with stream");
         assertThat(get(keptPath)).isEqualTo(kept);
     }
 
@@ -216,8 +216,83 @@ class StoredResponsesTest {
 
         server.assertRefused("/v1/responses", "{" + request + ", \"background\": true, \"store\": false}", "background",
                 "background responses need store: true");
-        server.assertRefused("/v1/responses", "{" + request + ", \"background\": true, \"stream\": true}", "background",
-                "a background response is not streamed");
+    }
+
+    /**
+     * background with stream: the same events as the foreground stream of the same request (greedy),
+     * numbered from 0; read again whole or after an event by GET ?stream=true&starting_after, while it
+     * runs and after; a reader that goes away does not stop it.
+     */
+    @Test
+    void backgroundResponsesStreamAndAreReadAgain() throws Exception {
+        String request = "\"input\": \"Name a package manager.\", \"max_output_tokens\": 12, \"temperature\": 0, "
+                + "\"stream\": true";
+        List<JsonNode> foreground = ResponsesTest.events(server.post("/v1/responses", "{" + request + "}").body());
+        HttpResponse<String> posted = server.post("/v1/responses", "{" + request + ", \"background\": true}");
+        assertThat(posted.statusCode()).isEqualTo(200);
+        assertThat(posted.headers().firstValue("content-type").orElse("")).startsWith("text/event-stream");
+        List<JsonNode> background = ResponsesTest.events(posted.body());
+        assertThat(shapes(background)).isEqualTo(shapes(foreground));
+        JsonNode last = background.getLast().get("response");
+        assertThat(last.get("status").asText()).isIn("completed", "incomplete");
+        assertThat(last.get("background").asBoolean()).isTrue();
+        assertThat(text(last)).isEqualTo(text(foreground.getLast().get("response"))).isNotEmpty();
+        String id = last.get("id").asText();
+        assertThat(get("/v1/responses/" + id)).isEqualTo(last);
+
+        assertThat(ResponsesTest.events(server.get("/v1/responses/" + id + "?stream=true").body()))
+                .isEqualTo(background);
+        List<JsonNode> after = eventsAfter(server.get("/v1/responses/" + id + "?stream=true&starting_after=3").body());
+        assertThat(after).isEqualTo(background.subList(4, background.size()));
+
+        assertError(server.get("/v1/responses/" + id + "?stream=true&starting_after=x"), 400, "starting_after must be");
+        assertError(server.get("/v1/responses/" + id + "?starting_after=2"), 400, "starting_after applies to stream");
+        String whole = server.postJson("/v1/responses", "{\"input\": \"x\", \"max_output_tokens\": 2}")
+                .get("id").asText();
+        assertError(server.get("/v1/responses/" + whole + "?stream=true"), 400, "only a background response");
+        assertThat(server.get("/v1/responses/resp_none?stream=true").statusCode()).isEqualTo(404);
+
+        // A reader that leaves after the first events: the response runs to its end, and reads whole again.
+        HttpRequest longRequest = HttpRequest.newBuilder(URI.create(server.url("/v1/responses")))
+                .header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString("{\"input\": \"Name a package manager.\", "
+                        + "\"max_output_tokens\": 48, \"ignore_eos\": true, \"temperature\": 0, \"stream\": true, "
+                        + "\"background\": true}")).build();
+        String longId;
+        try (java.util.stream.Stream<String> lines = server.http().send(longRequest,
+                HttpResponse.BodyHandlers.ofLines()).body()) {
+            longId = TestServer.parse(lines.filter(line -> line.startsWith("data: ")).findFirst().orElseThrow()
+                    .substring("data: ".length())).at("/response/id").asText();
+        }
+        JsonNode done = poll(longId);
+        assertThat(done.get("status").asText()).isEqualTo("incomplete");
+        assertThat(done.at("/usage/output_tokens").asInt()).isEqualTo(48);
+        List<JsonNode> replayed = ResponsesTest.events(server.get("/v1/responses/" + longId + "?stream=true").body());
+        assertThat(replayed.getLast().get("response")).isEqualTo(done);
+    }
+
+    /** Each event's type and delta: what two streams of the same greedy answer share (ids and times differ). */
+    private static List<String> shapes(List<JsonNode> events) {
+        List<String> shapes = new ArrayList<>();
+        for (JsonNode event : events) {
+            shapes.add(event.get("type").asText() + ":" + event.path("delta").asText("")
+                    + ":" + event.get("sequence_number").asInt());
+        }
+        return shapes;
+    }
+
+    /** The events of a stream read after some sequence_number: numbered on from it, one by one. */
+    private static List<JsonNode> eventsAfter(String body) {
+        List<JsonNode> events = new ArrayList<>();
+        for (String block : body.split("\n\n")) {
+            JsonNode event = TestServer.parse(block.split("\n", 2)[1].substring("data: ".length()));
+            if (!events.isEmpty()) {
+                assertThat(event.get("sequence_number").asInt())
+                        .isEqualTo(events.getLast().get("sequence_number").asInt() + 1);
+            }
+            events.add(event);
+        }
+        return events;
     }
 
     /** The response {@code id} once it has ended, polled every 50 ms for up to a minute. */

@@ -3,6 +3,7 @@ package dev.coil.engine.bench;
 import dev.coil.engine.cpu.CpuOps;
 import dev.coil.engine.cpu.MemoryBandwidth;
 import dev.coil.engine.load.Checkpoint;
+import dev.coil.engine.load.DType;
 import dev.coil.engine.load.WeightStorage;
 import dev.coil.engine.model.HybridModel;
 import dev.coil.engine.model.BlockSpec;
@@ -38,6 +39,9 @@ public final class CpuBenchmark {
             double decodeMillisPerToken, double decodeTokensPerSecond, double bandwidthGBps,
             double floorMillisPerToken, double fractionOfFloor) {
     }
+
+    /** The K/V cache's storage in the benchmark's sequences: serve's default (--kv-dtype bf16). */
+    public static final DType KV_DTYPE = DType.BF16;
 
     /** Decode tokens between two bandwidth measurements. */
     public static final int ROUND_TOKENS = 16;
@@ -106,7 +110,7 @@ public final class CpuBenchmark {
     private static Row row(HybridModel model, CpuOps ops, Generator generator, MemoryBandwidth.Meter meter, long bytes,
             int[] prompt, int decodeTokens, java.util.function.Consumer<String> log) {
         log.accept("prefill of a " + prompt.length + "-token prompt...");
-        SequenceState sequence = model.newSequence();
+        SequenceState sequence = model.newSequence(KV_DTYPE);
         long start = System.nanoTime();
         float[] logits = generator.prefill(sequence, prompt);
         double prefillSeconds = (System.nanoTime() - start) / 1e9;
@@ -181,7 +185,7 @@ public final class CpuBenchmark {
             LoadedModel loaded = models.get(m);
             Generator generator = new Generator(loaded, ops);
             warmUp(loaded.model(), ops, generator, new SplittableRandom(2));
-            SequenceState sequence = loaded.model().newSequence();
+            SequenceState sequence = loaded.model().newSequence(KV_DTYPE);
             TokenHistory history = new TokenHistory(prompt);
             tokens[m] = new Sampler(SamplingParams.greedy()).sample(generator.prefill(sequence, prompt), history);
             history.append(tokens[m]);
@@ -237,7 +241,7 @@ public final class CpuBenchmark {
     private static void warmUp(HybridModel model, CpuOps ops, Generator generator, SplittableRandom random) {
         for (int round = 0; round < 2; round++) {
             int[] prompt = random.ints(256, 1, model.config().vocabSize()).toArray();
-            SequenceState sequence = model.newSequence();
+            SequenceState sequence = model.newSequence(KV_DTYPE);
             generator.prefill(sequence, prompt);
             for (int i = 0; i < WARM_UP_DECODE_STEPS; i++) {
                 model.forward(ops, sequence, new int[] {prompt[i]}, Phase.DECODE, false);

@@ -70,7 +70,12 @@ public final class HybridModel {
      * and tests. The serving engine builds its sequences on its own pools with {@link #newSequence(KeyValueStore, LayerState[])}.
      */
     public SequenceState newSequence() {
-        return newSequence(new GrowingKeyValueStore(config.blocks(), DType.F32), newLayerStates());
+        return newSequence(DType.F32);
+    }
+
+    /** As {@link #newSequence()}, its K/V kept in {@code kvDtype} (F32 or BF16, as serve's --kv-dtype). */
+    public SequenceState newSequence(DType kvDtype) {
+        return newSequence(new GrowingKeyValueStore(config.blocks(), kvDtype), newLayerStates());
     }
 
     /** A sequence whose K/V live in {@code keyValues} and whose Mamba state is {@code layers} (from {@link #newLayerStates()}). */

@@ -256,8 +256,9 @@ public final class BenchCommand implements Callable<Integer> {
                 rows.addAll(CpuBenchmark.compareStorages(List.of(inMemory, mapped), storages, ops, meter, length,
                         rounds, tokensPerRound, message -> System.err.println("bench: " + message)));
             }
-            System.out.printf("model: %s (%s, %.1fM parameters); threads: %d%n", folder,
-                    inMemory.config().architecture(), inMemory.checkpoint().parameterCount() / 1e6, workers);
+            System.out.printf("model: %s (%s, %.1fM parameters); threads: %d; KV cache %s%n", folder,
+                    inMemory.config().architecture(), inMemory.checkpoint().parameterCount() / 1e6, workers,
+                    CpuBenchmark.KV_DTYPE);
             System.out.println("| weights | prompt tokens | rounds x tokens | decode ms/token (median) | fastest round"
                     + " | bandwidth GB/s | floor ms/token | floor / measured |");
             System.out.println("|---|---|---|---|---|---|---|---|");
@@ -274,8 +275,8 @@ public final class BenchCommand implements Callable<Integer> {
     }
 
     private static void print(Path folder, CpuBenchmark.Result result) {
-        System.out.printf("model: %s (%s, %.1fM parameters); threads: %d%n", folder, result.architecture(),
-                result.parameters() / 1e6, result.threads());
+        System.out.printf("model: %s (%s, %.1fM parameters); threads: %d; KV cache %s%n", folder,
+                result.architecture(), result.parameters() / 1e6, result.threads(), CpuBenchmark.KV_DTYPE);
         System.out.printf("weights read per decoded token: %.1f MB (floor = these bytes / memory read bandwidth,"
                 + " measured before each %d decoded tokens; bandwidth: the median; floor / measured: the median of"
                 + " each round's)%n", result.weightBytesPerToken() / 1e6, CpuBenchmark.ROUND_TOKENS);

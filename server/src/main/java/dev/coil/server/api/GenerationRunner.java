@@ -171,11 +171,6 @@ public final class GenerationRunner {
         }
     }
 
-    /** How long a background stream's reader waits for an event before a keep-alive comment. */
-    long keepAliveMillis() {
-        return keepAliveMillis;
-    }
-
     /** Submits the engine requests; a refusal (a bad parameter, a full queue) is its error, told to the trace. */
     private static ChoiceSet submit(ServedModel model, List<EngineRequest> requests, String promptParam,
             RequestTelemetry trace) {

@@ -19,7 +19,7 @@ import java.util.Locale;
  *
  * <p>Why: a decode step on the CPU streams every weight once, a few megabytes per matrix, several
  * matrices' rows side by side. On 4 KiB pages each page is a TLB miss and a point where the hardware
- * prefetchers stop, since they do not cross a page; on 2 MiB pages a decode step took 10-25% less
+ * prefetchers stop, since they do not cross a page; on 2 MiB pages a decode step took 7-25% less
  * time on the development machine (docs/performance.md, "Weights in memory on huge pages"). The
  * memory is zeroed, as {@link Arena#allocate} gives it, and unmapped when the wrapped
  * arena closes (or, for an automatic arena, when it is collected).

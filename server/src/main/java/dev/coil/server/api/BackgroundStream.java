@@ -19,6 +19,7 @@ final class BackgroundStream {
 
     /** Each event's SSE text ({@code event: ...\ndata: ...\n\n}), in order. */
     private final List<String> events = new ArrayList<>();
+    private long bytes;
     private boolean ended;
 
     /** Where the answer writes its events: each flush of a written event publishes it; close ends the stream. */
@@ -54,7 +55,13 @@ final class BackgroundStream {
 
     private synchronized void publish(String event) {
         events.add(event);
+        bytes += 2L * event.length();
         notifyAll();
+    }
+
+    /** What its events' text takes in memory, about: two bytes a character. */
+    synchronized long bytes() {
+        return bytes;
     }
 
     /** No more events: the answer has ended (its last event written, or cancelled or failed without one). */

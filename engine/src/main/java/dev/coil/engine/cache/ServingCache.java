@@ -251,7 +251,7 @@ public final class ServingCache implements CacheResources, AutoCloseable {
     private void snapshot(ScheduledRequest request, int position) {
         int fullBlocks = position / blockSize;
         hashFullBlocks(request, fullBlocks);
-        long parent = fullBlocks == 0 ? PrefixHash.root(request.cacheSalt()) : request.blockHash(fullBlocks - 1);
+        long parent = parentHash(request, fullBlocks);
         int[] tail = request.tokens(fullBlocks * blockSize, position);
         StateStore.SlotCopy copy = store.saveSlot(request.slot(), request.blockTable(), position);
         if (copy == null) {
@@ -273,7 +273,7 @@ public final class ServingCache implements CacheResources, AutoCloseable {
     private StateSnapshot findSnapshot(ScheduledRequest request, int matched, int limit) {
         snapshots.cleanUp();
         for (int j = Math.min(matched, limit / blockSize); j >= 0; j--) {
-            long parent = j == 0 ? PrefixHash.root(request.cacheSalt()) : request.blockHash(j - 1);
+            long parent = parentHash(request, j);
             Set<Long> keys = snapshotsByParent.get(parent);
             if (keys == null) {
                 continue;

@@ -117,24 +117,15 @@ public final class CpuBenchmark {
 
         log.accept("decode of " + decodeTokens + (decodeTokens == 1 ? " token" : " tokens")
                 + ", the memory read bandwidth measured before each " + ROUND_TOKENS + "...");
-        Sampler greedy = new Sampler(SamplingParams.greedy());
-        TokenHistory history = new TokenHistory(prompt);
-        int token = greedy.sample(logits, history);
-        history.append(token);
-        model.forward(ops, sequence, new int[] {token}, Phase.DECODE, false); // warm-up step, not timed
+        GreedyDecode decode = new GreedyDecode(model, ops, sequence, prompt, logits);
+        decode.warmUpStep();
         List<Double> bandwidths = new ArrayList<>();
         List<Double> fractions = new ArrayList<>();
         long decodeNanos = 0;
         for (int done = 0; done < decodeTokens; ) {
             int round = Math.min(ROUND_TOKENS, decodeTokens - done);
             double bandwidth = meter.measureGBps(2);
-            long roundStart = System.nanoTime();
-            for (int i = 0; i < round; i++) {
-                logits = model.forward(ops, sequence, new int[] {token}, Phase.DECODE, false);
-                token = greedy.sample(logits, history);
-                history.append(token);
-            }
-            long roundNanos = System.nanoTime() - roundStart;
+            long roundNanos = decode.round(round);
             decodeNanos += roundNanos;
             done += round;
             bandwidths.add(bandwidth);
@@ -176,21 +167,14 @@ public final class CpuBenchmark {
             CpuOps ops, MemoryBandwidth.Meter meter, int promptLength, int rounds, int tokensPerRound,
             java.util.function.Consumer<String> log) {
         SplittableRandom random = new SplittableRandom(1);
-        List<SequenceState> sequences = new ArrayList<>();
-        int[] tokens = new int[models.size()];
-        List<TokenHistory> histories = new ArrayList<>();
+        List<GreedyDecode> decodes = new ArrayList<>();
         log.accept("warming up and prefilling a " + promptLength + "-token prompt for each storage...");
         int[] prompt = random.ints(promptLength, 1, models.get(0).config().vocabSize()).toArray();
-        for (int m = 0; m < models.size(); m++) {
-            LoadedModel loaded = models.get(m);
+        for (LoadedModel loaded : models) {
             Generator generator = new Generator(loaded, ops);
             warmUp(loaded.model(), ops, generator, new SplittableRandom(2));
             SequenceState sequence = loaded.model().newSequence(KV_DTYPE);
-            TokenHistory history = new TokenHistory(prompt);
-            tokens[m] = new Sampler(SamplingParams.greedy()).sample(generator.prefill(sequence, prompt), history);
-            history.append(tokens[m]);
-            sequences.add(sequence);
-            histories.add(history);
+            decodes.add(new GreedyDecode(loaded.model(), ops, sequence, prompt, generator.prefill(sequence, prompt)));
         }
         List<List<Double>> times = new ArrayList<>();
         List<List<Double>> fractions = new ArrayList<>();
@@ -200,21 +184,13 @@ public final class CpuBenchmark {
         });
         List<Double> bandwidths = new ArrayList<>();
         long bytes = weightBytesPerToken(models.get(0));
-        Sampler greedy = new Sampler(SamplingParams.greedy());
         log.accept("decoding " + rounds + " rounds of " + tokensPerRound + " tokens from each, alternately, the memory"
                 + " read bandwidth measured before each pair...");
         for (int round = 0; round < rounds; round++) {
             double bandwidth = meter.measureGBps(2);
             bandwidths.add(bandwidth);
             for (int m = 0; m < models.size(); m++) {
-                HybridModel model = models.get(m).model();
-                long start = System.nanoTime();
-                for (int i = 0; i < tokensPerRound; i++) {
-                    float[] logits = model.forward(ops, sequences.get(m), new int[] {tokens[m]}, Phase.DECODE, false);
-                    tokens[m] = greedy.sample(logits, histories.get(m));
-                    histories.get(m).append(tokens[m]);
-                }
-                double millisPerToken = (System.nanoTime() - start) / 1e6 / tokensPerRound;
+                double millisPerToken = decodes.get(m).round(tokensPerRound) / 1e6 / tokensPerRound;
                 times.get(m).add(millisPerToken);
                 fractions.get(m).add(floorMillis(bytes, bandwidth) / millisPerToken);
             }
@@ -227,6 +203,43 @@ public final class CpuBenchmark {
                     median(fractions.get(m))));
         }
         return rows;
+    }
+
+    /** Greedy decode of one sequence after its prompt: each step feeds the last token drawn and draws the next. */
+    private static final class GreedyDecode {
+
+        private final HybridModel model;
+        private final CpuOps ops;
+        private final SequenceState sequence;
+        private final Sampler greedy = new Sampler(SamplingParams.greedy());
+        private final TokenHistory history;
+        private int token;
+
+        /** After {@code prompt}, prefilled into {@code sequence} with {@code promptLogits}: its first token drawn. */
+        GreedyDecode(HybridModel model, CpuOps ops, SequenceState sequence, int[] prompt, float[] promptLogits) {
+            this.model = model;
+            this.ops = ops;
+            this.sequence = sequence;
+            this.history = new TokenHistory(prompt);
+            this.token = greedy.sample(promptLogits, history);
+            history.append(token);
+        }
+
+        /** One untimed step of the last token drawn, nothing drawn from it: the decode path's first call. */
+        void warmUpStep() {
+            model.forward(ops, sequence, new int[] {token}, Phase.DECODE, false);
+        }
+
+        /** {@code count} steps; the nanoseconds they took. */
+        long round(int count) {
+            long start = System.nanoTime();
+            for (int i = 0; i < count; i++) {
+                float[] logits = model.forward(ops, sequence, new int[] {token}, Phase.DECODE, false);
+                token = greedy.sample(logits, history);
+                history.append(token);
+            }
+            return System.nanoTime() - start;
+        }
     }
 
     /**

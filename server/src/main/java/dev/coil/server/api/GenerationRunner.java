@@ -122,12 +122,7 @@ public final class GenerationRunner {
                             failure = failure(failed, answer.promptParam());
                         }
                     } else if (events != null && failure == null && !entry.cancelled()) {
-                        switch (event.event()) {
-                            case EngineEvent.PromptLogprobs ignored -> answer.prompt(events, choice);
-                            case EngineEvent.Token token -> answer.token(events, choice, text, token.logprobs());
-                            case EngineEvent.Finished ignored -> answer.finished(events, choice, text, set.allEnded());
-                            case EngineEvent.Failed ignored -> { }
-                        }
+                        StreamingResponse.write(answer, events, choice, event.event(), text, set.allEnded());
                     }
                 }
                 boolean allFinished = choices.stream().allMatch(choice -> choice.finished() != null);

@@ -36,6 +36,20 @@ final class StreamingResponse {
         this.connection = connection;
     }
 
+    /**
+     * What {@code format} writes for an event of {@code choice} that is not a failure ({@code text}: what
+     * the event added to the choice's text; {@code allEnded}: whether every choice has ended with it).
+     */
+    static void write(AnswerFormat format, SseWriter sse, ChoiceState choice, EngineEvent event, String text,
+            boolean allEnded) throws IOException {
+        switch (event) {
+            case EngineEvent.PromptLogprobs ignored -> format.prompt(sse, choice);
+            case EngineEvent.Token token -> format.token(sse, choice, text, token.logprobs());
+            case EngineEvent.Finished ignored -> format.finished(sse, choice, text, allEnded);
+            case EngineEvent.Failed failed -> throw new IllegalArgumentException("a failure is not written as a token");
+        }
+    }
+
     void run(Context ctx) throws InterruptedException {
         try {
             SseWriter sse = new SseWriter(ctx);
@@ -55,18 +69,14 @@ final class StreamingResponse {
                 }
                 ChoiceState choice = choices.get(event.choice());
                 String text = GenerationRunner.record(set, choice, event, trace, settings);
-                switch (event.event()) {
-                    case EngineEvent.PromptLogprobs ignored -> format.prompt(sse, choice);
-                    case EngineEvent.Token token -> format.token(sse, choice, text, token.logprobs());
-                    case EngineEvent.Finished ignored -> format.finished(sse, choice, text, set.allEnded());
-                    case EngineEvent.Failed failed -> {
-                        set.cancelAll();
-                        ApiException error = GenerationRunner.failure(failed, format.promptParam());
-                        format.failed(sse, error);
-                        trace.end(format.id(), error.type(), error.getMessage());
-                        return;
-                    }
+                if (event.event() instanceof EngineEvent.Failed failed) {
+                    set.cancelAll();
+                    ApiException error = GenerationRunner.failure(failed, format.promptParam());
+                    format.failed(sse, error);
+                    trace.end(format.id(), error.type(), error.getMessage());
+                    return;
                 }
+                write(format, sse, choice, event.event(), text, set.allEnded());
             }
             format.close(sse);
             trace.end(format.id());

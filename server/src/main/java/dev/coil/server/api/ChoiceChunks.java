@@ -1,6 +1,5 @@
 package dev.coil.server.api;
 
-import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.coil.engine.runner.EngineEvent.PositionLogprobs;
 import java.io.IOException;
@@ -60,13 +59,13 @@ final class ChoiceChunks implements AnswerFormat {
             for (int i = 0; i < choices.size(); i++) {
                 ChoiceState choice = choices.get(i);
                 ObjectNode node = (ObjectNode) response.get("choices").get(i);
-                node.set("token_ids", ids(choice.tokenIds(), 0));
+                node.set("token_ids", Json.array(choice.tokenIds(), 0));
                 if (!chat()) {
-                    node.set("prompt_token_ids", ids(choice.promptTokens()));
+                    node.set("prompt_token_ids", Json.array(choice.promptTokens()));
                 }
             }
             if (chat()) {
-                response.set("prompt_token_ids", ids(choices.getFirst().promptTokens()));
+                response.set("prompt_token_ids", Json.array(choices.getFirst().promptTokens()));
             }
         }
         return response;
@@ -129,34 +128,18 @@ final class ChoiceChunks implements AnswerFormat {
         ObjectNode node = (ObjectNode) chunk.get("choices").get(0);
         List<Integer> ids = choice.tokenIds();
         boolean first = idsSent[at] < 0;
-        node.set("token_ids", ids(ids, Math.max(0, idsSent[at])));
+        node.set("token_ids", Json.array(ids, Math.max(0, idsSent[at])));
         idsSent[at] = ids.size();
         if (chat() && !promptIdsSent) {
-            chunk.set("prompt_token_ids", ids(choice.promptTokens()));
+            chunk.set("prompt_token_ids", Json.array(choice.promptTokens()));
             promptIdsSent = true;
         } else if (!chat() && first) {
-            node.set("prompt_token_ids", ids(choice.promptTokens()));
+            node.set("prompt_token_ids", Json.array(choice.promptTokens()));
         }
         return chunk;
     }
 
     private boolean chat() {
         return shape.responseObject().equals("chat.completion");
-    }
-
-    private static ArrayNode ids(List<Integer> ids, int from) {
-        ArrayNode array = Json.object().arrayNode();
-        for (int i = from; i < ids.size(); i++) {
-            array.add(ids.get(i));
-        }
-        return array;
-    }
-
-    private static ArrayNode ids(int[] ids) {
-        ArrayNode array = Json.object().arrayNode();
-        for (int id : ids) {
-            array.add(id);
-        }
-        return array;
     }
 }

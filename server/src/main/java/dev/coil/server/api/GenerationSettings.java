@@ -20,13 +20,13 @@ import java.util.Set;
  * @param stream       answer with Server-Sent Events
  * @param includeUsage stream_options.include_usage: a last chunk with the usage and no choices
  * @param continuousUsage vLLM's stream_options.continuous_usage_stats (with include_usage): every chunk
- * @param returnTokenIds vLLM's return_token_ids: the prompt's and each choice's token ids beside the text
- * @param priority vLLM's priority: under --scheduling-policy priority, lower runs sooner
- * @param cacheSalt vLLM's cache_salt: prompts share cached prefixes only with requests of the same salt; or null
  *                     carries its choice's usage so far
  * @param ignoreEos    vLLM's ignore_eos: generate past the model's end-of-sequence tokens
  * @param promptLogprobs vLLM's prompt_logprobs: -1 not asked, else each prompt token's logprob, rank
  *                     and this many most likely tokens (not with stream, as vLLM)
+ * @param returnTokenIds vLLM's return_token_ids: the prompt's and each choice's token ids beside the text
+ * @param priority     vLLM's priority: under --scheduling-policy priority, lower runs sooner
+ * @param cacheSalt    vLLM's cache_salt: prompts share cached prefixes only with requests of the same salt; or null
  */
 record GenerationSettings(SamplingParams sampling, int choices, boolean stream, boolean includeUsage,
         boolean continuousUsage, boolean ignoreEos, int promptLogprobs, boolean returnTokenIds, int priority,

@@ -4,9 +4,11 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.javalin.http.Context;
 import java.nio.charset.StandardCharsets;
+import java.util.List;
 
 /** The server's JSON: strict on the way in (no NaN, no trailing garbage), plain on the way out. */
 public final class Json {
@@ -23,6 +25,24 @@ public final class Json {
 
     public static ObjectNode object() {
         return MAPPER.createObjectNode();
+    }
+
+    /** The ids as a JSON array of numbers, from index {@code from} on. */
+    static ArrayNode array(List<Integer> ids, int from) {
+        ArrayNode array = MAPPER.createArrayNode();
+        for (int i = from; i < ids.size(); i++) {
+            array.add(ids.get(i));
+        }
+        return array;
+    }
+
+    /** The ids as a JSON array of numbers. */
+    static ArrayNode array(int[] ids) {
+        ArrayNode array = MAPPER.createArrayNode();
+        for (int id : ids) {
+            array.add(id);
+        }
+        return array;
     }
 
     public static String write(Object node) {

@@ -40,10 +40,7 @@ public final class TokenizeHandlers {
         ObjectNode root = Json.object();
         root.put("count", tokens.length);
         root.put("max_model_len", model.contextLength());
-        ArrayNode ids = root.putArray("tokens");
-        for (int id : tokens) {
-            ids.add(id);
-        }
+        root.set("tokens", Json.array(tokens));
         if (fields.bool("return_token_strs", false)) {
             ArrayNode strings = root.putArray("token_strs");
             for (int id : tokens) {

@@ -370,7 +370,9 @@ class OpenAiClientTest {
         assertThatThrownBy(() -> client.responses().retrieve(first.id())).isInstanceOf(NotFoundException.class);
 
         Response queued = client.responses().create(ResponseCreateParams.builder().model("coil-demo").input(PROMPT)
-                .maxOutputTokens(4000L).background(true).build()).validate();
+                .maxOutputTokens(4000L).background(true)
+                // Past the end-of-sequence token too, so that it still runs when the cancel arrives.
+                .putAdditionalBodyProperty("ignore_eos", JsonValue.from(true)).build()).validate();
         assertThat(queued.status()).hasValueSatisfying(status -> assertThat(status.asString()).isEqualTo("queued"));
         Response cancelled = client.responses().cancel(queued.id()).validate();
         assertThat(cancelled.status()).hasValueSatisfying(status -> assertThat(status.asString()).isEqualTo("cancelled"));

@@ -145,6 +145,25 @@ public final class TestServer implements AutoCloseable {
         return send(HttpRequest.newBuilder(URI.create(url(path))).GET(), headers);
     }
 
+    public HttpResponse<String> delete(String path, String... headers) {
+        return send(HttpRequest.newBuilder(URI.create(url(path))).DELETE(), headers);
+    }
+
+    /** GETs {@code path}, checks the answer is a 200, and parses it. */
+    public JsonNode getJson(String path) {
+        HttpResponse<String> response = get(path);
+        assertThat(response.statusCode()).as(response.body()).isEqualTo(200);
+        return parse(response.body());
+    }
+
+    /** Checks {@code response} is an OpenAI-style error of {@code status} whose message holds {@code message}. */
+    public static void assertError(HttpResponse<String> response, int status, String message) {
+        assertThat(response.statusCode()).as(response.body()).isEqualTo(status);
+        JsonNode error = parse(response.body()).get("error");
+        assertThat(error.get("message").asText()).contains(message);
+        assertThat(error.get("type").asText()).isEqualTo("invalid_request_error");
+    }
+
     public HttpResponse<String> send(HttpRequest.Builder request, String... headers) {
         if (headers.length > 0) {
             request.headers(headers);

@@ -31,11 +31,11 @@ final class ResponseInput {
      * means a message), function_call, function_call_output and reasoning items.
      */
     static ArrayNode items(JsonNode input) {
-        ArrayNode items = Json.object().arrayNode();
         if (input == null) {
             throw ApiException.invalid("input", "input is required: a string or an array of messages");
         }
         if (input.isTextual()) {
+            ArrayNode items = Json.object().arrayNode();
             items.add(identified(message("user", textPart("input_text", input.textValue())), null));
             return items;
         }
@@ -43,28 +43,34 @@ final class ResponseInput {
             throw ApiException.invalid("input", "input must be a string or a non-empty array of messages, got "
                     + Fields.typeName(input));
         }
-        for (int i = 0; i < input.size(); i++) {
-            items.add(item(input.get(i), "input[" + i + "]"));
+        return items(input, "input");
+    }
+
+    /** The items of the array {@code given}, field {@code param} of the request, each read as an input item. */
+    static ArrayNode items(JsonNode given, String param) {
+        ArrayNode items = Json.object().arrayNode();
+        for (int i = 0; i < given.size(); i++) {
+            items.add(item(given.get(i), param, param + "[" + i + "]"));
         }
         return items;
     }
 
-    /** One input item, checked and given an id and a status where it has none. */
-    private static ObjectNode item(JsonNode given, String where) {
+    /** One input item, checked and given an id and a status where it has none; errors name {@code param}. */
+    private static ObjectNode item(JsonNode given, String param, String where) {
         if (!given.isObject()) {
-            throw ApiException.invalid("input", where + " must be a message object, got " + Fields.typeName(given));
+            throw ApiException.invalid(param, where + " must be a message object, got " + Fields.typeName(given));
         }
         String type = given.path("type").asText("message");
         ObjectNode item = switch (type) {
             case "function_call" -> Json.object().put("type", type)
-                    .put("call_id", Fields.stringIn(given, "call_id", "input", where))
-                    .put("name", Fields.stringIn(given, "name", "input", where))
-                    .put("arguments", Fields.stringIn(given, "arguments", "input", where));
+                    .put("call_id", Fields.stringIn(given, "call_id", param, where))
+                    .put("name", Fields.stringIn(given, "name", param, where))
+                    .put("arguments", Fields.stringIn(given, "arguments", param, where));
             case "function_call_output" -> {
                 JsonNode output = given.get("output");
                 ObjectNode call = Json.object().put("type", type)
-                        .put("call_id", Fields.stringIn(given, "call_id", "input", where));
-                call.set("output", output != null && output.isTextual() ? output : parts(output, false,
+                        .put("call_id", Fields.stringIn(given, "call_id", param, where));
+                call.set("output", output != null && output.isTextual() ? output : parts(output, false, param,
                         where + ".output"));
                 yield call;
             }
@@ -72,16 +78,16 @@ final class ResponseInput {
             case "message" -> {
                 JsonNode role = given.get("role");
                 if (role == null || !role.isTextual() || !ROLES.contains(role.textValue())) {
-                    throw ApiException.invalid("input", where + ".role must be \"user\", \"assistant\", \"system\" or "
+                    throw ApiException.invalid(param, where + ".role must be \"user\", \"assistant\", \"system\" or "
                             + "\"developer\"");
                 }
                 boolean assistant = role.textValue().equals("assistant");
                 JsonNode content = given.get("content");
                 yield message(role.textValue(), content != null && content.isTextual()
                         ? textPart(assistant ? "output_text" : "input_text", content.textValue())
-                        : parts(content, assistant, where + ".content"));
+                        : parts(content, assistant, param, where + ".content"));
             }
-            default -> throw ApiException.invalid("input", where + ": items of type \"" + type + "\" are not "
+            default -> throw ApiException.invalid(param, where + ": items of type \"" + type + "\" are not "
                     + "supported; give messages, function_call and function_call_output items");
         };
         return identified(item, given.get("id"));
@@ -119,21 +125,21 @@ final class ResponseInput {
     }
 
     /** A content array of text parts (input_text, output_text, text), checked; an assistant's read as output_text. */
-    private static ArrayNode parts(JsonNode content, boolean assistant, String where) {
+    private static ArrayNode parts(JsonNode content, boolean assistant, String param, String where) {
         if (content == null || !content.isArray()) {
-            throw ApiException.invalid("input", where + " must be a string or an array of text parts");
+            throw ApiException.invalid(param, where + " must be a string or an array of text parts");
         }
         ArrayNode parts = Json.object().arrayNode();
         for (int j = 0; j < content.size(); j++) {
             JsonNode part = content.get(j);
             JsonNode type = part.get("type");
             if (type == null || !type.isTextual() || !TEXT_PARTS.contains(type.textValue())) {
-                throw ApiException.invalid("input", where + "[" + j + "]: parts of type " + type + " are not supported; "
+                throw ApiException.invalid(param, where + "[" + j + "]: parts of type " + type + " are not supported; "
                         + "give input_text");
             }
             JsonNode text = part.get("text");
             if (text == null || !text.isTextual()) {
-                throw ApiException.invalid("input", where + "[" + j + "].text must be a string");
+                throw ApiException.invalid(param, where + "[" + j + "].text must be a string");
             }
             parts.add(textPart(assistant ? "output_text" : "input_text", text.textValue()));
         }

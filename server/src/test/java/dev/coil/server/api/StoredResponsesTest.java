@@ -40,13 +40,13 @@ class StoredResponsesTest {
                 {"input": "Name a package manager.", "max_output_tokens": 8, "temperature": 0}""");
         assertThat(answered.get("store").asBoolean()).isTrue();
         assertThat(answered.get("previous_response_id").isNull()).isTrue();
-        assertThat(get("/v1/responses/" + answered.get("id").asText())).isEqualTo(answered);
+        assertThat(server.getJson("/v1/responses/" + answered.get("id").asText())).isEqualTo(answered);
 
         List<JsonNode> events = ResponsesTest.events(server.post("/v1/responses", """
                 {"input": "Name a package manager.", "max_output_tokens": 8, "temperature": 0, "stream": true}""")
                 .body());
         JsonNode last = events.getLast().get("response");
-        assertThat(get("/v1/responses/" + last.get("id").asText())).isEqualTo(last);
+        assertThat(server.getJson("/v1/responses/" + last.get("id").asText())).isEqualTo(last);
         assertThat(last.at("/output/0/content/0/text")).isEqualTo(answered.at("/output/0/content/0/text"));
     }
 
@@ -60,17 +60,17 @@ class StoredResponsesTest {
         String firstText = text(first);
         JsonNode second = continued(firstId, "\"instructions\": \"Answer briefly.\", \"input\": \"Another?\"", 10);
         assertThat(second.get("previous_response_id").asText()).isEqualTo(firstId);
-        assertAnswersAsChat(second, 10, message("system", "Answer briefly."), message("user", "Name a package manager."),
+        assertAnswersAsChat(server, second, 10, message("system", "Answer briefly."), message("user", "Name a package manager."),
                 message("assistant", firstText), message("user", "Another?"));
 
         // The first turn's instructions are not carried: without its own, the chain has no system message.
         JsonNode bare = continued(firstId, "\"input\": \"Another?\"", 10);
-        assertAnswersAsChat(bare, 10, message("user", "Name a package manager."), message("assistant", firstText),
+        assertAnswersAsChat(server, bare, 10, message("user", "Name a package manager."), message("assistant", firstText),
                 message("user", "Another?"));
 
         // Three turns: the second's conversation holds the first's.
         JsonNode third = continued(bare.get("id").asText(), "\"input\": \"And a third?\"", 6);
-        assertAnswersAsChat(third, 6, message("user", "Name a package manager."), message("assistant", firstText),
+        assertAnswersAsChat(server, third, 6, message("user", "Name a package manager."), message("assistant", firstText),
                 message("user", "Another?"), message("assistant", text(bare)), message("user", "And a third?"));
     }
 
@@ -88,7 +88,7 @@ class StoredResponsesTest {
         ObjectNode calling = message("assistant", "");
         calling.putArray("tool_calls").addObject().put("id", callId).put("type", "function").putObject("function")
                 .put("name", "set_alarm").put("arguments", call.get("arguments").asText());
-        assertAnswersAsChat(answered, 10, message("user", "Wake me at seven."), calling,
+        assertAnswersAsChat(server, answered, 10, message("user", "Wake me at seven."), calling,
                 message("tool", "set").put("tool_call_id", callId));
     }
 
@@ -99,7 +99,8 @@ class StoredResponsesTest {
     }
 
     /** {@code response} has the text and prompt tokens of the greedy chat answer to {@code messages}. */
-    private static void assertAnswersAsChat(JsonNode response, int maxTokens, ObjectNode... messages) {
+    /** Checks {@code response} has the text and prompt tokens of chat's greedy answer to {@code messages}. */
+    static void assertAnswersAsChat(TestServer server, JsonNode response, int maxTokens, ObjectNode... messages) {
         ObjectNode request = Json.object().put("max_tokens", maxTokens).put("temperature", 0);
         request.putArray("messages").addAll(List.of(messages));
         JsonNode chat = server.postJson("/v1/chat/completions", request.toString());
@@ -107,11 +108,11 @@ class StoredResponsesTest {
         assertThat(response.at("/usage/input_tokens").asInt()).isEqualTo(chat.at("/usage/prompt_tokens").asInt());
     }
 
-    private static ObjectNode message(String role, String content) {
+    static ObjectNode message(String role, String content) {
         return Json.object().put("role", role).put("content", content);
     }
 
-    private static String text(JsonNode response) {
+    static String text(JsonNode response) {
         return response.at("/output/0/content/0/text").asText();
     }
 
@@ -127,7 +128,7 @@ class StoredResponsesTest {
                 + "\"max_output_tokens\": 2, \"temperature\": 0}");
         String path = "/v1/responses/" + response.get("id").asText() + "/input_items";
 
-        JsonNode page = get(path);
+        JsonNode page = server.getJson(path);
         assertThat(page.get("object").asText()).isEqualTo("list");
         assertThat(texts(page)).containsExactly("Four.", "Three.", "Two.");
         assertThat(page.at("/data/1/id").asText()).isEqualTo("msg_given");
@@ -139,20 +140,20 @@ class StoredResponsesTest {
         assertThat(page.get("last_id")).isEqualTo(page.at("/data/2/id"));
         assertThat(page.get("has_more").asBoolean()).isFalse();
 
-        JsonNode ascending = get(path + "?order=asc&limit=2");
+        JsonNode ascending = server.getJson(path + "?order=asc&limit=2");
         assertThat(texts(ascending)).containsExactly("Two.", "Three.");
         assertThat(ascending.get("has_more").asBoolean()).isTrue();
-        JsonNode rest = get(path + "?order=asc&limit=2&after=" + ascending.get("last_id").asText());
+        JsonNode rest = server.getJson(path + "?order=asc&limit=2&after=" + ascending.get("last_id").asText());
         assertThat(texts(rest)).containsExactly("Four.");
         assertThat(rest.get("has_more").asBoolean()).isFalse();
 
-        JsonNode string = get("/v1/responses/" + first.get("id").asText() + "/input_items");
+        JsonNode string = server.getJson("/v1/responses/" + first.get("id").asText() + "/input_items");
         assertThat(texts(string)).containsExactly("One.");
         assertThat(string.at("/data/0/id").asText()).startsWith("msg_");
         assertThat(string.at("/data/0/role").asText()).isEqualTo("user");
         assertThat(string.at("/data/0/status").asText()).isEqualTo("completed");
-        assertError(server.get(path + "?limit=0"), 400, "limit must be an integer from 1 to 100");
-        assertError(server.get(path + "?order=up"), 400, "order must be \"asc\" or \"desc\"");
+        TestServer.assertError(server.get(path + "?limit=0"), 400, "limit must be an integer from 1 to 100");
+        TestServer.assertError(server.get(path + "?order=up"), 400, "order must be \"asc\" or \"desc\"");
     }
 
     @Test
@@ -160,30 +161,30 @@ class StoredResponsesTest {
         JsonNode answered = server.postJson("/v1/responses", """
                 {"input": "Name a package manager.", "max_output_tokens": 2, "temperature": 0}""");
         String id = answered.get("id").asText();
-        HttpResponse<String> deleted = delete("/v1/responses/" + id);
+        HttpResponse<String> deleted = server.delete("/v1/responses/" + id);
         assertThat(deleted.statusCode()).isEqualTo(200);
         JsonNode body = TestServer.parse(deleted.body());
         assertThat(body.get("id").asText()).isEqualTo(id);
         assertThat(body.get("deleted").asBoolean()).isTrue();
-        assertError(server.get("/v1/responses/" + id), 404, "Response with id '" + id + "' not found.");
-        assertError(delete("/v1/responses/" + id), 404, "not found");
+        TestServer.assertError(server.get("/v1/responses/" + id), 404, "Response with id '" + id + "' not found.");
+        TestServer.assertError(server.delete("/v1/responses/" + id), 404, "not found");
         HttpResponse<String> chained = server.post("/v1/responses", "{\"previous_response_id\": \"" + id
                 + "\", \"input\": \"x\"}");
-        assertError(chained, 400, "Previous response with id '" + id + "' not found.");
+        TestServer.assertError(chained, 400, "Previous response with id '" + id + "' not found.");
         assertThat(TestServer.parse(chained.body()).at("/error/code").asText()).isEqualTo("previous_response_not_found");
         assertThat(TestServer.parse(chained.body()).at("/error/param").asText()).isEqualTo("previous_response_id");
 
         JsonNode unstored = server.postJson("/v1/responses", """
                 {"input": "Name a package manager.", "max_output_tokens": 2, "temperature": 0, "store": false}""");
         assertThat(unstored.get("store").asBoolean()).isFalse();
-        assertError(server.get("/v1/responses/" + unstored.get("id").asText()), 404, "not found");
+        TestServer.assertError(server.get("/v1/responses/" + unstored.get("id").asText()), 404, "not found");
 
         JsonNode kept = server.postJson("/v1/responses", """
                 {"input": "Name a package manager.", "max_output_tokens": 2, "temperature": 0}""");
         String keptPath = "/v1/responses/" + kept.get("id").asText();
-        assertError(server.post(keptPath + "/cancel", ""), 400, "only background responses can be cancelled");
-        assertError(server.get(keptPath + "?stream=true"), 400, "only a background response created with stream");
-        assertThat(get(keptPath)).isEqualTo(kept);
+        TestServer.assertError(server.post(keptPath + "/cancel", ""), 400, "only background responses can be cancelled");
+        TestServer.assertError(server.get(keptPath + "?stream=true"), 400, "only a background response created with stream");
+        assertThat(server.getJson(keptPath)).isEqualTo(kept);
     }
 
     /**
@@ -212,7 +213,7 @@ class StoredResponsesTest {
         HttpResponse<String> cancelled = server.post("/v1/responses/" + longOne.get("id").asText() + "/cancel", "");
         assertThat(cancelled.statusCode()).isEqualTo(200);
         assertThat(TestServer.parse(cancelled.body()).get("status").asText()).isEqualTo("cancelled");
-        assertThat(get("/v1/responses/" + longOne.get("id").asText()).get("status").asText()).isEqualTo("cancelled");
+        assertThat(server.getJson("/v1/responses/" + longOne.get("id").asText()).get("status").asText()).isEqualTo("cancelled");
 
         server.assertRefused("/v1/responses", "{" + request + ", \"background\": true, \"store\": false}", "background",
                 "background responses need store: true");
@@ -238,18 +239,18 @@ class StoredResponsesTest {
         assertThat(last.get("background").asBoolean()).isTrue();
         assertThat(text(last)).isEqualTo(text(foreground.getLast().get("response"))).isNotEmpty();
         String id = last.get("id").asText();
-        assertThat(get("/v1/responses/" + id)).isEqualTo(last);
+        assertThat(server.getJson("/v1/responses/" + id)).isEqualTo(last);
 
         assertThat(ResponsesTest.events(server.get("/v1/responses/" + id + "?stream=true").body()))
                 .isEqualTo(background);
         List<JsonNode> after = eventsAfter(server.get("/v1/responses/" + id + "?stream=true&starting_after=3").body());
         assertThat(after).isEqualTo(background.subList(4, background.size()));
 
-        assertError(server.get("/v1/responses/" + id + "?stream=true&starting_after=x"), 400, "starting_after must be");
-        assertError(server.get("/v1/responses/" + id + "?starting_after=2"), 400, "starting_after applies to stream");
+        TestServer.assertError(server.get("/v1/responses/" + id + "?stream=true&starting_after=x"), 400, "starting_after must be");
+        TestServer.assertError(server.get("/v1/responses/" + id + "?starting_after=2"), 400, "starting_after applies to stream");
         String whole = server.postJson("/v1/responses", "{\"input\": \"x\", \"max_output_tokens\": 2}")
                 .get("id").asText();
-        assertError(server.get("/v1/responses/" + whole + "?stream=true"), 400, "only a background response");
+        TestServer.assertError(server.get("/v1/responses/" + whole + "?stream=true"), 400, "only a background response");
         assertThat(server.get("/v1/responses/resp_none?stream=true").statusCode()).isEqualTo(404);
 
         // A reader that leaves after the first events: the response runs to its end, and reads whole again.
@@ -299,7 +300,7 @@ class StoredResponsesTest {
     private static JsonNode poll(String id) throws InterruptedException {
         long deadline = System.nanoTime() + 60_000_000_000L;
         while (true) {
-            JsonNode response = get("/v1/responses/" + id);
+            JsonNode response = server.getJson("/v1/responses/" + id);
             String status = response.get("status").asText();
             if (!status.equals("queued") && !status.equals("in_progress") || System.nanoTime() > deadline) {
                 return response;
@@ -312,22 +313,5 @@ class StoredResponsesTest {
         List<String> texts = new ArrayList<>();
         page.get("data").forEach(item -> texts.add(item.at("/content/0/text").asText()));
         return texts;
-    }
-
-    private static JsonNode get(String path) {
-        HttpResponse<String> response = server.get(path);
-        assertThat(response.statusCode()).as(response.body()).isEqualTo(200);
-        return TestServer.parse(response.body());
-    }
-
-    private static HttpResponse<String> delete(String path) {
-        return server.send(HttpRequest.newBuilder(URI.create(server.url(path))).DELETE());
-    }
-
-    private static void assertError(HttpResponse<String> response, int status, String message) {
-        assertThat(response.statusCode()).as(response.body()).isEqualTo(status);
-        JsonNode error = TestServer.parse(response.body()).get("error");
-        assertThat(error.get("message").asText()).contains(message);
-        assertThat(error.get("type").asText()).isEqualTo("invalid_request_error");
     }
 }

@@ -5,6 +5,8 @@ import dev.coil.server.api.ApiKeyCheck;
 import dev.coil.server.api.BackgroundResponses;
 import dev.coil.server.api.ChatHandler;
 import dev.coil.server.api.CompletionsHandler;
+import dev.coil.server.api.ConversationStore;
+import dev.coil.server.api.ConversationsHandler;
 import dev.coil.server.api.ErrorResponses;
 import dev.coil.server.api.GenerationRunner;
 import dev.coil.server.api.InvocationsHandler;
@@ -190,9 +192,10 @@ public final class CoilServer implements AutoCloseable {
         var chat = new ChatHandler(state, runner, options.maxBodyBytes(), options.toolCallParser(),
                 options.reasoningParser());
         var responses = new ResponseStore(options.responseStoreBytes());
+        var conversations = new ConversationStore(options.responseStoreBytes());
         var background = new BackgroundResponses();
         var responsesHandler = new ResponsesHandler(state, runner, options.maxBodyBytes(), options.toolCallParser(),
-                options.reasoningParser(), responses, background);
+                options.reasoningParser(), responses, conversations, background);
         config.routes.post("/v1/completions", completions);
         config.routes.post("/v1/chat/completions", chat);
         config.routes.post("/v1/responses", responsesHandler);
@@ -206,6 +209,15 @@ public final class CoilServer implements AutoCloseable {
         config.routes.delete("/v1/responses/{id}", stored::delete);
         config.routes.get("/v1/responses/{id}/input_items", stored::inputItems);
         config.routes.post("/v1/responses/{id}/cancel", stored::cancel);
+        var conversationRoutes = new ConversationsHandler(conversations, options.maxBodyBytes());
+        config.routes.post("/v1/conversations", conversationRoutes::create);
+        config.routes.get("/v1/conversations/{id}", conversationRoutes::retrieve);
+        config.routes.post("/v1/conversations/{id}", conversationRoutes::update);
+        config.routes.delete("/v1/conversations/{id}", conversationRoutes::delete);
+        config.routes.post("/v1/conversations/{id}/items", conversationRoutes::addItems);
+        config.routes.get("/v1/conversations/{id}/items", conversationRoutes::listItems);
+        config.routes.get("/v1/conversations/{id}/items/{item_id}", conversationRoutes::retrieveItem);
+        config.routes.delete("/v1/conversations/{id}/items/{item_id}", conversationRoutes::deleteItem);
         MessagesHandler messages = new MessagesHandler(state, runner, options.maxBodyBytes(), options.toolCallParser(),
                 options.reasoningParser());
         config.routes.post("/v1/messages", messages::messages);

@@ -9,13 +9,17 @@ import io.javalin.http.Context;
 import io.javalin.http.Handler;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Consumer;
 
 /**
  * POST /v1/responses: OpenAI's Responses API, as vLLM serves it. The request is read as the chat
  * request it stands for ({@link ChatHandler#prepare}): {@code instructions} a system message first,
  * then the conversation ({@link ResponseInput}): the items of the response named by
  * {@code previous_response_id} (its conversation and its output; not its instructions, as OpenAI's),
- * then {@code input}, a user message (a string) or items (messages of a string or input_text /
+ * or those of the {@code conversation} named (an id or {@code {"id"}}, kept by the
+ * {@link ConversationStore}; the response's input and output items join it once it completes), then
+ * {@code input}, a user message (a string) or items (messages of a string or input_text /
  * output_text parts, developer read as system; function_call items as the assistant's tool_calls,
  * function_call_output items as tool messages; reasoning items left out, as chat leaves a turn's
  * reasoning out); {@code max_output_tokens} as max_tokens, {@code text.format} as response_format,
@@ -29,9 +33,9 @@ import java.util.Set;
  * POST /v1/responses/{id}/cancel to end; with {@code stream} too, the answer is its events, which
  * GET /v1/responses/{id}?stream=true&amp;starting_after=N reads again, from the start or after event N.
  *
- * <p>{@code conversation} (OpenAI's conversations) is a 400, as are tools other than functions, items
- * other than those above, parts other than text, include values OpenAI does not
- * have, and {@code truncation: "auto"}, each naming the field. {@code reasoning.effort} "none" goes to
+ * <p>Tools other than functions are a 400, as are items other than those above, parts other than
+ * text, include values OpenAI does not have, {@code truncation: "auto"}, and {@code conversation}
+ * with {@code previous_response_id}, each naming the field. {@code reasoning.effort} "none" goes to
  * the chat template as {@code enable_thinking: false} (unless chat_template_kwargs give it); other
  * efforts and {@code text.verbosity} are read past: the served models take no effort setting; so are
  * include values for what these answers never hold (built-in tools' results, images, encrypted
@@ -57,20 +61,24 @@ public final class ResponsesHandler implements Handler, BodyHandler {
     private final ToolCallFormat toolCallParser;
     private final ReasoningFormat reasoningParser;
     private final ResponseStore store;
+    private final ConversationStore conversations;
     private final BackgroundResponses running;
 
     /**
      * The parsers as {@link ChatHandler} takes them: tool_choice "auto"'s call format, the reasoning's;
-     * {@code store} keeps answered responses, {@code running} the background ones still running.
+     * {@code store} keeps answered responses, {@code conversations} the conversations they continue,
+     * {@code running} the background ones still running.
      */
     public ResponsesHandler(ServerState state, GenerationRunner runner, long maxBodyBytes, ToolCallFormat toolCallParser,
-            ReasoningFormat reasoningParser, ResponseStore store, BackgroundResponses running) {
+            ReasoningFormat reasoningParser, ResponseStore store, ConversationStore conversations,
+            BackgroundResponses running) {
         this.state = state;
         this.runner = runner;
         this.maxBodyBytes = maxBodyBytes;
         this.toolCallParser = toolCallParser;
         this.reasoningParser = reasoningParser;
         this.store = store;
+        this.conversations = conversations;
         this.running = running;
     }
 
@@ -89,7 +97,13 @@ public final class ResponsesHandler implements Handler, BodyHandler {
         JsonNode format = textFormat(fields);
         ArrayNode input = ResponseInput.items(fields.get("input"));
         String previousId = fields.string("previous_response_id");
-        ArrayNode conversation = previousId == null ? Json.object().arrayNode() : previousConversation(previousId);
+        String conversationId = conversationId(fields);
+        if (previousId != null && conversationId != null) {
+            throw ApiException.invalid("conversation", "conversation and previous_response_id cannot both be given: "
+                    + "a response continues one or the other");
+        }
+        ArrayNode conversation = previousId != null ? previousConversation(previousId)
+                : conversationId != null ? conversationItems(conversationId) : Json.object().arrayNode();
         int inputFrom = conversation.size();
         conversation.addAll(input);
         ObjectNode chat = chatRequest(fields, format, ResponseInput.messages(fields.string("instructions"), conversation));
@@ -114,15 +128,67 @@ public final class ResponsesHandler implements Handler, BodyHandler {
         }
         ObjectNode echo = echo(fields, format, prepared).put("store", storing).put("previous_response_id", previousId)
                 .put("background", background);
+        echo.set("conversation", conversationId == null ? null : Json.object().put("id", conversationId));
+        Consumer<ObjectNode> saving = storing
+                ? response -> store.save(response, conversation, inputFrom, conversation.size()) : null;
         ResponsesAnswer answer = new ResponsesAnswer(model.name(), echo, prepared.shape(),
-                prepared.choices().getFirst(), logprobs ? TokenSpelling.of(fields, model) : null, storing
-                        ? response -> store.save(response, conversation, inputFrom, conversation.size()) : null);
+                prepared.choices().getFirst(), logprobs ? TokenSpelling.of(fields, model) : null,
+                conversationId == null ? saving : continuing(conversationId, input, saving));
         if (background) {
             runner.runInBackground(ctx, model, answer, prepared.settings(), prepared.choices(), prepared.requests(),
                     running);
         } else {
             runner.run(ctx, model, answer, prepared.settings(), prepared.choices(), prepared.requests());
         }
+    }
+
+    /** {@code conversation}: a conversation's id, or {@code {"id": …}}; null when not given. */
+    private static String conversationId(Fields fields) {
+        JsonNode given = fields.get("conversation");
+        if (given == null || given.isNull()) {
+            return null;
+        }
+        if (given.isTextual()) {
+            return given.textValue();
+        }
+        if (given.isObject() && given.path("id").isTextual()) {
+            return given.get("id").textValue();
+        }
+        throw ApiException.invalid("conversation", "conversation must be a conversation's id or {\"id\": …}, got "
+                + Fields.typeName(given));
+    }
+
+    /** The items of the conversation a response continues: a 404 when it is not kept. */
+    private ArrayNode conversationItems(String id) {
+        List<JsonNode> items = conversations.items(id);
+        if (items == null) {
+            throw new ApiException(404, "invalid_request_error", "conversation", "not_found",
+                    "Conversation with id '" + id + "' not found.");
+        }
+        ArrayNode conversation = Json.object().arrayNode();
+        conversation.addAll(items);
+        return conversation;
+    }
+
+    /**
+     * What a response in a conversation does once it is finished, besides {@code saving} it (which may
+     * be null): its input items, then its output items, join the conversation, once, when it completed
+     * or was cut at max_output_tokens; a cancelled or failed one adds nothing.
+     */
+    private Consumer<ObjectNode> continuing(String conversationId, ArrayNode input, Consumer<ObjectNode> saving) {
+        AtomicBoolean appended = new AtomicBoolean();
+        return response -> {
+            // Appended before the response is stored: whoever reads it finished finds its items in the conversation.
+            String status = response.get("status").textValue();
+            if ((status.equals("completed") || status.equals("incomplete")) && appended.compareAndSet(false, true)) {
+                ArrayNode items = input.deepCopy();
+                items.addAll((ArrayNode) response.get("output"));
+                conversations.append(conversationId, items);
+            }
+            if (saving != null) {
+                saving.accept(response);
+            }
+        };
     }
 
     /** The items a response continues from {@code previous_response_id}: a 400 when it is not stored. */
@@ -206,10 +272,6 @@ public final class ResponsesHandler implements Handler, BodyHandler {
 
     /** The fields that ask for what this server does not do, each a 400 naming it. */
     private static void refuseWhatIsNotServed(Fields fields) {
-        if (fields.has("conversation")) {
-            throw ApiException.invalid("conversation", "conversation is not supported: this server keeps no "
-                    + "conversations; give previous_response_id");
-        }
         fields.integer("top_logprobs", 0, 20);
         String truncation = fields.string("truncation");
         if (truncation != null && !truncation.equals("disabled")) {

@@ -42,8 +42,9 @@ final class ServingOptions {
 
     @Option(names = "--response-store", paramLabel = "SIZE", defaultValue = "64M",
             description = "The Responses API's stored responses (GET /v1/responses/ID, previous_response_id), held "
-                    + "in memory as JSON text up to this size: bytes, or K, M, G; the least recently used go first; "
-                    + "0 stores none (default ${DEFAULT-VALUE}).")
+                    + "in memory as JSON text up to this size: bytes, or K, M, G; and apart from them, as much of its "
+                    + "conversations (/v1/conversations); the least recently used go first; 0 stores none (default "
+                    + "${DEFAULT-VALUE}).")
     String responseStore;
 
     @Option(names = "--tool-call-parser", paramLabel = "NAME",

@@ -19,7 +19,12 @@ import com.openai.models.chat.completions.ChatCompletionTokenLogprob;
 import com.openai.models.completions.Completion;
 import com.openai.models.completions.CompletionChoice;
 import com.openai.models.completions.CompletionCreateParams;
+import com.openai.models.conversations.Conversation;
+import com.openai.models.conversations.ConversationCreateParams;
+import com.openai.models.conversations.ConversationUpdateParams;
+import com.openai.models.conversations.items.ItemRetrieveParams;
 import com.openai.models.models.Model;
+import com.openai.models.responses.EasyInputMessage;
 import com.openai.models.responses.Response;
 import com.openai.models.responses.ResponseCompletedEvent;
 import com.openai.models.responses.ResponseCreateParams;
@@ -377,6 +382,55 @@ class OpenAiClientTest {
         Response cancelled = client.responses().cancel(queued.id()).validate();
         assertThat(cancelled.status()).hasValueSatisfying(status -> assertThat(status.asString()).isEqualTo("cancelled"));
         assertThat(client.responses().retrieve(queued.id()).validate().background()).contains(true);
+    }
+
+    /**
+     * A conversation through the client: created with an item and metadata, continued by two responses
+     * (the second answers as the whole conversation sent as input does), its items listed and read as
+     * the client's classes, its metadata replaced, then deleted.
+     */
+    @Test
+    void conversationsAreTheClientsToo() {
+        Conversation conversation = client.conversations().create(ConversationCreateParams.builder()
+                .metadata(ConversationCreateParams.Metadata.builder()
+                        .putAdditionalProperty("topic", JsonValue.from("packages")).build())
+                .addItem(EasyInputMessage.builder().role(EasyInputMessage.Role.USER).content(PROMPT).build())
+                .build()).validate();
+        assertThat(conversation.id()).startsWith("conv_");
+        Response first = client.responses().create(ResponseCreateParams.builder().model("coil-demo")
+                .conversation(conversation.id()).input("Go on.").maxOutputTokens(6L).temperature(0.0).build())
+                .validate();
+        assertThat(first.conversation().orElseThrow().id()).isEqualTo(conversation.id());
+        Response second = client.responses().create(ResponseCreateParams.builder().model("coil-demo")
+                .conversation(conversation.id()).input("Again.").maxOutputTokens(6L).temperature(0.0).build())
+                .validate();
+        String firstText = first.output().getFirst().message().orElseThrow().content().getFirst().outputText()
+                .orElseThrow().text();
+        JsonNode whole = server.postJson("/v1/responses", Json.object().put("max_output_tokens", 6)
+                .put("temperature", 0).set("input", Json.MAPPER.valueToTree(List.of(
+                        Map.of("role", "user", "content", PROMPT), Map.of("role", "user", "content", "Go on."),
+                        Map.of("role", "assistant", "content", firstText), Map.of("role", "user", "content", "Again."))))
+                .toString());
+        assertThat(second.output().getFirst().message().orElseThrow().content().getFirst().outputText().orElseThrow()
+                .text()).isEqualTo(whole.at("/output/0/content/0/text").asText());
+
+        var items = client.conversations().items().list(conversation.id());
+        assertThat(items.data()).hasSize(5);
+        var newest = items.data().getFirst().validate().message().orElseThrow();
+        assertThat(newest.role().asString()).isEqualTo("assistant");
+        assertThat(newest.id()).isEqualTo(second.output().getFirst().message().orElseThrow().id());
+        var oldest = client.conversations().items().retrieve(items.data().getLast().validate().message().orElseThrow()
+                .id(), ItemRetrieveParams.builder().conversationId(conversation.id()).build()).validate();
+        assertThat(oldest.message().orElseThrow().content().getFirst().inputText().orElseThrow().text())
+                .isEqualTo(PROMPT);
+
+        Conversation updated = client.conversations().update(conversation.id(), ConversationUpdateParams.builder()
+                .metadata(ConversationUpdateParams.Metadata.builder()
+                        .putAdditionalProperty("topic", JsonValue.from("done")).build()).build()).validate();
+        assertThat(updated._metadata().toString()).contains("done");
+        assertThat(client.conversations().delete(conversation.id()).validate().deleted()).isTrue();
+        assertThatThrownBy(() -> client.conversations().retrieve(conversation.id()))
+                .isInstanceOf(NotFoundException.class);
     }
 
     /** A streamed background response through the client: its events, read again after one by retrieveStreaming. */

@@ -254,7 +254,6 @@ class ResponsesTest {
         refused("\"input\": \"x\", \"tool_choice\": {\"type\": \"file_search\"}", "tool_choice", "tool_choice must be");
         refused("\"input\": \"x\", \"previous_response_id\": \"resp_1\"", "previous_response_id",
                 "Previous response with id 'resp_1' not found.");
-        refused("\"input\": \"x\", \"conversation\": \"conv_1\"", "conversation", "give previous_response_id");
         refused("\"input\": \"x\", \"include\": [\"message.logprobs\"]", "include",
                 "include[0]: \"message.logprobs\" is not one of \"message.output_text.logprobs\"");
         refused("\"input\": \"x\", \"include\": \"message.output_text.logprobs\"", "include", "must be an array");

@@ -1,0 +1,191 @@
+package dev.coil.server.api;
+
+import static dev.coil.server.api.StoredResponsesTest.assertAnswersAsChat;
+import static dev.coil.server.api.StoredResponsesTest.message;
+import static dev.coil.server.api.StoredResponsesTest.text;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.coil.server.ServerOptions;
+import dev.coil.server.TestServer;
+import java.net.http.HttpResponse;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Conversations on the demo model: a response in a conversation is answered as the whole
+ * conversation sent at once is (greedy: the same text and prompt tokens), and its input and output
+ * items join the conversation, streamed or not, stored or not; a cancelled one adds nothing. The
+ * items API creates, lists (as OpenAI pages), reads and deletes items; every wrong request is a 400
+ * or 404 naming what is wrong, and nothing changes.
+ */
+class ConversationsTest {
+
+    private static TestServer server;
+
+    @BeforeAll
+    static void start() {
+        server = TestServer.start();
+    }
+
+    @AfterAll
+    static void stop() {
+        server.close();
+    }
+
+    @Test
+    void aResponseInAConversationIsAnsweredAsTheWholeConversationIs() {
+        JsonNode conversation = server.postJson("/v1/conversations", """
+                {"metadata": {"topic": "tools"}, "items": [{"role": "user", "content": "Name a package manager."}]}""");
+        String id = conversation.get("id").asText();
+        assertThat(conversation.get("object").asText()).isEqualTo("conversation");
+        assertThat(conversation.at("/metadata/topic").asText()).isEqualTo("tools");
+
+        // The first turn: the conversation's item, then the input.
+        JsonNode first = server.postJson("/v1/responses", "{\"conversation\": \"" + id + "\", \"input\": \"Briefly.\", "
+                + "\"max_output_tokens\": 8, \"temperature\": 0}");
+        assertThat(first.at("/conversation/id").asText()).isEqualTo(id);
+        assertThat(first.get("previous_response_id").isNull()).isTrue();
+        assertAnswersAsChat(server, first, 8, message("user", "Name a package manager."), message("user", "Briefly."));
+
+        // The second, with the conversation given as {"id"}, streamed: the first turn's items are in it.
+        List<JsonNode> events = ResponsesTest.events(server.post("/v1/responses", "{\"conversation\": {\"id\": \"" + id
+                + "\"}, \"input\": \"Another?\", \"max_output_tokens\": 10, \"temperature\": 0, \"stream\": true}")
+                .body());
+        JsonNode second = events.getLast().get("response");
+        assertThat(second.at("/conversation/id").asText()).isEqualTo(id);
+        assertAnswersAsChat(server, second, 10, message("user", "Name a package manager."), message("user", "Briefly."),
+                message("assistant", text(first)), message("user", "Another?"));
+
+        // The conversation holds each turn's input, then its output, in order.
+        List<JsonNode> items = new ArrayList<>();
+        server.getJson("/v1/conversations/" + id + "/items?order=asc").get("data").forEach(items::add);
+        assertThat(items).hasSize(5);
+        assertThat(items.get(0).at("/content/0/text").asText()).isEqualTo("Name a package manager.");
+        assertThat(items.get(1).at("/content/0/text").asText()).isEqualTo("Briefly.");
+        assertThat(items.get(2)).isEqualTo(first.at("/output/0"));
+        assertThat(items.get(3).at("/content/0/text").asText()).isEqualTo("Another?");
+        assertThat(items.get(4)).isEqualTo(second.at("/output/0"));
+        assertThat(server.getJson("/v1/conversations/" + id)).isEqualTo(conversation);
+
+        // A response that is not stored still continues the conversation; one cut at max_output_tokens too.
+        JsonNode unstored = server.postJson("/v1/responses", "{\"conversation\": \"" + id + "\", \"input\": \"More.\", "
+                + "\"max_output_tokens\": 1, \"temperature\": 0, \"store\": false}");
+        assertThat(unstored.get("status").asText()).isEqualTo("incomplete");
+        assertThat(server.getJson("/v1/conversations/" + id + "/items?order=asc").get("data")).hasSize(7);
+        assertThat(server.getJson("/v1/conversations/" + id + "/items").at("/data/0")).isEqualTo(unstored.at("/output/0"));
+    }
+
+    @Test
+    void aCancelledBackgroundResponseAddsNothing() throws InterruptedException {
+        String id = server.postJson("/v1/conversations", "{}").get("id").asText();
+        JsonNode queued = server.postJson("/v1/responses", "{\"conversation\": \"" + id + "\", \"input\": \"Count.\", "
+                + "\"max_output_tokens\": 4000, \"ignore_eos\": true, \"background\": true}");
+        JsonNode cancelled = server.postJson("/v1/responses/" + queued.get("id").asText() + "/cancel", "");
+        assertThat(cancelled.get("status").asText()).isEqualTo("cancelled");
+        assertThat(server.getJson("/v1/conversations/" + id + "/items").get("data")).isEmpty();
+
+        // A background response that completes joins it once it has.
+        JsonNode background = server.postJson("/v1/responses", "{\"conversation\": \"" + id + "\", \"input\": \"Hi.\", "
+                + "\"max_output_tokens\": 3, \"temperature\": 0, \"background\": true}");
+        String path = "/v1/responses/" + background.get("id").asText();
+        JsonNode done = server.getJson(path);
+        for (int polls = 0; polls < 600 && !done.get("status").asText().matches("completed|incomplete"); polls++) {
+            Thread.sleep(50);
+            done = server.getJson(path);
+        }
+        assertThat(server.getJson("/v1/conversations/" + id + "/items?order=asc").get("data")).hasSize(2);
+        assertThat(server.getJson("/v1/conversations/" + id + "/items").at("/data/0")).isEqualTo(done.at("/output/0"));
+    }
+
+    @Test
+    void itemsAreAddedListedReadAndDeletedAsOpenAiDoes() {
+        JsonNode conversation = server.postJson("/v1/conversations", """
+                {"items": [{"role": "user", "content": "One."}, {"type": "message", "id": "msg_two", "role": "assistant",
+                 "content": [{"type": "output_text", "text": "Two."}]}]}""");
+        String id = conversation.get("id").asText();
+        assertThat(conversation.get("metadata")).isEqualTo(Json.object());
+        String path = "/v1/conversations/" + id + "/items";
+
+        JsonNode added = server.postJson(path, """
+                {"items": [{"type": "function_call", "call_id": "call_1", "name": "alarm", "arguments": "{}"},
+                 {"type": "function_call_output", "call_id": "call_1", "output": "set"}]}""");
+        assertThat(added.get("object").asText()).isEqualTo("list");
+        assertThat(added.get("data")).hasSize(2);
+        assertThat(added.at("/data/0/id").asText()).startsWith("fc_");
+        assertThat(added.get("has_more").asBoolean()).isFalse();
+
+        JsonNode newest = server.getJson(path + "?limit=2");
+        assertThat(newest.get("data")).hasSize(2);
+        assertThat(newest.at("/data/0/type").asText()).isEqualTo("function_call_output");
+        assertThat(newest.get("has_more").asBoolean()).isTrue();
+        JsonNode rest = server.getJson(path + "?limit=2&after=" + newest.get("last_id").asText());
+        assertThat(rest.at("/data/0/id").asText()).isEqualTo("msg_two");
+        assertThat(rest.get("has_more").asBoolean()).isFalse();
+
+        JsonNode two = server.getJson(path + "/msg_two");
+        assertThat(two.at("/content/0/text").asText()).isEqualTo("Two.");
+        assertThat(two.get("status").asText()).isEqualTo("completed");
+        assertThat(TestServer.parse(server.delete(path + "/msg_two").body())).isEqualTo(conversation);
+        TestServer.assertError(server.get(path + "/msg_two"), 404, "Item with id 'msg_two' not found");
+        assertThat(server.getJson(path).get("data")).hasSize(3);
+
+        JsonNode updated = server.postJson("/v1/conversations/" + id, "{\"metadata\": {\"state\": \"done\"}}");
+        assertThat(updated.get("metadata")).isEqualTo(Json.object().put("state", "done"));
+        assertThat(server.getJson("/v1/conversations/" + id)).isEqualTo(updated);
+
+        JsonNode deleted = TestServer.parse(server.delete("/v1/conversations/" + id).body());
+        assertThat(deleted).isEqualTo(Json.object().put("id", id).put("object", "conversation.deleted")
+                .put("deleted", true));
+        TestServer.assertError(server.get("/v1/conversations/" + id), 404, "Conversation with id '" + id + "' not found.");
+        TestServer.assertError(server.get(path), 404, "not found");
+        TestServer.assertError(server.post(path, "{\"items\": [{\"role\": \"user\", \"content\": \"x\"}]}"), 404, "not found");
+        TestServer.assertError(server.delete("/v1/conversations/" + id), 404, "not found");
+        HttpResponse<String> gone = server.post("/v1/responses", "{\"conversation\": \"" + id + "\", \"input\": \"x\"}");
+        TestServer.assertError(gone, 404, "Conversation with id '" + id + "' not found.");
+        assertThat(TestServer.parse(gone.body()).at("/error/param").asText()).isEqualTo("conversation");
+    }
+
+    @Test
+    void wrongRequestsAreRefusedAndChangeNothing() {
+        String id = server.postJson("/v1/conversations", "{}").get("id").asText();
+        JsonNode first = server.postJson("/v1/responses", """
+                {"input": "One.", "max_output_tokens": 2, "temperature": 0}""");
+        server.assertRefused("/v1/responses", "{\"conversation\": \"" + id + "\", \"previous_response_id\": \""
+                + first.get("id").asText() + "\", \"input\": \"x\"}", "conversation", "cannot both be given");
+        server.assertRefused("/v1/responses", "{\"conversation\": 7, \"input\": \"x\"}", "conversation",
+                "conversation must be a conversation's id");
+        String path = "/v1/conversations/" + id + "/items";
+        server.assertRefused(path, "{\"items\": []}", "items", "non-empty array");
+        server.assertRefused(path, "{\"items\": [{\"role\": \"robot\", \"content\": \"x\"}]}", "items",
+                "items[0].role must be");
+        server.assertRefused(path, "{\"items\": [{\"type\": \"web_search_call\"}]}", "items",
+                "items[0]: items of type \"web_search_call\" are not supported");
+        StringBuilder many = new StringBuilder("{\"items\": [");
+        for (int i = 0; i < 21; i++) {
+            many.append(i == 0 ? "" : ", ").append("{\"role\": \"user\", \"content\": \"x\"}");
+        }
+        server.assertRefused(path, many.append("]}").toString(), "items", "at most 20 items");
+        server.assertRefused("/v1/conversations", many.toString(), "items", "at most 20 items");
+        server.assertRefused("/v1/conversations", "{\"metadata\": {\"k\": 1}}", "metadata", "metadata.k must be a string");
+        server.assertRefused("/v1/conversations/" + id, "{}", "metadata", "metadata is required");
+        TestServer.assertError(server.get(path + "?limit=0"), 400, "limit must be an integer from 1 to 100");
+        TestServer.assertError(server.get(path + "?order=up"), 400, "order must be \"asc\" or \"desc\"");
+        TestServer.assertError(server.get(path + "?after=msg_none"), 400, "no item msg_none in conversation " + id);
+        assertThat(server.getJson(path).get("data")).isEmpty();
+    }
+
+    @Test
+    void aServerThatStoresNothingKeepsNoConversations() {
+        try (TestServer none = TestServer.start(ServerOptions.defaults("127.0.0.1", 0).withResponseStoreBytes(0),
+                TestServer.ENGINE_OPTIONS)) {
+            HttpResponse<String> refused = none.post("/v1/conversations", "{}");
+            TestServer.assertError(refused, 400, "this server keeps no conversations (--response-store 0)");
+            TestServer.assertError(none.post("/v1/responses", "{\"conversation\": \"conv_x\", \"input\": \"x\"}"), 404,
+                    "Conversation with id 'conv_x' not found.");
+        }
+    }
+}

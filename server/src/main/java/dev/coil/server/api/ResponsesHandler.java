@@ -11,6 +11,7 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Consumer;
+import java.util.function.IntPredicate;
 
 /**
  * POST /v1/responses: OpenAI's Responses API, as vLLM serves it. The request is read as the chat
@@ -34,8 +35,9 @@ import java.util.function.Consumer;
  * GET /v1/responses/{id}?stream=true&amp;starting_after=N reads again, from the start or after event N.
  *
  * <p>Tools other than functions are a 400, as are items other than those above, parts other than
- * text, include values OpenAI does not have, {@code truncation: "auto"}, and {@code conversation}
- * with {@code previous_response_id}, each naming the field. {@code reasoning.effort} "none" goes to
+ * text, include values OpenAI does not have, and {@code conversation} with
+ * {@code previous_response_id}, each naming the field. {@code truncation: "auto"} drops the
+ * conversation's first items from the prompt until it fits the context window ({@link #truncate}). {@code reasoning.effort} "none" goes to
  * the chat template as {@code enable_thinking: false} (unless chat_template_kwargs give it); other
  * efforts and {@code text.verbosity} are read past: the served models take no effort setting; so are
  * include values for what these answers never hold (built-in tools' results, images, encrypted
@@ -114,6 +116,10 @@ public final class ResponsesHandler implements Handler, BodyHandler {
         if (reasoning != null && reasoning.path("effort").asText("").equals("none")) {
             ChatPrompt.setThinking(chat, false);
         }
+        boolean truncating = truncation(fields);
+        if (truncating) {
+            truncate(chat, fields.string("instructions"), conversation, model);
+        }
         ChatHandler.Prepared prepared;
         try {
             prepared = ChatHandler.prepare(new Fields(chat), model, toolCallParser, reasoningParser);
@@ -127,7 +133,7 @@ public final class ResponsesHandler implements Handler, BodyHandler {
                     + (store.enabled() ? "" : ", and this server stores none (--response-store 0)"));
         }
         ObjectNode echo = echo(fields, format, prepared).put("store", storing).put("previous_response_id", previousId)
-                .put("background", background);
+                .put("background", background).put("truncation", truncating ? "auto" : "disabled");
         echo.set("conversation", conversationId == null ? null : Json.object().put("id", conversationId));
         Consumer<ObjectNode> saving = storing
                 ? response -> store.save(response, conversation, inputFrom, conversation.size()) : null;
@@ -140,6 +146,62 @@ public final class ResponsesHandler implements Handler, BodyHandler {
         } else {
             runner.run(ctx, model, answer, prepared.settings(), prepared.choices(), prepared.requests());
         }
+    }
+
+    /** Whether {@code truncation} is "auto" (rather than "disabled", the default). */
+    private static boolean truncation(Fields fields) {
+        String truncation = fields.string("truncation");
+        if (truncation != null && !truncation.equals("auto") && !truncation.equals("disabled")) {
+            throw ApiException.invalid("truncation", "truncation must be \"auto\" or \"disabled\", got \""
+                    + truncation + "\"");
+        }
+        return "auto".equals(truncation);
+    }
+
+    /**
+     * {@code truncation: "auto"}: when the prompt of {@code chat} (instructions, then {@code items})
+     * and the output it asks for do not fit the context window, its messages become those of the
+     * fewest first items dropped that make them fit (a function call's output left at the start
+     * without its call goes too); the last item always stays, and a prompt that still does not fit is
+     * refused as any other. The items themselves (stored, or in a conversation) are not changed.
+     */
+    private static void truncate(ObjectNode chat, String instructions, ArrayNode items, ServedModel model) {
+        int window = model.contextLength();
+        JsonNode maxTokens = chat.get("max_tokens");
+        int room = maxTokens != null && maxTokens.canConvertToInt() ? Math.max(1, maxTokens.intValue()) : 1;
+        IntPredicate fits = dropped -> {
+            ObjectNode candidate = chat.deepCopy();
+            candidate.set("messages", ResponseInput.messages(instructions, kept(items, dropped)));
+            return (long) ChatPrompt.tokens(new Fields(candidate), model, false).length + room <= window;
+        };
+        if (window <= 0 || items.size() < 2 || fits.test(0)) {
+            return;
+        }
+        // Dropping more items never lengthens the prompt: the fewest that fit are found by bisection.
+        int tooFew = 0;
+        int enough = items.size() - 1;
+        while (enough - tooFew > 1) {
+            int middle = (tooFew + enough) >>> 1;
+            if (fits.test(middle)) {
+                enough = middle;
+            } else {
+                tooFew = middle;
+            }
+        }
+        chat.set("messages", ResponseInput.messages(instructions, kept(items, enough)));
+    }
+
+    /** {@code items} but the first {@code dropped}, and any function_call_output then at their start but the last. */
+    private static ArrayNode kept(ArrayNode items, int dropped) {
+        int start = dropped;
+        while (start < items.size() - 1 && items.get(start).path("type").asText().equals("function_call_output")) {
+            start++;
+        }
+        ArrayNode kept = Json.object().arrayNode();
+        for (int i = start; i < items.size(); i++) {
+            kept.add(items.get(i));
+        }
+        return kept;
     }
 
     /** {@code conversation}: a conversation's id, or {@code {"id": …}}; null when not given. */
@@ -273,10 +335,6 @@ public final class ResponsesHandler implements Handler, BodyHandler {
     /** The fields that ask for what this server does not do, each a 400 naming it. */
     private static void refuseWhatIsNotServed(Fields fields) {
         fields.integer("top_logprobs", 0, 20);
-        String truncation = fields.string("truncation");
-        if (truncation != null && !truncation.equals("disabled")) {
-            throw ApiException.invalid("truncation", "truncation must be \"disabled\"");
-        }
         if (fields.has("prompt")) {
             throw ApiException.invalid("prompt", "prompt templates are not supported; give input");
         }

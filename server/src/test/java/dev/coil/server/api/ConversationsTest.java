@@ -6,6 +6,7 @@ import static dev.coil.server.api.StoredResponsesTest.text;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.coil.server.ServerOptions;
 import dev.coil.server.TestServer;
 import java.net.http.HttpResponse;
@@ -176,6 +177,55 @@ class ConversationsTest {
         TestServer.assertError(server.get(path + "?order=up"), 400, "order must be \"asc\" or \"desc\"");
         TestServer.assertError(server.get(path + "?after=msg_none"), 400, "no item msg_none in conversation " + id);
         assertThat(server.getJson(path).get("data")).isEmpty();
+    }
+
+    /**
+     * truncation "auto": a conversation longer than the context window is answered over its last items,
+     * as few dropped as make the prompt and max_output_tokens fit (checked against /tokenize's counts
+     * and chat's greedy answer over the same messages); "disabled", the default, refuses it. The
+     * conversation keeps every item.
+     */
+    @Test
+    void truncationAutoDropsTheFirstItemsUntilThePromptFits() {
+        int window = 96;
+        int maxTokens = 8;
+        try (TestServer small = TestServer.start(ServerOptions.defaults("127.0.0.1", 0),
+                TestServer.ENGINE_OPTIONS.withMaxModelLength(window))) {
+            List<ObjectNode> messages = new ArrayList<>();
+            for (int i = 1; i <= 6; i++) {
+                messages.add(message("user", "Tell me about package number " + i + "."));
+                messages.add(message("assistant", "Package " + i + " is a small tool for the shell."));
+            }
+            ObjectNode created = Json.object();
+            created.putArray("items").addAll(messages);
+            String id = small.postJson("/v1/conversations", created.toString()).get("id").asText();
+            messages.add(message("user", "Which one is best?"));
+            String request = "{\"conversation\": \"" + id + "\", \"input\": \"Which one is best?\", \"max_output_tokens\": "
+                    + maxTokens + ", \"temperature\": 0";
+            TestServer.assertError(small.post("/v1/responses", request + "}"), 400, "context window");
+
+            int dropped = 0;
+            while (promptTokens(small, messages.subList(dropped, messages.size())) + maxTokens > window) {
+                dropped++;
+            }
+            assertThat(dropped).isBetween(1, messages.size() - 2);
+            JsonNode truncated = small.postJson("/v1/responses", request + ", \"truncation\": \"auto\"}");
+            assertThat(truncated.get("truncation").asText()).isEqualTo("auto");
+            assertThat(truncated.at("/usage/input_tokens").asInt())
+                    .isEqualTo(promptTokens(small, messages.subList(dropped, messages.size())));
+            assertAnswersAsChat(small, truncated, maxTokens,
+                    messages.subList(dropped, messages.size()).toArray(ObjectNode[]::new));
+            assertThat(small.getJson("/v1/conversations/" + id + "/items?limit=100").get("data")).hasSize(14);
+            small.assertRefused("/v1/responses", "{\"input\": \"x\", \"truncation\": \"sometimes\"}", "truncation",
+                    "truncation must be \"auto\" or \"disabled\"");
+        }
+    }
+
+    /** The prompt tokens of {@code messages} rendered with the generation prompt, by /tokenize. */
+    private static int promptTokens(TestServer server, List<ObjectNode> messages) {
+        ObjectNode request = Json.object().put("add_generation_prompt", true);
+        request.putArray("messages").addAll(messages);
+        return server.postJson("/tokenize", request.toString()).get("count").asInt();
     }
 
     @Test

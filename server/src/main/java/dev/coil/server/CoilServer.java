@@ -199,6 +199,7 @@ public final class CoilServer implements AutoCloseable {
         config.routes.post("/v1/completions", completions);
         config.routes.post("/v1/chat/completions", chat);
         config.routes.post("/v1/responses", responsesHandler);
+        config.routes.post("/v1/responses/input_tokens", responsesHandler::inputTokens);
         // SageMaker's inference route (vLLM's): the body says which of the three it is.
         config.routes.post("/invocations", new InvocationsHandler(state, options.maxBodyBytes(), chat, completions,
                 responsesHandler));

@@ -94,6 +94,64 @@ public final class ResponsesHandler implements Handler, BodyHandler {
     public void answer(Context ctx, ObjectNode body) throws Exception {
         ServedModel model = state.ready();
         Fields fields = new Fields(body);
+        Read read = read(fields, model);
+        ChatHandler.Prepared prepared;
+        try {
+            prepared = ChatHandler.prepare(new Fields(read.chat()), model, toolCallParser, reasoningParser);
+        } catch (ApiException e) {
+            throw renamed(e);
+        }
+        boolean storing = fields.bool("store", true) && store.enabled();
+        boolean background = fields.bool("background", false);
+        if (background && !storing) {
+            throw ApiException.invalid("background", "background responses need store: true"
+                    + (store.enabled() ? "" : ", and this server stores none (--response-store 0)"));
+        }
+        ObjectNode echo = echo(fields, read.format(), prepared).put("store", storing)
+                .put("previous_response_id", read.previousId()).put("background", background)
+                .put("truncation", read.truncating() ? "auto" : "disabled");
+        String conversationId = read.conversationId();
+        echo.set("conversation", conversationId == null ? null : Json.object().put("id", conversationId));
+        ArrayNode conversation = read.conversation();
+        Consumer<ObjectNode> saving = storing
+                ? response -> store.save(response, conversation, read.inputFrom(), conversation.size()) : null;
+        ResponsesAnswer answer = new ResponsesAnswer(model.name(), echo, prepared.shape(),
+                prepared.choices().getFirst(), read.logprobs() ? TokenSpelling.of(fields, model) : null,
+                conversationId == null ? saving : continuing(conversationId, read.input(), saving));
+        if (background) {
+            runner.runInBackground(ctx, model, answer, prepared.settings(), prepared.choices(), prepared.requests(),
+                    running);
+        } else {
+            runner.run(ctx, model, answer, prepared.settings(), prepared.choices(), prepared.requests());
+        }
+    }
+
+    /**
+     * POST /v1/responses/input_tokens (OpenAI's input token count): the tokens of the prompt that the
+     * same fields would give a response, {@code {"object": "response.input_tokens", "input_tokens"}}.
+     */
+    public void inputTokens(Context ctx) {
+        ServedModel model = state.ready();
+        Read read = read(new Fields(JsonBody.read(ctx, maxBodyBytes)), model);
+        int tokens;
+        try {
+            tokens = ChatPrompt.tokens(new Fields(read.chat()), model, false).length;
+        } catch (ApiException e) {
+            throw renamed(e);
+        }
+        Json.respond(ctx, 200, Json.object().put("object", "response.input_tokens").put("input_tokens", tokens));
+    }
+
+    /**
+     * A Responses request read: the chat request it stands for ({@code chat}), the items it continues
+     * with its input after them ({@code conversation}, the input from {@code inputFrom}; {@code input}
+     * alone), and what it named.
+     */
+    private record Read(ObjectNode chat, ArrayNode conversation, int inputFrom, ArrayNode input, String previousId,
+            String conversationId, boolean truncating, boolean logprobs, JsonNode format) {
+    }
+
+    private Read read(Fields fields, ServedModel model) {
         refuseWhatIsNotServed(fields);
         boolean logprobs = includesLogprobs(fields);
         JsonNode format = textFormat(fields);
@@ -120,32 +178,7 @@ public final class ResponsesHandler implements Handler, BodyHandler {
         if (truncating) {
             truncate(chat, fields.string("instructions"), conversation, model);
         }
-        ChatHandler.Prepared prepared;
-        try {
-            prepared = ChatHandler.prepare(new Fields(chat), model, toolCallParser, reasoningParser);
-        } catch (ApiException e) {
-            throw renamed(e);
-        }
-        boolean storing = fields.bool("store", true) && store.enabled();
-        boolean background = fields.bool("background", false);
-        if (background && !storing) {
-            throw ApiException.invalid("background", "background responses need store: true"
-                    + (store.enabled() ? "" : ", and this server stores none (--response-store 0)"));
-        }
-        ObjectNode echo = echo(fields, format, prepared).put("store", storing).put("previous_response_id", previousId)
-                .put("background", background).put("truncation", truncating ? "auto" : "disabled");
-        echo.set("conversation", conversationId == null ? null : Json.object().put("id", conversationId));
-        Consumer<ObjectNode> saving = storing
-                ? response -> store.save(response, conversation, inputFrom, conversation.size()) : null;
-        ResponsesAnswer answer = new ResponsesAnswer(model.name(), echo, prepared.shape(),
-                prepared.choices().getFirst(), logprobs ? TokenSpelling.of(fields, model) : null,
-                conversationId == null ? saving : continuing(conversationId, input, saving));
-        if (background) {
-            runner.runInBackground(ctx, model, answer, prepared.settings(), prepared.choices(), prepared.requests(),
-                    running);
-        } else {
-            runner.run(ctx, model, answer, prepared.settings(), prepared.choices(), prepared.requests());
-        }
+        return new Read(chat, conversation, inputFrom, input, previousId, conversationId, truncating, logprobs, format);
     }
 
     /** Whether {@code truncation} is "auto" (rather than "disabled", the default). */

@@ -102,6 +102,30 @@ class ConversationsTest {
         assertThat(server.getJson("/v1/conversations/" + id + "/items").at("/data/0")).isEqualTo(done.at("/output/0"));
     }
 
+    /** POST /v1/responses/input_tokens counts what the same fields give a response as its prompt. */
+    @Test
+    void inputTokensAreTheTokensAResponseReads() {
+        String id = server.postJson("/v1/conversations", """
+                {"items": [{"role": "user", "content": "Name a package manager."}]}""").get("id").asText();
+        for (String fields : List.of("\"input\": \"Briefly.\"",
+                "\"instructions\": \"Answer in one word.\", \"input\": [{\"role\": \"user\", \"content\": \"Hi.\"}]",
+                "\"conversation\": \"" + id + "\", \"input\": \"Again.\"",
+                "\"tools\": [{\"type\": \"function\", \"name\": \"alarm\", \"parameters\": {\"type\": \"object\"}}], "
+                        + "\"tool_choice\": \"required\", \"input\": \"Wake me.\"")) {
+            JsonNode count = server.postJson("/v1/responses/input_tokens", "{" + fields + "}");
+            assertThat(count.get("object").asText()).isEqualTo("response.input_tokens");
+            JsonNode response = server.postJson("/v1/responses", "{" + fields + ", \"max_output_tokens\": 1}");
+            assertThat(count.get("input_tokens").asInt()).as(fields).isPositive()
+                    .isEqualTo(response.at("/usage/input_tokens").asInt());
+        }
+        // Counting adds nothing to the conversation: only the response above did.
+        assertThat(server.getJson("/v1/conversations/" + id + "/items").get("data")).hasSize(3);
+        server.assertRefused("/v1/responses/input_tokens", "{\"input\": \"x\", \"conversation\": 1}", "conversation",
+                "conversation must be");
+        TestServer.assertError(server.post("/v1/responses/input_tokens",
+                "{\"input\": \"x\", \"conversation\": \"conv_none\"}"), 404, "Conversation with id 'conv_none' not found.");
+    }
+
     @Test
     void itemsAreAddedListedReadAndDeletedAsOpenAiDoes() {
         JsonNode conversation = server.postJson("/v1/conversations", """

@@ -32,6 +32,7 @@ import com.openai.models.responses.ResponseIncludable;
 import com.openai.models.responses.ResponseIncompleteEvent;
 import com.openai.models.responses.ResponseStreamEvent;
 import com.openai.models.responses.ToolChoiceFunction;
+import com.openai.models.responses.inputtokens.InputTokenCountParams;
 import dev.coil.server.TestServer;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -414,11 +415,17 @@ class OpenAiClientTest {
         assertThat(second.output().getFirst().message().orElseThrow().content().getFirst().outputText().orElseThrow()
                 .text()).isEqualTo(whole.at("/output/0/content/0/text").asText());
 
+        long counted = client.responses().inputTokens().count(InputTokenCountParams.builder()
+                .conversation(conversation.id()).input("Once more.").build()).validate().inputTokens();
+        Response third = client.responses().create(ResponseCreateParams.builder().model("coil-demo")
+                .conversation(conversation.id()).input("Once more.").maxOutputTokens(1L).build()).validate();
+        assertThat(counted).isEqualTo(third.usage().orElseThrow().inputTokens());
+
         var items = client.conversations().items().list(conversation.id());
-        assertThat(items.data()).hasSize(5);
+        assertThat(items.data()).hasSize(7);
         var newest = items.data().getFirst().validate().message().orElseThrow();
         assertThat(newest.role().asString()).isEqualTo("assistant");
-        assertThat(newest.id()).isEqualTo(second.output().getFirst().message().orElseThrow().id());
+        assertThat(newest.id()).isEqualTo(third.output().getFirst().message().orElseThrow().id());
         var oldest = client.conversations().items().retrieve(items.data().getLast().validate().message().orElseThrow()
                 .id(), ItemRetrieveParams.builder().conversationId(conversation.id()).build()).validate();
         assertThat(oldest.message().orElseThrow().content().getFirst().inputText().orElseThrow().text())

@@ -7,55 +7,22 @@ import dev.coil.server.ServedModel;
 import dev.coil.server.ServerState;
 import io.javalin.http.Context;
 import io.javalin.http.Handler;
-import java.util.List;
-import java.util.Set;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Consumer;
-import java.util.function.IntPredicate;
 
 /**
  * POST /v1/responses: OpenAI's Responses API, as vLLM serves it. The request is read as the chat
- * request it stands for ({@link ChatHandler#prepare}): {@code instructions} a system message first,
- * then the conversation ({@link ResponseInput}): the items of the response named by
- * {@code previous_response_id} (its conversation and its output; not its instructions, as OpenAI's),
- * or those of the {@code conversation} named (an id or {@code {"id"}}, kept by the
- * {@link ConversationStore}; the response's input and output items join it once it completes), then
- * {@code input}, a user message (a string) or items (messages of a string or input_text /
- * output_text parts, developer read as system; function_call items as the assistant's tool_calls,
- * function_call_output items as tool messages; reasoning items left out, as chat leaves a turn's
- * reasoning out); {@code max_output_tokens} as max_tokens, {@code text.format} as response_format,
- * function {@code tools} and {@code tool_choice} as chat's, {@code temperature}, {@code top_p},
- * {@code stream}, {@code include: ["message.output_text.logprobs"]} with {@code top_logprobs} as chat's
- * logprobs, and vLLM's sampling extras (seed, top_k, stop, ...) as chat takes them. The answer is
+ * request it stands for ({@link ResponsesRequest}, then {@link ChatHandler#prepare}); the answer is
  * chat's, read into output items ({@link ResponsesAnswer}), and stored ({@link ResponseStore}) unless
- * {@code store} is false or the server stores none. With {@code background: true} (and store), the
+ * {@code store} is false or the server stores none; a response in a {@code conversation} adds its
+ * input and output items to it once it completes. With {@code background: true} (and store), the
  * answer is the queued response at once; the request runs on, its states stored as they come
  * ({@link GenerationRunner#runInBackground}), for GET /v1/responses/{id} to poll and
  * POST /v1/responses/{id}/cancel to end; with {@code stream} too, the answer is its events, which
  * GET /v1/responses/{id}?stream=true&amp;starting_after=N reads again, from the start or after event N.
- *
- * <p>Tools other than functions are a 400, as are items other than those above, parts other than
- * text, include values OpenAI does not have, and {@code conversation} with
- * {@code previous_response_id}, each naming the field. {@code truncation: "auto"} drops the
- * conversation's first items from the prompt until it fits the context window ({@link #truncate}). {@code reasoning.effort} "none" goes to
- * the chat template as {@code enable_thinking: false} (unless chat_template_kwargs give it); other
- * efforts and {@code text.verbosity} are read past: the served models take no effort setting; so are
- * include values for what these answers never hold (built-in tools' results, images, encrypted
- * reasoning).
+ * POST /v1/responses/input_tokens counts the prompt a request would be answered from.
  */
 public final class ResponsesHandler implements Handler, BodyHandler {
-
-    /** Fields of the Responses API that are not chat's: read here, not passed on. */
-    private static final Set<String> RESPONSES_FIELDS = Set.of("input", "instructions", "max_output_tokens", "text",
-            "tools", "tool_choice", "parallel_tool_calls", "previous_response_id", "conversation", "store", "background",
-            "include", "top_logprobs", "truncation", "reasoning", "metadata", "user", "safety_identifier",
-            "prompt_cache_key", "service_tier", "max_tool_calls", "stream_options", "prompt", "messages", "n",
-            "logprobs", "max_tokens", "max_completion_tokens", "response_format");
-
-    /** OpenAI's include values for what these answers never hold, read past. */
-    private static final Set<String> INCLUDE_VALUES = Set.of("reasoning.encrypted_content", "file_search_call.results",
-            "web_search_call.results", "web_search_call.action.sources", "message.input_image.image_url",
-            "computer_call_output.output.image_url", "code_interpreter_call.outputs");
 
     private final ServerState state;
     private final GenerationRunner runner;
@@ -94,7 +61,7 @@ public final class ResponsesHandler implements Handler, BodyHandler {
     public void answer(Context ctx, ObjectNode body) throws Exception {
         ServedModel model = state.ready();
         Fields fields = new Fields(body);
-        Read read = read(fields, model);
+        ResponsesRequest read = ResponsesRequest.read(fields, model, store, conversations);
         ChatHandler.Prepared prepared;
         try {
             prepared = ChatHandler.prepare(new Fields(read.chat()), model, toolCallParser, reasoningParser);
@@ -132,7 +99,8 @@ public final class ResponsesHandler implements Handler, BodyHandler {
      */
     public void inputTokens(Context ctx) {
         ServedModel model = state.ready();
-        Read read = read(new Fields(JsonBody.read(ctx, maxBodyBytes)), model);
+        ResponsesRequest read = ResponsesRequest.read(new Fields(JsonBody.read(ctx, maxBodyBytes)), model, store,
+                conversations);
         int tokens;
         try {
             tokens = ChatPrompt.tokens(new Fields(read.chat()), model, false).length;
@@ -140,129 +108,6 @@ public final class ResponsesHandler implements Handler, BodyHandler {
             throw renamed(e);
         }
         Json.respond(ctx, 200, Json.object().put("object", "response.input_tokens").put("input_tokens", tokens));
-    }
-
-    /**
-     * A Responses request read: the chat request it stands for ({@code chat}), the items it continues
-     * with its input after them ({@code conversation}, the input from {@code inputFrom}; {@code input}
-     * alone), and what it named.
-     */
-    private record Read(ObjectNode chat, ArrayNode conversation, int inputFrom, ArrayNode input, String previousId,
-            String conversationId, boolean truncating, boolean logprobs, JsonNode format) {
-    }
-
-    private Read read(Fields fields, ServedModel model) {
-        refuseWhatIsNotServed(fields);
-        boolean logprobs = includesLogprobs(fields);
-        JsonNode format = textFormat(fields);
-        ArrayNode input = ResponseInput.items(fields.get("input"));
-        String previousId = fields.string("previous_response_id");
-        String conversationId = conversationId(fields);
-        if (previousId != null && conversationId != null) {
-            throw ApiException.invalid("conversation", "conversation and previous_response_id cannot both be given: "
-                    + "a response continues one or the other");
-        }
-        ArrayNode conversation = previousId != null ? previousConversation(previousId)
-                : conversationId != null ? conversationItems(conversationId) : Json.object().arrayNode();
-        int inputFrom = conversation.size();
-        conversation.addAll(input);
-        ObjectNode chat = chatRequest(fields, format, ResponseInput.messages(fields.string("instructions"), conversation));
-        if (logprobs) {
-            chat.put("logprobs", true).put("top_logprobs", fields.integer("top_logprobs", 0, 20, 0));
-        }
-        ObjectNode reasoning = fields.object("reasoning");
-        if (reasoning != null && reasoning.path("effort").asText("").equals("none")) {
-            ChatPrompt.setThinking(chat, false);
-        }
-        boolean truncating = truncation(fields);
-        if (truncating) {
-            truncate(chat, fields.string("instructions"), conversation, model);
-        }
-        return new Read(chat, conversation, inputFrom, input, previousId, conversationId, truncating, logprobs, format);
-    }
-
-    /** Whether {@code truncation} is "auto" (rather than "disabled", the default). */
-    private static boolean truncation(Fields fields) {
-        String truncation = fields.string("truncation");
-        if (truncation != null && !truncation.equals("auto") && !truncation.equals("disabled")) {
-            throw ApiException.invalid("truncation", "truncation must be \"auto\" or \"disabled\", got \""
-                    + truncation + "\"");
-        }
-        return "auto".equals(truncation);
-    }
-
-    /**
-     * {@code truncation: "auto"}: when the prompt of {@code chat} (instructions, then {@code items})
-     * and the output it asks for do not fit the context window, its messages become those of the
-     * fewest first items dropped that make them fit (a function call's output left at the start
-     * without its call goes too); the last item always stays, and a prompt that still does not fit is
-     * refused as any other. The items themselves (stored, or in a conversation) are not changed.
-     */
-    private static void truncate(ObjectNode chat, String instructions, ArrayNode items, ServedModel model) {
-        int window = model.contextLength();
-        JsonNode maxTokens = chat.get("max_tokens");
-        int room = maxTokens != null && maxTokens.canConvertToInt() ? Math.max(1, maxTokens.intValue()) : 1;
-        IntPredicate fits = dropped -> {
-            ObjectNode candidate = chat.deepCopy();
-            candidate.set("messages", ResponseInput.messages(instructions, kept(items, dropped)));
-            return (long) ChatPrompt.tokens(new Fields(candidate), model, false).length + room <= window;
-        };
-        if (window <= 0 || items.size() < 2 || fits.test(0)) {
-            return;
-        }
-        // Dropping more items never lengthens the prompt: the fewest that fit are found by bisection.
-        int tooFew = 0;
-        int enough = items.size() - 1;
-        while (enough - tooFew > 1) {
-            int middle = (tooFew + enough) >>> 1;
-            if (fits.test(middle)) {
-                enough = middle;
-            } else {
-                tooFew = middle;
-            }
-        }
-        chat.set("messages", ResponseInput.messages(instructions, kept(items, enough)));
-    }
-
-    /** {@code items} but the first {@code dropped}, and any function_call_output then at their start but the last. */
-    private static ArrayNode kept(ArrayNode items, int dropped) {
-        int start = dropped;
-        while (start < items.size() - 1 && items.get(start).path("type").asText().equals("function_call_output")) {
-            start++;
-        }
-        ArrayNode kept = Json.object().arrayNode();
-        for (int i = start; i < items.size(); i++) {
-            kept.add(items.get(i));
-        }
-        return kept;
-    }
-
-    /** {@code conversation}: a conversation's id, or {@code {"id": …}}; null when not given. */
-    private static String conversationId(Fields fields) {
-        JsonNode given = fields.get("conversation");
-        if (given == null || given.isNull()) {
-            return null;
-        }
-        if (given.isTextual()) {
-            return given.textValue();
-        }
-        if (given.isObject() && given.path("id").isTextual()) {
-            return given.get("id").textValue();
-        }
-        throw ApiException.invalid("conversation", "conversation must be a conversation's id or {\"id\": …}, got "
-                + Fields.typeName(given));
-    }
-
-    /** The items of the conversation a response continues: a 404 when it is not kept. */
-    private ArrayNode conversationItems(String id) {
-        List<JsonNode> items = conversations.items(id);
-        if (items == null) {
-            throw new ApiException(404, "invalid_request_error", "conversation", "not_found",
-                    "Conversation with id '" + id + "' not found.");
-        }
-        ArrayNode conversation = Json.object().arrayNode();
-        conversation.addAll(items);
-        return conversation;
     }
 
     /**
@@ -286,68 +131,6 @@ public final class ResponsesHandler implements Handler, BodyHandler {
         };
     }
 
-    /** The items a response continues from {@code previous_response_id}: a 400 when it is not stored. */
-    private ArrayNode previousConversation(String id) {
-        ResponseStore.Found previous = store.find(id);
-        if (previous == null) {
-            throw new ApiException(400, "invalid_request_error", "previous_response_id", "previous_response_not_found",
-                    "Previous response with id '" + id + "' not found." + (store.enabled() ? ""
-                            : " This server stores no responses (--response-store 0)."));
-        }
-        return previous.conversation();
-    }
-
-    /**
-     * Whether {@code include} asks for the message's logprobs; include values OpenAI has for what these
-     * answers never hold are read past, others are a 400.
-     */
-    private static boolean includesLogprobs(Fields fields) {
-        JsonNode include = fields.get("include");
-        if (include == null) {
-            return false;
-        }
-        if (!include.isArray()) {
-            throw ApiException.invalid("include", "include must be an array of strings");
-        }
-        boolean logprobs = false;
-        for (int i = 0; i < include.size(); i++) {
-            JsonNode value = include.get(i);
-            if (value.isTextual() && value.textValue().equals("message.output_text.logprobs")) {
-                logprobs = true;
-            } else if (!value.isTextual() || !INCLUDE_VALUES.contains(value.textValue())) {
-                throw ApiException.invalid("include", "include[" + i + "]: " + value + " is not one of "
-                        + "\"message.output_text.logprobs\", " + String.join(", ", INCLUDE_VALUES.stream()
-                                .sorted().map(name -> "\"" + name + "\"").toList()));
-            }
-        }
-        return logprobs;
-    }
-
-    /**
-     * The chat request a Responses request stands for ({@code format}: its text.format, or null;
-     * {@code messages}: its conversation's): its own fields renamed, the others (vLLM's extras) as they are.
-     */
-    private static ObjectNode chatRequest(Fields fields, JsonNode format, ArrayNode messages) {
-        ObjectNode chat = fields.copyWithout(RESPONSES_FIELDS);
-        chat.set("messages", messages);
-        if (fields.has("max_output_tokens")) {
-            chat.set("max_tokens", fields.get("max_output_tokens"));
-        }
-        if (format != null) {
-            chat.set("response_format", responseFormat(format));
-        }
-        if (fields.has("tools")) {
-            chat.set("tools", tools(fields.get("tools")));
-        }
-        if (fields.has("tool_choice")) {
-            chat.set("tool_choice", toolChoice(fields.get("tool_choice")));
-        }
-        if (fields.has("parallel_tool_calls")) {
-            chat.set("parallel_tool_calls", fields.get("parallel_tool_calls"));
-        }
-        return chat;
-    }
-
     /** The request's settings a response repeats, as OpenAI's responses carry them. */
     private static ObjectNode echo(Fields fields, JsonNode format, ChatHandler.Prepared prepared) {
         ObjectNode echo = Json.object();
@@ -363,96 +146,6 @@ public final class ResponsesHandler implements Handler, BodyHandler {
         echo.set("tool_choice", fields.has("tool_choice") ? fields.get("tool_choice") : Json.MAPPER.valueToTree("auto"));
         echo.put("parallel_tool_calls", fields.bool("parallel_tool_calls", true));
         return echo;
-    }
-
-    /** The fields that ask for what this server does not do, each a 400 naming it. */
-    private static void refuseWhatIsNotServed(Fields fields) {
-        fields.integer("top_logprobs", 0, 20);
-        if (fields.has("prompt")) {
-            throw ApiException.invalid("prompt", "prompt templates are not supported; give input");
-        }
-        for (String chatOnly : List.of("messages", "n", "logprobs", "max_tokens", "max_completion_tokens",
-                "response_format")) {
-            if (fields.has(chatOnly)) {
-                throw ApiException.invalid(chatOnly, chatOnly + " is not a field of /v1/responses"
-                        + switch (chatOnly) {
-                            case "messages" -> "; give input";
-                            case "max_tokens", "max_completion_tokens" -> "; give max_output_tokens";
-                            case "response_format" -> "; give text.format";
-                            default -> "";
-                        });
-            }
-        }
-    }
-
-    /** Chat's tools for the Responses API's: {@code {"type": "function", "name", ...}} wrapped as chat's function. */
-    private static ArrayNode tools(JsonNode tools) {
-        if (!tools.isArray()) {
-            throw ApiException.invalid("tools", "tools must be an array of function tools");
-        }
-        ArrayNode chat = Json.object().arrayNode();
-        for (int i = 0; i < tools.size(); i++) {
-            JsonNode tool = tools.get(i);
-            if (!tool.path("type").asText().equals("function")) {
-                throw ApiException.invalid("tools", "tools[" + i + "]: tools of type " + tool.path("type")
-                        + " are not supported; give function tools");
-            }
-            ObjectNode function = Json.object();
-            tool.properties().forEach(field -> {
-                if (!field.getKey().equals("type")) {
-                    function.set(field.getKey(), field.getValue());
-                }
-            });
-            chat.addObject().put("type", "function").set("function", function);
-        }
-        return chat;
-    }
-
-    /** Chat's tool_choice: the same strings, a named function {@code {"type": "function", "name"}} as chat's. */
-    private static JsonNode toolChoice(JsonNode choice) {
-        if (choice.isTextual()) {
-            return choice;
-        }
-        if (choice.isObject() && choice.path("type").asText().equals("function") && choice.path("name").isTextual()) {
-            return Json.object().put("type", "function").set("function",
-                    Json.object().put("name", choice.get("name").textValue()));
-        }
-        throw ApiException.invalid("tool_choice", "tool_choice must be \"auto\", \"none\", \"required\" or "
-                + "{\"type\": \"function\", \"name\": …}");
-    }
-
-    /** {@code text.format}, or null for plain text. */
-    private static JsonNode textFormat(Fields fields) {
-        ObjectNode text = fields.object("text");
-        if (text == null) {
-            return null;
-        }
-        JsonNode format = text.get("format");
-        if (format == null || format.isNull()) {
-            return null;
-        }
-        if (!format.isObject() || !format.path("type").isTextual()) {
-            throw ApiException.invalid("text", "text.format must be an object with a type");
-        }
-        return format;
-    }
-
-    /** Chat's response_format for a text.format: json_schema's name, schema and strict move under json_schema. */
-    private static ObjectNode responseFormat(JsonNode format) {
-        String type = format.get("type").textValue();
-        ObjectNode responseFormat = Json.object().put("type", type);
-        if (type.equals("json_schema")) {
-            ObjectNode jsonSchema = responseFormat.putObject("json_schema");
-            format.properties().forEach(field -> {
-                if (!field.getKey().equals("type")) {
-                    jsonSchema.set(field.getKey(), field.getValue());
-                }
-            });
-            if (!format.has("schema")) {
-                throw ApiException.invalid("text", "text.format of type json_schema needs a schema");
-            }
-        }
-        return responseFormat;
     }
 
     /** A chat field's error, named as the Responses API names the field. */

@@ -88,7 +88,8 @@ record ResponsesRequest(ObjectNode chat, ArrayNode conversation, int inputFrom, 
         if (truncating) {
             truncate(chat, fields.string("instructions"), conversation, model);
         }
-        return new ResponsesRequest(chat, conversation, inputFrom, input, previousId, conversationId, truncating, logprobs, format);
+        return new ResponsesRequest(chat, conversation, inputFrom, input, previousId, conversationId, truncating,
+                logprobs, format);
     }
 
     /** Whether {@code truncation} is "auto" (rather than "disabled", the default). */

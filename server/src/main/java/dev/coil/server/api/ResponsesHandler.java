@@ -61,10 +61,10 @@ public final class ResponsesHandler implements Handler, BodyHandler {
     public void answer(Context ctx, ObjectNode body) throws Exception {
         ServedModel model = state.ready();
         Fields fields = new Fields(body);
-        ResponsesRequest read = ResponsesRequest.read(fields, model, store, conversations);
+        ResponsesRequest request = ResponsesRequest.read(fields, model, store, conversations);
         ChatHandler.Prepared prepared;
         try {
-            prepared = ChatHandler.prepare(new Fields(read.chat()), model, toolCallParser, reasoningParser);
+            prepared = ChatHandler.prepare(new Fields(request.chat()), model, toolCallParser, reasoningParser);
         } catch (ApiException e) {
             throw renamed(e);
         }
@@ -74,17 +74,17 @@ public final class ResponsesHandler implements Handler, BodyHandler {
             throw ApiException.invalid("background", "background responses need store: true"
                     + (store.enabled() ? "" : ", and this server stores none (--response-store 0)"));
         }
-        ObjectNode echo = echo(fields, read.format(), prepared).put("store", storing)
-                .put("previous_response_id", read.previousId()).put("background", background)
-                .put("truncation", read.truncating() ? "auto" : "disabled");
-        String conversationId = read.conversationId();
+        ObjectNode echo = echo(fields, request.format(), prepared).put("store", storing)
+                .put("previous_response_id", request.previousId()).put("background", background)
+                .put("truncation", request.truncating() ? "auto" : "disabled");
+        String conversationId = request.conversationId();
         echo.set("conversation", conversationId == null ? null : Json.object().put("id", conversationId));
-        ArrayNode conversation = read.conversation();
+        ArrayNode conversation = request.conversation();
         Consumer<ObjectNode> saving = storing
-                ? response -> store.save(response, conversation, read.inputFrom(), conversation.size()) : null;
+                ? response -> store.save(response, conversation, request.inputFrom(), conversation.size()) : null;
         ResponsesAnswer answer = new ResponsesAnswer(model.name(), echo, prepared.shape(),
-                prepared.choices().getFirst(), read.logprobs() ? TokenSpelling.of(fields, model) : null,
-                conversationId == null ? saving : continuing(conversationId, read.input(), saving));
+                prepared.choices().getFirst(), request.logprobs() ? TokenSpelling.of(fields, model) : null,
+                conversationId == null ? saving : continuing(conversationId, request.input(), saving));
         if (background) {
             runner.runInBackground(ctx, model, answer, prepared.settings(), prepared.choices(), prepared.requests(),
                     running);
@@ -99,11 +99,11 @@ public final class ResponsesHandler implements Handler, BodyHandler {
      */
     public void inputTokens(Context ctx) {
         ServedModel model = state.ready();
-        ResponsesRequest read = ResponsesRequest.read(new Fields(JsonBody.read(ctx, maxBodyBytes)), model, store,
+        ResponsesRequest request = ResponsesRequest.read(new Fields(JsonBody.read(ctx, maxBodyBytes)), model, store,
                 conversations);
         int tokens;
         try {
-            tokens = ChatPrompt.tokens(new Fields(read.chat()), model, false).length;
+            tokens = ChatPrompt.tokens(new Fields(request.chat()), model, false).length;
         } catch (ApiException e) {
             throw renamed(e);
         }

@@ -5,32 +5,35 @@ import dev.coil.engine.cpu.MemoryBandwidth;
 import dev.coil.engine.cpu.Parallel;
 import dev.coil.engine.load.DType;
 import dev.coil.engine.ops.AttentionShape;
+import dev.coil.engine.ops.HugePageArena;
 import dev.coil.engine.ops.Ops;
 import dev.coil.engine.ops.PagedKeyValues;
-import java.lang.foreign.Arena;
 import java.util.Arrays;
 import java.util.Locale;
 import java.util.SplittableRandom;
 
 /**
  * Decode attention over a paged cache beside the same attention over contiguous f32 keys and values,
- * for one layer of a realistic shape (32 query heads on 8 kv heads of dim 128) at several context
- * lengths. Each variant cycles through enough independent caches to hold about {@link #WORKING_SET_BYTES},
- * far more than any L3, so every call reads its keys and values from memory as a real decode step
- * does (the other layers and the weights evict them in between).
+ * for one layer (by default 32 query heads on 8 kv heads of dim 128) at several context lengths. Each
+ * variant cycles through enough independent caches to hold about {@link #WORKING_SET_BYTES}, far more
+ * than any L3, so every call reads its keys and values from memory as a real decode step does (the
+ * other layers and the weights evict them in between). The paged caches sit on huge pages where the
+ * kernel offers them, as the serving engine's block pool does ({@link HugePageArena}).
  *
  * <p>Prints µs per call and the effective bandwidth: bytes of keys and values in the cache's own
  * dtype over time. "gather" copies the sequence out of the blocks into fresh contiguous f32 rows and
  * runs contiguous attention over them, the way the paged op serves prefill, here timed at decode.
  *
- * <p>Arguments (all optional): threads, block size, tokens per call, then context lengths.
+ * <p>Arguments (all optional): threads, block size, tokens per call, the shape as query heads x kv heads
+ * x head dim (say {@code 12x4x64}, the attention layers of {@code coil bench}'s model; may be left
+ * out), then context lengths.
  */
 public final class PagedAttentionBenchmark {
 
     private static final long WORKING_SET_BYTES = 512L << 20;
     private static final int ROUNDS = 8;
     private static final double SECONDS_PER_ROUND = 0.25;
-    private static final AttentionShape SHAPE = new AttentionShape(32, 8, 128);
+    private static final AttentionShape DEFAULT_SHAPE = new AttentionShape(32, 8, 128);
 
     private PagedAttentionBenchmark() {}
 
@@ -38,26 +41,39 @@ public final class PagedAttentionBenchmark {
         int threads = args.length > 0 ? Integer.parseInt(args[0]) : Runtime.getRuntime().availableProcessors();
         int blockSize = args.length > 1 ? Integer.parseInt(args[1]) : 16;
         int tokens = args.length > 2 ? Integer.parseInt(args[2]) : 1;
-        int[] contexts = args.length > 3 ? Arrays.stream(args, 3, args.length).mapToInt(Integer::parseInt).toArray()
+        boolean shapeGiven = args.length > 3 && args[3].contains("x");
+        AttentionShape shape = shapeGiven ? parseShape(args[3]) : DEFAULT_SHAPE;
+        int firstContext = shapeGiven ? 4 : 3;
+        int[] contexts = args.length > firstContext
+                ? Arrays.stream(args, firstContext, args.length).mapToInt(Integer::parseInt).toArray()
                 : new int[] {512, 4096, 32768};
         CpuOps ops = new CpuOps(new Parallel(threads));
         System.out.printf(Locale.ROOT, "%d threads, %d query heads on %d kv heads of dim %d, block size %d, %d token(s)"
-                + " per call%n", threads, SHAPE.queryHeads(), SHAPE.kvHeads(), SHAPE.headDim(), blockSize, tokens);
+                + " per call%n", threads, shape.queryHeads(), shape.kvHeads(), shape.headDim(), blockSize, tokens);
         System.out.printf(Locale.ROOT, "memory read bandwidth (all cores): %.1f GB/s%n",
                 MemoryBandwidth.measureReadGBps(WORKING_SET_BYTES, 3));
         System.out.printf(Locale.ROOT, "%8s  %-26s %10s %10s%n", "context", "variant", "µs/call", "GB/s");
         for (int context : contexts) {
             int past = context - tokens;
             String[] names = {"paged bf16", "paged f32", "contiguous f32", "bf16 gather + contiguous"};
-            PagedCase bf16 = new PagedCase(DType.BF16, blockSize, tokens, past);
-            Variant[] variants = {bf16, new PagedCase(DType.F32, blockSize, tokens, past),
-                    new ContiguousCase(tokens, past), new GatherCase(bf16)};
+            PagedCase bf16 = new PagedCase(shape, DType.BF16, blockSize, tokens, past);
+            Variant[] variants = {bf16, new PagedCase(shape, DType.F32, blockSize, tokens, past),
+                    new ContiguousCase(shape, tokens, past), new GatherCase(bf16)};
             double[] micros = measure(variants, ops);
             for (int v = 0; v < variants.length; v++) {
                 System.out.printf(Locale.ROOT, "%8d  %-26s %10.1f %10.1f%n", context, names[v], micros[v],
                         variants[v].bytesPerCall() / micros[v] / 1e3);
             }
         }
+    }
+
+    /** "12x4x64": query heads, kv heads, head dim. */
+    private static AttentionShape parseShape(String text) {
+        String[] parts = text.split("x");
+        if (parts.length != 3) {
+            throw new IllegalArgumentException("shape must be query heads x kv heads x head dim, as 12x4x64: " + text);
+        }
+        return new AttentionShape(Integer.parseInt(parts[0]), Integer.parseInt(parts[1]), Integer.parseInt(parts[2]));
     }
 
     /** A way of running one decode call over copy {@code copy} of the cached keys and values. */
@@ -115,6 +131,7 @@ public final class PagedAttentionBenchmark {
 
     /** Independent sequences in one paged store, each with its own shuffled blocks. */
     private static final class PagedCase implements Variant {
+        final AttentionShape shape;
         final int tokens;
         final int past;
         final PagedKeyValues cache;
@@ -122,16 +139,18 @@ public final class PagedAttentionBenchmark {
         final float[] q;
         final float[] out;
 
-        PagedCase(DType dtype, int blockSize, int tokens, int past) {
+        PagedCase(AttentionShape shape, DType dtype, int blockSize, int tokens, int past) {
+            this.shape = shape;
             this.tokens = tokens;
             this.past = past;
             int length = past + tokens;
             int blocksPerSequence = Math.ceilDiv(length, blockSize);
-            long bytesPerSequence = blocksPerSequence * PagedKeyValues.blockBytes(dtype, blockSize, SHAPE.kvHeads(),
-                    SHAPE.headDim());
+            long bytesPerSequence = blocksPerSequence * PagedKeyValues.blockBytes(dtype, blockSize, shape.kvHeads(),
+                    shape.headDim());
             int copies = copiesFor(bytesPerSequence);
             int blocks = copies * blocksPerSequence;
-            cache = new PagedKeyValues(Arena.ofAuto(), dtype, blocks, blockSize, SHAPE.kvHeads(), SHAPE.headDim());
+            cache = new PagedKeyValues(HugePageArena.ofAuto(), dtype, blocks, blockSize, shape.kvHeads(),
+                    shape.headDim());
             SplittableRandom random = new SplittableRandom(1);
             int[] order = new int[blocks];
             for (int i = 0; i < blocks; i++) {
@@ -154,7 +173,7 @@ public final class PagedAttentionBenchmark {
                     cache.write(tables[c], start, Math.min(rows, length - start), keys, values);
                 }
             }
-            q = gaussian(random, tokens * SHAPE.queryHeads() * SHAPE.headDim());
+            q = gaussian(random, tokens * shape.queryHeads() * shape.headDim());
             out = new float[q.length];
         }
 
@@ -170,7 +189,7 @@ public final class PagedAttentionBenchmark {
 
         @Override
         public void run(Ops ops, int copy) {
-            ops.pagedAttention(SHAPE, tokens, past, scale(), q, cache, tables[copy], out);
+            ops.pagedAttention(shape, tokens, past, scale(shape), q, cache, tables[copy], out);
         }
     }
 
@@ -198,12 +217,13 @@ public final class PagedAttentionBenchmark {
             float[] keys = new float[length * paged.cache.rowWidth()];
             float[] values = new float[keys.length];
             paged.cache.gather(paged.tables[copy], 0, length, keys, values);
-            ops.attention(SHAPE, paged.tokens, paged.past, scale(), paged.q, keys, values, paged.out);
+            ops.attention(paged.shape, paged.tokens, paged.past, scale(paged.shape), paged.q, keys, values, paged.out);
         }
     }
 
     /** Independent contiguous f32 caches ([length, kvHeads, headDim]). */
     private static final class ContiguousCase implements Variant {
+        final AttentionShape shape;
         final int tokens;
         final int past;
         final float[][] keys;
@@ -211,10 +231,11 @@ public final class PagedAttentionBenchmark {
         final float[] q;
         final float[] out;
 
-        ContiguousCase(int tokens, int past) {
+        ContiguousCase(AttentionShape shape, int tokens, int past) {
+            this.shape = shape;
             this.tokens = tokens;
             this.past = past;
-            int elements = (past + tokens) * SHAPE.kvHeads() * SHAPE.headDim();
+            int elements = (past + tokens) * shape.kvHeads() * shape.headDim();
             int copies = copiesFor(2L * elements * Float.BYTES);
             SplittableRandom random = new SplittableRandom(2);
             float[] keyRows = gaussian(random, elements);
@@ -225,7 +246,7 @@ public final class PagedAttentionBenchmark {
                 keys[c] = keyRows.clone();
                 values[c] = valueRows.clone();
             }
-            q = gaussian(random, tokens * SHAPE.queryHeads() * SHAPE.headDim());
+            q = gaussian(random, tokens * shape.queryHeads() * shape.headDim());
             out = new float[q.length];
         }
 
@@ -241,11 +262,11 @@ public final class PagedAttentionBenchmark {
 
         @Override
         public void run(Ops ops, int copy) {
-            ops.attention(SHAPE, tokens, past, scale(), q, keys[copy], values[copy], out);
+            ops.attention(shape, tokens, past, scale(shape), q, keys[copy], values[copy], out);
         }
     }
 
-    private static float scale() {
-        return (float) (1 / Math.sqrt(SHAPE.headDim()));
+    private static float scale(AttentionShape shape) {
+        return (float) (1 / Math.sqrt(shape.headDim()));
     }
 }

@@ -81,7 +81,7 @@ public final class ConversationStore {
     synchronized ObjectNode create(ObjectNode metadata, ArrayNode items) {
         Kept conversation = new Kept(ResponseInput.newId("conv_"), Instant.now().getEpochSecond(), utf8(metadata));
         List<byte[]> texts = texts(items);
-        refuseBeyondStore(conversation.bytes + size(texts));
+        refuseBeyondStore(conversation.bytes + size(texts), "items");
         kept.put(conversation.id, conversation);
         bytes += conversation.bytes;
         addAll(conversation, texts);
@@ -102,7 +102,7 @@ public final class ConversationStore {
         }
         byte[] text = utf8(metadata);
         long grown = text.length - conversation.metadata.length;
-        refuseBeyondStore(conversation.bytes + grown);
+        refuseBeyondStore(conversation.bytes + grown, "metadata");
         conversation.metadata = text;
         conversation.bytes += grown;
         bytes += grown;
@@ -137,7 +137,7 @@ public final class ConversationStore {
             return false;
         }
         List<byte[]> texts = texts(items);
-        refuseBeyondStore(conversation.bytes + size(texts));
+        refuseBeyondStore(conversation.bytes + size(texts), "items");
         addAll(conversation, texts);
         return true;
     }
@@ -228,9 +228,10 @@ public final class ConversationStore {
         return (ObjectNode) given;
     }
 
-    private void refuseBeyondStore(long conversationBytes) {
+    /** A 400 naming {@code param} when the conversation would hold more than the whole store. */
+    private void refuseBeyondStore(long conversationBytes, String param) {
         if (conversationBytes > maxBytes) {
-            throw ApiException.invalid("items", "the conversation would hold " + conversationBytes + " bytes of JSON, "
+            throw ApiException.invalid(param, "the conversation would hold " + conversationBytes + " bytes of JSON, "
                     + "more than this server keeps (" + maxBytes + ", --response-store)");
         }
     }

@@ -71,6 +71,10 @@ class ConversationStoreTest {
         assertThat(ids(store.items(a))).containsExactly("msg_1");
         assertThatThrownBy(() -> store.create(Json.object(), items("msg_1", "msg_2", "msg_3", "msg_4", "msg_5")))
                 .isInstanceOf(ApiException.class);
+        ObjectNode large = Json.object().put("notes", "n".repeat(512));
+        assertThatThrownBy(() -> store.update(a, large)).isInstanceOf(ApiException.class)
+                .satisfies(e -> assertThat(((ApiException) e).param()).isEqualTo("metadata"));
+        assertThat(store.find(a).get("metadata")).isEqualTo(Json.object());
         // A response's items are appended whatever their size; a conversation too large for the store leaves it.
         assertThat(store.append(a, items("msg_2", "msg_3", "msg_4", "msg_5"))).isTrue();
         assertThat(store.find(a)).isNull();

@@ -3,9 +3,6 @@ package dev.coil.server.api;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Iterator;
@@ -50,7 +47,7 @@ public final class ConversationStore {
         ObjectNode object() {
             ObjectNode conversation = Json.object().put("id", id).put("object", "conversation")
                     .put("created_at", createdAt);
-            conversation.set("metadata", read(metadata));
+            conversation.set("metadata", Json.read(metadata));
             return conversation;
         }
     }
@@ -79,7 +76,7 @@ public final class ConversationStore {
      * "metadata"}}.
      */
     synchronized ObjectNode create(ObjectNode metadata, ArrayNode items) {
-        Kept conversation = new Kept(ResponseInput.newId("conv_"), Instant.now().getEpochSecond(), utf8(metadata));
+        Kept conversation = new Kept(ResponseInput.newId("conv_"), Instant.now().getEpochSecond(), Json.utf8(metadata));
         List<byte[]> texts = texts(items);
         refuseBeyondStore(conversation.bytes + size(texts), "items");
         kept.put(conversation.id, conversation);
@@ -100,7 +97,7 @@ public final class ConversationStore {
         if (conversation == null) {
             return null;
         }
-        byte[] text = utf8(metadata);
+        byte[] text = Json.utf8(metadata);
         long grown = text.length - conversation.metadata.length;
         refuseBeyondStore(conversation.bytes + grown, "metadata");
         conversation.metadata = text;
@@ -126,7 +123,7 @@ public final class ConversationStore {
             return null;
         }
         List<JsonNode> items = new ArrayList<>(conversation.items.size());
-        conversation.items.forEach(text -> items.add(read(text)));
+        conversation.items.forEach(text -> items.add(Json.read(text)));
         return items;
     }
 
@@ -167,7 +164,7 @@ public final class ConversationStore {
             return null;
         }
         for (byte[] text : conversation.items) {
-            JsonNode item = read(text);
+            JsonNode item = Json.read(text);
             if (itemId.equals(item.path("id").asText(null))) {
                 return item;
             }
@@ -183,7 +180,7 @@ public final class ConversationStore {
         }
         for (Iterator<byte[]> items = conversation.items.iterator(); items.hasNext(); ) {
             byte[] text = items.next();
-            if (itemId.equals(read(text).path("id").asText(null))) {
+            if (itemId.equals(Json.read(text).path("id").asText(null))) {
                 items.remove();
                 conversation.bytes -= text.length;
                 bytes -= text.length;
@@ -258,7 +255,7 @@ public final class ConversationStore {
 
     private static List<byte[]> texts(ArrayNode items) {
         List<byte[]> texts = new ArrayList<>(items.size());
-        items.forEach(item -> texts.add(utf8(item)));
+        items.forEach(item -> texts.add(Json.utf8(item)));
         return texts;
     }
 
@@ -268,17 +265,5 @@ public final class ConversationStore {
             size += text.length;
         }
         return size;
-    }
-
-    private static byte[] utf8(JsonNode node) {
-        return node.toString().getBytes(StandardCharsets.UTF_8);
-    }
-
-    private static JsonNode read(byte[] text) {
-        try {
-            return Json.READER.readTree(text);
-        } catch (IOException e) {
-            throw new UncheckedIOException("a conversation's own JSON did not read back", e);
-        }
     }
 }

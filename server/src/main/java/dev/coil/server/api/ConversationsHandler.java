@@ -120,8 +120,14 @@ public final class ConversationsHandler {
     }
 
     /** OpenAI's answer for a conversation it does not have. */
-    static ApiException notFound(String id) {
-        return ApiException.notFound("Conversation with id '" + id + "' not found.");
+    private static ApiException notFound(String id) {
+        return notFound(id, null);
+    }
+
+    /** OpenAI's answer for a conversation it does not have, naming the request's field {@code param} (or none). */
+    static ApiException notFound(String id, String param) {
+        return new ApiException(404, "invalid_request_error", param, "not_found",
+                "Conversation with id '" + id + "' not found.");
     }
 
     private ApiException itemNotFound(Context ctx) {

@@ -2,11 +2,14 @@ package dev.coil.server.api;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.javalin.http.Context;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 
@@ -50,6 +53,20 @@ public final class Json {
             return MAPPER.writeValueAsString(node);
         } catch (JsonProcessingException e) {
             throw new IllegalStateException("could not write JSON: " + e.getMessage(), e);
+        }
+    }
+
+    /** {@code node} as UTF-8 JSON text, as the in-memory stores hold it. */
+    static byte[] utf8(JsonNode node) {
+        return write(node).getBytes(StandardCharsets.UTF_8);
+    }
+
+    /** JSON text that {@link #utf8} wrote, read back. */
+    static JsonNode read(byte[] utf8) {
+        try {
+            return MAPPER.readTree(utf8);
+        } catch (IOException e) {
+            throw new UncheckedIOException("JSON text this server wrote did not read back", e);
         }
     }
 

@@ -1,11 +1,7 @@
 package dev.coil.server.api;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -39,12 +35,12 @@ public final class ResponseStore {
 
         /** The response as it was answered. */
         ObjectNode response() {
-            return (ObjectNode) read(stored.response());
+            return (ObjectNode) Json.read(stored.response());
         }
 
         /** Its conversation: the items before it, its own input items, its output items. */
         ArrayNode conversation() {
-            return (ArrayNode) read(stored.conversation());
+            return (ArrayNode) Json.read(stored.conversation());
         }
 
         /** The response's own input items. */
@@ -84,7 +80,7 @@ public final class ResponseStore {
     synchronized void save(ObjectNode response, ArrayNode conversation, int inputFrom, int inputTo) {
         ArrayNode continued = conversation.deepCopy();
         continued.addAll((ArrayNode) response.get("output"));
-        Stored entry = new Stored(utf8(response), utf8(continued), inputFrom, inputTo);
+        Stored entry = new Stored(Json.utf8(response), Json.utf8(continued), inputFrom, inputTo);
         String id = response.get("id").textValue();
         remove(id);
         if (entry.bytes() > maxBytes) {
@@ -117,17 +113,5 @@ public final class ResponseStore {
     /** The JSON text held now, in bytes. */
     synchronized long bytes() {
         return bytes;
-    }
-
-    private static byte[] utf8(JsonNode node) {
-        return Json.write(node).getBytes(StandardCharsets.UTF_8);
-    }
-
-    private static JsonNode read(byte[] json) {
-        try {
-            return Json.MAPPER.readTree(json);
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
     }
 }

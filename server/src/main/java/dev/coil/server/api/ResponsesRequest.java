@@ -168,8 +168,7 @@ record ResponsesRequest(ObjectNode chat, ArrayNode conversation, int inputFrom, 
     private static ArrayNode conversationItems(String id, ConversationStore conversations) {
         List<JsonNode> items = conversations.items(id);
         if (items == null) {
-            throw new ApiException(404, "invalid_request_error", "conversation", "not_found",
-                    "Conversation with id '" + id + "' not found.");
+            throw ConversationsHandler.notFound(id, "conversation");
         }
         ArrayNode conversation = Json.object().arrayNode();
         conversation.addAll(items);

@@ -160,34 +160,31 @@ public final class ConversationStore {
     /** The item {@code itemId} of the conversation (the first with that id), or null when either is not kept. */
     synchronized JsonNode item(String id, String itemId) {
         Kept conversation = kept.get(id);
-        if (conversation == null) {
-            return null;
-        }
-        for (byte[] text : conversation.items) {
-            JsonNode item = Json.read(text);
-            if (itemId.equals(item.path("id").asText(null))) {
-                return item;
-            }
-        }
-        return null;
+        int index = conversation == null ? -1 : indexOf(conversation, itemId);
+        return index < 0 ? null : Json.read(conversation.items.get(index));
     }
 
     /** Removes the item {@code itemId} (the first with that id); false when either is not kept. */
     synchronized boolean removeItem(String id, String itemId) {
         Kept conversation = kept.get(id);
-        if (conversation == null) {
+        int index = conversation == null ? -1 : indexOf(conversation, itemId);
+        if (index < 0) {
             return false;
         }
-        for (Iterator<byte[]> items = conversation.items.iterator(); items.hasNext(); ) {
-            byte[] text = items.next();
-            if (itemId.equals(Json.read(text).path("id").asText(null))) {
-                items.remove();
-                conversation.bytes -= text.length;
-                bytes -= text.length;
-                return true;
+        byte[] text = conversation.items.remove(index);
+        conversation.bytes -= text.length;
+        bytes -= text.length;
+        return true;
+    }
+
+    /** Where the first item with id {@code itemId} is among the conversation's, or -1. */
+    private static int indexOf(Kept conversation, String itemId) {
+        for (int i = 0; i < conversation.items.size(); i++) {
+            if (itemId.equals(Json.read(conversation.items.get(i)).path("id").asText(null))) {
+                return i;
             }
         }
-        return false;
+        return -1;
     }
 
     /** The JSON text held now, in bytes. */

@@ -5,11 +5,14 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * OpenAI's conversations, in memory (a restart forgets them): each conversation's metadata and its
@@ -20,6 +23,10 @@ import java.util.Objects;
  * <p>A request that would make one conversation larger than the whole store is refused; a response's
  * items are always appended (its text was already answered), and a conversation they make too large
  * for the store leaves it.
+ *
+ * <p>One response at a time continues a conversation ({@link #lock}): a second, while the first runs,
+ * would read the items without the first's turn and add its own after it; it is refused instead, as
+ * OpenAI refuses it ({@code conversation_locked}), and may be sent again once the first has ended.
  */
 public final class ConversationStore {
 
@@ -56,6 +63,8 @@ public final class ConversationStore {
     /** In access order: the first is the one read or changed longest ago. */
     private final LinkedHashMap<String, Kept> kept = new LinkedHashMap<>(16, 0.75f, true);
     private long bytes;
+    /** The conversations a response is continuing now, by id. */
+    private final Set<String> locked = new HashSet<>();
 
     /** @param maxBytes the JSON text the store holds at most; 0 keeps no conversations */
     public ConversationStore(long maxBytes) {
@@ -185,6 +194,27 @@ public final class ConversationStore {
             }
         }
         return -1;
+    }
+
+    /**
+     * Marks conversation {@code id} (kept or not) as continued by a response until the returned
+     * action runs (the first run counts; later ones do nothing); a 400 {@code conversation_locked}
+     * while another response holds it.
+     */
+    synchronized Runnable lock(String id) {
+        if (!locked.add(id)) {
+            throw new ApiException(400, "invalid_request_error", "conversation", "conversation_locked",
+                    "conversation " + id + " is being continued by another response that is still running; "
+                            + "send this one again once that one has ended");
+        }
+        AtomicBoolean released = new AtomicBoolean();
+        return () -> {
+            if (released.compareAndSet(false, true)) {
+                synchronized (this) {
+                    locked.remove(id);
+                }
+            }
+        };
     }
 
     /** The JSON text held now, in bytes. */

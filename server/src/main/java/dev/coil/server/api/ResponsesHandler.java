@@ -15,7 +15,8 @@ import java.util.function.Consumer;
  * request it stands for ({@link ResponsesRequest}, then {@link ChatHandler#prepare}); the answer is
  * chat's, read into output items ({@link ResponsesAnswer}), and stored ({@link ResponseStore}) unless
  * {@code store} is false or the server stores none; a response in a {@code conversation} adds its
- * input and output items to it once it completes. With {@code background: true} (and store), the
+ * input and output items to it once it completes, and holds it meanwhile (one response at a time,
+ * {@link ConversationStore#lock}). With {@code background: true} (and store), the
  * answer is the queued response at once; the request runs on, its states stored as they come
  * ({@link GenerationRunner#runInBackground}), for GET /v1/responses/{id} to poll and
  * POST /v1/responses/{id}/cancel to end; with {@code stream} too, the answer is its events, which
@@ -61,6 +62,24 @@ public final class ResponsesHandler implements Handler, BodyHandler {
     public void answer(Context ctx, ObjectNode body) throws Exception {
         ServedModel model = state.ready();
         Fields fields = new Fields(body);
+        String continued = ResponsesRequest.conversationId(fields);
+        // Locked before its items are read: no response can end meanwhile and add a turn this one would miss.
+        Runnable unlock = continued == null ? () -> { } : conversations.lock(continued);
+        boolean runsOn = false;
+        try {
+            runsOn = answer(ctx, model, fields, unlock);
+        } finally {
+            if (!runsOn) {
+                unlock.run(); // answered or refused; a response that completed has unlocked it already
+            }
+        }
+    }
+
+    /**
+     * Answers the request; true when it runs on in the background, whose last state unlocks its
+     * conversation ({@link #continuing}).
+     */
+    private boolean answer(Context ctx, ServedModel model, Fields fields, Runnable unlock) throws Exception {
         ResponsesRequest request = ResponsesRequest.read(fields, model, store, conversations);
         ChatHandler.Prepared prepared;
         try {
@@ -84,13 +103,14 @@ public final class ResponsesHandler implements Handler, BodyHandler {
                 ? response -> store.save(response, conversation, request.inputFrom(), conversation.size()) : null;
         ResponsesAnswer answer = new ResponsesAnswer(model.name(), echo, prepared.shape(),
                 prepared.choices().getFirst(), request.logprobs() ? TokenSpelling.of(fields, model) : null,
-                conversationId == null ? saving : continuing(conversationId, request.input(), saving));
+                conversationId == null ? saving : continuing(conversationId, request.input(), saving, unlock));
         if (background) {
             runner.runInBackground(ctx, model, answer, prepared.settings(), prepared.choices(), prepared.requests(),
                     running);
-        } else {
-            runner.run(ctx, model, answer, prepared.settings(), prepared.choices(), prepared.requests());
+            return true;
         }
+        runner.run(ctx, model, answer, prepared.settings(), prepared.choices(), prepared.requests());
+        return false;
     }
 
     /**
@@ -111,19 +131,25 @@ public final class ResponsesHandler implements Handler, BodyHandler {
     }
 
     /**
-     * What a response in a conversation does once it is finished, besides {@code saving} it (which may
-     * be null): its input items, then its output items, join the conversation, once, when it completed
-     * or was cut at max_output_tokens; a cancelled or failed one adds nothing.
+     * What a response in a conversation does with each of its states, besides {@code saving} it (which
+     * may be null): once it completed or was cut at max_output_tokens, its input items, then its output
+     * items, join the conversation, once; a cancelled or failed one adds nothing; at any of those ends
+     * the conversation is unlocked.
      */
-    private Consumer<ObjectNode> continuing(String conversationId, ArrayNode input, Consumer<ObjectNode> saving) {
+    private Consumer<ObjectNode> continuing(String conversationId, ArrayNode input, Consumer<ObjectNode> saving,
+            Runnable unlock) {
         AtomicBoolean appended = new AtomicBoolean();
         return response -> {
-            // Appended before the response is stored: whoever reads it finished finds its items in the conversation.
+            // Appended and unlocked before the response is stored or sent: whoever sees it finished may
+            // continue the conversation at once and finds its items there.
             String status = response.get("status").textValue();
             if ((status.equals("completed") || status.equals("incomplete")) && appended.compareAndSet(false, true)) {
                 ArrayNode items = input.deepCopy();
                 items.addAll((ArrayNode) response.get("output"));
                 conversations.append(conversationId, items);
+            }
+            if (!status.equals("queued") && !status.equals("in_progress")) {
+                unlock.run();
             }
             if (saving != null) {
                 saving.accept(response);

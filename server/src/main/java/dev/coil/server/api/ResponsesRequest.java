@@ -149,7 +149,7 @@ record ResponsesRequest(ObjectNode chat, ArrayNode conversation, int inputFrom, 
     }
 
     /** {@code conversation}: a conversation's id, or {@code {"id": …}}; null when not given. */
-    private static String conversationId(Fields fields) {
+    static String conversationId(Fields fields) {
         JsonNode given = fields.get("conversation");
         if (given == null || given.isNull()) {
             return null;

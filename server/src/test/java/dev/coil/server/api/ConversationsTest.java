@@ -9,7 +9,12 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.coil.server.ServerOptions;
 import dev.coil.server.TestServer;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.io.OutputStream;
+import java.net.Socket;
 import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.AfterAll;
@@ -100,6 +105,85 @@ class ConversationsTest {
         }
         assertThat(server.getJson("/v1/conversations/" + id + "/items?order=asc").get("data")).hasSize(2);
         assertThat(server.getJson("/v1/conversations/" + id + "/items").at("/data/0")).isEqualTo(done.at("/output/0"));
+    }
+
+    /**
+     * One response at a time continues a conversation: another, streamed or not, is refused while the
+     * first runs (OpenAI's conversation_locked) and changes nothing; the conversation is free again
+     * once the first has ended, however it ended: cancelled, completed, refused, or its client gone.
+     */
+    @Test
+    void aConversationIsContinuedByOneResponseAtATime() throws Exception {
+        String id = server.postJson("/v1/conversations", "{}").get("id").asText();
+        String turn = "{\"conversation\": \"" + id + "\", \"input\": \"Hi.\", \"max_output_tokens\": 2, "
+                + "\"temperature\": 0";
+        String longTurn = "{\"conversation\": \"" + id + "\", \"input\": \"Count.\", \"max_output_tokens\": 4000, "
+                + "\"ignore_eos\": true";
+        JsonNode running = server.postJson("/v1/responses", longTurn + ", \"background\": true}");
+        for (String second : List.of(turn + "}", turn + ", \"stream\": true}", turn + ", \"background\": true}",
+                "{\"conversation\": {\"id\": \"" + id + "\"}, \"input\": \"Hi.\"}")) {
+            assertLocked(second);
+        }
+        // Counting tokens, the items API and other conversations go on meanwhile.
+        assertThat(server.postJson("/v1/responses/input_tokens", turn + "}").get("input_tokens").asInt()).isPositive();
+        assertThat(server.getJson("/v1/conversations/" + id + "/items").get("data")).isEmpty();
+        String other = server.postJson("/v1/conversations", "{}").get("id").asText();
+        assertThat(server.postJson("/v1/responses", turn.replace(id, other) + "}").get("status").asText())
+                .isEqualTo("incomplete");
+
+        // Cancelled: free again, and the next turn is the conversation's first.
+        server.postJson("/v1/responses/" + running.get("id").asText() + "/cancel", "");
+        JsonNode next = server.postJson("/v1/responses", turn + "}");
+        assertThat(next.get("status").asText()).isEqualTo("incomplete");
+        assertThat(server.getJson("/v1/conversations/" + id + "/items").get("data")).hasSize(2);
+
+        // Completed turns one after another, streamed or not, never find it locked (the loop's 400s would fail).
+        for (int i = 0; i < 3; i++) {
+            server.postJson("/v1/responses", turn + "}");
+            ResponsesTest.events(server.post("/v1/responses", turn + ", \"stream\": true}").body());
+        }
+        assertThat(server.getJson("/v1/conversations/" + id + "/items?limit=100").get("data")).hasSize(14);
+
+        // Refused requests leave it free.
+        server.assertRefused("/v1/responses", turn + ", \"previous_response_id\": \"" + next.get("id").asText() + "\"}",
+                "conversation", "cannot both be given");
+        server.assertRefused("/v1/responses", turn + ", \"temperature\": -1}", "temperature", "temperature");
+        TestServer.assertError(server.post("/v1/responses", turn.replace(id, "conv_none") + "}"), 404,
+                "Conversation with id 'conv_none' not found.");
+        assertThat(server.postJson("/v1/responses", turn + "}").get("status").asText()).isEqualTo("incomplete");
+
+        // A streamed turn whose client goes away: locked while it streams, free once the server saw it gone.
+        String body = longTurn + ", \"stream\": true}";
+        try (Socket socket = new Socket("127.0.0.1", server.port())) {
+            OutputStream out = socket.getOutputStream();
+            out.write(("POST /v1/responses HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                    + "Content-Length: " + body.getBytes(StandardCharsets.UTF_8).length + "\r\n\r\n" + body)
+                    .getBytes(StandardCharsets.UTF_8));
+            out.flush();
+            BufferedReader in = new BufferedReader(new InputStreamReader(socket.getInputStream(), StandardCharsets.UTF_8));
+            assertThat(in.readLine()).isEqualTo("HTTP/1.1 200 OK");
+            for (int events = 0; events < 5; ) {
+                events += in.readLine().startsWith("data: ") ? 1 : 0;
+            }
+            assertLocked(turn + "}");
+        }
+        long deadline = System.nanoTime() + 30_000_000_000L;
+        HttpResponse<String> after = server.post("/v1/responses", turn + "}");
+        while (after.statusCode() == 400 && after.body().contains("conversation_locked")) {
+            assertThat(System.nanoTime()).as("waiting for the gone client's response to end").isLessThan(deadline);
+            Thread.sleep(20);
+            after = server.post("/v1/responses", turn + "}");
+        }
+        assertThat(after.statusCode()).as(after.body()).isEqualTo(200);
+    }
+
+    /** Checks that a response continuing a conversation is refused as locked. */
+    private static void assertLocked(String body) {
+        HttpResponse<String> refused = server.post("/v1/responses", body);
+        TestServer.assertError(refused, 400, "still running");
+        JsonNode error = TestServer.parse(refused.body()).get("error");
+        assertThat(error.get("code").asText()).as(body).isEqualTo("conversation_locked");
+        assertThat(error.get("param").asText()).isEqualTo("conversation");
     }
 
     /** POST /v1/responses/input_tokens counts what the same fields give a response as its prompt. */

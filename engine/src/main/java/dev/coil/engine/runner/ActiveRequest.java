@@ -340,18 +340,14 @@ final class ActiveRequest {
     /**
      * Walks the grammar's allowed tokens at its present state, or, with {@code token} 0 or more, where
      * taking that token leads, so that the step thread then finds them walked (TokenMasks keeps them);
-     * from any thread, while no other touches this request. A grammar that allows no token there is left
-     * for the step thread to report.
+     * from any thread, while no other touches this request. A grammar that allows no token there walks
+     * to no bits, which the step thread reports ({@link #noTokenLeft}).
      */
     void walkGrammar(int token) {
-        try {
-            if (token >= 0) {
-                grammar.walkAfter(token);
-            } else {
-                grammar.allowedBits(endIds);
-            }
-        } catch (IllegalStateException e) {
-            // The step thread meets it again and fails the request with its message.
+        if (token >= 0) {
+            grammar.walkAfter(token);
+        } else {
+            grammar.allowedBits(endIds);
         }
     }
 
@@ -399,7 +395,8 @@ final class ActiveRequest {
         String where = generatedCount == 0 ? "first" : "after " + generatedCount + " generated token" + (generatedCount == 1 ? "" : "s");
         String together = causes.size() == 1 ? causes.getFirst()
                 : String.join(", ", causes.subList(0, causes.size() - 1)) + " and " + causes.getLast() + " together";
-        return lead + ": no token is left to generate " + where + "; " + together + " allow none";
+        return lead + ": no token is left to generate " + where + "; " + together + (causes.size() == 1 ? " allows"
+                : " allow") + " none";
     }
 
     private EngineEvent.PositionLogprobs positionLogprobs(int token, float[] distribution) {

@@ -25,8 +25,8 @@ final class GrammarConstraint {
      * The tokens that may come next, as bits for a backend that draws the token itself (see
      * {@link dev.coil.engine.model.Batch.Draw#allowedBits}): bit id % 32 of word id / 32 set for token
      * id, the end-of-sequence ids included where the output may end; the tokens {@link #mask} leaves.
-     *
-     * @throws IllegalStateException when no token continues the output
+     * No bit is set when no token continues the output (a pattern or schema whose next character the
+     * vocabulary cannot spell): {@link ActiveRequest#noTokenLeft} then says so, before any draw.
      */
     int[] allowedBits(Set<Integer> endIds) {
         if (allowedHere == null) {
@@ -50,19 +50,13 @@ final class GrammarConstraint {
                 }
             }
         }
-        for (int word : bits) {
-            if (word != 0) {
-                return bits;
-            }
-        }
-        throw new IllegalStateException("no token of the vocabulary continues the output within its grammar");
+        return bits;
     }
 
     /**
      * A copy of {@code logits} with -infinity for every token the grammar refuses next.
      *
      * @param endIds the request's end-of-sequence ids (none with ignore_eos): allowed where the output may end
-     * @throws IllegalStateException when no token continues the output (a schema the vocabulary cannot spell)
      */
     float[] mask(float[] logits, Set<Integer> endIds) {
         return TokenBits.masked(logits, allowedBits(endIds));

@@ -3,6 +3,7 @@ package dev.coil.engine.runner;
 import static dev.coil.engine.runner.EngineRuns.prompt;
 import static dev.coil.engine.runner.EngineRuns.run;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -102,6 +103,33 @@ class StructuredOutputTest {
         assertThat(whole).as("outputs with free text before the tag").anySatisfy(text -> assertThat(text.indexOf('e'))
                 .isPositive());
         System.out.println("[after] whole texts: " + whole);
+    }
+
+    /**
+     * A grammar whose next character no token spells (U+E000, a private-use character no token of the
+     * vocabulary holds whole): refused at submission when it is the first, ended with NO_TOKEN_LEFT
+     * when it comes after "yes" or "no"; each a message naming the grammar, and the engine serves on.
+     */
+    @Test
+    void aGrammarNoTokenCanContinueEndsTheRequestNamingIt() {
+        LoadedModel model = TestModels.load("granitemoehybrid");
+        int vocab = model.config().vocabSize();
+        try (Engine engine = Engine.start(model, EngineTest.OPS, EngineTest.SMALL)) {
+            SamplingParams first = SamplingParams.builder().maxTokens(8).grammar(OutputGrammar.regex("\ue000")).build();
+            assertThatThrownBy(() -> engine.submit(new EngineRequest(prompt(vocab, 9, 1), first, false, -1, -1)))
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessage("response_format: no token is left to generate first; the output's grammar "
+                            + "(response_format, tools or guided decoding) allows none");
+            SamplingParams later = SamplingParams.builder().maxTokens(8).grammar(OutputGrammar.regex("(yes|no)\ue000"))
+                    .build();
+            EngineRuns.Outcome outcome = run(engine, new EngineRequest(prompt(vocab, 9, 2), later, false, -1, -1));
+            assertThat(outcome.text()).isIn("yes", "no");
+            assertThat(outcome.failed().reason()).isEqualTo(EngineEvent.Failed.Reason.NO_TOKEN_LEFT);
+            assertThat(outcome.failed().message()).startsWith("response_format: no token is left to generate after ")
+                    .endsWith("; the output's grammar (response_format, tools or guided decoding) allows none");
+            SamplingParams free = SamplingParams.builder().maxTokens(3).build();
+            assertThat(run(engine, new EngineRequest(prompt(vocab, 9, 3), free, false, -1, -1)).tokens()).hasSize(3);
+        }
     }
 
     /**

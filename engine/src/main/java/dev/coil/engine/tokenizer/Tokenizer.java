@@ -43,15 +43,21 @@ public final class Tokenizer implements AutoCloseable {
     private final int vocabSize;
     private final String bosToken;
     private final String eosToken;
+    /** Per id, the model vocabulary's spelling of the token (null for ids it lacks), when its decoder is byte-level. */
+    private final String[] byteLevelSpellings;
+    /** Per id, an added token's text (null for the model vocabulary's tokens). */
+    private final String[] addedTexts;
 
     private Tokenizer(HuggingFaceTokenizer tokenizer, Map<String, Integer> idOfToken, Set<Integer> specialIds,
-            int vocabSize, String bosToken, String eosToken) {
+            int vocabSize, String bosToken, String eosToken, String[] byteLevelSpellings, String[] addedTexts) {
         this.tokenizer = tokenizer;
         this.idOfToken = idOfToken;
         this.specialIds = specialIds;
         this.vocabSize = vocabSize;
         this.bosToken = bosToken;
         this.eosToken = eosToken;
+        this.byteLevelSpellings = byteLevelSpellings;
+        this.addedTexts = addedTexts;
     }
 
     /**
@@ -93,9 +99,20 @@ public final class Tokenizer implements AutoCloseable {
                     + e.getMessage(), e);
         }
 
+        String[] addedTexts = new String[maxId + 1];
+        for (JsonNode added : root.path("added_tokens")) {
+            addedTexts[added.path("id").asInt()] = added.path("content").asText();
+        }
+        String[] byteLevelSpellings = null;
+        if (ByteLevelBytes.decodesBytes(root.path("decoder")) && root.path("model").path("vocab").isObject()) {
+            byteLevelSpellings = new String[maxId + 1];
+            for (var entry : root.path("model").path("vocab").properties()) {
+                byteLevelSpellings[entry.getValue().asInt()] = entry.getKey();
+            }
+        }
         return new Tokenizer(tokenizer, idOfToken, Set.copyOf(specialIds), maxId + 1,
                 specialToken(tokenizerConfigOrNull, "bos_token"),
-                specialToken(tokenizerConfigOrNull, "eos_token"));
+                specialToken(tokenizerConfigOrNull, "eos_token"), byteLevelSpellings, addedTexts);
     }
 
     /** Loads {@code folder/tokenizer.json}, with {@code folder/tokenizer_config.json} when it exists. */
@@ -153,6 +170,22 @@ public final class Tokenizer implements AutoCloseable {
     public OptionalInt tokenId(String token) {
         Integer id = idOfToken.get(token);
         return id == null ? OptionalInt.empty() : OptionalInt.of(id);
+    }
+
+    /**
+     * The bytes token {@code id} stands for in decoded text, where the tokenizer's decoder is byte-level
+     * (GPT-2's, as Granite, Bamba and Nemotron-H models have): a token may hold part of a character's
+     * UTF-8, which its text alone cannot show (it decodes to U+FFFD). An added token's bytes are its
+     * text's. Null when the decoder is not byte-level, or for an id the tokenizer lacks.
+     */
+    public byte[] tokenBytes(int id) {
+        if (byteLevelSpellings == null || id < 0 || id >= addedTexts.length) {
+            return null;
+        }
+        if (addedTexts[id] != null) {
+            return addedTexts[id].getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        }
+        return byteLevelSpellings[id] == null ? null : ByteLevelBytes.bytes(byteLevelSpellings[id]);
     }
 
     /** Whether {@code id} is an added token declared special (skipped by {@code decode(ids, true)}). */

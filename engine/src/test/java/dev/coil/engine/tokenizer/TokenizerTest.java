@@ -96,6 +96,40 @@ class TokenizerTest {
         }
     }
 
+    /**
+     * A byte-level token's bytes, read back from its spelling: the 256 byte symbols are the 256 bytes,
+     * the merge of 中's first two bytes is E4 B8, an encoding's tokens give back the text's UTF-8, and
+     * an added token's bytes are its text's. A tokenizer whose decoder is not byte-level has none.
+     */
+    @Test
+    void byteLevelTokensGiveBackTheirBytes(@TempDir Path folder) throws IOException {
+        java.util.Set<Integer> bytes = new java.util.HashSet<>();
+        for (int id = 3; id <= 258; id++) {
+            byte[] one = tokenizer.tokenBytes(id);
+            assertThat(one).as("token %d", id).hasSize(1);
+            bytes.add(one[0] & 0xff);
+        }
+        assertThat(bytes).hasSize(256);
+        assertThat(tokenizer.tokenBytes(265)).containsExactly(0xE4, 0xB8);
+        String text = "the hello 中 a";
+        java.io.ByteArrayOutputStream spelled = new java.io.ByteArrayOutputStream();
+        for (int id : tokenizer.encode(text, false)) {
+            spelled.writeBytes(tokenizer.tokenBytes(id));
+        }
+        assertThat(spelled.toByteArray()).isEqualTo(text.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        assertThat(tokenizer.tokenBytes(0)).isEqualTo("<|endoftext|>".getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        assertThat(tokenizer.tokenBytes(-1)).isNull();
+        assertThat(tokenizer.tokenBytes(tokenizer.vocabSize())).isNull();
+
+        Files.writeString(folder.resolve("tokenizer.json"), """
+                {"model": {"type": "WordLevel", "vocab": {"a": 0, "b": 1, "[UNK]": 2}, "unk_token": "[UNK]"},
+                 "pre_tokenizer": {"type": "Whitespace"}}""");
+        try (Tokenizer words = Tokenizer.loadFolder(folder)) {
+            assertThat(words.encode("a b", false)).containsExactly(0, 1);
+            assertThat(words.tokenBytes(0)).isNull();
+        }
+    }
+
     @Test
     void badFilesFailWithTheirPath(@TempDir Path folder) throws IOException {
         Path notJson = Files.writeString(folder.resolve("tokenizer.json"), "{ nope");

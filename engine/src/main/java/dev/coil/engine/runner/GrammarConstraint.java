@@ -6,12 +6,21 @@ import java.util.Set;
  * One request's output held to its {@link OutputGrammar}: before each token is drawn, every token
  * whose text the grammar refuses at this point gets -infinity; the end-of-sequence tokens stay only
  * where the output may end. Which tokens a state allows comes from the engine's {@link TokenMasks}.
+ *
+ * <p>Where no whole token continues the output (the grammar asks for a character the vocabulary holds
+ * only in pieces: 😀 or 日本 on a vocabulary without them), the tokens that hold part of a character
+ * ({@link CharacterPieces}) are allowed instead, and the constraint keeps the bytes of the character
+ * begun ({@code pending}) until a piece finishes it; meanwhile only pieces that go on with it are
+ * allowed, and the output may not end. Where whole tokens continue the output, pieces go only where
+ * their text does (inside a JSON string, as U+FFFD), as before.
  */
 final class GrammarConstraint {
 
     private final OutputGrammar grammar;
     private final TokenMasks masks;
     private GrammarState state;
+    /** The bytes of a character begun by pieces and not yet finished; empty between characters. */
+    private byte[] pending = CharacterPieces.NONE_PENDING;
     /** The state's allowed tokens with the end ids, once asked (a draw asks, then logits may come back); else null. */
     private int[] allowedHere;
 
@@ -41,6 +50,9 @@ final class GrammarConstraint {
     }
 
     private int[] allowedBitsAnew(Set<Integer> endIds) {
+        if (pending.length > 0) {
+            return masks.pieceBits(grammar, state, pending);
+        }
         int[] bits = masks.allowedBits(grammar, state);
         if (state.mayEnd()) {
             bits = bits.clone();
@@ -50,7 +62,7 @@ final class GrammarConstraint {
                 }
             }
         }
-        return bits;
+        return TokenBits.none(bits) ? masks.pieceBits(grammar, state, pending) : bits;
     }
 
     /**
@@ -75,11 +87,20 @@ final class GrammarConstraint {
     /** Moves past a token drawn from {@link #mask}'s logits (not an end-of-sequence id). */
     void accept(int token) {
         String text = masks.vocabulary().text(token);
-        GrammarState next = text == null ? null : state.feedAll(text);
+        GrammarState next = text == null || pending.length > 0 ? null : state.feedAll(text);
+        byte[] begun = CharacterPieces.NONE_PENDING;
+        if (next == null) {
+            // A piece allowed where no whole token went on: its bytes finish characters and may begin one.
+            byte[] bytes = masks.vocabulary().pieces().bytesOf(token);
+            CharacterPieces.Step step = bytes == null ? null : CharacterPieces.step(pending, bytes);
+            next = step == null ? null : state.feedAll(step.text());
+            begun = step == null ? begun : step.pending();
+        }
         if (next == null) {
             throw new IllegalStateException("token " + token + " does not continue the output within its grammar");
         }
         state = next;
+        pending = begun;
         allowedHere = null;
     }
 
@@ -89,6 +110,9 @@ final class GrammarConstraint {
      * that does not continue the output or ends it. From any thread while no other touches this constraint.
      */
     void walkAfter(int token) {
+        if (pending.length > 0) {
+            return; // pieces are tried at the step itself
+        }
         String text = masks.vocabulary().text(token);
         GrammarState next = text == null ? null : state.feedAll(text);
         if (next != null && !next.done()) {
@@ -98,6 +122,6 @@ final class GrammarConstraint {
 
     /** Whether the output is whole and nothing may follow it. */
     boolean done() {
-        return state.done();
+        return state.done() && pending.length == 0;
     }
 }

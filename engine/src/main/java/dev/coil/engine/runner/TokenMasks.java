@@ -25,9 +25,16 @@ final class TokenMasks {
     private record Key(OutputGrammar grammar, GrammarState state) {
     }
 
+    /** A state of a grammar with the bytes of a character begun there (none: between characters). */
+    private record PieceKey(OutputGrammar grammar, GrammarState state, String pending) {
+    }
+
     private final VocabularyTrie vocabulary;
     private final Cache<Key, int[]> kept = Caffeine.newBuilder().maximumWeight(MAX_BYTES)
             .weigher((Key key, int[] bits) -> 4 * bits.length + 64).build();
+    /** The pieces each state allows, kept as the whole tokens' sets are (their walk tries ranges of characters). */
+    private final Cache<PieceKey, int[]> keptPieces = Caffeine.newBuilder().maximumWeight(MAX_BYTES / 4)
+            .weigher((PieceKey key, int[] bits) -> 4 * bits.length + 64).build();
 
     /** States of context-free grammars whose transitions are kept across walks. */
     static final int KEPT_TRANSITION_STATES = 50_000;
@@ -49,6 +56,16 @@ final class TokenMasks {
      */
     int[] allowedBits(OutputGrammar grammar, GrammarState state) {
         return kept.get(key(grammar, state), key -> bits(walk(state)));
+    }
+
+    /**
+     * The tokens holding part of a character ({@link CharacterPieces}) that continue a text of
+     * {@code grammar} at {@code state} with the bytes {@code pending} of a character begun, as bits.
+     * Shared: do not change it.
+     */
+    int[] pieceBits(OutputGrammar grammar, GrammarState state, byte[] pending) {
+        PieceKey key = new PieceKey(grammar, state, new String(pending, java.nio.charset.StandardCharsets.ISO_8859_1));
+        return keptPieces.get(key, unused -> vocabulary.pieces().allowedBits(state, pending, vocabulary.size()));
     }
 
     /**

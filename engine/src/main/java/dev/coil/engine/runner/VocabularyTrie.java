@@ -41,9 +41,17 @@ final class VocabularyTrie {
     private final Node escapedRoot;
     /** The most UTF-16 units of any token's text. */
     private final int longestText;
+    /** The tokens that hold part of a character, with their bytes (none where the tokenizer cannot tell them). */
+    private final CharacterPieces pieces;
 
     /** @param texts per token id, its text alone; null for a token no output text holds */
     VocabularyTrie(String[] texts) {
+        this(texts, CharacterPieces.NONE);
+    }
+
+    /** As above, with the tokens that hold part of a character. */
+    VocabularyTrie(String[] texts, CharacterPieces pieces) {
+        this.pieces = pieces;
         this.texts = texts.clone();
         Building top = new Building();
         Building escaped = new Building();
@@ -101,13 +109,26 @@ final class VocabularyTrie {
      */
     static VocabularyTrie of(Tokenizer tokenizer, int vocab) {
         String[] texts = new String[vocab];
+        List<Integer> pieceTokens = new ArrayList<>();
+        List<byte[]> pieceBytes = new ArrayList<>();
         int known = Math.min(vocab, tokenizer.vocabSize());
         for (int id = 0; id < known; id++) {
             if (!tokenizer.isSpecial(id)) {
                 texts[id] = tokenizer.decode(new int[] {id}, false);
+                byte[] bytes = texts[id].indexOf('\uFFFD') >= 0 ? tokenizer.tokenBytes(id) : null;
+                if (bytes != null && CharacterPieces.incomplete(bytes)) {
+                    pieceTokens.add(id);
+                    pieceBytes.add(bytes);
+                }
             }
         }
-        return new VocabularyTrie(texts);
+        return new VocabularyTrie(texts, new CharacterPieces(pieceTokens.stream().mapToInt(Integer::intValue).toArray(),
+                pieceBytes.toArray(byte[][]::new)));
+    }
+
+    /** The tokens that hold part of a character's UTF-8, with their bytes. */
+    CharacterPieces pieces() {
+        return pieces;
     }
 
     Node root() {

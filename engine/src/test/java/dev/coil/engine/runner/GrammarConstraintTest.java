@@ -94,6 +94,61 @@ class GrammarConstraintTest {
         assertThat(masked[closing]).isEqualTo(0f);
     }
 
+    /**
+     * Characters the vocabulary holds only in pieces (日, 語, 漢 and 😀 are no token of it; every byte
+     * is): at each token of each choice's spelling, the allowed tokens are exactly those whose bytes,
+     * after the ones taken, still begin a choice's UTF-8 (the end only once one is whole), and every
+     * choice is taken to its end. Where a whole token goes on (本 is one), only whole tokens do.
+     */
+    @Test
+    void piecesSpellCharactersNoTokenHolds() {
+        List<String> choices = List.of("日語", "😀漢");
+        for (String choice : choices) {
+            for (int token : tokenizer.encode(choice, false)) {
+                assertThat(vocabulary.pieces().bytesOf(token)).as("%s: token %d", choice, token).isNotNull();
+            }
+        }
+        OutputGrammar grammar = OutputGrammar.choice(choices);
+        int end = tokenizer.eosTokenId().orElseThrow();
+        for (String choice : choices) {
+            GrammarConstraint constraint = new GrammarConstraint(grammar, new TokenMasks(vocabulary));
+            java.io.ByteArrayOutputStream taken = new java.io.ByteArrayOutputStream();
+            for (int token : tokenizer.encode(choice, false)) {
+                assertAllowsWhatBeginsAChoice(constraint, taken.toByteArray(), choices, end);
+                assertThat(constraint.done()).isFalse();
+                constraint.accept(token);
+                taken.writeBytes(tokenizer.tokenBytes(token));
+            }
+            assertThat(constraint.done()).as(choice).isTrue();
+        }
+        int[] book = tokenizer.encode("本", false);
+        assertThat(book).hasSize(1);
+        int[] wholeOnly = new GrammarConstraint(OutputGrammar.choice(List.of("本", "😀")), new TokenMasks(vocabulary))
+                .allowedBits(Set.of(end));
+        for (int id = 0; id < vocabulary.size(); id++) {
+            assertThat(TokenBits.allows(wholeOnly, id)).as("token %d", id).isEqualTo(id == book[0]);
+        }
+    }
+
+    private static void assertAllowsWhatBeginsAChoice(GrammarConstraint constraint, byte[] taken, List<String> choices,
+            int end) {
+        int[] bits = constraint.allowedBits(Set.of(end));
+        for (int id = 0; id < vocabulary.size(); id++) {
+            byte[] bytes = tokenizer.isSpecial(id) ? null : tokenizer.tokenBytes(id);
+            boolean expected = false;
+            if (bytes != null) {
+                byte[] after = java.util.Arrays.copyOf(taken, taken.length + bytes.length);
+                System.arraycopy(bytes, 0, after, taken.length, bytes.length);
+                for (String choice : choices) {
+                    byte[] whole = choice.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+                    expected |= bytes.length > 0 && after.length <= whole.length
+                            && java.util.Arrays.equals(java.util.Arrays.copyOf(whole, after.length), after);
+                }
+            }
+            assertThat(TokenBits.allows(bits, id)).as("token %d after %d bytes", id, taken.length).isEqualTo(expected);
+        }
+    }
+
     @Test
     void aTokenThatDoesNotContinueTheOutputIsRefused() {
         GrammarConstraint constraint = constraintAt(OutputGrammar.jsonObject(), "{");

@@ -106,21 +106,39 @@ class StructuredOutputTest {
     }
 
     /**
-     * A grammar whose next character no token spells (U+E000, a private-use character no token of the
-     * vocabulary holds whole): refused at submission when it is the first, ended with NO_TOKEN_LEFT
-     * when it comes after "yes" or "no"; each a message naming the grammar, and the engine serves on.
+     * A grammar that asks for characters the vocabulary holds only in pieces (中, 文, 漢, 字 and 😀 are no
+     * token of it; every byte is): each output, greedy or sampled, is one of the choices, spelled byte by byte;
+     * so are the four bytes of 😀 (two UTF-16 units) a pattern repeats, and a pattern's character after
+     * "yes" or "no".
+     */
+    @Test
+    void charactersTheVocabularyHoldsOnlyInPiecesAreSpelledByteByByte() {
+        List<String> choices = List.of("中文", "漢字");
+        List<String> whole = outputs(OutputGrammar.choice(choices), 8, 12);
+        assertThat(whole).hasSize(8).allSatisfy(text -> assertThat(text).isIn(choices));
+        List<String> faces = outputs(OutputGrammar.regex("😀{1,2}"), 6, 12);
+        assertThat(faces).hasSize(6).allSatisfy(text -> assertThat(text).isIn("😀", "😀😀"));
+        List<String> patterned = outputs(OutputGrammar.regex("(yes|no)\\ue000"), 6, 12);
+        assertThat(patterned).hasSize(6).allSatisfy(text -> assertThat(text).isIn("yes\ue000", "no\ue000"));
+    }
+
+    /**
+     * A grammar whose next character no UTF-8 spells (half a surrogate pair, U+D800, which a choice may
+     * hold): refused at submission
+     * when it is the first, ended with NO_TOKEN_LEFT when it comes after "yes" or "no"; each a message
+     * naming the grammar, and the engine serves on.
      */
     @Test
     void aGrammarNoTokenCanContinueEndsTheRequestNamingIt() {
         LoadedModel model = TestModels.load("granitemoehybrid");
         int vocab = model.config().vocabSize();
         try (Engine engine = Engine.start(model, EngineTest.OPS, EngineTest.SMALL)) {
-            SamplingParams first = SamplingParams.builder().maxTokens(8).grammar(OutputGrammar.regex("\ue000")).build();
+            SamplingParams first = SamplingParams.builder().maxTokens(8).grammar(OutputGrammar.choice(List.of("\ud800"))).build();
             assertThatThrownBy(() -> engine.submit(new EngineRequest(prompt(vocab, 9, 1), first, false, -1, -1)))
                     .isInstanceOf(IllegalArgumentException.class)
                     .hasMessage("response_format: no token is left to generate first; the output's grammar "
                             + "(response_format, tools or guided decoding) allows none");
-            SamplingParams later = SamplingParams.builder().maxTokens(8).grammar(OutputGrammar.regex("(yes|no)\ue000"))
+            SamplingParams later = SamplingParams.builder().maxTokens(8).grammar(OutputGrammar.choice(List.of("yes\ud800", "no\ud800")))
                     .build();
             EngineRuns.Outcome outcome = run(engine, new EngineRequest(prompt(vocab, 9, 2), later, false, -1, -1));
             assertThat(outcome.text()).isIn("yes", "no");

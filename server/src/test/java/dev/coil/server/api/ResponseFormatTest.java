@@ -237,6 +237,40 @@ class ResponseFormatTest {
         assertThat(whole).as("answers that ended by themselves").isNotEmpty();
     }
 
+    /**
+     * Characters the demo model's vocabulary holds only in pieces (日, 語, 漢 and 😀 are no token of
+     * it; each of their bytes is): a choice and a schema's enum of them are answered, whole and streamed
+     * alike, byte by byte.
+     */
+    @Test
+    void charactersSpelledInPiecesHoldTheAnswer() throws Exception {
+        List<String> choices = List.of("日語", "😀漢");
+        List<String> picks = new ArrayList<>();
+        for (int seed = 0; seed < 3; seed++) {
+            String base = "\"messages\": [{\"role\": \"user\", \"content\": \"Pick one.\"}], \"max_tokens\": 16, "
+                    + "\"temperature\": 1.0, \"seed\": " + seed;
+            String choice = base + ", \"structured_outputs\": {\"choice\": [\"日語\", \"😀漢\"]}";
+            JsonNode answer = server.postJson("/v1/chat/completions", "{" + choice + "}").at("/choices/0");
+            String content = answer.at("/message/content").asText();
+            assertThat(content).isIn(choices);
+            assertThat(answer.get("finish_reason").asText()).isEqualTo("stop");
+            assertStreamedAs(choice, content);
+            String schema = "{\"type\": \"object\", \"properties\": {\"pick\": {\"enum\": [\"日語\", \"😀漢\"]}}, "
+                    + "\"required\": [\"pick\"]}";
+            String json = base + ", \"response_format\": {\"type\": \"json_schema\", \"json_schema\": "
+                    + "{\"name\": \"p\", \"schema\": " + schema + "}}";
+            answer = server.postJson("/v1/chat/completions", "{" + json + "}").at("/choices/0");
+            content = answer.at("/message/content").asText();
+            if (answer.get("finish_reason").asText().equals("stop")) {
+                assertThat(TestServer.schemaErrors(schema, content)).as(content).isEmpty();
+                picks.add(TestServer.JSON.readTree(content).get("pick").asText());
+            }
+            assertStreamedAs(json, content);
+        }
+        System.out.println("[pieces] whole schema answers' picks: " + picks);
+        assertThat(picks).as("schema answers that ended by themselves").isNotEmpty();
+    }
+
     /** A tool call's arguments, as a structural tag's tag holds them. */
     static final String CITY = """
             {"type": "object", "properties": {"city": {"type": "string", "maxLength": 10}}, "required": ["city"],

@@ -314,7 +314,7 @@ class GpuEngineTest {
     /**
      * Requests held to a grammar draw on the device with its allowed tokens as a mask: the tokens the
      * host draws from the logits copied back and masked there, sampled and greedy, beside a request
-     * without a grammar, and with a bias.
+     * without a grammar, and with a bias; characters the vocabulary holds only in pieces too.
      */
     @ParameterizedTest(name = "{0}")
     @MethodSource("models")
@@ -327,7 +327,11 @@ class GpuEngineTest {
                 SamplingParams.greedy().withTemperature(0.9).withMaxTokens(12).withSeed(12L),
                 SamplingParams.builder().temperature(0.8).topP(0.9).seed(13L).maxTokens(16).grammar(regex)
                         .logitBias(Map.of(3, 5f)).build(),
-                SamplingParams.builder().temperature(0).maxTokens(16).grammar(OutputGrammar.jsonObject()).build());
+                SamplingParams.builder().temperature(0).maxTokens(16).grammar(OutputGrammar.jsonObject()).build(),
+                // Characters the vocabulary holds only in pieces, spelled byte by byte.
+                SamplingParams.builder().temperature(1.0).seed(14L).maxTokens(12)
+                        .grammar(OutputGrammar.choice(List.of("中文", "漢字"))).build(),
+                SamplingParams.builder().temperature(0).maxTokens(12).grammar(OutputGrammar.regex("😀{1,2}")).build());
         assertDeviceDrawsEqualHostDraws(fixture, settings);
     }
 

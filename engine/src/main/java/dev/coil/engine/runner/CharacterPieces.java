@@ -28,17 +28,38 @@ final class CharacterPieces {
     record Step(String text, byte[] pending) {
     }
 
+    /** Pieces whose bytes alone finish the same characters and begin the same bytes: tried once for all. */
+    private record Alike(Step step, int[] tokens) {
+    }
+
     private final int[] tokens;
     private final byte[][] bytes;
     private final Map<Integer, byte[]> bytesOfToken = new HashMap<>();
+    /** The pieces that may come between characters (none pending), by what their bytes do there. */
+    private final List<Alike> betweenCharacters = new ArrayList<>();
 
     /** @param tokens the pieces' ids; {@code bytes[i]}: the bytes token {@code tokens[i]} stands for */
     CharacterPieces(int[] tokens, byte[][] bytes) {
         this.tokens = tokens.clone();
         this.bytes = bytes.clone();
+        Map<String, List<Integer>> alike = new java.util.LinkedHashMap<>();
+        Map<String, Step> steps = new HashMap<>();
         for (int i = 0; i < tokens.length; i++) {
             bytesOfToken.put(tokens[i], bytes[i]);
+            Step step = step(NONE_PENDING, bytes[i]);
+            if (step != null) {
+                String key = key(step);
+                alike.computeIfAbsent(key, unused -> new ArrayList<>()).add(tokens[i]);
+                steps.put(key, step);
+            }
         }
+        alike.forEach((key, ids) -> betweenCharacters.add(new Alike(steps.get(key),
+                ids.stream().mapToInt(Integer::intValue).toArray())));
+    }
+
+    /** The characters a step finishes, then (after a separator no text holds) the bytes it begins. */
+    private static String key(Step step) {
+        return step.text() + '\uFFFF' + new String(step.pending(), java.nio.charset.StandardCharsets.ISO_8859_1);
     }
 
     /** Bytes that are not whole UTF-8 text: a token that holds them is a piece. */
@@ -62,27 +83,55 @@ final class CharacterPieces {
      */
     int[] allowedBits(GrammarState state, byte[] pending, int vocabularySize) {
         int[] bits = new int[(vocabularySize + 31) / 32];
-        Map<String, Boolean> known = new HashMap<>(); // the characters finished, then the bytes begun
         List<GrammarFrame> scratch = new ArrayList<>();
+        Map<String, GrammarState> fed = new HashMap<>(); // many pieces finish the same characters (a space)
+        if (pending.length == 0) {
+            for (Alike alike : betweenCharacters) {
+                if (allowed(state, alike.step(), fed, scratch)) {
+                    for (int token : alike.tokens()) {
+                        bits[token / 32] |= 1 << (token % 32);
+                    }
+                }
+            }
+            return bits;
+        }
+        Map<String, Boolean> known = new HashMap<>();
         for (int i = 0; i < tokens.length; i++) {
             Step step = step(pending, bytes[i]);
-            if (step == null) {
-                continue;
-            }
-            String key = step.text() + '\u0000' + Arrays.toString(step.pending());
-            Boolean allowed = known.get(key);
-            if (allowed == null) {
-                GrammarState after = state.feedAll(step.text());
-                allowed = after != null && (step.pending().length == 0 || someCharacterBegins(after, step.pending(),
-                        scratch));
-                known.put(key, allowed);
-            }
-            if (allowed) {
+            if (step != null && known.computeIfAbsent(key(step), unused -> allowed(state, step, fed, scratch))) {
                 bits[tokens[i] / 32] |= 1 << (tokens[i] % 32);
             }
         }
         return bits;
     }
+
+    /**
+     * Whether the grammar takes the characters {@code step} finishes (each text and its prefixes fed
+     * once for all the pieces, in {@code fed}), and then some character it begins.
+     */
+    private static boolean allowed(GrammarState state, Step step, Map<String, GrammarState> fed,
+            List<GrammarFrame> scratch) {
+        GrammarState after = fed(state, step.text(), fed);
+        return after != REFUSED && (step.pending().length == 0 || someCharacterBegins(after, step.pending(), scratch));
+    }
+
+    /** The state after {@code text}, each of its prefixes fed once (kept in {@code fed}); REFUSED where refused. */
+    private static GrammarState fed(GrammarState state, String text, Map<String, GrammarState> fed) {
+        if (text.isEmpty()) {
+            return state;
+        }
+        GrammarState known = fed.get(text);
+        if (known == null) {
+            GrammarState before = fed(state, text.substring(0, text.length() - 1), fed);
+            GrammarState next = before == REFUSED ? null : before.feed(text.charAt(text.length() - 1));
+            known = next == null ? REFUSED : next;
+            fed.put(text, known);
+        }
+        return known;
+    }
+
+    /** Where the grammar refuses a text (the map cannot hold null). */
+    private static final GrammarState REFUSED = GrammarState.of(GrammarFrame.Done.INSTANCE);
 
     /**
      * The characters {@code pending} then {@code bytes} finish, and the bytes of the one they begin (empty
@@ -127,6 +176,9 @@ final class CharacterPieces {
      * past U+FFFF, each high surrogate once, then the low ones only after a high one taken.
      */
     static boolean someCharacterBegins(GrammarState state, byte[] begun, List<GrammarFrame> scratch) {
+        if (!state.mayTakeNonAscii()) {
+            return false; // every character begun by pieces is from U+0080 on
+        }
         int lead = begun[0] & 0xff;
         int length = length(lead);
         ByteArrayOutputStream lowest = new ByteArrayOutputStream();

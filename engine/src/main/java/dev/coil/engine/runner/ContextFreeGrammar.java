@@ -67,6 +67,15 @@ final class ContextFreeGrammar {
         return CodePointSet.inRanges(terminals[-1 - element], unit);
     }
 
+    /** Whether terminal {@code element} takes some unit from {@code least} on (a rule's element: maybe). */
+    boolean takesFrom(int element, char least) {
+        if (element >= 0) {
+            return true;
+        }
+        int[] ranges = terminals[-1 - element];
+        return ranges.length > 0 && ranges[ranges.length - 1] >= least;
+    }
+
     /** Compiles GBNF text; IllegalArgumentException says what is wrong and where. */
     static ContextFreeGrammar compile(String text) {
         return new Builder(new Parser(text).parse()).build();

@@ -7,12 +7,11 @@ import java.util.Set;
  * whose text the grammar refuses at this point gets -infinity; the end-of-sequence tokens stay only
  * where the output may end. Which tokens a state allows comes from the engine's {@link TokenMasks}.
  *
- * <p>Where no whole token continues the output (the grammar asks for a character the vocabulary holds
- * only in pieces: 😀 or 日本 on a vocabulary without them), the tokens that hold part of a character
- * ({@link CharacterPieces}) are allowed instead, and the constraint keeps the bytes of the character
- * begun ({@code pending}) until a piece finishes it; meanwhile only pieces that go on with it are
- * allowed, and the output may not end. Where whole tokens continue the output, pieces go only where
- * their text does (inside a JSON string, as U+FFFD), as before.
+ * <p>A character the vocabulary holds in no token whole (😀 or 日 on a vocabulary without them) is
+ * spelled by the tokens that hold part of a character ({@link CharacterPieces}), taken by their bytes:
+ * beside the whole tokens, the pieces whose bytes begin characters the grammar takes are allowed, and
+ * the constraint keeps the bytes of the character begun ({@code pending}) until a piece finishes it;
+ * meanwhile only pieces that go on with it are allowed, and the output may not end.
  */
 final class GrammarConstraint {
 
@@ -62,7 +61,15 @@ final class GrammarConstraint {
                 }
             }
         }
-        return TokenBits.none(bits) ? masks.pieceBits(grammar, state, pending) : bits;
+        int[] pieces = masks.pieceBits(grammar, state, pending);
+        if (TokenBits.none(pieces)) {
+            return bits;
+        }
+        int[] both = bits.clone();
+        for (int i = 0; i < both.length; i++) {
+            both[i] |= pieces[i];
+        }
+        return both;
     }
 
     /**
@@ -90,7 +97,7 @@ final class GrammarConstraint {
         GrammarState next = text == null || pending.length > 0 ? null : state.feedAll(text);
         byte[] begun = CharacterPieces.NONE_PENDING;
         if (next == null) {
-            // A piece allowed where no whole token went on: its bytes finish characters and may begin one.
+            // A piece (no text of its own): its bytes finish characters and may begin one.
             byte[] bytes = masks.vocabulary().pieces().bytesOf(token);
             CharacterPieces.Step step = bytes == null ? null : CharacterPieces.step(pending, bytes);
             next = step == null ? null : state.feedAll(step.text());

@@ -34,6 +34,15 @@ sealed interface GrammarFrame {
     /** Whether the text may end here: the output's value is whole. */
     boolean mayEnd();
 
+    /**
+     * Whether a character from U+0080 on may come next: false only where that is certain (JSON's
+     * punctuation, numbers, literals of ASCII, escapes), so that the tokens holding part of a character
+     * ({@link CharacterPieces}) are refused there without trying the characters they could begin.
+     */
+    default boolean mayTakeNonAscii() {
+        return true;
+    }
+
     /** A container waiting on a value, once that value is whole. */
     default GrammarFrame valueDone() {
         throw new IllegalStateException(this + " waits on no value");
@@ -108,6 +117,28 @@ sealed interface GrammarFrame {
         }
     }
 
+    /**
+     * Whether the first character of a value of {@code rule} may be from U+0080 on: never for JSON's
+     * values (a quote, a brace, a digit...), where its pattern, grammar or literals say for the others;
+     * a text rule (a structural tag's) or references nested deeper than a few: maybe.
+     */
+    static boolean startMayTakeNonAscii(ValueRule rule, GrammarFrame parent, int depth) {
+        return switch (rule) {
+            case ValueRule.AnyValue any -> false;
+            case ValueRule.UnionRule union -> union.alternatives.stream()
+                    .anyMatch(alternative -> startMayTakeNonAscii(alternative, parent, depth + 1));
+            case ValueRule.Reference reference -> depth > 16 || startMayTakeNonAscii(reference.target, parent, depth + 1);
+            case ValueRule.ObjectRule object -> false;
+            case ValueRule.ArrayRule array -> false;
+            case ValueRule.StringRule string -> false;
+            case ValueRule.NumberRule number -> false;
+            case ValueRule.RegexRule regex -> regex.automaton.mayTakeFrom(regex.automaton.start(), '\u0080');
+            case ValueRule.GrammarRule grammar -> ContextFreeFrame.startMayTakeNonAscii(grammar.grammar, parent);
+            case ValueRule.LiteralRule literal -> new LiteralFrame(literal.texts, 0, parent).mayTakeNonAscii();
+            case ValueRule.TextRule text -> true;
+        };
+    }
+
     static boolean isWhitespace(char c) {
         return c == ' ' || c == '\n' || c == '\t' || c == '\r';
     }
@@ -125,6 +156,11 @@ sealed interface GrammarFrame {
 
     /** Before the output's first character: its value starts here, with no whitespace before it. */
     record Start(ValueRule rule) implements GrammarFrame {
+        @Override
+        public boolean mayTakeNonAscii() {
+            return startMayTakeNonAscii(rule, Top.INSTANCE, 0);
+        }
+
         @Override
         public void feed(char c, List<GrammarFrame> out) {
             startValue(rule, Top.INSTANCE, c, out);
@@ -179,6 +215,12 @@ sealed interface GrammarFrame {
 
     /** After a preamble: up to {@link #MAX_GAP} whitespace characters ({@code spaces} so far), then the value. */
     record Gap(ValueRule rule, int spaces) implements GrammarFrame {
+        /** Its whitespace is ASCII; then the value's first character. */
+        @Override
+        public boolean mayTakeNonAscii() {
+            return startMayTakeNonAscii(rule, Top.INSTANCE, 0);
+        }
+
         @Override
         public void feed(char c, List<GrammarFrame> out) {
             if (isWhitespace(c) && spaces < MAX_GAP) {
@@ -195,6 +237,11 @@ sealed interface GrammarFrame {
 
     /** The parent of the output's value: once that is whole, nothing follows. */
     record Top() implements GrammarFrame {
+        @Override
+        public boolean mayTakeNonAscii() {
+            return false;
+        }
+
         static final Top INSTANCE = new Top();
 
         @Override
@@ -214,6 +261,11 @@ sealed interface GrammarFrame {
 
     /** The output's value is whole and nothing may follow it. */
     record Done() implements GrammarFrame {
+        @Override
+        public boolean mayTakeNonAscii() {
+            return false;
+        }
+
         static final Done INSTANCE = new Done();
 
         @Override
@@ -235,6 +287,28 @@ sealed interface GrammarFrame {
      */
     record ObjectFrame(ValueRule.ObjectRule rule, GrammarFrame parent, int stage, int next, int chosen, String key,
             int escape, int whitespace, int count, GrammarState name) implements GrammarFrame {
+        /**
+         * Only inside a key, outside an escape: where an additional key may go on (as its propertyNames
+         * may), or a listed name still typed has a character from U+0080 on next.
+         */
+        @Override
+        public boolean mayTakeNonAscii() {
+            if (stage != KEY || escape != StringLexer.NORMAL) {
+                return false;
+            }
+            if (mayTakeAdditionalKey() && (name == null || name.mayTakeNonAscii())) {
+                return true;
+            }
+            for (int j = next; j <= lastCandidate(); j++) {
+                String text = rule.properties.get(j).keyText();
+                if (mayTakeListed(j) && text.length() > key.length() && text.startsWith(key)
+                        && text.charAt(key.length()) >= '\u0080') {
+                    return true;
+                }
+            }
+            return false;
+        }
+
         static final int OPEN = 0;        // after '{': a key or '}'
         static final int KEY = 1;         // inside a key
         static final int COLON = 2;       // after a key
@@ -378,6 +452,12 @@ sealed interface GrammarFrame {
      */
     record ArrayFrame(ValueRule.ArrayRule rule, GrammarFrame parent, int stage, int count, int whitespace,
             List<String> used) implements GrammarFrame {
+        /** Only its punctuation and whitespace: a value in it stands in frames of its own. */
+        @Override
+        public boolean mayTakeNonAscii() {
+            return false;
+        }
+
         static final int OPEN = 0;        // after '[': a value or ']'
         static final int IN_VALUE = 1;    // the parent of the value being spelled
         static final int AFTER_VALUE = 2; // ',' or ']'
@@ -453,6 +533,12 @@ sealed interface GrammarFrame {
 
     /** Inside a string, {@code length} characters in. */
     record StringFrame(ValueRule.StringRule rule, GrammarFrame parent, int escape, int length) implements GrammarFrame {
+        /** Outside an escape, any character but the quote, the backslash and controls. */
+        @Override
+        public boolean mayTakeNonAscii() {
+            return escape == StringLexer.NORMAL;
+        }
+
         @Override
         public void feed(char c, List<GrammarFrame> out) {
             if (escape == StringLexer.NORMAL && c == '"') {
@@ -490,6 +576,12 @@ sealed interface GrammarFrame {
      */
     record PatternStringFrame(RegexAutomaton pattern, GrammarFrame parent, int stage, RegexAutomaton.Position position,
             TextChain text) implements GrammarFrame {
+        /** Outside an escape, where the pattern reads a character from U+0080 on. */
+        @Override
+        public boolean mayTakeNonAscii() {
+            return stage != NORMAL || pattern.mayTakeFrom(position, '\u0080');
+        }
+
         static final int NORMAL = 0;   // outside an escape
         static final int ESCAPE = 1;   // after a backslash
         static final int U = 2;        // after backslash-u, then its first 0 (3) and second 0 (4)
@@ -586,6 +678,11 @@ sealed interface GrammarFrame {
     record RegexFrame(RegexAutomaton automaton, RegexAutomaton.Position position, GrammarFrame parent)
             implements GrammarFrame {
         @Override
+        public boolean mayTakeNonAscii() {
+            return automaton.mayTakeFrom(position, '\u0080');
+        }
+
+        @Override
         public void feed(char c, List<GrammarFrame> out) {
             RegexAutomaton.Position after = automaton.feed(position, c);
             if (after != null) {
@@ -656,6 +753,13 @@ sealed interface GrammarFrame {
         /** Most frames one expansion may visit: a grammar ambiguous enough to pass it takes nothing there. */
         static final int MAX_EXPANSION = 4096;
 
+        /** Whether the grammar's text may begin with a character from U+0080 on. */
+        static boolean startMayTakeNonAscii(ContextFreeGrammar grammar, GrammarFrame parent) {
+            List<GrammarFrame> first = new ArrayList<>();
+            new ContextFreeFrame(grammar, grammar.start, 0, parent, parent).reach(first, false);
+            return first.stream().anyMatch(GrammarFrame::mayTakeNonAscii);
+        }
+
         /** The frames of the grammar's text whose first character is {@code c}, inside {@code parent}. */
         static void start(ContextFreeGrammar grammar, GrammarFrame parent, char c, List<GrammarFrame> out) {
             List<GrammarFrame> first = new ArrayList<>();
@@ -663,6 +767,12 @@ sealed interface GrammarFrame {
             for (GrammarFrame terminal : first) {
                 terminal.feed(c, out);
             }
+        }
+
+        /** Where this terminal's characters reach U+0080. */
+        @Override
+        public boolean mayTakeNonAscii() {
+            return grammar.takesFrom(grammar.alternatives[alternative][position], '\u0080');
         }
 
         @Override
@@ -734,6 +844,11 @@ sealed interface GrammarFrame {
      */
     record NumberFrame(ValueRule.NumberRule rule, GrammarFrame parent, int stage, int digits, String typed,
             List<String> written) implements GrammarFrame {
+        @Override
+        public boolean mayTakeNonAscii() {
+            return false;
+        }
+
         static final int MAX_DIGITS = 20;
         static final int MAX_EXPONENT_DIGITS = 3;
 
@@ -829,6 +944,17 @@ sealed interface GrammarFrame {
 
     /** Inside one of {@code candidates}, {@code position} characters in (each candidate agrees with them). */
     record LiteralFrame(List<String> candidates, int position, GrammarFrame parent) implements GrammarFrame {
+        /** Where some candidate's next character is from U+0080 on. */
+        @Override
+        public boolean mayTakeNonAscii() {
+            for (String candidate : candidates) {
+                if (position < candidate.length() && candidate.charAt(position) >= '\u0080') {
+                    return true;
+                }
+            }
+            return false;
+        }
+
         @Override
         public void feed(char c, List<GrammarFrame> out) {
             List<String> continuing = new ArrayList<>(candidates.size());

@@ -121,6 +121,16 @@ final class GrammarState {
         return false;
     }
 
+    /** Whether a character from U+0080 on may come next (false only where that is certain). */
+    boolean mayTakeNonAscii() {
+        for (GrammarFrame frame : frames) {
+            if (frame.mayTakeNonAscii()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /** Whether the text may end here: it is a whole sentence of the grammar. */
     boolean mayEnd() {
         for (GrammarFrame frame : frames) {

@@ -153,6 +153,21 @@ final class RegexAutomaton {
         return start;
     }
 
+    /**
+     * Whether some unit from {@code least} on may come next at {@code at}: the reading states' ranges
+     * reach it (an excluded text may still refuse it; a generous answer only costs a search).
+     */
+    boolean mayTakeFrom(Position at, char least) {
+        for (int pair : at.pairs) {
+            int state = pair / countSlots;
+            int[] ranges = state == accepting ? null : reads[state];
+            if (ranges != null && ranges.length > 0 && ranges[ranges.length - 1] >= least) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /** Where {@code unit} leads from {@code from}, or null when the pattern cannot take it there. */
     Position feed(Position from, char unit) {
         if (from.id < 0) {

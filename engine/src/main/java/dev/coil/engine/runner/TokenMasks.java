@@ -64,7 +64,10 @@ final class TokenMasks {
      * Shared: do not change it.
      */
     int[] pieceBits(OutputGrammar grammar, GrammarState state, byte[] pending) {
-        PieceKey key = new PieceKey(grammar, state, new String(pending, java.nio.charset.StandardCharsets.ISO_8859_1));
+        // Keyed as the whole tokens' sets are (a long plain string's states share one key): a piece
+        // adds no more characters than its text alone would show.
+        PieceKey key = new PieceKey(grammar, key(grammar, state).state(),
+                new String(pending, java.nio.charset.StandardCharsets.ISO_8859_1));
         return keptPieces.get(key, unused -> vocabulary.pieces().allowedBits(state, pending, vocabulary.size()));
     }
 

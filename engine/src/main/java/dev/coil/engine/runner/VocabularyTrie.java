@@ -103,9 +103,10 @@ final class VocabularyTrie {
     }
 
     /**
-     * Each token's text alone, as a grammar reads it: a byte-level token that holds part of a
-     * character decodes to U+FFFD, which only a string takes, where the whole character belongs.
-     * Special tokens have none.
+     * Each token's text alone, as a grammar reads it. A token that holds part of a character has none:
+     * where the tokenizer tells its bytes (a byte-level vocabulary), it is one of the {@link #pieces},
+     * which the constraint takes by their bytes; elsewhere its text holds U+FFFD, which only a string
+     * takes. Special tokens have none.
      */
     static VocabularyTrie of(Tokenizer tokenizer, int vocab) {
         String[] texts = new String[vocab];
@@ -117,6 +118,8 @@ final class VocabularyTrie {
                 texts[id] = tokenizer.decode(new int[] {id}, false);
                 byte[] bytes = texts[id].indexOf('\uFFFD') >= 0 ? tokenizer.tokenBytes(id) : null;
                 if (bytes != null && CharacterPieces.incomplete(bytes)) {
+                    // Its text would stand U+FFFD for bytes a grammar must see whole: it goes by its bytes.
+                    texts[id] = null;
                     pieceTokens.add(id);
                     pieceBytes.add(bytes);
                 }

@@ -66,9 +66,17 @@ class CharacterPiecesTest {
      */
     @Test
     void someCharacterBeginsAsFeedingEveryCharacterSays() {
+        String keys = "{\"type\": \"object\", \"properties\": {\"名前\": {\"type\": \"string\", \"pattern\": "
+                + "\"^[日本]+$\"}, \"age\": {\"type\": \"integer\"}}, \"additionalProperties\": false}";
+        OutputGrammar gbnf = OutputGrammar.grammar("root ::= [日-本] \"x\" | \"a\" [é]\n");
         List<GrammarState> states = List.of(OutputGrammar.choice(List.of("日本", "😀", "é")).start(),
                 OutputGrammar.regex("[\\u4e00-\\u4e0f]x|\\uFFFF").start(), OutputGrammar.regex("[a-z]+").start(),
-                OutputGrammar.jsonObject().start().feedAll("{\"k\": \""), OutputGrammar.choice(List.of("\uD800")).start());
+                OutputGrammar.jsonObject().start().feedAll("{\"k\": \""), OutputGrammar.choice(List.of("\uD800")).start(),
+                // A key being typed (listed names only), a pattern string, a number, a JSON start, a grammar.
+                OutputGrammar.jsonSchema(keys).start().feedAll("{\""), OutputGrammar.jsonSchema(keys).start().feedAll("{\"a"),
+                OutputGrammar.jsonSchema(keys).start().feedAll("{\"名前\": \""),
+                OutputGrammar.jsonSchema(keys).start().feedAll("{\"age\": 1"), OutputGrammar.jsonSchema(keys).start(),
+                gbnf.start(), gbnf.start().feedAll("a"), gbnf.start().feedAll("日"));
         List<byte[]> leads = new ArrayList<>();
         for (int lead = 0xC2; lead <= 0xF4; lead++) {
             leads.add(bytes(lead));

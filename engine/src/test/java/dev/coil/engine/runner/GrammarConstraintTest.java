@@ -98,7 +98,7 @@ class GrammarConstraintTest {
      * Characters the vocabulary holds only in pieces (日, 語, 漢 and 😀 are no token of it; every byte
      * is): at each token of each choice's spelling, the allowed tokens are exactly those whose bytes,
      * after the ones taken, still begin a choice's UTF-8 (the end only once one is whole), and every
-     * choice is taken to its end. Where a whole token goes on (本 is one), only whole tokens do.
+     * choice is taken to its end. A character a token holds whole (本) is spelled by it or by its bytes.
      */
     @Test
     void piecesSpellCharactersNoTokenHolds() {
@@ -121,13 +121,68 @@ class GrammarConstraintTest {
             }
             assertThat(constraint.done()).as(choice).isTrue();
         }
+        // 本 is a token: it and the pieces of its bytes both spell it, beside those of 😀.
         int[] book = tokenizer.encode("本", false);
         assertThat(book).hasSize(1);
-        int[] wholeOnly = new GrammarConstraint(OutputGrammar.choice(List.of("本", "😀")), new TokenMasks(vocabulary))
-                .allowedBits(Set.of(end));
-        for (int id = 0; id < vocabulary.size(); id++) {
-            assertThat(TokenBits.allows(wholeOnly, id)).as("token %d", id).isEqualTo(id == book[0]);
+        List<String> mixed = List.of("本", "😀");
+        GrammarConstraint whole = new GrammarConstraint(OutputGrammar.choice(mixed), new TokenMasks(vocabulary));
+        assertAllowsWhatBeginsAChoice(whole, new byte[0], mixed, end);
+        whole.accept(book[0]);
+        assertThat(whole.done()).isTrue();
+        GrammarConstraint inPieces = new GrammarConstraint(OutputGrammar.choice(mixed), new TokenMasks(vocabulary));
+        byte[] bookBytes = "本".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        for (int i = 0; i < bookBytes.length; i++) {
+            int piece = singleByteToken(bookBytes[i]);
+            assertAllowsWhatBeginsAChoice(inPieces, java.util.Arrays.copyOf(bookBytes, i), mixed, end);
+            inPieces.accept(piece);
         }
+        assertThat(inPieces.done()).isTrue();
+    }
+
+    /**
+     * Inside a JSON string of exactly two characters, characters spelled in pieces count as one each,
+     * and a piece goes only where its bytes go on with UTF-8: after the lead byte of 日, every
+     * continuation byte and no other byte; after 日 the string may not close; after 日 and 本, only the
+     * closing quote comes.
+     */
+    @Test
+    void aStringCountsCharactersSpelledInPiecesAsCharacters() {
+        GrammarConstraint constraint = new GrammarConstraint(OutputGrammar.jsonSchema(
+                "{\"type\": \"string\", \"minLength\": 2, \"maxLength\": 2}"), new TokenMasks(vocabulary));
+        int quote = tokenizer.encode("\"", false)[0];
+        constraint.accept(quote);
+        byte[] day = "日".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        constraint.accept(singleByteToken(day[0]));
+        int[] afterLead = constraint.allowedBits(Set.of());
+        for (int b = 0; b < 256; b++) {
+            assertThat(TokenBits.allows(afterLead, singleByteToken((byte) b))).as("byte %02x after E6", b)
+                    .isEqualTo(b >= 0x80 && b <= 0xBF);
+        }
+        constraint.accept(singleByteToken(day[1]));
+        constraint.accept(singleByteToken(day[2]));
+        assertThat(TokenBits.allows(constraint.allowedBits(Set.of()), quote)).as("closing after one character").isFalse();
+        for (byte b : "本".getBytes(java.nio.charset.StandardCharsets.UTF_8)) {
+            constraint.accept(singleByteToken(b));
+        }
+        int[] full = constraint.allowedBits(Set.of());
+        for (int id = 0; id < vocabulary.size(); id++) {
+            String text = vocabulary.text(id);
+            assertThat(TokenBits.allows(full, id)).as("token %d after two characters", id)
+                    .isEqualTo(text != null && text.equals("\""));
+        }
+        constraint.accept(quote);
+        assertThat(constraint.done()).isTrue();
+    }
+
+    /** The token of the one byte {@code value}. */
+    private static int singleByteToken(byte value) {
+        for (int id = 0; id < vocabulary.size(); id++) {
+            byte[] bytes = tokenizer.isSpecial(id) ? null : tokenizer.tokenBytes(id);
+            if (bytes != null && bytes.length == 1 && bytes[0] == value) {
+                return id;
+            }
+        }
+        throw new AssertionError("no token of the byte " + value);
     }
 
     private static void assertAllowsWhatBeginsAChoice(GrammarConstraint constraint, byte[] taken, List<String> choices,

@@ -72,6 +72,15 @@ final class CharacterPieces {
         return tokens.length;
     }
 
+    /** The most bytes of any piece (0 for none). */
+    int mostBytes() {
+        int most = 0;
+        for (byte[] piece : bytes) {
+            most = Math.max(most, piece.length);
+        }
+        return most;
+    }
+
     /** The bytes of piece {@code token}, or null when it is none. */
     byte[] bytesOf(int token) {
         return bytesOfToken.get(token);

@@ -61,15 +61,7 @@ final class GrammarConstraint {
                 }
             }
         }
-        int[] pieces = masks.pieceBits(grammar, state, pending);
-        if (TokenBits.none(pieces)) {
-            return bits;
-        }
-        int[] both = bits.clone();
-        for (int i = 0; i < both.length; i++) {
-            both[i] |= pieces[i];
-        }
-        return both;
+        return bits;
     }
 
     /**

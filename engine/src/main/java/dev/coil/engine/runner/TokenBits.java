@@ -13,16 +13,6 @@ final class TokenBits {
         return id / 32 < bits.length && (bits[id / 32] >>> (id % 32) & 1) != 0;
     }
 
-    /** Whether {@code bits} allows no token. */
-    static boolean none(int[] bits) {
-        for (int word : bits) {
-            if (word != 0) {
-                return false;
-            }
-        }
-        return true;
-    }
-
     /** A copy of {@code logits} with -infinity for every token {@code bits} refuses (none where bits is null). */
     static float[] masked(float[] logits, int[] bits) {
         float[] masked = logits.clone();

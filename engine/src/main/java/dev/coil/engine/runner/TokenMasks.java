@@ -51,17 +51,31 @@ final class TokenMasks {
     }
 
     /**
-     * The tokens whose text continues a text of {@code grammar} at {@code state}: bit id % 32 of word
-     * id / 32 set for token id. Shared: do not change it.
+     * The tokens whose text continues a text of {@code grammar} at {@code state}, and those holding
+     * part of a character whose bytes do: bit id % 32 of word id / 32 set for token id. Shared: do not
+     * change it.
      */
     int[] allowedBits(OutputGrammar grammar, GrammarState state) {
-        return kept.get(key(grammar, state), key -> bits(walk(state)));
+        return kept.get(key(grammar, state), key -> withPieces(bits(walk(state)), state));
+    }
+
+    /**
+     * {@code bits} with the tokens holding part of a character that may come at {@code state} between
+     * characters ({@link CharacterPieces}), kept with the whole tokens' set: one array a state, which
+     * the parallel walks ({@link GrammarConstraint#walkAfter}) fill ahead of the step.
+     */
+    private int[] withPieces(int[] bits, GrammarState state) {
+        int[] pieces = vocabulary.pieces().allowedBits(state, CharacterPieces.NONE_PENDING, vocabulary.size());
+        for (int i = 0; i < bits.length; i++) {
+            bits[i] |= pieces[i];
+        }
+        return bits;
     }
 
     /**
      * The tokens holding part of a character ({@link CharacterPieces}) that continue a text of
-     * {@code grammar} at {@code state} with the bytes {@code pending} of a character begun, as bits.
-     * Shared: do not change it.
+     * {@code grammar} at {@code state} with the bytes {@code pending} of a character begun (one to
+     * three), as bits. Shared: do not change it.
      */
     int[] pieceBits(OutputGrammar grammar, GrammarState state, byte[] pending) {
         // Keyed as the whole tokens' sets are (a long plain string's states share one key): a piece

@@ -39,7 +39,7 @@ final class VocabularyTrie {
     private final int[] plainCounts;
     /** The tree of the tokens that are not plain. */
     private final Node escapedRoot;
-    /** The most UTF-16 units of any token's text. */
+    /** The most UTF-16 units of any token's text, or of any piece's bytes (which bound its characters). */
     private final int longestText;
     /** The tokens that hold part of a character, with their bytes (none where the tokenizer cannot tell them). */
     private final CharacterPieces pieces;
@@ -75,7 +75,8 @@ final class VocabularyTrie {
         this.plainCounts = plain.stream().mapToInt(entry -> (int) entry[0]).toArray();
         this.root = top.freeze();
         this.escapedRoot = escaped.freeze();
-        this.longestText = longest;
+        // A piece adds no more characters than it has bytes.
+        this.longestText = Math.max(longest, pieces.mostBytes());
     }
 
     /** The most UTF-16 units of any token's text: no token adds more characters to a string. */

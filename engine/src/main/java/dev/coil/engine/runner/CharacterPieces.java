@@ -72,11 +72,18 @@ final class CharacterPieces {
         return tokens.length;
     }
 
-    /** The most bytes of any piece (0 for none). */
-    int mostBytes() {
+    /**
+     * The most UTF-16 units any piece adds to a text (0 for none): for each byte that begins a
+     * character, one (two past U+FFFF), and two for the character begun before it that it may finish.
+     */
+    int mostCharacters() {
         int most = 0;
         for (byte[] piece : bytes) {
-            most = Math.max(most, piece.length);
+            int units = 2;
+            for (byte b : piece) {
+                units += (b & 0xC0) == 0x80 ? 0 : (b & 0xF8) == 0xF0 ? 2 : 1;
+            }
+            most = Math.max(most, units);
         }
         return most;
     }

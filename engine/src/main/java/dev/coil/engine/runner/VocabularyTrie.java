@@ -39,7 +39,7 @@ final class VocabularyTrie {
     private final int[] plainCounts;
     /** The tree of the tokens that are not plain. */
     private final Node escapedRoot;
-    /** The most UTF-16 units of any token's text, or of any piece's bytes (which bound its characters). */
+    /** The most UTF-16 units of any token's text, or characters any piece adds. */
     private final int longestText;
     /** The tokens that hold part of a character, with their bytes (none where the tokenizer cannot tell them). */
     private final CharacterPieces pieces;
@@ -75,8 +75,7 @@ final class VocabularyTrie {
         this.plainCounts = plain.stream().mapToInt(entry -> (int) entry[0]).toArray();
         this.root = top.freeze();
         this.escapedRoot = escaped.freeze();
-        // A piece adds no more characters than it has bytes.
-        this.longestText = Math.max(longest, pieces.mostBytes());
+        this.longestText = Math.max(longest, pieces.mostCharacters());
     }
 
     /** The most UTF-16 units of any token's text: no token adds more characters to a string. */

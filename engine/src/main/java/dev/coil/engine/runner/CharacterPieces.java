@@ -209,7 +209,7 @@ final class CharacterPieces {
         int last = step(NONE_PENDING, highest.toByteArray()).text().codePointAt(0);
         if (last <= Character.MAX_VALUE) {
             for (int c = first; c <= last; c++) {
-                if (state.feed((char) c, scratch) != null) {
+                if (state.takes((char) c, scratch)) {
                     return true;
                 }
             }
@@ -223,7 +223,7 @@ final class CharacterPieces {
             int from = Math.max(first, Character.toCodePoint(high, Character.MIN_LOW_SURROGATE));
             int to = Math.min(last, Character.toCodePoint(high, Character.MAX_LOW_SURROGATE));
             for (int c = from; c <= to; c++) {
-                if (after.feed(Character.lowSurrogate(c), scratch) != null) {
+                if (after.takes(Character.lowSurrogate(c), scratch)) {
                     return true;
                 }
             }

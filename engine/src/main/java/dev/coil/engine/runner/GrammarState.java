@@ -60,6 +60,15 @@ final class GrammarState {
         return new GrammarState(next.toArray(GrammarFrame[]::new));
     }
 
+    /** Whether the grammar takes {@code c} here: {@code feed(c) != null} without making the next state. */
+    boolean takes(char c, List<GrammarFrame> scratch) {
+        scratch.clear();
+        for (GrammarFrame frame : frames) {
+            frame.feed(c, scratch);
+        }
+        return !scratch.isEmpty() && (scratch.size() <= MAX_FRAMES || new LinkedHashSet<>(scratch).size() <= MAX_FRAMES);
+    }
+
     /**
      * This state with each frame replaced by {@code replace}'s; this very state, nothing copied, where
      * none changes (the allowed-set lookup asks it of every state it keys).

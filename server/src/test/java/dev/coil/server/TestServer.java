@@ -16,10 +16,13 @@ import io.opentelemetry.sdk.trace.data.SpanData;
 import io.opentelemetry.sdk.trace.export.SimpleSpanProcessor;
 import io.opentelemetry.sdk.trace.export.SpanExporter;
 import java.io.IOException;
+import java.io.OutputStream;
+import java.net.Socket;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -162,6 +165,21 @@ public final class TestServer implements AutoCloseable {
         JsonNode error = parse(response.body()).get("error");
         assertThat(error.get("message").asText()).contains(message);
         assertThat(error.get("type").asText()).isEqualTo("invalid_request_error");
+    }
+
+    /**
+     * A raw connection that has sent {@code body} as a JSON POST to {@code path}, so that the test reads
+     * what it wants and decides when the client goes away (closing it).
+     */
+    public Socket openPost(String path, String body) throws IOException {
+        Socket socket = new Socket("127.0.0.1", port());
+        socket.setSoTimeout(120_000);
+        OutputStream out = socket.getOutputStream();
+        out.write(("POST " + path + " HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                + "Content-Length: " + body.getBytes(StandardCharsets.UTF_8).length + "\r\n\r\n" + body)
+                .getBytes(StandardCharsets.UTF_8));
+        out.flush();
+        return socket;
     }
 
     public HttpResponse<String> send(HttpRequest.Builder request, String... headers) {

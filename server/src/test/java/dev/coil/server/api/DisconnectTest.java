@@ -10,7 +10,6 @@ import dev.coil.server.TestServer;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
-import java.io.OutputStream;
 import java.net.Socket;
 import java.net.URI;
 import java.net.http.HttpRequest;
@@ -47,12 +46,7 @@ class DisconnectTest {
 
             // 8000 tokens would take most of a minute: only a cancellation ends it quickly.
             String body = "{\"prompt\": \"The\", \"max_tokens\": 8000, \"ignore_eos\": true, \"stream\": true}";
-            try (Socket socket = new Socket("127.0.0.1", server.port())) {
-                OutputStream out = socket.getOutputStream();
-                out.write(("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-                        + "Content-Length: " + body.getBytes(StandardCharsets.UTF_8).length + "\r\n\r\n" + body)
-                        .getBytes(StandardCharsets.UTF_8));
-                out.flush();
+            try (Socket socket = send(server, body)) {
                 BufferedReader in = new BufferedReader(new InputStreamReader(socket.getInputStream(), StandardCharsets.UTF_8));
                 assertThat(in.readLine()).isEqualTo("HTTP/1.1 200 OK");
                 String line;
@@ -143,14 +137,7 @@ class DisconnectTest {
 
     /** A raw connection that has sent {@code body} to /v1/completions, so that the test decides when it closes. */
     private static Socket send(TestServer server, String body) throws IOException {
-        Socket socket = new Socket("127.0.0.1", server.port());
-        socket.setSoTimeout(120_000);
-        OutputStream out = socket.getOutputStream();
-        out.write(("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-                + "Content-Length: " + body.getBytes(StandardCharsets.UTF_8).length + "\r\n\r\n" + body)
-                .getBytes(StandardCharsets.UTF_8));
-        out.flush();
-        return socket;
+        return server.openPost("/v1/completions", body);
     }
 
     /** Waits until the engine holds cache blocks for the request: its prompt is being computed. */

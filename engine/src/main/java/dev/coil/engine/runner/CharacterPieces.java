@@ -195,6 +195,9 @@ final class CharacterPieces {
         if (!state.mayTakeNonAscii()) {
             return false; // every character begun by pieces is from U+0080 on
         }
+        if (state.takesEveryNonAscii()) {
+            return true;
+        }
         int lead = begun[0] & 0xff;
         int length = length(lead);
         ByteArrayOutputStream lowest = new ByteArrayOutputStream();

@@ -43,6 +43,15 @@ sealed interface GrammarFrame {
         return true;
     }
 
+    /**
+     * Whether every character from U+0080 on may come next: true only where that is certain (a JSON
+     * string with room for one more character, free text that searches only for ASCII), so that the
+     * tokens holding part of a character are allowed there without trying one.
+     */
+    default boolean takesEveryNonAscii() {
+        return false;
+    }
+
     /** A container waiting on a value, once that value is whole. */
     default GrammarFrame valueDone() {
         throw new IllegalStateException(this + " waits on no value");
@@ -537,6 +546,12 @@ sealed interface GrammarFrame {
         @Override
         public boolean mayTakeNonAscii() {
             return escape == StringLexer.NORMAL;
+        }
+
+        /** Outside an escape, with room for one more character: every one from U+0080 on is plain. */
+        @Override
+        public boolean takesEveryNonAscii() {
+            return escape == StringLexer.NORMAL && length < rule.maxLength;
         }
 
         @Override

@@ -130,6 +130,16 @@ final class GrammarState {
         return false;
     }
 
+    /** Whether every character from U+0080 on may come next (true only where that is certain). */
+    boolean takesEveryNonAscii() {
+        for (GrammarFrame frame : frames) {
+            if (frame.takesEveryNonAscii()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /** Whether a character from U+0080 on may come next (false only where that is certain). */
     boolean mayTakeNonAscii() {
         for (GrammarFrame frame : frames) {

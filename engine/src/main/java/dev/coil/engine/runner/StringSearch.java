@@ -16,6 +16,7 @@ import java.util.Map;
 final class StringSearch {
 
     private final List<String> strings;
+    private final boolean onlyAscii;
     /** children.get(state): the state one character further along a string. */
     private final List<Map<Character, Integer>> children = new ArrayList<>();
     /** fallback[state]: the longest proper end of the state's text that is a state too. */
@@ -23,9 +24,18 @@ final class StringSearch {
     /** found[state]: the indices of the strings the state's text ends with (a string ends there). */
     private final int[][] found;
 
+    /**
+     * Whether every searched string is ASCII: then a character from U+0080 on ends no string and leads
+     * back to the start, whatever the state.
+     */
+    boolean onlyAscii() {
+        return onlyAscii;
+    }
+
     /** A search for {@code strings} (none empty; a string given twice counts once, by its first index). */
     StringSearch(List<String> strings) {
         this.strings = List.copyOf(strings);
+        this.onlyAscii = this.strings.stream().allMatch(string -> string.chars().allMatch(c -> c < 0x80));
         children.add(new HashMap<>());
         List<List<Integer>> ending = new ArrayList<>();
         ending.add(new ArrayList<>());

@@ -164,6 +164,12 @@ final class StructuralRules {
      */
     record AnyTextFrame(AnyTextRule rule, int state, int chars, boolean afterHigh, GrammarFrame parent)
             implements GrammarFrame.TextFrame {
+        /** Where no excluded string holds such a character, and one more fits the bound (not mid-pair). */
+        @Override
+        public boolean takesEveryNonAscii() {
+            return !afterHigh && chars >= 0 && (rule.maxChars < 0 || chars < rule.maxChars) && rule.excluded.onlyAscii();
+        }
+
         @Override
         public void feed(char c, List<GrammarFrame> out) {
             int after = rule.excluded.next(state, c);
@@ -259,6 +265,12 @@ final class StructuralRules {
      * trigger whole ends the free text: the tags whose begin starts with it go on from there.
      */
     record FreeTextFrame(TriggeredTagsRule rule, int state, GrammarFrame parent) implements GrammarFrame.TextFrame {
+        /** Where no trigger and no excluded string holds such a character: it stays free text. */
+        @Override
+        public boolean takesEveryNonAscii() {
+            return rule.search.onlyAscii();
+        }
+
         @Override
         public void feed(char c, List<GrammarFrame> out) {
             int after = rule.search.next(state, c);

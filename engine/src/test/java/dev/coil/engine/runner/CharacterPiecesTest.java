@@ -69,6 +69,15 @@ class CharacterPiecesTest {
         String keys = "{\"type\": \"object\", \"properties\": {\"名前\": {\"type\": \"string\", \"pattern\": "
                 + "\"^[日本]+$\"}, \"age\": {\"type\": \"integer\"}}, \"additionalProperties\": false}";
         OutputGrammar gbnf = OutputGrammar.grammar("root ::= [日-本] \"x\" | \"a\" [é]\n");
+        OutputGrammar freeText = OutputGrammar.structuralTag("""
+                {"type": "structural_tag", "format": {"type": "triggered_tags", "triggers": ["<f"],
+                 "tags": [{"begin": "<f>", "content": {"type": "const_string", "value": "x"}, "end": "</f>"}]}}""");
+        OutputGrammar freeTextDay = OutputGrammar.structuralTag("""
+                {"type": "structural_tag", "format": {"type": "triggered_tags", "triggers": ["日"],
+                 "tags": [{"begin": "日>", "content": {"type": "const_string", "value": "x"}, "end": "</f>"}]}}""");
+        OutputGrammar bounded = OutputGrammar.structuralTag("""
+                {"type": "structural_tag", "format": {"type": "tag", "begin": "<t>", "end": "</t>",
+                 "content": {"type": "any_text", "max_chars": 3}}}""");
         List<GrammarState> states = List.of(OutputGrammar.choice(List.of("日本", "😀", "é")).start(),
                 OutputGrammar.regex("[\\u4e00-\\u4e0f]x|\\uFFFF").start(), OutputGrammar.regex("[a-z]+").start(),
                 OutputGrammar.jsonObject().start().feedAll("{\"k\": \""), OutputGrammar.choice(List.of("\uD800")).start(),
@@ -76,7 +85,13 @@ class CharacterPiecesTest {
                 OutputGrammar.jsonSchema(keys).start().feedAll("{\""), OutputGrammar.jsonSchema(keys).start().feedAll("{\"a"),
                 OutputGrammar.jsonSchema(keys).start().feedAll("{\"名前\": \""),
                 OutputGrammar.jsonSchema(keys).start().feedAll("{\"age\": 1"), OutputGrammar.jsonSchema(keys).start(),
-                gbnf.start(), gbnf.start().feedAll("a"), gbnf.start().feedAll("日"));
+                gbnf.start(), gbnf.start().feedAll("a"), gbnf.start().feedAll("日"),
+                // Free text searching for ASCII and for 日; any_text with one character left, and none.
+                freeText.start().feedAll("ab"), freeTextDay.start().feedAll("ab"),
+                bounded.start().feedAll("<t>ab"), bounded.start().feedAll("<t>abc"),
+                // A string with one character left, and none.
+                OutputGrammar.jsonSchema("{\"type\": \"string\", \"maxLength\": 3}").start().feedAll("\"ab"),
+                OutputGrammar.jsonSchema("{\"type\": \"string\", \"maxLength\": 3}").start().feedAll("\"abc"));
         List<byte[]> leads = new ArrayList<>();
         for (int lead = 0xC2; lead <= 0xF4; lead++) {
             leads.add(bytes(lead));

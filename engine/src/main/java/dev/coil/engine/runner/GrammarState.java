@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.function.Predicate;
 
 /**
  * Where a text stands in an {@link OutputGrammar}: the set of {@link GrammarFrame}s it may be in (one,
@@ -122,38 +123,29 @@ final class GrammarState {
      * that a walk of the vocabulary is worth remembering where each state's characters lead.
      */
     boolean leadsToStatesMetBefore() {
-        for (GrammarFrame frame : frames) {
-            if (frame instanceof GrammarFrame.ContextFreeFrame || frame instanceof GrammarFrame.TextFrame) {
-                return true;
-            }
-        }
-        return false;
+        return anyFrame(frame -> frame instanceof GrammarFrame.ContextFreeFrame
+                || frame instanceof GrammarFrame.TextFrame);
     }
 
     /** Whether every character from U+0080 on may come next (true only where that is certain). */
     boolean takesEveryNonAscii() {
-        for (GrammarFrame frame : frames) {
-            if (frame.takesEveryNonAscii()) {
-                return true;
-            }
-        }
-        return false;
+        return anyFrame(GrammarFrame::takesEveryNonAscii);
     }
 
     /** Whether a character from U+0080 on may come next (false only where that is certain). */
     boolean mayTakeNonAscii() {
-        for (GrammarFrame frame : frames) {
-            if (frame.mayTakeNonAscii()) {
-                return true;
-            }
-        }
-        return false;
+        return anyFrame(GrammarFrame::mayTakeNonAscii);
     }
 
     /** Whether the text may end here: it is a whole sentence of the grammar. */
     boolean mayEnd() {
+        return anyFrame(GrammarFrame::mayEnd);
+    }
+
+    /** Whether some frame the text may stand in has {@code property}. */
+    private boolean anyFrame(Predicate<GrammarFrame> property) {
         for (GrammarFrame frame : frames) {
-            if (frame.mayEnd()) {
+            if (property.test(frame)) {
                 return true;
             }
         }

@@ -67,7 +67,7 @@ public final class ResponsesHandler implements Handler, BodyHandler {
         Runnable unlock = continued == null ? () -> { } : conversations.lock(continued);
         boolean runsOn = false;
         try {
-            runsOn = answer(ctx, model, fields, unlock);
+            runsOn = respond(ctx, model, fields, unlock);
         } finally {
             if (!runsOn) {
                 unlock.run(); // answered or refused; a response that completed has unlocked it already
@@ -79,7 +79,7 @@ public final class ResponsesHandler implements Handler, BodyHandler {
      * Answers the request; true when it runs on in the background, whose last state unlocks its
      * conversation ({@link #continuing}).
      */
-    private boolean answer(Context ctx, ServedModel model, Fields fields, Runnable unlock) throws Exception {
+    private boolean respond(Context ctx, ServedModel model, Fields fields, Runnable unlock) throws Exception {
         ResponsesRequest request = ResponsesRequest.read(fields, model, store, conversations);
         ChatHandler.Prepared prepared;
         try {

@@ -1,6 +1,7 @@
 package dev.coil.engine.runner;
 
 import dev.coil.engine.tokenizer.Tokenizer;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
@@ -103,10 +104,12 @@ final class VocabularyTrie {
     }
 
     /**
-     * Each token's text alone, as a grammar reads it. A token that holds part of a character has none:
-     * where the tokenizer tells its bytes (a byte-level vocabulary), it is one of the {@link #pieces},
-     * which the constraint takes by their bytes; elsewhere its text holds U+FFFD, which only a string
-     * takes. Special tokens have none.
+     * Each token's text as a grammar reads it: the text it adds after other text (the output goes on
+     * from the prompt; {@link Tokenizer#tokenBytes}), so that a SentencePiece token "▁York" is " York"
+     * here as in the output, where decoding it alone drops the space. A token that holds part of a
+     * character has none: where the tokenizer tells its bytes (byte-level and byte-fallback
+     * vocabularies), it is one of the {@link #pieces}, which the constraint takes by their bytes;
+     * elsewhere its text is its decoding alone, U+FFFD, which only a string takes. Special tokens have none.
      */
     static VocabularyTrie of(Tokenizer tokenizer, int vocab) {
         String[] texts = new String[vocab];
@@ -114,15 +117,18 @@ final class VocabularyTrie {
         List<byte[]> pieceBytes = new ArrayList<>();
         int known = Math.min(vocab, tokenizer.vocabSize());
         for (int id = 0; id < known; id++) {
-            if (!tokenizer.isSpecial(id)) {
+            if (tokenizer.isSpecial(id)) {
+                continue;
+            }
+            byte[] bytes = tokenizer.tokenBytes(id);
+            if (bytes == null) {
                 texts[id] = tokenizer.decode(new int[] {id}, false);
-                byte[] bytes = texts[id].indexOf('\uFFFD') >= 0 ? tokenizer.tokenBytes(id) : null;
-                if (bytes != null && CharacterPieces.incomplete(bytes)) {
-                    // Its text would stand U+FFFD for bytes a grammar must see whole: it goes by its bytes.
-                    texts[id] = null;
-                    pieceTokens.add(id);
-                    pieceBytes.add(bytes);
-                }
+            } else if (CharacterPieces.incomplete(bytes)) {
+                // Its text would stand U+FFFD for bytes a grammar must see whole: it goes by its bytes.
+                pieceTokens.add(id);
+                pieceBytes.add(bytes);
+            } else {
+                texts[id] = new String(bytes, StandardCharsets.UTF_8);
             }
         }
         return new VocabularyTrie(texts, new CharacterPieces(pieceTokens.stream().mapToInt(Integer::intValue).toArray(),

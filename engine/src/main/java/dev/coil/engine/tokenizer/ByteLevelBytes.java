@@ -1,7 +1,5 @@
 package dev.coil.engine.tokenizer;
 
-import com.fasterxml.jackson.databind.JsonNode;
-
 /**
  * Byte-level BPE's spelling of bytes (GPT-2's scheme, which Hugging Face tokenizers' ByteLevel
  * pre-tokenizer and decoder use): every byte is written as one printable character, so that a
@@ -24,21 +22,6 @@ final class ByteLevelBytes {
     }
 
     private ByteLevelBytes() {
-    }
-
-    /** Whether a tokenizer.json decoder turns byte-level spellings back into bytes (ByteLevel, alone or in a Sequence). */
-    static boolean decodesBytes(JsonNode decoder) {
-        if ("ByteLevel".equals(decoder.path("type").asText())) {
-            return true;
-        }
-        if ("Sequence".equals(decoder.path("type").asText())) {
-            for (JsonNode step : decoder.path("decoders")) {
-                if (decodesBytes(step)) {
-                    return true;
-                }
-            }
-        }
-        return false;
     }
 
     /** The bytes {@code spelling} stands for, or null when a character of it is not of the scheme. */

@@ -15,7 +15,11 @@ import java.util.Arrays;
  *   <li>if {@code after} ends in U+FFFD, the last tokens stop inside a character: emit nothing and wait;
  *   <li>otherwise emit {@code after} minus its {@code before} prefix and slide the window forward.
  * </ol>
- * Each window starts at a character boundary, so the deltas concatenate to {@code decode(all ids)}. After
+ * Each window starts at a character boundary, so the deltas concatenate to the text of all ids. The
+ * first window starts with the tokenizer's {@link Tokenizer#letterToken() letter token}, whose text is
+ * taken off again: the generated text goes on from a text already begun (the prompt), so its first token
+ * reads as it does there. SentencePiece decoders drop a leading space at a text's start, which would
+ * glue the first generated word to the prompt; byte-level decoders read the same either way. After
  * the last token call {@link #flush()}, which emits whatever is still held back (a sequence that really ends
  * in an incomplete character decodes to U+FFFD, as the full decode does).
  *
@@ -27,7 +31,9 @@ public final class StreamingDecoder {
 
     private final Tokenizer tokenizer;
     private final boolean skipSpecialTokens;
+    /** The letter token, then the ids accepted; {@code first} is where they begin (0 or 1). */
     private int[] ids = new int[64];
+    private final int first;
     private int length;
     /** First id of the decode window: the context that makes the next delta decode as in the full text. */
     private int prefixStart;
@@ -37,6 +43,11 @@ public final class StreamingDecoder {
     public StreamingDecoder(Tokenizer tokenizer, boolean skipSpecialTokens) {
         this.tokenizer = tokenizer;
         this.skipSpecialTokens = skipSpecialTokens;
+        if (tokenizer.letterToken() >= 0) {
+            ids[length++] = tokenizer.letterToken();
+        }
+        first = length;
+        readStart = length;
     }
 
     /**
@@ -63,7 +74,7 @@ public final class StreamingDecoder {
 
     /** The ids accepted so far. */
     public int[] ids() {
-        return Arrays.copyOf(ids, length);
+        return Arrays.copyOfRange(ids, first, length);
     }
 
     /**

@@ -5,8 +5,10 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.Map;
@@ -43,21 +45,28 @@ public final class Tokenizer implements AutoCloseable {
     private final int vocabSize;
     private final String bosToken;
     private final String eosToken;
-    /** Per id, the model vocabulary's spelling of the token (null for ids it lacks), when its decoder is byte-level. */
-    private final String[] byteLevelSpellings;
+    /** Per id, the model vocabulary's spelling of the token (null for ids it lacks); null when the decoder is not read. */
+    private final String[] spellings;
+    /** The decoder's steps on one token, or null when it has a step {@link SpellingDecoder} does not read. */
+    private final SpellingDecoder spellingDecoder;
     /** Per id, an added token's text (null for the model vocabulary's tokens). */
     private final String[] addedTexts;
+    /** A token that decodes to one ASCII letter alone and after other tokens, or -1: text for a decode to follow. */
+    private final int letterToken;
 
     private Tokenizer(HuggingFaceTokenizer tokenizer, Map<String, Integer> idOfToken, Set<Integer> specialIds,
-            int vocabSize, String bosToken, String eosToken, String[] byteLevelSpellings, String[] addedTexts) {
+            int vocabSize, String bosToken, String eosToken, String[] spellings, SpellingDecoder spellingDecoder,
+            String[] addedTexts) {
         this.tokenizer = tokenizer;
         this.idOfToken = idOfToken;
         this.specialIds = specialIds;
         this.vocabSize = vocabSize;
         this.bosToken = bosToken;
         this.eosToken = eosToken;
-        this.byteLevelSpellings = byteLevelSpellings;
+        this.spellings = spellings;
+        this.spellingDecoder = spellingDecoder;
         this.addedTexts = addedTexts;
+        this.letterToken = findLetterToken();
     }
 
     /**
@@ -103,16 +112,11 @@ public final class Tokenizer implements AutoCloseable {
         for (JsonNode added : root.path("added_tokens")) {
             addedTexts[added.path("id").asInt()] = added.path("content").asText();
         }
-        String[] byteLevelSpellings = null;
-        if (ByteLevelBytes.decodesBytes(root.path("decoder")) && root.path("model").path("vocab").isObject()) {
-            byteLevelSpellings = new String[maxId + 1];
-            for (var entry : root.path("model").path("vocab").properties()) {
-                byteLevelSpellings[entry.getValue().asInt()] = entry.getKey();
-            }
-        }
+        SpellingDecoder spellingDecoder = SpellingDecoder.of(root.path("decoder"));
+        String[] spellings = spellingDecoder == null ? null : spellings(root.path("model").path("vocab"), maxId);
         return new Tokenizer(tokenizer, idOfToken, Set.copyOf(specialIds), maxId + 1,
                 specialToken(tokenizerConfigOrNull, "bos_token"),
-                specialToken(tokenizerConfigOrNull, "eos_token"), byteLevelSpellings, addedTexts);
+                specialToken(tokenizerConfigOrNull, "eos_token"), spellings, spellingDecoder, addedTexts);
     }
 
     /** Loads {@code folder/tokenizer.json}, with {@code folder/tokenizer_config.json} when it exists. */
@@ -173,19 +177,30 @@ public final class Tokenizer implements AutoCloseable {
     }
 
     /**
-     * The bytes token {@code id} stands for in decoded text, where the tokenizer's decoder is byte-level
-     * (GPT-2's, as Granite, Bamba and Nemotron-H models have): a token may hold part of a character's
-     * UTF-8, which its text alone cannot show (it decodes to U+FFFD). An added token's bytes are its
-     * text's. Null when the decoder is not byte-level, or for an id the tokenizer lacks.
+     * The bytes token {@code id} adds to a text it follows, read from its spelling through the tokenizer's
+     * decoder ({@link SpellingDecoder}): byte-level vocabularies (GPT-2's, as Granite, Bamba and Nemotron-H
+     * models have) and SentencePiece-style ones ("▁" for a space, "&lt;0xE6&gt;" for a byte). Decoding the
+     * token alone may not show them: a token holding part of a character's UTF-8 decodes to U+FFFD, and a
+     * SentencePiece decoder drops a leading space at the start of a text. An added token's bytes are its
+     * text's. Null when the decoder has a step not read, or for an id the tokenizer lacks.
      */
     public byte[] tokenBytes(int id) {
-        if (byteLevelSpellings == null || id < 0 || id >= addedTexts.length) {
+        if (spellings == null || id < 0 || id >= addedTexts.length) {
             return null;
         }
         if (addedTexts[id] != null) {
-            return addedTexts[id].getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            return addedTexts[id].getBytes(StandardCharsets.UTF_8);
         }
-        return byteLevelSpellings[id] == null ? null : ByteLevelBytes.bytes(byteLevelSpellings[id]);
+        return spellings[id] == null ? null : spellingDecoder.bytes(spellings[id]);
+    }
+
+    /**
+     * A token to decode ahead of others, so that they decode as they do after other text, or -1 when the
+     * vocabulary has none: a token that is one ASCII letter, alone and after other tokens (the first
+     * letter of the alphabet the vocabulary holds so). Its own text is that letter.
+     */
+    public int letterToken() {
+        return letterToken;
     }
 
     /** Whether {@code id} is an added token declared special (skipped by {@code decode(ids, true)}). */
@@ -211,6 +226,35 @@ public final class Tokenizer implements AutoCloseable {
     @Override
     public void close() {
         tokenizer.close();
+    }
+
+    /** Per id, the model vocabulary's spelling: a BPE or WordPiece {"token": id} object, or Unigram's [[piece, score]]. */
+    private static String[] spellings(JsonNode vocab, int maxId) {
+        String[] spellings = new String[maxId + 1];
+        if (vocab.isObject()) {
+            for (var entry : vocab.properties()) {
+                int id = entry.getValue().asInt();
+                if (id >= 0 && id <= maxId) {
+                    spellings[id] = entry.getKey();
+                }
+            }
+        } else if (vocab.isArray()) {
+            for (int id = 0; id < vocab.size() && id <= maxId; id++) {
+                spellings[id] = vocab.get(id).path(0).asText();
+            }
+        }
+        return spellings;
+    }
+
+    private int findLetterToken() {
+        for (char letter = 'a'; letter <= 'z'; letter++) {
+            Integer id = idOfToken.get(String.valueOf(letter));
+            if (id != null && !specialIds.contains(id) && Arrays.equals(tokenBytes(id), new byte[] {(byte) letter})
+                    && decode(new int[] {id}, false).equals(String.valueOf(letter))) {
+                return id;
+            }
+        }
+        return -1;
     }
 
     /**

@@ -150,12 +150,17 @@ class StructuredOutputTest {
         }
     }
 
+    /** {@link #outputs(LoadedModel, OutputGrammar, int, int)} on the byte-level granitemoehybrid fixture. */
+    private static List<String> outputs(OutputGrammar grammar, int requests, int maxTokens) {
+        return outputs(TestModels.load("granitemoehybrid"), grammar, requests, maxTokens);
+    }
+
     /**
      * Runs {@code requests} requests (greedy and sampled, each its own prompt) held to {@code grammar},
-     * checks each output against the grammar, and returns those that ended by themselves.
+     * checks each output against the grammar, and returns those that ended by themselves. The text of
+     * each of those is its tokens' bytes, as the grammar read them.
      */
-    private static List<String> outputs(OutputGrammar grammar, int requests, int maxTokens) {
-        LoadedModel model = TestModels.load("granitemoehybrid");
+    static List<String> outputs(LoadedModel model, OutputGrammar grammar, int requests, int maxTokens) {
         int vocab = model.config().vocabSize();
         List<String> whole = new ArrayList<>();
         try (Engine engine = Engine.start(model, EngineTest.OPS, EngineTest.SMALL)) {
@@ -170,6 +175,7 @@ class StructuredOutputTest {
                 assertThat(cursor.acceptAll(text)).as("seed %d: %s", seed, text).isTrue();
                 if (outcome.finished().reason() == FinishReason.STOP) {
                     assertThat(cursor.mayEnd()).as("seed %d: %s", seed, text).isTrue();
+                    assertThat(text).as("seed %d: the tokens' bytes", seed).isEqualTo(spelled(model, outcome.tokens()));
                     whole.add(text);
                 } else {
                     assertThat(outcome.tokens()).hasSize(maxTokens);
@@ -177,5 +183,16 @@ class StructuredOutputTest {
             }
         }
         return whole;
+    }
+
+    /** The text of {@code tokens}' bytes, each as it adds to a text, special tokens left out. */
+    private static String spelled(LoadedModel model, List<Integer> tokens) {
+        java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+        for (int token : tokens) {
+            if (!model.tokenizer().isSpecial(token)) {
+                bytes.writeBytes(model.tokenizer().tokenBytes(token));
+            }
+        }
+        return bytes.toString(java.nio.charset.StandardCharsets.UTF_8);
     }
 }

@@ -12,6 +12,7 @@ import dev.coil.engine.tokenizer.ChatTemplate;
 import dev.coil.engine.tokenizer.StreamingDecoder;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.function.Function;
 import java.time.Duration;
@@ -198,14 +199,31 @@ public final class ServedModel implements AutoCloseable {
     }
 
     /**
-     * One token's text as logprobs show it. Special tokens keep their spelling; without a tokenizer
-     * it is "token_id:ID", as vLLM spells token ids.
+     * One token's text as logprobs show it: the text it adds after other text, as in a generated text
+     * (a SentencePiece token "▁the" is " the", where decoding it alone drops the space). A token
+     * holding part of a character shows as its decoding alone (U+FFFD; its bytes are in
+     * {@link #tokenBytes}). Special tokens keep their spelling; without a tokenizer it is "token_id:ID",
+     * as vLLM spells token ids.
      */
     public String tokenText(int id) {
         if (!hasTokenizer()) {
             return "token_id:" + id;
         }
-        return tokenTexts.computeIfAbsent(id, key -> decode(new int[] {key}, false));
+        return tokenTexts.computeIfAbsent(id, key -> {
+            byte[] bytes = engine.model().tokenizer().tokenBytes(key);
+            String text = bytes == null ? null : new String(bytes, StandardCharsets.UTF_8);
+            return text == null || text.indexOf('\uFFFD') >= 0 ? decode(new int[] {key}, false) : text;
+        });
+    }
+
+    /**
+     * The bytes token {@code id} adds to a text, as chat logprobs' {@code bytes} give them: a token
+     * holding part of a character's UTF-8 gives those bytes, which its text cannot show. Where the
+     * tokenizer does not tell them, the UTF-8 of {@link #tokenText}.
+     */
+    public byte[] tokenBytes(int id) {
+        byte[] bytes = hasTokenizer() ? engine.model().tokenizer().tokenBytes(id) : null;
+        return bytes != null ? bytes : tokenText(id).getBytes(StandardCharsets.UTF_8);
     }
 
     /**

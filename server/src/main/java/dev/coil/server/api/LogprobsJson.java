@@ -7,7 +7,6 @@ import dev.coil.engine.runner.EngineEvent.PromptLogprobs;
 import dev.coil.engine.runner.TokenLogprob;
 import dev.coil.engine.tokenizer.StreamingDecoder;
 import dev.coil.server.ServedModel;
-import java.nio.charset.StandardCharsets;
 import java.util.List;
 
 /**
@@ -157,7 +156,7 @@ final class LogprobsJson {
         entry.put("token", text);
         entry.put("logprob", Json.logprob(token.logprob()));
         ArrayNode bytes = entry.putArray("bytes");
-        for (byte b : text.getBytes(StandardCharsets.UTF_8)) {
+        for (byte b : spelling.bytes(token.id())) {
             bytes.add(b & 0xff);
         }
         return entry;

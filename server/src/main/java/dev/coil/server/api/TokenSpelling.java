@@ -17,4 +17,9 @@ record TokenSpelling(ServedModel model, boolean asIds) {
     String of(int id) {
         return asIds ? "token_id:" + id : model.tokenText(id);
     }
+
+    /** The token's bytes (its own, whichever way it is spelled): those of its text, or of part of a character. */
+    byte[] bytes(int id) {
+        return model.tokenBytes(id);
+    }
 }

@@ -274,6 +274,30 @@ class CompletionsTest {
         assertThat(chat.at("/top_logprobs/1/token").asText()).matches("token_id:\\d+");
     }
 
+    /**
+     * Chat logprobs' bytes are a token's own: the two tokens that spell é in the demo vocabulary give
+     * C3 and A9 (their text alone is U+FFFD), and the entries' bytes join to the answer's UTF-8.
+     */
+    @Test
+    void chatLogprobsGiveTheBytesOfTokensHoldingPartOfACharacter() {
+        List<Integer> ids = ints(server.postJson("/tokenize", "{\"prompt\": \"é\", \"add_special_tokens\": false}")
+                .get("tokens"));
+        assertThat(ids).hasSize(2);
+        JsonNode choice = server.postJson("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", "
+                + "\"content\": \"hi\"}], \"max_tokens\": 8, \"temperature\": 0, \"logprobs\": true, "
+                + "\"top_logprobs\": 1, \"guided_choice\": [\"aé\"], \"logit_bias\": {\"" + ids.get(0) + "\": 100, \""
+                + ids.get(1) + "\": 100}}").at("/choices/0");
+        assertThat(choice.at("/message/content").asText()).isEqualTo("aé");
+        JsonNode entries = choice.at("/logprobs/content");
+        assertThat(entries).hasSize(3);
+        assertThat(ints(entries.at("/1/bytes"))).containsExactly(0xC3);
+        assertThat(ints(entries.at("/2/bytes"))).containsExactly(0xA9);
+        assertThat(entries.at("/1/token").asText()).isEqualTo("\ufffd");
+        java.io.ByteArrayOutputStream joined = new java.io.ByteArrayOutputStream();
+        entries.forEach(entry -> entry.get("bytes").forEach(b -> joined.write(b.asInt())));
+        assertThat(joined.toString(java.nio.charset.StandardCharsets.UTF_8)).isEqualTo("aé");
+    }
+
     @Test
     void textOffsetsOfASplitCharacterPointWhereItStarts() {
         JsonNode logprobs = server.postJson("/v1/completions",

@@ -1,6 +1,7 @@
 package dev.coil.server.api;
 
 import dev.coil.server.ServedModel;
+import java.nio.charset.StandardCharsets;
 
 /**
  * How logprobs spell a token: its text (special tokens as written; "token_id:ID" for a model without a
@@ -18,8 +19,11 @@ record TokenSpelling(ServedModel model, boolean asIds) {
         return asIds ? "token_id:" + id : model.tokenText(id);
     }
 
-    /** The token's bytes (its own, whichever way it is spelled): those of its text, or of part of a character. */
+    /**
+     * The token's bytes, its own whichever way it is spelled: those of its text, or of part of a
+     * character. Spelling ids with no model to read them from, the spelling's.
+     */
     byte[] bytes(int id) {
-        return model.tokenBytes(id);
+        return model == null ? of(id).getBytes(StandardCharsets.UTF_8) : model.tokenBytes(id);
     }
 }

@@ -63,6 +63,12 @@ class SentencePieceServingTest {
         assertThat(logprobs.get("tokens").toString()).isEqualTo("[\"<s>\",\" New\",\" York\",\" York\",\" York\"]");
         assertThat(logprobs.get("text_offset").toString()).isEqualTo("[0,0,3,8,13]");
 
+        // The first word again later: the first token's offset is still the text's start.
+        JsonNode again = server.postJson("/v1/completions", "{\"prompt\": \"York New York\", \"max_tokens\": 0, "
+                + "\"echo\": true, \"logprobs\": 0}").at("/choices/0/logprobs");
+        assertThat(again.get("tokens").toString()).isEqualTo("[\"<s>\",\" York\",\" New\",\" York\"]");
+        assertThat(again.get("text_offset").toString()).isEqualTo("[0,0,4,8]");
+
         StringBuilder streamed = new StringBuilder();
         for (JsonNode event : TestServer.events(server.post("/v1/completions", "{" + request.replace("\"echo\": true, ",
                 "") + ", \"stream\": true}").body())) {

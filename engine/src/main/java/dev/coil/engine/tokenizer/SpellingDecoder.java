@@ -24,32 +24,24 @@ import java.util.List;
  */
 final class SpellingDecoder {
 
-    /** One decoder step on a token's bytes; {@code fused} says whether a Fuse came before it. */
+    /** One decoder step on a token's bytes: the bytes after it, or null where it cannot read them. */
     private interface Step {
-        byte[] apply(byte[] token, boolean fused);
+        byte[] apply(byte[] token);
     }
 
     private final List<Step> steps;
-    /** Per step, whether a Fuse came before it (a Strip after a Fuse strips the whole text's ends only). */
-    private final boolean[] fusedBefore;
 
-    private SpellingDecoder(List<Step> steps, boolean[] fusedBefore) {
+    private SpellingDecoder(List<Step> steps) {
         this.steps = steps;
-        this.fusedBefore = fusedBefore;
     }
 
     /** The steps of a tokenizer.json {@code decoder}, or null when it is missing or has a step not understood. */
     static SpellingDecoder of(JsonNode decoder) {
         List<Step> steps = new ArrayList<>();
-        List<Boolean> fused = new ArrayList<>();
-        if (!addSteps(decoder, steps, fused) || steps.isEmpty()) {
+        if (!addSteps(decoder, steps, new boolean[1]) || steps.isEmpty()) {
             return null;
         }
-        boolean[] fusedBefore = new boolean[fused.size()];
-        for (int i = 0; i < fusedBefore.length; i++) {
-            fusedBefore[i] = fused.get(i);
-        }
-        return new SpellingDecoder(List.copyOf(steps), fusedBefore);
+        return new SpellingDecoder(List.copyOf(steps));
     }
 
     /**
@@ -59,13 +51,13 @@ final class SpellingDecoder {
     byte[] bytes(String spelling) {
         byte[] token = spelling.getBytes(StandardCharsets.UTF_8);
         for (int i = 0; i < steps.size() && token != null; i++) {
-            token = steps.get(i).apply(token, fusedBefore[i]);
+            token = steps.get(i).apply(token);
         }
         return token;
     }
 
-    private static boolean addSteps(JsonNode decoder, List<Step> steps, List<Boolean> fused) {
-        boolean fusedSoFar = !fused.isEmpty() && fused.getLast();
+    /** Adds the steps of {@code decoder}; {@code fused[0]} is whether a Fuse came before. False for a step not read. */
+    private static boolean addSteps(JsonNode decoder, List<Step> steps, boolean[] fused) {
         switch (decoder.path("type").asText()) {
             case "Sequence" -> {
                 for (JsonNode step : decoder.path("decoders")) {
@@ -75,7 +67,7 @@ final class SpellingDecoder {
                 }
                 return true;
             }
-            case "ByteLevel" -> steps.add((token, f) -> ByteLevelBytes.bytes(new String(token, StandardCharsets.UTF_8)));
+            case "ByteLevel" -> steps.add(token -> ByteLevelBytes.bytes(new String(token, StandardCharsets.UTF_8)));
             case "Replace" -> {
                 JsonNode pattern = decoder.path("pattern").path("String");
                 if (!pattern.isTextual() || pattern.asText().isEmpty() || !decoder.path("content").isTextual()) {
@@ -83,36 +75,33 @@ final class SpellingDecoder {
                 }
                 byte[] from = pattern.asText().getBytes(StandardCharsets.UTF_8);
                 byte[] to = decoder.path("content").asText().getBytes(StandardCharsets.UTF_8);
-                steps.add((token, f) -> replace(token, from, to));
+                steps.add(token -> replace(token, from, to));
             }
             case "Metaspace" -> {
                 // After the first token of a text, every replacement character is a space.
                 byte[] from = decoder.path("replacement").asText("\u2581").getBytes(StandardCharsets.UTF_8);
                 byte[] space = {' '};
-                steps.add((token, f) -> replace(token, from, space));
+                steps.add(token -> replace(token, from, space));
             }
-            case "ByteFallback" -> steps.add((token, f) -> {
+            case "ByteFallback" -> steps.add(token -> {
                 int b = fallbackByte(token);
                 return b < 0 ? token : new byte[] {(byte) b};
             });
-            case "Fuse" -> {
-                // Joins the tokens into one: nothing to do on one token, but a Strip after it strips the text's ends.
-                fused.add(true);
-                steps.add((token, f) -> token);
-                return true;
-            }
+            // Joins the tokens into one: nothing to do on one token, but a Strip after it strips the text's ends.
+            case "Fuse" -> fused[0] = true;
             case "Strip" -> {
                 byte[] content = decoder.path("content").asText(" ").getBytes(StandardCharsets.UTF_8);
                 int start = decoder.path("start").asInt(0);
                 int stop = decoder.path("stop").asInt(0);
                 // Once fused, the Strip takes the text's first and last characters, none of a token inside it.
-                steps.add((token, f) -> f ? token : strip(token, content, start, stop));
+                if (!fused[0]) {
+                    steps.add(token -> strip(token, content, start, stop));
+                }
             }
             default -> {
                 return false;
             }
         }
-        fused.add(fusedSoFar);
         return true;
     }
 

@@ -5,6 +5,7 @@ import static dev.coil.engine.runner.EngineRuns.run;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.coil.engine.model.Fixtures;
+import dev.coil.engine.tokenizer.SentencePieceTokenizerTest;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -33,7 +34,7 @@ class SentencePieceEngineTest {
         for (String name : List.of("config.json", "model.safetensors")) {
             Files.copy(weights.resolve(name), folder.resolve(name), StandardCopyOption.REPLACE_EXISTING);
         }
-        Path tokenizer = SentencePieceGrammarTest.folder();
+        Path tokenizer = SentencePieceTokenizerTest.folder();
         for (String name : List.of("tokenizer.json", "tokenizer_config.json")) {
             Files.copy(tokenizer.resolve(name), folder.resolve(name), StandardCopyOption.REPLACE_EXISTING);
         }

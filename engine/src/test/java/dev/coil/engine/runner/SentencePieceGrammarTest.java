@@ -2,9 +2,9 @@ package dev.coil.engine.runner;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.coil.engine.tokenizer.SentencePieceTokenizerTest;
 import dev.coil.engine.tokenizer.Tokenizer;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
@@ -24,13 +24,8 @@ class SentencePieceGrammarTest {
 
     @BeforeAll
     static void loadVocabulary() throws Exception {
-        tokenizer = Tokenizer.loadFolder(folder());
+        tokenizer = Tokenizer.loadFolder(SentencePieceTokenizerTest.folder());
         vocabulary = VocabularyTrie.of(tokenizer, tokenizer.vocabSize());
-    }
-
-    static Path folder() throws Exception {
-        return Path.of(SentencePieceGrammarTest.class.getResource("/tokenizer-sentencepiece/tokenizer.json").toURI())
-                .getParent();
     }
 
     @AfterAll

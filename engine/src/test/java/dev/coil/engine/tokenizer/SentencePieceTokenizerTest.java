@@ -21,11 +21,12 @@ import org.junit.jupiter.api.io.TempDir;
  * tokenizer.json have: a token's bytes are those it adds after other text, and a generated text keeps
  * the space its first token begins with.
  */
-class SentencePieceTokenizerTest {
+public class SentencePieceTokenizerTest {
 
     private static Tokenizer tokenizer;
 
-    static Path folder() throws URISyntaxException {
+    /** The folder of tokenizer-sentencepiece's tokenizer.json and tokenizer_config.json. */
+    public static Path folder() throws URISyntaxException {
         return Path.of(SentencePieceTokenizerTest.class.getResource("/tokenizer-sentencepiece/tokenizer.json").toURI())
                 .getParent();
     }

@@ -216,8 +216,8 @@ public final class Engine implements AutoCloseable {
         }
         String id = "req-" + nextId.incrementAndGet();
         RequestStream stream = new RequestStream(id, this);
-        StreamingDecoder decoder = loaded.hasTokenizer() ? new StreamingDecoder(loaded.tokenizer(),
-                request.sampling().skipSpecialTokens()) : null;
+        StreamingDecoder decoder = loaded.hasTokenizer() ? StreamingDecoder.answering(loaded.tokenizer(),
+                request.promptTokens(), request.sampling().skipSpecialTokens()) : null;
         GrammarConstraint constraint = grammar == null ? null : new GrammarConstraint(grammar, tokenMasks());
         ActiveRequest active = new ActiveRequest(id, request, maxTokens, loaded.endOfSequenceIds(), decoder, constraint,
                 stream, requests::remove);

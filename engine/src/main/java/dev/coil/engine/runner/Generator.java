@@ -93,7 +93,7 @@ public final class Generator {
         Set<Integer> endIds = ignoreEndOfSequence ? Set.of() : loaded.endOfSequenceIds();
         Sampler sampler = new Sampler(params, endIds);
         TokenHistory history = new TokenHistory(prompt);
-        StreamingDecoder decoder = loaded.hasTokenizer() ? new StreamingDecoder(loaded.tokenizer(),
+        StreamingDecoder decoder = loaded.hasTokenizer() ? StreamingDecoder.answering(loaded.tokenizer(), prompt,
                 params.skipSpecialTokens()) : null;
         StopMatcher stops = new StopMatcher(params.stopStrings(), params.includeStopStringInOutput());
         StringBuilder text = new StringBuilder();

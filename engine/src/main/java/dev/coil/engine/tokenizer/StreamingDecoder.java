@@ -15,11 +15,13 @@ import java.util.Arrays;
  *   <li>if {@code after} ends in U+FFFD, the last tokens stop inside a character: emit nothing and wait;
  *   <li>otherwise emit {@code after} minus its {@code before} prefix and slide the window forward.
  * </ol>
- * Each window starts at a character boundary, so the deltas concatenate to the text of all ids. The
- * first window starts with the tokenizer's {@link Tokenizer#letterToken() letter token}, whose text is
- * taken off again: the generated text goes on from a text already begun (the prompt), so its first token
- * reads as it does there. SentencePiece decoders drop a leading space at a text's start, which would
- * glue the first generated word to the prompt; byte-level decoders read the same either way. After
+ * Each window starts at a character boundary, so the deltas concatenate to the text of all ids. An
+ * answer to a prompt that holds text goes on from that text ({@link #answering}): its first window
+ * starts with the tokenizer's {@link Tokenizer#letterToken() letter token}, whose text is taken off
+ * again, so that its first token reads as it does after the prompt, as decoding the prompt and the
+ * answer together and taking the prompt's text off does. SentencePiece decoders drop a leading space at
+ * a text's start, which would glue the first generated word to the prompt; byte-level decoders read
+ * the same either way. After
  * the last token call {@link #flush()}, which emits whatever is still held back (a sequence that really ends
  * in an incomplete character decodes to U+FFFD, as the full decode does).
  *
@@ -40,10 +42,29 @@ public final class StreamingDecoder {
     /** First id whose text has not been emitted yet. */
     private int readStart;
 
+    /** A decoder of a text from its start (a prompt's tokens, or an answer to no text). */
     public StreamingDecoder(Tokenizer tokenizer, boolean skipSpecialTokens) {
+        this(tokenizer, skipSpecialTokens, false);
+    }
+
+    /**
+     * A decoder of the answer to {@code prompt}: it goes on from the prompt's text where the prompt has
+     * any (a token that is not special, or any token when special tokens are not skipped), and reads
+     * from a text's start where the prompt is special tokens alone (a BOS), as SentencePiece does
+     * after BOS.
+     */
+    public static StreamingDecoder answering(Tokenizer tokenizer, int[] prompt, boolean skipSpecialTokens) {
+        boolean promptHasText = false;
+        for (int i = 0; i < prompt.length && !promptHasText; i++) {
+            promptHasText = !skipSpecialTokens || !tokenizer.isSpecial(prompt[i]);
+        }
+        return new StreamingDecoder(tokenizer, skipSpecialTokens, promptHasText);
+    }
+
+    private StreamingDecoder(Tokenizer tokenizer, boolean skipSpecialTokens, boolean afterText) {
         this.tokenizer = tokenizer;
         this.skipSpecialTokens = skipSpecialTokens;
-        if (tokenizer.letterToken() >= 0) {
+        if (afterText && tokenizer.letterToken() >= 0) {
             ids[length++] = tokenizer.letterToken();
         }
         first = length;

@@ -59,7 +59,7 @@ class SentencePieceEngineTest {
 
     /**
      * Without a grammar, the text goes on from the prompt: a first token "▁York" (pushed by a logit bias)
-     * is " York", where decoding the answer's tokens alone would drop the space.
+     * is " York", where decoding the answer's tokens alone would drop the space; after BOS alone, "York".
      */
     @Test
     void aFreeAnswerKeepsItsFirstTokensSpace() {
@@ -73,6 +73,11 @@ class SentencePieceEngineTest {
             assertThat(outcome.tokens()).containsExactly(york, york);
             assertThat(outcome.text()).isEqualTo(" York York");
             assertThat(model.tokenizer().decode(new int[] {york, york}, true)).isEqualTo("York York");
+            // After BOS alone the answer starts the text, as decoding BOS and the answer does.
+            int bos = model.tokenizer().tokenId("<s>").orElseThrow();
+            EngineRuns.Outcome afterBos = run(engine, new EngineRequest(new int[] {bos}, params, false, -1, -1));
+            assertThat(afterBos.tokens()).containsExactly(york, york);
+            assertThat(afterBos.text()).isEqualTo("York York");
         }
     }
 }

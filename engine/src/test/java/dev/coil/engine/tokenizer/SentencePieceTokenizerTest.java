@@ -78,13 +78,16 @@ public class SentencePieceTokenizerTest {
     }
 
     /**
-     * A generated text goes on from its prompt: its first token keeps its space, and the deltas
-     * concatenate to the tokens' bytes after text, holding back the bytes of 日 until it is whole.
+     * An answer goes on from its prompt's text: its first token keeps its space, the deltas hold back
+     * the bytes of 日 until it is whole, and the prompt's text and the answer's join as the whole
+     * decodes. After a prompt of special tokens alone (BOS) the answer starts a text, as the whole
+     * decodes there too; a text decoded from its start (a prompt's own tokens) drops its first space.
      */
     @Test
-    void aStreamKeepsTheFirstTokensSpace() {
+    void anAnswerGoesOnFromItsPromptsText() {
         int[] ids = tokenizer.encode("New York 日本", false);
-        StreamingDecoder decoder = new StreamingDecoder(tokenizer, true);
+        int[] prompt = tokenizer.encode("the", true);
+        StreamingDecoder decoder = StreamingDecoder.answering(tokenizer, prompt, true);
         List<String> deltas = new ArrayList<>();
         for (int token : ids) {
             deltas.add(decoder.accept(token));
@@ -92,15 +95,23 @@ public class SentencePieceTokenizerTest {
         deltas.add(decoder.flush());
         assertThat(deltas).containsExactly(" New", " York", " ", "", "", "日", "本", "");
         assertThat(decoder.ids()).containsExactly(ids);
+        int[] whole = java.util.stream.IntStream.concat(java.util.Arrays.stream(prompt), java.util.Arrays.stream(ids))
+                .toArray();
+        assertThat(tokenizer.decode(prompt, true) + String.join("", deltas)).isEqualTo(tokenizer.decode(whole, true));
 
-        // The prompt and the answer decoded apart join as the whole decodes: "New York" then " 日本".
-        int[] prompt = tokenizer.encode("New York", false);
-        StreamingDecoder answer = new StreamingDecoder(tokenizer, true);
-        StringBuilder text = new StringBuilder(tokenizer.decode(prompt, true));
-        for (int token : tokenizer.encode("日本", false)) {
-            text.append(answer.accept(token));
+        int bos = tokenizer.tokenId("<s>").orElseThrow();
+        assertThat(stream(StreamingDecoder.answering(tokenizer, new int[] {bos}, true), ids)).isEqualTo("New York 日本");
+        assertThat(stream(StreamingDecoder.answering(tokenizer, new int[] {bos}, false), ids))
+                .as("<s> is text when special tokens are kept").isEqualTo(" New York 日本");
+        assertThat(stream(new StreamingDecoder(tokenizer, true), ids)).isEqualTo("New York 日本");
+    }
+
+    private static String stream(StreamingDecoder decoder, int[] ids) {
+        StringBuilder text = new StringBuilder();
+        for (int token : ids) {
+            text.append(decoder.accept(token));
         }
-        assertThat(text.toString()).isEqualTo("New York 日本");
+        return text.append(decoder.flush()).toString();
     }
 
     /** Unigram's [piece, score] vocabulary with a Metaspace decoder (T5's and Gemma's first layout). */

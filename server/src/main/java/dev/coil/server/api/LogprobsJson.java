@@ -116,11 +116,6 @@ final class LogprobsJson {
         int codePoint = 0;
         for (int i = 0; i < tokens.length; i++) {
             String piece = decoder.accept(tokens[i]);
-            if (end == 0 && piece.startsWith(" ") && !text.startsWith(" ")) {
-                // The decoder reads a token as it goes on from text before it; a SentencePiece decoder
-                // strips the space the text's first token begins with, which the echo then lacks.
-                piece = piece.substring(1);
-            }
             int start = piece.isEmpty() ? -1 : text.indexOf(piece, end);
             int offset = start < 0 ? end : start;
             codePoint += text.codePointCount(counted, offset);

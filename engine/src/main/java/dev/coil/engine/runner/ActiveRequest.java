@@ -35,6 +35,8 @@ final class ActiveRequest {
     private final DrawBias logitBias;
     /** The grammar the output is held to (response_format json_object or json_schema, a choice), or null. */
     private final GrammarConstraint grammar;
+    /** Where the output stands against its thinking budget; null for none. */
+    private final ThinkingBudgetState thinking;
     /** allowed_token_ids and bad_words. */
     private final TokenRestrictions restrictions;
     /** The uniform number handed out with {@link #nextDraw} for the next token; NaN when none is pending. */
@@ -71,7 +73,17 @@ final class ActiveRequest {
     /** @param grammar the grammar the output is held to, or null */
     ActiveRequest(String id, EngineRequest request, int maxTokens, Set<Integer> endIds, StreamingDecoder decoder,
             GrammarConstraint grammar, RequestStream stream, Consumer<String> onEnd) {
+        this(id, request, maxTokens, endIds, decoder, grammar, null, stream, onEnd);
+    }
+
+    /**
+     * @param grammar the grammar the output is held to, or null
+     * @param thinking where the output stands against its thinking budget, or null for none
+     */
+    ActiveRequest(String id, EngineRequest request, int maxTokens, Set<Integer> endIds, StreamingDecoder decoder,
+            GrammarConstraint grammar, ThinkingBudgetState thinking, RequestStream stream, Consumer<String> onEnd) {
         this.grammar = grammar;
+        this.thinking = thinking;
         this.onEnd = onEnd;
         this.id = id;
         this.request = request;
@@ -275,12 +287,13 @@ final class ActiveRequest {
 
     /**
      * No penalties (whose lists hold the generated tokens), no grammar (whose allowed tokens depend on
-     * the token before), no bad word of several tokens (the same), and a token to make.
+     * the token before), no bad word of several tokens (the same), no thinking budget (whose end is
+     * forced after the tokens it counts), and a token to make.
      */
     private boolean drawsWithoutHistory() {
         SamplingParams sampling = request.sampling();
         return sampling.repetitionPenalty() == 1 && sampling.presencePenalty() == 0 && sampling.frequencyPenalty() == 0
-                && grammar == null && !restrictions.dependsOnHistory() && maxTokens > 0;
+                && grammar == null && !restrictions.dependsOnHistory() && thinking == null && maxTokens > 0;
     }
 
     /**
@@ -322,11 +335,12 @@ final class ActiveRequest {
     }
 
     /**
-     * The tokens that may come next ({@link TokenBits}): those the grammar allows here and
-     * allowed_token_ids lists; null when both allow every token.
+     * The tokens that may come next ({@link TokenBits}): those the grammar allows here, allowed_token_ids
+     * lists and a spent thinking budget forces; null when all allow every token.
      */
     private int[] allowedBits() {
-        return TokenBits.intersect(grammar == null ? null : grammar.allowedBits(endIds), restrictions.allowedBits());
+        int[] bits = TokenBits.intersect(grammar == null ? null : grammar.allowedBits(endIds), restrictions.allowedBits());
+        return thinking == null ? bits : TokenBits.intersect(bits, thinking.allowedBits());
     }
 
     /**
@@ -387,11 +401,15 @@ final class ActiveRequest {
         if (holdUsed) {
             causes.add("min_tokens (holding back the end of sequence)");
         }
+        boolean forcing = thinking != null && thinking.allowedBits() != null;
+        if (forcing) {
+            causes.add("thinking_token_budget (forcing the reasoning's end)");
+        }
         if (grammar != null) {
             causes.add("the output's grammar (response_format, tools or guided decoding)");
         }
         String lead = restrictions.allowedBits() != null ? "allowed_token_ids" : bansUsed ? "bad_words"
-                : holdUsed ? "min_tokens" : "response_format";
+                : holdUsed ? "min_tokens" : forcing ? "thinking_token_budget" : "response_format";
         String where = generatedCount == 0 ? "first" : "after " + generatedCount + " generated token" + (generatedCount == 1 ? "" : "s");
         String together = causes.size() == 1 ? causes.getFirst()
                 : String.join(", ", causes.subList(0, causes.size() - 1)) + " and " + causes.getLast() + " together";
@@ -543,6 +561,9 @@ final class ActiveRequest {
         StopMatcher.Result released = null;
         if (decoder != null) {
             decoded = decoder.accept(token);
+            if (thinking != null) {
+                thinking.accept(decoded, decoder.midCharacter());
+            }
             // vLLM's min_tokens: stop strings count only from the token after the first min_tokens.
             released = stops.accept(decoded, generatedCount > request.sampling().minTokens());
             text = released.text() == null ? "" : released.text();

@@ -219,8 +219,10 @@ public final class Engine implements AutoCloseable {
         StreamingDecoder decoder = loaded.hasTokenizer() ? StreamingDecoder.answering(loaded.tokenizer(),
                 request.promptTokens(), request.sampling().skipSpecialTokens()) : null;
         GrammarConstraint constraint = grammar == null ? null : new GrammarConstraint(grammar, tokenMasks());
+        ThinkingBudgetState thinking = ThinkingBudgetState.of(request.sampling().thinkingBudget(),
+                loaded.hasTokenizer() ? loaded.tokenizer() : null);
         ActiveRequest active = new ActiveRequest(id, request, maxTokens, loaded.endOfSequenceIds(), decoder, constraint,
-                stream, requests::remove);
+                thinking, stream, requests::remove);
         String noToken = maxTokens > 0 ? active.noTokenLeft() : null;
         if (noToken != null) {
             throw new IllegalArgumentException(noToken);

@@ -45,6 +45,8 @@ import java.util.TreeMap;
  * @param badWords vLLM's bad_words, as token sequences: a sequence's last token gets -infinity whenever the
  *        tokens generated so far end with the rest of it (a one-token sequence always), so that no
  *        sequence is ever generated whole
+ * @param thinkingBudget vLLM's thinking_token_budget (llama.cpp's reasoning budget): at most this many tokens
+ *        inside a reasoning block, then its end tag is forced; null for none
  */
 public record SamplingParams(
         double temperature,
@@ -64,7 +66,8 @@ public record SamplingParams(
         OutputGrammar grammar,
         Map<Integer, Float> logitBias,
         Set<Integer> allowedTokenIds,
-        List<List<Integer>> badWords) {
+        List<List<Integer>> badWords,
+        ThinkingBudget thinkingBudget) {
 
     /** The largest |bias| logit_bias takes, as OpenAI's API bounds it. */
     public static final float MAX_LOGIT_BIAS = 100f;
@@ -169,7 +172,8 @@ public record SamplingParams(
                 .grammar(grammar)
                 .logitBias(logitBias)
                 .allowedTokenIds(allowedTokenIds)
-                .badWords(badWords);
+                .badWords(badWords)
+                .thinkingBudget(thinkingBudget);
     }
 
     public boolean isGreedy() {
@@ -248,6 +252,10 @@ public record SamplingParams(
         return toBuilder().badWords(value).build();
     }
 
+    public SamplingParams withThinkingBudget(ThinkingBudget value) {
+        return toBuilder().thinkingBudget(value).build();
+    }
+
     private static void requireNumber(String name, double value) {
         require(!Double.isNaN(value), name + " must be a number, got NaN");
     }
@@ -278,6 +286,7 @@ public record SamplingParams(
         private Map<Integer, Float> logitBias = Map.of();
         private Set<Integer> allowedTokenIds = Set.of();
         private List<List<Integer>> badWords = List.of();
+        private ThinkingBudget thinkingBudget;
 
         private Builder() {
         }
@@ -375,10 +384,17 @@ public record SamplingParams(
             return this;
         }
 
+        /** vLLM's thinking_token_budget; null (the default) for none. */
+        public Builder thinkingBudget(ThinkingBudget value) {
+            thinkingBudget = value;
+            return this;
+        }
+
         public SamplingParams build() {
             return new SamplingParams(temperature, topK, topP, minP, repetitionPenalty, presencePenalty,
                     frequencyPenalty, seed, stopTokenIds, stopStrings, maxTokens, minTokens,
-                    includeStopStringInOutput, skipSpecialTokens, grammar, logitBias, allowedTokenIds, badWords);
+                    includeStopStringInOutput, skipSpecialTokens, grammar, logitBias, allowedTokenIds, badWords,
+                    thinkingBudget);
         }
     }
 }

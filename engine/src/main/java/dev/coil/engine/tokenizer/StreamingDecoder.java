@@ -41,6 +41,7 @@ public final class StreamingDecoder {
     private int prefixStart;
     /** First id whose text has not been emitted yet. */
     private int readStart;
+    private boolean midCharacter;
 
     /** A decoder of a text from its start (a prompt's tokens, or an answer to no text). */
     public StreamingDecoder(Tokenizer tokenizer, boolean skipSpecialTokens) {
@@ -82,10 +83,13 @@ public final class StreamingDecoder {
         }
         ids[length++] = id;
         String after = decodeRange(prefixStart, length);
-        if (!after.isEmpty() && after.charAt(after.length() - 1) == REPLACEMENT) {
-            return "";
-        }
-        return emit(after);
+        midCharacter = !after.isEmpty() && after.charAt(after.length() - 1) == REPLACEMENT;
+        return midCharacter ? "" : emit(after);
+    }
+
+    /** Whether the last id accepted left a character half spelled: its bytes are held back. */
+    public boolean midCharacter() {
+        return midCharacter;
     }
 
     /** Emits the text still held back, at the end of the sequence. */

@@ -314,7 +314,8 @@ class GpuEngineTest {
     /**
      * Requests held to a grammar draw on the device with its allowed tokens as a mask: the tokens the
      * host draws from the logits copied back and masked there, sampled and greedy, beside a request
-     * without a grammar, and with a bias; characters the vocabulary holds only in pieces too.
+     * without a grammar, and with a bias; characters the vocabulary holds only in pieces too, and a
+     * thinking budget's forced end tag.
      */
     @ParameterizedTest(name = "{0}")
     @MethodSource("models")
@@ -331,9 +332,15 @@ class GpuEngineTest {
                 // Characters the vocabulary holds only in pieces, spelled byte by byte.
                 SamplingParams.builder().temperature(1.0).seed(14L).maxTokens(12)
                         .grammar(OutputGrammar.choice(List.of("中文", "漢字"))).build(),
-                SamplingParams.builder().temperature(0).maxTokens(12).grammar(OutputGrammar.regex("😀{1,2}")).build());
+                SamplingParams.builder().temperature(0).maxTokens(12).grammar(OutputGrammar.regex("😀{1,2}")).build(),
+                // A thinking budget: the end tag's tokens forced after four, alone and before a grammar.
+                SamplingParams.builder().temperature(0).maxTokens(12).thinkingBudget(THINKING).build(),
+                SamplingParams.builder().temperature(0.9).seed(15L).maxTokens(16).thinkingBudget(THINKING)
+                        .grammar(regex.after("</think>")).build());
         assertDeviceDrawsEqualHostDraws(fixture, settings);
     }
+
+    private static final ThinkingBudget THINKING = new ThinkingBudget(4, "<think>", "</think>", true);
 
     /**
      * Requests with logprobs draw on the device, their log-probabilities computed there: greedy (a draw

@@ -39,6 +39,10 @@ public final class CompletionsHandler implements Handler, BodyHandler {
     public void answer(Context ctx, ObjectNode body) throws Exception {
         ServedModel model = state.ready();
         Fields fields = new Fields(body);
+        if (fields.has("thinking_token_budget")) {
+            throw ApiException.invalid("thinking_token_budget", "thinking_token_budget is read on chat requests, "
+                    + "whose reasoning the server's --reasoning-parser sets apart");
+        }
         GenerationSettings settings = GenerationSettings.parse(fields,
                 GenerationSettings.maxTokens(fields, "max_tokens", DEFAULT_MAX_TOKENS), model);
         boolean echo = fields.bool("echo", false);

@@ -26,8 +26,9 @@ import java.util.Set;
  * <p>A 400 names what is not served: images and documents, tools other than custom ones (Anthropic's
  * server tools), {@code mcp_servers} and {@code container}. {@code thinking}'s type goes to the chat
  * template as {@code enable_thinking} (enabled or adaptive: true; disabled: false), unless
- * {@code chat_template_kwargs} give it; its budget, {@code metadata} and {@code service_tier} are
- * read past: the served models take no thinking budget.
+ * {@code chat_template_kwargs} give it; its {@code budget_tokens} becomes the chat request's
+ * thinking_token_budget where the server has a reasoning parser (else it is read past, as
+ * {@code metadata} and {@code service_tier} are).
  */
 public final class MessagesHandler {
 
@@ -96,7 +97,18 @@ public final class MessagesHandler {
         JsonNode thinking = fields.get("thinking");
         if (thinking != null) {
             switch (thinking.path("type").asText("")) {
-                case "enabled", "adaptive" -> ChatPrompt.setThinking(chat, true);
+                case "enabled", "adaptive" -> {
+                    ChatPrompt.setThinking(chat, true);
+                    JsonNode budget = thinking.get("budget_tokens");
+                    if (budget != null && !budget.isNull()) {
+                        if (!budget.canConvertToExactIntegral() || !budget.canConvertToInt() || budget.asInt() < 0) {
+                            throw ApiException.invalid("thinking", "thinking.budget_tokens must be an integer >= 0");
+                        }
+                        if (reasoningParser != null) {
+                            chat.put("thinking_token_budget", budget.asInt());
+                        }
+                    }
+                }
                 case "disabled" -> ChatPrompt.setThinking(chat, false);
                 default -> throw ApiException.invalid("thinking", "thinking.type must be \"enabled\", \"adaptive\" "
                         + "or \"disabled\"");

@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.coil.server.ServerOptions;
 import dev.coil.server.TestServer;
 import java.io.IOException;
+import java.net.http.HttpResponse;
 import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.AfterAll;
@@ -187,6 +188,55 @@ class ReasoningTest {
     }
 
     /** The completion of the tokens {@code chat} renders to, greedy, as many tokens: the raw answer. */
+    /**
+     * thinking_token_budget: with the block open, six tokens of reasoning, then the end tag's tokens,
+     * then the answer as content; the reasoning is the free answer's first six tokens. The Messages
+     * API's thinking.budget_tokens is the same budget. A completions request and a server without a
+     * reasoning parser refuse the field.
+     */
+    @Test
+    void aThinkingBudgetEndsTheReasoningAfterItsTokens() {
+        String ask = ASK.replace("\"max_tokens\": 24", "\"max_tokens\": 30") + ", \"return_token_ids\": true";
+        JsonNode free = server.postJson("/v1/chat/completions", "{" + ask + "}").at("/choices/0");
+        JsonNode budgeted = server.postJson("/v1/chat/completions", "{" + ask + ", \"thinking_token_budget\": 6}")
+                .at("/choices/0");
+        List<Integer> end = ints(server.postJson("/tokenize", "{\"prompt\": \"</think>\", \"add_special_tokens\": false}")
+                .get("tokens"));
+        List<Integer> tokens = ints(budgeted.get("token_ids"));
+        int forcedAt = java.util.Collections.indexOfSubList(tokens, end);
+        assertThat(forcedAt).as(budgeted.toString()).isBetween(6, 9);
+        assertThat(tokens.subList(0, forcedAt)).isEqualTo(ints(free.get("token_ids")).subList(0, forcedAt));
+        JsonNode message = budgeted.get("message");
+        assertThat(message.get("reasoning").asText()).as(message.toString()).isNotEmpty()
+                .isEqualTo(server.postJson("/detokenize", "{\"tokens\": " + tokens.subList(0, forcedAt) + "}")
+                        .get("prompt").asText());
+        assertThat(message.get("content").isNull()).as(message.toString()).isFalse();
+        assertThat(free.at("/message/content").isNull()).as("the free answer reasons throughout").isTrue();
+
+        JsonNode messages = server.postJson("/v1/messages", "{\"max_tokens\": 30, \"thinking\": {\"type\": \"enabled\", "
+                + "\"budget_tokens\": 6}, \"temperature\": 0, \"messages\": [{\"role\": \"user\", \"content\": "
+                + "\"Which is larger, 9.11 or 9.8?\"}]}");
+        assertThat(messages.at("/content/0/type").asText()).as(messages.toString()).isEqualTo("thinking");
+        assertThat(messages.at("/content/0/thinking").asText()).isEqualTo(message.get("reasoning").asText());
+        assertThat(messages.at("/content/1/type").asText()).as(messages.toString()).isEqualTo("text");
+
+        server.assertRefused("/v1/completions", "{\"prompt\": \"hi\", \"thinking_token_budget\": 6}",
+                "thinking_token_budget", "thinking_token_budget is read on chat requests");
+        server.assertRefused("/v1/chat/completions", "{" + ask + ", \"thinking_token_budget\": -1}",
+                "thinking_token_budget", "thinking_token_budget");
+        HttpResponse<String> refused = server.post("/v1/messages", "{\"max_tokens\": 30, \"thinking\": {\"type\": "
+                + "\"enabled\", \"budget_tokens\": 1.5}, \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}");
+        assertThat(refused.statusCode()).isEqualTo(400);
+        assertThat(TestServer.parse(refused.body()).at("/error/message").asText())
+                .contains("thinking.budget_tokens must be an integer >= 0");
+    }
+
+    private static List<Integer> ints(JsonNode array) {
+        List<Integer> values = new java.util.ArrayList<>();
+        array.forEach(value -> values.add(value.asInt()));
+        return values;
+    }
+
     private static String completionOfTheSamePrompt(String chat) {
         ObjectNode tokenize = (ObjectNode) TestServer.parse(chat);
         JsonNode ids = server.postJson("/tokenize", tokenize.toString()).get("tokens");

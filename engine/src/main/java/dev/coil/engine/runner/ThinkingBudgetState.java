@@ -1,0 +1,124 @@
+package dev.coil.engine.runner;
+
+import dev.coil.engine.tokenizer.Tokenizer;
+
+/**
+ * Where one request's output stands against its {@link ThinkingBudget}: before its reasoning block,
+ * inside it counting tokens, forcing the end tag's tokens one by one, or past the block. The tags
+ * are found in the output's text, a tag split across tokens too.
+ *
+ * <p>Before: until the start tag appears (or from the first token, when the prompt opens the block).
+ * Inside: each token after the start tag counts; the end tag appearing ends the block; the count
+ * reaching the budget starts forcing, once no character is left half spelled (llama.cpp's reasoning
+ * budget waits so too), at the latest {@link #MOST_WAITED} tokens later (a character has at most four
+ * bytes; a model that never finishes one is not waited for). Forcing: the next token may only be the end tag's next token. After: nothing is
+ * held any more (one block a request, as llama.cpp's and vLLM's budgets count).
+ */
+final class ThinkingBudgetState {
+
+    private enum Phase { BEFORE, INSIDE, FORCING, AFTER }
+
+    /** Most tokens past the budget waited for a half-spelled character to be finished. */
+    static final int MOST_WAITED = 3;
+
+    private final ThinkingBudget budget;
+    /** The end tag's tokens, forced in order when the budget runs out. */
+    private final int[] endTokens;
+    /** The output's last characters, enough to find a tag that began in an earlier token's text. */
+    private final StringBuilder recent = new StringBuilder();
+    private Phase phase;
+    private int counted;
+    private int forced;
+
+    private ThinkingBudgetState(ThinkingBudget budget, int[] endTokens) {
+        this.budget = budget;
+        this.endTokens = endTokens;
+        this.phase = budget.startsInside() ? Phase.INSIDE : Phase.BEFORE;
+        forceWhenSpent(false);
+    }
+
+    /** The state of a request with {@code budget}, its end tag spelled by {@code tokenizer}; null for no budget. */
+    static ThinkingBudgetState of(ThinkingBudget budget, Tokenizer tokenizer) {
+        if (budget == null) {
+            return null;
+        }
+        if (tokenizer == null) {
+            throw new IllegalArgumentException("thinking_token_budget: forcing the reasoning's end needs the model's "
+                    + "tokenizer.json");
+        }
+        int[] endTokens = tokenizer.encode(budget.endTag(), false);
+        if (endTokens.length == 0) {
+            throw new IllegalArgumentException("thinking_token_budget: the reasoning's end tag " + budget.endTag()
+                    + " has no tokens");
+        }
+        return new ThinkingBudgetState(budget, endTokens);
+    }
+
+    /**
+     * The tokens that may come next ({@link TokenBits}): while forcing, the end tag's next token alone;
+     * otherwise null, every token.
+     */
+    int[] allowedBits() {
+        if (phase != Phase.FORCING) {
+            return null;
+        }
+        int token = endTokens[forced];
+        int[] bits = new int[token / 32 + 1];
+        bits[token / 32] = 1 << (token % 32);
+        return bits;
+    }
+
+    /**
+     * After a token: {@code text} is the text it completed (empty inside a character), and
+     * {@code midCharacter} whether it left a character half spelled.
+     */
+    void accept(String text, boolean midCharacter) {
+        switch (phase) {
+            case BEFORE -> {
+                int start = recent.append(text).indexOf(budget.startTag());
+                if (start >= 0) {
+                    String after = recent.substring(start + budget.startTag().length());
+                    recent.setLength(0);
+                    phase = Phase.INSIDE;
+                    counted = 0;
+                    if (recent.append(after).indexOf(budget.endTag()) >= 0) {
+                        phase = Phase.AFTER;
+                    }
+                    forceWhenSpent(midCharacter);
+                }
+            }
+            case INSIDE -> {
+                counted++;
+                if (recent.append(text).indexOf(budget.endTag()) >= 0) {
+                    phase = Phase.AFTER;
+                } else {
+                    forceWhenSpent(midCharacter);
+                }
+            }
+            case FORCING -> {
+                forced++;
+                if (forced == endTokens.length) {
+                    phase = Phase.AFTER;
+                }
+            }
+            case AFTER -> { }
+        }
+        int keep = Math.max(budget.startTag().length(), budget.endTag().length()) - 1;
+        if (recent.length() > keep) {
+            recent.delete(0, recent.length() - keep);
+        }
+    }
+
+    /** Tokens counted inside the block so far. */
+    int counted() {
+        return counted;
+    }
+
+    private void forceWhenSpent(boolean midCharacter) {
+        boolean spent = counted >= budget.tokens();
+        if (phase == Phase.INSIDE && spent && (!midCharacter || counted >= budget.tokens() + MOST_WAITED)) {
+            phase = Phase.FORCING;
+            forced = 0;
+        }
+    }
+}

@@ -1,0 +1,129 @@
+package dev.coil.engine.runner;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.coil.engine.tokenizer.Tokenizer;
+import java.nio.file.Path;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * A thinking budget over the text of an output, on the demo model's tokenizer: tokens counted from the
+ * start tag (or the first token, when the prompt opens the block), the end tag's tokens forced one by
+ * one when the count reaches the budget, a half-spelled character finished first, and nothing held
+ * once the block ended.
+ */
+class ThinkingBudgetStateTest {
+
+    private static Tokenizer tokenizer;
+    private static int[] end;
+
+    @BeforeAll
+    static void load() throws Exception {
+        tokenizer = Tokenizer.loadFolder(Path.of("..", "models", "coil-demo"));
+        end = tokenizer.encode("</think>", false);
+    }
+
+    @AfterAll
+    static void close() {
+        tokenizer.close();
+    }
+
+    private static ThinkingBudgetState state(int tokens, boolean startsInside) {
+        return ThinkingBudgetState.of(new ThinkingBudget(tokens, "<think>", "</think>", startsInside), tokenizer);
+    }
+
+    /** Forces the end tag's tokens in order, each alone, and then holds nothing. */
+    private static void assertForcesTheEnd(ThinkingBudgetState state) {
+        for (int token : end) {
+            int[] bits = state.allowedBits();
+            assertThat(bits).isNotNull();
+            for (int id = 0; id < bits.length * 32; id++) {
+                assertThat(TokenBits.allows(bits, id)).as("token %d", id).isEqualTo(id == token);
+            }
+            state.accept(tokenizer.decode(new int[] {token}, false), false);
+        }
+        assertThat(state.allowedBits()).isNull();
+        state.accept("more", false);
+        assertThat(state.allowedBits()).isNull();
+    }
+
+    @Test
+    void aBlockThePromptOpensCountsFromTheFirstToken() {
+        ThinkingBudgetState state = state(3, true);
+        for (String text : new String[] {"so", " the", " answer"}) {
+            assertThat(state.allowedBits()).isNull();
+            state.accept(text, false);
+        }
+        assertThat(state.counted()).isEqualTo(3);
+        assertForcesTheEnd(state);
+    }
+
+    @Test
+    void countingStartsAfterTheStartTagSpelledAcrossTokens() {
+        ThinkingBudgetState state = state(2, false);
+        for (String text : new String[] {"Hello ", "<thi", "nk>"}) {
+            state.accept(text, false);
+            assertThat(state.allowedBits()).isNull();
+        }
+        assertThat(state.counted()).isZero();
+        state.accept("one", false);
+        assertThat(state.allowedBits()).isNull();
+        state.accept(" two", false);
+        assertForcesTheEnd(state);
+    }
+
+    @Test
+    void anEndTagTheModelWritesEndsTheBlockUnforced() {
+        ThinkingBudgetState state = state(3, true);
+        state.accept("done</th", false);
+        state.accept("ink>", false);
+        for (int i = 0; i < 5; i++) {
+            state.accept("answer", false);
+            assertThat(state.allowedBits()).isNull();
+        }
+        ThinkingBudgetState inOne = state(1, false);
+        inOne.accept("<think>brief</think>", false);
+        inOne.accept("answer", false);
+        assertThat(inOne.allowedBits()).isNull();
+    }
+
+    @Test
+    void aBudgetOfNoTokensForcesTheEndAtOnce() {
+        assertForcesTheEnd(state(0, true));
+        ThinkingBudgetState afterStart = state(0, false);
+        afterStart.accept("<think>", false);
+        assertForcesTheEnd(afterStart);
+    }
+
+    /** A character half spelled when the budget runs out is finished first, for at most three tokens. */
+    @Test
+    void aHalfSpelledCharacterIsFinishedFirst() {
+        ThinkingBudgetState state = state(1, true);
+        state.accept("", true);
+        assertThat(state.allowedBits()).isNull();
+        state.accept("日", false);
+        assertThat(state.counted()).isEqualTo(2);
+        assertForcesTheEnd(state);
+
+        ThinkingBudgetState endless = state(1, true);
+        for (int i = 0; i < ThinkingBudgetState.MOST_WAITED; i++) {
+            endless.accept("", true);
+            assertThat(endless.allowedBits()).isNull();
+        }
+        endless.accept("", true);
+        assertThat(endless.counted()).isEqualTo(1 + ThinkingBudgetState.MOST_WAITED);
+        assertForcesTheEnd(endless);
+    }
+
+    @Test
+    void aBudgetNeedsATokenizerAndTags() {
+        assertThat(ThinkingBudgetState.of(null, tokenizer)).isNull();
+        assertThatThrownBy(() -> ThinkingBudgetState.of(new ThinkingBudget(4, "<think>", "</think>", true), null))
+                .hasMessageStartingWith("thinking_token_budget: ");
+        assertThatThrownBy(() -> new ThinkingBudget(-1, "<think>", "</think>", true))
+                .hasMessage("thinking_token_budget must be >= 0, got -1");
+    }
+}

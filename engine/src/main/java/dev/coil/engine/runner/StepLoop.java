@@ -249,6 +249,8 @@ final class StepLoop implements Runnable {
         for (Entry entry : List.copyOf(entries.values())) {
             if (entry.active.cancelRequested()) {
                 scheduler.cancel(entry.scheduled);
+                // Whoever reads the cancellation then reads stats without the request's blocks and slot.
+                stats = snapshotStats();
                 end(entry, EngineEvent.Failed.Reason.CANCELLED, "the request was cancelled");
             }
         }

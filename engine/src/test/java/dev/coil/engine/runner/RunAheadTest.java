@@ -314,8 +314,8 @@ class RunAheadTest {
     }
 
     /**
-     * Requests whose draws depend on their last token (a grammar, penalties, a bad word of two tokens)
-     * run in steps queued ahead with their draws made later ({@link Batch.Draw#LATER}), beside requests
+     * Requests whose draws depend on their last token (a grammar, penalties, a bad word of two tokens,
+     * a thinking budget about to force its end tag) run in steps queued ahead with their draws made later ({@link Batch.Draw#LATER}), beside requests
      * drawn ahead and greedy ones: each ends as with steps run one at a time, its logprobs too, and the
      * cache is left empty. Without {@link Backend#drawsLater} no step is drawn later.
      */
@@ -335,7 +335,14 @@ class RunAheadTest {
                 SamplingParams.greedy().withTemperature(0.8).withTopP(0.9).withSeed(43L).withMaxTokens(12),
                 SamplingParams.greedy().withMaxTokens(10),
                 SamplingParams.greedy().withRepetitionPenalty(1.2).withMinTokens(3)
-                        .withStopTokenIds(Set.of(7)).withMaxTokens(12));
+                        .withStopTokenIds(Set.of(7)).withMaxTokens(12),
+                // Thinking budgets: greedy and drawn ahead until a token before the end tag is forced.
+                SamplingParams.greedy().withMaxTokens(14).withThinkingBudget(new ThinkingBudget(5, "<think>", "</think>",
+                        true)),
+                SamplingParams.greedy().withTemperature(0.9).withSeed(44L).withMaxTokens(14)
+                        .withThinkingBudget(new ThinkingBudget(3, "<think>", "</think>", true)),
+                SamplingParams.greedy().withMaxTokens(12).withThinkingBudget(new ThinkingBudget(0, "<think>", "</think>",
+                        true)));
         List<EngineRequest> requests = new ArrayList<>();
         for (int i = 0; i < settings.size(); i++) {
             requests.add(new EngineRequest(prompt(vocab, 9 + 5 * i, 900 + i), settings.get(i), true, i % 3 == 0 ? 2 : -1,

@@ -10,6 +10,7 @@ import dev.coil.engine.gpu.Kernel;
 import dev.coil.engine.gpu.kernels.GemvKernel;
 import dev.coil.engine.gpu.model.GpuBackend;
 import dev.coil.engine.model.Granite300mCheckpoint;
+import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
@@ -148,6 +149,45 @@ class GpuServingTimingTest {
             }
         } finally {
             System.clearProperty(GpuBackend.STEP_TIMING_PROPERTY);
+        }
+    }
+
+    /**
+     * What a thinking budget costs a decode step while it is not spent (a budget no request reaches,
+     * the prompt opening the block): the 300M shape with the demo model's tokenizer, so that every run
+     * decodes text, greedy and sampled, with and without the budget, alternately in one process.
+     */
+    @Test
+    void printsWhatAThinkingBudgetCosts() throws Exception {
+        CudaDevice device = GpuFixture.device();
+        Path demo = java.nio.file.Files.isDirectory(Path.of("models", "coil-demo")) ? Path.of("models", "coil-demo")
+                : Path.of("..", "models", "coil-demo");
+        ThinkingBudget unspent = new ThinkingBudget(1_000_000, "<think>", "</think>", true);
+        try (Granite300mCheckpoint checkpoint = Granite300mCheckpoint.write()) {
+            for (String file : List.of("tokenizer.json", "tokenizer_config.json")) {
+                java.nio.file.Files.copy(demo.resolve(file), checkpoint.folder().resolve(file));
+            }
+            try (LoadedModel loaded = LoadedModel.load(checkpoint.folder())) {
+                EngineOptions options = EngineOptions.DEFAULTS.withMaxSequences(64).withMaxBatchedTokens(2048)
+                        .withCacheMemory("8G");
+                for (int round = 0; round < 2; round++) {
+                    for (SamplingParams sampling : List.of(SamplingParams.greedy(), SamplingParams.greedy()
+                            .withThinkingBudget(unspent), SAMPLED, SAMPLED.withThinkingBudget(unspent))) {
+                        List<ServingBenchmark.ThroughputRow> rows = ServingBenchmark.throughput(loaded,
+                                () -> GpuBackend.open(loaded, 0, true), options, new int[] {1, 64}, 128, 128, sampling,
+                                -1, message -> { });
+                        for (ServingBenchmark.ThroughputRow row : rows) {
+                            System.out.printf("[gpu-thinking] %s, granite300m bf16 with a tokenizer, round %d, %s%s: "
+                                    + "%d concurrent, %d generated each: %.1f generated tokens/s, %.3f ms/token%n",
+                                    device.description(), round, sampling.isGreedy() ? "greedy" : "sampled",
+                                    sampling.thinkingBudget() == null ? "" : ", an unspent thinking budget",
+                                    row.concurrency(), row.generatedPerRequest(), row.generatedTokensPerSecond(),
+                                    1000 / row.meanDecodeTokensPerSecond());
+                            assertThat(row.generatedPerRequest()).isPositive();
+                        }
+                    }
+                }
+            }
         }
     }
 }

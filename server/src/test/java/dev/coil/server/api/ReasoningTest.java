@@ -191,8 +191,8 @@ class ReasoningTest {
     /**
      * thinking_token_budget: with the block open, six tokens of reasoning, then the end tag's tokens,
      * then the answer as content; the reasoning is the free answer's first six tokens. The Messages
-     * API's thinking.budget_tokens is the same budget. A completions request and a server without a
-     * reasoning parser refuse the field.
+     * API's thinking.budget_tokens is the same budget, and the Responses API takes the field as chat
+     * does. A completions request and a server without a reasoning parser refuse the field.
      */
     @Test
     void aThinkingBudgetEndsTheReasoningAfterItsTokens() {
@@ -219,6 +219,12 @@ class ReasoningTest {
         assertThat(messages.at("/content/0/type").asText()).as(messages.toString()).isEqualTo("thinking");
         assertThat(messages.at("/content/0/thinking").asText()).isEqualTo(message.get("reasoning").asText());
         assertThat(messages.at("/content/1/type").asText()).as(messages.toString()).isEqualTo("text");
+        // The Responses API passes vLLM's fields on to the chat request it stands for.
+        JsonNode response = server.postJson("/v1/responses", "{\"input\": \"Which is larger, 9.11 or 9.8?\", "
+                + "\"temperature\": 0, \"max_output_tokens\": 30, \"thinking_token_budget\": 6}");
+        assertThat(response.at("/output/0/content/0/text").asText()).as(response.toString())
+                .isEqualTo(message.get("reasoning").asText());
+        assertThat(response.at("/output/1/type").asText()).isEqualTo("message");
 
         server.assertRefused("/v1/completions", "{\"prompt\": \"hi\", \"thinking_token_budget\": 6}",
                 "thinking_token_budget", "thinking_token_budget is read on chat requests");

@@ -188,7 +188,7 @@ public final class CoilServer implements AutoCloseable {
         config.routes.get("/v1/models", models::list);
         // <model>, not {model}: a served name may hold slashes ("org/model"), as clients send it.
         config.routes.get("/v1/models/<model>", models::retrieve);
-        var completions = new CompletionsHandler(state, runner, options.maxBodyBytes());
+        var completions = new CompletionsHandler(state, runner, options.maxBodyBytes(), options.reasoningParser());
         var chat = new ChatHandler(state, runner, options.maxBodyBytes(), options.toolCallParser(),
                 options.reasoningParser());
         var responses = new ResponseStore(options.responseStoreBytes());

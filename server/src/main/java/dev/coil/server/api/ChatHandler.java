@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.coil.engine.runner.EngineRequest;
 import dev.coil.engine.runner.OutputGrammar;
 import dev.coil.engine.runner.SamplingParams;
-import dev.coil.engine.runner.ThinkingBudget;
 import dev.coil.server.ServedModel;
 import dev.coil.server.ServerState;
 import io.javalin.http.Context;
@@ -89,8 +88,12 @@ public final class ChatHandler implements Handler, BodyHandler {
             settings = settings.withSampling(settings.sampling().withGrammar(grammar.after(reasoningParser.endTag())));
         }
         ReasoningFormat reasoning = grammar == null || reasoningOpen ? reasoningParser : null;
-        settings = withThinkingBudget(fields, settings, reasoningParser,
-                reasoning != null && (tools == null || !tools.calls()), reasoningOpen);
+        // vLLM's thinking_token_budget, where the answer may reason: not held to a grammar from its first
+        // token, nor a call that tool_choice forces.
+        Integer thinkingBudget = GenerationSettings.thinkingTokenBudget(fields, reasoningParser);
+        if (thinkingBudget != null && reasoning != null && (tools == null || !tools.calls())) {
+            settings = settings.withThinkingBudget(thinkingBudget, reasoningParser, reasoningOpen);
+        }
         int tokenLogprobs = logprobs ? (top == null ? 0 : top) : -1;
         List<ChoiceState> choices = new ArrayList<>();
         List<EngineRequest> requests = new ArrayList<>();
@@ -111,27 +114,4 @@ public final class ChatHandler implements Handler, BodyHandler {
         return new Prepared(settings, choices, requests, shape);
     }
 
-    /**
-     * vLLM's thinking_token_budget: at most that many tokens inside the reasoning block the server's
-     * reasoning parser names, then its end tag forced. It needs the parser; it holds only where the
-     * answer may reason ({@code mayReason}: not held to a grammar from its first token, nor a call
-     * that tool_choice forces), and counts from the first token where the prompt opens the block.
-     */
-    private static GenerationSettings withThinkingBudget(Fields fields, GenerationSettings settings,
-            ReasoningFormat reasoningParser, boolean mayReason, boolean reasoningOpen) {
-        Integer budget = fields.integer("thinking_token_budget", 0, Integer.MAX_VALUE);
-        if (budget == null) {
-            return settings;
-        }
-        if (reasoningParser == null) {
-            throw ApiException.invalid("thinking_token_budget", "thinking_token_budget needs the server's "
-                    + "--reasoning-parser, which names the reasoning block's tags");
-        }
-        if (!mayReason) {
-            return settings;
-        }
-        ThinkingBudget thinking = new ThinkingBudget(budget, reasoningParser.startTag(), reasoningParser.endTag(),
-                reasoningOpen);
-        return settings.withSampling(settings.sampling().withThinkingBudget(thinking));
-    }
 }

@@ -22,11 +22,15 @@ public final class CompletionsHandler implements Handler, BodyHandler {
     private final ServerState state;
     private final GenerationRunner runner;
     private final long maxBodyBytes;
+    /** --reasoning-parser: the tags of the block a thinking budget ends; null without one. */
+    private final ReasoningFormat reasoningParser;
 
-    public CompletionsHandler(ServerState state, GenerationRunner runner, long maxBodyBytes) {
+    public CompletionsHandler(ServerState state, GenerationRunner runner, long maxBodyBytes,
+            ReasoningFormat reasoningParser) {
         this.state = state;
         this.runner = runner;
         this.maxBodyBytes = maxBodyBytes;
+        this.reasoningParser = reasoningParser;
     }
 
     @Override
@@ -39,14 +43,11 @@ public final class CompletionsHandler implements Handler, BodyHandler {
     public void answer(Context ctx, ObjectNode body) throws Exception {
         ServedModel model = state.ready();
         Fields fields = new Fields(body);
-        if (fields.has("thinking_token_budget")) {
-            throw ApiException.invalid("thinking_token_budget", "thinking_token_budget is read on chat requests, "
-                    + "whose reasoning the server's --reasoning-parser sets apart");
-        }
         GenerationSettings settings = GenerationSettings.parse(fields,
                 GenerationSettings.maxTokens(fields, "max_tokens", DEFAULT_MAX_TOKENS), model);
         boolean echo = fields.bool("echo", false);
         Integer logprobs = fields.integer("logprobs", 0, EngineRequest.MAX_TOP_LOGPROBS);
+        Integer thinkingBudget = GenerationSettings.thinkingTokenBudget(fields, reasoningParser);
         int kept = GenerationSettings.promptTokensKept(fields, model.contextLength());
         List<CompletionPrompt> prompts = CompletionPrompt.parse(fields, model).stream()
                 .map(prompt -> prompt.lastTokens(kept, model)).toList();
@@ -61,9 +62,14 @@ public final class CompletionsHandler implements Handler, BodyHandler {
         List<EngineRequest> requests = new ArrayList<>();
         for (int p = 0; p < prompts.size(); p++) {
             CompletionPrompt prompt = prompts.get(p);
+            // A thinking budget where the text may reason (no grammar holds it from its first token),
+            // counted from the first token where the prompt opens the block.
+            GenerationSettings promptSettings = thinkingBudget == null || settings.sampling().grammar() != null
+                    ? settings : settings.withThinkingBudget(thinkingBudget, reasoningParser,
+                            reasoningParser.opensIn(prompt.text()));
             for (int c = 0; c < settings.choices(); c++) {
                 choices.add(new ChoiceState(choices.size(), p, prompt.tokens(), echo ? prompt.text() : null));
-                requests.add(settings.request(prompt.tokens(), c, tokenLogprobs, promptLogprobs));
+                requests.add(promptSettings.request(prompt.tokens(), c, tokenLogprobs, promptLogprobs));
             }
         }
         runner.run(ctx, model, new CompletionShape(TokenSpelling.of(fields, model), tokenLogprobs, promptField),

@@ -3,6 +3,7 @@ package dev.coil.server.api;
 import dev.coil.engine.runner.EngineRequest;
 import dev.coil.engine.runner.OutputGrammar;
 import dev.coil.engine.runner.SamplingParams;
+import dev.coil.engine.runner.ThinkingBudget;
 import dev.coil.server.SamplingDefaults;
 import dev.coil.server.ServedModel;
 import java.util.ArrayList;
@@ -36,6 +37,28 @@ record GenerationSettings(SamplingParams sampling, int choices, boolean stream, 
     GenerationSettings withSampling(SamplingParams value) {
         return new GenerationSettings(value, choices, stream, includeUsage, continuousUsage, ignoreEos, promptLogprobs,
                 returnTokenIds, priority, cacheSalt);
+    }
+
+    /**
+     * vLLM's thinking_token_budget of the request, an integer >= 0, or null when it has none; a 400
+     * without a reasoning parser, which names the block's tags.
+     */
+    static Integer thinkingTokenBudget(Fields fields, ReasoningFormat reasoningParser) {
+        Integer budget = fields.integer("thinking_token_budget", 0, Integer.MAX_VALUE);
+        if (budget != null && reasoningParser == null) {
+            throw ApiException.invalid("thinking_token_budget", "thinking_token_budget needs the server's "
+                    + "--reasoning-parser, which names the reasoning block's tags");
+        }
+        return budget;
+    }
+
+    /**
+     * These settings with at most {@code budget} tokens inside the block {@code reasoningParser}'s tags
+     * mark, then its end tag forced; counting from the first token where the prompt opens the block.
+     */
+    GenerationSettings withThinkingBudget(int budget, ReasoningFormat reasoningParser, boolean promptOpensBlock) {
+        return withSampling(sampling.withThinkingBudget(new ThinkingBudget(budget, reasoningParser.startTag(),
+                reasoningParser.endTag(), promptOpensBlock)));
     }
 
     /** Most choices one request may ask for (OpenAI's limit on n). */

@@ -103,6 +103,8 @@ class ErrorsTest {
                 // The demo server has no --reasoning-parser to name the block a budget ends.
                 Arguments.of("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], "
                         + "\"thinking_token_budget\": 8}", "thinking_token_budget"),
+                Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"thinking_token_budget\": 8}",
+                        "thinking_token_budget"),
                 Arguments.of("/v1/completions", "{\"prompt\": \"x\", \"max_tokens\": 4, \"min_tokens\": 5}", "min_tokens"),
                 Arguments.of("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], "
                         + "\"max_completion_tokens\": 2, \"min_tokens\": 3}", "min_tokens"),

@@ -191,8 +191,9 @@ class ReasoningTest {
     /**
      * thinking_token_budget: with the block open, six tokens of reasoning, then the end tag's tokens,
      * then the answer as content; the reasoning is the free answer's first six tokens. The Messages
-     * API's thinking.budget_tokens is the same budget, and the Responses API takes the field as chat
-     * does. A completions request and a server without a reasoning parser refuse the field.
+     * API's thinking.budget_tokens is the same budget, and the Responses and completions APIs take the
+     * field as chat does (a completion of the chat's prompt tokens gives the same tokens). A server
+     * without a reasoning parser refuses it.
      */
     @Test
     void aThinkingBudgetEndsTheReasoningAfterItsTokens() {
@@ -226,8 +227,13 @@ class ReasoningTest {
                 .isEqualTo(message.get("reasoning").asText());
         assertThat(response.at("/output/1/type").asText()).isEqualTo("message");
 
-        server.assertRefused("/v1/completions", "{\"prompt\": \"hi\", \"thinking_token_budget\": 6}",
-                "thinking_token_budget", "thinking_token_budget is read on chat requests");
+        // A completion of the chat's prompt tokens, which open the block, is cut there too.
+        ObjectNode completion = Json.object().put("temperature", 0).put("max_tokens", 30).put("return_token_ids", true)
+                .put("thinking_token_budget", 6);
+        completion.set("prompt", server.postJson("/tokenize", "{" + ASK + "}").get("tokens"));
+        JsonNode completed = server.postJson("/v1/completions", completion.toString()).at("/choices/0");
+        assertThat(ints(completed.get("token_ids"))).isEqualTo(tokens);
+        assertThat(completed.get("text").asText()).startsWith(message.get("reasoning").asText() + "</think>");
         server.assertRefused("/v1/chat/completions", "{" + ask + ", \"thinking_token_budget\": -1}",
                 "thinking_token_budget", "thinking_token_budget");
         HttpResponse<String> refused = server.post("/v1/messages", "{\"max_tokens\": 30, \"thinking\": {\"type\": "

@@ -209,11 +209,7 @@ public final class ServedModel implements AutoCloseable {
         if (!hasTokenizer()) {
             return "token_id:" + id;
         }
-        return tokenTexts.computeIfAbsent(id, key -> {
-            byte[] bytes = engine.model().tokenizer().tokenBytes(key);
-            String text = bytes == null ? null : new String(bytes, StandardCharsets.UTF_8);
-            return text == null || text.indexOf('\uFFFD') >= 0 ? decode(new int[] {key}, false) : text;
-        });
+        return tokenTexts.computeIfAbsent(id, engine.model().tokenizer()::tokenText);
     }
 
     /**

@@ -1,7 +1,6 @@
 package dev.coil.engine.runner;
 
 import dev.coil.engine.tokenizer.Tokenizer;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
@@ -121,14 +120,12 @@ final class VocabularyTrie {
                 continue;
             }
             byte[] bytes = tokenizer.tokenBytes(id);
-            if (bytes == null) {
-                texts[id] = tokenizer.decode(new int[] {id}, false);
-            } else if (CharacterPieces.incomplete(bytes)) {
+            if (bytes != null && CharacterPieces.incomplete(bytes)) {
                 // Its text would stand U+FFFD for bytes a grammar must see whole: it goes by its bytes.
                 pieceTokens.add(id);
                 pieceBytes.add(bytes);
             } else {
-                texts[id] = new String(bytes, StandardCharsets.UTF_8);
+                texts[id] = tokenizer.tokenText(id);
             }
         }
         return new VocabularyTrie(texts, new CharacterPieces(pieceTokens.stream().mapToInt(Integer::intValue).toArray(),

@@ -5,6 +5,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -192,6 +194,24 @@ public final class Tokenizer implements AutoCloseable {
             return addedTexts[id].getBytes(StandardCharsets.UTF_8);
         }
         return spellings[id] == null ? null : spellingDecoder.bytes(spellings[id]);
+    }
+
+    /**
+     * The text token {@code id} adds after other text: its {@link #tokenBytes} where they are whole
+     * UTF-8 characters (" York" for a SentencePiece "▁York", which decodes alone to "York"); else, for a
+     * token holding part of a character or bytes the decoder does not tell, its decoding alone (U+FFFD
+     * for the part of a character).
+     */
+    public String tokenText(int id) {
+        byte[] bytes = tokenBytes(id);
+        if (bytes != null) {
+            try {
+                return StandardCharsets.UTF_8.newDecoder().decode(ByteBuffer.wrap(bytes)).toString();
+            } catch (CharacterCodingException partOfACharacter) {
+                // decoded alone below
+            }
+        }
+        return decode(new int[] {id}, false);
     }
 
     /**

@@ -80,7 +80,6 @@ final class ThinkingBudgetState {
                     String after = recent.substring(start + budget.startTag().length());
                     recent.setLength(0);
                     phase = Phase.INSIDE;
-                    counted = 0;
                     if (recent.append(after).indexOf(budget.endTag()) >= 0) {
                         phase = Phase.AFTER;
                     }
@@ -118,7 +117,6 @@ final class ThinkingBudgetState {
         boolean spent = counted >= budget.tokens();
         if (phase == Phase.INSIDE && spent && (!midCharacter || counted >= budget.tokens() + MOST_WAITED)) {
             phase = Phase.FORCING;
-            forced = 0;
         }
     }
 }

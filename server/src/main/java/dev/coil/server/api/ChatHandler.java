@@ -113,5 +113,4 @@ public final class ChatHandler implements Handler, BodyHandler {
         }
         return new Prepared(settings, choices, requests, shape);
     }
-
 }

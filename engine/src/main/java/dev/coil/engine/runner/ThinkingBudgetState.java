@@ -3,20 +3,21 @@ package dev.coil.engine.runner;
 import dev.coil.engine.tokenizer.Tokenizer;
 
 /**
- * Where one request's output stands against its {@link ThinkingBudget}: before its reasoning block,
- * inside it counting tokens, forcing the end tag's tokens one by one, or past the block. The tags
- * are found in the output's text, a tag split across tokens too.
+ * Where one request's output stands against its {@link ThinkingBudget}: outside a reasoning block,
+ * inside one counting tokens, or forcing the end tag's tokens one by one. The tags are found in the
+ * output's text, a tag split across tokens too.
  *
- * <p>Before: until the start tag appears (or from the first token, when the prompt opens the block).
+ * <p>Outside: until a start tag appears (or from the first token, when the prompt opens the block).
  * Inside: each token after the start tag counts; the end tag appearing ends the block; the count
  * reaching the budget starts forcing, once no character is left half spelled (llama.cpp's reasoning
  * budget waits so too), at the latest {@link #MOST_WAITED} tokens later (a character has at most four
- * bytes; a model that never finishes one is not waited for). Forcing: the next token may only be the end tag's next token. After: nothing is
- * held any more (one block a request, as llama.cpp's and vLLM's budgets count).
+ * bytes; a model that never finishes one is not waited for). Forcing: the next token may only be the
+ * end tag's next token. A block that ends, forced or not, leaves the output outside again: a later
+ * start tag opens a block with the whole budget again, as llama.cpp's and vLLM's budgets count.
  */
 final class ThinkingBudgetState {
 
-    private enum Phase { BEFORE, INSIDE, FORCING, AFTER }
+    private enum Phase { OUTSIDE, INSIDE, FORCING }
 
     /** Most tokens past the budget waited for a half-spelled character to be finished. */
     static final int MOST_WAITED = 3;
@@ -33,7 +34,7 @@ final class ThinkingBudgetState {
     private ThinkingBudgetState(ThinkingBudget budget, int[] endTokens) {
         this.budget = budget;
         this.endTokens = endTokens;
-        this.phase = budget.startsInside() ? Phase.INSIDE : Phase.BEFORE;
+        this.phase = budget.startsInside() ? Phase.INSIDE : Phase.OUTSIDE;
         forceWhenSpent(false);
     }
 
@@ -73,42 +74,42 @@ final class ThinkingBudgetState {
      * {@code midCharacter} whether it left a character half spelled.
      */
     void accept(String text, boolean midCharacter) {
-        switch (phase) {
-            case BEFORE -> {
-                int start = recent.append(text).indexOf(budget.startTag());
-                if (start >= 0) {
-                    String after = recent.substring(start + budget.startTag().length());
-                    recent.setLength(0);
-                    phase = Phase.INSIDE;
-                    if (recent.append(after).indexOf(budget.endTag()) >= 0) {
-                        phase = Phase.AFTER;
-                    }
-                    forceWhenSpent(midCharacter);
-                }
+        if (phase == Phase.FORCING) {
+            forced++;
+            if (forced == endTokens.length) {
+                phase = Phase.OUTSIDE;
+                recent.setLength(0);
             }
-            case INSIDE -> {
-                counted++;
-                if (recent.append(text).indexOf(budget.endTag()) >= 0) {
-                    phase = Phase.AFTER;
-                } else {
-                    forceWhenSpent(midCharacter);
-                }
-            }
-            case FORCING -> {
-                forced++;
-                if (forced == endTokens.length) {
-                    phase = Phase.AFTER;
-                }
-            }
-            case AFTER -> { }
+            return;
         }
+        if (phase == Phase.INSIDE) {
+            counted++;
+        }
+        recent.append(text);
+        // One token's text may close a block and open the next ("</think>\n<think>"): each tag in turn.
+        for (String tag = nextTag(); recent.indexOf(tag) >= 0; tag = nextTag()) {
+            recent.delete(0, recent.indexOf(tag) + tag.length());
+            if (phase == Phase.OUTSIDE) {
+                phase = Phase.INSIDE;
+                counted = 0;
+                forced = 0;
+            } else {
+                phase = Phase.OUTSIDE;
+            }
+        }
+        forceWhenSpent(midCharacter);
         int keep = Math.max(budget.startTag().length(), budget.endTag().length()) - 1;
         if (recent.length() > keep) {
             recent.delete(0, recent.length() - keep);
         }
     }
 
-    /** Tokens counted inside the block so far. */
+    /** The tag that would change the phase: the start tag outside a block, the end tag inside one. */
+    private String nextTag() {
+        return phase == Phase.OUTSIDE ? budget.startTag() : budget.endTag();
+    }
+
+    /** Tokens counted inside the current (or last) block so far. */
     int counted() {
         return counted;
     }

@@ -12,8 +12,8 @@ import org.junit.jupiter.api.Test;
 /**
  * A thinking budget over the text of an output, on the demo model's tokenizer: tokens counted from the
  * start tag (or the first token, when the prompt opens the block), the end tag's tokens forced one by
- * one when the count reaches the budget, a half-spelled character finished first, and nothing held
- * once the block ended.
+ * one when the count reaches the budget, a half-spelled character finished first, nothing held
+ * once the block ended, and a block opened again counted anew.
  */
 class ThinkingBudgetStateTest {
 
@@ -37,6 +37,13 @@ class ThinkingBudgetStateTest {
 
     /** Forces the end tag's tokens in order, each alone, and then holds nothing. */
     private static void assertForcesTheEnd(ThinkingBudgetState state) {
+        assertForcesTheEndTag(state);
+        state.accept("more", false);
+        assertThat(state.allowedBits()).isNull();
+    }
+
+    /** Forces the end tag's tokens in order, each alone. */
+    private static void assertForcesTheEndTag(ThinkingBudgetState state) {
         for (int token : end) {
             int[] bits = state.allowedBits();
             assertThat(bits).isNotNull();
@@ -46,8 +53,56 @@ class ThinkingBudgetStateTest {
             state.accept(tokenizer.decode(new int[] {token}, false), false);
         }
         assertThat(state.allowedBits()).isNull();
-        state.accept("more", false);
-        assertThat(state.allowedBits()).isNull();
+    }
+
+    /** Accepts {@code count} tokens of plain text, none of them forced. */
+    private static void acceptFree(ThinkingBudgetState state, int count) {
+        for (int i = 0; i < count; i++) {
+            assertThat(state.allowedBits()).as("token %d", i).isNull();
+            state.accept(" word", false);
+        }
+    }
+
+    /** A block opened again, after the model's own end or a forced one, gets the whole budget again. */
+    @Test
+    void aBlockOpenedAgainIsCountedAnew() {
+        ThinkingBudgetState state = state(3, false);
+        state.accept("<think>", false);
+        acceptFree(state, 2);
+        state.accept("</think>", false);
+        acceptFree(state, 5);
+        state.accept("<think>", false);
+        assertThat(state.counted()).isZero();
+        acceptFree(state, 3);
+        assertThat(state.counted()).isEqualTo(3);
+        assertForcesTheEndTag(state);
+        acceptFree(state, 5);
+        state.accept("<thi", false);
+        state.accept("nk>", false);
+        acceptFree(state, 3);
+        assertForcesTheEnd(state);
+    }
+
+    /** One token's text may end a block and open the next, or open and end one. */
+    @Test
+    void tagsInOneTokenAreTakenInTurn() {
+        ThinkingBudgetState state = state(2, true);
+        state.accept("a</think>\n<think>b", false);
+        assertThat(state.counted()).as("the token opening the second block is not counted in it").isZero();
+        acceptFree(state, 2);
+        assertForcesTheEndTag(state);
+
+        ThinkingBudgetState whole = state(1, false);
+        whole.accept("<think>x</think> then <think>", false);
+        assertThat(whole.allowedBits()).isNull();
+        whole.accept("y", false);
+        assertForcesTheEnd(whole);
+
+        ThinkingBudgetState none = state(0, false);
+        none.accept("<think>", false);
+        assertForcesTheEndTag(none);
+        none.accept(" answer <think>", false);
+        assertForcesTheEnd(none);
     }
 
     @Test

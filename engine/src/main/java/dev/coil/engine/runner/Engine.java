@@ -220,7 +220,7 @@ public final class Engine implements AutoCloseable {
                 request.promptTokens(), request.sampling().skipSpecialTokens()) : null;
         GrammarConstraint constraint = grammar == null ? null : new GrammarConstraint(grammar, tokenMasks());
         ThinkingBudgetState thinking = ThinkingBudgetState.of(request.sampling().thinkingBudget(),
-                loaded.hasTokenizer() ? loaded.tokenizer() : null);
+                loaded.hasTokenizer() ? loaded.tokenizer() : null, grammar != null);
         ActiveRequest active = new ActiveRequest(id, request, maxTokens, loaded.endOfSequenceIds(), decoder, constraint,
                 thinking, stream, requests::remove);
         String noToken = maxTokens > 0 ? active.noTokenLeft() : null;

@@ -13,11 +13,13 @@ import dev.coil.engine.tokenizer.Tokenizer;
  * budget waits so too), at the latest {@link #MOST_WAITED} tokens later (a character has at most four
  * bytes; a model that never finishes one is not waited for). Forcing: the next token may only be the
  * end tag's next token. A block that ends, forced or not, leaves the output outside again: a later
- * start tag opens a block with the whole budget again, as llama.cpp's and vLLM's budgets count.
+ * start tag opens a block with the whole budget again, as llama.cpp's and vLLM's budgets count; except
+ * where a grammar holds what follows the block (a {@code response_format} after the reasoning), whose
+ * text is the answer, tags and all: there nothing is held after the first block ({@code DONE}).
  */
 final class ThinkingBudgetState {
 
-    private enum Phase { OUTSIDE, INSIDE, FORCING }
+    private enum Phase { OUTSIDE, INSIDE, FORCING, DONE }
 
     /** Most tokens past the budget waited for a half-spelled character to be finished. */
     static final int MOST_WAITED = 3;
@@ -25,21 +27,27 @@ final class ThinkingBudgetState {
     private final ThinkingBudget budget;
     /** The end tag's tokens, forced in order when the budget runs out. */
     private final int[] endTokens;
+    /** Whether a start tag after a block ended opens another (no grammar holds the answer after it). */
+    private final boolean reopens;
     /** The output's last characters, enough to find a tag that began in an earlier token's text. */
     private final StringBuilder recent = new StringBuilder();
     private Phase phase;
     private int counted;
     private int forced;
 
-    private ThinkingBudgetState(ThinkingBudget budget, int[] endTokens) {
+    private ThinkingBudgetState(ThinkingBudget budget, int[] endTokens, boolean reopens) {
         this.budget = budget;
         this.endTokens = endTokens;
+        this.reopens = reopens;
         this.phase = budget.startsInside() ? Phase.INSIDE : Phase.OUTSIDE;
         forceWhenSpent(false);
     }
 
-    /** The state of a request with {@code budget}, its end tag spelled by {@code tokenizer}; null for no budget. */
-    static ThinkingBudgetState of(ThinkingBudget budget, Tokenizer tokenizer) {
+    /**
+     * The state of a request with {@code budget}, its end tag spelled by {@code tokenizer}; null for no
+     * budget. {@code grammarAfter}: a grammar holds the output after the block, so no block opens again.
+     */
+    static ThinkingBudgetState of(ThinkingBudget budget, Tokenizer tokenizer, boolean grammarAfter) {
         if (budget == null) {
             return null;
         }
@@ -52,7 +60,7 @@ final class ThinkingBudgetState {
             throw new IllegalArgumentException("thinking_token_budget: the reasoning's end tag " + budget.endTag()
                     + " has no tokens");
         }
-        return new ThinkingBudgetState(budget, endTokens);
+        return new ThinkingBudgetState(budget, endTokens, !grammarAfter);
     }
 
     /**
@@ -77,9 +85,12 @@ final class ThinkingBudgetState {
         if (phase == Phase.FORCING) {
             forced++;
             if (forced == endTokens.length) {
-                phase = Phase.OUTSIDE;
+                phase = reopens ? Phase.OUTSIDE : Phase.DONE;
                 recent.setLength(0);
             }
+            return;
+        }
+        if (phase == Phase.DONE) {
             return;
         }
         if (phase == Phase.INSIDE) {
@@ -87,14 +98,14 @@ final class ThinkingBudgetState {
         }
         recent.append(text);
         // One token's text may close a block and open the next ("</think>\n<think>"): each tag in turn.
-        for (String tag = nextTag(); recent.indexOf(tag) >= 0; tag = nextTag()) {
+        for (String tag = nextTag(); phase != Phase.DONE && recent.indexOf(tag) >= 0; tag = nextTag()) {
             recent.delete(0, recent.indexOf(tag) + tag.length());
             if (phase == Phase.OUTSIDE) {
                 phase = Phase.INSIDE;
                 counted = 0;
                 forced = 0;
             } else {
-                phase = Phase.OUTSIDE;
+                phase = reopens ? Phase.OUTSIDE : Phase.DONE;
             }
         }
         forceWhenSpent(midCharacter);

@@ -32,7 +32,8 @@ class ThinkingBudgetStateTest {
     }
 
     private static ThinkingBudgetState state(int tokens, boolean startsInside) {
-        return ThinkingBudgetState.of(new ThinkingBudget(tokens, "<think>", "</think>", startsInside), tokenizer);
+        return ThinkingBudgetState.of(new ThinkingBudget(tokens, "<think>", "</think>", startsInside), tokenizer,
+                false);
     }
 
     /** Forces the end tag's tokens in order, each alone, and then holds nothing. */
@@ -81,6 +82,30 @@ class ThinkingBudgetStateTest {
         state.accept("nk>", false);
         acceptFree(state, 3);
         assertForcesTheEnd(state);
+    }
+
+    /** Where a grammar holds the answer after the block, a start tag in it is the answer's text: nothing is held. */
+    @Test
+    void noBlockOpensAgainWhereAGrammarHoldsTheAnswer() {
+        for (boolean forced : new boolean[] {false, true}) {
+            ThinkingBudgetState state = ThinkingBudgetState.of(new ThinkingBudget(2, "<think>", "</think>", true),
+                    tokenizer, true);
+            if (forced) {
+                acceptFree(state, 2);
+                assertForcesTheEndTag(state);
+            } else {
+                state.accept("x</think>", false);
+            }
+            state.accept("{\"tag\": \"<think>", false);
+            acceptFree(state, 5);
+            state.accept("\"}", false);
+            assertThat(state.allowedBits()).isNull();
+        }
+        ThinkingBudgetState inOne = ThinkingBudgetState.of(new ThinkingBudget(0, "<think>", "</think>", true),
+                tokenizer, true);
+        assertForcesTheEndTag(inOne);
+        inOne.accept("\"<think>\"", false);
+        assertThat(inOne.allowedBits()).isNull();
     }
 
     /** One token's text may end a block and open the next, or open and end one. */
@@ -175,8 +200,9 @@ class ThinkingBudgetStateTest {
 
     @Test
     void aBudgetNeedsATokenizerAndTags() {
-        assertThat(ThinkingBudgetState.of(null, tokenizer)).isNull();
-        assertThatThrownBy(() -> ThinkingBudgetState.of(new ThinkingBudget(4, "<think>", "</think>", true), null))
+        assertThat(ThinkingBudgetState.of(null, tokenizer, false)).isNull();
+        assertThatThrownBy(() -> ThinkingBudgetState.of(new ThinkingBudget(4, "<think>", "</think>", true), null,
+                false))
                 .hasMessageStartingWith("thinking_token_budget: ");
         assertThatThrownBy(() -> new ThinkingBudget(-1, "<think>", "</think>", true))
                 .hasMessage("thinking_token_budget must be >= 0, got -1");

@@ -6,10 +6,16 @@
 #   scripts/build-kernels.sh SOURCE_DIR OUTPUT_FATBIN
 #
 # Run by Maven (engine, generate-resources). Without nvcc it says so in one line and succeeds: the
-# jar then runs on the CPU only. With nvcc, a compile error fails the build.
+# jar then runs on the CPU only. With nvcc, a compile error fails the build. COIL_KERNELS=skip (set by
+# ./coil on a machine with no NVIDIA GPU) leaves them out too, saying so.
 set -euo pipefail
 sources=${1:?source folder}
 output=${2:?output fatbin}
+
+if [ "${COIL_KERNELS:-}" = skip ]; then
+    echo "[coil] GPU kernels not built: no NVIDIA GPU on this machine (COIL_KERNELS=skip); the jar runs on the CPU only."
+    exit 0
+fi
 
 nvcc=""
 for candidate in "${NVCC:-}" "$(command -v nvcc 2>/dev/null || true)" "${CUDA_HOME:+$CUDA_HOME/bin/nvcc}" \

@@ -263,12 +263,25 @@ public final class Engine implements AutoCloseable {
      * @return how long it took
      */
     public Duration warmUp() throws InterruptedException {
+        return warmUp(Math.max(options.maxBatchedTokens() + 16, WARM_UP_PROMPT), 4);
+    }
+
+    /**
+     * {@link #warmUp()} with a prompt of {@code promptTokens} (fewer where the context window or the
+     * cache is shorter) and {@code decodeTokens} tokens decoded after it: on the CPU a short one, so that
+     * the JIT has compiled the step code's hot loops before the first client's request (which otherwise
+     * takes about a second longer on the demo model) without a long prompt's minutes on a large model.
+     *
+     * @return how long it took
+     */
+    public Duration warmUp(int promptTokens, int decodeTokens) throws InterruptedException {
         int vocab = loaded.config().vocabSize();
-        int length = Math.max(options.maxBatchedTokens() + 16, WARM_UP_PROMPT);
+        int length = promptTokens;
         if (contextLength() > 0) {
-            length = Math.min(length, contextLength() - 8);
+            length = Math.min(length, contextLength() - decodeTokens - 4);
         }
-        length = (int) Math.min(length, (long) sizing.blocks() * sizing.blockSize() - 8); // what the cache holds
+        // What the cache holds:
+        length = (int) Math.min(length, (long) sizing.blocks() * sizing.blockSize() - decodeTokens - 4);
         if (length < 1) {
             return Duration.ZERO;
         }
@@ -277,7 +290,8 @@ public final class Engine implements AutoCloseable {
             prompt[i] = (int) ((i * 7919L + 13) % vocab);
         }
         long start = System.nanoTime();
-        RequestStream stream = submit(new EngineRequest(prompt, SamplingParams.greedy().withMaxTokens(4), true, -1, -1));
+        RequestStream stream = submit(new EngineRequest(prompt, SamplingParams.greedy().withMaxTokens(decodeTokens),
+                true, -1, -1));
         while (true) {
             EngineEvent event = stream.next(120_000);
             switch (event) {

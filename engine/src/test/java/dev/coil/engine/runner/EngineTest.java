@@ -227,6 +227,7 @@ class EngineTest {
         }
         try (Engine engine = start(fixture, SMALL)) {
             assertThat(engine.warmUp()).isPositive();
+            assertThat(engine.warmUp(64, 16)).isPositive(); // the CPU's, as coil serve sends it
             EngineStats stats = EngineRuns.settledStats(engine);
             assertThat(stats.kvBlocksInUse()).isZero();
             assertThat(stats.stateSlotsInUse()).isZero();

@@ -205,7 +205,7 @@ public final class BenchCommand implements Callable<Integer> {
                         row.promptTokens(), row.generatedPerRequest(), row.seconds(), row.generatedTokensPerSecond(),
                         row.meanTimeToFirstTokenMillis(), row.meanDecodeTokensPerSecond());
             }
-            // coil serve warms a GPU engine up before it answers (Engine.warmUp); the replay's engines do too.
+            // coil serve warms its engine up before it answers (Engine.warmUp); the replay's engines do too.
             List<ServingBenchmark.ChatRow> chat = ServingBenchmark.chat(loaded, ops, engineOptions, chatTurns, 200,
                     maxTokens, resolved.isCuda(), message -> System.err.println("bench: " + message));
             System.out.println();

@@ -270,7 +270,7 @@ public final class Engine implements AutoCloseable {
      * {@link #warmUp()} with a prompt of {@code promptTokens} (fewer where the context window or the
      * cache is shorter) and {@code decodeTokens} tokens decoded after it: on the CPU a short one, so that
      * the JIT has compiled the step code's hot loops before the first client's request (which otherwise
-     * takes about a second longer on the demo model) without a long prompt's minutes on a large model.
+     * takes about 2 s longer on the demo model) without a long prompt's minutes on a large model.
      *
      * @return how long it took
      */

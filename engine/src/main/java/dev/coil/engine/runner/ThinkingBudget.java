@@ -2,11 +2,12 @@ package dev.coil.engine.runner;
 
 /**
  * vLLM's thinking_token_budget, llama.cpp's reasoning budget: each reasoning block of a request runs at
- * most {@code tokens} tokens. Counting starts after {@code startTag} appears in the output, or at the first token when the
- * prompt leaves a reasoning block open ({@code startsInside}); when the count reaches the budget before
- * {@code endTag} came, the tokens of {@code endTag} are forced one by one (after the character the last
- * token began, if any, is finished), and the answer goes on from there; a block the output opens again
- * later counts anew. Detected in the output's text, however the model spells the tags.
+ * most {@code tokens} tokens. Counting starts after {@code startTag} appears in the output, or at the
+ * first token when the prompt leaves a reasoning block open ({@code startsInside}); when the count
+ * reaches the budget before {@code endTag} came, the tokens of {@code endTag} are forced one by one
+ * (after the character the last token began, if any, is finished), and the answer goes on from there;
+ * a block the output opens again later counts anew. Detected in the output's text, however the model
+ * spells the tags.
  *
  * @param tokens the most tokens inside the block, 0 or more (0: the block ends as soon as it starts)
  * @param startTag the text that opens a reasoning block, as "&lt;think&gt;"

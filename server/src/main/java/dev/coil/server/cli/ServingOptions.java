@@ -34,8 +34,8 @@ final class ServingOptions {
     /**
      * The CPU's warm-up requests, {prompt tokens, tokens decoded after it}: a prompt that takes the
      * many-row products, then one as short as a chat turn's, which takes the few-row ones. Without them
-     * the first request after start took 1.2 s to its first token and 2.0 s in all for 32 tokens on the
-     * demo model, the ones after it 30-45 ms and 0.2-0.3 s (2-core machine): the JIT still compiling.
+     * the first completion after start (6 prompt tokens, 32 generated) took 2.1-2.6 s on the demo model,
+     * the ones after it 0.23-0.5 s (2-core machine, docs/performance.md): the JIT still compiling.
      */
     static final int[][] CPU_WARM_UPS = {{64, 64}, {6, 8}};
 
@@ -160,8 +160,8 @@ final class ServingOptions {
             boolean modelSamplingDefaults) {
 
         /**
-         * Loads the model, says on System.err where its left-out sampling values come from, and sends one
-         * throwaway request, so that the first client does not pay for loading kernels and growing scratch
+         * Loads the model, says on System.err where its left-out sampling values come from, and sends
+         * throwaway requests, so that the first client does not pay for loading kernels and growing scratch
          * (a GPU) or for the JIT's first passes (the CPU).
          */
         ServedModel load() throws InterruptedException {

@@ -128,8 +128,13 @@ final class Fields {
         if (!value.isArray()) {
             throw ApiException.invalid(name, name + " must be an array of integers, got " + typeName(value));
         }
-        for (JsonNode item : value) {
-            out.add((int) integerValue(name, item, min, max));
+        for (int i = 0; i < value.size(); i++) {
+            // The message names the element (stop_token_ids[2]); the error's param stays the field.
+            try {
+                out.add((int) integerValue(name + "[" + i + "]", value.get(i), min, max));
+            } catch (ApiException e) {
+                throw ApiException.invalid(name, e.getMessage());
+            }
         }
         return out;
     }

@@ -53,7 +53,7 @@ public final class JsonBody {
         try {
             node = Json.READER.readTree(text);
         } catch (JsonProcessingException e) {
-            throw ApiException.badRequest("the request body is not valid JSON: " + e.getOriginalMessage()
+            throw ApiException.badRequest("the request body is not valid JSON: " + withoutParserHint(e.getOriginalMessage())
                     + (e.getLocation() != null ? " (line " + e.getLocation().getLineNr() + ", column "
                     + e.getLocation().getColumnNr() + ")" : ""));
         }
@@ -62,6 +62,15 @@ public final class JsonBody {
         }
         requireWholeCharacters(object);
         return object;
+    }
+
+    /**
+     * Jackson's message less its advice to the caller of its API ("enable `JsonReadFeature...` to
+     * allow"), which a client of the server cannot follow: {@code Non-standard token 'NaN'} stays.
+     */
+    private static String withoutParserHint(String message) {
+        int hint = message.indexOf(": enable `");
+        return hint < 0 ? message : message.substring(0, hint);
     }
 
     /**

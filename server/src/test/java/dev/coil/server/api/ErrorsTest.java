@@ -176,6 +176,8 @@ class ErrorsTest {
             HttpResponse<String> response = server.postBytes(path, body);
             assertThat(response.statusCode()).as("%s %s: %s", path, name, response.body()).isEqualTo(400);
             assertThat(TestServer.parse(response.body()).at("/error/type").asText()).isEqualTo("invalid_request_error");
+            // What the JSON parser advises its own caller ("enable `JsonReadFeature...`") is no help to a client.
+            assertThat(TestServer.parse(response.body()).at("/error/message").asText()).doesNotContain("enable `");
         }
     }
 
@@ -192,7 +194,9 @@ class ErrorsTest {
         assertThat(assertError(server.post("/v1/completions", "{\"prompt\": \"x\", \"max_tokens\": -1}"),
                 400, "max_tokens")).isEqualTo("max_tokens must be an integer >= 0, got -1");
         assertThat(assertError(server.post("/v1/completions", "{\"prompt\": \"x\", \"stop_token_ids\": [99999]}"),
-                400, "stop_token_ids")).isEqualTo("stop_token_ids must be an integer in [0, 8191], got 99999");
+                400, "stop_token_ids")).isEqualTo("stop_token_ids[0] must be an integer in [0, 8191], got 99999");
+        assertThat(assertError(server.post("/detokenize", "{\"tokens\": [1, 2, \"3\"]}"), 400, "tokens"))
+                .isEqualTo("tokens[2] must be an integer, got a string");
     }
 
     @Test

@@ -71,7 +71,8 @@ public final class ChatHandler implements Handler, BodyHandler {
         GenerationSettings settings = GenerationSettings.parse(fields, maxTokens, model, tools);
         boolean logprobs = fields.bool("logprobs", false);
         Integer top = fields.integer("top_logprobs", 0, EngineRequest.MAX_TOP_LOGPROBS);
-        if (top != null && !logprobs) {
+        // 0 asks for nothing, so it stands without logprobs (as vLLM takes it; clients send it by default).
+        if (top != null && top > 0 && !logprobs) {
             throw ApiException.invalid("top_logprobs", "top_logprobs needs logprobs set to true");
         }
         String promptText = ChatPrompt.text(fields, model);

@@ -274,6 +274,16 @@ class CompletionsTest {
         assertThat(chat.at("/top_logprobs/1/token").asText()).matches("token_id:\\d+");
     }
 
+    /** top_logprobs 0 asks for nothing, so it stands without logprobs (as vLLM takes it); above 0 it needs them. */
+    @Test
+    void chatTopLogprobsZeroNeedsNoLogprobs() {
+        String chat = "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"max_tokens\": 2, \"top_logprobs\": ";
+        JsonNode choice = server.postJson("/v1/chat/completions", chat + "0}").at("/choices/0");
+        assertThat(choice.get("logprobs").isNull()).isTrue();
+        TestServer.assertError(server.post("/v1/chat/completions", chat + "1}"), 400,
+                "top_logprobs needs logprobs set to true");
+    }
+
     /**
      * Chat logprobs' bytes are a token's own: the two tokens that spell é in the demo vocabulary give
      * C3 and A9 (their text alone is U+FFFD), and the entries' bytes join to the answer's UTF-8.

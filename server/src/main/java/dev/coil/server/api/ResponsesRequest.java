@@ -228,8 +228,12 @@ record ResponsesRequest(ObjectNode chat, ArrayNode conversation, int inputFrom, 
         if (fields.has("tools")) {
             chat.set("tools", tools(fields.get("tools")));
         }
-        if (fields.has("tool_choice")) {
-            chat.set("tool_choice", toolChoice(fields.get("tool_choice")));
+        JsonNode choice = fields.get("tool_choice");
+        boolean noTools = !fields.has("tools") || fields.get("tools").isEmpty();
+        // "auto" is the Responses API's default, so clients send it with no tools too (OpenAI takes it so);
+        // chat would refuse a tool_choice without tools.
+        if (choice != null && !(noTools && choice.isTextual() && choice.textValue().equals("auto"))) {
+            chat.set("tool_choice", toolChoice(choice));
         }
         if (fields.has("parallel_tool_calls")) {
             chat.set("parallel_tool_calls", fields.get("parallel_tool_calls"));

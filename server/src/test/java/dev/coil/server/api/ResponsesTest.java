@@ -247,6 +247,21 @@ class ResponsesTest {
         return events;
     }
 
+    /**
+     * tool_choice "auto" is the Responses API's default, and clients send it with no tools too: the answer
+     * is the one without it; "required" without tools is still refused.
+     */
+    @Test
+    void toolChoiceAutoWithoutToolsIsThePlainAnswer() {
+        String request = "{\"input\": \"Name a package manager.\", \"max_output_tokens\": 8, \"temperature\": 0";
+        String plain = server.postJson("/v1/responses", request + "}").at("/output/0/content/0/text").asText();
+        for (String tools : new String[] {"", ", \"tools\": []"}) {
+            JsonNode response = server.postJson("/v1/responses", request + ", \"tool_choice\": \"auto\"" + tools + "}");
+            assertThat(response.at("/output/0/content/0/text").asText()).isEqualTo(plain).isNotEmpty();
+        }
+        refused("\"input\": \"x\", \"tool_choice\": \"required\"", "tool_choice", "only allowed when tools are given");
+    }
+
     @Test
     void whatIsNotServedIsRefusedByName() {
         refused("\"input\": \"x\", \"tools\": [{\"type\": \"web_search\"}]", "tools",

@@ -29,6 +29,8 @@ RUN ./mvnw -B -q -ntp dependency:go-offline -DexcludeGroupIds=dev.coil || true
 COPY engine/src/main/ engine/src/main/
 COPY web/src/main/ web/src/main/
 COPY server/src/main/ server/src/main/
+# The engine's build runs it (nvcc over engine/src/main/cuda into the jar's fatbin).
+COPY scripts/build-kernels.sh scripts/
 RUN ./mvnw -B -ntp -DskipTests package \
  && mkdir -p /opt/coil/lib \
  && cp server/target/coil-server-*.jar server/target/lib/*.jar /opt/coil/lib/

@@ -104,6 +104,40 @@ class DeploymentFilesTest {
         assertThat(ignored).contains(".git", "**/target");
     }
 
+    /**
+     * A file of the repository that a module's build runs (a pom's {@code ${project.basedir}/...} path,
+     * as the engine's kernel build script) is copied into the builder stage before the jars are built.
+     */
+    @Test
+    void whatTheBuildRunsIsCopiedBeforeItRuns() throws IOException {
+        List<String> copied = new ArrayList<>();
+        boolean built = false;
+        for (String instruction : instructions()) {
+            if (instruction.startsWith("RUN ") && instruction.contains("mvnw") && instruction.contains(" package")) {
+                built = true;
+                break;
+            }
+            if (instruction.startsWith("COPY ") && !instruction.contains("--from=")) {
+                String[] parts = instruction.substring(5).trim().split("\\s+");
+                copied.addAll(List.of(parts).subList(0, parts.length - 1));
+            }
+        }
+        assertThat(built).as("the builder stage runs the Maven package").isTrue();
+        Pattern basedirPath = Pattern.compile("\\$\\{project\\.basedir}/([^<\\s]+)");
+        int needed = 0;
+        for (String module : List.of("", "engine/", "web/", "server/")) {
+            Matcher paths = basedirPath.matcher(read(module + "pom.xml"));
+            while (paths.find()) {
+                String path = ROOT.relativize(ROOT.resolve(module).resolve(paths.group(1)).normalize()).toString();
+                assertThat(copied).as("%s (run by %spom.xml) is copied before the build", path, module)
+                        .anyMatch(source -> path.equals(source) || path.startsWith(source.endsWith("/")
+                                ? source : source + "/"));
+                needed++;
+            }
+        }
+        assertThat(needed).as("the kernel build script at least").isPositive();
+    }
+
     @Test
     void baseImagesArePinnedAndTheTargetsExist() throws IOException {
         List<String> stages = new ArrayList<>();

@@ -200,6 +200,11 @@ class DeploymentFilesTest {
         }
         assertThat(count).isEqualTo(2);
         assertThat(compose).contains("OTEL_EXPORTER_OTLP_ENDPOINT: http://otel-collector:4318");
+        // The query the compose file suggests names a metric Coil exports (docs/api.md lists them, and
+        // TelemetryTest reads them from /metrics).
+        Matcher query = Pattern.compile("query e\\.g\\. ([a-z_]+?)(?:_count|_sum|_bucket)?\\)").matcher(compose);
+        assertThat(query.find()).as("an example query in docker-compose.yml").isTrue();
+        assertThat(read("docs/api.md")).contains("| `" + query.group(1) + "` |");
         assertThat(read("deploy/prometheus.yml")).contains("coil:8080");
         assertThat(read("deploy/otel-collector.yaml")).contains("jaeger:4317");
     }

@@ -1,5 +1,6 @@
 package dev.coil.server.cli;
 
+import dev.coil.engine.load.ConfigJson;
 import dev.coil.engine.parallel.ContextParallelism;
 import dev.coil.engine.runner.Devices;
 import dev.coil.engine.runner.EngineOptions;
@@ -7,6 +8,8 @@ import dev.coil.server.CoilServer;
 import dev.coil.server.ServedModel;
 import dev.coil.server.ServerOptions;
 import dev.coil.server.telemetry.Telemetry;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
@@ -39,9 +42,14 @@ public final class ServeCommand implements Callable<Integer> {
                     + "(default: $COIL_API_KEY; none when unset).")
     String apiKey;
 
-    @Option(names = "--max-body-bytes", paramLabel = "BYTES", defaultValue = "2097152",
-            description = "Largest request body; larger ones get 413 (default ${DEFAULT-VALUE}, 2 MB).")
-    long maxBodyBytes;
+    /** Bytes a token of the context window may take in a request body: ids as JSON, or text with escapes. */
+    static final long BODY_BYTES_PER_TOKEN = 16;
+
+    @Option(names = "--max-body-bytes", paramLabel = "BYTES",
+            description = "Largest request body; larger ones get 413 (default: 2 MB, or 16 bytes a token of the "
+                    + "served context window where that is more, so that a prompt the window holds is never "
+                    + "refused for its size).")
+    Long maxBodyBytes;
 
     @Option(names = "--shutdown-timeout", paramLabel = "SECONDS", defaultValue = "30",
             description = "On SIGTERM, how long requests in flight may run before they are cancelled (default ${DEFAULT-VALUE}).")
@@ -55,7 +63,9 @@ public final class ServeCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         Devices devices = serving.devices();
         EngineOptions engineOptions = serving.engineOptions(devices);
-        ServerOptions serverOptions = new ServerOptions(host, port, apiKey, maxBodyBytes, seconds(keepAliveSeconds,
+        long bodyLimit = maxBodyBytes != null ? maxBodyBytes
+                : defaultMaxBodyBytes(serving.modelOptions.folder(), engineOptions.maxModelLength());
+        ServerOptions serverOptions = new ServerOptions(host, port, apiKey, bodyLimit, seconds(keepAliveSeconds,
                 "--sse-keep-alive"), seconds(shutdownSeconds, "--shutdown-timeout"), serving.toolCallFormat(),
                 serving.reasoningFormat(), serving.responseStoreBytes());
         ServingOptions.Loading loading = serving.loading(devices, engineOptions);
@@ -79,6 +89,26 @@ public final class ServeCommand implements Callable<Integer> {
         }
         stopped.await();
         return 0;
+    }
+
+    /**
+     * 2 MB, or {@link #BODY_BYTES_PER_TOKEN} a token of the context window served ({@code maxModelLength},
+     * else the folder's config.json max_position_embeddings) where that is more: a million-token window
+     * takes 16 MB. Read before the model loads; a folder without a readable config.json gets 2 MB (its
+     * load fails with the reason after).
+     */
+    static long defaultMaxBodyBytes(Path folder, int maxModelLength) {
+        long window = maxModelLength;
+        if (window <= 0) {
+            Path config = folder.resolve("config.json");
+            try {
+                window = Files.isRegularFile(config)
+                        ? ConfigJson.getLong(ConfigJson.read(config), "max_position_embeddings", 0) : 0;
+            } catch (RuntimeException e) {
+                window = 0;
+            }
+        }
+        return Math.max(ServerOptions.DEFAULT_MAX_BODY_BYTES, BODY_BYTES_PER_TOKEN * window);
     }
 
     private static Duration seconds(double value, String option) {

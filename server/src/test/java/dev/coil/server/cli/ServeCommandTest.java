@@ -81,9 +81,34 @@ class ServeCommandTest {
         assertThat(command.serving.engineOptions()).isEqualTo(EngineOptions.DEFAULTS);
         assertThat(command.host).isEqualTo("127.0.0.1");
         assertThat(command.port).isEqualTo(8080);
-        assertThat(command.maxBodyBytes).isEqualTo(2L * 1024 * 1024);
+        assertThat(command.maxBodyBytes).as("no flag: sized from the context window").isNull();
+        assertThat(parse("--max-body-bytes", "1000").maxBodyBytes).isEqualTo(1000);
         assertThat(command.apiKey).isEqualTo(System.getenv("COIL_API_KEY"));
         assertThat(parse("--api-key", "k").apiKey).isEqualTo("k");
+    }
+
+    /**
+     * The default body limit is 2 MB, or 16 bytes a token of the served window where that is more: a
+     * prompt the window holds, as token ids, is not refused for its size.
+     */
+    @Test
+    void theDefaultBodyLimitGrowsWithTheContextWindow(@org.junit.jupiter.api.io.TempDir Path folder)
+            throws java.io.IOException {
+        long twoMegabytes = ServerOptions.DEFAULT_MAX_BODY_BYTES;
+        assertThat(ServeCommand.defaultMaxBodyBytes(TestServer.DEMO_MODEL, 0)).as("8192 tokens").isEqualTo(twoMegabytes);
+        assertThat(ServeCommand.defaultMaxBodyBytes(TestServer.DEMO_MODEL, 1_000_000)).isEqualTo(16_000_000L);
+        java.nio.file.Files.writeString(folder.resolve("config.json"), "{\"max_position_embeddings\": 1048576}");
+        assertThat(ServeCommand.defaultMaxBodyBytes(folder, 0)).isEqualTo(16L * 1048576);
+        assertThat(ServeCommand.defaultMaxBodyBytes(folder, 4096)).as("--max-model-len").isEqualTo(twoMegabytes);
+        assertThat(ServeCommand.defaultMaxBodyBytes(folder.resolve("absent"), 0)).isEqualTo(twoMegabytes);
+        java.nio.file.Files.writeString(folder.resolve("config.json"), "{not json");
+        assertThat(ServeCommand.defaultMaxBodyBytes(folder, 0)).isEqualTo(twoMegabytes);
+        // A million token ids as JSON, the longest of them seven digits: within 16 bytes a token.
+        StringBuilder ids = new StringBuilder("{\"prompt\": [");
+        for (int i = 0; i < 1_000_000; i++) {
+            ids.append(i == 0 ? "" : ", ").append(1_000_000 + i % 9_000_000);
+        }
+        assertThat((long) ids.append("], \"max_tokens\": 1}").length()).isLessThan(16_000_000L);
     }
 
     @Test

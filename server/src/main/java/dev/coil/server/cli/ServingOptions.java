@@ -32,12 +32,19 @@ import picocli.CommandLine.Option;
 final class ServingOptions {
 
     /**
-     * The CPU's warm-up requests, {prompt tokens, tokens decoded after it}: a prompt that takes the
-     * many-row products, then one as short as a chat turn's, which takes the few-row ones. Without them
-     * the first completion after start (6 prompt tokens, 32 generated) took 2.1-2.6 s on the demo model,
-     * the ones after it 0.23-0.5 s (2-core machine, docs/performance.md): the JIT still compiling.
+     * The CPU's warm-up requests for a model of {@code parameters}, {prompt tokens, tokens decoded after
+     * it}: a prompt that takes the many-row products, then one as short as a chat turn's, which takes
+     * the few-row ones. Without them the first completion after start (6 prompt tokens, 32 generated)
+     * took 2.1-2.6 s on the demo model (11M parameters), the ones after it 0.23-0.5 s (2-core machine,
+     * docs/performance.md): the JIT still compiling. A larger model runs its loops longer in each step,
+     * so fewer steps compile them, and each step costs more: the counts shrink with its size, to 8 and 4.
      */
-    static final int[][] CPU_WARM_UPS = {{64, 64}, {6, 8}};
+    static int[][] cpuWarmUps(long parameters) {
+        double scale = Math.min(1, 20e6 / Math.max(1, parameters));
+        int prompt = (int) Math.max(8, Math.round(64 * scale));
+        int decode = (int) Math.max(4, Math.round(64 * scale));
+        return new int[][] {{prompt, decode}, {6, Math.min(8, decode)}};
+    }
 
     @Mixin
     ModelOptions modelOptions;
@@ -181,7 +188,7 @@ final class ServingOptions {
                 if (devices.isCuda()) {
                     warmUp = model.engine().warmUp();
                 } else {
-                    for (int[] request : CPU_WARM_UPS) {
+                    for (int[] request : cpuWarmUps(model.engine().model().checkpoint().parameterCount())) {
                         warmUp = warmUp.plus(model.engine().warmUp(request[0], request[1]));
                     }
                 }

@@ -87,6 +87,15 @@ class ServeCommandTest {
         assertThat(parse("--api-key", "k").apiKey).isEqualTo("k");
     }
 
+    /** The CPU's warm-up: the demo model's size takes it whole; larger models fewer tokens, down to 8 and 4. */
+    @Test
+    void theCpuWarmUpShrinksWithTheModel() {
+        assertThat(ServingOptions.cpuWarmUps(11_300_000)).isDeepEqualTo(new int[][] {{64, 64}, {6, 8}});
+        assertThat(ServingOptions.cpuWarmUps(40_000_000)).isDeepEqualTo(new int[][] {{32, 32}, {6, 8}});
+        assertThat(ServingOptions.cpuWarmUps(304_000_000)).isDeepEqualTo(new int[][] {{8, 4}, {6, 4}});
+        assertThat(ServingOptions.cpuWarmUps(7_000_000_000L)).isDeepEqualTo(new int[][] {{8, 4}, {6, 4}});
+    }
+
     /**
      * The default body limit is 2 MB, or 16 bytes a token of the served window where that is more: a
      * prompt the window holds, as token ids, is not refused for its size.

@@ -53,9 +53,10 @@ public final class JsonBody {
         try {
             node = Json.READER.readTree(text);
         } catch (JsonProcessingException e) {
-            throw ApiException.badRequest("the request body is not valid JSON: " + withoutParserHint(e.getOriginalMessage())
-                    + (e.getLocation() != null ? " (line " + e.getLocation().getLineNr() + ", column "
-                    + e.getLocation().getColumnNr() + ")" : ""));
+            String where = e.getLocation() == null ? ""
+                    : " (line " + e.getLocation().getLineNr() + ", column " + e.getLocation().getColumnNr() + ")";
+            throw ApiException.badRequest("the request body is not valid JSON: "
+                    + withoutParserHint(e.getOriginalMessage()) + where);
         }
         if (!(node instanceof ObjectNode object)) {
             throw ApiException.badRequest("the request body must be a JSON object, got " + Fields.typeName(node));

@@ -401,7 +401,7 @@ final class ActiveRequest {
         if (holdUsed) {
             causes.add("min_tokens (holding back the end of sequence)");
         }
-        boolean forcing = thinking != null && thinking.allowedBits() != null;
+        boolean forcing = thinking != null && thinking.forcing();
         if (forcing) {
             causes.add("thinking_token_budget (forcing the reasoning's end)");
         }

@@ -68,7 +68,7 @@ final class ThinkingBudgetState {
      * otherwise null, every token.
      */
     int[] allowedBits() {
-        if (phase != Phase.FORCING) {
+        if (!forcing()) {
             return null;
         }
         int token = endTokens[forced];
@@ -118,6 +118,11 @@ final class ThinkingBudgetState {
     /** The tag that would change the phase: the start tag outside a block, the end tag inside one. */
     private String nextTag() {
         return phase == Phase.OUTSIDE ? budget.startTag() : budget.endTag();
+    }
+
+    /** Whether the next token is forced: the end tag's next one. */
+    boolean forcing() {
+        return phase == Phase.FORCING;
     }
 
     /** Tokens counted inside the current (or last) block so far. */

@@ -32,8 +32,12 @@ class ThinkingBudgetStateTest {
     }
 
     private static ThinkingBudgetState state(int tokens, boolean startsInside) {
+        return state(tokens, startsInside, false);
+    }
+
+    private static ThinkingBudgetState state(int tokens, boolean startsInside, boolean grammarAfter) {
         return ThinkingBudgetState.of(new ThinkingBudget(tokens, "<think>", "</think>", startsInside), tokenizer,
-                false);
+                grammarAfter);
     }
 
     /** Forces the end tag's tokens in order, each alone, and then holds nothing. */
@@ -88,8 +92,7 @@ class ThinkingBudgetStateTest {
     @Test
     void noBlockOpensAgainWhereAGrammarHoldsTheAnswer() {
         for (boolean forced : new boolean[] {false, true}) {
-            ThinkingBudgetState state = ThinkingBudgetState.of(new ThinkingBudget(2, "<think>", "</think>", true),
-                    tokenizer, true);
+            ThinkingBudgetState state = state(2, true, true);
             if (forced) {
                 acceptFree(state, 2);
                 assertForcesTheEndTag(state);
@@ -101,8 +104,7 @@ class ThinkingBudgetStateTest {
             state.accept("\"}", false);
             assertThat(state.allowedBits()).isNull();
         }
-        ThinkingBudgetState inOne = ThinkingBudgetState.of(new ThinkingBudget(0, "<think>", "</think>", true),
-                tokenizer, true);
+        ThinkingBudgetState inOne = state(0, true, true);
         assertForcesTheEndTag(inOne);
         inOne.accept("\"<think>\"", false);
         assertThat(inOne.allowedBits()).isNull();

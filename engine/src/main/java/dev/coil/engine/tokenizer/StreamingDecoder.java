@@ -1,5 +1,6 @@
 package dev.coil.engine.tokenizer;
 
+import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 
 /**
@@ -21,7 +22,13 @@ import java.util.Arrays;
  * again, so that its first token reads as it does after the prompt, as decoding the prompt and the
  * answer together and taking the prompt's text off does. SentencePiece decoders drop a leading space at
  * a text's start, which would glue the first generated word to the prompt; byte-level decoders read
- * the same either way. After
+ * the same either way. A prompt given as token ids may end inside a character (its text ends in
+ * U+FFFD); while the answer's first bytes go on with that character, its first window also holds the
+ * prompt's tokens from the one where the character begins, so that the answer's first text is the
+ * whole character its bytes finish, as decoding the prompt and the answer together shows it (and as
+ * tokenizers' DecodeStream stepped through the prompt gives it), not a U+FFFD for its own bytes alone.
+ * Where they do not go on with it, those tokens leave the window and the answer reads as after any
+ * prompt. After
  * the last token call {@link #flush()}, which emits whatever is still held back (a sequence that really ends
  * in an incomplete character decodes to U+FFFD, as the full decode does).
  *
@@ -33,15 +40,28 @@ public final class StreamingDecoder {
 
     private final Tokenizer tokenizer;
     private final boolean skipSpecialTokens;
-    /** The letter token, then the ids accepted; {@code first} is where they begin (0 or 1). */
+    /**
+     * The letter token, then the prompt's tokens of its unfinished character, then the ids accepted;
+     * {@code first} is where those begin.
+     */
     private int[] ids = new int[64];
-    private final int first;
+    private int first;
     private int length;
     /** First id of the decode window: the context that makes the next delta decode as in the full text. */
     private int prefixStart;
     /** First id whose text has not been emitted yet. */
     private int readStart;
     private boolean midCharacter;
+    /** The continuation bytes the prompt's unfinished character still needs; 0 when it has none left. */
+    private int unfinishedBytes;
+    /**
+     * While the window holds the prompt's tokens of its unfinished character: the text emitted for
+     * ids[prefixStart, readStart), their decode without the U+FFFD of the unfinished bytes (what the
+     * prompt's text has shown for its whole characters). Null otherwise; that text is then the decode.
+     */
+    private String promptText;
+    /** Where the prompt's tokens of its unfinished character begin in {@code ids}. */
+    private int promptCharacterStart;
 
     /** A decoder of a text from its start (a prompt's tokens, or an answer to no text). */
     public StreamingDecoder(Tokenizer tokenizer, boolean skipSpecialTokens) {
@@ -59,7 +79,12 @@ public final class StreamingDecoder {
         for (int i = 0; i < prompt.length && !promptHasText; i++) {
             promptHasText = !skipSpecialTokens || !tokenizer.isSpecial(prompt[i]);
         }
-        return new StreamingDecoder(tokenizer, skipSpecialTokens, promptHasText);
+        StreamingDecoder decoder = new StreamingDecoder(tokenizer, skipSpecialTokens, promptHasText);
+        UnfinishedCharacter unfinished = promptHasText ? UnfinishedCharacter.find(tokenizer, prompt) : null;
+        if (unfinished != null) {
+            decoder.holdPromptCharacter(Arrays.copyOfRange(prompt, unfinished.token(), prompt.length), unfinished);
+        }
+        return decoder;
     }
 
     private StreamingDecoder(Tokenizer tokenizer, boolean skipSpecialTokens, boolean afterText) {
@@ -73,11 +98,90 @@ public final class StreamingDecoder {
     }
 
     /**
+     * A character the prompt's last tokens begin and do not finish.
+     *
+     * @param token the index of the prompt token holding the character's first byte
+     * @param wholeTextBefore that token's bytes before the character, as text (whole characters)
+     * @param missingBytes the continuation bytes the character still needs (1 to 3)
+     */
+    record UnfinishedCharacter(int token, String wholeTextBefore, int missingBytes) {
+
+        /**
+         * The prompt's unfinished last character, or null when the prompt ends between characters, in a
+         * special token, in bytes no character could finish, or in a token whose bytes the tokenizer does
+         * not tell.
+         */
+        static UnfinishedCharacter find(Tokenizer tokenizer, int[] prompt) {
+            int continuationBytes = 0;
+            for (int token = prompt.length - 1; token >= 0; token--) {
+                byte[] bytes = tokenizer.isSpecial(prompt[token]) ? null : tokenizer.tokenBytes(prompt[token]);
+                if (bytes == null) {
+                    return null;
+                }
+                for (int i = bytes.length - 1; i >= 0; i--) {
+                    if (continuation(bytes[i])) {
+                        if (++continuationBytes == 4) {
+                            return null;
+                        }
+                        continue;
+                    }
+                    int b = bytes[i] & 0xFF;
+                    int characterLength = (b & 0xE0) == 0xC0 ? 2 : (b & 0xF0) == 0xE0 ? 3 : (b & 0xF8) == 0xF0 ? 4 : 1;
+                    int missingBytes = characterLength - 1 - continuationBytes;
+                    return missingBytes > 0
+                            ? new UnfinishedCharacter(token, new String(bytes, 0, i, StandardCharsets.UTF_8), missingBytes)
+                            : null;
+                }
+            }
+            return null;
+        }
+    }
+
+    private static boolean continuation(byte b) {
+        return (b & 0xC0) == 0x80;
+    }
+
+    /**
+     * Puts the prompt's tokens of its unfinished character ({@code tail}) ahead of the answer in the
+     * first window, taking as emitted the text the prompt has shown for them: their decode up to the
+     * U+FFFD the unfinished bytes decode to (a U+FFFD the whole bytes before them end in stays).
+     */
+    private void holdPromptCharacter(int[] tail, UnfinishedCharacter unfinished) {
+        String before = decodeRange(prefixStart, readStart);
+        promptCharacterStart = length;
+        for (int token : tail) {
+            ids[length++] = token;
+        }
+        String withTail = decodeRange(prefixStart, length);
+        int end = withTail.length() - trailingReplacements(withTail)
+                + trailingReplacements(before + unfinished.wholeTextBefore());
+        if (end >= withTail.length()) {
+            length -= tail.length; // the decoder shows no unfinished character there: read as after any prompt
+            return;
+        }
+        promptText = withTail.substring(0, end);
+        unfinishedBytes = unfinished.missingBytes();
+        first = length;
+        readStart = length;
+    }
+
+    private static int trailingReplacements(String text) {
+        int count = 0;
+        while (count < text.length() && text.charAt(text.length() - 1 - count) == REPLACEMENT) {
+            count++;
+        }
+        return count;
+    }
+
+    /**
      * Adds one generated id and returns the text it completes: possibly empty (the token ends inside a
      * multi-byte character, or is a skipped special token), possibly more than the token's own text (it
      * completes a character started by earlier tokens).
      */
     public String accept(int id) {
+        if (unfinishedBytes > 0) {
+            goOnWithThePromptsCharacter(id);
+        }
         if (length == ids.length) {
             ids = Arrays.copyOf(ids, 2 * length);
         }
@@ -87,6 +191,34 @@ public final class StreamingDecoder {
         return midCharacter ? "" : emit(after);
     }
 
+    /**
+     * Counts the continuation bytes {@code id} begins with against the prompt's unfinished character;
+     * a token that does not go on with it (another character's bytes, a special token, bytes not told)
+     * takes the prompt's tokens out of the window.
+     */
+    private void goOnWithThePromptsCharacter(int id) {
+        byte[] bytes = tokenizer.isSpecial(id) ? null : tokenizer.tokenBytes(id);
+        int going = 0;
+        while (bytes != null && going < bytes.length && going < unfinishedBytes && continuation(bytes[going])) {
+            going++;
+        }
+        if (going == 0 || (going < unfinishedBytes && going < bytes.length)) {
+            dropPromptCharacter();
+        } else {
+            unfinishedBytes -= going;
+        }
+    }
+
+    /** Takes the prompt's tokens of its unfinished character out of the window, none of it emitted yet. */
+    private void dropPromptCharacter() {
+        System.arraycopy(ids, first, ids, promptCharacterStart, length - first);
+        length -= first - promptCharacterStart;
+        first = promptCharacterStart;
+        readStart = first;
+        unfinishedBytes = 0;
+        promptText = null;
+    }
+
     /** Whether the last id accepted left a character half spelled: its bytes are held back. */
     public boolean midCharacter() {
         return midCharacter;
@@ -94,6 +226,9 @@ public final class StreamingDecoder {
 
     /** Emits the text still held back, at the end of the sequence. */
     public String flush() {
+        if (unfinishedBytes > 0) {
+            dropPromptCharacter(); // the answer ends inside the prompt's character: its own bytes are its text
+        }
         return emit(decodeRange(prefixStart, length));
     }
 
@@ -104,14 +239,19 @@ public final class StreamingDecoder {
 
     /**
      * The part of {@code after} beyond the already emitted {@code before}; the window slides only when there
-     * is one (a skipped special token adds no text and stays in the window).
+     * is one (a skipped special token adds no text and stays in the window). A window that holds the
+     * prompt's character does not slide to where the answer began, inside that character: the next one
+     * starts where it did.
      */
     private String emit(String after) {
-        String before = decodeRange(prefixStart, readStart);
+        String before = promptText != null ? promptText : decodeRange(prefixStart, readStart);
         if (after.length() <= before.length()) {
             return "";
         }
-        prefixStart = readStart;
+        if (promptText == null) {
+            prefixStart = readStart;
+        }
+        promptText = null;
         readStart = length;
         return after.substring(before.length());
     }

@@ -23,7 +23,8 @@ import java.util.Set;
  * read it:
  * <ul>
  * <li>{@code type} (one or a list), {@code enum}, {@code const}, {@code anyOf}, {@code oneOf} (as
- *     anyOf), an {@code allOf} of one schema, and {@code $ref} to a place in the same document
+ *     anyOf; OpenAPI's {@code discriminator} beside it, as pydantic writes a tagged union, is a hint
+ *     read past: each alternative's {@code const} of the tag holds it), an {@code allOf} of one schema, and {@code $ref} to a place in the same document
  *     ({@code #}, {@code #/$defs/Name}, recursion included);</li>
  * <li>objects: {@code properties}, spelled in their listed order, {@code required},
  *     {@code additionalProperties} (false when absent beside {@code properties}, as strict mode has it;
@@ -55,7 +56,7 @@ final class JsonSchemaCompiler {
     /** Keywords that say nothing about which values are valid. */
     private static final Set<String> ANNOTATIONS = Set.of("title", "description", "default", "examples", "$schema",
             "$id", "$comment", "deprecated", "readOnly", "writeOnly", "format", "contentMediaType", "contentEncoding",
-            "$defs", "definitions");
+            "$defs", "definitions", "discriminator");
     private static final Set<String> OBJECT_KEYWORDS = Set.of("properties", "required", "additionalProperties",
             "minProperties", "maxProperties", "propertyNames", "patternProperties");
     private static final Set<String> ARRAY_KEYWORDS = Set.of("items", "prefixItems", "minItems", "maxItems",

@@ -200,6 +200,20 @@ class JsonSchemaGrammarTest {
                "closed": {"type": "array", "prefixItems": [{"type": "null"}], "items": false}},
              "required": ["point", "head"]}""";
 
+    /** A tagged union as pydantic writes it ({@code Field(discriminator="kind")}): oneOf with a discriminator. */
+    static final String TAGGED = """
+            {"$defs": {
+               "Cat": {"properties": {"kind": {"const": "cat", "title": "Kind", "type": "string"},
+                                      "lives": {"title": "Lives", "type": "integer"}},
+                       "required": ["kind", "lives"], "title": "Cat", "type": "object"},
+               "Dog": {"properties": {"kind": {"const": "dog", "title": "Kind", "type": "string"},
+                                      "good": {"title": "Good", "type": "boolean"}},
+                       "required": ["kind", "good"], "title": "Dog", "type": "object"}},
+             "properties": {"pet": {"discriminator": {"mapping": {"cat": "#/$defs/Cat", "dog": "#/$defs/Dog"},
+                                                      "propertyName": "kind"},
+                                    "oneOf": [{"$ref": "#/$defs/Cat"}, {"$ref": "#/$defs/Dog"}], "title": "Pet"}},
+             "required": ["pet"], "title": "Owner", "type": "object"}""";
+
     static Stream<Arguments> instances() {
         return Stream.of(
                 Arguments.of(PERSON, List.of(
@@ -342,6 +356,13 @@ class JsonSchemaGrammarTest {
                         "{\"point\":[1,\"a\"],\"head\":[\"x\",1]}",
                         "{\"point\":[1,\"a\"],\"head\":[\"x\",true,true,true]}",
                         "{\"point\":[1,\"a\"],\"head\":[],\"closed\":[null,null]}")),
+                Arguments.of(TAGGED, List.of(
+                        "{\"pet\":{\"kind\":\"cat\",\"lives\":9}}",
+                        "{\"pet\":{\"kind\":\"dog\",\"good\":true}}"),
+                        List.of(
+                        "{\"pet\":{\"kind\":\"cat\",\"good\":true}}",
+                        "{\"pet\":{\"kind\":\"bird\",\"lives\":1}}",
+                        "{\"pet\":{\"lives\":9}}")),
                 Arguments.of(MIXED, List.of("null", "true", "[1,\"ab\"]", "[1.5,2,3,\"\"]"),
                         List.of("[1]", "[1,2,3,4,5]", "[1,\"abc\"]", "{}", "\"s\"")));
     }

@@ -143,10 +143,12 @@ record ToolCalls(List<Tool> tools, String forced, boolean required, boolean para
         } else {
             ArrayNode alternatives = Json.MAPPER.createArrayNode();
             for (Tool tool : tools) {
+                String at = "/items/anyOf/" + alternatives.size() + "/properties/parameters";
                 ObjectNode call = alternatives.addObject().put("type", "object");
                 ObjectNode properties = call.putObject("properties");
                 properties.putObject("name").putArray("enum").add(tool.name());
-                properties.set("parameters", tool.parameters());
+                // Its references within itself ("#/$defs/...") still name its own parts there.
+                properties.set("parameters", SchemaReferences.placedAt(tool.parameters(), at));
                 call.putArray("required").add("name").add("parameters");
             }
             ObjectNode array = Json.MAPPER.createObjectNode().put("type", "array").put("minItems", 1);

@@ -231,7 +231,13 @@ final class XmlCallScanner implements BlockScanner {
         }
     }
 
-    /** A parameter schema's type, lower case; "string" where it gives none; the first non-null of a list. */
+    /**
+     * A parameter schema's type, lower case: the first non-null of a list; without one, that of the
+     * first alternative of {@code anyOf} or {@code oneOf} that has one other than null (pydantic's
+     * {@code Optional[int]}); "json" (read as JSON where the text is JSON, else as text) for another
+     * schema that gives none but holds values of some shape (a {@code $ref} to a model, an enum), and
+     * "string" for a schema that says nothing.
+     */
     private static String typeOf(JsonNode schema) {
         JsonNode type = schema == null ? null : schema.get("type");
         if (type != null && type.isArray()) {
@@ -241,7 +247,26 @@ final class XmlCallScanner implements BlockScanner {
                 }
             }
         }
-        return type != null && type.isTextual() ? type.textValue().strip().toLowerCase(Locale.ROOT) : "string";
+        if (type != null && type.isTextual()) {
+            return type.textValue().strip().toLowerCase(Locale.ROOT);
+        }
+        if (schema == null || !schema.isObject()) {
+            return "string";
+        }
+        for (String union : List.of("anyOf", "oneOf")) {
+            for (JsonNode alternative : schema.path(union)) {
+                String alternativeType = alternative.has("type") ? typeOf(alternative) : "json";
+                if (!alternativeType.equals("null")) {
+                    return alternativeType;
+                }
+            }
+        }
+        for (String shape : List.of("$ref", "allOf", "enum", "const", "properties", "items", "prefixItems")) {
+            if (schema.has(shape)) {
+                return "json";
+            }
+        }
+        return "string";
     }
 
     private void skipWhitespace() {

@@ -126,6 +126,44 @@ class ToolCallsTest {
     }
 
     /**
+     * Functions whose parameters refer to their own parts, as pydantic writes nested models (a
+     * {@code $defs} entry and {@code "$ref": "#/$defs/..."}), both naming theirs Item with other
+     * shapes: a "required" call's arguments are valid for its own function's schema, each reference
+     * read within its own parameters, not the calls' list that holds them.
+     */
+    @Test
+    void requiredReadsEachFunctionsReferencesWithinItsOwnParameters() throws Exception {
+        String order = """
+                {"$defs": {"Item": {"properties": {"sku": {"type": "string", "pattern": "[A-Z]{3}[0-9]{2}"},
+                                                   "count": {"type": "integer", "minimum": 1, "maximum": 9}},
+                                    "required": ["sku", "count"], "title": "Item", "type": "object"}},
+                 "properties": {"items": {"items": {"$ref": "#/$defs/Item"}, "minItems": 1, "maxItems": 2,
+                                          "title": "Items", "type": "array"}},
+                 "required": ["items"], "title": "Order", "type": "object"}""";
+        String label = """
+                {"$defs": {"Item": {"enum": ["box", "crate"], "title": "Item", "type": "string"}},
+                 "properties": {"item": {"$ref": "#/$defs/Item"}, "copies": {"type": "integer", "maximum": 3}},
+                 "required": ["item", "copies"], "title": "Label", "type": "object"}""";
+        String tools = "\"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"place_order\", "
+                + "\"parameters\": " + order + "}}, {\"type\": \"function\", \"function\": {\"name\": \"print_label\", "
+                + "\"parameters\": " + label + "}}]";
+        for (int seed = 0; seed < 4; seed++) {
+            String request = "{" + ASK.replace("\"temperature\": 0", "\"temperature\": 1.5, \"seed\": " + seed)
+                    + tools + ", \"tool_choice\": \"required\"}";
+            JsonNode choice = server.postJson("/v1/chat/completions", request).at("/choices/0");
+            JsonNode calls = choice.at("/message/tool_calls");
+            assertThat(calls).as(choice.toString()).isNotEmpty();
+            for (JsonNode call : calls) {
+                String name = call.at("/function/name").asText();
+                assertThat(name).isIn("place_order", "print_label");
+                String arguments = call.at("/function/arguments").asText();
+                assertThat(TestServer.schemaErrors(name.equals("place_order") ? order : label, arguments))
+                        .as("%s(%s)", name, arguments).isEmpty();
+            }
+        }
+    }
+
+    /**
      * A "required" answer cut by max_tokens: once a call has begun it comes back with the arguments
      * written so far (finish reason length), before that as content; streamed, the same.
      */

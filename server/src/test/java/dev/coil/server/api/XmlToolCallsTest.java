@@ -109,6 +109,29 @@ class XmlToolCallsTest {
         assertThat(XmlCallScanner.typed("[1, {\"a\": null}]", type("array")).toString()).isEqualTo("[1,{\"a\":null}]");
         assertThat(XmlCallScanner.typed("{\"a\": 1} trailing", type("object")).asText()).isEqualTo("{\"a\": 1} trailing");
         assertThat(XmlCallScanner.typed("7", null).asText()).isEqualTo("7");
+        assertThat(XmlCallScanner.typed("7", Json.object()).isTextual()).isTrue();
+    }
+
+    /**
+     * Schemas without a type of their own, as pydantic writes them: an Optional's anyOf reads as its
+     * type that is not null, a nested model's {@code $ref} or an enum as JSON where the text is JSON.
+     */
+    @Test
+    void valuesOfUnionsAndReferencesAreTypedByWhatTheyHold() {
+        JsonNode optionalInteger = TestServer.parse("{\"anyOf\": [{\"type\": \"integer\"}, {\"type\": \"null\"}]}");
+        assertThat(XmlCallScanner.typed("5", optionalInteger).toString()).isEqualTo("5");
+        assertThat(XmlCallScanner.typed("null", optionalInteger).isNull()).isTrue();
+        JsonNode optionalString = TestServer.parse("{\"anyOf\": [{\"type\": \"null\"}, {\"type\": \"string\"}]}");
+        assertThat(XmlCallScanner.typed("123", optionalString).asText()).isEqualTo("123");
+        assertThat(XmlCallScanner.typed("123", optionalString).isTextual()).isTrue();
+        JsonNode model = TestServer.parse("{\"$ref\": \"#/$defs/Item\"}");
+        assertThat(XmlCallScanner.typed("{\"sku\": \"AB1\", \"count\": 2}", model).toString())
+                .isEqualTo("{\"sku\":\"AB1\",\"count\":2}");
+        JsonNode optionalModel = TestServer.parse("{\"anyOf\": [{\"$ref\": \"#/$defs/Item\"}, {\"type\": \"null\"}]}");
+        assertThat(XmlCallScanner.typed("{\"count\": 2}", optionalModel).isObject()).isTrue();
+        JsonNode levels = TestServer.parse("{\"enum\": [1, 2, \"high\"]}");
+        assertThat(XmlCallScanner.typed("2", levels).toString()).isEqualTo("2");
+        assertThat(XmlCallScanner.typed("high", levels).asText()).isEqualTo("high");
     }
 
     private static JsonNode type(String name) {

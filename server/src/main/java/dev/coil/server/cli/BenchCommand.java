@@ -173,7 +173,7 @@ public final class BenchCommand implements Callable<Integer> {
 
     private int serving(int workers) throws Exception {
         ModelOptions options = new ModelOptions();
-        options.model = model;
+        options.model = model == null ? null : model.toString();
         Path folder = options.folder();
         int maxConcurrency = java.util.Arrays.stream(concurrency).max().orElse(1);
         EngineOptions engineOptions = EngineOptions.DEFAULTS.withMaxSequences(Math.max(1, maxConcurrency))

@@ -1,5 +1,7 @@
 package dev.coil.server.cli;
 
+import dev.coil.engine.load.CheckpointException;
+import dev.coil.engine.load.HubModel;
 import dev.coil.engine.load.WeightStorage;
 import dev.coil.engine.runner.Backends;
 import dev.coil.engine.runner.Devices;
@@ -12,10 +14,16 @@ import picocli.CommandLine.Option;
 /** --model, --threads, --devices and --mmap, shared by every command that loads a model. */
 public final class ModelOptions {
 
-    @Option(names = "--model", paramLabel = "DIR", defaultValue = "${env:COIL_MODEL}",
-            description = "Hugging Face model folder (config.json, safetensors, tokenizer.json). "
-                    + "Default: $COIL_MODEL, else the bundled demo model, models/coil-demo.")
-    Path model;
+    @Option(names = "--model", paramLabel = "DIR|ORG/NAME", defaultValue = "${env:COIL_MODEL}",
+            description = "Hugging Face model folder (config.json, safetensors, tokenizer.json), or the name of a"
+                    + " model on the Hugging Face Hub (ORG/NAME): found in, or downloaded to, the cache huggingface_hub"
+                    + " keeps ($HF_HUB_CACHE or $HF_HOME/hub; $HF_TOKEN for gated models, HF_HUB_OFFLINE=1 for the"
+                    + " cache alone). Default: $COIL_MODEL, else the bundled demo model, models/coil-demo.")
+    String model;
+
+    @Option(names = "--revision", paramLabel = "REV",
+            description = "With a Hub model's name: the branch, tag or commit to serve (default: main).")
+    String revision;
 
     @Option(names = "--threads", paramLabel = "N", description = "CPU threads (default: all cores).")
     Integer threads;
@@ -49,10 +57,39 @@ public final class ModelOptions {
         return ScanPrecision.parse(ssdPrecision);
     }
 
-    /** The folder to load: --model, else the bundled demo model next to the launcher. */
+    /** The folder {@link #folder()} found, once found (a Hub model is looked up and downloaded once). */
+    private Path folder;
+
+    /**
+     * The folder to load: --model where it names a folder here, else the Hub model it names (from the
+     * cache, downloaded where it lacks it); without --model, the bundled demo model next to the launcher.
+     */
     public Path folder() {
+        if (folder == null) {
+            folder = findFolder();
+        }
+        return folder;
+    }
+
+    /** The name of the Hub model --model names, or null where it names a folder here (or is not given). */
+    public String hubModel() {
+        return model != null && !Files.exists(Path.of(model)) && HubModel.isRepositoryName(model) ? model : null;
+    }
+
+    private Path findFolder() {
+        if (hubModel() != null) {
+            try {
+                return HubModel.resolve(model, revision, HubModel.Settings.fromEnvironment(), System.err::println);
+            } catch (CheckpointException e) {
+                throw new CheckpointException(e.getMessage() + " No folder " + model + " is here either.", e);
+            }
+        }
+        if (revision != null) {
+            throw new IllegalArgumentException("--revision is for a model on the Hugging Face Hub; --model "
+                    + (model == null ? "is not given" : model + " is a folder"));
+        }
         if (model != null) {
-            return model;
+            return Path.of(model);
         }
         Path home = Path.of(System.getProperty("coil.home", "."));
         Path bundled = home.resolve("models").resolve("coil-demo");

@@ -53,7 +53,8 @@ final class ServingOptions {
     ContextParallelOptions contextParallelOptions;
 
     @Option(names = "--served-model-name", paramLabel = "NAME",
-            description = "The model id clients see in /v1/models and responses (default: the model folder's name).")
+            description = "The model id clients see in /v1/models and responses (default: the Hub model's name that"
+                    + " --model gives, else the model folder's name).")
     String servedModelName;
 
     @Option(names = "--response-store", paramLabel = "SIZE", defaultValue = "64M",
@@ -175,7 +176,8 @@ final class ServingOptions {
             int threads = options.modelOptions.threads();
             ScanPrecision precision = options.modelOptions.scanPrecision();
             ServedModel model = ServedModel.load(options.modelOptions.folder(),
-                    options.modelOptions.weightStorage(devices), options.servedModelName,
+                    options.modelOptions.weightStorage(devices), options.servedModelName != null
+                            ? options.servedModelName : options.modelOptions.hubModel(),
                     loaded -> Backends.open(devices, loaded, threads, precision, engineOptions.batchInvariant()),
                     sharding, engineOptions, template, modelSamplingDefaults);
             if (!model.samplingDefaults().described().isEmpty()) {

@@ -1,0 +1,437 @@
+package dev.coil.engine.load;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.URI;
+import java.net.URLEncoder;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.FileSystemException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.function.Consumer;
+import java.util.regex.Pattern;
+
+/**
+ * A model on the Hugging Face Hub, named {@code organization/name} as vLLM's {@code --model} takes it,
+ * resolved to a folder of the Hub's own cache: the layout huggingface_hub writes and reads
+ * ({@code models--organization--name/} holding {@code blobs/} by hash, {@code snapshots/COMMIT/} of
+ * links to them, and {@code refs/REVISION} naming the commit), so that a model downloaded by Python's
+ * tools is found here and the other way round.
+ *
+ * <p>Only what Coil reads is downloaded: config.json, generation_config.json, the tokenizer's files,
+ * the chat template, and the safetensors weights (the shards that model.safetensors.index.json lists,
+ * else model.safetensors, else every top-level .safetensors file), never PyTorch .bin, GGUF or ONNX
+ * copies. Each file goes to a temporary blob, is checked against the size and hash the Hub lists for
+ * it (an LFS file's sha256, a small file's git blob hash), and is then moved in, so an interrupted
+ * download never leaves a file in a snapshot.
+ *
+ * <p>Online, the revision is asked of the Hub's API and the commit it names is used, downloading
+ * only what its snapshot lacks; when the Hub cannot be reached, a complete snapshot of the revision
+ * in the cache serves. Offline ({@code HF_HUB_OFFLINE=1}) only the cache is read.
+ */
+public final class HubModel {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final Pattern REPOSITORY = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*");
+    private static final Pattern COMMIT = Pattern.compile("[0-9a-f]{40}");
+    /** The files besides the weights that a model folder may hold and Coil reads. */
+    private static final List<String> FOLDER_FILES = List.of(ModelFolder.CONFIG, ModelFolder.GENERATION_CONFIG,
+            ModelFolder.TOKENIZER, ModelFolder.TOKENIZER_CONFIG, ModelFolder.SPECIAL_TOKENS_MAP,
+            "chat_template.jinja", "chat_template.json", Checkpoint.INDEX_FILE);
+    private static final int REDIRECTS = 10;
+
+    /**
+     * Where the Hub is and how to reach it.
+     *
+     * @param endpoint the Hub's address ({@code HF_ENDPOINT}, else https://huggingface.co)
+     * @param cache the Hub cache's folder ({@code HF_HUB_CACHE}, else {@code $HF_HOME/hub}, else
+     *     {@code ~/.cache/huggingface/hub})
+     * @param token an access token for private and gated models ({@code HF_TOKEN}, else the file
+     *     {@code $HF_HOME/token} that {@code hf auth login} writes), or null
+     * @param offline whether only the cache may be read ({@code HF_HUB_OFFLINE})
+     */
+    public record Settings(URI endpoint, Path cache, String token, boolean offline) {
+
+        /** The settings huggingface_hub reads from the environment, read the same way. */
+        public static Settings fromEnvironment() {
+            Map<String, String> environment = System.getenv();
+            String home = environment.get("HF_HOME");
+            Path hfHome = home != null && !home.isBlank() ? Path.of(home)
+                    : Path.of(environment.getOrDefault("XDG_CACHE_HOME", System.getProperty("user.home") + "/.cache"),
+                            "huggingface");
+            String hubCache = environment.get("HF_HUB_CACHE");
+            Path cache = hubCache != null && !hubCache.isBlank() ? Path.of(hubCache) : hfHome.resolve("hub");
+            String token = environment.get("HF_TOKEN");
+            if (token == null || token.isBlank()) {
+                token = environment.get("HUGGING_FACE_HUB_TOKEN");
+            }
+            if ((token == null || token.isBlank()) && Files.isRegularFile(hfHome.resolve("token"))) {
+                try {
+                    token = Files.readString(hfHome.resolve("token")).strip();
+                } catch (IOException unreadable) {
+                    token = null;
+                }
+            }
+            String endpoint = environment.getOrDefault("HF_ENDPOINT", "https://huggingface.co");
+            String offline = environment.getOrDefault("HF_HUB_OFFLINE", "");
+            return new Settings(URI.create(endpoint.replaceAll("/+$", "")), cache,
+                    token == null || token.isBlank() ? null : token.strip(),
+                    Set.of("1", "true", "yes", "on").contains(offline.strip().toLowerCase(java.util.Locale.ROOT)));
+        }
+    }
+
+    private final String repository;
+    private final String revision;
+    private final Settings settings;
+    private final Consumer<String> log;
+    private final Path repositoryFolder;
+    private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(20))
+            .followRedirects(HttpClient.Redirect.NEVER).build();
+
+    private HubModel(String repository, String revision, Settings settings, Consumer<String> log) {
+        this.repository = repository;
+        this.revision = revision;
+        this.settings = settings;
+        this.log = log;
+        this.repositoryFolder = settings.cache().resolve("models--" + repository.replace("/", "--"));
+    }
+
+    /** Whether {@code spec} has the shape of a Hub repository's name, {@code organization/name}. */
+    public static boolean isRepositoryName(String spec) {
+        return spec != null && REPOSITORY.matcher(spec).matches() && !spec.contains("..");
+    }
+
+    /**
+     * The folder of {@code repository} at {@code revision} (a branch, tag or commit; null for main) in
+     * the Hub cache, downloading what it lacks.
+     *
+     * @param log told what is downloaded, and when the cache serves because the Hub cannot be reached
+     * @throws CheckpointException when the model cannot be had: not on the Hub, a token needed or
+     *     refused, no safetensors weights, the Hub unreachable with no complete copy cached, a file
+     *     that does not match its hash
+     */
+    public static Path resolve(String repository, String revision, Settings settings, Consumer<String> log) {
+        if (!isRepositoryName(repository)) {
+            throw new CheckpointException("\"" + repository + "\" is not a Hugging Face model name (organization/name).");
+        }
+        return new HubModel(repository, revision == null || revision.isBlank() ? "main" : revision, settings, log)
+                .resolve();
+    }
+
+    private Path resolve() {
+        if (settings.offline()) {
+            return cachedSnapshot().orElseThrow(() -> new CheckpointException(repository + " at revision " + revision
+                    + " is not in the Hugging Face cache (" + repositoryFolder + ") and HF_HUB_OFFLINE is set, so it"
+                    + " is not downloaded."));
+        }
+        JsonNode info;
+        try {
+            info = JSON.readTree(get(apiUri(), true, "the model's file list"));
+        } catch (IOException unreachable) {
+            Optional<Path> cached = cachedSnapshot();
+            if (cached.isPresent()) {
+                log.accept("coil: the Hugging Face Hub (" + settings.endpoint() + ") could not be reached ("
+                        + (unreachable.getMessage() != null ? unreachable.getMessage() : unreachable)
+                        + "); using the cached copy of " + repository + " at " + revision);
+                return cached.get();
+            }
+            throw new CheckpointException("Could not reach the Hugging Face Hub (" + settings.endpoint() + ") for "
+                    + repository + ", and the cache (" + repositoryFolder + ") has no complete copy of revision "
+                    + revision + ": " + (unreachable.getMessage() != null ? unreachable.getMessage() : unreachable),
+                    unreachable);
+        }
+        String commit = info.path("sha").asText("");
+        if (!COMMIT.matcher(commit).matches()) {
+            throw new CheckpointException("The Hugging Face Hub's answer for " + repository + " at " + revision
+                    + " names no commit.");
+        }
+        Map<String, JsonNode> files = new LinkedHashMap<>();
+        for (JsonNode sibling : info.path("siblings")) {
+            files.put(sibling.path("rfilename").asText(), sibling);
+        }
+        Path snapshot = repositoryFolder.resolve("snapshots").resolve(commit);
+        for (String name : FOLDER_FILES) {
+            if (files.containsKey(name)) {
+                fetch(commit, name, files.get(name), snapshot);
+            }
+        }
+        if (!files.containsKey(ModelFolder.CONFIG)) {
+            throw new CheckpointException(repository + " has no " + ModelFolder.CONFIG + " on the Hub: it is not a "
+                    + "transformers model folder.");
+        }
+        List<String> weights = weightFiles(files.keySet(), snapshot);
+        if (weights.isEmpty()) {
+            throw new CheckpointException(repository + " has no safetensors weights on the Hub (Coil reads "
+                    + ".safetensors files, not " + otherWeights(files.keySet()) + ").");
+        }
+        for (String name : weights) {
+            JsonNode sibling = files.get(name);
+            if (sibling == null) {
+                throw new CheckpointException(repository + "'s " + Checkpoint.INDEX_FILE + " names " + name
+                        + ", which the repository does not hold.");
+            }
+            fetch(commit, name, sibling, snapshot);
+        }
+        if (!revision.equals(commit)) {
+            writeReference(commit);
+        }
+        return snapshot;
+    }
+
+    /** The weight files to download: the index's shards, else model.safetensors, else every top-level one. */
+    private static List<String> weightFiles(Set<String> files, Path snapshot) {
+        if (files.contains(Checkpoint.INDEX_FILE)) {
+            return new ArrayList<>(indexShards(snapshot.resolve(Checkpoint.INDEX_FILE)));
+        }
+        if (files.contains(Checkpoint.SINGLE_FILE)) {
+            return List.of(Checkpoint.SINGLE_FILE);
+        }
+        return files.stream().filter(name -> name.endsWith(".safetensors") && !name.contains("/")).sorted().toList();
+    }
+
+    private static Set<String> indexShards(Path index) {
+        Set<String> shards = new LinkedHashSet<>();
+        JsonNode weightMap = ConfigJson.read(index).path("weight_map");
+        weightMap.forEach(shard -> shards.add(shard.asText()));
+        if (shards.isEmpty()) {
+            throw new CheckpointException(index + " has no weight_map naming the shards.");
+        }
+        return shards;
+    }
+
+    private static String otherWeights(Set<String> files) {
+        List<String> kinds = new ArrayList<>();
+        for (String suffix : List.of(".bin", ".gguf", ".onnx", ".pt", ".pth", ".h5", ".msgpack")) {
+            if (files.stream().anyMatch(name -> name.endsWith(suffix))) {
+                kinds.add(suffix);
+            }
+        }
+        return kinds.isEmpty() ? "the files it has" : String.join(", ", kinds) + " files";
+    }
+
+    /** The snapshot of the revision in the cache, when it holds config.json and all its weights. */
+    private Optional<Path> cachedSnapshot() {
+        String commit = revision;
+        if (!COMMIT.matcher(revision).matches()) {
+            Path reference = repositoryFolder.resolve("refs").resolve(revision);
+            try {
+                commit = Files.isRegularFile(reference) ? Files.readString(reference).strip() : null;
+            } catch (IOException unreadable) {
+                commit = null;
+            }
+        }
+        if (commit == null || !COMMIT.matcher(commit).matches()) {
+            return Optional.empty();
+        }
+        Path snapshot = repositoryFolder.resolve("snapshots").resolve(commit);
+        if (!Files.isRegularFile(snapshot.resolve(ModelFolder.CONFIG))) {
+            return Optional.empty();
+        }
+        try {
+            List<String> weights;
+            if (Files.isRegularFile(snapshot.resolve(Checkpoint.INDEX_FILE))) {
+                weights = new ArrayList<>(indexShards(snapshot.resolve(Checkpoint.INDEX_FILE)));
+            } else {
+                try (var listing = Files.list(snapshot)) {
+                    weights = listing.map(path -> path.getFileName().toString())
+                            .filter(name -> name.endsWith(".safetensors")).toList();
+                }
+            }
+            boolean complete = !weights.isEmpty() && weights.stream().allMatch(name -> Files.isRegularFile(snapshot.resolve(name)));
+            return complete ? Optional.of(snapshot) : Optional.empty();
+        } catch (IOException | CheckpointException unreadable) {
+            return Optional.empty();
+        }
+    }
+
+    /**
+     * Puts {@code name} into the snapshot, unless it is there: downloaded to a temporary blob, checked
+     * against the size and hash {@code sibling} lists, moved to its blob and linked from the snapshot.
+     */
+    private void fetch(String commit, String name, JsonNode sibling, Path snapshot) {
+        Path target = snapshot.resolve(name);
+        if (Files.isRegularFile(target)) {
+            return;
+        }
+        long size = sibling.path("lfs").path("size").asLong(sibling.path("size").asLong(-1));
+        String lfsHash = sibling.path("lfs").path("sha256").asText(null);
+        String blobId = sibling.path("blobId").asText(null);
+        if (size > 10_000_000) {
+            log.accept(String.format("coil: downloading %s %s (%.0f MB)", repository, name, size / 1e6));
+        }
+        Path blobs = repositoryFolder.resolve("blobs");
+        Path partial = null;
+        try {
+            Files.createDirectories(blobs);
+            partial = Files.createTempFile(blobs, "download-", ".incomplete");
+            MessageDigest sha256 = MessageDigest.getInstance("SHA-256");
+            MessageDigest gitHash = MessageDigest.getInstance("SHA-1");
+            if (size >= 0) {
+                gitHash.update(("blob " + size + "\0").getBytes(StandardCharsets.US_ASCII));
+            }
+            long written = 0;
+            try (InputStream body = get(resolveUri(commit, name), true, name);
+                    OutputStream out = Files.newOutputStream(partial)) {
+                byte[] buffer = new byte[1 << 16];
+                for (int read; (read = body.read(buffer)) > 0; ) {
+                    out.write(buffer, 0, read);
+                    sha256.update(buffer, 0, read);
+                    gitHash.update(buffer, 0, read);
+                    written += read;
+                }
+            }
+            String contentHash = HexFormat.of().formatHex(sha256.digest());
+            String gitBlob = HexFormat.of().formatHex(gitHash.digest());
+            if (size >= 0 && written != size) {
+                throw new CheckpointException(repository + "'s " + name + " came as " + written + " bytes; the Hub lists "
+                        + size + ".");
+            }
+            if (lfsHash != null && !lfsHash.equals(contentHash)) {
+                throw new CheckpointException(repository + "'s " + name + " does not match its sha256 on the Hub ("
+                        + lfsHash + ", downloaded " + contentHash + ").");
+            }
+            if (lfsHash == null && blobId != null && size >= 0 && !blobId.equals(gitBlob)) {
+                throw new CheckpointException(repository + "'s " + name + " does not match its git hash on the Hub ("
+                        + blobId + ", downloaded " + gitBlob + ").");
+            }
+            // The blob's name as huggingface_hub gives it: an LFS file's sha256, a small file's git hash.
+            Path blob = blobs.resolve(lfsHash != null ? lfsHash : blobId != null ? blobId : contentHash);
+            Files.move(partial, blob, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            partial = null;
+            Files.createDirectories(target.getParent());
+            try {
+                Files.createSymbolicLink(target, target.getParent().relativize(blob));
+            } catch (UnsupportedOperationException | FileSystemException noLinks) {
+                Files.copy(blob, target, StandardCopyOption.REPLACE_EXISTING);
+            }
+        } catch (IOException e) {
+            throw new CheckpointException("Could not download " + repository + "'s " + name + " from "
+                    + settings.endpoint() + ": " + e.getMessage(), e);
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        } finally {
+            if (partial != null) {
+                try {
+                    Files.deleteIfExists(partial);
+                } catch (IOException ignored) {
+                    // a temporary file left behind is only space
+                }
+            }
+        }
+    }
+
+    private void writeReference(String commit) {
+        Path reference = repositoryFolder.resolve("refs").resolve(revision);
+        try {
+            Files.createDirectories(reference.getParent());
+            Files.writeString(reference, commit);
+        } catch (IOException e) {
+            throw new CheckpointException("Could not write " + reference + ": " + e.getMessage(), e);
+        }
+    }
+
+    private URI apiUri() {
+        return URI.create(settings.endpoint() + "/api/models/" + repository + "/revision/" + encode(revision)
+                + "?blobs=true");
+    }
+
+    private URI resolveUri(String commit, String name) {
+        StringBuilder path = new StringBuilder();
+        for (String part : name.split("/")) {
+            path.append('/').append(encode(part));
+        }
+        return URI.create(settings.endpoint() + "/" + repository + "/resolve/" + commit + path);
+    }
+
+    private static String encode(String part) {
+        return URLEncoder.encode(part, StandardCharsets.UTF_8).replace("+", "%20");
+    }
+
+    /**
+     * The body of a GET, redirects followed; the token goes to the Hub's own host only, not to the
+     * storage a download is sent on to. A status other than 200 is a CheckpointException that says
+     * what it means for the model.
+     */
+    private InputStream get(URI uri, boolean authorized, String what) throws IOException {
+        URI current = uri;
+        for (int hop = 0; hop <= REDIRECTS; hop++) {
+            HttpRequest.Builder request = HttpRequest.newBuilder(current).timeout(Duration.ofMinutes(30)).GET()
+                    .header("User-Agent", "coil");
+            if (authorized && settings.token() != null && sameHost(current, settings.endpoint())) {
+                request.header("Authorization", "Bearer " + settings.token());
+            }
+            HttpResponse<InputStream> response;
+            try {
+                response = http.send(request.build(), HttpResponse.BodyHandlers.ofInputStream());
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IOException("interrupted", e);
+            }
+            int status = response.statusCode();
+            if (status == 200) {
+                return response.body();
+            }
+            String message;
+            try (InputStream body = response.body()) {
+                message = new String(body.readNBytes(2000), StandardCharsets.UTF_8);
+            }
+            Optional<String> location = response.headers().firstValue("Location");
+            if (status >= 300 && status < 400 && location.isPresent()) {
+                current = current.resolve(location.get());
+                continue;
+            }
+            throw new CheckpointException(refusal(status, errorOf(message), what));
+        }
+        throw new IOException("more than " + REDIRECTS + " redirects for " + uri);
+    }
+
+    private String refusal(int status, String error, String what) {
+        String detail = error.isEmpty() ? "" : " (" + error + ")";
+        return switch (status) {
+            case 401 -> "The Hugging Face Hub does not give " + repository + detail + (settings.token() == null
+                    ? " without a token: there is no such model, or it is private or gated (then set HF_TOKEN to a token"
+                            + " of an account that may read it)."
+                    : " to the token given (HF_TOKEN): there is no such model, or that token may not read it.");
+            case 403 -> "The Hugging Face Hub refuses " + repository + " to this token" + detail + ": a gated model "
+                    + "needs its terms accepted on its page, https://huggingface.co/" + repository + ", by the token's account.";
+            case 404 -> "The Hugging Face Hub has no model " + repository + " at revision " + revision + detail + ".";
+            default -> "The Hugging Face Hub answered " + status + " for " + repository + "'s " + what + detail + ".";
+        };
+    }
+
+    /** The Hub's error message from a JSON body ({"error": "..."}), else the body's text, short. */
+    private static String errorOf(String body) {
+        try {
+            JsonNode node = JSON.readTree(body);
+            if (node != null && node.path("error").isTextual()) {
+                return node.path("error").asText();
+            }
+        } catch (IOException notJson) {
+            // the text itself, below
+        }
+        String text = body.strip();
+        return text.length() > 200 ? text.substring(0, 200) + "..." : text;
+    }
+
+    private static boolean sameHost(URI a, URI b) {
+        return a.getHost() != null && a.getHost().equalsIgnoreCase(b.getHost()) && a.getPort() == b.getPort();
+    }
+}

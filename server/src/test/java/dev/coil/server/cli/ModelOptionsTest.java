@@ -1,0 +1,44 @@
+package dev.coil.server.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** --model: a folder here wins over a Hub name of the same shape; --revision is for a Hub name only. */
+class ModelOptionsTest {
+
+    @TempDir
+    Path directory;
+
+    @Test
+    void aFolderHereIsLoadedAndAnOtherNameIsTheHubs() throws Exception {
+        // A relative folder of the shape organization/name, as models/coil-demo has, is the folder.
+        Path relative = Path.of("target", "model-options-test");
+        Files.createDirectories(relative);
+        ModelOptions folder = options("target/model-options-test", null);
+        assertThat(folder.hubModel()).isNull();
+        assertThat(folder.folder()).isEqualTo(relative);
+
+        assertThat(options("some-org/some-model", null).hubModel()).isEqualTo("some-org/some-model");
+        assertThat(options(directory.toString(), null).hubModel()).isNull();
+        assertThat(options(null, null).hubModel()).isNull();
+    }
+
+    @Test
+    void aRevisionNeedsAHubName() {
+        assertThatThrownBy(() -> options(directory.toString(), "v1").folder())
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("--revision is for a model on the Hugging Face Hub");
+    }
+
+    private static ModelOptions options(String model, String revision) {
+        ModelOptions options = new ModelOptions();
+        options.model = model;
+        options.revision = revision;
+        return options;
+    }
+}

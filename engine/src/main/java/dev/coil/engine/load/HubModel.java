@@ -4,22 +4,16 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.OutputStream;
 import java.net.URI;
 import java.net.URLEncoder;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -144,7 +138,9 @@ public final class HubModel {
         }
         JsonNode info;
         try {
-            info = JSON.readTree(get(apiUri(), true, "the model's file list"));
+            try (InputStream body = get(apiUri(), 0, "the model's file list").body()) {
+                info = JSON.readTree(body);
+            }
         } catch (IOException unreachable) {
             Optional<Path> cached = cachedSnapshot();
             if (cached.isPresent()) {
@@ -262,79 +258,19 @@ public final class HubModel {
         }
     }
 
-    /**
-     * Puts {@code name} into the snapshot, unless it is there: downloaded to a temporary blob, checked
-     * against the size and hash {@code sibling} lists, moved to its blob and linked from the snapshot.
-     */
+    /** Puts {@code name} into the snapshot, unless it is there (see {@link HubFileDownload}). */
     private void fetch(String commit, String name, JsonNode sibling, Path snapshot) {
         Path target = snapshot.resolve(name);
         if (Files.isRegularFile(target)) {
             return;
         }
-        long size = sibling.path("lfs").path("size").asLong(sibling.path("size").asLong(-1));
-        String lfsHash = sibling.path("lfs").path("sha256").asText(null);
-        String blobId = sibling.path("blobId").asText(null);
-        if (size > 10_000_000) {
-            log.accept(String.format("coil: downloading %s %s (%.0f MB)", repository, name, size / 1e6));
-        }
-        Path blobs = repositoryFolder.resolve("blobs");
-        Path partial = null;
         try {
-            Files.createDirectories(blobs);
-            partial = Files.createTempFile(blobs, "download-", ".incomplete");
-            MessageDigest sha256 = MessageDigest.getInstance("SHA-256");
-            MessageDigest gitHash = MessageDigest.getInstance("SHA-1");
-            if (size >= 0) {
-                gitHash.update(("blob " + size + "\0").getBytes(StandardCharsets.US_ASCII));
-            }
-            long written = 0;
-            try (InputStream body = get(resolveUri(commit, name), true, name);
-                    OutputStream out = Files.newOutputStream(partial)) {
-                byte[] buffer = new byte[1 << 16];
-                for (int read; (read = body.read(buffer)) > 0; ) {
-                    out.write(buffer, 0, read);
-                    sha256.update(buffer, 0, read);
-                    gitHash.update(buffer, 0, read);
-                    written += read;
-                }
-            }
-            String contentHash = HexFormat.of().formatHex(sha256.digest());
-            String gitBlob = HexFormat.of().formatHex(gitHash.digest());
-            if (size >= 0 && written != size) {
-                throw new CheckpointException(repository + "'s " + name + " came as " + written + " bytes; the Hub lists "
-                        + size + ".");
-            }
-            if (lfsHash != null && !lfsHash.equals(contentHash)) {
-                throw new CheckpointException(repository + "'s " + name + " does not match its sha256 on the Hub ("
-                        + lfsHash + ", downloaded " + contentHash + ").");
-            }
-            if (lfsHash == null && blobId != null && size >= 0 && !blobId.equals(gitBlob)) {
-                throw new CheckpointException(repository + "'s " + name + " does not match its git hash on the Hub ("
-                        + blobId + ", downloaded " + gitBlob + ").");
-            }
-            // The blob's name as huggingface_hub gives it: an LFS file's sha256, a small file's git hash.
-            Path blob = blobs.resolve(lfsHash != null ? lfsHash : blobId != null ? blobId : contentHash);
-            Files.move(partial, blob, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-            partial = null;
-            Files.createDirectories(target.getParent());
-            try {
-                Files.createSymbolicLink(target, target.getParent().relativize(blob));
-            } catch (UnsupportedOperationException | FileSystemException noLinks) {
-                Files.copy(blob, target, StandardCopyOption.REPLACE_EXISTING);
-            }
+            new HubFileDownload(repository + "'s " + name, sibling, log).into(target, repositoryFolder.resolve("blobs"),
+                    from -> get(resolveUri(commit, name), from, name));
         } catch (IOException e) {
             throw new CheckpointException("Could not download " + repository + "'s " + name + " from "
-                    + settings.endpoint() + ": " + e.getMessage(), e);
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        } finally {
-            if (partial != null) {
-                try {
-                    Files.deleteIfExists(partial);
-                } catch (IOException ignored) {
-                    // a temporary file left behind is only space
-                }
-            }
+                    + settings.endpoint() + ": " + (e.getMessage() != null ? e.getMessage() : e)
+                    + " (run again to go on from where it stopped)", e);
         }
     }
 
@@ -366,17 +302,20 @@ public final class HubModel {
     }
 
     /**
-     * The body of a GET, redirects followed; the token goes to the Hub's own host only, not to the
-     * storage a download is sent on to. A status other than 200 is a CheckpointException that says
-     * what it means for the model.
+     * A GET from byte {@code from} on (a range where it is above 0), redirects followed; the token goes
+     * to the Hub's own host only, not to the storage a download is sent on to. A status other than 200
+     * or 206 is a CheckpointException that says what it means for the model.
      */
-    private InputStream get(URI uri, boolean authorized, String what) throws IOException {
+    private HttpResponse<InputStream> get(URI uri, long from, String what) throws IOException {
         URI current = uri;
         for (int hop = 0; hop <= REDIRECTS; hop++) {
-            HttpRequest.Builder request = HttpRequest.newBuilder(current).timeout(Duration.ofMinutes(30)).GET()
+            HttpRequest.Builder request = HttpRequest.newBuilder(current).timeout(Duration.ofMinutes(2)).GET()
                     .header("User-Agent", "coil");
-            if (authorized && settings.token() != null && sameHost(current, settings.endpoint())) {
+            if (settings.token() != null && sameHost(current, settings.endpoint())) {
                 request.header("Authorization", "Bearer " + settings.token());
+            }
+            if (from > 0) {
+                request.header("Range", "bytes=" + from + "-");
             }
             HttpResponse<InputStream> response;
             try {
@@ -386,8 +325,8 @@ public final class HubModel {
                 throw new IOException("interrupted", e);
             }
             int status = response.statusCode();
-            if (status == 200) {
-                return response.body();
+            if (status == 200 || status == 206) {
+                return response;
             }
             String message;
             try (InputStream body = response.body()) {

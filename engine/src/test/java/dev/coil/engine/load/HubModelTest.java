@@ -55,6 +55,8 @@ class HubModelTest {
     private final List<String> log = new ArrayList<>();
     /** A file the server sends other bytes for than it lists (null: none). */
     private String corrupted;
+    /** A file whose next transfer the server cuts off halfway (null: none). */
+    private String cutOff;
 
     @BeforeEach
     void startHub() throws Exception {
@@ -177,6 +179,27 @@ class HubModelTest {
         assertThat(Files.readAllBytes(snapshot.resolve(refused))).isEqualTo(files.get(refused));
     }
 
+    /** A transfer cut off halfway leaves its part, and the next run asks for the rest by a range. */
+    @Test
+    void aDownloadCutOffGoesOnFromWhereItStopped() throws Exception {
+        String name = "model-00001-of-00007.safetensors";
+        cutOff = name;
+        assertThatThrownBy(() -> resolve(null, false)).isInstanceOf(CheckpointException.class)
+                .hasMessageContaining("Could not download " + REPOSITORY + "'s " + name)
+                .hasMessageContaining("run again to go on from where it stopped");
+        Path blobs = cache.resolve("models--test-org--tiny-hybrid/blobs");
+        Path part = blobs.resolve(sha256(files.get(name)) + ".incomplete");
+        assertThat(part).isRegularFile();
+        long kept = Files.size(part);
+        assertThat(kept).isPositive().isLessThan(files.get(name).length);
+
+        requests.clear();
+        Path folder = resolve(null, false);
+        assertThat(requests).contains("range from " + kept);
+        assertThat(Files.readAllBytes(folder.resolve(name))).isEqualTo(files.get(name));
+        assertThat(part).doesNotExist();
+    }
+
     @Test
     void whatCannotBeHadIsSaidPlainly() {
         assertThatThrownBy(() -> HubModel.resolve("test-org/missing", null, settings(null, false), log::add))
@@ -216,7 +239,12 @@ class HubModelTest {
             send(exchange, 401, "{\"error\": \"Repository Not Found\"}".getBytes(StandardCharsets.UTF_8));
         } else if (path.startsWith(resolve) && files.containsKey(path.substring(resolve.length()))) {
             String name = path.substring(resolve.length());
-            if (name.endsWith(".safetensors")) {
+            if (name.equals(cutOff)) {
+                cutOff = null;
+                exchange.getResponseHeaders().add("Location", "http://localhost:" + cutOffStorage(files.get(name))
+                        + "/storage/" + name);
+                send(exchange, 302, new byte[0]);
+            } else if (name.endsWith(".safetensors")) {
                 // The Hub's storage, on another host name: localhost instead of 127.0.0.1.
                 exchange.getResponseHeaders().add("Location", "http://localhost:" + hub.getAddress().getPort()
                         + "/storage/" + name);
@@ -230,10 +258,42 @@ class HubModelTest {
             if (name.equals(corrupted)) {
                 bytes[bytes.length / 2] ^= 1;
             }
-            send(exchange, 200, bytes);
+            String range = exchange.getRequestHeaders().getFirst("Range");
+            if (range != null) {
+                int from = Integer.parseInt(range.replaceAll("bytes=(\\d+)-", "$1"));
+                requests.add("range from " + from);
+                send(exchange, 206, java.util.Arrays.copyOfRange(bytes, from, bytes.length));
+            } else {
+                send(exchange, 200, bytes);
+            }
         } else {
             send(exchange, 404, "{\"error\": \"Entry not found\"}".getBytes(StandardCharsets.UTF_8));
         }
+    }
+
+    /**
+     * A storage server for one request that promises {@code bytes} and closes the connection after
+     * half of them, as a dropped connection ends a download; returns its port.
+     */
+    private static int cutOffStorage(byte[] bytes) throws IOException {
+        java.net.ServerSocket server = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress());
+        Thread.ofVirtual().start(() -> {
+            try (server; java.net.Socket socket = server.accept()) {
+                java.io.BufferedReader request = new java.io.BufferedReader(
+                        new java.io.InputStreamReader(socket.getInputStream(), StandardCharsets.US_ASCII));
+                for (String line = request.readLine(); line != null && !line.isEmpty(); line = request.readLine()) {
+                    // the request's headers, read past
+                }
+                OutputStream out = socket.getOutputStream();
+                out.write(("HTTP/1.1 200 OK\r\nContent-Length: " + bytes.length + "\r\n\r\n")
+                        .getBytes(StandardCharsets.US_ASCII));
+                out.write(bytes, 0, bytes.length / 2);
+                out.flush();
+            } catch (IOException ignored) {
+                // the test sees what the client got
+            }
+        });
+        return server.getLocalPort();
     }
 
     /** The revision's file list as the Hub's API gives it with blobs=true. */

@@ -25,6 +25,11 @@ public final class ModelOptions {
             description = "With a Hub model's name: the branch, tag or commit to serve (default: main).")
     String revision;
 
+    @Option(names = "--download-dir", paramLabel = "DIR",
+            description = "With a Hub model's name: the Hub cache to find it in and download it to, instead of"
+                    + " $HF_HUB_CACHE or $HF_HOME/hub (vLLM's flag).")
+    Path downloadDirectory;
+
     @Option(names = "--threads", paramLabel = "N", description = "CPU threads (default: all cores).")
     Integer threads;
 
@@ -79,14 +84,20 @@ public final class ModelOptions {
     private Path findFolder() {
         if (hubModel() != null) {
             try {
-                return HubModel.resolve(model, revision, HubModel.Settings.fromEnvironment(), System.err::println);
+                HubModel.Settings settings = HubModel.Settings.fromEnvironment();
+                if (downloadDirectory != null) {
+                    settings = new HubModel.Settings(settings.endpoint(), downloadDirectory, settings.token(),
+                            settings.offline());
+                }
+                return HubModel.resolve(model, revision, settings, System.err::println);
             } catch (CheckpointException e) {
                 throw new CheckpointException(e.getMessage() + " No folder " + model + " is here either.", e);
             }
         }
-        if (revision != null) {
-            throw new IllegalArgumentException("--revision is for a model on the Hugging Face Hub; --model "
-                    + (model == null ? "is not given" : model + " is a folder"));
+        if (revision != null || downloadDirectory != null) {
+            throw new IllegalArgumentException((revision != null ? "--revision" : "--download-dir")
+                    + " is for a model on the Hugging Face Hub; --model " + (model == null ? "is not given" : model
+                    + " is a folder"));
         }
         if (model != null) {
             return Path.of(model);

@@ -29,10 +29,14 @@ class ModelOptionsTest {
     }
 
     @Test
-    void aRevisionNeedsAHubName() {
+    void aRevisionOrADownloadFolderNeedsAHubName() {
         assertThatThrownBy(() -> options(directory.toString(), "v1").folder())
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("--revision is for a model on the Hugging Face Hub");
+        ModelOptions downloading = options(directory.toString(), null);
+        downloading.downloadDirectory = directory;
+        assertThatThrownBy(downloading::folder).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("--download-dir is for a model on the Hugging Face Hub");
     }
 
     private static ModelOptions options(String model, String revision) {

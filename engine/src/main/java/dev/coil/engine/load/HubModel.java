@@ -31,9 +31,9 @@ import java.util.regex.Pattern;
  * tools is found here and the other way round.
  *
  * <p>Only what Coil reads is downloaded: config.json, generation_config.json, the tokenizer's files,
- * the chat template, and the safetensors weights (the shards that model.safetensors.index.json lists,
- * else model.safetensors, else every top-level .safetensors file), never PyTorch .bin, GGUF or ONNX
- * copies. Each file goes to a temporary blob, is checked against the size and hash the Hub lists for
+ * the chat template, and the safetensors weights as {@link Checkpoint} reads them (model.safetensors,
+ * else the shards that model.safetensors.index.json lists), never other .safetensors files (a
+ * consolidated copy), PyTorch .bin, GGUF or ONNX copies. Each file goes to a temporary blob, is checked against the size and hash the Hub lists for
  * it (an LFS file's sha256, a small file's git blob hash), and is then moved in, so an interrupted
  * download never leaves a file in a snapshot.
  *
@@ -175,8 +175,9 @@ public final class HubModel {
         }
         List<String> weights = weightFiles(files.keySet(), snapshot);
         if (weights.isEmpty()) {
-            throw new CheckpointException(repository + " has no safetensors weights on the Hub (Coil reads "
-                    + ".safetensors files, not " + otherWeights(files.keySet()) + ").");
+            throw new CheckpointException(repository + " has no " + Checkpoint.SINGLE_FILE + " or "
+                    + Checkpoint.INDEX_FILE + " on the Hub: Coil reads transformers' safetensors weights, not "
+                    + otherWeights(files.keySet()) + ".");
         }
         for (String name : weights) {
             JsonNode sibling = files.get(name);
@@ -192,15 +193,18 @@ public final class HubModel {
         return snapshot;
     }
 
-    /** The weight files to download: the index's shards, else model.safetensors, else every top-level one. */
+    /**
+     * The weight files to download, those {@link Checkpoint} reads: model.safetensors, else the shards
+     * model.safetensors.index.json lists; none where the repository has neither.
+     */
     private static List<String> weightFiles(Set<String> files, Path snapshot) {
-        if (files.contains(Checkpoint.INDEX_FILE)) {
-            return new ArrayList<>(indexShards(snapshot.resolve(Checkpoint.INDEX_FILE)));
-        }
         if (files.contains(Checkpoint.SINGLE_FILE)) {
             return List.of(Checkpoint.SINGLE_FILE);
         }
-        return files.stream().filter(name -> name.endsWith(".safetensors") && !name.contains("/")).sorted().toList();
+        if (files.contains(Checkpoint.INDEX_FILE)) {
+            return new ArrayList<>(indexShards(snapshot.resolve(Checkpoint.INDEX_FILE)));
+        }
+        return List.of();
     }
 
     private static Set<String> indexShards(Path index) {
@@ -215,7 +219,7 @@ public final class HubModel {
 
     private static String otherWeights(Set<String> files) {
         List<String> kinds = new ArrayList<>();
-        for (String suffix : List.of(".bin", ".gguf", ".onnx", ".pt", ".pth", ".h5", ".msgpack")) {
+        for (String suffix : List.of(".safetensors", ".bin", ".gguf", ".onnx", ".pt", ".pth", ".h5", ".msgpack")) {
             if (files.stream().anyMatch(name -> name.endsWith(suffix))) {
                 kinds.add(suffix);
             }
@@ -242,18 +246,14 @@ public final class HubModel {
             return Optional.empty();
         }
         try {
-            List<String> weights;
-            if (Files.isRegularFile(snapshot.resolve(Checkpoint.INDEX_FILE))) {
-                weights = new ArrayList<>(indexShards(snapshot.resolve(Checkpoint.INDEX_FILE)));
-            } else {
-                try (var listing = Files.list(snapshot)) {
-                    weights = listing.map(path -> path.getFileName().toString())
-                            .filter(name -> name.endsWith(".safetensors")).toList();
-                }
-            }
-            boolean complete = !weights.isEmpty() && weights.stream().allMatch(name -> Files.isRegularFile(snapshot.resolve(name)));
+            List<String> weights = Files.isRegularFile(snapshot.resolve(Checkpoint.SINGLE_FILE))
+                    ? List.of(Checkpoint.SINGLE_FILE)
+                    : Files.isRegularFile(snapshot.resolve(Checkpoint.INDEX_FILE))
+                    ? new ArrayList<>(indexShards(snapshot.resolve(Checkpoint.INDEX_FILE))) : List.of();
+            boolean complete = !weights.isEmpty()
+                    && weights.stream().allMatch(name -> Files.isRegularFile(snapshot.resolve(name)));
             return complete ? Optional.of(snapshot) : Optional.empty();
-        } catch (IOException | CheckpointException unreadable) {
+        } catch (CheckpointException unreadable) {
             return Optional.empty();
         }
     }

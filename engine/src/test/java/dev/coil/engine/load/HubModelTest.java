@@ -213,7 +213,8 @@ class HubModelTest {
                 .isInstanceOf(CheckpointException.class).hasMessageContaining("no model " + REPOSITORY + " at revision v9");
         files.keySet().removeIf(name -> name.endsWith(".safetensors") || name.endsWith(".index.json"));
         assertThatThrownBy(() -> resolve(null, false)).isInstanceOf(CheckpointException.class)
-                .hasMessageContaining("has no safetensors weights on the Hub (Coil reads .safetensors files, not .bin, .onnx files)");
+                .hasMessageContaining("has no model.safetensors or model.safetensors.index.json on the Hub: Coil reads"
+                        + " transformers' safetensors weights, not .bin, .onnx files");
         stop();
         assertThatThrownBy(() -> HubModel.resolve("test-org/other", null, settings(null, false), log::add))
                 .isInstanceOf(CheckpointException.class).hasMessageContaining("Could not reach the Hugging Face Hub");

@@ -12,6 +12,7 @@ import java.util.Collections;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.IdentityHashMap;
+import java.util.Iterator;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
@@ -24,7 +25,8 @@ import java.util.Set;
  * <ul>
  * <li>{@code type} (one or a list), {@code enum}, {@code const}, {@code anyOf}, {@code oneOf} (as
  *     anyOf; OpenAPI's {@code discriminator} beside it, as pydantic writes a tagged union, is a hint
- *     read past: each alternative's {@code const} of the tag holds it), an {@code allOf} of one schema, and {@code $ref} to a place in the same document
+ *     read past: each alternative's {@code const} of the tag holds it), an {@code allOf} of one schema
+ *     or of object schemas (OpenAPI's inheritance: see {@link #mergedObjects}), and {@code $ref} to a place in the same document
  *     ({@code #}, {@code #/$defs/Name}, recursion included);</li>
  * <li>objects: {@code properties}, spelled in their listed order, {@code required},
  *     {@code additionalProperties} (false when absent beside {@code properties}, as strict mode has it;
@@ -117,10 +119,10 @@ final class JsonSchemaCompiler {
         if (keywords.contains("allOf")) {
             onlyBeside(keywords, path, "allOf");
             JsonNode list = nonEmptyArray(node.get("allOf"), path + "/allOf");
-            if (list.size() != 1) {
-                throw invalid(path + "/allOf", "allOf of more than one schema is not supported");
+            if (list.size() == 1) {
+                return compile(list.get(0), path + "/allOf/0");
             }
-            return compile(list.get(0), path + "/allOf/0");
+            return compile(mergedObjects(list, path + "/allOf"), path + "/allOf");
         }
         List<String> types = types(node, keywords, path);
         if (keywords.contains("enum") || keywords.contains("const")) {
@@ -659,6 +661,136 @@ final class JsonSchemaCompiler {
         references.put(pointer, reference);
         reference.target = compile(target, ref);
         return reference;
+    }
+
+    /**
+     * An allOf of object schemas as one object schema, as OpenAPI's inheritance writes them ({"allOf":
+     * [{"$ref": Base}, {"properties": ...}]}): their properties together (a name in two of them with the
+     * same schema), their required names together, and, where one closes its object
+     * (additionalProperties false), only the names every closed one lists, closed. A part with another
+     * keyword, or a name given two schemas, is refused.
+     */
+    private ObjectNode mergedObjects(JsonNode list, String path) {
+        ObjectNode properties = JSON.createObjectNode();
+        Set<String> required = new LinkedHashSet<>();
+        List<Set<String>> closedTo = new ArrayList<>();
+        List<JsonNode> parts = new ArrayList<>();
+        for (int i = 0; i < list.size(); i++) {
+            flattenAllOf(list.get(i), path + "/" + i, parts, 0);
+        }
+        boolean anObject = false;
+        for (JsonNode part : parts) {
+            if (part.isBoolean() && part.booleanValue()) {
+                continue;
+            }
+            if (!part.isObject()) {
+                throw invalid(path, "allOf of more than one schema is supported for object schemas only");
+            }
+            Set<String> names = new LinkedHashSet<>();
+            for (Iterator<Map.Entry<String, JsonNode>> fields = part.fields(); fields.hasNext(); ) {
+                Map.Entry<String, JsonNode> field = fields.next();
+                String keyword = field.getKey();
+                JsonNode value = field.getValue();
+                anObject |= OBJECT_KEYWORDS.contains(keyword) || keyword.equals("type");
+                switch (keyword) {
+                    case "type" -> {
+                        if (!value.isTextual() || !value.textValue().equals("object")) {
+                            throw invalid(path, "allOf of more than one schema is supported for object schemas only,"
+                                    + " not type " + value);
+                        }
+                    }
+                    case "properties" -> {
+                        if (!value.isObject()) {
+                            throw invalid(path, "properties must be an object of schemas");
+                        }
+                        for (Iterator<Map.Entry<String, JsonNode>> named = value.fields(); named.hasNext(); ) {
+                            Map.Entry<String, JsonNode> property = named.next();
+                            names.add(property.getKey());
+                            JsonNode before = properties.get(property.getKey());
+                            if (before != null && !before.equals(property.getValue())) {
+                                throw invalid(path, "the property " + quoted(property.getKey())
+                                        + " has two different schemas in allOf, which is not supported");
+                            }
+                            properties.set(property.getKey(), property.getValue());
+                        }
+                    }
+                    case "required" -> value.forEach(name -> required.add(text(name, path + "/required")));
+                    case "additionalProperties" -> {
+                        if (!value.isBoolean()) {
+                            throw invalid(path, "additionalProperties other than true or false in a part of allOf"
+                                    + " is not supported");
+                        }
+                        if (!value.booleanValue()) {
+                            closedTo.add(names);
+                        }
+                    }
+                    default -> {
+                        if (!ANNOTATIONS.contains(keyword)) {
+                            throw invalid(path, "allOf of more than one schema is supported for object schemas"
+                                    + " (properties, required, additionalProperties), not beside " + quoted(keyword));
+                        }
+                    }
+                }
+            }
+        }
+        if (!anObject) {
+            return JSON.createObjectNode(); // annotations alone: any value
+        }
+        for (Set<String> closed : closedTo) {
+            properties.retain(closed);
+        }
+        for (String name : required) {
+            if (!properties.has(name)) {
+                throw invalid(path, "allOf requires " + quoted(name) + ", which "
+                        + (closedTo.isEmpty() ? "no part's properties define" : "a part closed to other properties leaves out"));
+            }
+        }
+        ObjectNode merged = JSON.createObjectNode().put("type", "object");
+        merged.set("properties", properties);
+        required.forEach(merged.withArray("required")::add);
+        if (!closedTo.isEmpty()) {
+            merged.put("additionalProperties", false);
+        }
+        return merged;
+    }
+
+    /** The schemas of an allOf part: a $ref followed, a nested allOf's parts taken in. */
+    private void flattenAllOf(JsonNode part, String path, List<JsonNode> parts, int depth) {
+        if (depth > 32) {
+            throw invalid(path, "allOf refers to itself");
+        }
+        if (part.isObject() && part.has("$ref") && allAnnotationsBut(part, "$ref")) {
+            String ref = text(part.get("$ref"), path + "/$ref");
+            if (!ref.startsWith("#")) {
+                throw invalid(path + "/$ref", "only references within the schema (starting with #) are supported, got "
+                        + quoted(ref));
+            }
+            JsonNode target = document.at(JsonPointer.compile(ref.substring(1)));
+            if (target.isMissingNode()) {
+                throw invalid(path + "/$ref", quoted(ref) + " points to nothing in the schema");
+            }
+            flattenAllOf(target, ref, parts, depth + 1);
+        } else if (part.isObject() && part.has("allOf")) {
+            ObjectNode rest = ((ObjectNode) part).deepCopy();
+            rest.remove("allOf");
+            JsonNode list = nonEmptyArray(part.get("allOf"), path + "/allOf");
+            for (int i = 0; i < list.size(); i++) {
+                flattenAllOf(list.get(i), path + "/allOf/" + i, parts, depth + 1);
+            }
+            parts.add(rest);
+        } else {
+            parts.add(part);
+        }
+    }
+
+    private static boolean allAnnotationsBut(JsonNode node, String keyword) {
+        for (Iterator<String> names = node.fieldNames(); names.hasNext(); ) {
+            String name = names.next();
+            if (!name.equals(keyword) && !ANNOTATIONS.contains(name)) {
+                return false;
+            }
+        }
+        return true;
     }
 
     private static void onlyBeside(Set<String> keywords, String path, String keyword) {

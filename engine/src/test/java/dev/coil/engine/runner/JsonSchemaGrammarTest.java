@@ -214,6 +214,25 @@ class JsonSchemaGrammarTest {
                                     "oneOf": [{"$ref": "#/$defs/Cat"}, {"$ref": "#/$defs/Dog"}], "title": "Pet"}},
              "required": ["pet"], "title": "Owner", "type": "object"}""";
 
+    /**
+     * OpenAPI's inheritance: allOf of a referenced base and the extension's own properties, one part
+     * nesting another allOf; and an allOf whose second part closes the object to its own names.
+     */
+    static final String INHERITED = """
+            {"$defs": {"Named": {"type": "object", "properties": {"name": {"type": "string", "maxLength": 4}},
+                                 "required": ["name"]},
+                       "Aged": {"allOf": [{"$ref": "#/$defs/Named"},
+                                          {"properties": {"age": {"type": "integer", "minimum": 0}}}]}},
+             "type": "object",
+             "properties": {
+               "pet": {"allOf": [{"$ref": "#/$defs/Aged", "description": "its age and name"},
+                                 {"properties": {"kind": {"enum": ["cat", "dog"]}}, "required": ["kind"],
+                                  "description": "a pet"}]},
+               "tag": {"allOf": [{"properties": {"id": {"type": "integer"}, "note": {"type": "string"}},
+                                  "required": ["id"]},
+                                 {"properties": {"id": {"type": "integer"}}, "additionalProperties": false}]}},
+             "required": ["pet"]}""";
+
     static Stream<Arguments> instances() {
         return Stream.of(
                 Arguments.of(PERSON, List.of(
@@ -363,6 +382,17 @@ class JsonSchemaGrammarTest {
                         "{\"pet\":{\"kind\":\"cat\",\"good\":true}}",
                         "{\"pet\":{\"kind\":\"bird\",\"lives\":1}}",
                         "{\"pet\":{\"lives\":9}}")),
+                Arguments.of(INHERITED, List.of(
+                        "{\"pet\":{\"name\":\"Rex\",\"kind\":\"dog\"}}",
+                        "{\"pet\":{\"name\":\"Tom\",\"age\":3,\"kind\":\"cat\"},\"tag\":{\"id\":7}}"),
+                        List.of(
+                        "{\"pet\":{\"kind\":\"dog\"}}",
+                        "{\"pet\":{\"name\":\"Rexie\",\"kind\":\"dog\"}}",
+                        "{\"pet\":{\"name\":\"Rex\",\"age\":-1,\"kind\":\"dog\"}}",
+                        "{\"pet\":{\"name\":\"Rex\",\"kind\":\"cow\"}}",
+                        "{\"pet\":{\"name\":\"Rex\"}}",
+                        "{\"pet\":{\"name\":\"Rex\",\"kind\":\"dog\"},\"tag\":{\"id\":7,\"note\":\"x\"}}",
+                        "{\"pet\":{\"name\":\"Rex\",\"kind\":\"dog\"},\"tag\":{}}")),
                 Arguments.of(MIXED, List.of("null", "true", "[1,\"ab\"]", "[1.5,2,3,\"\"]"),
                         List.of("[1]", "[1,2,3,4,5]", "[1,\"abc\"]", "{}", "\"s\"")));
     }
@@ -745,7 +775,14 @@ class JsonSchemaGrammarTest {
                 Arguments.of("false", "the schema false allows no value"),
                 Arguments.of("{\"properties\": {\"a\": false}}", "at #/properties/a: the schema false"),
                 Arguments.of("{\"type\": \"strung\"}", "unknown type \"strung\""),
-                Arguments.of("{\"allOf\": [{\"type\": \"string\"}, {\"maxLength\": 2}]}", "allOf of more than one"),
+                Arguments.of("{\"allOf\": [{\"type\": \"string\"}, {\"maxLength\": 2}]}",
+                        "allOf of more than one schema is supported for object schemas only, not type \"string\""),
+                Arguments.of("{\"allOf\": [{\"properties\": {\"a\": {\"type\": \"string\"}}},"
+                        + " {\"properties\": {\"a\": {\"type\": \"integer\"}}}]}",
+                        "the property \"a\" has two different schemas in allOf"),
+                Arguments.of("{\"allOf\": [{\"properties\": {\"a\": {}}, \"additionalProperties\": false},"
+                        + " {\"properties\": {\"b\": {}}, \"required\": [\"b\"]}]}",
+                        "allOf requires \"b\", which a part closed to other properties leaves out"),
                 Arguments.of("{\"minLength\": 3, \"maxLength\": 2}", "minLength 3 is more than maxLength 2"),
                 Arguments.of("{\"type\": \"string\", \"enum\": [1, 2]}", "no value of enum or const is of the schema's type"),
                 Arguments.of("{\"anyOf\": [{\"type\": \"string\"}], \"type\": \"string\"}", "\"type\" beside anyOf"),

@@ -25,6 +25,10 @@ public final class ModelOptions {
             description = "With a Hub model's name: the branch, tag or commit to serve (default: main).")
     String revision;
 
+    @Option(names = "--trust-remote-code",
+            description = "Accepted as vLLM takes it, and changes nothing: Coil runs no code from a model folder.")
+    boolean trustRemoteCode;
+
     @Option(names = "--download-dir", paramLabel = "DIR",
             description = "With a Hub model's name: the Hub cache to find it in and download it to, instead of"
                     + " $HF_HUB_CACHE or $HF_HOME/hub (vLLM's flag).")
@@ -60,6 +64,18 @@ public final class ModelOptions {
     /** The parsed --ssd-precision. */
     public ScanPrecision scanPrecision() {
         return ScanPrecision.parse(ssdPrecision);
+    }
+
+    /**
+     * The model named by the command's argument rather than --model (serve's MODEL, as vllm serve takes
+     * it); with --model also given, the two must agree.
+     */
+    void givenInPlace(String name, boolean flagGiven) {
+        if (flagGiven && !name.equals(model)) {
+            throw new IllegalArgumentException("the model is given twice: " + name + " and --model " + model);
+        }
+        model = name;
+        folder = null;
     }
 
     /** The folder {@link #folder()} found, once found (a Hub model is looked up and downloaded once). */

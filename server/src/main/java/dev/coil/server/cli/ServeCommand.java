@@ -14,8 +14,11 @@ import java.time.Duration;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
 
 /**
  * Serves a model over HTTP with the OpenAI API. Listens first, then loads the model (/health says
@@ -28,6 +31,13 @@ public final class ServeCommand implements Callable<Integer> {
 
     @Mixin
     ServingOptions serving;
+
+    @Parameters(index = "0", arity = "0..1", paramLabel = "MODEL",
+            description = "The model, as --model takes it, in its place: coil serve ORG/NAME, as vllm serve takes it.")
+    String model;
+
+    @Spec
+    CommandSpec spec;
 
     @Option(names = "--host", paramLabel = "HOST", defaultValue = "${env:COIL_HOST:-127.0.0.1}",
             description = "Address to listen on (default $COIL_HOST, else 127.0.0.1; 0.0.0.0 for every interface; "
@@ -61,6 +71,9 @@ public final class ServeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (model != null) {
+            serving.modelOptions.givenInPlace(model, spec.commandLine().getParseResult().hasMatchedOption("--model"));
+        }
         Devices devices = serving.devices();
         EngineOptions engineOptions = serving.engineOptions(devices);
         long bodyLimit = maxBodyBytes != null ? maxBodyBytes

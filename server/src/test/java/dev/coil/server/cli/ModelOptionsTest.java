@@ -39,6 +39,21 @@ class ModelOptionsTest {
                 .hasMessageContaining("--download-dir is for a model on the Hugging Face Hub");
     }
 
+    @Test
+    void aModelGivenInPlaceOfTheFlagIsTheModel() {
+        ModelOptions options = options(null, null);
+        options.givenInPlace(directory.toString(), false);
+        assertThat(options.folder()).isEqualTo(directory);
+        ModelOptions same = options(directory.toString(), null);
+        same.givenInPlace(directory.toString(), true);
+        assertThat(same.folder()).isEqualTo(directory);
+        ModelOptions fromEnvironment = options("some-org/default", null);
+        fromEnvironment.givenInPlace(directory.toString(), false);
+        assertThat(fromEnvironment.folder()).as("over $COIL_MODEL").isEqualTo(directory);
+        assertThatThrownBy(() -> options("a-org/a", null).givenInPlace("b-org/b", true))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("given twice");
+    }
+
     private static ModelOptions options(String model, String revision) {
         ModelOptions options = new ModelOptions();
         options.model = model;

@@ -213,6 +213,18 @@ class ServeCommandTest {
         assertThatThrownBy(() -> parse("--block-size", "3").serving.engineOptions()).hasMessageContaining("--block-size");
     }
 
+    /** vllm serve's command line: the model in place of --model, and --trust-remote-code, which changes nothing. */
+    @Test
+    void theModelMayBeGivenAsVllmServeTakesIt() {
+        ServeCommand command = parse("ibm-granite/granite-4.0-h-350m", "--trust-remote-code", "--port", "0");
+        assertThat(command.model).isEqualTo("ibm-granite/granite-4.0-h-350m");
+        assertThat(command.serving.modelOptions.trustRemoteCode).isTrue();
+        Failure twice = serveFailing("--port", "0", "other-org/other-model");
+        assertThat(twice.exit()).isNotZero();
+        assertThat(twice.err() + twice.log()).contains("the model is given twice: other-org/other-model and --model "
+                + FIXTURE);
+    }
+
     @Test
     void theParsersAreNamedAsVllmNamesThem() {
         assertThat(parse().serving.toolCallFormat()).isNull();

@@ -6,6 +6,7 @@
 #   CPU only, on a plain JRE:      docker build --target cpu -t coil-cpu .
 #                                  docker run -p 8080:8080 coil-cpu
 # Models are mounted at /models:   docker run --gpus all -p 8080:8080 -v ~/models:/models coil serve --model /models/granite-4.0-h-350m
+# Hub models download to /models:  docker run --gpus all -p 8080:8080 -v coil-models:/models -e HF_TOKEN coil serve ibm-granite/granite-4.0-h-350m
 # Without --model the bundled demo model is served.
 
 # Base images, pinned.
@@ -50,6 +51,8 @@ WORKDIR /home/coil
 # starts one, replacing CMD and its --host) is reachable;
 # COIL_MODEL, when set, names the model folder --model leaves out (SageMaker's /opt/ml/model).
 ENV COIL_HOST=0.0.0.0
+# A model named on the Hugging Face Hub is downloaded into the /models volume, kept from run to run.
+ENV HF_HOME=/models/huggingface
 EXPOSE 8080
 VOLUME ["/models"]
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
@@ -75,6 +78,8 @@ WORKDIR /home/coil
 # starts one, replacing CMD and its --host) is reachable;
 # COIL_MODEL, when set, names the model folder --model leaves out (SageMaker's /opt/ml/model).
 ENV COIL_HOST=0.0.0.0
+# A model named on the Hugging Face Hub is downloaded into the /models volume, kept from run to run.
+ENV HF_HOME=/models/huggingface
 EXPOSE 8080
 VOLUME ["/models"]
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \

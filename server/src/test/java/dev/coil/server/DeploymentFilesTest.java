@@ -172,6 +172,11 @@ class DeploymentFilesTest {
         assertThat(checks).isEqualTo(2);
         // "docker run IMAGE serve" (SageMaker's start) replaces CMD's --host: the image's COIL_HOST keeps it reachable.
         assertThat(instructions.stream().filter(i -> i.equals("ENV COIL_HOST=0.0.0.0")).count()).isEqualTo(2);
+        // A Hub model's download lands in the volume the images declare and the coil user owns.
+        assertThat(instructions.stream().filter(i -> i.equals("ENV HF_HOME=/models/huggingface")).count()).isEqualTo(2);
+        assertThat(instructions).contains("VOLUME [\"/models\"]");
+        assertThat(instructions.stream().filter(i -> i.contains("mkdir -p /models && chown coil /models")).count())
+                .isEqualTo(2);
     }
 
     @Test

@@ -123,14 +123,27 @@ public final class HubModel {
      *     that does not match its hash
      */
     public static Path resolve(String repository, String revision, Settings settings, Consumer<String> log) {
+        return of(repository, revision, settings, log).resolve(true);
+    }
+
+    /**
+     * The folder of {@code repository} at {@code revision} with its config.json, tokenizer files and
+     * the other small files in it, the weights not yet downloaded: what a server reads before it
+     * listens, {@link #resolve} bringing the rest after.
+     */
+    public static Path resolveConfiguration(String repository, String revision, Settings settings,
+            Consumer<String> log) {
+        return of(repository, revision, settings, log).resolve(false);
+    }
+
+    private static HubModel of(String repository, String revision, Settings settings, Consumer<String> log) {
         if (!isRepositoryName(repository)) {
             throw new CheckpointException("\"" + repository + "\" is not a Hugging Face model name (organization/name).");
         }
-        return new HubModel(repository, revision == null || revision.isBlank() ? "main" : revision, settings, log)
-                .resolve();
+        return new HubModel(repository, revision == null || revision.isBlank() ? "main" : revision, settings, log);
     }
 
-    private Path resolve() {
+    private Path resolve(boolean withWeights) {
         if (settings.offline()) {
             return cachedSnapshot().orElseThrow(() -> new CheckpointException(repository + " at revision " + revision
                     + " is not in the Hugging Face cache (" + repositoryFolder + ") and HF_HUB_OFFLINE is set, so it"
@@ -174,6 +187,9 @@ public final class HubModel {
                     + "transformers model folder.");
         }
         List<String> weights = weightFiles(files.keySet(), snapshot);
+        if (!withWeights) {
+            return snapshot;
+        }
         if (weights.isEmpty()) {
             throw new CheckpointException(repository + " has no " + Checkpoint.SINGLE_FILE + " or "
                     + Checkpoint.INDEX_FILE + " on the Hub: Coil reads transformers' safetensors weights, not "

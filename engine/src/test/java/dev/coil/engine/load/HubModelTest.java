@@ -138,6 +138,22 @@ class HubModelTest {
                 .anyMatch(request -> request.startsWith("/storage/"));
     }
 
+    /** What a server reads before it listens comes first; the weights follow at the full resolve. */
+    @Test
+    void theConfigurationComesBeforeTheWeights() throws Exception {
+        Path folder = HubModel.resolveConfiguration(REPOSITORY, null, settings(null, false), log::add);
+        assertThat(folder.resolve("config.json")).isRegularFile();
+        assertThat(folder.resolve("tokenizer.json")).isRegularFile();
+        assertThat(folder.resolve("model.safetensors.index.json")).isRegularFile();
+        assertThat(requests).noneMatch(request -> request.endsWith(".safetensors"));
+        assertThat(ConfigJson.read(folder.resolve("config.json")).path("model_type").asText()).isNotEmpty();
+
+        requests.clear();
+        assertThat(resolve(null, false)).isEqualTo(folder);
+        assertThat(requests).as("only the weights are fetched now").noneMatch(request -> request.endsWith(".json"))
+                .anyMatch(request -> request.endsWith(".safetensors"));
+    }
+
     @Test
     void aSecondResolveDownloadsNothingAndTheCacheServesOfflineOrWithTheHubGone() {
         Path folder = resolve(null, false);

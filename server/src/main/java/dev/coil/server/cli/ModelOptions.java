@@ -11,7 +11,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import picocli.CommandLine.Option;
 
-/** --model, --threads, --devices and --mmap, shared by every command that loads a model. */
+/** --model (a folder, or a Hub model with --revision and --download-dir), --threads, --devices and --mmap, shared by every command that loads a model. */
 public final class ModelOptions {
 
     @Option(names = "--model", paramLabel = "DIR|ORG/NAME", defaultValue = "${env:COIL_MODEL}",
@@ -97,15 +97,37 @@ public final class ModelOptions {
         return model != null && !Files.exists(Path.of(model)) && HubModel.isRepositoryName(model) ? model : null;
     }
 
+    /**
+     * A folder with the model's config.json and tokenizer files, for what is read before the weights
+     * load: {@link #folder()}, except that a Hub model's weights are not downloaded yet (serve listens
+     * before it downloads them).
+     */
+    public Path configurationFolder() {
+        if (folder != null || hubModel() == null) {
+            return folder();
+        }
+        try {
+            return HubModel.resolveConfiguration(model, revision, hubSettings(), System.err::println);
+        } catch (CheckpointException e) {
+            throw new CheckpointException(e.getMessage() + " No folder " + model + " is here either.", e);
+        }
+    }
+
+    /** The model as given, for messages: the Hub model's name, or the folder (found without downloading). */
+    public String description() {
+        return hubModel() != null ? hubModel() + " (Hugging Face Hub)" : folder().toString();
+    }
+
+    private HubModel.Settings hubSettings() {
+        HubModel.Settings settings = HubModel.Settings.fromEnvironment();
+        return downloadDirectory == null ? settings
+                : new HubModel.Settings(settings.endpoint(), downloadDirectory, settings.token(), settings.offline());
+    }
+
     private Path findFolder() {
         if (hubModel() != null) {
             try {
-                HubModel.Settings settings = HubModel.Settings.fromEnvironment();
-                if (downloadDirectory != null) {
-                    settings = new HubModel.Settings(settings.endpoint(), downloadDirectory, settings.token(),
-                            settings.offline());
-                }
-                return HubModel.resolve(model, revision, settings, System.err::println);
+                return HubModel.resolve(model, revision, hubSettings(), System.err::println);
             } catch (CheckpointException e) {
                 throw new CheckpointException(e.getMessage() + " No folder " + model + " is here either.", e);
             }

@@ -67,7 +67,7 @@ public final class RunBatchCommand implements Callable<Integer> {
             }
         }
         try (Lines lines = open(input)) {
-            System.err.println("coil: run-batch: loading " + serving.modelOptions.folder());
+            System.err.println("coil: run-batch: loading " + serving.modelOptions.description());
             ServedModel model = loading.load();
             CoilServer server = CoilServer.start(serverOptions, Telemetry.fromEnvironment());
             try {

@@ -77,7 +77,7 @@ public final class ServeCommand implements Callable<Integer> {
         Devices devices = serving.devices();
         EngineOptions engineOptions = serving.engineOptions(devices);
         long bodyLimit = maxBodyBytes != null ? maxBodyBytes
-                : defaultMaxBodyBytes(serving.modelOptions.folder(), engineOptions.maxModelLength());
+                : defaultMaxBodyBytes(serving.modelOptions.configurationFolder(), engineOptions.maxModelLength());
         ServerOptions serverOptions = new ServerOptions(host, port, apiKey, bodyLimit, seconds(keepAliveSeconds,
                 "--sse-keep-alive"), seconds(shutdownSeconds, "--shutdown-timeout"), serving.toolCallFormat(),
                 serving.reasoningFormat(), serving.responseStoreBytes());
@@ -90,7 +90,7 @@ public final class ServeCommand implements Callable<Integer> {
             stopped.countDown();
         }, "coil-shutdown"));
         String url = "http://" + (host.contains(":") ? "[" + host + "]" : host) + ":" + server.port();
-        System.err.println("coil: listening on " + url + "; loading " + serving.modelOptions.folder());
+        System.err.println("coil: listening on " + url + "; loading " + serving.modelOptions.description());
         ServedModel model = loading.load();
         server.serve(model);
         System.err.printf("coil: serving %s (%d-token context) on %s at %s/v1%s%n", model.name(),

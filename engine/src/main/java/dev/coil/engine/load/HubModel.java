@@ -20,6 +20,10 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.function.Consumer;
 import java.util.regex.Pattern;
 
@@ -51,6 +55,8 @@ public final class HubModel {
             ModelFolder.TOKENIZER, ModelFolder.TOKENIZER_CONFIG, ModelFolder.SPECIAL_TOKENS_MAP,
             "chat_template.jinja", "chat_template.json", Checkpoint.INDEX_FILE);
     private static final int REDIRECTS = 10;
+    /** Weight files downloaded at once. */
+    private static final int PARALLEL_DOWNLOADS = 4;
 
     /**
      * Where the Hub is and how to reach it.
@@ -196,13 +202,12 @@ public final class HubModel {
                     + otherWeights(files.keySet()) + ".");
         }
         for (String name : weights) {
-            JsonNode sibling = files.get(name);
-            if (sibling == null) {
+            if (!files.containsKey(name)) {
                 throw new CheckpointException(repository + "'s " + Checkpoint.INDEX_FILE + " names " + name
                         + ", which the repository does not hold.");
             }
-            fetch(commit, name, sibling, snapshot);
         }
+        fetchAll(commit, weights, files, snapshot);
         if (!revision.equals(commit)) {
             writeReference(commit);
         }
@@ -271,6 +276,45 @@ public final class HubModel {
             return complete ? Optional.of(snapshot) : Optional.empty();
         } catch (CheckpointException unreadable) {
             return Optional.empty();
+        }
+    }
+
+    /**
+     * Fetches the weight files, {@link #PARALLEL_DOWNLOADS} at a time (as huggingface_hub does, a
+     * shard's single stream being slower than the link), each to its end whatever the others do; the
+     * first failure is thrown once all have stopped, so that every file that could come is kept.
+     */
+    private void fetchAll(String commit, List<String> names, Map<String, JsonNode> files, Path snapshot) {
+        if (names.size() == 1) {
+            fetch(commit, names.getFirst(), files.get(names.getFirst()), snapshot);
+            return;
+        }
+        List<Future<?>> downloads = new ArrayList<>();
+        try (ExecutorService pool = Executors.newFixedThreadPool(Math.min(PARALLEL_DOWNLOADS, names.size()),
+                Thread.ofPlatform().name("coil-hub-download-", 0).daemon().factory())) {
+            for (String name : names) {
+                downloads.add(pool.submit(() -> fetch(commit, name, files.get(name), snapshot)));
+            }
+        }
+        RuntimeException first = null;
+        for (Future<?> download : downloads) {
+            try {
+                download.get();
+            } catch (ExecutionException e) {
+                RuntimeException failure = e.getCause() instanceof RuntimeException runtime ? runtime
+                        : new CheckpointException(String.valueOf(e.getCause()), e.getCause());
+                if (first == null) {
+                    first = failure;
+                } else {
+                    first.addSuppressed(failure);
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new CheckpointException("Interrupted while downloading " + repository + ".", e);
+            }
+        }
+        if (first != null) {
+            throw first;
         }
     }
 

@@ -57,6 +57,11 @@ class HubModelTest {
     private String corrupted;
     /** A file whose next transfer the server cuts off halfway (null: none). */
     private String cutOff;
+    /** Shard transfers in flight at once, now and at the most. */
+    private final java.util.concurrent.atomic.AtomicInteger inFlight = new java.util.concurrent.atomic.AtomicInteger();
+    private final java.util.concurrent.atomic.AtomicInteger mostInFlight = new java.util.concurrent.atomic.AtomicInteger();
+    /** Lets the storage's answers go once two shards are asked for at once (or after a second). */
+    private final java.util.concurrent.CountDownLatch twoAsked = new java.util.concurrent.CountDownLatch(2);
 
     @BeforeEach
     void startHub() throws Exception {
@@ -76,6 +81,7 @@ class HubModelTest {
         files.put("onnx/model.onnx", new byte[16]);
         hub = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
         hub.createContext("/", this::answer);
+        hub.setExecutor(java.util.concurrent.Executors.newCachedThreadPool());
         hub.start();
     }
 
@@ -133,6 +139,7 @@ class HubModelTest {
             assertThat(checkpoint.names()).containsExactlyInAnyOrderElementsOf(original.names());
             assertThat(tokenizer.encode("hello world", false)).isNotEmpty();
         }
+        assertThat(mostInFlight.get()).as("shards downloaded side by side").isGreaterThanOrEqualTo(2);
         assertThat(requests).as("the token goes to the Hub, not to the storage it sends the weights on to")
                 .allMatch(request -> request.startsWith("/storage/") != request.endsWith("(token)"))
                 .anyMatch(request -> request.startsWith("/storage/"));
@@ -281,7 +288,15 @@ class HubModelTest {
                 requests.add("range from " + from);
                 send(exchange, 206, java.util.Arrays.copyOfRange(bytes, from, bytes.length));
             } else {
+                mostInFlight.accumulateAndGet(inFlight.incrementAndGet(), Math::max);
+                twoAsked.countDown();
+                try {
+                    twoAsked.await(1, java.util.concurrent.TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
                 send(exchange, 200, bytes);
+                inFlight.decrementAndGet();
             }
         } else {
             send(exchange, 404, "{\"error\": \"Entry not found\"}".getBytes(StandardCharsets.UTF_8));

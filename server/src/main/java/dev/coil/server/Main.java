@@ -5,6 +5,7 @@ import dev.coil.server.cli.GenerateCommand;
 import dev.coil.server.cli.RunBatchCommand;
 import dev.coil.server.cli.ScoreCommand;
 import dev.coil.server.cli.ServeCommand;
+import dev.coil.server.cli.VllmFlags;
 import java.io.PrintWriter;
 import java.util.List;
 import picocli.CommandLine;
@@ -32,7 +33,8 @@ public final class Main implements Runnable {
     /**
      * The command line as {@link #main} runs it: a failed command prints {@code coil: <message>} to the error
      * stream and exits 1, with the stack trace only under {@code -Dcoil.debug=true}; an option picocli cannot
-     * parse prints {@code coil: <message>} and where the options are listed, and exits 2.
+     * parse prints {@code coil: <message>} (and, for a vLLM flag Coil lacks, what it does instead) and where the
+     * options are listed, and exits 2.
      */
     public static CommandLine commandLine() {
         CommandLine commandLine = new CommandLine(new Main())
@@ -104,6 +106,11 @@ public final class Main implements Runnable {
         CommandLine failed = exception.getCommandLine();
         PrintWriter err = failed.getErr();
         err.println("coil: " + exception.getMessage());
+        if (exception instanceof UnmatchedArgumentException unmatched) {
+            for (String argument : unmatched.getUnmatched()) {
+                VllmFlags.instead(argument).ifPresent(hint -> err.println("coil: " + hint));
+            }
+        }
         List<String> suggestions = exception instanceof UnmatchedArgumentException unmatched
                 ? unmatched.getSuggestions() : List.of();
         String command = failed.getCommandSpec().qualifiedName();

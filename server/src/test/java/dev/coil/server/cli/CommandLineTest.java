@@ -148,7 +148,12 @@ class CommandLineTest {
         assertThat(misspelt.err().lines().toList()).hasSize(2);
         assertThat(misspelt.err()).startsWith("coil: ").contains("generat")
                 .contains("Did you mean generate").contains("Try 'coil --help' for the commands.");
-        for (Output output : List.of(malformed, unknown, misspelt)) {
+        Output vllm = runCapturing(2, "serve", "--gpu-memory-utilization=0.9");
+        assertThat(vllm.err().lines().toList()).hasSize(3);
+        assertThat(vllm.err()).startsWith("coil: Unknown option: '--gpu-memory-utilization=0.9'")
+                .contains("coil: vLLM's --gpu-memory-utilization: Coil sizes its KV and state cache with --cache-memory")
+                .contains("Try 'coil serve --help' for the options.");
+        for (Output output : List.of(malformed, unknown, misspelt, vllm)) {
             assertThat(output.err()).doesNotContain("\tat ").doesNotContain("Exception").doesNotContain("Usage:");
         }
     }

@@ -65,7 +65,7 @@ public final class HubModel {
      * @param cache the Hub cache's folder ({@code HF_HUB_CACHE}, else {@code $HF_HOME/hub}, else
      *     {@code ~/.cache/huggingface/hub})
      * @param token an access token for private and gated models ({@code HF_TOKEN}, else the file
-     *     {@code $HF_HOME/token} that {@code hf auth login} writes), or null
+     *     {@code $HF_TOKEN_PATH} or {@code $HF_HOME/token} that {@code hf auth login} writes), or null
      * @param offline whether only the cache may be read ({@code HF_HUB_OFFLINE})
      */
     public record Settings(URI endpoint, Path cache, String token, boolean offline) {
@@ -83,9 +83,11 @@ public final class HubModel {
             if (token == null || token.isBlank()) {
                 token = environment.get("HUGGING_FACE_HUB_TOKEN");
             }
-            if ((token == null || token.isBlank()) && Files.isRegularFile(hfHome.resolve("token"))) {
+            String tokenPath = environment.get("HF_TOKEN_PATH");
+            Path tokenFile = tokenPath != null && !tokenPath.isBlank() ? Path.of(tokenPath) : hfHome.resolve("token");
+            if ((token == null || token.isBlank()) && Files.isRegularFile(tokenFile)) {
                 try {
-                    token = Files.readString(hfHome.resolve("token")).strip();
+                    token = Files.readString(tokenFile).strip();
                 } catch (IOException unreadable) {
                     token = null;
                 }

@@ -72,11 +72,16 @@ public final class HubModel {
 
         /** The settings huggingface_hub reads from the environment, read the same way. */
         public static Settings fromEnvironment() {
-            Map<String, String> environment = System.getenv();
-            String home = environment.get("HF_HOME");
-            Path hfHome = home != null && !home.isBlank() ? Path.of(home)
-                    : Path.of(environment.getOrDefault("XDG_CACHE_HOME", System.getProperty("user.home") + "/.cache"),
-                            "huggingface");
+            return from(System.getenv(), Path.of(System.getProperty("user.home")));
+        }
+
+        /** The settings {@code environment} gives, {@code home} the user's home folder. */
+        static Settings from(Map<String, String> environment, Path home) {
+            String hfHomeVariable = environment.get("HF_HOME");
+            String xdgCache = environment.get("XDG_CACHE_HOME");
+            Path hfHome = hfHomeVariable != null && !hfHomeVariable.isBlank() ? Path.of(hfHomeVariable)
+                    : (xdgCache != null && !xdgCache.isBlank() ? Path.of(xdgCache) : home.resolve(".cache"))
+                            .resolve("huggingface");
             String hubCache = environment.get("HF_HUB_CACHE");
             Path cache = hubCache != null && !hubCache.isBlank() ? Path.of(hubCache) : hfHome.resolve("hub");
             String token = environment.get("HF_TOKEN");

@@ -223,6 +223,40 @@ class HubModelTest {
         assertThat(part).doesNotExist();
     }
 
+    /** The environment is read as huggingface_hub reads it. */
+    @Test
+    void theSettingsComeFromTheEnvironmentAsHuggingFaceHubReadsThem() throws Exception {
+        Path home = cache.resolve("home");
+        HubModel.Settings plain = HubModel.Settings.from(Map.of(), home);
+        assertThat(plain.cache()).isEqualTo(home.resolve(".cache/huggingface/hub"));
+        assertThat(plain.endpoint()).isEqualTo(URI.create("https://huggingface.co"));
+        assertThat(plain.token()).isNull();
+        assertThat(plain.offline()).isFalse();
+
+        assertThat(HubModel.Settings.from(Map.of("XDG_CACHE_HOME", "/x"), home).cache()).isEqualTo(Path.of("/x/huggingface/hub"));
+        assertThat(HubModel.Settings.from(Map.of("HF_HOME", "/h", "XDG_CACHE_HOME", "/x"), home).cache())
+                .isEqualTo(Path.of("/h/hub"));
+        assertThat(HubModel.Settings.from(Map.of("HF_HOME", "/h", "HF_HUB_CACHE", "/c"), home).cache())
+                .isEqualTo(Path.of("/c"));
+        assertThat(HubModel.Settings.from(Map.of("HF_ENDPOINT", "https://mirror.example/"), home).endpoint())
+                .isEqualTo(URI.create("https://mirror.example"));
+        for (String on : List.of("1", "true", "YES", "on")) {
+            assertThat(HubModel.Settings.from(Map.of("HF_HUB_OFFLINE", on), home).offline()).as(on).isTrue();
+        }
+        assertThat(HubModel.Settings.from(Map.of("HF_HUB_OFFLINE", "0"), home).offline()).isFalse();
+
+        // The token: HF_TOKEN, else the older name, else the file hf auth login writes (or HF_TOKEN_PATH).
+        Files.createDirectories(home.resolve(".cache/huggingface"));
+        Files.writeString(home.resolve(".cache/huggingface/token"), "hf_from_file\n");
+        assertThat(HubModel.Settings.from(Map.of(), home).token()).isEqualTo("hf_from_file");
+        Path elsewhere = Files.writeString(cache.resolve("token-elsewhere"), "hf_from_path");
+        assertThat(HubModel.Settings.from(Map.of("HF_TOKEN_PATH", elsewhere.toString()), home).token())
+                .isEqualTo("hf_from_path");
+        assertThat(HubModel.Settings.from(Map.of("HUGGING_FACE_HUB_TOKEN", "hf_old"), home).token()).isEqualTo("hf_old");
+        assertThat(HubModel.Settings.from(Map.of("HF_TOKEN", "hf_new", "HUGGING_FACE_HUB_TOKEN", "hf_old"), home).token())
+                .isEqualTo("hf_new");
+    }
+
     @Test
     void whatCannotBeHadIsSaidPlainly() {
         assertThatThrownBy(() -> HubModel.resolve("test-org/missing", null, settings(null, false), log::add))

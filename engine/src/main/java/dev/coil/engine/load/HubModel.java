@@ -200,13 +200,13 @@ public final class HubModel {
                     + "transformers model folder.");
         }
         List<String> weights = weightFiles(files.keySet(), snapshot);
-        if (!withWeights) {
-            return snapshot;
-        }
         if (weights.isEmpty()) {
             throw new CheckpointException(repository + " has no " + Checkpoint.SINGLE_FILE + " or "
-                    + Checkpoint.INDEX_FILE + " on the Hub: Coil reads transformers' safetensors weights, not "
-                    + otherWeights(files.keySet()) + ".");
+                    + Checkpoint.INDEX_FILE + " on the Hub, the weights Coil reads (its weight files: "
+                    + otherWeights(files.keySet()) + ").");
+        }
+        if (!withWeights) {
+            return snapshot;
         }
         for (String name : weights) {
             if (!files.containsKey(name)) {
@@ -245,14 +245,12 @@ public final class HubModel {
         return shards;
     }
 
+    /** The repository's weight files of other kinds, a few of them by name, or "none" where it has none. */
     private static String otherWeights(Set<String> files) {
-        List<String> kinds = new ArrayList<>();
-        for (String suffix : List.of(".safetensors", ".bin", ".gguf", ".onnx", ".pt", ".pth", ".h5", ".msgpack")) {
-            if (files.stream().anyMatch(name -> name.endsWith(suffix))) {
-                kinds.add(suffix);
-            }
-        }
-        return kinds.isEmpty() ? "the files it has" : String.join(", ", kinds) + " files";
+        List<String> weights = files.stream().filter(name -> List.of(".safetensors", ".bin", ".gguf", ".onnx", ".pt",
+                ".pth", ".h5", ".msgpack").stream().anyMatch(name::endsWith)).sorted().toList();
+        return weights.isEmpty() ? "none" : String.join(", ", weights.subList(0, Math.min(3, weights.size())))
+                + (weights.size() > 3 ? " and " + (weights.size() - 3) + " more" : "");
     }
 
     /** The snapshot of the revision in the cache, when it holds config.json and all its weights. */

@@ -270,8 +270,11 @@ class HubModelTest {
                 .isInstanceOf(CheckpointException.class).hasMessageContaining("no model " + REPOSITORY + " at revision v9");
         files.keySet().removeIf(name -> name.endsWith(".safetensors") || name.endsWith(".index.json"));
         assertThatThrownBy(() -> resolve(null, false)).isInstanceOf(CheckpointException.class)
-                .hasMessageContaining("has no model.safetensors or model.safetensors.index.json on the Hub: Coil reads"
-                        + " transformers' safetensors weights, not .bin, .onnx files");
+                .hasMessageContaining("has no model.safetensors or model.safetensors.index.json on the Hub, the weights"
+                        + " Coil reads (its weight files: onnx/model.onnx, pytorch_model.bin)");
+        assertThatThrownBy(() -> HubModel.resolveConfiguration(REPOSITORY, null, settings(null, false), log::add))
+                .as("found before a server listens").isInstanceOf(CheckpointException.class)
+                .hasMessageContaining("has no model.safetensors");
         stop();
         assertThatThrownBy(() -> HubModel.resolve("test-org/other", null, settings(null, false), log::add))
                 .isInstanceOf(CheckpointException.class).hasMessageContaining("Could not reach the Hugging Face Hub");

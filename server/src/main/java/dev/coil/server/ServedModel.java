@@ -17,6 +17,7 @@ import java.nio.file.Path;
 import java.util.function.Function;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 
@@ -28,6 +29,7 @@ public final class ServedModel implements AutoCloseable {
 
     private final Engine engine;
     private final String name;
+    private volatile List<String> names;
     private final ChatTemplate chatTemplate;
     private final SamplingDefaults samplingDefaults;
     private final long created = Instant.now().getEpochSecond();
@@ -43,6 +45,7 @@ public final class ServedModel implements AutoCloseable {
     public ServedModel(Engine engine, String name, ChatTemplate chatTemplate, SamplingDefaults samplingDefaults) {
         this.engine = engine;
         this.name = name;
+        this.names = List.of(name);
         this.chatTemplate = chatTemplate;
         this.samplingDefaults = samplingDefaults;
     }
@@ -161,6 +164,21 @@ public final class ServedModel implements AutoCloseable {
 
     public String name() {
         return name;
+    }
+
+    /** The model's id and the other names it answers to, in that order (vLLM's several served names). */
+    public List<String> names() {
+        return names;
+    }
+
+    /**
+     * Lets the model answer to {@code aliases} too (the second and later --served-model-name): listed in
+     * /v1/models and found by GET /v1/models/{name}; responses name the model by its id. Set before serving.
+     */
+    public void alsoAnswersTo(List<String> aliases) {
+        List<String> all = new java.util.ArrayList<>(List.of(name));
+        aliases.stream().filter(alias -> !all.contains(alias)).forEach(all::add);
+        names = List.copyOf(all);
     }
 
     /** The chat template, or null when the folder has none. */

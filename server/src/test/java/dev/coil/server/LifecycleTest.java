@@ -55,6 +55,28 @@ class LifecycleTest {
         }
     }
 
+    /** More served names (vLLM's several --served-model-name): each listed and found; responses name the first. */
+    @Test
+    void aModelAnswersToEveryNameItIsServedUnder() {
+        try (TestServer server = TestServer.listen(ServerOptions.defaults("127.0.0.1", 0))) {
+            ServedModel model = ServedModel.load(TestServer.DEMO_MODEL, "demo", new CpuOps(new Parallel(1)),
+                    TestServer.ENGINE_OPTIONS);
+            model.alsoAnswersTo(java.util.List.of("demo", "team/chat-model"));
+            server.server().serve(model);
+            JsonNode listed = TestServer.parse(server.get("/v1/models").body()).get("data");
+            assertThat(listed).hasSize(2);
+            assertThat(listed.get(0).get("id").asText()).isEqualTo("demo");
+            assertThat(listed.get(1).get("id").asText()).isEqualTo("team/chat-model");
+            assertThat(listed.get(1).get("max_model_len")).isEqualTo(listed.get(0).get("max_model_len"));
+            assertThat(TestServer.parse(server.get("/v1/models/team/chat-model").body()).get("id").asText())
+                    .isEqualTo("team/chat-model");
+            assertThat(server.get("/v1/models/other").statusCode()).isEqualTo(404);
+            JsonNode answer = server.postJson("/v1/completions",
+                    "{\"model\": \"team/chat-model\", \"prompt\": \"apt\", \"max_tokens\": 2}");
+            assertThat(answer.get("model").asText()).isEqualTo("demo");
+        }
+    }
+
     @Test
     void playgroundPageIsServedAtTheRoot() {
         try (TestServer server = TestServer.listen(ServerOptions.defaults("127.0.0.1", 0))) {

@@ -17,6 +17,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.Locale;
 import java.util.function.Function;
 import picocli.CommandLine;
@@ -54,8 +55,9 @@ final class ServingOptions {
 
     @Option(names = "--served-model-name", paramLabel = "NAME",
             description = "The model id clients see in /v1/models and responses (default: the Hub model's name that"
-                    + " --model gives, else the model folder's name).")
-    String servedModelName;
+                    + " --model gives, else the model folder's name). Repeated, more names the model answers to,"
+                    + " each listed in /v1/models (vLLM takes them after one flag); responses name the first.")
+    List<String> servedModelNames;
 
     @Option(names = "--response-store", paramLabel = "SIZE", defaultValue = "64M",
             description = "The Responses API's stored responses (GET /v1/responses/ID, previous_response_id), held "
@@ -176,10 +178,13 @@ final class ServingOptions {
             int threads = options.modelOptions.threads();
             ScanPrecision precision = options.modelOptions.scanPrecision();
             ServedModel model = ServedModel.load(options.modelOptions.folder(),
-                    options.modelOptions.weightStorage(devices), options.servedModelName != null
-                            ? options.servedModelName : options.modelOptions.hubModel(),
+                    options.modelOptions.weightStorage(devices), options.servedModelNames != null
+                            ? options.servedModelNames.getFirst() : options.modelOptions.hubModel(),
                     loaded -> Backends.open(devices, loaded, threads, precision, engineOptions.batchInvariant()),
                     sharding, engineOptions, template, modelSamplingDefaults);
+            if (options.servedModelNames != null) {
+                model.alsoAnswersTo(options.servedModelNames);
+            }
             if (!model.samplingDefaults().described().isEmpty()) {
                 System.err.println("coil: requests that leave them out sample with the model's generation_config.json "
                         + "values: " + model.samplingDefaults().described() + " (--generation-config vllm for none)");

@@ -219,6 +219,8 @@ class ServeCommandTest {
         ServeCommand command = parse("ibm-granite/granite-4.0-h-350m", "--trust-remote-code", "--port", "0");
         assertThat(command.model).isEqualTo("ibm-granite/granite-4.0-h-350m");
         assertThat(command.serving.modelOptions.trustRemoteCode).isTrue();
+        assertThat(parse("--served-model-name", "a", "--served-model-name", "team/b").serving.servedModelNames)
+                .containsExactly("a", "team/b");
         Failure twice = serveFailing("--port", "0", "other-org/other-model");
         assertThat(twice.exit()).isNotZero();
         assertThat(twice.err() + twice.log()).contains("the model is given twice: other-org/other-model and --model "

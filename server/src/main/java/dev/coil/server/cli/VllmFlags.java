@@ -13,6 +13,9 @@ public final class VllmFlags {
 
     private static final String PARALLEL = "Coil holds a model's weights on one GPU; --devices cuda:0,cuda:1 shards"
             + " one long context over several (context parallelism, --context-parallel).";
+    private static final String QUANTIZED = "Coil loads F32, BF16 and F16 safetensors; quantized checkpoints are not"
+            + " read.";
+    private static final String CHUNKED = "Coil always takes prompts in chunks of --max-batched-tokens.";
     private static final Map<String, String> INSTEAD = Map.ofEntries(
             Map.entry("--gpu-memory-utilization", "Coil sizes its KV and state cache with --cache-memory: a fraction"
                     + " of the memory free after the weights (0.9) or a size (40G)."),
@@ -25,10 +28,10 @@ public final class VllmFlags {
             Map.entry("-dp", PARALLEL),
             Map.entry("--dtype", "Coil computes in the checkpoint's own dtype (F32, BF16 or F16); there is nothing to"
                     + " choose."),
-            Map.entry("--quantization", "Coil loads F32, BF16 and F16 safetensors; quantized checkpoints are not read."),
-            Map.entry("-q", "Coil loads F32, BF16 and F16 safetensors; quantized checkpoints are not read."),
-            Map.entry("--enable-chunked-prefill", "Coil always takes prompts in chunks of --max-batched-tokens."),
-            Map.entry("--no-enable-chunked-prefill", "Coil always takes prompts in chunks of --max-batched-tokens."),
+            Map.entry("--quantization", QUANTIZED),
+            Map.entry("-q", QUANTIZED),
+            Map.entry("--enable-chunked-prefill", CHUNKED),
+            Map.entry("--no-enable-chunked-prefill", CHUNKED),
             Map.entry("--enforce-eager", "Coil replays its GPU decode steps as CUDA graphs, and has no eager mode."),
             Map.entry("--tokenizer", "Coil reads the tokenizer of the model's folder (tokenizer.json)."),
             Map.entry("--enable-lora", "Coil serves no LoRA adapters."),

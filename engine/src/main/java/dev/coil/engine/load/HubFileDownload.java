@@ -13,7 +13,14 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
+import java.time.Duration;
 import java.util.HexFormat;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
 
 /**
@@ -34,22 +41,29 @@ final class HubFileDownload {
         HttpResponse<InputStream> open(long from) throws IOException;
     }
 
+    /** Watches transfers for stalls: a connection that sends nothing stays open, and a read on it waits on. */
+    private static final ScheduledExecutorService WATCH = Executors.newSingleThreadScheduledExecutor(
+            Thread.ofPlatform().name("coil-hub-stall-watch").daemon().factory());
+
     private final String label;
     private final long size;
     private final String lfsHash;
     private final String blobId;
     private final Consumer<String> log;
+    private final Duration stallLimit;
 
     /**
      * @param label the repository and the file's name, for messages
      * @param sibling the file's entry in the Hub's list: {@code size}, {@code blobId}, {@code lfs}
+     * @param stallLimit how long a transfer may send nothing before it is given up (its part kept)
      */
-    HubFileDownload(String label, JsonNode sibling, Consumer<String> log) {
+    HubFileDownload(String label, JsonNode sibling, Consumer<String> log, Duration stallLimit) {
         this.label = label;
         this.size = sibling.path("lfs").path("size").asLong(sibling.path("size").asLong(-1));
         this.lfsHash = sibling.path("lfs").path("sha256").asText(null);
         this.blobId = sibling.path("blobId").asText(null);
         this.log = log;
+        this.stallLimit = stallLimit;
     }
 
     /** Brings the file to {@code target} (a link into {@code blobs}) from {@code source}. */
@@ -98,11 +112,27 @@ final class HubFileDownload {
         }
     }
 
-    /** Appends (or writes anew) the body to {@code partial}; returns the bytes it held. */
+    /**
+     * Appends (or writes anew) the body to {@code partial}; returns the bytes it held. A body that
+     * sends nothing for {@link #stallLimit} is closed under the read, which then fails: the part so
+     * far stays for the next start.
+     */
     private long copy(InputStream response, Path partial, boolean append, Digests digests, long had) throws IOException {
         long copied = 0;
         long started = System.nanoTime();
         long lastSaid = started;
+        AtomicLong lastBytes = new AtomicLong(started);
+        AtomicBoolean stalled = new AtomicBoolean();
+        long checkNanos = Math.max(1, stallLimit.toNanos() / 4);
+        ScheduledFuture<?> watch = WATCH.scheduleAtFixedRate(() -> {
+            if (System.nanoTime() - lastBytes.get() > stallLimit.toNanos() && stalled.compareAndSet(false, true)) {
+                try {
+                    response.close();
+                } catch (IOException ignored) {
+                    // the read it unblocks says what happened
+                }
+            }
+        }, checkNanos, checkNanos, TimeUnit.NANOSECONDS);
         try (InputStream body = response;
                 OutputStream out = Files.newOutputStream(partial, StandardOpenOption.CREATE,
                         append ? StandardOpenOption.APPEND : StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE)) {
@@ -112,12 +142,20 @@ final class HubFileDownload {
                 digests.update(buffer, read);
                 copied += read;
                 long now = System.nanoTime();
+                lastBytes.set(now);
                 if (size > LOGGED_SIZE && now - lastSaid > PROGRESS_NANOS) {
                     log.accept(String.format("coil: %s: %.0f of %.0f MB (%.0f MB/s)", label, (had + copied) / 1e6,
                             size / 1e6, copied / 1e6 / ((now - started) / 1e9)));
                     lastSaid = now;
                 }
             }
+        } catch (IOException e) {
+            throw stalled.get() ? new IOException("nothing came for " + stallLimit.toSeconds() + " s", e) : e;
+        } finally {
+            watch.cancel(false);
+        }
+        if (stalled.get()) {
+            throw new IOException("nothing came for " + stallLimit.toSeconds() + " s");
         }
         return copied;
     }

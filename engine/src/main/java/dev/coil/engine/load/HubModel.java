@@ -55,6 +55,8 @@ public final class HubModel {
             ModelFolder.TOKENIZER, ModelFolder.TOKENIZER_CONFIG, ModelFolder.SPECIAL_TOKENS_MAP,
             "chat_template.jinja", "chat_template.json", Checkpoint.INDEX_FILE);
     private static final int REDIRECTS = 10;
+    /** A transfer that sends nothing for this long is given up, its part kept for the next start. */
+    private static final Duration STALL_LIMIT = Duration.ofSeconds(60);
     /** Weight files downloaded at once. */
     private static final int PARALLEL_DOWNLOADS = 4;
 
@@ -110,10 +112,13 @@ public final class HubModel {
     private final Settings settings;
     private final Consumer<String> log;
     private final Path repositoryFolder;
+    /** How long a transfer may send nothing before it is given up (its part kept for the next start). */
+    private final Duration stallLimit;
     private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(20))
             .followRedirects(HttpClient.Redirect.NEVER).build();
 
-    private HubModel(String repository, String revision, Settings settings, Consumer<String> log) {
+    private HubModel(String repository, String revision, Settings settings, Consumer<String> log, Duration stallLimit) {
+        this.stallLimit = stallLimit;
         this.repository = repository;
         this.revision = revision;
         this.settings = settings;
@@ -136,7 +141,13 @@ public final class HubModel {
      *     that does not match its hash
      */
     public static Path resolve(String repository, String revision, Settings settings, Consumer<String> log) {
-        return of(repository, revision, settings, log).resolve(true);
+        return of(repository, revision, settings, log, STALL_LIMIT).resolve(true);
+    }
+
+    /** {@link #resolve} with a transfer given up after {@code stallLimit} without bytes (for tests). */
+    static Path resolve(String repository, String revision, Settings settings, Consumer<String> log,
+            Duration stallLimit) {
+        return of(repository, revision, settings, log, stallLimit).resolve(true);
     }
 
     /**
@@ -146,14 +157,16 @@ public final class HubModel {
      */
     public static Path resolveConfiguration(String repository, String revision, Settings settings,
             Consumer<String> log) {
-        return of(repository, revision, settings, log).resolve(false);
+        return of(repository, revision, settings, log, STALL_LIMIT).resolve(false);
     }
 
-    private static HubModel of(String repository, String revision, Settings settings, Consumer<String> log) {
+    private static HubModel of(String repository, String revision, Settings settings, Consumer<String> log,
+            Duration stallLimit) {
         if (!isRepositoryName(repository)) {
             throw new CheckpointException("\"" + repository + "\" is not a Hugging Face model name (organization/name).");
         }
-        return new HubModel(repository, revision == null || revision.isBlank() ? "main" : revision, settings, log);
+        return new HubModel(repository, revision == null || revision.isBlank() ? "main" : revision, settings, log,
+                stallLimit);
     }
 
     private Path resolve(boolean withWeights) {
@@ -330,8 +343,8 @@ public final class HubModel {
             return;
         }
         try {
-            new HubFileDownload(repository + "'s " + name, sibling, log).into(target, repositoryFolder.resolve("blobs"),
-                    from -> get(resolveUri(commit, name), from, name));
+            new HubFileDownload(repository + "'s " + name, sibling, log, stallLimit)
+                    .into(target, repositoryFolder.resolve("blobs"), from -> get(resolveUri(commit, name), from, name));
         } catch (IOException e) {
             throw new CheckpointException("Could not download " + repository + "'s " + name + " from "
                     + settings.endpoint() + ": " + (e.getMessage() != null ? e.getMessage() : e)

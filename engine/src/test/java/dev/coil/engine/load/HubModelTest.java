@@ -57,6 +57,8 @@ class HubModelTest {
     private String corrupted;
     /** A file whose next transfer the server cuts off halfway (null: none). */
     private String cutOff;
+    /** Whether that transfer then stalls, its connection kept open and silent, rather than closing. */
+    private boolean stallsAfterHalf;
     /** Shard transfers in flight at once, now and at the most. */
     private final java.util.concurrent.atomic.AtomicInteger inFlight = new java.util.concurrent.atomic.AtomicInteger();
     private final java.util.concurrent.atomic.AtomicInteger mostInFlight = new java.util.concurrent.atomic.AtomicInteger();
@@ -257,6 +259,26 @@ class HubModelTest {
                 .isEqualTo("hf_new");
     }
 
+    /** A transfer that stalls, its connection open and silent, is given up and goes on at the next start. */
+    @Test
+    void aStalledDownloadIsGivenUpAndGoesOnLater() throws Exception {
+        String name = "model-00004-of-00007.safetensors";
+        cutOff = name;
+        stallsAfterHalf = true;
+        long started = System.nanoTime();
+        assertThatThrownBy(() -> HubModel.resolve(REPOSITORY, null, settings(null, false), log::add,
+                java.time.Duration.ofSeconds(1)))
+                .isInstanceOf(CheckpointException.class)
+                .hasMessageContaining("Could not download " + REPOSITORY + "'s " + name)
+                .hasMessageContaining("nothing came for 1 s");
+        assertThat((System.nanoTime() - started) / 1e9).as("seconds to give up").isLessThan(10);
+        Path part = cache.resolve("models--test-org--tiny-hybrid/blobs").resolve(sha256(files.get(name)) + ".incomplete");
+        assertThat(Files.size(part)).isPositive();
+
+        Path folder = resolve(null, false);
+        assertThat(Files.readAllBytes(folder.resolve(name))).isEqualTo(files.get(name));
+    }
+
     @Test
     void whatCannotBeHadIsSaidPlainly() {
         assertThatThrownBy(() -> HubModel.resolve("test-org/missing", null, settings(null, false), log::add))
@@ -302,8 +324,8 @@ class HubModelTest {
             String name = path.substring(resolve.length());
             if (name.equals(cutOff)) {
                 cutOff = null;
-                exchange.getResponseHeaders().add("Location", "http://localhost:" + cutOffStorage(files.get(name))
-                        + "/storage/" + name);
+                exchange.getResponseHeaders().add("Location", "http://localhost:"
+                        + cutOffStorage(files.get(name), stallsAfterHalf) + "/storage/" + name);
                 send(exchange, 302, new byte[0]);
             } else if (name.endsWith(".safetensors")) {
                 // The Hub's storage, on another host name: localhost instead of 127.0.0.1.
@@ -344,7 +366,7 @@ class HubModelTest {
      * A storage server for one request that promises {@code bytes} and closes the connection after
      * half of them, as a dropped connection ends a download; returns its port.
      */
-    private static int cutOffStorage(byte[] bytes) throws IOException {
+    private static int cutOffStorage(byte[] bytes, boolean stall) throws IOException {
         java.net.ServerSocket server = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress());
         Thread.ofVirtual().start(() -> {
             try (server; java.net.Socket socket = server.accept()) {
@@ -358,7 +380,10 @@ class HubModelTest {
                         .getBytes(StandardCharsets.US_ASCII));
                 out.write(bytes, 0, bytes.length / 2);
                 out.flush();
-            } catch (IOException ignored) {
+                if (stall) {
+                    Thread.sleep(15_000); // silent, the connection open, until the client gives up
+                }
+            } catch (IOException | InterruptedException ignored) {
                 // the test sees what the client got
             }
         });

@@ -70,6 +70,10 @@ final class HubFileDownload {
     void into(Path target, Path blobs, Source source) throws IOException {
         Files.createDirectories(blobs);
         String expected = lfsHash != null ? lfsHash : blobId;
+        if (expected != null && Files.isRegularFile(blobs.resolve(expected))) {
+            link(target, blobs.resolve(expected)); // another revision brought the same file
+            return;
+        }
         Path partial = expected != null ? blobs.resolve(expected + ".incomplete")
                 : Files.createTempFile(blobs, "download-", ".incomplete");
         // Kept while a transfer may go on from it: a cut connection or a refusal leaves it.
@@ -99,16 +103,22 @@ final class HubFileDownload {
             // The blob's name as huggingface_hub gives it: an LFS file's sha256, a small file's git hash.
             Path blob = blobs.resolve(expected != null ? expected : digests.sha256());
             Files.move(partial, blob, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-            Files.createDirectories(target.getParent());
-            try {
-                Files.createSymbolicLink(target, target.getParent().relativize(blob));
-            } catch (UnsupportedOperationException | FileSystemException noLinks) {
-                Files.copy(blob, target, StandardCopyOption.REPLACE_EXISTING);
-            }
+            link(target, blob);
         } finally {
             if (!keep) {
                 Files.deleteIfExists(partial);
             }
+        }
+    }
+
+    /** {@code target} made a relative link to {@code blob} (a copy where links cannot be made), replacing a dead one. */
+    private static void link(Path target, Path blob) throws IOException {
+        Files.createDirectories(target.getParent());
+        Files.deleteIfExists(target);
+        try {
+            Files.createSymbolicLink(target, target.getParent().relativize(blob));
+        } catch (UnsupportedOperationException | FileSystemException noLinks) {
+            Files.copy(blob, target, StandardCopyOption.REPLACE_EXISTING);
         }
     }
 

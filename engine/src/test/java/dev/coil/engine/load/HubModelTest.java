@@ -164,7 +164,7 @@ class HubModelTest {
     }
 
     @Test
-    void aSecondResolveDownloadsNothingAndTheCacheServesOfflineOrWithTheHubGone() {
+    void aSecondResolveDownloadsNothingAndTheCacheServesOfflineOrWithTheHubGone() throws Exception {
         Path folder = resolve(null, false);
         requests.clear();
         assertThat(resolve(null, false)).isEqualTo(folder);
@@ -174,6 +174,16 @@ class HubModelTest {
         requests.clear();
         assertThat(resolve(null, true)).isEqualTo(folder);
         assertThat(requests).isEmpty();
+
+        // A snapshot whose links are gone (another revision's, sharing the blobs) links them again.
+        Files.delete(folder.resolve("model-00002-of-00007.safetensors"));
+        Files.delete(folder.resolve("config.json"));
+        requests.clear();
+        assertThat(resolve(null, false)).isEqualTo(folder);
+        assertThat(requests).as("the blobs are there: nothing is downloaded")
+                .containsExactly("/api/models/" + REPOSITORY + "/revision/main");
+        assertThat(Files.readAllBytes(folder.resolve("model-00002-of-00007.safetensors")))
+                .isEqualTo(files.get("model-00002-of-00007.safetensors"));
 
         stop();
         assertThat(resolve(null, false)).isEqualTo(folder);

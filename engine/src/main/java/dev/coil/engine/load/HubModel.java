@@ -37,9 +37,10 @@ import java.util.regex.Pattern;
  * <p>Only what Coil reads is downloaded: config.json, generation_config.json, the tokenizer's files,
  * the chat template, and the safetensors weights as {@link Checkpoint} reads them (model.safetensors,
  * else the shards that model.safetensors.index.json lists), never other .safetensors files (a
- * consolidated copy), PyTorch .bin, GGUF or ONNX copies. Each file goes to a temporary blob, is checked against the size and hash the Hub lists for
- * it (an LFS file's sha256, a small file's git blob hash), and is then moved in, so an interrupted
- * download never leaves a file in a snapshot.
+ * consolidated copy), PyTorch .bin, GGUF or ONNX copies. The weights come four files at a time, each
+ * through {@link HubFileDownload}: checked against the size and hash the Hub lists for it before it is
+ * moved in, so an interrupted download never leaves a file in a snapshot, and gone on with from its
+ * part at the next start.
  *
  * <p>Online, the revision is asked of the Hub's API and the commit it names is used, downloading
  * only what its snapshot lacks; when the Hub cannot be reached, a complete snapshot of the revision

@@ -639,28 +639,34 @@ final class JsonSchemaCompiler {
     }
 
     private ValueRule reference(String ref, String path) {
-        if (!ref.startsWith("#")) {
-            throw invalid(path + "/$ref", "only references within the schema (starting with #) are supported, got "
-                    + quoted(ref));
-        }
+        JsonNode target = referenced(ref, path);
         String pointer = ref.substring(1);
         ValueRule.Reference reference = references.get(pointer);
         if (reference != null) {
             return reference;
         }
+        reference = new ValueRule.Reference(pointer);
+        references.put(pointer, reference);
+        reference.target = compile(target, ref);
+        return reference;
+    }
+
+    /** The schema {@code ref} (within the document, "#...") points to; refused where it points nowhere. */
+    private JsonNode referenced(String ref, String path) {
+        if (!ref.startsWith("#")) {
+            throw invalid(path + "/$ref", "only references within the schema (starting with #) are supported, got "
+                    + quoted(ref));
+        }
         JsonNode target;
         try {
-            target = document.at(JsonPointer.compile(pointer));
+            target = document.at(JsonPointer.compile(ref.substring(1)));
         } catch (IllegalArgumentException e) {
             throw invalid(path + "/$ref", quoted(ref) + " is not a JSON pointer");
         }
         if (target.isMissingNode()) {
             throw invalid(path + "/$ref", quoted(ref) + " points to nothing in the schema");
         }
-        reference = new ValueRule.Reference(pointer);
-        references.put(pointer, reference);
-        reference.target = compile(target, ref);
-        return reference;
+        return target;
     }
 
     /**
@@ -761,15 +767,7 @@ final class JsonSchemaCompiler {
         }
         if (part.isObject() && part.has("$ref") && allAnnotationsBut(part, "$ref")) {
             String ref = text(part.get("$ref"), path + "/$ref");
-            if (!ref.startsWith("#")) {
-                throw invalid(path + "/$ref", "only references within the schema (starting with #) are supported, got "
-                        + quoted(ref));
-            }
-            JsonNode target = document.at(JsonPointer.compile(ref.substring(1)));
-            if (target.isMissingNode()) {
-                throw invalid(path + "/$ref", quoted(ref) + " points to nothing in the schema");
-            }
-            flattenAllOf(target, ref, parts, depth + 1);
+            flattenAllOf(referenced(ref, path), ref, parts, depth + 1);
         } else if (part.isObject() && part.has("allOf")) {
             ObjectNode rest = ((ObjectNode) part).deepCopy();
             rest.remove("allOf");

@@ -25,6 +25,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.function.Consumer;
+import java.util.function.Predicate;
 import java.util.regex.Pattern;
 
 /**
@@ -213,7 +214,7 @@ public final class HubModel {
             throw new CheckpointException(repository + " has no " + ModelFolder.CONFIG + " on the Hub: it is not a "
                     + "transformers model folder.");
         }
-        List<String> weights = weightFiles(files.keySet(), snapshot);
+        List<String> weights = weightFiles(files::containsKey, snapshot);
         if (weights.isEmpty()) {
             throw new CheckpointException(repository + " has no " + Checkpoint.SINGLE_FILE + " or "
                     + Checkpoint.INDEX_FILE + " on the Hub, the weights Coil reads (its weight files: "
@@ -239,11 +240,11 @@ public final class HubModel {
      * The weight files to download, those {@link Checkpoint} reads: model.safetensors, else the shards
      * model.safetensors.index.json lists; none where the repository has neither.
      */
-    private static List<String> weightFiles(Set<String> files, Path snapshot) {
-        if (files.contains(Checkpoint.SINGLE_FILE)) {
+    private static List<String> weightFiles(Predicate<String> holds, Path snapshot) {
+        if (holds.test(Checkpoint.SINGLE_FILE)) {
             return List.of(Checkpoint.SINGLE_FILE);
         }
-        if (files.contains(Checkpoint.INDEX_FILE)) {
+        if (holds.test(Checkpoint.INDEX_FILE)) {
             return new ArrayList<>(indexShards(snapshot.resolve(Checkpoint.INDEX_FILE)));
         }
         return List.of();
@@ -286,10 +287,7 @@ public final class HubModel {
             return Optional.empty();
         }
         try {
-            List<String> weights = Files.isRegularFile(snapshot.resolve(Checkpoint.SINGLE_FILE))
-                    ? List.of(Checkpoint.SINGLE_FILE)
-                    : Files.isRegularFile(snapshot.resolve(Checkpoint.INDEX_FILE))
-                    ? new ArrayList<>(indexShards(snapshot.resolve(Checkpoint.INDEX_FILE))) : List.of();
+            List<String> weights = weightFiles(name -> Files.isRegularFile(snapshot.resolve(name)), snapshot);
             boolean complete = !weights.isEmpty()
                     && weights.stream().allMatch(name -> Files.isRegularFile(snapshot.resolve(name)));
             return complete ? Optional.of(snapshot) : Optional.empty();

@@ -103,11 +103,17 @@ public final class ModelOptions {
      * before it downloads them).
      */
     public Path configurationFolder() {
-        if (folder != null || hubModel() == null) {
-            return folder();
-        }
+        return folder != null || hubModel() == null ? folder() : fromHub(false);
+    }
+
+    /**
+     * The Hub model's folder in the cache, with its weights or only what precedes them; an error says
+     * too that no folder of that name is here.
+     */
+    private Path fromHub(boolean withWeights) {
         try {
-            return HubModel.resolveConfiguration(model, revision, hubSettings(), System.err::println);
+            return withWeights ? HubModel.resolve(model, revision, hubSettings(), System.err::println)
+                    : HubModel.resolveConfiguration(model, revision, hubSettings(), System.err::println);
         } catch (CheckpointException e) {
             throw new CheckpointException(e.getMessage() + " No folder " + model + " is here either.", e);
         }
@@ -126,11 +132,7 @@ public final class ModelOptions {
 
     private Path findFolder() {
         if (hubModel() != null) {
-            try {
-                return HubModel.resolve(model, revision, hubSettings(), System.err::println);
-            } catch (CheckpointException e) {
-                throw new CheckpointException(e.getMessage() + " No folder " + model + " is here either.", e);
-            }
+            return fromHub(true);
         }
         if (revision != null || downloadDirectory != null) {
             throw new IllegalArgumentException((revision != null ? "--revision" : "--download-dir")

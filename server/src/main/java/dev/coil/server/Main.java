@@ -106,13 +106,13 @@ public final class Main implements Runnable {
         CommandLine failed = exception.getCommandLine();
         PrintWriter err = failed.getErr();
         err.println("coil: " + exception.getMessage());
+        List<String> suggestions = List.of();
         if (exception instanceof UnmatchedArgumentException unmatched) {
             for (String argument : unmatched.getUnmatched()) {
                 VllmFlags.instead(argument).ifPresent(hint -> err.println("coil: " + hint));
             }
+            suggestions = unmatched.getSuggestions();
         }
-        List<String> suggestions = exception instanceof UnmatchedArgumentException unmatched
-                ? unmatched.getSuggestions() : List.of();
         String command = failed.getCommandSpec().qualifiedName();
         err.println((suggestions.isEmpty() ? "" : "Did you mean " + String.join(" or ", suggestions) + "? ")
                 + "Try '" + command + " --help' for the "

@@ -28,7 +28,7 @@ import java.util.concurrent.ConcurrentHashMap;
 public final class ServedModel implements AutoCloseable {
 
     private final Engine engine;
-    private final String name;
+    /** The model's id, then the other names it answers to. */
     private volatile List<String> names;
     private final ChatTemplate chatTemplate;
     private final SamplingDefaults samplingDefaults;
@@ -44,7 +44,6 @@ public final class ServedModel implements AutoCloseable {
     /** @param samplingDefaults the sampling values a request gets for the fields it leaves out */
     public ServedModel(Engine engine, String name, ChatTemplate chatTemplate, SamplingDefaults samplingDefaults) {
         this.engine = engine;
-        this.name = name;
         this.names = List.of(name);
         this.chatTemplate = chatTemplate;
         this.samplingDefaults = samplingDefaults;
@@ -163,7 +162,7 @@ public final class ServedModel implements AutoCloseable {
     }
 
     public String name() {
-        return name;
+        return names.getFirst();
     }
 
     /** The model's id and the other names it answers to, in that order (vLLM's several served names). */
@@ -176,7 +175,7 @@ public final class ServedModel implements AutoCloseable {
      * /v1/models and found by GET /v1/models/{name}; responses name the model by its id. Set before serving.
      */
     public void alsoAnswersTo(List<String> aliases) {
-        List<String> all = new java.util.ArrayList<>(List.of(name));
+        List<String> all = new java.util.ArrayList<>(List.of(name()));
         aliases.stream().filter(alias -> !all.contains(alias)).forEach(all::add);
         names = List.copyOf(all);
     }

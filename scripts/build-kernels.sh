@@ -4,11 +4,30 @@
 # Hopper-only instructions) plus compute_90 PTX that newer GPUs compile at load.
 #
 #   scripts/build-kernels.sh SOURCE_DIR OUTPUT_FATBIN
+#   scripts/build-kernels.sh --find-nvcc     prints the nvcc it would use; fails where there is none
 #
 # Run by Maven (engine, generate-resources). Without nvcc it says so in one line and succeeds: the
 # jar then runs on the CPU only. With nvcc, a compile error fails the build. COIL_KERNELS=skip (set by
 # ./coil on a machine with no NVIDIA GPU) leaves them out too, saying so.
 set -euo pipefail
+
+# nvcc: $NVCC, then PATH, CUDA_HOME, CUDA_PATH and /usr/local/cuda; nothing where none is there.
+find_nvcc() {
+    local candidate
+    for candidate in "${NVCC:-}" "$(command -v nvcc 2>/dev/null || true)" "${CUDA_HOME:+$CUDA_HOME/bin/nvcc}" \
+            "${CUDA_PATH:+$CUDA_PATH/bin/nvcc}" /usr/local/cuda/bin/nvcc; do
+        if [ -n "$candidate" ] && [ -x "$candidate" ]; then
+            echo "$candidate"
+            return
+        fi
+    done
+}
+if [ "${1:-}" = --find-nvcc ]; then
+    nvcc=$(find_nvcc)
+    [ -n "$nvcc" ] && echo "$nvcc"
+    exit
+fi
+
 sources=${1:?source folder}
 output=${2:?output fatbin}
 
@@ -17,14 +36,7 @@ if [ "${COIL_KERNELS:-}" = skip ]; then
     exit 0
 fi
 
-nvcc=""
-for candidate in "${NVCC:-}" "$(command -v nvcc 2>/dev/null || true)" "${CUDA_HOME:+$CUDA_HOME/bin/nvcc}" \
-        "${CUDA_PATH:+$CUDA_PATH/bin/nvcc}" /usr/local/cuda/bin/nvcc; do
-    if [ -n "$candidate" ] && [ -x "$candidate" ]; then
-        nvcc=$candidate
-        break
-    fi
-done
+nvcc=$(find_nvcc)
 if [ -z "$nvcc" ]; then
     echo "[coil] GPU kernels not built: nvcc not found (PATH, CUDA_HOME, /usr/local/cuda); the jar runs on the CPU only."
     exit 0

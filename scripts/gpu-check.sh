@@ -19,7 +19,7 @@ junit_version=6.1.3
 console="junit-platform-console-standalone-$junit_version.jar"
 
 cd "$repo"
-command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ] || [ -n "${CUDA_HOME:-}" ] \
+bash scripts/build-kernels.sh --find-nvcc >/dev/null \
     || { echo "gpu-check: nvcc is needed here to build the kernels" >&2; exit 1; }
 ./mvnw -q -B -pl engine package -DskipTests
 [ -f engine/target/classes/coil/cuda/coil.fatbin ] || { echo "gpu-check: the build made no fatbin" >&2; exit 1; }
@@ -54,7 +54,7 @@ cp engine/target/coil-engine-*.jar "$out/coil-engine.jar"
 # The GPU machines are Hopper: unless COIL_TRAVEL_ARCH=all, the travelling jar's fatbin holds sm_90a
 # alone (8 MB against 17 MB with sm_80 and PTX), so that what travels fits the device tool's 64 MiB.
 if [ "${COIL_TRAVEL_ARCH:-sm_90a}" != all ]; then
-    nvcc_bin=$(command -v nvcc 2>/dev/null || echo "${CUDA_HOME:-/usr/local/cuda}/bin/nvcc")
+    nvcc_bin=$(bash "$repo/scripts/build-kernels.sh" --find-nvcc)
     tmp=$(mktemp -d)
     mkdir -p "$tmp/coil/cuda"
     for kernel in engine/src/main/cuda/*.cu; do echo "#include \"$repo/$kernel\""; done > "$tmp/unit.cu"
